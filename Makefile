@@ -1,0 +1,41 @@
+# Every target creates .venv in the repository root and installs into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run test lint bench bench-load dashboards clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The main job: serve diagnoses (the bundled demo traces when no Jaeger is configured).
+run: $(STAMP)
+	$(BIN)/opdiag serve
+
+## Every test: system packages, lint, dashboards drift check, the pytest suite.
+test: $(STAMP)
+	bash scripts/ensure-system-deps.sh
+	$(BIN)/ruff check .
+	$(BIN)/opdiag dashboards generate --check
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+dashboards: $(STAMP)
+	$(BIN)/opdiag dashboards generate
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.diagnose_bench
+
+bench-load: $(STAMP)
+	$(BIN)/python -m bench.load_bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Pure analysis of one trace: tree, self time, critical path, error chain."""

@@ -1,0 +1,1 @@
+"""Flask app: REST for Infinity, the simpod protocol, pages, health."""

@@ -1,0 +1,137 @@
+"""Response models of the REST API that Grafana's Infinity datasource reads.
+
+These models are the single source of column names and types: the Flask routes build their
+rows with them, the OpenAPI document is generated from them, and the dashboards derive every
+Infinity / simpod column from them (``dashboards`` imports this module). Rows are flat: only
+str, int, float and bool fields; times are epoch milliseconds (``*_ms`` / ``time``).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OperationRow(Row):
+    """One operation (or one failed dispatch without an operation id) and its verdict."""
+
+    time: int = Field(description="Operation start, epoch ms")
+    operation_id: str = Field(description="operation.id, or the trace id when there is none")
+    trace_id: str = Field(description="First trace of the operation (32 hex)")
+    operation_type: str = Field(description="operation.type, or 'unknown'")
+    status: str = Field(description="Last known operation status")
+    verdict: str = Field(description="Verdict code")
+    summary: str = Field(description="One-line diagnosis")
+    duration_ms: float = Field(description="Operation duration so far, ms")
+    service: str = Field(description="Service of the root-cause span, or the main service")
+    root_cause: str = Field(description="'service: span' of the root cause, or ''")
+    bottleneck: str = Field(description="Bottleneck span name, or ''")
+    finished: bool = Field(description="A terminal transition was seen")
+    diagnosis_url: str = Field(description="opdiag HTML diagnosis page")
+    jaeger_url: str = Field(description="Jaeger UI deep link to the key span")
+
+
+class DiagnosisRow(Row):
+    """One operation's diagnosis as a single flat row (stat and text panels)."""
+
+    operation_id: str
+    trace_ids: str = Field(description="Comma-separated trace ids")
+    operation_type: str
+    status: str
+    verdict: str
+    summary: str
+    time: int = Field(description="Operation start, epoch ms")
+    duration_ms: float
+    baseline_ms: float = Field(description="Baseline for 'slow', 0 when none applies")
+    root_cause_span: str
+    root_cause_service: str
+    root_cause_span_id: str
+    root_cause_evidence: str = Field(description="key=value pairs that prove the root cause")
+    bottleneck_span: str
+    bottleneck_span_id: str
+    bottleneck_self_time_ms: float
+    bottleneck_share: float = Field(description="Share of the critical path, 0..1")
+    solution: str = Field(description="Solution as Markdown")
+    services: str = Field(description="Comma-separated services")
+    diagnosis_url: str
+    jaeger_url: str
+    explore_url: str
+
+
+class FlowRow(Row):
+    """One span of the execution flow."""
+
+    index: int
+    trace_id: str
+    span_id: str
+    parent_id: str
+    service: str
+    span_name: str
+    start_ms: float = Field(description="Offset from the operation start, ms")
+    duration_ms: float
+    self_time_ms: float
+    depth: int
+    critical: bool
+    error: bool
+    root_cause: bool
+    bottleneck: bool
+    jaeger_url: str
+
+
+class FindingRow(Row):
+    """One rule that fired."""
+
+    rule_id: str
+    severity: str
+    verdict: str
+    summary: str
+    trace_id: str
+    span_id: str
+    service: str
+    span_name: str
+    evidence: str = Field(description="key=value pairs")
+
+
+class SolutionRow(Row):
+    """One step or command of the solution."""
+
+    index: int
+    kind: str = Field(description="'step' or 'command'")
+    text: str
+    rule_id: str
+
+
+class VerdictCountRow(Row):
+    """Operations per verdict in one time bucket."""
+
+    time: int = Field(description="Bucket start, epoch ms")
+    verdict: str
+    count: int
+
+
+class VariableRow(Row):
+    """One value of a Grafana template variable."""
+
+    text: str
+    value: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a message a Grafana panel can show."""
+
+    error: str
+    field: str | None = None
+
+
+ROW_MODELS: dict[str, type[Row]] = {
+    "operations": OperationRow,
+    "diagnosis": DiagnosisRow,
+    "flow": FlowRow,
+    "findings": FindingRow,
+    "solution": SolutionRow,
+    "verdict_counts": VerdictCountRow,
+    "variables": VariableRow,
+}

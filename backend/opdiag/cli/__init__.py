@@ -1,0 +1,1 @@
+"""The `opdiag` command line."""

@@ -1,0 +1,1 @@
+"""Verdicts from analysed traces, driven by YAML rule packs."""

@@ -1,0 +1,157 @@
+"""What a diagnosis is: plain values that every renderer (JSON, Markdown, HTML, API rows,
+panels) reads. The engine builds them; nothing here does I/O.
+
+``Diagnosis.to_dict()`` is the JSON contract of SPEC.md ("The CLI contract"): its keys and
+types are stable; additions are allowed, renames are not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+VERDICTS: tuple[str, ...] = (
+    "healthy",
+    "failed",
+    "invalid_input",
+    "data_missing",
+    "service_unreachable",
+    "no_workers",
+    "no_capable_workers",
+    "workers_busy",
+    "stuck",
+    "slow",
+    "cancelled",
+    "not_found",
+)
+
+SEVERITIES: tuple[str, ...] = ("critical", "error", "warning", "info")
+
+# Operation status as KTRDR names it, plus "unknown" when no transition was seen.
+STATUSES: tuple[str, ...] = (
+    "pending",
+    "running",
+    "resuming",
+    "completed",
+    "failed",
+    "cancelled",
+    "unknown",
+)
+
+
+@dataclass(slots=True)
+class RootCause:
+    """The deepest span of the error chain (or the span that proves the verdict)."""
+
+    trace_id: str
+    span_id: str
+    service: str
+    span_name: str
+    evidence: dict[str, Any]
+    exception_type: str | None = None
+    exception_message: str | None = None
+
+
+@dataclass(slots=True)
+class Bottleneck:
+    """The span with the most self time on the critical path, transport noise ignored."""
+
+    trace_id: str
+    span_id: str
+    service: str
+    span_name: str
+    self_time_ms: float
+    share: float  # self time / critical-path length, 0..1
+    duration_ms: float
+
+
+@dataclass(slots=True)
+class Finding:
+    """One rule that fired, with the evidence it fired on."""
+
+    rule_id: str
+    severity: str
+    summary: str
+    verdict: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    service: str | None = None
+    span_name: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class FlowStep:
+    """One span of the execution flow, in start order."""
+
+    index: int
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    service: str
+    span_name: str
+    start_ms: float  # offset from the operation's start
+    duration_ms: float
+    self_time_ms: float
+    depth: int
+    critical: bool
+    error: bool
+    root_cause: bool = False
+    bottleneck: bool = False
+
+
+@dataclass(slots=True)
+class Solution:
+    """What to do about it: steps and commands from the rule pack, filled from evidence."""
+
+    title: str
+    steps: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    rule_id: str | None = None
+
+
+@dataclass(slots=True)
+class Links:
+    """Where to look next. ``jaeger`` deep-links the root-cause (or bottleneck) span."""
+
+    jaeger: str | None = None
+    grafana_explore: str | None = None
+    diagnosis_page: str | None = None
+    grafana_dashboard: str | None = None
+    traces: dict[str, str] = field(default_factory=dict)  # trace id -> Jaeger UI trace URL
+
+
+@dataclass(slots=True)
+class Diagnosis:
+    """The answer for one operation (or one trace when no operation id exists)."""
+
+    operation_id: str | None
+    trace_ids: list[str]
+    verdict: str
+    summary: str
+    operation_type: str | None = None
+    status: str = "unknown"
+    services: list[str] = field(default_factory=list)
+    started_at_ms: int | None = None  # epoch ms
+    ended_at_ms: int | None = None  # epoch ms of the last span end seen
+    duration_ms: float | None = None
+    finished: bool = False
+    root_cause: RootCause | None = None
+    bottleneck: Bottleneck | None = None
+    findings: list[Finding] = field(default_factory=list)
+    execution_flow: list[FlowStep] = field(default_factory=list)
+    execution_flow_truncated: int = 0  # spans left out of execution_flow (huge traces)
+    solution: Solution | None = None
+    links: Links = field(default_factory=Links)
+    baseline_ms: float | None = None  # what "slow" compared against, when it applies
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """The id a user (or a link) uses for this diagnosis."""
+        return self.operation_id or (self.trace_ids[0] if self.trace_ids else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["key"] = self.key
+        return out

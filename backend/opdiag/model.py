@@ -1,0 +1,305 @@
+"""The one normalised trace model every reader produces and every analysis consumes.
+
+Readers parse and validate at the boundary; after that everything works on these plain,
+slotted structures. Times are integer microseconds since the epoch, trace ids are 32 lower-case
+hex characters, span ids 16 (a duplicate id gets a ``_1``, ``_2`` … suffix, as Jaeger UI does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+INTERNAL = "internal"
+SERVER = "server"
+CLIENT = "client"
+PRODUCER = "producer"
+CONSUMER = "consumer"
+SPAN_KINDS = frozenset({INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER})
+
+CHILD_OF = "CHILD_OF"
+FOLLOWS_FROM = "FOLLOWS_FROM"
+
+STATUS_UNSET = "unset"
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+
+_FALSE_STRINGS = frozenset({"false", "0", "", "no", "off", "none", "null"})
+
+
+def normalise_trace_id(raw: str) -> str:
+    """Lower-case and left-pad to 32 hex so 16- and 32-char forms of one id compare equal."""
+    return raw.strip().lower().rjust(32, "0")
+
+
+def normalise_span_id(raw: str) -> str:
+    """Lower-case and left-pad to 16 hex (old Jaeger builds did not zero-pad)."""
+    return raw.strip().lower().rjust(16, "0")
+
+
+def truthy(value: Any) -> bool:
+    """Lenient truthiness for tag values: ``True``, ``"true"``, ``1`` — but not ``"false"``."""
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSE_STRINGS
+    return bool(value)
+
+
+@dataclass(slots=True, eq=False)
+class Event:
+    """A span event (OTLP) or log (legacy Jaeger); exceptions arrive as ``name == "exception"``."""
+
+    name: str
+    time_us: int
+    attributes: dict[str, Any]
+
+
+@dataclass(slots=True, eq=False)
+class Reference:
+    """A parent or link reference exactly as the source gave it (ids normalised)."""
+
+    ref_type: str
+    trace_id: str
+    span_id: str
+
+
+@dataclass(slots=True, eq=False)
+class Span:
+    """One span, normalised.
+
+    ``parent_id`` and ``error`` are filled by :func:`build_trace`; ``span_id`` is unique within
+    its trace (``original_span_id`` keeps the id the source sent).
+    """
+
+    trace_id: str
+    span_id: str
+    name: str
+    service: str
+    start_us: int
+    duration_us: int
+    kind: str = INTERNAL
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
+    status: str = STATUS_UNSET
+    status_message: str = ""
+    resource: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    parent_id: str | None = None
+    error: bool = False
+    original_span_id: str = ""
+
+    @property
+    def end_us(self) -> int:
+        return self.start_us + self.duration_us
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return self.attributes.get(key, default)
+
+    def exception_events(self) -> list[Event]:
+        return [e for e in self.events if e.name == "exception" or "exception.type" in e.attributes]
+
+
+def http_status(span: Span) -> int | None:
+    """HTTP status under the old and the new semantic conventions, as an int when it parses."""
+    for key in ("http.status_code", "http.response.status_code"):
+        value = span.attributes.get(key)
+        if value is None:
+            continue
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def is_error(span: Span) -> bool:
+    """SPEC's one error flag: status ERROR, a truthy ``error`` tag, 5xx on a server span,
+    or an exception event."""
+    if span.status == STATUS_ERROR:
+        return True
+    attrs = span.attributes
+    code = attrs.get("otel.status_code")
+    if isinstance(code, str) and code.upper() == "ERROR":
+        return True
+    if "error" in attrs and truthy(attrs["error"]):
+        return True
+    if span.kind == SERVER:
+        status = http_status(span)
+        if status is not None and status >= 500:
+            return True
+    return any(e.name == "exception" or "exception.type" in e.attributes for e in span.events)
+
+
+@dataclass(slots=True, eq=False)
+class Trace:
+    """All spans of one trace id, indexed once. Build it with :func:`build_trace`."""
+
+    trace_id: str
+    spans: list[Span]
+    by_id: dict[str, Span]
+    children: dict[str, list[Span]]
+    roots: list[Span]
+    sources: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def start_us(self) -> int:
+        return min((s.start_us for s in self.spans), default=0)
+
+    @property
+    def end_us(self) -> int:
+        return max((s.end_us for s in self.spans), default=0)
+
+    @property
+    def duration_us(self) -> int:
+        return self.end_us - self.start_us
+
+    def children_of(self, span: Span) -> list[Span]:
+        return self.children.get(span.span_id, [])
+
+    def parent_of(self, span: Span) -> Span | None:
+        return self.by_id.get(span.parent_id) if span.parent_id is not None else None
+
+    def services(self) -> list[str]:
+        return sorted({s.service for s in self.spans})
+
+    def walk(self) -> Iterator[tuple[Span, int]]:
+        """Depth-first, children in start order, iteratively (100k-span traces are fine)."""
+        stack: list[tuple[Span, int]] = [(r, 0) for r in reversed(self.roots)]
+        while stack:
+            span, depth = stack.pop()
+            yield span, depth
+            kids = self.children.get(span.span_id)
+            if kids:
+                stack.extend((c, depth + 1) for c in reversed(kids))
+
+
+def build_trace(
+    trace_id: str,
+    spans: Iterable[Span],
+    sources: Iterable[str] = (),
+    warnings: Iterable[str] = (),
+) -> Trace:
+    """Index spans into a tree with Jaeger UI's rules.
+
+    Duplicate span ids are kept apart (later ones renamed ``id_1``, ``id_2`` …); a span's parent
+    is its first reference whose span exists in this trace; spans without one are roots; roots
+    and children are sorted by start time. The error flag is computed here, once.
+    """
+    trace_id = normalise_trace_id(trace_id)
+    span_list = list(spans)
+    by_id: dict[str, Span] = {}
+    trace_warnings = list(warnings)
+    for span in span_list:
+        if not span.original_span_id:
+            span.original_span_id = span.span_id
+        sid = span.span_id
+        if sid in by_id:
+            n = 1
+            while f"{sid}_{n}" in by_id:
+                n += 1
+            span.span_id = f"{sid}_{n}"
+            span.warnings.append(f"duplicate span id {sid}; renamed {span.span_id}")
+        by_id[span.span_id] = span
+        span.trace_id = trace_id
+        span.error = is_error(span)
+
+    children: dict[str, list[Span]] = {}
+    roots: list[Span] = []
+    orphans = 0
+    for span in span_list:
+        parent_id = None
+        for ref in span.references:
+            if ref.span_id in by_id and ref.span_id != span.span_id:
+                parent_id = ref.span_id
+                break
+        span.parent_id = parent_id
+        if parent_id is None:
+            roots.append(span)
+            if span.references:
+                orphans += 1
+        else:
+            children.setdefault(parent_id, []).append(span)
+    _break_cycles(by_id, children, roots)
+    def start_key(s: Span) -> int:
+        return s.start_us
+
+    roots.sort(key=start_key)
+    for kids in children.values():
+        kids.sort(key=start_key)
+    if orphans:
+        trace_warnings.append(
+            f"{orphans} span(s) reference a parent that is not in the trace; "
+            "the trace may be incomplete"
+        )
+    return Trace(
+        trace_id=trace_id,
+        spans=span_list,
+        by_id=by_id,
+        children=children,
+        roots=roots,
+        sources=list(dict.fromkeys(sources)),
+        warnings=trace_warnings,
+    )
+
+
+def _break_cycles(by_id: dict[str, Span], children: dict[str, list[Span]], roots: list[Span]) -> None:
+    """Hostile input can make references loop; promote one span per cycle to a root."""
+    reachable: set[str] = set()
+    stack = [r.span_id for r in roots]
+    while stack:
+        sid = stack.pop()
+        if sid in reachable:
+            continue
+        reachable.add(sid)
+        stack.extend(c.span_id for c in children.get(sid, ()))
+    if len(reachable) == len(by_id):
+        return
+    for sid, span in by_id.items():
+        if sid in reachable:
+            continue
+        parent = span.parent_id
+        if parent is not None and parent in children:
+            children[parent] = [c for c in children[parent] if c.span_id != sid]
+        span.parent_id = None
+        span.warnings.append("reference cycle broken here; treated as a root")
+        roots.append(span)
+        stack = [sid]
+        while stack:
+            cur = stack.pop()
+            if cur in reachable:
+                continue
+            reachable.add(cur)
+            stack.extend(c.span_id for c in children.get(cur, ()))
+
+
+def merge_traces(traces: Iterable[Trace]) -> list[Trace]:
+    """Merge traces that share an id (several files or API pages can hold parts of one trace)."""
+    grouped: dict[str, list[Trace]] = {}
+    for trace in traces:
+        grouped.setdefault(trace.trace_id, []).append(trace)
+    merged: list[Trace] = []
+    for trace_id, parts in grouped.items():
+        if len(parts) == 1:
+            merged.append(parts[0])
+            continue
+        seen: set[tuple[str, str, int]] = set()
+        spans: list[Span] = []
+        for part in parts:
+            for span in part.spans:
+                key = (span.original_span_id or span.span_id, span.name, span.start_us)
+                if key in seen:
+                    continue
+                seen.add(key)
+                span.span_id = span.original_span_id or span.span_id
+                spans.append(span)
+        merged.append(
+            build_trace(
+                trace_id,
+                spans,
+                sources=[s for p in parts for s in p.sources],
+                warnings=[w for p in parts for w in p.warnings if "may be incomplete" not in w],
+            )
+        )
+    return merged

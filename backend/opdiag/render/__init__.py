@@ -1,0 +1,1 @@
+"""Renderers of a Diagnosis: JSON, Markdown, table rows."""

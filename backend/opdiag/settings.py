@@ -1,0 +1,201 @@
+"""One typed settings object for the CLI, the server and the dashboard generator.
+
+Precedence, lowest first: defaults here, an optional YAML file (``OPDIAG_CONFIG`` or
+``--config``), environment variables (``OPDIAG_*`` plus ``JAEGER_URL``), then explicit
+overrides (CLI flags, test mappings). Settings are passed in, never imported as a global.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from opdiag.errors import InputError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_demo_traces() -> Path:
+    """The committed demo corpus: ``OPDIAG_DEMO_TRACES`` or ``<repo>/demo/traces``."""
+    env = os.environ.get("OPDIAG_DEMO_TRACES")
+    return Path(env) if env else REPO_ROOT / "demo" / "traces"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DiagnosisSettings(_Section):
+    """Thresholds of the verdicts; each says when to change it."""
+
+    # No span ended for this long and no terminal transition: stuck. Raise it for operations
+    # with long silent phases (a single long training epoch emits no span until it ends).
+    stuck_after_s: float = 300.0
+    # Slow when the duration exceeds factor x the median of the same type's successful runs.
+    slow_factor: float = 2.0
+    # Fewer successful runs than this in the source: use the budget instead of a baseline.
+    min_baseline_runs: int = 2
+    # Budgets (seconds) per operation type when there is no baseline; default for others.
+    slow_budget_s: dict[str, float] = Field(
+        default_factory=lambda: {
+            "backtesting": 600.0,
+            "training": 3600.0,
+            "data_load": 900.0,
+        }
+    )
+    default_budget_s: float = 1800.0
+    # Spans whose name matches one of these are transport noise for the bottleneck.
+    noise_span_patterns: list[str] = Field(
+        default_factory=lambda: [
+            "* http send",
+            "* http receive",
+            "GET /health",
+            "GET /api/v1/health",
+            "GET /metrics*",
+            "GET /api/v1/operations/*",
+            "operations.list",
+        ]
+    )
+    # Execution flow is cut after this many spans (huge traces); the rest is counted.
+    max_flow_spans: int = 2000
+
+
+class JaegerSettings(_Section):
+    """How to talk to Jaeger and which services hold operations."""
+
+    url: str | None = None
+    service_patterns: list[str] = Field(
+        default_factory=lambda: [
+            "ktrdr-cli",
+            "ktrdr-api",
+            "ktrdr-backtest-worker-*",
+            "ktrdr-training-worker-*",
+            "ktrdr-ib-host-service",
+            "ktrdr-mcp-server",
+        ]
+    )
+    timeout_s: float = 10.0
+    connect_timeout_s: float = 3.0
+    retries: int = 2
+    backoff_s: float = 0.2
+    concurrency: int = 8
+    search_limit: int = 200
+    lookback_s: float = 6 * 3600.0
+    # memory|badger|cassandra match tag values exactly; elasticsearch|opensearch as regex.
+    storage: str = "memory"
+    api: str = "auto"  # auto | v3 | legacy
+
+
+class LinkSettings(_Section):
+    """Browser-visible base URLs used to build links (not the docker-internal ones)."""
+
+    grafana_url: str = "http://localhost:3000"
+    jaeger_ui_url: str = "http://localhost:16686"
+    opdiag_url: str = "http://localhost:8080"
+    jaeger_datasource_uid: str = "jaeger"
+    diagnosis_dashboard_uid: str = "opdiag-operation-diagnosis"
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    auth_token: str | None = None
+    max_request_bytes: int = 1_000_000
+    cache_size: int = 2048
+    threads: int = 16
+    max_rows: int = 1000
+
+
+class Settings(_Section):
+    """Everything configurable, in one object."""
+
+    trace_paths: list[Path] = Field(default_factory=list)
+    rule_packs: list[Path] = Field(default_factory=list)
+    use_demo: bool = False
+    diagnosis: DiagnosisSettings = Field(default_factory=DiagnosisSettings)
+    jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
+    links: LinkSettings = Field(default_factory=LinkSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+
+# Environment variable -> dotted settings path.
+ENV_VARS: dict[str, str] = {
+    "JAEGER_URL": "jaeger.url",
+    "OPDIAG_JAEGER_URL": "jaeger.url",
+    "OPDIAG_JAEGER_STORAGE": "jaeger.storage",
+    "OPDIAG_JAEGER_API": "jaeger.api",
+    "OPDIAG_SERVICE_PATTERNS": "jaeger.service_patterns",
+    "OPDIAG_TRACES": "trace_paths",
+    "OPDIAG_RULES": "rule_packs",
+    "OPDIAG_STUCK_AFTER_S": "diagnosis.stuck_after_s",
+    "OPDIAG_SLOW_FACTOR": "diagnosis.slow_factor",
+    "OPDIAG_GRAFANA_URL": "links.grafana_url",
+    "OPDIAG_JAEGER_UI_URL": "links.jaeger_ui_url",
+    "OPDIAG_PUBLIC_URL": "links.opdiag_url",
+    "OPDIAG_HOST": "server.host",
+    "OPDIAG_PORT": "server.port",
+    "OPDIAG_AUTH_TOKEN": "server.auth_token",
+    "OPDIAG_CACHE_SIZE": "server.cache_size",
+}
+_LIST_PATHS = {"jaeger.service_patterns", "trace_paths", "rule_packs"}
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings object; a bad file or value raises ``InputError`` naming it."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    path = config_file or env.get("OPDIAG_CONFIG")
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise InputError(f"cannot read settings file: {exc.strerror}", source=str(path)) from None
+        except yaml.YAMLError as exc:
+            raise InputError(f"settings file is not valid YAML: {exc}", source=str(path)) from None
+        if not isinstance(loaded, dict):
+            raise InputError("settings file must hold a mapping", source=str(path))
+        data = _deep_merge(data, loaded)
+    for var, dotted in ENV_VARS.items():
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        value: Any = raw
+        if dotted in _LIST_PATHS:
+            sep = os.pathsep if dotted in {"trace_paths", "rule_packs"} else ","
+            value = [p.strip() for p in raw.split(sep) if p.strip()]
+        _set_path(data, dotted, value)
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"invalid setting {where}: {first['msg']}", field=where) from None

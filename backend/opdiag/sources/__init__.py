@@ -1,0 +1,1 @@
+"""Trace sources: files and directories of exported traces, or a live Jaeger."""

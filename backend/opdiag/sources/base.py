@@ -1,0 +1,38 @@
+"""The trace-source seam: a directory of files and a live Jaeger look the same to the rest.
+
+Implementations: ``opdiag.sources.files.FileSource`` (files/directories, the demo corpus) and
+``opdiag.sources.jaeger.JaegerSource`` (httpx client, api_v3 then legacy).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from opdiag.model import Trace
+
+
+class TraceSource(Protocol):
+    """Where traces come from. Every method raises ``SourceUnavailableError`` (or its
+    ``SourceTimeoutError``) when the backend cannot answer, never a transport exception."""
+
+    def describe(self) -> str:
+        """Human-readable origin, e.g. ``jaeger http://jaeger:16686 (api_v3)`` or a path."""
+        ...
+
+    def check(self) -> None:
+        """Raise ``SourceUnavailableError`` unless the source can answer right now."""
+        ...
+
+    def traces_for(self, ident: str) -> list[Trace]:
+        """Every trace holding operation id ``ident`` (attribute ``operation.id``) or, when
+        ``ident`` looks like a trace id, that trace. Empty list when none."""
+        ...
+
+    def recent_traces(self, start_us: int, end_us: int, limit: int = 500) -> list[Trace]:
+        """Traces with at least one span starting in ``[start_us, end_us)`` that belong to
+        operations (noise such as health checks may be left out), newest first."""
+        ...
+
+    def all_services(self) -> list[str]:
+        """Service names the source knows."""
+        ...

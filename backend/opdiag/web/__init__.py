@@ -1,0 +1,1 @@
+"""HTML diagnosis page and its SVG waterfall."""
