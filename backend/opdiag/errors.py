@@ -21,7 +21,9 @@ class InputError(OpdiagError):
     exit_code = 2
     http_status = 400
 
-    def __init__(self, message: str, *, source: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, source: str | None = None, field: str | None = None
+    ) -> None:
         prefix = f"{source}: " if source else ""
         super().__init__(prefix + message)
         self.source = source

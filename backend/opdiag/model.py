@@ -222,6 +222,7 @@ def build_trace(
         else:
             children.setdefault(parent_id, []).append(span)
     _break_cycles(by_id, children, roots)
+
     def start_key(s: Span) -> int:
         return s.start_us
 
@@ -244,7 +245,9 @@ def build_trace(
     )
 
 
-def _break_cycles(by_id: dict[str, Span], children: dict[str, list[Span]], roots: list[Span]) -> None:
+def _break_cycles(
+    by_id: dict[str, Span], children: dict[str, list[Span]], roots: list[Span]
+) -> None:
     """Hostile input can make references loop; promote one span per cycle to a root."""
     reachable: set[str] = set()
     stack = [r.span_id for r in roots]

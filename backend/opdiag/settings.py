@@ -176,7 +176,9 @@ def load_settings(
         try:
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except OSError as exc:
-            raise InputError(f"cannot read settings file: {exc.strerror}", source=str(path)) from None
+            raise InputError(
+                f"cannot read settings file: {exc.strerror}", source=str(path)
+            ) from None
         except yaml.YAMLError as exc:
             raise InputError(f"settings file is not valid YAML: {exc}", source=str(path)) from None
         if not isinstance(loaded, dict):
