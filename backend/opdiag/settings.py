@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from opdiag_dashboards.config import DashboardSettings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opdiag.errors import InputError
@@ -121,6 +122,7 @@ class Settings(_Section):
     jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    dashboards: DashboardSettings = Field(default_factory=DashboardSettings)
 
 
 # Environment variable -> dotted settings path.

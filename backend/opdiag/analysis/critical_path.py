@@ -1,0 +1,490 @@
+"""The critical path of a trace, with Jaeger UI's rules, iteratively and in O(n log n).
+
+The critical path is the chain of work that decided when the trace ended: walking back from
+the end, at every moment exactly one span is "on the path". Jaeger UI
+(``components/TracePage/CriticalPath/``) computes it per root span in five steps, and so do we,
+one small function each:
+
+1. :func:`copy_subtree` — copy the root's subtree into minimal, private nodes (the input trace
+   is never touched);
+2. :func:`prune_non_blocking` — drop producer→consumer children (and their subtrees): a
+   consumer does not block its producer;
+3. :func:`sanitize_overflowing_children` — clip children to their parent, drop the ones
+   entirely outside it (with their descendants);
+4. :func:`last_finishing_child` — the child that finished last (before a limit);
+5. :func:`walk_back` — from the root's end, descend into the last-finishing child; when a
+   span has no (more) children, go back to its parent with the span's start as the new limit.
+
+Sections of every root are appended to one list, newest first within a root. A root whose
+computation fails is reported in ``CriticalPath.failed`` ("Root span <id>: <reason>") while the
+other roots still produce sections.
+
+Where we differ from Jaeger UI, on purpose:
+
+* **Back-to-back children are on the path.** Jaeger UI (and its Go port in jaeger#9173) only
+  picks a child that ends *strictly* before the limit, so with ``A[10,20]`` and ``B[20,30]``
+  under ``X[0,40]`` it gives ``X 30-40, B 20-30, X 0-20`` and A vanishes. We pick a child
+  that ends at or before the limit and *starts* before it (the start condition keeps
+  zero-length children from looping): ``X 30-40, B 20-30, A 10-20, X 0-10``.
+  ``strict_boundary=True`` reproduces Jaeger UI exactly.
+* **A limit of 0 is a limit.** Jaeger UI tests the limit for truthiness; we never do.
+* **No recursion, no quadratic scans.** The walk is a loop; each span's children are sorted
+  once by end and scanned with a cursor, since the limits a span sees only ever decrease.
+
+``reattach_async=True`` — opdiag's mode for systems whose children outlive their parents.
+KTRDR workers answer the dispatch call at once and keep working in background tasks, so the
+phase spans (``backtest.data_loading`` …) start after their parent server span has ended and
+Jaeger UI's rules drop them (and the real work) from the path. In this mode, after pruning and
+before sanitizing, a child that starts at/after its parent's end, or ends after it, is
+re-attached to the nearest ancestor whose interval still covers it (start at or before the
+child's, end at or after the child's; an ancestor's start counts as clipped to its own
+ancestors). When no ancestor covers it, it goes under a synthetic root ``"__trace__"`` that
+spans all blocking spans of the trace; every real root then becomes a child of that synthetic
+root and one path is computed for the whole trace. Time on ``"__trace__"`` means nobody was
+working (dispatch latency, queueing): it is reported by ``CriticalPath.idle_us`` and never
+shows up in ``time_by_span()`` / ``span_ids()`` unless asked, so it can never be a bottleneck.
+Walking back, a re-attached span hands over to the ancestor that was running when it started
+(its old parent when it forked before that one ended), so the work before the fork is not
+mistaken for idle time.
+``CriticalPath.reattached`` says which span moved where. When nothing needs re-attaching the
+result equals the plain mode's.
+
+::
+
+    default                                  reattach_async=True
+    api   |==|                               __trace__ |..........................|
+    worker  |=|        (phases dropped)        api   |==|
+              data_loading |=======|           worker  |=|
+                       compute     |====|               data_loading |=======|
+                                                                compute      |====|
+    path: api, worker (ends at 0.05 s)       path: api, worker, idle, data_loading, compute
+
+To find the covering ancestor fast, ancestors are searched with jump pointers (each node keeps
+one pointer to an ancestor at a skew-binary distance, built in O(1)), which works because in
+the re-attached tree ends only grow and clipped starts only shrink going up: the covering
+ancestors form an unbroken run from some ancestor to the top, found in O(log depth) steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from opdiag.model import CONSUMER, PRODUCER, Span, Trace
+
+SYNTHETIC_ROOT_ID = "__trace__"
+NO_NODE = -1
+
+
+class Section(NamedTuple):
+    """``span_id`` was on the critical path from ``start_us`` to ``end_us`` (epoch µs).
+
+    A named tuple: 100 000-span traces give as many sections, and tuples are cheap.
+    """
+
+    span_id: str
+    start_us: int
+    end_us: int
+
+    @property
+    def duration_us(self) -> int:
+        return self.end_us - self.start_us
+
+
+@dataclass(frozen=True, slots=True)
+class CriticalPath:
+    """Sections newest first (root by root), failures per root, and re-attachments."""
+
+    sections: list[Section]
+    failed: list[str] = field(default_factory=list)
+    reattached: dict[str, str] = field(default_factory=dict)
+
+    def time_by_span(self, *, include_idle: bool = False) -> dict[str, int]:
+        """µs each span spent on the path (the synthetic idle root only when asked)."""
+        out: dict[str, int] = {}
+        for s in self.sections:
+            if s.span_id == SYNTHETIC_ROOT_ID and not include_idle:
+                continue
+            out[s.span_id] = out.get(s.span_id, 0) + s.end_us - s.start_us
+        return out
+
+    def span_ids(self, *, include_idle: bool = False) -> set[str]:
+        return set(self.time_by_span(include_idle=include_idle))
+
+    @property
+    def length_us(self) -> int:
+        """Total length of the path, idle time included."""
+        return sum(s.end_us - s.start_us for s in self.sections)
+
+    @property
+    def idle_us(self) -> int:
+        """Time on the path during which no span was working (reattach mode only)."""
+        return sum(s.end_us - s.start_us for s in self.sections if s.span_id == SYNTHETIC_ROOT_ID)
+
+
+class Node:
+    """The minimal per-span copy the algorithm works on (Jaeger UI's ``CPSpan``)."""
+
+    __slots__ = ("back", "depth", "dropped", "eff_start", "end", "jump", "kind", "parent",
+                 "span_id", "start", "up")
+
+    def __init__(self, span_id: str, start: int, end: int, kind: str, parent: int) -> None:
+        self.span_id = span_id
+        self.start = start
+        self.end = end
+        self.kind = kind
+        self.parent = parent  # index into the node list, NO_NODE for a root
+        self.dropped = False
+        self.back = NO_NODE  # reattach mode: the ancestor the walk returns to (see walk_back)
+        # up, depth, jump, eff_start: set by reattach_outliving for every node it keeps
+
+    def __repr__(self) -> str:
+        return f"Node({self.span_id!r}, {self.start}, {self.end}, parent={self.parent})"
+
+
+def copy_subtree(trace: Trace, root: Span) -> list[Node]:
+    """Step 1: copy the root's subtree into private nodes, parents before children.
+
+    ::
+
+        Trace spans (shared, never mutated)      nodes (ours)
+        root ─┬─ a ── a1                         [0] root  parent -1
+              └─ b                               [1] a     parent 0
+                                                 [2] a1    parent 1
+                                                 [3] b     parent 0
+
+    Children keep the model's order (by start), so ties later resolve as in Jaeger UI.
+    """
+    nodes: list[Node] = []
+    children = trace.children
+    stack: list[tuple[Span, int]] = [(root, NO_NODE)]
+    while stack:
+        span, parent = stack.pop()
+        index = len(nodes)
+        nodes.append(Node(span.span_id, span.start_us, span.start_us + span.duration_us,
+                          span.kind, parent))
+        kids = children.get(span.span_id)
+        if kids:
+            stack.extend((kid, index) for kid in reversed(kids))
+    return nodes
+
+
+def prune_non_blocking(nodes: list[Node]) -> None:
+    """Step 2: drop every CONSUMER child of a PRODUCER parent, with its whole subtree.
+
+    ::
+
+        producer |=====|                 the producer does not wait for its consumer:
+        consumer     |.........|  ──►    consumer and everything under it is ignored
+          child       |...|
+
+    A FOLLOWS_FROM child without these kinds stays: it is blocking (Jaeger UI since 2026-01).
+    """
+    for node in nodes:
+        if node.parent == NO_NODE:
+            continue
+        parent = nodes[node.parent]
+        if parent.dropped or (parent.kind == PRODUCER and node.kind == CONSUMER):
+            node.dropped = True
+
+
+def _find_cover(nodes: list[Node], index: int, start: int, end: int) -> int:
+    """Nearest ancestor-or-self of ``index`` (search tree) covering ``[start, end]``.
+
+    Covering is monotone along the chain (ends grow, clipped starts shrink going up), so a
+    jump pointer that lands on a non-covering node may be taken: everything skipped is
+    non-covering too.
+    """
+    while index != NO_NODE:
+        node = nodes[index]
+        if node.end >= end and node.eff_start <= start:
+            return index
+        jump = node.jump
+        if jump != NO_NODE:
+            target = nodes[jump]
+            if target.end < end or target.eff_start > start:
+                index = jump
+                continue
+        index = node.up
+    return NO_NODE
+
+
+def _link_search_parent(nodes: list[Node], index: int, up: int) -> None:
+    """Set the search parent and the skew-binary jump pointer of a node in O(1)."""
+    node = nodes[index]
+    node.up = up
+    if up == NO_NODE:
+        node.depth, node.jump, node.eff_start = 0, NO_NODE, node.start
+        return
+    parent = nodes[up]
+    node.depth = parent.depth + 1
+    node.eff_start = max(node.start, parent.eff_start)
+    pj = parent.jump
+    if pj != NO_NODE and nodes[pj].jump != NO_NODE and (
+        parent.depth - nodes[pj].depth == nodes[pj].depth - nodes[nodes[pj].jump].depth
+    ):
+        node.jump = nodes[pj].jump
+    else:
+        node.jump = up
+
+
+def reattach_outliving(nodes: list[Node], synthetic: int = NO_NODE) -> dict[int, int]:
+    """Step 2b (reattach mode only): move children that outlive their parent up the tree.
+
+    ::
+
+        before                                after
+        api     |====|                        api     |====|
+        worker    |=|                         worker    |=|
+        phase          |=======|  ──►         __trace__ |.....................|
+                                                phase        |=======|
+
+        cli  |=================================|    cli  |==========================|
+        POST   |==|                           ──►    POST   |==|
+        phase        |=======|                       phase        |=======|  (under cli)
+
+    A child starting at/after its parent's end, or ending after it, goes to the nearest
+    ancestor covering it, else to ``synthetic`` (an index, or NO_NODE to leave it a root).
+    Its ``back`` is set to the nearest ancestor that was still running when it started (its
+    old parent, usually): the walk returns there, so the parent's work before the fork stays
+    on the path instead of turning into idle time. Returns {moved node index: new parent
+    index}. Nodes must be in parent-before-child order.
+    """
+    moved: dict[int, int] = {}
+    for index, node in enumerate(nodes):
+        if node.dropped or index == synthetic:
+            continue
+        parent_index = node.parent
+        if parent_index in (NO_NODE, synthetic):
+            _link_search_parent(nodes, index, NO_NODE)
+            continue
+        parent = nodes[parent_index]
+        if node.start >= parent.end or node.end > parent.end:
+            target = _find_cover(nodes, parent.up, node.start, node.end)
+            new_parent = target if target != NO_NODE else synthetic
+            running = _find_cover(nodes, parent_index, node.start - 1, node.start)
+            if running != NO_NODE and (
+                target == NO_NODE or nodes[running].depth > nodes[target].depth
+            ):
+                node.back = running
+            node.parent = new_parent
+            moved[index] = new_parent
+            _link_search_parent(nodes, index, target)
+        else:
+            _link_search_parent(nodes, index, parent_index)
+    return moved
+
+
+def sanitize_overflowing_children(nodes: list[Node]) -> None:
+    """Step 3: make every child fit inside its (already sanitized) parent.
+
+    Nodes are processed parents first, so a clipped parent clips its children in turn::
+
+        |----parent----|                      |----parent----|
+                          |--child--|  drop      |---child------|    clip the end
+        |--child--|  |----parent----|  drop   |---child---|          clip the start
+                                              |-------child---------|  clip both
+        (a dropped child takes its descendants with it)
+    """
+    for node in nodes:
+        if node.dropped or node.parent == NO_NODE:
+            continue
+        parent = nodes[node.parent]
+        if parent.dropped:
+            node.dropped = True
+            continue
+        p_start, p_end = parent.start, parent.end
+        if node.start >= p_start:
+            if node.start >= p_end:
+                node.dropped = True
+            elif node.end > p_end:
+                node.end = p_end
+        elif node.end <= p_start:
+            node.dropped = True
+        else:
+            node.start = p_start
+            node.end = min(node.end, p_end)
+
+
+_NO_KIDS: list[int] = []
+
+
+def _children_by_end(nodes: list[Node]) -> dict[int, list[int]]:
+    """Each node's surviving children, last-finishing first (ties: earlier start, then order)."""
+    kids: dict[int, list[int]] = {}
+    for index, node in enumerate(nodes):
+        if not node.dropped and node.parent != NO_NODE:
+            lst = kids.get(node.parent)
+            if lst is None:
+                kids[node.parent] = [index]
+            else:
+                lst.append(index)
+    for lst in kids.values():
+        if len(lst) > 1:
+            lst.sort(key=lambda i: (-nodes[i].end, nodes[i].start, i))
+    return kids
+
+
+def last_finishing_child(
+    nodes: list[Node],
+    kids: list[int],
+    cursor: list[int],
+    index: int,
+    limit: int | None,
+    *,
+    strict_boundary: bool = False,
+) -> int:
+    """Step 4: the child of ``index`` that finished last (before ``limit`` when given).
+
+    ::
+
+        |---------------span-----------------|
+           |--a--|   |--b--|   |--c--|              no limit: c
+                             ^ limit = c.start      limit:    a (b is still running)
+
+    ``kids`` is sorted by end, descending; ``cursor[index]`` only moves forward because the
+    limits one span sees only decrease — O(children) per span over the whole walk.
+    """
+    if not kids:
+        return NO_NODE
+    if limit is None:
+        return kids[0]
+    pos = cursor[index]
+    while pos < len(kids):
+        child = nodes[kids[pos]]
+        if strict_boundary:
+            if child.end < limit:
+                break
+        elif child.end <= limit and child.start < limit:
+            break
+        pos += 1
+    cursor[index] = pos
+    return kids[pos] if pos < len(kids) else NO_NODE
+
+
+def walk_back(nodes: list[Node], root: int = 0, *, strict_boundary: bool = False) -> list[Section]:
+    """Step 5: walk back in time from the root's end; newest section first.
+
+    ::
+
+        |-------------------X-------------------|
+            |----A----|
+                   |------C------|
+        X 60-101   C 20-60   X 1-20       (A ends after C starts: not on the path)
+
+    At a span: take its last-finishing child (ending before the limit); the span owns
+    ``[child.end, limit or end]`` and we descend into the child. Without such a child the
+    span owns ``[start, limit or end]`` and we return to its parent with ``limit = start``.
+    Zero-length sections are skipped. A loop, not recursion.
+
+    A re-attached span returns instead to ``back`` (the ancestor running when it started)
+    when that one still spans its start: the time is then cursor-contiguous and only ever
+    decreases, so every span's limits still only decrease.
+    """
+    kids = _children_by_end(nodes)
+    cursor = [0] * len(nodes)
+    out: list[Section] = []
+    index, limit = root, None
+    while True:
+        node = nodes[index]
+        end = node.end if limit is None else limit
+        child = last_finishing_child(
+            nodes, kids.get(index, _NO_KIDS), cursor, index, limit,
+            strict_boundary=strict_boundary,
+        )
+        if child != NO_NODE:
+            child_end = nodes[child].end
+            if child_end != end:
+                out.append(Section(node.span_id, child_end, end))
+            index, limit = child, None
+            continue
+        if node.start != end:
+            out.append(Section(node.span_id, node.start, end))
+        if node.parent == NO_NODE:
+            return out
+        index, limit = _return_to(nodes, node), node.start
+
+
+def _return_to(nodes: list[Node], node: Node) -> int:
+    back = node.back
+    if back != NO_NODE:
+        target = nodes[back]
+        if not target.dropped and target.start < node.start <= target.end:
+            return back
+    return node.parent
+
+
+def _rebase(nodes: list[Node], lo: int, hi: int) -> list[Node]:
+    """One root's slice of a forest, parent indexes made local."""
+    part = nodes[lo:hi]
+    for node in part:
+        node.parent = node.parent - lo if node.parent >= lo else NO_NODE
+        node.back = node.back - lo if node.back >= lo else NO_NODE
+    return part
+
+
+def _one_root(nodes: list[Node], strict_boundary: bool) -> list[Section]:
+    sanitize_overflowing_children(nodes)
+    return walk_back(nodes, 0, strict_boundary=strict_boundary)
+
+
+def critical_path(
+    trace: Trace, *, reattach_async: bool = False, strict_boundary: bool = False
+) -> CriticalPath:
+    """The critical path of ``trace`` (see the module docstring for the two modes)."""
+    if reattach_async:
+        return _critical_path_reattached(trace, strict_boundary)
+    sections: list[Section] = []
+    failed: list[str] = []
+    for root in trace.roots:
+        try:
+            nodes = copy_subtree(trace, root)
+            prune_non_blocking(nodes)
+            sections.extend(_one_root(nodes, strict_boundary))
+        except Exception as exc:  # a bad root is reported, the others still count
+            failed.append(f"Root span {root.span_id}: {exc!r}")
+    return CriticalPath(sections, failed)
+
+
+def _critical_path_reattached(trace: Trace, strict_boundary: bool) -> CriticalPath:
+    failed: list[str] = []
+    forest: list[Node] = [Node(SYNTHETIC_ROOT_ID, 0, 0, "", NO_NODE)]
+    ranges: list[tuple[int, int]] = []
+    for root in trace.roots:
+        try:
+            nodes = copy_subtree(trace, root)
+            prune_non_blocking(nodes)
+        except Exception as exc:
+            failed.append(f"Root span {root.span_id}: {exc!r}")
+            continue
+        offset = len(forest)
+        for node in nodes:
+            if node.parent != NO_NODE:
+                node.parent += offset
+        forest.extend(nodes)
+        ranges.append((offset, len(forest)))
+    try:
+        moved = reattach_outliving(forest, synthetic=0)
+    except Exception as exc:
+        failed.append(f"Root span {SYNTHETIC_ROOT_ID}: {exc!r}")
+        return CriticalPath([], failed)
+    reattached = {forest[i].span_id: forest[p].span_id for i, p in moved.items()}
+    if 0 not in moved.values():
+        sections: list[Section] = []
+        for lo, hi in ranges:
+            try:
+                sections.extend(_one_root(_rebase(forest, lo, hi), strict_boundary))
+            except Exception as exc:
+                failed.append(f"Root span {forest[lo].span_id}: {exc!r}")
+        return CriticalPath(sections, failed, reattached)
+    try:
+        live = [n for n in forest[1:] if not n.dropped]
+        synthetic = forest[0]
+        synthetic.start = min(n.start for n in live)
+        synthetic.end = max(n.end for n in live)
+        for lo, _ in ranges:
+            forest[lo].parent = 0
+        return CriticalPath(_one_root(forest, strict_boundary), failed, reattached)
+    except Exception as exc:
+        failed.append(f"Root span {SYNTHETIC_ROOT_ID}: {exc!r}")
+        return CriticalPath([], failed, reattached)

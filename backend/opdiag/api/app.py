@@ -1,0 +1,81 @@
+"""The Flask app factory (flaskr's pattern): settings in, an app out, no module-level app.
+
+The trace source and the diagnosis service are built here (or injected by tests) and kept on
+``app.extensions``; blueprints: ``rest`` (Infinity), ``simpod``, ``pages``, ``health``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from opdiag.api import health, rest, simpod
+from opdiag.api.auth import init_auth
+from opdiag.api.errors import register_error_handlers
+from opdiag.api.metrics import AppMetrics, cache_stats_of
+from opdiag.api.state import EXTENSION as STATE_EXTENSION
+from opdiag.api.state import AppState, install_state
+from opdiag.settings import Settings, load_settings
+from opdiag.sources.base import TraceSource
+from opdiag.web import pages
+
+
+def needs_demo(settings: Settings) -> bool:
+    """No traces and no Jaeger configured: serve the bundled demo corpus."""
+    return not settings.trace_paths and not settings.jaeger.url
+
+
+def build_source(settings: Settings, metrics: AppMetrics) -> TraceSource:
+    """The configured source; a live Jaeger reports each call's latency to our metrics."""
+    if not settings.trace_paths and settings.jaeger.url:
+        from opdiag.sources.jaeger import JaegerSource
+
+        return JaegerSource(settings.jaeger, observer=metrics.observe_jaeger)
+    from opdiag.sources.factory import make_source
+
+    return make_source(settings)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    source: TraceSource | None = None,
+    service: Any | None = None,
+) -> Flask:
+    """Build the app. ``service`` wins over ``source``, which wins over the settings."""
+    if settings is None:
+        settings = load_settings()
+    if source is None and service is None and needs_demo(settings) and not settings.use_demo:
+        settings = settings.model_copy(update={"use_demo": True})
+
+    app = Flask("opdiag")
+    app.config.from_mapping(MAX_CONTENT_LENGTH=settings.server.max_request_bytes)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+
+    metrics = AppMetrics(lambda: cache_stats_of(current_service(app)))
+    if service is None:
+        if source is None:
+            source = build_source(settings, metrics)
+        from opdiag.service import DiagnosisService
+
+        service = DiagnosisService(source, settings)
+    elif source is None:
+        source = getattr(service, "source", None)
+    install_state(app, AppState(settings=settings, source=source, service=service))
+
+    metrics.init_app(app)
+    init_auth(app, settings.server.auth_token)
+    register_error_handlers(app)
+    app.register_blueprint(rest.bp)
+    app.register_blueprint(simpod.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(health.bp)
+    return app
+
+
+def current_service(app: Flask) -> Any:
+    """The app's diagnosis service (for collectors that run outside a request)."""
+    state: AppState = app.extensions[STATE_EXTENSION]
+    return state.service

@@ -1,0 +1,183 @@
+"""OpenAPI 3.1 of the REST API, generated from the pydantic row models so the document, the
+responses and the dashboards' columns share one definition."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+import opdiag
+from opdiag.api.schemas import (
+    DiagnosisRow,
+    ErrorBody,
+    FindingRow,
+    FlowRow,
+    OperationRow,
+    SolutionRow,
+    VariableRow,
+    VerdictCountRow,
+)
+
+_MODELS = (
+    OperationRow,
+    DiagnosisRow,
+    FlowRow,
+    FindingRow,
+    SolutionRow,
+    VerdictCountRow,
+    VariableRow,
+    ErrorBody,
+)
+_REF = "#/components/schemas/{model}"
+
+
+def _param(
+    name: str,
+    description: str,
+    *,
+    where: str = "query",
+    required: bool = False,
+    schema: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": required or where == "path",
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+_TIME = "epoch ms, RFC 3339 or Grafana relative time (now-6h)"
+_MULTI = "comma-separated values; All, $__all or empty = no filter"
+RANGE_PARAMS = [
+    _param("from", f"Range start: {_TIME}; default now minus the lookback"),
+    _param("to", f"Range end: {_TIME}; default now"),
+]
+FILTER_PARAMS = [
+    _param("type", f"Operation types: {_MULTI}"),
+    _param("verdict", f"Verdicts: {_MULTI}"),
+    _param("service", f"Services: {_MULTI}"),
+]
+ID_PARAM = _param("ident", "Operation id (operation.id) or trace id", where="path")
+NOW_PARAM = _param("now", f"Clock for the 'stuck' verdict: {_TIME}")
+
+ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
+    (
+        "/api/v1/operations",
+        OperationRow,
+        [
+            *RANGE_PARAMS,
+            *FILTER_PARAMS,
+            _param("limit", "Maximum rows (capped by server.max_rows)", schema={"type": "integer"}),
+        ],
+        "Recent operations with their verdicts, newest first",
+    ),
+    (
+        "/api/v1/operations/{ident}",
+        DiagnosisRow,
+        [ID_PARAM, NOW_PARAM],
+        "One operation's diagnosis as one row",
+    ),
+    (
+        "/api/v1/operations/{ident}/flow",
+        FlowRow,
+        [ID_PARAM, NOW_PARAM],
+        "The execution flow, spans in start order",
+    ),
+    (
+        "/api/v1/operations/{ident}/findings",
+        FindingRow,
+        [ID_PARAM, NOW_PARAM],
+        "Every rule that fired",
+    ),
+    (
+        "/api/v1/operations/{ident}/solution",
+        SolutionRow,
+        [ID_PARAM, NOW_PARAM],
+        "Solution steps and commands",
+    ),
+    (
+        "/api/v1/verdict-counts",
+        VerdictCountRow,
+        [*RANGE_PARAMS, *FILTER_PARAMS, _param("interval", "Bucket width: 5m, 1h or ms")],
+        "Operations per verdict per time bucket",
+    ),
+    (
+        "/api/v1/variables/{name}",
+        VariableRow,
+        [
+            _param(
+                "name",
+                "Variable",
+                where="path",
+                schema={
+                    "type": "string",
+                    "enum": ["operation_types", "verdicts", "services", "operation_ids"],
+                },
+            ),
+            *RANGE_PARAMS,
+        ],
+        "Values of a Grafana template variable",
+    ),
+]
+
+_ERRORS = {
+    "400": "Bad parameter; 'field' names it",
+    "401": "Missing or invalid bearer token (when auth is on)",
+    "404": "Unknown operation or trace id",
+    "502": "Trace source (Jaeger) unreachable",
+    "504": "Trace source (Jaeger) too slow",
+}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The whole document; built once per process (the models do not change at run time)."""
+    _, defs = models_json_schema([(model, "serialization") for model in _MODELS], ref_template=_REF)
+    error_ref = {"$ref": _REF.format(model="ErrorBody")}
+    paths: dict[str, Any] = {}
+    for path, model, params, summary in ROUTES:
+        responses: dict[str, Any] = {
+            "200": {
+                "description": f"Array of {model.__name__}",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "array",
+                            "items": {"$ref": _REF.format(model=model.__name__)},
+                        }
+                    }
+                },
+            }
+        }
+        for status, text in _ERRORS.items():
+            responses[status] = {
+                "description": text,
+                "content": {"application/json": {"schema": error_ref}},
+            }
+        operation_id = path.removeprefix("/api/v1/").replace("/", "_").replace("{", "")
+        paths[path] = {
+            "get": {
+                "operationId": operation_id.replace("}", "").replace("-", "_"),
+                "summary": summary,
+                "parameters": params,
+                "responses": responses,
+            }
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "opdiag REST API",
+            "version": opdiag.__version__,
+            "description": "Operation diagnoses for Grafana's Infinity datasource. "
+            "Times are epoch milliseconds.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": defs["$defs"],
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,110 @@
+"""Parsing of the query parameters Grafana sends: time ranges, multi-value filters, limits.
+
+Grafana interpolates ``${__from}``/``${__to}`` as epoch milliseconds, its raw range as
+``now-6h``, and Infinity/simpod users type RFC 3339. Multi-value variables arrive
+comma-separated (``${var:csv}``) or as lists (simpod scopedVars); ``All``/``$__all``/empty mean
+"no filter". Every failure is an ``InputError`` naming the field, so the client gets a 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from opdiag import timeutil
+from opdiag.errors import InputError
+
+ALL_VALUES = frozenset({"", "all", "$__all", "*", "__all"})
+MAX_TEXT = 512
+_MAX_TIME_TEXT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A closed-open range in epoch microseconds, as the service wants it."""
+
+    start_us: int
+    end_us: int
+
+
+def parse_time_us(raw: Any, field: str, now_us: int) -> int:
+    """One point in time from epoch ms, RFC 3339 or Grafana's ``now-6h`` → epoch µs."""
+    if isinstance(raw, bool) or raw is None:
+        raise InputError(f"{field}: expected a time", field=field)
+    text = str(raw)
+    if len(text) > _MAX_TIME_TEXT:
+        raise InputError(f"{field}: time value too long", field=field)
+    return timeutil.parse_http_time(text, name=field, now_us=now_us)
+
+
+def parse_range(raw_from: Any, raw_to: Any, now_us: int, default_span_us: int) -> TimeRange:
+    """``from``/``to`` with defaults (the last ``default_span_us`` up to now); from < to."""
+    end_us = now_us if raw_to in (None, "") else parse_time_us(raw_to, "to", now_us)
+    if raw_from in (None, ""):
+        start_us = end_us - default_span_us
+    else:
+        start_us = parse_time_us(raw_from, "from", now_us)
+    if start_us >= end_us:
+        raise InputError("from: must be before 'to'", field="from")
+    return TimeRange(start_us=start_us, end_us=end_us)
+
+
+def parse_interval_us(raw: Any, field: str = "interval") -> int:
+    """A bucket width: ``5m``, ``30s`` or plain milliseconds; at least one second."""
+    if isinstance(raw, bool) or raw is None or len(str(raw)) > _MAX_TIME_TEXT:
+        raise InputError(f"{field}: expected an interval such as 5m or 60000", field=field)
+    value = timeutil.parse_duration_us(str(raw), name=field)
+    if value < timeutil.US_PER_S:
+        raise InputError(f"{field}: must be at least 1s", field=field)
+    return value
+
+
+def parse_limit(raw: Any, maximum: int, field: str = "limit") -> int:
+    """A positive row count, capped at ``maximum`` (settings.server.max_rows)."""
+    if raw in (None, ""):
+        return maximum
+    if isinstance(raw, bool):
+        raise InputError(f"{field}: expected a positive integer", field=field)
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise InputError(f"{field}: expected a positive integer", field=field) from None
+    if value < 1:
+        raise InputError(f"{field}: expected a positive integer", field=field)
+    return min(value, maximum)
+
+
+def parse_multi(raw: Any, field: str) -> list[str] | None:
+    """Filter values: comma-separated text or a list; ``None`` means no filter at all."""
+    if raw is None:
+        return None
+    items: Iterable[Any]
+    if isinstance(raw, list | tuple):
+        items = raw
+    elif isinstance(raw, str):
+        text = raw.strip()
+        # Grafana's regex format of a multi-value variable: (a|b)
+        if text.startswith("(") and text.endswith(")") and "|" in text:
+            text = text[1:-1].replace("|", ",")
+        items = text.split(",")
+    else:
+        items = [raw]
+    values: list[str] = []
+    for item in items:
+        value = str(item).strip().strip("{}").strip()
+        if len(value) > MAX_TEXT:
+            raise InputError(f"{field}: value longer than {MAX_TEXT} characters", field=field)
+        if value.lower() in ALL_VALUES:
+            return None
+        if value not in values:
+            values.append(value)
+    return values or None
+
+
+def parse_ident(raw: str, field: str = "id") -> str:
+    """An operation or trace id from a URL: bounded, printable, no control characters."""
+    ident = raw.strip()
+    if not ident or len(ident) > MAX_TEXT or not ident.isprintable():
+        raise InputError(f"{field}: expected an operation id or trace id", field=field)
+    return ident

@@ -1,0 +1,114 @@
+"""The query functions behind both Grafana protocols: each returns validated row models.
+
+REST (Infinity) and simpod only parse their own request shapes and then call these, so the
+two protocols cannot disagree about a column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opdiag import timeutil
+from opdiag.api.params import TimeRange
+from opdiag.api.schemas import (
+    DiagnosisRow,
+    FindingRow,
+    FlowRow,
+    OperationRow,
+    Row,
+    SolutionRow,
+    VariableRow,
+    VerdictCountRow,
+)
+from opdiag.errors import InputError
+from opdiag.render import rows as render_rows
+from opdiag.service import VARIABLE_NAMES
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Multi-value filters; ``None`` means no filter."""
+
+    operation_types: list[str] | None = None
+    verdicts: list[str] | None = None
+    services: list[str] | None = None
+
+    def as_kwargs(self) -> dict[str, list[str] | None]:
+        return {
+            "operation_types": self.operation_types,
+            "verdicts": self.verdicts,
+            "services": self.services,
+        }
+
+
+def now_us() -> int:
+    """The wall clock, read only at the HTTP edge."""
+    return timeutil.wall_clock_us()
+
+
+def operations(service: Any, span: TimeRange, filters: Filters, limit: int) -> list[OperationRow]:
+    """Recent operations with their verdicts, newest first."""
+    diagnoses = service.operations(span.start_us, span.end_us, limit=limit, **filters.as_kwargs())
+    return [render_rows.operation_row(d) for d in diagnoses[:limit]]
+
+
+def _one(service: Any, ident: str, now_us: int | None) -> Any:
+    return service.diagnose(ident, now_us=now_us)
+
+
+def diagnosis(service: Any, ident: str, now_us: int | None = None) -> list[DiagnosisRow]:
+    """One operation's diagnosis as a single row (a list, so every route answers rows)."""
+    return [render_rows.diagnosis_row(_one(service, ident, now_us))]
+
+
+def flow(service: Any, ident: str, now_us: int | None = None) -> list[FlowRow]:
+    return list(render_rows.flow_rows(_one(service, ident, now_us)))
+
+
+def findings(service: Any, ident: str, now_us: int | None = None) -> list[FindingRow]:
+    return list(render_rows.finding_rows(_one(service, ident, now_us)))
+
+
+def solution(service: Any, ident: str, now_us: int | None = None) -> list[SolutionRow]:
+    return list(render_rows.solution_rows(_one(service, ident, now_us)))
+
+
+def verdict_counts(
+    service: Any, span: TimeRange, interval_us: int, filters: Filters
+) -> list[VerdictCountRow]:
+    """Operations per verdict per bucket; the service aligns the buckets."""
+    return list(
+        service.verdict_counts(span.start_us, span.end_us, interval_us, **filters.as_kwargs())
+    )
+
+
+def variable(service: Any, name: str, span: TimeRange) -> list[VariableRow]:
+    """Values of one template variable in the range (the name is checked before any I/O)."""
+    if name not in VARIABLE_NAMES:
+        raise InputError(
+            f"unknown variable; expected one of {', '.join(VARIABLE_NAMES)}", field="name"
+        )
+    return list(service.variable_values(name, span.start_us, span.end_us))
+
+
+# Kinds of per-operation rows, by their simpod target / REST suffix.
+PER_OPERATION: dict[str, Callable[..., list[Row]]] = {
+    "diagnosis": diagnosis,
+    "flow": flow,
+    "findings": findings,
+    "solution": solution,
+}
+
+MAX_BUCKETS = 1000
+
+
+def default_interval_us(span: TimeRange) -> int:
+    """About 100 buckets, never under a minute."""
+    return max(60_000_000, (span.end_us - span.start_us) // 100)
+
+
+def bounded_interval_us(span: TimeRange, interval_us: int) -> int:
+    """Widen the bucket so a range never yields more than ``MAX_BUCKETS`` buckets."""
+    return max(interval_us, -(-(span.end_us - span.start_us) // MAX_BUCKETS))

@@ -1,0 +1,113 @@
+"""REST for Grafana's Infinity datasource: GET routes answering JSON arrays of flat rows
+(``opdiag.api.schemas``), exactly the table of docs/architecture.md."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flask import Blueprint, Response, jsonify, request
+
+from opdiag.api import queries
+from opdiag.api.openapi import openapi_document
+from opdiag.api.params import (
+    TimeRange,
+    parse_ident,
+    parse_interval_us,
+    parse_limit,
+    parse_multi,
+    parse_range,
+    parse_time_us,
+)
+from opdiag.api.schemas import Row
+from opdiag.api.state import current_state
+
+bp = Blueprint("rest", __name__, url_prefix="/api/v1")
+
+
+def rows_response(rows: Sequence[Row]) -> Response:
+    """Rows as a JSON array; field names and types come from the models alone."""
+    response = jsonify([row.model_dump(mode="json") for row in rows])
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def default_span_us() -> int:
+    """Without ``from``, look back as far as the trace source is asked to."""
+    return int(current_state().settings.jaeger.lookback_s * 1_000_000)
+
+
+def _range(now: int) -> TimeRange:
+    return parse_range(request.args.get("from"), request.args.get("to"), now, default_span_us())
+
+
+def _filters() -> queries.Filters:
+    return queries.Filters(
+        operation_types=parse_multi(request.args.get("type"), "type"),
+        verdicts=parse_multi(request.args.get("verdict"), "verdict"),
+        services=parse_multi(request.args.get("service"), "service"),
+    )
+
+
+def _now_us() -> int | None:
+    raw = request.args.get("now")
+    if raw in (None, ""):
+        return None
+    return parse_time_us(raw, "now", queries.now_us())
+
+
+@bp.get("/operations")
+def operations() -> Response:
+    state = current_state()
+    span = _range(queries.now_us())
+    limit = parse_limit(request.args.get("limit"), state.settings.server.max_rows)
+    return rows_response(queries.operations(state.service, span, _filters(), limit))
+
+
+def _per_operation(kind: str, ident: str) -> Response:
+    state = current_state()
+    query = queries.PER_OPERATION[kind]
+    return rows_response(query(state.service, parse_ident(ident), _now_us()))
+
+
+@bp.get("/operations/<ident>")
+def diagnosis(ident: str) -> Response:
+    return _per_operation("diagnosis", ident)
+
+
+@bp.get("/operations/<ident>/flow")
+def flow(ident: str) -> Response:
+    return _per_operation("flow", ident)
+
+
+@bp.get("/operations/<ident>/findings")
+def findings(ident: str) -> Response:
+    return _per_operation("findings", ident)
+
+
+@bp.get("/operations/<ident>/solution")
+def solution(ident: str) -> Response:
+    return _per_operation("solution", ident)
+
+
+@bp.get("/verdict-counts")
+def verdict_counts() -> Response:
+    state = current_state()
+    span = _range(queries.now_us())
+    raw_interval = request.args.get("interval")
+    if raw_interval in (None, ""):
+        interval_us = queries.default_interval_us(span)
+    else:
+        interval_us = queries.bounded_interval_us(span, parse_interval_us(raw_interval))
+    return rows_response(queries.verdict_counts(state.service, span, interval_us, _filters()))
+
+
+@bp.get("/variables/<name>")
+def variables(name: str) -> Response:
+    state = current_state()
+    span = _range(queries.now_us())
+    return rows_response(queries.variable(state.service, name, span))
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())

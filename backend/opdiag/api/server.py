@@ -1,0 +1,141 @@
+"""``opdiag serve``: the app on waitress (a production WSGI server, not Flask's dev server),
+bound to loopback by default, with a clean stop on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any, TextIO
+
+from waitress import wasyncore
+from waitress.server import create_server
+
+from opdiag.api.app import create_app, needs_demo
+from opdiag.api.state import EXTENSION as STATE_EXTENSION
+from opdiag.api.state import AppState
+from opdiag.errors import OpdiagError
+from opdiag.settings import Settings, default_demo_traces
+
+log = logging.getLogger("opdiag.server")
+EXAMPLE_LIMIT = 1
+
+
+def _example_id(state: AppState, window: tuple[int, int]) -> str | None:
+    """An operation to show in the printed example URL (the newest one), if any."""
+    try:
+        found = state.service.operations(window[0], window[1], limit=EXAMPLE_LIMIT)
+    except OpdiagError as exc:
+        log.warning("could not list operations at start: %s", exc.message)
+        return None
+    return found[0].key if found else None
+
+
+def _banner(base: str, state: AppState, example: str | None) -> str:
+    from urllib.parse import quote
+
+    lines = [
+        f"opdiag serving traces from {state.source.describe()}",
+        f"  operations      {base}/",
+    ]
+    if example:
+        lines.append(f"  example         {base}/operations/{quote(example, safe='')}")
+    lines += [
+        f"  REST API        {base}/api/v1/operations   (OpenAPI: {base}/api/v1/openapi.json)",
+        f"  simpod          {base}/simpod/",
+        f"  metrics         {base}/metrics",
+        f"  health          {base}/healthz  {base}/readyz",
+        "Stop with Ctrl-C.",
+    ]
+    return "\n".join(lines)
+
+
+def build_server(settings: Settings) -> tuple[Any, AppState]:
+    """The waitress server (already bound) and the app state, for serve() and tests."""
+    if needs_demo(settings) and not settings.use_demo:
+        settings = settings.model_copy(update={"use_demo": True})
+    if settings.use_demo and needs_demo(settings) and not default_demo_traces().exists():
+        raise OpdiagError(f"no trace source and no demo corpus at {default_demo_traces()}")
+    app = create_app(settings)
+    server = create_server(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        threads=settings.server.threads,
+        ident="opdiag",
+        clear_untrusted_proxy_headers=True,
+        max_request_body_size=settings.server.max_request_bytes,
+    )
+    return server, app.extensions[STATE_EXTENSION]
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM behaves like Ctrl-C: waitress' loop stops its workers on KeyboardInterrupt."""
+    raise KeyboardInterrupt
+
+
+def stop_server(server: Any) -> None:
+    """Stop the worker threads and close every socket; ``server.run()`` then returns."""
+    server.task_dispatcher.shutdown()
+    wasyncore.close_all(server._map)
+
+
+class ServerThread:
+    """Waitress in a background thread, for tests and the load benchmark."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.thread = threading.Thread(target=server.run, name="opdiag-waitress", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.effective_port}"
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        stop_server(self.server)
+        self.thread.join(timeout=10)
+
+
+def serve(settings: Settings, *, out: TextIO | None = None) -> int:
+    """Run until SIGINT/SIGTERM; 0 on a clean stop, the error's exit code otherwise."""
+    stream = out or sys.stdout
+    try:
+        server, state = build_server(settings)
+    except OpdiagError as exc:
+        print(f"opdiag serve: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"opdiag serve: cannot listen: {exc.strerror}", file=sys.stderr)
+        return 2
+    host = settings.server.host
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{server.effective_port}"
+    window = example_window(state)
+    print(_banner(base, state, _example_id(state, window)), file=stream, flush=True)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()  # returns after KeyboardInterrupt, having stopped its workers
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        wasyncore.close_all(server._map)
+        close = getattr(state.source, "close", None)
+        if callable(close):
+            close()
+    print("opdiag stopped.", file=stream, flush=True)
+    return 0
+
+
+def example_window(state: AppState) -> tuple[int, int]:
+    """The time window the index page shows by default (see ``opdiag.web.pages``)."""
+    from opdiag.web.pages import default_window
+
+    return default_window(state)

@@ -1,0 +1,171 @@
+"""What each ``opdiag`` command does, once its arguments are parsed.
+
+Each command returns an exit status and writes only through the ``out``/``err`` streams it
+is given, so tests call them in-process. Heavy modules (the Flask server, httpx, grafanalib)
+are imported inside the command that needs them: ``opdiag diagnose`` on a file is timed
+against ``jq`` and must start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any, TextIO
+
+from opdiag.errors import InputError, NotFoundError
+from opdiag.settings import Settings, load_settings
+from opdiag.sources.base import TraceSource
+from opdiag.timeutil import parse_now, wall_clock_us
+
+_ALL_END_US = 2**62
+
+
+def _check_paths(paths: list[str]) -> list[Path]:
+    """Named paths must exist and be readable: a typo is bad input (2), not 'not found'."""
+    checked: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError("no such file or directory", source=raw)
+        if not os.access(path, os.R_OK):
+            raise InputError("permission denied", source=raw)
+        checked.append(path)
+    return checked
+
+
+def build_settings(args: argparse.Namespace, *, serve: bool = False) -> Settings:
+    """Settings from defaults < config file < env < flags. ``--jaeger-url`` wins over an
+    ``OPDIAG_TRACES`` from the environment; ``--rules`` adds to configured packs."""
+    overrides: dict[str, Any] = {}
+    traces = list(getattr(args, "traces", None) or [])
+    if traces:
+        overrides["trace_paths"] = [str(p) for p in _check_paths(traces)]
+    jaeger_url = getattr(args, "jaeger_url", None)
+    if jaeger_url:
+        overrides["jaeger"] = {"url": jaeger_url}
+        if not traces:
+            overrides["trace_paths"] = []
+    if serve:
+        server: dict[str, Any] = {}
+        if getattr(args, "host", None):
+            server["host"] = args.host
+        if getattr(args, "port", None) is not None:
+            server["port"] = args.port
+        if server:
+            overrides["server"] = server
+    settings = load_settings(config_file=getattr(args, "config", None), overrides=overrides)
+    extra_rules = [Path(p) for p in (getattr(args, "rules", None) or [])]
+    if extra_rules:
+        for rule in extra_rules:
+            if not rule.is_file():
+                raise InputError("rule pack not found", source=str(rule))
+        settings = settings.model_copy(update={"rule_packs": [*settings.rule_packs, *extra_rules]})
+    if serve and not settings.trace_paths and not settings.jaeger.url:
+        settings = settings.model_copy(update={"use_demo": True})
+    return settings
+
+
+def warn_problems(source: TraceSource | None, err: TextIO) -> None:
+    """Skipped bad files are warnings, printed once, after the work."""
+    for problem in getattr(source, "problems", None) or []:
+        err.write(f"opdiag: warning: skipped {problem}\n")
+
+
+def _resolve_time(text: str, now_us: int, name: str) -> int:
+    raw = text.strip()
+    if raw.startswith("now"):
+        from opdiag.timeutil import parse_http_time
+
+        return parse_http_time(raw, name=name, now_us=now_us)
+    return parse_now(raw, name=name)
+
+
+def run_diagnose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    now_us = parse_now(args.now) if args.now else None
+    settings = build_settings(args)
+    from opdiag.service import DiagnosisService
+    from opdiag.sources.factory import make_source
+
+    source = make_source(settings)
+    try:
+        service = DiagnosisService(source, settings)
+        try:
+            diagnosis = service.diagnose(args.ident, now_us=now_us)
+        except NotFoundError:
+            if args.format == "json":
+                _print_not_found(args.ident, settings, service.rules, out)
+            raise
+    finally:
+        warn_problems(source, err)
+    if args.format == "json":
+        from opdiag.render.json_render import render_json
+
+        out.write(render_json(diagnosis) + "\n")
+    else:
+        from opdiag.render.markdown import render_markdown
+
+        out.write(render_markdown(diagnosis))
+    return 0
+
+
+def _print_not_found(ident: str, settings: Settings, rules: Any, out: TextIO) -> None:
+    from dataclasses import replace
+
+    from opdiag.diagnosis.engine import not_found
+    from opdiag.render.json_render import render_json
+    from opdiag.render.links import build_links
+
+    diagnosis = not_found(ident, rules)
+    diagnosis = replace(diagnosis, links=build_links(diagnosis, settings.links))
+    out.write(render_json(diagnosis) + "\n")
+
+
+def run_operations(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    now_given = parse_now(args.now) if args.now else None
+    now_us = now_given if now_given is not None else wall_clock_us()
+    settings = build_settings(args)
+    if settings.trace_paths and not args.time_from and not args.time_to:
+        start_us, end_us = 0, _ALL_END_US  # files: everything
+    else:
+        end_us = _resolve_time(args.time_to, now_us, "--to") if args.time_to else now_us + 1
+        default_start = end_us - int(settings.jaeger.lookback_s * 1_000_000)
+        start_us = (
+            _resolve_time(args.time_from, now_us, "--from") if args.time_from else default_start
+        )
+    if end_us < start_us:
+        raise InputError("--to is before --from", field="to")
+    from opdiag.service import DiagnosisService
+    from opdiag.sources.factory import make_source
+
+    source = make_source(settings)
+    try:
+        service = DiagnosisService(source, settings)
+        diagnoses = service.operations(start_us, end_us, now_us)
+    finally:
+        warn_problems(source, err)
+    if args.format == "json":
+        from opdiag.render.json_render import dumps
+        from opdiag.render.rows import operation_row
+
+        out.write(dumps([operation_row(d).model_dump() for d in diagnoses]) + "\n")
+    else:
+        from opdiag.render.table import render_operations_table
+
+        out.write(render_operations_table(diagnoses))
+    return 0
+
+
+def run_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = build_settings(args, serve=True)
+    from opdiag.api.server import serve
+
+    return int(serve(settings))
+
+
+def run_dashboards(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = load_settings(config_file=args.config)
+    from opdiag_dashboards.cli import generate
+
+    out_dir = Path(args.out) if args.out else None
+    return int(generate(out_dir, args.check, settings, json_datasource=args.json_datasource))

@@ -1,0 +1,70 @@
+"""``opdiag`` entry point: parse, run one command, map every failure to its exit status.
+
+Exit status (SPEC.md): 0 diagnosed (whatever the verdict), 2 bad usage or unreadable input,
+3 not found, 4 trace source unavailable, 1 anything unexpected. Every failure is one line on
+stderr, ``opdiag: <message>``: never a stack trace.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from opdiag.cli.parser import UsageError, build_parser
+from opdiag.errors import OpdiagError
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
+    from opdiag.cli import commands
+
+    args = build_parser().parse_args(argv)
+    out, err = sys.stdout, sys.stderr
+    if args.command == "diagnose":
+        return commands.run_diagnose(args, out, err)
+    if args.command == "operations":
+        return commands.run_operations(args, out, err)
+    if args.command == "serve":
+        return commands.run_serve(args, out, err)
+    return commands.run_dashboards(args, out, err)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``opdiag`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    try:
+        return _dispatch(argv)
+    except UsageError as exc:
+        sys.stderr.write(exc.usage)
+        sys.stderr.write(f"opdiag: {exc.message}\n")
+        return EXIT_USAGE
+    except OpdiagError as exc:
+        sys.stderr.write(f"opdiag: {exc.message}\n")
+        return exc.exit_code
+    except SystemExit as exc:  # --help / --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        sys.stderr.write("opdiag: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `opdiag operations | head`: quiet, and no flush error at exit
+        _silence_stdout()
+        return 0
+    except Exception as exc:  # last resort: a short message, never a traceback
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        sys.stderr.write(f"opdiag: internal error: {type(exc).__name__}: {detail[:300]}\n")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The argparse tree of ``opdiag``: SPEC.md's CLI contract, flag for flag.
+
+argparse would print its own error and ``sys.exit(2)``; ``OpdiagArgumentParser`` raises
+instead, so ``main`` keeps one exit path and one message format for every failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from opdiag import __version__
+
+
+class UsageError(Exception):
+    """Bad command-line usage (exit 2); carries argparse's message and the usage line."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+
+
+class OpdiagArgumentParser(argparse.ArgumentParser):
+    """Raises ``UsageError`` instead of exiting, so ``main(argv)`` can be called in-process."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, self.format_usage())
+
+
+def _source_options(parser: argparse.ArgumentParser, *, rules: bool = True) -> None:
+    parser.add_argument(
+        "--traces",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="trace file or directory (legacy Jaeger JSON, OTLP-JSON, OTLP lines); repeatable",
+    )
+    parser.add_argument(
+        "--jaeger-url", metavar="URL", help="Jaeger query base URL (default: $JAEGER_URL)"
+    )
+    if rules:
+        parser.add_argument(
+            "--rules",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="extra YAML rule pack, on top of the default one; repeatable",
+        )
+    parser.add_argument("--config", metavar="FILE", help="settings YAML (default: $OPDIAG_CONFIG)")
+
+
+def build_parser() -> OpdiagArgumentParser:
+    """The whole command tree."""
+    parser = OpdiagArgumentParser(
+        prog="opdiag",
+        description="Diagnose job-system operations from their traces.",
+    )
+    parser.add_argument("--version", action="version", version=f"opdiag {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    diagnose = commands.add_parser(
+        "diagnose", help="diagnose one operation id or trace id", description=(
+            "Diagnose one operation (operation.id) or trace id. Exit 0 when diagnosed, "
+            "whatever the verdict; 2 bad input; 3 not found; 4 trace source unavailable."
+        )
+    )
+    diagnose.add_argument("ident", metavar="ID", help="operation id or trace id")
+    _source_options(diagnose)
+    diagnose.add_argument("--now", metavar="TIME", help="clock for 'stuck': RFC 3339 or epoch s")
+    diagnose.add_argument("--format", choices=("markdown", "json"), default="markdown")
+
+    operations = commands.add_parser(
+        "operations", help="list operations with their verdicts",
+        description="Every operation (and failed dispatch without an id) with its verdict.",
+    )
+    _source_options(operations)
+    operations.add_argument("--now", metavar="TIME", help="clock for 'stuck': RFC 3339 or epoch s")
+    operations.add_argument(
+        "--from", dest="time_from", metavar="T", help="start (RFC 3339, epoch s, now-6h)"
+    )
+    operations.add_argument(
+        "--to", dest="time_to", metavar="T", help="end (RFC 3339, epoch s, now)"
+    )
+    operations.add_argument("--format", choices=("table", "json"), default="table")
+
+    serve = commands.add_parser(
+        "serve", help="serve the API, pages and metrics for Grafana",
+        description="Serve the HTTP API; with neither --traces nor a Jaeger URL, the demo traces.",
+    )
+    _source_options(serve)
+    serve.add_argument("--host", metavar="H", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", metavar="P", type=int, help="listen port (default 8080)")
+
+    dashboards = commands.add_parser("dashboards", help="Grafana dashboards as code")
+    dash_commands = dashboards.add_subparsers(dest="dash_command", metavar="COMMAND", required=True)
+    generate = dash_commands.add_parser(
+        "generate", help="write provisioning/ (or check it is up to date)"
+    )
+    generate.add_argument("--out", metavar="DIR", help="output directory (default provisioning/)")
+    generate.add_argument(
+        "--check", action="store_true", help="exit non-zero with a diff when files differ"
+    )
+    generate.add_argument(
+        "--json-datasource", choices=("infinity", "simpod"), default="infinity",
+        help="JSON datasource plugin the dashboards use",
+    )
+    generate.add_argument("--config", metavar="FILE", help="settings YAML")
+    return parser

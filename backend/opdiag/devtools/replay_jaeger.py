@@ -1,0 +1,989 @@
+"""A loopback Jaeger that replays traces in the shapes real Jaeger answers with.
+
+No Jaeger can run on our build machines, so tests, the load benchmark and demos talk to this
+server instead. It is fed trace files (OTLP-JSON, OTLP lines, api_v3 bodies, legacy envelopes,
+legacy trace objects, the anonymizer's span arrays) and answers, per ``flavor``:
+
+* ``/`` (and every unknown path): the UI's index page, 200 ``text/html``, with
+  ``JAEGER_VERSION = {…};`` injected the way the query service does;
+* ``/api/v3/services``, ``/api/v3/traces`` (all matching traces merged into one
+  ``resourceSpans`` list; empty → 404 ``No traces found`` as ``text/plain``; missing time
+  bounds → 400 in the flavor's wording), ``/api/v3/traces/{id}`` — not in flavor ``v1``;
+  flavor ``v2.18`` reads only snake_case names and ignores ``query.attributes``, and (like
+  releases whose gateway sets no Content-Type) its JSON arrives as Go-sniffed ``text/plain``;
+* legacy ``/api/services``, ``/api/traces`` (400 ``parameter 'service' is required``),
+  ``/api/traces/{id}`` (404 envelope ``trace not found``), bodies as Go's ``encoding/json``
+  writes them (compact, ``<>&`` escaped); errors through Go's ``http.Error``.
+
+Tag search follows research/ktrdr.md §9: a trace matches when one span *of the requested
+service* carries every tag (span tags, resource/process tags, event/log fields) and starts in
+the window. Values match exactly, or as an anchored regular expression when ``storage`` is
+``elasticsearch``/``opensearch``. ``faults`` inject failures: ``refuse`` (closed port),
+``slow`` (sleep), ``http500``, ``html`` (the UI page for everything), ``truncated`` (cut JSON).
+``calls``, ``connections`` and ``max_in_flight`` let tests check what a client did.
+
+Run ``python -m opdiag.devtools.replay_jaeger --traces DIR --port 16686`` for a demo Jaeger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
+from fnmatch import fnmatchcase
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"  # Go's http.Error, and Go's sniffing of a JSON body
+HTML = "text/html; charset=utf-8"
+FAULT_KINDS = ("refuse", "slow", "http500", "html", "truncated")
+REGEX_STORAGES = frozenset({"elasticsearch", "opensearch"})
+_OTLP_KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
+
+
+@dataclass(frozen=True, slots=True)
+class Flavor:
+    """What one Jaeger release serves."""
+
+    name: str
+    version: str
+    v3: bool  # has the /api/v3 HTTP gateway
+    camel: bool  # reads v2.19+ camelCase names (and the snake_case aliases)
+    attributes: bool  # honours query.attributes
+    v3_content_type: str  # Content-Type of api_v3 JSON answers
+    default_depth: int  # search depth when the request names none (0 = unlimited)
+
+
+FLAVORS: dict[str, Flavor] = {
+    "v2.20": Flavor("v2.20", "v2.20.0", True, True, True, JSON, 100),
+    "v2.18": Flavor("v2.18", "v2.18.0", True, False, False, TEXT, 0),
+    "v1": Flavor("v1", "v1.76.0", False, False, False, JSON, 100),
+}
+
+
+@dataclass(slots=True)
+class Fault:
+    """One injected failure. ``times`` = how many matching requests it hits (None: all);
+    ``path`` = fnmatch pattern on the request path; ``seconds`` = sleep of ``slow``."""
+
+    kind: str
+    times: int | None = None
+    path: str = "*"
+    seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {self.kind!r}; expected one of {FAULT_KINDS}")
+
+
+def _fault(spec: Fault | str) -> Fault:
+    return spec if isinstance(spec, Fault) else Fault(spec)
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def go_json(obj: Any) -> bytes:
+    """JSON as Go's encoding/json writes it: compact, ``<``, ``>``, ``&`` escaped."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    for raw, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(raw, esc)
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text.encode("utf-8")
+
+
+def index_html(version: str) -> bytes:
+    """The UI's index page after the query service injected its version."""
+    injected = json.dumps(
+        {"gitCommit": "0" * 40, "gitVersion": version, "buildDate": "2026-07-19T00:00:00Z"},
+        separators=(",", ":"),
+    )
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<base href="/" data-inject-target="BASE_URL"/>\n<title>Jaeger UI</title>\n<script>\n'
+        "  function getJaegerUiConfig() {\n    const DEFAULT_CONFIG = null;\n"
+        "    const JAEGER_CONFIG = DEFAULT_CONFIG;\n    return JAEGER_CONFIG;\n  }\n"
+        "  // Jaeger version data is embedded by the query-service via search/replace.\n"
+        "  function getJaegerVersion() {\n"
+        '    const DEFAULT_VERSION = {"gitCommit":"", "gitVersion":"", "buildDate":""};\n'
+        f"    const JAEGER_VERSION = {injected};\n    return JAEGER_VERSION;\n  }}\n"
+        '</script>\n</head>\n<body>\n<div id="jaeger-ui-root"></div>\n</body>\n</html>\n'
+    ).encode()
+
+
+def _v3_error(status: int, message: str) -> tuple[int, str, bytes]:
+    body = go_json({"error": {"httpCode": status, "message": message}}) + b"\n"
+    return status, TEXT, body
+
+
+def _legacy_error(status: int, message: str) -> tuple[int, str, bytes]:
+    envelope = {
+        "data": None,
+        "total": 0,
+        "limit": 0,
+        "offset": 0,
+        "errors": [{"code": status, "msg": message}],
+    }
+    return status, TEXT, go_json(envelope) + b"\n"
+
+
+def _legacy_ok(data: Any, total: int = 0) -> tuple[int, str, bytes]:
+    envelope = {"data": data, "total": total, "limit": 0, "offset": 0, "errors": None}
+    return 200, JSON, go_json(envelope)
+
+
+# --------------------------------------------------------------------------- the store
+
+
+@dataclass(slots=True)
+class _SpanKey:
+    """What a search looks at in one span."""
+
+    service: str
+    name: str
+    start_us: int
+    duration_us: int
+    tags: list[tuple[str, str]]
+
+
+@dataclass(slots=True)
+class _StoredTrace:
+    trace_id: str  # 32 lower-case hex
+    otlp: list[dict[str, Any]] = field(default_factory=list)  # resourceSpans fragments
+    legacy: list[dict[str, Any]] = field(default_factory=list)  # legacy trace objects
+    spans: list[_SpanKey] = field(default_factory=list)
+
+    @property
+    def start_us(self) -> int:
+        return min((s.start_us for s in self.spans), default=0)
+
+
+def _pad(raw: Any, width: int) -> str:
+    return str(raw or "").strip().lower().rjust(width, "0")
+
+
+def _otlp_hex(raw: Any, width: int) -> str:
+    from opdiag.sources.readers import otlp_id
+
+    try:
+        return otlp_id(raw, width) or _pad(raw, width)
+    except ValueError:
+        return _pad(raw, width)
+
+
+def _any_text(value: Any) -> str:
+    """An OTLP AnyValue as the string a tag search compares against."""
+    if not isinstance(value, dict):
+        return str(value)
+    if "stringValue" in value:
+        return str(value["stringValue"])
+    if "boolValue" in value:
+        return "true" if value["boolValue"] in (True, "true") else "false"
+    if "intValue" in value:
+        return str(int(value["intValue"]))
+    if "doubleValue" in value:
+        number = float(value["doubleValue"])
+        return str(int(number)) if number.is_integer() else repr(number)
+    if "bytesValue" in value:
+        return str(value["bytesValue"])
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _otlp_tags(attrs: Any) -> list[tuple[str, str]]:
+    return [
+        (str(a.get("key")), _any_text(a.get("value"))) for a in attrs or [] if isinstance(a, dict)
+    ]
+
+
+def _legacy_text(kv: dict[str, Any]) -> str:
+    value = kv.get("value")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _legacy_tags(kvs: Any) -> list[tuple[str, str]]:
+    return [(str(kv.get("key")), _legacy_text(kv)) for kv in kvs or [] if isinstance(kv, dict)]
+
+
+class TraceStore:
+    """Traces by id, in both shapes, with Jaeger's search semantics."""
+
+    def __init__(self) -> None:
+        self.traces: dict[str, _StoredTrace] = {}
+        self.problems: list[str] = []
+
+    def _trace(self, trace_id: str) -> _StoredTrace:
+        trace = self.traces.get(trace_id)
+        if trace is None:
+            trace = self.traces[trace_id] = _StoredTrace(trace_id)
+        return trace
+
+    # ---- loading
+
+    def add_document(self, doc: Any, where: str = "document") -> None:
+        """Add any accepted document; unknown shapes are noted in ``problems``."""
+        if isinstance(doc, dict) and isinstance(doc.get("result"), dict):
+            doc = doc["result"]
+        if isinstance(doc, dict) and "resourceSpans" in doc:
+            self._add_otlp(doc.get("resourceSpans") or [])
+        elif isinstance(doc, dict) and isinstance(doc.get("data"), list):
+            for item in doc["data"]:
+                self._add_legacy_trace(item)
+        elif isinstance(doc, dict) and "spans" in doc and "traceID" in doc:
+            self._add_legacy_trace(doc)
+        elif isinstance(doc, list) and doc and all(isinstance(d, dict) for d in doc):
+            if all("spans" in d for d in doc):
+                for item in doc:
+                    self._add_legacy_trace(item)
+            elif all("process" in d for d in doc):
+                self._add_embedded_process_spans(doc)
+            else:
+                self.problems.append(f"{where}: a list of neither traces nor spans")
+        else:
+            self.problems.append(f"{where}: no spans in a shape the replay knows")
+
+    def add_path(self, path: Path) -> None:
+        """A file (``.json`` document or ``.jsonl`` lines) or a directory of them."""
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix in {".json", ".jsonl"}:
+                    self.add_path(child)
+            return
+        text = path.read_text(encoding="utf-8")
+        try:
+            self.add_document(json.loads(text), str(path))
+        except json.JSONDecodeError:
+            for number, line in enumerate(text.splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    self.add_document(json.loads(line), f"{path}:{number}")
+                except json.JSONDecodeError as exc:
+                    self.problems.append(f"{path}:{number}: not JSON ({exc.msg})")
+
+    def _add_otlp(self, resource_spans: Iterable[Any]) -> None:
+        for rs in resource_spans:
+            if not isinstance(rs, dict):
+                continue
+            resource = rs.get("resource") or {}
+            res_tags = _otlp_tags(resource.get("attributes"))
+            service = next((v for k, v in res_tags if k == "service.name"), "unknown")
+            fragments: dict[str, dict[str, Any]] = {}
+            for ss in rs.get("scopeSpans") or []:
+                by_trace: dict[str, list[dict[str, Any]]] = {}
+                for span in (ss or {}).get("spans") or []:
+                    trace_id = _otlp_hex(span.get("traceId"), 32)
+                    by_trace.setdefault(trace_id, []).append(span)
+                    self._trace(trace_id).spans.append(self._otlp_key(span, service, res_tags))
+                for trace_id, spans in by_trace.items():
+                    fragment = fragments.get(trace_id)
+                    if fragment is None:
+                        fragment = fragments[trace_id] = {"resource": resource, "scopeSpans": []}
+                        if rs.get("schemaUrl"):
+                            fragment["schemaUrl"] = rs["schemaUrl"]
+                    scope_spans = {k: v for k, v in ss.items() if k != "spans"}
+                    scope_spans["spans"] = spans
+                    fragment["scopeSpans"].append(scope_spans)
+            for trace_id, fragment in fragments.items():
+                self._trace(trace_id).otlp.append(fragment)
+
+    @staticmethod
+    def _otlp_key(span: dict[str, Any], service: str, res_tags: list[tuple[str, str]]) -> _SpanKey:
+        start = int(span.get("startTimeUnixNano") or 0) // 1000
+        end = int(span.get("endTimeUnixNano") or 0) // 1000
+        tags = _otlp_tags(span.get("attributes")) + res_tags
+        for event in span.get("events") or []:
+            tags += _otlp_tags((event or {}).get("attributes"))
+        return _SpanKey(service, str(span.get("name", "")), start, max(0, end - start), tags)
+
+    def _add_legacy_trace(self, trace: Any) -> None:
+        if not isinstance(trace, dict) or not isinstance(trace.get("spans"), list):
+            self.problems.append("a legacy trace without spans")
+            return
+        processes = trace.get("processes") or {}
+        trace_id = _pad(trace.get("traceID"), 32)
+        stored = self._trace(trace_id)
+        stored.legacy.append(trace)
+        for span in trace["spans"]:
+            process = span.get("process") or processes.get(span.get("processID")) or {}
+            tags = _legacy_tags(span.get("tags")) + _legacy_tags(process.get("tags"))
+            for log in span.get("logs") or []:
+                tags += _legacy_tags((log or {}).get("fields"))
+            stored.spans.append(
+                _SpanKey(
+                    str(process.get("serviceName", "unknown")),
+                    str(span.get("operationName", "")),
+                    int(span.get("startTime") or 0),
+                    int(span.get("duration") or 0),
+                    tags,
+                )
+            )
+
+    def _add_embedded_process_spans(self, spans: list[dict[str, Any]]) -> None:
+        """The anonymizer/ES form: spans with an embedded ``process``; regroup per trace."""
+        grouped: dict[str, dict[str, Any]] = {}
+        for span in spans:
+            trace = grouped.setdefault(
+                _pad(span.get("traceID"), 32),
+                {"traceID": span.get("traceID"), "spans": [], "processes": {}, "warnings": None},
+            )
+            process = span.get("process") or {}
+            pid = next((k for k, v in trace["processes"].items() if v == process), None)
+            if pid is None:
+                pid = f"p{len(trace['processes']) + 1}"
+                trace["processes"][pid] = process
+            plain = {k: v for k, v in span.items() if k != "process"}
+            plain["processID"] = pid
+            trace["spans"].append(plain)
+        for trace in grouped.values():
+            self._add_legacy_trace(trace)
+
+    # ---- searching
+
+    def services(self) -> list[str]:
+        return sorted({s.service for t in self.traces.values() for s in t.spans})
+
+    def find(
+        self,
+        *,
+        service: str,
+        operation: str,
+        start_us: int | None,
+        end_us: int | None,
+        tags: dict[str, str],
+        depth: int,
+        regex: bool,
+        end_inclusive: bool = False,
+    ) -> list[_StoredTrace]:
+        """Traces with one span that matches everything; newest first, at most ``depth``."""
+        patterns = {k: re.compile(v) for k, v in tags.items()} if regex else None
+
+        def value_ok(key: str, have: str) -> bool:
+            if patterns is not None:
+                return patterns[key].fullmatch(have) is not None
+            return tags[key] == have
+
+        def span_ok(span: _SpanKey) -> bool:
+            if service and span.service != service:
+                return False
+            if operation and span.name != operation:
+                return False
+            if start_us is not None and span.start_us < start_us:
+                return False
+            if end_us is not None and (
+                span.start_us > end_us or (span.start_us == end_us and not end_inclusive)
+            ):
+                return False
+            return all(any(k == key and value_ok(key, v) for k, v in span.tags) for key in tags)
+
+        hits = [t for t in self.traces.values() if any(span_ok(s) for s in t.spans)]
+        hits.sort(key=lambda t: t.start_us, reverse=True)
+        return hits[:depth] if depth > 0 else hits
+
+    # ---- rendering
+
+    def resource_spans(self, trace: _StoredTrace) -> list[dict[str, Any]]:
+        return list(trace.otlp) + [rs for lt in trace.legacy for rs in legacy_to_otlp(lt)]
+
+    def legacy_trace(self, trace: _StoredTrace) -> dict[str, Any]:
+        parts = list(trace.legacy)
+        if trace.otlp:
+            from opdiag.sources.otlp2jaeger import otlp_to_jaeger
+
+            converted = otlp_to_jaeger({"resourceSpans": trace.otlp})
+            parts += [
+                t
+                for t in converted.get("data") or []
+                if _pad(t.get("traceID"), 32) == trace.trace_id
+            ]
+        return parts[0] if len(parts) == 1 else _merge_legacy(parts)
+
+
+def _merge_legacy(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Several legacy objects of one trace as one (process keys renumbered)."""
+    spans: list[dict[str, Any]] = []
+    processes: dict[str, Any] = {}
+    for part in parts:
+        remap: dict[str, str] = {}
+        for pid, process in (part.get("processes") or {}).items():
+            new = next((k for k, v in processes.items() if v == process), None)
+            if new is None:
+                new = f"p{len(processes) + 1}"
+                processes[new] = process
+            remap[pid] = new
+        for span in part.get("spans") or []:
+            copy = dict(span)
+            copy["processID"] = remap.get(span.get("processID"), span.get("processID"))
+            spans.append(copy)
+    return {
+        "traceID": parts[0].get("traceID"),
+        "spans": spans,
+        "processes": processes,
+        "warnings": None,
+    }
+
+
+# --------------------------------------------------------------------------- legacy -> OTLP
+
+
+def _otlp_value(kv: dict[str, Any]) -> dict[str, Any]:
+    typ, value = str(kv.get("type", "string")).lower(), kv.get("value")
+    if typ == "bool":
+        return {"boolValue": value in (True, "true", "True")}
+    if typ == "int64":
+        return {"intValue": str(value)}
+    if typ == "float64":
+        return {"doubleValue": float(value)}
+    if typ == "binary":
+        return {"bytesValue": str(value)}
+    return {"stringValue": str(value)}
+
+
+def _otlp_attrs(kvs: Any, skip: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    return [
+        {"key": kv.get("key"), "value": _otlp_value(kv)}
+        for kv in kvs or []
+        if isinstance(kv, dict) and kv.get("key") not in skip
+    ]
+
+
+_STATUS_TAGS = frozenset({"span.kind", "otel.status_code", "otel.status_description", "error"})
+
+
+def _otlp_span(span: dict[str, Any], trace_id: str) -> dict[str, Any]:
+    tags = {kv.get("key"): kv.get("value") for kv in span.get("tags") or []}
+    refs = [r for r in span.get("references") or [] if isinstance(r, dict)]
+    parent = next((r for r in refs if r.get("refType") == "CHILD_OF"), None)
+    out: dict[str, Any] = {"traceId": trace_id, "spanId": _pad(span.get("spanID"), 16)}
+    if parent is not None:
+        out["parentSpanId"] = _pad(parent.get("spanID"), 16)
+    if span.get("flags"):
+        out["flags"] = span["flags"]
+    out["name"] = span.get("operationName", "")
+    kind = _OTLP_KINDS.get(str(tags.get("span.kind", "")).lower())
+    if kind:
+        out["kind"] = kind
+    start_ns = int(span.get("startTime") or 0) * 1000
+    out["startTimeUnixNano"] = str(start_ns)
+    out["endTimeUnixNano"] = str(start_ns + int(span.get("duration") or 0) * 1000)
+    attrs = _otlp_attrs(span.get("tags"), _STATUS_TAGS)
+    if attrs:
+        out["attributes"] = attrs
+    events = []
+    for log in span.get("logs") or []:
+        fields = (log or {}).get("fields") or []
+        name = next((_legacy_text(f) for f in fields if f.get("key") == "event"), "")
+        event: dict[str, Any] = {"timeUnixNano": str(int(log.get("timestamp") or 0) * 1000)}
+        if name:
+            event["name"] = name
+        event_attrs = _otlp_attrs(fields, frozenset({"event"}))
+        if event_attrs:
+            event["attributes"] = event_attrs
+        events.append(event)
+    if events:
+        out["events"] = events
+    links = [
+        {"traceId": _pad(r.get("traceID"), 32), "spanId": _pad(r.get("spanID"), 16)}
+        for r in refs
+        if r is not parent
+    ]
+    if links:
+        out["links"] = links
+    code = str(tags.get("otel.status_code", "")).upper()
+    error = tags.get("error") in (True, "true") or code == "ERROR"
+    if error or code == "OK":
+        status: dict[str, Any] = {"code": 2 if error else 1}
+        if tags.get("otel.status_description"):
+            status["message"] = str(tags["otel.status_description"])
+        out["status"] = status
+    return out
+
+
+def legacy_to_otlp(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """One legacy trace object as api_v3 ``resourceSpans`` (one per process), the inverse of
+    Jaeger's OTLP → UI conversion, so legacy fixtures can be served over api_v3 too."""
+    trace_id = _pad(trace.get("traceID"), 32)
+    processes = trace.get("processes") or {}
+    by_process: dict[str, list[dict[str, Any]]] = {}
+    for span in trace.get("spans") or []:
+        by_process.setdefault(str(span.get("processID", "")), []).append(span)
+    out = []
+    for pid, spans in by_process.items():
+        process = processes.get(pid) or spans[0].get("process") or {}
+        attrs = [
+            {
+                "key": "service.name",
+                "value": {"stringValue": str(process.get("serviceName", "unknown"))},
+            }
+        ]
+        attrs += _otlp_attrs(process.get("tags"))
+        out.append(
+            {
+                "resource": {"attributes": attrs},
+                "scopeSpans": [{"scope": {}, "spans": [_otlp_span(s, trace_id) for s in spans]}],
+            }
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- request parsing
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_GO_LAYOUT = "2006-01-02T15:04:05.999999999Z07:00"
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _rfc3339_us(value: str, name: str) -> int:
+    match = _RFC3339.match(value)
+    if not match:
+        raise _BadRequest(
+            f'malformed parameter {name}: parsing time "{value}" as "{_GO_LAYOUT}": '
+            f'cannot parse "{value}" as "2006"'
+        )
+    y, mo, d, h, mi, s, frac, zone = match.groups()
+    offset = timedelta(0)
+    if zone not in ("Z", "z"):
+        sign = 1 if zone[0] == "+" else -1
+        offset = sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=UTC) - offset
+    micros = int((frac or "0").ljust(9, "0")[:6])
+    return int(dt.timestamp()) * 1_000_000 + micros
+
+
+def _first(query: dict[str, list[str]], *names: str) -> tuple[str, str]:
+    for name in names:
+        values = query.get(name)
+        if values and values[0] != "":
+            return values[0], name
+    return "", names[0]
+
+
+def _int_param(query: dict[str, list[str]], name: str) -> int | None:
+    value, _ = _first(query, name)
+    if value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise _BadRequest(
+            f"unable to parse param '{name}': strconv.ParseInt: parsing \"{value}\": invalid syntax"
+        ) from None
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: tests can see connection reuse
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes: without NODELAY, Nagle plus delayed ACKs
+        # would add ~40 ms to every keep-alive answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.replay._opened()
+
+    def do_GET(self) -> None:
+        self.server.replay._handle(self)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # Go's server sends Date but no Server header.
+        self.send_response_only(code, message)
+        self.send_header("Date", formatdate(usegmt=True))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    replay: ReplayJaeger
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that time out and hang up are part of the tests, not errors.
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
+
+class ReplayJaeger:
+    """The replay server; ``start()`` it (or use ``with``), read ``url``, ``stop()`` it."""
+
+    def __init__(
+        self,
+        traces_dir_or_docs: str | Path | Iterable[str | Path | dict[str, Any] | list[Any]],
+        *,
+        flavor: str = "v2.20",
+        latency_s: float = 0.0,
+        storage: str = "memory",
+        faults: Iterable[Fault | str] = (),
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if flavor not in FLAVORS:
+            raise ValueError(f"unknown flavor {flavor!r}; expected one of {sorted(FLAVORS)}")
+        self.flavor = FLAVORS[flavor]
+        self.latency_s = latency_s
+        self.storage = storage.lower()
+        self.faults: list[Fault] = [_fault(f) for f in faults]
+        self.store = TraceStore()
+        sources = (
+            [traces_dir_or_docs]
+            if isinstance(traces_dir_or_docs, str | Path)
+            else list(traces_dir_or_docs)
+        )
+        for item in sources:
+            if isinstance(item, str | Path):
+                self.store.add_path(Path(item))
+            else:
+                self.store.add_document(item)
+        self.host, self.port = host, port
+        self.calls: list[tuple[str, str, dict[str, list[str]]]] = []
+        self.connections = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def problems(self) -> list[str]:
+        return self.store.problems
+
+    def start(self) -> ReplayJaeger:
+        if any(f.kind == "refuse" for f in self.faults):
+            # A port nobody listens on: bind, learn the number, close.
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind((self.host, self.port))
+                self.port = probe.getsockname()[1]
+            return self
+        self._server = _Server((self.host, self.port), _Handler)
+        self._server.replay = self
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"replay-jaeger-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> ReplayJaeger:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def set_faults(self, faults: Iterable[Fault | str]) -> None:
+        with self._lock:
+            self.faults = [_fault(f) for f in faults]
+
+    def paths(self) -> list[str]:
+        """The paths requested so far, in order."""
+        with self._lock:
+            return [path for _, path, _ in self.calls]
+
+    # ---- request handling
+
+    def _opened(self) -> None:
+        with self._lock:
+            self.connections += 1
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.kind == "refuse" or not fnmatchcase(path, fault.path):
+                    continue
+                if fault.times is not None:
+                    if fault.times <= 0:
+                        continue
+                    fault.times -= 1
+                return fault
+        return None
+
+    def _handle(self, handler: _Handler) -> None:
+        split = urlsplit(handler.path)
+        query = parse_qs(split.query, keep_blank_values=True)
+        with self._lock:
+            self.calls.append((handler.command, split.path, query))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            fault = self._take_fault(split.path)
+            if self.latency_s > 0:
+                time.sleep(self.latency_s)
+            if fault is not None and fault.kind == "slow":
+                time.sleep(fault.seconds)
+            status, ctype, body = self._answer(split.path, query, fault)
+            if fault is not None and fault.kind == "truncated" and len(body) > 1:
+                body = body[: len(body) // 2]
+            handler.send_response(status)
+            handler.send_header("Content-Type", ctype)
+            if ctype == TEXT and status >= 400:
+                handler.send_header("X-Content-Type-Options", "nosniff")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(
+        self, path: str, query: dict[str, list[str]], fault: Fault | None
+    ) -> tuple[int, str, bytes]:
+        if fault is not None and fault.kind == "html":
+            return 200, HTML, index_html(self.flavor.version)
+        v3 = self.flavor.v3 and path.startswith("/api/v3/")
+        if fault is not None and fault.kind == "http500":
+            message = "internal error: storage unavailable"
+            return _v3_error(500, message) if v3 else _legacy_error(500, message)
+        try:
+            if v3 and path == "/api/v3/services":
+                return self._v3_services()
+            if v3 and path == "/api/v3/traces":
+                return self._v3_search(query)
+            if v3 and path.startswith("/api/v3/traces/") and len(path) > len("/api/v3/traces/"):
+                return self._v3_trace(path.rsplit("/", 1)[1])
+            if path == "/api/services":
+                services = self.store.services()
+                return _legacy_ok(services, len(services))
+            if path == "/api/traces":
+                return self._legacy_search(query)
+            if path.startswith("/api/traces/") and len(path) > len("/api/traces/"):
+                return self._legacy_trace(path.rsplit("/", 1)[1])
+        except _BadRequest as exc:
+            return _v3_error(400, str(exc)) if v3 else _legacy_error(400, str(exc))
+        except re.error as exc:
+            message = f"search_phase_execution_exception: invalid regular expression: {exc}"
+            return _v3_error(500, message) if v3 else _legacy_error(500, message)
+        return 200, HTML, index_html(self.flavor.version)  # the UI's catch-all
+
+    # ---- api_v3
+
+    def _v3_json(self, doc: dict[str, Any]) -> tuple[int, str, bytes]:
+        return 200, self.flavor.v3_content_type, go_json(doc)
+
+    def _v3_traces(self, traces: list[_StoredTrace]) -> tuple[int, str, bytes]:
+        if not traces:
+            return _v3_error(404, "No traces found")
+        merged = [rs for t in traces for rs in self.store.resource_spans(t)]
+        return self._v3_json({"result": {"resourceSpans": merged}})
+
+    def _v3_services(self) -> tuple[int, str, bytes]:
+        services = self.store.services()
+        return self._v3_json({"services": services} if services else {})
+
+    def _v3_names(self, canonical: str, deprecated: str) -> tuple[str, ...]:
+        return (canonical, deprecated) if self.flavor.camel else (deprecated,)
+
+    def _v3_search(self, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
+        names = self._v3_names
+        min_value, min_name = _first(query, *names("query.startTimeMin", "query.start_time_min"))
+        max_value, max_name = _first(query, *names("query.startTimeMax", "query.start_time_max"))
+        if not min_value or not max_value:
+            first_min = names("query.startTimeMin", "query.start_time_min")[0]
+            first_max = names("query.startTimeMax", "query.start_time_max")[0]
+            raise _BadRequest(f"{first_min} and {first_max} are required")
+        start_us = _rfc3339_us(min_value, min_name)
+        end_us = _rfc3339_us(max_value, max_name)
+        service, _ = _first(query, *names("query.serviceName", "query.service_name"))
+        operation, _ = _first(query, *names("query.operationName", "query.operation_name"))
+        depth_names = (
+            ("query.searchDepth", "query.search_depth", "query.num_traces")
+            if self.flavor.camel
+            else ("query.num_traces",)
+        )
+        depth_value, depth_name = _first(query, *depth_names)
+        depth = self.flavor.default_depth
+        if depth_value:
+            try:
+                depth = int(depth_value)
+            except ValueError:
+                raise _BadRequest(
+                    f'malformed parameter {depth_name}: strconv.ParseInt: parsing "{depth_value}":'
+                    " invalid syntax"
+                ) from None
+        tags: dict[str, str] = {}
+        raw_attrs, _ = _first(query, "query.attributes")
+        if raw_attrs and self.flavor.attributes:
+            try:
+                parsed = json.loads(raw_attrs)
+            except json.JSONDecodeError as exc:
+                raise _BadRequest(f"malformed parameter query.attributes: {exc.msg}") from None
+            if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+                raise _BadRequest(
+                    "malformed parameter query.attributes: json: cannot unmarshal into "
+                    "Go value of type map[string]string"
+                )
+            tags = {str(k): v for k, v in parsed.items() if k}
+        traces = self.store.find(
+            service=service,
+            operation=operation,
+            start_us=start_us,
+            end_us=end_us,
+            tags=tags,
+            depth=depth,
+            regex=self.storage in REGEX_STORAGES,
+        )
+        return self._v3_traces(traces)
+
+    def _v3_trace(self, raw_id: str) -> tuple[int, str, bytes]:
+        if not re.fullmatch(r"[0-9a-fA-F]{1,32}", raw_id):
+            raise _BadRequest(
+                f'malformed parameter trace_id: strconv.ParseUint: parsing "{raw_id}": '
+                "invalid syntax"
+            )
+        trace = self.store.traces.get(_pad(raw_id, 32))
+        return self._v3_traces([trace] if trace else [])
+
+    # ---- legacy
+
+    def _legacy_search(self, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
+        trace_ids = [v for v in query.get("traceID", []) if v]
+        if trace_ids:
+            found = [self.store.traces.get(_pad(t, 32)) for t in trace_ids]
+            data = [self.store.legacy_trace(t) for t in found if t is not None]
+            return _legacy_ok(data)
+        service, _ = _first(query, "service")
+        if not service:
+            raise _BadRequest("parameter 'service' is required")
+        now_us = int(time.time() * 1_000_000)
+        end_us = _int_param(query, "end")
+        start_us = _int_param(query, "start")
+        end_us = now_us if end_us is None else end_us
+        start_us = end_us - 48 * 3600 * 1_000_000 if start_us is None else start_us
+        limit = _int_param(query, "limit")
+        tags: dict[str, str] = {}
+        for raw in query.get("tag", []):
+            key, sep, value = raw.partition(":")
+            if not sep:
+                raise _BadRequest(
+                    f"malformed 'tag' parameter, expecting key:value, received: {raw}"
+                )
+            tags[key] = value
+        for raw in query.get("tags", []):
+            try:
+                parsed = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise _BadRequest(
+                    f"malformed 'tags' parameter, cannot unmarshal JSON: {exc.msg}"
+                ) from None
+            if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+                raise _BadRequest(
+                    "malformed 'tags' parameter, cannot unmarshal JSON: json: cannot unmarshal "
+                    "into Go value of type map[string]string"
+                )
+            tags.update(parsed)
+        operation, _ = _first(query, "operation")
+        traces = self.store.find(
+            service=service,
+            operation=operation,
+            start_us=start_us,
+            end_us=end_us,
+            tags=tags,
+            depth=100 if limit is None else limit,
+            regex=self.storage in REGEX_STORAGES,
+            end_inclusive=True,
+        )
+        return _legacy_ok([self.store.legacy_trace(t) for t in traces])
+
+    def _legacy_trace(self, raw_id: str) -> tuple[int, str, bytes]:
+        if not re.fullmatch(r"[0-9a-fA-F]{1,32}", raw_id):
+            raise _BadRequest(f'strconv.ParseUint: parsing "{raw_id}": invalid syntax')
+        trace = self.store.traces.get(_pad(raw_id, 32))
+        if trace is None:
+            return _legacy_error(404, "trace not found")
+        return _legacy_ok([self.store.legacy_trace(trace)])
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve trace files as a Jaeger until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="python -m opdiag.devtools.replay_jaeger",
+        description="Replay trace files as a Jaeger query service (UI port API shapes).",
+    )
+    parser.add_argument(
+        "--traces",
+        action="append",
+        required=True,
+        type=Path,
+        help="trace file or directory (repeatable)",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=16686)
+    parser.add_argument("--flavor", choices=sorted(FLAVORS), default="v2.20")
+    parser.add_argument(
+        "--storage",
+        default="memory",
+        help="memory|badger|cassandra (exact tags) or elasticsearch|opensearch",
+    )
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--fault", action="append", default=[], choices=FAULT_KINDS)
+    args = parser.parse_args(argv)
+    for path in args.traces:
+        if not path.exists():
+            print(f"replay_jaeger: {path}: no such file or directory", file=sys.stderr)
+            return 2
+    replay = ReplayJaeger(
+        args.traces,
+        flavor=args.flavor,
+        latency_s=args.latency_ms / 1000.0,
+        storage=args.storage,
+        faults=args.fault,
+        host=args.host,
+        port=args.port,
+    )
+    for problem in replay.problems:
+        print(f"replay_jaeger: skipped {problem}", file=sys.stderr)
+    replay.start()
+    print(
+        f"replaying {len(replay.store.traces)} traces as Jaeger {replay.flavor.version} "
+        f"at {replay.url}",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        replay.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""Comparison operators with type coercion, for attribute and operation-fact conditions.
+
+Real KTRDR data is loosely typed (worker counts are the *strings* ``"4"``, ``error`` is a bool
+in one span and a message in another), so the rule's value decides the type: a numeric rule
+value compares numerically against ``"4"`` and ``4`` alike, a bool rule value accepts ``true``
+and ``"true"``, a string rule value compares against the text form. A value that does not
+coerce simply does not match; it never raises.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+OPERATORS: frozenset[str] = frozenset(
+    {"eq", "ne", "in", "regex", "gt", "gte", "lt", "lte", "exists", "absent"}
+)
+_NUMERIC_OPS = frozenset({"gt", "gte", "lt", "lte"})
+_MAX_REGEX_INPUT = 10_000
+_BOOL_TEXT = {"true": True, "false": False}
+
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """``key op value``; ``value`` is already checked and (for ``regex``) compiled."""
+
+    key: str
+    op: str
+    value: Any
+    line: int = 0
+
+
+def check_operand(op: str, value: Any) -> Any:
+    """Validate a rule-side operand at load time; return it in its evaluated form.
+
+    Raises ``ValueError`` with the reason (the loader adds file and line).
+    """
+    if op not in OPERATORS:
+        raise ValueError(f"unknown operator '{op}'")
+    if op in _NUMERIC_OPS:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"operator '{op}' needs a number, got {value!r}")
+        return float(value)
+    if op == "regex":
+        if not isinstance(value, str):
+            raise ValueError("operator 'regex' needs a string")
+        try:
+            return re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"bad regex {value!r}: {exc}") from None
+    if op in ("exists", "absent"):
+        if not isinstance(value, bool):
+            raise ValueError(f"operator '{op}' takes true or false")
+        return value
+    if op == "in":
+        if not isinstance(value, list) or not value:
+            raise ValueError("operator 'in' needs a non-empty list")
+        for item in value:
+            _check_scalar(item)
+        return tuple(value)
+    _check_scalar(value)
+    return value
+
+
+def _check_scalar(value: Any) -> None:
+    if not isinstance(value, str | int | float | bool):
+        raise ValueError(f"comparison value must be a string, number or bool, got {value!r}")
+
+
+def as_number(value: Any) -> float | None:
+    """``4``, ``4.0`` and ``"4"`` are numbers; bools, NaN and junk are not."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        num = float(value)
+    elif isinstance(value, str):
+        try:
+            num = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return None if math.isnan(num) else num
+
+
+def as_bool(value: Any) -> bool | None:
+    """``True`` and ``"true"`` are true; ``"false"`` is false; anything else is not a bool."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _BOOL_TEXT.get(value.strip().lower())
+    return None
+
+
+def as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    if isinstance(expected, bool):
+        return as_bool(actual) is expected
+    if isinstance(expected, int | float):
+        num = as_number(actual)
+        return num is not None and num == float(expected)
+    return as_text(actual) == expected
+
+
+def evaluate(cond: Condition, actual: Any = _MISSING) -> bool:
+    """Apply one condition to a looked-up value (``_MISSING``/``None`` means absent).
+
+    Every operator except ``absent`` (and ``exists: false``) needs the value to exist, so
+    ``ne`` on a missing attribute is false.
+    """
+    present = actual is not _MISSING and actual is not None
+    op = cond.op
+    if op == "exists":
+        return present is cond.value
+    if op == "absent":
+        return present is not cond.value
+    if not present:
+        return False
+    if op == "eq":
+        return _equal(actual, cond.value)
+    if op == "ne":
+        return not _equal(actual, cond.value)
+    if op == "in":
+        return any(_equal(actual, v) for v in cond.value)
+    if op == "regex":
+        return cond.value.search(as_text(actual)[:_MAX_REGEX_INPUT]) is not None
+    num = as_number(actual)
+    if num is None:
+        return False
+    if op == "gt":
+        return num > cond.value
+    if op == "gte":
+        return num >= cond.value
+    if op == "lt":
+        return num < cond.value
+    return num <= cond.value
+
+
+def missing() -> Any:
+    """The sentinel for an absent value (for callers that look values up themselves)."""
+    return _MISSING

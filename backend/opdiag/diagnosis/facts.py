@@ -1,0 +1,212 @@
+"""Operation facts: which spans belong to the operation, and what its lifecycle says.
+
+Scope: a trace that carries no ``operation.id`` other than the requested one is taken whole
+(the dispatch trace's backend spans, e.g. ``workers.select``, carry no id at all). A trace that
+mixes operation ids (the agent coordinator puts every child dispatch into one trace) is cut to
+the spans carrying the requested id, their descendants and their ancestors. The ancestors are
+context: rules see them (the coordinator's ``outcome`` explains a research operation), but their
+errors belong to other operations and are not counted as this one's error spans.
+
+Lifecycle: status is the last ``operation.state_transition``'s ``to_status`` for this
+operation; finished means that status is terminal (a resume after a failure is not finished).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opdiag.diagnosis.result import STATUSES
+from opdiag.diagnosis.rules import RuleSet
+from opdiag.model import Span, Trace
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+OP_ID = "operation.id"
+
+
+def scoped_walk(
+    trace: Trace, operation_id: str | None
+) -> tuple[list[tuple[Span, int]], frozenset[str]]:
+    """Pre-order (span, depth) of the trace's spans that belong to the operation, and the ids
+    of the context-only ancestors among them."""
+    walk = list(trace.walk())
+    if operation_id is None:
+        return walk, frozenset()
+    carriers: list[Span] = []
+    foreign = False
+    for span, _ in walk:
+        value = span.attributes.get(OP_ID)
+        if value is None:
+            continue
+        if str(value) == operation_id:
+            carriers.append(span)
+        else:
+            foreign = True
+    if not foreign or not carriers:
+        return walk, frozenset()
+    keep: set[str] = set()
+    for span in carriers:  # ancestors (stop at the first one already kept)
+        parent_id = span.parent_id
+        while parent_id is not None and parent_id not in keep:
+            keep.add(parent_id)
+            parent = trace.by_id.get(parent_id)
+            parent_id = parent.parent_id if parent is not None else None
+    carrier_ids = {s.span_id for s in carriers}
+    inside: set[str] = set()  # carriers and their descendants
+    out: list[tuple[Span, int]] = []
+    for span, depth in walk:
+        sid = span.span_id
+        if sid in carrier_ids or (span.parent_id is not None and span.parent_id in inside):
+            inside.add(sid)
+        if sid in inside or sid in keep:
+            out.append((span, depth))
+    return out, frozenset(keep - inside)
+
+
+@dataclass(slots=True)
+class OperationFacts:
+    """What the engine knows about the operation before any rule runs."""
+
+    operation_id: str | None
+    operation_type: str | None = None
+    status: str = "unknown"
+    finished: bool = False
+    has_lifecycle: bool = False
+    start_us: int = 0
+    end_us: int = 0
+    idle_us: int = 0
+    stuck: bool = False
+    running: bool = False
+    slow: bool = False
+    trace_count: int = 0
+    error_spans: int = 0
+    span_count: int = 0
+    last_span: Span | None = None
+    last_transition: Span | None = None
+    phase: str | None = None
+    phase_span: Span | None = None
+    error_origin: Span | None = None
+    services: list[str] = field(default_factory=list)
+
+    @property
+    def duration_us(self) -> int:
+        return max(0, self.end_us - self.start_us)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The values rule ``facts`` conditions test (rules.FACTS)."""
+        return {
+            "status": self.status,
+            "finished": self.finished,
+            "stuck": self.stuck,
+            "running": self.running,
+            "slow": self.slow,
+            "has_lifecycle": self.has_lifecycle,
+            "found": True,
+            "trace_count": self.trace_count,
+            "error_spans": self.error_spans,
+            "operation_type": self.operation_type,
+            "duration_s": self.duration_us / 1e6,
+            "idle_s": self.idle_us / 1e6,
+        }
+
+
+def operation_facts(
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]],
+    operation_id: str | None,
+    rules: RuleSet,
+    *,
+    now_us: int,
+    stuck_after_s: float,
+    context: frozenset[str] = frozenset(),
+) -> OperationFacts:
+    """One pass over the scoped spans: lifecycle, type, phase, extent, errors."""
+    facts = OperationFacts(operation_id=operation_id)
+    transitions: list[Span] = []
+    registered_type: str | None = None
+    own_type: str | None = None
+    any_type: str | None = None
+    hinted_type: str | None = None
+    names: dict[str, tuple[str | None, bool]] = {}
+    services: set[str] = set()
+    start: int | None = None
+    end: int | None = None
+    phase_key: tuple[int, str] | None = None
+    origin_depth = -1
+    for _trace, walk in walks:
+        if walk:
+            facts.trace_count += 1
+        for span, depth in walk:
+            attrs = span.attributes
+            facts.span_count += 1
+            services.add(span.service)
+            start = span.start_us if start is None else min(start, span.start_us)
+            if end is None or span.end_us > end:
+                end = span.end_us
+                facts.last_span = span
+            if span.error and span.span_id not in context:
+                facts.error_spans += 1
+                if depth > origin_depth:
+                    origin_depth, facts.error_origin = depth, span
+            own = operation_id is None or str(attrs.get(OP_ID)) == operation_id
+            if "operation.to_status" in attrs and own:
+                transitions.append(span)
+            op_type = attrs.get("operation.type")
+            if op_type is not None:
+                if own and span.name == "operation.register":
+                    registered_type = registered_type or str(op_type)
+                elif own and OP_ID in attrs:
+                    own_type = own_type or str(op_type)
+                elif span.span_id not in context:
+                    any_type = any_type or str(op_type)
+            info = names.get(span.name)
+            if info is None:
+                hint = next((h.type for h in rules.type_hints if h.span(span.name)), None)
+                info = names[span.name] = (hint, rules.phases(span.name))
+            hinted_type = hinted_type or info[0]
+            progress = attrs.get("progress.phase")
+            if (info[1] or progress is not None) and (
+                phase_key is None or span.start_us >= phase_key[0]
+            ):
+                phase_key = (span.start_us, span.name if info[1] else str(progress))
+                facts.phase_span = span
+    facts.services = sorted(services)
+    facts.start_us = start or 0
+    facts.end_us = end or 0
+    facts.idle_us = max(0, now_us - facts.end_us) if end is not None else 0
+    facts.phase = phase_key[1] if phase_key else None
+    facts.operation_type = (
+        registered_type or own_type or _type_from_id(operation_id, rules) or any_type or hinted_type
+    )
+    if transitions:
+        transitions.sort(key=lambda s: (s.start_us, s.end_us))
+        facts.last_transition = transitions[-1]
+        to_status = str(facts.last_transition.attributes.get("operation.to_status"))
+        facts.status = to_status if to_status in STATUSES else "unknown"
+        facts.finished = to_status in TERMINAL
+    facts.has_lifecycle = bool(transitions) or _carries_id(walks, operation_id)
+    if facts.has_lifecycle and not facts.finished:
+        if facts.idle_us > stuck_after_s * 1e6:
+            facts.stuck = True
+        else:
+            facts.running = True
+            if facts.status == "unknown":
+                facts.status = "running"
+    return facts
+
+
+def _type_from_id(operation_id: str | None, rules: RuleSet) -> str | None:
+    if operation_id is None or rules.id_pattern is None:
+        return None
+    m = rules.id_pattern.match(operation_id)
+    return m.group("type") if m else None
+
+
+def _carries_id(
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], operation_id: str | None
+) -> bool:
+    if operation_id is None:
+        return False
+    return any(
+        str(span.attributes.get(OP_ID)) == operation_id for _, walk in walks for span, _ in walk
+    )

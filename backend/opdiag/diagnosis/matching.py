@@ -1,0 +1,154 @@
+"""Does one span satisfy a rule's ``match``? Cheap checks first, so a 100 000-span trace
+costs a few dict lookups per span and rule; the per-span context (depth, ancestors, error
+chain, bottleneck) is computed by the engine in its single walk and handed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from opdiag.diagnosis.conditions import evaluate, missing
+from opdiag.diagnosis.rules import SpanMatch
+from opdiag.model import Span, http_status
+
+_EXC_ATTRS = ("exception.type", "error.type")
+
+
+@dataclass(slots=True)
+class SpanContext:
+    """What the engine knows about a span beyond the span itself."""
+
+    depth: int = 0
+    # ``match.within`` pattern tuples satisfied by the span or one of its ancestors
+    within: frozenset[tuple[str, ...]] = frozenset()
+    error_chain: bool = False  # an error span, or an ancestor of one
+    error_origin: bool = False  # an error span with no error below it
+    bottleneck: bool = False
+    share: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionInfo:
+    type: str
+    message: str
+
+
+def exceptions_of(span: Span) -> list[ExceptionInfo]:
+    """Exceptions recorded on a span: exception events first (where OTel puts them), then the
+    ``exception.type``/``error.type`` attributes some exporters set instead."""
+    out: list[ExceptionInfo] = []
+    for event in span.events:
+        attrs = event.attributes
+        if event.name == "exception" or "exception.type" in attrs:
+            out.append(
+                ExceptionInfo(
+                    str(attrs.get("exception.type", "")), str(attrs.get("exception.message", ""))
+                )
+            )
+    for key in _EXC_ATTRS:
+        value = span.attributes.get(key)
+        if value:
+            out.append(ExceptionInfo(str(value), str(span.attributes.get("exception.message", ""))))
+    return out
+
+
+def _type_matches(m: SpanMatch, exc_type: str) -> bool:
+    """``ConnectError`` matches ``httpx.ConnectError``: globs are tried on the full name and on
+    the last dotted part."""
+    assert m.exceptions is not None
+    return m.exceptions(exc_type) or m.exceptions(exc_type.rsplit(".", 1)[-1])
+
+
+def _exception_match(m: SpanMatch, span: Span) -> tuple[bool, ExceptionInfo | None]:
+    excs = exceptions_of(span)
+    if m.exceptions is not None:
+        excs = [e for e in excs if _type_matches(m, e.type)]
+        if not excs:
+            return False, None
+    if m.exception_message is not None:
+        pattern = m.exception_message
+        hits = [e for e in excs if pattern.search(e.message[:10_000])]
+        if not hits:
+            if m.exceptions is None and pattern.search(span.status_message[:10_000]):
+                return True, excs[0] if excs else None
+            return False, None
+        excs = hits
+    return True, (excs[0] if excs else None)
+
+
+def match_span(m: SpanMatch, span: Span, ctx: SpanContext) -> tuple[bool, ExceptionInfo | None]:
+    """Evaluate ``m`` on ``span``; return whether it holds and the exception it matched on (or
+    the span's first exception, for evidence)."""
+    if m.kinds and span.kind not in m.kinds:
+        return False, None
+    if m.error is not None and span.error is not m.error:
+        return False, None
+    if m.error_chain is not None and ctx.error_chain is not m.error_chain:
+        return False, None
+    if m.error_origin is not None and ctx.error_origin is not m.error_origin:
+        return False, None
+    if m.bottleneck is not None and ctx.bottleneck is not m.bottleneck:
+        return False, None
+    if m.names is not None and not m.names(span.name):
+        return False, None
+    if m.services is not None and not m.services(span.service):
+        return False, None
+    if m.within is not None and m.within.patterns not in ctx.within:
+        return False, None
+    nothing = missing()
+    for cond in m.attributes:
+        if not evaluate(cond, span.attributes.get(cond.key, nothing)):
+            return False, None
+    if m.http_no_status or m.http_status:
+        status = http_status(span)
+        if m.http_no_status:
+            if status is not None:
+                return False, None
+        elif status is None or not any(r.low <= status <= r.high for r in m.http_status):
+            return False, None
+    duration_ms = span.duration_us / 1000
+    for cond in m.duration_ms:
+        if not evaluate(cond, duration_ms):
+            return False, None
+    for cond in m.bottleneck_share:
+        if not evaluate(cond, ctx.share):
+            return False, None
+    if m.exceptions is not None or m.exception_message is not None:
+        return _exception_match(m, span)
+    excs = exceptions_of(span) if span.events or span.error else []
+    return True, (excs[0] if excs else None)
+
+
+def target_of(url: str) -> str | None:
+    """``http://host.docker.internal:5001/data/historical`` → ``http://host.docker.internal:5001``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def span_values(span: Span, exc: ExceptionInfo | None) -> dict[str, Any]:
+    """The built-in evidence a span offers to templates (see templates.PLACEHOLDERS)."""
+    attrs = span.attributes
+    url = attrs.get("http.url") or attrs.get("url.full")
+    values: dict[str, Any] = {
+        "span.name": span.name,
+        "span.id": span.span_id,
+        "span.kind": span.kind,
+        "service": span.service,
+        "trace.id": span.trace_id,
+        "duration_ms": round(span.duration_us / 1000, 3),
+        "http.status": http_status(span),
+        "http.method": attrs.get("http.method") or attrs.get("http.request.method"),
+    }
+    if url is not None:
+        values["http.url"] = str(url)
+        values["target"] = target_of(str(url))
+    if exc is not None:
+        values["exception.type"] = exc.type or None
+        values["exception.message"] = exc.message or None
+    return values

@@ -1,0 +1,149 @@
+"""Summary and solution templates: ``{placeholder}`` substitution from evidence, nothing more.
+
+Templates come from rule packs; the values come from traces and are untrusted. So a template is
+parsed once at load (unknown placeholders are refused there), and filling is a single pass that
+looks names up in a plain dict: no ``str.format``, no attribute access, no evaluation. A value
+that itself looks like ``{__class__}`` is inserted verbatim and never re-scanned.
+
+Syntax: ``{name}``, ``{attr:some.key}``, ``{name|default text}`` (used when the value is
+missing), ``{{`` and ``}}`` for literal braces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Names the engine can put into evidence; see rules/README.md for what each holds.
+PLACEHOLDERS: frozenset[str] = frozenset(
+    {
+        "span.name",
+        "span.id",
+        "span.kind",
+        "service",
+        "trace.id",
+        "duration_ms",
+        "exception.type",
+        "exception.message",
+        "http.url",
+        "http.status",
+        "http.method",
+        "target",
+        "operation.id",
+        "operation.type",
+        "operation.status",
+        "phase",
+        "minutes",
+        "idle_minutes",
+        "phase_minutes",
+        "trace_count",
+        "error_spans",
+        "bottleneck",
+        "bottleneck.service",
+        "share",
+        "baseline",
+        "matches",
+        "ident",
+    }
+)
+
+MISSING = "n/a"
+MAX_VALUE_CHARS = 300
+
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_ATTR_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_DEFAULT = re.compile(r"^[^{}|]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """One parsed ``{…}``: the evidence key it reads and its default when missing."""
+
+    key: str
+    default: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A parsed template: literal text and placeholders, in order."""
+
+    parts: tuple[str | Placeholder, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(p.key for p in self.parts if isinstance(p, Placeholder))
+
+
+def parse_template(text: str) -> Template:
+    """Parse ``text``; raise ``ValueError`` naming the first bad placeholder or brace."""
+    parts: list[str | Placeholder] = []
+    pos = 0
+    for m in _TOKEN.finditer(text):
+        if m.start() > pos:
+            parts.append(text[pos : m.start()])
+        token = m.group(0)
+        if token in ("{{", "}}"):
+            parts.append(token[0])
+        elif token in ("{", "}"):
+            raise ValueError(f"unbalanced '{token}' in template (write '{token}{token}')")
+        else:
+            parts.append(_placeholder(m.group(1)))
+        pos = m.end()
+    if pos < len(text):
+        parts.append(text[pos:])
+    return Template(tuple(parts))
+
+
+def _placeholder(inner: str) -> Placeholder:
+    name, sep, default = inner.partition("|")
+    name = name.strip()
+    if sep and not _DEFAULT.match(default):
+        raise ValueError(f"bad default in placeholder '{{{inner}}}'")
+    if name.startswith("attr:"):
+        key = name[5:]
+        if not _ATTR_KEY.match(key):
+            raise ValueError(f"bad attribute key in placeholder '{{{inner}}}'")
+        return Placeholder(attr_evidence_key(key), default if sep else None)
+    if name not in PLACEHOLDERS:
+        raise ValueError(f"unknown placeholder '{{{inner}}}'")
+    return Placeholder(name, default if sep else None)
+
+
+# Built-in names that are read straight from the span attribute of the same name.
+_SAME_AS_ATTRIBUTE = frozenset({"http.url", "http.method", "exception.type", "exception.message"})
+
+
+def attr_evidence_key(key: str) -> str:
+    """Evidence key of a span attribute: the key itself, unless it shadows a built-in name
+    with another meaning (agent spans carry an attribute ``phase``), then ``attr:key``."""
+    return f"attr:{key}" if key in PLACEHOLDERS and key not in _SAME_AS_ATTRIBUTE else key
+
+
+def render_value(value: Any) -> str:
+    """Evidence value as text: bools lower-case (as in traces), long values cut."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, float):
+        text = f"{value:g}"
+    else:
+        text = str(value)
+    if len(text) > MAX_VALUE_CHARS:
+        text = text[: MAX_VALUE_CHARS - 1] + "…"
+    return text
+
+
+def fill(template: Template, evidence: Mapping[str, Any]) -> str:
+    """Substitute evidence values; missing ones take the default or ``n/a``."""
+    out: list[str] = []
+    for part in template.parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        value = evidence.get(part.key)
+        if value is None or value == "":
+            out.append(part.default if part.default is not None else MISSING)
+        else:
+            out.append(render_value(value))
+    return "".join(out)

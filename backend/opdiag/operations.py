@@ -1,0 +1,344 @@
+"""Grouping traces into operations: the unit a person asks about.
+
+An operation is everything that carries its ``operation.id``. In KTRDR one operation spans
+several traces (CLI trace, dispatch trace, worker trace) and one trace can hold several
+operations (the agent coordinator dispatches training and backtests inside one long trace),
+so the mapping is many-to-many. A dispatch that failed before any operation id existed (503
+after ``workers.select`` found no worker, a CLI command in error) has no id at all: it becomes
+an operation keyed by its trace id, because it is exactly what an operator needs to see.
+Health checks, ``/metrics`` scrapes and polling are noise, never operations.
+
+The operation type is guessed cheaply here (attribute, id pattern, route) so listings can be
+filtered before anything expensive runs; the engine decides the real verdict.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from urllib.parse import urlsplit
+
+from opdiag.model import CLIENT, SERVER, Span, Trace, http_status
+
+OPERATION_ID_KEY = "operation.id"
+OPERATION_TYPE_KEY = "operation.type"
+UNKNOWN_TYPE = "unknown"
+
+# ``create_service_span`` str()s every value, so a missing id arrives as "None".
+_MISSING = frozenset({"", "none", "null", "nil", "undefined"})
+
+_OP_ID_RE = re.compile(
+    r"^op_(?:[a-z0-9]+_)*?(data_load|training|backtesting|indicator_compute|fuzzy_analysis|"
+    r"dummy|agent_research|agent_design|agent_assessment)_\d{8}_\d{6}_[0-9a-f]+$"
+)
+_OTHER_ID_TYPES: tuple[tuple[str, str], ...] = (
+    ("worker_backtest_", "backtesting"),
+    ("worker_training_", "training"),
+    ("op_design_", "agent_design"),
+    ("op_assessment_", "agent_assessment"),
+)
+
+# Spans that are transport or polling noise. Settings may add more (noise_span_patterns).
+NOISE_SPAN_PATTERNS: tuple[str, ...] = (
+    "* http send",
+    "* http receive",
+    "GET /health*",
+    "GET /api/v1/health*",
+    "GET /metrics*",
+    "GET /api/v1/metrics*",
+    "GET /api/v1/operations*",
+    "GET /operations*",
+    "GET /api/v1/workers*",
+    "POST /api/v1/workers/register*",
+    "operations.list",
+    "operations.get*",
+    "workers.list",
+    "data.health_check",
+    "fuzzy.health_check",
+    "training.health_check",
+)
+# URL paths of client spans (httpx names them by method only) that are noise.
+_NOISE_URL_PATTERNS: tuple[str, ...] = (
+    "*/health",
+    "*/health/",
+    "*/metrics",
+    "*/metrics/",
+    "*/api/v1/operations*",
+    "*/api/v1/workers*",
+)
+# Read-only CLI / MCP commands: polling unless they failed themselves.
+POLLING_COMMANDS: frozenset[str] = frozenset(
+    {
+        "cli.status",
+        "cli.follow",
+        "cli.ops",
+        "cli.workers",
+        "cli.agent.status",
+        "mcp.tool.get_operation_status",
+        "mcp.tool.list_operations",
+        "mcp.tool.get_operation_metrics",
+        "mcp.tool.get_operation_results",
+        "mcp.tool.check_backend_health",
+    }
+)
+# Server routes that dispatch work; answered >= 400 they are a failed dispatch.
+DISPATCH_ROUTES: tuple[str, ...] = (
+    "POST */start",
+    "POST */resume",
+    "POST */trigger",
+    "POST */download",
+    "POST /api/v1/data/*",
+)
+SELECTION_SPANS: frozenset[str] = frozenset({"workers.select", "worker_registry.select_worker"})
+
+# Cheap type hints from span names and routes, first match wins.
+_ROUTE_TYPES: tuple[tuple[str, str], ...] = (
+    ("backtest", "backtesting"),
+    ("training", "training"),
+    ("train", "training"),
+    ("data_load", "data_load"),
+    ("/data/", "data_load"),
+    ("data.download", "data_load"),
+    ("research", "agent_research"),
+    ("agent", "agent_research"),
+)
+
+
+@dataclass(slots=True)
+class OperationTraces:
+    """One operation (or one failed dispatch without an id) and every trace that holds it."""
+
+    key: str  # the operation id, or the trace id for a failed dispatch without one
+    operation_id: str | None
+    operation_type: str
+    traces: list[Trace] = field(default_factory=list)
+    start_us: int = 0
+    end_us: int = 0
+    alone: bool = True  # no trace of this operation holds another operation
+
+    @property
+    def trace_ids(self) -> list[str]:
+        return [t.trace_id for t in self.traces]
+
+
+def operation_id_of(span: Span) -> str | None:
+    """The span's ``operation.id`` when it is a real id (not KTRDR's ``"None"``)."""
+    value = span.attributes.get(OPERATION_ID_KEY)
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text.lower() in _MISSING else text
+
+
+def type_from_id(operation_id: str) -> str | None:
+    """Operation type encoded in a KTRDR id (``op_training_20251113_123456_1a2b3c4d``)."""
+    match = _OP_ID_RE.match(operation_id)
+    if match:
+        return match.group(1)
+    for prefix, op_type in _OTHER_ID_TYPES:
+        if operation_id.startswith(prefix):
+            return op_type
+    return None
+
+
+def _url_path(span: Span) -> str:
+    url = span.attributes.get("http.url") or span.attributes.get("url.full")
+    if not isinstance(url, str) or not url:
+        target = span.attributes.get("http.target") or span.attributes.get("url.path")
+        return target if isinstance(target, str) else ""
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return ""
+
+
+def is_noise_span(span: Span, extra_patterns: Sequence[str] = ()) -> bool:
+    """Transport, health, metrics or polling span."""
+    name = span.name
+    for pattern in (*NOISE_SPAN_PATTERNS, *extra_patterns):
+        if fnmatchcase(name, pattern):
+            return True
+    if span.kind == CLIENT and name in {"GET", "HEAD"}:
+        path = _url_path(span)
+        return any(fnmatchcase(path, p) for p in _NOISE_URL_PATTERNS)
+    return False
+
+
+def _is_command(span: Span) -> bool:
+    return span.name.startswith(("cli.", "mcp.tool.")) or span.service.endswith("-cli")
+
+
+def _is_noise_trace(trace: Trace, extra_patterns: Sequence[str]) -> bool:
+    """Every root is noise, or a read-only command that did not fail itself."""
+    if not trace.roots:
+        return True
+    for root in trace.roots:
+        if root.name in POLLING_COMMANDS and not root.error:
+            continue
+        if not is_noise_span(root, extra_patterns):
+            return False
+    return True
+
+
+def _count(span: Span, suffix: str) -> int | None:
+    for prefix in ("worker.", "worker_registry."):
+        value = span.attributes.get(prefix + suffix)
+        if value is None:
+            continue
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _selection_failed(span: Span) -> bool:
+    """Counts decide, the status string only when counts are absent."""
+    available = _count(span, "available_workers")
+    if available is not None:
+        return available <= 0
+    status = span.attributes.get("worker.selection_status") or span.attributes.get(
+        "worker_registry.selection_status"
+    )
+    return isinstance(status, str) and status.strip().lower() not in {"", "success"}
+
+
+def _is_failed_dispatch(trace: Trace) -> bool:
+    """A dispatch that never got an operation id: failed selection, a dispatch route
+    answered >= 400, or a command span (CLI / MCP) in error."""
+    has_error = False
+    for span in trace.spans:
+        if span.error:
+            has_error = True
+        if span.name in SELECTION_SPANS and _selection_failed(span):
+            return True
+        if span.kind == SERVER and any(fnmatchcase(span.name, p) for p in DISPATCH_ROUTES):
+            status = http_status(span)
+            if span.error or (status is not None and status >= 400):
+                return True
+        if span.error and _is_command(span) and span.name not in POLLING_COMMANDS:
+            return True
+    return has_error and any(s.name in SELECTION_SPANS for s in trace.spans)
+
+
+def _type_from_names(span_iter: Iterable[Span]) -> str | None:
+    spans = list(span_iter)
+    for span in spans:
+        worker_type = span.attributes.get("worker.type") or span.attributes.get(
+            "worker_registry.worker_type"
+        )
+        if isinstance(worker_type, str) and worker_type.strip():
+            return worker_type.strip().lower()  # the documented dialect shouts
+    for span in spans:
+        text = f"{span.name} {_url_path(span)}".lower()
+        for needle, op_type in _ROUTE_TYPES:
+            if needle in text:
+                return op_type
+    return None
+
+
+@dataclass(slots=True)
+class _TraceScan:
+    """What one pass over a trace's spans tells about the operations it holds."""
+
+    op_types: dict[str, str | None]  # operation id -> operation.type seen on its spans
+    any_type: str | None
+
+
+def _scan(trace: Trace) -> _TraceScan:
+    op_types: dict[str, str | None] = {}
+    any_type: str | None = None
+    for span in trace.spans:
+        op_id = operation_id_of(span)
+        raw_type = span.attributes.get(OPERATION_TYPE_KEY)
+        op_type = str(raw_type).strip().lower() if raw_type is not None else ""
+        op_type = "" if op_type.lower() in _MISSING else op_type
+        if op_type and any_type is None:
+            any_type = op_type
+        if op_id is None:
+            continue
+        if op_id not in op_types or (op_types[op_id] is None and op_type):
+            op_types[op_id] = op_type or None
+    return _TraceScan(op_types=op_types, any_type=any_type)
+
+
+def group_operations(
+    traces: Iterable[Trace], noise_patterns: Sequence[str] = ()
+) -> list[OperationTraces]:
+    """Operations held by ``traces``, newest first.
+
+    A trace belongs to every operation whose id appears on one of its spans; a trace without
+    any id is an operation of its own (keyed by trace id) only when it is a failed dispatch;
+    noise traces (health, metrics, polling — even polling that names an operation id, since
+    polling is not activity of the operation) belong to nothing.
+    """
+    groups: dict[str, OperationTraces] = {}
+    hints: dict[str, list[str | None]] = {}
+    for trace in traces:
+        if not trace.spans or _is_noise_trace(trace, noise_patterns):
+            continue
+        scan = _scan(trace)
+        start, end = trace.start_us, trace.end_us
+        if scan.op_types:
+            single = len(scan.op_types) == 1
+            for op_id, op_type in scan.op_types.items():
+                group = groups.get(op_id)
+                if group is None:
+                    group = OperationTraces(op_id, op_id, UNKNOWN_TYPE, [], start, end)
+                    groups[op_id] = group
+                    hints[op_id] = []
+                group.traces.append(trace)
+                group.alone = group.alone and single
+                group.start_us = min(group.start_us, start)
+                group.end_us = max(group.end_us, end)
+                hints[op_id].append(op_type)
+                if single and op_type is None:
+                    hints[op_id].append(scan.any_type)
+            continue
+        if _is_failed_dispatch(trace):
+            key = trace.trace_id
+            if key in groups:  # an operation id equal to a trace id: keep them apart
+                continue
+            op_type = scan.any_type or _type_from_names(trace.spans) or UNKNOWN_TYPE
+            groups[key] = OperationTraces(key, None, op_type, [trace], start, end)
+    for op_id, found in hints.items():
+        group = groups[op_id]
+        group.traces.sort(key=lambda t: t.start_us)
+        group.operation_type = (
+            next((t for t in found if t), None)
+            or type_from_id(op_id)
+            or _type_from_names(s for t in group.traces for s in t.roots)
+            or UNKNOWN_TYPE
+        )
+    return sorted(groups.values(), key=lambda g: (g.start_us, g.key), reverse=True)
+
+
+def last_status(group: OperationTraces) -> str | None:
+    """The ``operation.to_status`` of the group's last own state transition, found cheaply
+    (used to skip runs that cannot be a baseline before the engine looks at them)."""
+    if group.operation_id is None:
+        return None
+    latest: tuple[int, int, str] | None = None
+    for trace in group.traces:
+        for span in trace.spans:
+            status = span.attributes.get("operation.to_status")
+            if status is None or operation_id_of(span) != group.operation_id:
+                continue
+            key = (span.start_us, span.end_us, str(status))
+            if latest is None or key[:2] >= latest[:2]:
+                latest = key
+    return latest[2] if latest is not None else None
+
+
+def find_operation(groups: Sequence[OperationTraces], ident: str) -> OperationTraces | None:
+    """The group a user id names: by key first, then the operation a trace id belongs to
+    when that trace holds exactly one operation."""
+    wanted = ident.strip()
+    for group in groups:
+        if group.key == wanted:
+            return group
+    trace_id = wanted.lower().rjust(32, "0")
+    holders = [g for g in groups if trace_id in g.trace_ids]
+    return holders[0] if len(holders) == 1 else None

@@ -1,0 +1,84 @@
+"""The JSON form of a diagnosis: the SPEC's CLI contract, for scripts and CI.
+
+``Diagnosis.to_dict()`` is the single definition of the keys; this module only guarantees
+the contract's must-have keys and that any value from a trace serialises (attribute values
+can be anything a reader let through, e.g. a huge integer kept as a Python int).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from opdiag.diagnosis.result import Diagnosis
+
+# SPEC.md "The CLI contract": at least these keys, always present (null when absent).
+CONTRACT_KEYS: tuple[str, ...] = (
+    "operation_id",
+    "trace_ids",
+    "verdict",
+    "summary",
+    "root_cause",
+    "bottleneck",
+    "findings",
+    "duration_ms",
+    "execution_flow",
+    "solution",
+    "links",
+)
+
+
+def _fallback(value: Any) -> Any:
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def diagnosis_dict(diagnosis: Diagnosis) -> dict[str, Any]:
+    """``to_dict()`` with every contract key guaranteed."""
+    data = diagnosis.to_dict()
+    for key in CONTRACT_KEYS:
+        data.setdefault(key, None)
+    return data
+
+
+def dumps(data: Any, *, indent: bool = True) -> str:
+    """Serialise with orjson (fast on 2000-step flows); stdlib json for what orjson refuses
+    (integers beyond 64 bits)."""
+    option = orjson.OPT_INDENT_2 if indent else 0
+    try:
+        return orjson.dumps(data, default=_fallback, option=option).decode("utf-8")
+    except TypeError:
+        return json.dumps(data, default=_fallback, indent=2 if indent else None)
+
+
+def _shallow(diagnosis: Diagnosis) -> dict[str, Any]:
+    """Top-level fields as ``to_dict()`` orders them; nested dataclasses are left for orjson,
+    which serialises them natively (``asdict`` deep-copies a 2000-step flow: slow)."""
+    out: dict[str, Any] = {name: getattr(diagnosis, name) for name in fields_of(diagnosis)}
+    out["key"] = diagnosis.key
+    for key in CONTRACT_KEYS:
+        out.setdefault(key, None)
+    return out
+
+
+def fields_of(diagnosis: Diagnosis) -> tuple[str, ...]:
+    return tuple(diagnosis.__dataclass_fields__)
+
+
+def render_json(diagnosis: Diagnosis) -> str:
+    """One JSON object, indented, no trailing newline (the CLI adds one)."""
+    try:
+        data = orjson.dumps(_shallow(diagnosis), default=_fallback, option=orjson.OPT_INDENT_2)
+        return data.decode("utf-8")
+    except TypeError:  # beyond orjson (e.g. 2**70 in evidence): the slow, general path
+        return dumps(diagnosis_dict(diagnosis))
+
+
+def render_json_list(diagnoses: list[Diagnosis]) -> str:
+    """A JSON array of diagnoses (``opdiag operations --format json``)."""
+    return dumps([diagnosis_dict(d) for d in diagnoses])

@@ -1,0 +1,114 @@
+"""Links from a diagnosis to where a person looks next: Jaeger UI, Grafana, opdiag's page.
+
+Every id that goes into a URL comes from a trace, so it is untrusted: each is URL-encoded
+as a path segment or a query value, never pasted in raw. Base URLs are the browser-visible
+ones from ``LinkSettings`` (not the docker-internal addresses).
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from opdiag.diagnosis.result import Diagnosis, Links
+from opdiag.settings import LinkSettings
+
+# Explore's time range around the operation, so the trace is inside it.
+_RANGE_MARGIN_MS = 60_000
+
+
+def _q(value: str) -> str:
+    """Encode one path segment or query value (``/``, ``?``, ``&``, ``#`` included)."""
+    return quote(value, safe="")
+
+
+def _base(url: str) -> str:
+    return url.rstrip("/")
+
+
+def ui_span_id(span_id: str) -> str:
+    """The id Jaeger UI knows: duplicates renamed ``id_1`` by the model go back to ``id``."""
+    return span_id.split("_", 1)[0]
+
+
+def trace_url(settings: LinkSettings, trace_id: str) -> str:
+    """Jaeger UI page of one trace."""
+    return f"{_base(settings.jaeger_ui_url)}/trace/{_q(trace_id)}"
+
+
+def span_url(settings: LinkSettings, trace_id: str, span_id: str) -> str:
+    """Jaeger UI page of one trace, collapsed to and scrolled at one span (``uiFind``)."""
+    return f"{trace_url(settings, trace_id)}?uiFind={_q(ui_span_id(span_id))}"
+
+
+def explore_url(
+    settings: LinkSettings, trace_id: str, start_ms: int | None = None, end_ms: int | None = None
+) -> str:
+    """Grafana Explore on the Jaeger datasource, trace-id lookup (empty ``queryType``)."""
+    uid = settings.jaeger_datasource_uid
+    if start_ms is not None and end_ms is not None:
+        time_range = {
+            "from": str(start_ms - _RANGE_MARGIN_MS),
+            "to": str(end_ms + _RANGE_MARGIN_MS),
+        }
+    else:
+        time_range = {"from": "now-1h", "to": "now"}
+    panes = {
+        "opdiag": {
+            "datasource": uid,
+            "queries": [
+                {"refId": "A", "datasource": {"type": "jaeger", "uid": uid}, "query": trace_id}
+            ],
+            "range": time_range,
+        }
+    }
+    encoded = _q(json.dumps(panes, separators=(",", ":"), sort_keys=True))
+    return f"{_base(settings.grafana_url)}/explore?schemaVersion=1&orgId=1&panes={encoded}"
+
+
+def diagnosis_page_url(settings: LinkSettings, key: str) -> str:
+    """opdiag's own HTML diagnosis page."""
+    return f"{_base(settings.opdiag_url)}/operations/{_q(key)}"
+
+
+def dashboard_url(settings: LinkSettings, key: str) -> str:
+    """The Operation Diagnosis drill-down dashboard for this operation."""
+    uid = _q(settings.diagnosis_dashboard_uid)
+    return f"{_base(settings.grafana_url)}/d/{uid}?var-operation_id={_q(key)}"
+
+
+def _key_span(diagnosis: Diagnosis) -> tuple[str, str] | None:
+    """(trace id, span id) of the span that proves the verdict: root cause, else bottleneck."""
+    if diagnosis.root_cause is not None and diagnosis.root_cause.span_id:
+        return diagnosis.root_cause.trace_id, diagnosis.root_cause.span_id
+    if diagnosis.bottleneck is not None and diagnosis.bottleneck.span_id:
+        return diagnosis.bottleneck.trace_id, diagnosis.bottleneck.span_id
+    return None
+
+
+def build_links(diagnosis: Diagnosis, links_settings: LinkSettings) -> Links:
+    """Every link of one diagnosis; a not-found diagnosis gets only its page and dashboard."""
+    traces = {tid: trace_url(links_settings, tid) for tid in diagnosis.trace_ids}
+    key_span = _key_span(diagnosis)
+    jaeger: str | None = None
+    explore_trace: str | None = None
+    if key_span is not None and key_span[0]:
+        jaeger = span_url(links_settings, key_span[0], key_span[1])
+        explore_trace = key_span[0]
+    elif diagnosis.trace_ids:
+        jaeger = traces[diagnosis.trace_ids[0]]
+    if explore_trace is None and diagnosis.trace_ids:
+        explore_trace = diagnosis.trace_ids[0]
+    explore = None
+    if explore_trace is not None:
+        explore = explore_url(
+            links_settings, explore_trace, diagnosis.started_at_ms, diagnosis.ended_at_ms
+        )
+    key = diagnosis.key
+    return Links(
+        jaeger=jaeger,
+        grafana_explore=explore,
+        diagnosis_page=diagnosis_page_url(links_settings, key) if key else None,
+        grafana_dashboard=dashboard_url(links_settings, key) if key else None,
+        traces=traces,
+    )

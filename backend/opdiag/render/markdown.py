@@ -1,0 +1,216 @@
+"""A diagnosis in the KTRDR skill's "Trace Analysis" response template (Markdown).
+
+Sections, in the skill's order: Trace Summary, Execution Flow, Diagnosis, Root Cause,
+Solution. Every value from a trace (span names, attribute values, exception messages, even
+ids) is untrusted and escaped, so a hostile span name cannot inject links, HTML or headings;
+commands go into fenced blocks whose fence is longer than any backtick run inside.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from opdiag.diagnosis.result import Diagnosis, FlowStep, Solution
+from opdiag.render.table import format_duration
+
+# Always escaped: they open code, emphasis, links, HTML, strikethrough anywhere in a line.
+_SPECIAL = re.compile(r"([\\`*\[\]<>~])")
+# "_" opens emphasis only at a word boundary: snake_case ids stay readable.
+_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+# "&" only matters when it starts an entity (&amp; &#38;).
+_ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
+# At the start of a line these open a heading, list, quote or setext underline.
+_LEADING = re.compile(r"^(?:#|=|[+\-](?:\s|$)|\d{1,9}[.)](?:\s|$))")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_MAX_VALUE = 300
+# Verdicts that mean the operation did not do its job (the template's Status: ERROR).
+_ERROR_VERDICTS = frozenset(
+    {"failed", "invalid_input", "data_missing", "service_unreachable", "no_workers",
+     "no_capable_workers", "workers_busy"}
+)
+
+
+def escape(value: Any, *, limit: int = _MAX_VALUE) -> str:
+    """Untrusted text → inline Markdown that renders as the literal text, on one line."""
+    text = "" if value is None else str(value)
+    text = _CONTROL.sub(" ", text.replace("\r\n", " ").replace("\n", " ").replace("\r", " "))
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = _SPECIAL.sub(r"\\\1", text)
+    text = _UNDERSCORE.sub(r"\\_", text)
+    text = _ENTITY.sub(r"\\&", text)
+    if _LEADING.match(text):
+        text = "\\" + text
+    return text
+
+
+def code(value: Any, *, limit: int = _MAX_VALUE) -> str:
+    """Untrusted text as an inline code span (literal inside; backslashes do not escape
+    there, so the fence is a backtick run longer than any inside)."""
+    text = _CONTROL.sub(" ", ("" if value is None else str(value)).replace("\n", " "))
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value:.1f}ms" if value < 10_000 else f"{value:,.0f}ms"
+
+
+def _human(ms: float | None) -> str:
+    return f" ({format_duration(ms)})" if ms is not None and ms >= 60_000 else ""
+
+
+def fence(lines: list[str], info: str = "bash") -> str:
+    """A fenced code block that no line of untrusted content can close."""
+    longest = max((len(m) for line in lines for m in re.findall(r"`+", line)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    safe = [_CONTROL.sub(" ", line) for line in lines]
+    return "\n".join([f"{ticks}{info}", *safe, ticks])
+
+
+def _status_word(diagnosis: Diagnosis) -> str:
+    """The template's OK/ERROR: error spans or a failure verdict make it ERROR."""
+    if diagnosis.verdict == "not_found":
+        return "NOT FOUND"
+    failed = diagnosis.status == "failed" or diagnosis.verdict in _ERROR_VERDICTS
+    if failed or any(step.error for step in diagnosis.execution_flow):
+        return "ERROR"
+    return "OK"
+
+
+def _summary_section(d: Diagnosis) -> list[str]:
+    trace_ids = ", ".join(escape(t) for t in d.trace_ids) or "none"
+    services = ", ".join(escape(s) for s in d.services) or "none"
+    label = "Trace IDs" if len(d.trace_ids) > 1 else "Trace ID"
+    return [
+        "**Trace Summary**:",
+        f"- {label}: {trace_ids}",
+        f"- Total Duration: {_ms(d.duration_ms)}{_human(d.duration_ms)}",
+        f"- Services: {services}",
+        f"- Status: {_status_word(d)} (verdict {escape(d.verdict)}, operation status "
+        f"{escape(d.status)}, type {escape(d.operation_type or 'unknown')})",
+    ]
+
+
+def _flow_line(step: FlowStep, number: int) -> str:
+    marks: list[str] = []
+    if step.root_cause:
+        marks.append("ROOT CAUSE")
+    if step.bottleneck:
+        marks.append("BOTTLENECK")
+    if step.error:
+        marks.append("error")
+    # The numbered list stays flat (the template's shape); depth is shown by arrows.
+    depth = "↳ " * min(step.depth, 8)
+    tail = f" [{', '.join(marks)}]" if marks else ""
+    star = "★ " if step.critical else ""
+    return (
+        f"{number}. {star}{depth}{escape(step.span_name)} "
+        f"({escape(step.service)}) - {_ms(step.duration_ms)}{tail}"
+    )
+
+
+def _flow_section(d: Diagnosis) -> list[str]:
+    lines = ["**Execution Flow** (★ = critical path):"]
+    if not d.execution_flow:
+        lines.append("- no spans")
+        return lines
+    lines.extend(_flow_line(step, i) for i, step in enumerate(d.execution_flow, start=1))
+    if d.execution_flow_truncated:
+        lines.append(f"- … {d.execution_flow_truncated} more spans not shown")
+    return lines
+
+
+def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
+    return [f"  - {code(k)} = {escape(v)}" for k, v in sorted(evidence.items())]
+
+
+def _diagnosis_section(d: Diagnosis) -> list[str]:
+    lines = ["**Diagnosis**:", f"**{escape(d.verdict)}**: {escape(d.summary, limit=1000)}"]
+    if d.bottleneck is not None:
+        b = d.bottleneck
+        lines.append(
+            f"- Bottleneck: {escape(b.span_name)} ({escape(b.service)}), self time "
+            f"{_ms(b.self_time_ms)}, {b.share * 100:.0f} % of the critical path"
+        )
+    if d.baseline_ms is not None:
+        lines.append(f"- Baseline of this operation type: {_ms(d.baseline_ms)}")
+    for finding in d.findings:
+        where = f" on {escape(finding.span_name)}" if finding.span_name else ""
+        lines.append(
+            f"- [{escape(finding.severity)}] {escape(finding.rule_id)}{where}: "
+            f"{escape(finding.summary, limit=1000)}"
+        )
+    lines.extend(f"- warning: {escape(w)}" for w in d.warnings)
+    return lines
+
+
+def _root_cause_section(d: Diagnosis) -> list[str]:
+    lines = ["**Root Cause**:"]
+    rc = d.root_cause
+    if rc is None:
+        lines.append("No single span caused this; see the diagnosis above.")
+        return lines
+    lines.append(
+        f"Span {escape(rc.span_name)} in {escape(rc.service)} "
+        f"(span {escape(rc.span_id)}, trace {escape(rc.trace_id)})"
+    )
+    if rc.exception_type or rc.exception_message:
+        lines.append(
+            f"- Exception: {escape(rc.exception_type or '?')}: "
+            f"{escape(rc.exception_message or '', limit=1000)}"
+        )
+    if rc.evidence:
+        lines.append("- Span attributes:")
+        lines.extend(_evidence_lines(rc.evidence))
+    return lines
+
+
+def solution_markdown(solution: Solution | None) -> str:
+    """The Solution body alone (also the ``solution`` column of the diagnosis row)."""
+    if solution is None:
+        return "No action needed."
+    lines = [escape(solution.title, limit=1000)]
+    lines.extend(f"{i}. {escape(step, limit=1000)}" for i, step in enumerate(solution.steps, 1))
+    if solution.commands:
+        lines.append("")
+        lines.append(fence([str(c) for c in solution.commands]))
+    return "\n".join(lines)
+
+
+def _links_section(d: Diagnosis) -> list[str]:
+    links = [
+        ("Jaeger", d.links.jaeger),
+        ("Grafana Explore", d.links.grafana_explore),
+        ("Dashboard", d.links.grafana_dashboard),
+        ("Diagnosis page", d.links.diagnosis_page),
+    ]
+    present = [(name, url) for name, url in links if url]
+    if not present:
+        return []
+    # URLs are built by render.links with every id percent-encoded; <> keeps them literal.
+    return ["**Links**:", *(f"- {name}: <{url}>" for name, url in present)]
+
+
+def render_markdown(diagnosis: Diagnosis) -> str:
+    """The whole Trace Analysis, ending with a newline."""
+    d = diagnosis
+    title = "operation_id" if d.operation_id else "trace_id"
+    head = f"🔍 **Trace Analysis for {title}: {escape(d.key or 'unknown')}**"
+    sections = [
+        [head],
+        _summary_section(d),
+        _flow_section(d),
+        _diagnosis_section(d),
+        _root_cause_section(d),
+        ["**Solution**:", solution_markdown(d.solution)],
+        _links_section(d),
+    ]
+    return "\n\n".join("\n".join(s) for s in sections if s) + "\n"

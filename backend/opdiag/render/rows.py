@@ -1,0 +1,180 @@
+"""A diagnosis flattened into the API's row models (``opdiag.api.schemas``).
+
+The Flask routes and the simpod frames serve exactly these rows, and the dashboards derive
+their columns from the same models, so this is the one place where a ``Diagnosis`` becomes
+flat str/int/float/bool columns. Absent values become ``""`` / ``0`` (Grafana tables do not
+like mixed null types).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+from urllib.parse import quote
+
+from opdiag.api.schemas import (
+    DiagnosisRow,
+    FindingRow,
+    FlowRow,
+    OperationRow,
+    SolutionRow,
+    VariableRow,
+    VerdictCountRow,
+)
+from opdiag.diagnosis.result import Diagnosis
+from opdiag.render.links import build_links, ui_span_id
+from opdiag.render.markdown import solution_markdown
+from opdiag.settings import LinkSettings
+
+_MAX_EVIDENCE = 2000
+
+
+def evidence_text(evidence: dict[str, Any]) -> str:
+    """``key=value`` pairs, sorted, one string (capped: a table cell, not a dump)."""
+    text = ", ".join(f"{k}={v}" for k, v in sorted(evidence.items()))
+    return text if len(text) <= _MAX_EVIDENCE else text[: _MAX_EVIDENCE - 1] + "…"
+
+
+def _span_link(d: Diagnosis, trace_id: str, span_id: str) -> str:
+    """Jaeger UI deep link to one span, from the diagnosis' already-encoded trace links."""
+    base = d.links.traces.get(trace_id)
+    if not base or not span_id:
+        return base or ""
+    return f"{base}?uiFind={quote(ui_span_id(span_id), safe='')}"
+
+
+def _main_service(d: Diagnosis) -> str:
+    if d.root_cause is not None:
+        return d.root_cause.service
+    if d.bottleneck is not None:
+        return d.bottleneck.service
+    if d.execution_flow:
+        return d.execution_flow[0].service
+    return d.services[0] if d.services else ""
+
+
+def _linked(d: Diagnosis, settings: Any) -> Diagnosis:
+    """The diagnosis with links; built from ``settings`` (a ``Settings`` or its ``links``)
+    only when the service did not fill them already."""
+    if settings is None or d.links.diagnosis_page is not None:
+        return d
+    links_settings = getattr(settings, "links", settings)
+    if not isinstance(links_settings, LinkSettings):
+        return d
+    return replace(d, links=build_links(d, links_settings))
+
+
+def operation_row(d: Diagnosis, settings: Any = None) -> OperationRow:
+    """One line of the operations table."""
+    d = _linked(d, settings)
+    rc = d.root_cause
+    return OperationRow(
+        time=int(d.started_at_ms or 0),
+        operation_id=d.key,
+        trace_id=d.trace_ids[0] if d.trace_ids else "",
+        operation_type=d.operation_type or "unknown",
+        status=d.status,
+        verdict=d.verdict,
+        summary=d.summary,
+        duration_ms=float(d.duration_ms or 0.0),
+        service=_main_service(d),
+        root_cause=f"{rc.service}: {rc.span_name}" if rc is not None else "",
+        bottleneck=d.bottleneck.span_name if d.bottleneck is not None else "",
+        finished=d.finished,
+        diagnosis_url=d.links.diagnosis_page or "",
+        jaeger_url=d.links.jaeger or "",
+    )
+
+
+def diagnosis_row(d: Diagnosis, settings: Any = None) -> DiagnosisRow:
+    """The whole diagnosis as one flat row (stat and text panels)."""
+    d = _linked(d, settings)
+    rc = d.root_cause
+    b = d.bottleneck
+    return DiagnosisRow(
+        operation_id=d.key,
+        trace_ids=",".join(d.trace_ids),
+        operation_type=d.operation_type or "unknown",
+        status=d.status,
+        verdict=d.verdict,
+        summary=d.summary,
+        time=int(d.started_at_ms or 0),
+        duration_ms=float(d.duration_ms or 0.0),
+        baseline_ms=float(d.baseline_ms or 0.0),
+        root_cause_span=rc.span_name if rc else "",
+        root_cause_service=rc.service if rc else "",
+        root_cause_span_id=rc.span_id if rc else "",
+        root_cause_evidence=evidence_text(rc.evidence) if rc else "",
+        bottleneck_span=b.span_name if b else "",
+        bottleneck_span_id=b.span_id if b else "",
+        bottleneck_self_time_ms=float(b.self_time_ms) if b else 0.0,
+        bottleneck_share=float(b.share) if b else 0.0,
+        solution=solution_markdown(d.solution),
+        services=",".join(d.services),
+        diagnosis_url=d.links.diagnosis_page or "",
+        jaeger_url=d.links.jaeger or "",
+        explore_url=d.links.grafana_explore or "",
+    )
+
+
+def flow_rows(d: Diagnosis, settings: Any = None) -> list[FlowRow]:
+    """The execution flow, one row per span, in start order."""
+    d = _linked(d, settings)
+    return [
+        FlowRow(
+            index=s.index,
+            trace_id=s.trace_id,
+            span_id=s.span_id,
+            parent_id=s.parent_id or "",
+            service=s.service,
+            span_name=s.span_name,
+            start_ms=float(s.start_ms),
+            duration_ms=float(s.duration_ms),
+            self_time_ms=float(s.self_time_ms),
+            depth=s.depth,
+            critical=s.critical,
+            error=s.error,
+            root_cause=s.root_cause,
+            bottleneck=s.bottleneck,
+            jaeger_url=_span_link(d, s.trace_id, s.span_id),
+        )
+        for s in d.execution_flow
+    ]
+
+
+def finding_rows(d: Diagnosis, settings: Any = None) -> list[FindingRow]:
+    """Every rule that fired (``settings`` accepted for a uniform signature)."""
+    return [
+        FindingRow(
+            rule_id=f.rule_id,
+            severity=f.severity,
+            verdict=f.verdict or "",
+            summary=f.summary,
+            trace_id=f.trace_id or "",
+            span_id=f.span_id or "",
+            service=f.service or "",
+            span_name=f.span_name or "",
+            evidence=evidence_text(f.evidence),
+        )
+        for f in d.findings
+    ]
+
+
+def solution_rows(d: Diagnosis, settings: Any = None) -> list[SolutionRow]:
+    """Steps, then commands, numbered from 1 (``settings`` accepted, unused)."""
+    if d.solution is None:
+        return []
+    rule_id = d.solution.rule_id or ""
+    items = [("step", s) for s in d.solution.steps] + [("command", c) for c in d.solution.commands]
+    return [
+        SolutionRow(index=i, kind=kind, text=str(text), rule_id=rule_id)
+        for i, (kind, text) in enumerate(items, start=1)
+    ]
+
+
+def verdict_count_row(time_ms: int, verdict: str, count: int) -> VerdictCountRow:
+    return VerdictCountRow(time=time_ms, verdict=verdict, count=count)
+
+
+def variable_row(value: str, text: str | None = None) -> VariableRow:
+    return VariableRow(text=text if text is not None else value, value=value)

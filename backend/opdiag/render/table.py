@@ -1,0 +1,67 @@
+"""The operations list for a terminal: the twin of Grafana's operations table.
+
+Values from traces may hold escape sequences; they are stripped so a hostile span cannot
+repaint the operator's terminal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from opdiag.diagnosis.result import Diagnosis
+from opdiag.timeutil import format_rfc3339
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SUMMARY_MAX = 100
+COLUMNS: tuple[str, ...] = ("TIME", "ID", "TYPE", "STATUS", "VERDICT", "DURATION", "SUMMARY")
+
+
+def clean(value: object, limit: int | None = None) -> str:
+    """One printable line."""
+    text = _CONTROL.sub(" ", "" if value is None else str(value))
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def format_duration(ms: float | None) -> str:
+    """Short human duration: 850ms, 12.3s, 4m05s, 2h03m."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _cells(d: Diagnosis) -> list[str]:
+    started = format_rfc3339(d.started_at_ms * 1000) if d.started_at_ms is not None else "-"
+    return [
+        started,
+        clean(d.key),
+        clean(d.operation_type or "unknown"),
+        clean(d.status),
+        clean(d.verdict),
+        format_duration(d.duration_ms),
+        clean(d.summary, _SUMMARY_MAX),
+    ]
+
+
+def render_operations_table(diags: Sequence[Diagnosis]) -> str:
+    """Aligned columns, one operation per line, ending with a newline."""
+    if not diags:
+        return "no operations found\n"
+    rows = [list(COLUMNS), *(_cells(d) for d in diags)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS) - 1)]
+    lines = []
+    for row in rows:
+        head = "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True))
+        lines.append(f"{head}  {row[-1]}".rstrip())
+    return "\n".join(lines) + "\n"

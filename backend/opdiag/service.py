@@ -1,0 +1,428 @@
+"""The use cases: diagnose one id, list recent operations, count verdicts, fill variables.
+
+This is where sources, grouping, the engine, baselines and links meet; the CLI and the Flask
+app only parse input and render output around it. ``slow`` needs a baseline: the median
+duration of healthy finished runs of the same operation type found in the same source (all
+of a file source, Jaeger's recent ``lookback_s`` window), the operation itself excluded.
+With too few runs the engine's configured budget decides instead.
+
+Diagnoses of finished operations never change, so they are kept in a bounded LRU cache
+(the server asks for the same operation from several panels at once); unfinished ones are
+always recomputed because ``stuck`` depends on ``now``. The service is shared by the
+server's threads, so the cache is guarded by a lock; computing happens outside it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from opdiag.diagnosis import engine
+from opdiag.diagnosis.result import VERDICTS, Diagnosis
+from opdiag.errors import InputError, NotFoundError
+from opdiag.model import Trace
+from opdiag.operations import (
+    UNKNOWN_TYPE,
+    OperationTraces,
+    find_operation,
+    group_operations,
+    last_status,
+)
+from opdiag.render.links import build_links
+from opdiag.settings import Settings
+from opdiag.sources.base import TraceSource
+from opdiag.timeutil import US_PER_MS, US_PER_S, wall_clock_us
+
+if TYPE_CHECKING:
+    from opdiag.api.schemas import VariableRow, VerdictCountRow
+    from opdiag.diagnosis.rules import RuleSet
+
+# "Everything" for a file source: files are finite, a time filter would only hide data.
+_ALL_START_US = 0
+_ALL_END_US = 2**62
+_ALL_LIMIT = 1_000_000
+_MAX_BUCKETS = 10_000
+_SUCCESS_VERDICTS = frozenset({"healthy", "slow"})
+VARIABLE_NAMES: tuple[str, ...] = ("operation_types", "verdicts", "services", "operation_ids")
+
+
+class LRUCache:
+    """A small thread-safe LRU of diagnoses with hit/miss counters (for ``/metrics``)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(0, capacity)
+        self.hits = 0
+        self.misses = 0
+        self._data: OrderedDict[str, Diagnosis] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Diagnosis | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: str, value: Diagnosis) -> None:
+        if self.capacity == 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.capacity:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def _type_of(diagnosis: Diagnosis, group: OperationTraces) -> str:
+    """The engine's type when it knows one, the cheap guess otherwise."""
+    found = diagnosis.operation_type
+    return found if found and found != UNKNOWN_TYPE else group.operation_type
+
+
+def _is_baseline_run(diagnosis: Diagnosis) -> bool:
+    return (
+        diagnosis.finished
+        and diagnosis.verdict in _SUCCESS_VERDICTS
+        and diagnosis.duration_ms is not None
+    )
+
+
+def _median_without(durations: Sequence[tuple[str, float]], key: str) -> tuple[float, int]:
+    values = [ms for k, ms in durations if k != key]
+    return (statistics.median(values) if values else 0.0), len(values)
+
+
+def _wanted(values: Iterable[str] | None) -> set[str] | None:
+    if values is None:
+        return None
+    wanted = {v for v in values if v}
+    return wanted or None
+
+
+class DiagnosisService:
+    """Diagnoses from one trace source with one rule set; shared by all server threads."""
+
+    def __init__(
+        self, source: TraceSource, settings: Settings, rules: RuleSet | None = None
+    ) -> None:
+        if rules is None:
+            from opdiag.diagnosis.rules import load_rules
+
+            rules = load_rules(list(settings.rule_packs))
+        self.source = source
+        self.settings = settings
+        self.rules = rules
+        self._final = LRUCache(settings.server.cache_size)  # what users get, links filled
+        self._base = LRUCache(settings.server.cache_size)  # before baselines (for baselines)
+
+    # -- cache statistics -------------------------------------------------------------
+
+    @property
+    def cache_hits(self) -> int:
+        return self._final.hits
+
+    @property
+    def cache_misses(self) -> int:
+        return self._final.misses
+
+    def cache_stats(self) -> dict[str, int]:
+        """Counters for opdiag's own ``/metrics``."""
+        return {
+            "hits": self._final.hits,
+            "misses": self._final.misses,
+            "size": len(self._final),
+            "capacity": self._final.capacity,
+        }
+
+    # -- one operation ----------------------------------------------------------------
+
+    def diagnose(self, ident: str, now_us: int | None = None) -> Diagnosis:
+        """Diagnose an operation id or a trace id; ``NotFoundError`` when no trace holds it."""
+        ident = (ident or "").strip()
+        if not ident:
+            raise InputError("empty operation or trace id", field="id")
+        cached = self._final.get(ident)
+        if cached is not None:
+            return cached
+        now = wall_clock_us() if now_us is None else now_us
+        traces = self.source.traces_for(ident)
+        if not traces:
+            raise NotFoundError(f"no trace holds operation or trace id {ident!r}")
+        group = self._group_for(ident, traces)
+        base = self._base_diagnosis(group, now, ident=ident)
+        final = base
+        if _is_baseline_run(base):
+            durations = self._baseline_durations(
+                _type_of(base, group), now, exclude=group.key, target=group
+            )
+            final = self._apply_baseline(base, durations, group.key)
+        final = self._finish(final)
+        if final.finished:
+            self._final.put(ident, final)
+            if final.key != ident:
+                self._final.put(final.key, final)
+        return final
+
+    def _group_for(self, ident: str, traces: list[Trace]) -> OperationTraces:
+        """The operation ``ident`` names; a trace id of a one-operation trace means that
+        operation (all its traces); otherwise the traces themselves."""
+        patterns = self.settings.diagnosis.noise_span_patterns
+        groups = group_operations(traces, patterns)
+        group = find_operation(groups, ident)
+        if group is not None and group.key != ident and group.operation_id is not None:
+            more = self.source.traces_for(group.operation_id)
+            grown = find_operation(group_operations(more, patterns), group.operation_id)
+            return grown or group
+        if group is not None:
+            return group
+        ordered = sorted(traces, key=lambda t: t.start_us)
+        found_type = next((g.operation_type for g in groups), UNKNOWN_TYPE)
+        return OperationTraces(
+            key=ident,
+            operation_id=ident if not _looks_like_trace_id(ident, ordered) else None,
+            operation_type=found_type,
+            traces=ordered,
+            start_us=min(t.start_us for t in ordered),
+            end_us=max(t.end_us for t in ordered),
+            alone=False,
+        )
+
+    def _base_diagnosis(self, group: OperationTraces, now_us: int, ident: str) -> Diagnosis:
+        """The engine's verdict before any baseline (budget only); finished ones cached."""
+        cached = self._base.get(group.key)
+        if cached is not None:
+            return cached
+        result = engine.diagnose(
+            group.traces,
+            ident=ident,
+            operation_id=group.operation_id,
+            rules=self.rules,
+            settings=self.settings.diagnosis,
+            now_us=now_us,
+        )
+        if result.operation_type in (None, "", UNKNOWN_TYPE) and group.operation_type:
+            result = replace(result, operation_type=group.operation_type)
+        if result.finished:
+            self._base.put(group.key, result)
+        return result
+
+    def _apply_baseline(
+        self, base: Diagnosis, durations: Sequence[tuple[str, float]], key: str
+    ) -> Diagnosis:
+        median, runs = _median_without(durations, key)
+        if runs < self.settings.diagnosis.min_baseline_runs:
+            return base
+        return engine.reassess_slow(base, median, self.rules, self.settings.diagnosis)
+
+    def _finish(self, diagnosis: Diagnosis) -> Diagnosis:
+        return replace(diagnosis, links=build_links(diagnosis, self.settings.links))
+
+    def _is_file_source(self) -> bool:
+        try:
+            from opdiag.sources.files import FileSource
+        except ImportError:  # pragma: no cover - the module ships with opdiag
+            return False
+        return isinstance(self.source, FileSource)
+
+    def _window(self, now_us: int) -> tuple[int, int, int]:
+        """(start, end, trace limit) of the baseline population."""
+        if self._is_file_source():
+            return _ALL_START_US, _ALL_END_US, _ALL_LIMIT
+        lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
+        return now_us - lookback, now_us + 1, self.settings.jaeger.search_limit
+
+    def _baseline_durations(
+        self, op_type: str, now_us: int, exclude: str, target: OperationTraces | None = None
+    ) -> list[tuple[str, float]]:
+        """(key, duration ms) of healthy finished runs of ``op_type``; only same-type
+        operations are diagnosed, and cached ones are not diagnosed again."""
+        if not op_type or op_type == UNKNOWN_TYPE:
+            return []
+        start, end, limit = self._window(now_us)
+        traces = self.source.recent_traces(start, end, limit)
+        if target is not None and _only_target(traces, target):
+            return []  # e.g. one big file holding just this operation: nothing to compare
+        groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
+        out: list[tuple[str, float]] = []
+        for group in groups:
+            if group.key == exclude or group.operation_type != op_type:
+                continue
+            if last_status(group) != "completed":  # cannot be a healthy run: skip the engine
+                continue
+            diagnosis = self._base_diagnosis(group, now_us, ident=group.key)
+            if _is_baseline_run(diagnosis) and _type_of(diagnosis, group) == op_type:
+                out.append((group.key, float(diagnosis.duration_ms or 0.0)))
+        return out
+
+    # -- many operations --------------------------------------------------------------
+
+    def _all(self, start_us: int, end_us: int, now_us: int, limit: int | None) -> list[Diagnosis]:
+        """Every operation in the range, diagnosed in two passes (verdicts, then baselines)."""
+        trace_limit = _ALL_LIMIT if self._is_file_source() else max(
+            self.settings.jaeger.search_limit, limit or 0
+        )
+        traces = self.source.recent_traces(start_us, end_us, trace_limit)
+        groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
+        finals: dict[str, Diagnosis] = {}
+        bases: list[tuple[OperationTraces, Diagnosis]] = []
+        for group in groups:
+            cached = self._final.get(group.key)
+            if cached is not None:
+                finals[group.key] = cached
+                bases.append((group, cached))
+                continue
+            bases.append((group, self._base_diagnosis(group, now_us, ident=group.key)))
+        runs: dict[str, list[tuple[str, float]]] = {}
+        for group, diagnosis in bases:
+            if _is_baseline_run(diagnosis):
+                runs.setdefault(_type_of(diagnosis, group), []).append(
+                    (group.key, float(diagnosis.duration_ms or 0.0))
+                )
+        out: list[Diagnosis] = []
+        for group, diagnosis in bases:
+            final = finals.get(group.key)
+            if final is None:
+                final = diagnosis
+                if _is_baseline_run(diagnosis):
+                    same = runs.get(_type_of(diagnosis, group), [])
+                    final = self._apply_baseline(diagnosis, same, group.key)
+                final = self._finish(final)
+                if final.finished:
+                    self._final.put(group.key, final)
+            out.append(final)
+        out.sort(key=lambda d: (d.started_at_ms or 0, d.key), reverse=True)
+        return out
+
+    def operations(
+        self,
+        start_us: int,
+        end_us: int,
+        now_us: int | None = None,
+        *,
+        operation_types: Iterable[str] | None = None,
+        verdicts: Iterable[str] | None = None,
+        services: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Diagnosis]:
+        """Operations (and failed dispatches without an id) in the range, newest first."""
+        if end_us < start_us:
+            raise InputError("'to' is before 'from'", field="to")
+        if limit is not None and limit < 0:
+            raise InputError("limit must not be negative", field="limit")
+        now = wall_clock_us() if now_us is None else now_us
+        types, wanted_verdicts, wanted_services = (
+            _wanted(operation_types),
+            _wanted(verdicts),
+            _wanted(services),
+        )
+        out = []
+        for d in self._all(start_us, end_us, now, limit):
+            if types is not None and (d.operation_type or UNKNOWN_TYPE) not in types:
+                continue
+            if wanted_verdicts is not None and d.verdict not in wanted_verdicts:
+                continue
+            if wanted_services is not None and not wanted_services.intersection(d.services):
+                continue
+            out.append(d)
+        return out if limit is None else out[:limit]
+
+    def verdict_counts(
+        self,
+        start_us: int,
+        end_us: int,
+        bucket_us: int,
+        now_us: int | None = None,
+        *,
+        operation_types: Iterable[str] | None = None,
+        verdicts: Iterable[str] | None = None,
+        services: Iterable[str] | None = None,
+    ) -> list[VerdictCountRow]:
+        """Operations started per epoch-aligned bucket and verdict; every verdict seen in
+        the range gets a row in every bucket (zeros included) so time series stay aligned."""
+        from opdiag.render.rows import verdict_count_row
+
+        if bucket_us <= 0:
+            raise InputError("interval must be positive", field="interval")
+        first = start_us - start_us % bucket_us
+        if (end_us - first) // bucket_us > _MAX_BUCKETS:
+            raise InputError(
+                f"interval too small: more than {_MAX_BUCKETS} buckets", field="interval"
+            )
+        diagnoses = self.operations(
+            start_us,
+            end_us,
+            now_us,
+            operation_types=operation_types,
+            verdicts=verdicts,
+            services=services,
+        )
+        counts: dict[tuple[int, str], int] = {}
+        seen: list[str] = []
+        for d in diagnoses:
+            started_us = (d.started_at_ms or 0) * US_PER_MS
+            if not start_us <= started_us < end_us:
+                continue
+            bucket = started_us - started_us % bucket_us
+            counts[(bucket, d.verdict)] = counts.get((bucket, d.verdict), 0) + 1
+            if d.verdict not in seen:
+                seen.append(d.verdict)
+        order = [v for v in VERDICTS if v in seen] + sorted(v for v in seen if v not in VERDICTS)
+        rows = []
+        bucket = first
+        while bucket < end_us:
+            rows.extend(
+                verdict_count_row(bucket // US_PER_MS, v, counts.get((bucket, v), 0))
+                for v in order
+            )
+            bucket += bucket_us
+        return rows
+
+    def variable_values(self, name: str, start_us: int, end_us: int) -> list[VariableRow]:
+        """Values of a Grafana template variable (sorted; ids newest first)."""
+        from opdiag.render.rows import variable_row
+
+        if name not in VARIABLE_NAMES:
+            raise InputError(
+                f"unknown variable {name!r}; expected one of {', '.join(VARIABLE_NAMES)}",
+                field="name",
+            )
+        if name == "verdicts":
+            return [variable_row(v) for v in VERDICTS]
+        trace_limit = _ALL_LIMIT if self._is_file_source() else self.settings.jaeger.search_limit
+        traces = self.source.recent_traces(start_us, end_us, trace_limit)
+        groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
+        if name == "operation_types":
+            return [variable_row(v) for v in sorted({g.operation_type for g in groups})]
+        if name == "services":
+            found = {s for g in groups for t in g.traces for s in t.services()}
+            return [variable_row(v) for v in sorted(found)]
+        return [variable_row(g.key) for g in groups]
+
+
+def _only_target(traces: Sequence[Trace], target: OperationTraces) -> bool:
+    """True when the population is just the target's own traces and those hold no other
+    operation: then there is nothing to compare with and no need to group again."""
+    own = set(target.trace_ids)
+    if any(t.trace_id not in own for t in traces):
+        return False
+    return target.alone
+
+
+def _looks_like_trace_id(ident: str, traces: Sequence[Trace]) -> bool:
+    wanted = ident.lower().rjust(32, "0")
+    return any(t.trace_id == wanted for t in traces)

@@ -1,0 +1,29 @@
+"""Which trace source the settings ask for: files, a live Jaeger, or the bundled demo.
+
+Imports are lazy on purpose: ``opdiag diagnose --traces f.json`` must not pay for httpx.
+"""
+
+from __future__ import annotations
+
+from opdiag.errors import InputError
+from opdiag.settings import Settings, default_demo_traces
+from opdiag.sources.base import TraceSource
+
+NO_SOURCE_MESSAGE = "no trace source: pass --traces or --jaeger-url, or set JAEGER_URL"
+
+
+def make_source(settings: Settings) -> TraceSource:
+    """``--traces`` paths first, then a Jaeger URL, then the demo corpus (``serve`` only)."""
+    if settings.trace_paths:
+        from opdiag.sources.files import FileSource
+
+        return FileSource(list(settings.trace_paths))
+    if settings.jaeger.url:
+        from opdiag.sources.jaeger import JaegerSource
+
+        return JaegerSource(settings.jaeger)
+    if settings.use_demo:
+        from opdiag.sources.files import FileSource
+
+        return FileSource([default_demo_traces()])
+    raise InputError(NO_SOURCE_MESSAGE)

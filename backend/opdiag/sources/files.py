@@ -1,0 +1,167 @@
+"""Files and directories of exported traces as a trace source, as good as a live Jaeger.
+
+Why a separate source: the demo corpus, CI and users without Jaeger access all diagnose from
+files. The files are read once, on first use, then served from memory: traces merged by id
+across files (one operation's CLI, dispatch and worker spans may sit in different files) and
+indexed by trace id and by every ``operation.id`` attribute value.
+
+Error policy: a path that does not exist, or a file named explicitly that cannot be parsed,
+is an error (the user asked for it). Inside a directory one bad file is skipped and recorded
+in :attr:`FileSource.problems`; a source that ends up with no trace at all is an error.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from opdiag.errors import InputError
+from opdiag.model import Trace, merge_traces
+from opdiag.sources.readers import read_file
+
+TRACE_SUFFIXES = (".json", ".jsonl", ".ndjson")
+IGNORED_TOP_LEVEL = frozenset({"expected.yaml", "expected.yml"})
+OPERATION_ID_KEY = "operation.id"
+_HEX = frozenset("0123456789abcdef")
+_NOT_AN_ID = frozenset({"", "None", "none", "null"})
+
+
+def trace_files(directory: Path) -> list[Path]:
+    """Trace files under ``directory``, recursively, sorted; hidden files and directories
+    and a top-level ``expected.yaml`` (test vectors' expectations) are left out."""
+    found: list[Path] = []
+    for path in sorted(directory.rglob("*")):
+        rel = path.relative_to(directory)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if len(rel.parts) == 1 and rel.name in IGNORED_TOP_LEVEL:
+            continue
+        if path.is_file() and path.name.lower().endswith(TRACE_SUFFIXES):
+            found.append(path)
+    return found
+
+
+def looks_like_trace_id(ident: str) -> bool:
+    """16 or 32 hex characters (legacy Jaeger prints 16 when the high half is zero)."""
+    s = ident.strip().lower()
+    return len(s) in (16, 32) and set(s) <= _HEX
+
+
+class FileSource:
+    """A :class:`~opdiag.sources.base.TraceSource` over trace files and directories."""
+
+    def __init__(self, paths: Sequence[Path | str]) -> None:
+        if not paths:
+            raise InputError("no trace files or directories given")
+        self.paths = [Path(p) for p in paths]
+        for path in self.paths:
+            if not path.exists():
+                raise InputError("no such file or directory", source=str(path))
+        self.problems: list[str] = []
+        self._lock = threading.Lock()
+        self._loaded = False
+        self._by_id: dict[str, Trace] = {}
+        self._by_operation: dict[str, list[str]] = {}
+        self._starts: dict[str, list[int]] = {}
+        self._span_count = 0
+
+    # ------------------------------------------------------------------ loading
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if not self._loaded:
+                self._load()
+                self._loaded = True
+
+    def _load(self) -> None:
+        parts: list[Trace] = []
+        problems: list[str] = []
+        for path in self.paths:
+            if path.is_dir():
+                for file in trace_files(path):
+                    try:
+                        parts.extend(read_file(file))
+                    except InputError as exc:
+                        problems.append(exc.message)
+            else:
+                parts.extend(read_file(path))  # named explicitly: errors propagate
+        traces = merge_traces(parts)
+        if not traces:
+            where = ", ".join(str(p) for p in self.paths)
+            detail = f"; skipped: {'; '.join(problems)}" if problems else ""
+            raise InputError(f"no traces found in {where}{detail}")
+        self.problems = problems
+        self._index(traces)
+
+    def _index(self, traces: Iterable[Trace]) -> None:
+        by_operation: dict[str, dict[str, None]] = {}
+        for trace in traces:
+            self._by_id[trace.trace_id] = trace
+            self._starts[trace.trace_id] = sorted(s.start_us for s in trace.spans)
+            self._span_count += len(trace.spans)
+            for span in trace.spans:
+                op = span.attributes.get(OPERATION_ID_KEY)
+                if op is None:
+                    continue
+                op_s = str(op).strip()
+                if op_s not in _NOT_AN_ID:
+                    by_operation.setdefault(op_s, {})[trace.trace_id] = None
+        self._by_operation = {op: list(ids) for op, ids in by_operation.items()}
+
+    # ------------------------------------------------------------------ TraceSource
+
+    def describe(self) -> str:
+        names = ", ".join(str(p) for p in self.paths)
+        if not self._loaded:
+            return f"files {names}"
+        skipped = f", {len(self.problems)} file(s) skipped" if self.problems else ""
+        return f"files {names} ({len(self._by_id)} traces, {self._span_count} spans{skipped})"
+
+    def check(self) -> None:
+        """Load now; malformed input raises ``InputError``/``TraceFormatError``."""
+        self._ensure_loaded()
+
+    def traces_for(self, ident: str) -> list[Trace]:
+        self._ensure_loaded()
+        key = ident.strip()
+        ids = self._by_operation.get(key)
+        if ids:
+            return [self._by_id[t] for t in ids]
+        if looks_like_trace_id(key):
+            trace = self._by_id.get(key.lower().rjust(32, "0"))
+            if trace is not None:
+                return [trace]
+        return []
+
+    def recent_traces(self, start_us: int, end_us: int, limit: int = 500) -> list[Trace]:
+        """Every trace with a span starting in ``[start_us, end_us)``, newest first. Files
+        hold no health-check noise worth filtering, and failed dispatches carry no
+        ``operation.id``, so nothing is left out."""
+        self._ensure_loaded()
+        hits: list[Trace] = []
+        for trace_id, starts in self._starts.items():
+            i = bisect_left(starts, start_us)
+            if i < len(starts) and starts[i] < end_us:
+                hits.append(self._by_id[trace_id])
+        hits.sort(key=lambda t: (t.start_us, t.trace_id), reverse=True)
+        return hits[: max(limit, 0)]
+
+    def all_services(self) -> list[str]:
+        self._ensure_loaded()
+        return sorted({s.service for t in self._by_id.values() for s in t.spans})
+
+    # ------------------------------------------------------------------ extras
+
+    def operation_ids(self) -> list[str]:
+        """Every ``operation.id`` value seen, sorted."""
+        self._ensure_loaded()
+        return sorted(self._by_operation)
+
+    def all_traces(self) -> list[Trace]:
+        """Every trace, oldest first."""
+        self._ensure_loaded()
+        return sorted(self._by_id.values(), key=lambda t: (t.start_us, t.trace_id))

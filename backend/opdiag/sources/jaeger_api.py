@@ -1,0 +1,208 @@
+"""The two Jaeger query APIs behind one small interface, and the detection that picks one.
+
+``V3Api`` speaks ``/api/v3/*`` (OTLP-JSON bodies), ``LegacyApi`` the ``/api/*`` family (legacy
+envelopes). Both return decoded JSON documents (or None for "nothing there"); turning them
+into traces is the readers' job. Jaeger's quirks are handled here: HTML 200 on unknown paths
+means "endpoint absent", api_v3 answers an empty search with 404 "No traces found", and
+error bodies are JSON served as ``text/plain``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from opdiag.errors import SourceUnavailableError
+from opdiag.sources.jaeger_http import JaegerHttp, Reply
+from opdiag.sources.jaeger_query import (
+    V3Dialect,
+    dialect_for_version,
+    dialect_from_error,
+    escape_tag_value,
+    legacy_search_params,
+    parse_version,
+    v3_search_params,
+)
+
+# Endpoint labels for the observer: route templates, never raw ids (bounded cardinality).
+INDEX = "/"
+V3_SERVICES = "/api/v3/services"
+V3_TRACES = "/api/v3/traces"
+V3_TRACE = "/api/v3/traces/{id}"
+LEGACY_SERVICES = "/api/services"
+LEGACY_TRACES = "/api/traces"
+LEGACY_TRACE = "/api/traces/{id}"
+
+
+class QueryApi(Protocol):
+    """What ``JaegerSource`` needs from either API."""
+
+    name: str
+    filters_attributes: bool
+
+    def services(self) -> list[str]: ...
+
+    def search(
+        self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
+    ) -> Any | None: ...
+
+    def trace(self, trace_id: str) -> Any | None: ...
+
+
+def _rejected(reply: Reply) -> SourceUnavailableError:
+    return SourceUnavailableError(
+        f"Jaeger rejected {reply.path} with HTTP {reply.status}: {reply.message()}"
+    )
+
+
+def _json_ok(reply: Reply) -> Any:
+    """The JSON of a 200; anything else (HTML included) is an error naming the endpoint."""
+    if reply.status != 200:
+        raise _rejected(reply)
+    return reply.json()
+
+
+def _services_from(doc: Any, key: str, path: str) -> list[str]:
+    if not isinstance(doc, dict):
+        raise SourceUnavailableError(f"Jaeger answered an unexpected document at {path}")
+    names = doc.get(key)
+    if names is None:  # proto-JSON drops empty lists: {} means no services
+        return []
+    if not isinstance(names, list):
+        raise SourceUnavailableError(f"Jaeger answered an unexpected document at {path}")
+    return sorted({str(n) for n in names if n})
+
+
+@dataclass(slots=True)
+class V3Api:
+    """``/api/v3``: search needs RFC 3339 bounds; the dialect depends on the server version."""
+
+    http: JaegerHttp
+    storage: str
+    dialect: V3Dialect
+    version: str | None = None
+    name: str = "v3"
+
+    @property
+    def filters_attributes(self) -> bool:
+        return self.dialect.attributes
+
+    def services(self) -> list[str]:
+        reply = self.http.get(V3_SERVICES, label=V3_SERVICES)
+        return _services_from(_json_ok(reply), "services", reply.path)
+
+    def search(
+        self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
+    ) -> Any | None:
+        attributes = (
+            {k: escape_tag_value(v, self.storage) for k, v in tags.items()} if tags else None
+        )
+        params = v3_search_params(
+            self.dialect,
+            service=service,
+            start_us=start_us,
+            end_us=end_us,
+            depth=depth,
+            attributes=attributes,
+        )
+        reply = self.http.get(V3_TRACES, params, label=V3_TRACES)
+        if reply.status == 404 and not reply.is_html:
+            return None  # "No traces found": an empty result, not an error
+        return _json_ok(reply)
+
+    def trace(self, trace_id: str) -> Any | None:
+        path = f"/api/v3/traces/{trace_id}"
+        reply = self.http.get(path, label=V3_TRACE)
+        if reply.status == 404 and not reply.is_html:
+            return None
+        return _json_ok(reply)
+
+
+@dataclass(slots=True)
+class LegacyApi:
+    """The ``/api/*`` family of Jaeger v1 and v2 ≤ 2.20: ``service`` is required, times in µs."""
+
+    http: JaegerHttp
+    storage: str
+    version: str | None = None
+    name: str = "legacy"
+    filters_attributes: bool = True
+
+    def services(self) -> list[str]:
+        reply = self.http.get(LEGACY_SERVICES, label=LEGACY_SERVICES)
+        return _services_from(_json_ok(reply), "data", reply.path)
+
+    def search(
+        self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
+    ) -> Any | None:
+        escaped = {k: escape_tag_value(v, self.storage) for k, v in (tags or {}).items()}
+        params = legacy_search_params(
+            service=service, start_us=start_us, end_us=end_us, limit=depth, tags=escaped
+        )
+        reply = self.http.get(LEGACY_TRACES, params, label=LEGACY_TRACES)
+        return _json_ok(reply)
+
+    def trace(self, trace_id: str) -> Any | None:
+        path = f"/api/traces/{trace_id}"
+        reply = self.http.get(path, label=LEGACY_TRACE)
+        if reply.status == 404 and not reply.is_html:
+            return None
+        return _json_ok(reply)
+
+
+def _serves_json(reply: Reply, key: str) -> bool:
+    """A capability probe: 200, not the UI's HTML, a JSON object holding ``key`` (or ``{}``).
+
+    The Content-Type alone cannot decide: Jaeger's api_v3 gateway does not set one in every
+    release, so Go sniffs ``text/plain`` for JSON; only HTML means "absent"."""
+    if reply.status != 200 or reply.is_html:
+        return False
+    doc = reply.json()  # 200 with a broken body is a broken Jaeger, not an absent endpoint
+    return isinstance(doc, dict) and (key in doc or not doc)
+
+
+def _version(http: JaegerHttp) -> tuple[tuple[int, int, int] | None, str | None]:
+    reply = http.get("/", label=INDEX)
+    if reply.status != 200:
+        return None, None
+    version = parse_version(reply.body.decode("utf-8", "replace"))
+    text = None if version is None else "v{}.{}.{}".format(*version)
+    return version, text
+
+
+def _v3_dialect(http: JaegerHttp) -> tuple[V3Dialect, str | None]:
+    """The dialect from ``JAEGER_VERSION``; for ``dev`` builds or a missing page, from the
+    wording of the 400 that a search without time bounds gets."""
+    version, text = _version(http)
+    if version is not None:
+        return dialect_for_version(version), text
+    reply = http.get(V3_TRACES, label=V3_TRACES)
+    if reply.status == 400:
+        return dialect_from_error(reply.message()), text
+    return V3Dialect(), text
+
+
+def detect_api(http: JaegerHttp, storage: str, forced: str = "auto") -> QueryApi:
+    """Pick the API: api_v3 when present and new enough to filter by attributes, else the
+    legacy API when present, else api_v3 in the old dialect (the caller then filters)."""
+    forced = forced.strip().lower()
+    if forced == "legacy":
+        return LegacyApi(http, storage)
+    if forced not in {"auto", "v3"}:
+        raise SourceUnavailableError(f"unknown Jaeger API setting {forced!r} (auto|v3|legacy)")
+    v3_present = forced == "v3" or _serves_json(
+        http.get(V3_SERVICES, label=V3_SERVICES), "services"
+    )
+    if v3_present:
+        dialect, version = _v3_dialect(http)
+        if dialect.attributes or forced == "v3":
+            return V3Api(http, storage, dialect, version)
+        if _serves_json(http.get(LEGACY_SERVICES, label=LEGACY_SERVICES), "data"):
+            return LegacyApi(http, storage, version)
+        return V3Api(http, storage, dialect, version)
+    if _serves_json(http.get(LEGACY_SERVICES, label=LEGACY_SERVICES), "data"):
+        return LegacyApi(http, storage)
+    raise SourceUnavailableError(
+        f"Jaeger at {http.url} answers neither /api/v3/services nor /api/services with JSON "
+        "(is this the Jaeger query/UI address, with its base path?)"
+    )

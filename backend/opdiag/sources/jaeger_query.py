@@ -1,0 +1,138 @@
+"""Pure helpers for the Jaeger client: query parameters of each API dialect, tag-value
+escaping, trace-id recognition and version parsing. No I/O here, so all of it is unit-tested
+without a server."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+# Storages whose tag search runs a regexp query on the value (research/jaeger.md §1.2).
+REGEX_STORAGES = frozenset({"elasticsearch", "opensearch"})
+# Lucene regexp syntax: the reserved characters plus the optional operators that
+# Elasticsearch enables by default (flags ALL). Escaping all of them makes a literal match.
+_LUCENE_RESERVED = frozenset('.?+*|{}[]()"\\#@&<>~^$')
+
+_TRACE_ID_RE = re.compile(r"^[0-9a-fA-F]{16,32}$")
+_GIT_VERSION_RE = re.compile(
+    r"JAEGER_VERSION\s*=\s*\{[^}]*?\"gitVersion\"\s*:\s*\"v?(\d+)\.(\d+)(?:\.(\d+))?"
+)
+# First release whose api_v3 gateway reads camelCase names and honours query.attributes.
+CAMEL_CASE_SINCE = (2, 19)
+
+
+@dataclass(frozen=True, slots=True)
+class V3Dialect:
+    """How to spell api_v3 search parameters for one server.
+
+    ``camel``: v2.19+ canonical names (``query.serviceName`` …); else the ≤v2.18 snake_case
+    names. ``attributes``: the server filters by ``query.attributes``; when False the client
+    must filter the results itself (≤v2.18 silently ignores the parameter).
+    """
+
+    camel: bool = True
+    attributes: bool = True
+
+
+def looks_like_trace_id(ident: str) -> bool:
+    """16 to 32 hex characters: Jaeger's trace-id forms (operation ids carry ``_`` or letters
+    beyond f, so they never match)."""
+    return bool(_TRACE_ID_RE.match(ident))
+
+
+def uses_regex(storage: str) -> bool:
+    """Whether the configured storage matches tag values as regular expressions."""
+    return storage.strip().lower() in REGEX_STORAGES
+
+
+def escape_tag_value(value: str, storage: str) -> str:
+    """Make ``value`` match literally on ``storage``: backslash every Lucene metacharacter on
+    Elasticsearch/OpenSearch, unchanged on exact-match storages (memory, Badger, Cassandra)."""
+    if not uses_regex(storage):
+        return value
+    return "".join("\\" + ch if ch in _LUCENE_RESERVED else ch for ch in value)
+
+
+def rfc3339(us: int) -> str:
+    """Epoch microseconds as RFC 3339 with a ``Z`` (what Go's ``time.RFC3339Nano`` parses)."""
+    dt = datetime.fromtimestamp(us // 1_000_000, tz=UTC).replace(microsecond=us % 1_000_000)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def v3_search_params(
+    dialect: V3Dialect,
+    *,
+    service: str,
+    start_us: int,
+    end_us: int,
+    depth: int,
+    attributes: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Query parameters of ``GET /api/v3/traces`` in the server's dialect.
+
+    ``query.attributes`` is sent in both dialects: a ≤v2.18 server ignores it (the caller
+    filters), a server that understands it narrows the search.
+    """
+    if dialect.camel:
+        params = {
+            "query.serviceName": service,
+            "query.startTimeMin": rfc3339(start_us),
+            "query.startTimeMax": rfc3339(end_us),
+            "query.searchDepth": str(depth),
+        }
+    else:
+        params = {
+            "query.service_name": service,
+            "query.start_time_min": rfc3339(start_us),
+            "query.start_time_max": rfc3339(end_us),
+            "query.num_traces": str(depth),
+        }
+    if attributes:
+        params["query.attributes"] = json.dumps(attributes, separators=(",", ":"))
+    return params
+
+
+def legacy_search_params(
+    *,
+    service: str,
+    start_us: int,
+    end_us: int,
+    limit: int,
+    tags: dict[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """Query parameters of legacy ``GET /api/traces`` (``service`` is required; times in µs;
+    one ``tag=key:value`` per condition, split by Jaeger at the first colon)."""
+    params = [
+        ("service", service),
+        ("start", str(start_us)),
+        ("end", str(end_us)),
+        ("limit", str(limit)),
+    ]
+    for key, value in (tags or {}).items():
+        params.append(("tag", f"{key}:{value}"))
+    return params
+
+
+def parse_version(index_html: str) -> tuple[int, int, int] | None:
+    """``gitVersion`` of the ``JAEGER_VERSION = {…}`` the query service injects into the UI's
+    index page; None when absent or not a release number (``dev`` builds)."""
+    match = _GIT_VERSION_RE.search(index_html)
+    if not match:
+        return None
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+def dialect_for_version(version: tuple[int, int, int]) -> V3Dialect:
+    """v2.19+ speaks camelCase and filters by attributes; older api_v3 gateways do neither."""
+    new = version[:2] >= CAMEL_CASE_SINCE
+    return V3Dialect(camel=new, attributes=new)
+
+
+def dialect_from_error(message: str) -> V3Dialect:
+    """Read the dialect from the 400 an api_v3 search without time bounds answers: the
+    ≤v2.18 wording names ``query.start_time_min``."""
+    old = "start_time_min" in message
+    return V3Dialect(camel=not old, attributes=not old)

@@ -1,0 +1,983 @@
+"""Format detection and parsing of every trace format opdiag accepts, into ``opdiag.model``.
+
+Accepted, auto-detected (research/jaeger.md §1.3, §2.2; SPEC "Traces in"):
+
+* legacy Jaeger JSON: the ``/api/traces`` envelope ``{data:[trace…], errors}``, one trace
+  object ``{traceID, spans, processes}`` (also Jaeger UI's download/transformed form), a list
+  of trace objects, and the anonymizer/Elasticsearch bare array of spans with an embedded
+  ``process``;
+* OTLP-JSON: ``{resourceSpans}``, the api_v3 body ``{result:{resourceSpans}}``, the api_v3
+  error body, and files with one such object per line (OTel file exporters);
+* the OpenTelemetry Python SDK ``ConsoleSpanExporter`` output: pretty-printed span objects
+  written one after another.
+
+Decisions worth knowing:
+
+* A span whose ``processID`` is not in ``processes`` is kept, with service ``"unknown"`` and
+  a span warning: losing the span would hide evidence, the service name is only a label.
+* api_v3 ``404`` bodies ("No traces found", unknown trace) are an empty result, not an error;
+  any other api_v3 error body, or a legacy envelope holding only ``errors``, is an error.
+* Jaeger's trace-summaries, services, operations and dependency bodies hold no spans and are
+  refused with a message that says what they are.
+* Parsing is hand-written (no pydantic per span): a 100k-span file is a hot loop. The raw
+  document handed to :func:`parse_bytes` is consumed while the model is built, so both never
+  sit in memory whole at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gc
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from opdiag.errors import TraceFormatError
+from opdiag.model import (
+    CHILD_OF,
+    CLIENT,
+    CONSUMER,
+    FOLLOWS_FROM,
+    INTERNAL,
+    PRODUCER,
+    SERVER,
+    STATUS_ERROR,
+    STATUS_OK,
+    STATUS_UNSET,
+    Event,
+    Reference,
+    Span,
+    Trace,
+    build_trace,
+)
+
+UNKNOWN_SERVICE = "unknown"
+
+_LEGACY_KINDS = {
+    "server": SERVER,
+    "client": CLIENT,
+    "producer": PRODUCER,
+    "consumer": CONSUMER,
+    "internal": INTERNAL,
+}
+_OTLP_KINDS: dict[Any, str] = {
+    0: INTERNAL,
+    1: INTERNAL,
+    2: SERVER,
+    3: CLIENT,
+    4: PRODUCER,
+    5: CONSUMER,
+    "SPAN_KIND_UNSPECIFIED": INTERNAL,
+    "SPAN_KIND_INTERNAL": INTERNAL,
+    "SPAN_KIND_SERVER": SERVER,
+    "SPAN_KIND_CLIENT": CLIENT,
+    "SPAN_KIND_PRODUCER": PRODUCER,
+    "SPAN_KIND_CONSUMER": CONSUMER,
+}
+_OTLP_STATUS: dict[Any, str] = {
+    0: STATUS_UNSET,
+    1: STATUS_OK,
+    2: STATUS_ERROR,
+    "STATUS_CODE_UNSET": STATUS_UNSET,
+    "STATUS_CODE_OK": STATUS_OK,
+    "STATUS_CODE_ERROR": STATUS_ERROR,
+    "UNSET": STATUS_UNSET,
+    "OK": STATUS_OK,
+    "ERROR": STATUS_ERROR,
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+_MAX_KEYS_SHOWN = 8
+
+
+class _Fail(Exception):
+    """Raised deep in the hot loops with the place and problem; turned into a
+    ``TraceFormatError`` naming the file at the entry points."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where}: {problem}" if where else problem)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def read_file(path: Path | str) -> list[Trace]:
+    """Read and parse one trace file of any accepted format."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise TraceFormatError("file does not exist", source=str(p)) from None
+    except IsADirectoryError:
+        raise TraceFormatError("is a directory, not a trace file", source=str(p)) from None
+    except OSError as exc:
+        raise TraceFormatError(f"cannot read: {exc.strerror or exc}", source=str(p)) from None
+    return parse_bytes(data, str(p))
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while millions of acyclic containers are created: it would scan
+    them again and again (halves the time of a 100k-span file). Restored afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def parse_bytes(data: bytes, source: str) -> list[Trace]:
+    """Parse the bytes of a file or HTTP body; ``source`` names it in every error."""
+    with _gc_paused():
+        return _parse_bytes(data, source)
+
+
+def _parse_bytes(data: bytes, source: str) -> list[Trace]:
+    if data[:3] == b"\xef\xbb\xbf":  # UTF-8 byte-order mark from Windows editors
+        data = data[3:]
+    if not data.strip():
+        raise TraceFormatError("empty, no JSON document", source=source)
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if not exc.msg.startswith("unexpected content after document"):
+            raise TraceFormatError(_json_problem(exc), source=source) from None
+        collector = _Collector(source)
+        try:
+            for where, one in _documents(data, source):
+                _dispatch(one, where, collector, consume=True)
+        except _Fail as fail:
+            raise TraceFormatError(str(fail), source=source) from None
+        return collector.finish()
+    collector = _Collector(source)
+    try:
+        _dispatch(doc, "", collector, consume=True)
+    except _Fail as fail:
+        raise TraceFormatError(str(fail), source=source) from None
+    del doc
+    return collector.finish()
+
+
+def parse_document(obj: Any, source: str) -> list[Trace]:
+    """Parse an already-decoded JSON document (e.g. an HTTP response); ``obj`` is not changed."""
+    collector = _Collector(source)
+    with _gc_paused():
+        try:
+            _dispatch(obj, "", collector, consume=False)
+        except _Fail as fail:
+            raise TraceFormatError(str(fail), source=source) from None
+        return collector.finish()
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def _json_problem(exc: orjson.JSONDecodeError, line: int | None = None) -> str:
+    where = f"line {exc.lineno if line is None else line} column {exc.colno}"
+    if exc.pos >= len(exc.doc) - 1 or "end of data" in exc.msg or "EOF" in exc.msg:
+        return f"not valid JSON, the file looks truncated ({exc.msg} at {where})"
+    return f"not valid JSON ({exc.msg} at {where})"
+
+
+def _documents(data: bytes, source: str) -> Iterator[tuple[str, Any]]:
+    """Several JSON documents in one file: one per line (OTel file exporters) or
+    pretty-printed ones one after another (OTel ConsoleSpanExporter)."""
+    lines = data.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    try:
+        first_doc = orjson.loads(lines[first])
+    except orjson.JSONDecodeError:
+        first_doc = None
+    if isinstance(first_doc, dict | list):
+        for i in range(first, len(lines)):
+            line = lines[i]
+            lines[i] = b""
+            if not line.strip():
+                continue
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise _Fail("", _json_problem(exc, i + 1)) from None
+            yield f"line {i + 1}", doc
+        return
+    del lines
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Fail("", f"not UTF-8 text (byte {exc.start})") from None
+    decoder = json.JSONDecoder()
+    pos, n, index = 0, len(text), 0
+    while True:
+        while pos < n and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= n:
+            return
+        try:
+            doc, pos = decoder.raw_decode(text, pos)
+        except RecursionError:
+            raise _Fail(f"document {index + 1}", "JSON nested too deeply") from None
+        except json.JSONDecodeError as exc:
+            truncated = " (the file looks truncated)" if exc.pos >= n - 1 else ""
+            raise _Fail(
+                "", f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}){truncated}"
+            ) from None
+        yield f"document {index + 1}", doc
+        index += 1
+
+
+def _keys_of(obj: dict) -> str:
+    keys = [str(k)[:40] for k in list(obj)[:_MAX_KEYS_SHOWN]]
+    more = ", …" if len(obj) > _MAX_KEYS_SHOWN else ""
+    return ", ".join(repr(k) for k in keys) + more if keys else "none"
+
+
+def _at(where: str, sub: str) -> str:
+    return f"{where}.{sub}" if where else sub
+
+
+def _dispatch(doc: Any, where: str, col: _Collector, *, consume: bool) -> None:
+    """Detect the format of one decoded document and feed its spans to ``col``."""
+    if isinstance(doc, list):
+        _dispatch_list(doc, where, col, consume=consume)
+        return
+    if not isinstance(doc, dict):
+        raise _Fail(where, f"not a Jaeger or OTLP trace document: a JSON {type(doc).__name__}")
+    if "resourceSpans" in doc:
+        _otlp(doc, where, col, consume=consume)
+    elif "result" in doc and isinstance(doc["result"], dict):
+        _otlp(doc["result"], _at(where, "result"), col, consume=consume)
+    elif "data" in doc:
+        _legacy_envelope(doc, where, col, consume=consume)
+    elif "spans" in doc and ("traceID" in doc or "processes" in doc):
+        _legacy_trace(doc, where, col, consume=consume)
+    elif "spanID" in doc:
+        _legacy_spans([doc], where, col, consume=False)
+    elif isinstance(doc.get("context"), dict) and "name" in doc:
+        col.add(_console_span(doc, where))
+    elif "error" in doc and isinstance(doc["error"], dict):
+        _v3_error(doc["error"], where)
+    elif "summaries" in doc:
+        raise _Fail(where, "a Jaeger trace-summaries response holds no spans, only summaries")
+    elif "services" in doc or "operations" in doc:
+        what = "services" if "services" in doc else "operations"
+        raise _Fail(where, f"a Jaeger {what} response holds no spans")
+    else:
+        raise _Fail(where, f"not a Jaeger or OTLP trace document: top-level keys {_keys_of(doc)}")
+
+
+def _dispatch_list(doc: list, where: str, col: _Collector, *, consume: bool) -> None:
+    if not doc:
+        return
+    first = doc[0]
+    if not isinstance(first, dict):
+        raise _Fail(
+            where,
+            f"not a Jaeger or OTLP trace document: a JSON array of {type(first).__name__}",
+        )
+    if "spanID" in first:
+        _legacy_spans(doc, where, col, consume=consume)
+    elif "parent" in first and "child" in first:
+        raise _Fail(where, "Jaeger service dependency links (parent/child/callCount), not traces")
+    else:
+        for i in range(len(doc)):
+            item = doc[i]
+            if consume:
+                doc[i] = None
+            _dispatch(item, f"{where}[{i}]", col, consume=consume)
+
+
+def _v3_error(err: dict, where: str) -> None:
+    code = err.get("httpCode", err.get("code"))
+    message = str(err.get("message", ""))[:500]
+    if code == 404:
+        return
+    raise _Fail(where, f"Jaeger answered an error instead of traces: HTTP {code}: {message}")
+
+
+# --------------------------------------------------------------------------- collector
+
+
+class _Collector:
+    """Spans grouped by trace id, plus trace-level warnings; built into ``Trace`` at the end."""
+
+    __slots__ = ("source", "spans", "warnings")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.spans: dict[str, list[Span]] = {}
+        self.warnings: dict[str, list[str]] = {}
+
+    def add(self, span: Span) -> None:
+        bucket = self.spans.get(span.trace_id)
+        if bucket is None:
+            self.spans[span.trace_id] = [span]
+        else:
+            bucket.append(span)
+
+    def warn(self, trace_id: str, message: str) -> None:
+        self.warnings.setdefault(trace_id, []).append(message)
+
+    def finish(self) -> list[Trace]:
+        traces = [
+            build_trace(tid, spans, sources=[self.source], warnings=self.warnings.get(tid, ()))
+            for tid, spans in self.spans.items()
+        ]
+        self.spans = {}
+        return traces
+
+
+# --------------------------------------------------------------------------- ids and values
+
+
+def _trace_id(raw: Any, where: str) -> str:
+    if type(raw) is not str or not raw.strip():
+        raise _Fail(where, f"trace id missing or not a string: {_short(raw)}")
+    return raw.strip().lower().rjust(32, "0")
+
+
+def _span_id(raw: Any, where: str, what: str = "span id") -> str:
+    if type(raw) is not str or not raw.strip():
+        raise _Fail(where, f"{what} missing or not a string: {_short(raw)}")
+    return raw.strip().lower().rjust(16, "0")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _int_time(value: Any, where: str, name: str) -> int:
+    """Integer µs (legacy) or ns (OTLP, often a decimal string); anything else is refused."""
+    if type(value) is int:
+        return value
+    if type(value) is str:
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    elif type(value) is float and value.is_integer():
+        return int(value)
+    if value is None:
+        raise _Fail(where, f"{name} is missing")
+    raise _Fail(where, f"{name} is not an integer: {_short(value)}")
+
+
+def _lenient(typ: Any, value: str) -> Any:
+    """Legacy tag values that arrive as strings although the type says otherwise."""
+    if typ == "bool":
+        low = value.strip().lower()
+        if low == "true":
+            return True
+        if low == "false":
+            return False
+        return value
+    if typ == "int64":
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if typ == "float64":
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _kv_dict(tags: Any, where: str, what: str, index: int | None = None) -> dict[str, Any]:
+    """Legacy ``[{key, type, value}]`` → dict; later duplicates win.
+
+    One dict comprehension for the common well-formed case (this is the hottest line of a
+    100k-span file); anything unusual falls back to the checking loop, which names the
+    problem."""
+    if not tags:
+        return {}
+    try:
+        out = {
+            kv["key"]: v
+            if (v := kv["value"]).__class__ is not str or kv["type"] == "string"
+            else _lenient(kv["type"], v)
+            for kv in tags
+        }
+    except (KeyError, TypeError):
+        return _kv_dict_checked(tags, _idx(where, index), what)
+    for key in out:
+        if key.__class__ is not str:
+            return _kv_dict_checked(tags, _idx(where, index), what)
+    return out
+
+
+def _idx(where: str, index: int | None) -> str:
+    return where if index is None else f"{where}[{index}]"
+
+
+def _kv_dict_checked(tags: Any, where: str, what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if type(tags) is not list:
+        raise _Fail(where, f"{what} is not a list")
+    for kv in tags:
+        if type(kv) is not dict:
+            raise _Fail(where, f"{what} holds a non-object entry {_short(kv)}")
+        key = kv.get("key")
+        if type(key) is not str:
+            raise _Fail(where, f"{what} entry without a string key: {_short(kv)}")
+        value = kv.get("value")
+        if type(value) is str:
+            typ = kv.get("type")
+            if typ is not None and typ != "string":
+                value = _lenient(typ, value)
+        out[key] = value
+    return out
+
+
+def _any_value(value: Any) -> Any:
+    """OTLP ``AnyValue`` → plain Python value (intValue arrives as a string)."""
+    if type(value) is not dict:
+        return value
+    s = value.get("stringValue")
+    if s is not None:
+        return s
+    if "intValue" in value:
+        iv = value["intValue"]
+        try:
+            return int(iv)
+        except (TypeError, ValueError):
+            return iv
+    if "boolValue" in value:
+        b = value["boolValue"]
+        return b.strip().lower() == "true" if type(b) is str else bool(b)
+    if "doubleValue" in value:
+        d = value["doubleValue"]
+        try:
+            return float(d)
+        except (TypeError, ValueError):
+            return d
+    if "bytesValue" in value:
+        return value["bytesValue"]
+    if "arrayValue" in value:
+        arr = value["arrayValue"] or {}
+        return [_any_value(v) for v in (arr.get("values") or ())] if type(arr) is dict else []
+    if "kvlistValue" in value:
+        kvl = value["kvlistValue"] or {}
+        vals = kvl.get("values") or () if type(kvl) is dict else ()
+        return {str(kv.get("key")): _any_value(kv.get("value")) for kv in vals if type(kv) is dict}
+    return None
+
+
+def _otlp_attrs(attrs: Any, where: str, what: str = "attributes") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if not attrs:
+        return out
+    if type(attrs) is dict:  # some hand-written files use a plain map
+        return dict(attrs)
+    if type(attrs) is not list:
+        raise _Fail(where, f"{what} is not a list")
+    for kv in attrs:
+        if type(kv) is not dict or type(kv.get("key")) is not str:
+            raise _Fail(where, f"{what} entry without a string key: {_short(kv)}")
+        out[kv["key"]] = _any_value(kv.get("value"))
+    return out
+
+
+def otlp_id(raw: Any, width: int) -> str | None:
+    """An OTLP trace (width 32) or span (16) id as lower-case hex: hex as Jaeger and the
+    OTel collector write it, or base64 as protobuf's default JSON mapping does. ``None``
+    for an absent or all-zero id, ``ValueError`` for anything else."""
+    if raw is None or raw == "":
+        return None
+    if type(raw) is not str:
+        raise ValueError(f"not a string: {_short(raw)}")
+    s = raw.strip()
+    if len(s) <= width and s.isalnum():
+        try:
+            if int(s, 16) == 0:
+                return None
+            return s.lower().rjust(width, "0")
+        except ValueError:
+            pass
+    try:
+        raw_bytes = base64.b64decode(s + "=" * (-len(s) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        try:
+            raw_bytes = base64.b64decode(s + "=" * (-len(s) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"neither hex nor base64: {_short(raw)}") from None
+    if len(raw_bytes) != width // 2:
+        raise ValueError(f"{len(raw_bytes)} bytes, expected {width // 2}: {_short(raw)}")
+    if not any(raw_bytes):
+        return None
+    return raw_bytes.hex()
+
+
+def _otlp_id_at(raw: Any, width: int, where: str, what: str) -> str | None:
+    try:
+        return otlp_id(raw, width)
+    except ValueError as exc:
+        raise _Fail(where, f"{what} {exc}") from None
+
+
+# --------------------------------------------------------------------------- legacy Jaeger
+
+
+def _legacy_envelope(doc: dict, where: str, col: _Collector, *, consume: bool) -> None:
+    data = doc.get("data")
+    errors = doc.get("errors") or []
+    messages = [_error_text(e) for e in errors] if isinstance(errors, list) else [str(errors)]
+    if data is None or data == []:
+        if messages:
+            raise _Fail(where, "Jaeger answered errors instead of traces: " + "; ".join(messages))
+        return
+    if not isinstance(data, list):
+        raise _Fail(_at(where, "data"), f"not a list of traces but a {type(data).__name__}")
+    if data and not isinstance(data[0], dict):
+        raise _Fail(
+            _at(where, "data"),
+            "a list of names (a services/operations response), not traces",
+        )
+    before = {tid: len(spans) for tid, spans in col.spans.items()} if messages else {}
+    _dispatch_list(data, _at(where, "data"), col, consume=consume)
+    for tid, spans in col.spans.items() if messages else ():
+        if len(spans) != before.get(tid, 0):
+            for message in messages:
+                col.warn(tid, f"Jaeger reported: {message}")
+
+
+def _error_text(err: Any) -> str:
+    if isinstance(err, dict):
+        text = str(err.get("msg") or err.get("message") or err)
+        if err.get("traceID"):
+            text += f" (traceID {err['traceID']})"
+        if err.get("code"):
+            text = f"{err['code']} {text}"
+        return text[:500]
+    return str(err)[:500]
+
+
+def _process(raw: Any, where: str) -> tuple[str, dict[str, Any]]:
+    if type(raw) is not dict:
+        raise _Fail(where, "process is not an object")
+    service = raw.get("serviceName")
+    resource = _kv_dict(raw.get("tags"), where, "process tags")
+    if type(service) is not str or not service:
+        service = UNKNOWN_SERVICE
+    resource.setdefault("service.name", service)
+    return service, resource
+
+
+def _legacy_trace(doc: dict, where: str, col: _Collector, *, consume: bool) -> None:
+    spans = doc.get("spans")
+    if spans is None:
+        spans = []
+    if type(spans) is not list:
+        raise _Fail(_at(where, "spans"), "not a list")
+    processes = doc.get("processes") or {}
+    if type(processes) is not dict:
+        raise _Fail(_at(where, "processes"), "not an object")
+    procs = {pid: _process(p, _at(where, f"processes.{pid}")) for pid, p in processes.items()}
+    touched = _legacy_spans(
+        spans,
+        _at(where, "spans"),
+        col,
+        consume=consume,
+        procs=procs,
+        default_tid=doc.get("traceID"),
+    )
+    warnings = doc.get("warnings")
+    if warnings and type(warnings) is list:
+        for tid in touched:
+            for w in warnings:
+                col.warn(tid, str(w))
+
+
+def _legacy_spans(
+    spans: list,
+    where: str,
+    col: _Collector,
+    *,
+    consume: bool,
+    procs: dict[str, tuple[str, dict[str, Any]]] | None = None,
+    default_tid: Any = None,
+) -> set[str]:
+    """The hot loop: one pass, plain dict lookups, ids normalised with a small cache.
+    Returns the trace ids the spans went to."""
+    procs = procs or {}
+    tid_cache: dict[Any, str] = {}
+    touched: set[str] = set()
+    add = col.add
+    for i in range(len(spans)):
+        raw = spans[i]
+        if consume:
+            spans[i] = None
+        if type(raw) is not dict:
+            raise _Fail(f"{where}[{i}]", "span is not an object")
+        sid = raw.get("spanID")
+        if type(sid) is not str or not sid:
+            raise _Fail(f"{where}[{i}]", "span without spanID")
+        raw_tid = raw.get("traceID", default_tid)
+        tid = tid_cache.get(raw_tid) if type(raw_tid) is str else None
+        if tid is None:
+            tid = _trace_id(raw_tid, f"{where}[{i}]")
+            tid_cache[raw_tid] = tid
+        touched.add(tid)
+        start = raw.get("startTime")
+        if type(start) is not int:
+            start = _int_time(start, f"{where}[{i}]", "startTime")
+        duration = raw.get("duration")
+        if type(duration) is not int:
+            duration = _int_time(duration, f"{where}[{i}]", "duration")
+        if duration < 0:
+            raise _Fail(f"{where}[{i}]", f"negative duration {duration}")
+        name = raw.get("operationName")
+        if type(name) is not str:
+            name = "" if name is None else str(name)
+        tags = raw.get("tags")
+        attrs = _kv_dict(tags, where, "tags", i) if tags else {}
+
+        span_warnings: list[str] = []
+        pid = raw.get("processID")
+        proc = procs.get(pid) if type(pid) is str else None
+        if proc is None:
+            embedded = raw.get("process")
+            if embedded is not None:
+                proc = _process(embedded, f"{where}[{i}].process")
+            else:
+                proc = (UNKNOWN_SERVICE, {})
+                span_warnings.append(
+                    f"processID {_short(pid)} is not in the trace's processes; "
+                    f"service set to {UNKNOWN_SERVICE!r}"
+                )
+
+        kind_tag = attrs.get("span.kind")
+        kind = _LEGACY_KINDS.get(kind_tag.lower(), INTERNAL) if type(kind_tag) is str else INTERNAL
+        status = STATUS_UNSET
+        status_message = ""
+        code = attrs.get("otel.status_code")
+        if code is not None:
+            code_s = str(code).upper()
+            if code_s == "ERROR":
+                status = STATUS_ERROR
+            elif code_s == "OK":
+                status = STATUS_OK
+            desc = attrs.get("otel.status_description")
+            if desc is not None:
+                status_message = str(desc)
+
+        refs: list[Reference] = []
+        raw_refs = raw.get("references")
+        if raw_refs:
+            if type(raw_refs) is not list:
+                raise _Fail(f"{where}[{i}]", "references is not a list")
+            for r in raw_refs:
+                if type(r) is not dict:
+                    raise _Fail(f"{where}[{i}]", "reference is not an object")
+                rtid = r.get("traceID", raw_tid)
+                ntid = tid_cache.get(rtid) if type(rtid) is str else None
+                if ntid is None:
+                    ntid = _trace_id(rtid, f"{where}[{i}].references")
+                    tid_cache[rtid] = ntid
+                rtype = r.get("refType")
+                rtype = rtype.upper() if type(rtype) is str else CHILD_OF
+                rsid = r.get("spanID")
+                if type(rsid) is not str or not rsid:
+                    rsid = _span_id(rsid, f"{where}[{i}].references", "reference spanID")
+                refs.append(Reference(rtype, ntid, rsid.strip().lower().rjust(16, "0")))
+        parent = raw.get("parentSpanID")
+        if type(parent) is str and parent.strip("0 "):
+            pid16 = parent.strip().lower().rjust(16, "0")
+            if not any(ref.span_id == pid16 for ref in refs):
+                refs.insert(0, Reference(CHILD_OF, tid, pid16))
+
+        events: list[Event] = []
+        logs = raw.get("logs")
+        if logs:
+            if type(logs) is not list:
+                raise _Fail(f"{where}[{i}]", "logs is not a list")
+            for lg in logs:
+                if type(lg) is not dict:
+                    raise _Fail(f"{where}[{i}]", "log entry is not an object")
+                fields = _kv_dict(lg.get("fields"), where, "log fields", i)
+                ev = fields.get("event")
+                ts = lg.get("timestamp", start)
+                if type(ts) is not int:
+                    ts = _int_time(ts, f"{where}[{i}]", "log timestamp")
+                events.append(Event(ev if type(ev) is str and ev else "log", ts, fields))
+
+        raw_warnings = raw.get("warnings")
+        if raw_warnings and type(raw_warnings) is list:
+            span_warnings.extend(str(w) for w in raw_warnings)
+
+        add(
+            Span(
+                tid,
+                sid.strip().lower().rjust(16, "0"),
+                name,
+                proc[0],
+                start,
+                duration,
+                kind,
+                attrs,
+                events,
+                refs,
+                status,
+                status_message,
+                proc[1],
+                span_warnings,
+            )
+        )
+    return touched
+
+
+# --------------------------------------------------------------------------- OTLP-JSON
+
+
+def _otlp(doc: dict, where: str, col: _Collector, *, consume: bool) -> None:
+    rss = doc.get("resourceSpans")
+    if rss is None:
+        return
+    if type(rss) is not list:
+        raise _Fail(_at(where, "resourceSpans"), "not a list")
+    for i in range(len(rss)):
+        rs = rss[i]
+        if consume:
+            rss[i] = None
+        here = _at(where, f"resourceSpans[{i}]")
+        if type(rs) is not dict:
+            raise _Fail(here, "not an object")
+        resource_obj = rs.get("resource") or {}
+        resource = _otlp_attrs(
+            resource_obj.get("attributes") if type(resource_obj) is dict else None,
+            here,
+            "resource attributes",
+        )
+        service = resource.get("service.name")
+        if type(service) is not str or not service:
+            service = UNKNOWN_SERVICE
+        scopes = rs.get("scopeSpans")
+        if scopes is None:
+            scopes = rs.get("instrumentationLibrarySpans") or []
+        if type(scopes) is not list:
+            raise _Fail(_at(here, "scopeSpans"), "not a list")
+        for j, ss in enumerate(scopes):
+            sw = f"{here}.scopeSpans[{j}]"
+            if type(ss) is not dict:
+                raise _Fail(sw, "not an object")
+            scope = ss.get("scope") or ss.get("instrumentationLibrary") or {}
+            scope_name = scope.get("name") if type(scope) is dict else None
+            scope_version = scope.get("version") if type(scope) is dict else None
+            spans = ss.get("spans") or []
+            if type(spans) is not list:
+                raise _Fail(_at(sw, "spans"), "not a list")
+            for k in range(len(spans)):
+                raw = spans[k]
+                if consume:
+                    spans[k] = None
+                span = _otlp_span(raw, f"{sw}.spans[{k}]", service, resource)
+                if scope_name and "otel.scope.name" not in span.attributes:
+                    span.attributes["otel.scope.name"] = scope_name
+                    if scope_version:
+                        span.attributes.setdefault("otel.scope.version", scope_version)
+                col.add(span)
+
+
+def _otlp_span(raw: Any, where: str, service: str, resource: dict[str, Any]) -> Span:
+    if type(raw) is not dict:
+        raise _Fail(where, "span is not an object")
+    tid = _otlp_id_at(raw.get("traceId"), 32, where, "traceId")
+    if tid is None:
+        raise _Fail(where, "span without traceId")
+    sid = _otlp_id_at(raw.get("spanId"), 16, where, "spanId")
+    if sid is None:
+        raise _Fail(where, "span without spanId")
+    start_ns = raw.get("startTimeUnixNano")
+    start_ns = 0 if start_ns is None else _int_time(start_ns, where, "startTimeUnixNano")
+    end_ns = raw.get("endTimeUnixNano")
+    end_ns = 0 if end_ns is None else _int_time(end_ns, where, "endTimeUnixNano")
+    duration = (end_ns - start_ns) // 1000
+    if duration < 0:
+        raise _Fail(where, f"negative duration (endTimeUnixNano {end_ns} < start {start_ns})")
+    name = raw.get("name")
+    if type(name) is not str:
+        name = "" if name is None else str(name)
+    kind_raw = raw.get("kind")
+    kind = _OTLP_KINDS.get(kind_raw, INTERNAL) if type(kind_raw) in (int, str) else INTERNAL
+    status = STATUS_UNSET
+    status_message = ""
+    st = raw.get("status")
+    if type(st) is dict:
+        code = st.get("code")
+        if type(code) in (int, str):
+            status = _OTLP_STATUS.get(code, STATUS_UNSET)
+        msg = st.get("message")
+        if msg:
+            status_message = str(msg)
+    attrs = _otlp_attrs(raw.get("attributes"), where)
+
+    refs: list[Reference] = []
+    parent = _otlp_id_at(raw.get("parentSpanId"), 16, where, "parentSpanId")
+    if parent is not None:
+        refs.append(Reference(CHILD_OF, tid, parent))
+    links = raw.get("links")
+    if links:
+        if type(links) is not list:
+            raise _Fail(where, "links is not a list")
+        for link in links:
+            if type(link) is not dict:
+                raise _Fail(where, "link is not an object")
+            ltid = _otlp_id_at(link.get("traceId"), 32, where, "link traceId") or tid
+            lsid = _otlp_id_at(link.get("spanId"), 16, where, "link spanId")
+            if lsid is None:
+                continue
+            lattrs = _otlp_attrs(link.get("attributes"), where, "link attributes")
+            ltype = CHILD_OF if lattrs.get("opentracing.ref_type") == "child_of" else FOLLOWS_FROM
+            if parent is not None and ltid == tid and lsid == parent:
+                refs[0].ref_type = ltype
+                continue
+            refs.append(Reference(ltype, ltid, lsid))
+
+    events: list[Event] = []
+    raw_events = raw.get("events")
+    if raw_events:
+        if type(raw_events) is not list:
+            raise _Fail(where, "events is not a list")
+        for ev in raw_events:
+            if type(ev) is not dict:
+                raise _Fail(where, "event is not an object")
+            t = ev.get("timeUnixNano")
+            t_us = (
+                start_ns // 1000 if t is None else _int_time(t, where, "event timeUnixNano") // 1000
+            )
+            ev_name = ev.get("name")
+            events.append(
+                Event(
+                    ev_name if type(ev_name) is str and ev_name else "log",
+                    t_us,
+                    _otlp_attrs(ev.get("attributes"), where, "event attributes"),
+                )
+            )
+    warnings: list[str] = []
+    jw = attrs.get("@jaeger@warnings")
+    if jw:
+        warnings.extend(str(w) for w in (jw if isinstance(jw, list) else [jw]))
+    return Span(
+        tid,
+        sid,
+        name,
+        service,
+        start_ns // 1000,
+        duration,
+        kind,
+        attrs,
+        events,
+        refs,
+        status,
+        status_message,
+        resource,
+        warnings,
+    )
+
+
+# --------------------------------------------------------------------------- console exporter
+
+
+def _iso_us(value: Any, where: str, name: str) -> int:
+    if type(value) is not str:
+        raise _Fail(where, f"{name} missing or not a string: {_short(value)}")
+    try:
+        dt = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _Fail(where, f"{name} is not an ISO 8601 time: {_short(value)}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // _ONE_US
+
+
+def _hex0x(raw: Any) -> Any:
+    if type(raw) is str and raw[:2].lower() == "0x":
+        return raw[2:]
+    return raw
+
+
+def _console_span(doc: dict, where: str) -> Span:
+    """One span as the OTel Python SDK's ``ReadableSpan.to_json()`` prints it."""
+    ctx = doc["context"]
+    tid = _otlp_id_at(_hex0x(ctx.get("trace_id")), 32, where, "context.trace_id")
+    sid = _otlp_id_at(_hex0x(ctx.get("span_id")), 16, where, "context.span_id")
+    if tid is None or sid is None:
+        raise _Fail(where, "span without context.trace_id/span_id")
+    start = _iso_us(doc.get("start_time"), where, "start_time")
+    end = _iso_us(doc.get("end_time"), where, "end_time")
+    if end < start:
+        raise _Fail(where, "negative duration (end_time before start_time)")
+    kind_raw = doc.get("kind")
+    kind = INTERNAL
+    if type(kind_raw) is str:
+        kind = _LEGACY_KINDS.get(kind_raw.rsplit(".", 1)[-1].lower(), INTERNAL)
+    status = STATUS_UNSET
+    status_message = ""
+    st = doc.get("status")
+    if type(st) is dict:
+        status = _OTLP_STATUS.get(str(st.get("status_code", "")).upper(), STATUS_UNSET)
+        if st.get("description"):
+            status_message = str(st["description"])
+    attrs = doc.get("attributes") or {}
+    if type(attrs) is not dict:
+        raise _Fail(where, "attributes is not an object")
+    res = doc.get("resource") or {}
+    if type(res) is not dict:
+        raise _Fail(where, "resource is not an object")
+    resource = res.get("attributes") if type(res.get("attributes")) is dict else res
+    service = resource.get("service.name")
+    if type(service) is not str or not service:
+        service = UNKNOWN_SERVICE
+
+    refs: list[Reference] = []
+    parent = _otlp_id_at(_hex0x(doc.get("parent_id")), 16, where, "parent_id")
+    if parent is not None:
+        refs.append(Reference(CHILD_OF, tid, parent))
+    for link in doc.get("links") or ():
+        lctx = link.get("context") if type(link) is dict else None
+        if type(lctx) is not dict:
+            raise _Fail(where, "link without context")
+        ltid = _otlp_id_at(_hex0x(lctx.get("trace_id")), 32, where, "link trace_id") or tid
+        lsid = _otlp_id_at(_hex0x(lctx.get("span_id")), 16, where, "link span_id")
+        if lsid is not None:
+            lattrs = link.get("attributes") or {}
+            child = type(lattrs) is dict and lattrs.get("opentracing.ref_type") == "child_of"
+            refs.append(Reference(CHILD_OF if child else FOLLOWS_FROM, ltid, lsid))
+    events: list[Event] = []
+    for ev in doc.get("events") or ():
+        if type(ev) is not dict:
+            raise _Fail(where, "event is not an object")
+        t = ev.get("timestamp")
+        ev_attrs = ev.get("attributes") or {}
+        events.append(
+            Event(
+                str(ev.get("name") or "log"),
+                start if t is None else _iso_us(t, where, "event timestamp"),
+                dict(ev_attrs) if type(ev_attrs) is dict else {},
+            )
+        )
+    return Span(
+        tid,
+        sid,
+        str(doc.get("name") or ""),
+        service,
+        start,
+        end - start,
+        kind,
+        dict(attrs),
+        events,
+        refs,
+        status,
+        status_message,
+        dict(resource),
+        [],
+    )

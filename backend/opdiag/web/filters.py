@@ -1,0 +1,52 @@
+"""Jinja filters of the HTML pages. They return plain ``str`` (never ``Markup``), so autoescape
+still applies to everything they produce from trace values."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+_SAFE_SCHEMES = frozenset({"http", "https"})
+
+
+def utc(epoch_ms: int | None) -> str:
+    """Epoch ms → ``2026-11-25 08:43:12``; empty when unknown."""
+    if epoch_ms is None:
+        return ""
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ms(value: float | None) -> str:
+    """A duration for people: ``840 ms``, ``12.4 s``, ``42.0 min``."""
+    if value is None:
+        return "—"
+    if value >= 3_600_000:
+        return f"{value / 3_600_000:.1f} h"
+    if value >= 60_000:
+        return f"{value / 60_000:.1f} min"
+    if value >= 1000:
+        return f"{value / 1000:.1f} s"
+    return f"{value:.0f} ms"
+
+
+def text(value: Any) -> str:
+    """An evidence value as text (lists and maps as JSON), capped so a page stays readable."""
+    out = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return out if len(out) <= 2000 else out[:2000] + "…"
+
+
+def safe_url(url: str | None) -> str:
+    """Only http(s) or site-relative links reach an href; anything else becomes ``#``."""
+    if not url:
+        return "#"
+    parts = urlsplit(url)
+    if parts.scheme in _SAFE_SCHEMES and parts.netloc:
+        return url
+    if not parts.scheme and not parts.netloc and url.startswith("/") and not url.startswith("//"):
+        return url
+    return "#"
+
+
+FILTERS = {"utc": utc, "ms": ms, "text": text, "safe_url": safe_url}

@@ -1,0 +1,80 @@
+"""HTML pages: ``/`` lists recent operations, ``/operations/<id>`` shows one diagnosis with its
+waterfall. Server-rendered Jinja with autoescape; no JavaScript, no external assets."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, make_response, render_template, request
+
+from opdiag.api.params import parse_ident, parse_range
+from opdiag.api.queries import now_us
+from opdiag.api.state import AppState, current_state
+from opdiag.web import waterfall
+from opdiag.web.filters import FILTERS, utc
+
+bp = Blueprint("pages", __name__, template_folder="templates")
+INDEX_LIMIT = 200
+ALL_END_US = 2**62
+
+# No script may run on these pages, whatever a trace holds; styles are inline.
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+)
+
+
+@bp.record_once
+def _register_filters(setup_state: object) -> None:
+    app = setup_state.app  # type: ignore[attr-defined]
+    for name, function in FILTERS.items():
+        app.jinja_env.filters[name] = function
+
+
+def _html(body: str) -> Response:
+    response = make_response(body)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _is_file_source(source: object) -> bool:
+    try:
+        from opdiag.sources.files import FileSource
+    except ImportError:  # pragma: no cover - ships with opdiag
+        return False
+    return isinstance(source, FileSource)
+
+
+def default_window(state: AppState) -> tuple[int, int]:
+    """The last ``lookback_s`` for Jaeger; all of it for files (a finite, recorded corpus
+    whose timestamps may be far in the past, like the demo)."""
+    end = now_us()
+    if _is_file_source(state.source):
+        return 0, max(end, ALL_END_US)
+    return end - int(state.settings.jaeger.lookback_s * 1_000_000), end
+
+
+@bp.get("/")
+def index() -> Response:
+    state = current_state()
+    start, end = default_window(state)
+    if request.args.get("from") or request.args.get("to"):
+        span = parse_range(request.args.get("from"), request.args.get("to"), now_us(), end - start)
+        start, end = span.start_us, span.end_us
+    diagnoses = state.service.operations(start, end, limit=INDEX_LIMIT)
+    return _html(
+        render_template(
+            "index.html",
+            diagnoses=diagnoses[:INDEX_LIMIT],
+            source=state.source.describe(),
+            window=f"{utc(start // 1000)} – {utc(end // 1000)}" if start else "all recorded time",
+        )
+    )
+
+
+@bp.get("/operations/<ident>")
+def operation(ident: str) -> Response:
+    state = current_state()
+    diagnosis = state.service.diagnose(parse_ident(ident))
+    picture = waterfall.layout(diagnosis.execution_flow, diagnosis.execution_flow_truncated)
+    return _html(render_template("diagnosis.html", d=diagnosis, waterfall=picture))

@@ -1,0 +1,53 @@
+"""Verdict codes and their colours (SPEC "Diagnosis"), as Grafana value mappings."""
+
+from __future__ import annotations
+
+VERDICT_COLORS: dict[str, str] = {
+    "healthy": "green",
+    "failed": "red",
+    "invalid_input": "orange",
+    "data_missing": "orange",
+    "service_unreachable": "dark-red",
+    "no_workers": "purple",
+    "no_capable_workers": "purple",
+    "workers_busy": "light-purple",
+    "stuck": "yellow",
+    "slow": "light-yellow",
+    "cancelled": "blue",
+    "not_found": "text",
+}
+
+
+def verdict_mappings() -> list[dict[str, object]]:
+    """One value mapping carrying the colour of every verdict."""
+    options = {
+        code: {"text": code, "color": color, "index": i}
+        for i, (code, color) in enumerate(VERDICT_COLORS.items())
+    }
+    return [{"type": "value", "options": options}]
+
+
+def up_down_mappings() -> list[dict[str, object]]:
+    """1 -> Up (green), 0 -> Down (red) for `up` series."""
+    return [
+        {
+            "type": "value",
+            "options": {
+                "0": {"text": "Down", "color": "red", "index": 0},
+                "1": {"text": "Up", "color": "green", "index": 1},
+            },
+        }
+    ]
+
+
+def bool_mappings(true_text: str, true_color: str) -> list[dict[str, object]]:
+    """Booleans as words: highlight true, leave false blank."""
+    return [
+        {
+            "type": "value",
+            "options": {
+                "true": {"text": true_text, "color": true_color, "index": 0},
+                "false": {"text": "", "index": 1},
+            },
+        }
+    ]

@@ -1,0 +1,98 @@
+"""``serve()``: waitress on loopback, the printed URLs, a clean stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from api_support import XSS_OPERATION, write_xss_traces
+
+# Generous bound for start-up, so a broken server fails the test instead of hanging it.
+START_TIMEOUT_S = 120
+
+SERVE = """
+import sys
+from opdiag.api.server import serve
+from opdiag.settings import load_settings
+sys.exit(serve(load_settings(overrides={"server": {"port": 0, "threads": 2}})))
+"""
+
+
+def _read_banner(proc: subprocess.Popen[str]) -> list[str]:
+    """stdout lines up to 'Stop with Ctrl-C.' (or EOF)."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            if not sel.select(timeout=START_TIMEOUT_S):
+                pytest.fail(f"no banner from opdiag serve; got {lines}")
+            line = proc.stdout.readline()
+            if not line:
+                return lines
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Stop with"):
+                return lines
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_prints_urls_answers_and_stops_cleanly(tmp_path: Path, sig: int):
+    write_xss_traces(tmp_path)
+    env = {**os.environ, "OPDIAG_TRACES": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    env.pop("JAEGER_URL", None)
+    env.pop("OPDIAG_AUTH_TOKEN", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVE],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        banner = _read_banner(proc)
+        text = "\n".join(banner)
+        assert str(tmp_path) in banner[0]
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/\n", text)
+        assert match, text
+        base = f"http://127.0.0.1:{match.group(1)}"
+        assert f"{base}/operations/{XSS_OPERATION}" in text
+        for path in ("/api/v1/operations", "/metrics", "/healthz"):
+            assert f"{base}{path}" in text
+        with httpx.Client(base_url=base, timeout=30, trust_env=False) as client:
+            health = client.get("/healthz")
+            assert health.status_code == 200
+            assert health.headers["server"] == "opdiag"  # waitress, not werkzeug
+            assert client.get(f"/operations/{XSS_OPERATION}").status_code == 200
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=START_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "opdiag stopped." in out
+    assert "Traceback" not in err
+
+
+def test_serve_reports_a_busy_port(tmp_path: Path):
+    import socket
+
+    write_xss_traces(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        from opdiag.api.server import serve
+        from opdiag.settings import Settings
+
+        settings = Settings.model_validate(
+            {"trace_paths": [str(tmp_path)], "server": {"port": port}}
+        )
+        assert serve(settings) == 2

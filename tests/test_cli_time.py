@@ -1,0 +1,72 @@
+"""Time parsing at the edges: ``--now`` and the HTTP time parameters."""
+
+from __future__ import annotations
+
+import pytest
+from opdiag.cli.main import main
+from opdiag.errors import InputError
+from opdiag.timeutil import (
+    format_rfc3339,
+    parse_duration_us,
+    parse_http_time,
+    parse_now,
+    parse_rfc3339,
+)
+
+T = 1_763_806_500  # 2025-11-22T10:15:00Z
+NOW_US = T * 1_000_000
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2025-11-22T10:15:00Z", "2025-11-22T10:15:00+00:00", "2025-11-22T11:15:00+01:00",
+     "2025-11-22 10:15:00Z", "2025-11-22T10:15:00", str(T), f"{T}.0"],
+)
+def test_now_accepts_rfc3339_and_epoch_seconds(text):
+    assert parse_now(text) == NOW_US
+
+
+def test_now_keeps_fractions():
+    assert parse_now("2025-11-22T10:15:00.25Z") == NOW_US + 250_000
+    assert parse_now(f"{T}.5") == NOW_US + 500_000
+
+
+@pytest.mark.parametrize("text", ["yesterday", "", "2025-13-01T00:00:00Z", "99999999999999"])
+def test_bad_now_is_an_input_error_naming_the_flag(text):
+    with pytest.raises(InputError) as info:
+        parse_now(text)
+    assert "--now" in info.value.message
+
+
+def test_http_times():
+    assert parse_http_time(str(T * 1000), name="from", now_us=0) == NOW_US  # epoch ms
+    assert parse_http_time("now", name="to", now_us=NOW_US) == NOW_US
+    assert parse_http_time("now-6h", name="from", now_us=NOW_US) == NOW_US - 6 * 3600 * 10**6
+    assert parse_http_time("now-15m", name="from", now_us=NOW_US) == NOW_US - 15 * 60 * 10**6
+    assert parse_http_time("2025-11-22T10:15:00Z", name="from", now_us=0) == NOW_US
+    with pytest.raises(InputError) as info:
+        parse_http_time("now-6x", name="from", now_us=NOW_US)
+    assert info.value.field == "from"
+
+
+def test_durations():
+    assert parse_duration_us("5m") == 300 * 10**6
+    assert parse_duration_us("1500") == 1_500_000  # ms, as Grafana's $__interval_ms
+    for bad in ("0", "-5m", "5 parsecs"):
+        with pytest.raises(InputError):
+            parse_duration_us(bad)
+
+
+def test_round_trip_format():
+    assert format_rfc3339(NOW_US) == "2025-11-22T10:15:00Z"
+    assert parse_rfc3339(format_rfc3339(NOW_US)) == NOW_US
+
+
+def test_cli_bad_now_exits_2_with_one_line(capsys, tmp_path):
+    trace_file = tmp_path / "t.json"
+    trace_file.write_text('{"data": []}')
+    code = main(["diagnose", "op_x", "--traces", str(trace_file), "--now", "tomorrow"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("opdiag: --now: cannot parse 'tomorrow'")
+    assert "Traceback" not in err

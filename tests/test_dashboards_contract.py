@@ -1,0 +1,378 @@
+"""Contract between the generated dashboards and opdiag's API, over the demo corpus.
+
+For every Infinity panel and variable: build the request Grafana would send (variables
+substituted with realistic values: ids from demo/traces/expected.yaml), make it against the
+Flask test client, evaluate the panel's root_selector as JSONata (jsonata-python, as
+Infinity's backend parser does) and check every declared column exists with its declared
+type. The simpod variant posts the same panels to /simpod/query and checks the frames. Every
+link resolves to a generated dashboard uid or an existing Flask route.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import jsonata
+import pytest
+import yaml
+from opdiag.api import app as api_app
+from opdiag.settings import Settings
+from opdiag_dashboards.render import render_dashboards
+from opdiag_dashboards.verdicts import VERDICT_COLORS
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "demo/traces"
+EXPECTED = CORPUS / "expected.yaml"
+HOUR_MS = 3_600_000
+INTERVAL_MS = 300_000
+# Python types a column type accepts in Infinity's JSON rows.
+PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "timestamp_epoch": (int, float),
+}
+FRAME_TYPES = {
+    "string": "string",
+    "number": "number",
+    "boolean": "boolean",
+    "timestamp_epoch": "time",
+}
+
+
+def _expected() -> dict[str, Any]:
+    if not EXPECTED.is_file():
+        pytest.fail(f"the demo corpus ({EXPECTED}) is missing")
+    return yaml.safe_load(EXPECTED.read_text(encoding="utf-8"))
+
+
+def _epoch_ms(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _pick(verdict: str) -> str:
+    return next(i for i, op in _expected()["operations"].items() if op["verdict"] == verdict)
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return Settings(trace_paths=[CORPUS])
+
+
+@pytest.fixture(scope="module")
+def client(settings):
+    app = api_app.create_app(settings)
+    app.config["TESTING"] = True
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def window() -> tuple[int, int]:
+    now = _epoch_ms(str(_expected()["now"]))
+    return now - 6 * HOUR_MS, now
+
+
+# Operations the per-operation panels are checked with: a failure with a root cause, a
+# healthy run, and a failed dispatch keyed by its trace id.
+CASES = ["failed", "healthy", "workers_busy"]
+
+
+def variable_values(
+    window: tuple[int, int], op_id: str, op_type: str = "All"
+) -> dict[str, tuple[str, str]]:
+    """Variable name -> (value, text) as Grafana would hold them."""
+    start, end = window
+    return {
+        "__from": (str(start), str(start)),
+        "__to": (str(end), str(end)),
+        "__interval_ms": (str(INTERVAL_MS), str(INTERVAL_MS)),
+        "operation_id": (op_id, op_id),
+        "operation_type": (".*" if op_type == "All" else op_type, op_type),
+        "verdict": (".*", "All"),
+    }
+
+
+def interpolate(text: str, values: dict[str, tuple[str, str]]) -> str:
+    """Grafana's ${var}, ${var:text}, $var substitution for the formats the dashboards use."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(3)
+        fmt = match.group(2)
+        if name not in values:
+            raise AssertionError(f"variable {name} has no test value ({text})")
+        value, shown = values[name]
+        if fmt in (None, "raw"):
+            return value
+        if fmt == "text":
+            return shown
+        raise AssertionError(f"format {fmt} not simulated")
+
+    return re.sub(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)", one, text)
+
+
+def infinity_queries(dashboards: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(where, Infinity query) of every panel target and every Infinity variable."""
+    out = []
+    for name, dash in dashboards.items():
+        for panel in dash["panels"]:
+            for target in panel.get("targets", []):
+                if target.get("datasource", {}).get("type") == "yesoreyeram-infinity-datasource":
+                    out.append((f"{name}: {panel['title']}", target))
+        for var in dash["templating"]["list"]:
+            query = var.get("query")
+            if isinstance(query, dict) and query.get("queryType") == "infinity":
+                out.append((f"{name}: variable {var['name']}", query["infinityQuery"]))
+    return out
+
+
+def _rows(client, url: str, where: str) -> Any:
+    response = client.get(url)
+    assert response.status_code == 200, (where, url, response.get_data(as_text=True)[:300])
+    return response.get_json()
+
+
+def select(root_selector: str, document: Any) -> list[dict[str, Any]]:
+    """Evaluate the root selector as JSONata; a single object is one row (as Infinity does)."""
+    result = jsonata.Jsonata(root_selector).evaluate(document)
+    if result is None:
+        return []
+    return result if isinstance(result, list) else [result]
+
+
+def check_columns(where: str, rows: list[dict[str, Any]], columns: list[dict[str, str]]) -> None:
+    for row in rows:
+        for column in columns:
+            assert column["selector"] in row, (where, column, sorted(row))
+            value = row[column["selector"]]
+            allowed = PY_TYPES[column["type"]]
+            ok = isinstance(value, allowed) and not (
+                bool not in allowed and isinstance(value, bool)
+            )
+            assert ok, (where, column, value)
+            if column["type"] == "timestamp_epoch":
+                assert value > 10**12, (where, column, value)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_infinity_query_answers_its_declared_columns(client, window, case):
+    op_id = _pick(case)
+    queries = infinity_queries(render_dashboards(Settings()))
+    assert len(queries) >= 15
+    non_empty = set()
+    for where, query in queries:
+        url = interpolate(query["url"], variable_values(window, op_id))
+        rows = select(query["root_selector"], _rows(client, url, where))
+        check_columns(where, rows, query["columns"])
+        if rows:
+            non_empty.add(where.split(": ", 1)[1])
+    # Not vacuous: the main panels got rows.
+    assert {
+        "Recent Operations",
+        "Execution Flow",
+        "Root Cause",
+        "Verdict",
+        "variable trace_id",
+        "variable operation_id",
+        "variable verdict",
+        "Verdicts over Time",
+    } <= non_empty, non_empty
+    if case != "healthy":
+        assert "Findings" in non_empty
+
+
+def test_type_filter_reaches_the_api(client, window):
+    query = next(
+        q
+        for w, q in infinity_queries(render_dashboards(Settings()))
+        if w.endswith("Recent Operations")
+    )
+    url = interpolate(query["url"], variable_values(window, _pick("failed"), "training"))
+    rows = _rows(client, url, "Recent Operations")
+    assert rows and {r["operation_type"] for r in rows} == {"training"}
+
+
+def test_worker_selection_failures_panel_lists_them(client, window):
+    query = next(
+        q
+        for w, q in infinity_queries(render_dashboards(Settings()))
+        if w.endswith("Worker Selection Failures")
+    )
+    rows = _rows(client, interpolate(query["url"], variable_values(window, "x")), "failures")
+    verdicts = {r["verdict"] for r in rows}
+    assert verdicts and verdicts <= {"no_workers", "no_capable_workers", "workers_busy"}
+    expected = {op["verdict"] for op in _expected()["operations"].values()}
+    assert verdicts == expected & {"no_workers", "no_capable_workers", "workers_busy"}
+
+
+def test_trace_id_variable_yields_the_operation_traces(client, window):
+    query = next(
+        q
+        for w, q in infinity_queries(render_dashboards(Settings()))
+        if w.endswith("variable trace_id")
+    )
+    op_id = _pick("failed")
+    url = interpolate(query["url"], variable_values(window, op_id))
+    rows = select(query["root_selector"], _rows(client, url, "trace_id"))
+    diagnosis = client.get(f"/api/v1/operations/{op_id}").get_json()[0]
+    assert [r["value"] for r in rows] == diagnosis["trace_ids"].split(",")
+    assert all(re.fullmatch(r"[0-9a-f]{32}", r["value"]) for r in rows)
+
+
+def test_verdict_colours_cover_every_verdict(client, window):
+    start, end = window
+    rows = _rows(client, f"/api/v1/variables/verdicts?from={start}&to={end}", "verdicts")
+    assert {r["value"] for r in rows} <= set(VERDICT_COLORS)
+
+
+# --- simpod -----------------------------------------------------------------------------
+
+
+def _simpod_body(window: tuple[int, int], targets: list[dict[str, Any]], values: dict) -> dict:
+    iso = [datetime.fromtimestamp(t / 1000, UTC).isoformat().replace("+00:00", "Z") for t in window]
+    scoped = {k: {"text": v[1], "value": v[0]} for k, v in values.items() if not k.startswith("__")}
+    return {
+        "range": {"from": iso[0], "to": iso[1], "raw": {"from": "now-6h", "to": "now"}},
+        "intervalMs": INTERVAL_MS,
+        "maxDataPoints": 500,
+        "targets": targets,
+        "scopedVars": scoped,
+        "panelId": 1,
+        "app": "dashboard",
+    }
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_simpod_panels_answer_the_same_columns(client, window, case):
+    op_id = _pick(case)
+    values = variable_values(window, op_id)
+    infinity = render_dashboards(Settings(), "infinity")
+    simpod = render_dashboards(Settings(), "simpod")
+    checked = 0
+    for name, dash in simpod.items():
+        for panel, twin in zip(dash["panels"], infinity[name]["panels"], strict=True):
+            for target, twin_target in zip(
+                panel.get("targets", []), twin.get("targets", []), strict=True
+            ):
+                if target["datasource"]["type"] != "simpod-json-datasource":
+                    continue
+                sent = {**target, "payload": interpolate(target["payload"], values)}
+                response = client.post("/simpod/query", json=_simpod_body(window, [sent], values))
+                assert response.status_code == 200, (
+                    name,
+                    panel["title"],
+                    response.get_data(as_text=True),
+                )
+                [frame] = response.get_json()
+                assert frame["refId"] == target["refId"]
+                fields = {f["name"]: f["type"] for f in frame["fields"]}
+                for column in twin_target["columns"]:
+                    assert fields.get(column["selector"]) == FRAME_TYPES[column["type"]], (
+                        name,
+                        panel["title"],
+                        column,
+                        fields,
+                    )
+                checked += 1
+    assert checked >= 12
+
+
+def test_simpod_variables_answer(client, window):
+    for dash in render_dashboards(Settings(), "simpod").values():
+        for var in dash["templating"]["list"]:
+            if var.get("datasource", {}).get("type") != "simpod-json-datasource":
+                continue
+            body = {
+                "payload": {"target": var["query"]["query"]},
+                "range": _simpod_body(window, [], {})["range"],
+            }
+            response = client.post("/simpod/variable", json=body)
+            assert response.status_code == 200, (var["name"], response.get_data(as_text=True))
+            assert response.get_json(), var["name"]
+
+
+# --- links ------------------------------------------------------------------------------
+
+
+def _links(node: Any) -> list[dict[str, Any]]:
+    found = []
+    if isinstance(node, dict):
+        if "url" in node and "title" in node:
+            found.append(node)
+        for value in node.values():
+            found += _links(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += _links(item)
+    return found
+
+
+@pytest.mark.parametrize("json_datasource", ["infinity", "simpod"])
+def test_every_link_resolves(client, settings, window, json_datasource):
+    dashboards = render_dashboards(settings, json_datasource)
+    uids = {d["uid"] for d in dashboards.values()}
+    adapter = client.application.url_map.bind("localhost")
+    op_id = _pick("failed")
+    base = settings.links.opdiag_url.rstrip("/")
+    seen = {"dashboard": 0, "opdiag": 0, "explore": 0}
+    for dash in dashboards.values():
+        for link in _links(dash["panels"]) + _links(dash["links"]):
+            url = (
+                link["url"]
+                .replace("${__value.raw}", op_id)
+                .replace("${__url_time_range}", "from=1&to=2")
+                .replace("${operation_id}", op_id)
+            )
+            if link.get("internal"):
+                assert link["internal"]["datasourceUid"] == settings.links.jaeger_datasource_uid
+                assert link["internal"]["query"] == {"query": "${__value.raw}"}
+                seen["explore"] += 1
+            elif url.startswith("/d/"):
+                parts = urlsplit(url)
+                assert parts.path.split("/")[2] in uids, url
+                params = dict(parse_qsl(parts.query))
+                if "var-operation_id" in params:
+                    assert params["var-operation_id"] == op_id
+                seen["dashboard"] += 1
+            elif url.startswith(base):
+                path = url[len(base) :]
+                endpoint, _ = adapter.match(urlsplit(path).path)
+                assert client.get(path).status_code == 200, (endpoint, path)
+                seen["opdiag"] += 1
+            elif link["url"] == "${__value.raw}":
+                continue  # a URL column of opdiag's rows (checked below)
+            else:
+                raise AssertionError(f"link {link} resolves to nothing generated or served")
+    assert all(seen.values()), seen
+
+
+def test_url_columns_hold_links_opdiag_serves(client, settings, window):
+    start, end = window
+    rows = _rows(client, f"/api/v1/operations?from={start}&to={end}", "operations")
+    base = settings.links.opdiag_url.rstrip("/")
+    for row in rows[:5]:
+        assert row["diagnosis_url"].startswith(base + "/operations/")
+        assert client.get(row["diagnosis_url"][len(base) :]).status_code == 200
+
+
+def test_simpod_tables_show_the_columns_infinity_declares():
+    """simpod frames carry every model column; the panel's organize step keeps the declared
+    ones in the declared order, so both datasources render the same table."""
+    infinity = render_dashboards(Settings(), "infinity")
+    checked = 0
+    for dash in infinity.values():
+        for panel in dash["panels"]:
+            target = (panel.get("targets") or [{}])[0]
+            if panel["type"] != "table" or "columns" not in target:
+                continue
+            organize = [t for t in panel["transformations"] if t["id"] == "organize"]
+            if not organize:
+                assert len(target["columns"]) > 5 or panel["title"] in ("Findings", "Solution")
+                continue
+            order = organize[0]["options"]["indexByName"]
+            assert list(order) == [c["selector"] for c in target["columns"]], panel["title"]
+            checked += 1
+    assert checked >= 5

@@ -1,0 +1,514 @@
+"""The diagnosis engine beyond single rules: purity, scoping, bottleneck, flow, slow
+re-assessment, templates that never evaluate, coercion, large traces."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from opdiag.diagnosis.conditions import Condition, check_operand, evaluate
+from opdiag.diagnosis.engine import diagnose, not_found, reassess_slow
+from opdiag.diagnosis.rules import load_rules
+from opdiag.diagnosis.templates import fill, parse_template
+from opdiag.model import CHILD_OF, Reference, Span, build_trace
+from opdiag.settings import DiagnosisSettings
+from test_rules_support import BASE_US, build_traces, run_case
+
+RULES = load_rules()
+OP = "op_backtesting_20251122_101500_1a2b3c4d"
+WORKER = "ktrdr-backtest-worker-ab12cd34"
+
+
+def backtest_case(**extra: Any) -> dict[str, Any]:
+    """CLI → backend dispatch → worker, the worker phases outliving the dispatch call."""
+    spans = [
+        {
+            "id": "cli",
+            "name": "cli.backtest",
+            "service": "ktrdr-cli",
+            "dur": 10_000,
+            "attrs": {"operation.id": OP},
+        },
+        {
+            "id": "post",
+            "parent": "cli",
+            "name": "POST",
+            "service": "ktrdr-cli",
+            "kind": "client",
+            "start": 5,
+            "dur": 60,
+            "attrs": {
+                "http.url": "http://localhost:8000/api/v1/backtests/start",
+                "http.status_code": 200,
+            },
+        },
+        {
+            "id": "srv",
+            "parent": "post",
+            "name": "POST /api/v1/backtests/start",
+            "kind": "server",
+            "start": 10,
+            "dur": 50,
+            "attrs": {"http.status_code": 200},
+        },
+        {"parent": "srv", "name": "POST /api/v1/backtests/start http send", "start": 11, "dur": 45},
+        {
+            "parent": "srv",
+            "name": "workers.select",
+            "start": 12,
+            "dur": 2,
+            "attrs": {
+                "worker.total_workers": "2",
+                "worker.capable_workers": "2",
+                "worker.available_workers": "1",
+                "worker.selection_status": "success",
+            },
+        },
+        {
+            "id": "wpost",
+            "parent": "srv",
+            "name": "POST",
+            "kind": "client",
+            "start": 15,
+            "dur": 30,
+            "attrs": {
+                "http.url": "http://backtest-worker-1:5003/backtests/start",
+                "http.status_code": 200,
+            },
+        },
+        {
+            "id": "w",
+            "parent": "wpost",
+            "name": "POST /backtests/start",
+            "service": WORKER,
+            "kind": "server",
+            "start": 20,
+            "dur": 10,
+        },
+        {
+            "parent": "w",
+            "name": "operation.state_transition",
+            "service": WORKER,
+            "start": 21,
+            "attrs": {
+                "operation.id": OP,
+                "operation.from_status": "pending",
+                "operation.to_status": "running",
+            },
+        },
+        {
+            "parent": "w",
+            "name": "backtest.data_loading",
+            "service": WORKER,
+            "start": 30,
+            "dur": 1_000,
+            "attrs": {"data.symbol": "AAPL", "data.timeframe": "1h"},
+        },
+        {
+            "parent": "w",
+            "name": "backtest.feature_compute",
+            "service": WORKER,
+            "start": 1_030,
+            "dur": 7_000,
+        },
+        {
+            "parent": "w",
+            "name": "operation.state_transition",
+            "service": WORKER,
+            "start": 8_031,
+            "attrs": {
+                "operation.id": OP,
+                "operation.from_status": "running",
+                "operation.to_status": "completed",
+            },
+        },
+    ]
+    for i in range(50):  # CLI polling: many short GETs, transport noise
+        spans.append(
+            {
+                "parent": "cli",
+                "name": "GET",
+                "service": "ktrdr-cli",
+                "kind": "client",
+                "start": 100 + i * 190,
+                "dur": 5,
+                "attrs": {
+                    "http.url": f"http://localhost:8000/api/v1/operations/{OP}",
+                    "http.status_code": 200,
+                },
+            }
+        )
+    return {"operation_id": OP, "spans": spans, **extra}
+
+
+def snapshot(traces: list) -> list:
+    return [
+        (
+            t.trace_id,
+            [dataclasses.asdict(s) for s in t.spans],
+            {k: [c.span_id for c in v] for k, v in t.children.items()},
+            [r.span_id for r in t.roots],
+            list(t.warnings),
+        )
+        for t in traces
+    ]
+
+
+def test_healthy_backtest_facts_flow_and_bottleneck() -> None:
+    d = run_case(backtest_case())
+    assert d.verdict == "healthy"
+    assert d.status == "completed" and d.finished
+    assert d.operation_type == "backtesting"
+    assert d.operation_id == OP
+    assert d.duration_ms == 10_000
+    assert d.services == ["ktrdr-api", "ktrdr-backtest-worker-ab12cd34", "ktrdr-cli"]
+    # bottleneck: the worker phase with the most critical-path time, not the longest span
+    assert d.bottleneck is not None
+    assert d.bottleneck.span_name == "backtest.feature_compute"
+    assert 0.5 < d.bottleneck.share <= 1.0
+    assert d.bottleneck.self_time_ms == 7_000
+    # execution flow: every span, start order, offsets from the operation start
+    names = [s.span_name for s in d.execution_flow]
+    assert len(names) == 61 and names[0] == "cli.backtest"
+    starts = [s.start_ms for s in d.execution_flow]
+    assert starts == sorted(starts)
+    step = next(s for s in d.execution_flow if s.span_name == "backtest.data_loading")
+    assert (step.start_ms, step.duration_ms, step.depth, step.service) == (30, 1_000, 5, WORKER)
+    assert step.critical
+    assert [s.span_name for s in d.execution_flow if s.bottleneck] == ["backtest.feature_compute"]
+    assert d.root_cause is None
+
+
+def test_noise_is_never_the_bottleneck() -> None:
+    case = backtest_case()
+    for span in case["spans"]:
+        if span["name"] == "GET":
+            span["dur"] = 180  # polling dominates the CLI span's time
+    d = run_case(case)
+    assert d.bottleneck is not None and d.bottleneck.span_name == "backtest.feature_compute"
+
+
+def test_engine_leaves_its_input_unchanged() -> None:
+    case = backtest_case()
+    case["spans"].append(
+        {
+            "parent": "w",
+            "name": "data.load_cache",
+            "service": WORKER,
+            "start": 40,
+            "exc": "DataNotFoundError: none",
+        }
+    )
+    traces = build_traces(case)
+    before = snapshot(traces)
+    d = diagnose(
+        traces,
+        ident=OP,
+        operation_id=OP,
+        rules=RULES,
+        settings=DiagnosisSettings(),
+        now_us=BASE_US + 20_000_000,
+    )
+    assert d.verdict == "data_missing"
+    assert snapshot(traces) == before
+    again = reassess_slow(d, 1.0, RULES, DiagnosisSettings())
+    assert again is not d and d.verdict == "data_missing"
+
+
+def test_reassess_slow_against_a_baseline_both_ways() -> None:
+    settings = DiagnosisSettings()
+    d = run_case(backtest_case())
+    assert d.verdict == "healthy" and d.baseline_ms is None
+    slow = reassess_slow(d, 4_999.0, RULES, settings)  # 10 000 > 2 × 4 999
+    assert slow.verdict == "slow"
+    assert slow.summary == (
+        "slow: 70 % of the time in backtest.feature_compute (0.2 min vs baseline 0.1 min)"
+    )
+    assert slow.root_cause is not None and slow.root_cause.span_name == "backtest.feature_compute"
+    assert slow.solution is not None and slow.solution.rule_id == "operation-slow"
+    assert [s.span_name for s in slow.execution_flow if s.root_cause] == [
+        "backtest.feature_compute"
+    ]
+    assert d.verdict == "healthy"  # the input diagnosis is not touched
+    back = reassess_slow(slow, 5_000.0, RULES, settings)  # 10 000 is not > 2 × 5 000
+    assert back.verdict == "healthy" and back.summary == d.summary
+    assert [f.rule_id for f in back.findings] == [f.rule_id for f in d.findings]
+    assert back.root_cause is None and back.solution is not None
+
+
+def test_reassess_leaves_unfinished_and_missing_operations_alone() -> None:
+    case = backtest_case(now_s=10_000)
+    case["spans"] = [
+        s for s in case["spans"] if s.get("attrs", {}).get("operation.to_status") != "completed"
+    ]
+    stuck = run_case(case)
+    assert stuck.verdict == "stuck"
+    again = reassess_slow(stuck, 1.0, RULES, DiagnosisSettings())
+    assert (again.verdict, again.summary, again.baseline_ms) == ("stuck", stuck.summary, 1.0)
+    missing = reassess_slow(not_found(OP, RULES), 1.0, RULES, DiagnosisSettings())
+    assert missing.verdict == "not_found"
+
+
+def test_diagnose_with_baseline_equals_reassess() -> None:
+    direct = run_case(backtest_case(baseline_ms=4_000))
+    later = reassess_slow(run_case(backtest_case()), 4_000, RULES, DiagnosisSettings())
+    assert direct.verdict == later.verdict == "slow"
+    assert direct.summary == later.summary
+
+
+def test_root_cause_is_the_deepest_span_with_its_evidence() -> None:
+    case = backtest_case()
+    case["spans"] = [
+        s
+        for s in case["spans"]
+        if s["name"] != "operation.state_transition"
+        or s["attrs"]["operation.to_status"] != "completed"
+    ]
+    case["spans"] += [
+        {
+            "id": "ib",
+            "parent": "w",
+            "name": "POST",
+            "service": WORKER,
+            "kind": "client",
+            "start": 40,
+            "dur": 3,
+            "status": "error",
+            "exc": "ConnectionRefusedError: [Errno 111] Connection refused",
+            "attrs": {"http.url": "http://host.docker.internal:5001/data/historical"},
+        },
+        {
+            "parent": "w",
+            "name": "operation.state_transition",
+            "service": WORKER,
+            "start": 50,
+            "attrs": {
+                "operation.id": OP,
+                "operation.from_status": "running",
+                "operation.to_status": "failed",
+                "operation.error": "IB refused",
+            },
+        },
+    ]
+    d = run_case(case)
+    assert d.verdict == "service_unreachable"
+    assert d.summary == (
+        "failed: IB host service refused the connection (ConnectionRefusedError"
+        " at http://host.docker.internal:5001/data/historical)"
+    )
+    rc = d.root_cause
+    assert rc is not None and rc.span_name == "POST" and rc.service == WORKER
+    assert rc.exception_type == "ConnectionRefusedError"
+    assert rc.evidence["http.url"] == "http://host.docker.internal:5001/data/historical"
+    assert rc.exception_message == "[Errno 111] Connection refused"
+    assert d.status == "failed"
+    rules_fired = {f.rule_id for f in d.findings}
+    assert {"ib-host-refused", "operation-failed", "error-spans"} <= rules_fired
+    assert d.solution is not None and "cd ib-host-service && ./start.sh" in d.solution.commands
+    assert [s.span_id for s in d.execution_flow if s.root_cause] == [rc.span_id]
+
+
+@pytest.mark.parametrize(
+    "hostile", ["{__class__}", "{0.__init__}", "{attr:operation.error}", "{{x}}", "%(x)s {!r}"]
+)
+def test_hostile_attribute_values_stay_literal(hostile: str) -> None:
+    case = {
+        "operation_id": OP,
+        "spans": [
+            {
+                "name": "operation.state_transition",
+                "attrs": {
+                    "operation.id": OP,
+                    "operation.from_status": "running",
+                    "operation.to_status": "failed",
+                    "operation.error": hostile,
+                },
+            }
+        ],
+    }
+    d = run_case(case)
+    assert d.summary == f"failed: {hostile}"
+    assert d.root_cause is not None and d.root_cause.evidence["operation.error"] == hostile
+
+
+def test_agent_trace_is_scoped_to_the_requested_operation() -> None:
+    research = "op_agent_research_20251122_101500_1a2b3c4d"
+    child = "op_training_20251122_101600_0a0b0c0d"
+    case = {
+        "spans": [
+            {
+                "id": "c",
+                "name": "agent.coordinator",
+                "dur": 10_000,
+                "attrs": {"operation.type": "coordinator"},
+            },
+            {
+                "id": "d",
+                "parent": "c",
+                "name": "agent.phase.design",
+                "start": 1,
+                "dur": 100,
+                "attrs": {"operation.id": research, "phase": "designing"},
+            },
+            {
+                "id": "p",
+                "parent": "c",
+                "name": "agent.phase.training",
+                "start": 200,
+                "dur": 5_000,
+                "attrs": {"operation.id": research, "phase": "training"},
+            },
+            {
+                "id": "t",
+                "parent": "p",
+                "name": "training.indicators",
+                "start": 300,
+                "dur": 4_000,
+                "attrs": {"operation.id": child},
+            },
+            {"parent": "t", "name": "indicator.calculate", "start": 400, "dur": 10},
+            {
+                "name": "operation.state_transition",
+                "parent": "p",
+                "start": 4_400,
+                "attrs": {
+                    "operation.id": child,
+                    "operation.from_status": "running",
+                    "operation.to_status": "completed",
+                },
+            },
+        ]
+    }
+    child_diag = run_case({**case, "operation_id": child})
+    names = [s.span_name for s in child_diag.execution_flow]
+    assert names == [
+        "agent.coordinator",
+        "agent.phase.training",
+        "training.indicators",
+        "indicator.calculate",
+        "operation.state_transition",
+    ]
+    assert child_diag.operation_type == "training" and child_diag.status == "completed"
+    research_diag = run_case({**case, "operation_id": research})
+    assert len(research_diag.execution_flow) == 6  # its children, the child op included
+    assert research_diag.operation_type == "agent_research"
+    assert research_diag.status == "running"  # its own transitions only: none yet
+
+
+def test_flow_is_cut_at_max_flow_spans_and_counts_the_rest() -> None:
+    d = run_case(backtest_case(settings={"max_flow_spans": 10}))
+    assert len(d.execution_flow) == 10
+    assert d.execution_flow_truncated == 51
+    assert [s.index for s in d.execution_flow] == list(range(1, 11))
+
+
+def test_trace_id_ident_without_operation_id() -> None:
+    case = backtest_case()
+    del case["operation_id"]
+    d = run_case(case)
+    assert d.operation_id == OP  # the one operation the trace holds
+    assert d.verdict == "healthy"
+
+
+def test_not_found() -> None:
+    d = not_found(OP)
+    assert (d.verdict, d.operation_id, d.trace_ids, d.key) == ("not_found", OP, [], OP)
+    by_trace = not_found("ABCDEF0123456789", RULES)
+    assert by_trace.trace_ids == ["0000000000000000abcdef0123456789"]
+    assert by_trace.solution is not None and by_trace.solution.steps
+    empty = diagnose(
+        [], ident=OP, operation_id=OP, rules=RULES, settings=DiagnosisSettings(), now_us=BASE_US
+    )
+    assert empty.verdict == "not_found"
+
+
+def test_rule_matching_many_spans_reports_one_finding_with_a_count() -> None:
+    spans = [{"name": "workers.select", "start": i, "dur": 200} for i in range(3)]
+    d = run_case({"spans": spans})
+    slow = [f for f in d.findings if f.rule_id == "worker-selection-slow"]
+    assert len(slow) == 1 and slow[0].evidence["matches"] == 3
+
+
+@pytest.mark.slow
+def test_large_trace_is_diagnosed() -> None:
+    """100 000 spans: a wide worker fan-out under one dispatch; must finish and be right."""
+    trace_id = "ab" * 16
+    root = Span(
+        trace_id,
+        "0" * 15 + "1",
+        "POST /backtests/start",
+        WORKER,
+        BASE_US,
+        200_000_000,
+        kind="server",
+    )
+    spans = [root]
+    for i in range(2, 100_001):
+        spans.append(
+            Span(
+                trace_id,
+                f"{i:016x}",
+                "backtest.feature_compute" if i % 2 else "data.load_cache",
+                WORKER,
+                BASE_US + i * 1_000,
+                900,
+                attributes={"operation.id": OP, "data.rows": str(i)},
+                references=[Reference(CHILD_OF, trace_id, root.span_id)],
+            )
+        )
+    trace = build_trace(trace_id, spans)
+    d = diagnose(
+        [trace],
+        ident=OP,
+        operation_id=OP,
+        rules=RULES,
+        settings=DiagnosisSettings(),
+        now_us=BASE_US + 10**9,
+    )
+    assert d.verdict == "stuck"
+    assert len(d.execution_flow) == 2000 and d.execution_flow_truncated == 98_000
+
+
+# --- templates and coercion --------------------------------------------------------------------
+
+
+def test_template_fill_defaults_and_literals() -> None:
+    t = parse_template("{{literal}} {span.name} {attr:x.y|none} {attr:z} {phase}")
+    assert fill(t, {"span.name": "a", "z": "{span.name}"}) == "{literal} a none {span.name} n/a"
+
+
+@pytest.mark.parametrize(
+    ("op", "rule_value", "actual", "expected"),
+    [
+        ("eq", 0, "0", True),
+        ("eq", 0, "1", False),
+        ("eq", 0, 0, True),
+        ("eq", 0, "zero", False),
+        ("eq", 0, False, False),
+        ("gt", 0, "1", True),
+        ("gt", 0, "0", False),
+        ("gte", 100, 100.0, True),
+        ("lt", 5, " 4 ", True),
+        ("lte", 5, "nan", False),
+        ("eq", False, "false", True),
+        ("eq", False, False, True),
+        ("eq", True, "yes", False),
+        ("eq", "success", "success", True),
+        ("ne", "success", "no_workers_available", True),
+        ("in", ["failed", "error"], "error", True),
+        ("in", ["failed", "error"], "connected", False),
+        ("regex", ":5001(/|$)", "http://h:5001/x", True),
+        ("regex", ":5001(/|$)", "http://h:50010/x", False),
+    ],
+)
+def test_condition_coercion(op: str, rule_value: Any, actual: Any, expected: bool) -> None:
+    cond = Condition("k", op, check_operand(op, rule_value))
+    assert evaluate(cond, actual) is expected
+
+
+def test_absent_and_exists() -> None:
+    assert evaluate(Condition("k", "absent", True)) is True
+    assert evaluate(Condition("k", "absent", True), "0") is False
+    assert evaluate(Condition("k", "exists", True), "0") is True
+    assert evaluate(Condition("k", "ne", "x")) is False  # ne needs the value to exist

@@ -1,0 +1,275 @@
+"""Renderers: links (encoded, deep-linked), JSON contract, Markdown template, rows, table."""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from opdiag.diagnosis.result import (
+    Bottleneck,
+    Diagnosis,
+    Finding,
+    FlowStep,
+    RootCause,
+    Solution,
+)
+from opdiag.render.json_render import CONTRACT_KEYS, render_json
+from opdiag.render.links import build_links
+from opdiag.render.markdown import code, escape, fence, render_markdown
+from opdiag.render.rows import (
+    diagnosis_row,
+    finding_rows,
+    flow_rows,
+    operation_row,
+    solution_rows,
+)
+from opdiag.render.table import render_operations_table
+from opdiag.settings import LinkSettings
+
+TID = "0af7651916cd43dd8448eb211c80319c"
+TID2 = "1af7651916cd43dd8448eb211c80319c"
+LINKS = LinkSettings(
+    grafana_url="http://grafana:3000/",
+    jaeger_ui_url="http://jaeger:16686",
+    opdiag_url="http://opdiag:8080",
+    jaeger_datasource_uid="jaeger-uid",
+    diagnosis_dashboard_uid="opdiag-operation-diagnosis",
+)
+
+
+def make_diagnosis(**over: object) -> Diagnosis:
+    base = dict(
+        operation_id="op_backtesting_20251122_101500_1a2b3c4d",
+        trace_ids=[TID, TID2],
+        verdict="service_unreachable",
+        summary="failed: IB host service refused the connection",
+        operation_type="data_load",
+        status="failed",
+        services=["ktrdr-api", "ktrdr-ib-host-service"],
+        started_at_ms=1_763_806_500_000,
+        ended_at_ms=1_763_806_512_000,
+        duration_ms=12_000.0,
+        finished=True,
+        root_cause=RootCause(
+            trace_id=TID2,
+            span_id="00f067aa0ba902b7",
+            service="ktrdr-ib-host-service",
+            span_name="ib.connect",
+            evidence={"connection.status": "failed", "ib.port": 4002},
+            exception_type="ConnectionRefusedError",
+            exception_message="[Errno 111] Connection refused",
+        ),
+        bottleneck=Bottleneck(
+            trace_id=TID, span_id="b7ad6b7169203331", service="ktrdr-api",
+            span_name="data.download", self_time_ms=900.0, share=0.75, duration_ms=1200.0,
+        ),
+        findings=[
+            Finding(rule_id="ib_connect_failed", severity="critical", summary="IB refused",
+                    verdict="service_unreachable", trace_id=TID2, span_id="00f067aa0ba902b7",
+                    service="ktrdr-ib-host-service", span_name="ib.connect",
+                    evidence={"connection.status": "failed"}),
+        ],
+        execution_flow=[
+            FlowStep(index=0, trace_id=TID, span_id="b7ad6b7169203331", parent_id=None,
+                     service="ktrdr-api", span_name="data.download", start_ms=0.0,
+                     duration_ms=1200.0, self_time_ms=900.0, depth=0, critical=True,
+                     error=False, bottleneck=True),
+            FlowStep(index=1, trace_id=TID2, span_id="00f067aa0ba902b7", parent_id=None,
+                     service="ktrdr-ib-host-service", span_name="ib.connect", start_ms=5.0,
+                     duration_ms=3.0, self_time_ms=3.0, depth=1, critical=False, error=True,
+                     root_cause=True),
+        ],
+        solution=Solution(title="Start the IB host service",
+                          steps=["Check the IB Gateway is running on port 4002"],
+                          commands=["cd ib-host-service && ./start.sh"],
+                          rule_id="ib_connect_failed"),
+    )
+    base.update(over)
+    d = Diagnosis(**base)  # type: ignore[arg-type]
+    d.links = build_links(d, LINKS)
+    return d
+
+
+# -- links --------------------------------------------------------------------------------
+
+def test_jaeger_link_deep_links_the_root_cause_span():
+    d = make_diagnosis()
+    assert d.links.jaeger == f"http://jaeger:16686/trace/{TID2}?uiFind=00f067aa0ba902b7"
+    assert d.links.traces == {
+        TID: f"http://jaeger:16686/trace/{TID}",
+        TID2: f"http://jaeger:16686/trace/{TID2}",
+    }
+
+
+def test_jaeger_link_falls_back_to_bottleneck_then_trace():
+    d = make_diagnosis(root_cause=None)
+    assert d.links.jaeger.endswith(f"/trace/{TID}?uiFind=b7ad6b7169203331")
+    d = make_diagnosis(root_cause=None, bottleneck=None)
+    assert d.links.jaeger == f"http://jaeger:16686/trace/{TID}"
+
+
+def test_duplicate_span_suffix_is_dropped_for_jaeger_ui():
+    d = make_diagnosis(root_cause=RootCause(TID, "00f067aa0ba902b7_1", "s", "n", {}))
+    assert d.links.jaeger.endswith("uiFind=00f067aa0ba902b7")
+
+
+def test_every_id_is_url_encoded():
+    hostile = "op/../x?a=1&b=<script>#frag"
+    d = make_diagnosis(operation_id=hostile, trace_ids=[TID],
+                       root_cause=RootCause(TID, "a b&c", "svc", "n", {}))
+    assert d.links.diagnosis_page == (
+        "http://opdiag:8080/operations/op%2F..%2Fx%3Fa%3D1%26b%3D%3Cscript%3E%23frag"
+    )
+    dash = urlsplit(d.links.grafana_dashboard)
+    assert dash.path == "/d/opdiag-operation-diagnosis"
+    assert parse_qs(dash.query) == {"var-operation_id": [hostile]}
+    assert d.links.jaeger.endswith("?uiFind=a%20b%26c")
+    for url in (d.links.diagnosis_page, d.links.grafana_dashboard, d.links.jaeger):
+        assert "<" not in url and " " not in url and "#" not in url
+
+
+def test_explore_link_opens_the_trace_in_the_jaeger_datasource():
+    d = make_diagnosis()
+    url = urlsplit(d.links.grafana_explore)
+    assert url.netloc == "grafana:3000" and url.path == "/explore"
+    query = parse_qs(url.query)
+    assert query["schemaVersion"] == ["1"] and query["orgId"] == ["1"]
+    panes = json.loads(query["panes"][0])
+    (pane,) = panes.values()
+    assert pane["datasource"] == "jaeger-uid"
+    (q,) = pane["queries"]
+    assert q == {"refId": "A", "datasource": {"type": "jaeger", "uid": "jaeger-uid"},
+                 "query": TID2}
+    assert pane["range"] == {"from": str(1_763_806_500_000 - 60_000),
+                             "to": str(1_763_806_512_000 + 60_000)}
+    # The JSON is percent-encoded, not pasted raw.
+    assert "{" not in d.links.grafana_explore and unquote(d.links.grafana_explore) != url
+
+
+# -- JSON ---------------------------------------------------------------------------------
+
+def test_json_has_the_cli_contract_keys_and_types():
+    data = json.loads(render_json(make_diagnosis()))
+    assert set(CONTRACT_KEYS) <= set(data)
+    assert data["operation_id"] == "op_backtesting_20251122_101500_1a2b3c4d"
+    assert data["trace_ids"] == [TID, TID2]
+    assert data["verdict"] == "service_unreachable"
+    assert isinstance(data["summary"], str)
+    rc = data["root_cause"]
+    assert {"span_id", "service", "span_name", "evidence"} <= set(rc)
+    assert rc["evidence"] == {"connection.status": "failed", "ib.port": 4002}
+    assert {"span_id", "span_name", "self_time_ms"} <= set(data["bottleneck"])
+    assert isinstance(data["bottleneck"]["self_time_ms"], float)
+    assert isinstance(data["findings"], list) and data["findings"][0]["rule_id"]
+    assert isinstance(data["duration_ms"], float)
+    assert [s["span_name"] for s in data["execution_flow"]] == ["data.download", "ib.connect"]
+    assert data["solution"]["commands"] == ["cd ib-host-service && ./start.sh"]
+    assert data["links"]["jaeger"].endswith("uiFind=00f067aa0ba902b7")
+
+
+def test_json_nulls_and_odd_attribute_values():
+    d = make_diagnosis(root_cause=None, bottleneck=None, solution=None)
+    d.findings[0].evidence = {"big": 2**70, "raw": b"\xff", "tags": {"a"}}
+    data = json.loads(render_json(d))
+    assert data["root_cause"] is None and data["bottleneck"] is None
+    assert data["findings"][0]["evidence"]["big"] == 2**70
+
+
+# -- Markdown -----------------------------------------------------------------------------
+
+def test_markdown_follows_the_trace_analysis_template():
+    text = render_markdown(make_diagnosis())
+    sections = ["**Trace Summary**", "**Execution Flow**", "**Diagnosis**", "**Root Cause**",
+                "**Solution**"]
+    positions = [text.index(s) for s in sections]
+    assert positions == sorted(positions)
+    assert text.startswith(
+        "🔍 **Trace Analysis for operation_id: op_backtesting_20251122_101500_1a2b3c4d**"
+    )
+    assert f"- Trace IDs: {TID}, {TID2}" in text
+    assert "- Total Duration: 12,000ms" in text
+    assert "- Services: ktrdr-api, ktrdr-ib-host-service" in text
+    assert "- Status: ERROR" in text
+    assert "1. ★ data.download (ktrdr-api) - 1200.0ms [BOTTLENECK]" in text
+    assert "2. ↳ ib.connect (ktrdr-ib-host-service) - 3.0ms [ROOT CAUSE, error]" in text
+    assert "`connection.status` = failed" in text
+    assert "ConnectionRefusedError" in text
+    assert "```bash\ncd ib-host-service && ./start.sh\n```" in text
+
+
+def test_markdown_escapes_untrusted_values():
+    d = make_diagnosis(summary="[click](http://evil) <img src=x> *bold*\n# heading")
+    d.execution_flow[0].span_name = "<script>alert(1)</script>"
+    text = render_markdown(d)
+    assert "[click](http://evil)" not in text
+    assert "\\[click\\](http://evil)" in text  # no link: the brackets are literal
+    assert re.search(r"(?<!\\)<(script|img)", text) is None
+    assert "\\<script\\>" in text
+    assert "\n# heading" not in text
+
+
+def test_escape_and_fence():
+    assert escape("a_b*c") == "a_b\\*c"  # intraword _ is not emphasis
+    assert escape("_x_ &amp; y&z") == "\\_x\\_ \\&amp; y&z"
+    assert escape("# title") == "\\# title"
+    assert code("a`b") == "``a`b``" and code("`x") == "`` `x ``"
+    assert escape("- item") == "\\- item"
+    assert escape("line1\nline2") == "line1 line2"
+    block = fence(["echo ```", "x"])
+    assert block.startswith("````bash\n") and block.endswith("\n````")
+
+
+def test_healthy_markdown_status_ok_without_root_cause():
+    d = make_diagnosis(verdict="healthy", status="completed", root_cause=None, solution=None)
+    d.execution_flow[1].error = False
+    text = render_markdown(d)
+    assert "- Status: OK (verdict healthy, operation status completed" in text
+    d.execution_flow[1].error = True  # an error span anywhere: the trace status is ERROR
+    assert "- Status: ERROR" in render_markdown(d)
+    assert "No action needed." in text
+
+
+# -- rows and table -----------------------------------------------------------------------
+
+def test_rows_are_flat_and_complete():
+    d = make_diagnosis()
+    row = operation_row(d)
+    assert row.operation_id == d.operation_id and row.trace_id == TID
+    assert row.root_cause == "ktrdr-ib-host-service: ib.connect"
+    assert row.service == "ktrdr-ib-host-service"
+    assert row.jaeger_url == d.links.jaeger and row.diagnosis_url == d.links.diagnosis_page
+    drow = diagnosis_row(d)
+    assert drow.trace_ids == f"{TID},{TID2}"
+    assert drow.root_cause_evidence == "connection.status=failed, ib.port=4002"
+    assert drow.bottleneck_share == 0.75 and "./start.sh" in drow.solution
+    flows = flow_rows(d)
+    assert [f.index for f in flows] == [0, 1]
+    assert flows[1].jaeger_url == f"http://jaeger:16686/trace/{TID2}?uiFind=00f067aa0ba902b7"
+    assert flows[0].parent_id == ""
+    assert finding_rows(d)[0].evidence == "connection.status=failed"
+    assert [(s.index, s.kind) for s in solution_rows(d)] == [(1, "step"), (2, "command")]
+
+
+def test_trace_keyed_row_uses_the_trace_id():
+    d = make_diagnosis(operation_id=None, trace_ids=[TID], solution=None)
+    assert operation_row(d).operation_id == TID
+    assert solution_rows(d) == []
+
+
+def test_table_one_line_per_operation_without_control_characters():
+    d1 = make_diagnosis()
+    d2 = make_diagnosis(operation_id="op_two", verdict="stuck", summary="stuck\x1b[31m red",
+                        duration_ms=2_520_000.0, status="running")
+    text = render_operations_table([d1, d2])
+    lines = text.splitlines()
+    assert lines[0].split() == ["TIME", "ID", "TYPE", "STATUS", "VERDICT", "DURATION", "SUMMARY"]
+    assert len(lines) == 3
+    assert "2025-11-22T10:15:00Z" in lines[1] and "12.0s" in lines[1]
+    assert "42m00s" in lines[2] and "\x1b" not in text
+    assert render_operations_table([]) == "no operations found\n"
+
+
+def test_fast_json_path_equals_to_dict():
+    d = make_diagnosis()
+    assert json.loads(render_json(d)) == {**json.loads(json.dumps(d.to_dict())), "key": d.key}

@@ -1,0 +1,209 @@
+"""Rule pack loading: bad packs are refused with file:line and reason; user packs override."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from opdiag.diagnosis.rules import default_rule_pack, load_rule_pack, load_rules
+from opdiag.errors import RulePackError
+
+GOOD_RULE = """\
+pack: user
+rules:
+  - id: my-rule
+    description: a user rule
+    verdict: failed
+    severity: error
+    priority: 5
+    match:
+      span: "my.*"
+      attributes:
+        my.count: {gt: 3}
+    summary: "failed: {attr:my.count} in {span.name}"
+    solution:
+      title: Fix it
+      steps: ["do the thing"]
+      commands: ["make fix"]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def refuse(tmp_path: Path, text: str) -> RulePackError:
+    path = write(tmp_path, text)
+    with pytest.raises(RulePackError) as info:
+        load_rule_pack(path)
+    return info.value
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "reason"),
+    [
+        (
+            "{gt: 3}",
+            "{gtt: 3}",
+            "gtt",
+            "rule 'my-rule': match.attributes.my.count: unknown operator 'gtt'",
+        ),
+        (
+            "verdict: failed",
+            "verdict: kaputt",
+            "kaputt",
+            "rule 'my-rule': unknown verdict 'kaputt'",
+        ),
+        ('"my.*"', '"my.*"\n      exception_message: "([a-"', "([a-", "bad regex"),
+        ("{attr:my.count} in", "{bogus} in", "{bogus}", "unknown placeholder '{bogus}'"),
+        ("{attr:my.count} in", "{0.__init__} in", "__init__", "unknown placeholder"),
+        ("{gt: 3}", "{gt: three}", "three", "needs a number"),
+        ("severity: error", "severity: fatal", "fatal", "unknown severity 'fatal'"),
+        (
+            "    priority: 5\n",
+            "    priority: 5\n    colour: red\n",
+            "colour",
+            "unknown field 'colour'",
+        ),
+        ('span: "my.*"', "kind: sever", "kind: sever", "unknown span kind 'sever'"),
+        ('span: "my.*"', 'http_status: "6xx"', "6xx", "bad status"),
+        ("{gt: 3}", "{regex: '(unclosed'}", "unclosed", "bad regex"),
+    ],
+)
+def test_bad_rule_is_refused_with_line_and_reason(
+    tmp_path: Path, old: str, new: str, needle: str, reason: str
+) -> None:
+    text = GOOD_RULE.replace(old, new)
+    assert text != GOOD_RULE
+    err = refuse(tmp_path, text)
+    assert f"rules.yaml:{line_of(text, needle)}: " in str(err)
+    assert reason in str(err)
+    assert err.line == line_of(text, needle)
+
+
+def test_not_yaml_is_refused_with_a_line(tmp_path: Path) -> None:
+    text = "pack: x\nrules:\n  - id: [unclosed\n"
+    err = refuse(tmp_path, text)
+    assert "rules.yaml:" in str(err) and "not valid YAML" in str(err)
+    assert err.line is not None
+
+
+def test_duplicate_rule_id_is_refused_at_the_second(tmp_path: Path) -> None:
+    second = GOOD_RULE.split("rules:\n", 1)[1]
+    text = GOOD_RULE + second
+    err = refuse(tmp_path, text)
+    second_line = [i for i, ln in enumerate(text.splitlines(), 1) if "- id: my-rule" in ln][1]
+    assert f"rules.yaml:{second_line}: rule 'my-rule': duplicate rule id (first at line 3)" in str(
+        err
+    )
+
+
+def test_duplicate_yaml_key_is_refused(tmp_path: Path) -> None:
+    text = GOOD_RULE.replace("    priority: 5\n", "    priority: 5\n    priority: 6\n")
+    err = refuse(tmp_path, text)
+    assert "duplicate key 'priority'" in str(err)
+    assert err.line == line_of(text, "priority: 6")
+
+
+def test_missing_solution_and_empty_pack_are_refused(tmp_path: Path) -> None:
+    text = GOOD_RULE.split("    solution:", maxsplit=1)[0]
+    assert "missing 'solution'" in str(refuse(tmp_path, text))
+    assert "empty" in str(refuse(tmp_path, ""))
+    assert "no 'rules'" in str(refuse(tmp_path, "pack: x\n"))
+
+
+def test_rule_without_match_or_facts_is_refused(tmp_path: Path) -> None:
+    text = GOOD_RULE.replace(
+        '    match:\n      span: "my.*"\n      attributes:\n        my.count: {gt: 3}\n', ""
+    )
+    assert "needs 'match'" in str(refuse(tmp_path, text))
+
+
+def test_slow_cannot_be_combined_with_span_conditions(tmp_path: Path) -> None:
+    text = GOOD_RULE.replace("    match:\n", "    facts: {slow: true}\n    match:\n")
+    assert "'slow' cannot be combined" in str(refuse(tmp_path, text))
+
+
+def test_unreadable_pack(tmp_path: Path) -> None:
+    with pytest.raises(RulePackError, match="cannot read"):
+        load_rule_pack(tmp_path / "nope.yaml")
+
+
+def test_literal_braces_are_allowed_and_lone_braces_are_not(tmp_path: Path) -> None:
+    ok = GOOD_RULE.replace('commands: ["make fix"]', "commands: [\"jq '{{a: .b}}'\"]")
+    load_rule_pack(write(tmp_path, ok))
+    bad = GOOD_RULE.replace('commands: ["make fix"]', "commands: [\"jq '{a: .b'\"]")
+    assert "unknown placeholder" in str(refuse(tmp_path, bad)) or "unbalanced" in str(
+        refuse(tmp_path, bad)
+    )
+
+
+def test_default_pack_loads_and_covers_both_dialects() -> None:
+    pack = default_rule_pack()
+    names = {p for r in pack.rules if r.match and r.match.names for p in r.match.names.patterns}
+    assert {"workers.select", "worker_registry.select_worker"} <= names
+    assert pack.id_pattern is not None
+    assert pack.id_pattern.match("op_training_20251113_123456_1a2b3c4d").group("type") == "training"
+    assert pack.id_pattern.match("op_training_20251113_123456_abc123") is None
+
+
+def test_user_pack_overrides_by_id_and_adds_verdicts(tmp_path: Path) -> None:
+    user = write(
+        tmp_path,
+        """\
+pack: mine
+verdicts:
+  quota_exceeded: the account ran out of quota
+rules:
+  - id: no-workers
+    description: replaced
+    verdict: no_workers
+    severity: info
+    match: {span: workers.select, attributes: {worker.total_workers: {eq: 0}}}
+    summary: "mine: none"
+    solution: {title: t, steps: [s]}
+  - id: quota
+    description: new code
+    verdict: quota_exceeded
+    severity: error
+    priority: 200
+    match: {exception: QuotaError}
+    summary: "quota exceeded"
+    solution: {title: t, steps: [s]}
+""",
+        "user.yaml",
+    )
+    rules = load_rules([user])
+    default_ids = [r.id for r in default_rule_pack().rules]
+    ids = [r.id for r in rules.rules]
+    assert ids[: len(default_ids)] == default_ids  # overridden in place
+    assert ids[-1] == "quota"
+    replaced = rules.get("no-workers")
+    assert replaced is not None and replaced.description == "replaced"
+    assert "quota_exceeded" in rules.verdicts
+
+
+def test_new_verdict_must_be_declared(tmp_path: Path) -> None:
+    text = GOOD_RULE.replace("verdict: failed", "verdict: quota_exceeded")
+    assert "declare new codes" in str(refuse(tmp_path, text))
+
+
+def test_bad_user_pack_refuses_the_whole_set(tmp_path: Path) -> None:
+    bad = write(tmp_path, GOOD_RULE.replace("{gt: 3}", "{gtt: 3}"))
+    with pytest.raises(RulePackError, match=r"rules.yaml:\d+: rule 'my-rule'"):
+        load_rules([bad])
+
+
+def test_fact_values_are_type_checked(tmp_path: Path) -> None:
+    text = GOOD_RULE.replace("    match:\n", "    facts: {stuck: 3}\n    match:\n")
+    err = refuse(tmp_path, text)
+    assert "facts.stuck: 3 is not a bool" in str(err)
+    assert err.line == line_of(text, "stuck: 3")
+    unknown = GOOD_RULE.replace("    match:\n", "    facts: {stuk: true}\n    match:\n")
+    assert "unknown fact 'stuk'" in str(refuse(tmp_path, unknown))

@@ -1,0 +1,196 @@
+"""The HTML diagnosis page and index, rendered through Flask's test client: escaping of every
+trace value, the waterfall's marks (root cause, bottleneck, critical path), links, caps."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+from api_support import (
+    BOTTLENECK_SPAN,
+    FAILED_ID,
+    ROOT_SPAN,
+    SLOW_ID,
+    TRACE_FAILED,
+    XSS,
+)
+from opdiag.diagnosis.result import FlowStep
+from opdiag.web import waterfall
+from opdiag.web.filters import safe_url
+
+pytest_plugins = ("api_fixtures",)
+
+
+class Elements(HTMLParser):
+    """Collects (tag, attrs) of every start tag, and the text of the page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def find(self, tag: str, **wanted: str) -> list[dict[str, str | None]]:
+        """Elements by tag and attributes; ``class`` matches one of the element's classes."""
+
+        def matches(attrs: dict[str, str | None], key: str, value: str) -> bool:
+            actual = attrs.get(key.replace("_", "-")) or ""
+            return value in actual.split() if key == "class" else actual == value
+
+        return [
+            attrs
+            for name, attrs in self.elements
+            if name == tag and all(matches(attrs, k, v) for k, v in wanted.items())
+        ]
+
+
+def page(client, ident: str) -> tuple[str, Elements]:
+    response = client.get(f"/operations/{ident}")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    parsed = Elements()
+    parsed.feed(html)
+    return html, parsed
+
+
+def test_trace_values_stay_text(client):
+    html, parsed = page(client, FAILED_ID)
+    assert "<script" not in html.lower()
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 5  # summary, evidence…
+    assert not [tag for tag, _ in parsed.elements if tag == "script"]
+    assert XSS in "".join(parsed.text)  # shown to the reader, as text
+
+
+def test_script_is_forbidden_by_csp(client):
+    response = client.get(f"/operations/{FAILED_ID}")
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_verdict_summary_and_root_cause(client):
+    html, parsed = page(client, FAILED_ID)
+    (verdict,) = parsed.find("span", id="verdict")
+    assert verdict["data-verdict"] == "service_unreachable"
+    assert "verdict-service_unreachable" in (verdict["class"] or "")
+    (root,) = parsed.find("p", id="root-cause")
+    assert root["data-span-id"] == ROOT_SPAN
+    assert "ConnectionRefusedError" in html
+    assert parsed.find("table", id="root-cause-evidence")
+
+
+def test_waterfall_marks_root_cause_critical_path_and_axis(client):
+    _, parsed = page(client, FAILED_ID)
+    bars = parsed.find("rect", **{"class": "bar"})
+    assert len(bars) == 4
+    roots = [b for b in bars if "root-cause" in (b["class"] or "").split()]
+    assert [b["data-span-id"] for b in roots] == [ROOT_SPAN]
+    critical = [b for b in bars if "critical" in (b["class"] or "").split()]
+    assert len(critical) == 3
+    # bars positioned by offset and duration: the 900 ms root spans the whole area
+    first = bars[0]
+    assert float(first["x"]) == waterfall.LABEL_WIDTH
+    area = waterfall.WIDTH - waterfall.LABEL_WIDTH - waterfall.RIGHT_PAD
+    assert float(first["width"]) == pytest.approx(area)
+    assert float(bars[2]["x"]) == pytest.approx(waterfall.LABEL_WIDTH + 80 / 900 * area, abs=0.01)
+    axis_labels = [t for t in parsed.find("text") if t.get("text-anchor")]
+    assert len(axis_labels) == waterfall.TICKS + 1
+
+
+def test_bottleneck_is_marked(client):
+    html, parsed = page(client, SLOW_ID)
+    marked = [
+        b for b in parsed.find("rect", **{"class": "bar"}) if "bottleneck" in (b["class"] or "")
+    ]
+    assert len(marked) == 1
+    (bottleneck,) = parsed.find("p", id="bottleneck")
+    assert bottleneck["data-span-id"] == BOTTLENECK_SPAN
+    assert "81 %" in html
+
+
+def test_links_come_from_the_diagnosis(client, service):
+    _, parsed = page(client, FAILED_ID)
+    links = service.diagnoses[FAILED_ID].links
+    assert parsed.find("a", id="link-jaeger")[0]["href"] == links.jaeger
+    assert links.jaeger.endswith(f"/trace/{TRACE_FAILED}?uiFind={ROOT_SPAN}")
+    assert parsed.find("a", id="link-explore")[0]["href"] == links.grafana_explore
+    assert parsed.find("a", id="link-dashboard")[0]["href"] == links.grafana_dashboard
+
+
+def test_solution_commands_in_pre(client):
+    _, parsed = page(client, FAILED_ID)
+    assert len(parsed.find("pre", **{"class": "command"})) == 1
+
+
+def test_unknown_operation_is_404(client):
+    assert client.get("/operations/op_nope").status_code == 404
+
+
+def test_index_lists_operations_with_verdicts(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "<script" not in html.lower()
+    parsed = Elements()
+    parsed.feed(html)
+    hrefs = [a["href"] for a in parsed.find("a")]
+    assert f"/operations/{FAILED_ID}" in hrefs and f"/operations/{SLOW_ID}" in hrefs
+    verdicts = [s for s in parsed.find("span") if "verdict" in (s.get("class") or "")]
+    assert len(verdicts) == 2
+    assert re.search(r"verdict-slow", html)
+
+
+def _steps(n: int) -> list[FlowStep]:
+    return [
+        FlowStep(
+            index=i,
+            trace_id="t",
+            span_id=f"{i:016x}",
+            parent_id=None,
+            service="svc",
+            span_name=f"span {i}",
+            start_ms=float(i),
+            duration_ms=1.0,
+            self_time_ms=1.0,
+            depth=0,
+            critical=False,
+            error=False,
+            root_cause=i == n - 1,
+        )
+        for i in range(n)
+    ]
+
+
+def test_waterfall_caps_rows_but_keeps_the_root_cause():
+    picture = waterfall.layout(_steps(1000), truncated=50, cap=100)
+    assert len(picture.bars) == 101
+    assert picture.bars[-1].span_id == f"{999:016x}"
+    assert "root-cause" in picture.bars[-1].classes
+    assert picture.omitted == 50 + 899
+
+
+def test_waterfall_of_nothing():
+    picture = waterfall.layout([])
+    assert picture.bars == [] and picture.omitted == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://jaeger:16686/trace/x", "http://jaeger:16686/trace/x"),
+        ("/operations/x", "/operations/x"),
+        ("javascript:alert(1)", "#"),
+        ("//evil.example/x", "#"),
+        ("data:text/html,x", "#"),
+        (None, "#"),
+    ],
+)
+def test_safe_url(url, expected):
+    assert safe_url(url) == expected
