@@ -75,8 +75,9 @@ def opdiag_command() -> list[str] | None:
     return [found] if found else None
 
 
-def bench_opdiag(path: Path, spans: int, repeat: int, scratch: Path) -> Result:
-    cmd = opdiag_command()
+def bench_opdiag(
+    path: Path, spans: int, repeat: int, scratch: Path, cmd: list[str] | None
+) -> Result:
     if cmd is None:
         return Result(spans, "opdiag", math.nan, math.nan, "opdiag is not installed")
     argv = [*cmd, "diagnose", OPERATION_ID, "--traces", str(path), "--format", "json"]
@@ -84,10 +85,13 @@ def bench_opdiag(path: Path, spans: int, repeat: int, scratch: Path) -> Result:
     verdict = ""
     for _ in range(repeat):
         out = scratch / "opdiag.json"
-        run = measure(argv, out)
+        try:
+            run = measure(argv, out)
+        except OSError as exc:
+            return Result(spans, "opdiag", math.nan, math.nan, f"cannot start opdiag: {exc}")
         if run.status != 0:
             reason = run.stderr.splitlines()[-1] if run.stderr else f"exit {run.status}"
-            if "invalid choice" in run.stderr or "No module named" in run.stderr:
+            if any(m in run.stderr for m in ("invalid choice", "No module named", "Errno 2")):
                 reason = f"`opdiag diagnose` is not available yet ({reason})"
             return Result(spans, "opdiag", math.nan, math.nan, reason[:160])
         try:
@@ -170,7 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool and size (median)")
     parser.add_argument("--dir", type=Path, default=None, help="where the trace files go")
+    parser.add_argument(
+        "--opdiag", default=None, help="opdiag command to run (default: the venv's script)"
+    )
     args = parser.parse_args(argv)
+    cmd = args.opdiag.split() if args.opdiag else opdiag_command()
     if args.repeat < 1 or any(n < 20 for n in args.sizes):
         parser.error("--repeat must be >= 1 and every size >= 20 spans")
     work = args.dir or Path(tempfile.mkdtemp(prefix="opdiag-bench-"))
@@ -181,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             path = work / f"ktrdr-{n}.json"
             spans = write(path, n)
             print(f"# {spans} spans, {path.stat().st_size / 1e6:.1f} MB: {path}", flush=True)
-            results.append(bench_opdiag(path, spans, args.repeat, scratch))
+            results.append(bench_opdiag(path, spans, args.repeat, scratch, cmd))
             results.append(bench_jq(path, spans, args.repeat, scratch))
     print()
     print(report(results))

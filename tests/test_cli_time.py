@@ -70,3 +70,19 @@ def test_cli_bad_now_exits_2_with_one_line(capsys, tmp_path):
     assert code == 2
     assert err.startswith("opdiag: --now: cannot parse 'tomorrow'")
     assert "Traceback" not in err
+
+
+def test_grafana_rounding():
+    day = 86400 * 10**6
+    assert parse_http_time("now/d", name="from", now_us=NOW_US) == NOW_US - NOW_US % day
+    assert parse_http_time("now-1d/d", name="from", now_us=NOW_US) == NOW_US - NOW_US % day - day
+    # 2025-11-22 is a Saturday: the week started on Monday 2025-11-17.
+    assert format_rfc3339(parse_http_time("now/w", name="from", now_us=NOW_US)) == (
+        "2025-11-17T00:00:00Z"
+    )
+    assert format_rfc3339(parse_http_time("now/M", name="from", now_us=NOW_US)) == (
+        "2025-11-01T00:00:00Z"
+    )
+    assert format_rfc3339(parse_http_time("now/y", name="from", now_us=NOW_US)) == (
+        "2025-01-01T00:00:00Z"
+    )

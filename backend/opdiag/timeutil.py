@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from opdiag.errors import InputError
 
@@ -26,7 +26,9 @@ _UNITS_US: dict[str, int] = {
     "w": 7 * 86400 * US_PER_S,
 }
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_RELATIVE_RE = re.compile(r"^now(?:\s*([+-])\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w))?(?:/[smhdwMy])?$")
+_RELATIVE_RE = re.compile(
+    r"^now(?:\s*([+-])\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w))?(?:/([smhdwMy]))?$"
+)
 _NUMBER_RE = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
 # Epoch values outside this range are almost surely a unit mix-up (ms given as s or vice versa).
 _MIN_S = 0
@@ -107,17 +109,34 @@ def parse_http_time(text: str, *, name: str, now_us: int) -> int:
         return _epoch(raw, US_PER_MS, name)
     match = _RELATIVE_RE.match(raw)
     if match:
-        sign, amount, unit = match.groups()
-        if sign is None:
-            return now_us
-        offset = round(float(amount) * _UNITS_US[unit])
-        return now_us - offset if sign == "-" else now_us + offset
+        sign, amount, unit, round_to = match.groups()
+        value = now_us
+        if sign is not None:
+            offset = round(float(amount) * _UNITS_US[unit])
+            value = now_us - offset if sign == "-" else now_us + offset
+        return _round_down(value, round_to) if round_to else value
     if raw.startswith("now"):
         raise InputError(
             f"{name}: cannot parse {raw!r} as a relative time (use e.g. now, now-6h, now-30m)",
             field=name,
         )
     return parse_rfc3339(raw, name=name)
+
+
+def _round_down(epoch_us: int, unit: str) -> int:
+    """Grafana's ``now/d`` etc.: the start of the unit (UTC), for ``from`` and ``to`` alike."""
+    if unit in ("s", "m", "h", "d"):
+        step = _UNITS_US[unit]
+        return epoch_us - epoch_us % step
+    moment = datetime.fromtimestamp(epoch_us / US_PER_S, tz=UTC)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "w":  # ISO weeks start on Monday
+        day = day - timedelta(days=day.weekday())
+    elif unit == "M":
+        day = day.replace(day=1)
+    else:  # "y"
+        day = day.replace(month=1, day=1)
+    return int(day.timestamp()) * US_PER_S
 
 
 def format_rfc3339(epoch_us: int) -> str:

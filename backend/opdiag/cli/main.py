@@ -33,6 +33,10 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     return commands.run_dashboards(args, out, err)
 
 
+def _one_line(message: str) -> str:
+    return " ".join(message.split()) or "error"
+
+
 def _silence_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -47,10 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(argv)
     except UsageError as exc:
         sys.stderr.write(exc.usage)
-        sys.stderr.write(f"opdiag: {exc.message}\n")
+        sys.stderr.write(f"opdiag: {_one_line(exc.message)}\n")
         return EXIT_USAGE
     except OpdiagError as exc:
-        sys.stderr.write(f"opdiag: {exc.message}\n")
+        sys.stderr.write(f"opdiag: {_one_line(exc.message)}\n")
         return exc.exit_code
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else 0

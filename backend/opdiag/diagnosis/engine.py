@@ -26,7 +26,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opdiag.diagnosis.conditions import evaluate, missing
-from opdiag.diagnosis.facts import OperationFacts, operation_facts, scoped_walk
+from opdiag.diagnosis.facts import (
+    OperationFacts,
+    operation_facts,
+    operation_id_of,
+    scoped_walk,
+)
 from opdiag.diagnosis.matching import (
     ExceptionInfo,
     SpanContext,
@@ -552,9 +557,9 @@ def _single_operation_id(walks: Walks) -> str | None:
     found: set[str] = set()
     for _, walk in walks:
         for span, _ in walk:
-            value = span.attributes.get("operation.id")
+            value = operation_id_of(span)
             if value is not None:
-                found.add(str(value))
+                found.add(value)
                 if len(found) > 1:
                     return None
     return next(iter(found), None)
@@ -616,15 +621,21 @@ def _noise_check(globs: Globs) -> Callable[[Span], bool]:
 def _bottleneck(
     walks: Walks, timings: list[Timing], is_noise: Callable[[Span], bool]
 ) -> tuple[Span, int, Timing] | None:
-    """The non-noise span holding the most time on the critical path (ties: more self time)."""
-    best: tuple[tuple[int, int], Span, int, Timing] | None = None
-    for (_, walk), timing in zip(walks, timings, strict=True):
+    """The non-noise span holding the most time on the critical path (ties: more self time).
+
+    A root that has children (``cli.backtest``, a dispatch server span) only waits for them:
+    its time on the path is the gaps where no span was recorded, so it is chosen only when
+    nothing else is on the path.
+    """
+    best: tuple[tuple[bool, int, int], Span, int, Timing] | None = None
+    for (trace, walk), timing in zip(walks, timings, strict=True):
         critical = timing.critical_us
-        for span, _ in walk:
+        for span, depth in walk:
             on_path = critical.get(span.span_id, 0)
             if on_path <= 0 or is_noise(span):
                 continue
-            key = (on_path, timing.self_us.get(span.span_id, 0))
+            real = depth > 0 or span.span_id not in trace.children
+            key = (real, on_path, timing.self_us.get(span.span_id, 0))
             if best is None or key > best[0]:
                 best = (key, span, on_path, timing)
     return None if best is None else (best[1], best[2], best[3])

@@ -23,6 +23,17 @@ from opdiag.model import Span, Trace
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 OP_ID = "operation.id"
+# ``create_service_span`` str()s every value, so an id that was never set can read "None".
+_NO_ID = frozenset({"", "none", "null"})
+
+
+def operation_id_of(span: Span) -> str | None:
+    """The span's ``operation.id``, or None when absent or a stringified None."""
+    value = span.attributes.get(OP_ID)
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text.lower() in _NO_ID else text
 
 
 def scoped_walk(
@@ -36,10 +47,10 @@ def scoped_walk(
     carriers: list[Span] = []
     foreign = False
     for span, _ in walk:
-        value = span.attributes.get(OP_ID)
+        value = operation_id_of(span)
         if value is None:
             continue
-        if str(value) == operation_id:
+        if value == operation_id:
             carriers.append(span)
         else:
             foreign = True
@@ -148,14 +159,15 @@ def operation_facts(
                 facts.error_spans += 1
                 if depth > origin_depth:
                     origin_depth, facts.error_origin = depth, span
-            own = operation_id is None or str(attrs.get(OP_ID)) == operation_id
+            span_op = operation_id_of(span)
+            own = operation_id is None or span_op == operation_id
             if "operation.to_status" in attrs and own:
                 transitions.append(span)
             op_type = attrs.get("operation.type")
             if op_type is not None:
                 if own and span.name == "operation.register":
                     registered_type = registered_type or str(op_type)
-                elif own and OP_ID in attrs:
+                elif own and span_op is not None:
                     own_type = own_type or str(op_type)
                 elif span.span_id not in context:
                     any_type = any_type or str(op_type)
@@ -207,6 +219,4 @@ def _carries_id(
 ) -> bool:
     if operation_id is None:
         return False
-    return any(
-        str(span.attributes.get(OP_ID)) == operation_id for _, walk in walks for span, _ in walk
-    )
+    return any(operation_id_of(span) == operation_id for _, walk in walks for span, _ in walk)

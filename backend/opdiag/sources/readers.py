@@ -152,7 +152,7 @@ def _parse_bytes(data: bytes, source: str) -> list[Trace]:
             raise TraceFormatError(_json_problem(exc), source=source) from None
         collector = _Collector(source)
         try:
-            for where, one in _documents(data, source):
+            for where, one in _documents(data):
                 _dispatch(one, where, collector, consume=True)
         except _Fail as fail:
             raise TraceFormatError(str(fail), source=source) from None
@@ -187,7 +187,7 @@ def _json_problem(exc: orjson.JSONDecodeError, line: int | None = None) -> str:
     return f"not valid JSON ({exc.msg} at {where})"
 
 
-def _documents(data: bytes, source: str) -> Iterator[tuple[str, Any]]:
+def _documents(data: bytes) -> Iterator[tuple[str, Any]]:
     """Several JSON documents in one file: one per line (OTel file exporters) or
     pretty-printed ones one after another (OTel ConsoleSpanExporter)."""
     lines = data.splitlines()
@@ -256,7 +256,7 @@ def _dispatch(doc: Any, where: str, col: _Collector, *, consume: bool) -> None:
         _otlp(doc["result"], _at(where, "result"), col, consume=consume)
     elif "data" in doc:
         _legacy_envelope(doc, where, col, consume=consume)
-    elif "spans" in doc and ("traceID" in doc or "processes" in doc):
+    elif "spans" in doc:
         _legacy_trace(doc, where, col, consume=consume)
     elif "spanID" in doc:
         _legacy_spans([doc], where, col, consume=False)
@@ -473,11 +473,27 @@ def _any_value(value: Any) -> Any:
 
 
 def _otlp_attrs(attrs: Any, where: str, what: str = "attributes") -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    """OTLP ``[{key, value: AnyValue}]`` → dict; a comprehension for the common case, the
+    checking loop (which names the problem) for anything unusual."""
     if not attrs:
-        return out
+        return {}
     if type(attrs) is dict:  # some hand-written files use a plain map
         return dict(attrs)
+    try:
+        out = {
+            kv["key"]: v["stringValue"] if "stringValue" in (v := kv["value"]) else _any_value(v)
+            for kv in attrs
+        }
+    except (KeyError, TypeError):
+        return _otlp_attrs_checked(attrs, where, what)
+    for key in out:
+        if key.__class__ is not str:
+            return _otlp_attrs_checked(attrs, where, what)
+    return out
+
+
+def _otlp_attrs_checked(attrs: Any, where: str, what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     if type(attrs) is not list:
         raise _Fail(where, f"{what} is not a list")
     for kv in attrs:
@@ -485,6 +501,20 @@ def _otlp_attrs(attrs: Any, where: str, what: str = "attributes") -> dict[str, A
             raise _Fail(where, f"{what} entry without a string key: {_short(kv)}")
         out[kv["key"]] = _any_value(kv.get("value"))
     return out
+
+
+def _ns_time(value: Any, where: str, name: str) -> int:
+    """OTLP nanoseconds: a decimal string (proto JSON), an int, or absent (0)."""
+    if value.__class__ is str:
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    elif value.__class__ is int:
+        return value
+    elif value is None:
+        return 0
+    return _int_time(value, where, name)
 
 
 def otlp_id(raw: Any, width: int) -> str | None:
@@ -518,6 +548,11 @@ def otlp_id(raw: Any, width: int) -> str | None:
 
 
 def _otlp_id_at(raw: Any, width: int, where: str, what: str) -> str | None:
+    if raw.__class__ is str and len(raw) == width and raw.isalnum():  # fast path: plain hex
+        try:
+            return raw.lower() if int(raw, 16) else None
+        except ValueError:
+            pass
     try:
         return otlp_id(raw, width)
     except ValueError as exc:
@@ -796,10 +831,8 @@ def _otlp_span(raw: Any, where: str, service: str, resource: dict[str, Any]) -> 
     sid = _otlp_id_at(raw.get("spanId"), 16, where, "spanId")
     if sid is None:
         raise _Fail(where, "span without spanId")
-    start_ns = raw.get("startTimeUnixNano")
-    start_ns = 0 if start_ns is None else _int_time(start_ns, where, "startTimeUnixNano")
-    end_ns = raw.get("endTimeUnixNano")
-    end_ns = 0 if end_ns is None else _int_time(end_ns, where, "endTimeUnixNano")
+    start_ns = _ns_time(raw.get("startTimeUnixNano"), where, "startTimeUnixNano")
+    end_ns = _ns_time(raw.get("endTimeUnixNano"), where, "endTimeUnixNano")
     duration = (end_ns - start_ns) // 1000
     if duration < 0:
         raise _Fail(where, f"negative duration (endTimeUnixNano {end_ns} < start {start_ns})")
