@@ -4,7 +4,8 @@ For each size the generated KTRDR trace (``bench.gen_traces``) is diagnosed by
 ``opdiag diagnose <op-id> --traces <file> --format json`` and sorted by
 ``jq '.data[0].spans | sort_by(.duration)' <file>``, each as its own child process, measured
 from process start to the last byte of output: wall time (median of ``--repeat`` runs) and
-peak RSS of that child alone (``os.wait4`` rusage ``ru_maxrss``).
+peak RSS of that child alone (``os.wait4`` rusage ``ru_maxrss``); its CPU seconds are shown
+too, as they vary less than wall time on a busy machine.
 
     python -m bench.diagnose_bench [--sizes 1000 10000 100000] [--repeat 3] [--dir DIR]
 
@@ -36,9 +37,10 @@ JQ_FILTER = ".data[0].spans | sort_by(.duration)"
 
 @dataclass
 class Run:
-    """One child process: wall seconds, peak RSS in MB, exit status and a stderr tail."""
+    """One child process: wall and CPU seconds, peak RSS in MB, exit status, stderr tail."""
 
     wall_s: float
+    cpu_s: float
     peak_mb: float
     status: int
     stderr: str
@@ -51,6 +53,7 @@ class Result:
     wall_s: float
     peak_mb: float
     note: str = ""
+    cpu_s: float = math.nan
 
 
 def measure(argv: list[str], stdout_path: Path) -> Run:
@@ -63,7 +66,8 @@ def measure(argv: list[str], stdout_path: Path) -> Run:
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = err.read()[-2000:].decode("utf-8", "replace").strip()
-    return Run(wall, usage.ru_maxrss / 1024.0, proc.returncode, tail)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(wall, cpu, usage.ru_maxrss / 1024.0, proc.returncode, tail)
 
 
 def opdiag_command() -> list[str] | None:
@@ -122,6 +126,7 @@ def _summarise(spans: int, tool: str, runs: list[Run], note: str) -> Result:
         statistics.median(r.wall_s for r in runs),
         statistics.median(r.peak_mb for r in runs),
         note,
+        statistics.median(r.cpu_s for r in runs),
     )
 
 
@@ -144,17 +149,20 @@ def _growth(results: list[Result], tool: str) -> dict[int, str]:
 def report(results: list[Result]) -> str:
     growth = {tool: _growth(results, tool) for tool in ("opdiag", "jq")}
     lines = [
-        f"{'spans':>8}  {'tool':<7} {'wall s':>8} {'spans/s':>10} {'peak MB':>8} "
+        f"{'spans':>8}  {'tool':<7} {'wall s':>8} {'cpu s':>7} {'spans/s':>10} {'peak MB':>8} "
         f"{'x10 growth':>10}  note",
     ]
     for r in results:
         rate = r.spans / r.wall_s if r.wall_s and not math.isnan(r.wall_s) else math.nan
         lines.append(
-            f"{r.spans:>8}  {r.tool:<7} {_fmt(r.wall_s, '.3f'):>8} {_fmt(rate, ',.0f'):>10} "
+            f"{r.spans:>8}  {r.tool:<7} {_fmt(r.wall_s, '.3f'):>8} {_fmt(r.cpu_s, '.3f'):>7} "
+            f"{_fmt(rate, ',.0f'):>10} "
             f"{_fmt(r.peak_mb, '.1f'):>8} {growth[r.tool].get(r.spans, '-'):>10}  {r.note}"
         )
     lines.append("")
-    lines.append(f"{'spans':>8}  {'time opdiag/jq':>14} {'memory opdiag/jq':>17}")
+    lines.append(
+        f"{'spans':>8}  {'time opdiag/jq':>14} {'cpu opdiag/jq':>13} {'memory opdiag/jq':>17}"
+    )
     by_size: dict[int, dict[str, Result]] = {}
     for r in results:
         by_size.setdefault(r.spans, {})[r.tool] = r
@@ -164,7 +172,7 @@ def report(results: list[Result]) -> str:
             continue
         lines.append(
             f"{spans:>8}  {_fmt(o.wall_s / j.wall_s, '.2f'):>14} "
-            f"{_fmt(o.peak_mb / j.peak_mb, '.2f'):>17}"
+            f"{_fmt(o.cpu_s / j.cpu_s, '.2f'):>13} {_fmt(o.peak_mb / j.peak_mb, '.2f'):>17}"
         )
     return "\n".join(lines)
 

@@ -329,14 +329,22 @@ def run_load(
     return result
 
 
-def split_cacheable(base: str, ids: list[str], replay: ReplayJaeger) -> tuple[list[str], list[str]]:
-    """Ask for each (already diagnosed) id once more: no Jaeger call means it was cached."""
+def _cache_hits(client: httpx.Client) -> float:
+    """opdiag's own count of diagnosis-cache hits, from its /metrics."""
+    text = client.get("/metrics").text
+    match = re.search(r'^opdiag_cache_lookups_total\{result="hit"\} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def split_cacheable(base: str, ids: list[str]) -> tuple[list[str], list[str]]:
+    """Ask for each (already diagnosed) id once more and read the server's cache-hit counter:
+    finished operations come from the cache, unfinished ones are recomputed by design."""
     cached, recomputed = [], []
     with httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT_S, trust_env=False) as client:
         for ident in ids:
-            before = len(replay.calls)
+            before = _cache_hits(client)
             client.get(f"/api/v1/operations/{quote(ident, safe='')}")
-            (recomputed if len(replay.calls) > before else cached).append(ident)
+            (cached if _cache_hits(client) > before else recomputed).append(ident)
     return cached, recomputed
 
 
@@ -408,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         # Finished operations are cached; unfinished ones (stuck, running) are recomputed
         # on every request by design, because their verdict depends on "now".
-        cached_ids, recomputed_ids = split_cacheable(server.base, cold_ids, replay)
+        cached_ids, recomputed_ids = split_cacheable(server.base, cold_ids)
         if not cached_ids:
             raise SystemExit("no finished operation among the sampled ids")
         healthz = run_load("/healthz", server.base, lambda n: "/healthz", clients=1, count=samples)

@@ -70,6 +70,13 @@ def test_serve_prints_urls_answers_and_stops_cleanly(tmp_path: Path, sig: int):
             assert health.status_code == 200
             assert health.headers["server"] == "opdiag"  # waitress, not werkzeug
             assert client.get(f"/operations/{XSS_OPERATION}").status_code == 200
+            too_big = client.post(
+                "/simpod/query",
+                content=b"{" + b" " * 1_000_001 + b"}",
+                headers={"Content-Type": "application/json"},
+            )
+            assert too_big.status_code == 413
+            assert too_big.json() == {"error": "request body too large", "field": "body"}
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=START_TIMEOUT_S)
     finally:

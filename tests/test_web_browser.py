@@ -79,7 +79,6 @@ def page(browser) -> Iterator[Any]:
         dialog.dismiss()
 
     new_page.on("dialog", on_dialog)
-    new_page.dialogs = dialogs
     try:
         yield new_page
     finally:

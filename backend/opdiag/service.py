@@ -165,6 +165,8 @@ class DiagnosisService:
             raise NotFoundError(f"no trace holds operation or trace id {ident!r}")
         group = self._group_for(ident, traces)
         base = self._base_diagnosis(group, now, ident=ident)
+        if base.verdict == "not_found":  # traces matched, but nothing of the operation in them
+            raise NotFoundError(f"no trace holds operation or trace id {ident!r}")
         final = base
         if _is_baseline_run(base):
             durations = self._baseline_durations(
@@ -332,6 +334,8 @@ class DiagnosisService:
         )
         out = []
         for d in self._all(start_us, end_us, now, limit):
+            if d.verdict == "not_found":
+                continue
             if types is not None and (d.operation_type or UNKNOWN_TYPE) not in types:
                 continue
             if wanted_verdicts is not None and d.verdict not in wanted_verdicts:

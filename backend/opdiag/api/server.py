@@ -21,6 +21,7 @@ from opdiag.settings import Settings, default_demo_traces
 
 log = logging.getLogger("opdiag.server")
 EXAMPLE_LIMIT = 1
+WAITRESS_BODY_FACTOR = 4
 
 
 def _example_id(state: AppState, window: tuple[int, int]) -> str | None:
@@ -66,7 +67,9 @@ def build_server(settings: Settings) -> tuple[Any, AppState]:
         threads=settings.server.threads,
         ident="opdiag",
         clear_untrusted_proxy_headers=True,
-        max_request_body_size=settings.server.max_request_bytes,
+        # Flask refuses bodies over max_request_bytes with a JSON 413; waitress only stops
+        # absurd ones (its own 413 is plain text), so it must be the larger of the two.
+        max_request_body_size=WAITRESS_BODY_FACTOR * settings.server.max_request_bytes,
     )
     return server, app.extensions[STATE_EXTENSION]
 

@@ -7,6 +7,7 @@ stderr, ``opdiag: <message>``: never a stack trace.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ def _dispatch(argv: Sequence[str] | None) -> int:
 
     args = build_parser().parse_args(argv)
     out, err = sys.stdout, sys.stderr
+    if args.command in ("diagnose", "operations"):
+        _one_shot_gc()
     if args.command == "diagnose":
         return commands.run_diagnose(args, out, err)
     if args.command == "operations":
@@ -31,6 +34,14 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     if args.command == "serve":
         return commands.run_serve(args, out, err)
     return commands.run_dashboards(args, out, err)
+
+
+def _one_shot_gc() -> None:
+    """One-shot commands build ~10 objects per span and free them all at exit; the cyclic
+    collector would rescan that growing heap again and again (a third of the time on a
+    100 000-span trace). Reference counting still frees acyclic garbage. Not for ``serve``.
+    """
+    gc.disable()
 
 
 def _one_line(message: str) -> str:

@@ -1,6 +1,7 @@
-"""Live mode: the simulated KTRDR on the wall clock, exporting OTLP and serving /metrics.
+"""Live mode: the simulated KTRDR as separate processes talking real HTTP.
 
-The scenarios are the recorder's, run on :class:`~ktrdr_sim.clock.RealClock` with OTLP/HTTP
-exporters. Each KTRDR process that Prometheus scrapes (backend, workers) gets its own OS process
-serving its own prometheus_client registry with KTRDR's metric names and labels.
+Each role (backend, backtest and training workers, IB host service, the CLI driver) is its own
+OS process with its own TracerProvider exporting OTLP/HTTP, its own prometheus_client registry
+served on ``/metrics``, and real HTTP between the processes with W3C ``traceparent`` injected
+and extracted by the real propagator, so traces cross processes as in KTRDR.
 """

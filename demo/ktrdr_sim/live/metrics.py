@@ -6,6 +6,7 @@
   operation metrics for backend-local operations.
 - Workers: only the operation metrics and the default process collectors. They have no
   MeterProvider, so no HTTP metrics.
+- IB host service: only the default process collectors.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ Event = tuple[object, ...]
 
 
 class KtrdrMetrics:
-    """The registry of one simulated process and how events update it."""
+    """The registry of one simulated process and how events update it.
+
+    Roles: ``backend`` (everything), ``worker`` (operation metrics), ``host`` (the IB host
+    service: process metrics only, KTRDR exports nothing else there).
+    """
 
     def __init__(self, role: str, host: str, port: int, service_name: str = "") -> None:
         self.role = role
@@ -39,6 +44,18 @@ class KtrdrMetrics:
         ProcessCollector(registry=reg)
         PlatformCollector(registry=reg)
         GCCollector(registry=reg)
+        self.operations: Counter | None = None
+        self.duration: Histogram | None = None
+        self.active: Gauge | None = None
+        self.registered: Gauge | None = None
+        self.available: Gauge | None = None
+        self.http: Histogram | None = None
+        if role != "host":
+            self._operation_metrics(reg)
+        if role == "backend":
+            self._backend_metrics(reg, service_name)
+
+    def _operation_metrics(self, reg: CollectorRegistry) -> None:
         self.operations = Counter(
             "ktrdr_operations", "Total operations by type and terminal status",
             ["operation_type", "status"], registry=reg)
@@ -47,34 +64,33 @@ class KtrdrMetrics:
             ["operation_type", "status"], buckets=OPERATION_BUCKETS, registry=reg)
         self.active = Gauge("ktrdr_operations_active", "Operations currently active",
                             registry=reg)
-        self.registered: Gauge | None = None
-        self.available: Gauge | None = None
-        self.http: Histogram | None = None
-        if role == "backend":
-            self.registered = Gauge("ktrdr_workers_registered_total",
-                                    "Registered workers by type", ["worker_type"], registry=reg)
-            self.available = Gauge("ktrdr_workers_available", "Available workers by type",
-                                   ["worker_type"], registry=reg)
-            self.http = Histogram("http_server_duration_milliseconds",
-                                  "Duration of HTTP server requests.", list(HTTP_LABELS),
-                                  buckets=HTTP_BUCKETS, registry=reg)
-            info = Info("target", "Target metadata", registry=reg)
-            info.info({"service_name": service_name or "ktrdr-api", "service_version": "dev",
-                       "deployment_environment": "development",
-                       "telemetry_sdk_language": "python",
-                       "telemetry_sdk_name": "opentelemetry",
-                       "telemetry_sdk_version": "1.38.0"})
+
+    def _backend_metrics(self, reg: CollectorRegistry, service_name: str) -> None:
+        self.registered = Gauge("ktrdr_workers_registered_total",
+                                "Registered workers by type", ["worker_type"], registry=reg)
+        self.available = Gauge("ktrdr_workers_available", "Available workers by type",
+                               ["worker_type"], registry=reg)
+        self.http = Histogram("http_server_duration_milliseconds",
+                              "Duration of HTTP server requests.", list(HTTP_LABELS),
+                              buckets=HTTP_BUCKETS, registry=reg)
+        info = Info("target", "Target metadata", registry=reg)
+        info.info({"service_name": service_name or "ktrdr-api", "service_version": "dev",
+                   "deployment_environment": "development",
+                   "telemetry_sdk_language": "python",
+                   "telemetry_sdk_name": "opentelemetry",
+                   "telemetry_sdk_version": "1.38.0"})
 
     def apply(self, event: Event) -> None:
-        """Update the registry from one event sent by the simulation."""
+        """Update the registry from one event of the simulated process."""
         kind = event[0]
-        if kind == "created":
+        if kind == "created" and self.active is not None:
             self.active.inc()
-        elif kind == "terminal":
+        elif kind == "terminal" and self.operations is not None:
             _, operation_type, status, seconds = event
             self.operations.labels(str(operation_type), str(status)).inc()
-            self.active.dec()
-            if isinstance(seconds, int | float):
+            if self.active is not None:
+                self.active.dec()
+            if isinstance(seconds, int | float) and self.duration is not None:
                 self.duration.labels(str(operation_type), str(status)).observe(seconds)
         elif kind == "registry" and self.registered is not None and self.available is not None:
             counts = event[1]
@@ -85,7 +101,7 @@ class KtrdrMetrics:
                 self.available.labels(worker_type).set(available)
         elif kind == "http" and self.http is not None:
             _, method, route, status, duration_ms, app_host, app_port = event
-            host = f"{app_host}:{app_port}"  # the app's own address, not the metrics port
+            host = f"{app_host}:{app_port}"
             self.http.labels(
                 http_method=str(method), http_scheme="http", http_host=host,
                 http_flavor="1.1", http_server_name=host, net_host_name=str(app_host),

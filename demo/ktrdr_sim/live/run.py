@@ -1,115 +1,104 @@
-"""``python -m ktrdr_sim.live``: run the demo scenarios forever against a real Jaeger.
+"""``python -m ktrdr_sim.live --role ROLE``: one simulated KTRDR process, or all of them.
 
-Spans go over OTLP/HTTP (``--otlp-endpoint``, default ``$OTEL_EXPORTER_OTLP_ENDPOINT`` or
-``http://localhost:4318``). The backend and each worker serve ``/metrics`` from their own
-process on KTRDR's ports (backend 8000, backtest workers 5003/5004, training workers
-5005/5006), so the Prometheus scrape configs and dashboards of KTRDR apply unchanged.
+Roles: ``backend`` (ktrdr-api, :8000), ``backtest-worker`` (:5003), ``training-worker``
+(:5005), ``ib-host`` (:5001), ``driver`` (the CLI running the scenario mix), ``all`` (every
+role as a child process on loopback). Configuration comes from the environment
+(``KTRDR_SIM_*``, ``KTRDR_OTEL_OTLP_ENDPOINT``/``OTEL_EXPORTER_OTLP_ENDPOINT``,
+``KTRDR_WORKER_ID``, ``KTRDR_WORKER_PUBLIC_BASE_URL``), flags override it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import random
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-from ktrdr_sim.clock import RealClock
-from ktrdr_sim.ktrdr import Ktrdr
-from ktrdr_sim.live.agent import Agent, AgentError, AgentSpec, start_agent
-from ktrdr_sim.live.observer import LiveObserver
-from ktrdr_sim.runtime import ProviderFactory, World
-from ktrdr_sim.scenarios import SCENARIOS, Scenario
-
-DEFAULT_PORTS = {
-    "backend": 8000,
-    "backtest-worker-1": 5003,
-    "backtest-worker-2": 5004,
-    "training-worker-1": 5005,
-    "training-worker-2": 5006,
-}
-
-
-def otlp_provider_factory(endpoint: str) -> ProviderFactory:
-    """Every simulated process exports its own resource's spans to the collector."""
-    url = endpoint.rstrip("/") + "/v1/traces"
-
-    def make(resource: Resource) -> TracerProvider:
-        provider = TracerProvider(resource=resource)
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
-        return provider
-
-    return make
-
-
-def _ports(pairs: Sequence[str]) -> dict[str, int]:
-    ports = dict(DEFAULT_PORTS)
-    for pair in pairs:
-        host, _, port = pair.partition("=")
-        if not port.isdigit():
-            raise SystemExit(f"--port expects HOST=PORT, got {pair!r}")
-        ports[host] = int(port)
-    return ports
+from ktrdr_sim.live import backend, driver, ibhost, supervisor, worker
+from ktrdr_sim.live.config import ROLES, LiveConfig, from_env
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ktrdr_sim.live", description=__doc__)
-    p.add_argument("--otlp-endpoint",
-                   default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"))
-    p.add_argument("--bind", default="0.0.0.0", help="address the /metrics servers bind to")
-    p.add_argument("--port", action="append", default=[], metavar="HOST=PORT",
-                   help="metrics port of a simulated host (backend, backtest-worker-1, …)")
-    p.add_argument("--no-metrics", action="store_true", help="traces only")
-    p.add_argument("--speedup", type=float, default=1.0, help="run N times faster than real")
-    p.add_argument("--gap-s", type=float, default=30.0, help="pause between scenarios")
-    p.add_argument("--scenario", action="append", default=[], help="run only these")
-    p.add_argument("--once", action="store_true", help="one pass instead of forever")
-    p.add_argument("--seed", type=int, default=None)
+    p = argparse.ArgumentParser(prog="python -m ktrdr_sim.live", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--role", choices=ROLES, default="all")
+    p.add_argument("--otlp-endpoint", help="OTLP/HTTP base URL, or `none` to export nothing")
+    p.add_argument("--port", action="append", default=[], metavar="[NAME=]PORT",
+                   help="this role's port; with --role all, NAME=PORT per service "
+                        f"({', '.join(n for n, _, _ in supervisor.CHILDREN[:-1])})")
+    p.add_argument("--bind", help="address to listen on")
+    p.add_argument("--speedup", type=float, help="compress KTRDR time N times")
+    p.add_argument("--mix", help="scenario weights name=N,… (driver)")
+    p.add_argument("--cycles", type=int, help="cycles of the mix, 0 = forever (driver)")
+    p.add_argument("--gap-s", type=float, help="pause between scenarios, KTRDR seconds")
+    p.add_argument("--seed", type=int)
     return p
+
+
+def _ports(args: argparse.Namespace) -> tuple[int | None, dict[str, int]]:
+    single: int | None = None
+    named: dict[str, int] = {}
+    for item in args.port:
+        name, sep, port = item.rpartition("=")
+        if not port.isdigit():
+            raise SystemExit(f"--port expects [NAME=]PORT, got {item!r}")
+        if sep:
+            named[name] = int(port)
+        else:
+            single = int(port)
+    return single, named
+
+
+def _wait_for_signal(stopping: threading.Event) -> None:
+    def on_signal(_signum: int, _frame: object) -> None:
+        stopping.set()
+
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, on_signal)
+    stopping.wait()
+
+
+def serve_role(cfg: LiveConfig) -> int:
+    """Run one service role until SIGTERM/SIGINT."""
+    runners = {"backend": backend.run, "backtest-worker": worker.run,
+               "training-worker": worker.run, "ib-host": ibhost.run}
+    try:
+        service = runners[cfg.role](cfg)
+    except OSError as exc:
+        print(f"ktrdr_sim.live {cfg.role}: cannot listen on {cfg.bind}:{cfg.port}: {exc}",
+              file=sys.stderr)
+        return 2
+    print(f"ktrdr_sim.live {cfg.role}: {service.node.service_name} on :{cfg.port}", flush=True)
+    try:
+        _wait_for_signal(service.node.stopping)
+    finally:
+        service.app.stop()
+        service.node.shutdown()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    chosen: list[Scenario] = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
-    if not chosen:
-        raise SystemExit(f"no scenario named {args.scenario}")
-    agents: list[Agent] = []
-    if not args.no_metrics:
-        try:
-            for host, port in _ports(args.port).items():
-                role = "backend" if host == "backend" else "worker"
-                agents.append(start_agent(AgentSpec(role, host, port, args.bind)))
-        except AgentError as exc:
-            for agent in agents:
-                agent.stop()
-            print(f"ktrdr_sim.live: {exc}", file=sys.stderr)
-            return 2
-    observer = LiveObserver({a.host: a.send for a in agents})
-    clock = RealClock(args.speedup)
-    world = World(clock, otlp_provider_factory(args.otlp_endpoint),
-                  random.Random(args.seed), observer)
-    k = Ktrdr(world)
-    for kind in ("backtesting", "backtesting", "training", "training"):
-        k.start_worker(kind)
-    observer.registry(k.api, k.registry)
+    single, named = _ports(args)
     try:
-        while True:
-            for scenario in chosen:
-                print(f"ktrdr_sim.live: {scenario.name} (expect {scenario.verdict})", flush=True)
-                scenario.run(k)
-                observer.registry(k.api, k.registry)
-                clock.sleep(args.gap_s)
-            if args.once:
-                break
-    except KeyboardInterrupt:
-        pass
-    finally:
-        world.shutdown()
-        for agent in agents:
-            agent.stop()
-    return 0
+        cfg = from_env(args.role, otlp_endpoint=args.otlp_endpoint, port=single,
+                       bind=args.bind, speedup=args.speedup, mix=args.mix, cycles=args.cycles,
+                       gap_s=args.gap_s, seed=args.seed)
+        if cfg.mix:
+            driver.parse_mix(cfg.mix)
+        if cfg.role == "all":
+            return supervisor.run(cfg, named)
+    except ValueError as exc:
+        print(f"ktrdr_sim.live: {exc}", file=sys.stderr)
+        return 2
+    if cfg.role == "driver":
+        the_driver = driver.Driver(cfg)
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, lambda _n, _f: the_driver.node.stopping.set())
+        return driver.run(the_driver, _log)
+    return serve_role(cfg)
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
