@@ -321,3 +321,11 @@ def test_console_script_subprocess(traces_file):
                           capture_output=True, text=True, env=env, cwd=REPO, check=False)
     assert proc.returncode == 3
     assert proc.stderr.startswith("opdiag: ") and "Traceback" not in proc.stderr
+
+
+def test_collector_is_restored_after_a_one_shot_command(capsys, traces_file):
+    import gc
+
+    assert gc.isenabled()
+    run(capsys, "diagnose", OP_OK, "--traces", str(traces_file))
+    assert gc.isenabled()

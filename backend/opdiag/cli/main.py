@@ -10,7 +10,8 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from opdiag.cli.parser import UsageError, build_parser
 from opdiag.errors import OpdiagError
@@ -25,23 +26,31 @@ def _dispatch(argv: Sequence[str] | None) -> int:
 
     args = build_parser().parse_args(argv)
     out, err = sys.stdout, sys.stderr
-    if args.command in ("diagnose", "operations"):
-        _one_shot_gc()
     if args.command == "diagnose":
-        return commands.run_diagnose(args, out, err)
+        with _one_shot_gc():
+            return commands.run_diagnose(args, out, err)
     if args.command == "operations":
-        return commands.run_operations(args, out, err)
+        with _one_shot_gc():
+            return commands.run_operations(args, out, err)
     if args.command == "serve":
         return commands.run_serve(args, out, err)
     return commands.run_dashboards(args, out, err)
 
 
-def _one_shot_gc() -> None:
-    """One-shot commands build ~10 objects per span and free them all at exit; the cyclic
+@contextmanager
+def _one_shot_gc() -> Iterator[None]:
+    """One-shot commands build ~10 objects per span and drop them all at the end; the cyclic
     collector would rescan that growing heap again and again (a third of the time on a
-    100 000-span trace). Reference counting still frees acyclic garbage. Not for ``serve``.
+    100 000-span trace). Reference counting still frees acyclic garbage. Not for ``serve``;
+    restored afterwards, so in-process callers (tests) keep their collector.
     """
+    was_enabled = gc.isenabled()
     gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _one_line(message: str) -> str:
