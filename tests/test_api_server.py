@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -19,27 +21,41 @@ START_TIMEOUT_S = 120
 
 SERVE = """
 import sys
+import threading
 from opdiag.api.server import serve
 from opdiag.settings import load_settings
 sys.exit(serve(load_settings(overrides={"server": {"port": 0, "threads": 2}})))
 """
 
 
-def _read_banner(proc: subprocess.Popen[str]) -> list[str]:
-    """stdout lines up to 'Stop with Ctrl-C.' (or EOF)."""
-    assert proc.stdout is not None
-    lines: list[str] = []
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
+class Output:
+    """stdout of the server read by a thread, so a server that never prints fails the test
+    after START_TIMEOUT_S instead of hanging it."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, stream: Iterable[str]) -> None:
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def until(self, prefix: str) -> list[str]:
+        """Lines up to and including the first one starting with ``prefix`` (or EOF)."""
+        got: list[str] = []
         while True:
-            if not sel.select(timeout=START_TIMEOUT_S):
-                pytest.fail(f"no banner from opdiag serve; got {lines}")
-            line = proc.stdout.readline()
-            if not line:
-                return lines
-            lines.append(line.rstrip("\n"))
-            if line.startswith("Stop with"):
-                return lines
+            try:
+                line = self.lines.get(timeout=START_TIMEOUT_S)
+            except queue.Empty:
+                pytest.fail(f"no {prefix!r} from opdiag serve; got {got}")
+            if line is None:
+                return got
+            got.append(line)
+            if line.startswith(prefix):
+                return got
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -56,7 +72,8 @@ def test_serve_prints_urls_answers_and_stops_cleanly(tmp_path: Path, sig: int):
         env=env,
     )
     try:
-        banner = _read_banner(proc)
+        output = Output(proc)
+        banner = output.until("Stop with")
         text = "\n".join(banner)
         assert str(tmp_path) in banner[0]
         match = re.search(r"http://127\.0\.0\.1:(\d+)/\n", text)
@@ -78,13 +95,15 @@ def test_serve_prints_urls_answers_and_stops_cleanly(tmp_path: Path, sig: int):
             assert too_big.status_code == 413
             assert too_big.json() == {"error": "request body too large", "field": "body"}
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=START_TIMEOUT_S)
+        rest = output.until("opdiag stopped.")
+        proc.wait(timeout=START_TIMEOUT_S)
+        err = proc.stderr.read() if proc.stderr else ""
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
-    assert "opdiag stopped." in out
+    assert rest[-1:] == ["opdiag stopped."]
     assert "Traceback" not in err
 
 

@@ -1,19 +1,23 @@
-"""Live mode's metrics: KTRDR's names and labels, fed by the same scenario code."""
+"""Live mode's building blocks: metrics, configuration, plans, the scenario mix, the traced
+HTTP server (the multi-process run itself is in test_stack_live.py)."""
 
 from __future__ import annotations
 
-import random
 import socket
+import subprocess
+import sys
 
+import httpx
 import pytest
-from ktrdr_sim.clock import NS_PER_S, SimClock
-from ktrdr_sim.flows import BacktestPlan, DataLoadPlan, run_backtest, run_data_load
-from ktrdr_sim.ktrdr import Ktrdr
-from ktrdr_sim.live.agent import AgentError, AgentSpec, start_agent
+from ktrdr_sim.errors import DataNotFoundError
+from ktrdr_sim.flows import BacktestPlan, DataLoadPlan, TrainingPlan
+from ktrdr_sim.live import config, driver, ops, supervisor
 from ktrdr_sim.live.metrics import KtrdrMetrics
-from ktrdr_sim.live.observer import LiveObserver
-from ktrdr_sim.runtime import World
+from ktrdr_sim.live.node import make_node
+from ktrdr_sim.live.web import App, Response
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import generate_latest
 
 
@@ -52,39 +56,129 @@ def test_workers_expose_no_http_or_registry_metrics() -> None:
     assert "ktrdr_operations_active" in text
 
 
-def _world(observer: LiveObserver) -> World:
-    return World(SimClock(1_700_000_000 * NS_PER_S), lambda r: TracerProvider(resource=r),
-                 random.Random(1), observer)
+def test_the_ib_host_exports_only_process_metrics() -> None:
+    m = KtrdrMetrics("host", "ib-host", 5001)
+    m.apply(("created", "data_load"))
+    text = _text(m)
+    assert "process_cpu_seconds_total" in text
+    assert "ktrdr_" not in text
 
 
-def test_observer_routes_events_like_ktrdr_counts_them() -> None:
-    events: dict[str, list[tuple]] = {h: [] for h in ("backend", "backtest-worker-1",
-                                                       "backtest-worker-2")}
-    observer = LiveObserver({h: events[h].append for h in events})
-    k = Ktrdr(_world(observer))
-    k.start_worker("backtesting")
-    k.start_worker("backtesting")
-    run_backtest(k, BacktestPlan())
-    run_data_load(k, DataLoadPlan(segments=1))
-    worker = events["backtest-worker-1"]
-    assert worker[0] == ("created", "backtesting")
-    (terminal,) = [e for e in worker if e[0] == "terminal"]
-    assert terminal[:3] == ("terminal", "backtesting", "completed")
-    assert terminal[3] == pytest.approx(4.2 + 11.5 + 38.0, abs=0.1)
-    backend = events["backend"]
-    routes = {e[2] for e in backend if e[0] == "http"}
-    assert {"/api/v1/backtests/start", "/api/v1/operations/{operation_id}",
-            "/api/v1/data/acquire/download"} <= routes
-    assert ("registry", {"backtesting": (2, 2), "training": (0, 0)}) in backend
-    # the backend-local data load is counted on the backend, the backtest is not
-    assert [e[1:3] for e in backend if e[0] == "terminal"] == [("data_load", "completed")]
-    assert not any(e[0] == "http" for e in worker)
+def test_config_reads_ktrdr_and_sim_variables() -> None:
+    cfg = config.from_env("backtest-worker", {
+        "KTRDR_SIM_PORT": "5004", "KTRDR_WORKER_PUBLIC_BASE_URL": "http://backtest-worker-2:5004",
+        "KTRDR_OTEL_OTLP_ENDPOINT": "http://jaeger:4318", "KTRDR_SIM_SPEEDUP": "20",
+        "KTRDR_WORKER_ID": "w2"})
+    assert (cfg.port, cfg.public_url, cfg.otlp_endpoint, cfg.worker_id) == (
+        5004, "http://backtest-worker-2:5004", "http://jaeger:4318", "w2")
+    assert cfg.real_s(40) == 2.0
+    assert config.from_env("backend", {}).port == 8000
+    assert not config.from_env("driver", {"OTEL_EXPORTER_OTLP_ENDPOINT": "none"}).exports
+    with pytest.raises(ValueError, match="role"):
+        config.from_env("frontend", {})
 
 
-def test_agent_reports_a_taken_port() -> None:
+def test_plans_cross_the_wire_with_their_fault() -> None:
+    wire = ops.plan_to_wire(TrainingPlan(symbols="MSFT", indicators_s=600.0), "no_local_data")
+    plan = ops.plan_from_wire("training", wire)
+    assert isinstance(plan, TrainingPlan)
+    assert (plan.symbols, plan.indicators_s) == ("MSFT", 600.0)
+    assert plan.fault is not None and isinstance(plan.fault.exc, DataNotFoundError)
+    assert plan.fault.phase == "training.data_loading"
+    back = ops.plan_from_wire("backtesting", ops.plan_to_wire(BacktestPlan()))
+    assert isinstance(back, BacktestPlan) and back.fault is None
+    assert isinstance(ops.plan_from_wire("data_load", ops.plan_to_wire(
+        DataLoadPlan(ib_gateway_up=False))), DataLoadPlan)
+    with pytest.raises(ValueError, match="unknown fault"):
+        ops.plan_from_wire("backtesting", {"fault": "gremlins"})
+
+
+def test_the_default_mix_runs_every_scenario_with_a_baseline_before_slow() -> None:
+    names = driver.cycle(driver.parse_mix(""))
+    assert set(names) == set(driver.SCENARIOS)
+    assert names.count("healthy_training") >= 2
+    assert names.index("slow_training") > max(
+        i for i, n in enumerate(names) if n == "healthy_training")
+
+
+def test_the_mix_is_configurable() -> None:
+    weights = driver.parse_mix("stuck_training=0,failed_backtest=3")
+    names = driver.cycle(weights)
+    assert "stuck_training" not in names and names.count("failed_backtest") == 3
+    assert driver.cycle(driver.parse_mix("healthy_backtest,no_workers")) == [
+        "healthy_backtest", "no_workers"]
+    with pytest.raises(ValueError, match="unknown scenario"):
+        driver.parse_mix("meteor_strike=1")
+
+
+def test_supervisor_refuses_unknown_services_and_wires_children() -> None:
+    with pytest.raises(ValueError, match="unknown service"):
+        supervisor.plan({"frontend": 1})
+    children = supervisor.plan({"backend": 18000})
+    cfg = config.from_env("all", {})
+    worker = next(c for c in children if c.name == "training-worker-2")
+    env = supervisor.child_env(cfg, worker, children, {"KTRDR_WORKER_ID": "x"})
+    assert env["KTRDR_SIM_PORT"] == "5006"
+    assert env["KTRDR_SIM_BACKEND_URL"] == "http://127.0.0.1:18000"
+    assert env["KTRDR_WORKER_PUBLIC_BASE_URL"] == "http://127.0.0.1:5006"
+    assert "KTRDR_WORKER_ID" not in env  # two workers must not share one service name
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_server_traces_routes_like_fastapi_and_propagates_context() -> None:
+    cfg = config.from_env("backend", {"OTEL_EXPORTER_OTLP_ENDPOINT": "none"},
+                          port=_port(), bind="127.0.0.1")
+    node = make_node(cfg, "ktrdr-api", "backend")
+    exporter = InMemorySpanExporter()
+    provider = node.proc.provider
+    assert isinstance(provider, TracerProvider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = App(node, http_metrics=True)
+    app.route("GET", "/api/v1/operations/{operation_id}")(
+        lambda req: Response(503 if req.params["operation_id"] == "busy" else 200,
+                             {"id": req.params["operation_id"]}))
+    app.route("POST", "/_sim/x", traced=False)(lambda _req: Response(200, {}))
+    app.serve()
+    try:
+        parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        with httpx.Client(base_url=f"http://127.0.0.1:{cfg.port}") as http:
+            assert http.get("/api/v1/operations/op_1",
+                            headers={"traceparent": parent}).json() == {"id": "op_1"}
+            assert http.get("/api/v1/operations/busy").status_code == 503
+            assert http.post("/_sim/x").status_code == 200
+            assert http.get("/nowhere").status_code == 404
+    finally:
+        app.stop()
+        node.shutdown()
+    servers = [s for s in exporter.get_finished_spans() if s.kind.name == "SERVER"]
+    assert [s.name for s in servers] == ["GET /api/v1/operations/{operation_id}"] * 2
+    first, second = servers
+    assert format(first.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert first.parent is not None and format(first.parent.span_id, "016x") == \
+        "b7ad6b7169203331"
+    assert first.attributes["http.route"] == "/api/v1/operations/{operation_id}"
+    assert first.attributes["http.target"] == "/api/v1/operations/op_1"
+    assert second.status.status_code.name == "ERROR"
+    sends = [s for s in exporter.get_finished_spans() if s.name.endswith(" http send")]
+    assert len(sends) == 4
+    text = _text(node.metrics)
+    assert 'http_status_code="503"' in text
+    assert 'http_target="/api/v1/operations/{operation_id}"' in text
+
+
+def test_a_taken_port_stops_the_role_with_a_message() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        with pytest.raises(AgentError, match="cannot serve /metrics"):
-            start_agent(AgentSpec("worker", "backtest-worker-1", port, "127.0.0.1"))
+        result = subprocess.run(
+            [sys.executable, "-m", "ktrdr_sim.live", "--role", "ib-host", "--bind", "127.0.0.1",
+             "--port", str(port), "--otlp-endpoint", "none"],
+            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "cannot listen" in result.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import add, attrgetter
 from typing import Any
 
 INTERNAL = "internal"
@@ -115,20 +116,25 @@ def http_status(span: Span) -> int | None:
 
 def is_error(span: Span) -> bool:
     """SPEC's one error flag: status ERROR, a truthy ``error`` tag, 5xx on a server span,
-    or an exception event."""
+    or an exception event. (Called once per span by ``build_trace``: no generator for the
+    common span without events.)"""
     if span.status == STATUS_ERROR:
         return True
     attrs = span.attributes
-    code = attrs.get("otel.status_code")
-    if isinstance(code, str) and code.upper() == "ERROR":
-        return True
-    if "error" in attrs and truthy(attrs["error"]):
-        return True
-    if span.kind == SERVER:
-        status = http_status(span)
-        if status is not None and status >= 500:
+    if attrs:
+        code = attrs.get("otel.status_code")
+        if isinstance(code, str) and code.upper() == "ERROR":
             return True
-    return any(e.name == "exception" or "exception.type" in e.attributes for e in span.events)
+        if "error" in attrs and truthy(attrs["error"]):
+            return True
+        if span.kind == SERVER:
+            status = http_status(span)
+            if status is not None and status >= 500:
+                return True
+    events = span.events
+    return bool(events) and any(
+        e.name == "exception" or "exception.type" in e.attributes for e in events
+    )
 
 
 @dataclass(slots=True, eq=False)
@@ -169,13 +175,24 @@ class Trace:
 
     def walk(self) -> Iterator[tuple[Span, int]]:
         """Depth-first, children in start order, iteratively (100k-span traces are fine)."""
+        return iter(self.walk_list())
+
+    def walk_list(self) -> list[tuple[Span, int]]:
+        """``list(walk())``, built without a generator: the engine walks 100k-span traces."""
+        out: list[tuple[Span, int]] = []
+        append = out.append
+        children = self.children
         stack: list[tuple[Span, int]] = [(r, 0) for r in reversed(self.roots)]
+        pop, extend = stack.pop, stack.extend
         while stack:
-            span, depth = stack.pop()
-            yield span, depth
-            kids = self.children.get(span.span_id)
+            item = pop()
+            append(item)
+            span, depth = item
+            kids = children.get(span.span_id)
             if kids:
-                stack.extend((c, depth + 1) for c in reversed(kids))
+                below = depth + 1
+                extend([(c, below) for c in reversed(kids)])
+        return out
 
 
 def build_trace(
@@ -213,25 +230,31 @@ def build_trace(
     orphans = 0
     for span in span_list:
         parent_id = None
-        for ref in span.references:
-            if ref.span_id in by_id and ref.span_id != span.span_id:
-                parent_id = ref.span_id
-                break
+        refs = span.references
+        if refs:
+            own = span.span_id
+            for ref in refs:
+                ref_id = ref.span_id
+                if ref_id in by_id and ref_id != own:
+                    parent_id = ref_id
+                    break
         span.parent_id = parent_id
         if parent_id is None:
             roots.append(span)
-            if span.references:
+            if refs:
                 orphans += 1
         else:
-            children.setdefault(parent_id, []).append(span)
+            kids = children.get(parent_id)
+            if kids is None:
+                children[parent_id] = [span]
+            else:
+                kids.append(span)
     _break_cycles(by_id, children, roots)
 
-    def start_key(s: Span) -> int:
-        return s.start_us
-
-    roots.sort(key=start_key)
+    roots.sort(key=_START)
     for kids in children.values():
-        kids.sort(key=start_key)
+        if len(kids) > 1:
+            kids.sort(key=_START)
     if orphans:
         trace_warnings.append(
             f"{orphans} span(s) reference a parent that is not in the trace; "
@@ -251,12 +274,16 @@ def build_trace(
     )
 
 
+_START = attrgetter("start_us")
+_DURATION = attrgetter("duration_us")
+
+
 def _bounds(spans: list[Span]) -> tuple[int, int]:
     """Earliest start and latest end; spans with unusable times (tests inject them) are skipped."""
     try:
         return (
-            min((s.start_us for s in spans), default=0),
-            max((s.start_us + s.duration_us for s in spans), default=0),
+            min(map(_START, spans), default=0),
+            max(map(add, map(_START, spans), map(_DURATION, spans)), default=0),
         )
     except TypeError:
         usable = [

@@ -13,6 +13,7 @@ import yaml
 from opdiag.settings import Settings
 
 from opdiag_dashboards import datasources as ds
+from opdiag_dashboards import scrape
 from opdiag_dashboards.finalize import dumps
 from opdiag_dashboards.render import render_dashboards
 
@@ -23,7 +24,13 @@ DATASOURCES_FILE = "datasources/opdiag.yaml"
 PROVIDER_FILE = "dashboards/opdiag.yaml"
 DASHBOARD_DIR = "dashboards/json"
 # Files under these (directory, suffix) pairs are owned by the generator (stale ones go).
-MANAGED = (("datasources", ".yaml"), ("dashboards", ".yaml"), (DASHBOARD_DIR, ".json"))
+SCRAPE_FILE = "prometheus/prometheus.yml"  # mounted by docker-compose.yml's Prometheus
+MANAGED = (
+    ("datasources", ".yaml"),
+    ("dashboards", ".yaml"),
+    (DASHBOARD_DIR, ".json"),
+    ("prometheus", ".yml"),
+)
 
 
 def literal(value: str) -> str:
@@ -149,6 +156,7 @@ def render_files(settings: Settings, json_datasource: str = "infinity") -> dict[
     files = {
         DATASOURCES_FILE: _yaml(datasources_doc(settings, json_datasource)),
         PROVIDER_FILE: _yaml(provider_doc(settings)),
+        SCRAPE_FILE: scrape.render(settings),
     }
     for name, model in render_dashboards(settings, json_datasource).items():
         files[f"{DASHBOARD_DIR}/{name}"] = dumps(model)

@@ -59,6 +59,12 @@ result equals the plain mode's.
                                                                 compute      |====|
     path: api, worker (ends at 0.05 s)       path: api, worker, idle, data_loading, compute
 
+``transparent={span ids}`` computes the path as if those spans were not in the trace: each
+of their children hangs from the nearest ancestor that is not transparent (roots when there is
+none), among its new siblings in start order (ties: order in ``trace.spans``), exactly as if
+the trace had been rebuilt without them. The diagnosis engine uses it to keep transport noise
+(a CLI polling ``GET /operations/{id}`` until the end) off the path, without copying the trace.
+
 To find the covering ancestor fast, ancestors are searched with jump pointers (each node keeps
 one pointer to an ancestor at a skew-binary distance, built in O(1)), which works because in
 the re-attached tree ends only grow and clipped starts only shrink going up: the covering
@@ -67,6 +73,7 @@ ancestors form an unbroken run from some ancestor to the top, found in O(log dep
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -142,7 +149,50 @@ class Node:
         return f"Node({self.span_id!r}, {self.start}, {self.end}, parent={self.parent})"
 
 
-def copy_subtree(trace: Trace, root: Span) -> list[Node]:
+class Visible:
+    """The tree of ``trace`` without the ``hidden`` spans: their children are handed to the
+    nearest visible ancestor and merged into its children by (start, position in
+    ``trace.spans``), the order ``build_trace`` gives a trace rebuilt without them."""
+
+    __slots__ = ("_order", "children", "hidden", "spans")
+
+    def __init__(self, trace: Trace, hidden: Collection[str]) -> None:
+        self.children = trace.children
+        self.spans = trace.spans
+        self.hidden = hidden
+        self._order: dict[str, int] | None = None
+
+    def of(self, spans: Sequence[Span]) -> Sequence[Span]:
+        """``spans`` (siblings in start order) with every hidden one replaced by its visible
+        descendants (through hidden ones); the input list itself when none is hidden."""
+        hidden, children = self.hidden, self.children
+        if not any(s.span_id in hidden for s in spans):
+            return spans
+        out: list[Span] = []
+        hoisted = False
+        for span in spans:
+            if span.span_id not in hidden:
+                out.append(span)
+                continue
+            stack = list(reversed(children.get(span.span_id, ())))
+            while stack:
+                below = stack.pop()
+                if below.span_id in hidden:
+                    kids = children.get(below.span_id)
+                    if kids:
+                        stack.extend(reversed(kids))
+                else:
+                    out.append(below)
+                    hoisted = True
+        if hoisted:
+            if self._order is None:
+                self._order = {s.span_id: i for i, s in enumerate(self.spans)}
+            order = self._order
+            out.sort(key=lambda s: (s.start_us, order.get(s.span_id, 0)))
+        return out
+
+
+def copy_subtree(trace: Trace, root: Span, visible: Visible | None = None) -> list[Node]:
     """Step 1: copy the root's subtree into private nodes, parents before children.
 
     ::
@@ -165,6 +215,8 @@ def copy_subtree(trace: Trace, root: Span) -> list[Node]:
                           span.kind, parent))
         kids = children.get(span.span_id)
         if kids:
+            if visible is not None:
+                kids = visible.of(kids)
             stack.extend((kid, index) for kid in reversed(kids))
     return nodes
 
@@ -429,16 +481,23 @@ def _one_root(nodes: list[Node], strict_boundary: bool) -> list[Section]:
 
 
 def critical_path(
-    trace: Trace, *, reattach_async: bool = False, strict_boundary: bool = False
+    trace: Trace,
+    *,
+    reattach_async: bool = False,
+    strict_boundary: bool = False,
+    transparent: Collection[str] | None = None,
 ) -> CriticalPath:
-    """The critical path of ``trace`` (see the module docstring for the two modes)."""
+    """The critical path of ``trace`` (see the module docstring for the two modes and for
+    ``transparent`` span ids)."""
+    visible = Visible(trace, transparent) if transparent else None
+    roots = visible.of(trace.roots) if visible is not None else trace.roots
     if reattach_async:
-        return _critical_path_reattached(trace, strict_boundary)
+        return _critical_path_reattached(trace, strict_boundary, roots, visible)
     sections: list[Section] = []
     failed: list[str] = []
-    for root in trace.roots:
+    for root in roots:
         try:
-            nodes = copy_subtree(trace, root)
+            nodes = copy_subtree(trace, root, visible)
             prune_non_blocking(nodes)
             sections.extend(_one_root(nodes, strict_boundary))
         except Exception as exc:  # a bad root is reported, the others still count
@@ -446,13 +505,15 @@ def critical_path(
     return CriticalPath(sections, failed)
 
 
-def _critical_path_reattached(trace: Trace, strict_boundary: bool) -> CriticalPath:
+def _critical_path_reattached(
+    trace: Trace, strict_boundary: bool, roots: Sequence[Span], visible: Visible | None
+) -> CriticalPath:
     failed: list[str] = []
     forest: list[Node] = [Node(SYNTHETIC_ROOT_ID, 0, 0, "", NO_NODE)]
     ranges: list[tuple[int, int]] = []
-    for root in trace.roots:
+    for root in roots:
         try:
-            nodes = copy_subtree(trace, root)
+            nodes = copy_subtree(trace, root, visible)
             prune_non_blocking(nodes)
         except Exception as exc:
             failed.append(f"Root span {root.span_id}: {exc!r}")

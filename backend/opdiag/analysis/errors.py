@@ -52,10 +52,10 @@ def error_chains(
 ) -> list[ErrorChain]:
     """Every error origin with its chain of error ancestors, deepest origin first.
 
-    ``walked`` may pass ``list(trace.walk())`` when the caller has it already.
+    ``walked`` may pass ``trace.walk_list()`` when the caller has it already.
     """
     if walked is None:
-        walked = list(trace.walk())  # parents before children
+        walked = trace.walk_list()  # parents before children
     order = [span for span, _ in walked]
     depth = {s.span_id: d for s, d in walked if s.error}
     by_id = trace.by_id

@@ -48,13 +48,34 @@ def span_self_time(span: Span, children: Sequence[Span]) -> int:
 
 
 def self_times(trace: Trace) -> dict[str, int]:
-    """Self time (µs) of every span of the trace, keyed by span id."""
+    """Self time (µs) of every span of the trace, keyed by span id.
+
+    ``build_trace`` keeps children sorted by start (a stable sort), so the sweep runs on them
+    as they are instead of sorting every list again."""
     children = trace.children
     out: dict[str, int] = {}
     for span in trace.spans:
         kids = children.get(span.span_id)
-        out[span.span_id] = span_self_time(span, kids) if kids else max(0, span.duration_us)
+        out[span.span_id] = _sweep(span, kids) if kids else max(0, span.duration_us)
     return out
+
+
+def _sweep(span: Span, children: Sequence[Span]) -> int:
+    """``span_self_time`` on children already in start order."""
+    self_us = span.duration_us
+    span_end = span.start_us + span.duration_us
+    prev_end = span.start_us
+    for child in children:
+        child_start = child.start_us
+        child_end = child_start + child.duration_us
+        if child_start > span_end or child_end < prev_end:
+            continue
+        clipped_end = span_end if child_end > span_end else child_end
+        self_us -= clipped_end - (prev_end if prev_end > child_start else child_start)
+        if clipped_end == span_end:
+            break
+        prev_end = child_end
+    return max(0, self_us)
 
 
 def round_ms(value_us: float) -> float:

@@ -65,7 +65,7 @@ def analyse(trace: Trace, *, reattach_async: bool = True) -> TraceAnalysis:
 
 
 def _analyse(trace: Trace, reattach_async: bool) -> TraceAnalysis:
-    walked = list(trace.walk())
+    walked = trace.walk_list()
     depth = {span.span_id: d for span, d in walked}
     path = critical_path(trace, reattach_async=reattach_async)
     start = min((s.start_us for s in trace.spans), default=0)

@@ -18,14 +18,19 @@ from opdiag.api.state import EXTENSION as STATE_EXTENSION
 from opdiag.api.state import AppState
 from opdiag.errors import OpdiagError
 from opdiag.settings import Settings, default_demo_traces
+from opdiag.web.pages import default_window, is_file_source
 
 log = logging.getLogger("opdiag.server")
 EXAMPLE_LIMIT = 1
 WAITRESS_BODY_FACTOR = 4
 
 
-def _example_id(state: AppState, window: tuple[int, int]) -> str | None:
-    """An operation to show in the printed example URL (the newest one), if any."""
+def _example_id(state: AppState) -> str | None:
+    """The newest operation, for the printed example URL — only for a file source: asking a
+    live Jaeger would delay the start and warm the cache before the first real request."""
+    if not is_file_source(state.source):
+        return None
+    window = default_window(state)
     try:
         found = state.service.operations(window[0], window[1], limit=EXAMPLE_LIMIT)
     except OpdiagError as exc:
@@ -41,8 +46,8 @@ def _banner(base: str, state: AppState, example: str | None) -> str:
         f"opdiag serving traces from {state.source.describe()}",
         f"  operations      {base}/",
     ]
-    if example:
-        lines.append(f"  example         {base}/operations/{quote(example, safe='')}")
+    shown = quote(example, safe="") if example else "<operation id or trace id>"
+    lines.append(f"  diagnosis page  {base}/operations/{shown}")
     lines += [
         f"  REST API        {base}/api/v1/operations   (OpenAPI: {base}/api/v1/openapi.json)",
         f"  simpod          {base}/simpod/",
@@ -119,8 +124,7 @@ def serve(settings: Settings, *, out: TextIO | None = None) -> int:
     host = settings.server.host
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{server.effective_port}"
-    window = example_window(state)
-    print(_banner(base, state, _example_id(state, window)), file=stream, flush=True)
+    print(_banner(base, state, _example_id(state)), file=stream, flush=True)
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -135,10 +139,3 @@ def serve(settings: Settings, *, out: TextIO | None = None) -> int:
             close()
     print("opdiag stopped.", file=stream, flush=True)
     return 0
-
-
-def example_window(state: AppState) -> tuple[int, int]:
-    """The time window the index page shows by default (see ``opdiag.web.pages``)."""
-    from opdiag.web.pages import default_window
-
-    return default_window(state)

@@ -19,6 +19,7 @@ Verdicts without a winning rule fall back to: ``failed`` (error spans or status 
 from __future__ import annotations
 
 import copy
+import heapq
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -598,6 +599,7 @@ def _noise_check(globs: Globs) -> Callable[[Span], bool]:
     span (named by the method only) whose ``METHOD /path`` does: the CLI's polling ``GET`` of
     ``/api/v1/operations/{id}``, a ``GET`` of a worker's ``/health``. Memoised per name."""
     by_name: dict[str, bool] = {}
+    by_call: dict[tuple[str, str], bool] = {}  # (method, url): a poller repeats one URL
 
     def check(span: Span) -> bool:
         hit = by_name.get(span.name)
@@ -608,14 +610,24 @@ def _noise_check(globs: Globs) -> Callable[[Span], bool]:
         url = span.attributes.get("http.url") or span.attributes.get("url.full")
         if not isinstance(url, str):
             return False
-        try:
-            path = urlsplit(url).path
-        except ValueError:
-            return False
         method = span.attributes.get("http.method") or span.name
-        return globs(f"{method} {path}")
+        if method.__class__ is not str:
+            return _client_call_is_noise(globs, method, url)
+        key = (method, url)
+        hit = by_call.get(key)
+        if hit is None:
+            hit = by_call[key] = _client_call_is_noise(globs, method, url)
+        return hit
 
     return check
+
+
+def _client_call_is_noise(globs: Globs, method: Any, url: str) -> bool:
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return False
+    return globs(f"{method} {path}")
 
 
 def _bottleneck(
@@ -660,14 +672,25 @@ def _bottleneck_result(bottleneck: tuple[Span, int, Timing] | None) -> Bottlenec
 def _flow(
     walks: Walks, timings: list[Timing], start_us: int, limit: int
 ) -> tuple[list[FlowStep], int]:
-    """Every scoped span in start order; cut at ``limit``, counting the rest."""
-    rows = [
-        (span.start_us, t_index, order, span, depth)
-        for t_index, (_, walk) in enumerate(walks)
-        for order, (span, depth) in enumerate(walk)
-    ]
-    rows.sort(key=lambda r: (r[0], r[1], r[2]))
+    """Every scoped span in start order; cut at ``limit``, counting the rest.
+
+    Only spans starting no later than the ``limit``-th earliest start can be in the cut, so
+    a 100k-span operation sorts a few thousand rows, not all of them."""
     cut = max(0, limit)
+    total = sum(len(walk) for _, walk in walks)
+    rows: list[tuple[int, int, int, Span, int]] = []
+    if cut:
+        threshold: int | None = None
+        if total > cut:
+            starts = [span.start_us for _, walk in walks for span, _ in walk]
+            threshold = heapq.nsmallest(cut, starts)[-1]
+        rows = [
+            (span.start_us, t_index, order, span, depth)
+            for t_index, (_, walk) in enumerate(walks)
+            for order, (span, depth) in enumerate(walk)
+            if threshold is None or span.start_us <= threshold
+        ]
+        rows.sort(key=lambda r: (r[0], r[1], r[2]))
     steps: list[FlowStep] = []
     for index, (_, t_index, _, span, depth) in enumerate(rows[:cut]):
         timing = timings[t_index]
@@ -687,4 +710,4 @@ def _flow(
                 error=span.error,
             )
         )
-    return steps, max(0, len(rows) - cut)
+    return steps, max(0, total - cut)

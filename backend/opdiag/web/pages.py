@@ -4,6 +4,7 @@ waterfall. Server-rendered Jinja with autoescape; no JavaScript, no external ass
 from __future__ import annotations
 
 from flask import Blueprint, Response, make_response, render_template, request
+from flask.blueprints import BlueprintSetupState
 
 from opdiag.api.params import parse_ident, parse_range
 from opdiag.api.queries import now_us
@@ -23,10 +24,9 @@ CSP = (
 
 
 @bp.record_once
-def _register_filters(setup_state: object) -> None:
-    app = setup_state.app  # type: ignore[attr-defined]
-    for name, function in FILTERS.items():
-        app.jinja_env.filters[name] = function
+def _register_filters(setup_state: BlueprintSetupState) -> None:
+    """The pages' Jinja filters, installed on the app once when the blueprint registers."""
+    setup_state.app.jinja_env.filters.update(FILTERS)
 
 
 def _html(body: str) -> Response:
@@ -37,7 +37,8 @@ def _html(body: str) -> Response:
     return response
 
 
-def _is_file_source(source: object) -> bool:
+def is_file_source(source: object) -> bool:
+    """Files are a finite, recorded corpus (the demo); Jaeger is a live window."""
     try:
         from opdiag.sources.files import FileSource
     except ImportError:  # pragma: no cover - ships with opdiag
@@ -49,7 +50,7 @@ def default_window(state: AppState) -> tuple[int, int]:
     """The last ``lookback_s`` for Jaeger; all of it for files (a finite, recorded corpus
     whose timestamps may be far in the past, like the demo)."""
     end = now_us()
-    if _is_file_source(state.source):
+    if is_file_source(state.source):
         return 0, max(end, ALL_END_US)
     return end - int(state.settings.jaeger.lookback_s * 1_000_000), end
 

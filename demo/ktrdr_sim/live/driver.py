@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode
 
 from ktrdr_sim import instrument as ins
@@ -70,7 +71,7 @@ class Driver:
                 out.final_status = self._follow(ctx, command, op_id, cancel_after_s)
         return out
 
-    def _follow(self, ctx: object, command: str, op_id: str, cancel_after_s: float | None
+    def _follow(self, ctx: Context, command: str, op_id: str, cancel_after_s: float | None
                 ) -> str | None:
         node = self.node
         url = f"{self.api}/api/v1/operations/{op_id}"
@@ -96,17 +97,8 @@ class Driver:
 
     def wait_for_workers(self, backtesting: int, training: int, timeout_s: float = 60.0) -> bool:
         """Until enough workers of each type are registered and available."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and not self.node.stopping.is_set():
-            resp = self.client.plain("GET", f"{self.api}/_sim/state")
-            if resp is not None and resp.status_code == 200:
-                workers = resp.json()["workers"]
-                avail = [w["worker_type"] for w in workers if w["status"] == "available"]
-                if avail.count("backtesting") >= backtesting and \
-                        avail.count("training") >= training:
-                    return True
-            self.node.stopping.wait(0.2)
-        return False
+        return self.wait_until(lambda: (self.available("backtesting") or 0) >= backtesting
+                               and (self.available("training") or 0) >= training, timeout_s)
 
     def available(self, worker_type: str) -> int | None:
         """Available workers of a type in the backend's registry (None: no answer)."""

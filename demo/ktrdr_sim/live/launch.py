@@ -1,0 +1,70 @@
+"""Start the whole live demo (``--role all``) as a child process group, and always stop it.
+
+Used by the tests and scripts: loopback ports chosen by the OS, a new session so one signal
+reaches every role, and a bounded stop that escalates to SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+SERVICES = ("ib-host", "backend", "backtest-worker-1", "backtest-worker-2",
+            "training-worker-1", "training-worker-2")
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the OS has just handed out on 127.0.0.1 (held together so they differ)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@contextmanager
+def demo(ports: Mapping[str, int], *, otlp_endpoint: str = "none", speedup: float = 100.0,
+         mix: str = "", cycles: int = 1, health_interval_s: float = 50.0,
+         log: Path | None = None, extra_env: Mapping[str, str] | None = None
+         ) -> Iterator[subprocess.Popen[bytes]]:
+    """Run every role on loopback until the block ends, whatever happens inside it."""
+    cmd = [sys.executable, "-m", "ktrdr_sim.live", "--role", "all", "--bind", "127.0.0.1",
+           "--otlp-endpoint", otlp_endpoint, "--speedup", str(speedup),
+           "--cycles", str(cycles), "--gap-s", "1"]
+    cmd += [f"--port={name}={port}" for name, port in ports.items()]
+    if mix:
+        cmd += ["--mix", mix]
+    env = {**os.environ, "KTRDR_SIM_HEALTH_INTERVAL_S": str(health_interval_s),
+           **(extra_env or {})}
+    out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        yield proc
+    finally:
+        stop(proc)
+        if log is not None:
+            out.close()  # type: ignore[union-attr]
+
+
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    """SIGTERM the process group, then SIGKILL it if it does not end in time."""
+    if proc.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout_s)
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
+    proc.wait()

@@ -1,0 +1,157 @@
+"""``critical_path(..., transparent=ids)`` equals the path of the trace rebuilt without those
+spans (what ``diagnosis.timing`` used to compute on a copy), on every fixture, the demo corpus
+and random trees; ``trace_timing`` still gives the old numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable
+
+import pytest
+from conftest import DEMO_TRACES, JAEGER_FIXTURES
+from opdiag.analysis import analyse, critical_path
+from opdiag.diagnosis.engine import _noise_check
+from opdiag.diagnosis.rules import Globs
+from opdiag.diagnosis.timing import Timing, trace_timing
+from opdiag.errors import TraceFormatError
+from opdiag.model import (
+    CHILD_OF,
+    CLIENT,
+    CONSUMER,
+    PRODUCER,
+    SERVER,
+    Reference,
+    Span,
+    Trace,
+    build_trace,
+)
+from opdiag.settings import DiagnosisSettings
+from opdiag.sources.files import trace_files
+from opdiag.sources.readers import read_file
+
+
+def _without(trace: Trace, noisy: set[str]) -> Trace:
+    """The old way: a copy of ``trace`` minus the ``noisy`` spans, rebuilt."""
+    kept: list[Span] = []
+    for span in trace.spans:
+        if span.span_id in noisy:
+            continue
+        parent = span.parent_id
+        while parent is not None and parent in noisy:
+            parent = trace.by_id[parent].parent_id
+        refs = [Reference(CHILD_OF, trace.trace_id, parent)] if parent is not None else []
+        kept.append(dataclasses.replace(span, references=refs, warnings=[]))
+    return build_trace(trace.trace_id, kept)
+
+
+def _old_timing(trace: Trace, is_noise: Callable[[Span], bool]) -> Timing:
+    result = analyse(trace, reattach_async=True)
+    timing = Timing(result.self_time, result.critical_time, result.critical_path.length_us)
+    noisy = {s.span_id for s in trace.spans if is_noise(s)}
+    if not noisy or not any(sid in timing.critical_us for sid in noisy):
+        return timing
+    quiet = analyse(_without(trace, noisy), reattach_async=True)
+    return Timing(result.self_time, quiet.critical_time, quiet.critical_path.length_us)
+
+
+def _all_traces() -> list[Trace]:
+    traces: list[Trace] = []
+    for path in [*sorted(JAEGER_FIXTURES.glob("*.json")), *trace_files(DEMO_TRACES)]:
+        try:
+            traces.extend(read_file(path))
+        except TraceFormatError:
+            continue
+    return traces
+
+
+TRACES = _all_traces()
+NOISE = _noise_check(Globs.of(DiagnosisSettings().noise_span_patterns))
+
+
+def _same_paths(trace: Trace, hidden: set[str]) -> None:
+    quiet = _without(trace, hidden)
+    for reattach in (False, True):
+        for strict in (False, True):
+            got = critical_path(
+                trace, reattach_async=reattach, strict_boundary=strict, transparent=hidden
+            )
+            want = critical_path(quiet, reattach_async=reattach, strict_boundary=strict)
+            assert got.sections == want.sections
+            assert got.failed == want.failed
+            assert got.reattached == want.reattached
+
+
+@pytest.mark.parametrize("index", range(len(TRACES)))
+def test_transparent_equals_rebuilt_trace_on_fixtures(index: int) -> None:
+    trace = TRACES[index]
+    rng = random.Random(index)
+    ids = [s.span_id for s in trace.spans]
+    _same_paths(trace, {s.span_id for s in trace.spans if NOISE(s)})
+    for share in (0.2, 0.5, 0.9):
+        _same_paths(trace, {sid for sid in ids if rng.random() < share})
+    if trace.roots:
+        _same_paths(trace, {trace.roots[0].span_id})
+
+
+def _random_trace(rng: random.Random, n: int) -> Trace:
+    """Children that start before, after and inside their parents, outlive them, share start
+    times (ties), producer/consumer pairs and several roots."""
+    spans: list[Span] = []
+    kinds = [SERVER, CLIENT, PRODUCER, CONSUMER, "internal"]
+    for i in range(n):
+        sid = f"{i + 1:016x}"
+        parent = spans[rng.randrange(len(spans))] if spans and rng.random() < 0.9 else None
+        if parent is None:
+            start = rng.randrange(0, 50) * 10
+        else:
+            start = parent.start_us + rng.randrange(-2, 12) * 10
+        duration = rng.randrange(0, 12) * 10
+        refs = [Reference(CHILD_OF, "ab" * 16, parent.span_id)] if parent else []
+        spans.append(
+            Span(
+                "ab" * 16,
+                sid,
+                f"op{i % 7}",
+                "svc",
+                start,
+                duration,
+                rng.choice(kinds),
+                {},
+                [],
+                refs,
+            )
+        )
+    rng.shuffle(spans)
+    return build_trace("ab" * 16, spans)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_transparent_equals_rebuilt_trace_on_random_trees(seed: int) -> None:
+    rng = random.Random(seed)
+    trace = _random_trace(rng, rng.randrange(2, 80))
+    for share in (0.1, 0.3, 0.6):
+        hidden = {s.span_id for s in trace.spans if rng.random() < share}
+        _same_paths(trace, hidden)
+
+
+@pytest.mark.parametrize("index", range(len(TRACES)))
+def test_trace_timing_unchanged(index: int) -> None:
+    trace = TRACES[index]
+    assert trace_timing(trace, NOISE) == _old_timing(trace, NOISE)
+    plain = analyse(trace, reattach_async=True)
+    assert trace_timing(trace) == Timing(
+        plain.self_time, plain.critical_time, plain.critical_path.length_us
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_trace_timing_unchanged_on_random_trees(seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    trace = _random_trace(rng, rng.randrange(2, 60))
+    noisy_names = {f"op{k}" for k in range(7) if rng.random() < 0.4}
+
+    def is_noise(span: Span) -> bool:
+        return span.name in noisy_names
+
+    assert trace_timing(trace, is_noise) == _old_timing(trace, is_noise)
