@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint bench bench-load dashboards clean
+.PHONY: venv run test lint bench bench-load dashboards demo-live clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/opdiag dashboards generate --check
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+## The simulated KTRDR as processes on this machine (spans to $$OTEL_EXPORTER_OTLP_ENDPOINT).
+demo-live: $(STAMP)
+	$(BIN)/python -m ktrdr_sim.live --role all
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -155,3 +155,21 @@ def test_trace_timing_unchanged_on_random_trees(seed: int) -> None:
         return span.name in noisy_names
 
     assert trace_timing(trace, is_noise) == _old_timing(trace, is_noise)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_stop_at_answers_whether_the_path_passes_through(seed: int) -> None:
+    rng = random.Random(2000 + seed)
+    trace = TRACES[seed % len(TRACES)] if seed % 2 else _random_trace(rng, rng.randrange(2, 60))
+    for reattach in (False, True):
+        full = critical_path(trace, reattach_async=reattach)
+        on_path = set(full.time_by_span())
+        for share in (0.05, 0.3):
+            stop = {s.span_id for s in trace.spans if rng.random() < share}
+            got = critical_path(trace, reattach_async=reattach, stop_at=stop)
+            assert (got.stopped_at is not None) == bool(stop & on_path)
+            if got.stopped_at is None:
+                assert got.sections == full.sections
+            else:
+                assert got.stopped_at in stop & on_path
+                assert got.sections == full.sections[: len(got.sections)]

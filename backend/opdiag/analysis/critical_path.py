@@ -105,6 +105,8 @@ class CriticalPath:
     sections: list[Section]
     failed: list[str] = field(default_factory=list)
     reattached: dict[str, str] = field(default_factory=dict)
+    # With ``stop_at``: the span whose section ended the walk early (the path is partial).
+    stopped_at: str | None = None
 
     def time_by_span(self, *, include_idle: bool = False) -> dict[str, int]:
         """µs each span spent on the path (the synthetic idle root only when asked)."""
@@ -217,7 +219,7 @@ def copy_subtree(trace: Trace, root: Span, visible: Visible | None = None) -> li
         if kids:
             if visible is not None:
                 kids = visible.of(kids)
-            stack.extend((kid, index) for kid in reversed(kids))
+            stack.extend([(kid, index) for kid in reversed(kids)])
     return nodes
 
 
@@ -361,8 +363,9 @@ def sanitize_overflowing_children(nodes: list[Node]) -> None:
 _NO_KIDS: list[int] = []
 
 
-def _children_by_end(nodes: list[Node]) -> dict[int, list[int]]:
-    """Each node's surviving children, last-finishing first (ties: earlier start, then order)."""
+def _children_by_end(nodes: list[Node], *, ordered: bool = True) -> dict[int, list[int]]:
+    """Each node's surviving children, last-finishing first (ties: earlier start, then order);
+    ``ordered=False`` leaves the sorting to :func:`_by_end`, for the nodes a walk visits."""
     kids: dict[int, list[int]] = {}
     for index, node in enumerate(nodes):
         if not node.dropped and node.parent != NO_NODE:
@@ -371,9 +374,15 @@ def _children_by_end(nodes: list[Node]) -> dict[int, list[int]]:
                 kids[node.parent] = [index]
             else:
                 lst.append(index)
-    for lst in kids.values():
-        if len(lst) > 1:
-            lst.sort(key=lambda i: (-nodes[i].end, nodes[i].start, i))
+    if ordered:
+        for lst in kids.values():
+            _by_end(nodes, lst)
+    return kids
+
+
+def _by_end(nodes: list[Node], kids: list[int]) -> list[int]:
+    if len(kids) > 1:
+        kids.sort(key=lambda i: (-nodes[i].end, nodes[i].start, i))
     return kids
 
 
@@ -414,7 +423,13 @@ def last_finishing_child(
     return kids[pos] if pos < len(kids) else NO_NODE
 
 
-def walk_back(nodes: list[Node], root: int = 0, *, strict_boundary: bool = False) -> list[Section]:
+def walk_back(
+    nodes: list[Node],
+    root: int = 0,
+    *,
+    strict_boundary: bool = False,
+    stop: Collection[str] | None = None,
+) -> list[Section]:
     """Step 5: walk back in time from the root's end; newest section first.
 
     ::
@@ -432,26 +447,37 @@ def walk_back(nodes: list[Node], root: int = 0, *, strict_boundary: bool = False
     A re-attached span returns instead to ``back`` (the ancestor running when it started)
     when that one still spans its start: the time is then cursor-contiguous and only ever
     decreases, so every span's limits still only decrease.
+
+    ``stop``: span ids that end the walk as soon as one of them gets a section (the last
+    one returned) — "does the path pass through any of these?" without walking all of it.
+    Children are sorted by end only when the walk first reaches their parent.
     """
-    kids = _children_by_end(nodes)
+    kids = _children_by_end(nodes, ordered=False)
+    ready: dict[int, list[int]] = {}
     cursor = [0] * len(nodes)
     out: list[Section] = []
     index, limit = root, None
     while True:
         node = nodes[index]
         end = node.end if limit is None else limit
+        own = ready.get(index)
+        if own is None:
+            own = ready[index] = _by_end(nodes, kids.get(index, _NO_KIDS))
         child = last_finishing_child(
-            nodes, kids.get(index, _NO_KIDS), cursor, index, limit,
-            strict_boundary=strict_boundary,
+            nodes, own, cursor, index, limit, strict_boundary=strict_boundary
         )
         if child != NO_NODE:
             child_end = nodes[child].end
             if child_end != end:
                 out.append(Section(node.span_id, child_end, end))
+                if stop is not None and node.span_id in stop:
+                    return out
             index, limit = child, None
             continue
         if node.start != end:
             out.append(Section(node.span_id, node.start, end))
+            if stop is not None and node.span_id in stop:
+                return out
         if node.parent == NO_NODE:
             return out
         index, limit = _return_to(nodes, node), node.start
@@ -475,9 +501,19 @@ def _rebase(nodes: list[Node], lo: int, hi: int) -> list[Node]:
     return part
 
 
-def _one_root(nodes: list[Node], strict_boundary: bool) -> list[Section]:
+def _one_root(
+    nodes: list[Node], strict_boundary: bool, stop: Collection[str] | None = None
+) -> list[Section]:
     sanitize_overflowing_children(nodes)
-    return walk_back(nodes, 0, strict_boundary=strict_boundary)
+    return walk_back(nodes, 0, strict_boundary=strict_boundary, stop=stop)
+
+
+def _stopped(sections: list[Section], stop: Collection[str] | None) -> str | None:
+    """The span that ended a walk early (a walk with ``stop`` ends at the first such span)."""
+    if stop is None or not sections:
+        return None
+    last = sections[-1].span_id
+    return last if last in stop else None
 
 
 def critical_path(
@@ -486,27 +522,45 @@ def critical_path(
     reattach_async: bool = False,
     strict_boundary: bool = False,
     transparent: Collection[str] | None = None,
+    stop_at: Collection[str] | None = None,
 ) -> CriticalPath:
     """The critical path of ``trace`` (see the module docstring for the two modes and for
-    ``transparent`` span ids)."""
+    ``transparent`` span ids).
+
+    ``stop_at``: stop as soon as one of these spans is on the path; ``stopped_at`` then
+    names it and the sections are only the part walked so far. When none of them is on the
+    path the result is the full path, with ``stopped_at`` None. (The synthetic idle root
+    never stops a walk: it is not a span.)"""
+    if stop_at is not None and SYNTHETIC_ROOT_ID in stop_at:
+        stop_at = set(stop_at) - {SYNTHETIC_ROOT_ID}
+    stop = stop_at or None
     visible = Visible(trace, transparent) if transparent else None
     roots = visible.of(trace.roots) if visible is not None else trace.roots
     if reattach_async:
-        return _critical_path_reattached(trace, strict_boundary, roots, visible)
+        return _critical_path_reattached(trace, strict_boundary, roots, visible, stop)
     sections: list[Section] = []
     failed: list[str] = []
     for root in roots:
         try:
             nodes = copy_subtree(trace, root, visible)
             prune_non_blocking(nodes)
-            sections.extend(_one_root(nodes, strict_boundary))
+            part = _one_root(nodes, strict_boundary, stop)
         except Exception as exc:  # a bad root is reported, the others still count
             failed.append(f"Root span {root.span_id}: {exc!r}")
+            continue
+        sections.extend(part)
+        hit = _stopped(part, stop)
+        if hit is not None:
+            return CriticalPath(sections, failed, stopped_at=hit)
     return CriticalPath(sections, failed)
 
 
 def _critical_path_reattached(
-    trace: Trace, strict_boundary: bool, roots: Sequence[Span], visible: Visible | None
+    trace: Trace,
+    strict_boundary: bool,
+    roots: Sequence[Span],
+    visible: Visible | None,
+    stop: Collection[str] | None,
 ) -> CriticalPath:
     failed: list[str] = []
     forest: list[Node] = [Node(SYNTHETIC_ROOT_ID, 0, 0, "", NO_NODE)]
@@ -534,9 +588,14 @@ def _critical_path_reattached(
         sections: list[Section] = []
         for lo, hi in ranges:
             try:
-                sections.extend(_one_root(_rebase(forest, lo, hi), strict_boundary))
+                part = _one_root(_rebase(forest, lo, hi), strict_boundary, stop)
             except Exception as exc:
                 failed.append(f"Root span {forest[lo].span_id}: {exc!r}")
+                continue
+            sections.extend(part)
+            hit = _stopped(part, stop)
+            if hit is not None:
+                return CriticalPath(sections, failed, reattached, stopped_at=hit)
         return CriticalPath(sections, failed, reattached)
     try:
         live = [n for n in forest[1:] if not n.dropped]
@@ -545,7 +604,8 @@ def _critical_path_reattached(
         synthetic.end = max(n.end for n in live)
         for lo, _ in ranges:
             forest[lo].parent = 0
-        return CriticalPath(_one_root(forest, strict_boundary), failed, reattached)
+        sections = _one_root(forest, strict_boundary, stop)
+        return CriticalPath(sections, failed, reattached, stopped_at=_stopped(sections, stop))
     except Exception as exc:
         failed.append(f"Root span {SYNTHETIC_ROOT_ID}: {exc!r}")
         return CriticalPath([], failed, reattached)

@@ -33,12 +33,9 @@ class Timing:
 
 def trace_timing(trace: Trace, is_noise: Callable[[Span], bool] | None = None) -> Timing:
     """Timing of one trace; the path length counts every section (idle gaps included)."""
-    self_us = self_times(trace)
-    path = critical_path(trace, reattach_async=True)
-    critical = path.time_by_span()
-    if is_noise is not None and critical:
-        noisy = {s.span_id for s in trace.spans if is_noise(s)}
-        if noisy and not noisy.isdisjoint(critical):
-            path = critical_path(trace, reattach_async=True, transparent=noisy)
-            critical = path.time_by_span()
-    return Timing(self_us, critical, path.length_us)
+    noisy = {s.span_id for s in trace.spans if is_noise(s)} if is_noise is not None else set()
+    # The plain path is walked only until it reaches a noise span (it usually starts with one).
+    path = critical_path(trace, reattach_async=True, stop_at=noisy)
+    if path.stopped_at is not None:
+        path = critical_path(trace, reattach_async=True, transparent=noisy)
+    return Timing(self_times(trace), path.time_by_span(), path.length_us)
