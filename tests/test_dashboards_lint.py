@@ -15,6 +15,7 @@ from opdiag.settings import Settings
 from opdiag_dashboards import lint
 from opdiag_dashboards.lint import LintContext
 from opdiag_dashboards.provisioning import datasources_doc
+from opdiag_dashboards.queries.promql import increase_in_range
 from opdiag_dashboards.render import render_dashboards
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,3 +174,32 @@ def _first(dash: dict[str, Any], panel_type: str) -> dict[str, Any]:
 )
 def test_each_rule_catches_its_bug(mutation, expected):
     assert any(expected in p for p in _mutate(mutation)), expected
+
+
+_OPS = 'ktrdr_operations_total{job=~"$job"}'
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        f"sum({_OPS} offset $__range)",
+        f"sum(last_over_time({_OPS}[$__range]))",
+        # increase_in_range's shape, but the guard reads another selector
+        f"sum((increase({_OPS}[$__range]) and {_OPS} offset $__range) or "
+        f'(last_over_time(ktrdr_operations_total{{job=~".*"}}[$__range]) unless {_OPS} offset '
+        "$__range))",
+        # the shape with a window other than the dashboard range
+        f"sum((increase({_OPS}[$__rate_interval]) and {_OPS} offset $__rate_interval) or "
+        f"(last_over_time({_OPS}[$__rate_interval]) unless {_OPS} offset $__rate_interval))",
+    ],
+)
+def test_raw_counters_are_allowed_only_in_increase_in_range(expr):
+    """The lint's one allowance (a counter outside increase()) is exactly the helper's form."""
+    problems = _mutate(lambda d: _first(d, "stat")["targets"][0].update(expr=expr))
+    assert any("outside rate/irate/increase" in p for p in problems), problems
+
+
+def test_increase_in_range_passes_the_counter_rule():
+    expr = f"sum({increase_in_range(_OPS)})"
+    problems = _mutate(lambda d: _first(d, "stat")["targets"][0].update(expr=expr))
+    assert not any("outside rate/irate/increase" in p for p in problems), problems

@@ -4,7 +4,10 @@ every variable at "All" exactly as Grafana would send it.
 
 - success rate: 0 % (not 100 %) when every operation failed, no data when none finished,
   computed over the dashboard range (not lifetime counters);
-- error rate: 0 (not empty) while traffic flows without errors;
+- counts over the range include each series' first operation: KTRDR's counters are born at
+  their first increment (value 1, no 0 sample), which a plain increase() never counts;
+- error rate: 0 (not empty) while traffic flows without errors, 0 (not NaN) without traffic;
+- errors by status: a 0 series (not empty) when no 4xx/5xx series exists;
 - workers: every instance of the worker job (not only ports 5003/5005);
 - services: the backend is included whether its job is `ktrdr-backend` or `backend`;
 - the `_total`-named registry gauge is read as a gauge.
@@ -12,6 +15,7 @@ every variable at "All" exactly as Grafana would send it.
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import subprocess
 from pathlib import Path
@@ -77,14 +81,32 @@ def series(metric: str, **labels: str) -> str:
     return metric + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
 
-def ops(status: str) -> str:
+def ops(status: str, instance: str = "w:5003", operation_type: str = "training") -> str:
     return series(
         "ktrdr_operations_total",
         job="ktrdr-workers",
-        instance="w:5003",
-        operation_type="training",
+        instance=instance,
+        operation_type=operation_type,
         status=status,
     )
+
+
+def bucket(le: str, operation_type: str = "training") -> str:
+    return series(
+        "ktrdr_operation_duration_seconds_bucket",
+        job="ktrdr-workers",
+        instance="w:5003",
+        operation_type=operation_type,
+        status="completed",
+        le=le,
+    )
+
+
+# A series KTRDR creates at its first increment inside the range (30 min before the end of
+# the 1 h range): absent, then 1. A plain increase() over the range gives 0 for it.
+BORN = "_x30 1+0x30"
+# One operation of 20 s finished in the range: a duration histogram born at its first observe.
+ONE_20S_OPERATION = [(bucket("10"), "_x30 0+0x30"), (bucket("30"), BORN), (bucket("+Inf"), BORN)]
 
 
 def http(code: str) -> str:
@@ -104,7 +126,9 @@ def cases(s: Settings) -> dict[str, dict]:
     q = {
         name: all_selected(fn(s), s)
         for name, fn in vars(pq).items()
-        if callable(fn) and fn.__module__ == pq.__name__ and fn.__code__.co_argcount == 1
+        if callable(fn)
+        and fn.__module__ == pq.__name__
+        and list(inspect.signature(fn).parameters) == ["s"]
     }
     return {
         "success rate is 0 when all failed": case(
@@ -127,8 +151,65 @@ def cases(s: Settings) -> dict[str, dict]:
         "failed operations are 0, not empty": case(
             [(ops("completed"), "0+1x60")], q["failed_in_range"], [("{}", 0)]
         ),
+        "first increment: a failure series born in the range counts 1, not 0": case(
+            [(ops("failed"), BORN)], q["failed_in_range"], [("{}", 1)]
+        ),
+        "first increment: born series count their value, older ones their increase": case(
+            # w:5003 had 5 failures before the range and 1 in it; w:5004 was born with 2.
+            [(ops("failed"), "5+0x30 6+0x30"), (ops("failed", "w:5004"), "_x40 2+0x20")],
+            f"round({q['failed_in_range']})",
+            [("{}", 3)],
+        ),
+        "first increment: a born series of a process that stopped still counts": case(
+            [(ops("failed"), "_x30 2+0x10 stale")], q["failed_in_range"], [("{}", 2)]
+        ),
+        "a counter reset inside the range counts the new value, not a negative step": case(
+            # The process restarted at 31 min; its counter was born again at 1.
+            [(ops("failed"), "5+0x30 1+0x30")],
+            f"round({q['failed_in_range']})",
+            [("{}", 1)],
+        ),
+        "first increment: success rate when each type finished once": case(
+            [(ops("completed"), BORN), (ops("failed", operation_type="backtesting"), BORN)],
+            q["success_rate_percent"],
+            [("{}", 50)],
+        ),
+        "first increment: finished by type and status": case(
+            [(ops("completed"), BORN), (ops("failed", operation_type="backtesting"), BORN)],
+            q["finished_by_type_and_status"],
+            [
+                ('{operation_type="training", status="completed"}', 1),
+                ('{operation_type="backtesting", status="failed"}', 1),
+            ],
+        ),
+        "first increment: median duration of one operation": case(
+            ONE_20S_OPERATION, all_selected(pq.duration_quantile_in_range(s, 0.5), s), [("{}", 20)]
+        ),
+        "first increment: duration percentiles per type": case(
+            ONE_20S_OPERATION,
+            all_selected(pq.duration_quantile_by_type_in_range(s, 0.5), s),
+            [('{operation_type="training"}', 20)],
+        ),
         "error rate is 0 with healthy traffic": case(
             [(http("200"), "0+60x60")], q["error_ratio_percent"], [("{}", 0)]
+        ),
+        "error rate is 0, not NaN, without traffic": case(
+            [(http("200"), "5+0x60"), (http("503"), "1+0x60")],
+            q["error_ratio_percent"],
+            [("{}", 0)],
+        ),
+        "error rate is 0 before any HTTP series exists": case(
+            [(ops("completed"), "0+1x60")], q["error_ratio_percent"], [("{}", 0)]
+        ),
+        "errors by status are one 0 series without 4xx/5xx": case(
+            [(http("200"), "0+60x60")],
+            q["errors_by_status"],
+            [(f'{{http_status_code="{pq.NO_ERRORS}"}}', 0)],
+        ),
+        "errors by status show each code (and no zero series) once there are errors": case(
+            [(http("200"), "0+60x60"), (http("503"), "0+60x60"), (http("404"), "0+120x60")],
+            q["errors_by_status"],
+            [('{http_status_code="503"}', 1), ('{http_status_code="404"}', 2)],
         ),
         "error rate counts 5xx": case(
             [(http("200"), "0+90x60"), (http("503"), "0+10x60")],
@@ -223,4 +304,22 @@ def test_ktrdr_success_rate_really_was_broken(tmp_path: Path):
         "or vector(100)"
     )
     result = run_promtool(tmp_path, [case([(ops("failed"), "0+1x60")], ktrdr, [("{}", 0)])])
+    assert result.returncode != 0
+
+
+@pytest.mark.prometheus
+def test_plain_increase_really_misses_the_first_increment(tmp_path: Path):
+    """The first-increment cases can see the bug: a plain increase() counts 0 of 1 failure."""
+    plain = 'sum(increase(ktrdr_operations_total{status="failed"}[1h])) or vector(0)'
+    result = run_promtool(tmp_path, [case([(ops("failed"), BORN)], plain, [("{}", 1)])])
+    assert result.returncode != 0
+
+
+@pytest.mark.prometheus
+def test_unguarded_error_rate_really_was_nan_without_traffic(tmp_path: Path):
+    """The no-traffic case can see the bug: the former expression gives NaN (0/0), not 0."""
+    s = Settings()
+    errors = pq.error_ratio_percent(s).split(" / ")[0]
+    former = all_selected(f"{errors} / {pq.request_rate(s)} * 100", s)
+    result = run_promtool(tmp_path, [case([(http("200"), "5+0x60")], former, [("{}", 0)])])
     assert result.returncode != 0

@@ -13,6 +13,7 @@ values Grafana would compute for a 1 s scrape interval and this run's time range
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import shutil
@@ -91,11 +92,11 @@ class Prom:
     def query(self, expr: str) -> list[dict[str, Any]]:
         return self._get("/api/v1/query", {"query": expr, "time": time.time()})
 
-    def query_range(self, expr: str) -> list[dict[str, Any]]:
+    def query_range(self, expr: str, start: float | None = None) -> list[dict[str, Any]]:
         end = time.time()
+        start = self.window_start if start is None else start
         return self._get("/api/v1/query_range",
-                         {"query": expr, "start": self.window_start, "end": end,
-                          "step": SCRAPE_S})
+                         {"query": expr, "start": start, "end": end, "step": SCRAPE_S})
 
     def label_values(self, selector: str, label: str) -> list[str]:
         return self._get(f"/api/v1/label/{label}/values",
@@ -251,11 +252,12 @@ def _has_data(result: list[dict[str, Any]]) -> bool:
     return False
 
 
-def run(api: Prom, target: Target, mode: str) -> list[dict[str, Any]]:
+def run(api: Prom, target: Target, mode: str, start: float | None = None
+        ) -> list[dict[str, Any]]:
     range_s = int(time.time() - api.started) + 1
     values, _ = resolve(api, DASHBOARDS[f"{target.dashboard}.json"], mode, range_s)
     expr = _substitute(target.expr, values, range_s)
-    return api.query(expr) if target.instant else api.query_range(expr)
+    return api.query(expr) if target.instant else api.query_range(expr, start)
 
 
 # ---------------------------------------------------------------------------------- tests
@@ -282,54 +284,45 @@ def test_every_panel_query_returns_data(prom, target, mode):
     assert _has_data(result), f"{target.id} ({mode}) returned nothing: {target.expr}"
 
 
-# Panels that show errors or failures: healthy data must give 0, not "No data".
+# Panels that show errors or failures: healthy data must give 0, not "No data" (nor NaN).
 ZERO_WHEN_HEALTHY = {
     "failed operations": promql.failed_in_range(SETTINGS),
     "error rate": promql.error_ratio_percent(SETTINGS),
+    "errors by status": promql.errors_by_status(SETTINGS),
     "services down": promql.services_down(SETTINGS),
 }
-# Dashboard bugs this test found (reported to the dashboards' author). Strict: a fix turns
-# the xfail into a failure, so the entry is removed with the fix.
-BORN_AT_FIRST_INCREMENT = (
-    "KTRDR creates each (operation_type, status) series of ktrdr_operations_total and "
-    "ktrdr_operation_duration_seconds at its first increment (no 0 sample), so increase()/"
-    "rate() never see the first operation of each series per process start; the healthy "
-    "deployment finished one operation per type, so this panel is empty. Fix: count series "
-    "born in the range at their value, e.g. sum((increase(M[$__range]) and M offset "
-    "$__range) or M)"
-)
-HEALTHY_KNOWN_EMPTY: dict[str, str] = {
-    "ktrdr-operations:Success Rate:A": BORN_AT_FIRST_INCREMENT,
-    "ktrdr-operations:Median Duration:A": BORN_AT_FIRST_INCREMENT,
-    "ktrdr-operations:Operation Duration Percentiles:A": BORN_AT_FIRST_INCREMENT,
-    "ktrdr-operations:Operation Duration Percentiles:B": BORN_AT_FIRST_INCREMENT,
-    "ktrdr-operations:Operation Duration Percentiles:C": BORN_AT_FIRST_INCREMENT,
-    "ktrdr-system-overview:Errors by Status Code:A": (
-        "no 4xx/5xx response at all gives no series: the errors panel shows 'No data' "
-        "instead of 0 (needs `or vector(0)` like the Error Rate stat)"),
-}
+NO_TRAFFIC_AT_START = {"error rate", "errors by status"}
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.id)
 def test_every_panel_has_data_when_everything_is_healthy(prom, target):
-    if target.id in HEALTHY_KNOWN_EMPTY:
-        pytest.xfail(HEALTHY_KNOWN_EMPTY[target.id])
     result = run(prom, target, "healthy")
     assert _has_data(result), f"{target.id} (healthy) returned nothing: {target.expr}"
 
 
+def _points(result: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    return [(float(t), float(v)) for s in result for t, v in (s.get("values") or [s["value"]])]
+
+
 @pytest.mark.parametrize("what", sorted(ZERO_WHEN_HEALTHY))
 def test_error_panels_show_zero_when_healthy(prom, what):
+    """Strict: a 0 at every step, never NaN, never a gap. The HTTP error panels are checked
+    from Prometheus' start, before the demo served any request (no HTTP series yet: the
+    no-traffic case); services are checked once every target was up."""
     expr = ZERO_WHEN_HEALTHY[what]
     targets = [t for t in TARGETS if t.expr == expr]
     assert targets, f"no dashboard panel uses the {what} query"
+    start = prom.started if what in NO_TRAFFIC_AT_START else prom.window_start
     for target in targets:
-        result = run(prom, target, "healthy")
-        points = [float(v) for s in result for _, v in (s.get("values") or [s["value"]])]
-        # NaN is 0/0 before any traffic in a rate window: drawn as a gap, never as "errors".
-        numbers = [p for p in points if not math.isnan(p)]
-        assert numbers and all(p == 0 for p in numbers), (target.id, result)
-        assert points[-1] == 0, (target.id, result)
+        result = run(prom, target, "healthy", start=start)
+        points = _points(result)
+        assert points and all(v == 0 for _, v in points), (target.id, result)
+        if not target.instant:
+            assert len(result) == 1, (target.id, result)
+            steps = [t for t, _ in points]
+            gaps = [b - a for a, b in itertools.pairwise(steps) if round(b - a, 3) != SCRAPE_S]
+            assert not gaps, (target.id, gaps, steps)
+            assert steps[0] - start <= SCRAPE_S, (target.id, steps[0], start)
 
 
 def test_error_rate_sees_the_failed_dispatches(prom):
@@ -339,14 +332,52 @@ def test_error_rate_sees_the_failed_dispatches(prom):
     assert any(float(v) > 0 for s in result for _, v in s["values"]), (target.id, result)
 
 
-@pytest.mark.xfail(strict=True, reason=BORN_AT_FIRST_INCREMENT.replace(
-    "the healthy deployment finished one operation per type, so this panel is empty",
-    "Failed Operations shows about 2 of the 6 failures"))
+def test_errors_by_status_show_the_503s_and_no_zero_series(prom):
+    """With real errors, the panel shows their status codes, and the 'none' zero line only at
+    steps where no 4xx/5xx series exists yet."""
+    target = next(t for t in TARGETS if t.expr == ZERO_WHEN_HEALTHY["errors by status"])
+    result = run(prom, target, "all")
+    steps = {s["metric"].get("http_status_code"): {t for t, _ in s["values"]} for s in result}
+    assert "503" in steps, result
+    zero = steps.pop(promql.NO_ERRORS, set())
+    assert not zero & set().union(*steps.values()), result
+
+
+def _lifetime(prom: Prom, selector: str) -> float:
+    (value,) = prom.query(f"sum(ktrdr_operations_total{{{selector}}})")
+    return float(value["value"][1])
+
+
 def test_failed_operations_counts_every_failure_in_the_range(prom):
-    """Prometheus started before the demo, so every failure happened inside the range."""
+    """Prometheus started before the demo, so every failure happened inside the range, and each
+    (type, status) series was born inside it: the first failure of each counts too."""
     target = next(t for t in TARGETS if t.expr == ZERO_WHEN_HEALTHY["failed operations"])
-    lifetime = prom.query('sum(ktrdr_operations_total{environment="development",'
-                          'status="failed"})')
-    assert lifetime and float(lifetime[0]["value"][1]) >= 5  # the mix's failures happened
+    lifetime = _lifetime(prom, 'environment="development", status="failed"')
+    assert lifetime >= 5  # the mix's failures happened
     (shown,) = run(prom, target, "all")
-    assert float(shown["value"][1]) >= float(lifetime[0]["value"][1]) - 0.5
+    assert float(shown["value"][1]) >= lifetime - 0.5
+
+
+def test_finished_operations_count_the_first_operation_of_each_series(prom):
+    """Finished Operations over the whole run equals the counters' lifetime sum."""
+    target = next(t for t in TARGETS if t.panel == "Finished Operations")
+    lifetime = _lifetime(prom, 'environment="healthy"')
+    (shown,) = run(prom, target, "healthy")
+    assert lifetime >= 3 and float(shown["value"][1]) >= lifetime - 0.5, (lifetime, shown)
+
+
+def test_success_rate_is_100_when_every_operation_completed(prom):
+    target = next(t for t in TARGETS if t.panel == "Success Rate")
+    (shown,) = run(prom, target, "healthy")
+    assert float(shown["value"][1]) == pytest.approx(100), shown
+
+
+def test_duration_percentiles_have_a_row_per_finished_type(prom):
+    """The per-type table has a P50 for every type that finished (each at least once)."""
+    target = next(t for t in TARGETS if t.panel == "Operation Duration Percentiles")
+    finished = {s["metric"]["operation_type"]
+                for s in prom.query('ktrdr_operations_total{environment="healthy"}')}
+    result = run(prom, target, "healthy")
+    shown = {s["metric"]["operation_type"] for s in result
+             if not math.isnan(float(s["value"][1]))}
+    assert finished and shown == finished, (finished, result)

@@ -10,6 +10,14 @@ Diagnoses of finished operations never change, so they are kept in a bounded LRU
 (the server asks for the same operation from several panels at once); unfinished ones are
 always recomputed because ``stuck`` depends on ``now``. The service is shared by the
 server's threads, so the cache is guarded by a lock; computing happens outside it.
+
+Jaeger calls: a source that offers ``recent_traces_for`` (``JaegerSource``) answers a cold
+diagnosis from the live window it searched for the operations list and the baselines (one
+window search instead of a tag search per service *plus* a window search for the baseline).
+That answer may be up to ``jaeger.search_ttl_s`` old, which is only acceptable for an
+operation that is finished — its traces no longer change. So an operation whose reused
+traces show no terminal transition, or whose diagnosis says unfinished, is looked up again
+with ``traces_for`` (Jaeger's current answer) and diagnosed from that.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from opdiag.diagnosis import engine
+from opdiag.diagnosis.facts import TERMINAL
 from opdiag.diagnosis.result import VERDICTS, Diagnosis
 from opdiag.errors import InputError, NotFoundError
 from opdiag.model import Trace
@@ -160,11 +169,13 @@ class DiagnosisService:
         if cached is not None:
             return cached
         now = wall_clock_us() if now_us is None else now_us
-        traces = self.source.traces_for(ident)
-        if not traces:
-            raise NotFoundError(f"no trace holds operation or trace id {ident!r}")
-        group = self._group_for(ident, traces)
+        group, reused = self._lookup(ident)
+        if reused and not _may_be_finished(group):
+            group, reused = self._lookup(ident, fresh=True)
         base = self._base_diagnosis(group, now, ident=ident)
+        if reused and not base.finished:  # reused traces are only good for finished work
+            group, reused = self._lookup(ident, fresh=True)
+            base = self._base_diagnosis(group, now, ident=ident)
         if base.verdict == "not_found":  # traces matched, but nothing of the operation in them
             raise NotFoundError(f"no trace holds operation or trace id {ident!r}")
         final = base
@@ -180,14 +191,31 @@ class DiagnosisService:
                 self._final.put(final.key, final)
         return final
 
-    def _group_for(self, ident: str, traces: list[Trace]) -> OperationTraces:
+    def _traces(self, ident: str, *, fresh: bool) -> tuple[list[Trace], bool]:
+        """The traces of ``ident`` and whether they were reused from the source's recent
+        window (``fresh`` asks the source itself)."""
+        reuse = None if fresh else getattr(self.source, "recent_traces_for", None)
+        if callable(reuse):
+            found = reuse(ident)
+            if found:
+                return list(found), True
+        return self.source.traces_for(ident), False
+
+    def _lookup(self, ident: str, *, fresh: bool = False) -> tuple[OperationTraces, bool]:
+        """The operation ``ident`` names and whether its traces were reused."""
+        traces, reused = self._traces(ident, fresh=fresh)
+        if not traces:
+            raise NotFoundError(f"no trace holds operation or trace id {ident!r}")
+        return self._group_for(ident, traces, fresh=fresh or not reused), reused
+
+    def _group_for(self, ident: str, traces: list[Trace], *, fresh: bool = True) -> OperationTraces:
         """The operation ``ident`` names; a trace id of a one-operation trace means that
         operation (all its traces); otherwise the traces themselves."""
         patterns = self.settings.diagnosis.noise_span_patterns
         groups = group_operations(traces, patterns)
         group = find_operation(groups, ident)
         if group is not None and group.key != ident and group.operation_id is not None:
-            more = self.source.traces_for(group.operation_id)
+            more, _ = self._traces(group.operation_id, fresh=fresh)
             grown = find_operation(group_operations(more, patterns), group.operation_id)
             return grown or group
         if group is not None:
@@ -275,8 +303,10 @@ class DiagnosisService:
 
     def _all(self, start_us: int, end_us: int, now_us: int, limit: int | None) -> list[Diagnosis]:
         """Every operation in the range, diagnosed in two passes (verdicts, then baselines)."""
-        trace_limit = _ALL_LIMIT if self._is_file_source() else max(
-            self.settings.jaeger.search_limit, limit or 0
+        trace_limit = (
+            _ALL_LIMIT
+            if self._is_file_source()
+            else max(self.settings.jaeger.search_limit, limit or 0)
         )
         traces = self.source.recent_traces(start_us, end_us, trace_limit)
         groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
@@ -390,8 +420,7 @@ class DiagnosisService:
         bucket = first
         while bucket < end_us:
             rows.extend(
-                verdict_count_row(bucket // US_PER_MS, v, counts.get((bucket, v), 0))
-                for v in order
+                verdict_count_row(bucket // US_PER_MS, v, counts.get((bucket, v), 0)) for v in order
             )
             bucket += bucket_us
         return rows
@@ -416,6 +445,14 @@ class DiagnosisService:
             found = {s for g in groups for t in g.traces for s in t.services()}
             return [variable_row(v) for v in sorted(found)]
         return [variable_row(g.key) for g in groups]
+
+
+def _may_be_finished(group: OperationTraces) -> bool:
+    """Cheap pre-check before diagnosing reused traces: an operation with an id is finished
+    only once a terminal transition shows (the engine has the last word afterwards)."""
+    if group.operation_id is None:
+        return True
+    return last_status(group) in TERMINAL
 
 
 def _only_target(traces: Sequence[Trace], target: OperationTraces) -> bool:

@@ -90,6 +90,21 @@ class JaegerSettings(_Section):
     # memory|badger|cassandra match tag values exactly; elasticsearch|opensearch as regex.
     storage: str = "memory"
     api: str = "auto"  # auto | v3 | legacy
+    # The service list changes only when a process (re)starts: reuse it this long. Lower it if
+    # new worker services must be searched sooner; 0 asks Jaeger every time.
+    services_ttl_s: float = 30.0
+    # Search answers (window searches of the operations list and baselines, shared by identical
+    # concurrent requests) are reused this long: the staleness a list may show. 0 disables.
+    search_ttl_s: float = 10.0
+    # Window bounds are rounded outwards to this step (answers are cut back to the requested
+    # window), so requests a moment apart share one search.
+    search_round_s: float = 10.0
+    # Depth per service of the shared live-window search (the last lookback_s), which answers
+    # the operations list, baselines and lookups of recent operations. When one service's
+    # answer reaches it, operations are looked up by tag instead. Raise it for busy systems.
+    live_depth: int = 500
+    # Memory bound of the search cache, in traces held over all cached answers.
+    search_cache_traces: int = 20_000
 
 
 class LinkSettings(_Section):

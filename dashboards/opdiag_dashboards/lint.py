@@ -9,6 +9,10 @@ reasons (like a mixin's `.lint` file):
   is a template variable or a value from settings" (``settings_matchers``).
 - target-counter-agg: a `_total` name that is a *gauge* in KTRDR's metric table
   (``ktrdr_workers_registered_total``) is read as a gauge and must NOT be in rate/increase.
+  One allowance: the exact form of ``queries.promql.increase_in_range`` may read a counter
+  outside increase() (``S offset $__range`` and ``last_over_time(S[$__range])``), because
+  KTRDR's counters are born at their first increment and increase() alone misses it; the
+  form is folded to ``increase(S[$__range])`` before the check (``promql_scan``).
 """
 
 from __future__ import annotations
@@ -212,7 +216,8 @@ def rule_promql(dash: dict[str, Any], ctx: LintContext) -> list[str]:
         for name in scan.metric_names(expr):
             if name not in SERIES:
                 problems.append(f"{where}: metric {name!r} is not emitted by KTRDR")
-        for name in scan.selector_names_outside(expr, COUNTER_FUNCTIONS):
+        folded = scan.fold_increase_in_range(expr)
+        for name in scan.selector_names_outside(folded, COUNTER_FUNCTIONS):
             metric = SERIES.get(name)
             if metric and metric.type == "counter":
                 problems.append(f"{where}: counter {name} outside rate/irate/increase")

@@ -79,6 +79,14 @@ _BRACKETS = re.compile(r"\[[^\]]*\]")
 _IDENT = re.compile(r"(?<![\w$.])([a-zA-Z_:][a-zA-Z0-9_:]*)")
 _MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
 _SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*\{([^}]*)\}")
+# queries.promql.increase_in_range, with the same selector S in all four places:
+# (increase(S[$__range]) and S offset $__range) or (last_over_time(S[$__range]) unless S offset
+# $__range)
+_IN_RANGE = re.compile(
+    r"\(increase\((?P<s>[a-zA-Z_:][a-zA-Z0-9_:]*\{[^}]*\})\[\$__range\]\) "
+    r"and (?P=s) offset \$__range\) "
+    r"or \(last_over_time\((?P=s)\[\$__range\]\) unless (?P=s) offset \$__range\)"
+)
 
 
 def metric_names(expr: str) -> set[str]:
@@ -124,3 +132,13 @@ def selector_names_outside(expr: str, functions: tuple[str, ...]) -> set[str]:
         for arg in set(calls(text, function)):
             text = text.replace(f"{function}({arg})", f"{function}()")
     return metric_names(text)
+
+
+def fold_increase_in_range(expr: str) -> str:
+    """``expr`` with each exact ``increase_in_range(S)`` reduced to ``increase(S[$__range])``.
+
+    That helper reads the raw counter twice (an ``offset`` guard and the last value of a series
+    born in the range) on purpose; only this exact shape, with one selector throughout, is
+    folded, so a bare counter anywhere else still counts as outside rate/increase.
+    """
+    return _IN_RANGE.sub(lambda m: f"increase({m['s']}[$__range])", expr)

@@ -194,7 +194,14 @@ class Visible:
         return out
 
 
-def copy_subtree(trace: Trace, root: Span, visible: Visible | None = None) -> list[Node]:
+def copy_subtree(
+    trace: Trace,
+    root: Span,
+    visible: Visible | None = None,
+    *,
+    prune: bool = False,
+    base: int = 0,
+) -> list[Node]:
     """Step 1: copy the root's subtree into private nodes, parents before children.
 
     ::
@@ -206,20 +213,31 @@ def copy_subtree(trace: Trace, root: Span, visible: Visible | None = None) -> li
                                                  [3] b     parent 0
 
     Children keep the model's order (by start), so ties later resolve as in Jaeger UI.
+
+    ``prune=True`` does step 2 on the way (a node is created after its parent, so the
+    parent's ``dropped`` is final); ``base`` is added to every parent index, for nodes that
+    will sit at ``base`` in a bigger list.
     """
     nodes: list[Node] = []
+    append = nodes.append
     children = trace.children
     stack: list[tuple[Span, int]] = [(root, NO_NODE)]
+    pop, extend = stack.pop, stack.extend
     while stack:
-        span, parent = stack.pop()
-        index = len(nodes)
-        nodes.append(Node(span.span_id, span.start_us, span.start_us + span.duration_us,
-                          span.kind, parent))
+        span, parent = pop()
+        index = len(nodes) + base
+        start = span.start_us
+        node = Node(span.span_id, start, start + span.duration_us, span.kind, parent)
+        if prune and parent != NO_NODE:
+            above = nodes[parent - base]
+            if above.dropped or (above.kind == PRODUCER and node.kind == CONSUMER):
+                node.dropped = True
+        append(node)
         kids = children.get(span.span_id)
         if kids:
             if visible is not None:
                 kids = visible.of(kids)
-            stack.extend([(kid, index) for kid in reversed(kids)])
+            extend([(kid, index) for kid in reversed(kids)])
     return nodes
 
 
@@ -363,6 +381,39 @@ def sanitize_overflowing_children(nodes: list[Node]) -> None:
 _NO_KIDS: list[int] = []
 
 
+def _sanitize_grouped(nodes: list[Node]) -> dict[int, list[int]]:
+    """Step 3 and the grouping of :func:`_children_by_end` (unsorted) in one pass: a node's
+    ``dropped`` is final once its own step 3 is done."""
+    kids: dict[int, list[int]] = {}
+    for index, node in enumerate(nodes):
+        parent_index = node.parent
+        if node.dropped or parent_index == NO_NODE:
+            continue
+        parent = nodes[parent_index]
+        if parent.dropped:
+            node.dropped = True
+            continue
+        p_start, p_end = parent.start, parent.end
+        if node.start >= p_start:
+            if node.start >= p_end:
+                node.dropped = True
+            elif node.end > p_end:
+                node.end = p_end
+        elif node.end <= p_start:
+            node.dropped = True
+        else:
+            node.start = p_start
+            node.end = min(node.end, p_end)
+        if node.dropped:
+            continue
+        lst = kids.get(parent_index)
+        if lst is None:
+            kids[parent_index] = [index]
+        else:
+            lst.append(index)
+    return kids
+
+
 def _children_by_end(nodes: list[Node], *, ordered: bool = True) -> dict[int, list[int]]:
     """Each node's surviving children, last-finishing first (ties: earlier start, then order);
     ``ordered=False`` leaves the sorting to :func:`_by_end`, for the nodes a walk visits."""
@@ -429,6 +480,7 @@ def walk_back(
     *,
     strict_boundary: bool = False,
     stop: Collection[str] | None = None,
+    kids: dict[int, list[int]] | None = None,
 ) -> list[Section]:
     """Step 5: walk back in time from the root's end; newest section first.
 
@@ -450,9 +502,11 @@ def walk_back(
 
     ``stop``: span ids that end the walk as soon as one of them gets a section (the last
     one returned) — "does the path pass through any of these?" without walking all of it.
-    Children are sorted by end only when the walk first reaches their parent.
+    Children are sorted by end only when the walk first reaches their parent; ``kids`` may
+    pass the (unsorted) grouping when the caller has it.
     """
-    kids = _children_by_end(nodes, ordered=False)
+    if kids is None:
+        kids = _children_by_end(nodes, ordered=False)
     ready: dict[int, list[int]] = {}
     cursor = [0] * len(nodes)
     out: list[Section] = []
@@ -504,8 +558,8 @@ def _rebase(nodes: list[Node], lo: int, hi: int) -> list[Node]:
 def _one_root(
     nodes: list[Node], strict_boundary: bool, stop: Collection[str] | None = None
 ) -> list[Section]:
-    sanitize_overflowing_children(nodes)
-    return walk_back(nodes, 0, strict_boundary=strict_boundary, stop=stop)
+    kids = _sanitize_grouped(nodes)
+    return walk_back(nodes, 0, strict_boundary=strict_boundary, stop=stop, kids=kids)
 
 
 def _stopped(sections: list[Section], stop: Collection[str] | None) -> str | None:
@@ -542,8 +596,7 @@ def critical_path(
     failed: list[str] = []
     for root in roots:
         try:
-            nodes = copy_subtree(trace, root, visible)
-            prune_non_blocking(nodes)
+            nodes = copy_subtree(trace, root, visible, prune=True)
             part = _one_root(nodes, strict_boundary, stop)
         except Exception as exc:  # a bad root is reported, the others still count
             failed.append(f"Root span {root.span_id}: {exc!r}")
@@ -566,16 +619,12 @@ def _critical_path_reattached(
     forest: list[Node] = [Node(SYNTHETIC_ROOT_ID, 0, 0, "", NO_NODE)]
     ranges: list[tuple[int, int]] = []
     for root in roots:
+        offset = len(forest)
         try:
-            nodes = copy_subtree(trace, root, visible)
-            prune_non_blocking(nodes)
+            nodes = copy_subtree(trace, root, visible, prune=True, base=offset)
         except Exception as exc:
             failed.append(f"Root span {root.span_id}: {exc!r}")
             continue
-        offset = len(forest)
-        for node in nodes:
-            if node.parent != NO_NODE:
-                node.parent += offset
         forest.extend(nodes)
         ranges.append((offset, len(forest)))
     try:

@@ -11,14 +11,36 @@ No second fetch by trace id follows a search: both APIs answer a tag search with
 (all spans, not only the matching ones), so a refetch would double the calls for nothing. A
 trace still being written may be incomplete in either answer; callers must not cache recent
 traces as final.
+
+Fewer calls on the live path (``opdiag serve``), and why each is safe:
+
+* The service list is reused for ``services_ttl_s``: it changes only when a process starts.
+  ``check()`` (``/readyz``) always asks Jaeger.
+* Every fan-out search is one entry of a ``TtlCache`` holding the *merged* answer (so no
+  request ever merges shared trace objects again), bounded by ``search_cache_traces`` and
+  single-flight: concurrent identical requests wait for one fan-out.
+* Window searches (``recent_traces``) round their bounds outwards to ``search_round_s`` and
+  cut the answer back to the requested window; they are reused for ``search_ttl_s``.
+* The *live window* — every matching service over the last ``lookback_s`` (plus the clock
+  margin) at ``search_limit`` depth — is one shared entry: the operations list over that
+  range, the baselines of every diagnosis and ``recent_traces_for`` all read it, so a cold
+  diagnosis costs one window search, and further cold diagnoses within the TTL cost none.
+  It is only trusted when no service's answer reached the depth (a cut answer could miss
+  traces); otherwise the exact searches run as before.
+* ``traces_for`` (an operation's traces by tag) never reuses a stored answer: it only joins
+  an identical search already in flight. ``recent_traces_for`` may answer from the live
+  window (at most ``search_ttl_s`` old); the service uses it only for operations that turn
+  out finished — their traces no longer change — and asks ``traces_for`` again for the
+  unfinished ones.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from types import TracebackType
 from typing import Any, TypeVar
@@ -29,6 +51,7 @@ from opdiag.errors import InputError, SourceUnavailableError, TraceFormatError
 from opdiag.model import Trace, merge_traces, normalise_trace_id
 from opdiag.settings import JaegerSettings
 from opdiag.sources.jaeger_api import QueryApi, detect_api
+from opdiag.sources.jaeger_cache import TtlCache
 from opdiag.sources.jaeger_http import JaegerHttp, Observer
 from opdiag.sources.jaeger_query import looks_like_trace_id
 from opdiag.sources.readers import parse_document
@@ -38,6 +61,7 @@ OPERATION_ID = "operation.id"
 _CLOCK_MARGIN_S = 60.0
 
 T = TypeVar("T")
+SearchKey = tuple[Any, ...]
 
 
 def _as_text(value: Any) -> str:
@@ -58,6 +82,75 @@ def holds_attribute(trace: Trace, service: str, key: str, value: str) -> bool:
     return False
 
 
+def _values_of(trace: Trace, services: frozenset[str], key: str) -> set[str]:
+    """Every value of attribute ``key`` on spans of ``services`` (attributes, resource,
+    events): what a tag search for ``key`` would match in this trace."""
+    found: set[str] = set()
+    for span in trace.spans:
+        if span.service not in services:
+            continue
+        for attrs in (span.attributes, span.resource, *(e.attributes for e in span.events)):
+            if key in attrs:
+                found.add(_as_text(attrs[key]))
+    return found
+
+
+def _starts_in(trace: Trace, start_us: int, end_us: int) -> bool:
+    """Some span starts in ``[start_us, end_us)`` (Jaeger's window rule); bounds first."""
+    if trace.start_us >= end_us or trace.end_us < start_us:
+        return False
+    if trace.start_us >= start_us:
+        return True
+    return any(start_us <= s.start_us < end_us for s in trace.spans)
+
+
+@dataclass(slots=True, eq=False)
+class WindowAnswer:
+    """One fan-out search, merged: the (rounded) window asked, the traces newest first, and
+    the services whose answer reached the depth (so it may have been cut)."""
+
+    start_us: int
+    end_us: int
+    services: frozenset[str]
+    traces: tuple[Trace, ...]
+    truncated: frozenset[str]
+    depth: int = 0
+    asked_at_us: int = 0
+    _by_operation: dict[str, list[Trace]] | None = field(default=None, repr=False)
+
+    @property
+    def complete(self) -> bool:
+        return not self.truncated
+
+    def covers(self, start_us: int, end_us: int) -> bool:
+        return self.start_us <= start_us and end_us <= self.end_us
+
+    def answers(self, start_us: int, end_us: int, cap: int, slack_us: int) -> bool:
+        """Whether cutting this answer to ``[start_us, end_us)`` and ``cap`` gives what a
+        search of that window at depth ``cap`` would: always when no service was cut; when
+        one was, only for a window reaching the time this answer was asked (Jaeger answers
+        the newest traces first, so both hold the newest ``cap``)."""
+        if not self.covers(start_us, end_us):
+            return False
+        return self.complete or (cap <= self.depth and end_us >= self.asked_at_us - slack_us)
+
+    def by_operation(self, ident: str) -> list[Trace]:
+        """Traces a tag search for ``operation.id=ident`` would return; the index is built
+        once per answer (building it twice in a race is harmless)."""
+        index = self._by_operation
+        if index is None:
+            index = {}
+            for trace in self.traces:
+                for value in _values_of(trace, self.services, OPERATION_ID):
+                    index.setdefault(value, []).append(trace)
+            self._by_operation = index
+        return list(index.get(ident, ()))
+
+
+def _weight(answer: WindowAnswer) -> int:
+    return len(answer.traces)
+
+
 class JaegerSource:
     """A ``TraceSource`` over Jaeger's HTTP query APIs; one pooled client, thread-safe."""
 
@@ -75,6 +168,11 @@ class JaegerSource:
         self._lock = threading.Lock()
         self._api: QueryApi | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._services: TtlCache[list[str]] = TtlCache(settings.services_ttl_s, 4)
+        self._searches: TtlCache[WindowAnswer] = TtlCache(
+            settings.search_ttl_s, settings.search_cache_traces, weigh=_weight
+        )
+        self._round_us = max(1, int(settings.search_round_s * 1_000_000))
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -113,6 +211,10 @@ class JaegerSource:
                 self._api = detect_api(self._http, self._settings.storage, self._settings.api)
             return self._api
 
+    def cache_stats(self) -> dict[str, dict[str, int]]:
+        """Counters of the service-list and search caches (for ``/metrics``)."""
+        return {"services": self._services.stats(), "searches": self._searches.stats()}
+
     # -- TraceSource -----------------------------------------------------------------------
 
     def describe(self) -> str:
@@ -124,30 +226,42 @@ class JaegerSource:
         return f"jaeger {self._http.url} ({label}{version})"
 
     def check(self) -> None:
-        """Detect the API (once) and list services: proves Jaeger answers with data."""
+        """Detect the API (once) and list services: proves Jaeger answers with data. Never
+        answered from the cache: readiness is about Jaeger now."""
         self._query_api().services()
 
     def all_services(self) -> list[str]:
-        return self._query_api().services()
+        return list(self._service_list(self._query_api()))
 
     def traces_for(self, ident: str) -> list[Trace]:
         """A trace id (16/32 hex) is fetched by id; anything else is searched as
-        ``operation.id`` in every matching service over ``lookback_s``. Oldest first."""
+        ``operation.id`` in every matching service over ``lookback_s``. Oldest first.
+        Always Jaeger's current answer: only an identical call in flight is shared."""
         ident = ident.strip()
         if not ident:
             raise InputError("an operation id or trace id is required", field="id")
         api = self._query_api()
         if looks_like_trace_id(ident):
             trace_id = normalise_trace_id(ident)
-            doc = api.trace(trace_id)
-            if doc is None:
-                return []
-            return merge_traces(self._parse(doc, f"{api.name}:trace/{trace_id}"))
+
+            def fetch() -> WindowAnswer:
+                doc = api.trace(trace_id)
+                found = [] if doc is None else self._parse(doc, f"{api.name}:trace/{trace_id}")
+                merged = tuple(merge_traces(found))
+                return WindowAnswer(0, 0, frozenset(), merged, frozenset())
+
+            answer = self._searches.get_or_load(
+                ("trace", api.name, trace_id), fetch, max_age_s=0, store=False
+            )
+            return list(answer.traces)
         now_us = int(self._clock() * 1_000_000)
-        start_us = now_us - int(self._settings.lookback_s * 1_000_000)
-        end_us = now_us + int(_CLOCK_MARGIN_S * 1_000_000)
+        start_us, end_us = self._rounded(
+            now_us - int(self._settings.lookback_s * 1_000_000),
+            now_us + int(_CLOCK_MARGIN_S * 1_000_000),
+        )
         tags = {OPERATION_ID: ident}
         depth = max(1, self._settings.search_limit)
+        services = self._matching_services(api)
 
         def search(service: str) -> list[Trace]:
             doc = api.search(service, start_us, end_us, depth, tags)
@@ -156,37 +270,131 @@ class JaegerSource:
                 traces = [t for t in traces if holds_attribute(t, service, OPERATION_ID, ident)]
             return traces
 
-        found = self._fan_out(self._matching_services(api), search)
-        merged = merge_traces(t for traces in found for t in traces)
-        merged.sort(key=lambda t: (t.start_us, t.trace_id))
-        return merged
+        def fetch_all() -> WindowAnswer:
+            found = self._fan_out(services, search)
+            merged = merge_traces(t for traces in found for t in traces)
+            merged.sort(key=lambda t: (t.start_us, t.trace_id))
+            return WindowAnswer(start_us, end_us, frozenset(services), tuple(merged), frozenset())
+
+        key = ("tags", api.name, tuple(services), start_us, end_us, depth, ident)
+        return list(self._searches.get_or_load(key, fetch_all, max_age_s=0, store=False).traces)
 
     def recent_traces(self, start_us: int, end_us: int, limit: int = 500) -> list[Trace]:
         """Every matching service searched for the window, merged, newest first; at most
-        ``min(limit, search_limit)`` traces (also the search depth per service)."""
+        ``min(limit, search_limit)`` traces (also the search depth per service). Answered
+        from the shared live window when it covers the range, else by a (cached) search of
+        the rounded window; either way cut back to ``[start_us, end_us)``."""
         if end_us <= start_us or limit <= 0:
             return []
         cap = max(1, min(limit, self._settings.search_limit))
         api = self._query_api()
+        services = self._matching_services(api)
+        answer: WindowAnswer | None = None
+        live_start, live_end = self._live_bounds()
+        if live_start <= start_us and end_us <= live_end:
+            answer = self._live_answer(api, services, start_us, end_us)
+            if not answer.answers(start_us, end_us, cap, self._round_us):
+                answer = None
+        if answer is None:
+            lo, hi = self._rounded(start_us, end_us)
+            key = ("window", api.name, tuple(services), lo, hi, cap)
+            answer = self._searches.get_or_load(
+                key, lambda: self._window_search(api, services, lo, hi, cap)
+            )
+        found = [t for t in answer.traces if _starts_in(t, start_us, end_us)]
+        return found[:cap]
 
-        def search(service: str) -> list[Trace]:
-            doc = api.search(service, start_us, end_us, cap, None)
-            return [] if doc is None else self._parse(doc, f"{api.name}:search/{service}")
-
-        found = self._fan_out(self._matching_services(api), search)
-        merged = merge_traces(t for traces in found for t in traces)
-        merged.sort(key=lambda t: (t.start_us, t.trace_id), reverse=True)
-        return merged[:cap]
+    def recent_traces_for(self, ident: str) -> list[Trace] | None:
+        """The traces of ``ident`` (operation or trace id) as the live window holds them —
+        searched at most ``search_ttl_s`` ago, fetched now if older. None when the window
+        cannot say (a service's answer was cut at the depth, or ``ident`` is not in it: it
+        may be newer than the window): then ask ``traces_for``. Oldest first."""
+        ident = (ident or "").strip()
+        if not ident or self._settings.search_ttl_s <= 0:
+            return None
+        api = self._query_api()
+        services = self._matching_services(api)
+        now_us = int(self._clock() * 1_000_000)
+        answer = self._live_answer(
+            api, services, now_us - int(self._settings.lookback_s * 1_000_000), now_us
+        )
+        if not answer.complete:
+            return None
+        if looks_like_trace_id(ident):
+            wanted = normalise_trace_id(ident)
+            found = [t for t in answer.traces if t.trace_id == wanted]
+        else:
+            found = answer.by_operation(ident)
+        if not found:
+            return None
+        return sorted(found, key=lambda t: (t.start_us, t.trace_id))
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _service_list(self, api: QueryApi) -> list[str]:
+        return self._services.get_or_load(api.name, api.services)
 
     def _matching_services(self, api: QueryApi) -> list[str]:
         """Services matching the configured patterns (all when none are configured)."""
         patterns = self._settings.service_patterns
-        services = api.services()
+        services = self._service_list(api)
         if not patterns:
-            return services
+            return list(services)
         return [s for s in services if any(fnmatchcase(s, p) for p in patterns)]
+
+    def _rounded(self, start_us: int, end_us: int) -> tuple[int, int]:
+        """The window widened to whole ``search_round_s`` steps: nearby requests share it."""
+        step = self._round_us
+        return start_us - start_us % step, -(-end_us // step) * step
+
+    def _live_bounds(self) -> tuple[int, int]:
+        """The live window now: the last ``lookback_s`` (one rounding step more, so a
+        ``now - lookback`` read a moment earlier by the caller still falls inside) plus the
+        clock margin, rounded."""
+        now_us = int(self._clock() * 1_000_000)
+        return self._rounded(
+            now_us - int(self._settings.lookback_s * 1_000_000) - self._round_us,
+            now_us + int(_CLOCK_MARGIN_S * 1_000_000),
+        )
+
+    def _live_answer(
+        self, api: QueryApi, services: list[str], start_us: int, end_us: int
+    ) -> WindowAnswer:
+        """The shared live-window search; a stored one is reused while it covers the
+        request (it always does within the TTL: the TTL is shorter than the margin)."""
+        lo, hi = self._live_bounds()
+        depth = max(1, self._settings.search_limit, self._settings.live_depth)
+        key = ("live", api.name, tuple(services), depth)
+        return self._searches.get_or_load(
+            key,
+            lambda: self._window_search(api, services, lo, hi, depth),
+            accept=lambda answer: answer.covers(start_us, end_us),
+        )
+
+    def _window_search(
+        self, api: QueryApi, services: list[str], start_us: int, end_us: int, depth: int
+    ) -> WindowAnswer:
+        """Every service searched over the window without tags, merged, newest first."""
+        asked_at_us = int(self._clock() * 1_000_000)
+
+        def search(service: str) -> tuple[str, list[Trace]]:
+            doc = api.search(service, start_us, end_us, depth, None)
+            traces = [] if doc is None else self._parse(doc, f"{api.name}:search/{service}")
+            return service, traces
+
+        found = self._fan_out(services, search)
+        truncated = frozenset(service for service, traces in found if len(traces) >= depth)
+        merged = merge_traces(t for _, traces in found for t in traces)
+        merged.sort(key=lambda t: (t.start_us, t.trace_id), reverse=True)
+        return WindowAnswer(
+            start_us,
+            end_us,
+            frozenset(services),
+            tuple(merged),
+            truncated,
+            depth=depth,
+            asked_at_us=asked_at_us,
+        )
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -197,9 +405,10 @@ class JaegerSource:
                 )
             return self._pool
 
-    def _fan_out(self, services: list[str], search: Callable[[str], T]) -> list[T]:
+    def _fan_out(self, services: Iterable[str], search: Callable[[str], T]) -> list[T]:
         """Run ``search`` for every service, at most ``concurrency`` at a time; the first
         failure fails the lookup (a partial operation would give a wrong verdict)."""
+        services = list(services)
         if len(services) <= 1:
             return [search(s) for s in services]
         pool = self._executor()

@@ -822,13 +822,14 @@ def _legacy_spans(
     procs: dict[str, tuple[str, dict[str, Any]]] | None = None,
     default_tid: Any = None,
 ) -> set[str]:
-    """The hot loop: one pass, plain dict lookups, ids normalised with small caches (a span
-    id is normalised once and the string shared with the references to it). Returns the
-    trace ids the spans went to."""
+    """The hot loop: one pass, plain dict lookups, ids normalised with small caches (parent
+    ids repeat: one string per parent). Returns the trace ids the spans went to."""
     procs = procs or {}
     tid_cache: dict[Any, str] = {}
     sid_cache: dict[str, str] = {}
-    known_keys: set[str] = set()  # tag keys already seen to be strings
+    # One string object per distinct text value: tag values and names repeat across
+    # thousands of spans, and a shared string is ~60 bytes not kept per span.
+    share = {}.setdefault
     touched: set[str] = set()
     buckets = col.spans
     last_tid: str | None = None
@@ -855,26 +856,26 @@ def _legacy_spans(
         if duration < 0:
             raise _Fail(f"{where}[{i}]", f"negative duration {duration}")
         name = raw.get("operationName")
-        if type(name) is not str:
-            name = "" if name is None else str(name)
+        name = share(name, name) if type(name) is str else "" if name is None else str(name)
         tags = raw.get("tags")
         if tags:
             # _kv_dict inlined: this is the hottest line of a 100k-span file
             try:
                 attrs = {
                     kv["key"]: v
-                    if (v := kv["value"]).__class__ is not str or kv["type"] == "string"
+                    if (v := kv["value"]).__class__ is not str
+                    else share(v, v)
+                    if kv["type"] == "string"
                     else _lenient(kv["type"], v)
                     for kv in tags
                 }
             except (KeyError, TypeError):
                 attrs = _kv_dict_checked(tags, f"{where}[{i}]", "tags")
             else:
-                if not known_keys.issuperset(attrs):
-                    if any(key.__class__ is not str for key in attrs):
+                for key in attrs:
+                    if key.__class__ is not str:
                         attrs = _kv_dict_checked(tags, f"{where}[{i}]", "tags")
-                    else:
-                        known_keys.update(attrs)
+                        break
         else:
             attrs = {}
 
@@ -921,7 +922,7 @@ def _legacy_spans(
                     ntid = _trace_id(rtid, f"{where}[{i}].references")
                     tid_cache[rtid] = ntid
                 rtype = r.get("refType")
-                rtype = rtype.upper() if type(rtype) is str else CHILD_OF
+                rtype = share(upper := rtype.upper(), upper) if type(rtype) is str else CHILD_OF
                 rsid = r.get("spanID")
                 if type(rsid) is not str or not rsid:
                     rsid = _span_id(rsid, f"{where}[{i}].references", "reference spanID")
@@ -954,12 +955,9 @@ def _legacy_spans(
         if raw_warnings and type(raw_warnings) is list:
             span_warnings.extend(str(w) for w in raw_warnings)
 
-        nsid = sid_cache.get(sid)
-        if nsid is None:
-            nsid = sid_cache[sid] = sid.strip().lower().rjust(16, "0")
         span = Span(
             tid,
-            nsid,
+            sid.strip().lower().rjust(16, "0"),
             name,
             proc[0],
             start,

@@ -1,9 +1,9 @@
 """KTRDR Operations Dashboard: what finished, how well, how long, and opdiag's verdicts.
 
-Fixes KTRDR's version: counts are over the dashboard range (increase over $__range), the
-success rate is 0 % when everything failed and "no data" when nothing finished, durations come
-from ktrdr_operation_duration_seconds (not the dispatch HTTP call), and operation types are
-the operation_type label (not HTTP endpoints).
+Fixes KTRDR's version: counts are over the dashboard range (``increase_in_range``, which also
+counts each series' first operation), the success rate is 0 % when everything failed and "no
+data" when nothing finished, durations come from ktrdr_operation_duration_seconds (not the
+dispatch HTTP call), and operation types are the operation_type label (not HTTP endpoints).
 """
 
 from __future__ import annotations
@@ -92,15 +92,31 @@ def build(settings: Settings, json_datasource: str) -> Board:
         unit="ops",
         stacked=True,
     )
-    durations = panels.timeseries(
+    # A table over the range, not a rate() time series: operations finish minutes apart, so
+    # per-rate-interval quantiles are NaN nearly everywhere, and rate() never sees the first
+    # operation of a type (its series is born at 1).
+    durations = panels.table(
         "Operation Duration Percentiles",
-        "Run time of finishing operations per type (ktrdr_operation_duration_seconds).",
+        "Run time of the operations finished in the dashboard range, per operation type "
+        "(ktrdr_operation_duration_seconds).",
         [
-            prom(pq.duration_quantile(s, 0.5), "P50 {{operation_type}}", "A"),
-            prom(pq.duration_quantile(s, 0.95), "P95 {{operation_type}}", "B"),
-            prom(pq.duration_quantile(s, 0.99), "P99 {{operation_type}}", "C"),
+            prom(pq.duration_quantile_by_type_in_range(s, q), "", ref, instant=True, table=True)
+            for q, ref in ((0.5, "A"), (0.95, "B"), (0.99, "C"))
+        ],
+        transformations=[
+            {"id": "merge", "options": {}},
+            fields.organize(
+                exclude=["Time"],
+                rename={
+                    "operation_type": "Type",
+                    "Value #A": "P50",
+                    "Value #B": "P95",
+                    "Value #C": "P99",
+                },
+            ),
         ],
         unit="s",
+        sort_by="P95",
     )
     recent = operations_table(
         s,

@@ -1,7 +1,8 @@
 """KTRDR System Overview: health, traffic, errors, latency and resources of every service.
 
 Fixes KTRDR's version: the backend is matched whatever its job is called (the job variable's
-"All" is the configured regex), rates use $__rate_interval, the error rate is 0 when healthy.
+"All" is the configured regex), rates use $__rate_interval, the error rate and the errors by
+status are 0 (not empty, not NaN) when healthy or idle.
 """
 
 from __future__ import annotations
@@ -44,12 +45,11 @@ def build(settings: Settings, json_datasource: str) -> Board:
     )
     err = panels.stat(
         "Error Rate",
-        "Share of HTTP responses with a 5xx status; 0 % while traffic flows without errors, "
-        "no data only when there is no traffic.",
+        "Share of HTTP responses with a 5xx status; 0 % when no request failed, also when "
+        "there was no traffic at all (Requests/sec shows 0 then).",
         [prom(pq.error_ratio_percent(s))],
         unit="percent",
         thresholds=panels.steps("green", (1, "yellow"), (5, "red")),
-        no_value="No traffic",
     )
     p95 = panels.stat(
         "P95 Latency",
@@ -77,7 +77,8 @@ def build(settings: Settings, json_datasource: str) -> Board:
     )
     by_status = panels.timeseries(
         "Errors by Status Code",
-        "4xx and 5xx responses per second, per status code.",
+        "4xx and 5xx responses per second, per status code; a 0 line named 'none' while "
+        "there has been no 4xx/5xx response.",
         [prom(pq.errors_by_status(s), "{{http_status_code}}")],
         unit="reqps",
         stacked=True,

@@ -1,9 +1,10 @@
 """Every PromQL expression of the dashboards, one function each (mixin style).
 
 Rules kept by all of them (and checked by the lint): rate windows are ``$__rate_interval``,
-totals over the dashboard range use ``increase(...[$__range])``, ``_total`` counters appear
-only inside rate/increase, and the counter-named gauge ``ktrdr_workers_registered_total`` is
-read as the gauge it is.
+totals over the dashboard range go through :func:`increase_in_range` (never a bare
+``increase(...[$__range])``), ``_total`` counters appear only inside rate/increase or that
+helper, and the counter-named gauge ``ktrdr_workers_registered_total`` is read as the gauge
+it is. Panels that show errors or failures return 0, never nothing and never NaN.
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ def request_rate(s: Settings) -> str:
 
 
 def error_ratio_percent(s: Settings) -> str:
-    """5xx share in %: 0 (not empty) while traffic flows without errors."""
+    """5xx share in %: 0 (not empty) without errors, and 0 (not NaN = 0/0) without traffic.
+
+    No request means no failed request; the Requests/sec stat beside it shows the silence.
+    """
     errors = (
         f'sum(rate({HTTP}_count{{{sel.services(s)}, http_status_code=~"5.."}}[$__rate_interval]))'
     )
-    return f"({errors} or vector(0)) / {request_rate(s)} * 100"
+    return f"({errors} or vector(0)) / ({request_rate(s)} > 0) * 100 or vector(0)"
 
 
 def latency_quantile(s: Settings, q: float) -> str:
@@ -56,12 +60,21 @@ def request_rate_by_service(s: Settings) -> str:
     return f"sum by (job, http_target) (rate({HTTP}_count{{{sel.services(s)}}}[$__rate_interval]))"
 
 
+NO_ERRORS = "none"
+
+
 def errors_by_status(s: Settings) -> str:
-    """4xx/5xx responses per second per status code."""
-    return (
+    """4xx/5xx responses per second per status code; one 0 series labelled ``none`` while no
+    4xx/5xx series exists (OTel creates a status code's series at its first response).
+
+    ``or on()`` adds the zero only when the left side is empty (a plain ``or`` would add it
+    beside every real code, since its label set never matches theirs).
+    """
+    errors = (
         f"sum by (http_status_code) (rate({HTTP}_count"
         f'{{{sel.services(s)}, http_status_code=~"[45].."}}[$__rate_interval]))'
     )
+    return f'{errors} or on() label_replace(vector(0), "http_status_code", "{NO_ERRORS}", "", "")'
 
 
 def service_status(s: Settings) -> str:
@@ -131,14 +144,39 @@ def memory_by_worker(s: Settings) -> str:
 # --- Operations ---------------------------------------------------------------------------
 
 
+def increase_in_range(series: str) -> str:
+    """Per-series increase of a counter (or histogram bucket) over the dashboard range.
+
+    The one way every "over the range" count is written. KTRDR's prometheus_client creates a
+    label set at its first increment, so a series is first scraped at 1 (no 0 sample) and
+    increase() never counts that first operation. Series that existed at the range start
+    (``offset $__range`` finds them) use increase(), which also handles counter resets;
+    series born inside the range count their whole last value (``last_over_time``, so a
+    process that stopped inside the range still counts). Limits: a series born in the range
+    and reset again in it counts only since the reset; a series that existed at the start
+    but has fewer than two samples in the range counts 0.
+    """
+    at_start = f"{series} offset $__range"
+    return (
+        f"(increase({series}[$__range]) and {at_start}) "
+        f"or (last_over_time({series}[$__range]) unless {at_start})"
+    )
+
+
+def _ops(s: Settings, status: str = "") -> str:
+    """ktrdr_operations_total of the selected operations, optionally one terminal status."""
+    extra = f', status="{status}"' if status else ""
+    return f"{OPS}{{{sel.operations(s)}{extra}}}"
+
+
 def finished_in_range(s: Settings) -> str:
     """Operations that reached a terminal state in the dashboard range."""
-    return f"sum(increase({OPS}{{{sel.operations(s)}}}[$__range]))"
+    return f"sum({increase_in_range(_ops(s))})"
 
 
 def failed_in_range(s: Settings) -> str:
     """Operations that failed in the range: 0, not empty, when none did."""
-    return f'sum(increase({OPS}{{{sel.operations(s)}, status="failed"}}[$__range])) or vector(0)'
+    return f"sum({increase_in_range(_ops(s, 'failed'))}) or vector(0)"
 
 
 def success_rate_percent(s: Settings) -> str:
@@ -147,34 +185,34 @@ def success_rate_percent(s: Settings) -> str:
     0 % when everything failed (the numerator falls back to 0), no data when nothing finished
     (the denominator is filtered to > 0) - never KTRDR's ``or vector(100)``.
     """
-    completed = f'sum(increase({OPS}{{{sel.operations(s)}, status="completed"}}[$__range]))'
+    completed = f"sum({increase_in_range(_ops(s, 'completed'))})"
     return f"({completed} or vector(0)) / ({finished_in_range(s)} > 0) * 100"
 
 
 def finished_by_type_and_status(s: Settings) -> str:
     """Finished operations per type and terminal status over the range (instant, table)."""
-    return f"sum by (operation_type, status) (increase({OPS}{{{sel.operations(s)}}}[$__range]))"
+    return f"sum by (operation_type, status) ({increase_in_range(_ops(s))})"
 
 
 def finished_rate_by_status(s: Settings) -> str:
     """Operations finishing per second, per terminal status."""
-    return f"sum by (status) (rate({OPS}{{{sel.operations(s)}}}[$__rate_interval]))"
+    return f"sum by (status) (rate({_ops(s)}[$__rate_interval]))"
 
 
-def duration_quantile(s: Settings, q: float) -> str:
-    """Operation run time quantile (seconds) per type from the duration histogram."""
-    return (
-        f"histogram_quantile({q}, sum by (le, operation_type) "
-        f"(rate({DURATION}_bucket{{{sel.operations(s)}}}[$__rate_interval])))"
-    )
+def _duration_quantile(s: Settings, q: float, by: str) -> str:
+    """Run time quantile (seconds) of the operations finished in the range, grouped ``by``."""
+    buckets = increase_in_range(f"{DURATION}_bucket{{{sel.operations(s)}}}")
+    return f"histogram_quantile({q}, sum by ({by}) ({buckets}))"
 
 
 def duration_quantile_in_range(s: Settings, q: float) -> str:
     """Operation run time quantile (seconds) over the whole range, all selected types."""
-    return (
-        f"histogram_quantile({q}, sum by (le) "
-        f"(increase({DURATION}_bucket{{{sel.operations(s)}}}[$__range])))"
-    )
+    return _duration_quantile(s, q, "le")
+
+
+def duration_quantile_by_type_in_range(s: Settings, q: float) -> str:
+    """Operation run time quantile (seconds) per type over the range (one table row each)."""
+    return _duration_quantile(s, q, "le, operation_type")
 
 
 def active_operations(s: Settings) -> str:
