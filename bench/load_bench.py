@@ -15,7 +15,9 @@ bounded load generator (threads + httpx, bounded in count and time):
 * N concurrent clients for T seconds on a mixed workload: errors and server RSS growth.
 
 It prints p50/p95, requests/s, Jaeger calls per request (from the replay server's call log)
-and the ratios against the targets.
+and the ratios against the targets. The single-diagnosis rows separate the very first request
+of a fresh server (nothing cached, not even the service list) from the following cold ones,
+which may reuse the live window the server searched for an earlier diagnosis's baseline.
 """
 
 from __future__ import annotations
@@ -406,12 +408,22 @@ def main(argv: list[str] | None = None) -> int:
         ids = corpus.operation_ids
         cold_ids = ids[: min(len(ids), 20 if args.quick else 60)]
         run_load("warm-up /healthz", server.base, lambda n: "/healthz", clients=1, count=200)
+        # The very first diagnosis finds nothing cached (not even the service list); the
+        # following cold ones (first request per id) may reuse the shared live window.
+        first_single = run_load(
+            "single diagnosis, first on a fresh server",
+            server.base,
+            lambda n: f"/api/v1/operations/{quote(cold_ids[0], safe='')}",
+            clients=1,
+            count=1,
+            replay=replay,
+        )
         cold_single = run_load(
             "single diagnosis, cold",
             server.base,
-            lambda n: f"/api/v1/operations/{quote(cold_ids[n], safe='')}",
+            lambda n: f"/api/v1/operations/{quote(cold_ids[n + 1], safe='')}",
             clients=1,
-            count=len(cold_ids),
+            count=len(cold_ids) - 1,
             replay=replay,
         )
         # Finished operations are cached; unfinished ones (stuck, running) are recomputed
@@ -442,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
             replay=replay,
         )
         server.stop()
-        results += [healthz, cold_single, cached_single, healthz_again, unfinished]
+        results += [healthz, first_single, cold_single, cached_single, healthz_again, unfinished]
         floor = (healthz.pct(0.95) + healthz_again.pct(0.95)) / 2
         ratios.append(
             _ratio(
@@ -536,6 +548,8 @@ def main(argv: list[str] | None = None) -> int:
         f"end {end_kb / 1024:.1f} MiB, peak {peak_kb / 1024:.1f} MiB "
         f"(growth over the last 2/3: {growth * 100:+.1f} %)"
     )
+    timeline = [f"{t:4.0f}s {kb / 1024:6.1f}" for t, kb in rss[:: max(1, len(rss) // 12)]]
+    print("server RSS timeline (MiB): " + ", ".join(timeline))
     print(f"server exit status after SIGTERM: {exit_code}")
     print()
     for line in ratios:

@@ -40,6 +40,7 @@ POST_ROUTES = [
 # Routes that ask the service (and so the trace source) for data.
 SOURCE_ROUTES = [r for r in GET_ROUTES if r not in ("/api/v1/openapi.json", "/metrics", "/simpod/")]
 SOURCE_POSTS = [(p, b) for p, b in POST_ROUTES if p not in ("/simpod/metrics", "/simpod/tag-keys")]
+PAGE_ROUTES = {"/", f"/operations/{FAILED_ID}"}
 
 pytest_plugins = ("api_fixtures",)
 
@@ -102,6 +103,10 @@ def test_source_failure_is_502_or_504_with_message(client, service, route, body,
     service.raise_error = error
     response = _call(client, route, body)
     assert response.status_code == status
+    if route in PAGE_ROUTES:  # people read pages: the same message, as an HTML page
+        assert response.mimetype == "text/html"
+        assert error.message in response.get_data(as_text=True)
+        return
     assert response.mimetype == "application/json"
     assert response.get_json()["error"] == error.message
 

@@ -112,3 +112,21 @@ def test_each_app_has_its_own_registry(settings, service):
     )
     assert _samples(first)[key] == 2
     assert key not in _samples(second)
+
+
+def test_jaeger_cache_counters_are_exported(settings, service):
+    stats = {
+        "services": {"hits": 5, "misses": 1, "joined": 0},
+        "searches": {"hits": 9, "misses": 3, "joined": 2},
+    }
+    service.source.cache_stats = lambda: stats  # what JaegerSource.cache_stats() returns
+    client = create_app(settings, service=service, source=service.source).test_client()
+    samples = _samples(client)
+    name = "opdiag_jaeger_cache_lookups_total"
+    assert samples[(name, (("cache", "searches"), ("result", "hit")))] == 9
+    assert samples[(name, (("cache", "searches"), ("result", "joined")))] == 2
+    assert samples[(name, (("cache", "services"), ("result", "miss")))] == 1
+
+
+def test_no_jaeger_cache_counters_without_a_jaeger_source(client):
+    assert not [key for key in _samples(client) if key[0].startswith("opdiag_jaeger_cache")]

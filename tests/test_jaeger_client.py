@@ -254,11 +254,29 @@ def test_recent_traces_newest_first_and_bounded(replay: Replays, source: Sources
 
 def test_recent_traces_respect_search_limit(replay: Replays, source: Sources):
     server = replay()
-    src = source(server, search_limit=1)
+    src = source(server, search_limit=1, live_depth=1)
     found = src.recent_traces((T0 - 60) * 1_000_000, (T0 + 3600) * 1_000_000, limit=500)
     assert ids(found) == [LEGACY_TRACE]
     depths = {q["query.searchDepth"][0] for _, p, q in server.calls if p == "/api/v3/traces"}
     assert depths == {"1"}
+
+
+def test_recent_traces_cut_to_search_limit_from_a_deeper_live_window(
+    replay: Replays, source: Sources
+):
+    server = replay()
+    src = source(server, search_limit=1, live_depth=50)
+    found = src.recent_traces((T0 - 60) * 1_000_000, (T0 + 3600) * 1_000_000, limit=500)
+    assert ids(found) == [LEGACY_TRACE]
+
+
+def test_window_outside_the_live_window_is_searched_exactly(replay: Replays, source: Sources):
+    server = replay()
+    src = source(server, lookback_s=60.0)  # the live window no longer reaches T0
+    window = ((T0 - 60) * 1_000_000, (T0 + 3600) * 1_000_000)
+    assert len(src.recent_traces(*window)) == 7
+    starts = {q["query.startTimeMin"][0] for _, p, q in server.calls if p == "/api/v3/traces"}
+    assert starts == {"2025-11-24T15:59:00.000000Z"}  # T0 - 60 s, already on a 10 s step
 
 
 def test_all_services_and_check(replay: Replays, source: Sources):

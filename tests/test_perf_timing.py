@@ -173,3 +173,41 @@ def test_stop_at_answers_whether_the_path_passes_through(seed: int) -> None:
             else:
                 assert got.stopped_at in stop & on_path
                 assert got.sections == full.sections[: len(got.sections)]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_copy_from_the_cached_walk_equals_copy_subtree(seed: int) -> None:
+    from opdiag.analysis.critical_path import _copy_walked, _root_ranges, copy_subtree
+
+    rng = random.Random(3000 + seed)
+    trace = TRACES[seed % len(TRACES)] if seed % 2 else _random_trace(rng, rng.randrange(2, 60))
+    ranges = _root_ranges(trace, trace.roots)
+    assert ranges is not None
+    for root, (lo, hi) in zip(trace.roots, ranges, strict=True):
+        want = copy_subtree(trace, root, prune=True, base=7)
+        got = _copy_walked(trace.walked(), lo, hi, 7)
+        assert [(n.span_id, n.start, n.end, n.kind, n.parent, n.dropped) for n in got] == [
+            (n.span_id, n.start, n.end, n.kind, n.parent, n.dropped) for n in want
+        ]
+    assert trace.walk_list() == list(trace.walk()) == trace.walked()
+    assert trace.walk_list() is not trace.walked()
+
+
+def test_scoped_walk_shortcut_sees_every_foreign_id() -> None:
+    from opdiag.diagnosis import facts
+
+    rng = random.Random(7)
+    values: list[object] = ["op_a", "op_b", " op_a ", "None", "", 1, True, 1.0, None, ["x"]]
+    for _ in range(200):
+        trace = _random_trace(rng, rng.randrange(2, 30))
+        for span in trace.spans:
+            value = rng.choice(values)
+            if value is not None:
+                span.attributes["operation.id"] = value
+        for wanted in ("op_a", "1", "True", "1.0"):
+            got = facts.scoped_walk(trace, wanted)
+            spans = trace.spans
+            texts = {facts.operation_id_of(s) for s in spans} - {None}
+            assert facts._has_foreign_id(spans, wanted) or texts <= {wanted}
+            if texts <= {wanted}:
+                assert got == (trace.walk_list(), frozenset())

@@ -200,6 +200,9 @@ def _hostile() -> dict[str, bytes]:
     cases["duplicate-spans-key"] = one[:-1] + b',"spans":' + orjson.dumps(base[2:]) + b"}"
     # our marker, literally and spelled with escapes
     cases["marker-literal"] = orjson.dumps(_envelope(_trace(base), errors=[readers._MARK + "0"]))
+    tagged = [dict(s) for s in base]
+    tagged[1]["tags"] = [{"key": "m", "type": "string", "value": readers._MARK + "0"}]
+    cases["marker-in-a-span"] = orjson.dumps(_envelope(_trace(tagged)))
     fake = orjson.dumps(_envelope(_trace(base), _trace([], trace_id="cd" * 16)))
     cases["marker-escaped"] = fake.replace(b'"spans":[]', b'"spans":["\\u006fpdiag:fast-spans:0"]')
     # errors beside data, holding objects that start with traceID
@@ -256,6 +259,12 @@ def test_hostile_inputs_give_the_whole_parse_result(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _same(HOSTILE[name], monkeypatch)
+
+
+def test_a_marker_inside_a_span_is_just_a_value() -> None:
+    assert _used(HOSTILE["marker-in-a-span"])
+    assert not _used(HOSTILE["marker-literal"])
+    assert not _used(HOSTILE["marker-escaped"])
 
 
 @pytest.mark.usefixtures("deep_values")

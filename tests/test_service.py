@@ -257,3 +257,52 @@ def test_baseline_diagnoses_only_finished_runs_of_the_same_type(settings, counti
     svc = DiagnosisService(FakeSource([*traces, running, training]), settings)
     assert svc.diagnose(ops[3], now_us=NOW).verdict == "slow"
     assert set(counting) == set(ops)  # neither the running run nor the other type
+
+
+class ReusingSource(FakeSource):
+    """A source with a recent window (like JaegerSource.recent_traces_for) that may be stale:
+    ``window`` is what the window held when it was searched, ``traces`` is Jaeger now."""
+
+    def __init__(self, traces: list[Trace], window: list[Trace]) -> None:
+        super().__init__(traces)
+        self.window = window
+        self.reused = 0
+
+    def recent_traces_for(self, ident: str) -> list[Trace] | None:
+        self.reused += 1
+        found = [t for t in self.window if any(s.attr("operation.id") == ident for s in t.spans)]
+        return found or None
+
+
+def test_finished_operations_are_diagnosed_from_the_recent_window(settings):
+    ops, traces = corpus()
+    src = ReusingSource(traces, window=traces)
+    d = DiagnosisService(src, settings).diagnose(ops[0], now_us=NOW)
+    assert d.finished and d.verdict == "healthy"
+    assert src.reused == 1 and src.calls == 0  # no lookup of its own
+
+
+def test_stale_window_of_unfinished_work_is_looked_up_again(settings):
+    """The window saw the operation running; Jaeger now holds its completion."""
+    op, running = backtest(7, NOW - 600 * S, 30, finished=False)
+    _, done = backtest(7, NOW - 600 * S, 30, finished=True)
+    src = ReusingSource([done], window=[running])
+    d = DiagnosisService(src, settings).diagnose(op, now_us=NOW)
+    assert src.calls == 1  # asked the source itself
+    assert d.finished and d.status == "completed"
+
+
+def test_unfinished_work_is_never_served_from_the_window(settings):
+    op, running = backtest(8, NOW - 60 * S, 30, finished=False)
+    src = ReusingSource([running], window=[running])
+    svc = DiagnosisService(src, settings)
+    assert not svc.diagnose(op, now_us=NOW).finished
+    assert not svc.diagnose(op, now_us=NOW).finished
+    assert src.calls == 2  # each request looked it up afresh
+
+
+def test_an_operation_newer_than_the_window_is_looked_up(settings):
+    ops, traces = corpus()
+    src = ReusingSource(traces, window=[])
+    assert DiagnosisService(src, settings).diagnose(ops[0], now_us=NOW).verdict == "healthy"
+    assert src.calls == 1

@@ -12,12 +12,14 @@ from api_support import (
     FAILED_ID,
     ROOT_SPAN,
     SLOW_ID,
+    SOURCE_ERRORS,
     TRACE_FAILED,
     XSS,
 )
 from opdiag.diagnosis.result import FlowStep
 from opdiag.web import waterfall
 from opdiag.web.filters import safe_url
+from opdiag.web.pages import CSP
 
 pytest_plugins = ("api_fixtures",)
 
@@ -129,8 +131,54 @@ def test_solution_commands_in_pre(client):
     assert len(parsed.find("pre", **{"class": "command"})) == 1
 
 
-def test_unknown_operation_is_404(client):
-    assert client.get("/operations/op_nope").status_code == 404
+def test_unknown_operation_is_an_html_404_page(client):
+    response = client.get("/operations/op_nope")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    parsed = Elements()
+    parsed.feed(html)
+    assert "404" in "".join(parsed.text) and "Not found" in html
+    assert parsed.find("span", id="error-ident")  # names what was asked for
+    assert parsed.find("a", id="link-index")
+    assert response.headers["Content-Security-Policy"] == CSP
+
+
+def test_unknown_id_stays_a_json_404_in_the_api(client):
+    response = client.get("/api/v1/operations/op_nope")
+    assert response.status_code == 404
+    assert response.mimetype == "application/json"
+    assert "op_nope" in response.get_json()["error"]
+
+
+def test_unknown_id_on_the_page_is_escaped(client):
+    response = client.get("/operations/op_%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
+    assert response.status_code == 404
+    html = response.get_data(as_text=True)
+    assert "<img" not in html.lower()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+@pytest.mark.parametrize("error_status", SOURCE_ERRORS, ids=["unavailable", "timeout"])
+@pytest.mark.parametrize("route", [f"/operations/{FAILED_ID}", "/"])
+def test_jaeger_down_on_a_page_is_an_html_502_or_504(client, service, route, error_status):
+    error, status = error_status
+    service.raise_error = error
+    response = client.get(route)
+    assert response.status_code == status
+    assert response.mimetype == "text/html"
+    parsed = Elements()
+    parsed.feed(response.get_data(as_text=True))
+    (message,) = parsed.find("p", id="error-message")
+    assert message["data-status"] == str(status)
+    assert error.message in "".join(parsed.text)
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_bad_id_on_a_page_is_an_html_400(client):
+    response = client.get("/operations/" + "x" * 5000)
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
 
 
 def test_index_lists_operations_with_verdicts(client):

@@ -151,6 +151,9 @@ class Trace:
     # Computed once by build_trace: traces are sorted and filtered by these constantly.
     first_start_us: int = 0
     last_end_us: int = 0
+    # walk_list(), computed on first use (a trace is not changed after build_trace): the
+    # diagnosis engine and the critical path both walk 100k-span traces in this order.
+    _walked: list[tuple[Span, int]] | None = field(default=None, repr=False)
 
     @property
     def start_us(self) -> int:
@@ -175,10 +178,19 @@ class Trace:
 
     def walk(self) -> Iterator[tuple[Span, int]]:
         """Depth-first, children in start order, iteratively (100k-span traces are fine)."""
-        return iter(self.walk_list())
+        return iter(self.walked())
 
     def walk_list(self) -> list[tuple[Span, int]]:
-        """``list(walk())``, built without a generator: the engine walks 100k-span traces."""
+        """``list(walk())`` (a new list each time; the walk itself is done once)."""
+        return list(self.walked())
+
+    def walked(self) -> list[tuple[Span, int]]:
+        """The cached ``walk_list()``, shared: callers must not change it."""
+        if self._walked is None:
+            self._walked = self._walk()
+        return self._walked
+
+    def _walk(self) -> list[tuple[Span, int]]:
         out: list[tuple[Span, int]] = []
         append = out.append
         children = self.children

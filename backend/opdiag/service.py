@@ -12,9 +12,9 @@ always recomputed because ``stuck`` depends on ``now``. The service is shared by
 server's threads, so the cache is guarded by a lock; computing happens outside it.
 
 Jaeger calls: a source that offers ``recent_traces_for`` (``JaegerSource``) answers a cold
-diagnosis from the live window it searched for the operations list and the baselines (one
-window search instead of a tag search per service *plus* a window search for the baseline).
-That answer may be up to ``jaeger.search_ttl_s`` old, which is only acceptable for an
+diagnosis from the live window it recently searched for the operations list or a baseline
+(the baseline population itself is that same shared window: ``recent_traces`` of the
+lookback). That answer may be up to ``jaeger.search_ttl_s`` old, which is only acceptable for an
 operation that is finished — its traces no longer change. So an operation whose reused
 traces show no terminal transition, or whose diagnosis says unfinished, is looked up again
 with ``traces_for`` (Jaeger's current answer) and diagnosed from that.

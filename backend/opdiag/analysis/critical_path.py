@@ -73,7 +73,7 @@ ancestors form an unbroken run from some ancestor to the top, found in O(log dep
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -221,24 +221,77 @@ def copy_subtree(
     nodes: list[Node] = []
     append = nodes.append
     children = trace.children
-    stack: list[tuple[Span, int]] = [(root, NO_NODE)]
+    # (span, parent index, what pruning says about its parent: 0 nothing, 1 dropped,
+    # 2 a producer, so a consumer child is dropped)
+    stack: list[tuple[Span, int, int]] = [(root, NO_NODE, 0)]
     pop, extend = stack.pop, stack.extend
+    index = base - 1
     while stack:
-        span, parent = pop()
-        index = len(nodes) + base
+        span, parent, above = pop()
+        index += 1
         start = span.start_us
         node = Node(span.span_id, start, start + span.duration_us, span.kind, parent)
-        if prune and parent != NO_NODE:
-            above = nodes[parent - base]
-            if above.dropped or (above.kind == PRODUCER and node.kind == CONSUMER):
-                node.dropped = True
+        if above and (above == 1 or node.kind == CONSUMER):
+            node.dropped = True
         append(node)
         kids = children.get(span.span_id)
         if kids:
             if visible is not None:
                 kids = visible.of(kids)
-            extend([(kid, index) for kid in reversed(kids)])
+            state = 0
+            if prune:
+                state = 1 if node.dropped else 2 if node.kind == PRODUCER else 0
+            extend([(kid, index, state) for kid in reversed(kids)])
     return nodes
+
+
+def _copy_walked(walked: list[tuple[Span, int]], lo: int, hi: int, base: int) -> list[Node]:
+    """``copy_subtree(trace, root, prune=True, base=base)`` for the root at ``walked[lo]``,
+    from the trace's cached pre-order walk (``walked[lo:hi]`` is its subtree, in the order
+    copy_subtree visits it): no stack, no second traversal of a 100k-span tree."""
+    nodes: list[Node] = []
+    append = nodes.append
+    last: list[int] = []  # local index of the latest node seen at each depth
+    for local, (span, depth) in enumerate(walked[lo:hi]):
+        start = span.start_us
+        if depth:
+            parent = last[depth - 1]
+            above = nodes[parent]
+            node = Node(span.span_id, start, start + span.duration_us, span.kind, parent + base)
+            if above.dropped or (above.kind == PRODUCER and node.kind == CONSUMER):
+                node.dropped = True
+        else:
+            node = Node(span.span_id, start, start + span.duration_us, span.kind, NO_NODE)
+        if depth == len(last):
+            last.append(local)
+        else:
+            last[depth] = local
+        append(node)
+    return nodes
+
+
+def _root_ranges(trace: Trace, roots: Sequence[Span]) -> list[tuple[int, int]] | None:
+    """Where each root's subtree sits in ``trace.walked()``; None if they do not line up."""
+    walked = trace.walked()
+    starts = [i for i, (_, depth) in enumerate(walked) if depth == 0]
+    if len(starts) != len(roots) or any(
+        walked[i][0] is not root for i, root in zip(starts, roots, strict=True)
+    ):
+        return None
+    ends = [*starts[1:], len(walked)] if starts else []
+    return list(zip(starts, ends, strict=True))
+
+
+def _copier(
+    trace: Trace, roots: Sequence[Span], visible: Visible | None
+) -> Callable[[int, Span, int], list[Node]]:
+    """copy_subtree with pruning for the i-th root: from the cached walk when nothing is
+    transparent, by traversal otherwise."""
+    ranges = _root_ranges(trace, roots) if visible is None else None
+    if ranges is None:
+        return lambda _i, root, base: copy_subtree(trace, root, visible, prune=True, base=base)
+    walked = trace.walked()
+    return lambda i, _root, base: _copy_walked(walked, *ranges[i], base)
 
 
 def prune_non_blocking(nodes: list[Node]) -> None:
@@ -290,7 +343,7 @@ def _link_search_parent(nodes: list[Node], index: int, up: int) -> None:
         return
     parent = nodes[up]
     node.depth = parent.depth + 1
-    node.eff_start = max(node.start, parent.eff_start)
+    node.eff_start = node.start if node.start > parent.eff_start else parent.eff_start
     pj = parent.jump
     if pj != NO_NODE and nodes[pj].jump != NO_NODE and (
         parent.depth - nodes[pj].depth == nodes[pj].depth - nodes[nodes[pj].jump].depth
@@ -331,19 +384,33 @@ def reattach_outliving(nodes: list[Node], synthetic: int = NO_NODE) -> dict[int,
             _link_search_parent(nodes, index, NO_NODE)
             continue
         parent = nodes[parent_index]
-        if node.start >= parent.end or node.end > parent.end:
-            target = _find_cover(nodes, parent.up, node.start, node.end)
-            new_parent = target if target != NO_NODE else synthetic
-            running = _find_cover(nodes, parent_index, node.start - 1, node.start)
-            if running != NO_NODE and (
-                target == NO_NODE or nodes[running].depth > nodes[target].depth
-            ):
-                node.back = running
-            node.parent = new_parent
-            moved[index] = new_parent
-            _link_search_parent(nodes, index, target)
-        else:
-            _link_search_parent(nodes, index, parent_index)
+        if node.start < parent.end and node.end <= parent.end:
+            # _link_search_parent(nodes, index, parent_index), inlined: once per node
+            node.up = parent_index
+            node.depth = depth = parent.depth + 1
+            start = node.start
+            eff = parent.eff_start
+            node.eff_start = start if start > eff else eff
+            pj = parent.jump
+            if pj != NO_NODE:
+                jumped = nodes[pj]
+                if jumped.jump != NO_NODE and (
+                    depth - 1 - jumped.depth == jumped.depth - nodes[jumped.jump].depth
+                ):
+                    node.jump = jumped.jump
+                    continue
+            node.jump = parent_index
+            continue
+        target = _find_cover(nodes, parent.up, node.start, node.end)
+        new_parent = target if target != NO_NODE else synthetic
+        running = _find_cover(nodes, parent_index, node.start - 1, node.start)
+        if running != NO_NODE and (
+            target == NO_NODE or nodes[running].depth > nodes[target].depth
+        ):
+            node.back = running
+        node.parent = new_parent
+        moved[index] = new_parent
+        _link_search_parent(nodes, index, target)
     return moved
 
 
@@ -594,9 +661,10 @@ def critical_path(
         return _critical_path_reattached(trace, strict_boundary, roots, visible, stop)
     sections: list[Section] = []
     failed: list[str] = []
-    for root in roots:
+    copy = _copier(trace, roots, visible)
+    for i, root in enumerate(roots):
         try:
-            nodes = copy_subtree(trace, root, visible, prune=True)
+            nodes = copy(i, root, 0)
             part = _one_root(nodes, strict_boundary, stop)
         except Exception as exc:  # a bad root is reported, the others still count
             failed.append(f"Root span {root.span_id}: {exc!r}")
@@ -618,10 +686,11 @@ def _critical_path_reattached(
     failed: list[str] = []
     forest: list[Node] = [Node(SYNTHETIC_ROOT_ID, 0, 0, "", NO_NODE)]
     ranges: list[tuple[int, int]] = []
-    for root in roots:
+    copy = _copier(trace, roots, visible)
+    for i, root in enumerate(roots):
         offset = len(forest)
         try:
-            nodes = copy_subtree(trace, root, visible, prune=True, base=offset)
+            nodes = copy(i, root, offset)
         except Exception as exc:
             failed.append(f"Root span {root.span_id}: {exc!r}")
             continue

@@ -13,7 +13,7 @@ from flask import Flask
 from opdiag.api import health, rest, simpod
 from opdiag.api.auth import init_auth
 from opdiag.api.errors import register_error_handlers
-from opdiag.api.metrics import AppMetrics, cache_stats_of
+from opdiag.api.metrics import AppMetrics, cache_stats_of, source_cache_stats_of
 from opdiag.api.state import EXTENSION as STATE_EXTENSION
 from opdiag.api.state import AppState, install_state
 from opdiag.settings import Settings, load_settings
@@ -54,7 +54,10 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
-    metrics = AppMetrics(lambda: cache_stats_of(current_service(app)))
+    metrics = AppMetrics(
+        lambda: cache_stats_of(current_service(app)),
+        lambda: source_cache_stats_of(app.extensions[STATE_EXTENSION].source),
+    )
     if service is None:
         if source is None:
             source = build_source(settings, metrics)

@@ -36,10 +36,38 @@ class _CacheCollector(Collector):
         return [family]
 
 
+class _JaegerCacheCollector(Collector):
+    """Reads the Jaeger source's service-list and search caches at scrape time: ``hit``
+    (a stored answer reused), ``joined`` (waited for an identical call in flight), ``miss``
+    (asked Jaeger). Nothing is exported for sources without such caches (files)."""
+
+    def __init__(self, stats: Callable[[], dict[str, dict[str, int]]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> list[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "opdiag_jaeger_cache_lookups",
+            "Jaeger answer cache lookups by cache and result",
+            labels=["cache", "result"],
+        )
+        try:
+            stats = self._stats()
+        except Exception:
+            stats = {}
+        for cache, counts in sorted(stats.items()):
+            for result, key in (("hit", "hits"), ("joined", "joined"), ("miss", "misses")):
+                family.add_metric([cache, result], float(counts.get(key, 0)))
+        return [family]
+
+
 class AppMetrics:
     """The metric objects of one app plus the hooks that feed them."""
 
-    def __init__(self, cache_stats: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self,
+        cache_stats: Callable[[], dict[str, int]],
+        source_cache_stats: Callable[[], dict[str, dict[str, int]]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "opdiag_http_requests",
@@ -62,6 +90,8 @@ class AppMetrics:
             registry=self.registry,
         )
         self.registry.register(_CacheCollector(cache_stats))
+        if source_cache_stats is not None:
+            self.registry.register(_JaegerCacheCollector(source_cache_stats))
 
     def observe_jaeger(self, endpoint: str, seconds: float, outcome: str) -> None:
         """The JaegerSource observer: called once per HTTP call to Jaeger."""
@@ -92,3 +122,9 @@ def cache_stats_of(service: Any) -> dict[str, int]:
     """Hits and misses from ``DiagnosisService.cache_stats()``."""
     stats = service.cache_stats()
     return {"hit": int(stats.get("hits", 0)), "miss": int(stats.get("misses", 0))}
+
+
+def source_cache_stats_of(source: Any) -> dict[str, dict[str, int]]:
+    """``JaegerSource.cache_stats()``; empty for sources without caches."""
+    stats = getattr(source, "cache_stats", None)
+    return stats() if callable(stats) else {}

@@ -1,8 +1,17 @@
 """``opdiag serve``: the app on waitress (a production WSGI server, not Flask's dev server),
-bound to loopback by default, with a clean stop on SIGINT/SIGTERM."""
+bound to loopback by default, with a clean stop on SIGINT/SIGTERM.
+
+The server raises the collector's first-generation threshold (``tune_gc``): decoding a
+Jaeger window search allocates millions of small containers, and with Python's default
+threshold (700) the cyclic collector ran so often that it cost ~4x the decode itself
+(measured: 0.5-0.85 s instead of 0.12 s for a 21 MB answer). Reference counting still frees
+everything at once; only cycles wait a little longer. The CLI's one-shot commands keep the
+defaults.
+"""
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -23,6 +32,14 @@ from opdiag.web.pages import default_window, is_file_source
 log = logging.getLogger("opdiag.server")
 EXAMPLE_LIMIT = 1
 WAITRESS_BODY_FACTOR = 4
+GC_GEN0_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Collect young objects every ``GC_GEN0_THRESHOLD`` allocations instead of 700 (see the
+    module docstring); the older generations keep their ratios."""
+    gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(GC_GEN0_THRESHOLD, gen0), gen1, gen2)
 
 
 def _example_id(state: AppState) -> str | None:
@@ -113,6 +130,7 @@ class ServerThread:
 def serve(settings: Settings, *, out: TextIO | None = None) -> int:
     """Run until SIGINT/SIGTERM; 0 on a clean stop, the error's exit code otherwise."""
     stream = out or sys.stdout
+    tune_gc()
     try:
         server, state = build_server(settings)
     except OpdiagError as exc:

@@ -376,7 +376,8 @@ def _span_rule_hits(
             if r.match is not None and r.match.within is not None
         }.values()
     )
-    candidates: dict[tuple[str, str, bool, bool], list[Rule]] = {}
+    # (name, kind, error, has an exception) -> rules that may match, does one use ``within``
+    candidates: dict[tuple[str, str, bool, bool], tuple[list[Rule], bool]] = {}
     own_within: dict[str, frozenset[tuple[str, ...]]] = {}
     best: dict[str, tuple[tuple[int, int], Span, ExceptionInfo | None]] = {}
     counts: dict[str, int] = {}
@@ -386,33 +387,36 @@ def _span_rule_hits(
         if bottleneck and bottleneck[2].critical_length_us
         else 0.0
     )
-    for _, walk in walks:
+
+    def own_within_of(name: str) -> frozenset[tuple[str, ...]]:
+        own = own_within.get(name)
+        if own is None:
+            own = own_within[name] = frozenset(w.patterns for w in withins if w(name))
+        return own
+
+    for trace, walk in walks:
         error_below: set[str] = set()
         for span, _ in reversed(walk):
             if (span.error or span.span_id in error_below) and span.parent_id is not None:
                 error_below.add(span.parent_id)
+        # ``within`` sets are computed only for spans that meet a candidate rule (few), from
+        # their ancestors up, and memoised: a scoped walk holds every ancestor of its spans.
         within_of: dict[str, frozenset[tuple[str, ...]]] = {}
+        by_id = trace.by_id
         for span, depth in walk:
             name = span.name
-            within = _EMPTY
-            if withins:
-                own = own_within.get(name)
-                if own is None:
-                    own = own_within[name] = frozenset(w.patterns for w in withins if w(name))
-                parent = within_of.get(span.parent_id, _EMPTY) if span.parent_id else _EMPTY
-                within = parent | own if own else parent
-                if within:
-                    within_of[span.span_id] = within
             attrs = span.attributes
             has_exc = bool(span.events) or "exception.type" in attrs or "error.type" in attrs
             key = (name, span.kind, span.error, has_exc)
-            rules_here = candidates.get(key)
-            if rules_here is None:
-                rules_here = candidates[key] = [
-                    r for r in active if _may_match(r, name, span.kind, span.error, has_exc)
-                ]
+            here = candidates.get(key)
+            if here is None:
+                maybe = [r for r in active if _may_match(r, name, span.kind, span.error, has_exc)]
+                uses_within = any(r.match is not None and r.match.within is not None for r in maybe)
+                here = candidates[key] = (maybe, uses_within)
+            rules_here, uses_within = here
             if not rules_here:
                 continue
+            within = _within(span, by_id, within_of, own_within_of) if uses_within else _EMPTY
             below = span.span_id in error_below
             is_bottleneck = span is b_span
             ctx = SpanContext(
@@ -438,6 +442,32 @@ def _span_rule_hits(
         for rule in active
         if rule.id in best
     ]
+
+
+def _within(
+    span: Span,
+    by_id: dict[str, Span],
+    memo: dict[str, frozenset[tuple[str, ...]]],
+    own_within_of: Callable[[str], frozenset[tuple[str, ...]]],
+) -> frozenset[tuple[str, ...]]:
+    """The ``match.within`` patterns satisfied by the span or one of its ancestors."""
+    chain: list[Span] = []
+    current: Span | None = span
+    found = _EMPTY
+    while current is not None:
+        known = memo.get(current.span_id)
+        if known is not None:
+            found = known
+            break
+        chain.append(current)
+        parent_id = current.parent_id
+        current = by_id.get(parent_id) if parent_id is not None else None
+    for below in reversed(chain):
+        own = own_within_of(below.name)
+        if own:
+            found = found | own
+        memo[below.span_id] = found
+    return found
 
 
 def _may_match(rule: Rule, name: str, kind: str, error: bool, has_exc: bool) -> bool:

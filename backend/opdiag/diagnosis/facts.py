@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 from opdiag.diagnosis.result import STATUSES
@@ -26,11 +28,15 @@ OP_ID = "operation.id"
 # ``create_service_span`` str()s every value, so an id that was never set can read "None".
 _NO_ID = frozenset({"", "none", "null"})
 _UNSEEN: Any = object()
+_ATTRIBUTES = attrgetter("attributes")
 
 
 def operation_id_of(span: Span) -> str | None:
     """The span's ``operation.id``, or None when absent or a stringified None."""
-    value = span.attributes.get(OP_ID)
+    return _id_text(span.attributes.get(OP_ID))
+
+
+def _id_text(value: Any) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
@@ -50,13 +56,32 @@ def _cached_operation_id(span: Span, cache: dict[str, str | None]) -> str | None
     return value
 
 
+def _has_foreign_id(spans: list[Span], operation_id: str) -> bool:
+    """Does any span carry an operation id other than ``operation_id``? Decided on the
+    distinct raw values (a 100k-span trace holds a handful), gathered without a Python loop.
+    ``True`` when unsure (an unhashable value): the caller then looks span by span."""
+    raw = map(dict.get, map(_ATTRIBUTES, spans), repeat(OP_ID))
+    try:
+        distinct = set(raw)
+    except TypeError:
+        return True
+    distinct.discard(None)
+    for value in distinct:
+        if value.__class__ is not str:  # 1 == True == 1.0: a set would merge their texts
+            return True
+        text = _id_text(value)
+        if text is not None and text != operation_id:
+            return True
+    return False
+
+
 def scoped_walk(
     trace: Trace, operation_id: str | None
 ) -> tuple[list[tuple[Span, int]], frozenset[str]]:
     """Pre-order (span, depth) of the trace's spans that belong to the operation, and the ids
     of the context-only ancestors among them."""
     walk = trace.walk_list()
-    if operation_id is None:
+    if operation_id is None or not _has_foreign_id(trace.spans, operation_id):
         return walk, frozenset()
     carriers: list[Span] = []
     foreign = False
@@ -180,7 +205,15 @@ def operation_facts(
                 error_spans += 1
                 if depth > origin_depth:
                     origin_depth, facts.error_origin = depth, span
-            span_op = _cached_operation_id(span, ids)
+            raw_op = attrs.get(OP_ID)  # _cached_operation_id inlined: 100k calls
+            if raw_op is None:
+                span_op = None
+            elif raw_op.__class__ is str:
+                span_op = ids.get(raw_op, _UNSEEN)
+                if span_op is _UNSEEN:
+                    span_op = ids[raw_op] = operation_id_of(span)
+            else:
+                span_op = operation_id_of(span)
             own = operation_id is None or span_op == operation_id
             if "operation.to_status" in attrs and own:
                 transitions.append(span)

@@ -9,16 +9,20 @@ until the end has a polling call as its last-finishing child at every step, and 
 phases never make it onto the path. So when a noise span lands on the path, the path is
 recomputed with the noise spans transparent (their children hang from the nearest kept
 ancestor, as if the trace had been rebuilt without them). Self times always come from the real
-trace. Only the two analyses the engine reads are computed: on a 100k-span trace the rest of
-``analyse`` (depths, error chains) would cost as much again.
+trace.
+
+Cost on a 100k-span trace: only what the engine reads is computed (``analyse`` would add
+depths and error chains); the plain path stops at the first noise span it meets; self times
+are computed per span on first read (the engine reads those of the spans on the path).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from opdiag.analysis import critical_path, self_times
+from opdiag.analysis import critical_path
+from opdiag.analysis.self_time import LazySelfTimes
 from opdiag.model import Span, Trace
 
 
@@ -26,7 +30,7 @@ from opdiag.model import Span, Trace
 class Timing:
     """Per span id: self time and time on the critical path (µs); the path's length."""
 
-    self_us: dict[str, int]
+    self_us: Mapping[str, int]  # computed on first use: the engine reads a few of them
     critical_us: dict[str, int]
     critical_length_us: int
 
@@ -38,4 +42,4 @@ def trace_timing(trace: Trace, is_noise: Callable[[Span], bool] | None = None) -
     path = critical_path(trace, reattach_async=True, stop_at=noisy)
     if path.stopped_at is not None:
         path = critical_path(trace, reattach_async=True, transparent=noisy)
-    return Timing(self_times(trace), path.time_by_span(), path.length_us)
+    return Timing(LazySelfTimes(trace), path.time_by_span(), path.length_us)

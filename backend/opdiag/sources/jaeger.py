@@ -22,11 +22,16 @@ Fewer calls on the live path (``opdiag serve``), and why each is safe:
 * Window searches (``recent_traces``) round their bounds outwards to ``search_round_s`` and
   cut the answer back to the requested window; they are reused for ``search_ttl_s``.
 * The *live window* — every matching service over the last ``lookback_s`` (plus the clock
-  margin) at ``search_limit`` depth — is one shared entry: the operations list over that
-  range, the baselines of every diagnosis and ``recent_traces_for`` all read it, so a cold
-  diagnosis costs one window search, and further cold diagnoses within the TTL cost none.
-  It is only trusted when no service's answer reached the depth (a cut answer could miss
-  traces); otherwise the exact searches run as before.
+  margin) at ``live_depth`` — is one shared entry: the operations list over that range, the
+  baselines of every diagnosis and ``recent_traces_for`` all read it. A cold diagnosis used
+  to cost a tag search per service *and* a window search per service for its baseline (~16
+  calls), and every diagnosis repeated both; now the baseline reuses the live window, and
+  a diagnosis finds its operation in it when a list or another baseline searched it within
+  the TTL (no call at all). ``recent_traces_for`` never fetches the window itself: its
+  answer is far larger than a tag search, worth it only when the baseline needs it.
+  Lookups trust it only when no service's answer reached the depth (a cut answer
+  could miss an operation's traces); a list whose window reaches "now" may still use a cut
+  answer, since an exact search would hold the same newest traces.
 * ``traces_for`` (an operation's traces by tag) never reuses a stored answer: it only joins
   an identical search already in flight. ``recent_traces_for`` may answer from the live
   window (at most ``search_ttl_s`` old); the service uses it only for operations that turn
@@ -52,7 +57,7 @@ from opdiag.model import Trace, merge_traces, normalise_trace_id
 from opdiag.settings import JaegerSettings
 from opdiag.sources.jaeger_api import QueryApi, detect_api
 from opdiag.sources.jaeger_cache import TtlCache
-from opdiag.sources.jaeger_http import JaegerHttp, Observer
+from opdiag.sources.jaeger_http import JaegerHttp, Observer, Reply
 from opdiag.sources.jaeger_query import looks_like_trace_id
 from opdiag.sources.readers import parse_document
 
@@ -173,6 +178,7 @@ class JaegerSource:
             settings.search_ttl_s, settings.search_cache_traces, weigh=_weight
         )
         self._round_us = max(1, int(settings.search_round_s * 1_000_000))
+        self._decoding = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -264,8 +270,8 @@ class JaegerSource:
         services = self._matching_services(api)
 
         def search(service: str) -> list[Trace]:
-            doc = api.search(service, start_us, end_us, depth, tags)
-            traces = [] if doc is None else self._parse(doc, f"{api.name}:search/{service}")
+            reply = api.search_reply(service, start_us, end_us, depth, tags)
+            traces = self._decode(api, reply, f"{api.name}:search/{service}")
             if not api.filters_attributes:
                 traces = [t for t in traces if holds_attribute(t, service, OPERATION_ID, ident)]
             return traces
@@ -281,7 +287,7 @@ class JaegerSource:
 
     def recent_traces(self, start_us: int, end_us: int, limit: int = 500) -> list[Trace]:
         """Every matching service searched for the window, merged, newest first; at most
-        ``min(limit, search_limit)`` traces (also the search depth per service). Answered
+        ``min(limit, search_limit)`` traces (also the depth of exact searches). Answered
         from the shared live window when it covers the range, else by a (cached) search of
         the rounded window; either way cut back to ``[start_us, end_us)``."""
         if end_us <= start_us or limit <= 0:
@@ -305,20 +311,21 @@ class JaegerSource:
         return found[:cap]
 
     def recent_traces_for(self, ident: str) -> list[Trace] | None:
-        """The traces of ``ident`` (operation or trace id) as the live window holds them —
-        searched at most ``search_ttl_s`` ago, fetched now if older. None when the window
-        cannot say (a service's answer was cut at the depth, or ``ident`` is not in it: it
-        may be newer than the window): then ask ``traces_for``. Oldest first."""
+        """The traces of ``ident`` (operation or trace id) as the live window holds them, if
+        a list or a baseline searched it at most ``search_ttl_s`` ago. Never searches: a
+        window answer is far larger than a tag search, worth fetching only when its traces
+        are needed anyway (list, baseline). None when the window cannot say (not cached, a
+        service's answer was cut at the depth, or ``ident`` is not in it — it may be newer
+        than the window): then ask ``traces_for``. Oldest first."""
         ident = (ident or "").strip()
-        if not ident or self._settings.search_ttl_s <= 0:
+        if not ident:
             return None
         api = self._query_api()
         services = self._matching_services(api)
         now_us = int(self._clock() * 1_000_000)
-        answer = self._live_answer(
-            api, services, now_us - int(self._settings.lookback_s * 1_000_000), now_us
-        )
-        if not answer.complete:
+        answer = self._searches.peek(self._live_key(api, services))
+        lookback_us = int(self._settings.lookback_s * 1_000_000)
+        if answer is None or not answer.complete or not answer.covers(now_us - lookback_us, now_us):
             return None
         if looks_like_trace_id(ident):
             wanted = normalise_trace_id(ident)
@@ -357,16 +364,22 @@ class JaegerSource:
             now_us + int(_CLOCK_MARGIN_S * 1_000_000),
         )
 
+    def _live_depth(self) -> int:
+        return max(1, self._settings.search_limit, self._settings.live_depth)
+
+    def _live_key(self, api: QueryApi, services: list[str]) -> SearchKey:
+        """One entry whatever the clock: a stored live window is reused while it covers."""
+        return ("live", api.name, tuple(services), self._live_depth())
+
     def _live_answer(
         self, api: QueryApi, services: list[str], start_us: int, end_us: int
     ) -> WindowAnswer:
         """The shared live-window search; a stored one is reused while it covers the
         request (it always does within the TTL: the TTL is shorter than the margin)."""
         lo, hi = self._live_bounds()
-        depth = max(1, self._settings.search_limit, self._settings.live_depth)
-        key = ("live", api.name, tuple(services), depth)
+        depth = self._live_depth()
         return self._searches.get_or_load(
-            key,
+            self._live_key(api, services),
             lambda: self._window_search(api, services, lo, hi, depth),
             accept=lambda answer: answer.covers(start_us, end_us),
         )
@@ -378,9 +391,8 @@ class JaegerSource:
         asked_at_us = int(self._clock() * 1_000_000)
 
         def search(service: str) -> tuple[str, list[Trace]]:
-            doc = api.search(service, start_us, end_us, depth, None)
-            traces = [] if doc is None else self._parse(doc, f"{api.name}:search/{service}")
-            return service, traces
+            reply = api.search_reply(service, start_us, end_us, depth, None)
+            return service, self._decode(api, reply, f"{api.name}:search/{service}")
 
         found = self._fan_out(services, search)
         truncated = frozenset(service for service, traces in found if len(traces) >= depth)
@@ -419,6 +431,14 @@ class JaegerSource:
             for f in futures:
                 f.cancel()
             raise
+
+    def _decode(self, api: QueryApi, reply: Reply, where: str) -> list[Trace]:
+        """JSON → traces, one answer at a time. Searches still fetch concurrently, but a
+        window answer decodes into many times its size in Python objects; decoding them all
+        at once only raised the memory high-water mark (the work holds the GIL anyway)."""
+        with self._decoding:
+            doc = api.search_document(reply)
+            return [] if doc is None else self._parse(doc, where)
 
     def _parse(self, doc: Any, where: str) -> list[Trace]:
         source = f"jaeger {self._http.url} {where}"

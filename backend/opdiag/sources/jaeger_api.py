@@ -46,6 +46,12 @@ class QueryApi(Protocol):
         self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
     ) -> Any | None: ...
 
+    def search_reply(
+        self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
+    ) -> Reply: ...
+
+    def search_document(self, reply: Reply) -> Any | None: ...
+
     def trace(self, trace_id: str) -> Any | None: ...
 
 
@@ -94,6 +100,12 @@ class V3Api:
     def search(
         self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
     ) -> Any | None:
+        return self.search_document(self.search_reply(service, start_us, end_us, depth, tags))
+
+    def search_reply(
+        self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
+    ) -> Reply:
+        """The raw answer of a search (decoding is a separate step: see ``JaegerSource``)."""
         attributes = (
             {k: escape_tag_value(v, self.storage) for k, v in tags.items()} if tags else None
         )
@@ -105,7 +117,9 @@ class V3Api:
             depth=depth,
             attributes=attributes,
         )
-        reply = self.http.get(V3_TRACES, params, label=V3_TRACES)
+        return self.http.get(V3_TRACES, params, label=V3_TRACES)
+
+    def search_document(self, reply: Reply) -> Any | None:
         if reply.status == 404 and not reply.is_html:
             return None  # "No traces found": an empty result, not an error
         return _json_ok(reply)
@@ -135,11 +149,19 @@ class LegacyApi:
     def search(
         self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
     ) -> Any | None:
+        return self.search_document(self.search_reply(service, start_us, end_us, depth, tags))
+
+    def search_reply(
+        self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
+    ) -> Reply:
+        """The raw answer of a search (decoding is a separate step: see ``JaegerSource``)."""
         escaped = {k: escape_tag_value(v, self.storage) for k, v in (tags or {}).items()}
         params = legacy_search_params(
             service=service, start_us=start_us, end_us=end_us, limit=depth, tags=escaped
         )
-        reply = self.http.get(LEGACY_TRACES, params, label=LEGACY_TRACES)
+        return self.http.get(LEGACY_TRACES, params, label=LEGACY_TRACES)
+
+    def search_document(self, reply: Reply) -> Any | None:
         return _json_ok(reply)
 
     def trace(self, trace_id: str) -> Any | None:

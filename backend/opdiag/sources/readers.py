@@ -34,6 +34,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,18 @@ _OTLP_STATUS: dict[Any, str] = {
     "OK": STATUS_OK,
     "ERROR": STATUS_ERROR,
 }
+_SPAN_FIELDS = itemgetter(
+    "spanID",
+    "traceID",
+    "startTime",
+    "duration",
+    "operationName",
+    "tags",
+    "processID",
+    "references",
+    "logs",
+    "warnings",
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _MAX_KEYS_SHOWN = 8
@@ -296,7 +309,7 @@ def _cut_span_arrays(data: bytes) -> tuple[bytes, list[tuple[int, int]]] | None:
     """The document with each compact span array replaced by a marker, and the arrays."""
     find, rfind = data.find, data.rfind
     key = find(_SPANS_OPEN)
-    if key == -1 or find(_MARK_BYTES) != -1:
+    if key == -1:
         return None
     keys: list[int] = []
     while key != -1:
@@ -325,7 +338,9 @@ def _cut_span_arrays(data: bytes) -> tuple[bytes, list[tuple[int, int]]] | None:
         done = end
     pieces.append(data[done:])
     skeleton = b"".join(pieces)
-    if _may_fake_marker(skeleton):
+    # Only lists of the skeleton reach ``take``: a marker anywhere else in it, literal or
+    # spelled with escapes, could pose as ours (one inside a span is just a tag value).
+    if skeleton.count(_MARK_BYTES) != len(arrays) or _may_fake_marker(skeleton):
         return None
     return skeleton, arrays
 
@@ -839,25 +854,34 @@ def _legacy_spans(
             spans[i] = None  # type: ignore[index]  # consume is only set for lists
         if type(raw) is not dict:
             raise _Fail(f"{where}[{i}]", "span is not an object")
-        sid = raw.get("spanID")
+        try:  # every key Jaeger always writes, in one call
+            sid, raw_tid, start, duration, name, tags, pid, raw_refs, logs, raw_warnings = (
+                _SPAN_FIELDS(raw)
+            )
+        except KeyError:  # something is missing: look each up, missing ones are None
+            sid = raw.get("spanID")
+            raw_tid = raw.get("traceID", default_tid)
+            start = raw.get("startTime")
+            duration = raw.get("duration")
+            name = raw.get("operationName")
+            tags = raw.get("tags")
+            pid = raw.get("processID")
+            raw_refs = raw.get("references")
+            logs = raw.get("logs")
+            raw_warnings = raw.get("warnings")
         if type(sid) is not str or not sid:
             raise _Fail(f"{where}[{i}]", "span without spanID")
-        raw_tid = raw.get("traceID", default_tid)
         tid = tid_cache.get(raw_tid) if type(raw_tid) is str else None
         if tid is None:
             tid = _trace_id(raw_tid, f"{where}[{i}]")
             tid_cache[raw_tid] = tid
-        start = raw.get("startTime")
         if type(start) is not int:
             start = _int_time(start, f"{where}[{i}]", "startTime")
-        duration = raw.get("duration")
         if type(duration) is not int:
             duration = _int_time(duration, f"{where}[{i}]", "duration")
         if duration < 0:
             raise _Fail(f"{where}[{i}]", f"negative duration {duration}")
-        name = raw.get("operationName")
         name = share(name, name) if type(name) is str else "" if name is None else str(name)
-        tags = raw.get("tags")
         if tags:
             # _kv_dict inlined: this is the hottest line of a 100k-span file
             try:
@@ -880,7 +904,6 @@ def _legacy_spans(
             attrs = {}
 
         span_warnings: list[str] = []
-        pid = raw.get("processID")
         proc = procs.get(pid) if type(pid) is str else None
         if proc is None:
             embedded = raw.get("process")
@@ -894,7 +917,10 @@ def _legacy_spans(
                 )
 
         kind_tag = attrs.get("span.kind")
-        kind = _LEGACY_KINDS.get(kind_tag.lower(), INTERNAL) if type(kind_tag) is str else INTERNAL
+        if type(kind_tag) is str:
+            kind = _LEGACY_KINDS.get(kind_tag) or _LEGACY_KINDS.get(kind_tag.lower(), INTERNAL)
+        else:
+            kind = INTERNAL
         status = STATUS_UNSET
         status_message = ""
         code = attrs.get("otel.status_code")
@@ -909,7 +935,6 @@ def _legacy_spans(
                 status_message = str(desc)
 
         refs: list[Reference] = []
-        raw_refs = raw.get("references")
         if raw_refs:
             if type(raw_refs) is not list:
                 raise _Fail(f"{where}[{i}]", "references is not a list")
@@ -937,7 +962,6 @@ def _legacy_spans(
                 refs.insert(0, Reference(CHILD_OF, tid, pid16))
 
         events: list[Event] = []
-        logs = raw.get("logs")
         if logs:
             if type(logs) is not list:
                 raise _Fail(f"{where}[{i}]", "logs is not a list")
@@ -951,7 +975,6 @@ def _legacy_spans(
                     ts = _int_time(ts, f"{where}[{i}]", "log timestamp")
                 events.append(Event(ev if type(ev) is str and ev else "log", ts, fields))
 
-        raw_warnings = raw.get("warnings")
         if raw_warnings and type(raw_warnings) is list:
             span_warnings.extend(str(w) for w in raw_warnings)
 

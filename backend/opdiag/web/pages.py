@@ -1,7 +1,14 @@
 """HTML pages: ``/`` lists recent operations, ``/operations/<id>`` shows one diagnosis with its
-waterfall. Server-rendered Jinja with autoescape; no JavaScript, no external assets."""
+waterfall. Server-rendered Jinja with autoescape; no JavaScript, no external assets.
+
+A person reads these pages, so their failures are pages too: an unknown id is an HTML 404,
+Jaeger unreachable or too slow an HTML 502/504 carrying the message, a bad id an HTML 400.
+The handler is the blueprint's own, so the JSON API keeps its JSON errors.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from flask import Blueprint, Response, make_response, render_template, request
 from flask.blueprints import BlueprintSetupState
@@ -9,10 +16,12 @@ from flask.blueprints import BlueprintSetupState
 from opdiag.api.params import parse_ident, parse_range
 from opdiag.api.queries import now_us
 from opdiag.api.state import AppState, current_state
+from opdiag.errors import OpdiagError
 from opdiag.web import waterfall
 from opdiag.web.filters import FILTERS, utc
 
 bp = Blueprint("pages", __name__, template_folder="templates")
+log = logging.getLogger("opdiag.web")
 INDEX_LIMIT = 200
 ALL_END_US = 2**62
 
@@ -53,6 +62,43 @@ def default_window(state: AppState) -> tuple[int, int]:
     if is_file_source(state.source):
         return 0, max(end, ALL_END_US)
     return end - int(state.settings.jaeger.lookback_s * 1_000_000), end
+
+
+_TITLES = {
+    400: "Bad request",
+    404: "Not found",
+    502: "Trace source unavailable",
+    504: "Trace source too slow",
+}
+_HINTS = {
+    400: "Check the operation id or trace id in the address.",
+    404: "No trace in the trace source holds this operation id or trace id. It may be older "
+    "than the search window, or its spans may not have reached Jaeger yet.",
+    502: "opdiag could not get an answer from the trace source; try again when it is back.",
+    504: "The trace source did not answer in time; try again in a moment.",
+}
+
+
+@bp.errorhandler(OpdiagError)
+def _error_page(exc: OpdiagError) -> Response:
+    """The failure as a page with its status and message (the JSON API's message, the same
+    statuses: 400/404/502/504), never a stack trace."""
+    status = int(getattr(exc, "http_status", 500))
+    if status >= 500:
+        log.warning("trace source problem on a page: %s", exc.message)
+    ident = (request.view_args or {}).get("ident")
+    response = _html(
+        render_template(
+            "error.html",
+            status=status,
+            title=_TITLES.get(status, "Error"),
+            message=exc.message,
+            hint=_HINTS.get(status, ""),
+            ident=ident,
+        )
+    )
+    response.status_code = status
+    return response
 
 
 @bp.get("/")
