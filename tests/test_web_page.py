@@ -242,3 +242,47 @@ def test_waterfall_of_nothing():
 )
 def test_safe_url(url, expected):
     assert safe_url(url) == expected
+
+
+def _step(i: int, name: str, parent: int | None, **flags: bool) -> FlowStep:
+    return FlowStep(
+        index=i,
+        trace_id="t",
+        span_id=f"{i:016x}",
+        parent_id=None if parent is None else f"{parent:016x}",
+        service="svc",
+        span_name=name,
+        start_ms=float(i),
+        duration_ms=1.0,
+        self_time_ms=1.0,
+        depth=0 if parent is None else 1,
+        critical=flags.get("critical", False),
+        error=flags.get("error", False),
+        root_cause=flags.get("root_cause", False),
+    )
+
+
+def test_waterfall_folds_polling_but_keeps_what_matters():
+    patterns = ["GET /api/v1/operations/*", "* http send"]
+    steps = [
+        _step(0, "cli.train", None, critical=True),
+        _step(1, "GET", 0),  # httpx polling wrapper: folded with its server span
+        _step(2, "GET /api/v1/operations/{operation_id}", 1),
+        _step(3, "GET /api/v1/operations/{operation_id} http send", 2),
+        _step(4, "training.indicators", 0, critical=True),
+        _step(5, "GET", 0),  # a failed poll is evidence: kept
+        _step(6, "GET /api/v1/operations/{operation_id}", 5, error=True),
+        _step(7, "POST", 0),  # a wrapper around a real call stays
+        _step(8, "POST /backtests/start", 7),
+    ]
+    picture = waterfall.layout(steps, noise_patterns=patterns)
+    drawn = [b.label for b in picture.bars]
+    assert drawn == [
+        "cli.train",
+        "training.indicators",
+        "GET /api/v1/operations/{operation_id}",
+        "POST",
+        "POST /backtests/start",
+    ]
+    assert picture.noise_hidden == 4
+    assert waterfall.layout(steps).noise_hidden == 0

@@ -123,5 +123,9 @@ def index() -> Response:
 def operation(ident: str) -> Response:
     state = current_state()
     diagnosis = state.service.diagnose(parse_ident(ident))
-    picture = waterfall.layout(diagnosis.execution_flow, diagnosis.execution_flow_truncated)
+    picture = waterfall.layout(
+        diagnosis.execution_flow,
+        diagnosis.execution_flow_truncated,
+        noise_patterns=state.settings.diagnosis.noise_span_patterns,
+    )
     return _html(render_template("diagnosis.html", d=diagnosis, waterfall=picture))

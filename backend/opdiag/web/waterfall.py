@@ -4,9 +4,15 @@ and services come from traces and are untrusted)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 from opdiag.diagnosis.result import FlowStep
+
+# httpx names its client spans after the method only; such a wrapper around hidden transport
+# spans is transport too.
+_HTTP_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 
 MAX_ROWS = 400  # more rows than this make the page useless and the SVG huge
 WIDTH = 1100
@@ -50,6 +56,33 @@ class Waterfall:
     bars: list[Bar] = field(default_factory=list)
     ticks: list[Tick] = field(default_factory=list)
     omitted: int = 0  # spans of the flow not drawn (cap, or cut by the engine)
+    noise_hidden: int = 0  # transport spans (polling, http send/receive) folded away
+
+
+def _significant(step: FlowStep) -> bool:
+    return step.critical or step.error or step.root_cause or step.bottleneck
+
+
+def hide_noise(steps: list[FlowStep], patterns: Sequence[str]) -> list[FlowStep]:
+    """Fold transport noise away: a CLI that polls for 45 minutes adds hundreds of identical
+    ``GET`` rows that bury the phases. A span matching a noise pattern goes with its subtree,
+    and so does an HTTP client wrapper whose children all went; anything on the critical path,
+    in error, the root cause or the bottleneck always stays."""
+    if not patterns:
+        return list(steps)
+    hidden: set[str] = set()
+    for step in steps:  # parents come before their children in start order
+        if step.parent_id in hidden or any(fnmatchcase(step.span_name, p) for p in patterns):
+            hidden.add(step.span_id)
+    children: dict[str, list[FlowStep]] = {}
+    for step in steps:
+        if step.parent_id is not None:
+            children.setdefault(step.parent_id, []).append(step)
+    for step in steps:
+        kids = children.get(step.span_id)
+        if step.span_name in _HTTP_METHODS and kids and all(k.span_id in hidden for k in kids):
+            hidden.add(step.span_id)
+    return [s for s in steps if s.span_id not in hidden or _significant(s)]
 
 
 def _select(steps: list[FlowStep], cap: int) -> list[FlowStep]:
@@ -83,9 +116,15 @@ def _classes(step: FlowStep) -> str:
     return " ".join(names)
 
 
-def layout(steps: list[FlowStep], truncated: int = 0, cap: int = MAX_ROWS) -> Waterfall:
+def layout(
+    steps: list[FlowStep],
+    truncated: int = 0,
+    cap: int = MAX_ROWS,
+    noise_patterns: Sequence[str] = (),
+) -> Waterfall:
     """Place every selected step on a shared time scale starting at the operation's start."""
-    shown = _select(steps, cap)
+    quiet = hide_noise(steps, noise_patterns)
+    shown = _select(quiet, cap)
     origin = min((s.start_ms for s in shown), default=0.0)
     end = max((s.start_ms + s.duration_ms for s in shown), default=0.0)
     total = max(end - origin, 1.0)
@@ -96,7 +135,8 @@ def layout(steps: list[FlowStep], truncated: int = 0, cap: int = MAX_ROWS) -> Wa
         height=height,
         label_width=LABEL_WIDTH,
         bar_height=BAR_HEIGHT,
-        omitted=truncated + len(steps) - len(shown),
+        omitted=truncated + len(quiet) - len(shown),
+        noise_hidden=len(steps) - len(quiet),
     )
     for row, step in enumerate(shown):
         x = LABEL_WIDTH + (step.start_ms - origin) / total * area
