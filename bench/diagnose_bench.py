@@ -226,12 +226,25 @@ def _growth(results: list[Result], tool: str, attr: str) -> dict[int, float]:
     return out
 
 
+def _marginal(results: list[Result], tool: str) -> dict[int, float]:
+    """CPU µs per added span between consecutive sizes: flat when cost grows linearly (the
+    x10 ratios stay below 10 while start-up still dominates the small sizes)."""
+    rows = [r for r in results if r.tool == tool]
+    out: dict[int, float] = {}
+    for prev, cur in itertools.pairwise(rows):
+        if math.isnan(prev.cpu_s) or math.isnan(cur.cpu_s) or cur.spans <= prev.spans:
+            continue
+        out[cur.spans] = (cur.cpu_s - prev.cpu_s) / (cur.spans - prev.spans) * 1e6
+    return out
+
+
 def report(results: list[Result]) -> str:
     wall_growth = {tool: _growth(results, tool, "wall_s") for tool in TOOLS}
     cpu_growth = {tool: _growth(results, tool, "cpu_s") for tool in TOOLS}
+    marginal = {tool: _marginal(results, tool) for tool in TOOLS}
     lines = [
         f"{'spans':>8}  {'tool':<7} {'wall s':>8} {'cpu s':>7} {'spans/s':>10} {'peak MB':>8} "
-        f"{'x10 wall':>9} {'x10 cpu':>8}  note",
+        f"{'x10 wall':>9} {'x10 cpu':>8} {'cpu µs/span':>12}  note",
     ]
     for r in results:
         rate = r.spans / r.wall_s if r.wall_s and not math.isnan(r.wall_s) else math.nan
@@ -241,11 +254,14 @@ def report(results: list[Result]) -> str:
             f"{r.spans:>8}  {r.tool:<7} {_fmt(r.wall_s, '.3f'):>8} {_fmt(r.cpu_s, '.3f'):>7} "
             f"{_fmt(rate, ',.0f'):>10} {_fmt(r.peak_mb, '.1f'):>8} "
             f"{_fmt(wg, '.2f') + ('x' if not math.isnan(wg) else ''):>9} "
-            f"{_fmt(cg, '.2f') + ('x' if not math.isnan(cg) else ''):>8}  {r.note}"
+            f"{_fmt(cg, '.2f') + ('x' if not math.isnan(cg) else ''):>8} "
+            f"{_fmt(marginal[r.tool].get(r.spans, math.nan), '.1f'):>12}  {r.note}"
         )
     lines += [
         "",
-        "opdiag / jq (target at 100k spans: time <= 0.50, memory <= 1.00; x10 = 10 is linear)",
+        "x10: growth per 10x spans (10 = linear); cpu µs/span: CPU per span added since the "
+        "previous size",
+        "opdiag / jq (target at 100k spans: time <= 0.50, memory <= 1.00)",
         f"{'spans':>8}  {'wall':>6} {'cpu':>6} {'peak memory':>12}",
     ]
     by_size: dict[int, dict[str, Result]] = {}

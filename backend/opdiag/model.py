@@ -123,7 +123,7 @@ def is_error(span: Span) -> bool:
     attrs = span.attributes
     if attrs:
         code = attrs.get("otel.status_code")
-        if isinstance(code, str) and code.upper() == "ERROR":
+        if code is not None and code != "OK" and isinstance(code, str) and code.upper() == "ERROR":
             return True
         if "error" in attrs and truthy(attrs["error"]):
             return True

@@ -75,12 +75,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import NamedTuple
 
 from opdiag.model import CONSUMER, PRODUCER, Span, Trace
 
 SYNTHETIC_ROOT_ID = "__trace__"
 NO_NODE = -1
+_NODE_START = attrgetter("start")
+_NODE_END = attrgetter("end")
 
 
 class Section(NamedTuple):
@@ -425,32 +428,15 @@ def sanitize_overflowing_children(nodes: list[Node]) -> None:
                                               |-------child---------|  clip both
         (a dropped child takes its descendants with it)
     """
-    for node in nodes:
-        if node.dropped or node.parent == NO_NODE:
-            continue
-        parent = nodes[node.parent]
-        if parent.dropped:
-            node.dropped = True
-            continue
-        p_start, p_end = parent.start, parent.end
-        if node.start >= p_start:
-            if node.start >= p_end:
-                node.dropped = True
-            elif node.end > p_end:
-                node.end = p_end
-        elif node.end <= p_start:
-            node.dropped = True
-        else:
-            node.start = p_start
-            node.end = min(node.end, p_end)
+    _sanitize_grouped(nodes)
 
 
 _NO_KIDS: list[int] = []
 
 
 def _sanitize_grouped(nodes: list[Node]) -> dict[int, list[int]]:
-    """Step 3 and the grouping of :func:`_children_by_end` (unsorted) in one pass: a node's
-    ``dropped`` is final once its own step 3 is done."""
+    """Step 3, returning the grouping of :func:`_children_by_end` (unsorted) made in the same
+    pass: a node's ``dropped`` is final once its own step 3 is done."""
     kids: dict[int, list[int]] = {}
     for index, node in enumerate(nodes):
         parent_index = node.parent
@@ -718,8 +704,8 @@ def _critical_path_reattached(
     try:
         live = [n for n in forest[1:] if not n.dropped]
         synthetic = forest[0]
-        synthetic.start = min(n.start for n in live)
-        synthetic.end = max(n.end for n in live)
+        synthetic.start = min(map(_NODE_START, live))
+        synthetic.end = max(map(_NODE_END, live))
         for lo, _ in ranges:
             forest[lo].parent = 0
         sections = _one_root(forest, strict_boundary, stop)

@@ -925,11 +925,14 @@ def _legacy_spans(
         status_message = ""
         code = attrs.get("otel.status_code")
         if code is not None:
-            code_s = str(code).upper()
-            if code_s == "ERROR":
-                status = STATUS_ERROR
-            elif code_s == "OK":
+            if code == "OK":  # the usual spelling, without str().upper()
                 status = STATUS_OK
+            else:
+                code_s = str(code).upper()
+                if code_s == "ERROR":
+                    status = STATUS_ERROR
+                elif code_s == "OK":
+                    status = STATUS_OK
             desc = attrs.get("otel.status_description")
             if desc is not None:
                 status_message = str(desc)
