@@ -21,10 +21,24 @@ EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
 
 
+def _exit_now(status: int) -> None:
+    """Console runs of one-shot commands end here, output flushed, without tearing down the
+    trace model object by object (about 0.1 s on a 100 000-span trace); nothing else needs
+    cleaning up: no files are open for writing and no threads run."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(status)
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
     from opdiag.cli import commands
 
     args = build_parser().parse_args(argv)
+    if argv is None and args.command in {"diagnose", "operations"}:
+        args.finish = _exit_now
     out, err = sys.stdout, sys.stderr
     if args.command == "diagnose":
         with _one_shot_gc():
