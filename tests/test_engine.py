@@ -525,3 +525,83 @@ def test_absent_and_exists() -> None:
     assert evaluate(Condition("k", "absent", True), "0") is False
     assert evaluate(Condition("k", "exists", True), "0") is True
     assert evaluate(Condition("k", "ne", "x")) is False  # ne needs the value to exist
+
+
+def _without_completion(case: dict[str, Any]) -> dict[str, Any]:
+    case["spans"] = [
+        s
+        for s in case["spans"]
+        if s["name"] != "operation.state_transition"
+        or s["attrs"]["operation.to_status"] != "completed"
+    ]
+    return case
+
+
+def test_generic_failure_root_cause_is_the_error_span_not_the_transition() -> None:
+    """The transition to ``failed`` decides the verdict and carries the message, but the
+    exception sits on the phase span: that deepest error span is the root cause, and the
+    transition's evidence stays beside the exception's."""
+    case = _without_completion(backtest_case())
+    for span in case["spans"]:
+        if span["name"] == "backtest.feature_compute":
+            span.update(
+                id="fc",
+                status="error",
+                exc="RuntimeError: indicator 'rsi_14' produced NaN rows",
+            )
+    case["spans"].append(
+        {
+            "parent": "w",
+            "name": "operation.state_transition",
+            "service": WORKER,
+            "start": 8_031,
+            "attrs": {
+                "operation.id": OP,
+                "operation.from_status": "running",
+                "operation.to_status": "failed",
+                "operation.error": "indicator 'rsi_14' produced NaN rows",
+            },
+        }
+    )
+    d = run_case(case)
+    assert d.verdict == "failed"
+    rc = d.root_cause
+    assert rc is not None and rc.span_name == "backtest.feature_compute"
+    assert rc.exception_type == "RuntimeError"
+    assert rc.evidence["operation.error"] == "indicator 'rsi_14' produced NaN rows"
+    assert [s.span_name for s in d.execution_flow if s.root_cause] == ["backtest.feature_compute"]
+
+
+def test_worker_verdicts_keep_the_selection_span_even_beside_a_503() -> None:
+    case = backtest_case()
+    case["spans"] = [s for s in case["spans"] if s.get("parent") not in {"srv", "w", "wpost"}]
+    for span in case["spans"]:
+        if span.get("id") == "srv":
+            span["attrs"] = {"http.status_code": 503}
+            span["status"] = "error"
+    case["spans"].append(
+        {
+            "parent": "srv",
+            "name": "workers.select",
+            "start": 12,
+            "dur": 2,
+            "attrs": {
+                "worker.total_workers": "0",
+                "worker.capable_workers": "0",
+                "worker.available_workers": "0",
+                "worker.selection_status": "no_workers_available",
+            },
+        }
+    )
+    d = run_case(case)
+    assert d.verdict == "no_workers"
+    assert d.root_cause is not None and d.root_cause.span_name == "workers.select"
+
+
+def test_an_operation_in_flight_has_lasted_until_now() -> None:
+    case = _without_completion(backtest_case())
+    quiet = run_case({**case, "now_s": 60})  # last span ends near 10 s
+    assert quiet.finished is False and quiet.status == "running"
+    assert quiet.duration_ms == pytest.approx(60_000, abs=1)
+    done = run_case(backtest_case(now_s=60))
+    assert done.finished and done.duration_ms == pytest.approx(10_000, abs=1)

@@ -18,7 +18,6 @@ Verdicts without a winning rule fall back to: ``failed`` (error spans or status 
 
 from __future__ import annotations
 
-import copy
 import heapq
 import re
 from collections.abc import Callable, Sequence
@@ -146,7 +145,7 @@ def diagnose(
         services=facts.services,
         started_at_ms=facts.start_us // 1000,
         ended_at_ms=facts.end_us // 1000,
-        duration_ms=facts.duration_us / 1000,
+        duration_ms=_duration_us(facts, now_us) / 1000,
         finished=facts.finished,
         bottleneck=_bottleneck_result(bottleneck),
         findings=findings,
@@ -160,6 +159,17 @@ def diagnose(
     return diagnosis
 
 
+_IN_FLIGHT = frozenset({"pending", "running", "resuming"})
+
+
+def _duration_us(facts: OperationFacts, now_us: int) -> int:
+    """An operation still in flight has lasted until now, not until its last span ended: a
+    stuck training that went quiet 42 minutes ago has been running for those minutes too."""
+    if not facts.finished and facts.status in _IN_FLIGHT:
+        return max(now_us, facts.end_us) - facts.start_us
+    return facts.duration_us
+
+
 def reassess_slow(
     diagnosis: Diagnosis,
     baseline_ms: float | None,
@@ -168,7 +178,9 @@ def reassess_slow(
 ) -> Diagnosis:
     """A copy of ``diagnosis`` with ``slow`` decided against ``baseline_ms`` (the median of
     the type's healthy finished runs; ``None`` = the configured budget)."""
-    out = copy.deepcopy(diagnosis)
+    # Shallow is enough: _apply_slow only reassigns fields and appends new findings, and
+    # _conclude rebuilds the flow steps; a deep copy cost ~1 s on a 200-operation list.
+    out = replace(diagnosis, findings=list(diagnosis.findings))
     kept = [f for f in out.findings if not _is_slow_rule(rules.get(f.rule_id))]
     removed = len(kept) != len(out.findings)
     out.findings = kept
@@ -306,14 +318,17 @@ def _conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) -
                 rule_id=rule.id,
             )
         if winner.span_id is not None and diagnosis.verdict != "healthy":
+            origin = _error_origin(diagnosis, winner)
+            evidence = {**winner.evidence, **origin.evidence} if origin else dict(winner.evidence)
+            cause = origin or winner
             diagnosis.root_cause = RootCause(
-                trace_id=winner.trace_id or "",
-                span_id=winner.span_id,
-                service=winner.service or "",
-                span_name=winner.span_name or "",
-                evidence=dict(winner.evidence),
-                exception_type=_text_or_none(winner.evidence.get("exception.type")),
-                exception_message=_text_or_none(winner.evidence.get("exception.message")),
+                trace_id=cause.trace_id or "",
+                span_id=cause.span_id or "",
+                service=cause.service or "",
+                span_name=cause.span_name or "",
+                evidence=evidence,
+                exception_type=_text_or_none(evidence.get("exception.type")),
+                exception_message=_text_or_none(evidence.get("exception.message")),
             )
     rc, bn = diagnosis.root_cause, diagnosis.bottleneck
     rc_key = (rc.trace_id, rc.span_id) if rc is not None else None
@@ -326,6 +341,35 @@ def _conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) -
         )
         for step in diagnosis.execution_flow
     ]
+
+
+_PROVEN_BY_HEALTHY_SPAN = frozenset(
+    {"no_workers", "no_capable_workers", "workers_busy", "stuck", "slow", "cancelled", "healthy"}
+)
+
+
+def _error_origin(diagnosis: Diagnosis, winner: Finding) -> Finding | None:
+    """The root cause is the deepest span of the error chain (SPEC). A verdict can be decided
+    on a span that is not itself in error (``operation.state_transition`` to ``failed``
+    carries the message; the exception sits on the phase span below it): then the deepest
+    error span that another finding points at is the root cause, and the winner's evidence
+    is kept beside it. Verdicts proven by a healthy span (worker counts, stuck, slow) keep
+    their span."""
+    if diagnosis.verdict in _PROVEN_BY_HEALTHY_SPAN:
+        return None
+    steps = {(s.trace_id, s.span_id): s for s in diagnosis.execution_flow if s.error}
+    if not steps or (winner.trace_id, winner.span_id) in steps:
+        return None
+    best: tuple[int, float] | None = None
+    origin: Finding | None = None
+    for finding in diagnosis.findings:
+        step = steps.get((finding.trace_id, finding.span_id))
+        if step is None:
+            continue
+        key = (step.depth, step.start_ms)
+        if best is None or key > best:
+            best, origin = key, finding
+    return origin
 
 
 def _text_or_none(value: Any) -> str | None:
