@@ -15,7 +15,7 @@ from opdiag.settings import Settings
 from opdiag_dashboards import lint
 from opdiag_dashboards.lint import LintContext
 from opdiag_dashboards.provisioning import datasources_doc
-from opdiag_dashboards.queries.promql import increase_in_range
+from opdiag_dashboards.queries.promql import increase_in_interval, increase_in_range
 from opdiag_dashboards.render import render_dashboards
 
 REPO = Path(__file__).resolve().parents[1]
@@ -191,6 +191,14 @@ _OPS = 'ktrdr_operations_total{job=~"$job"}'
         # the shape with a window other than the dashboard range
         f"sum((increase({_OPS}[$__rate_interval]) and {_OPS} offset $__rate_interval) or "
         f"(last_over_time({_OPS}[$__rate_interval]) unless {_OPS} offset $__rate_interval))",
+        # increase_in_interval's shape, but the fallback reads another selector
+        f"sum((({_OPS} - last_over_time({_OPS}[$__range] offset $__interval)) >= 0) or "
+        'ktrdr_operations_total{job=~".*"})',
+        # ... or the fallback is shifted in time
+        f"sum((({_OPS} - last_over_time({_OPS}[$__range] offset $__interval)) >= 0) or "
+        f"{_OPS} offset $__interval)",
+        # a plain difference of instant values
+        f"sum(({_OPS} - {_OPS} offset $__interval) >= 0)",
     ],
 )
 def test_raw_counters_are_allowed_only_in_increase_in_range(expr):
@@ -199,7 +207,8 @@ def test_raw_counters_are_allowed_only_in_increase_in_range(expr):
     assert any("outside rate/irate/increase" in p for p in problems), problems
 
 
-def test_increase_in_range_passes_the_counter_rule():
-    expr = f"sum({increase_in_range(_OPS)})"
+@pytest.mark.parametrize("helper", [increase_in_range, increase_in_interval])
+def test_increase_in_range_passes_the_counter_rule(helper):
+    expr = f"sum({helper(_OPS)})"
     problems = _mutate(lambda d: _first(d, "stat")["targets"][0].update(expr=expr))
     assert not any("outside rate/irate/increase" in p for p in problems), problems

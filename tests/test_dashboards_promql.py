@@ -21,6 +21,7 @@ SUBSTITUTIONS = {
     "$__rate_interval": "1m",
     "$__range": "6h",
     "$__interval": "30s",
+    "$__interval_ms": "30000",
     "$environment": ".*",
     "$job": "ktrdr-backend|ktrdr-workers",
     "$instance": "backend:8000|backtest-worker-1:5003",

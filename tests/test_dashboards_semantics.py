@@ -6,7 +6,10 @@ every variable at "All" exactly as Grafana would send it.
   computed over the dashboard range (not lifetime counters);
 - counts over the range include each series' first operation: KTRDR's counters are born at
   their first increment (value 1, no 0 sample), which a plain increase() never counts;
+- finishing rate: each graph step counts the operations finished in it, a series' first
+  increment included, and the steps add up to the operations finished in the range;
 - error rate: 0 (not empty) while traffic flows without errors, 0 (not NaN) without traffic;
+- latency percentiles: nothing (not NaN) without traffic;
 - errors by status: a 0 series (not empty) when no 4xx/5xx series exists;
 - workers: every instance of the worker job (not only ports 5003/5005);
 - services: the backend is included whether its job is `ktrdr-backend` or `backend`;
@@ -27,6 +30,9 @@ from opdiag.settings import Settings
 from opdiag_dashboards.queries import promql as pq
 
 RANGE = "1h"
+# Grafana's graph step ($__interval) in these tests: the input interval, so steps tile the hour.
+STEP = "1m"
+STEP_MS = "60000"
 
 
 def all_selected(expr: str, settings: Settings) -> str:
@@ -35,6 +41,8 @@ def all_selected(expr: str, settings: Settings) -> str:
     values = {
         "$__rate_interval": "1m",
         "$__range": RANGE,
+        "$__interval_ms": STEP_MS,
+        "$__interval": STEP,
         "$environment": ".*",
         "$job": d.service_job_regex,
         "$instance": ".*",
@@ -73,6 +81,22 @@ def case(series: list[tuple[str, str]], expr: str, samples: list[tuple[str, floa
                 "eval_time": "60m",
                 "exp_samples": [{"labels": labels, "value": value} for labels, value in samples],
             }
+        ],
+    }
+
+
+def steps_case(series: list[tuple[str, str]], tests: list[tuple[str, str, list]]) -> dict:
+    """One input, several (expr, eval_time, samples) checks."""
+    return {
+        "interval": "1m",
+        "input_series": [{"series": s, "values": v} for s, v in series],
+        "promql_expr_test": [
+            {
+                "expr": expr,
+                "eval_time": at,
+                "exp_samples": [{"labels": labels, "value": value} for labels, value in samples],
+            }
+            for expr, at, samples in tests
         ],
     }
 
@@ -116,6 +140,32 @@ def http(code: str) -> str:
         instance="backend:8000",
         http_status_code=code,
     )
+
+
+def http_bucket(le: str) -> str:
+    return series(
+        "http_server_duration_milliseconds_bucket",
+        job="ktrdr-backend",
+        instance="backend:8000",
+        le=le,
+    )
+
+
+# 10 requests a minute, all under 100 ms (P95 = 95 ms by interpolation), then none from 30 min.
+TRAFFIC_THEN_IDLE = [
+    (http_bucket("100"), "0+10x30 300+0x30"),
+    (http_bucket("+Inf"), "0+10x30 300+0x30"),
+]
+PER_STEP_S = 1 / 60  # one operation in a 1 min step, per second
+
+
+def in_range(per_second: str) -> str:
+    """The operations a per-step rate shows over the hour: each step's value times the step.
+
+    Steps at 1 min .. 60 min (not at 0, where every series would look born), whether the
+    subquery range is closed (Prometheus 2) or left-open (3).
+    """
+    return f"sum_over_time(({per_second})[59m59s:{STEP}]) * 60"
 
 
 def registry(metric: str, worker_type: str) -> str:
@@ -189,6 +239,65 @@ def cases(s: Settings) -> dict[str, dict]:
             ONE_20S_OPERATION,
             all_selected(pq.duration_quantile_by_type_in_range(s, 0.5), s),
             [('{operation_type="training"}', 20)],
+        ),
+        "finishing rate: a series born in a step counts in that step, then 0": steps_case(
+            [(ops("failed"), BORN)],
+            [
+                (q["finished_rate_by_status"], "30m", [('{status="failed"}', PER_STEP_S)]),
+                (q["finished_rate_by_status"], "31m", [('{status="failed"}', 0)]),
+                (q["finished_rate_by_status"], "29m", []),
+            ],
+        ),
+        "finishing rate: an existing series counts its step's increase, per second": steps_case(
+            [(ops("completed"), "5+0x10 7+0x50")],
+            [
+                (q["finished_rate_by_status"], "11m", [('{status="completed"}', 2 * PER_STEP_S)]),
+                (q["finished_rate_by_status"], "12m", [('{status="completed"}', 0)]),
+            ],
+        ),
+        "finishing rate: the steps add up to the operations finished in the range": steps_case(
+            [
+                # 5 before the range, +1 at 11 min, +2 at 32 min: 3
+                (ops("failed"), "5+0x10 6+0x20 8+0x29"),
+                # born at 40 min with 2 (two operations in its first scrape): 2
+                (ops("failed", "w:5004"), "_x40 2+0x20"),
+                # process restarted at 31 min, its counter born again at 1: 1
+                (ops("failed", "w:5005"), "5+0x30 1+0x30"),
+                # a failed scrape (staleness marker) at 21 min, then +1: 1, not 51 again
+                (ops("completed"), "50+0x20 stale 51+0x38"),
+                # born at 45 min, the process stopped at 50 min: 1
+                (ops("completed", "w:5004", "backtesting"), "_x45 1+0x5 stale"),
+            ],
+            [
+                (
+                    in_range(q["finished_rate_by_status"]),
+                    "60m",
+                    [('{status="failed"}', 6), ('{status="completed"}', 2)],
+                ),
+                (
+                    # the same operations as Finished by Type and Status over the range
+                    f"round({q['finished_by_type_and_status']})",
+                    "60m",
+                    [
+                        ('{operation_type="training", status="failed"}', 6),
+                        ('{operation_type="training", status="completed"}', 1),
+                        ('{operation_type="backtesting", status="completed"}', 1),
+                    ],
+                ),
+            ],
+        ),
+        "latency percentiles are nothing, not NaN, without traffic": steps_case(
+            TRAFFIC_THEN_IDLE,
+            [
+                (all_selected(pq.latency_quantile(s, qq), s), "20m", [("{}", ms)])
+                for qq, ms in ((0.5, 50), (0.95, 95))
+            ]
+            + [
+                (all_selected(pq.latency_quantile(s, qq), s), "45m", []) for qq in (0.5, 0.95, 0.99)
+            ],
+        ),
+        "latency percentiles are nothing before any HTTP series exists": case(
+            [(ops("completed"), "0+1x60")], all_selected(pq.latency_quantile(s, 0.95), s), []
         ),
         "error rate is 0 with healthy traffic": case(
             [(http("200"), "0+60x60")], q["error_ratio_percent"], [("{}", 0)]
@@ -323,3 +432,45 @@ def test_unguarded_error_rate_really_was_nan_without_traffic(tmp_path: Path):
     former = all_selected(f"{errors} / {pq.request_rate(s)} * 100", s)
     result = run_promtool(tmp_path, [case([(http("200"), "5+0x60")], former, [("{}", 0)])])
     assert result.returncode != 0
+
+
+FORMER_FINISHING_RATE = 'sum by (status) (rate(ktrdr_operations_total{job=~".*"}[1m]))'
+
+
+@pytest.mark.prometheus
+def test_rate_really_missed_the_first_increment_per_step(tmp_path: Path):
+    """The finishing-rate cases can see the bug: rate() shows nothing in the step where a
+    series is born, and its steps add up to 0 of the 1 operation."""
+    born = [(ops("failed"), BORN)]
+    at_birth = steps_case(
+        born, [(FORMER_FINISHING_RATE, "30m", [('{status="failed"}', PER_STEP_S)])]
+    )
+    total = steps_case(born, [(in_range(FORMER_FINISHING_RATE), "60m", [('{status="failed"}', 1)])])
+    for broken in (at_birth, total):
+        assert run_promtool(tmp_path, [broken]).returncode != 0
+
+
+@pytest.mark.prometheus
+def test_instant_offset_would_count_a_failed_scrape_as_new_operations(tmp_path: Path):
+    """Why the last value before a step is last_over_time(), not ``S offset $__interval``:
+    after a staleness marker the instant form counts the lifetime total again."""
+    s = Settings()
+    naive = all_selected(
+        pq.finished_rate_by_status(s)
+        .replace("last_over_time(", "(")
+        .replace("[$__range] offset", " offset"),
+        s,
+    )
+    stale = [(ops("completed"), "50+0x20 stale 51+0x38")]
+    test = steps_case(stale, [(in_range(naive), "60m", [('{status="completed"}', 1)])])
+    assert run_promtool(tmp_path, [test]).returncode != 0
+
+
+@pytest.mark.prometheus
+def test_latency_without_the_guard_really_was_nan_without_traffic(tmp_path: Path):
+    """The no-traffic case can see the bug: the former expression gives NaN, not nothing."""
+    s = Settings()
+    former = all_selected(pq.latency_quantile(s, 0.95).removesuffix(" >= 0"), s)
+    assert former != all_selected(pq.latency_quantile(s, 0.95), s)
+    test = steps_case(TRAFFIC_THEN_IDLE, [(former, "45m", [])])
+    assert run_promtool(tmp_path, [test]).returncode != 0

@@ -381,3 +381,38 @@ def test_duration_percentiles_have_a_row_per_finished_type(prom):
     shown = {s["metric"]["operation_type"] for s in result
              if not math.isnan(float(s["value"][1]))}
     assert finished and shown == finished, (finished, result)
+
+
+def test_finishing_rate_adds_up_to_every_finished_operation(prom):
+    """Finishing Rate by Status, summed over its steps times the step, is every operation that
+    finished in the run, per status: each series' first increment counts (rate() missed it).
+    The counters' sum at the last step is that number exactly (the demo never restarts a
+    process, so no counter resets)."""
+    target = next(t for t in TARGETS if t.panel == "Finishing Rate by Status")
+    assert "$__interval_ms" in target.expr and "rate(" not in target.expr, target.expr
+    result = run(prom, target, "healthy", start=prom.started)
+    shown = {s["metric"]["status"]: sum(float(v) for _, v in s["values"]) * SCRAPE_S
+             for s in result}
+    last_t = max(float(t) for s in result for t, _ in s["values"])
+    lifetime = {s["metric"]["status"]: float(s["value"][1]) for s in prom._get(
+        "/api/v1/query", {"query": 'sum by (status) (ktrdr_operations_total'
+                          '{environment="healthy"})', "time": last_t})}
+    assert lifetime and sum(lifetime.values()) >= 3, lifetime
+    assert shown.keys() == lifetime.keys(), (shown, lifetime)
+    for status, count in lifetime.items():
+        assert shown[status] == pytest.approx(count, abs=1e-6), (status, shown, lifetime)
+
+
+def test_latency_percentiles_are_never_nan(prom):
+    """P95 Latency and Response Time Percentiles: points with a number, and no NaN point, from
+    Prometheus' start (before the demo's first request) to now; a window without traffic is
+    a gap (the stat shows "No traffic"), not NaN."""
+    latency = [t for t in TARGETS
+               if t.panel in ("P95 Latency", "Response Time Percentiles")]
+    assert len(latency) == 4, latency
+    for target in latency:
+        for mode in ("healthy", "all"):
+            result = run(prom, target, mode, start=prom.started)
+            points = _points(result)
+            assert points, (target.id, mode, result)
+            assert not [p for p in points if math.isnan(p[1])], (target.id, mode, result)

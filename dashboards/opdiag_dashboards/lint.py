@@ -13,6 +13,10 @@ reasons (like a mixin's `.lint` file):
   outside increase() (``S offset $__range`` and ``last_over_time(S[$__range])``), because
   KTRDR's counters are born at their first increment and increase() alone misses it; the
   form is folded to ``increase(S[$__range])`` before the check (``promql_scan``).
+  Likewise ``queries.promql.increase_in_interval``'s exact form (``S - last_over_time(
+  S[$__range] offset $__interval)``, ``>= 0``, ``or S``), the per-graph-step count: rate()
+  misses the same first increment, and increase() over a ``$__interval`` window holds one
+  sample per step (no result) and loses the increments between steps.
 """
 
 from __future__ import annotations

@@ -88,6 +88,14 @@ _IN_RANGE = re.compile(
     r"or \(last_over_time\((?P=s)\[\$__range\]\) unless (?P=s) offset \$__range\)"
 )
 
+# queries.promql.increase_in_interval, with the same selector S in all three places:
+# ((S - last_over_time(S[$__range] offset $__interval)) >= 0) or S
+_IN_INTERVAL = re.compile(
+    r"\(\((?P<s>[a-zA-Z_:][a-zA-Z0-9_:]*\{[^}]*\}) - "
+    r"last_over_time\((?P=s)\[\$__range\] offset \$__interval\)\) >= 0\) "
+    r"or (?P=s)(?!\s*(?:\[|offset\b|@))"
+)
+
 
 def metric_names(expr: str) -> set[str]:
     """Metric names an expression reads."""
@@ -141,4 +149,12 @@ def fold_increase_in_range(expr: str) -> str:
     born in the range) on purpose; only this exact shape, with one selector throughout, is
     folded, so a bare counter anywhere else still counts as outside rate/increase.
     """
-    return _IN_RANGE.sub(lambda m: f"increase({m['s']}[$__range])", expr)
+    expr = _IN_RANGE.sub(lambda m: f"increase({m['s']}[$__range])", expr)
+    return fold_increase_in_interval(expr)
+
+
+def fold_increase_in_interval(expr: str) -> str:
+    """``expr`` with each exact ``increase_in_interval(S)`` reduced to
+    ``increase(S[$__range])`` (only for the counter check: the step-wise count reads the raw
+    counter, its last value before the step and its value at the step's end, on purpose)."""
+    return _IN_INTERVAL.sub(lambda m: f"increase({m['s']}[$__range])", expr)

@@ -87,7 +87,9 @@ def build(settings: Settings, json_datasource: str) -> Board:
     )
     finishing = panels.timeseries(
         "Finishing Rate by Status",
-        "Operations reaching a terminal state per second, per status.",
+        "Operations reaching a terminal state per second, per status: the operations that "
+        "finished in each graph step (the first of each type and status included) divided by "
+        "the step.",
         [prom(pq.finished_rate_by_status(s), "{{status}}")],
         unit="ops",
         stacked=True,

@@ -53,8 +53,10 @@ def build(settings: Settings, json_datasource: str) -> Board:
     )
     p95 = panels.stat(
         "P95 Latency",
-        "95th percentile of HTTP server latency.",
-        [prom(pq.latency_quantile(s, 0.95))],
+        "95th percentile of HTTP server latency now (over the last rate interval); 'No "
+        "traffic' (not NaN, not an older value) when there was no request in it.",
+        # Instant: over a range, lastNotNull would show the last window that had traffic.
+        [prom(pq.latency_quantile(s, 0.95), instant=True)],
         unit="ms",
         thresholds=panels.steps("green", (100, "yellow"), (500, "red")),
         no_value="No traffic",
@@ -67,7 +69,8 @@ def build(settings: Settings, json_datasource: str) -> Board:
     )
     percentiles = panels.timeseries(
         "Response Time Percentiles",
-        "HTTP server latency: median, 95th and 99th percentile.",
+        "HTTP server latency: median, 95th and 99th percentile; a gap (not NaN) where there "
+        "was no traffic.",
         [
             prom(pq.latency_quantile(s, 0.5), "P50", "A"),
             prom(pq.latency_quantile(s, 0.95), "P95", "B"),

@@ -2,9 +2,10 @@
 
 Rules kept by all of them (and checked by the lint): rate windows are ``$__rate_interval``,
 totals over the dashboard range go through :func:`increase_in_range` (never a bare
-``increase(...[$__range])``), ``_total`` counters appear only inside rate/increase or that
-helper, and the counter-named gauge ``ktrdr_workers_registered_total`` is read as the gauge
-it is. Panels that show errors or failures return 0, never nothing and never NaN.
+``increase(...[$__range])``), counts per graph step go through :func:`increase_in_interval`,
+``_total`` counters appear only inside rate/increase or those two helpers, and the
+counter-named gauge ``ktrdr_workers_registered_total`` is read as the gauge it is. Panels
+that show errors or failures return 0, never nothing and never NaN.
 """
 
 from __future__ import annotations
@@ -48,10 +49,16 @@ def error_ratio_percent(s: Settings) -> str:
 
 
 def latency_quantile(s: Settings, q: float) -> str:
-    """HTTP server latency quantile in ms."""
+    """HTTP server latency quantile in ms; nothing (not NaN) in a window without traffic.
+
+    Without a request in the rate window every bucket rate is 0 and histogram_quantile()
+    returns NaN, which a stat shows as "NaN" (a graph as an empty point). ``>= 0`` keeps
+    every real quantile (+Inf included) and drops only NaN, so the stat shows its no-value
+    text and the graph a gap.
+    """
     return (
         f"histogram_quantile({q}, sum by (le) "
-        f"(rate({HTTP}_bucket{{{sel.services(s)}}}[$__rate_interval])))"
+        f"(rate({HTTP}_bucket{{{sel.services(s)}}}[$__rate_interval]))) >= 0"
     )
 
 
@@ -163,6 +170,26 @@ def increase_in_range(series: str) -> str:
     )
 
 
+def increase_in_interval(series: str) -> str:
+    """Per-series increase of a counter in each graph step ``(t - $__interval, t]``.
+
+    The step-by-step analogue of :func:`increase_in_range`, for time series: Grafana queries
+    with step = ``$__interval``, so the windows tile the range exactly and nothing is
+    extrapolated (a step's value is a whole number of operations). The value at the end of
+    the step minus the last value before it (``last_over_time`` over the dashboard range,
+    which also bridges a failed scrape's staleness marker) is the increase; a series with no
+    sample in the range before the step was born in it and counts its whole value (its first
+    increment included); a counter that went down was reset and counts its new value. An
+    ``increase(S[$__interval])`` would not do: with one sample per step it returns nothing and
+    it loses the increments between steps. Limits: a reset whose new value passes the old one
+    within one step counts only the difference; a series unseen for longer than the range
+    counts its whole value when it comes back; each step reads the series over the range
+    (``last_over_time``), dearer than rate() on very long ranges.
+    """
+    before = f"last_over_time({series}[$__range] offset $__interval)"
+    return f"(({series} - {before}) >= 0) or {series}"
+
+
 def _ops(s: Settings, status: str = "") -> str:
     """ktrdr_operations_total of the selected operations, optionally one terminal status."""
     extra = f', status="{status}"' if status else ""
@@ -195,8 +222,14 @@ def finished_by_type_and_status(s: Settings) -> str:
 
 
 def finished_rate_by_status(s: Settings) -> str:
-    """Operations finishing per second, per terminal status."""
-    return f"sum by (status) (rate({_ops(s)}[$__rate_interval]))"
+    """Operations finishing per second, per terminal status, averaged over each graph step.
+
+    rate() never sees a series' first increment (KTRDR creates the series at 1), so the count
+    per step comes from :func:`increase_in_interval` and is divided by the step in seconds
+    (``$__interval_ms`` is the step Grafana queries with). Summed over the steps, the graph
+    holds exactly the operations that finished in the range.
+    """
+    return f"sum by (status) ({increase_in_interval(_ops(s))}) / ($__interval_ms / 1000)"
 
 
 def _duration_quantile(s: Settings, q: float, by: str) -> str:
