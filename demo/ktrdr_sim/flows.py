@@ -187,14 +187,13 @@ def run_training(k: Ktrdr, plan: TrainingPlan) -> RunResult:
     return RunResult(op, [cli_trace])
 
 
-def _training_work(k: Ktrdr, wproc: Process, wctx: Context, op: Operation,
-                   plan: TrainingPlan) -> None:
-    clock = k.world.clock
-    clock.sleep(0.006)
-    k.create_operation(wproc, wctx, op, with_id_on_create=True, is_backend_local=False,
-                       symbol=plan.symbols, timeframe=plan.timeframes)
-    k.transition(wproc, wctx, op, "pending", "running")
-    phases: list[tuple[str, dict[str, str | int], float, dict[str, str | int]]] = [
+Phase = tuple[str, dict[str, str | int], float, dict[str, str | int]]
+
+
+def training_phases(plan: TrainingPlan) -> list[Phase]:
+    """KTRDR's training pipeline spans in order: name, attributes at start, seconds,
+    attributes set when the phase ends. Shared by the recorder and the live workers."""
+    return [
         ("training.data_loading",
          {"data.symbol": plan.symbols, "data.timeframes": plan.timeframes,
           "progress.phase": "data_loading"},
@@ -206,8 +205,17 @@ def _training_work(k: Ktrdr, wproc: Process, wctx: Context, op: Operation,
          {"fuzzy_sets.count": plan.fuzzy_sets, "fuzzy_sets.timeframes": plan.timeframes,
           "progress.phase": "fuzzy_computation"}, plan.fuzzy_s, {}),
     ]
+
+
+def _training_work(k: Ktrdr, wproc: Process, wctx: Context, op: Operation,
+                   plan: TrainingPlan) -> None:
+    clock = k.world.clock
+    clock.sleep(0.006)
+    k.create_operation(wproc, wctx, op, with_id_on_create=True, is_backend_local=False,
+                       symbol=plan.symbols, timeframe=plan.timeframes)
+    k.transition(wproc, wctx, op, "pending", "running")
     outcome = "ok"
-    for name, attrs, seconds, after in phases:
+    for name, attrs, seconds, after in training_phases(plan):
         outcome = k.phase(wproc, wctx, name, scope=ins.TRAINING_PIPELINE, attributes=attrs,
                           seconds=seconds, op=op, fault=plan.fault, after=after)
         if outcome != "ok":

@@ -16,7 +16,7 @@ from typing import Any
 from opentelemetry.context import Context
 
 from ktrdr_sim import instrument as ins
-from ktrdr_sim.flows import BacktestPlan, TrainingPlan
+from ktrdr_sim.flows import BacktestPlan, TrainingPlan, training_phases
 from ktrdr_sim.live import ops
 from ktrdr_sim.live.client import Client
 from ktrdr_sim.live.config import WORKER_TYPES, LiveConfig
@@ -145,20 +145,8 @@ class Worker:
         ops.create_operation(node, ctx, op, with_id_on_create=True, is_backend_local=False,
                              symbol=plan.symbols, timeframe=plan.timeframes)
         ops.transition(node, ctx, op, "running")
-        phases: list[tuple[str, dict[str, str | int], float, dict[str, str | int]]] = [
-            ("training.data_loading",
-             {"data.symbol": plan.symbols, "data.timeframes": plan.timeframes,
-              "progress.phase": "data_loading"},
-             plan.data_loading_s, {"data.rows": plan.rows, "data.columns": plan.columns}),
-            ("training.indicators",
-             {"indicators.count": plan.indicators, "indicators.timeframes": plan.timeframes,
-              "progress.phase": "indicators"}, plan.indicators_s, {}),
-            ("training.fuzzy_computation",
-             {"fuzzy_sets.count": plan.fuzzy_sets, "fuzzy_sets.timeframes": plan.timeframes,
-              "progress.phase": "fuzzy_computation"}, plan.fuzzy_s, {}),
-        ]
         outcome = "ok"
-        for name, attrs, seconds, after in phases:
+        for name, attrs, seconds, after in training_phases(plan):
             outcome = ops.phase(node, ctx, op, name, scope=ins.TRAINING_PIPELINE,
                                 attributes=attrs, seconds=seconds, fault=plan.fault,
                                 after=after)
