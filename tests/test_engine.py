@@ -4,12 +4,13 @@ re-assessment, templates that never evaluate, coercion, large traces."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import pytest
 from opdiag.diagnosis.conditions import Condition, check_operand, evaluate
 from opdiag.diagnosis.engine import diagnose, not_found, reassess_slow
-from opdiag.diagnosis.rules import load_rules
+from opdiag.diagnosis.rules import default_rule_pack, load_rules, merge_packs, parse_rule_pack
 from opdiag.diagnosis.templates import fill, parse_template
 from opdiag.model import CHILD_OF, Reference, Span, build_trace
 from opdiag.settings import DiagnosisSettings
@@ -481,6 +482,188 @@ def test_large_trace_is_diagnosed() -> None:
     )
     assert d.verdict == "stuck"
     assert len(d.execution_flow) == 2000 and d.execution_flow_truncated == 98_000
+
+
+# --- without_descendant / without_child --------------------------------------------------------
+
+WITHOUT_PACK = """\
+pack: without
+rules:
+  - id: no-client-below
+    description: test rule
+    severity: warning
+    match:
+      span: "outer.*"
+      without_descendant: {kind: client, attributes: {http.url: {regex: ':5001'}}}
+    summary: "no client below {span.name}"
+    solution: {title: t, steps: [s]}
+  - id: no-error-child
+    description: test rule
+    severity: warning
+    match:
+      span: "outer.*"
+      without_child: {error: true}
+    summary: "no error child of {span.name}"
+    solution: {title: t, steps: [s]}
+"""
+WITHOUT_RULES = merge_packs([default_rule_pack(), parse_rule_pack(WITHOUT_PACK, "without.yaml")])
+HOST = "http://host.docker.internal:5001/data/historical"
+
+
+def _fired(spans: list[dict[str, Any]]) -> dict[str, list[str]]:
+    d = run_case({"spans": spans}, WITHOUT_RULES)
+    out: dict[str, list[str]] = {}
+    for f in d.findings:
+        out.setdefault(f.rule_id, []).append(str(f.span_name))
+    return out
+
+
+def test_without_descendant_looks_at_the_whole_subtree_and_without_child_one_level() -> None:
+    spans = [
+        {"id": "a", "name": "outer.a", "dur": 100},
+        {"id": "mid", "parent": "a", "name": "inner", "start": 1, "dur": 50},
+        # a client to :5001 two levels down and an error grandchild
+        {
+            "parent": "mid",
+            "name": "POST",
+            "kind": "client",
+            "start": 2,
+            "attrs": {"http.url": HOST},
+        },
+        {"parent": "mid", "name": "boom", "start": 3, "status": "error"},
+        {"id": "b", "name": "outer.b", "start": 200, "dur": 100},
+        # a client elsewhere (not :5001) and an error child
+        {
+            "parent": "b",
+            "name": "GET",
+            "kind": "client",
+            "start": 201,
+            "attrs": {"http.url": "http://w:5003/x"},
+        },
+        {"parent": "b", "name": "bad", "start": 202, "status": "error"},
+    ]
+    fired = _fired(spans)
+    # outer.a has a matching client below (not a child): only outer.b lacks one
+    assert fired["no-client-below"] == ["outer.b"]
+    # outer.a's error is a grandchild, so it has no error *child*; outer.b has one
+    assert fired["no-error-child"] == ["outer.a"]
+
+
+def test_without_descendant_is_per_trace_and_ignores_siblings_and_ancestors() -> None:
+    spans = [
+        {"id": "root", "name": "root", "kind": "client", "dur": 100, "attrs": {"http.url": HOST}},
+        {"id": "a", "parent": "root", "name": "outer.a", "start": 1, "dur": 50},
+        {
+            "parent": "root",
+            "name": "POST",
+            "kind": "client",
+            "start": 60,
+            "attrs": {"http.url": HOST},
+        },
+    ]
+    assert _fired(spans)["no-client-below"] == ["outer.a"]
+
+
+def test_without_is_not_computed_when_no_active_rule_uses_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import opdiag.diagnosis.engine as engine
+
+    def boom(*_: Any) -> Any:
+        raise AssertionError("precomputed although no rule uses without_*")
+
+    monkeypatch.setattr(engine, "_below", boom)
+    run_case(backtest_case(), RULES)  # rule 16's facts (status failed) do not hold
+
+
+def _wide_data_trace(n: int, *, client_at_end: bool) -> Any:
+    """One download server span over ``n`` spans in a 10-deep chain of fans; the operation
+    failed; optionally one host call as the last, deepest span."""
+    op = "op_data_load_20251122_101500_1a2b3c4d"
+    trace_id = "cd" * 16
+    root = Span(
+        trace_id,
+        "0" * 15 + "1",
+        "POST /api/v1/data/acquire/download",
+        "ktrdr-api",
+        BASE_US,
+        200_000_000,
+        kind="server",
+    )
+    spans = [root]
+    parent = root.span_id
+    for i in range(2, n + 1):
+        sid = f"{i:016x}"
+        spans.append(
+            Span(
+                trace_id,
+                sid,
+                "data.fetch_chunk",
+                "ktrdr-api",
+                BASE_US + i * 1_000,
+                900,
+                attributes={"operation.id": op},
+                references=[Reference(CHILD_OF, trace_id, parent)],
+            )
+        )
+        if i % (n // 10) == 0:
+            parent = sid  # go one level deeper every n/10 spans
+    last = spans[-1].span_id
+    transition = {
+        "operation.id": op,
+        "operation.from_status": "running",
+        "operation.to_status": "failed",
+        "operation.error": "no data source",
+    }
+    spans.append(
+        Span(
+            trace_id,
+            f"{n + 1:016x}",
+            "operation.state_transition",
+            "ktrdr-api",
+            BASE_US + (n + 1) * 1_000,
+            10,
+            attributes=transition,
+            references=[Reference(CHILD_OF, trace_id, root.span_id)],
+        )
+    )
+    if client_at_end:
+        spans.append(
+            Span(
+                trace_id,
+                f"{n + 2:016x}",
+                "POST",
+                "ktrdr-api",
+                BASE_US + (n + 2) * 1_000,
+                10,
+                kind="client",
+                attributes={"http.url": HOST, "http.status_code": 200},
+                references=[Reference(CHILD_OF, trace_id, last)],
+            )
+        )
+    return op, build_trace(trace_id, spans)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client_at_end", [False, True])
+def test_large_trace_without_descendant_is_linear(client_at_end: bool) -> None:
+    """100 000 spans under a failed download: rule 16 (``without_descendant``) is decided in
+    one pass; a single host call at the deepest leaf is seen from the root."""
+    op, trace = _wide_data_trace(100_000, client_at_end=client_at_end)
+    started = time.perf_counter()
+    d = diagnose(
+        [trace],
+        ident=op,
+        operation_id=op,
+        rules=RULES,
+        settings=DiagnosisSettings(),
+        now_us=BASE_US + 10**9,
+    )
+    elapsed = time.perf_counter() - started
+    fired = {f.rule_id for f in d.findings}
+    assert ("host-call-not-attempted" in fired) is not client_at_end
+    assert d.verdict == "failed"
+    assert elapsed < 30, elapsed  # a quadratic walk takes hours here
 
 
 # --- templates and coercion --------------------------------------------------------------------

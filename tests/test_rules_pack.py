@@ -74,6 +74,62 @@ def line_of(text: str, needle: str) -> int:
         ('span: "my.*"', "kind: sever", "kind: sever", "unknown span kind 'sever'"),
         ('span: "my.*"', 'http_status: "6xx"', "6xx", "bad status"),
         ("{gt: 3}", "{regex: '(unclosed'}", "unclosed", "bad regex"),
+        # a bad nested ``without_descendant`` / ``without_child`` match
+        (
+            'span: "my.*"',
+            'span: "my.*"\n      without_descendant:\n        kind: client\n        colour: red',
+            "colour",
+            "rule 'my-rule': match.without_descendant: unknown field 'colour'",
+        ),
+        (
+            'span: "my.*"',
+            'span: "my.*"\n      without_descendant: {kind: clint}',
+            "clint",
+            "match.without_descendant.kind: unknown span kind 'clint'",
+        ),
+        (
+            'span: "my.*"',
+            'span: "my.*"\n      without_child:\n        within: "data.*"',
+            "within",
+            "match.without_child: 'within' cannot be used in a nested match",
+        ),
+        (
+            'span: "my.*"',
+            'span: "my.*"\n      without_child:\n        kind: client\n        bottleneck: true',
+            "bottleneck",
+            "match.without_child: 'bottleneck' cannot be used in a nested match",
+        ),
+        (
+            'span: "my.*"',
+            'span: "my.*"\n      without_descendant:\n        without_child: {kind: client}',
+            "without_child",
+            "match.without_descendant: 'without_child' cannot be used in a nested match",
+        ),
+        (
+            'span: "my.*"',
+            'span: "my.*"\n      without_descendant: {}',
+            "without_descendant",
+            "match.without_descendant needs at least one condition",
+        ),
+        (
+            'span: "my.*"',
+            'span: "my.*"\n      without_descendant: client',
+            "without_descendant",
+            "match.without_descendant must be a mapping",
+        ),
+        (
+            'span: "my.*"',
+            'span: "my.*"\n      without_descendant:\n        attributes:\n'
+            "          http.url: {regexx: ':5001'}",
+            "regexx",
+            "match.without_descendant.attributes.http.url: unknown operator 'regexx'",
+        ),
+        (
+            'span: "my.*"',
+            'span: "my.*"\n      without_child:\n        http_status: "6xx"',
+            "6xx",
+            "match.without_child.http_status: bad status",
+        ),
     ],
 )
 def test_bad_rule_is_refused_with_line_and_reason(
@@ -207,3 +263,23 @@ def test_fact_values_are_type_checked(tmp_path: Path) -> None:
     assert err.line == line_of(text, "stuck: 3")
     unknown = GOOD_RULE.replace("    match:\n", "    facts: {stuk: true}\n    match:\n")
     assert "unknown fact 'stuk'" in str(refuse(tmp_path, unknown))
+
+
+def test_nested_without_matches_load(tmp_path: Path) -> None:
+    text = GOOD_RULE.replace(
+        'span: "my.*"',
+        'span: "my.*"\n      without_descendant: {kind: client, service: "ktrdr-*"}'
+        '\n      without_child:\n        span: "x.*"\n        error: true',
+    )
+    rule = load_rule_pack(write(tmp_path, text)).rules[0]
+    assert rule.match is not None
+    below, child = rule.match.without_descendant, rule.match.without_child
+    assert below is not None and below.kinds == frozenset({"client"})
+    assert below.services is not None and below.services("ktrdr-api")
+    assert child is not None and child.error is True and child.names is not None
+
+
+def test_default_pack_uses_without_descendant_for_rule_16() -> None:
+    rule = next(r for r in default_rule_pack().rules if r.id == "host-call-not-attempted")
+    assert rule.match is not None and rule.match.without_descendant is not None
+    assert rule.match.without_descendant.kinds == frozenset({"client"})

@@ -48,7 +48,7 @@ from opdiag.diagnosis.result import (
     RootCause,
     Solution,
 )
-from opdiag.diagnosis.rules import Globs, Rule, RuleSet
+from opdiag.diagnosis.rules import Globs, Rule, RuleSet, SpanMatch
 from opdiag.diagnosis.templates import PLACEHOLDERS, attr_evidence_key, fill
 from opdiag.diagnosis.timing import Timing, trace_timing
 from opdiag.model import CLIENT, Span, Trace
@@ -57,6 +57,7 @@ from opdiag.settings import DiagnosisSettings
 Walks = list[tuple[Trace, list[tuple[Span, int]]]]
 _TRACE_ID = re.compile(r"^[0-9a-fA-F]{16,32}$")
 _EMPTY: frozenset[tuple[str, ...]] = frozenset()
+_NO_IDS: frozenset[int] = frozenset()
 _ALWAYS = ("exception.type", "exception.message", "http.url", "http.status")
 
 
@@ -420,8 +421,18 @@ def _span_rule_hits(
             if r.match is not None and r.match.within is not None
         }.values()
     )
-    # (name, kind, error, has an exception) -> rules that may match, does one use ``within``
-    candidates: dict[tuple[str, str, bool, bool], tuple[list[Rule], bool]] = {}
+    # nested ``without_descendant``/``without_child`` matches, by id(): precomputed in one
+    # pass over a trace, only once a span of it meets a candidate rule that uses one
+    no_desc: dict[int, SpanMatch] = {}
+    no_child: dict[int, SpanMatch] = {}
+    for r in active:
+        if r.match is not None and r.match.without_descendant is not None:
+            no_desc[id(r.match.without_descendant)] = r.match.without_descendant
+        if r.match is not None and r.match.without_child is not None:
+            no_child[id(r.match.without_child)] = r.match.without_child
+    # (name, kind, error, has an exception) -> rules that may match, does one use ``within``,
+    # does one use ``without_*``
+    candidates: dict[tuple[str, str, bool, bool], tuple[list[Rule], bool, bool]] = {}
     own_within: dict[str, frozenset[tuple[str, ...]]] = {}
     best: dict[str, tuple[tuple[int, int], Span, ExceptionInfo | None]] = {}
     counts: dict[str, int] = {}
@@ -447,6 +458,7 @@ def _span_rule_hits(
         # their ancestors up, and memoised: a scoped walk holds every ancestor of its spans.
         within_of: dict[str, frozenset[tuple[str, ...]]] = {}
         by_id = trace.by_id
+        below_sets: tuple[dict[int, set[str]], dict[int, set[str]]] | None = None
         for span, depth in walk:
             name = span.name
             attrs = span.attributes
@@ -456,10 +468,14 @@ def _span_rule_hits(
             if here is None:
                 maybe = [r for r in active if _may_match(r, name, span.kind, span.error, has_exc)]
                 uses_within = any(r.match is not None and r.match.within is not None for r in maybe)
-                here = candidates[key] = (maybe, uses_within)
-            rules_here, uses_within = here
+                uses_without = any(_uses_without(r) for r in maybe)
+                here = candidates[key] = (maybe, uses_within, uses_without)
+            rules_here, uses_within, uses_without = here
             if not rules_here:
                 continue
+            if uses_without and below_sets is None:
+                below_sets = _below(trace, no_desc, no_child)
+            with_desc, with_child = below_sets or ({}, {})
             within = _within(span, by_id, within_of, own_within_of) if uses_within else _EMPTY
             below = span.span_id in error_below
             is_bottleneck = span is b_span
@@ -470,6 +486,8 @@ def _span_rule_hits(
                 error_origin=span.error and not below,
                 bottleneck=is_bottleneck,
                 share=b_share if is_bottleneck else 0.0,
+                descendants=_holding(with_desc, span.span_id),
+                children=_holding(with_child, span.span_id),
             )
             for rule in rules_here:
                 assert rule.match is not None
@@ -514,12 +532,63 @@ def _within(
     return found
 
 
+def _below(
+    trace: Trace, no_desc: dict[int, SpanMatch], no_child: dict[int, SpanMatch]
+) -> tuple[dict[int, set[str]], dict[int, set[str]]]:
+    """For each nested ``without_descendant`` (``without_child``) match, the ids of the spans
+    that have a matching descendant (direct child). One pass over the whole trace, leaves
+    first (reversed pre-order: a span's subtree comes before it), so linear in spans × nested
+    matches; the static part of each match is decided once per distinct span shape. The whole
+    trace, not the operation's scope: a call counts wherever its spans were attributed."""
+    nested = {**no_desc, **no_child}
+    with_desc: dict[int, set[str]] = {k: set() for k in no_desc}
+    with_child: dict[int, set[str]] = {k: set() for k in no_child}
+    shapes: dict[tuple[str, str, bool, bool], tuple[int, ...]] = {}
+    bare = SpanContext()
+    for span, _ in reversed(trace.walked()):
+        parent = span.parent_id
+        if parent is None:
+            continue
+        attrs = span.attributes
+        has_exc = bool(span.events) or "exception.type" in attrs or "error.type" in attrs
+        shape = (span.name, span.kind, span.error, has_exc)
+        maybe = shapes.get(shape)
+        if maybe is None:
+            maybe = shapes[shape] = tuple(k for k, m in nested.items() if _static_match(m, *shape))
+        hits = tuple(k for k in maybe if match_span(nested[k], span, bare)[0]) if maybe else ()
+        sid = span.span_id
+        for k, ids in with_desc.items():
+            if k in hits or sid in ids:
+                ids.add(parent)
+        for k in hits:
+            if k in with_child:
+                with_child[k].add(parent)
+    return with_desc, with_child
+
+
+def _uses_without(rule: Rule) -> bool:
+    m = rule.match
+    return m is not None and (m.without_descendant is not None or m.without_child is not None)
+
+
+def _holding(sets: dict[int, set[str]], span_id: str) -> frozenset[int]:
+    """The nested matches (ids) whose span-id set holds ``span_id``."""
+    if not sets:
+        return _NO_IDS
+    return frozenset(k for k, ids in sets.items() if span_id in ids)
+
+
 def _may_match(rule: Rule, name: str, kind: str, error: bool, has_exc: bool) -> bool:
     """The static part of a span match (name, kind, error flag, an exception recorded at all),
     decided once per distinct combination so most spans meet no candidate rule."""
     m = rule.match
     if m is None:
         return False
+    return _static_match(m, name, kind, error, has_exc)
+
+
+def _static_match(m: SpanMatch, name: str, kind: str, error: bool, has_exc: bool) -> bool:
+    """``_may_match`` for one span match."""
     if m.names is not None and not m.names(name):
         return False
     if m.kinds and kind not in m.kinds:

@@ -26,6 +26,10 @@ class SpanContext:
     error_origin: bool = False  # an error span with no error below it
     bottleneck: bool = False
     share: float = 0.0
+    # ``id()`` of the nested ``without_descendant``/``without_child`` matches that some
+    # descendant / direct child of the span satisfies (precomputed once per trace)
+    descendants: frozenset[int] = frozenset()
+    children: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,10 @@ def match_span(m: SpanMatch, span: Span, ctx: SpanContext) -> tuple[bool, Except
     if m.services is not None and not m.services(span.service):
         return False, None
     if m.within is not None and m.within.patterns not in ctx.within:
+        return False, None
+    if m.without_descendant is not None and id(m.without_descendant) in ctx.descendants:
+        return False, None
+    if m.without_child is not None and id(m.without_child) in ctx.children:
         return False, None
     nothing = missing()
     for cond in m.attributes:

@@ -82,6 +82,22 @@ _MATCH_KEYS = frozenset(
         "duration_ms",
         "bottleneck",
         "bottleneck_share",
+        "without_descendant",
+        "without_child",
+    }
+)
+# Keys a nested ``without_descendant``/``without_child`` match may not use: they need the
+# per-span context of the engine's walk (or would nest again), which the one-pass
+# precomputation of "has a matching descendant" does not give.
+_NESTED_REFUSED = frozenset(
+    {
+        "within",
+        "error_chain",
+        "error_origin",
+        "bottleneck",
+        "bottleneck_share",
+        "without_descendant",
+        "without_child",
     }
 )
 _PACK_KEYS = frozenset({"pack", "description", "verdicts", "operation", "rules"})
@@ -128,6 +144,9 @@ class SpanMatch:
     duration_ms: tuple[Condition, ...] = ()
     bottleneck: bool | None = None
     bottleneck_share: tuple[Condition, ...] = ()
+    # the span has no descendant (``without_child``: no direct child) matching this
+    without_descendant: SpanMatch | None = None
+    without_child: SpanMatch | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,51 +522,66 @@ def _check_fact_type(reader: _Reader, node: Node, cond: Condition) -> None:
             raise reader.error(node, f"facts.{cond.key}: {value!r} is not a {wanted.__name__}")
 
 
-def _read_match(reader: _Reader, node: Node) -> SpanMatch:
-    f = reader.mapping(node, "match", _MATCH_KEYS)
+def _read_match(reader: _Reader, node: Node, what: str = "match") -> SpanMatch:
+    """``match`` (or, with ``what`` set, a nested ``match.without_descendant``)."""
+    nested = what != "match"
+    f = reader.mapping(node, what, _MATCH_KEYS)
+    if nested:
+        for key, (key_node, _) in f.items():
+            if key in _NESTED_REFUSED:
+                raise reader.error(key_node, f"{what}: '{key}' cannot be used in a nested match")
+        if not f:
+            raise reader.error(node, f"{what} needs at least one condition")
     kw: dict[str, Any] = {}
     if "span" in f:
-        kw["names"] = Globs.of(reader.strings(f["span"][1], "match.span"))
+        kw["names"] = Globs.of(reader.strings(f["span"][1], f"{what}.span"))
     if "kind" in f:
-        kinds = reader.strings(f["kind"][1], "match.kind")
+        kinds = reader.strings(f["kind"][1], f"{what}.kind")
         for kind in kinds:
             if kind not in SPAN_KINDS:
-                raise reader.error(f["kind"][1], f"match.kind: unknown span kind '{kind}'")
+                raise reader.error(f["kind"][1], f"{what}.kind: unknown span kind '{kind}'")
         kw["kinds"] = frozenset(kinds)
     if "service" in f:
-        kw["services"] = Globs.of(reader.strings(f["service"][1], "match.service"))
+        kw["services"] = Globs.of(reader.strings(f["service"][1], f"{what}.service"))
     for flag in ("error", "error_chain", "error_origin", "bottleneck"):
         if flag in f:
-            kw[flag] = reader.boolean(f[flag][1], f"match.{flag}")
+            kw[flag] = reader.boolean(f[flag][1], f"{what}.{flag}")
     if "exception" in f:
-        kw["exceptions"] = Globs.of(reader.strings(f["exception"][1], "match.exception"))
+        kw["exceptions"] = Globs.of(reader.strings(f["exception"][1], f"{what}.exception"))
     if "exception_message" in f:
-        text = reader.string(f["exception_message"][1], "match.exception_message")
+        text = reader.string(f["exception_message"][1], f"{what}.exception_message")
         try:
             kw["exception_message"] = re.compile(text)
         except re.error as exc:
             raise reader.error(
-                f["exception_message"][1], f"match.exception_message: bad regex: {exc}"
+                f["exception_message"][1], f"{what}.exception_message: bad regex: {exc}"
             ) from None
     if "http_status" in f:
-        kw.update(_read_http_status(reader, f["http_status"][1]))
+        kw.update(_read_http_status(reader, f["http_status"][1], what))
     if "attributes" in f:
         conds: list[Condition] = []
-        for key, (_, value_node) in reader.mapping(f["attributes"][1], "match.attributes").items():
-            conds.extend(reader.conditions(value_node, key, f"match.attributes.{key}"))
+        for key, (_, value_node) in reader.mapping(
+            f["attributes"][1], f"{what}.attributes"
+        ).items():
+            conds.extend(reader.conditions(value_node, key, f"{what}.attributes.{key}"))
         kw["attributes"] = tuple(conds)
     if "within" in f:
-        kw["within"] = Globs.of(reader.strings(f["within"][1], "match.within"))
+        kw["within"] = Globs.of(reader.strings(f["within"][1], f"{what}.within"))
     for numeric in ("duration_ms", "bottleneck_share"):
         if numeric in f:
             value_node = f[numeric][1]
             if not isinstance(value_node, MappingNode):
-                raise reader.error(value_node, f"match.{numeric} needs operators, e.g. {{gt: 100}}")
-            kw[numeric] = tuple(reader.conditions(value_node, numeric, f"match.{numeric}"))
+                raise reader.error(
+                    value_node, f"{what}.{numeric} needs operators, e.g. {{gt: 100}}"
+                )
+            kw[numeric] = tuple(reader.conditions(value_node, numeric, f"{what}.{numeric}"))
+    for without in ("without_descendant", "without_child"):
+        if without in f:
+            kw[without] = _read_match(reader, f[without][1], f"{what}.{without}")
     return SpanMatch(**kw)
 
 
-def _read_http_status(reader: _Reader, node: Node) -> dict[str, Any]:
+def _read_http_status(reader: _Reader, node: Node, what: str = "match") -> dict[str, Any]:
     """``none`` (no status recorded), ``503``, ``5xx``, ``500-599`` or a list of those."""
     items = reader.value(node)
     items = items if isinstance(items, list) else [items]
@@ -565,9 +599,9 @@ def _read_http_status(reader: _Reader, node: Node) -> dict[str, Any]:
             else:
                 ranges.append(StatusRange(int(m.group(2)), int(m.group(3))))
         else:
-            raise reader.error(node, f"match.http_status: bad status {item!r}")
+            raise reader.error(node, f"{what}.http_status: bad status {item!r}")
     if no_status and ranges:
-        raise reader.error(node, "match.http_status: 'none' cannot be combined with statuses")
+        raise reader.error(node, f"{what}.http_status: 'none' cannot be combined with statuses")
     return {"http_no_status": no_status, "http_status": tuple(ranges)}
 
 
