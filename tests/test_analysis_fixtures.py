@@ -183,3 +183,15 @@ def test_100k_wide_fan_out_completes():
     assert len(cp.sections) == 2 * (n - 1) + 1  # every child, every gap, the root's head
     assert result.critical_time["root"] == 10 * n - busy
     assert result.self_time["root"] == 10 * n - busy
+
+
+def test_analyse_bounds_are_earliest_start_and_latest_end_of_any_span():
+    child = [Reference("CHILD_OF", "t", "root")]
+    root = Span("t", "root", "root", "svc", 10, 100)
+    early = Span("t", "early", "early", "svc", 5, 20, references=child)
+    late = Span("t", "late", "late", "svc", 50, 155, references=child)
+    short = Span("t", "short", "short", "svc", 80, 1, references=child)
+    result = analyse(build_trace("t", [root, short, late, early]))
+    assert (result.start_us, result.end_us, result.duration_us) == (5, 205, 200)
+    assert result.services == ["svc"]
+    assert analyse(build_trace("t", [])).duration_us == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from opdiag_dashboards import fields
+
 VERDICT_COLORS: dict[str, str] = {
     "healthy": "green",
     "failed": "red",
@@ -25,6 +27,17 @@ def verdict_mappings() -> list[dict[str, object]]:
         for i, (code, color) in enumerate(VERDICT_COLORS.items())
     }
     return [{"type": "value", "options": options}]
+
+
+def verdict_column() -> dict[str, object]:
+    """The override of a table's ``verdict`` column: coloured cell, one width everywhere."""
+    return fields.by_name(
+        "verdict",
+        display="Verdict",
+        mappings=verdict_mappings(),
+        cell="color-background",
+        width=150,
+    )
 
 
 def up_down_mappings() -> list[dict[str, object]]:

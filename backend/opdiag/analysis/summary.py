@@ -7,14 +7,12 @@ the trace is read, never modified, and nothing depends on the clock.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from opdiag.analysis.critical_path import CriticalPath, critical_path
 from opdiag.analysis.errors import ErrorChain, error_chains
 from opdiag.analysis.self_time import self_times
+from opdiag.gcpause import gc_paused
 from opdiag.model import Span, Trace
 
 
@@ -45,22 +43,9 @@ class TraceAnalysis:
         return span_id in self.critical_time
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC: analysis allocates only acyclic values, and on 100 000-span traces
-    the collector rescanning the whole trace costs more than the analysis itself."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def analyse(trace: Trace, *, reattach_async: bool = True) -> TraceAnalysis:
     """Analyse one trace (``reattach_async``: see :mod:`opdiag.analysis.critical_path`)."""
-    with _gc_paused():
+    with gc_paused():
         return _analyse(trace, reattach_async)
 
 
@@ -68,8 +53,6 @@ def _analyse(trace: Trace, reattach_async: bool) -> TraceAnalysis:
     walked = trace.walk_list()
     depth = {span.span_id: d for span, d in walked}
     path = critical_path(trace, reattach_async=reattach_async)
-    start = min((s.start_us for s in trace.spans), default=0)
-    end = max((s.start_us + s.duration_us for s in trace.spans), default=0)
     warnings = list(trace.warnings)
     warnings.extend(f"critical path: {msg}" for msg in path.failed)
     return TraceAnalysis(
@@ -79,8 +62,8 @@ def _analyse(trace: Trace, reattach_async: bool) -> TraceAnalysis:
         critical_time=path.time_by_span(),
         error_chains=error_chains(trace, walked),
         depths=depth,
-        services=sorted({s.service for s in trace.spans}),
-        start_us=start,
-        end_us=end,
+        services=trace.services(),
+        start_us=trace.first_start_us,  # computed once by build_trace
+        end_us=trace.last_end_us,
         warnings=warnings,
     )

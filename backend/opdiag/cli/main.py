@@ -7,14 +7,13 @@ stderr, ``opdiag: <message>``: never a stack trace.
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from opdiag.cli.parser import UsageError, build_parser
 from opdiag.errors import OpdiagError
+from opdiag.gcpause import gc_paused
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
@@ -40,31 +39,17 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     if argv is None and args.command in {"diagnose", "operations"}:
         args.finish = _exit_now
     out, err = sys.stdout, sys.stderr
+    # One-shot commands build ~10 objects per span and drop them all at the end: no cyclic
+    # GC while they run (not for ``serve``; restored afterwards for in-process callers).
     if args.command == "diagnose":
-        with _one_shot_gc():
+        with gc_paused():
             return commands.run_diagnose(args, out, err)
     if args.command == "operations":
-        with _one_shot_gc():
+        with gc_paused():
             return commands.run_operations(args, out, err)
     if args.command == "serve":
         return commands.run_serve(args, out, err)
     return commands.run_dashboards(args, out, err)
-
-
-@contextmanager
-def _one_shot_gc() -> Iterator[None]:
-    """One-shot commands build ~10 objects per span and drop them all at the end; the cyclic
-    collector would rescan that growing heap again and again (a third of the time on a
-    100 000-span trace). Reference counting still frees acyclic garbage. Not for ``serve``;
-    restored afterwards, so in-process callers (tests) keep their collector.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _one_line(message: str) -> str:

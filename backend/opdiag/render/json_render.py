@@ -77,8 +77,3 @@ def render_json(diagnosis: Diagnosis) -> str:
         return data.decode("utf-8")
     except TypeError:  # beyond orjson (e.g. 2**70 in evidence): the slow, general path
         return dumps(diagnosis_dict(diagnosis))
-
-
-def render_json_list(diagnoses: list[Diagnosis]) -> str:
-    """A JSON array of diagnoses (``opdiag operations --format json``)."""
-    return dumps([diagnosis_dict(d) for d in diagnoses])

@@ -42,10 +42,6 @@ class QueryApi(Protocol):
 
     def services(self) -> list[str]: ...
 
-    def search(
-        self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
-    ) -> Any | None: ...
-
     def search_reply(
         self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
     ) -> Reply: ...
@@ -66,6 +62,13 @@ def _json_ok(reply: Reply) -> Any:
     if reply.status != 200:
         raise _rejected(reply)
     return reply.json()
+
+
+def _json_or_none(reply: Reply) -> Any | None:
+    """Like ``_json_ok``, but Jaeger's JSON 404 ("No traces found", unknown trace) is None."""
+    if reply.status == 404 and not reply.is_html:
+        return None
+    return _json_ok(reply)
 
 
 def _services_from(doc: Any, key: str, path: str) -> list[str]:
@@ -97,11 +100,6 @@ class V3Api:
         reply = self.http.get(V3_SERVICES, label=V3_SERVICES)
         return _services_from(_json_ok(reply), "services", reply.path)
 
-    def search(
-        self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
-    ) -> Any | None:
-        return self.search_document(self.search_reply(service, start_us, end_us, depth, tags))
-
     def search_reply(
         self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
     ) -> Reply:
@@ -120,16 +118,10 @@ class V3Api:
         return self.http.get(V3_TRACES, params, label=V3_TRACES)
 
     def search_document(self, reply: Reply) -> Any | None:
-        if reply.status == 404 and not reply.is_html:
-            return None  # "No traces found": an empty result, not an error
-        return _json_ok(reply)
+        return _json_or_none(reply)  # "No traces found": an empty result, not an error
 
     def trace(self, trace_id: str) -> Any | None:
-        path = f"/api/v3/traces/{trace_id}"
-        reply = self.http.get(path, label=V3_TRACE)
-        if reply.status == 404 and not reply.is_html:
-            return None
-        return _json_ok(reply)
+        return _json_or_none(self.http.get(f"/api/v3/traces/{trace_id}", label=V3_TRACE))
 
 
 @dataclass(slots=True)
@@ -146,11 +138,6 @@ class LegacyApi:
         reply = self.http.get(LEGACY_SERVICES, label=LEGACY_SERVICES)
         return _services_from(_json_ok(reply), "data", reply.path)
 
-    def search(
-        self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
-    ) -> Any | None:
-        return self.search_document(self.search_reply(service, start_us, end_us, depth, tags))
-
     def search_reply(
         self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
     ) -> Reply:
@@ -165,11 +152,7 @@ class LegacyApi:
         return _json_ok(reply)
 
     def trace(self, trace_id: str) -> Any | None:
-        path = f"/api/traces/{trace_id}"
-        reply = self.http.get(path, label=LEGACY_TRACE)
-        if reply.status == 404 and not reply.is_html:
-            return None
-        return _json_ok(reply)
+        return _json_or_none(self.http.get(f"/api/traces/{trace_id}", label=LEGACY_TRACE))
 
 
 def _serves_json(reply: Reply, key: str) -> bool:

@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gc
 import json
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
@@ -41,6 +39,7 @@ from typing import Any
 import orjson
 
 from opdiag.errors import TraceFormatError
+from opdiag.gcpause import gc_paused
 from opdiag.model import (
     CHILD_OF,
     CLIENT,
@@ -135,22 +134,9 @@ def read_file(path: Path | str) -> list[Trace]:
     return parse_bytes(data, str(p))
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while millions of acyclic containers are created: it would scan
-    them again and again (halves the time of a 100k-span file). Restored afterwards."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def parse_bytes(data: bytes, source: str) -> list[Trace]:
     """Parse the bytes of a file or HTTP body; ``source`` names it in every error."""
-    with _gc_paused():
+    with gc_paused():
         return _parse_bytes(data, source)
 
 
@@ -186,7 +172,7 @@ def _parse_bytes(data: bytes, source: str) -> list[Trace]:
 def parse_document(obj: Any, source: str) -> list[Trace]:
     """Parse an already-decoded JSON document (e.g. an HTTP response); ``obj`` is not changed."""
     collector = _Collector(source)
-    with _gc_paused():
+    with gc_paused():
         try:
             _dispatch(obj, "", collector, consume=False)
         except _Fail as fail:

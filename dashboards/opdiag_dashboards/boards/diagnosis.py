@@ -187,13 +187,7 @@ def build(settings: Settings, json_datasource: str) -> Board:
         overrides=[
             fields.by_name("rule_id", display="Rule"),
             fields.by_name("severity", display="Severity", width=90),
-            fields.by_name(
-                "verdict",
-                display="Verdict",
-                mappings=verdicts.verdict_mappings(),
-                cell="color-background",
-                width=150,
-            ),
+            verdicts.verdict_column(),
             fields.by_name("summary", display="Summary"),
             fields.by_name("trace_id", display="Trace", links=links.trace_id_links(s)),
             fields.by_name("span_id", display="Span id"),

@@ -8,6 +8,8 @@ dispatch HTTP call), and operation types are the operation_type label (not HTTP 
 
 from __future__ import annotations
 
+from functools import partial
+
 from opdiag.settings import Settings
 
 from opdiag_dashboards import fields, panels, targets, variables
@@ -34,9 +36,7 @@ def _verdict_colors() -> list[dict[str, object]]:
 def build(settings: Settings, json_datasource: str) -> Board:
     """Assemble the panels."""
     s = settings
-
-    def prom(expr: str, legend: str = "", ref: str = "A", **kw: bool) -> object:
-        return targets.prometheus(s, expr, legend, ref, **kw)
+    prom = partial(targets.prometheus, s)
 
     finished = panels.stat(
         "Finished Operations",

@@ -7,10 +7,13 @@ status are 0 (not empty, not NaN) when healthy or idle.
 
 from __future__ import annotations
 
+from functools import partial
+
 from opdiag.settings import Settings
 
-from opdiag_dashboards import fields, panels, targets, variables, verdicts
+from opdiag_dashboards import panels, targets, variables
 from opdiag_dashboards.board import Board
+from opdiag_dashboards.boards.scrape_status import up_down_table
 from opdiag_dashboards.queries import promql as pq
 
 TITLE = "KTRDR System Overview"
@@ -19,9 +22,7 @@ TITLE = "KTRDR System Overview"
 def build(settings: Settings, json_datasource: str) -> Board:
     """Assemble the panels."""
     s = settings
-
-    def prom(expr: str, legend: str = "", ref: str = "A", **kw: bool) -> object:
-        return targets.prometheus(s, expr, legend, ref, **kw)
+    prom = partial(targets.prometheus, s)
 
     up = panels.stat(
         "Services Up",
@@ -86,18 +87,11 @@ def build(settings: Settings, json_datasource: str) -> Board:
         unit="reqps",
         stacked=True,
     )
-    active = panels.table(
+    active = up_down_table(
         "Active Services",
         "Every scrape target of the selected jobs and whether it answers now.",
-        [prom(pq.service_status(s), instant=True, table=True)],
-        mappings=verdicts.up_down_mappings(),
-        thresholds=panels.steps("red", (1, "green")),
-        overrides=[fields.by_name("Value", display="Status", cell="color-background")],
-        transformations=[
-            fields.organize(
-                exclude=["Time", "__name__"], rename={"job": "Service", "instance": "Instance"}
-            )
-        ],
+        prom(pq.service_status(s), instant=True, table=True),
+        rename={"job": "Service", "instance": "Instance"},
     )
     cpu = panels.timeseries(
         "CPU Usage by Service",

@@ -7,11 +7,14 @@ gauge, and opdiag lists the operations that found no (capable, available) worker
 
 from __future__ import annotations
 
+from functools import partial
+
 from opdiag.settings import Settings
 
-from opdiag_dashboards import fields, panels, targets, variables, verdicts
+from opdiag_dashboards import panels, targets, variables, verdicts
 from opdiag_dashboards.board import Board
 from opdiag_dashboards.boards.opdiag_tables import operations_table
+from opdiag_dashboards.boards.scrape_status import up_down_table
 from opdiag_dashboards.queries import opdiag as oq
 from opdiag_dashboards.queries import promql as pq
 
@@ -21,9 +24,7 @@ TITLE = "KTRDR Worker Status"
 def build(settings: Settings, json_datasource: str) -> Board:
     """Assemble the panels."""
     s = settings
-
-    def prom(expr: str, legend: str = "", ref: str = "A", **kw: bool) -> object:
-        return targets.prometheus(s, expr, legend, ref, **kw)
+    prom = partial(targets.prometheus, s)
 
     registered = panels.stat(
         "Registered Workers",
@@ -52,18 +53,11 @@ def build(settings: Settings, json_datasource: str) -> Board:
         ],
         unit="none",
     )
-    matrix = panels.table(
+    matrix = up_down_table(
         "Worker Health Matrix",
         "Every worker instance of the selected worker jobs and whether its scrape succeeds.",
-        [prom(pq.worker_status(s), instant=True, table=True)],
-        mappings=verdicts.up_down_mappings(),
-        thresholds=panels.steps("red", (1, "green")),
-        overrides=[fields.by_name("Value", display="Status", cell="color-background")],
-        transformations=[
-            fields.organize(
-                exclude=["Time", "__name__"], rename={"instance": "Worker", "job": "Job"}
-            )
-        ],
+        prom(pq.worker_status(s), instant=True, table=True),
+        rename={"instance": "Worker", "job": "Job"},
     )
     timeline = panels.state_timeline(
         "Worker Availability Timeline",
