@@ -401,7 +401,7 @@ def test_command_line_entry_point(tmp_path: Path):
         assert httpx.get(url + "/api/services", timeout=10).json()["total"] == 6
     finally:
         proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=20)
+        _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
 
 
