@@ -7,13 +7,13 @@ import re
 
 import pytest
 from opdiag.devtools.replay_jaeger import index_html
+from opdiag.model import looks_like_trace_id
 from opdiag.sources.jaeger_query import (
     V3Dialect,
     dialect_for_version,
     dialect_from_error,
     escape_tag_value,
     legacy_search_params,
-    looks_like_trace_id,
     parse_version,
     rfc3339,
     v3_search_params,

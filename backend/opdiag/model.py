@@ -26,12 +26,20 @@ STATUS_UNSET = "unset"
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 
+_HEX = frozenset("0123456789abcdefABCDEF")
 _FALSE_STRINGS = frozenset({"false", "0", "", "no", "off", "none", "null"})
 
 
 def normalise_trace_id(raw: str) -> str:
     """Lower-case and left-pad to 32 hex so 16- and 32-char forms of one id compare equal."""
     return raw.strip().lower().rjust(32, "0")
+
+
+def looks_like_trace_id(ident: str) -> bool:
+    """16 to 32 hex characters: the forms Jaeger prints (16 when the high half is zero).
+    Operation ids carry ``_`` or letters beyond ``f``, so they never match."""
+    s = ident.strip()
+    return 16 <= len(s) <= 32 and all(c in _HEX for c in s)
 
 
 def normalise_span_id(raw: str) -> str:
@@ -166,12 +174,6 @@ class Trace:
     @property
     def duration_us(self) -> int:
         return self.end_us - self.start_us
-
-    def children_of(self, span: Span) -> list[Span]:
-        return self.children.get(span.span_id, [])
-
-    def parent_of(self, span: Span) -> Span | None:
-        return self.by_id.get(span.parent_id) if span.parent_id is not None else None
 
     def services(self) -> list[str]:
         return sorted({s.service for s in self.spans})

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
-from opdiag.model import CLIENT, SERVER, Span, Trace, http_status
+from opdiag.model import CLIENT, SERVER, Span, Trace, http_status, normalise_trace_id
 
 OPERATION_ID_KEY = "operation.id"
 OPERATION_TYPE_KEY = "operation.type"
@@ -339,6 +339,6 @@ def find_operation(groups: Sequence[OperationTraces], ident: str) -> OperationTr
     for group in groups:
         if group.key == wanted:
             return group
-    trace_id = wanted.lower().rjust(32, "0")
+    trace_id = normalise_trace_id(wanted)
     holders = [g for g in groups if trace_id in g.trace_ids]
     return holders[0] if len(holders) == 1 else None

@@ -33,7 +33,7 @@ from opdiag.diagnosis import engine
 from opdiag.diagnosis.facts import TERMINAL
 from opdiag.diagnosis.result import VERDICTS, Diagnosis
 from opdiag.errors import InputError, NotFoundError
-from opdiag.model import Trace
+from opdiag.model import Trace, normalise_trace_id
 from opdiag.operations import (
     UNKNOWN_TYPE,
     OperationTraces,
@@ -465,5 +465,5 @@ def _only_target(traces: Sequence[Trace], target: OperationTraces) -> bool:
 
 
 def _looks_like_trace_id(ident: str, traces: Sequence[Trace]) -> bool:
-    wanted = ident.lower().rjust(32, "0")
+    wanted = normalise_trace_id(ident)
     return any(t.trace_id == wanted for t in traces)

@@ -39,9 +39,6 @@ class TraceAnalysis:
     def error_spans(self) -> list[Span]:
         return [s for s in self.trace.spans if s.error]
 
-    def on_critical_path(self, span_id: str) -> bool:
-        return span_id in self.critical_time
-
 
 def analyse(trace: Trace, *, reattach_async: bool = True) -> TraceAnalysis:
     """Analyse one trace (``reattach_async``: see :mod:`opdiag.analysis.critical_path`)."""

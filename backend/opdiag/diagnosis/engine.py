@@ -19,7 +19,6 @@ Verdicts without a winning rule fall back to: ``failed`` (error spans or status 
 from __future__ import annotations
 
 import heapq
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -51,11 +50,10 @@ from opdiag.diagnosis.result import (
 from opdiag.diagnosis.rules import Globs, Rule, RuleSet, SpanMatch
 from opdiag.diagnosis.templates import PLACEHOLDERS, attr_evidence_key, fill
 from opdiag.diagnosis.timing import Timing, trace_timing
-from opdiag.model import CLIENT, Span, Trace
+from opdiag.model import CLIENT, Span, Trace, looks_like_trace_id, normalise_trace_id
 from opdiag.settings import DiagnosisSettings
 
 Walks = list[tuple[Trace, list[tuple[Span, int]]]]
-_TRACE_ID = re.compile(r"^[0-9a-fA-F]{16,32}$")
 _EMPTY: frozenset[tuple[str, ...]] = frozenset()
 _NO_IDS: frozenset[int] = frozenset()
 _ALWAYS = ("exception.type", "exception.message", "http.url", "http.status")
@@ -70,10 +68,10 @@ def minutes_text(us: float) -> str:
 def not_found(ident: str, rules: RuleSet | None = None) -> Diagnosis:
     """The answer when no trace holds ``ident``; the pack's ``found: false`` rule (if any)
     supplies summary and solution."""
-    is_trace = bool(_TRACE_ID.match(ident))
+    is_trace = looks_like_trace_id(ident)
     diagnosis = Diagnosis(
         operation_id=None if is_trace else ident,
-        trace_ids=[ident.lower().rjust(32, "0")] if is_trace else [],
+        trace_ids=[normalise_trace_id(ident)] if is_trace else [],
         verdict="not_found",
         summary=f"not found: no trace holds {ident}",
     )

@@ -18,13 +18,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from opdiag.errors import InputError
-from opdiag.model import Trace, merge_traces
+from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
 from opdiag.sources.readers import read_file
 
 TRACE_SUFFIXES = (".json", ".jsonl", ".ndjson")
 IGNORED_TOP_LEVEL = frozenset({"expected.yaml", "expected.yml"})
 OPERATION_ID_KEY = "operation.id"
-_HEX = frozenset("0123456789abcdef")
 _NOT_AN_ID = frozenset({"", "None", "none", "null"})
 
 
@@ -41,12 +40,6 @@ def trace_files(directory: Path) -> list[Path]:
         if path.is_file() and path.name.lower().endswith(TRACE_SUFFIXES):
             found.append(path)
     return found
-
-
-def looks_like_trace_id(ident: str) -> bool:
-    """16 or 32 hex characters (legacy Jaeger prints 16 when the high half is zero)."""
-    s = ident.strip().lower()
-    return len(s) in (16, 32) and set(s) <= _HEX
 
 
 class FileSource:
@@ -132,7 +125,7 @@ class FileSource:
         if ids:
             return [self._by_id[t] for t in ids]
         if looks_like_trace_id(key):
-            trace = self._by_id.get(key.lower().rjust(32, "0"))
+            trace = self._by_id.get(normalise_trace_id(key))
             if trace is not None:
                 return [trace]
         return []

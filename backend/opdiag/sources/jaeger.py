@@ -53,12 +53,11 @@ from typing import Any, TypeVar
 import httpx
 
 from opdiag.errors import InputError, SourceUnavailableError, TraceFormatError
-from opdiag.model import Trace, merge_traces, normalise_trace_id
+from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
 from opdiag.settings import JaegerSettings
 from opdiag.sources.jaeger_api import QueryApi, detect_api
 from opdiag.sources.jaeger_cache import TtlCache
 from opdiag.sources.jaeger_http import JaegerHttp, Observer, Reply
-from opdiag.sources.jaeger_query import looks_like_trace_id
 from opdiag.sources.readers import parse_document
 
 OPERATION_ID = "operation.id"

@@ -15,7 +15,6 @@ REGEX_STORAGES = frozenset({"elasticsearch", "opensearch"})
 # Elasticsearch enables by default (flags ALL). Escaping all of them makes a literal match.
 _LUCENE_RESERVED = frozenset('.?+*|{}[]()"\\#@&<>~^$')
 
-_TRACE_ID_RE = re.compile(r"^[0-9a-fA-F]{16,32}$")
 _GIT_VERSION_RE = re.compile(
     r"JAEGER_VERSION\s*=\s*\{[^}]*?\"gitVersion\"\s*:\s*\"v?(\d+)\.(\d+)(?:\.(\d+))?"
 )
@@ -34,12 +33,6 @@ class V3Dialect:
 
     camel: bool = True
     attributes: bool = True
-
-
-def looks_like_trace_id(ident: str) -> bool:
-    """16 to 32 hex characters: Jaeger's trace-id forms (operation ids carry ``_`` or letters
-    beyond f, so they never match)."""
-    return bool(_TRACE_ID_RE.match(ident))
 
 
 def uses_regex(storage: str) -> bool:

@@ -56,6 +56,8 @@ from opdiag.model import (
     Span,
     Trace,
     build_trace,
+    normalise_span_id,
+    normalise_trace_id,
 )
 
 UNKNOWN_SERVICE = "unknown"
@@ -519,13 +521,13 @@ class _Collector:
 def _trace_id(raw: Any, where: str) -> str:
     if type(raw) is not str or not raw.strip():
         raise _Fail(where, f"trace id missing or not a string: {_short(raw)}")
-    return raw.strip().lower().rjust(32, "0")
+    return normalise_trace_id(raw)
 
 
 def _span_id(raw: Any, where: str, what: str = "span id") -> str:
     if type(raw) is not str or not raw.strip():
         raise _Fail(where, f"{what} missing or not a string: {_short(raw)}")
-    return raw.strip().lower().rjust(16, "0")
+    return normalise_span_id(raw)
 
 
 def _short(value: Any) -> str:
