@@ -788,3 +788,34 @@ def test_an_operation_in_flight_has_lasted_until_now() -> None:
     assert quiet.duration_ms == pytest.approx(60_000, abs=1)
     done = run_case(backtest_case(now_s=60))
     assert done.finished and done.duration_ms == pytest.approx(10_000, abs=1)
+
+
+def test_a_late_error_past_the_flow_cut_is_still_the_marked_root_cause() -> None:
+    """In a huge operation the error can come after the first ``max_flow_spans`` spans; the
+    root cause must still be that error span, and the flow must carry it, marked."""
+    case = _without_completion(backtest_case(settings={"max_flow_spans": 10}))
+    for span in case["spans"]:
+        if span["name"] == "backtest.feature_compute":
+            span.update(status="error", exc="RuntimeError: boom late")
+    case["spans"].append(
+        {
+            "parent": "w",
+            "name": "operation.state_transition",
+            "service": WORKER,
+            "start": 8_031,
+            "attrs": {
+                "operation.id": OP,
+                "operation.from_status": "running",
+                "operation.to_status": "failed",
+                "operation.error": "boom late",
+            },
+        }
+    )
+    d = run_case(case)
+    assert d.verdict == "failed"
+    assert d.root_cause is not None and d.root_cause.span_name == "backtest.feature_compute"
+    marked = [s for s in d.execution_flow if s.root_cause]
+    assert [s.span_name for s in marked] == ["backtest.feature_compute"]
+    assert len(d.execution_flow) == 11
+    assert d.execution_flow_truncated == len(case["spans"]) - 11
+    assert [s.index for s in d.execution_flow] == list(range(1, 12))

@@ -811,12 +811,18 @@ def _bottleneck_result(bottleneck: tuple[Span, int, Timing] | None) -> Bottlenec
 
 
 def _flow(
-    walks: Walks, timings: list[Timing], start_us: int, limit: int
+    walks: Walks,
+    timings: list[Timing],
+    start_us: int,
+    limit: int,
 ) -> tuple[list[FlowStep], int]:
     """Every scoped span in start order; cut at ``limit``, counting the rest.
 
     Only spans starting no later than the ``limit``-th earliest start can be in the cut, so
-    a 100k-span operation sorts a few thousand rows, not all of them."""
+    a 100k-span operation sorts a few thousand rows, not all of them. Error spans past the
+    cut still get a row (at most ``limit`` more): the root cause is chosen among the flow's
+    error spans and must be marked in the flow, however late it happened in a huge
+    operation."""
     cut = max(0, limit)
     total = sum(len(walk) for _, walk in walks)
     rows: list[tuple[int, int, int, Span, int]] = []
@@ -829,11 +835,13 @@ def _flow(
             (span.start_us, t_index, order, span, depth)
             for t_index, (_, walk) in enumerate(walks)
             for order, (span, depth) in enumerate(walk)
-            if threshold is None or span.start_us <= threshold
+            if threshold is None or span.start_us <= threshold or span.error
         ]
         rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        # Late error spans sort after every span of the cut: the cut itself is unchanged.
+        rows = rows[:cut] + [r for r in rows[cut:] if r[3].error][:cut]
     steps: list[FlowStep] = []
-    for index, (_, t_index, _, span, depth) in enumerate(rows[:cut]):
+    for index, (_, t_index, _, span, depth) in enumerate(rows):
         timing = timings[t_index]
         steps.append(
             FlowStep(
@@ -851,4 +859,4 @@ def _flow(
                 error=span.error,
             )
         )
-    return steps, max(0, total - cut)
+    return steps, max(0, total - len(steps))
