@@ -30,8 +30,8 @@ from opdiag.render.rows import variable_row, verdict_count_row
 from opdiag.settings import Settings
 
 SIMPOD_OPENAPI = (
-    Path(__file__).resolve().parents[2]
-    / "shared/reference/grafana/simpod-json-datasource/openapi.yaml"
+    Path(__file__).resolve().parent
+    / "data/reference/grafana/simpod-json-datasource/openapi.yaml"
 )
 NOW_MS = 1_764_000_000_000  # 2025-11-24T16:00:00Z
 XSS = "<script>alert(1)</script>"

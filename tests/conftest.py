@@ -1,18 +1,44 @@
-"""Shared test fixtures: where the reference data and the demo corpus live."""
+"""Shared test fixtures: where the reference data and the demo corpus live.
+
+The suite must run from a clone that has nothing beside it: an audit hook refuses any file
+opened in the repository's parent directory but outside the repository (a sibling folder such as
+the shared notes), so a test that still reads one fails at once, naming the path.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-REFERENCE = SHARED / "reference"
+TEST_DATA = REPO_ROOT / "tests" / "data"
+REFERENCE = TEST_DATA / "reference"
+REAL_KTRDR = TEST_DATA / "real-ktrdr"
 JAEGER_FIXTURES = REFERENCE / "jaeger"
 GRAFANA_REFERENCE = REFERENCE / "grafana"
 KTRDR_REFERENCE = REFERENCE / "ktrdr"
 DEMO_TRACES = REPO_ROOT / "demo" / "traces"
+
+_INSIDE = str(REPO_ROOT) + os.sep
+_BESIDE = str(REPO_ROOT.parent) + os.sep
+
+
+def outside_repository(path: str | bytes) -> bool:
+    """Is ``path`` beside the repository (in its parent directory, not inside it)?"""
+    full = os.path.abspath(os.fsdecode(path))
+    return full.startswith(_BESIDE) and not (full + os.sep).startswith(_INSIDE)
+
+
+def _refuse_reads_beside_the_repository(event: str, args: tuple[object, ...]) -> None:
+    path = args[0] if event == "open" and args else None
+    if isinstance(path, str | bytes) and outside_repository(path):
+        raise PermissionError(f"tests must not read outside the repository: {path!r}")
+
+
+sys.addaudithook(_refuse_reads_beside_the_repository)
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +49,7 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     if not REFERENCE.is_dir():
-        pytest.fail(f"reference data not found at {REFERENCE} (shared/ must sit beside the repo)")
+        pytest.fail(f"reference data not found at {REFERENCE}")
     return REFERENCE
 
 

@@ -19,9 +19,9 @@ from opdiag_dashboards.queries.promql import increase_in_interval, increase_in_r
 from opdiag_dashboards.render import render_dashboards
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-UNITS = SHARED / "reference/grafana/foundation-sdk-jsonschema/units.jsonschema.json"
-KTRDR = SHARED / "reference/ktrdr"
+REFERENCE = REPO / "tests/data/reference"
+UNITS = REFERENCE / "grafana/foundation-sdk-jsonschema/units.jsonschema.json"
+KTRDR = REFERENCE / "ktrdr"
 
 
 def _units() -> set[str]:

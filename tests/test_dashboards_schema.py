@@ -29,7 +29,7 @@ from opdiag_dashboards.finalize import dumps
 from opdiag_dashboards.render import render_dashboards
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMAS = REPO.parent / "shared/reference/grafana/foundation-sdk-jsonschema"
+SCHEMAS = REPO / "tests/data/reference/grafana/foundation-sdk-jsonschema"
 COMMITTED = REPO / "provisioning/dashboards/json"
 PANEL_SCHEMAS = {
     "table": "table",
@@ -66,7 +66,7 @@ DATA_LINK = {
 def _load(name: str) -> dict[str, Any]:
     path = SCHEMAS / f"{name}.jsonschema.json"
     if not path.is_file():
-        pytest.fail(f"Grafana schema {path} missing (shared/ must sit beside the repo)")
+        pytest.fail(f"Grafana schema {path} missing")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

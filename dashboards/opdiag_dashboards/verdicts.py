@@ -13,6 +13,7 @@ VERDICT_COLORS: dict[str, str] = {
     "no_workers": "purple",
     "no_capable_workers": "purple",
     "workers_busy": "light-purple",
+    "worker_lost": "dark-orange",
     "stuck": "yellow",
     "slow": "light-yellow",
     "cancelled": "blue",

@@ -19,6 +19,7 @@ VERDICTS: tuple[str, ...] = (
     "no_workers",
     "no_capable_workers",
     "workers_busy",
+    "worker_lost",
     "stuck",
     "slow",
     "cancelled",
@@ -54,15 +55,25 @@ class RootCause:
 
 @dataclass(slots=True)
 class Bottleneck:
-    """The span with the most self time on the critical path, transport noise ignored."""
+    """Where the critical path spends most of its time, transport noise ignored.
+
+    ``kind == "span"``: the span with the most time on the critical path. ``kind == "gap"``:
+    time in which no span of the operation was open on ``service`` (KTRDR's training loop
+    emits none); ``span_id``/``span_name`` are then None, ``after_span_id``/
+    ``after_span_name`` name the span the gap follows and ``duration_ms`` is the gap's length.
+    """
 
     trace_id: str
-    span_id: str
+    span_id: str | None
     service: str
-    span_name: str
+    span_name: str | None
     self_time_ms: float
-    share: float  # self time / critical-path length, 0..1
+    share: float  # time on the critical path / critical-path length, 0..1
     duration_ms: float
+    kind: str = "span"
+    after_span_id: str | None = None
+    after_span_name: str | None = None
+    start_ms: float | None = None  # the gap's start, epoch ms (gaps only)
 
 
 @dataclass(slots=True)

@@ -6,9 +6,35 @@ Implementations: ``opdiag.sources.files.FileSource`` (files/directories, the dem
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Protocol
 
 from opdiag.model import Trace
+
+
+@dataclass(frozen=True, slots=True)
+class SpanQuery:
+    """Spans wanted from neighbouring traces: service name glob and exact span name (a rule
+    pack's ``neighbours`` section: health checks, background connection loops, watchdogs)."""
+
+    service: str
+    span: str
+
+    def matches(self, service: str, name: str) -> bool:
+        return name == self.span and fnmatchcase(service, self.service)
+
+
+def holds_wanted_span(
+    trace: Trace, queries: Sequence[SpanQuery], start_us: int, end_us: int
+) -> bool:
+    """Does ``trace`` hold a span a query asks for that starts in ``[start_us, end_us)``?"""
+    return any(
+        start_us <= span.start_us < end_us
+        and any(q.matches(span.service, span.name) for q in queries)
+        for span in trace.spans
+    )
 
 
 class TraceSource(Protocol):
@@ -35,4 +61,14 @@ class TraceSource(Protocol):
 
     def all_services(self) -> list[str]:
         """Service names the source knows."""
+        ...
+
+    def neighbour_traces(
+        self, start_us: int, end_us: int, queries: Sequence[SpanQuery], limit: int
+    ) -> list[Trace]:
+        """Traces holding a span that one of ``queries`` asks for and that starts in
+        ``[start_us, end_us)``: the evidence an operation leaves outside its own traces
+        (health checks of its worker, the IB host service's connection loop, the orphan
+        detector). At most ``limit`` traces, newest first; bounded work whatever the
+        source holds."""
         ...

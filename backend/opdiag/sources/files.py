@@ -19,6 +19,7 @@ from pathlib import Path
 
 from opdiag.errors import InputError
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
+from opdiag.sources.base import SpanQuery, holds_wanted_span
 from opdiag.sources.readers import read_file
 
 TRACE_SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -142,6 +143,15 @@ class FileSource:
                 hits.append(self._by_id[trace_id])
         hits.sort(key=lambda t: (t.start_us, t.trace_id), reverse=True)
         return hits[: max(limit, 0)]
+
+    def neighbour_traces(
+        self, start_us: int, end_us: int, queries: Sequence[SpanQuery], limit: int
+    ) -> list[Trace]:
+        if not queries or end_us <= start_us or limit <= 0:
+            return []
+        window = self.recent_traces(start_us, end_us, len(self._by_id))
+        hits = [t for t in window if holds_wanted_span(t, queries, start_us, end_us)]
+        return hits[:limit]
 
     def all_services(self) -> list[str]:
         self._ensure_loaded()

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -55,6 +55,7 @@ import httpx
 from opdiag.errors import InputError, SourceUnavailableError, TraceFormatError
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
 from opdiag.settings import JaegerSettings
+from opdiag.sources.base import SpanQuery, holds_wanted_span
 from opdiag.sources.jaeger_api import QueryApi, detect_api
 from opdiag.sources.jaeger_cache import TtlCache
 from opdiag.sources.jaeger_http import JaegerHttp, Observer, Reply
@@ -308,6 +309,39 @@ class JaegerSource:
             )
         found = [t for t in answer.traces if _starts_in(t, start_us, end_us)]
         return found[:cap]
+
+    def neighbour_traces(
+        self, start_us: int, end_us: int, queries: Sequence[SpanQuery], limit: int
+    ) -> list[Trace]:
+        """One search per (matching service, span name), in parallel, by operation name so
+        the busy services' polling traces are never fetched; cached like window searches."""
+        if not queries or end_us <= start_us or limit <= 0:
+            return []
+        api = self._query_api()
+        services = self._service_list(api)
+        pairs = sorted(
+            {(s, q.span) for q in queries for s in services if fnmatchcase(s, q.service)}
+        )
+        if not pairs:
+            return []
+        lo, hi = self._rounded(start_us, end_us)
+        depth = max(1, min(limit, self._settings.search_limit))
+
+        def search(pair: tuple[str, str]) -> list[Trace]:
+            service, span = pair
+            reply = api.search_reply(service, lo, hi, depth, None, operation=span)
+            return self._decode(api, reply, f"{api.name}:search/{service}/{span}")
+
+        def fetch_all() -> WindowAnswer:
+            found = self._fan_out(pairs, search)
+            merged = merge_traces(t for traces in found for t in traces)
+            merged.sort(key=lambda t: (t.start_us, t.trace_id), reverse=True)
+            return WindowAnswer(lo, hi, frozenset(s for s, _ in pairs), tuple(merged), frozenset())
+
+        key = ("neighbours", api.name, tuple(pairs), lo, hi, depth)
+        answer = self._searches.get_or_load(key, fetch_all)
+        hits = [t for t in answer.traces if holds_wanted_span(t, queries, start_us, end_us)]
+        return hits[:limit]
 
     def recent_traces_for(self, ident: str) -> list[Trace] | None:
         """The traces of ``ident`` (operation or trace id) as the live window holds them, if

@@ -43,7 +43,14 @@ class QueryApi(Protocol):
     def services(self) -> list[str]: ...
 
     def search_reply(
-        self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
+        self,
+        service: str,
+        start_us: int,
+        end_us: int,
+        depth: int,
+        tags: dict[str, str] | None,
+        *,
+        operation: str | None = None,
     ) -> Reply: ...
 
     def search_document(self, reply: Reply) -> Any | None: ...
@@ -101,7 +108,14 @@ class V3Api:
         return _services_from(_json_ok(reply), "services", reply.path)
 
     def search_reply(
-        self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
+        self,
+        service: str,
+        start_us: int,
+        end_us: int,
+        depth: int,
+        tags: dict[str, str] | None,
+        *,
+        operation: str | None = None,
     ) -> Reply:
         """The raw answer of a search (decoding is a separate step: see ``JaegerSource``)."""
         attributes = (
@@ -114,6 +128,7 @@ class V3Api:
             end_us=end_us,
             depth=depth,
             attributes=attributes,
+            operation=operation,
         )
         return self.http.get(V3_TRACES, params, label=V3_TRACES)
 
@@ -139,12 +154,24 @@ class LegacyApi:
         return _services_from(_json_ok(reply), "data", reply.path)
 
     def search_reply(
-        self, service: str, start_us: int, end_us: int, depth: int, tags: dict[str, str] | None
+        self,
+        service: str,
+        start_us: int,
+        end_us: int,
+        depth: int,
+        tags: dict[str, str] | None,
+        *,
+        operation: str | None = None,
     ) -> Reply:
         """The raw answer of a search (decoding is a separate step: see ``JaegerSource``)."""
         escaped = {k: escape_tag_value(v, self.storage) for k, v in (tags or {}).items()}
         params = legacy_search_params(
-            service=service, start_us=start_us, end_us=end_us, limit=depth, tags=escaped
+            service=service,
+            start_us=start_us,
+            end_us=end_us,
+            limit=depth,
+            tags=escaped,
+            operation=operation,
         )
         return self.http.get(LEGACY_TRACES, params, label=LEGACY_TRACES)
 

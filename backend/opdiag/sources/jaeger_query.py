@@ -62,6 +62,7 @@ def v3_search_params(
     end_us: int,
     depth: int,
     attributes: dict[str, str] | None = None,
+    operation: str | None = None,
 ) -> dict[str, str]:
     """Query parameters of ``GET /api/v3/traces`` in the server's dialect.
 
@@ -82,6 +83,8 @@ def v3_search_params(
             "query.start_time_max": rfc3339(end_us),
             "query.num_traces": str(depth),
         }
+    if operation:
+        params["query.operationName" if dialect.camel else "query.operation_name"] = operation
     if attributes:
         params["query.attributes"] = json.dumps(attributes, separators=(",", ":"))
     return params
@@ -94,6 +97,7 @@ def legacy_search_params(
     end_us: int,
     limit: int,
     tags: dict[str, str] | None = None,
+    operation: str | None = None,
 ) -> list[tuple[str, str]]:
     """Query parameters of legacy ``GET /api/traces`` (``service`` is required; times in µs;
     one ``tag=key:value`` per condition, split by Jaeger at the first colon)."""
@@ -103,6 +107,8 @@ def legacy_search_params(
         ("end", str(end_us)),
         ("limit", str(limit)),
     ]
+    if operation:
+        params.append(("operation", operation))
     for key, value in (tags or {}).items():
         params.append(("tag", f"{key}:{value}"))
     return params
