@@ -225,14 +225,18 @@ def build_trace(
     span_list = list(spans)
     by_id: dict[str, Span] = {}
     trace_warnings = list(warnings)
+    # Per duplicated id, the next suffix to try: it only grows, so 30k spans sharing one id
+    # cost 30k lookups, not 30k²/2.
+    next_suffix: dict[str, int] = {}
     for span in span_list:
         if not span.original_span_id:
             span.original_span_id = span.span_id
         sid = span.span_id
         if sid in by_id:
-            n = 1
+            n = next_suffix.get(sid, 1)
             while f"{sid}_{n}" in by_id:
                 n += 1
+            next_suffix[sid] = n + 1
             span.span_id = f"{sid}_{n}"
             span.warnings.append(f"duplicate span id {sid}; renamed {span.span_id}")
         by_id[span.span_id] = span

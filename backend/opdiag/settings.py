@@ -133,6 +133,9 @@ class Settings(_Section):
     trace_paths: list[Path] = Field(default_factory=list)
     rule_packs: list[Path] = Field(default_factory=list)
     use_demo: bool = False
+    # One trace file (or its gzip content) larger than this is refused, not read: a 1 GiB
+    # file is ~1.4 million spans and several GB of memory once parsed.
+    max_trace_file_bytes: int = Field(default=1 << 30, gt=0)
     diagnosis: DiagnosisSettings = Field(default_factory=DiagnosisSettings)
     jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
@@ -158,6 +161,7 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_PORT": "server.port",
     "OPDIAG_AUTH_TOKEN": "server.auth_token",
     "OPDIAG_CACHE_SIZE": "server.cache_size",
+    "OPDIAG_MAX_TRACE_FILE_BYTES": "max_trace_file_bytes",
 }
 _LIST_PATHS = {"jaeger.service_patterns", "trace_paths", "rule_packs"}
 

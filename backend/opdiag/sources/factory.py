@@ -17,7 +17,7 @@ def make_source(settings: Settings) -> TraceSource:
     if settings.trace_paths:
         from opdiag.sources.files import FileSource
 
-        return FileSource(list(settings.trace_paths))
+        return FileSource(list(settings.trace_paths), settings.max_trace_file_bytes)
     if settings.jaeger.url:
         from opdiag.sources.jaeger import JaegerSource
 
@@ -25,5 +25,5 @@ def make_source(settings: Settings) -> TraceSource:
     if settings.use_demo:
         from opdiag.sources.files import FileSource
 
-        return FileSource([default_demo_traces()])
+        return FileSource([default_demo_traces()], settings.max_trace_file_bytes)
     raise InputError(NO_SOURCE_MESSAGE)

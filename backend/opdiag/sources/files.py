@@ -20,9 +20,17 @@ from pathlib import Path
 from opdiag.errors import InputError
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
 from opdiag.sources.base import SpanQuery, holds_wanted_span
+from opdiag.sources.rawbytes import DEFAULT_MAX_BYTES
 from opdiag.sources.readers import read_file
 
-TRACE_SUFFIXES = (".json", ".jsonl", ".ndjson")
+TRACE_SUFFIXES = (
+    ".json",
+    ".jsonl",
+    ".ndjson",
+    ".json.gz",
+    ".jsonl.gz",
+    ".ndjson.gz",
+)
 IGNORED_TOP_LEVEL = frozenset({"expected.yaml", "expected.yml"})
 OPERATION_ID_KEY = "operation.id"
 _NOT_AN_ID = frozenset({"", "None", "none", "null"})
@@ -46,10 +54,13 @@ def trace_files(directory: Path) -> list[Path]:
 class FileSource:
     """A :class:`~opdiag.sources.base.TraceSource` over trace files and directories."""
 
-    def __init__(self, paths: Sequence[Path | str]) -> None:
+    def __init__(
+        self, paths: Sequence[Path | str], max_file_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
         if not paths:
             raise InputError("no trace files or directories given")
         self.paths = [Path(p) for p in paths]
+        self.max_file_bytes = max_file_bytes
         for path in self.paths:
             if not path.exists():
                 raise InputError("no such file or directory", source=str(path))
@@ -78,11 +89,13 @@ class FileSource:
             if path.is_dir():
                 for file in trace_files(path):
                     try:
-                        parts.extend(read_file(file))
+                        parts.extend(read_file(file, self.max_file_bytes))
                     except InputError as exc:
                         problems.append(exc.message)
             else:
-                parts.extend(read_file(path))  # named explicitly: errors propagate
+                parts.extend(
+                    read_file(path, self.max_file_bytes)
+                )  # named explicitly: errors propagate
         traces = merge_traces(parts)
         if not traces:
             where = ", ".join(str(p) for p in self.paths)

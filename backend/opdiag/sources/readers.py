@@ -59,8 +59,18 @@ from opdiag.model import (
     normalise_span_id,
     normalise_trace_id,
 )
+from opdiag.sources.rawbytes import (
+    DEFAULT_MAX_BYTES,
+    has_surrogate_escape,
+    read_regular_file,
+    repair_surrogates,
+    text_bytes,
+    utf8_problem,
+)
 
 UNKNOWN_SERVICE = "unknown"
+# Times past this (µs since the epoch: 3000-01-01) are refused as bad input.
+MAX_TIME_US = 32_503_680_000_000_000
 
 _LEGACY_KINDS = {
     "server": SERVER,
@@ -122,31 +132,25 @@ class _Fail(Exception):
 # --------------------------------------------------------------------------- entry points
 
 
-def read_file(path: Path | str) -> list[Trace]:
-    """Read and parse one trace file of any accepted format."""
+def read_file(path: Path | str, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Trace]:
+    """Read and parse one trace file of any accepted format (gzip-compressed too); only
+    regular files of at most ``max_bytes`` are read."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise TraceFormatError("file does not exist", source=str(p)) from None
-    except IsADirectoryError:
-        raise TraceFormatError("is a directory, not a trace file", source=str(p)) from None
-    except OSError as exc:
-        raise TraceFormatError(f"cannot read: {exc.strerror or exc}", source=str(p)) from None
-    return parse_bytes(data, str(p))
+    return parse_bytes(read_regular_file(p, max_bytes), str(p), max_bytes)
 
 
-def parse_bytes(data: bytes, source: str) -> list[Trace]:
+def parse_bytes(data: bytes, source: str, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Trace]:
     """Parse the bytes of a file or HTTP body; ``source`` names it in every error."""
+    data = text_bytes(data, source, max_bytes)
+    if not data or data.isspace():  # not data.strip(): that copies a 70 MB file
+        raise TraceFormatError("empty, no JSON document", source=source)
+    if has_surrogate_escape(data):
+        data = repair_surrogates(data)
     with gc_paused():
         return _parse_bytes(data, source)
 
 
 def _parse_bytes(data: bytes, source: str) -> list[Trace]:
-    if data[:3] == b"\xef\xbb\xbf":  # UTF-8 byte-order mark from Windows editors
-        data = data[3:]
-    if not data or data.isspace():  # not data.strip(): that copies a 70 MB file
-        raise TraceFormatError("empty, no JSON document", source=source)
     fast = _fast_legacy(data, source)
     if fast is not None:
         return fast
@@ -154,7 +158,8 @@ def _parse_bytes(data: bytes, source: str) -> list[Trace]:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         if not exc.msg.startswith("unexpected content after document"):
-            raise TraceFormatError(_json_problem(exc), source=source) from None
+            problem = utf8_problem(data)
+            raise TraceFormatError(problem or _json_problem(exc), source=source) from None
         collector = _Collector(source)
         try:
             for where, one in _documents(data):
@@ -551,6 +556,19 @@ def _int_time(value: Any, where: str, name: str) -> int:
     raise _Fail(where, f"{name} is not an integer: {_short(value)}")
 
 
+def _time_problem(span_id: Any, start_us: int, duration_us: int, start: str, end: str) -> str:
+    """Why a span's times are out of range, naming the span and the field: 10^37 ms or a
+    start past the year 3000 is a broken exporter, not an operation to diagnose."""
+    if start_us < 0:
+        return f"span {_short(span_id)}: {start} {start_us} µs is before 1970"
+    if start_us > MAX_TIME_US:
+        return f"span {_short(span_id)}: {start} {start_us} µs is after the year 3000"
+    return (
+        f"span {_short(span_id)}: {end} out of range, the span would end after the year 3000 "
+        f"(duration {duration_us} µs)"
+    )
+
+
 def _lenient(typ: Any, value: str) -> Any:
     """Legacy tag values that arrive as strings although the type says otherwise."""
     if typ == "bool":
@@ -869,6 +887,10 @@ def _legacy_spans(
             duration = _int_time(duration, f"{where}[{i}]", "duration")
         if duration < 0:
             raise _Fail(f"{where}[{i}]", f"negative duration {duration}")
+        if not 0 <= start <= MAX_TIME_US - duration:
+            raise _Fail(
+                f"{where}[{i}]", _time_problem(sid, start, duration, "startTime", "duration")
+            )
         name = share(name, name) if type(name) is str else "" if name is None else str(name)
         if tags:
             # _kv_dict inlined: this is the hottest line of a 100k-span file
@@ -1061,6 +1083,11 @@ def _otlp_span(raw: Any, where: str, service: str, resource: dict[str, Any]) -> 
     duration = (end_ns - start_ns) // 1000
     if duration < 0:
         raise _Fail(where, f"negative duration (endTimeUnixNano {end_ns} < start {start_ns})")
+    if not 0 <= start_ns // 1000 <= MAX_TIME_US - duration:
+        problem = _time_problem(
+            sid, start_ns // 1000, duration, "startTimeUnixNano", "endTimeUnixNano"
+        )
+        raise _Fail(where, problem)
     name = raw.get("name")
     if type(name) is not str:
         name = "" if name is None else str(name)
@@ -1174,6 +1201,8 @@ def _console_span(doc: dict, where: str) -> Span:
     end = _iso_us(doc.get("end_time"), where, "end_time")
     if end < start:
         raise _Fail(where, "negative duration (end_time before start_time)")
+    if not 0 <= start <= MAX_TIME_US - (end - start):
+        raise _Fail(where, _time_problem(sid, start, end - start, "start_time", "end_time"))
     kind_raw = doc.get("kind")
     kind = INTERNAL
     if type(kind_raw) is str:
