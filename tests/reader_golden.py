@@ -35,7 +35,7 @@ MUTATION_BASES = (
 MUTATIONS_PER_BASE = 150
 STYLES: dict[str, Callable[[Any], str]] = {
     "compact": lambda d: json.dumps(d, separators=(",", ":")),
-    "default": lambda d: json.dumps(d),
+    "default": json.dumps,
     "indent2": lambda d: json.dumps(d, indent=2),
     "indent4": lambda d: json.dumps(d, indent=4),
     "sorted": lambda d: json.dumps(d, sort_keys=True, ensure_ascii=False),

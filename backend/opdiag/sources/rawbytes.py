@@ -16,6 +16,7 @@ even text?" must not depend on the format. Here:
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import stat
@@ -26,6 +27,7 @@ from opdiag.errors import TraceFormatError
 
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB: about 1.4 million spans of Jaeger's compact JSON
 _GZIP_MAGIC = b"\x1f\x8b"
+_PIECE = 1 << 20
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"),
     (b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"),
@@ -143,6 +145,22 @@ def text_bytes(data: bytes, source: str, max_bytes: int = DEFAULT_MAX_BYTES) -> 
             source=source,
         )
     return data
+
+
+def is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is UTF-8 text, checked piece by piece (no copy of a big file). The
+    typed decoder skips unknown keys without checking their text, so the reader asks."""
+    if data.isascii():
+        return True
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for pos in range(0, len(data), _PIECE):
+            decoder.decode(view[pos : pos + _PIECE])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def utf8_problem(data: bytes) -> str | None:
