@@ -225,7 +225,7 @@ def _typed(data: bytes, source: str) -> list[Trace] | None:
             _legacy_typed(doc.spans, doc.processes, doc.traceID, doc.warnings, collector)
         else:
             return None
-    except (_General, _Fail):
+    except (_General, _Fail, *schema.Mismatch, RecursionError):
         return None
     del doc
     return collector.finish()
@@ -267,7 +267,9 @@ def _legacy_typed(
     buckets = col.spans
     last_tid: str | None = None
     bucket: list[Span] = []
-    for raw in spans:
+    tags_of, logs_of = schema.TAGS.decode, schema.LOGS.decode
+    for i, raw in enumerate(spans):
+        spans[i] = None  # type: ignore[call-overload]  # freed as the model grows
         sid = raw.spanID
         raw_tid = default_tid if raw.traceID is UNSET else raw.traceID
         start = raw.startTime
@@ -281,7 +283,7 @@ def _legacy_typed(
             tid = tid_cache[raw_tid] = normalise_trace_id(raw_tid)
         name = raw.operationName
         name = "" if name is None else share(name, name)
-        tags = raw.tags
+        tags = tags_of(raw.tags)
         attrs = (
             {
                 t.key: v
@@ -333,8 +335,9 @@ def _legacy_typed(
                 refs.insert(0, Reference(CHILD_OF, tid, pid16))
 
         events: list[Event] = []
-        if raw.logs:
-            for lg in raw.logs:
+        logs = logs_of(raw.logs)
+        if logs:
+            for lg in logs:
                 fields = _tags_typed(lg.fields)
                 ev = fields.get("event")
                 ts = start if lg.timestamp is UNSET else lg.timestamp
@@ -406,8 +409,11 @@ def _otlp_typed(rss: list[schema.ResourceSpans] | None, col: _Collector) -> None
             scope = ss.scope or ss.instrumentationLibrary or {}
             scope_name = scope.get("name") if type(scope) is dict else None
             scope_version = scope.get("version") if type(scope) is dict else None
-            for raw in ss.spans or ():
-                span = _otlp_span(raw, "", service, resource, _attrs_typed(raw.attributes))
+            spans = ss.spans or []
+            for k, raw in enumerate(spans):
+                spans[k] = None  # type: ignore[call-overload]  # freed as the model grows
+                attrs = _attrs_typed(schema.ATTRIBUTES.decode(raw.attributes))
+                span = _otlp_span(raw, "", service, resource, attrs)
                 if scope_name and "otel.scope.name" not in span.attributes:
                     span.attributes["otel.scope.name"] = scope_name
                     if scope_version:

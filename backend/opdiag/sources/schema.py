@@ -1,12 +1,13 @@
 """The shapes of the trace documents opdiag reads, as msgspec structs.
 
 Decoding straight into these (``msgspec.json``) does not care about whitespace or key order
-and skips building a dict per span, tag and attribute: at 100k spans the whole legacy or OTLP
-document decodes in about the time ``json.loads`` needs for the bytes alone. The structs say
-exactly what a well-formed document holds; anything else (a missing span id, a tag key that
-is a number, an unknown top-level key) fails validation, and the reader then takes its
-general path over plain JSON values, which accepts the lenient variants and words the error.
-Fields whose content the readers interpret leniently themselves are ``Any``.
+and skips building a dict per span, tag and attribute. Tags and attributes, the bulk of a
+document, are kept raw (``msgspec.Raw``, a slice of the input) and decoded span by span while
+the model is built, so the decoded document and the model never sit in memory whole at once.
+The structs say exactly what a well-formed document holds; anything else (a missing span id,
+a tag key that is a number, an unknown top-level key) fails validation, and the reader then
+takes its general path over plain JSON values, which accepts the lenient variants and words
+the error. Fields whose content the readers interpret leniently themselves are ``Any``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
+
+NO_RAW = msgspec.Raw(b"null")
 
 
 class Tag(Struct):
@@ -48,8 +51,8 @@ class LegacySpan(Struct):
     traceID: str | UnsetType = UNSET
     operationName: str | None = None
     references: list[Ref] | None = None
-    tags: list[Tag] | None = None
-    logs: list[Log] | None = None
+    tags: msgspec.Raw = NO_RAW  # list[Tag], decoded span by span (TAGS)
+    logs: msgspec.Raw = NO_RAW  # list[Log] (LOGS)
     processID: str | None = None
     process: Process | None = None
     warnings: Any = None
@@ -90,7 +93,7 @@ class OtlpSpan(Struct):
     kind: Any = None
     startTimeUnixNano: Any = None
     endTimeUnixNano: Any = None
-    attributes: list[Attribute] | None = None
+    attributes: msgspec.Raw = NO_RAW  # list[Attribute], span by span (ATTRIBUTES)
     events: Any = None
     links: Any = None
     status: Any = None
@@ -138,4 +141,9 @@ class Document(Struct, forbid_unknown_fields=True):
 
 
 DECODER = msgspec.json.Decoder(Document)
+# The bulk of a document, tags and attributes, stays raw until its span is converted: the
+# decoded structs of 100k spans would otherwise all be alive beside the model being built.
+TAGS = msgspec.json.Decoder(list[Tag] | None)
+LOGS = msgspec.json.Decoder(list[Log] | None)
+ATTRIBUTES = msgspec.json.Decoder(list[Attribute] | None)
 Mismatch = (msgspec.ValidationError, msgspec.DecodeError)
