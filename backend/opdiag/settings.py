@@ -3,19 +3,21 @@
 Precedence, lowest first: defaults here, an optional YAML file (``OPDIAG_CONFIG`` or
 ``--config``), environment variables (``OPDIAG_*`` plus ``JAEGER_URL``), then explicit
 overrides (CLI flags, test mappings). Settings are passed in, never imported as a global.
+Sections are dataclasses validated by ``opdiag.config_types`` (no pydantic on the CLI's path);
+PyYAML is imported only when a settings file is given.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from opdiag_dashboards.config import DashboardSettings
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from opdiag.config_types import Section, SettingsError
 from opdiag.errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -27,11 +29,8 @@ def default_demo_traces() -> Path:
     return Path(env) if env else REPO_ROOT / "demo" / "traces"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DiagnosisSettings(_Section):
+@dataclass(kw_only=True)
+class DiagnosisSettings(Section):
     """Thresholds of the verdicts; each says when to change it."""
 
     # No span ended for this long and no terminal transition: stuck. Raise it for operations
@@ -42,7 +41,7 @@ class DiagnosisSettings(_Section):
     # Fewer successful runs than this in the source: use the budget instead of a baseline.
     min_baseline_runs: int = 2
     # Budgets (seconds) per operation type when there is no baseline; default for others.
-    slow_budget_s: dict[str, float] = Field(
+    slow_budget_s: dict[str, float] = field(
         default_factory=lambda: {
             "backtesting": 600.0,
             "training": 3600.0,
@@ -51,7 +50,7 @@ class DiagnosisSettings(_Section):
     )
     default_budget_s: float = 1800.0
     # Spans whose name matches one of these are transport noise for the bottleneck.
-    noise_span_patterns: list[str] = Field(
+    noise_span_patterns: list[str] = field(
         default_factory=lambda: [
             "* http send",
             "* http receive",
@@ -66,11 +65,12 @@ class DiagnosisSettings(_Section):
     max_flow_spans: int = 2000
 
 
-class JaegerSettings(_Section):
+@dataclass(kw_only=True)
+class JaegerSettings(Section):
     """How to talk to Jaeger and which services hold operations."""
 
     url: str | None = None
-    service_patterns: list[str] = Field(
+    service_patterns: list[str] = field(
         default_factory=lambda: [
             "ktrdr-cli",
             "ktrdr-api",
@@ -107,7 +107,8 @@ class JaegerSettings(_Section):
     search_cache_traces: int = 20_000
 
 
-class LinkSettings(_Section):
+@dataclass(kw_only=True)
+class LinkSettings(Section):
     """Browser-visible base URLs used to build links (not the docker-internal ones)."""
 
     grafana_url: str = "http://localhost:3000"
@@ -117,7 +118,8 @@ class LinkSettings(_Section):
     diagnosis_dashboard_uid: str = "opdiag-operation-diagnosis"
 
 
-class ServerSettings(_Section):
+@dataclass(kw_only=True)
+class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = 8080
     auth_token: str | None = None
@@ -127,20 +129,21 @@ class ServerSettings(_Section):
     max_rows: int = 1000
 
 
-class Settings(_Section):
+@dataclass(kw_only=True)
+class Settings(Section):
     """Everything configurable, in one object."""
 
-    trace_paths: list[Path] = Field(default_factory=list)
-    rule_packs: list[Path] = Field(default_factory=list)
+    trace_paths: list[Path] = field(default_factory=list)
+    rule_packs: list[Path] = field(default_factory=list)
     use_demo: bool = False
     # One trace file (or its gzip content) larger than this is refused, not read: a 1 GiB
     # file is ~1.4 million spans and several GB of memory once parsed.
-    max_trace_file_bytes: int = Field(default=1 << 30, gt=0)
-    diagnosis: DiagnosisSettings = Field(default_factory=DiagnosisSettings)
-    jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
-    links: LinkSettings = Field(default_factory=LinkSettings)
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    dashboards: DashboardSettings = Field(default_factory=DashboardSettings)
+    max_trace_file_bytes: int = field(default=1 << 30, metadata={"gt": 0})
+    diagnosis: DiagnosisSettings = field(default_factory=DiagnosisSettings)
+    jaeger: JaegerSettings = field(default_factory=JaegerSettings)
+    links: LinkSettings = field(default_factory=LinkSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    dashboards: DashboardSettings = field(default_factory=DashboardSettings)
 
 
 # Environment variable -> dotted settings path.
@@ -194,6 +197,8 @@ def load_settings(
     data: dict[str, Any] = {}
     path = config_file or env.get("OPDIAG_CONFIG")
     if path:
+        import yaml
+
         try:
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except OSError as exc:
@@ -218,7 +223,5 @@ def load_settings(
         data = _deep_merge(data, overrides)
     try:
         return Settings.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"invalid setting {where}: {first['msg']}", field=where) from None
+    except SettingsError as exc:
+        raise InputError(f"invalid setting {exc.loc}: {exc.message}", field=exc.loc) from None

@@ -2,33 +2,33 @@
 
 Like a monitoring mixin's ``_config``: job selectors, datasource uids and URLs, dashboard uids,
 tags and refresh live here, so no query in this package hard-codes a job, an instance or a
-uid. This module depends on pydantic only (``opdiag.settings`` imports it).
+uid. This module depends on ``opdiag.config_types`` only (``opdiag.settings`` imports it).
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import dataclass, field
+
+from opdiag.config_types import Section
 
 
-class DatasourceSettings(BaseModel):
+@dataclass(kw_only=True)
+class DatasourceSettings(Section):
     """One provisioned Grafana datasource: fixed uid (what dashboards store), name and URL."""
-
-    model_config = ConfigDict(extra="forbid")
 
     uid: str
     name: str
     url: str
 
 
-class DashboardSettings(BaseModel):
+@dataclass(kw_only=True)
+class DashboardSettings(Section):
     """Selectors, datasources and dashboard identity used by the generator.
 
     Defaults fit the docker-compose stack (services grafana, prometheus :9090, jaeger :16686,
     opdiag :8080) and KTRDR's scrape configs (jobs ``ktrdr-backend``, ``ktrdr-workers*``,
     ``ktrdr-gpu-worker``; design-era ``backend``).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     # Regex of every KTRDR scrape job. Matches the backend under both names it has had
     # (`ktrdr-backend` now, `backend` in the design era); change it when your jobs differ.
@@ -38,19 +38,19 @@ class DashboardSettings(BaseModel):
     # Label that carries the environment (an external label or relabelled target label).
     # Series without it still match when "All" is selected (the all value is `.*`).
     environment_label: str = "environment"
-    prometheus: DatasourceSettings = Field(
+    prometheus: DatasourceSettings = field(
         default_factory=lambda: DatasourceSettings(
             uid="prometheus", name="Prometheus", url="http://prometheus:9090"
         )
     )
     # Its uid must equal links.jaeger_datasource_uid (the backend builds Explore links with it).
-    jaeger: DatasourceSettings = Field(
+    jaeger: DatasourceSettings = field(
         default_factory=lambda: DatasourceSettings(
             uid="jaeger", name="Jaeger", url="http://jaeger:16686"
         )
     )
     # opdiag as Grafana's server reaches it (docker-internal), not the browser-visible URL.
-    opdiag: DatasourceSettings = Field(
+    opdiag: DatasourceSettings = field(
         default_factory=lambda: DatasourceSettings(
             uid="opdiag", name="opdiag", url="http://opdiag:8080"
         )
@@ -64,7 +64,7 @@ class DashboardSettings(BaseModel):
     system_overview_uid: str = "ktrdr-system-overview"
     worker_status_uid: str = "ktrdr-worker-status"
     operations_uid: str = "ktrdr-operations"
-    tags: list[str] = Field(default_factory=lambda: ["ktrdr", "opdiag"])
+    tags: list[str] = field(default_factory=lambda: ["ktrdr", "opdiag"])
     refresh: str = "30s"
     time_from: str = "now-6h"
     timezone: str = "browser"
