@@ -372,6 +372,54 @@ def generate(n_spans: int, seed: int = 7) -> dict[str, Any]:
     return {"data": [trace], "total": 0, "limit": 0, "offset": 0, "errors": None}
 
 
+def many_operations(n_traces: int, seed: int = 11) -> dict[str, Any]:
+    """``n_traces`` one-span traces, each a finished operation of its own (a worker's terminal
+    state transition carrying a distinct ``operation.id``): the shape of a long listing.
+    About 300 bytes per trace in the compact legacy style."""
+    rng = random.Random(seed)
+    traces = []
+    for i in range(n_traces):
+        trace_id = f"{rng.getrandbits(128):032x}"
+        start = T0_US + i * 1_000_000
+        clock = f"{i // 3600 % 24:02d}{i // 60 % 60:02d}{i % 60:02d}"
+        op_id = f"op_backtesting_20251122_{clock}_{i:08x}"
+        span = {
+            "traceID": trace_id,
+            "spanID": f"{rng.getrandbits(64):016x}",
+            "operationName": "operation.state_transition",
+            "references": [],
+            "startTime": start,
+            "duration": 500 + i % 300,
+            "tags": [
+                _kv("operation.id", op_id),
+                _kv("operation.to_status", "completed"),
+            ],
+            "logs": [],
+            "processID": "p1",
+        }
+        traces.append(
+            {
+                "traceID": trace_id,
+                "spans": [span],
+                "processes": {"p1": {"serviceName": WORKER_SERVICE, "tags": []}},
+            }
+        )
+    return {"data": traces, "total": 0, "limit": 0, "offset": 0, "errors": None}
+
+
+def duplicate_ids(n_spans: int) -> dict[str, Any]:
+    """One trace of ``n_spans`` spans that all share one span id (a broken exporter): the
+    first is the root, every other one names it as its parent."""
+    doc = generate(n_spans)
+    trace = doc["data"][0]
+    same = trace["spans"][0]["spanID"]
+    for span in trace["spans"]:
+        span["spanID"] = same
+        for ref in span["references"]:
+            ref["spanID"] = same
+    return doc
+
+
 def write(path: Path, n_spans: int, seed: int = 7) -> int:
     """Write one generated envelope to ``path``; returns the real span count."""
     doc = generate(n_spans, seed)

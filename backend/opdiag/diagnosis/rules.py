@@ -103,6 +103,9 @@ _NESTED_REFUSED = frozenset(
 _PACK_KEYS = frozenset({"pack", "description", "verdicts", "operation", "rules"})
 
 
+_GLOBS: dict[tuple[str, ...], Globs] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Globs:
     """Span-name (or service, or exception-type) glob patterns, compiled into one regex."""
@@ -112,8 +115,14 @@ class Globs:
 
     @classmethod
     def of(cls, patterns: Sequence[str]) -> Globs:
-        joined = "|".join(f"(?:{fnmatch.translate(p)})" for p in patterns) or r"(?!)"
-        return cls(tuple(patterns), re.compile(joined))
+        """Compiled once per distinct pattern list (the engine asks for the settings' noise
+        patterns on every diagnosis; a listing diagnoses thousands)."""
+        key = tuple(patterns)
+        found = _GLOBS.get(key)
+        if found is None:
+            joined = "|".join(f"(?:{fnmatch.translate(p)})" for p in key) or r"(?!)"
+            found = _GLOBS[key] = cls(key, re.compile(joined))
+        return found
 
     def __call__(self, text: str) -> bool:
         return self.regex.match(text) is not None
