@@ -183,16 +183,24 @@ class Tool:
             self.argv, self.note = None, f"{self.name} failed: {reason[:160]}"
             return
         if self.name == "opdiag":
+            # A listing is counted, not decoded: a harness that decoded 200k rows would stay
+            # hundreds of MB large, and every child forked after it would count them in its
+            # peak RSS.
+            data = out.read_bytes()
+            if data.startswith(b"["):
+                rows = data.count(b'"operation_id"')
+                self.note = f"{rows} operations"
+                self._keep(run, keep)
+                return
             try:
-                answer = orjson.loads(out.read_bytes())
+                answer = orjson.loads(data)
             except orjson.JSONDecodeError:
                 self.argv, self.note = None, "output is not JSON"
                 return
-            self.note = (
-                f"{len(answer)} operations"
-                if isinstance(answer, list)
-                else f"verdict {answer.get('verdict', '?')}"
-            )
+            self.note = f"verdict {answer.get('verdict', '?')}"
+        self._keep(run, keep)
+
+    def _keep(self, run: Run, keep: bool) -> None:
         if keep:
             self.runs.append(run)
 
@@ -369,7 +377,12 @@ def main(argv: list[str] | None = None) -> int:
         extra = (["--many", str(args.many)] if args.many else []) + (
             ["--duplicates", str(args.duplicates)] if args.duplicates else []
         )
-        for path, spans in generate(work, "--sizes", *extra) if extra else []:
+        # many last: its listing is the largest output and the largest child
+        files = sorted(
+            generate(work, "--sizes", *extra) if extra else [],
+            key=lambda f: f[0].name.startswith("many-"),
+        )
+        for path, spans in files:
             many = path.name.startswith("many-")
             print(f"# {path.name}: {spans} spans, {path.stat().st_size / 1e6:.0f} MB", flush=True)
             tools = [
