@@ -219,17 +219,17 @@ class Rule:
     # request whose input was wrong fails later with a misleading error).
     cause: str = "origin"
 
-    @property
-    def template_keys(self) -> tuple[str, ...]:
-        """Every evidence key the summary and solution read."""
+    # Derived once when the pack is compiled: the engine asks for both many times per
+    # diagnosis (a 200k-operation listing asked for ``uses_slow`` 21 million times).
+    template_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    uses_slow: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
         keys: list[str] = list(self.summary.keys) + list(self.solution.title.keys)
         for t in (*self.solution.steps, *self.solution.commands):
             keys.extend(t.keys)
-        return tuple(dict.fromkeys(keys))
-
-    @property
-    def uses_slow(self) -> bool:
-        return any(c.key == "slow" for c in self.facts)
+        object.__setattr__(self, "template_keys", tuple(dict.fromkeys(keys)))
+        object.__setattr__(self, "uses_slow", any(c.key == "slow" for c in self.facts))
 
 
 @dataclass(frozen=True, slots=True)
