@@ -306,3 +306,33 @@ def test_otlp_times_out_of_range(tmp_path: Path):
     span["endTimeUnixNano"] = str(10**40)
     with pytest.raises(TraceFormatError, match="endTimeUnixNano out of range"):
         parse_bytes(json.dumps(doc).encode(), "x")
+
+
+# ---- the same rules for Jaeger's answers
+
+
+def _reply(body: bytes):
+    from opdiag.sources.jaeger_http import Reply
+
+    return Reply("/api/v3/traces", 200, "application/json", body)
+
+
+def test_a_jaeger_answer_with_a_lone_surrogate_is_read_like_a_file():
+    from opdiag.sources.readers import parse_document
+
+    body = json.dumps({"result": _otlp(LONE)}).encode()
+    traces = parse_document(_reply(body).json(), "jaeger")
+    assert traces[0].spans[0].name == REPLACED
+
+
+def test_a_gzip_jaeger_answer_without_content_encoding_is_inflated():
+    body = gzip.compress(json.dumps({"result": _otlp("x")}).encode())
+    assert _reply(body).json()["result"]["resourceSpans"][0]["scopeSpans"]
+
+
+def test_a_utf16_jaeger_answer_is_named():
+    from opdiag.errors import SourceUnavailableError
+
+    body = json.dumps({"result": _otlp("x")}).encode("utf-16")
+    with pytest.raises(SourceUnavailableError, match="UTF-16"):
+        _reply(body).json()

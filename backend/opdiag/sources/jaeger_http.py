@@ -15,8 +15,14 @@ from typing import Any
 import httpx
 import orjson
 
-from opdiag.errors import InputError, SourceTimeoutError, SourceUnavailableError
+from opdiag.errors import (
+    InputError,
+    SourceTimeoutError,
+    SourceUnavailableError,
+    TraceFormatError,
+)
 from opdiag.settings import JaegerSettings
+from opdiag.sources.rawbytes import has_surrogate_escape, repair_surrogates, text_bytes
 
 Observer = Callable[[str, float, str], None]
 Params = Mapping[str, str] | Sequence[tuple[str, str]] | None
@@ -57,11 +63,21 @@ class Reply:
                 "(endpoint absent: check the Jaeger URL, base path and API version)"
             )
         try:
-            return orjson.loads(self.body)
+            return orjson.loads(self._text())
         except orjson.JSONDecodeError as exc:
             raise SourceUnavailableError(
                 f"Jaeger answered invalid JSON at {self.path}: {exc}"
             ) from None
+
+    def _text(self) -> bytes:
+        """The body as the file reader would see it: a gzip body (a proxy that compressed
+        without saying so) inflated, lone surrogate escapes replaced by U+FFFD."""
+        body = self.body
+        try:
+            body = text_bytes(body, self.path)
+        except TraceFormatError as exc:
+            raise SourceUnavailableError(f"Jaeger answered {exc.message}") from None
+        return repair_surrogates(body) if has_surrogate_escape(body) else body
 
     def message(self) -> str:
         """The error text of a Jaeger error body (api_v3 or legacy envelope), else raw text."""
