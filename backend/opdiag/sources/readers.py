@@ -283,7 +283,7 @@ def _legacy_typed(
             tid = tid_cache[raw_tid] = normalise_trace_id(raw_tid)
         name = raw.operationName
         name = "" if name is None else share(name, name)
-        tags = tags_of(raw.tags)
+        tags = tags_of(raw.tags) if len(raw.tags) > 2 else None
         attrs = (
             {
                 t.key: v
@@ -320,7 +320,12 @@ def _legacy_typed(
                         raise _General
                     ntid = tid_cache[rtid] = normalise_trace_id(rtid)
                 rtype = r.refType
-                rtype = share(upper := rtype.upper(), upper) if type(rtype) is str else CHILD_OF
+                if rtype == "CHILD_OF":  # the usual spelling, without upper()
+                    rtype = CHILD_OF
+                elif type(rtype) is str:
+                    rtype = share(upper := rtype.upper(), upper)
+                else:
+                    rtype = CHILD_OF
                 rsid = r.spanID
                 if type(rsid) is not str or not rsid.strip():
                     raise _General
@@ -335,7 +340,7 @@ def _legacy_typed(
                 refs.insert(0, Reference(CHILD_OF, tid, pid16))
 
         events: list[Event] = []
-        logs = logs_of(raw.logs)
+        logs = logs_of(raw.logs) if len(raw.logs) > 2 else None  # not "[]"
         if logs:
             for lg in logs:
                 fields = _tags_typed(lg.fields)
