@@ -26,13 +26,26 @@ _UNITS_US: dict[str, int] = {
     "w": 7 * 86400 * US_PER_S,
 }
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_RELATIVE_RE = re.compile(
-    r"^now(?:\s*([+-])\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w))?(?:/([smhdwMy]))?$"
-)
 _NUMBER_RE = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
 # Epoch values outside this range are almost surely a unit mix-up (ms given as s or vice versa).
 _MIN_S = 0
 _MAX_S = 253402300799  # 9999-12-31T23:59:59Z
+MIN_EPOCH_MS = _MIN_S * 1000
+MAX_EPOCH_MS = _MAX_S * 1000 + 999
+
+# Grafana's relative times. The offset of each unit has a bounded number of digits, so that
+# every value the grammar allows lands between 1970 and 9999 (at most ~32 years back) and a
+# client that generates values from the published pattern (``RELATIVE_TIME_PATTERN``, in the
+# OpenAPI document) is never refused; anything longer is refused before any arithmetic.
+_OFFSET_DIGITS: dict[str, int] = {"ms": 12, "s": 9, "m": 7, "h": 5, "d": 4, "w": 3}
+_OFFSET = "|".join(
+    rf"\d{{1,{digits}}}(?:\.\d{{1,3}})?{unit}" for unit, digits in _OFFSET_DIGITS.items()
+)
+RELATIVE_TIME_PATTERN = rf"^now(?:[+-](?:{_OFFSET}))?(?:/[smhdwMy])?$"
+_RELATIVE_RE = re.compile(
+    r"^now(?:([+-])(\d+(?:\.\d+)?)(ms|s|m|h|d|w))?(?:/([smhdwMy]))?$"
+)
+_RELATIVE_BOUNDED_RE = re.compile(RELATIVE_TIME_PATTERN)
 
 
 def wall_clock_us() -> int:
@@ -58,7 +71,15 @@ def parse_rfc3339(text: str, *, name: str = "time") -> int:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     delta = parsed - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86400 + delta.seconds) * US_PER_S + delta.microseconds
+    value = (delta.days * 86400 + delta.seconds) * US_PER_S + delta.microseconds
+    _check_range(value, raw, name)
+    return value
+
+
+def _check_range(epoch_us: int, raw: str, name: str) -> None:
+    """Times before 1970 or after 9999 are bad input, whatever form they were given in."""
+    if not _MIN_S * US_PER_S <= epoch_us <= (_MAX_S + 1) * US_PER_S - 1:
+        raise InputError(f"{name}: {raw!r} is out of range (1970 to 9999)", field=name)
 
 
 def _epoch(text: str, unit_us: int, name: str) -> int:
@@ -109,11 +130,14 @@ def parse_http_time(text: str, *, name: str, now_us: int) -> int:
         return _epoch(raw, US_PER_MS, name)
     match = _RELATIVE_RE.match(raw)
     if match:
+        if not _RELATIVE_BOUNDED_RE.match(raw):
+            raise InputError(f"{name}: relative time {raw!r} reaches too far", field=name)
         sign, amount, unit, round_to = match.groups()
         value = now_us
         if sign is not None:
             offset = round(float(amount) * _UNITS_US[unit])
             value = now_us - offset if sign == "-" else now_us + offset
+        _check_range(value, raw, name)
         return _round_down(value, round_to) if round_to else value
     if raw.startswith("now"):
         raise InputError(
