@@ -88,3 +88,85 @@ def test_cli_diagnose_exits_2_for_an_out_of_range_now(capsys, demo_traces):
     status = main(["diagnose", "x", "--traces", str(demo_traces), "--now", "99999999999999"])
     assert status == 2
     assert "--now" in capsys.readouterr().err
+
+
+# -- item 9: simpod bodies ------------------------------------------------------------------
+
+
+def _raw_post(client, path, text):
+    return client.post(path, data=text.encode("utf-8"), content_type="application/json")
+
+
+@pytest.mark.parametrize("opening,closing", [("[", "]"), ('{"a":', "}")])
+def test_a_body_nested_100k_deep_is_400(client, opening, closing):
+    for path in ("/simpod/query", "/simpod/variable", "/simpod/tag-values"):
+        response = _raw_post(client, path, opening * 100_000 + "1" + closing * 100_000)
+        assert response.status_code == 400, (path, response.data[:200])
+        assert response.get_json()["field"] == "body"
+
+
+def test_a_string_payload_nested_deep_is_400(client):
+    target = {"target": "operations", "refId": "A", "payload": "[" * 5000 + "]" * 5000}
+    response = client.post("/simpod/query", json={"targets": [target]})
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "targets[0].payload"
+
+
+@pytest.mark.parametrize("key", [["service"], {"a": 1}, 5, None, True])
+def test_tag_values_with_a_key_that_is_not_text_is_400(client, key):
+    response = client.post("/simpod/tag-values", json={"key": key})
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "key"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"targets": [{"target": "operations", "refId": "\\ud800"}]}',
+        '{"targets": [{"target": "operations", "refId": "A\\udc00"}]}',
+        '{"targets": [{"target": "operations", "refId": "A", "payload": {"type": "\\ud83d"}}]}',
+    ],
+)
+def test_a_lone_surrogate_anywhere_in_the_body_is_400(client, text):
+    response = _raw_post(client, "/simpod/query", text)
+    assert response.status_code == 400, response.data[:300]
+    assert response.get_json()["field"] == "body"
+    assert "surrogate" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("ref_id", [["A"], {"x": 1}])
+def test_a_ref_id_that_is_not_text_is_400(client, ref_id):
+    target = {"target": "operations", "refId": ref_id}
+    response = client.post("/simpod/query", json={"targets": [target]})
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "targets[0].refId"
+
+
+def test_the_number_of_targets_is_capped(service):
+    app = create_app(
+        make_settings(max_targets=3), service=service, source=service.source
+    )
+    client = app.test_client()
+    targets = [{"target": "operations", "refId": f"R{i}"} for i in range(4)]
+    response = client.post("/simpod/query", json={"targets": targets})
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["field"] == "targets" and "3" in body["error"]
+    assert not [c for c in service.calls if c[0] == "operations"]  # refused before any work
+    response = client.post("/simpod/query", json={"targets": targets[:3]})
+    assert response.status_code == 200
+    assert [frame["refId"] for frame in response.get_json()] == ["R0", "R1", "R2"]
+
+
+def test_max_targets_is_a_setting_with_an_env_var():
+    from opdiag.settings import load_settings
+
+    assert load_settings(environ={"OPDIAG_MAX_TARGETS": "7"}).server.max_targets == 7
+    assert load_settings(environ={}).server.max_targets >= 26  # Grafana's A..Z fit
+
+
+def test_tag_values_still_answers_for_a_text_key(client):
+    response = client.post("/simpod/tag-values", json={"key": "verdict"})
+    assert response.status_code == 200
+    assert {"text": "healthy"} in response.get_json()
+    assert json.loads(response.data)  # plain JSON

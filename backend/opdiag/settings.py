@@ -125,6 +125,9 @@ class ServerSettings(_Section):
     cache_size: int = 2048
     threads: int = 16
     max_rows: int = 1000
+    # simpod /query targets per request: a panel has a handful (Grafana names them A..Z);
+    # thousands would hold a worker thread for seconds.
+    max_targets: int = Field(default=50, ge=1)
 
 
 class Settings(_Section):
@@ -158,6 +161,7 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_PORT": "server.port",
     "OPDIAG_AUTH_TOKEN": "server.auth_token",
     "OPDIAG_CACHE_SIZE": "server.cache_size",
+    "OPDIAG_MAX_TARGETS": "server.max_targets",
 }
 _LIST_PATHS = {"jaeger.service_patterns", "trace_paths", "rule_packs"}
 
