@@ -202,6 +202,8 @@ def load_settings(
             ) from None
         except yaml.YAMLError as exc:
             raise InputError(f"settings file is not valid YAML: {exc}", source=str(path)) from None
+        except RecursionError:
+            raise InputError("settings file is nested too deeply", source=str(path)) from None
         if not isinstance(loaded, dict):
             raise InputError("settings file must hold a mapping", source=str(path))
         data = _deep_merge(data, loaded)
