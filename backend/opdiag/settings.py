@@ -11,10 +11,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from opdiag_dashboards.config import DashboardSettings
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opdiag.errors import InputError
 
@@ -70,6 +71,23 @@ class JaegerSettings(_Section):
     """How to talk to Jaeger and which services hold operations."""
 
     url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """A Jaeger query URL is http(s) with a host: anything else is bad usage, caught
+        here instead of surfacing later as "Jaeger unavailable"."""
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http(s) URL such as http://localhost:16686")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError("the URL's port is not a number from 0 to 65535") from None
+        return value
+
     service_patterns: list[str] = Field(
         default_factory=lambda: [
             "ktrdr-cli",
@@ -119,7 +137,7 @@ class LinkSettings(_Section):
 
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=0, le=65535)
     auth_token: str | None = None
     max_request_bytes: int = 1_000_000
     cache_size: int = 2048
@@ -223,4 +241,8 @@ def load_settings(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"invalid setting {where}: {first['msg']}", field=where) from None
+        given = first.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        raise InputError(
+            f"invalid setting {where}: {first['msg']}{shown}", field=where
+        ) from None

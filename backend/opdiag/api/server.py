@@ -119,6 +119,12 @@ def build_server(settings: Settings) -> tuple[Any, AppState]:
     return server, app.extensions[STATE_EXTENSION]
 
 
+def _address(host: str, port: int) -> str:
+    """``host:port``, an IPv6 host in brackets."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}"
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     """SIGTERM behaves like Ctrl-C: waitress' loop stops its workers on KeyboardInterrupt."""
     raise KeyboardInterrupt
@@ -160,12 +166,12 @@ def serve(settings: Settings, *, out: TextIO | None = None) -> int:
     except OpdiagError as exc:
         print(f"opdiag serve: {exc.message}", file=sys.stderr)
         return exc.exit_code
-    except OSError as exc:
-        print(f"opdiag serve: cannot listen: {exc.strerror}", file=sys.stderr)
+    except (OSError, ValueError) as exc:  # waitress: ValueError for a host it cannot resolve
+        where = _address(settings.server.host, settings.server.port)
+        reason = getattr(exc, "strerror", None) or "invalid host or port"
+        print(f"opdiag serve: cannot listen on {where}: {reason}", file=sys.stderr)
         return 2
-    host = settings.server.host
-    shown = f"[{host}]" if ":" in host else host
-    base = f"http://{shown}:{server.effective_port}"
+    base = f"http://{_address(settings.server.host, server.effective_port)}"
     print(_banner(base, state, _example_id(state)), file=stream, flush=True)
     previous = {}
     if threading.current_thread() is threading.main_thread():
