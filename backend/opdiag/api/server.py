@@ -25,6 +25,7 @@ from waitress.server import create_server
 from opdiag.api.app import create_app, needs_demo
 from opdiag.api.state import EXTENSION as STATE_EXTENSION
 from opdiag.api.state import AppState
+from opdiag.api.waitress_errors import use_json_errors
 from opdiag.errors import OpdiagError
 from opdiag.settings import Settings, default_demo_traces
 from opdiag.web.pages import default_window, is_file_source
@@ -112,10 +113,11 @@ def build_server(settings: Settings) -> tuple[Any, AppState]:
         threads=settings.server.threads,
         ident="opdiag",
         clear_untrusted_proxy_headers=True,
-        # Flask refuses bodies over max_request_bytes with a JSON 413; waitress only stops
-        # absurd ones (its own 413 is plain text), so it must be the larger of the two.
+        # Flask refuses bodies over max_request_bytes with a JSON 413 naming the body;
+        # waitress stops absurd ones before they are read (JSON too, see waitress_errors).
         max_request_body_size=WAITRESS_BODY_FACTOR * settings.server.max_request_bytes,
     )
+    use_json_errors(server)
     return server, app.extensions[STATE_EXTENSION]
 
 
@@ -130,10 +132,15 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def stop_server(server: Any) -> None:
-    """Stop the worker threads and close every socket; ``server.run()`` then returns."""
+def stop_server(server: Any, *, loop_running: bool = False) -> None:
+    """Stop the worker threads and close every socket; ``server.run()`` then returns. While
+    the loop runs in another thread the sockets are closed by the loop itself (through its
+    trigger): closed under a ``select`` in progress, they would fail it with EBADF."""
     server.task_dispatcher.shutdown()
-    wasyncore.close_all(server._map)
+    if loop_running:
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    else:
+        wasyncore.close_all(server._map)
 
 
 class ServerThread:
@@ -152,7 +159,7 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
-        stop_server(self.server)
+        stop_server(self.server, loop_running=self.thread.is_alive())
         self.thread.join(timeout=10)
 
 
