@@ -139,6 +139,12 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     auth_token: str | None = None
+    # With a token: serve the HTML pages without it (behind an SSO proxy, on a trusted
+    # network). Otherwise a browser is asked for it (HTTP Basic, the token as the password).
+    open_pages: bool = False
+    # With a token: serve /metrics without it. Otherwise Prometheus sends it (the scrape
+    # config's authorization.credentials_file, see dashboards.opdiag_token_file).
+    open_metrics: bool = False
     max_request_bytes: int = 1_000_000
     cache_size: int = 2048
     threads: int = 16
@@ -178,6 +184,9 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_HOST": "server.host",
     "OPDIAG_PORT": "server.port",
     "OPDIAG_AUTH_TOKEN": "server.auth_token",
+    "OPDIAG_OPEN_PAGES": "server.open_pages",
+    "OPDIAG_OPEN_METRICS": "server.open_metrics",
+    "OPDIAG_SCRAPE_TOKEN_FILE": "dashboards.opdiag_token_file",
     "OPDIAG_CACHE_SIZE": "server.cache_size",
     "OPDIAG_MAX_TARGETS": "server.max_targets",
 }

@@ -69,7 +69,12 @@ def create_app(
     install_state(app, AppState(settings=settings, source=source, service=service))
 
     metrics.init_app(app)
-    init_auth(app, settings.server.auth_token)
+    init_auth(
+        app,
+        settings.server.auth_token,
+        open_pages=settings.server.open_pages,
+        open_metrics=settings.server.open_metrics,
+    )
     register_error_handlers(app)
     app.register_blueprint(rest.bp)
     app.register_blueprint(simpod.bp)

@@ -66,17 +66,35 @@ def default_window(state: AppState) -> tuple[int, int]:
 
 _TITLES = {
     400: "Bad request",
+    401: "Token needed",
     404: "Not found",
     502: "Trace source unavailable",
     504: "Trace source too slow",
 }
 _HINTS = {
     400: "Check the operation id or trace id in the address.",
+    401: "This opdiag asks for its access token (OPDIAG_AUTH_TOKEN): when the browser asks, "
+    "enter any user name and the token as the password.",
     404: "No trace in the trace source holds this operation id or trace id. It may be older "
     "than the search window, or its spans may not have reached Jaeger yet.",
     502: "opdiag could not get an answer from the trace source; try again when it is back.",
     504: "The trace source did not answer in time; try again in a moment.",
 }
+
+
+def _page_for(status: int, message: str, ident: str | None = None) -> Response:
+    response = _html(
+        render_template(
+            "error.html",
+            status=status,
+            title=_TITLES.get(status, "Error"),
+            message=message,
+            hint=_HINTS.get(status, ""),
+            ident=ident,
+        )
+    )
+    response.status_code = status
+    return response
 
 
 @bp.errorhandler(OpdiagError)
@@ -86,19 +104,13 @@ def _error_page(exc: OpdiagError) -> Response:
     status = int(getattr(exc, "http_status", 500))
     if status >= 500:
         log.warning("trace source problem on a page: %s", exc.message)
-    ident = (request.view_args or {}).get("ident")
-    response = _html(
-        render_template(
-            "error.html",
-            status=status,
-            title=_TITLES.get(status, "Error"),
-            message=exc.message,
-            hint=_HINTS.get(status, ""),
-            ident=ident,
-        )
-    )
-    response.status_code = status
-    return response
+    return _page_for(status, exc.message, (request.view_args or {}).get("ident"))
+
+
+def unauthorised_page() -> Response:
+    """The 401 a browser gets for a page without the token (``opdiag.api.auth`` adds the
+    challenge that makes the browser ask for it)."""
+    return _page_for(401, "missing or invalid token")
 
 
 @bp.get("/")
