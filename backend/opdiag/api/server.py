@@ -28,7 +28,8 @@ from opdiag.api.state import AppState
 from opdiag.api.waitress_errors import use_json_errors
 from opdiag.errors import OpdiagError
 from opdiag.settings import Settings, default_demo_traces
-from opdiag.web.pages import default_window, is_file_source
+from opdiag.api.queries import is_file_source
+from opdiag.web.pages import default_window
 
 log = logging.getLogger("opdiag.server")
 EXAMPLE_LIMIT = 1

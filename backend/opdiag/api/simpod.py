@@ -20,7 +20,6 @@ from opdiag.api.params import (
     parse_interval_us,
     parse_limit,
     parse_multi,
-    parse_range,
     parse_time_us,
 )
 from opdiag.api.schemas import ROW_MODELS, Row
@@ -130,10 +129,6 @@ def _scoped(scoped_vars: dict[str, Any], names: Sequence[str]) -> Any:
     return None
 
 
-def _default_span_us() -> int:
-    return int(current_state().settings.jaeger.lookback_s * 1_000_000)
-
-
 def _range(body: dict[str, Any]) -> TimeRange:
     """Grafana's absolute ``range.from``/``to`` (ISO), else ``range.raw`` (``now-6h``)."""
     span = body.get("range") or {}
@@ -142,8 +137,9 @@ def _range(body: dict[str, Any]) -> TimeRange:
     raw = span.get("raw") if isinstance(span.get("raw"), dict) else {}
     start = span.get("from", raw.get("from"))
     end = span.get("to", raw.get("to"))
+    state = current_state()
     try:
-        return parse_range(start, end, queries.now_us(), _default_span_us())
+        return queries.request_range(start, end, state.source, state.settings)
     except InputError as exc:
         raise InputError(f"range.{exc.message}", field=f"range.{exc.field}") from None
 
@@ -226,7 +222,7 @@ def metric_payload_options() -> Response:
     body = _body()
     name = body.get("name")
     state = current_state()
-    span = parse_range(None, None, queries.now_us(), _default_span_us())
+    span = queries.default_range(state.source, state.settings, queries.now_us())
     variable = {
         "operation_id": "operation_ids",
         "type": "operation_types",
@@ -331,5 +327,5 @@ def tag_values() -> Response:
         return _json([{"text": v} for v in VERDICTS])
     state = current_state()
     name = {"operation_type": "operation_types", "service": "services"}[key]
-    span = parse_range(None, None, queries.now_us(), _default_span_us())
+    span = queries.default_range(state.source, state.settings, queries.now_us())
     return _json([{"text": row.value} for row in queries.variable(state.service, name, span)])

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, make_response, render_template, request
 from flask.blueprints import BlueprintSetupState
 
 from opdiag.api.params import parse_ident, parse_range
-from opdiag.api.queries import now_us
+from opdiag.api.queries import is_file_source, now_us
 from opdiag.api.state import AppState, current_state
 from opdiag.errors import OpdiagError
 from opdiag.web import waterfall
@@ -44,15 +44,6 @@ def _html(body: str) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def is_file_source(source: object) -> bool:
-    """Files are a finite, recorded corpus (the demo); Jaeger is a live window."""
-    try:
-        from opdiag.sources.files import FileSource
-    except ImportError:  # pragma: no cover - ships with opdiag
-        return False
-    return isinstance(source, FileSource)
 
 
 def default_window(state: AppState) -> tuple[int, int]:
