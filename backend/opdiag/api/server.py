@@ -23,12 +23,12 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from opdiag.api.app import create_app, needs_demo
+from opdiag.api.queries import is_file_source
 from opdiag.api.state import EXTENSION as STATE_EXTENSION
 from opdiag.api.state import AppState
 from opdiag.api.waitress_errors import use_json_errors
 from opdiag.errors import OpdiagError
 from opdiag.settings import Settings, default_demo_traces
-from opdiag.api.queries import is_file_source
 from opdiag.web.pages import default_window
 
 log = logging.getLogger("opdiag.server")
