@@ -66,22 +66,22 @@ def _per_operation(kind: str, ident: str) -> Response:
     return rows_response(query(state.service, parse_ident(ident), _now_us()))
 
 
-@bp.get("/operations/<ident>")
+@bp.get("/operations/<path:ident>")
 def diagnosis(ident: str) -> Response:
     return _per_operation("diagnosis", ident)
 
 
-@bp.get("/operations/<ident>/flow")
+@bp.get("/operations/<path:ident>/flow")
 def flow(ident: str) -> Response:
     return _per_operation("flow", ident)
 
 
-@bp.get("/operations/<ident>/findings")
+@bp.get("/operations/<path:ident>/findings")
 def findings(ident: str) -> Response:
     return _per_operation("findings", ident)
 
 
-@bp.get("/operations/<ident>/solution")
+@bp.get("/operations/<path:ident>/solution")
 def solution(ident: str) -> Response:
     return _per_operation("solution", ident)
 

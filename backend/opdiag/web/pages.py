@@ -122,7 +122,7 @@ def index() -> Response:
     )
 
 
-@bp.get("/operations/<ident>")
+@bp.get("/operations/<path:ident>")  # an id may hold "/"
 def operation(ident: str) -> Response:
     state = current_state()
     diagnosis = state.service.diagnose(parse_ident(ident))
