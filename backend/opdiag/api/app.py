@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 
 from opdiag.api import health, rest, simpod
+from opdiag.api.access_log import init_access_log
 from opdiag.api.auth import init_auth
 from opdiag.api.errors import register_error_handlers
 from opdiag.api.metrics import AppMetrics, cache_stats_of, source_cache_stats_of
@@ -68,6 +69,7 @@ def create_app(
         source = getattr(service, "source", None)
     install_state(app, AppState(settings=settings, source=source, service=service))
 
+    init_access_log(app)
     metrics.init_app(app)
     init_auth(
         app,

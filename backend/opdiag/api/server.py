@@ -164,9 +164,22 @@ class ServerThread:
         self.thread.join(timeout=10)
 
 
+def configure_logging() -> None:
+    """opdiag's loggers to stderr at INFO (one access line per request, warnings), unless
+    the embedding program configured them already."""
+    logger = logging.getLogger("opdiag")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def serve(settings: Settings, *, out: TextIO | None = None) -> int:
     """Run until SIGINT/SIGTERM; 0 on a clean stop, the error's exit code otherwise."""
     stream = out or sys.stdout
+    configure_logging()
     tune_gc()
     limit_malloc_arenas()
     try:

@@ -12,6 +12,8 @@ from typing import Any
 from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
 
+from opdiag.api.access_log import printable
+
 log = logging.getLogger("opdiag.access")
 
 # waitress error status -> (message, field)
@@ -42,12 +44,12 @@ class JsonErrorTask(ErrorTask):  # type: ignore[misc]
         self.content_length = len(body)
         self.write(body)
         log.info(
-            '%s "%s %s" %d (refused by the HTTP server: %s)',
+            '%s "%s %s" %d refused by the HTTP server: %s',
             _client(self.channel),
-            self.request.command or "-",
-            self.request.path or "-",
+            printable(self.request.command or "-"),
+            printable(self.request.path or "-"),
             status,
-            getattr(error, "body", ""),
+            printable(str(getattr(error, "body", ""))),
         )
 
 

@@ -17,6 +17,7 @@ from opdiag.api.params import parse_ident, parse_range
 from opdiag.api.queries import is_file_source, now_us
 from opdiag.api.state import AppState, current_state
 from opdiag.errors import OpdiagError
+from opdiag.render.links import span_url
 from opdiag.web import waterfall
 from opdiag.web.filters import FILTERS, utc
 
@@ -66,11 +67,26 @@ _HINTS = {
     400: "Check the operation id or trace id in the address.",
     401: "This opdiag asks for its access token (OPDIAG_AUTH_TOKEN): when the browser asks, "
     "enter any user name and the token as the password.",
-    404: "No trace in the trace source holds this operation id or trace id. It may be older "
-    "than the search window, or its spans may not have reached Jaeger yet.",
+    404: "No trace in Jaeger holds this operation id or trace id. It may be older than the "
+    "search window, or its spans may not have reached Jaeger yet.",
     502: "opdiag could not get an answer from the trace source; try again when it is back.",
     504: "The trace source did not answer in time; try again in a moment.",
 }
+
+
+_FILES_404 = (
+    "No trace in the trace files ({source}) holds this operation id or trace id. Check the id, "
+    "or serve the files that hold it (--traces)."
+)
+
+
+def _hint(status: int) -> str:
+    """What to do next; a file source has no search window and no Jaeger to wait for."""
+    if status == 404:
+        source = current_state().source
+        if is_file_source(source):
+            return _FILES_404.format(source=source.describe())
+    return _HINTS.get(status, "")
 
 
 def _page_for(status: int, message: str, ident: str | None = None) -> Response:
@@ -80,7 +96,7 @@ def _page_for(status: int, message: str, ident: str | None = None) -> Response:
             status=status,
             title=_TITLES.get(status, "Error"),
             message=message,
-            hint=_HINTS.get(status, ""),
+            hint=_hint(status),
             ident=ident,
         )
     )
@@ -126,9 +142,11 @@ def index() -> Response:
 def operation(ident: str) -> Response:
     state = current_state()
     diagnosis = state.service.diagnose(parse_ident(ident))
+    links = state.settings.links
     picture = waterfall.layout(
         diagnosis.execution_flow,
         diagnosis.execution_flow_truncated,
         noise_patterns=state.settings.diagnosis.noise_span_patterns,
+        span_link=lambda trace_id, span_id: span_url(links, trace_id, span_id),
     )
     return _html(render_template("diagnosis.html", d=diagnosis, waterfall=picture))
