@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import FAILED_ID, SOURCE_ERRORS, make_settings
+from api_support import FAILED_ID, SOURCE_ERRORS, make_settings, serving
 from opdiag.api.app import create_app
 from opdiag.settings import Settings, load_settings
 from opdiag_dashboards import scrape
@@ -166,18 +166,8 @@ def test_the_scrape_config_carries_the_token_file_only_when_set(tmp_path):
 
 @pytest.fixture
 def opdiag_with_token(demo_traces) -> Iterator[str]:
-    from opdiag.api.server import ServerThread, build_server
-
-    settings = Settings.model_validate(
-        {
-            "trace_paths": [str(demo_traces)],
-            "server": {"port": 0, "threads": 2, "auth_token": TOKEN},
-        }
-    )
-    server, _ = build_server(settings)
-    running = ServerThread(server).start()
-    yield f"127.0.0.1:{server.effective_port}"
-    running.stop()
+    with serving(demo_traces, auth_token=TOKEN) as running:
+        yield f"127.0.0.1:{running.server.effective_port}"
 
 
 @pytest.mark.prometheus

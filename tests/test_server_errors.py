@@ -10,24 +10,16 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from opdiag.api.server import ServerThread, build_server
-from opdiag.settings import Settings
+from api_support import serving
+from opdiag.api.server import ServerThread
 
 MAX_BODY = 1000
 
 
 @pytest.fixture(scope="module")
 def server(demo_traces) -> Iterator[ServerThread]:
-    settings = Settings.model_validate(
-        {
-            "trace_paths": [str(demo_traces)],
-            "server": {"port": 0, "threads": 2, "max_request_bytes": MAX_BODY},
-        }
-    )
-    waitress_server, _ = build_server(settings)
-    running = ServerThread(waitress_server).start()
-    yield running
-    running.stop()
+    with serving(demo_traces, max_request_bytes=MAX_BODY) as running:
+        yield running
 
 
 def _exchange(server: ServerThread, raw: bytes) -> tuple[int, dict[str, str], bytes]:
