@@ -18,8 +18,14 @@ from conftest import REAL_KTRDR
 from test_real_ktrdr import diagnose
 
 SHIFT = timedelta(days=3, minutes=13, seconds=7)
-PORTS = {"5001": "6001", "5003": "6103", "5004": "6104", "5005": "6105", "5006": "6106",
-         "4002": "4102"}
+PORTS = {
+    "5001": "6001",
+    "5003": "6103",
+    "5004": "6104",
+    "5005": "6105",
+    "5006": "6106",
+    "4002": "4102",
+}
 SUFFIX = re.compile(r"(ktrdr-(?:training|backtest)-worker-)([0-9a-f]{8})")
 PORT = re.compile(r":(" + "|".join(PORTS) + r")\b")
 RUN = REAL_KTRDR / "run1"
@@ -48,9 +54,8 @@ def _changed(node: Any, shift_ns: int) -> Any:
 
 def _is_probe(span: dict[str, Any]) -> bool:
     return span.get("name") == "GET" and any(
-        a.get("key") == "http.url" and str(a.get("value", {}).get("stringValue", "")).endswith(
-            "/health"
-        )
+        a.get("key") == "http.url"
+        and str(a.get("value", {}).get("stringValue", "")).endswith("/health")
         for a in span.get("attributes", [])
     )
 
