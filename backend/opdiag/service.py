@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from opdiag.diagnosis import engine
 from opdiag.diagnosis.comparison import (
     RunProfile,
+    change_phrase,
     compare,
     compare_with_baseline,
     good_runs,
@@ -323,7 +324,8 @@ class DiagnosisService:
         )
         out = base
         if _may_be_slow(base) and len(chosen) >= d.min_baseline_runs and comparison.baseline_ms:
-            out = engine.reassess_slow(base, comparison.baseline_ms, self.rules, d)
+            change = change_phrase(comparison)
+            out = engine.reassess_slow(base, comparison.baseline_ms, self.rules, d, change)
         return replace(out, comparison=comparison)
 
     def _finish(self, diagnosis: Diagnosis) -> Diagnosis:

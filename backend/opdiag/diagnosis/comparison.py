@@ -285,6 +285,16 @@ def _headline(top: PhaseChange | None, runs: int) -> str:
     )
 
 
+def change_phrase(comparison: Comparison) -> str | None:
+    """The phase that explains most of a longer run, in a few words for a summary:
+    ``training.indicators +41m49s (+3,534 %)``; None when no phase got slower."""
+    top = comparison.phases[0] if comparison.phases else None
+    if top is None or top.change_ms <= 0 or top.status == "same":
+        return None
+    pct = f" ({percent_text(top.change_pct)})" if top.change_pct is not None else " (new)"
+    return f"{top.name} {signed_duration(top.change_ms)}{pct}"
+
+
 def compare(
     this: RunProfile,
     baseline: Sequence[RunProfile],

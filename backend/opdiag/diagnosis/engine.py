@@ -174,9 +174,11 @@ def reassess_slow(
     baseline_ms: float | None,
     rules: RuleSet,
     settings: DiagnosisSettings,
+    change: str | None = None,
 ) -> Diagnosis:
     """A copy of ``diagnosis`` with ``slow`` decided against ``baseline_ms`` (the median of
-    the type's healthy finished runs; ``None`` = the configured budget)."""
+    the type's last good runs; ``None`` = the configured budget). ``change`` names the phase
+    that changed most against those runs (the ``{change}`` placeholder)."""
     # Shallow is enough: _apply_slow only reassigns fields and appends new findings, and
     # _conclude rebuilds the flow steps; a deep copy cost ~1 s on a 200-operation list.
     out = replace(diagnosis, findings=list(diagnosis.findings))
@@ -197,6 +199,7 @@ def reassess_slow(
         "minutes": minutes_text((out.duration_ms or 0) * 1000),
         "trace_count": len(out.trace_ids),
         "ident": out.key,
+        "change": f"; {change}" if change else None,
     }
     if out.bottleneck is not None:
         op_values.update(

@@ -44,6 +44,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "bottleneck.service",
         "share",
         "baseline",
+        "change",
         "matches",
         "ident",
     }
