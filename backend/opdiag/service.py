@@ -217,7 +217,11 @@ class DiagnosisService:
         if this.key == other.key:
             raise InputError("compare needs two different operations", field="against")
         comparison = compare(
-            this_profile, [other_profile], wanted=1, max_rows=self.settings.comparison.max_rows
+            this_profile,
+            [other_profile],
+            wanted=1,
+            max_rows=self.settings.comparison.max_rows,
+            against=other.key,
         )
         return this, other, comparison
 

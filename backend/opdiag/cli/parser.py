@@ -84,6 +84,28 @@ def build_parser() -> OpdiagArgumentParser:
     )
     operations.add_argument("--format", choices=("table", "json"), default="table")
 
+    compare = commands.add_parser(
+        "compare", help="compare one operation with another, phase by phase",
+        description=(
+            "Line up the phases of operation A against operation B (its baseline): this run, "
+            "B, the change, new or missing phases, new error types. Exit codes as diagnose."
+        ),
+    )
+    compare.add_argument("ident", metavar="A", help="operation id or trace id (this run)")
+    compare.add_argument("against", metavar="B", help="operation id or trace id to compare with")
+    _source_options(compare)
+    compare.add_argument("--now", metavar="TIME", help="clock for 'stuck': RFC 3339 or epoch s")
+    compare.add_argument("--format", choices=("markdown", "json"), default="markdown")
+
+    mcp = commands.add_parser(
+        "mcp", help="an MCP server over stdio for AI assistants",
+        description=(
+            "Serve opdiag's tools (list operations, diagnose, compare, execution flow) to an "
+            "assistant over the Model Context Protocol on stdin/stdout."
+        ),
+    )
+    _source_options(mcp)
+
     serve = commands.add_parser(
         "serve", help="serve the API, pages and metrics for Grafana",
         description="Serve the HTTP API; with neither --traces nor a Jaeger URL, the demo traces.",

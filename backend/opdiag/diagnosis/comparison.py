@@ -269,11 +269,10 @@ def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: floa
     )
 
 
-def _headline(top: PhaseChange | None, runs: int) -> str:
+def _headline(top: PhaseChange | None, runs_text: str) -> str:
     if top is None or top.status == "same":
         return ""
     what = {"new": "new", "missing": "missing"}.get(top.status)
-    runs_text = f"the last {runs} good run" + ("" if runs == 1 else "s")
     if what == "missing":
         return f"{top.name} missing (took {format_duration(top.baseline_ms)} in {runs_text})"
     if what == "new":
@@ -302,8 +301,10 @@ def compare(
     wanted: int,
     matched_on: Mapping[str, str] | None = None,
     max_rows: int = 20,
+    against: str | None = None,
 ) -> Comparison:
-    """``this`` run against ``baseline`` runs (none: a comparison that says so)."""
+    """``this`` run against ``baseline`` runs (none: a comparison that says so); ``against``
+    names them in the headline (default: "the last N good runs")."""
     runs = [BaselineRun(r.key, r.started_at_ms, r.duration_ms, r.verdict) for r in baseline]
     out = Comparison(
         runs=runs,
@@ -328,7 +329,9 @@ def compare(
     out.phases, out.phases_omitted = rows[:max_rows], max(0, len(rows) - max_rows)
     seen = {t for r in baseline for t in r.error_types}
     out.new_error_types = [t for t in this.error_types if t not in seen]
-    out.headline = _headline(rows[0] if rows else None, len(baseline))
+    plural = "" if len(baseline) == 1 else "s"
+    runs_text = against or f"the last {len(baseline)} good run{plural}"
+    out.headline = _headline(rows[0] if rows else None, runs_text)
     return out
 
 
