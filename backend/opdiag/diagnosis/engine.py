@@ -178,7 +178,7 @@ def reassess_slow(
 ) -> Diagnosis:
     """A copy of ``diagnosis`` with ``slow`` decided against ``baseline_ms`` (the median of
     the type's last good runs; ``None`` = the configured budget). ``change`` names the phase
-    that changed most against those runs (the ``{change}`` placeholder)."""
+    that changed most against those runs; it joins the baseline's text (``{baseline}``)."""
     # Shallow is enough: _apply_slow only reassigns fields and appends new findings, and
     # _conclude rebuilds the flow steps; a deep copy cost ~1 s on a 200-operation list.
     out = replace(diagnosis, findings=list(diagnosis.findings))
@@ -199,7 +199,6 @@ def reassess_slow(
         "minutes": minutes_text((out.duration_ms or 0) * 1000),
         "trace_count": len(out.trace_ids),
         "ident": out.key,
-        "change": f"; {change}" if change else None,
     }
     if out.bottleneck is not None:
         op_values.update(
@@ -210,7 +209,14 @@ def reassess_slow(
             }
         )
     _apply_slow(
-        out, baseline_ms, rules, settings, fallback=fallback, op_values=op_values, removed=removed
+        out,
+        baseline_ms,
+        rules,
+        settings,
+        fallback=fallback,
+        op_values=op_values,
+        removed=removed,
+        change=change,
     )
     return out
 
@@ -231,6 +237,7 @@ def _apply_slow(
     fallback: tuple[str, str],
     op_values: dict[str, Any],
     removed: bool = True,
+    change: str | None = None,
 ) -> None:
     """Decide ``slow`` (finished, completed, duration > factor × baseline, or > the type's
     budget without a baseline), add the slow rules' findings, then conclude (unless nothing
@@ -240,6 +247,8 @@ def _apply_slow(
     if baseline_ms is not None and baseline_ms > 0:
         limit = settings.slow_factor * baseline_ms
         reference = f"baseline {minutes_text(baseline_ms * 1000)} min"
+        if change:
+            reference = f"{reference}; {change}"
     else:
         budget_s = settings.slow_budget_s.get(
             diagnosis.operation_type or "", settings.default_budget_s

@@ -44,7 +44,6 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "bottleneck.service",
         "share",
         "baseline",
-        "change",
         "matches",
         "ident",
     }

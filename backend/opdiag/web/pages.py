@@ -17,7 +17,7 @@ from opdiag.api.params import parse_ident, parse_range
 from opdiag.api.queries import now_us
 from opdiag.api.state import AppState, current_state
 from opdiag.errors import OpdiagError
-from opdiag.web import waterfall
+from opdiag.web import comparison_chart, waterfall
 from opdiag.web.filters import FILTERS, utc
 
 bp = Blueprint("pages", __name__, template_folder="templates")
@@ -128,4 +128,7 @@ def operation(ident: str) -> Response:
         diagnosis.execution_flow_truncated,
         noise_patterns=state.settings.diagnosis.noise_span_patterns,
     )
-    return _html(render_template("diagnosis.html", d=diagnosis, waterfall=picture))
+    chart = comparison_chart.layout(diagnosis.comparison) if diagnosis.comparison else None
+    return _html(
+        render_template("diagnosis.html", d=diagnosis, waterfall=picture, chart=chart)
+    )
