@@ -352,8 +352,9 @@ class DiagnosisService:
     def _healthy_runs(
         self, op_type: str, now_us: int, target: OperationTraces | None = None
     ) -> list[RunProfile]:
-        """Profiles of the healthy finished runs of ``op_type`` in the source's reach; only
-        same-type operations are diagnosed, and cached ones are not diagnosed again."""
+        """Profiles of the healthy finished runs of ``op_type`` in the source's reach (the
+        target among them, as in the operations list: which runs are slow is decided among
+        them all); only same-type operations are diagnosed, cached ones not again."""
         if not op_type or op_type == UNKNOWN_TYPE:
             return []
         start, end, limit = self._window(now_us)
@@ -363,7 +364,7 @@ class DiagnosisService:
         groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
         out: list[RunProfile] = []
         for group in groups:
-            if group.operation_type != op_type or (target is not None and group.key == target.key):
+            if group.operation_type != op_type:  # the target stays: it may be another's baseline
                 continue
             if last_status(group) != "completed":  # cannot be a healthy run: skip the engine
                 continue
