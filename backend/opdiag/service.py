@@ -1,10 +1,11 @@
 """The use cases: diagnose one id, list recent operations, count verdicts, fill variables.
 
 This is where sources, grouping, the engine, baselines and links meet; the CLI and the Flask
-app only parse input and render output around it. ``slow`` needs a baseline: the median
-duration of healthy finished runs of the same operation type found in the same source (all
-of a file source, Jaeger's recent ``lookback_s`` window), the operation itself excluded.
-With too few runs the engine's configured budget decides instead.
+app only parse input and render output around it. Every finished operation is compared with
+the last good runs of its type (``diagnosis.comparison``): the finished, completed runs the
+engine called healthy, found in the same source (all of a file source, Jaeger's recent
+``lookback_s`` window), minus those slow against the others; ``slow`` is judged against the
+median of exactly those runs. With too few runs the engine's configured budget decides instead.
 
 Diagnoses of finished operations never change, so they are kept in a bounded LRU cache
 (the server asks for the same operation from several panels at once); unfinished ones are

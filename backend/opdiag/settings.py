@@ -67,7 +67,7 @@ class DiagnosisSettings(_Section):
 
 
 class ComparisonSettings(_Section):
-    """What "the last good runs" are and how a run is cut into phases (``diagnosis.comparison``)."""
+    """What "the last good runs" are and how a run is cut into phases (``comparison``)."""
 
     # The baseline: this many most recent healthy, not slow runs of the same type. More runs
     # make the median steadier but reach further back into older code and data.
