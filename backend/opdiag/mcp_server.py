@@ -7,13 +7,15 @@ ids and links kept so the assistant can cite them or open the trace in Jaeger. F
 tool errors the model can read: ``{"error", "kind"}`` with ``kind`` one of ``not_found``,
 ``bad_input``, ``source_unavailable`` (Jaeger down or too slow).
 
-``OpdiagTools`` holds the logic; ``build_server`` registers one SDK tool per method on the
-SDK's ``MCPServer``.
+``OpdiagTools`` holds the logic; ``build_server`` registers each of its methods named in
+``DESCRIPTIONS`` as a tool on the SDK's ``MCPServer`` (the method's signature is the tool's
+input schema).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep
@@ -252,11 +254,11 @@ class OpdiagTools:
         ]
         return {"operations": rows, "total": len(found), "omitted": max(0, len(found) - limit)}
 
-    def diagnose(self, operation_id: str, now: str | None = None) -> dict[str, Any]:
+    def diagnose(self, *, operation_id: str, now: str | None = None) -> dict[str, Any]:
         return compact_diagnosis(self.service.diagnose(operation_id, now_us=self._now(now)))
 
     def compare_operations(
-        self, operation_id: str, against: str, now: str | None = None
+        self, *, operation_id: str, against: str, now: str | None = None
     ) -> dict[str, Any]:
         this, other, comparison = self.service.compare(
             operation_id, against, now_us=self._now(now)
@@ -269,6 +271,7 @@ class OpdiagTools:
 
     def execution_flow(
         self,
+        *,
         operation_id: str,
         limit: int = FLOW_DEFAULT,
         include_noise: bool = False,
@@ -309,8 +312,44 @@ def answer(produce: Callable[[], dict[str, Any]], error: type[Exception]) -> str
         raise error(dumps(body, indent=False)) from None
 
 
+DESCRIPTIONS: dict[str, str] = {
+    "list_operations": (
+        "Recent operations with their verdicts, newest first. since/until: RFC 3339, epoch ms "
+        "or relative (now-6h); default: the whole recorded corpus for files, the last lookback "
+        "for Jaeger. operation_type: training|backtesting|data_load|…; verdict: "
+        f"healthy|failed|stuck|slow|worker_lost|…; limit 1..{LIST_MAX}. now fixes the clock "
+        "for 'stuck'."
+    ),
+    "diagnose": (
+        "Diagnose one operation id (op_…) or trace id: verdict, one-line summary, root-cause "
+        "span with the attributes that prove it, bottleneck, what changed against the last good "
+        "runs of its type (named), findings, solution, links."
+    ),
+    "compare_operations": (
+        "Compare operation_id against another operation (against), phase by phase: time per "
+        "phase (span name on the worker side, and 'after X' gaps where no span was open), the "
+        "change, new or missing phases, new error types."
+    ),
+    "execution_flow": (
+        "The spans of one operation in time order (service, span, start and duration in ms, "
+        "marks: critical, error, root_cause, bottleneck); transport noise (polling, health "
+        f"checks) folded away unless include_noise; limit 1..{FLOW_MAX}."
+    ),
+}
+
+
+def _as_tool(method: Callable[..., dict[str, Any]], error: type[Exception]) -> Callable[..., str]:
+    """A tool function with ``method``'s signature (the SDK reads it for the input schema)."""
+
+    @wraps(method)
+    def run(**arguments: Any) -> str:
+        return answer(lambda: method(**arguments), error)
+
+    return run
+
+
 def build_server(tools: OpdiagTools) -> Any:
-    """The SDK's ``MCPServer`` with opdiag's four tools."""
+    """The SDK's ``MCPServer`` with one tool per ``OpdiagTools`` method in ``DESCRIPTIONS``."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
@@ -322,77 +361,13 @@ def build_server(tools: OpdiagTools) -> Any:
         instructions=INSTRUCTIONS,
         log_level="WARNING",
     )
-
-    @server.tool(
-        structured_output=False,
-        description=(
-            "Recent operations with their verdicts, newest first. since/until: RFC 3339, "
-            "epoch ms or relative (now-6h); default: the whole recorded corpus for files, the "
-            "last lookback for Jaeger. operation_type: training|backtesting|data_load|…; "
-            f"verdict: healthy|failed|stuck|slow|worker_lost|…; limit 1..{LIST_MAX}. now "
-            "fixes the clock for 'stuck'."
-        ),
-    )
-    def list_operations(  # noqa: PLR0917 - the tool's arguments, as the model sends them
-        since: str | None = None,
-        until: str | None = None,
-        operation_type: str | None = None,
-        verdict: str | None = None,
-        limit: int = LIST_DEFAULT,
-        now: str | None = None,
-    ) -> str:
-        return answer(
-            lambda: tools.list_operations(
-                since=since,
-                until=until,
-                operation_type=operation_type,
-                verdict=verdict,
-                limit=limit,
-                now=now,
-            ),
-            ToolError,
+    for name, description in DESCRIPTIONS.items():
+        server.add_tool(
+            _as_tool(getattr(tools, name), ToolError),
+            name=name,
+            description=description,
+            structured_output=False,
         )
-
-    @server.tool(
-        structured_output=False,
-        description=(
-            "Diagnose one operation id (op_…) or trace id: verdict, one-line summary, "
-            "root-cause span with the attributes that prove it, bottleneck, what changed "
-            "against the last good runs of its type (named), findings, solution, links."
-        ),
-    )
-    def diagnose(operation_id: str, now: str | None = None) -> str:
-        return answer(lambda: tools.diagnose(operation_id, now), ToolError)
-
-    @server.tool(
-        structured_output=False,
-        description=(
-            "Compare operation_id against another operation (against), phase by phase: time "
-            "per phase (span name on the worker side, and 'after X' gaps where no span was "
-            "open), the change, new or missing phases, new error types."
-        ),
-    )
-    def compare_operations(operation_id: str, against: str, now: str | None = None) -> str:
-        return answer(lambda: tools.compare_operations(operation_id, against, now), ToolError)
-
-    @server.tool(
-        structured_output=False,
-        description=(
-            "The spans of one operation in time order (service, span, start and duration in "
-            "ms, marks: critical, error, root_cause, bottleneck); transport noise (polling, "
-            f"health checks) folded away unless include_noise; limit 1..{FLOW_MAX}."
-        ),
-    )
-    def execution_flow(
-        operation_id: str,
-        limit: int = FLOW_DEFAULT,
-        include_noise: bool = False,
-        now: str | None = None,
-    ) -> str:
-        return answer(
-            lambda: tools.execution_flow(operation_id, limit, include_noise, now), ToolError
-        )
-
     return server
 
 

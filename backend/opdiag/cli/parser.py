@@ -50,6 +50,13 @@ def _source_options(parser: argparse.ArgumentParser, *, rules: bool = True) -> N
     parser.add_argument("--config", metavar="FILE", help="settings YAML (default: $OPDIAG_CONFIG)")
 
 
+def _diagnosis_options(parser: argparse.ArgumentParser) -> None:
+    """What ``diagnose`` and ``compare`` share after the source: the clock and the format."""
+    _source_options(parser)
+    parser.add_argument("--now", metavar="TIME", help="clock for 'stuck': RFC 3339 or epoch s")
+    parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
+
+
 def build_parser() -> OpdiagArgumentParser:
     """The whole command tree."""
     parser = OpdiagArgumentParser(
@@ -66,9 +73,7 @@ def build_parser() -> OpdiagArgumentParser:
         )
     )
     diagnose.add_argument("ident", metavar="ID", help="operation id or trace id")
-    _source_options(diagnose)
-    diagnose.add_argument("--now", metavar="TIME", help="clock for 'stuck': RFC 3339 or epoch s")
-    diagnose.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    _diagnosis_options(diagnose)
 
     operations = commands.add_parser(
         "operations", help="list operations with their verdicts",
@@ -93,9 +98,7 @@ def build_parser() -> OpdiagArgumentParser:
     )
     compare.add_argument("ident", metavar="A", help="operation id or trace id (this run)")
     compare.add_argument("against", metavar="B", help="operation id or trace id to compare with")
-    _source_options(compare)
-    compare.add_argument("--now", metavar="TIME", help="clock for 'stuck': RFC 3339 or epoch s")
-    compare.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    _diagnosis_options(compare)
 
     mcp = commands.add_parser(
         "mcp", help="an MCP server over stdio for AI assistants",
