@@ -146,7 +146,9 @@ def test_slow_against_the_baseline_of_healthy_runs(settings):
 def test_too_few_runs_fall_back_to_the_budget(settings):
     op, tr = backtest(1, NOW - 3600 * S, 100)
     svc = DiagnosisService(FakeSource([tr]), settings)
-    assert svc.diagnose(op, now_us=NOW).verdict == "healthy"  # 100 s < 600 s budget
+    d = svc.diagnose(op, now_us=NOW)
+    assert d.verdict == "healthy"  # 100 s < 600 s budget
+    assert d.comparison.runs == [] and "no good run of backtesting" in d.comparison.note
 
 
 def test_cache_serves_finished_and_recomputes_unfinished(settings, counting):

@@ -36,6 +36,7 @@ from opdiag.diagnosis.comparison import (
     compare,
     compare_with_baseline,
     good_runs,
+    no_baseline,
     run_profile,
 )
 from opdiag.diagnosis.facts import TERMINAL
@@ -195,7 +196,7 @@ class DiagnosisService:
         final = base
         if base.finished:
             healthy = self._healthy_runs(_type_of(base, group), now, target=group)
-            final = self._with_baseline(base, self._profile(group, base), healthy)
+            final = self._judged(base, group, self._good(healthy))
         final = self._finish(final)
         if final.finished:
             self._final.put(ident, final)
@@ -313,19 +314,22 @@ class DiagnosisService:
             order=list(self.settings.comparison.alike),
         )
 
-    def _with_baseline(
-        self, base: Diagnosis, profile: RunProfile, healthy: Sequence[RunProfile]
-    ) -> Diagnosis:
-        """``base`` with its comparison and, for a healthy or slow run, ``slow`` decided
-        against the same baseline (too few runs: the engine's budget stands)."""
-        return self._judged(base, profile, self._good(healthy))
-
     def _judged(
-        self, base: Diagnosis, profile: RunProfile, good: Sequence[RunProfile]
+        self, base: Diagnosis, group: OperationTraces, good: Sequence[RunProfile]
     ) -> Diagnosis:
+        """``base`` with its comparison with the last good runs and, for a healthy or slow
+        run, ``slow`` decided against the same baseline (too few runs: the budget stands).
+        Without a good run of its type the run is not profiled at all."""
         d = self.settings.diagnosis
+        op_type = _type_of(base, group)
+        if not any(r.key != group.key and r.operation_type == op_type for r in good):
+            comparison = no_baseline(
+                float(base.duration_ms or 0.0), op_type, self.settings.comparison.baseline_runs
+            )
+            return replace(base, comparison=comparison)
         comparison, chosen = compare_with_baseline(
-            profile, good, self.settings.comparison, min_runs=d.min_baseline_runs
+            self._profile(group, base), good, self.settings.comparison,
+            min_runs=d.min_baseline_runs,
         )
         out = base
         if _may_be_slow(base) and len(chosen) >= d.min_baseline_runs and comparison.baseline_ms:
@@ -408,7 +412,7 @@ class DiagnosisService:
                 final = diagnosis
                 if diagnosis.finished:
                     same = good.get(_type_of(diagnosis, group), [])
-                    final = self._judged(diagnosis, self._profile(group, diagnosis), same)
+                    final = self._judged(diagnosis, group, same)
                 final = self._finish(final)
                 if final.finished:
                     self._final.put(group.key, final)

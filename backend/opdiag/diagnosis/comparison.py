@@ -19,6 +19,7 @@ import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter, methodcaller
 from typing import Any
 
 from opdiag.analysis.phases import PhaseProfile, phase_profile
@@ -32,6 +33,7 @@ from opdiag.settings import ComparisonSettings
 from opdiag.timeutil import format_duration
 
 _JSON_MAX = 20_000  # a JSON-encoded attribute longer than this is not parsed for a field
+_ALIKE_SPANS = 2_000  # alike values are read from this many spans at the operation's start
 _SAME_FRACTION = 0.05  # a change under 5 % of the phase's baseline (and under 1 ms) is "same"
 _SAME_MS = 1.0
 
@@ -83,18 +85,16 @@ def _text(value: Any) -> str | None:
     return text if text and text.lower() not in {"none", "null"} else None
 
 
-def alike_values(spans: Iterable[Span], sources: Mapping[str, Sequence[str]]) -> dict[str, str]:
-    """Per alike name (``strategy``, ``symbol``), the value of its first source that a span
-    carries; spans are read in the order given, the first carrier of a key wins."""
-    keys = {source.split(">", 1)[0] for options in sources.values() for source in options}
+def alike_values(spans: Sequence[Span], sources: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Per alike name (``strategy``, ``symbol``), the value of its first source that one of the
+    first ``_ALIKE_SPANS`` spans carries (what a run is about is said when it starts: the CLI's
+    arguments, the registration, the first phase), the first carrier of a key winning."""
+    early = [span.attributes for span in spans[:_ALIKE_SPANS]]
     first: dict[str, Any] = {}
-    for span in spans:
-        attrs = span.attributes
-        for key in keys - first.keys():
-            if key in attrs:
-                first[key] = attrs[key]
-        if len(first) == len(keys):
-            break
+    for key in {source.split(">", 1)[0] for options in sources.values() for source in options}:
+        found = next(filter(methodcaller("__contains__", key), early), None)
+        if found is not None:
+            first[key] = found[key]
     out: dict[str, str] = {}
     for name, options in sources.items():
         for source in options:
@@ -120,12 +120,15 @@ def error_types(spans: Iterable[Span]) -> list[str]:
 
 
 def operation_spans(traces: Sequence[Trace], operation_id: str | None) -> list[Span]:
-    """The spans of the operation in start order (context-only ancestors left out)."""
+    """The spans of the operation, trace by trace in walk order (pre-order, children by
+    start), context-only ancestors left out."""
     spans: list[Span] = []
     for trace in traces:
         walk, context = scoped_walk(trace, operation_id)
-        spans.extend(span for span, _ in walk if span.span_id not in context)
-    spans.sort(key=lambda s: s.start_us)
+        if context:
+            spans.extend(span for span, _ in walk if span.span_id not in context)
+        else:
+            spans.extend(map(itemgetter(0), walk))
     return spans
 
 
@@ -294,6 +297,16 @@ def change_phrase(comparison: Comparison) -> str | None:
     return f"{top.name} {signed_duration(top.change_ms)}{pct}"
 
 
+def no_baseline(this_ms: float, operation_type: str | None, wanted: int) -> Comparison:
+    """The comparison of a run that has no good run of its type to be compared with."""
+    return Comparison(
+        runs=[],
+        wanted_runs=wanted,
+        this_ms=this_ms,
+        note=f"no good run of {operation_type or 'this type'} in reach to compare with",
+    )
+
+
 def compare(
     this: RunProfile,
     baseline: Sequence[RunProfile],
@@ -314,8 +327,7 @@ def compare(
         worker_services=list(this.phases.worker_services),
     )
     if not baseline:
-        out.note = f"no good run of {this.operation_type or 'this type'} in reach to compare with"
-        return out
+        return no_baseline(this.duration_ms, this.operation_type, wanted)
     median = _median_ms(baseline)
     total = this.duration_ms - median
     out.baseline_ms, out.change_ms = median, total
