@@ -226,3 +226,12 @@ def test_real_ktrdr_training_loop_gap_is_the_phase_that_changed():
     failed = svc.diagnose("op_training_20261204_155455_c5babf81", now_us=now).comparison
     assert {r.name: r.status for r in failed.phases}["after training.data_loading"] == "missing"
     assert "ktrdr.errors.exceptions.DataNotFoundError" in failed.new_error_types
+
+
+def test_baseline_runs_from_the_environment_and_bounds():
+    from opdiag.errors import InputError
+    from opdiag.settings import load_settings
+
+    assert load_settings(environ={"OPDIAG_BASELINE_RUNS": "3"}).comparison.baseline_runs == 3
+    with pytest.raises(InputError, match="comparison.baseline_runs"):
+        load_settings(environ={"OPDIAG_BASELINE_RUNS": "0"})
