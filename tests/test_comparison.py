@@ -233,5 +233,5 @@ def test_baseline_runs_from_the_environment_and_bounds():
     from opdiag.settings import load_settings
 
     assert load_settings(environ={"OPDIAG_BASELINE_RUNS": "3"}).comparison.baseline_runs == 3
-    with pytest.raises(InputError, match="comparison.baseline_runs"):
+    with pytest.raises(InputError, match=r"comparison\.baseline_runs"):
         load_settings(environ={"OPDIAG_BASELINE_RUNS": "0"})

@@ -41,7 +41,7 @@ from opdiag.diagnosis.comparison import (
 )
 from opdiag.diagnosis.facts import TERMINAL
 from opdiag.diagnosis.result import VERDICTS, Comparison, Diagnosis
-from opdiag.errors import InputError, NotFoundError
+from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
 from opdiag.model import Trace, normalise_trace_id
 from opdiag.operations import (
     UNKNOWN_TYPE,
@@ -64,6 +64,7 @@ _ALL_START_US = 0
 _ALL_END_US = 2**62
 _ALL_LIMIT = 1_000_000
 _MAX_BUCKETS = 10_000
+_SETTLED = frozenset({"completed", "cancelled"})
 VARIABLE_NAMES: tuple[str, ...] = ("operation_types", "verdicts", "services", "operation_ids")
 V = TypeVar("V")
 
@@ -273,6 +274,7 @@ class DiagnosisService:
         cached = self._base.get(group.key)
         if cached is not None:
             return cached
+        neighbours, problem = self._neighbours(group, now_us)
         result = engine.diagnose(
             group.traces,
             ident=ident,
@@ -280,12 +282,31 @@ class DiagnosisService:
             rules=self.rules,
             settings=self.settings.diagnosis,
             now_us=now_us,
+            neighbours=neighbours,
         )
+        if problem is not None:
+            result.warnings.append(problem)
         if result.operation_type in (None, "", UNKNOWN_TYPE) and group.operation_type:
             result = replace(result, operation_type=group.operation_type)
         if result.finished:
             self._base.put(group.key, result)
         return result
+
+    def _neighbours(self, group: OperationTraces, now_us: int) -> tuple[list[Trace], str | None]:
+        """Traces around the operation that may hold its cause (the pack's ``neighbours``):
+        asked only for operations that did not complete or get cancelled. A source that
+        cannot answer this second search leaves the diagnosis without them, and says so."""
+        spec = self.rules.neighbours
+        search = getattr(self.source, "neighbour_traces", None)  # older custom sources lack it
+        if not spec.active or search is None or last_status(group) in _SETTLED:
+            return [], None
+        end = group.end_us if last_status(group) in TERMINAL else max(now_us, group.end_us)
+        lo, hi = spec.window(group.start_us, end, now_us)
+        try:
+            found = search(lo, hi, spec.queries, spec.max_traces)
+        except SourceUnavailableError as exc:
+            return [], f"evidence from neighbouring traces unavailable: {exc.message}"
+        return found, None
 
     def _profile(self, group: OperationTraces, diagnosis: Diagnosis) -> RunProfile:
         """The run's phases, error types and alike values; finished runs are kept."""

@@ -23,7 +23,7 @@ from operator import itemgetter, methodcaller
 from typing import Any
 
 from opdiag.analysis.phases import PhaseProfile, phase_profile
-from opdiag.diagnosis.engine import _noise_check
+from opdiag.diagnosis.bottleneck import noise_check
 from opdiag.diagnosis.facts import scoped_walk
 from opdiag.diagnosis.matching import exceptions_of
 from opdiag.diagnosis.result import BaselineRun, Comparison, Diagnosis, PhaseChange
@@ -144,7 +144,7 @@ def run_profile(
     phases = phase_profile(
         spans,
         is_worker=workers,
-        is_noise=_noise_check(Globs.of(noise_patterns)),
+        is_noise=noise_check(Globs.of(noise_patterns)),
         min_gap_us=int(settings.min_gap_ms * 1000),
     )
     return RunProfile(
