@@ -12,6 +12,7 @@ import opdiag
 from opdiag import timeutil
 from opdiag.api.params import IDENT_PATTERN, MAX_TEXT
 from opdiag.api.schemas import (
+    ComparisonRow,
     DiagnosisRow,
     ErrorBody,
     FindingRow,
@@ -28,6 +29,7 @@ _MODELS = (
     FlowRow,
     FindingRow,
     SolutionRow,
+    ComparisonRow,
     VerdictCountRow,
     VariableRow,
     ErrorBody,
@@ -122,6 +124,12 @@ ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
         SolutionRow,
         [ID_PARAM, NOW_PARAM],
         "Solution steps and commands",
+    ),
+    (
+        "/api/v1/operations/{ident}/comparison",
+        ComparisonRow,
+        [ID_PARAM, NOW_PARAM],
+        "The total and each phase against the median of the last good runs",
     ),
     (
         "/api/v1/verdict-counts",

@@ -18,7 +18,7 @@ from opdiag.api.queries import is_file_source, now_us
 from opdiag.api.state import AppState, current_state
 from opdiag.errors import OpdiagError
 from opdiag.render.links import span_url
-from opdiag.web import waterfall
+from opdiag.web import comparison_chart, waterfall
 from opdiag.web.filters import FILTERS, utc
 
 bp = Blueprint("pages", __name__, template_folder="templates")
@@ -149,4 +149,10 @@ def operation(ident: str) -> Response:
         noise_patterns=state.settings.diagnosis.noise_span_patterns,
         span_link=lambda trace_id, span_id: span_url(links, trace_id, span_id),
     )
-    return _html(render_template("diagnosis.html", d=diagnosis, waterfall=picture))
+    b = diagnosis.bottleneck
+    if b is not None and b.kind == "gap" and b.start_ms is not None and diagnosis.started_at_ms:
+        waterfall.mark_gap(picture, b.start_ms - diagnosis.started_at_ms, b.duration_ms, b.text)
+    chart = comparison_chart.layout(diagnosis.comparison) if diagnosis.comparison else None
+    return _html(
+        render_template("diagnosis.html", d=diagnosis, waterfall=picture, chart=chart)
+    )
