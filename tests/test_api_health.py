@@ -61,7 +61,7 @@ def test_request_counts_and_latency_per_route_and_status(client):
     client.get(f"/api/v1/operations/{FAILED_ID}")
     client.get("/api/v1/operations/unknown-id")
     samples = _samples(client)
-    route = "/api/v1/operations/<path:ident>"
+    route = "/api/v1/operations/<ident:ident>"
     ok = (("method", "GET"), ("route", route), ("status", "200"))
     missing = (("method", "GET"), ("route", route), ("status", "404"))
     assert samples[("opdiag_http_requests_total", ok)] == 2

@@ -263,6 +263,7 @@ def load_settings(
     """Build the settings object; a bad file or value raises ``InputError`` naming it."""
     env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
+    loaded_keys: set[str] = set()
     path = config_file or env.get("OPDIAG_CONFIG")
     if path:
         try:
@@ -278,6 +279,7 @@ def load_settings(
         if not isinstance(loaded, dict):
             raise InputError("settings file must hold a mapping", source=str(path))
         data = _deep_merge(data, loaded)
+        loaded_keys = set(loaded)
     for var, dotted in ENV_VARS.items():
         raw = env.get(var)
         if raw is None or raw == "":
@@ -296,6 +298,9 @@ def load_settings(
         where = ".".join(str(p) for p in first["loc"])
         given = first.get("input")
         shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        in_file = bool(path) and bool(first["loc"]) and first["loc"][0] in loaded_keys
         raise InputError(
-            f"invalid setting {where}: {first['msg']}{shown}", field=where
+            f"invalid setting {where}: {first['msg']}{shown}",
+            source=str(path) if in_file else None,
+            field=where,
         ) from None

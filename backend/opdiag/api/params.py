@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from werkzeug.routing import PathConverter
+
 from opdiag import timeutil
 from opdiag.errors import InputError
 
@@ -111,6 +113,14 @@ IDENT_PATTERN = (
     rf"(?:[^\x00-\x1f\x7f-\x9f]{{0,{MAX_TEXT - 2}}}[^\x00-\x20\x7f-\x9f])?$"
 )
 _IDENT_RE = re.compile(IDENT_PATTERN)
+
+
+class IdentConverter(PathConverter):
+    """The ``<ident:…>`` URL part: like ``path`` (an id may hold "/"), and any character,
+    newlines included, so that ``parse_ident`` answers a bad id with a 400 naming it instead
+    of the router with a 404."""
+
+    regex = r"[^/][\s\S]*?"
 
 
 def parse_ident(raw: str, field: str = "id") -> str:

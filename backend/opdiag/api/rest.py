@@ -66,27 +66,27 @@ def _per_operation(kind: str, ident: str) -> Response:
     return rows_response(query(state.service, parse_ident(ident), _now_us()))
 
 
-@bp.get("/operations/<path:ident>")
+@bp.get("/operations/<ident:ident>")
 def diagnosis(ident: str) -> Response:
     return _per_operation("diagnosis", ident)
 
 
-@bp.get("/operations/<path:ident>/flow")
+@bp.get("/operations/<ident:ident>/flow")
 def flow(ident: str) -> Response:
     return _per_operation("flow", ident)
 
 
-@bp.get("/operations/<path:ident>/findings")
+@bp.get("/operations/<ident:ident>/findings")
 def findings(ident: str) -> Response:
     return _per_operation("findings", ident)
 
 
-@bp.get("/operations/<path:ident>/solution")
+@bp.get("/operations/<ident:ident>/solution")
 def solution(ident: str) -> Response:
     return _per_operation("solution", ident)
 
 
-@bp.get("/operations/<ident>/comparison")
+@bp.get("/operations/<ident:ident>/comparison")
 def comparison(ident: str) -> Response:
     return _per_operation("comparison", ident)
 

@@ -138,7 +138,7 @@ def index() -> Response:
     )
 
 
-@bp.get("/operations/<path:ident>")  # an id may hold "/"
+@bp.get("/operations/<ident:ident>")  # an id may hold "/"
 def operation(ident: str) -> Response:
     state = current_state()
     diagnosis = state.service.diagnose(parse_ident(ident))
