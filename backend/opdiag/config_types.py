@@ -5,8 +5,10 @@ thirds of its start-up (0.17 s of 0.27 s). The settings need little of it: defau
 sections, unknown keys refused, and the lax conversions that YAML and environment strings
 need (``"300"`` → 300.0, ``"true"`` → True, paths). A section is a dataclass deriving from
 :class:`Section`, which keeps pydantic's spelling of the three calls used across the code and
-tests: ``model_validate``, ``model_copy(update=...)`` and ``model_dump``. Bounds are declared
-in a field's metadata (``field(default=1, metadata={"gt": 0})``).
+tests: ``model_validate``, ``model_copy(update=...)`` and ``model_dump``. Bounds and checks
+are declared in a field's metadata: ``field(default=1, metadata={"ge": 0, "le": 9})``, or
+``metadata={"check": f}`` with ``f(value)`` returning the value to keep or raising
+``ValueError`` with the reason.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ _HINTS: dict[type, dict[str, Any]] = {}
 class SettingsError(ValueError):
     """A value that does not fit its setting; ``loc`` is the dotted path to it."""
 
-    def __init__(self, loc: str, message: str) -> None:
+    def __init__(self, loc: str, message: str, given: Any = None) -> None:
         super().__init__(f"{loc}: {message}" if loc else message)
         self.loc = loc
         self.message = message
+        self.given = given  # the value that did not fit
 
     def under(self, name: str) -> SettingsError:
-        return SettingsError(f"{name}.{self.loc}" if self.loc else name, self.message)
+        loc = f"{name}.{self.loc}" if self.loc else name
+        return SettingsError(loc, self.message, self.given)
 
 
 class Section:
@@ -54,9 +58,10 @@ class Section:
             if spec is None:
                 raise SettingsError(str(key), "unknown setting (extra inputs are not permitted)")
             try:
-                value = _convert(hints[key], raw)
-                _check_bounds(spec, value)
+                value = _checked(spec, _convert(hints[key], raw))
             except SettingsError as exc:
+                if exc.given is None and not isinstance(raw, Mapping | list):
+                    exc.given = raw
                 raise exc.under(key) from None
             values[key] = value
         return cls(**values)
@@ -76,13 +81,21 @@ def _hints(cls: type) -> dict[str, Any]:
     return hints
 
 
-def _check_bounds(spec: dataclasses.Field[Any], value: Any) -> None:
-    low = spec.metadata.get("gt")
-    if low is not None and value <= low:
-        raise SettingsError("", f"should be greater than {low}")
-    least = spec.metadata.get("ge")
-    if least is not None and value < least:
-        raise SettingsError("", f"should be at least {least}")
+def _checked(spec: dataclasses.Field[Any], value: Any) -> Any:
+    meta = spec.metadata
+    if "gt" in meta and value <= meta["gt"]:
+        raise SettingsError("", f"should be greater than {meta['gt']}")
+    if "ge" in meta and value < meta["ge"]:
+        raise SettingsError("", f"should be at least {meta['ge']}")
+    if "le" in meta and value > meta["le"]:
+        raise SettingsError("", f"should be at most {meta['le']}")
+    check = meta.get("check")
+    if check is not None:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise SettingsError("", str(exc)) from None
+    return value
 
 
 def _convert(hint: Any, raw: Any) -> Any:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from opdiag_dashboards.config import DashboardSettings
 
@@ -66,10 +67,68 @@ class DiagnosisSettings(Section):
 
 
 @dataclass(kw_only=True)
+class ComparisonSettings(Section):
+    """What "the last good runs" are and how a run is cut into phases (``comparison``)."""
+
+    # The baseline: this many most recent healthy, not slow runs of the same type. More runs
+    # make the median steadier but reach further back into older code and data.
+    baseline_runs: int = field(default=5, metadata={"ge": 1})
+    # The services that do an operation's work: phases and the gaps between them are read on
+    # these (by span name, the suffix of a worker's service name does not matter). An operation
+    # with no span on any of them is read on all its services.
+    worker_services: list[str] = field(
+        default_factory=lambda: ["*-worker-*", "*-worker", "ktrdr-ib-host-service"]
+    )
+    # Time in which no span is open on the worker side, shorter than this, is scheduling noise,
+    # not a phase: raise it when many short gaps clutter a comparison.
+    min_gap_ms: float = field(default=50.0, metadata={"ge": 0})
+    # What makes two runs of a type alike, strongest first: the baseline prefers runs that share
+    # all of them, then the first, then any run of the type. Each is read from the first source
+    # an operation's spans carry: an attribute key, or "key>field" for a field of a JSON-encoded
+    # attribute (KTRDR's cli.args holds the CLI's arguments, at top level or under "kwargs").
+    alike: dict[str, list[str]] = field(
+        default_factory=lambda: {
+            "strategy": [
+                "strategy",
+                "strategy.name",
+                "training.strategy",
+                "backtest.strategy",
+                "cli.args>strategy",
+                "cli.args>kwargs.strategy",
+            ],
+            "symbol": [
+                "data.symbol",
+                "cli.args>symbol",
+                "cli.args>symbols",
+                "cli.args>kwargs.symbol",
+                "cli.args>kwargs.symbols",
+            ],
+        }
+    )
+    # Rows a comparison keeps (the largest changes first); the rest are counted.
+    max_rows: int = field(default=20, metadata={"ge": 1})
+
+
+def _http_url(value: str | None) -> str | None:
+    """A Jaeger query URL is http(s) with a host: anything else is bad usage, caught here
+    instead of surfacing later as "Jaeger unavailable"."""
+    if value in (None, ""):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http(s) URL such as http://localhost:16686")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("the URL's port is not a number from 0 to 65535") from None
+    return value
+
+
+@dataclass(kw_only=True)
 class JaegerSettings(Section):
     """How to talk to Jaeger and which services hold operations."""
 
-    url: str | None = None
+    url: str | None = field(default=None, metadata={"check": _http_url})
     service_patterns: list[str] = field(
         default_factory=lambda: [
             "ktrdr-cli",
@@ -121,12 +180,21 @@ class LinkSettings(Section):
 @dataclass(kw_only=True)
 class ServerSettings(Section):
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = field(default=8080, metadata={"ge": 0, "le": 65535})
     auth_token: str | None = None
+    # With a token: serve the HTML pages without it (behind an SSO proxy, on a trusted
+    # network). Otherwise a browser is asked for it (HTTP Basic, the token as the password).
+    open_pages: bool = False
+    # With a token: serve /metrics without it. Otherwise Prometheus sends it (the scrape
+    # config's authorization.credentials_file, see dashboards.opdiag_token_file).
+    open_metrics: bool = False
     max_request_bytes: int = 1_000_000
     cache_size: int = 2048
     threads: int = 16
     max_rows: int = 1000
+    # simpod /query targets per request: a panel has a handful (Grafana names them A..Z);
+    # thousands would hold a worker thread for seconds.
+    max_targets: int = field(default=50, metadata={"ge": 1})
 
 
 @dataclass(kw_only=True)
@@ -140,6 +208,7 @@ class Settings(Section):
     # file is ~1.4 million spans and several GB of memory once parsed.
     max_trace_file_bytes: int = field(default=1 << 30, metadata={"gt": 0})
     diagnosis: DiagnosisSettings = field(default_factory=DiagnosisSettings)
+    comparison: ComparisonSettings = field(default_factory=ComparisonSettings)
     jaeger: JaegerSettings = field(default_factory=JaegerSettings)
     links: LinkSettings = field(default_factory=LinkSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -157,13 +226,18 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_RULES": "rule_packs",
     "OPDIAG_STUCK_AFTER_S": "diagnosis.stuck_after_s",
     "OPDIAG_SLOW_FACTOR": "diagnosis.slow_factor",
+    "OPDIAG_BASELINE_RUNS": "comparison.baseline_runs",
     "OPDIAG_GRAFANA_URL": "links.grafana_url",
     "OPDIAG_JAEGER_UI_URL": "links.jaeger_ui_url",
     "OPDIAG_PUBLIC_URL": "links.opdiag_url",
     "OPDIAG_HOST": "server.host",
     "OPDIAG_PORT": "server.port",
     "OPDIAG_AUTH_TOKEN": "server.auth_token",
+    "OPDIAG_OPEN_PAGES": "server.open_pages",
+    "OPDIAG_OPEN_METRICS": "server.open_metrics",
+    "OPDIAG_SCRAPE_TOKEN_FILE": "dashboards.opdiag_token_file",
     "OPDIAG_CACHE_SIZE": "server.cache_size",
+    "OPDIAG_MAX_TARGETS": "server.max_targets",
     "OPDIAG_MAX_TRACE_FILE_BYTES": "max_trace_file_bytes",
 }
 _LIST_PATHS = {"jaeger.service_patterns", "trace_paths", "rule_packs"}
@@ -195,6 +269,7 @@ def load_settings(
     """Build the settings object; a bad file or value raises ``InputError`` naming it."""
     env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
+    loaded_keys: set[str] = set()
     path = config_file or env.get("OPDIAG_CONFIG")
     if path:
         import yaml
@@ -207,9 +282,12 @@ def load_settings(
             ) from None
         except yaml.YAMLError as exc:
             raise InputError(f"settings file is not valid YAML: {exc}", source=str(path)) from None
+        except RecursionError:
+            raise InputError("settings file is nested too deeply", source=str(path)) from None
         if not isinstance(loaded, dict):
             raise InputError("settings file must hold a mapping", source=str(path))
         data = _deep_merge(data, loaded)
+        loaded_keys = set(loaded)
     for var, dotted in ENV_VARS.items():
         raw = env.get(var)
         if raw is None or raw == "":
@@ -224,4 +302,11 @@ def load_settings(
     try:
         return Settings.model_validate(data)
     except SettingsError as exc:
-        raise InputError(f"invalid setting {exc.loc}: {exc.message}", field=exc.loc) from None
+        given = exc.given
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        in_file = bool(path) and exc.loc.split(".")[0] in loaded_keys
+        raise InputError(
+            f"invalid setting {exc.loc}: {exc.message}{shown}",
+            source=str(path) if in_file else None,
+            field=exc.loc,
+        ) from None

@@ -30,9 +30,6 @@ from opdiag.model import CLIENT, SERVER, Span, SpanQuery, Trace
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"})
 
 
-NeighbourQuery = SpanQuery
-
-
 @dataclass(frozen=True, slots=True)
 class HealthCheck(SpanQuery):
     """A probe of a worker: a client span whose URL path matches ``url``."""
@@ -40,23 +37,46 @@ class HealthCheck(SpanQuery):
     url: re.Pattern[str] = re.compile(r"/health$")
 
 
+_DEFAULT_MARGINS = {"before_s": 600.0, "after_s": 60.0, "settle_s": 15.0, "max_traces": 500}
+
+
 @dataclass(frozen=True, slots=True)
 class NeighbourSpec:
-    """A pack's ``neighbours`` and ``workers`` sections."""
+    """A pack's ``neighbours`` and ``workers`` sections. ``margins`` holds only what a pack
+    set (``before_s``, ``after_s``, ``settle_s``, ``max_traces``), so a later pack that sets
+    nothing keeps the earlier pack's values."""
 
-    before_s: float = 600.0
-    after_s: float = 60.0
-    max_traces: int = 500
-    # A request that got no worker is judged on the probes around it: this long after it.
-    settle_s: float = 15.0
+    margins: tuple[tuple[str, float], ...] = ()
     health_checks: tuple[HealthCheck, ...] = ()
-    spans: tuple[NeighbourQuery, ...] = ()
+    spans: tuple[SpanQuery, ...] = ()
     workers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # operation type -> service globs
 
+    def _margin(self, name: str) -> float:
+        return dict(self.margins).get(name, _DEFAULT_MARGINS[name])
+
     @property
-    def queries(self) -> tuple[NeighbourQuery, ...]:
+    def before_s(self) -> float:
+        """How far before the operation's start to look."""
+        return self._margin("before_s")
+
+    @property
+    def after_s(self) -> float:
+        """How far after its end (never past now)."""
+        return self._margin("after_s")
+
+    @property
+    def settle_s(self) -> float:
+        """A request that got no worker is judged on the probes up to this long after it."""
+        return self._margin("settle_s")
+
+    @property
+    def max_traces(self) -> int:
+        return int(self._margin("max_traces"))
+
+    @property
+    def queries(self) -> tuple[SpanQuery, ...]:
         """Every (service, span name) to search for, probes first."""
-        seen: dict[tuple[str, str], NeighbourQuery] = {}
+        seen: dict[tuple[str, str], SpanQuery] = {}
         for q in (*self.health_checks, *self.spans):
             seen.setdefault((q.service, q.span), SpanQuery(q.service, q.span))
         return tuple(seen.values())
@@ -67,7 +87,9 @@ class NeighbourSpec:
 
     def worker_globs(self, operation_type: str | None = None) -> tuple[str, ...]:
         """Service globs of workers of ``operation_type`` (all workers when None)."""
-        return tuple(g for t, globs in self.workers if operation_type in (None, t) for g in globs)
+        return tuple(
+            g for t, globs in self.workers if operation_type in (None, t) for g in globs
+        )
 
     def window(self, start_us: int, end_us: int, now_us: int) -> tuple[int, int]:
         """The neighbour window of an operation: a margin before it, one after, never past
@@ -78,20 +100,15 @@ class NeighbourSpec:
 
 
 def merge_specs(specs: Iterable[NeighbourSpec | None]) -> NeighbourSpec:
-    """Later packs add queries and worker types; their margins and caps win when set."""
-    out = NeighbourSpec()
+    """Later packs add queries and worker types; the margins they set win."""
+    margins: dict[str, float] = {}
     checks: dict[tuple[str, str, str], HealthCheck] = {}
-    spans: dict[tuple[str, str], NeighbourQuery] = {}
+    spans: dict[tuple[str, str], SpanQuery] = {}
     workers: dict[str, tuple[str, ...]] = {}
     for spec in specs:
         if spec is None:
             continue
-        out = NeighbourSpec(
-            before_s=spec.before_s,
-            after_s=spec.after_s,
-            max_traces=spec.max_traces,
-            settle_s=spec.settle_s,
-        )
+        margins.update(spec.margins)
         for c in spec.health_checks:
             checks[(c.service, c.span, c.url.pattern)] = c
         for q in spec.spans:
@@ -99,10 +116,7 @@ def merge_specs(specs: Iterable[NeighbourSpec | None]) -> NeighbourSpec:
         for t, globs in spec.workers:
             workers[t] = tuple(dict.fromkeys((*workers.get(t, ()), *globs)))
     return NeighbourSpec(
-        before_s=out.before_s,
-        after_s=out.after_s,
-        max_traces=out.max_traces,
-        settle_s=out.settle_s,
+        margins=tuple(margins.items()),
         health_checks=tuple(checks.values()),
         spans=tuple(spans.values()),
         workers=tuple(workers.items()),
@@ -384,6 +398,7 @@ class WorkerAssessment:
     capable_lost: Silence | None = None
     capable: tuple[str, ...] = ()
     probes: int = 0
+    last_seen_us: int | None = None  # the end of the worker's last span in the operation
 
     @property
     def silence(self) -> Silence | None:
@@ -397,6 +412,8 @@ class WorkerAssessment:
             out["worker.address"] = self.worker.address or None
         if operation_type:
             out["worker.type"] = operation_type
+        if self.last_seen_us is not None:
+            out["worker.last_seen"] = clock_text(self.last_seen_us)
         silence = self.silence
         if silence is not None:
             out["worker.since"] = clock_text(silence.since.time_us)
@@ -438,7 +455,8 @@ def assess_workers(
         lost = None
         if ran and not settled and worker.address:
             lost = view.silent(worker.address, start_us, judge_until_us)
-        return WorkerAssessment(worker, bool(ran), lost, None, (), len(probes))
+        seen = max((s.end_us for s in spans if s.service == worker.service), default=None)
+        return WorkerAssessment(worker, bool(ran), lost, None, (), len(probes), seen)
     globs = spec.worker_globs(operation_type) if operation_type else ()
     capable = tuple(view.addresses_of(globs)) if globs else ()
     if not capable or settled:

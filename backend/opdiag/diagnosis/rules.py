@@ -26,16 +26,11 @@ from opdiag.diagnosis.conditions import (
     Condition,
     check_operand,
 )
-from opdiag.diagnosis.neighbours import (
-    HealthCheck,
-    NeighbourQuery,
-    NeighbourSpec,
-    merge_specs,
-)
+from opdiag.diagnosis.neighbours import HealthCheck, NeighbourSpec, merge_specs
 from opdiag.diagnosis.result import SEVERITIES, VERDICTS
 from opdiag.diagnosis.templates import Template, parse_template
 from opdiag.errors import RulePackError
-from opdiag.model import SPAN_KINDS
+from opdiag.model import SPAN_KINDS, SpanQuery
 
 DEFAULT_PACK = Path(__file__).resolve().parents[1] / "rules" / "ktrdr.yaml"
 
@@ -400,6 +395,15 @@ def parse_rule_pack(text: str, source: str) -> RulePack:
         problem = getattr(exc, "problem", None) or str(exc)
         line = mark.line + 1 if mark is not None else None
         raise RulePackError(f"not valid YAML: {problem}", source=source, line=line) from None
+    except RecursionError:
+        raise RulePackError("nested too deeply to be a rule pack", source=source) from None
+    try:
+        return _read_pack(root, source)
+    except RecursionError:
+        raise RulePackError("nested too deeply to be a rule pack", source=source) from None
+
+
+def _read_pack(root: Node | None, source: str) -> RulePack:
     reader = _Reader(source)
     if root is None:
         raise RulePackError("rule pack is empty", source=source)
@@ -488,6 +492,7 @@ def _read_neighbours(
     """``neighbours`` (what to read from other traces) and ``workers`` (worker services by
     operation type)."""
     kw: dict[str, Any] = {}
+    margins: list[tuple[str, float]] = []
     if entry is not None:
         fields = reader.mapping(entry[1], "neighbours", _NEIGHBOUR_KEYS)
         for key in ("before_s", "after_s", "settle_s"):
@@ -495,12 +500,13 @@ def _read_neighbours(
                 value = reader.scalar(fields[key][1])
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                     raise reader.error(fields[key][1], f"neighbours.{key} must be a number >= 0")
-                kw[key] = float(value)
+                margins.append((key, float(value)))
         if "max_traces" in fields:
             value = reader.scalar(fields["max_traces"][1])
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise reader.error(fields["max_traces"][1], "neighbours.max_traces must be >= 1")
-            kw["max_traces"] = value
+            margins.append(("max_traces", value))
+        kw["margins"] = tuple(margins)
         if "health_checks" in fields:
             kw["health_checks"] = tuple(
                 _read_query(reader, n, "neighbours.health_checks", health=True)
@@ -528,7 +534,7 @@ def _items(reader: _Reader, node: Node, what: str) -> list[Node]:
 
 def _read_query(
     reader: _Reader, node: Node, what: str, *, health: bool = False
-) -> NeighbourQuery:
+) -> SpanQuery:
     allowed = frozenset({"service", "span", "url"} if health else {"service", "span"})
     fields = reader.mapping(node, what, allowed)
     for key in ("service", "span"):
@@ -537,7 +543,7 @@ def _read_query(
     service = reader.string(fields["service"][1], f"{what}.service")
     span = reader.string(fields["span"][1], f"{what}.span")
     if not health:
-        return NeighbourQuery(service, span)
+        return SpanQuery(service, span)
     pattern = reader.string(fields["url"][1], f"{what}.url") if "url" in fields else "/health$"
     try:
         return HealthCheck(service, span, re.compile(pattern))

@@ -15,7 +15,7 @@ from opdiag_dashboards.queries import opdiag as oq
 from opdiag_dashboards.queries import selectors as sel
 
 TITLE = "Operation Diagnosis"
-SUMMARY = ("summary", "services", "trace_ids", "operation_id")
+SUMMARY = ("summary", "services", "trace_ids", "operation_id", links.ROW_PAGE_COLUMN)
 ROOT_CAUSE = (
     "root_cause_service",
     "root_cause_span",
@@ -31,6 +31,18 @@ BOTTLENECK = (
     "bottleneck_self_time_ms",
     "bottleneck_share",
     "bottleneck_span_id",
+)
+COMPARISON = (
+    "phase",
+    "kind",
+    "status",
+    "this_ms",
+    "baseline_ms",
+    "change_ms",
+    "change_pct",
+    "share_of_change",
+    "baseline_runs",
+    "index",
 )
 FLOW = (
     "index",
@@ -96,6 +108,7 @@ def build(settings: Settings, json_datasource: str) -> Board:
             fields.by_name("services", display="Services"),
             fields.by_name("trace_ids", display="Traces"),
             fields.by_name("operation_id", display="Operation", links=links.operation_id_links(s)),
+            fields.by_name(links.ROW_PAGE_COLUMN, hidden=True),
         ],
     )
     summary.links = [links.selected_operation_page(s)]
@@ -192,6 +205,36 @@ def build(settings: Settings, json_datasource: str) -> Board:
         sort_by="#",
         descending=False,
     )
+    comparison = panels.table(
+        "What Changed Since the Last Good Runs",
+        "The total, then each phase (span name on the worker side, repeated spans summed; "
+        "'after X' is time in which no span was open after X ended) against the median of the "
+        "last good runs of this type, named in the last column. Largest changes first.",
+        [targets.opdiag(s, json_datasource, oq.comparison(s), "comparison", COMPARISON)],
+        overrides=[
+            fields.by_name("phase", display="Phase"),
+            fields.by_name("kind", display="Kind", width=80),
+            fields.by_name(
+                "status",
+                display="Status",
+                mappings=verdicts.color_mappings(verdicts.CHANGE_COLORS),
+                cell="color-text",
+                width=100,
+            ),
+            fields.by_name("this_ms", display="This run", unit="ms", width=110),
+            fields.by_name("baseline_ms", display="Baseline median", unit="ms", width=130),
+            fields.by_name("change_ms", display="Change", unit="ms", width=110),
+            fields.by_name("change_pct", display="Change %", unit="percent", width=100),
+            fields.by_name(
+                "share_of_change", display="Share of change", unit="percentunit", width=130
+            ),
+            fields.by_name("baseline_runs", display="Baseline runs"),
+            fields.by_name("index", display="#", width=50),
+        ],
+        transformations=[fields.select("comparison", COMPARISON)],
+        sort_by="#",
+        descending=False,
+    )
     findings = panels.table(
         "Findings",
         "One finding per fact, with its severity and evidence (other rules that said the same "
@@ -257,6 +300,7 @@ def build(settings: Settings, json_datasource: str) -> Board:
                 ],
                 [(summary, 24, 4)],
                 [(root_cause, 14, 6), (bottleneck, 10, 6)],
+                [(comparison, 24, 9)],
                 [(flow, 24, 12)],
                 [(findings, 24, 7)],
                 [(solution, 24, 7)],
