@@ -576,9 +576,29 @@ def test_requests_without_operation_are_keyed_by_trace(spans: list[S],
 
 def test_an_operation_spans_several_traces_across_files(spans: list[S],
                                                         expected: dict[str, Any]) -> None:
-    traces = _operation_traces(spans, _scenario(expected, "healthy_backtest_split_traces"))
+    """A killed worker's operation: its own trace, and the orphan detector's in another file
+    (both carry ``operation.id``: the readers must merge them)."""
+    key = _scenario(expected, "worker_lost_training_killed")
+    traces = {t: ss for t, ss in _by_trace(spans).items()
+              if any(s.attrs.get("operation.id") == key for s in ss)}
     assert len(traces) == 2
     assert len({s.file for ss in traces.values() for s in ss}) == 2
+
+
+def test_broken_propagation_splits_the_cli_trace_from_the_worker_trace(
+        spans: list[S], expected: dict[str, Any]) -> None:
+    """The backend did not pass the context on: the worker's trace holds the operation; the
+    CLI's trace (in another file) names it only in the URLs it polls, as cli.* spans carry no
+    operation.id."""
+    key = _scenario(expected, "healthy_backtest_split_traces")
+    traces = _operation_traces(spans, key)
+    assert len(traces) == 2
+    assert len({s.file for ss in traces.values() for s in ss}) == 2
+    (cli,) = [ss for ss in traces.values() if any(s.name == "cli.backtest" for s in ss)]
+    assert not [s for s in cli if "operation.id" in s.attrs]
+    (worker,) = [ss for ss in traces.values() if ss is not cli]
+    roots = [s for s in worker if s.parent_id is None]
+    assert [s.name for s in roots] == ["POST /backtests/start"]
 
 
 def test_stuck_operation_is_silent_past_the_threshold_at_now(

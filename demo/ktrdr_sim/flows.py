@@ -25,7 +25,7 @@ from opentelemetry.trace import Span
 
 from ktrdr_sim import instrument as ins
 from ktrdr_sim.errors import ValidationError, WorkerUnavailableError
-from ktrdr_sim.http import REFUSED, TIMED_OUT, Target, request
+from ktrdr_sim.http import REFUSED, TIMED_OUT, Handler, Target, request
 from ktrdr_sim.ktrdr import (
     BACKEND_URL,
     IB_HOST_URL,
@@ -105,6 +105,44 @@ def _start(k: Ktrdr, route: str, path: str | None = None) -> Target:
     return Target(k.api, BACKEND_URL, route, path or route)
 
 
+Plan = BacktestPlan | TrainingPlan | DataLoadPlan
+# Per CLI command: the start route (and path), and how often it polls while following. The
+# real CLI polls about every 0.3 s; this keeps the corpus small.
+START = {"backtest": ("/api/v1/backtests/start",), "train": ("/api/v1/trainings/start",),
+         "data_load": ("/api/v1/data/acquire/download",
+                       "/api/v1/data/acquire/download?async_mode=true")}
+POLL_S = {"backtest": 3.0, "train": 10.0, "data_load": 2.0}
+
+
+def cli_kwargs(command: str, plan: Plan, click_context: str) -> dict[str, object]:
+    """``cli.args``' keyword arguments as each command receives them (``--follow`` too)."""
+    if isinstance(plan, DataLoadPlan):
+        return {"symbol": plan.symbol, "timeframe": plan.timeframe, "mode": "tail",
+                "start_date": None, "end_date": None, "trading_hours_only": False,
+                "include_extended": False, "show_progress": True, "output_format": "table",
+                "verbose": False, "quiet": False}
+    common = {"ctx": click_context, "strategy": plan.strategy,
+              "start_date": plan.start_date, "end_date": plan.end_date}
+    if isinstance(plan, BacktestPlan):
+        return {**common, "capital": 100000.0, "commission": 0.001, "slippage": 0.0005,
+                "model_path": plan.model_path, "follow": plan.follow}
+    return {**common, "symbols": None, "timeframes": None, "validation_split": 0.2,
+            "models_dir": "models", "data_mode": "local", "dry_run": False,
+            "detailed_analytics": False, "follow": plan.follow}
+
+
+def _launch(k: Ktrdr, command: str, plan: BacktestPlan | TrainingPlan, backend_start: Handler,
+            holder: dict[str, object]) -> str:
+    """The start request, sent with curl or by the CLI; the id of the trace it began."""
+    start = _start(k, *START[command])
+    if plan.via_curl:
+        return k.curl(start, backend_start)
+    trace, _ = k.cli_command(command, cli_kwargs(command, plan, k.click_context()), start,
+                             backend_start, follow=plan.follow, poll_s=POLL_S[command],
+                             result=holder)
+    return trace
+
+
 # ------------------------------------------------------------------------------- backtest
 
 
@@ -155,16 +193,7 @@ def run_backtest(k: Ktrdr, plan: BacktestPlan) -> RunResult:
             tried = tried | {worker.worker_id}
         return 503
 
-    start = _start(k, "/api/v1/backtests/start")
-    if plan.via_curl:
-        cli_trace = k.curl(start, backend_start)
-    else:
-        kwargs = {"ctx": k.click_context(), "strategy": plan.strategy,
-                  "start_date": plan.start_date, "end_date": plan.end_date,
-                  "capital": 100000.0, "commission": 0.001, "slippage": 0.0005,
-                  "model_path": plan.model_path, "follow": plan.follow}
-        cli_trace, _ = k.cli_command("backtest", kwargs, start, backend_start,
-                                     follow=plan.follow, poll_s=3.0, result=holder)
+    cli_trace = _launch(k, "backtest", plan, backend_start, holder)
     op = holder.get("operation")
     assert op is None or isinstance(op, Operation)
     return RunResult(op, [cli_trace, *traces], _worker_facts(chosen[-1] if chosen else None))
@@ -213,6 +242,11 @@ STRATEGY_FRAMES = [
 ]
 
 
+def strategy_trace(exc: ValidationError) -> str:
+    return ins.traceback_text(STRATEGY_FRAMES, "ktrdr.errors.exceptions.ValidationError",
+                              str(exc))
+
+
 def run_training(k: Ktrdr, plan: TrainingPlan) -> RunResult:
     """``ktrdr train`` (or curl): ``training.start`` picks a worker without ``select_worker``;
     400 for an unknown strategy, 503 when no training worker is available. The answer carries
@@ -235,9 +269,7 @@ def run_training(k: Ktrdr, plan: TrainingPlan) -> RunResult:
             clock.sleep(0.015 + 0.15 * world.rng.random())  # loads the strategy file
             if plan.strategy not in STRATEGIES:
                 exc = strategy_not_found(plan.strategy)
-                ins.record_error(world, sp, exc, ins.traceback_text(
-                    STRATEGY_FRAMES, "ktrdr.errors.exceptions.ValidationError", str(exc)),
-                    events=2)
+                ins.record_error(world, sp, exc, strategy_trace(exc), events=2)
                 status = 400
             else:
                 status = _dispatch_training(tctx, sp)
@@ -268,17 +300,7 @@ def run_training(k: Ktrdr, plan: TrainingPlan) -> RunResult:
         ins.mark_ok(sp)
         return 200
 
-    start = _start(k, "/api/v1/trainings/start")
-    if plan.via_curl:
-        cli_trace = k.curl(start, backend_start)
-    else:
-        kwargs = {"ctx": k.click_context(), "strategy": plan.strategy,
-                  "start_date": plan.start_date, "end_date": plan.end_date, "symbols": None,
-                  "timeframes": None, "validation_split": 0.2, "models_dir": "models",
-                  "data_mode": "local", "dry_run": False, "detailed_analytics": False,
-                  "follow": plan.follow}
-        cli_trace, _ = k.cli_command("train", kwargs, start, backend_start,
-                                     follow=plan.follow, poll_s=10.0, result=holder)
+    cli_trace = _launch(k, "train", plan, backend_start, holder)
     op = holder.get("operation")
     assert op is None or isinstance(op, Operation)
     return RunResult(op, [cli_trace], _worker_facts(chosen[-1] if chosen else None))
@@ -332,7 +354,9 @@ def run_data_load(k: Ktrdr, plan: DataLoadPlan) -> RunResult:
             # ServiceOrchestrator does not pass operation_id= to create_operation.
             k.create_operation(k.api, dctx, op, with_id_on_create=False, symbol=plan.symbol,
                                timeframe=plan.timeframe)
-            _progress(sp, plan, op, clock.now_ns())
+            for key, value in progress_attributes(plan, op.operation_id,
+                                                  clock.now_ns()).items():
+                sp.set_attribute(key, value)
             k.transition(k.api, dctx, op, "running")
             op.job = world.run_in(k.api, lambda: _data_load_work(k, dctx, op, plan))
             clock.sleep(0.015)
@@ -340,33 +364,25 @@ def run_data_load(k: Ktrdr, plan: DataLoadPlan) -> RunResult:
         holder["operation"] = op
         return 200
 
-    kwargs = {"symbol": plan.symbol, "timeframe": plan.timeframe, "mode": "tail",
-              "start_date": None, "end_date": None, "trading_hours_only": False,
-              "include_extended": False, "show_progress": True, "output_format": "table",
-              "verbose": False, "quiet": False}
     cli_trace, op = k.cli_command(
-        "data_load", kwargs,
-        _start(k, "/api/v1/data/acquire/download", "/api/v1/data/acquire/download"
-               "?async_mode=true"),
-        backend_start, follow=plan.follow, poll_s=2.0, retries=1, result=holder,
-        preflight=preflight)
+        "data_load", cli_kwargs("data_load", plan, ""), _start(k, *START["data_load"]),
+        backend_start, follow=plan.follow, poll_s=POLL_S["data_load"], retries=1,
+        result=holder, preflight=preflight)
     return RunResult(op, [cli_trace], {"ib_host_address": "localhost:5001"})
 
 
-def _progress(sp: Span, plan: DataLoadPlan, op: Operation, now_ns: int) -> None:
+def progress_attributes(plan: DataLoadPlan, operation_id: str, now_ns: int
+                        ) -> dict[str, str | int | float]:
     """GenericProgressManager's attributes on ``data.download`` (typed, not ``str()``-ed)."""
     context = {"operation": f"Download {plan.symbol} {plan.timeframe} (tail mode)",
                "service": "Data/Acquisition",
                "current_step_name": f"Validating symbol {plan.symbol}",
                "step_start_percentage": 0.0, "step_end_percentage": 5.0}
-    for key, value in (("progress.current_step", 0), ("progress.total_steps", 7),
-                       ("progress.items_processed", 0),
-                       ("progress.context", json.dumps(context)),
-                       ("progress.percentage", 0.0), ("operation.id", op.operation_id),
-                       ("progress.phase",
-                        f"\u26a1 Starting Download {plan.symbol} {plan.timeframe} [0/7]"),
-                       ("progress.updated_at", round(now_ns / 1e9, 6))):
-        sp.set_attribute(key, value)
+    return {"progress.current_step": 0, "progress.total_steps": 7,
+            "progress.items_processed": 0, "progress.context": json.dumps(context),
+            "progress.percentage": 0.0, "operation.id": operation_id,
+            "progress.phase": f"\u26a1 Starting Download {plan.symbol} {plan.timeframe} [0/7]",
+            "progress.updated_at": round(now_ns / 1e9, 6)}
 
 
 def _data_load_work(k: Ktrdr, dctx: Context, op: Operation, plan: DataLoadPlan) -> None:

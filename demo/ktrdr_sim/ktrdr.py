@@ -109,6 +109,16 @@ class RunResult:
     facts: dict[str, str] = field(default_factory=dict)
 
 
+def connect_refused_trace() -> tuple[ConnectionRefusedError, str]:
+    """What ``ib.connect`` records when nothing listens on the Gateway's port."""
+    exc = ConnectionRefusedError(111, f"Connect call failed {GATEWAY!r}")
+    return exc, ins.traceback_text(
+        [("/app/ib-host-service/ib/connection.py", 233, "_connect",
+          "await self.ib.connectAsync(self.host, self.port, clientId=self.client_id)"),
+         ("/usr/local/lib/python3.11/asyncio/base_events.py", 1085, "create_connection",
+          "raise exceptions[0]")], "ConnectionRefusedError", str(exc))
+
+
 def trace_id_of(sp: Span) -> str:
     return format(sp.get_span_context().trace_id, "032x")
 
@@ -168,13 +178,8 @@ class IbHost:
                 self.connected = True
                 return True
             sp.set_attribute("connection.status", "error")
-            exc = ConnectionRefusedError(111, f"Connect call failed {GATEWAY!r}")
-            ins.record_error(world, sp, exc, ins.traceback_text(
-                [("/app/ib-host-service/ib/connection.py", 233, "_connect",
-                  "await self.ib.connectAsync(self.host, self.port, clientId=self.client_id)"),
-                 ("/usr/local/lib/python3.11/asyncio/base_events.py", 1085,
-                  "create_connection", "raise exceptions[0]")],
-                "ConnectionRefusedError", str(exc)), events=2, skew_ns=proc.skew_ns)
+            exc, stacktrace = connect_refused_trace()
+            ins.record_error(world, sp, exc, stacktrace, events=2, skew_ns=proc.skew_ns)
             return False
 
 

@@ -60,11 +60,12 @@ class Node:
         self.world.shutdown()
 
 
-def make_node(cfg: LiveConfig, service_name: str, metrics_role: str) -> Node:
+def make_node(cfg: LiveConfig, service_name: str, metrics_role: str,
+              body_sends: int = 1) -> Node:
     """Spawn the single simulated process of this OS process."""
     clock = RealClock(cfg.speedup)
     world = World(clock, provider_factory(cfg), random.Random(cfg.seed))
     host = cfg.public_url.split("://", 1)[-1].rsplit(":", 1)[0] or "127.0.0.1"
-    world.spawn(service_name, host=host, port=cfg.port)
+    world.spawn(service_name, host=host, port=cfg.port, body_sends=body_sends)
     metrics = KtrdrMetrics(metrics_role, host, cfg.port, service_name)
     return Node(cfg, world, clock, service_name, metrics)
