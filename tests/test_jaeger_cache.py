@@ -285,7 +285,12 @@ def test_a_cold_diagnosis_without_baseline_asks_only_tag_searches(
     d = service.diagnose(FINISHED_OP, now_us=NOW * S)
     assert d.finished and d.verdict not in ("healthy", "slow")  # no baseline needed
     searches = calls_to(server, SEARCH)
-    assert searches and all("query.attributes" in q for q in searches)  # no window search
+    # tag searches for the operation, plus the neighbour evidence searched by span name
+    # (health checks, ib.connect): never a window search of a whole service
+    assert searches and all(
+        "query.attributes" in q or "query.operationName" in q for q in searches
+    )
+    assert any("query.attributes" in q for q in searches)
 
 
 def _tag(key: str, value: Any) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from opdiag.diagnosis import engine
 from opdiag.diagnosis.facts import TERMINAL
 from opdiag.diagnosis.result import VERDICTS, Diagnosis
-from opdiag.errors import InputError, NotFoundError
+from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
 from opdiag.model import Trace, normalise_trace_id
 from opdiag.operations import (
     UNKNOWN_TYPE,
@@ -56,6 +56,7 @@ _ALL_END_US = 2**62
 _ALL_LIMIT = 1_000_000
 _MAX_BUCKETS = 10_000
 _SUCCESS_VERDICTS = frozenset({"healthy", "slow"})
+_SETTLED = frozenset({"completed", "cancelled"})
 VARIABLE_NAMES: tuple[str, ...] = ("operation_types", "verdicts", "services", "operation_ids")
 
 
@@ -237,6 +238,7 @@ class DiagnosisService:
         cached = self._base.get(group.key)
         if cached is not None:
             return cached
+        neighbours, problem = self._neighbours(group, now_us)
         result = engine.diagnose(
             group.traces,
             ident=ident,
@@ -244,12 +246,31 @@ class DiagnosisService:
             rules=self.rules,
             settings=self.settings.diagnosis,
             now_us=now_us,
+            neighbours=neighbours,
         )
+        if problem is not None:
+            result.warnings.append(problem)
         if result.operation_type in (None, "", UNKNOWN_TYPE) and group.operation_type:
             result = replace(result, operation_type=group.operation_type)
         if result.finished:
             self._base.put(group.key, result)
         return result
+
+    def _neighbours(self, group: OperationTraces, now_us: int) -> tuple[list[Trace], str | None]:
+        """Traces around the operation that may hold its cause (the pack's ``neighbours``):
+        asked only for operations that did not complete or get cancelled. A source that
+        cannot answer this second search leaves the diagnosis without them, and says so."""
+        spec = self.rules.neighbours
+        search = getattr(self.source, "neighbour_traces", None)  # older custom sources lack it
+        if not spec.active or search is None or last_status(group) in _SETTLED:
+            return [], None
+        end = group.end_us if last_status(group) in TERMINAL else max(now_us, group.end_us)
+        lo, hi = spec.window(group.start_us, end, now_us)
+        try:
+            found = search(lo, hi, spec.queries, spec.max_traces)
+        except SourceUnavailableError as exc:
+            return [], f"evidence from neighbouring traces unavailable: {exc.message}"
+        return found, None
 
     def _apply_baseline(
         self, base: Diagnosis, durations: Sequence[tuple[str, float]], key: str

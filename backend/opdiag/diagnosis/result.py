@@ -42,7 +42,8 @@ STATUSES: tuple[str, ...] = (
 
 @dataclass(slots=True)
 class RootCause:
-    """The deepest span of the error chain (or the span that proves the verdict)."""
+    """The deepest span of the error chain (or the span that proves the verdict); it may
+    sit in a neighbouring trace (``neighbour``), e.g. the refused ``ib.connect``."""
 
     trace_id: str
     span_id: str
@@ -51,6 +52,8 @@ class RootCause:
     evidence: dict[str, Any]
     exception_type: str | None = None
     exception_message: str | None = None
+    neighbour: bool = False
+    time_ms: float | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +78,13 @@ class Bottleneck:
     after_span_name: str | None = None
     start_ms: float | None = None  # the gap's start, epoch ms (gaps only)
 
+    @property
+    def text(self) -> str:
+        """In words: the span's name, or what the gap is."""
+        if self.kind == "gap":
+            return f"uninstrumented work on {self.service} after {self.after_span_name}"
+        return self.span_name or "an unknown span"
+
 
 @dataclass(slots=True)
 class Finding:
@@ -89,6 +99,11 @@ class Finding:
     service: str | None = None
     span_name: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    # ``neighbour``: the span sits in another trace than the operation's own (a health check,
+    # a background connection loop); ``trace_id`` says which. ``time_ms``: the span's start,
+    # epoch ms.
+    neighbour: bool = False
+    time_ms: float | None = None
 
 
 @dataclass(slots=True)
@@ -150,12 +165,17 @@ class Diagnosis:
     root_cause: RootCause | None = None
     bottleneck: Bottleneck | None = None
     findings: list[Finding] = field(default_factory=list)
+    # Traces outside the operation's own that a finding or the root cause was built from.
+    evidence_trace_ids: list[str] = field(default_factory=list)
     execution_flow: list[FlowStep] = field(default_factory=list)
     execution_flow_truncated: int = 0  # spans left out of execution_flow (huge traces)
     solution: Solution | None = None
     links: Links = field(default_factory=Links)
     baseline_ms: float | None = None  # what "slow" compared against, when it applies
     warnings: list[str] = field(default_factory=list)
+    # Every finding of every rule that fired, unfolded, in rank order: what ``findings`` (one
+    # per fact) is made from, kept so the verdict can be decided again (``reassess_slow``).
+    fired: list[Finding] = field(default_factory=list, repr=False)
 
     @property
     def key(self) -> str:
@@ -164,5 +184,11 @@ class Diagnosis:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        for name in INTERNAL_FIELDS:
+            del out[name]
         out["key"] = self.key
         return out
+
+
+# Diagnosis fields that are not part of the JSON contract (the engine's working state).
+INTERNAL_FIELDS: tuple[str, ...] = ("fired",)

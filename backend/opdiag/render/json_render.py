@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from opdiag.diagnosis.result import Diagnosis
+from opdiag.diagnosis.result import INTERNAL_FIELDS, Diagnosis
 
 # SPEC.md "The CLI contract": at least these keys, always present (null when absent).
 CONTRACT_KEYS: tuple[str, ...] = (
@@ -67,7 +67,7 @@ def _shallow(diagnosis: Diagnosis) -> dict[str, Any]:
 
 
 def fields_of(diagnosis: Diagnosis) -> tuple[str, ...]:
-    return tuple(diagnosis.__dataclass_fields__)
+    return tuple(f for f in diagnosis.__dataclass_fields__ if f not in INTERNAL_FIELDS)
 
 
 def render_json(diagnosis: Diagnosis) -> str:

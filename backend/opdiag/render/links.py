@@ -87,8 +87,12 @@ def _key_span(diagnosis: Diagnosis) -> tuple[str, str] | None:
 
 
 def build_links(diagnosis: Diagnosis, links_settings: LinkSettings) -> Links:
-    """Every link of one diagnosis; a not-found diagnosis gets only its page and dashboard."""
-    traces = {tid: trace_url(links_settings, tid) for tid in diagnosis.trace_ids}
+    """Every link of one diagnosis; a not-found diagnosis gets only its page and dashboard.
+    Traces the evidence came from (health checks, ``ib.connect``) get a link too."""
+    traces = {
+        tid: trace_url(links_settings, tid)
+        for tid in (*diagnosis.trace_ids, *diagnosis.evidence_trace_ids)
+    }
     key_span = _key_span(diagnosis)
     jaeger: str | None = None
     explore_trace: str | None = None

@@ -9,6 +9,7 @@ commands go into fenced blocks whose fence is longer than any backtick run insid
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from opdiag.diagnosis.result import Diagnosis, FlowStep, Solution
@@ -27,7 +28,7 @@ _MAX_VALUE = 300
 # Verdicts that mean the operation did not do its job (the template's Status: ERROR).
 _ERROR_VERDICTS = frozenset(
     {"failed", "invalid_input", "data_missing", "service_unreachable", "no_workers",
-     "no_capable_workers", "workers_busy"}
+     "no_capable_workers", "workers_busy", "worker_lost"}
 )
 
 
@@ -136,20 +137,44 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
     lines = ["**Diagnosis**:", f"**{escape(d.verdict)}**: {escape(d.summary, limit=1000)}"]
     if d.bottleneck is not None:
         b = d.bottleneck
-        lines.append(
-            f"- Bottleneck: {escape(b.span_name)} ({escape(b.service)}), self time "
-            f"{_ms(b.self_time_ms)}, {b.share * 100:.0f} % of the critical path"
-        )
+        if b.kind == "gap":
+            lines.append(
+                f"- Bottleneck: {b.share * 100:.0f} % of the time ({_ms(b.duration_ms)}) is "
+                f"uninstrumented work on {escape(b.service)} after "
+                f"{escape(b.after_span_name or '?')} (no span covers it)"
+            )
+        else:
+            lines.append(
+                f"- Bottleneck: {escape(b.span_name or '?')} ({escape(b.service)}), self time "
+                f"{_ms(b.self_time_ms)}, {b.share * 100:.0f} % of the critical path"
+            )
     if d.baseline_ms is not None:
         lines.append(f"- Baseline of this operation type: {_ms(d.baseline_ms)}")
     for finding in d.findings:
         where = f" on {escape(finding.span_name)}" if finding.span_name else ""
+        if finding.neighbour:
+            where += (
+                f" (trace {escape(finding.trace_id or '?')}, "
+                f"{_clock(finding.time_ms)}, outside the operation's traces)"
+            )
         lines.append(
             f"- [{escape(finding.severity)}] {escape(finding.rule_id)}{where}: "
             f"{escape(finding.summary, limit=1000)}"
         )
+        also = finding.evidence.get("also")
+        if isinstance(also, list) and also:
+            lines.append(
+                "  - also fired: "
+                + ", ".join(escape(str(a.get("rule_id", "?"))) for a in also if isinstance(a, dict))
+            )
     lines.extend(f"- warning: {escape(w)}" for w in d.warnings)
     return lines
+
+
+def _clock(ms: float | None) -> str:
+    if ms is None:
+        return "an unknown time"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _root_cause_section(d: Diagnosis) -> list[str]:
@@ -162,6 +187,10 @@ def _root_cause_section(d: Diagnosis) -> list[str]:
         f"Span {escape(rc.span_name)} in {escape(rc.service)} "
         f"(span {escape(rc.span_id)}, trace {escape(rc.trace_id)})"
     )
+    if rc.neighbour:
+        lines.append(
+            f"- Found in another trace than the operation's own, at {_clock(rc.time_ms)}"
+        )
     if rc.exception_type or rc.exception_message:
         lines.append(
             f"- Exception: {escape(rc.exception_type or '?')}: "

@@ -128,4 +128,7 @@ def operation(ident: str) -> Response:
         diagnosis.execution_flow_truncated,
         noise_patterns=state.settings.diagnosis.noise_span_patterns,
     )
+    b = diagnosis.bottleneck
+    if b is not None and b.kind == "gap" and b.start_ms is not None and diagnosis.started_at_ms:
+        waterfall.mark_gap(picture, b.start_ms - diagnosis.started_at_ms, b.duration_ms, b.text)
     return _html(render_template("diagnosis.html", d=diagnosis, waterfall=picture))

@@ -47,6 +47,16 @@ class Tick:
     label: str
 
 
+@dataclass(frozen=True, slots=True)
+class Band:
+    """A stretch of time drawn across every row: the uninstrumented gap bottleneck."""
+
+    x: float
+    width: float
+    label: str
+    title: str
+
+
 @dataclass(slots=True)
 class Waterfall:
     width: int
@@ -57,6 +67,9 @@ class Waterfall:
     ticks: list[Tick] = field(default_factory=list)
     omitted: int = 0  # spans of the flow not drawn (cap, or cut by the engine)
     noise_hidden: int = 0  # transport spans (polling, http send/receive) folded away
+    origin_ms: float = 0.0  # the time scale: offset drawn at the left edge ...
+    total_ms: float = 1.0  # ... and the time the drawing area spans
+    gap: Band | None = None
 
 
 def _significant(step: FlowStep) -> bool:
@@ -137,6 +150,8 @@ def layout(
         bar_height=BAR_HEIGHT,
         omitted=truncated + len(quiet) - len(shown),
         noise_hidden=len(steps) - len(quiet),
+        origin_ms=origin,
+        total_ms=total,
     )
     for row, step in enumerate(shown):
         x = LABEL_WIDTH + (step.start_ms - origin) / total * area
@@ -167,3 +182,21 @@ def layout(
             Tick(x=round(LABEL_WIDTH + offset / total * area, 2), label=_format_ms(offset))
         )
     return picture
+
+
+def mark_gap(picture: Waterfall, start_ms: float, duration_ms: float, label: str) -> None:
+    """Draw the gap bottleneck (offsets from the operation's start, like the steps) as a band
+    behind the bars, clipped to the drawn time scale."""
+    area = picture.width - picture.label_width - RIGHT_PAD
+    lo = max(start_ms, picture.origin_ms)
+    hi = min(start_ms + duration_ms, picture.origin_ms + picture.total_ms)
+    if hi <= lo:
+        return
+    x = picture.label_width + (lo - picture.origin_ms) / picture.total_ms * area
+    width = max((hi - lo) / picture.total_ms * area, 2.0)
+    picture.gap = Band(
+        x=round(x, 2),
+        width=round(width, 2),
+        label=f"no span: {_format_ms(duration_ms)}",
+        title=label,
+    )

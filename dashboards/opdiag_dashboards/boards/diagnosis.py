@@ -21,10 +21,13 @@ ROOT_CAUSE = (
     "root_cause_span",
     "root_cause_evidence",
     "root_cause_span_id",
+    "root_cause_trace_id",
     "jaeger_url",
 )
 BOTTLENECK = (
+    "bottleneck_kind",
     "bottleneck_span",
+    "bottleneck_service",
     "bottleneck_self_time_ms",
     "bottleneck_share",
     "bottleneck_span_id",
@@ -98,7 +101,9 @@ def build(settings: Settings, json_datasource: str) -> Board:
     summary.links = [links.selected_operation_page(s)]
     root_cause = panels.table(
         "Root Cause",
-        "The span where the problem originates and the attribute values that prove it.",
+        "The span where the problem originates and the attribute values that prove it; it may "
+        "sit in another trace than the operation's own (a failed health check of its worker, "
+        "a refused ib.connect of the IB host service).",
         [diag(ROOT_CAUSE)],
         transformations=[fields.select("diagnosis", ROOT_CAUSE)],
         overrides=[
@@ -107,18 +112,25 @@ def build(settings: Settings, json_datasource: str) -> Board:
             fields.by_name("root_cause_evidence", display="Evidence"),
             fields.by_name("root_cause_span_id", display="Span id", width=160),
             fields.by_name(
+                "root_cause_trace_id", display="Trace", links=links.trace_id_links(s), width=160
+            ),
+            fields.by_name(
                 "jaeger_url", display="Jaeger", links=[links.url_link("Open in Jaeger UI")]
             ),
         ],
     )
     bottleneck = panels.table(
         "Bottleneck",
-        "The span with the most self time on the critical path (transport noise ignored).",
+        "Where the critical path spends most of its time: a span (most time on the path, "
+        "transport noise ignored) or a gap (uninstrumented work no span covers, e.g. a "
+        "training loop, named by the span it follows).",
         [diag(BOTTLENECK)],
         transformations=[fields.select("diagnosis", BOTTLENECK)],
         overrides=[
-            fields.by_name("bottleneck_span", display="Span"),
-            fields.by_name("bottleneck_self_time_ms", display="Self time", unit="ms"),
+            fields.by_name("bottleneck_kind", display="Kind", width=70),
+            fields.by_name("bottleneck_span", display="Where"),
+            fields.by_name("bottleneck_service", display="Service"),
+            fields.by_name("bottleneck_self_time_ms", display="Time", unit="ms"),
             fields.by_name(
                 "bottleneck_share", display="Share of critical path", unit="percentunit"
             ),
@@ -182,7 +194,9 @@ def build(settings: Settings, json_datasource: str) -> Board:
     )
     findings = panels.table(
         "Findings",
-        "Every rule that fired, with its severity and evidence.",
+        "One finding per fact, with its severity and evidence (other rules that said the same "
+        "are in its evidence); 'Other trace' marks evidence from outside the operation's "
+        "traces, with the trace and time it came from.",
         [targets.opdiag(s, json_datasource, oq.findings(s), "findings")],
         overrides=[
             fields.by_name("rule_id", display="Rule"),
@@ -194,6 +208,14 @@ def build(settings: Settings, json_datasource: str) -> Board:
             fields.by_name("service", display="Service"),
             fields.by_name("span_name", display="Span"),
             fields.by_name("evidence", display="Evidence"),
+            fields.by_name(
+                "neighbour",
+                display="Other trace",
+                mappings=verdicts.bool_mappings("other trace", "purple"),
+                cell="color-text",
+                width=100,
+            ),
+            fields.by_name("time", display="Time", unit="dateTimeAsIso", width=170),
         ],
     )
     solution = panels.table(
