@@ -26,7 +26,7 @@ from ktrdr_sim.ktrdr import EXIT_STACK
 from ktrdr_sim.live import ops
 from ktrdr_sim.live.client import Client
 from ktrdr_sim.live.config import LiveConfig
-from ktrdr_sim.live.node import Node, make_node
+from ktrdr_sim.live.node import EXPORT_DELAY_S, Node, make_node
 
 OUTAGE_MIN_S = 2.0  # real seconds the IB host stays down, whatever the speedup
 CLICK_CONTEXT = "<click.core.Context object at 0x7f3c9a2b1e50>"
@@ -274,7 +274,11 @@ def worker_killed_training(d: Driver) -> None:
     out = d.command("train", TrainingPlan(**LONG_TRAINING), follow=False)
     if out.operation_id is None:
         return
+    started = time.monotonic()
     d.node.sleep(33.0)
+    # A SIGKILL loses what the worker had not exported yet; 33 s in, the real worker had
+    # exported its data loading long before: whatever the speedup, wait for an export.
+    d.node.stopping.wait(max(0.0, started + 2 * EXPORT_DELAY_S - time.monotonic()))
     worker = d.worker_of(out.operation_id)
     if worker is not None:
         d.control(f"{worker}/_sim/die")

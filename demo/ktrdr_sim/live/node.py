@@ -20,6 +20,8 @@ from ktrdr_sim.live.config import LiveConfig
 from ktrdr_sim.live.metrics import KtrdrMetrics
 from ktrdr_sim.runtime import Process, ProviderFactory, World
 
+EXPORT_DELAY_S = 1.0  # the BatchSpanProcessor's schedule delay: what a SIGKILL can lose
+
 
 def provider_factory(cfg: LiveConfig) -> ProviderFactory:
     """OTLP/HTTP to ``<endpoint>/v1/traces``, or a provider that exports nothing (``none``)."""
@@ -30,7 +32,7 @@ def provider_factory(cfg: LiveConfig) -> ProviderFactory:
         if cfg.exports:
             provider.add_span_processor(
                 BatchSpanProcessor(OTLPSpanExporter(endpoint=url, timeout=5),
-                                   schedule_delay_millis=1000))
+                                   schedule_delay_millis=round(EXPORT_DELAY_S * 1000)))
         return provider
 
     return make
