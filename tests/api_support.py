@@ -17,10 +17,13 @@ from typing import Any
 import yaml
 from opdiag.api.schemas import VariableRow, VerdictCountRow
 from opdiag.diagnosis.result import (
+    BaselineRun,
     Bottleneck,
+    Comparison,
     Diagnosis,
     Finding,
     FlowStep,
+    PhaseChange,
     RootCause,
     Solution,
 )
@@ -153,6 +156,43 @@ def slow_diagnosis(settings: Settings) -> Diagnosis:
         ),
         execution_flow=_flow(TRACE_SLOW, failed=False),
         baseline_ms=300.0,
+        comparison=Comparison(
+            runs=[
+                BaselineRun("op_training_20251124_good1", NOW_MS - 7_200_000, 290.0),
+                BaselineRun("op_training_20251124_good2", NOW_MS - 5_400_000, 310.0),
+            ],
+            wanted_runs=5,
+            this_ms=900.0,
+            baseline_ms=300.0,
+            change_ms=600.0,
+            change_pct=200.0,
+            phases=[
+                PhaseChange(
+                    name="training.indicators",
+                    kind="span",
+                    this_ms=800.0,
+                    baseline_ms=200.0,
+                    change_ms=600.0,
+                    change_pct=300.0,
+                    status="slower",
+                    count=1,
+                    baseline_count=1.0,
+                    share_of_change=1.0,
+                    service="ktrdr-training-worker-x1",
+                ),
+                PhaseChange(
+                    name=f"after {XSS}",
+                    kind="gap",
+                    this_ms=0.0,
+                    baseline_ms=50.0,
+                    change_ms=-50.0,
+                    change_pct=-100.0,
+                    status="missing",
+                    after=XSS,
+                ),
+            ],
+            headline="training.indicators +600ms (200ms → 800ms, +300 %) vs the last 2 good runs",
+        ),
     )
     d.links = build_links(d, settings.links)
     return d

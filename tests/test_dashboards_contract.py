@@ -78,7 +78,7 @@ def window() -> tuple[int, int]:
 
 # Operations the per-operation panels are checked with: a failure with a root cause, a
 # healthy run, and a failed dispatch keyed by its trace id.
-CASES = ["failed", "healthy", "workers_busy"]
+CASES = ["failed", "healthy", "workers_busy", "slow"]
 
 
 def variable_values(
@@ -182,6 +182,8 @@ def test_every_infinity_query_answers_its_declared_columns(client, window, case)
     } <= non_empty, non_empty
     if case != "healthy":
         assert "Findings" in non_empty
+    if case != "workers_busy":  # finished operations are compared with the last good runs
+        assert "What Changed Since the Last Good Runs" in non_empty
 
 
 def test_type_filter_reaches_the_api(client, window):

@@ -101,6 +101,7 @@ def test_metrics_lists_every_row_kind_with_payloads(client):
         "flow",
         "findings",
         "solution",
+        "comparison",
         "verdict_counts",
     ]
     payloads = {m["value"]: {p["name"] for p in m["payloads"]} for m in data}
@@ -124,7 +125,8 @@ def test_metric_payload_options(client, name, expected):
 
 @pytest.mark.parametrize("kind", list(ROW_MODELS)[:6])
 def test_query_every_kind_answers_typed_frames(client, kind):
-    target = {"refId": "B", "target": kind, "payload": {"operation_id": FAILED_ID}}
+    ident = SLOW_ID if kind == "comparison" else FAILED_ID  # the one with a comparison
+    target = {"refId": "B", "target": kind, "payload": {"operation_id": ident}}
     frames = post(client, "/query", grafana_query(target))
     assert_grafana_accepts_frames(frames)
     (frame,) = frames

@@ -66,6 +66,48 @@ class DiagnosisSettings(_Section):
     max_flow_spans: int = 2000
 
 
+class ComparisonSettings(_Section):
+    """What "the last good runs" are and how a run is cut into phases (``comparison``)."""
+
+    # The baseline: this many most recent healthy, not slow runs of the same type. More runs
+    # make the median steadier but reach further back into older code and data.
+    baseline_runs: int = Field(default=5, ge=1)
+    # The services that do an operation's work: phases and the gaps between them are read on
+    # these (by span name, the suffix of a worker's service name does not matter). An operation
+    # with no span on any of them is read on all its services.
+    worker_services: list[str] = Field(
+        default_factory=lambda: ["*-worker-*", "*-worker", "ktrdr-ib-host-service"]
+    )
+    # Time in which no span is open on the worker side, shorter than this, is scheduling noise,
+    # not a phase: raise it when many short gaps clutter a comparison.
+    min_gap_ms: float = Field(default=50.0, ge=0)
+    # What makes two runs of a type alike, strongest first: the baseline prefers runs that share
+    # all of them, then the first, then any run of the type. Each is read from the first source
+    # an operation's spans carry: an attribute key, or "key>field" for a field of a JSON-encoded
+    # attribute (KTRDR's cli.args holds the CLI's arguments, at top level or under "kwargs").
+    alike: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "strategy": [
+                "strategy",
+                "strategy.name",
+                "training.strategy",
+                "backtest.strategy",
+                "cli.args>strategy",
+                "cli.args>kwargs.strategy",
+            ],
+            "symbol": [
+                "data.symbol",
+                "cli.args>symbol",
+                "cli.args>symbols",
+                "cli.args>kwargs.symbol",
+                "cli.args>kwargs.symbols",
+            ],
+        }
+    )
+    # Rows a comparison keeps (the largest changes first); the rest are counted.
+    max_rows: int = Field(default=20, ge=1)
+
+
 class JaegerSettings(_Section):
     """How to talk to Jaeger and which services hold operations."""
 
@@ -134,6 +176,7 @@ class Settings(_Section):
     rule_packs: list[Path] = Field(default_factory=list)
     use_demo: bool = False
     diagnosis: DiagnosisSettings = Field(default_factory=DiagnosisSettings)
+    comparison: ComparisonSettings = Field(default_factory=ComparisonSettings)
     jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
@@ -151,6 +194,7 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_RULES": "rule_packs",
     "OPDIAG_STUCK_AFTER_S": "diagnosis.stuck_after_s",
     "OPDIAG_SLOW_FACTOR": "diagnosis.slow_factor",
+    "OPDIAG_BASELINE_RUNS": "comparison.baseline_runs",
     "OPDIAG_GRAFANA_URL": "links.grafana_url",
     "OPDIAG_JAEGER_UI_URL": "links.jaeger_ui_url",
     "OPDIAG_PUBLIC_URL": "links.opdiag_url",

@@ -142,3 +142,19 @@ def _round_down(epoch_us: int, unit: str) -> int:
 def format_rfc3339(epoch_us: int) -> str:
     """Epoch µs → ``2025-11-22T10:15:00Z`` (seconds precision, for people)."""
     return datetime.fromtimestamp(epoch_us / US_PER_S, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_duration(ms: float | None) -> str:
+    """Short human duration: 850ms, 12.3s, 4m05s, 2h03m."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 import opdiag
 from opdiag.api.schemas import (
+    ComparisonRow,
     DiagnosisRow,
     ErrorBody,
     FindingRow,
@@ -26,6 +27,7 @@ _MODELS = (
     FlowRow,
     FindingRow,
     SolutionRow,
+    ComparisonRow,
     VerdictCountRow,
     VariableRow,
     ErrorBody,
@@ -98,6 +100,12 @@ ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
         SolutionRow,
         [ID_PARAM, NOW_PARAM],
         "Solution steps and commands",
+    ),
+    (
+        "/api/v1/operations/{ident}/comparison",
+        ComparisonRow,
+        [ID_PARAM, NOW_PARAM],
+        "The total and each phase against the median of the last good runs",
     ),
     (
         "/api/v1/verdict-counts",

@@ -13,6 +13,7 @@ from typing import Any
 from opdiag import timeutil
 from opdiag.api.params import TimeRange
 from opdiag.api.schemas import (
+    ComparisonRow,
     DiagnosisRow,
     FindingRow,
     FlowRow,
@@ -75,6 +76,10 @@ def solution(service: Any, ident: str, now_us: int | None = None) -> list[Soluti
     return list(render_rows.solution_rows(_one(service, ident, now_us)))
 
 
+def comparison(service: Any, ident: str, now_us: int | None = None) -> list[ComparisonRow]:
+    return list(render_rows.comparison_rows(_one(service, ident, now_us)))
+
+
 def verdict_counts(
     service: Any, span: TimeRange, interval_us: int, filters: Filters
 ) -> list[VerdictCountRow]:
@@ -99,6 +104,7 @@ PER_OPERATION: dict[str, Callable[..., list[Row]]] = {
     "flow": flow,
     "findings": findings,
     "solution": solution,
+    "comparison": comparison,
 }
 
 MAX_BUCKETS = 1000

@@ -89,6 +89,11 @@ def solution(ident: str) -> Response:
     return _per_operation("solution", ident)
 
 
+@bp.get("/operations/<ident>/comparison")
+def comparison(ident: str) -> Response:
+    return _per_operation("comparison", ident)
+
+
 @bp.get("/verdict-counts")
 def verdict_counts() -> Response:
     state = current_state()

@@ -118,6 +118,22 @@ class SolutionRow(Row):
     rule_id: str
 
 
+class ComparisonRow(Row):
+    """One phase of the operation against the median of its last good runs (first row: the
+    total). Phases that explain most of the change come first."""
+
+    index: int = Field(description="0 for the total, then 1.. in order of the change explained")
+    phase: str = Field(description="Span name, 'after X' (no span open), 'before the worker'…")
+    kind: str = Field(description="'total', 'span', 'gap' or 'outside'")
+    status: str = Field(description="'slower', 'faster', 'same', 'new', 'missing' or 'no baseline'")
+    this_ms: float = Field(description="Time in this phase in this run, ms")
+    baseline_ms: float = Field(description="Median over the baseline runs, ms (0 when absent)")
+    change_ms: float = Field(description="this_ms - baseline_ms")
+    change_pct: float = Field(description="Change in % of the baseline (0 when the baseline is 0)")
+    share_of_change: float = Field(description="Share of the total change, 0..1 (0 when none)")
+    baseline_runs: str = Field(description="Comma-separated ids of the baseline runs")
+
+
 class VerdictCountRow(Row):
     """Operations per verdict in one time bucket."""
 
@@ -146,6 +162,7 @@ ROW_MODELS: dict[str, type[Row]] = {
     "flow": FlowRow,
     "findings": FindingRow,
     "solution": SolutionRow,
+    "comparison": ComparisonRow,
     "verdict_counts": VerdictCountRow,
     "variables": VariableRow,
 }

@@ -36,6 +36,7 @@ TARGETS: tuple[str, ...] = (
     "flow",
     "findings",
     "solution",
+    "comparison",
     "verdict_counts",
 )
 # Payload option name -> (scopedVars names that may supply it).
@@ -76,6 +77,7 @@ METRICS: list[dict[str, Any]] = [
     {"value": "flow", "label": "Execution flow", "payloads": _ID_PAYLOADS},
     {"value": "findings", "label": "Findings", "payloads": _ID_PAYLOADS},
     {"value": "solution", "label": "Solution", "payloads": _ID_PAYLOADS},
+    {"value": "comparison", "label": "Against the last good runs", "payloads": _ID_PAYLOADS},
     {
         "value": "verdict_counts",
         "label": "Verdict counts over time",

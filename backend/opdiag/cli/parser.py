@@ -50,6 +50,13 @@ def _source_options(parser: argparse.ArgumentParser, *, rules: bool = True) -> N
     parser.add_argument("--config", metavar="FILE", help="settings YAML (default: $OPDIAG_CONFIG)")
 
 
+def _diagnosis_options(parser: argparse.ArgumentParser) -> None:
+    """What ``diagnose`` and ``compare`` share after the source: the clock and the format."""
+    _source_options(parser)
+    parser.add_argument("--now", metavar="TIME", help="clock for 'stuck': RFC 3339 or epoch s")
+    parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
+
+
 def build_parser() -> OpdiagArgumentParser:
     """The whole command tree."""
     parser = OpdiagArgumentParser(
@@ -66,9 +73,7 @@ def build_parser() -> OpdiagArgumentParser:
         )
     )
     diagnose.add_argument("ident", metavar="ID", help="operation id or trace id")
-    _source_options(diagnose)
-    diagnose.add_argument("--now", metavar="TIME", help="clock for 'stuck': RFC 3339 or epoch s")
-    diagnose.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    _diagnosis_options(diagnose)
 
     operations = commands.add_parser(
         "operations", help="list operations with their verdicts",
@@ -83,6 +88,26 @@ def build_parser() -> OpdiagArgumentParser:
         "--to", dest="time_to", metavar="T", help="end (RFC 3339, epoch s, now)"
     )
     operations.add_argument("--format", choices=("table", "json"), default="table")
+
+    compare = commands.add_parser(
+        "compare", help="compare one operation with another, phase by phase",
+        description=(
+            "Line up the phases of operation A against operation B (its baseline): this run, "
+            "B, the change, new or missing phases, new error types. Exit codes as diagnose."
+        ),
+    )
+    compare.add_argument("ident", metavar="A", help="operation id or trace id (this run)")
+    compare.add_argument("against", metavar="B", help="operation id or trace id to compare with")
+    _diagnosis_options(compare)
+
+    mcp = commands.add_parser(
+        "mcp", help="an MCP server over stdio for AI assistants",
+        description=(
+            "Serve opdiag's tools (list operations, diagnose, compare, execution flow) to an "
+            "assistant over the Model Context Protocol on stdin/stdout."
+        ),
+    )
+    _source_options(mcp)
 
     serve = commands.add_parser(
         "serve", help="serve the API, pages and metrics for Grafana",

@@ -234,9 +234,11 @@ def reassess_slow(
     baseline_ms: float | None,
     rules: RuleSet,
     settings: DiagnosisSettings,
+    change: str | None = None,
 ) -> Diagnosis:
     """A copy of ``diagnosis`` with ``slow`` decided against ``baseline_ms`` (the median of
-    the type's healthy finished runs; ``None`` = the configured budget)."""
+    the type's last good runs; ``None`` = the configured budget). ``change`` names the phase
+    that changed most against those runs; it joins the baseline's text (``{baseline}``)."""
     # Shallow is enough: _apply_slow only reassigns fields and appends new findings, and
     # conclude rebuilds the flow steps; a deep copy cost ~1 s on a 200-operation list.
     out = replace(diagnosis, fired=list(diagnosis.fired))
@@ -267,7 +269,14 @@ def reassess_slow(
             }
         )
     _apply_slow(
-        out, baseline_ms, rules, settings, fallback=fallback, op_values=op_values, removed=removed
+        out,
+        baseline_ms,
+        rules,
+        settings,
+        fallback=fallback,
+        op_values=op_values,
+        removed=removed,
+        change=change,
     )
     return out
 
@@ -288,6 +297,7 @@ def _apply_slow(
     fallback: tuple[str, str],
     op_values: dict[str, Any],
     removed: bool = True,
+    change: str | None = None,
 ) -> None:
     """Decide ``slow`` (finished, completed, duration > factor × baseline, or > the type's
     budget without a baseline), add the slow rules' findings, then conclude (unless nothing
@@ -297,6 +307,8 @@ def _apply_slow(
     if baseline_ms is not None and baseline_ms > 0:
         limit = settings.slow_factor * baseline_ms
         reference = f"baseline {minutes_text(baseline_ms * 1000)} min"
+        if change:
+            reference = f"{reference}; {change}"
     else:
         budget_s = settings.slow_budget_s.get(
             diagnosis.operation_type or "", settings.default_budget_s

@@ -398,6 +398,7 @@ class WorkerAssessment:
     capable_lost: Silence | None = None
     capable: tuple[str, ...] = ()
     probes: int = 0
+    last_seen_us: int | None = None  # the end of the worker's last span in the operation
 
     @property
     def silence(self) -> Silence | None:
@@ -411,6 +412,8 @@ class WorkerAssessment:
             out["worker.address"] = self.worker.address or None
         if operation_type:
             out["worker.type"] = operation_type
+        if self.last_seen_us is not None:
+            out["worker.last_seen"] = clock_text(self.last_seen_us)
         silence = self.silence
         if silence is not None:
             out["worker.since"] = clock_text(silence.since.time_us)
@@ -452,7 +455,8 @@ def assess_workers(
         lost = None
         if ran and not settled and worker.address:
             lost = view.silent(worker.address, start_us, judge_until_us)
-        return WorkerAssessment(worker, bool(ran), lost, None, (), len(probes))
+        seen = max((s.end_us for s in spans if s.service == worker.service), default=None)
+        return WorkerAssessment(worker, bool(ran), lost, None, (), len(probes), seen)
     globs = spec.worker_globs(operation_type) if operation_type else ()
     capable = tuple(view.addresses_of(globs)) if globs else ()
     if not capable or settled:

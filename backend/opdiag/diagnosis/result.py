@@ -148,6 +148,64 @@ class Links:
 
 
 @dataclass(slots=True)
+class BaselineRun:
+    """One of the last good runs a comparison is made against."""
+
+    key: str  # operation id (or trace id)
+    started_at_ms: int  # epoch ms
+    duration_ms: float
+    verdict: str = "healthy"
+
+
+@dataclass(slots=True)
+class PhaseChange:
+    """One phase lined up between this run and the baseline runs.
+
+    ``kind``: ``span`` (a span name on the worker side, repeated spans summed), ``gap`` (time
+    no span was open on the worker side, named by the span it follows, ``after``) or
+    ``outside`` (before the worker side started / after it ended). ``status``: ``new`` (no
+    baseline run has it), ``missing`` (most baseline runs have it, this run does not),
+    ``slower``, ``faster`` or ``same``.
+    """
+
+    name: str
+    kind: str
+    this_ms: float
+    baseline_ms: float  # median over the baseline runs (0 for a run without the phase)
+    change_ms: float
+    change_pct: float | None  # None when the baseline median is 0
+    status: str
+    count: int = 0  # spans (or gaps) of this phase in this run
+    baseline_count: float = 0.0  # median count over the baseline runs
+    share_of_change: float | None = None  # change / total change (None when total is 0)
+    service: str = ""
+    after: str | None = None
+
+
+@dataclass(slots=True)
+class Comparison:
+    """This run against the last good runs of its type: totals, phases, new error types.
+
+    ``phases`` are ordered so that the ones that explain most of the total change come
+    first; ``headline`` says the first of them in words.
+    """
+
+    runs: list[BaselineRun]
+    wanted_runs: int
+    this_ms: float
+    baseline_ms: float | None = None  # median total of the runs
+    change_ms: float | None = None
+    change_pct: float | None = None
+    matched_on: dict[str, str] = field(default_factory=dict)
+    phases: list[PhaseChange] = field(default_factory=list)
+    phases_omitted: int = 0
+    new_error_types: list[str] = field(default_factory=list)
+    worker_services: list[str] = field(default_factory=list)
+    headline: str = ""
+    note: str = ""
+
+
+@dataclass(slots=True)
 class Diagnosis:
     """The answer for one operation (or one trace when no operation id exists)."""
 
@@ -173,6 +231,7 @@ class Diagnosis:
     links: Links = field(default_factory=Links)
     baseline_ms: float | None = None  # what "slow" compared against, when it applies
     warnings: list[str] = field(default_factory=list)
+    comparison: Comparison | None = None  # finished operations: against the last good runs
     # Every finding of every rule that fired, unfolded, in rank order: what ``findings`` (one
     # per fact) is made from, kept so the verdict can be decided again (``reassess_slow``).
     fired: list[Finding] = field(default_factory=list, repr=False)

@@ -56,6 +56,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.failed_checks",
         "worker.type",
         "worker.how",
+        "worker.last_seen",
     }
 )
 # ``{op:NAME}``: a value of the operation declared in the pack's ``operation.values``.

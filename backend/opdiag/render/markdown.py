@@ -12,8 +12,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from opdiag.diagnosis.result import Diagnosis, FlowStep, Solution
-from opdiag.render.table import format_duration
+from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep, PhaseChange, Solution
+from opdiag.timeutil import format_duration, format_rfc3339
 
 # Always escaped: they open code, emphasis, links, HTML, strikethrough anywhere in a line.
 _SPECIAL = re.compile(r"([\\`*\[\]<>~])")
@@ -171,6 +171,75 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
     return lines
 
 
+def _cell(value: Any) -> str:
+    """Untrusted text in a table cell: escaped, and ``|`` cannot end the cell."""
+    return escape(value, limit=120).replace("|", "\\|")
+
+
+def _signed(ms: float | None) -> str:
+    if ms is None:
+        return "?"
+    return ("+" if ms >= 0 else "-") + format_duration(abs(ms))
+
+
+def _pct(pct: float | None) -> str:
+    return "" if pct is None else f" ({pct:+,.0f} %)"
+
+
+def _phase_row(row: PhaseChange) -> str:
+    name = _cell(row.name)
+    if row.kind == "gap":
+        name = f"{name} (no span)"
+    elif row.kind == "outside":
+        name = f"*{name}*"
+    return (
+        f"| {name} | {format_duration(row.this_ms)} | {format_duration(row.baseline_ms)} | "
+        f"{_signed(row.change_ms)}{_pct(row.change_pct)} | {row.status} |"
+    )
+
+
+def _runs_line(c: Comparison) -> str:
+    alike = ", ".join(f"{escape(k)} {escape(v)}" for k, v in c.matched_on.items())
+    same = f", same {alike}" if alike else ""
+    runs = "; ".join(
+        f"{escape(r.key)} ({format_rfc3339(r.started_at_ms * 1000)}, "
+        f"{format_duration(r.duration_ms)})"
+        for r in c.runs
+    )
+    noun = "run" if len(c.runs) == 1 else "runs"
+    return f"- Baseline: {len(c.runs)} {noun} ({c.wanted_runs} wanted){same}: {runs}"
+
+
+def comparison_lines(c: Comparison) -> list[str]:
+    """The comparison's body: totals, the runs, new error types, one row per phase."""
+    if not c.runs:
+        return [f"- {escape(c.note or 'no run to compare with')}"]
+    lines = [
+        f"- This run: {format_duration(c.this_ms)}; baseline median "
+        f"{format_duration(c.baseline_ms)}; change {_signed(c.change_ms)}{_pct(c.change_pct)}",
+        _runs_line(c),
+    ]
+    if c.headline:
+        lines.append(f"- Most of the change: {escape(c.headline, limit=400)}")
+    if c.new_error_types:
+        lines.append(f"- New error types: {', '.join(code(t) for t in c.new_error_types)}")
+    lines += [
+        "",
+        "| phase | this run | baseline median | change | |",
+        "|---|---:|---:|---:|---|",
+        *(_phase_row(row) for row in c.phases),
+    ]
+    if c.phases_omitted:
+        lines.append(f"\n… {c.phases_omitted} more phases not shown")
+    return lines
+
+
+def _comparison_section(d: Diagnosis) -> list[str]:
+    if d.comparison is None:
+        return []
+    return ["**What changed since the last good runs**:", *comparison_lines(d.comparison)]
+
+
 def _clock(ms: float | None) -> str:
     if ms is None:
         return "an unknown time"
@@ -238,8 +307,38 @@ def render_markdown(diagnosis: Diagnosis) -> str:
         _summary_section(d),
         _flow_section(d),
         _diagnosis_section(d),
+        _comparison_section(d),
         _root_cause_section(d),
         ["**Solution**:", solution_markdown(d.solution)],
         _links_section(d),
     ]
     return "\n\n".join("\n".join(s) for s in sections if s) + "\n"
+
+
+def render_comparison_markdown(this: Diagnosis, other: Diagnosis, comparison: Comparison) -> str:
+    """``opdiag compare A B``: both runs in one line each, then A's phases against B's."""
+    def one(d: Diagnosis) -> str:
+        return (
+            f"{escape(d.key)}: **{escape(d.verdict)}**, {format_duration(d.duration_ms)}, "
+            f"started {format_rfc3339((d.started_at_ms or 0) * 1000)} — "
+            f"{escape(d.summary, limit=300)}"
+        )
+
+    head = f"🔍 **Comparison of {escape(this.key)} with {escape(other.key)}**"
+    sections = [
+        [head],
+        ["**Runs**:", f"- This run: {one(this)}", f"- Against: {one(other)}"],
+        ["**What changed**:", *comparison_lines(comparison)],
+    ]
+    if this.links.diagnosis_page or other.links.diagnosis_page:
+        sections.append(
+            [
+                "**Links**:",
+                *(
+                    f"- {escape(d.key)}: <{d.links.diagnosis_page}>"
+                    for d in (this, other)
+                    if d.links.diagnosis_page
+                ),
+            ]
+        )
+    return "\n\n".join("\n".join(s) for s in sections) + "\n"

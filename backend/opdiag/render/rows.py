@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from opdiag.api.schemas import (
+    ComparisonRow,
     DiagnosisRow,
     FindingRow,
     FlowRow,
@@ -178,6 +179,48 @@ def solution_rows(d: Diagnosis, settings: Any = None) -> list[SolutionRow]:
         SolutionRow(index=i, kind=kind, text=str(text), rule_id=rule_id)
         for i, (kind, text) in enumerate(items, start=1)
     ]
+
+
+def comparison_rows(d: Diagnosis, settings: Any = None) -> list[ComparisonRow]:
+    """The comparison with the last good runs: the total, then one row per phase (none for
+    an unfinished operation; ``settings`` accepted, unused)."""
+    c = d.comparison
+    if c is None:
+        return []
+    runs = ",".join(r.key for r in c.runs)
+    total = ComparisonRow(
+        index=0,
+        phase="total",
+        kind="total",
+        status=_total_status(c.change_ms, c.baseline_ms) if c.runs else "no baseline",
+        this_ms=float(c.this_ms),
+        baseline_ms=float(c.baseline_ms or 0.0),
+        change_ms=float(c.change_ms or 0.0),
+        change_pct=float(c.change_pct or 0.0),
+        share_of_change=1.0 if c.change_ms else 0.0,
+        baseline_runs=runs,
+    )
+    return [total] + [
+        ComparisonRow(
+            index=i,
+            phase=p.name,
+            kind=p.kind,
+            status=p.status,
+            this_ms=float(p.this_ms),
+            baseline_ms=float(p.baseline_ms),
+            change_ms=float(p.change_ms),
+            change_pct=float(p.change_pct or 0.0),
+            share_of_change=float(p.share_of_change or 0.0),
+            baseline_runs=runs,
+        )
+        for i, p in enumerate(c.phases, start=1)
+    ]
+
+
+def _total_status(change_ms: float | None, baseline_ms: float | None) -> str:
+    if not change_ms or not baseline_ms or abs(change_ms) < 0.05 * baseline_ms:
+        return "same"
+    return "slower" if change_ms > 0 else "faster"
 
 
 def verdict_count_row(time_ms: int, verdict: str, count: int) -> VerdictCountRow:

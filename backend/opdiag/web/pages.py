@@ -17,7 +17,7 @@ from opdiag.api.params import parse_ident, parse_range
 from opdiag.api.queries import now_us
 from opdiag.api.state import AppState, current_state
 from opdiag.errors import OpdiagError
-from opdiag.web import waterfall
+from opdiag.web import comparison_chart, waterfall
 from opdiag.web.filters import FILTERS, utc
 
 bp = Blueprint("pages", __name__, template_folder="templates")
@@ -131,4 +131,7 @@ def operation(ident: str) -> Response:
     b = diagnosis.bottleneck
     if b is not None and b.kind == "gap" and b.start_ms is not None and diagnosis.started_at_ms:
         waterfall.mark_gap(picture, b.start_ms - diagnosis.started_at_ms, b.duration_ms, b.text)
-    return _html(render_template("diagnosis.html", d=diagnosis, waterfall=picture))
+    chart = comparison_chart.layout(diagnosis.comparison) if diagnosis.comparison else None
+    return _html(
+        render_template("diagnosis.html", d=diagnosis, waterfall=picture, chart=chart)
+    )

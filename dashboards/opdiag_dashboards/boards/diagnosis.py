@@ -32,6 +32,18 @@ BOTTLENECK = (
     "bottleneck_share",
     "bottleneck_span_id",
 )
+COMPARISON = (
+    "phase",
+    "kind",
+    "status",
+    "this_ms",
+    "baseline_ms",
+    "change_ms",
+    "change_pct",
+    "share_of_change",
+    "baseline_runs",
+    "index",
+)
 FLOW = (
     "index",
     "service",
@@ -192,6 +204,36 @@ def build(settings: Settings, json_datasource: str) -> Board:
         sort_by="#",
         descending=False,
     )
+    comparison = panels.table(
+        "What Changed Since the Last Good Runs",
+        "The total, then each phase (span name on the worker side, repeated spans summed; "
+        "'after X' is time in which no span was open after X ended) against the median of the "
+        "last good runs of this type, named in the last column. Largest changes first.",
+        [targets.opdiag(s, json_datasource, oq.comparison(s), "comparison", COMPARISON)],
+        overrides=[
+            fields.by_name("phase", display="Phase"),
+            fields.by_name("kind", display="Kind", width=80),
+            fields.by_name(
+                "status",
+                display="Status",
+                mappings=verdicts.color_mappings(verdicts.CHANGE_COLORS),
+                cell="color-text",
+                width=100,
+            ),
+            fields.by_name("this_ms", display="This run", unit="ms", width=110),
+            fields.by_name("baseline_ms", display="Baseline median", unit="ms", width=130),
+            fields.by_name("change_ms", display="Change", unit="ms", width=110),
+            fields.by_name("change_pct", display="Change %", unit="percent", width=100),
+            fields.by_name(
+                "share_of_change", display="Share of change", unit="percentunit", width=130
+            ),
+            fields.by_name("baseline_runs", display="Baseline runs"),
+            fields.by_name("index", display="#", width=50),
+        ],
+        transformations=[fields.select("comparison", COMPARISON)],
+        sort_by="#",
+        descending=False,
+    )
     findings = panels.table(
         "Findings",
         "One finding per fact, with its severity and evidence (other rules that said the same "
@@ -257,6 +299,7 @@ def build(settings: Settings, json_datasource: str) -> Board:
                 ],
                 [(summary, 24, 4)],
                 [(root_cause, 14, 6), (bottleneck, 10, 6)],
+                [(comparison, 24, 9)],
                 [(flow, 24, 12)],
                 [(findings, 24, 7)],
                 [(solution, 24, 7)],

@@ -62,6 +62,11 @@ def solution(s: Settings) -> str:
     return f"{API}/operations/${{{sel.OPERATION_ID}}}/solution"
 
 
+def comparison(s: Settings) -> str:
+    """The selected operation's phases against the median of its last good runs."""
+    return f"{API}/operations/${{{sel.OPERATION_ID}}}/comparison"
+
+
 def variable_values(s: Settings, name: str) -> str:
     """Values of one opdiag-fed template variable over the dashboard range."""
     return f"{API}/variables/{name}?{RANGE}"
