@@ -230,9 +230,11 @@ def _steps() -> list[Step]:
         Step("start_workers", 25, first_workers),
         Step("healthy_backtest_eurusd", 40, lambda s: run_backtest(s.k, BacktestPlan()),
              Expect("healthy", "backtest completed in about 5 s"), bt, BACKTESTS),
-        Step("healthy_training_eurusd", 60, lambda s: run_training(s.k, TrainingPlan()),
-             Expect("healthy", "completed in 45 s; about 43 s are the training loop, which "
-                    "emits no span", bottleneck=GAP_AFTER_DATA_LOADING), tr, TRAININGS),
+        Step("healthy_training_eurusd", 60,
+             lambda s: run_training(s.k, TrainingPlan(loop_s=150.0)),
+             Expect("healthy", "six months of EURUSD trained in about 2.5 min, nearly all of it "
+                    "the training loop, which emits no span",
+                    bottleneck=GAP_AFTER_DATA_LOADING), tr, TRAININGS),
         Step("healthy_data_load_eurusd", 75, lambda s: run_data_load(s.k, DataLoadPlan()),
              Expect("healthy", "data load of 3 segments completed"), dl, DATA_LOADS),
         Step("data_missing_backtest_zzzz", 110,
@@ -310,8 +312,8 @@ def _steps() -> list[Step]:
         Step("restart_backtest_worker", 600, start_workers(bt, 5003)),
         Step("healthy_backtest_msft", 620,
              lambda s: run_backtest(s.k, BacktestPlan(symbol="MSFT", **TWO_YEARS,
-                                                      simulation_s=15.8)),
-             Expect("healthy", "2-year backtest completed in about 20 s"), bt, BACKTESTS),
+                                                      simulation_s=7.5)),
+             Expect("healthy", "2-year backtest completed in about 13 s"), bt, BACKTESTS),
         Step("workers_busy_backtest_stale", 621, stale_busy,
              Expect("workers_busy", "a backtest seconds after the previous one completed: the "
                     "registry still had the worker busy until its next health check (a stale "
@@ -334,10 +336,10 @@ def _steps() -> list[Step]:
         Step("start_backtest_workers_2", 1110, start_workers(bt, *WORKER_PORTS[bt])),
         Step("healthy_training_aapl", 1130,
              lambda s: run_training(s.k, TrainingPlan(
-                 strategy="v3_medium", symbols="AAPL", end_date="2023-12-31", rows=6240,
-                 data_loading_s=0.3, loop_s=241.0)),
-             Expect("healthy", "30-epoch training on AAPL completed in about 4 min; 99 % of it "
-                    "is the training loop, which emits no span",
+                 symbols="AAPL", end_date="2023-12-31", rows=6240, data_loading_s=0.3,
+                 loop_s=200.0)),
+             Expect("healthy", "a year of AAPL trained in about 3.5 min; 99 % of it is the "
+                    "training loop, which emits no span",
                     bottleneck=GAP_AFTER_DATA_LOADING), tr, TRAININGS),
         Step("invalid_input_training_inverted_dates", 1140,
              lambda s: run_training(s.k, TrainingPlan(
@@ -361,9 +363,10 @@ def _steps() -> list[Step]:
                     "ZZZZ 1h'", root_cause=(tr_worker, "training.data_loading"),
                     mentions=("ZZZZ",)), tr, TRAININGS),
         Step("slow_training", 1180,
-             lambda s: run_training(s.k, TrainingPlan(**LONG_TRAINING, follow=False)),
-             Expect("slow", "a 150-epoch training: 15 min, five times the healthy trainings' "
-                    "median; the time is the span-less training loop",
+             lambda s: run_training(s.k, TrainingPlan(
+                 end_date="2023-12-31", rows=6240, data_loading_s=0.26, loop_s=900.0)),
+             Expect("slow", "the same strategy (v3_minimal) took 15 min, five times the "
+                    "healthy trainings' median; the time is the span-less training loop",
                     bottleneck=GAP_AFTER_DATA_LOADING), tr, SLOW),
         Step("healthy_backtest_split_traces", 1200,
              lambda s: run_backtest(s.k, BacktestPlan(symbol="META", simulation_s=9.0,
