@@ -41,7 +41,7 @@ from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers, clock_text
 from opdiag.diagnosis.result import Diagnosis, Finding, FlowStep
 from opdiag.diagnosis.rules import Globs, Rule, RuleSet
-from opdiag.diagnosis.span_rules import facts_hold, span_rule_hits, when_holds
+from opdiag.diagnosis.span_rules import facts_hold, span_rule_hits, when_held, when_holds
 from opdiag.diagnosis.templates import (
     OPERATION_VALUE_PREFIX,
     PLACEHOLDERS,
@@ -144,14 +144,25 @@ def diagnose(
         "worker_lost": workers.lost is not None,
         "capable_workers_lost": workers.capable_lost is not None,
     }
-    applicable = [r for r in rules.rules if when_holds(r, walks)]
+    held = when_held(walks, rules.when_index)
+    applicable = [r for r in rules.rules if when_holds(r, held)]
     own_rules = [r for r in applicable if r.scope == "own"]
     b_span = choice.span if choice.is_span else None
-    hits = span_rule_hits(walks, own_rules, fact_values, b_span, choice.span_share)
+    hits = span_rule_hits(
+        walks,
+        own_rules,
+        fact_values,
+        rules.own_index,
+        rules.nested_index,
+        b_span,
+        choice.span_share,
+    )
     if near:
         near_rules = [r for r in applicable if r.scope == "neighbours"]
         near_walks = [(t, t.walked()) for t in near]
-        hits += span_rule_hits(near_walks, near_rules, fact_values)
+        hits += span_rule_hits(
+            near_walks, near_rules, fact_values, rules.near_index, rules.nested_index
+        )
     for rule, span, exc, count in hits:
         evidence = _evidence(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
         fired.append(_finding(rule, span, evidence, neighbour=rule.scope == "neighbours"))
@@ -540,10 +551,13 @@ def _declared_values(walks: Walks, declared: dict[str, tuple[str, ...]]) -> dict
     if not declared:
         return {}
     wanted = {name: keys for name, keys in declared.items()}
+    attr_keys = {key.partition("#")[0] for keys in declared.values() for key in keys}
     out: dict[str, Any] = {}
     for _, walk in walks:
         for span, _ in walk:
             attrs = span.attributes
+            if attrs.keys().isdisjoint(attr_keys):  # most spans: one C-level test
+                continue
             for name in list(wanted):
                 for key in wanted[name]:
                     attr, _, path = key.partition("#")

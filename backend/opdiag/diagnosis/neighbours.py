@@ -323,15 +323,27 @@ def workers_of(
     no dispatch seen still name the worker, with the address it serves on when recorded."""
     found: dict[str, Worker] = {}
     worker_services: dict[str, Span] = {}
+    is_worker: dict[str, bool] = {}  # per service: a 100k-span operation has a handful
+    places: dict[object, str | None] = {}  # per URL: a poller repeats one
     for span in spans:
-        if worker_globs and any(_glob(g, span.service) for g in worker_globs):
-            worker_services.setdefault(span.service, span)
+        service = span.service
+        worker = is_worker.get(service)
+        if worker is None:
+            worker = is_worker[service] = any(_glob(g, service) for g in worker_globs)
+        if worker and service not in worker_services:
+            worker_services[service] = span
         if span.kind != CLIENT:
             continue
-        address = address_of(_url(span))
-        if address is None:
+        url = _url(span)
+        try:
+            key = places[url]
+        except KeyError:
+            address = address_of(url)
+            key = places[url] = same_place(address) if address is not None else None
+        except TypeError:  # an unhashable URL value is no address
+            key = None
+        if key is None:
             continue
-        key = same_place(address)
         below = children.get(span.trace_id, {}).get(span.span_id, ())
         server = next(
             (

@@ -20,6 +20,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from opdiag.diagnosis.candidates import ShapeIndex
 from opdiag.diagnosis.conditions import (
     ATTRIBUTE_OPERATORS,
     OPERATORS,
@@ -179,6 +180,27 @@ class SpanMatch:
     # the span has no descendant (``without_child``: no direct child) matching this
     without_descendant: SpanMatch | None = None
     without_child: SpanMatch | None = None
+    # Derived: attribute keys every span that matches has (a cheap first test; the
+    # conditions themselves decide).
+    required: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        keys: list[str] = []
+        for cond in self.attributes:
+            if cond.op == "absent" or (cond.op == "exists" and cond.value is False):
+                continue
+            keys.append(cond.key)
+            if cond.op in ATTRIBUTE_OPERATORS:
+                keys.append(cond.value)
+        object.__setattr__(self, "required", tuple(dict.fromkeys(keys)))
+
+    def may_hold_on(self, attributes: dict[str, Any]) -> bool:
+        """Whether a span with these attributes can match at all (every required key is
+        there)."""
+        for key in self.required:
+            if key not in attributes:
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,12 +285,39 @@ class RuleSet:
     values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     neighbours: NeighbourSpec = field(default_factory=NeighbourSpec)
     _by_id: dict[str, Rule] = field(default_factory=dict)
+    # Compiled with the set: which rules (``when`` matches, nested ``without_*`` matches)
+    # may hold on a span of a given shape, each shape decided once (diagnosis.candidates).
+    own_index: ShapeIndex[Rule] = field(init=False, repr=False, compare=False)
+    near_index: ShapeIndex[Rule] = field(init=False, repr=False, compare=False)
+    when_index: ShapeIndex[SpanMatch] = field(init=False, repr=False, compare=False)
+    nested_index: ShapeIndex[SpanMatch] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._by_id = {r.id: r for r in self.rules}
+        with_match = [r for r in self.rules if r.match is not None]
+        self.own_index = ShapeIndex([r for r in with_match if r.scope == "own"], _match_of)
+        self.near_index = ShapeIndex([r for r in with_match if r.scope != "own"], _match_of)
+        whens = {id(m): m for r in self.rules for m in r.when}
+        self.when_index = ShapeIndex(list(whens.values()), _itself)
+        nested = {
+            id(n): n
+            for r in with_match
+            if r.match is not None
+            for n in (r.match.without_descendant, r.match.without_child)
+            if n is not None
+        }
+        self.nested_index = ShapeIndex(list(nested.values()), _itself)
 
     def get(self, rule_id: str) -> Rule | None:
         return self._by_id.get(rule_id)
+
+
+def _match_of(rule: Rule) -> SpanMatch | None:
+    return rule.match
+
+
+def _itself(match: SpanMatch) -> SpanMatch:
+    return match
 
 
 class _Reader:
