@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
+from opdiag.globs import Globs
 from opdiag.model import CLIENT, SERVER, Span, Trace, http_status, normalise_trace_id
 
 OPERATION_ID_KEY = "operation.id"
@@ -91,6 +91,8 @@ DISPATCH_ROUTES: tuple[str, ...] = (
     "POST */download",
     "POST /api/v1/data/*",
 )
+_NOISE_URLS = Globs.of(_NOISE_URL_PATTERNS)
+_DISPATCH = Globs.of(DISPATCH_ROUTES)
 SELECTION_SPANS: frozenset[str] = frozenset({"workers.select", "worker_registry.select_worker"})
 
 # Cheap type hints from span names and routes, first match wins.
@@ -157,12 +159,10 @@ def _url_path(span: Span) -> str:
 def is_noise_span(span: Span, extra_patterns: Sequence[str] = ()) -> bool:
     """Transport, health, metrics or polling span."""
     name = span.name
-    for pattern in (*NOISE_SPAN_PATTERNS, *extra_patterns):
-        if fnmatchcase(name, pattern):
-            return True
+    if Globs.of((*NOISE_SPAN_PATTERNS, *extra_patterns))(name):
+        return True
     if span.kind == CLIENT and name in {"GET", "HEAD"}:
-        path = _url_path(span)
-        return any(fnmatchcase(path, p) for p in _NOISE_URL_PATTERNS)
+        return _NOISE_URLS(_url_path(span))
     return False
 
 
@@ -214,7 +214,7 @@ def _is_failed_dispatch(trace: Trace) -> bool:
             has_error = True
         if span.name in SELECTION_SPANS and _selection_failed(span):
             return True
-        if span.kind == SERVER and any(fnmatchcase(span.name, p) for p in DISPATCH_ROUTES):
+        if span.kind == SERVER and _DISPATCH(span.name):
             status = http_status(span)
             if span.error or (status is not None and status >= 400):
                 return True

@@ -298,9 +298,12 @@ class DiagnosisService:
         cannot answer this second search leaves the diagnosis without them, and says so."""
         spec = self.rules.neighbours
         search = getattr(self.source, "neighbour_traces", None)  # older custom sources lack it
-        if not spec.active or search is None or last_status(group) in _SETTLED:
+        if not spec.active or search is None:
             return [], None
-        end = group.end_us if last_status(group) in TERMINAL else max(now_us, group.end_us)
+        status = last_status(group)
+        if status in _SETTLED:
+            return [], None
+        end = group.end_us if status in TERMINAL else max(now_us, group.end_us)
         lo, hi = spec.window(group.start_us, end, now_us)
         try:
             found = search(lo, hi, spec.queries, spec.max_traces)
@@ -336,11 +339,16 @@ class DiagnosisService:
         )
 
     def _judged(
-        self, base: Diagnosis, group: OperationTraces, good: Sequence[RunProfile]
+        self,
+        base: Diagnosis,
+        group: OperationTraces,
+        good: Sequence[RunProfile],
+        profile: RunProfile | None = None,
     ) -> Diagnosis:
         """``base`` with its comparison with the last good runs and, for a healthy or slow
         run, ``slow`` decided against the same baseline (too few runs: the budget stands).
-        Without a good run of its type the run is not profiled at all."""
+        Without a good run of its type the run is not profiled at all. ``profile``: the
+        run's profile when the caller has it."""
         d = self.settings.diagnosis
         op_type = _type_of(base, group)
         if not any(r.key != group.key and r.operation_type == op_type for r in good):
@@ -349,7 +357,7 @@ class DiagnosisService:
             )
             return replace(base, comparison=comparison)
         comparison, chosen = compare_with_baseline(
-            self._profile(group, base), good, self.settings.comparison,
+            profile or self._profile(group, base), good, self.settings.comparison,
             min_runs=d.min_baseline_runs,
         )
         out = base
@@ -420,11 +428,12 @@ class DiagnosisService:
                 continue
             bases.append((group, self._base_diagnosis(group, now_us, ident=group.key)))
         healthy: dict[str, list[RunProfile]] = {}
+        # profiles made here are used again below (the LRU may not hold a long listing's)
+        profiles: dict[str, RunProfile] = {}
         for group, diagnosis in bases:
             if group.key not in finals and _is_healthy_run(diagnosis):
-                healthy.setdefault(_type_of(diagnosis, group), []).append(
-                    self._profile(group, diagnosis)
-                )
+                profile = profiles[group.key] = self._profile(group, diagnosis)
+                healthy.setdefault(_type_of(diagnosis, group), []).append(profile)
         good = {op_type: self._good(runs) for op_type, runs in healthy.items()}
         out: list[Diagnosis] = []
         for group, diagnosis in bases:
@@ -433,7 +442,7 @@ class DiagnosisService:
                 final = diagnosis
                 if diagnosis.finished:
                     same = good.get(_type_of(diagnosis, group), [])
-                    final = self._judged(diagnosis, group, same)
+                    final = self._judged(diagnosis, group, same, profiles.get(group.key))
                 final = self._finish(final)
                 if final.finished:
                     self._final.put(group.key, final)

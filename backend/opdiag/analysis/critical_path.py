@@ -310,14 +310,16 @@ def _root_ranges(trace: Trace, roots: Sequence[Span]) -> list[tuple[int, int]] |
 Copier = Callable[[int, Span, int], "list[Node] | None"]
 
 
-def _copiers(trace: Trace, transparent: Collection[str] | None) -> Iterator[tuple[Sequence[Span], Copier]]:
+def _copiers(
+    trace: Trace, transparent: Collection[str] | None
+) -> Iterator[tuple[Sequence[Span], Copier]]:
     """(roots, copy_subtree with pruning for the i-th root), fastest first: from the cached
     walk (hidden spans skipped; a copy is ``None`` when that does not give the rebuilt
     trace's order), then by traversal of the visible tree."""
     ranges = _root_ranges(trace, trace.roots)
     if ranges is not None:
         walked = trace.walked()
-        yield trace.roots, lambda i, _root, base: _copy_walked(walked, *ranges[i], base, transparent)
+        yield trace.roots, lambda i, _r, base: _copy_walked(walked, *ranges[i], base, transparent)
     visible = Visible(trace, transparent) if transparent else None
     roots = visible.of(trace.roots) if visible is not None else trace.roots
     yield roots, lambda _i, root, base: copy_subtree(trace, root, visible, prune=True, base=base)
@@ -642,6 +644,12 @@ def critical_path(
     """The critical path of ``trace`` (see the module docstring for the two modes and for
     ``transparent`` span ids)."""
     hidden = transparent or None
+    if not trace.children:
+        # No span has a child (one-span traces: a listing holds thousands): in either mode
+        # each visible root's path is the root itself.
+        alone = _roots_alone(trace, hidden)
+        if alone is not None:
+            return alone
     for roots, copy in _copiers(trace, hidden):
         if reattach_async:
             found = _critical_path_reattached(strict_boundary, roots, copy)
@@ -650,6 +658,21 @@ def critical_path(
         if found is not None:
             return found
     raise AssertionError("the traversal copier always copies")  # pragma: no cover
+
+
+def _roots_alone(trace: Trace, hidden: Collection[str] | None) -> CriticalPath | None:
+    """The path of a trace of childless roots; None when a root's times are unusable (the
+    general path reports those)."""
+    sections: list[Section] = []
+    for root in trace.roots:
+        if hidden is not None and root.span_id in hidden:
+            continue
+        start, duration = root.start_us, root.duration_us
+        if type(start) is not int or type(duration) is not int:
+            return None
+        if duration:
+            sections.append(Section(root.span_id, start, start + duration))
+    return CriticalPath(sections)
 
 
 def _critical_path_plain(

@@ -62,6 +62,10 @@ class ShapeIndex(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def items(self) -> tuple[T, ...]:
+        return self._items
+
     def of(self, span: Span) -> tuple[T, ...]:
         """The items whose static match holds on ``span``."""
         key = (span.name, span.kind, span.error)

@@ -40,7 +40,7 @@ from opdiag.diagnosis.facts import (
 from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers, clock_text
 from opdiag.diagnosis.result import Diagnosis, Finding, FlowStep
-from opdiag.diagnosis.rules import Globs, Rule, RuleSet
+from opdiag.diagnosis.rules import Rule, RuleSet
 from opdiag.diagnosis.span_rules import facts_hold, span_rule_hits, when_held, when_holds
 from opdiag.diagnosis.templates import (
     OPERATION_VALUE_PREFIX,
@@ -48,7 +48,8 @@ from opdiag.diagnosis.templates import (
     attr_evidence_key,
     fill,
 )
-from opdiag.diagnosis.timing import Timing, trace_timing
+from opdiag.diagnosis.timing import Timing, noise_ids, trace_timing
+from opdiag.globs import Globs
 from opdiag.model import Span, Trace, looks_like_trace_id, normalise_trace_id
 from opdiag.settings import DiagnosisSettings
 
@@ -113,8 +114,13 @@ def diagnose(
         stuck_after_s=settings.stuck_after_s,
         context=frozenset(context),
     )
-    noise = noise_check(Globs.of(settings.noise_span_patterns))
-    timings = [trace_timing(t, noise) for t, _ in walks]
+    check = noise_check(Globs.of(settings.noise_span_patterns))
+    noisy = {t.trace_id: noise_ids(t, check) for t, _ in walks}
+
+    def noise(span: Span) -> bool:
+        return span.span_id in noisy[span.trace_id]
+
+    timings = [trace_timing(t, noisy=noisy[t.trace_id]) for t, _ in walks]
     choice = find_bottleneck(
         walks, timings, noise, extent_us=facts.duration_us, clipped_ends=facts.clipped_ends
     )
@@ -145,29 +151,33 @@ def diagnose(
         "capable_workers_lost": workers.capable_lost is not None,
     }
     held = when_held(walks, rules.when_index)
-    applicable = [r for r in rules.rules if when_holds(r, held)]
-    own_rules = [r for r in applicable if r.scope == "own"]
+    inapplicable = {r.id for r in rules.with_when if not when_holds(r, held)}
     b_span = choice.span if choice.is_span else None
     hits = span_rule_hits(
         walks,
-        own_rules,
-        fact_values,
         rules.own_index,
-        rules.nested_index,
-        b_span,
-        choice.span_share,
+        fact_values,
+        withins=rules.withins,
+        nested=rules.nested_index,
+        inapplicable=inapplicable,
+        bottleneck=b_span,
+        bottleneck_share=choice.span_share,
     )
     if near:
-        near_rules = [r for r in applicable if r.scope == "neighbours"]
         near_walks = [(t, t.walked()) for t in near]
         hits += span_rule_hits(
-            near_walks, near_rules, fact_values, rules.near_index, rules.nested_index
+            near_walks,
+            rules.near_index,
+            fact_values,
+            withins=rules.withins,
+            nested=rules.nested_index,
+            inapplicable=inapplicable,
         )
     for rule, span, exc, count in hits:
         evidence = _evidence(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
         fired.append(_finding(rule, span, evidence, neighbour=rule.scope == "neighbours"))
-    for rule in applicable:
-        if rule.match is not None or rule.uses_slow or not facts_hold(rule, fact_values):
+    for rule in rules.operation_rules:
+        if rule.id in inapplicable or not facts_hold(rule, fact_values):
             continue
         span = _subject(rule.subject, facts, choice, walks, workers=workers, by_trace=by_trace)
         exc = _first_exception(span)
@@ -337,8 +347,8 @@ def _apply_slow(
     }
     values = {**op_values, "baseline": reference}
     b = diagnosis.bottleneck
-    for rule in rules.rules:
-        if not rule.uses_slow or not facts_hold(rule, facts):
+    for rule in rules.slow_rules:
+        if not facts_hold(rule, facts):
             continue
         evidence = dict(values)
         span_ref: tuple[str, str, str, str] | None = None
@@ -541,17 +551,18 @@ def _operation_values(
         values["bottleneck.service"] = result.service
         values["share"] = f"{round(result.share * 100)} %"
     values.update(workers.values(facts.operation_type))
-    values.update(_declared_values(walks, rules.values))
+    values.update(_declared_values(walks, rules.values, rules.value_keys))
     return values
 
 
-def _declared_values(walks: Walks, declared: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+def _declared_values(
+    walks: Walks, declared: dict[str, tuple[str, ...]], attr_keys: frozenset[str]
+) -> dict[str, Any]:
     """``op:NAME`` for each ``operation.values`` entry: the first span (in walk order) that
     has one of its attribute keys; ``key#a.b`` reads a path inside a JSON text attribute."""
     if not declared:
         return {}
     wanted = {name: keys for name, keys in declared.items()}
-    attr_keys = {key.partition("#")[0] for keys in declared.values() for key in keys}
     out: dict[str, Any] = {}
     for _, walk in walks:
         for span, _ in walk:

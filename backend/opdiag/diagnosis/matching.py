@@ -109,10 +109,7 @@ def matches_context(m: SpanMatch, ctx: SpanContext) -> bool:
         return False
     if m.without_child is not None and id(m.without_child) in ctx.children:
         return False
-    for cond in m.bottleneck_share:
-        if not evaluate(cond, ctx.share):
-            return False
-    return True
+    return all(evaluate(cond, ctx.share) for cond in m.bottleneck_share)
 
 
 def match_own(m: SpanMatch, span: Span) -> tuple[bool, ExceptionInfo | None]:

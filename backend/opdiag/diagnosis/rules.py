@@ -8,10 +8,9 @@ marks, so every message points at the offending key. The format is documented in
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from opdiag.diagnosis.neighbours import HealthCheck, NeighbourSpec, merge_specs
 from opdiag.diagnosis.result import SEVERITIES, VERDICTS
 from opdiag.diagnosis.templates import Template, parse_template
 from opdiag.errors import RulePackError
+from opdiag.globs import Globs
 from opdiag.model import SPAN_KINDS, SpanQuery
 
 DEFAULT_PACK = Path(__file__).resolve().parents[1] / "rules" / "ktrdr.yaml"
@@ -67,6 +67,7 @@ CAUSES = frozenset({"origin", "matched"})
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 _STATUS_RANGE = re.compile(r"^([1-5])xx$|^(\d{3})-(\d{3})$")
 
+_MAX_NAMES = 8192
 _RULE_KEYS = frozenset(
     {
         "id",
@@ -127,31 +128,6 @@ _NEIGHBOUR_KEYS = frozenset(
 )
 
 
-_GLOBS: dict[tuple[str, ...], Globs] = {}
-
-
-@dataclass(frozen=True, slots=True)
-class Globs:
-    """Span-name (or service, or exception-type) glob patterns, compiled into one regex."""
-
-    patterns: tuple[str, ...]
-    regex: re.Pattern[str]
-
-    @classmethod
-    def of(cls, patterns: Sequence[str]) -> Globs:
-        """Compiled once per distinct pattern list (the engine asks for the settings' noise
-        patterns on every diagnosis; a listing diagnoses thousands)."""
-        key = tuple(patterns)
-        found = _GLOBS.get(key)
-        if found is None:
-            joined = "|".join(f"(?:{fnmatch.translate(p)})" for p in key) or r"(?!)"
-            found = _GLOBS[key] = cls(key, re.compile(joined))
-        return found
-
-    def __call__(self, text: str) -> bool:
-        return self.regex.match(text) is not None
-
-
 @dataclass(frozen=True, slots=True)
 class StatusRange:
     low: int
@@ -197,7 +173,7 @@ class SpanMatch:
     def may_hold_on(self, attributes: dict[str, Any]) -> bool:
         """Whether a span with these attributes can match at all (every required key is
         there)."""
-        for key in self.required:
+        for key in self.required:  # noqa: SIM110 - per span and rule: no generator
             if key not in attributes:
                 return False
         return True
@@ -291,10 +267,36 @@ class RuleSet:
     near_index: ShapeIndex[Rule] = field(init=False, repr=False, compare=False)
     when_index: ShapeIndex[SpanMatch] = field(init=False, repr=False, compare=False)
     nested_index: ShapeIndex[SpanMatch] = field(init=False, repr=False, compare=False)
+    # What every diagnosis would otherwise work out again from the rule list.
+    order: dict[str, int] = field(init=False, repr=False, compare=False)  # rule id -> rank
+    with_when: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
+    operation_rules: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
+    slow_rules: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
+    withins: tuple[Globs, ...] = field(init=False, repr=False, compare=False)
+    value_keys: frozenset[str] = field(init=False, repr=False, compare=False)
+    _names: dict[str, tuple[str | None, bool]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self._by_id = {r.id: r for r in self.rules}
+        self.order = {r.id: i for i, r in enumerate(self.rules)}
+        self.with_when = tuple(r for r in self.rules if r.when)
+        self.operation_rules = tuple(
+            r for r in self.rules if r.match is None and not r.uses_slow
+        )
+        self.slow_rules = tuple(r for r in self.rules if r.uses_slow)
+        self.value_keys = frozenset(
+            key.partition("#")[0] for keys in self.values.values() for key in keys
+        )
         with_match = [r for r in self.rules if r.match is not None]
+        self.withins = tuple(
+            {
+                r.match.within.patterns: r.match.within
+                for r in with_match
+                if r.match is not None and r.match.within is not None
+            }.values()
+        )
         self.own_index = ShapeIndex([r for r in with_match if r.scope == "own"], _match_of)
         self.near_index = ShapeIndex([r for r in with_match if r.scope != "own"], _match_of)
         whens = {id(m): m for r in self.rules for m in r.when}
@@ -310,6 +312,18 @@ class RuleSet:
 
     def get(self, rule_id: str) -> Rule | None:
         return self._by_id.get(rule_id)
+
+    def name_info(self, name: str) -> tuple[str | None, bool]:
+        """What a span name alone says: the operation type it hints at, whether it is a
+        phase. Remembered per name (bounded) across diagnoses."""
+        info = self._names.get(name)
+        if info is None:
+            hint = next((h.type for h in self.type_hints if h.span(name)), None)
+            info = (hint, self.phases(name))
+            if len(self._names) >= _MAX_NAMES:
+                self._names.clear()
+            self._names[name] = info
+        return info
 
 
 def _match_of(rule: Rule) -> SpanMatch | None:

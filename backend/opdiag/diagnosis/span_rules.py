@@ -23,12 +23,14 @@ from opdiag.diagnosis.matching import (
     matches_context,
 )
 from opdiag.diagnosis.rules import Rule, SpanMatch
+from opdiag.globs import Globs
 from opdiag.model import Span, Trace
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
 _EMPTY: frozenset[tuple[str, ...]] = frozenset()
 _NO_IDS: frozenset[int] = frozenset()
 _BARE = SpanContext()
+_NOTHING = missing()
 
 
 def when_held(walks: Walks, index: ShapeIndex[SpanMatch]) -> frozenset[int]:
@@ -58,43 +60,30 @@ def when_holds(rule: Rule, held: Collection[int]) -> bool:
 
 
 def facts_hold(rule: Rule, facts: dict[str, Any]) -> bool:
-    nothing = missing()
-    return all(evaluate(c, facts.get(c.key, nothing)) for c in rule.facts)
+    for cond in rule.facts:  # noqa: SIM110 - per rule and operation: no generator
+        if not evaluate(cond, facts.get(cond.key, _NOTHING)):
+            return False
+    return True
 
 
 def span_rule_hits(
     walks: Walks,
-    rules: Sequence[Rule],
-    facts: dict[str, Any],
     index: ShapeIndex[Rule],
+    facts: dict[str, Any],
+    *,
+    withins: Sequence[Globs],
     nested: ShapeIndex[SpanMatch],
+    inapplicable: Collection[str] = (),
     bottleneck: Span | None = None,
     bottleneck_share: float = 0.0,
 ) -> list[tuple[Rule, Span, ExceptionInfo | None, int]]:
-    """Evaluate every span rule on every span of ``walks``, once; keep per rule the deepest
-    (then latest) matching span and the number of matches. ``rules`` are the candidates
-    (their scope, facts and ``when`` already checked by the caller), ``index`` the rule set's
-    shape index they come from, ``nested`` that of its ``without_*`` matches."""
-    active = [r for r in rules if r.match is not None and facts_hold(r, facts)]
-    if not active:
-        return []
-    active_ids = {r.id for r in active}
-    withins = list(
-        {
-            r.match.within.patterns: r.match.within
-            for r in active
-            if r.match is not None and r.match.within is not None
-        }.values()
-    )
-    # nested ``without_descendant``/``without_child`` matches, by id(): precomputed in one
-    # pass over a trace, only once a span of it meets a candidate rule that uses one
-    no_desc: dict[int, SpanMatch] = {}
-    no_child: dict[int, SpanMatch] = {}
-    for r in active:
-        if r.match is not None and r.match.without_descendant is not None:
-            no_desc[id(r.match.without_descendant)] = r.match.without_descendant
-        if r.match is not None and r.match.without_child is not None:
-            no_child[id(r.match.without_child)] = r.match.without_child
+    """Evaluate every span rule of ``index`` (one scope of the rule set) on every span of
+    ``walks``, once; keep per rule the deepest (then latest) matching span and the number of
+    matches. A rule takes part when its ``facts`` hold and it is not ``inapplicable`` (its
+    ``when`` failed); that is decided only for the rules some span meets, so an operation
+    costs what its spans meet, not what the pack holds. ``withins`` are the rule set's
+    ``within`` globs, ``nested`` its ``without_*`` matches."""
+    active: dict[str, bool] = {}
     # id() of the index's candidates of a shape -> (them, the active ones, does one use
     # ``within``, does one use ``without_*``)
     here_of: dict[int, tuple[tuple[Rule, ...], list[Rule], bool, bool]] = {}
@@ -104,6 +93,12 @@ def span_rule_hits(
     b_span = bottleneck
     b_share = bottleneck_share
     of = index.of
+
+    def takes_part(rule: Rule) -> bool:
+        found = active.get(rule.id)
+        if found is None:
+            found = active[rule.id] = rule.id not in inapplicable and facts_hold(rule, facts)
+        return found
 
     def own_within_of(name: str) -> frozenset[tuple[str, ...]]:
         own = own_within.get(name)
@@ -124,8 +119,8 @@ def span_rule_hits(
                 continue
             here = here_of.get(id(maybe))
             if here is None or here[0] is not maybe:  # (the tuple is held: its id stays its)
-                kept = [r for r in maybe if r.id in active_ids]
-                uses_within = any(r.match is not None and r.match.within is not None for r in kept)
+                kept = [r for r in maybe if takes_part(r)]
+                uses_within = any(_match(r).within is not None for r in kept)
                 uses_without = any(_uses_without(r) for r in kept)
                 here = here_of[id(maybe)] = (maybe, kept, uses_within, uses_without)
             _, rules_here, uses_within, uses_without = here
@@ -136,7 +131,7 @@ def span_rule_hits(
             if error_below is None:
                 error_below = _error_below(walk, by_id)
             if uses_without and below_sets is None:
-                below_sets = _below(trace, no_desc, no_child, nested)
+                below_sets = _below(trace, nested)
             with_desc, with_child = below_sets or ({}, {})
             within = _within(span, by_id, within_of, own_within_of) if uses_within else _EMPTY
             below = span.span_id in error_below
@@ -159,9 +154,11 @@ def span_rule_hits(
                 current = best.get(rule.id)
                 if current is None or key > current[0]:
                     best[rule.id] = (key, span, exc)
+    if not best:
+        return []
     return [
         (rule, best[rule.id][1], best[rule.id][2], counts[rule.id])
-        for rule in active
+        for rule in index.items
         if rule.id in best
     ]
 
@@ -206,39 +203,29 @@ def _within(
 
 
 def _below(
-    trace: Trace,
-    no_desc: dict[int, SpanMatch],
-    no_child: dict[int, SpanMatch],
-    nested: ShapeIndex[SpanMatch],
+    trace: Trace, nested: ShapeIndex[SpanMatch]
 ) -> tuple[dict[int, set[str]], dict[int, set[str]]]:
-    """For each nested ``without_descendant`` (``without_child``) match, the ids of the spans
-    that have a matching descendant (direct child). One pass over the whole trace, leaves
-    first (reversed pre-order: a span's subtree comes before it), so linear in spans × nested
-    matches; the static part of each match comes from the shape index. The whole trace, not
-    the operation's scope: a call counts wherever its spans were attributed."""
-    wanted = {**no_desc, **no_child}
-    with_desc: dict[int, set[str]] = {k: set() for k in no_desc}
-    with_child: dict[int, set[str]] = {k: set() for k in no_child}
+    """For each nested ``without_descendant`` (``without_child``) match of the rule set, the
+    ids of the spans that have a matching descendant (direct child), by the match's ``id()``.
+    One pass over the whole trace, leaves first (reversed pre-order: a span's subtree comes
+    before it), so linear in spans × nested matches; the static part of each match comes from
+    the shape index. The whole trace, not the operation's scope: a call counts wherever its
+    spans were attributed."""
+    with_desc: dict[int, set[str]] = {id(m): set() for m in nested.items}
+    with_child: dict[int, set[str]] = {id(m): set() for m in nested.items}
     of = nested.of
     for span, _ in reversed(trace.walked()):
         parent = span.parent_id
         if parent is None:
             continue
         maybe = of(span)
-        hits = (
-            tuple(
-                id(m) for m in maybe if id(m) in wanted and match_span(m, span, _BARE)[0]
-            )
-            if maybe
-            else ()
-        )
+        hits = tuple(id(m) for m in maybe if match_span(m, span, _BARE)[0]) if maybe else ()
         sid = span.span_id
         for k, ids in with_desc.items():
             if k in hits or sid in ids:
                 ids.add(parent)
         for k in hits:
-            if k in with_child:
-                with_child[k].add(parent)
+            with_child[k].add(parent)
     return with_desc, with_child
 
 

@@ -19,7 +19,7 @@ engine reads those of the spans on the path).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from opdiag.analysis import critical_path
 from opdiag.analysis.self_time import LazySelfTimes
@@ -35,8 +35,20 @@ class Timing:
     critical_length_us: int
 
 
-def trace_timing(trace: Trace, is_noise: Callable[[Span], bool] | None = None) -> Timing:
-    """Timing of one trace; the path length counts every section (idle gaps included)."""
-    noisy = {s.span_id for s in trace.spans if is_noise(s)} if is_noise is not None else None
+def noise_ids(trace: Trace, is_noise: Callable[[Span], bool]) -> set[str]:
+    """The ids of the trace's noise spans (computed once, read by timing, bottleneck, gaps)."""
+    return {s.span_id for s in trace.spans if is_noise(s)}
+
+
+def trace_timing(
+    trace: Trace,
+    is_noise: Callable[[Span], bool] | None = None,
+    *,
+    noisy: Collection[str] | None = None,
+) -> Timing:
+    """Timing of one trace; the path length counts every section (idle gaps included).
+    ``noisy``: the noise span ids when the caller has them (else ``is_noise`` decides)."""
+    if noisy is None and is_noise is not None:
+        noisy = noise_ids(trace, is_noise)
     path = critical_path(trace, reattach_async=True, transparent=noisy)
     return Timing(LazySelfTimes(trace), path.time_by_span(), path.length_us)

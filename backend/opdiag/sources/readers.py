@@ -146,16 +146,18 @@ def parse_bytes(data: bytes, source: str, max_bytes: int = DEFAULT_MAX_BYTES) ->
     data = text_bytes(data, source, max_bytes)
     if not data or data.isspace():  # not data.strip(): that copies a 70 MB file
         raise TraceFormatError("empty, no JSON document", source=source)
-    if has_surrogate_escape(data):
-        data = repair_surrogates(data)
     with gc_paused():
         return _parse_bytes(data, source)
 
 
 def _parse_bytes(data: bytes, source: str) -> list[Trace]:
+    # The typed decoder refuses lone surrogate escapes wherever they are, so a document it
+    # takes holds none; the others are repaired before the general path reads them.
     typed = _typed(data, source) if is_utf8(data) else None
     if typed is not None:
         return typed
+    if has_surrogate_escape(data):
+        data = repair_surrogates(data)
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
