@@ -46,10 +46,12 @@ def find_bottleneck(
     *,
     extent_us: int,
     clipped_ends: dict[str, int] | None = None,
+    work: Sequence[Sequence[Span]] | None = None,
 ) -> Choice:
     """The span or gap holding the largest share (see the module docstring). A span that
     kept working for a caller that had already given up (``clipped_ends``) is not a
-    candidate: that time is not the operation's."""
+    candidate: that time is not the operation's. ``work``: ``work_spans(walks, is_noise)``
+    when the caller has them (``diagnosis.survey``)."""
     clipped = clipped_ends or {}
     best = _span_bottleneck(walks, list(timings), lambda s: is_noise(s) or s.span_id in clipped)
     span_share = 0.0
@@ -57,7 +59,7 @@ def find_bottleneck(
         _, on_path, timing = best
         length = timing.critical_length_us
         span_share = on_path / length if length else 0.0
-    gap = largest_gap_of(work_spans(walks, is_noise), clipped)
+    gap = largest_gap_of(work if work is not None else work_spans(walks, is_noise), clipped)
     gap_share = min(1.0, gap.duration_us / extent_us) if gap is not None and extent_us > 0 else 0.0
     if gap is not None and gap_share > span_share:
         return Choice(

@@ -41,14 +41,15 @@ from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers, clock_text
 from opdiag.diagnosis.result import Diagnosis, Finding, FlowStep
 from opdiag.diagnosis.rules import Rule, RuleSet
-from opdiag.diagnosis.span_rules import facts_hold, span_rule_hits, when_held, when_holds
+from opdiag.diagnosis.span_rules import facts_hold, span_rule_hits, when_holds
+from opdiag.diagnosis.survey import survey
 from opdiag.diagnosis.templates import (
     OPERATION_VALUE_PREFIX,
     PLACEHOLDERS,
     attr_evidence_key,
     fill,
 )
-from opdiag.diagnosis.timing import Timing, noise_ids, trace_timing
+from opdiag.diagnosis.timing import Timing, trace_timing
 from opdiag.globs import Globs
 from opdiag.model import Span, Trace, looks_like_trace_id, normalise_trace_id
 from opdiag.settings import DiagnosisSettings
@@ -114,15 +115,25 @@ def diagnose(
         stuck_after_s=settings.stuck_after_s,
         context=frozenset(context),
     )
-    check = noise_check(Globs.of(settings.noise_span_patterns))
-    noisy = {t.trace_id: noise_ids(t, check) for t, _ in walks}
+    found = survey(
+        walks,
+        rules,
+        noise_check(Globs.of(settings.noise_span_patterns)),
+        rules.neighbours.worker_globs(),
+    )
+    noisy = found.noisy
 
     def noise(span: Span) -> bool:
         return span.span_id in noisy[span.trace_id]
 
     timings = [trace_timing(t, noisy=noisy[t.trace_id]) for t, _ in walks]
     choice = find_bottleneck(
-        walks, timings, noise, extent_us=facts.duration_us, clipped_ends=facts.clipped_ends
+        walks,
+        timings,
+        noise,
+        extent_us=facts.duration_us,
+        clipped_ends=facts.clipped_ends,
+        work=found.work,
     )
     until_us = _judged_until(facts, now_us)
     near = _near(
@@ -137,9 +148,11 @@ def diagnose(
         judge_until_us=until_us,
         now_us=now_us,
         settled=facts.status in _SETTLED,
+        calls=found.calls,
+        worker_ends=found.worker_ends,
     )
     op_values = _operation_values(
-        facts, choice, ident, now_us, workers=workers, walks=walks, rules=rules
+        facts, choice, ident, now_us, workers=workers, valued=found.valued, rules=rules
     )
     by_trace = {t.trace_id: t for t, _ in (*walks, *((t, ()) for t in near))}
 
@@ -150,13 +163,13 @@ def diagnose(
         "worker_lost": workers.lost is not None,
         "capable_workers_lost": workers.capable_lost is not None,
     }
-    held = when_held(walks, rules.when_index)
-    inapplicable = {r.id for r in rules.with_when if not when_holds(r, held)}
+    inapplicable = {r.id for r in rules.with_when if not when_holds(r, found.held)}
     b_span = choice.span if choice.is_span else None
     hits = span_rule_hits(
         walks,
         rules.own_index,
         fact_values,
+        meeting=found.meeting,
         withins=rules.withins,
         nested=rules.nested_index,
         inapplicable=inapplicable,
@@ -525,7 +538,7 @@ def _operation_values(
     now_us: int,
     *,
     workers: WorkerAssessment,
-    walks: Walks,
+    valued: Sequence[Span],
     rules: RuleSet,
 ) -> dict[str, Any]:
     """Operation-level template values: lifecycle, where it is, bottleneck, worker, and the
@@ -551,37 +564,35 @@ def _operation_values(
         values["bottleneck.service"] = result.service
         values["share"] = f"{round(result.share * 100)} %"
     values.update(workers.values(facts.operation_type))
-    values.update(_declared_values(walks, rules.values, rules.value_keys))
+    values.update(_declared_values(valued, rules.values))
     return values
 
 
 def _declared_values(
-    walks: Walks, declared: dict[str, tuple[str, ...]], attr_keys: frozenset[str]
+    valued: Sequence[Span], declared: dict[str, tuple[str, ...]]
 ) -> dict[str, Any]:
     """``op:NAME`` for each ``operation.values`` entry: the first span (in walk order) that
-    has one of its attribute keys; ``key#a.b`` reads a path inside a JSON text attribute."""
+    has one of its attribute keys; ``key#a.b`` reads a path inside a JSON text attribute.
+    ``valued``: the operation's spans that carry any of the keys, in walk order."""
     if not declared:
         return {}
     wanted = {name: keys for name, keys in declared.items()}
     out: dict[str, Any] = {}
-    for _, walk in walks:
-        for span, _ in walk:
-            attrs = span.attributes
-            if attrs.keys().isdisjoint(attr_keys):  # most spans: one C-level test
-                continue
-            for name in list(wanted):
-                for key in wanted[name]:
-                    attr, _, path = key.partition("#")
-                    raw = attrs.get(attr)
-                    if raw is None:
-                        continue
-                    value = _json_path(raw, path) if path else raw
-                    if value not in (None, "", "None", "null"):
-                        out[OPERATION_VALUE_PREFIX + name] = value
-                        del wanted[name]
-                        break
-            if not wanted:
-                return out
+    for span in valued:
+        attrs = span.attributes
+        for name in list(wanted):
+            for key in wanted[name]:
+                attr, _, path = key.partition("#")
+                raw = attrs.get(attr)
+                if raw is None:
+                    continue
+                value = _json_path(raw, path) if path else raw
+                if value not in (None, "", "None", "null"):
+                    out[OPERATION_VALUE_PREFIX + name] = value
+                    del wanted[name]
+                    break
+        if not wanted:
+            return out
     return out
 
 

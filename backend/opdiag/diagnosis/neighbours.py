@@ -447,16 +447,20 @@ def assess_workers(
     judge_until_us: int,
     now_us: int,
     settled: bool,
+    calls: Sequence[Span] | None = None,
+    worker_ends: dict[str, int] | None = None,
 ) -> WorkerAssessment:
     """Who ran the operation, and did it go silent before ``judge_until_us`` (the terminal
     transition, or now)? ``settled``: the operation completed or was cancelled, so whatever
-    its worker did afterwards is not its story."""
+    its worker did afterwards is not its story. ``calls`` and ``worker_ends``: the client
+    spans and first worker spans of ``own`` and the last end of each worker service, when the
+    caller has them (``diagnosis.survey``; ``workers_of`` looks at nothing else)."""
     all_globs = spec.worker_globs()
     if not all_globs:
         return WorkerAssessment()
     probes = probes_of(neighbours, spec.health_checks)
     view = WorkerView.of(probes)
-    spans = [span for _, walk in own for span, _ in walk]
+    spans = calls if calls is not None else [span for _, walk in own for span, _ in walk]
     children = {trace.trace_id: trace.children for trace, _ in own}
     workers = workers_of(spans, children, all_globs, view)
     ran = [w for w in workers if w.ran]
@@ -467,7 +471,10 @@ def assess_workers(
         lost = None
         if ran and not settled and worker.address:
             lost = view.silent(worker.address, start_us, judge_until_us)
-        seen = max((s.end_us for s in spans if s.service == worker.service), default=None)
+        if worker_ends is not None:
+            seen = worker_ends.get(worker.service) if worker.service is not None else None
+        else:
+            seen = max((s.end_us for s in spans if s.service == worker.service), default=None)
         return WorkerAssessment(worker, bool(ran), lost, None, (), len(probes), seen)
     globs = spec.worker_globs(operation_type) if operation_type else ()
     capable = tuple(view.addresses_of(globs)) if globs else ()

@@ -5,7 +5,8 @@ per distinct span name, kind, error flag and exception, and kept with the compil
 most spans meet no rule at all; ``within`` sets are computed only for spans that meet a
 candidate that uses one, and nested ``without_*`` matches are decided in one pass over a
 trace, leaves first, only when a candidate needs them. ``when`` (what the operation's own spans
-must show for a rule to apply) is decided for every rule in one pass.
+must show for a rule to apply) is decided for every rule in the engine's one walk
+(``diagnosis.survey``).
 """
 
 from __future__ import annotations
@@ -27,31 +28,12 @@ from opdiag.globs import Globs
 from opdiag.model import Span, Trace
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
+# per walk: (span, its depth, the candidates its shape meets), in walk order
+Meeting = list[tuple[Span, int, tuple[Rule, ...]]]
 _EMPTY: frozenset[tuple[str, ...]] = frozenset()
 _NO_IDS: frozenset[int] = frozenset()
 _BARE = SpanContext()
 _NOTHING = missing()
-
-
-def when_held(walks: Walks, index: ShapeIndex[SpanMatch]) -> frozenset[int]:
-    """The ``when`` matches (by ``id()``) that one of the operation's own spans satisfies:
-    one pass for every rule, ending once all of them hold."""
-    if not index:
-        return _NO_IDS
-    wanted = len(index)
-    held: set[int] = set()
-    of = index.of
-    for _, walk in walks:
-        for span, _ in walk:
-            maybe = of(span)
-            if not maybe:
-                continue
-            for m in maybe:
-                if id(m) not in held and match_span(m, span, _BARE)[0]:
-                    held.add(id(m))
-            if len(held) == wanted:
-                return frozenset(held)
-    return frozenset(held)
 
 
 def when_holds(rule: Rule, held: Collection[int]) -> bool:
@@ -66,11 +48,19 @@ def facts_hold(rule: Rule, facts: dict[str, Any]) -> bool:
     return True
 
 
+def meeting_of(walks: Walks, index: ShapeIndex[Rule]) -> list[Meeting]:
+    """Per walk, the spans that meet a candidate of ``index`` (with their depth and the
+    candidates), in walk order."""
+    of = index.of
+    return [[(s, d, m) for s, d in walk if (m := of(s))] for _, walk in walks]
+
+
 def span_rule_hits(
     walks: Walks,
     index: ShapeIndex[Rule],
     facts: dict[str, Any],
     *,
+    meeting: Sequence[Meeting] | None = None,
     withins: Sequence[Globs],
     nested: ShapeIndex[SpanMatch],
     inapplicable: Collection[str] = (),
@@ -81,7 +71,8 @@ def span_rule_hits(
     ``walks``, once; keep per rule the deepest (then latest) matching span and the number of
     matches. A rule takes part when its ``facts`` hold and it is not ``inapplicable`` (its
     ``when`` failed); that is decided only for the rules some span meets, so an operation
-    costs what its spans meet, not what the pack holds. ``withins`` are the rule set's
+    costs what its spans meet, not what the pack holds. ``meeting``: ``meeting_of(walks,
+    index)`` when the caller has it (``diagnosis.survey``); ``withins`` are the rule set's
     ``within`` globs, ``nested`` its ``without_*`` matches."""
     active: dict[str, bool] = {}
     # id() of the index's candidates of a shape -> (them, the active ones, does one use
@@ -92,7 +83,8 @@ def span_rule_hits(
     counts: dict[str, int] = {}
     b_span = bottleneck
     b_share = bottleneck_share
-    of = index.of
+    if meeting is None:
+        meeting = meeting_of(walks, index)
 
     def takes_part(rule: Rule) -> bool:
         found = active.get(rule.id)
@@ -106,17 +98,14 @@ def span_rule_hits(
             own = own_within[name] = frozenset(w.patterns for w in withins if w(name))
         return own
 
-    for trace, walk in walks:
+    for (trace, walk), meets in zip(walks, meeting, strict=True):
         error_below: set[str] | None = None
         # ``within`` sets are computed only for spans that meet a candidate rule (few), from
         # their ancestors up, and memoised: a scoped walk holds every ancestor of its spans.
         within_of: dict[str, frozenset[tuple[str, ...]]] = {}
         by_id = trace.by_id
         below_sets: tuple[dict[int, set[str]], dict[int, set[str]]] | None = None
-        for span, depth in walk:
-            maybe = of(span)
-            if not maybe:
-                continue
+        for span, depth, maybe in meets:
             here = here_of.get(id(maybe))
             if here is None or here[0] is not maybe:  # (the tuple is held: its id stays its)
                 kept = [r for r in maybe if takes_part(r)]
