@@ -298,6 +298,8 @@ def _copy_walked(
 def _root_ranges(trace: Trace, roots: Sequence[Span]) -> list[tuple[int, int]] | None:
     """Where each root's subtree sits in ``trace.walked()``; None if they do not line up."""
     walked = trace.walked()
+    if len(roots) == 1:  # the usual trace: one root, the whole walk
+        return [(0, len(walked))] if walked and walked[0][0] is roots[0] else None
     starts = [i for i, (_, depth) in enumerate(walked) if depth == 0]
     if len(starts) != len(roots) or any(
         walked[i][0] is not root for i, root in zip(starts, roots, strict=True)

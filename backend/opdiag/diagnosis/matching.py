@@ -125,19 +125,19 @@ def match_own(m: SpanMatch, span: Span) -> tuple[bool, ExceptionInfo | None]:
         return False, None
     if m.services is not None and not m.services(span.service):
         return False, None
+    if m.http_no_status or m.http_status:  # before the attributes: cheaper than a regex
+        status = http_status(span)
+        if m.http_no_status:
+            if status is not None:
+                return False, None
+        elif status is None or not any(r.low <= status <= r.high for r in m.http_status):
+            return False, None
     nothing = missing()
     for cond in m.attributes:
         if cond.op in ATTRIBUTE_OPERATORS:
             if not compare_attributes(cond, attrs):
                 return False, None
         elif not evaluate(cond, attrs.get(cond.key, nothing)):
-            return False, None
-    if m.http_no_status or m.http_status:
-        status = http_status(span)
-        if m.http_no_status:
-            if status is not None:
-                return False, None
-        elif status is None or not any(r.low <= status <= r.high for r in m.http_status):
             return False, None
     duration_ms = span.duration_us / 1000
     for cond in m.duration_ms:

@@ -323,14 +323,18 @@ def workers_of(
     no dispatch seen still name the worker, with the address it serves on when recorded."""
     found: dict[str, Worker] = {}
     worker_services: dict[str, Span] = {}
-    is_worker: dict[str, bool] = {}  # per service: a 100k-span operation has a handful
+    workers: dict[str, bool] = {}  # per service: a 100k-span operation has a handful
     places: dict[object, str | None] = {}  # per URL: a poller repeats one
+
+    def is_worker(service: str) -> bool:
+        known = workers.get(service)
+        if known is None:
+            known = workers[service] = any(_glob(g, service) for g in worker_globs)
+        return known
+
     for span in spans:
         service = span.service
-        worker = is_worker.get(service)
-        if worker is None:
-            worker = is_worker[service] = any(_glob(g, service) for g in worker_globs)
-        if worker and service not in worker_services:
+        if is_worker(service) and service not in worker_services:
             worker_services[service] = span
         if span.kind != CLIENT:
             continue
@@ -345,19 +349,12 @@ def workers_of(
         if key is None:
             continue
         below = children.get(span.trace_id, {}).get(span.span_id, ())
-        server = next(
-            (
-                c
-                for c in below
-                if c.kind == SERVER and any(_glob(g, c.service) for g in worker_globs)
-            ),
-            None,
-        )
+        server = next((c for c in below if c.kind == SERVER and is_worker(c.service)), None)
         if server is not None:
             found.setdefault(key, Worker(server.service, key, True, span))
         elif key in view.services and key not in found and _is_call(span):
             service = view.services[key]
-            if any(_glob(g, service) for g in worker_globs):
+            if is_worker(service):
                 found[key] = Worker(service, key, False, span)
     known = {w.service for w in found.values()}
     for service, span in worker_services.items():
