@@ -7,8 +7,11 @@ the shared notes), so a test that still reads one fails at once, naming the path
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,6 +42,12 @@ def _refuse_reads_beside_the_repository(event: str, args: tuple[object, ...]) ->
 
 
 sys.addaudithook(_refuse_reads_beside_the_repository)
+
+# Compiled rule packs (opdiag.diagnosis.pack_cache) go to a directory of this run, not to the
+# user's cache; CLI subprocesses inherit it.
+_PACK_CACHE = tempfile.mkdtemp(prefix="opdiag-test-cache-")
+os.environ.setdefault("OPDIAG_CACHE_DIR", _PACK_CACHE)
+atexit.register(shutil.rmtree, _PACK_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -158,11 +158,9 @@ def _parse_taken(box: list[bytes], source: str, max_bytes: int) -> list[Trace]:
     data = text_bytes(box.pop(), source, max_bytes)
     if not data or data.isspace():  # not data.strip(): that copies a 70 MB file
         raise TraceFormatError("empty, no JSON document", source=source)
-    utf8 = is_utf8(data)
-    if utf8:  # (errors in other text name byte offsets of the bytes as they came)
-        data = _compacted(data)
+    data = _compacted(data)
     with gc_paused():
-        return _parse_bytes(data, source, utf8=utf8)
+        return _parse_bytes(data, source)
 
 
 def _compacted(data: bytes) -> bytes:
@@ -173,16 +171,18 @@ def _compacted(data: bytes) -> bytes:
     sample = data[:_SAMPLE]
     if sample.count(b" ") + sample.count(b"\n") < len(sample) * _BLANK_SHARE:
         return data
+    if not is_utf8(data):  # errors in other text name offsets of the bytes as they came
+        return data
     try:
         return msgspec.json.format(data, indent=-1)
     except msgspec.DecodeError:
         return data
 
 
-def _parse_bytes(data: bytes, source: str, *, utf8: bool) -> list[Trace]:
+def _parse_bytes(data: bytes, source: str) -> list[Trace]:
     # The typed decoder refuses lone surrogate escapes wherever they are, so a document it
     # takes holds none; the others are repaired before the general path reads them.
-    typed = _typed(data, source) if utf8 else None
+    typed = _typed(data, source) if is_utf8(data) else None
     if typed is not None:
         return typed
     if has_surrogate_escape(data):
