@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
+from itertools import islice
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from opdiag.diagnosis import engine
@@ -409,8 +410,11 @@ class DiagnosisService:
 
     # -- many operations --------------------------------------------------------------
 
-    def _all(self, start_us: int, end_us: int, now_us: int, limit: int | None) -> list[Diagnosis]:
-        """Every operation in the range, diagnosed in two passes (verdicts, then baselines)."""
+    def _all(
+        self, start_us: int, end_us: int, now_us: int, limit: int | None
+    ) -> Iterator[Diagnosis]:
+        """Every operation in the range, newest first, diagnosed in two passes: verdicts
+        (here, at once), then baselines, one operation at a time as the result is read."""
         trace_limit = (
             _ALL_LIMIT
             if self._is_file_source()
@@ -419,7 +423,7 @@ class DiagnosisService:
         traces = self.source.recent_traces(start_us, end_us, trace_limit)
         groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
         finals: dict[str, Diagnosis] = {}
-        bases: list[tuple[OperationTraces, Diagnosis]] = []
+        bases: list[tuple[OperationTraces, Diagnosis] | None] = []
         for group in groups:
             cached = self._final.get(group.key)
             if cached is not None:
@@ -430,13 +434,30 @@ class DiagnosisService:
         healthy: dict[str, list[RunProfile]] = {}
         # profiles made here are used again below (the LRU may not hold a long listing's)
         profiles: dict[str, RunProfile] = {}
-        for group, diagnosis in bases:
+        for group, diagnosis in filter(None, bases):
             if group.key not in finals and _is_healthy_run(diagnosis):
                 profile = profiles[group.key] = self._profile(group, diagnosis)
                 healthy.setdefault(_type_of(diagnosis, group), []).append(profile)
         good = {op_type: self._good(runs) for op_type, runs in healthy.items()}
-        out: list[Diagnosis] = []
-        for group, diagnosis in bases:
+        # newest first (a stable sort: equal keys keep the grouping's order)
+        order = sorted(range(len(bases)), key=lambda i: _newest(bases[i]), reverse=True)
+        return self._judge_each(bases, order, finals, good, profiles)
+
+    def _judge_each(
+        self,
+        bases: list[tuple[OperationTraces, Diagnosis] | None],
+        order: Sequence[int],
+        finals: dict[str, Diagnosis],
+        good: dict[str, list[RunProfile]],
+        profiles: dict[str, RunProfile],
+    ) -> Iterator[Diagnosis]:
+        """The second pass, in ``order``: each verdict is let go once judged, so a listing
+        read row by row holds the first pass's verdicts, never every final diagnosis."""
+        for i in order:
+            entry = bases[i]
+            bases[i] = None
+            assert entry is not None
+            group, diagnosis = entry
             final = finals.get(group.key)
             if final is None:
                 final = diagnosis
@@ -446,9 +467,7 @@ class DiagnosisService:
                 final = self._finish(final)
                 if final.finished:
                     self._final.put(group.key, final)
-            out.append(final)
-        out.sort(key=lambda d: (d.started_at_ms or 0, d.key), reverse=True)
-        return out
+            yield final
 
     def operations(
         self,
@@ -462,6 +481,31 @@ class DiagnosisService:
         limit: int | None = None,
     ) -> list[Diagnosis]:
         """Operations (and failed dispatches without an id) in the range, newest first."""
+        return list(
+            self.each_operation(
+                start_us,
+                end_us,
+                now_us,
+                operation_types=operation_types,
+                verdicts=verdicts,
+                services=services,
+                limit=limit,
+            )
+        )
+
+    def each_operation(
+        self,
+        start_us: int,
+        end_us: int,
+        now_us: int | None = None,
+        *,
+        operation_types: Iterable[str] | None = None,
+        verdicts: Iterable[str] | None = None,
+        services: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Diagnosis]:
+        """``operations()`` one diagnosis at a time (bad arguments and an unavailable source
+        raise here, before the first): a long listing is written out as it is judged."""
         if end_us < start_us:
             raise InputError("'to' is before 'from'", field="to")
         if limit is not None and limit < 0:
@@ -472,18 +516,19 @@ class DiagnosisService:
             _wanted(verdicts),
             _wanted(services),
         )
-        out = []
-        for d in self._all(start_us, end_us, now, limit):
+        everything = self._all(start_us, end_us, now, limit)
+
+        def wanted(d: Diagnosis) -> bool:
             if d.verdict == "not_found":
-                continue
+                return False
             if types is not None and (d.operation_type or UNKNOWN_TYPE) not in types:
-                continue
+                return False
             if wanted_verdicts is not None and d.verdict not in wanted_verdicts:
-                continue
-            if wanted_services is not None and not wanted_services.intersection(d.services):
-                continue
-            out.append(d)
-        return out if limit is None else out[:limit]
+                return False
+            return wanted_services is None or bool(wanted_services.intersection(d.services))
+
+        kept = filter(wanted, everything)
+        return kept if limit is None else islice(kept, limit)
 
     def verdict_counts(
         self,
@@ -555,6 +600,13 @@ class DiagnosisService:
             found = {s for g in groups for t in g.traces for s in t.services()}
             return [variable_row(v) for v in sorted(found)]
         return [variable_row(g.key) for g in groups]
+
+
+def _newest(entry: tuple[OperationTraces, Diagnosis] | None) -> tuple[int, str]:
+    """The listing's order key (newest first when reversed)."""
+    assert entry is not None
+    diagnosis = entry[1]
+    return (diagnosis.started_at_ms or 0, diagnosis.key)
 
 
 def _may_be_finished(group: OperationTraces) -> bool:
