@@ -68,14 +68,17 @@ class ShapeIndex(Generic[T]):
 
     def of(self, span: Span) -> tuple[T, ...]:
         """The items whose static match holds on ``span``."""
-        key = (span.name, span.kind, span.error)
-        entry = self._memo.get(key)
-        if entry is None:
-            entry = self._decide(key)
-        plain, with_exc = entry
+        plain, with_exc = self.entry((span.name, span.kind, span.error))
         if with_exc is not plain and has_exception(span):
             return with_exc
         return plain
+
+    def entry(self, key: tuple[str, str, bool]) -> tuple[tuple[T, ...], tuple[T, ...]]:
+        """For a (name, kind, error) shape: the items whose static match holds on such a
+        span without an exception, and with one (the same tuple when that makes no
+        difference)."""
+        entry = self._memo.get(key)
+        return entry if entry is not None else self._decide(key)
 
     def _decide(self, key: tuple[str, str, bool]) -> tuple[tuple[T, ...], tuple[T, ...]]:
         name, kind, error = key

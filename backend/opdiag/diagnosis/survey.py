@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from typing import Any
 
+from opdiag.diagnosis.candidates import has_exception
 from opdiag.diagnosis.matching import SpanContext, match_span
 from opdiag.diagnosis.rules import RuleSet
 from opdiag.diagnosis.span_rules import Meeting
@@ -54,9 +56,11 @@ def survey(
 ) -> Survey:
     """Walk the scoped spans once (see the module docstring)."""
     out = Survey()
-    own_of = rules.own_index.of
-    when_of = rules.when_index.of
-    when_left = len(rules.when_index)
+    own_index, when_index = rules.own_index, rules.when_index
+    # (name, kind, error) -> span-rule candidates and ``when`` matches, without and with an
+    # exception recorded, and whether that makes a difference
+    shapes: dict[tuple[str, str, bool], tuple[Any, Any, Any, Any, bool]] = {}
+    when_left = len(when_index)
     held: set[int] = set()
     value_keys = rules.value_keys
     is_worker: dict[str, bool] = {}
@@ -95,12 +99,21 @@ def survey(
                 calls.append(span)
             if value_keys and not span.attributes.keys().isdisjoint(value_keys):
                 valued.append(span)
+            key = (span.name, span.kind, span.error)
+            shape = shapes.get(key)
+            if shape is None:
+                own, when = own_index.entry(key), when_index.entry(key)
+                differs = own[1] is not own[0] or when[1] is not when[0]
+                shape = shapes[key] = (*own, *when, differs)
+            if shape[4] and has_exception(span):
+                maybe, whens = shape[1], shape[3]
+            else:
+                maybe, whens = shape[0], shape[2]
             if when_left:
-                for m in when_of(span):
+                for m in whens:
                     if id(m) not in held and match_span(m, span, _BARE)[0]:
                         held.add(id(m))
                         when_left -= 1
-            maybe = own_of(span)
             if maybe:
                 meeting.append((span, depth, maybe))
         out.noisy[trace.trace_id] = (
