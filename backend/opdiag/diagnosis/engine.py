@@ -121,12 +121,14 @@ def diagnose(
         noise_check(Globs.of(settings.noise_span_patterns)),
         rules.neighbours.worker_globs(),
     )
-    noisy = found.noisy
+    noisy: dict[str, set[str]] = {}
+    for (trace, _), ids in zip(walks, found.noisy, strict=True):
+        noisy[trace.trace_id] = noisy[trace.trace_id] | ids if trace.trace_id in noisy else ids
 
     def noise(span: Span) -> bool:
         return span.span_id in noisy[span.trace_id]
 
-    timings = [trace_timing(t, noisy=noisy[t.trace_id]) for t, _ in walks]
+    timings = [trace_timing(t, noisy=ids) for (t, _), ids in zip(walks, found.noisy, strict=True)]
     choice = find_bottleneck(
         walks,
         timings,

@@ -37,9 +37,9 @@ _BARE = SpanContext()
 
 @dataclass(slots=True)
 class Survey:
-    """What the walk kept, per walk where it is per trace."""
+    """What the walk kept; lists per walk are in the order of the walks."""
 
-    noisy: dict[str, set[str]] = field(default_factory=dict)  # trace id -> noise span ids
+    noisy: list[set[str]] = field(default_factory=list)  # the noise span ids of each trace
     work: list[list[Span]] = field(default_factory=list)
     calls: list[Span] = field(default_factory=list)
     worker_ends: dict[str, int] = field(default_factory=dict)  # worker service -> last end
@@ -116,9 +116,7 @@ def survey(
                         when_left -= 1
             if maybe:
                 meeting.append((span, depth, maybe))
-        out.noisy[trace.trace_id] = (
-            noisy if len(walk) == len(trace.spans) else noise_ids(trace, is_noise)
-        )
+        out.noisy.append(noisy if len(walk) == len(trace.spans) else noise_ids(trace, is_noise))
         out.work.append(work)
         out.meeting.append(meeting)
     out.held = frozenset(held)
