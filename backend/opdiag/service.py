@@ -199,7 +199,7 @@ class DiagnosisService:
         if base.finished:
             healthy = self._healthy_runs(_type_of(base, group), now, target=group)
             final = self._judged(base, group, self._good(healthy))
-        final = self._finish(final)
+        final = self._finish(final, own=final is not base)
         if final.finished:
             self._final.put(ident, final)
             if final.key != ident:
@@ -361,14 +361,21 @@ class DiagnosisService:
             profile or self._profile(group, base), good, self.settings.comparison,
             min_runs=d.min_baseline_runs,
         )
-        out = base
         if _may_be_slow(base) and len(chosen) >= d.min_baseline_runs and comparison.baseline_ms:
             change = change_phrase(comparison)
             out = engine.reassess_slow(base, comparison.baseline_ms, self.rules, d, change)
-        return replace(out, comparison=comparison)
+            out.comparison = comparison  # a copy of its own: no second copy
+            return out
+        return replace(base, comparison=comparison)
 
-    def _finish(self, diagnosis: Diagnosis) -> Diagnosis:
-        return replace(diagnosis, links=build_links(diagnosis, self.settings.links))
+    def _finish(self, diagnosis: Diagnosis, *, own: bool = False) -> Diagnosis:
+        """``diagnosis`` with its links; ``own``: a copy nobody else holds yet (from
+        ``_judged``), filled in place."""
+        links = build_links(diagnosis, self.settings.links)
+        if own:
+            diagnosis.links = links
+            return diagnosis
+        return replace(diagnosis, links=links)
 
     def _is_file_source(self) -> bool:
         try:
@@ -464,7 +471,7 @@ class DiagnosisService:
                 if diagnosis.finished:
                     same = good.get(_type_of(diagnosis, group), [])
                     final = self._judged(diagnosis, group, same, profiles.get(group.key))
-                final = self._finish(final)
+                final = self._finish(final, own=final is not diagnosis)
                 if final.finished:
                     self._final.put(group.key, final)
             yield final

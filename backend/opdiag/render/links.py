@@ -63,9 +63,16 @@ def explore_url(
     if parts is None:  # a datasource uid that holds the marker: encode it all
         return _explore_url(settings, *values)
     encoded = parts[0] + "".join(
-        _q(json.dumps(value)) + part for value, part in zip(values, parts[1:], strict=True)
+        _q_json(value) + part for value, part in zip(values, parts[1:], strict=True)
     )
     return f"{_base(settings.grafana_url)}/explore?schemaVersion=1&orgId=1&panes={encoded}"
+
+
+def _q_json(value: str) -> str:
+    """``_q(json.dumps(value))``; an unreserved value needs no escaping, only its quotes."""
+    if _UNRESERVED.fullmatch(value):
+        return f"%22{value}%22"
+    return _q(json.dumps(value))
 
 
 def _explore_url(settings: LinkSettings, trace_id: str, time_from: str, time_to: str) -> str:
