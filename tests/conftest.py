@@ -40,6 +40,10 @@ def _refuse_reads_beside_the_repository(event: str, args: tuple[object, ...]) ->
 
 sys.addaudithook(_refuse_reads_beside_the_repository)
 
+# A server started by a test (in-process or as a child) keeps its verdicts in memory unless
+# the test names a store: never in the state directory of whoever runs the suite.
+os.environ.setdefault("OPDIAG_STORE_PATH", ":memory:")
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:

@@ -15,6 +15,7 @@ from api_support import (
 )
 from opdiag.api.app import create_app
 from opdiag.api.schemas import (
+    AnnotationRow,
     ComparisonRow,
     DiagnosisRow,
     FindingRow,
@@ -192,6 +193,7 @@ def test_openapi_document_is_generated_from_the_models(client):
         "/api/v1/operations/{ident}/comparison",
         "/api/v1/verdict-counts",
         "/api/v1/variables/{name}",
+        "/api/v1/annotations",
     }
     schemas = doc["components"]["schemas"]
     for model in (
@@ -203,6 +205,7 @@ def test_openapi_document_is_generated_from_the_models(client):
         ComparisonRow,
         VerdictCountRow,
         VariableRow,
+        AnnotationRow,
     ):
         assert schemas[model.__name__]["properties"].keys() == model.model_fields.keys()
         assert schemas[model.__name__]["required"] == list(model.model_fields)

@@ -63,7 +63,6 @@ if TYPE_CHECKING:
 _ALL_START_US = 0
 _ALL_END_US = 2**62
 _ALL_LIMIT = 1_000_000
-_MAX_BUCKETS = 10_000
 _SETTLED = frozenset({"completed", "cancelled"})
 VARIABLE_NAMES: tuple[str, ...] = ("operation_types", "verdicts", "services", "operation_ids")
 V = TypeVar("V")
@@ -489,15 +488,9 @@ class DiagnosisService:
     ) -> list[VerdictCountRow]:
         """Operations started per epoch-aligned bucket and verdict; every verdict seen in
         the range gets a row in every bucket (zeros included) so time series stay aligned."""
-        from opdiag.render.rows import verdict_count_row
+        from opdiag.buckets import bucket_of, check_buckets, count_rows
 
-        if bucket_us <= 0:
-            raise InputError("interval must be positive", field="interval")
-        first = start_us - start_us % bucket_us
-        if (end_us - first) // bucket_us > _MAX_BUCKETS:
-            raise InputError(
-                f"interval too small: more than {_MAX_BUCKETS} buckets", field="interval"
-            )
+        check_buckets(start_us, end_us, bucket_us)
         diagnoses = self.operations(
             start_us,
             end_us,
@@ -507,24 +500,12 @@ class DiagnosisService:
             services=services,
         )
         counts: dict[tuple[int, str], int] = {}
-        seen: list[str] = []
         for d in diagnoses:
             started_us = (d.started_at_ms or 0) * US_PER_MS
-            if not start_us <= started_us < end_us:
-                continue
-            bucket = started_us - started_us % bucket_us
-            counts[(bucket, d.verdict)] = counts.get((bucket, d.verdict), 0) + 1
-            if d.verdict not in seen:
-                seen.append(d.verdict)
-        order = [v for v in VERDICTS if v in seen] + sorted(v for v in seen if v not in VERDICTS)
-        rows = []
-        bucket = first
-        while bucket < end_us:
-            rows.extend(
-                verdict_count_row(bucket // US_PER_MS, v, counts.get((bucket, v), 0)) for v in order
-            )
-            bucket += bucket_us
-        return rows
+            if start_us <= started_us < end_us:
+                key = (bucket_of(started_us, bucket_us), d.verdict)
+                counts[key] = counts.get(key, 0) + 1
+        return count_rows(counts, start_us, end_us, bucket_us)
 
     def variable_values(self, name: str, start_us: int, end_us: int) -> list[VariableRow]:
         """Values of a Grafana template variable (sorted; ids newest first)."""

@@ -169,6 +169,48 @@ class ServerSettings(_Section):
     max_rows: int = 1000
 
 
+MEMORY_STORE = ":memory:"
+
+
+def default_store_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the verdict store lives when no path is set: ``$XDG_STATE_HOME/opdiag`` (or
+    ``~/.local/state/opdiag``)/``verdicts.sqlite3``, the XDG place for state that outlives a
+    run but is no user document."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "opdiag" / "verdicts.sqlite3"
+
+
+class StoreSettings(_Section):
+    """Where ``opdiag serve`` keeps every verdict: the operations list, the verdict counts and
+    the variables read it, so they are fast and outlive Jaeger's retention."""
+
+    # postgresql://user:password@host:5432/db: one store shared by several opdiag replicas
+    # (one of them watches at a time). Empty: the SQLite file below.
+    url: str | None = None
+    # The SQLite file; empty = default_store_path(); ":memory:" keeps nothing (the bundled
+    # demo corpus uses it unless a path is set).
+    path: str | None = None
+    # Seconds a PostgreSQL connection attempt may take before the store counts as down.
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class WatcherSettings(_Section):
+    """The background watcher of ``opdiag serve``: what it looks at and how often."""
+
+    # Off: nothing is recorded and the list reads the traces (as before the store existed).
+    enabled: bool = True
+    # Seconds between passes. Each pass reads the source's recent window (shared with the
+    # list, cached for jaeger.search_ttl_s): shorter makes verdicts and alerts sooner.
+    interval_s: float = Field(default=15.0, gt=0)
+    # Unfinished operations older than the source's window are still re-judged, one by one,
+    # until they are this old (then their last verdict stays and they leave the in-progress
+    # gauge) ...
+    follow_s: float = Field(default=24 * 3600.0, gt=0)
+    # ... at most this many per pass (each costs a lookup of its traces).
+    follow_limit: int = Field(default=20, ge=0)
+
+
 class Settings(_Section):
     """Everything configurable, in one object."""
 
@@ -180,6 +222,8 @@ class Settings(_Section):
     jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    watcher: WatcherSettings = Field(default_factory=WatcherSettings)
     dashboards: DashboardSettings = Field(default_factory=DashboardSettings)
 
 
@@ -202,6 +246,10 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_PORT": "server.port",
     "OPDIAG_AUTH_TOKEN": "server.auth_token",
     "OPDIAG_CACHE_SIZE": "server.cache_size",
+    "OPDIAG_STORE_URL": "store.url",
+    "OPDIAG_STORE_PATH": "store.path",
+    "OPDIAG_WATCHER": "watcher.enabled",
+    "OPDIAG_WATCHER_INTERVAL_S": "watcher.interval_s",
 }
 _LIST_PATHS = {"jaeger.service_patterns", "trace_paths", "rule_packs"}
 

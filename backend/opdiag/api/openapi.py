@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 import opdiag
 from opdiag.api.schemas import (
+    AnnotationRow,
     ComparisonRow,
     DiagnosisRow,
     ErrorBody,
@@ -30,6 +31,7 @@ _MODELS = (
     ComparisonRow,
     VerdictCountRow,
     VariableRow,
+    AnnotationRow,
     ErrorBody,
 )
 _REF = "#/components/schemas/{model}"
@@ -130,6 +132,17 @@ ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
         ],
         "Values of a Grafana template variable",
     ),
+    (
+        "/api/v1/annotations",
+        AnnotationRow,
+        [
+            *RANGE_PARAMS,
+            *FILTER_PARAMS,
+            _param("limit", "Maximum rows (capped by server.max_rows)", schema={"type": "integer"}),
+        ],
+        "Operations with a problem verdict (failed, refused, stuck, worker lost; or the "
+        "verdicts asked for) as dashboard annotations",
+    ),
 ]
 
 _ERRORS = {
@@ -137,6 +150,7 @@ _ERRORS = {
     "401": "Missing or invalid bearer token (when auth is on)",
     "404": "Unknown operation or trace id",
     "502": "Trace source (Jaeger) unreachable",
+    "503": "Verdict store unavailable",
     "504": "Trace source (Jaeger) too slow",
 }
 

@@ -13,6 +13,7 @@ from typing import Any
 from opdiag import timeutil
 from opdiag.api.params import TimeRange
 from opdiag.api.schemas import (
+    AnnotationRow,
     ComparisonRow,
     DiagnosisRow,
     FindingRow,
@@ -50,9 +51,36 @@ def now_us() -> int:
 
 
 def operations(service: Any, span: TimeRange, filters: Filters, limit: int) -> list[OperationRow]:
-    """Recent operations with their verdicts, newest first."""
-    diagnoses = service.operations(span.start_us, span.end_us, limit=limit, **filters.as_kwargs())
-    return [render_rows.operation_row(d) for d in diagnoses[:limit]]
+    """Recent operations with their verdicts, newest first (a service backed by the verdict
+    store answers rows already, the trace service diagnoses)."""
+    found = service.operations(span.start_us, span.end_us, limit=limit, **filters.as_kwargs())
+    return [
+        d if isinstance(d, OperationRow) else render_rows.operation_row(d) for d in found[:limit]
+    ]
+
+
+# Verdicts the dashboards mark on their time series: the operation failed, was refused, got
+# stuck or lost its worker (not healthy, slow or cancelled).
+PROBLEM_VERDICTS: tuple[str, ...] = (
+    "failed",
+    "invalid_input",
+    "data_missing",
+    "service_unreachable",
+    "no_workers",
+    "no_capable_workers",
+    "workers_busy",
+    "worker_lost",
+    "stuck",
+)
+
+
+def annotations(
+    service: Any, span: TimeRange, filters: Filters, limit: int
+) -> list[AnnotationRow]:
+    """Operations with a problem verdict (or the verdicts asked for) as annotations."""
+    verdicts = filters.verdicts or list(PROBLEM_VERDICTS)
+    wanted = Filters(filters.operation_types, verdicts, filters.services)
+    return [render_rows.annotation_row(row) for row in operations(service, span, wanted, limit)]
 
 
 def _one(service: Any, ident: str, now_us: int | None) -> Any:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -57,10 +57,19 @@ def _now_us() -> int | None:
 
 @bp.get("/operations")
 def operations() -> Response:
+    return _listing(queries.operations)
+
+
+@bp.get("/annotations")
+def annotations() -> Response:
+    return _listing(queries.annotations)
+
+
+def _listing(query: Callable[..., Sequence[Row]]) -> Response:
     state = current_state()
     span = _range(queries.now_us())
     limit = parse_limit(request.args.get("limit"), state.settings.server.max_rows)
-    return rows_response(queries.operations(state.service, span, _filters(), limit))
+    return rows_response(query(state.service, span, _filters(), limit))
 
 
 def _per_operation(kind: str, ident: str) -> Response:

@@ -13,10 +13,11 @@ import logging
 from flask import Blueprint, Response, make_response, render_template, request
 from flask.blueprints import BlueprintSetupState
 
-from opdiag.api.params import parse_ident, parse_range
-from opdiag.api.queries import now_us
+from opdiag.api.params import TimeRange, parse_ident, parse_range
+from opdiag.api.queries import Filters, now_us, operations
 from opdiag.api.state import AppState, current_state
 from opdiag.errors import OpdiagError
+from opdiag.sources.files import is_file_source
 from opdiag.web import comparison_chart, waterfall
 from opdiag.web.filters import FILTERS, utc
 
@@ -44,15 +45,6 @@ def _html(body: str) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def is_file_source(source: object) -> bool:
-    """Files are a finite, recorded corpus (the demo); Jaeger is a live window."""
-    try:
-        from opdiag.sources.files import FileSource
-    except ImportError:  # pragma: no cover - ships with opdiag
-        return False
-    return isinstance(source, FileSource)
 
 
 def default_window(state: AppState) -> tuple[int, int]:
@@ -108,11 +100,11 @@ def index() -> Response:
     if request.args.get("from") or request.args.get("to"):
         span = parse_range(request.args.get("from"), request.args.get("to"), now_us(), end - start)
         start, end = span.start_us, span.end_us
-    diagnoses = state.service.operations(start, end, limit=INDEX_LIMIT)
+    rows = operations(state.service, TimeRange(start, end), Filters(), INDEX_LIMIT)
     return _html(
         render_template(
             "index.html",
-            diagnoses=diagnoses[:INDEX_LIMIT],
+            rows=rows,
             source=state.source.describe(),
             window=f"{utc(start // 1000)} – {utc(end // 1000)}" if start else "all recorded time",
         )
