@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg_support import PostgresServer, postgres_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO_ROOT / "tests" / "data"
@@ -65,3 +67,14 @@ def jaeger_fixtures(reference_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def demo_traces() -> Path:
     return DEMO_TRACES
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (started on first use, stopped at the end of the session);
+    tests take a fresh database from it with ``create_database()``."""
+    server = postgres_server()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -100,13 +100,12 @@ class Watcher:
         self.leading = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._seeded = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> Watcher:
-        """Create the metrics' series of the known types, then pass every interval."""
-        if self.metrics is not None:
-            self.metrics.seed(self._known_types())
+        """Pass every interval in a daemon thread."""
         self._thread = threading.Thread(target=self._loop, name="opdiag-watcher", daemon=True)
         self._thread.start()
         return self
@@ -167,6 +166,9 @@ class Watcher:
         now_ms = now_us // US_PER_MS
         since_ms = now_ms - int(self.settings.watcher.follow_s * 1000)
         if self.metrics is not None:
+            if not self._seeded:
+                self.metrics.seed(self._known_types())
+                self._seeded = True
             self.metrics.flush()
         self.leading = self._store(self.store.lead)
         if self.metrics is not None:

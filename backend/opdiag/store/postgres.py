@@ -54,8 +54,11 @@ class PostgresConnector:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[Any] = []
+        self._closed = False
 
     def _connection(self) -> Any:
+        if self._closed:
+            raise StoreUnavailableError(f"verdict store {self.describe()} is closed")
         conn = getattr(self._local, "conn", None)
         if conn is not None and not conn.closed:
             return conn
@@ -105,6 +108,7 @@ class PostgresConnector:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             conns, self._open = self._open, []
         for conn in conns:
             with suppress(self._psycopg.Error):
