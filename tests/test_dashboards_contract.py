@@ -378,3 +378,69 @@ def test_simpod_tables_show_the_columns_infinity_declares():
             assert list(order) == [c["selector"] for c in target["columns"]], panel["title"]
             checked += 1
     assert checked >= 5
+
+
+# --- annotations ------------------------------------------------------------------------
+
+
+def annotation_queries(dashboards: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(dashboard, annotation) of every annotation query that reads opdiag."""
+    return [
+        (name, anno)
+        for name, dash in dashboards.items()
+        for anno in dash["annotations"]["list"]
+        if anno.get("datasource", {}).get("uid") == Settings().dashboards.opdiag.uid
+    ]
+
+
+def test_the_operations_and_overview_dashboards_mark_problem_operations():
+    found = annotation_queries(render_dashboards(Settings()))
+    assert {name for name, _ in found} == {
+        "ktrdr-operations.json", "ktrdr-system-overview.json"}
+    for name, anno in found:
+        # A toggle in the dashboard's controls turns the marks off and on.
+        assert anno["enable"] is True and anno["hide"] is False, name
+        assert anno["name"] and anno["iconColor"], name
+
+
+def test_every_annotation_query_answers_its_columns_and_mappings(client, window):
+    from opdiag.api.queries import PROBLEM_VERDICTS
+
+    for op_type in ("All", "training"):
+        for name, anno in annotation_queries(render_dashboards(Settings())):
+            target = anno["target"]
+            url = interpolate(target["url"], variable_values(window, "x", op_type))
+            rows = select(target["root_selector"], _rows(client, url, name))
+            check_columns(name, rows, target["columns"])
+            declared = {c["selector"]: c["type"] for c in target["columns"]}
+            for event, mapping in anno["mappings"].items():
+                assert mapping["source"] == "field", (name, event)
+                assert mapping["value"] in declared, (name, event, mapping)
+            assert declared[anno["mappings"]["time"]["value"]] == "timestamp_epoch"
+            assert declared[anno["mappings"]["timeEnd"]["value"]] == "timestamp_epoch"
+            expected = {
+                i for i, op in _expected()["operations"].items()
+                if op["verdict"] in PROBLEM_VERDICTS
+                and (op_type == "All" or name != "ktrdr-operations.json"
+                     or op["operation_type"] == op_type)
+            }
+            assert {r["operation_id"] for r in rows} == expected, (name, op_type)
+            for row in rows:
+                assert row["diagnosis_url"] in row["text"]
+                assert client.get(urlsplit(row["diagnosis_url"]).path).status_code == 200
+
+
+def test_simpod_annotation_queries_answer_the_same_fields(client, window):
+    values = variable_values(window, "x")
+    infinity = dict(annotation_queries(render_dashboards(Settings(), "infinity")))
+    for name, anno in annotation_queries(render_dashboards(Settings(), "simpod")):
+        target = anno["target"]
+        assert target["target"] == "annotations"
+        sent = {**target, "payload": interpolate(target["payload"], values)}
+        response = client.post("/simpod/query", json=_simpod_body(window, [sent], values))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        [frame] = response.get_json()
+        fields = {f["name"]: f["type"] for f in frame["fields"]}
+        for column in infinity[name]["target"]["columns"]:
+            assert fields.get(column["selector"]) == FRAME_TYPES[column["type"]], (name, column)
+        assert anno["mappings"] == infinity[name]["mappings"]

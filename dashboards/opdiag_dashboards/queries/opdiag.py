@@ -42,6 +42,13 @@ def verdict_counts(s: Settings) -> str:
     return f"{API}/verdict-counts?{RANGE}&interval=${{__interval_ms}}&{_filters()}"
 
 
+def annotations(s: Settings, *, by_type: bool) -> str:
+    """Failed, refused, stuck and lost operations as annotations (``by_type``: filtered by
+    the dashboard's operation type variable)."""
+    filters = f"&type=${{{sel.OPERATION_TYPE}:text}}" if by_type else ""
+    return f"{API}/annotations?{RANGE}{filters}&limit={s.dashboards.operations_limit}"
+
+
 def diagnosis(s: Settings) -> str:
     """The selected operation's diagnosis (one row)."""
     return f"{API}/operations/${{{sel.OPERATION_ID}}}"
