@@ -660,6 +660,7 @@ class ReplayJaeger:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
+        self._store_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -705,6 +706,12 @@ class ReplayJaeger:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def add_document(self, doc: Any, where: str = "document") -> None:
+        """Add traces while serving (a live feed, e.g. an OTLP receiver's export requests):
+        later searches see them, as Jaeger's would once spans are written."""
+        with self._store_lock:
+            self.store.add_document(doc, where)
+
     def set_faults(self, faults: Iterable[Fault | str]) -> None:
         with self._lock:
             self.faults = [_fault(f) for f in faults]
@@ -745,7 +752,8 @@ class ReplayJaeger:
                 time.sleep(self.latency_s)
             if fault is not None and fault.kind == "slow":
                 time.sleep(fault.seconds)
-            status, ctype, body = self._answer(split.path, query, fault)
+            with self._store_lock:  # traces may be added while it answers (add_document)
+                status, ctype, body = self._answer(split.path, query, fault)
             if fault is not None and fault.kind == "truncated" and len(body) > 1:
                 body = body[: len(body) // 2]
             handler.send_response(status)
