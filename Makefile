@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint bench bench-load dashboards demo-live clean
+.PHONY: venv run test lint bench bench-load bench-store dashboards demo-live clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: $(STAMP)
 
 bench-load: $(STAMP)
 	$(BIN)/python -m bench.load_bench
+
+## The watcher's cost per pass and the store's route latency, over the live demo.
+bench-store: $(STAMP)
+	$(BIN)/python -m bench.store_bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

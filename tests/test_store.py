@@ -329,3 +329,19 @@ def test_the_default_store_location(tmp_path: Path):
     assert store_location(Settings.model_validate({"store": {"path": "/x/y.db"}})) == "/x/y.db"
     pg = Settings.model_validate({"store": {"url": "postgresql://h/db", "path": "/x/y.db"}})
     assert store_location(pg) == "postgresql://h/db"
+
+
+def test_the_store_and_watcher_settings_come_from_the_environment():
+    from opdiag.settings import load_settings
+
+    settings = load_settings(environ={
+        "OPDIAG_STORE_URL": "postgresql://opdiag@db/verdicts",
+        "OPDIAG_STORE_PATH": "/var/lib/opdiag/v.sqlite3",
+        "OPDIAG_WATCHER": "false",
+        "OPDIAG_WATCHER_INTERVAL_S": "30",
+    })
+    assert settings.store.url == "postgresql://opdiag@db/verdicts"
+    assert settings.store.path == "/var/lib/opdiag/v.sqlite3"
+    assert settings.watcher.enabled is False and settings.watcher.interval_s == 30
+    with pytest.raises(InputError, match=r"watcher\.interval_s"):
+        load_settings(environ={"OPDIAG_WATCHER_INTERVAL_S": "0"})
