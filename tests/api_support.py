@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -487,3 +489,20 @@ def write_xss_traces(directory: Path) -> Path:
     path = directory / "xss.jaeger.json"
     path.write_text(json.dumps(xss_trace_document()), encoding="utf-8")
     return path
+
+
+@contextmanager
+def serving(traces: Path, **server: Any) -> Iterator[Any]:
+    """opdiag on waitress in a thread, on a free loopback port, over the trace files
+    ``traces``; ``server`` adds server settings. Yields the ``ServerThread``."""
+    from opdiag.api.server import ServerThread, build_server
+
+    settings = Settings.model_validate(
+        {"trace_paths": [str(traces)], "server": {"port": 0, "threads": 2, **server}}
+    )
+    waitress_server, _ = build_server(settings)
+    running = ServerThread(waitress_server).start()
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -61,7 +61,8 @@ def test_demo_operation_routes(demo_client, ident):
     base = f"/api/v1/operations/{quote(ident, safe='')}"
     (row,) = demo_client.get(f"{base}?now={now}").get_json()
     ROW_MODELS["diagnosis"].model_validate(row, strict=True)
-    assert row["verdict"] == expected["operations"][ident]["verdict"]
+    want = expected["operations"][ident]
+    assert row["verdict"] in [want["verdict"], *want.get("also_acceptable", [])], want["scenario"]
     for suffix, kind in (("flow", "flow"), ("findings", "findings"), ("solution", "solution")):
         response = demo_client.get(f"{base}/{suffix}?now={now}")
         assert response.status_code == 200
@@ -118,7 +119,7 @@ def test_jaeger_refusing_connections_is_502(traces_dir):
         assert response.get_json()["error"]
         ready = test_client.get("/readyz")
         assert ready.status_code == 503
-        assert ready.get_json()["error"]
+        assert ready.get_json() == {"status": "unavailable"}  # reasons only with a token
         assert test_client.get("/healthz").status_code == 200
 
 

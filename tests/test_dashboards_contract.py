@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import jsonata
 import pytest
@@ -109,6 +109,8 @@ def interpolate(text: str, values: dict[str, tuple[str, str]]) -> str:
             return value
         if fmt == "text":
             return shown
+        if fmt == "percentencode":
+            return quote(value, safe="")
         raise AssertionError(f"format {fmt} not simulated")
 
     return re.sub(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)", one, text)
@@ -319,14 +321,18 @@ def test_every_link_resolves(client, settings, window, json_datasource):
     adapter = client.application.url_map.bind("localhost")
     op_id = _pick("failed")
     base = settings.links.opdiag_url.rstrip("/")
+    [diagnosis_row] = _rows(client, f"/api/v1/operations/{op_id}", "diagnosis")
+    diagnosis_url = diagnosis_row["diagnosis_url"]
     seen = {"dashboard": 0, "opdiag": 0, "explore": 0}
     for dash in dashboards.values():
         for link in _links(dash["panels"]) + _links(dash["links"]):
             url = (
                 link["url"]
+                .replace("${__value.raw:percentencode}", quote(op_id, safe=""))
                 .replace("${__value.raw}", op_id)
                 .replace("${__url_time_range}", "from=1&to=2")
-                .replace("${operation_id}", op_id)
+                .replace("${operation_id:percentencode}", quote(op_id, safe=""))
+                .replace("${__data.fields.diagnosis_url}", diagnosis_url)
             )
             if link.get("internal"):
                 assert link["internal"]["datasourceUid"] == settings.links.jaeger_datasource_uid

@@ -149,10 +149,11 @@ def test_operations_frame_types_and_links(client, settings):
     op_links = fields["operation_id"]["config"]["links"]
     dashboard = op_links[0]["url"]
     assert dashboard.startswith(f"/d/{settings.links.diagnosis_dashboard_uid}?")
-    assert "var-operation_id=${__value.raw}" in dashboard
+    assert "var-operation_id=${__value.raw:percentencode}" in dashboard
     assert "${__url_time_range}" in dashboard  # keeps the time range
-    assert op_links[1]["url"] == f"{settings.links.opdiag_url}/operations/${{__value.raw}}"
-    (trace_link,) = fields["trace_id"]["config"]["links"]
+    assert op_links[1]["url"] == "${__data.fields.diagnosis_url}"  # the row's own page
+    trace_link, trace_page = fields["trace_id"]["config"]["links"]
+    assert trace_page["url"] == "${__data.fields.diagnosis_url}"
     assert trace_link["url"] == ""
     assert trace_link["internal"] == {
         "datasourceUid": settings.links.jaeger_datasource_uid,

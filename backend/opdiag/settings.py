@@ -11,10 +11,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from opdiag_dashboards.config import DashboardSettings
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opdiag.errors import InputError
 
@@ -112,6 +113,23 @@ class JaegerSettings(_Section):
     """How to talk to Jaeger and which services hold operations."""
 
     url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """A Jaeger query URL is http(s) with a host: anything else is bad usage, caught
+        here instead of surfacing later as "Jaeger unavailable"."""
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http(s) URL such as http://localhost:16686")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError("the URL's port is not a number from 0 to 65535") from None
+        return value
+
     service_patterns: list[str] = Field(
         default_factory=lambda: [
             "ktrdr-cli",
@@ -161,12 +179,21 @@ class LinkSettings(_Section):
 
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=0, le=65535)
     auth_token: str | None = None
+    # With a token: serve the HTML pages without it (behind an SSO proxy, on a trusted
+    # network). Otherwise a browser is asked for it (HTTP Basic, the token as the password).
+    open_pages: bool = False
+    # With a token: serve /metrics without it. Otherwise Prometheus sends it (the scrape
+    # config's authorization.credentials_file, see dashboards.opdiag_token_file).
+    open_metrics: bool = False
     max_request_bytes: int = 1_000_000
     cache_size: int = 2048
     threads: int = 16
     max_rows: int = 1000
+    # simpod /query targets per request: a panel has a handful (Grafana names them A..Z);
+    # thousands would hold a worker thread for seconds.
+    max_targets: int = Field(default=50, ge=1)
 
 
 MEMORY_STORE = ":memory:"
@@ -245,7 +272,11 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_HOST": "server.host",
     "OPDIAG_PORT": "server.port",
     "OPDIAG_AUTH_TOKEN": "server.auth_token",
+    "OPDIAG_OPEN_PAGES": "server.open_pages",
+    "OPDIAG_OPEN_METRICS": "server.open_metrics",
+    "OPDIAG_SCRAPE_TOKEN_FILE": "dashboards.opdiag_token_file",
     "OPDIAG_CACHE_SIZE": "server.cache_size",
+    "OPDIAG_MAX_TARGETS": "server.max_targets",
     "OPDIAG_STORE_URL": "store.url",
     "OPDIAG_STORE_PATH": "store.path",
     "OPDIAG_WATCHER": "watcher.enabled",
@@ -280,6 +311,7 @@ def load_settings(
     """Build the settings object; a bad file or value raises ``InputError`` naming it."""
     env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
+    loaded_keys: set[str] = set()
     path = config_file or env.get("OPDIAG_CONFIG")
     if path:
         try:
@@ -290,9 +322,12 @@ def load_settings(
             ) from None
         except yaml.YAMLError as exc:
             raise InputError(f"settings file is not valid YAML: {exc}", source=str(path)) from None
+        except RecursionError:
+            raise InputError("settings file is nested too deeply", source=str(path)) from None
         if not isinstance(loaded, dict):
             raise InputError("settings file must hold a mapping", source=str(path))
         data = _deep_merge(data, loaded)
+        loaded_keys = set(loaded)
     for var, dotted in ENV_VARS.items():
         raw = env.get(var)
         if raw is None or raw == "":
@@ -309,4 +344,11 @@ def load_settings(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"invalid setting {where}: {first['msg']}", field=where) from None
+        given = first.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        in_file = bool(path) and bool(first["loc"]) and first["loc"][0] in loaded_keys
+        raise InputError(
+            f"invalid setting {where}: {first['msg']}{shown}",
+            source=str(path) if in_file else None,
+            field=where,
+        ) from None

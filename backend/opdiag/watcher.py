@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from opdiag.api.queries import is_file_source
 from opdiag.errors import NotFoundError, OpdiagError, StoreUnavailableError
 from opdiag.settings import Settings
-from opdiag.sources.files import is_file_source
 from opdiag.store.records import InProgress, Recorded, VerdictRecord, record_of
 from opdiag.store.sql import SqlStore
 from opdiag.timeutil import US_PER_MS, US_PER_S, wall_clock_us

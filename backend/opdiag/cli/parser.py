@@ -28,6 +28,17 @@ class OpdiagArgumentParser(argparse.ArgumentParser):
         raise UsageError(message, self.format_usage())
 
 
+def _port(text: str) -> int:
+    """A TCP port, 0 (any free port) to 65535; argparse names the flag and the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r} (use 0 to 65535)") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r} (use 0 to 65535)")
+    return value
+
+
 def _source_options(parser: argparse.ArgumentParser, *, rules: bool = True) -> None:
     parser.add_argument(
         "--traces",
@@ -115,7 +126,7 @@ def build_parser() -> OpdiagArgumentParser:
     )
     _source_options(serve)
     serve.add_argument("--host", metavar="H", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", metavar="P", type=int, help="listen port (default 8080)")
+    serve.add_argument("--port", metavar="P", type=_port, help="listen port (default 8080)")
 
     dashboards = commands.add_parser("dashboards", help="Grafana dashboards as code")
     dash_commands = dashboards.add_subparsers(dest="dash_command", metavar="COMMAND", required=True)

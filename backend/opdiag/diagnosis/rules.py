@@ -386,6 +386,15 @@ def parse_rule_pack(text: str, source: str) -> RulePack:
         problem = getattr(exc, "problem", None) or str(exc)
         line = mark.line + 1 if mark is not None else None
         raise RulePackError(f"not valid YAML: {problem}", source=source, line=line) from None
+    except RecursionError:
+        raise RulePackError("nested too deeply to be a rule pack", source=source) from None
+    try:
+        return _read_pack(root, source)
+    except RecursionError:
+        raise RulePackError("nested too deeply to be a rule pack", source=source) from None
+
+
+def _read_pack(root: Node | None, source: str) -> RulePack:
     reader = _Reader(source)
     if root is None:
         raise RulePackError("rule pack is empty", source=source)

@@ -43,11 +43,6 @@ def trace_files(directory: Path) -> list[Path]:
     return found
 
 
-def is_file_source(source: object) -> bool:
-    """Files are a finite, recorded corpus (the demo); Jaeger is a live window."""
-    return isinstance(source, FileSource)
-
-
 class FileSource:
     """A :class:`~opdiag.sources.base.TraceSource` over trace files and directories."""
 

@@ -15,7 +15,7 @@ from opdiag_dashboards.queries import opdiag as oq
 from opdiag_dashboards.queries import selectors as sel
 
 TITLE = "Operation Diagnosis"
-SUMMARY = ("summary", "services", "trace_ids", "operation_id")
+SUMMARY = ("summary", "services", "trace_ids", "operation_id", links.ROW_PAGE_COLUMN)
 ROOT_CAUSE = (
     "root_cause_service",
     "root_cause_span",
@@ -108,6 +108,7 @@ def build(settings: Settings, json_datasource: str) -> Board:
             fields.by_name("services", display="Services"),
             fields.by_name("trace_ids", display="Traces"),
             fields.by_name("operation_id", display="Operation", links=links.operation_id_links(s)),
+            fields.by_name(links.ROW_PAGE_COLUMN, hidden=True),
         ],
     )
     summary.links = [links.selected_operation_page(s)]

@@ -49,24 +49,28 @@ def annotations(s: Settings, *, by_type: bool) -> str:
     return f"{API}/annotations?{RANGE}{filters}&limit={s.dashboards.operations_limit}"
 
 
+# The selected operation as one path segment (an id may hold "/", "#", "?").
+_OPERATION = f"${{{sel.OPERATION_ID}:percentencode}}"
+
+
 def diagnosis(s: Settings) -> str:
     """The selected operation's diagnosis (one row)."""
-    return f"{API}/operations/${{{sel.OPERATION_ID}}}"
+    return f"{API}/operations/{_OPERATION}"
 
 
 def flow(s: Settings) -> str:
     """The selected operation's execution flow."""
-    return f"{API}/operations/${{{sel.OPERATION_ID}}}/flow"
+    return f"{API}/operations/{_OPERATION}/flow"
 
 
 def findings(s: Settings) -> str:
     """Every rule that fired for the selected operation."""
-    return f"{API}/operations/${{{sel.OPERATION_ID}}}/findings"
+    return f"{API}/operations/{_OPERATION}/findings"
 
 
 def solution(s: Settings) -> str:
     """Steps and commands that fix the selected operation's problem."""
-    return f"{API}/operations/${{{sel.OPERATION_ID}}}/solution"
+    return f"{API}/operations/{_OPERATION}/solution"
 
 
 def comparison(s: Settings) -> str:
