@@ -78,7 +78,8 @@ def unavailable_reason() -> str | None:
     """Why no real Jaeger can run here, or None when the binary is built."""
     if JAEGER_BIN.is_file() and os.access(JAEGER_BIN, os.X_OK):
         return None
-    return f"no real Jaeger: {JAEGER_BIN.relative_to(REPO_ROOT)} is not built (make jaeger; needs Go)"
+    where = JAEGER_BIN.relative_to(REPO_ROOT)
+    return f"no real Jaeger: {where} is not built (make jaeger; it needs Go)"
 
 
 def require_jaeger() -> Path:

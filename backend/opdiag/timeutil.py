@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from opdiag.errors import InputError
@@ -33,6 +34,15 @@ _NUMBER_RE = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
 # Epoch values outside this range are almost surely a unit mix-up (ms given as s or vice versa).
 _MIN_S = 0
 _MAX_S = 253402300799  # 9999-12-31T23:59:59Z
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A closed-open range in epoch microseconds: a listing's range, or the window a lookup
+    searches for an operation's spans."""
+
+    start_us: int
+    end_us: int
 
 
 def wall_clock_us() -> int:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -54,16 +54,21 @@ import httpx
 
 from opdiag.errors import InputError, SourceUnavailableError, TraceFormatError
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
+from opdiag.operations import NOISE_SPAN_PATTERNS
 from opdiag.settings import JaegerSettings
 from opdiag.sources.base import SpanQuery, holds_wanted_span
 from opdiag.sources.jaeger_api import QueryApi, detect_api
 from opdiag.sources.jaeger_cache import TtlCache
 from opdiag.sources.jaeger_http import JaegerHttp, Observer, Reply
+from opdiag.sources.jaeger_query import window_span_names
 from opdiag.sources.readers import parse_document
+from opdiag.timeutil import TimeRange
 
 OPERATION_ID = "operation.id"
 # Spans may reach Jaeger slightly "in the future" of this host's clock.
 _CLOCK_MARGIN_S = 60.0
+# A window this short is not split further, even when its answer reached the depth.
+_MIN_SPLIT_US = 1_000
 
 T = TypeVar("T")
 SearchKey = tuple[Any, ...]
@@ -152,6 +157,15 @@ class WindowAnswer:
         return list(index.get(ident, ()))
 
 
+def _distinct(traces: Iterable[Trace]) -> Iterator[Trace]:
+    """One copy of each trace: several searches answer the same whole trace."""
+    seen: set[str] = set()
+    for trace in traces:
+        if trace.trace_id not in seen:
+            seen.add(trace.trace_id)
+            yield trace
+
+
 def _weight(answer: WindowAnswer) -> int:
     return len(answer.traces)
 
@@ -166,14 +180,17 @@ class JaegerSource:
         transport: httpx.BaseTransport | None = None,
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
+        noise_patterns: Sequence[str] = (),
     ) -> None:
         self._settings = settings
+        self._noise = (*NOISE_SPAN_PATTERNS, *noise_patterns)
         self._http = JaegerHttp(settings, transport=transport, observer=observer)
         self._clock = clock
         self._lock = threading.Lock()
         self._api: QueryApi | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._services: TtlCache[list[str]] = TtlCache(settings.services_ttl_s, 4)
+        self._names: TtlCache[list[str]] = TtlCache(settings.services_ttl_s, 1024)
         self._searches: TtlCache[WindowAnswer] = TtlCache(
             settings.search_ttl_s, settings.search_cache_traces, weigh=_weight
         )
@@ -239,10 +256,11 @@ class JaegerSource:
     def all_services(self) -> list[str]:
         return list(self._service_list(self._query_api()))
 
-    def traces_for(self, ident: str) -> list[Trace]:
+    def traces_for(self, ident: str, window: TimeRange | None = None) -> list[Trace]:
         """A trace id (16/32 hex) is fetched by id; anything else is searched as
-        ``operation.id`` in every matching service over ``lookback_s``. Oldest first.
-        Always Jaeger's current answer: only an identical call in flight is shared."""
+        ``operation.id`` in every matching service, over ``window`` (spans starting in it)
+        or else the last ``lookback_s``. Oldest first. Always Jaeger's current answer: only
+        an identical call in flight is shared."""
         ident = ident.strip()
         if not ident:
             raise InputError("an operation id or trace id is required", field="id")
@@ -260,25 +278,29 @@ class JaegerSource:
                 ("trace", api.name, trace_id), fetch, max_age_s=0, store=False
             )
             return list(answer.traces)
-        now_us = int(self._clock() * 1_000_000)
-        start_us, end_us = self._rounded(
-            now_us - int(self._settings.lookback_s * 1_000_000),
-            now_us + int(_CLOCK_MARGIN_S * 1_000_000),
-        )
+        if window is None:
+            now_us = int(self._clock() * 1_000_000)
+            window = TimeRange(
+                now_us - int(self._settings.lookback_s * 1_000_000),
+                now_us + int(_CLOCK_MARGIN_S * 1_000_000),
+            )
+        start_us, end_us = self._rounded(window.start_us, window.end_us)
         tags = {OPERATION_ID: ident}
         depth = max(1, self._settings.search_limit)
         services = self._matching_services(api)
 
         def search(service: str) -> list[Trace]:
-            reply = api.search_reply(service, start_us, end_us, depth, tags)
-            traces = self._decode(api, reply, f"{api.name}:search/{service}")
+            where = f"{api.name}:search/{service}"
+            traces = self._search_whole(
+                api, service, start_us, end_us, depth=depth, tags=tags, where=where
+            )
             if not api.filters_attributes:
                 traces = [t for t in traces if holds_attribute(t, service, OPERATION_ID, ident)]
             return traces
 
         def fetch_all() -> WindowAnswer:
             found = self._fan_out(services, search)
-            merged = merge_traces(t for traces in found for t in traces)
+            merged = merge_traces(_distinct(t for traces in found for t in traces))
             merged.sort(key=lambda t: (t.start_us, t.trace_id))
             return WindowAnswer(start_us, end_us, frozenset(services), tuple(merged), frozenset())
 
@@ -334,7 +356,7 @@ class JaegerSource:
 
         def fetch_all() -> WindowAnswer:
             found = self._fan_out(pairs, search)
-            merged = merge_traces(t for traces in found for t in traces)
+            merged = merge_traces(_distinct(t for traces in found for t in traces))
             merged.sort(key=lambda t: (t.start_us, t.trace_id), reverse=True)
             return WindowAnswer(lo, hi, frozenset(s for s, _ in pairs), tuple(merged), frozenset())
 
@@ -420,16 +442,20 @@ class JaegerSource:
     def _window_search(
         self, api: QueryApi, services: list[str], start_us: int, end_us: int, depth: int
     ) -> WindowAnswer:
-        """Every service searched over the window without tags, merged, newest first."""
+        """Every service searched over the window without tags, one search per span name
+        that can hold an operation (``_window_pairs``), merged, newest first."""
         asked_at_us = int(self._clock() * 1_000_000)
+        pairs = self._window_pairs(api, services)
 
-        def search(service: str) -> tuple[str, list[Trace]]:
-            reply = api.search_reply(service, start_us, end_us, depth, None)
-            return service, self._decode(api, reply, f"{api.name}:search/{service}")
+        def search(pair: tuple[str, str | None]) -> tuple[str, list[Trace]]:
+            service, name = pair
+            reply = api.search_reply(service, start_us, end_us, depth, None, operation=name)
+            where = f"{api.name}:search/{service}" + (f"/{name}" if name else "")
+            return service, self._decode(api, reply, where)
 
-        found = self._fan_out(services, search)
+        found = self._fan_out(pairs, search)
         truncated = frozenset(service for service, traces in found if len(traces) >= depth)
-        merged = merge_traces(t for _, traces in found for t in traces)
+        merged = merge_traces(_distinct(t for _, traces in found for t in traces))
         merged.sort(key=lambda t: (t.start_us, t.trace_id), reverse=True)
         return WindowAnswer(
             start_us,
@@ -440,6 +466,56 @@ class JaegerSource:
             depth=depth,
             asked_at_us=asked_at_us,
         )
+
+    def _window_pairs(
+        self, api: QueryApi, services: list[str]
+    ) -> list[tuple[str, str | None]]:
+        """(service, span name) to search for a window. Health checks and polling make most
+        of a busy system's traces; a search by service alone fills its depth with them and
+        misses the operations. So each service is searched once per span name that is not
+        noise (``window_span_names``); a service whose names are unknown is searched whole,
+        one holding only noise not at all."""
+        known = self._fan_out(services, lambda service: self._span_names(api, service))
+        pairs: list[tuple[str, str | None]] = []
+        for service, names in zip(services, known, strict=True):
+            if not names:
+                pairs.append((service, None))
+                continue
+            pairs.extend((service, name) for name in window_span_names(names, self._noise))
+        return pairs
+
+    def _span_names(self, api: QueryApi, service: str) -> list[str]:
+        """A service's span names; reused like the service list (they change with code)."""
+        return self._names.get_or_load((api.name, service), lambda: api.span_names(service))
+
+    def _search_whole(
+        self,
+        api: QueryApi,
+        service: str,
+        start_us: int,
+        end_us: int,
+        *,
+        depth: int,
+        tags: dict[str, str] | None,
+        where: str,
+    ) -> list[Trace]:
+        """Every trace of ``service`` matching ``tags`` in the window. Jaeger has no offset
+        to page with, and an answer that reached the depth may have been cut (an older
+        Jaeger ignores the tags, so its answer is every trace of the window), so such a
+        window is halved until each answer stays below the depth."""
+        pending = [(start_us, end_us)]
+        found: dict[str, Trace] = {}
+        while pending:
+            lo, hi = pending.pop()
+            reply = api.search_reply(service, lo, hi, depth, tags)
+            traces = self._decode(api, reply, where)
+            if len(traces) >= depth and hi - lo > _MIN_SPLIT_US:
+                mid = (lo + hi) // 2
+                pending += [(mid + 1, hi), (lo, mid)]  # both bounds are inclusive in Jaeger
+                continue
+            for trace in traces:
+                found.setdefault(trace.trace_id, trace)
+        return list(found.values())
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:

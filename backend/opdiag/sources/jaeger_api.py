@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from opdiag.errors import SourceUnavailableError
 from opdiag.sources.jaeger_http import JaegerHttp, Reply
@@ -32,6 +33,8 @@ V3_TRACE = "/api/v3/traces/{id}"
 LEGACY_SERVICES = "/api/services"
 LEGACY_TRACES = "/api/traces"
 LEGACY_TRACE = "/api/traces/{id}"
+V3_OPERATIONS = "/api/v3/operations"
+LEGACY_OPERATIONS = "/api/services/{service}/operations"
 
 
 class QueryApi(Protocol):
@@ -41,6 +44,8 @@ class QueryApi(Protocol):
     filters_attributes: bool
 
     def services(self) -> list[str]: ...
+
+    def span_names(self, service: str) -> list[str]: ...
 
     def search_reply(
         self,
@@ -89,6 +94,20 @@ def _services_from(doc: Any, key: str, path: str) -> list[str]:
     return sorted({str(n) for n in names if n})
 
 
+def _names_from(doc: Any, key: str, path: str) -> list[str]:
+    """Span names of a service: api_v3 ``{"operations": [{"name", "spanKind"}]}`` or the
+    legacy ``{"data": ["name", ...]}`` (``null`` and a dropped key both mean none)."""
+    if not isinstance(doc, dict):
+        raise SourceUnavailableError(f"Jaeger answered an unexpected document at {path}")
+    items = doc.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise SourceUnavailableError(f"Jaeger answered an unexpected document at {path}")
+    names = {str(i.get("name") if isinstance(i, dict) else i) for i in items}
+    return sorted(n for n in names if n and n != "None")
+
+
 @dataclass(slots=True)
 class V3Api:
     """``/api/v3``: search needs RFC 3339 bounds; the dialect depends on the server version."""
@@ -106,6 +125,10 @@ class V3Api:
     def services(self) -> list[str]:
         reply = self.http.get(V3_SERVICES, label=V3_SERVICES)
         return _services_from(_json_ok(reply), "services", reply.path)
+
+    def span_names(self, service: str) -> list[str]:
+        reply = self.http.get(V3_OPERATIONS, {"service": service}, label=V3_OPERATIONS)
+        return _names_from(_json_ok(reply), "operations", reply.path)
 
     def search_reply(
         self,
@@ -152,6 +175,10 @@ class LegacyApi:
     def services(self) -> list[str]:
         reply = self.http.get(LEGACY_SERVICES, label=LEGACY_SERVICES)
         return _services_from(_json_ok(reply), "data", reply.path)
+
+    def span_names(self, service: str) -> list[str]:
+        path = f"/api/services/{quote(service, safe='')}/operations"
+        return _names_from(_json_ok(self.http.get(path, label=LEGACY_OPERATIONS)), "data", path)
 
     def search_reply(
         self,

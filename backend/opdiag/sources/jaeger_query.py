@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 
 # Storages whose tag search runs a regexp query on the value (research/jaeger.md §1.2).
 REGEX_STORAGES = frozenset({"elasticsearch", "opensearch"})
@@ -20,6 +22,10 @@ _GIT_VERSION_RE = re.compile(
 )
 # First release whose api_v3 gateway reads camelCase names and honours query.attributes.
 CAMEL_CASE_SINCE = (2, 19)
+# OpenTelemetry's HTTP client instrumentations name client spans by the bare method.
+HTTP_METHOD_NAMES = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,22 @@ def v3_search_params(
     if attributes:
         params["query.attributes"] = json.dumps(attributes, separators=(",", ":"))
     return params
+
+
+def window_span_names(names: Iterable[str], noise_patterns: Sequence[str]) -> list[str]:
+    """The span names a window search asks for, one search each: every name but noise
+    (``noise_patterns``: health checks, polling, transport events) and bare HTTP methods.
+    Those make most traces of a busy service, and a trace that belongs to an operation
+    always holds a span with a name of its own (the command, the route, a phase)."""
+    return sorted(
+        {
+            name
+            for name in names
+            if name
+            and name.upper() not in HTTP_METHOD_NAMES
+            and not any(fnmatchcase(name, pattern) for pattern in noise_patterns)
+        }
+    )
 
 
 def legacy_search_params(
