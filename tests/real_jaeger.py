@@ -26,6 +26,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 JAEGER_BIN = REPO_ROOT / ".tools" / "bin" / "jaeger"
+REAL_RUN1 = REPO_ROOT / "tests" / "data" / "real-ktrdr" / "run1"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 MAX_TRACES = 100_000

@@ -8,9 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from real_jaeger import RealJaeger, require_jaeger, send_otlp_files
-
-REAL_RUN1 = Path(__file__).resolve().parent / "data" / "real-ktrdr" / "run1"
+from real_jaeger import REAL_RUN1, RealJaeger, require_jaeger, send_otlp_files
 
 
 @pytest.fixture(scope="session")

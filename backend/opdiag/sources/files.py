@@ -149,6 +149,7 @@ class FileSource:
     ) -> list[Trace]:
         if not queries or end_us <= start_us or limit <= 0:
             return []
+        self._ensure_loaded()  # before len(): a first call must not see an empty source
         window = self.recent_traces(start_us, end_us, len(self._by_id))
         hits = [t for t in window if holds_wanted_span(t, queries, start_us, end_us)]
         return hits[:limit]
