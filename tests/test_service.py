@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from opdiag import service as service_module
@@ -55,6 +56,7 @@ class FakeSource:
     def __init__(self, traces: list[Trace]) -> None:
         self.traces = traces
         self.calls = 0
+        self.windows: list[Any] = []
 
     def describe(self) -> str:
         return "memory"
@@ -62,8 +64,9 @@ class FakeSource:
     def check(self) -> None:
         return None
 
-    def traces_for(self, ident: str) -> list[Trace]:
+    def traces_for(self, ident: str, window: Any = None) -> list[Trace]:
         self.calls += 1
+        self.windows.append(window)
         tid = ident.lower().rjust(32, "0")
         return [t for t in self.traces
                 if t.trace_id == tid or any(s.attr("operation.id") == ident for s in t.spans)]

@@ -17,6 +17,7 @@ from opdiag_dashboards.config import DashboardSettings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opdiag.errors import InputError
+from opdiag.timeutil import parse_lookback_s
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,7 +87,9 @@ class JaegerSettings(_Section):
     backoff_s: float = 0.2
     concurrency: int = 8
     search_limit: int = 200
-    lookback_s: float = 6 * 3600.0
+    # How far back a lookup without a range searches (an operation id carrying its date is
+    # searched around that date instead), and the default range of lists; 6 h.
+    lookback_s: float = Field(default=6 * 3600.0, gt=0)
     # memory|badger|cassandra match tag values exactly; elasticsearch|opensearch as regex.
     storage: str = "memory"
     api: str = "auto"  # auto | v3 | legacy
@@ -146,6 +149,7 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_JAEGER_URL": "jaeger.url",
     "OPDIAG_JAEGER_STORAGE": "jaeger.storage",
     "OPDIAG_JAEGER_API": "jaeger.api",
+    "OPDIAG_JAEGER_LOOKBACK": "jaeger.lookback_s",
     "OPDIAG_SERVICE_PATTERNS": "jaeger.service_patterns",
     "OPDIAG_TRACES": "trace_paths",
     "OPDIAG_RULES": "rule_packs",
@@ -160,6 +164,7 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_CACHE_SIZE": "server.cache_size",
 }
 _LIST_PATHS = {"jaeger.service_patterns", "trace_paths", "rule_packs"}
+_LOOKBACK_PATHS = {"jaeger.lookback_s"}  # 6h, 3d, or seconds
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -209,6 +214,8 @@ def load_settings(
         if dotted in _LIST_PATHS:
             sep = os.pathsep if dotted in {"trace_paths", "rule_packs"} else ","
             value = [p.strip() for p in raw.split(sep) if p.strip()]
+        elif dotted in _LOOKBACK_PATHS:
+            value = parse_lookback_s(raw, name=var)
         _set_path(data, dotted, value)
     if overrides:
         data = _deep_merge(data, overrides)

@@ -12,6 +12,7 @@ from fnmatch import fnmatchcase
 from typing import Protocol
 
 from opdiag.model import Trace
+from opdiag.timeutil import TimeRange
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +50,11 @@ class TraceSource(Protocol):
         """Raise ``SourceUnavailableError`` unless the source can answer right now."""
         ...
 
-    def traces_for(self, ident: str) -> list[Trace]:
+    def traces_for(self, ident: str, window: TimeRange | None = None) -> list[Trace]:
         """Every trace holding operation id ``ident`` (attribute ``operation.id``) or, when
-        ``ident`` looks like a trace id, that trace. Empty list when none."""
+        ``ident`` looks like a trace id, that trace. Empty list when none. A live source
+        searches the spans starting in ``window`` (None: its look-back before now); a
+        trace id is fetched whatever the window, and files hold all of their time."""
         ...
 
     def recent_traces(self, start_us: int, end_us: int, limit: int = 500) -> list[Trace]:

@@ -55,6 +55,7 @@ import httpx
 from opdiag.errors import InputError, SourceUnavailableError, TraceFormatError
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
 from opdiag.operations import NOISE_SPAN_PATTERNS
+from opdiag.search_window import CLOCK_MARGIN_US, around
 from opdiag.settings import JaegerSettings
 from opdiag.sources.base import SpanQuery, holds_wanted_span
 from opdiag.sources.jaeger_api import QueryApi, detect_api
@@ -65,8 +66,6 @@ from opdiag.sources.readers import parse_document
 from opdiag.timeutil import TimeRange
 
 OPERATION_ID = "operation.id"
-# Spans may reach Jaeger slightly "in the future" of this host's clock.
-_CLOCK_MARGIN_S = 60.0
 # A window this short is not split further, even when its answer reached the depth.
 _MIN_SPLIT_US = 1_000
 
@@ -280,10 +279,7 @@ class JaegerSource:
             return list(answer.traces)
         if window is None:
             now_us = int(self._clock() * 1_000_000)
-            window = TimeRange(
-                now_us - int(self._settings.lookback_s * 1_000_000),
-                now_us + int(_CLOCK_MARGIN_S * 1_000_000),
-            )
+            window = around(now_us, int(self._settings.lookback_s * 1_000_000))
         start_us, end_us = self._rounded(window.start_us, window.end_us)
         tags = {OPERATION_ID: ident}
         depth = max(1, self._settings.search_limit)
@@ -416,7 +412,7 @@ class JaegerSource:
         now_us = int(self._clock() * 1_000_000)
         return self._rounded(
             now_us - int(self._settings.lookback_s * 1_000_000) - self._round_us,
-            now_us + int(_CLOCK_MARGIN_S * 1_000_000),
+            now_us + CLOCK_MARGIN_US,
         )
 
     def _live_depth(self) -> int:
