@@ -66,7 +66,8 @@ def test_operations_newest_first_with_links(client):
     failed = rows[1]
     assert failed["trace_id"] == TRACE_FAILED
     assert failed["jaeger_url"].endswith(f"/trace/{TRACE_FAILED}?uiFind=00000000000000c3")
-    assert failed["diagnosis_url"].endswith(f"/operations/{FAILED_ID}")
+    assert failed["diagnosis_url"].split("?")[0].endswith(f"/operations/{FAILED_ID}")
+    assert "?from=" in failed["diagnosis_url"]  # the page is searched over the operation's time
 
 
 @pytest.mark.parametrize(

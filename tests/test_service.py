@@ -123,7 +123,9 @@ def test_diagnose_fills_links_and_trace_ids(settings):
     assert d.operation_id == ops[0]
     assert d.trace_ids == [traces[0].trace_id]
     assert d.verdict == "healthy"
-    assert d.links.diagnosis_page.endswith("/operations/" + ops[0])
+    assert d.links.diagnosis_page.endswith(
+        f"/operations/{ops[0]}?from={d.started_at_ms - 60_000}&to={d.ended_at_ms + 60_000}"
+    )
     assert d.links.traces[traces[0].trace_id].endswith("/trace/" + traces[0].trace_id)
 
 

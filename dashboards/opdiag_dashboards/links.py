@@ -22,8 +22,10 @@ def dashboard_url(uid: str) -> str:
 
 
 def opdiag_page(settings: Settings, ident: str) -> str:
-    """The opdiag HTML diagnosis page as the browser sees it."""
-    return f"{settings.links.opdiag_url.rstrip('/')}/operations/{ident}"
+    """The opdiag HTML diagnosis page as the browser sees it, searched over the panel's
+    time range (Grafana fills ``${__from}``/``${__to}`` in data links)."""
+    base = settings.links.opdiag_url.rstrip("/")
+    return f"{base}/operations/{ident}?from=${{__from}}&to=${{__to}}"
 
 
 def diagnose_operation(settings: Settings) -> dict[str, object]:

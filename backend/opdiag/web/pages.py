@@ -15,8 +15,11 @@ from flask.blueprints import BlueprintSetupState
 
 from opdiag.api.params import parse_ident, parse_range
 from opdiag.api.queries import now_us
+from opdiag.api.rest import lookup_range
 from opdiag.api.state import AppState, current_state
+from opdiag.diagnosis.result import Diagnosis
 from opdiag.errors import OpdiagError
+from opdiag.render.links import operation_range_ms
 from opdiag.web import waterfall
 from opdiag.web.filters import FILTERS, utc
 
@@ -119,13 +122,33 @@ def index() -> Response:
     )
 
 
+def range_args(span: tuple[int, int | None] | None) -> dict[str, int]:
+    """``from``/``to`` query arguments (epoch ms) of a link to one operation's page."""
+    if span is None:
+        return {}
+    start, end = span
+    return {"from": start} if end is None else {"from": start, "to": end}
+
+
+@bp.app_template_filter("page_range")
+def page_range(diagnosis: Diagnosis) -> dict[str, int]:
+    """The range a link to this operation's page carries (its own time)."""
+    return range_args(operation_range_ms(diagnosis))
+
+
 @bp.get("/operations/<ident>")
 def operation(ident: str) -> Response:
+    """One diagnosis; ``from``/``to`` say where a live source searches for it."""
     state = current_state()
-    diagnosis = state.service.diagnose(parse_ident(ident))
+    ident = parse_ident(ident)
+    window = lookup_range()
+    diagnosis = state.service.diagnose(ident, window=window)
     picture = waterfall.layout(
         diagnosis.execution_flow,
         diagnosis.execution_flow_truncated,
         noise_patterns=state.settings.diagnosis.noise_span_patterns,
     )
-    return _html(render_template("diagnosis.html", d=diagnosis, waterfall=picture))
+    here = {k: v for k, v in request.args.items() if k in ("from", "to") and v}
+    return _html(
+        render_template("diagnosis.html", d=diagnosis, waterfall=picture, range_args=here)
+    )
