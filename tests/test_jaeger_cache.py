@@ -345,13 +345,7 @@ def test_the_baseline_window_serves_the_next_cold_diagnoses() -> None:
         first = service.diagnose(ops[0], now_us=NOW * S)
         assert first.verdict == "healthy" and first.baseline_ms  # a baseline was computed
         windows = [q for q in calls_to(replay, SEARCH) if "query.attributes" not in q]
-        # one matching service: one window search per span name it has, for the baseline
-        assert sorted(q["query.operationName"][0] for q in windows) == [
-            "POST /backtests/start",
-            "backtest.data_loading",
-            "operation.register",
-            "operation.state_transition",
-        ]
+        assert len(windows) == 1  # one matching service, one window search for the baseline
         before = len(replay.calls)
         for op in ops[1:]:
             d = service.diagnose(op, now_us=NOW * S)

@@ -171,7 +171,7 @@ class DiagnosisService:
         if not ident:
             raise InputError("empty operation or trace id", field="id")
         cached = self._final.get(ident)
-        if cached is not None:
+        if cached is not None and _overlaps(cached, window):
             return cached
         now = wall_clock_us() if now_us is None else now_us
         look = _Lookup(now, window)
@@ -489,6 +489,18 @@ class _Lookup:
 
     now_us: int
     window: TimeRange | None
+
+
+def _overlaps(diagnosis: Diagnosis, window: TimeRange | None) -> bool:
+    """A cached diagnosis answers a lookup over ``window`` only when the operation's time
+    meets it: a warm cache must not find what a search of that range would not."""
+    if window is None or diagnosis.started_at_ms is None:
+        return True
+    ended_ms = diagnosis.ended_at_ms or diagnosis.started_at_ms
+    return (
+        diagnosis.started_at_ms * US_PER_MS <= window.end_us
+        and ended_ms * US_PER_MS >= window.start_us
+    )
 
 
 def _may_be_finished(group: OperationTraces) -> bool:

@@ -58,10 +58,10 @@ from opdiag.operations import NOISE_SPAN_PATTERNS
 from opdiag.search_window import CLOCK_MARGIN_US, around
 from opdiag.settings import JaegerSettings
 from opdiag.sources.base import SpanQuery, holds_wanted_span
-from opdiag.sources.jaeger_api import QueryApi, detect_api
+from opdiag.sources.jaeger_api import QueryApi, detect_api, trace_ids_of, without_traces
 from opdiag.sources.jaeger_cache import TtlCache
 from opdiag.sources.jaeger_http import JaegerHttp, Observer, Reply
-from opdiag.sources.jaeger_query import window_span_names
+from opdiag.sources.jaeger_query import is_window_name, window_span_names
 from opdiag.sources.readers import parse_document
 from opdiag.timeutil import TimeRange
 
@@ -111,6 +111,14 @@ def _starts_in(trace: Trace, start_us: int, end_us: int) -> bool:
     if trace.start_us >= start_us:
         return True
     return any(start_us <= s.start_us < end_us for s in trace.spans)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """One search answer decoded: its traces, and how many traces Jaeger answered."""
+
+    traces: list[Trace]
+    count: int
 
 
 @dataclass(slots=True, eq=False)
@@ -348,7 +356,7 @@ class JaegerSource:
         def search(pair: tuple[str, str]) -> list[Trace]:
             service, span = pair
             reply = api.search_reply(service, lo, hi, depth, None, operation=span)
-            return self._decode(api, reply, f"{api.name}:search/{service}/{span}")
+            return self._decode(api, reply, f"{api.name}:search/{service}/{span}").traces
 
         def fetch_all() -> WindowAnswer:
             found = self._fan_out(pairs, search)
@@ -438,20 +446,31 @@ class JaegerSource:
     def _window_search(
         self, api: QueryApi, services: list[str], start_us: int, end_us: int, depth: int
     ) -> WindowAnswer:
-        """Every service searched over the window without tags, one search per span name
-        that can hold an operation (``_window_pairs``), merged, newest first."""
-        asked_at_us = int(self._clock() * 1_000_000)
-        pairs = self._window_pairs(api, services)
+        """Every service searched over the window without tags, merged, newest first; only
+        traces that may hold an operation are kept (not health checks or polling alone).
 
-        def search(pair: tuple[str, str | None]) -> tuple[str, list[Trace]]:
+        Health checks and polling make most traces of a busy service, so a search by
+        service alone fills its depth with them and misses the operations. A service whose
+        answer reached the depth is therefore searched again once per span name that can
+        belong to an operation (``window_span_names``); the others' answers are whole. A
+        trace already decoded from an earlier answer is not decoded again."""
+        asked_at_us = int(self._clock() * 1_000_000)
+        seen: set[str] = set()
+
+        def search(pair: tuple[str, str | None], keep_cut: bool) -> tuple[str, list[Trace], bool]:
             service, name = pair
             reply = api.search_reply(service, start_us, end_us, depth, None, operation=name)
             where = f"{api.name}:search/{service}" + (f"/{name}" if name else "")
-            return service, self._decode(api, reply, where)
+            answer = self._decode(api, reply, where, seen=seen, depth=None if keep_cut else depth)
+            return service, answer.traces, answer.count >= depth
 
-        found = self._fan_out(pairs, search)
-        truncated = frozenset(service for service, traces in found if len(traces) >= depth)
-        merged = merge_traces(_distinct(t for _, traces in found for t in traces))
+        first = self._fan_out([(s, None) for s in services], lambda p: search(p, False))
+        busy = [service for service, _, cut in first if cut]
+        pairs = self._window_pairs(api, busy)
+        second = self._fan_out(pairs, lambda p: search(p, True))
+        truncated = frozenset(service for service, _, cut in second if cut)
+        found = [t for _, traces, _ in (*first, *second) for t in traces]
+        merged = merge_traces(t for t in _distinct(found) if self._may_hold_operation(t))
         merged.sort(key=lambda t: (t.start_us, t.trace_id), reverse=True)
         return WindowAnswer(
             start_us,
@@ -466,11 +485,9 @@ class JaegerSource:
     def _window_pairs(
         self, api: QueryApi, services: list[str]
     ) -> list[tuple[str, str | None]]:
-        """(service, span name) to search for a window. Health checks and polling make most
-        of a busy system's traces; a search by service alone fills its depth with them and
-        misses the operations. So each service is searched once per span name that is not
-        noise (``window_span_names``); a service whose names are unknown is searched whole,
-        one holding only noise not at all."""
+        """(service, span name) to search a busy service's window by: every name but noise
+        (``window_span_names``); a service whose names are unknown is searched whole (its
+        answer then stays cut), one holding only noise not at all."""
         known = self._fan_out(services, lambda service: self._span_names(api, service))
         pairs: list[tuple[str, str | None]] = []
         for service, names in zip(services, known, strict=True):
@@ -479,6 +496,12 @@ class JaegerSource:
                 continue
             pairs.extend((service, name) for name in window_span_names(names, self._noise))
         return pairs
+
+    def _may_hold_operation(self, trace: Trace) -> bool:
+        """What a search by span name would find: a trace with a span of its own name (the
+        whole answers of quiet services are cut to that too, so every window answer holds
+        the same kind of traces)."""
+        return any(is_window_name(name, self._noise) for name in {s.name for s in trace.spans})
 
     def _span_names(self, api: QueryApi, service: str) -> list[str]:
         """A service's span names; reused like the service list (they change with code)."""
@@ -504,12 +527,12 @@ class JaegerSource:
         while pending:
             lo, hi = pending.pop()
             reply = api.search_reply(service, lo, hi, depth, tags)
-            traces = self._decode(api, reply, where)
-            if len(traces) >= depth and hi - lo > _MIN_SPLIT_US:
+            decoded = self._decode(api, reply, where)
+            if decoded.count >= depth and hi - lo > _MIN_SPLIT_US:
                 mid = (lo + hi) // 2
                 pending += [(mid + 1, hi), (lo, mid)]  # both bounds are inclusive in Jaeger
                 continue
-            for trace in traces:
+            for trace in decoded.traces:
                 found.setdefault(trace.trace_id, trace)
         return list(found.values())
 
@@ -537,13 +560,34 @@ class JaegerSource:
                 f.cancel()
             raise
 
-    def _decode(self, api: QueryApi, reply: Reply, where: str) -> list[Trace]:
+    def _decode(
+        self,
+        api: QueryApi,
+        reply: Reply,
+        where: str,
+        *,
+        seen: set[str] | None = None,
+        depth: int | None = None,
+    ) -> Decoded:
         """JSON → traces, one answer at a time. Searches still fetch concurrently, but a
         window answer decodes into many times its size in Python objects; decoding them all
-        at once only raised the memory high-water mark (the work holds the GIL anyway)."""
+        at once only raised the memory high-water mark (the work holds the GIL anyway).
+        ``count`` is the number of traces Jaeger answered. With ``seen``, traces decoded
+        from an earlier answer are skipped (whole traces: several searches answer one);
+        with ``depth``, an answer that reached it is counted but not decoded."""
         with self._decoding:
             doc = api.search_document(reply)
-            return [] if doc is None else self._parse(doc, where)
+            if doc is None:
+                return Decoded([], 0)
+            ids = trace_ids_of(doc)
+            if depth is not None and len(ids) >= depth:
+                return Decoded([], len(ids))
+            if seen is not None:
+                doc = without_traces(doc, seen)
+            traces = self._parse(doc, where)
+            if seen is not None:
+                seen.update(ids)
+            return Decoded(traces, len(ids))
 
     def _parse(self, doc: Any, where: str) -> list[Trace]:
         source = f"jaeger {self._http.url} {where}"

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from opdiag.errors import SourceUnavailableError
+from opdiag.model import normalise_trace_id
 from opdiag.sources.jaeger_http import JaegerHttp, Reply
 from opdiag.sources.jaeger_query import (
     V3Dialect,
@@ -81,6 +82,65 @@ def _json_or_none(reply: Reply) -> Any | None:
     if reply.status == 404 and not reply.is_html:
         return None
     return _json_ok(reply)
+
+
+def _legacy_traces(doc: Any) -> list[Any] | None:
+    data = doc.get("data") if isinstance(doc, dict) else None
+    return data if isinstance(data, list) else None
+
+
+def _v3_resource_spans(doc: Any) -> list[Any] | None:
+    result = doc.get("result") if isinstance(doc, dict) else None
+    found = result.get("resourceSpans") if isinstance(result, dict) else None
+    return found if isinstance(found, list) else None
+
+
+def _legacy_id(trace: Any) -> str | None:
+    raw = trace.get("traceID") if isinstance(trace, dict) else None
+    return normalise_trace_id(raw) if isinstance(raw, str) and raw.strip() else None
+
+
+def _v3_ids(resource_spans: Any) -> set[str]:
+    from opdiag.sources.readers import otlp_id
+
+    found: set[str] = set()
+    scopes = resource_spans.get("scopeSpans") if isinstance(resource_spans, dict) else None
+    for scope in scopes if isinstance(scopes, list) else ():
+        spans = scope.get("spans") if isinstance(scope, dict) else None
+        for span in spans if isinstance(spans, list) else ():
+            try:
+                trace_id = otlp_id(span.get("traceId"), 32) if isinstance(span, dict) else None
+            except ValueError:
+                trace_id = None  # the reader reports it when it parses the answer
+            if trace_id:
+                found.add(trace_id)
+    return found
+
+
+def trace_ids_of(doc: Any) -> set[str]:
+    """The trace ids a search answer (either API) holds, before it is parsed."""
+    legacy = _legacy_traces(doc)
+    if legacy is not None:
+        return {i for i in map(_legacy_id, legacy) if i}
+    found: set[str] = set()
+    for resource_spans in _v3_resource_spans(doc) or ():
+        found |= _v3_ids(resource_spans)
+    return found
+
+
+def without_traces(doc: Any, skip: set[str]) -> Any:
+    """A search answer without the traces in ``skip`` (already read from another answer:
+    searches answer whole traces, so a trace answered twice is the same trace)."""
+    if not skip:
+        return doc
+    legacy = _legacy_traces(doc)
+    if legacy is not None:
+        return {**doc, "data": [t for t in legacy if _legacy_id(t) not in skip]}
+    resource_spans = _v3_resource_spans(doc)
+    if resource_spans is None:
+        return doc
+    kept = [rs for rs in resource_spans if not _v3_ids(rs) <= skip or not _v3_ids(rs)]
+    return {**doc, "result": {**doc["result"], "resourceSpans": kept}}
 
 
 def _services_from(doc: Any, key: str, path: str) -> list[str]:

@@ -96,20 +96,19 @@ def v3_search_params(
     return params
 
 
-def window_span_names(names: Iterable[str], noise_patterns: Sequence[str]) -> list[str]:
-    """The span names a window search asks for, one search each: every name but noise
-    (``noise_patterns``: health checks, polling, transport events) and bare HTTP methods.
-    Those make most traces of a busy service, and a trace that belongs to an operation
-    always holds a span with a name of its own (the command, the route, a phase)."""
-    return sorted(
-        {
-            name
-            for name in names
-            if name
-            and name.upper() not in HTTP_METHOD_NAMES
-            and not any(fnmatchcase(name, pattern) for pattern in noise_patterns)
-        }
+def is_window_name(name: str, noise_patterns: Sequence[str]) -> bool:
+    """Can a span of this name mark a trace as part of an operation? Not noise
+    (``noise_patterns``: health checks, polling, transport events) and not a bare HTTP
+    method: those make most traces of a busy service, and a trace that belongs to an
+    operation always holds a span with a name of its own (the command, the route, a phase)."""
+    return bool(name) and name.upper() not in HTTP_METHOD_NAMES and not any(
+        fnmatchcase(name, pattern) for pattern in noise_patterns
     )
+
+
+def window_span_names(names: Iterable[str], noise_patterns: Sequence[str]) -> list[str]:
+    """The span names a window search of a busy service asks for, one search each."""
+    return sorted({name for name in names if is_window_name(name, noise_patterns)})
 
 
 def legacy_search_params(
