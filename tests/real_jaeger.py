@@ -50,6 +50,9 @@ extensions:
     http:
       endpoint: 127.0.0.1:{health}
   jaeger_query:
+    # v2 traces its own queries by default, to OTLP on localhost:4317: not ours, and its
+    # exporter then holds the shutdown for 10 s.
+    enable_tracing: false
     storage:
       traces: memstore
     http:
