@@ -83,6 +83,15 @@ class JaegerSettings(_Section):
     )
     timeout_s: float = 10.0
     connect_timeout_s: float = 3.0
+    # Every Jaeger call (waiting for a slot, connecting, every byte of the answer, retries)
+    # ends within this, or the lookup answers 504: a Jaeger that sends its answer a byte at a
+    # time never trips the read timeout, and would hold a request (and a server thread) for
+    # ever. Raise it only for huge, slow windows.
+    deadline_s: float = Field(default=30.0, gt=0)
+    # Largest answer read from Jaeger, in bytes, counted while it streams and refused before
+    # it is decoded (502 naming the cap): decoded answers take several times their size in
+    # memory. Lower it on small machines; raise it for very large windows.
+    max_answer_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     retries: int = 2
     backoff_s: float = 0.2
     concurrency: int = 8
@@ -150,6 +159,8 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_JAEGER_STORAGE": "jaeger.storage",
     "OPDIAG_JAEGER_API": "jaeger.api",
     "OPDIAG_JAEGER_LOOKBACK": "jaeger.lookback_s",
+    "OPDIAG_JAEGER_DEADLINE_S": "jaeger.deadline_s",
+    "OPDIAG_JAEGER_MAX_ANSWER_BYTES": "jaeger.max_answer_bytes",
     "OPDIAG_SERVICE_PATTERNS": "jaeger.service_patterns",
     "OPDIAG_TRACES": "trace_paths",
     "OPDIAG_RULES": "rule_packs",

@@ -26,9 +26,9 @@ tag (span attributes, scope, resource/process tags, event/log fields); matches c
 received first, cut at the depth. Values match exactly, or as an anchored regular expression
 when ``storage`` is ``elasticsearch``/``opensearch``. ``faults`` inject failures: ``refuse``
 (closed port), ``slow`` (sleep), ``http500``, ``html`` (the UI page for everything),
-``truncated`` (cut JSON), ``trickle`` (the body one byte every ``seconds``), ``huge`` (a body of
-``size`` bytes). ``calls``, ``connections`` and ``max_in_flight`` let tests check what a client
-did.
+``truncated`` (cut JSON), ``trickle`` (the body one byte every ``seconds``), ``huge`` (a body
+of ``size`` bytes, its length not announced). ``calls``, ``connections`` and ``max_in_flight``
+let tests check what a client did.
 
 Run ``python -m opdiag.devtools.replay_jaeger --traces DIR --port 16686`` for a demo Jaeger.
 """
@@ -813,12 +813,16 @@ class ReplayJaeger:
             status, ctype, body = self._answer(split.path, query, fault)
             if fault is not None and fault.kind == "truncated" and len(body) > 1:
                 body = body[: len(body) // 2]
-            size = fault.size if fault is not None and fault.kind == "huge" else len(body)
+            huge = fault is not None and fault.kind == "huge"
             handler.send_response(status)
             handler.send_header("Content-Type", ctype)
             if ctype == TEXT and status >= 400:
                 handler.send_header("X-Content-Type-Options", "nosniff")
-            handler.send_header("Content-Length", str(size))
+            if huge:  # no length announced: the client learns the size only by reading
+                handler.send_header("Connection", "close")
+                handler.close_connection = True
+            else:
+                handler.send_header("Content-Length", str(len(body)))
             handler.end_headers()
             if fault is not None and fault.kind == "trickle":
                 _trickle(handler, body, fault.seconds)
