@@ -53,3 +53,11 @@ def test_tour_command_runs_as_printed(command, monkeypatch, capsys):
     argv = shlex.split(command)[1:]
     assert main(argv) == 0, capsys.readouterr().err
     assert capsys.readouterr().out.strip()
+
+
+def test_every_environment_variable_is_in_the_readme():
+    from opdiag.settings import ENV_VARS
+
+    listed = set(re.findall(r"^\| `([A-Z_]+)`(?:, `([A-Z_]+)`)?", README, flags=re.M))
+    names = {name for pair in listed for name in pair if name}
+    assert set(ENV_VARS) | {"OPDIAG_CONFIG", "OPDIAG_DEMO_TRACES", "CI"} <= names
