@@ -1,6 +1,6 @@
 """pytest fixtures around ``real_jaeger`` (a plugin module: ``pytest_plugins =
-("real_jaeger_fixtures",)``). Tests that use them belong to the xdist group ``real-jaeger``,
-so one worker runs them and the session's Jaeger is started once."""
+("real_jaeger_fixtures",)``). A module using the session's ``ktrdr_jaeger`` keeps its tests
+in one xdist group, so one worker runs them and that Jaeger is started once."""
 
 from __future__ import annotations
 

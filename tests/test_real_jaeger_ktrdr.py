@@ -27,7 +27,7 @@ from opdiag.timeutil import parse_now
 from real_jaeger import REAL_RUN1, RealJaeger
 
 pytest_plugins = ("real_jaeger_fixtures",)
-pytestmark = pytest.mark.xdist_group("real-jaeger")
+pytestmark = pytest.mark.xdist_group("real-jaeger-ktrdr")
 
 CASES = [c for c in yaml.safe_load((REAL_RUN1 / "cases.yaml").read_text()) if c["upto"] is None]
 NOW = CASES[0]["now"]

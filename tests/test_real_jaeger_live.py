@@ -22,7 +22,7 @@ from ktrdr_sim.live import launch
 from real_jaeger import RealJaeger, free_ports
 
 pytest_plugins = ("real_jaeger_fixtures",)
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real-jaeger")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("live-demo")]  # one demo at a time
 
 CYCLE_TIMEOUT_S = 240.0
 SERVE_TIMEOUT_S = 30.0

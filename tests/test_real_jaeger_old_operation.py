@@ -25,7 +25,7 @@ from opdiag.timeutil import format_rfc3339, parse_now, wall_clock_us
 from real_jaeger import REAL_RUN1, RealJaeger, send_otlp_json
 
 pytest_plugins = ("real_jaeger_fixtures",)
-pytestmark = pytest.mark.xdist_group("real-jaeger")
+pytestmark = pytest.mark.xdist_group("real-jaeger-old")
 
 ORIGINAL = "op_training_20261204_154305_f6579e1a"
 ORIGINAL_CREATED = parse_now("2026-12-04T15:43:05Z")

@@ -18,7 +18,7 @@ from opdiag.sources.jaeger_query import parse_version
 from real_jaeger import RealJaeger, send_otlp_json
 
 pytest_plugins = ("real_jaeger_fixtures",)
-pytestmark = pytest.mark.xdist_group("real-jaeger")
+pytestmark = pytest.mark.xdist_group("real-jaeger-replay")
 
 DATA = Path(__file__).parent / "data" / "jaeger_replay" / "ktrdr.otlp.jsonl"
 API = "ktrdr-api"
