@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ktrdr_sim.live.launch import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 JAEGER_BIN = REPO_ROOT / ".tools" / "bin" / "jaeger"
@@ -94,20 +95,6 @@ def require_jaeger() -> Path:
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
     pytest.skip(reason)
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free on loopback right now (held together while picking, so all differ)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _death_signal_prefix() -> list[str]:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from ktrdr_sim.live import launch
-from real_jaeger import RealJaeger, free_ports
+from real_jaeger import RealJaeger
 
 pytest_plugins = ("real_jaeger_fixtures",)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("live-demo")]  # one demo at a time
@@ -37,22 +37,14 @@ def live(jaeger_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     tmp = tmp_path_factory.mktemp("live-jaeger")
     log = tmp / "demo.log"
     with RealJaeger(tmp, jaeger_binary) as jaeger:
-        ports = dict(zip(launch.SERVICES, launch.free_ports(len(launch.SERVICES)), strict=True))
-        with launch.demo(ports, otlp_endpoint=jaeger.otlp_http_url, speedup=100, cycles=1,
-                         log=log) as proc:
-            deadline = time.monotonic() + CYCLE_TIMEOUT_S
-            while "cycle 1 done" not in log.read_text():
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "no full cycle:\n" + log.read_text()
-                time.sleep(0.5)
-        # Stopped: every process flushed its BatchSpanProcessor to Jaeger on SIGTERM.
-        yield jaeger
+        launch.run_cycle(jaeger.otlp_http_url, log, timeout_s=CYCLE_TIMEOUT_S)
+        yield jaeger  # the demo is stopped: every process flushed its spans to Jaeger
 
 
 @pytest.fixture(scope="module")
 def served(live: RealJaeger, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``opdiag serve --jaeger-url`` as its own process; its base URL."""
-    (port,) = free_ports(1)
+    (port,) = launch.free_ports(1)
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("OPDIAG_") and k != "JAEGER_URL"}
