@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 from opdiag.api.schemas import VariableRow, VerdictCountRow
 from opdiag.diagnosis.result import (
+    BaselineRun,
     Bottleneck,
+    Comparison,
     Diagnosis,
     Finding,
     FlowStep,
+    PhaseChange,
     RootCause,
     Solution,
 )
@@ -154,6 +159,43 @@ def slow_diagnosis(settings: Settings) -> Diagnosis:
         ),
         execution_flow=_flow(TRACE_SLOW, failed=False),
         baseline_ms=300.0,
+        comparison=Comparison(
+            runs=[
+                BaselineRun("op_training_20251124_good1", NOW_MS - 7_200_000, 290.0),
+                BaselineRun("op_training_20251124_good2", NOW_MS - 5_400_000, 310.0),
+            ],
+            wanted_runs=5,
+            this_ms=900.0,
+            baseline_ms=300.0,
+            change_ms=600.0,
+            change_pct=200.0,
+            phases=[
+                PhaseChange(
+                    name="training.indicators",
+                    kind="span",
+                    this_ms=800.0,
+                    baseline_ms=200.0,
+                    change_ms=600.0,
+                    change_pct=300.0,
+                    status="slower",
+                    count=1,
+                    baseline_count=1.0,
+                    share_of_change=1.0,
+                    service="ktrdr-training-worker-x1",
+                ),
+                PhaseChange(
+                    name=f"after {XSS}",
+                    kind="gap",
+                    this_ms=0.0,
+                    baseline_ms=50.0,
+                    change_ms=-50.0,
+                    change_pct=-100.0,
+                    status="missing",
+                    after=XSS,
+                ),
+            ],
+            headline="training.indicators +600ms (200ms → 800ms, +300 %) vs the last 2 good runs",
+        ),
     )
     d.links = build_links(d, settings.links)
     return d
@@ -450,3 +492,20 @@ def write_xss_traces(directory: Path) -> Path:
     path = directory / "xss.jaeger.json"
     path.write_text(json.dumps(xss_trace_document()), encoding="utf-8")
     return path
+
+
+@contextmanager
+def serving(traces: Path, **server: Any) -> Iterator[Any]:
+    """opdiag on waitress in a thread, on a free loopback port, over the trace files
+    ``traces``; ``server`` adds server settings. Yields the ``ServerThread``."""
+    from opdiag.api.server import ServerThread, build_server
+
+    settings = Settings.model_validate(
+        {"trace_paths": [str(traces)], "server": {"port": 0, "threads": 2, **server}}
+    )
+    waitress_server, _ = build_server(settings)
+    running = ServerThread(waitress_server).start()
+    try:
+        yield running
+    finally:
+        running.stop()

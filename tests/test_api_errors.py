@@ -69,6 +69,10 @@ def test_auth_refuses_without_the_token(auth_client, route, body, header):
     headers = {"Authorization": header} if header else {}
     response = _call(auth_client, route, body, headers)
     assert response.status_code == 401
+    if route in PAGE_ROUTES:  # a browser is asked for the token (test_auth_reach)
+        assert response.headers["WWW-Authenticate"].startswith("Basic")
+        assert response.mimetype == "text/html"
+        return
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert response.get_json() == {
         "error": "missing or invalid bearer token",

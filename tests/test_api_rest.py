@@ -15,6 +15,7 @@ from api_support import (
 )
 from opdiag.api.app import create_app
 from opdiag.api.schemas import (
+    ComparisonRow,
     DiagnosisRow,
     FindingRow,
     FlowRow,
@@ -33,6 +34,7 @@ ROUTES: list[tuple[str, type[BaseModel]]] = [
     (f"/api/v1/operations/{FAILED_ID}/flow", FlowRow),
     (f"/api/v1/operations/{FAILED_ID}/findings", FindingRow),
     (f"/api/v1/operations/{FAILED_ID}/solution", SolutionRow),
+    (f"/api/v1/operations/{SLOW_ID}/comparison", ComparisonRow),
     (f"/api/v1/verdict-counts?{RANGE}&interval=1h", VerdictCountRow),
     (f"/api/v1/variables/services?{RANGE}", VariableRow),
     (f"/api/v1/variables/operation_ids?{RANGE}", VariableRow),
@@ -205,6 +207,7 @@ def test_openapi_document_is_generated_from_the_models(client):
         "/api/v1/operations/{ident}/flow",
         "/api/v1/operations/{ident}/findings",
         "/api/v1/operations/{ident}/solution",
+        "/api/v1/operations/{ident}/comparison",
         "/api/v1/verdict-counts",
         "/api/v1/variables/{name}",
     }
@@ -215,6 +218,7 @@ def test_openapi_document_is_generated_from_the_models(client):
         FlowRow,
         FindingRow,
         SolutionRow,
+        ComparisonRow,
         VerdictCountRow,
         VariableRow,
     ):

@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import jsonata
 import pytest
@@ -78,7 +78,7 @@ def window() -> tuple[int, int]:
 
 # Operations the per-operation panels are checked with: a failure with a root cause, a
 # healthy run, and a failed dispatch keyed by its trace id.
-CASES = ["failed", "healthy", "workers_busy"]
+CASES = ["failed", "healthy", "workers_busy", "slow"]
 
 
 def variable_values(
@@ -109,6 +109,8 @@ def interpolate(text: str, values: dict[str, tuple[str, str]]) -> str:
             return value
         if fmt == "text":
             return shown
+        if fmt == "percentencode":
+            return quote(value, safe="")
         raise AssertionError(f"format {fmt} not simulated")
 
     return re.sub(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)", one, text)
@@ -182,6 +184,8 @@ def test_every_infinity_query_answers_its_declared_columns(client, window, case)
     } <= non_empty, non_empty
     if case != "healthy":
         assert "Findings" in non_empty
+    if case != "workers_busy":  # finished operations are compared with the last good runs
+        assert "What Changed Since the Last Good Runs" in non_empty
 
 
 def test_type_filter_reaches_the_api(client, window):
@@ -317,14 +321,18 @@ def test_every_link_resolves(client, settings, window, json_datasource):
     adapter = client.application.url_map.bind("localhost")
     op_id = _pick("failed")
     base = settings.links.opdiag_url.rstrip("/")
+    [diagnosis_row] = _rows(client, f"/api/v1/operations/{op_id}", "diagnosis")
+    diagnosis_url = diagnosis_row["diagnosis_url"]
     seen = {"dashboard": 0, "opdiag": 0, "explore": 0}
     for dash in dashboards.values():
         for link in _links(dash["panels"]) + _links(dash["links"]):
             url = (
                 link["url"]
+                .replace("${__value.raw:percentencode}", quote(op_id, safe=""))
                 .replace("${__value.raw}", op_id)
                 .replace("${__url_time_range}", "from=1&to=2")
-                .replace("${operation_id}", op_id)
+                .replace("${operation_id:percentencode}", quote(op_id, safe=""))
+                .replace("${__data.fields.diagnosis_url}", diagnosis_url)
                 .replace("${__from}", str(window[0]))
                 .replace("${__to}", str(window[1]))
             )

@@ -192,7 +192,8 @@ def test_noise_is_never_the_bottleneck() -> None:
 
 def test_a_wrapping_root_is_not_the_bottleneck() -> None:
     """Work without spans (the backtest simulation) leaves a gap the CLI root 'owns' on the
-    critical path; the bottleneck is still the busiest real span."""
+    critical path: the root is never the bottleneck; the gap is (SPEC: time no span covers),
+    named by the span it follows, on the worker's service."""
     case = backtest_case()
     for span in case["spans"]:
         if span.get("attrs", {}).get("operation.to_status") == "completed":
@@ -200,7 +201,26 @@ def test_a_wrapping_root_is_not_the_bottleneck() -> None:
         if span["name"] == "backtest.feature_compute":
             span["dur"] = 2_000  # the CLI root now holds ~7 s of gaps on the path
     d = run_case(case)
-    assert d.bottleneck is not None and d.bottleneck.span_name == "backtest.feature_compute"
+    b = d.bottleneck
+    assert b is not None and b.kind == "gap"
+    assert b.after_span_name == "backtest.feature_compute" and b.service == WORKER
+    assert b.span_id is None and b.span_name is None
+    assert 0.6 < b.share < 0.8 and b.duration_ms == pytest.approx(b.self_time_ms)
+    assert b.text == f"uninstrumented work on {WORKER} after backtest.feature_compute"
+
+
+def test_a_real_span_larger_than_any_gap_stays_the_bottleneck() -> None:
+    """The gap wins only when it holds more: the same run with the simulation instrumented
+    (a long span instead of the gap) names that span."""
+    case = backtest_case()
+    for span in case["spans"]:
+        if span.get("attrs", {}).get("operation.to_status") == "completed":
+            span["start"] = 9_990
+        if span["name"] == "backtest.feature_compute":
+            span["dur"] = 9_000
+    d = run_case(case)
+    assert d.bottleneck is not None and d.bottleneck.kind == "span"
+    assert d.bottleneck.span_name == "backtest.feature_compute"
 
 
 def test_engine_leaves_its_input_unchanged() -> None:
@@ -317,7 +337,7 @@ def test_root_cause_is_the_deepest_span_with_its_evidence() -> None:
     assert rc.evidence["http.url"] == "http://host.docker.internal:5001/data/historical"
     assert rc.exception_message == "[Errno 111] Connection refused"
     assert d.status == "failed"
-    rules_fired = {f.rule_id for f in d.findings}
+    rules_fired = {f.rule_id for f in d.fired}
     assert {"ib-host-refused", "operation-failed", "error-spans"} <= rules_fired
     assert d.solution is not None and "cd ib-host-service && ./start.sh" in d.solution.commands
     assert [s.span_id for s in d.execution_flow if s.root_cause] == [rc.span_id]
@@ -567,12 +587,12 @@ def test_without_descendant_is_per_trace_and_ignores_siblings_and_ancestors() ->
 def test_without_is_not_computed_when_no_active_rule_uses_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import opdiag.diagnosis.engine as engine
+    import opdiag.diagnosis.span_rules as span_rules
 
     def boom(*_: Any) -> Any:
         raise AssertionError("precomputed although no rule uses without_*")
 
-    monkeypatch.setattr(engine, "_below", boom)
+    monkeypatch.setattr(span_rules, "_below", boom)
     run_case(backtest_case(), RULES)  # rule 16's facts (status failed) do not hold
 
 

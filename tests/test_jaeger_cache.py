@@ -279,13 +279,25 @@ def service(server: ReplayJaeger) -> Iterator[DiagnosisService]:
     src.close()
 
 
-def test_a_cold_diagnosis_without_baseline_asks_only_tag_searches(
+def test_a_cold_diagnosis_searches_the_window_once_for_its_baseline(
     server: ReplayJaeger, service: DiagnosisService
 ) -> None:
+    """Every finished operation, failed ones too, is compared with the last good runs of its
+    type: its own traces come from tag searches, the runs from one window search per service
+    (the live window the operations list shares), not one search per run."""
     d = service.diagnose(FINISHED_OP, now_us=NOW * S)
-    assert d.finished and d.verdict not in ("healthy", "slow")  # no baseline needed
+    assert d.finished and d.verdict not in ("healthy", "slow")
+    assert d.comparison is not None
     searches = calls_to(server, SEARCH)
-    assert searches and all("query.attributes" in q for q in searches)  # no window search
+    # tag searches for the operation, the neighbour evidence searched by span name (health
+    # checks, ib.connect), and the baseline's window: one search per service, not per run
+    assert any("query.attributes" in q for q in searches)
+    window = [
+        q["query.serviceName"][0]
+        for q in searches
+        if "query.attributes" not in q and "query.operationName" not in q
+    ]
+    assert window and len(window) == len(set(window))
 
 
 def _tag(key: str, value: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from conftest import DEMO_TRACES, JAEGER_FIXTURES
 from opdiag.analysis import analyse, critical_path
-from opdiag.diagnosis.engine import _noise_check
+from opdiag.diagnosis.bottleneck import noise_check as _noise_check
 from opdiag.diagnosis.rules import Globs
 from opdiag.diagnosis.timing import Timing, trace_timing
 from opdiag.errors import TraceFormatError

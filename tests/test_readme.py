@@ -3,6 +3,7 @@ command that reads the demo corpus works as printed."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
@@ -39,7 +40,7 @@ TOUR = [
     cmd
     for block in _sh_blocks(README.split("## A short tour", 1)[1].split("## ", 1)[0])
     for cmd in _commands(block)
-    if cmd.startswith("opdiag ") and "demo/traces" in cmd
+    if cmd.startswith("opdiag ") and ("demo/traces" in cmd or "tests/data/real-ktrdr" in cmd)
 ]
 
 
@@ -61,3 +62,12 @@ def test_every_environment_variable_is_in_the_readme():
     listed = set(re.findall(r"^\| `([A-Z_]+)`(?:, `([A-Z_]+)`)?", README, flags=re.M))
     names = {name for pair in listed for name in pair if name}
     assert set(ENV_VARS) | {"OPDIAG_CONFIG", "OPDIAG_DEMO_TRACES", "CI"} <= names
+
+
+def test_the_mcp_registration_example_is_opdiag_mcp():
+    section = README.split("## For AI assistants", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```json\n(.*?)```", section, flags=re.S)
+    entry = json.loads(block)["mcpServers"]["opdiag"]
+    assert entry["command"] == "opdiag" and entry["args"][0] == "mcp"
+    assert main([*entry["args"][:1], "--help"]) == 0
+    assert (REPO_ROOT / "skills" / "ktrdr-observability" / "SKILL.md").is_file()

@@ -59,12 +59,14 @@ def build_span(raw: dict[str, Any], trace_id: str, ids: dict[str, str], index: i
     )
 
 
-def build_traces(case: dict[str, Any]) -> list[Trace]:
-    raw_traces = case.get("traces")
-    if raw_traces is None:
+def build_traces(case: dict[str, Any], key: str = "traces", first: int = 1) -> list[Trace]:
+    """The case's traces (``traces``, or one trace of ``spans``); ``key="neighbours"`` builds
+    the traces around the operation instead, numbered from ``first``."""
+    raw_traces = case.get(key)
+    if raw_traces is None and key == "traces":
         raw_traces = [{"spans": case.get("spans", [])}] if case.get("spans") else []
     traces: list[Trace] = []
-    for t_index, raw_trace in enumerate(raw_traces):
+    for t_index, raw_trace in enumerate(raw_traces or [], start=first - 1):
         trace_id = raw_trace.get("id", f"{t_index + 1:032x}")
         ids: dict[str, str] = {}
         spans = [build_span(s, trace_id, ids, i) for i, s in enumerate(raw_trace["spans"])]
@@ -93,6 +95,7 @@ def run_case(case: dict[str, Any], rules: RuleSet | None = None) -> Diagnosis:
         settings=settings,
         now_us=now_us,
         baseline_ms=case.get("baseline_ms"),
+        neighbours=build_traces(case, "neighbours", first=101),
     )
 
 

@@ -34,7 +34,7 @@ def test_every_vector_names_a_rule_of_the_pack() -> None:
 @pytest.mark.parametrize(("rule_id", "case"), CASES)
 def test_vector(rule_id: str, case: dict[str, Any]) -> None:
     diagnosis = run_case(case, RULES)
-    fired = [f for f in diagnosis.findings if f.rule_id == rule_id]
+    fired = [f for f in diagnosis.fired if f.rule_id == rule_id]
     assert bool(fired) is case["fires"], [f.rule_id for f in diagnosis.findings]
     if "verdict" in case:
         assert diagnosis.verdict == case["verdict"], diagnosis.summary

@@ -151,7 +151,9 @@ def test_slow_against_the_baseline_of_healthy_runs(settings):
 def test_too_few_runs_fall_back_to_the_budget(settings):
     op, tr = backtest(1, NOW - 3600 * S, 100)
     svc = DiagnosisService(FakeSource([tr]), settings)
-    assert svc.diagnose(op, now_us=NOW).verdict == "healthy"  # 100 s < 600 s budget
+    d = svc.diagnose(op, now_us=NOW)
+    assert d.verdict == "healthy"  # 100 s < 600 s budget
+    assert d.comparison.runs == [] and "no good run of backtesting" in d.comparison.note
 
 
 def test_cache_serves_finished_and_recomputes_unfinished(settings, counting):
@@ -311,3 +313,53 @@ def test_an_operation_newer_than_the_window_is_looked_up(settings):
     src = ReusingSource(traces, window=[])
     assert DiagnosisService(src, settings).diagnose(ops[0], now_us=NOW).verdict == "healthy"
     assert src.calls == 1
+
+
+def test_slow_baseline_is_healthy_not_slow_runs_only(settings):
+    """60 s is slow against the others; counting it (as healthy-or-slow baselines did) would
+    lift the median to 20.5 s and let the 25 s run pass. Without it: median 11 s, slow."""
+    ops, traces = [], []
+    for n, secs in enumerate([10, 11, 30, 60, 25], start=1):
+        op, tr = backtest(n, NOW - 3600 * S + n * 200 * S, secs)
+        ops.append(op)
+        traces.append(tr)
+    svc = DiagnosisService(FakeSource(traces), settings)
+    last = svc.diagnose(ops[4], now_us=NOW)
+    assert last.verdict == "slow"
+    assert last.baseline_ms == pytest.approx(11_000, rel=0.05)
+    assert [r.key for r in last.comparison.runs] == [ops[2], ops[1], ops[0]]  # newest first
+    assert svc.diagnose(ops[3], now_us=NOW).verdict == "slow"
+    listed = {d.key: d for d in svc.operations(0, 2**62, NOW)}
+    assert listed[ops[4]].verdict == "slow" and listed[ops[4]].baseline_ms == last.baseline_ms
+
+
+def test_baseline_runs_setting_bounds_the_runs(settings):
+    ops, traces = corpus()
+    narrow = settings.model_copy(
+        update={"comparison": settings.comparison.model_copy(update={"baseline_runs": 2})}
+    )
+    svc = DiagnosisService(FakeSource(traces), narrow)
+    c = svc.diagnose(ops[3], now_us=NOW).comparison
+    assert [r.key for r in c.runs] == [ops[2], ops[1]] and c.wanted_runs == 2
+
+
+def test_unfinished_operations_have_no_comparison(settings):
+    running_op, running = backtest(9, NOW - 30 * S, 600, finished=False)
+    ops, traces = corpus()
+    svc = DiagnosisService(FakeSource([*traces, running]), settings)
+    assert svc.diagnose(running_op, now_us=NOW).comparison is None
+    assert svc.diagnose(ops[0], now_us=NOW).comparison is not None
+
+
+def test_compare_two_operations(settings):
+    ops, traces = corpus()
+    svc = DiagnosisService(FakeSource(traces), settings)
+    this, other, c = svc.compare(ops[3], ops[0], now_us=NOW)
+    assert (this.key, other.key) == (ops[3], ops[0])
+    assert [r.key for r in c.runs] == [ops[0]]
+    assert c.phases[0].name == "backtest.data_loading" and c.phases[0].status == "slower"
+    assert c.headline.endswith(f"vs {ops[0]}")
+    with pytest.raises(InputError):
+        svc.compare(ops[0], ops[0], now_us=NOW)
+    with pytest.raises(NotFoundError):
+        svc.compare(ops[0], "op_nope", now_us=NOW)

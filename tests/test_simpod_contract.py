@@ -101,6 +101,7 @@ def test_metrics_lists_every_row_kind_with_payloads(client):
         "flow",
         "findings",
         "solution",
+        "comparison",
         "verdict_counts",
     ]
     payloads = {m["value"]: {p["name"] for p in m["payloads"]} for m in data}
@@ -124,7 +125,8 @@ def test_metric_payload_options(client, name, expected):
 
 @pytest.mark.parametrize("kind", list(ROW_MODELS)[:6])
 def test_query_every_kind_answers_typed_frames(client, kind):
-    target = {"refId": "B", "target": kind, "payload": {"operation_id": FAILED_ID}}
+    ident = SLOW_ID if kind == "comparison" else FAILED_ID  # the one with a comparison
+    target = {"refId": "B", "target": kind, "payload": {"operation_id": ident}}
     frames = post(client, "/query", grafana_query(target))
     assert_grafana_accepts_frames(frames)
     (frame,) = frames
@@ -145,10 +147,11 @@ def test_operations_frame_types_and_links(client, settings):
     op_links = fields["operation_id"]["config"]["links"]
     dashboard = op_links[0]["url"]
     assert dashboard.startswith(f"/d/{settings.links.diagnosis_dashboard_uid}?")
-    assert "var-operation_id=${__value.raw}" in dashboard
+    assert "var-operation_id=${__value.raw:percentencode}" in dashboard
     assert "${__url_time_range}" in dashboard  # keeps the time range
-    assert op_links[1]["url"] == f"{settings.links.opdiag_url}/operations/${{__value.raw}}"
-    (trace_link,) = fields["trace_id"]["config"]["links"]
+    assert op_links[1]["url"] == "${__data.fields.diagnosis_url}"  # the row's own page
+    trace_link, trace_page = fields["trace_id"]["config"]["links"]
+    assert trace_page["url"] == "${__data.fields.diagnosis_url}"
     assert trace_link["url"] == ""
     assert trace_link["internal"] == {
         "datasourceUid": settings.links.jaeger_datasource_uid,

@@ -303,3 +303,34 @@ def test_waterfall_folds_polling_but_keeps_what_matters():
     ]
     assert picture.noise_hidden == 4
     assert waterfall.layout(steps).noise_hidden == 0
+
+
+def test_comparison_bars_side_by_side_per_phase(client):
+    html, parsed = page(client, SLOW_ID)
+    rows = parsed.find("g", **{"class": "phase-row"})
+    assert [r["data-status"] for r in rows] == ["slower", "missing"]
+    mine = parsed.find("rect", **{"class": "this"})
+    base = parsed.find("rect", **{"class": "base"})
+    assert len(mine) == len(base) == 2
+    # One shared scale: 800 ms (the largest value) fills the bar area, 200 ms a quarter.
+    from opdiag.web import comparison_chart as chart
+
+    area = chart.WIDTH - chart.LABEL_WIDTH - chart.VALUE_WIDTH - 16
+    assert float(mine[0]["width"]) == pytest.approx(area)
+    assert float(base[0]["width"]) == pytest.approx(area / 4)
+    assert float(mine[1]["width"]) == 0  # the missing phase: nothing this run
+    assert "slower" in (mine[0]["class"] or "").split()
+    # The baseline runs are named and link to their own diagnosis pages.
+    links = [a.get("href") or "" for a in parsed.find("a")]
+    assert "/operations/op_training_20251124_good1" in links
+    assert "/operations/op_training_20251124_good2" in links
+    assert "training.indicators +600ms" in html
+    # Phase names from traces stay text.
+    assert "<script" not in html.lower()
+    assert f"(after {XSS})" in "".join(parsed.text)
+
+
+def test_no_comparison_section_without_a_comparison(client):
+    html, parsed = page(client, FAILED_ID)
+    assert not parsed.find("div", id="comparison")
+    assert "What changed" not in html

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from operator import add, attrgetter
 from typing import Any
 
@@ -70,6 +71,18 @@ class Reference:
     ref_type: str
     trace_id: str
     span_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpanQuery:
+    """Spans wanted from neighbouring traces: service name glob and exact span name (a rule
+    pack's ``neighbours`` section: health checks, background connection loops, watchdogs)."""
+
+    service: str
+    span: str
+
+    def matches(self, service: str, name: str) -> bool:
+        return name == self.span and fnmatchcase(service, self.service)
 
 
 @dataclass(slots=True, eq=False)

@@ -1,10 +1,11 @@
 """The use cases: diagnose one id, list recent operations, count verdicts, fill variables.
 
 This is where sources, grouping, the engine, baselines and links meet; the CLI and the Flask
-app only parse input and render output around it. ``slow`` needs a baseline: the median
-duration of healthy finished runs of the same operation type found in the same source (all
-of a file source, Jaeger's recent ``lookback_s`` window), the operation itself excluded.
-With too few runs the engine's configured budget decides instead.
+app only parse input and render output around it. Every finished operation is compared with
+the last good runs of its type (``diagnosis.comparison``): the finished, completed runs the
+engine called healthy, found in the same source (all of a file source, Jaeger's recent
+``lookback_s`` window), minus those slow against the others; ``slow`` is judged against the
+median of exactly those runs. With too few runs the engine's configured budget decides instead.
 
 Diagnoses of finished operations never change, so they are kept in a bounded LRU cache
 (the server asks for the same operation from several panels at once); unfinished ones are
@@ -22,17 +23,25 @@ with ``traces_for`` (Jaeger's current answer) and diagnosed from that.
 
 from __future__ import annotations
 
-import statistics
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from opdiag.diagnosis import engine
+from opdiag.diagnosis.comparison import (
+    RunProfile,
+    change_phrase,
+    compare,
+    compare_with_baseline,
+    good_runs,
+    no_baseline,
+    run_profile,
+)
 from opdiag.diagnosis.facts import TERMINAL
-from opdiag.diagnosis.result import VERDICTS, Diagnosis
-from opdiag.errors import InputError, NotFoundError
+from opdiag.diagnosis.result import VERDICTS, Comparison, Diagnosis
+from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
 from opdiag.model import Trace, normalise_trace_id
 from opdiag.operations import (
     UNKNOWN_TYPE,
@@ -56,21 +65,23 @@ _ALL_START_US = 0
 _ALL_END_US = 2**62
 _ALL_LIMIT = 1_000_000
 _MAX_BUCKETS = 10_000
-_SUCCESS_VERDICTS = frozenset({"healthy", "slow"})
+_SETTLED = frozenset({"completed", "cancelled"})
 VARIABLE_NAMES: tuple[str, ...] = ("operation_types", "verdicts", "services", "operation_ids")
+V = TypeVar("V")
 
 
-class LRUCache:
-    """A small thread-safe LRU of diagnoses with hit/miss counters (for ``/metrics``)."""
+class LRUCache(Generic[V]):
+    """A small thread-safe LRU (diagnoses, run profiles) with hit/miss counters (for
+    ``/metrics``)."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = max(0, capacity)
         self.hits = 0
         self.misses = 0
-        self._data: OrderedDict[str, Diagnosis] = OrderedDict()
+        self._data: OrderedDict[str, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Diagnosis | None:
+    def get(self, key: str) -> V | None:
         with self._lock:
             value = self._data.get(key)
             if value is None:
@@ -80,7 +91,7 @@ class LRUCache:
             self.hits += 1
             return value
 
-    def put(self, key: str, value: Diagnosis) -> None:
+    def put(self, key: str, value: V) -> None:
         if self.capacity == 0:
             return
         with self._lock:
@@ -104,17 +115,21 @@ def _type_of(diagnosis: Diagnosis, group: OperationTraces) -> str:
     return found if found and found != UNKNOWN_TYPE else group.operation_type
 
 
-def _is_baseline_run(diagnosis: Diagnosis) -> bool:
+def _is_healthy_run(diagnosis: Diagnosis) -> bool:
+    """A candidate for others' baselines: finished, completed, healthy before any baseline
+    (slow against the budget is not healthy; slow against the other runs is decided by
+    ``comparison.good_runs``)."""
     return (
         diagnosis.finished
-        and diagnosis.verdict in _SUCCESS_VERDICTS
+        and diagnosis.status == "completed"
+        and diagnosis.verdict == "healthy"
         and diagnosis.duration_ms is not None
     )
 
 
-def _median_without(durations: Sequence[tuple[str, float]], key: str) -> tuple[float, int]:
-    values = [ms for k, ms in durations if k != key]
-    return (statistics.median(values) if values else 0.0), len(values)
+def _may_be_slow(diagnosis: Diagnosis) -> bool:
+    """Slow is decided for finished runs the engine called healthy or slow (by budget)."""
+    return diagnosis.finished and diagnosis.verdict in ("healthy", "slow")
 
 
 def _wanted(values: Iterable[str] | None) -> set[str] | None:
@@ -137,8 +152,9 @@ class DiagnosisService:
         self.source = source
         self.settings = settings
         self.rules = rules
-        self._final = LRUCache(settings.server.cache_size)  # what users get, links filled
-        self._base = LRUCache(settings.server.cache_size)  # before baselines (for baselines)
+        self._final: LRUCache[Diagnosis] = LRUCache(settings.server.cache_size)  # links filled
+        self._base: LRUCache[Diagnosis] = LRUCache(settings.server.cache_size)  # no baseline
+        self._profiles: LRUCache[RunProfile] = LRUCache(settings.server.cache_size)
 
     # -- cache statistics -------------------------------------------------------------
 
@@ -185,21 +201,40 @@ class DiagnosisService:
         if base.verdict == "not_found":  # traces matched, but nothing of the operation in them
             raise self._not_found(ident, look)
         final = base
-        if _is_baseline_run(base):
-            durations = self._baseline_durations(
-                _type_of(base, group),
-                now,
-                exclude=group.key,
-                target=group,
-                around_us=group.start_us,
+        if base.finished:
+            healthy = self._healthy_runs(
+                _type_of(base, group), now, target=group, around_us=group.start_us
             )
-            final = self._apply_baseline(base, durations, group.key)
+            final = self._judged(base, group, self._good(healthy))
         final = self._finish(final)
         if final.finished:
             self._final.put(ident, final)
             if final.key != ident:
                 self._final.put(final.key, final)
         return final
+
+    def compare(
+        self, ident: str, against: str, now_us: int | None = None
+    ) -> tuple[Diagnosis, Diagnosis, Comparison]:
+        """``ident`` against one chosen run ``against`` (``opdiag compare A B``): both
+        diagnosed, then lined up phase by phase as if ``against`` were the only good run."""
+        now = wall_clock_us() if now_us is None else now_us
+        pair: list[tuple[Diagnosis, RunProfile]] = []
+        for one in (ident, against):
+            diagnosis = self.diagnose(one, now_us=now)
+            group, _ = self._lookup(diagnosis.key, _Lookup(now, None), fresh=not diagnosis.finished)
+            pair.append((diagnosis, self._profile(group, diagnosis)))
+        (this, this_profile), (other, other_profile) = pair
+        if this.key == other.key:
+            raise InputError("compare needs two different operations", field="against")
+        comparison = compare(
+            this_profile,
+            [other_profile],
+            wanted=1,
+            max_rows=self.settings.comparison.max_rows,
+            against=other.key,
+        )
+        return this, other, comparison
 
     def _traces(self, ident: str, look: _Lookup, *, fresh: bool) -> tuple[list[Trace], bool]:
         """The traces of ``ident`` and whether they were reused from the source's recent
@@ -265,6 +300,7 @@ class DiagnosisService:
         cached = self._base.get(group.key)
         if cached is not None:
             return cached
+        neighbours, problem = self._neighbours(group, now_us)
         result = engine.diagnose(
             group.traces,
             ident=ident,
@@ -272,20 +308,81 @@ class DiagnosisService:
             rules=self.rules,
             settings=self.settings.diagnosis,
             now_us=now_us,
+            neighbours=neighbours,
         )
+        if problem is not None:
+            result.warnings.append(problem)
         if result.operation_type in (None, "", UNKNOWN_TYPE) and group.operation_type:
             result = replace(result, operation_type=group.operation_type)
         if result.finished:
             self._base.put(group.key, result)
         return result
 
-    def _apply_baseline(
-        self, base: Diagnosis, durations: Sequence[tuple[str, float]], key: str
+    def _neighbours(self, group: OperationTraces, now_us: int) -> tuple[list[Trace], str | None]:
+        """Traces around the operation that may hold its cause (the pack's ``neighbours``):
+        asked only for operations that did not complete or get cancelled. A source that
+        cannot answer this second search leaves the diagnosis without them, and says so."""
+        spec = self.rules.neighbours
+        search = getattr(self.source, "neighbour_traces", None)  # older custom sources lack it
+        if not spec.active or search is None or last_status(group) in _SETTLED:
+            return [], None
+        end = group.end_us if last_status(group) in TERMINAL else max(now_us, group.end_us)
+        lo, hi = spec.window(group.start_us, end, now_us)
+        try:
+            found = search(lo, hi, spec.queries, spec.max_traces)
+        except SourceUnavailableError as exc:
+            return [], f"evidence from neighbouring traces unavailable: {exc.message}"
+        return found, None
+
+    def _profile(self, group: OperationTraces, diagnosis: Diagnosis) -> RunProfile:
+        """The run's phases, error types and alike values; finished runs are kept."""
+        cached = self._profiles.get(group.key) if diagnosis.finished else None
+        if cached is not None:
+            return cached
+        profile = run_profile(
+            diagnosis,
+            group.traces,
+            self.settings.comparison,
+            self.settings.diagnosis.noise_span_patterns,
+        )
+        if profile.operation_type in (None, "", UNKNOWN_TYPE):
+            profile = replace(profile, operation_type=_type_of(diagnosis, group))
+        if diagnosis.finished:
+            self._profiles.put(group.key, profile)
+        return profile
+
+    def _good(self, healthy: Sequence[RunProfile]) -> list[RunProfile]:
+        d = self.settings.diagnosis
+        return good_runs(
+            healthy,
+            runs=self.settings.comparison.baseline_runs,
+            min_runs=d.min_baseline_runs,
+            slow_factor=d.slow_factor,
+            order=list(self.settings.comparison.alike),
+        )
+
+    def _judged(
+        self, base: Diagnosis, group: OperationTraces, good: Sequence[RunProfile]
     ) -> Diagnosis:
-        median, runs = _median_without(durations, key)
-        if runs < self.settings.diagnosis.min_baseline_runs:
-            return base
-        return engine.reassess_slow(base, median, self.rules, self.settings.diagnosis)
+        """``base`` with its comparison with the last good runs and, for a healthy or slow
+        run, ``slow`` decided against the same baseline (too few runs: the budget stands).
+        Without a good run of its type the run is not profiled at all."""
+        d = self.settings.diagnosis
+        op_type = _type_of(base, group)
+        if not any(r.key != group.key and r.operation_type == op_type for r in good):
+            comparison = no_baseline(
+                float(base.duration_ms or 0.0), op_type, self.settings.comparison.baseline_runs
+            )
+            return replace(base, comparison=comparison)
+        comparison, chosen = compare_with_baseline(
+            self._profile(group, base), good, self.settings.comparison,
+            min_runs=d.min_baseline_runs,
+        )
+        out = base
+        if _may_be_slow(base) and len(chosen) >= d.min_baseline_runs and comparison.baseline_ms:
+            change = change_phrase(comparison)
+            out = engine.reassess_slow(base, comparison.baseline_ms, self.rules, d, change)
+        return replace(out, comparison=comparison)
 
     def _finish(self, diagnosis: Diagnosis) -> Diagnosis:
         return replace(diagnosis, links=build_links(diagnosis, self.settings.links))
@@ -307,16 +404,16 @@ class DiagnosisService:
             return around_us - lookback, around_us + lookback, self.settings.jaeger.search_limit
         return now_us - lookback, now_us + 1, self.settings.jaeger.search_limit
 
-    def _baseline_durations(
+    def _healthy_runs(
         self,
         op_type: str,
         now_us: int,
-        exclude: str,
         target: OperationTraces | None = None,
         around_us: int | None = None,
-    ) -> list[tuple[str, float]]:
-        """(key, duration ms) of healthy finished runs of ``op_type``; only same-type
-        operations are diagnosed, and cached ones are not diagnosed again."""
+    ) -> list[RunProfile]:
+        """Profiles of the healthy finished runs of ``op_type`` in the source's reach (the
+        target among them, as in the operations list: which runs are slow is decided among
+        them all); only same-type operations are diagnosed, cached ones not again."""
         if not op_type or op_type == UNKNOWN_TYPE:
             return []
         start, end, limit = self._window(now_us, around_us)
@@ -324,15 +421,15 @@ class DiagnosisService:
         if target is not None and _only_target(traces, target):
             return []  # e.g. one big file holding just this operation: nothing to compare
         groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
-        out: list[tuple[str, float]] = []
+        out: list[RunProfile] = []
         for group in groups:
-            if group.key == exclude or group.operation_type != op_type:
+            if group.operation_type != op_type:  # the target stays: it may be another's baseline
                 continue
             if last_status(group) != "completed":  # cannot be a healthy run: skip the engine
                 continue
             diagnosis = self._base_diagnosis(group, now_us, ident=group.key)
-            if _is_baseline_run(diagnosis) and _type_of(diagnosis, group) == op_type:
-                out.append((group.key, float(diagnosis.duration_ms or 0.0)))
+            if _is_healthy_run(diagnosis) and _type_of(diagnosis, group) == op_type:
+                out.append(self._profile(group, diagnosis))
         return out
 
     # -- many operations --------------------------------------------------------------
@@ -355,20 +452,21 @@ class DiagnosisService:
                 bases.append((group, cached))
                 continue
             bases.append((group, self._base_diagnosis(group, now_us, ident=group.key)))
-        runs: dict[str, list[tuple[str, float]]] = {}
+        healthy: dict[str, list[RunProfile]] = {}
         for group, diagnosis in bases:
-            if _is_baseline_run(diagnosis):
-                runs.setdefault(_type_of(diagnosis, group), []).append(
-                    (group.key, float(diagnosis.duration_ms or 0.0))
+            if group.key not in finals and _is_healthy_run(diagnosis):
+                healthy.setdefault(_type_of(diagnosis, group), []).append(
+                    self._profile(group, diagnosis)
                 )
+        good = {op_type: self._good(runs) for op_type, runs in healthy.items()}
         out: list[Diagnosis] = []
         for group, diagnosis in bases:
             final = finals.get(group.key)
             if final is None:
                 final = diagnosis
-                if _is_baseline_run(diagnosis):
-                    same = runs.get(_type_of(diagnosis, group), [])
-                    final = self._apply_baseline(diagnosis, same, group.key)
+                if diagnosis.finished:
+                    same = good.get(_type_of(diagnosis, group), [])
+                    final = self._judged(diagnosis, group, same)
                 final = self._finish(final)
                 if final.finished:
                     self._final.put(group.key, final)

@@ -11,10 +11,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from opdiag_dashboards.config import DashboardSettings
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opdiag.errors import InputError
 from opdiag.timeutil import parse_lookback_s
@@ -67,10 +68,69 @@ class DiagnosisSettings(_Section):
     max_flow_spans: int = 2000
 
 
+class ComparisonSettings(_Section):
+    """What "the last good runs" are and how a run is cut into phases (``comparison``)."""
+
+    # The baseline: this many most recent healthy, not slow runs of the same type. More runs
+    # make the median steadier but reach further back into older code and data.
+    baseline_runs: int = Field(default=5, ge=1)
+    # The services that do an operation's work: phases and the gaps between them are read on
+    # these (by span name, the suffix of a worker's service name does not matter). An operation
+    # with no span on any of them is read on all its services.
+    worker_services: list[str] = Field(
+        default_factory=lambda: ["*-worker-*", "*-worker", "ktrdr-ib-host-service"]
+    )
+    # Time in which no span is open on the worker side, shorter than this, is scheduling noise,
+    # not a phase: raise it when many short gaps clutter a comparison.
+    min_gap_ms: float = Field(default=50.0, ge=0)
+    # What makes two runs of a type alike, strongest first: the baseline prefers runs that share
+    # all of them, then the first, then any run of the type. Each is read from the first source
+    # an operation's spans carry: an attribute key, or "key>field" for a field of a JSON-encoded
+    # attribute (KTRDR's cli.args holds the CLI's arguments, at top level or under "kwargs").
+    alike: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "strategy": [
+                "strategy",
+                "strategy.name",
+                "training.strategy",
+                "backtest.strategy",
+                "cli.args>strategy",
+                "cli.args>kwargs.strategy",
+            ],
+            "symbol": [
+                "data.symbol",
+                "cli.args>symbol",
+                "cli.args>symbols",
+                "cli.args>kwargs.symbol",
+                "cli.args>kwargs.symbols",
+            ],
+        }
+    )
+    # Rows a comparison keeps (the largest changes first); the rest are counted.
+    max_rows: int = Field(default=20, ge=1)
+
+
 class JaegerSettings(_Section):
     """How to talk to Jaeger and which services hold operations."""
 
     url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """A Jaeger query URL is http(s) with a host: anything else is bad usage, caught
+        here instead of surfacing later as "Jaeger unavailable"."""
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http(s) URL such as http://localhost:16686")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError("the URL's port is not a number from 0 to 65535") from None
+        return value
+
     service_patterns: list[str] = Field(
         default_factory=lambda: [
             "ktrdr-cli",
@@ -131,12 +191,21 @@ class LinkSettings(_Section):
 
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=0, le=65535)
     auth_token: str | None = None
+    # With a token: serve the HTML pages without it (behind an SSO proxy, on a trusted
+    # network). Otherwise a browser is asked for it (HTTP Basic, the token as the password).
+    open_pages: bool = False
+    # With a token: serve /metrics without it. Otherwise Prometheus sends it (the scrape
+    # config's authorization.credentials_file, see dashboards.opdiag_token_file).
+    open_metrics: bool = False
     max_request_bytes: int = 1_000_000
     cache_size: int = 2048
     threads: int = 16
     max_rows: int = 1000
+    # simpod /query targets per request: a panel has a handful (Grafana names them A..Z);
+    # thousands would hold a worker thread for seconds.
+    max_targets: int = Field(default=50, ge=1)
 
 
 class Settings(_Section):
@@ -146,6 +215,7 @@ class Settings(_Section):
     rule_packs: list[Path] = Field(default_factory=list)
     use_demo: bool = False
     diagnosis: DiagnosisSettings = Field(default_factory=DiagnosisSettings)
+    comparison: ComparisonSettings = Field(default_factory=ComparisonSettings)
     jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
@@ -166,13 +236,18 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_RULES": "rule_packs",
     "OPDIAG_STUCK_AFTER_S": "diagnosis.stuck_after_s",
     "OPDIAG_SLOW_FACTOR": "diagnosis.slow_factor",
+    "OPDIAG_BASELINE_RUNS": "comparison.baseline_runs",
     "OPDIAG_GRAFANA_URL": "links.grafana_url",
     "OPDIAG_JAEGER_UI_URL": "links.jaeger_ui_url",
     "OPDIAG_PUBLIC_URL": "links.opdiag_url",
     "OPDIAG_HOST": "server.host",
     "OPDIAG_PORT": "server.port",
     "OPDIAG_AUTH_TOKEN": "server.auth_token",
+    "OPDIAG_OPEN_PAGES": "server.open_pages",
+    "OPDIAG_OPEN_METRICS": "server.open_metrics",
+    "OPDIAG_SCRAPE_TOKEN_FILE": "dashboards.opdiag_token_file",
     "OPDIAG_CACHE_SIZE": "server.cache_size",
+    "OPDIAG_MAX_TARGETS": "server.max_targets",
 }
 _LIST_PATHS = {"jaeger.service_patterns", "trace_paths", "rule_packs"}
 _LOOKBACK_PATHS = {"jaeger.lookback_s"}  # 6h, 3d, or seconds
@@ -204,6 +279,7 @@ def load_settings(
     """Build the settings object; a bad file or value raises ``InputError`` naming it."""
     env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
+    loaded_keys: set[str] = set()
     path = config_file or env.get("OPDIAG_CONFIG")
     if path:
         try:
@@ -214,9 +290,12 @@ def load_settings(
             ) from None
         except yaml.YAMLError as exc:
             raise InputError(f"settings file is not valid YAML: {exc}", source=str(path)) from None
+        except RecursionError:
+            raise InputError("settings file is nested too deeply", source=str(path)) from None
         if not isinstance(loaded, dict):
             raise InputError("settings file must hold a mapping", source=str(path))
         data = _deep_merge(data, loaded)
+        loaded_keys = set(loaded)
     for var, dotted in ENV_VARS.items():
         raw = env.get(var)
         if raw is None or raw == "":
@@ -235,4 +314,11 @@ def load_settings(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"invalid setting {where}: {first['msg']}", field=where) from None
+        given = first.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        in_file = bool(path) and bool(first["loc"]) and first["loc"][0] in loaded_keys
+        raise InputError(
+            f"invalid setting {where}: {first['msg']}{shown}",
+            source=str(path) if in_file else None,
+            field=where,
+        ) from None

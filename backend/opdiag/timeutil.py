@@ -27,13 +27,33 @@ _UNITS_US: dict[str, int] = {
     "w": 7 * 86400 * US_PER_S,
 }
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_RELATIVE_RE = re.compile(
-    r"^now(?:\s*([+-])\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w))?(?:/([smhdwMy]))?$"
-)
 _NUMBER_RE = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
 # Epoch values outside this range are almost surely a unit mix-up (ms given as s or vice versa).
 _MIN_S = 0
 _MAX_S = 253402300799  # 9999-12-31T23:59:59Z
+MAX_EPOCH_MS = _MAX_S * 1000
+# An RFC 3339 date-time (JSON Schema's ``date-time``) from 1970 on, as the HTTP API takes it.
+RFC3339_PATTERN = (
+    r"^(?:19[7-9][0-9]|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+_RFC3339_RE = re.compile(RFC3339_PATTERN)
+
+# Grafana's relative times. The offset of each unit has a bounded number of digits, so that
+# every value the grammar allows lands between 1970 and 9999 (at most ~32 years back) and a
+# client that generates values from the published pattern (``RELATIVE_TIME_PATTERN``, in the
+# OpenAPI document) is never refused; anything longer is refused before any arithmetic.
+_OFFSET_DIGITS: dict[str, int] = {"ms": 12, "s": 9, "m": 7, "h": 5, "d": 4, "w": 3}
+_OFFSET = "|".join(
+    rf"[0-9]{{1,{digits}}}(?:\.[0-9]{{1,3}})?{unit}" for unit, digits in _OFFSET_DIGITS.items()
+)
+RELATIVE_TIME_PATTERN = rf"^now(?:[+-](?:{_OFFSET}))?(?:/[smhdwMy])?$"
+_RELATIVE_RE = re.compile(
+    r"^now(?:([+-])([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w))?(?:/([smhdwMy]))?$"
+)
+# Epoch milliseconds in the HTTP API: digits only (what Grafana's ${__from} gives).
+EPOCH_MS_RE = re.compile(r"^[0-9]{1,15}$")
+_RELATIVE_BOUNDED_RE = re.compile(RELATIVE_TIME_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +88,15 @@ def parse_rfc3339(text: str, *, name: str = "time") -> int:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     delta = parsed - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86400 + delta.seconds) * US_PER_S + delta.microseconds
+    value = (delta.days * 86400 + delta.seconds) * US_PER_S + delta.microseconds
+    _check_range(value, raw, name)
+    return value
+
+
+def _check_range(epoch_us: int, raw: str, name: str) -> None:
+    """Times before 1970 or after 9999 are bad input, whatever form they were given in."""
+    if not _MIN_S * US_PER_S <= epoch_us <= (_MAX_S + 1) * US_PER_S - 1:
+        raise InputError(f"{name}: {raw!r} is out of range (1970 to 9999)", field=name)
 
 
 def _epoch(text: str, unit_us: int, name: str) -> int:
@@ -121,22 +149,31 @@ def parse_http_time(text: str, *, name: str, now_us: int) -> int:
 
     Grafana sends ``${__from}``/``${__to}`` as epoch ms; people type RFC 3339 or relative times.
     """
-    raw = text.strip()
+    raw = text
     if not raw:
         raise InputError(f"{name}: empty time", field=name)
-    if _NUMBER_RE.match(raw):
+    if EPOCH_MS_RE.fullmatch(raw):
         return _epoch(raw, US_PER_MS, name)
-    match = _RELATIVE_RE.match(raw)
+    match = _RELATIVE_RE.fullmatch(raw)
     if match:
+        if not _RELATIVE_BOUNDED_RE.fullmatch(raw):
+            raise InputError(f"{name}: relative time {raw!r} reaches too far", field=name)
         sign, amount, unit, round_to = match.groups()
         value = now_us
         if sign is not None:
             offset = round(float(amount) * _UNITS_US[unit])
             value = now_us - offset if sign == "-" else now_us + offset
+        _check_range(value, raw, name)
         return _round_down(value, round_to) if round_to else value
     if raw.startswith("now"):
         raise InputError(
             f"{name}: cannot parse {raw!r} as a relative time (use e.g. now, now-6h, now-30m)",
+            field=name,
+        )
+    if not _RFC3339_RE.fullmatch(raw):
+        raise InputError(
+            f"{name}: cannot parse {raw!r} as a time (use epoch ms, RFC 3339 like "
+            "2025-11-22T10:15:00Z, or now-6h)",
             field=name,
         )
     return parse_rfc3339(raw, name=name)
@@ -161,3 +198,19 @@ def _round_down(epoch_us: int, unit: str) -> int:
 def format_rfc3339(epoch_us: int) -> str:
     """Epoch µs → ``2025-11-22T10:15:00Z`` (seconds precision, for people)."""
     return datetime.fromtimestamp(epoch_us / US_PER_S, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_duration(ms: float | None) -> str:
+    """Short human duration: 850ms, 12.3s, 4m05s, 2h03m."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

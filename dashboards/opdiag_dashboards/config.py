@@ -57,6 +57,10 @@ class DashboardSettings(BaseModel):
     )
     # Environment variable Grafana reads the opdiag bearer token from (empty = no auth).
     auth_token_env: str = "OPDIAG_AUTH_TOKEN"
+    # File, as Prometheus sees it, that holds opdiag's token (OPDIAG_AUTH_TOKEN): when set,
+    # the generated scrape config sends it to opdiag's /metrics (authorization.credentials_file).
+    # Leave it unset when opdiag has no token or serves /metrics open (server.open_metrics).
+    opdiag_token_file: str | None = None
     # Prometheus scrape interval; feeds $__rate_interval.
     scrape_interval: str = "15s"
     # Exemplar label that holds the trace id.

@@ -14,6 +14,18 @@ from opdiag.settings import Settings
 from opdiag_dashboards.queries import selectors as sel
 
 VALUE = "${__value.raw}"
+# The cell's value as one URL component: Grafana's percentencode format, so an id holding
+# ``/``, ``&``, ``#`` or a space stays one value.
+ENCODED = "${__value.raw:percentencode}"
+# The row's own link to opdiag's page: built by the server from its configured public URL
+# (OPDIAG_PUBLIC_URL), so the dashboards need not know where opdiag is.
+ROW_PAGE = "${__data.fields.diagnosis_url}"
+ROW_PAGE_COLUMN = "diagnosis_url"
+
+
+def encoded(variable: str) -> str:
+    """A dashboard variable as one URL component."""
+    return f"${{{variable}:percentencode}}"
 
 
 def dashboard_url(uid: str) -> str:
@@ -22,8 +34,8 @@ def dashboard_url(uid: str) -> str:
 
 
 def opdiag_page(settings: Settings, ident: str) -> str:
-    """The opdiag HTML diagnosis page as the browser sees it, searched over the panel's
-    time range (Grafana fills ``${__from}``/``${__to}`` in data links)."""
+    """The opdiag HTML diagnosis page as the browser sees it (``ident`` already encoded),
+    searched over the panel's time range (Grafana fills ``${__from}``/``${__to}``)."""
     base = settings.links.opdiag_url.rstrip("/")
     return f"{base}/operations/{ident}?from=${{__from}}&to=${{__to}}"
 
@@ -33,15 +45,21 @@ def diagnose_operation(settings: Settings) -> dict[str, object]:
     uid = settings.links.diagnosis_dashboard_uid
     return {
         "title": "Diagnose operation ${__value.raw}",
-        "url": f"{dashboard_url(uid)}?var-{sel.OPERATION_ID}={VALUE}&${{__url_time_range}}",
+        "url": f"{dashboard_url(uid)}?var-{sel.OPERATION_ID}={ENCODED}&${{__url_time_range}}",
     }
 
 
+def row_page_link() -> dict[str, object]:
+    """The opdiag page of the row's operation, from the row's ``diagnosis_url`` (the panel
+    keeps that column, hidden: ``fields.by_name(ROW_PAGE_COLUMN, hidden=True)``)."""
+    return {"title": "opdiag diagnosis page", "url": ROW_PAGE, "targetBlank": True}
+
+
 def opdiag_page_link(settings: Settings) -> dict[str, object]:
-    """The opdiag page of the id in the cell (operation id or trace id)."""
+    """The opdiag page of the id in the cell, for rows without a ``diagnosis_url``."""
     return {
         "title": "opdiag diagnosis page",
-        "url": opdiag_page(settings, VALUE),
+        "url": opdiag_page(settings, ENCODED),
         "targetBlank": True,
     }
 
@@ -50,7 +68,7 @@ def selected_operation_page(settings: Settings) -> dict[str, object]:
     """Panel header link: the opdiag page of the dashboard's selected operation."""
     return {
         "title": "opdiag diagnosis page",
-        "url": opdiag_page(settings, f"${{{sel.OPERATION_ID}}}"),
+        "url": opdiag_page(settings, encoded(sel.OPERATION_ID)),
         "targetBlank": True,
     }
 
@@ -69,13 +87,14 @@ def explore_trace(settings: Settings) -> dict[str, object]:
 
 
 def operation_id_links(settings: Settings) -> list[dict[str, object]]:
-    """Links of every operation id cell."""
-    return [diagnose_operation(settings), opdiag_page_link(settings)]
+    """Links of every operation id cell (its rows carry ``diagnosis_url``)."""
+    return [diagnose_operation(settings), row_page_link()]
 
 
-def trace_id_links(settings: Settings) -> list[dict[str, object]]:
-    """Links of every trace id cell."""
-    return [explore_trace(settings), opdiag_page_link(settings)]
+def trace_id_links(settings: Settings, *, row_page: bool = False) -> list[dict[str, object]]:
+    """Links of every trace id cell; ``row_page`` when the row carries ``diagnosis_url``."""
+    page = row_page_link() if row_page else opdiag_page_link(settings)
+    return [explore_trace(settings), page]
 
 
 def url_link(title: str) -> dict[str, object]:

@@ -52,6 +52,8 @@ class ScrapeJob:
     name: str
     groups: tuple[TargetGroup, ...]
     metrics_path: str = "/metrics"
+    # File holding a bearer token Prometheus sends with every scrape (opdiag with auth on).
+    token_file: str | None = None
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -77,7 +79,13 @@ def demo_jobs(
     if ib_host:
         jobs.append(ScrapeJob(IB_HOST_JOB, (TargetGroup((ib_host,), labels),)))
     if opdiag:
-        jobs.append(ScrapeJob(OPDIAG_JOB, (TargetGroup((opdiag,), {}),)))
+        jobs.append(
+            ScrapeJob(
+                OPDIAG_JOB,
+                (TargetGroup((opdiag,), {}),),
+                token_file=settings.dashboards.opdiag_token_file,
+            )
+        )
     return jobs
 
 
@@ -88,7 +96,7 @@ def merge(*job_lists: Sequence[ScrapeJob]) -> list[ScrapeJob]:
         for job in jobs:
             old = merged.get(job.name)
             merged[job.name] = job if old is None else ScrapeJob(
-                job.name, old.groups + job.groups, old.metrics_path)
+                job.name, old.groups + job.groups, old.metrics_path, old.token_file)
     return list(merged.values())
 
 
@@ -127,18 +135,19 @@ def scrape_config(
     interval = scrape_interval or settings.dashboards.scrape_interval
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "scrape_configs": [
-            {
-                "job_name": job.name,
-                "metrics_path": job.metrics_path,
-                "static_configs": [
-                    {"targets": list(g.targets), **({"labels": dict(g.labels)} if g.labels else {})}
-                    for g in job.groups
-                ],
-            }
-            for job in chosen
-        ],
+        "scrape_configs": [_job(job) for job in chosen],
     }
+
+
+def _job(job: ScrapeJob) -> dict[str, Any]:
+    out: dict[str, Any] = {"job_name": job.name, "metrics_path": job.metrics_path}
+    if job.token_file:
+        out["authorization"] = {"type": "Bearer", "credentials_file": job.token_file}
+    out["static_configs"] = [
+        {"targets": list(g.targets), **({"labels": dict(g.labels)} if g.labels else {})}
+        for g in job.groups
+    ]
+    return out
 
 
 def render(

@@ -21,13 +21,29 @@ VERDICT_COLORS: dict[str, str] = {
 }
 
 
-def verdict_mappings() -> list[dict[str, object]]:
-    """One value mapping carrying the colour of every verdict."""
+# Phase statuses of a comparison with the last good runs (``PhaseChange.status``).
+CHANGE_COLORS: dict[str, str] = {
+    "slower": "red",
+    "new": "orange",
+    "missing": "purple",
+    "faster": "green",
+    "same": "text",
+    "no baseline": "text",
+}
+
+
+def color_mappings(colors: dict[str, str]) -> list[dict[str, object]]:
+    """One value mapping carrying the colour of every code."""
     options = {
         code: {"text": code, "color": color, "index": i}
-        for i, (code, color) in enumerate(VERDICT_COLORS.items())
+        for i, (code, color) in enumerate(colors.items())
     }
     return [{"type": "value", "options": options}]
+
+
+def verdict_mappings() -> list[dict[str, object]]:
+    """One value mapping carrying the colour of every verdict."""
+    return color_mappings(VERDICT_COLORS)
 
 
 def verdict_column() -> dict[str, object]:

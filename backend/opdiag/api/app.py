@@ -11,9 +11,11 @@ from typing import Any
 from flask import Flask
 
 from opdiag.api import health, rest, simpod
+from opdiag.api.access_log import init_access_log
 from opdiag.api.auth import init_auth
 from opdiag.api.errors import register_error_handlers
 from opdiag.api.metrics import AppMetrics, cache_stats_of, source_cache_stats_of
+from opdiag.api.params import IdentConverter
 from opdiag.api.state import EXTENSION as STATE_EXTENSION
 from opdiag.api.state import AppState, install_state
 from opdiag.settings import Settings, load_settings
@@ -46,6 +48,7 @@ def create_app(
         settings = settings.model_copy(update={"use_demo": True})
 
     app = Flask("opdiag")
+    app.url_map.converters["ident"] = IdentConverter
     app.config.from_mapping(MAX_CONTENT_LENGTH=settings.server.max_request_bytes)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -64,8 +67,14 @@ def create_app(
         source = getattr(service, "source", None)
     install_state(app, AppState(settings=settings, source=source, service=service))
 
+    init_access_log(app)
     metrics.init_app(app)
-    init_auth(app, settings.server.auth_token)
+    init_auth(
+        app,
+        settings.server.auth_token,
+        open_pages=settings.server.open_pages,
+        open_metrics=settings.server.open_metrics,
+    )
     register_error_handlers(app)
     app.register_blueprint(rest.bp)
     app.register_blueprint(simpod.bp)

@@ -33,21 +33,25 @@ def field_type(model: type[Row], name: str) -> str:
     return "string"
 
 
-def field_links(name: str, links: LinkSettings) -> list[dict[str, Any]]:
-    """Data links for one column; Grafana interpolates ``${…}`` when the cell is clicked."""
+def field_links(model: type[Row], name: str, links: LinkSettings) -> list[dict[str, Any]]:
+    """Data links for one column; Grafana interpolates ``${…}`` when the cell is clicked.
+    Values go into URLs percent-encoded; the page link is the row's own ``diagnosis_url``
+    when the model has one, else the configured public URL."""
+    if name in ("operation_id", "trace_id"):
+        if "diagnosis_url" in model.model_fields:
+            page = "${__data.fields.diagnosis_url}"
+        else:
+            page = f"{links.opdiag_url.rstrip('/')}/operations/${{__value.raw:percentencode}}"
+        page_link = {"title": "opdiag diagnosis page", "url": page, "targetBlank": True}
     if name == "operation_id":
         dashboard = quote(links.diagnosis_dashboard_uid, safe="")
-        page = links.opdiag_url.rstrip("/")
         return [
             {
                 "title": "Operation diagnosis dashboard",
-                "url": f"/d/{dashboard}?var-operation_id=${{__value.raw}}&${{__url_time_range}}",
+                "url": f"/d/{dashboard}?var-operation_id=${{__value.raw:percentencode}}"
+                "&${__url_time_range}",
             },
-            {
-                "title": "opdiag diagnosis page",
-                "url": f"{page}/operations/${{__value.raw}}",
-                "targetBlank": True,
-            },
+            page_link,
         ]
     if name == "trace_id":
         return [
@@ -59,7 +63,8 @@ def field_links(name: str, links: LinkSettings) -> list[dict[str, Any]]:
                     "datasourceName": "Jaeger",
                     "query": {"query": "${__value.raw}"},
                 },
-            }
+            },
+            page_link,
         ]
     if name in URL_FIELDS:
         return [{"title": "Open", "url": "${__value.raw}", "targetBlank": True}]
@@ -75,7 +80,7 @@ def _config(model: type[Row], name: str, links: LinkSettings) -> dict[str, Any]:
         config["unit"] = "ms"
     if name == "bottleneck_share":
         config["unit"] = "percentunit"
-    found = field_links(name, links)
+    found = field_links(model, name, links)
     if found:
         config["links"] = found
     return config

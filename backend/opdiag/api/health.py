@@ -8,6 +8,7 @@ import logging
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from opdiag.api.auth import authenticated
 from opdiag.api.metrics import EXTENSION as METRICS_EXTENSION
 from opdiag.api.metrics import AppMetrics
 from opdiag.api.state import current_state
@@ -25,22 +26,27 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Readiness: 503 with the reason while the trace source cannot answer."""
+    """Readiness: 200 ready or 503 unavailable. The probe is open, so an anonymous caller
+    learns only that; a request carrying the token also gets the source (paths, Jaeger URL)
+    and the reason. The reason is always in the server's log."""
     source = current_state().source
+    detail: dict[str, str] = {}
     try:
         source.check()
     except OpdiagError as exc:
-        response = jsonify({"status": "unavailable", "error": exc.message, "field": "source"})
-        response.status_code = 503
-        return response
+        log.warning("not ready: %s", exc.message)
+        detail = {"error": exc.message, "field": "source"}
     except Exception:
         log.exception("readiness check failed unexpectedly")
-        response = jsonify(
-            {"status": "unavailable", "error": "trace source check failed", "field": "source"}
-        )
-        response.status_code = 503
-        return response
-    return jsonify({"status": "ready", "source": source.describe()})
+        detail = {"error": "trace source check failed", "field": "source"}
+    ready = not detail
+    body: dict[str, str] = {"status": "ready" if ready else "unavailable"}
+    if authenticated():
+        body.update({"source": source.describe()} if ready else detail)
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    response.status_code = 200 if ready else 503
+    return response
 
 
 @bp.get("/metrics")

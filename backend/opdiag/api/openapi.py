@@ -9,7 +9,10 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 import opdiag
+from opdiag import timeutil
+from opdiag.api.params import IDENT_PATTERN, MAX_TEXT
 from opdiag.api.schemas import (
+    ComparisonRow,
     DiagnosisRow,
     ErrorBody,
     FindingRow,
@@ -26,6 +29,7 @@ _MODELS = (
     FlowRow,
     FindingRow,
     SolutionRow,
+    ComparisonRow,
     VerdictCountRow,
     VariableRow,
     ErrorBody,
@@ -52,24 +56,43 @@ def _param(
 
 _TIME = "epoch ms, RFC 3339 or Grafana relative time (now-6h)"
 _MULTI = "comma-separated values; All, $__all or empty = no filter"
+# The grammar the server parses (opdiag.timeutil), so clients and fuzzers that generate values
+# from this document send only times the server takes, and the server refuses the rest.
+TIME_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0, "maximum": timeutil.MAX_EPOCH_MS},
+        {"type": "string", "format": "date-time", "pattern": timeutil.RFC3339_PATTERN},
+        {"type": "string", "pattern": timeutil.RELATIVE_TIME_PATTERN},
+    ]
+}
+IDENT_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_TEXT,
+    "pattern": IDENT_PATTERN,
+}
+_RANGE = "without from and to: all of a file source, the look-back of Jaeger"
 RANGE_PARAMS = [
-    _param("from", f"Range start: {_TIME}; default now minus the lookback"),
-    _param("to", f"Range end: {_TIME}; default now"),
+    _param("from", f"Range start: {_TIME}; {_RANGE}", schema=TIME_SCHEMA),
+    _param("to", f"Range end: {_TIME}; default now", schema=TIME_SCHEMA),
 ]
 FILTER_PARAMS = [
     _param("type", f"Operation types: {_MULTI}"),
     _param("verdict", f"Verdicts: {_MULTI}"),
     _param("service", f"Services: {_MULTI}"),
 ]
-ID_PARAM = _param("ident", "Operation id (operation.id) or trace id", where="path")
-NOW_PARAM = _param("now", f"Clock for the 'stuck' verdict: {_TIME}")
+ID_PARAM = _param(
+    "ident", "Operation id (operation.id) or trace id", where="path", schema=IDENT_SCHEMA
+)
+NOW_PARAM = _param("now", f"Clock for the 'stuck' verdict: {_TIME}", schema=TIME_SCHEMA)
 LOOKUP_PARAMS = [
     _param(
         "from",
         f"Search the trace source from: {_TIME}; default the date in a KTRDR operation id, "
         "else now minus the lookback (a trace id is fetched whatever the range)",
+        schema=TIME_SCHEMA,
     ),
-    _param("to", f"Search the trace source up to: {_TIME}; default now"),
+    _param("to", f"Search the trace source up to: {_TIME}; default now", schema=TIME_SCHEMA),
 ]
 
 ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
@@ -79,7 +102,11 @@ ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
         [
             *RANGE_PARAMS,
             *FILTER_PARAMS,
-            _param("limit", "Maximum rows (capped by server.max_rows)", schema={"type": "integer"}),
+            _param(
+                "limit",
+                "Maximum rows (capped by server.max_rows)",
+                schema={"type": "integer", "minimum": 1},
+            ),
         ],
         "Recent operations with their verdicts, newest first",
     ),
@@ -106,6 +133,12 @@ ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
         SolutionRow,
         [ID_PARAM, NOW_PARAM, *LOOKUP_PARAMS],
         "Solution steps and commands",
+    ),
+    (
+        "/api/v1/operations/{ident}/comparison",
+        ComparisonRow,
+        [ID_PARAM, NOW_PARAM, *LOOKUP_PARAMS],
+        "The total and each phase against the median of the last good runs",
     ),
     (
         "/api/v1/verdict-counts",

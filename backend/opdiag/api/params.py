@@ -8,8 +8,11 @@ comma-separated (``${var:csv}``) or as lists (simpod scopedVars); ``All``/``$__a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
+
+from werkzeug.routing import PathConverter
 
 from opdiag import timeutil
 from opdiag.errors import InputError
@@ -94,9 +97,26 @@ def parse_multi(raw: Any, field: str) -> list[str] | None:
     return values or None
 
 
+# An operation or trace id: 1 to MAX_TEXT characters, no control characters, no space at
+# either end (published in the OpenAPI document; the server also refuses what Python does not
+# call printable).
+IDENT_PATTERN = (
+    r"^[^\x00-\x20\x7f-\x9f]"
+    rf"(?:[^\x00-\x1f\x7f-\x9f]{{0,{MAX_TEXT - 2}}}[^\x00-\x20\x7f-\x9f])?$"
+)
+_IDENT_RE = re.compile(IDENT_PATTERN)
+
+
+class IdentConverter(PathConverter):
+    """The ``<ident:…>`` URL part: like ``path`` (an id may hold "/"), and any character,
+    newlines included, so that ``parse_ident`` answers a bad id with a 400 naming it instead
+    of the router with a 404."""
+
+    regex = r"[^/][\s\S]*?"
+
+
 def parse_ident(raw: str, field: str = "id") -> str:
-    """An operation or trace id from a URL: bounded, printable, no control characters."""
-    ident = raw.strip()
-    if not ident or len(ident) > MAX_TEXT or not ident.isprintable():
+    """An operation or trace id from a URL or a payload, as ``IDENT_PATTERN`` says."""
+    if not _IDENT_RE.fullmatch(raw) or not raw.isprintable():
         raise InputError(f"{field}: expected an operation id or trace id", field=field)
-    return ident
+    return raw

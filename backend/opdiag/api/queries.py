@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from opdiag import timeutil
-from opdiag.api.params import TimeRange
+from opdiag.api.params import TimeRange, parse_range
 from opdiag.api.schemas import (
+    ComparisonRow,
     DiagnosisRow,
     FindingRow,
     FlowRow,
@@ -25,6 +26,7 @@ from opdiag.api.schemas import (
 from opdiag.errors import InputError
 from opdiag.render import rows as render_rows
 from opdiag.service import VARIABLE_NAMES
+from opdiag.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,44 @@ class Filters:
 def now_us() -> int:
     """The wall clock, read only at the HTTP edge."""
     return timeutil.wall_clock_us()
+
+
+ALL_END_US = 2**62
+_ALL_TRACES = 2**31
+
+
+def is_file_source(source: object) -> bool:
+    """Files are a finite, recorded corpus (the demo); Jaeger is a live window."""
+    try:
+        from opdiag.sources.files import FileSource
+    except ImportError:  # pragma: no cover - ships with opdiag
+        return False
+    return isinstance(source, FileSource)
+
+
+def lookback_us(settings: Settings) -> int:
+    return int(settings.jaeger.lookback_s * timeutil.US_PER_S)
+
+
+def default_range(source: Any, settings: Settings, now_us: int) -> TimeRange:
+    """The range of a request that names neither end: all of a file source (a recorded
+    corpus whose times may be long past, like the demo's), the look-back of a live source."""
+    if is_file_source(source):
+        traces = source.recent_traces(0, ALL_END_US, _ALL_TRACES)
+        if traces:
+            start = min(t.start_us for t in traces)  # floored to the ms rows carry
+            start -= start % timeutil.US_PER_MS
+            return TimeRange(start_us=start, end_us=max(t.end_us for t in traces) + 1)
+    return TimeRange(start_us=now_us - lookback_us(settings), end_us=now_us)
+
+
+def request_range(raw_from: Any, raw_to: Any, source: Any, settings: Settings) -> TimeRange:
+    """``from``/``to`` of a request; without both, ``default_range``; with one, the other
+    is now or one look-back before ``to``."""
+    now = now_us()
+    if raw_from in (None, "") and raw_to in (None, ""):
+        return default_range(source, settings, now)
+    return parse_range(raw_from, raw_to, now, lookback_us(settings))
 
 
 def operations(service: Any, span: TimeRange, filters: Filters, limit: int) -> list[OperationRow]:
@@ -84,6 +124,12 @@ def solution(
     return list(render_rows.solution_rows(_one(service, ident, now_us, window)))
 
 
+def comparison(
+    service: Any, ident: str, now_us: int | None = None, window: TimeRange | None = None
+) -> list[ComparisonRow]:
+    return list(render_rows.comparison_rows(_one(service, ident, now_us, window)))
+
+
 def verdict_counts(
     service: Any, span: TimeRange, interval_us: int, filters: Filters
 ) -> list[VerdictCountRow]:
@@ -108,6 +154,7 @@ PER_OPERATION: dict[str, Callable[..., list[Row]]] = {
     "flow": flow,
     "findings": findings,
     "solution": solution,
+    "comparison": comparison,
 }
 
 MAX_BUCKETS = 1000

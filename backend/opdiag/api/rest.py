@@ -15,7 +15,6 @@ from opdiag.api.params import (
     parse_interval_us,
     parse_limit,
     parse_multi,
-    parse_range,
     parse_time_us,
 )
 from opdiag.api.schemas import Row
@@ -31,13 +30,11 @@ def rows_response(rows: Sequence[Row]) -> Response:
     return response
 
 
-def default_span_us() -> int:
-    """Without ``from``, look back as far as the trace source is asked to."""
-    return int(current_state().settings.jaeger.lookback_s * 1_000_000)
-
-
-def _range(now: int) -> TimeRange:
-    return parse_range(request.args.get("from"), request.args.get("to"), now, default_span_us())
+def _range() -> TimeRange:
+    state = current_state()
+    return queries.request_range(
+        request.args.get("from"), request.args.get("to"), state.source, state.settings
+    )
 
 
 def _filters() -> queries.Filters:
@@ -58,7 +55,7 @@ def _now_us() -> int | None:
 @bp.get("/operations")
 def operations() -> Response:
     state = current_state()
-    span = _range(queries.now_us())
+    span = _range()
     limit = parse_limit(request.args.get("limit"), state.settings.server.max_rows)
     return rows_response(queries.operations(state.service, span, _filters(), limit))
 
@@ -78,30 +75,35 @@ def _per_operation(kind: str, ident: str) -> Response:
     return rows_response(query(state.service, parse_ident(ident), _now_us(), lookup_range()))
 
 
-@bp.get("/operations/<ident>")
+@bp.get("/operations/<ident:ident>")
 def diagnosis(ident: str) -> Response:
     return _per_operation("diagnosis", ident)
 
 
-@bp.get("/operations/<ident>/flow")
+@bp.get("/operations/<ident:ident>/flow")
 def flow(ident: str) -> Response:
     return _per_operation("flow", ident)
 
 
-@bp.get("/operations/<ident>/findings")
+@bp.get("/operations/<ident:ident>/findings")
 def findings(ident: str) -> Response:
     return _per_operation("findings", ident)
 
 
-@bp.get("/operations/<ident>/solution")
+@bp.get("/operations/<ident:ident>/solution")
 def solution(ident: str) -> Response:
     return _per_operation("solution", ident)
+
+
+@bp.get("/operations/<ident:ident>/comparison")
+def comparison(ident: str) -> Response:
+    return _per_operation("comparison", ident)
 
 
 @bp.get("/verdict-counts")
 def verdict_counts() -> Response:
     state = current_state()
-    span = _range(queries.now_us())
+    span = _range()
     raw_interval = request.args.get("interval")
     if raw_interval in (None, ""):
         interval_us = queries.default_interval_us(span)
@@ -113,7 +115,7 @@ def verdict_counts() -> Response:
 @bp.get("/variables/<name>")
 def variables(name: str) -> Response:
     state = current_state()
-    span = _range(queries.now_us())
+    span = _range()
     return rows_response(queries.variable(state.service, name, span))
 
 

@@ -28,7 +28,9 @@ class OperationRow(Row):
     duration_ms: float = Field(description="Operation duration so far, ms")
     service: str = Field(description="Service of the root-cause span, or the main service")
     root_cause: str = Field(description="'service: span' of the root cause, or ''")
-    bottleneck: str = Field(description="Bottleneck span name, or ''")
+    bottleneck: str = Field(
+        description="Bottleneck span name, or the uninstrumented gap in words, or ''"
+    )
     finished: bool = Field(description="A terminal transition was seen")
     diagnosis_url: str = Field(description="opdiag HTML diagnosis page")
     jaeger_url: str = Field(description="Jaeger UI deep link to the key span")
@@ -50,10 +52,20 @@ class DiagnosisRow(Row):
     root_cause_service: str
     root_cause_span_id: str
     root_cause_evidence: str = Field(description="key=value pairs that prove the root cause")
-    bottleneck_span: str
-    bottleneck_span_id: str
-    bottleneck_self_time_ms: float
+    root_cause_trace_id: str = Field(description="Trace of the root-cause span (32 hex), or ''")
+    root_cause_neighbour: bool = Field(
+        description="The root cause sits in another trace than the operation's own"
+    )
+    bottleneck_kind: str = Field(description="'span', 'gap' (time no span covers) or ''")
+    bottleneck_span: str = Field(description="Bottleneck span name, or the gap in words")
+    bottleneck_span_id: str = Field(description="Bottleneck span id; '' for a gap")
+    bottleneck_service: str
+    bottleneck_after_span: str = Field(description="For a gap: the span it follows")
+    bottleneck_self_time_ms: float = Field(description="Self time, or the gap's length")
     bottleneck_share: float = Field(description="Share of the critical path, 0..1")
+    evidence_trace_ids: str = Field(
+        description="Comma-separated traces outside the operation's own that evidence came from"
+    )
     solution: str = Field(description="Solution as Markdown")
     services: str = Field(description="Comma-separated services")
     diagnosis_url: str
@@ -93,6 +105,8 @@ class FindingRow(Row):
     service: str
     span_name: str
     evidence: str = Field(description="key=value pairs")
+    neighbour: bool = Field(description="Built from a trace outside the operation's own")
+    time: int = Field(description="Start of the finding's span (else the operation's), epoch ms")
 
 
 class SolutionRow(Row):
@@ -102,6 +116,22 @@ class SolutionRow(Row):
     kind: str = Field(description="'step' or 'command'")
     text: str
     rule_id: str
+
+
+class ComparisonRow(Row):
+    """One phase of the operation against the median of its last good runs (first row: the
+    total). Phases that explain most of the change come first."""
+
+    index: int = Field(description="0 for the total, then 1.. in order of the change explained")
+    phase: str = Field(description="Span name, 'after X' (no span open), 'before the worker'…")
+    kind: str = Field(description="'total', 'span', 'gap' or 'outside'")
+    status: str = Field(description="'slower', 'faster', 'same', 'new', 'missing' or 'no baseline'")
+    this_ms: float = Field(description="Time in this phase in this run, ms")
+    baseline_ms: float = Field(description="Median over the baseline runs, ms (0 when absent)")
+    change_ms: float = Field(description="this_ms - baseline_ms")
+    change_pct: float = Field(description="Change in % of the baseline (0 when the baseline is 0)")
+    share_of_change: float = Field(description="Share of the total change, 0..1 (0 when none)")
+    baseline_runs: str = Field(description="Comma-separated ids of the baseline runs")
 
 
 class VerdictCountRow(Row):
@@ -132,6 +162,7 @@ ROW_MODELS: dict[str, type[Row]] = {
     "flow": FlowRow,
     "findings": FindingRow,
     "solution": SolutionRow,
+    "comparison": ComparisonRow,
     "verdict_counts": VerdictCountRow,
     "variables": VariableRow,
 }

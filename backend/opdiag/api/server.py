@@ -24,11 +24,13 @@ from waitress.server import create_server
 
 from opdiag.api.app import create_app, needs_demo
 from opdiag.api.probe_lane import ProbeLaneDispatcher
+from opdiag.api.queries import is_file_source
 from opdiag.api.state import EXTENSION as STATE_EXTENSION
 from opdiag.api.state import AppState
+from opdiag.api.waitress_errors import use_json_errors
 from opdiag.errors import OpdiagError
 from opdiag.settings import Settings, default_demo_traces
-from opdiag.web.pages import default_window, is_file_source
+from opdiag.web.pages import default_window
 
 log = logging.getLogger("opdiag.server")
 EXAMPLE_LIMIT = 1
@@ -118,14 +120,21 @@ def build_server(settings: Settings) -> tuple[Any, AppState]:
             _dispatcher=dispatcher,  # waitress' own hook for a dispatcher of one's choice
             ident="opdiag",
             clear_untrusted_proxy_headers=True,
-            # Flask refuses bodies over max_request_bytes with a JSON 413; waitress only stops
-            # absurd ones (its own 413 is plain text), so it must be the larger of the two.
+            # Flask refuses bodies over max_request_bytes with a JSON 413 naming the body;
+            # waitress stops absurd ones before they are read (JSON too, see waitress_errors).
             max_request_body_size=WAITRESS_BODY_FACTOR * settings.server.max_request_bytes,
         )
     except BaseException:
         dispatcher.shutdown()
         raise
+    use_json_errors(server)
     return server, app.extensions[STATE_EXTENSION]
+
+
+def _address(host: str, port: int) -> str:
+    """``host:port``, an IPv6 host in brackets."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}"
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -133,10 +142,15 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def stop_server(server: Any) -> None:
-    """Stop the worker threads and close every socket; ``server.run()`` then returns."""
+def stop_server(server: Any, *, loop_running: bool = False) -> None:
+    """Stop the worker threads and close every socket; ``server.run()`` then returns. While
+    the loop runs in another thread the sockets are closed by the loop itself (through its
+    trigger): closed under a ``select`` in progress, they would fail it with EBADF."""
     server.task_dispatcher.shutdown()
-    wasyncore.close_all(server._map)
+    if loop_running:
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    else:
+        wasyncore.close_all(server._map)
 
 
 class ServerThread:
@@ -155,13 +169,26 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
-        stop_server(self.server)
+        stop_server(self.server, loop_running=self.thread.is_alive())
         self.thread.join(timeout=10)
+
+
+def configure_logging() -> None:
+    """opdiag's loggers to stderr at INFO (one access line per request, warnings), unless
+    the embedding program configured them already."""
+    logger = logging.getLogger("opdiag")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def serve(settings: Settings, *, out: TextIO | None = None) -> int:
     """Run until SIGINT/SIGTERM; 0 on a clean stop, the error's exit code otherwise."""
     stream = out or sys.stdout
+    configure_logging()
     tune_gc()
     limit_malloc_arenas()
     try:
@@ -169,12 +196,12 @@ def serve(settings: Settings, *, out: TextIO | None = None) -> int:
     except OpdiagError as exc:
         print(f"opdiag serve: {exc.message}", file=sys.stderr)
         return exc.exit_code
-    except OSError as exc:
-        print(f"opdiag serve: cannot listen: {exc.strerror}", file=sys.stderr)
+    except (OSError, ValueError) as exc:  # waitress: ValueError for a host it cannot resolve
+        where = _address(settings.server.host, settings.server.port)
+        reason = getattr(exc, "strerror", None) or "invalid host or port"
+        print(f"opdiag serve: cannot listen on {where}: {reason}", file=sys.stderr)
         return 2
-    host = settings.server.host
-    shown = f"[{host}]" if ":" in host else host
-    base = f"http://{shown}:{server.effective_port}"
+    base = f"http://{_address(settings.server.host, server.effective_port)}"
     print(_banner(base, state, _example_id(state)), file=stream, flush=True)
     previous = {}
     if threading.current_thread() is threading.main_thread():

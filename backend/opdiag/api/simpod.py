@@ -5,7 +5,6 @@ dashboard variables read from ``scopedVars`` when the payload does not set them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from opdiag.api import queries
 from opdiag.api.frames import to_frame
+from opdiag.api.jsonbody import parse_json
 from opdiag.api.params import (
     MAX_TEXT,
     TimeRange,
@@ -20,7 +20,6 @@ from opdiag.api.params import (
     parse_interval_us,
     parse_limit,
     parse_multi,
-    parse_range,
     parse_time_us,
 )
 from opdiag.api.schemas import ROW_MODELS, Row
@@ -36,6 +35,7 @@ TARGETS: tuple[str, ...] = (
     "flow",
     "findings",
     "solution",
+    "comparison",
     "verdict_counts",
 )
 # Payload option name -> (scopedVars names that may supply it).
@@ -76,6 +76,7 @@ METRICS: list[dict[str, Any]] = [
     {"value": "flow", "label": "Execution flow", "payloads": _ID_PAYLOADS},
     {"value": "findings", "label": "Findings", "payloads": _ID_PAYLOADS},
     {"value": "solution", "label": "Solution", "payloads": _ID_PAYLOADS},
+    {"value": "comparison", "label": "Against the last good runs", "payloads": _ID_PAYLOADS},
     {
         "value": "verdict_counts",
         "label": "Verdict counts over time",
@@ -97,10 +98,7 @@ def _body() -> dict[str, Any]:
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise InputError("request body is not valid JSON", field="body") from None
+    body = parse_json(raw, "body")
     if not isinstance(body, dict):
         raise InputError("request body must be a JSON object", field="body")
     return body
@@ -118,10 +116,7 @@ def _payload(target: dict[str, Any], field: str) -> dict[str, Any]:
     if payload in (None, ""):
         return {}
     if isinstance(payload, str):
-        try:
-            payload = json.loads(payload)
-        except ValueError:
-            raise InputError("payload is not valid JSON", field=field) from None
+        payload = parse_json(payload, field, "payload")
     if not isinstance(payload, dict):
         raise InputError("payload must be an object", field=field)
     return payload
@@ -136,10 +131,6 @@ def _scoped(scoped_vars: dict[str, Any], names: Sequence[str]) -> Any:
     return None
 
 
-def _default_span_us() -> int:
-    return int(current_state().settings.jaeger.lookback_s * 1_000_000)
-
-
 def _range(body: dict[str, Any]) -> TimeRange:
     """Grafana's absolute ``range.from``/``to`` (ISO), else ``range.raw`` (``now-6h``)."""
     span = body.get("range") or {}
@@ -148,8 +139,9 @@ def _range(body: dict[str, Any]) -> TimeRange:
     raw = span.get("raw") if isinstance(span.get("raw"), dict) else {}
     start = span.get("from", raw.get("from"))
     end = span.get("to", raw.get("to"))
+    state = current_state()
     try:
-        return parse_range(start, end, queries.now_us(), _default_span_us())
+        return queries.request_range(start, end, state.source, state.settings)
     except InputError as exc:
         raise InputError(f"range.{exc.message}", field=f"range.{exc.field}") from None
 
@@ -233,7 +225,7 @@ def metric_payload_options() -> Response:
     body = _body()
     name = body.get("name")
     state = current_state()
-    span = parse_range(None, None, queries.now_us(), _default_span_us())
+    span = queries.default_range(state.source, state.settings, queries.now_us())
     variable = {
         "operation_id": "operation_ids",
         "type": "operation_types",
@@ -254,6 +246,12 @@ def query() -> Response:
     if not isinstance(targets, list):
         raise InputError("targets must be a list", field="targets")
     state = current_state()
+    cap = state.settings.server.max_targets
+    if len(targets) > cap:
+        raise InputError(
+            f"{len(targets)} targets in one request; at most {cap} (server.max_targets)",
+            field="targets",
+        )
     frames: list[dict[str, Any]] = []
     for index, target in enumerate(targets):
         field = f"targets[{index}]"
@@ -268,11 +266,20 @@ def query() -> Response:
             )
         payload = _payload(target, f"{field}.payload")
         rows = _rows_for(kind, payload, body, f"{field}.payload")
-        ref_id = str(target.get("refId") or "A")[:MAX_TEXT]
+        ref_id = _ref_id(target.get("refId"), f"{field}.refId")
         frames.append(
             to_frame(ROW_MODELS[kind], rows, ref_id=ref_id, name=kind, links=state.settings.links)
         )
     return _json(frames)
+
+
+def _ref_id(raw: Any, field: str) -> str:
+    """Grafana's query letter; echoed in the frame, so text (or a number) only."""
+    if raw in (None, ""):
+        return "A"
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise InputError("refId must be text", field=field)
+    return str(raw)[:MAX_TEXT]
 
 
 def _variable_name(payload: Any) -> str:
@@ -284,8 +291,8 @@ def _variable_name(payload: Any) -> str:
         text = ""
     text = str(text).strip()
     try:
-        parsed = json.loads(text)
-    except ValueError:
+        parsed = parse_json(text, "payload") if text.startswith("{") else None
+    except InputError:
         parsed = None
     if isinstance(parsed, dict):
         text = str(parsed.get("target") or parsed.get("name") or "")
@@ -317,11 +324,11 @@ def tag_keys() -> Response:
 def tag_values() -> Response:
     body = _body()
     key = body.get("key")
-    if key not in TAG_KEYS:
+    if not isinstance(key, str) or key not in TAG_KEYS:
         raise InputError("unknown tag key", field="key")
     if key == "verdict":
         return _json([{"text": v} for v in VERDICTS])
     state = current_state()
     name = {"operation_type": "operation_types", "service": "services"}[key]
-    span = parse_range(None, None, queries.now_us(), _default_span_us())
+    span = queries.default_range(state.source, state.settings, queries.now_us())
     return _json([{"text": row.value} for row in queries.variable(state.service, name, span)])

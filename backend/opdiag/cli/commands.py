@@ -172,6 +172,37 @@ def run_operations(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return finish(args, 0)
 
 
+def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    now_us = parse_now(args.now) if args.now else None
+    settings = build_settings(args)
+    from opdiag.service import DiagnosisService
+    from opdiag.sources.factory import make_source
+
+    source = make_source(settings)
+    try:
+        this, other, comparison = DiagnosisService(source, settings).compare(
+            args.ident, args.against, now_us=now_us
+        )
+    finally:
+        warn_problems(source, err)
+    if args.format == "json":
+        from opdiag.render.json_render import comparison_dict, dumps
+
+        out.write(dumps(comparison_dict(this, other, comparison)) + "\n")
+    else:
+        from opdiag.render.markdown import render_comparison_markdown
+
+        out.write(render_comparison_markdown(this, other, comparison))
+    return finish(args, 0)
+
+
+def run_mcp(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = build_settings(args)
+    from opdiag.mcp_server import serve_stdio
+
+    return serve_stdio(settings)
+
+
 def run_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = build_settings(args, serve=True)
     from opdiag.api.server import serve

@@ -36,7 +36,7 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     from opdiag.cli import commands
 
     args = build_parser().parse_args(argv)
-    if argv is None and args.command in {"diagnose", "operations"}:
+    if argv is None and args.command in {"diagnose", "operations", "compare"}:
         args.finish = _exit_now
     out, err = sys.stdout, sys.stderr
     # One-shot commands build ~10 objects per span and drop them all at the end: no cyclic
@@ -47,6 +47,11 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     if args.command == "operations":
         with gc_paused():
             return commands.run_operations(args, out, err)
+    if args.command == "compare":
+        with gc_paused():
+            return commands.run_compare(args, out, err)
+    if args.command == "mcp":
+        return commands.run_mcp(args, out, err)
     if args.command == "serve":
         return commands.run_serve(args, out, err)
     return commands.run_dashboards(args, out, err)

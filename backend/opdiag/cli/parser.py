@@ -28,6 +28,17 @@ class OpdiagArgumentParser(argparse.ArgumentParser):
         raise UsageError(message, self.format_usage())
 
 
+def _port(text: str) -> int:
+    """A TCP port, 0 (any free port) to 65535; argparse names the flag and the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r} (use 0 to 65535)") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r} (use 0 to 65535)")
+    return value
+
+
 def _source_options(parser: argparse.ArgumentParser, *, rules: bool = True) -> None:
     parser.add_argument(
         "--traces",
@@ -56,6 +67,13 @@ def _source_options(parser: argparse.ArgumentParser, *, rules: bool = True) -> N
     parser.add_argument("--config", metavar="FILE", help="settings YAML (default: $OPDIAG_CONFIG)")
 
 
+def _diagnosis_options(parser: argparse.ArgumentParser) -> None:
+    """What ``diagnose`` and ``compare`` share after the source: the clock and the format."""
+    _source_options(parser)
+    parser.add_argument("--now", metavar="TIME", help="clock for 'stuck': RFC 3339 or epoch s")
+    parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
+
+
 def build_parser() -> OpdiagArgumentParser:
     """The whole command tree."""
     parser = OpdiagArgumentParser(
@@ -72,9 +90,7 @@ def build_parser() -> OpdiagArgumentParser:
         )
     )
     diagnose.add_argument("ident", metavar="ID", help="operation id or trace id")
-    _source_options(diagnose)
-    diagnose.add_argument("--now", metavar="TIME", help="clock for 'stuck': RFC 3339 or epoch s")
-    diagnose.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    _diagnosis_options(diagnose)
 
     operations = commands.add_parser(
         "operations", help="list operations with their verdicts",
@@ -90,13 +106,33 @@ def build_parser() -> OpdiagArgumentParser:
     )
     operations.add_argument("--format", choices=("table", "json"), default="table")
 
+    compare = commands.add_parser(
+        "compare", help="compare one operation with another, phase by phase",
+        description=(
+            "Line up the phases of operation A against operation B (its baseline): this run, "
+            "B, the change, new or missing phases, new error types. Exit codes as diagnose."
+        ),
+    )
+    compare.add_argument("ident", metavar="A", help="operation id or trace id (this run)")
+    compare.add_argument("against", metavar="B", help="operation id or trace id to compare with")
+    _diagnosis_options(compare)
+
+    mcp = commands.add_parser(
+        "mcp", help="an MCP server over stdio for AI assistants",
+        description=(
+            "Serve opdiag's tools (list operations, diagnose, compare, execution flow) to an "
+            "assistant over the Model Context Protocol on stdin/stdout."
+        ),
+    )
+    _source_options(mcp)
+
     serve = commands.add_parser(
         "serve", help="serve the API, pages and metrics for Grafana",
         description="Serve the HTTP API; with neither --traces nor a Jaeger URL, the demo traces.",
     )
     _source_options(serve)
     serve.add_argument("--host", metavar="H", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", metavar="P", type=int, help="listen port (default 8080)")
+    serve.add_argument("--port", metavar="P", type=_port, help="listen port (default 8080)")
 
     dashboards = commands.add_parser("dashboards", help="Grafana dashboards as code")
     dash_commands = dashboards.add_subparsers(dest="dash_command", metavar="COMMAND", required=True)

@@ -5,6 +5,10 @@ in one span and a message in another), so the rule's value decides the type: a n
 value compares numerically against ``"4"`` and ``4`` alike, a bool rule value accepts ``true``
 and ``"true"``, a string rule value compares against the text form. A value that does not
 coerce simply does not match; it never raises.
+
+``gt_attr``/``gte_attr``/``lt_attr``/``lte_attr`` compare two attributes of the same span
+(``data.start_date: {gt_attr: data.end_date}``): numerically when both are numbers, in time
+order when both are ISO 8601 dates or times, else not at all.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+ATTRIBUTE_OPERATORS: frozenset[str] = frozenset({"gt_attr", "gte_attr", "lt_attr", "lte_attr"})
 OPERATORS: frozenset[str] = frozenset(
     {"eq", "ne", "in", "regex", "gt", "gte", "lt", "lte", "exists", "absent"}
-)
+) | ATTRIBUTE_OPERATORS
+_MAX_TIME_TEXT = 64
 _NUMERIC_OPS = frozenset({"gt", "gte", "lt", "lte"})
 _MAX_REGEX_INPUT = 10_000
 _BOOL_TEXT = {"true": True, "false": False}
@@ -52,6 +59,10 @@ def check_operand(op: str, value: Any) -> Any:
             return re.compile(value)
         except re.error as exc:
             raise ValueError(f"bad regex {value!r}: {exc}") from None
+    if op in ATTRIBUTE_OPERATORS:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"operator '{op}' needs the key of another attribute")
+        return value.strip()
     if op in ("exists", "absent"):
         if not isinstance(value, bool):
             raise ValueError(f"operator '{op}' takes true or false")
@@ -143,6 +154,44 @@ def evaluate(cond: Condition, actual: Any = _MISSING) -> bool:
     if op == "lt":
         return num < cond.value
     return num <= cond.value
+
+
+def as_time(value: Any) -> datetime | None:
+    """An ISO 8601 date or time (``2023-06-30``, ``2023-06-30T10:00:00Z``) as an aware UTC
+    datetime; anything else is not a time."""
+    if not isinstance(value, str) or not value or len(value) > _MAX_TIME_TEXT:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _ordered(left: Any, right: Any) -> tuple[Any, Any] | None:
+    """Two values in a comparable form: both numbers, else both times, else None."""
+    a, b = as_number(left), as_number(right)
+    if a is not None and b is not None:
+        return a, b
+    ta, tb = as_time(left), as_time(right)
+    if ta is not None and tb is not None:
+        return ta, tb
+    return None
+
+
+def compare_attributes(cond: Condition, attributes: dict[str, Any]) -> bool:
+    """Apply an attribute-to-attribute condition (``gt_attr`` …) to a span's attributes."""
+    pair = _ordered(attributes.get(cond.key), attributes.get(cond.value))
+    if pair is None:
+        return False
+    a, b = pair
+    if cond.op == "gt_attr":
+        return a > b
+    if cond.op == "gte_attr":
+        return a >= b
+    if cond.op == "lt_attr":
+        return a < b
+    return a <= b
 
 
 def missing() -> Any:

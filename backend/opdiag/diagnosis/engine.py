@@ -19,50 +19,45 @@ Verdicts without a winning rule fall back to: ``failed`` (error spans or status 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
-from opdiag.diagnosis.conditions import evaluate, missing
+from opdiag.diagnosis.bottleneck import Choice, find_bottleneck, noise_check
+from opdiag.diagnosis.conclusion import (
+    conclude,
+    fallback_verdict,
+    healthy_text,
+    minutes_text,
+)
 from opdiag.diagnosis.facts import (
     OperationFacts,
     operation_facts,
     operation_id_of,
     scoped_walk,
 )
-from opdiag.diagnosis.matching import (
-    ExceptionInfo,
-    SpanContext,
-    exceptions_of,
-    match_span,
-    span_values,
+from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
+from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers, clock_text
+from opdiag.diagnosis.result import Diagnosis, Finding, FlowStep
+from opdiag.diagnosis.rules import Globs, Rule, RuleSet
+from opdiag.diagnosis.span_rules import facts_hold, span_rule_hits, when_holds
+from opdiag.diagnosis.templates import (
+    OPERATION_VALUE_PREFIX,
+    PLACEHOLDERS,
+    attr_evidence_key,
+    fill,
 )
-from opdiag.diagnosis.result import (
-    SEVERITIES,
-    Bottleneck,
-    Diagnosis,
-    Finding,
-    FlowStep,
-    RootCause,
-    Solution,
-)
-from opdiag.diagnosis.rules import Globs, Rule, RuleSet, SpanMatch
-from opdiag.diagnosis.templates import PLACEHOLDERS, attr_evidence_key, fill
 from opdiag.diagnosis.timing import Timing, trace_timing
-from opdiag.model import CLIENT, Span, Trace, looks_like_trace_id, normalise_trace_id
+from opdiag.model import Span, Trace, looks_like_trace_id, normalise_trace_id
 from opdiag.settings import DiagnosisSettings
 
+__all__ = ["diagnose", "minutes_text", "noise_check", "not_found", "reassess_slow"]
+
 Walks = list[tuple[Trace, list[tuple[Span, int]]]]
-_EMPTY: frozenset[tuple[str, ...]] = frozenset()
-_NO_IDS: frozenset[int] = frozenset()
 _ALWAYS = ("exception.type", "exception.message", "http.url", "http.status")
-
-
-def minutes_text(us: float) -> str:
-    """Minutes as people say them: ``6.1`` under ten, ``42`` above."""
-    minutes = us / 60e6
-    return f"{minutes:.1f}" if minutes < 10 else f"{minutes:.0f}"
+_SETTLED = frozenset({"completed", "cancelled"})
+_MAX_JSON_VALUE = 20_000
 
 
 def not_found(ident: str, rules: RuleSet | None = None) -> Diagnosis:
@@ -79,10 +74,10 @@ def not_found(ident: str, rules: RuleSet | None = None) -> Diagnosis:
         return diagnosis
     facts = {"found": False}
     for rule in rules.rules:
-        if rule.match is None and rule.facts and _facts_hold(rule, facts):
+        if rule.match is None and rule.facts and facts_hold(rule, facts):
             evidence = {"ident": ident}
-            diagnosis.findings.append(_finding(rule, None, evidence))
-    _conclude(diagnosis, rules, fallback=("not_found", diagnosis.summary))
+            diagnosis.fired.append(_finding(rule, None, evidence))
+    conclude(diagnosis, rules, fallback=("not_found", diagnosis.summary))
     return diagnosis
 
 
@@ -95,8 +90,11 @@ def diagnose(
     settings: DiagnosisSettings,
     now_us: int,
     baseline_ms: float | None = None,
+    neighbours: Sequence[Trace] = (),
 ) -> Diagnosis:
-    """Diagnose one operation from all the traces that hold it."""
+    """Diagnose one operation from all the traces that hold it. ``neighbours``: other traces
+    of the same source around the operation's time (the pack's ``neighbours`` section says
+    which); only those inside its window are read."""
     walks: Walks = []
     context: set[str] = set()
     for trace in traces:
@@ -115,24 +113,56 @@ def diagnose(
         stuck_after_s=settings.stuck_after_s,
         context=frozenset(context),
     )
-    noise = _noise_check(Globs.of(settings.noise_span_patterns))
+    noise = noise_check(Globs.of(settings.noise_span_patterns))
     timings = [trace_timing(t, noise) for t, _ in walks]
-    bottleneck = _bottleneck(walks, timings, noise)
-    op_values = _operation_values(facts, bottleneck, ident, now_us)
-    by_trace = {t.trace_id: t for t, _ in walks}
+    choice = find_bottleneck(
+        walks, timings, noise, extent_us=facts.duration_us, clipped_ends=facts.clipped_ends
+    )
+    until_us = _judged_until(facts, now_us)
+    near = _near(
+        walks, neighbours, rules, start_us=facts.start_us, until_us=until_us, now_us=now_us
+    )
+    workers = assess_workers(
+        walks,
+        near,
+        rules.neighbours,
+        operation_type=facts.operation_type,
+        start_us=facts.start_us,
+        judge_until_us=until_us,
+        now_us=now_us,
+        settled=facts.status in _SETTLED,
+    )
+    op_values = _operation_values(
+        facts, choice, ident, now_us, workers=workers, walks=walks, rules=rules
+    )
+    by_trace = {t.trace_id: t for t, _ in (*walks, *((t, ()) for t in near))}
 
-    findings: list[Finding] = []
-    fact_values = facts.as_dict()
-    for rule, span, exc, count in _span_rule_hits(walks, rules, fact_values, bottleneck):
+    fired: list[Finding] = []
+    fact_values = {
+        **facts.as_dict(),
+        "worker_ran": workers.ran,
+        "worker_lost": workers.lost is not None,
+        "capable_workers_lost": workers.capable_lost is not None,
+    }
+    applicable = [r for r in rules.rules if when_holds(r, walks)]
+    own_rules = [r for r in applicable if r.scope == "own"]
+    b_span = choice.span if choice.is_span else None
+    hits = span_rule_hits(walks, own_rules, fact_values, b_span, choice.span_share)
+    if near:
+        near_rules = [r for r in applicable if r.scope == "neighbours"]
+        near_walks = [(t, t.walked()) for t in near]
+        hits += span_rule_hits(near_walks, near_rules, fact_values)
+    for rule, span, exc, count in hits:
         evidence = _evidence(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
-        findings.append(_finding(rule, span, evidence))
-    for rule in rules.rules:
-        if rule.match is not None or rule.uses_slow or not _facts_hold(rule, fact_values):
+        fired.append(_finding(rule, span, evidence, neighbour=rule.scope == "neighbours"))
+    for rule in applicable:
+        if rule.match is not None or rule.uses_slow or not facts_hold(rule, fact_values):
             continue
-        span = _subject(rule.subject, facts, bottleneck, walks)
+        span = _subject(rule.subject, facts, choice, walks, workers=workers, by_trace=by_trace)
         exc = _first_exception(span)
         evidence = _evidence(rule, span, exc, op_values=op_values, by_trace=by_trace, count=1)
-        findings.append(_finding(rule, span, evidence))
+        own = span is None or any(span.trace_id == t.trace_id for t, _ in walks)
+        fired.append(_finding(rule, span, evidence, neighbour=not own))
 
     diagnosis = Diagnosis(
         operation_id=op_id,
@@ -146,16 +176,46 @@ def diagnose(
         ended_at_ms=facts.end_us // 1000,
         duration_ms=_duration_us(facts, now_us) / 1000,
         finished=facts.finished,
-        bottleneck=_bottleneck_result(bottleneck),
-        findings=findings,
+        bottleneck=choice.result,
+        fired=fired,
         warnings=[w for t, _ in walks for w in t.warnings],
     )
     diagnosis.execution_flow, diagnosis.execution_flow_truncated = _flow(
         walks, timings, facts.start_us, settings.max_flow_spans
     )
-    fallback = _fallback(facts)
+    fallback = fallback_verdict(facts)
     _apply_slow(diagnosis, baseline_ms, rules, settings, fallback=fallback, op_values=op_values)
     return diagnosis
+
+
+def _judged_until(facts: OperationFacts, now_us: int) -> int:
+    """Up to when the operation needed its worker: its terminal transition; now while it
+    is in flight; the end of the request for one that never became an operation (a 503)."""
+    if facts.finished and facts.last_transition is not None:
+        return facts.last_transition.start_us
+    if facts.has_lifecycle:
+        return max(now_us, facts.start_us)
+    return facts.end_us
+
+
+def _near(
+    walks: Walks,
+    neighbours: Sequence[Trace],
+    rules: RuleSet,
+    *,
+    start_us: int,
+    until_us: int,
+    now_us: int,
+) -> list[Trace]:
+    """The neighbouring traces inside the operation's window, its own left out, oldest
+    first, at most the pack's ``max_traces``."""
+    if not neighbours or not rules.neighbours.active:
+        return []
+    own = {t.trace_id for t, _ in walks}
+    lo, hi = rules.neighbours.window(start_us, until_us, now_us)
+    near = [t for t in neighbours if t.trace_id not in own and t.start_us < hi and t.end_us >= lo]
+    near.sort(key=lambda t: (t.start_us, t.trace_id))
+    return near[: rules.neighbours.max_traces]
 
 
 _IN_FLIGHT = frozenset({"pending", "running", "resuming"})
@@ -174,22 +234,24 @@ def reassess_slow(
     baseline_ms: float | None,
     rules: RuleSet,
     settings: DiagnosisSettings,
+    change: str | None = None,
 ) -> Diagnosis:
     """A copy of ``diagnosis`` with ``slow`` decided against ``baseline_ms`` (the median of
-    the type's healthy finished runs; ``None`` = the configured budget)."""
+    the type's last good runs; ``None`` = the configured budget). ``change`` names the phase
+    that changed most against those runs; it joins the baseline's text (``{baseline}``)."""
     # Shallow is enough: _apply_slow only reassigns fields and appends new findings, and
-    # _conclude rebuilds the flow steps; a deep copy cost ~1 s on a 200-operation list.
-    out = replace(diagnosis, findings=list(diagnosis.findings))
-    kept = [f for f in out.findings if not _is_slow_rule(rules.get(f.rule_id))]
-    removed = len(kept) != len(out.findings)
-    out.findings = kept
+    # conclude rebuilds the flow steps; a deep copy cost ~1 s on a 200-operation list.
+    out = replace(diagnosis, fired=list(diagnosis.fired))
+    kept = [f for f in out.fired if not _is_slow_rule(rules.get(f.rule_id))]
+    removed = len(kept) != len(out.fired)
+    out.fired = kept
     errors = any(step.error for step in out.execution_flow)
     if out.status == "failed" or errors:
         fallback = ("failed", "failed: error spans without a known cause")
     elif out.status == "cancelled":
         fallback = ("cancelled", "cancelled")
     else:
-        fallback = ("healthy", _healthy_text(out.status))
+        fallback = ("healthy", healthy_text(out.status))
     op_values = {
         "operation.id": out.operation_id,
         "operation.type": out.operation_type,
@@ -201,13 +263,20 @@ def reassess_slow(
     if out.bottleneck is not None:
         op_values.update(
             {
-                "bottleneck": out.bottleneck.span_name,
+                "bottleneck": out.bottleneck.text,
                 "bottleneck.service": out.bottleneck.service,
                 "share": f"{round(out.bottleneck.share * 100)} %",
             }
         )
     _apply_slow(
-        out, baseline_ms, rules, settings, fallback=fallback, op_values=op_values, removed=removed
+        out,
+        baseline_ms,
+        rules,
+        settings,
+        fallback=fallback,
+        op_values=op_values,
+        removed=removed,
+        change=change,
     )
     return out
 
@@ -228,6 +297,7 @@ def _apply_slow(
     fallback: tuple[str, str],
     op_values: dict[str, Any],
     removed: bool = True,
+    change: str | None = None,
 ) -> None:
     """Decide ``slow`` (finished, completed, duration > factor × baseline, or > the type's
     budget without a baseline), add the slow rules' findings, then conclude (unless nothing
@@ -237,6 +307,8 @@ def _apply_slow(
     if baseline_ms is not None and baseline_ms > 0:
         limit = settings.slow_factor * baseline_ms
         reference = f"baseline {minutes_text(baseline_ms * 1000)} min"
+        if change:
+            reference = f"{reference}; {change}"
     else:
         budget_s = settings.slow_budget_s.get(
             diagnosis.operation_type or "", settings.default_budget_s
@@ -255,16 +327,19 @@ def _apply_slow(
     values = {**op_values, "baseline": reference}
     b = diagnosis.bottleneck
     for rule in rules.rules:
-        if not rule.uses_slow or not _facts_hold(rule, facts):
+        if not rule.uses_slow or not facts_hold(rule, facts):
             continue
         evidence = dict(values)
         span_ref: tuple[str, str, str, str] | None = None
         if b is not None:
-            span_ref = (b.trace_id, b.span_id, b.service, b.span_name)
+            # a gap points at the span it follows
+            span_id = b.span_id if b.kind == "span" else b.after_span_id
+            span_name = b.span_name if b.kind == "span" else b.after_span_name
+            span_ref = (b.trace_id, span_id or "", b.service, span_name or "")
             evidence.update(
                 {
-                    "span.name": b.span_name,
-                    "span.id": b.span_id,
+                    "span.name": span_name,
+                    "span.id": span_id,
                     "service": b.service,
                     "trace.id": b.trace_id,
                     "duration_ms": b.duration_ms,
@@ -283,330 +358,35 @@ def _apply_slow(
         )
         if span_ref is not None:
             finding.trace_id, finding.span_id, finding.service, finding.span_name = span_ref
-        diagnosis.findings.append(finding)
+        diagnosis.fired.append(finding)
         removed = True
     if removed:
-        _conclude(diagnosis, rules, fallback)
-
-
-def _conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) -> None:
-    """Order findings, pick the verdict by priority, fill summary, root cause, solution."""
-    order = {r.id: i for i, r in enumerate(rules.rules)}
-
-    def rank(f: Finding) -> tuple[int, int, int]:
-        rule = rules.get(f.rule_id)
-        priority = rule.priority if rule is not None else 0
-        severity = -SEVERITIES.index(f.severity) if f.severity in SEVERITIES else -9
-        return (priority, severity, -order.get(f.rule_id, len(order)))
-
-    diagnosis.findings.sort(key=rank, reverse=True)
-    winner = next((f for f in diagnosis.findings if f.verdict is not None), None)
-    diagnosis.root_cause = None
-    diagnosis.solution = None
-    if winner is None:
-        diagnosis.verdict, diagnosis.summary = fallback
-    else:
-        diagnosis.verdict = winner.verdict or fallback[0]
-        diagnosis.summary = winner.summary
-        rule = rules.get(winner.rule_id)
-        if rule is not None:
-            diagnosis.solution = Solution(
-                title=fill(rule.solution.title, winner.evidence),
-                steps=[fill(t, winner.evidence) for t in rule.solution.steps],
-                commands=[fill(t, winner.evidence) for t in rule.solution.commands],
-                rule_id=rule.id,
-            )
-        if winner.span_id is not None and diagnosis.verdict != "healthy":
-            origin = _error_origin(diagnosis, winner)
-            evidence = {**winner.evidence, **origin.evidence} if origin else dict(winner.evidence)
-            cause = origin or winner
-            diagnosis.root_cause = RootCause(
-                trace_id=cause.trace_id or "",
-                span_id=cause.span_id or "",
-                service=cause.service or "",
-                span_name=cause.span_name or "",
-                evidence=evidence,
-                exception_type=_text_or_none(evidence.get("exception.type")),
-                exception_message=_text_or_none(evidence.get("exception.message")),
-            )
-    rc, bn = diagnosis.root_cause, diagnosis.bottleneck
-    rc_key = (rc.trace_id, rc.span_id) if rc is not None else None
-    bn_key = (bn.trace_id, bn.span_id) if bn is not None else None
-    diagnosis.execution_flow = [
-        replace(
-            step,
-            root_cause=rc is not None and (step.trace_id, step.span_id) == rc_key,
-            bottleneck=bn is not None and (step.trace_id, step.span_id) == bn_key,
-        )
-        for step in diagnosis.execution_flow
-    ]
-
-
-_PROVEN_BY_HEALTHY_SPAN = frozenset(
-    {"no_workers", "no_capable_workers", "workers_busy", "stuck", "slow", "cancelled", "healthy"}
-)
-
-
-def _error_origin(diagnosis: Diagnosis, winner: Finding) -> Finding | None:
-    """The root cause is the deepest span of the error chain (SPEC). A verdict can be decided
-    on a span that is not itself in error (``operation.state_transition`` to ``failed``
-    carries the message; the exception sits on the phase span below it): then the deepest
-    error span that another finding points at is the root cause, and the winner's evidence
-    is kept beside it. Verdicts proven by a healthy span (worker counts, stuck, slow) keep
-    their span."""
-    if diagnosis.verdict in _PROVEN_BY_HEALTHY_SPAN:
-        return None
-    steps = {(s.trace_id, s.span_id): s for s in diagnosis.execution_flow if s.error}
-    if not steps or (winner.trace_id, winner.span_id) in steps:
-        return None
-    best: tuple[int, float] | None = None
-    origin: Finding | None = None
-    for finding in diagnosis.findings:
-        step = steps.get((finding.trace_id, finding.span_id))
-        if step is None:
-            continue
-        key = (step.depth, step.start_ms)
-        if best is None or key > best:
-            best, origin = key, finding
-    return origin
-
-
-def _text_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _healthy_text(status: str) -> str:
-    if status == "completed":
-        return "healthy: completed"
-    return f"healthy: no errors (status {status})"
-
-
-def _fallback(facts: OperationFacts) -> tuple[str, str]:
-    """The verdict when no rule with a verdict fired."""
-    if facts.error_spans or facts.status == "failed":
-        return "failed", f"failed: {facts.error_spans} error span(s) without a known cause"
-    if facts.status == "cancelled":
-        return "cancelled", "cancelled"
-    if facts.stuck:
-        phase = facts.phase or "an unknown phase"
-        return "stuck", f"stuck in {phase} for {minutes_text(facts.idle_us)} min"
-    if facts.running:
-        return "healthy", f"running: {facts.span_count} spans so far, no errors"
-    return "healthy", _healthy_text(facts.status)
+        conclude(diagnosis, rules, fallback)
 
 
 # --- rules ---------------------------------------------------------------------------------
 
 
-def _facts_hold(rule: Rule, facts: dict[str, Any]) -> bool:
-    nothing = missing()
-    return all(evaluate(c, facts.get(c.key, nothing)) for c in rule.facts)
-
-
-def _span_rule_hits(
-    walks: Walks,
-    rules: RuleSet,
-    facts: dict[str, Any],
-    bottleneck: tuple[Span, int, Timing] | None,
-) -> list[tuple[Rule, Span, ExceptionInfo | None, int]]:
-    """Evaluate every span rule on every scoped span, once; keep per rule the deepest (then
-    latest) matching span and the number of matches."""
-    active = [r for r in rules.rules if r.match is not None and _facts_hold(r, facts)]
-    withins = list(
-        {
-            r.match.within.patterns: r.match.within
-            for r in active
-            if r.match is not None and r.match.within is not None
-        }.values()
-    )
-    # nested ``without_descendant``/``without_child`` matches, by id(): precomputed in one
-    # pass over a trace, only once a span of it meets a candidate rule that uses one
-    no_desc: dict[int, SpanMatch] = {}
-    no_child: dict[int, SpanMatch] = {}
-    for r in active:
-        if r.match is not None and r.match.without_descendant is not None:
-            no_desc[id(r.match.without_descendant)] = r.match.without_descendant
-        if r.match is not None and r.match.without_child is not None:
-            no_child[id(r.match.without_child)] = r.match.without_child
-    # (name, kind, error, has an exception) -> rules that may match, does one use ``within``,
-    # does one use ``without_*``
-    candidates: dict[tuple[str, str, bool, bool], tuple[list[Rule], bool, bool]] = {}
-    own_within: dict[str, frozenset[tuple[str, ...]]] = {}
-    best: dict[str, tuple[tuple[int, int], Span, ExceptionInfo | None]] = {}
-    counts: dict[str, int] = {}
-    b_span = bottleneck[0] if bottleneck else None
-    b_share = (
-        bottleneck[1] / bottleneck[2].critical_length_us
-        if bottleneck and bottleneck[2].critical_length_us
-        else 0.0
-    )
-
-    def own_within_of(name: str) -> frozenset[tuple[str, ...]]:
-        own = own_within.get(name)
-        if own is None:
-            own = own_within[name] = frozenset(w.patterns for w in withins if w(name))
-        return own
-
-    for trace, walk in walks:
-        error_below: set[str] = set()
-        for span, _ in reversed(walk):
-            if (span.error or span.span_id in error_below) and span.parent_id is not None:
-                error_below.add(span.parent_id)
-        # ``within`` sets are computed only for spans that meet a candidate rule (few), from
-        # their ancestors up, and memoised: a scoped walk holds every ancestor of its spans.
-        within_of: dict[str, frozenset[tuple[str, ...]]] = {}
-        by_id = trace.by_id
-        below_sets: tuple[dict[int, set[str]], dict[int, set[str]]] | None = None
-        for span, depth in walk:
-            name = span.name
-            attrs = span.attributes
-            has_exc = bool(span.events) or "exception.type" in attrs or "error.type" in attrs
-            key = (name, span.kind, span.error, has_exc)
-            here = candidates.get(key)
-            if here is None:
-                maybe = [r for r in active if _may_match(r, name, span.kind, span.error, has_exc)]
-                uses_within = any(r.match is not None and r.match.within is not None for r in maybe)
-                uses_without = any(_uses_without(r) for r in maybe)
-                here = candidates[key] = (maybe, uses_within, uses_without)
-            rules_here, uses_within, uses_without = here
-            if not rules_here:
-                continue
-            if uses_without and below_sets is None:
-                below_sets = _below(trace, no_desc, no_child)
-            with_desc, with_child = below_sets or ({}, {})
-            within = _within(span, by_id, within_of, own_within_of) if uses_within else _EMPTY
-            below = span.span_id in error_below
-            is_bottleneck = span is b_span
-            ctx = SpanContext(
-                depth=depth,
-                within=within,
-                error_chain=span.error or below,
-                error_origin=span.error and not below,
-                bottleneck=is_bottleneck,
-                share=b_share if is_bottleneck else 0.0,
-                descendants=_holding(with_desc, span.span_id),
-                children=_holding(with_child, span.span_id),
-            )
-            for rule in rules_here:
-                assert rule.match is not None
-                ok, exc = match_span(rule.match, span, ctx)
-                if not ok:
-                    continue
-                counts[rule.id] = counts.get(rule.id, 0) + 1
-                key = (depth, span.start_us)
-                current = best.get(rule.id)
-                if current is None or key > current[0]:
-                    best[rule.id] = (key, span, exc)
-    return [
-        (rule, best[rule.id][1], best[rule.id][2], counts[rule.id])
-        for rule in active
-        if rule.id in best
-    ]
-
-
-def _within(
-    span: Span,
-    by_id: dict[str, Span],
-    memo: dict[str, frozenset[tuple[str, ...]]],
-    own_within_of: Callable[[str], frozenset[tuple[str, ...]]],
-) -> frozenset[tuple[str, ...]]:
-    """The ``match.within`` patterns satisfied by the span or one of its ancestors."""
-    chain: list[Span] = []
-    current: Span | None = span
-    found = _EMPTY
-    while current is not None:
-        known = memo.get(current.span_id)
-        if known is not None:
-            found = known
-            break
-        chain.append(current)
-        parent_id = current.parent_id
-        current = by_id.get(parent_id) if parent_id is not None else None
-    for below in reversed(chain):
-        own = own_within_of(below.name)
-        if own:
-            found = found | own
-        memo[below.span_id] = found
-    return found
-
-
-def _below(
-    trace: Trace, no_desc: dict[int, SpanMatch], no_child: dict[int, SpanMatch]
-) -> tuple[dict[int, set[str]], dict[int, set[str]]]:
-    """For each nested ``without_descendant`` (``without_child``) match, the ids of the spans
-    that have a matching descendant (direct child). One pass over the whole trace, leaves
-    first (reversed pre-order: a span's subtree comes before it), so linear in spans × nested
-    matches; the static part of each match is decided once per distinct span shape. The whole
-    trace, not the operation's scope: a call counts wherever its spans were attributed."""
-    nested = {**no_desc, **no_child}
-    with_desc: dict[int, set[str]] = {k: set() for k in no_desc}
-    with_child: dict[int, set[str]] = {k: set() for k in no_child}
-    shapes: dict[tuple[str, str, bool, bool], tuple[int, ...]] = {}
-    bare = SpanContext()
-    for span, _ in reversed(trace.walked()):
-        parent = span.parent_id
-        if parent is None:
-            continue
-        attrs = span.attributes
-        has_exc = bool(span.events) or "exception.type" in attrs or "error.type" in attrs
-        shape = (span.name, span.kind, span.error, has_exc)
-        maybe = shapes.get(shape)
-        if maybe is None:
-            maybe = shapes[shape] = tuple(k for k, m in nested.items() if _static_match(m, *shape))
-        hits = tuple(k for k in maybe if match_span(nested[k], span, bare)[0]) if maybe else ()
-        sid = span.span_id
-        for k, ids in with_desc.items():
-            if k in hits or sid in ids:
-                ids.add(parent)
-        for k in hits:
-            if k in with_child:
-                with_child[k].add(parent)
-    return with_desc, with_child
-
-
-def _uses_without(rule: Rule) -> bool:
-    m = rule.match
-    return m is not None and (m.without_descendant is not None or m.without_child is not None)
-
-
-def _holding(sets: dict[int, set[str]], span_id: str) -> frozenset[int]:
-    """The nested matches (ids) whose span-id set holds ``span_id``."""
-    if not sets:
-        return _NO_IDS
-    return frozenset(k for k, ids in sets.items() if span_id in ids)
-
-
-def _may_match(rule: Rule, name: str, kind: str, error: bool, has_exc: bool) -> bool:
-    """The static part of a span match (name, kind, error flag, an exception recorded at all),
-    decided once per distinct combination so most spans meet no candidate rule."""
-    m = rule.match
-    if m is None:
-        return False
-    return _static_match(m, name, kind, error, has_exc)
-
-
-def _static_match(m: SpanMatch, name: str, kind: str, error: bool, has_exc: bool) -> bool:
-    """``_may_match`` for one span match."""
-    if m.names is not None and not m.names(name):
-        return False
-    if m.kinds and kind not in m.kinds:
-        return False
-    if m.error is not None and m.error is not error:
-        return False
-    return has_exc or (m.exceptions is None and m.exception_message is None)
-
-
 def _subject(
     subject: str,
     facts: OperationFacts,
-    bottleneck: tuple[Span, int, Timing] | None,
+    choice: Choice,
     walks: Walks,
+    *,
+    workers: WorkerAssessment,
+    by_trace: dict[str, Trace],
 ) -> Span | None:
     """The span an operation-level rule points at."""
     if subject == "last_span":
         return facts.last_span
-    if subject == "bottleneck" and bottleneck is not None:
-        return bottleneck[0]
+    if subject == "bottleneck" and choice.span is not None:
+        return choice.span
+    if subject == "worker_probe" and workers.silence is not None:
+        probe = workers.silence.since
+        trace = by_trace.get(probe.trace_id)
+        found = trace.by_id.get(probe.span_id) if trace is not None else None
+        if found is not None:
+            return found
     if subject == "error_origin" and facts.error_origin is not None:
         return facts.error_origin
     if subject == "last_transition" and facts.last_transition is not None:
@@ -665,6 +445,10 @@ def _evidence(
             continue
         if key == "matches":
             value: Any = count
+        elif key == "time":
+            value = clock_text(span.start_us) if span is not None else None
+        elif key.startswith(OPERATION_VALUE_PREFIX):
+            value = op_values.get(key)
         elif key in PLACEHOLDERS:
             value = span_vals.get(key, op_values.get(key))
         else:
@@ -677,7 +461,11 @@ def _evidence(
     return evidence
 
 
-def _finding(rule: Rule, span: Span | None, evidence: dict[str, Any]) -> Finding:
+def _finding(
+    rule: Rule, span: Span | None, evidence: dict[str, Any], *, neighbour: bool = False
+) -> Finding:
+    """A fired rule, with when its span started (for one built from a neighbouring trace,
+    that is what names the evidence: trace, span and time)."""
     return Finding(
         rule_id=rule.id,
         severity=rule.severity,
@@ -688,6 +476,8 @@ def _finding(rule: Rule, span: Span | None, evidence: dict[str, Any]) -> Finding
         service=span.service if span is not None else None,
         span_name=span.name if span is not None else None,
         evidence=evidence,
+        neighbour=neighbour and span is not None,
+        time_ms=span.start_us / 1000 if span is not None else None,
     )
 
 
@@ -709,15 +499,22 @@ def _single_operation_id(walks: Walks) -> str | None:
 
 def _operation_values(
     facts: OperationFacts,
-    bottleneck: tuple[Span, int, Timing] | None,
+    choice: Choice,
     ident: str,
     now_us: int,
+    *,
+    workers: WorkerAssessment,
+    walks: Walks,
+    rules: RuleSet,
 ) -> dict[str, Any]:
+    """Operation-level template values: lifecycle, where it is, bottleneck, worker, and the
+    pack's declared values (``{op:symbol}``) so commands carry the operation's own."""
     values: dict[str, Any] = {
         "operation.id": facts.operation_id,
         "operation.type": facts.operation_type,
         "operation.status": facts.status,
         "phase": facts.phase,
+        "where": facts.where,
         "minutes": minutes_text(facts.duration_us),
         "idle_minutes": minutes_text(facts.idle_us),
         "trace_count": facts.trace_count,
@@ -726,88 +523,57 @@ def _operation_values(
     }
     if facts.phase_span is not None:
         values["phase_minutes"] = minutes_text(max(0, now_us - facts.phase_span.start_us))
-    if bottleneck is not None:
-        span, critical, timing = bottleneck
-        values["bottleneck"] = span.name
-        values["bottleneck.service"] = span.service
-        if timing.critical_length_us:
-            values["share"] = f"{round(critical / timing.critical_length_us * 100)} %"
+        values["where_minutes"] = minutes_text(max(0, now_us - facts.where_since_us))
+    result = choice.result
+    if result is not None:
+        values["bottleneck"] = result.text
+        values["bottleneck.service"] = result.service
+        values["share"] = f"{round(result.share * 100)} %"
+    values.update(workers.values(facts.operation_type))
+    values.update(_declared_values(walks, rules.values))
     return values
 
 
-def _noise_check(globs: Globs) -> Callable[[Span], bool]:
-    """Is a span transport noise? Its name matches a noise pattern, or it is an httpx client
-    span (named by the method only) whose ``METHOD /path`` does: the CLI's polling ``GET`` of
-    ``/api/v1/operations/{id}``, a ``GET`` of a worker's ``/health``. Memoised per name."""
-    by_name: dict[str, bool] = {}
-    by_call: dict[tuple[str, str], bool] = {}  # (method, url): a poller repeats one URL
-
-    def check(span: Span) -> bool:
-        hit = by_name.get(span.name)
-        if hit is None:
-            hit = by_name[span.name] = globs(span.name)
-        if hit or span.kind != CLIENT:
-            return hit
-        url = span.attributes.get("http.url") or span.attributes.get("url.full")
-        if not isinstance(url, str):
-            return False
-        method = span.attributes.get("http.method") or span.name
-        if method.__class__ is not str:
-            return _client_call_is_noise(globs, method, url)
-        key = (method, url)
-        hit = by_call.get(key)
-        if hit is None:
-            hit = by_call[key] = _client_call_is_noise(globs, method, url)
-        return hit
-
-    return check
+def _declared_values(walks: Walks, declared: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """``op:NAME`` for each ``operation.values`` entry: the first span (in walk order) that
+    has one of its attribute keys; ``key#a.b`` reads a path inside a JSON text attribute."""
+    if not declared:
+        return {}
+    wanted = {name: keys for name, keys in declared.items()}
+    out: dict[str, Any] = {}
+    for _, walk in walks:
+        for span, _ in walk:
+            attrs = span.attributes
+            for name in list(wanted):
+                for key in wanted[name]:
+                    attr, _, path = key.partition("#")
+                    raw = attrs.get(attr)
+                    if raw is None:
+                        continue
+                    value = _json_path(raw, path) if path else raw
+                    if value not in (None, "", "None", "null"):
+                        out[OPERATION_VALUE_PREFIX + name] = value
+                        del wanted[name]
+                        break
+            if not wanted:
+                return out
+    return out
 
 
-def _client_call_is_noise(globs: Globs, method: Any, url: str) -> bool:
-    try:
-        path = urlsplit(url).path
-    except ValueError:
-        return False
-    return globs(f"{method} {path}")
-
-
-def _bottleneck(
-    walks: Walks, timings: list[Timing], is_noise: Callable[[Span], bool]
-) -> tuple[Span, int, Timing] | None:
-    """The non-noise span holding the most time on the critical path (ties: more self time).
-
-    A root that has children (``cli.backtest``, a dispatch server span) only waits for them:
-    its time on the path is the gaps where no span was recorded, so it is chosen only when
-    nothing else is on the path.
-    """
-    best: tuple[tuple[bool, int, int], Span, int, Timing] | None = None
-    for (trace, walk), timing in zip(walks, timings, strict=True):
-        critical = timing.critical_us
-        for span, depth in walk:
-            on_path = critical.get(span.span_id, 0)
-            if on_path <= 0 or is_noise(span):
-                continue
-            real = depth > 0 or span.span_id not in trace.children
-            key = (real, on_path, timing.self_us.get(span.span_id, 0))
-            if best is None or key > best[0]:
-                best = (key, span, on_path, timing)
-    return None if best is None else (best[1], best[2], best[3])
-
-
-def _bottleneck_result(bottleneck: tuple[Span, int, Timing] | None) -> Bottleneck | None:
-    if bottleneck is None:
+def _json_path(raw: Any, path: str) -> Any:
+    """``kwargs.strategy`` inside a JSON object given as text (KTRDR's ``cli.args``); None
+    when the text is not JSON or the path is absent. Scalars only: never a whole object."""
+    if not isinstance(raw, str) or len(raw) > _MAX_JSON_VALUE:
         return None
-    span, on_path, timing = bottleneck
-    length = timing.critical_length_us
-    return Bottleneck(
-        trace_id=span.trace_id,
-        span_id=span.span_id,
-        service=span.service,
-        span_name=span.name,
-        self_time_ms=timing.self_us.get(span.span_id, 0) / 1000,
-        share=on_path / length if length else 0.0,
-        duration_ms=span.duration_us / 1000,
-    )
+    try:
+        node: Any = json.loads(raw)
+    except ValueError:
+        return None
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node if isinstance(node, str | int | float) and not isinstance(node, bool) else None
 
 
 def _flow(

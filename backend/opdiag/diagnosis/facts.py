@@ -9,6 +9,14 @@ errors belong to other operations and are not counted as this one's error spans.
 
 Lifecycle: status is the last ``operation.state_transition``'s ``to_status`` for this
 operation; finished means that status is terminal (a resume after a failure is not finished).
+
+Extent: a server span that outlives a client call which already gave up in error (a host
+service still working on a request the backend timed out on four times) does not stretch the
+operation: its subtree counts only up to the end of that call.
+
+Where it is: the last phase seen. Spans are exported when they end, so a phase span in the
+traces has ended: the operation is *after* it (KTRDR's training loop runs span-less after
+``training.data_loading``), unless the span ends later than the clock judged by.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import Any
 
 from opdiag.diagnosis.result import STATUSES
 from opdiag.diagnosis.rules import RuleSet
-from opdiag.model import Span, Trace
+from opdiag.model import CLIENT, SERVER, Span, Trace
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 OP_ID = "operation.id"
@@ -131,12 +139,17 @@ class OperationFacts:
     running: bool = False
     slow: bool = False
     trace_count: int = 0
+    request_traces: int = 0  # traces of more than one span (a one-span trace holds no call)
     error_spans: int = 0
     span_count: int = 0
     last_span: Span | None = None
     last_transition: Span | None = None
     phase: str | None = None
     phase_span: Span | None = None
+    where: str | None = None  # "after training.data_loading", "in data.download"
+    where_since_us: int = 0
+    # span id -> where its extent stops (the end of an abandoned call above it)
+    clipped_ends: dict[str, int] = field(default_factory=dict)
     error_origin: Span | None = None
     services: list[str] = field(default_factory=list)
 
@@ -155,6 +168,7 @@ class OperationFacts:
             "has_lifecycle": self.has_lifecycle,
             "found": True,
             "trace_count": self.trace_count,
+            "request_traces": self.request_traces,
             "error_spans": self.error_spans,
             "operation_type": self.operation_type,
             "duration_s": self.duration_us / 1e6,
@@ -187,10 +201,15 @@ def operation_facts(
     span_count = 0
     error_spans = 0
     ids: dict[str, str | None] = {}
-    for _trace, walk in walks:
+    phase_end = 0
+    for trace, walk in walks:
         if walk:
             facts.trace_count += 1
+            if len(walk) > 1:
+                facts.request_traces += 1
         span_count += len(walk)
+        by_id = trace.by_id
+        clipped = facts.clipped_ends
         for span, depth in walk:
             attrs = span.attributes
             services.add(span.service)
@@ -198,6 +217,21 @@ def operation_facts(
             if start is None or span_start < start:
                 start = span_start
             span_end = span_start + span.duration_us
+            parent_id = span.parent_id
+            if parent_id is not None and (clipped or span.kind == SERVER):
+                limit = clipped.get(parent_id)
+                parent = by_id.get(parent_id)
+                if (
+                    parent is not None
+                    and span.kind == SERVER
+                    and parent.kind == CLIENT
+                    and parent.error
+                    and span_end > parent.end_us
+                ):
+                    limit = parent.end_us if limit is None else min(limit, parent.end_us)
+                if limit is not None:
+                    clipped[span.span_id] = limit
+                    span_end = min(span_end, limit)
             if end is None or span_end > end:
                 end = span_end
                 facts.last_span = span
@@ -236,6 +270,7 @@ def operation_facts(
             ):
                 phase_key = (span.start_us, span.name if info[1] else str(progress))
                 facts.phase_span = span
+                phase_end = span_end if info[1] else -1
     facts.span_count = span_count
     facts.error_spans = error_spans
     facts.services = sorted(services)
@@ -243,6 +278,13 @@ def operation_facts(
     facts.end_us = end or 0
     facts.idle_us = max(0, now_us - facts.end_us) if end is not None else 0
     facts.phase = phase_key[1] if phase_key else None
+    if phase_key is not None:
+        if phase_end < 0:  # a progress message, not a phase span: where the work reported
+            facts.where, facts.where_since_us = f"at {phase_key[1]}", phase_key[0]
+        elif phase_end > now_us:
+            facts.where, facts.where_since_us = f"in {phase_key[1]}", phase_key[0]
+        else:
+            facts.where, facts.where_since_us = f"after {phase_key[1]}", phase_end
     facts.operation_type = (
         registered_type or own_type or _type_from_id(operation_id, rules) or any_type or hinted_type
     )

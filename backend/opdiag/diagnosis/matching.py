@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from opdiag.diagnosis.conditions import evaluate, missing
+from opdiag.diagnosis.conditions import (
+    ATTRIBUTE_OPERATORS,
+    compare_attributes,
+    evaluate,
+    missing,
+)
 from opdiag.diagnosis.rules import SpanMatch
 from opdiag.model import Span, http_status
 
@@ -106,7 +111,10 @@ def match_span(m: SpanMatch, span: Span, ctx: SpanContext) -> tuple[bool, Except
         return False, None
     nothing = missing()
     for cond in m.attributes:
-        if not evaluate(cond, span.attributes.get(cond.key, nothing)):
+        if cond.op in ATTRIBUTE_OPERATORS:
+            if not compare_attributes(cond, span.attributes):
+                return False, None
+        elif not evaluate(cond, span.attributes.get(cond.key, nothing)):
             return False, None
     if m.http_no_status or m.http_status:
         status = http_status(span)

@@ -42,7 +42,8 @@ STATUSES: tuple[str, ...] = (
 
 @dataclass(slots=True)
 class RootCause:
-    """The deepest span of the error chain (or the span that proves the verdict)."""
+    """The deepest span of the error chain (or the span that proves the verdict); it may
+    sit in a neighbouring trace (``neighbour``), e.g. the refused ``ib.connect``."""
 
     trace_id: str
     span_id: str
@@ -51,6 +52,8 @@ class RootCause:
     evidence: dict[str, Any]
     exception_type: str | None = None
     exception_message: str | None = None
+    neighbour: bool = False
+    time_ms: float | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +78,13 @@ class Bottleneck:
     after_span_name: str | None = None
     start_ms: float | None = None  # the gap's start, epoch ms (gaps only)
 
+    @property
+    def text(self) -> str:
+        """In words: the span's name, or what the gap is."""
+        if self.kind == "gap":
+            return f"uninstrumented work on {self.service} after {self.after_span_name}"
+        return self.span_name or "an unknown span"
+
 
 @dataclass(slots=True)
 class Finding:
@@ -89,6 +99,11 @@ class Finding:
     service: str | None = None
     span_name: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    # ``neighbour``: the span sits in another trace than the operation's own (a health check,
+    # a background connection loop); ``trace_id`` says which. ``time_ms``: the span's start,
+    # epoch ms.
+    neighbour: bool = False
+    time_ms: float | None = None
 
 
 @dataclass(slots=True)
@@ -133,6 +148,64 @@ class Links:
 
 
 @dataclass(slots=True)
+class BaselineRun:
+    """One of the last good runs a comparison is made against."""
+
+    key: str  # operation id (or trace id)
+    started_at_ms: int  # epoch ms
+    duration_ms: float
+    verdict: str = "healthy"
+
+
+@dataclass(slots=True)
+class PhaseChange:
+    """One phase lined up between this run and the baseline runs.
+
+    ``kind``: ``span`` (a span name on the worker side, repeated spans summed), ``gap`` (time
+    no span was open on the worker side, named by the span it follows, ``after``) or
+    ``outside`` (before the worker side started / after it ended). ``status``: ``new`` (no
+    baseline run has it), ``missing`` (most baseline runs have it, this run does not),
+    ``slower``, ``faster`` or ``same``.
+    """
+
+    name: str
+    kind: str
+    this_ms: float
+    baseline_ms: float  # median over the baseline runs (0 for a run without the phase)
+    change_ms: float
+    change_pct: float | None  # None when the baseline median is 0
+    status: str
+    count: int = 0  # spans (or gaps) of this phase in this run
+    baseline_count: float = 0.0  # median count over the baseline runs
+    share_of_change: float | None = None  # change / total change (None when total is 0)
+    service: str = ""
+    after: str | None = None
+
+
+@dataclass(slots=True)
+class Comparison:
+    """This run against the last good runs of its type: totals, phases, new error types.
+
+    ``phases`` are ordered so that the ones that explain most of the total change come
+    first; ``headline`` says the first of them in words.
+    """
+
+    runs: list[BaselineRun]
+    wanted_runs: int
+    this_ms: float
+    baseline_ms: float | None = None  # median total of the runs
+    change_ms: float | None = None
+    change_pct: float | None = None
+    matched_on: dict[str, str] = field(default_factory=dict)
+    phases: list[PhaseChange] = field(default_factory=list)
+    phases_omitted: int = 0
+    new_error_types: list[str] = field(default_factory=list)
+    worker_services: list[str] = field(default_factory=list)
+    headline: str = ""
+    note: str = ""
+
+
+@dataclass(slots=True)
 class Diagnosis:
     """The answer for one operation (or one trace when no operation id exists)."""
 
@@ -150,12 +223,18 @@ class Diagnosis:
     root_cause: RootCause | None = None
     bottleneck: Bottleneck | None = None
     findings: list[Finding] = field(default_factory=list)
+    # Traces outside the operation's own that a finding or the root cause was built from.
+    evidence_trace_ids: list[str] = field(default_factory=list)
     execution_flow: list[FlowStep] = field(default_factory=list)
     execution_flow_truncated: int = 0  # spans left out of execution_flow (huge traces)
     solution: Solution | None = None
     links: Links = field(default_factory=Links)
     baseline_ms: float | None = None  # what "slow" compared against, when it applies
     warnings: list[str] = field(default_factory=list)
+    comparison: Comparison | None = None  # finished operations: against the last good runs
+    # Every finding of every rule that fired, unfolded, in rank order: what ``findings`` (one
+    # per fact) is made from, kept so the verdict can be decided again (``reassess_slow``).
+    fired: list[Finding] = field(default_factory=list, repr=False)
 
     @property
     def key(self) -> str:
@@ -164,5 +243,11 @@ class Diagnosis:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        for name in INTERNAL_FIELDS:
+            del out[name]
         out["key"] = self.key
         return out
+
+
+# Diagnosis fields that are not part of the JSON contract (the engine's working state).
+INTERNAL_FIELDS: tuple[str, ...] = ("fired",)

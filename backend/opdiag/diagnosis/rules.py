@@ -20,11 +20,17 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from opdiag.diagnosis.conditions import OPERATORS, Condition, check_operand
+from opdiag.diagnosis.conditions import (
+    ATTRIBUTE_OPERATORS,
+    OPERATORS,
+    Condition,
+    check_operand,
+)
+from opdiag.diagnosis.neighbours import HealthCheck, NeighbourSpec, merge_specs
 from opdiag.diagnosis.result import SEVERITIES, VERDICTS
 from opdiag.diagnosis.templates import Template, parse_template
 from opdiag.errors import RulePackError
-from opdiag.model import SPAN_KINDS
+from opdiag.model import SPAN_KINDS, SpanQuery
 
 DEFAULT_PACK = Path(__file__).resolve().parents[1] / "rules" / "ktrdr.yaml"
 
@@ -38,16 +44,25 @@ FACTS: dict[str, type] = {
     "has_lifecycle": bool,
     "found": bool,
     "trace_count": int,
+    "request_traces": int,
     "error_spans": int,
     "operation_type": str,
     "duration_s": float,
     "idle_s": float,
+    # from neighbouring traces (the pack's ``neighbours`` and ``workers``)
+    "worker_ran": bool,
+    "worker_lost": bool,
+    "capable_workers_lost": bool,
 }
 # The facts still known when a diagnosis is re-assessed without its traces (reassess_slow).
 SLOW_FACTS = frozenset(
     {"slow", "status", "finished", "operation_type", "trace_count", "duration_s"}
 )
-SUBJECTS = frozenset({"root", "last_span", "bottleneck", "error_origin", "last_transition"})
+SUBJECTS = frozenset(
+    {"root", "last_span", "bottleneck", "error_origin", "last_transition", "worker_probe"}
+)
+SCOPES = frozenset({"own", "neighbours"})
+CAUSES = frozenset({"origin", "matched"})
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 _STATUS_RANGE = re.compile(r"^([1-5])xx$|^(\d{3})-(\d{3})$")
 
@@ -64,6 +79,9 @@ _RULE_KEYS = frozenset(
         "evidence",
         "summary",
         "solution",
+        "in",
+        "when",
+        "cause",
     }
 )
 _MATCH_KEYS = frozenset(
@@ -100,7 +118,12 @@ _NESTED_REFUSED = frozenset(
         "without_child",
     }
 )
-_PACK_KEYS = frozenset({"pack", "description", "verdicts", "operation", "rules"})
+_PACK_KEYS = frozenset(
+    {"pack", "description", "verdicts", "operation", "neighbours", "workers", "rules"}
+)
+_NEIGHBOUR_KEYS = frozenset(
+    {"before_s", "after_s", "settle_s", "max_traces", "health_checks", "spans"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +197,13 @@ class Rule:
     evidence: tuple[str, ...] = ()
     source: str = ""
     line: int = 0
+    # ``in: neighbours``: ``match`` runs on spans of neighbouring traces (health checks,
+    # background loops), and ``when`` says what the operation's own spans must show.
+    scope: str = "own"
+    when: tuple[SpanMatch, ...] = ()
+    # ``matched``: the matched span is the root cause even below other error spans (a
+    # request whose input was wrong fails later with a misleading error).
+    cause: str = "origin"
 
     @property
     def template_keys(self) -> tuple[str, ...]:
@@ -207,6 +237,8 @@ class RulePack:
     id_pattern: re.Pattern[str] | None = None
     type_hints: list[TypeHint] = field(default_factory=list)
     phases: list[str] = field(default_factory=list)
+    values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    neighbours: NeighbourSpec | None = None
 
 
 @dataclass(slots=True)
@@ -219,6 +251,8 @@ class RuleSet:
     type_hints: list[TypeHint]
     phases: Globs
     sources: list[str] = field(default_factory=list)
+    values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    neighbours: NeighbourSpec = field(default_factory=NeighbourSpec)
     _by_id: dict[str, Rule] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -295,13 +329,19 @@ class _Reader:
         except ValueError as exc:
             raise self.error(node, f"{what}: {exc}") from None
 
-    def conditions(self, node: Node, key: str, what: str) -> list[Condition]:
-        """``{gt: 0, lte: 5}`` → conditions on ``key``; a bare scalar means ``eq``."""
+    def conditions(
+        self, node: Node, key: str, what: str, *, between_attributes: bool = False
+    ) -> list[Condition]:
+        """``{gt: 0, lte: 5}`` → conditions on ``key``; a bare scalar means ``eq``.
+        ``gt_attr`` & co. compare two attributes: only ``match.attributes`` may use them."""
         if not isinstance(node, MappingNode):
             return [self.condition(node, key, "eq", node, what)]
         items = self.mapping(node, what)
         if not items:
             raise self.error(node, f"{what}: no operator given")
+        for op, (op_node, _) in items.items():
+            if op in ATTRIBUTE_OPERATORS and not between_attributes:
+                raise self.error(op_node, f"{what}: '{op}' compares span attributes only")
         return [self.condition(k, key, op, v, what) for op, (k, v) in items.items()]
 
     def condition(self, op_node: Node, key: str, op: str, value_node: Node, what: str) -> Condition:
@@ -346,6 +386,15 @@ def parse_rule_pack(text: str, source: str) -> RulePack:
         problem = getattr(exc, "problem", None) or str(exc)
         line = mark.line + 1 if mark is not None else None
         raise RulePackError(f"not valid YAML: {problem}", source=source, line=line) from None
+    except RecursionError:
+        raise RulePackError("nested too deeply to be a rule pack", source=source) from None
+    try:
+        return _read_pack(root, source)
+    except RecursionError:
+        raise RulePackError("nested too deeply to be a rule pack", source=source) from None
+
+
+def _read_pack(root: Node | None, source: str) -> RulePack:
     reader = _Reader(source)
     if root is None:
         raise RulePackError("rule pack is empty", source=source)
@@ -357,6 +406,8 @@ def parse_rule_pack(text: str, source: str) -> RulePack:
     pack = RulePack(name=name, source=source, rules=[], verdicts=verdicts)
     if "operation" in top:
         _read_operation(reader, top["operation"][1], pack)
+    if "neighbours" in top or "workers" in top:
+        pack.neighbours = _read_neighbours(reader, top.get("neighbours"), top.get("workers"))
     rules_node = top["rules"][1]
     if not isinstance(rules_node, SequenceNode):
         raise reader.error(rules_node, "'rules' must be a list")
@@ -384,7 +435,9 @@ def _read_verdicts(reader: _Reader, node: Node) -> dict[str, str]:
 
 def _read_operation(reader: _Reader, node: Node, pack: RulePack) -> None:
     """Pack-level knowledge of operations: id pattern, type hints, phase span names."""
-    fields = reader.mapping(node, "operation", frozenset({"id_pattern", "types", "phases"}))
+    fields = reader.mapping(
+        node, "operation", frozenset({"id_pattern", "types", "phases", "values"})
+    )
     if "id_pattern" in fields:
         value_node = fields["id_pattern"][1]
         text = reader.string(value_node, "operation.id_pattern")
@@ -402,6 +455,91 @@ def _read_operation(reader: _Reader, node: Node, pack: RulePack) -> None:
             )
     if "phases" in fields:
         pack.phases = reader.strings(fields["phases"][1], "operation.phases")
+    if "values" in fields:
+        for name, (key_node, value_node) in reader.mapping(
+            fields["values"][1], "operation.values"
+        ).items():
+            if not _ID.match(name):
+                raise reader.error(key_node, f"operation.values: bad name '{name}'")
+            keys = reader.strings(value_node, f"operation.values.{name}")
+            for key in keys:
+                if not _VALUE_KEY.match(key):
+                    raise reader.error(
+                        value_node,
+                        f"operation.values.{name}: bad attribute key '{key}' "
+                        "(an attribute, or attribute#json.path into a JSON text)",
+                    )
+            pack.values[name] = tuple(keys)
+
+
+_VALUE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(#[A-Za-z0-9_][A-Za-z0-9_.\-]*)?$")
+
+
+def _read_neighbours(
+    reader: _Reader,
+    entry: tuple[Node, Node] | None,
+    workers_entry: tuple[Node, Node] | None,
+) -> NeighbourSpec:
+    """``neighbours`` (what to read from other traces) and ``workers`` (worker services by
+    operation type)."""
+    kw: dict[str, Any] = {}
+    margins: list[tuple[str, float]] = []
+    if entry is not None:
+        fields = reader.mapping(entry[1], "neighbours", _NEIGHBOUR_KEYS)
+        for key in ("before_s", "after_s", "settle_s"):
+            if key in fields:
+                value = reader.scalar(fields[key][1])
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise reader.error(fields[key][1], f"neighbours.{key} must be a number >= 0")
+                margins.append((key, float(value)))
+        if "max_traces" in fields:
+            value = reader.scalar(fields["max_traces"][1])
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise reader.error(fields["max_traces"][1], "neighbours.max_traces must be >= 1")
+            margins.append(("max_traces", value))
+        kw["margins"] = tuple(margins)
+        if "health_checks" in fields:
+            kw["health_checks"] = tuple(
+                _read_query(reader, n, "neighbours.health_checks", health=True)
+                for n in _items(reader, fields["health_checks"][1], "neighbours.health_checks")
+            )
+        if "spans" in fields:
+            kw["spans"] = tuple(
+                _read_query(reader, n, "neighbours.spans")
+                for n in _items(reader, fields["spans"][1], "neighbours.spans")
+            )
+    if workers_entry is not None:
+        workers = reader.mapping(workers_entry[1], "workers")
+        kw["workers"] = tuple(
+            (op_type, tuple(reader.strings(value_node, f"workers.{op_type}")))
+            for op_type, (_, value_node) in workers.items()
+        )
+    return NeighbourSpec(**kw)
+
+
+def _items(reader: _Reader, node: Node, what: str) -> list[Node]:
+    if not isinstance(node, SequenceNode) or not node.value:
+        raise reader.error(node, f"{what} must be a non-empty list")
+    return list(node.value)
+
+
+def _read_query(
+    reader: _Reader, node: Node, what: str, *, health: bool = False
+) -> SpanQuery:
+    allowed = frozenset({"service", "span", "url"} if health else {"service", "span"})
+    fields = reader.mapping(node, what, allowed)
+    for key in ("service", "span"):
+        if key not in fields:
+            raise reader.error(node, f"{what}: missing '{key}'")
+    service = reader.string(fields["service"][1], f"{what}.service")
+    span = reader.string(fields["span"][1], f"{what}.span")
+    if not health:
+        return SpanQuery(service, span)
+    pattern = reader.string(fields["url"][1], f"{what}.url") if "url" in fields else "/health$"
+    try:
+        return HealthCheck(service, span, re.compile(pattern))
+    except re.error as exc:
+        raise reader.error(fields["url"][1], f"{what}.url: bad regex: {exc}") from None
 
 
 def _read_rule(reader: _Reader, node: Node, verdicts: set[str]) -> Rule:
@@ -452,6 +590,27 @@ def _read_rule(reader: _Reader, node: Node, verdicts: set[str]) -> Rule:
         if subject not in SUBJECTS:
             raise reader.error(fields["subject"][1], f"unknown subject '{subject}'")
     evidence = reader.strings(fields["evidence"][1], "evidence") if "evidence" in fields else []
+    scope = "own"
+    if "in" in fields:
+        scope = reader.string(fields["in"][1], "in")
+        if scope not in SCOPES:
+            raise reader.error(fields["in"][1], f"'in' must be one of {', '.join(sorted(SCOPES))}")
+        if scope == "neighbours" and match is None:
+            raise reader.error(fields["in"][1], "'in: neighbours' needs a 'match'")
+    when: list[SpanMatch] = []
+    if "when" in fields:
+        when_node = fields["when"][1]
+        nodes = when_node.value if isinstance(when_node, SequenceNode) else [when_node]
+        if not nodes:
+            raise reader.error(when_node, "'when' must not be empty")
+        when = [_read_match(reader, n, "when") for n in nodes]
+    cause = "origin"
+    if "cause" in fields:
+        cause = reader.string(fields["cause"][1], "cause")
+        if cause not in CAUSES:
+            raise reader.error(
+                fields["cause"][1], f"'cause' must be one of {', '.join(sorted(CAUSES))}"
+            )
     return Rule(
         id=rule_id,
         description=reader.string(fields["description"][1], "description"),
@@ -466,6 +625,9 @@ def _read_rule(reader: _Reader, node: Node, verdicts: set[str]) -> Rule:
         evidence=tuple(evidence),
         source=reader.source,
         line=node.start_mark.line + 1,
+        scope=scope,
+        when=tuple(when),
+        cause=cause,
     )
 
 
@@ -563,7 +725,11 @@ def _read_match(reader: _Reader, node: Node, what: str = "match") -> SpanMatch:
         for key, (_, value_node) in reader.mapping(
             f["attributes"][1], f"{what}.attributes"
         ).items():
-            conds.extend(reader.conditions(value_node, key, f"{what}.attributes.{key}"))
+            conds.extend(
+                reader.conditions(
+                    value_node, key, f"{what}.attributes.{key}", between_attributes=True
+                )
+            )
         kw["attributes"] = tuple(conds)
     if "within" in f:
         kw["within"] = Globs.of(reader.strings(f["within"][1], f"{what}.within"))
@@ -619,8 +785,12 @@ def merge_packs(packs: Iterable[RulePack]) -> RuleSet:
     phases: list[str] = []
     id_pattern: re.Pattern[str] | None = None
     sources: list[str] = []
+    values: dict[str, tuple[str, ...]] = {}
+    specs: list[NeighbourSpec | None] = []
     for pack in packs:
         sources.append(pack.source)
+        values.update(pack.values)
+        specs.append(pack.neighbours)
         for rule in pack.rules:
             rules[rule.id] = rule
         verdicts.update(dict.fromkeys(pack.verdicts))
@@ -634,6 +804,8 @@ def merge_packs(packs: Iterable[RulePack]) -> RuleSet:
         type_hints=hints,
         phases=Globs.of(phases),
         sources=sources,
+        values=values,
+        neighbours=merge_specs(specs),
     )
 
 

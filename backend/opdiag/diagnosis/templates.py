@@ -5,7 +5,8 @@ parsed once at load (unknown placeholders are refused there), and filling is a s
 looks names up in a plain dict: no ``str.format``, no attribute access, no evaluation. A value
 that itself looks like ``{__class__}`` is inserted verbatim and never re-scanned.
 
-Syntax: ``{name}``, ``{attr:some.key}``, ``{name|default text}`` (used when the value is
+Syntax: ``{name}``, ``{attr:some.key}``, ``{op:symbol}`` (a value the pack's
+``operation.values`` declares), ``{name|default text}`` (used when the value is
 missing), ``{{`` and ``}}`` for literal braces.
 """
 
@@ -46,8 +47,20 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "baseline",
         "matches",
         "ident",
+        "time",
+        "where",
+        "where_minutes",
+        "worker.service",
+        "worker.address",
+        "worker.since",
+        "worker.failed_checks",
+        "worker.type",
+        "worker.how",
+        "worker.last_seen",
     }
 )
+# ``{op:NAME}``: a value of the operation declared in the pack's ``operation.values``.
+OPERATION_VALUE_PREFIX = "op:"
 
 MISSING = "n/a"
 MAX_VALUE_CHARS = 300
@@ -106,6 +119,10 @@ def _placeholder(inner: str) -> Placeholder:
         if not _ATTR_KEY.match(key):
             raise ValueError(f"bad attribute key in placeholder '{{{inner}}}'")
         return Placeholder(attr_evidence_key(key), default if sep else None)
+    if name.startswith(OPERATION_VALUE_PREFIX):
+        if not _ATTR_KEY.match(name[len(OPERATION_VALUE_PREFIX) :]):
+            raise ValueError(f"bad operation value name in placeholder '{{{inner}}}'")
+        return Placeholder(name, default if sep else None)
     if name not in PLACEHOLDERS:
         raise ValueError(f"unknown placeholder '{{{inner}}}'")
     return Placeholder(name, default if sep else None)
@@ -147,3 +164,14 @@ def fill(template: Template, evidence: Mapping[str, Any]) -> str:
         else:
             out.append(render_value(value))
     return "".join(out)
+
+
+def fill_command(template: Template, evidence: Mapping[str, Any]) -> str | None:
+    """A command to paste, or None when a value it needs is missing and has no default: a
+    command holding ``n/a`` (or a made-up ``SYMBOL``) would run against the wrong thing."""
+    for part in template.parts:
+        if isinstance(part, Placeholder) and part.default is None:
+            value = evidence.get(part.key)
+            if value is None or value == "":
+                return None
+    return fill(template, evidence)

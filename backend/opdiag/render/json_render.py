@@ -8,11 +8,12 @@ can be anything a reader let through, e.g. a huge integer kept as a Python int).
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 import orjson
 
-from opdiag.diagnosis.result import Diagnosis
+from opdiag.diagnosis.result import INTERNAL_FIELDS, Comparison, Diagnosis
 
 # SPEC.md "The CLI contract": at least these keys, always present (null when absent).
 CONTRACT_KEYS: tuple[str, ...] = (
@@ -67,7 +68,7 @@ def _shallow(diagnosis: Diagnosis) -> dict[str, Any]:
 
 
 def fields_of(diagnosis: Diagnosis) -> tuple[str, ...]:
-    return tuple(diagnosis.__dataclass_fields__)
+    return tuple(f for f in diagnosis.__dataclass_fields__ if f not in INTERNAL_FIELDS)
 
 
 def render_json(diagnosis: Diagnosis) -> str:
@@ -77,3 +78,29 @@ def render_json(diagnosis: Diagnosis) -> str:
         return data.decode("utf-8")
     except TypeError:  # beyond orjson (e.g. 2**70 in evidence): the slow, general path
         return dumps(diagnosis_dict(diagnosis))
+
+
+def run_brief(diagnosis: Diagnosis) -> dict[str, Any]:
+    """One run in a few keys: what a comparison (or an assistant) needs to name it."""
+    return {
+        "key": diagnosis.key,
+        "operation_id": diagnosis.operation_id,
+        "operation_type": diagnosis.operation_type,
+        "verdict": diagnosis.verdict,
+        "summary": diagnosis.summary,
+        "status": diagnosis.status,
+        "started_at_ms": diagnosis.started_at_ms,
+        "duration_ms": diagnosis.duration_ms,
+        "trace_ids": list(diagnosis.trace_ids),
+        "diagnosis_page": diagnosis.links.diagnosis_page,
+        "jaeger": diagnosis.links.jaeger,
+    }
+
+
+def comparison_dict(this: Diagnosis, other: Diagnosis, comparison: Comparison) -> dict[str, Any]:
+    """``opdiag compare A B --format json``: both runs, then A's phases against B's."""
+    return {
+        "operation": run_brief(this),
+        "against": run_brief(other),
+        "comparison": asdict(comparison),
+    }

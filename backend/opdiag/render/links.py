@@ -66,16 +66,19 @@ def explore_url(
     return f"{_base(settings.grafana_url)}/explore?schemaVersion=1&orgId=1&panes={encoded}"
 
 
+def range_around_ms(start_ms: int, end_ms: int | None) -> tuple[int, int | None]:
+    """A minute before ``start_ms`` to a minute after ``end_ms`` (None: open-ended)."""
+    return start_ms - _RANGE_MARGIN_MS, None if end_ms is None else end_ms + _RANGE_MARGIN_MS
+
+
 def operation_range_ms(diagnosis: Diagnosis) -> tuple[int, int | None] | None:
     """Epoch-ms range that holds the operation, carried by every link to its page and its
     dashboard (a live source is searched over it): a minute before it started to a minute
     after it ended; open-ended (up to "now") while it runs."""
     if diagnosis.started_at_ms is None:
         return None
-    end = diagnosis.ended_at_ms if diagnosis.finished else None
-    return (
-        diagnosis.started_at_ms - _RANGE_MARGIN_MS,
-        None if end is None else end + _RANGE_MARGIN_MS,
+    return range_around_ms(
+        diagnosis.started_at_ms, diagnosis.ended_at_ms if diagnosis.finished else None
     )
 
 
@@ -112,8 +115,12 @@ def _key_span(diagnosis: Diagnosis) -> tuple[str, str] | None:
 
 
 def build_links(diagnosis: Diagnosis, links_settings: LinkSettings) -> Links:
-    """Every link of one diagnosis; a not-found diagnosis gets only its page and dashboard."""
-    traces = {tid: trace_url(links_settings, tid) for tid in diagnosis.trace_ids}
+    """Every link of one diagnosis; a not-found diagnosis gets only its page and dashboard.
+    Traces the evidence came from (health checks, ``ib.connect``) get a link too."""
+    traces = {
+        tid: trace_url(links_settings, tid)
+        for tid in (*diagnosis.trace_ids, *diagnosis.evidence_trace_ids)
+    }
     key_span = _key_span(diagnosis)
     jaeger: str | None = None
     explore_trace: str | None = None

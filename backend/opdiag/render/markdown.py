@@ -9,10 +9,11 @@ commands go into fenced blocks whose fence is longer than any backtick run insid
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
-from opdiag.diagnosis.result import Diagnosis, FlowStep, Solution
-from opdiag.render.table import format_duration
+from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep, PhaseChange, Solution
+from opdiag.timeutil import format_duration, format_rfc3339
 
 # Always escaped: they open code, emphasis, links, HTML, strikethrough anywhere in a line.
 _SPECIAL = re.compile(r"([\\`*\[\]<>~])")
@@ -27,7 +28,7 @@ _MAX_VALUE = 300
 # Verdicts that mean the operation did not do its job (the template's Status: ERROR).
 _ERROR_VERDICTS = frozenset(
     {"failed", "invalid_input", "data_missing", "service_unreachable", "no_workers",
-     "no_capable_workers", "workers_busy"}
+     "no_capable_workers", "workers_busy", "worker_lost"}
 )
 
 
@@ -136,20 +137,113 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
     lines = ["**Diagnosis**:", f"**{escape(d.verdict)}**: {escape(d.summary, limit=1000)}"]
     if d.bottleneck is not None:
         b = d.bottleneck
-        lines.append(
-            f"- Bottleneck: {escape(b.span_name)} ({escape(b.service)}), self time "
-            f"{_ms(b.self_time_ms)}, {b.share * 100:.0f} % of the critical path"
-        )
+        if b.kind == "gap":
+            lines.append(
+                f"- Bottleneck: {b.share * 100:.0f} % of the time ({_ms(b.duration_ms)}) is "
+                f"uninstrumented work on {escape(b.service)} after "
+                f"{escape(b.after_span_name or '?')} (no span covers it)"
+            )
+        else:
+            lines.append(
+                f"- Bottleneck: {escape(b.span_name or '?')} ({escape(b.service)}), self time "
+                f"{_ms(b.self_time_ms)}, {b.share * 100:.0f} % of the critical path"
+            )
     if d.baseline_ms is not None:
         lines.append(f"- Baseline of this operation type: {_ms(d.baseline_ms)}")
     for finding in d.findings:
         where = f" on {escape(finding.span_name)}" if finding.span_name else ""
+        if finding.neighbour:
+            where += (
+                f" (trace {escape(finding.trace_id or '?')}, "
+                f"{_clock(finding.time_ms)}, outside the operation's traces)"
+            )
         lines.append(
             f"- [{escape(finding.severity)}] {escape(finding.rule_id)}{where}: "
             f"{escape(finding.summary, limit=1000)}"
         )
+        also = finding.evidence.get("also")
+        if isinstance(also, list) and also:
+            lines.append(
+                "  - also fired: "
+                + ", ".join(escape(str(a.get("rule_id", "?"))) for a in also if isinstance(a, dict))
+            )
     lines.extend(f"- warning: {escape(w)}" for w in d.warnings)
     return lines
+
+
+def _cell(value: Any) -> str:
+    """Untrusted text in a table cell: escaped, and ``|`` cannot end the cell."""
+    return escape(value, limit=120).replace("|", "\\|")
+
+
+def _signed(ms: float | None) -> str:
+    if ms is None:
+        return "?"
+    return ("+" if ms >= 0 else "-") + format_duration(abs(ms))
+
+
+def _pct(pct: float | None) -> str:
+    return "" if pct is None else f" ({pct:+,.0f} %)"
+
+
+def _phase_row(row: PhaseChange) -> str:
+    name = _cell(row.name)
+    if row.kind == "gap":
+        name = f"{name} (no span)"
+    elif row.kind == "outside":
+        name = f"*{name}*"
+    return (
+        f"| {name} | {format_duration(row.this_ms)} | {format_duration(row.baseline_ms)} | "
+        f"{_signed(row.change_ms)}{_pct(row.change_pct)} | {row.status} |"
+    )
+
+
+def _runs_line(c: Comparison) -> str:
+    alike = ", ".join(f"{escape(k)} {escape(v)}" for k, v in c.matched_on.items())
+    same = f", same {alike}" if alike else ""
+    runs = "; ".join(
+        f"{escape(r.key)} ({format_rfc3339(r.started_at_ms * 1000)}, "
+        f"{format_duration(r.duration_ms)})"
+        for r in c.runs
+    )
+    noun = "run" if len(c.runs) == 1 else "runs"
+    return f"- Baseline: {len(c.runs)} {noun} ({c.wanted_runs} wanted){same}: {runs}"
+
+
+def comparison_lines(c: Comparison) -> list[str]:
+    """The comparison's body: totals, the runs, new error types, one row per phase."""
+    if not c.runs:
+        return [f"- {escape(c.note or 'no run to compare with')}"]
+    lines = [
+        f"- This run: {format_duration(c.this_ms)}; baseline median "
+        f"{format_duration(c.baseline_ms)}; change {_signed(c.change_ms)}{_pct(c.change_pct)}",
+        _runs_line(c),
+    ]
+    if c.headline:
+        lines.append(f"- Most of the change: {escape(c.headline, limit=400)}")
+    if c.new_error_types:
+        lines.append(f"- New error types: {', '.join(code(t) for t in c.new_error_types)}")
+    lines += [
+        "",
+        "| phase | this run | baseline median | change | |",
+        "|---|---:|---:|---:|---|",
+        *(_phase_row(row) for row in c.phases),
+    ]
+    if c.phases_omitted:
+        lines.append(f"\n… {c.phases_omitted} more phases not shown")
+    return lines
+
+
+def _comparison_section(d: Diagnosis) -> list[str]:
+    if d.comparison is None:
+        return []
+    return ["**What changed since the last good runs**:", *comparison_lines(d.comparison)]
+
+
+def _clock(ms: float | None) -> str:
+    if ms is None:
+        return "an unknown time"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _root_cause_section(d: Diagnosis) -> list[str]:
@@ -162,6 +256,10 @@ def _root_cause_section(d: Diagnosis) -> list[str]:
         f"Span {escape(rc.span_name)} in {escape(rc.service)} "
         f"(span {escape(rc.span_id)}, trace {escape(rc.trace_id)})"
     )
+    if rc.neighbour:
+        lines.append(
+            f"- Found in another trace than the operation's own, at {_clock(rc.time_ms)}"
+        )
     if rc.exception_type or rc.exception_message:
         lines.append(
             f"- Exception: {escape(rc.exception_type or '?')}: "
@@ -209,8 +307,38 @@ def render_markdown(diagnosis: Diagnosis) -> str:
         _summary_section(d),
         _flow_section(d),
         _diagnosis_section(d),
+        _comparison_section(d),
         _root_cause_section(d),
         ["**Solution**:", solution_markdown(d.solution)],
         _links_section(d),
     ]
     return "\n\n".join("\n".join(s) for s in sections if s) + "\n"
+
+
+def render_comparison_markdown(this: Diagnosis, other: Diagnosis, comparison: Comparison) -> str:
+    """``opdiag compare A B``: both runs in one line each, then A's phases against B's."""
+    def one(d: Diagnosis) -> str:
+        return (
+            f"{escape(d.key)}: **{escape(d.verdict)}**, {format_duration(d.duration_ms)}, "
+            f"started {format_rfc3339((d.started_at_ms or 0) * 1000)} — "
+            f"{escape(d.summary, limit=300)}"
+        )
+
+    head = f"🔍 **Comparison of {escape(this.key)} with {escape(other.key)}**"
+    sections = [
+        [head],
+        ["**Runs**:", f"- This run: {one(this)}", f"- Against: {one(other)}"],
+        ["**What changed**:", *comparison_lines(comparison)],
+    ]
+    if this.links.diagnosis_page or other.links.diagnosis_page:
+        sections.append(
+            [
+                "**Links**:",
+                *(
+                    f"- {escape(d.key)}: <{d.links.diagnosis_page}>"
+                    for d in (this, other)
+                    if d.links.diagnosis_page
+                ),
+            ]
+        )
+    return "\n\n".join("\n".join(s) for s in sections) + "\n"

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from opdiag.api.schemas import (
+    ComparisonRow,
     DiagnosisRow,
     FindingRow,
     FlowRow,
@@ -79,7 +80,7 @@ def operation_row(d: Diagnosis, settings: Any = None) -> OperationRow:
         duration_ms=float(d.duration_ms or 0.0),
         service=_main_service(d),
         root_cause=f"{rc.service}: {rc.span_name}" if rc is not None else "",
-        bottleneck=d.bottleneck.span_name if d.bottleneck is not None else "",
+        bottleneck=d.bottleneck.text if d.bottleneck is not None else "",
         finished=d.finished,
         diagnosis_url=d.links.diagnosis_page or "",
         jaeger_url=d.links.jaeger or "",
@@ -105,10 +106,16 @@ def diagnosis_row(d: Diagnosis, settings: Any = None) -> DiagnosisRow:
         root_cause_service=rc.service if rc else "",
         root_cause_span_id=rc.span_id if rc else "",
         root_cause_evidence=evidence_text(rc.evidence) if rc else "",
-        bottleneck_span=b.span_name if b else "",
-        bottleneck_span_id=b.span_id if b else "",
+        root_cause_trace_id=rc.trace_id if rc else "",
+        root_cause_neighbour=bool(rc and rc.neighbour),
+        bottleneck_kind=b.kind if b else "",
+        bottleneck_span=b.text if b else "",
+        bottleneck_span_id=(b.span_id or "") if b else "",
+        bottleneck_service=b.service if b else "",
+        bottleneck_after_span=(b.after_span_name or "") if b else "",
         bottleneck_self_time_ms=float(b.self_time_ms) if b else 0.0,
         bottleneck_share=float(b.share) if b else 0.0,
+        evidence_trace_ids=",".join(d.evidence_trace_ids),
         solution=solution_markdown(d.solution),
         services=",".join(d.services),
         diagnosis_url=d.links.diagnosis_page or "",
@@ -155,6 +162,8 @@ def finding_rows(d: Diagnosis, settings: Any = None) -> list[FindingRow]:
             service=f.service or "",
             span_name=f.span_name or "",
             evidence=evidence_text(f.evidence),
+            neighbour=f.neighbour,
+            time=int(f.time_ms or d.started_at_ms or 0),
         )
         for f in d.findings
     ]
@@ -170,6 +179,48 @@ def solution_rows(d: Diagnosis, settings: Any = None) -> list[SolutionRow]:
         SolutionRow(index=i, kind=kind, text=str(text), rule_id=rule_id)
         for i, (kind, text) in enumerate(items, start=1)
     ]
+
+
+def comparison_rows(d: Diagnosis, settings: Any = None) -> list[ComparisonRow]:
+    """The comparison with the last good runs: the total, then one row per phase (none for
+    an unfinished operation; ``settings`` accepted, unused)."""
+    c = d.comparison
+    if c is None:
+        return []
+    runs = ",".join(r.key for r in c.runs)
+    total = ComparisonRow(
+        index=0,
+        phase="total",
+        kind="total",
+        status=_total_status(c.change_ms, c.baseline_ms) if c.runs else "no baseline",
+        this_ms=float(c.this_ms),
+        baseline_ms=float(c.baseline_ms or 0.0),
+        change_ms=float(c.change_ms or 0.0),
+        change_pct=float(c.change_pct or 0.0),
+        share_of_change=1.0 if c.change_ms else 0.0,
+        baseline_runs=runs,
+    )
+    return [total] + [
+        ComparisonRow(
+            index=i,
+            phase=p.name,
+            kind=p.kind,
+            status=p.status,
+            this_ms=float(p.this_ms),
+            baseline_ms=float(p.baseline_ms),
+            change_ms=float(p.change_ms),
+            change_pct=float(p.change_pct or 0.0),
+            share_of_change=float(p.share_of_change or 0.0),
+            baseline_runs=runs,
+        )
+        for i, p in enumerate(c.phases, start=1)
+    ]
+
+
+def _total_status(change_ms: float | None, baseline_ms: float | None) -> str:
+    if not change_ms or not baseline_ms or abs(change_ms) < 0.05 * baseline_ms:
+        return "same"
+    return "slower" if change_ms > 0 else "faster"
 
 
 def verdict_count_row(time_ms: int, verdict: str, count: int) -> VerdictCountRow:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 
 from opdiag.diagnosis.result import Diagnosis
-from opdiag.timeutil import format_rfc3339
+from opdiag.timeutil import format_duration, format_rfc3339
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SUMMARY_MAX = 100
@@ -23,22 +23,6 @@ def clean(value: object, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
-
-
-def format_duration(ms: float | None) -> str:
-    """Short human duration: 850ms, 12.3s, 4m05s, 2h03m."""
-    if ms is None:
-        return "-"
-    if ms < 1000:
-        return f"{ms:.0f}ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def _cells(d: Diagnosis) -> list[str]:

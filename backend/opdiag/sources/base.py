@@ -7,24 +7,12 @@ Implementations: ``opdiag.sources.files.FileSource`` (files/directories, the dem
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import Protocol
 
-from opdiag.model import Trace
+from opdiag.model import SpanQuery, Trace
 from opdiag.timeutil import TimeRange
 
-
-@dataclass(frozen=True, slots=True)
-class SpanQuery:
-    """Spans wanted from neighbouring traces: service name glob and exact span name (a rule
-    pack's ``neighbours`` section: health checks, background connection loops, watchdogs)."""
-
-    service: str
-    span: str
-
-    def matches(self, service: str, name: str) -> bool:
-        return name == self.span and fnmatchcase(service, self.service)
+__all__ = ["SpanQuery", "TraceSource", "holds_wanted_span"]
 
 
 def holds_wanted_span(

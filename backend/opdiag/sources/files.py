@@ -19,7 +19,7 @@ from pathlib import Path
 
 from opdiag.errors import InputError
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
-from opdiag.sources.base import SpanQuery, holds_wanted_span
+from opdiag.sources.base import SpanQuery
 from opdiag.sources.readers import read_file
 from opdiag.timeutil import TimeRange
 
@@ -61,6 +61,8 @@ class FileSource:
         self._by_operation: dict[str, list[str]] = {}
         self._starts: dict[str, list[int]] = {}
         self._span_count = 0
+        # per neighbour query set: (start of each wanted span, its trace id), sorted
+        self._wanted: dict[tuple[SpanQuery, ...], tuple[list[int], list[str]]] = {}
 
     # ------------------------------------------------------------------ loading
 
@@ -151,10 +153,28 @@ class FileSource:
     ) -> list[Trace]:
         if not queries or end_us <= start_us or limit <= 0:
             return []
-        self._ensure_loaded()  # before len(): a first call must not see an empty source
-        window = self.recent_traces(start_us, end_us, len(self._by_id))
-        hits = [t for t in window if holds_wanted_span(t, queries, start_us, end_us)]
-        return hits[:limit]
+        starts, trace_ids = self._wanted_index(tuple(queries))
+        lo, hi = bisect_left(starts, start_us), bisect_left(starts, end_us)
+        hits = list(dict.fromkeys(trace_ids[lo:hi]))
+        found = [self._by_id[t] for t in hits]
+        found.sort(key=lambda t: (t.start_us, t.trace_id), reverse=True)
+        return found[:limit]
+
+    def _wanted_index(self, queries: tuple[SpanQuery, ...]) -> tuple[list[int], list[str]]:
+        """Every span the queries ask for, by start: built once per query set (a rule pack
+        has one), so each diagnosis of a long listing costs a bisection, not a scan."""
+        self._ensure_loaded()
+        with self._lock:
+            index = self._wanted.get(queries)
+            if index is None:
+                rows = sorted(
+                    (span.start_us, trace.trace_id)
+                    for trace in self._by_id.values()
+                    for span in trace.spans
+                    if any(q.matches(span.service, span.name) for q in queries)
+                )
+                index = self._wanted[queries] = ([r[0] for r in rows], [r[1] for r in rows])
+            return index
 
     def all_services(self) -> list[str]:
         self._ensure_loaded()

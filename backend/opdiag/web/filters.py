@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from opdiag.render.durations import human_ms
+
 _SAFE_SCHEMES = frozenset({"http", "https"})
 
 
@@ -19,16 +21,8 @@ def utc(epoch_ms: int | None) -> str:
 
 
 def ms(value: float | None) -> str:
-    """A duration for people: ``840 ms``, ``12.4 s``, ``42.0 min``."""
-    if value is None:
-        return "—"
-    if value >= 3_600_000:
-        return f"{value / 3_600_000:.1f} h"
-    if value >= 60_000:
-        return f"{value / 60_000:.1f} min"
-    if value >= 1000:
-        return f"{value / 1000:.1f} s"
-    return f"{value:.0f} ms"
+    """A duration for people: ``840 ms``, ``12.4 s``, ``42.0 min``, ``3 h 12 min``, ``10 d 5 h``."""
+    return "—" if value is None else human_ms(value)
 
 
 def text(value: Any) -> str:

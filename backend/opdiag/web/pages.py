@@ -14,13 +14,13 @@ from flask import Blueprint, Response, make_response, render_template, request
 from flask.blueprints import BlueprintSetupState
 
 from opdiag.api.params import parse_ident, parse_range
-from opdiag.api.queries import now_us
+from opdiag.api.queries import is_file_source, now_us
 from opdiag.api.rest import lookup_range
 from opdiag.api.state import AppState, current_state
-from opdiag.diagnosis.result import Diagnosis
+from opdiag.diagnosis.result import BaselineRun, Diagnosis
 from opdiag.errors import OpdiagError
-from opdiag.render.links import operation_range_ms
-from opdiag.web import waterfall
+from opdiag.render.links import operation_range_ms, range_around_ms, span_url
+from opdiag.web import comparison_chart, waterfall
 from opdiag.web.filters import FILTERS, utc
 
 bp = Blueprint("pages", __name__, template_folder="templates")
@@ -49,15 +49,6 @@ def _html(body: str) -> Response:
     return response
 
 
-def is_file_source(source: object) -> bool:
-    """Files are a finite, recorded corpus (the demo); Jaeger is a live window."""
-    try:
-        from opdiag.sources.files import FileSource
-    except ImportError:  # pragma: no cover - ships with opdiag
-        return False
-    return isinstance(source, FileSource)
-
-
 def default_window(state: AppState) -> tuple[int, int]:
     """The last ``lookback_s`` for Jaeger; all of it for files (a finite, recorded corpus
     whose timestamps may be far in the past, like the demo)."""
@@ -69,17 +60,50 @@ def default_window(state: AppState) -> tuple[int, int]:
 
 _TITLES = {
     400: "Bad request",
+    401: "Token needed",
     404: "Not found",
     502: "Trace source unavailable",
     504: "Trace source too slow",
 }
 _HINTS = {
     400: "Check the operation id or trace id in the address.",
-    404: "No trace in the trace source holds this operation id or trace id. It may be older "
-    "than the search window, or its spans may not have reached Jaeger yet.",
+    401: "This opdiag asks for its access token (OPDIAG_AUTH_TOKEN): when the browser asks, "
+    "enter any user name and the token as the password.",
+    404: "No trace in Jaeger holds this operation id or trace id. It may be older than the "
+    "search window, or its spans may not have reached Jaeger yet.",
     502: "opdiag could not get an answer from the trace source; try again when it is back.",
     504: "The trace source did not answer in time; try again in a moment.",
 }
+
+
+_FILES_404 = (
+    "No trace in the trace files ({source}) holds this operation id or trace id. Check the id, "
+    "or serve the files that hold it (--traces)."
+)
+
+
+def _hint(status: int) -> str:
+    """What to do next; a file source has no search window and no Jaeger to wait for."""
+    if status == 404:
+        source = current_state().source
+        if is_file_source(source):
+            return _FILES_404.format(source=source.describe())
+    return _HINTS.get(status, "")
+
+
+def _page_for(status: int, message: str, ident: str | None = None) -> Response:
+    response = _html(
+        render_template(
+            "error.html",
+            status=status,
+            title=_TITLES.get(status, "Error"),
+            message=message,
+            hint=_hint(status),
+            ident=ident,
+        )
+    )
+    response.status_code = status
+    return response
 
 
 @bp.errorhandler(OpdiagError)
@@ -89,19 +113,13 @@ def _error_page(exc: OpdiagError) -> Response:
     status = int(getattr(exc, "http_status", 500))
     if status >= 500:
         log.warning("trace source problem on a page: %s", exc.message)
-    ident = (request.view_args or {}).get("ident")
-    response = _html(
-        render_template(
-            "error.html",
-            status=status,
-            title=_TITLES.get(status, "Error"),
-            message=exc.message,
-            hint=_HINTS.get(status, ""),
-            ident=ident,
-        )
-    )
-    response.status_code = status
-    return response
+    return _page_for(status, exc.message, (request.view_args or {}).get("ident"))
+
+
+def unauthorised_page() -> Response:
+    """The 401 a browser gets for a page without the token (``opdiag.api.auth`` adds the
+    challenge that makes the browser ask for it)."""
+    return _page_for(401, "missing or invalid token")
 
 
 @bp.get("/")
@@ -136,19 +154,32 @@ def page_range(diagnosis: Diagnosis) -> dict[str, int]:
     return range_args(operation_range_ms(diagnosis))
 
 
-@bp.get("/operations/<ident>")
+@bp.app_template_filter("run_range")
+def run_range(run: BaselineRun) -> dict[str, int]:
+    """The same for a good run a comparison names (finished: its start and duration)."""
+    end = run.started_at_ms + round(run.duration_ms)
+    return range_args(range_around_ms(run.started_at_ms, end))
+
+
+@bp.get("/operations/<ident:ident>")  # an id may hold "/"
 def operation(ident: str) -> Response:
     """One diagnosis; ``from``/``to`` say where a live source searches for it."""
     state = current_state()
-    ident = parse_ident(ident)
-    window = lookup_range()
-    diagnosis = state.service.diagnose(ident, window=window)
+    diagnosis = state.service.diagnose(parse_ident(ident), window=lookup_range())
+    links = state.settings.links
     picture = waterfall.layout(
         diagnosis.execution_flow,
         diagnosis.execution_flow_truncated,
         noise_patterns=state.settings.diagnosis.noise_span_patterns,
+        span_link=lambda trace_id, span_id: span_url(links, trace_id, span_id),
     )
+    b = diagnosis.bottleneck
+    if b is not None and b.kind == "gap" and b.start_ms is not None and diagnosis.started_at_ms:
+        waterfall.mark_gap(picture, b.start_ms - diagnosis.started_at_ms, b.duration_ms, b.text)
+    chart = comparison_chart.layout(diagnosis.comparison) if diagnosis.comparison else None
     here = {k: v for k, v in request.args.items() if k in ("from", "to") and v}
     return _html(
-        render_template("diagnosis.html", d=diagnosis, waterfall=picture, range_args=here)
+        render_template(
+            "diagnosis.html", d=diagnosis, waterfall=picture, chart=chart, range_args=here
+        )
     )

@@ -4,11 +4,12 @@ and services come from traces and are untrusted)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from opdiag.diagnosis.result import FlowStep
+from opdiag.render.durations import human_ms
 
 # httpx names its client spans after the method only; such a wrapper around hidden transport
 # spans is transport too.
@@ -39,12 +40,33 @@ class Bar:
     classes: str
     indent: float
     text_y: float
+    href: str | None = None  # the span in Jaeger UI
 
 
 @dataclass(frozen=True, slots=True)
 class Tick:
     x: float
     label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Zoom:
+    """The drawn window when it is only part of the operation: offsets from its start."""
+
+    start_ms: float
+    end_ms: float
+    total_ms: float
+    clipped: tuple[str, ...]  # labels of spans that run on past the window
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """A stretch of time drawn across every row: the uninstrumented gap bottleneck."""
+
+    x: float
+    width: float
+    label: str
+    title: str
 
 
 @dataclass(slots=True)
@@ -57,6 +79,15 @@ class Waterfall:
     ticks: list[Tick] = field(default_factory=list)
     omitted: int = 0  # spans of the flow not drawn (cap, or cut by the engine)
     noise_hidden: int = 0  # transport spans (polling, http send/receive) folded away
+    origin_ms: float = 0.0  # the time scale: offset drawn at the left edge ...
+    total_ms: float = 1.0  # ... and the time the drawing area spans
+    gap: Band | None = None
+    zoom: Zoom | None = None
+
+
+# Zoom in when the operation's own spans fill less than this share of the drawn time.
+ZOOM_BELOW = 0.25
+ZOOM_PAD = 0.05
 
 
 def _significant(step: FlowStep) -> bool:
@@ -96,11 +127,7 @@ def _select(steps: list[FlowStep], cap: int) -> list[FlowStep]:
 
 
 def _format_ms(value: float) -> str:
-    if value >= 60_000:
-        return f"{value / 60_000:.1f} min"
-    if value >= 1000:
-        return f"{value / 1000:.2f} s"
-    return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+    return human_ms(value, precise=True)
 
 
 def _classes(step: FlowStep) -> str:
@@ -116,18 +143,47 @@ def _classes(step: FlowStep) -> str:
     return " ".join(names)
 
 
+def _waiting(steps: list[FlowStep], quiet: list[FlowStep]) -> set[str]:
+    """Spans whose children were folded away as noise: a client polling for an answer (the
+    CLI's ``cli.data_load`` around its status GETs) — waiting, not the operation's work."""
+    kept = {s.span_id for s in quiet}
+    return {s.parent_id for s in steps if s.span_id not in kept and s.parent_id is not None}
+
+
+def _focus(shown: list[FlowStep], waiting: set[str], origin: float, end: float) -> Zoom | None:
+    """The window where the operation's own spans are, when a waiting span dwarfs them."""
+    own = [s for s in shown if s.span_id not in waiting or s.root_cause or s.bottleneck]
+    if not own or len(own) == len(shown):
+        return None
+    start = min(s.start_ms for s in own)
+    stop = max(s.start_ms + s.duration_ms for s in own)
+    if stop - start >= ZOOM_BELOW * (end - origin):
+        return None
+    pad = max((stop - start) * ZOOM_PAD, 1.0)
+    start, stop = max(origin, start - pad), min(end, stop + pad)
+    clipped = tuple(
+        s.span_name for s in shown if s.start_ms < start or s.start_ms + s.duration_ms > stop
+    )
+    return Zoom(start_ms=start - origin, end_ms=stop - origin, total_ms=end - origin,
+                clipped=clipped)
+
+
 def layout(
     steps: list[FlowStep],
     truncated: int = 0,
     cap: int = MAX_ROWS,
     noise_patterns: Sequence[str] = (),
+    span_link: Callable[[str, str], str] | None = None,
 ) -> Waterfall:
-    """Place every selected step on a shared time scale starting at the operation's start."""
+    """Place every selected step on a shared time scale starting at the operation's start;
+    zoomed to the operation's own spans when a polling client's span would squash them."""
     quiet = hide_noise(steps, noise_patterns)
     shown = _select(quiet, cap)
     origin = min((s.start_ms for s in shown), default=0.0)
     end = max((s.start_ms + s.duration_ms for s in shown), default=0.0)
-    total = max(end - origin, 1.0)
+    zoom = _focus(shown, _waiting(steps, quiet), origin, end)
+    low, high = (origin + zoom.start_ms, origin + zoom.end_ms) if zoom else (origin, end)
+    total = max(high - low, 1.0)
     area = WIDTH - LABEL_WIDTH - RIGHT_PAD
     height = TOP + ROW_HEIGHT * len(shown) + 8
     picture = Waterfall(
@@ -137,15 +193,23 @@ def layout(
         bar_height=BAR_HEIGHT,
         omitted=truncated + len(quiet) - len(shown),
         noise_hidden=len(steps) - len(quiet),
+        origin_ms=low,
+        total_ms=total,
+        zoom=zoom,
     )
     for row, step in enumerate(shown):
-        x = LABEL_WIDTH + (step.start_ms - origin) / total * area
-        width = max(step.duration_ms / total * area, 5.0 if step.root_cause else 2.0)
+        start = min(max(step.start_ms, low), high)
+        stop = min(max(step.start_ms + step.duration_ms, low), high)
+        x = LABEL_WIDTH + (start - low) / total * area
+        width = max((stop - start) / total * area, 5.0 if step.root_cause else 2.0)
         y = TOP + row * ROW_HEIGHT
         title = (
             f"{step.service}: {step.span_name} — {_format_ms(step.duration_ms)}"
-            f" (self {_format_ms(step.self_time_ms)}) at +{_format_ms(step.start_ms)}"
+            f" (self {_format_ms(step.self_time_ms)}) at +{_format_ms(step.start_ms - origin)}"
         )
+        classes = _classes(step)
+        if step.start_ms < low or step.start_ms + step.duration_ms > high:
+            classes += " clipped"
         picture.bars.append(
             Bar(
                 span_id=step.span_id,
@@ -153,17 +217,40 @@ def layout(
                 label=step.span_name,
                 service=step.service,
                 title=title,
-                x=round(x, 2),
+                x=round(min(x, WIDTH - RIGHT_PAD - 2.0), 2),
                 y=y,
                 width=round(min(width, WIDTH - RIGHT_PAD - x), 2),
-                classes=_classes(step),
+                classes=classes,
                 indent=min(step.depth, 12) * 10 + 4,
                 text_y=y + BAR_HEIGHT - 2,
+                href=span_link(step.trace_id, step.span_id) if span_link else None,
             )
         )
     for i in range(TICKS + 1):
         offset = total * i / TICKS
+        label = _format_ms(low - origin + offset)
         picture.ticks.append(
-            Tick(x=round(LABEL_WIDTH + offset / total * area, 2), label=_format_ms(offset))
+            Tick(
+                x=round(LABEL_WIDTH + offset / total * area, 2),
+                label=f"+{label}" if zoom and i == 0 and low > origin else label,
+            )
         )
     return picture
+
+
+def mark_gap(picture: Waterfall, start_ms: float, duration_ms: float, label: str) -> None:
+    """Draw the gap bottleneck (offsets from the operation's start, like the steps) as a band
+    behind the bars, clipped to the drawn time scale."""
+    area = picture.width - picture.label_width - RIGHT_PAD
+    lo = max(start_ms, picture.origin_ms)
+    hi = min(start_ms + duration_ms, picture.origin_ms + picture.total_ms)
+    if hi <= lo:
+        return
+    x = picture.label_width + (lo - picture.origin_ms) / picture.total_ms * area
+    width = max((hi - lo) / picture.total_ms * area, 2.0)
+    picture.gap = Band(
+        x=round(x, 2),
+        width=round(width, 2),
+        label=f"no span: {_format_ms(duration_ms)}",
+        title=label,
+    )

@@ -15,19 +15,34 @@ from opdiag_dashboards.queries import opdiag as oq
 from opdiag_dashboards.queries import selectors as sel
 
 TITLE = "Operation Diagnosis"
-SUMMARY = ("summary", "services", "trace_ids", "operation_id")
+SUMMARY = ("summary", "services", "trace_ids", "operation_id", links.ROW_PAGE_COLUMN)
 ROOT_CAUSE = (
     "root_cause_service",
     "root_cause_span",
     "root_cause_evidence",
     "root_cause_span_id",
+    "root_cause_trace_id",
     "jaeger_url",
 )
 BOTTLENECK = (
+    "bottleneck_kind",
     "bottleneck_span",
+    "bottleneck_service",
     "bottleneck_self_time_ms",
     "bottleneck_share",
     "bottleneck_span_id",
+)
+COMPARISON = (
+    "phase",
+    "kind",
+    "status",
+    "this_ms",
+    "baseline_ms",
+    "change_ms",
+    "change_pct",
+    "share_of_change",
+    "baseline_runs",
+    "index",
 )
 FLOW = (
     "index",
@@ -93,12 +108,15 @@ def build(settings: Settings, json_datasource: str) -> Board:
             fields.by_name("services", display="Services"),
             fields.by_name("trace_ids", display="Traces"),
             fields.by_name("operation_id", display="Operation", links=links.operation_id_links(s)),
+            fields.by_name(links.ROW_PAGE_COLUMN, hidden=True),
         ],
     )
     summary.links = [links.selected_operation_page(s)]
     root_cause = panels.table(
         "Root Cause",
-        "The span where the problem originates and the attribute values that prove it.",
+        "The span where the problem originates and the attribute values that prove it; it may "
+        "sit in another trace than the operation's own (a failed health check of its worker, "
+        "a refused ib.connect of the IB host service).",
         [diag(ROOT_CAUSE)],
         transformations=[fields.select("diagnosis", ROOT_CAUSE)],
         overrides=[
@@ -107,18 +125,25 @@ def build(settings: Settings, json_datasource: str) -> Board:
             fields.by_name("root_cause_evidence", display="Evidence"),
             fields.by_name("root_cause_span_id", display="Span id", width=160),
             fields.by_name(
+                "root_cause_trace_id", display="Trace", links=links.trace_id_links(s), width=160
+            ),
+            fields.by_name(
                 "jaeger_url", display="Jaeger", links=[links.url_link("Open in Jaeger UI")]
             ),
         ],
     )
     bottleneck = panels.table(
         "Bottleneck",
-        "The span with the most self time on the critical path (transport noise ignored).",
+        "Where the critical path spends most of its time: a span (most time on the path, "
+        "transport noise ignored) or a gap (uninstrumented work no span covers, e.g. a "
+        "training loop, named by the span it follows).",
         [diag(BOTTLENECK)],
         transformations=[fields.select("diagnosis", BOTTLENECK)],
         overrides=[
-            fields.by_name("bottleneck_span", display="Span"),
-            fields.by_name("bottleneck_self_time_ms", display="Self time", unit="ms"),
+            fields.by_name("bottleneck_kind", display="Kind", width=70),
+            fields.by_name("bottleneck_span", display="Where"),
+            fields.by_name("bottleneck_service", display="Service"),
+            fields.by_name("bottleneck_self_time_ms", display="Time", unit="ms"),
             fields.by_name(
                 "bottleneck_share", display="Share of critical path", unit="percentunit"
             ),
@@ -180,9 +205,41 @@ def build(settings: Settings, json_datasource: str) -> Board:
         sort_by="#",
         descending=False,
     )
+    comparison = panels.table(
+        "What Changed Since the Last Good Runs",
+        "The total, then each phase (span name on the worker side, repeated spans summed; "
+        "'after X' is time in which no span was open after X ended) against the median of the "
+        "last good runs of this type, named in the last column. Largest changes first.",
+        [targets.opdiag(s, json_datasource, oq.comparison(s), "comparison", COMPARISON)],
+        overrides=[
+            fields.by_name("phase", display="Phase"),
+            fields.by_name("kind", display="Kind", width=80),
+            fields.by_name(
+                "status",
+                display="Status",
+                mappings=verdicts.color_mappings(verdicts.CHANGE_COLORS),
+                cell="color-text",
+                width=100,
+            ),
+            fields.by_name("this_ms", display="This run", unit="ms", width=110),
+            fields.by_name("baseline_ms", display="Baseline median", unit="ms", width=130),
+            fields.by_name("change_ms", display="Change", unit="ms", width=110),
+            fields.by_name("change_pct", display="Change %", unit="percent", width=100),
+            fields.by_name(
+                "share_of_change", display="Share of change", unit="percentunit", width=130
+            ),
+            fields.by_name("baseline_runs", display="Baseline runs"),
+            fields.by_name("index", display="#", width=50),
+        ],
+        transformations=[fields.select("comparison", COMPARISON)],
+        sort_by="#",
+        descending=False,
+    )
     findings = panels.table(
         "Findings",
-        "Every rule that fired, with its severity and evidence.",
+        "One finding per fact, with its severity and evidence (other rules that said the same "
+        "are in its evidence); 'Other trace' marks evidence from outside the operation's "
+        "traces, with the trace and time it came from.",
         [targets.opdiag(s, json_datasource, oq.findings(s), "findings")],
         overrides=[
             fields.by_name("rule_id", display="Rule"),
@@ -194,6 +251,14 @@ def build(settings: Settings, json_datasource: str) -> Board:
             fields.by_name("service", display="Service"),
             fields.by_name("span_name", display="Span"),
             fields.by_name("evidence", display="Evidence"),
+            fields.by_name(
+                "neighbour",
+                display="Other trace",
+                mappings=verdicts.bool_mappings("other trace", "purple"),
+                cell="color-text",
+                width=100,
+            ),
+            fields.by_name("time", display="Time", unit="dateTimeAsIso", width=170),
         ],
     )
     solution = panels.table(
@@ -235,6 +300,7 @@ def build(settings: Settings, json_datasource: str) -> Board:
                 ],
                 [(summary, 24, 4)],
                 [(root_cause, 14, 6), (bottleneck, 10, 6)],
+                [(comparison, 24, 9)],
                 [(flow, 24, 12)],
                 [(findings, 24, 7)],
                 [(solution, 24, 7)],

@@ -17,6 +17,7 @@ OPERATION_COLUMNS = (
     "duration_ms",
     "service",
     "trace_id",
+    links.ROW_PAGE_COLUMN,  # hidden: the target of the page links
 )
 
 
@@ -33,7 +34,10 @@ def operation_overrides(settings: Settings) -> list[dict[str, object]]:
         fields.by_name("summary", display="Summary"),
         fields.by_name("duration_ms", display="Duration", unit="ms", width=100),
         fields.by_name("service", display="Service", width=160),
-        fields.by_name("trace_id", display="Trace", links=links.trace_id_links(settings)),
+        fields.by_name(
+            "trace_id", display="Trace", links=links.trace_id_links(settings, row_page=True)
+        ),
+        fields.by_name(links.ROW_PAGE_COLUMN, hidden=True),
     ]
 
 

@@ -43,24 +43,33 @@ def verdict_counts(s: Settings) -> str:
     return f"{API}/verdict-counts?{RANGE}&interval=${{__interval_ms}}&{_filters()}"
 
 
+# The selected operation as one path segment (an id may hold "/", "#", "?").
+_OPERATION = f"${{{sel.OPERATION_ID}:percentencode}}"
+
+
 def diagnosis(s: Settings) -> str:
     """The selected operation's diagnosis (one row)."""
-    return f"{API}/operations/${{{sel.OPERATION_ID}}}?{RANGE}"
+    return f"{API}/operations/{_OPERATION}?{RANGE}"
 
 
 def flow(s: Settings) -> str:
     """The selected operation's execution flow."""
-    return f"{API}/operations/${{{sel.OPERATION_ID}}}/flow?{RANGE}"
+    return f"{API}/operations/{_OPERATION}/flow?{RANGE}"
 
 
 def findings(s: Settings) -> str:
     """Every rule that fired for the selected operation."""
-    return f"{API}/operations/${{{sel.OPERATION_ID}}}/findings?{RANGE}"
+    return f"{API}/operations/{_OPERATION}/findings?{RANGE}"
 
 
 def solution(s: Settings) -> str:
     """Steps and commands that fix the selected operation's problem."""
-    return f"{API}/operations/${{{sel.OPERATION_ID}}}/solution?{RANGE}"
+    return f"{API}/operations/{_OPERATION}/solution?{RANGE}"
+
+
+def comparison(s: Settings) -> str:
+    """The selected operation's phases against the median of its last good runs."""
+    return f"{API}/operations/{_OPERATION}/comparison?{RANGE}"
 
 
 def variable_values(s: Settings, name: str) -> str:

@@ -1,0 +1,114 @@
+"""Time that no span covers: the uninstrumented stretches of an operation.
+
+KTRDR's training loop, 99 % of a training, emits no span: the worker ends
+``training.data_loading`` and, 43 s later, records the transition to completed. Between the
+two, only the CLI's root span (waiting) and transport noise (its status polls) are open. The
+critical path then runs through the waiting root, and the span with the most time on it is a
+1 % phase: the wrong answer. The honest one is "the time is in code after
+``training.data_loading`` that has no span".
+
+A *work span* is a span of the operation that is neither transport noise (nor below it) nor a
+root that has children (a root with children only waits for them: ``cli.train``). A *gap* is
+an interval inside one trace in which no work span of that trace is open on any service, and
+that one service bounds on both sides: its last span before the gap, its next span after it
+(the worker's ``training.data_loading``, then its transition to completed). Time between
+traces is not a gap (KTRDR's orphan detector writes its own trace minutes after a worker
+died: that silence is a lost worker, not slow code), and neither is leading or trailing time
+(an unfinished operation's silence is judged as stuck or lost, not as a bottleneck).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from opdiag.model import Span, Trace
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """One uninstrumented interval, and the span it follows."""
+
+    service: str
+    after: Span
+    start_us: int
+    end_us: int
+
+    @property
+    def duration_us(self) -> int:
+        return self.end_us - self.start_us
+
+
+def work_spans(
+    walks: Sequence[tuple[Trace, Sequence[tuple[Span, int]]]],
+    is_noise: Callable[[Span], bool],
+) -> list[list[Span]]:
+    """The operation's spans that stand for work (see the module docstring), per trace."""
+    out: list[list[Span]] = []
+    for trace, walk in walks:
+        children = trace.children
+        noisy: set[str] = set()
+        work: list[Span] = []
+        for span, depth in walk:
+            parent = span.parent_id
+            if (parent is not None and parent in noisy) or is_noise(span):
+                noisy.add(span.span_id)
+                continue
+            if depth == 0 and children.get(span.span_id):
+                continue
+            work.append(span)
+        out.append(work)
+    return out
+
+
+def largest_gap_of(
+    groups: Sequence[Sequence[Span]], ends: Mapping[str, int] | None = None
+) -> Gap | None:
+    """The longest gap of any trace's work spans (ties: the earlier trace)."""
+    best: Gap | None = None
+    for spans in groups:
+        gap = largest_gap(spans, ends)
+        if gap is not None and (best is None or gap.duration_us > best.duration_us):
+            best = gap
+    return best
+
+
+def largest_gap(
+    spans: Sequence[Span],
+    ends: Mapping[str, int] | None = None,
+    *,
+    min_us: int = 1,
+) -> Gap | None:
+    """The longest interval in which none of ``spans`` is open, between two of them on one
+    service (its last span before, its next span after).
+
+    ``ends`` overrides a span's end (by span id): the extent of work a caller abandoned
+    stops where the caller gave up. Ties go to the earlier gap."""
+    if len(spans) < 2:
+        return None
+    clip = ends or {}
+
+    def end_of(span: Span) -> int:
+        limit = clip.get(span.span_id)
+        return span.end_us if limit is None else min(span.end_us, limit)
+
+    ordered = sorted(spans, key=lambda s: (s.start_us, -end_of(s)))
+    best: Gap | None = None
+    reach = end_of(ordered[0])
+    last_on: dict[str, Span] = {ordered[0].service: ordered[0]}
+    for span in ordered[1:]:
+        if span.start_us > reach:
+            length = span.start_us - reach
+            before = last_on.get(span.service)
+            if (
+                before is not None
+                and length >= min_us
+                and (best is None or length > best.duration_us)
+            ):
+                best = Gap(span.service, before, reach, span.start_us)
+        end = end_of(span)
+        reach = max(reach, end)
+        known = last_on.get(span.service)
+        if known is None or end >= end_of(known):
+            last_on[span.service] = span
+    return best

@@ -1,0 +1,132 @@
+"""An operation cut into phases: where its time went on the side that does the work.
+
+Two runs of one operation type are compared phase by phase, so a phase must be something both
+runs have: the *span name* on the worker side (a worker's service name carries a random suffix
+per process, so the service does not key a phase), with repeated spans of one name summed. Time
+in which no span of the operation is open on the worker side is a phase too (KTRDR's training
+loop emits no span): such a *gap* is keyed by the span it follows, and gaps after the same
+span name are summed. The time before the worker side starts (dispatch) and after it ends
+(the client noticing the end) are the two *outside* phases.
+
+::
+
+    op      |==================================================================|
+    worker       |-load-|    |--indicators--|                 |-t-|
+                 .      .gap .              .  gap after      .   .
+    outside |----|      after load          indicators        .   |--after--|
+
+Phases of nested spans overlap (a phase's time includes its children's); gaps and outside time
+never overlap a worker span, so worker coverage + gaps + outside = the operation's length,
+short gaps (under ``min_gap_us``) aside. Pure: spans in, values out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from opdiag.model import Span
+
+SPAN = "span"
+GAP = "gap"
+OUTSIDE = "outside"
+BEFORE_WORKER = "before the worker"
+AFTER_WORKER = "after the worker"
+
+
+def gap_name(after: str | None) -> str:
+    """The label of a gap: ``after training.data_loading``."""
+    return f"after {after}" if after else "between spans"
+
+
+@dataclass(slots=True)
+class PhaseTime:
+    """One phase of one run: summed time and how many spans (or gaps) made it."""
+
+    name: str
+    kind: str  # span | gap | outside
+    total_us: int
+    count: int
+    first_start_us: int
+    service: str = ""  # a service that ran it (the first one seen)
+    after: str | None = None  # gaps: the span name the gap follows
+
+
+@dataclass(slots=True)
+class PhaseProfile:
+    """A run's phases in the order they first started, keyed by ``kind:name``."""
+
+    start_us: int
+    end_us: int
+    worker_services: list[str]
+    phases: dict[str, PhaseTime] = field(default_factory=dict)
+
+    @property
+    def duration_us(self) -> int:
+        return max(0, self.end_us - self.start_us)
+
+
+def phase_key(kind: str, name: str) -> str:
+    return f"{kind}:{name}"
+
+
+def _add(
+    phases: dict[str, PhaseTime],
+    kind: str,
+    name: str,
+    us: int,
+    start_us: int,
+    *,
+    service: str = "",
+    after: str | None = None,
+) -> None:
+    key = phase_key(kind, name)
+    found = phases.get(key)
+    if found is None:
+        phases[key] = PhaseTime(name, kind, us, 1, start_us, service, after)
+    else:
+        found.total_us += us
+        found.count += 1
+
+
+def phase_profile(
+    spans: Iterable[Span],
+    *,
+    is_worker: Callable[[str], bool],
+    is_noise: Callable[[Span], bool],
+    min_gap_us: int = 0,
+) -> PhaseProfile:
+    """The phases of one operation from all its spans (every service, noise included: the
+    operation's extent counts them, its phases do not)."""
+    every = list(spans)
+    if not every:
+        return PhaseProfile(0, 0, [])
+    start = min(s.start_us for s in every)
+    end = max(s.end_us for s in every)
+    work = [s for s in every if not is_noise(s)]
+    worker = [s for s in work if is_worker(s.service)]
+    outside = bool(worker)
+    if not worker:  # nothing on a worker: the whole operation is the worker side
+        worker = work
+    profile = PhaseProfile(start, end, sorted({s.service for s in worker}))
+    if not worker:
+        return profile
+    worker.sort(key=lambda s: (s.start_us, -s.duration_us))
+    found: dict[str, PhaseTime] = {}
+    first, last_end = worker[0].start_us, max(s.end_us for s in worker)
+    if outside and first - start >= max(min_gap_us, 1):
+        _add(found, OUTSIDE, BEFORE_WORKER, first - start, start)
+    covered_to = first
+    last: Span | None = None
+    for span in worker:
+        hole = span.start_us - covered_to
+        if hole >= max(min_gap_us, 1):
+            after = last.name if last is not None else None
+            _add(found, GAP, gap_name(after), hole, covered_to, service=span.service, after=after)
+        if span.end_us > covered_to:
+            covered_to, last = span.end_us, span
+        _add(found, SPAN, span.name, span.duration_us, span.start_us, service=span.service)
+    if outside and end - last_end >= max(min_gap_us, 1):
+        _add(found, OUTSIDE, AFTER_WORKER, end - last_end, last_end)
+    profile.phases = dict(sorted(found.items(), key=lambda kv: kv[1].first_start_us))
+    return profile

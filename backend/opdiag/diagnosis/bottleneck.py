@@ -1,0 +1,155 @@
+"""The bottleneck: where the operation's critical path spends most of its time.
+
+Two candidates compete. The span with the most time on the critical path, transport noise
+ignored (never simply the longest span: that is always the root). And the longest
+uninstrumented gap (``opdiag.analysis.gaps``): time in which no span of the operation is
+open on any service, KTRDR's span-less training loop. The gap wins when it holds a larger
+share of the operation than the span holds of its critical path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from opdiag.analysis.gaps import Gap, largest_gap_of, work_spans
+from opdiag.diagnosis.result import Bottleneck
+from opdiag.diagnosis.rules import Globs
+from opdiag.diagnosis.timing import Timing
+from opdiag.model import CLIENT, Span, Trace
+
+Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The bottleneck as the engine uses it: the result, the span rules and templates point
+    at (the span itself, or the span a gap follows), and for a span its share of the path
+    (``bottleneck``/``bottleneck_share`` rule conditions apply to spans only)."""
+
+    result: Bottleneck | None = None
+    span: Span | None = None
+    span_share: float = 0.0
+    gap: Gap | None = None
+
+    @property
+    def is_span(self) -> bool:
+        return self.result is not None and self.result.kind == "span"
+
+
+def find_bottleneck(
+    walks: Walks,
+    timings: Sequence[Timing],
+    is_noise: Callable[[Span], bool],
+    *,
+    extent_us: int,
+    clipped_ends: dict[str, int] | None = None,
+) -> Choice:
+    """The span or gap holding the largest share (see the module docstring). A span that
+    kept working for a caller that had already given up (``clipped_ends``) is not a
+    candidate: that time is not the operation's."""
+    clipped = clipped_ends or {}
+    best = _span_bottleneck(walks, list(timings), lambda s: is_noise(s) or s.span_id in clipped)
+    span_share = 0.0
+    if best is not None:
+        _, on_path, timing = best
+        length = timing.critical_length_us
+        span_share = on_path / length if length else 0.0
+    gap = largest_gap_of(work_spans(walks, is_noise), clipped)
+    gap_share = min(1.0, gap.duration_us / extent_us) if gap is not None and extent_us > 0 else 0.0
+    if gap is not None and gap_share > span_share:
+        return Choice(
+            Bottleneck(
+                trace_id=gap.after.trace_id,
+                span_id=None,
+                service=gap.service,
+                span_name=None,
+                self_time_ms=gap.duration_us / 1000,
+                share=gap_share,
+                duration_ms=gap.duration_us / 1000,
+                kind="gap",
+                after_span_id=gap.after.span_id,
+                after_span_name=gap.after.name,
+                start_ms=gap.start_us / 1000,
+            ),
+            gap.after,
+            0.0,
+            gap,
+        )
+    if best is None:
+        return Choice()
+    span, on_path, timing = best
+    return Choice(
+        Bottleneck(
+            trace_id=span.trace_id,
+            span_id=span.span_id,
+            service=span.service,
+            span_name=span.name,
+            self_time_ms=timing.self_us.get(span.span_id, 0) / 1000,
+            share=span_share,
+            duration_ms=span.duration_us / 1000,
+        ),
+        span,
+        span_share,
+    )
+
+
+def noise_check(globs: Globs) -> Callable[[Span], bool]:
+    """Is a span transport noise? Its name matches a noise pattern, or it is an httpx client
+    span (named by the method only) whose ``METHOD /path`` does: the CLI's polling ``GET`` of
+    ``/api/v1/operations/{id}``, a ``GET`` of a worker's ``/health``. Memoised per name."""
+    by_name: dict[str, bool] = {}
+    by_call: dict[tuple[str, str], bool] = {}  # (method, url): a poller repeats one URL
+
+    def check(span: Span) -> bool:
+        hit = by_name.get(span.name)
+        if hit is None:
+            hit = by_name[span.name] = globs(span.name)
+        if hit or span.kind != CLIENT:
+            return hit
+        url = span.attributes.get("http.url") or span.attributes.get("url.full")
+        if not isinstance(url, str):
+            return False
+        method = span.attributes.get("http.method") or span.name
+        if method.__class__ is not str:
+            return _client_call_is_noise(globs, method, url)
+        key = (method, url)
+        hit = by_call.get(key)
+        if hit is None:
+            hit = by_call[key] = _client_call_is_noise(globs, method, url)
+        return hit
+
+    return check
+
+
+def _client_call_is_noise(globs: Globs, method: Any, url: str) -> bool:
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return False
+    return globs(f"{method} {path}")
+
+
+def _span_bottleneck(
+    walks: Walks, timings: list[Timing], is_noise: Callable[[Span], bool]
+) -> tuple[Span, int, Timing] | None:
+    """The non-noise span holding the most time on the critical path (ties: more self time).
+
+    A root that has children (``cli.backtest``, a dispatch server span) only waits for them:
+    its time on the path is the gaps where no span was recorded, so it is chosen only when
+    nothing else is on the path.
+    """
+    best: tuple[tuple[bool, int, int], Span, int, Timing] | None = None
+    for (trace, walk), timing in zip(walks, timings, strict=True):
+        critical = timing.critical_us
+        for span, depth in walk:
+            on_path = critical.get(span.span_id, 0)
+            if on_path <= 0 or is_noise(span):
+                continue
+            real = depth > 0 or span.span_id not in trace.children
+            key = (real, on_path, timing.self_us.get(span.span_id, 0))
+            if best is None or key > best[0]:
+                best = (key, span, on_path, timing)
+    return None if best is None else (best[1], best[2], best[3])

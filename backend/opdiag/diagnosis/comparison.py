@@ -1,0 +1,369 @@
+"""What changed since the last good runs: baseline selection and the phase-by-phase comparison.
+
+A run is reduced once to a ``RunProfile`` (its phases on the worker side, the gaps between
+them, its error types and what makes it alike to other runs: strategy, symbol). The baseline of
+a run is the N most recent *good* runs of its type — healthy, finished, and not slow against
+their own baseline — preferring runs that share its strategy and symbol, then its strategy,
+then any run of the type, whichever first gives at least ``min_runs``. Earlier runs come first
+("since the last good run"); later ones fill up when there are too few.
+
+The comparison lines up phases by kind and name, gives for each this run, the baseline median
+(a run without the phase counts 0) and the change, and orders them so that the ones that
+explain most of the total change come first. Pure: profiles in, values out; the service does
+the I/O and keeps profiles of finished runs.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter, methodcaller
+from typing import Any
+
+from opdiag.analysis.phases import PhaseProfile, phase_profile
+from opdiag.diagnosis.bottleneck import noise_check
+from opdiag.diagnosis.facts import scoped_walk
+from opdiag.diagnosis.matching import exceptions_of
+from opdiag.diagnosis.result import BaselineRun, Comparison, Diagnosis, PhaseChange
+from opdiag.diagnosis.rules import Globs
+from opdiag.model import Span, Trace
+from opdiag.settings import ComparisonSettings
+from opdiag.timeutil import format_duration
+
+_JSON_MAX = 20_000  # a JSON-encoded attribute longer than this is not parsed for a field
+_ALIKE_SPANS = 2_000  # alike values are read from this many spans at the operation's start
+_SAME_FRACTION = 0.05  # a change under 5 % of the phase's baseline (and under 1 ms) is "same"
+_SAME_MS = 1.0
+
+
+@dataclass(slots=True)
+class RunProfile:
+    """What a comparison needs of one run; small, kept per finished run by the service."""
+
+    key: str
+    operation_type: str | None
+    started_at_ms: int
+    duration_ms: float
+    phases: PhaseProfile
+    error_types: list[str] = field(default_factory=list)
+    alike: dict[str, str] = field(default_factory=dict)
+    verdict: str = "healthy"
+
+
+# --- one run ---------------------------------------------------------------------------------
+
+
+def _field(raw: Any, path: str) -> Any:
+    """A dotted field of a JSON-encoded attribute value (``None`` when absent or unparsable)."""
+    value: Any = raw
+    if isinstance(value, str):
+        if len(value) > _JSON_MAX:
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _text(value: Any) -> str | None:
+    """An alike value as text: lists joined by commas, empty and null values absent."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        parts = [str(v).strip() for v in value if v is not None and str(v).strip()]
+        return ",".join(parts) or None
+    if isinstance(value, Mapping):
+        return None
+    text = str(value).strip()
+    return text if text and text.lower() not in {"none", "null"} else None
+
+
+def alike_values(spans: Sequence[Span], sources: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Per alike name (``strategy``, ``symbol``), the value of its first source that one of the
+    first ``_ALIKE_SPANS`` spans carries (what a run is about is said when it starts: the CLI's
+    arguments, the registration, the first phase), the first carrier of a key winning."""
+    early = [span.attributes for span in spans[:_ALIKE_SPANS]]
+    first: dict[str, Any] = {}
+    for key in {source.split(">", 1)[0] for options in sources.values() for source in options}:
+        found = next(filter(methodcaller("__contains__", key), early), None)
+        if found is not None:
+            first[key] = found[key]
+    out: dict[str, str] = {}
+    for name, options in sources.items():
+        for source in options:
+            key, _, path = source.partition(">")
+            if key not in first:
+                continue
+            value = _text(_field(first[key], path) if path else first[key])
+            if value is not None:
+                out[name] = value
+                break
+    return out
+
+
+def error_types(spans: Iterable[Span]) -> list[str]:
+    """Distinct exception types of the error spans (or ``error in <span>`` without one)."""
+    found: set[str] = set()
+    for span in spans:
+        if not span.error:
+            continue
+        types = [e.type for e in exceptions_of(span) if e.type]
+        found.update(types or [f"error in {span.name}"])
+    return sorted(found)
+
+
+def operation_spans(traces: Sequence[Trace], operation_id: str | None) -> list[Span]:
+    """The spans of the operation, trace by trace in walk order (pre-order, children by
+    start), context-only ancestors left out."""
+    spans: list[Span] = []
+    for trace in traces:
+        walk, context = scoped_walk(trace, operation_id)
+        if context:
+            spans.extend(span for span, _ in walk if span.span_id not in context)
+        else:
+            spans.extend(map(itemgetter(0), walk))
+    return spans
+
+
+def run_profile(
+    diagnosis: Diagnosis,
+    traces: Sequence[Trace],
+    settings: ComparisonSettings,
+    noise_patterns: Sequence[str],
+) -> RunProfile:
+    """The profile of one diagnosed run from the traces that hold it."""
+    spans = operation_spans(traces, diagnosis.operation_id)
+    workers = Globs.of(settings.worker_services)
+    phases = phase_profile(
+        spans,
+        is_worker=workers,
+        is_noise=noise_check(Globs.of(noise_patterns)),
+        min_gap_us=int(settings.min_gap_ms * 1000),
+    )
+    return RunProfile(
+        key=diagnosis.key,
+        operation_type=diagnosis.operation_type,
+        started_at_ms=int(diagnosis.started_at_ms or phases.start_us // 1000),
+        duration_ms=float(
+            diagnosis.duration_ms if diagnosis.duration_ms is not None else phases.duration_us / 1e3
+        ),
+        phases=phases,
+        error_types=error_types(spans),
+        alike=alike_values(spans, settings.alike),
+        verdict=diagnosis.verdict,
+    )
+
+
+# --- the baseline ----------------------------------------------------------------------------
+
+
+def _levels(target: RunProfile, order: Sequence[str]) -> list[tuple[str, ...]]:
+    """Alike keys to insist on, strongest first: all the target has, then fewer, then none."""
+    present = [name for name in order if name in target.alike]
+    return [tuple(present[:i]) for i in range(len(present), -1, -1)]
+
+
+def _recent_first(target: RunProfile, runs: Iterable[RunProfile]) -> list[RunProfile]:
+    """Earlier runs newest first, then later runs oldest first."""
+    runs = list(runs)
+    before = [r for r in runs if r.started_at_ms <= target.started_at_ms]
+    after = [r for r in runs if r.started_at_ms > target.started_at_ms]
+    before.sort(key=lambda r: (r.started_at_ms, r.key), reverse=True)
+    after.sort(key=lambda r: (r.started_at_ms, r.key))
+    return before + after
+
+
+def select_baseline(
+    target: RunProfile,
+    good: Iterable[RunProfile],
+    *,
+    runs: int,
+    min_runs: int,
+    order: Sequence[str] = (),
+) -> tuple[list[RunProfile], dict[str, str]]:
+    """The baseline runs of ``target`` among ``good`` runs and the alike values they share."""
+    pool = _recent_first(
+        target,
+        (r for r in good if r.key != target.key and r.operation_type == target.operation_type),
+    )
+    chosen: list[RunProfile] = []
+    matched: dict[str, str] = {}
+    for level in _levels(target, order or list(target.alike)):
+        alike = [r for r in pool if all(r.alike.get(k) == target.alike[k] for k in level)]
+        chosen, matched = alike[:runs], {k: target.alike[k] for k in level}
+        if len(alike) >= min_runs:
+            break
+    return chosen, matched
+
+
+def _median_ms(runs: Sequence[RunProfile]) -> float:
+    return float(statistics.median(r.duration_ms for r in runs))
+
+
+def good_runs(
+    healthy: Sequence[RunProfile],
+    *,
+    runs: int,
+    min_runs: int,
+    slow_factor: float,
+    order: Sequence[str] = (),
+) -> list[RunProfile]:
+    """Healthy runs that are not slow against their own baseline (taken among the healthy
+    runs): one slow outlier must not raise the bar for the next run."""
+    out = []
+    for run in healthy:
+        base, _ = select_baseline(run, healthy, runs=runs, min_runs=min_runs, order=order)
+        if len(base) >= min_runs and run.duration_ms > slow_factor * _median_ms(base):
+            continue
+        out.append(run)
+    return out
+
+
+# --- the comparison --------------------------------------------------------------------------
+
+
+def signed_duration(ms: float) -> str:
+    """``+41m40s``, ``-1.2s``."""
+    return ("+" if ms >= 0 else "-") + format_duration(abs(ms))
+
+
+def percent_text(pct: float | None) -> str:
+    return "" if pct is None else f"{pct:+,.0f} %"
+
+
+def _status(this_us: int, present_in: int, runs: int, change_ms: float, base_ms: float) -> str:
+    if this_us and not present_in:
+        return "new"
+    if not this_us and present_in * 2 > runs:
+        return "missing"
+    if abs(change_ms) < max(_SAME_MS, _SAME_FRACTION * base_ms):
+        return "same"
+    return "slower" if change_ms > 0 else "faster"
+
+
+def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: float) -> PhaseChange:
+    mine = this.phases.phases.get(key)
+    theirs = [r.phases.phases.get(key) for r in baseline]
+    some = mine or next(p for p in theirs if p is not None)
+    this_us = mine.total_us if mine else 0
+    base_ms = float(statistics.median((p.total_us if p else 0) for p in theirs)) / 1000
+    change = this_us / 1000 - base_ms
+    present = sum(p is not None for p in theirs)
+    return PhaseChange(
+        name=some.name,
+        kind=some.kind,
+        this_ms=this_us / 1000,
+        baseline_ms=base_ms,
+        change_ms=change,
+        change_pct=change / base_ms * 100 if base_ms > 0 else None,
+        status=_status(this_us, present, len(baseline), change, base_ms),
+        count=mine.count if mine else 0,
+        baseline_count=float(statistics.median((p.count if p else 0) for p in theirs)),
+        share_of_change=change / total if total else None,
+        service=some.service,
+        after=some.after,
+    )
+
+
+def _headline(top: PhaseChange | None, runs_text: str) -> str:
+    if top is None or top.status == "same":
+        return ""
+    what = {"new": "new", "missing": "missing"}.get(top.status)
+    if what == "missing":
+        return f"{top.name} missing (took {format_duration(top.baseline_ms)} in {runs_text})"
+    if what == "new":
+        return f"{top.name} new ({format_duration(top.this_ms)}; not in {runs_text})"
+    pct = f", {percent_text(top.change_pct)}" if top.change_pct is not None else ""
+    return (
+        f"{top.name} {signed_duration(top.change_ms)} ({format_duration(top.baseline_ms)} → "
+        f"{format_duration(top.this_ms)}{pct}) vs {runs_text}"
+    )
+
+
+def change_phrase(comparison: Comparison) -> str | None:
+    """The phase that explains most of a longer run, in a few words for a summary:
+    ``training.indicators +41m49s (+3,534 %)``; None when no phase got slower."""
+    top = comparison.phases[0] if comparison.phases else None
+    if top is None or top.change_ms <= 0 or top.status == "same":
+        return None
+    pct = f" ({percent_text(top.change_pct)})" if top.change_pct is not None else " (new)"
+    return f"{top.name} {signed_duration(top.change_ms)}{pct}"
+
+
+def no_baseline(this_ms: float, operation_type: str | None, wanted: int) -> Comparison:
+    """The comparison of a run that has no good run of its type to be compared with."""
+    return Comparison(
+        runs=[],
+        wanted_runs=wanted,
+        this_ms=this_ms,
+        note=f"no good run of {operation_type or 'this type'} in reach to compare with",
+    )
+
+
+def compare(
+    this: RunProfile,
+    baseline: Sequence[RunProfile],
+    *,
+    wanted: int,
+    matched_on: Mapping[str, str] | None = None,
+    max_rows: int = 20,
+    against: str | None = None,
+) -> Comparison:
+    """``this`` run against ``baseline`` runs (none: a comparison that says so); ``against``
+    names them in the headline (default: "the last N good runs")."""
+    runs = [BaselineRun(r.key, r.started_at_ms, r.duration_ms, r.verdict) for r in baseline]
+    out = Comparison(
+        runs=runs,
+        wanted_runs=wanted,
+        this_ms=this.duration_ms,
+        matched_on=dict(matched_on or {}),
+        worker_services=list(this.phases.worker_services),
+    )
+    if not baseline:
+        return no_baseline(this.duration_ms, this.operation_type, wanted)
+    median = _median_ms(baseline)
+    total = this.duration_ms - median
+    out.baseline_ms, out.change_ms = median, total
+    out.change_pct = total / median * 100 if median > 0 else None
+    keys = list(this.phases.phases)
+    for run in baseline:
+        keys.extend(k for k in run.phases.phases if k not in keys)
+    rows = [_row(k, this, baseline, total) for k in dict.fromkeys(keys)]
+    direction = 1.0 if total >= 0 else -1.0
+    rows.sort(key=lambda r: (r.status == "same", -direction * r.change_ms, -abs(r.change_ms)))
+    out.phases, out.phases_omitted = rows[:max_rows], max(0, len(rows) - max_rows)
+    seen = {t for r in baseline for t in r.error_types}
+    out.new_error_types = [t for t in this.error_types if t not in seen]
+    plural = "" if len(baseline) == 1 else "s"
+    runs_text = against or f"the last {len(baseline)} good run{plural}"
+    out.headline = _headline(rows[0] if rows else None, runs_text)
+    return out
+
+
+def compare_with_baseline(
+    this: RunProfile,
+    good: Sequence[RunProfile],
+    settings: ComparisonSettings,
+    *,
+    min_runs: int,
+) -> tuple[Comparison, list[RunProfile]]:
+    """The comparison of ``this`` with its baseline among ``good`` runs (``good_runs``), and
+    the baseline runs themselves."""
+    chosen, matched = select_baseline(
+        this, good, runs=settings.baseline_runs, min_runs=min_runs, order=list(settings.alike)
+    )
+    comparison = compare(
+        this,
+        chosen,
+        wanted=settings.baseline_runs,
+        matched_on=matched,
+        max_rows=settings.max_rows,
+    )
+    return comparison, chosen

@@ -1,0 +1,470 @@
+"""Evidence an operation leaves outside its own traces, and the workers it depended on.
+
+Real causes often sit in other traces: the backend probes each registered worker
+(``GET http://<worker>/health``, one trace per probe), the IB host service's background
+connection loop writes one-span ``ib.connect`` traces, and health checks of a dead worker fail
+with ``ConnectError`` while the operation still says RUNNING. A rule pack says which spans to
+bring in (``neighbours``) and which services are workers of which operation type
+(``workers``); this module turns those spans into facts. Pure: traces in, values out.
+
+Worker lost (SPEC ``worker_lost``): the worker that ran the operation, or the only capable
+worker chosen for it, stopped answering. Its address comes from the dispatch call (a client
+span whose child server span runs on a worker service) or, for a request that never reached
+a worker, from the health checks of workers of the operation's type; the service behind an
+address comes from probes it answered. An address is *silent since* its first failing probe
+that no successful probe follows up to the moment judged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import urlsplit
+
+from opdiag.model import CLIENT, SERVER, Span, SpanQuery, Trace
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"})
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck(SpanQuery):
+    """A probe of a worker: a client span whose URL path matches ``url``."""
+
+    url: re.Pattern[str] = re.compile(r"/health$")
+
+
+_DEFAULT_MARGINS = {"before_s": 600.0, "after_s": 60.0, "settle_s": 15.0, "max_traces": 500}
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourSpec:
+    """A pack's ``neighbours`` and ``workers`` sections. ``margins`` holds only what a pack
+    set (``before_s``, ``after_s``, ``settle_s``, ``max_traces``), so a later pack that sets
+    nothing keeps the earlier pack's values."""
+
+    margins: tuple[tuple[str, float], ...] = ()
+    health_checks: tuple[HealthCheck, ...] = ()
+    spans: tuple[SpanQuery, ...] = ()
+    workers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # operation type -> service globs
+
+    def _margin(self, name: str) -> float:
+        return dict(self.margins).get(name, _DEFAULT_MARGINS[name])
+
+    @property
+    def before_s(self) -> float:
+        """How far before the operation's start to look."""
+        return self._margin("before_s")
+
+    @property
+    def after_s(self) -> float:
+        """How far after its end (never past now)."""
+        return self._margin("after_s")
+
+    @property
+    def settle_s(self) -> float:
+        """A request that got no worker is judged on the probes up to this long after it."""
+        return self._margin("settle_s")
+
+    @property
+    def max_traces(self) -> int:
+        return int(self._margin("max_traces"))
+
+    @property
+    def queries(self) -> tuple[SpanQuery, ...]:
+        """Every (service, span name) to search for, probes first."""
+        seen: dict[tuple[str, str], SpanQuery] = {}
+        for q in (*self.health_checks, *self.spans):
+            seen.setdefault((q.service, q.span), SpanQuery(q.service, q.span))
+        return tuple(seen.values())
+
+    @property
+    def active(self) -> bool:
+        return bool(self.health_checks or self.spans)
+
+    def worker_globs(self, operation_type: str | None = None) -> tuple[str, ...]:
+        """Service globs of workers of ``operation_type`` (all workers when None)."""
+        return tuple(
+            g for t, globs in self.workers if operation_type in (None, t) for g in globs
+        )
+
+    def window(self, start_us: int, end_us: int, now_us: int) -> tuple[int, int]:
+        """The neighbour window of an operation: a margin before it, one after, never past
+        now (nothing recorded after the clock the diagnosis judges by can be evidence)."""
+        lo = start_us - int(self.before_s * 1e6)
+        hi = min(end_us + int(self.after_s * 1e6), now_us + 1)
+        return lo, max(lo, hi)
+
+
+def merge_specs(specs: Iterable[NeighbourSpec | None]) -> NeighbourSpec:
+    """Later packs add queries and worker types; the margins they set win."""
+    margins: dict[str, float] = {}
+    checks: dict[tuple[str, str, str], HealthCheck] = {}
+    spans: dict[tuple[str, str], SpanQuery] = {}
+    workers: dict[str, tuple[str, ...]] = {}
+    for spec in specs:
+        if spec is None:
+            continue
+        margins.update(spec.margins)
+        for c in spec.health_checks:
+            checks[(c.service, c.span, c.url.pattern)] = c
+        for q in spec.spans:
+            spans[(q.service, q.span)] = q
+        for t, globs in spec.workers:
+            workers[t] = tuple(dict.fromkeys((*workers.get(t, ()), *globs)))
+    return NeighbourSpec(
+        margins=tuple(margins.items()),
+        health_checks=tuple(checks.values()),
+        spans=tuple(spans.values()),
+        workers=tuple(workers.items()),
+    )
+
+
+# --- addresses ------------------------------------------------------------------------------
+
+
+def address_of(url: object) -> str | None:
+    """``http://127.0.0.1:5003/health`` → ``127.0.0.1:5003`` (lower case; None if no host)."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    if not host:
+        return None
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return f"{host}:{port}"
+
+
+def same_place(address: str) -> str:
+    """An address compared across spellings: every loopback name is one host."""
+    host, _, port = address.rpartition(":")
+    return f"127.0.0.1:{port}" if host in _LOOPBACK else address
+
+
+def _url(span: Span) -> object:
+    attrs = span.attributes
+    return attrs.get("http.url") or attrs.get("url.full")
+
+
+# --- probes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One health check of one address: when, whether it was answered, and by whom."""
+
+    time_us: int
+    ok: bool
+    address: str
+    trace_id: str
+    span_id: str
+    span_name: str
+    service: str  # the prober's service
+    answered_by: str | None = None  # the service whose server span answered
+    error: str | None = None
+
+
+def _probe_error(span: Span) -> str | None:
+    for event in span.events:
+        exc_type = event.attributes.get("exception.type")
+        if exc_type:
+            return str(exc_type)
+    return span.status_message or None
+
+
+def probes_of(traces: Iterable[Trace], checks: Sequence[HealthCheck]) -> list[Probe]:
+    """Every health check in ``traces``, oldest first. A probe is ok when it has no error and
+    got a status below 500; a server span below it names the service that answered."""
+    out: list[Probe] = []
+    for trace in traces:
+        for span in trace.spans:
+            if span.kind != CLIENT:
+                continue
+            check = next(
+                (c for c in checks if c.span == span.name and _glob(c.service, span.service)),
+                None,
+            )
+            if check is None:
+                continue
+            url = _url(span)
+            address = address_of(url)
+            if address is None or not check.url.search(urlsplit(str(url)).path):
+                continue
+            status = span.attributes.get("http.status_code")
+            ok = not span.error and (not isinstance(status, int) or status < 500)
+            answered = next(
+                (c.service for c in trace.children.get(span.span_id, ()) if c.kind == SERVER),
+                None,
+            )
+            out.append(
+                Probe(
+                    time_us=span.start_us,
+                    ok=ok,
+                    address=same_place(address),
+                    trace_id=span.trace_id,
+                    span_id=span.span_id,
+                    span_name=span.name,
+                    service=span.service,
+                    answered_by=answered,
+                    error=None if ok else _probe_error(span),
+                )
+            )
+    out.sort(key=lambda p: (p.time_us, p.address, p.span_id))
+    return out
+
+
+def _glob(pattern: str, text: str) -> bool:
+    return fnmatchcase(text, pattern)
+
+
+# --- workers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """An address that stopped answering: its first failing probe of the run that no
+    successful probe follows, and how many probes of that run failed."""
+
+    address: str
+    since: Probe
+    failed: int
+    last_ok_us: int | None
+
+
+@dataclass(slots=True)
+class WorkerView:
+    """What the probes say about the workers, with the address → service map they give."""
+
+    probes: list[Probe]
+    services: dict[str, str] = field(default_factory=dict)  # address -> answering service
+
+    @classmethod
+    def of(cls, probes: list[Probe]) -> WorkerView:
+        services: dict[str, str] = {}
+        for p in probes:
+            if p.answered_by:
+                services[p.address] = p.answered_by  # the newest answer wins
+        return cls(probes, services)
+
+    def addresses_of(self, globs: Sequence[str]) -> list[str]:
+        """Probed addresses last answered by a service matching ``globs``."""
+        return sorted(a for a, s in self.services.items() if any(_glob(g, s) for g in globs))
+
+    def silent(self, address: str, from_us: int, to_us: int) -> Silence | None:
+        """Whether ``address`` was silent at ``to_us``: the probes up to then end in a run of
+        failures (no success after them), and that run was still failing at ``from_us`` or
+        later. A worker dead since before the range (a request that found it gone) counts;
+        one that answered again before ``to_us`` does not."""
+        key = same_place(address)
+        first_fail: Probe | None = None
+        last_fail_us = 0
+        failed = 0
+        last_ok: int | None = None
+        for p in self.probes:
+            if p.address != key or p.time_us > to_us:
+                continue
+            if p.ok:
+                first_fail, failed, last_ok = None, 0, p.time_us
+            else:
+                if first_fail is None:
+                    first_fail = p
+                failed += 1
+                last_fail_us = p.time_us
+        if first_fail is None or last_fail_us < from_us:
+            return None
+        return Silence(key, first_fail, failed, last_ok)
+
+    def dead_at(self, address: str, at_us: int, settle_us: int) -> Silence | None:
+        """Whether ``address`` was dead at ``at_us``: its last probe by then failed, and no
+        probe answered in the ``settle_us`` after (one that answered right before was alive,
+        whatever the registry said: busy or stale-busy, not dead)."""
+        silence = self.silent(address, 0, at_us)
+        if silence is None:
+            return None
+        key = same_place(address)
+        later = [
+            p for p in self.probes if p.address == key and at_us < p.time_us <= at_us + settle_us
+        ]
+        if any(p.ok for p in later):
+            return None
+        return Silence(key, silence.since, silence.failed + len(later), silence.last_ok_us)
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """The worker an operation depended on: service (when known), address, and how the
+    operation reached it."""
+
+    service: str | None
+    address: str
+    ran: bool  # its spans are in the operation's traces
+    dispatch: Span | None = None  # the client span that called it, if any
+
+
+def workers_of(
+    spans: Iterable[Span],
+    children: dict[str, dict[str, list[Span]]],
+    worker_globs: Sequence[str],
+    view: WorkerView,
+) -> list[Worker]:
+    """Workers the operation ran on or was dispatched to, oldest first.
+
+    A client span whose direct child is a server span on a worker service is the dispatch
+    (its URL gives the address); a client span to an address the probes know as a worker is
+    a dispatch that may never have arrived (the worker was already gone); worker spans with
+    no dispatch seen still name the worker, with the address it serves on when recorded."""
+    found: dict[str, Worker] = {}
+    worker_services: dict[str, Span] = {}
+    for span in spans:
+        if worker_globs and any(_glob(g, span.service) for g in worker_globs):
+            worker_services.setdefault(span.service, span)
+        if span.kind != CLIENT:
+            continue
+        address = address_of(_url(span))
+        if address is None:
+            continue
+        key = same_place(address)
+        below = children.get(span.trace_id, {}).get(span.span_id, ())
+        server = next(
+            (
+                c
+                for c in below
+                if c.kind == SERVER and any(_glob(g, c.service) for g in worker_globs)
+            ),
+            None,
+        )
+        if server is not None:
+            found.setdefault(key, Worker(server.service, key, True, span))
+        elif key in view.services and key not in found and _is_call(span):
+            service = view.services[key]
+            if any(_glob(g, service) for g in worker_globs):
+                found[key] = Worker(service, key, False, span)
+    known = {w.service for w in found.values()}
+    for service, span in worker_services.items():
+        if service in known:
+            continue
+        host = span.attributes.get("http.host") or span.attributes.get("server.address")
+        port = span.attributes.get("net.host.port") or span.attributes.get("server.port")
+        address = None
+        if isinstance(host, str) and ":" in host:
+            address = same_place(host.lower())
+        elif isinstance(host, str) and port is not None:
+            address = same_place(f"{host.lower()}:{port}")
+        if address is None:
+            address = next((a for a, s in view.services.items() if s == service), "")
+        found.setdefault(address or service, Worker(service, address, True, None))
+    return list(found.values())
+
+
+def _is_call(span: Span) -> bool:
+    """A client span that is a real call, not a health probe or a status poll."""
+    url = _url(span)
+    if not isinstance(url, str):
+        return False
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return False
+    return not path.endswith("/health") and "/operations/" not in path
+
+
+# --- the verdict's evidence -------------------------------------------------------------------
+
+
+def clock_text(us: int) -> str:
+    """``16:01:04 UTC``: when something happened, as a summary says it."""
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).strftime("%H:%M:%S UTC")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerAssessment:
+    """The worker an operation depended on and whether it stopped answering.
+
+    ``lost``: the worker that ran the operation (or was dispatched to) went silent while the
+    operation needed it. ``capable_lost``: the request reached no worker, and every worker
+    of its type was silent when it was made (dead, not busy)."""
+
+    worker: Worker | None = None
+    ran: bool = False
+    lost: Silence | None = None
+    capable_lost: Silence | None = None
+    capable: tuple[str, ...] = ()
+    probes: int = 0
+    last_seen_us: int | None = None  # the end of the worker's last span in the operation
+
+    @property
+    def silence(self) -> Silence | None:
+        return self.lost or self.capable_lost
+
+    def values(self, operation_type: str | None) -> dict[str, Any]:
+        """Template values (``worker.*``) for summaries and solutions."""
+        out: dict[str, Any] = {}
+        if self.worker is not None:
+            out["worker.service"] = self.worker.service
+            out["worker.address"] = self.worker.address or None
+        if operation_type:
+            out["worker.type"] = operation_type
+        if self.last_seen_us is not None:
+            out["worker.last_seen"] = clock_text(self.last_seen_us)
+        silence = self.silence
+        if silence is not None:
+            out["worker.since"] = clock_text(silence.since.time_us)
+            out["worker.failed_checks"] = silence.failed
+            out["worker.how"] = (
+                f"{silence.failed} health check(s) failed since {clock_text(silence.since.time_us)}"
+                f" ({silence.since.error or 'no answer'})"
+            )
+        return out
+
+
+def assess_workers(
+    own: Sequence[tuple[Trace, Sequence[tuple[Span, int]]]],
+    neighbours: Sequence[Trace],
+    spec: NeighbourSpec,
+    *,
+    operation_type: str | None,
+    start_us: int,
+    judge_until_us: int,
+    now_us: int,
+    settled: bool,
+) -> WorkerAssessment:
+    """Who ran the operation, and did it go silent before ``judge_until_us`` (the terminal
+    transition, or now)? ``settled``: the operation completed or was cancelled, so whatever
+    its worker did afterwards is not its story."""
+    all_globs = spec.worker_globs()
+    if not all_globs:
+        return WorkerAssessment()
+    probes = probes_of(neighbours, spec.health_checks)
+    view = WorkerView.of(probes)
+    spans = [span for _, walk in own for span, _ in walk]
+    children = {trace.trace_id: trace.children for trace, _ in own}
+    workers = workers_of(spans, children, all_globs, view)
+    ran = [w for w in workers if w.ran]
+    worker = ran[-1] if ran else (workers[0] if workers else None)
+    if worker is not None:
+        # only a worker that took the operation can be lost by it; a dispatch that never
+        # arrived is its own evidence (the client span's error), judged by the pack's rules
+        lost = None
+        if ran and not settled and worker.address:
+            lost = view.silent(worker.address, start_us, judge_until_us)
+        seen = max((s.end_us for s in spans if s.service == worker.service), default=None)
+        return WorkerAssessment(worker, bool(ran), lost, None, (), len(probes), seen)
+    globs = spec.worker_globs(operation_type) if operation_type else ()
+    capable = tuple(view.addresses_of(globs)) if globs else ()
+    if not capable or settled:
+        return WorkerAssessment(None, False, None, None, capable, len(probes))
+    settle = max(0, min(int(spec.settle_s * 1e6), now_us - judge_until_us))
+    silences = [view.dead_at(a, judge_until_us, settle) for a in capable]
+    if any(s is None for s in silences):
+        return WorkerAssessment(None, False, None, None, capable, len(probes))
+    first = min((s for s in silences if s is not None), key=lambda s: s.since.time_us)
+    gone = Worker(view.services.get(first.address), first.address, False, None)
+    return WorkerAssessment(gone, False, None, first, capable, len(probes))

@@ -1,0 +1,385 @@
+"""``opdiag mcp``: opdiag's answers for AI assistants, over the Model Context Protocol (stdio).
+
+Four tools over the same trace source, settings and service as the CLI: list operations,
+diagnose one, compare two, the execution flow of one. Answers are compact JSON with bounded
+sizes (an assistant's context is small and a 45-minute CLI poll loop is thousands of spans),
+ids and links kept so the assistant can cite them or open the trace in Jaeger. Failures are
+tool errors the model can read: ``{"error", "kind"}`` with ``kind`` one of ``not_found``,
+``bad_input``, ``source_unavailable`` (Jaeger down or too slow).
+
+``OpdiagTools`` holds the logic; ``build_server`` registers each of its methods named in
+``DESCRIPTIONS`` as a tool on the SDK's ``MCPServer`` (the method's signature is the tool's
+input schema).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep
+from opdiag.errors import InputError, NotFoundError, OpdiagError
+from opdiag.render.json_render import dumps, run_brief
+from opdiag.settings import Settings
+from opdiag.timeutil import US_PER_S, format_duration, format_rfc3339, parse_http_time
+from opdiag.timeutil import wall_clock_us as _wall_clock_us
+
+LIST_DEFAULT, LIST_MAX = 50, 200
+FLOW_DEFAULT, FLOW_MAX = 40, 300
+MAX_TEXT = 240
+MAX_EVIDENCE = 12
+MAX_FINDINGS = 8
+MAX_PHASES = 8
+MAX_STEPS = 8
+_ALL_END_US = 2**62
+INSTRUCTIONS = (
+    "opdiag diagnoses operations of a job system (KTRDR: training, backtesting, data loads) "
+    "from their Jaeger traces. Start with list_operations (filter by verdict or type), then "
+    "diagnose one id: the verdict, summary, root-cause span with evidence, bottleneck, what "
+    "changed against the last good runs, and a solution. compare_operations lines up two "
+    "runs phase by phase; execution_flow lists the spans. Open the 'jaeger' link for the "
+    "raw trace."
+)
+
+
+def _cut(value: Any, limit: int = MAX_TEXT) -> Any:
+    """Text (anything but a number, bool or null) at most ``limit`` characters long."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _brief(d: Diagnosis) -> dict[str, Any]:
+    out = run_brief(d)
+    out["summary"] = _cut(out["summary"])
+    out["started"] = format_rfc3339(d.started_at_ms * 1000) if d.started_at_ms else None
+    out["duration"] = format_duration(d.duration_ms)
+    return out
+
+
+def compact_comparison(c: Comparison, rows: int = MAX_PHASES) -> dict[str, Any]:
+    """The comparison in a few keys: totals, the named runs, the phases that changed most."""
+    return {
+        "headline": c.headline,
+        "note": c.note,
+        "this_ms": c.this_ms,
+        "baseline_median_ms": c.baseline_ms,
+        "change_ms": c.change_ms,
+        "change_pct": None if c.change_pct is None else round(c.change_pct, 1),
+        "baseline_runs": [
+            {
+                "key": r.key,
+                "started": format_rfc3339(r.started_at_ms * 1000),
+                "duration_ms": r.duration_ms,
+            }
+            for r in c.runs
+        ],
+        "matched_on": c.matched_on,
+        "new_error_types": c.new_error_types,
+        "phases": [
+            {
+                "phase": _cut(p.name),
+                "kind": p.kind,
+                "status": p.status,
+                "this_ms": round(p.this_ms, 1),
+                "baseline_ms": round(p.baseline_ms, 1),
+                "change_ms": round(p.change_ms, 1),
+                "change_pct": None if p.change_pct is None else round(p.change_pct, 1),
+            }
+            for p in c.phases[:rows]
+            if p.status != "same"
+        ],
+        "phases_unchanged": sum(p.status == "same" for p in c.phases),
+        "phases_omitted": c.phases_omitted + max(0, len(c.phases) - rows),
+    }
+
+
+def compact_diagnosis(d: Diagnosis) -> dict[str, Any]:
+    """A diagnosis an assistant can read in one go: no flow (``execution_flow`` has it)."""
+    out = _brief(d)
+    out["services"] = d.services
+    rc = d.root_cause
+    if rc is not None:
+        evidence = dict(sorted(rc.evidence.items())[:MAX_EVIDENCE])
+        out["root_cause"] = {
+            "service": rc.service,
+            "span": rc.span_name,
+            "span_id": rc.span_id,
+            "trace_id": rc.trace_id,
+            "exception": _cut(
+                ": ".join(x for x in (rc.exception_type, rc.exception_message) if x) or None
+            ),
+            "evidence": {k: _cut(v, 200) for k, v in evidence.items()},
+        }
+    else:
+        out["root_cause"] = None
+    b = d.bottleneck
+    out["bottleneck"] = (
+        None
+        if b is None
+        else {
+            "kind": b.kind,
+            "service": b.service,
+            "span": b.span_name,
+            "after_span": b.after_span_name,
+            "span_id": b.span_id,
+            "self_time_ms": b.self_time_ms,
+            "share": round(b.share, 3),
+        }
+    )
+    out["baseline_ms"] = d.baseline_ms
+    out["findings"] = [
+        {
+            "rule": f.rule_id,
+            "severity": f.severity,
+            "verdict": f.verdict,
+            "summary": _cut(f.summary),
+        }
+        for f in d.findings[:MAX_FINDINGS]
+    ]
+    out["findings_omitted"] = max(0, len(d.findings) - MAX_FINDINGS)
+    out["comparison"] = compact_comparison(d.comparison) if d.comparison is not None else None
+    s = d.solution
+    out["solution"] = (
+        None
+        if s is None
+        else {
+            "title": _cut(s.title),
+            "steps": [_cut(t) for t in s.steps[:MAX_STEPS]],
+            "commands": [_cut(c) for c in s.commands[:MAX_STEPS]],
+        }
+    )
+    out["links"] = {
+        "jaeger": d.links.jaeger,
+        "diagnosis_page": d.links.diagnosis_page,
+        "grafana_dashboard": d.links.grafana_dashboard,
+        "traces": d.links.traces,
+    }
+    out["warnings"] = [_cut(w) for w in d.warnings[:MAX_STEPS]]
+    return out
+
+
+def _step(s: FlowStep) -> dict[str, Any]:
+    marks = [
+        name
+        for name, on in (
+            ("critical", s.critical),
+            ("error", s.error),
+            ("root_cause", s.root_cause),
+            ("bottleneck", s.bottleneck),
+        )
+        if on
+    ]
+    return {
+        "i": s.index,
+        "service": s.service,
+        "span": _cut(s.span_name, 120),
+        "start_ms": round(s.start_ms, 1),
+        "duration_ms": round(s.duration_ms, 1),
+        "depth": s.depth,
+        "marks": marks,
+        "span_id": s.span_id,
+        "trace_id": s.trace_id,
+    }
+
+
+_KINDS: tuple[tuple[type[OpdiagError], str], ...] = (
+    (NotFoundError, "not_found"),
+    (InputError, "bad_input"),
+)
+
+
+def _kind(exc: OpdiagError) -> str:
+    for cls, name in _KINDS:
+        if isinstance(exc, cls):
+            return name
+    return "source_unavailable" if exc.exit_code == 4 else "error"
+
+
+class OpdiagTools:
+    """The tools' logic over one ``DiagnosisService``; every answer is a JSON-able dict."""
+
+    def __init__(
+        self,
+        service: Any,
+        settings: Settings,
+        *,
+        clock: Callable[[], int] = _wall_clock_us,
+        file_source: bool = False,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.clock = clock
+        self.file_source = file_source
+
+    def _now(self, now: str | None) -> int:
+        return self.clock() if not now else parse_http_time(now, name="now", now_us=self.clock())
+
+    def list_operations(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        operation_type: str | None = None,
+        verdict: str | None = None,
+        limit: int = LIST_DEFAULT,
+        now: str | None = None,
+    ) -> dict[str, Any]:
+        now_us = self._now(now)
+        if since is None and until is None and self.file_source:
+            start, end = 0, _ALL_END_US  # a recorded corpus: all of it
+        else:
+            end = parse_http_time(until, name="until", now_us=now_us) if until else now_us + 1
+            lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
+            start = parse_http_time(since, name="since", now_us=now_us) if since else end - lookback
+        if not 1 <= limit <= LIST_MAX:
+            raise InputError(f"limit must be 1..{LIST_MAX}", field="limit")
+        found = self.service.operations(
+            start,
+            end,
+            now_us,
+            operation_types=[operation_type] if operation_type else None,
+            verdicts=[verdict] if verdict else None,
+        )
+        rows = [
+            {
+                k: v
+                for k, v in _brief(d).items()
+                if k in ("key", "operation_type", "verdict", "status", "started", "duration",
+                         "summary", "diagnosis_page")
+            }
+            for d in found[:limit]
+        ]
+        return {"operations": rows, "total": len(found), "omitted": max(0, len(found) - limit)}
+
+    def diagnose(self, *, operation_id: str, now: str | None = None) -> dict[str, Any]:
+        return compact_diagnosis(self.service.diagnose(operation_id, now_us=self._now(now)))
+
+    def compare_operations(
+        self, *, operation_id: str, against: str, now: str | None = None
+    ) -> dict[str, Any]:
+        this, other, comparison = self.service.compare(
+            operation_id, against, now_us=self._now(now)
+        )
+        return {
+            "operation": _brief(this),
+            "against": _brief(other),
+            "comparison": compact_comparison(comparison, rows=self.settings.comparison.max_rows),
+        }
+
+    def execution_flow(
+        self,
+        *,
+        operation_id: str,
+        limit: int = FLOW_DEFAULT,
+        include_noise: bool = False,
+        now: str | None = None,
+    ) -> dict[str, Any]:
+        from opdiag.web.waterfall import hide_noise
+
+        if not 1 <= limit <= FLOW_MAX:
+            raise InputError(f"limit must be 1..{FLOW_MAX}", field="limit")
+        d = self.service.diagnose(operation_id, now_us=self._now(now))
+        steps = d.execution_flow
+        shown = (
+            steps
+            if include_noise
+            else hide_noise(steps, self.settings.diagnosis.noise_span_patterns)
+        )
+        marked = [s for s in shown[limit:] if s.root_cause or s.bottleneck or s.error]
+        chosen = shown[:limit] + marked[:limit]
+        return {
+            "key": d.key,
+            "verdict": d.verdict,
+            "steps": [_step(s) for s in chosen],
+            "noise_hidden": len(steps) - len(shown),
+            "omitted": len(shown) - len(chosen) + d.execution_flow_truncated,
+            "links": {"jaeger": d.links.jaeger, "traces": d.links.traces},
+        }
+
+
+def answer(produce: Callable[[], dict[str, Any]], error: type[Exception]) -> str:
+    """A tool's answer as compact JSON; opdiag's failures become ``error`` (the SDK's
+    ``ToolError``) carrying ``{"error", "kind", "field"}`` as JSON for the model to read."""
+    try:
+        return dumps(produce(), indent=False)
+    except OpdiagError as exc:
+        body = {"error": exc.message, "kind": _kind(exc)}
+        if getattr(exc, "field", None):
+            body["field"] = exc.field
+        raise error(dumps(body, indent=False)) from None
+
+
+DESCRIPTIONS: dict[str, str] = {
+    "list_operations": (
+        "Recent operations with their verdicts, newest first. since/until: RFC 3339, epoch ms "
+        "or relative (now-6h); default: the whole recorded corpus for files, the last lookback "
+        "for Jaeger. operation_type: training|backtesting|data_load|…; verdict: "
+        f"healthy|failed|stuck|slow|worker_lost|…; limit 1..{LIST_MAX}. now fixes the clock "
+        "for 'stuck'."
+    ),
+    "diagnose": (
+        "Diagnose one operation id (op_…) or trace id: verdict, one-line summary, root-cause "
+        "span with the attributes that prove it, bottleneck, what changed against the last good "
+        "runs of its type (named), findings, solution, links."
+    ),
+    "compare_operations": (
+        "Compare operation_id against another operation (against), phase by phase: time per "
+        "phase (span name on the worker side, and 'after X' gaps where no span was open), the "
+        "change, new or missing phases, new error types."
+    ),
+    "execution_flow": (
+        "The spans of one operation in time order (service, span, start and duration in ms, "
+        "marks: critical, error, root_cause, bottleneck); transport noise (polling, health "
+        f"checks) folded away unless include_noise; limit 1..{FLOW_MAX}."
+    ),
+}
+
+
+def _as_tool(method: Callable[..., dict[str, Any]], error: type[Exception]) -> Callable[..., str]:
+    """A tool function with ``method``'s signature (the SDK reads it for the input schema)."""
+
+    @wraps(method)
+    def run(**arguments: Any) -> str:
+        return answer(lambda: method(**arguments), error)
+
+    return run
+
+
+def build_server(tools: OpdiagTools) -> Any:
+    """The SDK's ``MCPServer`` with one tool per ``OpdiagTools`` method in ``DESCRIPTIONS``."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    import opdiag
+
+    server = MCPServer(
+        name="opdiag",
+        version=opdiag.__version__,
+        instructions=INSTRUCTIONS,
+        log_level="WARNING",
+    )
+    for name, description in DESCRIPTIONS.items():
+        server.add_tool(
+            _as_tool(getattr(tools, name), ToolError),
+            name=name,
+            description=description,
+            structured_output=False,
+        )
+    return server
+
+
+def serve_stdio(settings: Settings) -> int:
+    """Run the MCP server on stdin/stdout until the client closes it."""
+    from opdiag.service import DiagnosisService
+    from opdiag.sources.factory import make_source
+    from opdiag.sources.files import FileSource
+
+    source = make_source(settings)
+    tools = OpdiagTools(
+        DiagnosisService(source, settings), settings, file_source=isinstance(source, FileSource)
+    )
+    build_server(tools).run("stdio")
+    return 0

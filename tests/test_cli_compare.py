@@ -1,0 +1,113 @@
+"""``opdiag compare A B`` on the demo and real-KTRDR corpora, and the comparison section of
+``opdiag diagnose``: formats, exit codes, escaping."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from opdiag.cli.main import main
+from opdiag.diagnosis.result import BaselineRun, Comparison, Diagnosis, PhaseChange
+from opdiag.render.markdown import comparison_lines, render_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = str(REPO / "demo" / "traces")
+REAL = str(REPO / "tests" / "data" / "real-ktrdr" / "run1" / "traces")
+SLOW = "op_training_20261124_092606_f241fc90"
+GOOD = "op_training_20261124_091440_1e4a1a4a"
+REAL_LONG = "op_training_20261204_155512_6652e327"
+REAL_SHORT = "op_training_20261204_154305_f6579e1a"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_compare_markdown_on_the_demo_names_the_slower_phase(capsys):
+    code, out, err = run(capsys, "compare", SLOW, GOOD, "--traces", DEMO)
+    assert code == 0, err
+    assert out.startswith(f"🔍 **Comparison of {SLOW} with {GOOD}**")
+    assert f"- Against: {GOOD}: **healthy**, 7m00s" in out
+    assert "| training.indicators | 43m00s | 1m17s | +41m43s (+3,251 %) | slower |" in out
+    assert f"Most of the change: training.indicators +41m43s (1m17s → 43m00s, +3,251 %) vs {GOOD}" \
+        in out
+
+
+def test_compare_json_on_the_real_corpus(capsys):
+    code, out, err = run(capsys, "compare", REAL_LONG, REAL_SHORT, "--traces", REAL,
+                         "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["operation"]["key"] == REAL_LONG and data["against"]["key"] == REAL_SHORT
+    assert data["against"]["diagnosis_page"].endswith(f"/operations/{REAL_SHORT}")
+    c = data["comparison"]
+    assert [r["key"] for r in c["runs"]] == [REAL_SHORT]
+    top = c["phases"][0]
+    assert (top["name"], top["kind"], top["status"]) == (
+        "after training.data_loading", "gap", "slower",
+    )
+    assert c["change_ms"] == pytest.approx(c["this_ms"] - c["baseline_ms"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (["compare", SLOW, "op_nope", "--traces", DEMO], 3, "op_nope"),
+        (["compare", SLOW, SLOW, "--traces", DEMO], 2, "two different operations"),
+        (["compare", SLOW, GOOD], 2, "no trace source"),
+        (["compare", SLOW, GOOD, "--jaeger-url", "http://127.0.0.1:9"], 4, "opdiag: "),
+        (["compare", SLOW], 2, "the following arguments are required: B"),
+        (["compare", SLOW, GOOD, "--traces", DEMO, "--format", "yaml"], 2, "invalid choice"),
+    ],
+)
+def test_compare_failures_exit_with_their_status(capsys, argv, status, message):
+    code, _, err = run(capsys, *argv)
+    assert code == status
+    assert message in err and "Traceback" not in err
+
+
+def test_diagnose_markdown_has_the_comparison_section(capsys):
+    code, out, _ = run(capsys, "diagnose", SLOW, "--traces", DEMO)
+    assert code == 0
+    section = out.split("**What changed since the last good runs**:")[1].split("**Root Cause**")[0]
+    assert "- Baseline: 3 runs (5 wanted), same strategy neuro_mean_reversion:" in section
+    for run_id in ("op_training_20261124_091440_1e4a1a4a", "op_training_20261124_082232_361d61b7",
+                   "op_training_20261124_080538_746618c1"):
+        assert run_id in section
+    assert "| training.indicators | 43m00s | 1m11s | +41m49s (+3,534 %) | slower |" in section
+
+
+def test_diagnose_json_has_the_comparison(capsys):
+    code, out, _ = run(capsys, "diagnose", SLOW, "--traces", DEMO, "--format", "json")
+    assert code == 0
+    c = json.loads(out)["comparison"]
+    assert c["phases"][0]["name"] == "training.indicators"
+    assert c["matched_on"] == {"strategy": "neuro_mean_reversion"} and len(c["runs"]) == 3
+
+
+def test_untrusted_phase_names_cannot_break_the_table():
+    hostile = "evil | <script>alert(1)</script> [x](http://e)"
+    c = Comparison(
+        runs=[BaselineRun("op_a", 0, 10.0)], wanted_runs=5, this_ms=20.0, baseline_ms=10.0,
+        change_ms=10.0, change_pct=100.0,
+        phases=[PhaseChange(hostile, "span", 20.0, 10.0, 10.0, 100.0, "slower")],
+        new_error_types=["Bad`Type"], headline=hostile,
+    )
+    lines = comparison_lines(c)
+    row = next(line for line in lines if line.startswith("| evil"))
+    assert row.count(" | ") == 4  # the name's pipe is escaped: still five cells
+    text = "\n".join(lines)
+    assert not re.search(r"(?<!\\)[<\[]", text)  # every < and [ escaped: no HTML, no link
+    d = Diagnosis(operation_id="op_x", trace_ids=[], verdict="healthy", summary="s",
+                  comparison=c)
+    assert "**What changed since the last good runs**" in render_markdown(d)

@@ -1,0 +1,237 @@
+"""diagnosis.comparison: alike values, baseline selection, good runs and the phase comparison,
+on hand-made profiles and on the demo and real-KTRDR corpora."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from opdiag.analysis.phases import GAP, OUTSIDE, SPAN, PhaseProfile, PhaseTime, phase_key
+from opdiag.diagnosis.comparison import (
+    RunProfile,
+    alike_values,
+    change_phrase,
+    compare,
+    error_types,
+    good_runs,
+    select_baseline,
+)
+from opdiag.model import Event, Span
+from opdiag.service import DiagnosisService
+from opdiag.settings import ComparisonSettings, Settings
+from opdiag.sources.files import FileSource
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "demo" / "traces"
+REAL = ROOT / "tests" / "data" / "real-ktrdr" / "run1" / "traces"
+SLOW = "op_training_20261124_092606_f241fc90"
+DEMO_GOOD_TRAININGS = {
+    "op_training_20261124_080538_746618c1",
+    "op_training_20261124_082232_361d61b7",
+    "op_training_20261124_091440_1e4a1a4a",
+}
+MIN = 60_000_000
+
+
+def sp(name: str, **attrs) -> Span:
+    return Span("0" * 32, "1" * 16, name, "svc", 0, 1, attributes=dict(attrs))
+
+
+def run(key: str, minute: int, minutes: float, phases: dict[str, float], **kw) -> RunProfile:
+    """A profile: started at ``minute``, ``minutes`` long, phases name -> minutes
+    (``gap:x`` / ``outside:x`` keys for the other kinds)."""
+    found = {}
+    for i, (name, value) in enumerate(phases.items()):
+        kind, _, label = name.rpartition(":")
+        kind = kind or SPAN
+        found[phase_key(kind, label)] = PhaseTime(label, kind, int(value * MIN), 1, i)
+    start = minute * MIN
+    profile = PhaseProfile(start, start + int(minutes * MIN), ["worker"], found)
+    return RunProfile(
+        key=key,
+        operation_type=kw.pop("operation_type", "training"),
+        started_at_ms=start // 1000,
+        duration_ms=minutes * 60_000,
+        phases=profile,
+        **kw,
+    )
+
+
+# --- alike values and error types ---------------------------------------------------------
+
+
+def test_alike_values_from_attributes_and_json_encoded_cli_args():
+    sources = ComparisonSettings().alike
+    real_cli = json.dumps(
+        {"args": [], "kwargs": {"strategy": "v3_minimal", "symbols": None, "follow": True}}
+    )
+    spans = [
+        sp("cli.train", **{"cli.args": real_cli}),
+        sp("operation.register", **{"data.symbol": "EURUSD"}),
+    ]
+    assert alike_values(spans, sources) == {"strategy": "v3_minimal", "symbol": "EURUSD"}
+    demo_cli = json.dumps({"strategy": "neuro", "symbols": ["AAPL", "MSFT"]})
+    assert alike_values([sp("cli.train", **{"cli.args": demo_cli})], sources) == {
+        "strategy": "neuro",
+        "symbol": "AAPL,MSFT",
+    }
+    # Unparsable or absent values are simply not there.
+    assert alike_values([sp("x", **{"cli.args": "{not json"})], sources) == {}
+    assert alike_values([sp("x", **{"data.symbol": "None"})], sources) == {}
+
+
+def test_error_types_of_error_spans():
+    failed = sp("training.data_loading")
+    failed.error = True
+    failed.events = [Event("exception", 0, {"exception.type": "DataNotFoundError"})]
+    bare = sp("POST")
+    bare.error = True
+    assert error_types([failed, bare, sp("fine")]) == ["DataNotFoundError", "error in POST"]
+
+
+# --- the baseline ------------------------------------------------------------------------
+
+
+def test_baseline_prefers_alike_runs_then_falls_back_to_the_type():
+    target = run("t", 100, 10, {}, alike={"strategy": "s1", "symbol": "AAPL"})
+    same_both = [run(f"b{i}", i, 5, {}, alike={"strategy": "s1", "symbol": "AAPL"}) for i in (1, 2)]
+    same_strategy = [run(f"s{i}", 10 + i, 5, {}, alike={"strategy": "s1"}) for i in (1, 2, 3)]
+    other = [run("o1", 50, 5, {}, alike={"strategy": "s2"}),
+             run("x1", 60, 5, {}, operation_type="backtesting")]
+    pool = same_both + same_strategy + other
+    order = ["strategy", "symbol"]
+    chosen, matched = select_baseline(target, pool, runs=5, min_runs=2, order=order)
+    assert [r.key for r in chosen] == ["b2", "b1"] and matched == {"strategy": "s1",
+                                                                  "symbol": "AAPL"}
+    chosen, matched = select_baseline(target, pool, runs=5, min_runs=3, order=order)
+    assert [r.key for r in chosen] == ["s3", "s2", "s1", "b2", "b1"]
+    assert matched == {"strategy": "s1"}
+    chosen, matched = select_baseline(target, pool, runs=10, min_runs=9, order=order)
+    assert matched == {} and "x1" not in {r.key for r in chosen} and len(chosen) == 6
+
+
+def test_baseline_is_the_n_most_recent_earlier_runs_then_later_ones():
+    target = run("t", 50, 10, {})
+    pool = [run(f"r{m}", m, 5, {}) for m in (10, 20, 30, 40, 60, 70)]
+    chosen, _ = select_baseline(target, pool, runs=3, min_runs=2)
+    assert [r.key for r in chosen] == ["r40", "r30", "r20"]
+    chosen, _ = select_baseline(target, pool, runs=6, min_runs=2)
+    assert [r.key for r in chosen] == ["r40", "r30", "r20", "r10", "r60", "r70"]
+    assert select_baseline(pool[0], [pool[0]], runs=3, min_runs=2)[0] == []  # never itself
+
+
+def test_good_runs_drop_the_slow_outlier():
+    healthy = [run(f"r{m}", m, minutes, {}) for m, minutes in
+               ((1, 10), (2, 11), (3, 30), (4, 60), (5, 25))]
+    good = good_runs(healthy, runs=5, min_runs=2, slow_factor=2.0)
+    assert [r.key for r in good] == ["r1", "r2", "r3", "r5"]  # 60 > 2 x median(10,11,30,25)
+
+
+# --- the comparison ----------------------------------------------------------------------
+
+
+def test_rows_order_status_and_headline():
+    base = [
+        run("b1", 1, 10, {"load": 2, "indicators": 1, "fuzzy": 1, "gap:after fuzzy": 6},
+            error_types=["Timeout"]),
+        run("b2", 2, 12, {"load": 2, "indicators": 1.5, "fuzzy": 1, "gap:after fuzzy": 7.5}),
+        run("b3", 3, 11, {"load": 2, "indicators": 1, "gap:after fuzzy": 8}),
+    ]
+    this = run("t", 9, 50, {"load": 2, "indicators": 40, "extra": 1, "gap:after fuzzy": 7},
+               error_types=["Timeout", "ValueError"])
+    c = compare(this, base, wanted=5, matched_on={"strategy": "s"})
+    assert [r.key for r in c.runs] == ["b1", "b2", "b3"]
+    assert c.baseline_ms == 11 * 60_000 and c.change_ms == 39 * 60_000
+    assert c.change_pct == pytest.approx(39 / 11 * 100)
+    rows = {r.name: r for r in c.phases}
+    assert c.phases[0].name == "indicators"  # explains most of the change
+    assert rows["indicators"].baseline_ms == 60_000 and rows["indicators"].status == "slower"
+    assert rows["indicators"].share_of_change == pytest.approx(39 / 39)
+    assert rows["extra"].status == "new" and rows["extra"].change_pct is None
+    assert rows["fuzzy"].status == "missing" and rows["fuzzy"].this_ms == 0  # 2 of 3 had it
+    assert rows["load"].status == "same"
+    assert rows["after fuzzy"].kind == GAP
+    assert c.phases[-1].status == "same"
+    assert c.new_error_types == ["ValueError"]
+    assert c.headline == "indicators +39m00s (1m00s → 40m00s, +3,900 %) vs the last 3 good runs"
+    assert change_phrase(c) == "indicators +39m00s (+3,900 %)"
+
+
+def test_a_faster_run_leads_with_what_got_faster_and_names_no_slow_phase():
+    base = [run("b", 1, 10, {"load": 5, "outside:after the worker": 5})]
+    this = run("t", 2, 6, {"load": 1, "outside:after the worker": 5})
+    c = compare(this, base, wanted=5)
+    assert c.phases[0].name == "load" and c.phases[0].status == "faster"
+    assert c.phases[1].kind == OUTSIDE
+    assert change_phrase(c) is None
+    assert c.headline.startswith("load -4m00s")
+
+
+def test_no_baseline_says_so():
+    c = compare(run("t", 1, 5, {"load": 1}), [], wanted=5)
+    assert c.runs == [] and c.phases == [] and "no good run of training" in c.note
+
+
+def test_rows_are_capped_and_counted():
+    many = {f"p{i}": 1 + i for i in range(30)}
+    c = compare(run("t", 2, 600, many), [run("b", 1, 40, {})], wanted=1, max_rows=20)
+    assert len(c.phases) == 20 and c.phases_omitted == 10
+
+
+# --- the corpora -------------------------------------------------------------------------
+
+
+def service_for(path: Path) -> DiagnosisService:
+    settings = Settings(trace_paths=[path])
+    return DiagnosisService(FileSource([path]), settings)
+
+
+def test_demo_slow_training_names_the_phase_that_got_slower_and_by_how_much():
+    d = service_for(DEMO).diagnose(SLOW, now_us=1_795_518_180 * 1_000_000)
+    c = d.comparison
+    assert d.verdict == "slow"
+    assert {r.key for r in c.runs} == DEMO_GOOD_TRAININGS  # healthy runs of the same strategy
+    assert c.matched_on == {"strategy": "neuro_mean_reversion"}
+    top = c.phases[0]
+    assert (top.name, top.kind, top.status) == ("training.indicators", SPAN, "slower")
+    assert top.this_ms == 2_580_000 and top.baseline_ms == 71_000
+    assert top.change_ms == 2_509_000 and top.share_of_change > 0.99
+    assert "training.indicators +41m49s" in c.headline
+    assert "training.indicators +41m49s (+3,534 %)" in d.summary
+    assert d.baseline_ms == pytest.approx(390_288.6)  # median of the three good runs
+
+
+def test_demo_failed_training_misses_the_phases_after_the_failure():
+    d = service_for(DEMO).diagnose("op_training_20261124_084019_e6335279")
+    rows = {r.name: r for r in d.comparison.phases}
+    assert rows["training.indicators"].status == "missing"
+    assert any("DataNotFoundError" in t for t in d.comparison.new_error_types)
+
+
+def test_real_ktrdr_training_loop_gap_is_the_phase_that_changed():
+    svc = service_for(REAL)
+    now = 1_796_400_000 * 1_000_000
+    longer = svc.diagnose("op_training_20261204_155512_6652e327", now_us=now).comparison
+    assert [r.key for r in longer.runs] == ["op_training_20261204_154305_f6579e1a"]
+    top = longer.phases[0]
+    assert (top.name, top.kind, top.after) == (
+        "after training.data_loading", GAP, "training.data_loading",
+    )
+    assert top.this_ms > 200_000 and top.baseline_ms > 40_000
+    # The earlier run, without an earlier good run, is compared with the later one.
+    first = svc.diagnose("op_training_20261204_154305_f6579e1a", now_us=now).comparison
+    assert [r.key for r in first.runs] == ["op_training_20261204_155512_6652e327"]
+    # A training that failed on missing data never reached the span-less training loop.
+    failed = svc.diagnose("op_training_20261204_155455_c5babf81", now_us=now).comparison
+    assert {r.name: r.status for r in failed.phases}["after training.data_loading"] == "missing"
+    assert "ktrdr.errors.exceptions.DataNotFoundError" in failed.new_error_types
+
+
+def test_baseline_runs_from_the_environment_and_bounds():
+    from opdiag.errors import InputError
+    from opdiag.settings import load_settings
+
+    assert load_settings(environ={"OPDIAG_BASELINE_RUNS": "3"}).comparison.baseline_runs == 3
+    with pytest.raises(InputError, match=r"comparison\.baseline_runs"):
+        load_settings(environ={"OPDIAG_BASELINE_RUNS": "0"})

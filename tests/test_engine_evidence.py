@@ -1,0 +1,208 @@
+"""Engine behaviour the real KTRDR asked for: one finding per fact, evidence named by trace
+and time when it comes from another trace, an extent that abandoned work does not stretch,
+and "after <span>" for an operation whose last phase has ended."""
+
+from __future__ import annotations
+
+from opdiag.render.links import build_links
+from opdiag.render.markdown import render_markdown
+from opdiag.settings import LinkSettings
+from test_rules_support import BASE_US, run_case
+
+OP = "op_data_load_20251122_082640_1a2b3c4d"
+TIMEOUT = "httpx.ReadTimeout: "
+
+
+def ib_case() -> dict:
+    """KTRDR's data load with the IB Gateway down: four 30 s timeouts to the host service,
+    whose server spans outlive them; its ib.connect loop in separate one-span traces."""
+    spans = [
+        {
+            "id": "s",
+            "name": "data.download",
+            "service": "ktrdr-api",
+            "dur": 100,
+            "attrs": {"operation.id": OP},
+        },
+        {
+            "parent": "s",
+            "name": "operation.state_transition",
+            "service": "ktrdr-api",
+            "start": 1,
+            "attrs": {
+                "operation.id": OP,
+                "operation.from_status": "pending",
+                "operation.to_status": "running",
+            },
+        },
+    ]
+    for i in range(4):
+        spans += [
+            {
+                "id": f"c{i}",
+                "parent": "s",
+                "name": "POST",
+                "kind": "client",
+                "service": "ktrdr-api",
+                "start": 2 + i * 30_000,
+                "dur": 30_000,
+                "status": "error",
+                "exc": TIMEOUT,
+                "attrs": {"http.url": "http://localhost:5001/data/validate"},
+            },
+            {
+                "parent": f"c{i}",
+                "name": "POST /data/validate",
+                "kind": "server",
+                "service": "ktrdr-ib-host-service",
+                "start": 3 + i * 30_000,
+                "dur": 250_000,
+            },
+        ]
+    spans.append(
+        {
+            "parent": "s",
+            "name": "operation.state_transition",
+            "service": "ktrdr-api",
+            "start": 120_100,
+            "attrs": {
+                "operation.id": OP,
+                "operation.from_status": "running",
+                "operation.to_status": "failed",
+                "operation.error": "Host service timeout: 4 attempts",
+            },
+        }
+    )
+    refused = {
+        "name": "ib.connect",
+        "service": "ktrdr-ib-host-service",
+        "dur": 5,
+        "status": "error",
+        "exc": "ConnectionRefusedError: refused",
+        "attrs": {
+            "ib.host": "127.0.0.1",
+            "ib.port": 4002,
+            "connection.client_id": 1,
+            "connection.status": "error",
+        },
+    }
+    return {
+        "operation_id": OP,
+        "now_s": 600,
+        "spans": spans,
+        "neighbours": [{"spans": [{**refused, "start": 10_000 * k}]} for k in (1, 2, 3)],
+    }
+
+
+def test_one_finding_per_fact_with_the_others_in_its_evidence() -> None:
+    d = run_case(ib_case())
+    assert d.verdict == "service_unreachable"
+    verdict_findings = [f for f in d.findings if f.verdict is not None]
+    assert [f.rule_id for f in verdict_findings] == ["ib-gateway-refused"]
+    also = {a["rule_id"] for a in verdict_findings[0].evidence["also"]}
+    assert {
+        "ib-host-unreachable",
+        "client-no-response",
+        "connection-error",
+        "operation-failed",
+        "error-spans",
+    } <= also
+    assert {f.rule_id for f in d.fired} >= also  # every rule that fired is still known
+
+
+def test_evidence_from_another_trace_names_trace_span_and_time() -> None:
+    d = run_case(ib_case())
+    rc = d.root_cause
+    assert rc is not None and rc.neighbour and rc.span_name == "ib.connect"
+    assert rc.service == "ktrdr-ib-host-service" and rc.trace_id not in d.trace_ids
+    assert rc.time_ms == (BASE_US + 30_000_000) / 1000  # the last refused attempt
+    assert d.evidence_trace_ids[0] == rc.trace_id
+    finding = d.findings[0]
+    assert finding.neighbour and finding.trace_id == rc.trace_id and finding.time_ms
+    assert "Gateway at 127.0.0.1:4002" in d.summary and "3 failed ib.connect" in d.summary
+    links = build_links(d, LinkSettings())
+    assert rc.trace_id in links.traces and rc.span_id in (links.jaeger or "")
+    text = render_markdown(d)
+    assert f"trace {rc.trace_id}" in text and "outside the operation's traces" in text
+
+
+def test_work_a_caller_gave_up_on_does_not_stretch_the_operation() -> None:
+    d = run_case(ib_case())
+    # the failed transition at 120.1 s ends it, not the host service's 250 s server spans
+    assert d.duration_ms is not None and 120_000 < d.duration_ms < 121_000
+
+
+def test_no_healthy_finding_under_another_verdict() -> None:
+    case = {
+        "operation_id": "op_backtesting_20251122_082640_1a2b3c4d",
+        "baseline_ms": 1_000,
+        "spans": [
+            {
+                "id": "w",
+                "name": "POST /backtests/start",
+                "kind": "server",
+                "service": "ktrdr-backtest-worker-ab",
+                "dur": 2,
+            },
+            {
+                "parent": "w",
+                "name": "backtest.simulation",
+                "service": "ktrdr-backtest-worker-ab",
+                "start": 3,
+                "dur": 9_000,
+            },
+            {
+                "parent": "w",
+                "name": "operation.state_transition",
+                "service": "ktrdr-backtest-worker-ab",
+                "start": 9_500,
+                "attrs": {
+                    "operation.id": "op_backtesting_20251122_082640_1a2b3c4d",
+                    "operation.from_status": "running",
+                    "operation.to_status": "completed",
+                },
+            },
+        ],
+    }
+    d = run_case(case)
+    assert d.verdict == "slow"
+    assert all(f.verdict != "healthy" for f in d.findings)
+    assert "operation-completed" in {f.rule_id for f in d.fired}
+
+
+def test_an_operation_whose_last_phase_ended_is_after_it() -> None:
+    case = {
+        "operation_id": "op_training_20251122_082640_1a2b3c4d",
+        "now_s": 400,
+        "spans": [
+            {
+                "id": "w",
+                "name": "POST /training/start",
+                "kind": "server",
+                "service": "ktrdr-training-worker-ab",
+                "dur": 2,
+            },
+            {
+                "parent": "w",
+                "name": "operation.state_transition",
+                "service": "ktrdr-training-worker-ab",
+                "start": 3,
+                "attrs": {
+                    "operation.id": "op_training_20251122_082640_1a2b3c4d",
+                    "operation.from_status": "pending",
+                    "operation.to_status": "running",
+                },
+            },
+            {
+                "parent": "w",
+                "name": "training.data_loading",
+                "service": "ktrdr-training-worker-ab",
+                "start": 10,
+                "dur": 200,
+            },
+        ],
+    }
+    d = run_case(case)
+    assert d.verdict == "stuck"
+    assert d.summary == "stuck after training.data_loading for 6.7 min"
+    assert "in training.data_loading" not in d.summary

@@ -1,0 +1,100 @@
+"""Time that no span covers (opdiag.analysis.gaps): the bottleneck of KTRDR's span-less
+training loop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opdiag.analysis.gaps import largest_gap, largest_gap_of, work_spans
+from opdiag.model import CHILD_OF, Reference, Span, build_trace
+
+MS = 1000
+T0 = 1_763_800_000_000_000
+
+
+def spans(*raw: dict[str, Any], trace_id: str = "1" * 32) -> list[Span]:
+    ids: dict[str, str] = {}
+    out = []
+    for i, r in enumerate(raw):
+        sid = f"{i + 1:016x}"
+        ids[r.get("id", sid)] = sid
+        span = Span(
+            trace_id,
+            sid,
+            r["name"],
+            r.get("service", "worker"),
+            T0 + r["at"] * MS,
+            r["dur"] * MS,
+            kind=r.get("kind", "internal"),
+        )
+        if "parent" in r:
+            span.references.append(Reference(CHILD_OF, trace_id, ids[r["parent"]]))
+        out.append(span)
+    return out
+
+
+def noise(span: Span) -> bool:
+    return span.name.startswith("GET /poll")
+
+
+def test_the_loop_after_data_loading_is_the_gap_on_the_worker() -> None:
+    trace = build_trace(
+        "1" * 32,
+        spans(
+            {"id": "cli", "name": "cli.train", "service": "cli", "at": 0, "dur": 10_000},
+            {
+                "id": "srv",
+                "name": "POST /training/start",
+                "kind": "server",
+                "at": 10,
+                "dur": 2,
+                "parent": "cli",
+            },
+            {"name": "training.data_loading", "at": 20, "dur": 200, "parent": "srv"},
+            {"name": "GET /poll", "service": "cli", "at": 1000, "dur": 5, "parent": "cli"},
+            {"name": "operation.state_transition", "at": 9_900, "dur": 0, "parent": "srv"},
+        ),
+    )
+    groups = work_spans([(trace, trace.walk_list())], noise)
+    assert [s.name for s in groups[0]] == [
+        "POST /training/start",
+        "training.data_loading",
+        "operation.state_transition",
+    ]  # the waiting root and the poll are not work
+    gap = largest_gap_of(groups)
+    assert gap is not None and gap.after.name == "training.data_loading"
+    assert gap.service == "worker" and gap.duration_us == (9_900 - 220) * MS
+
+
+def test_another_service_at_work_closes_the_gap() -> None:
+    work = spans(
+        {"name": "a", "at": 0, "dur": 10},
+        {"name": "call", "service": "db", "at": 10, "dur": 80},
+        {"name": "b", "at": 100, "dur": 10},
+    )
+    gap = largest_gap(work)
+    assert gap is not None and gap.duration_us == 10 * MS and gap.after.name == "a"
+
+
+def test_a_gap_needs_the_same_service_on_both_sides() -> None:
+    """The orphan detector's transition minutes after a worker died is on the backend: no
+    service bounds that silence on both sides, so it is no gap."""
+    work = spans(
+        {"name": "training.data_loading", "service": "worker", "at": 0, "dur": 10},
+        {"name": "operation.state_transition", "service": "api", "at": 60_000, "dur": 0},
+    )
+    assert largest_gap(work) is None
+
+
+def test_gaps_are_per_trace_and_abandoned_work_is_clipped() -> None:
+    first = spans({"name": "a", "at": 0, "dur": 10}, {"name": "b", "at": 50, "dur": 10})
+    second = spans({"name": "c", "at": 500, "dur": 10}, trace_id="2" * 32)
+    gap = largest_gap_of([first, second])
+    assert gap is not None and gap.duration_us == 40 * MS  # not 500-60 across traces
+    long_tail = spans(
+        {"name": "a", "at": 0, "dur": 1_000},
+        {"name": "b", "at": 600, "dur": 10},
+    )
+    assert largest_gap(long_tail) is None
+    clipped = largest_gap(long_tail, {long_tail[0].span_id: T0 + 100 * MS})
+    assert clipped is not None and clipped.duration_us == 500 * MS

@@ -1,0 +1,176 @@
+"""``opdiag mcp`` through the MCP SDK's own client over stdio: the server is ``opdiag mcp`` in a
+subprocess, exactly as an assistant starts it. Initialise, list the tools, call each one on the
+demo and the real-KTRDR corpora and through a (replayed) Jaeger, and read the error answers
+for an unknown id, bad arguments and a Jaeger that is down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client, StdioServerParameters
+from opdiag.devtools.replay_jaeger import ReplayJaeger
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "demo" / "traces"
+REAL = REPO / "tests" / "data" / "real-ktrdr" / "run1" / "traces"
+SLOW = "op_training_20261124_092606_f241fc90"
+GOOD = "op_training_20261124_091440_1e4a1a4a"
+FAILED = "op_data_load_20261124_084843_a98e675a"
+TOOLS = {"list_operations", "diagnose", "compare_operations", "execution_flow"}
+MAX_ANSWER = 12_000  # characters: an assistant's context is not to be flooded
+
+pytestmark = pytest.mark.xdist_group("mcp")
+
+
+def server(*args: str) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "opdiag.cli.main", "mcp", *args], cwd=str(REPO)
+    )
+
+
+def with_client(params: StdioServerParameters, body: Callable[[Client], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
+            return await body(client)
+
+    return asyncio.run(main())
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> tuple[bool, dict[str, Any]]:
+    """(is_error, the answer's JSON); an error's text is "Error executing tool X: {json}"."""
+    result = await client.call_tool(tool, arguments)
+    (content,) = result.content
+    text = content.text
+    assert len(text) <= MAX_ANSWER, (tool, len(text))
+    if result.is_error:
+        text = text[text.index("{") :]
+    return bool(result.is_error), json.loads(text)
+
+
+def test_initialise_list_tools_and_call_each_on_the_demo():
+    async def body(client: Client) -> dict[str, Any]:
+        out: dict[str, Any] = {"info": client.server_info, "instructions": client.instructions}
+        out["tools"] = {t.name: t for t in (await client.list_tools()).tools}
+        out["slow"] = await call(client, "list_operations", verdict="slow")
+        out["page"] = await call(client, "list_operations", limit=5)
+        out["diagnose"] = await call(client, "diagnose", operation_id=SLOW)
+        out["failed"] = await call(client, "diagnose", operation_id=FAILED)
+        out["compare"] = await call(client, "compare_operations", operation_id=SLOW, against=GOOD)
+        out["flow"] = await call(client, "execution_flow", operation_id=SLOW, limit=10)
+        out["unknown"] = await call(client, "diagnose", operation_id="op_nope")
+        out["bad_limit"] = await call(client, "list_operations", limit=0)
+        out["bad_time"] = await call(client, "list_operations", since="yesterday-ish")
+        return out
+
+    out = with_client(server("--traces", str(DEMO)), body)
+    assert out["info"].name == "opdiag"
+    assert "diagnose" in out["instructions"]
+    assert set(out["tools"]) == TOOLS
+    schema = out["tools"]["compare_operations"].input_schema
+    assert set(schema["required"]) == {"operation_id", "against"}
+    assert out["tools"]["diagnose"].description.startswith("Diagnose one operation id")
+
+    error, slow = out["slow"]
+    assert not error and slow["total"] == 1
+    (row,) = slow["operations"]
+    assert row["key"] == SLOW and row["verdict"] == "slow" and row["duration"] == "48m30s"
+    assert row["diagnosis_page"].endswith(f"/operations/{SLOW}")
+    error, page = out["page"]
+    assert len(page["operations"]) == 5 and page["omitted"] == page["total"] - 5 > 0
+
+    error, d = out["diagnose"]
+    assert not error and d["verdict"] == "slow"
+    assert "training.indicators +41m49s" in d["summary"]
+    assert d["comparison"]["phases"][0]["phase"] == "training.indicators"
+    assert len(d["comparison"]["baseline_runs"]) == 3
+    assert d["links"]["jaeger"].startswith("http://localhost:16686/trace/")
+    assert "execution_flow" not in d  # the flow has its own tool
+
+    error, failed = out["failed"]
+    assert failed["verdict"] == "service_unreachable"
+    assert failed["root_cause"]["service"] and failed["root_cause"]["span_id"]
+    assert failed["solution"]["steps"]
+
+    error, compared = out["compare"]
+    assert not error and compared["against"]["key"] == GOOD
+    top = compared["comparison"]["phases"][0]
+    assert (top["phase"], top["status"]) == ("training.indicators", "slower")
+    assert compared["comparison"]["headline"].endswith(f"vs {GOOD}")
+
+    error, flow = out["flow"]
+    assert not error and flow["noise_hidden"] > 300  # the CLI's polling, folded away
+    assert 10 <= len(flow["steps"]) <= 20 and flow["omitted"] > 0
+    marked = [s for s in flow["steps"] if "bottleneck" in s["marks"]]
+    assert [s["span"] for s in marked] == ["training.indicators"]
+
+    error, unknown = out["unknown"]
+    assert error and unknown["kind"] == "not_found" and "op_nope" in unknown["error"]
+    error, bad = out["bad_limit"]
+    assert error and bad == {"error": "limit must be 1..200", "kind": "bad_input",
+                             "field": "limit"}
+    error, bad = out["bad_time"]
+    assert error and bad["kind"] == "bad_input" and bad["field"] == "since"
+
+
+def test_real_ktrdr_corpus_over_stdio():
+    async def body(client: Client) -> Any:
+        listed = await call(client, "list_operations", verdict="worker_lost")
+        long = await call(client, "diagnose", operation_id="op_training_20261204_155512_6652e327")
+        lost = await call(client, "execution_flow", operation_id="1880c513804fedc10d7c942896c05f57")
+        return listed, long, lost
+
+    (_, listed), (error, long), (flow_error, flow) = with_client(
+        server("--traces", str(REAL)), body
+    )
+    assert listed["total"] == len(listed["operations"])
+    assert not error and long["verdict"] == "healthy"
+    top = long["comparison"]["phases"][0]
+    assert (top["phase"], top["kind"]) == ("after training.data_loading", "gap")
+    assert long["comparison"]["baseline_runs"][0]["key"] == "op_training_20261204_154305_f6579e1a"
+    assert not flow_error and flow["steps"]
+
+
+def test_through_a_jaeger_and_when_it_is_down(tmp_path):
+    config = tmp_path / "opdiag.yaml"  # the demo corpus is older than the default lookback
+    config.write_text("jaeger:\n  lookback_s: 315360000\n  retries: 0\n")
+    jaeger = ReplayJaeger(DEMO).start()
+    refused = ReplayJaeger(DEMO, faults=["refuse"]).start()
+    failing = ReplayJaeger(DEMO, faults=["http500"]).start()
+    try:
+
+        async def body(client: Client) -> Any:
+            return await call(client, "diagnose", operation_id=FAILED, now="2026-11-24T11:03:00Z")
+
+        error, d = with_client(server("--jaeger-url", jaeger.url, "--config", str(config)), body)
+        assert not error and d["verdict"] == "service_unreachable", d
+        for down in (refused, failing):
+            args = ("--jaeger-url", down.url, "--config", str(config))
+            error, answer = with_client(server(*args), body)
+            assert error and answer["kind"] == "source_unavailable", answer
+            assert answer["error"]
+    finally:
+        for replay in (jaeger, refused, failing):
+            replay.stop()
+
+
+def test_no_source_is_a_usage_error():
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "opdiag.cli.main", "mcp"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "no trace source" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,285 @@
+"""Evidence from neighbouring traces: health-check probes, the workers an operation depended
+on, and whether they stopped answering (opdiag.diagnosis.neighbours)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from opdiag.diagnosis.neighbours import (
+    HealthCheck,
+    NeighbourSpec,
+    WorkerView,
+    address_of,
+    assess_workers,
+    merge_specs,
+    probes_of,
+    same_place,
+)
+from opdiag.model import CHILD_OF, Reference, Span, SpanQuery, Trace, build_trace
+
+S = 1_000_000
+T0 = 1_763_800_000 * S
+CHECKS = (HealthCheck("ktrdr-api", "GET", re.compile(r"/health$")),)
+SPEC = NeighbourSpec(
+    health_checks=CHECKS,
+    spans=(SpanQuery("ktrdr-ib-host-service", "ib.connect"),),
+    workers=(("training", ("ktrdr-training-worker-*",)), ("backtesting", ("bt-*",))),
+)
+_ids = iter(range(1, 10_000))
+
+
+def _trace(*spans: dict[str, Any]) -> Trace:
+    trace_id = f"{next(_ids):032x}"
+    ids: dict[str, str] = {}
+    built = []
+    for raw in spans:
+        sid = f"{next(_ids):016x}"
+        ids[raw.get("id", sid)] = sid
+        span = Span(
+            trace_id=trace_id,
+            span_id=sid,
+            name=raw["name"],
+            service=raw["service"],
+            start_us=T0 + int(raw.get("at", 0) * S),
+            duration_us=int(raw.get("dur", 0.01) * S),
+            kind=raw.get("kind", "internal"),
+            attributes=dict(raw.get("attrs", {})),
+            status=raw.get("status", "unset"),
+        )
+        if "parent" in raw:
+            span.references.append(Reference(CHILD_OF, trace_id, ids[raw["parent"]]))
+        built.append(span)
+    return build_trace(trace_id, built)
+
+
+def probe(at: float, port: int, ok: bool, answered_by: str = "ktrdr-training-worker-aa") -> Trace:
+    url = {"http.url": f"http://127.0.0.1:{port}/health"}
+    if ok:
+        return _trace(
+            {
+                "id": "p",
+                "name": "GET",
+                "service": "ktrdr-api",
+                "kind": "client",
+                "at": at,
+                "attrs": {**url, "http.status_code": 200},
+            },
+            {
+                "name": "GET /health",
+                "service": answered_by,
+                "kind": "server",
+                "at": at,
+                "parent": "p",
+            },
+        )
+    return _trace(
+        {
+            "name": "GET",
+            "service": "ktrdr-api",
+            "kind": "client",
+            "at": at,
+            "status": "error",
+            "attrs": url,
+        }
+    )
+
+
+def dispatched_training(port: int = 5005) -> list[tuple[Trace, list[tuple[Span, int]]]]:
+    trace = _trace(
+        {
+            "id": "d",
+            "name": "POST",
+            "service": "ktrdr-api",
+            "kind": "client",
+            "at": 0,
+            "attrs": {"http.url": f"http://127.0.0.1:{port}/training/start"},
+        },
+        {
+            "name": "POST /training/start",
+            "service": "ktrdr-training-worker-aa",
+            "kind": "server",
+            "at": 0.001,
+            "parent": "d",
+        },
+    )
+    return [(trace, trace.walk_list())]
+
+
+def test_addresses_are_host_and_port_and_loopback_is_one_place() -> None:
+    assert address_of("http://127.0.0.1:5003/health") == "127.0.0.1:5003"
+    assert address_of("https://Worker-1/health") == "worker-1:443"
+    assert address_of("not a url") is None and address_of(42) is None
+    assert same_place("localhost:5003") == same_place("127.0.0.1:5003") == "127.0.0.1:5003"
+    assert same_place("worker-1:5003") == "worker-1:5003"
+
+
+def test_probes_are_read_from_health_checks_only() -> None:
+    other = _trace(
+        {
+            "name": "GET",
+            "service": "ktrdr-api",
+            "kind": "client",
+            "attrs": {"http.url": "http://127.0.0.1:5005/api/v1/operations/x"},
+        }
+    )
+    found = probes_of([probe(1, 5005, True), probe(11, 5005, False), other], CHECKS)
+    assert [(p.ok, p.address, p.answered_by) for p in found] == [
+        (True, "127.0.0.1:5005", "ktrdr-training-worker-aa"),
+        (False, "127.0.0.1:5005", None),
+    ]
+
+
+def test_silence_is_the_failing_run_that_nothing_answered_after() -> None:
+    view = WorkerView.of(
+        probes_of([probe(0, 5005, True), probe(10, 5005, False), probe(20, 5005, False)], CHECKS)
+    )
+    silence = view.silent("localhost:5005", T0, T0 + 30 * S)
+    assert silence is not None and silence.failed == 2
+    assert silence.since.time_us == T0 + 10 * S and silence.last_ok_us == T0
+    # judged before the first failure: nothing is silent yet
+    assert view.silent("127.0.0.1:5005", T0, T0 + 5 * S) is None
+    # a probe answered after the failures clears the silence
+    back = WorkerView.of(probes_of([probe(10, 5005, False), probe(20, 5005, True)], CHECKS))
+    assert back.silent("127.0.0.1:5005", T0, T0 + 30 * S) is None
+
+
+def test_dead_at_a_moment_needs_the_last_probe_failed_and_no_answer_right_after() -> None:
+    view = WorkerView.of(
+        probes_of(
+            [probe(0, 5003, True, "bt-1"), probe(10, 5003, False), probe(20, 5003, False)], CHECKS
+        )
+    )
+    assert view.dead_at("127.0.0.1:5003", T0 + 15 * S, 10 * S) is not None
+    # the probe just before the moment answered: alive (busy), whatever follows
+    assert view.dead_at("127.0.0.1:5003", T0 + 5 * S, 10 * S) is None
+    flaky = WorkerView.of(
+        probes_of([probe(10, 5003, False), probe(20, 5003, True, "bt-1")], CHECKS)
+    )
+    assert flaky.dead_at("127.0.0.1:5003", T0 + 15 * S, 10 * S) is None
+
+
+def test_a_worker_that_ran_the_operation_and_went_silent_is_lost() -> None:
+    around = [probe(-5, 5005, True), probe(5, 5005, False), probe(15, 5005, False)]
+    found = assess_workers(
+        dispatched_training(),
+        around,
+        SPEC,
+        operation_type="training",
+        start_us=T0,
+        judge_until_us=T0 + 60 * S,
+        now_us=T0 + 60 * S,
+        settled=False,
+    )
+    assert found.ran and found.lost is not None and found.capable_lost is None
+    assert found.worker is not None and found.worker.service == "ktrdr-training-worker-aa"
+    values = found.values("training")
+    assert values["worker.address"] == "127.0.0.1:5005" and values["worker.failed_checks"] == 2
+    assert values["worker.since"].endswith("UTC")
+
+
+def test_a_settled_operation_loses_no_worker() -> None:
+    around = [probe(5, 5005, False)]
+    found = assess_workers(
+        dispatched_training(),
+        around,
+        SPEC,
+        operation_type="training",
+        start_us=T0,
+        judge_until_us=T0 + 60 * S,
+        now_us=T0 + 60 * S,
+        settled=True,
+    )
+    assert found.ran and found.lost is None
+
+
+def test_a_request_that_reached_no_worker_is_judged_on_the_capable_workers() -> None:
+    request = _trace(
+        {
+            "name": "POST /api/v1/backtests/start",
+            "service": "ktrdr-api",
+            "kind": "server",
+            "at": 30,
+            "attrs": {"http.status_code": 503},
+        }
+    )
+    own = [(request, request.walk_list())]
+    dead = [probe(5, 5003, True, "bt-1"), probe(15, 5003, False), probe(25, 5003, False)]
+    found = assess_workers(
+        own,
+        dead,
+        SPEC,
+        operation_type="backtesting",
+        start_us=T0 + 30 * S,
+        judge_until_us=T0 + 30 * S,
+        now_us=T0 + 60 * S,
+        settled=False,
+    )
+    assert not found.ran and found.capable_lost is not None
+    assert found.worker is not None and found.worker.service == "bt-1"
+    alive = [probe(25, 5003, True, "bt-1")]
+    busy = assess_workers(
+        own,
+        alive,
+        SPEC,
+        operation_type="backtesting",
+        start_us=T0 + 30 * S,
+        judge_until_us=T0 + 30 * S,
+        now_us=T0 + 60 * S,
+        settled=False,
+    )
+    assert busy.capable_lost is None and busy.capable == ("127.0.0.1:5003",)
+    # a dead worker of another type does not count
+    other = [probe(5, 5005, True), probe(25, 5005, False)]
+    none = assess_workers(
+        own,
+        other,
+        SPEC,
+        operation_type="backtesting",
+        start_us=T0 + 30 * S,
+        judge_until_us=T0 + 30 * S,
+        now_us=T0 + 60 * S,
+        settled=False,
+    )
+    assert none.capable_lost is None and none.capable == ()
+
+
+def test_a_dispatch_that_never_arrived_names_the_worker_but_is_left_to_the_rules() -> None:
+    refused = _trace(
+        {
+            "name": "POST",
+            "service": "ktrdr-api",
+            "kind": "client",
+            "at": 0,
+            "status": "error",
+            "attrs": {"http.url": "http://127.0.0.1:5003/backtests/start"},
+        }
+    )
+    own = [(refused, refused.walk_list())]
+    around = [probe(-5, 5003, True, "bt-1"), probe(5, 5003, False)]
+    found = assess_workers(
+        own,
+        around,
+        SPEC,
+        operation_type="backtesting",
+        start_us=T0,
+        judge_until_us=T0 + 1 * S,
+        now_us=T0 + 60 * S,
+        settled=False,
+    )
+    assert found.worker is not None and found.worker.service == "bt-1"
+    assert not found.ran and found.lost is None and found.capable_lost is None
+
+
+def test_the_window_never_reaches_past_now_and_specs_merge() -> None:
+    lo, hi = SPEC.window(T0, T0 + 10 * S, T0 + 20 * S)
+    assert lo == T0 - int(SPEC.before_s * S) and hi == T0 + 20 * S + 1
+    pack = NeighbourSpec(margins=(("before_s", 420.0), ("after_s", 5.0)), health_checks=CHECKS)
+    user = NeighbourSpec(margins=(("before_s", 30.0),), workers=(("training", ("gpu-*",)),))
+    merged = merge_specs([SPEC, pack, user])
+    assert (merged.before_s, merged.after_s, merged.max_traces) == (30, 5, 500)
+    assert merged.worker_globs("training") == ("ktrdr-training-worker-*", "gpu-*")
+    assert {(q.service, q.span) for q in merged.queries} == {
+        ("ktrdr-api", "GET"),
+        ("ktrdr-ib-host-service", "ib.connect"),
+    }

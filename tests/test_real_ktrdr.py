@@ -1,0 +1,77 @@
+"""The real KTRDR, recorded (tests/data/real-ktrdr): every case of ``cases.yaml`` through
+``opdiag diagnose``, checked key by key as the file's header defines them.
+
+``upto: N`` is the directory as it was while the operation ran: the files whose sequence number
+(the 5 digits after the timestamp) is at most N. ``now`` is the clock judged by. A verdict may
+be any of ``[verdict] + also_acceptable``; the root cause is a service glob and a span name;
+every word of ``mentions`` must be in the summary; the bottleneck is a span (``span``) or time
+no span covers after a span (``gap_after``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import REAL_KTRDR
+from opdiag.devtools.score_cases import check_case, diagnose_case, main
+
+RUNS = sorted(p for p in REAL_KTRDR.iterdir() if (p / "cases.yaml").is_file())
+
+
+def _cases() -> list[Any]:
+    out = []
+    for run in RUNS:
+        for i, case in enumerate(yaml.safe_load((run / "cases.yaml").read_text("utf-8"))):
+            label = f"{run.name}-{i:02d}-{case['id'][:24]}-{case.get('upto') or 'all'}"
+            out.append(pytest.param(run, case, id=label))
+    return out
+
+
+def diagnose(run: Path, case: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    return diagnose_case(run, case, tmp_path / "snapshot")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_the_recordings_are_here() -> None:
+    assert RUNS, f"no recorded run with a cases.yaml under {REAL_KTRDR}"
+
+
+@pytest.mark.parametrize(("run", "case"), _cases())
+def test_real_case(run: Path, case: dict[str, Any], tmp_path: Path) -> None:
+    d = diagnose(run, case, tmp_path)
+    checks = check_case(d, case)
+    assert all(checks.values()), (checks, d["verdict"], d["summary"], case["truth"])
+    assert set(checks) >= {"verdict"}
+
+
+def test_the_checks_fail_on_a_wrong_answer() -> None:
+    case = {
+        "verdict": "worker_lost",
+        "root_cause": {"service": "ktrdr-*", "span": "POST"},
+        "mentions": ["5003"],
+        "bottleneck": {"gap_after": "training.data_loading"},
+    }
+    wrong = {
+        "verdict": "workers_busy",
+        "summary": "all 1 workers are busy",
+        "root_cause": {"service": "ktrdr-api", "span_name": "workers.select"},
+        "bottleneck": {"kind": "span", "span_name": "training.data_loading"},
+    }
+    assert check_case(wrong, case) == dict.fromkeys(
+        ("verdict", "root_cause", "mentions", "bottleneck"), False
+    )
+
+
+def test_the_scoring_tool_prints_totals(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(RUNS[0])]) == 0
+    out = capsys.readouterr().out
+    assert "verdict 24/24" in out and "bottleneck 2/2" in out
+    assert main([str(RUNS[0] / "traces")]) == 2
