@@ -402,7 +402,7 @@ def test_per_operation_queries_and_page_links_carry_the_time_range(settings):
             return [s for v in node for s in strings(v)]
         return [node] if isinstance(node, str) else []
 
-    per_operation = [s for s in strings(board) if "/operations/${operation_id}" in s]
-    assert len(per_operation) >= 6  # four panels, the trace variable, the page link
+    per_operation = [s for s in strings(board) if "/operations/${operation_id" in s]
+    assert len(per_operation) >= 7  # five panels, the trace variable, the page link
     for text in per_operation:
         assert "from=${__from}&to=${__to}" in text, text

@@ -322,8 +322,9 @@ def test_comparison_bars_side_by_side_per_phase(client):
     assert "slower" in (mine[0]["class"] or "").split()
     # The baseline runs are named and link to their own diagnosis pages.
     links = [a.get("href") or "" for a in parsed.find("a")]
-    assert "/operations/op_training_20251124_good1" in links
-    assert "/operations/op_training_20251124_good2" in links
+    for run in ("good1", "good2"):  # each link carries the run's own time
+        good = [h for h in links if h.startswith(f"/operations/op_training_20251124_{run}?")]
+        assert good and set(parse_qs(urlsplit(good[0]).query)) == {"from", "to"}
     assert "training.indicators +600ms" in html
     # Phase names from traces stay text.
     assert "<script" not in html.lower()

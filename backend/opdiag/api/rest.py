@@ -66,7 +66,7 @@ def lookup_range() -> TimeRange | None:
     the look-back decides)."""
     if request.args.get("from") in (None, "") and request.args.get("to") in (None, ""):
         return None
-    return _range(queries.now_us())
+    return _range()
 
 
 def _per_operation(kind: str, ident: str) -> Response:
