@@ -159,3 +159,27 @@ def test_neighbour_evidence_is_found_by_span_name(ktrdr_jaeger: RealJaeger, api:
     assert kinds["ib.connect"] > 0 and kinds["GET"] > 0  # both kinds of evidence are there
     assert sorted(t.trace_id for t in got) == sorted(t.trace_id for t in expected)
     assert {t.trace_id: len(t.spans) for t in got} == {t.trace_id: len(t.spans) for t in expected}
+
+
+def test_opdiag_leaves_the_stored_traces_as_they_were_sent(ktrdr_jaeger: RealJaeger):
+    """Last in this module, after every lookup above: Jaeger v2.12's query service applies its
+    adjusters (sorting attributes among them) to the in-memory storage's own trace objects,
+    and concurrent searches of one trace garbled it for good (a resource's ``service.name``
+    read ``python``). opdiag asks for raw traces, so the stored resource attributes are still
+    in the order the SDK sent them, not sorted."""
+    import httpx
+
+    trace_id = "e20c8e17ea68619372c24a249a77ec8a"  # the 4-minute training, looked up above
+    for path in sorted((REAL_RUN1 / "traces").glob("*.json")):
+        sent = json.loads(path.read_text())["resourceSpans"][0]
+        if sent["scopeSpans"][0]["spans"][0]["traceId"] == trace_id:
+            break
+    keys = [a["key"] for a in sent["resource"]["attributes"]]
+    assert keys != sorted(keys)
+    stored = httpx.get(
+        f"{ktrdr_jaeger.query_url}/api/v3/traces/{trace_id}",
+        params={"raw_traces": "true"},
+        timeout=30,
+    ).json()
+    for rs in stored["result"]["resourceSpans"]:
+        assert [a["key"] for a in rs["resource"]["attributes"]] == keys

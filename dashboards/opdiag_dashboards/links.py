@@ -35,9 +35,9 @@ def dashboard_url(uid: str) -> str:
 
 def opdiag_page(settings: Settings, ident: str) -> str:
     """The opdiag HTML diagnosis page as the browser sees it (``ident`` already encoded),
-    searched over the panel's time range (Grafana fills ``${__from}``/``${__to}``)."""
+    searched over the dashboard's time range (Grafana's ``from=…&to=…``)."""
     base = settings.links.opdiag_url.rstrip("/")
-    return f"{base}/operations/{ident}?from=${{__from}}&to=${{__to}}"
+    return f"{base}/operations/{ident}?${{__url_time_range}}"
 
 
 def diagnose_operation(settings: Settings) -> dict[str, object]:

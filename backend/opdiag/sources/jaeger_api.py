@@ -17,6 +17,7 @@ from opdiag.errors import SourceUnavailableError
 from opdiag.model import normalise_trace_id
 from opdiag.sources.jaeger_http import JaegerHttp, Reply
 from opdiag.sources.jaeger_query import (
+    LEGACY_TRACE_PARAMS,
     V3Dialect,
     dialect_for_version,
     dialect_from_error,
@@ -24,6 +25,7 @@ from opdiag.sources.jaeger_query import (
     legacy_search_params,
     parse_version,
     v3_search_params,
+    v3_trace_params,
 )
 
 # Endpoint labels for the observer: route templates, never raw ids (bounded cardinality).
@@ -219,7 +221,8 @@ class V3Api:
         return _json_or_none(reply)  # "No traces found": an empty result, not an error
 
     def trace(self, trace_id: str) -> Any | None:
-        return _json_or_none(self.http.get(f"/api/v3/traces/{trace_id}", label=V3_TRACE))
+        params = v3_trace_params(self.dialect)
+        return _json_or_none(self.http.get(f"/api/v3/traces/{trace_id}", params, label=V3_TRACE))
 
 
 @dataclass(slots=True)
@@ -266,7 +269,8 @@ class LegacyApi:
         return _json_ok(reply)
 
     def trace(self, trace_id: str) -> Any | None:
-        return _json_or_none(self.http.get(f"/api/traces/{trace_id}", label=LEGACY_TRACE))
+        reply = self.http.get(f"/api/traces/{trace_id}", LEGACY_TRACE_PARAMS, label=LEGACY_TRACE)
+        return _json_or_none(reply)
 
 
 def _serves_json(reply: Reply, key: str) -> bool:

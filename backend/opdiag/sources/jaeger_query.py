@@ -73,7 +73,11 @@ def v3_search_params(
     """Query parameters of ``GET /api/v3/traces`` in the server's dialect.
 
     ``query.attributes`` is sent in both dialects: a ≤v2.18 server ignores it (the caller
-    filters), a server that understands it narrows the search.
+    filters), a server that understands it narrows the search. Raw traces always: the query
+    service's adjusters sort and rewrite the in-memory storage's own trace objects in place,
+    so concurrent searches of one trace corrupt it for good (seen on v2.12: a resource's
+    ``service.name`` became ``python``); opdiag needs none of them (clock-skew adjustment is
+    off by default, and the model merges duplicate spans itself).
     """
     if dialect.camel:
         params = {
@@ -91,6 +95,7 @@ def v3_search_params(
         }
     if operation:
         params["query.operationName" if dialect.camel else "query.operation_name"] = operation
+    params["query.rawTraces" if dialect.camel else "query.raw_traces"] = "true"
     if attributes:
         params["query.attributes"] = json.dumps(attributes, separators=(",", ":"))
     return params
@@ -127,12 +132,21 @@ def legacy_search_params(
         ("start", str(start_us)),
         ("end", str(end_us)),
         ("limit", str(limit)),
+        ("raw", "true"),  # no adjusters: see v3_search_params
     ]
     if operation:
         params.append(("operation", operation))
     for key, value in (tags or {}).items():
         params.append(("tag", f"{key}:{value}"))
     return params
+
+
+def v3_trace_params(dialect: V3Dialect) -> dict[str, str]:
+    """Query parameters of ``GET /api/v3/traces/{id}``: raw, as searches."""
+    return {"rawTraces" if dialect.camel else "raw_traces": "true"}
+
+
+LEGACY_TRACE_PARAMS = {"raw": "true"}
 
 
 def parse_version(index_html: str) -> tuple[int, int, int] | None:
