@@ -15,8 +15,8 @@ from opdiag.render.markdown import comparison_lines, render_markdown
 REPO = Path(__file__).resolve().parents[1]
 DEMO = str(REPO / "demo" / "traces")
 REAL = str(REPO / "tests" / "data" / "real-ktrdr" / "run1" / "traces")
-SLOW = "op_training_20261124_092606_f241fc90"
-GOOD = "op_training_20261124_091440_1e4a1a4a"
+SLOW = "op_training_20261124_081940_89c7eab4"
+GOOD = "op_training_20261124_082320_b74390a7"
 REAL_LONG = "op_training_20261204_155512_6652e327"
 REAL_SHORT = "op_training_20261204_154305_f6579e1a"
 
@@ -37,10 +37,11 @@ def test_compare_markdown_on_the_demo_names_the_slower_phase(capsys):
     code, out, err = run(capsys, "compare", SLOW, GOOD, "--traces", DEMO)
     assert code == 0, err
     assert out.startswith(f"🔍 **Comparison of {SLOW} with {GOOD}**")
-    assert f"- Against: {GOOD}: **healthy**, 7m00s" in out
-    assert "| training.indicators | 43m00s | 1m17s | +41m43s (+3,251 %) | slower |" in out
-    assert f"Most of the change: training.indicators +41m43s (1m17s → 43m00s, +3,251 %) vs {GOOD}" \
-        in out
+    assert f"- Against: {GOOD}: **healthy**, 3m07s" in out
+    assert ("| after training.data_loading (no span) | 15m00s | 2m58s | +12m02s (+406 %) "
+            "| slower |") in out
+    assert ("Most of the change: after training.data_loading +12m02s (2m58s → 15m00s, +406 %) "
+            f"vs {GOOD}") in out
 
 
 def test_compare_json_on_the_real_corpus(capsys):
@@ -81,19 +82,21 @@ def test_diagnose_markdown_has_the_comparison_section(capsys):
     code, out, _ = run(capsys, "diagnose", SLOW, "--traces", DEMO)
     assert code == 0
     section = out.split("**What changed since the last good runs**:")[1].split("**Root Cause**")[0]
-    assert "- Baseline: 3 runs (5 wanted), same strategy neuro_mean_reversion:" in section
-    for run_id in ("op_training_20261124_091440_1e4a1a4a", "op_training_20261124_082232_361d61b7",
-                   "op_training_20261124_080538_746618c1"):
+    assert "- Baseline: 3 runs (5 wanted), same strategy v3_minimal:" in section
+    for run_id in ("op_training_20261124_082320_b74390a7", "op_training_20261124_081850_bda22752",
+                   "op_training_20261124_080100_5f311b66"):
         assert run_id in section
-    assert "| training.indicators | 43m00s | 1m11s | +41m49s (+3,534 %) | slower |" in section
+    assert ("| after training.data_loading (no span) | 15m00s | 2m58s | +12m02s (+406 %) "
+            "| slower |") in section
 
 
 def test_diagnose_json_has_the_comparison(capsys):
     code, out, _ = run(capsys, "diagnose", SLOW, "--traces", DEMO, "--format", "json")
     assert code == 0
     c = json.loads(out)["comparison"]
-    assert c["phases"][0]["name"] == "training.indicators"
-    assert c["matched_on"] == {"strategy": "neuro_mean_reversion"} and len(c["runs"]) == 3
+    assert (c["phases"][0]["name"], c["phases"][0]["kind"]) == ("after training.data_loading",
+                                                                "gap")
+    assert c["matched_on"] == {"strategy": "v3_minimal"} and len(c["runs"]) == 3
 
 
 def test_untrusted_phase_names_cannot_break_the_table():

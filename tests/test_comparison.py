@@ -25,11 +25,11 @@ from opdiag.sources.files import FileSource
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demo" / "traces"
 REAL = ROOT / "tests" / "data" / "real-ktrdr" / "run1" / "traces"
-SLOW = "op_training_20261124_092606_f241fc90"
+SLOW = "op_training_20261124_081940_89c7eab4"
 DEMO_GOOD_TRAININGS = {
-    "op_training_20261124_080538_746618c1",
-    "op_training_20261124_082232_361d61b7",
-    "op_training_20261124_091440_1e4a1a4a",
+    "op_training_20261124_080100_5f311b66",
+    "op_training_20261124_081850_bda22752",
+    "op_training_20261124_082320_b74390a7",
 }
 MIN = 60_000_000
 
@@ -188,24 +188,24 @@ def service_for(path: Path) -> DiagnosisService:
 
 
 def test_demo_slow_training_names_the_phase_that_got_slower_and_by_how_much():
-    d = service_for(DEMO).diagnose(SLOW, now_us=1_795_518_180 * 1_000_000)
+    d = service_for(DEMO).diagnose(SLOW, now_us=1_795_509_960 * 1_000_000)
     c = d.comparison
     assert d.verdict == "slow"
     assert {r.key for r in c.runs} == DEMO_GOOD_TRAININGS  # healthy runs of the same strategy
-    assert c.matched_on == {"strategy": "neuro_mean_reversion"}
-    top = c.phases[0]
-    assert (top.name, top.kind, top.status) == ("training.indicators", SPAN, "slower")
-    assert top.this_ms == 2_580_000 and top.baseline_ms == 71_000
-    assert top.change_ms == 2_509_000 and top.share_of_change > 0.99
-    assert "training.indicators +41m49s" in c.headline
-    assert "training.indicators +41m49s (+3,534 %)" in d.summary
-    assert d.baseline_ms == pytest.approx(390_288.6)  # median of the three good runs
+    assert c.matched_on == {"strategy": "v3_minimal"}
+    top = c.phases[0]  # the span-less training loop
+    assert (top.name, top.kind, top.status) == ("after training.data_loading", GAP, "slower")
+    assert top.this_ms == 900_000 and top.baseline_ms == 178_000
+    assert top.change_ms == 722_000 and top.share_of_change > 0.99
+    assert "after training.data_loading +12m02s" in c.headline
+    assert "after training.data_loading +12m02s (+406 %)" in d.summary
+    assert d.baseline_ms == pytest.approx(187_380.051)  # median of the three good runs
 
 
 def test_demo_failed_training_misses_the_phases_after_the_failure():
-    d = service_for(DEMO).diagnose("op_training_20261124_084019_e6335279")
+    d = service_for(DEMO).diagnose("op_training_20261124_081920_cc1544d5")
     rows = {r.name: r for r in d.comparison.phases}
-    assert rows["training.indicators"].status == "missing"
+    assert rows["after training.data_loading"].status == "missing"  # never reached the loop
     assert any("DataNotFoundError" in t for t in d.comparison.new_error_types)
 
 

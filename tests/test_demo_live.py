@@ -79,16 +79,19 @@ def test_config_reads_ktrdr_and_sim_variables() -> None:
 
 
 def test_plans_cross_the_wire_with_their_fault() -> None:
-    wire = ops.plan_to_wire(TrainingPlan(symbols="MSFT", indicators_s=600.0), "no_local_data")
+    wire = ops.plan_to_wire(TrainingPlan(symbols="MSFT", loop_s=600.0), "no_data")
     plan = ops.plan_from_wire("training", wire)
     assert isinstance(plan, TrainingPlan)
-    assert (plan.symbols, plan.indicators_s) == ("MSFT", 600.0)
+    assert (plan.symbols, plan.loop_s) == ("MSFT", 600.0)
     assert plan.fault is not None and isinstance(plan.fault.exc, DataNotFoundError)
     assert plan.fault.phase == "training.data_loading"
-    back = ops.plan_from_wire("backtesting", ops.plan_to_wire(BacktestPlan()))
-    assert isinstance(back, BacktestPlan) and back.fault is None
-    assert isinstance(ops.plan_from_wire("data_load", ops.plan_to_wire(
-        DataLoadPlan(ib_gateway_up=False))), DataLoadPlan)
+    assert str(plan.fault.exc) == "No data found in cache for MSFT 1h"
+    back = ops.plan_from_wire("backtesting", ops.plan_to_wire(
+        BacktestPlan(symbol="ZZZZ"), "no_data"))
+    assert isinstance(back, BacktestPlan) and back.fault is not None
+    assert back.fault.phase == "backtest.data_loading"
+    assert isinstance(ops.plan_from_wire("data_load", ops.plan_to_wire(DataLoadPlan())),
+                      DataLoadPlan)
     with pytest.raises(ValueError, match="unknown fault"):
         ops.plan_from_wire("backtesting", {"fault": "gremlins"})
 
@@ -103,6 +106,7 @@ def test_the_default_mix_runs_every_scenario_with_a_baseline_before_slow() -> No
 
 def test_the_mix_is_configurable() -> None:
     weights = driver.parse_mix("stuck_training=0,failed_backtest=3")
+    assert {"worker_killed_training", "ib_gateway_down"} <= set(driver.cycle(weights))
     names = driver.cycle(weights)
     assert "stuck_training" not in names and names.count("failed_backtest") == 3
     assert driver.cycle(driver.parse_mix("healthy_backtest,no_workers")) == [
@@ -133,7 +137,7 @@ def _port() -> int:
 def test_the_server_traces_routes_like_fastapi_and_propagates_context() -> None:
     cfg = config.from_env("backend", {"OTEL_EXPORTER_OTLP_ENDPOINT": "none"},
                           port=_port(), bind="127.0.0.1")
-    node = make_node(cfg, "ktrdr-api", "backend")
+    node = make_node(cfg, "ktrdr-api", "backend", body_sends=2)
     exporter = InMemorySpanExporter()
     provider = node.proc.provider
     assert isinstance(provider, TracerProvider)
@@ -165,7 +169,9 @@ def test_the_server_traces_routes_like_fastapi_and_propagates_context() -> None:
     assert first.attributes["http.target"] == "/api/v1/operations/op_1"
     assert second.status.status_code.name == "ERROR"
     sends = [s for s in exporter.get_finished_spans() if s.name.endswith(" http send")]
-    assert len(sends) == 4
+    assert len(sends) == 6  # the backend: the response start and two body sends
+    (start_503,) = [s for s in sends if s.attributes.get("http.status_code") == 503]
+    assert start_503.status.status_code.name == "ERROR"
     text = _text(node.metrics)
     assert 'http_status_code="503"' in text
     assert 'http_target="/api/v1/operations/{operation_id}"' in text

@@ -9,7 +9,7 @@ import pytest
 from ktrdr_sim import instrument as ins
 from ktrdr_sim.clock import NS_PER_S, SimClock
 from ktrdr_sim.encode import to_otlp_json
-from ktrdr_sim.http import Target, request
+from ktrdr_sim.http import REFUSED, TIMED_OUT, Target, request
 from ktrdr_sim.ids import SeededIdGenerator
 from ktrdr_sim.runtime import World, ktrdr_resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -32,15 +32,100 @@ def make_world(seed: int = 7) -> tuple[World, InMemorySpanExporter]:
     return World(SimClock(T0), factory, random.Random(seed)), exporter
 
 
-def test_sim_clock_background_runs_on_a_forked_timeline() -> None:
+def test_sim_clock_runs_background_work_beside_the_caller_in_time_order() -> None:
     clock = SimClock(T0)
-    seen: list[int] = []
-    job = clock.background(lambda: (clock.sleep(10), seen.append(clock.now_ns())))
-    assert seen == [T0 + 10 * NS_PER_S]
-    assert clock.now_ns() == T0  # the caller continues from where it started the work
-    clock.sleep(1)
-    clock.join(job)
-    assert clock.now_ns() == T0 + 10 * NS_PER_S
+    seen: list[tuple[str, int]] = []
+
+    def worker(name: str, seconds: float) -> None:
+        clock.sleep(seconds)
+        seen.append((name, clock.now_ns()))
+
+    def main() -> None:
+        slow = clock.background(lambda: worker("slow", 10))
+        clock.background(lambda: worker("fast", 5))
+        assert clock.now_ns() == T0  # starting work takes no time
+        clock.sleep(1)
+        seen.append(("main", clock.now_ns()))
+        assert clock.join(slow)
+        seen.append(("joined", clock.now_ns()))
+
+    clock.run(main)
+    assert seen == [("main", T0 + NS_PER_S), ("fast", T0 + 5 * NS_PER_S),
+                    ("slow", T0 + 10 * NS_PER_S), ("joined", T0 + 10 * NS_PER_S)]
+
+
+def test_sim_clock_join_times_out_while_the_work_goes_on() -> None:
+    clock = SimClock(T0)
+    done: list[int] = []
+
+    def main() -> None:
+        job = clock.background(lambda: (clock.sleep(30), done.append(clock.now_ns())))
+        assert not clock.join(job, timeout_s=5)
+        assert clock.now_ns() == T0 + 5 * NS_PER_S and not done
+        clock.sleep(60)
+
+    clock.run(main)
+    assert done == [T0 + 30 * NS_PER_S]
+
+
+def test_killed_or_unfinished_work_never_ends_its_spans() -> None:
+    """A SIGKILLed process, or work still running when the recording stops, exports nothing
+    that was still open; what had ended is kept."""
+    clock = SimClock(T0)
+    exporter = InMemorySpanExporter()
+    ids = SeededIdGenerator(random.Random(1))
+
+    def factory(resource):
+        provider = TracerProvider(resource=resource, id_generator=ids)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        return provider
+
+    world = World(clock, factory, random.Random(1))
+    worker = world.spawn("ktrdr-training-worker-0000abcd")
+
+    def training() -> None:
+        with ins.span(world, worker, "training.data_loading", None):
+            clock.sleep(1)
+        with ins.span(world, worker, "never.ends", None):
+            clock.sleep(3600)
+
+    def forever() -> None:
+        with ins.span(world, worker, "endless.loop", None):
+            while True:
+                clock.sleep(10)
+
+    def main() -> None:
+        world.run_in(worker, training)
+        clock.background(forever)
+        clock.sleep(5)
+        world.kill(worker)
+        assert not worker.alive
+        clock.sleep(20)
+
+    clock.run(main)
+    assert [s.name for s in exporter.get_finished_spans()] == ["training.data_loading"]
+
+
+def test_recordings_are_deterministic() -> None:
+    def record() -> list[tuple[str, int]]:
+        clock = SimClock(T0)
+        rng = random.Random(5)
+        seen: list[tuple[str, int]] = []
+
+        def actor(name: str) -> None:
+            for _ in range(20):
+                clock.sleep(rng.random())
+                seen.append((name, clock.now_ns()))
+
+        def main() -> None:
+            jobs = [clock.background(lambda n=n: actor(n)) for n in "abc"]
+            for job in jobs:
+                clock.join(job)
+
+        clock.run(main)
+        return seen
+
+    assert record() == record()
 
 
 def test_service_attributes_map_keywords_and_stringify_everything() -> None:
@@ -124,3 +209,49 @@ def test_encoding_writes_hex_ids_not_protobufs_base64() -> None:
     assert out["kind"] == 2
     assert {a["key"]: a["value"] for a in out["attributes"]}["http.status_code"] == {
         "intValue": "201"}
+
+
+def test_the_backend_sends_three_asgi_events_and_a_5xx_start_is_error() -> None:
+    world, exporter = make_world()
+    cli = world.spawn("ktrdr-cli")
+    api = world.spawn("ktrdr-api", host="127.0.0.1", port=8000, body_sends=2)
+    status = request(world, cli, None, "POST",
+                     Target(api, "http://127.0.0.1:8000", "/api/v1/backtests/start",
+                            "/api/v1/backtests/start"), handler=lambda _c: 503)
+    assert status == 503
+    sends = [s for s in exporter.get_finished_spans()
+             if s.name == "POST /api/v1/backtests/start http send"]
+    assert [s.attributes["asgi.event.type"] for s in sends] == [
+        "http.response.start", "http.response.body", "http.response.body"]
+    assert sends[0].attributes["http.status_code"] == 503
+    assert sends[0].status.status_code is StatusCode.ERROR
+    assert sends[1].status.status_code is StatusCode.UNSET
+
+
+def test_a_dead_process_refuses_and_a_slow_one_times_out() -> None:
+    world, exporter = make_world()
+    api = world.spawn("ktrdr-api", host="127.0.0.1", port=8000)
+    host = world.spawn("ktrdr-ib-host-service", host="localhost", port=5001)
+    target = Target(host, "http://localhost:5001", "/data/validate", "/data/validate")
+    answers: list[int | None] = []
+
+    def slow(_ctx) -> int:
+        world.clock.sleep(100)
+        return 200
+
+    def main() -> None:
+        answers.append(request(world, api, None, "POST", target, handler=slow,
+                               read_timeout_s=30))
+        world.kill(host)
+        answers.append(request(world, api, None, "POST", target, handler=slow))
+
+    assert isinstance(world.clock, SimClock)
+    world.clock.run(main)
+    assert answers == [TIMED_OUT, REFUSED]
+    clients = [s for s in exporter.get_finished_spans() if s.name == "POST"]
+    assert [s.status.description for s in clients] == [
+        "ReadTimeout: ", "ConnectError: All connection attempts failed"]
+    assert [s.events[0].attributes["exception.type"] for s in clients] == [
+        "httpx.ReadTimeout", "httpx.ConnectError"]
+    # the server never answered the first request (it was killed): no server span exported
+    assert not [s for s in exporter.get_finished_spans() if s.name == "POST /data/validate"]

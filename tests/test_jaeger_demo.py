@@ -49,7 +49,9 @@ def demo_source(
     now = datetime.fromisoformat(expected["now"].replace("Z", "+00:00")).timestamp()
     with (
         ReplayJaeger(demo_traces, flavor=request.param) as server,
-        JaegerSource(JaegerSettings(url=server.url), clock=lambda: now) as source,
+        # deep enough for the whole corpus (its background holds a health check every 10 s)
+        JaegerSource(JaegerSettings(url=server.url, search_limit=5000),
+                     clock=lambda: now) as source,
     ):
         assert not server.problems
         yield source
@@ -63,13 +65,19 @@ def test_every_expected_operation_is_found_whole(
         assert {t.trace_id: len(t.spans) for t in found} == holding(corpus, ident), ident
 
 
-def test_split_operation_spans_two_traces(demo_source: JaegerSource, expected: dict):
-    split = next(
-        ident
+def test_operations_spread_over_several_traces_are_found_whole(
+    demo_source: JaegerSource, expected: dict, corpus: list[Trace]
+):
+    """A killed worker's operation (its own trace, then the orphan detector's), a cancelled one
+    (its trace, then ``ktrdr cancel``'s): every trace that names the operation is found."""
+    spread = {
+        ident: row["scenario"]
         for ident, row in expected["operations"].items()
-        if row["scenario"] == "healthy_backtest_split_traces"
-    )
-    assert len(demo_source.traces_for(split)) == 2
+        if len(holding(corpus, ident)) >= 2
+    }
+    assert {"worker_lost_training_killed", "cancelled_training"} <= set(spread.values())
+    for ident, scenario in spread.items():
+        assert len(demo_source.traces_for(ident)) >= 2, scenario
 
 
 def test_recent_traces_cover_every_operation_of_the_corpus(
@@ -77,7 +85,7 @@ def test_recent_traces_cover_every_operation_of_the_corpus(
 ):
     start = min(t.start_us for t in corpus)
     end = max(t.start_us for t in corpus) + 1
-    found = {t.trace_id for t in demo_source.recent_traces(start, end)}
+    found = {t.trace_id for t in demo_source.recent_traces(start, end, limit=len(corpus) + 1)}
     wanted = {t.trace_id for g in group_operations(corpus) for t in g.traces}
     assert wanted <= found
     left_out = [t for t in corpus if t.trace_id not in found]

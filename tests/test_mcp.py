@@ -19,9 +19,9 @@ from opdiag.devtools.replay_jaeger import ReplayJaeger
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "traces"
 REAL = REPO / "tests" / "data" / "real-ktrdr" / "run1" / "traces"
-SLOW = "op_training_20261124_092606_f241fc90"
-GOOD = "op_training_20261124_091440_1e4a1a4a"
-FAILED = "op_data_load_20261124_084843_a98e675a"
+SLOW = "op_training_20261124_081940_89c7eab4"
+GOOD = "op_training_20261124_082320_b74390a7"
+FAILED = "op_data_load_20261124_080330_1ed0b59b"
 TOOLS = {"list_operations", "diagnose", "compare_operations", "execution_flow"}
 MAX_ANSWER = 12_000  # characters: an assistant's context is not to be flooded
 
@@ -79,15 +79,15 @@ def test_initialise_list_tools_and_call_each_on_the_demo():
     error, slow = out["slow"]
     assert not error and slow["total"] == 1
     (row,) = slow["operations"]
-    assert row["key"] == SLOW and row["verdict"] == "slow" and row["duration"] == "48m30s"
+    assert row["key"] == SLOW and row["verdict"] == "slow" and row["duration"] == "15m03s"
     assert row["diagnosis_page"].split("?")[0].endswith(f"/operations/{SLOW}")
     error, page = out["page"]
     assert len(page["operations"]) == 5 and page["omitted"] == page["total"] - 5 > 0
 
     error, d = out["diagnose"]
     assert not error and d["verdict"] == "slow"
-    assert "training.indicators +41m49s" in d["summary"]
-    assert d["comparison"]["phases"][0]["phase"] == "training.indicators"
+    assert "after training.data_loading +12m02s" in d["summary"]
+    assert d["comparison"]["phases"][0]["phase"] == "after training.data_loading"
     assert len(d["comparison"]["baseline_runs"]) == 3
     assert d["links"]["jaeger"].startswith("http://localhost:16686/trace/")
     assert "execution_flow" not in d  # the flow has its own tool
@@ -100,14 +100,15 @@ def test_initialise_list_tools_and_call_each_on_the_demo():
     error, compared = out["compare"]
     assert not error and compared["against"]["key"] == GOOD
     top = compared["comparison"]["phases"][0]
-    assert (top["phase"], top["status"]) == ("training.indicators", "slower")
+    assert (top["phase"], top["status"]) == ("after training.data_loading", "slower")
     assert compared["comparison"]["headline"].endswith(f"vs {GOOD}")
 
     error, flow = out["flow"]
     assert not error and flow["noise_hidden"] > 300  # the CLI's polling, folded away
     assert 10 <= len(flow["steps"]) <= 20 and flow["omitted"] > 0
-    marked = [s for s in flow["steps"] if "bottleneck" in s["marks"]]
-    assert [s["span"] for s in marked] == ["training.indicators"]
+    # the time is a gap no span covers: the span it follows is where the flow points
+    marked = [s for s in flow["steps"] if "root_cause" in s["marks"]]
+    assert [s["span"] for s in marked] == ["training.data_loading"]
 
     error, unknown = out["unknown"]
     assert error and unknown["kind"] == "not_found" and "op_nope" in unknown["error"]

@@ -114,7 +114,7 @@ def test_a_long_unzoomed_axis_reads_in_hours():
 def test_the_demo_data_load_page_draws_the_backend_readably(demo_traces):
     settings = Settings.model_validate({"trace_paths": [str(demo_traces)]})
     client = create_app(settings).test_client()
-    html = client.get("/operations/op_data_load_20261124_084843_a98e675a").get_data(as_text=True)
+    html = client.get("/operations/op_data_load_20261124_080330_1ed0b59b").get_data(as_text=True)
     widths = {
         label: float(width)
         for label, width in re.findall(

@@ -40,12 +40,12 @@ class Case:
 
 
 CASES = {
-    "demo-slow": Case(DEMO, "op_training_20261124_092606_f241fc90",
-                      "op_training_20261124_091440_1e4a1a4a",
-                      "8695bdaf8086dc3711336b25b5b07c1a", "slow", "workers_busy"),
-    "demo-failed": Case(DEMO, "op_data_load_20261124_084843_a98e675a",
-                        "op_data_load_20261124_094000_946b7be7",
-                        "a606ef91c7c131ad51a0b626b76ac2d2", "service_unreachable", "no_workers"),
+    "demo-slow": Case(DEMO, "op_training_20261124_081940_89c7eab4",
+                      "op_training_20261124_082320_b74390a7",
+                      "205e24e4f7de1cec2b57209a78685357", "slow", "workers_busy"),
+    "demo-failed": Case(DEMO, "op_data_load_20261124_080330_1ed0b59b",
+                        "op_data_load_20261124_081140_563f22d5",
+                        "cf4bba3fefc089ff904d28df45294c72", "service_unreachable", "no_workers"),
     "real-ktrdr": Case(REAL, "op_training_20261204_155512_6652e327",
                        "op_training_20261204_154305_f6579e1a",
                        "00c1cc50b6463135decf4ee498c45941", "healthy", "workers_busy"),

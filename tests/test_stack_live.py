@@ -23,8 +23,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("live-demo")]
 
 CYCLE_TIMEOUT_S = 150.0
 ALL_VERDICTS = {"healthy", "failed", "invalid_input", "data_missing", "service_unreachable",
-                "no_workers", "no_capable_workers", "workers_busy", "stuck", "slow",
-                "cancelled"}
+                "no_workers", "no_capable_workers", "workers_busy", "worker_lost", "stuck",
+                "slow", "cancelled"}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,8 @@ def test_every_role_exports_its_own_service(recorded):
     services = {svc for svc, _ in spans}
     assert {"ktrdr-api", "ktrdr-cli", "ktrdr-ib-host-service"} <= services
     assert len([s for s in services if s.startswith("ktrdr-backtest-worker-")]) == 2
-    assert len([s for s in services if s.startswith("ktrdr-training-worker-")]) == 2
+    # the killed training worker came back as a new process: a new service name
+    assert len([s for s in services if s.startswith("ktrdr-training-worker-")]) == 3
 
 
 def _chain(index: dict, svc_span: tuple[str, dict]) -> list[tuple[str, str]]:
@@ -105,6 +106,39 @@ def test_ib_host_calls_are_traced_on_both_sides(recorded):
                          ("ktrdr-api", "POST")]
 
 
+def _attrs(sp: dict) -> dict[str, Any]:
+    return {a["key"]: next(iter(a["value"].values())) for a in sp.get("attributes", [])}
+
+
+def test_a_really_killed_worker_fails_its_health_checks_then_the_orphan_detector(recorded):
+    """The worker process was SIGKILLed: the backend's health checks to it are refused, and
+    KTRDR's orphan detector fails its operation in a one-span trace of its own."""
+    _, spans = recorded
+    refused = [sp for svc, sp in spans if svc == "ktrdr-api" and sp["name"] == "GET"
+               and "parentSpanId" not in sp and _attrs(sp)["http.url"].endswith("/health")
+               and sp.get("status", {}).get("code") == 2]
+    assert refused and all(e["name"] == "exception" for sp in refused for e in sp["events"])
+    orphans = [sp for svc, sp in spans if svc == "ktrdr-api" and "parentSpanId" not in sp
+               and sp["name"] == "operation.state_transition"
+               and _attrs(sp).get("operation.error") ==
+               "Operation was RUNNING but no worker claimed it"]
+    killed = {_attrs(sp)["operation.id"] for sp in orphans}
+    assert any(op.startswith("op_training_") for op in killed)
+
+
+def test_the_gateway_down_shows_in_ib_connect_traces_of_their_own(recorded):
+    _, spans = recorded
+    connects = [sp for svc, sp in spans if sp["name"] == "ib.connect"]
+    assert all("parentSpanId" not in sp for sp in connects)
+    refused = [sp for sp in connects if _attrs(sp)["connection.status"] == "error"]
+    assert refused and all(len(sp["events"]) == 2 for sp in refused)
+    assert any(_attrs(sp)["connection.status"] == "connected" for sp in connects)
+    timeouts = [sp for svc, sp in spans if svc == "ktrdr-api" and sp["name"] == "POST"
+                and _attrs(sp)["http.url"].endswith("/data/validate")
+                and sp.get("status", {}).get("message", "").startswith("ReadTimeout")]
+    assert len(timeouts) >= 4
+
+
 def test_opdiag_finds_every_verdict_in_the_live_traces(recorded, capsys):
     path, spans = recorded
     last_ns = max(int(sp["endTimeUnixNano"]) for _, sp in spans)
@@ -118,6 +152,9 @@ def test_opdiag_finds_every_verdict_in_the_live_traces(recorded, capsys):
     for row in rows:
         by_verdict[row["verdict"]].append(row["operation_id"])
     assert set(by_verdict) == ALL_VERDICTS, dict(by_verdict)
-    # Health checks, registrations and scrapes are traced too, but are no operations.
-    assert all(r["operation_id"].startswith("op_") or r["verdict"] in
-               {"no_workers", "no_capable_workers", "workers_busy"} for r in rows)
+    # Health checks, registrations, scrapes and the orphan detector's rounds are traced too,
+    # but are no operations: what has no operation id is a request the API refused.
+    refused = [(r["verdict"], r["summary"]) for r in rows
+               if not r["operation_id"].startswith("op_")]
+    assert {v for v, _ in refused} <= {"no_workers", "no_capable_workers", "workers_busy",
+                                       "worker_lost", "invalid_input"}, refused

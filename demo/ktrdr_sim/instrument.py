@@ -2,7 +2,9 @@
 
 Mirrors ``ktrdr/monitoring/service_telemetry.py``: keyword arguments are mapped through
 ``ATTRIBUTE_MAPPING`` and *every* value goes through ``str()`` (so counts become strings and
-``None`` becomes ``"None"``); exceptions become span events via ``record_exception``.
+``None`` becomes ``"None"``); exceptions become span events via ``record_exception``. Every
+KTRDR span the recording saw, operation bookkeeping included, is in the one scope
+``ktrdr.monitoring.service_telemetry``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from ktrdr_sim.clock import Unwound
 from ktrdr_sim.runtime import Process, World
 
 SERVICE_TELEMETRY = "ktrdr.monitoring.service_telemetry"
-OPERATIONS_SERVICE = "ktrdr.api.services.operations_service"
-WORKER_REGISTRY = "ktrdr.api.services.worker_registry"
+WORKER_REGISTRY = "ktrdr.api.services.worker_registry"  # the documented (design-era) dialect
 BACKTEST_ENGINE = "ktrdr.backtesting.engine"
 TRAINING_PIPELINE = "ktrdr.training.training_pipeline"
 CLI_TELEMETRY = "ktrdr.cli.telemetry"
@@ -66,7 +68,9 @@ def span(
     """A span from ``proc`` started and ended at the injected clock's instants.
 
     Yields the span and a context holding it, for children (including children that will
-    start after this span ended: KTRDR's background tasks inherit the request context).
+    start after this span ended: KTRDR's background tasks inherit the request context). A span
+    whose process is killed, or still open when the recording stops, never ends and so is
+    never exported.
     """
     tracer = proc.tracer(scope, scope_version, schema_url)
     sp = tracer.start_span(
@@ -78,8 +82,12 @@ def span(
     )
     try:
         yield sp, trace.set_span_in_context(sp, Context())
-    finally:
+    except (Unwound, GeneratorExit):
+        raise
+    except BaseException:
         sp.end(end_time=world.clock.now_ns() + proc.skew_ns)
+        raise
+    sp.end(end_time=world.clock.now_ns() + proc.skew_ns)
 
 
 def traceback_text(frames: list[tuple[str, int, str, str]], exc_type: str, message: str) -> str:
@@ -87,7 +95,7 @@ def traceback_text(frames: list[tuple[str, int, str, str]], exc_type: str, messa
     lines = ["Traceback (most recent call last):\n"]
     for path, line, func, code in frames:
         lines.append(f'  File "{path}", line {line}, in {func}\n    {code}\n')
-    lines.append(f"{exc_type}: {message}\n")
+    lines.append(f"{exc_type}: {message}\n" if message else f"{exc_type}\n")
     return "".join(lines)
 
 
@@ -97,18 +105,25 @@ def record_error(
     exc: BaseException,
     stacktrace: str,
     *,
-    escaped: bool = True,
+    events: int = 1,
     status_message: str | None = None,
     skew_ns: int = 0,
 ) -> None:
-    """``record_exception`` (an event, not attributes) plus status ERROR, at the clock's now."""
-    sp.record_exception(
-        exc,
-        attributes={"exception.stacktrace": stacktrace},
-        timestamp=world.clock.now_ns() + skew_ns,
-        escaped=escaped,
-    )
-    message = status_message if status_message is not None else str(exc)
+    """``record_exception`` (an event, not attributes) plus status ERROR, at the clock's now.
+
+    As recorded: ``exception.escaped`` is ``False`` and the status message is
+    ``"<Type>: <message>"``. Spans whose exception passes through both KTRDR's handler and
+    the SDK's ``start_as_current_span`` carry the event twice (``events=2``).
+    """
+    for _ in range(events):
+        sp.record_exception(
+            exc,
+            attributes={"exception.stacktrace": stacktrace},
+            timestamp=world.clock.now_ns() + skew_ns,
+            escaped=False,
+        )
+    message = status_message if status_message is not None else (
+        f"{type(exc).__name__}: {exc}")
     sp.set_status(Status(StatusCode.ERROR, message))
 
 

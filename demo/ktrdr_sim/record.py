@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,14 +27,15 @@ from ktrdr_sim.clock import NS_PER_S, SimClock
 from ktrdr_sim.encode import to_otlp_json
 from ktrdr_sim.ids import SeededIdGenerator
 from ktrdr_sim.ktrdr import Ktrdr, RunResult
-from ktrdr_sim.noise import background_round
 from ktrdr_sim.runtime import ProviderFactory, World
 
 SEED = 20251122
 BASE = datetime(2026, 11, 24, 8, 0, 0, tzinfo=UTC)
-# `now` of expected.yaml: this long after the last span ended (the stuck training is silent
-# at least this long, far beyond the 300 s threshold).
-QUIET_AFTER_S = 42 * 60
+# `now` of expected.yaml: this long after the last span ended (the hung training is silent
+# far beyond the 300 s stuck threshold by then).
+QUIET_AFTER_S = 10 * 60
+TAIL_S = 30.0  # the recording goes on this long after the last scenario ended
+EXPORT_BATCH_S = 5.0  # BatchSpanProcessor's schedule delay: one background line per batch
 
 FORMATS = {
     sc.BACKTESTS: "otlp-lines",
@@ -44,13 +45,12 @@ FORMATS = {
     sc.DATA_LOADS: "jaeger-envelope",
     sc.SPLIT_CLI: "jaeger-trace",
     sc.QUIRKS: "jaeger-quirks",
-    "background": "otlp-lines",
+    "background": "otlp-batches",
 }
 NOISE_FILE = "background"
-NOISE_FIRST_MIN = 3.0
-NOISE_EVERY_MIN = 20.0
 SUFFIX = {
     "otlp-lines": ".otlp.jsonl",
+    "otlp-batches": ".otlp.jsonl",
     "api-v3": ".api_v3.json",
     "jaeger-envelope": ".jaeger.json",
     "jaeger-trace": ".jaeger-trace.json",
@@ -63,12 +63,13 @@ EXTRA_TRACE_FILE = {sc.SPLIT_CLI: sc.BACKTESTS}
 
 @dataclass(slots=True)
 class Recording:
-    """Spans by trace id (in first-seen order), which file each trace goes to, expectations."""
+    """Spans by trace id, which file each trace goes to, and the expectations."""
 
     traces: dict[str, list[ReadableSpan]] = field(default_factory=dict)
-    # file → documents (OTLP lines, or traces to convert), each a list of trace ids
+    # file -> documents (OTLP lines, or traces to convert), each a list of trace ids
     files: dict[str, list[list[str]]] = field(default_factory=dict)
-    expected: dict[str, dict[str, str]] = field(default_factory=dict)
+    background: list[ReadableSpan] = field(default_factory=list)
+    expected: dict[str, dict[str, Any]] = field(default_factory=dict)
     now: datetime = BASE
 
 
@@ -90,63 +91,83 @@ def _provider_factory(exporter: InMemorySpanExporter, ids: SeededIdGenerator) ->
     return make
 
 
-def run_all(scenarios: Sequence[sc.Scenario] = sc.SCENARIOS) -> Recording:
-    """Run the scenarios on the simulated timeline and collect what the SDK exported."""
+def run_all(steps: Sequence[sc.Step] = sc.STEPS) -> Recording:
+    """Run the timeline on the simulated clock and file what the SDK exported."""
     exporter = InMemorySpanExporter()
     base_ns = int(BASE.timestamp()) * NS_PER_S
     clock = SimClock(base_ns)
     world = World(clock, _provider_factory(exporter, SeededIdGenerator(random.Random(SEED))),
                   random.Random(SEED + 1))
-    k = Ktrdr(world)
-    for kind in ("backtesting", "backtesting", "training", "training"):
-        k.start_worker(kind)
-    rec = Recording()
-    last_start = max(s.at_min for s in scenarios)
-    rounds = [NOISE_FIRST_MIN + i * NOISE_EVERY_MIN
-              for i in range(int((last_start - NOISE_FIRST_MIN) // NOISE_EVERY_MIN) + 1)]
-    for scenario in scenarios:
-        while rounds and rounds[0] < scenario.at_min:
-            clock.set_ns(base_ns + round(rounds.pop(0) * 60 * NS_PER_S))
-            order = _collect(rec, exporter, lambda: background_round(k), [])
-            rec.files.setdefault(NOISE_FILE, []).append(order)  # one batch per line
-        jitter_ns = world.rng.randrange(45 * NS_PER_S)  # users do not start on the minute
-        clock.set_ns(base_ns + round(scenario.at_min * 60 * NS_PER_S) + jitter_ns)
-        holder: list[RunResult] = []
-        order = _collect(rec, exporter, lambda s=scenario, h=holder: h.append(s.run(k)),
-                         holder)
-        result = holder[0]
-        for i, t in enumerate(order):
-            target = scenario.file if i == 0 else EXTRA_TRACE_FILE.get(scenario.file,
-                                                                       scenario.file)
-            rec.files.setdefault(target, []).append([t])
-        if scenario.keyed_by_trace or result.operation is None:
-            key = order[0]
-        else:
-            key = result.operation.operation_id
-        rec.expected[key] = {"verdict": scenario.verdict,
-                             "operation_type": scenario.operation_type,
-                             "scenario": scenario.name}
+    stage = sc.Stage(Ktrdr(world))
+    results: dict[str, RunResult] = {}
+
+    def timeline() -> None:
+        jobs = []
+        for step in sorted(steps, key=lambda st: st.at_s):
+            clock.sleep_until(base_ns + round(step.at_s * NS_PER_S))
+            jobs.append(clock.background(lambda st=step: _run(st, stage, results)))
+        for job in jobs:
+            clock.join(job)
+        stage.k.wait_all()
+        clock.sleep(TAIL_S)
+
+    clock.run(timeline)
     world.shutdown()
-    last_end = max(s.end_time or 0 for spans in rec.traces.values() for s in spans)
+    return _file(steps, results, exporter.get_finished_spans())
+
+
+def _run(step: sc.Step, stage: sc.Stage, results: dict[str, RunResult]) -> None:
+    result = step.run(stage)
+    if result is not None:
+        results[step.name] = result
+
+
+def _file(steps: Sequence[sc.Step], results: dict[str, RunResult],
+          spans: Sequence[ReadableSpan]) -> Recording:
+    """Each scenario's traces go to its file (in time order); every other trace is
+    background; the expectations are keyed by operation id, or by the first trace id of a
+    request that never became an operation."""
+    rec = Recording()
+    for sp in spans:
+        rec.traces.setdefault(_tid(sp), []).append(sp)
+    owned: dict[str, str] = {}
+    for step in steps:
+        if step.expect is None:
+            continue
+        result = results[step.name]
+        for i, t in enumerate(result.trace_ids):
+            if t in rec.traces and t not in owned:
+                owned[t] = step.file if i == 0 else EXTRA_TRACE_FILE.get(step.file, step.file)
+        key = result.trace_ids[0] if step.keyed_by_trace or result.operation is None \
+            else result.operation.operation_id
+        rec.expected[key] = _expectation(step, result)
+    first_start = {t: min(s.start_time or 0 for s in ss) for t, ss in rec.traces.items()}
+    for t in sorted(owned, key=lambda t: (first_start[t], t)):
+        rec.files.setdefault(owned[t], []).append([t])
+    rec.background = [sp for t, ss in rec.traces.items() if t not in owned for sp in ss]
+    last_end = max(sp.end_time or 0 for sp in spans)
     now_s = -(-last_end // (60 * NS_PER_S)) * 60 + QUIET_AFTER_S
     rec.now = datetime.fromtimestamp(now_s, tz=UTC)
     return rec
 
 
-def _collect(rec: Recording, exporter: InMemorySpanExporter, run: Callable[[], None],
-             results: list[RunResult]) -> list[str]:
-    """Run one piece of the timeline; file its new spans by trace; return their trace ids
-    (the flow's own trace ids first, so the CLI trace leads)."""
-    seen = len(exporter.get_finished_spans())
-    run()
-    new = exporter.get_finished_spans()[seen:]
-    order = list(dict.fromkeys(t for r in results for t in r.trace_ids))
-    order += [t for t in dict.fromkeys(_tid(s) for s in new) if t not in order]
-    for t in order:
-        rec.traces.setdefault(t, [])
-    for s in new:
-        rec.traces[_tid(s)].append(s)
-    return order
+def _expectation(step: sc.Step, result: RunResult) -> dict[str, Any]:
+    expect = step.expect
+    assert expect is not None
+    facts = result.facts
+    entry: dict[str, Any] = {
+        "verdict": expect.verdict,
+        "also_acceptable": list(expect.also_acceptable),
+        "operation_type": step.operation_type,
+        "scenario": step.name,
+        "root_cause": None if expect.root_cause is None else {
+            "service": expect.root_cause[0], "span": expect.root_cause[1]},
+        "mentions": [m.format(**facts) for m in expect.mentions],
+        "bottleneck": None if expect.bottleneck is None else {
+            expect.bottleneck[0]: expect.bottleneck[1]},
+        "truth": expect.truth.format(**facts),
+    }
+    return entry
 
 
 def _tid(span: ReadableSpan) -> str:
@@ -167,6 +188,9 @@ def _dump(obj: Any, *, pretty: bool = False) -> str:
 def render(rec: Recording) -> dict[str, str]:
     """File name → content, for every corpus file and expected.yaml."""
     out: dict[str, str] = {}
+    out[NOISE_FILE + SUFFIX[FORMATS[NOISE_FILE]]] = "".join(
+        json.dumps(to_otlp_json(_sorted(batch)), separators=(",", ":")) + "\n"
+        for batch in _export_batches(rec.background))
     for name, units in rec.files.items():
         fmt = FORMATS[name]
         docs = [to_otlp_json(_sorted([s for t in unit for s in rec.traces[t]]))
@@ -181,6 +205,20 @@ def render(rec: Recording) -> dict[str, str]:
         out[name + SUFFIX[fmt]] = text
     out["expected.yaml"] = _expected_yaml(rec)
     return out
+
+
+def _export_batches(spans: Sequence[ReadableSpan]) -> list[list[ReadableSpan]]:
+    """What each process's BatchSpanProcessor would send: the spans one process ended within
+    one schedule period, one export request (one line) each, in time order."""
+    period = round(EXPORT_BATCH_S * NS_PER_S)
+    batches: dict[tuple[int, str, int], list[ReadableSpan]] = {}
+    for sp in spans:
+        service = str(sp.resource.attributes.get("service.name", ""))
+        key = ((sp.end_time or 0) // period, service, id(sp.resource))
+        batches.setdefault(key, []).append(sp)
+    order = sorted(batches, key=lambda k: (k[0], k[1], min(s.start_time or 0
+                                                             for s in batches[k])))
+    return [batches[k] for k in order]
 
 
 def _render_jaeger(fmt: str, docs: list[dict[str, Any]]) -> str:
@@ -213,14 +251,19 @@ def _stringify_bools(envelope: dict[str, Any]) -> None:
 def _expected_yaml(rec: Recording) -> str:
     lines = [
         "# Generated by `python -m ktrdr_sim.record`; do not edit.",
-        "# The verdict each operation of the demo corpus must get at `now`. Dispatch failures",
-        "# create no operation id: they are keyed by the trace id of their CLI/dispatch trace.",
+        "# What a correct diagnosis of each operation of the demo corpus says at `now`, with the",
+        "# keys of tests/data/real-ktrdr/run1/cases.yaml: verdict (and also_acceptable ones),",
+        "# root_cause (service fnmatch pattern and span name, null when there is none), words the",
+        "# summary must contain (mentions), bottleneck ({span: NAME} or {gap_after: NAME}, null:",
+        "# not judged), truth. Requests that never became an operation (400, 500, 503) are keyed",
+        "# by the trace id of their CLI (or curl) trace.",
         f"now: \"{rec.now.strftime('%Y-%m-%dT%H:%M:%SZ')}\"",
         "operations:",
     ]
     for key, entry in rec.expected.items():
         lines.append(f"  \"{key}\":")
-        lines.extend(f"    {field_}: {value}" for field_, value in entry.items())
+        lines.extend(f"    {name}: {json.dumps(value, ensure_ascii=False)}"
+                     for name, value in entry.items())
     return "\n".join(lines) + "\n"
 
 

@@ -23,12 +23,12 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
-from ktrdr_sim.clock import NS_PER_S, Clock
+from ktrdr_sim.clock import NS_PER_S, Background, Clock
 from ktrdr_sim.observe import NullObserver, Observer
 
 ProviderFactory = Callable[[Resource], TracerProvider]
 
-KTRDR_VERSION = "dev"
+KTRDR_VERSION = "1.0.7.2"  # what the recorded KTRDR reports (real-spans.txt)
 ENVIRONMENT = "development"
 
 
@@ -59,12 +59,21 @@ class Process:
     host: str = ""
     port: int = 0
     ip: str = "127.0.0.1"
-    skew_ns: int = 0  # this host's clock error: the IB host service runs natively on the Mac
+    skew_ns: int = 0  # this host's clock error (a process on another machine)
+    # FastAPI's ASGI "http.response.body" sends per response: the backend's middleware sends
+    # an extra empty body (3 sends in all), the workers and the IB host service send one.
+    body_sends: int = 1
+    alive: bool = True  # a killed or stopped process refuses connections
+    jobs: list[Background] = field(default_factory=list)  # its running background work
     _tracers: dict[tuple[str, str | None], Tracer] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
     def tracer(
         self, scope: str, scope_version: str | None = None, schema_url: str | None = None
@@ -93,13 +102,31 @@ class World:
         self.processes: list[Process] = []
 
     def spawn(
-        self, service_name: str, host: str = "", port: int = 0, ip: str = "127.0.0.1"
+        self, service_name: str, host: str = "", port: int = 0, ip: str = "127.0.0.1",
+        body_sends: int = 1,
     ) -> Process:
         """Start a process: a fresh TracerProvider with that process's resource."""
         provider = self._factory(ktrdr_resource(service_name))
-        proc = Process(service_name, provider, host, port, ip)
+        proc = Process(service_name, provider, host, port, ip, body_sends=body_sends)
         self.processes.append(proc)
         return proc
+
+    def run_in(self, proc: Process, work: Callable[[], None]) -> Background:
+        """Background work of ``proc`` (killed with it)."""
+        proc.jobs = [j for j in proc.jobs if not j.done]
+        job = self.clock.background(work)
+        proc.jobs.append(job)
+        return job
+
+    def kill(self, proc: Process) -> None:
+        """SIGKILL: the process refuses connections from now on, its work stops where it is
+        and its open spans are never exported."""
+        proc.alive = False
+        kill = getattr(self.clock, "kill", None)
+        for job in proc.jobs:
+            if not job.done and kill is not None:
+                kill(job)
+        proc.jobs.clear()
 
     def hex8(self) -> str:
         """Eight random hex characters (``uuid4().hex[:8]`` / ``os.urandom(4).hex()`` in KTRDR)."""

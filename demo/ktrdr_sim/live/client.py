@@ -32,9 +32,12 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def call(self, parent: Context | None, method: str, url: str, body: Any = None
+    def call(self, parent: Context | None, method: str, url: str, body: Any = None, *,
+             read_timeout_s: float | None = None, raise_errors: bool = False
              ) -> httpx.Response | None:
-        """One traced request; None when no answer came (refused, reset, timeout)."""
+        """One traced request; None when no answer came (refused, reset, timeout), or with
+        ``raise_errors`` ``ConnectionError``/``TimeoutError``. ``read_timeout_s`` is in KTRDR
+        seconds (compressed like every other duration)."""
         node = self.node
         with span(node.world, node.proc, method, parent, scope=simhttp.HTTPX_SCOPE,
                   scope_version=simhttp.INSTRUMENTATION_VERSION,
@@ -42,11 +45,18 @@ class Client:
                   attributes={"http.method": method, "http.url": url}) as (sp, ctx):
             headers: dict[str, str] = {}
             _PROPAGATOR.inject(headers, context=ctx)
+            timeout = (httpx.USE_CLIENT_DEFAULT if read_timeout_s is None else
+                       httpx.Timeout(10.0, read=node.cfg.real_s(read_timeout_s)))
             try:
-                resp = self._http.request(method, url, json=body, headers=headers)
+                resp = self._http.request(method, url, json=body, headers=headers,
+                                          timeout=timeout)
             except httpx.HTTPError as exc:
                 sp.record_exception(exc)
                 sp.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                if raise_errors and isinstance(exc, httpx.TimeoutException):
+                    raise TimeoutError(str(exc)) from exc
+                if raise_errors:
+                    raise ConnectionError(str(exc)) from exc
                 return None
             sp.set_attribute("http.status_code", resp.status_code)
             if resp.status_code >= 400:

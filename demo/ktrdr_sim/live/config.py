@@ -31,6 +31,10 @@ class LiveConfig:
     worker_id: str = ""
     speedup: float = 10.0
     health_interval_s: float = 10.0  # KTRDR's worker health loop, in KTRDR seconds
+    removal_s: float = 300.0  # a worker without a healthy check this long is removed
+    orphan_interval_s: float = 15.0  # the orphan detector's period
+    orphan_timeout_s: float = 60.0  # RUNNING and unclaimed this long: failed
+    restart_after_s: float = 420.0  # a killed worker's keeper starts a new one after this
     mix: str = ""
     cycles: int = 0  # 0 = forever
     gap_s: float = 20.0
@@ -49,6 +53,11 @@ class LiveConfig:
     def health_interval_real_s(self) -> float:
         """The health loop period on the wall clock, never below half a second."""
         return max(0.5, self.real_s(self.health_interval_s))
+
+    @property
+    def orphan_interval_real_s(self) -> float:
+        """The orphan detector's period on the wall clock, never below a fifth of a second."""
+        return max(0.2, self.real_s(self.orphan_interval_s))
 
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
@@ -76,6 +85,7 @@ def from_env(role: str, env: Mapping[str, str] | None = None, **overrides: objec
         "worker_id": e.get("KTRDR_WORKER_ID", ""),
         "speedup": _float(e, "KTRDR_SIM_SPEEDUP", 10.0),
         "health_interval_s": _float(e, "KTRDR_SIM_HEALTH_INTERVAL_S", 10.0),
+        "restart_after_s": _float(e, "KTRDR_SIM_RESTART_AFTER_S", 420.0),
         "mix": e.get("KTRDR_SIM_MIX", ""),
         "cycles": int(e.get("KTRDR_SIM_CYCLES") or 0),
         "gap_s": _float(e, "KTRDR_SIM_GAP_S", 20.0),

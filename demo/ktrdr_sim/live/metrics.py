@@ -18,6 +18,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from ktrdr_sim.runtime import KTRDR_VERSION
+
 OPERATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 # OTel SDK default explicit buckets for http.server.duration (ms).
 HTTP_BUCKETS = (0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000)
@@ -74,7 +76,7 @@ class KtrdrMetrics:
                               "Duration of HTTP server requests.", list(HTTP_LABELS),
                               buckets=HTTP_BUCKETS, registry=reg)
         info = Info("target", "Target metadata", registry=reg)
-        info.info({"service_name": service_name or "ktrdr-api", "service_version": "dev",
+        info.info({"service_name": service_name or "ktrdr-api", "service_version": KTRDR_VERSION,
                    "deployment_environment": "development",
                    "telemetry_sdk_language": "python",
                    "telemetry_sdk_name": "opentelemetry",

@@ -20,6 +20,8 @@ from ktrdr_sim.live.config import LiveConfig
 from ktrdr_sim.live.metrics import KtrdrMetrics
 from ktrdr_sim.runtime import Process, ProviderFactory, World
 
+EXPORT_DELAY_S = 1.0  # the BatchSpanProcessor's schedule delay: what a SIGKILL can lose
+
 
 def provider_factory(cfg: LiveConfig) -> ProviderFactory:
     """OTLP/HTTP to ``<endpoint>/v1/traces``, or a provider that exports nothing (``none``)."""
@@ -30,7 +32,7 @@ def provider_factory(cfg: LiveConfig) -> ProviderFactory:
         if cfg.exports:
             provider.add_span_processor(
                 BatchSpanProcessor(OTLPSpanExporter(endpoint=url, timeout=5),
-                                   schedule_delay_millis=1000))
+                                   schedule_delay_millis=round(EXPORT_DELAY_S * 1000)))
         return provider
 
     return make
@@ -60,11 +62,12 @@ class Node:
         self.world.shutdown()
 
 
-def make_node(cfg: LiveConfig, service_name: str, metrics_role: str) -> Node:
+def make_node(cfg: LiveConfig, service_name: str, metrics_role: str,
+              body_sends: int = 1) -> Node:
     """Spawn the single simulated process of this OS process."""
     clock = RealClock(cfg.speedup)
     world = World(clock, provider_factory(cfg), random.Random(cfg.seed))
     host = cfg.public_url.split("://", 1)[-1].rsplit(":", 1)[0] or "127.0.0.1"
-    world.spawn(service_name, host=host, port=cfg.port)
+    world.spawn(service_name, host=host, port=cfg.port, body_sends=body_sends)
     metrics = KtrdrMetrics(metrics_role, host, cfg.port, service_name)
     return Node(cfg, world, clock, service_name, metrics)

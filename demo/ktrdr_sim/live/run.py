@@ -10,13 +10,14 @@ role as a child process on loopback). Configuration comes from the environment
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 
 from ktrdr_sim.live import backend, driver, ibhost, supervisor, worker
-from ktrdr_sim.live.config import ROLES, LiveConfig, from_env
+from ktrdr_sim.live.config import ROLES, WORKER_TYPES, LiveConfig, from_env
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for s in (signal.SIGTERM, signal.SIGINT):
             signal.signal(s, lambda _n, _f: the_driver.node.stopping.set())
         return driver.run(the_driver, _log)
+    if cfg.role in WORKER_TYPES and not os.environ.get(worker.CHILD_ENV):
+        return worker.keep(cfg, _log)
     return serve_role(cfg)
 
 

@@ -1,9 +1,11 @@
 """A small threaded HTTP server whose routes are traced as OTel's FastAPI instrumentation does.
 
 Server span ``"{METHOD} {route template}"`` (scope ``opentelemetry.instrumentation.fastapi``)
-with the old-semconv attributes, ``… http receive``/``… http send`` children, status ERROR only
-for ≥ 500, parent extracted from the request's ``traceparent`` by the real propagator. Routes
-registered with ``traced=False`` are the simulator's own controls and leave no trace.
+with the old-semconv attributes, ``… http receive`` (when the request has a body) and ``… http
+send`` children (the response start with its status code, then one body send, two on the
+backend), status ERROR only for ≥ 500, parent extracted from the request's ``traceparent`` by
+the real propagator. Routes registered with ``traced=False`` are the simulator's own controls
+and leave no trace.
 """
 
 from __future__ import annotations
@@ -191,11 +193,14 @@ class App:
                 resp = Response(500, {"detail": "Internal Server Error"})
             with span(node.world, proc, f"{name} http send", ctx, attributes={
                     "asgi.event.type": "http.response.start",
-                    "http.status_code": resp.status}, **scope):
+                    "http.status_code": resp.status}, **scope) as (start, _):
                 _send(h, resp)
-            with span(node.world, proc, f"{name} http send", ctx,
-                      attributes={"asgi.event.type": "http.response.body"}, **scope):
-                pass
+                if resp.status >= 500:
+                    start.set_status(Status(StatusCode.ERROR))
+            for _ in range(proc.body_sends):
+                with span(node.world, proc, f"{name} http send", ctx,
+                          attributes={"asgi.event.type": "http.response.body"}, **scope):
+                    pass
             server_span.set_attribute("http.status_code", resp.status)
             if resp.status >= 500:
                 server_span.set_status(Status(StatusCode.ERROR))

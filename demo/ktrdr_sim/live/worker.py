@@ -1,14 +1,24 @@
 """A backtest or training worker: answers the dispatch at once, works in a background thread.
 
-As in KTRDR (``ktrdr.md`` §1.3, §4): the worker registers itself with the backend and
-re-registers when the backend stops health-checking it (a backend restart); its work spans are
-children of the already-ended ``POST /backtests/start`` server span; it answers 503 when busy;
-cancel requests arrive proxied by the backend.
+As in the recorded KTRDR: the worker registers itself with the backend and re-registers when the
+backend stops health-checking it (a backend restart); its work spans are children of the
+already-ended ``POST /backtests/start`` server span; the training's only phase span is
+``training.data_loading`` and its loop writes none; it answers 503 when busy; cancel requests
+arrive proxied by the backend. ``/health`` reports the running operation and the ones that
+finished, which the backend reconciles.
+
+``POST /_sim/die`` (untraced) SIGKILLs the worker process: nothing is flushed, connections are
+refused from then on. The worker role runs that process under a keeper that starts a new one
+(a new service-name suffix, a new registration) only after KTRDR's removal and orphan timeouts,
+so the backend sees the dead worker the way it would see a crashed one.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -16,7 +26,7 @@ from typing import Any
 from opentelemetry.context import Context
 
 from ktrdr_sim import instrument as ins
-from ktrdr_sim.flows import BacktestPlan, TrainingPlan, training_phases
+from ktrdr_sim.flows import BacktestPlan, TrainingPlan
 from ktrdr_sim.live import ops
 from ktrdr_sim.live.client import Client
 from ktrdr_sim.live.config import WORKER_TYPES, LiveConfig
@@ -26,6 +36,8 @@ from ktrdr_sim.live.web import App, Request, Response
 
 SHORT = {"backtesting": "backtest", "training": "training"}
 START_ROUTE = {"backtesting": "/backtests/start", "training": "/training/start"}
+FINISHED_KEPT = 20  # finished operations the health answer reports
+CHILD_ENV = "KTRDR_SIM_WORKER_CHILD"
 
 
 class Worker:
@@ -41,6 +53,7 @@ class Worker:
         self.client = Client(self.node)
         self.app = App(self.node)
         self.ops: dict[str, LiveOperation] = {}
+        self.finished: list[LiveOperation] = []
         self.current: str | None = None
         self.lock = threading.Lock()
         self.last_health = 0.0
@@ -52,9 +65,11 @@ class Worker:
         app = self.app
         app.route("POST", START_ROUTE[self.worker_type])(self.start)
         app.route("GET", "/api/v1/operations/{operation_id}")(self.get_operation)
+        app.route("GET", "/api/v1/operations/{operation_id}/metrics")(self.get_metrics)
         app.route("DELETE", "/api/v1/operations/{operation_id}/cancel")(self.cancel)
         app.route("GET", "/health")(self.health)
         app.add_metrics_routes()
+        app.route("POST", "/_sim/die", traced=False)(self.die)
 
     def start(self, req: Request) -> Response:
         body: dict[str, Any] = req.body or {}
@@ -83,6 +98,7 @@ class Worker:
                 with self.lock:
                     if self.current == op_id:
                         self.current = None
+                    self.finished = [*self.finished, op][-FINISHED_KEPT:]
 
         # asyncio.create_task in KTRDR: the work starts after the response is sent.
         return Response(200, {"success": True, "operation_id": op_id},
@@ -96,16 +112,18 @@ class Worker:
             "operation_id": op.operation_id, "operation_type": op.operation_type,
             "status": op.status}})
 
+    def get_metrics(self, req: Request) -> Response:
+        if req.params["operation_id"] not in self.ops:
+            return Response(404, {"detail": "Operation not found"})
+        return Response(200, {"success": True, "data": {"metrics": [], "cursor": 0}})
+
     def cancel(self, req: Request) -> Response:
         op = self.ops.get(req.params["operation_id"])
         if op is None:
             return Response(404, {"detail": "Operation not found"})
         if op.terminal:
             return Response(200, {"success": True, "status": op.status})
-        reason = str((req.body or {}).get("reason") or "Cancelled by user")
-        op.cancellation_reason = reason
-        ops.transition(self.node, req.ctx, op, "cancelled",
-                       **{"operation.cancellation_reason": reason})
+        ops.transition(self.node, req.ctx, op, "cancelled")
         op.cancelled.set()
         return Response(200, {"success": True, "status": "cancelled"})
 
@@ -114,24 +132,36 @@ class Worker:
         with ins.span(self.node.world, self.node.proc, "operations.list", req.ctx,
                       attributes=ins.service_attributes("operations.list")) as (sp, _):
             ins.mark_ok(sp)
-        busy = self.current is not None
+        with self.lock:
+            busy = self.current is not None
+            finished = [{"operation_id": op.operation_id, "status": op.status}
+                        for op in self.finished]
         return Response(200, {"healthy": True, "service": f"{self.worker_type}-worker",
                               "status": "operational",
                               "worker_status": "busy" if busy else "idle",
-                              "current_operation": self.current})
+                              "current_operation": self.current,
+                              "completed_operations": finished})
+
+    def die(self, _req: Request) -> Response:
+        """SIGKILL, right after answering: no span is flushed, nothing is unregistered."""
+        return Response(200, {"success": True},
+                        after=lambda: os.kill(os.getpid(), signal.SIGKILL))
 
     # ------------------------------------------------------------------------------- work
 
     def _backtest(self, ctx: Context, op: LiveOperation, plan: BacktestPlan) -> None:
         node = self.node
-        ops.create_operation(node, ctx, op, with_id_on_create=True, is_backend_local=False,
-                             symbol=plan.symbol, timeframe=plan.timeframe)
+        ops.create_operation(node, ctx, op, with_id_on_create=True, symbol=plan.symbol,
+                             timeframe=plan.timeframe)
         ops.transition(node, ctx, op, "running")
-        outcome = ops.phase(node, ctx, op, "backtest.data_loading", scope=ins.BACKTEST_ENGINE,
-                            attributes={"data.symbol": plan.symbol,
-                                        "data.timeframe": plan.timeframe},
-                            seconds=plan.data_loading_s, fault=plan.fault,
-                            after={"data.rows": plan.rows})
+        outcome = "ok" if ops.quiet(node, op, plan.setup_s) else "cancelled"
+        if outcome == "ok":
+            outcome = ops.phase(node, ctx, op, "backtest.data_loading",
+                                scope=ins.BACKTEST_ENGINE,
+                                attributes={"data.symbol": plan.symbol,
+                                            "data.timeframe": plan.timeframe},
+                                seconds=plan.data_loading_s, fault=plan.fault,
+                                after={"data.rows": plan.rows})
         if outcome == "ok":
             outcome = ops.phase(node, ctx, op, "backtest.feature_compute",
                                 scope=ins.BACKTEST_ENGINE, attributes={"data.rows": plan.rows},
@@ -142,19 +172,20 @@ class Worker:
 
     def _training(self, ctx: Context, op: LiveOperation, plan: TrainingPlan) -> None:
         node = self.node
-        ops.create_operation(node, ctx, op, with_id_on_create=True, is_backend_local=False,
-                             symbol=plan.symbols, timeframe=plan.timeframes)
+        ops.create_operation(node, ctx, op, with_id_on_create=True, symbol=plan.symbols,
+                             timeframe=plan.timeframes)
         ops.transition(node, ctx, op, "running")
-        outcome = "ok"
-        for name, attrs, seconds, after in training_phases(plan):
-            outcome = ops.phase(node, ctx, op, name, scope=ins.TRAINING_PIPELINE,
-                                attributes=attrs, seconds=seconds, fault=plan.fault,
-                                after=after)
-            if outcome != "ok":
-                break
-            if plan.stop_after == name:
-                return  # hung: no further span ends, no terminal transition (stuck)
-        if outcome == "ok" and not ops.quiet(node, op, plan.model_training_s):
+        outcome = ops.phase(node, ctx, op, "training.data_loading",
+                            scope=ins.TRAINING_PIPELINE,
+                            attributes={"data.symbol": plan.symbols,
+                                        "data.timeframes": plan.timeframes,
+                                        "progress.phase": "data_loading"},
+                            seconds=plan.data_loading_s, fault=plan.fault,
+                            after={"data.rows": plan.rows, "data.columns": plan.columns})
+        # The training loop writes no span; a hung one holds the worker (and keeps reporting
+        # the operation as its own) for a long while before it goes on.
+        loop_s = plan.loop_s * (40 if plan.hang else 1)
+        if outcome == "ok" and not ops.quiet(node, op, loop_s):
             outcome = "cancelled"
         self._finish(ctx, op, outcome, plan.fault)
 
@@ -196,6 +227,35 @@ class Worker:
 def run(cfg: LiveConfig) -> Worker:
     """Serve and start the registration loop; the caller waits and stops."""
     worker = Worker(cfg)
+    with ins.span(worker.node.world, worker.node.proc, "operations.list", None,
+                  attributes=ins.service_attributes("operations.list")) as (sp, _):
+        ins.mark_ok(sp)  # start-up: the worker lists what it was running
     worker.app.serve()
     threading.Thread(target=worker.registration_loop, name="register", daemon=True).start()
     return worker
+
+
+def keep(cfg: LiveConfig, log: Any = print) -> int:
+    """The worker role: run the worker process; when it was killed, start a new one after
+    ``restart_after_s`` KTRDR seconds. SIGTERM/SIGINT stop both."""
+    stopping = threading.Event()
+    child: list[subprocess.Popen[bytes]] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.set()
+        if child and child[0].poll() is None:
+            child[0].send_signal(signum)
+
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, on_signal)
+    env = {**os.environ, CHILD_ENV: "1", "KTRDR_SIM_PORT": str(cfg.port)}
+    while True:
+        child[:] = [subprocess.Popen([sys.executable, "-m", "ktrdr_sim.live", "--role",
+                                      cfg.role], env=env)]
+        code = child[0].wait()
+        if stopping.is_set() or code != -signal.SIGKILL:
+            return 0 if stopping.is_set() else code
+        log(f"ktrdr_sim.live {cfg.role}: the worker on :{cfg.port} was killed; a new one "
+            f"starts in {cfg.real_s(cfg.restart_after_s):.1f} s")
+        if stopping.wait(cfg.real_s(cfg.restart_after_s)):
+            return 0
