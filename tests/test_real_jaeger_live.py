@@ -20,15 +20,13 @@ import httpx
 import pytest
 from ktrdr_sim.live import launch
 from real_jaeger import RealJaeger
+from test_stack_live import ALL_VERDICTS  # the mix's verdicts, as the sink run sees them
 
 pytest_plugins = ("real_jaeger_fixtures",)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("live-demo")]  # one demo at a time
 
 CYCLE_TIMEOUT_S = 240.0
 SERVE_TIMEOUT_S = 30.0
-ALL_VERDICTS = {"healthy", "failed", "invalid_input", "data_missing", "service_unreachable",
-                "no_workers", "no_capable_workers", "workers_busy", "stuck", "slow",
-                "cancelled"}
 
 
 @pytest.fixture(scope="module")
