@@ -333,6 +333,8 @@ def test_every_link_resolves(client, settings, window, json_datasource):
                 .replace("${__url_time_range}", "from=1&to=2")
                 .replace("${operation_id:percentencode}", quote(op_id, safe=""))
                 .replace("${__data.fields.diagnosis_url}", diagnosis_url)
+                .replace("${__from}", str(window[0]))
+                .replace("${__to}", str(window[1]))
             )
             if link.get("internal"):
                 assert link["internal"]["datasourceUid"] == settings.links.jaeger_datasource_uid
@@ -384,3 +386,23 @@ def test_simpod_tables_show_the_columns_infinity_declares():
             assert list(order) == [c["selector"] for c in target["columns"]], panel["title"]
             checked += 1
     assert checked >= 5
+
+
+def test_per_operation_queries_and_page_links_carry_the_time_range(settings):
+    """A live Jaeger is searched for one operation over the dashboard's range: every query
+    for one operation sends ``${__from}``/``${__to}``, every link to its page the range."""
+    board = render_dashboards(settings, "infinity")[
+        f"{settings.links.diagnosis_dashboard_uid}.json"
+    ]
+
+    def strings(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            return [s for v in node.values() for s in strings(v)]
+        if isinstance(node, list):
+            return [s for v in node for s in strings(v)]
+        return [node] if isinstance(node, str) else []
+
+    per_operation = [s for s in strings(board) if "/operations/${operation_id" in s]
+    assert len(per_operation) >= 7  # five panels, the trace variable, the page link
+    for text in per_operation:
+        assert "from=${__from}&to=${__to}" in text or "?${__url_time_range}" in text, text

@@ -20,6 +20,7 @@ from opdiag_dashboards.config import DashboardSettings
 
 from opdiag.config_types import Section, SettingsError
 from opdiag.errors import InputError
+from opdiag.timeutil import parse_lookback_s
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,11 +142,22 @@ class JaegerSettings(Section):
     )
     timeout_s: float = 10.0
     connect_timeout_s: float = 3.0
+    # Every Jaeger call (waiting for a slot, connecting, every byte of the answer, retries)
+    # ends within this, or the lookup answers 504: a Jaeger that sends its answer a byte at a
+    # time never trips the read timeout, and would hold a request (and a server thread) for
+    # ever. Raise it only for huge, slow windows.
+    deadline_s: float = Field(default=30.0, gt=0)
+    # Largest answer read from Jaeger, in bytes, counted while it streams and refused before
+    # it is decoded (502 naming the cap): decoded answers take several times their size in
+    # memory. Lower it on small machines; raise it for very large windows.
+    max_answer_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     retries: int = 2
     backoff_s: float = 0.2
     concurrency: int = 8
     search_limit: int = 200
-    lookback_s: float = 6 * 3600.0
+    # How far back a lookup without a range searches (an operation id carrying its date is
+    # searched around that date instead), and the default range of lists; 6 h.
+    lookback_s: float = Field(default=6 * 3600.0, gt=0)
     # memory|badger|cassandra match tag values exactly; elasticsearch|opensearch as regex.
     storage: str = "memory"
     api: str = "auto"  # auto | v3 | legacy
@@ -221,6 +233,9 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_JAEGER_URL": "jaeger.url",
     "OPDIAG_JAEGER_STORAGE": "jaeger.storage",
     "OPDIAG_JAEGER_API": "jaeger.api",
+    "OPDIAG_JAEGER_LOOKBACK": "jaeger.lookback_s",
+    "OPDIAG_JAEGER_DEADLINE_S": "jaeger.deadline_s",
+    "OPDIAG_JAEGER_MAX_ANSWER_BYTES": "jaeger.max_answer_bytes",
     "OPDIAG_SERVICE_PATTERNS": "jaeger.service_patterns",
     "OPDIAG_TRACES": "trace_paths",
     "OPDIAG_RULES": "rule_packs",
@@ -241,6 +256,7 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_MAX_TRACE_FILE_BYTES": "max_trace_file_bytes",
 }
 _LIST_PATHS = {"jaeger.service_patterns", "trace_paths", "rule_packs"}
+_LOOKBACK_PATHS = {"jaeger.lookback_s"}  # 6h, 3d, or seconds
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -296,6 +312,8 @@ def load_settings(
         if dotted in _LIST_PATHS:
             sep = os.pathsep if dotted in {"trace_paths", "rule_packs"} else ","
             value = [p.strip() for p in raw.split(sep) if p.strip()]
+        elif dotted in _LOOKBACK_PATHS:
+            value = parse_lookback_s(raw, name=var)
         _set_path(data, dotted, value)
     if overrides:
         data = _deep_merge(data, overrides)

@@ -23,6 +23,7 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from opdiag.api.app import create_app, needs_demo
+from opdiag.api.probe_lane import ProbeLaneDispatcher
 from opdiag.api.queries import is_file_source
 from opdiag.api.state import EXTENSION as STATE_EXTENSION
 from opdiag.api.state import AppState
@@ -107,17 +108,25 @@ def build_server(settings: Settings) -> tuple[Any, AppState]:
     if settings.use_demo and needs_demo(settings) and not default_demo_traces().exists():
         raise OpdiagError(f"no trace source and no demo corpus at {default_demo_traces()}")
     app = create_app(settings)
-    server = create_server(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        threads=settings.server.threads,
-        ident="opdiag",
-        clear_untrusted_proxy_headers=True,
-        # Flask refuses bodies over max_request_bytes with a JSON 413 naming the body;
-        # waitress stops absurd ones before they are read (JSON too, see waitress_errors).
-        max_request_body_size=WAITRESS_BODY_FACTOR * settings.server.max_request_bytes,
-    )
+    # /healthz has a thread of its own: it answers while every worker waits on Jaeger.
+    dispatcher = ProbeLaneDispatcher()
+    dispatcher.set_thread_count(settings.server.threads)
+    try:
+        server = create_server(
+            app,
+            host=settings.server.host,
+            port=settings.server.port,
+            threads=settings.server.threads,
+            _dispatcher=dispatcher,  # waitress' own hook for a dispatcher of one's choice
+            ident="opdiag",
+            clear_untrusted_proxy_headers=True,
+            # Flask refuses bodies over max_request_bytes with a JSON 413 naming the body;
+            # waitress stops absurd ones before they are read (JSON too, see waitress_errors).
+            max_request_body_size=WAITRESS_BODY_FACTOR * settings.server.max_request_bytes,
+        )
+    except BaseException:
+        dispatcher.shutdown()
+        raise
     use_json_errors(server)
     return server, app.extensions[STATE_EXTENSION]
 
