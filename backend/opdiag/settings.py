@@ -146,18 +146,18 @@ class JaegerSettings(Section):
     # ends within this, or the lookup answers 504: a Jaeger that sends its answer a byte at a
     # time never trips the read timeout, and would hold a request (and a server thread) for
     # ever. Raise it only for huge, slow windows.
-    deadline_s: float = Field(default=30.0, gt=0)
+    deadline_s: float = field(default=30.0, metadata={"gt": 0})
     # Largest answer read from Jaeger, in bytes, counted while it streams and refused before
     # it is decoded (502 naming the cap): decoded answers take several times their size in
     # memory. Lower it on small machines; raise it for very large windows.
-    max_answer_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    max_answer_bytes: int = field(default=256 * 1024 * 1024, metadata={"gt": 0})
     retries: int = 2
     backoff_s: float = 0.2
     concurrency: int = 8
     search_limit: int = 200
     # How far back a lookup without a range searches (an operation id carrying its date is
     # searched around that date instead), and the default range of lists; 6 h.
-    lookback_s: float = Field(default=6 * 3600.0, gt=0)
+    lookback_s: float = field(default=6 * 3600.0, metadata={"gt": 0})
     # memory|badger|cassandra match tag values exactly; elasticsearch|opensearch as regex.
     storage: str = "memory"
     api: str = "auto"  # auto | v3 | legacy
