@@ -9,12 +9,14 @@ children (``operations.create`` → ``operation.register``, state transitions,
 polling ``GET /api/v1/operations/{operation_id}`` until completion. Polls and data-loading
 chunks repeat until the requested span count is reached. One trace, one operation id.
 
-    python -m bench.gen_traces --out /tmp/opdiag-bench --sizes 1000 10000 100000
+    python -m bench.gen_traces --out /tmp/opdiag-bench --sizes 1000 10000 100000 [--style S]
+    python -m bench.gen_traces --out /tmp/opdiag-bench --sizes --many 200000 --duplicates 30000
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 from pathlib import Path
@@ -372,23 +374,161 @@ def generate(n_spans: int, seed: int = 7) -> dict[str, Any]:
     return {"data": [trace], "total": 0, "limit": 0, "offset": 0, "errors": None}
 
 
-def write(path: Path, n_spans: int, seed: int = 7) -> int:
-    """Write one generated envelope to ``path``; returns the real span count."""
+def many_operations(n_traces: int, seed: int = 11) -> dict[str, Any]:
+    """``n_traces`` one-span traces, each a finished operation of its own (a worker's terminal
+    state transition carrying a distinct ``operation.id``): the shape of a long listing.
+    About 300 bytes per trace in the compact legacy style."""
+    rng = random.Random(seed)
+    traces = []
+    for i in range(n_traces):
+        trace_id = f"{rng.getrandbits(128):032x}"
+        start = T0_US + i * 1_000_000
+        clock = f"{i // 3600 % 24:02d}{i // 60 % 60:02d}{i % 60:02d}"
+        op_id = f"op_backtesting_20251122_{clock}_{i:08x}"
+        span = {
+            "traceID": trace_id,
+            "spanID": f"{rng.getrandbits(64):016x}",
+            "operationName": "operation.state_transition",
+            "references": [],
+            "startTime": start,
+            "duration": 500 + i % 300,
+            "tags": [
+                _kv("operation.id", op_id),
+                _kv("operation.to_status", "completed"),
+            ],
+            "logs": [],
+            "processID": "p1",
+        }
+        traces.append(
+            {
+                "traceID": trace_id,
+                "spans": [span],
+                "processes": {"p1": {"serviceName": WORKER_SERVICE, "tags": []}},
+            }
+        )
+    return {"data": traces, "total": 0, "limit": 0, "offset": 0, "errors": None}
+
+
+def duplicate_ids(n_spans: int) -> dict[str, Any]:
+    """One trace of ``n_spans`` spans that all share one span id (a broken exporter): the
+    first is the root, every other one names it as its parent."""
+    doc = generate(n_spans)
+    trace = doc["data"][0]
+    same = trace["spans"][0]["spanID"]
+    for span in trace["spans"]:
+        span["spanID"] = same
+        for ref in span["references"]:
+            ref["spanID"] = same
+    return doc
+
+
+_OTLP_KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
+_DROPPED_TAGS = frozenset({"span.kind", "otel.status_code", "otel.scope.name"})
+
+
+def _any_value(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}  # proto JSON: int64 as a string
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    return {"stringValue": str(value)}
+
+
+def to_otlp_api_v3(doc: dict[str, Any]) -> dict[str, Any]:
+    """The legacy envelope as Jaeger v2's ``/api/v3/traces`` answers it: ``{result:
+    {resourceSpans}}``, one resource per process and one scope per instrumentation scope,
+    nanosecond times as strings, integer kinds, status objects."""
+    resource_spans = []
+    for trace in doc["data"]:
+        scopes: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for span in trace["spans"]:
+            tags = {t["key"]: t["value"] for t in span["tags"]}
+            parent = next(
+                (r["spanID"] for r in span["references"] if r["refType"] == "CHILD_OF"), ""
+            )
+            out: dict[str, Any] = {
+                "traceId": span["traceID"],
+                "spanId": span["spanID"],
+                "parentSpanId": parent,
+                "name": span["operationName"],
+                "kind": _OTLP_KINDS.get(str(tags.get("span.kind", "internal")), 1),
+                "startTimeUnixNano": str(span["startTime"] * 1000),
+                "endTimeUnixNano": str((span["startTime"] + span["duration"]) * 1000),
+                "attributes": [
+                    {"key": k, "value": _any_value(v)}
+                    for k, v in tags.items()
+                    if k not in _DROPPED_TAGS
+                ],
+                "status": {"code": 2 if tags.get("otel.status_code") == "ERROR" else 0},
+            }
+            key = (span["processID"], str(tags.get("otel.scope.name", "")))
+            scopes.setdefault(key, []).append(out)
+        for process_id in trace["processes"]:
+            process = trace["processes"][process_id]
+            attrs = [{"key": "service.name", "value": {"stringValue": process["serviceName"]}}]
+            attrs += [{"key": t["key"], "value": _any_value(t["value"])} for t in process["tags"]]
+            resource_spans.append(
+                {
+                    "resource": {"attributes": attrs},
+                    "scopeSpans": [
+                        {"scope": {"name": scope}, "spans": spans}
+                        for (pid, scope), spans in scopes.items()
+                        if pid == process_id
+                    ],
+                }
+            )
+    return {"result": {"resourceSpans": resource_spans}}
+
+
+# How each style is written: Jaeger's compact answer, Python's json.dump defaults, `curl | jq`
+# (indent 2), Jaeger's prettyPrint=true (indent 4), and the api_v3 OTLP body (compact).
+STYLES = ("compact", "default", "indent2", "indent4", "otlp")
+
+
+def dump(doc: dict[str, Any], style: str) -> bytes:
+    if style == "compact":
+        return orjson.dumps(doc)
+    if style == "default":
+        return json.dumps(doc).encode()
+    if style == "indent2":
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    if style == "indent4":
+        return json.dumps(doc, indent=4).encode()
+    if style == "otlp":
+        return orjson.dumps(to_otlp_api_v3(doc))
+    raise ValueError(f"unknown style {style!r}")
+
+
+def write(path: Path, n_spans: int, seed: int = 7, style: str = "compact") -> int:
+    """Write one generated trace to ``path`` in ``style``; returns the real span count."""
     doc = generate(n_spans, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(doc))
+    path.write_bytes(dump(doc, style))
     return len(doc["data"][0]["spans"])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/opdiag-bench"))
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--style", choices=STYLES, default="compact")
+    parser.add_argument("--many", type=int, metavar="N", help="also N one-span operations")
+    parser.add_argument("--duplicates", type=int, metavar="N", help="also N spans, one id")
     args = parser.parse_args(argv)
     for n in args.sizes:
-        path = args.out / f"ktrdr-{n}.json"
-        real = write(path, n)
+        path = args.out / f"ktrdr-{n}-{args.style}.json"
+        real = write(path, n, style=args.style)
         print(f"{path}  {real} spans  operation {OPERATION_ID}")
+    if args.many:
+        path = args.out / f"many-{args.many}.json"
+        path.write_bytes(orjson.dumps(many_operations(args.many)))
+        print(f"{path}  {args.many} spans  operations {args.many}")
+    if args.duplicates:
+        path = args.out / f"duplicates-{args.duplicates}.json"
+        path.write_bytes(orjson.dumps(duplicate_ids(args.duplicates)))
+        print(f"{path}  {args.duplicates} spans  operation {OPERATION_ID}")
     return 0
 
 

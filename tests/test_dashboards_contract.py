@@ -10,6 +10,7 @@ link resolves to a generated dashboard uid or an existing Flask route.
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -333,6 +334,8 @@ def test_every_link_resolves(client, settings, window, json_datasource):
                 .replace("${__url_time_range}", "from=1&to=2")
                 .replace("${operation_id:percentencode}", quote(op_id, safe=""))
                 .replace("${__data.fields.diagnosis_url}", diagnosis_url)
+                .replace("${__from}", str(window[0]))
+                .replace("${__to}", str(window[1]))
             )
             if link.get("internal"):
                 assert link["internal"]["datasourceUid"] == settings.links.jaeger_datasource_uid
@@ -386,6 +389,26 @@ def test_simpod_tables_show_the_columns_infinity_declares():
     assert checked >= 5
 
 
+def test_per_operation_queries_and_page_links_carry_the_time_range(settings):
+    """A live Jaeger is searched for one operation over the dashboard's range: every query
+    for one operation sends ``${__from}``/``${__to}``, every link to its page the range."""
+    board = render_dashboards(settings, "infinity")[
+        f"{settings.links.diagnosis_dashboard_uid}.json"
+    ]
+
+    def strings(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            return [s for v in node.values() for s in strings(v)]
+        if isinstance(node, list):
+            return [s for v in node for s in strings(v)]
+        return [node] if isinstance(node, str) else []
+
+    per_operation = [s for s in strings(board) if "/operations/${operation_id" in s]
+    assert len(per_operation) >= 7  # five panels, the trace variable, the page link
+    for text in per_operation:
+        assert "from=${__from}&to=${__to}" in text or "?${__url_time_range}" in text, text
+
+
 # --- annotations ------------------------------------------------------------------------
 
 
@@ -432,8 +455,9 @@ def test_every_annotation_query_answers_its_columns_and_mappings(client, window)
             }
             assert {r["operation_id"] for r in rows} == expected, (name, op_type)
             for row in rows:
-                assert row["diagnosis_url"] in row["text"]
-                assert client.get(urlsplit(row["diagnosis_url"]).path).status_code == 200
+                assert html.escape(row["diagnosis_url"], quote=True) in row["text"]
+                parts = urlsplit(row["diagnosis_url"])
+                assert client.get(f"{parts.path}?{parts.query}").status_code == 200
 
 
 def test_simpod_annotation_queries_answer_the_same_fields(client, window):

@@ -206,20 +206,7 @@ class Trace:
         return self._walked
 
     def _walk(self) -> list[tuple[Span, int]]:
-        out: list[tuple[Span, int]] = []
-        append = out.append
-        children = self.children
-        stack: list[tuple[Span, int]] = [(r, 0) for r in reversed(self.roots)]
-        pop, extend = stack.pop, stack.extend
-        while stack:
-            item = pop()
-            append(item)
-            span, depth = item
-            kids = children.get(span.span_id)
-            if kids:
-                below = depth + 1
-                extend([(c, below) for c in reversed(kids)])
-        return out
+        return _walk(self.roots, self.children)
 
 
 def build_trace(
@@ -238,19 +225,34 @@ def build_trace(
     span_list = list(spans)
     by_id: dict[str, Span] = {}
     trace_warnings = list(warnings)
+    # Per duplicated id, the next suffix to try: it only grows, so 30k spans sharing one id
+    # cost 30k lookups, not 30k²/2.
+    next_suffix: dict[str, int] = {}
     for span in span_list:
         if not span.original_span_id:
             span.original_span_id = span.span_id
         sid = span.span_id
         if sid in by_id:
-            n = 1
+            n = next_suffix.get(sid, 1)
             while f"{sid}_{n}" in by_id:
                 n += 1
+            next_suffix[sid] = n + 1
             span.span_id = f"{sid}_{n}"
             span.warnings.append(f"duplicate span id {sid}; renamed {span.span_id}")
         by_id[span.span_id] = span
         span.trace_id = trace_id
-        span.error = is_error(span)
+        attrs = span.attributes
+        # is_error(span), its usual answer without the call: no status, no error-ish tag,
+        # not a server span, no events
+        span.error = (
+            is_error(span)
+            if span.status == STATUS_ERROR
+            or span.events
+            or span.kind == SERVER
+            or "otel.status_code" in attrs
+            or "error" in attrs
+            else False
+        )
 
     children: dict[str, list[Span]] = {}
     roots: list[Span] = []
@@ -276,12 +278,17 @@ def build_trace(
                 children[parent_id] = [span]
             else:
                 kids.append(span)
-    _break_cycles(by_id, children, roots)
-
     roots.sort(key=_START)
     for kids in children.values():
         if len(kids) > 1:
             kids.sort(key=_START)
+    # The walk every analysis needs is also the cycle check: without a cycle it reaches
+    # every span exactly once (each span has at most one parent).
+    walked = _walk(roots, children)
+    if len(walked) != len(span_list):
+        _break_cycles(by_id, children, roots)
+        roots.sort(key=_START)
+        walked = _walk(roots, children)
     if orphans:
         trace_warnings.append(
             f"{orphans} span(s) reference a parent that is not in the trace; "
@@ -298,7 +305,25 @@ def build_trace(
         warnings=trace_warnings,
         first_start_us=first,
         last_end_us=last,
+        _walked=walked,
     )
+
+
+def _walk(roots: list[Span], children: dict[str, list[Span]]) -> list[tuple[Span, int]]:
+    """Depth-first (span, depth), children in start order, iteratively."""
+    out: list[tuple[Span, int]] = []
+    append = out.append
+    stack: list[tuple[Span, int]] = [(r, 0) for r in reversed(roots)]
+    pop, extend = stack.pop, stack.extend
+    get = children.get
+    while stack:
+        item = pop()
+        append(item)
+        kids = get(item[0].span_id)
+        if kids:
+            below = item[1] + 1
+            extend([(c, below) for c in reversed(kids)])
+    return out
 
 
 _START = attrgetter("start_us")
@@ -322,19 +347,8 @@ def _bounds(spans: list[Span]) -> tuple[int, int]:
 def _break_cycles(
     by_id: dict[str, Span], children: dict[str, list[Span]], roots: list[Span]
 ) -> None:
-    """Hostile input can make references loop; promote one span per cycle to a root."""
-    # Every span has at most one parent, so without a cycle each span is counted exactly once
-    # walking down from the roots; a cheap count avoids building a set in the common case.
-    count = 0
-    stack = list(roots)
-    while stack:
-        span = stack.pop()
-        count += 1
-        kids = children.get(span.span_id)
-        if kids:
-            stack.extend(kids)
-    if count == len(by_id):
-        return
+    """Hostile input can make references loop; promote one span per cycle to a root (the
+    caller found that the walk from the roots misses spans)."""
     reachable: set[str] = set()
     stack_ids = [r.span_id for r in roots]
     while stack_ids:

@@ -3,21 +3,24 @@
 Precedence, lowest first: defaults here, an optional YAML file (``OPDIAG_CONFIG`` or
 ``--config``), environment variables (``OPDIAG_*`` plus ``JAEGER_URL``), then explicit
 overrides (CLI flags, test mappings). Settings are passed in, never imported as a global.
+Sections are dataclasses validated by ``opdiag.config_types`` (no pydantic on the CLI's path);
+PyYAML is imported only when a settings file is given.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 from opdiag_dashboards.config import DashboardSettings
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from opdiag.config_types import Section, SettingsError
 from opdiag.errors import InputError
+from opdiag.timeutil import parse_lookback_s
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,11 +31,8 @@ def default_demo_traces() -> Path:
     return Path(env) if env else REPO_ROOT / "demo" / "traces"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DiagnosisSettings(_Section):
+@dataclass(kw_only=True)
+class DiagnosisSettings(Section):
     """Thresholds of the verdicts; each says when to change it."""
 
     # No span ended for this long and no terminal transition: stuck. Raise it for operations
@@ -43,7 +43,7 @@ class DiagnosisSettings(_Section):
     # Fewer successful runs than this in the source: use the budget instead of a baseline.
     min_baseline_runs: int = 2
     # Budgets (seconds) per operation type when there is no baseline; default for others.
-    slow_budget_s: dict[str, float] = Field(
+    slow_budget_s: dict[str, float] = field(
         default_factory=lambda: {
             "backtesting": 600.0,
             "training": 3600.0,
@@ -52,7 +52,7 @@ class DiagnosisSettings(_Section):
     )
     default_budget_s: float = 1800.0
     # Spans whose name matches one of these are transport noise for the bottleneck.
-    noise_span_patterns: list[str] = Field(
+    noise_span_patterns: list[str] = field(
         default_factory=lambda: [
             "* http send",
             "* http receive",
@@ -67,26 +67,27 @@ class DiagnosisSettings(_Section):
     max_flow_spans: int = 2000
 
 
-class ComparisonSettings(_Section):
+@dataclass(kw_only=True)
+class ComparisonSettings(Section):
     """What "the last good runs" are and how a run is cut into phases (``comparison``)."""
 
     # The baseline: this many most recent healthy, not slow runs of the same type. More runs
     # make the median steadier but reach further back into older code and data.
-    baseline_runs: int = Field(default=5, ge=1)
+    baseline_runs: int = field(default=5, metadata={"ge": 1})
     # The services that do an operation's work: phases and the gaps between them are read on
     # these (by span name, the suffix of a worker's service name does not matter). An operation
     # with no span on any of them is read on all its services.
-    worker_services: list[str] = Field(
+    worker_services: list[str] = field(
         default_factory=lambda: ["*-worker-*", "*-worker", "ktrdr-ib-host-service"]
     )
     # Time in which no span is open on the worker side, shorter than this, is scheduling noise,
     # not a phase: raise it when many short gaps clutter a comparison.
-    min_gap_ms: float = Field(default=50.0, ge=0)
+    min_gap_ms: float = field(default=50.0, metadata={"ge": 0})
     # What makes two runs of a type alike, strongest first: the baseline prefers runs that share
     # all of them, then the first, then any run of the type. Each is read from the first source
     # an operation's spans carry: an attribute key, or "key>field" for a field of a JSON-encoded
     # attribute (KTRDR's cli.args holds the CLI's arguments, at top level or under "kwargs").
-    alike: dict[str, list[str]] = Field(
+    alike: dict[str, list[str]] = field(
         default_factory=lambda: {
             "strategy": [
                 "strategy",
@@ -106,31 +107,30 @@ class ComparisonSettings(_Section):
         }
     )
     # Rows a comparison keeps (the largest changes first); the rest are counted.
-    max_rows: int = Field(default=20, ge=1)
+    max_rows: int = field(default=20, metadata={"ge": 1})
 
 
-class JaegerSettings(_Section):
+def _http_url(value: str | None) -> str | None:
+    """A Jaeger query URL is http(s) with a host: anything else is bad usage, caught here
+    instead of surfacing later as "Jaeger unavailable"."""
+    if value in (None, ""):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http(s) URL such as http://localhost:16686")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("the URL's port is not a number from 0 to 65535") from None
+    return value
+
+
+@dataclass(kw_only=True)
+class JaegerSettings(Section):
     """How to talk to Jaeger and which services hold operations."""
 
-    url: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        """A Jaeger query URL is http(s) with a host: anything else is bad usage, caught
-        here instead of surfacing later as "Jaeger unavailable"."""
-        if value in (None, ""):
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("expected an http(s) URL such as http://localhost:16686")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError("the URL's port is not a number from 0 to 65535") from None
-        return value
-
-    service_patterns: list[str] = Field(
+    url: str | None = field(default=None, metadata={"check": _http_url})
+    service_patterns: list[str] = field(
         default_factory=lambda: [
             "ktrdr-cli",
             "ktrdr-api",
@@ -142,11 +142,22 @@ class JaegerSettings(_Section):
     )
     timeout_s: float = 10.0
     connect_timeout_s: float = 3.0
+    # Every Jaeger call (waiting for a slot, connecting, every byte of the answer, retries)
+    # ends within this, or the lookup answers 504: a Jaeger that sends its answer a byte at a
+    # time never trips the read timeout, and would hold a request (and a server thread) for
+    # ever. Raise it only for huge, slow windows.
+    deadline_s: float = field(default=30.0, metadata={"gt": 0})
+    # Largest answer read from Jaeger, in bytes, counted while it streams and refused before
+    # it is decoded (502 naming the cap): decoded answers take several times their size in
+    # memory. Lower it on small machines; raise it for very large windows.
+    max_answer_bytes: int = field(default=256 * 1024 * 1024, metadata={"gt": 0})
     retries: int = 2
     backoff_s: float = 0.2
     concurrency: int = 8
     search_limit: int = 200
-    lookback_s: float = 6 * 3600.0
+    # How far back a lookup without a range searches (an operation id carrying its date is
+    # searched around that date instead), and the default range of lists; 6 h.
+    lookback_s: float = field(default=6 * 3600.0, metadata={"gt": 0})
     # memory|badger|cassandra match tag values exactly; elasticsearch|opensearch as regex.
     storage: str = "memory"
     api: str = "auto"  # auto | v3 | legacy
@@ -167,7 +178,8 @@ class JaegerSettings(_Section):
     search_cache_traces: int = 20_000
 
 
-class LinkSettings(_Section):
+@dataclass(kw_only=True)
+class LinkSettings(Section):
     """Browser-visible base URLs used to build links (not the docker-internal ones)."""
 
     grafana_url: str = "http://localhost:3000"
@@ -177,9 +189,10 @@ class LinkSettings(_Section):
     diagnosis_dashboard_uid: str = "opdiag-operation-diagnosis"
 
 
-class ServerSettings(_Section):
+@dataclass(kw_only=True)
+class ServerSettings(Section):
     host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
+    port: int = field(default=8080, metadata={"ge": 0, "le": 65535})
     auth_token: str | None = None
     # With a token: serve the HTML pages without it (behind an SSO proxy, on a trusted
     # network). Otherwise a browser is asked for it (HTTP Basic, the token as the password).
@@ -193,7 +206,7 @@ class ServerSettings(_Section):
     max_rows: int = 1000
     # simpod /query targets per request: a panel has a handful (Grafana names them A..Z);
     # thousands would hold a worker thread for seconds.
-    max_targets: int = Field(default=50, ge=1)
+    max_targets: int = field(default=50, metadata={"ge": 1})
 
 
 MEMORY_STORE = ":memory:"
@@ -208,7 +221,8 @@ def default_store_path(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "opdiag" / "verdicts.sqlite3"
 
 
-class StoreSettings(_Section):
+@dataclass(kw_only=True)
+class StoreSettings(Section):
     """Where ``opdiag serve`` keeps every verdict: the operations list, the verdict counts and
     the variables read it, so they are fast and outlive Jaeger's retention."""
 
@@ -219,39 +233,44 @@ class StoreSettings(_Section):
     # demo corpus uses it unless a path is set).
     path: str | None = None
     # Seconds a PostgreSQL connection attempt may take before the store counts as down.
-    connect_timeout_s: float = Field(default=5.0, gt=0)
+    connect_timeout_s: float = field(default=5.0, metadata={"gt": 0})
 
 
-class WatcherSettings(_Section):
+@dataclass(kw_only=True)
+class WatcherSettings(Section):
     """The background watcher of ``opdiag serve``: what it looks at and how often."""
 
     # Off: nothing is recorded and the list reads the traces (as before the store existed).
     enabled: bool = True
     # Seconds between passes. Each pass reads the source's recent window (shared with the
     # list, cached for jaeger.search_ttl_s): shorter makes verdicts and alerts sooner.
-    interval_s: float = Field(default=15.0, gt=0)
+    interval_s: float = field(default=15.0, metadata={"gt": 0})
     # Unfinished operations older than the source's window are still re-judged, one by one,
     # until they are this old (then their last verdict stays and they leave the in-progress
     # gauge) ...
-    follow_s: float = Field(default=24 * 3600.0, gt=0)
+    follow_s: float = field(default=24 * 3600.0, metadata={"gt": 0})
     # ... at most this many per pass (each costs a lookup of its traces).
-    follow_limit: int = Field(default=20, ge=0)
+    follow_limit: int = field(default=20, metadata={"ge": 0})
 
 
-class Settings(_Section):
+@dataclass(kw_only=True)
+class Settings(Section):
     """Everything configurable, in one object."""
 
-    trace_paths: list[Path] = Field(default_factory=list)
-    rule_packs: list[Path] = Field(default_factory=list)
+    trace_paths: list[Path] = field(default_factory=list)
+    rule_packs: list[Path] = field(default_factory=list)
     use_demo: bool = False
-    diagnosis: DiagnosisSettings = Field(default_factory=DiagnosisSettings)
-    comparison: ComparisonSettings = Field(default_factory=ComparisonSettings)
-    jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
-    links: LinkSettings = Field(default_factory=LinkSettings)
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    store: StoreSettings = Field(default_factory=StoreSettings)
-    watcher: WatcherSettings = Field(default_factory=WatcherSettings)
-    dashboards: DashboardSettings = Field(default_factory=DashboardSettings)
+    # One trace file (or its gzip content) larger than this is refused, not read: a 1 GiB
+    # file is ~1.4 million spans and several GB of memory once parsed.
+    max_trace_file_bytes: int = field(default=1 << 30, metadata={"gt": 0})
+    diagnosis: DiagnosisSettings = field(default_factory=DiagnosisSettings)
+    comparison: ComparisonSettings = field(default_factory=ComparisonSettings)
+    jaeger: JaegerSettings = field(default_factory=JaegerSettings)
+    links: LinkSettings = field(default_factory=LinkSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    watcher: WatcherSettings = field(default_factory=WatcherSettings)
+    dashboards: DashboardSettings = field(default_factory=DashboardSettings)
 
 
 # Environment variable -> dotted settings path.
@@ -260,6 +279,9 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_JAEGER_URL": "jaeger.url",
     "OPDIAG_JAEGER_STORAGE": "jaeger.storage",
     "OPDIAG_JAEGER_API": "jaeger.api",
+    "OPDIAG_JAEGER_LOOKBACK": "jaeger.lookback_s",
+    "OPDIAG_JAEGER_DEADLINE_S": "jaeger.deadline_s",
+    "OPDIAG_JAEGER_MAX_ANSWER_BYTES": "jaeger.max_answer_bytes",
     "OPDIAG_SERVICE_PATTERNS": "jaeger.service_patterns",
     "OPDIAG_TRACES": "trace_paths",
     "OPDIAG_RULES": "rule_packs",
@@ -277,12 +299,14 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_SCRAPE_TOKEN_FILE": "dashboards.opdiag_token_file",
     "OPDIAG_CACHE_SIZE": "server.cache_size",
     "OPDIAG_MAX_TARGETS": "server.max_targets",
+    "OPDIAG_MAX_TRACE_FILE_BYTES": "max_trace_file_bytes",
     "OPDIAG_STORE_URL": "store.url",
     "OPDIAG_STORE_PATH": "store.path",
     "OPDIAG_WATCHER": "watcher.enabled",
     "OPDIAG_WATCHER_INTERVAL_S": "watcher.interval_s",
 }
 _LIST_PATHS = {"jaeger.service_patterns", "trace_paths", "rule_packs"}
+_LOOKBACK_PATHS = {"jaeger.lookback_s"}  # 6h, 3d, or seconds
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -314,6 +338,8 @@ def load_settings(
     loaded_keys: set[str] = set()
     path = config_file or env.get("OPDIAG_CONFIG")
     if path:
+        import yaml
+
         try:
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except OSError as exc:
@@ -336,19 +362,19 @@ def load_settings(
         if dotted in _LIST_PATHS:
             sep = os.pathsep if dotted in {"trace_paths", "rule_packs"} else ","
             value = [p.strip() for p in raw.split(sep) if p.strip()]
+        elif dotted in _LOOKBACK_PATHS:
+            value = parse_lookback_s(raw, name=var)
         _set_path(data, dotted, value)
     if overrides:
         data = _deep_merge(data, overrides)
     try:
         return Settings.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        given = first.get("input")
+    except SettingsError as exc:
+        given = exc.given
         shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
-        in_file = bool(path) and bool(first["loc"]) and first["loc"][0] in loaded_keys
+        in_file = bool(path) and exc.loc.split(".")[0] in loaded_keys
         raise InputError(
-            f"invalid setting {where}: {first['msg']}{shown}",
+            f"invalid setting {exc.loc}: {exc.message}{shown}",
             source=str(path) if in_file else None,
-            field=where,
+            field=exc.loc,
         ) from None

@@ -2,31 +2,31 @@
 
 Like a monitoring mixin's ``_config``: job selectors, datasource uids and URLs, dashboard uids,
 tags and refresh live here, so no query in this package hard-codes a job, an instance or a
-uid. This module depends on pydantic only (``opdiag.settings`` imports it).
+uid. This module depends on ``opdiag.config_types`` only (``opdiag.settings`` imports it).
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import dataclass, field
+
+from opdiag.config_types import Section
 
 
-class DatasourceSettings(BaseModel):
+@dataclass(kw_only=True)
+class DatasourceSettings(Section):
     """One provisioned Grafana datasource: fixed uid (what dashboards store), name and URL."""
-
-    model_config = ConfigDict(extra="forbid")
 
     uid: str
     name: str
     url: str
 
 
-class AlertSettings(BaseModel):
+@dataclass(kw_only=True)
+class AlertSettings(Section):
     """Thresholds of the generated alert rules (Prometheus rule file and Grafana alerting).
 
     Durations are Prometheus durations (``5m``, ``1h``). Each says when to change it.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     # Regex of the scrape job(s) that hold opdiag itself (several replicas: one job).
     opdiag_job_regex: str = "opdiag"
@@ -39,16 +39,16 @@ class AlertSettings(BaseModel):
     # Refusals (no workers, no capable workers) and lost workers are looked for over this.
     refused_window: str = "15m"
     # Failures above this share of the operations that finished in failure_window ...
-    failure_ratio: float = Field(default=0.25, gt=0, le=1)
+    failure_ratio: float = field(default=0.25, metadata={"gt": 0, "le": 1})
     # ... and at least this many failures (one failed run of three is no outage).
-    failure_min: int = Field(default=3, ge=1)
+    failure_min: int = field(default=3, metadata={"ge": 1})
     failure_window: str = "30m"
     # Operations refused because every capable worker was busy, in every evaluation for
     # busy_for (each looking back busy_window): the workers stay saturated.
     busy_window: str = "10m"
     busy_for: str = "15m"
     # This many slow runs of one type in slow_window.
-    slow_min: int = Field(default=2, ge=1)
+    slow_min: int = field(default=2, metadata={"ge": 1})
     slow_window: str = "1h"
     # opdiag's watcher without a successful pass for this long (Jaeger or the store down).
     watcher_stale: str = "5m"
@@ -58,15 +58,14 @@ class AlertSettings(BaseModel):
     contact_email: str = "oncall@example.com"
 
 
-class DashboardSettings(BaseModel):
+@dataclass(kw_only=True)
+class DashboardSettings(Section):
     """Selectors, datasources and dashboard identity used by the generator.
 
     Defaults fit the docker-compose stack (services grafana, prometheus :9090, jaeger :16686,
     opdiag :8080) and KTRDR's scrape configs (jobs ``ktrdr-backend``, ``ktrdr-workers*``,
     ``ktrdr-gpu-worker``; design-era ``backend``).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     # Regex of every KTRDR scrape job. Matches the backend under both names it has had
     # (`ktrdr-backend` now, `backend` in the design era); change it when your jobs differ.
@@ -76,19 +75,19 @@ class DashboardSettings(BaseModel):
     # Label that carries the environment (an external label or relabelled target label).
     # Series without it still match when "All" is selected (the all value is `.*`).
     environment_label: str = "environment"
-    prometheus: DatasourceSettings = Field(
+    prometheus: DatasourceSettings = field(
         default_factory=lambda: DatasourceSettings(
             uid="prometheus", name="Prometheus", url="http://prometheus:9090"
         )
     )
     # Its uid must equal links.jaeger_datasource_uid (the backend builds Explore links with it).
-    jaeger: DatasourceSettings = Field(
+    jaeger: DatasourceSettings = field(
         default_factory=lambda: DatasourceSettings(
             uid="jaeger", name="Jaeger", url="http://jaeger:16686"
         )
     )
     # opdiag as Grafana's server reaches it (docker-internal), not the browser-visible URL.
-    opdiag: DatasourceSettings = Field(
+    opdiag: DatasourceSettings = field(
         default_factory=lambda: DatasourceSettings(
             uid="opdiag", name="opdiag", url="http://opdiag:8080"
         )
@@ -106,7 +105,7 @@ class DashboardSettings(BaseModel):
     system_overview_uid: str = "ktrdr-system-overview"
     worker_status_uid: str = "ktrdr-worker-status"
     operations_uid: str = "ktrdr-operations"
-    tags: list[str] = Field(default_factory=lambda: ["ktrdr", "opdiag"])
+    tags: list[str] = field(default_factory=lambda: ["ktrdr", "opdiag"])
     refresh: str = "30s"
     time_from: str = "now-6h"
     timezone: str = "browser"
@@ -116,4 +115,4 @@ class DashboardSettings(BaseModel):
     # provisioning/ at /etc/grafana/provisioning puts dashboards/json/ exactly there.
     folder: str = "KTRDR"
     dashboards_path: str = "/etc/grafana/provisioning/dashboards/json"
-    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)

@@ -32,13 +32,9 @@ def needs_demo(settings: Settings) -> bool:
 
 def build_source(settings: Settings, metrics: AppMetrics) -> TraceSource:
     """The configured source; a live Jaeger reports each call's latency to our metrics."""
-    if not settings.trace_paths and settings.jaeger.url:
-        from opdiag.sources.jaeger import JaegerSource
-
-        return JaegerSource(settings.jaeger, observer=metrics.observe_jaeger)
     from opdiag.sources.factory import make_source
 
-    return make_source(settings)
+    return make_source(settings, observer=metrics.observe_jaeger)
 
 
 def create_app(

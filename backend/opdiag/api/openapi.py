@@ -87,6 +87,15 @@ ID_PARAM = _param(
     "ident", "Operation id (operation.id) or trace id", where="path", schema=IDENT_SCHEMA
 )
 NOW_PARAM = _param("now", f"Clock for the 'stuck' verdict: {_TIME}", schema=TIME_SCHEMA)
+LOOKUP_PARAMS = [
+    _param(
+        "from",
+        f"Search the trace source from: {_TIME}; default the date in a KTRDR operation id, "
+        "else now minus the lookback (a trace id is fetched whatever the range)",
+        schema=TIME_SCHEMA,
+    ),
+    _param("to", f"Search the trace source up to: {_TIME}; default now", schema=TIME_SCHEMA),
+]
 
 ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
     (
@@ -106,31 +115,31 @@ ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
     (
         "/api/v1/operations/{ident}",
         DiagnosisRow,
-        [ID_PARAM, NOW_PARAM],
+        [ID_PARAM, NOW_PARAM, *LOOKUP_PARAMS],
         "One operation's diagnosis as one row",
     ),
     (
         "/api/v1/operations/{ident}/flow",
         FlowRow,
-        [ID_PARAM, NOW_PARAM],
+        [ID_PARAM, NOW_PARAM, *LOOKUP_PARAMS],
         "The execution flow, spans in start order",
     ),
     (
         "/api/v1/operations/{ident}/findings",
         FindingRow,
-        [ID_PARAM, NOW_PARAM],
+        [ID_PARAM, NOW_PARAM, *LOOKUP_PARAMS],
         "Every rule that fired",
     ),
     (
         "/api/v1/operations/{ident}/solution",
         SolutionRow,
-        [ID_PARAM, NOW_PARAM],
+        [ID_PARAM, NOW_PARAM, *LOOKUP_PARAMS],
         "Solution steps and commands",
     ),
     (
         "/api/v1/operations/{ident}/comparison",
         ComparisonRow,
-        [ID_PARAM, NOW_PARAM],
+        [ID_PARAM, NOW_PARAM, *LOOKUP_PARAMS],
         "The total and each phase against the median of the last good runs",
     ),
     (

@@ -122,29 +122,40 @@ def annotations(
     return [render_rows.annotation_row(row) for row in operations(service, span, wanted, limit)]
 
 
-def _one(service: Any, ident: str, now_us: int | None) -> Any:
-    return service.diagnose(ident, now_us=now_us)
+def _one(service: Any, ident: str, now_us: int | None, window: TimeRange | None) -> Any:
+    return service.diagnose(ident, now_us=now_us, window=window)
 
 
-def diagnosis(service: Any, ident: str, now_us: int | None = None) -> list[DiagnosisRow]:
-    """One operation's diagnosis as a single row (a list, so every route answers rows)."""
-    return [render_rows.diagnosis_row(_one(service, ident, now_us))]
+def diagnosis(
+    service: Any, ident: str, now_us: int | None = None, window: TimeRange | None = None
+) -> list[DiagnosisRow]:
+    """One operation's diagnosis as a single row (a list, so every route answers rows);
+    ``window``: where a live source searches for it (the caller's time range)."""
+    return [render_rows.diagnosis_row(_one(service, ident, now_us, window))]
 
 
-def flow(service: Any, ident: str, now_us: int | None = None) -> list[FlowRow]:
-    return list(render_rows.flow_rows(_one(service, ident, now_us)))
+def flow(
+    service: Any, ident: str, now_us: int | None = None, window: TimeRange | None = None
+) -> list[FlowRow]:
+    return list(render_rows.flow_rows(_one(service, ident, now_us, window)))
 
 
-def findings(service: Any, ident: str, now_us: int | None = None) -> list[FindingRow]:
-    return list(render_rows.finding_rows(_one(service, ident, now_us)))
+def findings(
+    service: Any, ident: str, now_us: int | None = None, window: TimeRange | None = None
+) -> list[FindingRow]:
+    return list(render_rows.finding_rows(_one(service, ident, now_us, window)))
 
 
-def solution(service: Any, ident: str, now_us: int | None = None) -> list[SolutionRow]:
-    return list(render_rows.solution_rows(_one(service, ident, now_us)))
+def solution(
+    service: Any, ident: str, now_us: int | None = None, window: TimeRange | None = None
+) -> list[SolutionRow]:
+    return list(render_rows.solution_rows(_one(service, ident, now_us, window)))
 
 
-def comparison(service: Any, ident: str, now_us: int | None = None) -> list[ComparisonRow]:
-    return list(render_rows.comparison_rows(_one(service, ident, now_us)))
+def comparison(
+    service: Any, ident: str, now_us: int | None = None, window: TimeRange | None = None
+) -> list[ComparisonRow]:
+    return list(render_rows.comparison_rows(_one(service, ident, now_us, window)))
 
 
 def verdict_counts(

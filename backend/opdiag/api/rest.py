@@ -69,10 +69,19 @@ def _listing(query: Callable[..., Sequence[Row]]) -> Response:
     return rows_response(query(state.service, span, _filters(), limit))
 
 
+def lookup_range() -> TimeRange | None:
+    """The range to search for one operation: ``from``/``to`` when either is given (the
+    Operation Diagnosis dashboard sends its time range), else None (the id's own date or
+    the look-back decides)."""
+    if request.args.get("from") in (None, "") and request.args.get("to") in (None, ""):
+        return None
+    return _range()
+
+
 def _per_operation(kind: str, ident: str) -> Response:
     state = current_state()
     query = queries.PER_OPERATION[kind]
-    return rows_response(query(state.service, parse_ident(ident), _now_us()))
+    return rows_response(query(state.service, parse_ident(ident), _now_us(), lookup_range()))
 
 
 @bp.get("/operations/<ident:ident>")

@@ -23,6 +23,7 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from opdiag.api.app import create_app, needs_demo
+from opdiag.api.probe_lane import ProbeLaneDispatcher
 from opdiag.api.queries import is_file_source
 from opdiag.api.state import EXTENSION as STATE_EXTENSION
 from opdiag.api.state import AppState
@@ -121,12 +122,16 @@ def build_server(settings: Settings) -> tuple[Any, AppState]:
 
         store = open_store(settings, now_ms=wall_clock_us() // 1000)
     app = create_app(settings, store=store)
+    # /healthz has a thread of its own: it answers while every worker waits on Jaeger.
+    dispatcher = ProbeLaneDispatcher()
+    dispatcher.set_thread_count(settings.server.threads)
     try:
         server = create_server(
             app,
             host=settings.server.host,
             port=settings.server.port,
             threads=settings.server.threads,
+            _dispatcher=dispatcher,  # waitress' own hook for a dispatcher of one's choice
             ident="opdiag",
             clear_untrusted_proxy_headers=True,
             # Flask refuses bodies over max_request_bytes with a JSON 413 naming the body;
@@ -135,6 +140,7 @@ def build_server(settings: Settings) -> tuple[Any, AppState]:
         )
     except BaseException:
         close_state(app.extensions[STATE_EXTENSION])
+        dispatcher.shutdown()
         raise
     use_json_errors(server)
     return server, app.extensions[STATE_EXTENSION]

@@ -197,7 +197,8 @@ def _rows_for(kind: str, payload: dict[str, Any], body: dict[str, Any], field: s
             else parse_time_us(now_raw, f"{field}.now", queries.now_us())
         )
         ident = _ident(payload, scoped, field)
-        return list(queries.PER_OPERATION[kind](state.service, ident, now_us))
+        window = _range(body) if body.get("range") else None  # the dashboard's range
+        return list(queries.PER_OPERATION[kind](state.service, ident, now_us, window))
     span = _range(body)
     filters = _filters(payload, scoped, adhoc)
     if kind in ("operations", "annotations"):

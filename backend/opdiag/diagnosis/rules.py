@@ -126,6 +126,9 @@ _NEIGHBOUR_KEYS = frozenset(
 )
 
 
+_GLOBS: dict[tuple[str, ...], Globs] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Globs:
     """Span-name (or service, or exception-type) glob patterns, compiled into one regex."""
@@ -135,8 +138,14 @@ class Globs:
 
     @classmethod
     def of(cls, patterns: Sequence[str]) -> Globs:
-        joined = "|".join(f"(?:{fnmatch.translate(p)})" for p in patterns) or r"(?!)"
-        return cls(tuple(patterns), re.compile(joined))
+        """Compiled once per distinct pattern list (the engine asks for the settings' noise
+        patterns on every diagnosis; a listing diagnoses thousands)."""
+        key = tuple(patterns)
+        found = _GLOBS.get(key)
+        if found is None:
+            joined = "|".join(f"(?:{fnmatch.translate(p)})" for p in key) or r"(?!)"
+            found = _GLOBS[key] = cls(key, re.compile(joined))
+        return found
 
     def __call__(self, text: str) -> bool:
         return self.regex.match(text) is not None
@@ -205,17 +214,17 @@ class Rule:
     # request whose input was wrong fails later with a misleading error).
     cause: str = "origin"
 
-    @property
-    def template_keys(self) -> tuple[str, ...]:
-        """Every evidence key the summary and solution read."""
+    # Derived once when the pack is compiled: the engine asks for both many times per
+    # diagnosis (a 200k-operation listing asked for ``uses_slow`` 21 million times).
+    template_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    uses_slow: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
         keys: list[str] = list(self.summary.keys) + list(self.solution.title.keys)
         for t in (*self.solution.steps, *self.solution.commands):
             keys.extend(t.keys)
-        return tuple(dict.fromkeys(keys))
-
-    @property
-    def uses_slow(self) -> bool:
-        return any(c.key == "slow" for c in self.facts)
+        object.__setattr__(self, "template_keys", tuple(dict.fromkeys(keys)))
+        object.__setattr__(self, "uses_slow", any(c.key == "slow" for c in self.facts))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,18 @@ from pathlib import Path
 from opdiag.errors import InputError
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
 from opdiag.sources.base import SpanQuery
+from opdiag.sources.rawbytes import DEFAULT_MAX_BYTES
 from opdiag.sources.readers import read_file
+from opdiag.timeutil import TimeRange
 
-TRACE_SUFFIXES = (".json", ".jsonl", ".ndjson")
+TRACE_SUFFIXES = (
+    ".json",
+    ".jsonl",
+    ".ndjson",
+    ".json.gz",
+    ".jsonl.gz",
+    ".ndjson.gz",
+)
 IGNORED_TOP_LEVEL = frozenset({"expected.yaml", "expected.yml"})
 OPERATION_ID_KEY = "operation.id"
 _NOT_AN_ID = frozenset({"", "None", "none", "null"})
@@ -46,10 +55,13 @@ def trace_files(directory: Path) -> list[Path]:
 class FileSource:
     """A :class:`~opdiag.sources.base.TraceSource` over trace files and directories."""
 
-    def __init__(self, paths: Sequence[Path | str]) -> None:
+    def __init__(
+        self, paths: Sequence[Path | str], max_file_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
         if not paths:
             raise InputError("no trace files or directories given")
         self.paths = [Path(p) for p in paths]
+        self.max_file_bytes = max_file_bytes
         for path in self.paths:
             if not path.exists():
                 raise InputError("no such file or directory", source=str(path))
@@ -80,11 +92,12 @@ class FileSource:
             if path.is_dir():
                 for file in trace_files(path):
                     try:
-                        parts.extend(read_file(file))
+                        parts.extend(read_file(file, self.max_file_bytes))
                     except InputError as exc:
                         problems.append(exc.message)
             else:
-                parts.extend(read_file(path))  # named explicitly: errors propagate
+                # named explicitly: errors propagate
+                parts.extend(read_file(path, self.max_file_bytes))
         traces = merge_traces(parts)
         if not traces:
             where = ", ".join(str(p) for p in self.paths)
@@ -121,7 +134,8 @@ class FileSource:
         """Load now; malformed input raises ``InputError``/``TraceFormatError``."""
         self._ensure_loaded()
 
-    def traces_for(self, ident: str) -> list[Trace]:
+    def traces_for(self, ident: str, window: TimeRange | None = None) -> list[Trace]:
+        """Files are a finite recording: all of it is searched, whatever the window."""
         self._ensure_loaded()
         key = ident.strip()
         ids = self._by_operation.get(key)

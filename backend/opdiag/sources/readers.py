@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from msgspec import UNSET
 
 from opdiag.errors import TraceFormatError
 from opdiag.gcpause import gc_paused
@@ -59,8 +59,20 @@ from opdiag.model import (
     normalise_span_id,
     normalise_trace_id,
 )
+from opdiag.sources import schema
+from opdiag.sources.rawbytes import (
+    DEFAULT_MAX_BYTES,
+    has_surrogate_escape,
+    is_utf8,
+    read_regular_file,
+    repair_surrogates,
+    text_bytes,
+    utf8_problem,
+)
 
 UNKNOWN_SERVICE = "unknown"
+# Times past this (µs since the epoch: 3000-01-01) are refused as bad input.
+MAX_TIME_US = 32_503_680_000_000_000
 
 _LEGACY_KINDS = {
     "server": SERVER,
@@ -122,39 +134,34 @@ class _Fail(Exception):
 # --------------------------------------------------------------------------- entry points
 
 
-def read_file(path: Path | str) -> list[Trace]:
-    """Read and parse one trace file of any accepted format."""
+def read_file(path: Path | str, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Trace]:
+    """Read and parse one trace file of any accepted format (gzip-compressed too); only
+    regular files of at most ``max_bytes`` are read."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise TraceFormatError("file does not exist", source=str(p)) from None
-    except IsADirectoryError:
-        raise TraceFormatError("is a directory, not a trace file", source=str(p)) from None
-    except OSError as exc:
-        raise TraceFormatError(f"cannot read: {exc.strerror or exc}", source=str(p)) from None
-    return parse_bytes(data, str(p))
+    return parse_bytes(read_regular_file(p, max_bytes), str(p), max_bytes)
 
 
-def parse_bytes(data: bytes, source: str) -> list[Trace]:
+def parse_bytes(data: bytes, source: str, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Trace]:
     """Parse the bytes of a file or HTTP body; ``source`` names it in every error."""
+    data = text_bytes(data, source, max_bytes)
+    if not data or data.isspace():  # not data.strip(): that copies a 70 MB file
+        raise TraceFormatError("empty, no JSON document", source=source)
+    if has_surrogate_escape(data):
+        data = repair_surrogates(data)
     with gc_paused():
         return _parse_bytes(data, source)
 
 
 def _parse_bytes(data: bytes, source: str) -> list[Trace]:
-    if data[:3] == b"\xef\xbb\xbf":  # UTF-8 byte-order mark from Windows editors
-        data = data[3:]
-    if not data or data.isspace():  # not data.strip(): that copies a 70 MB file
-        raise TraceFormatError("empty, no JSON document", source=source)
-    fast = _fast_legacy(data, source)
-    if fast is not None:
-        return fast
+    typed = _typed(data, source) if is_utf8(data) else None
+    if typed is not None:
+        return typed
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         if not exc.msg.startswith("unexpected content after document"):
-            raise TraceFormatError(_json_problem(exc), source=source) from None
+            problem = utf8_problem(data)
+            raise TraceFormatError(problem or _json_problem(exc), source=source) from None
         collector = _Collector(source)
         try:
             for where, one in _documents(data):
@@ -182,179 +189,241 @@ def parse_document(obj: Any, source: str) -> list[Trace]:
         return collector.finish()
 
 
-# --------------------------------------------------------------------------- fast path
+# --------------------------------------------------------------------------- typed path
 
-# Big legacy files (Jaeger's compact ``/api/traces`` output) are parsed a few dozen spans at a
-# time: decoding the whole document first costs ~8 bytes of Python objects per input byte,
-# the peak memory of a 100k-span file, and is slower too. The bytes ``"spans":[{"traceID"``
-# and ``},{"traceID"`` cannot occur inside a JSON string (an inner ``"`` is escaped), so they
-# locate span arrays and the commas between their spans without a parser. Each array is cut
-# into runs at such commas, and ``[`` + run + ``]`` must parse as a list; the end of the
-# array is the first ``}]`` after its last span start where that span parses; the rest of the
-# document, with every span array replaced by a marker string, must parse as well, and each
-# marker must come back exactly once as a legacy trace's whole ``spans`` list. By the JSON
-# grammar the result is then the one of the whole-document parse. Anything else (pretty-
-# printed files, other key orders, a run that does not parse, any ``_Fail``) falls back to
-# the whole-document parse, which also words every error message.
-
-_SPANS_OPEN = b'"spans":[{"traceID"'
-_SPAN_OPEN = b'{"traceID"'
-_ARRAY_KEY_LEN = len(b'"spans":[')
-_MARK = "opdiag:fast-spans:"
-_MARK_BYTES = _MARK.encode()
-_MARK_CHARS = frozenset(_MARK + "0123456789")
-_MAX_END_TRIES = 64  # "}]" candidates tried for the end of a span array
-_BETWEEN = b'},{"traceID"'
-_RUN_BYTES = 32_768  # text parsed per orjson call: ~50 spans, fewer calls, little memory
-_RUN_DEPTH = 6  # a span array is at most 5 deep in any accepted document
-_OPEN_RUN = b"[" * _RUN_DEPTH
-_CLOSE_RUN = b"]" * _RUN_DEPTH
+# Well-formed legacy and OTLP documents decode straight into ``schema``'s structs, whatever
+# their whitespace or key order. A document that does not fit them, or that the typed code
+# below finds anything unusual in, is parsed again by the general path over plain JSON
+# values: it accepts every lenient variant and words the errors, so both paths give the
+# same model for what they both accept.
 
 
-class _FastMiss(Exception):
-    """The fast path's assumptions do not hold for this input: parse it whole instead."""
+class _General(Exception):
+    """The typed path does not take this document: use the general path."""
 
 
-class _FastSpans:
-    """Span arrays cut out of the document; each is parsed span by span when it is read."""
-
-    __slots__ = ("arrays", "data", "taken")
-
-    def __init__(self, data: bytes, arrays: list[tuple[int, int]]) -> None:
-        self.data = data
-        self.arrays = arrays  # per array: offset of its first span; offset of its "]"
-        self.taken = [False] * len(arrays)
-
-    def take(self, spans: list) -> Iterable[Any]:
-        """The lazily parsed spans behind a marker list; any other list as it is."""
-        if len(spans) != 1 or type(spans[0]) is not str or not spans[0].startswith(_MARK):
-            return spans
-        try:
-            index = int(spans[0][len(_MARK) :])
-        except ValueError:
-            raise _FastMiss from None
-        if not 0 <= index < len(self.taken) or self.taken[index]:
-            raise _FastMiss
-        self.taken[index] = True
-        return self._spans(index)
-
-    def _spans(self, index: int) -> Iterator[Any]:
-        """The spans, parsed a run of ~``_RUN_BYTES`` at a time: runs are cut at a ``,``
-        between two spans (``},{"traceID"``), and ``[`` + run + ``]`` must parse as a list;
-        together the runs are the array. Six brackets around a run keep its spans at least
-        as deep as in the whole document, so orjson's depth limit cannot pass here and fail
-        there."""
-        data = self.data
-        find = data.find
-        view = memoryview(data)
-        pos, close = self.arrays[index]
-        while True:
-            cut = find(_BETWEEN, pos + _RUN_BYTES, close)
-            end = close if cut == -1 else cut + 1  # cut + 1: the "," between two spans
-            try:
-                run = orjson.loads(b"".join((_OPEN_RUN, view[pos:end], _CLOSE_RUN)))
-            except orjson.JSONDecodeError:
-                raise _FastMiss from None
-            for _ in range(_RUN_DEPTH - 1):
-                if len(run) != 1:
-                    raise _FastMiss
-                run = run[0]
-            yield from run
-            del run
-            if end == close:
-                return
-            pos = end + 1
-
-
-def _last_span(data: bytes, start: int, limit: int) -> int:
-    """Offset of the ``]`` closing the span array whose last element starts at ``start``:
-    the first ``}]`` before ``limit`` where that element parses; -1 when there is none."""
-    find = data.find
-    close = find(b"}]", start, limit)
-    for _ in range(_MAX_END_TRIES):
-        if close == -1:
-            break
-        try:
-            orjson.loads(data[start : close + 1])
-        except orjson.JSONDecodeError:
-            close = find(b"}]", close + 1, limit)
-        else:
-            return close + 1
-    return -1
-
-
-def _may_fake_marker(skeleton: bytes) -> bool:
-    """A ``\\u`` escape of a marker character could spell a marker that is not ours."""
-    if b"\\u" not in skeleton:
-        return False
-    for code in re.findall(rb"\\u([0-9a-fA-F]{4})", skeleton):
-        if chr(int(code, 16)) in _MARK_CHARS:
-            return True
-    return False
-
-
-def _cut_span_arrays(data: bytes) -> tuple[bytes, list[tuple[int, int]]] | None:
-    """The document with each compact span array replaced by a marker, and the arrays."""
-    find, rfind = data.find, data.rfind
-    key = find(_SPANS_OPEN)
-    if key == -1:
-        return None
-    keys: list[int] = []
-    while key != -1:
-        keys.append(key)
-        key = find(_SPANS_OPEN, key + 1)
-    arrays: list[tuple[int, int]] = []
-    pieces: list[bytes] = []
-    done = 0
-    for index, key in enumerate(keys):
-        first = key + _ARRAY_KEY_LEN
-        if first < done:
-            return None
-        limit = keys[index + 1] if index + 1 < len(keys) else len(data)
-        # The array's last span starts at the last {"traceID" before the next array, or at
-        # the one before it when that is the next trace object; anything else is a miss.
-        last = rfind(_SPAN_OPEN, first, limit)
-        end = _last_span(data, last, limit)
-        if end == -1 and last > first:
-            last = rfind(_SPAN_OPEN, first, last)
-            end = _last_span(data, last, limit)
-        if end == -1:
-            return None
-        arrays.append((first, end))
-        pieces.append(data[done:first])
-        pieces.append(b'"%s%d"' % (_MARK_BYTES, index))
-        done = end
-    pieces.append(data[done:])
-    skeleton = b"".join(pieces)
-    # Only lists of the skeleton reach ``take``: a marker anywhere else in it, literal or
-    # spelled with escapes, could pose as ours (one inside a span is just a tag value).
-    if skeleton.count(_MARK_BYTES) != len(arrays) or _may_fake_marker(skeleton):
-        return None
-    return skeleton, arrays
-
-
-def _fast_legacy(data: bytes, source: str) -> list[Trace] | None:
-    """Parse compact legacy Jaeger JSON span by span (see above); ``None``: not applicable,
-    or something did not line up, and the caller parses the whole document instead."""
-    cut = _cut_span_arrays(data)
-    if cut is None:
-        return None
-    skeleton, arrays = cut
+def _typed(data: bytes, source: str) -> list[Trace] | None:
+    """The model of ``data`` by the typed path, or ``None`` when it is not the one to use."""
     try:
-        doc = orjson.loads(skeleton)
-    except orjson.JSONDecodeError:
+        doc = schema.DECODER.decode(data)
+    except (*schema.Mismatch, RecursionError):  # the general path words it (or takes it)
         return None
     collector = _Collector(source)
-    fast = collector.fast = _FastSpans(data, arrays)
     try:
-        _dispatch(doc, "", collector, consume=True)
-    except (_FastMiss, _Fail):
+        if doc.resourceSpans is not UNSET:
+            _otlp_typed(doc.resourceSpans, collector)
+        elif doc.result is not UNSET:
+            _otlp_typed(doc.result.resourceSpans, collector)
+        elif doc.data is not UNSET:
+            if doc.errors:
+                return None  # Jaeger's errors beside data become trace warnings: rare
+            for trace in doc.data:
+                _legacy_typed(
+                    trace.spans, trace.processes, trace.traceID, trace.warnings, collector
+                )
+        elif doc.spans is not UNSET:
+            _legacy_typed(doc.spans, doc.processes, doc.traceID, doc.warnings, collector)
+        else:
+            return None
+    except (_General, _Fail, *schema.Mismatch, RecursionError):
         return None
-    if not all(fast.taken):
-        return None
-    collector.fast = None
-    del doc, fast, arrays
+    del doc
     return collector.finish()
+
+
+def _tags_typed(tags: list[schema.Tag] | None) -> dict[str, Any]:
+    if not tags:
+        return {}
+    return {
+        t.key: v
+        if (v := t.value).__class__ is not str or t.type == "string"
+        else _lenient(t.type, v)
+        for t in tags
+    }
+
+
+def _process_typed(proc: schema.Process) -> tuple[str, dict[str, Any]]:
+    service = proc.serviceName
+    resource = _tags_typed(proc.tags)
+    if type(service) is not str or not service:
+        service = UNKNOWN_SERVICE
+    resource.setdefault("service.name", service)
+    return service, resource
+
+
+def _legacy_typed(
+    spans: list[schema.LegacySpan],
+    processes: dict[str, schema.Process] | None,
+    default_tid: Any,
+    trace_warnings: Any,
+    col: _Collector,
+) -> None:
+    """``_legacy_trace`` + ``_legacy_spans`` over typed spans (same rules, same caches)."""
+    procs = {pid: _process_typed(p) for pid, p in (processes or {}).items()}
+    tid_cache: dict[Any, str] = {}
+    sid_cache: dict[str, str] = {}
+    share = {}.setdefault
+    touched: set[str] = set()
+    buckets = col.spans
+    last_tid: str | None = None
+    bucket: list[Span] = []
+    tags_of, logs_of = schema.TAGS.decode, schema.LOGS.decode
+    for i, raw in enumerate(spans):
+        spans[i] = None  # type: ignore[call-overload]  # freed as the model grows
+        sid = raw.spanID
+        raw_tid = default_tid if raw.traceID is UNSET else raw.traceID
+        start = raw.startTime
+        duration = raw.duration
+        if not sid or duration < 0 or not 0 <= start <= MAX_TIME_US - duration:
+            raise _General
+        tid = tid_cache.get(raw_tid) if type(raw_tid) is str else None
+        if tid is None:
+            if type(raw_tid) is not str or not raw_tid.strip():
+                raise _General
+            tid = tid_cache[raw_tid] = normalise_trace_id(raw_tid)
+        name = raw.operationName
+        name = "" if name is None else share(name, name)
+        tags = tags_of(raw.tags) if len(raw.tags) > 2 else None
+        attrs = (
+            {
+                t.key: v
+                if (v := t.value).__class__ is not str
+                else share(v, v)
+                if t.type == "string"
+                else _lenient(t.type, v)
+                for t in tags
+            }
+            if tags
+            else {}
+        )
+        span_warnings: list[str] = []
+        pid = raw.processID
+        proc = procs.get(pid) if pid is not None else None
+        if proc is None:
+            if raw.process is not None:
+                proc = _process_typed(raw.process)
+            else:
+                proc = (UNKNOWN_SERVICE, {})
+                span_warnings.append(
+                    f"processID {_short(pid)} is not in the trace's processes; "
+                    f"service set to {UNKNOWN_SERVICE!r}"
+                )
+        kind, status, status_message = _legacy_kind_status(attrs)
+
+        refs: list[Reference] = []
+        if raw.references:
+            for r in raw.references:
+                rtid = raw_tid if r.traceID is UNSET else r.traceID
+                ntid = tid_cache.get(rtid)
+                if ntid is None:
+                    if not rtid.strip():
+                        raise _General
+                    ntid = tid_cache[rtid] = normalise_trace_id(rtid)
+                rtype = r.refType
+                if rtype == "CHILD_OF":  # the usual spelling, without upper()
+                    rtype = CHILD_OF
+                elif type(rtype) is str:
+                    rtype = share(upper := rtype.upper(), upper)
+                else:
+                    rtype = CHILD_OF
+                rsid = r.spanID
+                if type(rsid) is not str or not rsid.strip():
+                    raise _General
+                nsid = sid_cache.get(rsid)
+                if nsid is None:
+                    nsid = sid_cache[rsid] = rsid.strip().lower().rjust(16, "0")
+                refs.append(Reference(rtype, ntid, nsid))
+        parent = raw.parentSpanID
+        if type(parent) is str and parent.strip("0 "):
+            pid16 = parent.strip().lower().rjust(16, "0")
+            if not any(ref.span_id == pid16 for ref in refs):
+                refs.insert(0, Reference(CHILD_OF, tid, pid16))
+
+        events: list[Event] = []
+        logs = logs_of(raw.logs) if len(raw.logs) > 2 else None  # not "[]"
+        if logs:
+            for lg in logs:
+                fields = _tags_typed(lg.fields)
+                ev = fields.get("event")
+                ts = start if lg.timestamp is UNSET else lg.timestamp
+                events.append(Event(ev if type(ev) is str and ev else "log", ts, fields))
+        raw_warnings = raw.warnings
+        if raw_warnings and type(raw_warnings) is list:
+            span_warnings.extend(str(w) for w in raw_warnings)
+
+        span = Span(
+            tid,
+            sid.strip().lower().rjust(16, "0"),
+            name,
+            proc[0],
+            start,
+            duration,
+            kind,
+            attrs,
+            events,
+            refs,
+            status,
+            status_message,
+            proc[1],
+            span_warnings,
+        )
+        if tid is not last_tid:
+            touched.add(tid)
+            found = buckets.get(tid)
+            if found is None:
+                found = buckets[tid] = []
+            bucket, last_tid = found, tid
+        bucket.append(span)
+    if trace_warnings and type(trace_warnings) is list:
+        for tid in touched:
+            for w in trace_warnings:
+                col.warn(tid, str(w))
+
+
+def _value_typed(v: schema.Value | None) -> Any:
+    """``_any_value`` of a typed OTLP value."""
+    if v is None:
+        return None
+    if v.stringValue is not UNSET and v.stringValue is not None:
+        return v.stringValue
+    return _any_value({k: x for k in v.__struct_fields__ if (x := getattr(v, k)) is not UNSET})
+
+
+def _attrs_typed(attrs: list[schema.Attribute] | None) -> dict[str, Any]:
+    if not attrs:
+        return {}
+    return {
+        a.key: s
+        if (v := a.value) is not None and (s := v.stringValue) is not UNSET and s is not None
+        else _value_typed(v)
+        for a in attrs
+    }
+
+
+def _otlp_typed(rss: list[schema.ResourceSpans] | None, col: _Collector) -> None:
+    """``_otlp`` over typed resource spans."""
+    for rs in rss or ():
+        resource = _attrs_typed(rs.resource.attributes if rs.resource is not None else None)
+        service = resource.get("service.name")
+        if type(service) is not str or not service:
+            service = UNKNOWN_SERVICE
+        scopes = rs.scopeSpans
+        if scopes is None:
+            scopes = rs.instrumentationLibrarySpans or []
+        for ss in scopes:
+            scope = ss.scope or ss.instrumentationLibrary or {}
+            scope_name = scope.get("name") if type(scope) is dict else None
+            scope_version = scope.get("version") if type(scope) is dict else None
+            spans = ss.spans or []
+            for k, raw in enumerate(spans):
+                spans[k] = None  # type: ignore[call-overload]  # freed as the model grows
+                attrs = _attrs_typed(schema.ATTRIBUTES.decode(raw.attributes))
+                span = _otlp_span(raw, "", service, resource, attrs)
+                if scope_name and "otel.scope.name" not in span.attributes:
+                    span.attributes["otel.scope.name"] = scope_name
+                    if scope_version:
+                        span.attributes.setdefault("otel.scope.version", scope_version)
+                col.add(span)
 
 
 # --------------------------------------------------------------------------- documents
@@ -488,13 +557,12 @@ def _v3_error(err: dict, where: str) -> None:
 class _Collector:
     """Spans grouped by trace id, plus trace-level warnings; built into ``Trace`` at the end."""
 
-    __slots__ = ("fast", "source", "spans", "warnings")
+    __slots__ = ("source", "spans", "warnings")
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.spans: dict[str, list[Span]] = {}
         self.warnings: dict[str, list[str]] = {}
-        self.fast: _FastSpans | None = None  # set while the fast path dispatches a skeleton
 
     def add(self, span: Span) -> None:
         bucket = self.spans.get(span.trace_id)
@@ -549,6 +617,19 @@ def _int_time(value: Any, where: str, name: str) -> int:
     if value is None:
         raise _Fail(where, f"{name} is missing")
     raise _Fail(where, f"{name} is not an integer: {_short(value)}")
+
+
+def _time_problem(span_id: Any, start_us: int, duration_us: int, start: str, end: str) -> str:
+    """Why a span's times are out of range, naming the span and the field: 10^37 ms or a
+    start past the year 3000 is a broken exporter, not an operation to diagnose."""
+    if start_us < 0:
+        return f"span {_short(span_id)}: {start} {start_us} µs is before 1970"
+    if start_us > MAX_TIME_US:
+        return f"span {_short(span_id)}: {start} {start_us} µs is after the year 3000"
+    return (
+        f"span {_short(span_id)}: {end} out of range, the span would end after the year 3000 "
+        f"(duration {duration_us} µs)"
+    )
 
 
 def _lenient(typ: Any, value: str) -> Any:
@@ -794,9 +875,6 @@ def _legacy_trace(doc: dict, where: str, col: _Collector, *, consume: bool) -> N
         spans = []
     if type(spans) is not list:
         raise _Fail(_at(where, "spans"), "not a list")
-    if col.fast is not None:
-        spans = col.fast.take(spans)
-        consume = consume and type(spans) is list
     processes = doc.get("processes") or {}
     if type(processes) is not dict:
         raise _Fail(_at(where, "processes"), "not an object")
@@ -814,6 +892,30 @@ def _legacy_trace(doc: dict, where: str, col: _Collector, *, consume: bool) -> N
         for tid in touched:
             for w in warnings:
                 col.warn(tid, str(w))
+
+
+def _legacy_kind_status(attrs: dict[str, Any]) -> tuple[str, str, str]:
+    """Span kind, status and status message from legacy tags (``span.kind``,
+    ``otel.status_code``, ``otel.status_description``)."""
+    kind_tag = attrs.get("span.kind")
+    if type(kind_tag) is str:
+        kind = _LEGACY_KINDS.get(kind_tag) or _LEGACY_KINDS.get(kind_tag.lower(), INTERNAL)
+    else:
+        kind = INTERNAL
+    code = attrs.get("otel.status_code")
+    if code is None:
+        return kind, STATUS_UNSET, ""
+    status = STATUS_UNSET
+    if code == "OK":  # the usual spelling, without str().upper()
+        status = STATUS_OK
+    else:
+        code_s = str(code).upper()
+        if code_s == "ERROR":
+            status = STATUS_ERROR
+        elif code_s == "OK":
+            status = STATUS_OK
+    desc = attrs.get("otel.status_description")
+    return kind, status, "" if desc is None else str(desc)
 
 
 def _legacy_spans(
@@ -869,6 +971,10 @@ def _legacy_spans(
             duration = _int_time(duration, f"{where}[{i}]", "duration")
         if duration < 0:
             raise _Fail(f"{where}[{i}]", f"negative duration {duration}")
+        if not 0 <= start <= MAX_TIME_US - duration:
+            raise _Fail(
+                f"{where}[{i}]", _time_problem(sid, start, duration, "startTime", "duration")
+            )
         name = share(name, name) if type(name) is str else "" if name is None else str(name)
         if tags:
             # _kv_dict inlined: this is the hottest line of a 100k-span file
@@ -904,26 +1010,7 @@ def _legacy_spans(
                     f"service set to {UNKNOWN_SERVICE!r}"
                 )
 
-        kind_tag = attrs.get("span.kind")
-        if type(kind_tag) is str:
-            kind = _LEGACY_KINDS.get(kind_tag) or _LEGACY_KINDS.get(kind_tag.lower(), INTERNAL)
-        else:
-            kind = INTERNAL
-        status = STATUS_UNSET
-        status_message = ""
-        code = attrs.get("otel.status_code")
-        if code is not None:
-            if code == "OK":  # the usual spelling, without str().upper()
-                status = STATUS_OK
-            else:
-                code_s = str(code).upper()
-                if code_s == "ERROR":
-                    status = STATUS_ERROR
-                elif code_s == "OK":
-                    status = STATUS_OK
-            desc = attrs.get("otel.status_description")
-            if desc is not None:
-                status_message = str(desc)
+        kind, status, status_message = _legacy_kind_status(attrs)
 
         refs: list[Reference] = []
         if raw_refs:
@@ -1047,8 +1134,16 @@ def _otlp(doc: dict, where: str, col: _Collector, *, consume: bool) -> None:
                 col.add(span)
 
 
-def _otlp_span(raw: Any, where: str, service: str, resource: dict[str, Any]) -> Span:
-    if type(raw) is not dict:
+def _otlp_span(
+    raw: Any,
+    where: str,
+    service: str,
+    resource: dict[str, Any],
+    attrs: dict[str, Any] | None = None,
+) -> Span:
+    """One OTLP span from its plain-JSON object, or from a ``schema.OtlpSpan`` with its
+    attributes already converted (``attrs``)."""
+    if type(raw) is not dict and attrs is None:
         raise _Fail(where, "span is not an object")
     tid = _otlp_id_at(raw.get("traceId"), 32, where, "traceId")
     if tid is None:
@@ -1061,6 +1156,11 @@ def _otlp_span(raw: Any, where: str, service: str, resource: dict[str, Any]) -> 
     duration = (end_ns - start_ns) // 1000
     if duration < 0:
         raise _Fail(where, f"negative duration (endTimeUnixNano {end_ns} < start {start_ns})")
+    if not 0 <= start_ns // 1000 <= MAX_TIME_US - duration:
+        problem = _time_problem(
+            sid, start_ns // 1000, duration, "startTimeUnixNano", "endTimeUnixNano"
+        )
+        raise _Fail(where, problem)
     name = raw.get("name")
     if type(name) is not str:
         name = "" if name is None else str(name)
@@ -1076,7 +1176,8 @@ def _otlp_span(raw: Any, where: str, service: str, resource: dict[str, Any]) -> 
         msg = st.get("message")
         if msg:
             status_message = str(msg)
-    attrs = _otlp_attrs(raw.get("attributes"), where)
+    if attrs is None:
+        attrs = _otlp_attrs(raw.get("attributes"), where)
 
     refs: list[Reference] = []
     parent = _otlp_id_at(raw.get("parentSpanId"), 16, where, "parentSpanId")
@@ -1174,6 +1275,8 @@ def _console_span(doc: dict, where: str) -> Span:
     end = _iso_us(doc.get("end_time"), where, "end_time")
     if end < start:
         raise _Fail(where, "negative duration (end_time before start_time)")
+    if not 0 <= start <= MAX_TIME_US - (end - start):
+        raise _Fail(where, _time_problem(sid, start, end - start, "start_time", "end_time"))
     kind_raw = doc.get("kind")
     kind = INTERNAL
     if type(kind_raw) is str:

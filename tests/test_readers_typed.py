@@ -1,6 +1,7 @@
-"""The span-by-span fast path for compact legacy Jaeger JSON gives exactly the model (or the
-error message) of the whole-document parse, on every reference fixture, the demo corpus, a
-generated KTRDR trace and hostile inputs; when its assumptions do not hold it steps aside."""
+"""The typed (msgspec) path gives exactly the model (or the error message) of the general
+path over plain JSON values, on every reference fixture, the demo corpus, a generated KTRDR
+trace in every whitespace style and hostile inputs; what it does not fit, it leaves to the
+general path."""
 
 from __future__ import annotations
 
@@ -59,14 +60,19 @@ def _dump(traces: list[Trace]) -> list[Any]:
 
 
 def _outcome(data: bytes, *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The dumped model, or the error message, of one parse with the fast path on or off."""
+    """The dumped model, or the error message, of one parse with the typed path on or off."""
     with monkeypatch.context() as m:
         if not fast:
-            m.setattr(readers, "_fast_legacy", lambda data, source: None)
+            m.setattr(readers, "_typed", lambda data, source: None)
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(1000)  # parse as a console run does (deep_values raises it)
         try:
-            return _dump(readers.parse_bytes(data, "f.json"))
+            traces = readers.parse_bytes(data, "f.json")
         except TraceFormatError as exc:
             return ("error", str(exc))
+        finally:
+            sys.setrecursionlimit(limit)
+        return _dump(traces)
 
 
 def _same(data: bytes, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -76,11 +82,8 @@ def _same(data: bytes, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def _used(data: bytes) -> bool:
-    """Did the fast path produce the result itself (no fallback)?"""
-    try:
-        return readers._fast_legacy(data, "f.json") is not None
-    except readers._Fail:
-        return False
+    """Did the typed path produce the result itself (no fallback)?"""
+    return readers._typed(data, "f.json") is not None
 
 
 def _compact(path: Path) -> bytes:
@@ -135,29 +138,32 @@ def test_every_reference_and_demo_file_as_is_and_compact(
         _same(_compact(path), monkeypatch)
 
 
-def test_compact_legacy_fixtures_take_the_fast_path() -> None:
+def test_legacy_and_otlp_fixtures_take_the_typed_path() -> None:
     legacy = [
         p for p in FIXTURE_FILES if b'"spans"' in p.read_bytes() and b"spanID" in p.read_bytes()
     ]
-    assert legacy
-    assert any(_used(_compact(p)) for p in legacy)
+    otlp = [p for p in FIXTURE_FILES if b'"resourceSpans"' in p.read_bytes()]
+    assert legacy and otlp
+    assert all(_used(p.read_bytes()) for p in legacy if p.name.startswith("jaeger-ui__t"))
+    assert any(_used(p.read_bytes()) for p in otlp)
     assert _used((DEMO_TRACES / "data-loads.jaeger.json").read_bytes())
 
 
-def test_generated_ktrdr_trace_many_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "style",
+    [{}, {"separators": (",", ":")}, {"indent": 2}, {"indent": 4}, {"sort_keys": True}],
+    ids=["default", "compact", "indent2", "indent4", "sorted"],
+)
+def test_generated_ktrdr_trace_in_every_style(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, style: dict[str, Any]
+) -> None:
     path = tmp_path / "ktrdr.json"
     _write_generated(path, 1500)
-    data = path.read_bytes()
-    assert len(data) > 10 * readers._RUN_BYTES  # several runs per array
+    data = json.dumps(json.loads(path.read_bytes()), **style).encode()
     assert _used(data)
     (trace,) = _same(data, monkeypatch)
     assert len(trace[-1]) == 1500
-
-
-def test_pretty_printed_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = json.dumps(_envelope(_trace(_spans(5))), indent=2).encode()
-    assert not _used(data)
-    _same(data, monkeypatch)
+    assert _same(path.read_bytes(), monkeypatch) == [trace]
 
 
 @pytest.mark.parametrize(
@@ -165,13 +171,12 @@ def test_pretty_printed_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         _envelope(_trace(_spans(40))),
         _trace(_spans(40)),  # one trace object, as Jaeger UI downloads it
-        [_trace(_spans(3)), _trace(_spans(4), trace_id="cd" * 16)],  # list of traces
         _envelope(_trace(_spans(3)), _trace(_spans(5), trace_id="cd" * 16)),
         _envelope(_trace(_spans(1))),
     ],
-    ids=["envelope", "trace", "trace-list", "two-traces", "one-span"],
+    ids=["envelope", "trace", "two-traces", "one-span"],
 )
-def test_compact_shapes_take_the_fast_path(doc: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compact_shapes_take_the_typed_path(doc: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     data = orjson.dumps(doc)
     assert _used(data)
     _same(data, monkeypatch)
@@ -198,13 +203,20 @@ def _hostile() -> dict[str, bytes]:
     # the spans key twice (the last one wins in a JSON parser)
     one = orjson.dumps(_trace(base[:2]))
     cases["duplicate-spans-key"] = one[:-1] + b',"spans":' + orjson.dumps(base[2:]) + b"}"
-    # our marker, literally and spelled with escapes
-    cases["marker-literal"] = orjson.dumps(_envelope(_trace(base), errors=[readers._MARK + "0"]))
-    tagged = [dict(s) for s in base]
-    tagged[1]["tags"] = [{"key": "m", "type": "string", "value": readers._MARK + "0"}]
-    cases["marker-in-a-span"] = orjson.dumps(_envelope(_trace(tagged)))
-    fake = orjson.dumps(_envelope(_trace(base), _trace([], trace_id="cd" * 16)))
-    cases["marker-escaped"] = fake.replace(b'"spans":[]', b'"spans":["\\u006fpdiag:fast-spans:0"]')
+    cases["list-of-traces"] = orjson.dumps([_trace(base), _trace(base[:2], trace_id="cd" * 16)])
+    cases["unknown-top-level-key"] = orjson.dumps({**_envelope(_trace(base)), "x": 1})
+    cases["unknown-key-bad-utf8"] = orjson.dumps(_envelope(_trace(base))).replace(
+        b'"flags"', b'"fl\xffags"', 1
+    )
+    cases["tag-key-number"] = orjson.dumps(_envelope(_trace(base))).replace(
+        b'"key":"k"', b'"key":5', 1
+    )
+    cases["float-time"] = orjson.dumps(_envelope(_trace(base))).replace(
+        b'"duration":', b'"duration":5.0,"z":', 1
+    )
+    cases["string-time"] = orjson.dumps(_envelope(_trace(base))).replace(
+        b'"startTime":', b'"startTime":"1700000000000000","z":', 1
+    )
     # errors beside data, holding objects that start with traceID
     cases["errors-with-traceID"] = orjson.dumps(
         _envelope(_trace(base), errors=[{"traceID": "ab" * 16, "msg": "partial"}])
@@ -261,12 +273,6 @@ def test_hostile_inputs_give_the_whole_parse_result(
     _same(HOSTILE[name], monkeypatch)
 
 
-def test_a_marker_inside_a_span_is_just_a_value() -> None:
-    assert _used(HOSTILE["marker-in-a-span"])
-    assert not _used(HOSTILE["marker-literal"])
-    assert not _used(HOSTILE["marker-escaped"])
-
-
 @pytest.mark.usefixtures("deep_values")
 def test_deep_nesting_is_decided_like_the_whole_parse(monkeypatch: pytest.MonkeyPatch) -> None:
     outcomes = {
@@ -277,7 +283,7 @@ def test_deep_nesting_is_decided_like_the_whole_parse(monkeypatch: pytest.Monkey
     assert set(outcomes.values()) == {True, False}  # the limit is inside the tested range
 
 
-def test_read_file_uses_one_read_and_the_fast_path(tmp_path: Path) -> None:
+def test_read_file_uses_the_typed_path(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     path.write_bytes(orjson.dumps(_envelope(_trace(_spans(30)))))
     (trace,) = readers.read_file(path)
