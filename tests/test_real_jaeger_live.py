@@ -48,6 +48,7 @@ def served(live: RealJaeger, tmp_path_factory: pytest.TempPathFactory) -> Iterat
            if not k.startswith("OPDIAG_") and k != "JAEGER_URL"}
     # The demo compresses time 100x: the hung training is stuck after a few real seconds.
     env["OPDIAG_STUCK_AFTER_S"] = "3"
+    env["OPDIAG_STORE_PATH"] = str(log.parent / "verdicts.sqlite3")  # never the user's store
     cmd = [sys.executable, "-m", "opdiag.cli.main", "serve", "--jaeger-url", live.query_url,
            "--port", str(port)]
     with log.open("wb") as out:

@@ -181,3 +181,24 @@ def test_the_index_page_lists_from_the_store(apps):
     page = stored.get("/").get_data(as_text=True)
     for key in EXPECTED["operations"]:
         assert key in page
+
+
+def test_an_operation_in_flight_is_judged_again_when_listed(tmp_path: Path):
+    """The watcher stored "running" half a minute into the hung training; a list read later
+    shows it stuck (and counts it so) without waiting for the next pass."""
+    app, client = _client(_settings(tmp_path))
+    state = app.extensions[EXTENSION]
+    try:
+        hung = next(k for k, v in EXPECTED["operations"].items() if v["verdict"] == "stuck")
+        started_ms = state.service.diagnose(hung).started_at_ms
+        assert state.watcher.run_once(now_us=(started_ms + 30_000) * 1000) is not None
+        stored = {r.operation_id: r for r in state.store.operations(0, 2**62)}
+        assert stored[hung].verdict == "healthy" and not stored[hung].finished
+        rows = {r["operation_id"]: r for r in _json(client, f"/api/v1/operations?{RANGE}")}
+        assert rows[hung]["verdict"] == "stuck"
+        stuck = _json(client, f"/api/v1/operations?{RANGE}&verdict=stuck")
+        assert hung in {r["operation_id"] for r in stuck}
+        counts = _json(client, f"/api/v1/verdict-counts?{RANGE}&interval=1h&verdict=stuck")
+        assert sum(r["count"] for r in counts) >= 1
+    finally:
+        state.store.close()

@@ -7,6 +7,11 @@ wrapped ``DiagnosisService``.
 Until the store holds anything (a new store, before the watcher's first pass) the list,
 counts and variables are the service's, read from the traces, so a fresh start never shows an
 empty table.
+
+A stored verdict of an operation still in flight can be a watcher interval old, and "running"
+becomes "stuck" or "worker lost" with time alone. So the list judges those rows again from the
+traces (the service recomputes unfinished work anyway; at most ``max_fresh`` of them, the
+newest) and shows (and counts) the fresh verdict; settled rows come straight from the store.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from opdiag.api.schemas import OperationRow, VariableRow, VerdictCountRow
-from opdiag.buckets import check_buckets, count_rows
-from opdiag.errors import InputError
+from opdiag.buckets import bucket_of, check_buckets, count_rows
+from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
 from opdiag.render.rows import variable_row
 from opdiag.store.sql import SqlStore
+from opdiag.timeutil import US_PER_MS
 
 
 def _values(values: Iterable[str] | None) -> list[str] | None:
@@ -33,12 +39,18 @@ class StoredReads:
     """See the module docstring."""
 
     def __init__(
-        self, service: Any, store: SqlStore, ready: Callable[[], bool], max_values: int
+        self,
+        service: Any,
+        store: SqlStore,
+        ready: Callable[[], bool],
+        max_values: int,
+        max_fresh: int = 50,
     ) -> None:
         self.service = service
         self.store = store
         self._ready = ready
         self._max_values = max_values
+        self._max_fresh = max_fresh
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.service, name)
@@ -76,15 +88,50 @@ class StoredReads:
             raise InputError("'to' is before 'from'", field="to")
         if limit is not None and limit < 0:
             raise InputError("limit must not be negative", field="limit")
+        types, wanted, services_ = (
+            _values(operation_types),
+            _values(verdicts),
+            _values(services),
+        )
         rows: list[OperationRow] = self.store.operations(
             start_us,
             end_us,
-            operation_types=_values(operation_types),
-            verdicts=_values(verdicts),
-            services=_values(services),
+            operation_types=types,
+            verdicts=wanted,
+            services=services_,
             limit=limit,
         )
-        return rows
+        open_rows = self.store.operations(
+            start_us,
+            end_us,
+            operation_types=types,
+            services=services_,
+            settled=False,
+            limit=self._max_fresh,
+        )
+        fresh = self._judged_again(open_rows, now_us)
+        if not fresh:
+            return rows
+        merged = [r for r in rows if r.operation_id not in fresh]
+        merged += [r for r in fresh.values() if wanted is None or r.verdict in wanted]
+        merged.sort(key=lambda r: (r.time, r.operation_id), reverse=True)
+        return merged if limit is None else merged[:limit]
+
+    def _judged_again(
+        self, rows: Iterable[OperationRow], now_us: int | None
+    ) -> dict[str, OperationRow]:
+        """Fresh rows of unsettled operations, by id; a row whose traces cannot be read now
+        (gone, or the source down) keeps its stored verdict."""
+        from opdiag.render.rows import operation_row
+
+        out: dict[str, OperationRow] = {}
+        for row in rows:
+            try:
+                d = self.service.diagnose(row.operation_id, now_us)
+            except (NotFoundError, SourceUnavailableError):
+                continue
+            out[row.operation_id] = operation_row(d, self.service.settings)
+        return out
 
     def verdict_counts(
         self,
@@ -111,14 +158,36 @@ class StoredReads:
                 )
             )
         check_buckets(start_us, end_us, bucket_us)
+        types, wanted, services_ = (
+            _values(operation_types),
+            _values(verdicts),
+            _values(services),
+        )
         counts = self.store.verdict_counts(
             start_us,
             end_us,
             bucket_us,
-            operation_types=_values(operation_types),
-            verdicts=_values(verdicts),
-            services=_values(services),
+            operation_types=types,
+            verdicts=wanted,
+            services=services_,
+            settled=True,
         )
+        open_rows = self.store.operations(
+            start_us,
+            end_us,
+            operation_types=types,
+            services=services_,
+            settled=False,
+            limit=self._max_fresh,
+        )
+        fresh = self._judged_again(open_rows, now_us)
+        for stored in open_rows:
+            row = fresh.get(stored.operation_id, stored)
+            started_us = row.time * US_PER_MS
+            if not start_us <= started_us < end_us or (wanted and row.verdict not in wanted):
+                continue
+            key = (bucket_of(started_us, bucket_us), row.verdict)
+            counts[key] = counts.get(key, 0) + 1
         return count_rows(counts, start_us, end_us, bucket_us)
 
     def variable_values(self, name: str, start_us: int, end_us: int) -> list[VariableRow]:

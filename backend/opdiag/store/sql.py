@@ -373,10 +373,15 @@ class SqlStore:
         verdicts: Sequence[str] | None = None,
         services: Sequence[str] | None = None,
         limit: int | None = None,
+        settled: bool | None = None,
     ) -> list[OperationRow]:
         """Operations active in ``[start_us, end_us)`` (started before its end, still going
-        or ended after its start), newest first: the list's rows as the traces gave them."""
+        or ended after its start), newest first: the list's rows as the traces gave them.
+        ``settled``: only those whose verdict is final (True) or not yet (False)."""
         extra, params = self._filters(operation_types, verdicts, services)
+        if settled is not None:
+            extra += " AND o.settled = ?"
+            params.append(settled)
         sql = (
             f"SELECT {_SELECT_ROW} FROM opdiag_operations o "
             f"WHERE o.started_at_ms < ? AND o.ended_at_ms >= ?{extra} "
@@ -404,10 +409,14 @@ class SqlStore:
         operation_types: Sequence[str] | None = None,
         verdicts: Sequence[str] | None = None,
         services: Sequence[str] | None = None,
+        settled: bool | None = None,
     ) -> dict[tuple[int, str], int]:
         """Operations started in ``[start_us, end_us)`` per (epoch-aligned bucket start in
-        µs, verdict), counted by the database."""
+        µs, verdict), counted by the database (``settled``: as for ``operations``)."""
         extra, params = self._filters(operation_types, verdicts, services)
+        if settled is not None:
+            extra += " AND o.settled = ?"
+            params.append(settled)
         sql = (
             "SELECT o.started_at_ms * 1000 - (o.started_at_ms * 1000) % ? AS bucket, "
             "o.verdict, COUNT(*) FROM opdiag_operations o "
