@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +46,9 @@ sys.addaudithook(_refuse_reads_beside_the_repository)
 # A server started by a test (in-process or as a child) keeps its verdicts in memory unless
 # the test names a store: never in the state directory of whoever runs the suite.
 os.environ.setdefault("OPDIAG_STORE_PATH", ":memory:")
+# A child started with a cleaned environment (no OPDIAG_*) falls back to the default store
+# under $XDG_STATE_HOME: point that at a scratch folder of this run, never the user's.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="opdiag-test-state-")
 
 
 @pytest.fixture(scope="session")
