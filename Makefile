@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint bench bench-load dashboards demo-live clean
+.PHONY: venv run test lint bench bench-load bench-store dashboards demo-live jaeger clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,12 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/opdiag serve
 
-## Every test: system packages, lint, dashboards drift check, the pytest suite.
-test: $(STAMP)
+## The pinned Jaeger (tools/jaeger) in .tools/bin/jaeger; rebuilt only when the pin changes.
+jaeger:
+	bash scripts/build-jaeger.sh
+
+## Every test: system packages, Jaeger, lint, dashboards drift check, the pytest suite.
+test: $(STAMP) jaeger
 	bash scripts/ensure-system-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/opdiag dashboards generate --check
@@ -41,5 +45,9 @@ bench: $(STAMP)
 bench-load: $(STAMP)
 	$(BIN)/python -m bench.load_bench
 
+## The watcher's cost per pass and the store's route latency, over the live demo.
+bench-store: $(STAMP)
+	$(BIN)/python -m bench.store_bench
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info .tools

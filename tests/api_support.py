@@ -33,6 +33,7 @@ from opdiag.errors import NotFoundError, SourceTimeoutError, SourceUnavailableEr
 from opdiag.render.links import build_links
 from opdiag.render.rows import variable_row, verdict_count_row
 from opdiag.settings import Settings
+from opdiag.timeutil import TimeRange
 
 SIMPOD_OPENAPI = (
     Path(__file__).resolve().parent
@@ -222,8 +223,10 @@ class FakeService:
         if self.raise_error is not None:
             raise self.raise_error
 
-    def diagnose(self, ident: str, now_us: int | None = None) -> Diagnosis:
-        self.calls.append(("diagnose", {"ident": ident, "now_us": now_us}))
+    def diagnose(
+        self, ident: str, now_us: int | None = None, window: TimeRange | None = None
+    ) -> Diagnosis:
+        self.calls.append(("diagnose", {"ident": ident, "now_us": now_us, "window": window}))
         self._maybe_raise()
         for d in self.diagnoses.values():
             if ident == d.key or ident in d.trace_ids:

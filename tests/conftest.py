@@ -12,9 +12,11 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg_support import PostgresServer, postgres_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO_ROOT / "tests" / "data"
@@ -44,10 +46,18 @@ def _refuse_reads_beside_the_repository(event: str, args: tuple[object, ...]) ->
 sys.addaudithook(_refuse_reads_beside_the_repository)
 
 # Compiled rule packs (opdiag.diagnosis.pack_cache) go to a directory of this run, not to the
-# user's cache; CLI subprocesses inherit it.
+# user's cache; CLI subprocesses inherit it (and one started with a cleaned environment falls
+# back to $XDG_CACHE_HOME, a scratch folder of this run too).
 _PACK_CACHE = tempfile.mkdtemp(prefix="opdiag-test-cache-")
 os.environ.setdefault("OPDIAG_CACHE_DIR", _PACK_CACHE)
+os.environ["XDG_CACHE_HOME"] = _PACK_CACHE
 atexit.register(shutil.rmtree, _PACK_CACHE, ignore_errors=True)
+# A server started by a test (in-process or as a child) keeps its verdicts in memory unless
+# the test names a store: never in the state directory of whoever runs the suite.
+os.environ.setdefault("OPDIAG_STORE_PATH", ":memory:")
+# A child started with a cleaned environment (no OPDIAG_*) falls back to the default store
+# under $XDG_STATE_HOME: point that at a scratch folder of this run, never the user's.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="opdiag-test-state-")
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +80,14 @@ def jaeger_fixtures(reference_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def demo_traces() -> Path:
     return DEMO_TRACES
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (started on first use, stopped at the end of the session);
+    tests take a fresh database from it with ``create_database()``."""
+    server = postgres_server()
+    try:
+        yield server
+    finally:
+        server.stop()

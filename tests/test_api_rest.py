@@ -15,6 +15,7 @@ from api_support import (
 )
 from opdiag.api.app import create_app
 from opdiag.api.schemas import (
+    AnnotationRow,
     ComparisonRow,
     DiagnosisRow,
     FindingRow,
@@ -24,6 +25,7 @@ from opdiag.api.schemas import (
     VariableRow,
     VerdictCountRow,
 )
+from opdiag.timeutil import TimeRange
 from pydantic import BaseModel
 
 RANGE = f"from={NOW_MS - 86_400_000}&to={NOW_MS}"
@@ -67,7 +69,8 @@ def test_operations_newest_first_with_links(client):
     failed = rows[1]
     assert failed["trace_id"] == TRACE_FAILED
     assert failed["jaeger_url"].endswith(f"/trace/{TRACE_FAILED}?uiFind=00000000000000c3")
-    assert failed["diagnosis_url"].endswith(f"/operations/{FAILED_ID}")
+    assert failed["diagnosis_url"].split("?")[0].endswith(f"/operations/{FAILED_ID}")
+    assert "?from=" in failed["diagnosis_url"]  # the page is searched over the operation's time
 
 
 @pytest.mark.parametrize(
@@ -124,7 +127,23 @@ def test_limit_is_bounded_by_max_rows(service):
 
 def test_now_parameter_reaches_diagnose(client, service):
     client.get(f"/api/v1/operations/{FAILED_ID}?now=2025-11-24T16:00:00Z")
-    assert service.calls[-1] == ("diagnose", {"ident": FAILED_ID, "now_us": NOW_MS * 1000})
+    assert service.calls[-1] == (
+        "diagnose",
+        {"ident": FAILED_ID, "now_us": NOW_MS * 1000, "window": None},  # no range: none
+    )
+
+
+@pytest.mark.parametrize("suffix", ["", "/flow", "/findings", "/solution"])
+def test_the_range_is_where_one_operation_is_searched(client, service, suffix):
+    """The Operation Diagnosis dashboard sends its time range; the service searches it."""
+    url = f"/api/v1/operations/{FAILED_ID}{suffix}"
+    assert client.get(f"{url}?from=1764000000000&to=1764003600000").status_code == 200
+    assert service.calls[-1][1]["window"] == TimeRange(1764000000000000, 1764003600000000)
+    assert client.get(f"{url}?from=now-2d").status_code == 200
+    window = service.calls[-1][1]["window"]
+    assert window.end_us - window.start_us == 2 * 86_400_000_000
+    assert client.get(f"{url}?from=1764003600000&to=1764000000000").status_code == 400
+    assert client.get(f"{url}?to=yesterday").get_json()["field"] == "to"
 
 
 def test_trace_id_finds_the_operation(client):
@@ -192,6 +211,7 @@ def test_openapi_document_is_generated_from_the_models(client):
         "/api/v1/operations/{ident}/comparison",
         "/api/v1/verdict-counts",
         "/api/v1/variables/{name}",
+        "/api/v1/annotations",
     }
     schemas = doc["components"]["schemas"]
     for model in (
@@ -203,6 +223,7 @@ def test_openapi_document_is_generated_from_the_models(client):
         ComparisonRow,
         VerdictCountRow,
         VariableRow,
+        AnnotationRow,
     ):
         assert schemas[model.__name__]["properties"].keys() == model.model_fields.keys()
         assert schemas[model.__name__]["required"] == list(model.model_fields)

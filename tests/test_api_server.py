@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -60,8 +61,10 @@ class Output:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_serve_prints_urls_answers_and_stops_cleanly(tmp_path: Path, sig: int):
-    write_xss_traces(tmp_path)
-    env = {**os.environ, "OPDIAG_TRACES": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    write_xss_traces(tmp_path / "traces")
+    store = tmp_path / "state" / "verdicts.sqlite3"
+    env = {**os.environ, "OPDIAG_TRACES": str(tmp_path / "traces"), "PYTHONUNBUFFERED": "1",
+           "OPDIAG_STORE_PATH": str(store), "OPDIAG_WATCHER_INTERVAL_S": "0.2"}
     env.pop("JAEGER_URL", None)
     env.pop("OPDIAG_AUTH_TOKEN", None)
     proc = subprocess.Popen(
@@ -75,7 +78,8 @@ def test_serve_prints_urls_answers_and_stops_cleanly(tmp_path: Path, sig: int):
         output = Output(proc)
         banner = output.until("Stop with")
         text = "\n".join(banner)
-        assert str(tmp_path) in banner[0]
+        assert str(tmp_path / "traces") in banner[0]
+        assert f"verdict store   sqlite {store} (watcher every 0.2 s)" in text
         match = re.search(r"http://127\.0\.0\.1:(\d+)/\n", text)
         assert match, text
         base = f"http://127.0.0.1:{match.group(1)}"
@@ -94,6 +98,13 @@ def test_serve_prints_urls_answers_and_stops_cleanly(tmp_path: Path, sig: int):
             )
             assert too_big.status_code == 413
             assert too_big.json() == {"error": "request body too large", "field": "body"}
+            # The watcher runs beside the server and reports its passes.
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while "opdiag_watcher_last_success_timestamp_seconds 0.0" in client.get(
+                "/metrics"
+            ).text:
+                assert time.monotonic() < deadline, "the watcher never finished a pass"
+                time.sleep(0.1)
         proc.send_signal(sig)
         rest = output.until("opdiag stopped.")
         proc.wait(timeout=START_TIMEOUT_S)
@@ -105,6 +116,16 @@ def test_serve_prints_urls_answers_and_stops_cleanly(tmp_path: Path, sig: int):
     assert proc.returncode == 0, err
     assert rest[-1:] == ["opdiag stopped."]
     assert "Traceback" not in err
+    # Its verdicts outlive the process.
+    from opdiag.settings import Settings
+    from opdiag.store.factory import open_store
+
+    kept = open_store(Settings.model_validate({"store": {"path": str(store)}}))
+    try:
+        assert [r.operation_id for r in kept.operations(0, 2**62)] == [XSS_OPERATION]
+        assert kept.last_pass_ms() is not None
+    finally:
+        kept.close()
 
 
 def test_serve_reports_a_busy_port(tmp_path: Path):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from opdiag.cli import commands
@@ -135,7 +136,12 @@ def test_diagnose_json_contract(capsys, traces_file):
     assert isinstance(data["execution_flow"], list) and data["execution_flow"]
     assert {"span_id", "span_name", "service", "duration_ms"} <= set(data["execution_flow"][0])
     assert isinstance(data["duration_ms"], int | float)
-    assert data["links"]["diagnosis_page"].endswith("/operations/" + OP_OK)
+    page = urlsplit(data["links"]["diagnosis_page"])
+    assert page.path.endswith("/operations/" + OP_OK)
+    assert parse_qs(page.query) == {  # the operation's time, a minute either side
+        "from": [str(data["started_at_ms"] - 60_000)],
+        "to": [str(data["ended_at_ms"] + 60_000)],
+    }
     assert data["root_cause"] is None or {"span_id", "service", "span_name", "evidence"} <= set(
         data["root_cause"]
     )

@@ -50,7 +50,8 @@ def test_compare_json_on_the_real_corpus(capsys):
     assert code == 0, err
     data = json.loads(out)
     assert data["operation"]["key"] == REAL_LONG and data["against"]["key"] == REAL_SHORT
-    assert data["against"]["diagnosis_page"].endswith(f"/operations/{REAL_SHORT}")
+    page = data["against"]["diagnosis_page"]
+    assert page.split("?")[0].endswith(f"/operations/{REAL_SHORT}") and "?from=" in page
     c = data["comparison"]
     assert [r["key"] for r in c["runs"]] == [REAL_SHORT]
     top = c["phases"][0]

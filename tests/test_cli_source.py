@@ -91,3 +91,32 @@ def test_bad_config_file_is_bad_input(capsys, tmp_path):
 def test_serve_prefers_given_sources(tmp_path):
     settings = build_settings(args(traces=[str(tmp_path)], host=None, port=None), serve=True)
     assert not settings.use_demo and settings.trace_paths == [Path(tmp_path)]
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "seconds"),
+    [
+        (None, None, 6 * 3600.0),
+        ("3d", None, 3 * 86400.0),
+        (None, "90m", 5400.0),
+        (None, "7200", 7200.0),  # plain numbers are seconds
+        ("1w", "90m", 7 * 86400.0),  # the flag wins
+    ],
+)
+def test_the_look_back_from_the_flag_or_the_environment(monkeypatch, flag, env, seconds):
+    monkeypatch.delenv("OPDIAG_JAEGER_LOOKBACK", raising=False)
+    if env is not None:
+        monkeypatch.setenv("OPDIAG_JAEGER_LOOKBACK", env)
+    got = build_settings(args(jaeger_url="http://jaeger:16686", lookback=flag))
+    assert got.jaeger.lookback_s == seconds
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-3h", "3 days"])
+def test_a_bad_look_back_is_bad_usage(monkeypatch, capsys, value):
+    monkeypatch.delenv("OPDIAG_JAEGER_LOOKBACK", raising=False)
+    argv = ["operations", "--jaeger-url", "http://127.0.0.1:9", "--lookback", value]
+    assert main(argv) == 2
+    assert "--lookback" in capsys.readouterr().err
+    monkeypatch.setenv("OPDIAG_JAEGER_LOOKBACK", value)
+    assert main(argv[:3]) == 2
+    assert "OPDIAG_JAEGER_LOOKBACK" in capsys.readouterr().err

@@ -10,6 +10,7 @@ link resolves to a generated dashboard uid or an existing Flask route.
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -333,6 +334,8 @@ def test_every_link_resolves(client, settings, window, json_datasource):
                 .replace("${__url_time_range}", "from=1&to=2")
                 .replace("${operation_id:percentencode}", quote(op_id, safe=""))
                 .replace("${__data.fields.diagnosis_url}", diagnosis_url)
+                .replace("${__from}", str(window[0]))
+                .replace("${__to}", str(window[1]))
             )
             if link.get("internal"):
                 assert link["internal"]["datasourceUid"] == settings.links.jaeger_datasource_uid
@@ -384,3 +387,90 @@ def test_simpod_tables_show_the_columns_infinity_declares():
             assert list(order) == [c["selector"] for c in target["columns"]], panel["title"]
             checked += 1
     assert checked >= 5
+
+
+def test_per_operation_queries_and_page_links_carry_the_time_range(settings):
+    """A live Jaeger is searched for one operation over the dashboard's range: every query
+    for one operation sends ``${__from}``/``${__to}``, every link to its page the range."""
+    board = render_dashboards(settings, "infinity")[
+        f"{settings.links.diagnosis_dashboard_uid}.json"
+    ]
+
+    def strings(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            return [s for v in node.values() for s in strings(v)]
+        if isinstance(node, list):
+            return [s for v in node for s in strings(v)]
+        return [node] if isinstance(node, str) else []
+
+    per_operation = [s for s in strings(board) if "/operations/${operation_id" in s]
+    assert len(per_operation) >= 7  # five panels, the trace variable, the page link
+    for text in per_operation:
+        assert "from=${__from}&to=${__to}" in text or "?${__url_time_range}" in text, text
+
+
+# --- annotations ------------------------------------------------------------------------
+
+
+def annotation_queries(dashboards: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(dashboard, annotation) of every annotation query that reads opdiag."""
+    return [
+        (name, anno)
+        for name, dash in dashboards.items()
+        for anno in dash["annotations"]["list"]
+        if anno.get("datasource", {}).get("uid") == Settings().dashboards.opdiag.uid
+    ]
+
+
+def test_the_operations_and_overview_dashboards_mark_problem_operations():
+    found = annotation_queries(render_dashboards(Settings()))
+    assert {name for name, _ in found} == {
+        "ktrdr-operations.json", "ktrdr-system-overview.json"}
+    for name, anno in found:
+        # A toggle in the dashboard's controls turns the marks off and on.
+        assert anno["enable"] is True and anno["hide"] is False, name
+        assert anno["name"] and anno["iconColor"], name
+
+
+def test_every_annotation_query_answers_its_columns_and_mappings(client, window):
+    from opdiag.api.queries import PROBLEM_VERDICTS
+
+    for op_type in ("All", "training"):
+        for name, anno in annotation_queries(render_dashboards(Settings())):
+            target = anno["target"]
+            url = interpolate(target["url"], variable_values(window, "x", op_type))
+            rows = select(target["root_selector"], _rows(client, url, name))
+            check_columns(name, rows, target["columns"])
+            declared = {c["selector"]: c["type"] for c in target["columns"]}
+            for event, mapping in anno["mappings"].items():
+                assert mapping["source"] == "field", (name, event)
+                assert mapping["value"] in declared, (name, event, mapping)
+            assert declared[anno["mappings"]["time"]["value"]] == "timestamp_epoch"
+            assert declared[anno["mappings"]["timeEnd"]["value"]] == "timestamp_epoch"
+            expected = {
+                i for i, op in _expected()["operations"].items()
+                if op["verdict"] in PROBLEM_VERDICTS
+                and (op_type == "All" or name != "ktrdr-operations.json"
+                     or op["operation_type"] == op_type)
+            }
+            assert {r["operation_id"] for r in rows} == expected, (name, op_type)
+            for row in rows:
+                assert html.escape(row["diagnosis_url"], quote=True) in row["text"]
+                parts = urlsplit(row["diagnosis_url"])
+                assert client.get(f"{parts.path}?{parts.query}").status_code == 200
+
+
+def test_simpod_annotation_queries_answer_the_same_fields(client, window):
+    values = variable_values(window, "x")
+    infinity = dict(annotation_queries(render_dashboards(Settings(), "infinity")))
+    for name, anno in annotation_queries(render_dashboards(Settings(), "simpod")):
+        target = anno["target"]
+        assert target["target"] == "annotations"
+        sent = {**target, "payload": interpolate(target["payload"], values)}
+        response = client.post("/simpod/query", json=_simpod_body(window, [sent], values))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        [frame] = response.get_json()
+        fields = {f["name"]: f["type"] for f in frame["fields"]}
+        for column in infinity[name]["target"]["columns"]:
+            assert fields.get(column["selector"]) == FRAME_TYPES[column["type"]], (name, column)
+        assert anno["mappings"] == infinity[name]["mappings"]

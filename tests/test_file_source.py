@@ -175,3 +175,12 @@ def test_reference_directory_as_a_source(tmp_path):
 )
 def test_looks_like_trace_id(ident, expected):
     assert looks_like_trace_id(ident) is expected
+
+
+def test_neighbour_traces_on_a_fresh_source(corpus):
+    """The first call loads the files (it used to size its search before loading: nothing)."""
+    from opdiag.sources.base import SpanQuery
+
+    source = FileSource([corpus])
+    found = source.neighbour_traces(0, 10_000, [SpanQuery("ktrdr-api", "span-5")], limit=10)
+    assert [t.trace_id for t in found] == ["0000000000000000000000000000cccc"]

@@ -74,6 +74,7 @@ def test_v3_params_camel_case() -> None:
         "query.startTimeMin": "2025-11-24T16:00:00.000000Z",
         "query.startTimeMax": "2025-11-24T16:01:00.000000Z",
         "query.searchDepth": "50",
+        "query.rawTraces": "true",
         "query.attributes": '{"operation.id":"op_1"}',
     }
     assert json.loads(params["query.attributes"]) == {"operation.id": "op_1"}
@@ -92,6 +93,7 @@ def test_v3_params_snake_case() -> None:
         "query.start_time_min": "1970-01-01T00:00:00.000000Z",
         "query.start_time_max": "1970-01-01T00:00:01.000000Z",
         "query.num_traces": "7",
+        "query.raw_traces": "true",  # adjusters rewrite the storage's traces in place
     }
 
 
@@ -104,6 +106,7 @@ def test_legacy_params_require_service_and_use_tag_pairs() -> None:
         ("start", "1"),
         ("end", "2"),
         ("limit", "3"),
+        ("raw", "true"),
         ("tag", "operation.id:a:b"),
     ]
 

@@ -257,10 +257,28 @@ def test_v2_18_ignores_attributes(serve: Any):
     response = get(
         server,
         "/api/v3/traces",
-        {"query.service_name": WORKER1, "query.attributes": attrs, **WINDOW_SNAKE},
+        {
+            "query.service_name": WORKER1,
+            "query.attributes": attrs,
+            "query.num_traces": "20",
+            **WINDOW_SNAKE,
+        },
     )
     assert response.status_code == 200
     assert trace_ids(response.json()) == {"b2" * 16, "e5" * 16, "f6" * 16}
+
+
+@pytest.mark.parametrize("depth", [None, "0", "100001"])
+def test_a_depth_outside_the_storage_bounds_is_a_500(serve: Any, depth: str | None):
+    """v2.12's in-memory storage: no default depth before v2.19, and 1..max traces only."""
+    params = {"query.service_name": WORKER1, **WINDOW_SNAKE}
+    if depth is not None:
+        params["query.num_traces"] = depth
+    response = get(serve(flavor="v2.18"), "/api/v3/traces", params)
+    assert response.status_code == 500
+    assert response.json()["error"]["message"] == (
+        "search depth must be greater than 0 and less than max traces"
+    )
 
 
 def test_search_depth_keeps_the_newest(serve: Any):

@@ -56,6 +56,14 @@ def test_tour_command_runs_as_printed(command, monkeypatch, capsys):
     assert capsys.readouterr().out.strip()
 
 
+def test_every_environment_variable_is_in_the_readme():
+    from opdiag.settings import ENV_VARS
+
+    listed = set(re.findall(r"^\| `([A-Z_]+)`(?:, `([A-Z_]+)`)?", README, flags=re.M))
+    names = {name for pair in listed for name in pair if name}
+    assert set(ENV_VARS) | {"OPDIAG_CONFIG", "OPDIAG_DEMO_TRACES", "CI"} <= names
+
+
 def test_the_mcp_registration_example_is_opdiag_mcp():
     section = README.split("## For AI assistants", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```json\n(.*?)```", section, flags=re.S)

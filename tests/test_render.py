@@ -118,15 +118,24 @@ def test_every_id_is_url_encoded():
     hostile = "op/../x?a=1&b=<script>#frag"
     d = make_diagnosis(operation_id=hostile, trace_ids=[TID],
                        root_cause=RootCause(TID, "a b&c", "svc", "n", {}))
-    assert d.links.diagnosis_page == (
-        "http://opdiag:8080/operations/op%2F..%2Fx%3Fa%3D1%26b%3D%3Cscript%3E%23frag"
-    )
+    span = {"from": [str(d.started_at_ms - 60_000)], "to": [str(d.ended_at_ms + 60_000)]}
+    page = urlsplit(d.links.diagnosis_page)
+    assert page.path == "/operations/op%2F..%2Fx%3Fa%3D1%26b%3D%3Cscript%3E%23frag"
+    assert parse_qs(page.query) == span
     dash = urlsplit(d.links.grafana_dashboard)
     assert dash.path == "/d/opdiag-operation-diagnosis"
-    assert parse_qs(dash.query) == {"var-operation_id": [hostile]}
+    assert parse_qs(dash.query) == {"var-operation_id": [hostile], **span}
     assert d.links.jaeger.endswith("?uiFind=a%20b%26c")
     for url in (d.links.diagnosis_page, d.links.grafana_dashboard, d.links.jaeger):
         assert "<" not in url and " " not in url and "#" not in url
+
+
+def test_links_to_an_unfinished_operation_stay_open_ended():
+    d = make_diagnosis(finished=False)
+    assert d.links.diagnosis_page.endswith(f"?from={d.started_at_ms - 60_000}")
+    assert d.links.grafana_dashboard.endswith(f"&from={d.started_at_ms - 60_000}&to=now")
+    undated = make_diagnosis(started_at_ms=None)
+    assert "?" not in undated.links.diagnosis_page
 
 
 def test_explore_link_opens_the_trace_in_the_jaeger_datasource():

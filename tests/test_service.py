@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from opdiag import service as service_module
@@ -55,6 +56,7 @@ class FakeSource:
     def __init__(self, traces: list[Trace]) -> None:
         self.traces = traces
         self.calls = 0
+        self.windows: list[Any] = []
 
     def describe(self) -> str:
         return "memory"
@@ -62,8 +64,9 @@ class FakeSource:
     def check(self) -> None:
         return None
 
-    def traces_for(self, ident: str) -> list[Trace]:
+    def traces_for(self, ident: str, window: Any = None) -> list[Trace]:
         self.calls += 1
+        self.windows.append(window)
         tid = ident.lower().rjust(32, "0")
         return [t for t in self.traces
                 if t.trace_id == tid or any(s.attr("operation.id") == ident for s in t.spans)]
@@ -120,7 +123,9 @@ def test_diagnose_fills_links_and_trace_ids(settings):
     assert d.operation_id == ops[0]
     assert d.trace_ids == [traces[0].trace_id]
     assert d.verdict == "healthy"
-    assert d.links.diagnosis_page.endswith("/operations/" + ops[0])
+    assert d.links.diagnosis_page.endswith(
+        f"/operations/{ops[0]}?from={d.started_at_ms - 60_000}&to={d.ended_at_ms + 60_000}"
+    )
     assert d.links.traces[traces[0].trace_id].endswith("/trace/" + traces[0].trace_id)
 
 

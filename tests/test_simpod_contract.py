@@ -103,9 +103,11 @@ def test_metrics_lists_every_row_kind_with_payloads(client):
         "solution",
         "comparison",
         "verdict_counts",
+        "annotations",
     ]
     payloads = {m["value"]: {p["name"] for p in m["payloads"]} for m in data}
     assert payloads["operations"] == {"type", "verdict", "service", "limit"}
+    assert payloads["annotations"] == {"type", "verdict", "service", "limit"}
     assert {"operation_id"} <= payloads["flow"]
     assert {"type", "verdict", "service", "interval"} <= payloads["verdict_counts"]
 

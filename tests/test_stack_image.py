@@ -107,3 +107,18 @@ def test_the_image_serves_opdiag_with_a_readyz_healthcheck():
 def test_the_commands_compose_runs_in_the_image_exist(module):
     path = REPO / "demo" / Path(*module.split("."))
     assert (path / "__main__.py").is_file() or path.with_suffix(".py").is_file()
+
+
+def test_the_verdict_store_lives_on_a_volume_the_user_owns():
+    env = " ".join(_values("ENV"))
+    match = re.search(r"OPDIAG_STORE_PATH=(\S+)", env)
+    assert match, "the image sets no store path"
+    folder = str(Path(match.group(1)).parent)
+    assert folder in _values("VOLUME")[-1].split()
+    created = re.search(r"useradd\b.*--uid (\d+)", " ".join(_values("RUN")))
+    assert created and f"install -d -o {created.group(1)} {folder}" in " ".join(_values("RUN"))
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    opdiag = compose["services"]["opdiag"]
+    assert str(Path(opdiag["environment"]["OPDIAG_STORE_PATH"]).parent) == folder
+    volume, target = opdiag["volumes"][0].split(":")
+    assert target == folder and volume in compose["volumes"]

@@ -9,7 +9,6 @@ sink. Everything is stopped (process group) before the assertions read the spans
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,14 +34,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple
     out, log = tmp / "live.otlp.jsonl", tmp / "demo.log"
     sink = Sink(out=out).start()
     try:
-        ports = dict(zip(launch.SERVICES, launch.free_ports(len(launch.SERVICES)), strict=True))
-        with launch.demo(ports, otlp_endpoint=sink.endpoint, speedup=100, cycles=1,
-                         log=log) as proc:
-            deadline = time.monotonic() + CYCLE_TIMEOUT_S
-            while "cycle 1 done" not in log.read_text():
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "no full cycle:\n" + log.read_text()
-                time.sleep(0.5)
+        launch.run_cycle(sink.endpoint, log, timeout_s=CYCLE_TIMEOUT_S)
         # Stopped: every process flushed its BatchSpanProcessor on SIGTERM.
         return out, sink.spans()
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from api_support import (
@@ -17,6 +18,7 @@ from api_support import (
     XSS,
 )
 from opdiag.diagnosis.result import FlowStep
+from opdiag.timeutil import TimeRange
 from opdiag.web import waterfall
 from opdiag.web.filters import safe_url
 from opdiag.web.pages import CSP
@@ -126,6 +128,19 @@ def test_links_come_from_the_diagnosis(client, service):
     assert parsed.find("a", id="link-dashboard")[0]["href"] == links.grafana_dashboard
 
 
+def test_the_page_searches_its_range_and_passes_it_on(client, service):
+    response = client.get(f"/operations/{FAILED_ID}?from=1764000000000&to=1764003600000")
+    assert response.status_code == 200
+    assert service.calls[-1][1]["window"] == TimeRange(1764000000000000, 1764003600000000)
+    parsed = Elements()
+    parsed.feed(response.get_data(as_text=True))
+    json_link = urlsplit(parsed.find("a", id="link-json")[0]["href"])
+    assert parse_qs(json_link.query) == {"from": ["1764000000000"], "to": ["1764003600000"]}
+    client.get(f"/operations/{FAILED_ID}")
+    assert service.calls[-1][1]["window"] is None  # no range: the id's date or the look-back
+    assert client.get(f"/operations/{FAILED_ID}?from=later").status_code == 400
+
+
 def test_solution_commands_in_pre(client):
     _, parsed = page(client, FAILED_ID)
     assert len(parsed.find("pre", **{"class": "command"})) == 1
@@ -189,7 +204,9 @@ def test_index_lists_operations_with_verdicts(client):
     parsed = Elements()
     parsed.feed(html)
     hrefs = [a["href"] for a in parsed.find("a")]
-    assert f"/operations/{FAILED_ID}" in hrefs and f"/operations/{SLOW_ID}" in hrefs
+    for ident in (FAILED_ID, SLOW_ID):  # each link carries its operation's time range
+        link = next(h for h in hrefs if h.startswith(f"/operations/{ident}?"))
+        assert set(parse_qs(urlsplit(link).query)) == {"from", "to"}
     verdicts = [s for s in parsed.find("span") if "verdict" in (s.get("class") or "")]
     assert len(verdicts) == 2
     assert re.search(r"verdict-slow", html)
@@ -305,8 +322,9 @@ def test_comparison_bars_side_by_side_per_phase(client):
     assert "slower" in (mine[0]["class"] or "").split()
     # The baseline runs are named and link to their own diagnosis pages.
     links = [a.get("href") or "" for a in parsed.find("a")]
-    assert "/operations/op_training_20251124_good1" in links
-    assert "/operations/op_training_20251124_good2" in links
+    for run in ("good1", "good2"):  # each link carries the run's own time
+        good = [h for h in links if h.startswith(f"/operations/op_training_20251124_{run}?")]
+        assert good and set(parse_qs(urlsplit(good[0]).query)) == {"from", "to"}
     assert "training.indicators +600ms" in html
     # Phase names from traces stay text.
     assert "<script" not in html.lower()

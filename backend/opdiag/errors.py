@@ -61,3 +61,10 @@ class SourceTimeoutError(SourceUnavailableError):
     """The trace source did not answer in time."""
 
     http_status = 504
+
+
+class StoreUnavailableError(OpdiagError):
+    """The verdict store (SQLite file, PostgreSQL server) cannot be opened, read or written."""
+
+    exit_code = 4
+    http_status = 503

@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -52,9 +52,10 @@ from opdiag.operations import (
     last_status,
 )
 from opdiag.render.links import build_links
+from opdiag.search_window import lookup_window
 from opdiag.settings import Settings
 from opdiag.sources.base import TraceSource
-from opdiag.timeutil import US_PER_MS, US_PER_S, wall_clock_us
+from opdiag.timeutil import US_PER_MS, US_PER_S, TimeRange, format_rfc3339, wall_clock_us
 
 if TYPE_CHECKING:
     from opdiag.api.schemas import VariableRow, VerdictCountRow
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
 _ALL_START_US = 0
 _ALL_END_US = 2**62
 _ALL_LIMIT = 1_000_000
-_MAX_BUCKETS = 10_000
 _SETTLED = frozenset({"completed", "cancelled"})
 VARIABLE_NAMES: tuple[str, ...] = ("operation_types", "verdicts", "services", "operation_ids")
 V = TypeVar("V")
@@ -177,27 +177,34 @@ class DiagnosisService:
 
     # -- one operation ----------------------------------------------------------------
 
-    def diagnose(self, ident: str, now_us: int | None = None) -> Diagnosis:
-        """Diagnose an operation id or a trace id; ``NotFoundError`` when no trace holds it."""
+    def diagnose(
+        self, ident: str, now_us: int | None = None, window: TimeRange | None = None
+    ) -> Diagnosis:
+        """Diagnose an operation id or a trace id; ``NotFoundError`` when no trace holds it.
+        A live source is searched over ``window`` when given, else around the time in the id
+        or before ``now_us`` (``opdiag.search_window``); files hold all of their time."""
         ident = (ident or "").strip()
         if not ident:
             raise InputError("empty operation or trace id", field="id")
         cached = self._final.get(ident)
-        if cached is not None:
+        if cached is not None and _overlaps(cached, window):
             return cached
         now = wall_clock_us() if now_us is None else now_us
-        group, reused = self._lookup(ident)
+        look = _Lookup(now, window)
+        group, reused = self._lookup(ident, look)
         if reused and not _may_be_finished(group):
-            group, reused = self._lookup(ident, fresh=True)
+            group, reused = self._lookup(ident, look, fresh=True)
         base = self._base_diagnosis(group, now, ident=ident)
         if reused and not base.finished:  # reused traces are only good for finished work
-            group, reused = self._lookup(ident, fresh=True)
+            group, reused = self._lookup(ident, look, fresh=True)
             base = self._base_diagnosis(group, now, ident=ident)
         if base.verdict == "not_found":  # traces matched, but nothing of the operation in them
-            raise NotFoundError(f"no trace holds operation or trace id {ident!r}")
+            raise self._not_found(ident, look)
         final = base
         if base.finished:
-            healthy = self._healthy_runs(_type_of(base, group), now, target=group)
+            healthy = self._healthy_runs(
+                _type_of(base, group), now, target=group, around_us=group.start_us
+            )
             final = self._judged(base, group, self._good(healthy))
         final = self._finish(final, own=final is not base)
         if final.finished:
@@ -215,7 +222,7 @@ class DiagnosisService:
         pair: list[tuple[Diagnosis, RunProfile]] = []
         for one in (ident, against):
             diagnosis = self.diagnose(one, now_us=now)
-            group, _ = self._lookup(diagnosis.key, fresh=not diagnosis.finished)
+            group, _ = self._lookup(diagnosis.key, _Lookup(now, None), fresh=not diagnosis.finished)
             pair.append((diagnosis, self._profile(group, diagnosis)))
         (this, this_profile), (other, other_profile) = pair
         if this.key == other.key:
@@ -229,31 +236,49 @@ class DiagnosisService:
         )
         return this, other, comparison
 
-    def _traces(self, ident: str, *, fresh: bool) -> tuple[list[Trace], bool]:
+    def _traces(self, ident: str, look: _Lookup, *, fresh: bool) -> tuple[list[Trace], bool]:
         """The traces of ``ident`` and whether they were reused from the source's recent
-        window (``fresh`` asks the source itself)."""
+        window (``fresh`` asks the source itself, over the lookup's window)."""
         reuse = None if fresh else getattr(self.source, "recent_traces_for", None)
         if callable(reuse):
             found = reuse(ident)
             if found:
                 return list(found), True
-        return self.source.traces_for(ident), False
+        return self.source.traces_for(ident, self._search_window(ident, look)), False
 
-    def _lookup(self, ident: str, *, fresh: bool = False) -> tuple[OperationTraces, bool]:
+    def _search_window(self, ident: str, look: _Lookup) -> TimeRange | None:
+        lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
+        return lookup_window(ident, now_us=look.now_us, lookback_us=lookback, given=look.window)
+
+    def _not_found(self, ident: str, look: _Lookup) -> NotFoundError:
+        """Not found, naming the window a live source searched."""
+        message = f"no trace holds operation or trace id {ident!r}"
+        window = None if self._is_file_source() else self._search_window(ident, look)
+        if window is not None:
+            message += (
+                f" between {format_rfc3339(window.start_us)} and {format_rfc3339(window.end_us)}"
+            )
+        return NotFoundError(message)
+
+    def _lookup(
+        self, ident: str, look: _Lookup, *, fresh: bool = False
+    ) -> tuple[OperationTraces, bool]:
         """The operation ``ident`` names and whether its traces were reused."""
-        traces, reused = self._traces(ident, fresh=fresh)
+        traces, reused = self._traces(ident, look, fresh=fresh)
         if not traces:
-            raise NotFoundError(f"no trace holds operation or trace id {ident!r}")
-        return self._group_for(ident, traces, fresh=fresh or not reused), reused
+            raise self._not_found(ident, look)
+        return self._group_for(ident, traces, look, fresh=fresh or not reused), reused
 
-    def _group_for(self, ident: str, traces: list[Trace], *, fresh: bool = True) -> OperationTraces:
+    def _group_for(
+        self, ident: str, traces: list[Trace], look: _Lookup, *, fresh: bool = True
+    ) -> OperationTraces:
         """The operation ``ident`` names; a trace id of a one-operation trace means that
         operation (all its traces); otherwise the traces themselves."""
         patterns = self.settings.diagnosis.noise_span_patterns
         groups = group_operations(traces, patterns)
         group = find_operation(groups, ident)
         if group is not None and group.key != ident and group.operation_id is not None:
-            more, _ = self._traces(group.operation_id, fresh=fresh)
+            more, _ = self._traces(group.operation_id, look, fresh=fresh)
             grown = find_operation(group_operations(more, patterns), group.operation_id)
             return grown or group
         if group is not None:
@@ -384,22 +409,29 @@ class DiagnosisService:
             return False
         return isinstance(self.source, FileSource)
 
-    def _window(self, now_us: int) -> tuple[int, int, int]:
-        """(start, end, trace limit) of the baseline population."""
+    def _window(self, now_us: int, around_us: int | None = None) -> tuple[int, int, int]:
+        """(start, end, trace limit) of the baseline population: the look-back before now,
+        or around ``around_us`` (an operation's start) when that lies before it."""
         if self._is_file_source():
             return _ALL_START_US, _ALL_END_US, _ALL_LIMIT
         lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
+        if around_us is not None and around_us < now_us - lookback:
+            return around_us - lookback, around_us + lookback, self.settings.jaeger.search_limit
         return now_us - lookback, now_us + 1, self.settings.jaeger.search_limit
 
     def _healthy_runs(
-        self, op_type: str, now_us: int, target: OperationTraces | None = None
+        self,
+        op_type: str,
+        now_us: int,
+        target: OperationTraces | None = None,
+        around_us: int | None = None,
     ) -> list[RunProfile]:
         """Profiles of the healthy finished runs of ``op_type`` in the source's reach (the
         target among them, as in the operations list: which runs are slow is decided among
         them all); only same-type operations are diagnosed, cached ones not again."""
         if not op_type or op_type == UNKNOWN_TYPE:
             return []
-        start, end, limit = self._window(now_us)
+        start, end, limit = self._window(now_us, around_us)
         traces = self.source.recent_traces(start, end, limit)
         if target is not None and _only_target(traces, target):
             return []  # e.g. one big file holding just this operation: nothing to compare
@@ -550,15 +582,9 @@ class DiagnosisService:
     ) -> list[VerdictCountRow]:
         """Operations started per epoch-aligned bucket and verdict; every verdict seen in
         the range gets a row in every bucket (zeros included) so time series stay aligned."""
-        from opdiag.render.rows import verdict_count_row
+        from opdiag.buckets import bucket_of, check_buckets, count_rows
 
-        if bucket_us <= 0:
-            raise InputError("interval must be positive", field="interval")
-        first = start_us - start_us % bucket_us
-        if (end_us - first) // bucket_us > _MAX_BUCKETS:
-            raise InputError(
-                f"interval too small: more than {_MAX_BUCKETS} buckets", field="interval"
-            )
+        check_buckets(start_us, end_us, bucket_us)
         diagnoses = self.operations(
             start_us,
             end_us,
@@ -568,24 +594,12 @@ class DiagnosisService:
             services=services,
         )
         counts: dict[tuple[int, str], int] = {}
-        seen: list[str] = []
         for d in diagnoses:
             started_us = (d.started_at_ms or 0) * US_PER_MS
-            if not start_us <= started_us < end_us:
-                continue
-            bucket = started_us - started_us % bucket_us
-            counts[(bucket, d.verdict)] = counts.get((bucket, d.verdict), 0) + 1
-            if d.verdict not in seen:
-                seen.append(d.verdict)
-        order = [v for v in VERDICTS if v in seen] + sorted(v for v in seen if v not in VERDICTS)
-        rows = []
-        bucket = first
-        while bucket < end_us:
-            rows.extend(
-                verdict_count_row(bucket // US_PER_MS, v, counts.get((bucket, v), 0)) for v in order
-            )
-            bucket += bucket_us
-        return rows
+            if start_us <= started_us < end_us:
+                key = (bucket_of(started_us, bucket_us), d.verdict)
+                counts[key] = counts.get(key, 0) + 1
+        return count_rows(counts, start_us, end_us, bucket_us)
 
     def variable_values(self, name: str, start_us: int, end_us: int) -> list[VariableRow]:
         """Values of a Grafana template variable (sorted; ids newest first)."""
@@ -614,6 +628,26 @@ def _newest(entry: tuple[OperationTraces, Diagnosis] | None) -> tuple[int, str]:
     assert entry is not None
     diagnosis = entry[1]
     return (diagnosis.started_at_ms or 0, diagnosis.key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """What one diagnosis searches by: its clock and the caller's window (if any)."""
+
+    now_us: int
+    window: TimeRange | None
+
+
+def _overlaps(diagnosis: Diagnosis, window: TimeRange | None) -> bool:
+    """A cached diagnosis answers a lookup over ``window`` only when the operation's time
+    meets it: a warm cache must not find what a search of that range would not."""
+    if window is None or diagnosis.started_at_ms is None:
+        return True
+    ended_ms = diagnosis.ended_at_ms or diagnosis.started_at_ms
+    return (
+        diagnosis.started_at_ms * US_PER_MS <= window.end_us
+        and ended_ms * US_PER_MS >= window.start_us
+    )
 
 
 def _may_be_finished(group: OperationTraces) -> bool:

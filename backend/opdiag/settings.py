@@ -20,6 +20,7 @@ from opdiag_dashboards.config import DashboardSettings
 
 from opdiag.config_types import Section, SettingsError
 from opdiag.errors import InputError
+from opdiag.timeutil import parse_lookback_s
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,11 +142,22 @@ class JaegerSettings(Section):
     )
     timeout_s: float = 10.0
     connect_timeout_s: float = 3.0
+    # Every Jaeger call (waiting for a slot, connecting, every byte of the answer, retries)
+    # ends within this, or the lookup answers 504: a Jaeger that sends its answer a byte at a
+    # time never trips the read timeout, and would hold a request (and a server thread) for
+    # ever. Raise it only for huge, slow windows.
+    deadline_s: float = field(default=30.0, metadata={"gt": 0})
+    # Largest answer read from Jaeger, in bytes, counted while it streams and refused before
+    # it is decoded (502 naming the cap): decoded answers take several times their size in
+    # memory. Lower it on small machines; raise it for very large windows.
+    max_answer_bytes: int = field(default=256 * 1024 * 1024, metadata={"gt": 0})
     retries: int = 2
     backoff_s: float = 0.2
     concurrency: int = 8
     search_limit: int = 200
-    lookback_s: float = 6 * 3600.0
+    # How far back a lookup without a range searches (an operation id carrying its date is
+    # searched around that date instead), and the default range of lists; 6 h.
+    lookback_s: float = field(default=6 * 3600.0, metadata={"gt": 0})
     # memory|badger|cassandra match tag values exactly; elasticsearch|opensearch as regex.
     storage: str = "memory"
     api: str = "auto"  # auto | v3 | legacy
@@ -197,6 +209,50 @@ class ServerSettings(Section):
     max_targets: int = field(default=50, metadata={"ge": 1})
 
 
+MEMORY_STORE = ":memory:"
+
+
+def default_store_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the verdict store lives when no path is set: ``$XDG_STATE_HOME/opdiag`` (or
+    ``~/.local/state/opdiag``)/``verdicts.sqlite3``, the XDG place for state that outlives a
+    run but is no user document."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "opdiag" / "verdicts.sqlite3"
+
+
+@dataclass(kw_only=True)
+class StoreSettings(Section):
+    """Where ``opdiag serve`` keeps every verdict: the operations list, the verdict counts and
+    the variables read it, so they are fast and outlive Jaeger's retention."""
+
+    # postgresql://user:password@host:5432/db: one store shared by several opdiag replicas
+    # (one of them watches at a time). Empty: the SQLite file below.
+    url: str | None = None
+    # The SQLite file; empty = default_store_path(); ":memory:" keeps nothing (the bundled
+    # demo corpus uses it unless a path is set).
+    path: str | None = None
+    # Seconds a PostgreSQL connection attempt may take before the store counts as down.
+    connect_timeout_s: float = field(default=5.0, metadata={"gt": 0})
+
+
+@dataclass(kw_only=True)
+class WatcherSettings(Section):
+    """The background watcher of ``opdiag serve``: what it looks at and how often."""
+
+    # Off: nothing is recorded and the list reads the traces (as before the store existed).
+    enabled: bool = True
+    # Seconds between passes. Each pass reads the source's recent window (shared with the
+    # list, cached for jaeger.search_ttl_s): shorter makes verdicts and alerts sooner.
+    interval_s: float = field(default=15.0, metadata={"gt": 0})
+    # Unfinished operations older than the source's window are still re-judged, one by one,
+    # until they are this old (then their last verdict stays and they leave the in-progress
+    # gauge) ...
+    follow_s: float = field(default=24 * 3600.0, metadata={"gt": 0})
+    # ... at most this many per pass (each costs a lookup of its traces).
+    follow_limit: int = field(default=20, metadata={"ge": 0})
+
+
 @dataclass(kw_only=True)
 class Settings(Section):
     """Everything configurable, in one object."""
@@ -212,6 +268,8 @@ class Settings(Section):
     jaeger: JaegerSettings = field(default_factory=JaegerSettings)
     links: LinkSettings = field(default_factory=LinkSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    watcher: WatcherSettings = field(default_factory=WatcherSettings)
     dashboards: DashboardSettings = field(default_factory=DashboardSettings)
 
 
@@ -221,6 +279,9 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_JAEGER_URL": "jaeger.url",
     "OPDIAG_JAEGER_STORAGE": "jaeger.storage",
     "OPDIAG_JAEGER_API": "jaeger.api",
+    "OPDIAG_JAEGER_LOOKBACK": "jaeger.lookback_s",
+    "OPDIAG_JAEGER_DEADLINE_S": "jaeger.deadline_s",
+    "OPDIAG_JAEGER_MAX_ANSWER_BYTES": "jaeger.max_answer_bytes",
     "OPDIAG_SERVICE_PATTERNS": "jaeger.service_patterns",
     "OPDIAG_TRACES": "trace_paths",
     "OPDIAG_RULES": "rule_packs",
@@ -239,8 +300,13 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_CACHE_SIZE": "server.cache_size",
     "OPDIAG_MAX_TARGETS": "server.max_targets",
     "OPDIAG_MAX_TRACE_FILE_BYTES": "max_trace_file_bytes",
+    "OPDIAG_STORE_URL": "store.url",
+    "OPDIAG_STORE_PATH": "store.path",
+    "OPDIAG_WATCHER": "watcher.enabled",
+    "OPDIAG_WATCHER_INTERVAL_S": "watcher.interval_s",
 }
 _LIST_PATHS = {"jaeger.service_patterns", "trace_paths", "rule_packs"}
+_LOOKBACK_PATHS = {"jaeger.lookback_s"}  # 6h, 3d, or seconds
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -296,6 +362,8 @@ def load_settings(
         if dotted in _LIST_PATHS:
             sep = os.pathsep if dotted in {"trace_paths", "rule_packs"} else ","
             value = [p.strip() for p in raw.split(sep) if p.strip()]
+        elif dotted in _LOOKBACK_PATHS:
+            value = parse_lookback_s(raw, name=var)
         _set_path(data, dotted, value)
     if overrides:
         data = _deep_merge(data, overrides)

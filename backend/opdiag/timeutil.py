@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from opdiag.errors import InputError
@@ -53,6 +54,15 @@ _RELATIVE_RE = re.compile(
 # Epoch milliseconds in the HTTP API: digits only (what Grafana's ${__from} gives).
 EPOCH_MS_RE = re.compile(r"^[0-9]{1,15}$")
 _RELATIVE_BOUNDED_RE = re.compile(RELATIVE_TIME_PATTERN)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A closed-open range in epoch microseconds: a listing's range, or the window a lookup
+    searches for an operation's spans."""
+
+    start_us: int
+    end_us: int
 
 
 def wall_clock_us() -> int:
@@ -105,24 +115,33 @@ def parse_now(text: str, *, name: str = "--now") -> int:
     return parse_rfc3339(raw, name=name)
 
 
-def parse_duration_us(text: str, *, name: str = "interval") -> int:
-    """``5m``, ``30s``, ``1h`` or a plain number of milliseconds (Grafana's ``$__interval_ms``)."""
+def parse_duration_us(
+    text: str, *, name: str = "interval", plain_unit_us: int = US_PER_MS
+) -> int:
+    """``5m``, ``30s``, ``1h``, ``3d`` or a plain number of ``plain_unit_us`` (milliseconds
+    by default: Grafana's ``$__interval_ms``; seconds for a look-back)."""
     raw = text.strip()
+    plain = "milliseconds" if plain_unit_us == US_PER_MS else "seconds"
     if _NUMBER_RE.match(raw):
         value = float(raw)
         if value <= 0:
             raise InputError(f"{name}: must be positive, got {raw!r}", field=name)
-        return round(value * US_PER_MS)
+        return round(value * plain_unit_us)
     match = _DURATION_RE.match(raw)
     if not match:
         raise InputError(
-            f"{name}: cannot parse {raw!r} as a duration (use e.g. 30s, 5m, 1h or milliseconds)",
+            f"{name}: cannot parse {raw!r} as a duration (use e.g. 30s, 5m, 1h, 3d or {plain})",
             field=name,
         )
     value_us = round(float(match.group(1)) * _UNITS_US[match.group(2)])
     if value_us <= 0:
         raise InputError(f"{name}: must be positive, got {raw!r}", field=name)
     return value_us
+
+
+def parse_lookback_s(text: str, *, name: str) -> float:
+    """A look-back: ``6h``, ``3d``, ``90m`` or plain seconds, as seconds."""
+    return parse_duration_us(text, name=name, plain_unit_us=US_PER_S) / US_PER_S
 
 
 def parse_http_time(text: str, *, name: str, now_us: int) -> int:

@@ -26,6 +26,8 @@ class Board:
     panels: list[object]
     variables: list[G.Template]
     tags: list[str] = field(default_factory=list)
+    # Annotation queries besides Grafana's built-in one (``annotations.py``).
+    annotations: list[dict[str, object]] = field(default_factory=list)
 
 
 def to_dashboard(board: Board, settings: Settings, others: dict[str, str]) -> G.Dashboard:
@@ -57,7 +59,8 @@ def to_dashboard(board: Board, settings: Settings, others: dict[str, str]) -> G.
                     "iconColor": "rgba(0, 211, 255, 1)",
                     "name": "Annotations & Alerts",
                     "type": "dashboard",
-                }
+                },
+                *board.annotations,
             ]
         ),
     )

@@ -22,6 +22,43 @@ class DatasourceSettings(Section):
 
 
 @dataclass(kw_only=True)
+class AlertSettings(Section):
+    """Thresholds of the generated alert rules (Prometheus rule file and Grafana alerting).
+
+    Durations are Prometheus durations (``5m``, ``1h``). Each says when to change it.
+    """
+
+    # Regex of the scrape job(s) that hold opdiag itself (several replicas: one job).
+    opdiag_job_regex: str = "opdiag"
+    # How often the rules are evaluated (Grafana rule group interval).
+    evaluation_interval: str = "1m"
+    # An operation stuck (no span for diagnosis.stuck_after_s) for this long pages.
+    stuck_for: str = "5m"
+    # A lost worker (or an operation that ended with worker_lost) pages after this long.
+    lost_for: str = "1m"
+    # Refusals (no workers, no capable workers) and lost workers are looked for over this.
+    refused_window: str = "15m"
+    # Failures above this share of the operations that finished in failure_window ...
+    failure_ratio: float = field(default=0.25, metadata={"gt": 0, "le": 1})
+    # ... and at least this many failures (one failed run of three is no outage).
+    failure_min: int = field(default=3, metadata={"ge": 1})
+    failure_window: str = "30m"
+    # Operations refused because every capable worker was busy, in every evaluation for
+    # busy_for (each looking back busy_window): the workers stay saturated.
+    busy_window: str = "10m"
+    busy_for: str = "15m"
+    # This many slow runs of one type in slow_window.
+    slow_min: int = field(default=2, metadata={"ge": 1})
+    slow_window: str = "1h"
+    # opdiag's watcher without a successful pass for this long (Jaeger or the store down).
+    watcher_stale: str = "5m"
+    # The Grafana contact point the rules notify: fill in its address (or change its type in
+    # the generated provisioning/alerting/opdiag-contact-points.yaml).
+    contact_point: str = "opdiag-oncall"
+    contact_email: str = "oncall@example.com"
+
+
+@dataclass(kw_only=True)
 class DashboardSettings(Section):
     """Selectors, datasources and dashboard identity used by the generator.
 
@@ -78,3 +115,4 @@ class DashboardSettings(Section):
     # provisioning/ at /etc/grafana/provisioning puts dashboards/json/ exactly there.
     folder: str = "KTRDR"
     dashboards_path: str = "/etc/grafana/provisioning/dashboards/json"
+    alerts: AlertSettings = field(default_factory=AlertSettings)

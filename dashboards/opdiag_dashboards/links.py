@@ -34,8 +34,10 @@ def dashboard_url(uid: str) -> str:
 
 
 def opdiag_page(settings: Settings, ident: str) -> str:
-    """The opdiag HTML diagnosis page as the browser sees it (``ident`` already encoded)."""
-    return f"{settings.links.opdiag_url.rstrip('/')}/operations/{ident}"
+    """The opdiag HTML diagnosis page as the browser sees it (``ident`` already encoded),
+    searched over the dashboard's time range (Grafana's ``from=…&to=…``)."""
+    base = settings.links.opdiag_url.rstrip("/")
+    return f"{base}/operations/{ident}?${{__url_time_range}}"
 
 
 def diagnose_operation(settings: Settings) -> dict[str, object]:

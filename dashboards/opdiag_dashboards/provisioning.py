@@ -1,4 +1,5 @@
-"""Grafana provisioning files: datasources, the dashboard provider, and the dashboard JSON.
+"""Grafana provisioning files: datasources, the dashboard provider, the dashboard JSON, the
+alerting files (``alerting.py``) and Prometheus' scrape config and rule file.
 
 Grafana expands ``$VAR``/``${VAR}`` in provisioning YAML, so every literal ``$`` is written
 as ``$$``; the only intended expansion is the opdiag bearer token read from the environment
@@ -7,6 +8,7 @@ as ``$$``; the only intended expansion is the opdiag bearer token read from the 
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
@@ -14,6 +16,7 @@ from opdiag.settings import Settings
 
 from opdiag_dashboards import datasources as ds
 from opdiag_dashboards import scrape
+from opdiag_dashboards.alerting import RULE_FILE, alert_files
 from opdiag_dashboards.finalize import dumps
 from opdiag_dashboards.render import render_dashboards
 
@@ -30,6 +33,7 @@ MANAGED = (
     ("dashboards", ".yaml"),
     (DASHBOARD_DIR, ".json"),
     ("prometheus", ".yml"),
+    ("alerting", ".yaml"),
 )
 
 
@@ -153,11 +157,14 @@ def render_files(settings: Settings, json_datasource: str = "infinity") -> dict[
     """Relative path -> file text of everything under provisioning/."""
     if json_datasource not in ds.JSON_DATASOURCE_TYPES:
         raise ValueError(f"json datasource must be one of {sorted(ds.JSON_DATASOURCE_TYPES)}")
+    dashboards = render_dashboards(settings, json_datasource)
     files = {
         DATASOURCES_FILE: _yaml(datasources_doc(settings, json_datasource)),
         PROVIDER_FILE: _yaml(provider_doc(settings)),
-        SCRAPE_FILE: scrape.render(settings),
+        SCRAPE_FILE: scrape.render(settings, rule_files=[PurePosixPath(RULE_FILE).name]),
     }
-    for name, model in render_dashboards(settings, json_datasource).items():
+    for name, model in dashboards.items():
         files[f"{DASHBOARD_DIR}/{name}"] = dumps(model)
+    operations = dashboards[f"{settings.dashboards.operations_uid}.json"]
+    files.update(alert_files(settings, operations, HEADER))
     return dict(sorted(files.items()))

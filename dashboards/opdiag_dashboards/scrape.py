@@ -118,6 +118,10 @@ def check_jobs(settings: Settings, jobs: Sequence[ScrapeJob]) -> list[str]:
         problems.append(f"{WORKERS_JOB} does not match worker_job_regex {d.worker_job_regex!r}")
     if OPDIAG_JOB in names and _matches(d.service_job_regex, OPDIAG_JOB):
         problems.append(f"{OPDIAG_JOB} would count as a KTRDR service")
+    if OPDIAG_JOB in names and not _matches(d.alerts.opdiag_job_regex, OPDIAG_JOB):
+        problems.append(
+            f"{OPDIAG_JOB} does not match alerts.opdiag_job_regex {d.alerts.opdiag_job_regex!r}"
+        )
     return problems
 
 
@@ -126,15 +130,19 @@ def scrape_config(
     jobs: Sequence[ScrapeJob] | None = None,
     *,
     scrape_interval: str | None = None,
+    rule_files: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The prometheus.yml document (``ValueError`` when the dashboards could not see a job)."""
+    """The prometheus.yml document (``ValueError`` when the dashboards could not see a job);
+    ``rule_files`` are relative to the file's directory (or absolute)."""
     chosen = list(jobs) if jobs is not None else demo_jobs(settings)
     problems = check_jobs(settings, chosen)
     if problems:
         raise ValueError("; ".join(problems))
     interval = scrape_interval or settings.dashboards.scrape_interval
+    rules = {"rule_files": list(rule_files)} if rule_files else {}
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        **rules,
         "scrape_configs": [_job(job) for job in chosen],
     }
 
@@ -155,7 +163,8 @@ def render(
     jobs: Sequence[ScrapeJob] | None = None,
     *,
     scrape_interval: str | None = None,
+    rule_files: Sequence[str] = (),
 ) -> str:
     """prometheus.yml text, deterministic."""
-    doc = scrape_config(settings, jobs, scrape_interval=scrape_interval)
+    doc = scrape_config(settings, jobs, scrape_interval=scrape_interval, rule_files=rule_files)
     return HEADER + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=100)

@@ -28,6 +28,7 @@ _SIMPOD_ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^/api/v1/operations/(?P<id>[^/]+)/solution$"), "solution"),
     (re.compile(r"^/api/v1/operations/(?P<id>[^/]+)/comparison$"), "comparison"),
     (re.compile(r"^/api/v1/verdict-counts$"), "verdict_counts"),
+    (re.compile(r"^/api/v1/annotations$"), "annotations"),
 )
 # simpod sends the time range itself; these URL parameters are not part of the payload.
 _RANGE_PARAMS = {"from", "to"}

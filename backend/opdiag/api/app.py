@@ -2,6 +2,8 @@
 
 The trace source and the diagnosis service are built here (or injected by tests) and kept on
 ``app.extensions``; blueprints: ``rest`` (Infinity), ``simpod``, ``pages``, ``health``.
+Given a verdict store, the factory also builds the watcher that fills it (the server starts
+it) and serves the operations list, counts, variables and annotations from the store.
 """
 
 from __future__ import annotations
@@ -30,13 +32,9 @@ def needs_demo(settings: Settings) -> bool:
 
 def build_source(settings: Settings, metrics: AppMetrics) -> TraceSource:
     """The configured source; a live Jaeger reports each call's latency to our metrics."""
-    if not settings.trace_paths and settings.jaeger.url:
-        from opdiag.sources.jaeger import JaegerSource
-
-        return JaegerSource(settings.jaeger, observer=metrics.observe_jaeger)
     from opdiag.sources.factory import make_source
 
-    return make_source(settings)
+    return make_source(settings, observer=metrics.observe_jaeger)
 
 
 def create_app(
@@ -44,8 +42,10 @@ def create_app(
     *,
     source: TraceSource | None = None,
     service: Any | None = None,
+    store: Any | None = None,
 ) -> Flask:
-    """Build the app. ``service`` wins over ``source``, which wins over the settings."""
+    """Build the app. ``service`` wins over ``source``, which wins over the settings;
+    ``store`` (an open verdict store) adds the watcher and the store-backed lists."""
     if settings is None:
         settings = load_settings()
     if source is None and service is None and needs_demo(settings) and not settings.use_demo:
@@ -69,7 +69,10 @@ def create_app(
         service = DiagnosisService(source, settings)
     elif source is None:
         source = getattr(service, "source", None)
-    install_state(app, AppState(settings=settings, source=source, service=service))
+    state = AppState(settings=settings, source=source, service=service)
+    if store is not None:
+        _add_store(state, store, metrics)
+    install_state(app, state)
 
     init_access_log(app)
     metrics.init_app(app)
@@ -85,6 +88,22 @@ def create_app(
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     return app
+
+
+def _add_store(state: AppState, store: Any, metrics: AppMetrics) -> None:
+    """The watcher that fills ``store``, and the service reading lists from it once it
+    holds something (before: from the traces)."""
+    from opdiag.store.reads import StoredReads
+    from opdiag.watcher import Watcher
+
+    watcher = Watcher(state.service, store, state.settings, metrics.enable_verdicts())
+    filled = store.has_operations()
+
+    def ready() -> bool:
+        return filled or watcher.ready.is_set()
+
+    state.service = StoredReads(state.service, store, ready, state.settings.server.max_rows)
+    state.store, state.watcher = store, watcher
 
 
 def current_service(app: Flask) -> Any:

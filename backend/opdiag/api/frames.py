@@ -13,7 +13,7 @@ from opdiag.api.schemas import Row
 from opdiag.settings import LinkSettings
 
 # Columns that hold epoch milliseconds (``*_ms`` columns are durations or offsets).
-TIME_FIELDS = frozenset({"time"})
+TIME_FIELDS = frozenset({"time", "time_end"})
 URL_FIELDS = frozenset({"diagnosis_url", "jaeger_url", "explore_url"})
 _NUMBER = frozenset({int, float})
 

@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from opdiag.verdict_metrics import VerdictMetrics
+
 EXTENSION = "opdiag.metrics"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -89,9 +91,16 @@ class AppMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.verdicts: VerdictMetrics | None = None
         self.registry.register(_CacheCollector(cache_stats))
         if source_cache_stats is not None:
             self.registry.register(_JaegerCacheCollector(source_cache_stats))
+
+    def enable_verdicts(self) -> VerdictMetrics:
+        """The verdict and watcher metrics, on this registry (apps with a store only)."""
+        if self.verdicts is None:
+            self.verdicts = VerdictMetrics(self.registry)
+        return self.verdicts
 
     def observe_jaeger(self, endpoint: str, seconds: float, outcome: str) -> None:
         """The JaegerSource observer: called once per HTTP call to Jaeger."""

@@ -12,6 +12,7 @@ import opdiag
 from opdiag import timeutil
 from opdiag.api.params import IDENT_PATTERN, MAX_TEXT
 from opdiag.api.schemas import (
+    AnnotationRow,
     ComparisonRow,
     DiagnosisRow,
     ErrorBody,
@@ -32,6 +33,7 @@ _MODELS = (
     ComparisonRow,
     VerdictCountRow,
     VariableRow,
+    AnnotationRow,
     ErrorBody,
 )
 _REF = "#/components/schemas/{model}"
@@ -85,6 +87,15 @@ ID_PARAM = _param(
     "ident", "Operation id (operation.id) or trace id", where="path", schema=IDENT_SCHEMA
 )
 NOW_PARAM = _param("now", f"Clock for the 'stuck' verdict: {_TIME}", schema=TIME_SCHEMA)
+LOOKUP_PARAMS = [
+    _param(
+        "from",
+        f"Search the trace source from: {_TIME}; default the date in a KTRDR operation id, "
+        "else now minus the lookback (a trace id is fetched whatever the range)",
+        schema=TIME_SCHEMA,
+    ),
+    _param("to", f"Search the trace source up to: {_TIME}; default now", schema=TIME_SCHEMA),
+]
 
 ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
     (
@@ -104,31 +115,31 @@ ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
     (
         "/api/v1/operations/{ident}",
         DiagnosisRow,
-        [ID_PARAM, NOW_PARAM],
+        [ID_PARAM, NOW_PARAM, *LOOKUP_PARAMS],
         "One operation's diagnosis as one row",
     ),
     (
         "/api/v1/operations/{ident}/flow",
         FlowRow,
-        [ID_PARAM, NOW_PARAM],
+        [ID_PARAM, NOW_PARAM, *LOOKUP_PARAMS],
         "The execution flow, spans in start order",
     ),
     (
         "/api/v1/operations/{ident}/findings",
         FindingRow,
-        [ID_PARAM, NOW_PARAM],
+        [ID_PARAM, NOW_PARAM, *LOOKUP_PARAMS],
         "Every rule that fired",
     ),
     (
         "/api/v1/operations/{ident}/solution",
         SolutionRow,
-        [ID_PARAM, NOW_PARAM],
+        [ID_PARAM, NOW_PARAM, *LOOKUP_PARAMS],
         "Solution steps and commands",
     ),
     (
         "/api/v1/operations/{ident}/comparison",
         ComparisonRow,
-        [ID_PARAM, NOW_PARAM],
+        [ID_PARAM, NOW_PARAM, *LOOKUP_PARAMS],
         "The total and each phase against the median of the last good runs",
     ),
     (
@@ -154,6 +165,17 @@ ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
         ],
         "Values of a Grafana template variable",
     ),
+    (
+        "/api/v1/annotations",
+        AnnotationRow,
+        [
+            *RANGE_PARAMS,
+            *FILTER_PARAMS,
+            _param("limit", "Maximum rows (capped by server.max_rows)", schema={"type": "integer"}),
+        ],
+        "Operations with a problem verdict (failed, refused, stuck, worker lost; or the "
+        "verdicts asked for) as dashboard annotations",
+    ),
 ]
 
 _ERRORS = {
@@ -161,6 +183,7 @@ _ERRORS = {
     "401": "Missing or invalid bearer token (when auth is on)",
     "404": "Unknown operation or trace id",
     "502": "Trace source (Jaeger) unreachable",
+    "503": "Verdict store unavailable",
     "504": "Trace source (Jaeger) too slow",
 }
 

@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.routing import PathConverter
 
 from opdiag import timeutil
 from opdiag.errors import InputError
+from opdiag.timeutil import TimeRange
 
 ALL_VALUES = frozenset({"", "all", "$__all", "*", "__all"})
 MAX_TEXT = 512
 _MAX_TIME_TEXT = 64
-
-
-@dataclass(frozen=True, slots=True)
-class TimeRange:
-    """A closed-open range in epoch microseconds, as the service wants it."""
-
-    start_us: int
-    end_us: int
 
 
 def parse_time_us(raw: Any, field: str, now_us: int) -> int:

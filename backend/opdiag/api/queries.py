@@ -13,6 +13,7 @@ from typing import Any
 from opdiag import timeutil
 from opdiag.api.params import TimeRange, parse_range
 from opdiag.api.schemas import (
+    AnnotationRow,
     ComparisonRow,
     DiagnosisRow,
     FindingRow,
@@ -89,34 +90,72 @@ def request_range(raw_from: Any, raw_to: Any, source: Any, settings: Settings) -
 
 
 def operations(service: Any, span: TimeRange, filters: Filters, limit: int) -> list[OperationRow]:
-    """Recent operations with their verdicts, newest first."""
-    diagnoses = service.operations(span.start_us, span.end_us, limit=limit, **filters.as_kwargs())
-    return [render_rows.operation_row(d) for d in diagnoses[:limit]]
+    """Recent operations with their verdicts, newest first (a service backed by the verdict
+    store answers rows already, the trace service diagnoses)."""
+    found = service.operations(span.start_us, span.end_us, limit=limit, **filters.as_kwargs())
+    return [
+        d if isinstance(d, OperationRow) else render_rows.operation_row(d) for d in found[:limit]
+    ]
 
 
-def _one(service: Any, ident: str, now_us: int | None) -> Any:
-    return service.diagnose(ident, now_us=now_us)
+# Verdicts the dashboards mark on their time series: the operation failed, was refused, got
+# stuck or lost its worker (not healthy, slow or cancelled).
+PROBLEM_VERDICTS: tuple[str, ...] = (
+    "failed",
+    "invalid_input",
+    "data_missing",
+    "service_unreachable",
+    "no_workers",
+    "no_capable_workers",
+    "workers_busy",
+    "worker_lost",
+    "stuck",
+)
 
 
-def diagnosis(service: Any, ident: str, now_us: int | None = None) -> list[DiagnosisRow]:
-    """One operation's diagnosis as a single row (a list, so every route answers rows)."""
-    return [render_rows.diagnosis_row(_one(service, ident, now_us))]
+def annotations(
+    service: Any, span: TimeRange, filters: Filters, limit: int
+) -> list[AnnotationRow]:
+    """Operations with a problem verdict (or the verdicts asked for) as annotations."""
+    verdicts = filters.verdicts or list(PROBLEM_VERDICTS)
+    wanted = Filters(filters.operation_types, verdicts, filters.services)
+    return [render_rows.annotation_row(row) for row in operations(service, span, wanted, limit)]
 
 
-def flow(service: Any, ident: str, now_us: int | None = None) -> list[FlowRow]:
-    return list(render_rows.flow_rows(_one(service, ident, now_us)))
+def _one(service: Any, ident: str, now_us: int | None, window: TimeRange | None) -> Any:
+    return service.diagnose(ident, now_us=now_us, window=window)
 
 
-def findings(service: Any, ident: str, now_us: int | None = None) -> list[FindingRow]:
-    return list(render_rows.finding_rows(_one(service, ident, now_us)))
+def diagnosis(
+    service: Any, ident: str, now_us: int | None = None, window: TimeRange | None = None
+) -> list[DiagnosisRow]:
+    """One operation's diagnosis as a single row (a list, so every route answers rows);
+    ``window``: where a live source searches for it (the caller's time range)."""
+    return [render_rows.diagnosis_row(_one(service, ident, now_us, window))]
 
 
-def solution(service: Any, ident: str, now_us: int | None = None) -> list[SolutionRow]:
-    return list(render_rows.solution_rows(_one(service, ident, now_us)))
+def flow(
+    service: Any, ident: str, now_us: int | None = None, window: TimeRange | None = None
+) -> list[FlowRow]:
+    return list(render_rows.flow_rows(_one(service, ident, now_us, window)))
 
 
-def comparison(service: Any, ident: str, now_us: int | None = None) -> list[ComparisonRow]:
-    return list(render_rows.comparison_rows(_one(service, ident, now_us)))
+def findings(
+    service: Any, ident: str, now_us: int | None = None, window: TimeRange | None = None
+) -> list[FindingRow]:
+    return list(render_rows.finding_rows(_one(service, ident, now_us, window)))
+
+
+def solution(
+    service: Any, ident: str, now_us: int | None = None, window: TimeRange | None = None
+) -> list[SolutionRow]:
+    return list(render_rows.solution_rows(_one(service, ident, now_us, window)))
+
+
+def comparison(
+    service: Any, ident: str, now_us: int | None = None, window: TimeRange | None = None
+) -> list[ComparisonRow]:
+    return list(render_rows.comparison_rows(_one(service, ident, now_us, window)))
 
 
 def verdict_counts(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -54,16 +54,34 @@ def _now_us() -> int | None:
 
 @bp.get("/operations")
 def operations() -> Response:
+    return _listing(queries.operations)
+
+
+@bp.get("/annotations")
+def annotations() -> Response:
+    return _listing(queries.annotations)
+
+
+def _listing(query: Callable[..., Sequence[Row]]) -> Response:
     state = current_state()
     span = _range()
     limit = parse_limit(request.args.get("limit"), state.settings.server.max_rows)
-    return rows_response(queries.operations(state.service, span, _filters(), limit))
+    return rows_response(query(state.service, span, _filters(), limit))
+
+
+def lookup_range() -> TimeRange | None:
+    """The range to search for one operation: ``from``/``to`` when either is given (the
+    Operation Diagnosis dashboard sends its time range), else None (the id's own date or
+    the look-back decides)."""
+    if request.args.get("from") in (None, "") and request.args.get("to") in (None, ""):
+        return None
+    return _range()
 
 
 def _per_operation(kind: str, ident: str) -> Response:
     state = current_state()
     query = queries.PER_OPERATION[kind]
-    return rows_response(query(state.service, parse_ident(ident), _now_us()))
+    return rows_response(query(state.service, parse_ident(ident), _now_us(), lookup_range()))
 
 
 @bp.get("/operations/<ident:ident>")

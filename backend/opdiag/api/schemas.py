@@ -149,6 +149,21 @@ class VariableRow(Row):
     value: str
 
 
+class AnnotationRow(Row):
+    """One operation with a problem verdict as a dashboard annotation (Grafana reads the
+    fields ``time``, ``time_end``, ``title``, ``text`` and ``tags``)."""
+
+    time: int = Field(description="Operation start, epoch ms")
+    time_end: int = Field(description="Operation end (or now, while unfinished), epoch ms")
+    title: str = Field(description="'verdict: operation type operation id'")
+    text: str = Field(description="The summary and a link to the diagnosis (HTML, escaped)")
+    tags: str = Field(description="Comma-separated: opdiag, the verdict, the operation type")
+    verdict: str
+    operation_type: str
+    operation_id: str
+    diagnosis_url: str
+
+
 class ErrorBody(BaseModel):
     """Every error answer: a message a Grafana panel can show."""
 
@@ -165,4 +180,5 @@ ROW_MODELS: dict[str, type[Row]] = {
     "comparison": ComparisonRow,
     "verdict_counts": VerdictCountRow,
     "variables": VariableRow,
+    "annotations": AnnotationRow,
 }

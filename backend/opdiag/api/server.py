@@ -23,12 +23,14 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from opdiag.api.app import create_app, needs_demo
+from opdiag.api.probe_lane import ProbeLaneDispatcher
 from opdiag.api.queries import is_file_source
 from opdiag.api.state import EXTENSION as STATE_EXTENSION
 from opdiag.api.state import AppState
 from opdiag.api.waitress_errors import use_json_errors
 from opdiag.errors import OpdiagError
 from opdiag.settings import Settings, default_demo_traces
+from opdiag.timeutil import wall_clock_us
 from opdiag.web.pages import default_window
 
 log = logging.getLogger("opdiag.server")
@@ -72,13 +74,16 @@ def _example_id(state: AppState) -> str | None:
     live Jaeger would delay the start and warm the cache before the first real request."""
     if not is_file_source(state.source):
         return None
-    window = default_window(state)
+    from opdiag.api.params import TimeRange
+    from opdiag.api.queries import Filters, operations
+
+    window = TimeRange(*default_window(state))
     try:
-        found = state.service.operations(window[0], window[1], limit=EXAMPLE_LIMIT)
+        found = operations(state.service, window, Filters(), EXAMPLE_LIMIT)
     except OpdiagError as exc:
         log.warning("could not list operations at start: %s", exc.message)
         return None
-    return found[0].key if found else None
+    return found[0].operation_id if found else None
 
 
 def _banner(base: str, state: AppState, example: str | None) -> str:
@@ -95,6 +100,11 @@ def _banner(base: str, state: AppState, example: str | None) -> str:
         f"  simpod          {base}/simpod/",
         f"  metrics         {base}/metrics",
         f"  health          {base}/healthz  {base}/readyz",
+    ]
+    if state.store is not None:
+        interval = state.settings.watcher.interval_s
+        lines.append(f"  verdict store   {state.store.describe()} (watcher every {interval:g} s)")
+    lines += [
         "Stop with Ctrl-C.",
     ]
     return "\n".join(lines)
@@ -106,18 +116,32 @@ def build_server(settings: Settings) -> tuple[Any, AppState]:
         settings = settings.model_copy(update={"use_demo": True})
     if settings.use_demo and needs_demo(settings) and not default_demo_traces().exists():
         raise OpdiagError(f"no trace source and no demo corpus at {default_demo_traces()}")
-    app = create_app(settings)
-    server = create_server(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        threads=settings.server.threads,
-        ident="opdiag",
-        clear_untrusted_proxy_headers=True,
-        # Flask refuses bodies over max_request_bytes with a JSON 413 naming the body;
-        # waitress stops absurd ones before they are read (JSON too, see waitress_errors).
-        max_request_body_size=WAITRESS_BODY_FACTOR * settings.server.max_request_bytes,
-    )
+    store = None
+    if settings.watcher.enabled:
+        from opdiag.store.factory import open_store
+
+        store = open_store(settings, now_ms=wall_clock_us() // 1000)
+    app = create_app(settings, store=store)
+    # /healthz has a thread of its own: it answers while every worker waits on Jaeger.
+    dispatcher = ProbeLaneDispatcher()
+    dispatcher.set_thread_count(settings.server.threads)
+    try:
+        server = create_server(
+            app,
+            host=settings.server.host,
+            port=settings.server.port,
+            threads=settings.server.threads,
+            _dispatcher=dispatcher,  # waitress' own hook for a dispatcher of one's choice
+            ident="opdiag",
+            clear_untrusted_proxy_headers=True,
+            # Flask refuses bodies over max_request_bytes with a JSON 413 naming the body;
+            # waitress stops absurd ones before they are read (JSON too, see waitress_errors).
+            max_request_body_size=WAITRESS_BODY_FACTOR * settings.server.max_request_bytes,
+        )
+    except BaseException:
+        close_state(app.extensions[STATE_EXTENSION])
+        dispatcher.shutdown()
+        raise
     use_json_errors(server)
     return server, app.extensions[STATE_EXTENSION]
 
@@ -145,10 +169,12 @@ def stop_server(server: Any, *, loop_running: bool = False) -> None:
 
 
 class ServerThread:
-    """Waitress in a background thread, for tests and the load benchmark."""
+    """Waitress in a background thread, for tests and the load benchmark; given the app
+    state, its watcher runs beside it (as under ``serve``)."""
 
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: Any, state: AppState | None = None) -> None:
         self.server = server
+        self.state = state
         self.thread = threading.Thread(target=server.run, name="opdiag-waitress", daemon=True)
 
     @property
@@ -157,11 +183,27 @@ class ServerThread:
 
     def start(self) -> ServerThread:
         self.thread.start()
+        if self.state is not None and self.state.watcher is not None:
+            self.state.watcher.start()
         return self
 
     def stop(self) -> None:
         stop_server(self.server, loop_running=self.thread.is_alive())
         self.thread.join(timeout=10)
+        if self.state is not None:
+            close_state(self.state)
+
+
+def close_state(state: AppState) -> None:
+    """Stop the watcher, close the store and the trace source (in that order: a pass under
+    way still needs both)."""
+    if state.watcher is not None:
+        state.watcher.stop()
+    if state.store is not None:
+        state.store.close()
+    close = getattr(state.source, "close", None)
+    if callable(close):
+        close()
 
 
 def configure_logging() -> None:
@@ -194,6 +236,8 @@ def serve(settings: Settings, *, out: TextIO | None = None) -> int:
         return 2
     base = f"http://{_address(settings.server.host, server.effective_port)}"
     print(_banner(base, state, _example_id(state)), file=stream, flush=True)
+    if state.watcher is not None:
+        state.watcher.start()
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -203,8 +247,6 @@ def serve(settings: Settings, *, out: TextIO | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         wasyncore.close_all(server._map)
-        close = getattr(state.source, "close", None)
-        if callable(close):
-            close()
+        close_state(state)
     print("opdiag stopped.", file=stream, flush=True)
     return 0

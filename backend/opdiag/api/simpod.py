@@ -37,6 +37,7 @@ TARGETS: tuple[str, ...] = (
     "solution",
     "comparison",
     "verdict_counts",
+    "annotations",
 )
 # Payload option name -> (scopedVars names that may supply it).
 _FILTER_VARS: dict[str, tuple[str, ...]] = {
@@ -89,6 +90,11 @@ METRICS: list[dict[str, Any]] = [
                 "placeholder": "$__interval",
             },
         ],
+    },
+    {
+        "value": "annotations",
+        "label": "Failed, stuck and lost operations (annotations)",
+        "payloads": [*_FILTER_PAYLOADS, {"name": "limit", "label": "Limit", "type": "input"}],
     },
 ]
 
@@ -191,12 +197,14 @@ def _rows_for(kind: str, payload: dict[str, Any], body: dict[str, Any], field: s
             else parse_time_us(now_raw, f"{field}.now", queries.now_us())
         )
         ident = _ident(payload, scoped, field)
-        return list(queries.PER_OPERATION[kind](state.service, ident, now_us))
+        window = _range(body) if body.get("range") else None  # the dashboard's range
+        return list(queries.PER_OPERATION[kind](state.service, ident, now_us, window))
     span = _range(body)
     filters = _filters(payload, scoped, adhoc)
-    if kind == "operations":
+    if kind in ("operations", "annotations"):
         limit = parse_limit(payload.get("limit"), state.settings.server.max_rows, f"{field}.limit")
-        return list(queries.operations(state.service, span, filters, limit))
+        listing = queries.operations if kind == "operations" else queries.annotations
+        return list(listing(state.service, span, filters, limit))
     raw_interval = payload.get("interval") or body.get("intervalMs")
     if raw_interval in (None, ""):
         interval_us = queries.default_interval_us(span)

@@ -18,6 +18,8 @@ class AppState:
     settings: Settings
     source: Any
     service: Any
+    store: Any = None  # the verdict store, when the app reads lists from it
+    watcher: Any = None  # its watcher (started by the server, not by the factory)
 
 
 def install_state(app: Flask, state: AppState) -> None:

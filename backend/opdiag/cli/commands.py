@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from opdiag.errors import InputError, NotFoundError
 from opdiag.settings import Settings, load_settings
 from opdiag.sources.base import TraceSource
-from opdiag.timeutil import parse_now, wall_clock_us
+from opdiag.timeutil import parse_lookback_s, parse_now, wall_clock_us
 
 _ALL_END_US = 2**62
 
@@ -41,11 +41,17 @@ def build_settings(args: argparse.Namespace, *, serve: bool = False) -> Settings
     traces = list(getattr(args, "traces", None) or [])
     if traces:
         overrides["trace_paths"] = [str(p) for p in _check_paths(traces)]
+    jaeger: dict[str, Any] = {}
     jaeger_url = getattr(args, "jaeger_url", None)
     if jaeger_url:
-        overrides["jaeger"] = {"url": jaeger_url}
+        jaeger["url"] = jaeger_url
         if not traces:
             overrides["trace_paths"] = []
+    lookback = getattr(args, "lookback", None)
+    if lookback:
+        jaeger["lookback_s"] = parse_lookback_s(lookback, name="--lookback")
+    if jaeger:
+        overrides["jaeger"] = jaeger
     if serve:
         server: dict[str, Any] = {}
         if getattr(args, "host", None):

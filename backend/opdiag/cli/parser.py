@@ -50,6 +50,12 @@ def _source_options(parser: argparse.ArgumentParser, *, rules: bool = True) -> N
     parser.add_argument(
         "--jaeger-url", metavar="URL", help="Jaeger query base URL (default: $JAEGER_URL)"
     )
+    parser.add_argument(
+        "--lookback",
+        metavar="DURATION",
+        help="how far back Jaeger is searched from --now, e.g. 6h, 3d "
+        "(default: $OPDIAG_JAEGER_LOOKBACK or 6h; an operation id's own date wins)",
+    )
     if rules:
         parser.add_argument(
             "--rules",

@@ -1,26 +1,34 @@
 """A loopback Jaeger that replays traces in the shapes real Jaeger answers with.
 
-No Jaeger can run on our build machines, so tests, the load benchmark and demos talk to this
-server instead. It is fed trace files (OTLP-JSON, OTLP lines, api_v3 bodies, legacy envelopes,
-legacy trace objects, the anonymizer's span arrays) and answers, per ``flavor``:
+Tests, the load benchmark and demos talk to this server where a real Jaeger cannot do what they
+need: injected faults, and releases other than the pinned one. Its answers are checked against
+the real Jaeger v2.12 (``tests/test_real_jaeger_replay.py``, the binary ``make jaeger`` builds).
+It is fed trace files (OTLP-JSON, OTLP lines, api_v3 bodies, legacy envelopes, legacy trace
+objects, the anonymizer's span arrays) and answers, per ``flavor``:
 
 * ``/`` (and every unknown path): the UI's index page, 200 ``text/html``, with
   ``JAEGER_VERSION = {…};`` injected the way the query service does;
-* ``/api/v3/services``, ``/api/v3/traces`` (all matching traces merged into one
-  ``resourceSpans`` list; empty → 404 ``No traces found`` as ``text/plain``; missing time
-  bounds → 400 in the flavor's wording), ``/api/v3/traces/{id}`` — not in flavor ``v1``;
-  flavor ``v2.18`` reads only snake_case names and ignores ``query.attributes``, and (like
-  releases whose gateway sets no Content-Type) its JSON arrives as Go-sniffed ``text/plain``;
-* legacy ``/api/services``, ``/api/traces`` (400 ``parameter 'service' is required``),
+* ``/api/v3/services`` (``{}`` when empty), ``/api/v3/operations?service=``,
+  ``/api/v3/traces`` (all matching traces merged into one ``resourceSpans`` list; empty → 404
+  ``No traces found`` as ``text/plain``; missing time bounds → 400 in the flavor's wording; a
+  depth outside 1..max traces → 500 as the in-memory storage answers),
+  ``/api/v3/traces/{id}`` — not in flavor ``v1``; flavor ``v2.18`` (≤ v2.18, the pinned v2.12
+  included) reads only snake_case names, ignores ``query.attributes`` and has no default depth,
+  and its JSON arrives as Go-sniffed ``text/plain`` (its gateway sets no Content-Type);
+* legacy ``/api/services`` (``data: null`` when empty), ``/api/services/{s}/operations``,
+  ``/api/operations?service=``, ``/api/traces`` (400 ``parameter 'service' is required``),
   ``/api/traces/{id}`` (404 envelope ``trace not found``), bodies as Go's ``encoding/json``
   writes them (compact, ``<>&`` escaped); errors through Go's ``http.Error``.
 
-Tag search follows research/ktrdr.md §9: a trace matches when one span *of the requested
-service* carries every tag (span tags, resource/process tags, event/log fields) and starts in
-the window. Values match exactly, or as an anchored regular expression when ``storage`` is
-``elasticsearch``/``opensearch``. ``faults`` inject failures: ``refuse`` (closed port),
-``slow`` (sleep), ``http500``, ``html`` (the UI page for everything), ``truncated`` (cut JSON).
-``calls``, ``connections`` and ``max_in_flight`` let tests check what a client did.
+Search follows Jaeger's in-memory storage: a trace matches when one span *of the requested
+service* has the operation name, starts in the window (both bounds inclusive) and carries every
+tag (span attributes, scope, resource/process tags, event/log fields); matches come most recently
+received first, cut at the depth. Values match exactly, or as an anchored regular expression
+when ``storage`` is ``elasticsearch``/``opensearch``. ``faults`` inject failures: ``refuse``
+(closed port), ``slow`` (sleep), ``http500``, ``html`` (the UI page for everything),
+``truncated`` (cut JSON), ``trickle`` (the body one byte every ``seconds``), ``huge`` (a body
+of ``size`` bytes, its length not announced). ``calls``, ``connections`` and ``max_in_flight``
+let tests check what a client did.
 
 Run ``python -m opdiag.devtools.replay_jaeger --traces DIR --port 16686`` for a demo Jaeger.
 """
@@ -42,14 +50,25 @@ from fnmatch import fnmatchcase
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"  # Go's http.Error, and Go's sniffing of a JSON body
 HTML = "text/html; charset=utf-8"
-FAULT_KINDS = ("refuse", "slow", "http500", "html", "truncated")
+FAULT_KINDS = ("refuse", "slow", "http500", "html", "truncated", "trickle", "huge")
+# The in-memory storage's bound (all-in-one default): a depth must lie in 1..MAX_TRACES.
+MAX_TRACES = 100_000
+DEPTH_ERROR = "search depth must be greater than 0 and less than max traces"
 REGEX_STORAGES = frozenset({"elasticsearch", "opensearch"})
 _OTLP_KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
+_KIND_NAMES = {number: name for name, number in _OTLP_KINDS.items()}
+
+
+def _int_or_zero(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +81,7 @@ class Flavor:
     camel: bool  # reads v2.19+ camelCase names (and the snake_case aliases)
     attributes: bool  # honours query.attributes
     v3_content_type: str  # Content-Type of api_v3 JSON answers
-    default_depth: int  # search depth when the request names none (0 = unlimited)
+    default_depth: int  # search depth when the request names none (0: none, storage refuses)
 
 
 FLAVORS: dict[str, Flavor] = {
@@ -75,12 +94,14 @@ FLAVORS: dict[str, Flavor] = {
 @dataclass(slots=True)
 class Fault:
     """One injected failure. ``times`` = how many matching requests it hits (None: all);
-    ``path`` = fnmatch pattern on the request path; ``seconds`` = sleep of ``slow``."""
+    ``path`` = fnmatch pattern on the request path; ``seconds`` = sleep of ``slow``, or the
+    pause between the bytes of ``trickle``; ``size`` = body bytes of ``huge``."""
 
     kind: str
     times: int | None = None
     path: str = "*"
     seconds: float = 5.0
+    size: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -138,6 +159,16 @@ def _legacy_error(status: int, message: str) -> tuple[int, str, bytes]:
     return status, TEXT, go_json(envelope) + b"\n"
 
 
+class _StorageError(Exception):
+    """What the storage refuses: the query service answers it as a 500."""
+
+
+def _check_depth(depth: int) -> int:
+    if depth <= 0 or depth > MAX_TRACES:
+        raise _StorageError(DEPTH_ERROR)
+    return depth
+
+
 def _legacy_ok(data: Any, total: int = 0) -> tuple[int, str, bytes]:
     envelope = {"data": data, "total": total, "limit": 0, "offset": 0, "errors": None}
     return 200, JSON, go_json(envelope)
@@ -155,6 +186,7 @@ class _SpanKey:
     start_us: int
     duration_us: int
     tags: list[tuple[str, str]]
+    kind: str = ""  # lower-case span kind, "" when unspecified (as Jaeger lists operations)
 
 
 @dataclass(slots=True)
@@ -283,10 +315,12 @@ class TraceStore:
             fragments: dict[str, dict[str, Any]] = {}
             for ss in rs.get("scopeSpans") or []:
                 by_trace: dict[str, list[dict[str, Any]]] = {}
+                scope_tags = _otlp_tags(((ss or {}).get("scope") or {}).get("attributes"))
                 for span in (ss or {}).get("spans") or []:
                     trace_id = _otlp_hex(span.get("traceId"), 32)
                     by_trace.setdefault(trace_id, []).append(span)
-                    self._trace(trace_id).spans.append(self._otlp_key(span, service, res_tags))
+                    key = self._otlp_key(span, service, scope_tags + res_tags)
+                    self._trace(trace_id).spans.append(key)
                 for trace_id, spans in by_trace.items():
                     fragment = fragments.get(trace_id)
                     if fragment is None:
@@ -306,7 +340,9 @@ class TraceStore:
         tags = _otlp_tags(span.get("attributes")) + res_tags
         for event in span.get("events") or []:
             tags += _otlp_tags((event or {}).get("attributes"))
-        return _SpanKey(service, str(span.get("name", "")), start, max(0, end - start), tags)
+        kind = _KIND_NAMES.get(_int_or_zero(span.get("kind")), "")
+        name = str(span.get("name", ""))
+        return _SpanKey(service, name, start, max(0, end - start), tags, kind)
 
     def _add_legacy_trace(self, trace: Any) -> None:
         if not isinstance(trace, dict) or not isinstance(trace.get("spans"), list):
@@ -318,9 +354,11 @@ class TraceStore:
         stored.legacy.append(trace)
         for span in trace["spans"]:
             process = span.get("process") or processes.get(span.get("processID")) or {}
-            tags = _legacy_tags(span.get("tags")) + _legacy_tags(process.get("tags"))
+            own_tags = _legacy_tags(span.get("tags"))
+            tags = own_tags + _legacy_tags(process.get("tags"))
             for log in span.get("logs") or []:
                 tags += _legacy_tags((log or {}).get("fields"))
+            kind = next((v.lower() for k, v in own_tags if k == "span.kind"), "")
             stored.spans.append(
                 _SpanKey(
                     str(process.get("serviceName", "unknown")),
@@ -328,6 +366,7 @@ class TraceStore:
                     int(span.get("startTime") or 0),
                     int(span.get("duration") or 0),
                     tags,
+                    kind if kind in _KIND_NAMES.values() else "",
                 )
             )
 
@@ -355,6 +394,11 @@ class TraceStore:
     def services(self) -> list[str]:
         return sorted({s.service for t in self.traces.values() for s in t.spans})
 
+    def operations(self, service: str) -> list[tuple[str, str]]:
+        """(span name, span kind) pairs of one service, sorted."""
+        spans = (s for t in self.traces.values() for s in t.spans if s.service == service)
+        return sorted({(s.name, s.kind) for s in spans})
+
     def find(
         self,
         *,
@@ -365,9 +409,9 @@ class TraceStore:
         tags: dict[str, str],
         depth: int,
         regex: bool,
-        end_inclusive: bool = False,
     ) -> list[_StoredTrace]:
-        """Traces with one span that matches everything; newest first, at most ``depth``."""
+        """Traces with one span that matches everything, most recently received first (the
+        in-memory storage walks its ring backwards), at most ``depth``."""
         patterns = {k: re.compile(v) for k, v in tags.items()} if regex else None
 
         def value_ok(key: str, have: str) -> bool:
@@ -382,15 +426,17 @@ class TraceStore:
                 return False
             if start_us is not None and span.start_us < start_us:
                 return False
-            if end_us is not None and (
-                span.start_us > end_us or (span.start_us == end_us and not end_inclusive)
-            ):
+            if end_us is not None and span.start_us > end_us:
                 return False
             return all(any(k == key and value_ok(key, v) for k, v in span.tags) for key in tags)
 
-        hits = [t for t in self.traces.values() if any(span_ok(s) for s in t.spans)]
-        hits.sort(key=lambda t: t.start_us, reverse=True)
-        return hits[:depth] if depth > 0 else hits
+        hits = []
+        for trace in reversed(self.traces.values()):
+            if any(span_ok(s) for s in trace.spans):
+                hits.append(trace)
+                if len(hits) == depth:
+                    break
+        return hits
 
     # ---- rendering
 
@@ -590,6 +636,25 @@ def _int_param(query: dict[str, list[str]], name: str) -> int | None:
 # --------------------------------------------------------------------------- the server
 
 
+def _trickle(handler: BaseHTTPRequestHandler, body: bytes, pause_s: float) -> None:
+    """The body one byte at a time: a read timeout never fires while bytes keep coming."""
+    for i in range(len(body)):
+        handler.wfile.write(body[i : i + 1])
+        handler.wfile.flush()
+        time.sleep(pause_s)
+
+
+def _flood(handler: BaseHTTPRequestHandler, body: bytes, size: int) -> None:
+    """``size`` bytes: the answer, then spaces (still one JSON document when read whole)."""
+    head = body[:size]
+    handler.wfile.write(head)
+    chunk = b" " * 65536
+    left = size - len(head)
+    while left > 0:
+        handler.wfile.write(chunk[: min(left, len(chunk))])
+        left -= len(chunk)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: tests can see connection reuse
     server: _Server
@@ -660,6 +725,7 @@ class ReplayJaeger:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
+        self._store_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -705,6 +771,12 @@ class ReplayJaeger:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def add_document(self, doc: Any, where: str = "document") -> None:
+        """Add traces while serving (a live feed, e.g. an OTLP receiver's export requests):
+        later searches see them, as Jaeger's would once spans are written."""
+        with self._store_lock:
+            self.store.add_document(doc, where)
+
     def set_faults(self, faults: Iterable[Fault | str]) -> None:
         with self._lock:
             self.faults = [_fault(f) for f in faults]
@@ -745,21 +817,41 @@ class ReplayJaeger:
                 time.sleep(self.latency_s)
             if fault is not None and fault.kind == "slow":
                 time.sleep(fault.seconds)
-            status, ctype, body = self._answer(split.path, query, fault)
+            with self._store_lock:  # traces may be added while it answers (add_document)
+                status, ctype, body = self._answer(split.path, query, fault)
             if fault is not None and fault.kind == "truncated" and len(body) > 1:
                 body = body[: len(body) // 2]
+            huge = fault is not None and fault.kind == "huge"
             handler.send_response(status)
             handler.send_header("Content-Type", ctype)
             if ctype == TEXT and status >= 400:
                 handler.send_header("X-Content-Type-Options", "nosniff")
-            handler.send_header("Content-Length", str(len(body)))
+            if huge:  # no length announced: the client learns the size only by reading
+                handler.send_header("Connection", "close")
+                handler.close_connection = True
+            else:
+                handler.send_header("Content-Length", str(len(body)))
             handler.end_headers()
-            handler.wfile.write(body)
+            if fault is not None and fault.kind == "trickle":
+                _trickle(handler, body, fault.seconds)
+            elif fault is not None and fault.kind == "huge":
+                _flood(handler, body, fault.size)
+            else:
+                handler.wfile.write(body)
         finally:
             with self._lock:
                 self.in_flight -= 1
 
     def _answer(
+        self, path: str, query: dict[str, list[str]], fault: Fault | None
+    ) -> tuple[int, str, bytes]:
+        try:
+            return self._route(path, query, fault)
+        except _StorageError as exc:
+            v3 = self.flavor.v3 and path.startswith("/api/v3/")
+            return _v3_error(500, str(exc)) if v3 else _legacy_error(500, str(exc))
+
+    def _route(
         self, path: str, query: dict[str, list[str]], fault: Fault | None
     ) -> tuple[int, str, bytes]:
         if fault is not None and fault.kind == "html":
@@ -771,13 +863,19 @@ class ReplayJaeger:
         try:
             if v3 and path == "/api/v3/services":
                 return self._v3_services()
+            if v3 and path == "/api/v3/operations":
+                return self._v3_operations(query)
             if v3 and path == "/api/v3/traces":
                 return self._v3_search(query)
             if v3 and path.startswith("/api/v3/traces/") and len(path) > len("/api/v3/traces/"):
                 return self._v3_trace(path.rsplit("/", 1)[1])
             if path == "/api/services":
                 services = self.store.services()
-                return _legacy_ok(services, len(services))
+                return _legacy_ok(services or None, len(services))
+            if path.startswith("/api/services/") and path.endswith("/operations"):
+                return self._legacy_service_operations(path)
+            if path == "/api/operations":
+                return self._legacy_operations(query)
             if path == "/api/traces":
                 return self._legacy_search(query)
             if path.startswith("/api/traces/") and len(path) > len("/api/traces/"):
@@ -803,6 +901,11 @@ class ReplayJaeger:
     def _v3_services(self) -> tuple[int, str, bytes]:
         services = self.store.services()
         return self._v3_json({"services": services} if services else {})
+
+    def _v3_operations(self, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
+        service, _ = _first(query, "service")
+        found = self.store.operations(service) if service else []
+        return self._v3_json({"operations": [{"name": n, "spanKind": k} for n, k in found]})
 
     def _v3_names(self, canonical: str, deprecated: str) -> tuple[str, ...]:
         return (canonical, deprecated) if self.flavor.camel else (deprecated,)
@@ -830,10 +933,12 @@ class ReplayJaeger:
             try:
                 depth = int(depth_value)
             except ValueError:
+                parser = "strconv.ParseInt" if self.flavor.camel else "strconv.Atoi"
                 raise _BadRequest(
-                    f'malformed parameter {depth_name}: strconv.ParseInt: parsing "{depth_value}":'
-                    " invalid syntax"
+                    f'malformed parameter {depth_name}: {parser}: parsing "{depth_value}": '
+                    "invalid syntax"
                 ) from None
+        _check_depth(depth)
         tags: dict[str, str] = {}
         raw_attrs, _ = _first(query, "query.attributes")
         if raw_attrs and self.flavor.attributes:
@@ -912,11 +1017,22 @@ class ReplayJaeger:
             start_us=start_us,
             end_us=end_us,
             tags=tags,
-            depth=100 if limit is None else limit,
+            depth=_check_depth(100 if limit is None else limit),
             regex=self.storage in REGEX_STORAGES,
-            end_inclusive=True,
         )
         return _legacy_ok([self.store.legacy_trace(t) for t in traces])
+
+    def _legacy_service_operations(self, path: str) -> tuple[int, str, bytes]:
+        service = unquote(path[len("/api/services/") : -len("/operations")])
+        names = sorted({name for name, _ in self.store.operations(service)})
+        return _legacy_ok(names or None, len(names))
+
+    def _legacy_operations(self, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
+        service, _ = _first(query, "service")
+        if not service:
+            raise _BadRequest("parameter 'service' is required")
+        found = [{"name": n, "spanKind": k} for n, k in self.store.operations(service)]
+        return _legacy_ok(found, len(found))
 
     def _legacy_trace(self, raw_id: str) -> tuple[int, str, bytes]:
         if not re.fullmatch(r"[0-9a-fA-F]{1,32}", raw_id):

@@ -111,15 +111,43 @@ def _explore_parts(uid: str) -> tuple[str, ...] | None:
     return parts
 
 
-def diagnosis_page_url(settings: LinkSettings, key: str) -> str:
-    """opdiag's own HTML diagnosis page."""
-    return f"{_base(settings.opdiag_url)}/operations/{_q(key)}"
+def range_around_ms(start_ms: int, end_ms: int | None) -> tuple[int, int | None]:
+    """A minute before ``start_ms`` to a minute after ``end_ms`` (None: open-ended)."""
+    return start_ms - _RANGE_MARGIN_MS, None if end_ms is None else end_ms + _RANGE_MARGIN_MS
 
 
-def dashboard_url(settings: LinkSettings, key: str) -> str:
-    """The Operation Diagnosis drill-down dashboard for this operation."""
+def operation_range_ms(diagnosis: Diagnosis) -> tuple[int, int | None] | None:
+    """Epoch-ms range that holds the operation, carried by every link to its page and its
+    dashboard (a live source is searched over it): a minute before it started to a minute
+    after it ended; open-ended (up to "now") while it runs."""
+    if diagnosis.started_at_ms is None:
+        return None
+    return range_around_ms(
+        diagnosis.started_at_ms, diagnosis.ended_at_ms if diagnosis.finished else None
+    )
+
+
+def diagnosis_page_url(
+    settings: LinkSettings, key: str, time_range: tuple[int, int | None] | None = None
+) -> str:
+    """opdiag's own HTML diagnosis page, with ``from``/``to`` (epoch ms; no ``to``: now)."""
+    url = f"{_base(settings.opdiag_url)}/operations/{_q(key)}"
+    if time_range is None:
+        return url
+    start, end = time_range
+    return url + f"?from={start}" + ("" if end is None else f"&to={end}")
+
+
+def dashboard_url(
+    settings: LinkSettings, key: str, time_range: tuple[int, int | None] | None = None
+) -> str:
+    """The Operation Diagnosis drill-down dashboard for this operation, on its time range."""
     uid = _q(settings.diagnosis_dashboard_uid)
-    return f"{_base(settings.grafana_url)}/d/{uid}?var-operation_id={_q(key)}"
+    url = f"{_base(settings.grafana_url)}/d/{uid}?var-operation_id={_q(key)}"
+    if time_range is None:
+        return url
+    start, end = time_range
+    return url + f"&from={start}&to={'now' if end is None else end}"
 
 
 def _key_span(diagnosis: Diagnosis) -> tuple[str, str] | None:
@@ -154,10 +182,11 @@ def build_links(diagnosis: Diagnosis, links_settings: LinkSettings) -> Links:
             links_settings, explore_trace, diagnosis.started_at_ms, diagnosis.ended_at_ms
         )
     key = diagnosis.key
+    span = operation_range_ms(diagnosis)
     return Links(
         jaeger=jaeger,
         grafana_explore=explore,
-        diagnosis_page=diagnosis_page_url(links_settings, key) if key else None,
-        grafana_dashboard=dashboard_url(links_settings, key) if key else None,
+        diagnosis_page=diagnosis_page_url(links_settings, key, span) if key else None,
+        grafana_dashboard=dashboard_url(links_settings, key, span) if key else None,
         traces=traces,
     )

@@ -9,10 +9,12 @@ like mixed null types).
 from __future__ import annotations
 
 from dataclasses import replace
+from html import escape
 from typing import Any
 from urllib.parse import quote
 
 from opdiag.api.schemas import (
+    AnnotationRow,
     ComparisonRow,
     DiagnosisRow,
     FindingRow,
@@ -221,6 +223,27 @@ def _total_status(change_ms: float | None, baseline_ms: float | None) -> str:
     if not change_ms or not baseline_ms or abs(change_ms) < 0.05 * baseline_ms:
         return "same"
     return "slower" if change_ms > 0 else "faster"
+
+
+def annotation_row(row: OperationRow) -> AnnotationRow:
+    """An operation row as a dashboard annotation: where it ran, its verdict, its summary
+    and a link to its diagnosis (text from traces is escaped: Grafana renders it as HTML)."""
+    link = (
+        f' <a href="{escape(row.diagnosis_url, quote=True)}" target="_blank">diagnosis</a>'
+        if row.diagnosis_url
+        else ""
+    )
+    return AnnotationRow(
+        time=row.time,
+        time_end=row.time + round(row.duration_ms),
+        title=f"{row.verdict}: {row.operation_type} {row.operation_id}",
+        text=f"<b>{escape(row.verdict)}</b>: {escape(row.summary)}{link}",
+        tags=f"opdiag,{row.verdict},{row.operation_type}",
+        verdict=row.verdict,
+        operation_type=row.operation_type,
+        operation_id=row.operation_id,
+        diagnosis_url=row.diagnosis_url,
+    )
 
 
 def verdict_count_row(time_ms: int, verdict: str, count: int) -> VerdictCountRow:

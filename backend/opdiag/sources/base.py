@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from opdiag.model import SpanQuery, Trace
+from opdiag.timeutil import TimeRange
 
 __all__ = ["SpanQuery", "TraceSource", "holds_wanted_span"]
 
@@ -37,9 +38,11 @@ class TraceSource(Protocol):
         """Raise ``SourceUnavailableError`` unless the source can answer right now."""
         ...
 
-    def traces_for(self, ident: str) -> list[Trace]:
+    def traces_for(self, ident: str, window: TimeRange | None = None) -> list[Trace]:
         """Every trace holding operation id ``ident`` (attribute ``operation.id``) or, when
-        ``ident`` looks like a trace id, that trace. Empty list when none."""
+        ``ident`` looks like a trace id, that trace. Empty list when none. A live source
+        searches the spans starting in ``window`` (None: its look-back before now); a
+        trace id is fetched whatever the window, and files hold all of their time."""
         ...
 
     def recent_traces(self, start_us: int, end_us: int, limit: int = 500) -> list[Trace]:

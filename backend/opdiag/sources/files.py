@@ -22,6 +22,7 @@ from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_tra
 from opdiag.sources.base import SpanQuery
 from opdiag.sources.rawbytes import DEFAULT_MAX_BYTES
 from opdiag.sources.readers import read_file
+from opdiag.timeutil import TimeRange
 
 TRACE_SUFFIXES = (
     ".json",
@@ -132,7 +133,8 @@ class FileSource:
         """Load now; malformed input raises ``InputError``/``TraceFormatError``."""
         self._ensure_loaded()
 
-    def traces_for(self, ident: str) -> list[Trace]:
+    def traces_for(self, ident: str, window: TimeRange | None = None) -> list[Trace]:
+        """Files are a finite recording: all of it is searched, whatever the window."""
         self._ensure_loaded()
         key = ident.strip()
         ids = self._by_operation.get(key)

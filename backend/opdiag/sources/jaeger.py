@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -54,16 +54,20 @@ import httpx
 
 from opdiag.errors import InputError, SourceUnavailableError, TraceFormatError
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
+from opdiag.operations import NOISE_SPAN_PATTERNS
+from opdiag.search_window import CLOCK_MARGIN_US, around
 from opdiag.settings import JaegerSettings
 from opdiag.sources.base import SpanQuery, holds_wanted_span
-from opdiag.sources.jaeger_api import QueryApi, detect_api
+from opdiag.sources.jaeger_api import QueryApi, detect_api, trace_ids_of, without_traces
 from opdiag.sources.jaeger_cache import TtlCache
 from opdiag.sources.jaeger_http import JaegerHttp, Observer, Reply
+from opdiag.sources.jaeger_query import is_window_name, window_span_names
 from opdiag.sources.readers import parse_document
+from opdiag.timeutil import TimeRange
 
 OPERATION_ID = "operation.id"
-# Spans may reach Jaeger slightly "in the future" of this host's clock.
-_CLOCK_MARGIN_S = 60.0
+# A window this short is not split further, even when its answer reached the depth.
+_MIN_SPLIT_US = 1_000
 
 T = TypeVar("T")
 SearchKey = tuple[Any, ...]
@@ -109,6 +113,14 @@ def _starts_in(trace: Trace, start_us: int, end_us: int) -> bool:
     return any(start_us <= s.start_us < end_us for s in trace.spans)
 
 
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """One search answer decoded: its traces, and how many traces Jaeger answered."""
+
+    traces: list[Trace]
+    count: int
+
+
 @dataclass(slots=True, eq=False)
 class WindowAnswer:
     """One fan-out search, merged: the (rounded) window asked, the traces newest first, and
@@ -152,6 +164,15 @@ class WindowAnswer:
         return list(index.get(ident, ()))
 
 
+def _distinct(traces: Iterable[Trace]) -> Iterator[Trace]:
+    """One copy of each trace: several searches answer the same whole trace."""
+    seen: set[str] = set()
+    for trace in traces:
+        if trace.trace_id not in seen:
+            seen.add(trace.trace_id)
+            yield trace
+
+
 def _weight(answer: WindowAnswer) -> int:
     return len(answer.traces)
 
@@ -166,14 +187,17 @@ class JaegerSource:
         transport: httpx.BaseTransport | None = None,
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
+        noise_patterns: Sequence[str] = (),
     ) -> None:
         self._settings = settings
+        self._noise = (*NOISE_SPAN_PATTERNS, *noise_patterns)
         self._http = JaegerHttp(settings, transport=transport, observer=observer)
         self._clock = clock
         self._lock = threading.Lock()
         self._api: QueryApi | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._services: TtlCache[list[str]] = TtlCache(settings.services_ttl_s, 4)
+        self._names: TtlCache[list[str]] = TtlCache(settings.services_ttl_s, 1024)
         self._searches: TtlCache[WindowAnswer] = TtlCache(
             settings.search_ttl_s, settings.search_cache_traces, weigh=_weight
         )
@@ -239,10 +263,11 @@ class JaegerSource:
     def all_services(self) -> list[str]:
         return list(self._service_list(self._query_api()))
 
-    def traces_for(self, ident: str) -> list[Trace]:
+    def traces_for(self, ident: str, window: TimeRange | None = None) -> list[Trace]:
         """A trace id (16/32 hex) is fetched by id; anything else is searched as
-        ``operation.id`` in every matching service over ``lookback_s``. Oldest first.
-        Always Jaeger's current answer: only an identical call in flight is shared."""
+        ``operation.id`` in every matching service, over ``window`` (spans starting in it)
+        or else the last ``lookback_s``. Oldest first. Always Jaeger's current answer: only
+        an identical call in flight is shared."""
         ident = ident.strip()
         if not ident:
             raise InputError("an operation id or trace id is required", field="id")
@@ -260,25 +285,26 @@ class JaegerSource:
                 ("trace", api.name, trace_id), fetch, max_age_s=0, store=False
             )
             return list(answer.traces)
-        now_us = int(self._clock() * 1_000_000)
-        start_us, end_us = self._rounded(
-            now_us - int(self._settings.lookback_s * 1_000_000),
-            now_us + int(_CLOCK_MARGIN_S * 1_000_000),
-        )
+        if window is None:
+            now_us = int(self._clock() * 1_000_000)
+            window = around(now_us, int(self._settings.lookback_s * 1_000_000))
+        start_us, end_us = self._rounded(window.start_us, window.end_us)
         tags = {OPERATION_ID: ident}
         depth = max(1, self._settings.search_limit)
         services = self._matching_services(api)
 
         def search(service: str) -> list[Trace]:
-            reply = api.search_reply(service, start_us, end_us, depth, tags)
-            traces = self._decode(api, reply, f"{api.name}:search/{service}")
+            where = f"{api.name}:search/{service}"
+            traces = self._search_whole(
+                api, service, start_us, end_us, depth=depth, tags=tags, where=where
+            )
             if not api.filters_attributes:
                 traces = [t for t in traces if holds_attribute(t, service, OPERATION_ID, ident)]
             return traces
 
         def fetch_all() -> WindowAnswer:
             found = self._fan_out(services, search)
-            merged = merge_traces(t for traces in found for t in traces)
+            merged = merge_traces(_distinct(t for traces in found for t in traces))
             merged.sort(key=lambda t: (t.start_us, t.trace_id))
             return WindowAnswer(start_us, end_us, frozenset(services), tuple(merged), frozenset())
 
@@ -325,16 +351,18 @@ class JaegerSource:
         if not pairs:
             return []
         lo, hi = self._rounded(start_us, end_us)
-        depth = max(1, min(limit, self._settings.search_limit))
+        # The caller's limit, not search_limit: a worker's answered health checks from
+        # minutes before name its service, and a busy backend probes several times a minute.
+        depth = max(1, limit)
 
         def search(pair: tuple[str, str]) -> list[Trace]:
             service, span = pair
             reply = api.search_reply(service, lo, hi, depth, None, operation=span)
-            return self._decode(api, reply, f"{api.name}:search/{service}/{span}")
+            return self._decode(api, reply, f"{api.name}:search/{service}/{span}").traces
 
         def fetch_all() -> WindowAnswer:
             found = self._fan_out(pairs, search)
-            merged = merge_traces(t for traces in found for t in traces)
+            merged = merge_traces(_distinct(t for traces in found for t in traces))
             merged.sort(key=lambda t: (t.start_us, t.trace_id), reverse=True)
             return WindowAnswer(lo, hi, frozenset(s for s, _ in pairs), tuple(merged), frozenset())
 
@@ -394,7 +422,7 @@ class JaegerSource:
         now_us = int(self._clock() * 1_000_000)
         return self._rounded(
             now_us - int(self._settings.lookback_s * 1_000_000) - self._round_us,
-            now_us + int(_CLOCK_MARGIN_S * 1_000_000),
+            now_us + CLOCK_MARGIN_US,
         )
 
     def _live_depth(self) -> int:
@@ -420,16 +448,31 @@ class JaegerSource:
     def _window_search(
         self, api: QueryApi, services: list[str], start_us: int, end_us: int, depth: int
     ) -> WindowAnswer:
-        """Every service searched over the window without tags, merged, newest first."""
+        """Every service searched over the window without tags, merged, newest first; only
+        traces that may hold an operation are kept (not health checks or polling alone).
+
+        Health checks and polling make most traces of a busy service, so a search by
+        service alone fills its depth with them and misses the operations. A service whose
+        answer reached the depth is therefore searched again once per span name that can
+        belong to an operation (``window_span_names``); the others' answers are whole. A
+        trace already decoded from an earlier answer is not decoded again."""
         asked_at_us = int(self._clock() * 1_000_000)
+        seen: set[str] = set()
 
-        def search(service: str) -> tuple[str, list[Trace]]:
-            reply = api.search_reply(service, start_us, end_us, depth, None)
-            return service, self._decode(api, reply, f"{api.name}:search/{service}")
+        def search(pair: tuple[str, str | None], keep_cut: bool) -> tuple[str, list[Trace], bool]:
+            service, name = pair
+            reply = api.search_reply(service, start_us, end_us, depth, None, operation=name)
+            where = f"{api.name}:search/{service}" + (f"/{name}" if name else "")
+            answer = self._decode(api, reply, where, seen=seen, depth=None if keep_cut else depth)
+            return service, answer.traces, answer.count >= depth
 
-        found = self._fan_out(services, search)
-        truncated = frozenset(service for service, traces in found if len(traces) >= depth)
-        merged = merge_traces(t for _, traces in found for t in traces)
+        first = self._fan_out([(s, None) for s in services], lambda p: search(p, False))
+        busy = [service for service, _, cut in first if cut]
+        pairs = self._window_pairs(api, busy)
+        second = self._fan_out(pairs, lambda p: search(p, True))
+        truncated = frozenset(service for service, _, cut in second if cut)
+        found = [t for _, traces, _ in (*first, *second) for t in traces]
+        merged = merge_traces(t for t in _distinct(found) if self._may_hold_operation(t))
         merged.sort(key=lambda t: (t.start_us, t.trace_id), reverse=True)
         return WindowAnswer(
             start_us,
@@ -440,6 +483,60 @@ class JaegerSource:
             depth=depth,
             asked_at_us=asked_at_us,
         )
+
+    def _window_pairs(
+        self, api: QueryApi, services: list[str]
+    ) -> list[tuple[str, str | None]]:
+        """(service, span name) to search a busy service's window by: every name but noise
+        (``window_span_names``); a service whose names are unknown is searched whole (its
+        answer then stays cut), one holding only noise not at all."""
+        known = self._fan_out(services, lambda service: self._span_names(api, service))
+        pairs: list[tuple[str, str | None]] = []
+        for service, names in zip(services, known, strict=True):
+            if not names:
+                pairs.append((service, None))
+                continue
+            pairs.extend((service, name) for name in window_span_names(names, self._noise))
+        return pairs
+
+    def _may_hold_operation(self, trace: Trace) -> bool:
+        """What a search by span name would find: a trace with a span of its own name (the
+        whole answers of quiet services are cut to that too, so every window answer holds
+        the same kind of traces)."""
+        return any(is_window_name(name, self._noise) for name in {s.name for s in trace.spans})
+
+    def _span_names(self, api: QueryApi, service: str) -> list[str]:
+        """A service's span names; reused like the service list (they change with code)."""
+        return self._names.get_or_load((api.name, service), lambda: api.span_names(service))
+
+    def _search_whole(
+        self,
+        api: QueryApi,
+        service: str,
+        start_us: int,
+        end_us: int,
+        *,
+        depth: int,
+        tags: dict[str, str] | None,
+        where: str,
+    ) -> list[Trace]:
+        """Every trace of ``service`` matching ``tags`` in the window. Jaeger has no offset
+        to page with, and an answer that reached the depth may have been cut (an older
+        Jaeger ignores the tags, so its answer is every trace of the window), so such a
+        window is halved until each answer stays below the depth."""
+        pending = [(start_us, end_us)]
+        found: dict[str, Trace] = {}
+        while pending:
+            lo, hi = pending.pop()
+            reply = api.search_reply(service, lo, hi, depth, tags)
+            decoded = self._decode(api, reply, where)
+            if decoded.count >= depth and hi - lo > _MIN_SPLIT_US:
+                mid = (lo + hi) // 2
+                pending += [(mid + 1, hi), (lo, mid)]  # both bounds are inclusive in Jaeger
+                continue
+            for trace in decoded.traces:
+                found.setdefault(trace.trace_id, trace)
+        return list(found.values())
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -465,13 +562,34 @@ class JaegerSource:
                 f.cancel()
             raise
 
-    def _decode(self, api: QueryApi, reply: Reply, where: str) -> list[Trace]:
+    def _decode(
+        self,
+        api: QueryApi,
+        reply: Reply,
+        where: str,
+        *,
+        seen: set[str] | None = None,
+        depth: int | None = None,
+    ) -> Decoded:
         """JSON → traces, one answer at a time. Searches still fetch concurrently, but a
         window answer decodes into many times its size in Python objects; decoding them all
-        at once only raised the memory high-water mark (the work holds the GIL anyway)."""
+        at once only raised the memory high-water mark (the work holds the GIL anyway).
+        ``count`` is the number of traces Jaeger answered. With ``seen``, traces decoded
+        from an earlier answer are skipped (whole traces: several searches answer one);
+        with ``depth``, an answer that reached it is counted but not decoded."""
         with self._decoding:
             doc = api.search_document(reply)
-            return [] if doc is None else self._parse(doc, where)
+            if doc is None:
+                return Decoded([], 0)
+            ids = trace_ids_of(doc)
+            if depth is not None and len(ids) >= depth:
+                return Decoded([], len(ids))
+            if seen is not None:
+                doc = without_traces(doc, seen)
+            traces = self._parse(doc, where)
+            if seen is not None:
+                seen.update(ids)
+            return Decoded(traces, len(ids))
 
     def _parse(self, doc: Any, where: str) -> list[Trace]:
         source = f"jaeger {self._http.url} {where}"

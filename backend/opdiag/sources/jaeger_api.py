@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from opdiag.errors import SourceUnavailableError
+from opdiag.model import normalise_trace_id
 from opdiag.sources.jaeger_http import JaegerHttp, Reply
 from opdiag.sources.jaeger_query import (
+    LEGACY_TRACE_PARAMS,
     V3Dialect,
     dialect_for_version,
     dialect_from_error,
@@ -22,6 +25,7 @@ from opdiag.sources.jaeger_query import (
     legacy_search_params,
     parse_version,
     v3_search_params,
+    v3_trace_params,
 )
 
 # Endpoint labels for the observer: route templates, never raw ids (bounded cardinality).
@@ -32,6 +36,8 @@ V3_TRACE = "/api/v3/traces/{id}"
 LEGACY_SERVICES = "/api/services"
 LEGACY_TRACES = "/api/traces"
 LEGACY_TRACE = "/api/traces/{id}"
+V3_OPERATIONS = "/api/v3/operations"
+LEGACY_OPERATIONS = "/api/services/{service}/operations"
 
 
 class QueryApi(Protocol):
@@ -41,6 +47,8 @@ class QueryApi(Protocol):
     filters_attributes: bool
 
     def services(self) -> list[str]: ...
+
+    def span_names(self, service: str) -> list[str]: ...
 
     def search_reply(
         self,
@@ -78,6 +86,65 @@ def _json_or_none(reply: Reply) -> Any | None:
     return _json_ok(reply)
 
 
+def _legacy_traces(doc: Any) -> list[Any] | None:
+    data = doc.get("data") if isinstance(doc, dict) else None
+    return data if isinstance(data, list) else None
+
+
+def _v3_resource_spans(doc: Any) -> list[Any] | None:
+    result = doc.get("result") if isinstance(doc, dict) else None
+    found = result.get("resourceSpans") if isinstance(result, dict) else None
+    return found if isinstance(found, list) else None
+
+
+def _legacy_id(trace: Any) -> str | None:
+    raw = trace.get("traceID") if isinstance(trace, dict) else None
+    return normalise_trace_id(raw) if isinstance(raw, str) and raw.strip() else None
+
+
+def _v3_ids(resource_spans: Any) -> set[str]:
+    from opdiag.sources.readers import otlp_id
+
+    found: set[str] = set()
+    scopes = resource_spans.get("scopeSpans") if isinstance(resource_spans, dict) else None
+    for scope in scopes if isinstance(scopes, list) else ():
+        spans = scope.get("spans") if isinstance(scope, dict) else None
+        for span in spans if isinstance(spans, list) else ():
+            try:
+                trace_id = otlp_id(span.get("traceId"), 32) if isinstance(span, dict) else None
+            except ValueError:
+                trace_id = None  # the reader reports it when it parses the answer
+            if trace_id:
+                found.add(trace_id)
+    return found
+
+
+def trace_ids_of(doc: Any) -> set[str]:
+    """The trace ids a search answer (either API) holds, before it is parsed."""
+    legacy = _legacy_traces(doc)
+    if legacy is not None:
+        return {i for i in map(_legacy_id, legacy) if i}
+    found: set[str] = set()
+    for resource_spans in _v3_resource_spans(doc) or ():
+        found |= _v3_ids(resource_spans)
+    return found
+
+
+def without_traces(doc: Any, skip: set[str]) -> Any:
+    """A search answer without the traces in ``skip`` (already read from another answer:
+    searches answer whole traces, so a trace answered twice is the same trace)."""
+    if not skip:
+        return doc
+    legacy = _legacy_traces(doc)
+    if legacy is not None:
+        return {**doc, "data": [t for t in legacy if _legacy_id(t) not in skip]}
+    resource_spans = _v3_resource_spans(doc)
+    if resource_spans is None:
+        return doc
+    kept = [rs for rs in resource_spans if not _v3_ids(rs) <= skip or not _v3_ids(rs)]
+    return {**doc, "result": {**doc["result"], "resourceSpans": kept}}
+
+
 def _services_from(doc: Any, key: str, path: str) -> list[str]:
     if not isinstance(doc, dict):
         raise SourceUnavailableError(f"Jaeger answered an unexpected document at {path}")
@@ -87,6 +154,20 @@ def _services_from(doc: Any, key: str, path: str) -> list[str]:
     if not isinstance(names, list):
         raise SourceUnavailableError(f"Jaeger answered an unexpected document at {path}")
     return sorted({str(n) for n in names if n})
+
+
+def _names_from(doc: Any, key: str, path: str) -> list[str]:
+    """Span names of a service: api_v3 ``{"operations": [{"name", "spanKind"}]}`` or the
+    legacy ``{"data": ["name", ...]}`` (``null`` and a dropped key both mean none)."""
+    if not isinstance(doc, dict):
+        raise SourceUnavailableError(f"Jaeger answered an unexpected document at {path}")
+    items = doc.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise SourceUnavailableError(f"Jaeger answered an unexpected document at {path}")
+    names = {str(i.get("name") if isinstance(i, dict) else i) for i in items}
+    return sorted(n for n in names if n and n != "None")
 
 
 @dataclass(slots=True)
@@ -106,6 +187,10 @@ class V3Api:
     def services(self) -> list[str]:
         reply = self.http.get(V3_SERVICES, label=V3_SERVICES)
         return _services_from(_json_ok(reply), "services", reply.path)
+
+    def span_names(self, service: str) -> list[str]:
+        reply = self.http.get(V3_OPERATIONS, {"service": service}, label=V3_OPERATIONS)
+        return _names_from(_json_ok(reply), "operations", reply.path)
 
     def search_reply(
         self,
@@ -136,7 +221,8 @@ class V3Api:
         return _json_or_none(reply)  # "No traces found": an empty result, not an error
 
     def trace(self, trace_id: str) -> Any | None:
-        return _json_or_none(self.http.get(f"/api/v3/traces/{trace_id}", label=V3_TRACE))
+        params = v3_trace_params(self.dialect)
+        return _json_or_none(self.http.get(f"/api/v3/traces/{trace_id}", params, label=V3_TRACE))
 
 
 @dataclass(slots=True)
@@ -152,6 +238,10 @@ class LegacyApi:
     def services(self) -> list[str]:
         reply = self.http.get(LEGACY_SERVICES, label=LEGACY_SERVICES)
         return _services_from(_json_ok(reply), "data", reply.path)
+
+    def span_names(self, service: str) -> list[str]:
+        path = f"/api/services/{quote(service, safe='')}/operations"
+        return _names_from(_json_ok(self.http.get(path, label=LEGACY_OPERATIONS)), "data", path)
 
     def search_reply(
         self,
@@ -179,7 +269,8 @@ class LegacyApi:
         return _json_ok(reply)
 
     def trace(self, trace_id: str) -> Any | None:
-        return _json_or_none(self.http.get(f"/api/traces/{trace_id}", label=LEGACY_TRACE))
+        reply = self.http.get(f"/api/traces/{trace_id}", LEGACY_TRACE_PARAMS, label=LEGACY_TRACE)
+        return _json_or_none(reply)
 
 
 def _serves_json(reply: Reply, key: str) -> bool:

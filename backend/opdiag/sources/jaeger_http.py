@@ -1,7 +1,8 @@
 """The one HTTP seam to Jaeger: a pooled ``httpx.Client`` with explicit timeouts and limits,
-bounded retries with exponential backoff (connect errors and 5xx only), a global bound on
-in-flight requests, an observer per call, and the translation of every transport failure
-into opdiag's ``SourceUnavailableError`` / ``SourceTimeoutError``."""
+an overall deadline and a size cap per call (answers are streamed and counted), bounded
+retries with exponential backoff (connect errors and 5xx only), a global bound on in-flight
+requests, an observer per call, and the translation of every transport failure into opdiag's
+``SourceUnavailableError`` / ``SourceTimeoutError``."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ ERROR = "error"
 
 _MAX_BACKOFF_S = 5.0
 _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+
+
+class _DeadlineExceeded(Exception):
+    """The call's overall deadline passed (reported as ``SourceTimeoutError``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +126,7 @@ class JaegerHttp:
         transport: httpx.BaseTransport | None = None,
         observer: Observer | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not settings.url:
             raise InputError("no Jaeger URL configured", field="jaeger.url")
@@ -128,6 +134,7 @@ class JaegerHttp:
         self._settings = settings
         self._observer = observer
         self._sleep = sleep
+        self._monotonic = monotonic
         slots = max(1, settings.concurrency)
         self._slots = threading.BoundedSemaphore(slots)
         self._timeout = httpx.Timeout(
@@ -149,15 +156,21 @@ class JaegerHttp:
 
     def get(self, path: str, params: Params = None, *, label: str) -> Reply:
         """GET ``path``; retries connect errors and 5xx with exponential backoff, returns any
-        other answer (including 4xx) for the caller to judge, raises opdiag errors."""
+        other answer (including 4xx) for the caller to judge, raises opdiag errors.
+
+        The whole call — waiting for a connection slot, every attempt, every byte of the
+        answer, the backoff between attempts — ends within ``deadline_s`` (give or take one
+        read timeout), or raises ``SourceTimeoutError`` (504): a Jaeger that sends its answer
+        a byte at a time never trips a read timeout. An answer longer than
+        ``max_answer_bytes`` is refused while it streams, before it is decoded (502)."""
+        deadline = self._monotonic() + self._settings.deadline_s
         attempts = max(0, self._settings.retries) + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = self._send(path, params, label)
+                reply = self._send(path, params, label, deadline)
             except _RETRYABLE as exc:
-                if not last:
-                    self._backoff(attempt)
+                if not last and self._backoff(attempt, deadline):
                     continue
                 if isinstance(exc, httpx.ConnectTimeout):
                     raise SourceTimeoutError(
@@ -167,7 +180,11 @@ class JaegerHttp:
                 raise SourceUnavailableError(
                     f"cannot reach Jaeger at {self.url}: {_reason(exc)}"
                 ) from None
+            except _DeadlineExceeded:
+                raise self._late(path) from None
             except httpx.TimeoutException:
+                if self._monotonic() >= deadline:
+                    raise self._late(path) from None
                 raise SourceTimeoutError(
                     f"Jaeger at {self.url} did not answer {path} within "
                     f"{self._settings.timeout_s:g}s"
@@ -176,32 +193,35 @@ class JaegerHttp:
                 raise SourceUnavailableError(
                     f"cannot reach Jaeger at {self.url}: {_reason(exc)}"
                 ) from None
-            reply = Reply(
-                path=path,
-                status=response.status_code,
-                content_type=response.headers.get("content-type", ""),
-                body=response.content,
-            )
             if reply.status >= 500:
-                if not last:
-                    self._backoff(attempt)
+                if not last and self._backoff(attempt, deadline):
                     continue
                 raise SourceUnavailableError(
-                    f"Jaeger answered HTTP {reply.status} at {path} after {attempts} "
+                    f"Jaeger answered HTTP {reply.status} at {path} after {attempt + 1} "
                     f"attempt(s): {reply.message()}"
                 )
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send(self, path: str, params: Params, label: str) -> httpx.Response:
-        with self._slots:
+    def _late(self, path: str) -> SourceTimeoutError:
+        return SourceTimeoutError(
+            f"Jaeger at {self.url} did not finish answering {path} within "
+            f"{self._settings.deadline_s:g}s (jaeger.deadline_s)"
+        )
+
+    def _send(self, path: str, params: Params, label: str, deadline: float) -> Reply:
+        """One attempt, its answer read whole within the deadline and the size cap."""
+        remaining = deadline - self._monotonic()
+        if remaining <= 0 or not self._slots.acquire(timeout=remaining):
+            raise _DeadlineExceeded
+        try:
             started = time.perf_counter()
             outcome = ERROR
             try:
-                response = self.client.get(path, params=params)
-                outcome = _outcome(response.status_code)
-                return response
-            except httpx.TimeoutException:
+                reply = self._read(path, params, deadline)
+                outcome = _outcome(reply.status)
+                return reply
+            except (httpx.TimeoutException, _DeadlineExceeded):
                 outcome = TIMEOUT
                 raise
             except (httpx.ConnectError, httpx.RemoteProtocolError):
@@ -209,6 +229,43 @@ class JaegerHttp:
                 raise
             finally:
                 self._observe(label, time.perf_counter() - started, outcome)
+        finally:
+            self._slots.release()
+
+    def _read(self, path: str, params: Params, deadline: float) -> Reply:
+        """Stream the answer: no read may wait past the deadline, and the bytes are counted
+        as they come (a declared length over the cap is refused before any is read)."""
+        remaining = max(0.001, deadline - self._monotonic())
+        timeout = httpx.Timeout(
+            min(self._settings.timeout_s, remaining),
+            connect=min(self._settings.connect_timeout_s, remaining),
+        )
+        cap = self._settings.max_answer_bytes
+        with self.client.stream("GET", path, params=params, timeout=timeout) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise self._too_large(path)
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise self._too_large(path)
+                chunks.append(chunk)
+                if self._monotonic() >= deadline:
+                    raise _DeadlineExceeded
+            return Reply(
+                path=path,
+                status=response.status_code,
+                content_type=response.headers.get("content-type", ""),
+                body=b"".join(chunks),
+            )
+
+    def _too_large(self, path: str) -> SourceUnavailableError:
+        return SourceUnavailableError(
+            f"Jaeger's answer at {path} is larger than {self._settings.max_answer_bytes} "
+            "bytes (jaeger.max_answer_bytes): narrow the time range, or raise the cap"
+        )
 
     def _observe(self, label: str, seconds: float, outcome: str) -> None:
         if self._observer is None:
@@ -217,5 +274,11 @@ class JaegerHttp:
         with contextlib.suppress(Exception):
             self._observer(label, seconds, outcome)
 
-    def _backoff(self, attempt: int) -> None:
-        self._sleep(min(_MAX_BACKOFF_S, self._settings.backoff_s * (2**attempt)))
+    def _backoff(self, attempt: int, deadline: float) -> bool:
+        """Sleep before the next attempt; False (no sleep) when it would end past the
+        deadline, so the caller reports the last failure instead."""
+        pause = min(_MAX_BACKOFF_S, self._settings.backoff_s * (2**attempt))
+        if self._monotonic() + pause >= deadline:
+            return False
+        self._sleep(pause)
+        return True

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 
 # Storages whose tag search runs a regexp query on the value (research/jaeger.md §1.2).
 REGEX_STORAGES = frozenset({"elasticsearch", "opensearch"})
@@ -20,6 +22,10 @@ _GIT_VERSION_RE = re.compile(
 )
 # First release whose api_v3 gateway reads camelCase names and honours query.attributes.
 CAMEL_CASE_SINCE = (2, 19)
+# OpenTelemetry's HTTP client instrumentations name client spans by the bare method.
+HTTP_METHOD_NAMES = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +73,11 @@ def v3_search_params(
     """Query parameters of ``GET /api/v3/traces`` in the server's dialect.
 
     ``query.attributes`` is sent in both dialects: a ≤v2.18 server ignores it (the caller
-    filters), a server that understands it narrows the search.
+    filters), a server that understands it narrows the search. Raw traces always: the query
+    service's adjusters sort and rewrite the in-memory storage's own trace objects in place,
+    so concurrent searches of one trace corrupt it for good (seen on v2.12: a resource's
+    ``service.name`` became ``python``); opdiag needs none of them (clock-skew adjustment is
+    off by default, and the model merges duplicate spans itself).
     """
     if dialect.camel:
         params = {
@@ -85,9 +95,25 @@ def v3_search_params(
         }
     if operation:
         params["query.operationName" if dialect.camel else "query.operation_name"] = operation
+    params["query.rawTraces" if dialect.camel else "query.raw_traces"] = "true"
     if attributes:
         params["query.attributes"] = json.dumps(attributes, separators=(",", ":"))
     return params
+
+
+def is_window_name(name: str, noise_patterns: Sequence[str]) -> bool:
+    """Can a span of this name mark a trace as part of an operation? Not noise
+    (``noise_patterns``: health checks, polling, transport events) and not a bare HTTP
+    method: those make most traces of a busy service, and a trace that belongs to an
+    operation always holds a span with a name of its own (the command, the route, a phase)."""
+    return bool(name) and name.upper() not in HTTP_METHOD_NAMES and not any(
+        fnmatchcase(name, pattern) for pattern in noise_patterns
+    )
+
+
+def window_span_names(names: Iterable[str], noise_patterns: Sequence[str]) -> list[str]:
+    """The span names a window search of a busy service asks for, one search each."""
+    return sorted({name for name in names if is_window_name(name, noise_patterns)})
 
 
 def legacy_search_params(
@@ -106,12 +132,21 @@ def legacy_search_params(
         ("start", str(start_us)),
         ("end", str(end_us)),
         ("limit", str(limit)),
+        ("raw", "true"),  # no adjusters: see v3_search_params
     ]
     if operation:
         params.append(("operation", operation))
     for key, value in (tags or {}).items():
         params.append(("tag", f"{key}:{value}"))
     return params
+
+
+def v3_trace_params(dialect: V3Dialect) -> dict[str, str]:
+    """Query parameters of ``GET /api/v3/traces/{id}``: raw, as searches."""
+    return {"rawTraces" if dialect.camel else "raw_traces": "true"}
+
+
+LEGACY_TRACE_PARAMS = {"raw": "true"}
 
 
 def parse_version(index_html: str) -> tuple[int, int, int] | None:

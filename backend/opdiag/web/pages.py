@@ -13,11 +13,14 @@ import logging
 from flask import Blueprint, Response, make_response, render_template, request
 from flask.blueprints import BlueprintSetupState
 
-from opdiag.api.params import parse_ident, parse_range
-from opdiag.api.queries import is_file_source, now_us
+from opdiag.api.params import TimeRange, parse_ident, parse_range
+from opdiag.api.queries import Filters, is_file_source, now_us, operations
+from opdiag.api.rest import lookup_range
+from opdiag.api.schemas import OperationRow
 from opdiag.api.state import AppState, current_state
+from opdiag.diagnosis.result import BaselineRun, Diagnosis
 from opdiag.errors import OpdiagError
-from opdiag.render.links import span_url
+from opdiag.render.links import operation_range_ms, range_around_ms, span_url
 from opdiag.web import comparison_chart, waterfall
 from opdiag.web.filters import FILTERS, utc
 
@@ -127,21 +130,50 @@ def index() -> Response:
     if request.args.get("from") or request.args.get("to"):
         span = parse_range(request.args.get("from"), request.args.get("to"), now_us(), end - start)
         start, end = span.start_us, span.end_us
-    diagnoses = state.service.operations(start, end, limit=INDEX_LIMIT)
+    rows = operations(state.service, TimeRange(start, end), Filters(), INDEX_LIMIT)
     return _html(
         render_template(
             "index.html",
-            diagnoses=diagnoses[:INDEX_LIMIT],
+            rows=rows,
             source=state.source.describe(),
             window=f"{utc(start // 1000)} – {utc(end // 1000)}" if start else "all recorded time",
         )
     )
 
 
+def range_args(span: tuple[int, int | None] | None) -> dict[str, int]:
+    """``from``/``to`` query arguments (epoch ms) of a link to one operation's page."""
+    if span is None:
+        return {}
+    start, end = span
+    return {"from": start} if end is None else {"from": start, "to": end}
+
+
+@bp.app_template_filter("page_range")
+def page_range(diagnosis: Diagnosis) -> dict[str, int]:
+    """The range a link to this operation's page carries (its own time)."""
+    return range_args(operation_range_ms(diagnosis))
+
+
+@bp.app_template_filter("row_range")
+def row_range(row: OperationRow) -> dict[str, int]:
+    """The same for a row of the operations list (from the store or the traces)."""
+    end = row.time + round(row.duration_ms) if row.finished else None
+    return range_args(range_around_ms(row.time, end))
+
+
+@bp.app_template_filter("run_range")
+def run_range(run: BaselineRun) -> dict[str, int]:
+    """The same for a good run a comparison names (finished: its start and duration)."""
+    end = run.started_at_ms + round(run.duration_ms)
+    return range_args(range_around_ms(run.started_at_ms, end))
+
+
 @bp.get("/operations/<ident:ident>")  # an id may hold "/"
 def operation(ident: str) -> Response:
+    """One diagnosis; ``from``/``to`` say where a live source searches for it."""
     state = current_state()
-    diagnosis = state.service.diagnose(parse_ident(ident))
+    diagnosis = state.service.diagnose(parse_ident(ident), window=lookup_range())
     links = state.settings.links
     picture = waterfall.layout(
         diagnosis.execution_flow,
@@ -153,6 +185,9 @@ def operation(ident: str) -> Response:
     if b is not None and b.kind == "gap" and b.start_ms is not None and diagnosis.started_at_ms:
         waterfall.mark_gap(picture, b.start_ms - diagnosis.started_at_ms, b.duration_ms, b.text)
     chart = comparison_chart.layout(diagnosis.comparison) if diagnosis.comparison else None
+    here = {k: v for k, v in request.args.items() if k in ("from", "to") and v}
     return _html(
-        render_template("diagnosis.html", d=diagnosis, waterfall=picture, chart=chart)
+        render_template(
+            "diagnosis.html", d=diagnosis, waterfall=picture, chart=chart, range_args=here
+        )
     )

@@ -13,6 +13,7 @@ from functools import partial
 from opdiag.settings import Settings
 
 from opdiag_dashboards import fields, panels, targets, variables
+from opdiag_dashboards.annotations import verdict_annotations
 from opdiag_dashboards.board import Board
 from opdiag_dashboards.boards.opdiag_tables import operations_table
 from opdiag_dashboards.queries import opdiag as oq
@@ -152,6 +153,7 @@ def build(settings: Settings, json_datasource: str) -> Board:
             variables.operation_type(s, json_datasource),
             variables.verdict(s, json_datasource),
         ],
+        annotations=[verdict_annotations(s, json_datasource, by_type=True)],
         panels=panels.layout(
             [
                 [(finished, 5, 4), (failed, 5, 4), (success, 5, 4), (median, 5, 4), (active, 4, 4)],

@@ -12,6 +12,7 @@ from functools import partial
 from opdiag.settings import Settings
 
 from opdiag_dashboards import panels, targets, variables
+from opdiag_dashboards.annotations import verdict_annotations
 from opdiag_dashboards.board import Board
 from opdiag_dashboards.boards.scrape_status import up_down_table
 from opdiag_dashboards.queries import promql as pq
@@ -112,6 +113,7 @@ def build(settings: Settings, json_datasource: str) -> Board:
         description="Overview of KTRDR system health, request rates, and response times",
         tags=["overview"],
         variables=[variables.environment(s), variables.job(s), variables.instance(s)],
+        annotations=[verdict_annotations(s, json_datasource, by_type=False)],
         panels=panels.layout(
             [
                 [(up, 4, 4), (down, 4, 4), (rps, 6, 4), (err, 5, 4), (p95, 5, 4)],

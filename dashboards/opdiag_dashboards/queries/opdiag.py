@@ -2,7 +2,8 @@
 
 The URL is the single source for both JSON datasources: Infinity gets it as is (relative to
 the datasource's base URL), the simpod target is derived from it (``targets.simpod_target``).
-Filters follow docs/architecture.md: ``from``/``to`` take ``${__from}``/``${__to}``; the
+Filters follow docs/architecture.md: ``from``/``to`` take ``${__from}``/``${__to}`` (for one
+operation too: a live Jaeger is searched for it over the dashboard's range); the
 single-select filter variables are sent with the ``:text`` format so "All" arrives as ``All``
 (= no filter) while Prometheus panels get the ``.*`` all-value of the same variable.
 """
@@ -42,33 +43,40 @@ def verdict_counts(s: Settings) -> str:
     return f"{API}/verdict-counts?{RANGE}&interval=${{__interval_ms}}&{_filters()}"
 
 
+def annotations(s: Settings, *, by_type: bool) -> str:
+    """Failed, refused, stuck and lost operations as annotations (``by_type``: filtered by
+    the dashboard's operation type variable)."""
+    filters = f"&type=${{{sel.OPERATION_TYPE}:text}}" if by_type else ""
+    return f"{API}/annotations?{RANGE}{filters}&limit={s.dashboards.operations_limit}"
+
+
 # The selected operation as one path segment (an id may hold "/", "#", "?").
 _OPERATION = f"${{{sel.OPERATION_ID}:percentencode}}"
 
 
 def diagnosis(s: Settings) -> str:
     """The selected operation's diagnosis (one row)."""
-    return f"{API}/operations/{_OPERATION}"
+    return f"{API}/operations/{_OPERATION}?{RANGE}"
 
 
 def flow(s: Settings) -> str:
     """The selected operation's execution flow."""
-    return f"{API}/operations/{_OPERATION}/flow"
+    return f"{API}/operations/{_OPERATION}/flow?{RANGE}"
 
 
 def findings(s: Settings) -> str:
     """Every rule that fired for the selected operation."""
-    return f"{API}/operations/{_OPERATION}/findings"
+    return f"{API}/operations/{_OPERATION}/findings?{RANGE}"
 
 
 def solution(s: Settings) -> str:
     """Steps and commands that fix the selected operation's problem."""
-    return f"{API}/operations/{_OPERATION}/solution"
+    return f"{API}/operations/{_OPERATION}/solution?{RANGE}"
 
 
 def comparison(s: Settings) -> str:
     """The selected operation's phases against the median of its last good runs."""
-    return f"{API}/operations/${{{sel.OPERATION_ID}}}/comparison"
+    return f"{API}/operations/{_OPERATION}/comparison?{RANGE}"
 
 
 def variable_values(s: Settings, name: str) -> str:

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -68,3 +69,19 @@ def stop(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
     proc.wait()
+
+
+def run_cycle(otlp_endpoint: str, log: Path, *, timeout_s: float,
+              speedup: float = 100.0) -> None:
+    """Every role on fresh loopback ports for one full cycle of the scenario mix, then
+    stopped (each process flushes its spans on SIGTERM). ``RuntimeError`` with the log when
+    the demo dies or the cycle does not end within ``timeout_s``."""
+    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+    with demo(ports, otlp_endpoint=otlp_endpoint, speedup=speedup, cycles=1, log=log) as proc:
+        deadline = time.monotonic() + timeout_s
+        while "cycle 1 done" not in log.read_text():
+            if proc.poll() is not None:
+                raise RuntimeError("the demo stopped:\n" + log.read_text())
+            if time.monotonic() > deadline:
+                raise RuntimeError("no full cycle:\n" + log.read_text())
+            time.sleep(0.5)

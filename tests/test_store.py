@@ -1,0 +1,352 @@
+"""The verdict store on both databases: SQLite (a file) and PostgreSQL (a real server the
+module starts and stops, see pg_support). Every test runs against both."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from opdiag.errors import InputError, StoreUnavailableError
+from opdiag.settings import Settings, default_store_path
+from opdiag.store.factory import open_store, store_location
+from opdiag.store.schema import LATEST_VERSION, MIGRATIONS
+from store_support import BASE_MS, Backends, record
+
+MIN = 60_000
+US = 1000
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backends(request, tmp_path: Path) -> Backends:
+    server = request.getfixturevalue("pg_server") if request.param == "postgresql" else None
+    return Backends(request.param, tmp_path, server)
+
+
+@pytest.fixture
+def store(backends: Backends):
+    opened = backends.open()
+    yield opened
+    opened.close()
+
+
+# -- schema and migrations --------------------------------------------------------------
+
+
+def test_a_new_store_is_created_at_the_latest_schema(store):
+    assert store.schema_version() == LATEST_VERSION
+    assert store.migrate() == []  # nothing left to apply
+    assert not store.has_operations()
+    assert store.last_pass_ms() is None
+
+
+def test_migrations_are_versioned_and_keep_data(backends: Backends):
+    """A store at version 1 holding data is brought to the latest version on open."""
+    location = backends.location()
+    old = _open_unmigrated(backends, location)
+    assert old.schema_version() == 0
+    assert old.migrate(target=1) == [1]
+    assert old.schema_version() == 1
+    old.record([record("op_1", "failed", status="failed")], 5)
+    old.close()
+    new = backends.open(location)
+    try:
+        assert new.schema_version() == LATEST_VERSION
+        assert [r.operation_id for r in new.operations(0, 2**62)] == ["op_1"]
+        new.note_pass(7)  # a table of migration 2
+        assert new.last_pass_ms() == 7
+    finally:
+        new.close()
+    assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
+
+
+def _open_unmigrated(backends: Backends, location: str):
+    from opdiag.store.postgres import PostgresConnector
+    from opdiag.store.sql import SqlStore
+    from opdiag.store.sqlite import SqliteConnector
+
+    if backends.kind == "postgresql":
+        return SqlStore(PostgresConnector(location))
+    return SqlStore(SqliteConnector(location))
+
+
+def test_a_store_migrated_by_a_newer_opdiag_is_refused(backends: Backends):
+    location = backends.location()
+    store = backends.open(location)
+    with store.connector.write() as conn:
+        store._run(
+            conn,
+            "INSERT INTO opdiag_schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)",
+            (LATEST_VERSION + 1, "from the future", 0),
+        )
+    store.close()
+    with pytest.raises(StoreUnavailableError, match="newer than this opdiag"):
+        backends.open(location)
+
+
+# -- recording --------------------------------------------------------------------------
+
+
+def test_recording_keeps_every_verdict_change_once(store):
+    first = store.record([record("op_1", "healthy", status="running", finished=False)], 10)
+    assert [(r.previous, r.verdict_changed, r.newly_settled) for r in first] == [
+        (None, True, False)
+    ]
+    again = store.record(
+        [record("op_1", "healthy", status="running", finished=False, summary="more spans")], 20
+    )
+    assert [(r.previous, r.verdict_changed) for r in again] == [("healthy", False)]
+    stuck = store.record([record("op_1", "stuck", status="running", finished=False)], 30)
+    assert [(r.previous, r.verdict_changed, r.newly_settled) for r in stuck] == [
+        ("healthy", True, False)
+    ]
+    done = store.record([record("op_1", "failed", status="failed")], 40)
+    assert [(r.previous, r.newly_settled) for r in done] == [("stuck", True)]
+    # Settled: final. A later judgement (another baseline, a restart) changes nothing.
+    assert store.record([record("op_1", "slow", status="completed")], 50) == []
+    history = store.history("op_1")
+    assert [(h.recorded_at_ms, h.verdict, h.status, h.finished) for h in history] == [
+        (10, "healthy", "running", False),
+        (30, "stuck", "running", False),
+        (40, "failed", "failed", True),
+    ]
+    assert history[-1].trace_ids == ("a" * 32, "b" * 32)
+    assert history[-1].diagnosis_url.endswith("/operations/op_1")
+    [listed] = store.operations(0, 2**62)
+    assert (listed.verdict, listed.summary, listed.finished) == ("failed", "failed summary", True)
+
+
+def test_a_refused_dispatch_is_settled_without_a_terminal_transition(store):
+    refused = record("a" * 32, "no_workers", status="unknown", finished=False, settled=True)
+    [done] = store.record([refused], 10)
+    assert done.newly_settled
+    assert store.in_progress(0) == []
+    [listed] = store.operations(0, 2**62)
+    assert listed.finished is False  # the row says what the traces say
+
+
+def test_the_list_filters_orders_and_limits_like_the_trace_list(store):
+    store.record(
+        [
+            record("op_old", "healthy", start_ms=BASE_MS - 60 * MIN, duration_ms=MIN),
+            record("op_long", "stuck", status="running", finished=False,
+                   start_ms=BASE_MS - 30 * MIN, duration_ms=40 * MIN),
+            record("op_a", "failed", status="failed", op_type="backtesting", start_ms=BASE_MS),
+            record("op_b", "healthy", start_ms=BASE_MS + MIN, services=("ktrdr-cli",)),
+            record("op_c", "healthy", start_ms=BASE_MS + MIN),
+        ],
+        1,
+    )
+    window = ((BASE_MS - 5 * MIN) * US, (BASE_MS + 5 * MIN) * US)
+    keys = [r.operation_id for r in store.operations(*window)]
+    # Newest first, ties by key descending; op_long started before the window but runs
+    # into it; op_old ended before it.
+    assert keys == ["op_c", "op_b", "op_a", "op_long"]
+    assert [r.operation_id for r in store.operations(*window, limit=2)] == ["op_c", "op_b"]
+    assert [r.operation_id for r in store.operations(*window, operation_types=["backtesting"])
+            ] == ["op_a"]
+    assert [r.operation_id for r in store.operations(*window, verdicts=["stuck", "failed"])
+            ] == ["op_a", "op_long"]
+    assert [r.operation_id for r in store.operations(*window, services=["ktrdr-cli"])
+            ] == ["op_b"]
+    assert store.operations(*window, verdicts=["cancelled"]) == []
+    assert store.distinct("operation_types", *window, 100) == ["backtesting", "training"]
+    assert store.distinct("services", *window, 100) == [
+        "ktrdr-api", "ktrdr-cli", "ktrdr-training-worker-1"]
+    assert store.distinct("operation_ids", *window, 2) == ["op_c", "op_b"]
+
+
+def test_verdict_counts_are_epoch_aligned_buckets_of_the_start(store):
+    store.record(
+        [
+            record("op_1", "healthy", start_ms=BASE_MS),
+            record("op_2", "healthy", start_ms=BASE_MS + 1),
+            record("op_3", "failed", status="failed", start_ms=BASE_MS + 5 * MIN),
+            record("op_4", "failed", status="failed", start_ms=BASE_MS + 10 * MIN),
+        ],
+        1,
+    )
+    bucket = 5 * MIN * US
+    counts = store.verdict_counts(BASE_MS * US, (BASE_MS + 10 * MIN) * US, bucket)
+    first = BASE_MS * US - BASE_MS * US % bucket
+    expected: dict[tuple[int, str], int] = {}
+    for start, verdict in ((BASE_MS, "healthy"), (BASE_MS + 1, "healthy"),
+                           (BASE_MS + 5 * MIN, "failed")):
+        key = (start * US - start * US % bucket, verdict)
+        expected[key] = expected.get(key, 0) + 1
+    assert counts == expected  # op_4 starts at the (exclusive) end
+    assert min(b for b, _ in counts) == first
+    assert store.verdict_counts(
+        BASE_MS * US, (BASE_MS + 10 * MIN) * US, bucket, verdicts=["failed"]
+    ) == {k: v for k, v in expected.items() if k[1] == "failed"}
+
+
+def test_in_progress_and_follow_up_lists(store):
+    store.record(
+        [
+            record("op_run", "healthy", status="running", finished=False, start_ms=BASE_MS),
+            record("op_stuck", "stuck", status="running", finished=False, start_ms=BASE_MS),
+            record("op_lost", "worker_lost", status="running", finished=False,
+                   op_type="backtesting", start_ms=BASE_MS),
+            record("op_ancient", "stuck", status="running", finished=False,
+                   start_ms=BASE_MS - 48 * 60 * MIN),
+            record("op_done", "healthy", start_ms=BASE_MS),
+        ],
+        100,
+    )
+    since = BASE_MS - 24 * 60 * MIN
+    snapshot = {(p.operation_type, p.state): p.count for p in store.in_progress(since)}
+    assert snapshot == {("training", "running"): 1, ("training", "stuck"): 1,
+                        ("backtesting", "lost"): 1}
+    assert store.to_follow(101, since, 10) == ["op_lost", "op_run", "op_stuck"]
+    assert store.to_follow(100, since, 10) == []  # all judged at 100
+    store.touch(["op_lost"], 150)
+    assert store.to_follow(200, since, 2) == ["op_run", "op_stuck"]
+    assert store.to_follow(200, since, 0) == []
+
+
+def test_passes_are_noted(store):
+    store.note_pass(10)
+    store.note_pass(20)
+    assert store.last_pass_ms() == 20
+    with store.connector.read() as conn:
+        (passes,) = store._run(conn, "SELECT passes FROM opdiag_watcher").fetchone()
+    assert passes == 2
+
+
+def test_many_records_in_one_pass(store):
+    many = [record(f"op_{i:04d}", "healthy", start_ms=BASE_MS + i) for i in range(1200)]
+    written = store.record(many, 1)
+    assert len(written) == 1200 and all(r.newly_settled for r in written)
+    assert store.record(many, 2) == []
+    assert len(store.operations(0, 2**62)) == 1200
+
+
+# -- failures ---------------------------------------------------------------------------
+
+
+def test_an_unusable_sqlite_path_is_a_clear_error(tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreUnavailableError, match="cannot create its directory"):
+        open_store(Settings.model_validate({"store": {"path": str(blocker / "x.sqlite3")}}))
+
+
+def test_a_closed_store_raises_store_errors(store):
+    store.close()
+    with pytest.raises(StoreUnavailableError, match="verdict store"):
+        store.operations(0, 2**62)
+
+
+def test_an_unreachable_postgresql_names_it_without_the_password(pg_server):
+    url = pg_server.url(password="s3cret").replace(str(pg_server.port), "1")
+    settings = Settings.model_validate({"store": {"url": url, "connect_timeout_s": 1}})
+    with pytest.raises(StoreUnavailableError) as caught:
+        open_store(settings)
+    assert "127.0.0.1:1" in caught.value.message
+    assert "s3cret" not in caught.value.message and "***" in caught.value.message
+
+
+def test_a_url_that_is_not_postgresql_is_refused():
+    settings = Settings.model_validate({"store": {"url": "mysql://db/x"}})
+    with pytest.raises(InputError, match="postgresql://"):
+        open_store(settings)
+
+
+def test_postgresql_reconnects_after_the_server_dropped_the_connection(pg_server):
+    location = pg_server.create_database()
+    store = Backends("postgresql", Path("."), pg_server).open(location)
+    try:
+        store.record([record("op_1")], 1)
+        with psycopg.connect(pg_server.url(), autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (location.rsplit("/", 1)[1],),
+            )
+        with pytest.raises(StoreUnavailableError):
+            store.operations(0, 2**62)
+        assert [r.operation_id for r in store.operations(0, 2**62)] == ["op_1"]
+    finally:
+        store.close()
+
+
+# -- several replicas on one PostgreSQL -------------------------------------------------
+
+
+def test_one_replica_leads_and_another_takes_over_when_it_goes(pg_server):
+    location = pg_server.create_database()
+    backends = Backends("postgresql", Path("."), pg_server)
+    first, second = backends.open(location), backends.open(location)
+    try:
+        assert first.lead() is True
+        assert second.lead() is False
+        assert first.lead() is True  # still leading, no second lock taken
+        first.close()
+        # The server drops the lock when it notices the session ended (asynchronously).
+        deadline = time.monotonic() + 30
+        while not second.lead():
+            assert time.monotonic() < deadline, "the lock was never released"
+            time.sleep(0.05)
+    finally:
+        second.close()
+
+
+def test_replicas_starting_together_migrate_once(pg_server):
+    location = pg_server.create_database()
+    settings = Settings.model_validate({"store": {"url": location}})
+    errors: list[BaseException] = []
+    stores = []
+
+    def start() -> None:
+        try:
+            stores.append(open_store(settings))
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert not errors and len(stores) == 4
+        with psycopg.connect(location) as conn:
+            rows = conn.execute("SELECT version FROM opdiag_schema_migrations ORDER BY 1")
+            assert [v for (v,) in rows] == list(range(1, LATEST_VERSION + 1))
+    finally:
+        for s in stores:
+            s.close()
+
+
+# -- where the store lives --------------------------------------------------------------
+
+
+def test_the_default_store_location(tmp_path: Path):
+    assert default_store_path({"XDG_STATE_HOME": str(tmp_path)}) == (
+        tmp_path / "opdiag" / "verdicts.sqlite3"
+    )
+    assert default_store_path({}).parts[-4:] == (".local", "state", "opdiag", "verdicts.sqlite3")
+    demo = Settings(use_demo=True)
+    assert store_location(demo) == ":memory:"  # the bundled corpus keeps nothing
+    assert store_location(Settings(trace_paths=[tmp_path])) == str(default_store_path())
+    assert store_location(Settings.model_validate({"store": {"path": "/x/y.db"}})) == "/x/y.db"
+    pg = Settings.model_validate({"store": {"url": "postgresql://h/db", "path": "/x/y.db"}})
+    assert store_location(pg) == "postgresql://h/db"
+
+
+def test_the_store_and_watcher_settings_come_from_the_environment():
+    from opdiag.settings import load_settings
+
+    settings = load_settings(environ={
+        "OPDIAG_STORE_URL": "postgresql://opdiag@db/verdicts",
+        "OPDIAG_STORE_PATH": "/var/lib/opdiag/v.sqlite3",
+        "OPDIAG_WATCHER": "false",
+        "OPDIAG_WATCHER_INTERVAL_S": "30",
+    })
+    assert settings.store.url == "postgresql://opdiag@db/verdicts"
+    assert settings.store.path == "/var/lib/opdiag/v.sqlite3"
+    assert settings.watcher.enabled is False and settings.watcher.interval_s == 30
+    with pytest.raises(InputError, match=r"watcher\.interval_s"):
+        load_settings(environ={"OPDIAG_WATCHER_INTERVAL_S": "0"})
