@@ -23,12 +23,14 @@ with ``traces_for`` (Jaeger's current answer) and diagnosed from that.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
 
 from opdiag.diagnosis import engine
 from opdiag.diagnosis.comparison import (
@@ -137,6 +139,28 @@ def _wanted(values: Iterable[str] | None) -> set[str] | None:
         return None
     wanted = {v for v in values if v}
     return wanted or None
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _listed(
+    each: Callable[P, Iterator[T]], name: str, returns: str, doc: str
+) -> Callable[P, list[T]]:
+    """``each``'s results as a list, with ``each``'s parameters (one signature to keep)."""
+
+    @functools.wraps(each)
+    def listed(*args: P.args, **kwargs: P.kwargs) -> list[T]:
+        return list(each(*args, **kwargs))
+
+    listed.__name__ = name
+    listed.__qualname__ = f"DiagnosisService.{name}"
+    listed.__doc__ = doc
+    listed.__signature__ = inspect.signature(each).replace(  # type: ignore[attr-defined]
+        return_annotation=returns
+    )
+    return listed
 
 
 class DiagnosisService:
@@ -508,30 +532,6 @@ class DiagnosisService:
                     self._final.put(group.key, final)
             yield final
 
-    def operations(
-        self,
-        start_us: int,
-        end_us: int,
-        now_us: int | None = None,
-        *,
-        operation_types: Iterable[str] | None = None,
-        verdicts: Iterable[str] | None = None,
-        services: Iterable[str] | None = None,
-        limit: int | None = None,
-    ) -> list[Diagnosis]:
-        """Operations (and failed dispatches without an id) in the range, newest first."""
-        return list(
-            self.each_operation(
-                start_us,
-                end_us,
-                now_us,
-                operation_types=operation_types,
-                verdicts=verdicts,
-                services=services,
-                limit=limit,
-            )
-        )
-
     def each_operation(
         self,
         start_us: int,
@@ -568,6 +568,13 @@ class DiagnosisService:
 
         kept = filter(wanted, everything)
         return kept if limit is None else islice(kept, limit)
+
+    operations = _listed(
+        each_operation,
+        "operations",
+        "list[Diagnosis]",
+        """Operations (and failed dispatches without an id) in the range, newest first.""",
+    )
 
     def verdict_counts(
         self,
