@@ -75,9 +75,9 @@ def span_rule_hits(
     index)`` when the caller has it (``diagnosis.survey``); ``withins`` are the rule set's
     ``within`` globs, ``nested`` its ``without_*`` matches."""
     active: dict[str, bool] = {}
-    # id() of the index's candidates of a shape -> (them, the active ones, does one use
-    # ``within``, does one use ``without_*``)
-    here_of: dict[int, tuple[tuple[Rule, ...], list[Rule], bool, bool]] = {}
+    # id() of the index's candidates of a shape -> (them, the active ones with their match,
+    # does one use ``within``, does one use ``without_*``)
+    here_of: dict[int, tuple[tuple[Rule, ...], list[tuple[Rule, SpanMatch]], bool, bool]] = {}
     own_within: dict[str, frozenset[tuple[str, ...]]] = {}
     best: dict[str, tuple[tuple[int, int], Span, ExceptionInfo | None]] = {}
     counts: dict[str, int] = {}
@@ -108,13 +108,13 @@ def span_rule_hits(
         for span, depth, maybe in meets:
             here = here_of.get(id(maybe))
             if here is None or here[0] is not maybe:  # (the tuple is held: its id stays its)
-                kept = [r for r in maybe if takes_part(r)]
-                uses_within = any(_match(r).within is not None for r in kept)
-                uses_without = any(_uses_without(r) for r in kept)
+                kept = [(r, _match(r)) for r in maybe if takes_part(r)]
+                uses_within = any(m.within is not None for _, m in kept)
+                uses_without = any(_uses_without(r) for r, _ in kept)
                 here = here_of[id(maybe)] = (maybe, kept, uses_within, uses_without)
             _, rules_here, uses_within, uses_without = here
             # what the span alone decides first: the context below is built for few spans
-            own = [(r, found) for r in rules_here if (found := match_own(_match(r), span))[0]]
+            own = [(r, m, found) for r, m in rules_here if (found := match_own(m, span))[0]]
             if not own:
                 continue
             if error_below is None:
@@ -135,8 +135,8 @@ def span_rule_hits(
                 descendants=_holding(with_desc, span.span_id),
                 children=_holding(with_child, span.span_id),
             )
-            for rule, (_, exc) in own:
-                if not matches_context(_match(rule), ctx):
+            for rule, m, (_, exc) in own:
+                if not matches_context(m, ctx):
                     continue
                 counts[rule.id] = counts.get(rule.id, 0) + 1
                 key = (depth, span.start_us)
