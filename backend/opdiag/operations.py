@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from opdiag.globs import Globs
@@ -28,6 +29,7 @@ UNKNOWN_TYPE = "unknown"
 
 # ``create_service_span`` str()s every value, so a missing id arrives as "None".
 _MISSING = frozenset({"", "none", "null", "nil", "undefined"})
+_UNSEEN: Any = object()
 
 _OP_ID_RE = re.compile(
     r"^op_(?:[a-z0-9]+_)*?(data_load|training|backtesting|indicator_compute|fuzzy_analysis|"
@@ -250,11 +252,21 @@ class _TraceScan:
 def _scan(trace: Trace) -> _TraceScan:
     op_types: dict[str, str | None] = {}
     any_type: str | None = None
+    ids: dict[str, str | None] = {}  # per raw id text: a trace repeats a handful
     for span in trace.spans:
-        op_id = operation_id_of(span)
+        raw_id = span.attributes.get(OPERATION_ID_KEY)
+        if raw_id.__class__ is str:
+            op_id = ids.get(raw_id, _UNSEEN)
+            if op_id is _UNSEEN:
+                op_id = ids[raw_id] = operation_id_of(span)
+        else:
+            op_id = operation_id_of(span)
         raw_type = span.attributes.get(OPERATION_TYPE_KEY)
-        op_type = str(raw_type).strip().lower() if raw_type is not None else ""
-        op_type = "" if op_type.lower() in _MISSING else op_type
+        if raw_type is None:
+            op_type = ""
+        else:
+            op_type = str(raw_type).strip().lower()
+            op_type = "" if op_type in _MISSING else op_type
         if op_type and any_type is None:
             any_type = op_type
         if op_id is None:

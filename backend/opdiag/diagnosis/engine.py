@@ -579,9 +579,12 @@ def _declared_values(
     if not declared:
         return {}
     wanted = {name: keys for name, keys in declared.items()}
+    wanted_keys = _attr_keys(wanted)
     out: dict[str, Any] = {}
     for span in valued:
         attrs = span.attributes
+        if attrs.keys().isdisjoint(wanted_keys):  # none of the values still wanted
+            continue
         for name in list(wanted):
             for key in wanted[name]:
                 attr, _, path = key.partition("#")
@@ -592,10 +595,16 @@ def _declared_values(
                 if value not in (None, "", "None", "null"):
                     out[OPERATION_VALUE_PREFIX + name] = value
                     del wanted[name]
+                    wanted_keys = _attr_keys(wanted)
                     break
         if not wanted:
             return out
     return out
+
+
+def _attr_keys(declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    """The attribute keys ``declared`` values read (``key#path`` reads ``key``)."""
+    return frozenset(key.partition("#")[0] for keys in declared.values() for key in keys)
 
 
 def _json_path(raw: Any, path: str) -> Any:
