@@ -7,7 +7,9 @@ the shared notes), so a test that still reads one fails at once, naming the path
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -43,6 +45,13 @@ def _refuse_reads_beside_the_repository(event: str, args: tuple[object, ...]) ->
 
 sys.addaudithook(_refuse_reads_beside_the_repository)
 
+# Compiled rule packs (opdiag.diagnosis.pack_cache) go to a directory of this run, not to the
+# user's cache; CLI subprocesses inherit it (and one started with a cleaned environment falls
+# back to $XDG_CACHE_HOME, a scratch folder of this run too).
+_PACK_CACHE = tempfile.mkdtemp(prefix="opdiag-test-cache-")
+os.environ.setdefault("OPDIAG_CACHE_DIR", _PACK_CACHE)
+os.environ["XDG_CACHE_HOME"] = _PACK_CACHE
+atexit.register(shutil.rmtree, _PACK_CACHE, ignore_errors=True)
 # A server started by a test (in-process or as a child) keeps its verdicts in memory unless
 # the test names a store: never in the state directory of whoever runs the suite.
 os.environ.setdefault("OPDIAG_STORE_PATH", ":memory:")

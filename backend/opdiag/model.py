@@ -242,14 +242,15 @@ def build_trace(
         by_id[span.span_id] = span
         span.trace_id = trace_id
         attrs = span.attributes
-        # is_error(span), its usual answer without the call: no status, no error-ish tag,
-        # not a server span, no events
+        # is_error(span), its usual answer without the call: no status, no error-ish tag
+        # (an exporter's "OK" is not one), not a server span, no events
+        code = attrs.get("otel.status_code") if attrs else None
         span.error = (
             is_error(span)
             if span.status == STATUS_ERROR
             or span.events
             or span.kind == SERVER
-            or "otel.status_code" in attrs
+            or (code is not None and code != "OK")
             or "error" in attrs
             else False
         )
@@ -310,19 +311,24 @@ def build_trace(
 
 
 def _walk(roots: list[Span], children: dict[str, list[Span]]) -> list[tuple[Span, int]]:
-    """Depth-first (span, depth), children in start order, iteratively."""
+    """Depth-first (span, depth), children in start order, iteratively: a stack of child
+    iterators, one per level of the path walked down."""
     out: list[tuple[Span, int]] = []
     append = out.append
-    stack: list[tuple[Span, int]] = [(r, 0) for r in reversed(roots)]
-    pop, extend = stack.pop, stack.extend
     get = children.get
+    stack = [iter(roots)]
+    depth = 0
     while stack:
-        item = pop()
-        append(item)
-        kids = get(item[0].span_id)
-        if kids:
-            below = item[1] + 1
-            extend([(c, below) for c in reversed(kids)])
+        for span in stack[-1]:
+            append((span, depth))
+            kids = get(span.span_id)
+            if kids:
+                stack.append(iter(kids))
+                depth += 1
+                break
+        else:
+            stack.pop()
+            depth -= 1
     return out
 
 

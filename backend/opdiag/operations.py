@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from typing import Any
 from urllib.parse import urlsplit
 
+from opdiag.globs import Globs
 from opdiag.model import CLIENT, SERVER, Span, Trace, http_status, normalise_trace_id
 
 OPERATION_ID_KEY = "operation.id"
@@ -28,6 +29,7 @@ UNKNOWN_TYPE = "unknown"
 
 # ``create_service_span`` str()s every value, so a missing id arrives as "None".
 _MISSING = frozenset({"", "none", "null", "nil", "undefined"})
+_UNSEEN: Any = object()
 
 _OP_ID_RE = re.compile(
     r"^op_(?:[a-z0-9]+_)*?(data_load|training|backtesting|indicator_compute|fuzzy_analysis|"
@@ -91,6 +93,8 @@ DISPATCH_ROUTES: tuple[str, ...] = (
     "POST */download",
     "POST /api/v1/data/*",
 )
+_NOISE_URLS = Globs.of(_NOISE_URL_PATTERNS)
+_DISPATCH = Globs.of(DISPATCH_ROUTES)
 SELECTION_SPANS: frozenset[str] = frozenset({"workers.select", "worker_registry.select_worker"})
 
 # Cheap type hints from span names and routes, first match wins.
@@ -157,12 +161,10 @@ def _url_path(span: Span) -> str:
 def is_noise_span(span: Span, extra_patterns: Sequence[str] = ()) -> bool:
     """Transport, health, metrics or polling span."""
     name = span.name
-    for pattern in (*NOISE_SPAN_PATTERNS, *extra_patterns):
-        if fnmatchcase(name, pattern):
-            return True
+    if Globs.of((*NOISE_SPAN_PATTERNS, *extra_patterns))(name):
+        return True
     if span.kind == CLIENT and name in {"GET", "HEAD"}:
-        path = _url_path(span)
-        return any(fnmatchcase(path, p) for p in _NOISE_URL_PATTERNS)
+        return _NOISE_URLS(_url_path(span))
     return False
 
 
@@ -214,7 +216,7 @@ def _is_failed_dispatch(trace: Trace) -> bool:
             has_error = True
         if span.name in SELECTION_SPANS and _selection_failed(span):
             return True
-        if span.kind == SERVER and any(fnmatchcase(span.name, p) for p in DISPATCH_ROUTES):
+        if span.kind == SERVER and _DISPATCH(span.name):
             status = http_status(span)
             if span.error or (status is not None and status >= 400):
                 return True
@@ -250,11 +252,21 @@ class _TraceScan:
 def _scan(trace: Trace) -> _TraceScan:
     op_types: dict[str, str | None] = {}
     any_type: str | None = None
+    ids: dict[str, str | None] = {}  # per raw id text: a trace repeats a handful
     for span in trace.spans:
-        op_id = operation_id_of(span)
+        raw_id = span.attributes.get(OPERATION_ID_KEY)
+        if raw_id.__class__ is str:
+            op_id = ids.get(raw_id, _UNSEEN)
+            if op_id is _UNSEEN:
+                op_id = ids[raw_id] = operation_id_of(span)
+        else:
+            op_id = operation_id_of(span)
         raw_type = span.attributes.get(OPERATION_TYPE_KEY)
-        op_type = str(raw_type).strip().lower() if raw_type is not None else ""
-        op_type = "" if op_type.lower() in _MISSING else op_type
+        if raw_type is None:
+            op_type = ""
+        else:
+            op_type = str(raw_type).strip().lower()
+            op_type = "" if op_type in _MISSING else op_type
         if op_type and any_type is None:
             any_type = op_type
         if op_id is None:

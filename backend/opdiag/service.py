@@ -23,11 +23,14 @@ with ``traces_for`` (Jaeger's current answer) and diagnosed from that.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Generic, TypeVar
+from itertools import islice
+from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
 
 from opdiag.diagnosis import engine
 from opdiag.diagnosis.comparison import (
@@ -138,6 +141,28 @@ def _wanted(values: Iterable[str] | None) -> set[str] | None:
     return wanted or None
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _listed(
+    each: Callable[P, Iterator[T]], name: str, returns: str, doc: str
+) -> Callable[P, list[T]]:
+    """``each``'s results as a list, with ``each``'s parameters (one signature to keep)."""
+
+    @functools.wraps(each)
+    def listed(*args: P.args, **kwargs: P.kwargs) -> list[T]:
+        return list(each(*args, **kwargs))
+
+    listed.__name__ = name
+    listed.__qualname__ = f"DiagnosisService.{name}"
+    listed.__doc__ = doc
+    listed.__signature__ = inspect.signature(each).replace(  # type: ignore[attr-defined]
+        return_annotation=returns
+    )
+    return listed
+
+
 class DiagnosisService:
     """Diagnoses from one trace source with one rule set; shared by all server threads."""
 
@@ -205,7 +230,7 @@ class DiagnosisService:
                 _type_of(base, group), now, target=group, around_us=group.start_us
             )
             final = self._judged(base, group, self._good(healthy))
-        final = self._finish(final)
+        final = self._finish(final, own=final is not base)
         if final.finished:
             self._final.put(ident, final)
             if final.key != ident:
@@ -323,9 +348,12 @@ class DiagnosisService:
         cannot answer this second search leaves the diagnosis without them, and says so."""
         spec = self.rules.neighbours
         search = getattr(self.source, "neighbour_traces", None)  # older custom sources lack it
-        if not spec.active or search is None or last_status(group) in _SETTLED:
+        if not spec.active or search is None:
             return [], None
-        end = group.end_us if last_status(group) in TERMINAL else max(now_us, group.end_us)
+        status = last_status(group)
+        if status in _SETTLED:
+            return [], None
+        end = group.end_us if status in TERMINAL else max(now_us, group.end_us)
         lo, hi = spec.window(group.start_us, end, now_us)
         try:
             found = search(lo, hi, spec.queries, spec.max_traces)
@@ -361,11 +389,16 @@ class DiagnosisService:
         )
 
     def _judged(
-        self, base: Diagnosis, group: OperationTraces, good: Sequence[RunProfile]
+        self,
+        base: Diagnosis,
+        group: OperationTraces,
+        good: Sequence[RunProfile],
+        profile: RunProfile | None = None,
     ) -> Diagnosis:
         """``base`` with its comparison with the last good runs and, for a healthy or slow
         run, ``slow`` decided against the same baseline (too few runs: the budget stands).
-        Without a good run of its type the run is not profiled at all."""
+        Without a good run of its type the run is not profiled at all. ``profile``: the
+        run's profile when the caller has it."""
         d = self.settings.diagnosis
         op_type = _type_of(base, group)
         if not any(r.key != group.key and r.operation_type == op_type for r in good):
@@ -374,17 +407,24 @@ class DiagnosisService:
             )
             return replace(base, comparison=comparison)
         comparison, chosen = compare_with_baseline(
-            self._profile(group, base), good, self.settings.comparison,
+            profile or self._profile(group, base), good, self.settings.comparison,
             min_runs=d.min_baseline_runs,
         )
-        out = base
         if _may_be_slow(base) and len(chosen) >= d.min_baseline_runs and comparison.baseline_ms:
             change = change_phrase(comparison)
             out = engine.reassess_slow(base, comparison.baseline_ms, self.rules, d, change)
-        return replace(out, comparison=comparison)
+            out.comparison = comparison  # a copy of its own: no second copy
+            return out
+        return replace(base, comparison=comparison)
 
-    def _finish(self, diagnosis: Diagnosis) -> Diagnosis:
-        return replace(diagnosis, links=build_links(diagnosis, self.settings.links))
+    def _finish(self, diagnosis: Diagnosis, *, own: bool = False) -> Diagnosis:
+        """``diagnosis`` with its links; ``own``: a copy nobody else holds yet (from
+        ``_judged``), filled in place."""
+        links = build_links(diagnosis, self.settings.links)
+        if own:
+            diagnosis.links = links
+            return diagnosis
+        return replace(diagnosis, links=links)
 
     def _is_file_source(self) -> bool:
         try:
@@ -433,8 +473,11 @@ class DiagnosisService:
 
     # -- many operations --------------------------------------------------------------
 
-    def _all(self, start_us: int, end_us: int, now_us: int, limit: int | None) -> list[Diagnosis]:
-        """Every operation in the range, diagnosed in two passes (verdicts, then baselines)."""
+    def _all(
+        self, start_us: int, end_us: int, now_us: int, limit: int | None
+    ) -> Iterator[Diagnosis]:
+        """Every operation in the range, newest first, diagnosed in two passes: verdicts
+        (here, at once), then baselines, one operation at a time as the result is read."""
         trace_limit = (
             _ALL_LIMIT
             if self._is_file_source()
@@ -443,7 +486,7 @@ class DiagnosisService:
         traces = self.source.recent_traces(start_us, end_us, trace_limit)
         groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
         finals: dict[str, Diagnosis] = {}
-        bases: list[tuple[OperationTraces, Diagnosis]] = []
+        bases: list[tuple[OperationTraces, Diagnosis] | None] = []
         for group in groups:
             cached = self._final.get(group.key)
             if cached is not None:
@@ -452,28 +495,44 @@ class DiagnosisService:
                 continue
             bases.append((group, self._base_diagnosis(group, now_us, ident=group.key)))
         healthy: dict[str, list[RunProfile]] = {}
-        for group, diagnosis in bases:
+        # profiles made here are used again below (the LRU may not hold a long listing's)
+        profiles: dict[str, RunProfile] = {}
+        for group, diagnosis in filter(None, bases):
             if group.key not in finals and _is_healthy_run(diagnosis):
-                healthy.setdefault(_type_of(diagnosis, group), []).append(
-                    self._profile(group, diagnosis)
-                )
+                profile = profiles[group.key] = self._profile(group, diagnosis)
+                healthy.setdefault(_type_of(diagnosis, group), []).append(profile)
         good = {op_type: self._good(runs) for op_type, runs in healthy.items()}
-        out: list[Diagnosis] = []
-        for group, diagnosis in bases:
+        # newest first (a stable sort: equal keys keep the grouping's order)
+        order = sorted(range(len(bases)), key=lambda i: _newest(bases[i]), reverse=True)
+        return self._judge_each(bases, order, finals, good, profiles)
+
+    def _judge_each(
+        self,
+        bases: list[tuple[OperationTraces, Diagnosis] | None],
+        order: Sequence[int],
+        finals: dict[str, Diagnosis],
+        good: dict[str, list[RunProfile]],
+        profiles: dict[str, RunProfile],
+    ) -> Iterator[Diagnosis]:
+        """The second pass, in ``order``: each verdict is let go once judged, so a listing
+        read row by row holds the first pass's verdicts, never every final diagnosis."""
+        for i in order:
+            entry = bases[i]
+            bases[i] = None
+            assert entry is not None
+            group, diagnosis = entry
             final = finals.get(group.key)
             if final is None:
                 final = diagnosis
                 if diagnosis.finished:
                     same = good.get(_type_of(diagnosis, group), [])
-                    final = self._judged(diagnosis, group, same)
-                final = self._finish(final)
+                    final = self._judged(diagnosis, group, same, profiles.get(group.key))
+                final = self._finish(final, own=final is not diagnosis)
                 if final.finished:
                     self._final.put(group.key, final)
-            out.append(final)
-        out.sort(key=lambda d: (d.started_at_ms or 0, d.key), reverse=True)
-        return out
+            yield final
 
-    def operations(
+    def each_operation(
         self,
         start_us: int,
         end_us: int,
@@ -483,8 +542,9 @@ class DiagnosisService:
         verdicts: Iterable[str] | None = None,
         services: Iterable[str] | None = None,
         limit: int | None = None,
-    ) -> list[Diagnosis]:
-        """Operations (and failed dispatches without an id) in the range, newest first."""
+    ) -> Iterator[Diagnosis]:
+        """``operations()`` one diagnosis at a time (bad arguments and an unavailable source
+        raise here, before the first): a long listing is written out as it is judged."""
         if end_us < start_us:
             raise InputError("'to' is before 'from'", field="to")
         if limit is not None and limit < 0:
@@ -495,18 +555,26 @@ class DiagnosisService:
             _wanted(verdicts),
             _wanted(services),
         )
-        out = []
-        for d in self._all(start_us, end_us, now, limit):
+        everything = self._all(start_us, end_us, now, limit)
+
+        def wanted(d: Diagnosis) -> bool:
             if d.verdict == "not_found":
-                continue
+                return False
             if types is not None and (d.operation_type or UNKNOWN_TYPE) not in types:
-                continue
+                return False
             if wanted_verdicts is not None and d.verdict not in wanted_verdicts:
-                continue
-            if wanted_services is not None and not wanted_services.intersection(d.services):
-                continue
-            out.append(d)
-        return out if limit is None else out[:limit]
+                return False
+            return wanted_services is None or bool(wanted_services.intersection(d.services))
+
+        kept = filter(wanted, everything)
+        return kept if limit is None else islice(kept, limit)
+
+    operations = _listed(
+        each_operation,
+        "operations",
+        "list[Diagnosis]",
+        """Operations (and failed dispatches without an id) in the range, newest first.""",
+    )
 
     def verdict_counts(
         self,
@@ -560,6 +628,13 @@ class DiagnosisService:
             found = {s for g in groups for t in g.traces for s in t.services()}
             return [variable_row(v) for v in sorted(found)]
         return [variable_row(g.key) for g in groups]
+
+
+def _newest(entry: tuple[OperationTraces, Diagnosis] | None) -> tuple[int, str]:
+    """The listing's order key (newest first when reversed)."""
+    assert entry is not None
+    diagnosis = entry[1]
+    return (diagnosis.started_at_ms or 0, diagnosis.key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,9 @@ of their children hangs from the nearest ancestor that is not transparent (roots
 none), among its new siblings in start order (ties: order in ``trace.spans``), exactly as if
 the trace had been rebuilt without them. The diagnosis engine uses it to keep transport noise
 (a CLI polling ``GET /operations/{id}`` until the end) off the path, without copying the trace.
+Usually no hidden span has a visible child (a poll's whole subtree is noise): the trace's
+cached walk minus the hidden spans is then already the rebuilt trace's pre-order, and only the
+visible spans are copied, in one pass. Otherwise the visible tree is traversed (``Visible``).
 
 To find the covering ancestor fast, ancestors are searched with jump pointers (each node keeps
 one pointer to an ancestor at a skew-binary distance, built in O(1)), which works because in
@@ -73,7 +76,7 @@ ancestors form an unbroken run from some ancestor to the top, found in O(log dep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import NamedTuple
@@ -108,8 +111,6 @@ class CriticalPath:
     sections: list[Section]
     failed: list[str] = field(default_factory=list)
     reattached: dict[str, str] = field(default_factory=dict)
-    # With ``stop_at``: the span whose section ended the walk early (the path is partial).
-    stopped_at: str | None = None
 
     def time_by_span(self, *, include_idle: bool = False) -> dict[str, int]:
         """µs each span spent on the path (the synthetic idle root only when asked)."""
@@ -248,17 +249,38 @@ def copy_subtree(
     return nodes
 
 
-def _copy_walked(walked: list[tuple[Span, int]], lo: int, hi: int, base: int) -> list[Node]:
+def _copy_walked(
+    walked: list[tuple[Span, int]],
+    lo: int,
+    hi: int,
+    base: int,
+    hidden: Collection[str] | None = None,
+) -> list[Node] | None:
     """``copy_subtree(trace, root, prune=True, base=base)`` for the root at ``walked[lo]``,
     from the trace's cached pre-order walk (``walked[lo:hi]`` is its subtree, in the order
-    copy_subtree visits it): no stack, no second traversal of a 100k-span tree."""
+    copy_subtree visits it): no stack, no second traversal of a 100k-span tree.
+
+    ``hidden`` span ids are left out. While no hidden span has a visible child, the walk
+    without them is exactly the pre-order of the trace rebuilt without them (siblings keep
+    their start order), so one pass copies only the visible spans; ``None`` when a hidden
+    span would hand a child up to its ancestor (the caller then rebuilds the sibling order
+    by traversal, see ``Visible``). A hidden root with nothing visible below gives ``[]``."""
     nodes: list[Node] = []
     append = nodes.append
-    last: list[int] = []  # local index of the latest node seen at each depth
-    for local, (span, depth) in enumerate(walked[lo:hi]):
+    last: list[int] = []  # local index of the latest node seen at each depth (NO_NODE: hidden)
+    for span, depth in walked[lo:hi] if lo or hi != len(walked) else walked:
+        if hidden is not None and span.span_id in hidden:
+            if depth == len(last):
+                last.append(NO_NODE)
+            else:
+                last[depth] = NO_NODE
+            continue
         start = span.start_us
+        local = len(nodes)
         if depth:
             parent = last[depth - 1]
+            if parent == NO_NODE:
+                return None  # its parent is hidden: the child moves up
             above = nodes[parent]
             node = Node(span.span_id, start, start + span.duration_us, span.kind, parent + base)
             if above.dropped or (above.kind == PRODUCER and node.kind == CONSUMER):
@@ -276,6 +298,8 @@ def _copy_walked(walked: list[tuple[Span, int]], lo: int, hi: int, base: int) ->
 def _root_ranges(trace: Trace, roots: Sequence[Span]) -> list[tuple[int, int]] | None:
     """Where each root's subtree sits in ``trace.walked()``; None if they do not line up."""
     walked = trace.walked()
+    if len(roots) == 1:  # the usual trace: one root, the whole walk
+        return [(0, len(walked))] if walked and walked[0][0] is roots[0] else None
     starts = [i for i, (_, depth) in enumerate(walked) if depth == 0]
     if len(starts) != len(roots) or any(
         walked[i][0] is not root for i, root in zip(starts, roots, strict=True)
@@ -285,16 +309,22 @@ def _root_ranges(trace: Trace, roots: Sequence[Span]) -> list[tuple[int, int]] |
     return list(zip(starts, ends, strict=True))
 
 
-def _copier(
-    trace: Trace, roots: Sequence[Span], visible: Visible | None
-) -> Callable[[int, Span, int], list[Node]]:
-    """copy_subtree with pruning for the i-th root: from the cached walk when nothing is
-    transparent, by traversal otherwise."""
-    ranges = _root_ranges(trace, roots) if visible is None else None
-    if ranges is None:
-        return lambda _i, root, base: copy_subtree(trace, root, visible, prune=True, base=base)
-    walked = trace.walked()
-    return lambda i, _root, base: _copy_walked(walked, *ranges[i], base)
+Copier = Callable[[int, Span, int], "list[Node] | None"]
+
+
+def _copiers(
+    trace: Trace, transparent: Collection[str] | None
+) -> Iterator[tuple[Sequence[Span], Copier]]:
+    """(roots, copy_subtree with pruning for the i-th root), fastest first: from the cached
+    walk (hidden spans skipped; a copy is ``None`` when that does not give the rebuilt
+    trace's order), then by traversal of the visible tree."""
+    ranges = _root_ranges(trace, trace.roots)
+    if ranges is not None:
+        walked = trace.walked()
+        yield trace.roots, lambda i, _r, base: _copy_walked(walked, *ranges[i], base, transparent)
+    visible = Visible(trace, transparent) if transparent else None
+    roots = visible.of(trace.roots) if visible is not None else trace.roots
+    yield roots, lambda _i, root, base: copy_subtree(trace, root, visible, prune=True, base=base)
 
 
 def prune_non_blocking(nodes: list[Node]) -> None:
@@ -532,7 +562,6 @@ def walk_back(
     root: int = 0,
     *,
     strict_boundary: bool = False,
-    stop: Collection[str] | None = None,
     kids: dict[int, list[int]] | None = None,
 ) -> list[Section]:
     """Step 5: walk back in time from the root's end; newest section first.
@@ -553,8 +582,6 @@ def walk_back(
     when that one still spans its start: the time is then cursor-contiguous and only ever
     decreases, so every span's limits still only decrease.
 
-    ``stop``: span ids that end the walk as soon as one of them gets a section (the last
-    one returned) — "does the path pass through any of these?" without walking all of it.
     Children are sorted by end only when the walk first reaches their parent; ``kids`` may
     pass the (unsorted) grouping when the caller has it.
     """
@@ -577,14 +604,10 @@ def walk_back(
             child_end = nodes[child].end
             if child_end != end:
                 out.append(Section(node.span_id, child_end, end))
-                if stop is not None and node.span_id in stop:
-                    return out
             index, limit = child, None
             continue
         if node.start != end:
             out.append(Section(node.span_id, node.start, end))
-            if stop is not None and node.span_id in stop:
-                return out
         if node.parent == NO_NODE:
             return out
         index, limit = _return_to(nodes, node), node.start
@@ -608,19 +631,9 @@ def _rebase(nodes: list[Node], lo: int, hi: int) -> list[Node]:
     return part
 
 
-def _one_root(
-    nodes: list[Node], strict_boundary: bool, stop: Collection[str] | None = None
-) -> list[Section]:
+def _one_root(nodes: list[Node], strict_boundary: bool) -> list[Section]:
     kids = _sanitize_grouped(nodes)
-    return walk_back(nodes, 0, strict_boundary=strict_boundary, stop=stop, kids=kids)
-
-
-def _stopped(sections: list[Section], stop: Collection[str] | None) -> str | None:
-    """The span that ended a walk early (a walk with ``stop`` ends at the first such span)."""
-    if stop is None or not sections:
-        return None
-    last = sections[-1].span_id
-    return last if last in stop else None
+    return walk_back(nodes, 0, strict_boundary=strict_boundary, kids=kids)
 
 
 def critical_path(
@@ -629,50 +642,67 @@ def critical_path(
     reattach_async: bool = False,
     strict_boundary: bool = False,
     transparent: Collection[str] | None = None,
-    stop_at: Collection[str] | None = None,
 ) -> CriticalPath:
     """The critical path of ``trace`` (see the module docstring for the two modes and for
-    ``transparent`` span ids).
+    ``transparent`` span ids)."""
+    hidden = transparent or None
+    if not trace.children:
+        # No span has a child (one-span traces: a listing holds thousands): in either mode
+        # each visible root's path is the root itself.
+        alone = _roots_alone(trace, hidden)
+        if alone is not None:
+            return alone
+    for roots, copy in _copiers(trace, hidden):
+        if reattach_async:
+            found = _critical_path_reattached(strict_boundary, roots, copy)
+        else:
+            found = _critical_path_plain(strict_boundary, roots, copy)
+        if found is not None:
+            return found
+    raise AssertionError("the traversal copier always copies")  # pragma: no cover
 
-    ``stop_at``: stop as soon as one of these spans is on the path; ``stopped_at`` then
-    names it and the sections are only the part walked so far. When none of them is on the
-    path the result is the full path, with ``stopped_at`` None. (The synthetic idle root
-    never stops a walk: it is not a span.)"""
-    if stop_at is not None and SYNTHETIC_ROOT_ID in stop_at:
-        stop_at = set(stop_at) - {SYNTHETIC_ROOT_ID}
-    stop = stop_at or None
-    visible = Visible(trace, transparent) if transparent else None
-    roots = visible.of(trace.roots) if visible is not None else trace.roots
-    if reattach_async:
-        return _critical_path_reattached(trace, strict_boundary, roots, visible, stop)
+
+def _roots_alone(trace: Trace, hidden: Collection[str] | None) -> CriticalPath | None:
+    """The path of a trace of childless roots; None when a root's times are unusable (the
+    general path reports those)."""
+    sections: list[Section] = []
+    for root in trace.roots:
+        if hidden is not None and root.span_id in hidden:
+            continue
+        start, duration = root.start_us, root.duration_us
+        if type(start) is not int or type(duration) is not int:
+            return None
+        if duration:
+            sections.append(Section(root.span_id, start, start + duration))
+    return CriticalPath(sections)
+
+
+def _critical_path_plain(
+    strict_boundary: bool, roots: Sequence[Span], copy: Copier
+) -> CriticalPath | None:
     sections: list[Section] = []
     failed: list[str] = []
-    copy = _copier(trace, roots, visible)
     for i, root in enumerate(roots):
         try:
             nodes = copy(i, root, 0)
-            part = _one_root(nodes, strict_boundary, stop)
+            if nodes is None:
+                return None
+            if not nodes:
+                continue
+            part = _one_root(nodes, strict_boundary)
         except Exception as exc:  # a bad root is reported, the others still count
             failed.append(f"Root span {root.span_id}: {exc!r}")
             continue
         sections.extend(part)
-        hit = _stopped(part, stop)
-        if hit is not None:
-            return CriticalPath(sections, failed, stopped_at=hit)
     return CriticalPath(sections, failed)
 
 
 def _critical_path_reattached(
-    trace: Trace,
-    strict_boundary: bool,
-    roots: Sequence[Span],
-    visible: Visible | None,
-    stop: Collection[str] | None,
-) -> CriticalPath:
+    strict_boundary: bool, roots: Sequence[Span], copy: Copier
+) -> CriticalPath | None:
     failed: list[str] = []
     forest: list[Node] = [Node(SYNTHETIC_ROOT_ID, 0, 0, "", NO_NODE)]
     ranges: list[tuple[int, int]] = []
-    copy = _copier(trace, roots, visible)
     for i, root in enumerate(roots):
         offset = len(forest)
         try:
@@ -680,8 +710,11 @@ def _critical_path_reattached(
         except Exception as exc:
             failed.append(f"Root span {root.span_id}: {exc!r}")
             continue
-        forest.extend(nodes)
-        ranges.append((offset, len(forest)))
+        if nodes is None:
+            return None
+        if nodes:
+            forest.extend(nodes)
+            ranges.append((offset, len(forest)))
     try:
         moved = reattach_outliving(forest, synthetic=0)
     except Exception as exc:
@@ -692,14 +725,11 @@ def _critical_path_reattached(
         sections: list[Section] = []
         for lo, hi in ranges:
             try:
-                part = _one_root(_rebase(forest, lo, hi), strict_boundary, stop)
+                part = _one_root(_rebase(forest, lo, hi), strict_boundary)
             except Exception as exc:
                 failed.append(f"Root span {forest[lo].span_id}: {exc!r}")
                 continue
             sections.extend(part)
-            hit = _stopped(part, stop)
-            if hit is not None:
-                return CriticalPath(sections, failed, reattached, stopped_at=hit)
         return CriticalPath(sections, failed, reattached)
     try:
         live = [n for n in forest[1:] if not n.dropped]
@@ -708,8 +738,8 @@ def _critical_path_reattached(
         synthetic.end = max(map(_NODE_END, live))
         for lo, _ in ranges:
             forest[lo].parent = 0
-        sections = _one_root(forest, strict_boundary, stop)
-        return CriticalPath(sections, failed, reattached, stopped_at=_stopped(sections, stop))
+        sections = _one_root(forest, strict_boundary)
+        return CriticalPath(sections, failed, reattached)
     except Exception as exc:
         failed.append(f"Root span {SYNTHETIC_ROOT_ID}: {exc!r}")
         return CriticalPath([], failed, reattached)

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 from opdiag.analysis.gaps import Gap, largest_gap_of, work_spans
 from opdiag.diagnosis.result import Bottleneck
-from opdiag.diagnosis.rules import Globs
 from opdiag.diagnosis.timing import Timing
+from opdiag.globs import Globs
 from opdiag.model import CLIENT, Span, Trace
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
@@ -46,10 +46,12 @@ def find_bottleneck(
     *,
     extent_us: int,
     clipped_ends: dict[str, int] | None = None,
+    work: Sequence[Sequence[Span]] | None = None,
 ) -> Choice:
     """The span or gap holding the largest share (see the module docstring). A span that
     kept working for a caller that had already given up (``clipped_ends``) is not a
-    candidate: that time is not the operation's."""
+    candidate: that time is not the operation's. ``work``: ``work_spans(walks, is_noise)``
+    when the caller has them (``diagnosis.survey``)."""
     clipped = clipped_ends or {}
     best = _span_bottleneck(walks, list(timings), lambda s: is_noise(s) or s.span_id in clipped)
     span_share = 0.0
@@ -57,7 +59,7 @@ def find_bottleneck(
         _, on_path, timing = best
         length = timing.critical_length_us
         span_share = on_path / length if length else 0.0
-    gap = largest_gap_of(work_spans(walks, is_noise), clipped)
+    gap = largest_gap_of(work if work is not None else work_spans(walks, is_noise), clipped)
     gap_share = min(1.0, gap.duration_us / extent_us) if gap is not None and extent_us > 0 else 0.0
     if gap is not None and gap_share > span_share:
         return Choice(
@@ -96,16 +98,30 @@ def find_bottleneck(
     )
 
 
+_CHECKS: dict[Globs, Callable[[Span], bool]] = {}
+_MAX_MEMO = 8192
+
+
 def noise_check(globs: Globs) -> Callable[[Span], bool]:
     """Is a span transport noise? Its name matches a noise pattern, or it is an httpx client
     span (named by the method only) whose ``METHOD /path`` does: the CLI's polling ``GET`` of
-    ``/api/v1/operations/{id}``, a ``GET`` of a worker's ``/health``. Memoised per name."""
+    ``/api/v1/operations/{id}``, a ``GET`` of a worker's ``/health``. Memoised per name and
+    call (bounded), one checker per pattern list: a listing asks once per operation."""
+    found = _CHECKS.get(globs)
+    if found is None:
+        found = _CHECKS[globs] = _noise_check(globs)
+    return found
+
+
+def _noise_check(globs: Globs) -> Callable[[Span], bool]:
     by_name: dict[str, bool] = {}
     by_call: dict[tuple[str, str], bool] = {}  # (method, url): a poller repeats one URL
 
     def check(span: Span) -> bool:
         hit = by_name.get(span.name)
         if hit is None:
+            if len(by_name) >= _MAX_MEMO:
+                by_name.clear()
             hit = by_name[span.name] = globs(span.name)
         if hit or span.kind != CLIENT:
             return hit
@@ -118,6 +134,8 @@ def noise_check(globs: Globs) -> Callable[[Span], bool]:
         key = (method, url)
         hit = by_call.get(key)
         if hit is None:
+            if len(by_call) >= _MAX_MEMO:
+                by_call.clear()
             hit = by_call[key] = _client_call_is_noise(globs, method, url)
         return hit
 
@@ -135,21 +153,35 @@ def _client_call_is_noise(globs: Globs, method: Any, url: str) -> bool:
 def _span_bottleneck(
     walks: Walks, timings: list[Timing], is_noise: Callable[[Span], bool]
 ) -> tuple[Span, int, Timing] | None:
-    """The non-noise span holding the most time on the critical path (ties: more self time).
+    """The non-noise span holding the most time on the critical path (ties: more self time,
+    then the first in walk order).
 
     A root that has children (``cli.backtest``, a dispatch server span) only waits for them:
     its time on the path is the gaps where no span was recorded, so it is chosen only when
-    nothing else is on the path.
+    nothing else is on the path. Self times are computed only to break a tie.
     """
-    best: tuple[tuple[bool, int, int], Span, int, Timing] | None = None
+    best: tuple[Span, int, Timing] | None = None
+    best_key = (False, 0)
+    best_self: int | None = None
     for (trace, walk), timing in zip(walks, timings, strict=True):
         critical = timing.critical_us
+        if not critical:
+            continue
+        children = trace.children
         for span, depth in walk:
             on_path = critical.get(span.span_id, 0)
             if on_path <= 0 or is_noise(span):
                 continue
-            real = depth > 0 or span.span_id not in trace.children
-            key = (real, on_path, timing.self_us.get(span.span_id, 0))
-            if best is None or key > best[0]:
-                best = (key, span, on_path, timing)
-    return None if best is None else (best[1], best[2], best[3])
+            key = (depth > 0 or span.span_id not in children, on_path)
+            if best is not None and key < best_key:
+                continue
+            if best is not None and key == best_key:
+                if best_self is None:
+                    best_self = best[2].self_us.get(best[0].span_id, 0)
+                own = timing.self_us.get(span.span_id, 0)
+                if own <= best_self:
+                    continue
+                best, best_self = (span, on_path, timing), own
+                continue
+            best, best_key, best_self = (span, on_path, timing), key, None
+    return best

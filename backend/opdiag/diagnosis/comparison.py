@@ -28,7 +28,7 @@ from opdiag.diagnosis.bottleneck import noise_check
 from opdiag.diagnosis.facts import scoped_walk
 from opdiag.diagnosis.matching import exceptions_of
 from opdiag.diagnosis.result import BaselineRun, Comparison, Diagnosis, PhaseChange
-from opdiag.diagnosis.rules import Globs
+from opdiag.globs import Globs
 from opdiag.model import Span, Trace
 from opdiag.settings import ComparisonSettings
 from opdiag.timeutil import format_duration

@@ -62,7 +62,7 @@ def fold(fired: Sequence[Finding], winner: Finding | None) -> list[Finding]:
 def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) -> None:
     """Order what fired, pick the verdict by priority, fold the rest into the winner, fill
     summary, root cause, solution."""
-    order = {r.id: i for i, r in enumerate(rules.rules)}
+    order = rules.order
 
     def rank(f: Finding) -> tuple[int, int, int]:
         rule = rules.get(f.rule_id)
@@ -115,14 +115,17 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
     if rc is not None and rc.neighbour:
         used.insert(0, rc.trace_id)
     diagnosis.evidence_trace_ids = list(dict.fromkeys(used))
-    diagnosis.execution_flow = [
-        replace(
-            step,
-            root_cause=rc is not None and (step.trace_id, step.span_id) == rc_key,
-            bottleneck=bn is not None and (step.trace_id, step.span_id) == bn_key,
-        )
-        for step in diagnosis.execution_flow
-    ]
+    # Steps are shared with the diagnosis this one was copied from (reassess_slow): only a
+    # step whose marks change is replaced.
+    flow = diagnosis.execution_flow
+    for i, step in enumerate(flow):
+        key = (step.trace_id, step.span_id)
+        is_rc, is_bn = key == rc_key, key == bn_key
+        if step.root_cause is not is_rc or step.bottleneck is not is_bn:
+            if flow is diagnosis.execution_flow:
+                flow = list(flow)
+            flow[i] = replace(step, root_cause=is_rc, bottleneck=is_bn)
+    diagnosis.execution_flow = flow
 
 
 _PROVEN_BY_HEALTHY_SPAN = frozenset(

@@ -40,8 +40,9 @@ from opdiag.diagnosis.facts import (
 from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers, clock_text
 from opdiag.diagnosis.result import Diagnosis, Finding, FlowStep
-from opdiag.diagnosis.rules import Globs, Rule, RuleSet
+from opdiag.diagnosis.rules import Rule, RuleSet
 from opdiag.diagnosis.span_rules import facts_hold, span_rule_hits, when_holds
+from opdiag.diagnosis.survey import survey
 from opdiag.diagnosis.templates import (
     OPERATION_VALUE_PREFIX,
     PLACEHOLDERS,
@@ -49,6 +50,7 @@ from opdiag.diagnosis.templates import (
     fill,
 )
 from opdiag.diagnosis.timing import Timing, trace_timing
+from opdiag.globs import Globs
 from opdiag.model import Span, Trace, looks_like_trace_id, normalise_trace_id
 from opdiag.settings import DiagnosisSettings
 
@@ -113,10 +115,27 @@ def diagnose(
         stuck_after_s=settings.stuck_after_s,
         context=frozenset(context),
     )
-    noise = noise_check(Globs.of(settings.noise_span_patterns))
-    timings = [trace_timing(t, noise) for t, _ in walks]
+    found = survey(
+        walks,
+        rules,
+        noise_check(Globs.of(settings.noise_span_patterns)),
+        rules.neighbours.worker_globs(),
+    )
+    noisy: dict[str, set[str]] = {}
+    for (trace, _), ids in zip(walks, found.noisy, strict=True):
+        noisy[trace.trace_id] = noisy[trace.trace_id] | ids if trace.trace_id in noisy else ids
+
+    def noise(span: Span) -> bool:
+        return span.span_id in noisy[span.trace_id]
+
+    timings = [trace_timing(t, noisy=ids) for (t, _), ids in zip(walks, found.noisy, strict=True)]
     choice = find_bottleneck(
-        walks, timings, noise, extent_us=facts.duration_us, clipped_ends=facts.clipped_ends
+        walks,
+        timings,
+        noise,
+        extent_us=facts.duration_us,
+        clipped_ends=facts.clipped_ends,
+        work=found.work,
     )
     until_us = _judged_until(facts, now_us)
     near = _near(
@@ -131,9 +150,11 @@ def diagnose(
         judge_until_us=until_us,
         now_us=now_us,
         settled=facts.status in _SETTLED,
+        calls=found.calls,
+        worker_ends=found.worker_ends,
     )
     op_values = _operation_values(
-        facts, choice, ident, now_us, workers=workers, walks=walks, rules=rules
+        facts, choice, ident, now_us, workers=workers, valued=found.valued, rules=rules
     )
     by_trace = {t.trace_id: t for t, _ in (*walks, *((t, ()) for t in near))}
 
@@ -144,19 +165,34 @@ def diagnose(
         "worker_lost": workers.lost is not None,
         "capable_workers_lost": workers.capable_lost is not None,
     }
-    applicable = [r for r in rules.rules if when_holds(r, walks)]
-    own_rules = [r for r in applicable if r.scope == "own"]
+    inapplicable = {r.id for r in rules.with_when if not when_holds(r, found.held)}
     b_span = choice.span if choice.is_span else None
-    hits = span_rule_hits(walks, own_rules, fact_values, b_span, choice.span_share)
+    hits = span_rule_hits(
+        walks,
+        rules.own_index,
+        fact_values,
+        meeting=found.meeting,
+        withins=rules.withins,
+        nested=rules.nested_index,
+        inapplicable=inapplicable,
+        bottleneck=b_span,
+        bottleneck_share=choice.span_share,
+    )
     if near:
-        near_rules = [r for r in applicable if r.scope == "neighbours"]
         near_walks = [(t, t.walked()) for t in near]
-        hits += span_rule_hits(near_walks, near_rules, fact_values)
+        hits += span_rule_hits(
+            near_walks,
+            rules.near_index,
+            fact_values,
+            withins=rules.withins,
+            nested=rules.nested_index,
+            inapplicable=inapplicable,
+        )
     for rule, span, exc, count in hits:
         evidence = _evidence(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
         fired.append(_finding(rule, span, evidence, neighbour=rule.scope == "neighbours"))
-    for rule in applicable:
-        if rule.match is not None or rule.uses_slow or not facts_hold(rule, fact_values):
+    for rule in rules.operation_rules:
+        if rule.id in inapplicable or not facts_hold(rule, fact_values):
             continue
         span = _subject(rule.subject, facts, choice, walks, workers=workers, by_trace=by_trace)
         exc = _first_exception(span)
@@ -326,8 +362,8 @@ def _apply_slow(
     }
     values = {**op_values, "baseline": reference}
     b = diagnosis.bottleneck
-    for rule in rules.rules:
-        if not rule.uses_slow or not facts_hold(rule, facts):
+    for rule in rules.slow_rules:
+        if not facts_hold(rule, facts):
             continue
         evidence = dict(values)
         span_ref: tuple[str, str, str, str] | None = None
@@ -504,7 +540,7 @@ def _operation_values(
     now_us: int,
     *,
     workers: WorkerAssessment,
-    walks: Walks,
+    valued: Sequence[Span],
     rules: RuleSet,
 ) -> dict[str, Any]:
     """Operation-level template values: lifecycle, where it is, bottleneck, worker, and the
@@ -530,34 +566,45 @@ def _operation_values(
         values["bottleneck.service"] = result.service
         values["share"] = f"{round(result.share * 100)} %"
     values.update(workers.values(facts.operation_type))
-    values.update(_declared_values(walks, rules.values))
+    values.update(_declared_values(valued, rules.values))
     return values
 
 
-def _declared_values(walks: Walks, declared: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+def _declared_values(
+    valued: Sequence[Span], declared: dict[str, tuple[str, ...]]
+) -> dict[str, Any]:
     """``op:NAME`` for each ``operation.values`` entry: the first span (in walk order) that
-    has one of its attribute keys; ``key#a.b`` reads a path inside a JSON text attribute."""
+    has one of its attribute keys; ``key#a.b`` reads a path inside a JSON text attribute.
+    ``valued``: the operation's spans that carry any of the keys, in walk order."""
     if not declared:
         return {}
     wanted = {name: keys for name, keys in declared.items()}
+    wanted_keys = _attr_keys(wanted)
     out: dict[str, Any] = {}
-    for _, walk in walks:
-        for span, _ in walk:
-            attrs = span.attributes
-            for name in list(wanted):
-                for key in wanted[name]:
-                    attr, _, path = key.partition("#")
-                    raw = attrs.get(attr)
-                    if raw is None:
-                        continue
-                    value = _json_path(raw, path) if path else raw
-                    if value not in (None, "", "None", "null"):
-                        out[OPERATION_VALUE_PREFIX + name] = value
-                        del wanted[name]
-                        break
-            if not wanted:
-                return out
+    for span in valued:
+        attrs = span.attributes
+        if attrs.keys().isdisjoint(wanted_keys):  # none of the values still wanted
+            continue
+        for name in list(wanted):
+            for key in wanted[name]:
+                attr, _, path = key.partition("#")
+                raw = attrs.get(attr)
+                if raw is None:
+                    continue
+                value = _json_path(raw, path) if path else raw
+                if value not in (None, "", "None", "null"):
+                    out[OPERATION_VALUE_PREFIX + name] = value
+                    del wanted[name]
+                    wanted_keys = _attr_keys(wanted)
+                    break
+        if not wanted:
+            return out
     return out
+
+
+def _attr_keys(declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    """The attribute keys ``declared`` values read (``key#path`` reads ``key``)."""
+    return frozenset(key.partition("#")[0] for keys in declared.values() for key in keys)
 
 
 def _json_path(raw: Any, path: str) -> Any:

@@ -261,8 +261,7 @@ def operation_facts(
                     any_type = any_type or str(op_type)
             info = names.get(span.name)
             if info is None:
-                hint = next((h.type for h in rules.type_hints if h.span(span.name)), None)
-                info = names[span.name] = (hint, rules.phases(span.name))
+                info = names[span.name] = rules.name_info(span.name)
             hinted_type = hinted_type or info[0]
             progress = attrs.get("progress.phase")
             if (info[1] or progress is not None) and (

@@ -89,46 +89,59 @@ def _exception_match(m: SpanMatch, span: Span) -> tuple[bool, ExceptionInfo | No
 def match_span(m: SpanMatch, span: Span, ctx: SpanContext) -> tuple[bool, ExceptionInfo | None]:
     """Evaluate ``m`` on ``span``; return whether it holds and the exception it matched on (or
     the span's first exception, for evidence)."""
+    if not matches_context(m, ctx):
+        return False, None
+    return match_own(m, span)
+
+
+def matches_context(m: SpanMatch, ctx: SpanContext) -> bool:
+    """The part of ``m`` that the engine's walk decides (error chain, bottleneck, ancestors,
+    descendants)."""
+    if m.error_chain is not None and ctx.error_chain is not m.error_chain:
+        return False
+    if m.error_origin is not None and ctx.error_origin is not m.error_origin:
+        return False
+    if m.bottleneck is not None and ctx.bottleneck is not m.bottleneck:
+        return False
+    if m.within is not None and m.within.patterns not in ctx.within:
+        return False
+    if m.without_descendant is not None and id(m.without_descendant) in ctx.descendants:
+        return False
+    if m.without_child is not None and id(m.without_child) in ctx.children:
+        return False
+    return all(evaluate(cond, ctx.share) for cond in m.bottleneck_share)
+
+
+def match_own(m: SpanMatch, span: Span) -> tuple[bool, ExceptionInfo | None]:
+    """The part of ``m`` that the span alone decides; with the exception it matched on."""
     if m.kinds and span.kind not in m.kinds:
         return False, None
     if m.error is not None and span.error is not m.error:
         return False, None
-    if m.error_chain is not None and ctx.error_chain is not m.error_chain:
-        return False, None
-    if m.error_origin is not None and ctx.error_origin is not m.error_origin:
-        return False, None
-    if m.bottleneck is not None and ctx.bottleneck is not m.bottleneck:
+    attrs = span.attributes
+    if m.required and not m.may_hold_on(attrs):
         return False, None
     if m.names is not None and not m.names(span.name):
         return False, None
     if m.services is not None and not m.services(span.service):
         return False, None
-    if m.within is not None and m.within.patterns not in ctx.within:
-        return False, None
-    if m.without_descendant is not None and id(m.without_descendant) in ctx.descendants:
-        return False, None
-    if m.without_child is not None and id(m.without_child) in ctx.children:
-        return False, None
-    nothing = missing()
-    for cond in m.attributes:
-        if cond.op in ATTRIBUTE_OPERATORS:
-            if not compare_attributes(cond, span.attributes):
-                return False, None
-        elif not evaluate(cond, span.attributes.get(cond.key, nothing)):
-            return False, None
-    if m.http_no_status or m.http_status:
+    if m.http_no_status or m.http_status:  # before the attributes: cheaper than a regex
         status = http_status(span)
         if m.http_no_status:
             if status is not None:
                 return False, None
         elif status is None or not any(r.low <= status <= r.high for r in m.http_status):
             return False, None
+    nothing = missing()
+    for cond in m.attributes:
+        if cond.op in ATTRIBUTE_OPERATORS:
+            if not compare_attributes(cond, attrs):
+                return False, None
+        elif not evaluate(cond, attrs.get(cond.key, nothing)):
+            return False, None
     duration_ms = span.duration_us / 1000
     for cond in m.duration_ms:
         if not evaluate(cond, duration_ms):
-            return False, None
-    for cond in m.bottleneck_share:
-        if not evaluate(cond, ctx.share):
             return False, None
     if m.exceptions is not None or m.exception_message is not None:
         return _exception_match(m, span)

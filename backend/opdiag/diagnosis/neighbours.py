@@ -323,29 +323,38 @@ def workers_of(
     no dispatch seen still name the worker, with the address it serves on when recorded."""
     found: dict[str, Worker] = {}
     worker_services: dict[str, Span] = {}
+    workers: dict[str, bool] = {}  # per service: a 100k-span operation has a handful
+    places: dict[object, str | None] = {}  # per URL: a poller repeats one
+
+    def is_worker(service: str) -> bool:
+        known = workers.get(service)
+        if known is None:
+            known = workers[service] = any(_glob(g, service) for g in worker_globs)
+        return known
+
     for span in spans:
-        if worker_globs and any(_glob(g, span.service) for g in worker_globs):
-            worker_services.setdefault(span.service, span)
+        service = span.service
+        if is_worker(service) and service not in worker_services:
+            worker_services[service] = span
         if span.kind != CLIENT:
             continue
-        address = address_of(_url(span))
-        if address is None:
+        url = _url(span)
+        try:
+            key = places[url]
+        except KeyError:
+            address = address_of(url)
+            key = places[url] = same_place(address) if address is not None else None
+        except TypeError:  # an unhashable URL value is no address
+            key = None
+        if key is None:
             continue
-        key = same_place(address)
         below = children.get(span.trace_id, {}).get(span.span_id, ())
-        server = next(
-            (
-                c
-                for c in below
-                if c.kind == SERVER and any(_glob(g, c.service) for g in worker_globs)
-            ),
-            None,
-        )
+        server = next((c for c in below if c.kind == SERVER and is_worker(c.service)), None)
         if server is not None:
             found.setdefault(key, Worker(server.service, key, True, span))
         elif key in view.services and key not in found and _is_call(span):
             service = view.services[key]
-            if any(_glob(g, service) for g in worker_globs):
+            if is_worker(service):
                 found[key] = Worker(service, key, False, span)
     known = {w.service for w in found.values()}
     for service, span in worker_services.items():
@@ -435,16 +444,20 @@ def assess_workers(
     judge_until_us: int,
     now_us: int,
     settled: bool,
+    calls: Sequence[Span] | None = None,
+    worker_ends: dict[str, int] | None = None,
 ) -> WorkerAssessment:
     """Who ran the operation, and did it go silent before ``judge_until_us`` (the terminal
     transition, or now)? ``settled``: the operation completed or was cancelled, so whatever
-    its worker did afterwards is not its story."""
+    its worker did afterwards is not its story. ``calls`` and ``worker_ends``: the client
+    spans and first worker spans of ``own`` and the last end of each worker service, when the
+    caller has them (``diagnosis.survey``; ``workers_of`` looks at nothing else)."""
     all_globs = spec.worker_globs()
     if not all_globs:
         return WorkerAssessment()
     probes = probes_of(neighbours, spec.health_checks)
     view = WorkerView.of(probes)
-    spans = [span for _, walk in own for span, _ in walk]
+    spans = calls if calls is not None else [span for _, walk in own for span, _ in walk]
     children = {trace.trace_id: trace.children for trace, _ in own}
     workers = workers_of(spans, children, all_globs, view)
     ran = [w for w in workers if w.ran]
@@ -455,7 +468,10 @@ def assess_workers(
         lost = None
         if ran and not settled and worker.address:
             lost = view.silent(worker.address, start_us, judge_until_us)
-        seen = max((s.end_us for s in spans if s.service == worker.service), default=None)
+        if worker_ends is not None:
+            seen = worker_ends.get(worker.service) if worker.service is not None else None
+        else:
+            seen = max((s.end_us for s in spans if s.service == worker.service), default=None)
         return WorkerAssessment(worker, bool(ran), lost, None, (), len(probes), seen)
     globs = spec.worker_globs(operation_type) if operation_type else ()
     capable = tuple(view.addresses_of(globs)) if globs else ()

@@ -1,87 +1,96 @@
 """Span rules: every rule's ``match`` evaluated on every span once, linear in spans.
 
-Rule candidates are looked up per distinct span shape (name, kind, error flag, has an
-exception), so most spans meet no rule at all; ``within`` sets are computed only for spans
-that meet a candidate that uses one, and nested ``without_*`` matches are decided in one
-pass over a trace, leaves first, only when a candidate needs them. ``when`` (what the
-operation's own spans must show for a rule to apply) is decided once per rule.
+Rule candidates come from the rule set's shape indexes (``diagnosis.candidates``: decided once
+per distinct span name, kind, error flag and exception, and kept with the compiled set), so
+most spans meet no rule at all; ``within`` sets are computed only for spans that meet a
+candidate that uses one, and nested ``without_*`` matches are decided in one pass over a
+trace, leaves first, only when a candidate needs them. ``when`` (what the operation's own spans
+must show for a rule to apply) is decided for every rule in the engine's one walk
+(``diagnosis.survey``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from opdiag.diagnosis.candidates import ShapeIndex
 from opdiag.diagnosis.conditions import evaluate, missing
-from opdiag.diagnosis.matching import ExceptionInfo, SpanContext, match_span
+from opdiag.diagnosis.matching import (
+    ExceptionInfo,
+    SpanContext,
+    match_own,
+    match_span,
+    matches_context,
+)
 from opdiag.diagnosis.rules import Rule, SpanMatch
+from opdiag.globs import Globs
 from opdiag.model import Span, Trace
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
+# per walk: (span, its depth, the candidates its shape meets), in walk order
+Meeting = list[tuple[Span, int, tuple[Rule, ...]]]
 _EMPTY: frozenset[tuple[str, ...]] = frozenset()
 _NO_IDS: frozenset[int] = frozenset()
+_BARE = SpanContext()
+_NOTHING = missing()
 
 
-def when_holds(rule: Rule, walks: Walks) -> bool:
-    """A rule with ``when`` applies only if one of the operation's own spans matches one of
-    its ``when`` matches (static shape first: most spans are ruled out by name and kind)."""
-    if not rule.when:
-        return True
-    bare = SpanContext()
-    shapes: dict[tuple[str, str, bool, bool], tuple[SpanMatch, ...]] = {}
-    for _, walk in walks:
-        for span, _ in walk:
-            attrs = span.attributes
-            has_exc = bool(span.events) or "exception.type" in attrs or "error.type" in attrs
-            shape = (span.name, span.kind, span.error, has_exc)
-            maybe = shapes.get(shape)
-            if maybe is None:
-                maybe = shapes[shape] = tuple(m for m in rule.when if _static_match(m, *shape))
-            if any(match_span(m, span, bare)[0] for m in maybe):
-                return True
-    return False
+def when_holds(rule: Rule, held: Collection[int]) -> bool:
+    """A rule with ``when`` applies only if one of its ``when`` matches is in ``held``."""
+    return not rule.when or any(id(m) in held for m in rule.when)
 
 
 def facts_hold(rule: Rule, facts: dict[str, Any]) -> bool:
-    nothing = missing()
-    return all(evaluate(c, facts.get(c.key, nothing)) for c in rule.facts)
+    for cond in rule.facts:  # noqa: SIM110 - per rule and operation: no generator
+        if not evaluate(cond, facts.get(cond.key, _NOTHING)):
+            return False
+    return True
+
+
+def meeting_of(walks: Walks, index: ShapeIndex[Rule]) -> list[Meeting]:
+    """Per walk, the spans that meet a candidate of ``index`` (with their depth and the
+    candidates), in walk order."""
+    of = index.of
+    return [[(s, d, m) for s, d in walk if (m := of(s))] for _, walk in walks]
 
 
 def span_rule_hits(
     walks: Walks,
-    rules: Sequence[Rule],
+    index: ShapeIndex[Rule],
     facts: dict[str, Any],
+    *,
+    meeting: Sequence[Meeting] | None = None,
+    withins: Sequence[Globs],
+    nested: ShapeIndex[SpanMatch],
+    inapplicable: Collection[str] = (),
     bottleneck: Span | None = None,
     bottleneck_share: float = 0.0,
 ) -> list[tuple[Rule, Span, ExceptionInfo | None, int]]:
-    """Evaluate every span rule on every span of ``walks``, once; keep per rule the deepest
-    (then latest) matching span and the number of matches. ``rules`` are the candidates
-    (their scope, facts and ``when`` already checked by the caller)."""
-    active = [r for r in rules if r.match is not None and facts_hold(r, facts)]
-    withins = list(
-        {
-            r.match.within.patterns: r.match.within
-            for r in active
-            if r.match is not None and r.match.within is not None
-        }.values()
-    )
-    # nested ``without_descendant``/``without_child`` matches, by id(): precomputed in one
-    # pass over a trace, only once a span of it meets a candidate rule that uses one
-    no_desc: dict[int, SpanMatch] = {}
-    no_child: dict[int, SpanMatch] = {}
-    for r in active:
-        if r.match is not None and r.match.without_descendant is not None:
-            no_desc[id(r.match.without_descendant)] = r.match.without_descendant
-        if r.match is not None and r.match.without_child is not None:
-            no_child[id(r.match.without_child)] = r.match.without_child
-    # (name, kind, error, has an exception) -> rules that may match, does one use ``within``,
-    # does one use ``without_*``
-    candidates: dict[tuple[str, str, bool, bool], tuple[list[Rule], bool, bool]] = {}
+    """Evaluate every span rule of ``index`` (one scope of the rule set) on every span of
+    ``walks``, once; keep per rule the deepest (then latest) matching span and the number of
+    matches. A rule takes part when its ``facts`` hold and it is not ``inapplicable`` (its
+    ``when`` failed); that is decided only for the rules some span meets, so an operation
+    costs what its spans meet, not what the pack holds. ``meeting``: ``meeting_of(walks,
+    index)`` when the caller has it (``diagnosis.survey``); ``withins`` are the rule set's
+    ``within`` globs, ``nested`` its ``without_*`` matches."""
+    active: dict[str, bool] = {}
+    # id() of the index's candidates of a shape -> (them, the active ones with their match,
+    # does one use ``within``, does one use ``without_*``)
+    here_of: dict[int, tuple[tuple[Rule, ...], list[tuple[Rule, SpanMatch]], bool, bool]] = {}
     own_within: dict[str, frozenset[tuple[str, ...]]] = {}
     best: dict[str, tuple[tuple[int, int], Span, ExceptionInfo | None]] = {}
     counts: dict[str, int] = {}
     b_span = bottleneck
     b_share = bottleneck_share
+    if meeting is None:
+        meeting = meeting_of(walks, index)
+
+    def takes_part(rule: Rule) -> bool:
+        found = active.get(rule.id)
+        if found is None:
+            found = active[rule.id] = rule.id not in inapplicable and facts_hold(rule, facts)
+        return found
 
     def own_within_of(name: str) -> frozenset[tuple[str, ...]]:
         own = own_within.get(name)
@@ -89,32 +98,29 @@ def span_rule_hits(
             own = own_within[name] = frozenset(w.patterns for w in withins if w(name))
         return own
 
-    for trace, walk in walks:
-        error_below: set[str] = set()
-        for span, _ in reversed(walk):
-            if (span.error or span.span_id in error_below) and span.parent_id is not None:
-                error_below.add(span.parent_id)
+    for (trace, walk), meets in zip(walks, meeting, strict=True):
+        error_below: set[str] | None = None
         # ``within`` sets are computed only for spans that meet a candidate rule (few), from
         # their ancestors up, and memoised: a scoped walk holds every ancestor of its spans.
         within_of: dict[str, frozenset[tuple[str, ...]]] = {}
         by_id = trace.by_id
         below_sets: tuple[dict[int, set[str]], dict[int, set[str]]] | None = None
-        for span, depth in walk:
-            name = span.name
-            attrs = span.attributes
-            has_exc = bool(span.events) or "exception.type" in attrs or "error.type" in attrs
-            key = (name, span.kind, span.error, has_exc)
-            here = candidates.get(key)
-            if here is None:
-                maybe = [r for r in active if _may_match(r, name, span.kind, span.error, has_exc)]
-                uses_within = any(r.match is not None and r.match.within is not None for r in maybe)
-                uses_without = any(_uses_without(r) for r in maybe)
-                here = candidates[key] = (maybe, uses_within, uses_without)
-            rules_here, uses_within, uses_without = here
-            if not rules_here:
+        for span, depth, maybe in meets:
+            here = here_of.get(id(maybe))
+            if here is None or here[0] is not maybe:  # (the tuple is held: its id stays its)
+                kept = [(r, _match(r)) for r in maybe if takes_part(r)]
+                uses_within = any(m.within is not None for _, m in kept)
+                uses_without = any(_uses_without(r) for r, _ in kept)
+                here = here_of[id(maybe)] = (maybe, kept, uses_within, uses_without)
+            _, rules_here, uses_within, uses_without = here
+            # what the span alone decides first: the context below is built for few spans
+            own = [(r, m, found) for r, m in rules_here if (found := match_own(m, span))[0]]
+            if not own:
                 continue
+            if error_below is None:
+                error_below = _error_below(walk, by_id)
             if uses_without and below_sets is None:
-                below_sets = _below(trace, no_desc, no_child)
+                below_sets = _below(trace, nested)
             with_desc, with_child = below_sets or ({}, {})
             within = _within(span, by_id, within_of, own_within_of) if uses_within else _EMPTY
             below = span.span_id in error_below
@@ -129,21 +135,34 @@ def span_rule_hits(
                 descendants=_holding(with_desc, span.span_id),
                 children=_holding(with_child, span.span_id),
             )
-            for rule in rules_here:
-                assert rule.match is not None
-                ok, exc = match_span(rule.match, span, ctx)
-                if not ok:
+            for rule, m, (_, exc) in own:
+                if not matches_context(m, ctx):
                     continue
                 counts[rule.id] = counts.get(rule.id, 0) + 1
                 key = (depth, span.start_us)
                 current = best.get(rule.id)
                 if current is None or key > current[0]:
                     best[rule.id] = (key, span, exc)
+    if not best:
+        return []
     return [
         (rule, best[rule.id][1], best[rule.id][2], counts[rule.id])
-        for rule in active
+        for rule in index.items
         if rule.id in best
     ]
+
+
+def _error_below(walk: Sequence[tuple[Span, int]], by_id: dict[str, Span]) -> set[str]:
+    """Ids of the spans with an error span below them: from each error span up, stopping
+    where an earlier climb already went (a scoped walk holds every ancestor of its spans)."""
+    out: set[str] = set()
+    for span in [s for s, _ in walk if s.error]:
+        parent_id = span.parent_id
+        while parent_id is not None and parent_id not in out:
+            out.add(parent_id)
+            parent = by_id.get(parent_id)
+            parent_id = parent.parent_id if parent is not None else None
+    return out
 
 
 def _within(
@@ -173,37 +192,35 @@ def _within(
 
 
 def _below(
-    trace: Trace, no_desc: dict[int, SpanMatch], no_child: dict[int, SpanMatch]
+    trace: Trace, nested: ShapeIndex[SpanMatch]
 ) -> tuple[dict[int, set[str]], dict[int, set[str]]]:
-    """For each nested ``without_descendant`` (``without_child``) match, the ids of the spans
-    that have a matching descendant (direct child). One pass over the whole trace, leaves
-    first (reversed pre-order: a span's subtree comes before it), so linear in spans × nested
-    matches; the static part of each match is decided once per distinct span shape. The whole
-    trace, not the operation's scope: a call counts wherever its spans were attributed."""
-    nested = {**no_desc, **no_child}
-    with_desc: dict[int, set[str]] = {k: set() for k in no_desc}
-    with_child: dict[int, set[str]] = {k: set() for k in no_child}
-    shapes: dict[tuple[str, str, bool, bool], tuple[int, ...]] = {}
-    bare = SpanContext()
+    """For each nested ``without_descendant`` (``without_child``) match of the rule set, the
+    ids of the spans that have a matching descendant (direct child), by the match's ``id()``.
+    One pass over the whole trace, leaves first (reversed pre-order: a span's subtree comes
+    before it), so linear in spans × nested matches; the static part of each match comes from
+    the shape index. The whole trace, not the operation's scope: a call counts wherever its
+    spans were attributed."""
+    with_desc: dict[int, set[str]] = {id(m): set() for m in nested.items}
+    with_child: dict[int, set[str]] = {id(m): set() for m in nested.items}
+    of = nested.of
     for span, _ in reversed(trace.walked()):
         parent = span.parent_id
         if parent is None:
             continue
-        attrs = span.attributes
-        has_exc = bool(span.events) or "exception.type" in attrs or "error.type" in attrs
-        shape = (span.name, span.kind, span.error, has_exc)
-        maybe = shapes.get(shape)
-        if maybe is None:
-            maybe = shapes[shape] = tuple(k for k, m in nested.items() if _static_match(m, *shape))
-        hits = tuple(k for k in maybe if match_span(nested[k], span, bare)[0]) if maybe else ()
+        maybe = of(span)
+        hits = tuple(id(m) for m in maybe if match_span(m, span, _BARE)[0]) if maybe else ()
         sid = span.span_id
         for k, ids in with_desc.items():
             if k in hits or sid in ids:
                 ids.add(parent)
         for k in hits:
-            if k in with_child:
-                with_child[k].add(parent)
+            with_child[k].add(parent)
     return with_desc, with_child
+
+
+def _match(rule: Rule) -> SpanMatch:
+    assert rule.match is not None  # rules without a match never reach the span walk
+    return rule.match
 
 
 def _uses_without(rule: Rule) -> bool:
@@ -216,23 +233,3 @@ def _holding(sets: dict[int, set[str]], span_id: str) -> frozenset[int]:
     if not sets:
         return _NO_IDS
     return frozenset(k for k, ids in sets.items() if span_id in ids)
-
-
-def _may_match(rule: Rule, name: str, kind: str, error: bool, has_exc: bool) -> bool:
-    """The static part of a span match (name, kind, error flag, an exception recorded at all),
-    decided once per distinct combination so most spans meet no candidate rule."""
-    m = rule.match
-    if m is None:
-        return False
-    return _static_match(m, name, kind, error, has_exc)
-
-
-def _static_match(m: SpanMatch, name: str, kind: str, error: bool, has_exc: bool) -> bool:
-    """``_may_match`` for one span match."""
-    if m.names is not None and not m.names(name):
-        return False
-    if m.kinds and kind not in m.kinds:
-        return False
-    if m.error is not None and m.error is not error:
-        return False
-    return has_exc or (m.exceptions is None and m.exception_message is None)

@@ -6,20 +6,20 @@ The numbers are Jaeger UI's self time and critical path with async children reat
 
 Transport noise must not steal the path: a CLI that polls ``GET /api/v1/operations/{id}``
 until the end has a polling call as its last-finishing child at every step, and the worker's
-phases never make it onto the path. So when a noise span lands on the path, the path is
-recomputed with the noise spans transparent (their children hang from the nearest kept
-ancestor, as if the trace had been rebuilt without them). Self times always come from the real
-trace.
+phases never make it onto the path. So the path is computed with the noise spans transparent
+(their children hang from the nearest kept ancestor, as if the trace had been rebuilt without
+them), once. Self times always come from the real trace.
 
 Cost on a 100k-span trace: only what the engine reads is computed (``analyse`` would add
-depths and error chains); the plain path stops at the first noise span it meets; self times
-are computed per span on first read (the engine reads those of the spans on the path).
+depths and error chains); only the spans that are not noise are copied for the path (a
+polling CLI's trace is mostly noise); self times are computed per span on first read (the
+engine reads those of the spans on the path).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from opdiag.analysis import critical_path
 from opdiag.analysis.self_time import LazySelfTimes
@@ -35,11 +35,20 @@ class Timing:
     critical_length_us: int
 
 
-def trace_timing(trace: Trace, is_noise: Callable[[Span], bool] | None = None) -> Timing:
-    """Timing of one trace; the path length counts every section (idle gaps included)."""
-    noisy = {s.span_id for s in trace.spans if is_noise(s)} if is_noise is not None else set()
-    # The plain path is walked only until it reaches a noise span (it usually starts with one).
-    path = critical_path(trace, reattach_async=True, stop_at=noisy)
-    if path.stopped_at is not None:
-        path = critical_path(trace, reattach_async=True, transparent=noisy)
+def noise_ids(trace: Trace, is_noise: Callable[[Span], bool]) -> set[str]:
+    """The ids of the trace's noise spans (computed once, read by timing, bottleneck, gaps)."""
+    return {s.span_id for s in trace.spans if is_noise(s)}
+
+
+def trace_timing(
+    trace: Trace,
+    is_noise: Callable[[Span], bool] | None = None,
+    *,
+    noisy: Collection[str] | None = None,
+) -> Timing:
+    """Timing of one trace; the path length counts every section (idle gaps included).
+    ``noisy``: the noise span ids when the caller has them (else ``is_noise`` decides)."""
+    if noisy is None and is_noise is not None:
+        noisy = noise_ids(trace, is_noise)
+    path = critical_path(trace, reattach_async=True, transparent=noisy)
     return Timing(LazySelfTimes(trace), path.time_by_span(), path.length_us)

@@ -8,8 +8,9 @@ can be anything a reader let through, e.g. a huge integer kept as a Python int).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -55,6 +56,18 @@ def dumps(data: Any, *, indent: bool = True) -> str:
         return orjson.dumps(data, default=_fallback, option=option).decode("utf-8")
     except TypeError:
         return json.dumps(data, default=_fallback, indent=2 if indent else None)
+
+
+def write_list(out: TextIO, items: Iterable[Any]) -> None:
+    """``dumps(list(items))`` and a newline, written item by item with the same bytes: a
+    listing of 200k rows is never held as one list or one string. Items are what orjson
+    serialises (rows of plain values)."""
+    first = True
+    for item in items:
+        text = orjson.dumps(item, default=_fallback, option=orjson.OPT_INDENT_2)
+        out.write(("[\n  " if first else ",\n  ") + text.decode("utf-8").replace("\n", "\n  "))
+        first = False
+    out.write("[]\n" if first else "\n]\n")
 
 
 def _shallow(diagnosis: Diagnosis) -> dict[str, Any]:

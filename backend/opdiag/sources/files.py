@@ -110,7 +110,6 @@ class FileSource:
         by_operation: dict[str, dict[str, None]] = {}
         for trace in traces:
             self._by_id[trace.trace_id] = trace
-            self._starts[trace.trace_id] = sorted(s.start_us for s in trace.spans)
             self._span_count += len(trace.spans)
             for span in trace.spans:
                 op = span.attributes.get(OPERATION_ID_KEY)
@@ -152,13 +151,22 @@ class FileSource:
         hold no health-check noise worth filtering, and failed dispatches carry no
         ``operation.id``, so nothing is left out."""
         self._ensure_loaded()
-        hits: list[Trace] = []
-        for trace_id, starts in self._starts.items():
-            i = bisect_left(starts, start_us)
-            if i < len(starts) and starts[i] < end_us:
-                hits.append(self._by_id[trace_id])
+        hits = [t for t in self._by_id.values() if self._starts_in(t, start_us, end_us)]
         hits.sort(key=lambda t: (t.start_us, t.trace_id), reverse=True)
         return hits[: max(limit, 0)]
+
+    def _starts_in(self, trace: Trace, start_us: int, end_us: int) -> bool:
+        """Does a span of ``trace`` start in ``[start_us, end_us)``? Its first start decides
+        unless it lies before the range; only then are its starts sorted (once)."""
+        first = trace.start_us
+        if first >= start_us:
+            return first < end_us
+        starts = self._starts.get(trace.trace_id)
+        if starts is None:
+            with self._lock:
+                starts = self._starts[trace.trace_id] = sorted(s.start_us for s in trace.spans)
+        i = bisect_left(starts, start_us)
+        return i < len(starts) and starts[i] < end_us
 
     def neighbour_traces(
         self, start_us: int, end_us: int, queries: Sequence[SpanQuery], limit: int

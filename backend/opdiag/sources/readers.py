@@ -35,6 +35,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 from msgspec import UNSET
 
@@ -121,6 +122,10 @@ _SPAN_FIELDS = itemgetter(
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _MAX_KEYS_SHOWN = 8
+_NO_ID: Any = object()
+# A document whose first MiB is more than this share of blanks is compacted before decoding.
+_SAMPLE = 1 << 20
+_BLANK_SHARE = 0.2
 
 
 class _Fail(Exception):
@@ -138,24 +143,50 @@ def read_file(path: Path | str, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Trac
     """Read and parse one trace file of any accepted format (gzip-compressed too); only
     regular files of at most ``max_bytes`` are read."""
     p = Path(path)
-    return parse_bytes(read_regular_file(p, max_bytes), str(p), max_bytes)
+    return _parse_taken([read_regular_file(p, max_bytes)], str(p), max_bytes)
 
 
 def parse_bytes(data: bytes, source: str, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Trace]:
     """Parse the bytes of a file or HTTP body; ``source`` names it in every error."""
-    data = text_bytes(data, source, max_bytes)
+    return _parse_taken([data], source, max_bytes)
+
+
+def _parse_taken(box: list[bytes], source: str, max_bytes: int) -> list[Trace]:
+    """``parse_bytes`` of the bytes taken out of ``box``: when nothing else holds them (a file
+    just read), each larger form is freed as soon as the smaller one exists (gzip inflated,
+    a pretty-printed document compacted)."""
+    data = text_bytes(box.pop(), source, max_bytes)
     if not data or data.isspace():  # not data.strip(): that copies a 70 MB file
         raise TraceFormatError("empty, no JSON document", source=source)
-    if has_surrogate_escape(data):
-        data = repair_surrogates(data)
+    data = _compacted(data)
     with gc_paused():
         return _parse_bytes(data, source)
 
 
+def _compacted(data: bytes) -> bytes:
+    """A pretty-printed document without its whitespace (every token kept as it is), or
+    ``data`` itself when it is mostly tokens already or is not one JSON document (the general
+    path reads it as it is). Indent 4 is 60 % whitespace: the typed decoder then reads and
+    keeps slices of a third of the bytes."""
+    sample = data[:_SAMPLE]
+    if sample.count(b" ") + sample.count(b"\n") < len(sample) * _BLANK_SHARE:
+        return data
+    if not is_utf8(data):  # errors in other text name offsets of the bytes as they came
+        return data
+    try:
+        return msgspec.json.format(data, indent=-1)
+    except msgspec.DecodeError:
+        return data
+
+
 def _parse_bytes(data: bytes, source: str) -> list[Trace]:
+    # The typed decoder refuses lone surrogate escapes wherever they are, so a document it
+    # takes holds none; the others are repaired before the general path reads them.
     typed = _typed(data, source) if is_utf8(data) else None
     if typed is not None:
         return typed
+    if has_surrogate_escape(data):
+        data = repair_surrogates(data)
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -386,6 +417,12 @@ def _value_typed(v: schema.Value | None) -> Any:
         return None
     if v.stringValue is not UNSET and v.stringValue is not None:
         return v.stringValue
+    iv = v.intValue
+    if iv is not UNSET:  # the next key _any_value tries, and a common one
+        try:
+            return int(iv)
+        except (TypeError, ValueError):
+            return iv
     return _any_value({k: x for k in v.__struct_fields__ if (x := getattr(v, k)) is not UNSET})
 
 
@@ -402,6 +439,8 @@ def _attrs_typed(attrs: list[schema.Attribute] | None) -> dict[str, Any]:
 
 def _otlp_typed(rss: list[schema.ResourceSpans] | None, col: _Collector) -> None:
     """``_otlp`` over typed resource spans."""
+    ids = _IdCache()
+    attributes_of = schema.ATTRIBUTES.decode
     for rs in rss or ():
         resource = _attrs_typed(rs.resource.attributes if rs.resource is not None else None)
         service = resource.get("service.name")
@@ -417,8 +456,23 @@ def _otlp_typed(rss: list[schema.ResourceSpans] | None, col: _Collector) -> None
             spans = ss.spans or []
             for k, raw in enumerate(spans):
                 spans[k] = None  # type: ignore[call-overload]  # freed as the model grows
-                attrs = _attrs_typed(schema.ATTRIBUTES.decode(raw.attributes))
-                span = _otlp_span(raw, "", service, resource, attrs)
+                span = _otlp_fields(
+                    raw.traceId,
+                    raw.spanId,
+                    raw.parentSpanId,
+                    raw.name,
+                    raw.kind,
+                    raw.startTimeUnixNano,
+                    raw.endTimeUnixNano,
+                    raw.status,
+                    _attrs_typed(attributes_of(raw.attributes)),
+                    raw.links,
+                    raw.events,
+                    "",
+                    service,
+                    resource,
+                    ids,
+                )
                 if scope_name and "otel.scope.name" not in span.attributes:
                     span.attributes["otel.scope.name"] = scope_name
                     if scope_version:
@@ -1086,6 +1140,7 @@ def _legacy_spans(
 
 
 def _otlp(doc: dict, where: str, col: _Collector, *, consume: bool) -> None:
+    ids = _IdCache()
     rss = doc.get("resourceSpans")
     if rss is None:
         return
@@ -1126,7 +1181,7 @@ def _otlp(doc: dict, where: str, col: _Collector, *, consume: bool) -> None:
                 raw = spans[k]
                 if consume:
                     spans[k] = None
-                span = _otlp_span(raw, f"{sw}.spans[{k}]", service, resource)
+                span = _otlp_span(raw, f"{sw}.spans[{k}]", service, resource, ids)
                 if scope_name and "otel.scope.name" not in span.attributes:
                     span.attributes["otel.scope.name"] = scope_name
                     if scope_version:
@@ -1134,25 +1189,77 @@ def _otlp(doc: dict, where: str, col: _Collector, *, consume: bool) -> None:
                 col.add(span)
 
 
+class _IdCache:
+    """Normalised OTLP trace ids and parent span ids per raw text: a trace's spans repeat
+    one trace id, and siblings one parent."""
+
+    __slots__ = ("spans", "traces")
+
+    def __init__(self) -> None:
+        self.traces: dict[str, str | None] = {}
+        self.spans: dict[str, str | None] = {}
+
+
 def _otlp_span(
     raw: Any,
     where: str,
     service: str,
     resource: dict[str, Any],
-    attrs: dict[str, Any] | None = None,
+    ids: _IdCache | None = None,
 ) -> Span:
-    """One OTLP span from its plain-JSON object, or from a ``schema.OtlpSpan`` with its
-    attributes already converted (``attrs``)."""
-    if type(raw) is not dict and attrs is None:
+    """One OTLP span from its plain-JSON object."""
+    if type(raw) is not dict:
         raise _Fail(where, "span is not an object")
-    tid = _otlp_id_at(raw.get("traceId"), 32, where, "traceId")
+    return _otlp_fields(
+        raw.get("traceId"),
+        raw.get("spanId"),
+        raw.get("parentSpanId"),
+        raw.get("name"),
+        raw.get("kind"),
+        raw.get("startTimeUnixNano"),
+        raw.get("endTimeUnixNano"),
+        raw.get("status"),
+        _otlp_attrs(raw.get("attributes"), where),
+        raw.get("links"),
+        raw.get("events"),
+        where,
+        service,
+        resource,
+        _IdCache() if ids is None else ids,
+    )
+
+
+def _otlp_fields(  # noqa: PLR0917 - the fields of one span, as both paths read them
+    raw_tid: Any,
+    raw_sid: Any,
+    raw_parent: Any,
+    name: Any,
+    kind_raw: Any,
+    start_raw: Any,
+    end_raw: Any,
+    st: Any,
+    attrs: dict[str, Any],
+    links: Any,
+    raw_events: Any,
+    where: str,
+    service: str,
+    resource: dict[str, Any],
+    ids: _IdCache,
+) -> Span:
+    """One OTLP span from its fields (plain JSON values, or a ``schema.OtlpSpan``'s).
+    ``ids`` caches normalised trace and parent ids per raw text (they repeat)."""
+    tid = ids.traces.get(raw_tid, _NO_ID) if raw_tid.__class__ is str else _NO_ID
+    if tid is _NO_ID:
+        tid = _otlp_id_at(raw_tid, 32, where, "traceId")
+        if raw_tid.__class__ is str:
+            ids.traces[raw_tid] = tid
     if tid is None:
         raise _Fail(where, "span without traceId")
-    sid = _otlp_id_at(raw.get("spanId"), 16, where, "spanId")
+    sid = _otlp_id_at(raw_sid, 16, where, "spanId")
     if sid is None:
         raise _Fail(where, "span without spanId")
-    start_ns = _ns_time(raw.get("startTimeUnixNano"), where, "startTimeUnixNano")
-    end_ns = _ns_time(raw.get("endTimeUnixNano"), where, "endTimeUnixNano")
+    start_ns = _ns_time(start_raw, where, "startTimeUnixNano")
+    end_ns = _ns_time(end_raw, where, "endTimeUnixNano")
     duration = (end_ns - start_ns) // 1000
     if duration < 0:
         raise _Fail(where, f"negative duration (endTimeUnixNano {end_ns} < start {start_ns})")
@@ -1161,14 +1268,11 @@ def _otlp_span(
             sid, start_ns // 1000, duration, "startTimeUnixNano", "endTimeUnixNano"
         )
         raise _Fail(where, problem)
-    name = raw.get("name")
     if type(name) is not str:
         name = "" if name is None else str(name)
-    kind_raw = raw.get("kind")
     kind = _OTLP_KINDS.get(kind_raw, INTERNAL) if type(kind_raw) in (int, str) else INTERNAL
     status = STATUS_UNSET
     status_message = ""
-    st = raw.get("status")
     if type(st) is dict:
         code = st.get("code")
         if type(code) in (int, str):
@@ -1176,14 +1280,15 @@ def _otlp_span(
         msg = st.get("message")
         if msg:
             status_message = str(msg)
-    if attrs is None:
-        attrs = _otlp_attrs(raw.get("attributes"), where)
 
     refs: list[Reference] = []
-    parent = _otlp_id_at(raw.get("parentSpanId"), 16, where, "parentSpanId")
+    parent = ids.spans.get(raw_parent, _NO_ID) if raw_parent.__class__ is str else _NO_ID
+    if parent is _NO_ID:
+        parent = _otlp_id_at(raw_parent, 16, where, "parentSpanId")
+        if raw_parent.__class__ is str:
+            ids.spans[raw_parent] = parent
     if parent is not None:
         refs.append(Reference(CHILD_OF, tid, parent))
-    links = raw.get("links")
     if links:
         if type(links) is not list:
             raise _Fail(where, "links is not a list")
@@ -1202,7 +1307,6 @@ def _otlp_span(
             refs.append(Reference(ltype, ltid, lsid))
 
     events: list[Event] = []
-    raw_events = raw.get("events")
     if raw_events:
         if type(raw_events) is not list:
             raise _Fail(where, "events is not a list")

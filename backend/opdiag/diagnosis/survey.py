@@ -1,0 +1,124 @@
+"""One walk over the operation's spans for everything the later steps need from every span.
+
+A 100k-span operation used to be walked once per step: noise, work spans for the gaps, worker
+calls, declared values, ``when`` matches, span-rule candidates. Each of those looks at every
+span only to keep a few, so they share this one walk and the steps get what was kept:
+
+* noise: the spans the noise check calls transport noise (whole traces: the critical path
+  is computed over the whole trace);
+* work spans (``analysis.gaps``): neither noise nor below it, nor a root that has children;
+* calls (``neighbours.workers_of``): client spans, and the first span of each worker service,
+  with the latest end of each worker service;
+* the spans that carry one of the pack's declared value keys (``{op:symbol}``);
+* the ``when`` matches some span satisfies, and the spans that meet a span-rule candidate.
+
+Every decision that depends on a span's name, kind, error flag or service alone is
+remembered (rule shape indexes, the noise check, worker services), so most spans cost a few
+dict lookups. Pure: spans in, lists out, nothing changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+from opdiag.diagnosis.candidates import has_exception
+from opdiag.diagnosis.matching import SpanContext, match_span
+from opdiag.diagnosis.rules import RuleSet
+from opdiag.diagnosis.span_rules import Meeting
+from opdiag.diagnosis.timing import noise_ids
+from opdiag.model import CLIENT, Span, Trace
+
+Walk = Sequence[tuple[Span, int]]
+_BARE = SpanContext()
+
+
+@dataclass(slots=True)
+class Survey:
+    """What the walk kept; lists per walk are in the order of the walks."""
+
+    noisy: list[set[str]] = field(default_factory=list)  # the noise span ids of each trace
+    work: list[list[Span]] = field(default_factory=list)
+    calls: list[Span] = field(default_factory=list)
+    worker_ends: dict[str, int] = field(default_factory=dict)  # worker service -> last end
+    valued: list[Span] = field(default_factory=list)
+    held: frozenset[int] = frozenset()  # id() of the ``when`` matches satisfied
+    meeting: list[Meeting] = field(default_factory=list)
+
+
+def survey(
+    walks: Sequence[tuple[Trace, Walk]],
+    rules: RuleSet,
+    is_noise: Callable[[Span], bool],
+    worker_globs: Sequence[str],
+) -> Survey:
+    """Walk the scoped spans once (see the module docstring)."""
+    out = Survey()
+    own_index, when_index = rules.own_index, rules.when_index
+    # (name, kind, error) -> span-rule candidates and ``when`` matches, without and with an
+    # exception recorded, and whether that makes a difference
+    shapes: dict[tuple[str, str, bool], tuple[Any, Any, Any, Any, bool]] = {}
+    when_left = len(when_index)
+    held: set[int] = set()
+    value_keys = rules.value_keys
+    is_worker: dict[str, bool] = {}
+    calls, worker_ends, valued = out.calls, out.worker_ends, out.valued
+    for trace, walk in walks:
+        noisy: set[str] = set()
+        below: set[str] = set()  # noise and every span under it
+        work: list[Span] = []
+        meeting: Meeting = []
+        children = trace.children
+        for span, depth in walk:
+            sid = span.span_id
+            if is_noise(span):
+                noisy.add(sid)
+                below.add(sid)
+            elif span.parent_id is not None and span.parent_id in below:
+                below.add(sid)
+            elif depth or not children.get(sid):
+                work.append(span)
+            service = span.service
+            worker = is_worker.get(service)
+            if worker is None:
+                worker = is_worker[service] = any(fnmatchcase(service, g) for g in worker_globs)
+            if worker:
+                end = span.start_us + span.duration_us
+                last = worker_ends.get(service)
+                if last is None:
+                    calls.append(span)  # the first span of a worker service
+                    worker_ends[service] = end
+                else:
+                    if end > last:
+                        worker_ends[service] = end
+                    if span.kind == CLIENT:
+                        calls.append(span)
+            elif span.kind == CLIENT:
+                calls.append(span)
+            if value_keys and not span.attributes.keys().isdisjoint(value_keys):
+                valued.append(span)
+            key = (span.name, span.kind, span.error)
+            shape = shapes.get(key)
+            if shape is None:
+                own, when = own_index.entry(key), when_index.entry(key)
+                differs = own[1] is not own[0] or when[1] is not when[0]
+                shape = shapes[key] = (*own, *when, differs)
+            if shape[4] and has_exception(span):
+                maybe, whens = shape[1], shape[3]
+            else:
+                maybe, whens = shape[0], shape[2]
+            if when_left:
+                for m in whens:
+                    if id(m) not in held and match_span(m, span, _BARE)[0]:
+                        held.add(id(m))
+                        when_left -= 1
+            if maybe:
+                meeting.append((span, depth, maybe))
+        out.noisy.append(noisy if len(walk) == len(trace.spans) else noise_ids(trace, is_noise))
+        out.work.append(work)
+        out.meeting.append(meeting)
+    out.held = frozenset(held)
+    return out
+

@@ -1,0 +1,37 @@
+"""Glob patterns (span names, services, exception types) compiled into one regex, once.
+
+Rule packs, noise patterns and the operation grouping all ask "does this name match any of
+these globs?" for every span; one compiled alternation per distinct pattern list answers it
+with one regex match instead of a loop over ``fnmatch``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_GLOBS: dict[tuple[str, ...], Globs] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Globs:
+    """Span-name (or service, or exception-type) glob patterns, compiled into one regex."""
+
+    patterns: tuple[str, ...]
+    regex: re.Pattern[str]
+
+    @classmethod
+    def of(cls, patterns: Sequence[str]) -> Globs:
+        """Compiled once per distinct pattern list (the engine asks for the settings' noise
+        patterns on every diagnosis; a listing diagnoses thousands)."""
+        key = tuple(patterns)
+        found = _GLOBS.get(key)
+        if found is None:
+            joined = "|".join(f"(?:{fnmatch.translate(p)})" for p in key) or r"(?!)"
+            found = _GLOBS[key] = cls(key, re.compile(joined))
+        return found
+
+    def __call__(self, text: str) -> bool:
+        return self.regex.match(text) is not None

@@ -1,0 +1,269 @@
+"""The shortcuts of issue 10 give what the plain computations give.
+
+The engine's one walk (``diagnosis.survey``) against each step computed on its own, the rule
+shape index against evaluating every static match, the critical path of childless roots and
+the walk copy without hidden spans against the general algorithm, the file source's range
+test against sorted starts, the URL encoders against ``quote``, the listing's row-by-row JSON
+against ``dumps`` of the whole list, and the listing's iterator against the list.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from conftest import DEMO_TRACES, JAEGER_FIXTURES, REAL_KTRDR
+from opdiag.analysis.critical_path import (
+    CriticalPath,
+    _copiers,
+    _copy_walked,
+    _critical_path_plain,
+    _critical_path_reattached,
+    critical_path,
+)
+from opdiag.analysis.gaps import work_spans
+from opdiag.diagnosis.bottleneck import noise_check
+from opdiag.diagnosis.candidates import MAX_SHAPES, ShapeIndex, has_exception, static_match
+from opdiag.diagnosis.engine import _declared_values
+from opdiag.diagnosis.facts import scoped_walk
+from opdiag.diagnosis.matching import SpanContext, match_span
+from opdiag.diagnosis.neighbours import WorkerView, workers_of
+from opdiag.diagnosis.rules import load_rules
+from opdiag.diagnosis.span_rules import meeting_of
+from opdiag.diagnosis.survey import survey
+from opdiag.errors import InputError, TraceFormatError
+from opdiag.globs import Globs
+from opdiag.model import CHILD_OF, Reference, Span, Trace, build_trace
+from opdiag.operations import group_operations
+from opdiag.render import links
+from opdiag.render.json_render import dumps, write_list
+from opdiag.settings import DiagnosisSettings, LinkSettings, load_settings
+from opdiag.sources.files import FileSource, trace_files
+from opdiag.sources.readers import read_file
+
+RULES = load_rules()
+NOISE = noise_check(Globs.of(DiagnosisSettings().noise_span_patterns))
+
+
+def _traces(paths: list[Path]) -> list[Trace]:
+    out: list[Trace] = []
+    for path in paths:
+        try:
+            out.extend(read_file(path))
+        except TraceFormatError:
+            continue
+    return out
+
+
+CORPORA = {
+    "fixtures": _traces(sorted(JAEGER_FIXTURES.glob("*.json"))),
+    "demo": _traces(list(trace_files(DEMO_TRACES))),
+    "real": _traces(list(trace_files(REAL_KTRDR / "run1" / "traces"))),
+}
+
+
+def _operations(name: str) -> list[list[tuple[Trace, list[tuple[Span, int]]]]]:
+    """The scoped walks of every operation of a corpus, as the engine makes them, and every
+    trace alone (the Jaeger fixtures hold no KTRDR operation)."""
+    out = [[(trace, trace.walk_list())] for trace in CORPORA[name]]
+    for group in group_operations(CORPORA[name]):
+        walks = []
+        for trace in group.traces:
+            walk, _ = scoped_walk(trace, group.operation_id)
+            if walk:
+                walks.append((trace, walk))
+        if walks:
+            out.append(walks)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CORPORA))
+def test_the_one_walk_finds_what_each_step_found_alone(name: str) -> None:
+    operations = _operations(name)
+    assert operations
+    globs = RULES.neighbours.worker_globs()
+    for walks in operations:
+        found = survey(walks, RULES, NOISE, globs)
+        for (trace, _), ids in zip(walks, found.noisy, strict=True):
+            assert ids == {s.span_id for s in trace.spans if NOISE(s)}
+        assert found.work == work_spans(walks, NOISE)
+        spans = [span for _, walk in walks for span, _ in walk]
+        children = {trace.trace_id: trace.children for trace, _ in walks}
+        view = WorkerView([])
+        assert workers_of(found.calls, children, globs, view) == workers_of(
+            spans, children, globs, view
+        )
+        for service, end in found.worker_ends.items():
+            assert end == max(s.end_us for s in spans if s.service == service)
+        assert _declared_values(found.valued, RULES.values) == _declared_values(
+            spans, RULES.values
+        )
+        bare = SpanContext()
+        whens = {id(m): m for r in RULES.rules for m in r.when}
+        held = {k for k, m in whens.items() if any(match_span(m, s, bare)[0] for s in spans)}
+        assert found.held == held
+        assert found.meeting == meeting_of(walks, RULES.own_index)
+
+
+def test_the_shape_index_answers_what_every_static_match_answers() -> None:
+    index = RULES.own_index
+    rng = random.Random(5)
+    names = sorted({s.name for trace in CORPORA["real"] for s in trace.spans})
+    for _ in range(300):
+        span = Span(
+            "ab" * 16,
+            "cd" * 8,
+            rng.choice([*names, "x", "GET"]),
+            "svc",
+            0,
+            1,
+            rng.choice(["internal", "server", "client", "producer", "consumer"]),
+            {"exception.type": "X"} if rng.random() < 0.3 else {},
+        )
+        span.error = rng.random() < 0.5
+        want = tuple(
+            r
+            for r in index.items
+            if r.match is not None
+            and static_match(r.match, span.name, span.kind, span.error, has_exception(span))
+        )
+        assert index.of(span) == want
+
+
+def test_the_shape_index_forgets_rather_than_grows() -> None:
+    index = ShapeIndex(RULES.own_index.items, lambda r: r.match)
+    for i in range(MAX_SHAPES + 10):
+        index.of(Span("ab" * 16, "cd" * 8, f"name-{i}", "svc", 0, 1))
+    assert len(index._memo) <= MAX_SHAPES
+
+
+def _forest(rng: random.Random, n: int) -> Trace:
+    spans = [
+        Span(
+            "ab" * 16,
+            f"{i + 1:016x}",
+            "op",
+            "svc",
+            rng.randrange(0, 5) * 10,
+            rng.randrange(0, 3) * 10,
+            rng.choice(["internal", "server", "client", "producer", "consumer"]),
+        )
+        for i in range(n)
+    ]
+    return build_trace("ab" * 16, spans)
+
+
+def _general(trace: Trace, hidden: set[str] | None, reattach: bool) -> CriticalPath:
+    """The algorithm itself, without the childless-roots shortcut."""
+    for roots, copy in _copiers(trace, hidden):
+        run = _critical_path_reattached if reattach else _critical_path_plain
+        found = run(False, roots, copy)
+        if found is not None:
+            return found
+    raise AssertionError
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_childless_roots_are_their_own_path(seed: int) -> None:
+    rng = random.Random(seed)
+    trace = _forest(rng, rng.randrange(1, 12))
+    assert not trace.children
+    hidden = {s.span_id for s in trace.spans if rng.random() < 0.3} or None
+    for reattach in (False, True):
+        got = critical_path(trace, reattach_async=reattach, transparent=hidden)
+        assert got == _general(trace, hidden, reattach)
+
+
+def test_the_walk_copy_hands_over_only_when_no_hidden_span_has_a_visible_child() -> None:
+    spans = [Span("ab" * 16, "0" * 15 + "1", "root", "svc", 0, 100)]
+    for i, parent in ((2, 1), (3, 2), (4, 1)):
+        spans.append(
+            Span(
+                "ab" * 16,
+                f"{i:016x}",
+                f"s{i}",
+                "svc",
+                i,
+                10,
+                references=[Reference(CHILD_OF, "ab" * 16, f"{parent:016x}")],
+            )
+        )
+    trace = build_trace("ab" * 16, spans)
+    walked = trace.walked()
+    whole = (0, len(walked))
+    copied = _copy_walked(walked, *whole, 0, {f"{4:016x}"})  # a leaf: nothing moves up
+    assert copied is not None
+    assert [n.span_id for n in copied] == [f"{i:016x}" for i in (1, 2, 3)]
+    assert _copy_walked(walked, *whole, 0, {f"{2:016x}"}) is None  # its child moves up
+    hidden_subtree = {f"{2:016x}", f"{3:016x}"}
+    copied = _copy_walked(walked, *whole, 0, hidden_subtree)
+    assert copied is not None and [n.span_id for n in copied] == [f"{i:016x}" for i in (1, 4)]
+
+
+def test_a_file_source_finds_the_traces_with_a_span_starting_in_a_range() -> None:
+    paths = list(trace_files(REAL_KTRDR / "run1" / "traces"))
+    source = FileSource([REAL_KTRDR / "run1" / "traces"])
+    traces = source.all_traces()
+    rng = random.Random(3)
+    starts = sorted(s.start_us for t in traces for s in t.spans)
+    assert paths and starts
+    for _ in range(200):
+        lo, hi = sorted(rng.choice(starts) + rng.randrange(-10**6, 10**6) for _ in range(2))
+        want = {t.trace_id for t in traces if any(lo <= s.start_us < hi for s in t.spans)}
+        got = {t.trace_id for t in source.recent_traces(lo, hi, 10**6)}
+        assert got == want
+
+
+def test_ids_go_into_urls_encoded_as_quote_encodes_them() -> None:
+    rng = random.Random(11)
+    alphabet = "abcXYZ019_.~-/?&#% é+=:@"
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
+        assert links._q(text) == quote(text, safe="")
+
+
+@pytest.mark.parametrize("uid", ["jaeger", "a b&c", 'q"\\x', "\x00opdiag\x00"])
+def test_explore_links_are_the_encoded_panes(uid: str) -> None:
+    settings = LinkSettings().model_copy(update={"jaeger_datasource_uid": uid})
+    for trace_id in ("ab" * 16, "x/y?&#", "é"):
+        assert links.explore_url(settings, trace_id) == links._explore_url(
+            settings, trace_id, "now-1h", "now"
+        )
+        assert links.explore_url(settings, trace_id, 5_000_000, 9_000_000) == (
+            links._explore_url(settings, trace_id, "4940000", "9060000")
+        )
+
+
+@pytest.mark.parametrize(
+    "items",
+    [[], [{"a": 1}], [{"a": "x\ny", "b": [1, {"c": None}], "d": 1.5, "e": True}, {"z": "é"}]],
+)
+def test_rows_written_one_by_one_are_the_list_dumped_whole(items: list[object]) -> None:
+    out = io.StringIO()
+    write_list(out, iter(items))
+    assert out.getvalue() == dumps(items) + "\n"
+    assert json.loads(out.getvalue()) == items
+
+
+def test_the_listing_iterator_is_the_list_and_checks_its_arguments_first() -> None:
+    from opdiag.service import DiagnosisService
+
+    settings = load_settings(overrides={"trace_paths": [str(DEMO_TRACES)]})
+    service = DiagnosisService(FileSource([DEMO_TRACES]), settings)
+    now = 1_795_508_760_000_000
+    listed = service.operations(0, 2**62, now)
+    again = DiagnosisService(FileSource([DEMO_TRACES]), settings)
+    assert [d.to_dict() for d in again.each_operation(0, 2**62, now)] == [
+        d.to_dict() for d in listed
+    ]
+    assert [d.key for d in service.each_operation(0, 2**62, now, limit=3)] == [
+        d.key for d in listed[:3]
+    ]
+    with pytest.raises(InputError):
+        service.each_operation(10, 5, now)
+    with pytest.raises(InputError):
+        service.each_operation(0, 5, now, limit=-1)
