@@ -12,7 +12,12 @@ worker chosen for it, stopped answering. Its address comes from the dispatch cal
 span whose child server span runs on a worker service) or, for a request that never reached
 a worker, from the health checks of workers of the operation's type; the service behind an
 address comes from probes it answered. An address is *silent since* its first failing probe
-that no successful probe follows up to the moment judged.
+that no successful probe follows up to the moment judged. A worker is *replaced* when its
+address answers again as another process while the operation still needed it: another
+service instance answers (a restarted worker has a new random id), or the address refused
+connections and then answered (restarted under the same id). KTRDR resumes nothing on a
+restarted worker: it re-registers idle and the orphan detector fails the operation a minute
+later; a probe that merely timed out and then answered is a busy worker, not a new one.
 """
 
 from __future__ import annotations
@@ -239,6 +244,29 @@ class Silence:
     last_ok_us: int | None
 
 
+# A probe that could not connect at all (nothing listens: the process is gone), unlike one
+# that connected and got no answer in time (busy or hung): ``httpx.ConnectError``,
+# ``ConnectTimeout``, ``ConnectionRefusedError``, ``ConnectionResetError``.
+_REFUSED = re.compile(r"(?i)connect|refused|reset")
+
+
+def refused(probe: Probe) -> bool:
+    """Did the probe fail to connect (rather than time out or get a 5xx)?"""
+    return not probe.ok and bool(probe.error) and bool(_REFUSED.search(probe.error or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """The worker's address answered again as another process: ``since`` is the first
+    sign (the first refused probe, or the first answer by another service), ``by`` the
+    service that answers now, ``failed`` the probes that failed before it answered."""
+
+    address: str
+    since: Probe
+    by: str | None
+    failed: int
+
+
 @dataclass(slots=True)
 class WorkerView:
     """What the probes say about the workers, with the address → service map they give."""
@@ -281,6 +309,30 @@ class WorkerView:
         if first_fail is None or last_fail_us < from_us:
             return None
         return Silence(key, first_fail, failed, last_ok)
+
+    def replaced(
+        self, address: str, service: str | None, from_us: int, to_us: int
+    ) -> Replacement | None:
+        """Whether the process that served ``address`` as ``service`` was replaced between
+        ``from_us`` and ``to_us``: a probe answered by another service, or a refused probe
+        that a later answer follows (see the module docstring)."""
+        key = same_place(address)
+        first_refused: Probe | None = None
+        failed = 0
+        for p in self.probes:
+            if p.address != key or p.time_us < from_us or p.time_us > to_us:
+                continue
+            if not p.ok:
+                failed += 1
+                if first_refused is None and refused(p):
+                    first_refused = p
+                continue
+            other = p.answered_by is not None and service is not None and p.answered_by != service
+            if other:
+                return Replacement(key, first_refused or p, p.answered_by, failed)
+            if first_refused is not None:  # the same name: "a new process", not a name
+                return Replacement(key, first_refused, None, failed)
+        return None
 
     def dead_at(self, address: str, at_us: int, settle_us: int) -> Silence | None:
         """Whether ``address`` was dead at ``at_us``: its last probe by then failed, and no
@@ -408,10 +460,18 @@ class WorkerAssessment:
     capable: tuple[str, ...] = ()
     probes: int = 0
     last_seen_us: int | None = None  # the end of the worker's last span in the operation
+    replaced: Replacement | None = None  # it answered again as another process
 
     @property
     def silence(self) -> Silence | None:
         return self.lost or self.capable_lost
+
+    @property
+    def first_sign(self) -> Probe | None:
+        """The probe that first showed the worker gone (the lost worker's subject)."""
+        if self.silence is not None:
+            return self.silence.since
+        return self.replaced.since if self.replaced is not None else None
 
     def values(self, operation_type: str | None) -> dict[str, Any]:
         """Template values (``worker.*``) for summaries and solutions."""
@@ -423,6 +483,15 @@ class WorkerAssessment:
             out["worker.type"] = operation_type
         if self.last_seen_us is not None:
             out["worker.last_seen"] = clock_text(self.last_seen_us)
+        again = self.replaced
+        if again is not None and self.silence is None:
+            out["worker.since"] = clock_text(again.since.time_us)
+            out["worker.failed_checks"] = again.failed
+            out["worker.replaced_by"] = again.by
+            out["worker.how"] = (
+                f"answered again as {again.by or 'a new process'} after "
+                f"{again.failed} failed health check(s) from {clock_text(again.since.time_us)}"
+            )
         silence = self.silence
         if silence is not None:
             out["worker.since"] = clock_text(silence.since.time_us)
@@ -466,13 +535,18 @@ def assess_workers(
         # only a worker that took the operation can be lost by it; a dispatch that never
         # arrived is its own evidence (the client span's error), judged by the pack's rules
         lost = None
-        if ran and not settled and worker.address:
-            lost = view.silent(worker.address, start_us, judge_until_us)
+        again = None
         if worker_ends is not None:
             seen = worker_ends.get(worker.service) if worker.service is not None else None
         else:
             seen = max((s.end_us for s in spans if s.service == worker.service), default=None)
-        return WorkerAssessment(worker, bool(ran), lost, None, (), len(probes), seen)
+        if ran and not settled and worker.address:
+            lost = view.silent(worker.address, start_us, judge_until_us)
+            if lost is None:
+                again = view.replaced(worker.address, worker.service, start_us, judge_until_us)
+                if again is not None and seen is not None and seen > again.since.time_us:
+                    again = None  # it still reported on the operation afterwards: not replaced
+        return WorkerAssessment(worker, bool(ran), lost, None, (), len(probes), seen, again)
     globs = spec.worker_globs(operation_type) if operation_type else ()
     capable = tuple(view.addresses_of(globs)) if globs else ()
     if not capable or settled:

@@ -56,6 +56,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.failed_checks",
         "worker.type",
         "worker.how",
+        "worker.replaced_by",
         "worker.last_seen",
     }
 )
