@@ -561,6 +561,8 @@ def _operation_values(
     if facts.phase_span is not None:
         values["phase_minutes"] = minutes_text(max(0, now_us - facts.phase_span.start_us))
         values["where_minutes"] = minutes_text(max(0, now_us - facts.where_since_us))
+    else:  # no phase yet: how long ago it started
+        values["where_minutes"] = minutes_text(max(0, now_us - facts.start_us))
     result = choice.result
     if result is not None:
         values["bottleneck"] = result.text

@@ -479,6 +479,9 @@ class WorkerAssessment:
         if self.worker is not None:
             out["worker.service"] = self.worker.service
             out["worker.address"] = self.worker.address or None
+            if self.ran and self.worker.service:  # " on <service> at <address>" or nothing
+                at = f" at {self.worker.address}" if self.worker.address else ""
+                out["worker.on"] = f" on {self.worker.service}{at}"
         if operation_type:
             out["worker.type"] = operation_type
         if self.last_seen_us is not None:

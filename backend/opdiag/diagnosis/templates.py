@@ -57,6 +57,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.type",
         "worker.how",
         "worker.replaced_by",
+        "worker.on",
         "worker.last_seen",
     }
 )
