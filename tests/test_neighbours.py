@@ -359,3 +359,35 @@ def test_a_worker_that_reported_on_the_operation_after_the_refusal_was_not_repla
         settled=False,
     )
     assert found.replaced is None
+
+
+def test_every_check_that_shares_a_span_name_is_tried() -> None:
+    """The backend's health checks and its reads of operations from a worker are both ``GET``
+    client spans of ktrdr-api: a read that fails to connect is a failed probe too."""
+    checks = (
+        HealthCheck("ktrdr-api", "GET", re.compile(r"/health$")),
+        HealthCheck("ktrdr-api", "GET", re.compile(r"/api/v1/operations/[^/]+(/metrics)?$")),
+    )
+    read = _trace(
+        {
+            "name": "GET",
+            "service": "ktrdr-api",
+            "kind": "client",
+            "at": 5,
+            "status": "error",
+            "attrs": {"http.url": "http://127.0.0.1:5006/api/v1/operations/op_training_1"},
+        }
+    )
+    other = _trace(
+        {
+            "name": "GET",
+            "service": "ktrdr-api",
+            "kind": "client",
+            "attrs": {"http.url": "http://127.0.0.1:5006/api/v1/workers", "http.status_code": 200},
+        }
+    )
+    found = probes_of([probe(0, 5006, True), read, other], checks)
+    assert [(p.ok, p.address) for p in found] == [
+        (True, "127.0.0.1:5006"),
+        (False, "127.0.0.1:5006"),
+    ]

@@ -193,15 +193,15 @@ def probes_of(traces: Iterable[Trace], checks: Sequence[HealthCheck]) -> list[Pr
         for span in trace.spans:
             if span.kind != CLIENT:
                 continue
-            check = next(
-                (c for c in checks if c.span == span.name and _glob(c.service, span.service)),
-                None,
-            )
-            if check is None:
+            mine = [c for c in checks if c.span == span.name and _glob(c.service, span.service)]
+            if not mine:
                 continue
             url = _url(span)
             address = address_of(url)
-            if address is None or not check.url.search(urlsplit(str(url)).path):
+            if address is None:
+                continue
+            path = urlsplit(str(url)).path
+            if not any(c.url.search(path) for c in mine):  # several checks may share a span name
                 continue
             status = span.attributes.get("http.status_code")
             ok = not span.error and (not isinstance(status, int) or status < 500)
