@@ -17,6 +17,7 @@ from opdiag.diagnosis.neighbours import (
     probes_of,
     same_place,
 )
+from opdiag.diagnosis.rules import load_rules
 from opdiag.model import CHILD_OF, Event, Reference, Span, SpanQuery, Trace, build_trace
 
 S = 1_000_000
@@ -391,3 +392,28 @@ def test_every_check_that_shares_a_span_name_is_tried() -> None:
         (True, "127.0.0.1:5006"),
         (False, "127.0.0.1:5006"),
     ]
+
+
+def test_timeouts_make_a_silence_only_from_the_threshold_refusals_at_once() -> None:
+    """KTRDR marks a worker unavailable after 3 failed checks: a busy worker may miss one
+    (a ReadTimeout), a process that is gone refuses the very first."""
+    late = [failed_probe(5, 5005, "httpx.ReadTimeout"), failed_probe(15, 5005, "httpx.ReadTimeout")]
+    view = WorkerView.of(probes_of(late, CHECKS), timeouts_to_lose=3)
+    assert view.silent("127.0.0.1:5005", T0, T0 + 20 * S) is None
+    third = WorkerView.of(
+        probes_of([*late, failed_probe(25, 5005, "httpx.ReadTimeout")], CHECKS), timeouts_to_lose=3
+    )
+    silence = third.silent("127.0.0.1:5005", T0, T0 + 30 * S)
+    assert silence is not None and silence.failed == 3 and silence.since.time_us == T0 + 5 * S
+    refused_once = WorkerView.of(
+        probes_of([failed_probe(5, 5005, "httpx.ConnectError")], CHECKS), timeouts_to_lose=3
+    )
+    assert refused_once.silent("127.0.0.1:5005", T0, T0 + 10 * S) is not None
+    # a connect timeout is not an answer that came late: nothing listens there
+    connect = WorkerView.of(
+        probes_of([failed_probe(5, 5005, "httpx.ConnectTimeout")], CHECKS), timeouts_to_lose=3
+    )
+    assert connect.silent("127.0.0.1:5005", T0, T0 + 10 * S) is not None
+    # the default pack sets KTRDR's threshold
+    spec = load_rules([]).neighbours
+    assert spec.timeouts_to_lose == 3

@@ -42,7 +42,13 @@ class HealthCheck(SpanQuery):
     url: re.Pattern[str] = re.compile(r"/health$")
 
 
-_DEFAULT_MARGINS = {"before_s": 600.0, "after_s": 60.0, "settle_s": 15.0, "max_traces": 500}
+_DEFAULT_MARGINS = {
+    "before_s": 600.0,
+    "after_s": 60.0,
+    "settle_s": 15.0,
+    "max_traces": 500,
+    "timeouts_to_lose": 1,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,12 @@ class NeighbourSpec:
     @property
     def max_traces(self) -> int:
         return int(self._margin("max_traces"))
+
+    @property
+    def timeouts_to_lose(self) -> int:
+        """Probes in a row that connected but got no answer in time (or a 5xx) before the
+        worker counts as silent; one that could not connect at all counts at once."""
+        return max(1, int(self._margin("timeouts_to_lose")))
 
     @property
     def queries(self) -> tuple[SpanQuery, ...]:
@@ -175,6 +187,7 @@ class Probe:
     service: str  # the prober's service
     answered_by: str | None = None  # the service whose server span answered
     error: str | None = None
+    late: bool = False  # failed, but connected: timed out or answered 5xx (busy or hung)
 
 
 def _probe_error(span: Span) -> str | None:
@@ -205,6 +218,7 @@ def probes_of(traces: Iterable[Trace], checks: Sequence[HealthCheck]) -> list[Pr
                 continue
             status = span.attributes.get("http.status_code")
             ok = not span.error and (not isinstance(status, int) or status < 500)
+            error = None if ok else _probe_error(span)
             answered = next(
                 (c.service for c in trace.children.get(span.span_id, ()) if c.kind == SERVER),
                 None,
@@ -219,11 +233,24 @@ def probes_of(traces: Iterable[Trace], checks: Sequence[HealthCheck]) -> list[Pr
                     span_name=span.name,
                     service=span.service,
                     answered_by=answered,
-                    error=None if ok else _probe_error(span),
+                    error=error,
+                    late=not ok and _late(error, status),
                 )
             )
     out.sort(key=lambda p: (p.time_us, p.address, p.span_id))
     return out
+
+
+# Failed after connecting: the process is there but busy or hung (``httpx.ReadTimeout``,
+# ``WriteTimeout``, ``PoolTimeout``; not ``ConnectTimeout``), or it answered with a 5xx.
+_LATE = re.compile(r"(?i)(read|write|pool)?timeout")
+
+
+def _late(error: str | None, status: object) -> bool:
+    if isinstance(status, int) and status >= 500:
+        return True
+    text = error or ""
+    return bool(_LATE.search(text)) and "connect" not in text.lower()
 
 
 def _glob(pattern: str, text: str) -> bool:
@@ -273,14 +300,15 @@ class WorkerView:
 
     probes: list[Probe]
     services: dict[str, str] = field(default_factory=dict)  # address -> answering service
+    timeouts_to_lose: int = 1  # late failures in a row that make a silence (NeighbourSpec)
 
     @classmethod
-    def of(cls, probes: list[Probe]) -> WorkerView:
+    def of(cls, probes: list[Probe], timeouts_to_lose: int = 1) -> WorkerView:
         services: dict[str, str] = {}
         for p in probes:
             if p.answered_by:
                 services[p.address] = p.answered_by  # the newest answer wins
-        return cls(probes, services)
+        return cls(probes, services, timeouts_to_lose)
 
     def addresses_of(self, globs: Sequence[str]) -> list[str]:
         """Probed addresses last answered by a service matching ``globs``."""
@@ -290,23 +318,29 @@ class WorkerView:
         """Whether ``address`` was silent at ``to_us``: the probes up to then end in a run of
         failures (no success after them), and that run was still failing at ``from_us`` or
         later. A worker dead since before the range (a request that found it gone) counts;
-        one that answered again before ``to_us`` does not."""
+        one that answered again before ``to_us`` does not. A run of probes that all connected
+        but timed out (or got a 5xx) is a silence only from ``timeouts_to_lose`` of them: a
+        busy worker may miss one; a process that is gone refuses the first."""
         key = same_place(address)
         first_fail: Probe | None = None
         last_fail_us = 0
         failed = 0
+        hard = False
         last_ok: int | None = None
         for p in self.probes:
             if p.address != key or p.time_us > to_us:
                 continue
             if p.ok:
-                first_fail, failed, last_ok = None, 0, p.time_us
+                first_fail, failed, hard, last_ok = None, 0, False, p.time_us
             else:
                 if first_fail is None:
                     first_fail = p
                 failed += 1
+                hard = hard or not p.late
                 last_fail_us = p.time_us
         if first_fail is None or last_fail_us < from_us:
+            return None
+        if not hard and failed < self.timeouts_to_lose:
             return None
         return Silence(key, first_fail, failed, last_ok)
 
@@ -528,7 +562,7 @@ def assess_workers(
     if not all_globs:
         return WorkerAssessment()
     probes = probes_of(neighbours, spec.health_checks)
-    view = WorkerView.of(probes)
+    view = WorkerView.of(probes, spec.timeouts_to_lose)
     spans = calls if calls is not None else [span for _, walk in own for span, _ in walk]
     children = {trace.trace_id: trace.children for trace, _ in own}
     workers = workers_of(spans, children, all_globs, view)
