@@ -284,7 +284,7 @@ def restart_worker(
                 ],
             }
             stem = name.rsplit("_", 1)[0]
-            out.append((f"{stem}_{service}.json", {"resourceSpans": [resource]}))
+            out.append((f"{stem}_restart-{service}.json", {"resourceSpans": [resource]}))
     out.sort(key=lambda item: (sequence_of(item[0]), item[0]))
     return move_spans(out, lambda _, span: is_orphan_close("", span), orphan_ns)
 
@@ -333,3 +333,29 @@ def move_spans(recording: Recording, which: SpanFilter, at_ns: int) -> Recording
         out.append((f"{stem}_zz{i:02d}-{service_of(resource)}.json", doc))
     out.sort(key=lambda item: (sequence_of(item[0]), item[0]))
     return out
+
+
+def files_holding(traces: Path, text: str) -> list[int]:
+    """The sequence numbers of the recorded files whose text holds ``text``."""
+    return [sequence_of(name) for name, raw in _loaded(str(traces)) if text in raw]
+
+
+def failed_probes(recording: Recording, port: int, after_ns: int = 0) -> list[tuple[int, int]]:
+    """(file sequence, start ns) of every failed health check of ``port`` after ``after_ns``."""
+    out = []
+    for name, _, span in spans(recording):
+        failed = span.get("status", {}).get("code") == 2
+        start = int(span["startTimeUnixNano"])
+        if span.get("kind") == CLIENT and _probe_port(span) == port and failed and start > after_ns:
+            out.append((sequence_of(name), start))
+    return sorted(out)
+
+
+def died_before_export(recording: Recording, service: str, from_ns: int) -> Recording:
+    """``service`` killed at ``from_ns`` before exporting what it did since: every span of it
+    that ends later is gone (a SIGKILLed process loses its unexported batch and its open
+    spans)."""
+    return without(
+        recording,
+        lambda svc, span: svc == service and int(span["endTimeUnixNano"]) >= from_ns,
+    )
