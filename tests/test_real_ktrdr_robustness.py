@@ -84,6 +84,18 @@ def _docker(recording: rv.Recording) -> rv.Recording:
     return rv.rename_services(rv.container_hosts(recording, DOCKER_HOSTS), fixed)
 
 
+def _curl_operations(recording: rv.Recording) -> rv.Recording:
+    """Every operation started with curl instead of the CLI (no ``cli.*`` root waiting on
+    it): the backend's server span is the root of the dispatch trace."""
+    operations = set(OPERATIONS)
+    traces = {
+        span["traceId"]
+        for _, _, span in rv.spans(recording)
+        if rv.attr(span, "operation.id") in operations
+    }
+    return rv.as_curl(recording, traces)
+
+
 def _split(recording: rv.Recording) -> rv.Recording:
     return rv.split_files(recording, random.Random(7))[0]
 
@@ -95,6 +107,7 @@ def _upto_split(upto: int) -> int:
 VARIANTS: dict[str, tuple[Callable[[rv.Recording], rv.Recording], Callable[[int], int]]] = {
     "docker": (_docker, lambda upto: upto),
     "split-files": (_split, _upto_split),
+    "curl-operations": (_curl_operations, lambda upto: upto),
 }
 _built: dict[str, Path] = {}
 
@@ -121,8 +134,9 @@ def test_every_case_survives_a_recording_laid_out_differently(
 ) -> None:
     """docker: container names instead of loopback, fixed worker ids (one service name for
     the three processes that served :5003 one after the other). split-files: each export
-    written as several files, spans shuffled, resources reversed. Nothing about the failures
-    changed, so every key of every case must hold."""
+    written as several files, spans shuffled, resources reversed. curl-operations: no CLI
+    root above the operations (the bottleneck is still the time after data loading).
+    Nothing about the failures changed, so every key of every case must hold."""
     run = variant_dir(variant)
     upto = case.get("upto")
     changed = {**case, "upto": VARIANTS[variant][1](upto) if upto else None}
@@ -345,3 +359,18 @@ def test_every_operation_diagnosed_as_it_unfolds(ident: str, tmp_path: Path) -> 
             assert verdict == "worker_lost", (seq, d["summary"])
             assert str(LOST_ON[ident]) in d["summary"], d["summary"]
     assert verdicts and verdicts[-1][1] == final, verdicts
+
+
+def test_a_worker_killed_before_it_exported_any_span(tmp_path: Path) -> None:
+    """The training worker on :5005 SIGKILLed within its first export interval: none of its
+    spans of the operation arrive, so only the orphan detector's one-span trace carries the
+    operation id. A training always runs on a worker: its worker was lost."""
+    base = rv.load(TRACES)
+    dispatched = _ns("2026-12-04T15:47:49Z")
+    root = tmp_path / "killed-early"
+    rv.write(
+        rv.died_before_export(base, "ktrdr-training-worker-d97729bc", dispatched), root / "traces"
+    )
+    d = diagnose_case(root, FINAL[KILLED], tmp_path / "final")
+    assert d["verdict"] == "worker_lost", d["summary"]
+    assert "orphan detector" in d["summary"], d["summary"]
