@@ -96,6 +96,25 @@ def _curl_operations(recording: rv.Recording) -> rv.Recording:
     return rv.as_curl(recording, traces)
 
 
+def _renamed_id(ident: str) -> str:
+    """``op_training_…`` -> ``op_nightly_training_…`` (KTRDR's generate_operation_id with a
+    prefix), every other id as it was."""
+    return "op_nightly_" + ident[3:] if ident.startswith("op_") else ident
+
+
+def _prefixed_ids(recording: rv.Recording) -> rv.Recording:
+    """Every operation id with a prefix, wherever it is written (attributes, URLs)."""
+    operations = {ident: _renamed_id(ident) for ident in OPERATIONS}
+
+    def change(text: str) -> str:
+        for old, new in operations.items():
+            if old in text:
+                text = text.replace(old, new)
+        return text
+
+    return rv.map_strings(recording, change)
+
+
 def _split(recording: rv.Recording) -> rv.Recording:
     return rv.split_files(recording, random.Random(7))[0]
 
@@ -108,6 +127,7 @@ VARIANTS: dict[str, tuple[Callable[[rv.Recording], rv.Recording], Callable[[int]
     "docker": (_docker, lambda upto: upto),
     "split-files": (_split, _upto_split),
     "curl-operations": (_curl_operations, lambda upto: upto),
+    "prefixed-ids": (_prefixed_ids, lambda upto: upto),
 }
 _built: dict[str, Path] = {}
 
@@ -136,10 +156,13 @@ def test_every_case_survives_a_recording_laid_out_differently(
     the three processes that served :5003 one after the other). split-files: each export
     written as several files, spans shuffled, resources reversed. curl-operations: no CLI
     root above the operations (the bottleneck is still the time after data loading).
+    prefixed-ids: operation ids as KTRDR writes them with a prefix (``op_nightly_training_…``).
     Nothing about the failures changed, so every key of every case must hold."""
     run = variant_dir(variant)
     upto = case.get("upto")
     changed = {**case, "upto": VARIANTS[variant][1](upto) if upto else None}
+    if variant == "prefixed-ids":
+        changed["id"] = _renamed_id(case["id"])
     d = diagnose_case(run, changed, tmp_path / "snapshot")
     checks = check_case(d, case)
     assert all(checks.values()), (checks, d["verdict"], d["summary"])
