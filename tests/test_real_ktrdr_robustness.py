@@ -48,6 +48,12 @@ def _ns(clock: str) -> int:
     return int(datetime.fromisoformat(clock.replace("Z", "+00:00")).timestamp() * 1e9)
 
 
+def _started(ident: str) -> int:
+    """When the operation was created, from its id (``op_training_20261204_160033_…``)."""
+    day, time = ident.split("_")[-3:-1]
+    return _ns(f"{day[:4]}-{day[4:6]}-{day[6:]}T{time[:2]}:{time[2:4]}:{time[4:]}Z")
+
+
 def _diagnose(
     run: Path, ident: str, upto: int | None, now: str, scratch: Path
 ) -> dict[str, Any] | None:
@@ -303,31 +309,33 @@ def test_a_killed_worker_restarted_before_the_orphan_detector_fired(
     assert before_orphan is not None and "restarted" in before_orphan["summary"]
 
 
-def test_a_worker_killed_during_data_loading(tmp_path: Path) -> None:
-    """The training worker on :5006 killed while training.data_loading was still open: that
-    span and everything it did later never reach the recording. The operation is lost all
-    the same, and nothing claims it ran after a phase it never finished."""
-    ident = "op_training_20261204_160033_fcc59c1d"
+@pytest.mark.parametrize(
+    ("ident", "phase", "port"),
+    [
+        ("op_training_20261204_160033_fcc59c1d", "training.data_loading", "5006"),
+        ("op_backtesting_20261204_155333_db0629d4", "backtest.data_loading", "5003"),
+    ],
+)
+def test_a_worker_killed_during_data_loading(
+    ident: str, phase: str, port: str, tmp_path: Path
+) -> None:
+    """The worker killed while its data-loading span was still open: that span and
+    everything it did later never reach the recording. The operation is lost all the same,
+    and nothing claims it ran after a phase it never finished."""
     base = rv.load(TRACES)
-    loading = next(
-        int(span["startTimeUnixNano"])
-        for _, service, span in rv.spans(base)
-        if service.startswith("ktrdr-training-worker-")
-        and span["name"] == "training.data_loading"
-        and int(span["startTimeUnixNano"]) > _ns("2026-12-04T16:00:33Z")
-    )
-    service = next(
-        service
-        for _, service, span in rv.spans(base)
-        if span["name"] == "training.data_loading" and int(span["startTimeUnixNano"]) == loading
+    started = _started(ident)
+    loading, service = next(
+        (int(span["startTimeUnixNano"]), svc)
+        for _, svc, span in rv.spans(base)
+        if span["name"] == phase and int(span["startTimeUnixNano"]) > started
     )
     root = tmp_path / "killed-loading"
     rv.write(rv.died_before_export(base, service, loading + 1_000_000), root / "traces")
     for case in [c for c in CASES if c["id"] == ident]:
         d = diagnose_case(root, case, tmp_path / f"s{case.get('upto')}")
         assert d["verdict"] == "worker_lost", d["summary"]
-        assert "5006" in d["summary"], d["summary"]
-        assert "after training.data_loading" not in d["summary"], d["summary"]
+        assert port in d["summary"], d["summary"]
+        assert f"after {phase}" not in d["summary"], d["summary"]
 
 
 # --- the same operations at every moment ------------------------------------------------------
@@ -359,11 +367,7 @@ def test_every_operation_diagnosed_as_it_unfolds(ident: str, tmp_path: Path) -> 
     names = {rv.sequence_of(n): n for n, _ in rv.load(TRACES)}
     dead_from = None
     if ident in LOST_ON:
-        start = _ns(
-            f"{ident.split('_')[2][:4]}-{ident.split('_')[2][4:6]}-"
-            f"{ident.split('_')[2][6:8]}T{ident.split('_')[3][:2]}:"
-            f"{ident.split('_')[3][2:4]}:{ident.split('_')[3][4:6]}Z"
-        )
+        start = _started(ident)
         dead_from = rv.failed_probes(rv.load(TRACES), LOST_ON[ident], start)[0][0]
     seen_final = False
     verdicts = []
