@@ -401,3 +401,18 @@ def test_a_worker_killed_before_it_exported_any_span(tmp_path: Path) -> None:
     d = diagnose_case(root, FINAL[KILLED], tmp_path / "final")
     assert d["verdict"] == "worker_lost", d["summary"]
     assert "orphan detector" in d["summary"], d["summary"]
+
+
+def test_a_data_load_waiting_on_a_refused_gateway_before_its_first_timeout(
+    tmp_path: Path,
+) -> None:
+    """The data load of AAPL waits 30 s per attempt on the host service; the host service's
+    ib.connect traces are refused from the first seconds. Diagnosed 10 s in, before any
+    timeout, the Gateway is already the cause."""
+    ident = "op_data_load_20261204_154455_734c9af6"
+    names = {rv.sequence_of(n): n for n, _ in rv.load(TRACES)}
+    moment = next(seq for seq, name in names.items() if rv.clock_of(name) >= "2026-12-04T15:45:05Z")
+    d = _diagnose(RUN, ident, moment, rv.clock_of(names[moment]), tmp_path / "early")
+    assert d is not None and d["verdict"] == "service_unreachable", d and d["summary"]
+    assert "Gateway" in d["summary"] and "4002" in d["summary"], d["summary"]
+    assert d["root_cause"]["span_name"] == "ib.connect"
