@@ -36,7 +36,8 @@ from opdiag.settings import Settings
 from opdiag.timeutil import TimeRange
 
 SIMPOD_OPENAPI = (
-    Path(__file__).resolve().parent / "data/reference/grafana/simpod-json-datasource/openapi.yaml"
+    Path(__file__).resolve().parent
+    / "data/reference/grafana/simpod-json-datasource/openapi.yaml"
 )
 NOW_MS = 1_764_000_000_000  # 2025-11-24T16:00:00Z
 XSS = "<script>alert(1)</script>"

@@ -45,21 +45,7 @@ STYLES: dict[str, Callable[[Any], str]] = {
     "sorted": lambda d: json.dumps(d, sort_keys=True, ensure_ascii=False),
 }
 _ODD_VALUES: tuple[Any, ...] = (
-    None,
-    7,
-    -1,
-    1.5,
-    True,
-    "x",
-    "",
-    [],
-    {},
-    "\ud800",
-    10**20,
-    "0",
-    "true",
-    [None],
-    {"k": 1},
+    None, 7, -1, 1.5, True, "x", "", [], {}, "\ud800", 10**20, "0", "true", [None], {"k": 1},
 )
 
 
@@ -69,23 +55,12 @@ def model_view(traces: list[Any]) -> Any:
     for t in sorted(traces, key=lambda t: t.trace_id):
         spans = [
             (
-                s.trace_id,
-                s.span_id,
-                s.original_span_id,
-                s.name,
-                s.service,
-                s.start_us,
-                s.duration_us,
-                s.kind,
-                list(s.attributes.items()),
+                s.trace_id, s.span_id, s.original_span_id, s.name, s.service, s.start_us,
+                s.duration_us, s.kind, list(s.attributes.items()),
                 [(e.name, e.time_us, list(e.attributes.items())) for e in s.events],
                 [(r.ref_type, r.trace_id, r.span_id) for r in s.references],
-                s.status,
-                s.status_message,
-                list(s.resource.items()),
-                list(s.warnings),
-                s.parent_id,
-                s.error,
+                s.status, s.status_message, list(s.resource.items()), list(s.warnings),
+                s.parent_id, s.error,
             )
             for s in t.spans
         ]

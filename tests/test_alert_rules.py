@@ -26,10 +26,8 @@ JOB = 'job="opdiag", instance="opdiag:8080"'
 def _promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
-        pytest.skip(
-            "promtool is not installed: run `bash scripts/ensure-system-deps.sh` "
-            "(Debian package prometheus); `make test` installs it"
-        )
+        pytest.skip("promtool is not installed: run `bash scripts/ensure-system-deps.sh` "
+                    "(Debian package prometheus); `make test` installs it")
     return found
 
 
@@ -73,18 +71,12 @@ def _gauge(op_type: str, state: str, values: str) -> dict[str, str]:
 CASES: list[tuple[str, list[dict[str, str]], list[tuple[str, str, list[dict[str, Any]]]]]] = [
     (
         "a training operation stuck for longer than stuck_for",
-        [
-            _gauge("training", "stuck", "0 0 1x20"),
-            _gauge("training", "running", "1x22"),
-            _gauge("backtesting", "stuck", "0x22"),
-        ],
+        [_gauge("training", "stuck", "0 0 1x20"), _gauge("training", "running", "1x22"),
+         _gauge("backtesting", "stuck", "0x22")],
         [
             ("4m", "OperationStuck", []),  # pending, not yet 5m
-            (
-                "9m",
-                "OperationStuck",
-                [_alert("OperationStuck", {"operation_type": "training"}, "1")],
-            ),
+            ("9m", "OperationStuck", [_alert("OperationStuck", {"operation_type": "training"},
+                                             "1")]),
         ],
     ),
     (
@@ -97,123 +89,77 @@ CASES: list[tuple[str, list[dict[str, str]], list[tuple[str, str, list[dict[str,
         [_gauge("backtesting", "lost", "0 1x10")],
         [
             ("1m", "OperationWorkerLost", []),
-            (
-                "4m",
-                "OperationWorkerLost",
-                [_alert("OperationWorkerLost", {"operation_type": "backtesting"}, "1")],
-            ),
+            ("4m", "OperationWorkerLost", [
+                _alert("OperationWorkerLost", {"operation_type": "backtesting"}, "1")]),
         ],
     ),
     (
         "an operation that ended with worker_lost",
         [_finished("training", "worker_lost", "0 0 1x30")],
-        [
-            (
-                "5m",
-                "OperationWorkerLost",
-                [_alert("OperationWorkerLost", {"operation_type": "training"}, "1")],
-            )
-        ],
+        [("5m", "OperationWorkerLost", [
+            _alert("OperationWorkerLost", {"operation_type": "training"}, "1")])],
     ),
     (
         "operations refused for want of (capable) workers",
-        [
-            _finished("backtesting", "no_workers", "0 0 1x20"),
-            _finished("training", "no_capable_workers", "0 0 0 1x20"),
-            _finished("training", "workers_busy", "0 5x20"),
-        ],
+        [_finished("backtesting", "no_workers", "0 0 1x20"),
+         _finished("training", "no_capable_workers", "0 0 0 1x20"),
+         _finished("training", "workers_busy", "0 5x20")],
         [
             ("1m", "OperationNoWorkers", []),
-            (
-                "5m",
-                "OperationNoWorkers",
-                [
-                    _alert(
-                        "OperationNoWorkers",
-                        {"operation_type": "backtesting", "verdict": "no_workers"},
-                        "1",
-                    ),
-                    _alert(
-                        "OperationNoWorkers",
-                        {"operation_type": "training", "verdict": "no_capable_workers"},
-                        "1",
-                    ),
-                ],
-            ),
+            ("5m", "OperationNoWorkers", [
+                _alert("OperationNoWorkers",
+                       {"operation_type": "backtesting", "verdict": "no_workers"}, "1"),
+                _alert("OperationNoWorkers",
+                       {"operation_type": "training", "verdict": "no_capable_workers"}, "1"),
+            ]),
             # Long after the last refusal (the window is 15m) the alert resolves.
             ("40m", "OperationNoWorkers", []),
         ],
     ),
     (
         "four of five training runs failed",
-        [
-            _finished("training", "failed", "0+1x4 4x30"),
-            _finished("training", "healthy", "0+0x3 1x31"),
-            _finished("backtesting", "failed", "0+1x2 2x30"),  # 2 of 2: too few to page
-            _finished("backtesting", "healthy", "0x33"),
-        ],
-        [
-            (
-                "10m",
-                "OperationFailureRate",
-                [_alert("OperationFailureRate", {"operation_type": "training"}, "80%")],
-            )
-        ],
+        [_finished("training", "failed", "0+1x4 4x30"),
+         _finished("training", "healthy", "0+0x3 1x31"),
+         _finished("backtesting", "failed", "0+1x2 2x30"),  # 2 of 2: too few to page
+         _finished("backtesting", "healthy", "0x33")],
+        [("10m", "OperationFailureRate", [
+            _alert("OperationFailureRate", {"operation_type": "training"}, "80%")])],
     ),
     (
         "a few failures among many healthy runs",
-        [
-            _finished("data_load", "service_unreachable", "0 0+1x3 3x30"),
-            _finished("data_load", "healthy", "0 0+10x3 30x30"),
-        ],
+        [_finished("data_load", "service_unreachable", "0 0+1x3 3x30"),
+         _finished("data_load", "healthy", "0 0+10x3 30x30")],
         [("10m", "OperationFailureRate", [])],
     ),
     (
         "busy workers refuse operations for longer than busy_for",
-        [
-            _finished("training", "workers_busy", "0+1x40"),
-            _finished("backtesting", "workers_busy", "0+1x5 5x40"),
-        ],
+        [_finished("training", "workers_busy", "0+1x40"),
+         _finished("backtesting", "workers_busy", "0+1x5 5x40")],
         [
             ("10m", "OperationWorkersBusy", []),
-            (
-                "20m",
-                "OperationWorkersBusy",
-                [_alert("OperationWorkersBusy", {"operation_type": "training"}, "")],
-            ),
+            ("20m", "OperationWorkersBusy", [
+                _alert("OperationWorkersBusy", {"operation_type": "training"}, "")]),
         ],
     ),
     (
         "slow runs",
-        [
-            _finished("training", "slow", "0 0 1 3 3x20"),
-            _finished("backtesting", "slow", "0 0 1x20"),
-        ],
+        [_finished("training", "slow", "0 0 1 3 3x20"), _finished("backtesting", "slow",
+                                                                  "0 0 1x20")],
         [
             ("2m", "OperationsSlow", []),
-            (
-                "10m",
-                "OperationsSlow",
-                [_alert("OperationsSlow", {"operation_type": "training"}, "3")],
-            ),
+            ("10m", "OperationsSlow", [
+                _alert("OperationsSlow", {"operation_type": "training"}, "3")]),
         ],
     ),
     (
         "the watcher stops finishing passes",
-        [
-            {
-                "series": f"opdiag_watcher_last_success_timestamp_seconds{{{JOB}}}",
-                "values": "0+60x4 240x20",
-            }
-        ],
+        [{"series": f"opdiag_watcher_last_success_timestamp_seconds{{{JOB}}}",
+          "values": "0+60x4 240x20"}],
         [
             ("4m", "OpdiagWatcherStale", []),
             ("11m", "OpdiagWatcherStale", []),  # stale since 10m: pending for 2m
-            (
-                "12m",
-                "OpdiagWatcherStale",
-                [_alert("OpdiagWatcherStale", {"job": "opdiag"}, "8m 0s")],
-            ),
+            ("12m", "OpdiagWatcherStale", [
+                _alert("OpdiagWatcherStale", {"job": "opdiag"}, "8m 0s")]),
         ],
     ),
 ]
@@ -224,37 +170,27 @@ def _test_file(tmp: Path) -> Path:
     rules.write_text((REPO / "provisioning" / RULE_FILE).read_text(encoding="utf-8"))
     tests = []
     for name, series, checks in CASES:
-        tests.append(
-            {
-                "name": name,
-                "interval": "1m",
-                "input_series": series,
-                "alert_rule_test": [
-                    {"eval_time": at, "alertname": alert, "exp_alerts": expected}
-                    for at, alert, expected in checks
-                ],
-            }
-        )
+        tests.append({
+            "name": name,
+            "interval": "1m",
+            "input_series": series,
+            "alert_rule_test": [
+                {"eval_time": at, "alertname": alert, "exp_alerts": expected}
+                for at, alert, expected in checks
+            ],
+        })
     path = tmp / "opdiag-alerts.test.yml"
-    path.write_text(
-        yaml.safe_dump(
-            {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": tests},
-            sort_keys=False,
-        )
-    )
+    path.write_text(yaml.safe_dump(
+        {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": tests},
+        sort_keys=False))
     return path
 
 
 def test_the_committed_rule_file_is_the_generated_one_and_promtool_accepts_it():
     committed = REPO / "provisioning" / RULE_FILE
     assert yaml.safe_load(committed.read_text()) == prometheus_rules_doc(SETTINGS)
-    result = subprocess.run(
-        [_promtool(), "check", "rules", str(committed)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = subprocess.run([_promtool(), "check", "rules", str(committed)],
+                            capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(alert_rules(SETTINGS))} rules found" in result.stdout
 
@@ -263,13 +199,8 @@ def test_every_rule_fires_and_stays_quiet_where_it_should(tmp_path: Path):
     fired = {alert for _, _, checks in CASES for _, alert, expected in checks if expected}
     quiet = {alert for _, _, checks in CASES for _, alert, expected in checks if not expected}
     assert fired == quiet == set(RULES)
-    result = subprocess.run(
-        [_promtool(), "test", "rules", str(_test_file(tmp_path))],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = subprocess.run([_promtool(), "test", "rules", str(_test_file(tmp_path))],
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
@@ -281,6 +212,5 @@ def test_every_alert_names_the_operation_type_and_links_the_dashboard():
         annotations = rule["annotations"]
         assert annotations["summary"] and annotations["description"], name
         assert annotations["dashboard_url"].startswith(
-            f"{SETTINGS.links.grafana_url}/d/{operations}?var-operation_type="
-        ), name
+            f"{SETTINGS.links.grafana_url}/d/{operations}?var-operation_type="), name
         assert rule["labels"]["severity"] in ("critical", "warning"), name

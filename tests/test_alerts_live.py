@@ -41,30 +41,22 @@ def _wait(what: str, check: Callable[[], Any], logs: list[Path]) -> Any:
         if found:
             return found
         if time.monotonic() > deadline:
-            tails = "\n".join(
-                f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs if p.exists()
-            )
+            tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                              for p in logs if p.exists())
             pytest.fail(f"timed out waiting for {what}\n{tails}")
         time.sleep(0.5)
 
 
 def _settings(jaeger_url: str, store: Path) -> Settings:
-    return Settings.model_validate(
-        {
-            "jaeger": {
-                "url": jaeger_url,
-                "retries": 0,
-                "services_ttl_s": 1,
-                "search_ttl_s": 1,
-                "search_round_s": 1,
-            },
-            "diagnosis": {"stuck_after_s": 5},
-            "watcher": {"interval_s": 1},
-            "store": {"path": str(store)},
-            "server": {"port": 0, "threads": 4},
-            "dashboards": {"alerts": {"stuck_for": "5s", "evaluation_interval": "1s"}},
-        }
-    )
+    return Settings.model_validate({
+        "jaeger": {"url": jaeger_url, "retries": 0, "services_ttl_s": 1, "search_ttl_s": 1,
+                   "search_round_s": 1},
+        "diagnosis": {"stuck_after_s": 5},
+        "watcher": {"interval_s": 1},
+        "store": {"path": str(store)},
+        "server": {"port": 0, "threads": 4},
+        "dashboards": {"alerts": {"stuck_for": "5s", "evaluation_interval": "1s"}},
+    })
 
 
 def _firing(prometheus: httpx.Client, name: str) -> list[dict[str, Any]]:
@@ -72,20 +64,15 @@ def _firing(prometheus: httpx.Client, name: str) -> list[dict[str, Any]]:
         body = prometheus.get("/api/v1/alerts").json()
     except (httpx.HTTPError, ValueError):
         return []
-    return [
-        a
-        for a in body["data"]["alerts"]
-        if a["labels"]["alertname"] == name and a["state"] == "firing"
-    ]
+    return [a for a in body["data"]["alerts"]
+            if a["labels"]["alertname"] == name and a["state"] == "firing"]
 
 
 def test_prometheus_fires_operation_stuck_for_the_hung_training(tmp_path: Path):
     binary = shutil.which("prometheus")
     if binary is None:
-        pytest.skip(
-            "prometheus is not installed: run `bash scripts/ensure-system-deps.sh` "
-            "(Debian package prometheus); `make test` installs it"
-        )
+        pytest.skip("prometheus is not installed: run `bash scripts/ensure-system-deps.sh` "
+                    "(Debian package prometheus); `make test` installs it")
     logs = [tmp_path / "demo.log", tmp_path / "prometheus.log"]
     with ReplayJaeger([]) as jaeger:
         sink = ReplaySink(jaeger).start()
@@ -97,51 +84,30 @@ def test_prometheus_fires_operation_stuck_for_the_hung_training(tmp_path: Path):
             operations = render_dashboards(settings)[f"{settings.dashboards.operations_uid}.json"]
             rules = tmp_path / "opdiag-alerts.yml"
             rules.write_text(alert_files(settings, operations, "")[RULE_FILE])
-            jobs = [
-                scrape.ScrapeJob(
-                    scrape.OPDIAG_JOB,
-                    (scrape.TargetGroup((f"127.0.0.1:{server.effective_port}",)),),
-                )
-            ]
+            jobs = [scrape.ScrapeJob(scrape.OPDIAG_JOB, (scrape.TargetGroup(
+                (f"127.0.0.1:{server.effective_port}",)),))]
             config = tmp_path / "prometheus.yml"
-            config.write_text(
-                scrape.render(settings, jobs, scrape_interval="1s", rule_files=[str(rules)])
-            )
+            config.write_text(scrape.render(settings, jobs, scrape_interval="1s",
+                                            rule_files=[str(rules)]))
             ports = launch.free_ports(len(launch.SERVICES) + 1)
             prom_port = ports.pop()
             with logs[1].open("wb") as out:
                 prom_proc = subprocess.Popen(
-                    [
-                        binary,
-                        f"--config.file={config}",
-                        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                        f"--web.listen-address=127.0.0.1:{prom_port}",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+                    [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                     f"--web.listen-address=127.0.0.1:{prom_port}"],
+                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             prometheus = httpx.Client(base_url=f"http://127.0.0.1:{prom_port}", timeout=5)
-            with launch.demo(
-                dict(zip(launch.SERVICES, ports, strict=True)),
-                otlp_endpoint=sink.endpoint,
-                speedup=100,
-                mix="stuck_training",
-                cycles=1,
-                log=logs[0],
-            ):
-                (alert,) = _wait(
-                    "OperationStuck firing in Prometheus",
-                    lambda: _firing(prometheus, "OperationStuck"),
-                    logs,
-                )
+            with launch.demo(dict(zip(launch.SERVICES, ports, strict=True)),
+                             otlp_endpoint=sink.endpoint, speedup=100, mix="stuck_training",
+                             cycles=1, log=logs[0]):
+                (alert,) = _wait("OperationStuck firing in Prometheus",
+                                 lambda: _firing(prometheus, "OperationStuck"), logs)
             assert alert["labels"]["operation_type"] == "training"
             assert alert["labels"]["severity"] == "critical"
             assert alert["annotations"]["summary"] == "1 training operation(s) stuck"
             assert alert["annotations"]["dashboard_url"] == (
                 f"{settings.links.grafana_url}/d/{settings.dashboards.operations_uid}"
-                "?var-operation_type=training&var-verdict=stuck"
-            )
+                "?var-operation_type=training&var-verdict=stuck")
             # The same verdict is in the store: the list, the annotations, the history.
             base = opdiag.url
             rows = httpx.get(f"{base}/api/v1/operations?verdict=stuck").json()

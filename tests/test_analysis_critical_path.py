@@ -29,16 +29,10 @@ def _random_trace(seed: int, n: int = 300) -> Trace:
             parent = spans[rnd.randint(max(0, i - 30), i - 1)]
             start = parent.start_us + rnd.randint(-50, parent.duration_us + 100)
         kind = rnd.choice(["internal"] * 6 + [PRODUCER, CONSUMER])
-        refs = (
-            [Reference("CHILD_OF", "t", parent.span_id if parent else "gone")]
-            if (parent or rnd.random() < 0.5)
-            else []
-        )
-        spans.append(
-            Span(
-                "t", f"s{i}", "op", "svc", start, rnd.randint(0, 3_000), kind=kind, references=refs
-            )
-        )
+        refs = [Reference("CHILD_OF", "t", parent.span_id if parent else "gone")] if (
+            parent or rnd.random() < 0.5) else []
+        spans.append(Span("t", f"s{i}", "op", "svc", start, rnd.randint(0, 3_000), kind=kind,
+                          references=refs))
     return build_trace("t", spans)
 
 
@@ -115,17 +109,8 @@ def test_deep_nested_chain_with_late_leaves_stays_fast_enough_to_finish():
         refs = [Reference("CHILD_OF", "t", f"s{i - 1}")] if i else []
         # s_i = [i, 2m - i]; l_i = [2m - i, 2m - i // 2] starts when s_i ends
         spans.append(Span("t", f"s{i}", "op", "svc", i, 2 * m - 2 * i, references=refs))
-        spans.append(
-            Span(
-                "t",
-                f"l{i}",
-                "leaf",
-                "svc",
-                2 * m - i,
-                i - i // 2,
-                references=[Reference("CHILD_OF", "t", f"s{i}")],
-            )
-        )
+        spans.append(Span("t", f"l{i}", "leaf", "svc", 2 * m - i, i - i // 2,
+                          references=[Reference("CHILD_OF", "t", f"s{i}")]))
     cp = critical_path(build_trace("t", spans), reattach_async=True)
     assert cp.failed == []
     assert cp.reattached["l5"] == "s2"  # the nearest s_j with 2m - j >= 2m - 5 // 2

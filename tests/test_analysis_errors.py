@@ -61,12 +61,8 @@ def test_single_error_root_is_its_own_chain():
 
 
 def test_depths():
-    trace = _trace(
-        ("r", None, 0, False),
-        ("a", "r", 1, False),
-        ("b", "a", 2, False),
-        ("o", "missing", 3, False),
-    )
+    trace = _trace(("r", None, 0, False), ("a", "r", 1, False), ("b", "a", 2, False),
+                   ("o", "missing", 3, False))
     assert depths(trace) == {"r": 0, "a": 1, "b": 2, "o": 0}
 
 

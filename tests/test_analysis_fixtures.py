@@ -35,33 +35,17 @@ def _self_total(trace: Trace, by: tuple[str, ...]) -> dict[tuple[str, ...], floa
         ("testTraceNormal", ("operation",), ("GET /api/customer/owners/8/pets/10",), 2.4),
         ("testTraceNormal", ("operation",), ("GET /owners/8/pets/10",), 2.43),
         ("testTraceNormal", ("operation",), ("HikariProxyPreparedStatement.executeQuery",), 0.07),
-        (
-            "spansAmongEachOther",
-            ("service", "operation"),
-            ("customers-service", "GET /owners"),
-            1.67,
-        ),
-        (
-            "spanAmongEachOtherGroupedAndSpans",
-            ("service", "operation"),
-            ("customers-service", "GET /owners"),
-            1.56,
-        ),
-        (
-            "spanLongerAsParent",
-            ("service", "operation"),
-            ("api-gateway", "GET /owners/8/pets/10"),
-            1.22,
-        ),
+        ("spansAmongEachOther", ("service", "operation"),
+         ("customers-service", "GET /owners"), 1.67),
+        ("spanAmongEachOtherGroupedAndSpans", ("service", "operation"),
+         ("customers-service", "GET /owners"), 1.56),
+        ("spanLongerAsParent", ("service", "operation"),
+         ("api-gateway", "GET /owners/8/pets/10"), 1.22),
         ("traceWithOverlappingChildren", ("service",), ("service-one",), 0),
         ("traceWithOverlappingChildrenLongerThanParent", ("service",), ("service-one",), 0.03),
         ("traceWithTwoNonOverlappingChildren", ("service",), ("service-one",), 0.03),
-        (
-            "traceWithSingleChildLongerThanParentAndStartsAfterParent",
-            ("service",),
-            ("service-one",),
-            0.04,
-        ),
+        ("traceWithSingleChildLongerThanParentAndStartsAfterParent", ("service",),
+         ("service-one",), 0.04),
         ("traceWithThreeShortChildren", ("service",), ("service-one",), 0.01),
         ("traceWithTwoChildrenStartedAtTraceStart", ("service",), ("service-one",), 0),
     ],
@@ -76,19 +60,11 @@ def test_upstream_statistics_row_for_test_trace_normal(jaeger_fixtures):
     row = rows[("api-gateway",)]
     assert (row.count, row.total_ms, row.avg_ms, row.min_ms, row.max_ms) == (2, 7.4, 3.7, 2.5, 4.9)
     assert (row.self_total_ms, row.self_avg_ms, row.self_min_ms, row.self_max_ms) == (
-        3.16,
-        1.58,
-        0.76,
-        2.4,
-    )
+        3.16, 1.58, 0.76, 2.4)
     assert row.percent == 64.52
     other = rows[("customers-service",)]
     assert (other.count, other.self_avg_ms, other.self_min_ms, other.percent) == (
-        3,
-        0.58,
-        0.02,
-        35.48,
-    )
+        3, 0.58, 0.02, 35.48)
 
 
 def test_round_ms_rounds_halves_up_like_math_round():
@@ -100,9 +76,7 @@ def test_critical_path_child_after_parent_is_root_only(jaeger_fixtures):
     trace = _read(jaeger_fixtures, "traceWithSingleChildLongerThanParentAndStartsAfterParent")
     [section] = critical_path(trace).sections
     assert (section.start_us - trace.start_us + 100, section.end_us - trace.start_us + 100) == (
-        100,
-        140,
-    )
+        100, 140)
     assert section.span_id == trace.roots[0].span_id
 
 
@@ -120,55 +94,20 @@ def test_test_trace_cross_check(jaeger_fixtures):
     """
     trace = _read(jaeger_fixtures, "testTrace")
     assert _self_total(trace, ("service",)) == {("service1",): 378.0, ("service2",): 220.0}
-    expected = [
-        "span-1",
-        "span-13",
-        "span-12",
-        "span-1",
-        "span-6",
-        "span-1",
-        "span-2_1",
-        "span-1",
-        "span-3",
-        "span-4",
-        "span-5",
-        "span-4",
-        "span-3",
-        "span-1",
-        "span-2",
-        "span-1",
-    ]
-    for cp in (
-        critical_path(trace),
-        critical_path(trace, strict_boundary=True),
-        critical_path(trace, reattach_async=True),
-    ):
+    expected = ["span-1", "span-13", "span-12", "span-1", "span-6", "span-1", "span-2_1", "span-1",
+                "span-3", "span-4", "span-5", "span-4", "span-3", "span-1", "span-2", "span-1"]
+    for cp in (critical_path(trace), critical_path(trace, strict_boundary=True),
+               critical_path(trace, reattach_async=True)):
         assert [s.span_id.lstrip("0") for s in cp.sections] == expected
         assert cp.length_us == 390_000  # the root's duration: the path covers it exactly
 
 
 def _snapshot(trace: Trace) -> bytes:
     return pickle.dumps(
-        (
-            trace.trace_id,
-            [
-                (
-                    s.span_id,
-                    s.parent_id,
-                    s.start_us,
-                    s.duration_us,
-                    s.kind,
-                    s.attributes,
-                    s.error,
-                    list(s.warnings),
-                )
-                for s in trace.spans
-            ],
-            {k: [c.span_id for c in v] for k, v in trace.children.items()},
-            [r.span_id for r in trace.roots],
-            sorted(trace.by_id),
-            list(trace.warnings),
-        )
+        (trace.trace_id, [(s.span_id, s.parent_id, s.start_us, s.duration_us, s.kind,
+                           s.attributes, s.error, list(s.warnings)) for s in trace.spans],
+         {k: [c.span_id for c in v] for k, v in trace.children.items()},
+         [r.span_id for r in trace.roots], sorted(trace.by_id), list(trace.warnings))
     )
 
 
@@ -197,15 +136,8 @@ def test_analyse_summary(jaeger_fixtures):
 def test_a_failing_root_is_reported_and_the_others_still_count():
     good = Span("t", "good", "good", "svc", 0, 10)
     bad = Span("t", "bad", "bad", "svc", 20, 10)
-    broken_child = Span(
-        "t",
-        "kid",
-        "kid",
-        "svc",
-        21,
-        None,  # type: ignore[arg-type]
-        references=[Reference("CHILD_OF", "t", "bad")],
-    )
+    broken_child = Span("t", "kid", "kid", "svc", 21, None,  # type: ignore[arg-type]
+                        references=[Reference("CHILD_OF", "t", "bad")])
     trace = build_trace("t", [good, bad, broken_child])
     for mode in (False, True):
         cp = critical_path(trace, reattach_async=mode)
@@ -240,18 +172,8 @@ def test_100k_deep_chain_completes(nested):
 def test_100k_wide_fan_out_completes():
     n = 100_000
     spans = [Span("t", "root", "root", "svc", 0, 10 * n)]
-    spans += [
-        Span(
-            "t",
-            f"c{i}",
-            "op",
-            "svc",
-            10 * i,
-            1 + (i % 7),
-            references=[Reference("CHILD_OF", "t", "root")],
-        )
-        for i in range(1, n)
-    ]
+    spans += [Span("t", f"c{i}", "op", "svc", 10 * i, 1 + (i % 7),
+                   references=[Reference("CHILD_OF", "t", "root")]) for i in range(1, n)]
     trace = build_trace("t", spans)
     busy = sum(1 + (i % 7) for i in range(1, n))
     result = analyse(trace)

@@ -1,11 +1,11 @@
 """analysis.phases: an operation cut into phases on the worker side, gaps and outside time.
 
-time (s)   0    1    2    3    4    5    6    7    8    9    10
-cli        |==================================================|   cli.train 0..10
-worker          |-A-|         |--B--|  |B|                        A 1..2, B 4..5.5 and 6..6.5
-                .   .  gap    .     .gap                           gaps: after A 2..4,
-outside    |----|              after A    after B                        after B 5.5..6
-                                             |--------------------|  after the worker 6.5..10
+    time (s)   0    1    2    3    4    5    6    7    8    9    10
+    cli        |==================================================|   cli.train 0..10
+    worker          |-A-|         |--B--|  |B|                        A 1..2, B 4..5.5 and 6..6.5
+                    .   .  gap    .     .gap                           gaps: after A 2..4,
+    outside    |----|              after A    after B                        after B 5.5..6
+                                                 |--------------------|  after the worker 6.5..10
 """
 
 from __future__ import annotations
@@ -73,12 +73,7 @@ def test_phases_gaps_and_outside_time():
     }
     # In the order they first started.
     assert [p.name for p in profile.phases.values()] == [
-        BEFORE_WORKER,
-        "A",
-        "after A",
-        "B",
-        "after B",
-        AFTER_WORKER,
+        BEFORE_WORKER, "A", "after A", "B", "after B", AFTER_WORKER,
     ]
     gap = profile.phases[phase_key(GAP, "after A")]
     assert gap.after == "A" and gap.service == WORKER

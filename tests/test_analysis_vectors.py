@@ -42,14 +42,8 @@ def test_vector_set_is_complete():
     names = {p.stem for p in VECTORS}
     upstream = {n for n in names if n.startswith("upstream_test")}
     assert len(upstream) == 9
-    assert {
-        "back_to_back_children",
-        "multi_root",
-        "orphan_subtree",
-        "duplicate_ids",
-        "ktrdr_dispatch_async",
-        "follows_from_without_kinds_is_blocking",
-    } <= names
+    assert {"back_to_back_children", "multi_root", "orphan_subtree", "duplicate_ids",
+            "ktrdr_dispatch_async", "follows_from_without_kinds_is_blocking"} <= names
 
 
 @pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])
@@ -151,13 +145,10 @@ def _lfc(name: str, span_id: str, limit: int | None, *, strict: bool = False) ->
     nodes = copy_subtree(trace, trace.roots[0])
     sanitize_overflowing_children(nodes)
     index = next(i for i, n in enumerate(nodes) if n.span_id == span_id)
-    kids = sorted(
-        (i for i, n in enumerate(nodes) if n.parent == index and not n.dropped),
-        key=lambda i: (-nodes[i].end, nodes[i].start, i),
-    )
-    found = last_finishing_child(
-        nodes, kids, [0] * len(nodes), index, limit, strict_boundary=strict
-    )
+    kids = sorted((i for i, n in enumerate(nodes) if n.parent == index and not n.dropped),
+                  key=lambda i: (-nodes[i].end, nodes[i].start, i))
+    found = last_finishing_child(nodes, kids, [0] * len(nodes), index, limit,
+                                 strict_boundary=strict)
     return None if found == NO_NODE else nodes[found].span_id
 
 

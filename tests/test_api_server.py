@@ -63,13 +63,8 @@ class Output:
 def test_serve_prints_urls_answers_and_stops_cleanly(tmp_path: Path, sig: int):
     write_xss_traces(tmp_path / "traces")
     store = tmp_path / "state" / "verdicts.sqlite3"
-    env = {
-        **os.environ,
-        "OPDIAG_TRACES": str(tmp_path / "traces"),
-        "PYTHONUNBUFFERED": "1",
-        "OPDIAG_STORE_PATH": str(store),
-        "OPDIAG_WATCHER_INTERVAL_S": "0.2",
-    }
+    env = {**os.environ, "OPDIAG_TRACES": str(tmp_path / "traces"), "PYTHONUNBUFFERED": "1",
+           "OPDIAG_STORE_PATH": str(store), "OPDIAG_WATCHER_INTERVAL_S": "0.2"}
     env.pop("JAEGER_URL", None)
     env.pop("OPDIAG_AUTH_TOKEN", None)
     proc = subprocess.Popen(
@@ -105,9 +100,9 @@ def test_serve_prints_urls_answers_and_stops_cleanly(tmp_path: Path, sig: int):
             assert too_big.json() == {"error": "request body too large", "field": "body"}
             # The watcher runs beside the server and reports its passes.
             deadline = time.monotonic() + START_TIMEOUT_S
-            while (
-                "opdiag_watcher_last_success_timestamp_seconds 0.0" in client.get("/metrics").text
-            ):
+            while "opdiag_watcher_last_success_timestamp_seconds 0.0" in client.get(
+                "/metrics"
+            ).text:
                 assert time.monotonic() < deadline, "the watcher never finished a pass"
                 time.sleep(0.1)
         proc.send_signal(sig)

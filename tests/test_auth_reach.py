@@ -63,12 +63,8 @@ def test_a_page_with_the_token_is_served(service, route, headers):
 
 @pytest.mark.parametrize(
     "headers",
-    [
-        _basic("anyone", "wrong"),
-        _basic(TOKEN, ""),
-        {"Authorization": "Basic %%%"},
-        {"Authorization": f"Basic {TOKEN}"},
-    ],
+    [_basic("anyone", "wrong"), _basic(TOKEN, ""), {"Authorization": "Basic %%%"},
+     {"Authorization": f"Basic {TOKEN}"}],
 )
 def test_a_page_with_a_wrong_password_is_refused(service, headers):
     assert _client(service).get("/", headers=headers).status_code == 401
@@ -197,15 +193,9 @@ def test_a_real_prometheus_scrapes_opdiag_with_the_token(tmp_path, opdiag_with_t
     log = tmp_path / "prometheus.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)

@@ -13,15 +13,10 @@ from opdiag.diagnosis.comparison import RunPool, RunProfile, good_runs, select_b
 
 def _reference(target, good, *, runs, min_runs, order):
     pool = [r for r in good if r.key != target.key and r.operation_type == target.operation_type]
-    before = sorted(
-        (r for r in pool if r.started_at_ms <= target.started_at_ms),
-        key=lambda r: (r.started_at_ms, r.key),
-        reverse=True,
-    )
-    after = sorted(
-        (r for r in pool if r.started_at_ms > target.started_at_ms),
-        key=lambda r: (r.started_at_ms, r.key),
-    )
+    before = sorted((r for r in pool if r.started_at_ms <= target.started_at_ms),
+                    key=lambda r: (r.started_at_ms, r.key), reverse=True)
+    after = sorted((r for r in pool if r.started_at_ms > target.started_at_ms),
+                   key=lambda r: (r.started_at_ms, r.key))
     pool = before + after
     present = [name for name in order if name in target.alike]
     chosen, matched = [], {}
@@ -38,16 +33,11 @@ def _runs(rng: random.Random, n: int) -> list[RunProfile]:
     out = []
     for i in range(n):
         alike = {k: rng.choice("ab") for k in ("strategy", "symbol") if rng.random() < 0.7}
-        out.append(
-            RunProfile(
-                key=f"op{i}",
-                operation_type=rng.choice(["training", "backtesting", None]),
-                started_at_ms=rng.randrange(20),
-                duration_ms=float(rng.randrange(1, 50)),
-                phases=phases,
-                alike=alike,
-            )
-        )
+        out.append(RunProfile(
+            key=f"op{i}", operation_type=rng.choice(["training", "backtesting", None]),
+            started_at_ms=rng.randrange(20), duration_ms=float(rng.randrange(1, 50)),
+            phases=phases, alike=alike,
+        ))
     return out
 
 

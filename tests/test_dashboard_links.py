@@ -94,8 +94,7 @@ def test_operation_rows_link_to_their_own_diagnosis_url(json_datasource):
             organize = [t for t in panel["transformations"] if t["id"] == "organize"]
             assert not organize[0]["options"]["excludeByName"].get("diagnosis_url")
             hidden = [
-                o
-                for o in panel["fieldConfig"]["overrides"]
+                o for o in panel["fieldConfig"]["overrides"]
                 if o["matcher"]["options"] == "diagnosis_url"
                 and {"id": "custom.hidden", "value": True} in o["properties"]
             ]
@@ -114,12 +113,14 @@ def hostile(service, settings):
 
 def _follow(client, url: str) -> int:
     assert url.startswith(PUBLIC + "/"), url
-    path = urlsplit(url).path[len(urlsplit(PUBLIC).path) :]
+    path = urlsplit(url).path[len(urlsplit(PUBLIC).path):]
     return client.get(path).status_code
 
 
 @pytest.mark.parametrize("json_datasource", ["infinity", "simpod"])
-def test_clicking_a_hostile_id_reaches_its_page_and_dashboard(client, hostile, json_datasource):
+def test_clicking_a_hostile_id_reaches_its_page_and_dashboard(
+    client, hostile, json_datasource
+):
     [row] = client.get("/api/v1/operations").get_json()
     assert row["operation_id"] == HOSTILE_ID
     settings = Settings.model_validate({"links": {"opdiag_url": PUBLIC}})

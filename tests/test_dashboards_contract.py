@@ -424,7 +424,8 @@ def annotation_queries(dashboards: dict[str, dict[str, Any]]) -> list[tuple[str,
 
 def test_the_operations_and_overview_dashboards_mark_problem_operations():
     found = annotation_queries(render_dashboards(Settings()))
-    assert {name for name, _ in found} == {"ktrdr-operations.json", "ktrdr-system-overview.json"}
+    assert {name for name, _ in found} == {
+        "ktrdr-operations.json", "ktrdr-system-overview.json"}
     for name, anno in found:
         # A toggle in the dashboard's controls turns the marks off and on.
         assert anno["enable"] is True and anno["hide"] is False, name
@@ -447,14 +448,10 @@ def test_every_annotation_query_answers_its_columns_and_mappings(client, window)
             assert declared[anno["mappings"]["time"]["value"]] == "timestamp_epoch"
             assert declared[anno["mappings"]["timeEnd"]["value"]] == "timestamp_epoch"
             expected = {
-                i
-                for i, op in _expected()["operations"].items()
+                i for i, op in _expected()["operations"].items()
                 if op["verdict"] in PROBLEM_VERDICTS
-                and (
-                    op_type == "All"
-                    or name != "ktrdr-operations.json"
-                    or op["operation_type"] == op_type
-                )
+                and (op_type == "All" or name != "ktrdr-operations.json"
+                     or op["operation_type"] == op_type)
             }
             assert {r["operation_id"] for r in rows} == expected, (name, op_type)
             for row in rows:

@@ -37,19 +37,13 @@ def test_backend_registry_has_ktrdr_metric_names_and_labels() -> None:
     assert 'ktrdr_operations_total{operation_type="data_load",status="failed"} 1.0' in text
     assert "ktrdr_operations_active 0.0" in text
     assert 'ktrdr_operation_duration_seconds_bucket{le="5.0",operation_type="data_load"' in text
-    line = next(
-        x for x in text.splitlines() if x.startswith("http_server_duration_milliseconds_count")
-    )
-    for label in (
-        'http_target="/api/v1/backtests/start"',
-        'http_status_code="503"',
-        'http_host="backend:8000"',
-        'net_host_port="8000"',
-        'http_method="POST"',
-    ):
+    line = next(x for x in text.splitlines()
+                if x.startswith("http_server_duration_milliseconds_count"))
+    for label in ('http_target="/api/v1/backtests/start"', 'http_status_code="503"',
+                  'http_host="backend:8000"', 'net_host_port="8000"', 'http_method="POST"'):
         assert label in line
     assert "process_cpu_seconds_total" in text
-    assert "target_info{" in text
+    assert 'target_info{' in text
 
 
 def test_workers_expose_no_http_or_registry_metrics() -> None:
@@ -71,22 +65,12 @@ def test_the_ib_host_exports_only_process_metrics() -> None:
 
 
 def test_config_reads_ktrdr_and_sim_variables() -> None:
-    cfg = config.from_env(
-        "backtest-worker",
-        {
-            "KTRDR_SIM_PORT": "5004",
-            "KTRDR_WORKER_PUBLIC_BASE_URL": "http://backtest-worker-2:5004",
-            "KTRDR_OTEL_OTLP_ENDPOINT": "http://jaeger:4318",
-            "KTRDR_SIM_SPEEDUP": "20",
-            "KTRDR_WORKER_ID": "w2",
-        },
-    )
+    cfg = config.from_env("backtest-worker", {
+        "KTRDR_SIM_PORT": "5004", "KTRDR_WORKER_PUBLIC_BASE_URL": "http://backtest-worker-2:5004",
+        "KTRDR_OTEL_OTLP_ENDPOINT": "http://jaeger:4318", "KTRDR_SIM_SPEEDUP": "20",
+        "KTRDR_WORKER_ID": "w2"})
     assert (cfg.port, cfg.public_url, cfg.otlp_endpoint, cfg.worker_id) == (
-        5004,
-        "http://backtest-worker-2:5004",
-        "http://jaeger:4318",
-        "w2",
-    )
+        5004, "http://backtest-worker-2:5004", "http://jaeger:4318", "w2")
     assert cfg.real_s(40) == 2.0
     assert config.from_env("backend", {}).port == 8000
     assert not config.from_env("driver", {"OTEL_EXPORTER_OTLP_ENDPOINT": "none"}).exports
@@ -102,14 +86,12 @@ def test_plans_cross_the_wire_with_their_fault() -> None:
     assert plan.fault is not None and isinstance(plan.fault.exc, DataNotFoundError)
     assert plan.fault.phase == "training.data_loading"
     assert str(plan.fault.exc) == "No data found in cache for MSFT 1h"
-    back = ops.plan_from_wire(
-        "backtesting", ops.plan_to_wire(BacktestPlan(symbol="ZZZZ"), "no_data")
-    )
+    back = ops.plan_from_wire("backtesting", ops.plan_to_wire(
+        BacktestPlan(symbol="ZZZZ"), "no_data"))
     assert isinstance(back, BacktestPlan) and back.fault is not None
     assert back.fault.phase == "backtest.data_loading"
-    assert isinstance(
-        ops.plan_from_wire("data_load", ops.plan_to_wire(DataLoadPlan())), DataLoadPlan
-    )
+    assert isinstance(ops.plan_from_wire("data_load", ops.plan_to_wire(DataLoadPlan())),
+                      DataLoadPlan)
     with pytest.raises(ValueError, match="unknown fault"):
         ops.plan_from_wire("backtesting", {"fault": "gremlins"})
 
@@ -119,8 +101,7 @@ def test_the_default_mix_runs_every_scenario_with_a_baseline_before_slow() -> No
     assert set(names) == set(driver.SCENARIOS)
     assert names.count("healthy_training") >= 2
     assert names.index("slow_training") > max(
-        i for i, n in enumerate(names) if n == "healthy_training"
-    )
+        i for i, n in enumerate(names) if n == "healthy_training")
 
 
 def test_the_mix_is_configurable() -> None:
@@ -129,9 +110,7 @@ def test_the_mix_is_configurable() -> None:
     names = driver.cycle(weights)
     assert "stuck_training" not in names and names.count("failed_backtest") == 3
     assert driver.cycle(driver.parse_mix("healthy_backtest,no_workers")) == [
-        "healthy_backtest",
-        "no_workers",
-    ]
+        "healthy_backtest", "no_workers"]
     with pytest.raises(ValueError, match="unknown scenario"):
         driver.parse_mix("meteor_strike=1")
 
@@ -156,9 +135,8 @@ def _port() -> int:
 
 
 def test_the_server_traces_routes_like_fastapi_and_propagates_context() -> None:
-    cfg = config.from_env(
-        "backend", {"OTEL_EXPORTER_OTLP_ENDPOINT": "none"}, port=_port(), bind="127.0.0.1"
-    )
+    cfg = config.from_env("backend", {"OTEL_EXPORTER_OTLP_ENDPOINT": "none"},
+                          port=_port(), bind="127.0.0.1")
     node = make_node(cfg, "ktrdr-api", "backend", body_sends=2)
     exporter = InMemorySpanExporter()
     provider = node.proc.provider
@@ -166,18 +144,15 @@ def test_the_server_traces_routes_like_fastapi_and_propagates_context() -> None:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     app = App(node, http_metrics=True)
     app.route("GET", "/api/v1/operations/{operation_id}")(
-        lambda req: Response(
-            503 if req.params["operation_id"] == "busy" else 200, {"id": req.params["operation_id"]}
-        )
-    )
+        lambda req: Response(503 if req.params["operation_id"] == "busy" else 200,
+                             {"id": req.params["operation_id"]}))
     app.route("POST", "/_sim/x", traced=False)(lambda _req: Response(200, {}))
     app.serve()
     try:
         parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
         with httpx.Client(base_url=f"http://127.0.0.1:{cfg.port}") as http:
-            assert http.get("/api/v1/operations/op_1", headers={"traceparent": parent}).json() == {
-                "id": "op_1"
-            }
+            assert http.get("/api/v1/operations/op_1",
+                            headers={"traceparent": parent}).json() == {"id": "op_1"}
             assert http.get("/api/v1/operations/busy").status_code == 503
             assert http.post("/_sim/x").status_code == 200
             assert http.get("/nowhere").status_code == 404
@@ -188,7 +163,8 @@ def test_the_server_traces_routes_like_fastapi_and_propagates_context() -> None:
     assert [s.name for s in servers] == ["GET /api/v1/operations/{operation_id}"] * 2
     first, second = servers
     assert format(first.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
-    assert first.parent is not None and format(first.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert first.parent is not None and format(first.parent.span_id, "016x") == \
+        "b7ad6b7169203331"
     assert first.attributes["http.route"] == "/api/v1/operations/{operation_id}"
     assert first.attributes["http.target"] == "/api/v1/operations/op_1"
     assert second.status.status_code.name == "ERROR"
@@ -207,23 +183,8 @@ def test_a_taken_port_stops_the_role_with_a_message() -> None:
         sock.listen()
         port = sock.getsockname()[1]
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ktrdr_sim.live",
-                "--role",
-                "ib-host",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--otlp-endpoint",
-                "none",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+            [sys.executable, "-m", "ktrdr_sim.live", "--role", "ib-host", "--bind", "127.0.0.1",
+             "--port", str(port), "--otlp-endpoint", "none"],
+            capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "cannot listen" in result.stderr

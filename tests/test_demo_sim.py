@@ -50,12 +50,8 @@ def test_sim_clock_runs_background_work_beside_the_caller_in_time_order() -> Non
         seen.append(("joined", clock.now_ns()))
 
     clock.run(main)
-    assert seen == [
-        ("main", T0 + NS_PER_S),
-        ("fast", T0 + 5 * NS_PER_S),
-        ("slow", T0 + 10 * NS_PER_S),
-        ("joined", T0 + 10 * NS_PER_S),
-    ]
+    assert seen == [("main", T0 + NS_PER_S), ("fast", T0 + 5 * NS_PER_S),
+                    ("slow", T0 + 10 * NS_PER_S), ("joined", T0 + 10 * NS_PER_S)]
 
 
 def test_sim_clock_join_times_out_while_the_work_goes_on() -> None:
@@ -133,20 +129,14 @@ def test_recordings_are_deterministic() -> None:
 
 
 def test_service_attributes_map_keywords_and_stringify_everything() -> None:
-    attrs = ins.service_attributes(
-        "workers.select", operation_id="op_x", symbol=None, **{"worker.total_workers": 4}
-    )
-    assert attrs == {
-        "service.method": "workers.select",
-        "operation.id": "op_x",
-        "data.symbol": "None",
-        "worker.total_workers": "4",
-    }
+    attrs = ins.service_attributes("workers.select", operation_id="op_x", symbol=None,
+                                   **{"worker.total_workers": 4})
+    assert attrs == {"service.method": "workers.select", "operation.id": "op_x",
+                     "data.symbol": "None", "worker.total_workers": "4"}
 
 
 def test_resource_ignores_the_recording_machines_otel_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "host.name=my-laptop")
     monkeypatch.setenv("OTEL_SERVICE_NAME", "leaked")
     attrs = dict(ktrdr_resource("ktrdr-api").attributes)
@@ -159,9 +149,7 @@ def test_seeded_ids_are_reproducible() -> None:
     a = SeededIdGenerator(random.Random(3))
     b = SeededIdGenerator(random.Random(3))
     assert [a.generate_trace_id(), a.generate_span_id()] == [
-        b.generate_trace_id(),
-        b.generate_span_id(),
-    ]
+        b.generate_trace_id(), b.generate_span_id()]
 
 
 def _call(propagate: bool, server_up: bool = True):
@@ -169,20 +157,10 @@ def _call(propagate: bool, server_up: bool = True):
     cli = world.spawn("ktrdr-cli")
     api = world.spawn("ktrdr-api", host="backend", port=8000)
     with ins.span(world, cli, "cli.test", None) as (_, ctx):
-        status = request(
-            world,
-            cli,
-            ctx,
-            "POST",
-            Target(
-                api if server_up else None,
-                "http://backend:8000",
-                "/api/v1/things/{id}",
-                "/api/v1/things/1",
-            ),
-            handler=lambda _c: 201,
-            propagate=propagate,
-        )
+        status = request(world, cli, ctx, "POST",
+                         Target(api if server_up else None, "http://backend:8000",
+                                "/api/v1/things/{id}", "/api/v1/things/1"),
+                         handler=lambda _c: 201, propagate=propagate)
     return status, {s.name: s for s in exporter.get_finished_spans()}
 
 
@@ -221,9 +199,8 @@ def test_encoding_writes_hex_ids_not_protobufs_base64() -> None:
     _, spans = _call(propagate=True)
     server = spans["POST /api/v1/things/{id}"]
     doc = to_otlp_json(list(spans.values()))
-    encoded = {
-        s["name"]: s for rs in doc["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]
-    }
+    encoded = {s["name"]: s for rs in doc["resourceSpans"] for ss in rs["scopeSpans"]
+               for s in ss["spans"]}
     out = encoded["POST /api/v1/things/{id}"]
     assert out["traceId"] == format(server.context.trace_id, "032x")
     assert out["spanId"] == format(server.context.span_id, "016x")
@@ -231,33 +208,21 @@ def test_encoding_writes_hex_ids_not_protobufs_base64() -> None:
     assert out["traceId"] != base64.b64encode(server.context.trace_id.to_bytes(16, "big")).decode()
     assert out["kind"] == 2
     assert {a["key"]: a["value"] for a in out["attributes"]}["http.status_code"] == {
-        "intValue": "201"
-    }
+        "intValue": "201"}
 
 
 def test_the_backend_sends_three_asgi_events_and_a_5xx_start_is_error() -> None:
     world, exporter = make_world()
     cli = world.spawn("ktrdr-cli")
     api = world.spawn("ktrdr-api", host="127.0.0.1", port=8000, body_sends=2)
-    status = request(
-        world,
-        cli,
-        None,
-        "POST",
-        Target(api, "http://127.0.0.1:8000", "/api/v1/backtests/start", "/api/v1/backtests/start"),
-        handler=lambda _c: 503,
-    )
+    status = request(world, cli, None, "POST",
+                     Target(api, "http://127.0.0.1:8000", "/api/v1/backtests/start",
+                            "/api/v1/backtests/start"), handler=lambda _c: 503)
     assert status == 503
-    sends = [
-        s
-        for s in exporter.get_finished_spans()
-        if s.name == "POST /api/v1/backtests/start http send"
-    ]
+    sends = [s for s in exporter.get_finished_spans()
+             if s.name == "POST /api/v1/backtests/start http send"]
     assert [s.attributes["asgi.event.type"] for s in sends] == [
-        "http.response.start",
-        "http.response.body",
-        "http.response.body",
-    ]
+        "http.response.start", "http.response.body", "http.response.body"]
     assert sends[0].attributes["http.status_code"] == 503
     assert sends[0].status.status_code is StatusCode.ERROR
     assert sends[1].status.status_code is StatusCode.UNSET
@@ -275,7 +240,8 @@ def test_a_dead_process_refuses_and_a_slow_one_times_out() -> None:
         return 200
 
     def main() -> None:
-        answers.append(request(world, api, None, "POST", target, handler=slow, read_timeout_s=30))
+        answers.append(request(world, api, None, "POST", target, handler=slow,
+                               read_timeout_s=30))
         world.kill(host)
         answers.append(request(world, api, None, "POST", target, handler=slow))
 
@@ -284,12 +250,8 @@ def test_a_dead_process_refuses_and_a_slow_one_times_out() -> None:
     assert answers == [TIMED_OUT, REFUSED]
     clients = [s for s in exporter.get_finished_spans() if s.name == "POST"]
     assert [s.status.description for s in clients] == [
-        "ReadTimeout: ",
-        "ConnectError: All connection attempts failed",
-    ]
+        "ReadTimeout: ", "ConnectError: All connection attempts failed"]
     assert [s.events[0].attributes["exception.type"] for s in clients] == [
-        "httpx.ReadTimeout",
-        "httpx.ConnectError",
-    ]
+        "httpx.ReadTimeout", "httpx.ConnectError"]
     # the server never answered the first request (it was killed): no server span exported
     assert not [s for s in exporter.get_finished_spans() if s.name == "POST /data/validate"]

@@ -49,8 +49,8 @@ def test_rule_groups_have_grafanas_shape():
     assert doc["apiVersion"] == 1
     datasource_uids = {d["uid"] for d in _doc(DATASOURCES_FILE)["datasources"]}
     dashboards = {
-        p.stem: yaml.safe_load(p.read_text())
-        for p in (PROVISIONING / "dashboards/json").glob("*.json")
+        p.stem: yaml.safe_load(p.read_text()) for p in (PROVISIONING / "dashboards/json").glob(
+            "*.json")
     }
     (group,) = doc["groups"]
     assert group["orgId"] == 1 and group["name"].strip()
@@ -88,10 +88,8 @@ def test_rule_groups_have_grafanas_shape():
 
 
 def test_grafana_and_prometheus_evaluate_the_same_expressions():
-    prometheus = {
-        r["alert"]: r
-        for r in yaml.safe_load((PROVISIONING / RULE_FILE).read_text())["groups"][0]["rules"]
-    }
+    prometheus = {r["alert"]: r for r in yaml.safe_load(
+        (PROVISIONING / RULE_FILE).read_text())["groups"][0]["rules"]}
     (group,) = _doc(GRAFANA_RULES_FILE)["groups"]
     for rule in group["rules"]:
         twin = prometheus[rule["title"]]
@@ -99,8 +97,7 @@ def test_grafana_and_prometheus_evaluate_the_same_expressions():
         assert query["model"]["expr"] == twin["expr"]
         assert rule["for"] == twin["for"] and rule["labels"] == twin["labels"]
         assert "$values.A.Value" in rule["annotations"]["summary"] or (
-            "$value" not in twin["annotations"]["summary"]
-        )
+            "$value" not in twin["annotations"]["summary"])
 
 
 def test_the_contact_point_and_the_policy():
@@ -124,17 +121,8 @@ def test_the_contact_point_and_the_policy():
 
 
 def test_alert_settings_change_the_generated_rules():
-    custom = Settings.model_validate(
-        {
-            "dashboards": {
-                "alerts": {
-                    "stuck_for": "1m",
-                    "opdiag_job_regex": "opdiag.*",
-                    "contact_point": "team-ktrdr",
-                }
-            }
-        }
-    )
+    custom = Settings.model_validate({"dashboards": {"alerts": {
+        "stuck_for": "1m", "opdiag_job_regex": "opdiag.*", "contact_point": "team-ktrdr"}}})
     files = render_files(custom)
     rules = yaml.safe_load(files[GRAFANA_RULES_FILE])["groups"][0]["rules"]
     stuck = next(r for r in rules if r["title"] == "OperationStuck")

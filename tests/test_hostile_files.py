@@ -29,22 +29,15 @@ REPLACED = "a\ufffdb"
 HANG_S = 120
 
 
-def _span(
-    sid: str,
-    start: int = T0,
-    duration: int = 1_000,
-    parent: str | None = None,
-    name: str = "POST /backtests/start",
-    **tags: object,
-) -> dict:
+def _span(sid: str, start: int = T0, duration: int = 1_000, parent: str | None = None,
+          name: str = "POST /backtests/start", **tags: object) -> dict:
     all_tags = {"operation.id": OP, **tags}
     return {
         "traceID": "abc",
         "spanID": sid,
         "operationName": name,
         "references": [{"refType": "CHILD_OF", "traceID": "abc", "spanID": parent}]
-        if parent
-        else [],
+        if parent else [],
         "startTime": start,
         "duration": duration,
         "tags": [{"key": k, "type": "string", "value": v} for k, v in all_tags.items()],
@@ -151,29 +144,18 @@ def test_a_gzip_bomb_stops_at_the_cap(tmp_path: Path):
 
 def _otlp(name: str) -> dict:
     return {
-        "resourceSpans": [
-            {
-                "resource": {
-                    "attributes": [{"key": "service.name", "value": {"stringValue": "ktrdr-api"}}]
-                },
-                "scopeSpans": [
-                    {
-                        "spans": [
-                            {
-                                "traceId": "0" * 31 + "1",
-                                "spanId": "0" * 15 + "1",
-                                "name": name,
-                                "startTimeUnixNano": str(T0 * 1000),
-                                "endTimeUnixNano": str(T0 * 1000 + 5_000_000),
-                                "attributes": [
-                                    {"key": "operation.id", "value": {"stringValue": OP}}
-                                ],
-                            }
-                        ]
-                    }
-                ],
-            }
-        ]
+        "resourceSpans": [{
+            "resource": {"attributes": [
+                {"key": "service.name", "value": {"stringValue": "ktrdr-api"}}]},
+            "scopeSpans": [{"spans": [{
+                "traceId": "0" * 31 + "1",
+                "spanId": "0" * 15 + "1",
+                "name": name,
+                "startTimeUnixNano": str(T0 * 1000),
+                "endTimeUnixNano": str(T0 * 1000 + 5_000_000),
+                "attributes": [{"key": "operation.id", "value": {"stringValue": OP}}],
+            }]}],
+        }]
     }
 
 

@@ -143,7 +143,9 @@ def test_a_ref_id_that_is_not_text_is_400(client, ref_id):
 
 
 def test_the_number_of_targets_is_capped(service):
-    app = create_app(make_settings(max_targets=3), service=service, source=service.source)
+    app = create_app(
+        make_settings(max_targets=3), service=service, source=service.source
+    )
     client = app.test_client()
     targets = [{"target": "operations", "refId": f"R{i}"} for i in range(4)]
     response = client.post("/simpod/query", json={"targets": targets})

@@ -79,13 +79,8 @@ def test_a_window_finds_the_operations_behind_the_health_checks(busy):
     assert sorted(t.trace_id for t in found) == [f"{0xA0 + n:032x}" for n in range(OPS)]
     searched = [q for _, path, q in server.calls if path in ("/api/v3/traces", "/api/traces")]
     names = sorted(
-        (
-            q.get("operation")
-            or q.get("query.operationName")
-            or q.get("query.operation_name")
-            or [None]
-        )[0]
-        or ""
+        (q.get("operation") or q.get("query.operationName") or q.get("query.operation_name")
+         or [None])[0] or ""
         for q in searched
     )
     # the service alone (answer cut at the depth), then each name but the bare GET

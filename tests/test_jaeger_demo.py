@@ -50,9 +50,8 @@ def demo_source(
     with (
         ReplayJaeger(demo_traces, flavor=request.param) as server,
         # deep enough for the whole corpus (its background holds a health check every 10 s)
-        JaegerSource(
-            JaegerSettings(url=server.url, search_limit=5000), clock=lambda: now
-        ) as source,
+        JaegerSource(JaegerSettings(url=server.url, search_limit=5000),
+                     clock=lambda: now) as source,
     ):
         assert not server.problems
         yield source

@@ -119,7 +119,8 @@ def test_the_api_and_the_page_answer_504_and_502(
 ):
     replay.set_faults([fault])
     settings = Settings.model_validate(
-        {"jaeger": {"url": replay.url, "deadline_s": 1.0, "max_answer_bytes": MB, "backoff_s": 0.0}}
+        {"jaeger": {"url": replay.url, "deadline_s": 1.0, "max_answer_bytes": MB,
+                    "backoff_s": 0.0}}
     )
     app = create_app(settings)
     with app.test_client() as client:

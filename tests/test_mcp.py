@@ -113,7 +113,8 @@ def test_initialise_list_tools_and_call_each_on_the_demo():
     error, unknown = out["unknown"]
     assert error and unknown["kind"] == "not_found" and "op_nope" in unknown["error"]
     error, bad = out["bad_limit"]
-    assert error and bad == {"error": "limit must be 1..200", "kind": "bad_input", "field": "limit"}
+    assert error and bad == {"error": "limit must be 1..200", "kind": "bad_input",
+                             "field": "limit"}
     error, bad = out["bad_time"]
     assert error and bad["kind"] == "bad_input" and bad["field"] == "since"
 

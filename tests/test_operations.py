@@ -57,15 +57,8 @@ def cli_trace(tid: str = "a" * 32) -> Trace:
         tid,
         span(tid, "c1", "cli.backtest", "ktrdr-cli", dur=5_000, **{"operation.id": OP_BT}),
         span(tid, "c2", "POST", "ktrdr-cli", parent="c1", kind=CLIENT, dur=900),
-        span(
-            tid,
-            "c3",
-            "POST /api/v1/backtests/start",
-            parent="c2",
-            kind=SERVER,
-            dur=800,
-            **{"http.status_code": 200},
-        ),
+        span(tid, "c3", "POST /api/v1/backtests/start", parent="c2", kind=SERVER, dur=800,
+             **{"http.status_code": 200}),
     )
 
 
@@ -74,16 +67,10 @@ def worker_trace(tid: str = "b" * 32, start: int = 10_000) -> Trace:
     return trace(
         tid,
         span(tid, "w1", "POST /backtests/start", svc, kind=SERVER, start=start, dur=100),
-        span(
-            tid,
-            "w2",
-            "operations.create",
-            svc,
-            parent="w1",
-            start=start + 10,
-            **{"operation.id": OP_BT},
-        ),
-        span(tid, "w3", "backtest.data_loading", svc, parent="w1", start=start + 50, dur=40_000),
+        span(tid, "w2", "operations.create", svc, parent="w1", start=start + 10,
+             **{"operation.id": OP_BT}),
+        span(tid, "w3", "backtest.data_loading", svc, parent="w1", start=start + 50,
+             dur=40_000),
     )
 
 
@@ -105,14 +92,8 @@ def test_coordinator_trace_belongs_to_every_operation_it_holds():
         tid,
         span(tid, "r", "agent.coordinator", dur=100_000, **{"operation.type": "coordinator"}),
         span(tid, "p1", "agent.phase.training", parent="r", **{"operation.id": OP_AGENT}),
-        span(
-            tid,
-            "t1",
-            "training.data_loading",
-            "ktrdr-training-worker-9",
-            parent="p1",
-            **{"operation.id": OP_TR, "operation.type": "training"},
-        ),
+        span(tid, "t1", "training.data_loading", "ktrdr-training-worker-9", parent="p1",
+             **{"operation.id": OP_TR, "operation.type": "training"}),
     )
     groups = group_operations([coordinator])
     assert keys(groups) == sorted([OP_AGENT, OP_TR])
@@ -127,20 +108,12 @@ def test_failed_dispatch_without_operation_id_is_keyed_by_trace():
     tid = "d" * 32
     dispatch = trace(
         tid,
-        span(tid, "s1", "POST /api/v1/backtests/start", kind=SERVER, **{"http.status_code": 503}),
-        span(
-            tid,
-            "s2",
-            "workers.select",
-            parent="s1",
-            **{
-                "worker.type": "backtesting",
-                "worker.total_workers": "0",
-                "worker.capable_workers": "0",
-                "worker.available_workers": "0",
-                "worker.selection_status": "no_workers_available",
-            },
-        ),
+        span(tid, "s1", "POST /api/v1/backtests/start", kind=SERVER,
+             **{"http.status_code": 503}),
+        span(tid, "s2", "workers.select", parent="s1",
+             **{"worker.type": "backtesting", "worker.total_workers": "0",
+                "worker.capable_workers": "0", "worker.available_workers": "0",
+                "worker.selection_status": "no_workers_available"}),
     )
     (group,) = group_operations([dispatch])
     assert group.key == tid
@@ -152,15 +125,9 @@ def test_documented_selection_dialect_without_error_is_a_failed_dispatch():
     tid = "e" * 32
     dispatch = trace(
         tid,
-        span(
-            tid,
-            "s1",
-            "worker_registry.select_worker",
-            **{
-                "worker_registry.available_workers": 0,
-                "worker_registry.selection_status": "NO_CAPABLE_WORKERS",
-            },
-        ),
+        span(tid, "s1", "worker_registry.select_worker",
+             **{"worker_registry.available_workers": 0,
+                "worker_registry.selection_status": "NO_CAPABLE_WORKERS"}),
     )
     assert keys(group_operations([dispatch])) == [tid]
 
@@ -170,15 +137,8 @@ def test_failed_cli_command_without_id_is_an_operation():
     failed = trace(
         tid,
         span(tid, "c1", "cli.train", "ktrdr-cli", **{"otel.status_code": "ERROR"}),
-        span(
-            tid,
-            "c2",
-            "POST",
-            "ktrdr-cli",
-            parent="c1",
-            kind=CLIENT,
-            **{"http.url": "http://backend:8000/api/v1/trainings/start", "error": True},
-        ),
+        span(tid, "c2", "POST", "ktrdr-cli", parent="c1", kind=CLIENT,
+             **{"http.url": "http://backend:8000/api/v1/trainings/start", "error": True}),
     )
     (group,) = group_operations([failed])
     assert group.key == tid
@@ -187,51 +147,27 @@ def test_failed_cli_command_without_id_is_an_operation():
 
 def test_successful_request_without_id_is_not_an_operation():
     tid = "1" * 32
-    ok = trace(
-        tid,
-        span(
-            tid,
-            "x",
-            "GET /api/v1/data/{symbol}/{timeframe}",
-            kind=SERVER,
-            **{"http.status_code": 200},
-        ),
-    )
+    ok = trace(tid, span(tid, "x", "GET /api/v1/data/{symbol}/{timeframe}", kind=SERVER,
+                         **{"http.status_code": 200}))
     assert group_operations([ok]) == []
 
 
 def test_noise_traces_are_not_operations():
     t1, t2, t3, t4 = ("2" * 32, "3" * 32, "4" * 32, "5" * 32)
-    health = trace(
-        t1,
-        span(t1, "h", "GET /health", "ktrdr-backtest-worker-1", kind=SERVER),
-        span(t1, "h2", "operations.list", "ktrdr-backtest-worker-1", parent="h"),
-    )
+    health = trace(t1, span(t1, "h", "GET /health", "ktrdr-backtest-worker-1", kind=SERVER),
+                   span(t1, "h2", "operations.list", "ktrdr-backtest-worker-1", parent="h"))
     metrics = trace(t2, span(t2, "m", "GET /metrics/", kind=SERVER))
     # Polling names the operation, but polling is not activity of the operation.
     poll = trace(
         t3,
         span(t3, "p", "GET /api/v1/operations/{operation_id}", kind=SERVER),
-        span(
-            t3,
-            "p2",
-            "GET",
-            parent="p",
-            kind=CLIENT,
-            **{"http.url": "http://w:5003/api/v1/operations/" + OP_BT},
-        ),
-        span(
-            t3,
-            "p3",
-            "operations.get",
-            "ktrdr-backtest-worker-1",
-            parent="p2",
-            **{"operation.id": OP_BT},
-        ),
+        span(t3, "p2", "GET", parent="p", kind=CLIENT,
+             **{"http.url": "http://w:5003/api/v1/operations/" + OP_BT}),
+        span(t3, "p3", "operations.get", "ktrdr-backtest-worker-1", parent="p2",
+             **{"operation.id": OP_BT}),
     )
-    probe = trace(
-        t4, span(t4, "g", "GET", kind=CLIENT, **{"http.url": "http://w:5003/health", "error": True})
-    )
+    probe = trace(t4, span(t4, "g", "GET", kind=CLIENT, **{"http.url": "http://w:5003/health",
+                                                           "error": True}))
     assert group_operations([health, metrics, poll, probe]) == []
 
 
@@ -239,9 +175,8 @@ def test_polling_does_not_extend_the_operation():
     poll_tid = "6" * 32
     poll = trace(
         poll_tid,
-        span(
-            poll_tid, "p", "cli.status", "ktrdr-cli", start=900_000_000, **{"operation.id": OP_BT}
-        ),
+        span(poll_tid, "p", "cli.status", "ktrdr-cli", start=900_000_000,
+             **{"operation.id": OP_BT}),
     )
     (group,) = group_operations([worker_trace(), poll])
     assert poll_tid not in group.trace_ids
@@ -265,9 +200,8 @@ def test_type_guess_from_ids():
 def test_noise_span_patterns():
     tid = "8" * 32
     assert is_noise_span(span(tid, "a", "POST /api/v1/backtests/start http send"))
-    assert is_noise_span(
-        span(tid, "b", "GET", kind=CLIENT, **{"http.url": "http://x:8000/api/v1/operations/op_1"})
-    )
+    assert is_noise_span(span(tid, "b", "GET", kind=CLIENT,
+                              **{"http.url": "http://x:8000/api/v1/operations/op_1"}))
     assert not is_noise_span(span(tid, "c", "backtest.data_loading"))
     assert is_noise_span(span(tid, "d", "my.poll"), extra_patterns=["my.*"])
 
@@ -286,27 +220,12 @@ def test_last_status_is_the_latest_own_transition():
     tid = "a" * 32
     tr = trace(
         tid,
-        span(
-            tid,
-            "1",
-            "operation.state_transition",
-            start=10,
-            **{"operation.id": OP_BT, "operation.to_status": "running"},
-        ),
-        span(
-            tid,
-            "2",
-            "operation.state_transition",
-            start=20,
-            **{"operation.id": OP_BT, "operation.to_status": "completed"},
-        ),
-        span(
-            tid,
-            "3",
-            "operation.state_transition",
-            start=30,
-            **{"operation.id": OP_TR, "operation.to_status": "failed"},
-        ),
+        span(tid, "1", "operation.state_transition", start=10,
+             **{"operation.id": OP_BT, "operation.to_status": "running"}),
+        span(tid, "2", "operation.state_transition", start=20,
+             **{"operation.id": OP_BT, "operation.to_status": "completed"}),
+        span(tid, "3", "operation.state_transition", start=30,
+             **{"operation.id": OP_TR, "operation.to_status": "failed"}),
     )
     by_key = {g.key: g for g in group_operations([tr])}
     assert last_status(by_key[OP_BT]) == "completed"

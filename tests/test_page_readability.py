@@ -45,22 +45,13 @@ def test_durations_read_in_hours_and_days(value, expected):
 
 def _flow(long_ms: float) -> list[FlowStep]:
     """A client span of ``long_ms`` (the CLI polling) around a backend burst of 150 ms."""
-
     def step(i, name, service, parent, start, duration, **flags):
         return FlowStep(
-            index=i,
-            trace_id="t" * 32,
-            span_id=f"{i:016x}",
-            parent_id=None if parent is None else f"{parent:016x}",
-            service=service,
-            span_name=name,
-            start_ms=start,
-            duration_ms=duration,
-            self_time_ms=duration,
-            depth=0 if parent is None else 1,
-            critical=flags.get("critical", False),
-            error=flags.get("error", False),
-            root_cause=flags.get("root_cause", False),
+            index=i, trace_id="t" * 32, span_id=f"{i:016x}",
+            parent_id=None if parent is None else f"{parent:016x}", service=service,
+            span_name=name, start_ms=start, duration_ms=duration, self_time_ms=duration,
+            depth=0 if parent is None else 1, critical=flags.get("critical", False),
+            error=flags.get("error", False), root_cause=flags.get("root_cause", False),
         )
 
     steps = [step(0, "cli.data_load", "ktrdr-cli", None, 0.0, long_ms, critical=True)]
@@ -72,11 +63,8 @@ def _flow(long_ms: float) -> list[FlowStep]:
     every = max(300.0, long_ms / 200)
     while at < long_ms - 10:  # the CLI polls until it gives up
         steps.append(step(index, "GET", "ktrdr-cli", 0, at, 5.0))
-        steps.append(
-            step(
-                index + 1, "GET /api/v1/operations/{operation_id}", "ktrdr-api", index, at + 1, 3.0
-            )
-        )
+        steps.append(step(index + 1, "GET /api/v1/operations/{operation_id}", "ktrdr-api",
+                          index, at + 1, 3.0))
         index += 2
         at += every
     return steps
@@ -88,12 +76,8 @@ NOISE = Settings().diagnosis.noise_span_patterns
 def test_a_polling_client_does_not_squash_the_backend_spans():
     picture = waterfall.layout(_flow(14729 * 60_000.0), noise_patterns=NOISE)
     bars = {b.label: b for b in picture.bars}
-    assert set(bars) == {
-        "cli.data_load",
-        "POST /api/v1/data/acquire/download",
-        "data.download",
-        "POST",
-    }
+    assert set(bars) == {"cli.data_load", "POST /api/v1/data/acquire/download", "data.download",
+                         "POST"}
     area = picture.width - picture.label_width
     assert bars["POST /api/v1/data/acquire/download"].width > area / 4  # readable, not 0 px
     assert bars["data.download"].width > area / 5
@@ -117,20 +101,9 @@ def test_own_spans_filling_the_flow_are_not_zoomed():
 
 
 def test_a_long_unzoomed_axis_reads_in_hours():
-    work = FlowStep(
-        index=1,
-        trace_id="t" * 32,
-        span_id="1" * 16,
-        parent_id="0" * 16,
-        service="w",
-        span_name="work",
-        start_ms=0.0,
-        duration_ms=14729 * 60_000.0,
-        self_time_ms=1.0,
-        depth=1,
-        critical=True,
-        error=False,
-    )
+    work = FlowStep(index=1, trace_id="t" * 32, span_id="1" * 16, parent_id="0" * 16,
+                    service="w", span_name="work", start_ms=0.0, duration_ms=14729 * 60_000.0,
+                    self_time_ms=1.0, depth=1, critical=True, error=False)
     steps = [*_flow(14729 * 60_000.0)[:1], work]
     picture = waterfall.layout(steps)
     assert picture.zoom is None
@@ -201,9 +174,8 @@ def test_serve_logs_one_access_line_per_request(demo_traces, tmp_path: Path):
         env.pop(name, None)
     err_path = tmp_path / "stderr.txt"
     with err_path.open("w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE], stdout=subprocess.PIPE, stderr=err, text=True, env=env
-        )
+        proc = subprocess.Popen([sys.executable, "-c", SERVE], stdout=subprocess.PIPE,
+                                stderr=err, text=True, env=env)
     try:
         assert proc.stdout is not None
         base = None
@@ -214,12 +186,8 @@ def test_serve_logs_one_access_line_per_request(demo_traces, tmp_path: Path):
             if line.startswith("Stop with"):
                 break
         assert base, err_path.read_text()
-        requests = [
-            ("/healthz", 200),
-            ("/api/v1/operations?limit=1", 200),
-            ("/operations/op_nothing_like_this", 404),
-            ("/no/such/route", 404),
-        ]
+        requests = [("/healthz", 200), ("/api/v1/operations?limit=1", 200),
+                    ("/operations/op_nothing_like_this", 404), ("/no/such/route", 404)]
         with httpx.Client(base_url=base, timeout=60) as http:
             for path, status in requests:
                 assert http.get(path).status_code == status

@@ -99,7 +99,9 @@ def test_the_one_walk_finds_what_each_step_found_alone(name: str) -> None:
         )
         for service, end in found.worker_ends.items():
             assert end == max(s.end_us for s in spans if s.service == service)
-        assert _declared_values(found.valued, RULES.values) == _declared_values(spans, RULES.values)
+        assert _declared_values(found.valued, RULES.values) == _declared_values(
+            spans, RULES.values
+        )
         bare = SpanContext()
         whens = {id(m): m for r in RULES.rules for m in r.when}
         held = {k for k, m in whens.items() if any(match_span(m, s, bare)[0] for s in spans)}
@@ -210,7 +212,7 @@ def test_a_file_source_finds_the_traces_with_a_span_starting_in_a_range() -> Non
     starts = sorted(s.start_us for t in traces for s in t.spans)
     assert paths and starts
     for _ in range(200):
-        lo, hi = sorted(rng.choice(starts) + rng.randrange(-(10**6), 10**6) for _ in range(2))
+        lo, hi = sorted(rng.choice(starts) + rng.randrange(-10**6, 10**6) for _ in range(2))
         want = {t.trace_id for t in traces if any(lo <= s.start_us < hi for s in t.spans)}
         got = {t.trace_id for t in source.recent_traces(lo, hi, 10**6)}
         assert got == want

@@ -37,7 +37,8 @@ pytestmark = [pytest.mark.prometheus, pytest.mark.slow, pytest.mark.xdist_group(
 SETTINGS = Settings()
 DASHBOARDS = render_dashboards(SETTINGS)
 SCRAPE_S = 1
-ENVIRONMENTS = {"development": "", "healthy": "healthy_backtest,healthy_training,healthy_data_load"}
+ENVIRONMENTS = {"development": "", "healthy": "healthy_backtest,healthy_training,"
+                "healthy_data_load"}
 READY_TIMEOUT_S = 150.0
 # Grafana: $__rate_interval = max($__interval + scrape interval, 4 x scrape interval).
 RATE_INTERVAL = f"{max(SCRAPE_S + SCRAPE_S, 4 * SCRAPE_S)}s"
@@ -67,15 +68,8 @@ def _targets() -> list[Target]:
         for panel in panels:
             for t in panel.get("targets", []):
                 if "expr" in t:
-                    found.append(
-                        Target(
-                            name.removesuffix(".json"),
-                            panel["title"],
-                            t.get("refId", "A"),
-                            t["expr"],
-                            bool(t.get("instant")),
-                        )
-                    )
+                    found.append(Target(name.removesuffix(".json"), panel["title"],
+                                        t.get("refId", "A"), t["expr"], bool(t.get("instant"))))
     return found
 
 
@@ -101,15 +95,12 @@ class Prom:
     def query_range(self, expr: str, start: float | None = None) -> list[dict[str, Any]]:
         end = time.time()
         start = self.window_start if start is None else start
-        return self._get(
-            "/api/v1/query_range", {"query": expr, "start": start, "end": end, "step": SCRAPE_S}
-        )
+        return self._get("/api/v1/query_range",
+                         {"query": expr, "start": start, "end": end, "step": SCRAPE_S})
 
     def label_values(self, selector: str, label: str) -> list[str]:
-        return self._get(
-            f"/api/v1/label/{label}/values",
-            {"match[]": selector, "start": self.started, "end": time.time()},
-        )
+        return self._get(f"/api/v1/label/{label}/values",
+                         {"match[]": selector, "start": self.started, "end": time.time()})
 
     def _get(self, path: str, params: dict[str, Any]) -> Any:
         resp = self.http.get(path, params=params)
@@ -118,13 +109,13 @@ class Prom:
         return body["data"]["result"] if "result" in body["data"] else body["data"]
 
 
-def _wait(condition: Any, what: str, logs: list[Path], timeout_s: float = READY_TIMEOUT_S) -> None:
+def _wait(condition: Any, what: str, logs: list[Path], timeout_s: float = READY_TIMEOUT_S
+          ) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(
-                f"timed out waiting for {what}\n" + "\n".join(p.read_text()[-3000:] for p in logs)
-            )
+            pytest.fail(f"timed out waiting for {what}\n" +
+                        "\n".join(p.read_text()[-3000:] for p in logs))
         time.sleep(0.5)
 
 
@@ -132,10 +123,8 @@ def _wait(condition: Any, what: str, logs: list[Path], timeout_s: float = READY_
 def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom]:
     binary = shutil.which("prometheus")
     if binary is None:
-        pytest.skip(
-            "prometheus is not installed: run `bash scripts/ensure-system-deps.sh` "
-            "(Debian package prometheus); `make test` installs it"
-        )
+        pytest.skip("prometheus is not installed: run `bash scripts/ensure-system-deps.sh` "
+                    "(Debian package prometheus); `make test` installs it")
     tmp = tmp_path_factory.mktemp("prometheus")
     ports = launch.free_ports(6 * len(ENVIRONMENTS) + 1)
     prom_port = ports.pop()
@@ -144,40 +133,26 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom]:
     for env in ENVIRONMENTS:
         stacks[env] = {name: ports.pop() for name in launch.SERVICES}
         p = stacks[env]
-        jobs.append(
-            scrape.demo_jobs(
-                SETTINGS,
-                backend=f"127.0.0.1:{p['backend']}",
-                workers=[f"127.0.0.1:{p[n]}" for n in launch.SERVICES if "worker" in n],
-                ib_host=f"127.0.0.1:{p['ib-host']}",
-                opdiag=None,
-                environment=env,
-            )
-        )
+        jobs.append(scrape.demo_jobs(
+            SETTINGS, backend=f"127.0.0.1:{p['backend']}",
+            workers=[f"127.0.0.1:{p[n]}" for n in launch.SERVICES if "worker" in n],
+            ib_host=f"127.0.0.1:{p['ib-host']}", opdiag=None, environment=env))
     config = tmp / "prometheus.yml"
-    config.write_text(scrape.render(SETTINGS, scrape.merge(*jobs), scrape_interval=f"{SCRAPE_S}s"))
+    config.write_text(scrape.render(SETTINGS, scrape.merge(*jobs),
+                                    scrape_interval=f"{SCRAPE_S}s"))
     logs = {env: tmp / f"demo-{env}.log" for env in ENVIRONMENTS}
     prom_log = tmp / "prometheus.log"
     with prom_log.open("wb") as out:
         proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp / 'data'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
+             f"--web.listen-address=127.0.0.1:{prom_port}"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     started = time.time()
     try:
-        with (
-            launch.demo(
-                stacks["development"], mix=ENVIRONMENTS["development"], log=logs["development"]
-            ),
-            launch.demo(stacks["healthy"], mix=ENVIRONMENTS["healthy"], log=logs["healthy"]),
-        ):
+        with launch.demo(stacks["development"], mix=ENVIRONMENTS["development"],
+                         log=logs["development"]), \
+                launch.demo(stacks["healthy"], mix=ENVIRONMENTS["healthy"],
+                            log=logs["healthy"]):
             api = Prom(f"http://127.0.0.1:{prom_port}", started)
             everything = [*logs.values(), prom_log]
 
@@ -190,26 +165,14 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom]:
             _wait(ready, "Prometheus to be ready", everything)
             _wait(lambda: len(api.query("up == 1")) == 12, "every target up", everything)
             api.window_start = time.time() + 4 * SCRAPE_S
-            _wait(
-                lambda: all("cycle 1 done" in p.read_text() for p in logs.values()),
-                "one full scenario cycle in both deployments",
-                everything,
-            )
+            _wait(lambda: all("cycle 1 done" in p.read_text() for p in logs.values()),
+                  "one full scenario cycle in both deployments", everything)
             # The last terminal operations of the cycle, as scraped by Prometheus.
-            _wait(
-                lambda: bool(
-                    api.query(
-                        'ktrdr_operations_total{environment="development",status="cancelled"}'
-                    )
-                ),
-                "the cancelled backtest in Prometheus",
-                everything,
-            )
-            _wait(
-                lambda: time.time() > api.window_start + 4 * SCRAPE_S,
-                "a full rate window",
-                everything,
-            )
+            _wait(lambda: bool(api.query(
+                'ktrdr_operations_total{environment="development",status="cancelled"}')),
+                "the cancelled backtest in Prometheus", everything)
+            _wait(lambda: time.time() > api.window_start + 4 * SCRAPE_S, "a full rate window",
+                  everything)
             try:
                 yield api
             finally:
@@ -228,12 +191,8 @@ def _regex_escape(value: str) -> str:
 
 
 def _substitute(text: str, values: dict[str, str], range_s: int) -> str:
-    builtins = {
-        "__rate_interval": RATE_INTERVAL,
-        "__range": f"{range_s}s",
-        "__interval": f"{SCRAPE_S}s",
-        "__interval_ms": str(SCRAPE_S * 1000),
-    }
+    builtins = {"__rate_interval": RATE_INTERVAL, "__range": f"{range_s}s",
+                "__interval": f"{SCRAPE_S}s", "__interval_ms": str(SCRAPE_S * 1000)}
 
     def repl(m: re.Match[str]) -> str:
         name = m.group(1) or m.group(3)
@@ -246,16 +205,12 @@ def _substitute(text: str, values: dict[str, str], range_s: int) -> str:
 
 
 def _prometheus_variables(dash: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        v
-        for v in dash.get("templating", {}).get("list", [])
-        if (v.get("datasource") or {}).get("type") == "prometheus"
-    ]
+    return [v for v in dash.get("templating", {}).get("list", [])
+            if (v.get("datasource") or {}).get("type") == "prometheus"]
 
 
-def resolve(
-    api: Prom, dash: dict[str, Any], mode: str, range_s: int
-) -> tuple[dict[str, str], dict[str, list[str]]]:
+def resolve(api: Prom, dash: dict[str, Any], mode: str, range_s: int
+            ) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Variable values as Grafana would interpolate them into PromQL.
 
     ``all``: every variable at "All" (its allValue). ``each``: every real value ticked
@@ -268,9 +223,8 @@ def resolve(
     for var in dash.get("templating", {}).get("list", []):
         name = var["name"]
         if var in _prometheus_variables(dash):
-            m = _LABEL_VALUES.match(
-                var["query"] if isinstance(var["query"], str) else var["query"]["query"]
-            )
+            m = _LABEL_VALUES.match(var["query"] if isinstance(var["query"], str)
+                                    else var["query"]["query"])
             assert m, f"{name}: not a label_values() query: {var['query']}"
             selector = _substitute(m.group(1), values, range_s)
             options[name] = sorted(api.label_values(selector, m.group(2)))
@@ -282,11 +236,8 @@ def resolve(
         if name == "environment" and mode in ("each", "healthy"):
             values[name] = "development" if mode == "each" else "healthy"
         elif mode == "each" and options[name]:
-            values[name] = (
-                "(" + "|".join(map(_regex_escape, options[name])) + ")"
-                if var.get("multi")
-                else _regex_escape(options[name][0])
-            )
+            values[name] = "(" + "|".join(map(_regex_escape, options[name])) + ")" \
+                if var.get("multi") else _regex_escape(options[name][0])
         else:
             values[name] = all_value
     return values, options
@@ -301,7 +252,8 @@ def _has_data(result: list[dict[str, Any]]) -> bool:
     return False
 
 
-def run(api: Prom, target: Target, mode: str, start: float | None = None) -> list[dict[str, Any]]:
+def run(api: Prom, target: Target, mode: str, start: float | None = None
+        ) -> list[dict[str, Any]]:
     range_s = int(time.time() - api.started) + 1
     values, _ = resolve(api, DASHBOARDS[f"{target.dashboard}.json"], mode, range_s)
     expr = _substitute(target.expr, values, range_s)
@@ -423,12 +375,11 @@ def test_success_rate_is_100_when_every_operation_completed(prom):
 def test_duration_percentiles_have_a_row_per_finished_type(prom):
     """The per-type table has a P50 for every type that finished (each at least once)."""
     target = next(t for t in TARGETS if t.panel == "Operation Duration Percentiles")
-    finished = {
-        s["metric"]["operation_type"]
-        for s in prom.query('ktrdr_operations_total{environment="healthy"}')
-    }
+    finished = {s["metric"]["operation_type"]
+                for s in prom.query('ktrdr_operations_total{environment="healthy"}')}
     result = run(prom, target, "healthy")
-    shown = {s["metric"]["operation_type"] for s in result if not math.isnan(float(s["value"][1]))}
+    shown = {s["metric"]["operation_type"] for s in result
+             if not math.isnan(float(s["value"][1]))}
     assert finished and shown == finished, (finished, result)
 
 
@@ -440,20 +391,12 @@ def test_finishing_rate_adds_up_to_every_finished_operation(prom):
     target = next(t for t in TARGETS if t.panel == "Finishing Rate by Status")
     assert "$__interval_ms" in target.expr and "rate(" not in target.expr, target.expr
     result = run(prom, target, "healthy", start=prom.started)
-    shown = {
-        s["metric"]["status"]: sum(float(v) for _, v in s["values"]) * SCRAPE_S for s in result
-    }
+    shown = {s["metric"]["status"]: sum(float(v) for _, v in s["values"]) * SCRAPE_S
+             for s in result}
     last_t = max(float(t) for s in result for t, _ in s["values"])
-    lifetime = {
-        s["metric"]["status"]: float(s["value"][1])
-        for s in prom._get(
-            "/api/v1/query",
-            {
-                "query": 'sum by (status) (ktrdr_operations_total{environment="healthy"})',
-                "time": last_t,
-            },
-        )
-    }
+    lifetime = {s["metric"]["status"]: float(s["value"][1]) for s in prom._get(
+        "/api/v1/query", {"query": 'sum by (status) (ktrdr_operations_total'
+                          '{environment="healthy"})', "time": last_t})}
     assert lifetime and sum(lifetime.values()) >= 3, lifetime
     assert shown.keys() == lifetime.keys(), (shown, lifetime)
     for status, count in lifetime.items():
@@ -464,7 +407,8 @@ def test_latency_percentiles_are_never_nan(prom):
     """P95 Latency and Response Time Percentiles: points with a number, and no NaN point, from
     Prometheus' start (before the demo's first request) to now; a window without traffic is
     a gap (the stat shows "No traffic"), not NaN."""
-    latency = [t for t in TARGETS if t.panel in ("P95 Latency", "Response Time Percentiles")]
+    latency = [t for t in TARGETS
+               if t.panel in ("P95 Latency", "Response Time Percentiles")]
     assert len(latency) == 4, latency
     for target in latency:
         for mode in ("healthy", "all"):

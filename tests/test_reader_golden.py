@@ -13,11 +13,8 @@ def test_models_match_the_frozen_reader():
     golden = json.loads(GOLDEN.read_text())
     now = compute()
     assert now.keys() == golden.keys()
-    differ = [
-        f"{name}: {golden[name][:90]} -> {now[name][:90]}"
-        for name in golden
-        if now[name] != golden[name]
-    ]
+    differ = [f"{name}: {golden[name][:90]} -> {now[name][:90]}"
+              for name in golden if now[name] != golden[name]]
     assert not differ, f"{len(differ)} input(s) parse differently:\n" + "\n".join(differ[:20])
 
 

@@ -44,24 +44,16 @@ def served(live: RealJaeger, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """``opdiag serve --jaeger-url`` as its own process; its base URL."""
     (port,) = launch.free_ports(1)
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPDIAG_") and k != "JAEGER_URL"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("OPDIAG_") and k != "JAEGER_URL"}
     # The demo compresses time 100x: the hung training is stuck after a few real seconds.
     env["OPDIAG_STUCK_AFTER_S"] = "3"
     env["OPDIAG_STORE_PATH"] = str(log.parent / "verdicts.sqlite3")  # never the user's store
-    cmd = [
-        sys.executable,
-        "-m",
-        "opdiag.cli.main",
-        "serve",
-        "--jaeger-url",
-        live.query_url,
-        "--port",
-        str(port),
-    ]
+    cmd = [sys.executable, "-m", "opdiag.cli.main", "serve", "--jaeger-url", live.query_url,
+           "--port", str(port)]
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVE_TIMEOUT_S

@@ -116,14 +116,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in (
-        "JAEGER_URL",
-        "OPDIAG_JAEGER_URL",
-        "OPDIAG_JAEGER_API",
-        "OPDIAG_CONFIG",
-        "OPDIAG_JAEGER_LOOKBACK",
-        "OPDIAG_TRACES",
-    ):
+    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_JAEGER_API", "OPDIAG_CONFIG",
+                "OPDIAG_JAEGER_LOOKBACK", "OPDIAG_TRACES"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -143,10 +137,7 @@ def test_the_cli_finds_it_by_the_date_in_its_id(
 
 
 def test_the_cli_searches_around_now_and_the_look_back(
-    jaeger: RealJaeger,
-    old: Old,
-    from_files: dict[str, Any],
-    capsys: pytest.CaptureFixture[str],
+    jaeger: RealJaeger, old: Old, from_files: dict[str, Any], capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ):
     """A trace id needs no window; the operations list searches before ``--now`` over the

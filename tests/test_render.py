@@ -61,65 +61,29 @@ def make_diagnosis(**over: object) -> Diagnosis:
             exception_message="[Errno 111] Connection refused",
         ),
         bottleneck=Bottleneck(
-            trace_id=TID,
-            span_id="b7ad6b7169203331",
-            service="ktrdr-api",
-            span_name="data.download",
-            self_time_ms=900.0,
-            share=0.75,
-            duration_ms=1200.0,
+            trace_id=TID, span_id="b7ad6b7169203331", service="ktrdr-api",
+            span_name="data.download", self_time_ms=900.0, share=0.75, duration_ms=1200.0,
         ),
         findings=[
-            Finding(
-                rule_id="ib_connect_failed",
-                severity="critical",
-                summary="IB refused",
-                verdict="service_unreachable",
-                trace_id=TID2,
-                span_id="00f067aa0ba902b7",
-                service="ktrdr-ib-host-service",
-                span_name="ib.connect",
-                evidence={"connection.status": "failed"},
-            ),
+            Finding(rule_id="ib_connect_failed", severity="critical", summary="IB refused",
+                    verdict="service_unreachable", trace_id=TID2, span_id="00f067aa0ba902b7",
+                    service="ktrdr-ib-host-service", span_name="ib.connect",
+                    evidence={"connection.status": "failed"}),
         ],
         execution_flow=[
-            FlowStep(
-                index=0,
-                trace_id=TID,
-                span_id="b7ad6b7169203331",
-                parent_id=None,
-                service="ktrdr-api",
-                span_name="data.download",
-                start_ms=0.0,
-                duration_ms=1200.0,
-                self_time_ms=900.0,
-                depth=0,
-                critical=True,
-                error=False,
-                bottleneck=True,
-            ),
-            FlowStep(
-                index=1,
-                trace_id=TID2,
-                span_id="00f067aa0ba902b7",
-                parent_id=None,
-                service="ktrdr-ib-host-service",
-                span_name="ib.connect",
-                start_ms=5.0,
-                duration_ms=3.0,
-                self_time_ms=3.0,
-                depth=1,
-                critical=False,
-                error=True,
-                root_cause=True,
-            ),
+            FlowStep(index=0, trace_id=TID, span_id="b7ad6b7169203331", parent_id=None,
+                     service="ktrdr-api", span_name="data.download", start_ms=0.0,
+                     duration_ms=1200.0, self_time_ms=900.0, depth=0, critical=True,
+                     error=False, bottleneck=True),
+            FlowStep(index=1, trace_id=TID2, span_id="00f067aa0ba902b7", parent_id=None,
+                     service="ktrdr-ib-host-service", span_name="ib.connect", start_ms=5.0,
+                     duration_ms=3.0, self_time_ms=3.0, depth=1, critical=False, error=True,
+                     root_cause=True),
         ],
-        solution=Solution(
-            title="Start the IB host service",
-            steps=["Check the IB Gateway is running on port 4002"],
-            commands=["cd ib-host-service && ./start.sh"],
-            rule_id="ib_connect_failed",
-        ),
+        solution=Solution(title="Start the IB host service",
+                          steps=["Check the IB Gateway is running on port 4002"],
+                          commands=["cd ib-host-service && ./start.sh"],
+                          rule_id="ib_connect_failed"),
     )
     base.update(over)
     d = Diagnosis(**base)  # type: ignore[arg-type]
@@ -128,7 +92,6 @@ def make_diagnosis(**over: object) -> Diagnosis:
 
 
 # -- links --------------------------------------------------------------------------------
-
 
 def test_jaeger_link_deep_links_the_root_cause_span():
     d = make_diagnosis()
@@ -153,9 +116,8 @@ def test_duplicate_span_suffix_is_dropped_for_jaeger_ui():
 
 def test_every_id_is_url_encoded():
     hostile = "op/../x?a=1&b=<script>#frag"
-    d = make_diagnosis(
-        operation_id=hostile, trace_ids=[TID], root_cause=RootCause(TID, "a b&c", "svc", "n", {})
-    )
+    d = make_diagnosis(operation_id=hostile, trace_ids=[TID],
+                       root_cause=RootCause(TID, "a b&c", "svc", "n", {}))
     span = {"from": [str(d.started_at_ms - 60_000)], "to": [str(d.ended_at_ms + 60_000)]}
     page = urlsplit(d.links.diagnosis_page)
     assert page.path == "/operations/op%2F..%2Fx%3Fa%3D1%26b%3D%3Cscript%3E%23frag"
@@ -186,17 +148,15 @@ def test_explore_link_opens_the_trace_in_the_jaeger_datasource():
     (pane,) = panes.values()
     assert pane["datasource"] == "jaeger-uid"
     (q,) = pane["queries"]
-    assert q == {"refId": "A", "datasource": {"type": "jaeger", "uid": "jaeger-uid"}, "query": TID2}
-    assert pane["range"] == {
-        "from": str(1_763_806_500_000 - 60_000),
-        "to": str(1_763_806_512_000 + 60_000),
-    }
+    assert q == {"refId": "A", "datasource": {"type": "jaeger", "uid": "jaeger-uid"},
+                 "query": TID2}
+    assert pane["range"] == {"from": str(1_763_806_500_000 - 60_000),
+                             "to": str(1_763_806_512_000 + 60_000)}
     # The JSON is percent-encoded, not pasted raw.
     assert "{" not in d.links.grafana_explore and unquote(d.links.grafana_explore) != url
 
 
 # -- JSON ---------------------------------------------------------------------------------
-
 
 def test_json_has_the_cli_contract_keys_and_types():
     data = json.loads(render_json(make_diagnosis()))
@@ -227,16 +187,10 @@ def test_json_nulls_and_odd_attribute_values():
 
 # -- Markdown -----------------------------------------------------------------------------
 
-
 def test_markdown_follows_the_trace_analysis_template():
     text = render_markdown(make_diagnosis())
-    sections = [
-        "**Trace Summary**",
-        "**Execution Flow**",
-        "**Diagnosis**",
-        "**Root Cause**",
-        "**Solution**",
-    ]
+    sections = ["**Trace Summary**", "**Execution Flow**", "**Diagnosis**", "**Root Cause**",
+                "**Solution**"]
     positions = [text.index(s) for s in sections]
     assert positions == sorted(positions)
     assert text.startswith(
@@ -287,7 +241,6 @@ def test_healthy_markdown_status_ok_without_root_cause():
 
 # -- rows and table -----------------------------------------------------------------------
 
-
 def test_rows_are_flat_and_complete():
     d = make_diagnosis()
     row = operation_row(d)
@@ -315,13 +268,8 @@ def test_trace_keyed_row_uses_the_trace_id():
 
 def test_table_one_line_per_operation_without_control_characters():
     d1 = make_diagnosis()
-    d2 = make_diagnosis(
-        operation_id="op_two",
-        verdict="stuck",
-        summary="stuck\x1b[31m red",
-        duration_ms=2_520_000.0,
-        status="running",
-    )
+    d2 = make_diagnosis(operation_id="op_two", verdict="stuck", summary="stuck\x1b[31m red",
+                        duration_ms=2_520_000.0, status="running")
     text = render_operations_table([d1, d2])
     lines = text.splitlines()
     assert lines[0].split() == ["TIME", "ID", "TYPE", "STATUS", "VERDICT", "DURATION", "SUMMARY"]

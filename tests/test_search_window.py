@@ -42,9 +42,8 @@ def test_the_time_in_an_operation_id(ident: str, expected: str | None):
 
 def test_a_given_range_wins():
     given = TimeRange(1 * S, 2 * S)
-    got = lookup_window(
-        "op_training_20261204_154305_f6579e1a", now_us=NOW, lookback_us=LOOKBACK, given=given
-    )
+    got = lookup_window("op_training_20261204_154305_f6579e1a", now_us=NOW, lookback_us=LOOKBACK,
+                        given=given)
     assert got == given
 
 
@@ -76,9 +75,8 @@ class WindowedSource(FakeSource):
         found = super().traces_for(ident, window)
         if window is None:
             return found
-        return [
-            t for t in found if any(window.start_us <= s.start_us <= window.end_us for s in t.spans)
-        ]
+        return [t for t in found
+                if any(window.start_us <= s.start_us <= window.end_us for s in t.spans)]
 
 
 def test_the_service_searches_the_window_it_is_given_or_the_ids_time():
@@ -94,7 +92,8 @@ def test_the_service_searches_the_window_it_is_given_or_the_ids_time():
     found = service.diagnose(op_with_date, now_us=NOW)  # three days old: by the id's time
     assert found.operation_id == op_with_date
     created = parse_now("2026-12-01T09:00:00Z")
-    assert source.windows[-1] == TimeRange(created - BEFORE_ID_TIME_US, created + AFTER_ID_TIME_US)
+    assert source.windows[-1] == TimeRange(created - BEFORE_ID_TIME_US,
+                                           created + AFTER_ID_TIME_US)
     fresh = DiagnosisService(source, settings)
     week = TimeRange(NOW - 7 * 24 * H, NOW)
     assert fresh.diagnose(op_with_date, now_us=NOW, window=week).operation_id == op_with_date
@@ -115,8 +114,7 @@ def test_an_undated_id_is_searched_before_now():
 def test_a_trace_id_is_looked_up_without_a_window():
     op, trace = backtest(1, NOW - H, 10)
     source = WindowedSource([trace])
-    d = DiagnosisService(source, Settings()).diagnose(
-        trace.trace_id, now_us=NOW, window=TimeRange(0, 1)
-    )
+    d = DiagnosisService(source, Settings()).diagnose(trace.trace_id, now_us=NOW,
+                                                      window=TimeRange(0, 1))
     assert d.operation_id == op
     assert source.windows[0] is None  # the trace by id; then its operation over the window

@@ -83,6 +83,8 @@ def test_a_bad_port_from_the_environment_is_named():
 
 
 def test_good_values_still_load():
-    settings = load_settings(environ={"JAEGER_URL": "http://jaeger:16686/", "OPDIAG_PORT": "0"})
+    settings = load_settings(
+        environ={"JAEGER_URL": "http://jaeger:16686/", "OPDIAG_PORT": "0"}
+    )
     assert settings.jaeger.url == "http://jaeger:16686/"
     assert settings.server.port == 0

@@ -17,20 +17,11 @@ NOW = 1_763_900_000 * S
 BT = "ktrdr-backtest-worker-1a2b"
 
 
-def span(
-    tid, sid, name, service=BT, *, parent=None, start=0, dur=1_000, kind="internal", **attrs
-) -> Span:
-    return Span(
-        trace_id=tid,
-        span_id=sid,
-        name=name,
-        service=service,
-        start_us=start,
-        duration_us=dur,
-        kind=kind,
-        attributes=dict(attrs),
-        references=[Reference(CHILD_OF, tid, parent)] if parent else [],
-    )
+def span(tid, sid, name, service=BT, *, parent=None, start=0, dur=1_000, kind="internal",
+         **attrs) -> Span:
+    return Span(trace_id=tid, span_id=sid, name=name, service=service, start_us=start,
+                duration_us=dur, kind=kind, attributes=dict(attrs),
+                references=[Reference(CHILD_OF, tid, parent)] if parent else [])
 
 
 def backtest(n: int, start: int, seconds: float, *, finished: bool = True) -> tuple[str, Trace]:
@@ -40,56 +31,21 @@ def backtest(n: int, start: int, seconds: float, *, finished: bool = True) -> tu
     dur = int(seconds * S)
     ids = {"operation.id": op}
     spans = [
-        span(
-            tid,
-            "1",
-            "POST /backtests/start",
-            kind=SERVER,
-            start=start,
-            dur=2_000,
-            **{"http.status_code": 200},
-        ),
+        span(tid, "1", "POST /backtests/start", kind=SERVER, start=start, dur=2_000,
+             **{"http.status_code": 200}),
         span(tid, "2", "operations.create", parent="1", start=start + 10, **ids),
-        span(
-            tid,
-            "3",
-            "operation.register",
-            parent="2",
-            start=start + 20,
-            **ids,
-            **{"operation.type": "backtesting", "operation.status": "pending"},
-        ),
-        span(
-            tid,
-            "4",
-            "operation.state_transition",
-            parent="1",
-            start=start + 100,
-            **ids,
-            **{"operation.from_status": "pending", "operation.to_status": "running"},
-        ),
-        span(
-            tid,
-            "5",
-            "backtest.data_loading",
-            parent="1",
-            start=start + 200,
-            dur=dur - 1_000,
-            **{"data.symbol": "AAPL"},
-        ),
+        span(tid, "3", "operation.register", parent="2", start=start + 20,
+             **ids, **{"operation.type": "backtesting", "operation.status": "pending"}),
+        span(tid, "4", "operation.state_transition", parent="1", start=start + 100,
+             **ids, **{"operation.from_status": "pending", "operation.to_status": "running"}),
+        span(tid, "5", "backtest.data_loading", parent="1", start=start + 200, dur=dur - 1_000,
+             **{"data.symbol": "AAPL"}),
     ]
     if finished:
         spans.append(
-            span(
-                tid,
-                "6",
-                "operation.state_transition",
-                parent="1",
-                start=start + dur,
-                dur=50,
-                **ids,
-                **{"operation.from_status": "running", "operation.to_status": "completed"},
-            )
+            span(tid, "6", "operation.state_transition", parent="1", start=start + dur, dur=50,
+                 **ids, **{"operation.from_status": "running",
+                           "operation.to_status": "completed"})
         )
     return op, build_trace(tid, spans)
 
@@ -112,11 +68,8 @@ class FakeSource:
         self.calls += 1
         self.windows.append(window)
         tid = ident.lower().rjust(32, "0")
-        return [
-            t
-            for t in self.traces
-            if t.trace_id == tid or any(s.attr("operation.id") == ident for s in t.spans)
-        ]
+        return [t for t in self.traces
+                if t.trace_id == tid or any(s.attr("operation.id") == ident for s in t.spans)]
 
     def recent_traces(self, start_us: int, end_us: int, limit: int = 500) -> list[Trace]:
         found = [t for t in self.traces if any(start_us <= s.start_us < end_us for s in t.spans)]
@@ -303,19 +256,11 @@ def test_baseline_diagnoses_only_finished_runs_of_the_same_type(settings, counti
     _running_op, running = backtest(9, NOW - 30 * S, 600, finished=False)
     tid = "f" * 32
     training_op = "op_training_20251122_101600_aaaabbbb"
-    training = build_trace(
-        tid,
-        [
-            span(
-                tid,
-                "1",
-                "operation.state_transition",
-                "ktrdr-training-worker-1",
-                start=NOW - 100 * S,
-                **{"operation.id": training_op, "operation.to_status": "completed"},
-            ),
-        ],
-    )
+    training = build_trace(tid, [
+        span(tid, "1", "operation.state_transition", "ktrdr-training-worker-1",
+             start=NOW - 100 * S, **{"operation.id": training_op,
+                                      "operation.to_status": "completed"}),
+    ])
     svc = DiagnosisService(FakeSource([*traces, running, training]), settings)
     assert svc.diagnose(ops[3], now_us=NOW).verdict == "slow"
     assert set(counting) == set(ops)  # neither the running run nor the other type

@@ -40,30 +40,15 @@ class Case:
 
 
 CASES = {
-    "demo-slow": Case(
-        DEMO,
-        "op_training_20261124_081940_89c7eab4",
-        "op_training_20261124_082320_b74390a7",
-        "205e24e4f7de1cec2b57209a78685357",
-        "slow",
-        "workers_busy",
-    ),
-    "demo-failed": Case(
-        DEMO,
-        "op_data_load_20261124_080330_1ed0b59b",
-        "op_data_load_20261124_081140_563f22d5",
-        "cf4bba3fefc089ff904d28df45294c72",
-        "service_unreachable",
-        "no_workers",
-    ),
-    "real-ktrdr": Case(
-        REAL,
-        "op_training_20261204_155512_6652e327",
-        "op_training_20261204_154305_f6579e1a",
-        "00c1cc50b6463135decf4ee498c45941",
-        "healthy",
-        "workers_busy",
-    ),
+    "demo-slow": Case(DEMO, "op_training_20261124_081940_89c7eab4",
+                      "op_training_20261124_082320_b74390a7",
+                      "205e24e4f7de1cec2b57209a78685357", "slow", "workers_busy"),
+    "demo-failed": Case(DEMO, "op_data_load_20261124_080330_1ed0b59b",
+                        "op_data_load_20261124_081140_563f22d5",
+                        "cf4bba3fefc089ff904d28df45294c72", "service_unreachable", "no_workers"),
+    "real-ktrdr": Case(REAL, "op_training_20261204_155512_6652e327",
+                       "op_training_20261204_154305_f6579e1a",
+                       "00c1cc50b6463135decf4ee498c45941", "healthy", "workers_busy"),
 }
 
 
@@ -92,9 +77,8 @@ def test_the_skill_has_a_front_matter_and_shows_commands():
     assert any(c.startswith("opdiag compare $OP_ID $GOOD_ID") for c in shown)
     assert any(c.startswith("curl ") for c in shown)
     assert len(shown) >= 8
-    setup = [
-        line for block in blocks("sh") for line in block.splitlines() if SETUP_LINE.match(line)
-    ]
+    setup = [line for block in blocks("sh") for line in block.splitlines()
+             if SETUP_LINE.match(line)]
     assert setup == ["export JAEGER_URL=http://localhost:16686"]
 
 

@@ -46,7 +46,7 @@ def _pip_installs(command: str) -> list[list[str]]:
     for part in re.split(r"&&|;", command):
         words = shlex.split(part)
         if any(w == "pip" or w.endswith("/pip") for w in words) and "install" in words:
-            rest = words[words.index("install") + 1 :]
+            rest = words[words.index("install") + 1:]
             found.append([w for w in rest if not w.startswith("-")])
     return found
 

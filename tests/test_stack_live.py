@@ -22,20 +22,9 @@ from opdiag.cli.main import main as opdiag_main
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("live-demo")]
 
 CYCLE_TIMEOUT_S = 150.0
-ALL_VERDICTS = {
-    "healthy",
-    "failed",
-    "invalid_input",
-    "data_missing",
-    "service_unreachable",
-    "no_workers",
-    "no_capable_workers",
-    "workers_busy",
-    "worker_lost",
-    "stuck",
-    "slow",
-    "cancelled",
-}
+ALL_VERDICTS = {"healthy", "failed", "invalid_input", "data_missing", "service_unreachable",
+                "no_workers", "no_capable_workers", "workers_busy", "worker_lost", "stuck",
+                "slow", "cancelled"}
 
 
 @pytest.fixture(scope="module")
@@ -80,21 +69,15 @@ def _chain(index: dict, svc_span: tuple[str, dict]) -> list[tuple[str, str]]:
 def test_a_backtest_trace_crosses_cli_backend_and_worker(recorded):
     _, spans = recorded
     index = _by_id(spans)
-    worker_starts = [
-        (svc, sp) for svc, sp in spans if sp["name"] == "POST /backtests/start" and "worker" in svc
-    ]
+    worker_starts = [(svc, sp) for svc, sp in spans
+                     if sp["name"] == "POST /backtests/start" and "worker" in svc]
     assert worker_starts
     chain = _chain(index, worker_starts[0])
     services = [svc for svc, _ in chain]
     names = [name for _, name in chain]
     # worker server span <- backend httpx client <- backend server span <- CLI client <- cli.*
-    assert names[:5] == [
-        "POST /backtests/start",
-        "POST",
-        "POST /api/v1/backtests/start",
-        "POST",
-        "cli.backtest",
-    ]
+    assert names[:5] == ["POST /backtests/start", "POST", "POST /api/v1/backtests/start",
+                         "POST", "cli.backtest"]
     assert services[0].startswith("ktrdr-backtest-worker-")
     assert services[1:3] == ["ktrdr-api", "ktrdr-api"]
     assert services[3:5] == ["ktrdr-cli", "ktrdr-cli"]
@@ -118,11 +101,9 @@ def test_ib_host_calls_are_traced_on_both_sides(recorded):
     fetches = [(svc, sp) for svc, sp in spans if sp["name"] == "ib.fetch_historical"]
     assert fetches
     chain = _chain(index, fetches[0])
-    assert chain[:3] == [
-        ("ktrdr-ib-host-service", "ib.fetch_historical"),
-        ("ktrdr-ib-host-service", "POST /data/historical"),
-        ("ktrdr-api", "POST"),
-    ]
+    assert chain[:3] == [("ktrdr-ib-host-service", "ib.fetch_historical"),
+                         ("ktrdr-ib-host-service", "POST /data/historical"),
+                         ("ktrdr-api", "POST")]
 
 
 def _attrs(sp: dict) -> dict[str, Any]:
@@ -133,24 +114,14 @@ def test_a_really_killed_worker_fails_its_health_checks_then_the_orphan_detector
     """The worker process was SIGKILLed: the backend's health checks to it are refused, and
     KTRDR's orphan detector fails its operation in a one-span trace of its own."""
     _, spans = recorded
-    refused = [
-        sp
-        for svc, sp in spans
-        if svc == "ktrdr-api"
-        and sp["name"] == "GET"
-        and "parentSpanId" not in sp
-        and _attrs(sp)["http.url"].endswith("/health")
-        and sp.get("status", {}).get("code") == 2
-    ]
+    refused = [sp for svc, sp in spans if svc == "ktrdr-api" and sp["name"] == "GET"
+               and "parentSpanId" not in sp and _attrs(sp)["http.url"].endswith("/health")
+               and sp.get("status", {}).get("code") == 2]
     assert refused and all(e["name"] == "exception" for sp in refused for e in sp["events"])
-    orphans = [
-        sp
-        for svc, sp in spans
-        if svc == "ktrdr-api"
-        and "parentSpanId" not in sp
-        and sp["name"] == "operation.state_transition"
-        and _attrs(sp).get("operation.error") == "Operation was RUNNING but no worker claimed it"
-    ]
+    orphans = [sp for svc, sp in spans if svc == "ktrdr-api" and "parentSpanId" not in sp
+               and sp["name"] == "operation.state_transition"
+               and _attrs(sp).get("operation.error") ==
+               "Operation was RUNNING but no worker claimed it"]
     killed = {_attrs(sp)["operation.id"] for sp in orphans}
     assert any(op.startswith("op_training_") for op in killed)
 
@@ -162,14 +133,9 @@ def test_the_gateway_down_shows_in_ib_connect_traces_of_their_own(recorded):
     refused = [sp for sp in connects if _attrs(sp)["connection.status"] == "error"]
     assert refused and all(len(sp["events"]) == 2 for sp in refused)
     assert any(_attrs(sp)["connection.status"] == "connected" for sp in connects)
-    timeouts = [
-        sp
-        for svc, sp in spans
-        if svc == "ktrdr-api"
-        and sp["name"] == "POST"
-        and _attrs(sp)["http.url"].endswith("/data/validate")
-        and sp.get("status", {}).get("message", "").startswith("ReadTimeout")
-    ]
+    timeouts = [sp for svc, sp in spans if svc == "ktrdr-api" and sp["name"] == "POST"
+                and _attrs(sp)["http.url"].endswith("/data/validate")
+                and sp.get("status", {}).get("message", "").startswith("ReadTimeout")]
     assert len(timeouts) >= 4
 
 
@@ -178,17 +144,8 @@ def test_opdiag_finds_every_verdict_in_the_live_traces(recorded, capsys):
     last_ns = max(int(sp["endTimeUnixNano"]) for _, sp in spans)
     # Long after the run, so the hung training is stuck; finished operations are unaffected.
     now = datetime.fromtimestamp(last_ns / 1e9, tz=UTC) + timedelta(minutes=20)
-    code = opdiag_main(
-        [
-            "operations",
-            "--traces",
-            str(path),
-            "--now",
-            now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "--format",
-            "json",
-        ]
-    )
+    code = opdiag_main(["operations", "--traces", str(path), "--now",
+                        now.strftime("%Y-%m-%dT%H:%M:%SZ"), "--format", "json"])
     assert code == 0
     rows = json.loads(capsys.readouterr().out)
     by_verdict: dict[str, list[str]] = defaultdict(list)
@@ -197,13 +154,7 @@ def test_opdiag_finds_every_verdict_in_the_live_traces(recorded, capsys):
     assert set(by_verdict) == ALL_VERDICTS, dict(by_verdict)
     # Health checks, registrations, scrapes and the orphan detector's rounds are traced too,
     # but are no operations: what has no operation id is a request the API refused.
-    refused = [
-        (r["verdict"], r["summary"]) for r in rows if not r["operation_id"].startswith("op_")
-    ]
-    assert {v for v, _ in refused} <= {
-        "no_workers",
-        "no_capable_workers",
-        "workers_busy",
-        "worker_lost",
-        "invalid_input",
-    }, refused
+    refused = [(r["verdict"], r["summary"]) for r in rows
+               if not r["operation_id"].startswith("op_")]
+    assert {v for v, _ in refused} <= {"no_workers", "no_capable_workers", "workers_busy",
+                                       "worker_lost", "invalid_input"}, refused

@@ -131,14 +131,8 @@ def test_the_list_filters_orders_and_limits_like_the_trace_list(store):
     store.record(
         [
             record("op_old", "healthy", start_ms=BASE_MS - 60 * MIN, duration_ms=MIN),
-            record(
-                "op_long",
-                "stuck",
-                status="running",
-                finished=False,
-                start_ms=BASE_MS - 30 * MIN,
-                duration_ms=40 * MIN,
-            ),
+            record("op_long", "stuck", status="running", finished=False,
+                   start_ms=BASE_MS - 30 * MIN, duration_ms=40 * MIN),
             record("op_a", "failed", status="failed", op_type="backtesting", start_ms=BASE_MS),
             record("op_b", "healthy", start_ms=BASE_MS + MIN, services=("ktrdr-cli",)),
             record("op_c", "healthy", start_ms=BASE_MS + MIN),
@@ -151,21 +145,16 @@ def test_the_list_filters_orders_and_limits_like_the_trace_list(store):
     # into it; op_old ended before it.
     assert keys == ["op_c", "op_b", "op_a", "op_long"]
     assert [r.operation_id for r in store.operations(*window, limit=2)] == ["op_c", "op_b"]
-    assert [r.operation_id for r in store.operations(*window, operation_types=["backtesting"])] == [
-        "op_a"
-    ]
-    assert [r.operation_id for r in store.operations(*window, verdicts=["stuck", "failed"])] == [
-        "op_a",
-        "op_long",
-    ]
-    assert [r.operation_id for r in store.operations(*window, services=["ktrdr-cli"])] == ["op_b"]
+    assert [r.operation_id for r in store.operations(*window, operation_types=["backtesting"])
+            ] == ["op_a"]
+    assert [r.operation_id for r in store.operations(*window, verdicts=["stuck", "failed"])
+            ] == ["op_a", "op_long"]
+    assert [r.operation_id for r in store.operations(*window, services=["ktrdr-cli"])
+            ] == ["op_b"]
     assert store.operations(*window, verdicts=["cancelled"]) == []
     assert store.distinct("operation_types", *window, 100) == ["backtesting", "training"]
     assert store.distinct("services", *window, 100) == [
-        "ktrdr-api",
-        "ktrdr-cli",
-        "ktrdr-training-worker-1",
-    ]
+        "ktrdr-api", "ktrdr-cli", "ktrdr-training-worker-1"]
     assert store.distinct("operation_ids", *window, 2) == ["op_c", "op_b"]
 
 
@@ -183,11 +172,8 @@ def test_verdict_counts_are_epoch_aligned_buckets_of_the_start(store):
     counts = store.verdict_counts(BASE_MS * US, (BASE_MS + 10 * MIN) * US, bucket)
     first = BASE_MS * US - BASE_MS * US % bucket
     expected: dict[tuple[int, str], int] = {}
-    for start, verdict in (
-        (BASE_MS, "healthy"),
-        (BASE_MS + 1, "healthy"),
-        (BASE_MS + 5 * MIN, "failed"),
-    ):
+    for start, verdict in ((BASE_MS, "healthy"), (BASE_MS + 1, "healthy"),
+                           (BASE_MS + 5 * MIN, "failed")):
         key = (start * US - start * US % bucket, verdict)
         expected[key] = expected.get(key, 0) + 1
     assert counts == expected  # op_4 starts at the (exclusive) end
@@ -202,32 +188,18 @@ def test_in_progress_and_follow_up_lists(store):
         [
             record("op_run", "healthy", status="running", finished=False, start_ms=BASE_MS),
             record("op_stuck", "stuck", status="running", finished=False, start_ms=BASE_MS),
-            record(
-                "op_lost",
-                "worker_lost",
-                status="running",
-                finished=False,
-                op_type="backtesting",
-                start_ms=BASE_MS,
-            ),
-            record(
-                "op_ancient",
-                "stuck",
-                status="running",
-                finished=False,
-                start_ms=BASE_MS - 48 * 60 * MIN,
-            ),
+            record("op_lost", "worker_lost", status="running", finished=False,
+                   op_type="backtesting", start_ms=BASE_MS),
+            record("op_ancient", "stuck", status="running", finished=False,
+                   start_ms=BASE_MS - 48 * 60 * MIN),
             record("op_done", "healthy", start_ms=BASE_MS),
         ],
         100,
     )
     since = BASE_MS - 24 * 60 * MIN
     snapshot = {(p.operation_type, p.state): p.count for p in store.in_progress(since)}
-    assert snapshot == {
-        ("training", "running"): 1,
-        ("training", "stuck"): 1,
-        ("backtesting", "lost"): 1,
-    }
+    assert snapshot == {("training", "running"): 1, ("training", "stuck"): 1,
+                        ("backtesting", "lost"): 1}
     assert store.to_follow(101, since, 10) == ["op_lost", "op_run", "op_stuck"]
     assert store.to_follow(100, since, 10) == []  # all judged at 100
     store.touch(["op_lost"], 150)
@@ -367,14 +339,12 @@ def test_the_default_store_location(tmp_path: Path):
 def test_the_store_and_watcher_settings_come_from_the_environment():
     from opdiag.settings import load_settings
 
-    settings = load_settings(
-        environ={
-            "OPDIAG_STORE_URL": "postgresql://opdiag@db/verdicts",
-            "OPDIAG_STORE_PATH": "/var/lib/opdiag/v.sqlite3",
-            "OPDIAG_WATCHER": "false",
-            "OPDIAG_WATCHER_INTERVAL_S": "30",
-        }
-    )
+    settings = load_settings(environ={
+        "OPDIAG_STORE_URL": "postgresql://opdiag@db/verdicts",
+        "OPDIAG_STORE_PATH": "/var/lib/opdiag/v.sqlite3",
+        "OPDIAG_WATCHER": "false",
+        "OPDIAG_WATCHER_INTERVAL_S": "30",
+    })
     assert settings.store.url == "postgresql://opdiag@db/verdicts"
     assert settings.store.path == "/var/lib/opdiag/v.sqlite3"
     assert settings.watcher.enabled is False and settings.watcher.interval_s == 30

@@ -36,12 +36,10 @@ MOVING = {"duration_ms", "summary", "time_end", "text"}
 
 
 def _settings(tmp_path: Path, *paths: Path) -> Settings:
-    return Settings.model_validate(
-        {
-            "trace_paths": [str(p) for p in paths or (CORPUS,)],
-            "store": {"path": str(tmp_path / "verdicts.sqlite3")},
-        }
-    )
+    return Settings.model_validate({
+        "trace_paths": [str(p) for p in paths or (CORPUS,)],
+        "store": {"path": str(tmp_path / "verdicts.sqlite3")},
+    })
 
 
 def _client(settings: Settings, *, with_store: bool = True) -> Any:
@@ -117,9 +115,8 @@ def test_annotations_mark_problem_verdicts_with_a_link_and_escaped_text(tmp_path
     try:
         assert app.extensions[EXTENSION].watcher.run_once() is not None
         rows = _json(client, "/api/v1/annotations?from=0&to=4102444800000")
-        expected = {
-            k for k, v in EXPECTED["operations"].items() if v["verdict"] in PROBLEM_VERDICTS
-        }
+        expected = {k for k, v in EXPECTED["operations"].items() if v["verdict"] in
+                    PROBLEM_VERDICTS}
         assert expected <= {r["operation_id"] for r in rows}
         assert {r["verdict"] for r in rows} <= set(PROBLEM_VERDICTS)
         assert "stuck" in {r["verdict"] for r in rows}
@@ -143,8 +140,7 @@ def test_annotation_text_from_traces_is_escaped():
     found = annotation_row(row("op_1", "failed", summary=f"failed: {XSS}"))
     assert XSS not in found.text and html.escape(XSS) in found.text
     quoted = row("op_1", "failed").model_copy(
-        update={"diagnosis_url": 'http://x/operations/a"onmouseover="b'}
-    )
+        update={"diagnosis_url": 'http://x/operations/a"onmouseover="b'})
     assert '"onmouseover' not in annotation_row(quoted).text
 
 

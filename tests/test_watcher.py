@@ -76,14 +76,12 @@ def store(backends: Backends) -> Iterator[SqlStore]:
     opened.close()
 
 
-def _watcher(
-    service: Any, store: SqlStore, *, count_from_ms: int = BASE_MS, settings: Settings | None = None
-) -> tuple[Watcher, CollectorRegistry]:
+def _watcher(service: Any, store: SqlStore, *, count_from_ms: int = BASE_MS,
+             settings: Settings | None = None) -> tuple[Watcher, CollectorRegistry]:
     registry = CollectorRegistry()
     metrics = VerdictMetrics(registry)
-    watcher = Watcher(
-        service, store, settings or Settings(), metrics, count_from_us=count_from_ms * US
-    )
+    watcher = Watcher(service, store, settings or Settings(), metrics,
+                      count_from_us=count_from_ms * US)
     metrics.seed(["training"])
     return watcher, registry
 
@@ -100,9 +98,8 @@ def test_a_running_operation_becomes_stuck_then_lost_then_settles(store):
         ("failed", True, "failed"),
     ]
     for minute, (verdict, finished, status) in enumerate(steps, start=1):
-        service.window = [
-            diagnosis(key, verdict, finished=finished, status=status, duration_ms=minute * MIN_MS)
-        ]
+        service.window = [diagnosis(key, verdict, finished=finished, status=status,
+                                    duration_ms=minute * MIN_MS)]
         report = watcher.run_once(now_us=(BASE_MS + minute * MIN_MS) * US)
         assert report is not None and report.leading
         if verdict == "stuck":
@@ -111,101 +108,54 @@ def test_a_running_operation_becomes_stuck_then_lost_then_settles(store):
             assert [r.verdict_changed for r in report.recorded] == [True]
     history = store.history(key)
     assert [(h.verdict, h.status) for h in history] == [
-        ("healthy", "running"),
-        ("stuck", "running"),
-        ("worker_lost", "running"),
-        ("failed", "failed"),
-    ]
-    assert [h.recorded_at_ms for h in history] == [BASE_MS + m * MIN_MS for m in (1, 3, 4, 5)]
+        ("healthy", "running"), ("stuck", "running"), ("worker_lost", "running"),
+        ("failed", "failed")]
+    assert [h.recorded_at_ms for h in history] == [
+        BASE_MS + m * MIN_MS for m in (1, 3, 4, 5)]
     assert history[-1].duration_ms == 5 * MIN_MS
-    assert (
-        _metric(
-            registry, 'opdiag_operations_finished_total{operation_type="training",verdict="failed"}'
-        )
-        == 1.0
-    )
-    assert (
-        _metric(
-            registry,
-            'opdiag_operation_duration_seconds_count{operation_type="training",verdict="failed"}',
-        )
-        == 1.0
-    )
-    assert (
-        _metric(
-            registry,
-            'opdiag_operation_duration_seconds_sum{operation_type="training",verdict="failed"}',
-        )
-        == 300.0
-    )
+    assert _metric(
+        registry, 'opdiag_operations_finished_total{operation_type="training",verdict="failed"}'
+    ) == 1.0
+    assert _metric(registry, 'opdiag_operation_duration_seconds_count'
+                   '{operation_type="training",verdict="failed"}') == 1.0
+    assert _metric(registry, 'opdiag_operation_duration_seconds_sum'
+                   '{operation_type="training",verdict="failed"}') == 300.0
     for state in ("running", "stuck", "lost"):
-        assert (
-            _metric(
-                registry,
-                f'opdiag_operations_in_progress{{operation_type="training",state="{state}"}}',
-            )
-            == 0.0
-        )
+        assert _metric(registry, 'opdiag_operations_in_progress'
+                       f'{{operation_type="training",state="{state}"}}') == 0.0
     assert _metric(registry, "opdiag_watcher_last_success_timestamp_seconds") == (
-        (BASE_MS + 5 * MIN_MS) / 1000
-    )
+        (BASE_MS + 5 * MIN_MS) / 1000)
     # Settled: the next pass neither records nor counts it again.
     report = watcher.run_once(now_us=(BASE_MS + 6 * MIN_MS) * US)
     assert report is not None and report.recorded == []
-    assert (
-        _metric(
-            registry, 'opdiag_operations_finished_total{operation_type="training",verdict="failed"}'
-        )
-        == 1.0
-    )
+    assert _metric(
+        registry, 'opdiag_operations_finished_total{operation_type="training",verdict="failed"}'
+    ) == 1.0
 
 
 def test_the_backlog_is_recorded_but_not_counted(store):
     service = FakeService()
     watcher, registry = _watcher(service, store, count_from_ms=BASE_MS)
     service.window = [
-        diagnosis(
-            "op_old",
-            "failed",
-            finished=True,
-            status="failed",
-            start_ms=BASE_MS - 60 * MIN_MS,
-            duration_ms=MIN_MS,
-        ),
-        diagnosis(
-            "op_new",
-            "failed",
-            finished=True,
-            status="failed",
-            start_ms=BASE_MS - MIN_MS,
-            duration_ms=2 * MIN_MS,
-        ),
+        diagnosis("op_old", "failed", finished=True, status="failed",
+                  start_ms=BASE_MS - 60 * MIN_MS, duration_ms=MIN_MS),
+        diagnosis("op_new", "failed", finished=True, status="failed",
+                  start_ms=BASE_MS - MIN_MS, duration_ms=2 * MIN_MS),
     ]
     report = watcher.run_once(now_us=(BASE_MS + 2 * MIN_MS) * US)
     assert report is not None and report.counted == 1
     assert {r.operation_id for r in store.operations(0, 2**62)} == {"op_old", "op_new"}
-    assert (
-        _metric(
-            registry, 'opdiag_operations_finished_total{operation_type="training",verdict="failed"}'
-        )
-        == 1.0
-    )
+    assert _metric(
+        registry, 'opdiag_operations_finished_total{operation_type="training",verdict="failed"}'
+    ) == 1.0
 
 
 def test_a_new_operation_type_is_exported_at_zero_before_it_counts(store):
     service = FakeService()
     watcher, registry = _watcher(service, store)
     series = 'opdiag_operations_finished_total{operation_type="agent",verdict="failed"}'
-    service.window = [
-        diagnosis(
-            "op_agent_1",
-            "failed",
-            finished=True,
-            status="failed",
-            op_type="agent",
-            start_ms=BASE_MS + MIN_MS,
-        )
-    ]
+    service.window = [diagnosis("op_agent_1", "failed", finished=True, status="failed",
+                                op_type="agent", start_ms=BASE_MS + MIN_MS)]
     watcher.run_once(now_us=(BASE_MS + 3 * MIN_MS) * US)
     assert _metric(registry, series) == 0.0  # created, not yet counted: a scrape sees 0
     watcher.run_once(now_us=(BASE_MS + 4 * MIN_MS) * US)
@@ -358,8 +308,7 @@ def test_a_pass_over_the_demo_corpus_records_every_verdict(tmp_path: Path):
         assert again is not None and again.new_verdicts == []
         # Only the one unfinished operation is judged again each pass.
         assert {r.record.key for r in again.recorded} == {
-            k for k, v in expected.items() if v == "stuck"
-        }
+            k for k, v in expected.items() if v == "stuck"}
     finally:
         store.close()
 
@@ -368,14 +317,12 @@ def test_jaeger_down_then_back(tmp_path: Path, caplog):
     """A real JaegerSource against the replayed demo corpus: a failing Jaeger fails the
     pass (counted, logged), and the next pass records everything."""
     with ReplayJaeger(CORPUS) as jaeger:
-        settings = Settings.model_validate(
-            {
-                # The corpus holds many background traces (health checks, connection loops):
-                # a search limit that reaches every operation of it.
-                "jaeger": {"url": jaeger.url, "retries": 0, "search_limit": 5000},
-                "store": {"path": str(tmp_path / "v.sqlite3")},
-            }
-        )
+        settings = Settings.model_validate({
+            # The corpus holds many background traces (health checks, connection loops):
+            # a search limit that reaches every operation of it.
+            "jaeger": {"url": jaeger.url, "retries": 0, "search_limit": 5000},
+            "store": {"path": str(tmp_path / "v.sqlite3")},
+        })
         from opdiag.store.factory import open_store
 
         store = open_store(settings)
