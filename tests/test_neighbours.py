@@ -9,6 +9,7 @@ from typing import Any
 from opdiag.diagnosis.neighbours import (
     HealthCheck,
     NeighbourSpec,
+    WorkerAssessment,
     WorkerView,
     address_of,
     assess_workers,
@@ -16,7 +17,8 @@ from opdiag.diagnosis.neighbours import (
     probes_of,
     same_place,
 )
-from opdiag.model import CHILD_OF, Reference, Span, SpanQuery, Trace, build_trace
+from opdiag.diagnosis.rules import load_rules
+from opdiag.model import CHILD_OF, Event, Reference, Span, SpanQuery, Trace, build_trace
 
 S = 1_000_000
 T0 = 1_763_800_000 * S
@@ -283,3 +285,135 @@ def test_the_window_never_reaches_past_now_and_specs_merge() -> None:
         ("ktrdr-api", "GET"),
         ("ktrdr-ib-host-service", "ib.connect"),
     }
+
+
+def failed_probe(at: float, port: int, error: str) -> Trace:
+    """A probe that failed with ``error`` (an exception type, e.g. ``httpx.ConnectError``)."""
+    trace = probe(at, port, False)
+    trace.spans[0].events.append(
+        Event(
+            time_us=trace.spans[0].start_us, name="exception", attributes={"exception.type": error}
+        )
+    )
+    return trace
+
+
+def _assess(around: list[Trace], *, until: float = 60, settled: bool = False) -> WorkerAssessment:
+    return assess_workers(
+        dispatched_training(),
+        around,
+        SPEC,
+        operation_type="training",
+        start_us=T0,
+        judge_until_us=T0 + int(until * S),
+        now_us=T0 + int(until * S),
+        settled=settled,
+    )
+
+
+def test_a_worker_whose_address_answers_as_another_instance_was_replaced() -> None:
+    """A restarted KTRDR worker gets a new random id (service name): the process that held
+    the operation is gone although its address answers again."""
+    around = [
+        probe(-5, 5005, True),
+        failed_probe(5, 5005, "httpx.ConnectError"),
+        probe(15, 5005, True, "ktrdr-training-worker-bb"),
+    ]
+    found = _assess(around)
+    assert found.lost is None and found.replaced is not None
+    assert found.replaced.by == "ktrdr-training-worker-bb" and found.replaced.failed == 1
+    assert found.first_sign is not None and found.first_sign.time_us == T0 + 5 * S
+    values = found.values("training")
+    assert values["worker.replaced_by"] == "ktrdr-training-worker-bb"
+    # even without a failed probe between (restarted within one health-check interval)
+    quick = _assess([probe(-5, 5005, True), probe(15, 5005, True, "ktrdr-training-worker-bb")])
+    assert quick.replaced is not None and quick.replaced.since.time_us == T0 + 15 * S
+
+
+def test_refused_then_answered_by_the_same_id_is_a_restart_but_a_timeout_is_not() -> None:
+    restarted = _assess([failed_probe(5, 5005, "httpx.ConnectError"), probe(15, 5005, True)])
+    assert restarted.replaced is not None and restarted.replaced.by is None
+    busy = _assess([failed_probe(5, 5005, "httpx.ReadTimeout"), probe(15, 5005, True)])
+    assert busy.replaced is None and busy.lost is None
+    # judged before the answer: still silent (lost), not replaced
+    silent = _assess([failed_probe(5, 5005, "httpx.ConnectError"), probe(15, 5005, True)], until=10)
+    assert silent.lost is not None and silent.replaced is None
+    # a completed or cancelled operation keeps no worker story
+    assert (
+        _assess([probe(15, 5005, True, "ktrdr-training-worker-bb")], settled=True).replaced is None
+    )
+
+
+def test_a_worker_that_reported_on_the_operation_after_the_refusal_was_not_replaced() -> None:
+    ((trace, walk),) = dispatched_training()
+    late = _trace(
+        {"name": "training.data_loading", "service": "ktrdr-training-worker-aa", "at": 30}
+    )
+    found = assess_workers(
+        [(trace, walk), (late, late.walk_list())],
+        [failed_probe(5, 5005, "httpx.ConnectError"), probe(15, 5005, True)],
+        SPEC,
+        operation_type="training",
+        start_us=T0,
+        judge_until_us=T0 + 60 * S,
+        now_us=T0 + 60 * S,
+        settled=False,
+    )
+    assert found.replaced is None
+
+
+def test_every_check_that_shares_a_span_name_is_tried() -> None:
+    """The backend's health checks and its reads of operations from a worker are both ``GET``
+    client spans of ktrdr-api: a read that fails to connect is a failed probe too."""
+    checks = (
+        HealthCheck("ktrdr-api", "GET", re.compile(r"/health$")),
+        HealthCheck("ktrdr-api", "GET", re.compile(r"/api/v1/operations/[^/]+(/metrics)?$")),
+    )
+    read = _trace(
+        {
+            "name": "GET",
+            "service": "ktrdr-api",
+            "kind": "client",
+            "at": 5,
+            "status": "error",
+            "attrs": {"http.url": "http://127.0.0.1:5006/api/v1/operations/op_training_1"},
+        }
+    )
+    other = _trace(
+        {
+            "name": "GET",
+            "service": "ktrdr-api",
+            "kind": "client",
+            "attrs": {"http.url": "http://127.0.0.1:5006/api/v1/workers", "http.status_code": 200},
+        }
+    )
+    found = probes_of([probe(0, 5006, True), read, other], checks)
+    assert [(p.ok, p.address) for p in found] == [
+        (True, "127.0.0.1:5006"),
+        (False, "127.0.0.1:5006"),
+    ]
+
+
+def test_timeouts_make_a_silence_only_from_the_threshold_refusals_at_once() -> None:
+    """KTRDR marks a worker unavailable after 3 failed checks: a busy worker may miss one
+    (a ReadTimeout), a process that is gone refuses the very first."""
+    late = [failed_probe(5, 5005, "httpx.ReadTimeout"), failed_probe(15, 5005, "httpx.ReadTimeout")]
+    view = WorkerView.of(probes_of(late, CHECKS), timeouts_to_lose=3)
+    assert view.silent("127.0.0.1:5005", T0, T0 + 20 * S) is None
+    third = WorkerView.of(
+        probes_of([*late, failed_probe(25, 5005, "httpx.ReadTimeout")], CHECKS), timeouts_to_lose=3
+    )
+    silence = third.silent("127.0.0.1:5005", T0, T0 + 30 * S)
+    assert silence is not None and silence.failed == 3 and silence.since.time_us == T0 + 5 * S
+    refused_once = WorkerView.of(
+        probes_of([failed_probe(5, 5005, "httpx.ConnectError")], CHECKS), timeouts_to_lose=3
+    )
+    assert refused_once.silent("127.0.0.1:5005", T0, T0 + 10 * S) is not None
+    # a connect timeout is not an answer that came late: nothing listens there
+    connect = WorkerView.of(
+        probes_of([failed_probe(5, 5005, "httpx.ConnectTimeout")], CHECKS), timeouts_to_lose=3
+    )
+    assert connect.silent("127.0.0.1:5005", T0, T0 + 10 * S) is not None
+    # the default pack sets KTRDR's threshold
+    spec = load_rules([]).neighbours
+    assert spec.timeouts_to_lose == 3

@@ -80,6 +80,11 @@ def test_a_user_pack_adds_to_the_default_neighbours_and_keeps_its_margins() -> N
     [
         ("  before_s: 30", "  before_s: -1", "neighbours.before_s must be a number >= 0"),
         ("  max_traces: 10", "  max_traces: 0", "neighbours.max_traces must be >= 1"),
+        (
+            "  max_traces: 10",
+            "  max_traces: 10\n  timeouts_to_lose: 0",
+            "neighbours.timeouts_to_lose must be >= 1",
+        ),
         ("url: '/ping$'", "url: '(['", "neighbours.health_checks.url: bad regex"),
         ("  spans:\n", "  spanz:\n", "neighbours: unknown field 'spanz'"),
         (

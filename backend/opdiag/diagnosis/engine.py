@@ -163,6 +163,7 @@ def diagnose(
         **facts.as_dict(),
         "worker_ran": workers.ran,
         "worker_lost": workers.lost is not None,
+        "worker_replaced": workers.replaced is not None,
         "capable_workers_lost": workers.capable_lost is not None,
     }
     inapplicable = {r.id for r in rules.with_when if not when_holds(r, found.held)}
@@ -417,8 +418,8 @@ def _subject(
         return facts.last_span
     if subject == "bottleneck" and choice.span is not None:
         return choice.span
-    if subject == "worker_probe" and workers.silence is not None:
-        probe = workers.silence.since
+    if subject == "worker_probe" and workers.first_sign is not None:
+        probe = workers.first_sign
         trace = by_trace.get(probe.trace_id)
         found = trace.by_id.get(probe.span_id) if trace is not None else None
         if found is not None:
@@ -560,6 +561,8 @@ def _operation_values(
     if facts.phase_span is not None:
         values["phase_minutes"] = minutes_text(max(0, now_us - facts.phase_span.start_us))
         values["where_minutes"] = minutes_text(max(0, now_us - facts.where_since_us))
+    else:  # no phase yet: how long ago it started
+        values["where_minutes"] = minutes_text(max(0, now_us - facts.start_us))
     result = choice.result
     if result is not None:
         values["bottleneck"] = result.text

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
 from typing import Any
+from urllib.parse import urlsplit
 
 from opdiag.diagnosis.result import STATUSES
 from opdiag.diagnosis.rules import RuleSet
@@ -285,7 +286,12 @@ def operation_facts(
         else:
             facts.where, facts.where_since_us = f"after {phase_key[1]}", phase_end
     facts.operation_type = (
-        registered_type or own_type or _type_from_id(operation_id, rules) or any_type or hinted_type
+        registered_type
+        or own_type
+        or _type_from_id(operation_id, rules)
+        or any_type
+        or hinted_type
+        or _type_from_calls(walks, rules)
     )
     if transitions:
         transitions.sort(key=lambda s: (s.start_us, s.end_us))
@@ -302,6 +308,33 @@ def operation_facts(
             if facts.status == "unknown":
                 facts.status = "running"
     return facts
+
+
+def _type_from_calls(
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], rules: RuleSet
+) -> str | None:
+    """The type a call names when no span did: a client span is named by its method alone
+    (``POST``), but ``POST /api/v1/backtests/start`` read from its URL is what the server
+    span would be called. A caller's spans arrive first (KTRDR's CLI exports each span when
+    it ends, the backend in batches): until the backend's do, only the URL says it."""
+    for _, walk in walks:
+        for span, _ in walk:
+            if span.kind != CLIENT:
+                continue
+            url = span.attributes.get("http.url") or span.attributes.get("url.full")
+            method = span.attributes.get("http.method") or span.attributes.get(
+                "http.request.method"
+            )
+            if not isinstance(url, str) or not isinstance(method, str):
+                continue
+            try:
+                path = urlsplit(url).path
+            except ValueError:
+                continue
+            hint = rules.name_info(f"{method.upper()} {path}")[0]
+            if hint is not None:
+                return hint
+    return None
 
 
 def _type_from_id(operation_id: str | None, rules: RuleSet) -> str | None:

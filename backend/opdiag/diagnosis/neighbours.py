@@ -12,7 +12,12 @@ worker chosen for it, stopped answering. Its address comes from the dispatch cal
 span whose child server span runs on a worker service) or, for a request that never reached
 a worker, from the health checks of workers of the operation's type; the service behind an
 address comes from probes it answered. An address is *silent since* its first failing probe
-that no successful probe follows up to the moment judged.
+that no successful probe follows up to the moment judged. A worker is *replaced* when its
+address answers again as another process while the operation still needed it: another
+service instance answers (a restarted worker has a new random id), or the address refused
+connections and then answered (restarted under the same id). KTRDR resumes nothing on a
+restarted worker: it re-registers idle and the orphan detector fails the operation a minute
+later; a probe that merely timed out and then answered is a busy worker, not a new one.
 """
 
 from __future__ import annotations
@@ -37,7 +42,13 @@ class HealthCheck(SpanQuery):
     url: re.Pattern[str] = re.compile(r"/health$")
 
 
-_DEFAULT_MARGINS = {"before_s": 600.0, "after_s": 60.0, "settle_s": 15.0, "max_traces": 500}
+_DEFAULT_MARGINS = {
+    "before_s": 600.0,
+    "after_s": 60.0,
+    "settle_s": 15.0,
+    "max_traces": 500,
+    "timeouts_to_lose": 1,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +83,12 @@ class NeighbourSpec:
     @property
     def max_traces(self) -> int:
         return int(self._margin("max_traces"))
+
+    @property
+    def timeouts_to_lose(self) -> int:
+        """Probes in a row that connected but got no answer in time (or a 5xx) before the
+        worker counts as silent; one that could not connect at all counts at once."""
+        return max(1, int(self._margin("timeouts_to_lose")))
 
     @property
     def queries(self) -> tuple[SpanQuery, ...]:
@@ -170,6 +187,7 @@ class Probe:
     service: str  # the prober's service
     answered_by: str | None = None  # the service whose server span answered
     error: str | None = None
+    late: bool = False  # failed, but connected: timed out or answered 5xx (busy or hung)
 
 
 def _probe_error(span: Span) -> str | None:
@@ -188,18 +206,19 @@ def probes_of(traces: Iterable[Trace], checks: Sequence[HealthCheck]) -> list[Pr
         for span in trace.spans:
             if span.kind != CLIENT:
                 continue
-            check = next(
-                (c for c in checks if c.span == span.name and _glob(c.service, span.service)),
-                None,
-            )
-            if check is None:
+            mine = [c for c in checks if c.span == span.name and _glob(c.service, span.service)]
+            if not mine:
                 continue
             url = _url(span)
             address = address_of(url)
-            if address is None or not check.url.search(urlsplit(str(url)).path):
+            if address is None:
+                continue
+            path = urlsplit(str(url)).path
+            if not any(c.url.search(path) for c in mine):  # several checks may share a span name
                 continue
             status = span.attributes.get("http.status_code")
             ok = not span.error and (not isinstance(status, int) or status < 500)
+            error = None if ok else _probe_error(span)
             answered = next(
                 (c.service for c in trace.children.get(span.span_id, ()) if c.kind == SERVER),
                 None,
@@ -214,11 +233,24 @@ def probes_of(traces: Iterable[Trace], checks: Sequence[HealthCheck]) -> list[Pr
                     span_name=span.name,
                     service=span.service,
                     answered_by=answered,
-                    error=None if ok else _probe_error(span),
+                    error=error,
+                    late=not ok and _late(error, status),
                 )
             )
     out.sort(key=lambda p: (p.time_us, p.address, p.span_id))
     return out
+
+
+# Failed after connecting: the process is there but busy or hung (``httpx.ReadTimeout``,
+# ``WriteTimeout``, ``PoolTimeout``; not ``ConnectTimeout``), or it answered with a 5xx.
+_LATE = re.compile(r"(?i)(read|write|pool)?timeout")
+
+
+def _late(error: str | None, status: object) -> bool:
+    if isinstance(status, int) and status >= 500:
+        return True
+    text = error or ""
+    return bool(_LATE.search(text)) and "connect" not in text.lower()
 
 
 def _glob(pattern: str, text: str) -> bool:
@@ -239,20 +271,44 @@ class Silence:
     last_ok_us: int | None
 
 
+# A probe that could not connect at all (nothing listens: the process is gone), unlike one
+# that connected and got no answer in time (busy or hung): ``httpx.ConnectError``,
+# ``ConnectTimeout``, ``ConnectionRefusedError``, ``ConnectionResetError``.
+_REFUSED = re.compile(r"(?i)connect|refused|reset")
+
+
+def refused(probe: Probe) -> bool:
+    """Did the probe fail to connect (rather than time out or get a 5xx)?"""
+    return not probe.ok and bool(probe.error) and bool(_REFUSED.search(probe.error or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """The worker's address answered again as another process: ``since`` is the first
+    sign (the first refused probe, or the first answer by another service), ``by`` the
+    service that answers now, ``failed`` the probes that failed before it answered."""
+
+    address: str
+    since: Probe
+    by: str | None
+    failed: int
+
+
 @dataclass(slots=True)
 class WorkerView:
     """What the probes say about the workers, with the address → service map they give."""
 
     probes: list[Probe]
     services: dict[str, str] = field(default_factory=dict)  # address -> answering service
+    timeouts_to_lose: int = 1  # late failures in a row that make a silence (NeighbourSpec)
 
     @classmethod
-    def of(cls, probes: list[Probe]) -> WorkerView:
+    def of(cls, probes: list[Probe], timeouts_to_lose: int = 1) -> WorkerView:
         services: dict[str, str] = {}
         for p in probes:
             if p.answered_by:
                 services[p.address] = p.answered_by  # the newest answer wins
-        return cls(probes, services)
+        return cls(probes, services, timeouts_to_lose)
 
     def addresses_of(self, globs: Sequence[str]) -> list[str]:
         """Probed addresses last answered by a service matching ``globs``."""
@@ -262,25 +318,55 @@ class WorkerView:
         """Whether ``address`` was silent at ``to_us``: the probes up to then end in a run of
         failures (no success after them), and that run was still failing at ``from_us`` or
         later. A worker dead since before the range (a request that found it gone) counts;
-        one that answered again before ``to_us`` does not."""
+        one that answered again before ``to_us`` does not. A run of probes that all connected
+        but timed out (or got a 5xx) is a silence only from ``timeouts_to_lose`` of them: a
+        busy worker may miss one; a process that is gone refuses the first."""
         key = same_place(address)
         first_fail: Probe | None = None
         last_fail_us = 0
         failed = 0
+        hard = False
         last_ok: int | None = None
         for p in self.probes:
             if p.address != key or p.time_us > to_us:
                 continue
             if p.ok:
-                first_fail, failed, last_ok = None, 0, p.time_us
+                first_fail, failed, hard, last_ok = None, 0, False, p.time_us
             else:
                 if first_fail is None:
                     first_fail = p
                 failed += 1
+                hard = hard or not p.late
                 last_fail_us = p.time_us
         if first_fail is None or last_fail_us < from_us:
             return None
+        if not hard and failed < self.timeouts_to_lose:
+            return None
         return Silence(key, first_fail, failed, last_ok)
+
+    def replaced(
+        self, address: str, service: str | None, from_us: int, to_us: int
+    ) -> Replacement | None:
+        """Whether the process that served ``address`` as ``service`` was replaced between
+        ``from_us`` and ``to_us``: a probe answered by another service, or a refused probe
+        that a later answer follows (see the module docstring)."""
+        key = same_place(address)
+        first_refused: Probe | None = None
+        failed = 0
+        for p in self.probes:
+            if p.address != key or p.time_us < from_us or p.time_us > to_us:
+                continue
+            if not p.ok:
+                failed += 1
+                if first_refused is None and refused(p):
+                    first_refused = p
+                continue
+            other = p.answered_by is not None and service is not None and p.answered_by != service
+            if other:
+                return Replacement(key, first_refused or p, p.answered_by, failed)
+            if first_refused is not None:  # the same name: "a new process", not a name
+                return Replacement(key, first_refused, None, failed)
+        return None
 
     def dead_at(self, address: str, at_us: int, settle_us: int) -> Silence | None:
         """Whether ``address`` was dead at ``at_us``: its last probe by then failed, and no
@@ -408,10 +494,18 @@ class WorkerAssessment:
     capable: tuple[str, ...] = ()
     probes: int = 0
     last_seen_us: int | None = None  # the end of the worker's last span in the operation
+    replaced: Replacement | None = None  # it answered again as another process
 
     @property
     def silence(self) -> Silence | None:
         return self.lost or self.capable_lost
+
+    @property
+    def first_sign(self) -> Probe | None:
+        """The probe that first showed the worker gone (the lost worker's subject)."""
+        if self.silence is not None:
+            return self.silence.since
+        return self.replaced.since if self.replaced is not None else None
 
     def values(self, operation_type: str | None) -> dict[str, Any]:
         """Template values (``worker.*``) for summaries and solutions."""
@@ -419,10 +513,22 @@ class WorkerAssessment:
         if self.worker is not None:
             out["worker.service"] = self.worker.service
             out["worker.address"] = self.worker.address or None
+            if self.ran and self.worker.service:  # " on <service> at <address>" or nothing
+                at = f" at {self.worker.address}" if self.worker.address else ""
+                out["worker.on"] = f" on {self.worker.service}{at}"
         if operation_type:
             out["worker.type"] = operation_type
         if self.last_seen_us is not None:
             out["worker.last_seen"] = clock_text(self.last_seen_us)
+        again = self.replaced
+        if again is not None and self.silence is None:
+            out["worker.since"] = clock_text(again.since.time_us)
+            out["worker.failed_checks"] = again.failed
+            out["worker.replaced_by"] = again.by
+            out["worker.how"] = (
+                f"answered again as {again.by or 'a new process'} after "
+                f"{again.failed} failed health check(s) from {clock_text(again.since.time_us)}"
+            )
         silence = self.silence
         if silence is not None:
             out["worker.since"] = clock_text(silence.since.time_us)
@@ -456,7 +562,7 @@ def assess_workers(
     if not all_globs:
         return WorkerAssessment()
     probes = probes_of(neighbours, spec.health_checks)
-    view = WorkerView.of(probes)
+    view = WorkerView.of(probes, spec.timeouts_to_lose)
     spans = calls if calls is not None else [span for _, walk in own for span, _ in walk]
     children = {trace.trace_id: trace.children for trace, _ in own}
     workers = workers_of(spans, children, all_globs, view)
@@ -466,13 +572,18 @@ def assess_workers(
         # only a worker that took the operation can be lost by it; a dispatch that never
         # arrived is its own evidence (the client span's error), judged by the pack's rules
         lost = None
-        if ran and not settled and worker.address:
-            lost = view.silent(worker.address, start_us, judge_until_us)
+        again = None
         if worker_ends is not None:
             seen = worker_ends.get(worker.service) if worker.service is not None else None
         else:
             seen = max((s.end_us for s in spans if s.service == worker.service), default=None)
-        return WorkerAssessment(worker, bool(ran), lost, None, (), len(probes), seen)
+        if ran and not settled and worker.address:
+            lost = view.silent(worker.address, start_us, judge_until_us)
+            if lost is None:
+                again = view.replaced(worker.address, worker.service, start_us, judge_until_us)
+                if again is not None and seen is not None and seen > again.since.time_us:
+                    again = None  # it still reported on the operation afterwards: not replaced
+        return WorkerAssessment(worker, bool(ran), lost, None, (), len(probes), seen, again)
     globs = spec.worker_globs(operation_type) if operation_type else ()
     capable = tuple(view.addresses_of(globs)) if globs else ()
     if not capable or settled:

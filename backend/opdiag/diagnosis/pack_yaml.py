@@ -103,7 +103,7 @@ _PACK_KEYS = frozenset(
     {"pack", "description", "verdicts", "operation", "neighbours", "workers", "rules"}
 )
 _NEIGHBOUR_KEYS = frozenset(
-    {"before_s", "after_s", "settle_s", "max_traces", "health_checks", "spans"}
+    {"before_s", "after_s", "settle_s", "max_traces", "timeouts_to_lose", "health_checks", "spans"}
 )
 
 
@@ -337,11 +337,12 @@ def _read_neighbours(
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                     raise reader.error(fields[key][1], f"neighbours.{key} must be a number >= 0")
                 margins.append((key, float(value)))
-        if "max_traces" in fields:
-            value = reader.scalar(fields["max_traces"][1])
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise reader.error(fields["max_traces"][1], "neighbours.max_traces must be >= 1")
-            margins.append(("max_traces", value))
+        for key in ("max_traces", "timeouts_to_lose"):
+            if key in fields:
+                value = reader.scalar(fields[key][1])
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise reader.error(fields[key][1], f"neighbours.{key} must be >= 1")
+                margins.append((key, value))
         kw["margins"] = tuple(margins)
         if "health_checks" in fields:
             kw["health_checks"] = tuple(

@@ -43,6 +43,7 @@ FACTS: dict[str, type] = {
     # from neighbouring traces (the pack's ``neighbours`` and ``workers``)
     "worker_ran": bool,
     "worker_lost": bool,
+    "worker_replaced": bool,
     "capable_workers_lost": bool,
 }
 # The facts still known when a diagnosis is re-assessed without its traces (reassess_slow).

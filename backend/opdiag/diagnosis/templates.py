@@ -56,6 +56,8 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.failed_checks",
         "worker.type",
         "worker.how",
+        "worker.replaced_by",
+        "worker.on",
         "worker.last_seen",
     }
 )

@@ -1,0 +1,361 @@
+"""Recordings of the real KTRDR changed the way another recording would differ, for tests.
+
+A recording is a list of ``(file name, OTLP-JSON document)`` in the recorder's order
+(``<UTC time>_<sequence>_grpc_<service>.json``). Each change below is a pure function from one
+recording to another; ``write`` puts one on disk for ``opdiag diagnose --traces``. Nothing here
+knows what the right diagnosis is: the tests say that.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import re
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+Doc = dict[str, Any]
+Recording = list[tuple[str, Doc]]
+SpanFilter = Callable[[str, dict[str, Any]], bool]
+
+CLIENT, SERVER = 3, 2
+ORPHAN_MESSAGE = "no worker claimed"
+
+
+@cache
+def _loaded(directory: str) -> tuple[tuple[str, str], ...]:
+    files = sorted(Path(directory).glob("*.json"))
+    return tuple((f.name, f.read_text(encoding="utf-8")) for f in files)
+
+
+def load(traces: Path) -> Recording:
+    """The recording in ``traces`` (a fresh copy each call: changes may edit it in place)."""
+    return [(name, json.loads(text)) for name, text in _loaded(str(traces))]
+
+
+def write(recording: Recording, into: Path) -> Path:
+    into.mkdir(parents=True, exist_ok=True)
+    for name, doc in recording:
+        (into / name).write_text(json.dumps(doc), encoding="utf-8")
+    return into
+
+
+def sequence_of(name: str) -> int:
+    return int(name.split("_")[1])
+
+
+def clock_of(name: str) -> str:
+    """``20261204T154141_…`` -> ``2026-12-04T15:41:41Z`` (when the recorder wrote the file)."""
+    t = name.split("_", maxsplit=1)[0]
+    return f"{t[0:4]}-{t[4:6]}-{t[6:8]}T{t[9:11]}:{t[11:13]}:{t[13:15]}Z"
+
+
+# --- looking inside ---------------------------------------------------------------------
+
+
+def service_of(resource: dict[str, Any]) -> str:
+    for a in resource.get("resource", {}).get("attributes", []):
+        if a.get("key") == "service.name":
+            return str(a["value"].get("stringValue"))
+    return ""
+
+
+def attr(span: dict[str, Any], key: str) -> Any:
+    for a in span.get("attributes", []):
+        if a.get("key") == key:
+            value = a.get("value", {})
+            return next(iter(value.values()), None)
+    return None
+
+
+def spans(recording: Recording) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Every (file name, service, span) of the recording."""
+    for name, doc in recording:
+        for resource in doc.get("resourceSpans", []):
+            service = service_of(resource)
+            for scope in resource.get("scopeSpans", []):
+                for span in scope.get("spans", []):
+                    yield name, service, span
+
+
+def without(recording: Recording, drop: SpanFilter) -> Recording:
+    """The recording without the spans ``drop(service, span)`` names (files left empty are
+    dropped too: the recorder writes none for an export that had nothing)."""
+    out: Recording = []
+    for name, original in recording:
+        doc = copy.deepcopy(original)
+        kept = 0
+        for resource in doc.get("resourceSpans", []):
+            service = service_of(resource)
+            for scope in resource.get("scopeSpans", []):
+                scope["spans"] = [s for s in scope["spans"] if not drop(service, s)]
+                kept += len(scope["spans"])
+        if kept:
+            out.append((name, doc))
+    return out
+
+
+def is_probe(service: str, span: dict[str, Any]) -> bool:
+    """A backend health check of a worker or service (one trace per probe), and the
+    server spans that answered it."""
+    url = str(attr(span, "http.url") or "")
+    return span.get("name", "").startswith("GET /health") or (
+        span.get("name") == "GET" and url.endswith("/health")
+    )
+
+
+def is_orphan_close(service: str, span: dict[str, Any]) -> bool:
+    """KTRDR's orphan detector failing an operation (a separate one-span trace)."""
+    return span.get("name") == "operation.state_transition" and ORPHAN_MESSAGE in str(
+        attr(span, "operation.error") or ""
+    )
+
+
+def is_ib_connect(service: str, span: dict[str, Any]) -> bool:
+    return span.get("name") == "ib.connect"
+
+
+# --- changes --------------------------------------------------------------------------------
+
+
+def map_strings(recording: Recording, change: Callable[[str], str]) -> Recording:
+    """Every string value (attributes, resource, names) through ``change``; ids untouched."""
+
+    def walk(node: Any, key: str = "") -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if isinstance(node, str) and key not in ("traceId", "spanId", "parentSpanId"):
+            return change(node)
+        return node
+
+    return [(name, walk(doc)) for name, doc in recording]
+
+
+def rename_services(recording: Recording, names: dict[str, str]) -> Recording:
+    """Services renamed (resource ``service.name`` only) and file names following them."""
+    out: Recording = []
+    for name, original in recording:
+        doc = copy.deepcopy(original)
+        for resource in doc.get("resourceSpans", []):
+            for a in resource.get("resource", {}).get("attributes", []):
+                if a.get("key") == "service.name":
+                    old = a["value"].get("stringValue")
+                    a["value"]["stringValue"] = names.get(old, old)
+        stem, _, service = name.rpartition("_")
+        service = service.removesuffix(".json")
+        out.append((f"{stem}_{names.get(service, service)}.json", doc))
+    return out
+
+
+def worker_ports(recording: Recording) -> dict[str, int]:
+    """Each worker service and the port its server spans listened on."""
+    out: dict[str, int] = {}
+    for _, service, span in spans(recording):
+        port = attr(span, "net.host.port")
+        if "worker" in service and span.get("kind") == SERVER and port is not None:
+            out.setdefault(service, int(port))
+    return out
+
+
+def split_files(recording: Recording, rnd: random.Random) -> tuple[Recording, Callable[[int], int]]:
+    """Each export written as several files (spans shuffled, resources reversed), numbered so
+    that every old file's pieces sort where it was. Returns the new recording and how an old
+    ``upto`` maps to a new one."""
+    out: Recording = []
+    for name, doc in recording:
+        stamp, seq, rest = name.split("_", 2)
+        pieces: list[Doc] = []
+        for resource in reversed(doc.get("resourceSpans", [])):
+            for scope in resource.get("scopeSpans", []):
+                all_spans = list(scope.get("spans", []))
+                rnd.shuffle(all_spans)
+                for i in range(0, len(all_spans), 3):
+                    piece = {k: v for k, v in resource.items() if k != "scopeSpans"}
+                    piece["scopeSpans"] = [{**scope, "spans": all_spans[i : i + 3]}]
+                    pieces.append({"resourceSpans": [piece]})
+        for k, piece in enumerate(pieces[:99]):
+            out.append((f"{stamp}_{int(seq) * 100 + k:07d}_{rest}", piece))
+    return out, lambda upto: upto * 100 + 99
+
+
+_HOST_PORT = re.compile(r"(127\.0\.0\.1|localhost):(\d{4})\b")
+
+
+def container_hosts(recording: Recording, hosts: dict[int, str]) -> Recording:
+    """Services reached by container name instead of loopback (``127.0.0.1:5003`` ->
+    ``backtest-worker-1:5003``), as in KTRDR's docker compose set-up."""
+
+    def change(text: str) -> str:
+        return _HOST_PORT.sub(
+            lambda m: f"{hosts.get(int(m.group(2)), m.group(1))}:{m.group(2)}", text
+        )
+
+    return map_strings(recording, change)
+
+
+def shift_times(recording: Recording, shift_ns: int) -> Recording:
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: (str(int(v) + shift_ns) if k.endswith("UnixNano") else walk(v))
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return [(name, walk(doc)) for name, doc in recording]
+
+
+def as_curl(recording: Recording, trace_ids: set[str]) -> Recording:
+    """The requests of ``trace_ids`` sent with curl instead of the CLI: no ``ktrdr-cli``
+    span, the backend's server span becomes the root."""
+    dropped = {
+        span["spanId"]
+        for _, service, span in spans(recording)
+        if span["traceId"] in trace_ids and service == "ktrdr-cli"
+    }
+    out = without(recording, lambda service, span: span["spanId"] in dropped)
+    for _, _, span in spans(out):
+        if span.get("parentSpanId") in dropped:
+            span.pop("parentSpanId")
+    return out
+
+
+def _probe_port(span: dict[str, Any]) -> int | None:
+    m = re.search(r":(\d+)/health$", str(attr(span, "http.url") or ""))
+    return int(m.group(1)) if m else None
+
+
+def restart_worker(
+    recording: Recording, port: int, at_ns: int, service: str, orphan_after_s: float = 70.0
+) -> Recording:
+    """The worker on ``port`` started again at ``at_ns`` (as ``service``: a new random id, or
+    the old name when KTRDR_WORKER_ID is fixed): every later health check of that port is
+    answered by it. KTRDR's registry drops the old registration for the same endpoint (or the
+    worker reports idle), so the orphan detector fails the operation the old process held
+    ``orphan_after_s`` later instead of minutes later."""
+    out: Recording = []
+    orphan_ns = at_ns + int(orphan_after_s * 1e9)
+    for name, original in recording:
+        doc = copy.deepcopy(original)
+        answers: list[dict[str, Any]] = []
+        for resource in doc.get("resourceSpans", []):
+            for scope in resource.get("scopeSpans", []):
+                for span in scope.get("spans", []):
+                    start = int(span["startTimeUnixNano"])
+                    if span.get("kind") != CLIENT or _probe_port(span) != port or start < at_ns:
+                        continue
+                    span["status"] = {}
+                    span["events"] = []
+                    span["attributes"] = [
+                        a for a in span.get("attributes", []) if a["key"] != "http.status_code"
+                    ] + [{"key": "http.status_code", "value": {"intValue": "200"}}]
+                    end = int(span["endTimeUnixNano"])
+                    answers.append(
+                        {
+                            "traceId": span["traceId"],
+                            "spanId": f"{random.Random(span['spanId']).getrandbits(64):016x}",
+                            "parentSpanId": span["spanId"],
+                            "name": "GET /health",
+                            "kind": SERVER,
+                            "startTimeUnixNano": str(start + 500_000),
+                            "endTimeUnixNano": str(max(start + 600_000, end - 500_000)),
+                            "attributes": [
+                                {"key": "http.status_code", "value": {"intValue": "200"}},
+                                {"key": "net.host.port", "value": {"intValue": str(port)}},
+                            ],
+                            "status": {},
+                        }
+                    )
+        out.append((name, doc))
+        if answers:
+            resource = {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": service}}]
+                },
+                "scopeSpans": [
+                    {"scope": {"name": "opentelemetry.instrumentation.fastapi"}, "spans": answers}
+                ],
+            }
+            stem = name.rsplit("_", 1)[0]
+            out.append((f"{stem}_restart-{service}.json", {"resourceSpans": [resource]}))
+    out.sort(key=lambda item: (sequence_of(item[0]), item[0]))
+    return move_spans(out, lambda _, span: is_orphan_close("", span), orphan_ns)
+
+
+def _file_clock_ns(name: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(clock_of(name).replace("Z", "+00:00")).timestamp() * 1e9)
+
+
+def move_spans(recording: Recording, which: SpanFilter, at_ns: int) -> Recording:
+    """The spans ``which`` names happen at ``at_ns`` instead, written in a file of their
+    own where the recorder would have put them (after the last file written before then)."""
+    moved: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    out: Recording = []
+    for name, original in recording:
+        doc = copy.deepcopy(original)
+        kept = 0
+        for resource in doc.get("resourceSpans", []):
+            for scope in resource.get("scopeSpans", []):
+                keep = []
+                for span in scope.get("spans", []):
+                    if which(service_of(resource), span):
+                        length = int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])
+                        span["startTimeUnixNano"] = str(at_ns)
+                        span["endTimeUnixNano"] = str(at_ns + length)
+                        moved.append(
+                            (
+                                {k: v for k, v in resource.items() if k != "scopeSpans"},
+                                {**scope, "spans": [span]},
+                            )
+                        )
+                    else:
+                        keep.append(span)
+                scope["spans"] = keep
+                kept += len(keep)
+        if kept:
+            out.append((name, doc))
+    if not moved:
+        return out
+    before = [n for n, _ in out if _file_clock_ns(n) <= at_ns]
+    anchor = before[-1] if before else out[0][0]
+    stem = anchor.rsplit("_", 1)[0]
+    for i, (resource, scope) in enumerate(moved):
+        doc = {"resourceSpans": [{**resource, "scopeSpans": [scope]}]}
+        out.append((f"{stem}_zz{i:02d}-{service_of(resource)}.json", doc))
+    out.sort(key=lambda item: (sequence_of(item[0]), item[0]))
+    return out
+
+
+def files_holding(traces: Path, text: str) -> list[int]:
+    """The sequence numbers of the recorded files whose text holds ``text``."""
+    return [sequence_of(name) for name, raw in _loaded(str(traces)) if text in raw]
+
+
+def failed_probes(recording: Recording, port: int, after_ns: int = 0) -> list[tuple[int, int]]:
+    """(file sequence, start ns) of every failed health check of ``port`` after ``after_ns``."""
+    out = []
+    for name, _, span in spans(recording):
+        failed = span.get("status", {}).get("code") == 2
+        start = int(span["startTimeUnixNano"])
+        if span.get("kind") == CLIENT and _probe_port(span) == port and failed and start > after_ns:
+            out.append((sequence_of(name), start))
+    return sorted(out)
+
+
+def died_before_export(recording: Recording, service: str, from_ns: int) -> Recording:
+    """``service`` killed at ``from_ns`` before exporting what it did since: every span of it
+    that ends later is gone (a SIGKILLed process loses its unexported batch and its open
+    spans)."""
+    return without(
+        recording,
+        lambda svc, span: svc == service and int(span["endTimeUnixNano"]) >= from_ns,
+    )
