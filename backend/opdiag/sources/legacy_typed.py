@@ -7,10 +7,19 @@ from typing import Any
 
 from msgspec import UNSET
 
-from opdiag.model import CHILD_OF, Event, Reference, Span, normalise_trace_id
+from opdiag.model import (
+    CHILD_OF,
+    INTERNAL,
+    STATUS_UNSET,
+    Event,
+    Reference,
+    Span,
+    normalise_trace_id,
+)
 from opdiag.sources import schema
 from opdiag.sources.reader_base import (
     MAX_TIME_US,
+    MEMO_LIMIT,
     UNKNOWN_SERVICE,
     Collector,
     General,
@@ -57,6 +66,9 @@ def legacy_typed(
     last_tid: str | None = None
     bucket: list[Span] = []
     tags_of, logs_of = schema.TAGS.decode, schema.LOGS.decode
+    # decoded tags, kind and status per raw tags text (see MEMO_LIMIT)
+    memo: dict[bytes, tuple[dict[str, Any], str, str, str]] = {}
+    memo_get = memo.get
     for i, raw in enumerate(spans):
         spans[i] = None  # type: ignore[call-overload]  # freed as the model grows
         sid = raw.spanID
@@ -72,19 +84,32 @@ def legacy_typed(
             tid = tid_cache[raw_tid] = normalise_trace_id(raw_tid)
         name = raw.operationName
         name = "" if name is None else share(name, name)
-        tags = tags_of(raw.tags) if len(raw.tags) > 2 else None
-        attrs = (
-            {
-                t.key: v
-                if (v := t.value).__class__ is not str
-                else share(v, v)
-                if t.type == "string"
-                else lenient(t.type, v)
-                for t in tags
-            }
-            if tags
-            else {}
-        )
+        raw_tags = raw.tags
+        if len(raw_tags) > 2:  # not "[]"
+            blob = bytes(raw_tags)
+            known = memo_get(blob)
+            if known is None:
+                tags = tags_of(raw_tags)
+                attrs = (
+                    {
+                        t.key: v
+                        if (v := t.value).__class__ is not str
+                        else share(v, v)
+                        if t.type == "string"
+                        else lenient(t.type, v)
+                        for t in tags
+                    }
+                    if tags
+                    else {}
+                )
+                known = (attrs, *legacy_kind_status(attrs))
+                if len(memo) >= MEMO_LIMIT:
+                    memo.clear()
+                memo[blob] = known
+            template, kind, status, status_message = known
+            attrs = template.copy()
+        else:
+            attrs, kind, status, status_message = {}, INTERNAL, STATUS_UNSET, ""
         span_warnings: list[str] = []
         pid = raw.processID
         proc = procs.get(pid) if pid is not None else None
@@ -97,7 +122,6 @@ def legacy_typed(
                     f"processID {short(pid)} is not in the trace's processes; "
                     f"service set to {UNKNOWN_SERVICE!r}"
                 )
-        kind, status, status_message = legacy_kind_status(attrs)
 
         refs: list[Reference] = []
         if raw.references:

@@ -1,4 +1,9 @@
-"""OTLP-JSON decoded into ``schema``'s structs (the typed fast path)."""
+"""OTLP-JSON decoded into ``schema``'s structs (the typed fast path).
+
+A span as exporters write it (hex ids, decimal-string times, a status with a code, no links
+or events) is built here inline; anything else goes through ``otlp_fields``, the one
+function both paths share, which checks and words every problem. Attributes are decoded
+once per distinct raw text (``MEMO_LIMIT``)."""
 
 from __future__ import annotations
 
@@ -6,9 +11,23 @@ from typing import Any
 
 from msgspec import UNSET
 
+from opdiag.model import CHILD_OF, INTERNAL, STATUS_UNSET, Reference, Span
 from opdiag.sources import schema
 from opdiag.sources.otlp_json import IdCache, otlp_fields
-from opdiag.sources.reader_base import UNKNOWN_SERVICE, Collector, any_value
+from opdiag.sources.reader_base import (
+    MAX_TIME_US,
+    MEMO_LIMIT,
+    NO_ID,
+    OTLP_KINDS,
+    OTLP_STATUS,
+    UNKNOWN_SERVICE,
+    Collector,
+    any_value,
+    otlp_id_at,
+)
+
+# Times as proto JSON writes them (decimal strings) or as numbers; bool and float are not.
+_TIMES = (str, int)
 
 
 def value_typed(v: schema.Value | None) -> Any:
@@ -40,7 +59,8 @@ def attrs_typed(attrs: list[schema.Attribute] | None) -> dict[str, Any]:
 def otlp_typed(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
     """``otlp_document`` over typed resource spans."""
     ids = IdCache()
-    attributes_of = schema.ATTRIBUTES.decode
+    # attributes (scope name and version added) per scope and raw text
+    memos: dict[Any, dict[bytes, dict[str, Any]]] = {}
     for rs in rss or ():
         resource = attrs_typed(rs.resource.attributes if rs.resource is not None else None)
         service = resource.get("service.name")
@@ -53,28 +73,138 @@ def otlp_typed(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
             scope = ss.scope or ss.instrumentationLibrary or {}
             scope_name = scope.get("name") if type(scope) is dict else None
             scope_version = scope.get("version") if type(scope) is dict else None
+            try:
+                memo = memos.setdefault((scope_name, scope_version), {})
+            except TypeError:  # a scope name that is a list or a map
+                memo = {}
             spans = ss.spans or []
             for k, raw in enumerate(spans):
                 spans[k] = None  # type: ignore[call-overload]  # freed as the model grows
-                span = otlp_fields(
-                    raw.traceId,
-                    raw.spanId,
-                    raw.parentSpanId,
-                    raw.name,
-                    raw.kind,
-                    raw.startTimeUnixNano,
-                    raw.endTimeUnixNano,
-                    raw.status,
-                    attrs_typed(attributes_of(raw.attributes)),
-                    raw.links,
-                    raw.events,
-                    "",
-                    service,
-                    resource,
-                    ids,
+                attrs = _attributes(raw.attributes, memo, scope_name, scope_version)
+                col.add(
+                    _plain_span(raw, attrs, service, resource, ids)
+                    or _span(raw, attrs, service, resource, ids)
                 )
-                if scope_name and "otel.scope.name" not in span.attributes:
-                    span.attributes["otel.scope.name"] = scope_name
-                    if scope_version:
-                        span.attributes.setdefault("otel.scope.version", scope_version)
-                col.add(span)
+
+
+def _attributes(
+    raw: Any, memo: dict[bytes, dict[str, Any]], scope_name: Any, scope_version: Any
+) -> dict[str, Any]:
+    """A span's attributes, the scope's name and version among them unless it has its own:
+    a copy of the dict decoded for the first span with the same raw text."""
+    blob = bytes(raw)
+    template = memo.get(blob)
+    if template is None:
+        template = attrs_typed(schema.ATTRIBUTES.decode(raw))
+        if scope_name and "otel.scope.name" not in template:
+            template["otel.scope.name"] = scope_name
+            if scope_version:
+                template.setdefault("otel.scope.version", scope_version)
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[blob] = template
+    return template.copy()
+
+
+def _span(
+    raw: schema.OtlpSpan,
+    attrs: dict[str, Any],
+    service: str,
+    resource: dict[str, Any],
+    ids: IdCache,
+) -> Span:
+    return otlp_fields(
+        raw.traceId,
+        raw.spanId,
+        raw.parentSpanId,
+        raw.name,
+        raw.kind,
+        raw.startTimeUnixNano,
+        raw.endTimeUnixNano,
+        raw.status,
+        attrs,
+        raw.links,
+        raw.events,
+        "",
+        service,
+        resource,
+        ids,
+    )
+
+
+def _plain_span(
+    raw: schema.OtlpSpan,
+    attrs: dict[str, Any],
+    service: str,
+    resource: dict[str, Any],
+    ids: IdCache,
+) -> Span | None:
+    """``otlp_fields`` for the usual span, or ``None`` when anything about it is unusual
+    (then ``otlp_fields`` decides, or words the problem)."""
+    if raw.links or raw.events:
+        return None
+    raw_tid = raw.traceId
+    tid = ids.traces.get(raw_tid) if raw_tid.__class__ is str else None
+    raw_sid = raw.spanId
+    name = raw.name
+    start_raw = raw.startTimeUnixNano
+    end_raw = raw.endTimeUnixNano
+    if (
+        tid is None
+        or name.__class__ is not str
+        or raw_sid.__class__ is not str
+        or len(raw_sid) != 16
+        or not raw_sid.isalnum()
+        or start_raw.__class__ not in _TIMES
+        or end_raw.__class__ not in _TIMES
+    ):
+        return None
+    try:
+        if not int(raw_sid, 16):
+            return None
+        start_ns = int(start_raw)
+        end_ns = int(end_raw)
+    except ValueError:
+        return None
+    start_us = start_ns // 1000
+    duration = (end_ns - start_ns) // 1000
+    if duration < 0 or not 0 <= start_us <= MAX_TIME_US - duration:
+        return None
+    kind_raw = raw.kind
+    kind = OTLP_KINDS.get(kind_raw, INTERNAL) if type(kind_raw) in (int, str) else INTERNAL
+    status = STATUS_UNSET
+    status_message = ""
+    st = raw.status
+    if type(st) is dict:
+        code = st.get("code")
+        if type(code) in (int, str):
+            status = OTLP_STATUS.get(code, STATUS_UNSET)
+        msg = st.get("message")
+        if msg:
+            status_message = str(msg)
+    raw_parent = raw.parentSpanId
+    parent = ids.spans.get(raw_parent, NO_ID) if raw_parent.__class__ is str else NO_ID
+    if parent is NO_ID:
+        parent = otlp_id_at(raw_parent, 16, "", "parentSpanId")
+        if raw_parent.__class__ is str:
+            ids.spans[raw_parent] = parent
+    warnings: list[str] = []
+    jw = attrs.get("@jaeger@warnings")
+    if jw:
+        warnings.extend(str(w) for w in (jw if isinstance(jw, list) else [jw]))
+    return Span(
+        tid,
+        raw_sid.lower(),
+        name,
+        service,
+        start_us,
+        duration,
+        kind,
+        attrs,
+        [],
+        [] if parent is None else [Reference(CHILD_OF, tid, parent)],
+        status,
+        status_message,
+        resource,
+        warnings,
+    )

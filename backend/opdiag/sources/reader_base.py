@@ -73,6 +73,12 @@ OTLP_STATUS: dict[Any, str] = {
 NO_ID: Any = object()
 # A document whose first MiB is more than this share of blanks is compacted before decoding.
 
+# Decoded tags/attributes are remembered per raw text (a copy of the dict goes to each span):
+# most spans repeat another's tags byte for byte (an ASGI send/receive pair, a poller, a
+# health check), and a dict copy costs a tenth of decoding. Bounded: the memo starts over
+# when full, so a file of all-different tags costs one lookup per span, not a second copy.
+MEMO_LIMIT = 4096
+
 
 class Fail(Exception):
     """Raised deep in the hot loops with the place and problem; turned into a
