@@ -10,9 +10,7 @@ span only to keep a few, so they share this one walk and the steps get what was 
 * calls (``neighbours.workers_of``): client spans, and the first span of each worker service,
   with the latest end of each worker service;
 * the spans that carry one of the pack's declared value keys (``{op:symbol}``);
-* the ``when`` matches some span satisfies, and the spans that meet a span-rule candidate
-  (a shape's candidates that all need attributes are met only by a span holding one of
-  them: a pack's attribute-only rule is a candidate of every shape).
+* the ``when`` matches some span satisfies, and the spans that meet a span-rule candidate.
 
 Every decision that depends on a span's name, kind, error flag or service alone is
 remembered (rule shape indexes, the noise check, worker services), so most spans cost a few
@@ -28,7 +26,7 @@ from typing import Any
 
 from opdiag.diagnosis.candidates import has_exception
 from opdiag.diagnosis.matching import SpanContext, match_span
-from opdiag.diagnosis.rules import Rule, RuleSet
+from opdiag.diagnosis.rules import RuleSet
 from opdiag.diagnosis.span_rules import Meeting
 from opdiag.diagnosis.timing import noise_ids
 from opdiag.model import CLIENT, Span, Trace
@@ -60,8 +58,8 @@ def survey(
     out = Survey()
     own_index, when_index = rules.own_index, rules.when_index
     # (name, kind, error) -> span-rule candidates and ``when`` matches, without and with an
-    # exception recorded, whether that makes a difference, and the candidates' key gates
-    shapes: dict[tuple[str, str, bool], tuple[Any, Any, Any, Any, bool, Any, Any]] = {}
+    # exception recorded, and whether that makes a difference
+    shapes: dict[tuple[str, str, bool], tuple[Any, Any, Any, Any, bool]] = {}
     when_left = len(when_index)
     held: set[int] = set()
     value_keys = rules.value_keys
@@ -106,17 +104,17 @@ def survey(
             if shape is None:
                 own, when = own_index.entry(key), when_index.entry(key)
                 differs = own[1] is not own[0] or when[1] is not when[0]
-                shape = shapes[key] = (*own, *when, differs, _gate(own[0]), _gate(own[1]))
+                shape = shapes[key] = (*own, *when, differs)
             if shape[4] and has_exception(span):
-                maybe, whens, gate = shape[1], shape[3], shape[6]
+                maybe, whens = shape[1], shape[3]
             else:
-                maybe, whens, gate = shape[0], shape[2], shape[5]
+                maybe, whens = shape[0], shape[2]
             if when_left:
                 for m in whens:
                     if id(m) not in held and match_span(m, span, _BARE)[0]:
                         held.add(id(m))
                         when_left -= 1
-            if maybe and (gate is None or not span.attributes.keys().isdisjoint(gate)):
+            if maybe:
                 meeting.append((span, depth, maybe))
         out.noisy.append(noisy if len(walk) == len(trace.spans) else noise_ids(trace, is_noise))
         out.work.append(work)
@@ -124,15 +122,3 @@ def survey(
     out.held = frozenset(held)
     return out
 
-
-
-def _gate(candidates: tuple[Rule, ...]) -> frozenset[str] | None:
-    """Keys one of which a span must hold to meet ``candidates``: each candidate's first
-    required attribute (``SpanMatch.required``); ``None`` when one needs no attribute."""
-    keys: set[str] = set()
-    for rule in candidates:
-        m = rule.match
-        if m is None or not m.required:
-            return None
-        keys.add(m.required[0])
-    return frozenset(keys)
