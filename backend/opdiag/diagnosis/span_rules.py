@@ -76,8 +76,14 @@ def span_rule_hits(
     ``within`` globs, ``nested`` its ``without_*`` matches."""
     active: dict[str, bool] = {}
     # id() of the index's candidates of a shape -> (them, the active ones with their match,
-    # does one use ``within``, does one use ``without_*``)
-    here_of: dict[int, tuple[tuple[Rule, ...], list[tuple[Rule, SpanMatch]], bool, bool]] = {}
+    # does one use ``within``, does one use ``without_*``, the keys one of which a span
+    # must hold for one of them to match)
+    here_of: dict[
+        int,
+        tuple[
+            tuple[Rule, ...], list[tuple[Rule, SpanMatch]], bool, bool, frozenset[str] | None
+        ],
+    ] = {}
     own_within: dict[str, frozenset[tuple[str, ...]]] = {}
     best: dict[str, tuple[tuple[int, int], Span, ExceptionInfo | None]] = {}
     counts: dict[str, int] = {}
@@ -111,8 +117,10 @@ def span_rule_hits(
                 kept = [(r, _match(r)) for r in maybe if takes_part(r)]
                 uses_within = any(m.within is not None for _, m in kept)
                 uses_without = any(_uses_without(r) for r, _ in kept)
-                here = here_of[id(maybe)] = (maybe, kept, uses_within, uses_without)
-            _, rules_here, uses_within, uses_without = here
+                here = here_of[id(maybe)] = (maybe, kept, uses_within, uses_without, _gate(kept))
+            _, rules_here, uses_within, uses_without, gate = here
+            if gate is not None and span.attributes.keys().isdisjoint(gate):
+                continue  # an attribute-only rule is a candidate of every shape
             # what the span alone decides first: the context below is built for few spans
             own = [(r, m, found) for r, m in rules_here if (found := match_own(m, span))[0]]
             if not own:
@@ -221,6 +229,17 @@ def _below(
 def _match(rule: Rule) -> SpanMatch:
     assert rule.match is not None  # rules without a match never reach the span walk
     return rule.match
+
+
+def _gate(kept: list[tuple[Rule, SpanMatch]]) -> frozenset[str] | None:
+    """Keys one of which a span must hold for one of ``kept`` to match: each match's first
+    required attribute (``SpanMatch.required``); ``None`` when one needs no attribute."""
+    keys: set[str] = set()
+    for _, m in kept:
+        if not m.required:
+            return None
+        keys.add(m.required[0])
+    return frozenset(keys)
 
 
 def _uses_without(rule: Rule) -> bool:
