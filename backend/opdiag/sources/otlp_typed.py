@@ -17,7 +17,6 @@ from opdiag.sources.otlp_json import IdCache, otlp_fields
 from opdiag.sources.reader_base import (
     MAX_TIME_US,
     MEMO_LIMIT,
-    NO_ID,
     OTLP_KINDS,
     OTLP_STATUS,
     UNKNOWN_SERVICE,
@@ -61,6 +60,9 @@ def otlp_typed(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
     ids = IdCache()
     # attributes (scope name and version added) per scope and raw text
     memos: dict[Any, dict[bytes, dict[str, Any]]] = {}
+    buckets = col.spans
+    last_tid: str | None = None
+    bucket: list[Span] = []
     for rs in rss or ():
         resource = attrs_typed(rs.resource.attributes if rs.resource is not None else None)
         service = resource.get("service.name")
@@ -81,10 +83,16 @@ def otlp_typed(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
             for k, raw in enumerate(spans):
                 spans[k] = None  # type: ignore[call-overload]  # freed as the model grows
                 attrs = _attributes(raw.attributes, memo, scope_name, scope_version)
-                col.add(
-                    _plain_span(raw, attrs, service, resource, ids)
-                    or _span(raw, attrs, service, resource, ids)
+                span = _plain_span(raw, attrs, service, resource, ids) or _span(
+                    raw, attrs, service, resource, ids
                 )
+                tid = span.trace_id
+                if tid is not last_tid:  # Collector.add, for a run of one trace's spans
+                    bucket = buckets.get(tid)
+                    if bucket is None:
+                        bucket = buckets[tid] = []
+                    last_tid = tid
+                bucket.append(span)
 
 
 def _attributes(
@@ -175,7 +183,7 @@ def _plain_span(
     status = STATUS_UNSET
     status_message = ""
     st = raw.status
-    if type(st) is dict:
+    if st.__class__ is dict:
         code = st.get("code")
         if type(code) in (int, str):
             status = OTLP_STATUS.get(code, STATUS_UNSET)
@@ -183,11 +191,15 @@ def _plain_span(
         if msg:
             status_message = str(msg)
     raw_parent = raw.parentSpanId
-    parent = ids.spans.get(raw_parent, NO_ID) if raw_parent.__class__ is str else NO_ID
-    if parent is NO_ID:
+    if raw_parent is None or raw_parent == "":  # a root
+        parent = None
+    elif raw_parent.__class__ is str and len(raw_parent) == 16 and raw_parent.isalnum():
+        try:  # plain hex, as for the span id
+            parent = raw_parent.lower() if int(raw_parent, 16) else None
+        except ValueError:
+            parent = otlp_id_at(raw_parent, 16, "", "parentSpanId")
+    else:
         parent = otlp_id_at(raw_parent, 16, "", "parentSpanId")
-        if raw_parent.__class__ is str:
-            ids.spans[raw_parent] = parent
     warnings: list[str] = []
     jw = attrs.get("@jaeger@warnings")
     if jw:
