@@ -106,8 +106,10 @@ def legacy_typed(
                 if len(memo) >= MEMO_LIMIT:
                     memo.clear()
                 memo[blob] = known
-            template, kind, status, status_message = known
-            attrs = template.copy()
+                kind, status, status_message = known[1:]
+            else:  # the first span's dict is the template: nothing changes it while reading
+                template, kind, status, status_message = known
+                attrs = template.copy()
         else:
             attrs, kind, status, status_message = {}, INTERNAL, STATUS_UNSET, ""
         span_warnings: list[str] = []

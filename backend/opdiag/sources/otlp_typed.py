@@ -102,16 +102,17 @@ def _attributes(
     a copy of the dict decoded for the first span with the same raw text."""
     blob = bytes(raw)
     template = memo.get(blob)
-    if template is None:
-        template = attrs_typed(schema.ATTRIBUTES.decode(raw))
-        if scope_name and "otel.scope.name" not in template:
-            template["otel.scope.name"] = scope_name
-            if scope_version:
-                template.setdefault("otel.scope.version", scope_version)
-        if len(memo) >= MEMO_LIMIT:
-            memo.clear()
-        memo[blob] = template
-    return template.copy()
+    if template is not None:  # the first span's dict: nothing changes it while reading
+        return template.copy()
+    attrs = attrs_typed(schema.ATTRIBUTES.decode(raw))
+    if scope_name and "otel.scope.name" not in attrs:
+        attrs["otel.scope.name"] = scope_name
+        if scope_version:
+            attrs.setdefault("otel.scope.version", scope_version)
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    memo[blob] = attrs
+    return attrs
 
 
 def _span(

@@ -73,10 +73,11 @@ OTLP_STATUS: dict[Any, str] = {
 NO_ID: Any = object()
 # A document whose first MiB is more than this share of blanks is compacted before decoding.
 
-# Decoded tags/attributes are remembered per raw text (a copy of the dict goes to each span):
-# most spans repeat another's tags byte for byte (an ASGI send/receive pair, a poller, a
-# health check), and a dict copy costs a tenth of decoding. Bounded: the memo starts over
-# when full, so a file of all-different tags costs one lookup per span, not a second copy.
+# Decoded tags/attributes are remembered per raw text while one document is read (the first
+# span keeps the decoded dict, each later one gets a copy): most spans repeat another's tags
+# byte for byte (an ASGI send/receive pair, a poller, a health check), and a dict copy costs
+# a tenth of decoding. Bounded: the memo starts over when full, so a file of all-different
+# tags costs one lookup per span and no second copy of anything.
 MEMO_LIMIT = 4096
 
 
