@@ -11,7 +11,7 @@ must show for a rule to apply) is decided for every rule in the engine's one wal
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from opdiag.diagnosis.candidates import ShapeIndex
@@ -50,9 +50,35 @@ def facts_hold(rule: Rule, facts: dict[str, Any]) -> bool:
 
 def meeting_of(walks: Walks, index: ShapeIndex[Rule]) -> list[Meeting]:
     """Per walk, the spans that meet a candidate of ``index`` (with their depth and the
-    candidates), in walk order."""
+    candidates), in walk order. A span that holds none of its candidates' ``key_gate`` keys
+    meets none of them (a pack's attribute-only rule is a candidate of every shape)."""
     of = index.of
-    return [[(s, d, m) for s, d in walk if (m := of(s))] for _, walk in walks]
+    gates: dict[int, tuple[tuple[Rule, ...], frozenset[str] | None]] = {}
+    out: list[Meeting] = []
+    for _, walk in walks:
+        meets: Meeting = []
+        for span, depth in walk:
+            maybe = of(span)
+            if not maybe:
+                continue
+            gate = gates.get(id(maybe))
+            if gate is None or gate[0] is not maybe:  # (the tuple is held: its id stays its)
+                gate = gates[id(maybe)] = (maybe, key_gate(r.match for r in maybe))
+            if gate[1] is None or not span.attributes.keys().isdisjoint(gate[1]):
+                meets.append((span, depth, maybe))
+        out.append(meets)
+    return out
+
+
+def key_gate(matches: Iterable[SpanMatch | None]) -> frozenset[str] | None:
+    """Keys one of which a span must hold for one of ``matches`` to hold: each match's first
+    required attribute (``SpanMatch.required``); ``None`` when one needs no attribute."""
+    keys: set[str] = set()
+    for m in matches:
+        if m is None or not m.required:
+            return None
+        keys.add(m.required[0])
+    return frozenset(keys)
 
 
 def span_rule_hits(
@@ -117,7 +143,8 @@ def span_rule_hits(
                 kept = [(r, _match(r)) for r in maybe if takes_part(r)]
                 uses_within = any(m.within is not None for _, m in kept)
                 uses_without = any(_uses_without(r) for r, _ in kept)
-                here = here_of[id(maybe)] = (maybe, kept, uses_within, uses_without, _gate(kept))
+                gate = key_gate(m for _, m in kept)
+                here = here_of[id(maybe)] = (maybe, kept, uses_within, uses_without, gate)
             _, rules_here, uses_within, uses_without, gate = here
             if gate is not None and span.attributes.keys().isdisjoint(gate):
                 continue  # an attribute-only rule is a candidate of every shape
@@ -229,17 +256,6 @@ def _below(
 def _match(rule: Rule) -> SpanMatch:
     assert rule.match is not None  # rules without a match never reach the span walk
     return rule.match
-
-
-def _gate(kept: list[tuple[Rule, SpanMatch]]) -> frozenset[str] | None:
-    """Keys one of which a span must hold for one of ``kept`` to match: each match's first
-    required attribute (``SpanMatch.required``); ``None`` when one needs no attribute."""
-    keys: set[str] = set()
-    for _, m in kept:
-        if not m.required:
-            return None
-        keys.add(m.required[0])
-    return frozenset(keys)
 
 
 def _uses_without(rule: Rule) -> bool:
