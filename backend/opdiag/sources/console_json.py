@@ -18,8 +18,6 @@ from opdiag.sources.reader_base import (
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 _ONE_US = timedelta(microseconds=1)
 
 

@@ -30,6 +30,7 @@ from opdiag.sources.reader_base import (
 
 
 def tags_typed(tags: list[schema.Tag] | None) -> dict[str, Any]:
+    """``kv_dict`` of typed tags (process tags, log fields)."""
     if not tags:
         return {}
     return {
@@ -41,6 +42,7 @@ def tags_typed(tags: list[schema.Tag] | None) -> dict[str, Any]:
 
 
 def process_typed(proc: schema.Process) -> tuple[str, dict[str, Any]]:
+    """``legacy_process`` of a typed process: its service and resource."""
     service = proc.serviceName
     resource = tags_typed(proc.tags)
     if type(service) is not str or not service:

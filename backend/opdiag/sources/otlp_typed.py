@@ -45,6 +45,7 @@ def value_typed(v: schema.Value | None) -> Any:
 
 
 def attrs_typed(attrs: list[schema.Attribute] | None) -> dict[str, Any]:
+    """``otlp_attrs`` of typed attributes."""
     if not attrs:
         return {}
     return {
@@ -122,6 +123,7 @@ def _span(
     resource: dict[str, Any],
     ids: IdCache,
 ) -> Span:
+    """``otlp_fields`` of a typed span: every check, every problem worded."""
     return otlp_fields(
         raw.traceId,
         raw.spanId,

@@ -26,11 +26,7 @@ from opdiag.model import (
 
 UNKNOWN_SERVICE = "unknown"
 # Times past this (µs since the epoch: 3000-01-01) are refused as bad input.
-
-
-# Times past this (µs since the epoch: 3000-01-01) are refused as bad input.
 MAX_TIME_US = 32_503_680_000_000_000
-
 
 LEGACY_KINDS = {
     "server": SERVER,
@@ -39,8 +35,6 @@ LEGACY_KINDS = {
     "consumer": CONSUMER,
     "internal": INTERNAL,
 }
-
-
 OTLP_KINDS: dict[Any, str] = {
     0: INTERNAL,
     1: INTERNAL,
@@ -55,8 +49,6 @@ OTLP_KINDS: dict[Any, str] = {
     "SPAN_KIND_PRODUCER": PRODUCER,
     "SPAN_KIND_CONSUMER": CONSUMER,
 }
-
-
 OTLP_STATUS: dict[Any, str] = {
     0: STATUS_UNSET,
     1: STATUS_OK,
@@ -68,10 +60,7 @@ OTLP_STATUS: dict[Any, str] = {
     "OK": STATUS_OK,
     "ERROR": STATUS_ERROR,
 }
-
-
-NO_ID: Any = object()
-# A document whose first MiB is more than this share of blanks is compacted before decoding.
+NO_ID: Any = object()  # "not in the cache" (None is a cached answer)
 
 # Decoded tags/attributes are remembered per raw text while one document is read (the first
 # span keeps the decoded dict, each later one gets a copy): most spans repeat another's tags
