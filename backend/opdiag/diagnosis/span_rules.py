@@ -23,9 +23,9 @@ from opdiag.diagnosis.matching import (
     match_span,
     matches_context,
 )
-from opdiag.diagnosis.rules import Rule, SpanMatch
+from opdiag.diagnosis.rules import Rule, SpanMatch, StatusRange
 from opdiag.globs import Globs
-from opdiag.model import Span, Trace
+from opdiag.model import Span, Trace, http_status
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
 # per walk: (span, its depth, the candidates its shape meets), in walk order
@@ -103,11 +103,16 @@ def span_rule_hits(
     active: dict[str, bool] = {}
     # id() of the index's candidates of a shape -> (them, the active ones with their match,
     # does one use ``within``, does one use ``without_*``, the keys one of which a span
-    # must hold for one of them to match)
+    # must hold for one of them to match, the HTTP statuses one of which it must answer)
     here_of: dict[
         int,
         tuple[
-            tuple[Rule, ...], list[tuple[Rule, SpanMatch]], bool, bool, frozenset[str] | None
+            tuple[Rule, ...],
+            list[tuple[Rule, SpanMatch]],
+            bool,
+            bool,
+            frozenset[str] | None,
+            tuple[StatusRange, ...] | None,
         ],
     ] = {}
     own_within: dict[str, frozenset[tuple[str, ...]]] = {}
@@ -144,10 +149,13 @@ def span_rule_hits(
                 uses_within = any(m.within is not None for _, m in kept)
                 uses_without = any(_uses_without(r) for r, _ in kept)
                 gate = key_gate(m for _, m in kept)
-                here = here_of[id(maybe)] = (maybe, kept, uses_within, uses_without, gate)
-            _, rules_here, uses_within, uses_without, gate = here
+                statuses = status_gate(m for _, m in kept)
+                here = here_of[id(maybe)] = (maybe, kept, uses_within, uses_without, gate, statuses)
+            _, rules_here, uses_within, uses_without, gate, statuses = here
             if gate is not None and span.attributes.keys().isdisjoint(gate):
                 continue  # an attribute-only rule is a candidate of every shape
+            if statuses is not None and not _answered(span, statuses):
+                continue  # rules about 4xx/5xx answers, on the spans of a 200 poller
             # what the span alone decides first: the context below is built for few spans
             own = [(r, m, found) for r, m in rules_here if (found := match_own(m, span))[0]]
             if not own:
@@ -256,6 +264,22 @@ def _below(
 def _match(rule: Rule) -> SpanMatch:
     assert rule.match is not None  # rules without a match never reach the span walk
     return rule.match
+
+
+def status_gate(matches: Iterable[SpanMatch]) -> tuple[StatusRange, ...] | None:
+    """The HTTP status ranges one of which a span must answer for one of ``matches`` to hold
+    (each needs ``http_status``); ``None`` when one does not need a status."""
+    ranges: list[StatusRange] = []
+    for m in matches:
+        if not m.http_status or m.http_no_status:  # (``http_no_status`` wins in match_own)
+            return None
+        ranges.extend(m.http_status)
+    return tuple(ranges)
+
+
+def _answered(span: Span, ranges: tuple[StatusRange, ...]) -> bool:
+    status = http_status(span)
+    return status is not None and any(r.low <= status <= r.high for r in ranges)
 
 
 def _uses_without(rule: Rule) -> bool:
