@@ -66,7 +66,9 @@ NO_ID: Any = object()  # "not in the cache" (None is a cached answer)
 # span keeps the decoded dict, each later one gets a copy): most spans repeat another's tags
 # byte for byte (an ASGI send/receive pair, a poller, a health check), and a dict copy costs
 # a tenth of decoding. Bounded: the memo starts over when full, so a file of all-different
-# tags costs one lookup per span and no second copy of anything.
+# tags costs one lookup per span and no second copy of anything (about 5 % more time than
+# without the memo; stopping it on a low hit rate was tried, and misfired on a file whose
+# first spans were its few different ones).
 MEMO_LIMIT = 4096
 
 
