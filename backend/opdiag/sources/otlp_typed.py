@@ -210,7 +210,7 @@ def _plain_span(
     return Span(
         tid,
         raw_sid.lower(),
-        name,
+        ids.names.setdefault(name, name),
         service,
         start_us,
         duration,
