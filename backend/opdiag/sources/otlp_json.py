@@ -75,15 +75,16 @@ def otlp_document(doc: dict, where: str, col: Collector, *, consume: bool) -> No
 
 class IdCache:
     """Normalised OTLP trace ids and parent span ids per raw text: a trace's spans repeat
-    one trace id, and siblings one parent. Span names too, one string per distinct name
-    (as the legacy readers keep them): thousands of spans share a name."""
+    one trace id, and siblings one parent. ``texts`` keeps one string per distinct span name
+    (and, on the typed path, text value), as the legacy readers do: thousands of spans share
+    a name, and a shared string compares by identity in every later lookup."""
 
-    __slots__ = ("names", "spans", "traces")
+    __slots__ = ("spans", "texts", "traces")
 
     def __init__(self) -> None:
         self.traces: dict[str, str | None] = {}
         self.spans: dict[str, str | None] = {}
-        self.names: dict[str, str] = {}
+        self.texts: dict[str, str] = {}
 
 
 def otlp_span(
@@ -156,7 +157,7 @@ def otlp_fields(  # noqa: PLR0917 - the fields of one span, as both paths read t
         raise Fail(where, problem)
     if type(name) is not str:
         name = "" if name is None else str(name)
-    name = ids.names.setdefault(name, name)
+    name = ids.texts.setdefault(name, name)
     kind = OTLP_KINDS.get(kind_raw, INTERNAL) if type(kind_raw) in (int, str) else INTERNAL
     status = STATUS_UNSET
     status_message = ""

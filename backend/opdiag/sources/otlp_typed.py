@@ -7,6 +7,7 @@ once per distinct raw text (``MEMO_LIMIT``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from msgspec import UNSET
@@ -44,12 +45,22 @@ def value_typed(v: schema.Value | None) -> Any:
     return any_value({k: x for k in v.__struct_fields__ if (x := getattr(v, k)) is not UNSET})
 
 
-def attrs_typed(attrs: list[schema.Attribute] | None) -> dict[str, Any]:
-    """``otlp_attrs`` of typed attributes."""
+def attrs_typed(
+    attrs: list[schema.Attribute] | None, share: Callable[[str, str], str] | None = None
+) -> dict[str, Any]:
+    """``otlp_attrs`` of typed attributes; ``share`` keeps one string per distinct text
+    value (``{}.setdefault`` of the reader's, as the legacy readers do)."""
     if not attrs:
         return {}
+    if share is None:
+        return {
+            a.key: s
+            if (v := a.value) is not None and (s := v.stringValue) is not UNSET and s is not None
+            else value_typed(v)
+            for a in attrs
+        }
     return {
-        a.key: s
+        a.key: (share(s, s) if s.__class__ is str else s)
         if (v := a.value) is not None and (s := v.stringValue) is not UNSET and s is not None
         else value_typed(v)
         for a in attrs
@@ -59,6 +70,7 @@ def attrs_typed(attrs: list[schema.Attribute] | None) -> dict[str, Any]:
 def otlp_typed(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
     """``otlp_document`` over typed resource spans."""
     ids = IdCache()
+    share = ids.texts.setdefault  # span names and text values, one string each
     # attributes (scope name and version added) per scope and raw text
     memos: dict[Any, dict[bytes, dict[str, Any]]] = {}
     buckets = col.spans
@@ -83,7 +95,7 @@ def otlp_typed(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
             spans = ss.spans or []
             for k, raw in enumerate(spans):
                 spans[k] = None  # type: ignore[call-overload]  # freed as the model grows
-                attrs = _attributes(raw.attributes, memo, scope_name, scope_version)
+                attrs = _attributes(raw.attributes, memo, scope_name, scope_version, share)
                 span = _plain_span(raw, attrs, service, resource, ids) or _span(
                     raw, attrs, service, resource, ids
                 )
@@ -97,7 +109,11 @@ def otlp_typed(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
 
 
 def _attributes(
-    raw: Any, memo: dict[bytes, dict[str, Any]], scope_name: Any, scope_version: Any
+    raw: Any,
+    memo: dict[bytes, dict[str, Any]],
+    scope_name: Any,
+    scope_version: Any,
+    share: Callable[[str, str], str],
 ) -> dict[str, Any]:
     """A span's attributes, the scope's name and version among them unless it has its own:
     a copy of the dict decoded for the first span with the same raw text."""
@@ -105,7 +121,7 @@ def _attributes(
     template = memo.get(blob)
     if template is not None:  # the first span's dict: nothing changes it while reading
         return template.copy()
-    attrs = attrs_typed(schema.ATTRIBUTES.decode(raw))
+    attrs = attrs_typed(schema.ATTRIBUTES.decode(raw), share)
     if scope_name and "otel.scope.name" not in attrs:
         attrs["otel.scope.name"] = scope_name
         if scope_version:
@@ -210,7 +226,7 @@ def _plain_span(
     return Span(
         tid,
         raw_sid.lower(),
-        ids.names.setdefault(name, name),
+        ids.texts.setdefault(name, name),
         service,
         start_us,
         duration,
