@@ -94,7 +94,7 @@ def legacy_typed(
                 tags = tags_of(raw_tags)
                 attrs = (
                     {
-                        t.key: v
+                        share(k := t.key, k): v
                         if (v := t.value).__class__ is not str
                         else share(v, v)
                         if t.type == "string"

@@ -60,7 +60,7 @@ def attrs_typed(
             for a in attrs
         }
     return {
-        a.key: (share(s, s) if s.__class__ is str else s)
+        share(k := a.key, k): (share(s, s) if s.__class__ is str else s)
         if (v := a.value) is not None and (s := v.stringValue) is not UNSET and s is not None
         else value_typed(v)
         for a in attrs
