@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -129,7 +131,10 @@ class OperationTraces:
 
 def operation_id_of(span: Span) -> str | None:
     """The span's ``operation.id`` when it is a real id (not KTRDR's ``"None"``)."""
-    value = span.attributes.get(OPERATION_ID_KEY)
+    return _id_text(span.attributes.get(OPERATION_ID_KEY))
+
+
+def _id_text(value: Any) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
@@ -241,6 +246,33 @@ def _type_from_names(span_iter: Iterable[Span]) -> str | None:
     return None
 
 
+_ATTRIBUTES = attrgetter("attributes")
+
+
+def _raw_pairs(spans: list[Span]) -> Iterable[tuple[Any, Any]]:
+    """Each span's raw (``operation.id``, ``operation.type``), each pair once, in the order
+    they first appear (what ``_scan`` decides from a pair does not change when the pair comes
+    again; a 100k-span trace holds a handful), gathered without a Python loop. Every pair,
+    repeats too, when a value is not a string (``1``, ``True`` and ``1.0`` are equal keys but
+    different texts)."""
+    attrs = list(map(_ATTRIBUTES, spans))
+    pairs = zip(
+        map(dict.get, attrs, repeat(OPERATION_ID_KEY)),
+        map(dict.get, attrs, repeat(OPERATION_TYPE_KEY)),
+        strict=True,
+    )
+    try:
+        distinct = dict.fromkeys(pairs)
+    except TypeError:  # an unhashable value
+        distinct = {}
+    if distinct and all(
+        (i.__class__ is str or i is None) and (t.__class__ is str or t is None)
+        for i, t in distinct
+    ):
+        return distinct
+    return [(a.get(OPERATION_ID_KEY), a.get(OPERATION_TYPE_KEY)) for a in attrs]
+
+
 @dataclass(slots=True)
 class _TraceScan:
     """What one pass over a trace's spans tells about the operations it holds."""
@@ -253,15 +285,13 @@ def _scan(trace: Trace) -> _TraceScan:
     op_types: dict[str, str | None] = {}
     any_type: str | None = None
     ids: dict[str, str | None] = {}  # per raw id text: a trace repeats a handful
-    for span in trace.spans:
-        raw_id = span.attributes.get(OPERATION_ID_KEY)
+    for raw_id, raw_type in _raw_pairs(trace.spans):
         if raw_id.__class__ is str:
             op_id = ids.get(raw_id, _UNSEEN)
             if op_id is _UNSEEN:
-                op_id = ids[raw_id] = operation_id_of(span)
+                op_id = ids[raw_id] = _id_text(raw_id)
         else:
-            op_id = operation_id_of(span)
-        raw_type = span.attributes.get(OPERATION_TYPE_KEY)
+            op_id = _id_text(raw_id)
         if raw_type is None:
             op_type = ""
         else:

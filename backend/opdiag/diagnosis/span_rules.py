@@ -11,7 +11,7 @@ must show for a rule to apply) is decided for every rule in the engine's one wal
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from opdiag.diagnosis.candidates import ShapeIndex
@@ -23,9 +23,9 @@ from opdiag.diagnosis.matching import (
     match_span,
     matches_context,
 )
-from opdiag.diagnosis.rules import Rule, SpanMatch
+from opdiag.diagnosis.rules import Rule, SpanMatch, StatusRange
 from opdiag.globs import Globs
-from opdiag.model import Span, Trace
+from opdiag.model import Span, Trace, http_status
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
 # per walk: (span, its depth, the candidates its shape meets), in walk order
@@ -50,9 +50,35 @@ def facts_hold(rule: Rule, facts: dict[str, Any]) -> bool:
 
 def meeting_of(walks: Walks, index: ShapeIndex[Rule]) -> list[Meeting]:
     """Per walk, the spans that meet a candidate of ``index`` (with their depth and the
-    candidates), in walk order."""
+    candidates), in walk order. A span that holds none of its candidates' ``key_gate`` keys
+    meets none of them (a pack's attribute-only rule is a candidate of every shape)."""
     of = index.of
-    return [[(s, d, m) for s, d in walk if (m := of(s))] for _, walk in walks]
+    gates: dict[int, tuple[tuple[Rule, ...], frozenset[str] | None]] = {}
+    out: list[Meeting] = []
+    for _, walk in walks:
+        meets: Meeting = []
+        for span, depth in walk:
+            maybe = of(span)
+            if not maybe:
+                continue
+            gate = gates.get(id(maybe))
+            if gate is None or gate[0] is not maybe:  # (the tuple is held: its id stays its)
+                gate = gates[id(maybe)] = (maybe, key_gate(r.match for r in maybe))
+            if gate[1] is None or not span.attributes.keys().isdisjoint(gate[1]):
+                meets.append((span, depth, maybe))
+        out.append(meets)
+    return out
+
+
+def key_gate(matches: Iterable[SpanMatch | None]) -> frozenset[str] | None:
+    """Keys one of which a span must hold for one of ``matches`` to hold: each match's first
+    required attribute (``SpanMatch.required``); ``None`` when one needs no attribute."""
+    keys: set[str] = set()
+    for m in matches:
+        if m is None or not m.required:
+            return None
+        keys.add(m.required[0])
+    return frozenset(keys)
 
 
 def span_rule_hits(
@@ -76,8 +102,19 @@ def span_rule_hits(
     ``within`` globs, ``nested`` its ``without_*`` matches."""
     active: dict[str, bool] = {}
     # id() of the index's candidates of a shape -> (them, the active ones with their match,
-    # does one use ``within``, does one use ``without_*``)
-    here_of: dict[int, tuple[tuple[Rule, ...], list[tuple[Rule, SpanMatch]], bool, bool]] = {}
+    # does one use ``within``, does one use ``without_*``, the keys one of which a span
+    # must hold for one of them to match, the HTTP statuses one of which it must answer)
+    here_of: dict[
+        int,
+        tuple[
+            tuple[Rule, ...],
+            list[tuple[Rule, SpanMatch]],
+            bool,
+            bool,
+            frozenset[str] | None,
+            tuple[StatusRange, ...] | None,
+        ],
+    ] = {}
     own_within: dict[str, frozenset[tuple[str, ...]]] = {}
     best: dict[str, tuple[tuple[int, int], Span, ExceptionInfo | None]] = {}
     counts: dict[str, int] = {}
@@ -111,8 +148,14 @@ def span_rule_hits(
                 kept = [(r, _match(r)) for r in maybe if takes_part(r)]
                 uses_within = any(m.within is not None for _, m in kept)
                 uses_without = any(_uses_without(r) for r, _ in kept)
-                here = here_of[id(maybe)] = (maybe, kept, uses_within, uses_without)
-            _, rules_here, uses_within, uses_without = here
+                gate = key_gate(m for _, m in kept)
+                statuses = status_gate(m for _, m in kept)
+                here = here_of[id(maybe)] = (maybe, kept, uses_within, uses_without, gate, statuses)
+            _, rules_here, uses_within, uses_without, gate, statuses = here
+            if gate is not None and span.attributes.keys().isdisjoint(gate):
+                continue  # an attribute-only rule is a candidate of every shape
+            if statuses is not None and not _answered(span, statuses):
+                continue  # rules about 4xx/5xx answers, on the spans of a 200 poller
             # what the span alone decides first: the context below is built for few spans
             own = [(r, m, found) for r, m in rules_here if (found := match_own(m, span))[0]]
             if not own:
@@ -221,6 +264,22 @@ def _below(
 def _match(rule: Rule) -> SpanMatch:
     assert rule.match is not None  # rules without a match never reach the span walk
     return rule.match
+
+
+def status_gate(matches: Iterable[SpanMatch]) -> tuple[StatusRange, ...] | None:
+    """The HTTP status ranges one of which a span must answer for one of ``matches`` to hold
+    (each needs ``http_status``); ``None`` when one does not need a status."""
+    ranges: list[StatusRange] = []
+    for m in matches:
+        if not m.http_status or m.http_no_status:  # (``http_no_status`` wins in match_own)
+            return None
+        ranges.extend(m.http_status)
+    return tuple(ranges)
+
+
+def _answered(span: Span, ranges: tuple[StatusRange, ...]) -> bool:
+    status = http_status(span)
+    return status is not None and any(r.low <= status <= r.high for r in ranges)
 
 
 def _uses_without(rule: Rule) -> bool:

@@ -10,7 +10,8 @@ span only to keep a few, so they share this one walk and the steps get what was 
 * calls (``neighbours.workers_of``): client spans, and the first span of each worker service,
   with the latest end of each worker service;
 * the spans that carry one of the pack's declared value keys (``{op:symbol}``);
-* the ``when`` matches some span satisfies, and the spans that meet a span-rule candidate.
+* the ``when`` matches some span satisfies, and the spans that meet a span-rule candidate
+  (``span_rules.meeting_of``: holding one of the candidates' ``key_gate`` keys).
 
 Every decision that depends on a span's name, kind, error flag or service alone is
 remembered (rule shape indexes, the noise check, worker services), so most spans cost a few
@@ -24,10 +25,9 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from opdiag.diagnosis.candidates import has_exception
 from opdiag.diagnosis.matching import SpanContext, match_span
 from opdiag.diagnosis.rules import RuleSet
-from opdiag.diagnosis.span_rules import Meeting
+from opdiag.diagnosis.span_rules import Meeting, key_gate
 from opdiag.diagnosis.timing import noise_ids
 from opdiag.model import CLIENT, Span, Trace
 
@@ -58,8 +58,8 @@ def survey(
     out = Survey()
     own_index, when_index = rules.own_index, rules.when_index
     # (name, kind, error) -> span-rule candidates and ``when`` matches, without and with an
-    # exception recorded, and whether that makes a difference
-    shapes: dict[tuple[str, str, bool], tuple[Any, Any, Any, Any, bool]] = {}
+    # exception recorded, whether that makes a difference, and the candidates' key gates
+    shapes: dict[tuple[str, str, bool], tuple[Any, Any, Any, Any, bool, Any, Any]] = {}
     when_left = len(when_index)
     held: set[int] = set()
     value_keys = rules.value_keys
@@ -97,24 +97,28 @@ def survey(
                         calls.append(span)
             elif span.kind == CLIENT:
                 calls.append(span)
-            if value_keys and not span.attributes.keys().isdisjoint(value_keys):
+            attrs = span.attributes
+            if value_keys and not attrs.keys().isdisjoint(value_keys):
                 valued.append(span)
             key = (span.name, span.kind, span.error)
             shape = shapes.get(key)
             if shape is None:
                 own, when = own_index.entry(key), when_index.entry(key)
                 differs = own[1] is not own[0] or when[1] is not when[0]
-                shape = shapes[key] = (*own, *when, differs)
-            if shape[4] and has_exception(span):
-                maybe, whens = shape[1], shape[3]
+                gates = (key_gate(r.match for r in own[0]), key_gate(r.match for r in own[1]))
+                shape = shapes[key] = (*own, *when, differs, *gates)
+            if shape[4] and (  # candidates.has_exception, inlined: 100k calls
+                span.events or "exception.type" in attrs or "error.type" in attrs
+            ):
+                maybe, whens, gate = shape[1], shape[3], shape[6]
             else:
-                maybe, whens = shape[0], shape[2]
+                maybe, whens, gate = shape[0], shape[2], shape[5]
             if when_left:
                 for m in whens:
                     if id(m) not in held and match_span(m, span, _BARE)[0]:
                         held.add(id(m))
                         when_left -= 1
-            if maybe:
+            if maybe and (gate is None or not attrs.keys().isdisjoint(gate)):
                 meeting.append((span, depth, maybe))
         out.noisy.append(noisy if len(walk) == len(trace.spans) else noise_ids(trace, is_noise))
         out.work.append(work)

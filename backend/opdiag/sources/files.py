@@ -15,7 +15,10 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 from opdiag.errors import InputError
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
@@ -111,8 +114,7 @@ class FileSource:
         for trace in traces:
             self._by_id[trace.trace_id] = trace
             self._span_count += len(trace.spans)
-            for span in trace.spans:
-                op = span.attributes.get(OPERATION_ID_KEY)
+            for op in _raw_ids(trace):
                 if op is None:
                     continue
                 op_s = str(op).strip()
@@ -211,3 +213,21 @@ class FileSource:
         """Every trace, oldest first."""
         self._ensure_loaded()
         return sorted(self._by_id.values(), key=lambda t: (t.start_us, t.trace_id))
+
+
+_ATTRIBUTES = attrgetter("attributes")
+
+
+def _raw_ids(trace: Trace) -> Iterable[Any]:
+    """The raw ``operation.id`` values of the trace's spans, each text once, in the order they
+    first appear (a 100k-span trace holds a handful; gathered without a Python loop). Every
+    value, repeats too, when one is not a string: ``1``, ``True`` and ``1.0`` are equal keys
+    but different texts."""
+    raw = map(dict.get, map(_ATTRIBUTES, trace.spans), repeat(OPERATION_ID_KEY))
+    try:
+        distinct = dict.fromkeys(raw)
+    except TypeError:  # an unhashable value
+        return [s.attributes.get(OPERATION_ID_KEY) for s in trace.spans]
+    if all(v.__class__ is str or v is None for v in distinct):
+        return distinct
+    return [s.attributes.get(OPERATION_ID_KEY) for s in trace.spans]

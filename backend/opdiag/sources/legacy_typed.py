@@ -1,0 +1,197 @@
+"""Legacy Jaeger JSON decoded into ``schema``'s structs (the typed fast path): the same rules
+as ``legacy_json`` without a dict per span, tag and reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgspec import UNSET
+
+from opdiag.model import (
+    CHILD_OF,
+    INTERNAL,
+    STATUS_UNSET,
+    Event,
+    Reference,
+    Span,
+    normalise_trace_id,
+)
+from opdiag.sources import schema
+from opdiag.sources.reader_base import (
+    MAX_TIME_US,
+    MEMO_LIMIT,
+    UNKNOWN_SERVICE,
+    Collector,
+    General,
+    legacy_kind_status,
+    lenient,
+    short,
+)
+
+
+def tags_typed(tags: list[schema.Tag] | None) -> dict[str, Any]:
+    """``kv_dict`` of typed tags (process tags, log fields)."""
+    if not tags:
+        return {}
+    return {
+        t.key: v
+        if (v := t.value).__class__ is not str or t.type == "string"
+        else lenient(t.type, v)
+        for t in tags
+    }
+
+
+def process_typed(proc: schema.Process) -> tuple[str, dict[str, Any]]:
+    """``legacy_process`` of a typed process: its service and resource."""
+    service = proc.serviceName
+    resource = tags_typed(proc.tags)
+    if type(service) is not str or not service:
+        service = UNKNOWN_SERVICE
+    resource.setdefault("service.name", service)
+    return service, resource
+
+
+def legacy_typed(
+    spans: list[schema.LegacySpan],
+    processes: dict[str, schema.Process] | None,
+    default_tid: Any,
+    trace_warnings: Any,
+    col: Collector,
+) -> None:
+    """``legacy_trace`` + ``legacy_spans`` over typed spans (same rules, same caches)."""
+    procs = {pid: process_typed(p) for pid, p in (processes or {}).items()}
+    tid_cache: dict[Any, str] = {}
+    sid_cache: dict[str, str] = {}
+    share = {}.setdefault
+    touched: set[str] = set()
+    buckets = col.spans
+    last_tid: str | None = None
+    bucket: list[Span] = []
+    tags_of, logs_of = schema.TAGS.decode, schema.LOGS.decode
+    # decoded tags, kind and status per raw tags text (see MEMO_LIMIT)
+    memo: dict[bytes, tuple[dict[str, Any], str, str, str]] = {}
+    memo_get = memo.get
+    for i, raw in enumerate(spans):
+        spans[i] = None  # type: ignore[call-overload]  # freed as the model grows
+        sid = raw.spanID
+        raw_tid = default_tid if raw.traceID is UNSET else raw.traceID
+        start = raw.startTime
+        duration = raw.duration
+        if not sid or duration < 0 or not 0 <= start <= MAX_TIME_US - duration:
+            raise General
+        tid = tid_cache.get(raw_tid) if type(raw_tid) is str else None
+        if tid is None:
+            if type(raw_tid) is not str or not raw_tid.strip():
+                raise General
+            tid = tid_cache[raw_tid] = normalise_trace_id(raw_tid)
+        name = raw.operationName
+        name = "" if name is None else share(name, name)
+        raw_tags = raw.tags
+        if len(raw_tags) > 2:  # not "[]"
+            blob = bytes(raw_tags)
+            known = memo_get(blob)
+            if known is None:
+                tags = tags_of(raw_tags)
+                attrs = (
+                    {
+                        share(k := t.key, k): v
+                        if (v := t.value).__class__ is not str
+                        else share(v, v)
+                        if t.type == "string"
+                        else lenient(t.type, v)
+                        for t in tags
+                    }
+                    if tags
+                    else {}
+                )
+                known = (attrs, *legacy_kind_status(attrs))
+                if len(memo) >= MEMO_LIMIT:
+                    memo.clear()
+                memo[blob] = known
+                kind, status, status_message = known[1:]
+            else:  # the first span's dict is the template: nothing changes it while reading
+                template, kind, status, status_message = known
+                attrs = template.copy()
+        else:
+            attrs, kind, status, status_message = {}, INTERNAL, STATUS_UNSET, ""
+        span_warnings: list[str] = []
+        pid = raw.processID
+        proc = procs.get(pid) if pid is not None else None
+        if proc is None:
+            if raw.process is not None:
+                proc = process_typed(raw.process)
+            else:
+                proc = (UNKNOWN_SERVICE, {})
+                span_warnings.append(
+                    f"processID {short(pid)} is not in the trace's processes; "
+                    f"service set to {UNKNOWN_SERVICE!r}"
+                )
+
+        refs: list[Reference] = []
+        if raw.references:
+            for r in raw.references:
+                rtid = raw_tid if r.traceID is UNSET else r.traceID
+                ntid = tid_cache.get(rtid)
+                if ntid is None:
+                    if not rtid.strip():
+                        raise General
+                    ntid = tid_cache[rtid] = normalise_trace_id(rtid)
+                rtype = r.refType
+                if rtype == "CHILD_OF":  # the usual spelling, without upper()
+                    rtype = CHILD_OF
+                elif type(rtype) is str:
+                    rtype = share(upper := rtype.upper(), upper)
+                else:
+                    rtype = CHILD_OF
+                rsid = r.spanID
+                if type(rsid) is not str or not rsid.strip():
+                    raise General
+                nsid = sid_cache.get(rsid)
+                if nsid is None:
+                    nsid = sid_cache[rsid] = rsid.strip().lower().rjust(16, "0")
+                refs.append(Reference(rtype, ntid, nsid))
+        parent = raw.parentSpanID
+        if type(parent) is str and parent.strip("0 "):
+            pid16 = parent.strip().lower().rjust(16, "0")
+            if not any(ref.span_id == pid16 for ref in refs):
+                refs.insert(0, Reference(CHILD_OF, tid, pid16))
+
+        events: list[Event] = []
+        logs = logs_of(raw.logs) if len(raw.logs) > 2 else None  # not "[]"
+        if logs:
+            for lg in logs:
+                fields = tags_typed(lg.fields)
+                ev = fields.get("event")
+                ts = start if lg.timestamp is UNSET else lg.timestamp
+                events.append(Event(ev if type(ev) is str and ev else "log", ts, fields))
+        raw_warnings = raw.warnings
+        if raw_warnings and type(raw_warnings) is list:
+            span_warnings.extend(str(w) for w in raw_warnings)
+
+        span = Span(
+            tid,
+            sid.strip().lower().rjust(16, "0"),
+            name,
+            proc[0],
+            start,
+            duration,
+            kind,
+            attrs,
+            events,
+            refs,
+            status,
+            status_message,
+            proc[1],
+            span_warnings,
+        )
+        if tid is not last_tid:
+            touched.add(tid)
+            found = buckets.get(tid)
+            if found is None:
+                found = buckets[tid] = []
+            bucket, last_tid = found, tid
+        bucket.append(span)
+    if trace_warnings and type(trace_warnings) is list:
+        for tid in touched:
+            for w in trace_warnings:
+                col.warn(tid, str(w))
