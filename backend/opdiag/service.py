@@ -41,6 +41,7 @@ from opdiag.diagnosis.comparison import (
     good_runs,
     no_baseline,
     run_profile,
+    slow_reference,
 )
 from opdiag.diagnosis.facts import TERMINAL
 from opdiag.diagnosis.result import VERDICTS, Comparison, Diagnosis
@@ -411,8 +412,9 @@ class DiagnosisService:
             min_runs=d.min_baseline_runs,
         )
         if _may_be_slow(base) and len(chosen) >= d.min_baseline_runs and comparison.baseline_ms:
-            change = change_phrase(comparison)
-            out = engine.reassess_slow(base, comparison.baseline_ms, self.rules, d, change)
+            reference, basis = slow_reference(comparison)
+            change = change_phrase(comparison) if comparison.judges_speed else None
+            out = engine.reassess_slow(base, reference, self.rules, d, change, basis=basis)
             out.comparison = comparison  # a copy of its own: no second copy
             return out
         return replace(base, comparison=comparison)

@@ -165,6 +165,8 @@ def diagnose(
         "worker_lost": workers.lost is not None,
         "worker_replaced": workers.replaced is not None,
         "capable_workers_lost": workers.capable_lost is not None,
+        "capable_workers_unseen": workers.unregistered is not None,
+        "workers_unseen": workers.no_workers is not None,
     }
     inapplicable = {r.id for r in rules.with_when if not when_holds(r, found.held)}
     b_span = choice.span if choice.is_span else None
@@ -272,10 +274,13 @@ def reassess_slow(
     rules: RuleSet,
     settings: DiagnosisSettings,
     change: str | None = None,
+    *,
+    basis: str | None = None,
 ) -> Diagnosis:
     """A copy of ``diagnosis`` with ``slow`` decided against ``baseline_ms`` (the median of
     the type's last good runs; ``None`` = the configured budget). ``change`` names the phase
-    that changed most against those runs; it joins the baseline's text (``{baseline}``)."""
+    that changed most against those runs; it joins the baseline's text (``{baseline}``), as
+    ``basis`` does (what the baseline was scaled to: "for its 12,505 data rows")."""
     # Shallow is enough: _apply_slow only reassigns fields and appends new findings, and
     # conclude rebuilds the flow steps; a deep copy cost ~1 s on a 200-operation list.
     out = replace(diagnosis, fired=list(diagnosis.fired))
@@ -314,6 +319,7 @@ def reassess_slow(
         op_values=op_values,
         removed=removed,
         change=change,
+        basis=basis,
     )
     return out
 
@@ -335,6 +341,7 @@ def _apply_slow(
     op_values: dict[str, Any],
     removed: bool = True,
     change: str | None = None,
+    basis: str | None = None,
 ) -> None:
     """Decide ``slow`` (finished, completed, duration > factor × baseline, or > the type's
     budget without a baseline), add the slow rules' findings, then conclude (unless nothing
@@ -344,6 +351,8 @@ def _apply_slow(
     if baseline_ms is not None and baseline_ms > 0:
         limit = settings.slow_factor * baseline_ms
         reference = f"baseline {minutes_text(baseline_ms * 1000)} min"
+        if basis:
+            reference = f"{reference} {basis}"
         if change:
             reference = f"{reference}; {change}"
     else:

@@ -45,6 +45,8 @@ FACTS: dict[str, type] = {
     "worker_lost": bool,
     "worker_replaced": bool,
     "capable_workers_lost": bool,
+    "capable_workers_unseen": bool,
+    "workers_unseen": bool,
 }
 # The facts still known when a diagnosis is re-assessed without its traces (reassess_slow).
 SLOW_FACTS = frozenset(
