@@ -519,3 +519,20 @@ def test_a_training_503_with_no_worker_registered_at_all(tmp_path: Path) -> None
     rv.write(rv.without(base, no_beats), quiet / "traces")
     d = diagnose_case(quiet, FINAL["00c1cc50b6463135decf4ee498c45941"], tmp_path / "quiet")
     assert d["verdict"] == "workers_busy", d["summary"]
+
+
+def test_a_backtest_asked_for_reversed_dates(tmp_path: Path) -> None:
+    """run1's training with reversed dates, as a backtest would be: KTRDR's backtest API
+    does not check the order and no backend span carries the dates; the CLI's arguments
+    (cli.args, a JSON text) do. The diagnosis names both dates, whatever happens later."""
+    ordered = '"start_date": "2024-01-01", "end_date": "2024-06-30"'
+    reversed_ = '"start_date": "2024-06-30", "end_date": "2024-01-01"'
+    base = rv.load(TRACES)
+    assert any(ordered in str(rv.attr(span, "cli.args")) for _, _, span in rv.spans(base))
+    root = tmp_path / "reversed-backtest"
+    rv.write(rv.map_strings(base, lambda text: text.replace(ordered, reversed_)), root / "traces")
+    d = diagnose_case(root, FINAL["op_backtesting_20261204_154358_5d955ea3"], tmp_path / "bt")
+    assert d["verdict"] == "invalid_input", d["summary"]
+    assert "2024-06-30" in d["summary"] and "2024-01-01" in d["summary"]
+    assert d["root_cause"]["span_name"] == "cli.backtest"
+    assert "--start 2024-01-01 --end 2024-06-30" in " ".join(d["solution"]["commands"])

@@ -96,9 +96,9 @@ class SpanMatch:
         for cond in self.attributes:
             if cond.op == "absent" or (cond.op == "exists" and cond.value is False):
                 continue
-            keys.append(cond.key)
+            keys.append(cond.key.partition("#")[0])  # "cli.args#kwargs.x": cli.args
             if cond.op in ATTRIBUTE_OPERATORS:
-                keys.append(cond.value)
+                keys.append(str(cond.value).partition("#")[0])
         object.__setattr__(self, "required", tuple(dict.fromkeys(keys)))
 
     def may_hold_on(self, attributes: dict[str, Any]) -> bool:
