@@ -536,3 +536,28 @@ def test_a_backtest_asked_for_reversed_dates(tmp_path: Path) -> None:
     assert "2024-06-30" in d["summary"] and "2024-01-01" in d["summary"]
     assert d["root_cause"]["span_name"] == "cli.backtest"
     assert "--start 2024-01-01 --end 2024-06-30" in " ".join(d["solution"]["commands"])
+
+
+def test_a_user_cancels_what_its_dead_worker_left_hanging(tmp_path: Path) -> None:
+    """The training whose worker on :5005 was killed, cancelled by its user 6 min later
+    instead of failed by the orphan detector: the worker was lost before the cancel, and
+    that is the cause. run1's cancels of live runs stay cancelled."""
+    base = rv.load(TRACES)
+    cancelled = 0
+    for _, service, span in rv.spans(base):
+        if rv.is_orphan_close(service, span) and rv.attr(span, "operation.id") == KILLED:
+            for a in span["attributes"]:
+                if a["key"] == "operation.to_status":
+                    a["value"] = {"stringValue": "cancelled"}
+            span["attributes"] = [a for a in span["attributes"] if a["key"] != "operation.error"]
+            cancelled += 1
+    assert cancelled == 1
+    root = tmp_path / "cancelled-after-kill"
+    rv.write(base, root / "traces")
+    d = diagnose_case(root, FINAL[KILLED], tmp_path / "killed")
+    assert d["verdict"] == "worker_lost", d["summary"]
+    assert "5005" in d["summary"] and "cancelled" in d["summary"], d["summary"]
+    live = ("op_training_20261204_154638_11134ee7", "op_backtesting_20261204_160009_05b7bec2")
+    for ident in live:
+        d = diagnose_case(root, FINAL[ident], tmp_path / ident)
+        assert d["verdict"] == "cancelled", d["summary"]

@@ -68,7 +68,9 @@ if TYPE_CHECKING:
 _ALL_START_US = 0
 _ALL_END_US = 2**62
 _ALL_LIMIT = 1_000_000
-_SETTLED = frozenset({"completed", "cancelled"})
+# A completed operation needed nothing from other traces; a cancelled one may have been
+# cancelled because its worker had died (the neighbours say whether it had, before the cancel).
+_SETTLED = frozenset({"completed"})
 VARIABLE_NAMES: tuple[str, ...] = ("operation_types", "verdicts", "services", "operation_ids")
 V = TypeVar("V")
 
@@ -345,7 +347,7 @@ class DiagnosisService:
 
     def _neighbours(self, group: OperationTraces, now_us: int) -> tuple[list[Trace], str | None]:
         """Traces around the operation that may hold its cause (the pack's ``neighbours``):
-        asked only for operations that did not complete or get cancelled. A source that
+        asked only for operations that did not complete. A source that
         cannot answer this second search leaves the diagnosis without them, and says so."""
         spec = self.rules.neighbours
         search = getattr(self.source, "neighbour_traces", None)  # older custom sources lack it

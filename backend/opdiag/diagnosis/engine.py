@@ -58,7 +58,9 @@ __all__ = ["diagnose", "minutes_text", "noise_check", "not_found", "reassess_slo
 
 Walks = list[tuple[Trace, list[tuple[Span, int]]]]
 _ALWAYS = ("exception.type", "exception.message", "http.url", "http.status")
-_SETTLED = frozenset({"completed", "cancelled"})
+# Whatever a completed operation's worker did afterwards is not its story. A cancelled one is
+# judged up to the cancel: a user often cancels what its dead worker left hanging.
+_SETTLED = frozenset({"completed"})
 _MAX_JSON_VALUE = 20_000
 
 
