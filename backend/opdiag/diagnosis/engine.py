@@ -582,7 +582,7 @@ def _declared_values(
     if not declared:
         return {}
     wanted = {name: keys for name, keys in declared.items()}
-    wanted_keys = _attr_keys(wanted)
+    wanted_keys = _all_attr_keys(declared)
     out: dict[str, Any] = {}
     for span in valued:
         attrs = span.attributes
@@ -608,6 +608,22 @@ def _declared_values(
 def _attr_keys(declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
     """The attribute keys ``declared`` values read (``key#path`` reads ``key``)."""
     return frozenset(key.partition("#")[0] for keys in declared.values() for key in keys)
+
+
+_ALL_KEYS: dict[int, tuple[dict[str, tuple[str, ...]], frozenset[str]]] = {}
+
+
+def _all_attr_keys(declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    """``_attr_keys`` of a rule set's whole ``values`` section, kept per section (held: its
+    id stays its): every diagnosis starts from it."""
+    known = _ALL_KEYS.get(id(declared))
+    if known is not None and known[0] is declared:
+        return known[1]
+    keys = _attr_keys(declared)
+    if len(_ALL_KEYS) >= 64:
+        _ALL_KEYS.clear()
+    _ALL_KEYS[id(declared)] = (declared, keys)
+    return keys
 
 
 def _json_path(raw: Any, path: str) -> Any:
