@@ -43,7 +43,7 @@ from opdiag.diagnosis.comparison import (
     run_profile,
 )
 from opdiag.diagnosis.facts import TERMINAL
-from opdiag.diagnosis.result import VERDICTS, Comparison, Diagnosis
+from opdiag.diagnosis.result import VERDICTS, Comparison, Diagnosis, copied
 from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
 from opdiag.model import Trace, normalise_trace_id
 from opdiag.operations import (
@@ -337,7 +337,7 @@ class DiagnosisService:
         if problem is not None:
             result.warnings.append(problem)
         if result.operation_type in (None, "", UNKNOWN_TYPE) and group.operation_type:
-            result = replace(result, operation_type=group.operation_type)
+            result = copied(result, operation_type=group.operation_type)
         if result.finished:
             self._base.put(group.key, result)
         return result
@@ -405,7 +405,7 @@ class DiagnosisService:
             comparison = no_baseline(
                 float(base.duration_ms or 0.0), op_type, self.settings.comparison.baseline_runs
             )
-            return replace(base, comparison=comparison)
+            return copied(base, comparison=comparison)
         comparison, chosen = compare_with_baseline(
             profile or self._profile(group, base), good, self.settings.comparison,
             min_runs=d.min_baseline_runs,
@@ -415,7 +415,7 @@ class DiagnosisService:
             out = engine.reassess_slow(base, comparison.baseline_ms, self.rules, d, change)
             out.comparison = comparison  # a copy of its own: no second copy
             return out
-        return replace(base, comparison=comparison)
+        return copied(base, comparison=comparison)
 
     def _finish(self, diagnosis: Diagnosis, *, own: bool = False) -> Diagnosis:
         """``diagnosis`` with its links; ``own``: a copy nobody else holds yet (from
@@ -424,7 +424,7 @@ class DiagnosisService:
         if own:
             diagnosis.links = links
             return diagnosis
-        return replace(diagnosis, links=links)
+        return copied(diagnosis, links=links)
 
     def _is_file_source(self) -> bool:
         try:

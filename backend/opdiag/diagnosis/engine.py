@@ -21,7 +21,6 @@ from __future__ import annotations
 import heapq
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from opdiag.diagnosis.bottleneck import Choice, find_bottleneck, noise_check
@@ -39,7 +38,7 @@ from opdiag.diagnosis.facts import (
 )
 from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers, clock_text
-from opdiag.diagnosis.result import Diagnosis, Finding, FlowStep
+from opdiag.diagnosis.result import Diagnosis, Finding, FlowStep, copied
 from opdiag.diagnosis.rules import Rule, RuleSet
 from opdiag.diagnosis.span_rules import facts_hold, span_rule_hits, when_holds
 from opdiag.diagnosis.survey import survey
@@ -278,7 +277,7 @@ def reassess_slow(
     that changed most against those runs; it joins the baseline's text (``{baseline}``)."""
     # Shallow is enough: _apply_slow only reassigns fields and appends new findings, and
     # conclude rebuilds the flow steps; a deep copy cost ~1 s on a 200-operation list.
-    out = replace(diagnosis, fired=list(diagnosis.fired))
+    out = copied(diagnosis, fired=list(diagnosis.fired))
     kept = [f for f in out.fired if not _is_slow_rule(rules.get(f.rule_id))]
     removed = len(kept) != len(out.fired)
     out.fired = kept
