@@ -157,7 +157,7 @@ def run_operations(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     source = make_source(settings)
     try:
         service = DiagnosisService(source, settings)
-        diagnoses = service.each_operation(start_us, end_us, now_us)
+        diagnoses = service.each_operation(start_us, end_us, now_us, rows=True)
     finally:
         warn_problems(source, err)
     if args.format == "json":

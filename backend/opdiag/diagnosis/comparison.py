@@ -254,6 +254,12 @@ def _median_ms(runs: Sequence[RunProfile]) -> float:
     return float(statistics.median(r.duration_ms for r in runs))
 
 
+def baseline_median(baseline: Sequence[RunProfile]) -> float | None:
+    """The ``baseline_ms`` ``compare`` gives for ``baseline`` runs (None without any),
+    without the phase rows."""
+    return _median_ms(baseline) if baseline else None
+
+
 def good_runs(
     healthy: Sequence[RunProfile],
     *,

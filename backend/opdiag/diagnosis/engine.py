@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opdiag.diagnosis.bottleneck import Choice, find_bottleneck, noise_check
@@ -56,6 +56,8 @@ from opdiag.settings import DiagnosisSettings
 __all__ = ["diagnose", "minutes_text", "noise_check", "not_found", "reassess_slow"]
 
 Walks = list[tuple[Trace, list[tuple[Span, int]]]]
+# the phase that changed most against the baseline, or a function that says it when asked
+Change = str | Callable[[], str | None] | None
 _ALWAYS = ("exception.type", "exception.message", "http.url", "http.status")
 _SETTLED = frozenset({"completed", "cancelled"})
 _MAX_JSON_VALUE = 20_000
@@ -270,11 +272,13 @@ def reassess_slow(
     baseline_ms: float | None,
     rules: RuleSet,
     settings: DiagnosisSettings,
-    change: str | None = None,
+    change: Change = None,
 ) -> Diagnosis:
     """A copy of ``diagnosis`` with ``slow`` decided against ``baseline_ms`` (the median of
     the type's last good runs; ``None`` = the configured budget). ``change`` names the phase
-    that changed most against those runs; it joins the baseline's text (``{baseline}``)."""
+    that changed most against those runs; it joins the baseline's text (``{baseline}``). It
+    may be given as a function, asked only when a slow rule holds (a listing's rows do not
+    show the comparison it comes from)."""
     # Shallow is enough: _apply_slow only reassigns fields and appends new findings, and
     # conclude rebuilds the flow steps; a deep copy cost ~1 s on a 200-operation list.
     out = copied(diagnosis, fired=list(diagnosis.fired))
@@ -333,7 +337,7 @@ def _apply_slow(
     fallback: tuple[str, str],
     op_values: dict[str, Any],
     removed: bool = True,
-    change: str | None = None,
+    change: Change = None,
 ) -> None:
     """Decide ``slow`` (finished, completed, duration > factor × baseline, or > the type's
     budget without a baseline), add the slow rules' findings, then conclude (unless nothing
@@ -343,9 +347,8 @@ def _apply_slow(
     if baseline_ms is not None and baseline_ms > 0:
         limit = settings.slow_factor * baseline_ms
         reference = f"baseline {minutes_text(baseline_ms * 1000)} min"
-        if change:
-            reference = f"{reference}; {change}"
     else:
+        change = None  # (only a baseline names a change)
         budget_s = settings.slow_budget_s.get(
             diagnosis.operation_type or "", settings.default_budget_s
         )
@@ -360,11 +363,16 @@ def _apply_slow(
         "trace_count": len(diagnosis.trace_ids),
         "duration_s": duration / 1000,
     }
-    values = {**op_values, "baseline": reference}
+    values: dict[str, Any] | None = None
     b = diagnosis.bottleneck
     for rule in rules.slow_rules:
         if not facts_hold(rule, facts):
             continue
+        if values is None:
+            text = change() if callable(change) else change
+            if text:
+                reference = f"{reference}; {text}"
+            values = {**op_values, "baseline": reference}
         evidence = dict(values)
         span_ref: tuple[str, str, str, str] | None = None
         if b is not None:
