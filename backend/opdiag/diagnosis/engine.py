@@ -292,33 +292,38 @@ def reassess_slow(
         fallback = ("cancelled", "cancelled")
     else:
         fallback = ("healthy", healthy_text(out.status))
-    op_values = {
-        "operation.id": out.operation_id,
-        "operation.type": out.operation_type,
-        "operation.status": out.status,
-        "minutes": minutes_text((out.duration_ms or 0) * 1000),
-        "trace_count": len(out.trace_ids),
-        "ident": out.key,
-    }
-    if out.bottleneck is not None:
-        op_values.update(
-            {
-                "bottleneck": out.bottleneck.text,
-                "bottleneck.service": out.bottleneck.service,
-                "share": f"{round(out.bottleneck.share * 100)} %",
-            }
-        )
     _apply_slow(
         out,
         baseline_ms,
         rules,
         settings,
         fallback=fallback,
-        op_values=op_values,
+        op_values=lambda: _known_values(out),
         removed=removed,
         change=change,
     )
     return out
+
+
+def _known_values(diagnosis: Diagnosis) -> dict[str, Any]:
+    """The template values a diagnosis still knows without its traces (``reassess_slow``)."""
+    values: dict[str, Any] = {
+        "operation.id": diagnosis.operation_id,
+        "operation.type": diagnosis.operation_type,
+        "operation.status": diagnosis.status,
+        "minutes": minutes_text((diagnosis.duration_ms or 0) * 1000),
+        "trace_count": len(diagnosis.trace_ids),
+        "ident": diagnosis.key,
+    }
+    if diagnosis.bottleneck is not None:
+        values.update(
+            {
+                "bottleneck": diagnosis.bottleneck.text,
+                "bottleneck.service": diagnosis.bottleneck.service,
+                "share": f"{round(diagnosis.bottleneck.share * 100)} %",
+            }
+        )
+    return values
 
 
 # --- slow, verdict, root cause ------------------------------------------------------------
@@ -335,13 +340,14 @@ def _apply_slow(
     settings: DiagnosisSettings,
     *,
     fallback: tuple[str, str],
-    op_values: dict[str, Any],
+    op_values: dict[str, Any] | Callable[[], dict[str, Any]],
     removed: bool = True,
     change: Change = None,
 ) -> None:
     """Decide ``slow`` (finished, completed, duration > factor × baseline, or > the type's
     budget without a baseline), add the slow rules' findings, then conclude (unless nothing
-    changed: ``removed`` says whether earlier slow findings were dropped)."""
+    changed: ``removed`` says whether earlier slow findings were dropped). ``op_values``
+    may be a function, asked only when a slow rule holds (most runs are not slow)."""
     diagnosis.baseline_ms = baseline_ms
     duration = diagnosis.duration_ms or 0.0
     if baseline_ms is not None and baseline_ms > 0:
@@ -372,7 +378,8 @@ def _apply_slow(
             text = change() if callable(change) else change
             if text:
                 reference = f"{reference}; {text}"
-            values = {**op_values, "baseline": reference}
+            known = op_values() if callable(op_values) else op_values
+            values = {**known, "baseline": reference}
         evidence = dict(values)
         span_ref: tuple[str, str, str, str] | None = None
         if b is not None:
