@@ -182,3 +182,32 @@ def test_copies_equal_dataclasses_replace() -> None:
                 )
     # ``_marked`` passes every field by position: a new field must be added there too
     assert len(fields(FlowStep)) == 14
+
+
+def test_operation_rules_holding_equals_each_rule_decided() -> None:
+    from itertools import product
+
+    from opdiag.diagnosis.span_rules import facts_hold
+
+    rules = _service(default_demo_traces()).rules
+    assert rules.operation_fact_keys  # the default pack tests no measured time
+    for status, finished, errors, lost, stuck in product(
+        ("completed", "failed", "running", "unknown"), (True, False), (0, 1, 3), (True, False),
+        (True, False),
+    ):
+        facts = {
+            "status": status, "finished": finished, "error_spans": errors,
+            "worker_lost": lost, "worker_replaced": False, "stuck": stuck, "running": not stuck,
+            "found": True, "request_traces": errors, "duration_s": 1.5,
+        }
+        for _ in range(2):  # decided, then remembered
+            assert engine._operation_rules_holding(rules, facts) == tuple(
+                r for r in rules.operation_rules if facts_hold(r, facts)
+            )
+    # 1 and True are equal keys: their types keep them apart
+    one = {"error_spans": 1, "finished": True, "status": "completed"}
+    true = {"error_spans": True, "finished": True, "status": "completed"}
+    for facts in (one, true, one):
+        assert engine._operation_rules_holding(rules, facts) == tuple(
+            r for r in rules.operation_rules if facts_hold(r, facts)
+        )

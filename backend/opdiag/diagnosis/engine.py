@@ -193,8 +193,8 @@ def diagnose(
     for rule, span, exc, count in hits:
         evidence = _evidence(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
         fired.append(_finding(rule, span, evidence, neighbour=rule.scope == "neighbours"))
-    for rule in rules.operation_rules:
-        if rule.id in inapplicable or not facts_hold(rule, fact_values):
+    for rule in _operation_rules_holding(rules, fact_values):
+        if rule.id in inapplicable:
             continue
         span = _subject(rule.subject, facts, choice, walks, workers=workers, by_trace=by_trace)
         exc = _first_exception(span)
@@ -224,6 +224,30 @@ def diagnose(
     fallback = fallback_verdict(facts)
     _apply_slow(diagnosis, baseline_ms, rules, settings, fallback=fallback, op_values=op_values)
     return diagnosis
+
+
+def _operation_rules_holding(rules: RuleSet, facts: dict[str, Any]) -> tuple[Rule, ...]:
+    """The operation rules whose ``facts`` hold, in rule order. Decided once per distinct
+    combination of the facts they test (values and their types): the operations of a
+    listing share a handful. Rules that test a measured time are decided every time."""
+    keys = rules.operation_fact_keys
+    if keys is None:
+        return tuple(r for r in rules.operation_rules if facts_hold(r, facts))
+    values = tuple(map(facts.get, keys))
+    key = (values, tuple(v.__class__ for v in values))
+    try:
+        found = rules.holding.get(key)
+    except TypeError:  # an unhashable value: not kept
+        return tuple(r for r in rules.operation_rules if facts_hold(r, facts))
+    if found is None:
+        found = tuple(r for r in rules.operation_rules if facts_hold(r, facts))
+        if len(rules.holding) >= _MAX_HOLDING:
+            rules.holding.clear()
+        rules.holding[key] = found
+    return found
+
+
+_MAX_HOLDING = 1024
 
 
 def _judged_until(facts: OperationFacts, now_us: int) -> int:
