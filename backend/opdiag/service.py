@@ -569,9 +569,11 @@ class DiagnosisService:
         the same verdict and summary (``slow`` decided against the same baseline median)
         and the row's two links, without the comparison's phase rows (made only when a slow
         finding's text names the phase that changed most) or the other links."""
-        out = base
         op_type = _type_of(base, group)
-        if base.finished and any(r.key != group.key and r.operation_type == op_type for r in good):
+        # only a run that may be slow has its verdict decided again against the baseline
+        if _may_be_slow(base) and any(
+            r.key != group.key and r.operation_type == op_type for r in good
+        ):
             d, c = self.settings.diagnosis, self.settings.comparison
             this = profile or self._profile(group, base)
             chosen, _ = select_baseline(
@@ -579,7 +581,7 @@ class DiagnosisService:
                 order=list(c.alike),
             )
             baseline_ms = baseline_median(chosen)
-            if _may_be_slow(base) and len(chosen) >= d.min_baseline_runs and baseline_ms:
+            if len(chosen) >= d.min_baseline_runs and baseline_ms:
 
                 def change() -> str | None:
                     comparison, _ = compare_with_baseline(
@@ -590,7 +592,7 @@ class DiagnosisService:
                 out = engine.reassess_slow(base, baseline_ms, self.rules, d, change)
                 out.links = row_links(out, self.settings.links)  # a copy of its own
                 return out
-        return copied(out, links=row_links(out, self.settings.links))
+        return copied(base, links=row_links(base, self.settings.links))
 
     def each_operation(
         self,
