@@ -211,3 +211,17 @@ def test_operation_rules_holding_equals_each_rule_decided() -> None:
         assert engine._operation_rules_holding(rules, facts) == tuple(
             r for r in rules.operation_rules if facts_hold(r, facts)
         )
+
+
+def test_reassess_changes_says_when_reassess_slow_changes_more_than_the_baseline() -> None:
+    service = _service(default_demo_traces())
+    rules, settings = service.rules, service.settings.diagnosis
+    seen = set()
+    for d in _demo_diagnoses():
+        ms = d.duration_ms or 1.0
+        for b in (None, 0.0, ms / 10, ms, ms * 10, 1e12):
+            changes = engine.reassess_changes(d, b, rules, settings)
+            seen.add(changes)
+            if not changes:
+                assert engine.reassess_slow(d, b, rules, settings) == copied(d, baseline_ms=b)
+    assert seen == {True, False}

@@ -566,9 +566,10 @@ class DiagnosisService:
         profile: RunProfile | None,
     ) -> Diagnosis:
         """``_finish(_judged(base, …))`` as far as a row of the operations list shows it:
-        the same verdict and summary (``slow`` decided against the same baseline median)
-        and the row's two links, without the comparison's phase rows (made only when a slow
-        finding's text names the phase that changed most) or the other links."""
+        the same verdict and summary (``slow`` decided against the same baseline median,
+        only when that changes a finding) and the row's two links, without the comparison's
+        phase rows (made only when a slow finding's text names the phase that changed most)
+        or the other links."""
         op_type = _type_of(base, group)
         # only a run that may be slow has its verdict decided again against the baseline
         if _may_be_slow(base) and any(
@@ -581,7 +582,11 @@ class DiagnosisService:
                 order=list(c.alike),
             )
             baseline_ms = baseline_median(chosen)
-            if len(chosen) >= d.min_baseline_runs and baseline_ms:
+            if (
+                len(chosen) >= d.min_baseline_runs
+                and baseline_ms
+                and engine.reassess_changes(base, baseline_ms, self.rules, d)
+            ):
 
                 def change() -> str | None:
                     comparison, _ = compare_with_baseline(

@@ -53,7 +53,14 @@ from opdiag.globs import Globs
 from opdiag.model import Span, Trace, looks_like_trace_id, normalise_trace_id
 from opdiag.settings import DiagnosisSettings
 
-__all__ = ["diagnose", "minutes_text", "noise_check", "not_found", "reassess_slow"]
+__all__ = [
+    "diagnose",
+    "minutes_text",
+    "noise_check",
+    "not_found",
+    "reassess_changes",
+    "reassess_slow",
+]
 
 Walks = list[tuple[Trace, list[tuple[Span, int]]]]
 # the phase that changed most against the baseline, or a function that says it when asked
@@ -374,25 +381,13 @@ def _apply_slow(
     may be a function, asked only when a slow rule holds (most runs are not slow)."""
     diagnosis.baseline_ms = baseline_ms
     duration = diagnosis.duration_ms or 0.0
+    limit = _slow_limit(diagnosis, baseline_ms, settings)
     if baseline_ms is not None and baseline_ms > 0:
-        limit = settings.slow_factor * baseline_ms
         reference = f"baseline {minutes_text(baseline_ms * 1000)} min"
     else:
         change = None  # (only a baseline names a change)
-        budget_s = settings.slow_budget_s.get(
-            diagnosis.operation_type or "", settings.default_budget_s
-        )
-        limit = budget_s * 1000
         reference = f"budget {minutes_text(limit * 1000)} min"
-    slow = diagnosis.finished and diagnosis.status == "completed" and duration > limit
-    facts = {
-        "slow": slow,
-        "status": diagnosis.status,
-        "finished": diagnosis.finished,
-        "operation_type": diagnosis.operation_type,
-        "trace_count": len(diagnosis.trace_ids),
-        "duration_s": duration / 1000,
-    }
+    facts = _slow_facts(diagnosis, limit)
     values: dict[str, Any] | None = None
     b = diagnosis.bottleneck
     for rule in rules.slow_rules:
@@ -437,6 +432,41 @@ def _apply_slow(
         removed = True
     if removed:
         conclude(diagnosis, rules, fallback)
+
+
+def _slow_limit(
+    diagnosis: Diagnosis, baseline_ms: float | None, settings: DiagnosisSettings
+) -> float:
+    """Slower than this (ms) is slow: a factor of the baseline, else the type's budget."""
+    if baseline_ms is not None and baseline_ms > 0:
+        return settings.slow_factor * baseline_ms
+    budget_s = settings.slow_budget_s.get(diagnosis.operation_type or "", settings.default_budget_s)
+    return budget_s * 1000
+
+
+def _slow_facts(diagnosis: Diagnosis, limit: float) -> dict[str, Any]:
+    """The facts the slow rules test (``rules.SLOW_FACTS``)."""
+    duration = diagnosis.duration_ms or 0.0
+    return {
+        "slow": diagnosis.finished and diagnosis.status == "completed" and duration > limit,
+        "status": diagnosis.status,
+        "finished": diagnosis.finished,
+        "operation_type": diagnosis.operation_type,
+        "trace_count": len(diagnosis.trace_ids),
+        "duration_s": duration / 1000,
+    }
+
+
+def reassess_changes(
+    diagnosis: Diagnosis, baseline_ms: float | None, rules: RuleSet, settings: DiagnosisSettings
+) -> bool:
+    """Whether ``reassess_slow(diagnosis, baseline_ms, …)`` changes more than
+    ``baseline_ms``: a slow finding to drop, or a slow rule that holds against this
+    baseline. Otherwise a row of the operations list is the diagnosis' own."""
+    if any(_is_slow_rule(rules.get(f.rule_id)) for f in diagnosis.fired):
+        return True
+    facts = _slow_facts(diagnosis, _slow_limit(diagnosis, baseline_ms, settings))
+    return any(facts_hold(rule, facts) for rule in rules.slow_rules)
 
 
 # --- rules ---------------------------------------------------------------------------------
