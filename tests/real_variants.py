@@ -359,3 +359,32 @@ def died_before_export(recording: Recording, service: str, from_ns: int) -> Reco
         recording,
         lambda svc, span: svc == service and int(span["endTimeUnixNano"]) >= from_ns,
     )
+
+
+def copy_operation(
+    recording: Recording, trace_ids: set[str], renames: dict[str, str], shift_ns: int, salt: int
+) -> Recording:
+    """Another run of the same operation: the spans of ``trace_ids`` with new trace and span
+    ids (``salt`` mixed in), strings renamed (the operation id) and times shifted, in files
+    of their own (``salt`` before the sequence number: past the recording's)."""
+
+    def new_id(value: str) -> str:
+        return f"{int(value, 16) ^ salt:0{len(value)}x}" if value else value
+
+    def change(text: str) -> str:
+        for old, new in renames.items():
+            text = text.replace(old, new)
+        return text
+
+    picked = without(recording, lambda _service, span: span.get("traceId") not in trace_ids)
+    out: Recording = []
+    for name, doc in shift_times(map_strings(picked, change), shift_ns):
+        for resource in doc.get("resourceSpans", []):
+            for scope in resource.get("scopeSpans", []):
+                for span in scope.get("spans", []):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in span:
+                            span[key] = new_id(span[key])
+        stamp, seq, rest = name.split("_", 2)
+        out.append((f"{stamp}_{salt}{int(seq):05d}_{rest}", doc))
+    return out

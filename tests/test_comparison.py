@@ -13,9 +13,11 @@ from opdiag.diagnosis.comparison import (
     alike_values,
     change_phrase,
     compare,
+    compare_with_baseline,
     error_types,
     good_runs,
     select_baseline,
+    slow_reference,
 )
 from opdiag.model import Event, Span
 from opdiag.service import DiagnosisService
@@ -199,7 +201,12 @@ def test_demo_slow_training_names_the_phase_that_got_slower_and_by_how_much():
     assert top.change_ms == 722_000 and top.share_of_change > 0.99
     assert "after training.data_loading +12m02s" in c.headline
     assert "after training.data_loading +12m02s (+406 %)" in d.summary
-    assert d.baseline_ms == pytest.approx(187_380.051)  # median of the three good runs
+    assert c.baseline_ms == pytest.approx(187_380.051)  # median of the three good runs
+    # The good runs loaded less data: slow is judged against their time per data row times
+    # this run's 6,240 rows (longer than their median), and the summary says so.
+    assert c.size == 6240 and c.expected_ms is not None and c.expected_ms > c.baseline_ms
+    assert d.baseline_ms == pytest.approx(c.expected_ms)
+    assert "for its 6,240 data rows" in d.summary
 
 
 def test_demo_failed_training_misses_the_phases_after_the_failure():
@@ -235,3 +242,45 @@ def test_baseline_runs_from_the_environment_and_bounds():
     assert load_settings(environ={"OPDIAG_BASELINE_RUNS": "3"}).comparison.baseline_runs == 3
     with pytest.raises(InputError, match=r"comparison\.baseline_runs"):
         load_settings(environ={"OPDIAG_BASELINE_RUNS": "0"})
+
+
+def test_a_bigger_run_is_held_to_the_baseline_scaled_to_its_data():
+    """Backtest time grows with the bars it replays (run1: 3,120 rows in 5.2 s, 12,505 in
+    19.4 s): a two-year run is not slow next to six-month ones, a stall still is; a smaller
+    run keeps the plain median (fixed costs do not shrink with the data)."""
+    small = [run(f"b{i}", i, 5.2 / 60, {}) for i in (1, 2, 3)]
+    for r in small:
+        r.size = 3120.0
+    big = run("t", 10, 19.4 / 60, {})
+    big.size = 12505.0
+    c = compare(big, small, wanted=5)
+    assert c.expected_ms == pytest.approx(5200 * 12505 / 3120, rel=1e-3)
+    assert slow_reference(c) == (c.expected_ms, "for its 12,505 data rows")
+    assert big.duration_ms < 2 * c.expected_ms  # not slow
+    stalled = run("s", 10, 60 / 60, {})
+    stalled.size = 12505.0
+    assert stalled.duration_ms > 2 * compare(stalled, small, wanted=5).expected_ms
+    tiny = run("y", 10, 4 / 60, {})
+    tiny.size = 500.0
+    c = compare(tiny, small, wanted=5)
+    assert c.expected_ms is None and slow_reference(c) == (c.baseline_ms, None)
+    unknown = run("u", 10, 19.4 / 60, {})
+    assert compare(unknown, small, wanted=5).expected_ms is None
+
+
+def test_runs_of_another_strategy_are_compared_but_do_not_judge_speed():
+    """A 30-epoch model next to 10-epoch ones (run1's v3_medium and v3_minimal): shown side
+    by side, but slow is left to the type's budget."""
+    target = run("t", 100, 4, {}, alike={"strategy": "v3_medium", "symbol": "AAPL"})
+    others = [run(f"o{i}", i, 0.75, {}, alike={"strategy": "v3_minimal"}) for i in (1, 2, 3)]
+    settings = ComparisonSettings()
+    c, chosen = compare_with_baseline(target, others, settings, min_runs=2)
+    assert len(chosen) == 3 and c.matched_on == {} and not c.judges_speed
+    assert "v3_medium" in c.note and slow_reference(c) == (None, None)
+    same = [run(f"s{i}", i, 0.75, {}, alike={"strategy": "v3_medium"}) for i in (1, 2)]
+    c, _ = compare_with_baseline(target, others + same, settings, min_runs=2)
+    assert c.judges_speed and c.matched_on == {"strategy": "v3_medium"}
+    # good runs: a run of another strategy is never dropped as a slow outlier
+    good = good_runs([*others, target], runs=5, min_runs=2, slow_factor=2.0,
+                     order=["strategy", "symbol"])
+    assert "t" in {r.key for r in good}

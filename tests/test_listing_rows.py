@@ -225,3 +225,39 @@ def test_reassess_changes_says_when_reassess_slow_changes_more_than_the_baseline
             if not changes:
                 assert engine.reassess_slow(d, b, rules, settings) == copied(d, baseline_ms=b)
     assert seen == {True, False}
+
+
+@pytest.mark.parametrize("sized", [True, False])
+def test_baseline_totals_are_those_of_the_full_comparison(sized: bool) -> None:
+    from opdiag.diagnosis.comparison import baseline_totals, compare_with_baseline, slow_reference
+    from opdiag.settings import ComparisonSettings
+
+    settings = ComparisonSettings()
+    strongest = next(iter(settings.alike))
+    pool = [
+        replace(
+            _profile(f"op{i}", i * 1000, 100.0 + 7 * i, **{strongest: "a" if i % 3 else "b"}),
+            size=(1000.0 + 50 * i) if sized else None,
+        )
+        for i in range(12)
+    ]
+    targets = [
+        *pool,
+        replace(_profile("big", 5_500, 900.0, **{strongest: "a"}), size=9000.0 if sized else None),
+        replace(_profile("other", 6_500, 300.0, **{strongest: "zzz"}), size=2000.0),
+        _profile("plain", 7_500, 250.0),
+    ]
+    good = good_runs(pool, runs=settings.baseline_runs, min_runs=3, slow_factor=2.0,
+                     order=list(settings.alike))
+    for this in targets:
+        full, chosen = compare_with_baseline(this, good, settings, min_runs=3)
+        _, matched = select_baseline(this, good, runs=settings.baseline_runs, min_runs=3,
+                                     order=list(settings.alike))
+        totals = baseline_totals(this, chosen, matched, settings)
+        assert (totals.baseline_ms, totals.expected_ms, totals.size, totals.judges_speed) == (
+            full.baseline_ms, full.expected_ms, full.size, full.judges_speed
+        )
+        assert slow_reference(totals) == slow_reference(full)
+    assert baseline_totals(pool[0], [], {}, settings) == compare_with_baseline(
+        pool[0], [], settings, min_runs=3
+    )[0]

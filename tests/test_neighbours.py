@@ -13,6 +13,7 @@ from opdiag.diagnosis.neighbours import (
     WorkerView,
     address_of,
     assess_workers,
+    clock_text,
     merge_specs,
     probes_of,
     same_place,
@@ -417,3 +418,98 @@ def test_timeouts_make_a_silence_only_from_the_threshold_refusals_at_once() -> N
     # the default pack sets KTRDR's threshold
     spec = load_rules([]).neighbours
     assert spec.timeouts_to_lose == 3
+
+
+def _training_request(probes: list[Trace]) -> WorkerAssessment:
+    request = _trace(
+        {
+            "name": "POST /api/v1/trainings/start",
+            "service": "ktrdr-api",
+            "kind": "server",
+            "at": 60,
+            "attrs": {"http.status_code": 503},
+        }
+    )
+    return assess_workers(
+        [(request, request.walk_list())],
+        probes,
+        SPEC,
+        operation_type="training",
+        start_us=T0 + 60 * S,
+        judge_until_us=T0 + 60 * S,
+        now_us=T0 + 90 * S,
+        settled=False,
+    )
+
+
+def test_no_worker_of_the_type_is_registered_when_rounds_of_probes_reach_only_others() -> None:
+    """KTRDR probes every registered worker each round: rounds that reach only a backtest
+    worker mean no training worker is registered (its 503 reads the same as busy)."""
+    rounds = [probe(t, 5003, True, "bt-1") for t in (10, 20, 30, 40, 50)]
+    found = _training_request(rounds)
+    assert found.unregistered is not None
+    assert found.unregistered.others == ("bt-1",) and found.unregistered.checks == 5
+    values = found.values("training")
+    assert values["worker.others"] == "bt-1" and values["worker.checks"] == 5
+    # a training worker answering in the same rounds: registered (busy), not unseen
+    busy = _training_request([*rounds, probe(35, 5005, True)])
+    assert busy.unregistered is None and busy.capable == ("127.0.0.1:5005",)
+
+
+def test_too_little_evidence_leaves_the_registry_unknown() -> None:
+    """One round only, no probes at all, or an address nobody answered for (maybe a dead
+    worker of the type): nothing tells that none is registered."""
+    assert _training_request([probe(50, 5003, True, "bt-1")]).unregistered is None
+    assert _training_request([]).unregistered is None
+    unknown = [probe(t, 5003, True, "bt-1") for t in (10, 20, 30)] + [probe(25, 5006, False)]
+    assert _training_request(unknown).unregistered is None
+    # probes after the request do not count
+    late = [probe(t, 5003, True, "bt-1") for t in (70, 80)]
+    assert _training_request(late).unregistered is None
+
+
+def test_a_backend_that_ran_for_rounds_and_probed_nothing_has_no_worker() -> None:
+    """The prober's heartbeats (KTRDR's orphan detector, every 15 s) show it running; with no
+    probe at all in more than two health-check rounds, no worker of any type is registered."""
+    beats = NeighbourSpec(
+        health_checks=CHECKS,
+        workers=SPEC.workers,
+        heartbeats=(SpanQuery("ktrdr-api", "operations.list"),),
+    )
+    assert ("ktrdr-api", "operations.list") in {(q.service, q.span) for q in beats.queries}
+    merged = merge_specs([SPEC, beats])
+    assert merged.heartbeats == beats.heartbeats
+
+    def beat(at: float) -> Trace:
+        return _trace({"name": "operations.list", "service": "ktrdr-api", "at": at})
+
+    request = _trace(
+        {
+            "name": "POST /api/v1/trainings/start",
+            "service": "ktrdr-api",
+            "kind": "server",
+            "at": 60,
+            "attrs": {"http.status_code": 503},
+        }
+    )
+
+    def judged(around: list[Trace]) -> WorkerAssessment:
+        return assess_workers(
+            [(request, request.walk_list())],
+            around,
+            merged,
+            operation_type="training",
+            start_us=T0 + 60 * S,
+            judge_until_us=T0 + 60 * S,
+            now_us=T0 + 90 * S,
+            settled=False,
+        )
+
+    nobody = judged([beat(15), beat(30), beat(45)])
+    assert nobody.no_workers is not None and nobody.unregistered is None
+    assert nobody.values("training")["worker.checked_since"] == clock_text(T0 + 15 * S)
+    assert judged([beat(45), beat(55)]).no_workers is None  # under two rounds: cannot tell
+    assert judged([beat(15), beat(45), probe(30, 5003, True, "bt-1")]).no_workers is None
+    assert judged([beat(15), beat(45), probe(40, 5003, False)]).no_workers is None
+    # probes after the request do not hide that nothing was probed before it
+    assert judged([beat(15), beat(45), probe(70, 5003, True, "bt-1")]).no_workers is not None

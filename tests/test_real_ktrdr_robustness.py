@@ -416,3 +416,123 @@ def test_a_data_load_waiting_on_a_refused_gateway_before_its_first_timeout(
     assert d is not None and d["verdict"] == "service_unreachable", d and d["summary"]
     assert "Gateway" in d["summary"] and "4002" in d["summary"], d["summary"]
     assert d["root_cause"]["span_name"] == "ib.connect"
+
+
+def test_a_training_503_with_no_training_worker_registered(tmp_path: Path) -> None:
+    """The same 503 'No training workers available' in a KTRDR that runs backtest workers
+    only: no training worker's spans, no probe of a training worker's port. KTRDR's training
+    path records no worker counts and its 503 reads the same for none registered and all
+    busy; the backend's health rounds that reach only the backtest worker tell them apart."""
+    base = rv.load(TRACES)
+    training_ports = {
+        port for service, port in rv.worker_ports(base).items() if "training" in service
+    }
+    assert training_ports
+
+    def training_worker(service: str, span: dict[str, Any]) -> bool:
+        if "training-worker" in service:
+            return True
+        url = str(rv.attr(span, "http.url") or "")
+        return any(f":{port}/" in url for port in training_ports)
+
+    root = tmp_path / "no-training-worker"
+    rv.write(rv.without(base, training_worker), root / "traces")
+    backtest_workers = {s for s in rv.worker_ports(base) if "backtest" in s}
+    for ident in ("00c1cc50b6463135decf4ee498c45941", "aa55bbc3fbca0e6aeab4d702dea68d03"):
+        d = diagnose_case(root, FINAL[ident], tmp_path / ident)
+        assert d["verdict"] == "no_capable_workers", (ident, d["summary"])
+        assert "training" in d["summary"], d["summary"]
+        assert any(w in d["summary"] for w in backtest_workers), d["summary"]
+    # the busy worker itself, left in: still busy
+    d = diagnose_case(RUN, FINAL["00c1cc50b6463135decf4ee498c45941"], tmp_path / "busy")
+    assert d["verdict"] == "workers_busy", d["summary"]
+
+
+def test_a_two_year_backtest_after_six_month_ones_is_not_slow(tmp_path: Path) -> None:
+    """run1's six-month backtest (3,120 rows, 5.2 s) run three times, then the two-year one
+    (12,505 rows, 19.4 s): 3.7x the median, but the same time per row: slow is judged for
+    its data (test_comparison: a stall of the same size still is slow)."""
+    short = "op_backtesting_20261204_154358_5d955ea3"
+    long_ = "op_backtesting_20261204_155230_0250c475"
+    base = rv.load(TRACES)
+    first = diagnose_case(RUN, FINAL[short], tmp_path / "first")
+    traces = set(first["trace_ids"])
+    copies: rv.Recording = []
+    for i in (1, 2):
+        new = f"op_backtesting_20261204_15{44 + 2 * i}58_5d955ea{i}"
+        copies += rv.copy_operation(base, traces, {short: new}, i * 120 * 10**9, salt=i)
+    root = tmp_path / "more-backtests"
+    rv.write(base + copies, root / "traces")
+    d = diagnose_case(root, FINAL[long_], tmp_path / "long")
+    c = d["comparison"]
+    assert len(c["runs"]) == 3 and c["size"] == 12505, c
+    assert c["this_ms"] > 2 * c["baseline_ms"]  # the plain median would call it slow
+    assert d["verdict"] == "healthy", d["summary"]
+    assert c["expected_ms"] > c["this_ms"] / 2
+
+
+def test_a_longer_strategy_after_short_ones_is_not_slow(tmp_path: Path) -> None:
+    """run1's 10-epoch v3_minimal training (45 s) run three times, then the 30-epoch
+    v3_medium one (4 min): other strategies are shown side by side but do not make it slow."""
+    short, other = "op_training_20261204_154305_f6579e1a", "op_training_20261204_155512_6652e327"
+    base = rv.load(TRACES)
+    first = diagnose_case(RUN, FINAL[short], tmp_path / "first")
+    copies: rv.Recording = []
+    for i in (1, 2):
+        new = f"op_training_20261204_15{43 + i}05_f6579e1{i}"
+        copies += rv.copy_operation(
+            base, set(first["trace_ids"]), {short: new}, i * 60 * 10**9, salt=i
+        )
+    root = tmp_path / "more-trainings"
+    rv.write(base + copies, root / "traces")
+    d = diagnose_case(root, FINAL[other], tmp_path / "other")
+    c = d["comparison"]
+    assert len(c["runs"]) == 3 and not c["judges_speed"] and "v3_medium" in c["note"], c
+    assert c["this_ms"] > 2 * c["baseline_ms"]
+    assert d["verdict"] == "healthy", d["summary"]
+    assert all(check_case(d, FINAL[other]).values()), d["summary"]  # the loop gap still
+
+
+def test_a_training_503_with_no_worker_registered_at_all(tmp_path: Path) -> None:
+    """The same 503 in a KTRDR whose workers never started: no worker span and no probe,
+    while the backend's orphan detector lists operations every 15 s as always. A backend
+    that ran for rounds and probed nothing has no worker registered."""
+    base = rv.load(TRACES)
+    ports = set(rv.worker_ports(base).values())
+
+    def any_worker(service: str, span: dict[str, Any]) -> bool:
+        url = str(rv.attr(span, "http.url") or "")
+        return "worker" in service or any(f":{port}/" in url for port in ports)
+
+    root = tmp_path / "no-workers"
+    rv.write(rv.without(base, any_worker), root / "traces")
+    for ident in ("00c1cc50b6463135decf4ee498c45941", "aa55bbc3fbca0e6aeab4d702dea68d03"):
+        d = diagnose_case(root, FINAL[ident], tmp_path / ident)
+        assert d["verdict"] == "no_workers", (ident, d["summary"])
+        assert "no worker is registered" in d["summary"], d["summary"]
+    # without the orphan detector's traces nothing shows the backend ran: busy, as KTRDR says
+    quiet = tmp_path / "no-workers-quiet"
+
+    def no_beats(service: str, span: dict[str, Any]) -> bool:
+        return any_worker(service, span) or span.get("name") == "operations.list"
+
+    rv.write(rv.without(base, no_beats), quiet / "traces")
+    d = diagnose_case(quiet, FINAL["00c1cc50b6463135decf4ee498c45941"], tmp_path / "quiet")
+    assert d["verdict"] == "workers_busy", d["summary"]
+
+
+def test_a_backtest_asked_for_reversed_dates(tmp_path: Path) -> None:
+    """run1's training with reversed dates, as a backtest would be: KTRDR's backtest API
+    does not check the order and no backend span carries the dates; the CLI's arguments
+    (cli.args, a JSON text) do. The diagnosis names both dates, whatever happens later."""
+    ordered = '"start_date": "2024-01-01", "end_date": "2024-06-30"'
+    reversed_ = '"start_date": "2024-06-30", "end_date": "2024-01-01"'
+    base = rv.load(TRACES)
+    assert any(ordered in str(rv.attr(span, "cli.args")) for _, _, span in rv.spans(base))
+    root = tmp_path / "reversed-backtest"
+    rv.write(rv.map_strings(base, lambda text: text.replace(ordered, reversed_)), root / "traces")
+    d = diagnose_case(root, FINAL["op_backtesting_20261204_154358_5d955ea3"], tmp_path / "bt")
+    assert d["verdict"] == "invalid_input", d["summary"]
+    assert "2024-06-30" in d["summary"] and "2024-01-01" in d["summary"]
+    assert d["root_cause"]["span_name"] == "cli.backtest"
+    assert "--start 2024-01-01 --end 2024-06-30" in " ".join(d["solution"]["commands"])

@@ -162,3 +162,18 @@ def test_the_default_pack_never_pastes_a_made_up_value() -> None:
                 "<strategy>",
             ):
                 assert word not in text, (rule.id, text)
+
+
+def test_a_key_with_a_hash_reads_a_field_of_a_json_text() -> None:
+    """``cli.args#kwargs.start_date``: KTRDR's CLI writes its arguments as one JSON text."""
+    from opdiag.diagnosis.conditions import attribute, missing
+
+    attrs = {"cli.args": '{"kwargs": {"start_date": "2024-06-30", "n": 3}}', "plain": 1}
+    assert attribute(attrs, "cli.args#kwargs.start_date") == "2024-06-30"
+    assert attribute(attrs, "cli.args#kwargs.n") == 3
+    assert attribute(attrs, "plain") == 1
+    for absent in ("cli.args#kwargs.end_date", "cli.args#kwargs.n.deeper", "other#a", "nope"):
+        assert attribute(attrs, absent) is missing()
+    assert attribute({"cli.args": "{not json"}, "cli.args#a") is missing()
+    assert attribute({"cli.args": "[" * 100_000}, "cli.args#a") is missing()  # over the cap
+    assert attribute({"cli.args": {"a": {"b": 2}}}, "cli.args#a.b") == 2  # already a mapping

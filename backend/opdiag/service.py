@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
 from opdiag.diagnosis import engine
 from opdiag.diagnosis.comparison import (
     RunProfile,
-    baseline_median,
+    baseline_totals,
     change_phrase,
     compare,
     compare_with_baseline,
@@ -43,6 +43,7 @@ from opdiag.diagnosis.comparison import (
     no_baseline,
     run_profile,
     select_baseline,
+    slow_reference,
 )
 from opdiag.diagnosis.facts import TERMINAL
 from opdiag.diagnosis.result import VERDICTS, Comparison, Diagnosis, copied
@@ -413,8 +414,9 @@ class DiagnosisService:
             min_runs=d.min_baseline_runs,
         )
         if _may_be_slow(base) and len(chosen) >= d.min_baseline_runs and comparison.baseline_ms:
-            change = change_phrase(comparison)
-            out = engine.reassess_slow(base, comparison.baseline_ms, self.rules, d, change)
+            reference, basis = slow_reference(comparison)
+            change = change_phrase(comparison) if comparison.judges_speed else None
+            out = engine.reassess_slow(base, reference, self.rules, d, change, basis=basis)
             out.comparison = comparison  # a copy of its own: no second copy
             return out
         return copied(base, comparison=comparison)
@@ -577,24 +579,29 @@ class DiagnosisService:
         ):
             d, c = self.settings.diagnosis, self.settings.comparison
             this = profile or self._profile(group, base)
-            chosen, _ = select_baseline(
+            chosen, matched = select_baseline(
                 this, good, runs=c.baseline_runs, min_runs=d.min_baseline_runs,
                 order=list(c.alike),
             )
-            baseline_ms = baseline_median(chosen)
+            totals = baseline_totals(this, chosen, matched, c)
+            reference, basis = slow_reference(totals)
             if (
                 len(chosen) >= d.min_baseline_runs
-                and baseline_ms
-                and engine.reassess_changes(base, baseline_ms, self.rules, d)
+                and totals.baseline_ms
+                and engine.reassess_changes(base, reference, self.rules, d)
             ):
 
                 def change() -> str | None:
+                    if not totals.judges_speed:
+                        return None
                     comparison, _ = compare_with_baseline(
                         this, good, c, min_runs=d.min_baseline_runs
                     )
                     return change_phrase(comparison)
 
-                out = engine.reassess_slow(base, baseline_ms, self.rules, d, change)
+                out = engine.reassess_slow(
+                    base, reference, self.rules, d, change, basis=basis
+                )
                 out.links = row_links(out, self.settings.links)  # a copy of its own
                 return out
         return copied(base, links=row_links(base, self.settings.links))

@@ -106,6 +106,10 @@ class ComparisonSettings(Section):
             ],
         }
     )
+    # How much data a run processed (the first of these attributes an operation's spans
+    # carry, a positive number): a run's expected time is its baseline's time per unit of
+    # data times its own, so a two-year backtest is not "slow" next to six-month ones.
+    size: list[str] = field(default_factory=lambda: ["data.rows"])
     # Rows a comparison keeps (the largest changes first); the rest are counted.
     max_rows: int = field(default=20, metadata={"ge": 1})
 

@@ -51,6 +51,7 @@ class RunProfile:
     error_types: list[str] = field(default_factory=list)
     alike: dict[str, str] = field(default_factory=dict)
     verdict: str = "healthy"
+    size: float | None = None  # how much data it processed (``ComparisonSettings.size``)
 
 
 # --- one run ---------------------------------------------------------------------------------
@@ -109,6 +110,28 @@ def alike_values(spans: Sequence[Span], sources: Mapping[str, Sequence[str]]) ->
     return out
 
 
+def data_size(spans: Iterable[Span], keys: Sequence[str]) -> float | None:
+    """The first positive number one of ``keys`` holds on the spans (``data.rows`` on a
+    data-loading phase): how much data the run processed."""
+    if not keys:
+        return None
+    for span in spans:
+        attributes = span.attributes
+        for key in keys:
+            if key not in attributes:
+                continue
+            value = attributes[key]
+            if isinstance(value, bool):
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if number > 0 and number != float("inf"):
+                return number
+    return None
+
+
 def error_types(spans: Iterable[Span]) -> list[str]:
     """Distinct exception types of the error spans (or ``error in <span>`` without one)."""
     found: set[str] = set()
@@ -159,6 +182,7 @@ def run_profile(
         error_types=error_types(spans),
         alike=alike_values(spans, settings.alike),
         verdict=diagnosis.verdict,
+        size=data_size(spans, settings.size),
     )
 
 
@@ -169,6 +193,15 @@ def _levels(target: RunProfile, order: Sequence[str]) -> list[tuple[str, ...]]:
     """Alike keys to insist on, strongest first: all the target has, then fewer, then none."""
     present = [name for name in order if name in target.alike]
     return [tuple(present[:i]) for i in range(len(present), -1, -1)]
+
+
+def judges_speed(target: RunProfile, matched: Mapping[str, str], order: Sequence[str]) -> bool:
+    """Whether a baseline matched on ``matched`` may call ``target`` slow: not when the
+    target names the strongest alike key (its strategy) and the baseline does not share it.
+    A 150-epoch model is not slow next to 10-epoch ones; such runs are still shown side by
+    side, but only as a comparison."""
+    strongest = order[0] if order else None
+    return strongest is None or strongest not in target.alike or strongest in matched
 
 
 class RunPool(list[RunProfile]):
@@ -254,10 +287,21 @@ def _median_ms(runs: Sequence[RunProfile]) -> float:
     return float(statistics.median(r.duration_ms for r in runs))
 
 
-def baseline_median(baseline: Sequence[RunProfile]) -> float | None:
-    """The ``baseline_ms`` ``compare`` gives for ``baseline`` runs (None without any),
-    without the phase rows."""
-    return _median_ms(baseline) if baseline else None
+def expected_ms(this: RunProfile, runs: Sequence[RunProfile]) -> float | None:
+    """What a good run would take for this run's larger data: the median of the runs' time
+    per unit of data times this run's size, when that is more than their plain median. None
+    when a size is unknown or the scaled time is not longer: fixed costs (start-up, loading a
+    model) do not shrink with the data, so a smaller run is held to the plain median."""
+    size = this.size
+    if not size or not runs or any(not r.size for r in runs):
+        return None
+    scaled = float(statistics.median(r.duration_ms / r.size * size for r in runs if r.size))
+    return scaled if scaled > _median_ms(runs) else None
+
+
+def _slow_limit_ms(this: RunProfile, runs: Sequence[RunProfile]) -> float:
+    scaled = expected_ms(this, runs)
+    return scaled if scaled is not None else _median_ms(runs)
 
 
 def good_runs(
@@ -276,7 +320,11 @@ def good_runs(
     for run in healthy:
         base, matched = select_baseline(run, pool, runs=runs, min_runs=min_runs, order=order)
         chosen[id(run)] = (run, base, matched)
-        if len(base) >= min_runs and run.duration_ms > slow_factor * _median_ms(base):
+        if (
+            len(base) >= min_runs
+            and judges_speed(run, matched, order or list(run.alike))
+            and run.duration_ms > slow_factor * _slow_limit_ms(run, base)
+        ):
             continue
         out.append(run)
     if len(out) == len(pool):  # the same runs: each run's baseline among them is the same
@@ -355,6 +403,17 @@ def change_phrase(comparison: Comparison) -> str | None:
     return f"{top.name} {signed_duration(top.change_ms)}{pct}"
 
 
+def slow_reference(comparison: Comparison) -> tuple[float | None, str | None]:
+    """The baseline ``slow`` is decided against and what it was scaled to: the time expected
+    for this run's data when the sizes say it (``for its 12,505 data rows``), else the runs'
+    median; none (the type's budget) when the runs are not of its strategy."""
+    if not comparison.judges_speed:
+        return None, None
+    if comparison.expected_ms is not None and comparison.size:
+        return comparison.expected_ms, f"for its {comparison.size:,.0f} data rows"
+    return comparison.baseline_ms, None
+
+
 def no_baseline(this_ms: float, operation_type: str | None, wanted: int) -> Comparison:
     """The comparison of a run that has no good run of its type to be compared with."""
     return Comparison(
@@ -389,6 +448,7 @@ def compare(
     median = _median_ms(baseline)
     total = this.duration_ms - median
     out.baseline_ms, out.change_ms = median, total
+    out.expected_ms, out.size = expected_ms(this, baseline), this.size
     out.change_pct = total / median * 100 if median > 0 else None
     keys = list(this.phases.phases)
     for run in baseline:
@@ -403,6 +463,29 @@ def compare(
     runs_text = against or f"the last {len(baseline)} good run{plural}"
     out.headline = _headline(rows[0] if rows else None, runs_text)
     return out
+
+
+def baseline_totals(
+    this: RunProfile,
+    chosen: Sequence[RunProfile],
+    matched: Mapping[str, str],
+    settings: ComparisonSettings,
+) -> Comparison:
+    """What ``compare_with_baseline`` says of ``this`` against the baseline it chose
+    (``chosen``, matched on ``matched``) that ``slow_reference`` reads: the runs' median, the
+    time expected for this run's data, its size and whether the runs judge its speed; without
+    the runs, the phase rows or the texts (a listing's rows do not show them)."""
+    if not chosen:
+        return no_baseline(this.duration_ms, this.operation_type, settings.baseline_runs)
+    return Comparison(
+        runs=[],
+        wanted_runs=settings.baseline_runs,
+        this_ms=this.duration_ms,
+        baseline_ms=_median_ms(chosen),
+        expected_ms=expected_ms(this, chosen),
+        size=this.size,
+        judges_speed=judges_speed(this, matched, list(settings.alike)),
+    )
 
 
 def compare_with_baseline(
@@ -424,4 +507,11 @@ def compare_with_baseline(
         matched_on=matched,
         max_rows=settings.max_rows,
     )
+    order = list(settings.alike)
+    if chosen and not judges_speed(this, matched, order):
+        comparison.judges_speed = False
+        comparison.note = (
+            f"no good run of {order[0]} {this.alike[order[0]]} in reach: compared with other "
+            f"runs of the type, which do not decide whether it is slow"
+        )
     return comparison, chosen

@@ -9,10 +9,14 @@ coerce simply does not match; it never raises.
 ``gt_attr``/``gte_attr``/``lt_attr``/``lte_attr`` compare two attributes of the same span
 (``data.start_date: {gt_attr: data.end_date}``): numerically when both are numbers, in time
 order when both are ISO 8601 dates or times, else not at all.
+
+A key ``name#a.b`` reads field ``a.b`` of the JSON text the attribute ``name`` holds (KTRDR's
+CLI spans carry the command's arguments as one JSON text, ``cli.args``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -179,9 +183,36 @@ def _ordered(left: Any, right: Any) -> tuple[Any, Any] | None:
     return None
 
 
+_MAX_JSON_TEXT = 20_000  # a longer JSON text is not parsed for a field
+
+
+def attribute(attributes: dict[str, Any], key: str) -> Any:
+    """The value of ``key`` (``name#a.b``: a field inside the JSON text of ``name``); the
+    missing sentinel when absent or unreadable."""
+    base, hash_, path = key.partition("#")
+    raw = attributes.get(base, _MISSING)
+    if not hash_ or raw is _MISSING:
+        return raw
+    if isinstance(raw, str):
+        if len(raw) > _MAX_JSON_TEXT:
+            return _MISSING
+        try:
+            raw = json.loads(raw)
+        except (ValueError, RecursionError):
+            return _MISSING
+    for part in path.split("."):
+        if not isinstance(raw, dict) or part not in raw:
+            return _MISSING
+        raw = raw[part]
+    return raw
+
+
 def compare_attributes(cond: Condition, attributes: dict[str, Any]) -> bool:
     """Apply an attribute-to-attribute condition (``gt_attr`` …) to a span's attributes."""
-    pair = _ordered(attributes.get(cond.key), attributes.get(cond.value))
+    left, right = attribute(attributes, cond.key), attribute(attributes, cond.value)
+    if left is _MISSING or right is _MISSING:
+        return False
+    pair = _ordered(left, right)
     if pair is None:
         return False
     a, b = pair

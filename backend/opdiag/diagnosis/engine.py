@@ -173,6 +173,8 @@ def diagnose(
         "worker_lost": workers.lost is not None,
         "worker_replaced": workers.replaced is not None,
         "capable_workers_lost": workers.capable_lost is not None,
+        "capable_workers_unseen": workers.unregistered is not None,
+        "workers_unseen": workers.no_workers is not None,
     }
     inapplicable = {r.id for r in rules.with_when if not when_holds(r, found.held)}
     b_span = choice.span if choice.is_span else None
@@ -304,10 +306,13 @@ def reassess_slow(
     rules: RuleSet,
     settings: DiagnosisSettings,
     change: Change = None,
+    *,
+    basis: str | None = None,
 ) -> Diagnosis:
     """A copy of ``diagnosis`` with ``slow`` decided against ``baseline_ms`` (the median of
     the type's last good runs; ``None`` = the configured budget). ``change`` names the phase
-    that changed most against those runs; it joins the baseline's text (``{baseline}``). It
+    that changed most against those runs; it joins the baseline's text (``{baseline}``), as
+    ``basis`` does (what the baseline was scaled to: "for its 12,505 data rows"). ``change``
     may be given as a function, asked only when a slow rule holds (a listing's rows do not
     show the comparison it comes from)."""
     # Shallow is enough: _apply_slow only reassigns fields and appends new findings, and
@@ -332,6 +337,7 @@ def reassess_slow(
         op_values=lambda: _known_values(out),
         removed=removed,
         change=change,
+        basis=basis,
     )
     return out
 
@@ -374,6 +380,7 @@ def _apply_slow(
     op_values: dict[str, Any] | Callable[[], dict[str, Any]],
     removed: bool = True,
     change: Change = None,
+    basis: str | None = None,
 ) -> None:
     """Decide ``slow`` (finished, completed, duration > factor × baseline, or > the type's
     budget without a baseline), add the slow rules' findings, then conclude (unless nothing
@@ -384,6 +391,8 @@ def _apply_slow(
     limit = _slow_limit(diagnosis, baseline_ms, settings)
     if baseline_ms is not None and baseline_ms > 0:
         reference = f"baseline {minutes_text(baseline_ms * 1000)} min"
+        if basis:
+            reference = f"{reference} {basis}"
     else:
         change = None  # (only a baseline names a change)
         reference = f"budget {minutes_text(limit * 1000)} min"

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from opdiag.diagnosis.conditions import (
     ATTRIBUTE_OPERATORS,
+    attribute,
     compare_attributes,
     evaluate,
     missing,
@@ -137,8 +138,11 @@ def match_own(m: SpanMatch, span: Span) -> tuple[bool, ExceptionInfo | None]:
         if cond.op in ATTRIBUTE_OPERATORS:
             if not compare_attributes(cond, attrs):
                 return False, None
-        elif not evaluate(cond, attrs.get(cond.key, nothing)):
-            return False, None
+        else:
+            key = cond.key
+            value = attrs.get(key, nothing) if "#" not in key else attribute(attrs, key)
+            if not evaluate(cond, value):
+                return False, None
     duration_ms = span.duration_us / 1000
     for cond in m.duration_ms:
         if not evaluate(cond, duration_ms):

@@ -67,6 +67,10 @@ class NeighbourSpec:
     health_checks: tuple[HealthCheck, ...] = ()
     spans: tuple[SpanQuery, ...] = ()
     workers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # operation type -> service globs
+    # spans the prober's service writes periodically whatever workers exist (KTRDR's orphan
+    # detector lists operations every 15 s): they show it ran, and was recorded, when no
+    # probe was made at all
+    heartbeats: tuple[SpanQuery, ...] = ()
 
     def _margin(self, name: str) -> float:
         return dict(self.margins).get(name, _DEFAULT_MARGINS[name])
@@ -100,7 +104,7 @@ class NeighbourSpec:
     def queries(self) -> tuple[SpanQuery, ...]:
         """Every (service, span name) to search for, probes first."""
         seen: dict[tuple[str, str], SpanQuery] = {}
-        for q in (*self.health_checks, *self.spans):
+        for q in (*self.health_checks, *self.spans, *self.heartbeats):
             seen.setdefault((q.service, q.span), SpanQuery(q.service, q.span))
         return tuple(seen.values())
 
@@ -136,6 +140,7 @@ def merge_specs(specs: Iterable[NeighbourSpec | None]) -> NeighbourSpec:
     margins: dict[str, float] = {}
     checks: dict[tuple[str, str, str], HealthCheck] = {}
     spans: dict[tuple[str, str], SpanQuery] = {}
+    beats: dict[tuple[str, str], SpanQuery] = {}
     workers: dict[str, tuple[str, ...]] = {}
     for spec in specs:
         if spec is None:
@@ -145,6 +150,8 @@ def merge_specs(specs: Iterable[NeighbourSpec | None]) -> NeighbourSpec:
             checks[(c.service, c.span, c.url.pattern)] = c
         for q in spec.spans:
             spans[(q.service, q.span)] = q
+        for q in spec.heartbeats:
+            beats[(q.service, q.span)] = q
         for t, globs in spec.workers:
             workers[t] = tuple(dict.fromkeys((*workers.get(t, ()), *globs)))
     return NeighbourSpec(
@@ -152,6 +159,7 @@ def merge_specs(specs: Iterable[NeighbourSpec | None]) -> NeighbourSpec:
         health_checks=tuple(checks.values()),
         spans=tuple(spans.values()),
         workers=tuple(workers.items()),
+        heartbeats=tuple(beats.values()),
     )
 
 
@@ -297,6 +305,51 @@ def refused(probe: Probe) -> bool:
     return not probe.ok and bool(probe.error) and bool(_REFUSED.search(probe.error or ""))
 
 
+def beats_of(traces: Iterable[Trace], queries: Sequence[SpanQuery]) -> list[int]:
+    """When the prober's periodic spans (``heartbeats``) started, oldest first."""
+    if not queries:
+        return []
+    return sorted(
+        span.start_us
+        for trace in traces
+        for span in trace.spans
+        if any(q.matches(span.service, span.name) for q in queries)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Unregistered:
+    """No worker of the needed type was registered: the health checks before the request
+    reached only ``others`` (``checks`` probes since ``since_us``)."""
+
+    others: tuple[str, ...]
+    checks: int
+    since_us: int
+
+
+def nothing_probed(
+    probes: Sequence[Probe], beats: Sequence[int], at_us: int
+) -> Unregistered | None:
+    """Whether no worker at all was registered at ``at_us``: the prober's periodic spans
+    show it running (and recorded) for more than two health-check rounds before, yet it
+    probed nothing in that time."""
+    before = [t for t in beats if t <= at_us]
+    if len(before) < 2 or before[-1] - before[0] < _NO_PROBE_US:
+        return None
+    if any(p.time_us <= at_us for p in probes):
+        return None
+    return Unregistered((), 0, before[0])
+
+
+# KTRDR's default health-check interval is 10 s: 20 s of a running backend without a single
+# probe is two rounds that found no worker to check.
+_NO_PROBE_US = 20_000_000
+
+# Two answers of one address this far apart span a whole health-check round (KTRDR probes
+# every registered worker every 10 s by default; a round never takes less than a few).
+_ROUND_US = 5_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Replacement:
     """The worker's address answered again as another process: ``since`` is the first
@@ -397,6 +450,36 @@ class WorkerView:
         if any(p.ok for p in later):
             return None
         return Silence(key, silence.since, silence.failed + len(later), silence.last_ok_us)
+
+    def unseen(
+        self, globs: Sequence[str], all_globs: Sequence[str], at_us: int
+    ) -> Unregistered | None:
+        """Whether no worker matching ``globs`` was registered at ``at_us``: the backend's
+        health loop probes every registered worker each round, and the probes up to then
+        went only to workers of other types (one of them answered twice, so a whole round
+        passed), never to an address of this type nor to one that never answered (which
+        may be a dead worker of this type)."""
+        others: dict[str, list[int]] = {}
+        checks = 0
+        for p in self.probes:
+            if p.time_us > at_us:
+                break
+            service = self.services.get(p.address)
+            if service is None:
+                return None  # an address nobody answered for: maybe a dead one of this type
+            if any(_glob(g, service) for g in globs):
+                return None
+            if not any(_glob(g, service) for g in all_globs):
+                continue  # not a worker (e.g. a host service's health)
+            checks += 1
+            if p.ok:
+                others.setdefault(p.address, []).append(p.time_us)
+        rounds = [t for t in others.values() if t[-1] - t[0] >= _ROUND_US]
+        if not rounds:
+            return None
+        first = min(t[0] for t in others.values())
+        names = sorted({self.services[a] for a in others})
+        return Unregistered(tuple(names), checks, first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,6 +593,8 @@ class WorkerAssessment:
     probes: int = 0
     last_seen_us: int | None = None  # the end of the worker's last span in the operation
     replaced: Replacement | None = None  # it answered again as another process
+    unregistered: Unregistered | None = None  # no worker of the type was registered at all
+    no_workers: Unregistered | None = None  # no worker of any type was registered
 
     @property
     def silence(self) -> Silence | None:
@@ -544,6 +629,11 @@ class WorkerAssessment:
                 f"answered again as {again.by or 'a new process'} after "
                 f"{again.failed} failed health check(s) from {clock_text(again.since.time_us)}"
             )
+        none = self.unregistered or self.no_workers
+        if none is not None:
+            out["worker.others"] = ", ".join(none.others) or "no worker"
+            out["worker.checks"] = none.checks
+            out["worker.checked_since"] = clock_text(none.since_us)
         silence = self.silence
         if silence is not None:
             out["worker.since"] = clock_text(silence.since.time_us)
@@ -601,8 +691,16 @@ def assess_workers(
         return WorkerAssessment(worker, bool(ran), lost, None, (), len(probes), seen, again)
     globs = spec.worker_globs(operation_type) if operation_type else ()
     capable = tuple(view.addresses_of(globs)) if globs else ()
-    if not capable or settled:
+    if settled:
         return WorkerAssessment(None, False, None, None, capable, len(probes))
+    if not capable:
+        none = view.unseen(globs, all_globs, judge_until_us) if globs else None
+        nobody = None
+        if globs and none is None:
+            nobody = nothing_probed(probes, beats_of(neighbours, spec.heartbeats), judge_until_us)
+        return WorkerAssessment(
+            None, False, None, None, (), len(probes), unregistered=none, no_workers=nobody
+        )
     settle = max(0, min(int(spec.settle_s * 1e6), now_us - judge_until_us))
     silences = [view.dead_at(a, judge_until_us, settle) for a in capable]
     if any(s is None for s in silences):

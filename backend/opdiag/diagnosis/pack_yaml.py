@@ -103,7 +103,16 @@ _PACK_KEYS = frozenset(
     {"pack", "description", "verdicts", "operation", "neighbours", "workers", "rules"}
 )
 _NEIGHBOUR_KEYS = frozenset(
-    {"before_s", "after_s", "settle_s", "max_traces", "timeouts_to_lose", "health_checks", "spans"}
+    {
+        "before_s",
+        "after_s",
+        "settle_s",
+        "max_traces",
+        "timeouts_to_lose",
+        "health_checks",
+        "spans",
+        "heartbeats",
+    }
 )
 
 
@@ -353,6 +362,11 @@ def _read_neighbours(
             kw["spans"] = tuple(
                 _read_query(reader, n, "neighbours.spans")
                 for n in _items(reader, fields["spans"][1], "neighbours.spans")
+            )
+        if "heartbeats" in fields:
+            kw["heartbeats"] = tuple(
+                _read_query(reader, n, "neighbours.heartbeats")
+                for n in _items(reader, fields["heartbeats"][1], "neighbours.heartbeats")
             )
     if workers_entry is not None:
         workers = reader.mapping(workers_entry[1], "workers")

@@ -195,6 +195,10 @@ class Comparison:
     wanted_runs: int
     this_ms: float
     baseline_ms: float | None = None  # median total of the runs
+    # the runs' median time per unit of data times this run's (None: sizes unknown or equal)
+    expected_ms: float | None = None
+    size: float | None = None  # this run's data size (``comparison.size``), when known
+    judges_speed: bool = True  # False: the runs are not of its strategy (not for ``slow``)
     change_ms: float | None = None
     change_pct: float | None = None
     matched_on: dict[str, str] = field(default_factory=dict)

@@ -45,6 +45,8 @@ FACTS: dict[str, type] = {
     "worker_lost": bool,
     "worker_replaced": bool,
     "capable_workers_lost": bool,
+    "capable_workers_unseen": bool,
+    "workers_unseen": bool,
 }
 # The facts still known when a diagnosis is re-assessed without its traces (reassess_slow).
 SLOW_FACTS = frozenset(
@@ -96,9 +98,9 @@ class SpanMatch:
         for cond in self.attributes:
             if cond.op == "absent" or (cond.op == "exists" and cond.value is False):
                 continue
-            keys.append(cond.key)
+            keys.append(cond.key.partition("#")[0])  # "cli.args#kwargs.x": cli.args
             if cond.op in ATTRIBUTE_OPERATORS:
-                keys.append(cond.value)
+                keys.append(str(cond.value).partition("#")[0])
         object.__setattr__(self, "required", tuple(dict.fromkeys(keys)))
 
     def may_hold_on(self, attributes: dict[str, Any]) -> bool:

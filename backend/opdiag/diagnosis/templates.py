@@ -59,6 +59,9 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.replaced_by",
         "worker.on",
         "worker.last_seen",
+        "worker.others",
+        "worker.checks",
+        "worker.checked_since",
     }
 )
 # ``{op:NAME}``: a value of the operation declared in the pack's ``operation.values``.
