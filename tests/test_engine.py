@@ -11,7 +11,7 @@ import pytest
 from opdiag.diagnosis.conditions import Condition, check_operand, evaluate
 from opdiag.diagnosis.engine import diagnose, not_found, reassess_slow
 from opdiag.diagnosis.rules import default_rule_pack, load_rules, merge_packs, parse_rule_pack
-from opdiag.diagnosis.templates import fill, parse_template
+from opdiag.diagnosis.templates import fill, fill_command, parse_template
 from opdiag.model import CHILD_OF, Reference, Span, build_trace
 from opdiag.settings import DiagnosisSettings
 from test_rules_support import BASE_US, build_traces, run_case
@@ -692,6 +692,19 @@ def test_large_trace_without_descendant_is_linear(client_at_end: bool) -> None:
 def test_template_fill_defaults_and_literals() -> None:
     t = parse_template("{{literal}} {span.name} {attr:x.y|none} {attr:z} {phase}")
     assert fill(t, {"span.name": "a", "z": "{span.name}"}) == "{literal} a none {span.name} n/a"
+
+
+def test_template_text_only_when_the_value_is_there() -> None:
+    """``{name?text $}``: a clause that exists only with its value (no ``n/a`` in a summary,
+    no stray words); a default may still hold a '?'."""
+    t = parse_template("400{op:strategy?; strategy $}{op:symbol?, symbol $} at {attr:h|?}")
+    assert fill(t, {"op:strategy": "no_such"}) == "400; strategy no_such at ?"
+    assert fill(t, {"op:symbol": "$X", "op:strategy": ""}) == "400, symbol $X at ?"
+    assert fill_command(parse_template("ktrdr x{op:symbol? --symbol $}"), {}) == "ktrdr x"
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        parse_template("{nothing?text}")
+    with pytest.raises(ValueError, match="bad text"):
+        parse_template("{op:a?x|y}")
 
 
 @pytest.mark.parametrize(

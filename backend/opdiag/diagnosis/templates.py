@@ -7,7 +7,8 @@ that itself looks like ``{__class__}`` is inserted verbatim and never re-scanned
 
 Syntax: ``{name}``, ``{attr:some.key}``, ``{op:symbol}`` (a value the pack's
 ``operation.values`` declares), ``{name|default text}`` (used when the value is
-missing), ``{{`` and ``}}`` for literal braces.
+missing), ``{name?text with $}`` (the text with ``$`` replaced by the value when there is
+one, nothing otherwise: ``{op:strategy?; strategy $}``), ``{{`` and ``}}`` for literal braces.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class Placeholder:
 
     key: str
     default: str | None
+    present: str | None = None  # ``{key?text}``: the text ($ = the value), or nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,11 @@ def parse_template(text: str) -> Template:
 
 
 def _placeholder(inner: str) -> Placeholder:
+    head, ask, text = inner.partition("?")
+    if ask and "|" not in head:  # a default may hold a '?': {attr:ib.host|?}
+        if not _DEFAULT.match(text):
+            raise ValueError(f"bad text in placeholder '{{{inner}}}'")
+        return Placeholder(_placeholder(head).key, None, text)
     name, sep, default = inner.partition("|")
     name = name.strip()
     if sep and not _DEFAULT.match(default):
@@ -164,7 +171,10 @@ def fill(template: Template, evidence: Mapping[str, Any]) -> str:
             out.append(part)
             continue
         value = evidence.get(part.key)
-        if value is None or value == "":
+        if part.present is not None:
+            if value is not None and value != "":
+                out.append(part.present.replace("$", render_value(value)))
+        elif value is None or value == "":
             out.append(part.default if part.default is not None else MISSING)
         else:
             out.append(render_value(value))
@@ -175,7 +185,7 @@ def fill_command(template: Template, evidence: Mapping[str, Any]) -> str | None:
     """A command to paste, or None when a value it needs is missing and has no default: a
     command holding ``n/a`` (or a made-up ``SYMBOL``) would run against the wrong thing."""
     for part in template.parts:
-        if isinstance(part, Placeholder) and part.default is None:
+        if isinstance(part, Placeholder) and part.default is None and part.present is None:
             value = evidence.get(part.key)
             if value is None or value == "":
                 return None
