@@ -35,16 +35,18 @@ from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
 from opdiag.diagnosis import engine
 from opdiag.diagnosis.comparison import (
     RunProfile,
+    baseline_totals,
     change_phrase,
     compare,
     compare_with_baseline,
     good_runs,
     no_baseline,
     run_profile,
+    select_baseline,
     slow_reference,
 )
 from opdiag.diagnosis.facts import TERMINAL
-from opdiag.diagnosis.result import VERDICTS, Comparison, Diagnosis
+from opdiag.diagnosis.result import VERDICTS, Comparison, Diagnosis, copied
 from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
 from opdiag.model import Trace, normalise_trace_id
 from opdiag.operations import (
@@ -54,7 +56,7 @@ from opdiag.operations import (
     group_operations,
     last_status,
 )
-from opdiag.render.links import build_links
+from opdiag.render.links import build_links, row_links
 from opdiag.search_window import lookup_window
 from opdiag.settings import Settings
 from opdiag.sources.base import TraceSource
@@ -340,7 +342,7 @@ class DiagnosisService:
         if problem is not None:
             result.warnings.append(problem)
         if result.operation_type in (None, "", UNKNOWN_TYPE) and group.operation_type:
-            result = replace(result, operation_type=group.operation_type)
+            result = copied(result, operation_type=group.operation_type)
         if result.finished:
             self._base.put(group.key, result)
         return result
@@ -408,7 +410,7 @@ class DiagnosisService:
             comparison = no_baseline(
                 float(base.duration_ms or 0.0), op_type, self.settings.comparison.baseline_runs
             )
-            return replace(base, comparison=comparison)
+            return copied(base, comparison=comparison)
         comparison, chosen = compare_with_baseline(
             profile or self._profile(group, base), good, self.settings.comparison,
             min_runs=d.min_baseline_runs,
@@ -419,7 +421,7 @@ class DiagnosisService:
             out = engine.reassess_slow(base, reference, self.rules, d, change, basis=basis)
             out.comparison = comparison  # a copy of its own: no second copy
             return out
-        return replace(base, comparison=comparison)
+        return copied(base, comparison=comparison)
 
     def _finish(self, diagnosis: Diagnosis, *, own: bool = False) -> Diagnosis:
         """``diagnosis`` with its links; ``own``: a copy nobody else holds yet (from
@@ -428,7 +430,7 @@ class DiagnosisService:
         if own:
             diagnosis.links = links
             return diagnosis
-        return replace(diagnosis, links=links)
+        return copied(diagnosis, links=links)
 
     def _is_file_source(self) -> bool:
         try:
@@ -478,10 +480,11 @@ class DiagnosisService:
     # -- many operations --------------------------------------------------------------
 
     def _all(
-        self, start_us: int, end_us: int, now_us: int, limit: int | None
+        self, start_us: int, end_us: int, now_us: int, limit: int | None, *, rows: bool = False
     ) -> Iterator[Diagnosis]:
         """Every operation in the range, newest first, diagnosed in two passes: verdicts
-        (here, at once), then baselines, one operation at a time as the result is read."""
+        (here, at once), then baselines, one operation at a time as the result is read.
+        ``rows``: see ``each_operation``."""
         trace_limit = (
             _ALL_LIMIT
             if self._is_file_source()
@@ -508,6 +511,8 @@ class DiagnosisService:
         good = {op_type: self._good(runs) for op_type, runs in healthy.items()}
         # newest first (a stable sort: equal keys keep the grouping's order)
         order = sorted(range(len(bases)), key=lambda i: _newest(bases[i]), reverse=True)
+        if rows:
+            return self._rows_each(bases, order, finals, good, profiles)
         return self._judge_each(bases, order, finals, good, profiles)
 
     def _judge_each(
@@ -536,6 +541,73 @@ class DiagnosisService:
                     self._final.put(group.key, final)
             yield final
 
+    def _rows_each(
+        self,
+        bases: list[tuple[OperationTraces, Diagnosis] | None],
+        order: Sequence[int],
+        finals: dict[str, Diagnosis],
+        good: dict[str, list[RunProfile]],
+        profiles: dict[str, RunProfile],
+    ) -> Iterator[Diagnosis]:
+        """``_judge_each`` for a caller that shows rows only: what a row shows is the
+        same, nothing else is made and nothing is cached (see ``_for_row``)."""
+        for i in order:
+            entry = bases[i]
+            bases[i] = None
+            assert entry is not None
+            group, diagnosis = entry
+            final = finals.get(group.key)
+            if final is None:
+                same = good.get(_type_of(diagnosis, group), [])
+                final = self._for_row(diagnosis, group, same, profiles.get(group.key))
+            yield final
+
+    def _for_row(
+        self,
+        base: Diagnosis,
+        group: OperationTraces,
+        good: Sequence[RunProfile],
+        profile: RunProfile | None,
+    ) -> Diagnosis:
+        """``_finish(_judged(base, …))`` as far as a row of the operations list shows it:
+        the same verdict and summary (``slow`` decided against the same baseline median,
+        only when that changes a finding) and the row's two links, without the comparison's
+        phase rows (made only when a slow finding's text names the phase that changed most)
+        or the other links."""
+        op_type = _type_of(base, group)
+        # only a run that may be slow has its verdict decided again against the baseline
+        if _may_be_slow(base) and any(
+            r.key != group.key and r.operation_type == op_type for r in good
+        ):
+            d, c = self.settings.diagnosis, self.settings.comparison
+            this = profile or self._profile(group, base)
+            chosen, matched = select_baseline(
+                this, good, runs=c.baseline_runs, min_runs=d.min_baseline_runs,
+                order=list(c.alike),
+            )
+            totals = baseline_totals(this, chosen, matched, c)
+            reference, basis = slow_reference(totals)
+            if (
+                len(chosen) >= d.min_baseline_runs
+                and totals.baseline_ms
+                and engine.reassess_changes(base, reference, self.rules, d)
+            ):
+
+                def change() -> str | None:
+                    if not totals.judges_speed:
+                        return None
+                    comparison, _ = compare_with_baseline(
+                        this, good, c, min_runs=d.min_baseline_runs
+                    )
+                    return change_phrase(comparison)
+
+                out = engine.reassess_slow(
+                    base, reference, self.rules, d, change, basis=basis
+                )
+                out.links = row_links(out, self.settings.links)  # a copy of its own
+                return out
+        return copied(base, links=row_links(base, self.settings.links))
+
     def each_operation(
         self,
         start_us: int,
@@ -546,9 +618,13 @@ class DiagnosisService:
         verdicts: Iterable[str] | None = None,
         services: Iterable[str] | None = None,
         limit: int | None = None,
+        rows: bool = False,
     ) -> Iterator[Diagnosis]:
         """``operations()`` one diagnosis at a time (bad arguments and an unavailable source
-        raise here, before the first): a long listing is written out as it is judged."""
+        raise here, before the first): a long listing is written out as it is judged.
+        ``rows``: the caller shows only what a row of the list shows (``opdiag operations``):
+        those fields are the same, but the diagnoses lack the comparison and every link but
+        the row's two, and are not cached (a 200k-operation listing makes fewer objects)."""
         if end_us < start_us:
             raise InputError("'to' is before 'from'", field="to")
         if limit is not None and limit < 0:
@@ -559,7 +635,7 @@ class DiagnosisService:
             _wanted(verdicts),
             _wanted(services),
         )
-        everything = self._all(start_us, end_us, now, limit)
+        everything = self._all(start_us, end_us, now, limit, rows=rows)
 
         def wanted(d: Diagnosis) -> bool:
             if d.verdict == "not_found":

@@ -157,15 +157,15 @@ def run_operations(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     source = make_source(settings)
     try:
         service = DiagnosisService(source, settings)
-        diagnoses = service.each_operation(start_us, end_us, now_us)
+        diagnoses = service.each_operation(start_us, end_us, now_us, rows=True)
     finally:
         warn_problems(source, err)
     if args.format == "json":
         from opdiag.render.json_render import write_list
-        from opdiag.render.rows import operation_row
+        from opdiag.render.rows import operation_row_dict
 
         # row by row: a long listing never holds every final diagnosis or row at once
-        write_list(out, (operation_row(d).model_dump() for d in diagnoses))
+        write_list(out, map(operation_row_dict, diagnoses))
     else:
         from opdiag.render.table import render_operations_table
 

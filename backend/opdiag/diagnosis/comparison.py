@@ -225,6 +225,21 @@ class RunPool(list[RunProfile]):
             self._index = index
         return index.get(op_type, ([], []))
 
+    def selected(
+        self, target: RunProfile, runs: int, min_runs: int, order: Sequence[str]
+    ) -> tuple[list[RunProfile], dict[str, str]] | None:
+        """The baseline ``good_runs`` already chose for ``target`` in a pool of the same runs
+        (none was left out), with the same arguments; None when it did not."""
+        known: tuple[tuple[int, int, tuple[str, ...]], dict[int, Any]] | None = getattr(
+            self, "_selected", None
+        )
+        if known is None or known[0] != (runs, min_runs, tuple(order)):
+            return None
+        hit = known[1].get(id(target))
+        if hit is None or hit[0] is not target:
+            return None
+        return hit[1], hit[2]
+
 
 def _pool_order(target: RunProfile, pool: RunPool) -> Iterator[RunProfile]:
     """The target's same-type runs (itself left out) as a baseline is taken from them: the
@@ -249,6 +264,9 @@ def select_baseline(
 ) -> tuple[list[RunProfile], dict[str, str]]:
     """The baseline runs of ``target`` among ``good`` runs and the alike values they share."""
     pool = good if isinstance(good, RunPool) else RunPool(good)
+    known = pool.selected(target, runs, min_runs, order)
+    if known is not None:
+        return known
     need = max(runs, min_runs)
     chosen: list[RunProfile] = []
     matched: dict[str, str] = {}
@@ -298,8 +316,10 @@ def good_runs(
     runs): one slow outlier must not raise the bar for the next run."""
     pool = RunPool(healthy)
     out = RunPool()
+    chosen: dict[int, tuple[RunProfile, list[RunProfile], dict[str, str]]] = {}
     for run in healthy:
         base, matched = select_baseline(run, pool, runs=runs, min_runs=min_runs, order=order)
+        chosen[id(run)] = (run, base, matched)
         if (
             len(base) >= min_runs
             and judges_speed(run, matched, order or list(run.alike))
@@ -307,6 +327,8 @@ def good_runs(
         ):
             continue
         out.append(run)
+    if len(out) == len(pool):  # the same runs: each run's baseline among them is the same
+        out._selected = ((runs, min_runs, tuple(order)), chosen)
     return out
 
 
@@ -441,6 +463,29 @@ def compare(
     runs_text = against or f"the last {len(baseline)} good run{plural}"
     out.headline = _headline(rows[0] if rows else None, runs_text)
     return out
+
+
+def baseline_totals(
+    this: RunProfile,
+    chosen: Sequence[RunProfile],
+    matched: Mapping[str, str],
+    settings: ComparisonSettings,
+) -> Comparison:
+    """What ``compare_with_baseline`` says of ``this`` against the baseline it chose
+    (``chosen``, matched on ``matched``) that ``slow_reference`` reads: the runs' median, the
+    time expected for this run's data, its size and whether the runs judge its speed; without
+    the runs, the phase rows or the texts (a listing's rows do not show them)."""
+    if not chosen:
+        return no_baseline(this.duration_ms, this.operation_type, settings.baseline_runs)
+    return Comparison(
+        runs=[],
+        wanted_runs=settings.baseline_runs,
+        this_ms=this.duration_ms,
+        baseline_ms=_median_ms(chosen),
+        expected_ms=expected_ms(this, chosen),
+        size=this.size,
+        judges_speed=judges_speed(this, matched, list(settings.alike)),
+    )
 
 
 def compare_with_baseline(

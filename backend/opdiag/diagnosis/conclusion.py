@@ -16,7 +16,14 @@ from dataclasses import replace
 from typing import Any
 
 from opdiag.diagnosis.facts import OperationFacts
-from opdiag.diagnosis.result import SEVERITIES, Diagnosis, Finding, RootCause, Solution
+from opdiag.diagnosis.result import (
+    SEVERITIES,
+    Diagnosis,
+    Finding,
+    FlowStep,
+    RootCause,
+    Solution,
+)
 from opdiag.diagnosis.rules import RuleSet
 from opdiag.diagnosis.templates import fill, fill_command
 
@@ -124,8 +131,29 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
         if step.root_cause is not is_rc or step.bottleneck is not is_bn:
             if flow is diagnosis.execution_flow:
                 flow = list(flow)
-            flow[i] = replace(step, root_cause=is_rc, bottleneck=is_bn)
+            flow[i] = _marked(step, is_rc, is_bn)
     diagnosis.execution_flow = flow
+
+
+def _marked(step: FlowStep, root_cause: bool, bottleneck: bool) -> FlowStep:
+    """``replace(step, root_cause=…, bottleneck=…)`` without its field introspection (a
+    listing marks one step of every operation)."""
+    return FlowStep(
+        step.index,
+        step.trace_id,
+        step.span_id,
+        step.parent_id,
+        step.service,
+        step.span_name,
+        step.start_ms,
+        step.duration_ms,
+        step.self_time_ms,
+        step.depth,
+        step.critical,
+        step.error,
+        root_cause,
+        bottleneck,
+    )
 
 
 _PROVEN_BY_HEALTHY_SPAN = frozenset(

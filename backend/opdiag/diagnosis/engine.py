@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opdiag.diagnosis.bottleneck import Choice, find_bottleneck, noise_check
@@ -39,7 +38,7 @@ from opdiag.diagnosis.facts import (
 )
 from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers, clock_text
-from opdiag.diagnosis.result import Diagnosis, Finding, FlowStep
+from opdiag.diagnosis.result import Diagnosis, Finding, FlowStep, copied
 from opdiag.diagnosis.rules import Rule, RuleSet
 from opdiag.diagnosis.span_rules import facts_hold, span_rule_hits, when_holds
 from opdiag.diagnosis.survey import survey
@@ -54,9 +53,18 @@ from opdiag.globs import Globs
 from opdiag.model import Span, Trace, looks_like_trace_id, normalise_trace_id
 from opdiag.settings import DiagnosisSettings
 
-__all__ = ["diagnose", "minutes_text", "noise_check", "not_found", "reassess_slow"]
+__all__ = [
+    "diagnose",
+    "minutes_text",
+    "noise_check",
+    "not_found",
+    "reassess_changes",
+    "reassess_slow",
+]
 
 Walks = list[tuple[Trace, list[tuple[Span, int]]]]
+# the phase that changed most against the baseline, or a function that says it when asked
+Change = str | Callable[[], str | None] | None
 _ALWAYS = ("exception.type", "exception.message", "http.url", "http.status")
 # Whatever a completed operation's worker did afterwards is not its story. A cancelled one is
 # judged up to the cancel: a user often cancels what its dead worker left hanging.
@@ -196,8 +204,8 @@ def diagnose(
     for rule, span, exc, count in hits:
         evidence = _evidence(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
         fired.append(_finding(rule, span, evidence, neighbour=rule.scope == "neighbours"))
-    for rule in rules.operation_rules:
-        if rule.id in inapplicable or not facts_hold(rule, fact_values):
+    for rule in _operation_rules_holding(rules, fact_values):
+        if rule.id in inapplicable:
             continue
         span = _subject(rule.subject, facts, choice, walks, workers=workers, by_trace=by_trace)
         exc = _first_exception(span)
@@ -227,6 +235,30 @@ def diagnose(
     fallback = fallback_verdict(facts)
     _apply_slow(diagnosis, baseline_ms, rules, settings, fallback=fallback, op_values=op_values)
     return diagnosis
+
+
+def _operation_rules_holding(rules: RuleSet, facts: dict[str, Any]) -> tuple[Rule, ...]:
+    """The operation rules whose ``facts`` hold, in rule order. Decided once per distinct
+    combination of the facts they test (values and their types): the operations of a
+    listing share a handful. Rules that test a measured time are decided every time."""
+    keys = rules.operation_fact_keys
+    if keys is None:
+        return tuple(r for r in rules.operation_rules if facts_hold(r, facts))
+    values = tuple(map(facts.get, keys))
+    key = (values, tuple(v.__class__ for v in values))
+    try:
+        found = rules.holding.get(key)
+    except TypeError:  # an unhashable value: not kept
+        return tuple(r for r in rules.operation_rules if facts_hold(r, facts))
+    if found is None:
+        found = tuple(r for r in rules.operation_rules if facts_hold(r, facts))
+        if len(rules.holding) >= _MAX_HOLDING:
+            rules.holding.clear()
+        rules.holding[key] = found
+    return found
+
+
+_MAX_HOLDING = 1024
 
 
 def _judged_until(facts: OperationFacts, now_us: int) -> int:
@@ -275,17 +307,19 @@ def reassess_slow(
     baseline_ms: float | None,
     rules: RuleSet,
     settings: DiagnosisSettings,
-    change: str | None = None,
+    change: Change = None,
     *,
     basis: str | None = None,
 ) -> Diagnosis:
     """A copy of ``diagnosis`` with ``slow`` decided against ``baseline_ms`` (the median of
     the type's last good runs; ``None`` = the configured budget). ``change`` names the phase
     that changed most against those runs; it joins the baseline's text (``{baseline}``), as
-    ``basis`` does (what the baseline was scaled to: "for its 12,505 data rows")."""
+    ``basis`` does (what the baseline was scaled to: "for its 12,505 data rows"). ``change``
+    may be given as a function, asked only when a slow rule holds (a listing's rows do not
+    show the comparison it comes from)."""
     # Shallow is enough: _apply_slow only reassigns fields and appends new findings, and
     # conclude rebuilds the flow steps; a deep copy cost ~1 s on a 200-operation list.
-    out = replace(diagnosis, fired=list(diagnosis.fired))
+    out = copied(diagnosis, fired=list(diagnosis.fired))
     kept = [f for f in out.fired if not _is_slow_rule(rules.get(f.rule_id))]
     removed = len(kept) != len(out.fired)
     out.fired = kept
@@ -296,34 +330,39 @@ def reassess_slow(
         fallback = ("cancelled", "cancelled")
     else:
         fallback = ("healthy", healthy_text(out.status))
-    op_values = {
-        "operation.id": out.operation_id,
-        "operation.type": out.operation_type,
-        "operation.status": out.status,
-        "minutes": minutes_text((out.duration_ms or 0) * 1000),
-        "trace_count": len(out.trace_ids),
-        "ident": out.key,
-    }
-    if out.bottleneck is not None:
-        op_values.update(
-            {
-                "bottleneck": out.bottleneck.text,
-                "bottleneck.service": out.bottleneck.service,
-                "share": f"{round(out.bottleneck.share * 100)} %",
-            }
-        )
     _apply_slow(
         out,
         baseline_ms,
         rules,
         settings,
         fallback=fallback,
-        op_values=op_values,
+        op_values=lambda: _known_values(out),
         removed=removed,
         change=change,
         basis=basis,
     )
     return out
+
+
+def _known_values(diagnosis: Diagnosis) -> dict[str, Any]:
+    """The template values a diagnosis still knows without its traces (``reassess_slow``)."""
+    values: dict[str, Any] = {
+        "operation.id": diagnosis.operation_id,
+        "operation.type": diagnosis.operation_type,
+        "operation.status": diagnosis.status,
+        "minutes": minutes_text((diagnosis.duration_ms or 0) * 1000),
+        "trace_count": len(diagnosis.trace_ids),
+        "ident": diagnosis.key,
+    }
+    if diagnosis.bottleneck is not None:
+        values.update(
+            {
+                "bottleneck": diagnosis.bottleneck.text,
+                "bottleneck.service": diagnosis.bottleneck.service,
+                "share": f"{round(diagnosis.bottleneck.share * 100)} %",
+            }
+        )
+    return values
 
 
 # --- slow, verdict, root cause ------------------------------------------------------------
@@ -340,43 +379,37 @@ def _apply_slow(
     settings: DiagnosisSettings,
     *,
     fallback: tuple[str, str],
-    op_values: dict[str, Any],
+    op_values: dict[str, Any] | Callable[[], dict[str, Any]],
     removed: bool = True,
-    change: str | None = None,
+    change: Change = None,
     basis: str | None = None,
 ) -> None:
     """Decide ``slow`` (finished, completed, duration > factor × baseline, or > the type's
     budget without a baseline), add the slow rules' findings, then conclude (unless nothing
-    changed: ``removed`` says whether earlier slow findings were dropped)."""
+    changed: ``removed`` says whether earlier slow findings were dropped). ``op_values``
+    may be a function, asked only when a slow rule holds (most runs are not slow)."""
     diagnosis.baseline_ms = baseline_ms
     duration = diagnosis.duration_ms or 0.0
+    limit = _slow_limit(diagnosis, baseline_ms, settings)
     if baseline_ms is not None and baseline_ms > 0:
-        limit = settings.slow_factor * baseline_ms
         reference = f"baseline {minutes_text(baseline_ms * 1000)} min"
         if basis:
             reference = f"{reference} {basis}"
-        if change:
-            reference = f"{reference}; {change}"
     else:
-        budget_s = settings.slow_budget_s.get(
-            diagnosis.operation_type or "", settings.default_budget_s
-        )
-        limit = budget_s * 1000
+        change = None  # (only a baseline names a change)
         reference = f"budget {minutes_text(limit * 1000)} min"
-    slow = diagnosis.finished and diagnosis.status == "completed" and duration > limit
-    facts = {
-        "slow": slow,
-        "status": diagnosis.status,
-        "finished": diagnosis.finished,
-        "operation_type": diagnosis.operation_type,
-        "trace_count": len(diagnosis.trace_ids),
-        "duration_s": duration / 1000,
-    }
-    values = {**op_values, "baseline": reference}
+    facts = _slow_facts(diagnosis, limit)
+    values: dict[str, Any] | None = None
     b = diagnosis.bottleneck
     for rule in rules.slow_rules:
         if not facts_hold(rule, facts):
             continue
+        if values is None:
+            text = change() if callable(change) else change
+            if text:
+                reference = f"{reference}; {text}"
+            known = op_values() if callable(op_values) else op_values
+            values = {**known, "baseline": reference}
         evidence = dict(values)
         span_ref: tuple[str, str, str, str] | None = None
         if b is not None:
@@ -410,6 +443,41 @@ def _apply_slow(
         removed = True
     if removed:
         conclude(diagnosis, rules, fallback)
+
+
+def _slow_limit(
+    diagnosis: Diagnosis, baseline_ms: float | None, settings: DiagnosisSettings
+) -> float:
+    """Slower than this (ms) is slow: a factor of the baseline, else the type's budget."""
+    if baseline_ms is not None and baseline_ms > 0:
+        return settings.slow_factor * baseline_ms
+    budget_s = settings.slow_budget_s.get(diagnosis.operation_type or "", settings.default_budget_s)
+    return budget_s * 1000
+
+
+def _slow_facts(diagnosis: Diagnosis, limit: float) -> dict[str, Any]:
+    """The facts the slow rules test (``rules.SLOW_FACTS``)."""
+    duration = diagnosis.duration_ms or 0.0
+    return {
+        "slow": diagnosis.finished and diagnosis.status == "completed" and duration > limit,
+        "status": diagnosis.status,
+        "finished": diagnosis.finished,
+        "operation_type": diagnosis.operation_type,
+        "trace_count": len(diagnosis.trace_ids),
+        "duration_s": duration / 1000,
+    }
+
+
+def reassess_changes(
+    diagnosis: Diagnosis, baseline_ms: float | None, rules: RuleSet, settings: DiagnosisSettings
+) -> bool:
+    """Whether ``reassess_slow(diagnosis, baseline_ms, …)`` changes more than
+    ``baseline_ms``: a slow finding to drop, or a slow rule that holds against this
+    baseline. Otherwise a row of the operations list is the diagnosis' own."""
+    if any(_is_slow_rule(rules.get(f.rule_id)) for f in diagnosis.fired):
+        return True
+    facts = _slow_facts(diagnosis, _slow_limit(diagnosis, baseline_ms, settings))
+    return any(facts_hold(rule, facts) for rule in rules.slow_rules)
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -593,7 +661,7 @@ def _declared_values(
     if not declared:
         return {}
     wanted = {name: keys for name, keys in declared.items()}
-    wanted_keys = _attr_keys(wanted)
+    wanted_keys = _all_attr_keys(declared)
     out: dict[str, Any] = {}
     for span in valued:
         attrs = span.attributes
@@ -619,6 +687,22 @@ def _declared_values(
 def _attr_keys(declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
     """The attribute keys ``declared`` values read (``key#path`` reads ``key``)."""
     return frozenset(key.partition("#")[0] for keys in declared.values() for key in keys)
+
+
+_ALL_KEYS: dict[int, tuple[dict[str, tuple[str, ...]], frozenset[str]]] = {}
+
+
+def _all_attr_keys(declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    """``_attr_keys`` of a rule set's whole ``values`` section, kept per section (held: its
+    id stays its): every diagnosis starts from it."""
+    known = _ALL_KEYS.get(id(declared))
+    if known is not None and known[0] is declared:
+        return known[1]
+    keys = _attr_keys(declared)
+    if len(_ALL_KEYS) >= 64:
+        _ALL_KEYS.clear()
+    _ALL_KEYS[id(declared)] = (declared, keys)
+    return keys
 
 
 def _json_path(raw: Any, path: str) -> Any:

@@ -51,6 +51,12 @@ _DEFAULT_MARGINS = {
 }
 
 
+_MAX_MEMO = 256
+_WORKER_GLOBS: dict[
+    tuple[int, str | None], tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]
+] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class NeighbourSpec:
     """A pack's ``neighbours`` and ``workers`` sections. ``margins`` holds only what a pack
@@ -107,10 +113,19 @@ class NeighbourSpec:
         return bool(self.health_checks or self.spans)
 
     def worker_globs(self, operation_type: str | None = None) -> tuple[str, ...]:
-        """Service globs of workers of ``operation_type`` (all workers when None)."""
-        return tuple(
+        """Service globs of workers of ``operation_type`` (all workers when None); asked
+        twice per diagnosis, so kept per ``workers`` section (held: its id stays its)."""
+        key = (id(self.workers), operation_type)
+        known = _WORKER_GLOBS.get(key)
+        if known is not None and known[0] is self.workers:
+            return known[1]
+        found = tuple(
             g for t, globs in self.workers if operation_type in (None, t) for g in globs
         )
+        if len(_WORKER_GLOBS) >= _MAX_MEMO:
+            _WORKER_GLOBS.clear()
+        _WORKER_GLOBS[key] = (self.workers, found)
+        return found
 
     def window(self, start_us: int, end_us: int, now_us: int) -> tuple[int, int]:
         """The neighbour window of an operation: a margin before it, one after, never past

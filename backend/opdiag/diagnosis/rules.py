@@ -52,6 +52,8 @@ FACTS: dict[str, type] = {
 SLOW_FACTS = frozenset(
     {"slow", "status", "finished", "operation_type", "trace_count", "duration_s"}
 )
+# Facts every operation has a value of its own (no two operations share a combination).
+_MEASURED_FACTS = frozenset({"duration_s", "idle_s"})
 SUBJECTS = frozenset(
     {"root", "last_span", "bottleneck", "error_origin", "last_transition", "worker_probe"}
 )
@@ -208,6 +210,12 @@ class RuleSet:
     _names: dict[str, tuple[str | None, bool]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    # The facts the operation rules test, when none is a measured time (see
+    # ``engine._operation_rules_holding``), and which rules hold per combination of them.
+    operation_fact_keys: tuple[str, ...] | None = field(init=False, repr=False, compare=False)
+    holding: dict[tuple[Any, ...], tuple[Rule, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self._by_id = {r.id: r for r in self.rules}
@@ -217,6 +225,10 @@ class RuleSet:
             r for r in self.rules if r.match is None and not r.uses_slow
         )
         self.slow_rules = tuple(r for r in self.rules if r.uses_slow)
+        tested = {c.key for r in self.operation_rules for c in r.facts}
+        self.operation_fact_keys = (
+            tuple(sorted(tested)) if tested.isdisjoint(_MEASURED_FACTS) else None
+        )
         self.value_keys = frozenset(
             key.partition("#")[0] for keys in self.values.values() for key in keys
         )

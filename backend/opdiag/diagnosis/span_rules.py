@@ -42,8 +42,17 @@ def when_holds(rule: Rule, held: Collection[int]) -> bool:
 
 
 def facts_hold(rule: Rule, facts: dict[str, Any]) -> bool:
-    for cond in rule.facts:  # noqa: SIM110 - per rule and operation: no generator
-        if not evaluate(cond, facts.get(cond.key, _NOTHING)):
+    for cond in rule.facts:
+        actual = facts.get(cond.key, _NOTHING)
+        expected = cond.value
+        # Facts are typed: a bool or text fact tested for equality with a value of its own
+        # type needs no coercion (``evaluate`` would answer the same, ~20 rules per operation)
+        if cond.op == "eq" and actual.__class__ is expected.__class__ and (
+            expected.__class__ is bool or expected.__class__ is str
+        ):
+            if actual != expected:
+                return False
+        elif not evaluate(cond, actual):
             return False
     return True
 
@@ -101,20 +110,8 @@ def span_rule_hits(
     index)`` when the caller has it (``diagnosis.survey``); ``withins`` are the rule set's
     ``within`` globs, ``nested`` its ``without_*`` matches."""
     active: dict[str, bool] = {}
-    # id() of the index's candidates of a shape -> (them, the active ones with their match,
-    # does one use ``within``, does one use ``without_*``, the keys one of which a span
-    # must hold for one of them to match, the HTTP statuses one of which it must answer)
-    here_of: dict[
-        int,
-        tuple[
-            tuple[Rule, ...],
-            list[tuple[Rule, SpanMatch]],
-            bool,
-            bool,
-            frozenset[str] | None,
-            tuple[StatusRange, ...] | None,
-        ],
-    ] = {}
+    # id() of the index's candidates of a shape -> ``_here`` of them for this operation
+    here_of: dict[int, Here] = {}
     own_within: dict[str, frozenset[tuple[str, ...]]] = {}
     best: dict[str, tuple[tuple[int, int], Span, ExceptionInfo | None]] = {}
     counts: dict[str, int] = {}
@@ -145,12 +142,7 @@ def span_rule_hits(
         for span, depth, maybe in meets:
             here = here_of.get(id(maybe))
             if here is None or here[0] is not maybe:  # (the tuple is held: its id stays its)
-                kept = [(r, _match(r)) for r in maybe if takes_part(r)]
-                uses_within = any(m.within is not None for _, m in kept)
-                uses_without = any(_uses_without(r) for r, _ in kept)
-                gate = key_gate(m for _, m in kept)
-                statuses = status_gate(m for _, m in kept)
-                here = here_of[id(maybe)] = (maybe, kept, uses_within, uses_without, gate, statuses)
+                here = here_of[id(maybe)] = _here(maybe, tuple(map(takes_part, maybe)))
             _, rules_here, uses_within, uses_without, gate, statuses = here
             if gate is not None and span.attributes.keys().isdisjoint(gate):
                 continue  # an attribute-only rule is a candidate of every shape
@@ -193,6 +185,40 @@ def span_rule_hits(
         for rule in index.items
         if rule.id in best
     ]
+
+
+Here = tuple[
+    tuple[Rule, ...],
+    list[tuple[Rule, SpanMatch]],
+    bool,
+    bool,
+    frozenset[str] | None,
+    tuple[StatusRange, ...] | None,
+]
+# (id of a candidates tuple, which of them take part) -> what ``span_rule_hits`` needs of
+# them; decided by the rule set alone, so once per process (the tuples are held by their
+# index and here: their ids stay theirs)
+_HERE: dict[tuple[int, tuple[bool, ...]], Here] = {}
+_MAX_HERE = 4096
+
+
+def _here(maybe: tuple[Rule, ...], taking_part: tuple[bool, ...]) -> Here:
+    """The candidates that take part with their match, whether one uses ``within`` or a
+    ``without_*``, the keys one of which a span must hold and the HTTP statuses one of
+    which it must answer for one of them to match."""
+    key = (id(maybe), taking_part)
+    here = _HERE.get(key)
+    if here is not None and here[0] is maybe:
+        return here
+    kept = [(r, _match(r)) for r, takes in zip(maybe, taking_part, strict=True) if takes]
+    uses_within = any(m.within is not None for _, m in kept)
+    uses_without = any(_uses_without(r) for r, _ in kept)
+    gate = key_gate(m for _, m in kept)
+    statuses = status_gate(m for _, m in kept)
+    if len(_HERE) >= _MAX_HERE:
+        _HERE.clear()
+    here = _HERE[key] = (maybe, kept, uses_within, uses_without, gate, statuses)
+    return here
 
 
 def _error_below(walk: Sequence[tuple[Span, int]], by_id: dict[str, Span]) -> set[str]:

@@ -167,14 +167,11 @@ def build_links(diagnosis: Diagnosis, links_settings: LinkSettings) -> Links:
         for tid in (*diagnosis.trace_ids, *diagnosis.evidence_trace_ids)
     }
     key_span = _key_span(diagnosis)
-    jaeger: str | None = None
+    jaeger = _jaeger_link(diagnosis, links_settings, key_span)
     explore_trace: str | None = None
     if key_span is not None and key_span[0]:
-        jaeger = span_url(links_settings, key_span[0], key_span[1])
         explore_trace = key_span[0]
     elif diagnosis.trace_ids:
-        jaeger = traces[diagnosis.trace_ids[0]]
-    if explore_trace is None and diagnosis.trace_ids:
         explore_trace = diagnosis.trace_ids[0]
     explore = None
     if explore_trace is not None:
@@ -189,4 +186,27 @@ def build_links(diagnosis: Diagnosis, links_settings: LinkSettings) -> Links:
         diagnosis_page=diagnosis_page_url(links_settings, key, span) if key else None,
         grafana_dashboard=dashboard_url(links_settings, key, span) if key else None,
         traces=traces,
+    )
+
+
+def _jaeger_link(
+    diagnosis: Diagnosis, links_settings: LinkSettings, key_span: tuple[str, str] | None
+) -> str | None:
+    """Jaeger UI at the span that proves the verdict, else at the operation's first trace."""
+    if key_span is not None and key_span[0]:
+        return span_url(links_settings, key_span[0], key_span[1])
+    if diagnosis.trace_ids:
+        return trace_url(links_settings, diagnosis.trace_ids[0])
+    return None
+
+
+def row_links(diagnosis: Diagnosis, links_settings: LinkSettings) -> Links:
+    """The two links a row of the operations list shows (``jaeger``, ``diagnosis_page``),
+    exactly as ``build_links`` makes them; a long listing needs no others."""
+    key = diagnosis.key
+    return Links(
+        jaeger=_jaeger_link(diagnosis, links_settings, _key_span(diagnosis)),
+        diagnosis_page=(
+            diagnosis_page_url(links_settings, key, operation_range_ms(diagnosis)) if key else None
+        ),
     )

@@ -69,24 +69,44 @@ def _linked(d: Diagnosis, settings: Any) -> Diagnosis:
 
 def operation_row(d: Diagnosis, settings: Any = None) -> OperationRow:
     """One line of the operations table."""
-    d = _linked(d, settings)
+    return OperationRow(**_operation_values(_linked(d, settings)))
+
+
+def _operation_values(d: Diagnosis) -> dict[str, Any]:
+    """An ``OperationRow``'s fields, in the model's order."""
     rc = d.root_cause
-    return OperationRow(
-        time=int(d.started_at_ms or 0),
-        operation_id=d.key,
-        trace_id=d.trace_ids[0] if d.trace_ids else "",
-        operation_type=d.operation_type or "unknown",
-        status=d.status,
-        verdict=d.verdict,
-        summary=d.summary,
-        duration_ms=float(d.duration_ms or 0.0),
-        service=_main_service(d),
-        root_cause=f"{rc.service}: {rc.span_name}" if rc is not None else "",
-        bottleneck=d.bottleneck.text if d.bottleneck is not None else "",
-        finished=d.finished,
-        diagnosis_url=d.links.diagnosis_page or "",
-        jaeger_url=d.links.jaeger or "",
-    )
+    return {
+        "time": int(d.started_at_ms or 0),
+        "operation_id": d.key,
+        "trace_id": d.trace_ids[0] if d.trace_ids else "",
+        "operation_type": d.operation_type or "unknown",
+        "status": d.status,
+        "verdict": d.verdict,
+        "summary": d.summary,
+        "duration_ms": float(d.duration_ms or 0.0),
+        "service": _main_service(d),
+        "root_cause": f"{rc.service}: {rc.span_name}" if rc is not None else "",
+        "bottleneck": d.bottleneck.text if d.bottleneck is not None else "",
+        "finished": d.finished,
+        "diagnosis_url": d.links.diagnosis_page or "",
+        "jaeger_url": d.links.jaeger or "",
+    }
+
+
+# The exact type of each OperationRow field, in order (all plain: str, int, float, bool).
+_OPERATION_TYPES: tuple[type, ...] = tuple(
+    f.annotation for f in OperationRow.model_fields.values()  # type: ignore[misc]
+)
+
+
+def operation_row_dict(d: Diagnosis) -> dict[str, Any]:
+    """``operation_row(d).model_dump()`` without building the model when every value
+    already has its field's exact type (the model would pass it through unchanged): a
+    listing of 200k operations writes 200k of these."""
+    values = _operation_values(d)
+    if all(v.__class__ is t for v, t in zip(values.values(), _OPERATION_TYPES, strict=True)):
+        return values
+    return OperationRow(**values).model_dump()
 
 
 def diagnosis_row(d: Diagnosis, settings: Any = None) -> DiagnosisRow:
