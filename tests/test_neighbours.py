@@ -420,7 +420,7 @@ def test_timeouts_make_a_silence_only_from_the_threshold_refusals_at_once() -> N
     assert spec.timeouts_to_lose == 3
 
 
-def _training_request(probes: list[Trace]) -> WorkerAssessment:
+def _training_request(probes: list[Trace], spec: NeighbourSpec = SPEC) -> WorkerAssessment:
     request = _trace(
         {
             "name": "POST /api/v1/trainings/start",
@@ -433,7 +433,7 @@ def _training_request(probes: list[Trace]) -> WorkerAssessment:
     return assess_workers(
         [(request, request.walk_list())],
         probes,
-        SPEC,
+        spec,
         operation_type="training",
         start_us=T0 + 60 * S,
         judge_until_us=T0 + 60 * S,
@@ -483,27 +483,8 @@ def test_a_backend_that_ran_for_rounds_and_probed_nothing_has_no_worker() -> Non
     def beat(at: float) -> Trace:
         return _trace({"name": "operations.list", "service": "ktrdr-api", "at": at})
 
-    request = _trace(
-        {
-            "name": "POST /api/v1/trainings/start",
-            "service": "ktrdr-api",
-            "kind": "server",
-            "at": 60,
-            "attrs": {"http.status_code": 503},
-        }
-    )
-
     def judged(around: list[Trace]) -> WorkerAssessment:
-        return assess_workers(
-            [(request, request.walk_list())],
-            around,
-            merged,
-            operation_type="training",
-            start_us=T0 + 60 * S,
-            judge_until_us=T0 + 60 * S,
-            now_us=T0 + 90 * S,
-            settled=False,
-        )
+        return _training_request(around, merged)
 
     nobody = judged([beat(15), beat(30), beat(45)])
     assert nobody.no_workers is not None and nobody.unregistered is None

@@ -10,7 +10,7 @@ from conftest import REFERENCE, REPO_ROOT, TEST_DATA, outside_repository
 
 
 def test_opening_a_file_beside_the_repository_is_refused(tmp_path):
-    beside = REPO_ROOT.parent / "shared" / "SPEC.md"
+    beside = REPO_ROOT.parent / "beside-the-repository" / "SPEC.md"
     with pytest.raises(PermissionError, match="outside the repository"):
         beside.open()
     assert outside_repository(str(REPO_ROOT.parent / "other-checkout" / "x.json"))

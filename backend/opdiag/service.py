@@ -116,6 +116,18 @@ class LRUCache(Generic[V]):
             self._data.clear()
 
 
+def _taken(
+    bases: list[tuple[OperationTraces, Diagnosis] | None], order: Sequence[int]
+) -> Iterator[tuple[OperationTraces, Diagnosis]]:
+    """The first pass's entries in ``order``, each let go as it is handed out (a long
+    listing never holds every final diagnosis)."""
+    for i in order:
+        entry = bases[i]
+        bases[i] = None
+        assert entry is not None
+        yield entry
+
+
 def _type_of(diagnosis: Diagnosis, group: OperationTraces) -> str:
     """The engine's type when it knows one, the cheap guess otherwise."""
     found = diagnosis.operation_type
@@ -525,11 +537,7 @@ class DiagnosisService:
     ) -> Iterator[Diagnosis]:
         """The second pass, in ``order``: each verdict is let go once judged, so a listing
         read row by row holds the first pass's verdicts, never every final diagnosis."""
-        for i in order:
-            entry = bases[i]
-            bases[i] = None
-            assert entry is not None
-            group, diagnosis = entry
+        for group, diagnosis in _taken(bases, order):
             final = finals.get(group.key)
             if final is None:
                 final = diagnosis
@@ -551,11 +559,7 @@ class DiagnosisService:
     ) -> Iterator[Diagnosis]:
         """``_judge_each`` for a caller that shows rows only: what a row shows is the
         same, nothing else is made and nothing is cached (see ``_for_row``)."""
-        for i in order:
-            entry = bases[i]
-            bases[i] = None
-            assert entry is not None
-            group, diagnosis = entry
+        for group, diagnosis in _taken(bases, order):
             final = finals.get(group.key)
             if final is None:
                 same = good.get(_type_of(diagnosis, group), [])
