@@ -22,12 +22,14 @@ from opdiag.sources.reader_base import (
     OTLP_STATUS,
     UNKNOWN_SERVICE,
     Collector,
+    General,
     any_value,
+    ns_time,
     otlp_id_at,
 )
 
-# Times as proto JSON writes them (decimal strings) or as numbers; bool and float are not.
-_TIMES = (str, int)
+NOT_SEEN: Any = object()
+ZERO_ID = bytes(8)
 
 
 def value_typed(v: schema.Value | None) -> Any:
@@ -68,11 +70,31 @@ def attrs_typed(
 
 
 def otlp_typed(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
-    """``otlp_document`` over typed resource spans."""
+    """``otlp_document`` over typed resource spans. The usual span is built inline, in one
+    loop as ``legacy_typed`` does; a trace's first span (its trace id is checked there) and
+    a span with links or events go through ``_span``. Anything the inline code finds wrong
+    makes the general path read the document (it words the problem)."""
+    try:
+        _spans(rss, col)
+    except ValueError:  # a time that is not a number
+        raise General from None
+
+
+def _spans(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
     ids = IdCache()
     share = ids.texts.setdefault  # span names and text values, one string each
-    # attributes (scope name and version added) per scope and raw text
-    memos: dict[Any, dict[bytes, dict[str, Any]]] = {}
+    traces_get = ids.traces.get
+    # per scope and raw text: the attributes (scope name and version added), and the span
+    # warnings they carry
+    memos: dict[Any, dict[bytes, tuple[dict[str, Any], tuple[str, ...]]]] = {}
+    limit = MEMO_LIMIT
+    fromhex = bytes.fromhex
+    # the trace id and the parent id of the span before, raw and checked: a run of spans
+    # shares one trace, siblings one parent
+    seen_raw_tid: Any = NOT_SEEN
+    seen_tid: str | None = None
+    seen_raw_parent: Any = NOT_SEEN
+    seen_parent: str | None = None
     buckets = col.spans
     last_tid: str | None = None
     bucket: list[Span] = []
@@ -92,14 +114,103 @@ def otlp_typed(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
                 memo = memos.setdefault((scope_name, scope_version), {})
             except TypeError:  # a scope name that is a list or a map
                 memo = {}
+            memo_get = memo.get
             spans = ss.spans or []
             for k, raw in enumerate(spans):
                 spans[k] = None  # type: ignore[call-overload]  # freed as the model grows
-                attrs = _attributes(raw.attributes, memo, scope_name, scope_version, share)
-                span = _plain_span(raw, attrs, service, resource, ids) or _span(
-                    raw, attrs, service, resource, ids
-                )
-                tid = span.trace_id
+                raw_attrs = raw.attributes
+                blob = bytes(raw_attrs)
+                known = memo_get(blob)
+                if known is None:
+                    known = _attributes(raw_attrs, scope_name, scope_version, share)
+                    if len(memo) >= limit:
+                        memo.clear()
+                    memo[blob] = known
+                    attrs = known[0]
+                else:  # the first span's dict is the template: nothing changes it while reading
+                    attrs = known[0].copy()
+                raw_tid = raw.traceId
+                if raw_tid != seen_raw_tid:  # not the trace of the span before
+                    seen_tid = traces_get(raw_tid) if raw_tid.__class__ is str else None
+                    seen_raw_tid = raw_tid
+                tid = seen_tid
+                if tid is None or raw.links or raw.events:
+                    span = _span(raw, attrs, service, resource, ids)
+                    tid = span.trace_id
+                    seen_raw_tid = NOT_SEEN  # checked now: from the cache next time
+                else:
+                    sid = raw.spanId
+                    if sid.__class__ is str and len(sid) == 16:
+                        sid_bytes = fromhex(sid)  # not hex: ValueError
+                        if len(sid_bytes) != 8 or sid_bytes == ZERO_ID:  # blanks, or zero
+                            raise General
+                        sid = sid.lower()
+                    elif (sid := _hex_id(sid)) is None:
+                        raise General
+                    raw_parent = raw.parentSpanId
+                    if raw_parent != seen_raw_parent:  # not a sibling of the span before
+                        if raw_parent.__class__ is str and len(raw_parent) == 16:
+                            parent_bytes = fromhex(raw_parent)
+                            if len(parent_bytes) != 8:
+                                raise General
+                            seen_parent = None if parent_bytes == ZERO_ID else raw_parent.lower()
+                        else:
+                            seen_parent = _hex_id(raw_parent)
+                        seen_raw_parent = raw_parent
+                    parent = seen_parent
+                    start_raw = raw.startTimeUnixNano
+                    end_raw = raw.endTimeUnixNano
+                    start_ns = (
+                        int(start_raw)
+                        if start_raw.__class__ is str
+                        else ns_time(start_raw, "", "startTimeUnixNano")
+                    )
+                    end_ns = (
+                        int(end_raw)
+                        if end_raw.__class__ is str
+                        else ns_time(end_raw, "", "endTimeUnixNano")
+                    )
+                    start_us = start_ns // 1000
+                    duration = (end_ns - start_ns) // 1000
+                    if duration < 0 or not 0 <= start_us <= MAX_TIME_US - duration:
+                        raise General
+                    name = raw.name
+                    if name.__class__ is not str:
+                        name = "" if name is None else str(name)
+                    kind = raw.kind
+                    kind = (
+                        OTLP_KINDS.get(kind, INTERNAL)
+                        if (kind_class := kind.__class__) is int or kind_class is str
+                        else INTERNAL
+                    )
+                    st = raw.status
+                    if st is None:
+                        status = STATUS_UNSET
+                        status_message = ""
+                    else:
+                        code = st.code
+                        status = (
+                            OTLP_STATUS.get(code, STATUS_UNSET)
+                            if (code_class := code.__class__) is int or code_class is str
+                            else STATUS_UNSET
+                        )
+                        status_message = str(msg) if (msg := st.message) else ""
+                    span = Span(
+                        tid,
+                        sid,
+                        share(name, name),
+                        service,
+                        start_us,
+                        duration,
+                        kind,
+                        attrs,
+                        [],
+                        [] if parent is None else [Reference(CHILD_OF, tid, parent)],
+                        status,
+                        status_message,
+                        resource,
+                        list(known[1]) if known[1] else [],
+                    )
                 if tid is not last_tid:  # Collector.add, for a run of one trace's spans
                     bucket = buckets.get(tid)
                     if bucket is None:
@@ -108,28 +219,26 @@ def otlp_typed(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
                 bucket.append(span)
 
 
+def _hex_id(raw: Any) -> str | None:
+    """``otlp_id_at`` of a span or parent id that is not 16 characters (base64, short hex,
+    absent)."""
+    return otlp_id_at(raw, 16, "", "span id")
+
+
 def _attributes(
-    raw: Any,
-    memo: dict[bytes, dict[str, Any]],
-    scope_name: Any,
-    scope_version: Any,
-    share: Callable[[str, str], str],
-) -> dict[str, Any]:
-    """A span's attributes, the scope's name and version among them unless it has its own:
-    a copy of the dict decoded for the first span with the same raw text."""
-    blob = bytes(raw)
-    template = memo.get(blob)
-    if template is not None:  # the first span's dict: nothing changes it while reading
-        return template.copy()
+    raw: Any, scope_name: Any, scope_version: Any, share: Callable[[str, str], str]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A span's attributes, the scope's name and version among them unless it has its own,
+    and the span warnings Jaeger stored in them (``@jaeger@warnings``)."""
     attrs = attrs_typed(schema.ATTRIBUTES.decode(raw), share)
     if scope_name and "otel.scope.name" not in attrs:
         attrs["otel.scope.name"] = scope_name
         if scope_version:
             attrs.setdefault("otel.scope.version", scope_version)
-    if len(memo) >= MEMO_LIMIT:
-        memo.clear()
-    memo[blob] = attrs
-    return attrs
+    jw = attrs.get("@jaeger@warnings")
+    if not jw:
+        return attrs, ()
+    return attrs, tuple(str(w) for w in (jw if isinstance(jw, list) else [jw]))
 
 
 def _span(
@@ -148,7 +257,7 @@ def _span(
         raw.kind,
         raw.startTimeUnixNano,
         raw.endTimeUnixNano,
-        raw.status,
+        None if (st := raw.status) is None else {"code": st.code, "message": st.message},
         attrs,
         raw.links,
         raw.events,
@@ -156,86 +265,4 @@ def _span(
         service,
         resource,
         ids,
-    )
-
-
-def _plain_span(
-    raw: schema.OtlpSpan,
-    attrs: dict[str, Any],
-    service: str,
-    resource: dict[str, Any],
-    ids: IdCache,
-) -> Span | None:
-    """``otlp_fields`` for the usual span, or ``None`` when anything about it is unusual
-    (then ``otlp_fields`` decides, or words the problem)."""
-    if raw.links or raw.events:
-        return None
-    raw_tid = raw.traceId
-    tid = ids.traces.get(raw_tid) if raw_tid.__class__ is str else None
-    raw_sid = raw.spanId
-    name = raw.name
-    start_raw = raw.startTimeUnixNano
-    end_raw = raw.endTimeUnixNano
-    if (
-        tid is None
-        or name.__class__ is not str
-        or raw_sid.__class__ is not str
-        or len(raw_sid) != 16
-        or not raw_sid.isalnum()
-        or start_raw.__class__ not in _TIMES
-        or end_raw.__class__ not in _TIMES
-    ):
-        return None
-    try:
-        if not int(raw_sid, 16):
-            return None
-        start_ns = int(start_raw)
-        end_ns = int(end_raw)
-    except ValueError:
-        return None
-    start_us = start_ns // 1000
-    duration = (end_ns - start_ns) // 1000
-    if duration < 0 or not 0 <= start_us <= MAX_TIME_US - duration:
-        return None
-    kind_raw = raw.kind
-    kind = OTLP_KINDS.get(kind_raw, INTERNAL) if type(kind_raw) in (int, str) else INTERNAL
-    status = STATUS_UNSET
-    status_message = ""
-    st = raw.status
-    if st.__class__ is dict:
-        code = st.get("code")
-        if type(code) in (int, str):
-            status = OTLP_STATUS.get(code, STATUS_UNSET)
-        msg = st.get("message")
-        if msg:
-            status_message = str(msg)
-    raw_parent = raw.parentSpanId
-    if raw_parent is None or raw_parent == "":  # a root
-        parent = None
-    elif raw_parent.__class__ is str and len(raw_parent) == 16 and raw_parent.isalnum():
-        try:  # plain hex, as for the span id
-            parent = raw_parent.lower() if int(raw_parent, 16) else None
-        except ValueError:
-            parent = otlp_id_at(raw_parent, 16, "", "parentSpanId")
-    else:
-        parent = otlp_id_at(raw_parent, 16, "", "parentSpanId")
-    warnings: list[str] = []
-    jw = attrs.get("@jaeger@warnings")
-    if jw:
-        warnings.extend(str(w) for w in (jw if isinstance(jw, list) else [jw]))
-    return Span(
-        tid,
-        raw_sid.lower(),
-        ids.texts.setdefault(name, name),
-        service,
-        start_us,
-        duration,
-        kind,
-        attrs,
-        [],
-        [] if parent is None else [Reference(CHILD_OF, tid, parent)],
-        status,
-        status_message,
-        resource,
-        warnings,
     )

@@ -83,8 +83,15 @@ class Attribute(Struct):
     value: Value | None = None
 
 
-class OtlpSpan(Struct):
-    """An OTLP span; ``get`` lets the reader's OTLP code read it like the plain-JSON form."""
+class Status(Struct, gc=False):
+    """OTLP span status; its fields are read leniently (any JSON value)."""
+
+    code: Any = None
+    message: Any = None
+
+
+class OtlpSpan(Struct, gc=False):
+    """An OTLP span. Not tracked by the cyclic GC: it holds decoded JSON values only."""
 
     traceId: Any = None
     spanId: Any = None
@@ -96,10 +103,7 @@ class OtlpSpan(Struct):
     attributes: msgspec.Raw = NO_RAW  # list[Attribute], span by span (ATTRIBUTES)
     events: Any = None
     links: Any = None
-    status: Any = None
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
+    status: Status | None = None
 
 
 class Resource(Struct):
