@@ -179,3 +179,37 @@ def test_odd_times_read_as_the_general_path_reads_them(
 ) -> None:
     odd = _span(2, _hex(1), startTimeUnixNano=start, endTimeUnixNano=end)
     _same(_otlp([_span(1), odd, _span(3, _hex(1))]), monkeypatch)
+
+
+VALUES: list[Any] = [
+    {"stringValue": None, "intValue": "5"},
+    {"stringValue": 5},
+    {"stringValue": "", "boolValue": True},
+    {"intValue": None},
+    {"intValue": "x"},
+    {"intValue": 5.5},
+    {"boolValue": "TRUE"},
+    {"doubleValue": "1.5"},
+    {"bytesValue": "AAE="},
+    {"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": "2"}]}},
+    {"kvlistValue": {"values": [{"key": "a", "value": {"stringValue": None, "intValue": "1"}}]}},
+    {},
+    {"unknown": 1},
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+@pytest.mark.parametrize("beside", ["a value", "a null value", "no value"])
+def test_attribute_values_read_as_the_general_path_reads_them(
+    value: Any, beside: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``stringValue`` is the value whenever present, unless an attribute of the same list
+    has no value object (the general path then reads every value with ``any_value``)."""
+    other: dict[str, Any] = {"key": "o"}
+    if beside != "no value":
+        other["value"] = {"stringValue": "v"} if beside == "a value" else None
+    attrs = [{"key": "k", "value": value}, other]
+    doc = _otlp([_span(1, attributes=attrs), _span(2, _hex(1), attributes=attrs)])
+    doc["result"]["resourceSpans"][0]["resource"]["attributes"] += attrs
+    _same(doc, monkeypatch)
+    assert typed(orjson.dumps(doc), "f.json") is not None

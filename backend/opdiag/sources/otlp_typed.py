@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from msgspec import UNSET
 
 from opdiag.model import CHILD_OF, INTERNAL, STATUS_UNSET, Reference, Span
@@ -30,6 +31,8 @@ from opdiag.sources.reader_base import (
 
 NOT_SEEN: Any = object()
 ZERO_ID = bytes(8)
+NO_TEXT = msgspec.Raw(b"")  # equal to no decoded value
+NO_ATTRIBUTES: tuple[dict[str, Any], tuple[str, ...]] = ({}, ())
 
 
 def value_typed(v: schema.Value | None) -> Any:
@@ -51,22 +54,32 @@ def attrs_typed(
     attrs: list[schema.Attribute] | None, share: Callable[[str, str], str] | None = None
 ) -> dict[str, Any]:
     """``otlp_attrs`` of typed attributes; ``share`` keeps one string per distinct text
-    value (``{}.setdefault`` of the reader's, as the legacy readers do)."""
+    value (``{}.setdefault`` of the reader's, as the legacy readers do). As there, a
+    ``stringValue`` is the value whenever it is present (even ``null``), unless an attribute
+    has no value object: then each value is read by ``any_value``."""
     if not attrs:
         return {}
     if share is None:
-        return {
-            a.key: s
-            if (v := a.value) is not None and (s := v.stringValue) is not UNSET and s is not None
-            else value_typed(v)
-            for a in attrs
-        }
-    return {
-        share(k := a.key, k): (share(s, s) if s.__class__ is str else s)
-        if (v := a.value) is not None and (s := v.stringValue) is not UNSET and s is not None
-        else value_typed(v)
-        for a in attrs
-    }
+        share = {}.setdefault
+    out: dict[str, Any] = {}
+    for a in attrs:
+        v = a.value
+        if v is None:  # otlp_attrs_checked's reading
+            return {share(k := a.key, k): value_typed(a.value) for a in attrs}
+        s = v.stringValue
+        if s.__class__ is str:
+            value = share(s, s)
+        elif s is not UNSET:
+            value = s
+        elif (iv := v.intValue) is not UNSET:  # the next key any_value tries, a common one
+            try:
+                value = int(iv)
+            except (TypeError, ValueError):
+                value = iv
+        else:
+            value = value_typed(v)
+        out[share(k := a.key, k)] = value
+    return out
 
 
 def otlp_typed(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
@@ -95,6 +108,11 @@ def _spans(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
     seen_tid: str | None = None
     seen_raw_parent: Any = NOT_SEEN
     seen_parent: str | None = None
+    # the kind and status code of the span before, raw (compared by identity) and mapped
+    seen_raw_kind: Any = NOT_SEEN
+    seen_kind = INTERNAL
+    seen_code: Any = NOT_SEEN
+    seen_status = STATUS_UNSET
     buckets = col.spans
     last_tid: str | None = None
     bucket: list[Span] = []
@@ -115,20 +133,31 @@ def _spans(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
             except TypeError:  # a scope name that is a list or a map
                 memo = {}
             memo_get = memo.get
+            # the memo's answers for the last two raw texts: a poll repeats the span before,
+            # a send/receive pair the one before that (``Raw`` compares without a copy)
+            recent_raw = older_raw = NO_TEXT
+            recent = older = NO_ATTRIBUTES
             spans = ss.spans or []
             for k, raw in enumerate(spans):
                 spans[k] = None  # type: ignore[call-overload]  # freed as the model grows
                 raw_attrs = raw.attributes
-                blob = bytes(raw_attrs)
-                known = memo_get(blob)
-                if known is None:
-                    known = _attributes(raw_attrs, scope_name, scope_version, share)
-                    if len(memo) >= limit:
-                        memo.clear()
-                    memo[blob] = known
-                    attrs = known[0]
-                else:  # the first span's dict is the template: nothing changes it while reading
-                    attrs = known[0].copy()
+                if raw_attrs == recent_raw:
+                    attrs = recent[0].copy()
+                elif raw_attrs == older_raw:
+                    recent_raw, older_raw, recent, older = older_raw, recent_raw, older, recent
+                    attrs = recent[0].copy()
+                else:
+                    blob = bytes(raw_attrs)
+                    known = memo_get(blob)
+                    if known is None:
+                        known = _attributes(raw_attrs, scope_name, scope_version, share)
+                        if len(memo) >= limit:
+                            memo.clear()
+                        memo[blob] = known
+                        attrs = known[0]
+                    else:  # the first span's dict is the template: nothing changes it
+                        attrs = known[0].copy()
+                    older_raw, older, recent_raw, recent = recent_raw, recent, raw_attrs, known
                 raw_tid = raw.traceId
                 if raw_tid != seen_raw_tid:  # not the trace of the span before
                     seen_tid = traces_get(raw_tid) if raw_tid.__class__ is str else None
@@ -178,22 +207,27 @@ def _spans(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
                     if name.__class__ is not str:
                         name = "" if name is None else str(name)
                     kind = raw.kind
-                    kind = (
-                        OTLP_KINDS.get(kind, INTERNAL)
-                        if (kind_class := kind.__class__) is int or kind_class is str
-                        else INTERNAL
-                    )
+                    if kind is not seen_raw_kind:  # small ints are one object each
+                        seen_raw_kind = kind
+                        seen_kind = (
+                            OTLP_KINDS.get(kind, INTERNAL)
+                            if (kind_class := kind.__class__) is int or kind_class is str
+                            else INTERNAL
+                        )
                     st = raw.status
                     if st is None:
                         status = STATUS_UNSET
                         status_message = ""
                     else:
                         code = st.code
-                        status = (
-                            OTLP_STATUS.get(code, STATUS_UNSET)
-                            if (code_class := code.__class__) is int or code_class is str
-                            else STATUS_UNSET
-                        )
+                        if code is not seen_code:
+                            seen_code = code
+                            seen_status = (
+                                OTLP_STATUS.get(code, STATUS_UNSET)
+                                if (code_class := code.__class__) is int or code_class is str
+                                else STATUS_UNSET
+                            )
+                        status = seen_status
                         status_message = str(msg) if (msg := st.message) else ""
                     span = Span(
                         tid,
@@ -202,14 +236,14 @@ def _spans(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
                         service,
                         start_us,
                         duration,
-                        kind,
+                        seen_kind,
                         attrs,
                         [],
                         [] if parent is None else [Reference(CHILD_OF, tid, parent)],
                         status,
                         status_message,
                         resource,
-                        list(known[1]) if known[1] else [],
+                        list(recent[1]) if recent[1] else [],
                     )
                 if tid is not last_tid:  # Collector.add, for a run of one trace's spans
                     bucket = buckets.get(tid)
