@@ -223,23 +223,18 @@ def build_trace(
     """
     trace_id = normalise_trace_id(trace_id)
     span_list = list(spans)
-    by_id: dict[str, Span] = {}
     trace_warnings = list(warnings)
-    # Per duplicated id, the next suffix to try: it only grows, so 30k spans sharing one id
-    # cost 30k lookups, not 30k²/2.
-    next_suffix: dict[str, int] = {}
+    by_id = dict(zip(map(_SPAN_ID, span_list), span_list, strict=True))
+    if len(by_id) != len(span_list):
+        by_id = _renaming_duplicates(span_list)
+    # One pass with the index complete: the error flag, then the parent (a span's first
+    # reference to a span of this trace that is not itself).
+    children: dict[str, list[Span]] = {}
+    roots: list[Span] = []
+    orphans = 0
     for span in span_list:
         if not span.original_span_id:
             span.original_span_id = span.span_id
-        sid = span.span_id
-        if sid in by_id:
-            n = next_suffix.get(sid, 1)
-            while f"{sid}_{n}" in by_id:
-                n += 1
-            next_suffix[sid] = n + 1
-            span.span_id = f"{sid}_{n}"
-            span.warnings.append(f"duplicate span id {sid}; renamed {span.span_id}")
-        by_id[span.span_id] = span
         span.trace_id = trace_id
         attrs = span.attributes
         # is_error(span), its usual answer without the call: no status, no error-ish tag
@@ -254,11 +249,6 @@ def build_trace(
             or "error" in attrs
             else False
         )
-
-    children: dict[str, list[Span]] = {}
-    roots: list[Span] = []
-    orphans = 0
-    for span in span_list:
         parent_id = None
         refs = span.references
         if refs:
@@ -310,6 +300,28 @@ def build_trace(
     )
 
 
+def _renaming_duplicates(span_list: list[Span]) -> dict[str, Span]:
+    """The index of spans some of which share an id: later ones are renamed ``id_1``,
+    ``id_2`` … (their ``original_span_id`` keeps the id they came with)."""
+    by_id: dict[str, Span] = {}
+    # Per duplicated id, the next suffix to try: it only grows, so 30k spans sharing one id
+    # cost 30k lookups, not 30k²/2.
+    next_suffix: dict[str, int] = {}
+    for span in span_list:
+        if not span.original_span_id:
+            span.original_span_id = span.span_id
+        sid = span.span_id
+        if sid in by_id:
+            n = next_suffix.get(sid, 1)
+            while f"{sid}_{n}" in by_id:
+                n += 1
+            next_suffix[sid] = n + 1
+            span.span_id = f"{sid}_{n}"
+            span.warnings.append(f"duplicate span id {sid}; renamed {span.span_id}")
+        by_id[span.span_id] = span
+    return by_id
+
+
 def _walk(roots: list[Span], children: dict[str, list[Span]]) -> list[tuple[Span, int]]:
     """Depth-first (span, depth), children in start order, iteratively: a stack of child
     iterators, one per level of the path walked down."""
@@ -333,6 +345,7 @@ def _walk(roots: list[Span], children: dict[str, list[Span]]) -> list[tuple[Span
 
 
 _START = attrgetter("start_us")
+_SPAN_ID = attrgetter("span_id")
 _DURATION = attrgetter("duration_us")
 
 

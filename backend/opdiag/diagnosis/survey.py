@@ -75,7 +75,9 @@ def survey(
     is_noise: Callable[[Span], bool],
     worker_globs: Sequence[str],
 ) -> Survey:
-    """Walk the scoped spans once (see the module docstring)."""
+    """Walk the scoped spans once (see the module docstring). ``is_noise`` is
+    ``bottleneck.noise_check``'s kind of check: for a span that is not a client span, the
+    name alone decides (it is asked once per name, service and shape)."""
     out = Survey()
     own_index, when_index = rules.own_index, rules.when_index
     # (name, kind, error) -> span-rule candidates and ``when`` matches, without and with an
@@ -84,7 +86,9 @@ def survey(
     when_left = len(when_index)
     held: set[int] = set()
     value_keys = rules.value_keys
-    is_worker: dict[str, bool] = {}
+    # per (name, kind, error, service): the shape, whether the service is a worker's, and
+    # whether the name alone makes the span noise (client spans may be noise by their URL)
+    local: dict[tuple[str, str, bool, str], tuple[Any, bool, bool]] = {}
     calls, worker_ends, valued = out.calls, out.worker_ends, out.valued
     for trace, walk in walks:
         noisy: set[str] = set()
@@ -94,17 +98,33 @@ def survey(
         children = trace.children
         for span, depth in walk:
             sid = span.span_id
-            if is_noise(span):
+            kind = span.kind
+            service = span.service
+            seen = local.get((span.name, kind, span.error, service))
+            if seen is None:
+                key = (span.name, kind, span.error)
+                shape = shapes.get(key)
+                if shape is None:
+                    own, when = own_index.entry(key), when_index.entry(key)
+                    differs = own[1] is not own[0] or when[1] is not when[0]
+                    gates = (
+                        key_gate(r.match for r in own[0]),
+                        key_gate(r.match for r in own[1]),
+                    )
+                    shape = shapes[key] = (*own, *when, differs, *gates)
+                seen = local[(*key, service)] = (
+                    shape,
+                    any(fnmatchcase(service, g) for g in worker_globs),
+                    kind != CLIENT and is_noise(span),
+                )
+            shape, worker, name_noise = seen
+            if name_noise or (kind == CLIENT and is_noise(span)):
                 noisy.add(sid)
                 below.add(sid)
             elif span.parent_id is not None and span.parent_id in below:
                 below.add(sid)
             elif depth or not children.get(sid):
                 work.append(span)
-            service = span.service
-            worker = is_worker.get(service)
-            if worker is None:
-                worker = is_worker[service] = any(fnmatchcase(service, g) for g in worker_globs)
             if worker:
                 end = span.start_us + span.duration_us
                 last = worker_ends.get(service)
@@ -114,20 +134,13 @@ def survey(
                 else:
                     if end > last:
                         worker_ends[service] = end
-                    if span.kind == CLIENT:
+                    if kind == CLIENT:
                         calls.append(span)
-            elif span.kind == CLIENT:
+            elif kind == CLIENT:
                 calls.append(span)
             attrs = span.attributes
             if value_keys and not attrs.keys().isdisjoint(value_keys):
                 valued.append(span)
-            key = (span.name, span.kind, span.error)
-            shape = shapes.get(key)
-            if shape is None:
-                own, when = own_index.entry(key), when_index.entry(key)
-                differs = own[1] is not own[0] or when[1] is not when[0]
-                gates = (key_gate(r.match for r in own[0]), key_gate(r.match for r in own[1]))
-                shape = shapes[key] = (*own, *when, differs, *gates)
             if shape[4] and (  # candidates.has_exception, inlined: 100k calls
                 span.events or "exception.type" in attrs or "error.type" in attrs
             ):
