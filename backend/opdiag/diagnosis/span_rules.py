@@ -153,7 +153,7 @@ def span_rule_hits(
                 rules_here = sieve.get(code)
                 if rules_here is None:
                     rules_here = sieve[code] = [
-                        (r, m) for r, m in here[1] if _status_allows(m, code)
+                        (r, m) for r, m in here[1] if status_allows(m, code)
                     ]
             # what the span alone decides first: the context below is built for few spans
             own = [(r, m, found) for r, m in rules_here if (found := match_own(m, span))[0]]
@@ -225,7 +225,7 @@ def _here(maybe: tuple[Rule, ...], taking_part: tuple[bool, ...]) -> Here:
     uses_without = any(_uses_without(r) for r, _ in kept)
     gate = key_gate(m for _, m in kept)
     statuses = status_gate(m for _, m in kept)
-    sieve = {} if any(m.http_status or m.http_no_status for _, m in kept) else None
+    sieve = {} if any_status(m for _, m in kept) else None
     if len(_HERE) >= _MAX_HERE:
         _HERE.clear()
     here = _HERE[key] = (maybe, kept, uses_within, uses_without, gate, statuses, sieve)
@@ -319,7 +319,12 @@ def _answered(span: Span, ranges: tuple[StatusRange, ...]) -> bool:
     return status is not None and any(r.low <= status <= r.high for r in ranges)
 
 
-def _status_allows(m: SpanMatch, status: int | None) -> bool:
+def any_status(matches: Iterable[SpanMatch]) -> bool:
+    """Whether one of ``matches`` tests the HTTP status (a sieve by status can help)."""
+    return any(m.http_status or m.http_no_status for m in matches)
+
+
+def status_allows(m: SpanMatch, status: int | None) -> bool:
     """``match_own``'s HTTP status test alone, for a span answering ``status``."""
     if m.http_no_status:
         return status is None

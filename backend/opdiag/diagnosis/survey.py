@@ -26,10 +26,10 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from opdiag.diagnosis.matching import SpanContext, match_span
-from opdiag.diagnosis.rules import RuleSet
-from opdiag.diagnosis.span_rules import Meeting, key_gate
+from opdiag.diagnosis.rules import RuleSet, SpanMatch
+from opdiag.diagnosis.span_rules import Meeting, any_status, key_gate, status_allows
 from opdiag.diagnosis.timing import noise_ids
-from opdiag.model import CLIENT, Span, Trace
+from opdiag.model import CLIENT, Span, Trace, http_status
 
 Walk = Sequence[tuple[Span, int]]
 _BARE = SpanContext()
@@ -48,7 +48,7 @@ class Survey:
     meeting: list[Meeting] = field(default_factory=list)
 
 
-Shapes = dict[tuple[str, str, bool], tuple[Any, Any, Any, Any, bool, Any, Any]]
+Shapes = dict[tuple[str, str, bool], tuple[Any, Any, Any, Any, bool, Any, Any, bool, bool]]
 # (id of the span-rule index, id of the ``when`` index) -> both, and what each span shape
 # meets in them: decided by the rule set alone, so once per process, not per operation (a
 # listing of 200k one-span operations decided the same shape 200k times)
@@ -90,9 +90,11 @@ def survey(
     # whether the name alone makes the span noise (client spans may be noise by their URL)
     local: dict[tuple[str, str, bool, str], tuple[Any, bool, bool]] = {}
     calls, worker_ends, valued = out.calls, out.worker_ends, out.valued
+    # (id of a shape's ``when`` matches, HTTP status) -> those the status allows
+    by_status: dict[tuple[int, int | None], tuple[Any, tuple[SpanMatch, ...]]] = {}
     for trace, walk in walks:
         noisy: set[str] = set()
-        below: set[str] = set()  # noise and every span under it
+        below: set[str] = set()  # every span under noise that is not noise itself
         work: list[Span] = []
         meeting: Meeting = []
         children = trace.children
@@ -111,7 +113,8 @@ def survey(
                         key_gate(r.match for r in own[0]),
                         key_gate(r.match for r in own[1]),
                     )
-                    shape = shapes[key] = (*own, *when, differs, *gates)
+                    tested = (any_status(when[0]), any_status(when[1]))
+                    shape = shapes[key] = (*own, *when, differs, *gates, *tested)
                 seen = local[(*key, service)] = (
                     shape,
                     any(fnmatchcase(service, g) for g in worker_globs),
@@ -120,8 +123,7 @@ def survey(
             shape, worker, name_noise = seen
             if name_noise or (kind == CLIENT and is_noise(span)):
                 noisy.add(sid)
-                below.add(sid)
-            elif span.parent_id is not None and span.parent_id in below:
+            elif (parent := span.parent_id) is not None and (parent in noisy or parent in below):
                 below.add(sid)
             elif depth or not children.get(sid):
                 work.append(span)
@@ -144,10 +146,19 @@ def survey(
             if shape[4] and (  # candidates.has_exception, inlined: 100k calls
                 span.events or "exception.type" in attrs or "error.type" in attrs
             ):
-                maybe, whens, gate = shape[1], shape[3], shape[6]
+                maybe, whens, gate, tested = shape[1], shape[3], shape[6], shape[8]
             else:
-                maybe, whens, gate = shape[0], shape[2], shape[5]
-            if when_left:
+                maybe, whens, gate, tested = shape[0], shape[2], shape[5], shape[7]
+            if when_left and whens:
+                if tested:  # only the matches the span's HTTP status allows
+                    code = http_status(span)
+                    sieved = by_status.get((id(whens), code))
+                    if sieved is None:
+                        sieved = by_status[(id(whens), code)] = (
+                            whens,  # (held: its id stays its)
+                            tuple(m for m in whens if status_allows(m, code)),
+                        )
+                    whens = sieved[1]
                 for m in whens:
                     if id(m) not in held and match_span(m, span, _BARE)[0]:
                         held.add(id(m))
