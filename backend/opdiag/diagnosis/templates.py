@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Names the engine can put into evidence; see rules/README.md for what each holds.
@@ -90,6 +90,12 @@ class Template:
     """A parsed template: literal text and placeholders, in order."""
 
     parts: tuple[str | Placeholder, ...]
+    # the whole text when there is no placeholder (a solution's title and steps mostly)
+    static: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if all(isinstance(part, str) for part in self.parts):
+            object.__setattr__(self, "static", "".join(self.parts))  # type: ignore[arg-type]
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -165,6 +171,8 @@ def render_value(value: Any) -> str:
 
 def fill(template: Template, evidence: Mapping[str, Any]) -> str:
     """Substitute evidence values; missing ones take the default or ``n/a``."""
+    if template.static is not None:
+        return template.static
     out: list[str] = []
     for part in template.parts:
         if isinstance(part, str):
