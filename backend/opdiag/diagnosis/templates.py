@@ -171,6 +171,17 @@ def render_value(value: Any) -> str:
 
 def fill(template: Template, evidence: Mapping[str, Any]) -> str:
     """Substitute evidence values; missing ones take the default or ``n/a``."""
+    return _filled(template, evidence, strict=False)  # type: ignore[return-value]
+
+
+def fill_command(template: Template, evidence: Mapping[str, Any]) -> str | None:
+    """A command to paste, or None when a value it needs is missing and has no default: a
+    command holding ``n/a`` (or a made-up ``SYMBOL``) would run against the wrong thing."""
+    return _filled(template, evidence, strict=True)
+
+
+def _filled(template: Template, evidence: Mapping[str, Any], *, strict: bool) -> str | None:
+    """One pass of ``fill``; ``strict``: None at a missing value without a default."""
     if template.static is not None:
         return template.static
     out: list[str] = []
@@ -183,18 +194,12 @@ def fill(template: Template, evidence: Mapping[str, Any]) -> str:
             if value is not None and value != "":
                 out.append(part.present.replace("$", render_value(value)))
         elif value is None or value == "":
-            out.append(part.default if part.default is not None else MISSING)
+            if part.default is not None:
+                out.append(part.default)
+            elif strict:
+                return None
+            else:
+                out.append(MISSING)
         else:
             out.append(render_value(value))
     return "".join(out)
-
-
-def fill_command(template: Template, evidence: Mapping[str, Any]) -> str | None:
-    """A command to paste, or None when a value it needs is missing and has no default: a
-    command holding ``n/a`` (or a made-up ``SYMBOL``) would run against the wrong thing."""
-    for part in template.parts:
-        if isinstance(part, Placeholder) and part.default is None and part.present is None:
-            value = evidence.get(part.key)
-            if value is None or value == "":
-                return None
-    return fill(template, evidence)
