@@ -32,8 +32,8 @@ from opdiag.diagnosis.engine import _declared_values
 from opdiag.diagnosis.facts import scoped_walk
 from opdiag.diagnosis.matching import SpanContext, match_span
 from opdiag.diagnosis.neighbours import WorkerView, workers_of
-from opdiag.diagnosis.rules import load_rules
-from opdiag.diagnosis.span_rules import meeting_of
+from opdiag.diagnosis.rules import Rule, load_rules
+from opdiag.diagnosis.span_rules import meeting_of, span_rule_hits
 from opdiag.diagnosis.survey import survey
 from opdiag.errors import InputError, TraceFormatError
 from opdiag.globs import Globs
@@ -107,6 +107,66 @@ def test_the_one_walk_finds_what_each_step_found_alone(name: str) -> None:
         held = {k for k, m in whens.items() if any(match_span(m, s, bare)[0] for s in spans)}
         assert found.held == held
         assert found.meeting == meeting_of(walks, RULES.own_index)
+
+
+def _answering(statuses: list[int | None]) -> list[tuple[Trace, list[tuple[Span, int]]]]:
+    """One trace of client calls to the backend's start endpoint and server spans of it,
+    answering each of ``statuses`` (None: no status attribute)."""
+    spans = [Span("1" * 32, "0" * 15 + "1", "cli.backtest", "ktrdr-cli", 1_000, 9_000_000)]
+    for i, status in enumerate(statuses):
+        for kind, name, service in (
+            ("client", "POST", "ktrdr-cli"),
+            ("server", "POST /api/v1/backtests/start", "ktrdr-api"),
+        ):
+            attrs: dict[str, object] = {"http.url": "http://backend:8000/api/v1/backtests/start"}
+            if status is not None:
+                attrs["http.status_code"] = status
+            spans.append(
+                Span(
+                    "1" * 32,
+                    f"{len(spans) + 1:016x}",
+                    name,
+                    service,
+                    2_000 + i * 10_000,
+                    5_000,
+                    kind=kind,
+                    attributes=attrs,
+                    references=[Reference(CHILD_OF, "1" * 32, "0" * 15 + "1")],
+                )
+            )
+    trace = build_trace("1" * 32, spans)
+    return [(trace, trace.walk_list())]
+
+
+def test_the_status_sieve_drops_only_what_the_status_rules_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``span_rule_hits`` tries a span only against the candidates its HTTP status allows;
+    without that sieve every operation of every corpus (and calls answering 200, 404, 422,
+    500, 503 and nothing) meets the same rules on the same spans."""
+    from opdiag.diagnosis import span_rules
+
+    operations = [w for name in sorted(CORPORA) for w in _operations(name)]
+    operations.append(_answering([200, 503, None, 422, 500, 404, 200, 503]))
+    facts = {"found": True, "worker_ran": False, "status": "failed"}
+    sieved = [
+        span_rule_hits(w, RULES.own_index, facts, withins=RULES.withins, nested=RULES.nested_index)
+        for w in operations
+    ]
+    assert any(hits for hits in sieved)
+    here = span_rules._here
+
+    def unsieved(maybe: tuple[Rule, ...], taking_part: tuple[bool, ...]) -> span_rules.Here:
+        return (*here(maybe, taking_part)[:6], None)
+
+    monkeypatch.setattr(span_rules, "_here", unsieved)
+    plain = [
+        span_rule_hits(w, RULES.own_index, facts, withins=RULES.withins, nested=RULES.nested_index)
+        for w in operations
+    ]
+    assert [[(r.id, s.span_id, n) for r, s, _, n in hits] for hits in sieved] == [
+        [(r.id, s.span_id, n) for r, s, _, n in hits] for hits in plain
+    ]
 
 
 def test_the_shape_index_answers_what_every_static_match_answers() -> None:

@@ -223,23 +223,18 @@ def build_trace(
     """
     trace_id = normalise_trace_id(trace_id)
     span_list = list(spans)
-    by_id: dict[str, Span] = {}
     trace_warnings = list(warnings)
-    # Per duplicated id, the next suffix to try: it only grows, so 30k spans sharing one id
-    # cost 30k lookups, not 30k²/2.
-    next_suffix: dict[str, int] = {}
+    by_id = dict(zip(map(_SPAN_ID, span_list), span_list, strict=True))
+    if len(by_id) != len(span_list):
+        by_id = _renaming_duplicates(span_list)
+    # One pass with the index complete: the error flag, then the parent (a span's first
+    # reference to a span of this trace that is not itself).
+    children: dict[str, list[Span]] = {}
+    roots: list[Span] = []
+    orphans = 0
     for span in span_list:
         if not span.original_span_id:
             span.original_span_id = span.span_id
-        sid = span.span_id
-        if sid in by_id:
-            n = next_suffix.get(sid, 1)
-            while f"{sid}_{n}" in by_id:
-                n += 1
-            next_suffix[sid] = n + 1
-            span.span_id = f"{sid}_{n}"
-            span.warnings.append(f"duplicate span id {sid}; renamed {span.span_id}")
-        by_id[span.span_id] = span
         span.trace_id = trace_id
         attrs = span.attributes
         # is_error(span), its usual answer without the call: no status, no error-ish tag
@@ -254,11 +249,6 @@ def build_trace(
             or "error" in attrs
             else False
         )
-
-    children: dict[str, list[Span]] = {}
-    roots: list[Span] = []
-    orphans = 0
-    for span in span_list:
         parent_id = None
         refs = span.references
         if refs:
@@ -285,7 +275,8 @@ def build_trace(
             kids.sort(key=_START)
     # The walk every analysis needs is also the cycle check: without a cycle it reaches
     # every span exactly once (each span has at most one parent).
-    walked = _walk(roots, children)
+    # (without children: every span a root, in start order; no cycle)
+    walked = _walk(roots, children) if children else [(root, 0) for root in roots]
     if len(walked) != len(span_list):
         _break_cycles(by_id, children, roots)
         roots.sort(key=_START)
@@ -308,6 +299,28 @@ def build_trace(
         last_end_us=last,
         _walked=walked,
     )
+
+
+def _renaming_duplicates(span_list: list[Span]) -> dict[str, Span]:
+    """The index of spans some of which share an id: later ones are renamed ``id_1``,
+    ``id_2`` … (their ``original_span_id`` keeps the id they came with)."""
+    by_id: dict[str, Span] = {}
+    # Per duplicated id, the next suffix to try: it only grows, so 30k spans sharing one id
+    # cost 30k lookups, not 30k²/2.
+    next_suffix: dict[str, int] = {}
+    for span in span_list:
+        if not span.original_span_id:
+            span.original_span_id = span.span_id
+        sid = span.span_id
+        if sid in by_id:
+            n = next_suffix.get(sid, 1)
+            while f"{sid}_{n}" in by_id:
+                n += 1
+            next_suffix[sid] = n + 1
+            span.span_id = f"{sid}_{n}"
+            span.warnings.append(f"duplicate span id {sid}; renamed {span.span_id}")
+        by_id[span.span_id] = span
+    return by_id
 
 
 def _walk(roots: list[Span], children: dict[str, list[Span]]) -> list[tuple[Span, int]]:
@@ -333,11 +346,16 @@ def _walk(roots: list[Span], children: dict[str, list[Span]]) -> list[tuple[Span
 
 
 _START = attrgetter("start_us")
+_SPAN_ID = attrgetter("span_id")
 _DURATION = attrgetter("duration_us")
 
 
 def _bounds(spans: list[Span]) -> tuple[int, int]:
     """Earliest start and latest end; spans with unusable times (tests inject them) are skipped."""
+    if len(spans) == 1:  # a listing's traces: thousands of one-span traces
+        start, duration = spans[0].start_us, spans[0].duration_us
+        if type(start) is int and type(duration) is int:
+            return start, start + duration
     try:
         return (
             min(map(_START, spans), default=0),

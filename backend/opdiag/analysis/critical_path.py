@@ -115,10 +115,11 @@ class CriticalPath:
     def time_by_span(self, *, include_idle: bool = False) -> dict[str, int]:
         """µs each span spent on the path (the synthetic idle root only when asked)."""
         out: dict[str, int] = {}
-        for s in self.sections:
-            if s.span_id == SYNTHETIC_ROOT_ID and not include_idle:
-                continue
-            out[s.span_id] = out.get(s.span_id, 0) + s.end_us - s.start_us
+        get = out.get
+        for span_id, start, end in self.sections:  # unpacked: 100k sections on big traces
+            out[span_id] = get(span_id, 0) + end - start
+        if not include_idle:
+            out.pop(SYNTHETIC_ROOT_ID, None)  # (the others keep their order)
         return out
 
     def span_ids(self, *, include_idle: bool = False) -> set[str]:
@@ -127,7 +128,7 @@ class CriticalPath:
     @property
     def length_us(self) -> int:
         """Total length of the path, idle time included."""
-        return sum(s.end_us - s.start_us for s in self.sections)
+        return sum(end - start for _, start, end in self.sections)
 
     @property
     def idle_us(self) -> int:

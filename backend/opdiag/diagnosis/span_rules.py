@@ -143,11 +143,18 @@ def span_rule_hits(
             here = here_of.get(id(maybe))
             if here is None or here[0] is not maybe:  # (the tuple is held: its id stays its)
                 here = here_of[id(maybe)] = _here(maybe, tuple(map(takes_part, maybe)))
-            _, rules_here, uses_within, uses_without, gate, statuses = here
+            _, rules_here, uses_within, uses_without, gate, statuses, sieve = here
             if gate is not None and span.attributes.keys().isdisjoint(gate):
                 continue  # an attribute-only rule is a candidate of every shape
             if statuses is not None and not _answered(span, statuses):
                 continue  # rules about 4xx/5xx answers, on the spans of a 200 poller
+            if sieve is not None:  # only the candidates the span's HTTP status allows
+                code = http_status(span)
+                rules_here = sieve.get(code)
+                if rules_here is None:
+                    rules_here = sieve[code] = [
+                        (r, m) for r, m in here[1] if status_allows(m, code)
+                    ]
             # what the span alone decides first: the context below is built for few spans
             own = [(r, m, found) for r, m in rules_here if (found := match_own(m, span))[0]]
             if not own:
@@ -194,6 +201,7 @@ Here = tuple[
     bool,
     frozenset[str] | None,
     tuple[StatusRange, ...] | None,
+    dict[int | None, list[tuple[Rule, SpanMatch]]] | None,
 ]
 # (id of a candidates tuple, which of them take part) -> what ``span_rule_hits`` needs of
 # them; decided by the rule set alone, so once per process (the tuples are held by their
@@ -205,7 +213,9 @@ _MAX_HERE = 4096
 def _here(maybe: tuple[Rule, ...], taking_part: tuple[bool, ...]) -> Here:
     """The candidates that take part with their match, whether one uses ``within`` or a
     ``without_*``, the keys one of which a span must hold and the HTTP statuses one of
-    which it must answer for one of them to match."""
+    which it must answer for one of them to match; when some test a status, their sieve (per
+    status, the candidates it allows: a poller's 20k answers of 200 would otherwise be tried
+    against every rule about a 503)."""
     key = (id(maybe), taking_part)
     here = _HERE.get(key)
     if here is not None and here[0] is maybe:
@@ -215,9 +225,10 @@ def _here(maybe: tuple[Rule, ...], taking_part: tuple[bool, ...]) -> Here:
     uses_without = any(_uses_without(r) for r, _ in kept)
     gate = key_gate(m for _, m in kept)
     statuses = status_gate(m for _, m in kept)
+    sieve = {} if any_status(m for _, m in kept) else None
     if len(_HERE) >= _MAX_HERE:
         _HERE.clear()
-    here = _HERE[key] = (maybe, kept, uses_within, uses_without, gate, statuses)
+    here = _HERE[key] = (maybe, kept, uses_within, uses_without, gate, statuses, sieve)
     return here
 
 
@@ -306,6 +317,20 @@ def status_gate(matches: Iterable[SpanMatch]) -> tuple[StatusRange, ...] | None:
 def _answered(span: Span, ranges: tuple[StatusRange, ...]) -> bool:
     status = http_status(span)
     return status is not None and any(r.low <= status <= r.high for r in ranges)
+
+
+def any_status(matches: Iterable[SpanMatch]) -> bool:
+    """Whether one of ``matches`` tests the HTTP status (a sieve by status can help)."""
+    return any(m.http_status or m.http_no_status for m in matches)
+
+
+def status_allows(m: SpanMatch, status: int | None) -> bool:
+    """``match_own``'s HTTP status test alone, for a span answering ``status``."""
+    if m.http_no_status:
+        return status is None
+    if m.http_status:
+        return status is not None and any(r.low <= status <= r.high for r in m.http_status)
+    return True
 
 
 def _uses_without(rule: Rule) -> bool:

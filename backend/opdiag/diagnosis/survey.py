@@ -26,10 +26,10 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from opdiag.diagnosis.matching import SpanContext, match_span
-from opdiag.diagnosis.rules import RuleSet
-from opdiag.diagnosis.span_rules import Meeting, key_gate
+from opdiag.diagnosis.rules import RuleSet, SpanMatch
+from opdiag.diagnosis.span_rules import Meeting, any_status, key_gate, status_allows
 from opdiag.diagnosis.timing import noise_ids
-from opdiag.model import CLIENT, Span, Trace
+from opdiag.model import CLIENT, Span, Trace, http_status
 
 Walk = Sequence[tuple[Span, int]]
 _BARE = SpanContext()
@@ -48,7 +48,7 @@ class Survey:
     meeting: list[Meeting] = field(default_factory=list)
 
 
-Shapes = dict[tuple[str, str, bool], tuple[Any, Any, Any, Any, bool, Any, Any]]
+Shapes = dict[tuple[str, str, bool], tuple[Any, Any, Any, Any, bool, Any, Any, bool, bool]]
 # (id of the span-rule index, id of the ``when`` index) -> both, and what each span shape
 # meets in them: decided by the rule set alone, so once per process, not per operation (a
 # listing of 200k one-span operations decided the same shape 200k times)
@@ -75,7 +75,9 @@ def survey(
     is_noise: Callable[[Span], bool],
     worker_globs: Sequence[str],
 ) -> Survey:
-    """Walk the scoped spans once (see the module docstring)."""
+    """Walk the scoped spans once (see the module docstring). ``is_noise`` is
+    ``bottleneck.noise_check``'s kind of check: for a span that is not a client span, the
+    name alone decides (it is asked once per name, service and shape)."""
     out = Survey()
     own_index, when_index = rules.own_index, rules.when_index
     # (name, kind, error) -> span-rule candidates and ``when`` matches, without and with an
@@ -84,27 +86,47 @@ def survey(
     when_left = len(when_index)
     held: set[int] = set()
     value_keys = rules.value_keys
-    is_worker: dict[str, bool] = {}
+    # per (name, kind, error, service): the shape, whether the service is a worker's, and
+    # whether the name alone makes the span noise (client spans may be noise by their URL)
+    local: dict[tuple[str, str, bool, str], tuple[Any, bool, bool]] = {}
     calls, worker_ends, valued = out.calls, out.worker_ends, out.valued
+    # (id of a shape's ``when`` matches, HTTP status) -> those the status allows
+    by_status: dict[tuple[int, int | None], tuple[Any, tuple[SpanMatch, ...]]] = {}
     for trace, walk in walks:
         noisy: set[str] = set()
-        below: set[str] = set()  # noise and every span under it
+        below: set[str] = set()  # every span under noise that is not noise itself
         work: list[Span] = []
         meeting: Meeting = []
         children = trace.children
         for span, depth in walk:
             sid = span.span_id
-            if is_noise(span):
+            kind = span.kind
+            service = span.service
+            seen = local.get((span.name, kind, span.error, service))
+            if seen is None:
+                key = (span.name, kind, span.error)
+                shape = shapes.get(key)
+                if shape is None:
+                    own, when = own_index.entry(key), when_index.entry(key)
+                    differs = own[1] is not own[0] or when[1] is not when[0]
+                    gates = (
+                        key_gate(r.match for r in own[0]),
+                        key_gate(r.match for r in own[1]),
+                    )
+                    tested = (any_status(when[0]), any_status(when[1]))
+                    shape = shapes[key] = (*own, *when, differs, *gates, *tested)
+                seen = local[(*key, service)] = (
+                    shape,
+                    any(fnmatchcase(service, g) for g in worker_globs),
+                    kind != CLIENT and is_noise(span),
+                )
+            shape, worker, name_noise = seen
+            if name_noise or (kind == CLIENT and is_noise(span)):
                 noisy.add(sid)
-                below.add(sid)
-            elif span.parent_id is not None and span.parent_id in below:
+            elif (parent := span.parent_id) is not None and (parent in noisy or parent in below):
                 below.add(sid)
             elif depth or not children.get(sid):
                 work.append(span)
-            service = span.service
-            worker = is_worker.get(service)
-            if worker is None:
-                worker = is_worker[service] = any(fnmatchcase(service, g) for g in worker_globs)
             if worker:
                 end = span.start_us + span.duration_us
                 last = worker_ends.get(service)
@@ -114,27 +136,29 @@ def survey(
                 else:
                     if end > last:
                         worker_ends[service] = end
-                    if span.kind == CLIENT:
+                    if kind == CLIENT:
                         calls.append(span)
-            elif span.kind == CLIENT:
+            elif kind == CLIENT:
                 calls.append(span)
             attrs = span.attributes
             if value_keys and not attrs.keys().isdisjoint(value_keys):
                 valued.append(span)
-            key = (span.name, span.kind, span.error)
-            shape = shapes.get(key)
-            if shape is None:
-                own, when = own_index.entry(key), when_index.entry(key)
-                differs = own[1] is not own[0] or when[1] is not when[0]
-                gates = (key_gate(r.match for r in own[0]), key_gate(r.match for r in own[1]))
-                shape = shapes[key] = (*own, *when, differs, *gates)
             if shape[4] and (  # candidates.has_exception, inlined: 100k calls
                 span.events or "exception.type" in attrs or "error.type" in attrs
             ):
-                maybe, whens, gate = shape[1], shape[3], shape[6]
+                maybe, whens, gate, tested = shape[1], shape[3], shape[6], shape[8]
             else:
-                maybe, whens, gate = shape[0], shape[2], shape[5]
-            if when_left:
+                maybe, whens, gate, tested = shape[0], shape[2], shape[5], shape[7]
+            if when_left and whens:
+                if tested:  # only the matches the span's HTTP status allows
+                    code = http_status(span)
+                    sieved = by_status.get((id(whens), code))
+                    if sieved is None:
+                        sieved = by_status[(id(whens), code)] = (
+                            whens,  # (held: its id stays its)
+                            tuple(m for m in whens if status_allows(m, code)),
+                        )
+                    whens = sieved[1]
                 for m in whens:
                     if id(m) not in held and match_span(m, span, _BARE)[0]:
                         held.add(id(m))

@@ -130,12 +130,15 @@ def legacy_typed(
         refs: list[Reference] = []
         if raw.references:
             for r in raw.references:
-                rtid = raw_tid if r.traceID is UNSET else r.traceID
-                ntid = tid_cache.get(rtid)
-                if ntid is None:
-                    if not rtid.strip():
-                        raise General
-                    ntid = tid_cache[rtid] = normalise_trace_id(rtid)
+                rtid = r.traceID
+                if rtid is UNSET or rtid == raw_tid:  # the span's own trace: the usual case
+                    ntid = tid
+                else:
+                    ntid = tid_cache.get(rtid)
+                    if ntid is None:
+                        if not rtid.strip():
+                            raise General
+                        ntid = tid_cache[rtid] = normalise_trace_id(rtid)
                 rtype = r.refType
                 if rtype == "CHILD_OF":  # the usual spelling, without upper()
                     rtype = CHILD_OF
@@ -144,10 +147,12 @@ def legacy_typed(
                 else:
                     rtype = CHILD_OF
                 rsid = r.spanID
-                if type(rsid) is not str or not rsid.strip():
+                if type(rsid) is not str:
                     raise General
                 nsid = sid_cache.get(rsid)
                 if nsid is None:
+                    if not rsid.strip():
+                        raise General
                     nsid = sid_cache[rsid] = rsid.strip().lower().rjust(16, "0")
                 refs.append(Reference(rtype, ntid, nsid))
         parent = raw.parentSpanID
