@@ -165,8 +165,13 @@ def _url_path(span: Span) -> str:
 
 def is_noise_span(span: Span, extra_patterns: Sequence[str] = ()) -> bool:
     """Transport, health, metrics or polling span."""
+    return _is_noise(span, Globs.of((*NOISE_SPAN_PATTERNS, *extra_patterns)))
+
+
+def _is_noise(span: Span, noise: Globs) -> bool:
+    """``is_noise_span`` with its patterns compiled (once per grouping, not per trace)."""
     name = span.name
-    if Globs.of((*NOISE_SPAN_PATTERNS, *extra_patterns))(name):
+    if noise(name):
         return True
     if span.kind == CLIENT and name in {"GET", "HEAD"}:
         return _NOISE_URLS(_url_path(span))
@@ -177,14 +182,14 @@ def _is_command(span: Span) -> bool:
     return span.name.startswith(("cli.", "mcp.tool.")) or span.service.endswith("-cli")
 
 
-def _is_noise_trace(trace: Trace, extra_patterns: Sequence[str]) -> bool:
+def _is_noise_trace(trace: Trace, noise: Globs) -> bool:
     """Every root is noise, or a read-only command that did not fail itself."""
     if not trace.roots:
         return True
     for root in trace.roots:
         if root.name in POLLING_COMMANDS and not root.error:
             continue
-        if not is_noise_span(root, extra_patterns):
+        if not _is_noise(root, noise):
             return False
     return True
 
@@ -255,6 +260,9 @@ def _raw_pairs(spans: list[Span]) -> Iterable[tuple[Any, Any]]:
     again; a 100k-span trace holds a handful), gathered without a Python loop. Every pair,
     repeats too, when a value is not a string (``1``, ``True`` and ``1.0`` are equal keys but
     different texts)."""
+    if len(spans) == 1:  # (a listing of many one-span operations)
+        only = spans[0].attributes
+        return ((only.get(OPERATION_ID_KEY), only.get(OPERATION_TYPE_KEY)),)
     attrs = list(map(_ATTRIBUTES, spans))
     pairs = zip(
         map(dict.get, attrs, repeat(OPERATION_ID_KEY)),
@@ -318,8 +326,9 @@ def group_operations(
     """
     groups: dict[str, OperationTraces] = {}
     hints: dict[str, list[str | None]] = {}
+    noise = Globs.of((*NOISE_SPAN_PATTERNS, *noise_patterns))
     for trace in traces:
-        if not trace.spans or _is_noise_trace(trace, noise_patterns):
+        if not trace.spans or _is_noise_trace(trace, noise):
             continue
         scan = _scan(trace)
         start, end = trace.start_us, trace.end_us
@@ -347,7 +356,8 @@ def group_operations(
             groups[key] = OperationTraces(key, None, op_type, [trace], start, end)
     for op_id, found in hints.items():
         group = groups[op_id]
-        group.traces.sort(key=lambda t: t.start_us)
+        if len(group.traces) > 1:
+            group.traces.sort(key=lambda t: t.start_us)
         group.operation_type = (
             next((t for t in found if t), None)
             or type_from_id(op_id)

@@ -26,9 +26,9 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
 
@@ -110,6 +110,15 @@ class LRUCache(Generic[V]):
     def __len__(self) -> int:
         with self._lock:
             return len(self._data)
+
+    def later(self) -> deque[tuple[str, V]]:
+        """Puts to make later with ``put_all``: only the last ``capacity`` are kept, as an
+        LRU keeps them (a long listing would otherwise put every entry just to evict it)."""
+        return deque(maxlen=self.capacity)
+
+    def put_all(self, entries: Iterable[tuple[str, V]]) -> None:
+        for key, value in entries:
+            self.put(key, value)
 
     def clear(self) -> None:
         with self._lock:
@@ -336,8 +345,15 @@ class DiagnosisService:
             alone=False,
         )
 
-    def _base_diagnosis(self, group: OperationTraces, now_us: int, ident: str) -> Diagnosis:
-        """The engine's verdict before any baseline (budget only); finished ones cached."""
+    def _base_diagnosis(
+        self,
+        group: OperationTraces,
+        now_us: int,
+        ident: str,
+        later: deque[tuple[str, Diagnosis]] | None = None,
+    ) -> Diagnosis:
+        """The engine's verdict before any baseline (budget only); finished ones cached
+        (``later``: put there, for ``LRUCache.put_all``)."""
         cached = self._base.get(group.key)
         if cached is not None:
             return cached
@@ -356,7 +372,10 @@ class DiagnosisService:
         if result.operation_type in (None, "", UNKNOWN_TYPE) and group.operation_type:
             result = copied(result, operation_type=group.operation_type)
         if result.finished:
-            self._base.put(group.key, result)
+            if later is None:
+                self._base.put(group.key, result)
+            else:
+                later.append((group.key, result))
         return result
 
     def _neighbours(self, group: OperationTraces, now_us: int) -> tuple[list[Trace], str | None]:
@@ -378,8 +397,17 @@ class DiagnosisService:
             return [], f"evidence from neighbouring traces unavailable: {exc.message}"
         return found, None
 
-    def _profile(self, group: OperationTraces, diagnosis: Diagnosis) -> RunProfile:
-        """The run's phases, error types and alike values; finished runs are kept."""
+    def _profile(
+        self,
+        group: OperationTraces,
+        diagnosis: Diagnosis,
+        later: deque[tuple[str, RunProfile]] | None = None,
+        *,
+        lazy: bool = False,
+    ) -> RunProfile:
+        """The run's phases, error types and alike values; finished runs are kept
+        (``later``: put there, for ``LRUCache.put_all``; ``lazy``: phases made when read,
+        see ``run_profile``)."""
         cached = self._profiles.get(group.key) if diagnosis.finished else None
         if cached is not None:
             return cached
@@ -388,11 +416,15 @@ class DiagnosisService:
             group.traces,
             self.settings.comparison,
             self.settings.diagnosis.noise_span_patterns,
+            lazy=lazy,
         )
         if profile.operation_type in (None, "", UNKNOWN_TYPE):
-            profile = replace(profile, operation_type=_type_of(diagnosis, group))
+            profile.operation_type = _type_of(diagnosis, group)  # a new profile: ours
         if diagnosis.finished:
-            self._profiles.put(group.key, profile)
+            if later is None:
+                self._profiles.put(group.key, profile)
+            else:
+                later.append((group.key, profile))
         return profile
 
     def _good(self, healthy: Sequence[RunProfile]) -> list[RunProfile]:
@@ -506,20 +538,26 @@ class DiagnosisService:
         groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
         finals: dict[str, Diagnosis] = {}
         bases: list[tuple[OperationTraces, Diagnosis] | None] = []
+        later = self._base.later()  # (every key differs: none is asked for again here)
         for group in groups:
             cached = self._final.get(group.key)
             if cached is not None:
                 finals[group.key] = cached
                 bases.append((group, cached))
                 continue
-            bases.append((group, self._base_diagnosis(group, now_us, ident=group.key)))
+            bases.append((group, self._base_diagnosis(group, now_us, group.key, later)))
+        self._base.put_all(later)
         healthy: dict[str, list[RunProfile]] = {}
         # profiles made here are used again below (the LRU may not hold a long listing's)
         profiles: dict[str, RunProfile] = {}
+        kept = self._profiles.later()
         for group, diagnosis in filter(None, bases):
             if group.key not in finals and _is_healthy_run(diagnosis):
-                profile = profiles[group.key] = self._profile(group, diagnosis)
+                profile = self._profile(group, diagnosis, kept, lazy=rows)
+                profiles[group.key] = profile
                 healthy.setdefault(_type_of(diagnosis, group), []).append(profile)
+        # the cache keeps whole profiles (a lazy one would hold its spans)
+        self._profiles.put_all((key, _whole(profile)) for key, profile in kept)
         good = {op_type: self._good(runs) for op_type, runs in healthy.items()}
         # newest first (a stable sort: equal keys keep the grouping's order)
         order = sorted(range(len(bases)), key=lambda i: _newest(bases[i]), reverse=True)
@@ -712,6 +750,12 @@ class DiagnosisService:
             found = {s for g in groups for t in g.traces for s in t.services()}
             return [variable_row(v) for v in sorted(found)]
         return [variable_row(g.key) for g in groups]
+
+
+def _whole(profile: RunProfile) -> RunProfile:
+    """``profile`` with its phases made (a lazy one makes them when first read)."""
+    _ = profile.phases
+    return profile
 
 
 def _newest(entry: tuple[OperationTraces, Diagnosis] | None) -> tuple[int, str]:

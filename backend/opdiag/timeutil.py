@@ -8,6 +8,7 @@ relative ``now``, ``now-6h``). Both end up here so a bad value always gets the s
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass
@@ -197,7 +198,37 @@ def _round_down(epoch_us: int, unit: str) -> int:
 
 def format_rfc3339(epoch_us: int) -> str:
     """Epoch µs → ``2025-11-22T10:15:00Z`` (seconds precision, for people)."""
-    return datetime.fromtimestamp(epoch_us / US_PER_S, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    clock = clock_hms(epoch_us)
+    if clock is None:
+        return datetime.fromtimestamp(epoch_us / US_PER_S, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{_date_text(epoch_us // _US_PER_DAY)}T{clock}Z"
+
+
+# Below 2**33 s (the year 2242) ``epoch_us / US_PER_S`` is within half a µs of the exact
+# value, so ``datetime.fromtimestamp`` rounds it back to ``epoch_us``: whole seconds taken by
+# integer arithmetic are the ones it shows. (A listing formats a time per row; strftime
+# cost more than the rest of the row.)
+_EXACT_US = 2**33 * US_PER_S
+_US_PER_DAY = 86_400 * US_PER_S
+
+
+def clock_hms(epoch_us: int) -> str | None:
+    """``HH:MM:SS`` (UTC) of ``epoch_us`` as ``strftime("%H:%M:%S")`` gives it; None for a
+    value it is not known to agree with there (not an int, negative, past 2242)."""
+    if epoch_us.__class__ is not int or not 0 <= epoch_us < _EXACT_US:
+        return None
+    minute, second = divmod(epoch_us // US_PER_S % 86_400, 60)
+    return _HH_MM[minute] + _SS[second]
+
+
+_HH_MM = tuple(f"{m // 60:02d}:{m % 60:02d}:" for m in range(24 * 60))
+_SS = tuple(f"{s:02d}" for s in range(60))
+
+
+@functools.lru_cache(maxsize=256)
+def _date_text(day: int) -> str:
+    """``YYYY-MM-DD`` of a day since the epoch (a listing spans a few)."""
+    return datetime.fromtimestamp(day * 86_400, tz=UTC).strftime("%Y-%m-%d")
 
 
 def format_duration(ms: float | None) -> str:

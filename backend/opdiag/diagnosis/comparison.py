@@ -20,6 +20,7 @@ import statistics
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from operator import itemgetter, methodcaller
 from typing import Any
 
@@ -52,6 +53,30 @@ class RunProfile:
     alike: dict[str, str] = field(default_factory=dict)
     verdict: str = "healthy"
     size: float | None = None  # how much data it processed (``ComparisonSettings.size``)
+
+
+_PHASES = RunProfile.__dict__["phases"]  # the slot the dataclass keeps ``phases`` in
+
+
+class _LazyRunProfile(RunProfile):
+    """A ``RunProfile`` whose phases are made when first read (``run_profile(lazy=True)``):
+    a listing's rows read only the runs' starts, durations, sizes and alike values, unless a
+    slow finding names the phase that changed most. Equal in every field to the eager one."""
+
+    __slots__ = ("_make",)
+
+    @property  # type: ignore[override]
+    def phases(self) -> PhaseProfile:
+        value: PhaseProfile | None = _PHASES.__get__(self, RunProfile)
+        if value is None:
+            value = self._make()
+            _PHASES.__set__(self, value)
+            del self._make
+        return value
+
+    @phases.setter
+    def phases(self, value: PhaseProfile) -> None:
+        _PHASES.__set__(self, value)
 
 
 # --- one run ---------------------------------------------------------------------------------
@@ -93,10 +118,14 @@ def alike_values(spans: Sequence[Span], sources: Mapping[str, Sequence[str]]) ->
     arguments, the registration, the first phase), the first carrier of a key winning."""
     early = [span.attributes for span in spans[:_ALIKE_SPANS]]
     first: dict[str, Any] = {}
-    for key in {source.split(">", 1)[0] for options in sources.values() for source in options}:
-        found = next(filter(methodcaller("__contains__", key), early), None)
-        if found is not None:
-            first[key] = found[key]
+    if len(early) == 1:  # a one-span run (a listing of many small ones)
+        only = early[0]
+        first = {key: only[key] for key in _source_keys(sources) if key in only}
+    else:
+        for key in _source_keys(sources):
+            found = next(filter(methodcaller("__contains__", key), early), None)
+            if found is not None:
+                first[key] = found[key]
     out: dict[str, str] = {}
     for name, options in sources.items():
         for source in options:
@@ -108,6 +137,22 @@ def alike_values(spans: Sequence[Span], sources: Mapping[str, Sequence[str]]) ->
                 out[name] = value
                 break
     return out
+
+
+_SOURCE_KEYS: dict[int, tuple[Mapping[str, Sequence[str]], frozenset[str]]] = {}
+
+
+def _source_keys(sources: Mapping[str, Sequence[str]]) -> frozenset[str]:
+    """The attribute keys ``sources`` read (``key>path`` reads ``key``), kept per mapping
+    (held: its id stays its): every run of a listing asks."""
+    known = _SOURCE_KEYS.get(id(sources))
+    if known is not None and known[0] is sources:
+        return known[1]
+    keys = frozenset(source.split(">", 1)[0] for options in sources.values() for source in options)
+    if len(_SOURCE_KEYS) >= 64:
+        _SOURCE_KEYS.clear()
+    _SOURCE_KEYS[id(sources)] = (sources, keys)
+    return keys
 
 
 def data_size(spans: Iterable[Span], keys: Sequence[str]) -> float | None:
@@ -161,16 +206,36 @@ def run_profile(
     traces: Sequence[Trace],
     settings: ComparisonSettings,
     noise_patterns: Sequence[str],
+    *,
+    lazy: bool = False,
 ) -> RunProfile:
-    """The profile of one diagnosed run from the traces that hold it."""
+    """The profile of one diagnosed run from the traces that hold it. ``lazy``: its phases
+    are made when first read (the profile then holds the run's spans until they are)."""
     spans = operation_spans(traces, diagnosis.operation_id)
-    workers = Globs.of(settings.worker_services)
-    phases = phase_profile(
-        spans,
-        is_worker=workers,
-        is_noise=noise_check(Globs.of(noise_patterns)),
-        min_gap_us=int(settings.min_gap_ms * 1000),
-    )
+
+    def phases_of() -> PhaseProfile:
+        return phase_profile(
+            spans,
+            is_worker=Globs.of(settings.worker_services),
+            is_noise=noise_check(Globs.of(noise_patterns)),
+            min_gap_us=int(settings.min_gap_ms * 1000),
+        )
+
+    if lazy and diagnosis.started_at_ms and diagnosis.duration_ms is not None:
+        profile = _LazyRunProfile(
+            key=diagnosis.key,
+            operation_type=diagnosis.operation_type,
+            started_at_ms=int(diagnosis.started_at_ms),
+            duration_ms=float(diagnosis.duration_ms),
+            phases=None,  # type: ignore[arg-type]
+            error_types=error_types(spans),
+            alike=alike_values(spans, settings.alike),
+            verdict=diagnosis.verdict,
+            size=data_size(spans, settings.size),
+        )
+        profile._make = phases_of
+        return profile
+    phases = phases_of()
     return RunProfile(
         key=diagnosis.key,
         operation_type=diagnosis.operation_type,
@@ -271,12 +336,15 @@ def select_baseline(
     chosen: list[RunProfile] = []
     matched: dict[str, str] = {}
     for level in _levels(target, order or list(target.alike)):
-        alike: list[RunProfile] = []
-        for r in _pool_order(target, pool):
-            if all(r.alike.get(k) == target.alike[k] for k in level):
-                alike.append(r)
-                if len(alike) == need:
-                    break
+        if not level:  # every run is alike
+            alike = list(islice(_pool_order(target, pool), need))
+        else:
+            alike = []
+            for r in _pool_order(target, pool):
+                if all(r.alike.get(k) == target.alike[k] for k in level):
+                    alike.append(r)
+                    if len(alike) == need:
+                        break
         chosen, matched = alike[:runs], {k: target.alike[k] for k in level}
         if len(alike) >= min_runs:
             break
@@ -284,7 +352,20 @@ def select_baseline(
 
 
 def _median_ms(runs: Sequence[RunProfile]) -> float:
-    return float(statistics.median(r.duration_ms for r in runs))
+    return float(_median([r.duration_ms for r in runs]))
+
+
+def _median(values: list[float]) -> float:
+    """``statistics.median`` (the same arithmetic) without its generality: a listing asks
+    for one per run."""
+    if not values:
+        return statistics.median(values)  # raises as it does
+    values.sort()
+    n = len(values)
+    if n % 2 == 1:
+        return values[n // 2]
+    i = n // 2
+    return (values[i - 1] + values[i]) / 2
 
 
 def expected_ms(this: RunProfile, runs: Sequence[RunProfile]) -> float | None:

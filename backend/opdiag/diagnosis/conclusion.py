@@ -77,7 +77,8 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
         severity = -SEVERITIES.index(f.severity) if f.severity in SEVERITIES else -9
         return (priority, severity, -order.get(f.rule_id, len(order)))
 
-    diagnosis.fired.sort(key=rank, reverse=True)
+    if len(diagnosis.fired) > 1:  # (most operations fire one rule)
+        diagnosis.fired.sort(key=rank, reverse=True)
     winner = next((f for f in diagnosis.fired if f.verdict is not None), None)
     diagnosis.root_cause = None
     diagnosis.solution = None

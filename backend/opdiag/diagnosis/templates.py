@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Names the engine can put into evidence; see rules/README.md for what each holds.
@@ -90,6 +90,12 @@ class Template:
     """A parsed template: literal text and placeholders, in order."""
 
     parts: tuple[str | Placeholder, ...]
+    # the whole text when there is no placeholder (a solution's title and steps mostly)
+    static: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if all(isinstance(part, str) for part in self.parts):
+            object.__setattr__(self, "static", "".join(self.parts))  # type: ignore[arg-type]
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -165,6 +171,19 @@ def render_value(value: Any) -> str:
 
 def fill(template: Template, evidence: Mapping[str, Any]) -> str:
     """Substitute evidence values; missing ones take the default or ``n/a``."""
+    return _filled(template, evidence, strict=False)  # type: ignore[return-value]
+
+
+def fill_command(template: Template, evidence: Mapping[str, Any]) -> str | None:
+    """A command to paste, or None when a value it needs is missing and has no default: a
+    command holding ``n/a`` (or a made-up ``SYMBOL``) would run against the wrong thing."""
+    return _filled(template, evidence, strict=True)
+
+
+def _filled(template: Template, evidence: Mapping[str, Any], *, strict: bool) -> str | None:
+    """One pass of ``fill``; ``strict``: None at a missing value without a default."""
+    if template.static is not None:
+        return template.static
     out: list[str] = []
     for part in template.parts:
         if isinstance(part, str):
@@ -175,18 +194,12 @@ def fill(template: Template, evidence: Mapping[str, Any]) -> str:
             if value is not None and value != "":
                 out.append(part.present.replace("$", render_value(value)))
         elif value is None or value == "":
-            out.append(part.default if part.default is not None else MISSING)
+            if part.default is not None:
+                out.append(part.default)
+            elif strict:
+                return None
+            else:
+                out.append(MISSING)
         else:
             out.append(render_value(value))
     return "".join(out)
-
-
-def fill_command(template: Template, evidence: Mapping[str, Any]) -> str | None:
-    """A command to paste, or None when a value it needs is missing and has no default: a
-    command holding ``n/a`` (or a made-up ``SYMBOL``) would run against the wrong thing."""
-    for part in template.parts:
-        if isinstance(part, Placeholder) and part.default is None and part.present is None:
-            value = evidence.get(part.key)
-            if value is None or value == "":
-                return None
-    return fill(template, evidence)

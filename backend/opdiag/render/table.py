@@ -19,7 +19,9 @@ COLUMNS: tuple[str, ...] = ("TIME", "ID", "TYPE", "STATUS", "VERDICT", "DURATION
 
 def clean(value: object, limit: int | None = None) -> str:
     """One printable line."""
-    text = _CONTROL.sub(" ", "" if value is None else str(value))
+    text = "" if value is None else str(value)
+    if not text.isprintable():  # (printable text holds no control character)
+        text = _CONTROL.sub(" ", text)
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
