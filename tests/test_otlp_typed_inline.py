@@ -5,48 +5,19 @@ spellings stay on the typed path."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import orjson
 import pytest
-from opdiag.errors import TraceFormatError
-from opdiag.model import Trace
-from opdiag.sources import readers
 from opdiag.sources.documents import typed
+from reader_paths import same_model
 
 TID = "ab" * 16
 OTHER_TID = "cd" * 16
 
 
-def _dump(traces: list[Trace]) -> list[Any]:
-    return [
-        (
-            t.trace_id,
-            t.warnings,
-            [r.span_id for r in t.roots],
-            {k: [c.span_id for c in v] for k, v in t.children.items()},
-            [sorted(dataclasses.asdict(s).items()) for s in t.spans],
-        )
-        for t in sorted(traces, key=lambda t: t.trace_id)
-    ]
-
-
-def _outcome(data: bytes, *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
-    with monkeypatch.context() as m:
-        if not fast:
-            m.setattr(readers, "_typed", lambda data, source: None)
-        try:
-            return _dump(readers.parse_bytes(data, "f.json"))
-        except TraceFormatError as exc:
-            return ("error", str(exc))
-
-
 def _same(doc: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    data = orjson.dumps(doc)
-    general = _outcome(data, fast=False, monkeypatch=monkeypatch)
-    assert _outcome(data, fast=True, monkeypatch=monkeypatch) == general
-    return general
+    return same_model(doc, monkeypatch, by_trace_id=True)
 
 
 def _span(n: int, parent: Any = "", trace: Any = TID, **extra: Any) -> dict[str, Any]:

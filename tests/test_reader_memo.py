@@ -6,47 +6,18 @@ model (or the error) the general path gives."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 from typing import Any
 
 import orjson
 import pytest
-from opdiag.errors import TraceFormatError
-from opdiag.model import Trace
 from opdiag.sources import legacy_typed, otlp_typed, readers
 from opdiag.sources.documents import typed
+from reader_paths import same_model
 
 TID = "ab" * 16
 
 
-def _dump(traces: list[Trace]) -> list[Any]:
-    return [
-        (
-            t.trace_id,
-            t.warnings,
-            [r.span_id for r in t.roots],
-            {k: [c.span_id for c in v] for k, v in t.children.items()},
-            [sorted(dataclasses.asdict(s).items()) for s in t.spans],
-        )
-        for t in traces
-    ]
-
-
-def _outcome(data: bytes, *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
-    with monkeypatch.context() as m:
-        if not fast:
-            m.setattr(readers, "_typed", lambda data, source: None)
-        try:
-            return _dump(readers.parse_bytes(data, "f.json"))
-        except TraceFormatError as exc:
-            return ("error", str(exc))
-
-
-def _same(doc: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    data = orjson.dumps(doc)
-    general = _outcome(data, fast=False, monkeypatch=monkeypatch)
-    assert _outcome(data, fast=True, monkeypatch=monkeypatch) == general
-    return general
+_same = same_model
 
 
 def _legacy(tags: list[list[dict[str, Any]]]) -> dict[str, Any]:
