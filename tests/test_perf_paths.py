@@ -28,10 +28,10 @@ from opdiag.analysis.critical_path import (
 from opdiag.analysis.gaps import work_spans
 from opdiag.diagnosis.bottleneck import noise_check
 from opdiag.diagnosis.candidates import MAX_SHAPES, ShapeIndex, has_exception, static_match
-from opdiag.diagnosis.engine import _declared_values
 from opdiag.diagnosis.facts import scoped_walk
 from opdiag.diagnosis.matching import SpanContext, match_span
 from opdiag.diagnosis.neighbours import WorkerView, workers_of
+from opdiag.diagnosis.op_values import declared_values
 from opdiag.diagnosis.rules import Rule, load_rules
 from opdiag.diagnosis.span_rules import meeting_of, span_rule_hits
 from opdiag.diagnosis.survey import survey
@@ -99,7 +99,7 @@ def test_the_one_walk_finds_what_each_step_found_alone(name: str) -> None:
         )
         for service, end in found.worker_ends.items():
             assert end == max(s.end_us for s in spans if s.service == service)
-        assert _declared_values(found.valued, RULES.values) == _declared_values(
+        assert declared_values(found.valued, RULES.values) == declared_values(
             spans, RULES.values
         )
         bare = SpanContext()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _GLOBS: dict[tuple[str, ...], Globs] = {}
+_MAX_SEEN = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,8 @@ class Globs:
 
     patterns: tuple[str, ...]
     regex: re.Pattern[str]
+    # text -> whether it matches, for ``known``
+    seen: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, patterns: Sequence[str]) -> Globs:
@@ -35,3 +38,13 @@ class Globs:
 
     def __call__(self, text: str) -> bool:
         return self.regex.match(text) is not None
+
+    def known(self, text: str) -> bool:
+        """``self(text)``, remembered per text (bounded): "is this service a worker's?" is
+        asked of the same few services for every span of every operation of a listing."""
+        hit = self.seen.get(text)
+        if hit is None:
+            if len(self.seen) >= _MAX_SEEN:
+                self.seen.clear()
+            hit = self.seen[text] = self.regex.match(text) is not None
+        return hit

@@ -19,7 +19,6 @@ Verdicts without a winning rule fall back to: ``failed`` (error spans or status 
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,6 +37,7 @@ from opdiag.diagnosis.facts import (
 )
 from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers, clock_text
+from opdiag.diagnosis.op_values import OperationValues, operation_values
 from opdiag.diagnosis.result import Diagnosis, Finding, FlowStep, copied
 from opdiag.diagnosis.rules import Rule, RuleSet
 from opdiag.diagnosis.span_rules import facts_hold, span_rule_hits, when_holds
@@ -69,7 +69,6 @@ _ALWAYS = ("exception.type", "exception.message", "http.url", "http.status")
 # Whatever a completed operation's worker did afterwards is not its story. A cancelled one is
 # judged up to the cancel: a user often cancels what its dead worker left hanging.
 _SETTLED = frozenset({"completed"})
-_MAX_JSON_VALUE = 20_000
 
 
 def not_found(ident: str, rules: RuleSet | None = None) -> Diagnosis:
@@ -163,8 +162,8 @@ def diagnose(
         calls=found.calls,
         worker_ends=found.worker_ends,
     )
-    op_values = _operation_values(
-        facts, choice, ident, now_us, workers=workers, valued=found.valued, rules=rules
+    op_values = operation_values(
+        facts, choice, ident, now_us, workers=workers, valued=found.valued, declared=rules.values
     )
     by_trace = {t.trace_id: t for t, _ in (*walks, *((t, ()) for t in near))}
 
@@ -233,7 +232,9 @@ def diagnose(
         walks, timings, facts.start_us, settings.max_flow_spans
     )
     fallback = fallback_verdict(facts)
-    _apply_slow(diagnosis, baseline_ms, rules, settings, fallback=fallback, op_values=op_values)
+    _apply_slow(
+        diagnosis, baseline_ms, rules, settings, fallback=fallback, op_values=op_values.full
+    )
     return diagnosis
 
 
@@ -536,7 +537,7 @@ def _evidence(
     span: Span | None,
     exc: ExceptionInfo | None,
     *,
-    op_values: dict[str, Any],
+    op_values: OperationValues,
     by_trace: dict[str, Trace],
     count: int,
 ) -> dict[str, Any]:
@@ -611,114 +612,6 @@ def _single_operation_id(walks: Walks) -> str | None:
                 if len(found) > 1:
                     return None
     return next(iter(found), None)
-
-
-def _operation_values(
-    facts: OperationFacts,
-    choice: Choice,
-    ident: str,
-    now_us: int,
-    *,
-    workers: WorkerAssessment,
-    valued: Sequence[Span],
-    rules: RuleSet,
-) -> dict[str, Any]:
-    """Operation-level template values: lifecycle, where it is, bottleneck, worker, and the
-    pack's declared values (``{op:symbol}``) so commands carry the operation's own."""
-    values: dict[str, Any] = {
-        "operation.id": facts.operation_id,
-        "operation.type": facts.operation_type,
-        "operation.status": facts.status,
-        "phase": facts.phase,
-        "where": facts.where,
-        "minutes": minutes_text(facts.duration_us),
-        "idle_minutes": minutes_text(facts.idle_us),
-        "trace_count": facts.trace_count,
-        "error_spans": facts.error_spans,
-        "ident": ident,
-    }
-    if facts.phase_span is not None:
-        values["phase_minutes"] = minutes_text(max(0, now_us - facts.phase_span.start_us))
-        values["where_minutes"] = minutes_text(max(0, now_us - facts.where_since_us))
-    else:  # no phase yet: how long ago it started
-        values["where_minutes"] = minutes_text(max(0, now_us - facts.start_us))
-    result = choice.result
-    if result is not None:
-        values["bottleneck"] = result.text
-        values["bottleneck.service"] = result.service
-        values["share"] = f"{round(result.share * 100)} %"
-    values.update(workers.values(facts.operation_type))
-    values.update(_declared_values(valued, rules.values))
-    return values
-
-
-def _declared_values(
-    valued: Sequence[Span], declared: dict[str, tuple[str, ...]]
-) -> dict[str, Any]:
-    """``op:NAME`` for each ``operation.values`` entry: the first span (in walk order) that
-    has one of its attribute keys; ``key#a.b`` reads a path inside a JSON text attribute.
-    ``valued``: the operation's spans that carry any of the keys, in walk order."""
-    if not declared:
-        return {}
-    wanted = {name: keys for name, keys in declared.items()}
-    wanted_keys = _all_attr_keys(declared)
-    out: dict[str, Any] = {}
-    for span in valued:
-        attrs = span.attributes
-        if attrs.keys().isdisjoint(wanted_keys):  # none of the values still wanted
-            continue
-        for name in list(wanted):
-            for key in wanted[name]:
-                attr, _, path = key.partition("#")
-                raw = attrs.get(attr)
-                if raw is None:
-                    continue
-                value = _json_path(raw, path) if path else raw
-                if value not in (None, "", "None", "null"):
-                    out[OPERATION_VALUE_PREFIX + name] = value
-                    del wanted[name]
-                    wanted_keys = _attr_keys(wanted)
-                    break
-        if not wanted:
-            return out
-    return out
-
-
-def _attr_keys(declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
-    """The attribute keys ``declared`` values read (``key#path`` reads ``key``)."""
-    return frozenset(key.partition("#")[0] for keys in declared.values() for key in keys)
-
-
-_ALL_KEYS: dict[int, tuple[dict[str, tuple[str, ...]], frozenset[str]]] = {}
-
-
-def _all_attr_keys(declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
-    """``_attr_keys`` of a rule set's whole ``values`` section, kept per section (held: its
-    id stays its): every diagnosis starts from it."""
-    known = _ALL_KEYS.get(id(declared))
-    if known is not None and known[0] is declared:
-        return known[1]
-    keys = _attr_keys(declared)
-    if len(_ALL_KEYS) >= 64:
-        _ALL_KEYS.clear()
-    _ALL_KEYS[id(declared)] = (declared, keys)
-    return keys
-
-
-def _json_path(raw: Any, path: str) -> Any:
-    """``kwargs.strategy`` inside a JSON object given as text (KTRDR's ``cli.args``); None
-    when the text is not JSON or the path is absent. Scalars only: never a whole object."""
-    if not isinstance(raw, str) or len(raw) > _MAX_JSON_VALUE:
-        return None
-    try:
-        node: Any = json.loads(raw)
-    except ValueError:
-        return None
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node if isinstance(node, str | int | float) and not isinstance(node, bool) else None
 
 
 def _flow(

@@ -30,6 +30,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
 
+from opdiag.globs import Globs
 from opdiag.model import CLIENT, SERVER, Span, SpanQuery, Trace
 from opdiag.timeutil import clock_hms
 
@@ -494,21 +495,6 @@ class Worker:
     dispatch: Span | None = None  # the client span that called it, if any
 
 
-_IS_WORKER: dict[tuple[str, ...], dict[str, bool]] = {}
-
-
-def _workers_memo(worker_globs: Sequence[str]) -> dict[str, bool]:
-    """Per service, whether it matches ``worker_globs``: kept per glob list (bounded), since
-    a listing asks about the same few services for every operation."""
-    key = tuple(worker_globs)
-    memo = _IS_WORKER.get(key)
-    if memo is None:
-        if len(_IS_WORKER) >= _MAX_MEMO:
-            _IS_WORKER.clear()
-        memo = _IS_WORKER[key] = {}
-    return memo
-
-
 def workers_of(
     spans: Iterable[Span],
     children: dict[str, dict[str, list[Span]]],
@@ -523,16 +509,8 @@ def workers_of(
     no dispatch seen still name the worker, with the address it serves on when recorded."""
     found: dict[str, Worker] = {}
     worker_services: dict[str, Span] = {}
-    workers = _workers_memo(worker_globs)  # per service: a listing has a handful
+    is_worker = Globs.of(worker_globs).known  # per service: a listing has a handful
     places: dict[object, str | None] = {}  # per URL: a poller repeats one
-
-    def is_worker(service: str) -> bool:
-        known = workers.get(service)
-        if known is None:
-            if len(workers) >= _MAX_MEMO:
-                workers.clear()
-            known = workers[service] = any(_glob(g, service) for g in worker_globs)
-        return known
 
     for span in spans:
         service = span.service

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
 
 from opdiag.diagnosis.matching import SpanContext, match_span
 from opdiag.diagnosis.rules import RuleSet, SpanMatch
 from opdiag.diagnosis.span_rules import Meeting, any_status, key_gate, status_allows
 from opdiag.diagnosis.timing import noise_ids
+from opdiag.globs import Globs
 from opdiag.model import CLIENT, Span, Trace, http_status
 
 Walk = Sequence[tuple[Span, int]]
@@ -90,6 +90,7 @@ def survey(
     # whether the name alone makes the span noise (client spans may be noise by their URL)
     local: dict[tuple[str, str, bool, str], tuple[Any, bool, bool]] = {}
     calls, worker_ends, valued = out.calls, out.worker_ends, out.valued
+    is_worker = Globs.of(worker_globs).known
     # (id of a shape's ``when`` matches, HTTP status) -> those the status allows
     by_status: dict[tuple[int, int | None], tuple[Any, tuple[SpanMatch, ...]]] = {}
     for trace, walk in walks:
@@ -117,7 +118,7 @@ def survey(
                     shape = shapes[key] = (*own, *when, differs, *gates, *tested)
                 seen = local[(*key, service)] = (
                     shape,
-                    any(fnmatchcase(service, g) for g in worker_globs),
+                    is_worker(service),
                     kind != CLIENT and is_noise(span),
                 )
             shape, worker, name_noise = seen

@@ -1,0 +1,183 @@
+"""Operation-level template values: lifecycle, where it is, bottleneck, worker, and the
+pack's declared values (``{op:symbol}``), so summaries and commands carry the operation's own.
+
+They are made a group at a time, when a template first asks for one of the group: most
+operations fire a single rule that reads ``minutes`` and ``operation.id``, and a listing of
+200k operations would otherwise format every worker's clock and search every span for the
+declared values 200k times for nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from opdiag.diagnosis.bottleneck import Choice
+from opdiag.diagnosis.conclusion import minutes_text
+from opdiag.diagnosis.facts import OperationFacts
+from opdiag.diagnosis.neighbours import WorkerAssessment
+from opdiag.diagnosis.templates import OPERATION_VALUE_PREFIX
+from opdiag.model import Span
+
+_WORKER_PREFIX = "worker."
+_MAX_JSON_VALUE = 20_000
+
+
+class OperationValues:
+    """``get`` and ``full`` over one operation's template values. The groups are disjoint
+    by key: ``worker.*`` from the worker assessment, ``op:*`` from the declared values,
+    everything else made at once (cheap, and read by nearly every rule)."""
+
+    __slots__ = ("_declared", "_left", "_operation_type", "_valued", "_values", "_workers")
+
+    def __init__(
+        self,
+        base: dict[str, Any],
+        *,
+        workers: WorkerAssessment,
+        operation_type: str | None,
+        valued: Sequence[Span],
+        declared: dict[str, tuple[str, ...]],
+    ) -> None:
+        self._values = base
+        self._workers = workers
+        self._operation_type = operation_type
+        self._valued = valued
+        self._declared = declared
+        self._left = 3  # groups not made yet: bit 1 workers, bit 2 declared
+
+    def _make(self, bit: int) -> None:
+        if bit == 1:
+            self._values.update(self._workers.values(self._operation_type))
+        else:
+            self._values.update(declared_values(self._valued, self._declared))
+        self._left &= ~bit
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if self._left:
+            if self._left & 1 and key.startswith(_WORKER_PREFIX):
+                self._make(1)
+            elif self._left & 2 and key.startswith(OPERATION_VALUE_PREFIX):
+                self._make(2)
+        return self._values.get(key, default)
+
+    def full(self) -> dict[str, Any]:
+        """Every value (a slow rule's evidence takes them all)."""
+        if self._left & 1:
+            self._make(1)
+        if self._left & 2:
+            self._make(2)
+        return dict(self._values)
+
+
+def operation_values(
+    facts: OperationFacts,
+    choice: Choice,
+    ident: str,
+    now_us: int,
+    *,
+    workers: WorkerAssessment,
+    valued: Sequence[Span],
+    declared: dict[str, tuple[str, ...]],
+) -> OperationValues:
+    """The operation's template values (see ``OperationValues``); ``valued``: its spans
+    that carry a key of the pack's ``declared`` values, in walk order."""
+    values: dict[str, Any] = {
+        "operation.id": facts.operation_id,
+        "operation.type": facts.operation_type,
+        "operation.status": facts.status,
+        "phase": facts.phase,
+        "where": facts.where,
+        "minutes": minutes_text(facts.duration_us),
+        "idle_minutes": minutes_text(facts.idle_us),
+        "trace_count": facts.trace_count,
+        "error_spans": facts.error_spans,
+        "ident": ident,
+    }
+    if facts.phase_span is not None:
+        values["phase_minutes"] = minutes_text(max(0, now_us - facts.phase_span.start_us))
+        values["where_minutes"] = minutes_text(max(0, now_us - facts.where_since_us))
+    else:  # no phase yet: how long ago it started
+        values["where_minutes"] = minutes_text(max(0, now_us - facts.start_us))
+    result = choice.result
+    if result is not None:
+        values["bottleneck"] = result.text
+        values["bottleneck.service"] = result.service
+        values["share"] = f"{round(result.share * 100)} %"
+    return OperationValues(
+        values,
+        workers=workers,
+        operation_type=facts.operation_type,
+        valued=valued,
+        declared=declared,
+    )
+
+
+def declared_values(
+    valued: Sequence[Span], declared: dict[str, tuple[str, ...]]
+) -> dict[str, Any]:
+    """``op:NAME`` for each ``operation.values`` entry: the first span (in walk order) that
+    has one of its attribute keys; ``key#a.b`` reads a path inside a JSON text attribute.
+    ``valued``: the operation's spans that carry any of the keys, in walk order."""
+    if not declared:
+        return {}
+    wanted = {name: keys for name, keys in declared.items()}
+    wanted_keys = _all_attr_keys(declared)
+    out: dict[str, Any] = {}
+    for span in valued:
+        attrs = span.attributes
+        if attrs.keys().isdisjoint(wanted_keys):  # none of the values still wanted
+            continue
+        for name in list(wanted):
+            for key in wanted[name]:
+                attr, _, path = key.partition("#")
+                raw = attrs.get(attr)
+                if raw is None:
+                    continue
+                value = _json_path(raw, path) if path else raw
+                if value not in (None, "", "None", "null"):
+                    out[OPERATION_VALUE_PREFIX + name] = value
+                    del wanted[name]
+                    wanted_keys = _attr_keys(wanted)
+                    break
+        if not wanted:
+            return out
+    return out
+
+
+def _attr_keys(declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    """The attribute keys ``declared`` values read (``key#path`` reads ``key``)."""
+    return frozenset(key.partition("#")[0] for keys in declared.values() for key in keys)
+
+
+_ALL_KEYS: dict[int, tuple[dict[str, tuple[str, ...]], frozenset[str]]] = {}
+
+
+def _all_attr_keys(declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    """``_attr_keys`` of a rule set's whole ``values`` section, kept per section (held: its
+    id stays its): every diagnosis starts from it."""
+    known = _ALL_KEYS.get(id(declared))
+    if known is not None and known[0] is declared:
+        return known[1]
+    keys = _attr_keys(declared)
+    if len(_ALL_KEYS) >= 64:
+        _ALL_KEYS.clear()
+    _ALL_KEYS[id(declared)] = (declared, keys)
+    return keys
+
+
+def _json_path(raw: Any, path: str) -> Any:
+    """``kwargs.strategy`` inside a JSON object given as text (KTRDR's ``cli.args``); None
+    when the text is not JSON or the path is absent. Scalars only: never a whole object."""
+    if not isinstance(raw, str) or len(raw) > _MAX_JSON_VALUE:
+        return None
+    try:
+        node: Any = json.loads(raw)
+    except ValueError:
+        return None
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node if isinstance(node, str | int | float) and not isinstance(node, bool) else None
