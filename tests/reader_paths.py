@@ -3,9 +3,9 @@ model, or the same error, for a document (test_reader_memo, test_otlp_typed_inli
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from opdiag.errors import TraceFormatError
@@ -22,7 +22,7 @@ def model_dump(traces: list[Trace], *, by_trace_id: bool = False) -> list[Any]:
             t.warnings,
             [r.span_id for r in t.roots],
             {k: [c.span_id for c in v] for k, v in t.children.items()},
-            [sorted(dataclasses.asdict(s).items()) for s in t.spans],
+            [sorted(msgspec.to_builtins(s).items()) for s in t.spans],
         )
         for t in ordered
     ]

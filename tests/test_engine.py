@@ -3,10 +3,10 @@ re-assessment, templates that never evaluate, coercion, large traces."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
+import msgspec
 import pytest
 from opdiag.diagnosis.conditions import Condition, check_operand, evaluate
 from opdiag.diagnosis.engine import diagnose, not_found, reassess_slow
@@ -147,7 +147,7 @@ def snapshot(traces: list) -> list:
     return [
         (
             t.trace_id,
-            [dataclasses.asdict(s) for s in t.spans],
+            [msgspec.to_builtins(s) for s in t.spans],
             {k: [c.span_id for c in v] for k, v in t.children.items()},
             [r.span_id for r in t.roots],
             list(t.warnings),

@@ -10,6 +10,7 @@ import dataclasses
 import random
 from pathlib import Path
 
+import msgspec
 import pytest
 from conftest import DEMO_TRACES, REAL_KTRDR
 from opdiag.diagnosis.facts import scoped_walk
@@ -88,7 +89,7 @@ def test_spans_the_gates_leave_out_match_no_candidate(directory: Path) -> None:
     spans = [s for path in trace_files(directory) for t in read_file(path) for s in t.spans]
     rng = random.Random(9)
     for span in list(spans):  # the corpus, and its spans answering other statuses
-        twin = dataclasses.replace(span, attributes=dict(span.attributes))
+        twin = msgspec.structs.replace(span, attributes=dict(span.attributes))
         twin.attributes["http.status_code"] = rng.choice([200, 404, 422, 500, 503, "x"])
         twin.error = span.error
         spans.append(twin)

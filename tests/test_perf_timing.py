@@ -8,10 +8,10 @@ changed the rebuilt tree)."""
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections.abc import Callable
 
+import msgspec
 import pytest
 from conftest import DEMO_TRACES, JAEGER_FIXTURES
 from opdiag.analysis import analyse, critical_path
@@ -45,7 +45,7 @@ def _without(trace: Trace, noisy: set[str]) -> Trace:
         while parent is not None and parent in noisy:
             parent = trace.by_id[parent].parent_id
         refs = [Reference(CHILD_OF, trace.trace_id, parent)] if parent is not None else []
-        kept.append(dataclasses.replace(span, references=refs, warnings=[]))
+        kept.append(msgspec.structs.replace(span, references=refs, warnings=[]))
     return build_trace(trace.trace_id, kept)
 
 

@@ -5,7 +5,6 @@ general path."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import sys
@@ -13,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from conftest import DEMO_TRACES, JAEGER_FIXTURES, KTRDR_REFERENCE, REPO_ROOT
@@ -41,7 +41,7 @@ def _dump(traces: list[Trace]) -> list[Any]:
     for trace in traces:
         spans = []
         for span in trace.spans:
-            fields = dataclasses.asdict(span)
+            fields = msgspec.to_builtins(span)
             spans.append(sorted(fields.items(), key=lambda kv: kv[0]))
         out.append(
             (

@@ -1,7 +1,10 @@
 """The one normalised trace model every reader produces and every analysis consumes.
 
 Readers parse and validate at the boundary; after that everything works on these plain,
-slotted structures. Times are integer microseconds since the epoch, trace ids are 32 lower-case
+slotted structures. The per-span ones (``Span``, ``Event``, ``Reference``) are msgspec structs,
+not dataclasses: a reader makes them 100k at a time, and a struct is made three times faster.
+They compare by identity, as the dataclasses did, and the garbage collector does not track them
+(they hold no cycle). Times are integer microseconds since the epoch, trace ids are 32 lower-case
 hex characters, span ids 16 (a duplicate id gets a ``_1``, ``_2`` … suffix, as Jaeger UI does).
 """
 
@@ -12,6 +15,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from operator import add, attrgetter
 from typing import Any
+
+import msgspec
 
 INTERNAL = "internal"
 SERVER = "server"
@@ -55,8 +60,7 @@ def truthy(value: Any) -> bool:
     return bool(value)
 
 
-@dataclass(slots=True, eq=False)
-class Event:
+class Event(msgspec.Struct, gc=False, eq=False):
     """A span event (OTLP) or log (legacy Jaeger); exceptions arrive as ``name == "exception"``."""
 
     name: str
@@ -64,8 +68,7 @@ class Event:
     attributes: dict[str, Any]
 
 
-@dataclass(slots=True, eq=False)
-class Reference:
+class Reference(msgspec.Struct, gc=False, eq=False):
     """A parent or link reference exactly as the source gave it (ids normalised)."""
 
     ref_type: str
@@ -85,8 +88,7 @@ class SpanQuery:
         return name == self.span and fnmatchcase(service, self.service)
 
 
-@dataclass(slots=True, eq=False)
-class Span:
+class Span(msgspec.Struct, gc=False, eq=False):
     """One span, normalised.
 
     ``parent_id`` and ``error`` are filled by :func:`build_trace`; ``span_id`` is unique within
@@ -100,13 +102,13 @@ class Span:
     start_us: int
     duration_us: int
     kind: str = INTERNAL
-    attributes: dict[str, Any] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
-    references: list[Reference] = field(default_factory=list)
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    events: list[Event] = msgspec.field(default_factory=list)
+    references: list[Reference] = msgspec.field(default_factory=list)
     status: str = STATUS_UNSET
     status_message: str = ""
-    resource: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    resource: dict[str, Any] = msgspec.field(default_factory=dict)
+    warnings: list[str] = msgspec.field(default_factory=list)
     parent_id: str | None = None
     error: bool = False
     original_span_id: str = ""
