@@ -42,7 +42,8 @@ class JsonErrorTask(ErrorTask):  # type: ignore[misc]
         )
         self.set_close_on_finish()
         self.content_length = len(body)
-        self.write(body)
+        # logged before the answer goes out: a client that has its answer may stop the
+        # server (or a test its log capture) at once, and the line must not be lost
         log.info(
             '%s "%s %s" %d refused by the HTTP server: %s',
             _client(self.channel),
@@ -51,6 +52,7 @@ class JsonErrorTask(ErrorTask):  # type: ignore[misc]
             status,
             printable(str(getattr(error, "body", ""))),
         )
+        self.write(body)
 
 
 class JsonErrorChannel(HTTPChannel):  # type: ignore[misc]
