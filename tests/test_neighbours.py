@@ -1,23 +1,14 @@
 """Evidence from neighbouring traces: health-check probes, the workers an operation depended
-on, and whether they stopped answering (opdiag.diagnosis.neighbours)."""
+on, and whether they stopped answering (opdiag.diagnosis.neighbour_spec, probes, neighbours)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from opdiag.diagnosis.neighbours import (
-    HealthCheck,
-    NeighbourSpec,
-    WorkerAssessment,
-    WorkerView,
-    address_of,
-    assess_workers,
-    clock_text,
-    merge_specs,
-    probes_of,
-    same_place,
-)
+from opdiag.diagnosis.neighbour_spec import HealthCheck, NeighbourSpec, merge_specs
+from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers, clock_text
+from opdiag.diagnosis.probes import WorkerView, address_of, probes_of, same_place
 from opdiag.diagnosis.rules import load_rules
 from opdiag.model import CHILD_OF, Event, Reference, Span, SpanQuery, Trace, build_trace
 

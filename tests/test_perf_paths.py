@@ -30,8 +30,9 @@ from opdiag.diagnosis.bottleneck import noise_check
 from opdiag.diagnosis.candidates import MAX_SHAPES, ShapeIndex, has_exception, static_match
 from opdiag.diagnosis.facts import scoped_walk
 from opdiag.diagnosis.matching import SpanContext, match_span
-from opdiag.diagnosis.neighbours import WorkerView, workers_of
+from opdiag.diagnosis.neighbours import workers_of
 from opdiag.diagnosis.op_values import declared_values
+from opdiag.diagnosis.probes import WorkerView
 from opdiag.diagnosis.rules import Rule, load_rules
 from opdiag.diagnosis.span_rules import meeting_of, span_rule_hits
 from opdiag.diagnosis.survey import survey

@@ -33,7 +33,7 @@ _MODULES = (
     "opdiag.diagnosis.pack_yaml",
     "opdiag.diagnosis.conditions",
     "opdiag.diagnosis.templates",
-    "opdiag.diagnosis.neighbours",
+    "opdiag.diagnosis.neighbour_spec",
     "opdiag.diagnosis.candidates",
     "opdiag.globs",
     "opdiag.model",

@@ -24,7 +24,7 @@ from opdiag.diagnosis.conditions import (
     Condition,
     check_operand,
 )
-from opdiag.diagnosis.neighbours import HealthCheck, NeighbourSpec
+from opdiag.diagnosis.neighbour_spec import HealthCheck, NeighbourSpec
 from opdiag.diagnosis.result import SEVERITIES, VERDICTS
 from opdiag.diagnosis.rules import (
     CAUSES,

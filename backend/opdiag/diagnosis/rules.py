@@ -18,7 +18,7 @@ from typing import Any
 
 from opdiag.diagnosis.candidates import ShapeIndex
 from opdiag.diagnosis.conditions import ATTRIBUTE_OPERATORS, Condition
-from opdiag.diagnosis.neighbours import NeighbourSpec, merge_specs
+from opdiag.diagnosis.neighbour_spec import NeighbourSpec, merge_specs
 from opdiag.diagnosis.result import VERDICTS
 from opdiag.diagnosis.templates import Template
 from opdiag.globs import Globs
