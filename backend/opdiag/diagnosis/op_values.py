@@ -29,7 +29,7 @@ class OperationValues:
     by key: ``worker.*`` from the worker assessment, ``op:*`` from the declared values,
     everything else made at once (cheap, and read by nearly every rule)."""
 
-    __slots__ = ("_declared", "_left", "_operation_type", "_valued", "_values", "_workers")
+    __slots__ = ("_declared", "_operation_type", "_valued", "_values", "_workers")
 
     def __init__(
         self,
@@ -41,33 +41,33 @@ class OperationValues:
         declared: dict[str, tuple[str, ...]],
     ) -> None:
         self._values = base
-        self._workers = workers
+        # each group's source until the group is made, then None
+        self._workers: WorkerAssessment | None = workers
         self._operation_type = operation_type
         self._valued = valued
-        self._declared = declared
-        self._left = 3  # groups not made yet: bit 1 workers, bit 2 declared
+        self._declared: dict[str, tuple[str, ...]] | None = declared
 
-    def _make(self, bit: int) -> None:
-        if bit == 1:
+    def _make_workers(self) -> None:
+        if self._workers is not None:
             self._values.update(self._workers.values(self._operation_type))
-        else:
+            self._workers = None
+
+    def _make_declared(self) -> None:
+        if self._declared is not None:
             self._values.update(declared_values(self._valued, self._declared))
-        self._left &= ~bit
+            self._declared = None
 
     def get(self, key: str, default: Any = None) -> Any:
-        if self._left:
-            if self._left & 1 and key.startswith(_WORKER_PREFIX):
-                self._make(1)
-            elif self._left & 2 and key.startswith(OPERATION_VALUE_PREFIX):
-                self._make(2)
+        if key.startswith(_WORKER_PREFIX):
+            self._make_workers()
+        elif key.startswith(OPERATION_VALUE_PREFIX):
+            self._make_declared()
         return self._values.get(key, default)
 
     def full(self) -> dict[str, Any]:
         """Every value (a slow rule's evidence takes them all)."""
-        if self._left & 1:
-            self._make(1)
-        if self._left & 2:
-            self._make(2)
+        self._make_workers()
+        self._make_declared()
         return dict(self._values)
 
 
