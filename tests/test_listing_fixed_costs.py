@@ -24,9 +24,10 @@ from opdiag.diagnosis.comparison import (
 )
 from opdiag.diagnosis.neighbours import clock_text
 from opdiag.diagnosis.templates import fill, fill_command, parse_template
+from opdiag.lru import LRUCache
 from opdiag.model import Span
 from opdiag.operations import _raw_pairs, group_operations
-from opdiag.service import DiagnosisService, LRUCache, _is_healthy_run
+from opdiag.service import DiagnosisService, _is_healthy_run
 from opdiag.settings import Settings, default_demo_traces
 from opdiag.sources.factory import make_source
 from opdiag.timeutil import US_PER_S, format_rfc3339

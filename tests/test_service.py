@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from opdiag import service as service_module
 from opdiag.errors import InputError, NotFoundError
+from opdiag.lru import LRUCache
 from opdiag.model import CHILD_OF, SERVER, Reference, Span, Trace, build_trace
-from opdiag.service import DiagnosisService, LRUCache
+from opdiag.service import DiagnosisService
 from opdiag.settings import Settings
 
 S = 1_000_000

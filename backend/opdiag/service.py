@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from opdiag.diagnosis import engine
 from opdiag.diagnosis.comparison import (
@@ -48,6 +47,7 @@ from opdiag.diagnosis.comparison import (
 from opdiag.diagnosis.facts import TERMINAL
 from opdiag.diagnosis.result import VERDICTS, Comparison, Diagnosis, copied
 from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
+from opdiag.lru import LRUCache
 from opdiag.model import Trace, normalise_trace_id
 from opdiag.operations import (
     UNKNOWN_TYPE,
@@ -74,55 +74,6 @@ _ALL_LIMIT = 1_000_000
 # cancelled because its worker had died (the neighbours say whether it had, before the cancel).
 _SETTLED = frozenset({"completed"})
 VARIABLE_NAMES: tuple[str, ...] = ("operation_types", "verdicts", "services", "operation_ids")
-V = TypeVar("V")
-
-
-class LRUCache(Generic[V]):
-    """A small thread-safe LRU (diagnoses, run profiles) with hit/miss counters (for
-    ``/metrics``)."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = max(0, capacity)
-        self.hits = 0
-        self.misses = 0
-        self._data: OrderedDict[str, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> V | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return value
-
-    def put(self, key: str, value: V) -> None:
-        if self.capacity == 0:
-            return
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.capacity:
-                self._data.popitem(last=False)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._data)
-
-    def later(self) -> deque[tuple[str, V]]:
-        """Puts to make later with ``put_all``: only the last ``capacity`` are kept, as an
-        LRU keeps them (a long listing would otherwise put every entry just to evict it)."""
-        return deque(maxlen=self.capacity)
-
-    def put_all(self, entries: Iterable[tuple[str, V]]) -> None:
-        for key, value in entries:
-            self.put(key, value)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
 
 
 def _taken(
