@@ -13,6 +13,19 @@ from opdiag.model import Trace
 from opdiag.sources import readers
 
 
+def plain(value: Any) -> Any:
+    """A span (or event, reference) as nested plain values, field by field, as
+    ``dataclasses.asdict`` gave while they were dataclasses: containers are copied and keep
+    their types (a tuple stays a tuple), so two readers must agree on those too."""
+    if isinstance(value, msgspec.Struct):
+        return {name: plain(getattr(value, name)) for name in value.__struct_fields__}
+    if isinstance(value, list | tuple):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
 def model_dump(traces: list[Trace], *, by_trace_id: bool = False) -> list[Any]:
     """Every field of every span, with each trace's tree, as plain comparable values."""
     ordered = sorted(traces, key=lambda t: t.trace_id) if by_trace_id else traces
@@ -22,7 +35,7 @@ def model_dump(traces: list[Trace], *, by_trace_id: bool = False) -> list[Any]:
             t.warnings,
             [r.span_id for r in t.roots],
             {k: [c.span_id for c in v] for k, v in t.children.items()},
-            [sorted(msgspec.to_builtins(s).items()) for s in t.spans],
+            [sorted(plain(s).items()) for s in t.spans],
         )
         for t in ordered
     ]

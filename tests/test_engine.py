@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import msgspec
 import pytest
 from opdiag.diagnosis.conditions import Condition, check_operand, evaluate
 from opdiag.diagnosis.engine import diagnose, not_found, reassess_slow
@@ -14,6 +13,7 @@ from opdiag.diagnosis.rules import default_rule_pack, load_rules, merge_packs, p
 from opdiag.diagnosis.templates import fill, fill_command, parse_template
 from opdiag.model import CHILD_OF, Reference, Span, build_trace
 from opdiag.settings import DiagnosisSettings
+from reader_paths import plain
 from test_rules_support import BASE_US, build_traces, run_case
 
 RULES = load_rules()
@@ -147,7 +147,7 @@ def snapshot(traces: list) -> list:
     return [
         (
             t.trace_id,
-            [msgspec.to_builtins(s) for s in t.spans],
+            [plain(s) for s in t.spans],
             {k: [c.span_id for c in v] for k, v in t.children.items()},
             [r.span_id for r in t.roots],
             list(t.warnings),

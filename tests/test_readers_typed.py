@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import orjson
 import pytest
 from conftest import DEMO_TRACES, JAEGER_FIXTURES, KTRDR_REFERENCE, REPO_ROOT
 from opdiag.errors import TraceFormatError
 from opdiag.model import Trace
 from opdiag.sources import readers
+from reader_paths import plain
 
 FIXTURE_FILES = sorted(JAEGER_FIXTURES.glob("*.json")) + sorted(KTRDR_REFERENCE.glob("*.json"))
 DEMO_FILES = sorted(p for p in DEMO_TRACES.iterdir() if p.suffix in (".json", ".jsonl"))
@@ -41,7 +41,7 @@ def _dump(traces: list[Trace]) -> list[Any]:
     for trace in traces:
         spans = []
         for span in trace.spans:
-            fields = msgspec.to_builtins(span)
+            fields = plain(span)
             spans.append(sorted(fields.items(), key=lambda kv: kv[0]))
         out.append(
             (

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 _GLOBS: dict[tuple[str, ...], Globs] = {}
-_MAX_SEEN = 256
+_MAX_SEEN = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +40,9 @@ class Globs:
         return self.regex.match(text) is not None
 
     def known(self, text: str) -> bool:
-        """``self(text)``, remembered per text (bounded): "is this service a worker's?" is
-        asked of the same few services for every span of every operation of a listing."""
+        """``self(text)``, remembered per text (bounded): "is this span name noise?" and "is
+        this service a worker's?" are asked of the same few texts for every span of every
+        operation of a listing."""
         hit = self.seen.get(text)
         if hit is None:
             if len(self.seen) >= _MAX_SEEN:

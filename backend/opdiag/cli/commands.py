@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from opdiag.errors import InputError, NotFoundError
 from opdiag.settings import Settings, load_settings
-from opdiag.sources.base import TraceSource
 from opdiag.timeutil import parse_lookback_s, parse_now, wall_clock_us
+
+if TYPE_CHECKING:  # (the model and msgspec stay out of ``opdiag dashboards``)
+    from opdiag.sources.base import TraceSource
 
 _ALL_END_US = 2**62
 

@@ -114,15 +114,15 @@ def noise_check(globs: Globs) -> Callable[[Span], bool]:
 
 
 def _noise_check(globs: Globs) -> Callable[[Span], bool]:
-    by_name: dict[str, bool] = {}
+    # names are remembered with the globs (``Globs.known``: grouping asks the same); the
+    # memo is read here first, without a call, for the 100k spans of a big trace
+    seen, by_name = globs.seen, globs.known
     by_call: dict[tuple[str, str], bool] = {}  # (method, url): a poller repeats one URL
 
     def check(span: Span) -> bool:
-        hit = by_name.get(span.name)
+        hit = seen.get(span.name)
         if hit is None:
-            if len(by_name) >= _MAX_MEMO:
-                by_name.clear()
-            hit = by_name[span.name] = globs(span.name)
+            hit = by_name(span.name)
         if hit or span.kind != CLIENT:
             return hit
         url = span.attributes.get("http.url") or span.attributes.get("url.full")
