@@ -12,6 +12,7 @@ from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
 from opdiag.diagnosis.neighbour_spec import HealthCheck
+from opdiag.globs import Globs
 from opdiag.model import CLIENT, SERVER, Span, SpanQuery, Trace
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"})
@@ -85,7 +86,7 @@ def probes_of(traces: Iterable[Trace], checks: Sequence[HealthCheck]) -> list[Pr
             if span.kind != CLIENT:
                 continue
             mine = [
-                c for c in checks if c.span == span.name and glob_match(c.service, span.service)
+                c for c in checks if c.span == span.name and fnmatchcase(span.service, c.service)
             ]
             if not mine:
                 continue
@@ -131,10 +132,6 @@ def _late(error: str | None, status: object) -> bool:
         return True
     text = error or ""
     return bool(_LATE.search(text)) and "connect" not in text.lower()
-
-
-def glob_match(pattern: str, text: str) -> bool:
-    return fnmatchcase(text, pattern)
 
 
 # --- what the probes say ----------------------------------------------------------------------
@@ -237,7 +234,8 @@ class WorkerView:
 
     def addresses_of(self, globs: Sequence[str]) -> list[str]:
         """Probed addresses last answered by a service matching ``globs``."""
-        return sorted(a for a, s in self.services.items() if any(glob_match(g, s) for g in globs))
+        matches = Globs.of(globs)
+        return sorted(a for a, s in self.services.items() if matches(s))
 
     def silent(self, address: str, from_us: int, to_us: int) -> Silence | None:
         """Whether ``address`` was silent at ``to_us``: the probes up to then end in a run of
@@ -318,15 +316,16 @@ class WorkerView:
         may be a dead worker of this type)."""
         others: dict[str, list[int]] = {}
         checks = 0
+        wanted, worker = Globs.of(globs), Globs.of(all_globs)
         for p in self.probes:
             if p.time_us > at_us:
                 break
             service = self.services.get(p.address)
             if service is None:
                 return None  # an address nobody answered for: maybe a dead one of this type
-            if any(glob_match(g, service) for g in globs):
+            if wanted(service):
                 return None
-            if not any(glob_match(g, service) for g in all_globs):
+            if not worker(service):
                 continue  # not a worker (e.g. a host service's health)
             checks += 1
             if p.ok:
