@@ -29,7 +29,7 @@ def _reference(target, good, *, runs, min_runs, order):
 
 
 def _runs(rng: random.Random, n: int) -> list[RunProfile]:
-    phases = PhaseProfile.__new__(PhaseProfile)
+    phases = PhaseProfile(0, 0, [])
     out = []
     for i in range(n):
         alike = {k: rng.choice("ab") for k in ("strategy", "symbol") if rng.random() < 0.7}

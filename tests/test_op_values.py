@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import msgspec
 import pytest
 from opdiag.diagnosis.bottleneck import Choice
 from opdiag.diagnosis.facts import OperationFacts
@@ -34,7 +35,7 @@ def _span(span_id: str, attributes: dict[str, Any]) -> Span:
 class CountingAssessment(WorkerAssessment):
     """A worker assessment that counts how often its template values are made."""
 
-    calls: list[str | None]
+    calls: list[str | None] = msgspec.field(default_factory=list)
 
     def values(self, operation_type: str | None) -> dict[str, Any]:
         self.calls.append(operation_type)
@@ -43,9 +44,7 @@ class CountingAssessment(WorkerAssessment):
 
 def _assessment() -> CountingAssessment:
     worker = Worker("ktrdr-training-worker", "10.0.0.7:5004", True)
-    found = CountingAssessment(worker, True, last_seen_us=T0 + 5_000_000)
-    object.__setattr__(found, "calls", [])
-    return found
+    return CountingAssessment(worker, True, last_seen_us=T0 + 5_000_000)
 
 
 def _facts() -> OperationFacts:

@@ -76,8 +76,7 @@ class Reference(msgspec.Struct, gc=False, eq=False):
     span_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class SpanQuery:
+class SpanQuery(msgspec.Struct, frozen=True):
     """Spans wanted from neighbouring traces: service name glob and exact span name (a rule
     pack's ``neighbours`` section: health checks, background connection loops, watchdogs)."""
 

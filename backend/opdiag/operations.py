@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
 from typing import Any
 from urllib.parse import urlsplit
+
+import msgspec
 
 from opdiag.globs import Globs
 from opdiag.model import CLIENT, SERVER, Span, Trace, http_status, normalise_trace_id
@@ -112,14 +113,13 @@ _ROUTE_TYPES: tuple[tuple[str, str], ...] = (
 )
 
 
-@dataclass(slots=True)
-class OperationTraces:
+class OperationTraces(msgspec.Struct):
     """One operation (or one failed dispatch without an id) and every trace that holds it."""
 
     key: str  # the operation id, or the trace id for a failed dispatch without one
     operation_id: str | None
     operation_type: str
-    traces: list[Trace] = field(default_factory=list)
+    traces: list[Trace] = msgspec.field(default_factory=list)
     start_us: int = 0
     end_us: int = 0
     alone: bool = True  # no trace of this operation holds another operation
@@ -281,8 +281,7 @@ def _raw_pairs(spans: list[Span]) -> Iterable[tuple[Any, Any]]:
     return [(a.get(OPERATION_ID_KEY), a.get(OPERATION_TYPE_KEY)) for a in attrs]
 
 
-@dataclass(slots=True)
-class _TraceScan:
+class _TraceScan(msgspec.Struct):
     """What one pass over a trace's spans tells about the operations it holds."""
 
     op_types: dict[str, str | None]  # operation id -> operation.type seen on its spans

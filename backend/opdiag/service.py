@@ -27,9 +27,10 @@ import functools
 import inspect
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+import msgspec
 
 from opdiag.diagnosis import engine
 from opdiag.diagnosis.comparison import (
@@ -716,8 +717,7 @@ def _newest(entry: tuple[OperationTraces, Diagnosis] | None) -> tuple[int, str]:
     return (diagnosis.started_at_ms or 0, diagnosis.key)
 
 
-@dataclass(frozen=True, slots=True)
-class _Lookup:
+class _Lookup(msgspec.Struct, frozen=True):
     """What one diagnosis searches by: its clock and the caller's window (if any)."""
 
     now_us: int

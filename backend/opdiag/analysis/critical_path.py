@@ -77,9 +77,10 @@ ancestors form an unbroken run from some ancestor to the top, found in O(log dep
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import NamedTuple
+
+import msgspec
 
 from opdiag.model import CONSUMER, PRODUCER, Span, Trace
 
@@ -104,13 +105,12 @@ class Section(NamedTuple):
         return self.end_us - self.start_us
 
 
-@dataclass(frozen=True, slots=True)
-class CriticalPath:
+class CriticalPath(msgspec.Struct, frozen=True):
     """Sections newest first (root by root), failures per root, and re-attachments."""
 
     sections: list[Section]
-    failed: list[str] = field(default_factory=list)
-    reattached: dict[str, str] = field(default_factory=dict)
+    failed: list[str] = msgspec.field(default_factory=list)
+    reattached: dict[str, str] = msgspec.field(default_factory=dict)
 
     def time_by_span(self, *, include_idle: bool = False) -> dict[str, int]:
         """µs each span spent on the path (the synthetic idle root only when asked)."""

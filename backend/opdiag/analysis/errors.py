@@ -17,13 +17,12 @@ first chain is the best root-cause candidate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from opdiag.model import Span, Trace
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorChain:
+class ErrorChain(msgspec.Struct, frozen=True):
     """``spans`` runs from ``origin`` (deepest, first) up to ``top`` (last)."""
 
     spans: tuple[Span, ...]

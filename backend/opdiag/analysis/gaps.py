@@ -20,13 +20,13 @@ died: that silence is a lost worker, not slow code), and neither is leading or t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from opdiag.model import Span, Trace
 
 
-@dataclass(frozen=True, slots=True)
-class Gap:
+class Gap(msgspec.Struct, frozen=True):
     """One uninstrumented interval, and the span it follows."""
 
     service: str

@@ -23,7 +23,8 @@ short gaps (under ``min_gap_us``) aside. Pure: spans in, values out.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+
+import msgspec
 
 from opdiag.model import Span
 
@@ -39,8 +40,7 @@ def gap_name(after: str | None) -> str:
     return f"after {after}" if after else "between spans"
 
 
-@dataclass(slots=True)
-class PhaseTime:
+class PhaseTime(msgspec.Struct):
     """One phase of one run: summed time and how many spans (or gaps) made it."""
 
     name: str
@@ -52,14 +52,13 @@ class PhaseTime:
     after: str | None = None  # gaps: the span name the gap follows
 
 
-@dataclass(slots=True)
-class PhaseProfile:
+class PhaseProfile(msgspec.Struct):
     """A run's phases in the order they first started, keyed by ``kind:name``."""
 
     start_us: int
     end_us: int
     worker_services: list[str]
-    phases: dict[str, PhaseTime] = field(default_factory=dict)
+    phases: dict[str, PhaseTime] = msgspec.field(default_factory=dict)
 
     @property
     def duration_us(self) -> int:

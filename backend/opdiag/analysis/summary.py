@@ -7,7 +7,7 @@ the trace is read, never modified, and nothing depends on the clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 from opdiag.analysis.critical_path import CriticalPath, critical_path
 from opdiag.analysis.errors import ErrorChain, error_chains
@@ -16,8 +16,7 @@ from opdiag.gcpause import gc_paused
 from opdiag.model import Span, Trace
 
 
-@dataclass(frozen=True, slots=True)
-class TraceAnalysis:
+class TraceAnalysis(msgspec.Struct, frozen=True):
     """The analysed trace. Times in epoch µs; ``self_time``/``critical_time`` in µs per span."""
 
     trace: Trace
@@ -29,7 +28,7 @@ class TraceAnalysis:
     services: list[str]
     start_us: int
     end_us: int
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = msgspec.field(default_factory=list)
 
     @property
     def duration_us(self) -> int:

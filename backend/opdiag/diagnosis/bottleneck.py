@@ -10,9 +10,10 @@ share of the operation than the span holds of its critical path.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+import msgspec
 
 from opdiag.analysis.gaps import Gap, largest_gap_of, work_spans
 from opdiag.diagnosis.result import Bottleneck
@@ -23,8 +24,7 @@ from opdiag.model import CLIENT, Span, Trace
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
+class Choice(msgspec.Struct, frozen=True):
     """The bottleneck as the engine uses it: the result, the span rules and templates point
     at (the span itself, or the span a gap follows), and for a span its share of the path
     (``bottleneck``/``bottleneck_share`` rule conditions apply to spans only)."""

@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 ATTRIBUTE_OPERATORS: frozenset[str] = frozenset({"gt_attr", "gte_attr", "lt_attr", "lte_attr"})
 OPERATORS: frozenset[str] = frozenset(
@@ -35,8 +36,7 @@ _BOOL_TEXT = {"true": True, "false": False}
 _MISSING = object()
 
 
-@dataclass(frozen=True, slots=True)
-class Condition:
+class Condition(msgspec.Struct, frozen=True):
     """``key op value``; ``value`` is already checked and (for ``regex``) compiled."""
 
     key: str

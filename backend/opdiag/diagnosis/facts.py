@@ -22,11 +22,12 @@ traces has ended: the operation is *after* it (KTRDR's training loop runs span-l
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
 from typing import Any
 from urllib.parse import urlsplit
+
+import msgspec
 
 from opdiag.diagnosis.result import STATUSES
 from opdiag.diagnosis.rules import RuleSet
@@ -124,8 +125,7 @@ def scoped_walk(
     return out, frozenset(keep - inside)
 
 
-@dataclass(slots=True)
-class OperationFacts:
+class OperationFacts(msgspec.Struct):
     """What the engine knows about the operation before any rule runs."""
 
     operation_id: str | None
@@ -150,9 +150,9 @@ class OperationFacts:
     where: str | None = None  # "after training.data_loading", "in data.download"
     where_since_us: int = 0
     # span id -> where its extent stops (the end of an abandoned call above it)
-    clipped_ends: dict[str, int] = field(default_factory=dict)
+    clipped_ends: dict[str, int] = msgspec.field(default_factory=dict)
     error_origin: Span | None = None
-    services: list[str] = field(default_factory=list)
+    services: list[str] = msgspec.field(default_factory=list)
 
     @property
     def duration_us(self) -> int:

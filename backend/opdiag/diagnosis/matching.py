@@ -4,9 +4,10 @@ chain, bottleneck) is computed by the engine in its single walk and handed in.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+import msgspec
 
 from opdiag.diagnosis.conditions import (
     ATTRIBUTE_OPERATORS,
@@ -21,8 +22,7 @@ from opdiag.model import Span, http_status
 _EXC_ATTRS = ("exception.type", "error.type")
 
 
-@dataclass(slots=True)
-class SpanContext:
+class SpanContext(msgspec.Struct):
     """What the engine knows about a span beyond the span itself."""
 
     depth: int = 0
@@ -38,8 +38,7 @@ class SpanContext:
     children: frozenset[int] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class ExceptionInfo:
+class ExceptionInfo(msgspec.Struct, frozen=True):
     type: str
     message: str
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+import msgspec
 
 from opdiag.model import SpanQuery
 
 
-@dataclass(frozen=True, slots=True)
-class HealthCheck(SpanQuery):
+class HealthCheck(SpanQuery, frozen=True):
     """A probe of a worker: a client span whose URL path matches ``url``."""
 
     url: re.Pattern[str] = re.compile(r"/health$")
@@ -33,8 +33,7 @@ _WORKER_GLOBS: dict[
 ] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class NeighbourSpec:
+class NeighbourSpec(msgspec.Struct, frozen=True):
     """A pack's ``neighbours`` and ``workers`` sections. ``margins`` holds only what a pack
     set (``before_s``, ``after_s``, ``settle_s``, ``max_traces``), so a later pack that sets
     nothing keeps the earlier pack's values."""

@@ -23,10 +23,11 @@ later; a probe that merely timed out and then answered is a busy worker, not a n
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+import msgspec
 
 from opdiag.diagnosis.neighbour_spec import NeighbourSpec
 from opdiag.diagnosis.probes import (
@@ -47,8 +48,7 @@ from opdiag.model import CLIENT, SERVER, Span, Trace
 from opdiag.timeutil import clock_hms
 
 
-@dataclass(frozen=True, slots=True)
-class Worker:
+class Worker(msgspec.Struct, frozen=True):
     """The worker an operation depended on: service (when known), address, and how the
     operation reached it."""
 
@@ -139,8 +139,7 @@ def clock_text(us: int) -> str:
     return f"{clock} UTC"
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerAssessment:
+class WorkerAssessment(msgspec.Struct, frozen=True):
     """The worker an operation depended on and whether it stopped answering.
 
     ``lost``: the worker that ran the operation (or was dispatched to) went silent while the

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
+
+import msgspec
 
 from opdiag.diagnosis.neighbour_spec import HealthCheck
 from opdiag.globs import Globs
@@ -53,8 +54,7 @@ def url_of(span: Span) -> object:
 # --- probes ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Probe:
+class Probe(msgspec.Struct, frozen=True):
     """One health check of one address: when, whether it was answered, and by whom."""
 
     time_us: int
@@ -137,8 +137,7 @@ def _late(error: str | None, status: object) -> bool:
 # --- what the probes say ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Silence:
+class Silence(msgspec.Struct, frozen=True):
     """An address that stopped answering: its first failing probe of the run that no
     successful probe follows, and how many probes of that run failed."""
 
@@ -171,8 +170,7 @@ def beats_of(traces: Iterable[Trace], queries: Sequence[SpanQuery]) -> list[int]
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Unregistered:
+class Unregistered(msgspec.Struct, frozen=True):
     """No worker of the needed type was registered: the health checks before the request
     reached only ``others`` (``checks`` probes since ``since_us``)."""
 
@@ -204,8 +202,7 @@ _NO_PROBE_US = 20_000_000
 _ROUND_US = 5_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class Replacement:
+class Replacement(msgspec.Struct, frozen=True):
     """The worker's address answered again as another process: ``since`` is the first
     sign (the first refused probe, or the first answer by another service), ``by`` the
     service that answers now, ``failed`` the probes that failed before it answered."""
@@ -216,12 +213,11 @@ class Replacement:
     failed: int
 
 
-@dataclass(slots=True)
-class WorkerView:
+class WorkerView(msgspec.Struct):
     """What the probes say about the workers, with the address → service map they give."""
 
     probes: list[Probe]
-    services: dict[str, str] = field(default_factory=dict)  # address -> answering service
+    services: dict[str, str] = msgspec.field(default_factory=dict)  # address -> answering service
     timeouts_to_lose: int = 1  # late failures in a row that make a silence (NeighbourSpec)
 
     @classmethod

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+from msgspec.structs import force_setattr
+
 from opdiag.diagnosis.candidates import ShapeIndex
 from opdiag.diagnosis.conditions import ATTRIBUTE_OPERATORS, Condition
 from opdiag.diagnosis.neighbour_spec import NeighbourSpec, merge_specs
@@ -61,14 +64,12 @@ SCOPES = frozenset({"own", "neighbours"})
 CAUSES = frozenset({"origin", "matched"})
 _MAX_NAMES = 8192
 
-@dataclass(frozen=True, slots=True)
-class StatusRange:
+class StatusRange(msgspec.Struct, frozen=True):
     low: int
     high: int
 
 
-@dataclass(frozen=True, slots=True)
-class SpanMatch:
+class SpanMatch(msgspec.Struct, frozen=True):
     """What a span must look like for the rule to fire; ``None``/empty means "any"."""
 
     names: Globs | None = None
@@ -90,8 +91,8 @@ class SpanMatch:
     without_descendant: SpanMatch | None = None
     without_child: SpanMatch | None = None
     # Derived: attribute keys every span that matches has (a cheap first test; the
-    # conditions themselves decide).
-    required: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # conditions themselves decide). Whatever is passed is replaced.
+    required: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         keys: list[str] = []
@@ -101,7 +102,7 @@ class SpanMatch:
             keys.append(cond.key.partition("#")[0])  # "cli.args#kwargs.x": cli.args
             if cond.op in ATTRIBUTE_OPERATORS:
                 keys.append(str(cond.value).partition("#")[0])
-        object.__setattr__(self, "required", tuple(dict.fromkeys(keys)))
+        force_setattr(self, "required", tuple(dict.fromkeys(keys)))
 
     def may_hold_on(self, attributes: dict[str, Any]) -> bool:
         """Whether a span with these attributes can match at all (every required key is
@@ -112,15 +113,13 @@ class SpanMatch:
         return True
 
 
-@dataclass(frozen=True, slots=True)
-class SolutionTemplate:
+class SolutionTemplate(msgspec.Struct, frozen=True):
     title: Template
     steps: tuple[Template, ...]
     commands: tuple[Template, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(msgspec.Struct, frozen=True):
     """One validated rule. ``verdict`` is ``None`` for an advisory rule (reported, never
     deciding the verdict)."""
 
@@ -147,37 +146,36 @@ class Rule:
 
     # Derived once when the pack is compiled: the engine asks for both many times per
     # diagnosis (a 200k-operation listing asked for ``uses_slow`` 21 million times).
-    template_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
-    uses_slow: bool = field(init=False, repr=False, compare=False)
+    # Whatever is passed is replaced.
+    template_keys: tuple[str, ...] = ()
+    uses_slow: bool = False
 
     def __post_init__(self) -> None:
         keys: list[str] = list(self.summary.keys) + list(self.solution.title.keys)
         for t in (*self.solution.steps, *self.solution.commands):
             keys.extend(t.keys)
-        object.__setattr__(self, "template_keys", tuple(dict.fromkeys(keys)))
-        object.__setattr__(self, "uses_slow", any(c.key == "slow" for c in self.facts))
+        force_setattr(self, "template_keys", tuple(dict.fromkeys(keys)))
+        force_setattr(self, "uses_slow", any(c.key == "slow" for c in self.facts))
 
 
-@dataclass(frozen=True, slots=True)
-class TypeHint:
+class TypeHint(msgspec.Struct, frozen=True):
     """A span name that reveals the operation type (a dispatch route, a CLI command)."""
 
     span: Globs
     type: str
 
 
-@dataclass(slots=True)
-class RulePack:
+class RulePack(msgspec.Struct):
     """One loaded pack file."""
 
     name: str
     source: str
     rules: list[Rule]
-    verdicts: dict[str, str] = field(default_factory=dict)
+    verdicts: dict[str, str] = msgspec.field(default_factory=dict)
     id_pattern: re.Pattern[str] | None = None
-    type_hints: list[TypeHint] = field(default_factory=list)
-    phases: list[str] = field(default_factory=list)
-    values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    type_hints: list[TypeHint] = msgspec.field(default_factory=list)
+    phases: list[str] = msgspec.field(default_factory=list)
+    values: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
     neighbours: NeighbourSpec | None = None
 
 

@@ -21,8 +21,9 @@ dict lookups. Pure: spans in, lists out, nothing changed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from opdiag.diagnosis.matching import SpanContext, match_span
 from opdiag.diagnosis.rules import RuleSet, SpanMatch
@@ -35,17 +36,16 @@ Walk = Sequence[tuple[Span, int]]
 _BARE = SpanContext()
 
 
-@dataclass(slots=True)
-class Survey:
+class Survey(msgspec.Struct):
     """What the walk kept; lists per walk are in the order of the walks."""
 
-    noisy: list[set[str]] = field(default_factory=list)  # the noise span ids of each trace
-    work: list[list[Span]] = field(default_factory=list)
-    calls: list[Span] = field(default_factory=list)
-    worker_ends: dict[str, int] = field(default_factory=dict)  # worker service -> last end
-    valued: list[Span] = field(default_factory=list)
+    noisy: list[set[str]] = msgspec.field(default_factory=list)  # the noise span ids of each trace
+    work: list[list[Span]] = msgspec.field(default_factory=list)
+    calls: list[Span] = msgspec.field(default_factory=list)
+    worker_ends: dict[str, int] = msgspec.field(default_factory=dict)  # worker service -> last end
+    valued: list[Span] = msgspec.field(default_factory=list)
     held: frozenset[int] = frozenset()  # id() of the ``when`` matches satisfied
-    meeting: list[Meeting] = field(default_factory=list)
+    meeting: list[Meeting] = msgspec.field(default_factory=list)
 
 
 Shapes = dict[tuple[str, str, bool], tuple[Any, Any, Any, Any, bool, Any, Any, bool, bool]]

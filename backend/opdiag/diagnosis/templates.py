@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 # Names the engine can put into evidence; see rules/README.md for what each holds.
 PLACEHOLDERS: frozenset[str] = frozenset(
@@ -76,8 +77,7 @@ _ATTR_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _DEFAULT = re.compile(r"^[^{}|]*$")
 
 
-@dataclass(frozen=True, slots=True)
-class Placeholder:
+class Placeholder(msgspec.Struct, frozen=True):
     """One parsed ``{…}``: the evidence key it reads and its default when missing."""
 
     key: str
@@ -85,17 +85,17 @@ class Placeholder:
     present: str | None = None  # ``{key?text}``: the text ($ = the value), or nothing
 
 
-@dataclass(frozen=True, slots=True)
-class Template:
+class Template(msgspec.Struct, frozen=True):
     """A parsed template: literal text and placeholders, in order."""
 
     parts: tuple[str | Placeholder, ...]
-    # the whole text when there is no placeholder (a solution's title and steps mostly)
-    static: str | None = field(default=None, init=False, repr=False, compare=False)
+    # the whole text when there is no placeholder (a solution's title and steps mostly);
+    # derived from ``parts`` (whatever is passed is replaced)
+    static: str | None = None
 
     def __post_init__(self) -> None:
         if all(isinstance(part, str) for part in self.parts):
-            object.__setattr__(self, "static", "".join(self.parts))  # type: ignore[arg-type]
+            msgspec.structs.force_setattr(self, "static", "".join(self.parts))  # type: ignore[arg-type]
 
     @property
     def keys(self) -> tuple[str, ...]:

@@ -18,16 +18,16 @@ engine reads those of the spans on the path).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Collection, Mapping
+
+import msgspec
 
 from opdiag.analysis import critical_path
 from opdiag.analysis.self_time import LazySelfTimes
 from opdiag.model import Span, Trace
 
 
-@dataclasses.dataclass(slots=True)
-class Timing:
+class Timing(msgspec.Struct):
     """Per span id: self time and time on the critical path (µs); the path's length."""
 
     self_us: Mapping[str, int]  # computed on first use: the engine reads a few of them
