@@ -11,9 +11,8 @@ from __future__ import annotations
 import functools
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-import msgspec
 
 from opdiag.errors import InputError
 
@@ -58,7 +57,8 @@ EPOCH_MS_RE = re.compile(r"^[0-9]{1,15}$")
 _RELATIVE_BOUNDED_RE = re.compile(RELATIVE_TIME_PATTERN)
 
 
-class TimeRange(msgspec.Struct, frozen=True):
+@dataclass(frozen=True, slots=True)
+class TimeRange:
     """A closed-open range in epoch microseconds: a listing's range, or the window a lookup
     searches for an operation's spans."""
 
