@@ -7,12 +7,12 @@ Grafana interpolates a data link, over the rows the API really answers."""
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 from api_support import failed_diagnosis
+from msgspec.structs import replace
 from opdiag.render.links import build_links
 from opdiag.settings import Settings
 from opdiag_dashboards.render import render_dashboards

@@ -9,12 +9,12 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 from api_support import FAILED_ID, ROOT_SPAN, TRACE_FAILED
+from msgspec.structs import replace
 from opdiag.api.app import create_app
 from opdiag.diagnosis.result import FlowStep
 from opdiag.render.links import span_url

@@ -128,7 +128,7 @@ def run_diagnose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _print_not_found(ident: str, settings: Settings, rules: Any, out: TextIO) -> None:
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from opdiag.diagnosis.engine import not_found
     from opdiag.render.json_render import render_json

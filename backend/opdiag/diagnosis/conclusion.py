@@ -12,8 +12,9 @@ completed". Advisory findings (no verdict) stay findings of their own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
+
+from msgspec.structs import replace
 
 from opdiag.diagnosis.facts import OperationFacts
 from opdiag.diagnosis.result import (
@@ -137,24 +138,8 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
 
 
 def _marked(step: FlowStep, root_cause: bool, bottleneck: bool) -> FlowStep:
-    """``replace(step, root_cause=…, bottleneck=…)`` without its field introspection (a
-    listing marks one step of every operation)."""
-    return FlowStep(
-        step.index,
-        step.trace_id,
-        step.span_id,
-        step.parent_id,
-        step.service,
-        step.span_name,
-        step.start_ms,
-        step.duration_ms,
-        step.self_time_ms,
-        step.depth,
-        step.critical,
-        step.error,
-        root_cause,
-        bottleneck,
-    )
+    """The step marked (a copy: steps may be shared with a cached diagnosis)."""
+    return replace(step, root_cause=root_cause, bottleneck=bottleneck)
 
 
 _PROVEN_BY_HEALTHY_SPAN = frozenset(

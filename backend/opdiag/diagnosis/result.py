@@ -7,9 +7,11 @@ types are stable; additions are allowed, renames are not.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from operator import attrgetter
+import copy
 from typing import Any
+
+import msgspec
+from msgspec.structs import replace
 
 VERDICTS: tuple[str, ...] = (
     "healthy",
@@ -41,8 +43,7 @@ STATUSES: tuple[str, ...] = (
 )
 
 
-@dataclass(slots=True)
-class RootCause:
+class RootCause(msgspec.Struct):
     """The deepest span of the error chain (or the span that proves the verdict); it may
     sit in a neighbouring trace (``neighbour``), e.g. the refused ``ib.connect``."""
 
@@ -57,8 +58,7 @@ class RootCause:
     time_ms: float | None = None
 
 
-@dataclass(slots=True)
-class Bottleneck:
+class Bottleneck(msgspec.Struct):
     """Where the critical path spends most of its time, transport noise ignored.
 
     ``kind == "span"``: the span with the most time on the critical path. ``kind == "gap"``:
@@ -87,8 +87,7 @@ class Bottleneck:
         return self.span_name or "an unknown span"
 
 
-@dataclass(slots=True)
-class Finding:
+class Finding(msgspec.Struct):
     """One rule that fired, with the evidence it fired on."""
 
     rule_id: str
@@ -99,7 +98,7 @@ class Finding:
     span_id: str | None = None
     service: str | None = None
     span_name: str | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = msgspec.field(default_factory=dict)
     # ``neighbour``: the span sits in another trace than the operation's own (a health check,
     # a background connection loop); ``trace_id`` says which. ``time_ms``: the span's start,
     # epoch ms.
@@ -107,8 +106,7 @@ class Finding:
     time_ms: float | None = None
 
 
-@dataclass(slots=True)
-class FlowStep:
+class FlowStep(msgspec.Struct):
     """One span of the execution flow, in start order."""
 
     index: int
@@ -127,29 +125,26 @@ class FlowStep:
     bottleneck: bool = False
 
 
-@dataclass(slots=True)
-class Solution:
+class Solution(msgspec.Struct):
     """What to do about it: steps and commands from the rule pack, filled from evidence."""
 
     title: str
-    steps: list[str] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
+    steps: list[str] = msgspec.field(default_factory=list)
+    commands: list[str] = msgspec.field(default_factory=list)
     rule_id: str | None = None
 
 
-@dataclass(slots=True)
-class Links:
+class Links(msgspec.Struct):
     """Where to look next. ``jaeger`` deep-links the root-cause (or bottleneck) span."""
 
     jaeger: str | None = None
     grafana_explore: str | None = None
     diagnosis_page: str | None = None
     grafana_dashboard: str | None = None
-    traces: dict[str, str] = field(default_factory=dict)  # trace id -> Jaeger UI trace URL
+    traces: dict[str, str] = msgspec.field(default_factory=dict)  # trace id -> Jaeger UI trace URL
 
 
-@dataclass(slots=True)
-class BaselineRun:
+class BaselineRun(msgspec.Struct):
     """One of the last good runs a comparison is made against."""
 
     key: str  # operation id (or trace id)
@@ -158,8 +153,7 @@ class BaselineRun:
     verdict: str = "healthy"
 
 
-@dataclass(slots=True)
-class PhaseChange:
+class PhaseChange(msgspec.Struct):
     """One phase lined up between this run and the baseline runs.
 
     ``kind``: ``span`` (a span name on the worker side, repeated spans summed), ``gap`` (time
@@ -183,8 +177,7 @@ class PhaseChange:
     after: str | None = None
 
 
-@dataclass(slots=True)
-class Comparison:
+class Comparison(msgspec.Struct):
     """This run against the last good runs of its type: totals, phases, new error types.
 
     ``phases`` are ordered so that the ones that explain most of the total change come
@@ -201,17 +194,16 @@ class Comparison:
     judges_speed: bool = True  # False: the runs are not of its strategy (not for ``slow``)
     change_ms: float | None = None
     change_pct: float | None = None
-    matched_on: dict[str, str] = field(default_factory=dict)
-    phases: list[PhaseChange] = field(default_factory=list)
+    matched_on: dict[str, str] = msgspec.field(default_factory=dict)
+    phases: list[PhaseChange] = msgspec.field(default_factory=list)
     phases_omitted: int = 0
-    new_error_types: list[str] = field(default_factory=list)
-    worker_services: list[str] = field(default_factory=list)
+    new_error_types: list[str] = msgspec.field(default_factory=list)
+    worker_services: list[str] = msgspec.field(default_factory=list)
     headline: str = ""
     note: str = ""
 
 
-@dataclass(slots=True)
-class Diagnosis:
+class Diagnosis(msgspec.Struct):
     """The answer for one operation (or one trace when no operation id exists)."""
 
     operation_id: str | None
@@ -220,26 +212,26 @@ class Diagnosis:
     summary: str
     operation_type: str | None = None
     status: str = "unknown"
-    services: list[str] = field(default_factory=list)
+    services: list[str] = msgspec.field(default_factory=list)
     started_at_ms: int | None = None  # epoch ms
     ended_at_ms: int | None = None  # epoch ms of the last span end seen
     duration_ms: float | None = None
     finished: bool = False
     root_cause: RootCause | None = None
     bottleneck: Bottleneck | None = None
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = msgspec.field(default_factory=list)
     # Traces outside the operation's own that a finding or the root cause was built from.
-    evidence_trace_ids: list[str] = field(default_factory=list)
-    execution_flow: list[FlowStep] = field(default_factory=list)
+    evidence_trace_ids: list[str] = msgspec.field(default_factory=list)
+    execution_flow: list[FlowStep] = msgspec.field(default_factory=list)
     execution_flow_truncated: int = 0  # spans left out of execution_flow (huge traces)
     solution: Solution | None = None
-    links: Links = field(default_factory=Links)
+    links: Links = msgspec.field(default_factory=Links)
     baseline_ms: float | None = None  # what "slow" compared against, when it applies
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = msgspec.field(default_factory=list)
     comparison: Comparison | None = None  # finished operations: against the last good runs
     # Every finding of every rule that fired, unfolded, in rank order: what ``findings`` (one
     # per fact) is made from, kept so the verdict can be decided again (``reassess_slow``).
-    fired: list[Finding] = field(default_factory=list, repr=False)
+    fired: list[Finding] = msgspec.field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -247,7 +239,7 @@ class Diagnosis:
         return self.operation_id or (self.trace_ids[0] if self.trace_ids else "")
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = plain(self)
         for name in INTERNAL_FIELDS:
             del out[name]
         out["key"] = self.key
@@ -257,14 +249,23 @@ class Diagnosis:
 # Diagnosis fields that are not part of the JSON contract (the engine's working state).
 INTERNAL_FIELDS: tuple[str, ...] = ("fired",)
 
-_DIAGNOSIS_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Diagnosis))
-_DIAGNOSIS_VALUES = attrgetter(*_DIAGNOSIS_FIELDS)
-
-
 def copied(diagnosis: Diagnosis, **changes: Any) -> Diagnosis:
-    """``dataclasses.replace(diagnosis, **changes)`` (a shallow copy) without its per-call
-    field introspection: a listing copies every diagnosis once or twice."""
-    out = Diagnosis(*_DIAGNOSIS_VALUES(diagnosis))
-    for name, value in changes.items():
-        setattr(out, name, value)
-    return out
+    """A shallow copy of ``diagnosis`` with ``changes``: a listing copies every diagnosis
+    once or twice."""
+    return replace(diagnosis, **changes)
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain data, what ``dataclasses.asdict`` made of the results when they were
+    dataclasses: a struct becomes a dict of its fields in order, lists, tuples and dicts are
+    copied with their items made plain, anything else is deep-copied (a caller may change
+    the dict it gets without touching the diagnosis)."""
+    if isinstance(value, msgspec.Struct):
+        return {name: plain(getattr(value, name)) for name in value.__struct_fields__}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, tuple):
+        return type(value)(plain(item) for item in value)
+    if isinstance(value, dict):
+        return type(value)((plain(k), plain(v)) for k, v in value.items())
+    return copy.deepcopy(value)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict
 from typing import Any, TextIO
 
+import msgspec
 import orjson
 
-from opdiag.diagnosis.result import INTERNAL_FIELDS, Comparison, Diagnosis
+from opdiag.diagnosis.result import INTERNAL_FIELDS, Comparison, Diagnosis, plain
 
 # SPEC.md "The CLI contract": at least these keys, always present (null when absent).
 CONTRACT_KEYS: tuple[str, ...] = (
@@ -33,6 +33,8 @@ CONTRACT_KEYS: tuple[str, ...] = (
 
 
 def _fallback(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct):  # a result: its fields, in order, as for a dataclass
+        return msgspec.structs.asdict(value)
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     if isinstance(value, bytes):
@@ -71,8 +73,8 @@ def write_list(out: TextIO, items: Iterable[Any]) -> None:
 
 
 def _shallow(diagnosis: Diagnosis) -> dict[str, Any]:
-    """Top-level fields as ``to_dict()`` orders them; nested dataclasses are left for orjson,
-    which serialises them natively (``asdict`` deep-copies a 2000-step flow: slow)."""
+    """Top-level fields as ``to_dict()`` orders them; nested results are left for orjson,
+    which asks ``_fallback`` for each (``asdict`` deep-copies a 2000-step flow: slow)."""
     out: dict[str, Any] = {name: getattr(diagnosis, name) for name in fields_of(diagnosis)}
     out["key"] = diagnosis.key
     for key in CONTRACT_KEYS:
@@ -81,7 +83,7 @@ def _shallow(diagnosis: Diagnosis) -> dict[str, Any]:
 
 
 def fields_of(diagnosis: Diagnosis) -> tuple[str, ...]:
-    return tuple(f for f in diagnosis.__dataclass_fields__ if f not in INTERNAL_FIELDS)
+    return tuple(f for f in diagnosis.__struct_fields__ if f not in INTERNAL_FIELDS)
 
 
 def render_json(diagnosis: Diagnosis) -> str:
@@ -115,5 +117,5 @@ def comparison_dict(this: Diagnosis, other: Diagnosis, comparison: Comparison) -
     return {
         "operation": run_brief(this),
         "against": run_brief(other),
-        "comparison": asdict(comparison),
+        "comparison": plain(comparison),
     }

@@ -8,10 +8,11 @@ like mixed null types).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from html import escape
 from typing import Any
 from urllib.parse import quote
+
+from msgspec.structs import replace
 
 from opdiag.api.schemas import (
     AnnotationRow,
