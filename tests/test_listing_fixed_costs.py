@@ -59,6 +59,9 @@ def test_median_equals_statistics_median() -> None:
     for n in range(1, 12):
         values = [rng.choice([1.0, 2.5, rng.random() * 1e6]) for _ in range(n)]
         assert _median(list(values)) == statistics.median(values)
+        whole = [rng.randrange(0, 10**9) for _ in range(n)]  # phase totals and counts
+        assert _median(list(whole)) == statistics.median(whole)
+        assert type(_median(list(whole))) is type(statistics.median(whole))
     with pytest.raises(statistics.StatisticsError):
         _median([])
 

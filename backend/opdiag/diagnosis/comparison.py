@@ -16,7 +16,6 @@ the I/O and keeps profiles of finished runs.
 from __future__ import annotations
 
 import json
-import statistics
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -359,6 +358,8 @@ def _median(values: list[float]) -> float:
     """``statistics.median`` (the same arithmetic) without its generality: a listing asks
     for one per run."""
     if not values:
+        import statistics  # only for its error: the import costs ~3 ms of start-up
+
         return statistics.median(values)  # raises as it does
     values.sort()
     n = len(values)
@@ -376,7 +377,7 @@ def expected_ms(this: RunProfile, runs: Sequence[RunProfile]) -> float | None:
     size = this.size
     if not size or not runs or any(not r.size for r in runs):
         return None
-    scaled = float(statistics.median(r.duration_ms / r.size * size for r in runs if r.size))
+    scaled = float(_median([r.duration_ms / r.size * size for r in runs if r.size]))
     return scaled if scaled > _median_ms(runs) else None
 
 
@@ -440,7 +441,7 @@ def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: floa
     theirs = [r.phases.phases.get(key) for r in baseline]
     some = mine or next(p for p in theirs if p is not None)
     this_us = mine.total_us if mine else 0
-    base_ms = float(statistics.median((p.total_us if p else 0) for p in theirs)) / 1000
+    base_ms = float(_median([(p.total_us if p else 0) for p in theirs])) / 1000
     change = this_us / 1000 - base_ms
     present = sum(p is not None for p in theirs)
     return PhaseChange(
@@ -452,7 +453,7 @@ def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: floa
         change_pct=change / base_ms * 100 if base_ms > 0 else None,
         status=_status(this_us, present, len(baseline), change, base_ms),
         count=mine.count if mine else 0,
-        baseline_count=float(statistics.median((p.count if p else 0) for p in theirs)),
+        baseline_count=float(_median([(p.count if p else 0) for p in theirs])),
         share_of_change=change / total if total else None,
         service=some.service,
         after=some.after,
