@@ -249,6 +249,7 @@ class Diagnosis(msgspec.Struct):
 # Diagnosis fields that are not part of the JSON contract (the engine's working state).
 INTERNAL_FIELDS: tuple[str, ...] = ("fired",)
 
+
 def copied(diagnosis: Diagnosis, **changes: Any) -> Diagnosis:
     """A shallow copy of ``diagnosis`` with ``changes``: a listing copies every diagnosis
     once or twice."""

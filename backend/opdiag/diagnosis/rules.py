@@ -64,6 +64,7 @@ SCOPES = frozenset({"own", "neighbours"})
 CAUSES = frozenset({"origin", "matched"})
 _MAX_NAMES = 8192
 
+
 class StatusRange(msgspec.Struct, frozen=True):
     low: int
     high: int
