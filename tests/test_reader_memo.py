@@ -84,6 +84,39 @@ def test_legacy_spans_with_the_same_tags_get_dicts_of_their_own() -> None:
     assert b.attributes == c.attributes == {"k": "v", "n": 1}
 
 
+def test_traces_of_one_document_share_decoded_processes_and_tags_not_dicts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The traces of one answer share what was decoded (processes, tags): every span still
+    gets its own attribute dict, and the model is the general path's."""
+    process = {"serviceName": "s", "tags": [{"key": "host", "type": "string", "value": "h"}]}
+    doc = {"data": []}
+    for n, tid in enumerate(("ab" * 16, "cd" * 16, "ef" * 16)):
+        trace = _legacy([TAGS, [{"key": "k", "type": "string", "value": str(n)}]])["data"][0]
+        trace["traceID"] = tid
+        for span in trace["spans"]:
+            span["traceID"] = tid
+        trace["processes"] = {"p1": process, "p2": {"serviceName": "other"}}
+        doc["data"].append(trace)
+    doc["data"][2]["spans"][1]["processID"] = "p2"
+    calls: list[object] = []
+    real = legacy_typed.process_typed
+    monkeypatch.setattr(legacy_typed, "process_typed", lambda p: calls.append(p) or real(p))
+    data = orjson.dumps(doc)
+    assert typed(data, "f.json") is not None
+    assert len(calls) == 2  # one per distinct process, not one per trace
+    traces = readers.parse_bytes(data, "f.json")
+    firsts = [t.spans[0] for t in sorted(traces, key=lambda t: t.trace_id)]
+    assert all(s.attributes == {"k": "v", "n": 1} for s in firsts)
+    assert all(s.resource == {"host": "h", "service.name": "s"} for s in firsts)
+    firsts[0].attributes["k"] = "changed"
+    assert firsts[1].attributes == firsts[2].attributes == {"k": "v", "n": 1}
+    last = next(t for t in traces if t.trace_id == "ef" * 16)
+    assert [s.service for s in last.spans] == ["s", "other"]
+    monkeypatch.undo()
+    _same(doc, monkeypatch)
+
+
 def test_otlp_spans_with_the_same_attributes_get_dicts_of_their_own() -> None:
     doc = _otlp([_otlp_span(0), _otlp_span(1), _otlp_span(2)], scope={"name": "lib"})
     data = orjson.dumps(doc)

@@ -14,7 +14,7 @@ from opdiag.model import Trace
 from opdiag.sources import schema
 from opdiag.sources.console_json import console_span
 from opdiag.sources.legacy_json import legacy_spans, legacy_trace
-from opdiag.sources.legacy_typed import legacy_typed
+from opdiag.sources.legacy_typed import Shared, legacy_typed
 from opdiag.sources.otlp_json import otlp_document
 from opdiag.sources.otlp_typed import otlp_typed
 from opdiag.sources.reader_base import Collector, Fail, General, at
@@ -196,8 +196,16 @@ def typed(data: bytes, source: str) -> list[Trace] | None:
         elif doc.data is not UNSET:
             if doc.errors:
                 return None  # Jaeger's errors beside data become trace warnings: rare
+            shared = Shared()
             for trace in doc.data:
-                legacy_typed(trace.spans, trace.processes, trace.traceID, trace.warnings, collector)
+                legacy_typed(
+                    trace.spans,
+                    trace.processes,
+                    trace.traceID,
+                    trace.warnings,
+                    collector,
+                    shared=shared,
+                )
         elif doc.spans is not UNSET:
             legacy_typed(doc.spans, doc.processes, doc.traceID, doc.warnings, collector)
         else:

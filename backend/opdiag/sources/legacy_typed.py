@@ -44,11 +44,41 @@ def tags_typed(tags: list[schema.Tag] | None) -> dict[str, Any]:
 def process_typed(proc: schema.Process) -> tuple[str, dict[str, Any]]:
     """``legacy_process`` of a typed process: its service and resource."""
     service = proc.serviceName
-    resource = tags_typed(proc.tags)
+    resource = tags_typed(schema.TAGS.decode(proc.tags))
     if type(service) is not str or not service:
         service = UNKNOWN_SERVICE
     resource.setdefault("service.name", service)
     return service, resource
+
+
+class Shared:
+    """What the traces of one document share while they are read: the processes, tags and
+    ids already decoded (a Jaeger answer holds many traces of the same few services, and a
+    listing's file thousands). Bounded like the tags memo (``MEMO_LIMIT``)."""
+
+    __slots__ = ("memo", "names", "processes", "sids", "tids")
+
+    def __init__(self) -> None:
+        # decoded tags, kind and status per raw tags text (see MEMO_LIMIT); the first span's
+        # dict is the template, every later span gets a copy
+        self.memo: dict[bytes, tuple[dict[str, Any], str, str, str]] = {}
+        self.names: dict[str, str] = {}  # one string per distinct name, key and text value
+        # (service, resource) per (service name, raw process tags): spans of one process
+        # share the resource dict, which nothing changes
+        self.processes: dict[tuple[str, bytes], tuple[str, dict[str, Any]]] = {}
+        self.tids: dict[Any, str] = {}  # raw trace id -> normalised
+        self.sids: dict[str, str] = {}  # raw referenced span id -> normalised
+
+    def process(self, proc: schema.Process) -> tuple[str, dict[str, Any]]:
+        """``process_typed(proc)``, once per distinct process of the document."""
+        service = proc.serviceName
+        key = (service if type(service) is str else "", bytes(proc.tags))
+        found = self.processes.get(key)
+        if found is None:
+            if len(self.processes) >= MEMO_LIMIT:
+                self.processes.clear()
+            found = self.processes[key] = process_typed(proc)
+        return found
 
 
 def legacy_typed(
@@ -57,19 +87,23 @@ def legacy_typed(
     default_tid: Any,
     trace_warnings: Any,
     col: Collector,
+    *,
+    shared: Shared | None = None,
 ) -> None:
-    """``legacy_trace`` + ``legacy_spans`` over typed spans (same rules, same caches)."""
-    procs = {pid: process_typed(p) for pid, p in (processes or {}).items()}
-    tid_cache: dict[Any, str] = {}
-    sid_cache: dict[str, str] = {}
-    share = {}.setdefault
+    """``legacy_trace`` + ``legacy_spans`` over typed spans (same rules, same caches);
+    ``shared``: the caches of the document's other traces."""
+    if shared is None:
+        shared = Shared()
+    procs = {pid: shared.process(p) for pid, p in (processes or {}).items()}
+    tid_cache = shared.tids
+    sid_cache = shared.sids
+    share = shared.names.setdefault
     touched: set[str] = set()
     buckets = col.spans
     last_tid: str | None = None
     bucket: list[Span] = []
     tags_of, logs_of = schema.TAGS.decode, schema.LOGS.decode
-    # decoded tags, kind and status per raw tags text (see MEMO_LIMIT)
-    memo: dict[bytes, tuple[dict[str, Any], str, str, str]] = {}
+    memo = shared.memo
     memo_get = memo.get
     for i, raw in enumerate(spans):
         spans[i] = None  # type: ignore[call-overload]  # freed as the model grows
@@ -119,7 +153,7 @@ def legacy_typed(
         proc = procs.get(pid) if pid is not None else None
         if proc is None:
             if raw.process is not None:
-                proc = process_typed(raw.process)
+                proc = shared.process(raw.process)
             else:
                 proc = (UNKNOWN_SERVICE, {})
                 span_warnings.append(

@@ -43,7 +43,7 @@ class Log(Struct, gc=False):
 
 class Process(Struct, gc=False):
     serviceName: Any = None
-    tags: list[Tag] | None = None
+    tags: msgspec.Raw = NO_RAW  # list[Tag] (TAGS), decoded once per distinct process
 
 
 class LegacySpan(Struct, gc=False):
