@@ -54,7 +54,9 @@ def process_typed(proc: schema.Process) -> tuple[str, dict[str, Any]]:
 class Shared:
     """What the traces of one document share while they are read: the processes, tags and
     ids already decoded (a Jaeger answer holds many traces of the same few services, and a
-    listing's file thousands). Bounded like the tags memo (``MEMO_LIMIT``)."""
+    listing's file thousands). The tags and process memos are bounded (``MEMO_LIMIT``); the
+    id and name tables hold strings the model keeps anyway (a 20k-operation file peaks 7 %
+    lower than with a table per trace: its spans share one resource dict per process)."""
 
     __slots__ = ("memo", "names", "processes", "sids", "tids")
 
