@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import pickle
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
@@ -145,8 +146,16 @@ class DiagnosisService:
     """Diagnoses from one trace source with one rule set; shared by all server threads."""
 
     def __init__(
-        self, source: TraceSource, settings: Settings, rules: RuleSet | None = None
+        self,
+        source: TraceSource,
+        settings: Settings,
+        rules: RuleSet | None = None,
+        *,
+        fork: bool = False,
     ) -> None:
+        """``fork``: a listing of a file source may compute half of its verdicts in a forked
+        child (only for a process without threads: the CLI's one-shot commands)."""
+        self._fork = fork
         if rules is None:
             from opdiag.diagnosis.rules import load_rules
 
@@ -489,16 +498,17 @@ class DiagnosisService:
         traces = self.source.recent_traces(start_us, end_us, trace_limit)
         groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
         finals: dict[str, Diagnosis] = {}
-        bases: list[tuple[OperationTraces, Diagnosis] | None] = []
-        later = self._base.later()  # (every key differs: none is asked for again here)
+        todo: list[OperationTraces] = []
         for group in groups:
             cached = self._final.get(group.key)
             if cached is not None:
                 finals[group.key] = cached
-                bases.append((group, cached))
-                continue
-            bases.append((group, self._base_diagnosis(group, now_us, group.key, later)))
-        self._base.put_all(later)
+            else:
+                todo.append(group)
+        made = iter(self._first_pass(todo, now_us))
+        bases: list[tuple[OperationTraces, Diagnosis] | None] = [
+            (group, finals[group.key] if group.key in finals else next(made)) for group in groups
+        ]
         healthy: dict[str, list[RunProfile]] = {}
         # profiles made here are used again below (the LRU may not hold a long listing's)
         profiles: dict[str, RunProfile] = {}
@@ -516,6 +526,24 @@ class DiagnosisService:
         if rows:
             return self._rows_each(bases, order, finals, good, profiles)
         return self._judge_each(bases, order, finals, good, profiles)
+
+    def _first_pass(self, groups: list[OperationTraces], now_us: int) -> list[Diagnosis]:
+        """The verdicts before any baseline, in ``groups``' order, kept in the base cache
+        (a file's listing with ``fork``: half of them made by a forked child)."""
+        later = self._base.later()  # (every key differs: none is asked for again here)
+        if not (self._fork and self._is_file_source()):
+            made = [self._base_diagnosis(g, now_us, g.key, later) for g in groups]
+            self._base.put_all(later)
+            return made
+        from opdiag.forked import split_map
+
+        def base(group: OperationTraces) -> Diagnosis:
+            return self._base_diagnosis(group, now_us, group.key, deque())
+
+        made = split_map(base, groups, encode=_pickled, decode=pickle.loads)
+        later.extend((g.key, d) for g, d in zip(groups, made, strict=True) if d.finished)
+        self._base.put_all(later)
+        return made
 
     def _judge_each(
         self,
@@ -702,6 +730,10 @@ class DiagnosisService:
             found = {s for g in groups for t in g.traces for s in t.services()}
             return [variable_row(v) for v in sorted(found)]
         return [variable_row(g.key) for g in groups]
+
+
+def _pickled(diagnoses: list[Diagnosis]) -> bytes:
+    return pickle.dumps(diagnoses, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _whole(profile: RunProfile) -> RunProfile:

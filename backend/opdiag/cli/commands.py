@@ -158,7 +158,8 @@ def run_operations(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     source = make_source(settings)
     try:
-        service = DiagnosisService(source, settings)
+        # one-shot, no threads: half of a long listing's verdicts may come from a fork
+        service = DiagnosisService(source, settings, fork=True)
         diagnoses = service.each_operation(start_us, end_us, now_us, rows=True)
     finally:
         warn_problems(source, err)
