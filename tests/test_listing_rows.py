@@ -5,7 +5,7 @@ The listing's rows (``each_operation(rows=True)``, no comparison phase rows, two
 cache) equal the rows of the full listing and of the operations diagnosed one by one, on the
 demo corpus and the recorded real KTRDR run; the lazily made parts (the change phrase, the
 template values of ``reassess_slow``, a reused baseline choice, rows without the pydantic
-model, the row's links, copies without ``dataclasses.replace``) equal the eager ones.
+model, the row's links, copies made by ``msgspec.structs.replace``) equal the eager ones.
 """
 
 from __future__ import annotations
