@@ -105,6 +105,28 @@ def test_a_child_killed_by_a_signal_costs_only_time() -> None:
     assert _no_children_left()
 
 
+def test_a_child_whose_parent_is_gone_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child checks its parent before each chunk; here it is told the parent is gone
+    (the parent then computes everything itself, as after any failure of the child)."""
+    seen: list[int] = []
+
+    def record(x: int) -> tuple[int, int]:
+        if os.getpid() != HERE:
+            seen.append(x)  # (the child's own list: never seen here)
+            os.write(fd, b"x")
+        return _tagged(x)
+
+    read_fd, fd = os.pipe()
+    monkeypatch.setattr(forked.os, "getppid", lambda: 1)
+    try:
+        assert _map(record, list(range(8))) == [(x * x, HERE) for x in range(8)]
+        os.close(fd)
+        assert os.read(read_fd, 100) == b""  # the child computed nothing
+    finally:
+        os.close(read_fd)
+    assert _no_children_left()
+
+
 def test_a_cut_chunk_is_refused(tmp_path: Path) -> None:
     with (tmp_path / "chunks").open("w+b") as file:
         file.write((10).to_bytes(8, "big") + b"short")

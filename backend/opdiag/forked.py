@@ -84,13 +84,14 @@ class _Child:
             file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by results() or __exit__
         except OSError:
             return None
+        parent = os.getpid()
         try:
             pid = os.fork()
         except OSError:
             file.close()
             return None
         if pid == 0:  # the child: never returns
-            _serve(fn, items, encode, file.fileno())
+            _serve(fn, items, encode, file.fileno(), parent)
         return cls(pid, file)
 
     def __enter__(self) -> _Child:
@@ -123,13 +124,20 @@ class _Child:
 
 
 def _serve(
-    fn: Callable[[T], R], items: Sequence[T], encode: Callable[[list[R]], bytes], fd: int
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    encode: Callable[[list[R]], bytes],
+    fd: int,
+    parent: int,
 ) -> None:
     """The child's whole life: compute, encode and write chunk by chunk, leave without
-    running the parent's exit handlers or flushing its buffers (``os._exit``)."""
+    running the parent's exit handlers or flushing its buffers (``os._exit``); a child whose
+    parent is gone (killed) stops at the next chunk instead of working for nobody."""
     status = 1
     try:
         for start in range(0, len(items), CHUNK):
+            if os.getppid() != parent:
+                return
             data = encode([fn(x) for x in items[start : start + CHUNK]])
             _write_all(fd, len(data).to_bytes(_LENGTH, "big") + data)
         status = 0
