@@ -284,3 +284,11 @@ def test_runs_of_another_strategy_are_compared_but_do_not_judge_speed():
     good = good_runs([*others, target], runs=5, min_runs=2, slow_factor=2.0,
                      order=["strategy", "symbol"])
     assert "t" in {r.key for r in good}
+
+
+def test_a_json_attribute_nested_too_deep_is_an_absent_alike_value():
+    """A hostile ``cli.args`` nested deeper than the JSON parser goes is unreadable, not a
+    crash: the next source of the value answers."""
+    deep = '{"kwargs": ' + "[" * 9000 + "]" * 9000 + "}"
+    spans = [sp("cli.train", **{"cli.args": deep, "strategy.name": "neuro"})]
+    assert alike_values(spans, ComparisonSettings().alike) == {"strategy": "neuro"}

@@ -146,3 +146,12 @@ def test_known_answers_as_the_globs_and_stays_bounded() -> None:
     assert len(globs.seen) <= _MAX_SEEN
     assert globs == Globs.of(("ktrdr-*-worker*", "backtest-?"))  # the memo is no part of it
     assert hash(globs) == hash(dataclasses.replace(globs, seen={}))
+
+
+def test_a_declared_value_in_json_nested_too_deep_comes_from_the_next_span() -> None:
+    """A hostile ``cli.args`` nested deeper than the JSON parser goes reads as absent, as a
+    rule's ``cli.args#…`` condition reads it (``conditions.json_field``), not as a crash."""
+    deep = '{"kwargs": ' + "[" * 9000 + "]" * 9000 + "}"
+    valued = [_span("0" * 15 + "1", {"cli.args": deep}), *VALUED[1:]]
+    assert declared_values(valued, DECLARED) == declared_values(VALUED[1:], DECLARED)
+    assert declared_values(valued, DECLARED)  # the other span still answers

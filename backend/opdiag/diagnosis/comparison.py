@@ -15,7 +15,6 @@ the I/O and keeps profiles of finished runs.
 
 from __future__ import annotations
 
-import json
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 
 from opdiag.analysis.phases import PhaseProfile, phase_profile
 from opdiag.diagnosis.bottleneck import noise_check
+from opdiag.diagnosis.conditions import json_field, missing
 from opdiag.diagnosis.facts import scoped_walk
 from opdiag.diagnosis.matching import exceptions_of
 from opdiag.diagnosis.result import BaselineRun, Comparison, Diagnosis, PhaseChange
@@ -33,7 +33,6 @@ from opdiag.model import Span, Trace
 from opdiag.settings import ComparisonSettings
 from opdiag.timeutil import format_duration
 
-_JSON_MAX = 20_000  # a JSON-encoded attribute longer than this is not parsed for a field
 _ALIKE_SPANS = 2_000  # alike values are read from this many spans at the operation's start
 _SAME_FRACTION = 0.05  # a change under 5 % of the phase's baseline (and under 1 ms) is "same"
 _SAME_MS = 1.0
@@ -82,20 +81,10 @@ class _LazyRunProfile(RunProfile):
 
 
 def _field(raw: Any, path: str) -> Any:
-    """A dotted field of a JSON-encoded attribute value (``None`` when absent or unparsable)."""
-    value: Any = raw
-    if isinstance(value, str):
-        if len(value) > _JSON_MAX:
-            return None
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
+    """A dotted field of a JSON-encoded attribute value (``None`` when absent or unreadable:
+    ``conditions.json_field``)."""
+    value = json_field(raw, path)
+    return None if value is missing() else value
 
 
 def _text(value: Any) -> str | None:

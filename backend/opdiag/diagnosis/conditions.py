@@ -193,6 +193,13 @@ def attribute(attributes: dict[str, Any], key: str) -> Any:
     raw = attributes.get(base, _MISSING)
     if not hash_ or raw is _MISSING:
         return raw
+    return json_field(raw, path)
+
+
+def json_field(raw: Any, path: str) -> Any:
+    """The field at dotted ``path`` inside ``raw``, a JSON object given as text (KTRDR's
+    ``cli.args``) or already a mapping; the missing sentinel when absent, or when the text is
+    too long, not JSON or nested too deep to parse (an attribute is the sender's to choose)."""
     if isinstance(raw, str):
         if len(raw) > _MAX_JSON_TEXT:
             return _MISSING

@@ -9,19 +9,18 @@ declared values 200k times for nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from opdiag.diagnosis.bottleneck import Choice
 from opdiag.diagnosis.conclusion import minutes_text
+from opdiag.diagnosis.conditions import json_field
 from opdiag.diagnosis.facts import OperationFacts
 from opdiag.diagnosis.neighbours import WorkerAssessment
 from opdiag.diagnosis.templates import OPERATION_VALUE_PREFIX
 from opdiag.model import Span
 
 _WORKER_PREFIX = "worker."
-_MAX_JSON_VALUE = 20_000
 
 
 class OperationValues:
@@ -168,16 +167,7 @@ def _all_attr_keys(declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
 
 
 def _json_path(raw: Any, path: str) -> Any:
-    """``kwargs.strategy`` inside a JSON object given as text (KTRDR's ``cli.args``); None
-    when the text is not JSON or the path is absent. Scalars only: never a whole object."""
-    if not isinstance(raw, str) or len(raw) > _MAX_JSON_VALUE:
-        return None
-    try:
-        node: Any = json.loads(raw)
-    except ValueError:
-        return None
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
+    """``kwargs.strategy`` inside ``raw`` (``conditions.json_field``, as a rule's
+    ``name#path`` condition reads it); None when absent. Scalars only: never a whole object."""
+    node = json_field(raw, path)
     return node if isinstance(node, str | int | float) and not isinstance(node, bool) else None
