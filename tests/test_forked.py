@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from opdiag import forked
@@ -40,8 +41,8 @@ def _tagged(x: int) -> tuple[int, int]:
     return x * x, os.getpid()
 
 
-def _map(fn, items, **kw):
-    return split_map(fn, items, encode=pickle.dumps, decode=pickle.loads, min_items=2, **kw)
+def _map(fn, items):
+    return split_map(fn, items, min_items=2)
 
 
 def test_the_child_computes_the_second_half_and_the_answer_is_the_serial_one() -> None:
@@ -55,7 +56,7 @@ def test_the_child_computes_the_second_half_and_the_answer_is_the_serial_one() -
 
 
 def test_too_few_items_are_mapped_here() -> None:
-    out = split_map(_tagged, [1, 2, 3], encode=pickle.dumps, decode=pickle.loads, min_items=4)
+    out = split_map(_tagged, [1, 2, 3], min_items=4)
     assert out == [(1, HERE), (4, HERE), (9, HERE)]
 
 
@@ -81,16 +82,23 @@ def test_an_error_in_the_parent_s_half_leaves_no_child_behind() -> None:
     assert _no_children_left()
 
 
-def test_a_refused_encoding_or_a_bad_chunk_costs_only_time() -> None:
-    def refuse(results: list[object]) -> bytes:
-        raise TypeError("cannot encode")
+def test_a_result_that_does_not_pickle_or_a_bad_chunk_costs_only_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unpicklable_there(x: int) -> tuple[int, object]:
+        if os.getpid() != HERE:
+            return x * x, lambda: None  # a local function: pickle refuses it
+        return _tagged(x)
 
-    out = split_map(_tagged, list(range(8)), encode=refuse, decode=pickle.loads, min_items=2)
+    out = split_map(unpicklable_there, list(range(8)), min_items=2)
     assert out == [(x * x, HERE) for x in range(8)]
-    out = split_map(
-        _tagged, list(range(8)), encode=lambda r: b"not a pickle", decode=pickle.loads,
-        min_items=2,
-    )
+
+    def not_a_pickle(data: bytes) -> object:
+        raise pickle.UnpicklingError("not a pickle")
+
+    codec = SimpleNamespace(dumps=pickle.dumps, loads=not_a_pickle, HIGHEST_PROTOCOL=5)
+    monkeypatch.setattr(forked, "pickle", codec)
+    out = split_map(_tagged, list(range(8)), min_items=2)
     assert out == [(x * x, HERE) for x in range(8)]
     assert _no_children_left()
 

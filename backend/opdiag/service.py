@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import pickle
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
@@ -306,18 +305,18 @@ class DiagnosisService:
             alone=False,
         )
 
-    def _base_diagnosis(
-        self,
-        group: OperationTraces,
-        now_us: int,
-        ident: str,
-        later: deque[tuple[str, Diagnosis]] | None = None,
-    ) -> Diagnosis:
-        """The engine's verdict before any baseline (budget only); finished ones cached
-        (``later``: put there, for ``LRUCache.put_all``)."""
+    def _base_diagnosis(self, group: OperationTraces, now_us: int, ident: str) -> Diagnosis:
+        """The engine's verdict before any baseline (budget only); finished ones cached."""
         cached = self._base.get(group.key)
         if cached is not None:
             return cached
+        result = self._verdict(group, now_us, ident)
+        if result.finished:
+            self._base.put(group.key, result)
+        return result
+
+    def _verdict(self, group: OperationTraces, now_us: int, ident: str) -> Diagnosis:
+        """``_base_diagnosis`` without the cache: the engine run on the group."""
         neighbours, problem = self._neighbours(group, now_us)
         result = engine.diagnose(
             group.traces,
@@ -332,11 +331,6 @@ class DiagnosisService:
             result.warnings.append(problem)
         if result.operation_type in (None, "", UNKNOWN_TYPE) and group.operation_type:
             result = copied(result, operation_type=group.operation_type)
-        if result.finished:
-            if later is None:
-                self._base.put(group.key, result)
-            else:
-                later.append((group.key, result))
         return result
 
     def _neighbours(self, group: OperationTraces, now_us: int) -> tuple[list[Trace], str | None]:
@@ -528,19 +522,21 @@ class DiagnosisService:
         return self._judge_each(bases, order, finals, good, profiles)
 
     def _first_pass(self, groups: list[OperationTraces], now_us: int) -> list[Diagnosis]:
-        """The verdicts before any baseline, in ``groups``' order, kept in the base cache
-        (a file's listing with ``fork``: half of them made by a forked child)."""
-        later = self._base.later()  # (every key differs: none is asked for again here)
-        if not (self._fork and self._is_file_source()):
-            made = [self._base_diagnosis(g, now_us, g.key, later) for g in groups]
-            self._base.put_all(later)
-            return made
-        from opdiag.forked import split_map
+        """The verdicts before any baseline, in ``groups``' order, finished ones put in the
+        base cache at the end (a file's listing with ``fork``: half of them made by a forked
+        child, which cannot put them there itself)."""
 
         def base(group: OperationTraces) -> Diagnosis:
-            return self._base_diagnosis(group, now_us, group.key, deque())
+            cached = self._base.get(group.key)
+            return cached if cached is not None else self._verdict(group, now_us, group.key)
 
-        made = split_map(base, groups, encode=_pickled, decode=pickle.loads)
+        if self._fork and self._is_file_source():
+            from opdiag.forked import split_map
+
+            made = split_map(base, groups)
+        else:
+            made = [base(g) for g in groups]
+        later = self._base.later()  # only the last ``capacity`` would stay in the LRU
         later.extend((g.key, d) for g, d in zip(groups, made, strict=True) if d.finished)
         self._base.put_all(later)
         return made
@@ -730,10 +726,6 @@ class DiagnosisService:
             found = {s for g in groups for t in g.traces for s in t.services()}
             return [variable_row(v) for v in sorted(found)]
         return [variable_row(g.key) for g in groups]
-
-
-def _pickled(diagnoses: list[Diagnosis]) -> bytes:
-    return pickle.dumps(diagnoses, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _whole(profile: RunProfile) -> RunProfile:
