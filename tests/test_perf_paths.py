@@ -202,6 +202,27 @@ def test_the_shape_index_forgets_rather_than_grows() -> None:
     assert len(index._memo) <= MAX_SHAPES
 
 
+def test_the_surveys_shape_memo_forgets_rather_than_grows() -> None:
+    """Span names that hold ids (a route not templated, a file per name) never repeat: what
+    the survey keeps per shape stays bounded, with the rule set, and answers the same after
+    it forgot."""
+    rules = load_rules()
+    spans = [
+        Span("ab" * 16, f"{i + 1:016x}", f"GET /files/{i}", "svc", i, 1)
+        for i in range(MAX_SHAPES + 10)
+    ]
+    trace = build_trace("ab" * 16, spans)
+    walks = [(trace, trace.walked())]
+    first = survey(walks, rules, NOISE, ())
+    assert 0 < len(rules.shapes) <= MAX_SHAPES
+    again = survey(walks, rules, NOISE, ())
+    assert [[s.span_id for s in w] for w in again.work] == [
+        [s.span_id for s in w] for w in first.work
+    ]
+    assert again.noisy == first.noisy and again.held == first.held
+    assert load_rules().shapes == {}  # each rule set keeps its own
+
+
 def _forest(rng: random.Random, n: int) -> Trace:
     spans = [
         Span(

@@ -122,11 +122,13 @@ def declared_values(
     if not declared:
         return {}
     wanted = {name: keys for name, keys in declared.items()}
-    wanted_keys = _all_attr_keys(declared)
+    # the keys of the values still wanted, once one is found: the spans the survey keeps
+    # carry one of the pack's keys, so the first ones need no test
+    wanted_keys: frozenset[str] | None = None
     out: dict[str, Any] = {}
     for span in valued:
         attrs = span.attributes
-        if attrs.keys().isdisjoint(wanted_keys):  # none of the values still wanted
+        if wanted_keys is not None and attrs.keys().isdisjoint(wanted_keys):
             continue
         for name in list(wanted):
             for key in wanted[name]:
@@ -148,22 +150,6 @@ def declared_values(
 def _attr_keys(declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
     """The attribute keys ``declared`` values read (``key#path`` reads ``key``)."""
     return frozenset(key.partition("#")[0] for keys in declared.values() for key in keys)
-
-
-_ALL_KEYS: dict[int, tuple[dict[str, tuple[str, ...]], frozenset[str]]] = {}
-
-
-def _all_attr_keys(declared: dict[str, tuple[str, ...]]) -> frozenset[str]:
-    """``_attr_keys`` of a rule set's whole ``values`` section, kept per section (held: its
-    id stays its): every diagnosis starts from it."""
-    known = _ALL_KEYS.get(id(declared))
-    if known is not None and known[0] is declared:
-        return known[1]
-    keys = _attr_keys(declared)
-    if len(_ALL_KEYS) >= 64:
-        _ALL_KEYS.clear()
-    _ALL_KEYS[id(declared)] = (declared, keys)
-    return keys
 
 
 def _json_path(raw: Any, path: str) -> Any:

@@ -215,6 +215,12 @@ class RuleSet:
     holding: dict[tuple[Any, ...], tuple[Rule, ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    # What a span of a (name, kind, error) shape meets in ``own_index`` and ``when_index``,
+    # with the gates derived from it (``diagnosis.survey``): decided once per shape, not per
+    # operation; bounded as the indexes are (``candidates.MAX_SHAPES``).
+    shapes: dict[tuple[str, str, bool], tuple[Any, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self._by_id = {r.id: r for r in self.rules}

@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from opdiag.diagnosis.candidates import MAX_SHAPES
 from opdiag.diagnosis.matching import SpanContext, match_span
 from opdiag.diagnosis.rules import RuleSet, SpanMatch
 from opdiag.diagnosis.span_rules import Meeting, any_status, key_gate, status_allows
@@ -48,27 +49,6 @@ class Survey(msgspec.Struct):
     meeting: list[Meeting] = msgspec.field(default_factory=list)
 
 
-Shapes = dict[tuple[str, str, bool], tuple[Any, Any, Any, Any, bool, Any, Any, bool, bool]]
-# (id of the span-rule index, id of the ``when`` index) -> both, and what each span shape
-# meets in them: decided by the rule set alone, so once per process, not per operation (a
-# listing of 200k one-span operations decided the same shape 200k times)
-_SHAPES: dict[tuple[int, int], tuple[Any, Any, Shapes]] = {}
-_MAX_SETS = 64
-
-
-def _shapes_of(own_index: Any, when_index: Any) -> Shapes:
-    """The shape memo of this pair of indexes (held with them: their ids stay theirs)."""
-    key = (id(own_index), id(when_index))
-    known = _SHAPES.get(key)
-    if known is not None and known[0] is own_index and known[1] is when_index:
-        return known[2]
-    if len(_SHAPES) >= _MAX_SETS:
-        _SHAPES.clear()
-    shapes: Shapes = {}
-    _SHAPES[key] = (own_index, when_index, shapes)
-    return shapes
-
-
 def survey(
     walks: Sequence[tuple[Trace, Walk]],
     rules: RuleSet,
@@ -82,7 +62,7 @@ def survey(
     own_index, when_index = rules.own_index, rules.when_index
     # (name, kind, error) -> span-rule candidates and ``when`` matches, without and with an
     # exception recorded, whether that makes a difference, and the candidates' key gates
-    shapes = _shapes_of(own_index, when_index)
+    shapes = rules.shapes
     when_left = len(when_index)
     held: set[int] = set()
     value_keys = rules.value_keys
@@ -115,6 +95,8 @@ def survey(
                         key_gate(r.match for r in own[1]),
                     )
                     tested = (any_status(when[0]), any_status(when[1]))
+                    if len(shapes) >= MAX_SHAPES:  # span names that hold ids: no end to them
+                        shapes.clear()
                     shape = shapes[key] = (*own, *when, differs, *gates, *tested)
                 seen = local[(*key, service)] = (
                     shape,
