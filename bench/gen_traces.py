@@ -422,6 +422,16 @@ def duplicate_ids(n_spans: int) -> dict[str, Any]:
     return doc
 
 
+def unique_names(n_spans: int) -> dict[str, Any]:
+    """One trace of ``n_spans`` spans whose names are all different but the root's (an
+    instrumentation that names spans by the concrete URL or an id): as many span shapes as
+    spans, where a usual trace has a few dozen."""
+    doc = generate(n_spans)
+    for i, span in enumerate(doc["data"][0]["spans"][1:], start=1):
+        span["operationName"] = f"{span['operationName']} #{i}"
+    return doc
+
+
 _OTLP_KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
 _DROPPED_TAGS = frozenset({"span.kind", "otel.status_code", "otel.scope.name"})
 
@@ -516,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--style", choices=STYLES, default="compact")
     parser.add_argument("--many", type=int, metavar="N", help="also N one-span operations")
     parser.add_argument("--duplicates", type=int, metavar="N", help="also N spans, one id")
+    parser.add_argument("--unique-names", type=int, metavar="N", help="also N spans, N names")
     args = parser.parse_args(argv)
     for n in args.sizes:
         path = args.out / f"ktrdr-{n}-{args.style}.json"
@@ -529,6 +540,10 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"duplicates-{args.duplicates}.json"
         path.write_bytes(orjson.dumps(duplicate_ids(args.duplicates)))
         print(f"{path}  {args.duplicates} spans  operation {OPERATION_ID}")
+    if args.unique_names:
+        path = args.out / f"names-{args.unique_names}.json"
+        path.write_bytes(orjson.dumps(unique_names(args.unique_names)))
+        print(f"{path}  {args.unique_names} spans  operation {OPERATION_ID}")
     return 0
 
 

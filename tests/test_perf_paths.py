@@ -12,7 +12,9 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -29,16 +31,16 @@ from opdiag.analysis.gaps import work_spans
 from opdiag.diagnosis.bottleneck import noise_check
 from opdiag.diagnosis.candidates import MAX_SHAPES, ShapeIndex, has_exception, static_match
 from opdiag.diagnosis.facts import scoped_walk
-from opdiag.diagnosis.matching import SpanContext, match_span
+from opdiag.diagnosis.matching import SpanContext, exceptions_of, match_own, match_span
 from opdiag.diagnosis.neighbours import workers_of
 from opdiag.diagnosis.op_values import declared_values
 from opdiag.diagnosis.probes import WorkerView
-from opdiag.diagnosis.rules import Rule, load_rules
+from opdiag.diagnosis.rules import Rule, SpanMatch, load_rules
 from opdiag.diagnosis.span_rules import meeting_of, span_rule_hits
 from opdiag.diagnosis.survey import survey
 from opdiag.errors import InputError, TraceFormatError
-from opdiag.globs import Globs
-from opdiag.model import CHILD_OF, Reference, Span, Trace, build_trace
+from opdiag.globs import Globs, any_of
+from opdiag.model import CHILD_OF, Event, Reference, Span, Trace, build_trace
 from opdiag.operations import group_operations
 from opdiag.render import links
 from opdiag.render.json_render import dumps, write_list
@@ -193,6 +195,107 @@ def test_the_shape_index_answers_what_every_static_match_answers() -> None:
             and static_match(r.match, span.name, span.kind, span.error, has_exception(span))
         )
         assert index.of(span) == want
+
+
+def _shape_names() -> list[str]:
+    """Span names of every corpus, a name each rule glob takes (``*`` filled in) and names
+    no glob takes: routes with ids, as an instrumentation that does not template them sends."""
+    names = {s.name for corpus in CORPORA.values() for trace in corpus for s in trace.spans}
+    for r in RULES.rules:
+        for m in (r.match, *r.when):
+            if m is not None and m.names is not None:
+                names.update(p.replace("*", "abc").replace("?", "z") for p in m.names.patterns)
+    names.update(f"GET /api/v1/items/{i}" for i in range(50))
+    names.update(["", "x", "GET", "cli.", "POST /api/v1/data/", "ib.connect ", "IB.CONNECT"])
+    return sorted(names)
+
+
+_KINDS = ["internal", "server", "client", "producer", "consumer", "other"]
+
+
+def _every_static_match(index: ShapeIndex[Any], key: tuple[str, str, bool]) -> tuple[Any, Any]:
+    name, kind, error = key
+    matches = [(item, index._match_of(item)) for item in index.items]
+    return tuple(
+        item for item, m in matches if m is not None and static_match(m, name, kind, error, False)
+    ), tuple(
+        item for item, m in matches if m is not None and static_match(m, name, kind, error, True)
+    )
+
+
+@pytest.mark.parametrize("which", ["own_index", "near_index", "when_index", "nested_index"])
+def test_every_shape_gets_what_every_static_match_gives(which: str) -> None:
+    """Whether a name no glob takes is told by one regex, or the globs are tried one by one
+    (their flags differ), each shape's candidates are the items whose static match holds."""
+    items = getattr(RULES, which).items
+    match_of = getattr(RULES, which)._match_of
+    fresh = ShapeIndex(items, match_of)
+    alone = ShapeIndex(items, match_of)
+    if alone._any_name is not None:
+        alone._any_name = None  # as for globs compiled with flags of their own
+    for name in _shape_names():
+        for kind in _KINDS:
+            for error in (False, True):
+                key = (name, kind, error)
+                want = _every_static_match(fresh, key)
+                for index in (fresh, alone):
+                    plain, with_exc = index.entry(key)
+                    assert (plain, with_exc) == want, (which, key)
+                    assert (with_exc is plain) == (want[0] == want[1])
+
+
+def test_one_regex_for_several_globs_takes_what_one_of_them_takes() -> None:
+    groups = [Globs.of(["cli.*", "POST /api/v1/data/*"]), Globs.of(["ib.connect"]), Globs.of([])]
+    union = any_of(groups)
+    assert union is not None
+    texts = ["cli.train", "cli.", "POST /api/v1/data/load", "ib.connect", "ib.connect2", ""]
+    for text in [*texts, "xcli.a", "POST /api/v1/data", "ib.connec"]:
+        assert (union.match(text) is not None) == any(g(text) for g in groups), text
+    assert any_of([]) is None
+    folded = Globs(("ib.*",), re.compile("ib\\..*", re.IGNORECASE))
+    assert any_of([Globs.of(["x"]), folded]) is None  # flags differ: tried one by one
+
+
+def test_a_name_tells_its_type_hint_as_every_hint_in_turn_does() -> None:
+    hints = RULES.type_hints
+    assert hints
+    for name in _shape_names():
+        want = next((h.type for h in hints if h.span(name)), None)
+        assert load_rules().name_info(name) == (want, RULES.phases(name)), name
+
+
+def test_the_exceptions_of_a_span_read_once_match_as_read_per_rule() -> None:
+    """``span_rule_hits`` reads a span's exceptions once for all the rules it tries."""
+    tried = 0
+    spans = [s for corpus in CORPORA.values() for trace in corpus for s in trace.spans]
+    spans.append(
+        _excepting(["ValueError", "httpx.ConnectError", "builtins.ConnectionRefusedError"])
+    )
+    spans.append(
+        Span("ab" * 16, "ef" * 8, "POST", "svc", 0, 1, "client", {"error.type": "ReadTimeout"})
+    )
+    for span in spans:
+        excs = exceptions_of(span)
+        for r in RULES.rules:
+            for m in (r.match, *r.when):
+                if m is not None:
+                    assert match_own(m, span, excs) == match_own(m, span), (r.id, span.name)
+                    tried += 1
+    assert tried > 10_000
+    # a span without an error or an event offers no exception as evidence, read once or not
+    quiet = spans[-1]
+    assert not quiet.error and not quiet.events
+    for excs_given in (None, exceptions_of(quiet)):
+        assert match_own(SpanMatch(), quiet, excs_given) == (True, None)
+
+
+def _excepting(types: list[str]) -> Span:
+    span = Span("ab" * 16, "cd" * 8, "POST /api/v1/data/load", "svc", 0, 1, "server")
+    span.events = [
+        Event("exception", 0, {"exception.type": t, "exception.message": t}) for t in types
+    ]
+    span.error = True
+    return span
 
 
 def test_the_shape_index_forgets_rather_than_grows() -> None:

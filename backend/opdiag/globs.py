@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 _GLOBS: dict[tuple[str, ...], Globs] = {}
@@ -49,3 +49,13 @@ class Globs:
                 self.seen.clear()
             hit = self.seen[text] = self.regex.match(text) is not None
         return hit
+
+
+def any_of(globs: Iterable[Globs]) -> re.Pattern[str] | None:
+    """One regex that matches a text when one of ``globs`` does (a text none of them takes,
+    the usual case, then costs one match, however many there are); None when there are none
+    or their flags differ (each is then tried on its own)."""
+    regexes = [g.regex for g in globs]
+    if not regexes or any(r.flags != regexes[0].flags for r in regexes):
+        return None
+    return re.compile("|".join(f"(?:{r.pattern})" for r in regexes), regexes[0].flags)

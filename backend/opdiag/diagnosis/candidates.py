@@ -6,22 +6,30 @@ records an exception. A 100k-span trace has a few dozen shapes, a listing of 200
 operations a handful, so a ``ShapeIndex`` decides each shape once and keeps the answer with
 the compiled rule set: most spans then cost one dict lookup and meet no candidate at all.
 Whether a span records an exception is only looked at when a candidate of its shape needs one.
+
+Deciding a shape costs one regex for a name no item's globs take, however many items there
+are: a trace whose span names hold ids (``GET /items/123``, a route never templated) has as
+many shapes as spans, and each would otherwise try every rule's globs.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
+
+from opdiag.globs import any_of
 
 if TYPE_CHECKING:  # rules builds its indexes with this module
     from opdiag.diagnosis.rules import SpanMatch
+    from opdiag.globs import Globs
     from opdiag.model import Span
 
 T = TypeVar("T")
 # Distinct shapes remembered per index; hostile input with a million span names only makes
 # the index start over, never grow without bound.
 MAX_SHAPES = 8192
+_MAX_KINDS = 64
 
 
 def has_exception(span: Span) -> bool:
@@ -36,6 +44,11 @@ def static_match(m: SpanMatch, name: str, kind: str, error: bool, has_exc: bool)
     """The part of ``m`` decided by a span's shape alone."""
     if m.names is not None and not m.names(name):
         return False
+    return _static_rest(m, kind, error, has_exc)
+
+
+def _static_rest(m: SpanMatch, kind: str, error: bool, has_exc: bool) -> bool:
+    """``static_match`` once the name is known to pass."""
     if m.kinds and kind not in m.kinds:
         return False
     if m.error is not None and m.error is not error:
@@ -50,7 +63,8 @@ class ShapeIndex(Generic[T]):
     callers must not change them. Safe to share between threads (a shape decided twice by
     two threads gets the same answer)."""
 
-    __slots__ = ("_items", "_lock", "_match_of", "_memo")
+    __slots__ = ("_any_name", "_items", "_lock", "_match_of", "_matches", "_memo", "_named",
+                 "_unnamed", "_unnamed_of")
 
     def __init__(self, items: Sequence[T], match_of: Callable[[T], SpanMatch | None]) -> None:
         self._items = tuple(items)
@@ -58,6 +72,20 @@ class ShapeIndex(Generic[T]):
         # (name, kind, error) -> (candidates without an exception, with one)
         self._memo: dict[tuple[str, str, bool], tuple[tuple[T, ...], tuple[T, ...]]] = {}
         self._lock = threading.Lock()
+        # per item its match; the items with a match and no name globs; the distinct name
+        # globs with the items that use them (tried once each); one regex for all of them
+        self._matches = tuple(match_of(item) for item in self._items)
+        self._unnamed = tuple(
+            i for i, m in enumerate(self._matches) if m is not None and m.names is None
+        )
+        named: dict[Globs, list[int]] = {}
+        for i, m in enumerate(self._matches):
+            if m is not None and m.names is not None:
+                named.setdefault(m.names, []).append(i)
+        self._named = tuple((globs, frozenset(ids)) for globs, ids in named.items())
+        self._any_name = any_of(named)
+        # (kind, error) -> what the items without name globs answer
+        self._unnamed_of: dict[tuple[str, bool], tuple[tuple[T, ...], tuple[T, ...]]] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -82,21 +110,46 @@ class ShapeIndex(Generic[T]):
 
     def _decide(self, key: tuple[str, str, bool]) -> tuple[tuple[T, ...], tuple[T, ...]]:
         name, kind, error = key
+        any_name = self._any_name
+        if not self._named or (any_name is not None and any_name.match(name) is None):
+            # no item's name globs take it: the items without any decide, by kind and error
+            unnamed = self._unnamed_of.get((kind, error))
+            if unnamed is None:
+                unnamed = self._pick(self._unnamed, kind, error)
+                if len(self._unnamed_of) >= _MAX_KINDS:
+                    self._unnamed_of.clear()
+                self._unnamed_of[(kind, error)] = unnamed
+            return self._remember(key, unnamed)
+        taken = {i for globs, ids in self._named if globs(name) for i in ids}
+        passing = sorted(taken.union(self._unnamed)) if taken else self._unnamed
+        return self._remember(key, self._pick(passing, kind, error))
+
+    def _pick(
+        self, passing: Iterable[int], kind: str, error: bool
+    ) -> tuple[tuple[T, ...], tuple[T, ...]]:
+        """Of the items at ``passing`` (their names pass), those whose static match holds
+        without an exception, and with one (the same tuple when that makes no difference)."""
         plain: list[T] = []
         with_exc: list[T] = []
-        for item in self._items:
-            m = self._match_of(item)
+        items, matches = self._items, self._matches
+        for i in passing:
+            m = matches[i]
             if m is None:
                 continue
-            if static_match(m, name, kind, error, False):
-                plain.append(item)
-                with_exc.append(item)
-            elif static_match(m, name, kind, error, True):
-                with_exc.append(item)
+            if _static_rest(m, kind, error, False):
+                plain.append(items[i])
+                with_exc.append(items[i])
+            elif _static_rest(m, kind, error, True):
+                with_exc.append(items[i])
         first = tuple(plain)
-        entry = (first, first if len(with_exc) == len(plain) else tuple(with_exc))
+        return first, first if len(with_exc) == len(plain) else tuple(with_exc)
+
+    def _remember(
+        self, key: tuple[str, str, bool], entry: tuple[tuple[T, ...], tuple[T, ...]]
+    ) -> tuple[tuple[T, ...], tuple[T, ...]]:
         with self._lock:
             if len(self._memo) >= MAX_SHAPES:
                 self._memo.clear()
             self._memo[key] = entry
         return entry
+

@@ -64,13 +64,15 @@ def exceptions_of(span: Span) -> list[ExceptionInfo]:
 
 def _type_matches(m: SpanMatch, exc_type: str) -> bool:
     """``ConnectError`` matches ``httpx.ConnectError``: globs are tried on the full name and on
-    the last dotted part."""
+    the last dotted part (remembered per type: a trace holds a few types many times)."""
     assert m.exceptions is not None
-    return m.exceptions(exc_type) or m.exceptions(exc_type.rsplit(".", 1)[-1])
+    known = m.exceptions.known
+    return known(exc_type) or known(exc_type.rsplit(".", 1)[-1])
 
 
-def _exception_match(m: SpanMatch, span: Span) -> tuple[bool, ExceptionInfo | None]:
-    excs = exceptions_of(span)
+def _exception_match(
+    m: SpanMatch, span: Span, excs: list[ExceptionInfo]
+) -> tuple[bool, ExceptionInfo | None]:
     if m.exceptions is not None:
         excs = [e for e in excs if _type_matches(m, e.type)]
         if not excs:
@@ -112,8 +114,11 @@ def matches_context(m: SpanMatch, ctx: SpanContext) -> bool:
     return all(evaluate(cond, ctx.share) for cond in m.bottleneck_share)
 
 
-def match_own(m: SpanMatch, span: Span) -> tuple[bool, ExceptionInfo | None]:
-    """The part of ``m`` that the span alone decides; with the exception it matched on."""
+def match_own(
+    m: SpanMatch, span: Span, excs: list[ExceptionInfo] | None = None
+) -> tuple[bool, ExceptionInfo | None]:
+    """The part of ``m`` that the span alone decides; with the exception it matched on.
+    ``excs``: ``exceptions_of(span)`` when the caller tries several matches on the span."""
     if m.kinds and span.kind not in m.kinds:
         return False, None
     if m.error is not None and span.error is not m.error:
@@ -147,8 +152,11 @@ def match_own(m: SpanMatch, span: Span) -> tuple[bool, ExceptionInfo | None]:
         if not evaluate(cond, duration_ms):
             return False, None
     if m.exceptions is not None or m.exception_message is not None:
-        return _exception_match(m, span)
-    excs = exceptions_of(span) if span.events or span.error else []
+        return _exception_match(m, span, exceptions_of(span) if excs is None else excs)
+    if not (span.events or span.error):
+        return True, None
+    if excs is None:
+        excs = exceptions_of(span)
     return True, (excs[0] if excs else None)
 
 

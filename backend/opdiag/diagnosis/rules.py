@@ -24,7 +24,7 @@ from opdiag.diagnosis.conditions import ATTRIBUTE_OPERATORS, Condition
 from opdiag.diagnosis.neighbour_spec import NeighbourSpec, merge_specs
 from opdiag.diagnosis.result import VERDICTS
 from opdiag.diagnosis.templates import Template
-from opdiag.globs import Globs
+from opdiag.globs import Globs, any_of
 
 DEFAULT_PACK = Path(__file__).resolve().parents[1] / "rules" / "ktrdr.yaml"
 
@@ -209,6 +209,7 @@ class RuleSet:
     _names: dict[str, tuple[str | None, bool]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    _any_hint: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
     # The facts the operation rules test, when none is a measured time (see
     # ``engine._operation_rules_holding``), and which rules hold per combination of them.
     operation_fact_keys: tuple[str, ...] | None = field(init=False, repr=False, compare=False)
@@ -234,6 +235,7 @@ class RuleSet:
         self.operation_fact_keys = (
             tuple(sorted(tested)) if tested.isdisjoint(_MEASURED_FACTS) else None
         )
+        self._any_hint = any_of(h.span for h in self.type_hints)
         self.value_keys = frozenset(
             key.partition("#")[0] for keys in self.values.values() for key in keys
         )
@@ -266,7 +268,12 @@ class RuleSet:
         phase. Remembered per name (bounded) across diagnoses."""
         info = self._names.get(name)
         if info is None:
-            hint = next((h.type for h in self.type_hints if h.span(name)), None)
+            any_hint = self._any_hint
+            hint = (
+                None
+                if any_hint is not None and any_hint.match(name) is None
+                else next((h.type for h in self.type_hints if h.span(name)), None)
+            )
             info = (hint, self.phases(name))
             if len(self._names) >= _MAX_NAMES:
                 self._names.clear()

@@ -19,6 +19,7 @@ from opdiag.diagnosis.conditions import evaluate, missing
 from opdiag.diagnosis.matching import (
     ExceptionInfo,
     SpanContext,
+    exceptions_of,
     match_own,
     match_span,
     matches_context,
@@ -156,7 +157,10 @@ def span_rule_hits(
                         (r, m) for r, m in here[1] if status_allows(m, code)
                     ]
             # what the span alone decides first: the context below is built for few spans
-            own = [(r, m, found) for r, m in rules_here if (found := match_own(m, span))[0]]
+            excs = exceptions_of(span) if len(rules_here) > 1 else None  # once, not per rule
+            own = [
+                (r, m, found) for r, m in rules_here if (found := match_own(m, span, excs))[0]
+            ]
             if not own:
                 continue
             if error_below is None:
