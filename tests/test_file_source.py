@@ -184,3 +184,35 @@ def test_neighbour_traces_on_a_fresh_source(corpus):
     source = FileSource([corpus])
     found = source.neighbour_traces(0, 10_000, [SpanQuery("ktrdr-api", "span-5")], limit=10)
     assert [t.trace_id for t in found] == ["0000000000000000000000000000cccc"]
+
+
+@pytest.mark.parametrize("which", ["real", "demo"])
+def test_neighbour_traces_are_the_traces_with_a_span_a_query_asks_for(which):
+    """The index by span name answers what testing every query on every span answers: the
+    pack's queries, and queries sharing a span name with other services or a glob."""
+    from conftest import DEMO_TRACES, REAL_KTRDR
+    from opdiag.diagnosis.rules import load_rules
+    from opdiag.sources.base import SpanQuery
+
+    spec = load_rules().neighbours
+    pack = [*spec.spans, *spec.heartbeats, *spec.health_checks]
+    assert pack
+    extra = [SpanQuery("ktrdr-*", pack[0].span), SpanQuery("nobody", pack[0].span)]
+    extra += [SpanQuery("*", "GET"), SpanQuery("ktrdr-api", "no such span")]
+    source = FileSource([REAL_KTRDR / "run1" / "traces" if which == "real" else DEMO_TRACES])
+    traces = source.all_traces()
+    starts = sorted(s.start_us for t in traces for s in t.spans)
+    thirds = (starts[len(starts) // 3], starts[2 * len(starts) // 3])
+    for queries in ([*pack], extra, [*pack, *extra], extra[:1], extra[1:2]):
+        for lo, hi in [(starts[0], starts[-1] + 1), thirds]:
+            got = source.neighbour_traces(lo, hi, queries, limit=10_000)
+            want = {
+                t.trace_id
+                for t in traces
+                if any(
+                    lo <= s.start_us < hi and any(q.matches(s.service, s.name) for q in queries)
+                    for s in t.spans
+                )
+            }
+            assert {t.trace_id for t in got} == want
+            assert len(got) == len(want)

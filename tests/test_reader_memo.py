@@ -128,6 +128,50 @@ def test_otlp_spans_with_the_same_attributes_get_dicts_of_their_own() -> None:
     assert b.attributes == {"k": "v", "otel.scope.name": "lib"}
 
 
+def _resource_spans(resource: Any, n: int) -> dict[str, Any]:
+    return {"resource": resource, "scopeSpans": [{"spans": [_otlp_span(n)]}]}
+
+
+ODD_RESOURCES: list[Any] = [
+    {"attributes": None},
+    {},
+    None,
+    {"attributes": []},
+    {"attributes": [{"key": "service.name", "value": {"intValue": "5"}}]},
+    {"attributes": [{"key": "service.name"}]},
+    {"attributes": [{"key": "service.name", "value": {"stringValue": ""}}]},
+    {"attributes": "not a list"},
+    {"attributes": [{"key": "host.name", "value": {"stringValue": "h"}}]},
+]
+
+
+@pytest.mark.parametrize("limit", [1, 2, 100])
+def test_spans_of_one_resource_share_it_and_read_as_the_general_path_reads_them(
+    limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file exporter may write one resourceSpans per span: each distinct resource is
+    decoded once and its spans share it; odd resources read as the general path reads them."""
+    monkeypatch.setattr(otlp_typed, "MEMO_LIMIT", limit)
+    first = {"attributes": [{"key": "service.name", "value": {"stringValue": "s"}}]}
+    second = {"attributes": [{"key": "service.name", "value": {"stringValue": "t"}}]}
+    order = [first, first, second, first, second, second]
+    doc = {"resourceSpans": [_resource_spans(r, n) for n, r in enumerate(order)]}
+    [trace] = readers.parse_bytes(orjson.dumps(doc), "f.json")
+    by_service = {}
+    for span in trace.spans:
+        by_service.setdefault(span.service, []).append(span.resource)
+    assert sorted(by_service) == ["s", "t"]
+    assert by_service["s"][0] == {"service.name": "s"}
+    if limit > 2:
+        assert all(r is by_service["s"][0] for r in by_service["s"])
+        assert all(r is by_service["t"][0] for r in by_service["t"])
+    _same(doc, monkeypatch)
+    for n, odd in enumerate(ODD_RESOURCES):
+        odd_doc = {"resourceSpans": [_resource_spans(odd, 0), _resource_spans(first, 1)]}
+        odd_doc["resourceSpans"].append(_resource_spans(odd, 2 + n))
+        _same(odd_doc, monkeypatch)
+
+
 @pytest.mark.parametrize("limit", [1, 2, 3])
 def test_the_memo_bound_changes_nothing(limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(legacy_typed, "MEMO_LIMIT", limit)

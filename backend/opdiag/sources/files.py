@@ -189,11 +189,15 @@ class FileSource:
         with self._lock:
             index = self._wanted.get(queries)
             if index is None:
+                by_name: dict[str, list[SpanQuery]] = {}  # a query names its span exactly
+                for q in queries:
+                    by_name.setdefault(q.span, []).append(q)
                 rows = sorted(
                     (span.start_us, trace.trace_id)
                     for trace in self._by_id.values()
                     for span in trace.spans
-                    if any(q.matches(span.service, span.name) for q in queries)
+                    if (named := by_name.get(span.name)) is not None
+                    and any(q.matches(span.service, span.name) for q in named)
                 )
                 index = self._wanted[queries] = ([r[0] for r in rows], [r[1] for r in rows])
             return index

@@ -116,11 +116,21 @@ def _spans(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
     buckets = col.spans
     last_tid: str | None = None
     bucket: list[Span] = []
+    # per raw resource attributes: the resource and its service; spans of one resource share
+    # the dict, which nothing changes
+    resources: dict[bytes, tuple[dict[str, Any], str]] = {}
     for rs in rss or ():
-        resource = attrs_typed(rs.resource.attributes if rs.resource is not None else None)
-        service = resource.get("service.name")
-        if type(service) is not str or not service:
-            service = UNKNOWN_SERVICE
+        raw_resource = bytes(rs.resource.attributes) if rs.resource is not None else b"null"
+        known_resource = resources.get(raw_resource)
+        if known_resource is None:
+            resource = attrs_typed(schema.ATTRIBUTES.decode(raw_resource))
+            service = resource.get("service.name")
+            if type(service) is not str or not service:
+                service = UNKNOWN_SERVICE
+            if len(resources) >= limit:
+                resources.clear()
+            known_resource = resources[raw_resource] = (resource, service)
+        resource, service = known_resource
         scopes = rs.scopeSpans
         if scopes is None:
             scopes = rs.instrumentationLibrarySpans or []

@@ -109,7 +109,9 @@ class OtlpSpan(Struct, gc=False):
 
 
 class Resource(Struct, gc=False):
-    attributes: list[Attribute] | None = None
+    # list[Attribute] (ATTRIBUTES), decoded once per distinct resource of a document: a file
+    # exporter may write one resourceSpans per span, all of the same few services
+    attributes: msgspec.Raw = NO_RAW
 
 
 class ScopeSpans(Struct, gc=False):
