@@ -157,7 +157,8 @@ def span_rule_hits(
                         (r, m) for r, m in here[1] if status_allows(m, code)
                     ]
             # what the span alone decides first: the context below is built for few spans
-            excs = exceptions_of(span) if len(rules_here) > 1 else None  # once, not per rule
+            # an error span's exceptions, read once for all its rules, not once per rule
+            excs = exceptions_of(span) if len(rules_here) > 1 and span.error else None
             own = [
                 (r, m, found) for r, m in rules_here if (found := match_own(m, span, excs))[0]
             ]
