@@ -158,7 +158,7 @@ def data_size(spans: Iterable[Span], keys: Sequence[str]) -> float | None:
                 continue
             try:
                 number = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit int
                 continue
             if number > 0 and number != float("inf"):
                 return number

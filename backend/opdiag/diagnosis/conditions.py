@@ -55,7 +55,10 @@ def check_operand(op: str, value: Any) -> Any:
     if op in _NUMERIC_OPS:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"operator '{op}' needs a number, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"operator '{op}' needs a number a float holds") from None
     if op == "regex":
         if not isinstance(value, str):
             raise ValueError("operator 'regex' needs a string")
@@ -91,7 +94,10 @@ def as_number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        num = float(value)
+        try:
+            num = float(value)
+        except OverflowError:  # an int beyond any float: not a number to compare
+            return None
     elif isinstance(value, str):
         try:
             num = float(value.strip())
@@ -122,7 +128,7 @@ def _equal(actual: Any, expected: Any) -> bool:
         return as_bool(actual) is expected
     if isinstance(expected, int | float):
         num = as_number(actual)
-        return num is not None and num == float(expected)
+        return num is not None and num == as_number(expected)
     return as_text(actual) == expected
 
 
@@ -167,9 +173,9 @@ def as_time(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+14:00 in UTC
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _ordered(left: Any, right: Any) -> tuple[Any, Any] | None:

@@ -12,6 +12,7 @@ from opdiag.sources.reader_base import (
     OTLP_STATUS,
     UNKNOWN_SERVICE,
     Fail,
+    bounded,
     otlp_id_at,
     short,
     time_problem,
@@ -78,7 +79,10 @@ def console_span(doc: dict, where: str) -> Span:
     parent = otlp_id_at(_hex0x(doc.get("parent_id")), 16, where, "parent_id")
     if parent is not None:
         refs.append(Reference(CHILD_OF, tid, parent))
-    for link in doc.get("links") or ():
+    links = doc.get("links") or ()
+    if type(links) is not list and links != ():
+        raise Fail(where, "links is not a list")
+    for link in links:
         lctx = link.get("context") if type(link) is dict else None
         if type(lctx) is not dict:
             raise Fail(where, "link without context")
@@ -89,7 +93,10 @@ def console_span(doc: dict, where: str) -> Span:
             child = type(lattrs) is dict and lattrs.get("opentracing.ref_type") == "child_of"
             refs.append(Reference(CHILD_OF if child else FOLLOWS_FROM, ltid, lsid))
     events: list[Event] = []
-    for ev in doc.get("events") or ():
+    span_events = doc.get("events") or ()
+    if type(span_events) is not list and span_events != ():
+        raise Fail(where, "events is not a list")
+    for ev in span_events:
         if type(ev) is not dict:
             raise Fail(where, "event is not an object")
         t = ev.get("timestamp")
@@ -98,7 +105,7 @@ def console_span(doc: dict, where: str) -> Span:
             Event(
                 str(ev.get("name") or "log"),
                 start if t is None else _iso_us(t, where, "event timestamp"),
-                dict(ev_attrs) if type(ev_attrs) is dict else {},
+                bounded(dict(ev_attrs)) if type(ev_attrs) is dict else {},
             )
         )
     return Span(
@@ -109,11 +116,11 @@ def console_span(doc: dict, where: str) -> Span:
         start,
         end - start,
         kind,
-        dict(attrs),
+        bounded(dict(attrs)),
         events,
         refs,
         status,
         status_message,
-        dict(resource),
+        bounded(dict(resource)),
         [],
     )

@@ -14,6 +14,7 @@ from opdiag.sources.reader_base import (
     Collector,
     Fail,
     at,
+    bounded,
     int_time,
     kv_dict,
     kv_dict_checked,
@@ -149,6 +150,8 @@ def legacy_spans(
                     if key.__class__ is not str:
                         attrs = kv_dict_checked(tags, f"{where}[{i}]", "tags")
                         break
+                else:
+                    bounded(attrs)
         else:
             attrs = {}
 

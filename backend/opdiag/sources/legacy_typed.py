@@ -23,6 +23,7 @@ from opdiag.sources.reader_base import (
     UNKNOWN_SERVICE,
     Collector,
     General,
+    bounded,
     legacy_kind_status,
     lenient,
     short,
@@ -33,12 +34,14 @@ def tags_typed(tags: list[schema.Tag] | None) -> dict[str, Any]:
     """``kv_dict`` of typed tags (process tags, log fields)."""
     if not tags:
         return {}
-    return {
-        t.key: v
-        if (v := t.value).__class__ is not str or t.type == "string"
-        else lenient(t.type, v)
-        for t in tags
-    }
+    return bounded(
+        {
+            t.key: v
+            if (v := t.value).__class__ is not str or t.type == "string"
+            else lenient(t.type, v)
+            for t in tags
+        }
+    )
 
 
 def process_typed(proc: schema.Process) -> tuple[str, dict[str, Any]]:
@@ -140,7 +143,7 @@ def legacy_typed(
                     if tags
                     else {}
                 )
-                known = (attrs, *legacy_kind_status(attrs))
+                known = (bounded(attrs), *legacy_kind_status(attrs))
                 if len(memo) >= MEMO_LIMIT:
                     memo.clear()
                 memo[blob] = known

@@ -25,6 +25,7 @@ from opdiag.sources.reader_base import (
     Collector,
     General,
     any_value,
+    bounded,
     ns_time,
     otlp_id_at,
 )
@@ -45,7 +46,7 @@ def value_typed(v: schema.Value | None) -> Any:
     if iv is not UNSET:  # the next key any_value tries, and a common one
         try:
             return int(iv)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return iv
     return any_value({k: x for k in v.__struct_fields__ if (x := getattr(v, k)) is not UNSET})
 
@@ -65,7 +66,7 @@ def attrs_typed(
     for a in attrs:
         v = a.value
         if v is None:  # otlp_attrs_checked's reading
-            return {share(k := a.key, k): value_typed(a.value) for a in attrs}
+            return bounded({share(k := a.key, k): value_typed(a.value) for a in attrs})
         s = v.stringValue
         if s.__class__ is str:
             value = share(s, s)
@@ -74,12 +75,12 @@ def attrs_typed(
         elif (iv := v.intValue) is not UNSET:  # the next key any_value tries, a common one
             try:
                 value = int(iv)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 value = iv
         else:
             value = value_typed(v)
         out[share(k := a.key, k)] = value
-    return out
+    return bounded(out)
 
 
 def otlp_typed(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:

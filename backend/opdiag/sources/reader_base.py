@@ -130,8 +130,39 @@ def span_id_at(raw: Any, where: str, what: str = "span id") -> str:
 
 
 def short(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a list in a list … a thousand deep: orjson reads that
+        return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# Attribute values are plain JSON and may nest (OTLP arrays and maps, legacy tags holding
+# JSON): one nested deeper than this is left out, so that no later str(), repr() or JSON
+# encoding of it (which recurse) meets Python's recursion limit.
+MAX_NESTING = 64
+TOO_DEEP = f"(left out: nested more than {MAX_NESTING} levels deep)"
+
+
+def bounded(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (changed in place) with every list or map nested too deeply replaced by
+    ``TOO_DEEP``; linear in the values' size, and nothing to do for scalars."""
+    for key, value in values.items():
+        if (value.__class__ is list or value.__class__ is dict) and _too_deep(value):
+            values[key] = TOO_DEEP
+    return values
+
+
+def _too_deep(value: list[Any] | dict[str, Any]) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        for item in node.values() if node.__class__ is dict else node:
+            if item.__class__ is list or item.__class__ is dict:
+                stack.append((item, depth + 1))
+    return False
 
 
 def int_time(value: Any, where: str, name: str) -> int:
@@ -205,7 +236,7 @@ def kv_dict(tags: Any, where: str, what: str, index: int | None = None) -> dict[
     for key in out:
         if key.__class__ is not str:
             return kv_dict_checked(tags, idx(where, index), what)
-    return out
+    return bounded(out)
 
 
 def idx(where: str, index: int | None) -> str:
@@ -228,7 +259,7 @@ def kv_dict_checked(tags: Any, where: str, what: str) -> dict[str, Any]:
             if typ is not None and typ != "string":
                 value = lenient(typ, value)
         out[key] = value
-    return out
+    return bounded(out)
 
 
 def any_value(value: Any) -> Any:
@@ -242,7 +273,7 @@ def any_value(value: Any) -> Any:
         iv = value["intValue"]
         try:
             return int(iv)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
             return iv
     if "boolValue" in value:
         b = value["boolValue"]
@@ -257,10 +288,13 @@ def any_value(value: Any) -> Any:
         return value["bytesValue"]
     if "arrayValue" in value:
         arr = value["arrayValue"] or {}
-        return [any_value(v) for v in (arr.get("values") or ())] if type(arr) is dict else []
+        vals = arr.get("values") if type(arr) is dict else None
+        return [any_value(v) for v in vals] if type(vals) is list else []
     if "kvlistValue" in value:
         kvl = value["kvlistValue"] or {}
-        vals = kvl.get("values") or () if type(kvl) is dict else ()
+        vals = kvl.get("values") if type(kvl) is dict else None
+        if type(vals) is not list:
+            return {}
         return {str(kv.get("key")): any_value(kv.get("value")) for kv in vals if type(kv) is dict}
     return None
 
@@ -271,7 +305,7 @@ def otlp_attrs(attrs: Any, where: str, what: str = "attributes") -> dict[str, An
     if not attrs:
         return {}
     if type(attrs) is dict:  # some hand-written files use a plain map
-        return dict(attrs)
+        return bounded(dict(attrs))
     try:
         out = {
             kv["key"]: v["stringValue"] if "stringValue" in (v := kv["value"]) else any_value(v)
@@ -282,7 +316,7 @@ def otlp_attrs(attrs: Any, where: str, what: str = "attributes") -> dict[str, An
     for key in out:
         if key.__class__ is not str:
             return otlp_attrs_checked(attrs, where, what)
-    return out
+    return bounded(out)
 
 
 def otlp_attrs_checked(attrs: Any, where: str, what: str) -> dict[str, Any]:
@@ -293,7 +327,7 @@ def otlp_attrs_checked(attrs: Any, where: str, what: str) -> dict[str, Any]:
         if type(kv) is not dict or type(kv.get("key")) is not str:
             raise Fail(where, f"{what} entry without a string key: {short(kv)}")
         out[kv["key"]] = any_value(kv.get("value"))
-    return out
+    return bounded(out)
 
 
 def ns_time(value: Any, where: str, name: str) -> int:

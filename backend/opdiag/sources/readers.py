@@ -63,6 +63,10 @@ __all__ = [
 ]
 
 
+_NESTED_TOO_DEEPLY = (
+    "a value where the format wants a name, id, time or message is JSON nested too deeply "
+    "to read"
+)
 # A document whose first MiB is more than this share of blanks is compacted before decoding.
 _SAMPLE = 1 << 20
 _BLANK_SHARE = 0.2
@@ -89,7 +93,10 @@ def _parse_taken(box: list[bytes], source: str, max_bytes: int) -> list[Trace]:
         raise TraceFormatError("empty, no JSON document", source=source)
     data = _compacted(data)
     with gc_paused():
-        return _parse_bytes(data, source)
+        try:
+            return _parse_bytes(data, source)
+        except RecursionError:  # a name, id or message that is a list in a list …
+            raise TraceFormatError(_NESTED_TOO_DEEPLY, source=source) from None
 
 
 def _compacted(data: bytes) -> bytes:
@@ -104,7 +111,7 @@ def _compacted(data: bytes) -> bytes:
         return data
     try:
         return msgspec.json.format(data, indent=-1)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # the general path words it
         return data
 
 
@@ -146,4 +153,6 @@ def parse_document(obj: Any, source: str) -> list[Trace]:
             dispatch(obj, "", collector, consume=False)
         except Fail as fail:
             raise TraceFormatError(str(fail), source=source) from None
+        except RecursionError:
+            raise TraceFormatError(_NESTED_TOO_DEEPLY, source=source) from None
         return collector.finish()
