@@ -152,4 +152,3 @@ class ShapeIndex(Generic[T]):
                 self._memo.clear()
             self._memo[key] = entry
         return entry
-

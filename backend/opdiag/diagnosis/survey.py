@@ -153,4 +153,3 @@ def survey(
         out.meeting.append(meeting)
     out.held = frozenset(held)
     return out
-
