@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+
+from opdiag.diagnosis.patterns import compile_pattern
 
 ATTRIBUTE_OPERATORS: frozenset[str] = frozenset({"gt_attr", "gte_attr", "lt_attr", "lte_attr"})
 OPERATORS: frozenset[str] = frozenset(
@@ -62,10 +63,7 @@ def check_operand(op: str, value: Any) -> Any:
     if op == "regex":
         if not isinstance(value, str):
             raise ValueError("operator 'regex' needs a string")
-        try:
-            return re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"bad regex {value!r}: {exc}") from None
+        return compile_pattern(value)
     if op in ATTRIBUTE_OPERATORS:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"operator '{op}' needs the key of another attribute")

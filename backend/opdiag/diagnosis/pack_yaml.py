@@ -25,6 +25,7 @@ from opdiag.diagnosis.conditions import (
     check_operand,
 )
 from opdiag.diagnosis.neighbour_spec import HealthCheck, NeighbourSpec
+from opdiag.diagnosis.patterns import compile_pattern
 from opdiag.diagnosis.result import SEVERITIES, VERDICTS
 from opdiag.diagnosis.rules import (
     CAUSES,
@@ -149,7 +150,12 @@ class _Reader:
     def scalar(self, node: Node) -> Any:
         if not isinstance(node, ScalarNode):
             raise self.error(node, "expected a single value")
-        return self._constructor.construct_object(node, deep=True)
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, KeyError, AttributeError, TypeError, OverflowError):
+            # an explicit tag the text does not fit: !!bool maybe, !!binary x, !!timestamp 1
+            tag = str(node.tag).rsplit(":", 1)[-1]
+            raise self.error(node, f"{str(node.value)[:60]!r} is not a valid {tag}") from None
 
     def value(self, node: Node) -> Any:
         """A scalar or a list of scalars (for ``in``)."""
@@ -296,9 +302,9 @@ def _read_operation(reader: _Reader, node: Node, pack: RulePack) -> None:
         value_node = fields["id_pattern"][1]
         text = reader.string(value_node, "operation.id_pattern")
         try:
-            pack.id_pattern = re.compile(text)
-        except re.error as exc:
-            raise reader.error(value_node, f"operation.id_pattern: bad regex: {exc}") from None
+            pack.id_pattern = compile_pattern(text)
+        except ValueError as exc:
+            raise reader.error(value_node, f"operation.id_pattern: {exc}") from None
         if "type" not in pack.id_pattern.groupindex:
             raise reader.error(value_node, "operation.id_pattern needs a group named 'type'")
     if "types" in fields:
@@ -329,6 +335,11 @@ def _read_operation(reader: _Reader, node: Node, pack: RulePack) -> None:
 _VALUE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(#[A-Za-z0-9_][A-Za-z0-9_.\-]*)?$")
 
 
+_MAX_MARGIN_S = 31 * 86_400  # a month around an operation is as far as evidence reaches
+_MAX_TRACES = 100_000
+_MAX_TIMEOUTS = 1_000
+
+
 def _read_neighbours(
     reader: _Reader,
     entry: tuple[Node, Node] | None,
@@ -343,14 +354,21 @@ def _read_neighbours(
         for key in ("before_s", "after_s", "settle_s"):
             if key in fields:
                 value = reader.scalar(fields[key][1])
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    raise reader.error(fields[key][1], f"neighbours.{key} must be a number >= 0")
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                    or not 0 <= value <= _MAX_MARGIN_S  # NaN fails both
+                ):
+                    raise reader.error(
+                        fields[key][1],
+                        f"neighbours.{key} must be a number of seconds from 0 to {_MAX_MARGIN_S}",
+                    )
                 margins.append((key, float(value)))
-        for key in ("max_traces", "timeouts_to_lose"):
+        for key, most in (("max_traces", _MAX_TRACES), ("timeouts_to_lose", _MAX_TIMEOUTS)):
             if key in fields:
                 value = reader.scalar(fields[key][1])
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise reader.error(fields[key][1], f"neighbours.{key} must be >= 1")
+                if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                    raise reader.error(fields[key][1], f"neighbours.{key} must be from 1 to {most}")
                 margins.append((key, value))
         kw["margins"] = tuple(margins)
         if "health_checks" in fields:
@@ -397,9 +415,9 @@ def _read_query(
         return SpanQuery(service, span)
     pattern = reader.string(fields["url"][1], f"{what}.url") if "url" in fields else "/health$"
     try:
-        return HealthCheck(service, span, re.compile(pattern))
-    except re.error as exc:
-        raise reader.error(fields["url"][1], f"{what}.url: bad regex: {exc}") from None
+        return HealthCheck(service, span, compile_pattern(pattern))
+    except ValueError as exc:
+        raise reader.error(fields["url"][1], f"{what}.url: {exc}") from None
 
 
 def _read_rule(reader: _Reader, node: Node, verdicts: set[str]) -> Rule:
@@ -573,11 +591,10 @@ def _read_match(reader: _Reader, node: Node, what: str = "match") -> SpanMatch:
     if "exception_message" in f:
         text = reader.string(f["exception_message"][1], f"{what}.exception_message")
         try:
-            kw["exception_message"] = re.compile(text)
-        except re.error as exc:
-            raise reader.error(
-                f["exception_message"][1], f"{what}.exception_message: bad regex: {exc}"
-            ) from None
+            kw["exception_message"] = compile_pattern(text)
+        except ValueError as exc:
+            node = f["exception_message"][1]
+            raise reader.error(node, f"{what}.exception_message: {exc}") from None
     if "http_status" in f:
         kw.update(_read_http_status(reader, f["http_status"][1], what))
     if "attributes" in f:
