@@ -361,14 +361,17 @@ def _read_neighbours(
                 ):
                     raise reader.error(
                         fields[key][1],
-                        f"neighbours.{key} must be a number of seconds from 0 to {_MAX_MARGIN_S}",
+                        f"neighbours.{key} must be a number >= 0 (seconds, at most "
+                        f"{_MAX_MARGIN_S})",
                     )
                 margins.append((key, float(value)))
         for key, most in (("max_traces", _MAX_TRACES), ("timeouts_to_lose", _MAX_TIMEOUTS)):
             if key in fields:
                 value = reader.scalar(fields[key][1])
                 if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
-                    raise reader.error(fields[key][1], f"neighbours.{key} must be from 1 to {most}")
+                    raise reader.error(
+                        fields[key][1], f"neighbours.{key} must be >= 1 (and at most {most})"
+                    )
                 margins.append((key, value))
         kw["margins"] = tuple(margins)
         if "health_checks" in fields:
