@@ -54,3 +54,40 @@ def test_cli_exits_2_naming_a_deep_settings_file(capsys, demo_traces, tmp_path):
     assert status == 2, err
     assert str(config) in err
     assert "RecursionError" not in err and "internal error" not in err
+
+
+# Found by fuzzing the settings: each is exit 2 naming the file or the setting, never
+# "internal error".
+@pytest.mark.parametrize(
+    ("text", "env", "said"),
+    [
+        ("jaeger: {timeout_s: !!timestamp x}\n", {}, "a value YAML cannot read"),
+        ("a: !!int abc\n", {}, "a value YAML cannot read"),
+        ("jaeger: {deadline_s: " + "9" * 400 + "}\n", {}, "jaeger.deadline_s: should be a finite"),
+        ("jaeger: {deadline_s: .inf}\n", {}, "jaeger.deadline_s: should be a finite number"),
+        ("jaeger: {deadline_s: .nan}\n", {}, "jaeger.deadline_s: should be a finite number"),
+        ("dashboards: {prometheus: {url: 'http://x'}}\n", {}, "dashboards.prometheus.uid: is"),
+        ("server: 1e999\n", {"OPDIAG_MAX_TARGETS": "5"}, "invalid setting server: should be"),
+        ("{}\n", {"OPDIAG_JAEGER_LOOKBACK": "9" * 400}, "longer than a century"),
+        ("{}\n", {"OPDIAG_JAEGER_LOOKBACK": "1" + "0" * 400 + "d"}, "longer than a century"),
+    ],
+)
+def test_settings_no_type_holds_are_named(
+    capsys, demo_traces, tmp_path: Path, monkeypatch, text: str, env: dict, said: str
+):
+    path = tmp_path / "settings.yaml"
+    path.write_text(text, encoding="utf-8")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code = main(["operations", "--traces", str(demo_traces), "--config", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert said in err and "internal error" not in err
+
+
+def test_a_settings_file_that_is_not_utf8_is_named(capsys, demo_traces, tmp_path: Path):
+    path = tmp_path / "settings.yaml"
+    path.write_bytes(b"\x80abc: 1\n")
+    code = main(["operations", "--traces", str(demo_traces), "--config", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "not UTF-8" in err and str(path) in err

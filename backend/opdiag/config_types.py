@@ -14,6 +14,7 @@ are declared in a field's metadata: ``field(default=1, metadata={"ge": 0, "le": 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -64,6 +65,14 @@ class Section:
                     exc.given = raw
                 raise exc.under(key) from None
             values[key] = value
+        for name, spec in declared.items():
+            required = (
+                spec.default is dataclasses.MISSING
+                and spec.default_factory is dataclasses.MISSING
+                and spec.init
+            )
+            if required and name not in values:
+                raise SettingsError(name, "is required")
         return cls(**values)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Self:
@@ -162,14 +171,17 @@ def _scalar(hint: Any, raw: Any) -> Any:
                 pass
         raise SettingsError("", f"should be an integer, not {raw!r}")
     if hint is float:
-        if isinstance(raw, int | float) and not isinstance(raw, bool):
-            return float(raw)
-        if isinstance(raw, str):
-            try:
-                return float(raw.strip())
-            except ValueError:
-                pass
-        raise SettingsError("", f"should be a number, not {raw!r}")
+        number: float | None = None
+        try:
+            if isinstance(raw, int | float) and not isinstance(raw, bool):
+                number = float(raw)  # OverflowError: an int beyond any float
+            elif isinstance(raw, str):
+                number = float(raw.strip())
+        except (ValueError, OverflowError):
+            number = None
+        if number is None or not math.isfinite(number):
+            raise SettingsError("", f"should be a finite number, not {str(raw)[:60]!r}")
+        return number
     if hint is str:
         if isinstance(raw, str):
             return raw

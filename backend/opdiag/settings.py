@@ -313,11 +313,18 @@ _LIST_PATHS = {"jaeger.service_patterns", "trace_paths", "rule_packs"}
 _LOOKBACK_PATHS = {"jaeger.lookback_s"}  # 6h, 3d, or seconds
 
 
-def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+def _set_path(data: dict[str, Any], dotted: str, value: Any, source: str | None) -> None:
     parts = dotted.split(".")
     node = data
-    for part in parts[:-1]:
+    for i, part in enumerate(parts[:-1]):
         node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            where = ".".join(parts[: i + 1])
+            raise InputError(
+                f"invalid setting {where}: should be a mapping, not {type(node).__name__}",
+                source=source,
+                field=where,
+            )
     node[parts[-1]] = value
 
 
@@ -350,8 +357,19 @@ def load_settings(
             raise InputError(
                 f"cannot read settings file: {exc.strerror}", source=str(path)
             ) from None
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"settings file is not UTF-8 text (byte {exc.start})", source=str(path)
+            ) from None
         except yaml.YAMLError as exc:
             raise InputError(f"settings file is not valid YAML: {exc}", source=str(path)) from None
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as exc:
+            # an explicit tag the text does not fit: !!int abc, !!timestamp x, !!bool maybe
+            raise InputError(
+                f"settings file holds a value YAML cannot read ({type(exc).__name__}: "
+                f"{str(exc)[:80]})",
+                source=str(path),
+            ) from None
         except RecursionError:
             raise InputError("settings file is nested too deeply", source=str(path)) from None
         if not isinstance(loaded, dict):
@@ -368,7 +386,7 @@ def load_settings(
             value = [p.strip() for p in raw.split(sep) if p.strip()]
         elif dotted in _LOOKBACK_PATHS:
             value = parse_lookback_s(raw, name=var)
-        _set_path(data, dotted, value)
+        _set_path(data, dotted, value, str(path) if path else None)
     if overrides:
         data = _deep_merge(data, overrides)
     try:

@@ -127,17 +127,26 @@ def parse_duration_us(
         value = float(raw)
         if value <= 0:
             raise InputError(f"{name}: must be positive, got {raw!r}", field=name)
-        return round(value * plain_unit_us)
+        return _bounded_us(value * plain_unit_us, raw, name)
     match = _DURATION_RE.match(raw)
     if not match:
         raise InputError(
             f"{name}: cannot parse {raw!r} as a duration (use e.g. 30s, 5m, 1h, 3d or {plain})",
             field=name,
         )
-    value_us = round(float(match.group(1)) * _UNITS_US[match.group(2)])
+    value_us = _bounded_us(float(match.group(1)) * _UNITS_US[match.group(2)], raw, name)
     if value_us <= 0:
         raise InputError(f"{name}: must be positive, got {raw!r}", field=name)
     return value_us
+
+
+_MAX_DURATION_US = 100 * 366 * 86_400 * US_PER_S  # a century
+
+
+def _bounded_us(value_us: float, raw: str, name: str) -> int:
+    if not value_us <= _MAX_DURATION_US:  # inf and NaN too
+        raise InputError(f"{name}: {raw[:40]!r} is longer than a century", field=name)
+    return round(value_us)
 
 
 def parse_lookback_s(text: str, *, name: str) -> float:
