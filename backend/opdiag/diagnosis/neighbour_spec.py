@@ -4,18 +4,18 @@ and which services are workers of which operation type."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import msgspec
 
+from opdiag.diagnosis.patterns import Pattern
 from opdiag.model import SpanQuery
 
 
 class HealthCheck(SpanQuery, frozen=True):
     """A probe of a worker: a client span whose URL path matches ``url``."""
 
-    url: re.Pattern[str] = re.compile(r"/health$")
+    url: Pattern = Pattern(r"/health$")
 
 
 _DEFAULT_MARGINS = {

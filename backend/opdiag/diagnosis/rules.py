@@ -22,6 +22,7 @@ from msgspec.structs import force_setattr
 from opdiag.diagnosis.candidates import ShapeIndex
 from opdiag.diagnosis.conditions import ATTRIBUTE_OPERATORS, Condition
 from opdiag.diagnosis.neighbour_spec import NeighbourSpec, merge_specs
+from opdiag.diagnosis.patterns import Pattern
 from opdiag.diagnosis.result import VERDICTS
 from opdiag.diagnosis.templates import Template
 from opdiag.globs import Globs, any_of
@@ -80,7 +81,7 @@ class SpanMatch(msgspec.Struct, frozen=True):
     error_chain: bool | None = None
     error_origin: bool | None = None
     exceptions: Globs | None = None
-    exception_message: re.Pattern[str] | None = None
+    exception_message: Pattern | None = None
     http_no_status: bool = False
     http_status: tuple[StatusRange, ...] = ()
     attributes: tuple[Condition, ...] = ()
@@ -173,7 +174,7 @@ class RulePack(msgspec.Struct):
     source: str
     rules: list[Rule]
     verdicts: dict[str, str] = msgspec.field(default_factory=dict)
-    id_pattern: re.Pattern[str] | None = None
+    id_pattern: Pattern | None = None
     type_hints: list[TypeHint] = msgspec.field(default_factory=list)
     phases: list[str] = msgspec.field(default_factory=list)
     values: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
@@ -186,7 +187,7 @@ class RuleSet:
 
     rules: list[Rule]
     verdicts: tuple[str, ...]
-    id_pattern: re.Pattern[str] | None
+    id_pattern: Pattern | None
     type_hints: list[TypeHint]
     phases: Globs
     sources: list[str] = field(default_factory=list)
@@ -315,7 +316,7 @@ def merge_packs(packs: Iterable[RulePack]) -> RuleSet:
     verdicts: dict[str, None] = dict.fromkeys(VERDICTS)
     hints: list[TypeHint] = []
     phases: list[str] = []
-    id_pattern: re.Pattern[str] | None = None
+    id_pattern: Pattern | None = None
     sources: list[str] = []
     values: dict[str, tuple[str, ...]] = {}
     specs: list[NeighbourSpec | None] = []
