@@ -170,3 +170,32 @@ def test_tag_values_still_answers_for_a_text_key(client):
     assert response.status_code == 200
     assert {"text": "healthy"} in response.get_json()
     assert json.loads(response.data)  # plain JSON
+
+
+# Found by fuzzing the API: both answered 500.
+@pytest.mark.parametrize("key", [{}, ["verdict"], {"a": 1}, 5, None])
+@pytest.mark.parametrize("target", ["operations", "annotations"])
+def test_an_ad_hoc_filter_key_that_is_not_text_is_400(client, key, target):
+    body = {"targets": [{"target": target}], "filters": [{"key": key}]}
+    response = client.post("/simpod/query", json=body)
+    assert response.status_code == 400, response.data
+    assert response.get_json()["field"] == "filters[0].key"
+
+
+@pytest.mark.parametrize("to", ["now", "2026-11-24T08:46:00Z"])
+def test_the_index_page_with_only_an_end_answers(to):
+    """Over a file source the default span reaches before 1970: the page starts at 1970."""
+    client = create_app(make_settings()).test_client()
+    response = client.get("/", query_string={"to": to})
+    assert response.status_code == 200, response.data[:300]
+    assert response.mimetype == "text/html"
+    assert b"year" not in response.data and b"internal error" not in response.data
+    assert b"all recorded time" in response.data and b"ms after 1970" not in response.data
+
+
+def test_a_time_no_calendar_holds_shows_as_milliseconds():
+    from opdiag.web.filters import utc
+
+    assert utc(1_764_000_000_000) == "2025-11-24 16:00:00"
+    assert utc(-2**62 // 1000) == f"{-2**62 // 1000} ms after 1970"
+    assert utc(2**62) == f"{2**62} ms after 1970"

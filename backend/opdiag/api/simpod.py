@@ -160,7 +160,8 @@ def _filters(payload: dict[str, Any], scoped: dict[str, Any], adhoc: list[Any]) 
             raw = _scoped(scoped, var_names)
         values[option] = parse_multi(raw, f"payload.{option}")
     for index, item in enumerate(adhoc):
-        if not isinstance(item, dict) or item.get("key") not in TAG_KEYS:
+        key = item.get("key") if isinstance(item, dict) else None
+        if not isinstance(key, str) or key not in TAG_KEYS:
             raise InputError("unknown ad hoc filter key", field=f"filters[{index}].key")
         if item.get("operator", "=") != "=":
             raise InputError(

@@ -17,7 +17,10 @@ def utc(epoch_ms: int | None) -> str:
     """Epoch ms → ``2026-11-25 08:43:12``; empty when unknown."""
     if epoch_ms is None:
         return ""
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):  # before year 1 or after 9999
+        return f"{epoch_ms} ms after 1970"
 
 
 def ms(value: float | None) -> str:

@@ -129,7 +129,8 @@ def index() -> Response:
     start, end = default_window(state)
     if request.args.get("from") or request.args.get("to"):
         span = parse_range(request.args.get("from"), request.args.get("to"), now_us(), end - start)
-        start, end = span.start_us, span.end_us
+        # only "to" over a file source: the default span reaches back before 1970
+        start, end = max(0, span.start_us), span.end_us
     rows = operations(state.service, TimeRange(start, end), Filters(), INDEX_LIMIT)
     return _html(
         render_template(
