@@ -5,15 +5,19 @@ regexes KTRDR's pack uses behave as ``re``'s."""
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from opdiag.cli.main import main
+from opdiag.diagnosis import patterns
 from opdiag.diagnosis.patterns import Pattern, compile_pattern
-from opdiag.diagnosis.rules import load_rule_pack
+from opdiag.diagnosis.rules import DEFAULT_PACK, load_rule_pack
 from test_rules_pack import GOOD_RULE, line_of, refuse, write
 
 
@@ -196,3 +200,47 @@ def test_operations_with_the_fuzzed_runaway_packs_finish(
         err = capsys.readouterr().err
         assert code in (0, 2) and "internal error" not in err, err
         assert time.monotonic() - started < 120  # a hang guard, not a timing
+
+
+def _patterns(obj: object, seen: set[int] | None = None) -> list[Pattern]:
+    """Every pattern held anywhere in a pack (conditions, matches, health checks, ids)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, Pattern):
+        return [obj]
+    if isinstance(obj, dict):
+        return [p for v in obj.values() for p in _patterns(v, seen)]
+    if isinstance(obj, list | tuple):
+        return [p for v in obj for p in _patterns(v, seen)]
+    fields = getattr(obj, "__struct_fields__", None) or getattr(obj, "__dataclass_fields__", {})
+    return [p for name in fields for p in _patterns(getattr(obj, name), seen)]
+
+
+def test_the_bundled_packs_patterns_stay_on_re_and_end_on_every_probe(tmp_path: Path) -> None:
+    """The bundled pack's regexes run on ``re`` without a time limit: each must end at once on
+    the texts built to make engines backtrack (in a child process: a hang fails, not hangs)."""
+    found = _patterns(load_rule_pack(DEFAULT_PACK))
+    assert len(found) > 10 and all(p.vetted for p in found)
+    texts = [*HOSTILE_TEXTS, *(t * 25 for t in patterns._PROBES)]
+    script = (
+        "import re, sys, json\n"
+        "pats, texts = json.load(sys.stdin)\n"
+        "for p in pats:\n"
+        "    rx = re.compile(p)\n"
+        "    for t in texts:\n"
+        "        rx.search(t); rx.match(t)\n"
+        "print('done')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        input=json.dumps([[p.pattern for p in found], texts]),
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang guard, not a timing
+    )
+    assert out.stdout.strip() == "done", out.stderr
+    copy = write(tmp_path, DEFAULT_PACK.read_text(encoding="utf-8"), "ktrdr.yaml")
+    assert not any(p.vetted for p in _patterns(load_rule_pack(copy)))  # only the bundled file

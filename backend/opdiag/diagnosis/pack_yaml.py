@@ -29,6 +29,7 @@ from opdiag.diagnosis.patterns import compile_pattern
 from opdiag.diagnosis.result import SEVERITIES, VERDICTS
 from opdiag.diagnosis.rules import (
     CAUSES,
+    DEFAULT_PACK,
     FACTS,
     SCOPES,
     SLOW_FACTS,
@@ -120,8 +121,9 @@ _NEIGHBOUR_KEYS = frozenset(
 class _Reader:
     """Walks composed YAML nodes, turning bad shapes into RulePackError with the node's line."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, vetted: bool = False) -> None:
         self.source = source
+        self.vetted = vetted  # the bundled pack: its regexes stay on ``re`` (patterns)
         self.context = ""
         self._constructor = SafeConstructor()
 
@@ -208,7 +210,11 @@ class _Reader:
         if op not in OPERATORS:
             raise self.error(op_node, f"{what}: unknown operator '{op}'")
         try:
-            operand = check_operand(op, self.value(value_node))
+            value = self.value(value_node)
+            if op == "regex" and isinstance(value, str):
+                operand: Any = compile_pattern(value, vetted=self.vetted)
+            else:
+                operand = check_operand(op, value)
         except ValueError as exc:
             raise self.error(value_node, f"{what}: {exc}") from None
         return Condition(key, op, operand, value_node.start_mark.line + 1)
@@ -221,7 +227,7 @@ def load_rule_pack(path: str | os.PathLike[str]) -> RulePack:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RulePackError(f"cannot read rule pack: {exc}", source=source) from None
-    return parse_rule_pack(text, source)
+    return parse_rule_pack(text, source, vetted=Path(path).resolve() == DEFAULT_PACK)
 
 
 def _compose(text: str) -> Node | None:
@@ -237,8 +243,9 @@ def _compose(text: str) -> Node | None:
     return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
-def parse_rule_pack(text: str, source: str) -> RulePack:
-    """Validate pack text; ``source`` names it in error messages."""
+def parse_rule_pack(text: str, source: str, *, vetted: bool = False) -> RulePack:
+    """Validate pack text; ``source`` names it in error messages; ``vetted``: the bundled
+    pack (see ``patterns``)."""
     try:
         root = _compose(text)
     except yaml.YAMLError as exc:
@@ -249,13 +256,13 @@ def parse_rule_pack(text: str, source: str) -> RulePack:
     except RecursionError:
         raise RulePackError("nested too deeply to be a rule pack", source=source) from None
     try:
-        return _read_pack(root, source)
+        return _read_pack(root, source, vetted)
     except RecursionError:
         raise RulePackError("nested too deeply to be a rule pack", source=source) from None
 
 
-def _read_pack(root: Node | None, source: str) -> RulePack:
-    reader = _Reader(source)
+def _read_pack(root: Node | None, source: str, vetted: bool) -> RulePack:
+    reader = _Reader(source, vetted)
     if root is None:
         raise RulePackError("rule pack is empty", source=source)
     top = reader.mapping(root, "rule pack", _PACK_KEYS)
@@ -302,7 +309,7 @@ def _read_operation(reader: _Reader, node: Node, pack: RulePack) -> None:
         value_node = fields["id_pattern"][1]
         text = reader.string(value_node, "operation.id_pattern")
         try:
-            pack.id_pattern = compile_pattern(text)
+            pack.id_pattern = compile_pattern(text, vetted=reader.vetted)
         except ValueError as exc:
             raise reader.error(value_node, f"operation.id_pattern: {exc}") from None
         if "type" not in pack.id_pattern.groupindex:
@@ -418,7 +425,7 @@ def _read_query(
         return SpanQuery(service, span)
     pattern = reader.string(fields["url"][1], f"{what}.url") if "url" in fields else "/health$"
     try:
-        return HealthCheck(service, span, compile_pattern(pattern))
+        return HealthCheck(service, span, compile_pattern(pattern, vetted=reader.vetted))
     except ValueError as exc:
         raise reader.error(fields["url"][1], f"{what}.url: {exc}") from None
 
@@ -594,7 +601,7 @@ def _read_match(reader: _Reader, node: Node, what: str = "match") -> SpanMatch:
     if "exception_message" in f:
         text = reader.string(f["exception_message"][1], f"{what}.exception_message")
         try:
-            kw["exception_message"] = compile_pattern(text)
+            kw["exception_message"] = compile_pattern(text, vetted=reader.vetted)
         except ValueError as exc:
             node = f["exception_message"][1]
             raise reader.error(node, f"{what}.exception_message: {exc}") from None

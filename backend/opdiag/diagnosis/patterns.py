@@ -5,10 +5,13 @@ Python's ``re``, and one such rule would hang every diagnosis. So a pack's patte
 ``regex`` engine (``re``'s syntax; it settles many nested repetitions at once), each search
 gives up after ``SEARCH_TIMEOUT_S`` (no match), and a pattern that needs more than
 ``PROBE_TIMEOUT_S`` on one of a few texts built to make engines backtrack is refused when the
-pack loads, with its file and line."""
+pack loads, with its file and line. The bundled pack's patterns are vetted by its tests
+(``tests/test_hostile_packs.py`` runs them on the probes): they stay on ``re``, which is
+faster per call and costs no import."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 MAX_PATTERN = 2_000  # characters: a pack's regex is a line, not a document
@@ -31,18 +34,22 @@ class Pattern:
     ``regex`` engine takes ~15 ms to import, which a run from the cached pack that searches
     nothing does not pay."""
 
-    __slots__ = ("_compiled", "pattern")
+    __slots__ = ("_compiled", "pattern", "vetted")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, vetted: bool = False) -> None:
         self.pattern = text
+        self.vetted = vetted  # the bundled pack's: on ``re``, without a time limit
         self._compiled: Any = None
 
     @property
     def compiled(self) -> Any:
         if self._compiled is None:
-            import regex
+            if self.vetted:
+                self._compiled = re.compile(self.pattern)
+            else:
+                import regex
 
-            self._compiled = regex.compile(self.pattern)
+                self._compiled = regex.compile(self.pattern)
         return self._compiled
 
     @property
@@ -51,6 +58,8 @@ class Pattern:
 
     def search(self, text: str) -> Any:
         """The first match in ``text``, or None (also when it takes too long)."""
+        if self.vetted:
+            return self.compiled.search(text)
         try:
             return self.compiled.search(text, timeout=SEARCH_TIMEOUT_S)
         except TimeoutError:
@@ -58,6 +67,8 @@ class Pattern:
 
     def match(self, text: str) -> Any:
         """A match at the start of ``text``, or None (also when it takes too long)."""
+        if self.vetted:
+            return self.compiled.match(text)
         try:
             return self.compiled.match(text, timeout=SEARCH_TIMEOUT_S)
         except TimeoutError:
@@ -70,20 +81,26 @@ class Pattern:
         return hash(self.pattern)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Pattern, (self.pattern,))
+        return (Pattern, (self.pattern, self.vetted))
 
     def __repr__(self) -> str:
         return f"Pattern({self.pattern!r})"
 
 
-def compile_pattern(text: str) -> Pattern:
+def compile_pattern(text: str, *, vetted: bool = False) -> Pattern:
     """The pattern of ``text``; ``ValueError`` naming the problem for a bad regex, a very long
-    one, or one that takes too long on a probe text."""
+    one, or (unless ``vetted``) one that takes too long on a probe text."""
     if len(text) > MAX_PATTERN:
         raise ValueError(f"bad regex: longer than {MAX_PATTERN} characters")
+    pattern = Pattern(text, vetted)
+    if vetted:
+        try:
+            re.compile(text)
+        except (re.error, RecursionError, OverflowError) as exc:
+            raise ValueError(f"bad regex {text[:80]!r}: {exc}") from None
+        return pattern
     import regex
 
-    pattern = Pattern(text)
     try:
         compiled = pattern.compiled
     except (regex.error, RecursionError, OverflowError, ValueError) as exc:
