@@ -163,3 +163,20 @@ def test_healthz_answers_while_every_worker_waits_on_jaeger(replay: ReplayJaeger
         close = getattr(state.source, "close", None)
         if callable(close):
             close()
+
+
+# Found by fuzzing the assistant tools over a Jaeger source: both were "internal error".
+def test_an_id_no_url_holds_is_bad_input_not_an_internal_error(replay: ReplayJaeger):
+    from opdiag.errors import InputError
+
+    with source(replay) as src, pytest.raises(InputError) as info:
+        src.traces_for("op_" + "a" * 70_000)
+    assert "cannot ask Jaeger" in info.value.message and "too long" in info.value.message
+    assert info.value.exit_code == 2
+
+
+def test_a_search_ending_past_year_9999_is_asked_up_to_its_last_moment(replay: ReplayJaeger):
+    end_of_time = 253_402_300_799  # 9999-12-31T23:59:59Z: a look-ahead from it overflows
+    settings = JaegerSettings(url=replay.url, backoff_s=0.0)
+    with JaegerSource(settings, clock=lambda: end_of_time) as src:
+        assert src.traces_for("op_without_a_date") == []  # nothing then, and no crash

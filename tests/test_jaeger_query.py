@@ -132,3 +132,9 @@ def test_dialect_rules() -> None:
     old = dialect_from_error("query.start_time_min and query.start_time_max are required")
     assert old == V3Dialect(camel=False, attributes=False)
     assert dialect_from_error("query.startTimeMin and query.startTimeMax are required").camel
+
+
+def test_rfc3339_holds_times_to_the_bounds_it_can_write() -> None:
+    assert rfc3339(-1) == "1970-01-01T00:00:00.000000Z"
+    assert rfc3339(10**20) == "9999-12-31T23:59:59.999999Z"
+    assert rfc3339(253_402_300_799_999_999) == "9999-12-31T23:59:59.999999Z"

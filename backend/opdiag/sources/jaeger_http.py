@@ -193,6 +193,8 @@ class JaegerHttp:
                 raise SourceUnavailableError(
                     f"cannot reach Jaeger at {self.url}: {_reason(exc)}"
                 ) from None
+            except httpx.InvalidURL as exc:  # an id or filter no URL holds (thousands long)
+                raise InputError(f"cannot ask Jaeger for {path[:80]}: {exc}") from None
             if reply.status >= 500:
                 if not last and self._backoff(attempt, deadline):
                     continue
