@@ -180,3 +180,21 @@ def test_a_search_ending_past_year_9999_is_asked_up_to_its_last_moment(replay: R
     settings = JaegerSettings(url=replay.url, backoff_s=0.0)
     with JaegerSource(settings, clock=lambda: end_of_time) as src:
         assert src.traces_for("op_without_a_date") == []  # nothing then, and no crash
+
+
+def test_not_found_at_the_end_of_year_9999_is_not_found(replay: ReplayJaeger, capsys):
+    """The not-found message names the window it searched, which ends past year 9999."""
+    from opdiag.cli.main import main
+
+    end_of_9999 = "9999-12-31T23:59:59Z"
+    code = main(["diagnose", "op_nope", "--jaeger-url", replay.url, "--now", end_of_9999])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "between 9999-12-31T17:59:59Z and 9999-12-31T23:59:59Z" in err
+
+
+def test_format_rfc3339_shows_times_past_its_years_at_their_bound():
+    from opdiag.timeutil import format_rfc3339
+
+    assert format_rfc3339(253_402_300_799_000_000 + 10**12) == "9999-12-31T23:59:59Z"
+    assert format_rfc3339(1_764_000_000_000_000) == "2025-11-24T16:00:00Z"
