@@ -211,13 +211,14 @@ def format_rfc3339(epoch_us: int) -> str:
     their bound."""
     clock = clock_hms(epoch_us)
     if clock is None:
-        epoch_us = min(max(epoch_us, _FIRST_WRITTEN_US), _LAST_WRITTEN_US)
-        return datetime.fromtimestamp(epoch_us / US_PER_S, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        epoch_us = min(max(epoch_us, FIRST_RFC3339_US), LAST_RFC3339_US)
+        return datetime.fromtimestamp(epoch_us // US_PER_S, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"{_date_text(epoch_us // _US_PER_DAY)}T{clock}Z"
 
 
-_FIRST_WRITTEN_US = -62_135_596_800 * US_PER_S  # 0001-01-01T00:00:00Z
-_LAST_WRITTEN_US = 253_402_300_799 * US_PER_S  # 9999-12-31T23:59:59Z
+# the first and last moments RFC 3339 (and ``datetime``) can write
+FIRST_RFC3339_US = -62_135_596_800 * US_PER_S  # 0001-01-01T00:00:00Z
+LAST_RFC3339_US = 253_402_300_800 * US_PER_S - 1  # 9999-12-31T23:59:59.999999Z
 
 
 # Below 2**33 s (the year 2242) ``epoch_us / US_PER_S`` is within half a µs of the exact

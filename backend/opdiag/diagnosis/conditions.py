@@ -46,8 +46,9 @@ class Condition(msgspec.Struct, frozen=True):
     line: int = 0
 
 
-def check_operand(op: str, value: Any) -> Any:
+def check_operand(op: str, value: Any, *, vetted: bool = False) -> Any:
     """Validate a rule-side operand at load time; return it in its evaluated form.
+    ``vetted``: the bundled pack's (a ``regex`` stays on ``re``; see ``patterns``).
 
     Raises ``ValueError`` with the reason (the loader adds file and line).
     """
@@ -63,7 +64,7 @@ def check_operand(op: str, value: Any) -> Any:
     if op == "regex":
         if not isinstance(value, str):
             raise ValueError("operator 'regex' needs a string")
-        return compile_pattern(value)
+        return compile_pattern(value, vetted=vetted)
     if op in ATTRIBUTE_OPERATORS:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"operator '{op}' needs the key of another attribute")

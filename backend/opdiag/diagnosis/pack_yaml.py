@@ -210,11 +210,7 @@ class _Reader:
         if op not in OPERATORS:
             raise self.error(op_node, f"{what}: unknown operator '{op}'")
         try:
-            value = self.value(value_node)
-            if op == "regex" and isinstance(value, str):
-                operand: Any = compile_pattern(value, vetted=self.vetted)
-            else:
-                operand = check_operand(op, value)
+            operand = check_operand(op, self.value(value_node), vetted=self.vetted)
         except ValueError as exc:
             raise self.error(value_node, f"{what}: {exc}") from None
         return Condition(key, op, operand, value_node.start_mark.line + 1)

@@ -58,19 +58,17 @@ class Pattern:
 
     def search(self, text: str) -> Any:
         """The first match in ``text``, or None (also when it takes too long)."""
-        if self.vetted:
-            return self.compiled.search(text)
-        try:
-            return self.compiled.search(text, timeout=SEARCH_TIMEOUT_S)
-        except TimeoutError:
-            return None
+        return self._within_time(self.compiled.search, text)
 
     def match(self, text: str) -> Any:
         """A match at the start of ``text``, or None (also when it takes too long)."""
+        return self._within_time(self.compiled.match, text)
+
+    def _within_time(self, find: Any, text: str) -> Any:
         if self.vetted:
-            return self.compiled.match(text)
+            return find(text)
         try:
-            return self.compiled.match(text, timeout=SEARCH_TIMEOUT_S)
+            return find(text, timeout=SEARCH_TIMEOUT_S)
         except TimeoutError:
             return None
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 
+from opdiag.timeutil import LAST_RFC3339_US
+
 # Storages whose tag search runs a regexp query on the value (research/jaeger.md §1.2).
 REGEX_STORAGES = frozenset({"elasticsearch", "opensearch"})
 # Lucene regexp syntax: the reserved characters plus the optional operators that
@@ -54,13 +56,10 @@ def escape_tag_value(value: str, storage: str) -> str:
     return "".join("\\" + ch if ch in _LUCENE_RESERVED else ch for ch in value)
 
 
-_LAST_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z, the last RFC 3339 time
-
-
 def rfc3339(us: int) -> str:
     """Epoch microseconds as RFC 3339 with a ``Z`` (what Go's ``time.RFC3339Nano`` parses);
     a bound past year 9999 (``now`` at its end, plus a margin) is the year's last moment."""
-    us = min(max(us, 0), _LAST_US)
+    us = min(max(us, 0), LAST_RFC3339_US)
     dt = datetime.fromtimestamp(us // 1_000_000, tz=UTC).replace(microsecond=us % 1_000_000)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
