@@ -28,6 +28,18 @@ from opdiag.timeutil import wall_clock_us as _wall_clock_us
 LIST_DEFAULT, LIST_MAX = 50, 200
 FLOW_DEFAULT, FLOW_MAX = 40, 300
 MAX_TEXT = 240
+MAX_ANSWER = 12_000  # characters of one answer's JSON: an assistant's context is small
+MAX_SERVICES = 24
+_ROW_KEYS = {  # the keys of a listing's row
+    "key",
+    "operation_type",
+    "verdict",
+    "status",
+    "started",
+    "duration",
+    "summary",
+    "diagnosis_page",
+}
 MAX_EVIDENCE = 12
 MAX_FINDINGS = 8
 MAX_PHASES = 8
@@ -49,6 +61,38 @@ def _cut(value: Any, limit: int = MAX_TEXT) -> Any:
         return value
     text = value if isinstance(value, str) else str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fitting(rows: list[dict[str, Any]], budget: int) -> int:
+    """How many of ``rows`` (from the first) fit in ``budget`` characters of JSON."""
+    used = 0
+    for n, row in enumerate(rows):
+        used += len(dumps(row, indent=False)) + 1
+        if used > budget:
+            return n
+    return len(rows)
+
+
+def _shrunk(value: Any, text: int, items: int) -> Any:
+    """``value`` with every text cut to ``text`` characters and every list to ``items``."""
+    if isinstance(value, dict):
+        return {_cut(k, text): _shrunk(v, text, items) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shrunk(v, text, items) for v in value[:items]]
+    return _cut(value, text) if isinstance(value, str) else value
+
+
+def fit_answer(body: dict[str, Any]) -> str:
+    """The answer's JSON, at most ``MAX_ANSWER`` characters: the tools size their lists to
+    the budget first (so their ``omitted`` counts hold); this is the guard for what they
+    cannot foresee (hundreds of services, kilobyte-long span names), shortening every text
+    and list step by step and saying so in ``shortened``."""
+    text = dumps(body, indent=False)
+    for cut, items in ((120, 24), (60, 8), (24, 3), (8, 1)):
+        if len(text) <= MAX_ANSWER:
+            break
+        text = dumps({**_shrunk(body, cut, items), "shortened": True}, indent=False)
+    return text
 
 
 def _brief(d: Diagnosis) -> dict[str, Any]:
@@ -99,19 +143,19 @@ def compact_comparison(c: Comparison, rows: int = MAX_PHASES) -> dict[str, Any]:
 def compact_diagnosis(d: Diagnosis) -> dict[str, Any]:
     """A diagnosis an assistant can read in one go: no flow (``execution_flow`` has it)."""
     out = _brief(d)
-    out["services"] = d.services
+    out["services"] = [_cut(x, 80) for x in d.services[:MAX_SERVICES]]
     rc = d.root_cause
     if rc is not None:
         evidence = dict(sorted(rc.evidence.items())[:MAX_EVIDENCE])
         out["root_cause"] = {
-            "service": rc.service,
-            "span": rc.span_name,
+            "service": _cut(rc.service, 80),
+            "span": _cut(rc.span_name, 120),
             "span_id": rc.span_id,
             "trace_id": rc.trace_id,
             "exception": _cut(
                 ": ".join(x for x in (rc.exception_type, rc.exception_message) if x) or None
             ),
-            "evidence": {k: _cut(v, 200) for k, v in evidence.items()},
+            "evidence": {_cut(k, 80): _cut(v, 200) for k, v in evidence.items()},
         }
     else:
         out["root_cause"] = None
@@ -121,9 +165,9 @@ def compact_diagnosis(d: Diagnosis) -> dict[str, Any]:
         if b is None
         else {
             "kind": b.kind,
-            "service": b.service,
-            "span": b.span_name,
-            "after_span": b.after_span_name,
+            "service": _cut(b.service, 80),
+            "span": _cut(b.span_name, 120),
+            "after_span": _cut(b.after_span_name, 120),
             "span_id": b.span_id,
             "self_time_ms": b.self_time_ms,
             "share": round(b.share, 3),
@@ -174,7 +218,7 @@ def _step(s: FlowStep) -> dict[str, Any]:
     ]
     return {
         "i": s.index,
-        "service": s.service,
+        "service": _cut(s.service, 80),
         "span": _cut(s.span_name, 120),
         "start_ms": round(s.start_ms, 1),
         "duration_ms": round(s.duration_ms, 1),
@@ -243,16 +287,9 @@ class OpdiagTools:
             operation_types=[operation_type] if operation_type else None,
             verdicts=[verdict] if verdict else None,
         )
-        rows = [
-            {
-                k: v
-                for k, v in _brief(d).items()
-                if k in ("key", "operation_type", "verdict", "status", "started", "duration",
-                         "summary", "diagnosis_page")
-            }
-            for d in found[:limit]
-        ]
-        return {"operations": rows, "total": len(found), "omitted": max(0, len(found) - limit)}
+        rows = [{k: v for k, v in _brief(d).items() if k in _ROW_KEYS} for d in found[:limit]]
+        rows = rows[: _fitting(rows, MAX_ANSWER - 200)]
+        return {"operations": rows, "total": len(found), "omitted": len(found) - len(rows)}
 
     def diagnose(self, *, operation_id: str, now: str | None = None) -> dict[str, Any]:
         return compact_diagnosis(self.service.diagnose(operation_id, now_us=self._now(now)))
@@ -260,9 +297,7 @@ class OpdiagTools:
     def compare_operations(
         self, *, operation_id: str, against: str, now: str | None = None
     ) -> dict[str, Any]:
-        this, other, comparison = self.service.compare(
-            operation_id, against, now_us=self._now(now)
-        )
+        this, other, comparison = self.service.compare(operation_id, against, now_us=self._now(now))
         return {
             "operation": _brief(this),
             "against": _brief(other),
@@ -288,8 +323,10 @@ class OpdiagTools:
             if include_noise
             else hide_noise(steps, self.settings.diagnosis.noise_span_patterns)
         )
-        marked = [s for s in shown[limit:] if s.root_cause or s.bottleneck or s.error]
-        chosen = shown[:limit] + marked[:limit]
+        chosen = _flow_steps(shown, limit)
+        fit = _fitting([_step(s) for s in chosen], MAX_ANSWER - 600)
+        if fit < len(chosen):
+            chosen = _flow_steps(shown, max(1, fit))
         return {
             "key": d.key,
             "verdict": d.verdict,
@@ -300,13 +337,25 @@ class OpdiagTools:
         }
 
 
+def _flow_steps(shown: list[FlowStep], limit: int) -> list[FlowStep]:
+    """At most ``limit`` steps in time order: the first ones, and when the cut falls before
+    marked steps (root cause, bottleneck, errors), up to half the room goes to those."""
+    if len(shown) <= limit:
+        return shown
+    marked = [s for s in shown[limit:] if s.root_cause or s.bottleneck or s.error]
+    kept = sorted(marked, key=lambda s: not (s.root_cause or s.bottleneck))[: limit // 2]
+    head = shown[: limit - len(kept)]
+    ids = {id(s) for s in kept}
+    return head + [s for s in marked if id(s) in ids]
+
+
 def answer(produce: Callable[[], dict[str, Any]], error: type[Exception]) -> str:
     """A tool's answer as compact JSON; opdiag's failures become ``error`` (the SDK's
     ``ToolError``) carrying ``{"error", "kind", "field"}`` as JSON for the model to read."""
     try:
-        return dumps(produce(), indent=False)
+        return fit_answer(produce())
     except OpdiagError as exc:
-        body = {"error": exc.message, "kind": _kind(exc)}
+        body = {"error": _cut(exc.message, 2000), "kind": _kind(exc)}
         if getattr(exc, "field", None):
             body["field"] = exc.field
         raise error(dumps(body, indent=False)) from None
@@ -317,8 +366,9 @@ DESCRIPTIONS: dict[str, str] = {
         "Recent operations with their verdicts, newest first. since/until: RFC 3339, epoch ms "
         "or relative (now-6h); default: the whole recorded corpus for files, the last lookback "
         "for Jaeger. operation_type: training|backtesting|data_load|…; verdict: "
-        f"healthy|failed|stuck|slow|worker_lost|…; limit 1..{LIST_MAX}. now fixes the clock "
-        "for 'stuck'."
+        f"healthy|failed|stuck|slow|worker_lost|…; limit 1..{LIST_MAX}, fewer when the answer "
+        f"would pass {MAX_ANSWER:,} characters ('omitted' counts the rest). now fixes the "
+        "clock for 'stuck'."
     ),
     "diagnose": (
         "Diagnose one operation id (op_…) or trace id: verdict, one-line summary, root-cause "
@@ -333,7 +383,9 @@ DESCRIPTIONS: dict[str, str] = {
     "execution_flow": (
         "The spans of one operation in time order (service, span, start and duration in ms, "
         "marks: critical, error, root_cause, bottleneck); transport noise (polling, health "
-        f"checks) folded away unless include_noise; limit 1..{FLOW_MAX}."
+        f"checks) folded away unless include_noise; limit 1..{FLOW_MAX} steps, the first ones "
+        "and, when cut, the marked ones after them; fewer when the answer would pass "
+        f"{MAX_ANSWER:,} characters ('omitted' counts the rest)."
     ),
 }
 

@@ -1,0 +1,160 @@
+"""The assistant tools' answers stay within ``MAX_ANSWER`` characters whatever the traces hold:
+hundreds of operations, thousands of spans, kilobyte-long span names and service names, an
+error on every span. Lists are cut to the budget with honest ``omitted`` counts; the flow
+keeps the marked steps within its limit. Found by fuzzing the tools: the default listing of
+the demo answered 12,288 characters and a 300-step flow about 60,000."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from opdiag.diagnosis.result import FlowStep
+from opdiag.mcp_server import MAX_ANSWER, OpdiagTools, _flow_steps, fit_answer
+from opdiag.service import DiagnosisService
+from opdiag.settings import Settings
+from opdiag.sources.files import FileSource
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "demo" / "traces"
+NOW = "2026-12-04T16:10:00Z"
+T0_US = 1_796_400_000_000_000
+
+
+def _tools(*paths: Path) -> OpdiagTools:
+    settings = Settings()
+    source = FileSource([str(p) for p in paths], settings.max_trace_file_bytes)
+    return OpdiagTools(DiagnosisService(source, settings), settings, file_source=True)
+
+
+def _json(body: dict[str, Any]) -> str:
+    """The tool's own answer as JSON, before the last guard (which must not be needed)."""
+    return orjson.dumps(body).decode()
+
+
+def _trace(n: int, op: str, *, name_len: int = 20, services: int = 1) -> dict[str, Any]:
+    """One legacy Jaeger trace of ``n`` spans under a training start, each span in error and
+    named by a long unique text, spread over ``services`` services."""
+    tid = f"{abs(hash(op)) % 16**32:032x}"
+    processes = {f"p{k}": {"serviceName": f"svc-{k}-" + "s" * 300} for k in range(services)}
+    spans = []
+    for i in range(n):
+        tags = [
+            {"key": "operation.id", "type": "string", "value": op},
+            {"key": "error", "type": "bool", "value": True},
+            {"key": "exception.type", "type": "string", "value": f"E{i}" + "x" * name_len},
+        ]
+        span: dict[str, Any] = {
+            "traceID": tid,
+            "spanID": f"{i + 1:016x}",
+            "operationName": "POST /api/v1/trainings/start"
+            if i == 0
+            else f"step {i} " + "n" * name_len,
+            "references": []
+            if i == 0
+            else [{"refType": "CHILD_OF", "traceID": tid, "spanID": f"{1:016x}"}],
+            "startTime": T0_US + i * 1000,
+            "duration": (n - i) * 1000 + 500,
+            "tags": tags,
+            "logs": [],
+            "processID": f"p{i % services}",
+        }
+        spans.append(span)
+    return {"traceID": tid, "spans": spans, "processes": processes}
+
+
+@pytest.fixture(scope="module")
+def many_ops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("mcp") / "many.json"
+    ops = [
+        _trace(3, f"op_training_20261204_16{i // 60:02d}{i % 60:02d}_{i:08x}") for i in range(400)
+    ]
+    path.write_bytes(orjson.dumps({"data": ops}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def huge_op(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("mcp") / "huge.json"
+    op = _trace(2000, "op_training_20261204_160000_0000beef", name_len=3000, services=300)
+    path.write_bytes(orjson.dumps({"data": [op]}))
+    return path
+
+
+def test_the_default_listing_of_the_demo_fits_and_counts_what_it_left_out():
+    tools = _tools(DEMO)
+    body = tools.list_operations(now=NOW)
+    text = _json(body)
+    assert len(text) <= MAX_ANSWER
+    assert body["operations"] and len(body["operations"]) + body["omitted"] == body["total"]
+
+
+def test_a_listing_of_hundreds_of_operations_is_cut_to_the_budget(many_ops: Path):
+    body = _tools(many_ops).list_operations(limit=200, now=NOW)
+    assert len(_json(body)) <= MAX_ANSWER
+    assert 0 < len(body["operations"]) < 200
+    assert body["total"] == 400
+    assert body["omitted"] == 400 - len(body["operations"])
+
+
+def test_a_long_flow_of_long_names_fits_with_its_marked_steps(huge_op: Path):
+    tools = _tools(huge_op)
+    flow = tools.execution_flow(operation_id="op_training_20261204_160000_0000beef", limit=300)
+    text = _json(flow)
+    assert len(text) <= MAX_ANSWER
+    steps = flow["steps"]
+    assert 0 < len(steps) <= 300
+    assert all(len(s["span"]) <= 120 and len(s["service"]) <= 80 for s in steps)
+    assert flow["omitted"] >= 2000 - len(steps) - flow["noise_hidden"]
+    diagnosis = tools.diagnose(operation_id="op_training_20261204_160000_0000beef", now=NOW)
+    assert len(_json(diagnosis)) <= MAX_ANSWER
+    assert len(diagnosis["services"]) <= 24
+    assert diagnosis["key"] == "op_training_20261204_160000_0000beef"
+
+
+def _step(i: int, **marks: bool) -> FlowStep:
+    return FlowStep(
+        index=i,
+        trace_id="t",
+        span_id=f"s{i}",
+        parent_id=None,
+        service="api",
+        span_name=f"n{i}",
+        start_ms=float(i),
+        duration_ms=1.0,
+        self_time_ms=1.0,
+        depth=0,
+        critical=False,
+        error=marks.get("error", False),
+        root_cause=marks.get("root_cause", False),
+        bottleneck=marks.get("bottleneck", False),
+    )
+
+
+def test_the_flow_limit_counts_the_marked_steps_and_keeps_the_root_cause_first():
+    steps = [_step(i) for i in range(100)]
+    for i in range(50, 90):
+        steps[i] = _step(i, error=True)
+    steps[95] = _step(95, root_cause=True)
+    chosen = _flow_steps(steps, 10)
+    assert len(chosen) == 10
+    assert [s.index for s in chosen[:5]] == [0, 1, 2, 3, 4]
+    assert 95 in [s.index for s in chosen]  # the root cause before 40 earlier errors
+    assert [s.index for s in chosen] == sorted(s.index for s in chosen)
+    assert _flow_steps(steps, 1) == steps[:1]
+    assert _flow_steps(steps[:5], 10) == steps[:5]
+
+
+def test_the_last_guard_shortens_what_no_tool_foresaw():
+    body = {
+        "key": "k" * 50_000,
+        "services": ["s" * 500] * 1000,
+        "nested": {"x" * 900: ["y" * 900] * 90},
+    }
+    text = fit_answer(body)
+    assert len(text) <= MAX_ANSWER
+    assert orjson.loads(text)["shortened"] is True
+    small = {"key": "op_1", "verdict": "healthy"}
+    assert orjson.loads(fit_answer(small)) == small
