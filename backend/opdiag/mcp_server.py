@@ -393,9 +393,12 @@ DESCRIPTIONS: dict[str, str] = {
 def _as_tool(method: Callable[..., dict[str, Any]], error: type[Exception]) -> Callable[..., str]:
     """A tool function with ``method``'s signature (the SDK reads it for the input schema)."""
 
+    from opdiag.sources.budget import jaeger_budget
+
     @wraps(method)
     def run(**arguments: Any) -> str:
-        return answer(lambda: method(**arguments), error)
+        with jaeger_budget():  # one tool call: its Jaeger calls share one budget
+            return answer(lambda: method(**arguments), error)
 
     return run
 

@@ -151,6 +151,10 @@ class JaegerSettings(Section):
     # time never trips the read timeout, and would hold a request (and a server thread) for
     # ever. Raise it only for huge, slow windows.
     deadline_s: float = field(default=30.0, metadata={"gt": 0})
+    # All the Jaeger calls of one request (a CLI command, an API call, an assistant's tool
+    # call) end within this, or the request answers 504: a listing makes dozens of calls, and
+    # over a Jaeger taking 3 s a call it took 93 s, long after Grafana's panel gave up.
+    budget_s: float = field(default=60.0, metadata={"gt": 0})
     # Largest answer read from Jaeger, in bytes, counted while it streams and refused before
     # it is decoded (502 naming the cap): decoded answers take several times their size in
     # memory. Lower it on small machines; raise it for very large windows.
@@ -285,6 +289,7 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_JAEGER_API": "jaeger.api",
     "OPDIAG_JAEGER_LOOKBACK": "jaeger.lookback_s",
     "OPDIAG_JAEGER_DEADLINE_S": "jaeger.deadline_s",
+    "OPDIAG_JAEGER_BUDGET_S": "jaeger.budget_s",
     "OPDIAG_JAEGER_MAX_ANSWER_BYTES": "jaeger.max_answer_bytes",
     "OPDIAG_SERVICE_PATTERNS": "jaeger.service_patterns",
     "OPDIAG_TRACES": "trace_paths",

@@ -75,6 +75,7 @@ def create_app(
     install_state(app, state)
 
     init_access_log(app)
+    _init_jaeger_budget(app)
     metrics.init_app(app)
     init_auth(
         app,
@@ -88,6 +89,24 @@ def create_app(
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     return app
+
+
+def _init_jaeger_budget(app: Flask) -> None:
+    """Each request's Jaeger calls share one ``jaeger.budget_s``: a listing that needs more
+    than that answers 504 saying so, instead of holding a worker for minutes."""
+    from flask import g
+
+    from opdiag.sources.budget import close_budget, open_budget
+
+    @app.before_request
+    def _open() -> None:
+        g.opdiag_jaeger_budget = open_budget()
+
+    @app.teardown_request
+    def _close(_exc: BaseException | None) -> None:
+        token = g.pop("opdiag_jaeger_budget", None)
+        if token is not None:
+            close_budget(token)
 
 
 def _add_store(state: AppState, store: Any, metrics: AppMetrics) -> None:

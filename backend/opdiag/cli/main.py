@@ -34,6 +34,7 @@ def _exit_now(status: int) -> None:
 
 def _dispatch(argv: Sequence[str] | None) -> int:
     from opdiag.cli import commands
+    from opdiag.sources.budget import jaeger_budget
 
     args = build_parser().parse_args(argv)
     if argv is None and args.command in {"diagnose", "operations", "compare"}:
@@ -41,15 +42,14 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     out, err = sys.stdout, sys.stderr
     # One-shot commands build ~10 objects per span and drop them all at the end: no cyclic
     # GC while they run (not for ``serve``; restored afterwards for in-process callers).
-    if args.command == "diagnose":
-        with gc_paused():
-            return commands.run_diagnose(args, out, err)
-    if args.command == "operations":
-        with gc_paused():
-            return commands.run_operations(args, out, err)
-    if args.command == "compare":
-        with gc_paused():
-            return commands.run_compare(args, out, err)
+    one_shot = {
+        "diagnose": commands.run_diagnose,
+        "operations": commands.run_operations,
+        "compare": commands.run_compare,
+    }.get(args.command)
+    if one_shot is not None:  # one request: its Jaeger calls share one budget
+        with gc_paused(), jaeger_budget():
+            return one_shot(args, out, err)
     if args.command == "mcp":
         return commands.run_mcp(args, out, err)
     if args.command == "serve":

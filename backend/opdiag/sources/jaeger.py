@@ -41,6 +41,7 @@ Fewer calls on the live path (``opdiag serve``), and why each is safe:
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -554,7 +555,10 @@ class JaegerSource:
         if len(services) <= 1:
             return [search(s) for s in services]
         pool = self._executor()
-        futures: list[Future[T]] = [pool.submit(search, s) for s in services]
+        # each worker runs in a copy of the caller's context: the request's Jaeger budget
+        futures: list[Future[T]] = [
+            pool.submit(contextvars.copy_context().run, search, s) for s in services
+        ]
         try:
             return [f.result() for f in futures]
         except BaseException:

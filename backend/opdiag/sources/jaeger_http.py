@@ -23,6 +23,8 @@ from opdiag.errors import (
     TraceFormatError,
 )
 from opdiag.settings import JaegerSettings
+from opdiag.sources.budget import Budget, BudgetSpent
+from opdiag.sources.budget import current as current_budget
 from opdiag.sources.rawbytes import has_surrogate_escape, repair_surrogates, text_bytes
 
 Observer = Callable[[str, float, str], None]
@@ -163,7 +165,14 @@ class JaegerHttp:
         read timeout), or raises ``SourceTimeoutError`` (504): a Jaeger that sends its answer
         a byte at a time never trips a read timeout. An answer longer than
         ``max_answer_bytes`` is refused while it streams, before it is decoded (502)."""
-        deadline = self._monotonic() + self._settings.deadline_s
+        now = self._monotonic()
+        deadline = now + self._settings.deadline_s
+        budget = current_budget()
+        if budget is not None:  # the request's own bound over all its calls
+            try:
+                deadline = min(deadline, budget.start_call(now, self._settings.budget_s))
+            except BudgetSpent:
+                raise self._spent(budget) from None
         attempts = max(0, self._settings.retries) + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
@@ -181,10 +190,10 @@ class JaegerHttp:
                     f"cannot reach Jaeger at {self.url}: {_reason(exc)}"
                 ) from None
             except _DeadlineExceeded:
-                raise self._late(path) from None
+                raise self._late(path, budget, deadline) from None
             except httpx.TimeoutException:
                 if self._monotonic() >= deadline:
-                    raise self._late(path) from None
+                    raise self._late(path, budget, deadline) from None
                 raise SourceTimeoutError(
                     f"Jaeger at {self.url} did not answer {path} within "
                     f"{self._settings.timeout_s:g}s"
@@ -205,10 +214,19 @@ class JaegerHttp:
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _late(self, path: str) -> SourceTimeoutError:
+    def _late(self, path: str, budget: Budget | None, deadline: float) -> SourceTimeoutError:
+        if budget is not None and deadline == budget.ends:
+            return self._spent(budget)
         return SourceTimeoutError(
             f"Jaeger at {self.url} did not finish answering {path} within "
             f"{self._settings.deadline_s:g}s (jaeger.deadline_s)"
+        )
+
+    def _spent(self, budget: Budget) -> SourceTimeoutError:
+        return SourceTimeoutError(
+            f"Jaeger at {self.url} is too slow for this request: its {budget.calls} "
+            f"call(s) used the {budget.seconds or 0:g}s it may spend on Jaeger in all "
+            "(jaeger.budget_s); narrow the time range or raise jaeger.budget_s"
         )
 
     def _send(self, path: str, params: Params, label: str, deadline: float) -> Reply:

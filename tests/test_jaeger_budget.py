@@ -1,0 +1,153 @@
+"""One request's Jaeger calls share one budget (``jaeger.budget_s``): each call already ends by
+``jaeger.deadline_s``, but a listing makes dozens of calls, and over a Jaeger answering each in
+3 s ``opdiag operations`` took 93 s. Once the budget is spent the request fails with a 504
+naming the setting — through the service, the CLI, the REST API and the assistant tools —
+while the next request gets a budget of its own."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opdiag.api.app import create_app
+from opdiag.cli.main import main
+from opdiag.devtools.replay_jaeger import Fault, ReplayJaeger
+from opdiag.errors import SourceTimeoutError
+from opdiag.mcp_server import OpdiagTools, _as_tool
+from opdiag.service import DiagnosisService
+from opdiag.settings import Settings
+from opdiag.sources.budget import (
+    Budget,
+    BudgetSpent,
+    close_budget,
+    current,
+    jaeger_budget,
+    open_budget,
+)
+from opdiag.sources.jaeger import JaegerSource
+
+DATA = Path(__file__).parent / "data" / "jaeger_replay"
+T0 = 1_764_000_000
+NOW_US = (T0 + 3600) * 1_000_000
+START_US = NOW_US - 7 * 3600 * 1_000_000
+CALLS_OF_A_LISTING = 16  # what the listing below asks of this corpus, all answered
+
+
+@pytest.fixture
+def replay() -> Iterator[ReplayJaeger]:
+    with ReplayJaeger(DATA) as server:
+        yield server
+
+
+def _settings(replay: ReplayJaeger, **jaeger: object) -> Settings:
+    return Settings.model_validate(
+        {"jaeger": {"url": replay.url, "backoff_s": 0.0, "concurrency": 2, **jaeger}}
+    )
+
+
+def _service(settings: Settings) -> DiagnosisService:
+    return DiagnosisService(JaegerSource(settings.jaeger, clock=lambda: T0 + 3600), settings)
+
+
+def test_the_budget_starts_at_the_first_call_and_refuses_once_spent():
+    budget = Budget()
+    assert budget.ends is None  # a file source never starts it
+    assert budget.start_call(100.0, 2.0) == 102.0
+    assert budget.start_call(101.5, 9.0) == 102.0  # the first call's length holds
+    with pytest.raises(BudgetSpent):
+        budget.start_call(102.0, 2.0)
+    assert budget.calls == 2
+    assert Budget(5.0).start_call(10.0, 2.0) == 15.0  # an edge's own length wins
+
+
+def test_budgets_nest_to_the_outermost_and_close_with_their_request():
+    assert current() is None
+    with jaeger_budget(3.0) as outer, jaeger_budget(1.0) as inner:
+        assert inner is outer and current() is outer
+    assert current() is None
+    token = open_budget()
+    opened = current()
+    assert opened is not None and opened.seconds is None
+    close_budget(token)
+    assert current() is None
+
+
+def test_the_fan_out_workers_share_the_callers_budget(replay: ReplayJaeger):
+    source = JaegerSource(_settings(replay).jaeger)
+    try:
+        seen: list[Budget | None] = []
+        lock = threading.Lock()
+
+        def search(service: str) -> str:
+            with lock:
+                seen.append(current())
+            return service
+
+        with jaeger_budget() as budget:
+            assert source._fan_out(["a", "b", "c"], search) == ["a", "b", "c"]
+        assert seen == [budget, budget, budget]
+        source._fan_out(["a", "b"], search)
+        assert seen[3:] == [None, None]  # no request, no budget
+    finally:
+        source.close()
+
+
+def test_a_listing_over_a_slow_jaeger_stops_at_its_budget(replay: ReplayJaeger):
+    replay.set_faults([Fault("slow", seconds=0.2)])
+    settings = _settings(replay, budget_s=0.5)
+    with jaeger_budget(), pytest.raises(SourceTimeoutError) as info:
+        _service(settings).operations(START_US, NOW_US, NOW_US)
+    assert "jaeger.budget_s" in info.value.message
+    assert "0.5s" in info.value.message
+    assert info.value.http_status == 504
+    assert len(replay.calls) < CALLS_OF_A_LISTING
+
+    replay.calls.clear()
+    found = _service(settings).operations(START_US, NOW_US, NOW_US)  # no request: no budget
+    assert found and len(replay.calls) == CALLS_OF_A_LISTING
+
+
+def test_the_cli_exits_4_naming_the_budget(replay: ReplayJaeger, monkeypatch, capsys):
+    replay.set_faults([Fault("slow", seconds=0.2)])
+    monkeypatch.setenv("OPDIAG_JAEGER_BUDGET_S", "0.5")
+    status = main(
+        [
+            "operations",
+            "--jaeger-url",
+            replay.url,
+            "--now",
+            "2025-11-24T17:00:00Z",
+            "--from",
+            "now-7h",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert status == 4, err
+    assert "jaeger.budget_s" in err and "Traceback" not in err
+
+
+def test_each_api_request_has_a_budget_of_its_own(replay: ReplayJaeger):
+    settings = _settings(replay, budget_s=0.5)
+    app = create_app(settings, service=_service(settings))
+    with app.test_client() as client:
+        replay.set_faults([Fault("slow", seconds=0.2)])
+        slow = client.get("/api/v1/operations?from=now-7h&now=2025-11-24T17:00:00Z")
+        assert slow.status_code == 504
+        assert "jaeger.budget_s" in slow.get_json()["error"]
+        replay.set_faults([])
+        fine = client.get("/api/v1/operations?from=now-7h&now=2025-11-24T17:00:00Z")
+        assert fine.status_code == 200, fine.get_data(as_text=True)
+    assert current() is None
+
+
+def test_an_assistant_tool_call_answers_source_unavailable(replay: ReplayJaeger):
+    replay.set_faults([Fault("slow", seconds=0.2)])
+    settings = _settings(replay, budget_s=0.5)
+    tools = OpdiagTools(_service(settings), settings, clock=lambda: NOW_US)
+    listing = _as_tool(tools.list_operations, RuntimeError)
+    with pytest.raises(RuntimeError) as info:
+        listing(since="now-7h")
+    assert '"kind":"source_unavailable"' in str(info.value)
+    assert "jaeger.budget_s" in str(info.value)
