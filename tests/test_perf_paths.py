@@ -305,6 +305,31 @@ def test_the_shape_index_forgets_rather_than_grows() -> None:
     assert len(index._memo) <= MAX_SHAPES
 
 
+def test_what_is_derived_from_an_index_answer_is_made_once_per_answer_and_part() -> None:
+    """``span_rule_hits`` keeps its per-candidates work with the rule set's index (no module
+    global): made once per (answer, part), made again for another answer, bounded."""
+    index = ShapeIndex(RULES.own_index.items, lambda r: r.match)
+    made: list[tuple[int, ...]] = []
+
+    def make(answer: tuple[Any, ...], part: tuple[bool, ...]) -> tuple[int, ...]:
+        made.append((id(answer), *part))
+        return (len(answer), sum(part))
+
+    answer = index.of(Span("ab" * 16, "cd" * 8, "POST /api/v1/trainings/start", "svc", 0, 1))
+    assert answer
+    part = tuple(True for _ in answer)
+    first = index.derived(answer, part, lambda: make(answer, part))
+    assert index.derived(answer, part, lambda: make(answer, part)) is first
+    assert len(made) == 1
+    other = tuple(list(answer))  # equal, but another tuple: not the index's answer
+    index.derived(other, part, lambda: make(other, part))
+    index.derived(answer, (), lambda: make(answer, ()))
+    assert len(made) == 3
+    for i in range(MAX_SHAPES + 10):
+        index.derived(answer, (i,), lambda: (0,))
+    assert len(index._derived) <= MAX_SHAPES
+
+
 def test_the_surveys_shape_memo_forgets_rather_than_grows() -> None:
     """Span names that hold ids (a route not templated, a file per name) never repeat: what
     the survey keeps per shape stays bounded, with the rule set, and answers the same after

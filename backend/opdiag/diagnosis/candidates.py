@@ -15,8 +15,8 @@ many shapes as spans, and each would otherwise try every rule's globs.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from opdiag.globs import any_of
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # rules builds its indexes with this module
     from opdiag.model import Span
 
 T = TypeVar("T")
+D = TypeVar("D")
 # Distinct shapes remembered per index; hostile input with a million span names only makes
 # the index start over, never grow without bound.
 MAX_SHAPES = 8192
@@ -63,8 +64,8 @@ class ShapeIndex(Generic[T]):
     callers must not change them. Safe to share between threads (a shape decided twice by
     two threads gets the same answer)."""
 
-    __slots__ = ("_any_name", "_items", "_lock", "_match_of", "_matches", "_memo", "_named",
-                 "_unnamed", "_unnamed_of")
+    __slots__ = ("_any_name", "_derived", "_items", "_lock", "_match_of", "_matches", "_memo",
+                 "_named", "_unnamed", "_unnamed_of")
 
     def __init__(self, items: Sequence[T], match_of: Callable[[T], SpanMatch | None]) -> None:
         self._items = tuple(items)
@@ -86,6 +87,8 @@ class ShapeIndex(Generic[T]):
         self._any_name = any_of(named)
         # (kind, error) -> what the items without name globs answer
         self._unnamed_of: dict[tuple[str, bool], tuple[tuple[T, ...], tuple[T, ...]]] = {}
+        # what callers derive from one of the answers (see ``derived``)
+        self._derived: dict[Hashable, Any] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -143,6 +146,22 @@ class ShapeIndex(Generic[T]):
                 with_exc.append(items[i])
         first = tuple(plain)
         return first, first if len(with_exc) == len(plain) else tuple(with_exc)
+
+    def derived(self, answer: tuple[T, ...], part: Hashable, make: Callable[[], D]) -> D:
+        """What a caller derives from ``answer`` (a tuple this index gave) and ``part``,
+        made once and kept with the index, which outlives every trace (bounded like the
+        shapes). Keyed by the answer's identity: the index holds its answers, and an entry
+        whose answer was dropped with the memo is made again."""
+        key = (id(answer), part)
+        found = self._derived.get(key)
+        if found is not None and found[0] is answer:
+            return cast(D, found[1])
+        made = make()
+        with self._lock:
+            if len(self._derived) >= MAX_SHAPES:
+                self._derived.clear()
+            self._derived[key] = (answer, made)
+        return made
 
     def _remember(
         self, key: tuple[str, str, bool], entry: tuple[tuple[T, ...], tuple[T, ...]]

@@ -143,7 +143,10 @@ def span_rule_hits(
         for span, depth, maybe in meets:
             here = here_of.get(id(maybe))
             if here is None or here[0] is not maybe:  # (the tuple is held: its id stays its)
-                here = here_of[id(maybe)] = _here(maybe, tuple(map(takes_part, maybe)))
+                part = tuple(map(takes_part, maybe))  # as this operation's facts allow
+                here = here_of[id(maybe)] = index.derived(
+                    maybe, part, lambda m=maybe, p=part: _here(m, p)
+                )
             _, rules_here, uses_within, uses_without, gate, statuses, sieve = here
             if gate is not None and span.attributes.keys().isdisjoint(gate):
                 continue  # an attribute-only rule is a candidate of every shape
@@ -208,11 +211,6 @@ Here = tuple[
     tuple[StatusRange, ...] | None,
     dict[int | None, list[tuple[Rule, SpanMatch]]] | None,
 ]
-# (id of a candidates tuple, which of them take part) -> what ``span_rule_hits`` needs of
-# them; decided by the rule set alone, so once per process (the tuples are held by their
-# index and here: their ids stay theirs)
-_HERE: dict[tuple[int, tuple[bool, ...]], Here] = {}
-_MAX_HERE = 4096
 
 
 def _here(maybe: tuple[Rule, ...], taking_part: tuple[bool, ...]) -> Here:
@@ -220,21 +218,15 @@ def _here(maybe: tuple[Rule, ...], taking_part: tuple[bool, ...]) -> Here:
     ``without_*``, the keys one of which a span must hold and the HTTP statuses one of
     which it must answer for one of them to match; when some test a status, their sieve (per
     status, the candidates it allows: a poller's 20k answers of 200 would otherwise be tried
-    against every rule about a 503)."""
-    key = (id(maybe), taking_part)
-    here = _HERE.get(key)
-    if here is not None and here[0] is maybe:
-        return here
+    against every rule about a 503). Decided by the rule set alone: kept with its index
+    (``ShapeIndex.derived``); the sieve fills as statuses come."""
     kept = [(r, _match(r)) for r, takes in zip(maybe, taking_part, strict=True) if takes]
     uses_within = any(m.within is not None for _, m in kept)
     uses_without = any(_uses_without(r) for r, _ in kept)
     gate = key_gate(m for _, m in kept)
     statuses = status_gate(m for _, m in kept)
     sieve = {} if any_status(m for _, m in kept) else None
-    if len(_HERE) >= _MAX_HERE:
-        _HERE.clear()
-    here = _HERE[key] = (maybe, kept, uses_within, uses_without, gate, statuses, sieve)
-    return here
+    return (maybe, kept, uses_within, uses_without, gate, statuses, sieve)
 
 
 def _error_below(walk: Sequence[tuple[Span, int]], by_id: dict[str, Span]) -> set[str]:
