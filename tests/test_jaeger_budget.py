@@ -19,14 +19,17 @@ from opdiag.mcp_server import OpdiagTools, _as_tool
 from opdiag.service import DiagnosisService
 from opdiag.settings import Settings
 from opdiag.sources.budget import (
+    _CURRENT,
     Budget,
     BudgetSpent,
+    BudgetSpentError,
     close_budget,
     current,
     jaeger_budget,
     open_budget,
 )
 from opdiag.sources.jaeger import JaegerSource
+from opdiag.sources.jaeger_cache import TtlCache
 
 DATA = Path(__file__).parent / "data" / "jaeger_replay"
 T0 = 1_764_000_000
@@ -151,3 +154,55 @@ def test_an_assistant_tool_call_answers_source_unavailable(replay: ReplayJaeger)
         listing(since="now-7h")
     assert '"kind":"source_unavailable"' in str(info.value)
     assert "jaeger.budget_s" in str(info.value)
+
+
+def _joined(cache: TtlCache[str], follower_budget: Budget | None) -> dict[str, object]:
+    """A leader whose call fails for its request's spent budget while a follower waits on
+    it; the follower runs in ``follower_budget`` (the leader's own: the same request)."""
+    leader_budget = Budget(1.0)
+    started, release = threading.Event(), threading.Event()
+    out: dict[str, object] = {}
+
+    def leader_load() -> str:
+        started.set()
+        release.wait(10)
+        raise BudgetSpentError("the leader's budget is spent", leader_budget)
+
+    def leader() -> None:
+        try:
+            cache.get_or_load("k", leader_load)
+        except BudgetSpentError as exc:
+            out["leader"] = exc
+
+    def follower() -> None:
+        token = _CURRENT.set(follower_budget or leader_budget)
+        try:
+            out["follower"] = cache.get_or_load("k", lambda: "answered")
+        except BudgetSpentError as exc:
+            out["follower"] = exc
+        finally:
+            _CURRENT.reset(token)
+
+    first = threading.Thread(target=leader)
+    first.start()
+    assert started.wait(10)
+    second = threading.Thread(target=follower)
+    second.start()
+    while cache.joined == 0:
+        threading.Event().wait(0.01)
+    release.set()
+    first.join(10)
+    second.join(10)
+    return out
+
+
+def test_a_request_that_joined_another_requests_spent_call_asks_jaeger_itself():
+    cache: TtlCache[str] = TtlCache(10.0, 10)
+    out = _joined(cache, Budget(5.0))
+    assert isinstance(out["leader"], BudgetSpentError)
+    assert out["follower"] == "answered"
+    assert (cache.joined, cache.misses) == (1, 2)
+    same: TtlCache[str] = TtlCache(10.0, 10)
+    out = _joined(same, None)  # one request's own fan-out: its budget is spent for both
+    assert isinstance(out["follower"], BudgetSpentError)
+    assert (same.joined, same.misses) == (1, 1)

@@ -21,6 +21,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from opdiag.errors import SourceTimeoutError
+
 _CURRENT: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(
     "opdiag_jaeger_budget", default=None
 )
@@ -57,6 +59,16 @@ class BudgetSpent(Exception):
 
     def __init__(self, budget: Budget) -> None:
         super().__init__(f"{budget.seconds or 0:g}s")
+        self.budget = budget
+
+
+class BudgetSpentError(SourceTimeoutError):
+    """A request failed because its own budget was spent. It names the budget: a request
+    that joined another's Jaeger call (``TtlCache``'s single flight) and got this error for
+    a budget not its own asks Jaeger itself instead."""
+
+    def __init__(self, message: str, budget: Budget) -> None:
+        super().__init__(message)
         self.budget = budget
 
 

@@ -11,7 +11,9 @@ Why each part:
 * **Single-flight** — concurrent identical requests (Grafana fires every panel of a
   dashboard at once) wait for the one call in flight instead of each asking Jaeger. A joined
   call is always at least as fresh as the request that joins it, so joining is allowed even
-  when no stored answer may be reused. A failure is handed to every waiter and never stored.
+  when no stored answer may be reused. A failure is handed to every waiter and never stored,
+  except that a waiter given another request's spent budget (``jaeger.budget_s``) asks
+  again on its own.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from opdiag.sources.budget import BudgetSpentError
+from opdiag.sources.budget import current as current_budget
 
 V = TypeVar("V")
 
@@ -93,7 +98,13 @@ class TtlCache(Generic[V]):
                 owner = False
                 self.joined += 1
         if not owner:
-            return pending.result()
+            try:
+                return pending.result()
+            except BudgetSpentError as exc:
+                if exc.budget is current_budget():
+                    raise
+            # the call joined ran out of its own request's budget, not of this one's: ask
+            return self.get_or_load(key, load, max_age_s=max_age_s, accept=accept, store=store)
         try:
             value = load()
         except BaseException as exc:

@@ -23,7 +23,7 @@ from opdiag.errors import (
     TraceFormatError,
 )
 from opdiag.settings import JaegerSettings
-from opdiag.sources.budget import Budget, BudgetSpent
+from opdiag.sources.budget import Budget, BudgetSpent, BudgetSpentError
 from opdiag.sources.budget import current as current_budget
 from opdiag.sources.rawbytes import has_surrogate_escape, repair_surrogates, text_bytes
 
@@ -222,11 +222,12 @@ class JaegerHttp:
             f"{self._settings.deadline_s:g}s (jaeger.deadline_s)"
         )
 
-    def _spent(self, budget: Budget) -> SourceTimeoutError:
-        return SourceTimeoutError(
+    def _spent(self, budget: Budget) -> BudgetSpentError:
+        return BudgetSpentError(
             f"Jaeger at {self.url} is too slow for this request: its {budget.calls} "
             f"call(s) used the {budget.seconds or 0:g}s it may spend on Jaeger in all "
-            "(jaeger.budget_s); narrow the time range or raise jaeger.budget_s"
+            "(jaeger.budget_s); narrow the time range or raise jaeger.budget_s",
+            budget,
         )
 
     def _send(self, path: str, params: Params, label: str, deadline: float) -> Reply:
