@@ -102,9 +102,7 @@ def test_the_one_walk_finds_what_each_step_found_alone(name: str) -> None:
         )
         for service, end in found.worker_ends.items():
             assert end == max(s.end_us for s in spans if s.service == service)
-        assert declared_values(found.valued, RULES.values) == declared_values(
-            spans, RULES.values
-        )
+        assert declared_values(found.valued, RULES.values) == declared_values(spans, RULES.values)
         bare = SpanContext()
         whens = {id(m): m for r in RULES.rules for m in r.when}
         held = {k for k, m in whens.items() if any(match_span(m, s, bare)[0] for s in spans)}
@@ -163,13 +161,78 @@ def test_the_status_sieve_drops_only_what_the_status_rules_out(
         return (*here(maybe, taking_part)[:6], None)
 
     monkeypatch.setattr(span_rules, "_here", unsieved)
+    fresh = load_rules()  # its index has derived nothing yet: every ``here`` is unsieved
     plain = [
-        span_rule_hits(w, RULES.own_index, facts, withins=RULES.withins, nested=RULES.nested_index)
+        span_rule_hits(w, fresh.own_index, facts, withins=fresh.withins, nested=fresh.nested_index)
         for w in operations
     ]
     assert [[(r.id, s.span_id, n) for r, s, _, n in hits] for hits in sieved] == [
         [(r.id, s.span_id, n) for r, s, _, n in hits] for hits in plain
     ]
+
+
+def _failing(types: list[str]) -> list[tuple[Trace, list[tuple[Span, int]]]]:
+    """A worker's spans in error, each recording one exception of ``types`` (as an event,
+    or as the ``exception.type`` attribute some exporters set), under a training start."""
+    tid = "2" * 32
+    root = Span(tid, "0" * 15 + "1", "POST /api/v1/trainings/start", "ktrdr-api", 1_000, 9_000_000)
+    spans = [root]
+    for i, exc_type in enumerate(types):
+        exc = {"exception.type": exc_type, "exception.message": f"failure {i}: Connection refused"}
+        spans.append(
+            Span(
+                tid,
+                f"{i + 2:016x}",
+                ("training.data_loading", "ib.connect", "POST", "data.fetch")[i % 4],
+                "ktrdr-training-worker-1a2b3c4d" if i % 3 else "ktrdr-api",
+                2_000 + i * 1_000,
+                500,
+                kind="client" if i % 2 else "internal",
+                attributes={"error": True, **({} if i % 2 else exc)},
+                events=[Event("exception", 2_100 + i * 1_000, exc)] if i % 2 else [],
+                references=[Reference(CHILD_OF, tid, "0" * 15 + "1")],
+                status="error",
+            )
+        )
+    trace = build_trace(tid, spans)
+    return [(trace, trace.walk_list())]
+
+
+def test_the_exception_type_sieve_drops_only_what_the_types_rule_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``span_rule_hits`` tries an error span only against the candidates without exception
+    globs or whose globs take one of its exception types; without that sieve every operation
+    of every corpus, and spans failing with types many rules name, meet the same rules."""
+    from opdiag.diagnosis import span_rules
+
+    types = [
+        "httpx.ConnectError",
+        "ConnectionRefusedError",
+        "ValueError",
+        "asyncio.TimeoutError",
+        "ib_insync.ConnectionError",
+        "KeyError",
+        "httpx.ReadTimeout",
+        "",
+    ]
+    operations = [w for name in sorted(CORPORA) for w in _operations(name)]
+    operations += [_failing(types * 3), _failing(types[:1] * 10)]
+    facts = {"found": True, "worker_ran": True, "status": "failed"}
+
+    def hits(rules: Any) -> list[list[tuple[str, str, str | None, int]]]:
+        out = []
+        for w in operations:
+            found = span_rule_hits(
+                w, rules.own_index, facts, withins=rules.withins, nested=rules.nested_index
+            )
+            out.append([(r.id, s.span_id, e and e.type, n) for r, s, e, n in found])
+        return out
+
+    sieved = hits(RULES)
+    assert any(sieved[-2]) and any(sieved[-1])
+    monkeypatch.setattr(span_rules, "_typed", lambda rules_here, excs, by_types: rules_here)
+    assert hits(load_rules()) == sieved
 
 
 def test_the_shape_index_answers_what_every_static_match_answers() -> None:
@@ -422,7 +485,7 @@ def test_a_file_source_finds_the_traces_with_a_span_starting_in_a_range() -> Non
     starts = sorted(s.start_us for t in traces for s in t.spans)
     assert paths and starts
     for _ in range(200):
-        lo, hi = sorted(rng.choice(starts) + rng.randrange(-10**6, 10**6) for _ in range(2))
+        lo, hi = sorted(rng.choice(starts) + rng.randrange(-(10**6), 10**6) for _ in range(2))
         want = {t.trace_id for t in traces if any(lo <= s.start_us < hi for s in t.spans)}
         got = {t.trace_id for t in source.recent_traces(lo, hi, 10**6)}
         assert got == want

@@ -62,7 +62,7 @@ def exceptions_of(span: Span) -> list[ExceptionInfo]:
     return out
 
 
-def _type_matches(m: SpanMatch, exc_type: str) -> bool:
+def type_matches(m: SpanMatch, exc_type: str) -> bool:
     """``ConnectError`` matches ``httpx.ConnectError``: globs are tried on the full name and on
     the last dotted part (remembered per type: a trace holds a few types many times)."""
     assert m.exceptions is not None
@@ -74,7 +74,7 @@ def _exception_match(
     m: SpanMatch, span: Span, excs: list[ExceptionInfo]
 ) -> tuple[bool, ExceptionInfo | None]:
     if m.exceptions is not None:
-        excs = [e for e in excs if _type_matches(m, e.type)]
+        excs = [e for e in excs if type_matches(m, e.type)]
         if not excs:
             return False, None
     if m.exception_message is not None:

@@ -23,6 +23,7 @@ from opdiag.diagnosis.matching import (
     match_own,
     match_span,
     matches_context,
+    type_matches,
 )
 from opdiag.diagnosis.rules import Rule, SpanMatch, StatusRange
 from opdiag.globs import Globs
@@ -114,6 +115,9 @@ def span_rule_hits(
     # id() of the index's candidates of a shape -> ``_here`` of them for this operation
     here_of: dict[int, Here] = {}
     own_within: dict[str, frozenset[tuple[str, ...]]] = {}
+    # (id() of the candidates a span met, its exception types) -> those the types allow: a
+    # poller failing 20k times with one error tries its rules' exception globs once
+    by_types: dict[tuple[int, tuple[str, ...]], list[tuple[Rule, SpanMatch]]] = {}
     best: dict[str, tuple[tuple[int, int], Span, ExceptionInfo | None]] = {}
     counts: dict[str, int] = {}
     b_span = bottleneck
@@ -162,6 +166,8 @@ def span_rule_hits(
             # what the span alone decides first: the context below is built for few spans
             # an error span's exceptions, read once for all its rules, not once per rule
             excs = exceptions_of(span) if len(rules_here) > 1 and span.error else None
+            if excs is not None:  # only the candidates one of its exception types allows
+                rules_here = _typed(rules_here, excs, by_types)
             own = [
                 (r, m, found) for r, m in rules_here if (found := match_own(m, span, excs))[0]
             ]
@@ -227,6 +233,26 @@ def _here(maybe: tuple[Rule, ...], taking_part: tuple[bool, ...]) -> Here:
     statuses = status_gate(m for _, m in kept)
     sieve = {} if any_status(m for _, m in kept) else None
     return (maybe, kept, uses_within, uses_without, gate, statuses, sieve)
+
+
+def _typed(
+    rules_here: list[tuple[Rule, SpanMatch]],
+    excs: list[ExceptionInfo],
+    by_types: dict[tuple[int, tuple[str, ...]], list[tuple[Rule, SpanMatch]]],
+) -> list[tuple[Rule, SpanMatch]]:
+    """Of ``rules_here``, those without exception globs or whose globs take one of the types
+    of ``excs``: the others cannot match (``match_own`` would refuse them after every other
+    test). ``rules_here`` is held by the caller's memo while ``by_types`` lives: its id
+    stays its own."""
+    key = (id(rules_here), tuple(e.type for e in excs))
+    kept = by_types.get(key)
+    if kept is None:
+        kept = by_types[key] = [
+            (r, m)
+            for r, m in rules_here
+            if m.exceptions is None or any(type_matches(m, t) for t in key[1])
+        ]
+    return kept
 
 
 def _error_below(walk: Sequence[tuple[Span, int]], by_id: dict[str, Span]) -> set[str]:
