@@ -158,3 +158,40 @@ def test_the_last_guard_shortens_what_no_tool_foresaw():
     assert orjson.loads(text)["shortened"] is True
     small = {"key": "op_1", "verdict": "healthy"}
     assert orjson.loads(fit_answer(small)) == small
+
+
+def test_pages_of_a_long_listing_cover_every_operation_once(many_ops: Path):
+    tools = _tools(many_ops)
+    seen: list[str] = []
+    offset: int | None = 0
+    pages = 0
+    while offset is not None:
+        body = tools.list_operations(limit=200, offset=offset, now=NOW)
+        assert len(_json(body)) <= MAX_ANSWER and body["total"] == 400
+        assert body["omitted"] == 400 - len(body["operations"])
+        seen += [row["key"] for row in body["operations"]]
+        offset = body["next_offset"]
+        pages += 1
+    assert pages > 2
+    assert len(seen) == len(set(seen)) == 400
+    assert seen == [row["key"] for row in _all_rows(tools)]
+    past = tools.list_operations(offset=1000, now=NOW)
+    assert past["operations"] == [] and past["next_offset"] is None
+
+
+def _all_rows(tools: OpdiagTools) -> list[dict[str, Any]]:
+    """Every row in listing order, a page of 10 at a time (small pages always fit)."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        body = tools.list_operations(limit=10, offset=len(rows), now=NOW)
+        rows += body["operations"]
+        if body["next_offset"] is None:
+            return rows
+
+
+def test_a_negative_offset_is_bad_input(many_ops: Path):
+    from opdiag.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        _tools(many_ops).list_operations(offset=-1, now=NOW)
+    assert info.value.field == "offset"

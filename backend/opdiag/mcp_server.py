@@ -269,6 +269,7 @@ class OpdiagTools:
         operation_type: str | None = None,
         verdict: str | None = None,
         limit: int = LIST_DEFAULT,
+        offset: int = 0,
         now: str | None = None,
     ) -> dict[str, Any]:
         now_us = self._now(now)
@@ -280,6 +281,8 @@ class OpdiagTools:
             start = parse_http_time(since, name="since", now_us=now_us) if since else end - lookback
         if not 1 <= limit <= LIST_MAX:
             raise InputError(f"limit must be 1..{LIST_MAX}", field="limit")
+        if offset < 0:
+            raise InputError("offset must be 0 or more", field="offset")
         found = self.service.operations(
             start,
             end,
@@ -287,9 +290,16 @@ class OpdiagTools:
             operation_types=[operation_type] if operation_type else None,
             verdicts=[verdict] if verdict else None,
         )
-        rows = [{k: v for k, v in _brief(d).items() if k in _ROW_KEYS} for d in found[:limit]]
+        page = found[offset : offset + limit]
+        rows = [{k: v for k, v in _brief(d).items() if k in _ROW_KEYS} for d in page]
         rows = rows[: _fitting(rows, MAX_ANSWER - 200)]
-        return {"operations": rows, "total": len(found), "omitted": len(found) - len(rows)}
+        after = offset + len(rows)
+        return {
+            "operations": rows,
+            "total": len(found),
+            "omitted": len(found) - len(rows),
+            "next_offset": after if after < len(found) else None,
+        }
 
     def diagnose(self, *, operation_id: str, now: str | None = None) -> dict[str, Any]:
         return compact_diagnosis(self.service.diagnose(operation_id, now_us=self._now(now)))
@@ -367,8 +377,9 @@ DESCRIPTIONS: dict[str, str] = {
         "or relative (now-6h); default: the whole recorded corpus for files, the last lookback "
         "for Jaeger. operation_type: training|backtesting|data_load|…; verdict: "
         f"healthy|failed|stuck|slow|worker_lost|…; limit 1..{LIST_MAX}, fewer when the answer "
-        f"would pass {MAX_ANSWER:,} characters ('omitted' counts the rest). now fixes the "
-        "clock for 'stuck'."
+        f"would pass {MAX_ANSWER:,} characters ('omitted' counts the rest); offset: where to "
+        "start, 'next_offset' of the previous answer (keep since/until/now the same to page "
+        "a live Jaeger). now fixes the clock for 'stuck'."
     ),
     "diagnose": (
         "Diagnose one operation id (op_…) or trace id: verdict, one-line summary, root-cause "
