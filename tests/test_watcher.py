@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
-from opdiag.devtools.replay_jaeger import ReplayJaeger
+from opdiag.devtools.replay_jaeger import Fault, ReplayJaeger
 from opdiag.diagnosis.result import Diagnosis
 from opdiag.errors import NotFoundError, SourceUnavailableError
 from opdiag.service import DiagnosisService
 from opdiag.settings import Settings
+from opdiag.sources.budget import Budget, BudgetSpentError, current
 from opdiag.sources.files import FileSource
 from opdiag.sources.jaeger import JaegerSource
 from opdiag.store.sql import SqlStore
@@ -42,13 +43,16 @@ class FakeService:
         self.singles: dict[str, Diagnosis | Exception] = {}
         self.failure: Exception | None = None
         self.diagnosed: list[str] = []
+        self.budgets: list[Budget | None] = []  # the Jaeger budget open at each call
 
     def operations(self, start_us: int, end_us: int, now_us: int | None = None) -> list[Diagnosis]:
+        self.budgets.append(current())
         if self.failure is not None:
             raise self.failure
         return list(self.window)
 
     def diagnose(self, ident: str, now_us: int | None = None) -> Diagnosis:
+        self.budgets.append(current())
         self.diagnosed.append(ident)
         answer = self.singles[ident]
         if isinstance(answer, Exception):
@@ -185,6 +189,81 @@ def test_unsettled_operations_outside_the_window_are_followed(store):
     # Both were judged at this pass (op_b marked, not rewritten): none is followed again
     # before the next pass.
     assert store.to_follow(BASE_MS + 2 * MIN_MS, 0, 10) == []
+
+
+def test_follow_ups_share_one_jaeger_budget_and_stop_when_it_is_spent(store, caplog):
+    service = FakeService()
+    settings = Settings.model_validate({"watcher": {"follow_limit": 5}})
+    watcher, _ = _watcher(service, store, settings=settings)
+    keys = ["op_a", "op_b", "op_c", "op_d"]
+    service.window = [
+        diagnosis(k, "healthy", finished=False, start_ms=BASE_MS + i) for i, k in enumerate(keys)
+    ]
+    watcher.run_once(now_us=(BASE_MS + MIN_MS) * US)
+    service.window = []
+    spent = BudgetSpentError("Jaeger is too slow (jaeger.budget_s)", Budget())
+    service.singles = {
+        "op_a": diagnosis("op_a", "stuck", finished=False, start_ms=BASE_MS),
+        "op_b": NotFoundError("no trace holds op_b"),
+        "op_c": spent,
+        "op_d": diagnosis("op_d", "stuck", finished=False, start_ms=BASE_MS),
+    }
+    service.budgets.clear()
+    with caplog.at_level(logging.WARNING, logger="opdiag.watcher"):
+        report = watcher.run_once(now_us=(BASE_MS + 2 * MIN_MS) * US)
+    # The pass goes on: what it judged is recorded, the rest waits for the next pass.
+    assert report is not None and report.followed == 2
+    assert service.diagnosed == ["op_a", "op_b", "op_c"]
+    assert "followed 2 of 4" in caplog.text and "jaeger.budget_s" in caplog.text
+    assert watcher.failures == 0
+    assert [h.verdict for h in store.history("op_a")] == ["healthy", "stuck"]
+    listing, *follow_ups = service.budgets
+    # one budget for the listing, another shared by every follow-up of the pass
+    assert listing is not None and follow_ups[0] is not None and follow_ups[0] is not listing
+    assert all(b is follow_ups[0] for b in follow_ups)
+    assert current() is None  # closed with the pass
+    # the operations not judged again come first at the next pass
+    assert store.to_follow(BASE_MS + 3 * MIN_MS, 0, 2) == ["op_c", "op_d"]
+
+
+def test_a_pass_over_a_slow_jaeger_ends_at_its_budget(tmp_path: Path, caplog):
+    """Each Jaeger call is bounded on its own; a pass makes dozens. Over a Jaeger answering
+    each call slowly the pass fails once its budget is spent, instead of running on; the
+    next pass has a budget of its own."""
+    with ReplayJaeger(CORPUS) as jaeger:
+        jaeger_settings = {"url": jaeger.url, "retries": 0, "search_limit": 5000,
+                           "concurrency": 1}
+        settings = Settings.model_validate({
+            "jaeger": jaeger_settings, "store": {"path": str(tmp_path / "v.sqlite3")}})
+        tight = Settings.model_validate({
+            "jaeger": {**jaeger_settings, "budget_s": 1.0},
+            "store": {"path": str(tmp_path / "v.sqlite3")}})
+        from opdiag.store.factory import open_store
+
+        store = open_store(settings)
+        sources = [JaegerSource(s.jaeger, clock=lambda: CORPUS_NOW_US / 1e6)
+                   for s in (settings, tight, settings)]
+        try:
+            watcher, registry = _watcher(DiagnosisService(sources[0], settings), store,
+                                         settings=settings)
+            assert watcher.run_once(now_us=CORPUS_NOW_US) is not None
+            calls_of_a_pass = len(jaeger.calls)
+            jaeger.calls.clear()
+            jaeger.set_faults([Fault("slow", seconds=0.3)])
+            # a source and service of their own: the first ones' caches would answer
+            watcher.service = DiagnosisService(sources[1], tight)
+            with caplog.at_level(logging.WARNING, logger="opdiag.watcher"):
+                assert watcher.run_once(now_us=CORPUS_NOW_US) is None
+            assert "jaeger.budget_s" in caplog.text and "(source)" in caplog.text
+            assert 0 < len(jaeger.calls) < calls_of_a_pass
+            assert _metric(registry, 'opdiag_watcher_errors_total{stage="source"}') == 1.0
+            jaeger.set_faults([])
+            watcher.service = DiagnosisService(sources[2], settings)
+            assert watcher.run_once(now_us=CORPUS_NOW_US) is not None
+        finally:
+            for source in sources:
+                source.close()
+            store.close()
 
 
 def test_operations_older_than_follow_s_are_left_alone(store):

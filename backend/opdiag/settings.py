@@ -153,7 +153,8 @@ class JaegerSettings(Section):
     deadline_s: float = field(default=30.0, metadata={"gt": 0})
     # All the Jaeger calls of one request (a CLI command, an API call, an assistant's tool
     # call) end within this, or the request answers 504: a listing makes dozens of calls, and
-    # over a Jaeger taking 3 s a call it took 93 s, long after Grafana's panel gave up.
+    # over a Jaeger taking 3 s a call it took 93 s, long after Grafana's panel gave up. A
+    # watcher pass has this much for its listing and as much again for its follow-ups.
     budget_s: float = field(default=60.0, metadata={"gt": 0})
     # Largest answer read from Jaeger, in bytes, counted while it streams and refused before
     # it is decoded (502 naming the cap): decoded answers take several times their size in

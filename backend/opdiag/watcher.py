@@ -14,6 +14,12 @@ Each pass (every ``watcher.interval_s``):
 4. counts operations that settled while it runs into the verdict metrics, and sets the
    in-progress gauge from the store.
 
+Like a request, each pass may spend ``jaeger.budget_s`` on Jaeger for its listing and as
+much again for its follow-ups: over a slow Jaeger a pass ends instead of running on call
+after call. A listing that spends its budget fails the pass; follow-ups that spend theirs
+stop there, and the operations not judged again are the first the next pass follows (least
+recently judged first).
+
 A failure (Jaeger down, the store down, a bug) ends the pass: it is logged, counted in
 ``opdiag_watcher_errors_total{stage}``, and the next pass starts over from the source's
 window, so nothing is lost while the window still holds it. With several replicas on one
@@ -26,13 +32,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from opdiag.api.queries import is_file_source
 from opdiag.errors import NotFoundError, OpdiagError, StoreUnavailableError
 from opdiag.settings import Settings
+from opdiag.sources.budget import BudgetSpentError, jaeger_budget
 from opdiag.store.records import InProgress, Recorded, VerdictRecord, record_of
 from opdiag.store.sql import SqlStore
 from opdiag.timeutil import US_PER_MS, US_PER_S, wall_clock_us
@@ -189,15 +196,17 @@ class Watcher:
 
     def _record_pass(self, now_us: int, now_ms: int, since_ms: int) -> PassReport:
         start_us, end_us = self._window(now_us)
-        found = self._source(lambda: self.service.operations(start_us, end_us, now_us))
+        with jaeger_budget():
+            found = self._source(lambda: self.service.operations(start_us, end_us, now_us))
         records = [record_of(d) for d in found]
         recorded = self._store(lambda: self.store.record(records, now_ms))
         limit = self.settings.watcher.follow_limit
         keys = self._store(lambda: self.store.to_follow(now_ms, since_ms, limit))
-        followed = self._follow(keys, now_us, now_ms)
+        with jaeger_budget():
+            judged, followed = self._follow(keys, now_us, now_ms)
         recorded += followed
         report = PassReport(leading=True, seen=len(records), recorded=recorded)
-        report.followed = len(keys)
+        report.followed = judged
         report.counted = self._count(recorded)
         self._log(recorded)
         return report
@@ -209,22 +218,34 @@ class Watcher:
             return 0, _ALL_END_US
         return now_us - int(self.settings.jaeger.lookback_s * US_PER_S), now_us + 1
 
-    def _follow(self, keys: Iterable[str], now_us: int, now_ms: int) -> list[Recorded]:
-        """Judge again the unsettled operations the window did not show."""
+    def _follow(
+        self, keys: Sequence[str], now_us: int, now_ms: int
+    ) -> tuple[int, list[Recorded]]:
+        """Judge again the unsettled operations the window did not show: how many were
+        judged (up to the pass's Jaeger budget for them) and what that recorded."""
         records: list[VerdictRecord] = []
         gone: list[str] = []
+        judged = 0
         for key in keys:
             try:
                 diagnosis = self._source(lambda k=key: self.service.diagnose(k, now_us=now_us))
             except _Stage as exc:
+                if isinstance(exc.__cause__, BudgetSpentError):
+                    log.warning(
+                        "watcher: followed %d of %d unsettled operations before its Jaeger "
+                        "budget was spent (%s); the rest come first next pass",
+                        judged, len(keys), exc.message,
+                    )
+                    break
                 if not isinstance(exc.__cause__, NotFoundError):
                     raise
                 gone.append(key)  # no longer in the source: its last verdict stays
-                continue
-            records.append(record_of(diagnosis))
+            else:
+                records.append(record_of(diagnosis))
+            judged += 1
         if gone:
             self._store(lambda: self.store.touch(gone, now_ms))
-        return self._store(lambda: self.store.record(records, now_ms))
+        return judged, self._store(lambda: self.store.record(records, now_ms))
 
     def _count(self, recorded: Iterable[Recorded]) -> int:
         """Feed the verdict metrics with operations that settled while the watcher runs."""
