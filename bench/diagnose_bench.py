@@ -9,7 +9,9 @@ at each size (default 10k, 100k, 300k spans) is diagnosed by ``opdiag diagnose <
 (``opdiag operations`` against ``jq -c '[.data[] | {id: .traceID, n: (.spans | length)}] |
 length'``), one trace whose spans all share one id, and one whose span names are all
 different (a name per URL or id: as many span shapes as spans). And start-up: ``opdiag
-diagnose`` on a one-span file against ``python -c pass``.
+diagnose`` on a one-span file against ``python -c pass``. Next to each opdiag run, the floor
+under it: ``bench.read_floor`` reads the same file into opdiag's model and stops there
+(column ``read``: its time / jq's).
 
 Each run is its own child process, measured from spawn to exit: wall time, CPU seconds (user +
 sys of that child, ``os.wait4``) and peak RSS of that child alone (``ru_maxrss``); medians of
@@ -58,7 +60,7 @@ JQ_OTLP = (
     " | sort_by(.duration_ms) | reverse | .[0]"
 )
 JQ_MANY = "[.data[] | {id: .traceID, n: (.spans | length)}] | length"
-TOOLS = ("opdiag", "jq")
+TOOLS = ("opdiag", "jq", "read")
 
 
 @dataclass
@@ -245,6 +247,12 @@ def _opdiag(cmd: list[str] | None, args: list[str], env: dict[str, str] | None) 
     return Tool("opdiag", [*cmd, *args] if cmd else None, "opdiag is not installed", env)
 
 
+def _read_floor(path: Path, env: dict[str, str] | None) -> Tool:
+    """Reading ``path`` into the model and nothing more (``bench.read_floor``)."""
+    argv = [sys.executable, "-m", "bench.read_floor", str(path)]
+    return Tool("read", argv, "", {**(env or os.environ), "PYTHONPATH": str(REPO)})
+
+
 def opdiag_env(work: Path, *, bytecode_cache: bool) -> dict[str, str] | None:
     """The opdiag children's environment: bytecode cache on, in ``work``, unless told not."""
     if not bytecode_cache:
@@ -282,25 +290,29 @@ def report(results: list[Result]) -> str:
         pairs.setdefault((r.case, r.spans), {})[r.tool] = r
     lines = [
         f"{'case':<12} {'spans':>7} {'opdiag s':>9} {'jq s':>7} {'time':>6} {'cpu':>6} "
-        f"{'opdiag MB':>10} {'jq MB':>7} {'memory':>7} {'µs/span+':>9}  note",
+        f"{'opdiag MB':>10} {'jq MB':>7} {'memory':>7} {'µs/span+':>9} {'read':>6}  note",
     ]
     marginal = {case: _marginal(results, case) for case, _ in pairs}
     for (case, spans), tools in pairs.items():
-        o, j = tools.get("opdiag"), tools.get("jq")
+        o, j, r = tools.get("opdiag"), tools.get("jq"), tools.get("read")
         if o is None or j is None:
             continue
+        floor = _ratio(r.wall_s, j.wall_s) if r is not None else math.nan
         lines.append(
             f"{case:<12} {spans:>7} {_fmt(o.wall_s, '.3f'):>9} {_fmt(j.wall_s, '.3f'):>7} "
             f"{_fmt(_ratio(o.wall_s, j.wall_s), '.2f'):>6} "
             f"{_fmt(_ratio(o.cpu_s, j.cpu_s), '.2f'):>6} "
             f"{_fmt(o.peak_mb, '.0f'):>10} {_fmt(j.peak_mb, '.0f'):>7} "
             f"{_fmt(_ratio(o.peak_mb, j.peak_mb), '.2f'):>7} "
-            f"{_fmt(marginal[case].get(spans, math.nan), '.1f'):>9}  {o.note or j.note}"
+            f"{_fmt(marginal[case].get(spans, math.nan), '.1f'):>9} {_fmt(floor, '.2f'):>6}  "
+            f"{o.note or j.note}"
         )
     lines += [
         "",
         "time, cpu, memory: opdiag / jq (wall, CPU seconds, peak RSS; medians). µs/span+: "
-        "opdiag CPU per span added since the previous size (flat = linear).",
+        "opdiag CPU per span added since the previous size (flat = linear). read: reading the "
+        "file into opdiag's model and nothing more (bench.read_floor), time / jq's: the floor "
+        "under any engine over that model.",
         "targets: 100k spans time <= 0.25, memory <= 0.50 in every style; many <= 1.00.",
     ]
     return "\n".join(lines)
@@ -376,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
                 tools = [
                     _opdiag(cmd, [*diagnose, str(path)], env),
                     _jq(JQ_OTLP if style == "otlp" else JQ_LEGACY, path),
+                    _read_floor(path, env),
                 ]
                 results.extend(bench_case(style, spans, tools, args.repeat, scratch))
                 path.unlink()
@@ -401,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                     env,
                 ),
                 _jq(JQ_MANY if many else JQ_LEGACY, path),
+                _read_floor(path, env),
             ]
             case = "many" if many else path.name.split("-", 1)[0]  # duplicates, names
             results.extend(bench_case(case, spans, tools, args.repeat, scratch))
