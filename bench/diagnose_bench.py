@@ -60,7 +60,6 @@ JQ_OTLP = (
     " | sort_by(.duration_ms) | reverse | .[0]"
 )
 JQ_MANY = "[.data[] | {id: .traceID, n: (.spans | length)}] | length"
-TOOLS = ("opdiag", "jq", "read")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from opdiag.cli.main import main
 from opdiag.devtools.replay_jaeger import Fault, ReplayJaeger
 from opdiag.errors import SourceTimeoutError
 from opdiag.mcp_server import OpdiagTools, _as_tool
+from opdiag.model import Trace
 from opdiag.service import DiagnosisService
 from opdiag.settings import Settings
 from opdiag.sources.budget import (
@@ -28,10 +29,15 @@ from opdiag.sources.budget import (
     jaeger_budget,
     open_budget,
 )
+from opdiag.sources.files import FileSource
 from opdiag.sources.jaeger import JaegerSource
 from opdiag.sources.jaeger_cache import TtlCache
+from opdiag.timeutil import parse_now
 
 DATA = Path(__file__).parent / "data" / "jaeger_replay"
+DEMO = Path(__file__).resolve().parents[1] / "demo" / "traces"
+DEMO_NOW_US = parse_now("2026-11-24T08:46:00Z")
+KILLED = "op_training_20261124_080530_943c8505"  # worker_lost: read from its neighbours
 T0 = 1_764_000_000
 NOW_US = (T0 + 3600) * 1_000_000
 START_US = NOW_US - 7 * 3600 * 1_000_000
@@ -206,3 +212,31 @@ def test_a_request_that_joined_another_requests_spent_call_asks_jaeger_itself():
     out = _joined(same, None)  # one request's own fan-out: its budget is spent for both
     assert isinstance(out["follower"], BudgetSpentError)
     assert (same.joined, same.misses) == (1, 1)
+
+
+class _NeighboursFail(FileSource):
+    """The demo corpus, whose search for neighbouring traces fails with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__([DEMO])
+        self.error = error
+
+    def neighbour_traces(self, *args: object, **kwargs: object) -> list[Trace]:
+        raise self.error
+
+
+def test_neighbours_a_source_cannot_give_leave_a_diagnosis_that_says_so():
+    source = _NeighboursFail(SourceTimeoutError("Jaeger at http://j is too slow"))
+    found = DiagnosisService(source, Settings()).diagnose(KILLED, now_us=DEMO_NOW_US)
+    assert any("neighbouring traces unavailable" in w for w in found.warnings)
+
+
+def test_a_spent_budget_fails_the_request_instead_of_dropping_the_neighbours():
+    """Otherwise the request goes on with every later operation's neighbours refused at
+    once, and a watcher records the verdicts the missing evidence changed."""
+    spent = BudgetSpentError("Jaeger is too slow (jaeger.budget_s)", Budget(1.0))
+    service = DiagnosisService(_NeighboursFail(spent), Settings())
+    with pytest.raises(BudgetSpentError):
+        service.diagnose(KILLED, now_us=DEMO_NOW_US)
+    with pytest.raises(BudgetSpentError):
+        service.operations(0, 2**62, DEMO_NOW_US)

@@ -61,6 +61,7 @@ from opdiag.render.links import build_links, row_links
 from opdiag.search_window import lookup_window
 from opdiag.settings import Settings
 from opdiag.sources.base import TraceSource
+from opdiag.sources.budget import BudgetSpentError
 from opdiag.timeutil import US_PER_MS, US_PER_S, TimeRange, format_rfc3339, wall_clock_us
 
 if TYPE_CHECKING:
@@ -336,7 +337,10 @@ class DiagnosisService:
     def _neighbours(self, group: OperationTraces, now_us: int) -> tuple[list[Trace], str | None]:
         """Traces around the operation that may hold its cause (the pack's ``neighbours``):
         asked only for operations that did not complete. A source that
-        cannot answer this second search leaves the diagnosis without them, and says so."""
+        cannot answer this second search leaves the diagnosis without them, and says so;
+        a request whose Jaeger budget is spent fails instead (a watcher would otherwise
+        record the verdict the missing evidence changed, and every later operation of the
+        request would lose its neighbours at once)."""
         spec = self.rules.neighbours
         search = getattr(self.source, "neighbour_traces", None)  # older custom sources lack it
         if not spec.active or search is None:
@@ -348,6 +352,8 @@ class DiagnosisService:
         lo, hi = spec.window(group.start_us, end, now_us)
         try:
             found = search(lo, hi, spec.queries, spec.max_traces)
+        except BudgetSpentError:
+            raise
         except SourceUnavailableError as exc:
             return [], f"evidence from neighbouring traces unavailable: {exc.message}"
         return found, None
