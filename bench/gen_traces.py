@@ -432,6 +432,20 @@ def unique_names(n_spans: int) -> dict[str, Any]:
     return doc
 
 
+def unique_values(n_spans: int) -> dict[str, Any]:
+    """One trace of ``n_spans`` spans each carrying a value no other span has (a request id,
+    a sequence number): no span repeats another's tags byte for byte, so the readers' memo
+    of decoded tags never hits and every span's tags are decoded."""
+    doc = generate(n_spans)
+    for i, span in enumerate(doc["data"][0]["spans"]):
+        span["tags"] = [
+            *span["tags"],
+            {"key": "request.id", "type": "string", "value": f"{i * 2654435761 % 2**64:016x}"},
+            {"key": "request.seq", "type": "int64", "value": i},
+        ]
+    return doc
+
+
 _OTLP_KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
 _DROPPED_TAGS = frozenset({"span.kind", "otel.status_code", "otel.scope.name"})
 
@@ -527,6 +541,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--many", type=int, metavar="N", help="also N one-span operations")
     parser.add_argument("--duplicates", type=int, metavar="N", help="also N spans, one id")
     parser.add_argument("--unique-names", type=int, metavar="N", help="also N spans, N names")
+    parser.add_argument(
+        "--unique-values", type=int, metavar="N", help="also N spans, each with its own tags"
+    )
     args = parser.parse_args(argv)
     for n in args.sizes:
         path = args.out / f"ktrdr-{n}-{args.style}.json"
@@ -544,6 +561,10 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"names-{args.unique_names}.json"
         path.write_bytes(orjson.dumps(unique_names(args.unique_names)))
         print(f"{path}  {args.unique_names} spans  operation {OPERATION_ID}")
+    if args.unique_values:
+        path = args.out / f"values-{args.unique_values}.json"
+        path.write_bytes(orjson.dumps(unique_values(args.unique_values)))
+        print(f"{path}  {args.unique_values} spans  operation {OPERATION_ID}")
     return 0
 
 

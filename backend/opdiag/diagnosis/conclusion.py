@@ -165,7 +165,9 @@ def _error_origin(diagnosis: Diagnosis, winner: Finding) -> Finding | None:
     their span."""
     if diagnosis.verdict in _PROVEN_BY_HEALTHY_SPAN:
         return None
-    steps = {(s.trace_id, s.span_id): s for s in diagnosis.execution_flow if s.error}
+    steps = {
+        (s.trace_id, s.span_id): s for s in diagnosis.execution_flow if s.error and not s.recovered
+    }
     if not steps or (winner.trace_id, winner.span_id) in steps:
         return None
     best: tuple[int, float] | None = None

@@ -22,6 +22,7 @@ import heapq
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from opdiag.analysis.retries import Retry
 from opdiag.diagnosis.bottleneck import Choice, find_bottleneck, noise_check
 from opdiag.diagnosis.conclusion import (
     conclude,
@@ -38,6 +39,12 @@ from opdiag.diagnosis.facts import (
 from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers, clock_text
 from opdiag.diagnosis.op_values import OperationValues, operation_values
+from opdiag.diagnosis.recovered import (
+    NOTHING_RECOVERED,
+    Recovered,
+    advisory,
+    recovered_attempts,
+)
 from opdiag.diagnosis.result import Diagnosis, Finding, FlowStep, copied
 from opdiag.diagnosis.rules import Rule, RuleSet
 from opdiag.diagnosis.span_rules import facts_hold, span_rule_hits, when_holds
@@ -124,6 +131,21 @@ def diagnose(
         stuck_after_s=settings.stuck_after_s,
         context=frozenset(context),
     )
+    # A failed operation's errors are all its story; otherwise a failed attempt that a
+    # retry made good is history (diagnosis.recovered).
+    made_good = NOTHING_RECOVERED
+    if facts.error_spans and facts.status != "failed":
+        made_good = recovered_attempts(walks)
+        if made_good:
+            facts = operation_facts(
+                walks,
+                op_id,
+                rules,
+                now_us=now_us,
+                stuck_after_s=settings.stuck_after_s,
+                context=frozenset(context),
+                recovered=made_good.ids,
+            )
     found = survey(
         walks,
         rules,
@@ -159,7 +181,7 @@ def diagnose(
         judge_until_us=until_us,
         now_us=now_us,
         settled=facts.status in _SETTLED,
-        calls=found.calls,
+        calls=[c for c in found.calls if made_good.of(c) is None] if made_good else found.calls,
         worker_ends=found.worker_ends,
     )
     op_values = operation_values(
@@ -200,9 +222,16 @@ def diagnose(
             nested=rules.nested_index,
             inapplicable=inapplicable,
         )
+    attempts: dict[int, tuple[Retry, list[Finding]]] = {}
     for rule, span, exc, count in hits:
         evidence = _evidence(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
-        fired.append(_finding(rule, span, evidence, neighbour=rule.scope == "neighbours"))
+        finding = _finding(rule, span, evidence, neighbour=rule.scope == "neighbours")
+        retry = made_good.of(span) if made_good and rule.scope != "neighbours" else None
+        if retry is None:
+            fired.append(finding)
+        else:
+            attempts.setdefault(id(retry), (retry, []))[1].append(finding)
+    fired.extend(advisory(found_, retry, rules) for retry, found_ in attempts.values())
     for rule in _operation_rules_holding(rules, fact_values):
         if rule.id in inapplicable:
             continue
@@ -229,7 +258,7 @@ def diagnose(
         warnings=[w for t, _ in walks for w in t.warnings],
     )
     diagnosis.execution_flow, diagnosis.execution_flow_truncated = _flow(
-        walks, timings, facts.start_us, settings.max_flow_spans
+        walks, timings, facts.start_us, settings.max_flow_spans, made_good
     )
     fallback = fallback_verdict(facts)
     _apply_slow(
@@ -324,7 +353,7 @@ def reassess_slow(
     kept = [f for f in out.fired if not _is_slow_rule(rules.get(f.rule_id))]
     removed = len(kept) != len(out.fired)
     out.fired = kept
-    errors = any(step.error for step in out.execution_flow)
+    errors = any(step.error and not step.recovered for step in out.execution_flow)
     if out.status == "failed" or errors:
         fallback = ("failed", "failed: error spans without a known cause")
     elif out.status == "cancelled":
@@ -619,6 +648,7 @@ def _flow(
     timings: list[Timing],
     start_us: int,
     limit: int,
+    made_good: Recovered = NOTHING_RECOVERED,
 ) -> tuple[list[FlowStep], int]:
     """Every scoped span in start order; cut at ``limit``, counting the rest.
 
@@ -661,6 +691,7 @@ def _flow(
                 depth=depth,
                 critical=timing.critical_us.get(span.span_id, 0) > 0,
                 error=span.error,
+                recovered=bool(made_good) and made_good.of(span) is not None,
             )
         )
     return steps, max(0, total - len(steps))

@@ -39,6 +39,7 @@ OP_ID = "operation.id"
 _NO_ID = frozenset({"", "none", "null"})
 _UNSEEN: Any = object()
 _ATTRIBUTES = attrgetter("attributes")
+_NOTHING: frozenset[str] = frozenset()
 
 
 def operation_id_of(span: Span) -> str | None:
@@ -185,8 +186,11 @@ def operation_facts(
     now_us: int,
     stuck_after_s: float,
     context: frozenset[str] = frozenset(),
+    recovered: dict[str, set[str]] | None = None,
 ) -> OperationFacts:
-    """One pass over the scoped spans: lifecycle, type, phase, extent, errors."""
+    """One pass over the scoped spans: lifecycle, type, phase, extent, errors. ``recovered``:
+    per trace id, the spans of failed attempts a retry made good (``analysis.retries``);
+    their errors are not the operation's."""
     facts = OperationFacts(operation_id=operation_id)
     transitions: list[Span] = []
     registered_type: str | None = None
@@ -211,6 +215,7 @@ def operation_facts(
         span_count += len(walk)
         by_id = trace.by_id
         clipped = facts.clipped_ends
+        made_good = recovered.get(trace.trace_id, _NOTHING) if recovered else _NOTHING
         for span, depth in walk:
             attrs = span.attributes
             services.add(span.service)
@@ -236,7 +241,7 @@ def operation_facts(
             if end is None or span_end > end:
                 end = span_end
                 facts.last_span = span
-            if span.error and span.span_id not in context:
+            if span.error and span.span_id not in context and span.span_id not in made_good:
                 error_spans += 1
                 if depth > origin_depth:
                     origin_depth, facts.error_origin = depth, span

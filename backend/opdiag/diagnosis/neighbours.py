@@ -96,8 +96,8 @@ def workers_of(
         if server is not None:
             found.setdefault(key, Worker(server.service, key, True, span))
         elif key in view.services and key not in found and _is_call(span):
-            service = view.services[key]
-            if is_worker(service):
+            service = view.service_at(key, span.start_us)
+            if service is not None and is_worker(service):
                 found[key] = Worker(service, key, False, span)
     known = {w.service for w in found.values()}
     for service, span in worker_services.items():
@@ -267,5 +267,5 @@ def assess_workers(
     if any(s is None for s in silences):
         return WorkerAssessment(None, False, None, None, capable, len(probes))
     first = min((s for s in silences if s is not None), key=lambda s: s.since.time_us)
-    gone = Worker(view.services.get(first.address), first.address, False, None)
+    gone = Worker(view.service_at(first.address, first.since.time_us), first.address, False, None)
     return WorkerAssessment(gone, False, None, first, capable, len(probes))

@@ -228,6 +228,23 @@ class WorkerView(msgspec.Struct):
                 services[p.address] = p.answered_by  # the newest answer wins
         return cls(probes, services, timeouts_to_lose)
 
+    def service_at(self, address: str, at_us: int) -> str | None:
+        """The service that answered at ``address`` by ``at_us`` (the last answer up to then;
+        the first one after when none came before). A dead worker's address often answers
+        again later as a new process: the silence belongs to the one that stopped, not to its
+        replacement (``services`` holds the newest answer)."""
+        key = same_place(address)
+        before: str | None = None
+        after: str | None = None
+        for p in self.probes:
+            if p.address != key or not p.answered_by:
+                continue
+            if p.time_us <= at_us:
+                before = p.answered_by
+            elif after is None:
+                after = p.answered_by
+        return before or after
+
     def addresses_of(self, globs: Sequence[str]) -> list[str]:
         """Probed addresses last answered by a service matching ``globs``."""
         matches = Globs.of(globs)

@@ -123,6 +123,9 @@ class FlowStep(msgspec.Struct):
     error: bool
     root_cause: bool = False
     bottleneck: bool = False
+    # a failed attempt that a later identical call made good (``analysis.retries``): its
+    # errors are shown, not counted against the operation
+    recovered: bool = False
 
 
 class Solution(msgspec.Struct):

@@ -1,0 +1,153 @@
+"""Failed attempts a retry made good (``analysis.retries``, ``diagnosis.recovered``): KTRDR's
+CLI retries a dispatch answered 500/503 and polls again after a poll timed out. When the
+same call then succeeds, the earlier failure is history: the operation that ran and completed
+is healthy, and the failed attempt stays visible as an advisory finding."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from opdiag.analysis.retries import recovered_ids, retries
+from test_engine import OP, backtest_case
+from test_rules_support import build_traces, run_case
+
+START_URL = "http://localhost:8000/api/v1/backtests/start"
+DEAD_WORKER_URL = "http://backtest-worker-2:5004/backtests/start"
+
+
+def failed_dispatch(start: float = 0.5, *, url: str = START_URL) -> list[dict[str, Any]]:
+    """The CLI's first POST: the backend picked a worker that is gone (ConnectError) and
+    answered 500; no operation id exists yet."""
+    return [
+        {
+            "id": "post0",
+            "parent": "cli",
+            "name": "POST",
+            "service": "ktrdr-cli",
+            "kind": "client",
+            "start": start,
+            "dur": 3,
+            "status": "error",
+            "attrs": {"http.url": url, "http.method": "POST", "http.status_code": 500},
+        },
+        {
+            "id": "srv0",
+            "parent": "post0",
+            "name": "POST /api/v1/backtests/start",
+            "kind": "server",
+            "start": start + 0.2,
+            "dur": 2.5,
+            "status": "error",
+            "attrs": {"http.status_code": 500},
+        },
+        {
+            "parent": "srv0",
+            "name": "POST",
+            "kind": "client",
+            "start": start + 0.5,
+            "dur": 1,
+            "status": "error",
+            "attrs": {"http.url": DEAD_WORKER_URL, "http.method": "POST"},
+            "exc": "httpx.ConnectError: All connection attempts failed",
+        },
+    ]
+
+
+def with_retry(case: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """The backtest case with a failed first dispatch before its successful one."""
+    out = copy.deepcopy(case)
+    for span in out["spans"]:
+        if span.get("id") == "post":
+            span.setdefault("attrs", {})["http.method"] = "POST"
+    out["spans"] = out["spans"][:1] + failed_dispatch(**kw) + out["spans"][1:]
+    return out
+
+
+def test_a_failed_call_followed_by_the_same_successful_call_is_a_retry() -> None:
+    (trace,) = build_traces(with_retry(backtest_case()))
+    found = retries(trace, trace.walked())
+    assert len(found) == 1
+    failed, ok = found[0].failed, found[0].retry
+    assert (failed.name, failed.service, failed.attributes["http.status_code"]) == (
+        "POST",
+        "ktrdr-cli",
+        500,
+    )
+    assert ok.attributes["http.status_code"] == 200 and ok.start_us >= failed.end_us
+    below = recovered_ids(trace, [failed])
+    assert {trace.by_id[s].name for s in below} == {"POST", "POST /api/v1/backtests/start"}
+    assert len(below) == 3
+
+
+def test_what_is_not_a_retry() -> None:
+    # another URL (the backend sending work elsewhere is its own decision)
+    (trace,) = build_traces(with_retry(backtest_case(), url="http://localhost:8000/other"))
+    assert retries(trace, trace.walked()) == []
+    # a second call that failed too
+    case = with_retry(backtest_case())
+    for span in case["spans"]:
+        if span.get("id") == "post":
+            span["status"] = "error"
+            span["attrs"]["http.status_code"] = 503
+    (trace,) = build_traces(case)
+    assert retries(trace, trace.walked()) == []
+    # a call that started before the failed one ended is not its retry
+    (trace,) = build_traces(with_retry(backtest_case(), start=4))
+    assert retries(trace, trace.walked()) == []
+
+
+def test_a_completed_operation_with_a_retried_dispatch_is_healthy() -> None:
+    d = run_case(with_retry(backtest_case()))
+    assert d.verdict == "healthy", (d.verdict, d.summary)
+    assert d.status == "completed" and d.root_cause is None
+    advisory = [f for f in d.findings if f.summary.startswith("recovered: ")]
+    assert len(advisory) == 1, [f.summary for f in d.findings]
+    finding = advisory[0]
+    assert finding.verdict is None and finding.severity == "warning"
+    assert finding.evidence["recovered_from"] in {"worker_lost", "service_unreachable"}
+    assert "succeeded" in finding.summary
+    # the attempt stays in the flow, marked; the successful dispatch is not marked
+    marked = [s for s in d.execution_flow if s.recovered]
+    assert len(marked) == 3 and all(s.start_ms < 4 for s in marked)
+    assert any(s.error for s in marked)
+    assert not any(s.recovered for s in d.execution_flow if s.start_ms >= 5)
+
+
+def test_without_the_retry_the_same_failure_decides() -> None:
+    """The mechanism, not the rules, makes the difference: the failed attempt alone (no
+    successful call after it) still decides the verdict."""
+    case = with_retry(backtest_case())
+    case["spans"] = [s for s in case["spans"] if s.get("id") != "post"]
+    for span in case["spans"]:
+        if span.get("parent") == "post":
+            span["parent"] = "cli"
+    d = run_case(case)
+    assert d.verdict != "healthy"
+    assert not any(s.recovered for s in d.execution_flow)
+
+
+def test_a_failed_operation_keeps_every_error() -> None:
+    """A failed operation's errors are all its story: no attempt is taken as recovered."""
+    case = with_retry(backtest_case())
+    for span in case["spans"]:
+        if span.get("attrs", {}).get("operation.to_status") == "completed":
+            span["attrs"]["operation.to_status"] = "failed"
+    d = run_case(case)
+    assert d.status == "failed" and d.verdict != "healthy"
+    assert not any(s.recovered for s in d.execution_flow)
+    assert not any(f.summary.startswith("recovered: ") for f in d.findings)
+
+
+def test_a_poll_that_timed_out_then_answered_is_not_the_verdict() -> None:
+    case = backtest_case()
+    for span in case["spans"]:
+        if span["name"] == "GET" and span["start"] == 100:
+            span["status"] = "error"
+            span["attrs"].pop("http.status_code")
+            span["exc"] = "httpx.ReadTimeout: timed out"
+    d = run_case(case)
+    assert d.verdict == "healthy", (d.verdict, d.summary)
+    (finding,) = [f for f in d.findings if f.summary.startswith("recovered: ")]
+    assert finding.span_name == "GET" and finding.service == "ktrdr-cli"
+    assert f"/api/v1/operations/{OP}" in finding.summary
