@@ -175,31 +175,94 @@ def fill(template: Template, evidence: Mapping[str, Any]) -> str:
 
 
 def fill_command(template: Template, evidence: Mapping[str, Any]) -> str | None:
-    """A command to paste, or None when a value it needs is missing and has no default: a
-    command holding ``n/a`` (or a made-up ``SYMBOL``) would run against the wrong thing."""
+    """A shell command to paste, or None when a value it needs is missing and has no
+    default (a command holding ``n/a`` or a made-up ``SYMBOL`` would run against the wrong
+    thing), or when a value cannot be put where the template puts it without changing the
+    command. Values come from traces: one outside quotes that is not a plain word (``EURUSD;
+    curl … | sh``) is single-quoted; inside the template's own quotes, a value that would end
+    them or expand there drops the command."""
     return _filled(template, evidence, strict=True)
 
 
+# A value that needs no quoting in a shell command: what ids, symbols, timeframes, dates,
+# hosts and URLs without a query are made of.
+_SHELL_PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+# Characters a double-quoted shell string still interprets.
+_IN_DOUBLE_QUOTES = frozenset('"$`\\!')
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _quote_state(text: str, state: str) -> str:
+    """The shell's quoting after ``text`` when it started in ``state`` (``""``: unquoted,
+    ``"'"`` or ``'"'``): enough to know where a template puts its values."""
+    escaped = False
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif state == "'":
+            if ch == "'":
+                state = ""
+        elif ch == "\\":
+            escaped = True
+        elif state == '"':
+            if ch == '"':
+                state = ""
+        elif ch in "'\"":
+            state = ch
+    return state
+
+
+def _shell_value(text: str, state: str) -> str | None:
+    """``text`` as it may stand in a command at quoting ``state``; None when it cannot."""
+    if _CONTROL.search(text):
+        return None
+    if state == "":
+        return text if _SHELL_PLAIN.match(text) else "'" + text.replace("'", "'\\''") + "'"
+    if state == "'":
+        return None if "'" in text else text
+    return None if _IN_DOUBLE_QUOTES.intersection(text) else text
+
+
 def _filled(template: Template, evidence: Mapping[str, Any], *, strict: bool) -> str | None:
-    """One pass of ``fill``; ``strict``: None at a missing value without a default."""
+    """One pass of ``fill``; ``strict`` (a command): None at a missing value without a
+    default, values made safe for the shell (``fill_command``)."""
     if template.static is not None:
         return template.static
     out: list[str] = []
+    state = ""  # the shell's quoting where the next part goes (commands only)
     for part in template.parts:
         if isinstance(part, str):
             out.append(part)
+            if strict:
+                state = _quote_state(part, state)
             continue
         value = evidence.get(part.key)
         if part.present is not None:
             if value is not None and value != "":
-                out.append(part.present.replace("$", render_value(value)))
+                text = render_value(value)
+                if strict:
+                    before = part.present.partition("$")[0]
+                    safe = _shell_value(text, _quote_state(before, state))
+                    if safe is None:
+                        return None
+                    text = safe
+                    state = _quote_state(part.present.replace("$", ""), state)
+                out.append(part.present.replace("$", text))
         elif value is None or value == "":
             if part.default is not None:
                 out.append(part.default)
+                if strict:
+                    state = _quote_state(part.default, state)
             elif strict:
                 return None
             else:
                 out.append(MISSING)
         else:
-            out.append(render_value(value))
+            text = render_value(value)
+            if strict:
+                safe = _shell_value(text, state)
+                if safe is None:
+                    return None
+                text = safe
+            out.append(text)
     return "".join(out)
