@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from opdiag.errors import InputError, NotFoundError
+from opdiag.render.controls import one_line
 from opdiag.settings import Settings, load_settings
 from opdiag.timeutil import parse_lookback_s, parse_now, wall_clock_us
 
@@ -87,7 +88,7 @@ def finish(args: argparse.Namespace, status: int) -> int:
 def warn_problems(source: TraceSource | None, err: TextIO) -> None:
     """Skipped bad files are warnings, printed once, after the work."""
     for problem in getattr(source, "problems", None) or []:
-        err.write(f"opdiag: warning: skipped {problem}\n")
+        err.write(f"opdiag: warning: skipped {' '.join(one_line(str(problem)).split())}\n")
 
 
 def _resolve_time(text: str, now_us: int, name: str) -> int:

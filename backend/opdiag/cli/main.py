@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from opdiag.cli.parser import UsageError, build_parser
 from opdiag.errors import OpdiagError
 from opdiag.gcpause import gc_paused
+from opdiag.render.controls import one_line
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
@@ -58,7 +59,9 @@ def _dispatch(argv: Sequence[str] | None) -> int:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(message.split()) or "error"
+    """A message for the terminal: one line, no control or bidi characters (messages name
+    files and quote Jaeger's answers, both untrusted)."""
+    return " ".join(one_line(message).split()) or "error"
 
 
 def _silence_stdout() -> None:
@@ -90,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # last resort: a short message, never a traceback
         detail = str(exc).splitlines()[0] if str(exc) else ""
-        sys.stderr.write(f"opdiag: internal error: {type(exc).__name__}: {detail[:300]}\n")
+        detail = _one_line(detail[:300])
+        sys.stderr.write(f"opdiag: internal error: {type(exc).__name__}: {detail}\n")
         return EXIT_INTERNAL
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep, PhaseChange, Solution
+from opdiag.render.controls import UNSAFE_IN_BLOCK
 from opdiag.timeutil import format_duration, format_rfc3339
 
 # Always escaped: they open code, emphasis, links, HTML, strikethrough anywhere in a line.
@@ -23,7 +24,7 @@ _UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 _ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
 # At the start of a line these open a heading, list, quote or setext underline.
 _LEADING = re.compile(r"^(?:#|=|[+\-](?:\s|$)|\d{1,9}[.)](?:\s|$))")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(UNSAFE_IN_BLOCK)
 _MAX_VALUE = 300
 # Verdicts that mean the operation did not do its job (the template's Status: ERROR).
 _ERROR_VERDICTS = frozenset(

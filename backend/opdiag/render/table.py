@@ -6,13 +6,12 @@ repaint the operator's terminal.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from opdiag.diagnosis.result import Diagnosis
+from opdiag.render.controls import one_line
 from opdiag.timeutil import format_duration, format_rfc3339
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SUMMARY_MAX = 100
 COLUMNS: tuple[str, ...] = ("TIME", "ID", "TYPE", "STATUS", "VERDICT", "DURATION", "SUMMARY")
 
@@ -20,8 +19,7 @@ COLUMNS: tuple[str, ...] = ("TIME", "ID", "TYPE", "STATUS", "VERDICT", "DURATION
 def clean(value: object, limit: int | None = None) -> str:
     """One printable line."""
     text = "" if value is None else str(value)
-    if not text.isprintable():  # (printable text holds no control character)
-        text = _CONTROL.sub(" ", text)
+    text = one_line(text)
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
