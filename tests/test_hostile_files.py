@@ -336,3 +336,33 @@ def test_a_utf16_jaeger_answer_is_named():
     body = json.dumps({"result": _otlp("x")}).encode("utf-16")
     with pytest.raises(SourceUnavailableError, match="UTF-16"):
         _reply(body).json()
+
+
+def _jsonl_lines() -> list[bytes]:
+    demo = Path(__file__).resolve().parents[1] / "demo" / "traces" / "trainings.otlp.jsonl"
+    lines = [line for line in demo.read_bytes().splitlines() if line.strip()]
+    assert len(lines) >= 3
+    return lines
+
+
+def test_a_cut_off_last_line_keeps_the_lines_before_it(tmp_path: Path) -> None:
+    """An exporter killed mid-write leaves a half line at the end: the whole lines before
+    it are read, and every trace read from the file says the file was cut off."""
+    lines = _jsonl_lines()
+    whole = tmp_path / "whole.jsonl"
+    whole.write_bytes(b"\n".join(lines[:-1]) + b"\n")
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(b"\n".join([*lines[:-1], lines[-1][: len(lines[-1]) // 2]]))
+    expected = {t.trace_id: len(t.spans) for t in read_file(whole)}
+    got = read_file(cut)
+    assert {t.trace_id: len(t.spans) for t in got} == expected
+    for trace in got:
+        assert any(f"line {len(lines)} of {cut} is cut off" in w for w in trace.warnings)
+
+
+def test_a_cut_off_line_before_the_end_is_still_an_error(tmp_path: Path) -> None:
+    lines = _jsonl_lines()
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(b"\n".join([lines[0], lines[1][:50], *lines[2:]]) + b"\n")
+    with pytest.raises(TraceFormatError, match="line 2"):
+        read_file(broken)

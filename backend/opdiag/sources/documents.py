@@ -29,9 +29,20 @@ def json_problem(exc: orjson.JSONDecodeError, line: int | None = None) -> str:
     return f"not valid JSON ({exc.msg} at {where})"
 
 
+class CutOff(Exception):
+    """The last line of a one-document-per-line file is cut off (an exporter killed while
+    writing, a copy taken while it wrote): the lines before it are whole and were read."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(problem)
+        self.line = line
+        self.problem = problem
+
+
 def documents(data: bytes) -> Iterator[tuple[str, Any]]:
     """Several JSON documents in one file: one per line (OTel file exporters) or
-    pretty-printed ones one after another (OTel ConsoleSpanExporter)."""
+    pretty-printed ones one after another (OTel ConsoleSpanExporter). A cut-off last line
+    ends the documents with ``CutOff`` once the whole lines before it are given."""
     lines = data.splitlines()
     first = next((i for i, line in enumerate(lines) if line.strip()), 0)
     try:
@@ -47,7 +58,12 @@ def documents(data: bytes) -> Iterator[tuple[str, Any]]:
             try:
                 doc = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
-                raise Fail("", json_problem(exc, i + 1)) from None
+                problem = json_problem(exc, i + 1)
+                last = not any(rest.strip() for rest in lines[i + 1 :])
+                ended = "end of data" in exc.msg or "EOF" in exc.msg  # not just malformed
+                if last and i > first and ended:
+                    raise CutOff(i + 1, problem) from None
+                raise Fail("", problem) from None
             yield f"line {i + 1}", doc
         return
     del lines

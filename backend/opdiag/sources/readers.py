@@ -40,7 +40,7 @@ import orjson
 from opdiag.errors import TraceFormatError
 from opdiag.gcpause import gc_paused
 from opdiag.model import Trace
-from opdiag.sources.documents import dispatch, documents, json_problem
+from opdiag.sources.documents import CutOff, dispatch, documents, json_problem
 from opdiag.sources.documents import typed as _typed
 from opdiag.sources.rawbytes import (
     DEFAULT_MAX_BYTES,
@@ -135,6 +135,12 @@ def _parse_bytes(data: bytes, source: str) -> list[Trace]:
                 dispatch(one, where, collector, consume=True)
         except Fail as fail:
             raise TraceFormatError(str(fail), source=source) from None
+        except CutOff as cut:
+            # every trace of the file may miss the spans of that line: each says so
+            for tid in collector.spans:
+                collector.warn(
+                    tid, f"line {cut.line} of {source} is cut off and was not read ({cut.problem})"
+                )
         return collector.finish()
     collector = Collector(source)
     try:
