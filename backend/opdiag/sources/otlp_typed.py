@@ -214,6 +214,8 @@ def _spans(rss: list[schema.ResourceSpans] | None, col: Collector) -> None:
                     duration = (end_ns - start_ns) // 1000
                     if duration < 0 or not 0 <= start_us <= MAX_TIME_US - duration:
                         raise General
+                    if (start_ns == 0) != (end_ns == 0):  # one time missing: otlp_json says
+                        raise General
                     name = raw.name
                     if name.__class__ is not str:
                         name = "" if name is None else str(name)
