@@ -59,7 +59,13 @@ from opdiag.operations import NOISE_SPAN_PATTERNS
 from opdiag.search_window import CLOCK_MARGIN_US, around
 from opdiag.settings import JaegerSettings
 from opdiag.sources.base import SpanQuery, holds_wanted_span
-from opdiag.sources.jaeger_api import QueryApi, detect_api, trace_ids_of, without_traces
+from opdiag.sources.jaeger_api import (
+    QueryApi,
+    detect_api,
+    each_trace,
+    trace_ids_of,
+    without_traces,
+)
 from opdiag.sources.jaeger_cache import TtlCache
 from opdiag.sources.jaeger_http import JaegerHttp, Observer, Reply
 from opdiag.sources.jaeger_query import is_window_name, window_span_names
@@ -69,6 +75,7 @@ from opdiag.timeutil import TimeRange
 OPERATION_ID = "operation.id"
 # A window this short is not split further, even when its answer reached the depth.
 _MIN_SPLIT_US = 1_000
+_MAX_PROBLEMS = 100  # problems kept (a server runs for weeks)
 
 T = TypeVar("T")
 SearchKey = tuple[Any, ...]
@@ -204,6 +211,9 @@ class JaegerSource:
         )
         self._round_us = max(1, int(settings.search_round_s * 1_000_000))
         self._decoding = threading.Lock()
+        # traces of search answers left out as unreadable, newest last (_parse_each)
+        self.problems: list[str] = []
+        self._skipped: set[str] = set()  # their trace ids: a trace several searches answer
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -590,10 +600,38 @@ class JaegerSource:
                 return Decoded([], len(ids))
             if seen is not None:
                 doc = without_traces(doc, seen)
-            traces = self._parse(doc, where)
+            try:
+                traces = self._parse(doc, where)
+            except SourceUnavailableError:
+                traces = self._parse_each(doc, where)
             if seen is not None:
                 seen.update(ids)
             return Decoded(traces, len(ids))
+
+    def _parse_each(self, doc: Any, where: str) -> list[Trace]:
+        """A search answer that does not read as a whole, read trace by trace: one trace
+        with a broken span must not hide every other operation of the window. The traces
+        left out are ``problems`` (the CLI prints them); with none readable, the answer's
+        error stands."""
+        traces: list[Trace] = []
+        problems: dict[str, str] = {}
+        for tid, part in each_trace(doc):
+            try:
+                traces.extend(parse_document(part, f"Jaeger's answer ({where})"))
+            except TraceFormatError as exc:
+                name = tid or "(unreadable id)"
+                problems[name] = f"trace {name}, unreadable: {exc.message}"
+        if not traces:
+            return self._parse(doc, where)  # (raises: the answer's error, worded)
+        with self._lock:
+            for name, problem in problems.items():
+                if name not in self._skipped:
+                    self._skipped.add(name)
+                    self.problems.append(problem)
+            del self.problems[:-_MAX_PROBLEMS]
+            if len(self._skipped) > _MAX_PROBLEMS:
+                self._skipped.clear()
+        return traces
 
     def _parse(self, doc: Any, where: str) -> list[Trace]:
         source = f"jaeger {self._http.url} {where}"

@@ -130,6 +130,45 @@ def trace_ids_of(doc: Any) -> set[str]:
     return found
 
 
+def each_trace(doc: Any) -> list[tuple[str | None, Any]]:
+    """A search answer split into one answer per trace (id, document), in the answer's
+    order; spans whose trace id cannot be read go together under ``None``. Lets one
+    unreadable trace be left out instead of the whole answer."""
+    legacy = _legacy_traces(doc)
+    if legacy is not None:
+        return [(_legacy_id(t), {**doc, "data": [t]}) for t in legacy]
+    resource_spans = _v3_resource_spans(doc)
+    if resource_spans is None:
+        return [(None, doc)]
+    from opdiag.sources.readers import otlp_id
+
+    parts: dict[str | None, list[Any]] = {}
+    for rs in resource_spans:
+        scopes = rs.get("scopeSpans") if isinstance(rs, dict) else None
+        if not isinstance(scopes, list):
+            parts.setdefault(None, []).append(rs)
+            continue
+        for scope in scopes:
+            spans = scope.get("spans") if isinstance(scope, dict) else None
+            if not isinstance(spans, list):
+                parts.setdefault(None, []).append({**rs, "scopeSpans": [scope]})
+                continue
+            by_trace: dict[str | None, list[Any]] = {}
+            for span in spans:
+                try:
+                    tid = otlp_id(span.get("traceId"), 32) if isinstance(span, dict) else None
+                except ValueError:
+                    tid = None
+                by_trace.setdefault(tid, []).append(span)
+            for tid, own in by_trace.items():
+                part = {**rs, "scopeSpans": [{**scope, "spans": own}]}
+                parts.setdefault(tid, []).append(part)
+    return [
+        (tid, {**doc, "result": {**doc["result"], "resourceSpans": rss}})
+        for tid, rss in parts.items()
+    ]
+
+
 def without_traces(doc: Any, skip: set[str]) -> Any:
     """A search answer without the traces in ``skip`` (already read from another answer:
     searches answer whole traces, so a trace answered twice is the same trace)."""
