@@ -233,3 +233,23 @@ def test_openapi_document_is_generated_from_the_models(client):
     assert item == {"$ref": "#/components/schemas/OperationRow"}
     params = {p["name"] for p in doc["paths"]["/api/v1/operations"]["get"]["parameters"]}
     assert params == {"from", "to", "type", "verdict", "service", "limit"}
+
+
+def test_finding_evidence_cells_hold_no_python_reprs():
+    """The Findings panel shows ``evidence`` as text: the other rules that fired are named
+    with their verdicts, a list or map value is JSON; no ``{'rule_id': …}`` reprs."""
+    from opdiag.render.rows import evidence_text
+
+    evidence = {
+        "exception.type": "httpx.ConnectError",
+        "also": [
+            {"rule_id": "connection-error", "verdict": "service_unreachable", "span_id": "ab"},
+            {"rule_id": "slow-poll", "verdict": None},
+        ],
+        "attr:ib.hosts": ["a", {"port": 4002}],
+    }
+    text = evidence_text(evidence)
+    assert text == (
+        'also=connection-error (service_unreachable); slow-poll (advisory), '
+        'attr:ib.hosts=["a",{"port":4002}], exception.type=httpx.ConnectError'
+    )

@@ -8,6 +8,7 @@ like mixed null types).
 
 from __future__ import annotations
 
+import json
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -34,9 +35,23 @@ _MAX_EVIDENCE = 2000
 
 
 def evidence_text(evidence: dict[str, Any]) -> str:
-    """``key=value`` pairs, sorted, one string (capped: a table cell, not a dump)."""
-    text = ", ".join(f"{k}={v}" for k, v in sorted(evidence.items()))
+    """``key=value`` pairs, sorted, one string (capped: a table cell, not a dump). A list
+    or map value is JSON; ``also`` (the other rules that fired) is their ids and verdicts."""
+    text = ", ".join(f"{k}={_value_text(k, v)}" for k, v in sorted(evidence.items()))
     return text if len(text) <= _MAX_EVIDENCE else text[: _MAX_EVIDENCE - 1] + "…"
+
+
+def _value_text(key: str, value: Any) -> str:
+    if key == "also" and isinstance(value, list):
+        return "; ".join(
+            f"{a.get('rule_id')} ({a.get('verdict') or 'advisory'})"
+            if isinstance(a, dict)
+            else str(a)
+            for a in value
+        )
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    return str(value)
 
 
 def _span_link(d: Diagnosis, trace_id: str, span_id: str) -> str:
