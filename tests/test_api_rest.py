@@ -178,6 +178,8 @@ def test_verdict_counts_bucket_count_is_bounded(client, service):
         ("/api/v1/operations?limit=ten", "limit"),
         ("/api/v1/operations?limit=0", "limit"),
         ("/api/v1/operations?verdict=" + "x" * 600, "verdict"),
+        ("/api/v1/operations?verdict=nope", "verdict"),
+        ("/api/v1/verdict-counts?verdict=healthy,helthy", "verdict"),
         ("/api/v1/verdict-counts?interval=soon", "interval"),
         ("/api/v1/verdict-counts?interval=10ms", "interval"),
         ("/api/v1/variables/colours", "name"),
