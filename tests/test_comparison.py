@@ -216,6 +216,32 @@ def test_demo_failed_training_misses_the_phases_after_the_failure():
     assert any("DataNotFoundError" in t for t in d.comparison.new_error_types)
 
 
+def test_a_run_that_never_reached_a_worker_shows_no_false_new_phases():
+    """The data load whose IB host service refused never reached it: its CLI and backend
+    spans are not phases the good runs lack (they have them, on the caller's side); its
+    whole length is time before the worker, and the host's phases are missing."""
+    d = service_for(DEMO).diagnose(
+        "op_data_load_20261124_080330_1ed0b59b", now_us=1_795_509_960 * 1_000_000
+    )
+    rows = {r.name: r for r in d.comparison.phases}
+    assert not [r.name for r in d.comparison.phases if r.status == "new"]
+    before = rows["before the worker"]
+    assert before.kind == OUTSIDE and before.this_ms == pytest.approx(d.duration_ms)
+    assert rows["POST /data/historical"].status == "missing"
+
+
+def test_a_run_without_workers_is_compared_span_by_span_with_runs_without_workers():
+    """Where no run has a worker side (a system without configured workers), phases stay
+    the span names of the whole operation."""
+    this = run("a", 10, 2, {"x": 1, "y": 1})
+    this.phases.reached_worker = False
+    base = [run(k, i, 1, {"x": 0.5, "y": 0.5}) for i, k in enumerate("bcd")]
+    for r in base:
+        r.phases.reached_worker = False
+    rows = {r.name: r.status for r in compare(this, base, wanted=3).phases}
+    assert rows == {"x": "slower", "y": "slower"}
+
+
 def test_real_ktrdr_training_loop_gap_is_the_phase_that_changed():
     svc = service_for(REAL)
     now = 1_796_400_000 * 1_000_000

@@ -59,6 +59,17 @@ class PhaseProfile(msgspec.Struct):
     end_us: int
     worker_services: list[str]
     phases: dict[str, PhaseTime] = msgspec.field(default_factory=dict)
+    # False: no span ran on a worker, so every service counted as the worker side
+    reached_worker: bool = True
+
+    def before_the_worker(self) -> PhaseProfile:
+        """A run that never reached a worker, as runs that did see it: its whole length
+        was spent before the worker (dispatch, refusal), and none of its spans is a phase
+        of theirs."""
+        whole = PhaseTime(BEFORE_WORKER, OUTSIDE, self.duration_us, 1, self.start_us)
+        return PhaseProfile(
+            self.start_us, self.end_us, [], {phase_key(OUTSIDE, BEFORE_WORKER): whole}, False
+        )
 
     @property
     def duration_us(self) -> int:
@@ -107,7 +118,7 @@ def phase_profile(
     outside = bool(worker)
     if not worker:  # nothing on a worker: the whole operation is the worker side
         worker = work
-    profile = PhaseProfile(start, end, sorted({s.service for s in worker}))
+    profile = PhaseProfile(start, end, sorted({s.service for s in worker}), reached_worker=outside)
     if not worker:
         return profile
     worker.sort(key=lambda s: (s.start_us, -s.duration_us))

@@ -521,6 +521,20 @@ def compare(
     out.baseline_ms, out.change_ms = median, total
     out.expected_ms, out.size = expected_ms(this, baseline), this.size
     out.change_pct = total / median * 100 if median > 0 else None
+    if not this.phases.reached_worker and any(r.phases.reached_worker for r in baseline):
+        # its spans ran on the caller's side only: against runs profiled on the worker's
+        # side they would all read as new phases
+        this = RunProfile(
+            this.key,
+            this.operation_type,
+            this.started_at_ms,
+            this.duration_ms,
+            this.phases.before_the_worker(),
+            this.error_types,
+            this.alike,
+            this.verdict,
+            this.size,
+        )
     keys = list(this.phases.phases)
     for run in baseline:
         keys.extend(k for k in run.phases.phases if k not in keys)
