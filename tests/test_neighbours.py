@@ -485,3 +485,39 @@ def test_a_backend_that_ran_for_rounds_and_probed_nothing_has_no_worker() -> Non
     assert judged([beat(15), beat(45), probe(40, 5003, False)]).no_workers is None
     # probes after the request do not hide that nothing was probed before it
     assert judged([beat(15), beat(45), probe(70, 5003, True, "bt-1")]).no_workers is not None
+
+
+def test_a_silence_names_the_trace_of_every_failed_check() -> None:
+    probes = probes_of(
+        [probe(1, 5005, True), probe(2, 5005, False), probe(3, 5005, True)]
+        + [probe(4 + i, 5005, False) for i in range(3)],
+        CHECKS,
+    )
+    view = WorkerView.of(probes)
+    silence = view.silent("127.0.0.1:5005", T0, T0 + 10 * S)
+    assert silence is not None and silence.failed == 3
+    # the run after the last answer, oldest first; the failure before that answer is not in it
+    assert silence.trace_ids == tuple(p.trace_id for p in probes[-3:])
+
+
+def test_a_diagnosis_names_every_neighbouring_trace_it_used() -> None:
+    """SPEC: a diagnosis names every trace of evidence it used. The data load whose IB
+    Gateway refused the host service 14 times names the 14 ib.connect traces; the training
+    whose worker died names the trace of each of its 30 failed health checks."""
+    from pathlib import Path
+
+    from opdiag.service import DiagnosisService
+    from opdiag.settings import Settings
+    from opdiag.sources.files import FileSource
+
+    demo = Path(__file__).resolve().parents[1] / "demo" / "traces"
+    service = DiagnosisService(FileSource([demo]), Settings(trace_paths=[demo]))
+    now = 1_795_509_960 * S
+    d = service.diagnose("op_data_load_20261124_080400_1259b041", now_us=now)
+    assert d.verdict == "service_unreachable"
+    assert len(d.evidence_trace_ids) == 14 == len(set(d.evidence_trace_ids))
+    assert not set(d.evidence_trace_ids) & set(d.trace_ids)
+    d = service.diagnose("op_training_20261124_080530_943c8505", now_us=now)
+    assert d.verdict == "worker_lost"
+    assert len(d.evidence_trace_ids) == 30 == len(set(d.evidence_trace_ids))
+    assert set(d.evidence_trace_ids) <= set(d.links.traces)  # each one linked in Jaeger

@@ -120,7 +120,11 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
     rc, bn = diagnosis.root_cause, diagnosis.bottleneck
     rc_key = (rc.trace_id, rc.span_id) if rc is not None else None
     bn_key = (bn.trace_id, bn.span_id) if bn is not None and bn.kind == "span" else None
-    used = [f.trace_id for f in diagnosis.findings if f.neighbour and f.trace_id]
+    used: list[str] = []
+    for f in diagnosis.findings:
+        if f.neighbour and f.trace_id:
+            used.append(f.trace_id)
+            used.extend(f.other_trace_ids)
     if rc is not None and rc.neighbour:
         used.insert(0, rc.trace_id)
     diagnosis.evidence_trace_ids = list(dict.fromkeys(used))

@@ -47,7 +47,12 @@ from opdiag.diagnosis.recovered import (
 )
 from opdiag.diagnosis.result import Diagnosis, Finding, FlowStep, copied
 from opdiag.diagnosis.rules import Rule, RuleSet
-from opdiag.diagnosis.span_rules import facts_hold, span_rule_hits, when_holds
+from opdiag.diagnosis.span_rules import (
+    MAX_EVIDENCE_TRACES,
+    facts_hold,
+    span_rule_hits,
+    when_holds,
+)
 from opdiag.diagnosis.survey import survey
 from opdiag.diagnosis.templates import (
     OPERATION_VALUE_PREFIX,
@@ -212,6 +217,7 @@ def diagnose(
         bottleneck=b_span,
         bottleneck_share=choice.span_share,
     )
+    near_traces: dict[str, dict[str, None]] = {}
     if near:
         near_walks = [(t, t.walked()) for t in near]
         hits += span_rule_hits(
@@ -221,11 +227,14 @@ def diagnose(
             withins=rules.withins,
             nested=rules.nested_index,
             inapplicable=inapplicable,
+            traces=near_traces,
         )
     attempts: dict[int, tuple[Retry, list[Finding]]] = {}
     for rule, span, exc, count in hits:
         evidence = _evidence(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
         finding = _finding(rule, span, evidence, neighbour=rule.scope == "neighbours")
+        if finding.neighbour and len(near_traces.get(rule.id, ())) > 1:
+            finding.other_trace_ids = [t for t in near_traces[rule.id] if t != span.trace_id]
         retry = made_good.of(span) if made_good and rule.scope != "neighbours" else None
         if retry is None:
             fired.append(finding)
@@ -239,7 +248,14 @@ def diagnose(
         exc = _first_exception(span)
         evidence = _evidence(rule, span, exc, op_values=op_values, by_trace=by_trace, count=1)
         own = span is None or any(span.trace_id == t.trace_id for t, _ in walks)
-        fired.append(_finding(rule, span, evidence, neighbour=not own))
+        finding = _finding(rule, span, evidence, neighbour=not own)
+        silence = workers.silence
+        if rule.subject == "worker_probe" and silence is not None and not own:
+            # every failed health check is evidence, each in its own trace
+            finding.other_trace_ids = [
+                t for t in silence.trace_ids[:MAX_EVIDENCE_TRACES] if t != finding.trace_id
+            ]
+        fired.append(finding)
 
     diagnosis = Diagnosis(
         operation_id=op_id,

@@ -145,6 +145,7 @@ class Silence(msgspec.Struct, frozen=True):
     since: Probe
     failed: int
     last_ok_us: int | None
+    trace_ids: tuple[str, ...] = ()  # of the failed probes (each its own trace), oldest first
 
 
 # A probe that could not connect at all (nothing listens: the process is gone), unlike one
@@ -260,25 +261,26 @@ class WorkerView(msgspec.Struct):
         key = same_place(address)
         first_fail: Probe | None = None
         last_fail_us = 0
-        failed = 0
+        failed: list[str] = []
         hard = False
         last_ok: int | None = None
         for p in self.probes:
             if p.address != key or p.time_us > to_us:
                 continue
             if p.ok:
-                first_fail, failed, hard, last_ok = None, 0, False, p.time_us
+                first_fail, hard, last_ok = None, False, p.time_us
+                failed = []
             else:
                 if first_fail is None:
                     first_fail = p
-                failed += 1
+                failed.append(p.trace_id)
                 hard = hard or not p.late
                 last_fail_us = p.time_us
         if first_fail is None or last_fail_us < from_us:
             return None
-        if not hard and failed < self.timeouts_to_lose:
+        if not hard and len(failed) < self.timeouts_to_lose:
             return None
-        return Silence(key, first_fail, failed, last_ok)
+        return Silence(key, first_fail, len(failed), last_ok, tuple(dict.fromkeys(failed)))
 
     def replaced(
         self, address: str, service: str | None, from_us: int, to_us: int
@@ -317,7 +319,13 @@ class WorkerView(msgspec.Struct):
         ]
         if any(p.ok for p in later):
             return None
-        return Silence(key, silence.since, silence.failed + len(later), silence.last_ok_us)
+        return Silence(
+            key,
+            silence.since,
+            silence.failed + len(later),
+            silence.last_ok_us,
+            tuple(dict.fromkeys([*silence.trace_ids, *(p.trace_id for p in later)])),
+        )
 
     def unseen(
         self, globs: Sequence[str], all_globs: Sequence[str], at_us: int

@@ -104,6 +104,9 @@ class Finding(msgspec.Struct):
     # epoch ms.
     neighbour: bool = False
     time_ms: float | None = None
+    # the other neighbouring traces whose spans matched the rule too (14 refused
+    # ib.connect loops: the finding points at the last, these name the rest)
+    other_trace_ids: list[str] = msgspec.field(default_factory=list)
 
 
 class FlowStep(msgspec.Struct):

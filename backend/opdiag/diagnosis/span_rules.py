@@ -103,6 +103,7 @@ def span_rule_hits(
     inapplicable: Collection[str] = (),
     bottleneck: Span | None = None,
     bottleneck_share: float = 0.0,
+    traces: dict[str, dict[str, None]] | None = None,
 ) -> list[tuple[Rule, Span, ExceptionInfo | None, int]]:
     """Evaluate every span rule of ``index`` (one scope of the rule set) on every span of
     ``walks``, once; keep per rule the deepest (then latest) matching span and the number of
@@ -110,7 +111,9 @@ def span_rule_hits(
     ``when`` failed); that is decided only for the rules some span meets, so an operation
     costs what its spans meet, not what the pack holds. ``meeting``: ``meeting_of(walks,
     index)`` when the caller has it (``diagnosis.survey``); ``withins`` are the rule set's
-    ``within`` globs, ``nested`` its ``without_*`` matches."""
+    ``within`` globs, ``nested`` its ``without_*`` matches. ``traces``, when given, gets per
+    rule id the ids of the traces its matches sit in (neighbouring traces are evidence each,
+    and a diagnosis names every one it used), at most ``MAX_EVIDENCE_TRACES``."""
     active: dict[str, bool] = {}
     # id() of the index's candidates of a shape -> ``_here`` of them for this operation
     here_of: dict[int, Here] = {}
@@ -195,6 +198,10 @@ def span_rule_hits(
                 if not matches_context(m, ctx):
                     continue
                 counts[rule.id] = counts.get(rule.id, 0) + 1
+                if traces is not None:
+                    seen = traces.setdefault(rule.id, {})
+                    if len(seen) < MAX_EVIDENCE_TRACES:
+                        seen[span.trace_id] = None
                 key = (depth, span.start_us)
                 current = best.get(rule.id)
                 if current is None or key > current[0]:
@@ -207,6 +214,8 @@ def span_rule_hits(
         if rule.id in best
     ]
 
+
+MAX_EVIDENCE_TRACES = 50  # per rule: the traces a finding names beside its own span's
 
 Here = tuple[
     tuple[Rule, ...],
