@@ -335,3 +335,34 @@ def test_collector_is_restored_after_a_one_shot_command(capsys, traces_file):
     assert gc.isenabled()
     run(capsys, "diagnose", OP_OK, "--traces", str(traces_file))
     assert gc.isenabled()
+
+
+def test_an_empty_traces_path_is_bad_usage(capsys, traces_file):
+    """``--traces "$UNSET"`` is ``--traces ''``: Path("") is the working directory, which
+    was read whole, recursively."""
+    code, out, err = run(capsys, "operations", "--traces", "")
+    assert code == 2 and out == ""
+    assert "--traces: an empty path" in err
+
+
+def test_a_refused_write_is_exit_2_naming_it(capsys, tmp_path):
+    a_file = tmp_path / "not-a-directory"
+    a_file.write_text("x")
+    code, _, err = run(capsys, "dashboards", "generate", "--out", str(a_file))
+    assert code == 2
+    assert "Not a directory" in err and "internal error" not in err
+
+
+def test_a_full_disk_on_stdout_is_exit_2(traces_file):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "opdiag.cli.main", "operations", "--traces", str(traces_file)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 2, done.stderr
+    assert "No space left on device" in done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr

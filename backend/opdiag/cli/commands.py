@@ -28,6 +28,8 @@ def _check_paths(paths: list[str]) -> list[Path]:
     """Named paths must exist and be readable: a typo is bad input (2), not 'not found'."""
     checked: list[Path] = []
     for raw in paths:
+        if not raw.strip():  # Path("") is ".": an unset variable would read the whole tree
+            raise InputError("--traces: an empty path", field="traces")
         path = Path(raw)
         if not path.exists():
             raise InputError("no such file or directory", source=raw)

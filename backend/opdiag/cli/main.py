@@ -91,6 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `opdiag operations | head`: quiet, and no flush error at exit
         _silence_stdout()
         return 0
+    except OSError as exc:  # the machine refused a write: a full disk, a file where a
+        # directory was asked for. The input was fine; the output could not be made.
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"opdiag: {_one_line(where + (exc.strerror or str(exc)))}\n")
+        _silence_stdout()
+        return EXIT_USAGE
     except Exception as exc:  # last resort: a short message, never a traceback
         detail = str(exc).splitlines()[0] if str(exc) else ""
         detail = _one_line(detail[:300])
