@@ -852,3 +852,18 @@ def test_a_late_error_past_the_flow_cut_is_still_the_marked_root_cause() -> None
     assert len(d.execution_flow) == 11
     assert d.execution_flow_truncated == len(case["spans"]) - 11
     assert [s.index for s in d.execution_flow] == list(range(1, 12))
+
+
+def test_a_stuck_operation_is_in_flight_and_its_length_runs_to_now() -> None:
+    """Started, never finished: the same operation read before and after the stuck
+    threshold is running both times, and it lasts longer the later it is judged (it read
+    'unknown', 5 s, once stuck: shorter than the 4 min it had lasted a minute before)."""
+    case = backtest_case()
+    case["spans"] = [
+        s for s in case["spans"] if s.get("attrs", {}).get("operation.to_status") != "completed"
+    ]
+    before = run_case({**case, "now_s": 200})
+    after = run_case({**case, "now_s": 900})
+    assert (before.verdict, after.verdict) == ("healthy", "stuck")
+    assert before.status == after.status == "running"
+    assert before.duration_ms == 200_000 and after.duration_ms == 900_000

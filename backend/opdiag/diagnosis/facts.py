@@ -310,8 +310,8 @@ def operation_facts(
             facts.stuck = True
         else:
             facts.running = True
-            if facts.status == "unknown":
-                facts.status = "running"
+        if facts.status == "unknown":  # started, not finished: in flight, stuck or not (its
+            facts.status = "running"  # length runs to now either way)
     return facts
 
 
