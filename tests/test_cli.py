@@ -366,3 +366,39 @@ def test_a_full_disk_on_stdout_is_exit_2(traces_file):
     assert done.returncode == 2, done.stderr
     assert "No space left on device" in done.stderr
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+
+
+def test_serve_without_any_source_is_bad_usage_naming_the_way_out(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPDIAG_DEMO_TRACES", str(tmp_path / "nowhere"))
+    from opdiag.api.server import build_server
+    from opdiag.errors import InputError
+    from opdiag.settings import Settings
+
+    with pytest.raises(InputError) as info:
+        build_server(Settings(trace_paths=[]))
+    assert info.value.exit_code == 2
+    assert "--traces or --jaeger-url" in info.value.message and "nowhere" in info.value.message
+
+
+def test_an_install_without_the_checkout_serves_the_demo_corpus_it_carries(
+    monkeypatch, tmp_path
+):
+    """``pip install .`` puts the corpus under ``<prefix>/share/opdiag/demo-traces``
+    (pyproject's data-files): every file of demo/traces is matched by those globs."""
+    import tomllib
+
+    from opdiag import settings as settings_module
+
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "data-files"
+    ]["share/opdiag/demo-traces"]
+    carried = {p for g in globs for p in root.glob(g)}
+    assert carried == set((root / "demo" / "traces").iterdir())
+    monkeypatch.delenv("OPDIAG_DEMO_TRACES", raising=False)
+    installed = tmp_path / "share" / "opdiag" / "demo-traces"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(settings_module.sys, "prefix", str(tmp_path))
+    assert settings_module.default_demo_traces() == root / "demo" / "traces"  # a checkout
+    monkeypatch.setattr(settings_module, "REPO_ROOT", tmp_path / "site-packages")
+    assert settings_module.default_demo_traces() == installed

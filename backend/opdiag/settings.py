@@ -10,6 +10,7 @@ PyYAML is imported only when a settings file is given.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def default_demo_traces() -> Path:
-    """The committed demo corpus: ``OPDIAG_DEMO_TRACES`` or ``<repo>/demo/traces``."""
+    """The demo corpus: ``OPDIAG_DEMO_TRACES``, else the checkout's ``demo/traces``, else
+    the copy an install carries (``<prefix>/share/opdiag/demo-traces``, pyproject's
+    data-files)."""
     env = os.environ.get("OPDIAG_DEMO_TRACES")
-    return Path(env) if env else REPO_ROOT / "demo" / "traces"
+    if env:
+        return Path(env)
+    checkout = REPO_ROOT / "demo" / "traces"
+    installed = Path(sys.prefix) / "share" / "opdiag" / "demo-traces"
+    return installed if not checkout.is_dir() and installed.is_dir() else checkout
 
 
 @dataclass(kw_only=True)

@@ -28,7 +28,7 @@ from opdiag.api.queries import is_file_source
 from opdiag.api.state import EXTENSION as STATE_EXTENSION
 from opdiag.api.state import AppState
 from opdiag.api.waitress_errors import use_json_errors
-from opdiag.errors import OpdiagError
+from opdiag.errors import InputError, OpdiagError
 from opdiag.settings import Settings, default_demo_traces
 from opdiag.timeutil import wall_clock_us
 from opdiag.web.pages import default_window
@@ -115,7 +115,10 @@ def build_server(settings: Settings) -> tuple[Any, AppState]:
     if needs_demo(settings) and not settings.use_demo:
         settings = settings.model_copy(update={"use_demo": True})
     if settings.use_demo and needs_demo(settings) and not default_demo_traces().exists():
-        raise OpdiagError(f"no trace source and no demo corpus at {default_demo_traces()}")
+        raise InputError(
+            "no trace source: give --traces or --jaeger-url (or set JAEGER_URL); the demo "
+            f"corpus served without one is not at {default_demo_traces()}"
+        )
     store = None
     if settings.watcher.enabled:
         from opdiag.store.factory import open_store
