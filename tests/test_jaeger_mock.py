@@ -355,3 +355,56 @@ def test_a_search_answer_with_nothing_readable_is_still_an_error():
         pytest.raises(SourceUnavailableError, match="cannot read"),
     ):
         src.traces_for("op_1")
+
+
+def test_api_detection_is_shared_and_waiting_for_it_is_bounded():
+    """A Jaeger that hangs at start-up: one caller detects the API while the others wait
+    for its answer at most ``jaeger.deadline_s`` each (504), instead of queueing behind a
+    lock one detection after another (30 requests: the last answered after 63 s)."""
+    import threading
+
+    entered = threading.Event()
+    release = threading.Event()
+    calls: list[str] = []
+
+    def services(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        entered.set()
+        release.wait(60)
+        return text_json(200, {"services": ["w"]})
+
+    index = page("v2.19.1")
+    rec = Recorder(
+        {
+            "/api/v3/services": services,
+            "/": lambda r: httpx.Response(200, text=index, headers={"content-type": "text/html"}),
+        }
+    )
+    outcomes: list[object] = []
+
+    def ask(src: JaegerSource) -> None:
+        try:
+            outcomes.append(src.all_services())
+        except SourceUnavailableError as exc:
+            outcomes.append(exc)
+
+    with source(rec, deadline_s=0.5) as src:
+        leader = threading.Thread(target=ask, args=(src,))
+        leader.start()
+        assert entered.wait(30)
+        waiters = [threading.Thread(target=ask, args=(src,)) for _ in range(6)]
+        for t in waiters:
+            t.start()
+        for t in waiters:
+            t.join(30)
+        finished = [not t.is_alive() for t in waiters]
+        release.set()
+        leader.join(30)
+        assert all(finished), "a caller waited on the detection past its deadline"
+        assert calls == ["/api/v3/services"]  # one detection, not one per caller
+        waited = [o for o in outcomes[:-1] if isinstance(o, SourceTimeoutError)]
+        assert len(waited) == 6
+        assert all("which API it serves within 0.5s" in o.message for o in waited)
+        assert isinstance(outcomes[-1], SourceTimeoutError)  # the leader's own late answer
+        # a failed detection is not kept: the next caller detects again, and it answers now
+        assert src.all_services() == ["w"] and src.api == "v3"

@@ -46,6 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from types import TracebackType
@@ -53,7 +54,12 @@ from typing import Any, TypeVar
 
 import httpx
 
-from opdiag.errors import InputError, SourceUnavailableError, TraceFormatError
+from opdiag.errors import (
+    InputError,
+    SourceTimeoutError,
+    SourceUnavailableError,
+    TraceFormatError,
+)
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
 from opdiag.operations import NOISE_SPAN_PATTERNS
 from opdiag.search_window import CLOCK_MARGIN_US, around
@@ -211,6 +217,7 @@ class JaegerSource:
         )
         self._round_us = max(1, int(settings.search_round_s * 1_000_000))
         self._decoding = threading.Lock()
+        self._detecting: Future[QueryApi] | None = None  # the API detection under way
         # traces of search answers left out as unreadable, newest last (_parse_each)
         self.problems: list[str] = []
         self._skipped: set[str] = set()  # their trace ids: a trace several searches answer
@@ -247,10 +254,40 @@ class JaegerSource:
         return self._query_api().name
 
     def _query_api(self) -> QueryApi:
+        """The API, detected once. One caller detects while the others wait for its answer,
+        each at most ``jaeger.deadline_s``: detection does network I/O, and a Jaeger that
+        hangs at start-up must not queue every request behind it (30 requests waited 3 s
+        each in turn, the last one 63 s, for answers bounded at 3 s)."""
+        api = self._api
+        if api is not None:
+            return api
         with self._lock:
-            if self._api is None:
-                self._api = detect_api(self._http, self._settings.storage, self._settings.api)
-            return self._api
+            if self._api is not None:
+                return self._api
+            pending = self._detecting
+            leader = pending is None
+            if pending is None:
+                pending = self._detecting = Future()
+        if not leader:
+            try:
+                return pending.result(timeout=self._settings.deadline_s)
+            except FutureTimeout:
+                raise SourceTimeoutError(
+                    f"Jaeger at {self._http.url} did not answer which API it serves within "
+                    f"{self._settings.deadline_s:g}s (jaeger.deadline_s)"
+                ) from None
+        try:
+            api = detect_api(self._http, self._settings.storage, self._settings.api)
+        except BaseException as exc:
+            pending.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                self._detecting = None
+        with self._lock:
+            self._api = api
+        pending.set_result(api)
+        return api
 
     def cache_stats(self) -> dict[str, dict[str, int]]:
         """Counters of the service-list and search caches (for ``/metrics``)."""
