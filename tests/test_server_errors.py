@@ -95,6 +95,23 @@ def test_a_request_waitress_cannot_parse_is_json_400(server):
     _assert_json_error(headers, body, None)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"GET /api/v1/operations/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=["request-line", "header-without-colon", "non-utf8-path"],
+)
+def test_a_request_refused_before_its_line_is_read_is_json_400(server, raw):
+    """waitress refuses these before it has the request's method and path: the error
+    answer used to read them, fail, and leave the connection open with no answer."""
+    status, headers, body = _exchange(server, raw)
+    assert status == 400
+    _assert_json_error(headers, body, None)
+
+
 def test_the_app_still_answers_after_waitress_errors(server):
     status, _, body = _exchange(
         server, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"

@@ -47,8 +47,9 @@ class JsonErrorTask(ErrorTask):  # type: ignore[misc]
         log.info(
             '%s "%s %s" %d refused by the HTTP server: %s',
             _client(self.channel),
-            printable(self.request.command or "-"),
-            printable(self.request.path or "-"),
+            # (a request line it could not parse leaves neither set)
+            printable(getattr(self.request, "command", None) or "-"),
+            printable(getattr(self.request, "path", None) or "-"),
             status,
             printable(str(getattr(error, "body", ""))),
         )
