@@ -145,3 +145,37 @@ def test_jaeger_answers_and_metrics_show_its_latency(traces_dir):
             if line.startswith("opdiag_jaeger_request_duration_seconds_count{")
         ]
         assert counts and sum(counts) >= 1
+
+
+def test_every_listed_operation_opens_even_when_its_id_is_not_addressable(tmp_path):
+    """Operation ids come from traces and may hold a tab, a newline or a bidi override,
+    or run to 600 characters; the API refuses those in a URL. The listing's links then
+    name the operation by its trace, and every row's diagnosis link opens."""
+    import json as json_module
+    from urllib.parse import urlsplit
+
+    odd = ["op_data_load_20261124_080115_t\tab", "op_data_load_20261124_080115_\u202egnp",
+           "op_data_load_20261124_080115_" + "L" * 600, "op_data_load_20261124_080115_ok"]
+    traces = []
+    for n, op in enumerate(odd, start=1):
+        tid = f"{n:032x}"
+        tags = [{"key": "operation.id", "type": "string", "value": op},
+                {"key": "error", "type": "bool", "value": True}]
+        span = {"traceID": tid, "spanID": f"{n:016x}", "operationName": "data.download",
+                "references": [], "startTime": 1_795_507_200_000_000 + n, "duration": 1000,
+                "tags": tags, "logs": [], "processID": "p1"}
+        traces.append({"traceID": tid, "spans": [span],
+                       "processes": {"p1": {"serviceName": "ktrdr-api", "tags": []}}})
+    (tmp_path / "odd.json").write_text(json_module.dumps({"data": traces}), encoding="utf-8")
+    settings = Settings.model_validate({"trace_paths": [str(tmp_path)]})
+    with create_app(settings).test_client() as client:
+        rows = client.get("/api/v1/operations?from=0&to=now").get_json()
+        assert sorted(r["operation_id"] for r in rows) == sorted(odd)
+        for row in rows:
+            url = urlsplit(row["diagnosis_url"])
+            page = client.get(f"{url.path}?{url.query}")
+            assert page.status_code == 200, (row["operation_id"][:40], url.path)
+            if row["operation_id"].endswith("_ok"):
+                assert row["operation_id"] in url.path  # an addressable id names itself
+            else:
+                assert row["trace_id"] in url.path

@@ -41,6 +41,16 @@ def normalise_trace_id(raw: str) -> str:
     return raw.strip().lower().rjust(32, "0")
 
 
+MAX_ID_CHARS = 512  # the longest id the API takes
+
+
+def addressable(ident: str) -> bool:
+    """Can a URL name this id? Not empty, at most ``MAX_ID_CHARS``, printable, no space at
+    either end: what the API's id parameter takes (``api.params.IDENT_PATTERN``). An
+    operation id from a trace may be anything; links name one that is not by its trace."""
+    return 0 < len(ident) <= MAX_ID_CHARS and ident.isprintable() and ident == ident.strip()
+
+
 def looks_like_trace_id(ident: str) -> bool:
     """16 to 32 hex characters: the forms Jaeger prints (16 when the high half is zero).
     Operation ids carry ``_`` or letters beyond ``f``, so they never match."""

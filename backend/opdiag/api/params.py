@@ -16,10 +16,11 @@ from werkzeug.routing import PathConverter
 
 from opdiag import timeutil
 from opdiag.errors import InputError
+from opdiag.model import MAX_ID_CHARS, addressable
 from opdiag.timeutil import TimeRange
 
 ALL_VALUES = frozenset({"", "all", "$__all", "*", "__all"})
-MAX_TEXT = 512
+MAX_TEXT = MAX_ID_CHARS  # ids and filter values
 _MAX_TIME_TEXT = 64
 
 
@@ -117,6 +118,6 @@ class IdentConverter(PathConverter):
 
 def parse_ident(raw: str, field: str = "id") -> str:
     """An operation or trace id from a URL or a payload, as ``IDENT_PATTERN`` says."""
-    if not _IDENT_RE.fullmatch(raw) or not raw.isprintable():
+    if not _IDENT_RE.fullmatch(raw) or not addressable(raw):
         raise InputError(f"{field}: expected an operation id or trace id", field=field)
     return raw

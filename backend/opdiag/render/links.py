@@ -12,6 +12,7 @@ import re
 from urllib.parse import quote
 
 from opdiag.diagnosis.result import Diagnosis, Links
+from opdiag.model import addressable
 from opdiag.settings import LinkSettings
 
 # Explore's time range around the operation, so the trace is inside it.
@@ -150,6 +151,16 @@ def dashboard_url(
     return url + f"&from={start}&to={'now' if end is None else end}"
 
 
+def link_key(diagnosis: Diagnosis) -> str:
+    """The id links name the operation by: its key, or its first trace when no URL can
+    name the key (an operation id with a tab, a newline, a bidi override, 600 characters:
+    the API refuses those, so a link by the id would lead to a 400)."""
+    key = diagnosis.key
+    if key and not addressable(key) and diagnosis.trace_ids:
+        return diagnosis.trace_ids[0]
+    return key
+
+
 def _key_span(diagnosis: Diagnosis) -> tuple[str, str] | None:
     """(trace id, span id) of the span that proves the verdict: root cause, else bottleneck."""
     if diagnosis.root_cause is not None and diagnosis.root_cause.span_id:
@@ -178,7 +189,7 @@ def build_links(diagnosis: Diagnosis, links_settings: LinkSettings) -> Links:
         explore = explore_url(
             links_settings, explore_trace, diagnosis.started_at_ms, diagnosis.ended_at_ms
         )
-    key = diagnosis.key
+    key = link_key(diagnosis)
     span = operation_range_ms(diagnosis)
     return Links(
         jaeger=jaeger,
@@ -203,7 +214,7 @@ def _jaeger_link(
 def row_links(diagnosis: Diagnosis, links_settings: LinkSettings) -> Links:
     """The two links a row of the operations list shows (``jaeger``, ``diagnosis_page``),
     exactly as ``build_links`` makes them; a long listing needs no others."""
-    key = diagnosis.key
+    key = link_key(diagnosis)
     return Links(
         jaeger=_jaeger_link(diagnosis, links_settings, _key_span(diagnosis)),
         diagnosis_page=(
