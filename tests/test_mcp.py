@@ -43,13 +43,11 @@ def with_client(params: StdioServerParameters, body: Callable[[Client], Awaitabl
 
 
 async def call(client: Client, tool: str, **arguments: Any) -> tuple[bool, dict[str, Any]]:
-    """(is_error, the answer's JSON); an error's text is "Error executing tool X: {json}"."""
+    """(is_error, the answer's JSON): a failure's text is JSON too, nothing before it."""
     result = await client.call_tool(tool, arguments)
     (content,) = result.content
     text = content.text
     assert len(text) <= MAX_ANSWER, (tool, len(text))
-    if result.is_error:
-        text = text[text.index("{") :]
     return bool(result.is_error), json.loads(text)
 
 
@@ -66,6 +64,10 @@ def test_initialise_list_tools_and_call_each_on_the_demo():
         out["unknown"] = await call(client, "diagnose", operation_id="op_nope")
         out["bad_limit"] = await call(client, "list_operations", limit=0)
         out["bad_time"] = await call(client, "list_operations", since="yesterday-ish")
+        out["missing"] = await call(client, "diagnose")
+        out["wrong_type"] = await call(client, "list_operations", limit="ten")
+        out["reversed"] = await call(client, "list_operations", since="now", until="now-1h")
+        out["control"] = await call(client, "diagnose", operation_id="op\x01x")
         return out
 
     out = with_client(server("--traces", str(DEMO)), body)
@@ -117,6 +119,16 @@ def test_initialise_list_tools_and_call_each_on_the_demo():
                              "field": "limit"}
     error, bad = out["bad_time"]
     assert error and bad["kind"] == "bad_input" and bad["field"] == "since"
+    # arguments the SDK refuses against the tool's signature answer in the same form, and
+    # the field is the tool's own argument
+    for key, field in [
+        ("missing", "operation_id"),
+        ("wrong_type", "limit"),
+        ("reversed", "since"),
+        ("control", "operation_id"),
+    ]:
+        error, bad = out[key]
+        assert error and bad["kind"] == "bad_input" and bad["field"] == field, (key, bad)
 
 
 def test_real_ktrdr_corpus_over_stdio():

@@ -18,8 +18,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from pydantic import ValidationError
+
 from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep
 from opdiag.errors import InputError, NotFoundError, OpdiagError
+from opdiag.model import addressable
 from opdiag.render.json_render import dumps, run_brief
 from opdiag.settings import Settings
 from opdiag.timeutil import US_PER_S, format_duration, format_rfc3339, parse_http_time
@@ -242,6 +245,12 @@ def _kind(exc: OpdiagError) -> str:
     return "source_unavailable" if exc.exit_code == 4 else "error"
 
 
+def _ident(value: str, field: str) -> None:
+    """An id as the HTTP API takes it (``model.addressable``): the same refusal both ways."""
+    if not isinstance(value, str) or not addressable(value.strip()):
+        raise InputError(f"{field}: expected an operation id or trace id", field=field)
+
+
 class OpdiagTools:
     """The tools' logic over one ``DiagnosisService``; every answer is a JSON-able dict."""
 
@@ -279,6 +288,8 @@ class OpdiagTools:
             end = parse_http_time(until, name="until", now_us=now_us) if until else now_us + 1
             lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
             start = parse_http_time(since, name="since", now_us=now_us) if since else end - lookback
+            if start >= end:
+                raise InputError("since must be before until", field="since")
         if not 1 <= limit <= LIST_MAX:
             raise InputError(f"limit must be 1..{LIST_MAX}", field="limit")
         if offset < 0:
@@ -302,11 +313,14 @@ class OpdiagTools:
         }
 
     def diagnose(self, *, operation_id: str, now: str | None = None) -> dict[str, Any]:
+        _ident(operation_id, "operation_id")
         return compact_diagnosis(self.service.diagnose(operation_id, now_us=self._now(now)))
 
     def compare_operations(
         self, *, operation_id: str, against: str, now: str | None = None
     ) -> dict[str, Any]:
+        _ident(operation_id, "operation_id")
+        _ident(against, "against")
         this, other, comparison = self.service.compare(operation_id, against, now_us=self._now(now))
         return {
             "operation": _brief(this),
@@ -324,6 +338,7 @@ class OpdiagTools:
     ) -> dict[str, Any]:
         from opdiag.web.waterfall import hide_noise
 
+        _ident(operation_id, "operation_id")
         if not 1 <= limit <= FLOW_MAX:
             raise InputError(f"limit must be 1..{FLOW_MAX}", field="limit")
         d = self.service.diagnose(operation_id, now_us=self._now(now))
@@ -414,14 +429,57 @@ def _as_tool(method: Callable[..., dict[str, Any]], error: type[Exception]) -> C
     return run
 
 
+def argument_error(exc: ValidationError) -> dict[str, Any]:
+    """The SDK's refusal of a tool's arguments (checked against its signature before opdiag
+    sees them), as opdiag's own: ``{"error", "kind": "bad_input", "field"}``."""
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(part) for part in first.get("loc", ())]
+    field = loc[0] if loc else None
+    what = first.get("msg", "invalid")
+    return {
+        "error": _cut(f"{'.'.join(loc) or 'arguments'}: {what}", 500),
+        "kind": "bad_input",
+        "field": field,
+    }
+
+
+def _server_class() -> type:
+    """``MCPServer`` whose failed tool calls answer JSON the model can parse: opdiag's
+    ``{"error", "kind", "field"}`` without the SDK's "Error executing tool …" prefix, and
+    argument errors in the same form."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+    from mcp.types import CallToolResult, TextContent
+
+    class OpdiagMCPServer(MCPServer):  # type: ignore[misc]
+        async def call_tool(
+            self, name: str, arguments: dict[str, Any], context: Any = None
+        ) -> Any:
+            try:
+                return await super().call_tool(name, arguments, context)
+            except ToolError as exc:
+                if isinstance(exc, UnexpectedToolError):
+                    raise
+                cause = exc.__cause__
+                if isinstance(cause, ValidationError):
+                    text = dumps(argument_error(cause), indent=False)
+                elif isinstance(cause, ToolError):  # answer(): already opdiag's JSON
+                    text = str(cause)
+                else:  # an unknown tool
+                    body = {"error": _cut(str(exc), 500), "kind": "bad_input", "field": "name"}
+                    text = dumps(body, indent=False)
+                return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+    return OpdiagMCPServer
+
+
 def build_server(tools: OpdiagTools) -> Any:
     """The SDK's ``MCPServer`` with one tool per ``OpdiagTools`` method in ``DESCRIPTIONS``."""
-    from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
     import opdiag
 
-    server = MCPServer(
+    server = _server_class()(
         name="opdiag",
         version=opdiag.__version__,
         instructions=INSTRUCTIONS,
