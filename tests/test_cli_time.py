@@ -86,3 +86,30 @@ def test_grafana_rounding():
     assert format_rfc3339(parse_http_time("now/y", name="from", now_us=NOW_US)) == (
         "2025-01-01T00:00:00Z"
     )
+
+
+def test_grafana_rounding_ends_a_range_at_the_end_of_the_unit():
+    """Grafana's "Today" is from=now/d&to=now/d: the end of a range rounds to the end of
+    its unit (it rounded down too, and the API refused the empty range)."""
+    day = 86400 * 10**6
+    start = parse_http_time("now/d", name="from", now_us=NOW_US)
+    assert parse_http_time("now/d", name="to", now_us=NOW_US, end=True) == start + day
+    for unit, want in [("w", "2025-11-24T00:00:00Z"), ("M", "2025-12-01T00:00:00Z"),
+                       ("y", "2026-01-01T00:00:00Z")]:
+        got = parse_http_time(f"now/{unit}", name="to", now_us=NOW_US, end=True)
+        assert format_rfc3339(got) == want, unit
+    december = NOW_US + 20 * day  # 2025-12-12: the month after is in the next year
+    assert format_rfc3339(parse_http_time("now/M", name="to", now_us=december, end=True)) == (
+        "2026-01-01T00:00:00Z"
+    )
+
+
+def test_the_api_takes_grafanas_today():
+    from opdiag.api.app import create_app
+    from opdiag.settings import Settings, default_demo_traces
+
+    settings = Settings.model_validate({"trace_paths": [str(default_demo_traces())]})
+    with create_app(settings).test_client() as client:
+        for unit in "dwMy":
+            answer = client.get(f"/api/v1/operations?from=now/{unit}&to=now/{unit}")
+            assert answer.status_code == 200, (unit, answer.get_json())

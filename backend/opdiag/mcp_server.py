@@ -285,7 +285,11 @@ class OpdiagTools:
         if since is None and until is None and self.file_source:
             start, end = 0, _ALL_END_US  # a recorded corpus: all of it
         else:
-            end = parse_http_time(until, name="until", now_us=now_us) if until else now_us + 1
+            end = (
+                parse_http_time(until, name="until", now_us=now_us, end=True)
+                if until
+                else now_us + 1
+            )
             lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
             start = parse_http_time(since, name="since", now_us=now_us) if since else end - lookback
             if start >= end:

@@ -154,10 +154,12 @@ def parse_lookback_s(text: str, *, name: str) -> float:
     return parse_duration_us(text, name=name, plain_unit_us=US_PER_S) / US_PER_S
 
 
-def parse_http_time(text: str, *, name: str, now_us: int) -> int:
+def parse_http_time(text: str, *, name: str, now_us: int, end: bool = False) -> int:
     """An HTTP time parameter → epoch µs: epoch ms, RFC 3339, ``now`` or ``now-6h``.
 
     Grafana sends ``${__from}``/``${__to}`` as epoch ms; people type RFC 3339 or relative times.
+    ``end``: the time ends a range, so a rounded one (``now/d``) is the end of its unit, as
+    Grafana reads ``to=now/d`` ("Today": from the start of the day to its end).
     """
     raw = text
     if not raw:
@@ -174,7 +176,10 @@ def parse_http_time(text: str, *, name: str, now_us: int) -> int:
             offset = round(float(amount) * _UNITS_US[unit])
             value = now_us - offset if sign == "-" else now_us + offset
         _check_range(value, raw, name)
-        return _round_down(value, round_to) if round_to else value
+        if not round_to:
+            return value
+        start = _round_down(value, round_to)
+        return _next_unit(start, round_to) if end else start
     if raw.startswith("now"):
         raise InputError(
             f"{name}: cannot parse {raw!r} as a relative time (use e.g. now, now-6h, now-30m)",
@@ -203,6 +208,21 @@ def _round_down(epoch_us: int, unit: str) -> int:
     else:  # "y"
         day = day.replace(month=1, day=1)
     return int(day.timestamp()) * US_PER_S
+
+
+def _next_unit(start_us: int, unit: str) -> int:
+    """The start of the unit after the one starting at ``start_us`` (a range's end)."""
+    if unit in ("s", "m", "h", "d"):
+        return start_us + _UNITS_US[unit]
+    moment = datetime.fromtimestamp(start_us / US_PER_S, tz=UTC)
+    if unit == "w":
+        after = moment + timedelta(days=7)
+    elif unit == "M":
+        year, month = divmod(moment.month, 12)
+        after = moment.replace(year=moment.year + year, month=month + 1)
+    else:  # "y"
+        after = moment.replace(year=moment.year + 1)
+    return int(after.timestamp()) * US_PER_S
 
 
 def format_rfc3339(epoch_us: int) -> str:

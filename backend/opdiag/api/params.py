@@ -24,19 +24,20 @@ MAX_TEXT = MAX_ID_CHARS  # ids and filter values
 _MAX_TIME_TEXT = 64
 
 
-def parse_time_us(raw: Any, field: str, now_us: int) -> int:
-    """One point in time from epoch ms, RFC 3339 or Grafana's ``now-6h`` → epoch µs."""
+def parse_time_us(raw: Any, field: str, now_us: int, *, end: bool = False) -> int:
+    """One point in time from epoch ms, RFC 3339 or Grafana's ``now-6h`` → epoch µs
+    (``end``: it ends a range; see ``timeutil.parse_http_time``)."""
     if isinstance(raw, bool) or raw is None:
         raise InputError(f"{field}: expected a time", field=field)
     text = str(raw)
     if len(text) > _MAX_TIME_TEXT:
         raise InputError(f"{field}: time value too long", field=field)
-    return timeutil.parse_http_time(text, name=field, now_us=now_us)
+    return timeutil.parse_http_time(text, name=field, now_us=now_us, end=end)
 
 
 def parse_range(raw_from: Any, raw_to: Any, now_us: int, default_span_us: int) -> TimeRange:
     """``from``/``to`` with defaults (the last ``default_span_us`` up to now); from < to."""
-    end_us = now_us if raw_to in (None, "") else parse_time_us(raw_to, "to", now_us)
+    end_us = now_us if raw_to in (None, "") else parse_time_us(raw_to, "to", now_us, end=True)
     if raw_from in (None, ""):
         start_us = end_us - default_span_us
     else:
