@@ -221,3 +221,18 @@ def test_a_real_prometheus_scrapes_opdiag_with_the_token(tmp_path, opdiag_with_t
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_a_token_beyond_ascii_works_as_bearer_and_as_basic(demo_traces):
+    """HTTP header values travel as bytes and WSGI decodes them as latin-1: the UTF-8 bytes
+    of "s3cret-tök" must match the token as Basic (base64 of UTF-8) already did."""
+    token = "s3cret-tök"
+    with serving(demo_traces, auth_token=token) as running:
+        url = f"http://127.0.0.1:{running.server.effective_port}/api/v1/operations"
+        bearer = {"Authorization": b"Bearer " + token.encode("utf-8")}
+        assert httpx.get(url, headers=bearer, timeout=60).status_code == 200
+        raw = base64.b64encode(f"grafana:{token}".encode()).decode()
+        basic = {"Authorization": f"Basic {raw}"}
+        assert httpx.get(url, headers=basic, timeout=60).status_code == 200
+        wrong = {"Authorization": b"Bearer " + b"s3cret-tok"}
+        assert httpx.get(url, headers=wrong, timeout=60).status_code == 401

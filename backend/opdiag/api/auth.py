@@ -38,7 +38,13 @@ def token_in(header: str, token: str) -> bool:
     scheme, _, given = header.partition(" ")
     given = given.strip()
     if scheme.lower() == "bearer":
-        return _secret_matches(given, token)
+        # WSGI hands header values over decoded as latin-1: their bytes are what the
+        # client sent, UTF-8 for a token like "s3cret-tök"
+        try:
+            sent = given.encode("latin-1")
+        except UnicodeEncodeError:
+            sent = given.encode("utf-8")
+        return hmac.compare_digest(sent, token.encode("utf-8"))
     if scheme.lower() != "basic":
         return False
     try:
