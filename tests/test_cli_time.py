@@ -113,3 +113,28 @@ def test_the_api_takes_grafanas_today():
         for unit in "dwMy":
             answer = client.get(f"/api/v1/operations?from=now/{unit}&to=now/{unit}")
             assert answer.status_code == 200, (unit, answer.get_json())
+
+
+def test_the_hint_of_a_bad_time_says_what_numbers_mean_where_it_is_read():
+    """The CLI reads a plain number as epoch seconds, the HTTP API as epoch ms: an invalid
+    date's hint must not send an API caller to 1970 by following it."""
+    import pytest
+    from opdiag.errors import InputError
+    from opdiag.timeutil import parse_now
+
+    with pytest.raises(InputError, match="epoch ms") as api:
+        parse_http_time("2026-02-30T00:00:00Z", name="from", now_us=NOW_US)
+    assert "epoch seconds" not in api.value.message
+    with pytest.raises(InputError, match="epoch seconds"):
+        parse_now("2026-02-30T00:00:00Z")
+
+
+def test_a_body_that_is_not_utf8_is_named_so():
+    import pytest
+    from opdiag.api.jsonbody import parse_json
+    from opdiag.errors import InputError
+
+    with pytest.raises(InputError, match="not UTF-8 text"):
+        parse_json(b'{"a": "\xff"}', "body")
+    with pytest.raises(InputError, match="lone surrogate"):
+        parse_json(b'{"a": "\\ud800"}', "body")

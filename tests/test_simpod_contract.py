@@ -265,6 +265,19 @@ def test_targets_without_target_are_dropped_and_empty_is_fine(client):
             lambda b: b["filters"].append({"key": "verdict", "operator": "=~", "value": "x"}),
             "filters[0].operator",
         ),
+        (
+            lambda b: b["targets"].append(
+                {"refId": "Z", "target": "flow", "payload": {"operation_id": {"a": 1}}}
+            ),
+            "targets[1].payload.operation_id",
+        ),
+        (
+            lambda b: (
+                b["targets"].append({"refId": "Z", "target": "verdict_counts"}),
+                b.update({"intervalMs": "soon"}),
+            ),
+            "intervalMs",
+        ),
     ],
 )
 def test_bad_query_is_400_naming_the_field(client, mutate, field):

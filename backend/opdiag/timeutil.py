@@ -71,8 +71,9 @@ def wall_clock_us() -> int:
     return time.time_ns() // 1000
 
 
-def parse_rfc3339(text: str, *, name: str = "time") -> int:
-    """RFC 3339 / ISO 8601 with a zone (``Z`` or ``+hh:mm``) → epoch µs; naive times are UTC."""
+def parse_rfc3339(text: str, *, name: str = "time", numbers: str = "epoch seconds") -> int:
+    """RFC 3339 / ISO 8601 with a zone (``Z`` or ``+hh:mm``) → epoch µs; naive times are UTC.
+    ``numbers``: what else the caller reads as a time (the hint of the error)."""
     raw = text.strip()
     if not raw:
         raise InputError(f"{name}: empty time", field=name)
@@ -83,7 +84,7 @@ def parse_rfc3339(text: str, *, name: str = "time") -> int:
     except ValueError:
         raise InputError(
             f"{name}: cannot parse {raw!r} as a time (use RFC 3339 like "
-            "2025-11-22T10:15:00Z or epoch seconds)",
+            f"2025-11-22T10:15:00Z or {numbers})",
             field=name,
         ) from None
     if parsed.tzinfo is None:
@@ -191,7 +192,7 @@ def parse_http_time(text: str, *, name: str, now_us: int, end: bool = False) -> 
             "2025-11-22T10:15:00Z, or now-6h)",
             field=name,
         )
-    return parse_rfc3339(raw, name=name)
+    return parse_rfc3339(raw, name=name, numbers="epoch ms, or now-6h")
 
 
 def _round_down(epoch_us: int, unit: str) -> int:

@@ -15,6 +15,8 @@ def _reason(exc: orjson.JSONDecodeError) -> str:
     message = str(exc.msg)
     if "depth" in message:
         return "nested too deeply"
+    if "not valid UTF-8" in message:
+        return "not UTF-8 text"
     if "surrogate" in message:
         return "holds a lone surrogate"
     return message

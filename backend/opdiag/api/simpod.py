@@ -183,7 +183,12 @@ def _ident(payload: dict[str, Any], scoped: dict[str, Any], field: str) -> str:
         raw = raw[0] if raw else None
     if raw in (None, ""):
         raise InputError("operation_id is required", field=f"{field}.operation_id")
-    return parse_ident(str(raw), f"{field}.operation_id")
+    if not isinstance(raw, str):  # {"a": 1} is no id: its text would be "not found"
+        raise InputError(
+            f"{field}.operation_id: expected an operation id or trace id (text)",
+            field=f"{field}.operation_id",
+        )
+    return parse_ident(raw, f"{field}.operation_id")
 
 
 def _rows_for(kind: str, payload: dict[str, Any], body: dict[str, Any], field: str) -> list[Row]:
@@ -206,12 +211,15 @@ def _rows_for(kind: str, payload: dict[str, Any], body: dict[str, Any], field: s
         limit = parse_limit(payload.get("limit"), state.settings.server.max_rows, f"{field}.limit")
         listing = queries.operations if kind == "operations" else queries.annotations
         return list(listing(state.service, span, filters, limit))
-    raw_interval = payload.get("interval") or body.get("intervalMs")
+    raw_interval = payload.get("interval")
+    where = f"{field}.interval"
+    if raw_interval in (None, ""):  # else the panel's own interval
+        raw_interval, where = body.get("intervalMs"), "intervalMs"
     if raw_interval in (None, ""):
         interval_us = queries.default_interval_us(span)
     else:
         interval_us = queries.bounded_interval_us(
-            span, max(1_000_000, parse_interval_us(raw_interval, f"{field}.interval"))
+            span, max(1_000_000, parse_interval_us(raw_interval, where))
         )
     return list(queries.verdict_counts(state.service, span, interval_us, filters))
 
