@@ -865,3 +865,26 @@ def test_a_stuck_operation_is_in_flight_and_its_length_runs_to_now() -> None:
     assert (before.verdict, after.verdict) == ("healthy", "stuck")
     assert before.status == after.status == "running"
     assert before.duration_ms == 200_000 and after.duration_ms == 900_000
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "status", "verdict"),
+    [
+        ("operation.status", "COMPLETED", "completed", "healthy"),  # the documented dialect
+        ("operation.status", "FAILED", "failed", "failed"),
+        ("operation.to_status", "COMPLETED", "completed", "healthy"),
+        ("operation.to_status", "completed", "completed", "healthy"),  # the real one
+    ],
+)
+def test_both_dialects_of_the_lifecycle_are_read(key, value, status, verdict) -> None:
+    """The skill documents ``operation.status`` = PENDING/RUNNING/COMPLETED/FAILED; the real
+    KTRDR writes ``operation.to_status`` in lower case. Either says where the operation
+    ended (the documented one was read as no transition at all: stuck once quiet)."""
+    case = backtest_case()
+    for span in case["spans"]:
+        attrs = span.get("attrs", {})
+        if attrs.get("operation.to_status") == "completed":
+            del attrs["operation.to_status"]
+            attrs[key] = value
+    d = run_case({**case, "now_s": 3_600})
+    assert (d.status, d.finished, d.verdict) == (status, True, verdict), d.summary

@@ -51,6 +51,18 @@ def addressable(ident: str) -> bool:
     return 0 < len(ident) <= MAX_ID_CHARS and ident.isprintable() and ident == ident.strip()
 
 
+def lifecycle_status(attributes: dict[str, Any]) -> str | None:
+    """The status a span moves its operation to: KTRDR's ``operation.to_status``
+    (``completed``), or the documented dialect's ``operation.status`` (``COMPLETED``, also
+    on the real ``operation.register``: ``pending``); lower-case. None: not a transition."""
+    raw = attributes.get("operation.to_status")
+    if raw is None:
+        raw = attributes.get("operation.status")
+        if raw is None:
+            return None
+    return raw.strip().lower() if raw.__class__ is str else str(raw).strip().lower()
+
+
 def looks_like_trace_id(ident: str) -> bool:
     """16 to 32 hex characters: the forms Jaeger prints (16 when the high half is zero).
     Operation ids carry ``_`` or letters beyond ``f``, so they never match."""

@@ -24,7 +24,15 @@ from urllib.parse import urlsplit
 import msgspec
 
 from opdiag.globs import Globs
-from opdiag.model import CLIENT, SERVER, Span, Trace, http_status, normalise_trace_id
+from opdiag.model import (
+    CLIENT,
+    SERVER,
+    Span,
+    Trace,
+    http_status,
+    lifecycle_status,
+    normalise_trace_id,
+)
 
 OPERATION_ID_KEY = "operation.id"
 OPERATION_TYPE_KEY = "operation.type"
@@ -374,7 +382,7 @@ def last_status(group: OperationTraces) -> str | None:
     latest: tuple[int, int, str] | None = None
     for trace in group.traces:
         for span in trace.spans:
-            status = span.attributes.get("operation.to_status")
+            status = lifecycle_status(span.attributes)
             if status is None or operation_id_of(span) != group.operation_id:
                 continue
             key = (span.start_us, span.end_us, str(status))

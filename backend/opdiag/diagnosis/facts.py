@@ -31,7 +31,7 @@ import msgspec
 
 from opdiag.diagnosis.result import STATUSES
 from opdiag.diagnosis.rules import RuleSet
-from opdiag.model import CLIENT, SERVER, Span, Trace
+from opdiag.model import CLIENT, SERVER, Span, Trace, lifecycle_status
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 OP_ID = "operation.id"
@@ -255,7 +255,7 @@ def operation_facts(
             else:
                 span_op = operation_id_of(span)
             own = operation_id is None or span_op == operation_id
-            if "operation.to_status" in attrs and own:
+            if own and ("operation.to_status" in attrs or "operation.status" in attrs):
                 transitions.append(span)
             op_type = attrs.get("operation.type")
             if op_type is not None:
@@ -301,7 +301,7 @@ def operation_facts(
     if transitions:
         transitions.sort(key=lambda s: (s.start_us, s.end_us))
         facts.last_transition = transitions[-1]
-        to_status = str(facts.last_transition.attributes.get("operation.to_status"))
+        to_status = lifecycle_status(facts.last_transition.attributes) or "unknown"
         facts.status = to_status if to_status in STATUSES else "unknown"
         facts.finished = to_status in TERMINAL
     facts.has_lifecycle = bool(transitions) or _carries_id(walks, operation_id)
