@@ -402,3 +402,24 @@ def test_an_install_without_the_checkout_serves_the_demo_corpus_it_carries(
     assert settings_module.default_demo_traces() == root / "demo" / "traces"  # a checkout
     monkeypatch.setattr(settings_module, "REPO_ROOT", tmp_path / "site-packages")
     assert settings_module.default_demo_traces() == installed
+
+
+def test_an_empty_now_is_bad_usage(capsys, traces_file):
+    """``--now "$WHEN"`` with WHEN unset judged by the wall clock without a word."""
+    code, _, err = run(capsys, "operations", "--traces", str(traces_file), "--now", "")
+    assert code == 2 and "--now: empty time" in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OPDIAG_STUCK_AFTER_S", "-5"),
+        ("OPDIAG_STUCK_AFTER_S", "0"),
+    ],
+)
+def test_thresholds_that_make_no_sense_are_refused(
+    capsys, monkeypatch, traces_file, variable, value
+):
+    monkeypatch.setenv(variable, value)
+    code, _, err = run(capsys, "operations", "--traces", str(traces_file))
+    assert code == 2 and "diagnosis.stuck_after_s: should be greater than 0" in err

@@ -44,11 +44,11 @@ class DiagnosisSettings(Section):
 
     # No span ended for this long and no terminal transition: stuck. Raise it for operations
     # with long silent phases (a single long training epoch emits no span until it ends).
-    stuck_after_s: float = 300.0
+    stuck_after_s: float = field(default=300.0, metadata={"gt": 0})
     # Slow when the duration exceeds factor x the median of the same type's successful runs.
-    slow_factor: float = 2.0
+    slow_factor: float = field(default=2.0, metadata={"gt": 0})
     # Fewer successful runs than this in the source: use the budget instead of a baseline.
-    min_baseline_runs: int = 2
+    min_baseline_runs: int = field(default=2, metadata={"ge": 1})
     # Budgets (seconds) per operation type when there is no baseline; default for others.
     slow_budget_s: dict[str, float] = field(
         default_factory=lambda: {
@@ -57,7 +57,7 @@ class DiagnosisSettings(Section):
             "data_load": 900.0,
         }
     )
-    default_budget_s: float = 1800.0
+    default_budget_s: float = field(default=1800.0, metadata={"gt": 0})
     # Spans whose name matches one of these are transport noise for the bottleneck.
     noise_span_patterns: list[str] = field(
         default_factory=lambda: [
@@ -71,7 +71,7 @@ class DiagnosisSettings(Section):
         ]
     )
     # Execution flow is cut after this many spans (huge traces); the rest is counted.
-    max_flow_spans: int = 2000
+    max_flow_spans: int = field(default=2000, metadata={"ge": 0})
 
 
 @dataclass(kw_only=True)

@@ -103,7 +103,7 @@ def _resolve_time(text: str, now_us: int, name: str) -> int:
 
 
 def run_diagnose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    now_us = parse_now(args.now) if args.now else None
+    now_us = parse_now(args.now) if args.now is not None else None
     settings = build_settings(args)
     from opdiag.service import DiagnosisService
     from opdiag.sources.factory import make_source
@@ -143,7 +143,7 @@ def _print_not_found(ident: str, settings: Settings, rules: Any, out: TextIO) ->
 
 
 def run_operations(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    now_given = parse_now(args.now) if args.now else None
+    now_given = parse_now(args.now) if args.now is not None else None
     now_us = now_given if now_given is not None else wall_clock_us()
     settings = build_settings(args)
     if settings.trace_paths and not args.time_from and not args.time_to:
@@ -180,7 +180,7 @@ def run_operations(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    now_us = parse_now(args.now) if args.now else None
+    now_us = parse_now(args.now) if args.now is not None else None
     settings = build_settings(args)
     from opdiag.service import DiagnosisService
     from opdiag.sources.factory import make_source
