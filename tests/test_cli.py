@@ -423,3 +423,16 @@ def test_thresholds_that_make_no_sense_are_refused(
     monkeypatch.setenv(variable, value)
     code, _, err = run(capsys, "operations", "--traces", str(traces_file))
     assert code == 2 and "diagnosis.stuck_after_s: should be greater than 0" in err
+
+
+def test_a_named_symlink_that_leads_nowhere_says_so(capsys, tmp_path):
+    loop = tmp_path / "loop.json"
+    loop.symlink_to("loop.json")
+    broken = tmp_path / "broken.json"
+    broken.symlink_to("gone/traces.json")
+    code, _, err = run(capsys, "operations", "--traces", str(loop))
+    assert code == 2 and "a symbolic link that loops back on itself" in err
+    code, _, err = run(capsys, "operations", "--traces", str(broken))
+    assert code == 2 and "a broken symbolic link (to 'gone/traces.json'" in err
+    code, _, err = run(capsys, "operations", "--traces", str(tmp_path / "absent.json"))
+    assert code == 2 and "no such file or directory" in err

@@ -358,3 +358,16 @@ def test_a_console_span_with_deep_attributes_is_read(tmp_path: Path) -> None:
     [trace] = parse_bytes(raw, "t.json")
     assert trace.spans[0].attributes["x"] == TOO_DEEP
     assert _clean(tmp_path, None, raw=raw)[0] == 0
+
+
+def test_valid_json_deeper_than_the_decoder_goes_is_named_as_such(tmp_path: Path) -> None:
+    """2,000 levels of lists are valid JSON; called "not valid JSON" the message sent the
+    user looking for a syntax error."""
+    deep = "[" * 2000 + "]" * 2000
+    doc = '{"data": [{"traceID": "ab", "spans": [], "processes": {}, "x": ' + deep + "}]}"
+    path = tmp_path / "deep.json"
+    path.write_text(doc, encoding="utf-8")
+    with pytest.raises(TraceFormatError) as info:
+        parse_bytes(path.read_bytes(), str(path))
+    assert "nested too deeply to read" in info.value.message
+    assert "not valid JSON" not in info.value.message

@@ -9,6 +9,7 @@ against ``jq`` and must start fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -32,11 +33,25 @@ def _check_paths(paths: list[str]) -> list[Path]:
             raise InputError("--traces: an empty path", field="traces")
         path = Path(raw)
         if not path.exists():
-            raise InputError("no such file or directory", source=raw)
+            raise InputError(_missing(path), source=raw)
         if not os.access(path, os.R_OK):
             raise InputError("permission denied", source=raw)
         checked.append(path)
     return checked
+
+
+def _missing(path: Path) -> str:
+    """Why a named path cannot be read: gone, or a symbolic link that leads nowhere."""
+    if not path.is_symlink():
+        return "no such file or directory"
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # (Python 3.11 raises this for a loop)
+        return "a symbolic link that loops back on itself"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that loops back on itself"
+    return f"a broken symbolic link (to {os.readlink(path)!r}, which does not exist)"
 
 
 def build_settings(args: argparse.Namespace, *, serve: bool = False) -> Settings:

@@ -24,6 +24,8 @@ _MAX_KEYS_SHOWN = 8
 
 def json_problem(exc: orjson.JSONDecodeError, line: int | None = None) -> str:
     where = f"line {exc.lineno if line is None else line} column {exc.colno}"
+    if "depth" in exc.msg:  # valid JSON, but deeper than the decoder goes (1024 levels)
+        return f"JSON nested too deeply to read (more than 1024 levels, at {where})"
     if exc.pos >= len(exc.doc) - 1 or "end of data" in exc.msg or "EOF" in exc.msg:
         return f"not valid JSON, the file looks truncated ({exc.msg} at {where})"
     return f"not valid JSON ({exc.msg} at {where})"
