@@ -408,3 +408,27 @@ def test_api_detection_is_shared_and_waiting_for_it_is_bounded():
         assert isinstance(outcomes[-1], SourceTimeoutError)  # the leader's own late answer
         # a failed detection is not kept: the next caller detects again, and it answers now
         assert src.all_services() == ["w"] and src.api == "v3"
+
+
+def test_an_answer_that_is_not_http_is_named_as_such():
+    """Another service on Jaeger's port answers bytes that are not HTTP: that is a wrong
+    address, not "cannot reach"; a connection closed without an answer still is."""
+
+    def garbage(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("illegal status line: bytearray(b'\\x00\\xffSSH-2.0')")
+
+    def dropped(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+    with (
+        source(Recorder({"/api/v3/services": garbage}), retries=0) as src,
+        pytest.raises(SourceUnavailableError) as info,
+    ):
+        src.all_services()
+    assert "with something that is not HTTP" in info.value.message
+    with (
+        source(Recorder({"/api/v3/services": dropped}), retries=0) as src,
+        pytest.raises(SourceUnavailableError) as info,
+    ):
+        src.all_services()
+    assert info.value.message.startswith("cannot reach Jaeger")

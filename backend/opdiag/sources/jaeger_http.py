@@ -113,6 +113,13 @@ def _outcome(status: int) -> str:
     return CLIENT_ERROR if status < 500 else SERVER_ERROR
 
 
+def _closed(exc: Exception) -> bool:
+    """A protocol error that is a connection closed before an answer (a restart, a proxy
+    dropping it), not an answer in another protocol."""
+    text = str(exc).lower()
+    return "disconnected" in text or "closed" in text or "without sending" in text
+
+
 def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return "connection refused" if "refused" in text.lower() else text
@@ -185,6 +192,12 @@ class JaegerHttp:
                     raise SourceTimeoutError(
                         f"Jaeger at {self.url} did not accept a connection within "
                         f"{self._settings.connect_timeout_s:g}s"
+                    ) from None
+                if isinstance(exc, httpx.RemoteProtocolError) and not _closed(exc):
+                    # it answered, but not in HTTP: another service on that port?
+                    raise SourceUnavailableError(
+                        f"{self.url} answered {path} with something that is not HTTP "
+                        f"(is it Jaeger's query/UI address?): {_reason(exc)[:120]}"
                     ) from None
                 raise SourceUnavailableError(
                     f"cannot reach Jaeger at {self.url}: {_reason(exc)}"
