@@ -179,3 +179,17 @@ def test_every_listed_operation_opens_even_when_its_id_is_not_addressable(tmp_pa
                 assert row["operation_id"] in url.path  # an addressable id names itself
             else:
                 assert row["trace_id"] in url.path
+
+
+def test_a_failed_runs_row_shows_the_baseline_its_comparison_used(demo_client):
+    """The Baseline stat of the diagnosis dashboard: a failed run is not judged slow, so it
+    had no slow baseline and showed 0 ms beside a comparison against 14 s good runs."""
+    row = demo_client.get(
+        "/api/v1/operations/op_data_load_20261124_080330_1ed0b59b?now=2026-11-24T08:46:00Z"
+    ).get_json()[0]
+    (comparison,) = demo_client.get(
+        "/api/v1/operations/op_data_load_20261124_080330_1ed0b59b/comparison"
+        "?now=2026-11-24T08:46:00Z"
+    ).get_json()[:1]
+    assert row["verdict"] == "service_unreachable"
+    assert row["baseline_ms"] > 0 and row["baseline_ms"] == comparison["baseline_ms"]

@@ -47,7 +47,10 @@ class DiagnosisRow(Row):
     summary: str
     time: int = Field(description="Operation start, epoch ms")
     duration_ms: float
-    baseline_ms: float = Field(description="Baseline for 'slow', 0 when none applies")
+    baseline_ms: float = Field(
+        description="Baseline for 'slow', else the median of the last good runs compared "
+        "against; 0 when there are none"
+    )
     root_cause_span: str
     root_cause_service: str
     root_cause_span_id: str

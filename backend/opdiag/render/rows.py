@@ -139,7 +139,11 @@ def diagnosis_row(d: Diagnosis, settings: Any = None) -> DiagnosisRow:
         summary=d.summary,
         time=int(d.started_at_ms or 0),
         duration_ms=float(d.duration_ms or 0.0),
-        baseline_ms=float(d.baseline_ms or 0.0),
+        # the baseline slow was judged on, else what the comparison measured against (a
+        # failed run is not judged slow, yet its last good runs took a known time)
+        baseline_ms=float(
+            d.baseline_ms or (d.comparison.baseline_ms if d.comparison is not None else 0) or 0
+        ),
         root_cause_span=rc.span_name if rc else "",
         root_cause_service=rc.service if rc else "",
         root_cause_span_id=rc.span_id if rc else "",
