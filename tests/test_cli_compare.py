@@ -115,3 +115,12 @@ def test_untrusted_phase_names_cannot_break_the_table():
     d = Diagnosis(operation_id="op_x", trace_ids=[], verdict="healthy", summary="s",
                   comparison=c)
     assert "**What changed since the last good runs**" in render_markdown(d)
+
+
+def test_compare_json_answers_json_when_an_id_is_not_found(capsys):
+    """As ``diagnose --format json`` does: a script reading stdout gets JSON either way."""
+    code = main(["compare", "op_nope", GOOD, "--traces", DEMO, "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 3 and "op_nope" in err
+    answer = json.loads(out)
+    assert answer["kind"] == "not_found" and "op_nope" in answer["error"]
