@@ -9,7 +9,7 @@ import copy
 from typing import Any
 
 from opdiag.analysis.retries import recovered_ids, retries
-from test_engine import OP, backtest_case
+from test_engine import OP, WORKER, backtest_case
 from test_rules_support import build_traces, run_case
 
 START_URL = "http://localhost:8000/api/v1/backtests/start"
@@ -107,6 +107,8 @@ def test_a_completed_operation_with_a_retried_dispatch_is_healthy() -> None:
     assert finding.verdict is None and finding.severity == "warning"
     assert finding.evidence["recovered_from"] in {"worker_lost", "service_unreachable"}
     assert "succeeded" in finding.summary
+    # the dead worker it called is not the one the operation then ran on
+    assert "backtest-worker-2:5004" in finding.summary and WORKER not in finding.summary
     # the attempt stays in the flow, marked; the successful dispatch is not marked
     marked = [s for s in d.execution_flow if s.recovered]
     assert len(marked) == 3 and all(s.start_ms < 4 for s in marked)

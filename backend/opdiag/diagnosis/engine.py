@@ -232,6 +232,12 @@ def diagnose(
     attempts: dict[int, tuple[Retry, list[Finding]]] = {}
     for rule, span, exc, count in hits:
         evidence = _evidence(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
+        if "worker.service" in evidence:  # the worker this call reached, not the one that ran
+            elsewhere, called = workers.service_called(span)
+            if elsewhere and called is not None:
+                evidence["worker.service"] = called
+            elif elsewhere:  # not known by name: the template's default says "the worker"
+                del evidence["worker.service"]
         finding = _finding(rule, span, evidence, neighbour=rule.scope == "neighbours")
         if finding.neighbour and len(near_traces.get(rule.id, ())) > 1:
             finding.other_trace_ids = [t for t in near_traces[rule.id] if t != span.trace_id]

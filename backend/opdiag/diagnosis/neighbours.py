@@ -156,6 +156,21 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
     replaced: Replacement | None = None  # it answered again as another process
     unregistered: Unregistered | None = None  # no worker of the type was registered at all
     no_workers: Unregistered | None = None  # no worker of any type was registered
+    view: WorkerView | None = None  # what the probes said, for naming other addresses
+
+    def service_called(self, span: Span) -> tuple[bool, str | None]:
+        """Whether a client span called another address than the assessed worker's, and
+        then the process the probes knew there (None: unknown). A dispatch that failed on a
+        dead worker while the operation ran on another must not name the one it ran on."""
+        if span.kind != CLIENT:
+            return False, None
+        address = address_of(url_of(span))
+        if address is None:
+            return False, None
+        place = same_place(address)
+        if self.worker is not None and self.worker.address == place:
+            return False, None
+        return True, self.view.service_at(place, span.start_us) if self.view else None
 
     @property
     def silence(self) -> Silence | None:
@@ -249,23 +264,33 @@ def assess_workers(
                 again = view.replaced(worker.address, worker.service, start_us, judge_until_us)
                 if again is not None and seen is not None and seen > again.since.time_us:
                     again = None  # it still reported on the operation afterwards: not replaced
-        return WorkerAssessment(worker, bool(ran), lost, None, (), len(probes), seen, again)
+        return WorkerAssessment(
+            worker, bool(ran), lost, None, (), len(probes), seen, again, view=view
+        )
     globs = spec.worker_globs(operation_type) if operation_type else ()
     capable = tuple(view.addresses_of(globs)) if globs else ()
     if settled:
-        return WorkerAssessment(None, False, None, None, capable, len(probes))
+        return WorkerAssessment(None, False, None, None, capable, len(probes), view=view)
     if not capable:
         none = view.unseen(globs, all_globs, judge_until_us) if globs else None
         nobody = None
         if globs and none is None:
             nobody = nothing_probed(probes, beats_of(neighbours, spec.heartbeats), judge_until_us)
         return WorkerAssessment(
-            None, False, None, None, (), len(probes), unregistered=none, no_workers=nobody
+            None,
+            False,
+            None,
+            None,
+            (),
+            len(probes),
+            unregistered=none,
+            no_workers=nobody,
+            view=view,
         )
     settle = max(0, min(int(spec.settle_s * 1e6), now_us - judge_until_us))
     silences = [view.dead_at(a, judge_until_us, settle) for a in capable]
     if any(s is None for s in silences):
-        return WorkerAssessment(None, False, None, None, capable, len(probes))
+        return WorkerAssessment(None, False, None, None, capable, len(probes), view=view)
     first = min((s for s in silences if s is not None), key=lambda s: s.since.time_us)
     gone = Worker(view.service_at(first.address, first.since.time_us), first.address, False, None)
-    return WorkerAssessment(gone, False, None, first, capable, len(probes))
+    return WorkerAssessment(gone, False, None, first, capable, len(probes), view=view)
