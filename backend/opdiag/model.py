@@ -391,19 +391,25 @@ def _bounds(spans: list[Span]) -> tuple[int, int]:
         return _bounds(usable)
 
 
+def below(children: dict[str, list[Span]], span_ids: Iterable[str]) -> set[str]:
+    """``span_ids`` and every span under them (safe on hostile input: each id once)."""
+    found: set[str] = set()
+    stack = list(span_ids)
+    while stack:
+        sid = stack.pop()
+        if sid in found:
+            continue
+        found.add(sid)
+        stack.extend(c.span_id for c in children.get(sid, ()))
+    return found
+
+
 def _break_cycles(
     by_id: dict[str, Span], children: dict[str, list[Span]], roots: list[Span]
 ) -> None:
     """Hostile input can make references loop; promote one span per cycle to a root (the
     caller found that the walk from the roots misses spans)."""
-    reachable: set[str] = set()
-    stack_ids = [r.span_id for r in roots]
-    while stack_ids:
-        sid = stack_ids.pop()
-        if sid in reachable:
-            continue
-        reachable.add(sid)
-        stack_ids.extend(c.span_id for c in children.get(sid, ()))
+    reachable = below(children, [r.span_id for r in roots])
     for sid, span in by_id.items():
         if sid in reachable:
             continue
@@ -413,13 +419,8 @@ def _break_cycles(
         span.parent_id = None
         span.warnings.append("reference cycle broken here; treated as a root")
         roots.append(span)
-        stack = [sid]
-        while stack:
-            cur = stack.pop()
-            if cur in reachable:
-                continue
-            reachable.add(cur)
-            stack.extend(c.span_id for c in children.get(cur, ()))
+        # (nothing under an unreachable span is reachable: a span has one parent)
+        reachable |= below(children, [sid])
 
 
 def merge_traces(traces: Iterable[Trace]) -> list[Trace]:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from opdiag.model import CLIENT, Span, Trace, http_status
+from opdiag.model import CLIENT, Span, Trace, below, http_status
 
 
 class Retry(msgspec.Struct, frozen=True):
@@ -77,13 +77,4 @@ def retries(trace: Trace, walk: Sequence[tuple[Span, int]]) -> list[Retry]:
 
 def recovered_ids(trace: Trace, failed: Iterable[Span]) -> set[str]:
     """The ids of the ``failed`` attempts and of every span below them in ``trace``."""
-    out: set[str] = set()
-    stack = [s.span_id for s in failed]
-    children = trace.children
-    while stack:
-        sid = stack.pop()
-        if sid in out:
-            continue
-        out.add(sid)
-        stack.extend(c.span_id for c in children.get(sid, ()))
-    return out
+    return below(trace.children, (s.span_id for s in failed))

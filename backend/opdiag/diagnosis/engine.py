@@ -128,29 +128,26 @@ def diagnose(
     if not walks:
         return not_found(ident, rules)
     op_id = operation_id or _single_operation_id(walks)
-    facts = operation_facts(
-        walks,
-        op_id,
-        rules,
-        now_us=now_us,
-        stuck_after_s=settings.stuck_after_s,
-        context=frozenset(context),
-    )
+
+    def facts_of(recovered: dict[str, set[str]] | None = None) -> OperationFacts:
+        return operation_facts(
+            walks,
+            op_id,
+            rules,
+            now_us=now_us,
+            stuck_after_s=settings.stuck_after_s,
+            context=frozenset(context),
+            recovered=recovered,
+        )
+
+    facts = facts_of()
     # A failed operation's errors are all its story; otherwise a failed attempt that a
     # retry made good is history (diagnosis.recovered).
     made_good = NOTHING_RECOVERED
     if facts.error_spans and facts.status != "failed":
         made_good = recovered_attempts(walks)
         if made_good:
-            facts = operation_facts(
-                walks,
-                op_id,
-                rules,
-                now_us=now_us,
-                stuck_after_s=settings.stuck_after_s,
-                context=frozenset(context),
-                recovered=made_good.ids,
-            )
+            facts = facts_of(made_good.ids)
     found = survey(
         walks,
         rules,
