@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import REAL_KTRDR
-from real_variants import Recording, load, spans, without, write
+from real_variants import Recording, attr, load, spans, without, write
 from test_real_ktrdr import diagnose
 
 RUN = REAL_KTRDR / "run1"
@@ -171,3 +171,63 @@ def test_a_dead_worker_is_named_by_the_process_that_went_silent(
     d = _run(tmp_path, load(RUN / "traces"), ident)
     assert d["verdict"] == "worker_lost"
     assert "09ec5021" in d["summary"] and "5f6c5bbe" not in d["summary"], d["summary"]
+
+
+TRAINING = "op_training_20261204_154305_f6579e1a"  # run1 case 1: --follow, completed in 45 s
+
+
+def _with_follower_gone(recording: Recording) -> Recording:
+    """The backend stopped answering 10 s into the training: the CLI's poll then could not
+    connect and the CLI gave up (its command in error, no poll after it, nothing the backend
+    did for those polls). The worker finished the training regardless."""
+    holding = {s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == TRAINING}
+    (trace_id,) = {
+        s["traceId"] for _, _, s in spans(recording)
+        if s["name"] == "cli.train" and s["traceId"] in holding
+    }
+    root = next(
+        s for _, _, s in spans(recording) if s["traceId"] == trace_id and s["name"] == "cli.train"
+    )
+    polls = sorted(
+        (
+            s
+            for _, svc, s in spans(recording)
+            if s["traceId"] == trace_id and svc == "ktrdr-cli" and s["name"] == "GET"
+        ),
+        key=lambda s: int(s["startTimeUnixNano"]),
+    )
+    cut = int(root["startTimeUnixNano"]) + 10 * 10**9
+    failing = next(p for p in polls if int(p["startTimeUnixNano"]) >= cut)
+    later = [p for p in polls if int(p["startTimeUnixNano"]) > int(failing["startTimeUnixNano"])]
+    gone: set[str] = set()
+    for poll in [failing, *later]:
+        gone |= {s["spanId"] for _, s in _subtree(recording, trace_id, poll["spanId"])}
+    gone.discard(failing["spanId"])
+    out = without(recording, lambda _svc, s: s["traceId"] == trace_id and s["spanId"] in gone)
+    error = {
+        "timeUnixNano": failing["endTimeUnixNano"],
+        "name": "exception",
+        "attributes": [
+            {"key": "exception.type", "value": {"stringValue": "httpx.ConnectError"}},
+            {"key": "exception.message", "value": {"stringValue": "connection refused"}},
+        ],
+    }
+    for _, _, span in spans(out):
+        if span["traceId"] != trace_id:
+            continue
+        if span["spanId"] in (failing["spanId"], root["spanId"]):
+            span["status"] = {"code": 2}
+            span["events"] = [error]
+            span["attributes"] = [a for a in span["attributes"] if a["key"] != "http.status_code"]
+        if span["spanId"] == root["spanId"]:
+            span["endTimeUnixNano"] = failing["endTimeUnixNano"]
+    return out
+
+
+def test_a_completed_training_whose_cli_gave_up_following_is_healthy(tmp_path: Path) -> None:
+    d = _run(tmp_path, _with_follower_gone(load(RUN / "traces")), TRAINING)
+    assert (d["verdict"], d["status"]) == ("healthy", "completed"), d["summary"]
+    (finding,) = _advisory(d)
+    assert "the operation completed at" in finding["summary"]
+    marked = {s["span_name"] for s in d["execution_flow"] if s.get("recovered")}
+    assert marked == {"GET", "cli.train"}

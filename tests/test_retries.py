@@ -153,3 +153,43 @@ def test_a_poll_that_timed_out_then_answered_is_not_the_verdict() -> None:
     (finding,) = [f for f in d.findings if f.summary.startswith("recovered: ")]
     assert finding.span_name == "GET" and finding.service == "ktrdr-cli"
     assert f"/api/v1/operations/{OP}" in finding.summary
+
+
+def _cli_gave_up(case: dict[str, Any]) -> dict[str, Any]:
+    """The CLI's poll at 1.2 s could not connect (the backend was restarting); the CLI
+    stopped following (its command in error, no poll after it). The worker went on."""
+    out = copy.deepcopy(case)
+    kept = []
+    for span in out["spans"]:
+        if span["name"] == "GET" and span["start"] > 1_240:
+            continue  # no poll after the failed one
+        if span["name"] == "GET" and span["start"] == 1_240:
+            span["status"] = "error"
+            span["attrs"].pop("http.status_code")
+            span["exc"] = "httpx.ConnectError: All connection attempts failed"
+        if span.get("id") == "cli":
+            span["status"] = "error"
+            span["exc"] = "httpx.ConnectError: All connection attempts failed"
+        kept.append(span)
+    out["spans"] = kept
+    return out
+
+
+def test_a_completed_operation_whose_follower_gave_up_is_healthy() -> None:
+    """A poll only reads: the CLI giving up on watching is not the operation failing, once
+    the worker's own transition says it completed."""
+    d = run_case(_cli_gave_up(backtest_case()))
+    assert (d.verdict, d.status) == ("healthy", "completed"), d.summary
+    (finding,) = [f for f in d.findings if f.summary.startswith("recovered: ")]
+    assert "a status read only; the operation completed at" in finding.summary
+    marked = {s.span_name for s in d.execution_flow if s.recovered}
+    assert marked == {"GET", "cli.backtest"}  # the poll, and the command that gave up
+
+
+def test_a_follower_that_gave_up_on_an_unfinished_operation_still_decides() -> None:
+    case = _cli_gave_up(backtest_case())
+    for span in case["spans"]:
+        if span.get("attrs", {}).get("operation.to_status") == "completed":
+            span["attrs"]["operation.to_status"] = "running"
+    d = run_case({**case, "now_s": 60})
+    assert d.verdict != "healthy" and not any(s.recovered for s in d.execution_flow)

@@ -144,16 +144,13 @@ def diagnose(
     # A failed operation's errors are all its story; otherwise a failed attempt that a
     # retry made good is history (diagnosis.recovered).
     made_good = NOTHING_RECOVERED
+    is_noise = noise_check(Globs.of(settings.noise_span_patterns))
     if facts.error_spans and facts.status != "failed":
-        made_good = recovered_attempts(walks)
+        completed = facts.last_transition if facts.status == "completed" else None
+        made_good = recovered_attempts(walks, completed=completed, is_poll=is_noise)
         if made_good:
             facts = facts_of(made_good.ids)
-    found = survey(
-        walks,
-        rules,
-        noise_check(Globs.of(settings.noise_span_patterns)),
-        rules.neighbours.worker_globs(),
-    )
+    found = survey(walks, rules, is_noise, rules.neighbours.worker_globs())
     noisy: dict[str, set[str]] = {}
     for (trace, _), ids in zip(walks, found.noisy, strict=True):
         noisy[trace.trace_id] = noisy[trace.trace_id] | ids if trace.trace_id in noisy else ids
