@@ -422,3 +422,63 @@ def test_jaeger_down_then_back(tmp_path: Path, caplog):
         finally:
             source.close()
             store.close()
+
+
+def _refused(trace_id: str, *, start_ms: int) -> Diagnosis:
+    """A start refused with a 503 before any operation id existed: keyed by its trace."""
+    from msgspec.structs import replace
+
+    d = diagnosis(trace_id, "workers_busy", finished=False, status="unknown",
+                  start_ms=start_ms, duration_ms=20.0)
+    return replace(d, operation_id=None, trace_ids=[trace_id])
+
+
+def test_a_refused_request_is_final_only_once_its_cli_stopped_retrying(store):
+    """The watcher passing 1 ms after a 503 made it final at once, so when the CLI's retry
+    succeeded a moment later the phantom refusal stayed, and was counted as workers_busy.
+    Now it is final a minute after nothing more happened in it; a retry that turns its trace
+    into an operation's makes the row go, and only the operation is counted."""
+    service = FakeService()
+    watcher, registry = _watcher(service, store)
+    trace = "3c" * 16
+    service.window = [_refused(trace, start_ms=BASE_MS)]
+    watcher.run_once(now_us=(BASE_MS + 1) * US)
+    busy = 'opdiag_operations_finished_total{operation_type="training",verdict="workers_busy"}'
+    assert _metric(registry, busy) in (None, 0.0)
+    # the retry succeeded: the trace now belongs to the operation, which completes
+    done = diagnosis("op_training_2", "healthy", finished=True, status="completed",
+                     start_ms=BASE_MS + 2_000)
+    service.window = [done]
+    service.singles = {trace: done}  # asked by its trace id, the diagnosis is the operation's
+    watcher.run_once(now_us=(BASE_MS + 5_000) * US)
+    assert store.history(trace) == []  # the phantom is gone
+    assert [h.verdict for h in store.history("op_training_2")] == ["healthy"]
+    assert _metric(registry, busy) in (None, 0.0)
+    healthy = 'opdiag_operations_finished_total{operation_type="training",verdict="healthy"}'
+    assert _metric(registry, healthy) == 1.0
+
+
+def test_a_refused_request_nobody_retried_is_final_after_a_minute(store):
+    service = FakeService()
+    watcher, registry = _watcher(service, store)
+    service.window = [_refused("4d" * 16, start_ms=BASE_MS)]
+    watcher.run_once(now_us=(BASE_MS + 1) * US)
+    busy = 'opdiag_operations_finished_total{operation_type="training",verdict="workers_busy"}'
+    assert _metric(registry, busy) in (None, 0.0)
+    watcher.run_once(now_us=(BASE_MS + 2 * MIN_MS) * US)
+    assert _metric(registry, busy) == 1.0
+
+
+def test_settlements_are_counted_even_when_a_later_step_of_the_pass_fails(store):
+    """The pass records its settlements, then follows up: one Jaeger failure there failed
+    the pass after the store already held them as final, and no later pass counted them."""
+    service = FakeService()
+    watcher, registry = _watcher(service, store)
+    service.window = [diagnosis("op_x", "healthy", finished=False, start_ms=BASE_MS)]
+    watcher.run_once(now_us=(BASE_MS + MIN_MS) * US)
+    service.window = [diagnosis("op_done", "healthy", finished=True, status="completed",
+                                start_ms=BASE_MS)]
+    service.singles = {"op_x": SourceUnavailableError("Jaeger answered HTTP 502")}
+    assert watcher.run_once(now_us=(BASE_MS + 2 * MIN_MS) * US) is None  # the pass failed
+    healthy = 'opdiag_operations_finished_total{operation_type="training",verdict="healthy"}'
+    assert _metric(registry, healthy) == 1.0

@@ -198,17 +198,21 @@ class Watcher:
         start_us, end_us = self._window(now_us)
         with jaeger_budget():
             found = self._source(lambda: self.service.operations(start_us, end_us, now_us))
-        records = [record_of(d) for d in found]
+        records = [record_of(d, now_ms) for d in found]
         recorded = self._store(lambda: self.store.record(records, now_ms))
+        # counted at once: the store holds them as final from now on, and a later step of
+        # this pass that fails must not leave them uncounted for good
+        counted = self._count(recorded)
+        self._log(recorded)
         limit = self.settings.watcher.follow_limit
         keys = self._store(lambda: self.store.to_follow(now_ms, since_ms, limit))
         with jaeger_budget():
             judged, followed = self._follow(keys, now_us, now_ms)
-        recorded += followed
-        report = PassReport(leading=True, seen=len(records), recorded=recorded)
+        counted += self._count(followed)
+        self._log(followed)
+        report = PassReport(leading=True, seen=len(records), recorded=recorded + followed)
         report.followed = judged
-        report.counted = self._count(recorded)
-        self._log(recorded)
+        report.counted = counted
         return report
 
     def _window(self, now_us: int) -> tuple[int, int]:
@@ -225,6 +229,7 @@ class Watcher:
         judged (up to the pass's Jaeger budget for them) and what that recorded."""
         records: list[VerdictRecord] = []
         gone: list[str] = []
+        superseded: list[str] = []  # keys whose traces now belong to another operation
         judged = 0
         for key in keys:
             try:
@@ -241,10 +246,14 @@ class Watcher:
                     raise
                 gone.append(key)  # no longer in the source: its last verdict stays
             else:
-                records.append(record_of(diagnosis))
+                if diagnosis.key != key:  # a refused request a retry made an operation's
+                    superseded.append(key)
+                records.append(record_of(diagnosis, now_ms))
             judged += 1
         if gone:
             self._store(lambda: self.store.touch(gone, now_ms))
+        if superseded:
+            self._store(lambda: self.store.forget(superseded))
         return judged, self._store(lambda: self.store.record(records, now_ms))
 
     def _count(self, recorded: Iterable[Recorded]) -> int:

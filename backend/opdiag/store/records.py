@@ -28,7 +28,8 @@ def state_of(verdict: str) -> str:
 class VerdictRecord:
     """One operation as judged at one moment. ``settled``: its verdict can no longer change
     (a terminal transition was seen, or it is a dispatch refused before any operation id
-    existed: such a trace never becomes an operation)."""
+    existed and nothing happened in it since ``REQUEST_SETTLE_MS``: the CLI did not retry
+    it into an operation)."""
 
     row: OperationRow
     trace_ids: tuple[str, ...]
@@ -41,17 +42,25 @@ class VerdictRecord:
         return self.row.operation_id
 
 
-def record_of(diagnosis: Diagnosis) -> VerdictRecord:
-    """The record of a diagnosis whose links are filled (the service's answers are)."""
+# A request refused before any operation id existed is final once nothing happened in it for
+# this long: KTRDR's CLI retries a refused start within seconds (run1: 1.9, 2.6 and 5 s
+# apart), and a retry that succeeds turns the trace into an operation's.
+REQUEST_SETTLE_MS = 60_000
+
+
+def record_of(diagnosis: Diagnosis, now_ms: int | None = None) -> VerdictRecord:
+    """The record of a diagnosis whose links are filled (the service's answers are), as
+    judged at ``now_ms`` (None: a request without an operation id is final at once)."""
     row = operation_row(diagnosis)
     started = row.time
-    ended = int(diagnosis.ended_at_ms or 0)
+    ended = max(int(diagnosis.ended_at_ms or 0), started + int(row.duration_ms))
+    request_over = now_ms is None or ended + REQUEST_SETTLE_MS <= now_ms
     return VerdictRecord(
         row=row,
         trace_ids=tuple(diagnosis.trace_ids),
         services=tuple(sorted(set(diagnosis.services))),
-        ended_at_ms=max(ended, started + int(row.duration_ms)),
-        settled=diagnosis.finished or diagnosis.operation_id is None,
+        ended_at_ms=ended,
+        settled=diagnosis.finished or (diagnosis.operation_id is None and request_over),
     )
 
 

@@ -330,6 +330,30 @@ class SqlStore:
                     (now_ms, *chunk),
                 )
 
+    def forget(self, keys: Sequence[str]) -> list[str]:
+        """Drop the unsettled operations ``keys`` with their history: keys that no longer
+        name an operation of their own (a refused request's trace that a successful retry
+        made part of an operation, recorded under the operation's id). Settled ones stay.
+        Answers the keys dropped."""
+        dropped: list[str] = []
+        with self._guard("forget operations"), self.connector.write() as conn:
+            for chunk in _chunks(list(keys)):
+                found = self._run(
+                    conn,
+                    "SELECT key, settled FROM opdiag_operations "
+                    f"WHERE key IN ({_marks(len(chunk))})",
+                    chunk,
+                ).fetchall()
+                gone = [key for key, settled in found if not settled]
+                if not gone:
+                    continue
+                for table in ("opdiag_operation_services", "opdiag_verdicts", "opdiag_operations"):
+                    self._run(
+                        conn, f"DELETE FROM {table} WHERE key IN ({_marks(len(gone))})", gone
+                    )
+                dropped += gone
+        return dropped
+
     def note_pass(self, now_ms: int) -> None:
         """A watcher pass finished at ``now_ms`` (read by standby replicas and tests)."""
         with self._guard("note a watcher pass"), self.connector.write() as conn:
