@@ -202,3 +202,43 @@ def test_an_operation_in_flight_is_judged_again_when_listed(tmp_path: Path):
         assert sum(r["count"] for r in counts) >= 1
     finally:
         state.store.close()
+
+
+def test_verdict_counts_count_every_unsettled_operation_the_list_shows(tmp_path: Path):
+    """Stuck and lost operations never settle and pile up: the counts added only the 50
+    newest (those judged again per request), while the list showed all 60."""
+    from opdiag.api.schemas import OperationRow
+    from opdiag.errors import NotFoundError
+    from opdiag.store.reads import StoredReads
+    from opdiag.store.records import VerdictRecord
+    from opdiag.store.sql import SqlStore
+    from opdiag.store.sqlite import SqliteConnector
+
+    store = SqlStore(SqliteConnector(str(tmp_path / "v.sqlite3")))
+    store.migrate()
+    t0 = 1_796_500_000_000
+    records = []
+    for i in range(60):
+        row = OperationRow(
+            time=t0 + i * 60_000, operation_id=f"op_training_x_{i:03d}", trace_id="0" * 32,
+            operation_type="training", status="running", verdict="stuck", summary="stuck",
+            duration_ms=3.6e6, service="w", root_cause="", bottleneck="", finished=False,
+            diagnosis_url="", jaeger_url="",
+        )
+        records.append(VerdictRecord(row=row, trace_ids=("0" * 32,), services=("w",),
+                                     ended_at_ms=row.time + 3_600_000, settled=False))
+    store.record(records, t0)
+
+    class Gone:  # traces past the source's retention: stored verdicts stand
+        settings = None
+
+        def diagnose(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotFoundError("not found")
+
+    reads = StoredReads(Gone(), store, lambda: True, 1000)
+    start_us, end_us = (t0 - 3_600_000) * 1000, (t0 + 7_200_000) * 1000
+    listed = reads.operations(start_us, end_us, None)
+    counts = reads.verdict_counts(start_us, end_us, 24 * 3600 * 10**6, None)
+    assert len(listed) == 60
+    assert sum(r.count for r in counts if r.verdict == "stuck") == 60
+    store.close()

@@ -172,6 +172,16 @@ class StoredReads:
             services=services_,
             settled=True,
         )
+        # every unsettled operation at its stored verdict, the newest ones (as many as
+        # are judged again per request) at their verdict now
+        unsettled = self.store.verdict_counts(
+            start_us,
+            end_us,
+            bucket_us,
+            operation_types=types,
+            services=services_,
+            settled=False,
+        )
         open_rows = self.store.operations(
             start_us,
             end_us,
@@ -182,12 +192,17 @@ class StoredReads:
         )
         fresh = self._judged_again(open_rows, now_us)
         for stored in open_rows:
-            row = fresh.get(stored.operation_id, stored)
-            started_us = row.time * US_PER_MS
-            if not start_us <= started_us < end_us or (wanted and row.verdict not in wanted):
+            row = fresh.get(stored.operation_id)
+            if row is None:
                 continue
-            key = (bucket_of(started_us, bucket_us), row.verdict)
-            counts[key] = counts.get(key, 0) + 1
+            for was, delta in ((stored, -1), (row, 1)):
+                started_us = was.time * US_PER_MS
+                if start_us <= started_us < end_us:
+                    key = (bucket_of(started_us, bucket_us), was.verdict)
+                    unsettled[key] = unsettled.get(key, 0) + delta
+        for key, count in unsettled.items():
+            if count > 0 and (not wanted or key[1] in wanted):
+                counts[key] = counts.get(key, 0) + count
         return count_rows(counts, start_us, end_us, bucket_us)
 
     def variable_values(self, name: str, start_us: int, end_us: int) -> list[VariableRow]:
