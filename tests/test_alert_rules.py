@@ -162,6 +162,21 @@ CASES: list[tuple[str, list[dict[str, str]], list[tuple[str, str, list[dict[str,
                 _alert("OpdiagWatcherStale", {"job": "opdiag"}, "8m 0s")]),
         ],
     ),
+    (
+        "opdiag stops answering its scrapes",
+        [{"series": f"up{{{JOB}}}", "values": "1x5 0x20"}],
+        [
+            ("4m", "OpdiagDown", []),
+            ("9m", "OpdiagDown", []),  # down since 6m: pending for 5m
+            ("12m", "OpdiagDown", [
+                _alert("OpdiagDown", {"job": "opdiag", "instance": "opdiag:8080"}, "0")]),
+        ],
+    ),
+    (
+        "opdiag is not scraped at all",
+        [{"series": 'up{job="ktrdr-api", instance="api:8000"}', "values": "1x20"}],
+        [("6m", "OpdiagDown", [_alert("OpdiagDown", {}, "1")])],
+    ),
 ]
 
 

@@ -85,6 +85,7 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
     refusals = "|".join(REFUSAL_VERDICTS)
     by_verdict = f"{TYPE_LABEL}, verdict"
     last_pass = f"max by (job) ({LAST_PASS}{_match(settings)})"
+    up = f"up{_match(settings)}"
     return [
         AlertRule(
             name="OperationStuck",
@@ -191,6 +192,24 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
                 f"{a.watcher_stale}: the trace source (Jaeger) or the verdict store is "
                 "unreachable, so the other alerts see nothing new. See "
                 "opdiag_watcher_errors_total and opdiag's log."
+            ),
+            link_verdict="All",
+            static_labels=((TYPE_LABEL, "all"),),
+        ),
+        AlertRule(
+            # the stale rule needs opdiag's own series: when opdiag is down there are none,
+            # and every rule above goes quiet instead of firing
+            name="OpdiagDown",
+            uid="opdiag-down",
+            expr=f"{up} == 0 or absent({up})",
+            for_="5m",
+            severity="critical",
+            summary="opdiag is down or not scraped: its verdict alerts cannot fire",
+            description=(
+                "Prometheus has not scraped opdiag (job matching "
+                f"{settings.dashboards.alerts.opdiag_job_regex}) for 5 minutes, or has no "
+                "such target: no operation alert (stuck, worker lost, failures) can fire "
+                "meanwhile. Check the opdiag process and its /readyz."
             ),
             link_verdict="All",
             static_labels=((TYPE_LABEL, "all"),),
