@@ -482,3 +482,27 @@ def test_settlements_are_counted_even_when_a_later_step_of_the_pass_fails(store)
     assert watcher.run_once(now_us=(BASE_MS + 2 * MIN_MS) * US) is None  # the pass failed
     healthy = 'opdiag_operations_finished_total{operation_type="training",verdict="healthy"}'
     assert _metric(registry, healthy) == 1.0
+
+
+def test_an_operation_that_finished_while_opdiag_was_down_is_counted(store):
+    """The store held it in flight; opdiag restarted after it finished. It settled unseen,
+    after the store's last pass: counted (backlog the store never saw still is not)."""
+    service = FakeService()
+    first, _ = _watcher(service, store)
+    service.window = [diagnosis("op_t", "worker_lost", finished=False, start_ms=BASE_MS)]
+    first.run_once(now_us=(BASE_MS + MIN_MS) * US)  # the store's last pass before the stop
+    # opdiag is down for 10 minutes; the operation fails at minute 5
+    restart_ms = BASE_MS + 11 * MIN_MS
+    second, registry = _watcher(service, store, count_from_ms=restart_ms)
+    service.window = [
+        diagnosis("op_t", "worker_lost", finished=True, status="failed", start_ms=BASE_MS,
+                  duration_ms=5 * MIN_MS),
+        diagnosis("op_old", "failed", finished=True, status="failed", start_ms=BASE_MS,
+                  duration_ms=2 * MIN_MS),  # never seen in flight: backlog
+    ]
+    report = second.run_once(now_us=restart_ms * US)
+    assert report is not None and report.counted == 1
+    lost = 'opdiag_operations_finished_total{operation_type="training",verdict="worker_lost"}'
+    assert _metric(registry, lost) == 1.0
+    failed = 'opdiag_operations_finished_total{operation_type="training",verdict="failed"}'
+    assert _metric(registry, failed) in (None, 0.0)

@@ -108,6 +108,10 @@ class Watcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seeded = False
+        # when the store's last pass before this process ran (µs; None: not read yet, -1:
+        # none): an operation the store already held unfinished that ended since then
+        # settled unseen, while no watcher ran, and is counted too
+        self._last_pass_before_us: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -195,6 +199,9 @@ class Watcher:
         return report
 
     def _record_pass(self, now_us: int, now_ms: int, since_ms: int) -> PassReport:
+        if self._last_pass_before_us is None:
+            last = self._store(self.store.last_pass_ms)
+            self._last_pass_before_us = -1 if last is None else last * US_PER_MS
         start_us, end_us = self._window(now_us)
         with jaeger_budget():
             found = self._source(lambda: self.service.operations(start_us, end_us, now_us))
@@ -257,13 +264,20 @@ class Watcher:
         return judged, self._store(lambda: self.store.record(records, now_ms))
 
     def _count(self, recorded: Iterable[Recorded]) -> int:
-        """Feed the verdict metrics with operations that settled while the watcher runs."""
+        """Feed the verdict metrics with operations that settled while the watcher runs, or
+        while no watcher ran after the store had seen them in flight."""
         if self.metrics is None:
             return 0
         counted = 0
+        last = -1 if self._last_pass_before_us is None else self._last_pass_before_us
         for item in recorded:
             record = item.record
-            if not item.newly_settled or record.ended_at_ms * US_PER_MS < self.count_from_us:
+            ended_us = record.ended_at_ms * US_PER_MS
+            if not item.newly_settled:
+                continue
+            # known unfinished to the store, and ended after its last pass: settled unseen
+            unseen = item.previous is not None and 0 <= last <= ended_us
+            if ended_us < self.count_from_us and not unseen:
                 continue
             row = record.row
             self.metrics.settled(row.operation_type, row.verdict, row.duration_ms / 1000)
