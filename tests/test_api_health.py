@@ -129,3 +129,21 @@ def test_jaeger_cache_counters_are_exported(settings, service):
 
 def test_no_jaeger_cache_counters_without_a_jaeger_source(client):
     assert not [key for key in _samples(client) if key[0].startswith("opdiag_jaeger_cache")]
+
+
+def test_readyz_is_503_while_the_watcher_cannot_write_its_store(app, client, caplog):
+    """The lists are read from the verdict store: while every write fails they serve stale
+    rows, so the replica is not ready (it said ready)."""
+    from types import SimpleNamespace
+
+    from opdiag.api.state import EXTENSION
+
+    state = app.extensions[EXTENSION]
+    state.watcher = SimpleNamespace(last_error_stage="store", last_error="disk I/O error")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "the verdict store failed: disk I/O error" in caplog.text
+    state.watcher = SimpleNamespace(last_error_stage="source", last_error="Jaeger down")
+    assert client.get("/readyz").status_code == 200  # the source check speaks for that
+    state.watcher = SimpleNamespace(last_error_stage=None, last_error=None)
+    assert client.get("/readyz").status_code == 200

@@ -104,6 +104,7 @@ class Watcher:
         self.passes = 0
         self.failures = 0
         self.last_error: str | None = None
+        self.last_error_stage: str | None = None  # "store", "source" … of the last pass
         self.leading = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -160,7 +161,7 @@ class Watcher:
             return None
         report.seconds = time.perf_counter() - started
         self.passes += 1
-        self.last_error = None
+        self.last_error = self.last_error_stage = None
         if self.metrics is not None:
             self.metrics.last_success.set(now / US_PER_S)
             self.metrics.pass_duration.observe(report.seconds)
@@ -168,7 +169,7 @@ class Watcher:
 
     def _failed(self, stage: str, message: str) -> None:
         self.failures += 1
-        self.last_error = message
+        self.last_error, self.last_error_stage = message, stage
         log.warning("watcher pass failed (%s): %s", stage, message)
         if self.metrics is not None:
             self.metrics.errors.labels(stage=stage).inc()

@@ -29,7 +29,8 @@ def readyz() -> Response:
     """Readiness: 200 ready or 503 unavailable. The probe is open, so an anonymous caller
     learns only that; a request carrying the token also gets the source (paths, Jaeger URL)
     and the reason. The reason is always in the server's log."""
-    source = current_state().source
+    state = current_state()
+    source = state.source
     detail: dict[str, str] = {}
     try:
         source.check()
@@ -39,6 +40,11 @@ def readyz() -> Response:
     except Exception:
         log.exception("readiness check failed unexpectedly")
         detail = {"error": "trace source check failed", "field": "source"}
+    watcher = state.watcher
+    if not detail and watcher is not None and watcher.last_error_stage == "store":
+        # the lists are read from the store: one the watcher cannot write serves stale rows
+        log.warning("not ready: the verdict store failed: %s", watcher.last_error)
+        detail = {"error": f"verdict store: {watcher.last_error}", "field": "store"}
     ready = not detail
     body: dict[str, str] = {"status": "ready" if ready else "unavailable"}
     if authenticated():
