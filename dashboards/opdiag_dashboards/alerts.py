@@ -14,6 +14,7 @@ gauges taken as the ``max`` (every replica reads the same store).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from opdiag.settings import Settings
@@ -46,6 +47,14 @@ class AlertRule:
     # The verdict the Operations dashboard is filtered on: a code, or "{verdict}".
     link_verdict: str
     static_labels: tuple[tuple[str, str], ...] = ()
+
+
+def _about_opdiag(name: str, **fields: str) -> AlertRule:
+    """A rule about opdiag itself: every operation type, linked to the unfiltered list."""
+    uid = "opdiag-" + "-".join(w.lower() for w in re.findall(r"[A-Z][a-z]+", name)[1:])
+    return AlertRule(
+        name=name, uid=uid, link_verdict="All", static_labels=((TYPE_LABEL, "all"),), **fields
+    )
 
 
 def seconds(duration: str) -> int:
@@ -180,9 +189,8 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
             ),
             link_verdict="slow",
         ),
-        AlertRule(
-            name="OpdiagWatcherStale",
-            uid="opdiag-watcher-stale",
+        _about_opdiag(
+            "OpdiagWatcherStale",
             expr=f"time() - {last_pass} > {seconds(a.watcher_stale)}",
             for_="2m",
             severity="warning",
@@ -193,25 +201,19 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
                 "unreachable, so the other alerts see nothing new. See "
                 "opdiag_watcher_errors_total and opdiag's log."
             ),
-            link_verdict="All",
-            static_labels=((TYPE_LABEL, "all"),),
         ),
-        AlertRule(
-            # the stale rule needs opdiag's own series: when opdiag is down there are none,
-            # and every rule above goes quiet instead of firing
-            name="OpdiagDown",
-            uid="opdiag-down",
+        # the stale rule needs opdiag's own series: when opdiag is down there are none, and
+        # every rule above goes quiet instead of firing
+        _about_opdiag(
+            "OpdiagDown",
             expr=f"{up} == 0 or absent({up})",
             for_="5m",
             severity="critical",
             summary="opdiag is down or not scraped: its verdict alerts cannot fire",
             description=(
-                "Prometheus has not scraped opdiag (job matching "
-                f"{settings.dashboards.alerts.opdiag_job_regex}) for 5 minutes, or has no "
-                "such target: no operation alert (stuck, worker lost, failures) can fire "
-                "meanwhile. Check the opdiag process and its /readyz."
+                f"Prometheus has not scraped opdiag (job matching {a.opdiag_job_regex}) for "
+                "5 minutes, or has no such target: no operation alert (stuck, worker lost, "
+                "failures) can fire meanwhile. Check the opdiag process and its /readyz."
             ),
-            link_verdict="All",
-            static_labels=((TYPE_LABEL, "all"),),
         ),
     ]
