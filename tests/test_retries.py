@@ -193,3 +193,25 @@ def test_a_follower_that_gave_up_on_an_unfinished_operation_still_decides() -> N
             span["attrs"]["operation.to_status"] = "running"
     d = run_case({**case, "now_s": 60})
     assert d.verdict != "healthy" and not any(s.recovered for s in d.execution_flow)
+
+
+def test_the_renderers_show_a_recovered_attempt_as_such() -> None:
+    """Markdown's status is OK for a healthy run whose only errors were recovered, and each
+    renderer marks the attempt's steps: the flow, the page's waterfall, the MCP steps."""
+    from opdiag.mcp_server import _step
+    from opdiag.render.markdown import render_markdown
+    from opdiag.web.waterfall import _classes
+
+    d = run_case(with_retry(backtest_case()))
+    text = render_markdown(d)
+    assert "- Status: OK (verdict healthy" in text
+    assert "[error, recovered]" in text
+    step = next(s for s in d.execution_flow if s.recovered and s.error)
+    assert "recovered" in _classes(step).split()
+    assert "recovered" in _step(step)["marks"]
+    alone = with_retry(backtest_case())  # the attempt without its retry: not recovered
+    alone["spans"] = [s for s in alone["spans"] if s.get("id") != "post"]
+    for span in alone["spans"]:
+        if span.get("parent") == "post":
+            span["parent"] = "cli"
+    assert "- Status: ERROR" in render_markdown(run_case(alone))

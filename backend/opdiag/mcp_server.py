@@ -214,6 +214,7 @@ def _step(s: FlowStep) -> dict[str, Any]:
         for name, on in (
             ("critical", s.critical),
             ("error", s.error),
+            ("recovered", s.recovered),
             ("root_cause", s.root_cause),
             ("bottleneck", s.bottleneck),
         )

@@ -82,7 +82,7 @@ def _status_word(diagnosis: Diagnosis) -> str:
     if diagnosis.verdict == "not_found":
         return "NOT FOUND"
     failed = diagnosis.status == "failed" or diagnosis.verdict in _ERROR_VERDICTS
-    if failed or any(step.error for step in diagnosis.execution_flow):
+    if failed or any(step.error and not step.recovered for step in diagnosis.execution_flow):
         return "ERROR"
     return "OK"
 
@@ -109,6 +109,8 @@ def _flow_line(step: FlowStep, number: int) -> str:
         marks.append("BOTTLENECK")
     if step.error:
         marks.append("error")
+    if step.recovered:  # a failed attempt that did not decide the outcome
+        marks.append("recovered")
     # The numbered list stays flat (the template's shape); depth is shown by arrows.
     depth = "↳ " * min(step.depth, 8)
     tail = f" [{', '.join(marks)}]" if marks else ""

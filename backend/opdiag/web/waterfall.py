@@ -136,6 +136,8 @@ def _classes(step: FlowStep) -> str:
         names.append("critical")
     if step.error:
         names.append("error")
+    if step.recovered:
+        names.append("recovered")
     if step.bottleneck:
         names.append("bottleneck")
     if step.root_cause:
