@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from opdiag.cli.main import main
-from opdiag.render.controls import one_line
+from opdiag.controls import one_line
 
 OP = "op_training_20261124_080000_deadbeef"
 HOSTILE = "train\x1b]0;owned\x07 \x1b[2J\x9b31m\u202egnp.exe\u2066x\u2069\u2028y"

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from opdiag.controls import message_line
 from opdiag.errors import InputError, NotFoundError
-from opdiag.render.controls import one_line
 from opdiag.settings import Settings, load_settings
 from opdiag.timeutil import parse_lookback_s, parse_now, wall_clock_us
 
@@ -105,7 +105,7 @@ def finish(args: argparse.Namespace, status: int) -> int:
 def warn_problems(source: TraceSource | None, err: TextIO) -> None:
     """Skipped bad files are warnings, printed once, after the work."""
     for problem in getattr(source, "problems", None) or []:
-        err.write(f"opdiag: warning: skipped {' '.join(one_line(str(problem)).split())}\n")
+        err.write(f"opdiag: warning: skipped {message_line(str(problem))}\n")
 
 
 def _resolve_time(text: str, now_us: int, name: str) -> int:

@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from opdiag.cli.parser import UsageError, build_parser
+from opdiag.controls import message_line
 from opdiag.errors import OpdiagError
 from opdiag.gcpause import gc_paused
-from opdiag.render.controls import one_line
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
@@ -61,7 +61,7 @@ def _dispatch(argv: Sequence[str] | None) -> int:
 def _one_line(message: str) -> str:
     """A message for the terminal: one line, no control or bidi characters (messages name
     files and quote Jaeger's answers, both untrusted)."""
-    return " ".join(one_line(message).split()) or "error"
+    return message_line(message) or "error"
 
 
 def _silence_stdout() -> None:

@@ -19,6 +19,8 @@ from typing import Any
 
 import msgspec
 
+from opdiag.controls import has_unsafe
+
 # Names the engine can put into evidence; see rules/README.md for what each holds.
 PLACEHOLDERS: frozenset[str] = frozenset(
     {
@@ -189,7 +191,6 @@ def fill_command(template: Template, evidence: Mapping[str, Any]) -> str | None:
 _SHELL_PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 # Characters a double-quoted shell string still interprets.
 _IN_DOUBLE_QUOTES = frozenset('"$`\\!')
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _quote_state(text: str, state: str) -> str:
@@ -214,7 +215,7 @@ def _quote_state(text: str, state: str) -> str:
 
 def _shell_value(text: str, state: str) -> str | None:
     """``text`` as it may stand in a command at quoting ``state``; None when it cannot."""
-    if _CONTROL.search(text):
+    if has_unsafe(text):
         return None
     if state == "":
         return text if _SHELL_PLAIN.match(text) else "'" + text.replace("'", "'\\''") + "'"

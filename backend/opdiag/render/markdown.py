@@ -12,8 +12,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from opdiag.controls import UNSAFE_IN_BLOCK
 from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep, PhaseChange, Solution
-from opdiag.render.controls import UNSAFE_IN_BLOCK
 from opdiag.timeutil import format_duration, format_rfc3339
 
 # Always escaped: they open code, emphasis, links, HTML, strikethrough anywhere in a line.

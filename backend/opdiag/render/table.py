@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from opdiag.controls import one_line
 from opdiag.diagnosis.result import Diagnosis
-from opdiag.render.controls import one_line
 from opdiag.timeutil import format_duration, format_rfc3339
 
 _SUMMARY_MAX = 100

@@ -3,7 +3,8 @@
 Span names, attribute values, file names and Jaeger's error texts are untrusted; printed
 raw they can move the cursor, clear the screen, retitle the window (C0 and C1 controls:
 ESC, CSI, OSC, BEL) or reorder what a reader sees (bidirectional overrides and isolates, as
-in "Trojan Source"). Every renderer that writes such text replaces these with a space.
+in "Trojan Source"). Every renderer that writes such text replaces these with a space; a
+solution command holding one is not offered at all (``diagnosis.templates``).
 """
 
 from __future__ import annotations
@@ -27,3 +28,12 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 def one_line(text: str) -> str:
     """``text`` with every unsafe character (newlines included) replaced by a space."""
     return text if text.isprintable() else _compiled(UNSAFE).sub(" ", text)
+
+
+def has_unsafe(text: str) -> bool:
+    return not text.isprintable() and _compiled(UNSAFE).search(text) is not None
+
+
+def message_line(text: str) -> str:
+    """A message for the terminal: one line, runs of blanks as one space, nothing unsafe."""
+    return " ".join(one_line(text).split())
