@@ -8,7 +8,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from opdiag.analysis.retries import recovered_ids, retries
+from opdiag.analysis.retries import retries
+from opdiag.model import below
 from test_engine import OP, WORKER, backtest_case
 from test_rules_support import build_traces, run_case
 
@@ -75,9 +76,9 @@ def test_a_failed_call_followed_by_the_same_successful_call_is_a_retry() -> None
         500,
     )
     assert ok.attributes["http.status_code"] == 200 and ok.start_us >= failed.end_us
-    below = recovered_ids(trace, [failed])
-    assert {trace.by_id[s].name for s in below} == {"POST", "POST /api/v1/backtests/start"}
-    assert len(below) == 3
+    below_it = below(trace.children, [failed.span_id])
+    assert {trace.by_id[s].name for s in below_it} == {"POST", "POST /api/v1/backtests/start"}
+    assert len(below_it) == 3
 
 
 def test_what_is_not_a_retry() -> None:

@@ -10,17 +10,18 @@ port and path; the query may differ); the retry starts once the failed attempt h
 is itself neither in error nor answered >= 400. A different URL is not a retry (a dispatch
 sent to another worker is a new decision of the backend's, judged on its own).
 
-Pure: a trace and its walk in, span ids out.
+Pure: a trace and its walk in, the retried attempts out (``model.below`` gives the spans
+under one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import msgspec
 
-from opdiag.model import CLIENT, Span, Trace, below, http_status
+from opdiag.model import CLIENT, Span, Trace, http_status
 
 
 class Retry(msgspec.Struct, frozen=True):
@@ -73,8 +74,3 @@ def retries(trace: Trace, walk: Sequence[tuple[Span, int]]) -> list[Retry]:
                 out.append(Retry(span, other))
                 break
     return out
-
-
-def recovered_ids(trace: Trace, failed: Iterable[Span]) -> set[str]:
-    """The ids of the ``failed`` attempts and of every span below them in ``trace``."""
-    return below(trace.children, (s.span_id for s in failed))

@@ -20,26 +20,35 @@ from typing import Any
 import msgspec
 from msgspec.structs import replace
 
-from opdiag.analysis.retries import Retry, recovered_ids, retries
+from opdiag.analysis.retries import Retry, retries
 from opdiag.diagnosis.neighbours import clock_text
 from opdiag.diagnosis.result import SEVERITIES, Finding
 from opdiag.diagnosis.rules import RuleSet
-from opdiag.model import CLIENT, Span, Trace
+from opdiag.model import CLIENT, Span, Trace, below
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
 
 
 class Recovered(msgspec.Struct):
-    """The spans of the operation's failed attempts that a retry made good."""
+    """The spans of the operation's failed attempts that did not decide its outcome."""
 
-    ids: dict[str, set[str]]  # trace id -> span ids (the attempts and everything below them)
-    attempt: dict[tuple[str, str], Retry]  # (trace id, span id) -> the attempt it belongs to
+    # (trace id, span id) -> the attempt it belongs to (the attempt, everything below it,
+    # and the callers that gave up because of it)
+    attempt: dict[tuple[str, str], Retry]
 
     def __bool__(self) -> bool:
         return bool(self.attempt)
 
     def of(self, span: Span) -> Retry | None:
         return self.attempt.get((span.trace_id, span.span_id))
+
+    @property
+    def ids(self) -> dict[str, set[str]]:
+        """Trace id -> the span ids of its recovered spans (``operation_facts(recovered=…)``)."""
+        out: dict[str, set[str]] = {}
+        for trace_id, span_id in self.attempt:
+            out.setdefault(trace_id, set()).add(span_id)
+        return out
 
 
 def recovered_attempts(
@@ -51,7 +60,6 @@ def recovered_attempts(
     """Every failed attempt of the operation's walks that a later identical call made good;
     with ``completed`` (the transition to completed) and ``is_poll``, also every failed
     poll that ended before it, and the callers in error that gave up because of them."""
-    ids: dict[str, set[str]] = {}
     attempt: dict[tuple[str, str], Retry] = {}
     for trace, walk in walks:
         found = retries(trace, walk)
@@ -62,16 +70,15 @@ def recovered_attempts(
                 for span in abandoned_polls(walk, completed.start_us, is_poll)
                 if span.span_id not in made_good
             ]
+        in_trace: set[str] = set()
         for retry in found:
-            below = recovered_ids(trace, [retry.failed])
-            ids.setdefault(trace.trace_id, set()).update(below)
-            for sid in below:
-                attempt.setdefault((trace.trace_id, sid), retry)
+            for sid in below(trace.children, [retry.failed.span_id]) - in_trace:
+                in_trace.add(sid)
+                attempt[(trace.trace_id, sid)] = retry
         for retry in found:  # then the callers that failed only because of them
-            for sid in _gave_up(trace, retry.failed, ids.get(trace.trace_id, set())):
-                ids[trace.trace_id].add(sid)
+            for sid in _gave_up(trace, retry.failed, in_trace):
                 attempt.setdefault((trace.trace_id, sid), retry)
-    return Recovered(ids, attempt)
+    return Recovered(attempt)
 
 
 def abandoned_polls(
@@ -91,7 +98,8 @@ def abandoned_polls(
 
 def _gave_up(trace: Trace, failed: Span, recovered: set[str]) -> list[str]:
     """The ancestors of ``failed`` in its own service that are in error and whose every
-    child in error is recovered: the caller that stopped because that call failed."""
+    child in error is recovered: the caller that stopped because that call failed. Each
+    one found joins ``recovered`` (its own caller is judged with it there)."""
     out: list[str] = []
     parent_id = failed.parent_id
     while parent_id is not None:
@@ -155,4 +163,4 @@ def advisory(findings: Sequence[Finding], retry: Retry, rules: RuleSet) -> Findi
     )
 
 
-NOTHING_RECOVERED = Recovered({}, {})
+NOTHING_RECOVERED = Recovered({})
