@@ -15,6 +15,7 @@ the I/O and keeps profiles of finished runs.
 
 from __future__ import annotations
 
+import dataclasses
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -524,17 +525,7 @@ def compare(
     if not this.phases.reached_worker and any(r.phases.reached_worker for r in baseline):
         # its spans ran on the caller's side only: against runs profiled on the worker's
         # side they would all read as new phases
-        this = RunProfile(
-            this.key,
-            this.operation_type,
-            this.started_at_ms,
-            this.duration_ms,
-            this.phases.before_the_worker(),
-            this.error_types,
-            this.alike,
-            this.verdict,
-            this.size,
-        )
+        this = dataclasses.replace(this, phases=this.phases.before_the_worker())
     keys = list(this.phases.phases)
     for run in baseline:
         keys.extend(k for k in run.phases.phases if k not in keys)

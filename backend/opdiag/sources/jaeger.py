@@ -218,9 +218,9 @@ class JaegerSource:
         self._round_us = max(1, int(settings.search_round_s * 1_000_000))
         self._decoding = threading.Lock()
         self._detecting: Future[QueryApi] | None = None  # the API detection under way
-        # traces of search answers left out as unreadable, newest last (_parse_each)
-        self.problems: list[str] = []
-        self._skipped: set[str] = set()  # their trace ids: a trace several searches answer
+        # trace id -> why a search answer's trace was left out (_parse_each), oldest first;
+        # keyed so that a trace several searches answer is named once
+        self._problems: dict[str, str] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -662,13 +662,16 @@ class JaegerSource:
             return self._parse(doc, where)  # (raises: the answer's error, worded)
         with self._lock:
             for name, problem in problems.items():
-                if name not in self._skipped:
-                    self._skipped.add(name)
-                    self.problems.append(problem)
-            del self.problems[:-_MAX_PROBLEMS]
-            if len(self._skipped) > _MAX_PROBLEMS:
-                self._skipped.clear()
+                self._problems.setdefault(name, problem)
+            while len(self._problems) > _MAX_PROBLEMS:
+                del self._problems[next(iter(self._problems))]
         return traces
+
+    @property
+    def problems(self) -> list[str]:
+        """Why traces of Jaeger's answers were left out (the CLI prints them)."""
+        with self._lock:
+            return list(self._problems.values())
 
     def _parse(self, doc: Any, where: str) -> list[Trace]:
         source = f"jaeger {self._http.url} {where}"
