@@ -350,3 +350,23 @@ def test_the_store_and_watcher_settings_come_from_the_environment():
     assert settings.watcher.enabled is False and settings.watcher.interval_s == 30
     with pytest.raises(InputError, match=r"watcher\.interval_s"):
         load_settings(environ={"OPDIAG_WATCHER_INTERVAL_S": "0"})
+
+
+def test_serve_with_a_store_it_cannot_open_exits_4(tmp_path: Path, demo_traces):
+    """The README's exit status 4: for serve, also a verdict store it cannot open (run as a
+    process: serve sets up logging and the collector for the whole interpreter)."""
+    import os
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = {**os.environ, "OPDIAG_STORE_PATH": str(blocker / "x.sqlite3")}
+    env.pop("OPDIAG_STORE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "opdiag.cli.main", "serve", "--traces", str(demo_traces),
+         "--port", "0"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 4, done.stderr
+    assert "cannot create its directory" in done.stderr
