@@ -121,6 +121,47 @@ def is_ib_connect(service: str, span: dict[str, Any]) -> bool:
 # --- changes --------------------------------------------------------------------------------
 
 
+def edited(
+    recording: Recording, which: SpanFilter, change: Callable[[dict[str, Any]], None]
+) -> Recording:
+    """The recording with ``change(span)`` applied in place to every span ``which`` names."""
+    out: Recording = []
+    for name, original in recording:
+        doc = copy.deepcopy(original)
+        for resource in doc.get("resourceSpans", []):
+            service = service_of(resource)
+            for scope in resource.get("scopeSpans", []):
+                for span in scope.get("spans", []):
+                    if which(service, span):
+                        change(span)
+        out.append((name, doc))
+    return out
+
+
+def raising(exc_type: str, message: str, *, end_ns: int | None = None) -> Callable[[Doc], None]:
+    """A change for ``edited``: the span ends (at ``end_ns`` when given) in error with the
+    exception event and status message OpenTelemetry's Python SDK records."""
+
+    def change(span: Doc) -> None:
+        if end_ns is not None:
+            span["endTimeUnixNano"] = str(end_ns)
+        at = span["endTimeUnixNano"]
+        span["events"] = [
+            {
+                "timeUnixNano": at,
+                "name": "exception",
+                "attributes": [
+                    {"key": "exception.type", "value": {"stringValue": exc_type}},
+                    {"key": "exception.message", "value": {"stringValue": message}},
+                    {"key": "exception.escaped", "value": {"stringValue": "False"}},
+                ],
+            }
+        ]
+        span["status"] = {"code": 2, "message": f"{exc_type.rsplit('.', 1)[-1]}: {message}"}
+
+    return change
+
+
 def map_strings(recording: Recording, change: Callable[[str], str]) -> Recording:
     """Every string value (attributes, resource, names) through ``change``; ids untouched."""
 

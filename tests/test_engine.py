@@ -888,3 +888,46 @@ def test_both_dialects_of_the_lifecycle_are_read(key, value, status, verdict) ->
             attrs[key] = value
     d = run_case({**case, "now_s": 3_600})
     assert (d.status, d.finished, d.verdict) == (status, True, verdict), d.summary
+
+
+def _created_then(*after: dict[str, object]) -> dict[str, object]:
+    """A worker that took a backtest and raised while creating it, then ``after``."""
+    op = "op_backtesting_20261204_154358_5d955ea3"
+    worker = "ktrdr-backtest-worker-ab12cd34"
+    return {
+        "operation_id": op,
+        "spans": [
+            {"id": "w", "name": "POST /backtests/start", "service": worker, "kind": "server"},
+            {
+                "parent": "w",
+                "name": "operations.create",
+                "service": worker,
+                "start": 1,
+                "dur": 6,
+                "status": "error",
+                "attrs": {"operation.id": op},
+                "exc": "KeyError: 'backtest'",
+            },
+            *after,
+        ],
+        "now_s": 3_600,
+    }
+
+
+def test_an_operation_that_failed_before_its_first_transition_is_over() -> None:
+    """No transition ever came and its error is the last thing its worker did for it: it
+    failed when it raised, an hour ago; it is neither running since nor stuck."""
+    d = run_case(_created_then())
+    assert (d.status, d.finished, d.verdict) == ("failed", True, "failed"), d.summary
+    assert d.duration_ms == 7
+
+
+def test_an_error_the_worker_went_on_after_leaves_the_operation_in_flight() -> None:
+    registered = {
+        "name": "operation.register",
+        "service": "ktrdr-backtest-worker-ab12cd34",
+        "start": 9,
+        "attrs": {"operation.id": "op_backtesting_20261204_154358_5d955ea3"},
+    }
+    d = run_case({**_created_then(registered), "now_s": 60})
+    assert (d.status, d.finished) == ("running", False), d.summary

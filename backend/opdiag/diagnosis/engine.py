@@ -310,8 +310,9 @@ _MAX_HOLDING = 1024
 def _judged_until(facts: OperationFacts, now_us: int) -> int:
     """Up to when the operation needed its worker: its terminal transition; now while it
     is in flight; the end of the request for one that never became an operation (a 503)."""
-    if facts.finished and facts.last_transition is not None:
-        return facts.last_transition.start_us
+    if facts.finished:  # no transition: it failed before its first (facts._died_unregistered)
+        last = facts.last_transition
+        return last.start_us if last is not None else facts.end_us
     if facts.has_lifecycle:
         return max(now_us, facts.start_us)
     return facts.end_us

@@ -9,6 +9,8 @@ errors belong to other operations and are not counted as this one's error spans.
 
 Lifecycle: status is the last ``operation.state_transition``'s ``to_status`` for this
 operation; finished means that status is terminal (a resume after a failure is not finished).
+An operation that carries its id but never made a transition, and whose deepest error is the
+last thing its service did for it, failed before it was registered.
 
 Extent: a server span that outlives a client call which already gave up in error (a host
 service still working on a request the backend timed out on four times) does not stretch the
@@ -305,6 +307,8 @@ def operation_facts(
         facts.status = to_status if to_status in STATUSES else "unknown"
         facts.finished = to_status in TERMINAL
     facts.has_lifecycle = bool(transitions) or _carries_id(walks, operation_id)
+    if facts.has_lifecycle and not transitions and _died_unregistered(walks, facts.error_origin):
+        facts.status, facts.finished = "failed", True
     if facts.has_lifecycle and not facts.finished:
         if facts.idle_us > stuck_after_s * 1e6:
             facts.stuck = True
@@ -347,6 +351,22 @@ def _type_from_id(operation_id: str | None, rules: RuleSet) -> str | None:
         return None
     m = rules.id_pattern.match(operation_id)
     return m.group("type") if m else None
+
+
+def _died_unregistered(
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], origin: Span | None
+) -> bool:
+    """An operation that failed before its first transition: the error is the last thing its
+    service did for it. KTRDR's worker creates and registers the operation in one background
+    task (``operations.create``, ``operation.register``, then ``running``); when creating it
+    raises (PostgreSQL down), no transition ever comes, and the worker is free for the next
+    operation, so its later death is not this one's story."""
+    if origin is None:
+        return False
+    service, ended = origin.service, origin.end_us
+    return not any(
+        span.service == service and span.start_us >= ended for _, walk in walks for span, _ in walk
+    )
 
 
 def _carries_id(

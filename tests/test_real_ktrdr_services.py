@@ -1,0 +1,103 @@
+"""The real recording (run1) with a service KTRDR depends on failing in other ways than it did.
+
+run1 lost workers and the IB host service; another recording may lose PostgreSQL or restart
+the backend. What KTRDR does then, read from its code at the recorded commit: the worker
+answers ``POST /training/start`` at once and creates the operation in a background task
+(``operations.create``, which reads the repository first: SQLAlchemy over asyncpg, whose
+refused connection is asyncio's ``OSError: Multiple exceptions: [Errno 111] Connect call
+failed`` when ``localhost`` is both ``::1`` and ``127.0.0.1``); KTRDR emits no database spans.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import real_variants as rv
+from conftest import REAL_KTRDR
+from opdiag.devtools.score_cases import diagnose_case
+
+TRACES = REAL_KTRDR / "run1" / "traces"
+FIRST = "op_training_20261204_154305_f6579e1a"  # run1 case 1, on the worker at :5005
+FIRST_TRACE = "3fc8e4d54fc4d849781081d8e7561132"
+DISPATCH = {
+    "cli.train",
+    "POST",
+    "POST /api/v1/trainings/start",
+    "training.start",
+    "workers.list",
+    "POST /training/start",
+    "operations.create",
+}
+PG_REFUSED = (
+    "Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432, 0, 0), "
+    "[Errno 111] Connect call failed ('127.0.0.1', 5432)"
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _postgres_down(exc_type: str, message: str) -> rv.Recording:
+    """Case 1's training with PostgreSQL down: the dispatch succeeds, the worker's
+    ``operations.create`` raises 6 ms in, nothing else of the operation runs, and the CLI's
+    command ends in error 0.3 s later (its first poll answered 400). The rest of run1 stays:
+    the same worker (d97729bc, :5005) runs cases 7 and 9 afterwards and is SIGKILLed at
+    15:48:21 during case 9."""
+    base = rv.load(TRACES)
+    ours = [s for _, _, s in rv.spans(base) if s["traceId"] == FIRST_TRACE]
+    create = next(s for s in ours if s["name"] == "operations.create")
+    failed_at = int(create["startTimeUnixNano"]) + 6_000_000
+    cut = rv.without(
+        base,
+        lambda _svc, s: (
+            s["traceId"] == FIRST_TRACE
+            and (s["name"] not in DISPATCH or int(s["startTimeUnixNano"]) > failed_at)
+        ),
+    )
+    created = rv.raising(exc_type, message, end_ns=failed_at)
+    cut = rv.edited(cut, lambda _svc, s: s["spanId"] == create["spanId"], created)
+    return rv.edited(
+        cut,
+        lambda _svc, s: s["traceId"] == FIRST_TRACE and s["name"] == "cli.train",
+        rv.raising("click.exceptions.Exit", "1", end_ns=failed_at + 300_000_000),
+    )
+
+
+def _diagnose(recording: rv.Recording, ident: str, now: str, tmp: Path) -> dict[str, Any]:
+    root = tmp / "run"
+    rv.write(recording, root / "traces")
+    return diagnose_case(root, {"id": ident, "now": now}, tmp / "scratch")
+
+
+@pytest.mark.parametrize("now", ["2026-12-04T15:47:40Z", "2026-12-04T16:10:00Z"])
+def test_postgres_down_when_the_worker_creates_the_operation(now: str, tmp_path: Path) -> None:
+    """The operation failed at its creation because PostgreSQL refused the connection; its
+    worker's death five minutes later, after it ran two other operations, is not its story."""
+    d = _diagnose(_postgres_down("OSError", PG_REFUSED), FIRST, now, tmp_path)
+    assert d["verdict"] == "service_unreachable", d["summary"]
+    assert "PostgreSQL" in d["summary"] and "5432" in d["summary"], d["summary"]
+    assert d["status"] == "failed"
+    assert d["root_cause"]["span_name"] == "operations.create"
+    assert d["duration_ms"] < 1_000  # over when the CLI gave up, not running until now
+
+
+def test_postgres_refusing_the_credentials(tmp_path: Path) -> None:
+    d = _diagnose(
+        _postgres_down(
+            "asyncpg.exceptions.InvalidPasswordError",
+            'password authentication failed for user "ktrdr"',
+        ),
+        FIRST,
+        "2026-12-04T16:10:00Z",
+        tmp_path,
+    )
+    assert d["verdict"] == "failed", d["summary"]
+    assert "credentials" in d["summary"] and "PostgreSQL" in d["summary"], d["summary"]
+    assert d["status"] == "failed"
