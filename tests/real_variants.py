@@ -162,6 +162,46 @@ def raising(exc_type: str, message: str, *, end_ns: int | None = None) -> Callab
     return change
 
 
+def client_call(
+    trace_id: str, parent_id: str, span_id: str, start_ns: int, end_ns: int, method: str, url: str
+) -> Doc:
+    """An httpx client span as KTRDR's instrumentation writes it (named by the method)."""
+    return {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "parentSpanId": parent_id,
+        "name": method,
+        "kind": CLIENT,
+        "startTimeUnixNano": str(start_ns),
+        "endTimeUnixNano": str(end_ns),
+        "attributes": [
+            {"key": "http.method", "value": {"stringValue": method}},
+            {"key": "http.url", "value": {"stringValue": url}},
+        ],
+        "events": [],
+        "status": {},
+    }
+
+
+def added(recording: Recording, service: str, new_spans: list[Doc]) -> Recording:
+    """``new_spans`` of ``service`` (whose resource is copied from the recording), in a file
+    of their own where the recorder would have put them (after the last file written before
+    the last of them ended)."""
+    resource = next(
+        {k: v for k, v in r.items() if k != "scopeSpans"}
+        for _, doc in recording
+        for r in doc.get("resourceSpans", [])
+        if service_of(r) == service
+    )
+    ended = max(int(span["endTimeUnixNano"]) for span in new_spans)
+    before = [n for n, _ in recording if _file_clock_ns(n) <= ended]
+    anchor = before[-1] if before else recording[0][0]
+    doc = {"resourceSpans": [{**resource, "scopeSpans": [{"scope": {}, "spans": new_spans}]}]}
+    out = [*recording, (f"{anchor.rsplit('_', 1)[0]}_zz{len(recording)}-{service}.json", doc)]
+    out.sort(key=lambda item: (sequence_of(item[0]), item[0]))
+    return out
+
+
 def map_strings(recording: Recording, change: Callable[[str], str]) -> Recording:
     """Every string value (attributes, resource, names) through ``change``; ids untouched."""
 
@@ -330,10 +370,15 @@ def restart_worker(
     return move_spans(out, lambda _, span: is_orphan_close("", span), orphan_ns)
 
 
-def _file_clock_ns(name: str) -> int:
+def ns(clock: str) -> int:
+    """``2026-12-04T15:56:00Z`` -> nanoseconds since the epoch."""
     from datetime import datetime
 
-    return int(datetime.fromisoformat(clock_of(name).replace("Z", "+00:00")).timestamp() * 1e9)
+    return int(datetime.fromisoformat(clock.replace("Z", "+00:00")).timestamp() * 1e9)
+
+
+def _file_clock_ns(name: str) -> int:
+    return ns(clock_of(name))
 
 
 def move_spans(recording: Recording, which: SpanFilter, at_ns: int) -> Recording:

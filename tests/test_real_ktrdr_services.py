@@ -6,6 +6,8 @@ answers ``POST /training/start`` at once and creates the operation in a backgrou
 (``operations.create``, which reads the repository first: SQLAlchemy over asyncpg, whose
 refused connection is asyncio's ``OSError: Multiple exceptions: [Errno 111] Connect call
 failed`` when ``localhost`` is both ``::1`` and ``127.0.0.1``); KTRDR emits no database spans.
+A restarted backend is silent while down (no health round, no answer), the CLI's ``--follow``
+retries a refused poll three times and exits, and the worker trains on.
 """
 
 from __future__ import annotations
@@ -101,3 +103,76 @@ def test_postgres_refusing_the_credentials(tmp_path: Path) -> None:
     assert d["verdict"] == "failed", d["summary"]
     assert "credentials" in d["summary"] and "PostgreSQL" in d["summary"], d["summary"]
     assert d["status"] == "failed"
+
+
+LONG = "op_training_20261204_155512_6652e327"  # run1 case 18: 4 min, completed 15:59:14
+LONG_TRACE = "e20c8e17"
+DOWN_NS = rv.ns("2026-12-04T15:56:00Z")  # the backend stops; a new process answers 30 s later
+
+
+def _backend_restarted(down_s: float) -> rv.Recording:
+    """The backend restarted during case 18's training, down for ``down_s`` seconds. While
+    it is down it writes nothing (no health round, no answered poll); the CLI's
+    ``--follow`` poll is refused, retried after 1, 2 and 4 s (async_client.py) and the CLI
+    exits 1. The worker trains on and completes as recorded."""
+    base = rv.load(TRACES)
+    root = next(
+        s
+        for _, _, s in rv.spans(base)
+        if s["traceId"].startswith(LONG_TRACE) and s["name"] == "cli.train"
+    )
+    quiet = {
+        s["traceId"]
+        for _, svc, s in rv.spans(base)
+        if svc == "ktrdr-api" and DOWN_NS <= int(s["startTimeUnixNano"]) < DOWN_NS + down_s * 1e9
+    }
+    cut = rv.without(
+        base,
+        lambda _svc, s: (
+            s["traceId"].startswith(LONG_TRACE)
+            and int(s["startTimeUnixNano"]) >= DOWN_NS
+            and s["name"] != "operation.state_transition"
+        )
+        or (s["traceId"] in quiet and not s["traceId"].startswith(LONG_TRACE)),
+    )
+    url = f"http://127.0.0.1:8000/api/v1/operations/{LONG}"
+    refused = rv.raising("httpx.ConnectError", "All connection attempts failed")
+    polls, at = [], DOWN_NS + 200_000_000
+    for i, wait_s in enumerate((1, 2, 4, 0)):
+        trace_id, span_id, end = root["traceId"], f"{i + 1:016x}", at + 3_000_000
+        poll = rv.client_call(trace_id, root["spanId"], span_id, at, end, "GET", url)
+        refused(poll)
+        polls.append(poll)
+        at += 3_000_000 + int(wait_s * 1e9)
+    cut = rv.added(cut, "ktrdr-cli", polls)
+    return rv.edited(
+        cut,
+        lambda _svc, s: s["spanId"] == root["spanId"],
+        rv.raising("click.exceptions.Exit", "1", end_ns=at + 50_000_000),
+    )
+
+
+def _before(recording: rv.Recording, clock: str) -> rv.Recording:
+    """What the source held at ``clock``: the spans that had ended by then."""
+    return rv.without(recording, lambda _svc, s: int(s["endTimeUnixNano"]) > rv.ns(clock))
+
+
+def test_a_backend_restart_under_a_running_training_is_not_its_verdict(tmp_path: Path) -> None:
+    """At 15:57:30 the backend has been back for a minute (its health rounds answer) and the
+    training runs on its worker: the CLI's refused polls are history; once it completes, it
+    is healthy."""
+    restarted = _backend_restarted(30)
+    now = "2026-12-04T15:57:30Z"
+    d = _diagnose(_before(restarted, now), LONG, now, tmp_path / "running")
+    assert (d["verdict"], d["status"]) == ("healthy", "running"), d["summary"]
+    recovered = [f for f in d["findings"] if f["summary"].startswith("recovered: ")]
+    assert recovered and "ktrdr-api was up again at 15:56:3" in recovered[0]["summary"]
+    d = _diagnose(restarted, LONG, "2026-12-04T16:09:00Z", tmp_path / "final")
+    assert (d["verdict"], d["status"]) == ("healthy", "completed"), d["summary"]
+
+
+def test_a_backend_still_down_is_the_verdict_of_the_training_it_left(tmp_path: Path) -> None:
+    now = "2026-12-04T15:57:30Z"
+    d = _diagnose(_before(_backend_restarted(600), now), LONG, now, tmp_path)
+    assert d["verdict"] == "service_unreachable", d["summary"]
+    assert "backend" in d["summary"]

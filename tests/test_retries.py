@@ -196,6 +196,59 @@ def test_a_follower_that_gave_up_on_an_unfinished_operation_still_decides() -> N
     assert d.verdict != "healthy" and not any(s.recovered for s in d.execution_flow)
 
 
+def _backend_restarted(*, back: bool) -> dict[str, Any]:
+    """The unfinished backtest whose follower gave up at 1.24 s; the polls before it got
+    through to the backend (ktrdr-api at localhost:8000 answered them). ``back``: a health
+    round of the restarted backend at 3 s, in a trace of its own."""
+    case = _cli_gave_up(backtest_case())
+    for span in case["spans"]:
+        if span.get("attrs", {}).get("operation.to_status") == "completed":
+            span["attrs"]["operation.to_status"] = "running"
+    polls = [s for s in case["spans"] if s["name"] == "GET" and s["start"] < 1_240]
+    for i, poll in enumerate(polls):
+        poll["id"] = f"poll{i}"
+        case["spans"].append(
+            {
+                "parent": f"poll{i}",
+                "name": "GET /api/v1/operations/{operation_id}",
+                "service": "ktrdr-api",
+                "kind": "server",
+                "start": poll["start"] + 1,
+                "dur": 3,
+                "attrs": {"http.status_code": 200},
+            }
+        )
+    if back:
+        probe = {
+            "name": "GET",
+            "service": "ktrdr-api",
+            "kind": "client",
+            "start": 3_000,
+            "dur": 2,
+            "attrs": {"http.url": "http://backtest-worker-1:5003/health", "http.status_code": 200},
+        }
+        case["neighbours"] = [{"spans": [probe]}]
+    return {**case, "now_s": 60}
+
+
+def test_a_follower_that_gave_up_while_the_backend_restarted_is_not_the_verdict() -> None:
+    """KTRDR's backend restarted under a running backtest: the CLI's polls were refused and
+    it stopped following; the restarted backend's health round at 3 s shows it is back. The
+    operation runs on: the refused poll is history, not its verdict."""
+    d = run_case(_backend_restarted(back=True))
+    assert (d.verdict, d.status) == ("healthy", "running"), d.summary
+    (finding,) = [f for f in d.findings if f.summary.startswith("recovered: ")]
+    assert "a status read only; ktrdr-api was up again at" in finding.summary
+    assert "GET http://backtest-worker-1:5003/health" in finding.summary
+    assert {s.span_name for s in d.execution_flow if s.recovered} == {"GET", "cli.backtest"}
+
+
+def test_a_backend_that_did_not_come_back_still_decides() -> None:
+    d = run_case(_backend_restarted(back=False))
+    assert d.verdict == "service_unreachable", d.summary
+    assert not any(s.recovered for s in d.execution_flow)
+
+
 def test_the_renderers_show_a_recovered_attempt_as_such() -> None:
     """Markdown's status is OK for a healthy run whose only errors were recovered, and each
     renderer marks the attempt's steps: the flow, the page's waterfall, the MCP steps."""

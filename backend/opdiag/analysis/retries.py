@@ -25,10 +25,13 @@ from opdiag.model import CLIENT, Span, Trace, http_status
 
 
 class Retry(msgspec.Struct, frozen=True):
-    """A failed attempt and the later one that succeeded."""
+    """A failed attempt and what made it good: the later identical call that succeeded
+    (``how="retry"``), or for a status poll the operation's completion (``"completed"``)
+    or the first sign of life of the service it polled (``"answered"``)."""
 
     failed: Span
     retry: Span
+    how: str = "retry"
 
 
 def _call_key(span: Span) -> tuple[str, str, str, str] | None:

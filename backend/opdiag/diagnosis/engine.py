@@ -141,13 +141,19 @@ def diagnose(
         )
 
     facts = facts_of()
+    # what the operation's window holds around it (its extent and lifecycle do not change
+    # with what is recovered below, only its error count)
+    until_us = _judged_until(facts, now_us)
+    near = _near(
+        walks, neighbours, rules, start_us=facts.start_us, until_us=until_us, now_us=now_us
+    )
     # A failed operation's errors are all its story; otherwise a failed attempt that a
     # retry made good is history (diagnosis.recovered).
     made_good = NOTHING_RECOVERED
     is_noise = noise_check(Globs.of(settings.noise_span_patterns))
     if facts.error_spans and facts.status != "failed":
         completed = facts.last_transition if facts.status == "completed" else None
-        made_good = recovered_attempts(walks, completed=completed, is_poll=is_noise)
+        made_good = recovered_attempts(walks, completed=completed, is_poll=is_noise, around=near)
         if made_good:
             facts = facts_of(made_good.ids)
     found = survey(walks, rules, is_noise, rules.neighbours.worker_globs())
@@ -166,10 +172,6 @@ def diagnose(
         extent_us=facts.duration_us,
         clipped_ends=facts.clipped_ends,
         work=found.work,
-    )
-    until_us = _judged_until(facts, now_us)
-    near = _near(
-        walks, neighbours, rules, start_us=facts.start_us, until_us=until_us, now_us=now_us
     )
     workers = assess_workers(
         walks,

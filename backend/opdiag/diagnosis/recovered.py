@@ -1,9 +1,10 @@
 """Failed attempts that did not decide the operation's outcome, as the engine treats them.
 
 Two kinds: a call a retry made good (``analysis.retries``), and a status poll of an operation
-that then completed (KTRDR's CLI gives up following when the backend stops answering, while
-the worker finishes the work). A poll only reads; the caller that gave up because of it (the
-CLI command, in error in the same service) gave up on watching, not on the work.
+that then completed or whose polled service answered again (KTRDR's CLI gives up following
+when the backend stops answering, a restarted backend is back 30 s later, and the worker
+finishes the work all the same). A poll only reads; the caller that gave up because of it
+(the CLI command, in error in the same service) gave up on watching, not on the work.
 
 Their spans stay in the flow (marked ``recovered``) and the rules still look at them, but
 what fires on them cannot decide the verdict: the findings of one attempt become a single
@@ -15,6 +16,7 @@ failed and what made it good. Their error spans are not the operation's
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any
 
 import msgspec
@@ -22,9 +24,10 @@ from msgspec.structs import replace
 
 from opdiag.analysis.retries import Retry, retries
 from opdiag.diagnosis.neighbours import clock_text
+from opdiag.diagnosis.probes import address_of, same_place, url_of
 from opdiag.diagnosis.result import SEVERITIES, Finding
 from opdiag.diagnosis.rules import RuleSet
-from opdiag.model import CLIENT, Span, Trace, below
+from opdiag.model import CLIENT, SERVER, Span, Trace, below
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
 
@@ -56,20 +59,26 @@ def recovered_attempts(
     *,
     completed: Span | None = None,
     is_poll: Callable[[Span], bool] | None = None,
+    around: Sequence[Trace] = (),
 ) -> Recovered:
     """Every failed attempt of the operation's walks that a later identical call made good;
-    with ``completed`` (the transition to completed) and ``is_poll``, also every failed
-    poll that ended before it, and the callers in error that gave up because of them."""
+    with ``is_poll``, also every failed poll that ended before ``completed`` (the transition
+    to completed) or after which the polled service answered again (in the walks or in
+    ``around``, the traces near the operation), and the callers in error that gave up
+    because of them."""
     attempt: dict[tuple[str, str], Retry] = {}
+    answered = _Answered(walks, around) if is_poll is not None else None
     for trace, walk in walks:
         found = retries(trace, walk)
-        if completed is not None and is_poll is not None:
+        if is_poll is not None and answered is not None:
             made_good = {r.failed.span_id for r in found}
-            found += [
-                Retry(span, completed)
-                for span in abandoned_polls(walk, completed.start_us, is_poll)
-                if span.span_id not in made_good
-            ]
+            for span in abandoned_polls(walk, completed.start_us if completed else None, is_poll):
+                if span.span_id in made_good:
+                    continue
+                if completed is not None:
+                    found.append(Retry(span, completed, "completed"))
+                elif (back := answered.after(span)) is not None:
+                    found.append(Retry(span, back, "answered"))
         in_trace: set[str] = set()
         for retry in found:
             for sid in below(trace.children, [retry.failed.span_id]) - in_trace:
@@ -82,18 +91,61 @@ def recovered_attempts(
 
 
 def abandoned_polls(
-    walk: Sequence[tuple[Span, int]], before_us: int, is_poll: Callable[[Span], bool]
+    walk: Sequence[tuple[Span, int]], before_us: int | None, is_poll: Callable[[Span], bool]
 ) -> list[Span]:
     """Failed status polls (client calls the noise check calls polling) that ended before
-    ``before_us``."""
+    ``before_us`` (None: whenever)."""
     return [
         span
         for span, _ in walk
         if span.error
         and span.kind == CLIENT
-        and span.start_us + span.duration_us <= before_us
+        and (before_us is None or span.start_us + span.duration_us <= before_us)
         and is_poll(span)
     ]
+
+
+class _Answered:
+    """When a polled service showed it was up again. The service behind a poll's address is
+    the one whose server spans answered calls to that address (an earlier poll that got
+    through); any span of it that starts after the failed poll ended is a sign of life (a
+    restarted backend's health rounds, a worker re-registering with it)."""
+
+    def __init__(self, walks: Walks, around: Sequence[Trace]) -> None:
+        self._walks = walks
+        self._around = around
+        self._services: dict[str, str] | None = None
+        self._starts: dict[str, list[int]] = {}
+
+    def _service_at(self, address: str) -> str | None:
+        if self._services is None:
+            self._services = {}
+            for trace, walk in self._walks:
+                for span, _ in walk:
+                    if span.kind != CLIENT or span.error:
+                        continue
+                    place = address_of(url_of(span))
+                    if place is None:
+                        continue
+                    for child in trace.children.get(span.span_id, ()):
+                        if child.kind == SERVER:
+                            self._services.setdefault(same_place(place), child.service)
+        return self._services.get(address)
+
+    def after(self, poll: Span) -> Span | None:
+        """The first span of the polled service that started after ``poll`` ended."""
+        place = address_of(url_of(poll))
+        service = self._service_at(same_place(place)) if place is not None else None
+        if service is None:
+            return None
+        ended = poll.start_us + poll.duration_us
+        spans = (s for _, walk in self._walks for s, _ in walk)
+        later = [
+            span
+            for span in chain(spans, (s for t in self._around for s in t.spans))
+            if span.start_us > ended and span.service == service
+        ]
+        return min(later, key=lambda s: s.start_us, default=None)
 
 
 def _gave_up(trace: Trace, failed: Span, recovered: set[str]) -> list[str]:
@@ -139,7 +191,6 @@ def advisory(findings: Sequence[Finding], retry: Retry, rules: RuleSet) -> Findi
         for f in ordered[1:]
     ]
     ok = retry.retry
-    again = ok.kind == CLIENT and ok.name == retry.failed.name
     evidence: dict[str, Any] = {
         **top.evidence,
         "recovered_from": top.verdict,
@@ -152,15 +203,20 @@ def advisory(findings: Sequence[Finding], retry: Retry, rules: RuleSet) -> Findi
         top,
         verdict=None,
         severity="warning",
-        summary=(
-            f"recovered: {top.summary} — the same call ({ok.name} on {ok.service}) "
-            f"was made again at {clock_text(ok.start_us)} and succeeded"
-            if again
-            else f"recovered: {top.summary} — a status read only; the operation completed "
-            f"at {clock_text(ok.start_us)} ({ok.name} on {ok.service})"
-        ),
+        summary=f"recovered: {top.summary} — {_made_good(retry)}",
         evidence=evidence,
     )
+
+
+def _made_good(retry: Retry) -> str:
+    ok, at = retry.retry, clock_text(retry.retry.start_us)
+    if retry.how == "completed":
+        return f"a status read only; the operation completed at {at} ({ok.name} on {ok.service})"
+    if retry.how == "answered":
+        url = url_of(ok) if ok.kind == CLIENT else None
+        what = f"{ok.name} {url}" if isinstance(url, str) else ok.name
+        return f"a status read only; {ok.service} was up again at {at} ({what})"
+    return f"the same call ({ok.name} on {ok.service}) was made again at {at} and succeeded"
 
 
 NOTHING_RECOVERED = Recovered({})
