@@ -493,6 +493,52 @@ def test_a_longer_strategy_after_short_ones_is_not_slow(tmp_path: Path) -> None:
     assert all(check_case(d, FINAL[other]).values()), d["summary"]  # the loop gap still
 
 
+def test_a_longer_strategy_started_with_curl_is_not_slow(tmp_path: Path) -> None:
+    """The same, the 30-epoch training sent with curl: no span names its strategy (only the
+    CLI writes it), so runs of a named strategy cannot say it is slow."""
+    short, other = "op_training_20261204_154305_f6579e1a", "op_training_20261204_155512_6652e327"
+    base = rv.load(TRACES)
+    first = diagnose_case(RUN, FINAL[short], tmp_path / "first")
+    medium = diagnose_case(RUN, FINAL[other], tmp_path / "medium")
+    copies: rv.Recording = []
+    for i in (1, 2):
+        new = f"op_training_20261204_15{43 + i}05_f6579e1{i}"
+        copies += rv.copy_operation(
+            base, set(first["trace_ids"]), {short: new}, i * 60 * 10**9, salt=i
+        )
+    root = tmp_path / "curl-medium"
+    rv.write(rv.as_curl(base + copies, set(medium["trace_ids"])), root / "traces")
+    d = diagnose_case(root, FINAL[other], tmp_path / "other")
+    c = d["comparison"]
+    assert len(c["runs"]) == 3 and not c["judges_speed"] and "not known" in c["note"], c
+    assert c["this_ms"] > 2 * c["baseline_ms"]
+    assert d["verdict"] == "healthy", d["summary"]
+
+
+def test_a_slow_six_month_backtest_next_to_a_two_year_one(tmp_path: Path) -> None:
+    """run1's six-month backtest (3,120 rows, 5.2 s) and two-year one (12,505 rows, 20 s)
+    are the history; then the six-month one again with its data loading 15 s longer. Held
+    to the middle of the two (12.7 s) it passed; held to the time its own size takes (a line
+    through the two), it is slow, and the phase that grew is named."""
+    short = "op_backtesting_20261204_154358_5d955ea3"
+    again = "op_backtesting_20261204_160458_5d955ea9"
+    base = rv.load(TRACES)
+    first = diagnose_case(RUN, FINAL[short], tmp_path / "first")
+    copy = rv.copy_operation(base, set(first["trace_ids"]), {short: again}, 21 * 60 * 10**9, 9)
+    copy_traces = {s["traceId"] for _, _, s in rv.spans(copy)}
+    root = tmp_path / "slow-again"
+    slow = rv.stretched(copy, copy_traces, "backtest.data_loading", 15 * 10**9)
+    rv.write(base + slow, root / "traces")
+    case = {"id": again, "now": "2026-12-04T16:10:00Z"}
+    d = diagnose_case(root, case, tmp_path / "again")
+    assert d["verdict"] == "slow", d["summary"]
+    assert "backtest.data_loading" in d["summary"], d["summary"]
+    assert d["comparison"]["expected_ms"] < 6_000, d["comparison"]
+    rv.write(base + copy, tmp_path / "as-usual" / "traces")
+    d = diagnose_case(tmp_path / "as-usual", case, tmp_path / "usual")
+    assert d["verdict"] == "healthy", d["summary"]
+
+
 def test_a_training_503_with_no_worker_registered_at_all(tmp_path: Path) -> None:
     """The same 503 in a KTRDR whose workers never started: no worker span and no probe,
     while the backend's orphan detector lists operations every 15 s as always. A backend

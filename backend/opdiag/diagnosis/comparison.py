@@ -249,13 +249,23 @@ def _levels(target: RunProfile, order: Sequence[str]) -> list[tuple[str, ...]]:
     return [tuple(present[:i]) for i in range(len(present), -1, -1)]
 
 
-def judges_speed(target: RunProfile, matched: Mapping[str, str], order: Sequence[str]) -> bool:
-    """Whether a baseline matched on ``matched`` may call ``target`` slow: not when the
-    target names the strongest alike key (its strategy) and the baseline does not share it.
-    A 150-epoch model is not slow next to 10-epoch ones; such runs are still shown side by
-    side, but only as a comparison."""
+def judges_speed(
+    target: RunProfile,
+    matched: Mapping[str, str],
+    order: Sequence[str],
+    runs: Sequence[RunProfile] = (),
+) -> bool:
+    """Whether a baseline (``runs``, matched on ``matched``) may call ``target`` slow: not
+    when the target names the strongest alike key (its strategy) and the baseline does not
+    share it, nor when the target does not name it (started with curl: only KTRDR's CLI
+    writes the strategy) and the baseline's runs do. A 150-epoch model is not slow next to
+    10-epoch ones; such runs are still shown side by side, but only as a comparison."""
     strongest = order[0] if order else None
-    return strongest is None or strongest not in target.alike or strongest in matched
+    if strongest is None or strongest in matched:
+        return True
+    if strongest in target.alike:
+        return False
+    return not any(strongest in r.alike for r in runs)
 
 
 class RunPool(list[RunProfile]):
@@ -360,15 +370,48 @@ def _median(values: list[float]) -> float:
 
 
 def expected_ms(this: RunProfile, runs: Sequence[RunProfile]) -> float | None:
-    """What a good run would take for this run's larger data: the median of the runs' time
-    per unit of data times this run's size, when that is more than their plain median. None
-    when a size is unknown or the scaled time is not longer: fixed costs (start-up, loading a
-    model) do not shrink with the data, so a smaller run is held to the plain median."""
+    """What a good run would take for this run's data. Larger than the runs' plain median:
+    the median of their time per unit of data times this run's size. Smaller: fixed costs
+    (start-up, loading a model) do not shrink with the data, so only runs of other sizes can
+    say what they are: when the runs' sizes differ (by half at least), a line through their
+    (size, time) points (its fixed part at least 0) gives the time at this size; when they
+    are all alike, a smaller run is held to their plain median. None when a size is unknown
+    or the plain median stands (a six-month backtest next to six-month and two-year ones is
+    held to about its own kind's time, not to the middle of the two)."""
     size = this.size
     if not size or not runs or any(not r.size for r in runs):
         return None
+    median = _median_ms(runs)
     scaled = float(_median([r.duration_ms / r.size * size for r in runs if r.size]))
-    return scaled if scaled > _median_ms(runs) else None
+    if scaled > median:
+        return scaled
+    line = _fixed_and_rate(runs)
+    if line is None:
+        return None
+    fixed, rate = line
+    at_size = max(fixed + rate * size, scaled)
+    return at_size if at_size < median else None
+
+
+def _fixed_and_rate(runs: Sequence[RunProfile]) -> tuple[float, float] | None:
+    """Least squares ``time = fixed + rate * size`` over the runs, when their sizes differ
+    by half at least; the fixed part is held to [0, the shortest run] and the rate then
+    refitted through it. None for alike sizes or a rate that falls with size."""
+    sizes = [float(r.size or 0) for r in runs]
+    if min(sizes) <= 0 or max(sizes) < 1.5 * min(sizes):
+        return None
+    times = [r.duration_ms for r in runs]
+    n = len(runs)
+    mean_x, mean_y = sum(sizes) / n, sum(times) / n
+    spread = sum((x - mean_x) ** 2 for x in sizes)
+    rate = sum((x - mean_x) * (y - mean_y) for x, y in zip(sizes, times, strict=True)) / spread
+    if rate <= 0:
+        return None
+    fixed = min(max(0.0, mean_y - rate * mean_x), *times)
+    rate = sum(x * (y - fixed) for x, y in zip(sizes, times, strict=True)) / sum(
+        x * x for x in sizes
+    )
+    return (fixed, rate) if rate > 0 else None
 
 
 def _slow_limit_ms(this: RunProfile, runs: Sequence[RunProfile]) -> float:
@@ -394,7 +437,7 @@ def good_runs(
         chosen[id(run)] = (run, base, matched)
         if (
             len(base) >= min_runs
-            and judges_speed(run, matched, order or list(run.alike))
+            and judges_speed(run, matched, order or list(run.alike), base)
             and run.duration_ms > slow_factor * _slow_limit_ms(run, base)
         ):
             continue
@@ -560,7 +603,7 @@ def baseline_totals(
         baseline_ms=_median_ms(chosen),
         expected_ms=expected_ms(this, chosen),
         size=this.size,
-        judges_speed=judges_speed(this, matched, list(settings.alike)),
+        judges_speed=judges_speed(this, matched, list(settings.alike), chosen),
     )
 
 
@@ -584,10 +627,14 @@ def compare_with_baseline(
         max_rows=settings.max_rows,
     )
     order = list(settings.alike)
-    if chosen and not judges_speed(this, matched, order):
+    if chosen and not judges_speed(this, matched, order, chosen):
         comparison.judges_speed = False
+        known = this.alike.get(order[0])
         comparison.note = (
-            f"no good run of {order[0]} {this.alike[order[0]]} in reach: compared with other "
+            f"no good run of {order[0]} {known} in reach: compared with other "
             f"runs of the type, which do not decide whether it is slow"
+            if known is not None
+            else f"its {order[0]} is not known (no span names it): compared with runs of "
+            f"a named {order[0]}, which do not decide whether it is slow"
         )
     return comparison, chosen
