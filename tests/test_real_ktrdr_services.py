@@ -176,3 +176,63 @@ def test_a_backend_still_down_is_the_verdict_of_the_training_it_left(tmp_path: P
     d = _diagnose(_before(_backend_restarted(600), now), LONG, now, tmp_path)
     assert d["verdict"] == "service_unreachable", d["summary"]
     assert "backend" in d["summary"]
+
+
+LOAD = "op_data_load_20261204_154455_734c9af6"  # run1 case 4: the Gateway refused throughout
+LOAD_TRACE = "7b999689"
+HOST = "ktrdr-ib-host-service"
+
+
+def _host_killed(at: str) -> rv.Recording:
+    """The IB host service SIGKILLed at ``at`` during case 4's second ``POST /data/validate``
+    (its first timed out on the refusing Gateway): the open call ends in httpx's
+    RemoteProtocolError, KTRDR retries only timeouts, so the operation fails at once; the
+    host service's unexported spans are lost and its ib.connect loop stops."""
+    killed = rv.ns(at)
+    base = rv.died_before_export(rv.load(TRACES), HOST, killed)
+    base = rv.without(
+        base,
+        lambda _svc, s: s["traceId"].startswith(LOAD_TRACE)
+        and int(s["startTimeUnixNano"]) > killed + 600_000_000
+        and s["name"] not in ("cli.data_load", "data.download", "operation.state_transition")
+        and not s["name"].startswith("POST /api/v1/data/acquire/download"),
+    )
+    base = rv.without(base, lambda svc, s: rv.is_orphan_close(svc, s) and LOAD in str(s))
+
+    def open_call(_svc: str, s: dict[str, Any]) -> bool:
+        url = str(rv.attr(s, "http.url") or "")
+        start, end = int(s["startTimeUnixNano"]), int(s["endTimeUnixNano"])
+        return s["kind"] == rv.CLIENT and ":5001/data/validate" in url and start < killed < end
+
+    message = "Server disconnected without sending a response."
+    dropped = rv.raising("httpx.RemoteProtocolError", message, end_ns=killed + 2_000_000)
+    base = rv.edited(base, open_call, dropped)
+
+    def failed(span: dict[str, Any]) -> None:
+        span["startTimeUnixNano"], span["endTimeUnixNano"] = str(killed + 4_000_000), str(
+            killed + 4_100_000
+        )
+        for a in span["attributes"]:
+            if a["key"] == "operation.error":
+                a["value"]["stringValue"] = (
+                    f"Host service connection failed: HTTP error for POST /data/validate: {message}"
+                )
+
+    return rv.edited(
+        base,
+        lambda _svc, s: s["name"] == "operation.state_transition"
+        and s["traceId"].startswith(LOAD_TRACE)
+        and rv.attr(s, "operation.to_status") == "failed",
+        failed,
+    )
+
+
+def test_the_host_service_killed_mid_request_is_the_cause_not_the_gateway(tmp_path: Path) -> None:
+    """The Gateway's refusals explain why the first call hung; the operation failed because
+    the host service died under the second, and it must be brought back first."""
+    d = _diagnose(_host_killed("2026-12-04T15:45:40Z"), LOAD, "2026-12-04T16:10:00Z", tmp_path)
+    assert d["verdict"] == "service_unreachable", d["summary"]
+    assert "IB host service dropped the request" in d["summary"], d["summary"]
+    assert d["root_cause"]["service"] == "ktrdr-api" and d["root_cause"]["span_name"] == "POST"
+    (top,) = [f for f in d["findings"] if f["rule_id"] == "ib-host-dropped"]
+    assert "ib-gateway-refused" in {a["rule_id"] for a in top["evidence"]["also"]}  # still shown
