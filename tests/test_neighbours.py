@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from opdiag.diagnosis.neighbour_spec import HealthCheck, NeighbourSpec, merge_specs
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers, clock_text
 from opdiag.diagnosis.probes import WorkerView, address_of, probes_of, same_place
@@ -521,3 +522,28 @@ def test_a_diagnosis_names_every_neighbouring_trace_it_used() -> None:
     assert d.verdict == "worker_lost"
     assert len(d.evidence_trace_ids) == 30 == len(set(d.evidence_trace_ids))
     assert set(d.evidence_trace_ids) <= set(d.links.traces)  # each one linked in Jaeger
+
+
+@pytest.mark.parametrize(
+    ("error", "failure", "state"),
+    [
+        ("httpx.ConnectError", ", refused: the process is gone", "the process is gone"),
+        ("httpx.ReadTimeout", ", timed out: the process hangs", "SIGSTOP"),
+    ],
+)
+def test_a_lost_worker_says_whether_it_refused_or_hung(error: str, failure: str, state: str):
+    """A refused check means nothing listens (restart it); one that connected and timed out
+    means the process is there but stuck (SIGSTOP, a deadlock): kill it first."""
+    around = [probe(-5, 5005, True), *(failed_probe(t, 5005, error) for t in (5, 15, 25))]
+    found = assess_workers(
+        dispatched_training(),
+        around,
+        SPEC,
+        operation_type="training",
+        start_us=T0,
+        judge_until_us=T0 + 60 * S,
+        now_us=T0 + 60 * S,
+        settled=False,
+    )
+    values = found.values("training")
+    assert values["worker.failure"] == failure and state in values["worker.state"]

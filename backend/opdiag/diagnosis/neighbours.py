@@ -40,6 +40,7 @@ from opdiag.diagnosis.probes import (
     beats_of,
     nothing_probed,
     probes_of,
+    refused,
     same_place,
     url_of,
 )
@@ -214,11 +215,30 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
         if silence is not None:
             out["worker.since"] = clock_text(silence.since.time_us)
             out["worker.failed_checks"] = silence.failed
+            out["worker.failure"], out["worker.state"] = _failure_of(silence.since)
             out["worker.how"] = (
                 f"{silence.failed} health check(s) failed since {clock_text(silence.since.time_us)}"
                 f" ({silence.since.error or 'no answer'})"
             )
         return out
+
+
+def _failure_of(probe: Probe) -> tuple[str | None, str]:
+    """How the first failed check failed, short and as a step says it: a refused connection
+    means nothing listens (the process is gone); a timeout means it is there but stuck,
+    which calls for another fix (a stopped or deadlocked process is not restarted by
+    itself)."""
+    if refused(probe):
+        return ", refused: the process is gone", (
+            "nothing listens there: the process is gone (killed, crashed, out of memory)"
+        )
+    if probe.late:
+        return ", timed out: the process hangs", (
+            "it accepts the connection but does not answer in time: the process is there but "
+            "hangs or is stopped (SIGSTOP, a deadlock, an overloaded host); kill it before "
+            "starting it again"
+        )
+    return None, "the process died or hangs (killed, out of memory, host gone)"
 
 
 def assess_workers(

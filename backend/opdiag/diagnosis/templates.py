@@ -60,6 +60,8 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.failed_checks",
         "worker.type",
         "worker.how",
+        "worker.failure",
+        "worker.state",
         "worker.replaced_by",
         "worker.on",
         "worker.last_seen",
