@@ -303,6 +303,7 @@ def test_runs_of_another_strategy_are_compared_but_do_not_judge_speed():
     c, chosen = compare_with_baseline(target, others, settings, min_runs=2)
     assert len(chosen) == 3 and c.matched_on == {} and not c.judges_speed
     assert "v3_medium" in c.note and slow_reference(c) == (None, None)
+    assert c.note.startswith("fewer than 2 good runs of strategy v3_medium")  # one is not enough
     same = [run(f"s{i}", i, 0.75, {}, alike={"strategy": "v3_medium"}) for i in (1, 2)]
     c, _ = compare_with_baseline(target, others + same, settings, min_runs=2)
     assert c.judges_speed and c.matched_on == {"strategy": "v3_medium"}

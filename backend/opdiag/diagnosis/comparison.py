@@ -631,7 +631,7 @@ def compare_with_baseline(
         comparison.judges_speed = False
         known = this.alike.get(order[0])
         comparison.note = (
-            f"no good run of {order[0]} {known} in reach: compared with other "
+            f"fewer than {min_runs} good runs of {order[0]} {known} in reach: compared with other "
             f"runs of the type, which do not decide whether it is slow"
             if known is not None
             else f"its {order[0]} is not known (no span names it): compared with runs of "
