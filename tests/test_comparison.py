@@ -351,3 +351,25 @@ def test_a_run_whose_strategy_is_unknown_is_not_judged_by_runs_of_named_ones():
     unnamed = [run(f"u{i}", i, 0.75, {}) for i in (1, 2, 3)]
     c, _ = compare_with_baseline(target, unnamed, ComparisonSettings(), min_runs=2)
     assert c.judges_speed  # nothing tells them apart: judged as before
+
+
+class _CountedAlike(dict):
+    reads = 0
+
+    def get(self, key, default=None):  # type: ignore[override]
+        _CountedAlike.reads += 1
+        return super().get(key, default)
+
+
+def test_runs_of_values_no_other_run_shares_are_grouped_once():
+    """Two thousand runs, each of its own symbol: each run's baseline is looked up in a
+    group made once, not found by walking every other run (that was quadratic: minutes for
+    a listing of 20k such operations)."""
+    n = 2_000
+    runs = [run(f"r{i}", i, 1, {}, alike={"strategy": "s"}) for i in range(n)]
+    for i, r in enumerate(runs):
+        r.alike = _CountedAlike({"strategy": "s", "symbol": f"SYM{i}"})
+    _CountedAlike.reads = 0
+    good = good_runs(runs, runs=5, min_runs=2, slow_factor=2.0, order=["strategy", "symbol"])
+    assert len(good) == n
+    assert _CountedAlike.reads < 20 * n

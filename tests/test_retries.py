@@ -269,3 +269,39 @@ def test_the_renderers_show_a_recovered_attempt_as_such() -> None:
         if span.get("parent") == "post":
             span["parent"] = "cli"
     assert "- Status: ERROR" in render_markdown(run_case(alone))
+
+
+def test_many_failed_calls_under_one_caller_are_grouped_once(monkeypatch) -> None:
+    """Ten thousand failed polls under one command: each sibling's call is read once, not
+    once per failed call before it (that was quadratic: minutes at 10k)."""
+    import opdiag.analysis.retries as module
+
+    n = 3_000
+    case = backtest_case()
+    case["spans"] = [s for s in case["spans"] if s["name"] != "GET"]
+    for i in range(n):
+        case["spans"].append(
+            {
+                "parent": "cli",
+                "name": "GET",
+                "service": "ktrdr-cli",
+                "kind": "client",
+                "start": 100 + i * 2,
+                "dur": 1,
+                "status": "error" if i < n - 1 else "unset",
+                "attrs": {"http.url": f"http://localhost:8000/api/v1/operations/{OP}"},
+            }
+        )
+    (trace,) = build_traces(case)
+    calls = 0
+    real = module._call_key
+
+    def counted(span):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return real(span)
+
+    monkeypatch.setattr(module, "_call_key", counted)
+    found = retries(trace, trace.walked())
+    assert len(found) == n - 1 and all(r.retry is found[0].retry for r in found)
+    assert calls <= 2 * (n + 10)

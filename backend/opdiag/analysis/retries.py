@@ -16,12 +16,17 @@ under one).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import msgspec
 
 from opdiag.model import CLIENT, Span, Trace, http_status
+
+CallKey = tuple[str, str, str, str]
+# per call: the calls' starts (in start order) and, from each, the first that succeeded
+_Calls = tuple[list[int], list[Span | None]]
 
 
 class Retry(msgspec.Struct, frozen=True):
@@ -34,7 +39,7 @@ class Retry(msgspec.Struct, frozen=True):
     how: str = "retry"
 
 
-def _call_key(span: Span) -> tuple[str, str, str, str] | None:
+def _call_key(span: Span) -> CallKey | None:
     """What makes two client spans the same call: service, name, method, URL without the
     query (None: a span without a URL is not recognised as a repeatable call)."""
     attrs = span.attributes
@@ -59,8 +64,10 @@ def _failed(span: Span) -> bool:
 
 def retries(trace: Trace, walk: Sequence[tuple[Span, int]]) -> list[Retry]:
     """Every failed client call of ``walk`` (spans of ``trace``) that a later identical call
-    from the same parent made good, oldest first."""
+    from the same parent made good, oldest first. Each parent's calls are grouped by call
+    once, so ten thousand failed polls under one command cost a lookup each, not a scan."""
     out: list[Retry] = []
+    by_parent: dict[str | None, dict[CallKey, _Calls]] = {}
     for span, _ in walk:
         if span.kind != CLIENT or not _failed(span):
             continue
@@ -68,12 +75,33 @@ def retries(trace: Trace, walk: Sequence[tuple[Span, int]]) -> list[Retry]:
         if key is None:
             continue
         parent = span.parent_id
-        siblings = trace.roots if parent is None else trace.children.get(parent, ())
-        ended = span.start_us + span.duration_us
-        for other in siblings:  # in start order
-            if other.start_us < ended or other is span or other.kind != CLIENT:
-                continue
-            if _call_key(other) == key and not _failed(other):
-                out.append(Retry(span, other))
-                break
+        calls = by_parent.get(parent)
+        if calls is None:
+            siblings = trace.roots if parent is None else trace.children.get(parent, ())
+            calls = by_parent[parent] = _calls_of(siblings)
+        found = calls.get(key)
+        if found is None:
+            continue
+        starts, next_good = found
+        i = bisect_left(starts, span.start_us + span.duration_us)
+        if i < len(next_good) and (good := next_good[i]) is not None:
+            out.append(Retry(span, good))
+    return out
+
+
+def _calls_of(siblings: Sequence[Span]) -> dict[CallKey, _Calls]:
+    grouped: dict[CallKey, list[Span]] = {}
+    for other in siblings:
+        if other.kind == CLIENT and (key := _call_key(other)) is not None:
+            grouped.setdefault(key, []).append(other)
+    out: dict[CallKey, _Calls] = {}
+    for key, calls in grouped.items():
+        calls.sort(key=lambda s: s.start_us)
+        next_good: list[Span | None] = [None] * len(calls)
+        good: Span | None = None
+        for i in range(len(calls) - 1, -1, -1):
+            if not _failed(calls[i]):
+                good = calls[i]
+            next_good[i] = good
+        out[key] = ([c.start_us for c in calls], next_good)
     return out

@@ -289,6 +289,29 @@ class RunPool(list[RunProfile]):
             self._index = index
         return index.get(op_type, ([], []))
 
+    def alike_to(
+        self, op_type: str | None, level: tuple[str, ...], values: tuple[str, ...]
+    ) -> tuple[list[int], list[RunProfile]]:
+        """The runs of a type that share ``values`` for the alike keys ``level``, by start:
+        grouped once per (type, level), so a run whose symbol no other run has does not
+        walk the whole pool to find that out (every run of a listing asks)."""
+        groups: dict[tuple[str | None, tuple[str, ...]], dict[tuple[Any, ...], Any]] | None = (
+            getattr(self, "_alike", None)
+        )
+        if groups is None:
+            groups = self._alike = {}
+        by_values = groups.get((op_type, level))
+        if by_values is None:
+            by_values = groups[(op_type, level)] = {}
+            _, runs = self.by_type(op_type)
+            for run in runs:  # in start order
+                found = tuple(run.alike.get(k) for k in level)
+                if None not in found:
+                    by_values.setdefault(found, ([], []))
+                    by_values[found][0].append(run.started_at_ms)
+                    by_values[found][1].append(run)
+        return by_values.get(values, ([], []))
+
     def selected(
         self, target: RunProfile, runs: int, min_runs: int, order: Sequence[str]
     ) -> tuple[list[RunProfile], dict[str, str]] | None:
@@ -305,10 +328,17 @@ class RunPool(list[RunProfile]):
         return hit[1], hit[2]
 
 
-def _pool_order(target: RunProfile, pool: RunPool) -> Iterator[RunProfile]:
+def _pool_order(
+    target: RunProfile, pool: RunPool, level: tuple[str, ...] = ()
+) -> Iterator[RunProfile]:
     """The target's same-type runs (itself left out) as a baseline is taken from them: the
-    earlier ones newest first, then the later ones oldest first; lazily."""
-    starts, runs = pool.by_type(target.operation_type)
+    earlier ones newest first, then the later ones oldest first; lazily. ``level``: only the
+    runs that share the target's values of those alike keys."""
+    if level:
+        values = tuple(target.alike[k] for k in level)
+        starts, runs = pool.alike_to(target.operation_type, level, values)
+    else:
+        starts, runs = pool.by_type(target.operation_type)
     split = bisect_right(starts, target.started_at_ms)
     for i in range(split - 1, -1, -1):
         if runs[i].key != target.key:
@@ -338,12 +368,7 @@ def select_baseline(
         if not level:  # every run is alike
             alike = list(islice(_pool_order(target, pool), need))
         else:
-            alike = []
-            for r in _pool_order(target, pool):
-                if all(r.alike.get(k) == target.alike[k] for k in level):
-                    alike.append(r)
-                    if len(alike) == need:
-                        break
+            alike = list(islice(_pool_order(target, pool, level), need))
         chosen, matched = alike[:runs], {k: target.alike[k] for k in level}
         if len(alike) >= min_runs:
             break

@@ -84,8 +84,9 @@ def recovered_attempts(
             for sid in below(trace.children, [retry.failed.span_id]) - in_trace:
                 in_trace.add(sid)
                 attempt[(trace.trace_id, sid)] = retry
+        pending: dict[str, int] = {}
         for retry in found:  # then the callers that failed only because of them
-            for sid in _gave_up(trace, retry.failed, in_trace):
+            for sid in _gave_up(trace, retry.failed, in_trace, pending):
                 attempt.setdefault((trace.trace_id, sid), retry)
     return Recovered(attempt)
 
@@ -148,22 +149,34 @@ class _Answered:
         return min(later, key=lambda s: s.start_us, default=None)
 
 
-def _gave_up(trace: Trace, failed: Span, recovered: set[str]) -> list[str]:
+def _gave_up(
+    trace: Trace, failed: Span, recovered: set[str], pending: dict[str, int]
+) -> list[str]:
     """The ancestors of ``failed`` in its own service that are in error and whose every
     child in error is recovered: the caller that stopped because that call failed. Each
-    one found joins ``recovered`` (its own caller is judged with it there)."""
+    one found joins ``recovered`` (its own caller is judged with it there). ``pending``:
+    per parent seen, its children in error not recovered yet, counted once and kept up to
+    date across the attempts of one trace (ten thousand failed polls under one command)."""
     out: list[str] = []
     parent_id = failed.parent_id
-    while parent_id is not None:
+    while parent_id is not None and parent_id not in recovered:
         parent = trace.by_id.get(parent_id)
         if parent is None or not parent.error or parent.service != failed.service:
             break
-        kids = trace.children.get(parent_id, ())
-        if any(k.error and k.span_id not in recovered for k in kids):
+        left = pending.get(parent_id)
+        if left is None:
+            kids = trace.children.get(parent_id, ())
+            left = pending[parent_id] = sum(
+                1 for k in kids if k.error and k.span_id not in recovered
+            )
+        if left:
             break
         out.append(parent_id)
         recovered.add(parent_id)
-        parent_id = parent.parent_id
+        above = parent.parent_id
+        if above is not None and above in pending:
+            pending[above] -= 1  # an errored child of it, recovered now
+        parent_id = above
     return out
 
 
