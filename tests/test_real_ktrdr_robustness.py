@@ -539,6 +539,29 @@ def test_a_slow_six_month_backtest_next_to_a_two_year_one(tmp_path: Path) -> Non
     assert d["verdict"] == "healthy", d["summary"]
 
 
+def test_a_slow_backtest_sent_with_curl_is_still_slow(tmp_path: Path) -> None:
+    """A backtest's time follows its bars, not its strategy: sent with curl (no span names
+    the strategy), the six-month backtest with its data loading 15 s longer is slow next to
+    CLI runs of the same size."""
+    short = "op_backtesting_20261204_154358_5d955ea3"
+    again = "op_backtesting_20261204_160458_5d955ea9"
+    base = rv.load(TRACES)
+    first = diagnose_case(RUN, FINAL[short], tmp_path / "first")
+    copies: rv.Recording = []
+    for i in (1, 2):
+        new = f"op_backtesting_20261204_15{44 + 2 * i}58_5d955ea{i}"
+        copies += rv.copy_operation(base, set(first["trace_ids"]), {short: new}, i * 120 * 10**9, i)
+    copy = rv.copy_operation(base, set(first["trace_ids"]), {short: again}, 21 * 60 * 10**9, 9)
+    copy_traces = {s["traceId"] for _, _, s in rv.spans(copy)}
+    stretched = rv.stretched(copy, copy_traces, "backtest.data_loading", 15 * 10**9)
+    slow = rv.as_curl(stretched, copy_traces)
+    root = tmp_path / "curl-slow"
+    rv.write(base + copies + slow, root / "traces")
+    d = diagnose_case(root, {"id": again, "now": "2026-12-04T16:10:00Z"}, tmp_path / "again")
+    assert d["comparison"]["judges_speed"], d["comparison"]
+    assert d["verdict"] == "slow" and "backtest.data_loading" in d["summary"], d["summary"]
+
+
 def test_a_training_503_with_no_worker_registered_at_all(tmp_path: Path) -> None:
     """The same 503 in a KTRDR whose workers never started: no worker span and no probe,
     while the backend's orphan detector lists operations every 15 s as always. A backend

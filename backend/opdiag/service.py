@@ -396,6 +396,7 @@ class DiagnosisService:
             min_runs=d.min_baseline_runs,
             slow_factor=d.slow_factor,
             order=list(self.settings.comparison.alike),
+            paced=self.settings.comparison.strategy_paced,
         )
 
     def _judged(

@@ -113,6 +113,11 @@ class ComparisonSettings(Section):
             ],
         }
     )
+    # Types whose run time the strategy itself sets beyond its data's size (a training's
+    # epochs): a run of one of them that names no strategy (sent with curl; only KTRDR's CLI
+    # writes it) is not judged slow by runs of a named strategy. Other types are judged by
+    # their data's size whatever the strategy.
+    strategy_paced: list[str] = field(default_factory=lambda: ["training"])
     # How much data a run processed (the first of these attributes an operation's spans
     # carry, a positive number): a run's expected time is its baseline's time per unit of
     # data times its own, so a two-year backtest is not "slow" next to six-month ones.

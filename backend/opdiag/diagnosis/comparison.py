@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter, methodcaller
@@ -254,17 +254,21 @@ def judges_speed(
     matched: Mapping[str, str],
     order: Sequence[str],
     runs: Sequence[RunProfile] = (),
+    paced: Collection[str] = (),
 ) -> bool:
     """Whether a baseline (``runs``, matched on ``matched``) may call ``target`` slow: not
     when the target names the strongest alike key (its strategy) and the baseline does not
     share it, nor when the target does not name it (started with curl: only KTRDR's CLI
-    writes the strategy) and the baseline's runs do. A 150-epoch model is not slow next to
+    writes the strategy), its type is one the strategy paces (``paced``: a training's
+    epochs) and the baseline's runs do name theirs. A 150-epoch model is not slow next to
     10-epoch ones; such runs are still shown side by side, but only as a comparison."""
     strongest = order[0] if order else None
     if strongest is None or strongest in matched:
         return True
     if strongest in target.alike:
         return False
+    if target.operation_type not in paced:
+        return True
     return not any(strongest in r.alike for r in runs)
 
 
@@ -399,8 +403,9 @@ def expected_ms(this: RunProfile, runs: Sequence[RunProfile]) -> float | None:
     the median of their time per unit of data times this run's size. Smaller: fixed costs
     (start-up, loading a model) do not shrink with the data, so only runs of other sizes can
     say what they are: when the runs' sizes differ (by half at least), a line through their
-    (size, time) points (its fixed part at least 0) gives the time at this size; when they
-    are all alike, a smaller run is held to their plain median. None when a size is unknown
+    (size, time) points (its fixed part at least 0) gives the time at this size, or at the
+    smallest run's size for a run smaller still; when they are all alike, a smaller run is
+    held to their plain median. None when a size is unknown
     or the plain median stands (a six-month backtest next to six-month and two-year ones is
     held to about its own kind's time, not to the middle of the two)."""
     size = this.size
@@ -414,7 +419,10 @@ def expected_ms(this: RunProfile, runs: Sequence[RunProfile]) -> float | None:
     if line is None:
         return None
     fixed, rate = line
-    at_size = max(fixed + rate * size, scaled)
+    # below the smallest run the line is not known (a bar loop that slows down with more
+    # bars pulls its fixed part under the real start-up costs): held to that run's size
+    smallest = min(float(r.size or 0) for r in runs)
+    at_size = max(fixed + rate * max(size, smallest), scaled)
     return at_size if at_size < median else None
 
 
@@ -451,6 +459,7 @@ def good_runs(
     min_runs: int,
     slow_factor: float,
     order: Sequence[str] = (),
+    paced: Collection[str] = (),
 ) -> RunPool:
     """Healthy runs that are not slow against their own baseline (taken among the healthy
     runs): one slow outlier must not raise the bar for the next run."""
@@ -462,7 +471,7 @@ def good_runs(
         chosen[id(run)] = (run, base, matched)
         if (
             len(base) >= min_runs
-            and judges_speed(run, matched, order or list(run.alike), base)
+            and judges_speed(run, matched, order or list(run.alike), base, paced)
             and run.duration_ms > slow_factor * _slow_limit_ms(run, base)
         ):
             continue
@@ -628,7 +637,9 @@ def baseline_totals(
         baseline_ms=_median_ms(chosen),
         expected_ms=expected_ms(this, chosen),
         size=this.size,
-        judges_speed=judges_speed(this, matched, list(settings.alike), chosen),
+        judges_speed=judges_speed(
+            this, matched, list(settings.alike), chosen, settings.strategy_paced
+        ),
     )
 
 
@@ -652,7 +663,7 @@ def compare_with_baseline(
         max_rows=settings.max_rows,
     )
     order = list(settings.alike)
-    if chosen and not judges_speed(this, matched, order, chosen):
+    if chosen and not judges_speed(this, matched, order, chosen, settings.strategy_paced):
         comparison.judges_speed = False
         known = this.alike.get(order[0])
         comparison.note = (
