@@ -243,6 +243,18 @@ def test_a_follower_that_gave_up_while_the_backend_restarted_is_not_the_verdict(
     assert {s.span_name for s in d.execution_flow if s.recovered} == {"GET", "cli.backtest"}
 
 
+def test_a_restarted_backend_has_lost_the_work_it_ran_itself() -> None:
+    """KTRDR's backend runs a data load itself (its transitions are the backend's): a new
+    backend process answering says the work is gone, not that it went on."""
+    case = _backend_restarted(back=True)
+    for span in case["spans"]:
+        if span["name"] == "operation.state_transition":
+            span["service"] = "ktrdr-api"
+    d = run_case(case)
+    assert d.verdict == "service_unreachable", d.summary
+    assert not any(s.recovered for s in d.execution_flow)
+
+
 def test_a_backend_that_did_not_come_back_still_decides() -> None:
     d = run_case(_backend_restarted(back=False))
     assert d.verdict == "service_unreachable", d.summary

@@ -153,7 +153,13 @@ def diagnose(
     is_noise = noise_check(Globs.of(settings.noise_span_patterns))
     if facts.error_spans and facts.status != "failed":
         completed = facts.last_transition if facts.status == "completed" else None
-        made_good = recovered_attempts(walks, completed=completed, is_poll=is_noise, around=near)
+        made_good = recovered_attempts(
+            walks,
+            completed=completed,
+            is_poll=is_noise,
+            around=near,
+            lives_on=facts.last_transition.service if facts.last_transition else None,
+        )
         if made_good:
             facts = facts_of(made_good.ids)
     found = survey(walks, rules, is_noise, rules.neighbours.worker_globs())

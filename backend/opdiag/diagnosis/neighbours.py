@@ -38,6 +38,7 @@ from opdiag.diagnosis.probes import (
     WorkerView,
     address_of,
     beats_of,
+    connect_timed_out,
     nothing_probed,
     probes_of,
     refused,
@@ -215,7 +216,7 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
         if silence is not None:
             out["worker.since"] = clock_text(silence.since.time_us)
             out["worker.failed_checks"] = silence.failed
-            out["worker.failure"], out["worker.state"] = _failure_of(silence.since)
+            out["worker.failure"], out["worker.state"] = _failure_of(silence.last or silence.since)
             out["worker.how"] = (
                 f"{silence.failed} health check(s) failed since {clock_text(silence.since.time_us)}"
                 f" ({silence.since.error or 'no answer'})"
@@ -224,10 +225,16 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
 
 
 def _failure_of(probe: Probe) -> tuple[str | None, str]:
-    """How the first failed check failed, short and as a step says it: a refused connection
-    means nothing listens (the process is gone); a timeout means it is there but stuck,
+    """How the newest failed check failed, short and as a step says it: a refused connection
+    means nothing listens (the process is gone); a read timeout means it is there but stuck,
     which calls for another fix (a stopped or deadlocked process is not restarted by
-    itself)."""
+    itself); a connect timeout, that its host does not answer at all. The newest, because a
+    worker that thrashed (timed out) before it was killed then refuses."""
+    if connect_timed_out(probe):
+        return ", unreachable: its host does not answer", (
+            "connecting to it times out: its host is down or cut off (network, firewall), "
+            "or too overloaded to accept a connection"
+        )
     if refused(probe):
         return ", refused: the process is gone", (
             "nothing listens there: the process is gone (killed, crashed, out of memory)"

@@ -146,12 +146,19 @@ class Silence(msgspec.Struct, frozen=True):
     failed: int
     last_ok_us: int | None
     trace_ids: tuple[str, ...] = ()  # of the failed probes (each its own trace), oldest first
+    last: Probe | None = None  # the newest failed probe (how the silence fails now)
 
 
 # A probe that could not connect at all (nothing listens: the process is gone), unlike one
 # that connected and got no answer in time (busy or hung): ``httpx.ConnectError``,
 # ``ConnectTimeout``, ``ConnectionRefusedError``, ``ConnectionResetError``.
 _REFUSED = re.compile(r"(?i)connect|refused|reset")
+
+
+def connect_timed_out(probe: Probe) -> bool:
+    """Did the probe time out connecting (the host did not answer: down, unreachable)?"""
+    text = (probe.error or "").lower()
+    return not probe.ok and ("connecttimeout" in text or "connect timed out" in text)
 
 
 def refused(probe: Probe) -> bool:
@@ -260,6 +267,7 @@ class WorkerView(msgspec.Struct):
         busy worker may miss one; a process that is gone refuses the first."""
         key = same_place(address)
         first_fail: Probe | None = None
+        last_fail: Probe | None = None
         last_fail_us = 0
         failed: list[str] = []
         hard = False
@@ -275,12 +283,14 @@ class WorkerView(msgspec.Struct):
                     first_fail = p
                 failed.append(p.trace_id)
                 hard = hard or not p.late
-                last_fail_us = p.time_us
+                last_fail_us, last_fail = p.time_us, p
         if first_fail is None or last_fail_us < from_us:
             return None
         if not hard and len(failed) < self.timeouts_to_lose:
             return None
-        return Silence(key, first_fail, len(failed), last_ok, tuple(dict.fromkeys(failed)))
+        return Silence(
+            key, first_fail, len(failed), last_ok, tuple(dict.fromkeys(failed)), last_fail
+        )
 
     def replaced(
         self, address: str, service: str | None, from_us: int, to_us: int
@@ -325,6 +335,7 @@ class WorkerView(msgspec.Struct):
             silence.failed + len(later),
             silence.last_ok_us,
             tuple(dict.fromkeys([*silence.trace_ids, *(p.trace_id for p in later)])),
+            later[-1] if later else silence.last,
         )
 
     def unseen(

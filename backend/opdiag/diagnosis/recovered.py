@@ -60,14 +60,17 @@ def recovered_attempts(
     completed: Span | None = None,
     is_poll: Callable[[Span], bool] | None = None,
     around: Sequence[Trace] = (),
+    lives_on: str | None = None,
 ) -> Recovered:
     """Every failed attempt of the operation's walks that a later identical call made good;
     with ``is_poll``, also every failed poll that ended before ``completed`` (the transition
     to completed) or after which the polled service answered again (in the walks or in
     ``around``, the traces near the operation), and the callers in error that gave up
-    because of them."""
+    because of them. ``lives_on``: the service of the operation's last transition; only
+    work that lives on another service than the polled one survives the polled one's
+    restart (KTRDR's backend runs a data load itself: a new backend process has lost it)."""
     attempt: dict[tuple[str, str], Retry] = {}
-    answered = _Answered(walks, around) if is_poll is not None else None
+    answered = _Answered(walks, around, lives_on) if is_poll is not None else None
     for trace, walk in walks:
         found = retries(trace, walk)
         if is_poll is not None and answered is not None:
@@ -112,9 +115,10 @@ class _Answered:
     through); any span of it that starts after the failed poll ended is a sign of life (a
     restarted backend's health rounds, a worker re-registering with it)."""
 
-    def __init__(self, walks: Walks, around: Sequence[Trace]) -> None:
+    def __init__(self, walks: Walks, around: Sequence[Trace], lives_on: str | None) -> None:
         self._walks = walks
         self._around = around
+        self._lives_on = lives_on
         self._services: dict[str, str] | None = None
         self._starts: dict[str, list[int]] = {}
 
@@ -137,7 +141,7 @@ class _Answered:
         """The first span of the polled service that started after ``poll`` ended."""
         place = address_of(url_of(poll))
         service = self._service_at(same_place(place)) if place is not None else None
-        if service is None:
+        if service is None or self._lives_on in (None, service):
             return None
         ended = poll.start_us + poll.duration_us
         spans = (s for _, walk in self._walks for s, _ in walk)
