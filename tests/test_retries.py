@@ -317,3 +317,27 @@ def test_many_failed_calls_under_one_caller_are_grouped_once(monkeypatch) -> Non
     found = retries(trace, trace.walked())
     assert len(found) == n - 1 and all(r.retry is found[0].retry for r in found)
     assert calls <= 2 * (n + 10)
+
+
+def test_thousands_of_refused_polls_gather_the_polled_service_once(monkeypatch) -> None:
+    """A follower that failed every poll while the backend was down: the backend's spans
+    are gathered once, not once per failed poll (quadratic on a long outage)."""
+    import opdiag.diagnosis.recovered as module
+
+    case = _backend_restarted(back=True)
+    refused = next(s for s in case["spans"] if s["name"] == "GET" and s.get("exc"))
+    case["spans"].extend(
+        {**refused, "id": f"again{i}", "start": refused["start"] + 2 * (i + 1)} for i in range(500)
+    )
+    gathered = 0
+    real = module.chain
+
+    def counted(*parts):  # type: ignore[no-untyped-def]
+        nonlocal gathered
+        gathered += 1
+        return real(*parts)
+
+    monkeypatch.setattr(module, "chain", counted)
+    d = run_case(case)
+    assert (d.verdict, d.status) == ("healthy", "running"), d.summary
+    assert gathered == 1

@@ -15,6 +15,7 @@ failed and what made it good. Their error spans are not the operation's
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from itertools import chain
 from typing import Any
@@ -120,7 +121,7 @@ class _Answered:
         self._around = around
         self._lives_on = lives_on
         self._services: dict[str, str] | None = None
-        self._starts: dict[str, list[int]] = {}
+        self._of: dict[str, tuple[list[int], list[Span]]] = {}  # service -> its spans by start
 
     def _service_at(self, address: str) -> str | None:
         if self._services is None:
@@ -143,14 +144,17 @@ class _Answered:
         service = self._service_at(same_place(place)) if place is not None else None
         if service is None or self._lives_on in (None, service):
             return None
-        ended = poll.start_us + poll.duration_us
-        spans = (s for _, walk in self._walks for s, _ in walk)
-        later = [
-            span
-            for span in chain(spans, (s for t in self._around for s in t.spans))
-            if span.start_us > ended and span.service == service
-        ]
-        return min(later, key=lambda s: s.start_us, default=None)
+        found = self._of.get(service)
+        if found is None:  # once per service: a follower may have failed thousands of polls
+            own = (s for _, walk in self._walks for s, _ in walk)
+            near = (s for t in self._around for s in t.spans)
+            mine = sorted(
+                (s for s in chain(own, near) if s.service == service), key=lambda s: s.start_us
+            )
+            found = self._of[service] = ([s.start_us for s in mine], mine)
+        starts, mine = found
+        i = bisect_right(starts, poll.start_us + poll.duration_us)
+        return mine[i] if i < len(mine) else None
 
 
 def _gave_up(
