@@ -405,9 +405,9 @@ def expected_ms(this: RunProfile, runs: Sequence[RunProfile]) -> float | None:
     say what they are: when the runs' sizes differ (by half at least), a line through their
     (size, time) points (its fixed part at least 0) gives the time at this size, or at the
     smallest run's size for a run smaller still; when they are all alike, a smaller run is
-    held to their plain median. None when a size is unknown
-    or the plain median stands (a six-month backtest next to six-month and two-year ones is
-    held to about its own kind's time, not to the middle of the two)."""
+    held to their plain median. None when a size is unknown or the plain median stands. (A
+    six-month backtest next to six-month and two-year ones is held to about its own kind's
+    time, not to the middle of the two.)"""
     size = this.size
     if not size or not runs or any(not r.size for r in runs):
         return None
