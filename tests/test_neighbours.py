@@ -154,9 +154,9 @@ def test_dead_at_a_moment_needs_the_last_probe_failed_and_no_answer_right_after(
     assert flaky.dead_at("127.0.0.1:5003", T0 + 15 * S, 10 * S) is None
 
 
-def test_a_worker_that_ran_the_operation_and_went_silent_is_lost() -> None:
-    around = [probe(-5, 5005, True), probe(5, 5005, False), probe(15, 5005, False)]
-    found = assess_workers(
+def _training_judged_at_a_minute(around: list[Trace]) -> WorkerAssessment:
+    """The dispatched training's workers, judged a minute in with ``around`` as neighbours."""
+    return assess_workers(
         dispatched_training(),
         around,
         SPEC,
@@ -166,6 +166,11 @@ def test_a_worker_that_ran_the_operation_and_went_silent_is_lost() -> None:
         now_us=T0 + 60 * S,
         settled=False,
     )
+
+
+def test_a_worker_that_ran_the_operation_and_went_silent_is_lost() -> None:
+    around = [probe(-5, 5005, True), probe(5, 5005, False), probe(15, 5005, False)]
+    found = _training_judged_at_a_minute(around)
     assert found.ran and found.lost is not None and found.capable_lost is None
     assert found.worker is not None and found.worker.service == "ktrdr-training-worker-aa"
     values = found.values("training")
@@ -540,15 +545,6 @@ def test_a_lost_worker_says_whether_it_refused_or_hung(errors, failure: str, sta
     could not even connect in time, that its host is gone. The newest check says it."""
     failed = [failed_probe(t, 5005, e) for t, e in zip((5, 15, 25), errors, strict=True)]
     around = [probe(-5, 5005, True), *failed]
-    found = assess_workers(
-        dispatched_training(),
-        around,
-        SPEC,
-        operation_type="training",
-        start_us=T0,
-        judge_until_us=T0 + 60 * S,
-        now_us=T0 + 60 * S,
-        settled=False,
-    )
+    found = _training_judged_at_a_minute(around)
     values = found.values("training")
     assert values["worker.failure"].startswith(failure) and state in values["worker.state"]

@@ -455,12 +455,8 @@ def test_a_two_year_backtest_after_six_month_ones_is_not_slow(tmp_path: Path) ->
     short = "op_backtesting_20261204_154358_5d955ea3"
     long_ = "op_backtesting_20261204_155230_0250c475"
     base = rv.load(TRACES)
-    first = diagnose_case(RUN, FINAL[short], tmp_path / "first")
-    traces = set(first["trace_ids"])
-    copies: rv.Recording = []
-    for i in (1, 2):
-        new = f"op_backtesting_20261204_15{44 + 2 * i}58_5d955ea{i}"
-        copies += rv.copy_operation(base, traces, {short: new}, i * 120 * 10**9, salt=i)
+    news = {i: f"op_backtesting_20261204_15{44 + 2 * i}58_5d955ea{i}" for i in (1, 2)}
+    copies = _again(base, short, news, 120 * 10**9, tmp_path)
     root = tmp_path / "more-backtests"
     rv.write(base + copies, root / "traces")
     d = diagnose_case(root, FINAL[long_], tmp_path / "long")
@@ -471,48 +467,40 @@ def test_a_two_year_backtest_after_six_month_ones_is_not_slow(tmp_path: Path) ->
     assert c["expected_ms"] > c["this_ms"] / 2
 
 
-def test_a_longer_strategy_after_short_ones_is_not_slow(tmp_path: Path) -> None:
+def _again(base: rv.Recording, ident: str, news: dict[int, str], every_ns: int, tmp: Path):
+    """``ident`` run again as each of ``news`` (salt -> new id), ``salt * every_ns`` later."""
+    first = diagnose_case(RUN, {"id": ident, "now": FINAL[ident]["now"]}, tmp / f"first-{ident}")
+    copies: rv.Recording = []
+    for salt, new in news.items():
+        copies += rv.copy_operation(
+            base, set(first["trace_ids"]), {ident: new}, salt * every_ns, salt=salt
+        )
+    return copies
+
+
+@pytest.mark.parametrize("sent_with", ["cli", "curl"])
+def test_a_longer_strategy_after_short_ones_is_not_slow(sent_with: str, tmp_path: Path) -> None:
     """run1's 10-epoch v3_minimal training (45 s) run three times, then the 30-epoch
-    v3_medium one (4 min): other strategies are shown side by side but do not make it slow."""
+    v3_medium one (4 min): other strategies are shown side by side but do not make it slow.
+    Sent with curl, no span names its strategy (only the CLI writes it), so runs of a named
+    strategy cannot say it is slow either."""
     short, other = "op_training_20261204_154305_f6579e1a", "op_training_20261204_155512_6652e327"
     base = rv.load(TRACES)
-    first = diagnose_case(RUN, FINAL[short], tmp_path / "first")
-    copies: rv.Recording = []
-    for i in (1, 2):
-        new = f"op_training_20261204_15{43 + i}05_f6579e1{i}"
-        copies += rv.copy_operation(
-            base, set(first["trace_ids"]), {short: new}, i * 60 * 10**9, salt=i
-        )
+    news = {i: f"op_training_20261204_15{43 + i}05_f6579e1{i}" for i in (1, 2)}
+    recording = base + _again(base, short, news, 60 * 10**9, tmp_path)
+    if sent_with == "curl":
+        medium = diagnose_case(RUN, FINAL[other], tmp_path / "medium")
+        recording = rv.as_curl(recording, set(medium["trace_ids"]))
     root = tmp_path / "more-trainings"
-    rv.write(base + copies, root / "traces")
+    rv.write(recording, root / "traces")
     d = diagnose_case(root, FINAL[other], tmp_path / "other")
     c = d["comparison"]
-    assert len(c["runs"]) == 3 and not c["judges_speed"] and "v3_medium" in c["note"], c
+    said = "v3_medium" if sent_with == "cli" else "not known"
+    assert len(c["runs"]) == 3 and not c["judges_speed"] and said in c["note"], c
     assert c["this_ms"] > 2 * c["baseline_ms"]
     assert d["verdict"] == "healthy", d["summary"]
-    assert all(check_case(d, FINAL[other]).values()), d["summary"]  # the loop gap still
-
-
-def test_a_longer_strategy_started_with_curl_is_not_slow(tmp_path: Path) -> None:
-    """The same, the 30-epoch training sent with curl: no span names its strategy (only the
-    CLI writes it), so runs of a named strategy cannot say it is slow."""
-    short, other = "op_training_20261204_154305_f6579e1a", "op_training_20261204_155512_6652e327"
-    base = rv.load(TRACES)
-    first = diagnose_case(RUN, FINAL[short], tmp_path / "first")
-    medium = diagnose_case(RUN, FINAL[other], tmp_path / "medium")
-    copies: rv.Recording = []
-    for i in (1, 2):
-        new = f"op_training_20261204_15{43 + i}05_f6579e1{i}"
-        copies += rv.copy_operation(
-            base, set(first["trace_ids"]), {short: new}, i * 60 * 10**9, salt=i
-        )
-    root = tmp_path / "curl-medium"
-    rv.write(rv.as_curl(base + copies, set(medium["trace_ids"])), root / "traces")
-    d = diagnose_case(root, FINAL[other], tmp_path / "other")
-    c = d["comparison"]
-    assert len(c["runs"]) == 3 and not c["judges_speed"] and "not known" in c["note"], c
-    assert c["this_ms"] > 2 * c["baseline_ms"]
-    assert d["verdict"] == "healthy", d["summary"]
+    if sent_with == "cli":
+        assert all(check_case(d, FINAL[other]).values()), d["summary"]  # the loop gap still
 
 
 def test_a_slow_six_month_backtest_next_to_a_two_year_one(tmp_path: Path) -> None:
@@ -523,8 +511,7 @@ def test_a_slow_six_month_backtest_next_to_a_two_year_one(tmp_path: Path) -> Non
     short = "op_backtesting_20261204_154358_5d955ea3"
     again = "op_backtesting_20261204_160458_5d955ea9"
     base = rv.load(TRACES)
-    first = diagnose_case(RUN, FINAL[short], tmp_path / "first")
-    copy = rv.copy_operation(base, set(first["trace_ids"]), {short: again}, 21 * 60 * 10**9, 9)
+    copy = _again(base, short, {9: again}, 140 * 10**9, tmp_path)
     copy_traces = {s["traceId"] for _, _, s in rv.spans(copy)}
     root = tmp_path / "slow-again"
     slow = rv.stretched(copy, copy_traces, "backtest.data_loading", 15 * 10**9)
@@ -546,17 +533,13 @@ def test_a_slow_backtest_sent_with_curl_is_still_slow(tmp_path: Path) -> None:
     short = "op_backtesting_20261204_154358_5d955ea3"
     again = "op_backtesting_20261204_160458_5d955ea9"
     base = rv.load(TRACES)
-    first = diagnose_case(RUN, FINAL[short], tmp_path / "first")
-    copies: rv.Recording = []
-    for i in (1, 2):
-        new = f"op_backtesting_20261204_15{44 + 2 * i}58_5d955ea{i}"
-        copies += rv.copy_operation(base, set(first["trace_ids"]), {short: new}, i * 120 * 10**9, i)
-    copy = rv.copy_operation(base, set(first["trace_ids"]), {short: again}, 21 * 60 * 10**9, 9)
+    news = {i: f"op_backtesting_20261204_15{44 + 2 * i}58_5d955ea{i}" for i in (1, 2)}
+    copies = _again(base, short, news, 120 * 10**9, tmp_path)
+    copy = _again(base, short, {9: again}, 140 * 10**9, tmp_path)
     copy_traces = {s["traceId"] for _, _, s in rv.spans(copy)}
     stretched = rv.stretched(copy, copy_traces, "backtest.data_loading", 15 * 10**9)
-    slow = rv.as_curl(stretched, copy_traces)
     root = tmp_path / "curl-slow"
-    rv.write(base + copies + slow, root / "traces")
+    rv.write(base + copies + rv.as_curl(stretched, copy_traces), root / "traces")
     d = diagnose_case(root, {"id": again, "now": "2026-12-04T16:10:00Z"}, tmp_path / "again")
     assert d["comparison"]["judges_speed"], d["comparison"]
     assert d["verdict"] == "slow" and "backtest.data_loading" in d["summary"], d["summary"]
