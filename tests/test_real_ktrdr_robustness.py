@@ -250,6 +250,59 @@ def test_a_rejected_backtest_sent_with_curl_is_invalid_input(tmp_path: Path) -> 
         assert d["verdict"] == FINAL[ident]["verdict"], d["summary"]
 
 
+REJECTED_TRAINING = "802fbf6a818b8b57d1db38568ed7862f"  # run1 case 16: training.start refused
+
+
+@pytest.mark.parametrize("sent_with", ["cli", "curl"])
+def test_a_strategy_file_the_loader_refuses_is_invalid_input(sent_with: str, tmp_path: Path):
+    """Case 16 with a strategy file that exists but does not validate: KTRDR's loader raises
+    ConfigurationError on training.start (400). The backend's span is the root cause, and
+    the summary says the loader's reason, not "no reason"."""
+    message = (
+        "[STRATEGY-V3ValidationFailed] V3 strategy validation failed: nn_inputs references "
+        "unknown fuzzy set 'rsi_fast' (defined: rsi_14)"
+    )
+    refused = rv.raising("ktrdr.errors.exceptions.ConfigurationError", message)
+    recording = rv.edited(
+        rv.load(TRACES),
+        lambda _svc, s: s["traceId"] == REJECTED_TRAINING and s["name"] == "training.start",
+        refused,
+    )
+    if sent_with == "curl":
+        recording = rv.as_curl(recording, {REJECTED_TRAINING})
+    root = tmp_path / "refused"
+    rv.write(recording, root / "traces")
+    d = diagnose_case(root, FINAL[REJECTED_TRAINING], tmp_path / "case")
+    assert d["verdict"] == "invalid_input", d["summary"]
+    assert "STRATEGY-V3ValidationFailed" in d["summary"], d["summary"]
+    cause = d["root_cause"]
+    assert (cause["service"], cause["span_name"]) == ("ktrdr-api", "training.start")
+
+
+def test_a_backtest_sent_without_a_model_is_invalid_input(tmp_path: Path) -> None:
+    """run1's no-data backtest (case 6) as it goes without ``-m``: the backend does not check
+    the model path; the worker's engine raises outside any span and only the failed
+    transition says "model_path is required for backtesting"."""
+    ident = "op_backtesting_20261204_154627_d7e27c97"
+
+    def said(span: dict[str, Any]) -> None:
+        for a in span["attributes"]:
+            if a["key"] == "operation.error":
+                a["value"]["stringValue"] = "model_path is required for backtesting"
+
+    failed = rv.edited(
+        rv.without(rv.load(TRACES), lambda _svc, s: s["name"].startswith("backtest.")),
+        lambda _svc, s: s["name"] == "operation.state_transition"
+        and rv.attr(s, "operation.id") == ident
+        and rv.attr(s, "operation.to_status") == "failed",
+        said,
+    )
+    root = tmp_path / "no-model"
+    rv.write(failed, root / "traces")
+    d = diagnose_case(root, FINAL[ident], tmp_path / "case")
+    assert d["verdict"] == "invalid_input" and "model_path is required" in d["summary"], d
+
+
 @pytest.mark.parametrize(
     ("ident", "verdict", "words"),
     [

@@ -58,7 +58,7 @@ from opdiag.diagnosis.templates import (
     OPERATION_VALUE_PREFIX,
     PLACEHOLDERS,
     attr_evidence_key,
-    fill,
+    fill_line,
 )
 from opdiag.diagnosis.timing import Timing, trace_timing
 from opdiag.globs import Globs
@@ -488,7 +488,7 @@ def _apply_slow(
         finding = Finding(
             rule_id=rule.id,
             severity=rule.severity,
-            summary=fill(rule.summary, evidence),
+            summary=fill_line(rule.summary, evidence),
             verdict=rule.verdict,
             evidence=evidence,
         )
@@ -640,7 +640,7 @@ def _finding(
     return Finding(
         rule_id=rule.id,
         severity=rule.severity,
-        summary=fill(rule.summary, evidence),
+        summary=fill_line(rule.summary, evidence),
         verdict=rule.verdict,
         trace_id=span.trace_id if span is not None else None,
         span_id=span.span_id if span is not None else None,

@@ -178,6 +178,18 @@ def fill(template: Template, evidence: Mapping[str, Any]) -> str:
     return _filled(template, evidence, strict=False)  # type: ignore[return-value]
 
 
+def fill_line(template: Template, evidence: Mapping[str, Any]) -> str:
+    """``fill`` for a summary, which is one line: line breaks a value brings (a YAML or
+    pydantic error's lines) become one space, with the indentation around them."""
+    text = fill(template, evidence)
+    if "\n" in text or "\r" in text or "\u2028" in text or "\u2029" in text:
+        return _LINE_BREAKS.sub(" ", text).strip()
+    return text
+
+
+_LINE_BREAKS = re.compile(r"[ \t]*[\r\n\u2028\u2029]+\s*")
+
+
 def fill_command(template: Template, evidence: Mapping[str, Any]) -> str | None:
     """A shell command to paste, or None when a value it needs is missing and has no
     default (a command holding ``n/a`` or a made-up ``SYMBOL`` would run against the wrong
