@@ -931,3 +931,50 @@ def test_an_error_the_worker_went_on_after_leaves_the_operation_in_flight() -> N
     }
     d = run_case({**_created_then(registered), "now_s": 60})
     assert (d.status, d.finished) == ("running", False), d.summary
+
+
+def _resumed(answer: int) -> dict[str, object]:
+    """The backtest, failed, then ``ktrdr resume`` of it: the backend moves it to resuming
+    and answers ``answer`` (KTRDR: 404 when no checkpoint exists, having set it back to
+    failed without a span)."""
+    case = backtest_case()
+    for span in case["spans"]:
+        if span.get("attrs", {}).get("operation.to_status") == "completed":
+            span["attrs"]["operation.to_status"] = "failed"
+            span["attrs"]["operation.error"] = "No data found in cache for AAPL 1h"
+    resume = [
+        {"id": "c", "name": "cli.resume", "service": "ktrdr-cli", "start": 60_000, "dur": 30},
+        {
+            "id": "r",
+            "parent": "c",
+            "name": "POST /api/v1/operations/{operation_id}/resume",
+            "service": "ktrdr-api",
+            "kind": "server",
+            "start": 60_005,
+            "dur": 20,
+            "attrs": {"http.status_code": answer},
+        },
+        {
+            "parent": "r",
+            "name": "operation.state_transition",
+            "service": "ktrdr-api",
+            "start": 60_010,
+            "attrs": {
+                "operation.id": OP,
+                "operation.from_status": "failed",
+                "operation.to_status": "resuming",
+                "operation.resumed": True,
+            },
+        },
+    ]
+    return {"operation_id": OP, "traces": [{"spans": case["spans"]}, {"spans": resume}]}
+
+
+def test_a_refused_resume_leaves_the_operation_as_it_was() -> None:
+    """Without the refused request's trace the operation stays failed, not resuming for ever
+    (then stuck); a warning says a resume was refused."""
+    d = run_case({**_resumed(404), "now_s": 3_600})
+    assert (d.status, d.finished, d.verdict) == ("failed", True, "data_missing"), d.summary
+    assert any("resume" in w and "404" in w for w in d.warnings), d.warnings
+    accepted = run_case({**_resumed(200), "now_s": 61})
+    assert (accepted.status, accepted.finished) == ("resuming", False)
