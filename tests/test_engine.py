@@ -978,3 +978,28 @@ def test_a_refused_resume_leaves_the_operation_as_it_was() -> None:
     assert any("resume" in w and "404" in w for w in d.warnings), d.warnings
     accepted = run_case({**_resumed(200), "now_s": 61})
     assert (accepted.status, accepted.finished) == ("resuming", False)
+
+
+def test_a_resumed_run_is_not_judged_slow() -> None:
+    """A run cancelled, resumed and completed lasts its first attempt, the pause and the rest:
+    KTRDR restarts its clock at the resume, so that length says nothing about its speed."""
+    plain = run_case({**backtest_case(), "baseline_ms": 1_000})
+    assert plain.verdict == "slow", plain.summary
+    case = backtest_case(baseline_ms=1_000)
+    case["spans"].append(
+        {
+            "parent": "w",
+            "name": "operation.state_transition",
+            "service": WORKER,
+            "start": 4_000,
+            "attrs": {
+                "operation.id": OP,
+                "operation.from_status": "cancelled",
+                "operation.to_status": "resuming",
+                "operation.resumed": True,
+            },
+        }
+    )
+    d = run_case(case)
+    assert (d.status, d.verdict) == ("completed", "healthy"), d.summary
+    assert "resumed" not in d.to_dict()  # the engine's working state, not the contract

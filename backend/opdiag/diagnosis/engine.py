@@ -289,6 +289,7 @@ def diagnose(
         bottleneck=choice.result,
         fired=fired,
         warnings=[*(w for t, _ in walks for w in t.warnings), *refused],
+        resumed=facts.resumed,
     )
     diagnosis.execution_flow, diagnosis.execution_flow_truncated = _flow(
         walks, timings, facts.start_us, settings.max_flow_spans, made_good
@@ -523,7 +524,10 @@ def _slow_facts(diagnosis: Diagnosis, limit: float) -> dict[str, Any]:
     """The facts the slow rules test (``rules.SLOW_FACTS``)."""
     duration = diagnosis.duration_ms or 0.0
     return {
-        "slow": diagnosis.finished and diagnosis.status == "completed" and duration > limit,
+        "slow": diagnosis.finished
+        and diagnosis.status == "completed"
+        and not diagnosis.resumed
+        and duration > limit,
         "status": diagnosis.status,
         "finished": diagnosis.finished,
         "operation_type": diagnosis.operation_type,

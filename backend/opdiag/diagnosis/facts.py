@@ -156,6 +156,7 @@ class OperationFacts(msgspec.Struct):
     clipped_ends: dict[str, int] = msgspec.field(default_factory=dict)
     error_origin: Span | None = None
     services: list[str] = msgspec.field(default_factory=list)
+    resumed: bool = False  # a transition to resuming (or marked resumed) is among its own
 
     @property
     def duration_us(self) -> int:
@@ -301,6 +302,11 @@ def operation_facts(
         or _type_from_calls(walks, rules)
     )
     if transitions:
+        facts.resumed = any(
+            t.attributes.get("operation.resumed") is True
+            or lifecycle_status(t.attributes) == "resuming"
+            for t in transitions
+        )
         transitions.sort(key=lambda s: (s.start_us, s.end_us))
         facts.last_transition = transitions[-1]
         to_status = lifecycle_status(facts.last_transition.attributes) or "unknown"

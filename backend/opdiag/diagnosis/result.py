@@ -238,6 +238,9 @@ class Diagnosis(msgspec.Struct):
     # Every finding of every rule that fired, unfolded, in rank order: what ``findings`` (one
     # per fact) is made from, kept so the verdict can be decided again (``reassess_slow``).
     fired: list[Finding] = msgspec.field(default_factory=list)
+    # A resume is in its lifecycle: its length holds the attempt before it and the pause
+    # between, so it is not judged slow (KTRDR restarts the clock at a resume).
+    resumed: bool = False
 
     @property
     def key(self) -> str:
@@ -253,7 +256,7 @@ class Diagnosis(msgspec.Struct):
 
 
 # Diagnosis fields that are not part of the JSON contract (the engine's working state).
-INTERNAL_FIELDS: tuple[str, ...] = ("fired",)
+INTERNAL_FIELDS: tuple[str, ...] = ("fired", "resumed")
 
 
 def copied(diagnosis: Diagnosis, **changes: Any) -> Diagnosis:
