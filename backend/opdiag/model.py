@@ -145,6 +145,12 @@ class Span(msgspec.Struct, gc=False, eq=False):
         return [e for e in self.events if e.name == "exception" or "exception.type" in e.attributes]
 
 
+def url_of(span: Span) -> object:
+    """The URL a client span called (old or new semantic conventions)."""
+    attrs = span.attributes
+    return attrs.get("http.url") or attrs.get("url.full")
+
+
 def http_status(span: Span) -> int | None:
     """HTTP status under the old and the new semantic conventions, as an int when it parses."""
     for key in ("http.status_code", "http.response.status_code"):

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from opdiag.model import CLIENT, Span, Trace, http_status
+from opdiag.model import CLIENT, Span, Trace, http_status, url_of
 
 CallKey = tuple[str, str, str, str]
 # per call: the calls' starts (in start order) and, from each, the first that succeeded
@@ -42,14 +42,14 @@ class Retry(msgspec.Struct, frozen=True):
 def _call_key(span: Span) -> CallKey | None:
     """What makes two client spans the same call: service, name, method, URL without the
     query (None: a span without a URL is not recognised as a repeatable call)."""
-    attrs = span.attributes
-    url = attrs.get("http.url") or attrs.get("url.full")
+    url = url_of(span)
     if not isinstance(url, str):
         return None
     try:
         parts = urlsplit(url.strip())
     except ValueError:
         return None
+    attrs = span.attributes
     method = attrs.get("http.method") or attrs.get("http.request.method") or ""
     where = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
     return (span.service, span.name, str(method).upper(), where)

@@ -299,21 +299,21 @@ class RunPool(list[RunProfile]):
         """The runs of a type that share ``values`` for the alike keys ``level``, by start:
         grouped once per (type, level), so a run whose symbol no other run has does not
         walk the whole pool to find that out (every run of a listing asks)."""
-        groups: dict[tuple[str | None, tuple[str, ...]], dict[tuple[Any, ...], Any]] | None = (
-            getattr(self, "_alike", None)
+        Group = dict[tuple[str | None, ...], tuple[list[int], list[RunProfile]]]
+        groups: dict[tuple[str | None, tuple[str, ...]], Group] | None = getattr(
+            self, "_alike", None
         )
         if groups is None:
             groups = self._alike = {}
         by_values = groups.get((op_type, level))
         if by_values is None:
             by_values = groups[(op_type, level)] = {}
-            _, runs = self.by_type(op_type)
-            for run in runs:  # in start order
+            for run in self.by_type(op_type)[1]:  # in start order
                 found = tuple(run.alike.get(k) for k in level)
                 if None not in found:
-                    by_values.setdefault(found, ([], []))
-                    by_values[found][0].append(run.started_at_ms)
-                    by_values[found][1].append(run)
+                    starts, runs = by_values.setdefault(found, ([], []))
+                    starts.append(run.started_at_ms)
+                    runs.append(run)
         return by_values.get(values, ([], []))
 
     def selected(

@@ -135,7 +135,6 @@ def diagnose(
             context.update(ancestors)
     if not walks:
         return not_found(ident, rules)
-    walks, refused = _without_refused_resumes(walks)
     op_id = operation_id or _single_operation_id(walks)
 
     def facts_of(recovered: dict[str, set[str]] | None = None) -> OperationFacts:
@@ -150,6 +149,11 @@ def diagnose(
         )
 
     facts = facts_of()
+    refused: list[str] = []
+    if facts.resumed:  # only then can a refused resume be among its traces (a rare look)
+        walks, refused = _without_refused_resumes(walks)
+        if refused:
+            facts = facts_of()
     # what the operation's window holds around it (its extent and lifecycle do not change
     # with what is recovered below, only its error count)
     until_us = _judged_until(facts, now_us)

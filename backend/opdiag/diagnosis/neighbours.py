@@ -43,10 +43,9 @@ from opdiag.diagnosis.probes import (
     probes_of,
     refused,
     same_place,
-    url_of,
 )
 from opdiag.globs import Globs
-from opdiag.model import CLIENT, SERVER, Span, Trace
+from opdiag.model import CLIENT, SERVER, Span, Trace, url_of
 from opdiag.timeutil import clock_hms
 
 

@@ -14,7 +14,7 @@ import msgspec
 
 from opdiag.diagnosis.neighbour_spec import HealthCheck
 from opdiag.globs import Globs
-from opdiag.model import CLIENT, SERVER, Span, SpanQuery, Trace
+from opdiag.model import CLIENT, SERVER, Span, SpanQuery, Trace, url_of
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"})
 
@@ -43,12 +43,6 @@ def same_place(address: str) -> str:
     """An address compared across spellings: every loopback name is one host."""
     host, _, port = address.rpartition(":")
     return f"127.0.0.1:{port}" if host in _LOOPBACK else address
-
-
-def url_of(span: Span) -> object:
-    """The URL a client span called (old or new semantic conventions)."""
-    attrs = span.attributes
-    return attrs.get("http.url") or attrs.get("url.full")
 
 
 # --- probes ---------------------------------------------------------------------------------
@@ -268,7 +262,6 @@ class WorkerView(msgspec.Struct):
         key = same_place(address)
         first_fail: Probe | None = None
         last_fail: Probe | None = None
-        last_fail_us = 0
         failed: list[str] = []
         hard = False
         last_ok: int | None = None
@@ -283,8 +276,8 @@ class WorkerView(msgspec.Struct):
                     first_fail = p
                 failed.append(p.trace_id)
                 hard = hard or not p.late
-                last_fail_us, last_fail = p.time_us, p
-        if first_fail is None or last_fail_us < from_us:
+                last_fail = p
+        if first_fail is None or last_fail is None or last_fail.time_us < from_us:
             return None
         if not hard and len(failed) < self.timeouts_to_lose:
             return None

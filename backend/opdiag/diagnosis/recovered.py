@@ -25,10 +25,10 @@ from msgspec.structs import replace
 
 from opdiag.analysis.retries import Retry, retries
 from opdiag.diagnosis.neighbours import clock_text
-from opdiag.diagnosis.probes import address_of, same_place, url_of
+from opdiag.diagnosis.probes import address_of, same_place
 from opdiag.diagnosis.result import SEVERITIES, Finding
 from opdiag.diagnosis.rules import RuleSet
-from opdiag.model import CLIENT, SERVER, Span, Trace, below
+from opdiag.model import CLIENT, SERVER, Span, Trace, below, url_of
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
 
@@ -71,10 +71,10 @@ def recovered_attempts(
     work that lives on another service than the polled one survives the polled one's
     restart (KTRDR's backend runs a data load itself: a new backend process has lost it)."""
     attempt: dict[tuple[str, str], Retry] = {}
-    answered = _Answered(walks, around, lives_on) if is_poll is not None else None
+    answered = _Answered(walks, around, lives_on)
     for trace, walk in walks:
         found = retries(trace, walk)
-        if is_poll is not None and answered is not None:
+        if is_poll is not None:
             made_good = {r.failed.span_id for r in found}
             for span in abandoned_polls(walk, completed.start_us if completed else None, is_poll):
                 if span.span_id in made_good:

@@ -182,9 +182,7 @@ def fill_line(template: Template, evidence: Mapping[str, Any]) -> str:
     """``fill`` for a summary, which is one line: line breaks a value brings (a YAML or
     pydantic error's lines) become one space, with the indentation around them."""
     text = fill(template, evidence)
-    if "\n" in text or "\r" in text or "\u2028" in text or "\u2029" in text:
-        return _LINE_BREAKS.sub(" ", text).strip()
-    return text
+    return text if text.isprintable() else _LINE_BREAKS.sub(" ", text).strip()
 
 
 _LINE_BREAKS = re.compile(r"[ \t]*[\r\n\u2028\u2029]+\s*")

@@ -279,13 +279,12 @@ class JaegerSource:
         try:
             api = detect_api(self._http, self._settings.storage, self._settings.api)
         except BaseException as exc:
-            pending.set_exception(exc)
-            raise
-        finally:
             with self._lock:
                 self._detecting = None
-        with self._lock:
-            self._api = api
+            pending.set_exception(exc)
+            raise
+        with self._lock:  # known and no longer detecting at once: no caller sees neither
+            self._api, self._detecting = api, None
         pending.set_result(api)
         return api
 
@@ -638,9 +637,11 @@ class JaegerSource:
             if seen is not None:
                 doc = without_traces(doc, seen)
             try:
-                traces = self._parse(doc, where)
-            except SourceUnavailableError:
+                traces = parse_document(doc, f"jaeger {self._http.url} {where}")
+            except TraceFormatError as whole:
                 traces = self._parse_each(doc, where)
+                if not traces:  # nothing readable: the answer's own error stands
+                    raise self._unreadable(whole, where) from None
             if seen is not None:
                 seen.update(ids)
             return Decoded(traces, len(ids))
@@ -648,8 +649,7 @@ class JaegerSource:
     def _parse_each(self, doc: Any, where: str) -> list[Trace]:
         """A search answer that does not read as a whole, read trace by trace: one trace
         with a broken span must not hide every other operation of the window. The traces
-        left out are ``problems`` (the CLI prints them); with none readable, the answer's
-        error stands."""
+        left out are ``problems`` (the CLI prints them); none when none is readable."""
         traces: list[Trace] = []
         problems: dict[str, str] = {}
         for tid, part in each_trace(doc):
@@ -659,7 +659,7 @@ class JaegerSource:
                 name = tid or "(unreadable id)"
                 problems[name] = f"trace {name}, unreadable: {exc.message}"
         if not traces:
-            return self._parse(doc, where)  # (raises: the answer's error, worded)
+            return []
         with self._lock:
             for name, problem in problems.items():
                 self._problems.setdefault(name, problem)
@@ -678,6 +678,10 @@ class JaegerSource:
         try:
             return parse_document(doc, source)
         except TraceFormatError as exc:
-            raise SourceUnavailableError(
-                f"Jaeger answered a document opdiag cannot read ({where}): {exc.message}"
-            ) from None
+            raise self._unreadable(exc, where) from None
+
+    @staticmethod
+    def _unreadable(exc: TraceFormatError, where: str) -> SourceUnavailableError:
+        return SourceUnavailableError(
+            f"Jaeger answered a document opdiag cannot read ({where}): {exc.message}"
+        )

@@ -153,15 +153,14 @@ def otlp_fields(  # noqa: PLR0917 - the fields of one span, as both paths read t
     if (start_ns == 0) != (end_ns == 0):
         missing = "startTimeUnixNano" if start_ns == 0 else "endTimeUnixNano"
         raise Fail(where, f"span {short(sid)}: {missing} is missing (or 0) but not the other")
-    if not 0 <= start_ns // 1000 <= MAX_TIME_US:
-        raise Fail(where, time_problem(sid, start_ns // 1000, 0, "startTimeUnixNano", ""))
+    start_us = start_ns // 1000
+    if not 0 <= start_us <= MAX_TIME_US:
+        raise Fail(where, time_problem(sid, start_us, 0, "startTimeUnixNano", ""))
     duration = (end_ns - start_ns) // 1000
     if duration < 0:
         raise Fail(where, f"negative duration (endTimeUnixNano {end_ns} < start {start_ns})")
-    if not 0 <= start_ns // 1000 <= MAX_TIME_US - duration:
-        problem = time_problem(
-            sid, start_ns // 1000, duration, "startTimeUnixNano", "endTimeUnixNano"
-        )
+    if start_us > MAX_TIME_US - duration:
+        problem = time_problem(sid, start_us, duration, "startTimeUnixNano", "endTimeUnixNano")
         raise Fail(where, problem)
     if type(name) is not str:
         name = "" if name is None else str(name)
@@ -211,7 +210,7 @@ def otlp_fields(  # noqa: PLR0917 - the fields of one span, as both paths read t
                 raise Fail(where, "event is not an object")
             t = ev.get("timeUnixNano")
             t_us = (
-                start_ns // 1000 if t is None else int_time(t, where, "event timeUnixNano") // 1000
+                start_us if t is None else int_time(t, where, "event timeUnixNano") // 1000
             )
             ev_name = ev.get("name")
             events.append(
@@ -230,7 +229,7 @@ def otlp_fields(  # noqa: PLR0917 - the fields of one span, as both paths read t
         sid,
         name,
         service,
-        start_ns // 1000,
+        start_us,
         duration,
         kind,
         attrs,
