@@ -340,6 +340,12 @@ def test_a_smaller_run_is_held_to_the_line_through_runs_of_other_sizes():
     c = compare(month, [six, two], wanted=5)
     assert c.expected_ms == pytest.approx(5200, rel=0.02)
     assert month.duration_ms < 2 * slow_reference(c)[0]
+    close = run("n", 2, 6.7 / 60, {})  # sizes within half of each other: no line
+    close.size = 4000.0
+    assert compare(again, [six, close], wanted=5).expected_ms is None
+    apart = run("p", 2, 8.3 / 60, {})  # 1.6x the rows: the line holds
+    apart.size = 5000.0
+    assert compare(again, [six, apart], wanted=5).expected_ms == pytest.approx(5200, rel=0.02)
     falling = run("c", 3, 1 / 60, {})  # a bigger run that took less: no line to draw
     falling.size = 20000.0
     assert compare(again, [six, falling], wanted=5).expected_ms is None
@@ -359,6 +365,9 @@ def test_a_run_whose_strategy_is_unknown_is_not_judged_by_runs_of_named_ones():
     ]
     c, _ = compare_with_baseline(backtest, backtests, ComparisonSettings(), min_runs=2)
     assert c.judges_speed
+    paced = ComparisonSettings(strategy_paced=["backtesting"])  # the setting decides
+    c, _ = compare_with_baseline(backtest, backtests, paced, min_runs=2)
+    assert not c.judges_speed
     unnamed = [run(f"u{i}", i, 0.75, {}) for i in (1, 2, 3)]
     c, _ = compare_with_baseline(target, unnamed, ComparisonSettings(), min_runs=2)
     assert c.judges_speed  # nothing tells them apart: judged as before

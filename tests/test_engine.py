@@ -1003,3 +1003,21 @@ def test_a_resumed_run_is_not_judged_slow() -> None:
     d = run_case(case)
     assert (d.status, d.verdict) == ("completed", "healthy"), d.summary
     assert "resumed" not in d.to_dict()  # the engine's working state, not the contract
+
+
+def test_a_followed_operation_is_not_stuck_while_its_follower_polls() -> None:
+    """README (OPDIAG_STUCK_AFTER_S): a long span-less phase reads stuck after the threshold,
+    unless ``--follow`` polls it: the polls count as activity."""
+    case = backtest_case()
+    case["spans"] = [
+        s for s in case["spans"] if s.get("attrs", {}).get("operation.to_status") != "completed"
+    ]
+    polls = [s for s in case["spans"] if s["name"] == "GET"]
+    case["spans"] = [s for s in case["spans"] if s["name"] != "GET"]
+    for i in range(200):  # every 2 s for 400 s
+        case["spans"].append({**polls[0], "start": 100 + i * 2_000})
+    followed = run_case({**case, "now_s": 420})
+    assert (followed.status, followed.verdict) == ("running", "healthy"), followed.summary
+    case["spans"] = [s for s in case["spans"] if s["name"] != "GET"]
+    alone = run_case({**case, "now_s": 420})
+    assert alone.verdict == "stuck", alone.summary

@@ -537,9 +537,11 @@ def test_a_diagnosis_names_every_neighbouring_trace_it_used() -> None:
         (["httpx.ConnectTimeout"] * 3, ", unreachable: its host does not answer", "host is down"),
         # it thrashed (one check timed out) before it was killed: it is gone now
         (["httpx.ReadTimeout", "httpx.ConnectError", "httpx.ConnectError"], ", refused: t", "gone"),
+        # a failure not known as either: no label, the step's general sentence
+        (["RuntimeError"] * 3, None, "the process died or hangs"),
     ],
 )
-def test_a_lost_worker_says_whether_it_refused_or_hung(errors, failure: str, state: str):
+def test_a_lost_worker_says_whether_it_refused_or_hung(errors, failure: str | None, state: str):
     """A refused check means nothing listens (restart it); one that connected and timed out
     means the process is there but stuck (SIGSTOP, a deadlock): kill it first; one that
     could not even connect in time, that its host is gone. The newest check says it."""
@@ -547,4 +549,8 @@ def test_a_lost_worker_says_whether_it_refused_or_hung(errors, failure: str, sta
     around = [probe(-5, 5005, True), *failed]
     found = _training_judged_at_a_minute(around)
     values = found.values("training")
-    assert values["worker.failure"].startswith(failure) and state in values["worker.state"]
+    assert found.lost is not None and state in values["worker.state"]
+    if failure is None:
+        assert values["worker.failure"] is None
+    else:
+        assert values["worker.failure"].startswith(failure)

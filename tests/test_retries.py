@@ -96,6 +96,17 @@ def test_what_is_not_a_retry() -> None:
     # a call that started before the failed one ended is not its retry
     (trace,) = build_traces(with_retry(backtest_case(), start=4))
     assert retries(trace, trace.walked()) == []
+    # the same URL is not the same call: another method, span name or service
+    for field, value in (("method", "GET"), ("name", "POST retried"), ("service", "other")):
+        case = with_retry(backtest_case())
+        for span in case["spans"]:
+            if span.get("id") == "post":
+                if field == "method":
+                    span["attrs"]["http.method"] = value
+                else:
+                    span[field] = value
+        (trace,) = build_traces(case)
+        assert retries(trace, trace.walked()) == [], field
 
 
 def test_a_completed_operation_with_a_retried_dispatch_is_healthy() -> None:

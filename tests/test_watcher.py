@@ -465,8 +465,13 @@ def test_a_refused_request_nobody_retried_is_final_after_a_minute(store):
     watcher.run_once(now_us=(BASE_MS + 1) * US)
     busy = 'opdiag_operations_finished_total{operation_type="training",verdict="workers_busy"}'
     assert _metric(registry, busy) in (None, 0.0)
-    watcher.run_once(now_us=(BASE_MS + 2 * MIN_MS) * US)
+    ended_ms = BASE_MS + 20  # the refused request lasted 20 ms
+    watcher.run_once(now_us=(ended_ms + 59_000) * US)  # the CLI may still retry
+    assert _metric(registry, busy) in (None, 0.0)
+    watcher.run_once(now_us=(ended_ms + 61_000) * US)  # a minute without news: final
     assert _metric(registry, busy) == 1.0
+    watcher.run_once(now_us=(BASE_MS + 2 * MIN_MS) * US)
+    assert _metric(registry, busy) == 1.0  # counted once
 
 
 def test_settlements_are_counted_even_when_a_later_step_of_the_pass_fails(store):
