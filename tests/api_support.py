@@ -29,6 +29,7 @@ from opdiag.diagnosis.result import (
     RootCause,
     Solution,
 )
+from opdiag.diagnosis.rules import load_rules
 from opdiag.errors import NotFoundError, SourceTimeoutError, SourceUnavailableError
 from opdiag.render.links import build_links
 from opdiag.render.rows import variable_row, verdict_count_row
@@ -215,6 +216,7 @@ class FakeService:
         self.cache_hits = 3
         self.cache_misses = 2
         self.source = FakeSource()
+        self.rules = load_rules()
 
     def cache_stats(self) -> dict[str, int]:
         return {"hits": self.cache_hits, "misses": self.cache_misses}

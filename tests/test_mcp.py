@@ -68,6 +68,7 @@ def test_initialise_list_tools_and_call_each_on_the_demo():
         out["wrong_type"] = await call(client, "list_operations", limit="ten")
         out["reversed"] = await call(client, "list_operations", since="now", until="now-1h")
         out["control"] = await call(client, "diagnose", operation_id="op\x01x")
+        out["typo"] = await call(client, "list_operations", verdict="helthy")
         return out
 
     out = with_client(server("--traces", str(DEMO)), body)
@@ -126,6 +127,7 @@ def test_initialise_list_tools_and_call_each_on_the_demo():
         ("wrong_type", "limit"),
         ("reversed", "since"),
         ("control", "operation_id"),
+        ("typo", "verdict"),  # an unknown verdict, not "no such operations"
     ]:
         error, bad = out[key]
         assert error and bad["kind"] == "bad_input" and bad["field"] == field, (key, bad)

@@ -204,6 +204,12 @@ def test_filters_from_scoped_vars_multi_and_all(client, service):
     call = service.calls[-1][1]
     assert call["operation_types"] is None
     assert call["verdicts"] == ["slow", "failed"]
+    # a Prometheus-style variable's regex all-value is "All" too, not a verdict named .*
+    body = grafana_query(
+        {"refId": "A", "target": "operations"}, scoped={"verdict": {"text": "All", "value": ".*"}}
+    )
+    post(client, "/query", body)
+    assert service.calls[-1][1]["verdicts"] is None
 
 
 def test_payload_filters_win_over_scoped_vars(client, service):
@@ -264,6 +270,10 @@ def test_targets_without_target_are_dropped_and_empty_is_fine(client):
         (
             lambda b: b["filters"].append({"key": "verdict", "operator": "=~", "value": "x"}),
             "filters[0].operator",
+        ),
+        (  # a typo would answer "no such operations"
+            lambda b: b["targets"][0].update({"payload": {"verdict": "helthy"}}),
+            "payload.verdict",
         ),
         (
             lambda b: b["targets"].append(

@@ -299,12 +299,14 @@ class OpdiagTools:
             raise InputError(f"limit must be 1..{LIST_MAX}", field="limit")
         if offset < 0:
             raise InputError("offset must be 0 or more", field="offset")
+        verdicts = [verdict] if verdict else None
+        self.service.rules.check_verdicts(verdicts, "verdict")
         found = self.service.operations(
             start,
             end,
             now_us,
             operation_types=[operation_type] if operation_type else None,
-            verdicts=[verdict] if verdict else None,
+            verdicts=verdicts,
         )
         page = found[offset : offset + limit]
         rows = [{k: v for k, v in _brief(d).items() if k in _ROW_KEYS} for d in page]

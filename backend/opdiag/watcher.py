@@ -109,9 +109,10 @@ class Watcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seeded = False
-        # when the store's last pass before this process ran (µs; None: not read yet, -1:
-        # none): an operation the store already held unfinished that ended since then
-        # settled unseen, while no watcher ran, and is counted too
+        # when the store's last pass before this process ran (µs; None: there was none),
+        # read once on the first pass: an operation the store already held unfinished that
+        # ended since then settled unseen, while no watcher ran, and is counted too
+        self._last_pass_read = False
         self._last_pass_before_us: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -200,9 +201,10 @@ class Watcher:
         return report
 
     def _record_pass(self, now_us: int, now_ms: int, since_ms: int) -> PassReport:
-        if self._last_pass_before_us is None:
+        if not self._last_pass_read:
             last = self._store(self.store.last_pass_ms)
-            self._last_pass_before_us = -1 if last is None else last * US_PER_MS
+            self._last_pass_before_us = None if last is None else last * US_PER_MS
+            self._last_pass_read = True
         start_us, end_us = self._window(now_us)
         with jaeger_budget():
             found = self._source(lambda: self.service.operations(start_us, end_us, now_us))
@@ -270,14 +272,14 @@ class Watcher:
         if self.metrics is None:
             return 0
         counted = 0
-        last = -1 if self._last_pass_before_us is None else self._last_pass_before_us
+        last = self._last_pass_before_us
         for item in recorded:
             record = item.record
             ended_us = record.ended_at_ms * US_PER_MS
             if not item.newly_settled:
                 continue
             # known unfinished to the store, and ended after its last pass: settled unseen
-            unseen = item.previous is not None and 0 <= last <= ended_us
+            unseen = item.previous is not None and last is not None and last <= ended_us
             if ended_us < self.count_from_us and not unseen:
                 continue
             row = record.row

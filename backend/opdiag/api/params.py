@@ -19,7 +19,9 @@ from opdiag.errors import InputError
 from opdiag.model import MAX_ID_CHARS, addressable
 from opdiag.timeutil import TimeRange
 
-ALL_VALUES = frozenset({"", "all", "$__all", "*", "__all"})
+# "All" as Grafana may send it; ``.*`` is the regex all-value a Prometheus-style variable
+# carries (read as a verdict or a type it matched nothing: every row was filtered out)
+ALL_VALUES = frozenset({"", "all", "$__all", "*", ".*", "__all"})
 MAX_TEXT = MAX_ID_CHARS  # ids and filter values
 _MAX_TIME_TEXT = 64
 

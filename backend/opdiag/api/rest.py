@@ -19,8 +19,6 @@ from opdiag.api.params import (
 )
 from opdiag.api.schemas import Row
 from opdiag.api.state import current_state
-from opdiag.diagnosis.result import VERDICTS
-from opdiag.errors import InputError
 
 bp = Blueprint("rest", __name__, url_prefix="/api/v1")
 
@@ -41,15 +39,7 @@ def _range() -> TimeRange:
 
 def _filters() -> queries.Filters:
     verdicts = parse_multi(request.args.get("verdict"), "verdict")
-    if verdicts is not None:
-        rules = getattr(current_state().service, "rules", None)  # (a stand-in may have none)
-        known = rules.verdicts if rules is not None else VERDICTS
-        unknown = [v for v in verdicts if v not in known]
-        if unknown:  # a typo would answer "no such operations", which is not true
-            raise InputError(
-                f"verdict: unknown verdict {unknown[0][:80]!r} (known: {', '.join(known)})",
-                field="verdict",
-            )
+    current_state().service.rules.check_verdicts(verdicts, "verdict")
     return queries.Filters(
         operation_types=parse_multi(request.args.get("type"), "type"),
         verdicts=verdicts,

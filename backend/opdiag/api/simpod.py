@@ -170,6 +170,7 @@ def _filters(payload: dict[str, Any], scoped: dict[str, Any], adhoc: list[Any]) 
         option = TAG_KEYS[item["key"]]
         extra = parse_multi(item.get("value"), f"filters[{index}].value") or []
         values[option] = sorted(set(values[option] or []) | set(extra)) or None
+    current_state().service.rules.check_verdicts(values["verdict"], "payload.verdict")
     return queries.Filters(
         operation_types=values["type"], verdicts=values["verdict"], services=values["service"]
     )

@@ -25,6 +25,7 @@ from opdiag.diagnosis.neighbour_spec import NeighbourSpec, merge_specs
 from opdiag.diagnosis.patterns import Pattern
 from opdiag.diagnosis.result import VERDICTS
 from opdiag.diagnosis.templates import Template
+from opdiag.errors import InputError
 from opdiag.globs import Globs, any_of
 
 DEFAULT_PACK = Path(__file__).resolve().parents[1] / "rules" / "ktrdr.yaml"
@@ -260,6 +261,16 @@ class RuleSet:
             if n is not None
         }
         self.nested_index = ShapeIndex(list(nested.values()), _itself)
+
+    def check_verdicts(self, verdicts: Iterable[str] | None, field: str) -> None:
+        """Refuse a filter naming a verdict no rule gives: a typo would answer "no such
+        operations", which is not true (every query surface asks this, REST, simpod, MCP)."""
+        unknown = [v for v in verdicts or () if v not in self.verdicts]
+        if unknown:
+            raise InputError(
+                f"{field}: unknown verdict {unknown[0][:80]!r} (known: {', '.join(self.verdicts)})",
+                field=field,
+            )
 
     def get(self, rule_id: str) -> Rule | None:
         return self._by_id.get(rule_id)

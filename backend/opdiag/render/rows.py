@@ -8,7 +8,6 @@ like mixed null types).
 
 from __future__ import annotations
 
-import json
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +26,7 @@ from opdiag.api.schemas import (
     VerdictCountRow,
 )
 from opdiag.diagnosis.result import Diagnosis
+from opdiag.render.json_render import dumps
 from opdiag.render.links import build_links, ui_span_id
 from opdiag.render.markdown import solution_markdown
 from opdiag.settings import LinkSettings
@@ -50,7 +50,7 @@ def _value_text(key: str, value: Any) -> str:
             for a in value
         )
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+        return dumps(value, indent=False)
     return str(value)
 
 

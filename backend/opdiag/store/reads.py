@@ -163,24 +163,11 @@ class StoredReads:
             _values(verdicts),
             _values(services),
         )
+        # every operation at its stored verdict (all verdicts: judged again, an unsettled one
+        # may move into or out of the ones asked for), the newest unsettled ones (as many
+        # as are judged again per request) at their verdict now
         counts = self.store.verdict_counts(
-            start_us,
-            end_us,
-            bucket_us,
-            operation_types=types,
-            verdicts=wanted,
-            services=services_,
-            settled=True,
-        )
-        # every unsettled operation at its stored verdict, the newest ones (as many as
-        # are judged again per request) at their verdict now
-        unsettled = self.store.verdict_counts(
-            start_us,
-            end_us,
-            bucket_us,
-            operation_types=types,
-            services=services_,
-            settled=False,
+            start_us, end_us, bucket_us, operation_types=types, services=services_
         )
         open_rows = self.store.operations(
             start_us,
@@ -199,11 +186,9 @@ class StoredReads:
                 started_us = was.time * US_PER_MS
                 if start_us <= started_us < end_us:
                     key = (bucket_of(started_us, bucket_us), was.verdict)
-                    unsettled[key] = unsettled.get(key, 0) + delta
-        for key, count in unsettled.items():
-            if count > 0 and (not wanted or key[1] in wanted):
-                counts[key] = counts.get(key, 0) + count
-        return count_rows(counts, start_us, end_us, bucket_us)
+                    counts[key] = counts.get(key, 0) + delta
+        kept = {k: n for k, n in counts.items() if n > 0 and (not wanted or k[1] in wanted)}
+        return count_rows(kept, start_us, end_us, bucket_us)
 
     def variable_values(self, name: str, start_us: int, end_us: int) -> list[VariableRow]:
         """Types, services and ids from the store; verdicts (a constant) and unknown names
