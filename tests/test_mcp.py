@@ -69,6 +69,7 @@ def test_initialise_list_tools_and_call_each_on_the_demo():
         out["reversed"] = await call(client, "list_operations", since="now", until="now-1h")
         out["control"] = await call(client, "diagnose", operation_id="op\x01x")
         out["typo"] = await call(client, "list_operations", verdict="helthy")
+        out["spaced"] = await call(client, "diagnose", operation_id=f" {SLOW} ")
         return out
 
     out = with_client(server("--traces", str(DEMO)), body)
@@ -128,6 +129,7 @@ def test_initialise_list_tools_and_call_each_on_the_demo():
         ("reversed", "since"),
         ("control", "operation_id"),
         ("typo", "verdict"),  # an unknown verdict, not "no such operations"
+        ("spaced", "operation_id"),  # refused as the HTTP API refuses it, not "not found"
     ]:
         error, bad = out[key]
         assert error and bad["kind"] == "bad_input" and bad["field"] == field, (key, bad)

@@ -248,7 +248,7 @@ def _kind(exc: OpdiagError) -> str:
 
 def _ident(value: str, field: str) -> None:
     """An id as the HTTP API takes it (``model.addressable``): the same refusal both ways."""
-    if not isinstance(value, str) or not addressable(value.strip()):
+    if not isinstance(value, str) or not addressable(value):
         raise InputError(f"{field}: expected an operation id or trace id", field=field)
 
 

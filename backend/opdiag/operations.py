@@ -385,7 +385,7 @@ def last_status(group: OperationTraces) -> str | None:
             status = lifecycle_status(span.attributes)
             if status is None or operation_id_of(span) != group.operation_id:
                 continue
-            key = (span.start_us, span.end_us, str(status))
+            key = (span.start_us, span.end_us, status)
             if latest is None or key[:2] >= latest[:2]:
                 latest = key
     return latest[2] if latest is not None else None

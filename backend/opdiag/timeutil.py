@@ -196,7 +196,7 @@ def parse_http_time(text: str, *, name: str, now_us: int, end: bool = False) -> 
 
 
 def _round_down(epoch_us: int, unit: str) -> int:
-    """Grafana's ``now/d`` etc.: the start of the unit (UTC), for ``from`` and ``to`` alike."""
+    """Grafana's ``now/d`` etc.: the start of the unit (UTC); ``to`` takes the next one."""
     if unit in ("s", "m", "h", "d"):
         step = _UNITS_US[unit]
         return epoch_us - epoch_us % step

@@ -29,8 +29,17 @@ PAGE_ENDPOINTS = frozenset({"pages.index", "pages.operation"})
 EXTENSION = "opdiag.auth"
 
 
-def _secret_matches(given: str, token: str) -> bool:
-    return hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
+def _secret_matches(given: bytes, token: str) -> bool:
+    return hmac.compare_digest(given, token.encode("utf-8"))
+
+
+def _header_bytes(value: str) -> bytes:
+    """What the client sent in a header: WSGI hands header values over decoded as latin-1,
+    so their bytes are recovered that way (UTF-8 for a token like "s3cret-tök")."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:  # not from a WSGI header (a test, a caller's own string)
+        return value.encode("utf-8")
 
 
 def token_in(header: str, token: str) -> bool:
@@ -38,13 +47,7 @@ def token_in(header: str, token: str) -> bool:
     scheme, _, given = header.partition(" ")
     given = given.strip()
     if scheme.lower() == "bearer":
-        # WSGI hands header values over decoded as latin-1: their bytes are what the
-        # client sent, UTF-8 for a token like "s3cret-tök"
-        try:
-            sent = given.encode("latin-1")
-        except UnicodeEncodeError:
-            sent = given.encode("utf-8")
-        return hmac.compare_digest(sent, token.encode("utf-8"))
+        return _secret_matches(_header_bytes(given), token)
     if scheme.lower() != "basic":
         return False
     try:
@@ -52,7 +55,7 @@ def token_in(header: str, token: str) -> bool:
     except (binascii.Error, UnicodeDecodeError):
         return False
     _, sep, password = decoded.partition(":")
-    return bool(sep) and _secret_matches(password, token)
+    return bool(sep) and _secret_matches(password.encode("utf-8"), token)
 
 
 def authenticated() -> bool:

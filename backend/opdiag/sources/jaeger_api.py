@@ -102,18 +102,24 @@ def _legacy_id(trace: Any) -> str | None:
     return normalise_trace_id(raw) if isinstance(raw, str) and raw.strip() else None
 
 
-def _v3_ids(resource_spans: Any) -> set[str]:
+def _span_trace_id(span: Any) -> str | None:
+    """An api_v3 span's trace id, None when it cannot be read (the reader reports it when it
+    parses the answer)."""
     from opdiag.sources.readers import otlp_id
 
+    try:
+        return otlp_id(span.get("traceId"), 32) if isinstance(span, dict) else None
+    except ValueError:
+        return None
+
+
+def _v3_ids(resource_spans: Any) -> set[str]:
     found: set[str] = set()
     scopes = resource_spans.get("scopeSpans") if isinstance(resource_spans, dict) else None
     for scope in scopes if isinstance(scopes, list) else ():
         spans = scope.get("spans") if isinstance(scope, dict) else None
         for span in spans if isinstance(spans, list) else ():
-            try:
-                trace_id = otlp_id(span.get("traceId"), 32) if isinstance(span, dict) else None
-            except ValueError:
-                trace_id = None  # the reader reports it when it parses the answer
+            trace_id = _span_trace_id(span)
             if trace_id:
                 found.add(trace_id)
     return found
@@ -140,8 +146,6 @@ def each_trace(doc: Any) -> list[tuple[str | None, Any]]:
     resource_spans = _v3_resource_spans(doc)
     if resource_spans is None:
         return [(None, doc)]
-    from opdiag.sources.readers import otlp_id
-
     parts: dict[str | None, list[Any]] = {}
     for rs in resource_spans:
         scopes = rs.get("scopeSpans") if isinstance(rs, dict) else None
@@ -155,11 +159,7 @@ def each_trace(doc: Any) -> list[tuple[str | None, Any]]:
                 continue
             by_trace: dict[str | None, list[Any]] = {}
             for span in spans:
-                try:
-                    tid = otlp_id(span.get("traceId"), 32) if isinstance(span, dict) else None
-                except ValueError:
-                    tid = None
-                by_trace.setdefault(tid, []).append(span)
+                by_trace.setdefault(_span_trace_id(span), []).append(span)
             for tid, own in by_trace.items():
                 part = {**rs, "scopeSpans": [{**scope, "spans": own}]}
                 parts.setdefault(tid, []).append(part)
@@ -180,7 +180,7 @@ def without_traces(doc: Any, skip: set[str]) -> Any:
     resource_spans = _v3_resource_spans(doc)
     if resource_spans is None:
         return doc
-    kept = [rs for rs in resource_spans if not _v3_ids(rs) <= skip or not _v3_ids(rs)]
+    kept = [rs for rs in resource_spans if not (ids := _v3_ids(rs)) or not ids <= skip]
     return {**doc, "result": {**doc["result"], "resourceSpans": kept}}
 
 
