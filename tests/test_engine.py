@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from opdiag.diagnosis.conditions import Condition, check_operand, evaluate
-from opdiag.diagnosis.engine import diagnose, not_found, reassess_slow
+from opdiag.diagnosis.engine import diagnose, not_found
 from opdiag.diagnosis.rules import default_rule_pack, load_rules, merge_packs, parse_rule_pack
+from opdiag.diagnosis.slow import reassess_slow
 from opdiag.diagnosis.templates import fill, fill_command, parse_template
 from opdiag.model import CHILD_OF, Reference, Span, build_trace
 from opdiag.settings import DiagnosisSettings

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from conftest import REAL_KTRDR
 from msgspec.structs import replace as struct_replace
-from opdiag.diagnosis import engine
+from opdiag.diagnosis import engine, slow
 from opdiag.diagnosis.comparison import (
     RunPool,
     RunProfile,
@@ -140,8 +140,8 @@ def test_reassess_slow_asks_for_the_change_only_when_a_slow_rule_holds() -> None
             continue
         for baseline in (d.duration_ms / 10, d.duration_ms * 10):  # slow, not slow
             asked.clear()
-            eager = engine.reassess_slow(d, baseline, rules, settings, change())
-            lazy = engine.reassess_slow(d, baseline, rules, settings, change)
+            eager = slow.reassess_slow(d, baseline, rules, settings, change())
+            lazy = slow.reassess_slow(d, baseline, rules, settings, change)
             assert lazy == eager
             holds = any(f.rule_id in slow_ids for f in lazy.fired)
             assert len(asked) == (2 if holds else 1)  # asked only for a slow finding's text
@@ -222,10 +222,10 @@ def test_reassess_changes_says_when_reassess_slow_changes_more_than_the_baseline
     for d in _demo_diagnoses():
         ms = d.duration_ms or 1.0
         for b in (None, 0.0, ms / 10, ms, ms * 10, 1e12):
-            changes = engine.reassess_changes(d, b, rules, settings)
+            changes = slow.reassess_changes(d, b, rules, settings)
             seen.add(changes)
             if not changes:
-                assert engine.reassess_slow(d, b, rules, settings) == copied(d, baseline_ms=b)
+                assert slow.reassess_slow(d, b, rules, settings) == copied(d, baseline_ms=b)
     assert seen == {True, False}
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import msgspec
 
-from opdiag.diagnosis import engine
+from opdiag.diagnosis import engine, slow
 from opdiag.diagnosis.comparison import (
     RunProfile,
     baseline_totals,
@@ -424,7 +424,7 @@ class DiagnosisService:
         if _may_be_slow(base) and len(chosen) >= d.min_baseline_runs and comparison.baseline_ms:
             reference, basis = slow_reference(comparison)
             change = change_phrase(comparison) if comparison.judges_speed else None
-            out = engine.reassess_slow(base, reference, self.rules, d, change, basis=basis)
+            out = slow.reassess_slow(base, reference, self.rules, d, change, basis=basis)
             out.comparison = comparison  # a copy of its own: no second copy
             return out
         return copied(base, comparison=comparison)
@@ -615,7 +615,7 @@ class DiagnosisService:
             if (
                 len(chosen) >= d.min_baseline_runs
                 and totals.baseline_ms
-                and engine.reassess_changes(base, reference, self.rules, d)
+                and slow.reassess_changes(base, reference, self.rules, d)
             ):
 
                 def change() -> str | None:
@@ -626,7 +626,7 @@ class DiagnosisService:
                     )
                     return change_phrase(comparison)
 
-                out = engine.reassess_slow(
+                out = slow.reassess_slow(
                     base, reference, self.rules, d, change, basis=basis
                 )
                 out.links = row_links(out, self.settings.links)  # a copy of its own

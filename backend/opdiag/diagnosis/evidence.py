@@ -1,0 +1,144 @@
+"""What a fired rule shows: the span it points at, the values its templates read and the
+attributes that proved the match, as one ``Finding``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from opdiag.diagnosis.bottleneck import Choice
+from opdiag.diagnosis.facts import OperationFacts
+from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
+from opdiag.diagnosis.neighbours import WorkerAssessment, clock_text
+from opdiag.diagnosis.op_values import OperationValues
+from opdiag.diagnosis.result import Finding
+from opdiag.diagnosis.rules import Rule
+from opdiag.diagnosis.templates import (
+    OPERATION_VALUE_PREFIX,
+    PLACEHOLDERS,
+    attr_evidence_key,
+    fill_line,
+)
+from opdiag.model import Span, Trace
+
+__all__ = ["evidence_of", "finding_of", "first_exception", "subject_span"]
+
+Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
+# shown with every finding whose span has them
+_ALWAYS = ("exception.type", "exception.message", "http.url", "http.status")
+
+
+def subject_span(
+    subject: str,
+    facts: OperationFacts,
+    choice: Choice,
+    walks: Walks,
+    *,
+    workers: WorkerAssessment,
+    by_trace: dict[str, Trace],
+) -> Span | None:
+    """The span an operation-level rule points at."""
+    if subject == "last_span":
+        return facts.last_span
+    if subject == "bottleneck" and choice.span is not None:
+        return choice.span
+    if subject == "worker_probe" and workers.first_sign is not None:
+        probe = workers.first_sign
+        trace = by_trace.get(probe.trace_id)
+        found = trace.by_id.get(probe.span_id) if trace is not None else None
+        if found is not None:
+            return found
+    if subject == "error_origin" and facts.error_origin is not None:
+        return facts.error_origin
+    if subject == "last_transition" and facts.last_transition is not None:
+        return facts.last_transition
+    roots = [span for _, walk in walks for span, depth in walk if depth == 0]
+    return min(roots, key=lambda s: s.start_us) if roots else walks[0][1][0][0]
+
+
+def first_exception(span: Span | None) -> ExceptionInfo | None:
+    if span is None:
+        return None
+    excs = exceptions_of(span)
+    return excs[0] if excs else None
+
+
+def _attr_up(span: Span, key: str, trace: Trace | None) -> Any:
+    """The span's attribute, else the nearest ancestor's (``data.symbol`` sits on the phase
+    span, the exception on a child)."""
+    current: Span | None = span
+    while current is not None:
+        if key in current.attributes:
+            return current.attributes[key]
+        if trace is None or current.parent_id is None:
+            return None
+        current = trace.by_id.get(current.parent_id)
+    return None
+
+
+def evidence_of(
+    rule: Rule,
+    span: Span | None,
+    exc: ExceptionInfo | None,
+    *,
+    op_values: OperationValues,
+    by_trace: dict[str, Trace],
+    count: int,
+) -> dict[str, Any]:
+    """Every value the rule's templates read, plus the attributes that proved the match."""
+    span_vals = span_values(span, exc) if span is not None else {}
+    trace = by_trace.get(span.trace_id) if span is not None else None
+    evidence: dict[str, Any] = {}
+    for key in _ALWAYS:
+        if span_vals.get(key) is not None:
+            evidence[key] = span_vals[key]
+    if span is not None and rule.match is not None:
+        for cond in rule.match.attributes:
+            if cond.key in span.attributes:
+                evidence[attr_evidence_key(cond.key)] = span.attributes[cond.key]
+    if span is not None:
+        for key in rule.evidence:
+            value = _attr_up(span, key, trace)
+            if value is not None:
+                evidence[attr_evidence_key(key)] = value
+    for key in rule.template_keys:
+        if key in evidence:
+            continue
+        if key == "matches":
+            value: Any = count
+        elif key == "time":
+            value = clock_text(span.start_us) if span is not None else None
+        elif key.startswith(OPERATION_VALUE_PREFIX):
+            value = op_values.get(key)
+        elif key in PLACEHOLDERS:
+            value = span_vals.get(key, op_values.get(key))
+        else:
+            attr_key = key[5:] if key.startswith("attr:") else key
+            value = _attr_up(span, attr_key, trace) if span is not None else None
+        if value is not None:
+            evidence[key] = value
+    if count > 1:
+        evidence["matches"] = count
+    return evidence
+
+
+def finding_of(
+    rule: Rule, span: Span | None, evidence: dict[str, Any], *, neighbour: bool = False
+) -> Finding:
+    """A fired rule, with when its span started (for one built from a neighbouring trace,
+    that is what names the evidence: trace, span and time)."""
+    return Finding(
+        rule_id=rule.id,
+        severity=rule.severity,
+        summary=fill_line(rule.summary, evidence),
+        verdict=rule.verdict,
+        trace_id=span.trace_id if span is not None else None,
+        span_id=span.span_id if span is not None else None,
+        service=span.service if span is not None else None,
+        span_name=span.name if span is not None else None,
+        evidence=evidence,
+        neighbour=neighbour and span is not None,
+        time_ms=span.start_us / 1000 if span is not None else None,
+    )
+
+
