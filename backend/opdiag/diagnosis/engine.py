@@ -48,7 +48,7 @@ from opdiag.diagnosis.span_rules import (
 from opdiag.diagnosis.survey import survey
 from opdiag.diagnosis.timing import trace_timing
 from opdiag.globs import Globs
-from opdiag.model import Span, Trace, looks_like_trace_id, normalise_trace_id
+from opdiag.model import Span, Trace, looks_like_trace_id, normalise_trace_id, subtrees
 from opdiag.settings import DiagnosisSettings
 
 __all__ = [
@@ -101,11 +101,16 @@ def diagnose(
     which); only those inside its window are read."""
     walks: Walks = []
     context: set[str] = set()
+    # the latest end of any span in a trace the scope cut: the rest of a research's trace is
+    # its coordinator at work, whose own span is exported only when every research is over
+    live_until_us = 0
     for trace in traces:
         walk, ancestors = scoped_walk(trace, operation_id)
         if walk:
             walks.append((trace, walk))
             context.update(ancestors)
+            if len(walk) < len(trace.spans):
+                live_until_us = max(live_until_us, trace.end_us)
     if not walks:
         return not_found(ident, rules)
     op_id = operation_id or _single_operation_id(walks)
@@ -119,6 +124,7 @@ def diagnose(
             stuck_after_s=settings.stuck_after_s,
             context=frozenset(context),
             recovered=recovered,
+            live_until_us=live_until_us,
         )
 
     facts = facts_of()
@@ -153,10 +159,16 @@ def diagnose(
     for (trace, _), ids in zip(walks, found.noisy, strict=True):
         noisy[trace.trace_id] = noisy[trace.trace_id] | ids if trace.trace_id in noisy else ids
 
+    if context:  # other operations' spans above this one's are not its work
+        found.work = [[s for s in spans if s.span_id not in context] for spans in found.work]
+
     def noise(span: Span) -> bool:
         return span.span_id in noisy[span.trace_id]
 
-    timings = [trace_timing(t, noisy=ids) for (t, _), ids in zip(walks, found.noisy, strict=True)]
+    timings = [
+        trace_timing(_own_part(t, walk, context), noisy=ids)
+        for (t, walk), ids in zip(walks, found.noisy, strict=True)
+    ]
     choice = find_bottleneck(
         walks,
         timings,
@@ -276,6 +288,15 @@ def diagnose(
         diagnosis, baseline_ms, rules, settings, fallback=fallback, op_values=op_values.full
     )
     return diagnosis
+
+
+def _own_part(trace: Trace, walk: Sequence[tuple[Span, int]], context: set[str]) -> Trace:
+    """The trace, or, when the scope cut it, a trace of the operation's own spans: the
+    critical path of a research's whole trace runs through its coordinator, not through the
+    child training's phases."""
+    if len(walk) == len(trace.spans):
+        return trace
+    return subtrees(trace, (s for s, _ in walk if s.span_id not in context))
 
 
 def _operation_rules_holding(rules: RuleSet, facts: dict[str, Any]) -> tuple[Rule, ...]:

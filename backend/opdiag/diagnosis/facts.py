@@ -3,9 +3,10 @@
 Scope: a trace that carries no ``operation.id`` other than the requested one is taken whole
 (the dispatch trace's backend spans, e.g. ``workers.select``, carry no id at all). A trace that
 mixes operation ids (the agent coordinator puts every child dispatch into one trace) is cut to
-the spans carrying the requested id, their descendants and their ancestors. The ancestors are
-context: rules see them (the coordinator's ``outcome`` explains a research operation), but their
-errors belong to other operations and are not counted as this one's error spans.
+the subtrees of the operation's highest spans that hold no other operation's id, and their
+ancestors. The ancestors are context: rules see them (the coordinator's ``outcome`` explains a
+research operation), but they are not the operation's work: their errors belong to other
+operations, and they do not stretch its extent, name its phase or hold its bottleneck.
 
 Lifecycle: status is the last ``operation.state_transition``'s ``to_status`` for this
 operation; finished means that status is terminal (a resume after a failure is not finished).
@@ -92,40 +93,56 @@ def scoped_walk(
     trace: Trace, operation_id: str | None
 ) -> tuple[list[tuple[Span, int]], frozenset[str]]:
     """Pre-order (span, depth) of the trace's spans that belong to the operation, and the ids
-    of the context-only ancestors among them."""
+    of the context-only ancestors among them.
+
+    In a trace that mixes operation ids, a span carrying the requested id belongs with the
+    whole subtree of its highest ancestor that holds no other operation's id: a child training
+    of a research is its backend's ``training.start``, the dispatch under it and the worker's
+    phase spans, which carry no id. The ancestors above that are context."""
     walk = trace.walk_list()
     if operation_id is None or not _has_foreign_id(trace.spans, operation_id):
         return walk, frozenset()
     carriers: list[Span] = []
-    foreign = False
+    foreign: list[Span] = []
     ids: dict[str, str | None] = {}
     for span, _ in walk:
         value = _cached_operation_id(span, ids)
         if value is None:
             continue
-        if value == operation_id:
-            carriers.append(span)
-        else:
-            foreign = True
+        (carriers if value == operation_id else foreign).append(span)
     if not foreign or not carriers:
         return walk, frozenset()
-    keep: set[str] = set()
-    for span in carriers:  # ancestors (stop at the first one already kept)
-        parent_id = span.parent_id
-        while parent_id is not None and parent_id not in keep:
-            keep.add(parent_id)
-            parent = trace.by_id.get(parent_id)
-            parent_id = parent.parent_id if parent is not None else None
+    by_id = trace.by_id
+    tainted = _with_ancestors(foreign, by_id)  # their subtrees hold another operation's id
+    holds_own = _with_ancestors(carriers, by_id)
     carrier_ids = {s.span_id for s in carriers}
-    inside: set[str] = set()  # carriers and their descendants
+    inside: set[str] = set()  # the subtrees of the operation's highest own spans
     out: list[tuple[Span, int]] = []
     for span, depth in walk:
         sid = span.span_id
-        if sid in carrier_ids or (span.parent_id is not None and span.parent_id in inside):
+        parent_id = span.parent_id
+        if (
+            (parent_id is not None and parent_id in inside)
+            or sid in carrier_ids
+            or (sid in holds_own and sid not in tainted)
+        ):
             inside.add(sid)
-        if sid in inside or sid in keep:
             out.append((span, depth))
-    return out, frozenset(keep - inside)
+        elif sid in holds_own:
+            out.append((span, depth))
+    return out, frozenset(holds_own - inside)
+
+
+def _with_ancestors(spans: list[Span], by_id: dict[str, Span]) -> set[str]:
+    """The ids of ``spans`` and of all their ancestors (each climb stops at one seen)."""
+    found: set[str] = set()
+    for span in spans:
+        current: Span | None = span
+        while current is not None and current.span_id not in found:
+            found.add(current.span_id)
+            parent_id = current.parent_id
+            current = by_id.get(parent_id) if parent_id is not None else None
+    return found
 
 
 class OperationFacts(msgspec.Struct):
@@ -190,10 +207,12 @@ def operation_facts(
     stuck_after_s: float,
     context: frozenset[str] = frozenset(),
     recovered: dict[str, set[str]] | None = None,
+    live_until_us: int = 0,
 ) -> OperationFacts:
     """One pass over the scoped spans: lifecycle, type, phase, extent, errors. ``recovered``:
     per trace id, the spans of failed attempts a retry made good (``analysis.retries``);
-    their errors are not the operation's."""
+    their errors are not the operation's. ``live_until_us``: the last sign of life in the
+    rest of the traces its scope was cut from (it is not stuck while they move)."""
     facts = OperationFacts(operation_id=operation_id)
     transitions: list[Span] = []
     registered_type: str | None = None
@@ -220,11 +239,7 @@ def operation_facts(
         clipped = facts.clipped_ends
         made_good = recovered.get(trace.trace_id, _NOTHING) if recovered else _NOTHING
         for span, depth in walk:
-            attrs = span.attributes
-            services.add(span.service)
             span_start = span.start_us
-            if start is None or span_start < start:
-                start = span_start
             span_end = span_start + span.duration_us
             parent_id = span.parent_id
             if parent_id is not None and (clipped or span.kind == SERVER):
@@ -241,10 +256,16 @@ def operation_facts(
                 if limit is not None:
                     clipped[span.span_id] = limit
                     span_end = min(span_end, limit)
+            if context and span.span_id in context:
+                continue  # another operation's span above this one's: not its work
+            attrs = span.attributes
+            services.add(span.service)
+            if start is None or span_start < start:
+                start = span_start
             if end is None or span_end > end:
                 end = span_end
                 facts.last_span = span
-            if span.error and span.span_id not in context and span.span_id not in made_good:
+            if span.error and span.span_id not in made_good:
                 error_spans += 1
                 if depth > origin_depth:
                     origin_depth, facts.error_origin = depth, span
@@ -266,7 +287,7 @@ def operation_facts(
                     registered_type = registered_type or str(op_type)
                 elif own and span_op is not None:
                     own_type = own_type or str(op_type)
-                elif span.span_id not in context:
+                else:
                     any_type = any_type or str(op_type)
             info = names.get(span.name)
             if info is None:
@@ -284,7 +305,7 @@ def operation_facts(
     facts.services = sorted(services)
     facts.start_us = start or 0
     facts.end_us = end or 0
-    facts.idle_us = max(0, now_us - facts.end_us) if end is not None else 0
+    facts.idle_us = max(0, now_us - max(facts.end_us, live_until_us)) if end is not None else 0
     facts.phase = phase_key[1] if phase_key else None
     if phase_key is not None:
         if phase_end < 0:  # a progress message, not a phase span: where the work reported
