@@ -981,6 +981,63 @@ def test_a_refused_resume_leaves_the_operation_as_it_was() -> None:
     assert (accepted.status, accepted.finished) == ("resuming", False)
 
 
+def _resume_conflict(*, with_cli: bool, running: bool = False) -> dict[str, object]:
+    """The backtest (completed, or still running), then ``ktrdr resume`` of it: KTRDR answers
+    409 "already completed" / "already running" and changes nothing, no transition; the CLI's
+    call is in error (httpx marks a 4xx), with curl only the server span holds the 409."""
+    case = backtest_case()
+    spans = case["spans"]
+    if running:
+        spans = [s for s in spans if s.get("attrs", {}).get("operation.to_status") != "completed"]
+    url = f"http://127.0.0.1:8000/api/v1/operations/{OP}/resume"
+    server = {
+        "id": "r",
+        "name": "POST /api/v1/operations/{operation_id}/resume",
+        "kind": "server",
+        "start": 60_005,
+        "dur": 20,
+        "attrs": {"http.status_code": 409, "http.target": f"/api/v1/operations/{OP}/resume"},
+    }
+    resume: list[dict[str, object]] = [server]
+    if with_cli:
+        server["parent"] = "p"
+        resume = [
+            {
+                "id": "c",
+                "name": "cli.resume",
+                "service": "ktrdr-cli",
+                "start": 60_000,
+                "dur": 30,
+                "status": "error",
+                "exc": "click.exceptions.Exit: 1",
+                "attrs": {"operation.id": OP},
+            },
+            {
+                "id": "p",
+                "parent": "c",
+                "name": "POST",
+                "service": "ktrdr-cli",
+                "kind": "client",
+                "start": 60_002,
+                "dur": 25,
+                "status": "error",
+                "attrs": {"http.method": "POST", "http.url": url, "http.status_code": 409},
+            },
+            server,
+        ]
+    return {"operation_id": OP, "traces": [{"spans": spans}, {"spans": resume}]}
+
+
+@pytest.mark.parametrize("with_cli", [True, False], ids=["cli", "curl"])
+def test_a_resume_refused_with_409_changes_nothing(with_cli: bool) -> None:
+    """Resuming what completed or still runs: the CLI's call in error is not the operation's."""
+    done = run_case({**_resume_conflict(with_cli=with_cli), "now_s": 3_600})
+    assert (done.status, done.verdict) == ("completed", "healthy"), done.summary
+    assert any("resume" in w and "409" in w for w in done.warnings), done.warnings
+    running = run_case({**_resume_conflict(with_cli=with_cli, running=True), "now_s": 61})
+    assert (running.status, running.verdict) == ("running", "healthy"), running.summary
+
+
 def test_a_resumed_run_is_not_judged_slow() -> None:
     """A run cancelled, resumed and completed lasts its first attempt, the pause and the rest:
     KTRDR restarts its clock at the resume, so that length says nothing about its speed."""

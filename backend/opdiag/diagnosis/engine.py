@@ -129,8 +129,8 @@ def diagnose(
 
     facts = facts_of()
     refused: list[str] = []
-    if facts.resumed:  # only then can a refused resume be among its traces (a rare look)
-        walks, refused = without_refused_resumes(walks)
+    if facts.resumed or len(walks) > 1:  # a refused resume is a request trace of its own
+        walks, refused = without_refused_resumes(walks, resumed=facts.resumed)
         if refused:
             facts = facts_of()
     # what the operation's window holds around it (its extent and lifecycle do not change

@@ -1,39 +1,85 @@
-"""A refused ``ktrdr resume`` left out of the operation it failed to resume."""
+"""A refused ``ktrdr resume`` left out of the operation it failed to resume.
+
+KTRDR's resume endpoint (``POST /api/v1/operations/{id}/resume``) refuses in two ways, and
+neither changes the operation:
+
+* 409 when the operation is running, resuming or completed: no transition at all, but the
+  CLI's call is in error, and read with it a completed training read "failed";
+* after moving a failed or cancelled operation to ``resuming`` (a transition span): 404 when
+  no checkpoint is found, 503 when no worker can take it; it then sets the operation back
+  without a span. Read with it, the operation would stay ``resuming`` for ever, then
+  ``stuck``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from opdiag.diagnosis.neighbours import clock_text
-from opdiag.model import SERVER, Span, Trace, http_status, lifecycle_status
+from opdiag.model import CLIENT, SERVER, Span, Trace, http_status, lifecycle_status, url_of
 
 __all__ = ["without_refused_resumes"]
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
+# how deep a resume request's answer sits: the CLI's command span, its call, the server span
+_REQUEST_DEPTH = 3
+_CONFLICT = 409
 
 
-def without_refused_resumes(walks: Walks) -> tuple[Walks, list[str]]:
-    """The walks without the requests that resumed the operation and were then refused, and
-    a warning for each. KTRDR's resume endpoint moves a failed or cancelled operation to
-    ``resuming`` (a transition span) before it looks for a checkpoint; finding none, it sets
-    the operation back to failed without a span and answers 404. Such a request changed
-    nothing: read with it, the operation would stay ``resuming`` for ever, then ``stuck``."""
+def without_refused_resumes(walks: Walks, *, resumed: bool) -> tuple[Walks, list[str]]:
+    """The walks without the resume requests KTRDR refused, and a warning for each (all of
+    them kept when nothing else would be left). ``resumed``: a transition to ``resuming``
+    is among the operation's own (only then is the longer look for the second kind made)."""
     kept: list[tuple[Trace, Sequence[tuple[Span, int]]]] = []
     refused: list[str] = []
     for trace, walk in walks:
-        answer = _refused_resume(trace, walk)
+        answer = _refused_outright(trace)
+        if answer is None and resumed:
+            answer = _refused_after_resuming(trace, walk)
         if answer is None:
             kept.append((trace, walk))
             continue
-        server, status = answer
+        span, status = answer
+        name = span.name if span.kind == SERVER else f"{span.name} {url_of(span)}"
         refused.append(
-            f"a resume at {clock_text(server.start_us)} was refused ({server.name} answered "
+            f"a resume at {clock_text(span.start_us)} was refused ({name} answered "
             f"{status}, trace {trace.trace_id}): the operation is read as it was before it"
         )
     return (kept, refused) if kept else (walks, [])
 
 
-def _refused_resume(trace: Trace, walk: Sequence[tuple[Span, int]]) -> tuple[Span, int] | None:
+def _refused_outright(trace: Trace) -> tuple[Span, int] | None:
+    """The resume call answered 409 near the top of a request's trace (the CLI's command,
+    its call, the backend's server span; with curl the server span is the root)."""
+    level = list(trace.roots)
+    for _ in range(_REQUEST_DEPTH):
+        for span in level:
+            if _is_resume_call(span) and http_status(span) == _CONFLICT:
+                return span, _CONFLICT
+        level = [child for span in level for child in trace.children.get(span.span_id, ())]
+        if not level:
+            break
+    return None
+
+
+def _is_resume_call(span: Span) -> bool:
+    if span.kind == SERVER:
+        return span.name.startswith("POST ") and span.name.endswith("/resume")
+    if span.kind != CLIENT:
+        return False
+    url = url_of(span)
+    if not isinstance(url, str):
+        return False
+    try:
+        return urlsplit(url).path.rstrip("/").endswith("/resume")
+    except ValueError:
+        return False
+
+
+def _refused_after_resuming(
+    trace: Trace, walk: Sequence[tuple[Span, int]]
+) -> tuple[Span, int] | None:
     """The server span (and its status) that answered >= 400 around a transition to
     ``resuming`` in this walk, if there is one."""
     for span, _ in walk:
@@ -49,5 +95,3 @@ def _refused_resume(trace: Trace, walk: Sequence[tuple[Span, int]]) -> tuple[Spa
                 return (parent, status) if status >= 400 else None
             parent_id = parent.parent_id
     return None
-
-
