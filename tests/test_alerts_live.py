@@ -51,7 +51,9 @@ def _settings(jaeger_url: str, store: Path) -> Settings:
     return Settings.model_validate({
         "jaeger": {"url": jaeger_url, "retries": 0, "services_ttl_s": 1, "search_ttl_s": 1,
                    "search_round_s": 1},
-        "diagnosis": {"stuck_after_s": 5},
+        # the hung loop's worker still answers its health checks: quiet past the training
+        # budget, it is stuck (not before: a long loop is quiet too)
+        "diagnosis": {"stuck_after_s": 5, "slow_budget_s": {"training": 5}},
         "watcher": {"interval_s": 1},
         "store": {"path": str(store)},
         "server": {"port": 0, "threads": 4},

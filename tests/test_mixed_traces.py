@@ -1,9 +1,14 @@
-"""Traces that hold several operations: KTRDR's agent research puts its child training into
-the trace of ``ktrdr research`` (the trigger request, then the coordinator task), with no
-parent link but the trace. The shapes follow KTRDR's code at the recorded commit
+"""Operations whose own spans do not tell their story alone.
+
+Several operations in one trace: KTRDR's agent research puts its child training into the
+trace of ``ktrdr research`` (the trigger request, then the coordinator task), with no parent
+link but the trace. The shapes follow KTRDR's code at the recorded commit
 (research_worker.py, agent_service.py, operations_service.py): the child's ids sit on the
 worker's ``operations.create`` and transitions, its phase spans carry none; the coordinator
-carries the research's id and is exported only when no research is left."""
+carries the research's id and is exported only when no research is left.
+
+An operation quiet in work that emits no span (the training loop), told apart from a stuck
+one by its worker's answers to the backend's health checks."""
 
 from __future__ import annotations
 
@@ -206,3 +211,62 @@ def test_diagnosing_one_operation_of_a_trace_leaves_it_as_it_was() -> None:
     assert again.started_at_ms == research.started_at_ms
     assert again.duration_ms == research.duration_ms
     assert [s.span_id for s in again.execution_flow] == [s.span_id for s in research.execution_flow]
+
+
+# --- a quiet operation whose worker answers -------------------------------------------------
+
+
+def _unfollowed_training(probes_until_s: int) -> dict[str, Any]:
+    """``ktrdr train`` without ``--follow``: the dispatch, then the worker's spans until its
+    span-less loop (after 1.3 s nothing of the operation), and the backend's health checks
+    of the worker every 10 s up to ``probes_until_s``."""
+    spans = [s for s in _child(None) if s["id"] != "wend"]
+    for s in spans:  # 35 s earlier: the dispatch at 0
+        s["start"] = float(s.get("start", 0)) - 35_000
+    checks = []
+    for i in range(1, probes_until_s // 10 + 1):
+        checks.append(
+            {
+                "spans": [
+                    {
+                        "id": "g",
+                        "name": "GET",
+                        "kind": "client",
+                        "start": i * 10_000,
+                        "dur": 3,
+                        "attrs": {
+                            "http.url": "http://127.0.0.1:5005/health",
+                            "http.status_code": 200,
+                        },
+                    },
+                    {
+                        "parent": "g",
+                        "name": "GET /health",
+                        "service": WORKER,
+                        "kind": "server",
+                        "start": i * 10_000 + 1,
+                        "dur": 1,
+                    },
+                ]
+            }
+        )
+    return {"operation_id": CHILD, "spans": spans, "neighbours": checks}
+
+
+def test_a_quiet_training_whose_worker_answers_is_running_not_stuck() -> None:
+    """KTRDR's training loop emits no span: quiet for 6.6 min is a long training, not a stuck
+    one, while its worker answers the health checks. Once nothing answers for the stuck
+    threshold (the recording, or the worker's answers, stopped), or once it has been quiet
+    for longer than a training may take, it is stuck."""
+    alive = run_case({**_unfollowed_training(400), "now_s": 400})
+    assert (alive.verdict, alive.status) == ("healthy", "running"), alive.summary
+    assert "after training.data_loading" in alive.summary and WORKER in alive.summary
+    unwatched = run_case({**_unfollowed_training(0), "now_s": 400})
+    assert unwatched.verdict == "stuck", unwatched.summary
+    stopped = run_case({**_unfollowed_training(90), "now_s": 400})  # last answer 310 s ago
+    assert stopped.verdict == "stuck", stopped.summary
+    # quiet for longer than a training may take (its budget, 1 h): a loop that hangs while
+    # the worker's API answers
+    hung = run_case({**_unfollowed_training(3_700), "now_s": 3_700})
+    assert hung.verdict == "stuck", hung.summary
+    assert run_case({**_unfollowed_training(3_500), "now_s": 3_500}).verdict == "healthy"

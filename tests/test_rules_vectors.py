@@ -56,3 +56,14 @@ def test_every_default_rule_has_steps_and_commands() -> None:
     for rule in RULES.rules:
         assert rule.solution.steps and rule.solution.commands, rule.id
         assert rule.description, rule.id
+
+
+def test_no_summary_of_the_pack_has_a_hole_where_a_value_is_missing() -> None:
+    """A value a summary may lack is said with its surrounding words or not at all: "the
+    backtesting worker  at 127.0.0.1:5003" read as a name left out (mentions miss it)."""
+    from opdiag.diagnosis.rules import load_rules
+    from opdiag.diagnosis.templates import fill_line
+
+    for rule in load_rules().rules:
+        text = fill_line(rule.summary, {})
+        assert "  " not in text and " )" not in text and "( " not in text, (rule.id, text)

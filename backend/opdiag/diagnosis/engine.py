@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from opdiag.analysis.retries import Retry
 from opdiag.diagnosis.bottleneck import find_bottleneck, noise_check
 from opdiag.diagnosis.conclusion import conclude, fallback_verdict, minutes_text
@@ -32,7 +34,7 @@ from opdiag.diagnosis.facts import (
     scoped_walk,
 )
 from opdiag.diagnosis.flow import execution_flow
-from opdiag.diagnosis.neighbours import assess_workers
+from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers
 from opdiag.diagnosis.op_values import operation_values
 from opdiag.diagnosis.recovered import NOTHING_RECOVERED, advisory, recovered_attempts
 from opdiag.diagnosis.result import Diagnosis, Finding
@@ -189,6 +191,8 @@ def diagnose(
         calls=[c for c in found.calls if made_good.of(c) is None] if made_good else found.calls,
         worker_ends=found.worker_ends,
     )
+    if facts.stuck and _worker_answers(workers, facts, now_us, settings):
+        facts = msgspec.structs.replace(facts, stuck=False, running=True)
     op_values = operation_values(
         facts, choice, ident, now_us, workers=workers, valued=found.valued, declared=rules.values
     )
@@ -288,6 +292,24 @@ def diagnose(
         diagnosis, baseline_ms, rules, settings, fallback=fallback, op_values=op_values.full
     )
     return diagnosis
+
+
+def _worker_answers(
+    workers: WorkerAssessment, facts: OperationFacts, now_us: int, settings: DiagnosisSettings
+) -> bool:
+    """Whether the worker running a quiet operation still answers its health checks: it
+    went quiet in work that emits no span (KTRDR's training loop), not stuck, up to the
+    type's budget (a loop that hangs while the worker's API answers looks the same; quiet
+    for longer than a whole run may take, it is stuck). Followed with ``--follow``, the
+    worker's answers to the polls say the same; without, only these."""
+    answered = workers.answered_us
+    if answered is None or answered <= facts.end_us:
+        return False
+    budget_s = settings.slow_budget_s.get(facts.operation_type or "", settings.default_budget_s)
+    return (
+        now_us - answered <= settings.stuck_after_s * 1e6
+        and facts.idle_us <= max(budget_s, settings.stuck_after_s) * 1e6
+    )
 
 
 def _own_part(trace: Trace, walk: Sequence[tuple[Span, int]], context: set[str]) -> Trace:

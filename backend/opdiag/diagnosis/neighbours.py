@@ -158,11 +158,14 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
     unregistered: Unregistered | None = None  # no worker of the type was registered at all
     no_workers: Unregistered | None = None  # no worker of any type was registered
     view: WorkerView | None = None  # what the probes said, for naming other addresses
+    # when the worker that runs the operation last answered a health check (in flight only)
+    answered_us: int | None = None
 
     def service_called(self, span: Span) -> tuple[bool, str | None]:
-        """Whether a client span called another address than the assessed worker's, and
-        then the process the probes knew there (None: unknown). A dispatch that failed on a
-        dead worker while the operation ran on another must not name the one it ran on."""
+        """Whether a client span called another worker's address than the assessed
+        worker's, and then the process the probes knew there. A dispatch that failed on a
+        dead worker while the operation ran on another must not name the one it ran on; the
+        CLI's call to the backend names no worker at all."""
         if span.kind != CLIENT:
             return False, None
         address = address_of(url_of(span))
@@ -171,7 +174,9 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
         place = same_place(address)
         if self.worker is not None and self.worker.address == place:
             return False, None
-        return True, self.view.service_at(place, span.start_us) if self.view else None
+        if self.view is None or place not in self.view.services:
+            return False, None  # no worker was probed there: the backend (:8000), not a worker
+        return True, self.view.service_at(place, span.start_us)
 
     @property
     def silence(self) -> Silence | None:
@@ -284,14 +289,28 @@ def assess_workers(
             seen = worker_ends.get(worker.service) if worker.service is not None else None
         else:
             seen = max((s.end_us for s in spans if s.service == worker.service), default=None)
+        answered = None
         if ran and not settled and worker.address:
             lost = view.silent(worker.address, start_us, judge_until_us)
             if lost is None:
                 again = view.replaced(worker.address, worker.service, start_us, judge_until_us)
                 if again is not None and seen is not None and seen > again.since.time_us:
                     again = None  # it still reported on the operation afterwards: not replaced
+            if lost is None and again is None:
+                answered = view.last_answer(
+                    worker.address, worker.service, start_us, judge_until_us
+                )
         return WorkerAssessment(
-            worker, bool(ran), lost, None, (), len(probes), seen, again, view=view
+            worker,
+            bool(ran),
+            lost,
+            None,
+            (),
+            len(probes),
+            seen,
+            again,
+            view=view,
+            answered_us=answered,
         )
     globs = spec.worker_globs(operation_type) if operation_type else ()
     capable = tuple(view.addresses_of(globs)) if globs else ()

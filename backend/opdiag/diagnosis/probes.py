@@ -252,6 +252,20 @@ class WorkerView(msgspec.Struct):
         matches = Globs.of(globs)
         return sorted(a for a, s in self.services.items() if matches(s))
 
+    def last_answer(
+        self, address: str, service: str | None, from_us: int, to_us: int
+    ) -> int | None:
+        """When ``address`` last answered a probe between ``from_us`` and ``to_us`` as
+        ``service`` (or with no server span to say who), if it did."""
+        key = same_place(address)
+        last: int | None = None
+        for p in self.probes:
+            if p.address != key or not p.ok or p.time_us < from_us or p.time_us > to_us:
+                continue
+            if p.answered_by is None or service is None or p.answered_by == service:
+                last = p.time_us if last is None else max(last, p.time_us)
+        return last
+
     def silent(self, address: str, from_us: int, to_us: int) -> Silence | None:
         """Whether ``address`` was silent at ``to_us``: the probes up to then end in a run of
         failures (no success after them), and that run was still failing at ``from_us`` or
