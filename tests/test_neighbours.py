@@ -554,3 +554,26 @@ def test_a_lost_worker_says_whether_it_refused_or_hung(errors, failure: str | No
         assert values["worker.failure"] is None
     else:
         assert values["worker.failure"].startswith(failure)
+
+
+def _call(url: str) -> Span:
+    (span,) = _trace({"name": "POST", "service": "ktrdr-cli", "kind": "client",
+                      "attrs": {"http.url": url}}).spans
+    return span
+
+
+def test_a_call_names_another_worker_only_at_an_address_the_health_checks_reach() -> None:
+    """The CLI's call to the backend is no call to another worker (the lost worker's name
+    was dropped from its summary); a dispatch to another probed worker names that one; with
+    no health checks at all, another address is another, unknown, worker."""
+    around = [probe(-5, 5005, True), probe(-4, 5006, True, "ktrdr-training-worker-bb")]
+    found = _training_judged_at_a_minute(around)
+    assert found.service_called(_call("http://127.0.0.1:8000/api/v1/trainings/start")) == (
+        False,
+        None,
+    )
+    other = _call("http://127.0.0.1:5006/training/start")
+    assert found.service_called(other) == (True, "ktrdr-training-worker-bb")
+    assert found.service_called(_call("http://127.0.0.1:5005/training/start")) == (False, None)
+    blind = _training_judged_at_a_minute([])
+    assert blind.service_called(_call("http://127.0.0.1:8000/api/v1/x")) == (True, None)

@@ -163,9 +163,10 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
 
     def service_called(self, span: Span) -> tuple[bool, str | None]:
         """Whether a client span called another worker's address than the assessed
-        worker's, and then the process the probes knew there. A dispatch that failed on a
-        dead worker while the operation ran on another must not name the one it ran on; the
-        CLI's call to the backend names no worker at all."""
+        worker's, and then the process the probes knew there (None: unknown). A dispatch
+        that failed on a dead worker while the operation ran on another must not name the
+        one it ran on; the CLI's call to the backend (an address the health checks of the
+        workers never reach) is no call to another worker."""
         if span.kind != CLIENT:
             return False, None
         address = address_of(url_of(span))
@@ -174,8 +175,10 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
         place = same_place(address)
         if self.worker is not None and self.worker.address == place:
             return False, None
-        if self.view is None or place not in self.view.services:
-            return False, None  # no worker was probed there: the backend (:8000), not a worker
+        if self.view is None or not self.view.probes:
+            return True, None  # no health checks to tell a worker's address by
+        if place not in self.view.services:
+            return False, None  # the workers are probed, this address never: the backend
         return True, self.view.service_at(place, span.start_us)
 
     @property
