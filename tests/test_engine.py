@@ -1038,6 +1038,109 @@ def test_a_resume_refused_with_409_changes_nothing(with_cli: bool) -> None:
     assert (running.status, running.verdict) == ("running", "healthy"), running.summary
 
 
+def _killed_then_resumed(*, done: bool) -> dict[str, object]:
+    """The backtest, its worker killed mid-run (its spans stop), KTRDR's orphan detector
+    failing it a few minutes later in a one-span trace, then ``ktrdr resume``: the backend
+    moves it to resuming and dispatches it to another worker, which runs it to the end (or
+    is still running it)."""
+    case = backtest_case()
+    first = [s for s in case["spans"] if s.get("attrs", {}).get("operation.to_status") not in
+             ("completed",) and float(s.get("start", 0)) < 2_000]
+    other = "ktrdr-backtest-worker-ef56ab78"
+    orphaned = {
+        "name": "operation.state_transition",
+        "start": 300_000,
+        "attrs": {
+            "operation.id": OP,
+            "operation.from_status": "running",
+            "operation.to_status": "failed",
+            "operation.error": "Operation was RUNNING but no worker claimed it",
+        },
+    }
+    resume: list[dict[str, object]] = [
+        {"id": "c", "name": "cli.resume", "service": "ktrdr-cli", "start": 600_000, "dur": 40},
+        {
+            "id": "r",
+            "parent": "c",
+            "name": "POST /api/v1/operations/{operation_id}/resume",
+            "kind": "server",
+            "start": 600_005,
+            "dur": 30,
+            "attrs": {"http.status_code": 200},
+        },
+        {
+            "parent": "r",
+            "name": "operation.state_transition",
+            "start": 600_010,
+            "attrs": {
+                "operation.id": OP,
+                "operation.from_status": "failed",
+                "operation.to_status": "resuming",
+                "operation.resumed": True,
+            },
+        },
+        {
+            "id": "p",
+            "parent": "r",
+            "name": "POST",
+            "kind": "client",
+            "start": 600_015,
+            "dur": 10,
+            "attrs": {
+                "http.url": "http://127.0.0.1:5004/backtests/resume",
+                "http.status_code": 200,
+            },
+        },
+        {
+            "id": "w",
+            "parent": "p",
+            "name": "POST /backtests/resume",
+            "service": other,
+            "kind": "server",
+            "start": 600_017,
+            "dur": 5,
+        },
+        {
+            "parent": "w",
+            "name": "operation.state_transition",
+            "service": other,
+            "start": 600_020,
+            "attrs": {"operation.id": OP, "operation.from_status": "resuming",
+                      "operation.to_status": "running"},
+        },
+        {"parent": "w", "name": "backtest.feature_compute", "service": other, "start": 600_100,
+         "dur": 2_000},
+    ]
+    if done:
+        resume.append(
+            {
+                "parent": "w",
+                "name": "operation.state_transition",
+                "service": other,
+                "start": 603_000,
+                "attrs": {"operation.id": OP, "operation.from_status": "running",
+                          "operation.to_status": "completed"},
+            }
+        )
+    return {
+        "operation_id": OP,
+        "traces": [{"spans": first}, {"spans": [orphaned]}, {"spans": resume}],
+    }
+
+
+def test_a_run_resumed_after_its_worker_died_is_judged_from_its_resume() -> None:
+    """Killed, failed by the orphan detector, resumed on another worker: the lost worker is
+    the first attempt's story. The run since the resume is judged (its length, its worker),
+    and a warning says what was left out."""
+    done = run_case({**_killed_then_resumed(done=True), "now_s": 700})
+    assert (done.verdict, done.status) == ("healthy", "completed"), done.summary
+    assert done.duration_ms == 3_001  # from the resume request to the last transition
+    assert any(w.startswith("resumed at") and "from failed" in w for w in done.warnings)
+    running = run_case({**_killed_then_resumed(done=False), "now_s": 603})
+    assert (running.verdict, running.status) == ("healthy", "running"), running.summary
+    assert "ktrdr-backtest-worker-ef56ab78" in running.summary
+
+
 def test_a_resumed_run_is_not_judged_slow() -> None:
     """A run cancelled, resumed and completed lasts its first attempt, the pause and the rest:
     KTRDR restarts its clock at the resume, so that length says nothing about its speed."""
@@ -1079,3 +1182,14 @@ def test_a_followed_operation_is_not_stuck_while_its_follower_polls() -> None:
     case["spans"] = [s for s in case["spans"] if s["name"] != "GET"]
     alone = run_case({**case, "now_s": 420})
     assert alone.verdict == "stuck", alone.summary
+
+
+def test_a_resumed_run_is_no_baseline_for_others() -> None:
+    """Its length is the rest of a run from a checkpoint: beside whole runs it would make
+    them look slow."""
+    from opdiag.service import _is_healthy_run
+
+    done = run_case({**_killed_then_resumed(done=True), "now_s": 700})
+    assert done.resumed and done.verdict == "healthy"
+    assert not _is_healthy_run(done)
+    assert _is_healthy_run(run_case(backtest_case()))

@@ -230,3 +230,27 @@ def test_last_status_is_the_latest_own_transition():
     by_key = {g.key: g for g in group_operations([tr])}
     assert last_status(by_key[OP_BT]) == "completed"
     assert last_status(by_key[OP_TR]) == "failed"
+
+
+def _refused_resume(tid: str, op_id: str) -> Trace:
+    """``ktrdr resume`` answered 409: ``cli.resume`` carries no id and no transition came."""
+    url = f"http://127.0.0.1:8000/api/v1/operations/{op_id}/resume"
+    return trace(
+        tid,
+        span(tid, "r1", "cli.resume", "ktrdr-cli", start=90_000, dur=400),
+        span(tid, "r2", "POST", "ktrdr-cli", parent="r1", kind=CLIENT, start=90_010, dur=300,
+             **{"http.url": url, "http.status_code": 409, "error": True}),
+        span(tid, "r3", "POST /api/v1/operations/{operation_id}/resume", parent="r2",
+             kind=SERVER, start=90_020, dur=200,
+             **{"http.url": url, "http.status_code": 409}),
+    )
+
+
+def test_a_refused_call_that_names_an_operation_in_its_url_is_that_operations():
+    """Not a failed dispatch of its own in the list: the engine leaves it out of the
+    operation with a warning (diagnosis.resumes)."""
+    groups = group_operations([cli_trace(), _refused_resume("b" * 32, OP_BT)])
+    assert keys(groups) == [OP_BT]
+    assert {t.trace_id for t in groups[0].traces} == {"a" * 32, "b" * 32}
+    alone = group_operations([_refused_resume("c" * 32, "not_an_operation_id")])
+    assert keys(alone) == ["c" * 32]  # a failed dispatch of its own, as before

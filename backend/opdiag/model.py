@@ -239,13 +239,17 @@ class Trace:
 
 
 def subtrees(trace: Trace, spans: Iterable[Span]) -> Trace:
-    """A trace of some of ``trace``'s spans, each with all its descendants (the caller's
-    promise), those whose parent is left out as roots. The spans are shared, not changed:
-    ``build_trace`` would re-parent them in the trace they belong to."""
+    """A trace of some of ``trace``'s spans, those whose parent is left out as roots (the
+    subtrees of an operation's own spans; its run since a resume). The spans are shared, not
+    changed: ``build_trace`` would re-parent them in the trace they belong to."""
     kept = list(spans)
     by_id = {span.span_id: span for span in kept}
     roots = sorted((s for s in kept if s.parent_id not in by_id), key=_START)
-    children = {pid: kids for pid, kids in trace.children.items() if pid in by_id}
+    children = {
+        pid: [k for k in kids if k.span_id in by_id]
+        for pid, kids in trace.children.items()
+        if pid in by_id
+    }
     first, last = _bounds(kept)
     return Trace(
         trace_id=trace.trace_id,

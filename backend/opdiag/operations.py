@@ -46,6 +46,8 @@ _OP_ID_RE = re.compile(
     r"^op_(?:[a-z0-9]+_)*?(data_load|training|backtesting|indicator_compute|fuzzy_analysis|"
     r"dummy|agent_research|agent_design|agent_assessment)_\d{8}_\d{6}_[0-9a-f]+$"
 )
+# a call about one operation, by its id in the path (the route KTRDR's CLI resumes with)
+_NAMED_IN_URL = re.compile(r"/operations/([^/?#]+)/resume/?$")
 _OTHER_ID_TYPES: tuple[tuple[str, str], ...] = (
     ("worker_backtest_", "backtesting"),
     ("worker_training_", "training"),
@@ -243,6 +245,19 @@ def _is_failed_dispatch(trace: Trace) -> bool:
     return has_error and any(s.name in SELECTION_SPANS for s in trace.spans)
 
 
+def _operation_in_url(trace: Trace) -> str | None:
+    """The operation a failed call of the trace named in its URL (``POST
+    /api/v1/operations/{id}/resume``): the CLI's ``cli.resume`` carries no id, and a 409
+    leaves no transition that would."""
+    for span in trace.spans:
+        if span.kind not in (CLIENT, SERVER):
+            continue
+        found = _NAMED_IN_URL.search(_url_path(span))
+        if found is not None and _OP_ID_RE.match(found.group(1)):
+            return found.group(1)
+    return None
+
+
 def _type_from_names(span_iter: Iterable[Span]) -> str | None:
     spans = list(span_iter)
     for span in spans:
@@ -327,13 +342,28 @@ def group_operations(
     """Operations held by ``traces``, newest first.
 
     A trace belongs to every operation whose id appears on one of its spans; a trace without
-    any id is an operation of its own (keyed by trace id) only when it is a failed dispatch;
-    noise traces (health, metrics, polling — even polling that names an operation id, since
-    polling is not activity of the operation) belong to nothing.
+    any id is an operation of its own (keyed by trace id) only when it is a failed dispatch,
+    unless the failed call named an operation in its URL (``ktrdr resume`` of a completed
+    operation answered 409: the operation's, not a failure of its own); noise traces (health,
+    metrics, polling — even polling that names an operation id, since polling is not activity
+    of the operation) belong to nothing.
     """
     groups: dict[str, OperationTraces] = {}
     hints: dict[str, list[str | None]] = {}
     noise = Globs.of((*NOISE_SPAN_PATTERNS, *noise_patterns))
+
+    def join(op_id: str, trace: Trace, op_type: str | None, *, single: bool) -> None:
+        group = groups.get(op_id)
+        if group is None:
+            group = OperationTraces(op_id, op_id, UNKNOWN_TYPE, [], trace.start_us, trace.end_us)
+            groups[op_id] = group
+            hints[op_id] = []
+        group.traces.append(trace)
+        group.alone = group.alone and single
+        group.start_us = min(group.start_us, trace.start_us)
+        group.end_us = max(group.end_us, trace.end_us)
+        hints[op_id].append(op_type)
+
     for trace in traces:
         if not trace.spans or _is_noise_trace(trace, noise):
             continue
@@ -342,20 +372,16 @@ def group_operations(
         if scan.op_types:
             single = len(scan.op_types) == 1
             for op_id, op_type in scan.op_types.items():
-                group = groups.get(op_id)
-                if group is None:
-                    group = OperationTraces(op_id, op_id, UNKNOWN_TYPE, [], start, end)
-                    groups[op_id] = group
-                    hints[op_id] = []
-                group.traces.append(trace)
-                group.alone = group.alone and single
-                group.start_us = min(group.start_us, start)
-                group.end_us = max(group.end_us, end)
-                hints[op_id].append(op_type)
+                join(op_id, trace, op_type, single=single)
                 if single and op_type is None:
                     hints[op_id].append(scan.any_type)
             continue
-        if _is_failed_dispatch(trace):
+        if not _is_failed_dispatch(trace):
+            continue
+        named = _operation_in_url(trace)
+        if named is not None:
+            join(named, trace, None, single=True)
+        else:
             key = trace.trace_id
             if key in groups:  # an operation id equal to a trace id: keep them apart
                 continue

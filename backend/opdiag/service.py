@@ -105,6 +105,7 @@ def _is_healthy_run(diagnosis: Diagnosis) -> bool:
         and diagnosis.status == "completed"
         and diagnosis.verdict == "healthy"
         and diagnosis.duration_ms is not None
+        and not diagnosis.resumed  # the rest of a run from its checkpoint
     )
 
 

@@ -38,7 +38,7 @@ from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers
 from opdiag.diagnosis.op_values import operation_values
 from opdiag.diagnosis.recovered import NOTHING_RECOVERED, advisory, recovered_attempts
 from opdiag.diagnosis.result import Diagnosis, Finding
-from opdiag.diagnosis.resumes import without_refused_resumes
+from opdiag.diagnosis.resumes import since_last_resume, without_refused_resumes
 from opdiag.diagnosis.rules import Rule, RuleSet
 from opdiag.diagnosis.slow import apply_slow
 from opdiag.diagnosis.span_rules import (
@@ -134,6 +134,11 @@ def diagnose(
     if facts.resumed or len(walks) > 1:  # a refused resume is a request trace of its own
         walks, refused = without_refused_resumes(walks, resumed=facts.resumed)
         if refused:
+            facts = facts_of()
+    if facts.resumed:  # a resumed run is judged from its resume on
+        walks, cut = since_last_resume(walks, op_id)
+        if cut is not None:
+            refused.append(cut)
             facts = facts_of()
     # what the operation's window holds around it (its extent and lifecycle do not change
     # with what is recovered below, only its error count)

@@ -6,9 +6,12 @@ neither changes the operation:
 * 409 when the operation is running, resuming or completed: no transition at all, but the
   CLI's call is in error, and read with it a completed training read "failed";
 * after moving a failed or cancelled operation to ``resuming`` (a transition span): 404 when
-  no checkpoint is found, 503 when no worker can take it; it then sets the operation back
-  without a span. Read with it, the operation would stay ``resuming`` for ever, then
-  ``stuck``.
+  no checkpoint is found (it then marks the operation failed, without a span), 503 when no
+  worker can take it and 502 when the worker refuses it (marked cancelled, without a span).
+  Read with it, the operation would stay ``resuming`` for ever, then ``stuck``.
+
+A resume that was accepted starts a new attempt, often on another worker: the operation is
+judged from it on (``since_last_resume``).
 """
 
 from __future__ import annotations
@@ -16,15 +19,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from opdiag.diagnosis.facts import operation_id_of
 from opdiag.diagnosis.neighbours import clock_text
 from opdiag.model import CLIENT, SERVER, Span, Trace, http_status, lifecycle_status, url_of
 
-__all__ = ["without_refused_resumes"]
+__all__ = ["since_last_resume", "without_refused_resumes"]
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
 # how deep a resume request's answer sits: the CLI's command span, its call, the server span
 _REQUEST_DEPTH = 3
 _CONFLICT = 409
+# what KTRDR did to the operation after refusing, without a span
+_AFTER = {
+    404: " (KTRDR found no checkpoint and marked it failed)",
+    502: " (the worker refused it; KTRDR marked it cancelled)",
+    503: " (no worker could take it; KTRDR marked it cancelled)",
+}
 
 
 def without_refused_resumes(walks: Walks, *, resumed: bool) -> tuple[Walks, list[str]]:
@@ -45,6 +55,7 @@ def without_refused_resumes(walks: Walks, *, resumed: bool) -> tuple[Walks, list
         refused.append(
             f"a resume at {clock_text(span.start_us)} was refused ({name} answered "
             f"{status}, trace {trace.trace_id}): the operation is read as it was before it"
+            f"{_AFTER.get(status, '')}"
         )
     return (kept, refused) if kept else (walks, [])
 
@@ -95,3 +106,46 @@ def _refused_after_resuming(
                 return (parent, status) if status >= 400 else None
             parent_id = parent.parent_id
     return None
+
+
+def since_last_resume(walks: Walks, operation_id: str | None) -> tuple[Walks, str | None]:
+    """The walks cut to the run since the operation's last accepted resume (the request
+    that moved it to ``resuming``, from its first span), and a warning saying what was left
+    out. A resumed run is a new attempt, often on another worker: the first attempt's lost
+    worker, its pause and its length are history, not this run's story (a training killed,
+    failed by KTRDR's orphan detector, then resumed and completed read ``worker_lost``)."""
+    latest: tuple[Span, Trace] | None = None
+    for trace, walk in walks:
+        for span, _ in walk:
+            if lifecycle_status(span.attributes) != "resuming":
+                continue
+            if operation_id is not None and operation_id_of(span) != operation_id:
+                continue
+            if latest is None or span.start_us > latest[0].start_us:
+                latest = (span, trace)
+    if latest is None:
+        return walks, None
+    resumed, trace = latest
+    top = resumed
+    while top.parent_id is not None and (parent := trace.by_id.get(top.parent_id)) is not None:
+        top = parent
+    since = top.start_us
+    kept: list[tuple[Trace, Sequence[tuple[Span, int]]]] = []
+    first: int | None = None
+    left = 0
+    for t, walk in walks:
+        part = [(s, d) for s, d in walk if s.start_us >= since]
+        if len(part) < len(walk):
+            left += len(walk) - len(part)
+            earliest = min(s.start_us for s, _ in walk)
+            first = earliest if first is None else min(first, earliest)
+        if part:
+            kept.append((t, part))
+    if not left or first is None:
+        return walks, None
+    was = resumed.attributes.get("operation.from_status")
+    return kept, (
+        f"resumed at {clock_text(resumed.start_us)}"
+        f"{f' from {was}' if isinstance(was, str) and was else ''}: the run since is judged; "
+        f"the attempt before it (from {clock_text(first)}, {left} span(s)) is left out"
+    )
