@@ -1184,6 +1184,50 @@ def test_a_followed_operation_is_not_stuck_while_its_follower_polls() -> None:
     assert alone.verdict == "stuck", alone.summary
 
 
+def _shifted(case: dict[str, object], service: str, by_ms: float) -> dict[str, object]:
+    for trace in case["traces"]:  # type: ignore[union-attr]
+        for span in trace["spans"]:
+            if span.get("service") == service:
+                span["start"] = float(span.get("start", 0)) + by_ms
+    return case
+
+
+def test_a_resume_is_judged_whole_whatever_the_clocks_say() -> None:
+    """The resuming worker's clock half a second behind the backend's: its first spans start
+    before the resume request did, and are the resumed run all the same."""
+    case = _shifted(_killed_then_resumed(done=True), "ktrdr-backtest-worker-ef56ab78", -500)
+    d = run_case({**case, "now_s": 700})
+    assert (d.verdict, d.status) == ("healthy", "completed"), d.summary
+    assert "backtest.feature_compute" in [s.span_name for s in d.execution_flow]
+
+
+def test_a_resume_made_inside_a_long_lived_trace_cuts_from_the_request() -> None:
+    """The resume request hangs under a span that started before the first attempt (a
+    session, a coordinator): the cut starts at the request, not at that span."""
+    case = _killed_then_resumed(done=True)
+    resume = case["traces"][2]["spans"]  # type: ignore[index]
+    resume.insert(0, {"id": "sess", "name": "agent.session", "start": 0, "dur": 700_000})
+    resume[1]["parent"] = "sess"
+    d = run_case({**case, "now_s": 700})
+    assert (d.verdict, d.status) == ("healthy", "completed"), d.summary
+    assert any(w.startswith("resumed at") for w in d.warnings), d.warnings
+
+
+def test_an_operation_resumed_twice_is_judged_from_the_last_resume() -> None:
+    case = _killed_then_resumed(done=True)
+    again = [
+        {**s, "start": float(s.get("start", 0)) + 100_000}
+        for s in case["traces"][2]["spans"]  # type: ignore[index]
+    ]
+    for s in again:
+        if s.get("attrs", {}).get("operation.to_status") == "resuming":
+            s["attrs"] = {**s["attrs"], "operation.from_status": "cancelled"}
+    case["traces"].append({"spans": again})  # type: ignore[union-attr]
+    d = run_case({**case, "now_s": 800})
+    assert d.status == "completed" and d.duration_ms == 3_001, (d.summary, d.duration_ms)
+    assert any("from cancelled" in w for w in d.warnings), d.warnings
+
+
 def test_a_resumed_run_is_no_baseline_for_others() -> None:
     """Its length is the rest of a run from a checkpoint: beside whole runs it would make
     them look slow."""

@@ -270,3 +270,27 @@ def test_a_quiet_training_whose_worker_answers_is_running_not_stuck() -> None:
     hung = run_case({**_unfollowed_training(3_700), "now_s": 3_700})
     assert hung.verdict == "stuck", hung.summary
     assert run_case({**_unfollowed_training(3_500), "now_s": 3_500}).verdict == "healthy"
+
+
+def test_a_child_quiet_past_its_budget_is_stuck_though_its_research_polls_on() -> None:
+    """The coordinator polls for as long as it waits: that keeps a quiet child running only
+    up to its type's budget (training: 1 h), as its worker's answers do."""
+    polls = [
+        {"name": "operations.list", "start": 5_000 * i + 200, "attrs": {}} for i in range(1, 2_200)
+    ]
+    case = {"spans": [*_trigger(None), *_child(None)[:-1], *polls], "operation_id": CHILD}
+    assert run_case({**case, "now_s": 3_000}).verdict == "healthy"
+    hung = run_case({**case, "now_s": 10_900})
+    assert hung.verdict == "stuck", hung.summary
+
+
+def test_context_is_told_apart_per_trace() -> None:
+    """Span ids are unique within a trace only: a context span of one trace must not hide
+    the span of another trace that shares its id (here the child's completion)."""
+    finished = _finished()
+    finished["spans"] = [s for s in finished["spans"] if s["id"] not in ("wend", "rend")]
+    done = _transition(CHILD, "wend", "x", 79_300, "completed")
+    del done["parent"]
+    case = {"traces": [finished, {"spans": [done]}], "operation_id": CHILD}
+    d = run_case({**case, "now_s": 200})
+    assert (d.verdict, d.status) == ("healthy", "completed"), d.summary

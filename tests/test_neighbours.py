@@ -577,3 +577,11 @@ def test_a_call_names_another_worker_only_at_an_address_the_health_checks_reach(
     assert found.service_called(_call("http://127.0.0.1:5005/training/start")) == (False, None)
     blind = _training_judged_at_a_minute([])
     assert blind.service_called(_call("http://127.0.0.1:8000/api/v1/x")) == (True, None)
+
+
+def test_a_probed_address_that_never_answered_is_still_another_workers() -> None:
+    """Its checks all failed in the window (it died before): it was probed, so it is a
+    worker's address, and the operation's own worker must not be named for it."""
+    around = [probe(-5, 5005, True), probe(-4, 5006, False), probe(6, 5006, False)]
+    found = _training_judged_at_a_minute(around)
+    assert found.service_called(_call("http://127.0.0.1:5006/training/start")) == (True, None)

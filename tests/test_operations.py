@@ -254,3 +254,12 @@ def test_a_refused_call_that_names_an_operation_in_its_url_is_that_operations():
     assert {t.trace_id for t in groups[0].traces} == {"a" * 32, "b" * 32}
     alone = group_operations([_refused_resume("c" * 32, "not_an_operation_id")])
     assert keys(alone) == ["c" * 32]  # a failed dispatch of its own, as before
+
+
+def test_a_refused_resume_without_its_operations_traces_is_a_row_of_its_own():
+    """The operation completed before the listing's window: the refusal alone must not turn
+    its row into a failure; it stays a failed request keyed by its trace, as before."""
+    alone = group_operations([_refused_resume("d" * 32, OP_BT)])
+    assert keys(alone) == ["d" * 32]
+    both = group_operations([_refused_resume("e" * 32, OP_BT), cli_trace()])  # either order
+    assert keys(both) == [OP_BT]

@@ -47,7 +47,7 @@ _OP_ID_RE = re.compile(
     r"dummy|agent_research|agent_design|agent_assessment)_\d{8}_\d{6}_[0-9a-f]+$"
 )
 # a call about one operation, by its id in the path (the route KTRDR's CLI resumes with)
-_NAMED_IN_URL = re.compile(r"/operations/([^/?#]+)/resume/?$")
+_NAMED_IN_URL = re.compile(r"/operations/([^/?#]+)/resume/?(?:[?#]|$)")
 _OTHER_ID_TYPES: tuple[tuple[str, str], ...] = (
     ("worker_backtest_", "backtesting"),
     ("worker_training_", "training"),
@@ -245,6 +245,17 @@ def _is_failed_dispatch(trace: Trace) -> bool:
     return has_error and any(s.name in SELECTION_SPANS for s in trace.spans)
 
 
+def _failed_dispatch(
+    groups: dict[str, OperationTraces], trace: Trace, any_type: str | None
+) -> None:
+    """A failed dispatch with no operation: a row of its own, keyed by its trace id."""
+    key = trace.trace_id
+    if key in groups:  # an operation id equal to a trace id: keep them apart
+        return
+    op_type = any_type or _type_from_names(trace.spans) or UNKNOWN_TYPE
+    groups[key] = OperationTraces(key, None, op_type, [trace], trace.start_us, trace.end_us)
+
+
 def _operation_in_url(trace: Trace) -> str | None:
     """The operation a failed call of the trace named in its URL (``POST
     /api/v1/operations/{id}/resume``): the CLI's ``cli.resume`` carries no id, and a 409
@@ -343,14 +354,15 @@ def group_operations(
 
     A trace belongs to every operation whose id appears on one of its spans; a trace without
     any id is an operation of its own (keyed by trace id) only when it is a failed dispatch,
-    unless the failed call named an operation in its URL (``ktrdr resume`` of a completed
-    operation answered 409: the operation's, not a failure of its own); noise traces (health,
+    unless the failed call named an operation in its URL whose own traces are here (``ktrdr
+    resume`` of a completed operation answered 409: the operation's); noise traces (health,
     metrics, polling — even polling that names an operation id, since polling is not activity
     of the operation) belong to nothing.
     """
     groups: dict[str, OperationTraces] = {}
     hints: dict[str, list[str | None]] = {}
     noise = Globs.of((*NOISE_SPAN_PATTERNS, *noise_patterns))
+    about: list[tuple[str, Trace, str | None]] = []  # failed calls naming an operation
 
     def join(op_id: str, trace: Trace, op_type: str | None, *, single: bool) -> None:
         group = groups.get(op_id)
@@ -368,7 +380,6 @@ def group_operations(
         if not trace.spans or _is_noise_trace(trace, noise):
             continue
         scan = _scan(trace)
-        start, end = trace.start_us, trace.end_us
         if scan.op_types:
             single = len(scan.op_types) == 1
             for op_id, op_type in scan.op_types.items():
@@ -380,13 +391,14 @@ def group_operations(
             continue
         named = _operation_in_url(trace)
         if named is not None:
+            about.append((named, trace, scan.any_type))
+            continue
+        _failed_dispatch(groups, trace, scan.any_type)
+    for named, trace, any_type in about:  # the operation's, when its own traces are here
+        if named in hints:
             join(named, trace, None, single=True)
         else:
-            key = trace.trace_id
-            if key in groups:  # an operation id equal to a trace id: keep them apart
-                continue
-            op_type = scan.any_type or _type_from_names(trace.spans) or UNKNOWN_TYPE
-            groups[key] = OperationTraces(key, None, op_type, [trace], start, end)
+            _failed_dispatch(groups, trace, any_type)
     for op_id, found in hints.items():
         group = groups[op_id]
         if len(group.traces) > 1:

@@ -4,11 +4,13 @@ Pure (no I/O, no clock: ``now_us`` is an argument; the input traces are not modi
 linear in the number of spans: the scoped spans are walked a fixed number of times, rule
 candidates are looked up per distinct span name, and only matching spans are examined further.
 
-Steps: scope the traces to the operation (facts.scoped_walk) → operation facts → timing and
-bottleneck (the span with the most time on the critical path, transport noise ignored) →
-span rules → operation rules → slow assessment → verdict by priority → root cause, solution,
-execution flow. ``slow.reassess_slow`` redoes only the slow assessment once the service knows
-the operation type's baseline.
+Steps: scope the traces to the operation (facts.scoped_walk) → operation facts → leave out
+the resumes KTRDR refused and what came before the last one it accepted (resumes) → timing
+and bottleneck (the span with the most time on the critical path, transport noise ignored) →
+the workers it needed; a quiet operation is alive while its worker answers or its trace moves,
+up to its type's budget → span rules → operation rules → slow assessment → verdict by
+priority → root cause, solution, execution flow. ``slow.reassess_slow`` redoes only the
+slow assessment once the service knows the operation type's baseline.
 
 Verdicts without a winning rule fall back to: ``failed`` (error spans or status failed),
 ``cancelled``, ``stuck``, else ``healthy``. A recent unfinished operation without errors is
@@ -102,7 +104,7 @@ def diagnose(
     of the same source around the operation's time (the pack's ``neighbours`` section says
     which); only those inside its window are read."""
     walks: Walks = []
-    context: set[str] = set()
+    context: dict[str, frozenset[str]] = {}  # per trace: the ancestors that are context
     # the latest end of any span in a trace the scope cut: the rest of a research's trace is
     # its coordinator at work, whose own span is exported only when every research is over
     live_until_us = 0
@@ -110,7 +112,8 @@ def diagnose(
         walk, ancestors = scoped_walk(trace, operation_id)
         if walk:
             walks.append((trace, walk))
-            context.update(ancestors)
+            if ancestors:
+                context[trace.trace_id] = ancestors
             if len(walk) < len(trace.spans):
                 live_until_us = max(live_until_us, trace.end_us)
     if not walks:
@@ -124,7 +127,7 @@ def diagnose(
             rules,
             now_us=now_us,
             stuck_after_s=settings.stuck_after_s,
-            context=frozenset(context),
+            context=context,
             recovered=recovered,
             live_until_us=live_until_us,
         )
@@ -132,7 +135,7 @@ def diagnose(
     facts = facts_of()
     refused: list[str] = []
     if facts.resumed or len(walks) > 1:  # a refused resume is a request trace of its own
-        walks, refused = without_refused_resumes(walks, resumed=facts.resumed)
+        walks, refused = without_refused_resumes(walks, op_id, resumed=facts.resumed)
         if refused:
             facts = facts_of()
     if facts.resumed:  # a resumed run is judged from its resume on
@@ -167,13 +170,16 @@ def diagnose(
         noisy[trace.trace_id] = noisy[trace.trace_id] | ids if trace.trace_id in noisy else ids
 
     if context:  # other operations' spans above this one's are not its work
-        found.work = [[s for s in spans if s.span_id not in context] for spans in found.work]
+        found.work = [
+            [s for s in spans if s.span_id not in context.get(t.trace_id, ())]
+            for (t, _), spans in zip(walks, found.work, strict=True)
+        ]
 
     def noise(span: Span) -> bool:
         return span.span_id in noisy[span.trace_id]
 
     timings = [
-        trace_timing(_own_part(t, walk, context), noisy=ids)
+        trace_timing(_own_part(t, walk, context.get(t.trace_id, frozenset())), noisy=ids)
         for (t, walk), ids in zip(walks, found.noisy, strict=True)
     ]
     choice = find_bottleneck(
@@ -198,6 +204,11 @@ def diagnose(
     )
     if facts.stuck and _worker_answers(workers, facts, now_us, settings):
         facts = msgspec.structs.replace(facts, stuck=False, running=True)
+    elif facts.running and live_until_us and now_us - facts.end_us > _quiet_limit_us(
+        facts, settings
+    ):  # the rest of its trace moves, but it has been quiet for longer than a run may take
+        idle = now_us - facts.end_us
+        facts = msgspec.structs.replace(facts, stuck=True, running=False, idle_us=idle)
     op_values = operation_values(
         facts, choice, ident, now_us, workers=workers, valued=found.valued, declared=rules.values
     )
@@ -303,24 +314,34 @@ def _worker_answers(
     workers: WorkerAssessment, facts: OperationFacts, now_us: int, settings: DiagnosisSettings
 ) -> bool:
     """Whether the worker running a quiet operation still answers its health checks: it
-    went quiet in work that emits no span (KTRDR's training loop), not stuck, up to the
-    type's budget (a loop that hangs while the worker's API answers looks the same; quiet
-    for longer than a whole run may take, it is stuck). Followed with ``--follow``, the
-    worker's answers to the polls say the same; without, only these."""
+    went quiet in work that emits no span (KTRDR's training loop), not stuck, up to
+    ``_quiet_limit_us``. Followed with ``--follow``, the worker's answers to the polls say
+    the same; without, only these."""
     answered = workers.answered_us
     if answered is None or answered <= facts.end_us:
         return False
-    budget_s = settings.slow_budget_s.get(facts.operation_type or "", settings.default_budget_s)
     return (
         now_us - answered <= settings.stuck_after_s * 1e6
-        and facts.idle_us <= max(budget_s, settings.stuck_after_s) * 1e6
+        and facts.idle_us <= _quiet_limit_us(facts, settings)
     )
 
 
-def _own_part(trace: Trace, walk: Sequence[tuple[Span, int]], context: set[str]) -> Trace:
-    """The trace, or, when the scope cut it, a trace of the operation's own spans: the
-    critical path of a research's whole trace runs through its coordinator, not through the
-    child training's phases."""
+def _quiet_limit_us(facts: OperationFacts, settings: DiagnosisSettings) -> float:
+    """How long an operation may be quiet while something else says it is alive (its
+    worker's answers, the rest of its trace): its type's budget. A loop that hangs while
+    the worker's API answers, a child whose research coordinator keeps polling, look alive;
+    quiet for longer than a whole run may take, they are stuck."""
+    budget_s = settings.slow_budget_s.get(facts.operation_type or "", settings.default_budget_s)
+    return max(budget_s, settings.stuck_after_s) * 1e6
+
+
+def _own_part(
+    trace: Trace, walk: Sequence[tuple[Span, int]], context: frozenset[str]
+) -> Trace:
+    """The trace, or, when the operation's walk is only part of it (its scope among other
+    operations, its run since a resume), a trace of the operation's own spans: the critical
+    path of a research's whole trace runs through its coordinator, not through the child
+    training's phases."""
     if len(walk) == len(trace.spans):
         return trace
     return subtrees(trace, (s for s, _ in walk if s.span_id not in context))

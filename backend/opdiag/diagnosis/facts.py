@@ -24,7 +24,7 @@ traces has ended: the operation is *after* it (KTRDR's training loop runs span-l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import repeat
 from operator import attrgetter
 from typing import Any
@@ -205,14 +205,15 @@ def operation_facts(
     *,
     now_us: int,
     stuck_after_s: float,
-    context: frozenset[str] = frozenset(),
+    context: Mapping[str, frozenset[str]] | None = None,
     recovered: dict[str, set[str]] | None = None,
     live_until_us: int = 0,
 ) -> OperationFacts:
     """One pass over the scoped spans: lifecycle, type, phase, extent, errors. ``recovered``:
     per trace id, the spans of failed attempts a retry made good (``analysis.retries``);
-    their errors are not the operation's. ``live_until_us``: the last sign of life in the
-    rest of the traces its scope was cut from (it is not stuck while they move)."""
+    their errors are not the operation's. ``context``: per trace id, the context-only
+    ancestors (``scoped_walk``). ``live_until_us``: the last sign of life in the rest of the
+    traces its scope was cut from (it is not stuck while they move)."""
     facts = OperationFacts(operation_id=operation_id)
     transitions: list[Span] = []
     registered_type: str | None = None
@@ -238,6 +239,7 @@ def operation_facts(
         by_id = trace.by_id
         clipped = facts.clipped_ends
         made_good = recovered.get(trace.trace_id, _NOTHING) if recovered else _NOTHING
+        above = context.get(trace.trace_id, _NOTHING) if context else _NOTHING
         for span, depth in walk:
             span_start = span.start_us
             span_end = span_start + span.duration_us
@@ -256,7 +258,7 @@ def operation_facts(
                 if limit is not None:
                     clipped[span.span_id] = limit
                     span_end = min(span_end, limit)
-            if context and span.span_id in context:
+            if above and span.span_id in above:
                 continue  # another operation's span above this one's: not its work
             attrs = span.attributes
             services.add(span.service)

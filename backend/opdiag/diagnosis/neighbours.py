@@ -177,7 +177,7 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
             return False, None
         if self.view is None or not self.view.probes:
             return True, None  # no health checks to tell a worker's address by
-        if place not in self.view.services:
+        if place not in self.view.probed:
             return False, None  # the workers are probed, this address never: the backend
         return True, self.view.service_at(place, span.start_us)
 

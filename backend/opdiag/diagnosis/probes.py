@@ -221,6 +221,7 @@ class WorkerView(msgspec.Struct):
     probes: list[Probe]
     services: dict[str, str] = msgspec.field(default_factory=dict)  # address -> answering service
     timeouts_to_lose: int = 1  # late failures in a row that make a silence (NeighbourSpec)
+    probed: frozenset[str] = frozenset()  # every address checked, answered or not
 
     @classmethod
     def of(cls, probes: list[Probe], timeouts_to_lose: int = 1) -> WorkerView:
@@ -228,7 +229,7 @@ class WorkerView(msgspec.Struct):
         for p in probes:
             if p.answered_by:
                 services[p.address] = p.answered_by  # the newest answer wins
-        return cls(probes, services, timeouts_to_lose)
+        return cls(probes, services, timeouts_to_lose, frozenset(p.address for p in probes))
 
     def service_at(self, address: str, at_us: int) -> str | None:
         """The service that answered at ``address`` by ``at_us`` (the last answer up to then;

@@ -29,6 +29,8 @@ Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
 # how deep a resume request's answer sits: the CLI's command span, its call, the server span
 _REQUEST_DEPTH = 3
 _CONFLICT = 409
+# a command span starts this close before the request it makes (the CLI: milliseconds)
+_COMMAND_LEAD_US = 10_000_000
 # what KTRDR did to the operation after refusing, without a span
 _AFTER = {
     404: " (KTRDR found no checkpoint and marked it failed)",
@@ -37,14 +39,16 @@ _AFTER = {
 }
 
 
-def without_refused_resumes(walks: Walks, *, resumed: bool) -> tuple[Walks, list[str]]:
+def without_refused_resumes(
+    walks: Walks, operation_id: str | None, *, resumed: bool
+) -> tuple[Walks, list[str]]:
     """The walks without the resume requests KTRDR refused, and a warning for each (all of
     them kept when nothing else would be left). ``resumed``: a transition to ``resuming``
     is among the operation's own (only then is the longer look for the second kind made)."""
     kept: list[tuple[Trace, Sequence[tuple[Span, int]]]] = []
     refused: list[str] = []
     for trace, walk in walks:
-        answer = _refused_outright(trace)
+        answer = _refused_outright(trace, operation_id)
         if answer is None and resumed:
             answer = _refused_after_resuming(trace, walk)
         if answer is None:
@@ -60,18 +64,31 @@ def without_refused_resumes(walks: Walks, *, resumed: bool) -> tuple[Walks, list
     return (kept, refused) if kept else (walks, [])
 
 
-def _refused_outright(trace: Trace) -> tuple[Span, int] | None:
-    """The resume call answered 409 near the top of a request's trace (the CLI's command,
-    its call, the backend's server span; with curl the server span is the root)."""
+def _refused_outright(trace: Trace, operation_id: str | None) -> tuple[Span, int] | None:
+    """The resume of this operation answered 409 near the top of a request's trace (the
+    CLI's command, its call, the backend's server span; with curl the server span is the
+    root)."""
     level = list(trace.roots)
     for _ in range(_REQUEST_DEPTH):
         for span in level:
-            if _is_resume_call(span) and http_status(span) == _CONFLICT:
+            if (
+                _is_resume_call(span)
+                and http_status(span) == _CONFLICT
+                and _names(span, operation_id)
+            ):
                 return span, _CONFLICT
         level = [child for span in level for child in trace.children.get(span.span_id, ())]
         if not level:
             break
     return None
+
+
+def _names(span: Span, operation_id: str | None) -> bool:
+    """Whether the call's URL (or target) names the operation, when one is asked for."""
+    if operation_id is None:
+        return True
+    where = url_of(span) or span.attributes.get("http.target") or span.attributes.get("url.path")
+    return isinstance(where, str) and operation_id in where
 
 
 def _is_resume_call(span: Span) -> bool:
@@ -109,11 +126,12 @@ def _refused_after_resuming(
 
 
 def since_last_resume(walks: Walks, operation_id: str | None) -> tuple[Walks, str | None]:
-    """The walks cut to the run since the operation's last accepted resume (the request
-    that moved it to ``resuming``, from its first span), and a warning saying what was left
-    out. A resumed run is a new attempt, often on another worker: the first attempt's lost
-    worker, its pause and its length are history, not this run's story (a training killed,
-    failed by KTRDR's orphan detector, then resumed and completed read ``worker_lost``)."""
+    """The walks cut to the run since the operation's last accepted resume, and a warning
+    saying what was left out. A resumed run is a new attempt, often on another worker: the
+    first attempt's lost worker, its pause and its length are history, not this run's story
+    (a training killed, failed by KTRDR's orphan detector, then resumed and completed read
+    ``worker_lost``). The resume request (its server span, the call and the command above
+    it) is kept whole whatever its clocks say; the other spans are kept from its start on."""
     latest: tuple[Span, Trace] | None = None
     for trace, walk in walks:
         for span, _ in walk:
@@ -126,15 +144,19 @@ def since_last_resume(walks: Walks, operation_id: str | None) -> tuple[Walks, st
     if latest is None:
         return walks, None
     resumed, trace = latest
-    top = resumed
-    while top.parent_id is not None and (parent := trace.by_id.get(top.parent_id)) is not None:
-        top = parent
+    top = _resume_request(resumed, trace)
     since = top.start_us
+    request = _subtree_ids(top, trace)
     kept: list[tuple[Trace, Sequence[tuple[Span, int]]]] = []
     first: int | None = None
     left = 0
     for t, walk in walks:
-        part = [(s, d) for s, d in walk if s.start_us >= since]
+        mine = request if t is trace else None
+        part = [
+            (s, d)
+            for s, d in walk
+            if s.start_us >= since or (mine is not None and s.span_id in mine)
+        ]
         if len(part) < len(walk):
             left += len(walk) - len(part)
             earliest = min(s.start_us for s, _ in walk)
@@ -149,3 +171,36 @@ def since_last_resume(walks: Walks, operation_id: str | None) -> tuple[Walks, st
         f"{f' from {was}' if isinstance(was, str) and was else ''}: the run since is judged; "
         f"the attempt before it (from {clock_text(first)}, {left} span(s)) is left out"
     )
+
+
+def _resume_request(transition: Span, trace: Trace) -> Span:
+    """The top of the request that moved the operation to ``resuming``: the backend's server
+    span, the call that reached it and the command that made the call (no higher: a resume
+    made inside a long-lived trace must not reach back to its start)."""
+    by_id = trace.by_id
+    current = transition
+    while current.kind != SERVER:
+        parent = by_id.get(current.parent_id) if current.parent_id is not None else None
+        if parent is None:
+            return current
+        current = parent
+    server = current
+    for _ in range(2):  # the client call, the command span that made it (just before)
+        parent = by_id.get(current.parent_id) if current.parent_id is not None else None
+        if parent is None or parent.kind == SERVER:
+            break
+        if server.start_us - parent.start_us > _COMMAND_LEAD_US:
+            break  # a session or coordinator around the request, not its command
+        current = parent
+    return current
+
+
+def _subtree_ids(top: Span, trace: Trace) -> set[str]:
+    found = {top.span_id}
+    todo = [top]
+    while todo:
+        for child in trace.children.get(todo.pop().span_id, ()):
+            if child.span_id not in found:
+                found.add(child.span_id)
+                todo.append(child)
+    return found
