@@ -37,6 +37,15 @@ OP_DONE = "op_training_20261204_154305_f6579e1a"  # completed 15:43:49
 OP_RUNNING = "op_training_20261204_155512_6652e327"  # running 15:55:12-15:59:14
 
 _rnd = random.Random(10)
+# what the backend answers a resume, per outcome
+ANSWER = {
+    "ok": 200,
+    "conflict": 409,
+    "no_checkpoint": 404,
+    "no_worker": 503,
+    "rejected": 502,
+    "connect": 503,
+}
 
 
 def sid() -> str:
@@ -113,53 +122,28 @@ def server(t, parent, svc_port, method, route, target, start, end, code, receive
     }
     st = {"code": 2} if code >= 500 else {}
     srv = span(
-        t,
-        parent,
-        name,
-        SERVER,
-        start,
-        end,
-        attrs,
-        st,
-        scope="opentelemetry.instrumentation.fastapi",
+        t, parent, name, SERVER, start, end, attrs, st,
+        scope="opentelemetry.instrumentation.fastapi"
     )
     out = [srv]
     if receive:
         out.append(
             span(
-                t,
-                srv,
-                f"{name} http receive",
-                INTERNAL,
-                start + 1 * MS,
-                start + 1.3 * MS,
-                {"asgi.event.type": "http.request"},
-                scope="opentelemetry.instrumentation.fastapi",
+                t, srv, f"{name} http receive", INTERNAL, start + 1 * MS, start + 1.3 * MS,
+                {"asgi.event.type": "http.request"}, scope="opentelemetry.instrumentation.fastapi"
             )
         )
     out.append(
         span(
-            t,
-            srv,
-            f"{name} http send",
-            INTERNAL,
-            end - 1.2 * MS,
-            end - 1.1 * MS,
-            {"asgi.event.type": "http.response.start", "http.status_code": code},
-            st,
-            scope="opentelemetry.instrumentation.fastapi",
+            t, srv, f"{name} http send", INTERNAL, end - 1.2 * MS, end - 1.1 * MS,
+            {"asgi.event.type": "http.response.start", "http.status_code": code}, st,
+            scope="opentelemetry.instrumentation.fastapi"
         )
     )
     out.append(
         span(
-            t,
-            srv,
-            f"{name} http send",
-            INTERNAL,
-            end - 1 * MS,
-            end - 0.9 * MS,
-            {"asgi.event.type": "http.response.body"},
-            scope="opentelemetry.instrumentation.fastapi",
+            t, srv, f"{name} http send", INTERNAL, end - 1 * MS, end - 0.9 * MS,
+            {"asgi.event.type": "http.response.body"}, scope="opentelemetry.instrumentation.fastapi"
         )
     )
     return srv, out
@@ -176,16 +160,8 @@ def client(t, parent, method, url, start, end, code=None, error=None):
         st = {"code": 2, "message": f"{error[0].rsplit('.', 1)[-1]}: {error[1]}"}
         ev = exc_event(end, *error)
     return span(
-        t,
-        parent,
-        method,
-        CLIENT,
-        start,
-        end,
-        attrs,
-        st,
-        ev,
-        scope="opentelemetry.instrumentation.httpx",
+        t, parent, method, CLIENT, start, end, attrs, st, ev,
+        scope="opentelemetry.instrumentation.httpx"
     )
 
 
@@ -196,15 +172,8 @@ def transition(t, parent, op, frm, to, at, resumed=False, error=None):
     if error:
         attrs["operation.error"] = error
     return span(
-        t,
-        parent,
-        "operation.state_transition",
-        INTERNAL,
-        at,
-        at + 0.1 * MS,
-        attrs,
-        {"code": 1},
-        scope="ktrdr.monitoring.service_telemetry",
+        t, parent, "operation.state_transition", INTERNAL, at, at + 0.1 * MS, attrs, {"code": 1},
+        scope="ktrdr.monitoring.service_telemetry"
     )
 
 
@@ -220,15 +189,8 @@ def select(t, parent, at, wtype, total, capable, available, selected=None):
         attrs["worker.selected_id"] = selected
     attrs["worker.selection_status"] = "success" if selected else "no_workers_available"
     return span(
-        t,
-        parent,
-        "workers.select",
-        INTERNAL,
-        at,
-        at + 0.08 * MS,
-        attrs,
-        {"code": 1},
-        scope="ktrdr.monitoring.service_telemetry",
+        t, parent, "workers.select", INTERNAL, at, at + 0.08 * MS, attrs, {"code": 1},
+        scope="ktrdr.monitoring.service_telemetry"
     )
 
 
@@ -248,16 +210,8 @@ def cli_root(t, op, start, end, follow=False, error=None):
         st = {"code": 2, "message": f"{error[0].rsplit('.', 1)[-1]}: {error[1]}"}
         ev = exc_event(end - 0.5 * MS, *error) + exc_event(end - 0.2 * MS, *error)
     return span(
-        t,
-        None,
-        "cli.resume",
-        INTERNAL,
-        start,
-        end,
-        {"cli.command": "resume", "cli.args": args},
-        st,
-        ev,
-        scope="ktrdr.cli.telemetry",
+        t, None, "cli.resume", INTERNAL, start, end, {"cli.command": "resume", "cli.args": args},
+        st, ev, scope="ktrdr.cli.telemetry"
     )
 
 
@@ -283,14 +237,7 @@ def resume_request(
     rejected (502) | connect (503). Returns (spans by service, end time, worker server span
     or None)."""
     by = {API: [], worker: []} if worker else {API: []}
-    code = {
-        "ok": 200,
-        "conflict": 409,
-        "no_checkpoint": 404,
-        "no_worker": 503,
-        "rejected": 502,
-        "connect": 503,
-    }[outcome]
+    code = ANSWER[outcome]
     dur = {
         "ok": 60,
         "conflict": 12,
@@ -301,15 +248,8 @@ def resume_request(
     }[outcome]
     end = at + dur * MS
     srv, spans_ = server(
-        t,
-        parent_client,
-        8000,
-        "POST",
-        "/api/v1/operations/{operation_id}/resume",
-        f"/api/v1/operations/{op}/resume",
-        at,
-        end,
-        code,
+        t, parent_client, 8000, "POST", "/api/v1/operations/{operation_id}/resume",
+        f"/api/v1/operations/{op}/resume", at, end, code
     )
     by[API] += spans_
     wsrv = None
@@ -320,14 +260,9 @@ def resume_request(
         return by, end, None  # update_status(FAILED): no span
     total, capable, available = counts
     sel = select(
-        t,
-        srv,
-        at + 12 * MS,
-        wtype,
-        total,
-        capable if outcome != "no_worker" else 0,
+        t, srv, at + 12 * MS, wtype, total, capable if outcome != "no_worker" else 0,
         available if outcome != "no_worker" else 0,
-        None if outcome == "no_worker" else f"{wtype}-worker-{worker[-8:] if worker else 'x'}",
+        None if outcome == "no_worker" else f"{wtype}-worker-{worker[-8:] if worker else 'x'}"
     )
     by[API].append(sel)
     if outcome == "no_worker":
@@ -337,13 +272,8 @@ def resume_request(
     if outcome == "connect":
         by[API].append(
             client(
-                t,
-                srv,
-                "POST",
-                f"http://127.0.0.1:{port}{path}",
-                c0,
-                c1,
-                error=("httpx.ConnectError", "All connection attempts failed"),
+                t, srv, "POST", f"http://127.0.0.1:{port}{path}", c0, c1,
+                error=("httpx.ConnectError", "All connection attempts failed")
             )
         )
         return by, end, None
@@ -484,35 +414,14 @@ def cli_resume(
     froms = frm
     ended_ok = True
     for i, outcome in enumerate(outcomes):
-        code = {
-            "ok": 200,
-            "conflict": 409,
-            "no_checkpoint": 404,
-            "no_worker": 503,
-            "rejected": 502,
-            "connect": 503,
-        }[outcome]
+        code = ANSWER[outcome]
         cl = client(
-            t,
-            None,
-            "POST",
-            f"http://127.0.0.1:8000/api/v1/operations/{op}/resume",
-            cur,
-            cur,
-            code=code,
+            t, None, "POST", f"http://127.0.0.1:8000/api/v1/operations/{op}/resume", cur, cur,
+            code=code
         )
         sub, end, ws = resume_request(
-            t,
-            cl,
-            op,
-            cur + 3 * MS,
-            frm=froms,
-            outcome=outcome,
-            wtype=wtype,
-            worker=worker,
-            port=port,
-            worker_code=worker_code,
-            counts=counts,
+            t, cl, op, cur + 3 * MS, frm=froms, outcome=outcome, wtype=wtype, worker=worker,
+            port=port, worker_code=worker_code, counts=counts
         )
         cl["endTimeUnixNano"] = str(int(end + 4 * MS))
         by[CLI].append(cl)
@@ -528,25 +437,12 @@ def cli_resume(
         p = cur + 50 * MS
         while p < follow_until:
             cl = client(
-                t,
-                None,
-                "GET",
-                f"http://127.0.0.1:8000/api/v1/operations/{op}",
-                p,
-                p + 9 * MS,
-                code=200,
+                t, None, "GET", f"http://127.0.0.1:8000/api/v1/operations/{op}", p, p + 9 * MS,
+                code=200
             )
             _, ss = server(
-                t,
-                cl,
-                8000,
-                "GET",
-                "/api/v1/operations/{operation_id}",
-                f"/api/v1/operations/{op}",
-                p + 2 * MS,
-                p + 7 * MS,
-                200,
-                receive=False,
+                t, cl, 8000, "GET", "/api/v1/operations/{operation_id}", f"/api/v1/operations/{op}",
+                p + 2 * MS, p + 7 * MS, 200, receive=False
             )
             polls.append(cl)
             by[API] = by.get(API, []) + ss
@@ -576,15 +472,9 @@ def probes_of_restarted(rec, port, service, start_ns, end_ns, every_s=10):
             t, cl, port, "GET", "/health", "/health", p + 3 * MS, p + 18 * MS, 200, receive=False
         )
         ol = span(
-            t,
-            srv,
-            "operations.list",
-            INTERNAL,
-            p + 14 * MS,
-            p + 14.1 * MS,
-            {"service.method": "operations.list"},
-            {"code": 1},
-            scope="ktrdr.monitoring.service_telemetry",
+            t, srv, "operations.list", INTERNAL, p + 14 * MS, p + 14.1 * MS,
+            {"service.method": "operations.list"}, {"code": 1},
+            scope="ktrdr.monitoring.service_telemetry"
         )
         by[API].append(cl)
         by[service] += [*ss, ol]
@@ -597,54 +487,38 @@ def scenarios(run1_traces: Path) -> dict:
     ns = rv.ns
     out = {}
 
+    def add(name, recording, op, nows, truth):
+        out[name] = (recording, op, nows, truth)
+
+    def resumed_to_the_end(name, op, frm, nows, truth, **how):
+        """``op`` resumed at 15:59:20 on :5006, its run completing at 16:00:25."""
+        t, by, wsrv = cli_resume(op, ns("2026-12-04T15:59:20Z"), ["ok"], frm=frm, **how)
+        start = int(wsrv["startTimeUnixNano"])
+        run = resumed_training_run(t, wsrv, op, start, ns("2026-12-04T16:00:25Z"))
+        add(name, put(base, merge(by, run)), op, nows, truth)
+
     # 1. cancelled training resumed (cancellation checkpoint) on the live worker :5006, completes.
-    t, by, wsrv = cli_resume(OP_CANCELLED, ns("2026-12-04T15:59:20Z"), ["ok"], frm="cancelled")
-    run = resumed_training_run(
-        t, wsrv, OP_CANCELLED, int(wsrv["startTimeUnixNano"]), ns("2026-12-04T16:00:25Z")
-    )
-    out["s1_cancel_resume"] = (
-        put(base, merge(by, run)),
-        OP_CANCELLED,
+    resumed_to_the_end(
+        "s1_cancel_resume", OP_CANCELLED, "cancelled",
         ["2026-12-04T15:59:50Z", "2026-12-04T16:10:00Z"],
         "cancelled 15:47:30 after 51 s, resumed 15:59:20 from its cancellation checkpoint on "
-        ":5006, completed 16:00:25 (65 s): healthy, resumed; ~116 s of work, not 13.8 min",
-    )
-
+        ":5006, completed 16:00:25 (65 s): healthy, resumed; ~116 s of work, not 13.8 min")
     # 1f. the same with --follow: backend GET keeps answering 'resuming' (no proxy after
     # resume), the CLI polls until the user presses Ctrl-C at 16:01:30.
-    t, by, wsrv = cli_resume(
-        OP_CANCELLED,
-        ns("2026-12-04T15:59:20Z"),
-        ["ok"],
-        frm="cancelled",
-        follow_until=ns("2026-12-04T16:01:30Z"),
-        ctrl_c=True,
-    )
-    run = resumed_training_run(
-        t, wsrv, OP_CANCELLED, int(wsrv["startTimeUnixNano"]), ns("2026-12-04T16:00:25Z")
-    )
-    out["s1f_cancel_resume_follow"] = (
-        put(base, merge(by, run)),
-        OP_CANCELLED,
+    resumed_to_the_end(
+        "s1f_cancel_resume_follow", OP_CANCELLED, "cancelled",
         ["2026-12-04T15:59:50Z", "2026-12-04T16:10:00Z"],
         "as s1, followed with --follow (Ctrl-C at 16:01:30 after the CLI kept "
         "reading 'resuming'): healthy",
-    )
-
+        follow_until=ns("2026-12-04T16:01:30Z"), ctrl_c=True)
     # 2. killed (SIGKILL 15:48:18 on :5005), orphan-failed 15:54:37, resumed on the new training
     # worker (:5006, registered 15:54:01) at 15:59:20 from its periodic (epoch 10) checkpoint,
     # completes.
-    t, by, wsrv = cli_resume(OP_KILLED, ns("2026-12-04T15:59:20Z"), ["ok"], frm="failed")
-    run = resumed_training_run(
-        t, wsrv, OP_KILLED, int(wsrv["startTimeUnixNano"]), ns("2026-12-04T16:00:25Z")
-    )
-    out["s2_kill_resume"] = (
-        put(base, merge(by, run)),
-        OP_KILLED,
+    resumed_to_the_end(
+        "s2_kill_resume", OP_KILLED, "failed",
         ["2026-12-04T15:59:50Z", "2026-12-04T16:00:50Z", "2026-12-04T16:10:00Z"],
         "worker :5005 killed, orphan-failed, resumed on :5006 and completed 16:00:25: healthy "
-        "(resumed); the dead worker is history",
-    )
+        "(resumed); the dead worker is history")
 
     # 2r. the same worker restarted on the SAME port (:5006) as a new process after fcc59c1d's kill:
     # fcc59c1d orphan-failed 16:07:08, worker back 16:07:20, resume 16:07:45, completes 16:09:00.
@@ -656,43 +530,29 @@ def scenarios(run1_traces: Path) -> dict:
         OP_KILLED2, ns("2026-12-04T16:07:45Z"), ["ok"], frm="failed", worker=newsvc
     )
     run = resumed_training_run(
-        t,
-        wsrv,
-        OP_KILLED2,
-        int(wsrv["startTimeUnixNano"]),
-        ns("2026-12-04T16:09:00Z"),
-        worker=newsvc,
+        t, wsrv, OP_KILLED2, int(wsrv["startTimeUnixNano"]), ns("2026-12-04T16:09:00Z"),
+        worker=newsvc
     )
-    out["s2r_kill_restart_same_port"] = (
-        put(base, merge(pr, by, run), like={newsvc: TW}),
-        OP_KILLED2,
+    add(
+        "s2r_kill_restart_same_port", put(base, merge(pr, by, run), like={newsvc: TW}), OP_KILLED2,
         ["2026-12-04T16:08:20Z", "2026-12-04T16:10:00Z"],
         "worker :5006 SIGKILLed 16:00:59, orphan-failed 16:07:08, restarted on :5006, "
-        "resumed 16:07:45, completed 16:09:00: healthy (resumed)",
-    )
+        "resumed 16:07:45, completed 16:09:00: healthy (resumed)")
 
     # 3. 404: fcc59c1d was killed 26 s in, before any periodic checkpoint (epoch 10): no checkpoint.
     # try_resume: failed->resuming (span), then update_status(FAILED) without a span, 404; no retry.
     t, by, _ = cli_resume(OP_KILLED2, ns("2026-12-04T16:08:00Z"), ["no_checkpoint"], frm="failed")
-    out["s3_resume_404"] = (
-        put(base, by),
-        OP_KILLED2,
-        ["2026-12-04T16:10:00Z"],
+    add("s3_resume_404", put(base, by), OP_KILLED2, ["2026-12-04T16:10:00Z"],
         "orphan-failed after the worker kill; resume refused 404 (no checkpoint), KTRDR sets it "
-        "FAILED again: worker_lost (as before), resume refused noted",
-    )
+        "FAILED again: worker_lost (as before), resume refused noted")
 
     # 3c. 404 on a CANCELLED operation: KTRDR marks it FAILED (no span) although it was cancelled.
     t, by, _ = cli_resume(
         OP_BT_CANCELLED, ns("2026-12-04T16:02:00Z"), ["no_checkpoint"], frm="cancelled"
     )
-    out["s3c_resume_404_cancelled"] = (
-        put(base, by),
-        OP_BT_CANCELLED,
-        ["2026-12-04T16:10:00Z"],
+    add("s3c_resume_404_cancelled", put(base, by), OP_BT_CANCELLED, ["2026-12-04T16:10:00Z"],
         "cancelled backtest, resume 404 (no checkpoint): KTRDR now says FAILED "
-        "(update_status without span); cancelled verdict + note is right",
-    )
+        "(update_status without span); cancelled verdict + note is right")
 
     # 4. 503 no training worker: fcc59c1d resumed at 16:08:00, :5006 dead (unregistered 16:06),
     # only the backtest worker registered. 4 attempts (CLI retries 5xx); KTRDR reverts to
@@ -700,100 +560,59 @@ def scenarios(run1_traces: Path) -> dict:
     t, by, _ = cli_resume(
         OP_KILLED2, ns("2026-12-04T16:08:00Z"), ["no_worker"] * 4, frm="failed", counts=(1, 0, 0)
     )
-    out["s4_resume_503"] = (
-        put(base, by),
-        OP_KILLED2,
-        ["2026-12-04T16:10:00Z"],
+    add("s4_resume_503", put(base, by), OP_KILLED2, ["2026-12-04T16:10:00Z"],
         "orphan-failed op, resume refused 503 x4 (no training worker); KTRDR now says "
-        "CANCELLED: worker_lost (as before) + refused note",
-    )
+        "CANCELLED: worker_lost (as before) + refused note")
 
     # 4b. 503 because the selected worker is dead (registry still lists it): ConnectError.
     t, by, _ = cli_resume(
-        OP_CANCELLED,
-        ns("2026-12-04T15:48:40Z"),
-        ["connect"] * 4,
-        frm="cancelled",
-        worker=TW_OLD,
-        port=5005,
+        OP_CANCELLED, ns("2026-12-04T15:48:40Z"), ["connect"] * 4, frm="cancelled", worker=TW_OLD,
+        port=5005
     )
-    out["s4b_resume_connect"] = (
-        put(base, by),
-        OP_CANCELLED,
-        ["2026-12-04T16:10:00Z"],
+    add("s4b_resume_connect", put(base, by), OP_CANCELLED, ["2026-12-04T16:10:00Z"],
         "cancelled op; resume 15:48:40 dispatched to the just-killed :5005, ConnectError, "
-        "503 x4, reverted to CANCELLED: cancelled (+ refused note)",
-    )
+        "503 x4, reverted to CANCELLED: cancelled (+ refused note)")
 
     # 5. 502: the worker rejects (422 checkpoint corrupted), 4 attempts, reverted to CANCELLED.
     t, by, _ = cli_resume(
         OP_KILLED, ns("2026-12-04T15:59:20Z"), ["rejected"] * 4, frm="failed", worker_code=422
     )
-    out["s5_resume_502"] = (
-        put(base, by),
-        OP_KILLED,
-        ["2026-12-04T16:10:00Z"],
+    add("s5_resume_502", put(base, by), OP_KILLED, ["2026-12-04T16:10:00Z"],
         "orphan-failed op; resume refused 502 x4 (worker answered 422); KTRDR now CANCELLED: "
-        "worker_lost as before (+ refused note)",
-    )
+        "worker_lost as before (+ refused note)")
 
     # 6. backtest resumed: cancelled 16:00:23 on :5004, resumed 16:02:00, completes 16:02:12.
     t, by, wsrv = cli_resume(
-        OP_BT_CANCELLED,
-        ns("2026-12-04T16:02:00Z"),
-        ["ok"],
-        frm="cancelled",
-        wtype="backtesting",
-        worker=BW,
-        port=5004,
-        counts=(2, 1, 1),
+        OP_BT_CANCELLED, ns("2026-12-04T16:02:00Z"), ["ok"], frm="cancelled", wtype="backtesting",
+        worker=BW, port=5004, counts=(2, 1, 1)
     )
     w0 = int(wsrv["startTimeUnixNano"])
     bt = [
         transition(t, wsrv, OP_BT_CANCELLED, "resuming", "running", w0 + 5 * MS),
         span(
-            t,
-            wsrv,
-            "backtest.data_loading",
-            INTERNAL,
-            w0 + 2.9 * S,
-            w0 + 3.03 * S,
+            t, wsrv, "backtest.data_loading", INTERNAL, w0 + 2.9 * S, w0 + 3.03 * S,
             {"data.symbol": "EURUSD", "data.timeframe": "1h", "data.rows": "12505"},
-            scope="ktrdr.backtesting.engine",
+            scope="ktrdr.backtesting.engine"
         ),
         span(
-            t,
-            wsrv,
-            "backtest.feature_compute",
-            INTERNAL,
-            w0 + 3.03 * S,
-            w0 + 3.8 * S,
-            {"data.rows": "12505"},
-            scope="ktrdr.backtesting.engine",
+            t, wsrv, "backtest.feature_compute", INTERNAL, w0 + 3.03 * S, w0 + 3.8 * S,
+            {"data.rows": "12505"}, scope="ktrdr.backtesting.engine"
         ),
         transition(t, wsrv, OP_BT_CANCELLED, "running", "completed", w0 + 12 * S),
     ]
-    out["s6_backtest_resume"] = (
-        put(base, merge(by, {BW: bt})),
-        OP_BT_CANCELLED,
+    add(
+        "s6_backtest_resume", put(base, merge(by, {BW: bt})), OP_BT_CANCELLED,
         ["2026-12-04T16:02:07Z", "2026-12-04T16:10:00Z"],
-        "backtest cancelled 16:00:23 after 13 s, resumed 16:02:00, completed 16:02:12: healthy",
-    )
+        "backtest cancelled 16:00:23 after 13 s, resumed 16:02:00, completed 16:02:12: healthy")
 
     # 7. 409: resume a completed training; resume a running one.
     t, by, _ = cli_resume(OP_DONE, ns("2026-12-04T15:50:00Z"), ["conflict"], frm="completed")
-    out["s7a_resume_completed_409"] = (
-        put(base, by),
-        OP_DONE,
-        ["2026-12-04T16:10:00Z"],
-        "completed training; a later resume answered 409: healthy",
-    )
+    add("s7a_resume_completed_409", put(base, by), OP_DONE, ["2026-12-04T16:10:00Z"],
+        "completed training; a later resume answered 409: healthy")
     t2, by2, _ = cli_resume(OP_RUNNING, ns("2026-12-04T15:57:00Z"), ["conflict"], frm="running")
-    out["s7b_resume_running_409"] = (
-        put(base, by2),
-        OP_RUNNING,
+    add(
+        "s7b_resume_running_409", put(base, by2), OP_RUNNING,
         ["2026-12-04T15:57:30Z", "2026-12-04T16:10:00Z"],
-        "running training; a resume answered 409 (already running): running / healthy",
-    )
+        "running training; a resume answered 409 (already running): running / healthy")
     out["_409_traces"] = (t, t2)
     return out
