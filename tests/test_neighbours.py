@@ -585,3 +585,12 @@ def test_a_probed_address_that_never_answered_is_still_another_workers() -> None
     around = [probe(-5, 5005, True), probe(-4, 5006, False), probe(6, 5006, False)]
     found = _training_judged_at_a_minute(around)
     assert found.service_called(_call("http://127.0.0.1:5006/training/start")) == (True, None)
+
+
+def test_one_failed_check_is_said_in_the_singular() -> None:
+    found = _training_judged_at_a_minute([probe(-5, 5005, True), probe(5, 5005, False)])
+    assert found.values("training")["worker.failed_checks_text"] == "1 failed check"
+    two = _training_judged_at_a_minute(
+        [probe(-5, 5005, True), probe(5, 5005, False), probe(15, 5005, False)]
+    )
+    assert two.values("training")["worker.failed_checks_text"] == "2 failed checks"

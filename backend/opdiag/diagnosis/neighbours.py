@@ -209,6 +209,7 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
         if again is not None and self.silence is None:
             out["worker.since"] = clock_text(again.since.time_us)
             out["worker.failed_checks"] = again.failed
+            out["worker.failed_checks_text"] = _checks_text(again.failed)
             out["worker.replaced_by"] = again.by
             out["worker.how"] = (
                 f"answered again as {again.by or 'a new process'} after "
@@ -223,6 +224,7 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
         if silence is not None:
             out["worker.since"] = clock_text(silence.since.time_us)
             out["worker.failed_checks"] = silence.failed
+            out["worker.failed_checks_text"] = _checks_text(silence.failed)
             out["worker.failure"], out["worker.state"] = _failure_of(silence.last or silence.since)
             out["worker.how"] = (
                 f"{silence.failed} health check(s) failed since {clock_text(silence.since.time_us)}"
@@ -253,6 +255,10 @@ def _failure_of(probe: Probe) -> tuple[str | None, str]:
             "starting it again"
         )
     return None, "the process died or hangs (killed, out of memory, host gone)"
+
+
+def _checks_text(failed: int) -> str:
+    return f"{failed} failed check{'' if failed == 1 else 's'}"
 
 
 def assess_workers(

@@ -58,6 +58,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.address",
         "worker.since",
         "worker.failed_checks",
+        "worker.failed_checks_text",
         "worker.type",
         "worker.how",
         "worker.failure",
