@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from operator import add, attrgetter
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -151,6 +152,18 @@ def url_of(span: Span) -> object:
     return attrs.get("http.url") or attrs.get("url.full")
 
 
+def url_path(span: Span) -> str:
+    """The path a call named: of its URL (old or new conventions), else its target."""
+    url = url_of(span)
+    if not isinstance(url, str) or not url:
+        target = span.attributes.get("http.target") or span.attributes.get("url.path")
+        return target if isinstance(target, str) else ""
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return ""
+
+
 def http_status(span: Span) -> int | None:
     """HTTP status under the old and the new semantic conventions, as an int when it parses."""
     for key in ("http.status_code", "http.response.status_code"):
@@ -238,6 +251,11 @@ class Trace:
         return _walk(self.roots, self.children)
 
 
+def subtree(trace: Trace, top: Span) -> list[tuple[Span, int]]:
+    """``top`` and its descendants, depth-first (depths counted from ``top``)."""
+    return _walk([top], trace.children)
+
+
 def subtrees(trace: Trace, spans: Iterable[Span]) -> Trace:
     """A trace of some of ``trace``'s spans, those whose parent is left out as roots (the
     subtrees of an operation's own spans; its run since a resume). The spans are shared, not
@@ -246,9 +264,9 @@ def subtrees(trace: Trace, spans: Iterable[Span]) -> Trace:
     by_id = {span.span_id: span for span in kept}
     roots = sorted((s for s in kept if s.parent_id not in by_id), key=_START)
     children = {
-        pid: [k for k in kids if k.span_id in by_id]
-        for pid, kids in trace.children.items()
-        if pid in by_id
+        s.span_id: [k for k in kids if k.span_id in by_id]
+        for s in kept
+        if (kids := trace.children.get(s.span_id))
     }
     first, last = _bounds(kept)
     return Trace(

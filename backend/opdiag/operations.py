@@ -19,7 +19,6 @@ from collections.abc import Iterable, Sequence
 from itertools import repeat
 from operator import attrgetter
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -32,6 +31,7 @@ from opdiag.model import (
     http_status,
     lifecycle_status,
     normalise_trace_id,
+    url_path,
 )
 
 OPERATION_ID_KEY = "operation.id"
@@ -162,17 +162,6 @@ def type_from_id(operation_id: str) -> str | None:
     return None
 
 
-def _url_path(span: Span) -> str:
-    url = span.attributes.get("http.url") or span.attributes.get("url.full")
-    if not isinstance(url, str) or not url:
-        target = span.attributes.get("http.target") or span.attributes.get("url.path")
-        return target if isinstance(target, str) else ""
-    try:
-        return urlsplit(url).path
-    except ValueError:
-        return ""
-
-
 def is_noise_span(span: Span, extra_patterns: Sequence[str] = ()) -> bool:
     """Transport, health, metrics or polling span."""
     return _is_noise(span, Globs.of((*NOISE_SPAN_PATTERNS, *extra_patterns)))
@@ -184,7 +173,7 @@ def _is_noise(span: Span, noise: Globs) -> bool:
     if noise.known(name):  # (a listing asks about the same few names)
         return True
     if span.kind == CLIENT and name in {"GET", "HEAD"}:
-        return _NOISE_URLS(_url_path(span))
+        return _NOISE_URLS(url_path(span))
     return False
 
 
@@ -263,7 +252,7 @@ def _operation_in_url(trace: Trace) -> str | None:
     for span in trace.spans:
         if span.kind not in (CLIENT, SERVER):
             continue
-        found = _NAMED_IN_URL.search(_url_path(span))
+        found = _NAMED_IN_URL.search(url_path(span))
         if found is not None and _OP_ID_RE.match(found.group(1)):
             return found.group(1)
     return None
@@ -278,7 +267,7 @@ def _type_from_names(span_iter: Iterable[Span]) -> str | None:
         if isinstance(worker_type, str) and worker_type.strip():
             return worker_type.strip().lower()  # the documented dialect shouts
     for span in spans:
-        text = f"{span.name} {_url_path(span)}".lower()
+        text = f"{span.name} {url_path(span)}".lower()
         for needle, op_type in _ROUTE_TYPES:
             if needle in text:
                 return op_type

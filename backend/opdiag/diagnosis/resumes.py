@@ -17,11 +17,20 @@ judged from it on (``since_last_resume``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 from opdiag.diagnosis.facts import operation_id_of
 from opdiag.diagnosis.neighbours import clock_text
-from opdiag.model import CLIENT, SERVER, Span, Trace, http_status, lifecycle_status, url_of
+from opdiag.model import (
+    CLIENT,
+    SERVER,
+    Span,
+    Trace,
+    http_status,
+    lifecycle_status,
+    subtree,
+    url_of,
+    url_path,
+)
 
 __all__ = ["since_last_resume", "without_refused_resumes"]
 
@@ -84,25 +93,14 @@ def _refused_outright(trace: Trace, operation_id: str | None) -> tuple[Span, int
 
 
 def _names(span: Span, operation_id: str | None) -> bool:
-    """Whether the call's URL (or target) names the operation, when one is asked for."""
-    if operation_id is None:
-        return True
-    where = url_of(span) or span.attributes.get("http.target") or span.attributes.get("url.path")
-    return isinstance(where, str) and operation_id in where
+    """Whether the call's path names the operation, when one is asked for."""
+    return operation_id is None or operation_id in url_path(span)
 
 
 def _is_resume_call(span: Span) -> bool:
     if span.kind == SERVER:
         return span.name.startswith("POST ") and span.name.endswith("/resume")
-    if span.kind != CLIENT:
-        return False
-    url = url_of(span)
-    if not isinstance(url, str):
-        return False
-    try:
-        return urlsplit(url).path.rstrip("/").endswith("/resume")
-    except ValueError:
-        return False
+    return span.kind == CLIENT and url_path(span).rstrip("/").endswith("/resume")
 
 
 def _refused_after_resuming(
@@ -146,7 +144,7 @@ def since_last_resume(walks: Walks, operation_id: str | None) -> tuple[Walks, st
     resumed, trace = latest
     top = _resume_request(resumed, trace)
     since = top.start_us
-    request = _subtree_ids(top, trace)
+    request = {s.span_id for s, _ in subtree(trace, top)}
     kept: list[tuple[Trace, Sequence[tuple[Span, int]]]] = []
     first: int | None = None
     left = 0
@@ -193,14 +191,3 @@ def _resume_request(transition: Span, trace: Trace) -> Span:
             break  # a session or coordinator around the request, not its command
         current = parent
     return current
-
-
-def _subtree_ids(top: Span, trace: Trace) -> set[str]:
-    found = {top.span_id}
-    todo = [top]
-    while todo:
-        for child in trace.children.get(todo.pop().span_id, ()):
-            if child.span_id not in found:
-                found.add(child.span_id)
-                todo.append(child)
-    return found
