@@ -317,11 +317,12 @@ def _worker_answers(
     went quiet in work that emits no span (KTRDR's training loop), not stuck, up to
     ``_quiet_limit_us``. Followed with ``--follow``, the worker's answers to the polls say
     the same; without, only these."""
+    # an answer before it went quiet is older than the stuck threshold (it is stuck), so
+    # a recent one is after it
     answered = workers.answered_us
-    if answered is None or answered <= facts.end_us:
-        return False
     return (
-        now_us - answered <= settings.stuck_after_s * 1e6
+        answered is not None
+        and now_us - answered <= settings.stuck_after_s * 1e6
         and facts.idle_us <= _quiet_limit_us(facts, settings)
     )
 
