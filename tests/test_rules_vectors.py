@@ -44,6 +44,8 @@ def test_vector(rule_id: str, case: dict[str, Any]) -> None:
         assert fired[0].summary == case["summary"]
         if case.get("verdict") and fired[0].verdict == case["verdict"]:
             assert diagnosis.summary == case["summary"]
+    if "span" in case:  # the span the finding points at
+        assert (fired[0].service, fired[0].span_name) == tuple(case["span"])
     if "evidence" in case:
         evidence = fired[0].evidence
         assert {k: evidence.get(k) for k in case["evidence"]} == case["evidence"]

@@ -52,6 +52,8 @@ def subject_span(
         return facts.error_origin
     if subject == "last_transition" and facts.last_transition is not None:
         return facts.last_transition
+    if subject == "unlinked_call" and facts.unlinked_call is not None:
+        return facts.unlinked_call
     roots = [span for _, walk in walks for span, depth in walk if depth == 0]
     return min(roots, key=lambda s: s.start_us) if roots else walks[0][1][0][0]
 

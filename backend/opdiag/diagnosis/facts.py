@@ -34,7 +34,7 @@ import msgspec
 
 from opdiag.diagnosis.result import STATUSES
 from opdiag.diagnosis.rules import RuleSet
-from opdiag.model import CLIENT, SERVER, Span, Trace, lifecycle_status
+from opdiag.model import CLIENT, SERVER, Span, Trace, lifecycle_status, url_path
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 OP_ID = "operation.id"
@@ -161,6 +161,10 @@ class OperationFacts(msgspec.Struct):
     slow: bool = False
     trace_count: int = 0
     request_traces: int = 0  # traces of more than one span (a one-span trace holds no call)
+    # calls that began a trace of their own while their caller is in another of its traces
+    unlinked_calls: int = 0
+    unlinked_call: Span | None = None  # the first of them (the callee's server span)
+    unlinked_caller: Span | None = None  # the span that called it
     error_spans: int = 0
     span_count: int = 0
     last_span: Span | None = None
@@ -191,6 +195,7 @@ class OperationFacts(msgspec.Struct):
             "found": True,
             "trace_count": self.trace_count,
             "request_traces": self.request_traces,
+            "unlinked_calls": self.unlinked_calls,
             "error_spans": self.error_spans,
             "operation_type": self.operation_type,
             "duration_s": self.duration_us / 1e6,
@@ -335,6 +340,11 @@ def operation_facts(
         to_status = lifecycle_status(facts.last_transition.attributes) or "unknown"
         facts.status = to_status if to_status in STATUSES else "unknown"
         facts.finished = to_status in TERMINAL
+    if facts.trace_count > 1:
+        unlinked = unlinked_calls(walks)
+        facts.unlinked_calls = len(unlinked)
+        if unlinked:
+            facts.unlinked_call, facts.unlinked_caller = unlinked[0]
     facts.has_lifecycle = bool(transitions) or _carries_id(walks, operation_id)
     if facts.has_lifecycle and not transitions and _died_unregistered(walks, facts.error_origin):
         facts.status, facts.finished = "failed", True
@@ -346,6 +356,76 @@ def operation_facts(
         if facts.status == "unknown":  # started, not finished: in flight, stuck or not (its
             facts.status = "running"  # length runs to now either way)
     return facts
+
+
+# How far a callee's clock may run ahead of (or behind) its caller's.
+_CALL_SKEW_US = 1_000_000
+
+
+def unlinked_calls(
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]],
+) -> list[tuple[Span, Span]]:
+    """Calls whose trace context was lost: a server span that begins a trace (no parent)
+    while its caller is in another of the operation's traces: a client span of the same
+    method and path whose time holds it, or, when the caller's trace holds no client span at
+    all (its HTTP client not instrumented), a top span of another service that holds it.
+    Several traces alone prove nothing: each KTRDR command (``train``, ``cancel``,
+    ``resume``) starts its own trace, and the orphan detector writes its own."""
+    roots: list[tuple[str, Span]] = []
+    clients: list[tuple[str, Span]] = []
+    tops: list[tuple[str, Span]] = []
+    with_clients: set[str] = set()
+    for trace, walk in walks:
+        tid = trace.trace_id
+        for span, _ in walk:
+            kind = span.kind
+            if kind == CLIENT:
+                clients.append((tid, span))
+                with_clients.add(tid)
+            elif span.parent_id is None:
+                (roots if kind == SERVER else tops).append((tid, span))
+    found: list[tuple[Span, Span]] = []
+    for tid, server in roots:
+        caller = next(
+            (c for ctid, c in clients if ctid != tid and _calls(c, server)), None
+        ) or next(
+            (
+                t
+                for ttid, t in tops
+                if ttid != tid
+                and ttid not in with_clients
+                and t.service != server.service
+                and _holds(t, server)
+            ),
+            None,
+        )
+        if caller is not None:
+            found.append((server, caller))
+    return found
+
+
+def _holds(outer: Span, inner: Span) -> bool:
+    return (
+        outer.start_us - _CALL_SKEW_US <= inner.start_us
+        and inner.end_us <= outer.end_us + _CALL_SKEW_US
+    )
+
+
+def _calls(client: Span, server: Span) -> bool:
+    """The client span is the call the server span answered: same method and path (when
+    both say them), the server's time inside the call's."""
+    if not _holds(client, server):
+        return False
+    method, called = _method(client), _method(server)
+    if method and called and method != called:
+        return False
+    path, served = url_path(client), url_path(server)
+    return not (path and served and path != served)
+
+
+def _method(span: Span) -> str:
+    method = span.attributes.get("http.method") or span.attributes.get("http.request.method")
+    return method.upper() if isinstance(method, str) else ""
 
 
 def _type_from_calls(

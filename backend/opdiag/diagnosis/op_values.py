@@ -94,6 +94,9 @@ def operation_values(
         "error_spans": facts.error_spans,
         "ident": ident,
     }
+    if facts.unlinked_caller is not None:
+        values["unlinked_calls"] = facts.unlinked_calls
+        values["caller.service"] = facts.unlinked_caller.service
     if facts.phase_span is not None:
         values["phase_minutes"] = minutes_text(max(0, now_us - facts.phase_span.start_us))
         values["where_minutes"] = minutes_text(max(0, now_us - facts.where_since_us))

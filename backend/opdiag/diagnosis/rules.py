@@ -41,6 +41,7 @@ FACTS: dict[str, type] = {
     "found": bool,
     "trace_count": int,
     "request_traces": int,
+    "unlinked_calls": int,
     "error_spans": int,
     "operation_type": str,
     "duration_s": float,
@@ -60,7 +61,15 @@ SLOW_FACTS = frozenset(
 # Facts every operation has a value of its own (no two operations share a combination).
 _MEASURED_FACTS = frozenset({"duration_s", "idle_s"})
 SUBJECTS = frozenset(
-    {"root", "last_span", "bottleneck", "error_origin", "last_transition", "worker_probe"}
+    {
+        "root",
+        "last_span",
+        "bottleneck",
+        "error_origin",
+        "last_transition",
+        "worker_probe",
+        "unlinked_call",
+    }
 )
 SCOPES = frozenset({"own", "neighbours"})
 CAUSES = frozenset({"origin", "matched"})

@@ -44,6 +44,8 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "idle_minutes",
         "phase_minutes",
         "trace_count",
+        "unlinked_calls",
+        "caller.service",
         "error_spans",
         "bottleneck",
         "bottleneck.service",
