@@ -37,6 +37,19 @@ def minutes_text(us: float) -> str:
     return f"{minutes:.1f}" if minutes < 10 else f"{minutes:.0f}"
 
 
+def duration_text(us: float) -> str:
+    """A length in the unit people say it in: ``239 ms``, ``5.2 s``, ``45 s``, ``4.1 min``,
+    ``42 min``, ``1.5 h`` (a 5 s backtest "completed in 0.1 min" said nothing)."""
+    us = max(0.0, us)
+    if us < 999_500:
+        return f"{us / 1000:.0f} ms"
+    for size, unit, limit in ((1e6, "s", 60), (60e6, "min", 60), (3600e6, "h", None)):
+        value = us / size
+        if limit is None or round(value) < limit:
+            return f"{value:.1f} {unit}" if value < 9.95 else f"{value:.0f} {unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def fold(fired: Sequence[Finding], winner: Finding | None) -> list[Finding]:
     """The findings to show: the winner (with the other verdict findings in its evidence's
     ``also``) and the advisory ones, in rank order."""
@@ -204,7 +217,7 @@ def fallback_verdict(facts: OperationFacts) -> tuple[str, str]:
         return "cancelled", "cancelled"
     if facts.stuck:
         phase = facts.phase or "an unknown phase"
-        return "stuck", f"stuck in {phase} for {minutes_text(facts.idle_us)} min"
+        return "stuck", f"stuck in {phase} for {duration_text(facts.idle_us)}"
     if facts.running:
         return "healthy", f"running: {facts.span_count} spans so far, no errors"
     return "healthy", healthy_text(facts.status)

@@ -78,6 +78,20 @@ def _attr_up(span: Span, key: str, trace: Trace | None) -> Any:
     return None
 
 
+def _request_of(span: Span, trace: Trace | None) -> str:
+    """The command or request the span ran under: the highest of its ancestors the trace
+    holds (``cli.cancel on ktrdr-cli``; a request sent with curl is its server span)."""
+    top = span
+    seen = {span.span_id}
+    while trace is not None and top.parent_id is not None:
+        parent = trace.by_id.get(top.parent_id)
+        if parent is None or parent.span_id in seen:
+            break
+        seen.add(parent.span_id)
+        top = parent
+    return f"{top.name} on {top.service}"
+
+
 def evidence_of(
     rule: Rule,
     span: Span | None,
@@ -110,6 +124,8 @@ def evidence_of(
             value: Any = count
         elif key == "time":
             value = clock_text(span.start_us) if span is not None else None
+        elif key == "request":
+            value = _request_of(span, trace) if span is not None else None
         elif key.startswith(OPERATION_VALUE_PREFIX):
             value = op_values.get(key)
         elif key in PLACEHOLDERS:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opdiag.diagnosis.bottleneck import Choice
-from opdiag.diagnosis.conclusion import minutes_text
+from opdiag.diagnosis.conclusion import duration_text, minutes_text
 from opdiag.diagnosis.conditions import json_field
 from opdiag.diagnosis.facts import OperationFacts
 from opdiag.diagnosis.neighbours import WorkerAssessment
@@ -90,6 +90,8 @@ def operation_values(
         "where": facts.where,
         "minutes": minutes_text(facts.duration_us),
         "idle_minutes": minutes_text(facts.idle_us),
+        "duration": duration_text(facts.duration_us),
+        "idle": duration_text(facts.idle_us),
         "trace_count": facts.trace_count,
         "error_spans": facts.error_spans,
         "ident": ident,
@@ -99,9 +101,11 @@ def operation_values(
         values["caller.service"] = facts.unlinked_caller.service
     if facts.phase_span is not None:
         values["phase_minutes"] = minutes_text(max(0, now_us - facts.phase_span.start_us))
-        values["where_minutes"] = minutes_text(max(0, now_us - facts.where_since_us))
+        since = facts.where_since_us
     else:  # no phase yet: how long ago it started
-        values["where_minutes"] = minutes_text(max(0, now_us - facts.start_us))
+        since = facts.start_us
+    values["where_minutes"] = minutes_text(max(0, now_us - since))
+    values["where_ago"] = duration_text(max(0, now_us - since))
     result = choice.result
     if result is not None:
         values["bottleneck"] = result.text

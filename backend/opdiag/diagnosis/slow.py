@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from opdiag.diagnosis.conclusion import conclude, healthy_text, minutes_text
+from opdiag.diagnosis.conclusion import conclude, duration_text, healthy_text, minutes_text
 from opdiag.diagnosis.result import Diagnosis, Finding, copied
 from opdiag.diagnosis.rules import Rule, RuleSet
 from opdiag.diagnosis.span_rules import facts_hold
@@ -72,6 +72,7 @@ def _known_values(diagnosis: Diagnosis) -> dict[str, Any]:
         "operation.type": diagnosis.operation_type,
         "operation.status": diagnosis.status,
         "minutes": minutes_text((diagnosis.duration_ms or 0) * 1000),
+        "duration": duration_text((diagnosis.duration_ms or 0) * 1000),
         "trace_count": len(diagnosis.trace_ids),
         "ident": diagnosis.key,
     }
@@ -110,12 +111,12 @@ def apply_slow(
     duration = diagnosis.duration_ms or 0.0
     limit = _slow_limit(diagnosis, baseline_ms, settings)
     if baseline_ms is not None and baseline_ms > 0:
-        reference = f"baseline {minutes_text(baseline_ms * 1000)} min"
+        reference = f"baseline {duration_text(baseline_ms * 1000)}"
         if basis:
             reference = f"{reference} {basis}"
     else:
         change = None  # (only a baseline names a change)
-        reference = f"budget {minutes_text(limit * 1000)} min"
+        reference = f"budget {duration_text(limit * 1000)}"
     facts = _slow_facts(diagnosis, limit)
     values: dict[str, Any] | None = None
     b = diagnosis.bottleneck
