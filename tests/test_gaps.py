@@ -98,3 +98,49 @@ def test_gaps_are_per_trace_and_abandoned_work_is_clipped() -> None:
     assert largest_gap(long_tail) is None
     clipped = largest_gap(long_tail, {long_tail[0].span_id: T0 + 100 * MS})
     assert clipped is not None and clipped.duration_us == 500 * MS
+
+
+def test_a_cancel_the_worker_answers_in_its_own_trace_ends_a_gap_across_traces() -> None:
+    """ktrdr cancel starts a trace of its own; the worker still training answers it: its
+    loop between the two traces is the work (51 s of a 52 s cancelled training)."""
+    start = spans(
+        {"name": "POST /training/start", "kind": "server", "at": 0, "dur": 5},
+        {"name": "training.data_loading", "at": 10, "dur": 230},
+    )
+    cancel = spans(
+        {"name": "DELETE", "kind": "client", "service": "cli", "at": 51_500, "dur": 150},
+        {"name": "DELETE /ops", "kind": "server", "service": "api", "at": 51_510, "dur": 120},
+        {"name": "DELETE /cancel", "kind": "server", "at": 51_550, "dur": 40},
+        trace_id="2" * 32,
+    )
+    gap = largest_gap_of([start, cancel])
+    assert gap is not None
+    assert (gap.service, gap.after.name) == ("worker", "training.data_loading")
+    assert (gap.start_us, gap.end_us) == (T0 + 240 * MS, T0 + 51_500 * MS)
+
+
+def test_no_gap_across_traces_without_an_answer_from_the_service_that_went_quiet() -> None:
+    """The orphan detector's trace minutes after the worker died (a transition on the
+    backend, no request), and a cancel the dead worker never answered: silence, not work."""
+    start = spans(
+        {"name": "training.start", "service": "api", "at": 0, "dur": 100},
+        {"name": "training.data_loading", "at": 10, "dur": 230},
+    )
+    orphaned = spans(
+        {"name": "operation.state_transition", "service": "api", "at": 400_000, "dur": 0},
+        trace_id="2" * 32,
+    )
+    unanswered = spans(
+        {"name": "DELETE /operations", "kind": "server", "service": "api", "at": 60_000, "dur": 9},
+        {"name": "DELETE", "kind": "client", "service": "api", "at": 60_001, "dur": 5},
+        trace_id="3" * 32,
+    )
+    assert largest_gap_of([start, orphaned]) is None
+    # a worker killed before it exported anything: the backend's own spans, then the
+    # detector's transition on the backend (no request answered in between)
+    dispatch = spans({"name": "training.start", "service": "api", "at": 0, "dur": 100})
+    assert largest_gap_of([dispatch, orphaned]) is None
+    assert largest_gap_of([start, unanswered]) is None
+    # the worker answering a request before the gap (an earlier trace) does not count
+    earlier = spans({"name": "GET /status", "kind": "server", "at": 5, "dur": 1}, trace_id="4" * 32)
+    assert largest_gap_of([earlier, start, orphaned]) is None

@@ -79,3 +79,23 @@ def test_the_scoring_tool_prints_totals(capsys: pytest.CaptureFixture[str]) -> N
     assert "verdict 24/24" in out and "bottleneck 2/2" in out
     assert main([str(RUNS[0] / "traces")]) == 2
 
+
+
+def test_a_cancelled_training_spent_its_time_in_the_loop_the_cancel_interrupted(
+    tmp_path: Path,
+) -> None:
+    """ktrdr cancel is a trace of its own, answered by the worker still training: the 51 s
+    between the two traces are its span-less loop, not a 0.2 s phase of the first trace."""
+    run = RUNS[0]
+    (case,) = [
+        c
+        for c in yaml.safe_load((run / "cases.yaml").read_text("utf-8"))
+        if c["id"] == "op_training_20261204_154638_11134ee7"
+    ]
+    d = diagnose(run, case, tmp_path)
+    b = d["bottleneck"]
+    assert (b["kind"], b["after_span_name"]) == ("gap", "training.data_loading"), b
+    assert b["service"].startswith("ktrdr-training-worker-") and b["share"] > 0.95
+    assert d["summary"] == (
+        "cancelled by cli.cancel on ktrdr-cli after 52 s, last seen after training.data_loading"
+    )

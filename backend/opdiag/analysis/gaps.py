@@ -11,10 +11,15 @@ A *work span* is a span of the operation that is neither transport noise (nor be
 root that has children (a root with children only waits for them: ``cli.train``). A *gap* is
 an interval inside one trace in which no work span of that trace is open on any service, and
 that one service bounds on both sides: its last span before the gap, its next span after it
-(the worker's ``training.data_loading``, then its transition to completed). Time between
-traces is not a gap (KTRDR's orphan detector writes its own trace minutes after a worker
-died: that silence is a lost worker, not slow code), and neither is leading or trailing time
-(an unfinished operation's silence is judged as stuck or lost, not as a bottleneck).
+(the worker's ``training.data_loading``, then its transition to completed).
+
+Time between traces is a gap only when the service whose span ended last before it answers
+a request (a server span) in another of the operation's traces after it: ``ktrdr cancel``
+starts a trace of its own, and the worker still training when it arrives answers it (its
+51 s loop is the work). KTRDR's orphan detector also writes its own trace (a transition, no
+request), minutes after a worker died, and the worker never answers again: that silence is a
+lost worker, not slow code. Leading or trailing time is no gap either (an unfinished
+operation's silence is judged as stuck or lost, not as a bottleneck).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
-from opdiag.model import Span, Trace
+from opdiag.model import SERVER, Span, Trace
 
 
 class Gap(msgspec.Struct, frozen=True):
@@ -64,12 +69,58 @@ def work_spans(
 def largest_gap_of(
     groups: Sequence[Sequence[Span]], ends: Mapping[str, int] | None = None
 ) -> Gap | None:
-    """The longest gap of any trace's work spans (ties: the earlier trace)."""
+    """The longest gap of any trace's work spans, or between traces (see the module
+    docstring; ties: the earlier trace, then a gap inside a trace)."""
     best: Gap | None = None
     for spans in groups:
         gap = largest_gap(spans, ends)
         if gap is not None and (best is None or gap.duration_us > best.duration_us):
             best = gap
+    if sum(1 for spans in groups if spans) > 1:
+        across = _gap_across(groups, ends or {})
+        if across is not None and (best is None or across.duration_us > best.duration_us):
+            best = across
+    return best
+
+
+def _gap_across(groups: Sequence[Sequence[Span]], ends: Mapping[str, int]) -> Gap | None:
+    """The longest interval between traces in which no work span of any trace is open, owned
+    by the span that ended last before it, whose service answers a request (a server span)
+    after it in another trace."""
+
+    def end_of(span: Span) -> int:
+        limit = ends.get(span.span_id)
+        return span.end_us if limit is None else min(span.end_us, limit)
+
+    ordered = sorted(
+        (
+            (span.start_us, -end_of(span), i, span)
+            for i, spans in enumerate(groups)
+            for span in spans
+        ),
+        key=lambda item: item[:3],
+    )
+    # per service, its latest server span in each of the two traces where it answers latest:
+    # enough to ask whether it answers after a time in a trace other than a given one
+    latest: dict[str, list[tuple[int, int]]] = {}
+    for start, _, i, span in ordered:
+        if span.kind == SERVER:
+            found = latest.setdefault(span.service, [])
+            found[:] = sorted([(at, j) for at, j in found if j != i] + [(start, i)], reverse=True)[
+                :2
+            ]
+    best: Gap | None = None
+    _, neg_end, last_i, last = ordered[0]
+    reach = -neg_end
+    for start, neg_end, i, span in ordered[1:]:
+        if start > reach and i != last_i:
+            length = start - reach
+            if (best is None or length > best.duration_us) and any(
+                at >= start and j != last_i for at, j in latest.get(last.service, ())
+            ):
+                best = Gap(last.service, last, reach, start)
+        if -neg_end > reach:
+            reach, last, last_i = -neg_end, span, i
     return best
 
 
