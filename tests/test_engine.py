@@ -258,7 +258,7 @@ def test_reassess_slow_against_a_baseline_both_ways() -> None:
     slow = reassess_slow(d, 4_999.0, RULES, settings)  # 10 000 > 2 × 4 999
     assert slow.verdict == "slow"
     assert slow.summary == (
-        "slow: 70 % of the time in backtest.feature_compute (10 s vs baseline 5.0 s)"
+        "slow: 70 % of the time in backtest.feature_compute (10.0 s vs baseline 5.0 s)"
     )
     assert slow.root_cause is not None and slow.root_cause.span_name == "backtest.feature_compute"
     assert slow.solution is not None and slow.solution.rule_id == "operation-slow"

@@ -532,11 +532,11 @@ def test_a_diagnosis_names_every_neighbouring_trace_it_used() -> None:
 @pytest.mark.parametrize(
     ("errors", "failure", "state"),
     [
-        (["httpx.ConnectError"] * 3, ", refused: the process is gone", "the process is gone"),
-        (["httpx.ReadTimeout"] * 3, ", timed out: the process hangs", "SIGSTOP"),
-        (["httpx.ConnectTimeout"] * 3, ", unreachable: its host does not answer", "host is down"),
+        (["httpx.ConnectError"] * 3, "refused: the process is gone", "the process is gone"),
+        (["httpx.ReadTimeout"] * 3, "timed out: the process hangs", "SIGSTOP"),
+        (["httpx.ConnectTimeout"] * 3, "unreachable: its host does not answer", "host is down"),
         # it thrashed (one check timed out) before it was killed: it is gone now
-        (["httpx.ReadTimeout", "httpx.ConnectError", "httpx.ConnectError"], ", refused: t", "gone"),
+        (["httpx.ReadTimeout", "httpx.ConnectError", "httpx.ConnectError"], "refused: t", "gone"),
         # a failure not known as either: no label, the step's general sentence
         (["RuntimeError"] * 3, None, "the process died or hangs"),
     ],

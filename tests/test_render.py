@@ -207,6 +207,24 @@ def test_markdown_follows_the_trace_analysis_template():
     assert "```bash\ncd ib-host-service && ./start.sh\n```" in text
 
 
+def test_root_cause_evidence_tells_span_attributes_from_what_opdiag_worked_out():
+    evidence = {
+        "http.url": "http://127.0.0.1:5005/health",
+        "attr:phase": "design",
+        "worker.since": "15:48:28 UTC",
+        "where": "after training.data_loading",
+        "op:symbol": "EURUSD",
+    }
+    rc = RootCause(TID, "00f067aa0ba902b7", "ktrdr-api", "GET", evidence)
+    text = render_markdown(make_diagnosis(root_cause=rc))
+    own = text.index("- Span attributes:")
+    worked = text.index("- Worked out from the traces:")
+    for key in ("http.url", "attr:phase"):
+        assert own < text.index(f"`{key}`") < worked, key
+    for key in ("worker.since", "where", "op:symbol"):
+        assert text.index(f"`{key}`") > worked, key
+
+
 def test_markdown_escapes_untrusted_values():
     d = make_diagnosis(summary="[click](http://evil) <img src=x> *bold*\n# heading")
     d.execution_flow[0].span_name = "<script>alert(1)</script>"

@@ -90,6 +90,14 @@ def test_verdict_summary_and_root_cause(client):
     assert parsed.find("table", id="root-cause-evidence")
 
 
+def test_root_cause_tables_keep_attributes_apart_from_what_opdiag_worked_out():
+    from opdiag.web.filters import attributes, derived
+
+    evidence = {"http.url": "u", "attr:where": "w", "worker.since": "t", "op:symbol": "s"}
+    assert [k for k, _ in attributes(evidence)] == ["attr:where", "http.url"]
+    assert [k for k, _ in derived(evidence)] == ["op:symbol", "worker.since"]
+
+
 def test_waterfall_marks_root_cause_critical_path_and_axis(client):
     _, parsed = page(client, FAILED_ID)
     bars = parsed.find("rect", **{"class": "bar"})

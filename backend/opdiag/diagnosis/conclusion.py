@@ -27,6 +27,7 @@ from opdiag.diagnosis.result import (
 )
 from opdiag.diagnosis.rules import RuleSet
 from opdiag.diagnosis.templates import fill, fill_command
+from opdiag.durations import human_ms
 
 _HEALTHY = "healthy"
 
@@ -38,16 +39,9 @@ def minutes_text(us: float) -> str:
 
 
 def duration_text(us: float) -> str:
-    """A length in the unit people say it in: ``239 ms``, ``5.2 s``, ``45 s``, ``4.1 min``,
-    ``42 min``, ``1.5 h`` (a 5 s backtest "completed in 0.1 min" said nothing)."""
-    us = max(0.0, us)
-    if us < 999_500:
-        return f"{us / 1000:.0f} ms"
-    for size, unit, limit in ((1e6, "s", 60), (60e6, "min", 60), (3600e6, "h", None)):
-        value = us / size
-        if limit is None or round(value) < limit:
-            return f"{value:.1f} {unit}" if value < 9.95 else f"{value:.0f} {unit}"
-    raise AssertionError("unreachable")  # pragma: no cover
+    """A length in the unit people say it in (``durations.human_ms``: ``239 ms``, ``5.2 s``,
+    ``4.1 min``, ``1 h 5 min``): a 5 s backtest "completed in 0.1 min" said nothing."""
+    return human_ms(max(0.0, us) / 1000)
 
 
 def fold(fired: Sequence[Finding], winner: Finding | None) -> list[Finding]:

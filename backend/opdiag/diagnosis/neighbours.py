@@ -240,16 +240,16 @@ def _failure_of(probe: Probe) -> tuple[str | None, str]:
     itself); a connect timeout, that its host does not answer at all. The newest, because a
     worker that thrashed (timed out) before it was killed then refuses."""
     if connect_timed_out(probe):
-        return ", unreachable: its host does not answer", (
+        return "unreachable: its host does not answer", (
             "connecting to it times out: its host is down or cut off (network, firewall), "
             "or too overloaded to accept a connection"
         )
     if refused(probe):
-        return ", refused: the process is gone", (
+        return "refused: the process is gone", (
             "nothing listens there: the process is gone (killed, crashed, out of memory)"
         )
     if probe.late:
-        return ", timed out: the process hangs", (
+        return "timed out: the process hangs", (
             "it accepts the connection but does not answer in time: the process is there but "
             "hangs or is stopped (SIGSTOP, a deadlock, an overloaded host); kill it before "
             "starting it again"

@@ -161,6 +161,14 @@ def _placeholder(inner: str) -> Placeholder:
 _SAME_AS_ATTRIBUTE = frozenset({"http.url", "http.method", "exception.type", "exception.message"})
 
 
+def is_derived(key: str) -> bool:
+    """Is this evidence key a value opdiag worked out (``worker.since``, ``where``, ``op:…``)
+    rather than a span attribute? Readers are told which is which."""
+    if key.startswith(OPERATION_VALUE_PREFIX):
+        return True
+    return key in PLACEHOLDERS and key not in _SAME_AS_ATTRIBUTE
+
+
 def attr_evidence_key(key: str) -> str:
     """Evidence key of a span attribute: the key itself, unless it shadows a built-in name
     with another meaning (agent spans carry an attribute ``phase``), then ``attr:key``."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from opdiag.controls import UNSAFE_IN_BLOCK
 from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep, PhaseChange, Solution
+from opdiag.diagnosis.templates import is_derived
 from opdiag.timeutil import format_duration, format_rfc3339
 
 # Always escaped: they open code, emphasis, links, HTML, strikethrough anywhere in a line.
@@ -268,9 +269,14 @@ def _root_cause_section(d: Diagnosis) -> list[str]:
             f"- Exception: {escape(rc.exception_type or '?')}: "
             f"{escape(rc.exception_message or '', limit=1000)}"
         )
-    if rc.evidence:
+    attributes = {k: v for k, v in rc.evidence.items() if not is_derived(k)}
+    if attributes:
         lines.append("- Span attributes:")
-        lines.extend(_evidence_lines(rc.evidence))
+        lines.extend(_evidence_lines(attributes))
+    derived = {k: v for k, v in rc.evidence.items() if is_derived(k)}
+    if derived:
+        lines.append("- Worked out from the traces:")
+        lines.extend(_evidence_lines(derived))
     return lines
 
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from opdiag.render.durations import human_ms
+from opdiag.diagnosis.templates import is_derived
+from opdiag.durations import human_ms
 
 _SAFE_SCHEMES = frozenset({"http", "https"})
 
@@ -46,4 +47,21 @@ def safe_url(url: str | None) -> str:
     return "#"
 
 
-FILTERS = {"utc": utc, "ms": ms, "text": text, "safe_url": safe_url}
+def attributes(evidence: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The span attributes of a root cause's evidence, sorted."""
+    return sorted((k, v) for k, v in evidence.items() if not is_derived(k))
+
+
+def derived(evidence: dict[str, Any]) -> list[tuple[str, Any]]:
+    """What opdiag worked out (``worker.since``, ``where``), sorted."""
+    return sorted((k, v) for k, v in evidence.items() if is_derived(k))
+
+
+FILTERS = {
+    "utc": utc,
+    "ms": ms,
+    "text": text,
+    "safe_url": safe_url,
+    "attributes": attributes,
+    "derived": derived,
+}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from opdiag.diagnosis.result import FlowStep
-from opdiag.render.durations import human_ms
+from opdiag.durations import human_ms
 
 # httpx names its client spans after the method only; such a wrapper around hidden transport
 # spans is transport too.
