@@ -132,6 +132,15 @@ def test_work_a_caller_gave_up_on_does_not_stretch_the_operation() -> None:
     assert d.duration_ms is not None and 120_000 < d.duration_ms < 121_000
 
 
+def test_a_bottleneck_share_is_of_the_operation_not_of_work_a_caller_gave_up_on() -> None:
+    """The host service answered the four timed-out calls minutes after the data load had
+    failed: one 30 s call of a 120 s operation is a quarter of it, not 9 % of a path that
+    runs on through that abandoned work."""
+    d = run_case(ib_case())
+    assert d.bottleneck is not None and d.bottleneck.span_name == "POST"
+    assert 0.24 < d.bottleneck.share < 0.26
+
+
 def test_no_healthy_finding_under_another_verdict() -> None:
     case = {
         "operation_id": "op_backtesting_20251122_082640_1a2b3c4d",

@@ -57,8 +57,12 @@ def find_bottleneck(
     span_share = 0.0
     if best is not None:
         _, on_path, timing = best
+        # a path that runs on through work a caller gave up on (the host service answering
+        # four timed-out calls minutes later) is longer than the operation: not its time
         length = timing.critical_length_us
-        span_share = on_path / length if length else 0.0
+        if clipped and 0 < extent_us < length:
+            length = extent_us
+        span_share = min(1.0, on_path / length) if length else 0.0
     gap = largest_gap_of(work if work is not None else work_spans(walks, is_noise), clipped)
     gap_share = min(1.0, gap.duration_us / extent_us) if gap is not None and extent_us > 0 else 0.0
     if gap is not None and gap_share > span_share:

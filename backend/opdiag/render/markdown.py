@@ -149,8 +149,9 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
             )
         else:
             lines.append(
-                f"- Bottleneck: {escape(b.span_name or '?')} ({escape(b.service)}), self time "
-                f"{_ms(b.self_time_ms)}, {b.share * 100:.0f} % of the critical path"
+                f"- Bottleneck: {escape(b.span_name or '?')} ({escape(b.service)}), "
+                f"{_ms(b.duration_ms)} (self time {_ms(b.self_time_ms)}), "
+                f"{b.share * 100:.0f} % of the critical path"
             )
     if d.baseline_ms is not None:
         lines.append(f"- Baseline of this operation type: {_ms(d.baseline_ms)}")
