@@ -164,12 +164,15 @@ def slow_diagnosis(settings: Settings) -> Diagnosis:
             runs=[
                 BaselineRun("op_training_20251124_good1", NOW_MS - 7_200_000, 290.0),
                 BaselineRun("op_training_20251124_good2", NOW_MS - 5_400_000, 310.0),
+                # taken because too few came before it (comparison._pool_order)
+                BaselineRun("op_training_20251124_good3", NOW_MS - 600_000, 300.0),
             ],
             wanted_runs=5,
             this_ms=900.0,
             baseline_ms=300.0,
             change_ms=600.0,
             change_pct=200.0,
+            note="fewer than 2 good runs of strategy v3_minimal in reach",
             phases=[
                 PhaseChange(
                     name="training.indicators",

@@ -300,3 +300,33 @@ def test_table_one_line_per_operation_without_control_characters():
 def test_fast_json_path_equals_to_dict():
     d = make_diagnosis()
     assert json.loads(render_json(d)) == {**json.loads(json.dumps(d.to_dict())), "key": d.key}
+
+
+def test_comparison_says_its_note_expected_time_and_which_runs_came_later():
+    """A baseline filled with later runs of other strategies said so only in JSON: the
+    Markdown read as if earlier runs of the same strategy had been three times slower."""
+    from opdiag.diagnosis.result import BaselineRun, Comparison
+    from opdiag.render.markdown import comparison_lines
+
+    start = 1_763_806_500_000
+    c = Comparison(
+        runs=[
+            BaselineRun("op_a", start - 60_000, 40_000.0),
+            BaselineRun("op_b", start + 600_000, 240_000.0),
+        ],
+        wanted_runs=5,
+        this_ms=45_000.0,
+        baseline_ms=140_000.0,
+        expected_ms=20_500.0,
+        size=12_505,
+        judges_speed=False,
+        change_ms=-95_000.0,
+        note="fewer than 2 good runs of strategy v3_minimal in reach",
+    )
+    text = "\n".join(comparison_lines(c, start))
+    assert "op_a (" in text and "op_b (" in text
+    assert text.count("later than this run") == 1
+    assert text.index("later than this run") > text.index("op_b")
+    assert "- Note: fewer than 2 good runs of strategy v3_minimal in reach" in text
+    assert "- Expected for its 12,505 data rows" in text
+    assert "later than this run" not in "\n".join(comparison_lines(c))

@@ -334,6 +334,11 @@ def test_comparison_bars_side_by_side_per_phase(client):
         good = [h for h in links if h.startswith(f"/operations/op_training_20251124_{run}?")]
         assert good and set(parse_qs(urlsplit(good[0]).query)) == {"from", "to"}
     assert "training.indicators +600ms" in html
+    # a run taken from after this one says so; the comparison's note is shown
+    assert parsed.find("p", id="comparison-runs")
+    assert html.count("later than this run") == 1
+    assert html.index("later than this run") > html.index("op_training_20251124_good3")
+    assert parsed.find("p", id="comparison-note")
     # Phase names from traces stay text.
     assert "<script" not in html.lower()
     assert f"(after {XSS})" in "".join(parsed.text)

@@ -203,27 +203,40 @@ def _phase_row(row: PhaseChange) -> str:
     )
 
 
-def _runs_line(c: Comparison) -> str:
+def _runs_line(c: Comparison, started_at_ms: int | None) -> str:
     alike = ", ".join(f"{escape(k)} {escape(v)}" for k, v in c.matched_on.items())
     same = f", same {alike}" if alike else ""
     runs = "; ".join(
         f"{escape(r.key)} ({format_rfc3339(r.started_at_ms * 1000)}, "
-        f"{format_duration(r.duration_ms)})"
+        f"{format_duration(r.duration_ms)}{_later(r.started_at_ms, started_at_ms)})"
         for r in c.runs
     )
     noun = "run" if len(c.runs) == 1 else "runs"
     return f"- Baseline: {len(c.runs)} {noun} ({c.wanted_runs} wanted){same}: {runs}"
 
 
-def comparison_lines(c: Comparison) -> list[str]:
-    """The comparison's body: totals, the runs, new error types, one row per phase."""
+def _later(run_ms: int, this_ms: int | None) -> str:
+    """Marks a baseline run that started after this one (taken when too few came before)."""
+    return ", later than this run" if this_ms is not None and run_ms > this_ms else ""
+
+
+def comparison_lines(c: Comparison, started_at_ms: int | None = None) -> list[str]:
+    """The comparison's body: totals, the runs, new error types, one row per phase.
+    ``started_at_ms``: this run's start (baseline runs after it are marked)."""
     if not c.runs:
         return [f"- {escape(c.note or 'no run to compare with')}"]
     lines = [
         f"- This run: {format_duration(c.this_ms)}; baseline median "
         f"{format_duration(c.baseline_ms)}; change {_signed(c.change_ms)}{_pct(c.change_pct)}",
-        _runs_line(c),
     ]
+    if c.expected_ms is not None and c.size:
+        lines.append(
+            f"- Expected for its {c.size:,.0f} data rows (the runs' time per row): "
+            f"{format_duration(c.expected_ms)}"
+        )
+    lines.append(_runs_line(c, started_at_ms))
+    if c.note:
+        lines.append(f"- Note: {escape(c.note, limit=400)}")
     if c.headline:
         lines.append(f"- Most of the change: {escape(c.headline, limit=400)}")
     if c.new_error_types:
@@ -242,7 +255,10 @@ def comparison_lines(c: Comparison) -> list[str]:
 def _comparison_section(d: Diagnosis) -> list[str]:
     if d.comparison is None:
         return []
-    return ["**What changed since the last good runs**:", *comparison_lines(d.comparison)]
+    return [
+        "**What changed since the last good runs**:",
+        *comparison_lines(d.comparison, d.started_at_ms),
+    ]
 
 
 def _clock(ms: float | None) -> str:
