@@ -4,6 +4,7 @@ on hand-made profiles and on the demo and real-KTRDR corpora."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -212,7 +213,7 @@ def test_demo_slow_training_names_the_phase_that_got_slower_and_by_how_much():
 def test_demo_failed_training_misses_the_phases_after_the_failure():
     d = service_for(DEMO).diagnose("op_training_20261124_081920_cc1544d5")
     rows = {r.name: r for r in d.comparison.phases}
-    assert rows["after training.data_loading"].status == "missing"  # never reached the loop
+    assert rows["after training.data_loading"].status == "not reached"  # failed before
     assert any("DataNotFoundError" in t for t in d.comparison.new_error_types)
 
 
@@ -227,7 +228,7 @@ def test_a_run_that_never_reached_a_worker_shows_no_false_new_phases():
     assert not [r.name for r in d.comparison.phases if r.status == "new"]
     before = rows["before the worker"]
     assert before.kind == OUTSIDE and before.this_ms == pytest.approx(d.duration_ms)
-    assert rows["POST /data/historical"].status == "missing"
+    assert rows["POST /data/historical"].status == "not reached"  # a run that failed
 
 
 def test_a_run_without_workers_is_compared_span_by_span_with_runs_without_workers():
@@ -257,8 +258,49 @@ def test_real_ktrdr_training_loop_gap_is_the_phase_that_changed():
     assert [r.key for r in first.runs] == ["op_training_20261204_155512_6652e327"]
     # A training that failed on missing data never reached the span-less training loop.
     failed = svc.diagnose("op_training_20261204_155455_c5babf81", now_us=now).comparison
-    assert {r.name: r.status for r in failed.phases}["after training.data_loading"] == "missing"
+    statuses = {r.name: r.status for r in failed.phases}
+    assert statuses["after training.data_loading"] == "not reached"
+    assert statuses["training.data_loading"] == "stopped"  # where it failed
     assert "ktrdr.errors.exceptions.DataNotFoundError" in failed.new_error_types
+
+
+def test_a_run_that_did_not_complete_is_neither_faster_nor_slower_where_it_stopped():
+    """run1: the training cancelled 51 s into its loop read "faster" than good runs there; the
+    one whose worker was killed put its loop "after the worker" (the caller noticing the end)
+    and said the loop was "missing"; a training in flight, the same."""
+    svc = service_for(REAL)
+    now = 1_796_400_000 * 1_000_000
+    cancelled = svc.diagnose("op_training_20261204_154638_11134ee7", now_us=now).comparison
+    top = cancelled.phases[0]
+    assert (top.name, top.status) == ("after training.data_loading", "stopped")
+    assert cancelled.headline.startswith("stopped after training.data_loading; the last 2 good")
+    lost = svc.diagnose("op_training_20261204_154749_b37ed832", now_us=now).comparison
+    rows = {r.name: r for r in lost.phases}
+    assert rows["after training.data_loading"].status == "stopped"
+    assert rows["after training.data_loading"].this_ms > 60_000  # to the orphan detector
+    assert rows["after the worker"].this_ms == 0  # the worker never closed it
+    assert lost.phases[0].name == "after training.data_loading"
+
+
+def test_a_run_in_flight_is_in_progress_in_its_open_phase(tmp_path: Path):
+    """The 4-minute training of run1, 1.5 min into its loop: the time since its last worker
+    span is the worker's open work, in progress, not "after the worker" nor "missing"."""
+    files = sorted(REAL.iterdir(), key=lambda p: p.name.split("_")[1])
+    cut = next(i for i, p in enumerate(files) if p.name.split("_")[0] >= "20261204T155645")
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    for path in files[:cut]:
+        (snap / path.name).symlink_to(path)
+    now = int(datetime(2026, 12, 4, 15, 56, 45, tzinfo=UTC).timestamp() * 1e6)
+    this, _, c = service_for(snap).compare(
+        "op_training_20261204_155512_6652e327", "op_training_20261204_154305_f6579e1a", now
+    )
+    assert this.status == "running"
+    rows = {r.name: r for r in c.phases}
+    assert rows["after training.data_loading"].status == "in progress"
+    assert rows["after training.data_loading"].this_ms > 60_000
+    assert rows["after the worker"].this_ms == 0
+    assert c.headline.startswith("in progress after training.data_loading, 1m"), c.headline
 
 
 def test_baseline_runs_from_the_environment_and_bounds():

@@ -105,14 +105,20 @@ def phase_profile(
     is_worker: Callable[[str], bool],
     is_noise: Callable[[Span], bool],
     min_gap_us: int = 0,
+    open_until_us: int | None = None,
 ) -> PhaseProfile:
     """The phases of one operation from all its spans (every service, noise included: the
-    operation's extent counts them, its phases do not)."""
+    operation's extent counts them, its phases do not). ``open_until_us``: the worker did
+    not close the run (it is in flight, or KTRDR's orphan detector failed it), so the time
+    after its last span, up to then, is the worker's own open work (``after X``), not the
+    caller noticing the end."""
     every = list(spans)
     if not every:
         return PhaseProfile(0, 0, [])
     start = min(s.start_us for s in every)
     end = max(s.end_us for s in every)
+    if open_until_us is not None:
+        end = max(end, open_until_us)
     work = [s for s in every if not is_noise(s)]
     worker = [s for s in work if is_worker(s.service)]
     outside = bool(worker)
@@ -136,7 +142,11 @@ def phase_profile(
         if span.end_us > covered_to:
             covered_to, last = span.end_us, span
         _add(found, SPAN, span.name, span.duration_us, span.start_us, service=span.service)
-    if outside and end - last_end >= max(min_gap_us, 1):
+    if open_until_us is not None and last is not None and outside:
+        if end - last_end >= max(min_gap_us, 1):
+            name = gap_name(last.name)
+            _add(found, GAP, name, end - last_end, last_end, service=last.service, after=last.name)
+    elif outside and end - last_end >= max(min_gap_us, 1):
         _add(found, OUTSIDE, AFTER_WORKER, end - last_end, last_end)
     profile.phases = dict(sorted(found.items(), key=lambda kv: kv[1].first_start_us))
     return profile

@@ -128,7 +128,11 @@ class ComparisonRow(Row):
     index: int = Field(description="0 for the total, then 1.. in order of the change explained")
     phase: str = Field(description="Span name, 'after X' (no span open), 'before the worker'…")
     kind: str = Field(description="'total', 'span', 'gap' or 'outside'")
-    status: str = Field(description="'slower', 'faster', 'same', 'new', 'missing' or 'no baseline'")
+    status: str = Field(
+        description="'slower', 'faster', 'same', 'new', 'missing' or 'no baseline'; for a run "
+        "that did not complete, 'stopped' (the phase it stopped in), 'in progress' (a run in "
+        "flight) and 'not reached'"
+    )
     this_ms: float = Field(description="Time in this phase in this run, ms")
     baseline_ms: float = Field(description="Median over the baseline runs, ms (0 when absent)")
     change_ms: float = Field(description="this_ms - baseline_ms")

@@ -17,20 +17,20 @@ from __future__ import annotations
 
 import dataclasses
 from bisect import bisect_right
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter, methodcaller
 from typing import Any
 
-from opdiag.analysis.phases import PhaseProfile, phase_profile
+from opdiag.analysis.phases import OUTSIDE, PhaseProfile, phase_key, phase_profile
 from opdiag.diagnosis.bottleneck import noise_check
 from opdiag.diagnosis.conditions import json_field, missing
-from opdiag.diagnosis.facts import scoped_walk
+from opdiag.diagnosis.facts import TERMINAL, scoped_walk
 from opdiag.diagnosis.matching import exceptions_of
 from opdiag.diagnosis.result import BaselineRun, Comparison, Diagnosis, PhaseChange
 from opdiag.globs import Globs
-from opdiag.model import Span, Trace
+from opdiag.model import Span, Trace, lifecycle_status
 from opdiag.settings import ComparisonSettings
 from opdiag.timeutil import format_duration
 
@@ -52,6 +52,7 @@ class RunProfile:
     alike: dict[str, str] = field(default_factory=dict)
     verdict: str = "healthy"
     size: float | None = None  # how much data it processed (``ComparisonSettings.size``)
+    status: str = "completed"  # the operation's status: a run that did not complete stopped
 
 
 _PHASES = RunProfile.__dict__["phases"]  # the slot the dataclass keeps ``phases`` in
@@ -203,11 +204,13 @@ def run_profile(
     spans = operation_spans(traces, diagnosis.operation_id)
 
     def phases_of() -> PhaseProfile:
+        is_worker = Globs.of(settings.worker_services)
         return phase_profile(
             spans,
-            is_worker=Globs.of(settings.worker_services),
+            is_worker=is_worker,
             is_noise=noise_check(Globs.of(noise_patterns)),
             min_gap_us=int(settings.min_gap_ms * 1000),
+            open_until_us=_open_until(diagnosis, spans, is_worker),
         )
 
     if lazy and diagnosis.started_at_ms and diagnosis.duration_ms is not None:
@@ -221,6 +224,7 @@ def run_profile(
             alike=alike_values(spans, settings.alike),
             verdict=diagnosis.verdict,
             size=data_size(spans, settings.size),
+            status=diagnosis.status,
         )
         profile._make = phases_of
         return profile
@@ -237,10 +241,26 @@ def run_profile(
         alike=alike_values(spans, settings.alike),
         verdict=diagnosis.verdict,
         size=data_size(spans, settings.size),
+        status=diagnosis.status,
     )
 
 
 # --- the baseline ----------------------------------------------------------------------------
+
+
+def _open_until(
+    diagnosis: Diagnosis, spans: Sequence[Span], is_worker: Callable[[str], bool]
+) -> int | None:
+    """Until when the worker's side of a run it did not close is open: now for a run in
+    flight, its end for one KTRDR closed elsewhere (the orphan detector on the backend);
+    None when it completed or its worker recorded the end (a cancel it answered)."""
+    if diagnosis.status == "completed" or diagnosis.started_at_ms is None:
+        return None
+    if any(
+        lifecycle_status(s.attributes) in TERMINAL and is_worker(s.service) for s in spans
+    ):
+        return None
+    return int((diagnosis.started_at_ms + (diagnosis.duration_ms or 0)) * 1000)
 
 
 def _levels(target: RunProfile, order: Sequence[str]) -> list[tuple[str, ...]]:
@@ -527,9 +547,44 @@ def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: floa
     )
 
 
+_IN_FLIGHT = frozenset({"pending", "running", "resuming"})
+_WHERE_IT_STOPPED = frozenset({"stopped", "in progress"})
+
+
+def _stopped(rows: list[PhaseChange], this: RunProfile, baseline: Sequence[RunProfile]) -> None:
+    """A run that did not complete is neither faster nor slower: the phase it stopped in
+    (the last of its phases the good runs also have: what came after is its cancel or
+    failure) is ``stopped`` (``in progress`` for a run in flight), the phases it never got
+    to are ``not reached`` (not ``missing``)."""
+    where = "in progress" if this.status in _IN_FLIGHT else "stopped"
+    theirs = {k for run in baseline for k in run.phases.phases}
+    last = next(
+        (
+            k
+            for k in reversed(this.phases.phases)
+            if k in theirs and not k.startswith(f"{OUTSIDE}:")
+        ),
+        None,
+    )
+    for row in rows:
+        if row.status == "missing":
+            row.status = "not reached"
+        elif last is not None and phase_key(row.kind, row.name) == last:
+            row.status = where
+
+
 def _headline(top: PhaseChange | None, runs_text: str) -> str:
     if top is None or top.status == "same":
         return ""
+    if top.status in ("stopped", "in progress"):
+        where = top.name if top.kind == "gap" else f"in {top.name}"
+        so_far = f", {format_duration(top.this_ms)} so far" if top.status == "in progress" else ""
+        return (
+            f"{top.status} {where}{so_far}; {runs_text} spent "
+            f"{format_duration(top.baseline_ms)} there"
+        )
+    if top.status == "not reached":
+        return f"{top.name} not reached (took {format_duration(top.baseline_ms)} in {runs_text})"
     what = {"new": "new", "missing": "missing"}.get(top.status)
     if what == "missing":
         return f"{top.name} missing (took {format_duration(top.baseline_ms)} in {runs_text})"
@@ -607,8 +662,18 @@ def compare(
     for run in baseline:
         keys.extend(k for k in run.phases.phases if k not in keys)
     rows = [_row(k, this, baseline, total) for k in dict.fromkeys(keys)]
+    if this.status != "completed":
+        _stopped(rows, this, baseline)
     direction = 1.0 if total >= 0 else -1.0
-    rows.sort(key=lambda r: (r.status == "same", -direction * r.change_ms, -abs(r.change_ms)))
+    # where a run that did not complete stopped comes first: it is what its story is about
+    rows.sort(
+        key=lambda r: (
+            r.status not in _WHERE_IT_STOPPED,
+            r.status == "same",
+            -direction * r.change_ms,
+            -abs(r.change_ms),
+        )
+    )
     out.phases, out.phases_omitted = rows[:max_rows], max(0, len(rows) - max_rows)
     seen = {t for r in baseline for t in r.error_types}
     out.new_error_types = [t for t in this.error_types if t not in seen]
