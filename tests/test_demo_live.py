@@ -129,9 +129,9 @@ def test_supervisor_refuses_unknown_services_and_wires_children() -> None:
 
 
 def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    from ktrdr_sim.live.launch import free_ports  # outside the ephemeral range
+
+    return free_ports(1)[0]
 
 
 def test_the_server_traces_routes_like_fastapi_and_propagates_context() -> None:
@@ -188,3 +188,14 @@ def test_a_taken_port_stops_the_role_with_a_message() -> None:
             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "cannot listen" in result.stderr
+
+
+def test_free_ports_differ_and_stay_out_of_the_ephemeral_range() -> None:
+    """Outgoing connections draw their ports from the ephemeral range: a port chosen there
+    and released was taken by one before a worker bound it (a red CI run)."""
+    from ktrdr_sim.live.launch import _ephemeral_range, free_ports
+
+    low, high = _ephemeral_range()
+    ports = free_ports(60)
+    assert len(set(ports)) == 60
+    assert not [p for p in ports if low <= p <= high]

@@ -1,12 +1,13 @@
 """Start the whole live demo (``--role all``) as a child process group, and always stop it.
 
-Used by the tests and scripts: loopback ports chosen by the OS, a new session so one signal
-reaches every role, and a bounded stop that escalates to SIGKILL.
+Used by the tests and scripts: free loopback ports outside the kernel's ephemeral range, a new
+session so one signal reaches every role, and a bounded stop that escalates to SIGKILL.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,14 +21,40 @@ SERVICES = ("ib-host", "backend", "backtest-worker-1", "backtest-worker-2",
             "training-worker-1", "training-worker-2")
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports the OS has just handed out on 127.0.0.1 (held together so they differ)."""
-    socks = []
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST = 10_000
+
+
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        for _ in range(count):
+        low, high = (int(x) for x in _EPHEMERAL.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+    return low, high
+
+
+def free_ports(count: int) -> list[int]:
+    """Free ports on 127.0.0.1, held together while chosen so they differ. Taken outside the
+    kernel's ephemeral range: a port the OS handed out and released goes back to the pool
+    its outgoing connections draw from, and one of them took a worker's port before the
+    worker bound it ("Address already in use", a red CI run)."""
+    low, high = _ephemeral_range()
+    pools = [r for r in (range(_LOWEST, low), range(high + 1, 65536)) if len(r) > count * 4]
+    rng = random.SystemRandom()
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count * 50):
+            if len(socks) == count:
+                break
             s = socket.socket()
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", rng.choice(rng.choice(pools)) if pools else 0))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
+        if len(socks) < count:
+            raise RuntimeError(f"no {count} free ports on 127.0.0.1")
         return [s.getsockname()[1] for s in socks]
     finally:
         for s in socks:
