@@ -108,3 +108,34 @@ def test_a_long_training_without_follow_is_running_while_its_worker_answers(
         assert "after training.data_loading" in d["summary"]
         later = diagnose_case(root, {**case, "now": "2026-12-04T16:10:00Z"}, tmp_path / "b")
         assert later["verdict"] == "stuck", later["summary"]
+
+
+def test_a_training_in_its_loop_spends_its_time_there_so_far(tmp_path: Path) -> None:
+    """Four minutes into the 30-epoch training's span-less loop, its bottleneck was the
+    0.3 s data loading before it ("56 % of the critical path"): the open time since counts."""
+    case = {"id": UNFOLLOWED, "upto": 1395, "now": "2026-12-04T15:59:14Z"}
+    d = diagnose_case(RUN, case, tmp_path / "snapshot")
+    assert d["status"] == "running"
+    b = d["bottleneck"]
+    assert (b["kind"], b["after_span_name"]) == ("gap", "training.data_loading"), b
+    assert b["service"].startswith("ktrdr-training-worker-") and b["share"] > 0.95
+    assert b["duration_ms"] > 200_000
+
+
+LOST = "op_training_20261204_160033_fcc59c1d"  # its worker on :5006 killed 26 s into the loop
+
+
+@pytest.mark.parametrize(
+    ("upto", "now"), [(1464, "2026-12-04T16:02:42Z"), (None, "2026-12-04T16:10:00Z")]
+)
+def test_a_lost_worker_worked_in_its_loop_until_it_last_answered(
+    upto: int | None, now: str, tmp_path: Path
+) -> None:
+    """Killed in the span-less loop: the time it worked is the loop, up to its last answer
+    (about 20 s), not training.start's 0.3 s, and not the silence since (in flight or after
+    KTRDR's orphan detector failed it)."""
+    d = diagnose_case(RUN, {"id": LOST, "upto": upto, "now": now}, tmp_path / "snapshot")
+    assert d["verdict"] == "worker_lost"
+    b = d["bottleneck"]
+    assert (b["kind"], b["after_span_name"]) == ("gap", "training.data_loading"), b
+    assert 15_000 < b["duration_ms"] < 40_000 and b["share"] > 0.9

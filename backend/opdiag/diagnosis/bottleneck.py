@@ -47,11 +47,13 @@ def find_bottleneck(
     extent_us: int,
     clipped_ends: dict[str, int] | None = None,
     work: Sequence[Sequence[Span]] | None = None,
+    open_tail: Gap | None = None,
 ) -> Choice:
     """The span or gap holding the largest share (see the module docstring). A span that
     kept working for a caller that had already given up (``clipped_ends``) is not a
     candidate: that time is not the operation's. ``work``: ``work_spans(walks, is_noise)``
-    when the caller has them (``diagnosis.survey``)."""
+    when the caller has them (``diagnosis.survey``). ``open_tail``: for an operation in
+    flight, the time since its last work span ended (``open_tail_of``), a gap candidate."""
     clipped = clipped_ends or {}
     best = _span_bottleneck(walks, list(timings), lambda s: is_noise(s) or s.span_id in clipped)
     span_share = 0.0
@@ -64,6 +66,8 @@ def find_bottleneck(
             length = extent_us
         span_share = min(1.0, on_path / length) if length else 0.0
     gap = largest_gap_of(work if work is not None else work_spans(walks, is_noise), clipped)
+    if open_tail is not None and (gap is None or open_tail.duration_us > gap.duration_us):
+        gap = open_tail
     gap_share = min(1.0, gap.duration_us / extent_us) if gap is not None and extent_us > 0 else 0.0
     if gap is not None and gap_share > span_share:
         return Choice(
@@ -100,6 +104,20 @@ def find_bottleneck(
         span,
         span_share,
     )
+
+
+def open_tail_of(work: Sequence[Sequence[Span]], until_us: int) -> Gap | None:
+    """The time from the end of the operation's last work span before ``until_us`` (now, or
+    when its lost worker last answered) until then: in flight, KTRDR's training loop emits no
+    span, and four minutes into it the bottleneck was the 0.3 s data loading before it."""
+    last: Span | None = None
+    for spans in work:
+        for span in spans:
+            if span.end_us <= until_us and (last is None or span.end_us > last.end_us):
+                last = span
+    if last is None or until_us <= last.end_us:
+        return None
+    return Gap(last.service, last, last.end_us, until_us)
 
 
 _CHECKS: dict[Globs, Callable[[Span], bool]] = {}

@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from opdiag.analysis.retries import Retry
-from opdiag.diagnosis.bottleneck import find_bottleneck, noise_check
+from opdiag.diagnosis.bottleneck import find_bottleneck, noise_check, open_tail_of
 from opdiag.diagnosis.conclusion import conclude, fallback_verdict, minutes_text
 from opdiag.diagnosis.evidence import evidence_of, finding_of, first_exception, subject_span
 from opdiag.diagnosis.facts import (
@@ -209,6 +209,22 @@ def diagnose(
     ):  # the rest of its trace moves, but it has been quiet for longer than a run may take
         idle = now_us - facts.end_us
         facts = msgspec.structs.replace(facts, stuck=True, running=False, idle_us=idle)
+    lost = workers.lost
+    if lost is not None or (not facts.finished and facts.has_lifecycle):
+        # in flight, its open time counts too; a lost worker worked until it last answered
+        until = now_us if lost is None else (lost.last_ok_us or lost.since.time_us)
+        tail = open_tail_of(found.work, until)
+        if tail is not None:
+            choice = find_bottleneck(
+                walks,
+                timings,
+                noise,
+                # a lost worker's share is of the time it worked, not of its silence since
+                extent_us=tail.end_us - facts.start_us,
+                clipped_ends=facts.clipped_ends,
+                work=found.work,
+                open_tail=tail,
+            )
     op_values = operation_values(
         facts, choice, ident, now_us, workers=workers, valued=found.valued, declared=rules.values
     )

@@ -141,17 +141,18 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
     lines = ["**Diagnosis**:", f"**{escape(d.verdict)}**: {escape(d.summary, limit=1000)}"]
     if d.bottleneck is not None:
         b = d.bottleneck
+        so_far = "" if d.finished else ", so far (not finished)"
         if b.kind == "gap":
             lines.append(
                 f"- Bottleneck: {b.share * 100:.0f} % of the time ({_ms(b.duration_ms)}) is "
                 f"uninstrumented work on {escape(b.service)} after "
-                f"{escape(b.after_span_name or '?')} (no span covers it)"
+                f"{escape(b.after_span_name or '?')} (no span covers it){so_far}"
             )
         else:
             lines.append(
                 f"- Bottleneck: {escape(b.span_name or '?')} ({escape(b.service)}), "
                 f"{_ms(b.duration_ms)} (self time {_ms(b.self_time_ms)}), "
-                f"{b.share * 100:.0f} % of the critical path"
+                f"{b.share * 100:.0f} % of the critical path{so_far}"
             )
     if d.baseline_ms is not None:
         lines.append(f"- Baseline of this operation type: {_ms(d.baseline_ms)}")
