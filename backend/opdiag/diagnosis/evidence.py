@@ -40,6 +40,8 @@ def subject_span(
     """The span an operation-level rule points at."""
     if subject == "last_span":
         return facts.last_span
+    if subject == "last_phase":  # where the work was (a CLI poll ended later: not the work)
+        return facts.phase_span or facts.last_span
     if subject == "bottleneck" and choice.span is not None:
         return choice.span
     if subject == "worker_probe" and workers.first_sign is not None:

@@ -64,6 +64,7 @@ SUBJECTS = frozenset(
     {
         "root",
         "last_span",
+        "last_phase",
         "bottleneck",
         "error_origin",
         "last_transition",
