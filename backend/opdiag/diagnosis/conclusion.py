@@ -211,7 +211,7 @@ def fallback_verdict(facts: OperationFacts) -> tuple[str, str]:
         return "cancelled", "cancelled"
     if facts.stuck:
         phase = facts.phase or "an unknown phase"
-        return "stuck", f"stuck in {phase} for {duration_text(facts.idle_us)}"
+        return "stuck", f"stuck in {phase}, quiet for {duration_text(facts.idle_us)}"
     if facts.running:
         return "healthy", f"running: {facts.span_count} spans so far, no errors"
     return "healthy", healthy_text(facts.status)

@@ -225,8 +225,16 @@ def diagnose(
                 work=found.work,
                 open_tail=tail,
             )
+    quiet_since = _quiet_everywhere_since(facts, near, now_us, settings)
     op_values = operation_values(
-        facts, choice, ident, now_us, workers=workers, valued=found.valued, declared=rules.values
+        facts,
+        choice,
+        ident,
+        now_us,
+        workers=workers,
+        valued=found.valued,
+        declared=rules.values,
+        quiet_since_us=quiet_since,
     )
     by_trace = {t.trace_id: t for t, _ in (*walks, *((t, ()) for t in near))}
 
@@ -239,6 +247,7 @@ def diagnose(
         "capable_workers_lost": workers.capable_lost is not None,
         "capable_workers_unseen": workers.unregistered is not None,
         "workers_unseen": workers.no_workers is not None,
+        "system_quiet": quiet_since is not None,
     }
     inapplicable = {r.id for r in rules.with_when if not when_holds(r, found.held)}
     b_span = choice.span if choice.is_span else None
@@ -341,6 +350,20 @@ def _worker_answers(
         and now_us - answered <= settings.stuck_after_s * 1e6
         and facts.idle_us <= _quiet_limit_us(facts, settings)
     )
+
+
+def _quiet_everywhere_since(
+    facts: OperationFacts, near: Sequence[Trace], now_us: int, settings: DiagnosisSettings
+) -> int | None:
+    """When the last span of any service ended, for a stuck operation whose neighbouring
+    traces (the backend's health checks every 10 s, the orphan detector's rounds every 15 s)
+    went quiet too: then nothing was exported at all, and the backend or the trace pipeline
+    stopped, not only this operation. None when something else still moves, or when there
+    is no neighbouring trace to tell (a source or pack without them)."""
+    if not facts.stuck or not near:
+        return None
+    latest = max(facts.end_us, *(t.end_us for t in near))
+    return latest if now_us - latest > settings.stuck_after_s * 1e6 else None
 
 
 def _quiet_limit_us(facts: OperationFacts, settings: DiagnosisSettings) -> float:

@@ -16,7 +16,7 @@ from opdiag.diagnosis.bottleneck import Choice
 from opdiag.diagnosis.conclusion import duration_text, minutes_text
 from opdiag.diagnosis.conditions import json_field
 from opdiag.diagnosis.facts import OperationFacts
-from opdiag.diagnosis.neighbours import WorkerAssessment
+from opdiag.diagnosis.neighbours import WorkerAssessment, clock_text
 from opdiag.diagnosis.templates import OPERATION_VALUE_PREFIX
 from opdiag.model import Span
 
@@ -79,9 +79,11 @@ def operation_values(
     workers: WorkerAssessment,
     valued: Sequence[Span],
     declared: dict[str, tuple[str, ...]],
+    quiet_since_us: int | None = None,
 ) -> OperationValues:
     """The operation's template values (see ``OperationValues``); ``valued``: its spans
-    that carry a key of the pack's ``declared`` values, in walk order."""
+    that carry a key of the pack's ``declared`` values, in walk order; ``quiet_since_us``:
+    when the last span of any service ended, when that is long ago."""
     values: dict[str, Any] = {
         "operation.id": facts.operation_id,
         "operation.type": facts.operation_type,
@@ -96,6 +98,8 @@ def operation_values(
         "error_spans": facts.error_spans,
         "ident": ident,
     }
+    if quiet_since_us is not None:
+        values["quiet_since"] = clock_text(quiet_since_us)
     if facts.unlinked_caller is not None:
         values["unlinked_calls"] = facts.unlinked_calls
         values["caller.service"] = facts.unlinked_caller.service

@@ -53,6 +53,7 @@ FACTS: dict[str, type] = {
     "capable_workers_lost": bool,
     "capable_workers_unseen": bool,
     "workers_unseen": bool,
+    "system_quiet": bool,
 }
 # The facts still known when a diagnosis is re-assessed without its traces (reassess_slow).
 SLOW_FACTS = frozenset(
