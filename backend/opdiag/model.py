@@ -304,6 +304,7 @@ def build_trace(
     children: dict[str, list[Span]] = {}
     roots: list[Span] = []
     orphans = 0
+    missing: set[str] = set()  # the parents orphans name
     for span in span_list:
         if not span.original_span_id:
             span.original_span_id = span.span_id
@@ -335,6 +336,7 @@ def build_trace(
             roots.append(span)
             if refs:
                 orphans += 1
+                missing.add(refs[0].span_id)
         else:
             kids = children.get(parent_id)
             if kids is None:
@@ -354,9 +356,13 @@ def build_trace(
         roots.sort(key=_START)
         walked = _walk(roots, children)
     if orphans:
+        parents = (
+            f"parent {next(iter(missing))}" if len(missing) == 1 else f"{len(missing)} parents"
+        )
         trace_warnings.append(
-            f"{orphans} span(s) reference a parent that is not in the trace; "
-            "the trace may be incomplete"
+            f"{orphans} span(s) reference {parents} not in the trace: a span is exported when "
+            "it ends, so it may still be open (a command or request still running), or it was "
+            "lost"
         )
     first, last = _bounds(span_list)
     return Trace(
