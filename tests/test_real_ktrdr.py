@@ -99,3 +99,22 @@ def test_a_cancelled_training_spent_its_time_in_the_loop_the_cancel_interrupted(
     assert d["summary"] == (
         "cancelled by cli.cancel on ktrdr-cli after 51.9 s, last seen after training.data_loading"
     )
+
+
+@pytest.mark.parametrize(
+    ("ident", "holder"),
+    [
+        # the only backtest worker had completed a run 4.4 s before: the registry's flag was stale
+        (
+            "d542d365f48bef80f486115f0dd94cd2",
+            "finished op_backtesting_20261204_155230_0250c475 4.4 s before",
+        ),
+        # the only training worker ran the 150-epoch training cancelled at 15:47:30
+        ("00c1cc50b6463135decf4ee498c45941", "runs op_training_20261204_154638_11134ee7"),
+        ("aa55bbc3fbca0e6aeab4d702dea68d03", "runs op_training_20261204_154638_11134ee7"),
+    ],
+)
+def test_workers_busy_says_what_holds_the_worker(ident: str, holder: str, tmp_path: Path) -> None:
+    case = {"id": ident, "upto": None, "now": "2026-12-04T16:10:00Z"}
+    d = diagnose(RUNS[0], case, tmp_path)
+    assert d["verdict"] == "workers_busy" and holder in d["summary"], d["summary"]

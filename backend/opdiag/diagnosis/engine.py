@@ -37,6 +37,7 @@ from opdiag.diagnosis.facts import (
 )
 from opdiag.diagnosis.flow import execution_flow
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers
+from opdiag.diagnosis.occupancy import occupancy
 from opdiag.diagnosis.op_values import operation_values
 from opdiag.diagnosis.recovered import NOTHING_RECOVERED, advisory, recovered_attempts
 from opdiag.diagnosis.result import Diagnosis, Finding
@@ -235,6 +236,7 @@ def diagnose(
         valued=found.valued,
         declared=rules.values,
         quiet_since_us=quiet_since,
+        busy_with=_busy_with(facts, near, rules, op_id),
     )
     by_trace = {t.trace_id: t for t, _ in (*walks, *((t, ()) for t in near))}
 
@@ -350,6 +352,19 @@ def _worker_answers(
         and now_us - answered <= settings.stuck_after_s * 1e6
         and facts.idle_us <= _quiet_limit_us(facts, settings)
     )
+
+
+def _busy_with(
+    facts: OperationFacts, near: Sequence[Trace], rules: RuleSet, op_id: str | None
+) -> str | None:
+    """For a request that never became an operation (a 503), what its type's workers were
+    doing then (``occupancy``)."""
+    if facts.has_lifecycle or not near or not facts.operation_type:
+        return None
+    globs = rules.neighbours.worker_globs(facts.operation_type)
+    if not globs:
+        return None
+    return occupancy(near, Globs.of(globs), facts.start_us, op_id)
 
 
 def _quiet_everywhere_since(

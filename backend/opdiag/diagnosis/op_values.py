@@ -80,6 +80,7 @@ def operation_values(
     valued: Sequence[Span],
     declared: dict[str, tuple[str, ...]],
     quiet_since_us: int | None = None,
+    busy_with: str | None = None,
 ) -> OperationValues:
     """The operation's template values (see ``OperationValues``); ``valued``: its spans
     that carry a key of the pack's ``declared`` values, in walk order; ``quiet_since_us``:
@@ -98,6 +99,8 @@ def operation_values(
         "error_spans": facts.error_spans,
         "ident": ident,
     }
+    if busy_with is not None:
+        values["worker.busy_with"] = busy_with
     if quiet_since_us is not None:
         values["quiet_since"] = clock_text(quiet_since_us)
     if facts.unlinked_caller is not None:

@@ -76,6 +76,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.others",
         "worker.checks",
         "worker.checked_since",
+        "worker.busy_with",
     }
 )
 # ``{op:NAME}``: a value of the operation declared in the pack's ``operation.values``.

@@ -1,0 +1,67 @@
+"""What the capable workers were doing when a request found none free.
+
+KTRDR answers 503 when its registry marks every worker of the type busy. The registry learns a
+worker is free from its next health check, so a worker that finished a run seconds earlier is
+still "busy" (run1: the backtest worker completed one at 15:52:49.7, a request at 15:52:54.1 got
+503). The workers' own state transitions, in the traces around the request, say which run
+holds each worker, or that it had just finished one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from opdiag.diagnosis.facts import TERMINAL, operation_id_of
+from opdiag.diagnosis.neighbours import clock_text
+from opdiag.model import Trace, lifecycle_status
+
+# A worker that finished a run this long before the request may still be marked busy: KTRDR's
+# health checks run every 10 s, so the registry sees it free within about one round.
+STALE_US = 30_000_000
+_IN_FLIGHT = frozenset({"pending", "running", "resuming"})
+
+
+def occupancy(
+    traces: Sequence[Trace],
+    is_capable: Callable[[str], bool],
+    at_us: int,
+    own_id: str | None = None,
+) -> str | None:
+    """Per capable worker seen, in words: the run it was running at ``at_us`` (and since
+    when), or the run it had finished just before. None when the traces show neither."""
+    # (service, operation id) -> (time, status) of its last transition on that service up to
+    # at_us, and of its first running transition
+    last: dict[tuple[str, str], tuple[int, str]] = {}
+    started: dict[tuple[str, str], int] = {}
+    for trace in traces:
+        for span in trace.spans:
+            if span.start_us > at_us or not is_capable(span.service):
+                continue
+            status = lifecycle_status(span.attributes)
+            op = operation_id_of(span) if status else None
+            if op is None or op == own_id:
+                continue
+            key = (span.service, op)
+            if status == "running":
+                started[key] = min(started.get(key, span.start_us), span.start_us)
+            known = last.get(key)
+            if known is None or span.start_us >= known[0]:
+                last[key] = (span.start_us, status or "")
+    busy: dict[str, str] = {}
+    freed: dict[str, tuple[int, str]] = {}
+    for (service, op), (when, status) in sorted(last.items(), key=lambda kv: kv[1][0]):
+        if status in _IN_FLIGHT:
+            since = started.get((service, op), when)
+            busy[service] = f"{service} runs {op} (since {clock_text(since)})"
+        elif status in TERMINAL and at_us - when <= STALE_US:
+            freed[service] = (when, op)
+    parts = list(busy.values())
+    for service, (when, op) in freed.items():
+        if service in busy:
+            continue
+        seconds = (at_us - when) / 1e6
+        parts.append(
+            f"{service} finished {op} {seconds:.1f} s before (at {clock_text(when)}); "
+            "KTRDR's registry had not seen it free yet"
+        )
+    return "; ".join(parts) or None
