@@ -67,3 +67,15 @@ def test_only_capable_workers_other_runs_and_the_past_count() -> None:
     assert occupancy([again, next_one], CAPABLE, _at(45)) == (
         f"{WORKER} runs op_e (since 15:44:00 UTC)"
     )
+
+
+def test_the_workers_runs_are_searched_only_for_a_request_that_never_started() -> None:
+    """Every unfinished operation's neighbours are searched; the workers' runs (one search
+    per worker service on Jaeger) only for a request that never became an operation."""
+    from opdiag.diagnosis.rules import load_rules
+
+    spec = load_rules().neighbours
+    wanted = ("*worker*", "operation.state_transition")
+    assert wanted in {(q.service, q.span) for q in spec.queries_for(started=False)}
+    assert wanted not in {(q.service, q.span) for q in spec.queries_for(started=True)}
+    assert spec.queries_for(started=True) == spec.queries

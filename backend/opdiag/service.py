@@ -351,8 +351,9 @@ class DiagnosisService:
             return [], None
         end = group.end_us if status in TERMINAL else max(now_us, group.end_us)
         lo, hi = spec.window(group.start_us, end, now_us)
+        queries = spec.queries_for(started=status is not None)
         try:
-            found = search(lo, hi, spec.queries, spec.max_traces)
+            found = search(lo, hi, queries, spec.max_traces)
         except BudgetSpentError:
             raise
         except SourceUnavailableError as exc:

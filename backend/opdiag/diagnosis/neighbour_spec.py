@@ -46,6 +46,9 @@ class NeighbourSpec(msgspec.Struct, frozen=True):
     # detector lists operations every 15 s): they show it ran, and was recorded, when no
     # probe was made at all
     heartbeats: tuple[SpanQuery, ...] = ()
+    # the workers' own runs (their state transitions): asked only for a request that never
+    # became an operation (a 503), to say which run held each worker (diagnosis.occupancy)
+    occupancy: tuple[SpanQuery, ...] = ()
 
     def _margin(self, name: str) -> float:
         return dict(self.margins).get(name, _DEFAULT_MARGINS[name])
@@ -83,6 +86,15 @@ class NeighbourSpec(msgspec.Struct, frozen=True):
             seen.setdefault((q.service, q.span), SpanQuery(q.service, q.span))
         return tuple(seen.values())
 
+    def queries_for(self, *, started: bool) -> tuple[SpanQuery, ...]:
+        """``queries``, and for a request that never started an operation the workers' runs
+        too (``occupancy``)."""
+        if started or not self.occupancy:
+            return self.queries
+        known = {(q.service, q.span) for q in self.queries}
+        extra = tuple(q for q in self.occupancy if (q.service, q.span) not in known)
+        return self.queries + extra
+
     @property
     def active(self) -> bool:
         return bool(self.health_checks or self.spans)
@@ -116,6 +128,7 @@ def merge_specs(specs: Iterable[NeighbourSpec | None]) -> NeighbourSpec:
     checks: dict[tuple[str, str, str], HealthCheck] = {}
     spans: dict[tuple[str, str], SpanQuery] = {}
     beats: dict[tuple[str, str], SpanQuery] = {}
+    held: dict[tuple[str, str], SpanQuery] = {}
     workers: dict[str, tuple[str, ...]] = {}
     for spec in specs:
         if spec is None:
@@ -127,6 +140,8 @@ def merge_specs(specs: Iterable[NeighbourSpec | None]) -> NeighbourSpec:
             spans[(q.service, q.span)] = q
         for q in spec.heartbeats:
             beats[(q.service, q.span)] = q
+        for q in spec.occupancy:
+            held[(q.service, q.span)] = q
         for t, globs in spec.workers:
             workers[t] = tuple(dict.fromkeys((*workers.get(t, ()), *globs)))
     return NeighbourSpec(
@@ -135,4 +150,5 @@ def merge_specs(specs: Iterable[NeighbourSpec | None]) -> NeighbourSpec:
         spans=tuple(spans.values()),
         workers=tuple(workers.items()),
         heartbeats=tuple(beats.values()),
+        occupancy=tuple(held.values()),
     )

@@ -114,6 +114,7 @@ _NEIGHBOUR_KEYS = frozenset(
         "health_checks",
         "spans",
         "heartbeats",
+        "occupancy",
     }
 )
 
@@ -391,6 +392,11 @@ def _read_neighbours(
             kw["heartbeats"] = tuple(
                 _read_query(reader, n, "neighbours.heartbeats")
                 for n in _items(reader, fields["heartbeats"][1], "neighbours.heartbeats")
+            )
+        if "occupancy" in fields:
+            kw["occupancy"] = tuple(
+                _read_query(reader, n, "neighbours.occupancy")
+                for n in _items(reader, fields["occupancy"][1], "neighbours.occupancy")
             )
     if workers_entry is not None:
         workers = reader.mapping(workers_entry[1], "workers")
