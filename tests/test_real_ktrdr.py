@@ -118,3 +118,18 @@ def test_workers_busy_says_what_holds_the_worker(ident: str, holder: str, tmp_pa
     case = {"id": ident, "upto": None, "now": "2026-12-04T16:10:00Z"}
     d = diagnose(RUNS[0], case, tmp_path)
     assert d["verdict"] == "workers_busy" and holder in d["summary"], d["summary"]
+
+
+def test_a_lost_worker_names_another_worker_of_its_type_that_answers(tmp_path: Path) -> None:
+    """The backtest worker on :5003 was killed; a second one on :5004 answered its health
+    checks while the operation waited for KTRDR's orphan detector: run it again there. When
+    no other worker of the type answers (the last training worker killed), no such step."""
+    case = {"id": "op_backtesting_20261204_155333_db0629d4", "upto": None}
+    d = diagnose(RUNS[0], {**case, "now": "2026-12-04T16:10:00Z"}, tmp_path / "a")
+    steps = "\n".join(d["solution"]["steps"])
+    standby = "Another worker of the type answers: ktrdr-backtest-worker-2ce2abc4 at 127.0.0.1:5004"
+    assert standby in steps
+    alone = {"id": "op_training_20261204_160033_fcc59c1d", "upto": None}
+    d = diagnose(RUNS[0], {**alone, "now": "2026-12-04T16:10:00Z"}, tmp_path / "b")
+    assert d["verdict"] == "worker_lost"
+    assert not [s for s in d["solution"]["steps"] if "Another worker" in s or not s]

@@ -100,7 +100,8 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
         if rule is not None:
             diagnosis.solution = Solution(
                 title=fill(rule.solution.title, winner.evidence),
-                steps=[fill(t, winner.evidence) for t in rule.solution.steps],
+                # a step made only of a value that is missing says nothing: left out
+                steps=[s for s in (fill(t, winner.evidence) for t in rule.solution.steps) if s],
                 commands=[
                     c
                     for c in (fill_command(t, winner.evidence) for t in rule.solution.commands)

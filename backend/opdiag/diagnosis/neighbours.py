@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -160,6 +161,9 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
     view: WorkerView | None = None  # what the probes said, for naming other addresses
     # when the worker that runs the operation last answered a health check (in flight only)
     answered_us: int | None = None
+    # other workers of the type that answered after the lost one went silent: (service,
+    # address, last answer), the newest answer first
+    standby: tuple[tuple[str, str, int], ...] = ()
 
     def service_called(self, span: Span) -> tuple[bool, str | None]:
         """Whether a client span called another worker's address than the assessed
@@ -205,6 +209,11 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
             out["worker.type"] = operation_type
         if self.last_seen_us is not None:
             out["worker.last_seen"] = clock_text(self.last_seen_us)
+        if self.standby:
+            out["worker.standby"] = ", ".join(
+                f"{service} at {address} (answered at {clock_text(at)})"
+                for service, address, at in self.standby
+            )
         again = self.replaced
         if again is not None and self.silence is None:
             out["worker.since"] = clock_text(again.since.time_us)
@@ -231,6 +240,29 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
                 f" ({silence.since.error or 'no answer'})"
             )
         return out
+
+
+def _standby(
+    view: WorkerView, globs: Sequence[str], lost: Silence, now_us: int
+) -> tuple[tuple[str, str, int], ...]:
+    """The other workers of the type that answered a health check after the lost one went
+    silent (run1: a second backtest worker on :5004 answered while the killed one's
+    operation waited for the orphan detector): a run started again goes to one of them."""
+    latest: dict[str, tuple[str, int]] = {}
+    for probe in view.probes:
+        by = probe.answered_by
+        if (
+            probe.ok
+            and by
+            and probe.address != lost.address
+            and lost.since.time_us <= probe.time_us <= now_us
+            and any(fnmatchcase(by, g) for g in globs)
+        ):
+            known = latest.get(probe.address)
+            if known is None or probe.time_us > known[1]:
+                latest[probe.address] = (by, probe.time_us)
+    found = sorted(((s, a, t) for a, (s, t) in latest.items()), key=lambda x: -x[2])
+    return tuple(found)
 
 
 def _failure_of(probe: Probe) -> tuple[str | None, str]:
@@ -309,6 +341,9 @@ def assess_workers(
                 answered = view.last_answer(
                     worker.address, worker.service, start_us, judge_until_us
                 )
+        standby: tuple[tuple[str, str, int], ...] = ()
+        if lost is not None and operation_type:
+            standby = _standby(view, spec.worker_globs(operation_type), lost, now_us)
         return WorkerAssessment(
             worker,
             bool(ran),
@@ -320,6 +355,7 @@ def assess_workers(
             again,
             view=view,
             answered_us=answered,
+            standby=standby,
         )
     globs = spec.worker_globs(operation_type) if operation_type else ()
     capable = tuple(view.addresses_of(globs)) if globs else ()

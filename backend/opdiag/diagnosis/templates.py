@@ -77,6 +77,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.checks",
         "worker.checked_since",
         "worker.busy_with",
+        "worker.standby",
     }
 )
 # ``{op:NAME}``: a value of the operation declared in the pack's ``operation.values``.
