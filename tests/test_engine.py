@@ -827,7 +827,8 @@ def test_an_operation_in_flight_has_lasted_until_now() -> None:
 def test_a_late_error_past_the_flow_cut_is_still_the_marked_root_cause() -> None:
     """In a huge operation the error can come after the first ``max_flow_spans`` spans; the
     root cause must still be that error span, and the flow must carry it, marked."""
-    case = _without_completion(backtest_case(settings={"max_flow_spans": 10}))
+    # 3: fewer rows than the work spans before the error (the polls give way first)
+    case = _without_completion(backtest_case(settings={"max_flow_spans": 3}))
     for span in case["spans"]:
         if span["name"] == "backtest.feature_compute":
             span.update(status="error", exc="RuntimeError: boom late")
@@ -850,9 +851,10 @@ def test_a_late_error_past_the_flow_cut_is_still_the_marked_root_cause() -> None
     assert d.root_cause is not None and d.root_cause.span_name == "backtest.feature_compute"
     marked = [s for s in d.execution_flow if s.root_cause]
     assert [s.span_name for s in marked] == ["backtest.feature_compute"]
-    assert len(d.execution_flow) == 11
-    assert d.execution_flow_truncated == len(case["spans"]) - 11
-    assert [s.index for s in d.execution_flow] == list(range(1, 12))
+    assert len(d.execution_flow) == 4  # the cut, and the late error beyond it
+    assert d.execution_flow[-1].span_name == "backtest.feature_compute"
+    assert d.execution_flow_truncated == len(case["spans"]) - 4
+    assert [s.index for s in d.execution_flow] == list(range(1, 5))
 
 
 def test_a_stuck_operation_is_in_flight_and_its_length_runs_to_now() -> None:
@@ -1237,3 +1239,33 @@ def test_a_resumed_run_is_no_baseline_for_others() -> None:
     assert done.resumed and done.verdict == "healthy"
     assert not _is_healthy_run(done)
     assert _is_healthy_run(run_case(backtest_case()))
+
+
+def test_a_flow_cut_keeps_the_work_before_the_polls() -> None:
+    """A followed 4-minute training had 2,000 rows of the CLI's polls before its completion:
+    the cut keeps every work span first, then the earliest noise."""
+    op = "op_training_20251122_101500_1a2b3c4d"
+    spans: list[dict[str, Any]] = [
+        {"id": "c", "name": "cli.train", "service": "ktrdr-cli", "dur": 100_000},
+        {"id": "w", "parent": "c", "name": "POST /training/start", "kind": "server",
+         "service": "ktrdr-training-worker-1", "start": 1, "dur": 5},
+        {"parent": "w", "name": "operation.state_transition", "service": "ktrdr-training-worker-1",
+         "start": 2, "attrs": {"operation.id": op, "operation.to_status": "running"}},
+    ]
+    spans += [
+        {"parent": "c", "name": "GET", "kind": "client", "service": "ktrdr-cli",
+         "start": 10 + i * 100, "dur": 3,
+         "attrs": {"http.url": f"http://127.0.0.1:8000/api/v1/operations/{op}",
+                   "http.status_code": 200}}
+        for i in range(40)
+    ]
+    spans.append(
+        {"parent": "w", "name": "operation.state_transition", "service": "ktrdr-training-worker-1",
+         "start": 99_000, "attrs": {"operation.id": op, "operation.to_status": "completed"}}
+    )
+    d = run_case({"operation_id": op, "spans": spans, "settings": {"max_flow_spans": 10}})
+    names = [(s.span_name, s.start_ms) for s in d.execution_flow]
+    assert len(names) == 10 and d.execution_flow_truncated == len(spans) - 10
+    assert ("operation.state_transition", 99_000.0) in names
+    assert [n for n, _ in names].count("GET") == 6  # the earliest polls fill the rest
+    assert [s.start_ms for s in d.execution_flow] == sorted(s.start_ms for s in d.execution_flow)

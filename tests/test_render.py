@@ -330,3 +330,44 @@ def test_comparison_says_its_note_expected_time_and_which_runs_came_later():
     assert "- Note: fewer than 2 good runs of strategy v3_minimal in reach" in text
     assert "- Expected for its 12,505 data rows" in text
     assert "later than this run" not in "\n".join(comparison_lines(c))
+
+
+def _flow_step(i: int, name: str, parent: int | None, depth: int, **flags: bool) -> FlowStep:
+    return FlowStep(
+        index=i,
+        trace_id=TID,
+        span_id=f"{i:016x}",
+        parent_id=None if parent is None else f"{parent:016x}",
+        service="ktrdr-cli" if name == "GET" else "worker",
+        span_name=name,
+        start_ms=float(i),
+        duration_ms=float(i),
+        self_time_ms=1.0,
+        depth=depth,
+        critical=flags.get("critical", False),
+        error=flags.get("error", False),
+    )
+
+
+def test_markdown_flow_is_a_tree_with_like_siblings_folded():
+    """A followed training: 2,000 rows, the worker's phases listed under the CLI's polls that
+    started just before them. Rows now follow the tree; a run of like siblings that is not
+    on the critical path nor in error is one line (an error among them stays its own row)."""
+    steps = [
+        _flow_step(1, "cli.train", None, 0, critical=True),
+        _flow_step(2, "POST /training/start", 1, 1, critical=True),
+        *(_flow_step(i, "GET", 1, 1) for i in (3, 4, 5, 7, 8)),
+        _flow_step(6, "training.data_loading", 2, 2, critical=True),
+        _flow_step(9, "GET", 1, 1, error=True),
+    ]
+    steps.sort(key=lambda s: s.start_ms)
+    text = render_markdown(make_diagnosis(execution_flow=steps))
+    flow = text[text.index("**Execution Flow**") : text.index("**Diagnosis**")].splitlines()[1:]
+    flow = [line for line in flow if line]
+    assert flow == [
+        "1. ★ cli.train (worker) - 1.0ms",
+        "2. ★ ↳ POST /training/start (worker) - 2.0ms",
+        "3. ★ ↳ ↳ training.data_loading (worker) - 6.0ms",
+        "4. ↳ GET (ktrdr-cli) × 5, 3.0ms–8.0ms each (folded)",
+        "5. ↳ GET (ktrdr-cli) - 9.0ms [error]",
+    ]

@@ -122,12 +122,123 @@ def _flow_line(step: FlowStep, number: int) -> str:
     )
 
 
+_Key = tuple[str, str]
+_FOLD_MIN = 3  # this many like siblings in a row, none of them notable, make one line
+
+
+def _flow_tree(steps: list[FlowStep]) -> tuple[list[FlowStep], dict[_Key, list[FlowStep]]]:
+    """The rows as a tree (roots and children in start order): a flat start-ordered list
+    put a worker's phase under the CLI's polls that started just before it."""
+    present = {(s.trace_id, s.span_id) for s in steps}
+    roots: list[FlowStep] = []
+    kids: dict[_Key, list[FlowStep]] = {}
+    for s in steps:
+        parent = (s.trace_id, s.parent_id) if s.parent_id is not None else None
+        if parent is not None and parent in present and s.parent_id != s.span_id:
+            kids.setdefault(parent, []).append(s)
+        else:
+            roots.append(s)
+    return roots, kids
+
+
+def _notable(roots: list[FlowStep], kids: dict[_Key, list[FlowStep]]) -> set[_Key]:
+    """Rows that must stay visible, and every ancestor of one: critical, error, root cause,
+    bottleneck, recovered."""
+    order: list[FlowStep] = []
+    stack = list(roots)
+    seen: set[_Key] = set()
+    while stack:  # pre-order, without recursion (a hostile trace may be deep)
+        step = stack.pop()
+        key = (step.trace_id, step.span_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        order.append(step)
+        stack.extend(kids.get(key, ()))
+    keep: set[_Key] = set()
+    for step in reversed(order):  # children before parents
+        key = (step.trace_id, step.span_id)
+        if (
+            step.critical
+            or step.error
+            or step.root_cause
+            or step.bottleneck
+            or step.recovered
+            or any((k.trace_id, k.span_id) in keep for k in kids.get(key, ()))
+        ):
+            keep.add(key)
+    return keep
+
+
+def _subtree_size(step: FlowStep, kids: dict[_Key, list[FlowStep]]) -> int:
+    count, stack = 0, list(kids.get((step.trace_id, step.span_id), ()))
+    while stack:
+        child = stack.pop()
+        count += 1
+        stack.extend(kids.get((child.trace_id, child.span_id), ()))
+    return count
+
+
+def _folded_line(run: list[FlowStep], number: int, under: int) -> str:
+    first = run[0]
+    depth = "↳ " * min(first.depth, 8)
+    shortest = _ms(min(s.duration_ms for s in run))
+    longest = _ms(max(s.duration_ms for s in run))
+    spread = shortest if shortest == longest else f"{shortest}–{longest}"
+    below = f", {under} spans under them" if under else ""
+    return (
+        f"{number}. {depth}{escape(first.span_name)} ({escape(first.service)}) "
+        f"× {len(run)}, {spread} each{below} (folded)"
+    )
+
+
+def _flow_lines(steps: list[FlowStep]) -> list[str]:
+    """The rows in tree order; runs of like siblings that matter to nothing (the CLI's
+    status polls, a server span's http send/receive) folded into one line each."""
+    roots, kids = _flow_tree(steps)
+    keep = _notable(roots, kids)
+    lines: list[str] = []
+    # a stack of sibling lists still to emit, each with the index of its next row
+    stack: list[tuple[list[FlowStep], int]] = [(roots, 0)]
+    seen: set[_Key] = set()
+    while stack:
+        siblings, i = stack.pop()
+        if i >= len(siblings):
+            continue
+        step = siblings[i]
+        key = (step.trace_id, step.span_id)
+        j = i + 1
+        if key not in keep:
+            while (
+                j < len(siblings)
+                and (siblings[j].trace_id, siblings[j].span_id) not in keep
+                and siblings[j].span_name == step.span_name
+                and siblings[j].service == step.service
+            ):
+                j += 1
+        if j - i >= _FOLD_MIN:
+            run = siblings[i:j]
+            under = sum(_subtree_size(s, kids) for s in run)
+            lines.append(_folded_line(run, len(lines) + 1, under))
+            stack.append((siblings, j))
+            continue
+        stack.append((siblings, i + 1))
+        if key in seen:
+            continue
+        seen.add(key)
+        lines.append(_flow_line(step, len(lines) + 1))
+        children = kids.get(key)
+        if children:
+            stack.append((children, 0))
+    return lines
+
+
 def _flow_section(d: Diagnosis) -> list[str]:
     lines = ["**Execution Flow** (★ = critical path):"]
     if not d.execution_flow:
         lines.append("- no spans")
         return lines
-    lines.extend(_flow_line(step, i) for i, step in enumerate(d.execution_flow, start=1))
+    lines.extend(_flow_lines(d.execution_flow))
     if d.execution_flow_truncated:
         lines.append(f"- … {d.execution_flow_truncated} more spans not shown")
     return lines
