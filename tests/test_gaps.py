@@ -144,3 +144,20 @@ def test_no_gap_across_traces_without_an_answer_from_the_service_that_went_quiet
     # the worker answering a request before the gap (an earlier trace) does not count
     earlier = spans({"name": "GET /status", "kind": "server", "at": 5, "dur": 1}, trace_id="4" * 32)
     assert largest_gap_of([earlier, start, orphaned]) is None
+
+
+def test_the_wait_between_a_call_and_the_same_call_again_is_no_gap() -> None:
+    """KTRDR's CLI retried a 503 after 1.8, 2.3 and 4.8 s: that is its back-off, not code
+    without spans on ktrdr-cli; a different call after the wait still bounds a gap."""
+    url = {"http.url": "http://127.0.0.1:8000/api/v1/trainings/start"}
+    retries = spans(
+        {"name": "POST", "kind": "client", "service": "cli", "at": 0, "dur": 10},
+        {"name": "POST", "kind": "client", "service": "cli", "at": 1_800, "dur": 10},
+        {"name": "POST", "kind": "client", "service": "cli", "at": 4_100, "dur": 10},
+    )
+    for span in retries:
+        span.attributes.update(url)
+    assert largest_gap(retries) is None
+    other = spans({"name": "GET", "kind": "client", "service": "cli", "at": 9_000, "dur": 5})
+    gap = largest_gap([*retries, *other])
+    assert gap is not None and gap.duration_us == (9_000 - 4_110) * MS

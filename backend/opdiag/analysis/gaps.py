@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
-from opdiag.model import SERVER, Span, Trace
+from opdiag.model import CLIENT, SERVER, Span, Trace, url_of
 
 
 class Gap(msgspec.Struct, frozen=True):
@@ -124,6 +124,15 @@ def _gap_across(groups: Sequence[Sequence[Span]], ends: Mapping[str, int]) -> Ga
     return best
 
 
+def _retry_wait(before: Span, after: Span) -> bool:
+    """The time between a call and the same call made again (KTRDR's CLI retrying a 503
+    after 1.8, 2.3 and 4.8 s) is the caller's back-off, not code without spans."""
+    if before.kind != CLIENT or after.kind != CLIENT or before.name != after.name:
+        return False
+    url = url_of(before)
+    return url is not None and url == url_of(after)
+
+
 def largest_gap(
     spans: Sequence[Span],
     ends: Mapping[str, int] | None = None,
@@ -155,6 +164,7 @@ def largest_gap(
                 before is not None
                 and length >= min_us
                 and (best is None or length > best.duration_us)
+                and not _retry_wait(before, span)
             ):
                 best = Gap(span.service, before, reach, span.start_us)
         end = end_of(span)

@@ -27,6 +27,7 @@ _ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
 _LEADING = re.compile(r"^(?:#|=|[+\-](?:\s|$)|\d{1,9}[.)](?:\s|$))")
 _CONTROL = re.compile(UNSAFE_IN_BLOCK)
 _MAX_VALUE = 300
+_IN_FLIGHT = frozenset({"pending", "running", "resuming"})
 # Verdicts that mean the operation did not do its job (the template's Status: ERROR).
 _ERROR_VERDICTS = frozenset(
     {"failed", "invalid_input", "data_missing", "service_unreachable", "no_workers",
@@ -252,7 +253,7 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
     lines = ["**Diagnosis**:", f"**{escape(d.verdict)}**: {escape(d.summary, limit=1000)}"]
     if d.bottleneck is not None:
         b = d.bottleneck
-        so_far = "" if d.finished else ", so far (not finished)"
+        so_far = ", so far (not finished)" if d.status in _IN_FLIGHT else ""
         if b.kind == "gap":
             lines.append(
                 f"- Bottleneck: {b.share * 100:.0f} % of the time ({_ms(b.duration_ms)}) is "
