@@ -328,7 +328,7 @@ def diagnose(
         resumed=facts.resumed,
     )
     diagnosis.execution_flow, diagnosis.execution_flow_truncated = execution_flow(
-        walks, timings, facts.start_us, settings.max_flow_spans, made_good=made_good, is_noise=noise
+        walks, timings, facts.start_us, settings.max_flow_spans, made_good=made_good, noisy=noisy
     )
     fallback = fallback_verdict(facts)
     apply_slow(

@@ -4,7 +4,7 @@ length without losing an error span."""
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from opdiag.diagnosis.recovered import NOTHING_RECOVERED, Recovered
 from opdiag.diagnosis.result import FlowStep
@@ -12,6 +12,8 @@ from opdiag.diagnosis.timing import Timing
 from opdiag.model import Span, Trace
 
 __all__ = ["execution_flow"]
+
+_NONE: frozenset[str] = frozenset()
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
 
@@ -23,7 +25,7 @@ def execution_flow(
     limit: int,
     *,
     made_good: Recovered = NOTHING_RECOVERED,
-    is_noise: Callable[[Span], bool] | None = None,
+    noisy: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[list[FlowStep], int]:
     """Every scoped span in start order; cut at ``limit``, counting the rest.
 
@@ -31,25 +33,29 @@ def execution_flow(
     a 100k-span operation sorts a few thousand rows, not all of them. Error spans past the
     cut still get a row (at most ``limit`` more): the root cause is chosen among the flow's
     error spans and must be marked in the flow, however late it happened in a huge
-    operation. ``is_noise``: when the operation has more spans than the limit, transport
-    noise (a followed training's thousands of status polls) gives way to the work: a
-    4-minute training's completion was cut behind 2,000 rows of polls."""
+    operation. ``noisy``: per trace, the ids of its transport noise; when the operation has
+    more spans than the limit, the noise (a followed training's thousands of status polls)
+    gives way to the work: a 4-minute training's completion was cut behind 2,000 polls."""
     cut = max(0, limit)
     total = sum(len(walk) for _, walk in walks)
     rows: list[tuple[int, int, int, Span, int]] = []
     if cut:
         threshold: int | None = None
-        quiet: Callable[[Span], bool] = (lambda _: False) if is_noise is None else is_noise
+        quiet = [noisy.get(t.trace_id, _NONE) if noisy else _NONE for t, _ in walks]
         all_work = False  # fewer work spans than the limit: every one of them is a row
         if total > cut:
-            starts = [
-                span.start_us for _, walk in walks for span, _ in walk if not quiet(span)
-            ]
-            if len(starts) >= cut:
-                threshold = heapq.nsmallest(cut, starts)[-1]
+            work_starts: list[int] = []
+            noise_starts: list[int] = []
+            for ids, (_, walk) in zip(quiet, walks, strict=True):
+                if not ids:
+                    work_starts.extend(span.start_us for span, _ in walk)
+                    continue
+                for span, _ in walk:
+                    (noise_starts if span.span_id in ids else work_starts).append(span.start_us)
+            if len(work_starts) >= cut:
+                threshold = heapq.nsmallest(cut, work_starts)[-1]
             else:  # every work span fits: the earliest noise fills the rest
-                noisy = [span.start_us for _, walk in walks for span, _ in walk if quiet(span)]
-                threshold = heapq.nsmallest(cut - len(starts), noisy)[-1]
+                threshold = heapq.nsmallest(cut - len(work_starts), noise_starts)[-1]
                 all_work = True
         rows = [
             (span.start_us, t_index, order, span, depth)
@@ -58,15 +64,16 @@ def execution_flow(
             if threshold is None
             or span.start_us <= threshold
             or span.error
-            or (all_work and not quiet(span))
+            or (all_work and span.span_id not in quiet[t_index])
         ]
         rows.sort(key=lambda r: (r[0], r[1], r[2]))
-        if len(rows) > cut and is_noise is not None:
+        if len(rows) > cut and noisy:
             # the work first, then noise by start, then late errors beyond the cut
-            work = [r for r in rows if not quiet(r[3])]
-            noise = [r for r in rows if quiet(r[3])]
-            kept = work[:cut] + noise[: max(0, cut - len(work))]
-            late = [r for r in work[cut:] + noise[max(0, cut - len(work)) :] if r[3].error]
+            work = [r for r in rows if r[3].span_id not in quiet[r[1]]]
+            noise = [r for r in rows if r[3].span_id in quiet[r[1]]]
+            room = max(0, cut - len(work))
+            kept = work[:cut] + noise[:room]
+            late = [r for r in work[cut:] + noise[room:] if r[3].error]
             rows = sorted(kept, key=lambda r: (r[0], r[1], r[2])) + late[:cut]
         else:
             # Late error spans sort after every span of the cut: the cut itself is unchanged.
