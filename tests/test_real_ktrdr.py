@@ -133,3 +133,14 @@ def test_a_lost_worker_names_another_worker_of_its_type_that_answers(tmp_path: P
     d = diagnose(RUNS[0], {**alone, "now": "2026-12-04T16:10:00Z"}, tmp_path / "b")
     assert d["verdict"] == "worker_lost"
     assert not [s for s in d["solution"]["steps"] if "Another worker" in s or not s]
+
+
+def test_a_finished_data_load_counts_the_gateways_refusals_up_to_its_end(tmp_path: Path) -> None:
+    """The load failed at 15:47:03; the host service's ib.connect loop went on being refused
+    after that (13 counted, "the last at 15:47:58"): its story is the 9 while it ran."""
+    case = {"id": "op_data_load_20261204_154455_734c9af6", "upto": None,
+            "now": "2026-12-04T16:10:00Z"}
+    d = diagnose(RUNS[0], case, tmp_path)
+    assert d["verdict"] == "service_unreachable"
+    assert "(9 failed ib.connect, the last at 15:46:55 UTC)" in d["summary"], d["summary"]
+    assert d["root_cause"]["span_name"] == "ib.connect"

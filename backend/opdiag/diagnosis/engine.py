@@ -266,7 +266,13 @@ def diagnose(
     )
     near_traces: dict[str, dict[str, None]] = {}
     if near:
-        near_walks = [(t, t.walked()) for t in near]
+        # a finished operation's evidence is what happened up to its end: the Gateway's
+        # refusals in the minute after a data load failed are not its story (13 were counted,
+        # "the last at" a time after it had failed; 10 came while it ran)
+        near_walks = [
+            (t, _upto(t, until_us) if facts.finished and t.end_us > until_us else t.walked())
+            for t in near
+        ]
         hits += span_rule_hits(
             near_walks,
             rules.near_index,
@@ -352,6 +358,10 @@ def _worker_answers(
         and now_us - answered <= settings.stuck_after_s * 1e6
         and facts.idle_us <= _quiet_limit_us(facts, settings)
     )
+
+
+def _upto(trace: Trace, until_us: int) -> list[tuple[Span, int]]:
+    return [(span, depth) for span, depth in trace.walked() if span.start_us <= until_us]
 
 
 def _busy_with(
