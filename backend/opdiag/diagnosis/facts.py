@@ -367,38 +367,27 @@ def unlinked_calls(
 ) -> list[tuple[Span, Span]]:
     """Calls whose trace context was lost: a server span that begins a trace (no parent)
     while its caller is in another of the operation's traces: a client span of the same
-    method and path whose time holds it, or, when the caller's trace holds no client span at
-    all (its HTTP client not instrumented), a top span of another service that holds it.
+    method and path, answered by no server span of its own trace, whose time holds it.
     Several traces alone prove nothing: each KTRDR command (``train``, ``cancel``,
-    ``resume``) starts its own trace, and the orphan detector writes its own."""
+    ``resume``) starts its own, and the orphan detector writes its own; a status read sent
+    with curl while the CLI polls is no call of the CLI's (each poll is answered in its
+    own trace)."""
     roots: list[tuple[str, Span]] = []
     clients: list[tuple[str, Span]] = []
-    tops: list[tuple[str, Span]] = []
-    with_clients: set[str] = set()
     for trace, walk in walks:
         tid = trace.trace_id
+        children = trace.children
         for span, _ in walk:
-            kind = span.kind
-            if kind == CLIENT:
-                clients.append((tid, span))
-                with_clients.add(tid)
-            elif span.parent_id is None:
-                (roots if kind == SERVER else tops).append((tid, span))
+            if span.kind == CLIENT:
+                if not any(c.kind == SERVER for c in children.get(span.span_id, ())):
+                    clients.append((tid, span))  # unanswered in its own trace
+            elif span.kind == SERVER and span.parent_id is None:
+                roots.append((tid, span))
+    if not roots or not clients:
+        return []
     found: list[tuple[Span, Span]] = []
     for tid, server in roots:
-        caller = next(
-            (c for ctid, c in clients if ctid != tid and _calls(c, server)), None
-        ) or next(
-            (
-                t
-                for ttid, t in tops
-                if ttid != tid
-                and ttid not in with_clients
-                and t.service != server.service
-                and _holds(t, server)
-            ),
-            None,
-        )
+        caller = next((c for ctid, c in clients if ctid != tid and _calls(c, server)), None)
         if caller is not None:
             found.append((server, caller))
     return found

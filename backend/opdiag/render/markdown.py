@@ -253,7 +253,12 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
     lines = ["**Diagnosis**:", f"**{escape(d.verdict)}**: {escape(d.summary, limit=1000)}"]
     if d.bottleneck is not None:
         b = d.bottleneck
-        so_far = ", so far (not finished)" if d.status in _IN_FLIGHT else ""
+        # a lost worker's work ended when it died, whatever the status still says
+        so_far = (
+            ", so far (not finished)"
+            if d.status in _IN_FLIGHT and d.verdict != "worker_lost"
+            else ""
+        )
         if b.kind == "gap":
             lines.append(
                 f"- Bottleneck: {b.share * 100:.0f} % of the time ({_ms(b.duration_ms)}) is "
