@@ -161,3 +161,17 @@ def test_the_wait_between_a_call_and_the_same_call_again_is_no_gap() -> None:
     other = spans({"name": "GET", "kind": "client", "service": "cli", "at": 9_000, "dur": 5})
     gap = largest_gap([*retries, *other])
     assert gap is not None and gap.duration_us == (9_000 - 4_110) * MS
+
+
+def test_time_inside_one_trace_is_never_taken_as_a_gap_across_traces() -> None:
+    """Across traces, only time followed by another trace's span counts: inside one trace a
+    gap needs the same service on both sides (the worker's span, then the backend's is no
+    gap of the worker's, even if the worker answers a later request)."""
+    first = spans(
+        {"name": "training.data_loading", "at": 0, "dur": 10},
+        {"name": "training.start", "service": "api", "at": 50, "dur": 10},
+    )
+    later = spans(
+        {"name": "DELETE /cancel", "kind": "server", "at": 100, "dur": 5}, trace_id="2" * 32
+    )
+    assert largest_gap_of([first, later]) is None

@@ -371,3 +371,17 @@ def test_markdown_flow_is_a_tree_with_like_siblings_folded():
         "4. ↳ GET (ktrdr-cli) × 5, 3.0ms–8.0ms each (folded)",
         "5. ↳ GET (ktrdr-cli) - 9.0ms [error]",
     ]
+
+
+def test_markdown_folds_only_like_siblings_of_one_service():
+    """Polls of the CLI and reads of the backend alternate by name but not by service: no
+    run of three like siblings, nothing folded."""
+    steps = [_flow_step(1, "cli.train", None, 0, critical=True)]
+    for i in range(2, 8):
+        step = _flow_step(i, "GET", 1, 1)
+        if i % 2:
+            step.service = "ktrdr-api"
+        steps.append(step)
+    text = render_markdown(make_diagnosis(execution_flow=steps))
+    assert "folded" not in text
+    assert text.count("↳ GET (") == 6
