@@ -435,3 +435,48 @@ def test_runs_of_values_no_other_run_shares_are_grouped_once():
     good = good_runs(runs, runs=5, min_runs=2, slow_factor=2.0, order=["strategy", "symbol"])
     assert len(good) == n
     assert _CountedAlike.reads < 20 * n
+
+
+def test_where_a_run_stopped_leads_its_comparison_whatever_the_other_changes():
+    """A failed run whose phase before the failure shrank most still leads with where it
+    stopped (the sort key, not the size of the change, puts it first)."""
+    this = run("a", 10, 1.5, {"setup": 0.1, "load": 1.0}, status="failed")
+    base = [run(k, i, 4, {"setup": 2.0, "load": 1.2, "gap:after load": 0.8}) for i, k in
+            enumerate("bcd")]
+    c = compare(this, base, wanted=3)
+    assert [r.status for r in c.phases][:2] == ["stopped", "faster"]
+    assert c.phases[0].name == "load" and c.headline.startswith("stopped in load")
+    statuses = {r.name: r.status for r in c.phases}
+    assert statuses["after load"] == "not reached"
+
+
+def test_a_run_its_worker_closed_keeps_the_time_after_it_as_the_callers():
+    """A cancel the worker answered (its own transition to cancelled) closed the run: the
+    time after its last span is the caller noticing the end, not the worker's open work."""
+    from opdiag.diagnosis.comparison import run_profile
+    from opdiag.diagnosis.result import Diagnosis
+    from opdiag.model import build_trace
+
+    tid = "a" * 32
+    op = "op_training_20261204_154638_11134ee7"
+
+    def span(i: int, name: str, service: str, start_s: float, **attrs: str) -> Span:
+        return Span(tid, f"{i:016x}", name, service, int(start_s * 1e6), 1_000,
+                    attributes={"operation.id": op, **attrs})
+
+    worker = "ktrdr-training-worker-1"
+    trace = build_trace(tid, [
+        span(1, "training.data_loading", worker, 0),
+        span(2, "operation.state_transition", worker, 50, **{"operation.to_status": "cancelled"}),
+        span(3, "operation.state_transition", "ktrdr-api", 60,
+             **{"operation.to_status": "cancelled"}),
+    ])
+
+    def profile(status: str):
+        d = Diagnosis(operation_id=op, trace_ids=[tid], verdict="cancelled", summary="",
+                      status=status, started_at_ms=0, duration_ms=60_001.0)
+        return run_profile(d, [trace], ComparisonSettings(), []).phases.phases
+
+    closed = profile("cancelled")
+    assert "outside:after the worker" in closed
+    assert "gap:after operation.state_transition" not in closed

@@ -598,3 +598,28 @@ def test_one_failed_check_is_said_in_the_singular() -> None:
         [probe(-5, 5005, True), probe(5, 5005, False), probe(15, 5005, False)]
     )
     assert two.values("training")["worker.failed_checks_text"] == "2 failed checks"
+
+
+def test_standby_workers_are_other_addresses_of_the_type_answering_after_the_silence() -> None:
+    """Who can take the run again: another address, answered by a worker of the type, after
+    the lost one went silent; not the lost address answering as a new process (a restart is
+    judged as a replacement), not an answer from before, not a worker of another type."""
+    from opdiag.diagnosis.neighbours import _standby
+    from opdiag.diagnosis.probes import Probe, Silence
+
+    def p(at: float, port: int, ok: bool, by: str | None = None) -> Probe:
+        return Probe(int(at * S), ok, f"127.0.0.1:{port}", "t", "s", "GET", "ktrdr-api", by)
+
+    probes = [
+        p(0, 5003, True, "ktrdr-training-worker-a"),
+        p(5, 5004, True, "ktrdr-training-worker-b"),  # before the silence
+        p(10, 5003, False),
+        p(20, 5004, True, "ktrdr-training-worker-b"),
+        p(25, 5005, True, "ktrdr-backtest-worker-c"),  # another type
+        p(30, 5003, True, "ktrdr-training-worker-d"),  # the lost address, a new process
+    ]
+    lost = Silence("127.0.0.1:5003", probes[2], 1, 0)
+    found = _standby(WorkerView.of(probes), ("ktrdr-training-worker-*",), lost, int(60 * S))
+    assert found == (("ktrdr-training-worker-b", "127.0.0.1:5004", int(20 * S)),)
+    # an answer after the clock judged by is not one yet
+    assert _standby(WorkerView.of(probes), ("ktrdr-training-worker-*",), lost, int(15 * S)) == ()

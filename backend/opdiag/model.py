@@ -164,6 +164,13 @@ def url_path(span: Span) -> str:
         return ""
 
 
+def http_method(span: Span) -> str:
+    """The method a call named (old or new conventions), upper-case; empty when unknown."""
+    attrs = span.attributes
+    method = attrs.get("http.method") or attrs.get("http.request.method")
+    return method.upper() if isinstance(method, str) else ""
+
+
 def http_status(span: Span) -> int | None:
     """HTTP status under the old and the new semantic conventions, as an int when it parses."""
     for key in ("http.status_code", "http.response.status_code"):

@@ -142,11 +142,11 @@ def phase_profile(
         if span.end_us > covered_to:
             covered_to, last = span.end_us, span
         _add(found, SPAN, span.name, span.duration_us, span.start_us, service=span.service)
-    if open_until_us is not None and last is not None and outside:
-        if end - last_end >= max(min_gap_us, 1):
+    if outside and end - last_end >= max(min_gap_us, 1):
+        if open_until_us is not None and last is not None:  # the worker's own open work
             name = gap_name(last.name)
             _add(found, GAP, name, end - last_end, last_end, service=last.service, after=last.name)
-    elif outside and end - last_end >= max(min_gap_us, 1):
-        _add(found, OUTSIDE, AFTER_WORKER, end - last_end, last_end)
+        else:
+            _add(found, OUTSIDE, AFTER_WORKER, end - last_end, last_end)
     profile.phases = dict(sorted(found.items(), key=lambda kv: kv[1].first_start_us))
     return profile

@@ -28,7 +28,7 @@ from opdiag.diagnosis.bottleneck import noise_check
 from opdiag.diagnosis.conditions import json_field, missing
 from opdiag.diagnosis.facts import TERMINAL, scoped_walk
 from opdiag.diagnosis.matching import exceptions_of
-from opdiag.diagnosis.result import BaselineRun, Comparison, Diagnosis, PhaseChange
+from opdiag.diagnosis.result import IN_FLIGHT, BaselineRun, Comparison, Diagnosis, PhaseChange
 from opdiag.globs import Globs
 from opdiag.model import Span, Trace, lifecycle_status
 from opdiag.settings import ComparisonSettings
@@ -547,7 +547,6 @@ def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: floa
     )
 
 
-_IN_FLIGHT = frozenset({"pending", "running", "resuming"})
 _WHERE_IT_STOPPED = frozenset({"stopped", "in progress"})
 
 
@@ -556,7 +555,7 @@ def _stopped(rows: list[PhaseChange], this: RunProfile, baseline: Sequence[RunPr
     (the last of its phases the good runs also have: what came after is its cancel or
     failure) is ``stopped`` (``in progress`` for a run in flight), the phases it never got
     to are ``not reached`` (not ``missing``)."""
-    where = "in progress" if this.status in _IN_FLIGHT else "stopped"
+    where = "in progress" if this.status in IN_FLIGHT else "stopped"
     theirs = {k for run in baseline for k in run.phases.phases}
     last = next(
         (

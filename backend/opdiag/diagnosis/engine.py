@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from opdiag.analysis.gaps import Gap
 from opdiag.analysis.retries import Retry
 from opdiag.diagnosis.bottleneck import find_bottleneck, noise_check, open_tail_of
 from opdiag.diagnosis.conclusion import conclude, fallback_verdict, minutes_text
@@ -40,7 +41,7 @@ from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers
 from opdiag.diagnosis.occupancy import occupancy
 from opdiag.diagnosis.op_values import operation_values
 from opdiag.diagnosis.recovered import NOTHING_RECOVERED, advisory, recovered_attempts
-from opdiag.diagnosis.result import Diagnosis, Finding
+from opdiag.diagnosis.result import IN_FLIGHT, Diagnosis, Finding
 from opdiag.diagnosis.resumes import since_last_resume, without_refused_resumes
 from opdiag.diagnosis.rules import Rule, RuleSet
 from opdiag.diagnosis.slow import apply_slow
@@ -183,14 +184,6 @@ def diagnose(
         trace_timing(_own_part(t, walk, context.get(t.trace_id, frozenset())), noisy=ids)
         for (t, walk), ids in zip(walks, found.noisy, strict=True)
     ]
-    choice = find_bottleneck(
-        walks,
-        timings,
-        noise,
-        extent_us=facts.duration_us,
-        clipped_ends=facts.clipped_ends,
-        work=found.work,
-    )
     workers = assess_workers(
         walks,
         near,
@@ -210,22 +203,17 @@ def diagnose(
     ):  # the rest of its trace moves, but it has been quiet for longer than a run may take
         idle = now_us - facts.end_us
         facts = msgspec.structs.replace(facts, stuck=True, running=False, idle_us=idle)
-    lost = workers.lost
-    if lost is not None or (not facts.finished and facts.has_lifecycle):
-        # in flight, its open time counts too; a lost worker worked until it last answered
-        until = now_us if lost is None else (lost.last_ok_us or lost.since.time_us)
-        tail = open_tail_of(found.work, until)
-        if tail is not None:
-            choice = find_bottleneck(
-                walks,
-                timings,
-                noise,
-                # a lost worker's share is of the time it worked, not of its silence since
-                extent_us=tail.end_us - facts.start_us,
-                clipped_ends=facts.clipped_ends,
-                work=found.work,
-                open_tail=tail,
-            )
+    tail = _open_tail(found.work, facts, workers, now_us)
+    choice = find_bottleneck(
+        walks,
+        timings,
+        noise,
+        # a lost worker's share is of the time it worked, not of its silence since
+        extent_us=facts.duration_us if tail is None else tail.end_us - facts.start_us,
+        clipped_ends=facts.clipped_ends,
+        work=found.work,
+        open_tail=tail,
+    )
     quiet_since = _quiet_everywhere_since(facts, near, now_us, settings)
     op_values = operation_values(
         facts,
@@ -360,6 +348,18 @@ def _worker_answers(
     )
 
 
+def _open_tail(
+    work: Sequence[Sequence[Span]], facts: OperationFacts, workers: WorkerAssessment, now_us: int
+) -> Gap | None:
+    """In flight, its open time since its last work span counts too; a lost worker worked
+    until it last answered (``bottleneck.open_tail_of``)."""
+    lost = workers.lost
+    if lost is None and (facts.finished or not facts.has_lifecycle):
+        return None
+    until = now_us if lost is None else (lost.last_ok_us or lost.since.time_us)
+    return open_tail_of(work, until)
+
+
 def _upto(trace: Trace, until_us: int) -> list[tuple[Span, int]]:
     return [(span, depth) for span, depth in trace.walked() if span.start_us <= until_us]
 
@@ -467,13 +467,10 @@ def _near(
     return near[: rules.neighbours.max_traces]
 
 
-_IN_FLIGHT = frozenset({"pending", "running", "resuming"})
-
-
 def _duration_us(facts: OperationFacts, now_us: int) -> int:
     """An operation still in flight has lasted until now, not until its last span ended: a
     stuck training that went quiet 42 minutes ago has been running for those minutes too."""
-    if not facts.finished and facts.status in _IN_FLIGHT:
+    if not facts.finished and facts.status in IN_FLIGHT:
         return max(now_us, facts.end_us) - facts.start_us
     return facts.duration_us
 

@@ -28,13 +28,21 @@ from collections.abc import Mapping, Sequence
 from itertools import repeat
 from operator import attrgetter
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 
 from opdiag.diagnosis.result import STATUSES
 from opdiag.diagnosis.rules import RuleSet
-from opdiag.model import CLIENT, SERVER, Span, Trace, lifecycle_status, url_path
+from opdiag.model import (
+    CLIENT,
+    SERVER,
+    Span,
+    Trace,
+    http_method,
+    lifecycle_status,
+    url_of,
+    url_path,
+)
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 OP_ID = "operation.id"
@@ -405,16 +413,11 @@ def _calls(client: Span, server: Span) -> bool:
     both say them), the server's time inside the call's."""
     if not _holds(client, server):
         return False
-    method, called = _method(client), _method(server)
+    method, called = http_method(client), http_method(server)
     if method and called and method != called:
         return False
     path, served = url_path(client), url_path(server)
     return not (path and served and path != served)
-
-
-def _method(span: Span) -> str:
-    method = span.attributes.get("http.method") or span.attributes.get("http.request.method")
-    return method.upper() if isinstance(method, str) else ""
 
 
 def _type_from_calls(
@@ -428,17 +431,11 @@ def _type_from_calls(
         for span, _ in walk:
             if span.kind != CLIENT:
                 continue
-            url = span.attributes.get("http.url") or span.attributes.get("url.full")
-            method = span.attributes.get("http.method") or span.attributes.get(
-                "http.request.method"
-            )
-            if not isinstance(url, str) or not isinstance(method, str):
+            method = http_method(span)
+            path = url_path(span) if isinstance(url_of(span), str) else ""
+            if not method or not path:
                 continue
-            try:
-                path = urlsplit(url).path
-            except ValueError:
-                continue
-            hint = rules.name_info(f"{method.upper()} {path}")[0]
+            hint = rules.name_info(f"{method} {path}")[0]
             if hint is not None:
                 return hint
     return None

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -248,6 +247,7 @@ def _standby(
     """The other workers of the type that answered a health check after the lost one went
     silent (run1: a second backtest worker on :5004 answered while the killed one's
     operation waited for the orphan detector): a run started again goes to one of them."""
+    capable = Globs.of(globs)  # as WorkerView.addresses_of matches them
     latest: dict[str, tuple[str, int]] = {}
     for probe in view.probes:
         by = probe.answered_by
@@ -256,7 +256,7 @@ def _standby(
             and by
             and probe.address != lost.address
             and lost.since.time_us <= probe.time_us <= now_us
-            and any(fnmatchcase(by, g) for g in globs)
+            and capable(by)
         ):
             known = latest.get(probe.address)
             if known is None or probe.time_us > known[1]:

@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 
 from opdiag.diagnosis.facts import TERMINAL, operation_id_of
 from opdiag.diagnosis.neighbours import clock_text
+from opdiag.diagnosis.result import IN_FLIGHT
 from opdiag.model import Trace, lifecycle_status
 
 # A worker that finished a run this long before the request may still be marked busy: KTRDR's
 # health checks run every 10 s, so the registry sees it free within about one round.
 STALE_US = 30_000_000
-_IN_FLIGHT = frozenset({"pending", "running", "resuming"})
 
 
 def occupancy(
@@ -50,7 +50,7 @@ def occupancy(
     busy: dict[str, str] = {}
     freed: dict[str, tuple[int, str]] = {}
     for (service, op), (when, status) in sorted(last.items(), key=lambda kv: kv[1][0]):
-        if status in _IN_FLIGHT:
+        if status in IN_FLIGHT:
             since = started.get((service, op), when)
             busy[service] = f"{service} runs {op} (since {clock_text(since)})"
         elif status in TERMINAL and at_us - when <= STALE_US:

@@ -41,6 +41,8 @@ STATUSES: tuple[str, ...] = (
     "cancelled",
     "unknown",
 )
+# Statuses of an operation still under way (stuck or not).
+IN_FLIGHT = frozenset({"pending", "running", "resuming"})
 
 
 class RootCause(msgspec.Struct):
@@ -246,6 +248,12 @@ class Diagnosis(msgspec.Struct):
     def key(self) -> str:
         """The id a user (or a link) uses for this diagnosis."""
         return self.operation_id or (self.trace_ids[0] if self.trace_ids else "")
+
+    @property
+    def still_working(self) -> bool:
+        """In flight and not abandoned by a lost worker: its bottleneck is one so far (a lost
+        worker's work ended when it died, whatever the status still says)."""
+        return self.status in IN_FLIGHT and self.verdict != "worker_lost"
 
     def to_dict(self) -> dict[str, Any]:
         out = plain(self)

@@ -172,6 +172,19 @@ def is_derived(key: str) -> bool:
     return key in PLACEHOLDERS and key not in _SAME_AS_ATTRIBUTE
 
 
+Items = list[tuple[str, Any]]
+
+
+def split_evidence(evidence: Mapping[str, Any]) -> tuple[Items, Items]:
+    """A root cause's evidence as the span's attributes and what opdiag worked out, each
+    sorted by key (Markdown and the page show them apart)."""
+    own: Items = []
+    worked: Items = []
+    for key, value in sorted(evidence.items(), key=lambda kv: kv[0]):
+        (worked if is_derived(key) else own).append((key, value))
+    return own, worked
+
+
 def attr_evidence_key(key: str) -> str:
     """Evidence key of a span attribute: the key itself, unless it shadows a built-in name
     with another meaning (agent spans carry an attribute ``phase``), then ``attr:key``."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from opdiag.controls import UNSAFE_IN_BLOCK
 from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep, PhaseChange, Solution
-from opdiag.diagnosis.templates import is_derived
+from opdiag.diagnosis.templates import split_evidence
 from opdiag.timeutil import format_duration, format_rfc3339
 
 # Always escaped: they open code, emphasis, links, HTML, strikethrough anywhere in a line.
@@ -27,7 +27,6 @@ _ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
 _LEADING = re.compile(r"^(?:#|=|[+\-](?:\s|$)|\d{1,9}[.)](?:\s|$))")
 _CONTROL = re.compile(UNSAFE_IN_BLOCK)
 _MAX_VALUE = 300
-_IN_FLIGHT = frozenset({"pending", "running", "resuming"})
 # Verdicts that mean the operation did not do its job (the template's Status: ERROR).
 _ERROR_VERDICTS = frozenset(
     {"failed", "invalid_input", "data_missing", "service_unreachable", "no_workers",
@@ -142,9 +141,11 @@ def _flow_tree(steps: list[FlowStep]) -> tuple[list[FlowStep], dict[_Key, list[F
     return roots, kids
 
 
-def _notable(roots: list[FlowStep], kids: dict[_Key, list[FlowStep]]) -> set[_Key]:
-    """Rows that must stay visible, and every ancestor of one: critical, error, root cause,
-    bottleneck, recovered."""
+def _notable(
+    roots: list[FlowStep], kids: dict[_Key, list[FlowStep]]
+) -> tuple[set[_Key], dict[_Key, int]]:
+    """Rows that must stay visible, and every ancestor of one (critical, error, root cause,
+    bottleneck, recovered); and how many rows lie under each row."""
     order: list[FlowStep] = []
     stack = list(roots)
     seen: set[_Key] = set()
@@ -157,27 +158,21 @@ def _notable(roots: list[FlowStep], kids: dict[_Key, list[FlowStep]]) -> set[_Ke
         order.append(step)
         stack.extend(kids.get(key, ()))
     keep: set[_Key] = set()
+    under: dict[_Key, int] = {}
     for step in reversed(order):  # children before parents
         key = (step.trace_id, step.span_id)
+        below = [(k.trace_id, k.span_id) for k in kids.get(key, ())]
+        under[key] = sum(1 + under.get(k, 0) for k in below)
         if (
             step.critical
             or step.error
             or step.root_cause
             or step.bottleneck
             or step.recovered
-            or any((k.trace_id, k.span_id) in keep for k in kids.get(key, ()))
+            or any(k in keep for k in below)
         ):
             keep.add(key)
-    return keep
-
-
-def _subtree_size(step: FlowStep, kids: dict[_Key, list[FlowStep]]) -> int:
-    count, stack = 0, list(kids.get((step.trace_id, step.span_id), ()))
-    while stack:
-        child = stack.pop()
-        count += 1
-        stack.extend(kids.get((child.trace_id, child.span_id), ()))
-    return count
+    return keep, under
 
 
 def _folded_line(run: list[FlowStep], number: int, under: int) -> str:
@@ -197,7 +192,7 @@ def _flow_lines(steps: list[FlowStep]) -> list[str]:
     """The rows in tree order; runs of like siblings that matter to nothing (the CLI's
     status polls, a server span's http send/receive) folded into one line each."""
     roots, kids = _flow_tree(steps)
-    keep = _notable(roots, kids)
+    keep, under = _notable(roots, kids)
     lines: list[str] = []
     # a stack of sibling lists still to emit, each with the index of its next row
     stack: list[tuple[list[FlowStep], int]] = [(roots, 0)]
@@ -219,8 +214,8 @@ def _flow_lines(steps: list[FlowStep]) -> list[str]:
                 j += 1
         if j - i >= _FOLD_MIN:
             run = siblings[i:j]
-            under = sum(_subtree_size(s, kids) for s in run)
-            lines.append(_folded_line(run, len(lines) + 1, under))
+            below = sum(under.get((s.trace_id, s.span_id), 0) for s in run)
+            lines.append(_folded_line(run, len(lines) + 1, below))
             stack.append((siblings, j))
             continue
         stack.append((siblings, i + 1))
@@ -253,12 +248,7 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
     lines = ["**Diagnosis**:", f"**{escape(d.verdict)}**: {escape(d.summary, limit=1000)}"]
     if d.bottleneck is not None:
         b = d.bottleneck
-        # a lost worker's work ended when it died, whatever the status still says
-        so_far = (
-            ", so far (not finished)"
-            if d.status in _IN_FLIGHT and d.verdict != "worker_lost"
-            else ""
-        )
+        so_far = ", so far (not finished)" if d.still_working else ""
         if b.kind == "gap":
             lines.append(
                 f"- Bottleneck: {b.share * 100:.0f} % of the time ({_ms(b.duration_ms)}) is "
@@ -404,14 +394,13 @@ def _root_cause_section(d: Diagnosis) -> list[str]:
             f"- Exception: {escape(rc.exception_type or '?')}: "
             f"{escape(rc.exception_message or '', limit=1000)}"
         )
-    attributes = {k: v for k, v in rc.evidence.items() if not is_derived(k)}
+    attributes, derived = split_evidence(rc.evidence)
     if attributes:
         lines.append("- Span attributes:")
-        lines.extend(_evidence_lines(attributes))
-    derived = {k: v for k, v in rc.evidence.items() if is_derived(k)}
+        lines.extend(_evidence_lines(dict(attributes)))
     if derived:
         lines.append("- Worked out from the traces:")
-        lines.extend(_evidence_lines(derived))
+        lines.extend(_evidence_lines(dict(derived)))
     return lines
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from opdiag.diagnosis.templates import is_derived
+from opdiag.diagnosis.templates import split_evidence
 from opdiag.durations import human_ms
 
 _SAFE_SCHEMES = frozenset({"http", "https"})
@@ -49,12 +49,12 @@ def safe_url(url: str | None) -> str:
 
 def attributes(evidence: dict[str, Any]) -> list[tuple[str, Any]]:
     """The span attributes of a root cause's evidence, sorted."""
-    return sorted((k, v) for k, v in evidence.items() if not is_derived(k))
+    return split_evidence(evidence)[0]
 
 
 def derived(evidence: dict[str, Any]) -> list[tuple[str, Any]]:
     """What opdiag worked out (``worker.since``, ``where``), sorted."""
-    return sorted((k, v) for k, v in evidence.items() if is_derived(k))
+    return split_evidence(evidence)[1]
 
 
 FILTERS = {
