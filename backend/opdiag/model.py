@@ -288,6 +288,13 @@ def subtrees(trace: Trace, spans: Iterable[Span]) -> Trace:
     )
 
 
+# How build_trace's warning of spans whose parent is missing ends: merge_traces recognises it.
+ORPHANS_WARNING = (
+    " not in the trace: a span is exported when it ends, so it may still be open (a command or"
+    " request still running), or it was lost"
+)
+
+
 def build_trace(
     trace_id: str,
     spans: Iterable[Span],
@@ -366,11 +373,7 @@ def build_trace(
         parents = (
             f"parent {next(iter(missing))}" if len(missing) == 1 else f"{len(missing)} parents"
         )
-        trace_warnings.append(
-            f"{orphans} span(s) reference {parents} not in the trace: a span is exported when "
-            "it ends, so it may still be open (a command or request still running), or it was "
-            "lost"
-        )
+        trace_warnings.append(f"{orphans} span(s) reference {parents}{ORPHANS_WARNING}")
     first, last = _bounds(span_list)
     return Trace(
         trace_id=trace_id,
@@ -510,7 +513,12 @@ def merge_traces(traces: Iterable[Trace]) -> list[Trace]:
                 trace_id,
                 spans,
                 sources=[s for p in parts for s in p.sources],
-                warnings=[w for p in parts for w in p.warnings if "may be incomplete" not in w],
+                # the parts' orphans may have their parents in another part: counted again
+                warnings=list(
+                    dict.fromkeys(
+                        w for p in parts for w in p.warnings if not w.endswith(ORPHANS_WARNING)
+                    )
+                ),
             )
         )
     return merged
