@@ -1269,3 +1269,34 @@ def test_a_flow_cut_keeps_the_work_before_the_polls() -> None:
     assert ("operation.state_transition", 99_000.0) in names
     assert [n for n, _ in names].count("GET") == 6  # the earliest polls fill the rest
     assert [s.start_ms for s in d.execution_flow] == sorted(s.start_ms for s in d.execution_flow)
+
+
+def _moves(*steps: tuple[str, str] | tuple[str, str, bool]) -> list[Span]:
+    """Transitions in time order, each (from, to[, resumed])."""
+    out = []
+    for i, step in enumerate(steps):
+        attrs: dict[str, Any] = {"operation.from_status": step[0], "operation.to_status": step[1]}
+        if len(step) > 2:
+            attrs["operation.resumed"] = step[2]
+        out.append(Span("t", f"{i:016x}", "operation.state_transition", "svc", i, 1,
+                        attributes=attrs))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("steps", "went_on"),
+    [
+        ((("pending", "running"), ("running", "failed"), ("failed", "failed")), True),
+        ((("pending", "running"), ("running", "failed"), ("running", "completed")), True),
+        # the worker and the backend each record the cancel: one end said twice
+        ((("pending", "running"), ("running", "cancelled"), ("running", "cancelled")), False),
+        # a resume starts a new run, whether its transition says resuming or resumed
+        ((("running", "failed"), ("failed", "resuming"), ("resuming", "running")), False),
+        ((("running", "cancelled"), ("cancelled", "running", True)), False),
+        ((("pending", "running"), ("running", "completed")), False),
+    ],
+)
+def test_an_operation_went_on_after_an_end(steps: tuple[Any, ...], went_on: bool) -> None:
+    from opdiag.diagnosis.facts import _ended_before
+
+    assert _ended_before(_moves(*steps)) is went_on

@@ -52,7 +52,14 @@ def test_real_case(run: Path, case: dict[str, Any], tmp_path: Path) -> None:
     assert set(checks) >= {"verdict"}
     # KTRDR propagates context on every hop, while its operations span several traces (each
     # command starts its own: ktrdr cancel's said "trace context was not propagated")
-    assert "several-traces" not in {f["rule_id"] for f in d["findings"]}, d["findings"]
+    fired = {f["rule_id"] for f in d["findings"]}
+    assert "several-traces" not in fired, d["findings"]
+    # KTRDR's orphan detector failed the IB data load a minute in while the backend still
+    # retried the host service; the backend failed it again at 15:47:07 (failed -> failed)
+    early = case["id"] == "op_data_load_20261204_154455_734c9af6"
+    assert ("orphan-failure-overtaken" in fired) is early, d["findings"]
+    # a warning of the merged traces, not one per file of a batch exporter
+    assert len(d["warnings"]) == len(set(d["warnings"])), d["warnings"]
 
 
 def test_the_checks_fail_on_a_wrong_answer() -> None:

@@ -25,7 +25,7 @@ traces has ended: the operation is *after* it (KTRDR's training loop runs span-l
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import repeat
+from itertools import pairwise, repeat
 from operator import attrgetter
 from typing import Any
 
@@ -186,6 +186,9 @@ class OperationFacts(msgspec.Struct):
     error_origin: Span | None = None
     services: list[str] = msgspec.field(default_factory=list)
     resumed: bool = False  # a transition to resuming (or marked resumed) is among its own
+    # a later transition left a final status for another (KTRDR's failed -> failed): the first
+    # end was not the operation's (its orphan detector failed work still going on)
+    ended_before: bool = False
 
     @property
     def duration_us(self) -> int:
@@ -204,6 +207,7 @@ class OperationFacts(msgspec.Struct):
             "trace_count": self.trace_count,
             "request_traces": self.request_traces,
             "unlinked_calls": self.unlinked_calls,
+            "ended_before": self.ended_before,
             "error_spans": self.error_spans,
             "operation_type": self.operation_type,
             "duration_s": self.duration_us / 1e6,
@@ -348,6 +352,7 @@ def operation_facts(
         to_status = lifecycle_status(facts.last_transition.attributes) or "unknown"
         facts.status = to_status if to_status in STATUSES else "unknown"
         facts.finished = to_status in TERMINAL
+        facts.ended_before = _ended_before(transitions)
     if facts.trace_count > 1:
         unlinked = unlinked_calls(walks)
         facts.unlinked_calls = len(unlinked)
@@ -364,6 +369,24 @@ def operation_facts(
         if facts.status == "unknown":  # started, not finished: in flight, stuck or not (its
             facts.status = "running"  # length runs to now either way)
     return facts
+
+
+def _ended_before(transitions: Sequence[Span]) -> bool:
+    """Did the operation go on after a final status (in time order)? A later transition
+    leaves it (KTRDR's failed -> failed) or moves to another status (a worker's completion
+    after the orphan detector's failure). Not a resume, which starts a new run, nor the
+    same end said twice (a cancel recorded by the worker and by the backend)."""
+    for done, then in pairwise(transitions):
+        ended = lifecycle_status(done.attributes)
+        if ended not in TERMINAL:
+            continue
+        status = lifecycle_status(then.attributes)
+        if status == "resuming" or then.attributes.get("operation.resumed") is True:
+            continue
+        left = then.attributes.get("operation.from_status")
+        if status != ended or (left.__class__ is str and left.strip().lower() in TERMINAL):
+            return True
+    return False
 
 
 # How far a callee's clock may run ahead of (or behind) its caller's.

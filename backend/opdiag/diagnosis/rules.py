@@ -42,6 +42,7 @@ FACTS: dict[str, type] = {
     "trace_count": int,
     "request_traces": int,
     "unlinked_calls": int,
+    "ended_before": bool,
     "error_spans": int,
     "operation_type": str,
     "duration_s": float,
