@@ -111,5 +111,5 @@ class Backends:
         key = "url" if self.kind == "postgresql" else "path"
         return Settings.model_validate({"store": {key: location}, **extra})
 
-    def open(self, location: str | None = None) -> SqlStore:
-        return open_store(self.settings(location or self.location()))
+    def open(self, location: str | None = None, **extra: object) -> SqlStore:
+        return open_store(self.settings(location or self.location(), **extra))

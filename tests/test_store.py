@@ -49,7 +49,15 @@ def test_migrations_are_versioned_and_keep_data(backends: Backends):
     assert old.schema_version() == 0
     assert old.migrate(target=1) == [1]
     assert old.schema_version() == 1
-    old.record([record("op_1", "failed", status="failed")], 5)
+    with old.connector.write() as conn:  # a row as opdiag wrote it at version 1
+        old._run(
+            conn,
+            "INSERT INTO opdiag_operations (key, operation_type, status, verdict, summary, "
+            "started_at_ms, ended_at_ms, duration_ms, finished, settled, trace_id, trace_ids, "
+            "service, root_cause, bottleneck, diagnosis_url, jaeger_url, first_seen_ms, "
+            "judged_at_ms) VALUES ('op_1', 'training', 'failed', 'failed', 'old words', 1, 2, "
+            "1.0, TRUE, TRUE, 't', 't', 's', '', '', '', '', 5, 5)",
+        )
     old.close()
     new = backends.open(location)
     try:
@@ -57,9 +65,50 @@ def test_migrations_are_versioned_and_keep_data(backends: Backends):
         assert [r.operation_id for r in new.operations(0, 2**62)] == ["op_1"]
         new.note_pass(7)  # a table of migration 2
         assert new.last_pass_ms() == 7
+        # migration 3: settled before anyone was named its judge, so judged again
+        again = new.record([record("op_1", "failed", status="failed", summary="new")], 9)
+        assert [(r.verdict_changed, r.newly_settled) for r in again] == [(False, False)]
     finally:
         new.close()
     assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
+
+
+def test_another_judge_judges_settled_operations_again(backends: Backends):
+    """After an upgrade (or other packs, other thresholds) a settled verdict is recorded
+    again: the list showed the wording and mistakes of the version that first saw it. Its
+    history gets an entry only for another verdict, and it settles only once (the verdict
+    metrics count it once)."""
+    location = backends.location()
+    old = backends.open(location)
+    judged = old.record([record("op_1", "failed", status="failed", summary="old words")], 10)
+    assert [r.newly_settled for r in judged] == [True]
+    assert old.record([record("op_1", "failed", status="failed", summary="x")], 15) == []
+    old.close()
+    new = backends.open(location, diagnosis={"stuck_after_s": 120.0})
+    try:
+        assert new.judge != old.judge
+        again = new.record([record("op_1", "failed", status="failed", summary="new words")], 20)
+        assert [(r.previous, r.verdict_changed, r.newly_settled) for r in again] == [
+            ("failed", False, False)
+        ]
+        [listed] = new.operations(0, 2**62)
+        assert listed.summary == "new words"
+        moved = new.record([record("op_2", "healthy", status="completed")], 25)
+        assert [r.newly_settled for r in moved] == [True]
+        # settled by this judge now: final again
+        assert new.record([record("op_1", "slow", status="completed")], 30) == []
+        assert [h.recorded_at_ms for h in new.history("op_1")] == [10]
+    finally:
+        new.close()
+    older = backends.open(location)  # the old judge back (a rollback): judged again too
+    try:
+        changed = older.record([record("op_1", "worker_lost", status="failed")], 40)
+        assert [(r.previous, r.verdict_changed, r.newly_settled) for r in changed] == [
+            ("failed", True, False)
+        ]
+        assert [h.verdict for h in older.history("op_1")] == ["failed", "worker_lost"]
+    finally:
+        older.close()
 
 
 def _open_unmigrated(backends: Backends, location: str):
@@ -330,7 +379,18 @@ def test_the_default_store_location(tmp_path: Path):
     assert default_store_path({}).parts[-4:] == (".local", "state", "opdiag", "verdicts.sqlite3")
     demo = Settings(use_demo=True)
     assert store_location(demo) == ":memory:"  # the bundled corpus keeps nothing
-    assert store_location(Settings(trace_paths=[tmp_path])) == str(default_store_path())
+    jaeger = Settings.model_validate({"jaeger": {"url": "http://127.0.0.1:16686"}})
+    assert store_location(jaeger) == str(default_store_path())
+    # one store per recording: serving another directory lists none of the first's rows
+    a, b = tmp_path / "a", tmp_path / "b"
+    one = store_location(Settings(trace_paths=[a]))
+    assert Path(one).parent == default_store_path().parent
+    assert Path(one).name.startswith("verdicts-files-") and one.endswith(".sqlite3")
+    assert store_location(Settings(trace_paths=[tmp_path / "x" / ".." / "a"])) == one
+    assert store_location(Settings(trace_paths=[b])) != one
+    assert store_location(Settings(trace_paths=[a, b])) == store_location(
+        Settings(trace_paths=[b, a])
+    )
     assert store_location(Settings.model_validate({"store": {"path": "/x/y.db"}})) == "/x/y.db"
     pg = Settings.model_validate({"store": {"url": "postgresql://h/db", "path": "/x/y.db"}})
     assert store_location(pg) == "postgresql://h/db"

@@ -128,5 +128,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        3,
+        "who judged each verdict",
+        (
+            # store.judge: a settled verdict is final for the judge that gave it only ('':
+            # recorded before this column, judged again like any other judge's)
+            "ALTER TABLE opdiag_operations ADD COLUMN judge TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -6,9 +6,12 @@ driver's errors and, on PostgreSQL, the advisory locks. Every driver error becom
 ``StoreUnavailableError`` naming the store (never its password), so a request gets a 503 and
 the watcher a logged, counted failure.
 
-A settled operation's verdict is final (``VerdictRecord.settled``): once the store holds it,
-later recordings of the same key are ignored (the watcher diagnoses it once; a list that
-would judge it again against other baselines does not rewrite history).
+A settled operation's verdict is final (``VerdictRecord.settled``) for the judge that gave it
+(``store.judge``: this opdiag's code, packs and settings): once the store holds it, later
+recordings of the same key by the same judge are ignored (the watcher diagnoses it once; a
+list that would judge it again against other baselines does not rewrite history). Another
+judge (an upgrade) records it again, its history entry only when the verdict changed, and it
+is not counted as settled a second time.
 """
 
 from __future__ import annotations
@@ -71,12 +74,20 @@ _UPSERT_COLUMNS = (
     "first_seen_ms",
     "judged_at_ms",
     "settled_seen_ms",
+    "judge",
 )
 _KEEP_ON_UPDATE = frozenset({"key", "first_seen_ms"})
+_ON_UPDATE = {  # when it first settled stays, whoever judges it again
+    "settled_seen_ms": "COALESCE(opdiag_operations.settled_seen_ms, excluded.settled_seen_ms)"
+}
 _UPSERT = (
     f"INSERT INTO opdiag_operations ({', '.join(_UPSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _UPSERT_COLUMNS)}) ON CONFLICT (key) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _UPSERT_COLUMNS if c not in _KEEP_ON_UPDATE)
+    + ", ".join(
+        f"{c} = {_ON_UPDATE.get(c, f'excluded.{c}')}"
+        for c in _UPSERT_COLUMNS
+        if c not in _KEEP_ON_UPDATE
+    )
 )
 _HISTORY_COLUMNS = (
     "key",
@@ -140,9 +151,10 @@ def _ceil_ms(us: int) -> int:
 class SqlStore:
     """The verdict store; thread-safe (the connector serialises or separates connections)."""
 
-    def __init__(self, connector: Connector) -> None:
+    def __init__(self, connector: Connector, judge: str = "") -> None:
         self.connector = connector
         self.dialect = connector.dialect
+        self.judge = judge  # who judges what this store records (store.judge)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -225,33 +237,37 @@ class SqlStore:
             return self.connector.lead()
 
     def record(self, records: Sequence[VerdictRecord], now_ms: int) -> list[Recorded]:
-        """Upsert ``records`` (operations already settled in the store are left alone),
-        append a history entry for each new verdict; what changed, per record written."""
+        """Upsert ``records`` (operations already settled in the store by this judge are left
+        alone), append a history entry for each new verdict; what changed, per record
+        written."""
         if not records:
             return []
         unique = list({r.key: r for r in records}.values())
         with self._guard("record verdicts"), self.connector.write() as conn:
             held: dict[str, tuple[str, str, bool]] = {}
+            judges: dict[str, str] = {}
             for chunk in _chunks([r.key for r in unique]):
-                for key, verdict, status, settled in self._run(
+                for key, verdict, status, settled, judge in self._run(
                     conn,
-                    "SELECT key, verdict, status, settled FROM opdiag_operations "
+                    "SELECT key, verdict, status, settled, judge FROM opdiag_operations "
                     f"WHERE key IN ({_marks(len(chunk))})",
                     chunk,
                 ).fetchall():
                     held[key] = (verdict, status, bool(settled))
+                    judges[key] = judge
             out: list[Recorded] = []
             for record in unique:
                 before = held.get(record.key)
-                if before is not None and before[2]:
-                    continue  # a settled verdict is final
+                was_settled = before is not None and before[2]
+                if was_settled and judges[record.key] == self.judge:
+                    continue  # a settled verdict is final for its judge
                 now_state = (record.row.verdict, record.row.status, record.settled)
                 out.append(
                     Recorded(
                         record=record,
                         previous=None if before is None else before[0],
                         verdict_changed=before != now_state,
-                        newly_settled=record.settled,
+                        newly_settled=record.settled and not was_settled,
                     )
                 )
             written = [r.record for r in out]
@@ -275,8 +291,7 @@ class SqlStore:
             )
         return out
 
-    @staticmethod
-    def _operation_params(record: VerdictRecord, now_ms: int) -> tuple[Any, ...]:
+    def _operation_params(self, record: VerdictRecord, now_ms: int) -> tuple[Any, ...]:
         row = record.row
         values = {
             "key": record.key,
@@ -299,6 +314,7 @@ class SqlStore:
             "first_seen_ms": now_ms,
             "judged_at_ms": now_ms,
             "settled_seen_ms": now_ms if record.settled else None,
+            "judge": self.judge,
         }
         return tuple(values[c] for c in _UPSERT_COLUMNS)
 
