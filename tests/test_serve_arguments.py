@@ -88,3 +88,24 @@ def test_good_values_still_load():
     )
     assert settings.jaeger.url == "http://jaeger:16686/"
     assert settings.server.port == 0
+
+
+def test_links_lead_back_to_the_port_served():
+    """A server started with --port wrote links to :8080, where nothing listened: every
+    diagnosis_url of its list and annotations. OPDIAG_PUBLIC_URL (a proxy's address) wins."""
+    import argparse
+
+    from opdiag.cli.commands import build_settings
+
+    args = argparse.Namespace(traces=None, jaeger_url=None, port=18431, host="127.0.0.1")
+    assert build_settings(args, serve=True).links.opdiag_url == "http://localhost:18431"
+    other = argparse.Namespace(traces=None, jaeger_url=None, port=9000, host="10.1.2.3")
+    assert build_settings(other, serve=True).links.opdiag_url == "http://10.1.2.3:9000"
+    v6 = load_settings(environ={}, overrides={"server": {"host": "fd00::5", "port": 9}})
+    assert v6.links.opdiag_url == "http://[fd00::5]:9"
+    public = load_settings(
+        environ={"OPDIAG_PUBLIC_URL": "https://opdiag.example"},
+        overrides={"server": {"port": 18431}},
+    )
+    assert public.links.opdiag_url == "https://opdiag.example"
+    assert load_settings(environ={}).links.opdiag_url == "http://localhost:8080"

@@ -9,6 +9,7 @@ PyYAML is imported only when a settings file is given.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Mapping
@@ -205,7 +206,9 @@ class LinkSettings(Section):
 
     grafana_url: str = "http://localhost:3000"
     jaeger_ui_url: str = "http://localhost:16686"
-    opdiag_url: str = "http://localhost:8080"
+    # Empty: the address ``opdiag serve`` listens on (Settings fills it in), so the links of a
+    # server started with --port lead back to it.
+    opdiag_url: str = ""
     jaeger_datasource_uid: str = "jaeger"
     diagnosis_dashboard_uid: str = "opdiag-operation-diagnosis"
 
@@ -292,6 +295,20 @@ class Settings(Section):
     store: StoreSettings = field(default_factory=StoreSettings)
     watcher: WatcherSettings = field(default_factory=WatcherSettings)
     dashboards: DashboardSettings = field(default_factory=DashboardSettings)
+
+    def __post_init__(self) -> None:
+        if not self.links.opdiag_url:
+            self.links = dataclasses.replace(self.links, opdiag_url=served_url(self.server))
+
+
+def served_url(server: ServerSettings) -> str:
+    """The server's address as a browser on the same machine reaches it."""
+    host = server.host
+    if host in {"", "127.0.0.1", "0.0.0.0", "::", "::1", "localhost"}:
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{server.port}"
 
 
 # Environment variable -> dotted settings path.
