@@ -134,11 +134,29 @@ def test_work_a_caller_gave_up_on_does_not_stretch_the_operation() -> None:
 
 def test_a_bottleneck_share_is_of_the_operation_not_of_work_a_caller_gave_up_on() -> None:
     """The host service answered the four timed-out calls minutes after the data load had
-    failed: one 30 s call of a 120 s operation is a quarter of it, not 9 % of a path that
-    runs on through that abandoned work."""
+    failed: the four attempts of one call are the operation's 120 s, not 9 % each of a path
+    that runs on through that abandoned work (nor 24 % each: run1's load read "POST, 30 s
+    (self time 5 ms), 24 %" for time that was all in the four)."""
     d = run_case(ib_case())
-    assert d.bottleneck is not None and d.bottleneck.span_name == "POST"
-    assert 0.24 < d.bottleneck.share < 0.26
+    b = d.bottleneck
+    assert b is not None and (b.span_name, b.attempts) == ("POST", 4)
+    assert b.target == "POST http://localhost:5001/data/validate"
+    assert 0.99 < b.share <= 1.0
+    assert 119_000 < b.duration_ms < 121_000  # the attempts' own time, not the server spans'
+    text = render_markdown(d)
+    assert "POST http://localhost:5001/data/validate (ktrdr-api), 4 attempts" in text
+
+
+def test_only_attempts_of_the_same_call_count_together() -> None:
+    """A call to another path is another call: three attempts of /data/validate, not four."""
+    case = ib_case()
+    for span in case["spans"]:
+        if span.get("id") == "c1":
+            span["attrs"] = {"http.url": "http://localhost:5001/data/other"}
+    d = run_case(case)
+    b = d.bottleneck
+    assert b is not None and b.attempts == 3 and b.target.endswith("/data/validate")
+    assert 0.7 < b.share < 0.8
 
 
 def test_no_healthy_finding_under_another_verdict() -> None:

@@ -76,7 +76,7 @@ ancestors form an unbroken run from some ancestor to the top, found in O(log dep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -643,17 +643,22 @@ def critical_path(
     reattach_async: bool = False,
     strict_boundary: bool = False,
     transparent: Collection[str] | None = None,
+    ends: Mapping[str, int] | None = None,
 ) -> CriticalPath:
     """The critical path of ``trace`` (see the module docstring for the two modes and for
-    ``transparent`` span ids)."""
+    ``transparent`` span ids). ``ends``: span id -> the time a span counts until, when that
+    is before its end (a server span still working for a caller that timed out: its time
+    after that is nobody's, and reattached it would carry the path minutes past the
+    operation)."""
     hidden = transparent or None
-    if not trace.children:
+    if not trace.children and not ends:
         # No span has a child (one-span traces: a listing holds thousands): in either mode
         # each visible root's path is the root itself.
         alone = _roots_alone(trace, hidden)
         if alone is not None:
             return alone
-    for roots, copy in _copiers(trace, hidden):
+    for roots, copier in _copiers(trace, hidden):
+        copy = _ending(copier, ends) if ends else copier
         if reattach_async:
             found = _critical_path_reattached(strict_boundary, roots, copy)
         else:
@@ -661,6 +666,20 @@ def critical_path(
         if found is not None:
             return found
     raise AssertionError("the traversal copier always copies")  # pragma: no cover
+
+
+def _ending(copy: Copier, ends: Mapping[str, int]) -> Copier:
+    """``copy`` whose nodes end by ``ends`` (never before they start)."""
+
+    def copied(i: int, root: Span, base: int) -> list[Node] | None:
+        nodes = copy(i, root, base)
+        for node in nodes or ():
+            limit = ends.get(node.span_id)
+            if limit is not None and limit < node.end:
+                node.end = max(node.start, limit)
+        return nodes
+
+    return copied
 
 
 def _roots_alone(trace: Trace, hidden: Collection[str] | None) -> CriticalPath | None:

@@ -39,7 +39,7 @@ class Retry(msgspec.Struct, frozen=True):
     how: str = "retry"
 
 
-def _call_key(span: Span) -> CallKey | None:
+def call_key(span: Span) -> CallKey | None:
     """What makes two client spans the same call: service, name, method, URL without the
     query (None: a span without a URL is not recognised as a repeatable call)."""
     url = url_of(span)
@@ -71,7 +71,7 @@ def retries(trace: Trace, walk: Sequence[tuple[Span, int]]) -> list[Retry]:
     for span, _ in walk:
         if span.kind != CLIENT or not _failed(span):
             continue
-        key = _call_key(span)
+        key = call_key(span)
         if key is None:
             continue
         parent = span.parent_id
@@ -92,7 +92,7 @@ def retries(trace: Trace, walk: Sequence[tuple[Span, int]]) -> list[Retry]:
 def _calls_of(siblings: Sequence[Span]) -> dict[CallKey, _Calls]:
     grouped: dict[CallKey, list[Span]] = {}
     for other in siblings:
-        if other.kind == CLIENT and (key := _call_key(other)) is not None:
+        if other.kind == CLIENT and (key := call_key(other)) is not None:
             grouped.setdefault(key, []).append(other)
     out: dict[CallKey, _Calls] = {}
     for key, calls in grouped.items():

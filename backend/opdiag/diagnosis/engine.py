@@ -181,7 +181,11 @@ def diagnose(
         return span.span_id in noisy[span.trace_id]
 
     timings = [
-        trace_timing(_own_part(t, walk, context.get(t.trace_id, frozenset())), noisy=ids)
+        trace_timing(
+            _own_part(t, walk, context.get(t.trace_id, frozenset())),
+            noisy=ids,
+            ends=facts.clipped_ends,
+        )
         for (t, walk), ids in zip(walks, found.noisy, strict=True)
     ]
     workers = assess_workers(

@@ -80,13 +80,19 @@ class Bottleneck(msgspec.Struct):
     after_span_id: str | None = None
     after_span_name: str | None = None
     start_ms: float | None = None  # the gap's start, epoch ms (gaps only)
+    # a span: the attempts of one call its caller made (the same call again: retries, a
+    # download in segments); duration, self time and share are theirs together, the span
+    # named is the attempt with the most time on the path
+    attempts: int = 1
+    target: str | None = None  # a client span: the method and URL it called
 
     @property
     def text(self) -> str:
-        """In words: the span's name, or what the gap is."""
+        """In words: the span's name (a call: what it called), or what the gap is."""
         if self.kind == "gap":
             return f"uninstrumented work on {self.service} after {self.after_span_name}"
-        return self.span_name or "an unknown span"
+        name = self.target or self.span_name or "an unknown span"
+        return f"{name} × {self.attempts}" if self.attempts > 1 else name
 
 
 class Finding(msgspec.Struct):

@@ -45,10 +45,13 @@ def trace_timing(
     is_noise: Callable[[Span], bool] | None = None,
     *,
     noisy: Collection[str] | None = None,
+    ends: Mapping[str, int] | None = None,
 ) -> Timing:
     """Timing of one trace; the path length counts every section (idle gaps included).
-    ``noisy``: the noise span ids when the caller has them (else ``is_noise`` decides)."""
+    ``noisy``: the noise span ids when the caller has them (else ``is_noise`` decides).
+    ``ends``: where spans working for a caller that gave up stop counting (facts'
+    ``clipped_ends``)."""
     if noisy is None and is_noise is not None:
         noisy = noise_ids(trace, is_noise)
-    path = critical_path(trace, reattach_async=True, transparent=noisy)
+    path = critical_path(trace, reattach_async=True, transparent=noisy, ends=ends)
     return Timing(LazySelfTimes(trace), path.time_by_span(), path.length_us)

@@ -256,9 +256,14 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
                 f"{escape(b.after_span_name or '?')} (no span covers it){so_far}"
             )
         else:
+            length = (
+                f"{b.attempts} attempts, {_ms(b.duration_ms)} in all"
+                if b.attempts > 1
+                else f"{_ms(b.duration_ms)} (self time {_ms(b.self_time_ms)})"
+            )
+            name = b.target or b.span_name or "?"
             lines.append(
-                f"- Bottleneck: {escape(b.span_name or '?')} ({escape(b.service)}), "
-                f"{_ms(b.duration_ms)} (self time {_ms(b.self_time_ms)}), "
+                f"- Bottleneck: {escape(name)} ({escape(b.service)}), {length}, "
                 f"{b.share * 100:.0f} % of the critical path{so_far}"
             )
     if d.baseline_ms is not None:
