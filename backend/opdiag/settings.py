@@ -71,6 +71,9 @@ class DiagnosisSettings(Section):
             "operations.list",
         ]
     )
+    # A bottleneck is named only when it holds at least this share of the operation (below
+    # it the time is spread out, or spent where no span says: a CLI waiting between retries).
+    min_bottleneck_share: float = field(default=0.1, metadata={"ge": 0, "le": 1})
     # Execution flow is cut after this many spans (huge traces); the rest is counted.
     max_flow_spans: int = field(default=2000, metadata={"ge": 0})
 
@@ -326,6 +329,7 @@ ENV_VARS: dict[str, str] = {
     "OPDIAG_RULES": "rule_packs",
     "OPDIAG_STUCK_AFTER_S": "diagnosis.stuck_after_s",
     "OPDIAG_SLOW_FACTOR": "diagnosis.slow_factor",
+    "OPDIAG_MIN_BOTTLENECK_SHARE": "diagnosis.min_bottleneck_share",
     "OPDIAG_BASELINE_RUNS": "comparison.baseline_runs",
     "OPDIAG_GRAFANA_URL": "links.grafana_url",
     "OPDIAG_JAEGER_UI_URL": "links.jaeger_ui_url",

@@ -218,6 +218,10 @@ def diagnose(
         work=found.work,
         open_tail=tail,
     )
+    if choice.result is not None and choice.result.share < settings.min_bottleneck_share:
+        # nothing holds the time (a refused request's CLI waited between its retries: its
+        # calls were 1 %); the span stays for rules that test it
+        choice = msgspec.structs.replace(choice, result=None)
     quiet_since = _quiet_everywhere_since(facts, near, now_us, settings)
     op_values = operation_values(
         facts,
