@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,8 +30,13 @@ pytestmark = pytest.mark.xdist_group("mcp")
 
 
 def server(*args: str) -> StdioServerParameters:
+    """``opdiag mcp`` as the tests import it: the SDK would start it with a few variables of
+    the environment only (no PYTHONPATH: an installed opdiag, not the one under test)."""
     return StdioServerParameters(
-        command=sys.executable, args=["-m", "opdiag.cli.main", "mcp", *args], cwd=str(REPO)
+        command=sys.executable,
+        args=["-m", "opdiag.cli.main", "mcp", *args],
+        cwd=str(REPO),
+        env=dict(os.environ),
     )
 
 
@@ -79,6 +85,10 @@ def test_initialise_list_tools_and_call_each_on_the_demo():
     schema = out["tools"]["compare_operations"].input_schema
     assert set(schema["required"]) == {"operation_id", "against"}
     assert out["tools"]["diagnose"].description.startswith("Diagnose one operation id")
+    for tool, argument in [("list_operations", "since"), ("list_operations", "now"),
+                           ("execution_flow", "now")]:  # how a number is read is in the schema
+        said = out["tools"][tool].input_schema["properties"][argument]["description"]
+        assert "epoch seconds or epoch milliseconds" in said and "100000000000" in said
 
     error, slow = out["slow"]
     assert not error and slow["total"] == 1
@@ -140,12 +150,19 @@ def test_real_ktrdr_corpus_over_stdio():
         listed = await call(client, "list_operations", verdict="worker_lost")
         long = await call(client, "diagnose", operation_id="op_training_20261204_155512_6652e327")
         lost = await call(client, "execution_flow", operation_id="1880c513804fedc10d7c942896c05f57")
-        return listed, long, lost
+        clocks = [
+            await call(client, "list_operations", verdict="worker_lost", now=now)
+            for now in ("2026-12-04T16:10:00Z", "1796400600", 1796400600, 1796400600000)
+        ]
+        return listed, long, lost, clocks
 
-    (_, listed), (error, long), (flow_error, flow) = with_client(
+    (_, listed), (error, long), (flow_error, flow), clocks = with_client(
         server("--traces", str(REAL)), body
     )
     assert listed["total"] == len(listed["operations"])
+    # epoch seconds, as text or a JSON number, are not read as ms (1970-01-21: two of the
+    # lost workers read workers_busy); ms are told from seconds by magnitude
+    assert [c for c in clocks if c != clocks[0]] == [] and clocks[0][1]["total"] == 6
     assert not error and long["verdict"] == "healthy"
     top = long["comparison"]["phases"][0]
     assert (top["phase"], top["kind"]) == ("after training.data_loading", "gap")

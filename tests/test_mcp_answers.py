@@ -6,12 +6,15 @@ the demo answered 12,288 characters and a 300-step flow about 60,000."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from conftest import REAL_KTRDR
 from opdiag.diagnosis.result import FlowStep
+from opdiag.errors import InputError
 from opdiag.mcp_server import MAX_ANSWER, OpdiagTools, _flow_steps, fit_answer
 from opdiag.service import DiagnosisService
 from opdiag.settings import Settings
@@ -195,3 +198,51 @@ def test_a_negative_offset_is_bad_input(many_ops: Path):
     with pytest.raises(InputError) as info:
         _tools(many_ops).list_operations(offset=-1, now=NOW)
     assert info.value.field == "offset"
+
+
+REAL = REAL_KTRDR / "run1" / "traces"
+REAL_NOW_S = 1_796_400_600  # 2026-12-04T16:10:00Z, after run1's last operation
+
+
+@pytest.fixture(scope="module")
+def real() -> OpdiagTools:
+    return _tools(REAL)
+
+
+def _refusal(call: Callable[[], Any]) -> InputError:
+    with pytest.raises(InputError) as info:
+        call()
+    return info.value
+
+
+def test_times_in_epoch_seconds_are_not_read_as_milliseconds(real: OpdiagTools):
+    """now:"1796400600" was read as epoch ms (1970-01-21): two of run1's lost workers were
+    listed workers_busy. The CLI's forms (RFC 3339, epoch seconds) mean what they mean there,
+    epoch ms are told from seconds by magnitude, JSON numbers are times too."""
+    expected = real.list_operations(now=NOW, verdict="worker_lost")
+    assert expected["total"] == 6
+    for now in (str(REAL_NOW_S), REAL_NOW_S, REAL_NOW_S * 1000, str(REAL_NOW_S * 1000),
+                "2026-12-04T16:10:00", "2026-12-04 16:10:00Z"):
+        assert real.list_operations(now=now, verdict="worker_lost") == expected, now
+    bounded = real.list_operations(since=REAL_NOW_S - 3600, until=str(REAL_NOW_S * 1000))
+    assert bounded["total"] == real.list_operations(since="2026-12-04T15:10:00Z")["total"] > 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field", "words"),
+    [
+        ({"now": "0"}, "now", "1970-01-01T00:00:00Z, before 2000"),
+        ({"now": REAL_NOW_S * 1_000_000}, "now", "epoch µs or ns?"),  # µs read as ms
+        ({"now": "946684799"}, "now", "before 2000"),
+        ({"since": "1999-12-31T23:59:59Z"}, "since", "before 2000"),
+        ({"until": 99_999_999_999}, "until", "past 2199"),  # seconds, year 5138
+        ({"since": True}, "since", "expected a time"),
+        ({"until": "yesterday"}, "until", "cannot parse"),
+    ],
+)
+def test_a_clock_before_2000_or_absurd_is_bad_input_naming_the_argument(
+    real: OpdiagTools, arguments: dict[str, Any], field: str, words: str
+):
+    refused = _refusal(lambda: real.list_operations(**arguments))
+    assert refused.field == field and words in refused.message, refused.message
+    assert refused.message.startswith(f"{field}: ")

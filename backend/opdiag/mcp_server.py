@@ -16,16 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep
 from opdiag.errors import InputError, NotFoundError, OpdiagError
 from opdiag.model import addressable
 from opdiag.render.json_render import dumps, run_brief
 from opdiag.settings import Settings
-from opdiag.timeutil import US_PER_S, format_duration, format_rfc3339, parse_http_time
+from opdiag.timeutil import (
+    TIME_FORMS,
+    US_PER_S,
+    format_duration,
+    format_rfc3339,
+    parse_any_time,
+)
 from opdiag.timeutil import wall_clock_us as _wall_clock_us
 
 LIST_DEFAULT, LIST_MAX = 50, 200
@@ -48,6 +54,12 @@ MAX_FINDINGS = 8
 MAX_PHASES = 8
 MAX_STEPS = 8
 _ALL_END_US = 2**62
+# A time argument: its input schema says the forms it takes and how a number is read
+Time = Annotated[str | int | float | None, Field(description=f"A time: {TIME_FORMS}.")]
+Clock = Annotated[
+    str | int | float | None,
+    Field(description=f"The clock for 'stuck' (default: the real clock); a time: {TIME_FORMS}."),
+]
 INSTRUCTIONS = (
     "opdiag diagnoses operations of a job system (KTRDR: training, backtesting, data loads) "
     "from their Jaeger traces. Start with list_operations (filter by verdict or type), then "
@@ -268,31 +280,38 @@ class OpdiagTools:
         self.clock = clock
         self.file_source = file_source
 
-    def _now(self, now: str | None) -> int:
-        return self.clock() if not now else parse_http_time(now, name="now", now_us=self.clock())
+    def _now(self, now: str | float | None) -> int:
+        if now is None or now == "":
+            return self.clock()
+        return parse_any_time(now, name="now", now_us=self.clock())
 
     def list_operations(
         self,
         *,
-        since: str | None = None,
-        until: str | None = None,
+        since: Time = None,
+        until: Time = None,
         operation_type: str | None = None,
         verdict: str | None = None,
         limit: int = LIST_DEFAULT,
         offset: int = 0,
-        now: str | None = None,
+        now: Clock = None,
     ) -> dict[str, Any]:
         now_us = self._now(now)
-        if since is None and until is None and self.file_source:
+        given = {k: v for k, v in (("since", since), ("until", until)) if v not in (None, "")}
+        if not given and self.file_source:
             start, end = 0, _ALL_END_US  # a recorded corpus: all of it
         else:
             end = (
-                parse_http_time(until, name="until", now_us=now_us, end=True)
-                if until
+                parse_any_time(until, name="until", now_us=now_us, end=True)
+                if "until" in given
                 else now_us + 1
             )
             lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
-            start = parse_http_time(since, name="since", now_us=now_us) if since else end - lookback
+            start = (
+                parse_any_time(since, name="since", now_us=now_us)
+                if "since" in given
+                else end - lookback
+            )
             if start >= end:
                 raise InputError("since must be before until", field="since")
         if not 1 <= limit <= LIST_MAX:
@@ -319,12 +338,12 @@ class OpdiagTools:
             "next_offset": after if after < len(found) else None,
         }
 
-    def diagnose(self, *, operation_id: str, now: str | None = None) -> dict[str, Any]:
+    def diagnose(self, *, operation_id: str, now: Clock = None) -> dict[str, Any]:
         _ident(operation_id, "operation_id")
         return compact_diagnosis(self.service.diagnose(operation_id, now_us=self._now(now)))
 
     def compare_operations(
-        self, *, operation_id: str, against: str, now: str | None = None
+        self, *, operation_id: str, against: str, now: Clock = None
     ) -> dict[str, Any]:
         _ident(operation_id, "operation_id")
         _ident(against, "against")
@@ -341,7 +360,7 @@ class OpdiagTools:
         operation_id: str,
         limit: int = FLOW_DEFAULT,
         include_noise: bool = False,
-        now: str | None = None,
+        now: Clock = None,
     ) -> dict[str, Any]:
         from opdiag.web.waterfall import hide_noise
 
@@ -395,9 +414,10 @@ def answer(produce: Callable[[], dict[str, Any]], error: type[Exception]) -> str
 
 DESCRIPTIONS: dict[str, str] = {
     "list_operations": (
-        "Recent operations with their verdicts, newest first. since/until: RFC 3339, epoch ms "
-        "or relative (now-6h); default: the whole recorded corpus for files, the last lookback "
-        "for Jaeger. operation_type: training|backtesting|data_load|…; verdict: "
+        "Recent operations with their verdicts, newest first. since/until/now: RFC 3339, epoch "
+        "seconds or ms (told apart by magnitude) or relative (now-6h); default: the whole "
+        "recorded corpus for files, the last lookback for Jaeger. operation_type: "
+        "training|backtesting|data_load|…; verdict: "
         f"healthy|failed|stuck|slow|worker_lost|…; limit 1..{LIST_MAX}, fewer when the answer "
         f"would pass {MAX_ANSWER:,} characters ('omitted' counts the rest); offset: where to "
         "start, 'next_offset' of the previous answer (keep since/until/now the same to page "
