@@ -334,7 +334,9 @@ class OpdiagTools:
         return {
             "operations": rows,
             "total": len(found),
-            "omitted": len(found) - len(rows),
+            # rows of the page asked for that did not fit; those before offset or after the
+            # limit were not asked for (next_offset reaches the rest)
+            "omitted": len(page) - len(rows),
             "next_offset": after if after < len(found) else None,
         }
 
@@ -419,9 +421,10 @@ DESCRIPTIONS: dict[str, str] = {
         "recorded corpus for files, the last lookback for Jaeger. operation_type: "
         "training|backtesting|data_load|…; verdict: "
         f"healthy|failed|stuck|slow|worker_lost|…; limit 1..{LIST_MAX}, fewer when the answer "
-        f"would pass {MAX_ANSWER:,} characters ('omitted' counts the rest); offset: where to "
-        "start, 'next_offset' of the previous answer (keep since/until/now the same to page "
-        "a live Jaeger). now fixes the clock for 'stuck'."
+        f"would pass {MAX_ANSWER:,} characters ('omitted' counts the rows of the page cut so); "
+        "'total' counts every match; offset: where to start, 'next_offset' of the previous "
+        "answer (null: no more; keep since/until/now the same to page a live Jaeger). now "
+        "fixes the clock for 'stuck'."
     ),
     "diagnose": (
         "Diagnose one operation id (op_…) or trace id: verdict, one-line summary, root-cause "
