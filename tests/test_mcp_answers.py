@@ -15,7 +15,14 @@ import pytest
 from conftest import REAL_KTRDR
 from opdiag.diagnosis.result import FlowStep
 from opdiag.errors import InputError
-from opdiag.mcp_server import MAX_ANSWER, OpdiagTools, _flow_steps, fit_answer
+from opdiag.mcp_server import (
+    FLOW_MAX,
+    MAX_ANSWER,
+    MAX_TRACE_LINKS,
+    OpdiagTools,
+    _flow_steps,
+    fit_answer,
+)
 from opdiag.service import DiagnosisService
 from opdiag.settings import Settings
 from opdiag.sources.files import FileSource
@@ -256,3 +263,29 @@ def test_omitted_counts_only_rows_cut_for_size_not_those_before_offset(real: Opd
     assert body["omitted"] == 0 and body["next_offset"] is None
     first = real.list_operations(limit=3, now=NOW)
     assert (len(first["operations"]), first["omitted"], first["next_offset"]) == (3, 0, 3)
+
+
+def test_a_flow_asked_for_more_steps_never_answers_fewer_and_counts_them(real: OpdiagTools):
+    """limit 60 with noise on run1's IB data load (1,185 steps) answered 24 steps, 'shortened'
+    and 'omitted 1130': the steps were sized against a 600-character reserve while its links
+    alone were 1,222, so the last guard cut them after 'omitted' was counted."""
+    shown = []
+    for limit in (40, 60, FLOW_MAX):
+        body = real.execution_flow(
+            operation_id="op_data_load_20261204_154455_734c9af6", limit=limit, include_noise=True
+        )
+        text = fit_answer(body)
+        assert text == _json(body)  # the tool fitted it: the last guard had nothing to do
+        assert len(body["steps"]) + body["omitted"] == 1185
+        shown.append(len(body["steps"]))
+    assert shown[0] == 40 and shown == sorted(shown) and shown[1] > 40
+
+
+def test_many_traces_leave_the_flow_room_and_are_counted(real: OpdiagTools):
+    """An operation of 41 traces: the links of the first 12, the rest counted."""
+    op = "op_training_20261204_154749_b37ed832"
+    flow = real.execution_flow(operation_id=op, limit=FLOW_MAX, include_noise=True)
+    diagnosis = real.diagnose(operation_id=op, now=NOW)
+    for links in (flow["links"], diagnosis["links"]):
+        assert len(links["traces"]) == MAX_TRACE_LINKS and links["traces_omitted"] == 29
+    assert fit_answer(flow) == _json(flow)

@@ -53,6 +53,7 @@ MAX_EVIDENCE = 12
 MAX_FINDINGS = 8
 MAX_PHASES = 8
 MAX_STEPS = 8
+MAX_TRACE_LINKS = 12
 _ALL_END_US = 2**62
 # A time argument: its input schema says the forms it takes and how a number is read
 Time = Annotated[str | int | float | None, Field(description=f"A time: {TIME_FORMS}.")]
@@ -214,9 +215,19 @@ def compact_diagnosis(d: Diagnosis) -> dict[str, Any]:
         "jaeger": d.links.jaeger,
         "diagnosis_page": d.links.diagnosis_page,
         "grafana_dashboard": d.links.grafana_dashboard,
-        "traces": d.links.traces,
+        **_trace_links(d),
     }
     out["warnings"] = [_cut(w) for w in d.warnings[:MAX_STEPS]]
+    return out
+
+
+def _trace_links(d: Diagnosis) -> dict[str, Any]:
+    """The Jaeger links of the first ``MAX_TRACE_LINKS`` traces and how many more there are:
+    an operation of 40 traces had 4,000 characters of them, more than half the flow's room."""
+    links = d.links.traces
+    out: dict[str, Any] = {"traces": dict(list(links.items())[:MAX_TRACE_LINKS])}
+    if len(links) > MAX_TRACE_LINKS:
+        out["traces_omitted"] = len(links) - MAX_TRACE_LINKS
     return out
 
 
@@ -376,18 +387,32 @@ class OpdiagTools:
             if include_noise
             else hide_noise(steps, self.settings.diagnosis.noise_span_patterns)
         )
-        chosen = _flow_steps(shown, limit)
-        fit = _fitting([_step(s) for s in chosen], MAX_ANSWER - 600)
-        if fit < len(chosen):
-            chosen = _flow_steps(shown, max(1, fit))
-        return {
+        body: dict[str, Any] = {
             "key": d.key,
             "verdict": d.verdict,
-            "steps": [_step(s) for s in chosen],
+            "steps": [],
             "noise_hidden": len(steps) - len(shown),
-            "omitted": len(shown) - len(chosen) + d.execution_flow_truncated,
-            "links": {"jaeger": d.links.jaeger, "traces": d.links.traces},
+            "omitted": len(shown) + d.execution_flow_truncated,  # as long as it can be
+            "links": {"jaeger": d.links.jaeger, **_trace_links(d)},
         }
+        # the room the steps have is what the rest leaves (links alone were 1,222 characters
+        # of a 600 reserve: the last guard cut the steps after 'omitted' was counted)
+        chosen = _fitting_flow(shown, limit, len(dumps(body, indent=False)))
+        body["steps"] = [_step(s) for s in chosen]
+        body["omitted"] = len(shown) - len(chosen) + d.execution_flow_truncated
+        return body
+
+
+def _fitting_flow(shown: list[FlowStep], limit: int, frame: int) -> list[FlowStep]:
+    """``_flow_steps`` of at most ``limit`` steps, fewer when their JSON would not fit in the
+    answer beside ``frame`` characters of the rest (the marked steps a smaller limit keeps
+    differ from the first ones, so the fit is measured again)."""
+    while True:
+        chosen = _flow_steps(shown, limit)
+        fit = _fitting([_step(s) for s in chosen], MAX_ANSWER - frame - 2)  # [ ] of the list
+        if fit >= len(chosen) or limit <= 1:
+            return chosen
+        limit = max(1, min(fit, limit - 1))
 
 
 def _flow_steps(shown: list[FlowStep], limit: int) -> list[FlowStep]:
@@ -441,7 +466,8 @@ DESCRIPTIONS: dict[str, str] = {
         "marks: critical, error, root_cause, bottleneck); transport noise (polling, health "
         f"checks) folded away unless include_noise; limit 1..{FLOW_MAX} steps, the first ones "
         "and, when cut, the marked ones after them; fewer when the answer would pass "
-        f"{MAX_ANSWER:,} characters ('omitted' counts the rest)."
+        f"{MAX_ANSWER:,} characters ('omitted' counts every step not shown). links.traces: "
+        f"the Jaeger links of the first {MAX_TRACE_LINKS} traces ('traces_omitted': the rest)."
     ),
 }
 
