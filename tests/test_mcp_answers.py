@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 from conftest import REAL_KTRDR
-from opdiag.diagnosis.result import FlowStep
+from opdiag.diagnosis.result import Comparison, FlowStep, PhaseChange
 from opdiag.errors import InputError
 from opdiag.mcp_server import (
     FLOW_MAX,
@@ -21,6 +21,7 @@ from opdiag.mcp_server import (
     MAX_TRACE_LINKS,
     OpdiagTools,
     _flow_steps,
+    compact_comparison,
     fit_answer,
 )
 from opdiag.service import DiagnosisService
@@ -289,3 +290,62 @@ def test_many_traces_leave_the_flow_room_and_are_counted(real: OpdiagTools):
     for links in (flow["links"], diagnosis["links"]):
         assert len(links["traces"]) == MAX_TRACE_LINKS and links["traces_omitted"] == 29
     assert fit_answer(flow) == _json(flow)
+
+
+def test_the_compact_comparison_shows_the_largest_changes_whatever_their_sign(
+    real: OpdiagTools,
+):
+    """run1's cancelled backtest is slower in all: ordered by the signed change, its compact
+    comparison showed 'POST /backtests/start -2.2 ms' and cut 'after
+    operation.state_transition -878 ms', and counted the unchanged phases as omitted too."""
+    op = "op_backtesting_20261204_160009_05b7bec2"
+    c = real.diagnose(operation_id=op, now=NOW)["comparison"]
+    whole = real.service.diagnose(op).comparison
+    phases = c["phases"]
+    assert phases[0]["status"] == "stopped"  # where it stopped leads, whatever the change
+    sizes = [abs(p["change_ms"]) for p in phases[1:]]
+    assert sizes == sorted(sizes, reverse=True)
+    assert ("after operation.state_transition", -877.9) in [
+        (p["phase"], p["change_ms"]) for p in phases
+    ]
+    assert min(sizes) > 2.2
+    assert c["phases_unchanged"] == sum(p.status == "same" for p in whole.phases) == 2
+    assert len(phases) + c["phases_unchanged"] + c["phases_omitted"] == len(whole.phases)
+
+
+def _phase(name: str, change: float, status: str) -> PhaseChange:
+    return PhaseChange(name, "span", 100 + change, 100, change, change, status)
+
+
+def test_phases_the_comparison_cut_are_counted_unchanged_when_it_kept_an_unchanged_one():
+    """The comparison orders 'same' rows last: the rows it cut after one are 'same' too."""
+    changed = [_phase("a", 50, "slower"), _phase("b", -70, "faster"), _phase("c", 5, "new")]
+    same = [_phase("d", 0.1, "same")]
+    with_same = compact_comparison(
+        Comparison(runs=[], wanted_runs=5, this_ms=1, phases=changed + same, phases_omitted=4),
+        rows=2,
+    )
+    assert [p["phase"] for p in with_same["phases"]] == ["b", "a"]
+    assert (with_same["phases_unchanged"], with_same["phases_omitted"]) == (5, 1)
+    without = compact_comparison(
+        Comparison(runs=[], wanted_runs=5, this_ms=1, phases=changed, phases_omitted=4), rows=2
+    )
+    assert (without["phases_unchanged"], without["phases_omitted"]) == (0, 5)
+
+
+def test_compact_comparisons_say_how_much_data_each_run_covered(real: OpdiagTools):
+    """-74 % against a run of four times the data: the sizes (data rows), the time expected
+    for this run's size and the note travel with the compact comparison."""
+    compared = real.compare_operations(
+        operation_id="op_backtesting_20261204_154358_5d955ea3",
+        against="op_backtesting_20261204_155230_0250c475",
+        now=NOW,
+    )["comparison"]
+    assert compared["change_pct"] == -74.0 and compared["size"] == 3120
+    assert [r["size"] for r in compared["baseline_runs"]] == [12505]
+    slower = real.diagnose(operation_id="op_backtesting_20261204_155333_db0629d4", now=NOW)
+    assert slower["comparison"]["size"] == 12505
+    assert slower["comparison"]["expected_ms"] == 20527.0
+    assert sorted(r["size"] for r in slower["comparison"]["baseline_runs"]) == [3120, 12505]
+    paced = real.diagnose(operation_id="op_training_20261204_155512_6652e327", now=NOW)
+    assert "do not decide whether it is slow" in paced["comparison"]["note"]

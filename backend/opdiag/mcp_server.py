@@ -20,7 +20,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
-from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep
+from opdiag.diagnosis.comparison import WHERE_IT_STOPPED
+from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep, PhaseChange
 from opdiag.errors import InputError, NotFoundError, OpdiagError
 from opdiag.model import addressable
 from opdiag.render.json_render import dumps, run_brief
@@ -120,7 +121,14 @@ def _brief(d: Diagnosis) -> dict[str, Any]:
 
 
 def compact_comparison(c: Comparison, rows: int = MAX_PHASES) -> dict[str, Any]:
-    """The comparison in a few keys: totals, the named runs, the phases that changed most."""
+    """The comparison in a few keys: totals, the named runs and how much data each covered
+    (a run of 3,120 rows against one of 12,505 reads -74 % for its size, not for its speed),
+    the phases that changed most whatever the sign."""
+    changed = _changed_first(c.phases)
+    shown = changed[:rows]
+    unchanged = sum(p.status == "same" for p in c.phases)
+    # the comparison orders 'same' rows last: when it kept one, the rows it cut were 'same'
+    cut_same = c.phases_omitted if unchanged else 0
     return {
         "headline": c.headline,
         "note": c.note,
@@ -128,31 +136,42 @@ def compact_comparison(c: Comparison, rows: int = MAX_PHASES) -> dict[str, Any]:
         "baseline_median_ms": c.baseline_ms,
         "change_ms": c.change_ms,
         "change_pct": None if c.change_pct is None else round(c.change_pct, 1),
+        "size": c.size,
+        "expected_ms": None if c.expected_ms is None else round(c.expected_ms, 1),
         "baseline_runs": [
             {
                 "key": r.key,
                 "started": format_rfc3339(r.started_at_ms * 1000),
                 "duration_ms": r.duration_ms,
+                "size": r.size,
             }
             for r in c.runs
         ],
         "matched_on": c.matched_on,
         "new_error_types": c.new_error_types,
-        "phases": [
-            {
-                "phase": _cut(p.name),
-                "kind": p.kind,
-                "status": p.status,
-                "this_ms": round(p.this_ms, 1),
-                "baseline_ms": round(p.baseline_ms, 1),
-                "change_ms": round(p.change_ms, 1),
-                "change_pct": None if p.change_pct is None else round(p.change_pct, 1),
-            }
-            for p in c.phases[:rows]
-            if p.status != "same"
-        ],
-        "phases_unchanged": sum(p.status == "same" for p in c.phases),
-        "phases_omitted": c.phases_omitted + max(0, len(c.phases) - rows),
+        "phases": [_phase(p) for p in shown],
+        "phases_unchanged": unchanged + cut_same,
+        "phases_omitted": len(changed) - len(shown) + c.phases_omitted - cut_same,
+    }
+
+
+def _changed_first(phases: list[PhaseChange]) -> list[PhaseChange]:
+    """The phases that changed, where the run stopped first, then the largest change first
+    whatever its sign (ordered by the signed change, a slower run showed -2.2 ms and cut a
+    phase 878 ms faster)."""
+    changed = [p for p in phases if p.status != "same"]
+    return sorted(changed, key=lambda p: (p.status not in WHERE_IT_STOPPED, -abs(p.change_ms)))
+
+
+def _phase(p: PhaseChange) -> dict[str, Any]:
+    return {
+        "phase": _cut(p.name),
+        "kind": p.kind,
+        "status": p.status,
+        "this_ms": round(p.this_ms, 1),
+        "baseline_ms": round(p.baseline_ms, 1),
+        "change_ms": round(p.change_ms, 1),
+        "change_pct": None if p.change_pct is None else round(p.change_pct, 1),
     }
 
 
@@ -459,7 +478,10 @@ DESCRIPTIONS: dict[str, str] = {
     "compare_operations": (
         "Compare operation_id against another operation (against), phase by phase: time per "
         "phase (span name on the worker side, and 'after X' gaps where no span was open), the "
-        "change, new or missing phases, new error types."
+        "change, new or missing phases, new error types; where a run stopped first, then the "
+        "largest changes whatever their sign. size: how much data each run covered (data rows; "
+        "a run of a quarter of the data is faster for that), expected_ms: what a good run "
+        "would take for this one's size, note: what the comparison cannot judge."
     ),
     "execution_flow": (
         "The spans of one operation in time order (service, span, start and duration in ms, "
