@@ -349,3 +349,26 @@ def test_compact_comparisons_say_how_much_data_each_run_covered(real: OpdiagTool
     assert sorted(r["size"] for r in slower["comparison"]["baseline_runs"]) == [3120, 12505]
     paced = real.diagnose(operation_id="op_training_20261204_155512_6652e327", now=NOW)
     assert "do not decide whether it is slow" in paced["comparison"]["note"]
+
+
+def test_an_unknown_operation_type_is_refused_listing_the_types_seen(real: OpdiagTools):
+    """'trainng' answered an empty list, as if run1 had no such operations; 'Training' too."""
+    assert real.list_operations(operation_type="Training", now=NOW)["total"] == 10
+    assert real.list_operations(operation_type="training", now=NOW)["total"] == 10
+    assert real.list_operations(operation_type="fuzzy_analysis", now=NOW)["total"] == 0  # known
+    refused = _refusal(lambda: real.list_operations(operation_type="trainng", now=NOW))
+    assert refused.field == "operation_type"
+    assert "seen: backtesting, data_load, training;" in refused.message
+
+
+def test_a_type_only_the_traces_name_is_listed(tmp_path: Path):
+    """Types are open-ended: one no pack or setting names but an operation has is a filter."""
+    trace = _trace(2, "op_custom_1")
+    for span in trace["spans"]:
+        span["tags"].append({"key": "operation.type", "type": "string", "value": "rebalance"})
+    path = tmp_path / "custom.json"
+    path.write_bytes(orjson.dumps({"data": [trace]}))
+    tools = _tools(path)
+    for spelled in ("rebalance", "Rebalance"):
+        (row,) = tools.list_operations(operation_type=spelled, now=NOW)["operations"]
+        assert (row["key"], row["operation_type"]) == ("op_custom_1", "rebalance")

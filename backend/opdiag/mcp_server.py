@@ -24,6 +24,7 @@ from opdiag.diagnosis.comparison import WHERE_IT_STOPPED
 from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep, PhaseChange
 from opdiag.errors import InputError, NotFoundError, OpdiagError
 from opdiag.model import addressable
+from opdiag.operations import KNOWN_TYPES
 from opdiag.render.json_render import dumps, run_brief
 from opdiag.settings import Settings
 from opdiag.timeutil import (
@@ -350,11 +351,12 @@ class OpdiagTools:
             raise InputError("offset must be 0 or more", field="offset")
         verdicts = [verdict] if verdict else None
         self.service.rules.check_verdicts(verdicts, "verdict")
+        op_type = self._operation_type(operation_type, start, end) if operation_type else None
         found = self.service.operations(
             start,
             end,
             now_us,
-            operation_types=[operation_type] if operation_type else None,
+            operation_types=[op_type] if op_type else None,
             verdicts=verdicts,
         )
         page = found[offset : offset + limit]
@@ -369,6 +371,34 @@ class OpdiagTools:
             "omitted": len(page) - len(rows),
             "next_offset": after if after < len(found) else None,
         }
+
+    def _known_types(self) -> frozenset[str]:
+        """The types opdiag gives, the rule packs name and the settings budget."""
+        hinted = {hint.type for hint in self.service.rules.type_hints}
+        budgeted = set(self.settings.diagnosis.slow_budget_s)
+        return KNOWN_TYPES | hinted | budgeted
+
+    def _operation_type(self, wanted: str, start: int, end: int) -> str:
+        """``wanted`` as the listing spells it. Types are open-ended (a pack's id pattern may
+        name more), so a type no operation in the range has and opdiag does not know is
+        refused, listing the types seen: a typo answered "no such operations"; a type in
+        other case ('Training') is that type."""
+        known = self._known_types()
+        if wanted in known:
+            return wanted
+        seen = {row.value for row in self.service.variable_values("operation_types", start, end)}
+        if wanted in seen:
+            return wanted
+        by_case = {t.lower(): t for t in sorted(known | seen)}
+        match = by_case.get(wanted.strip().lower())
+        if match is not None:
+            return match
+        raise InputError(
+            f"operation_type: no operation of type {_cut(wanted, 80)!r} in the range and no "
+            f"such type known (seen: {', '.join(sorted(seen)) or 'none'}; known: "
+            f"{', '.join(sorted(known))})",
+            field="operation_type",
+        )
 
     def diagnose(self, *, operation_id: str, now: Clock = None) -> dict[str, Any]:
         _ident(operation_id, "operation_id")
@@ -463,7 +493,8 @@ DESCRIPTIONS: dict[str, str] = {
         "Recent operations with their verdicts, newest first. since/until/now: RFC 3339, epoch "
         "seconds or ms (told apart by magnitude) or relative (now-6h); default: the whole "
         "recorded corpus for files, the last lookback for Jaeger. operation_type: "
-        "training|backtesting|data_load|…; verdict: "
+        "training|backtesting|data_load|… in any case (one no operation has and opdiag does "
+        "not know is refused, naming the types seen); verdict: "
         f"healthy|failed|stuck|slow|worker_lost|…; limit 1..{LIST_MAX}, fewer when the answer "
         f"would pass {MAX_ANSWER:,} characters ('omitted' counts the rows of the page cut so); "
         "'total' counts every match; offset: where to start, 'next_offset' of the previous "
