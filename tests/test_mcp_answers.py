@@ -372,3 +372,54 @@ def test_a_type_only_the_traces_name_is_listed(tmp_path: Path):
     for spelled in ("rebalance", "Rebalance"):
         (row,) = tools.list_operations(operation_type=spelled, now=NOW)["operations"]
         assert (row["key"], row["operation_type"]) == ("op_custom_1", "rebalance")
+
+
+@pytest.mark.parametrize(
+    ("line", "reply"),
+    [
+        ("{not json", (None, -32700)),
+        ("42", (None, -32600)),
+        ('{"foo": 1}', (None, -32600)),
+        ('{"jsonrpc": "1.0", "id": 77, "method": "ping"}', (77, -32600)),
+        ('{"jsonrpc": "2.0", "id": "a", "method": "tools/call", "params": "x"}', ("a", -32602)),
+        ('{"jsonrpc": "2.0", "id": true, "method": "ping", "params": [1]}', (None, -32602)),
+        ('{"jsonrpc": "2.0", "method": "notifications/x", "params": [1]}', None),
+        ('{"jsonrpc": "2.0", "id": 3, "result": 1}', None),
+    ],
+)
+def test_a_line_that_is_not_a_message_gets_the_reply_json_rpc_asks_for(line: str, reply: Any):
+    """Parse error or invalid request with the id when one can be read (a boolean is not
+    one), invalid params for params that are not an object; no reply to a notification or a
+    response."""
+    import mcp_types
+    from opdiag.mcp_protocol import reply_to_unreadable
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+    answer = reply_to_unreadable(info.value)
+    got = None if answer is None else (answer["id"], answer["error"]["code"])
+    assert got == reply
+    if answer is not None:
+        assert answer["error"]["message"] and "Invalid request parameters" not in str(answer)
+
+
+def test_an_id_is_refused_or_not_found_as_the_http_api_says(real: OpdiagTools):
+    """An operation id from a trace may be anything printable: "'; DROP TABLE x" is an id no
+    trace holds (404 from the API, not_found here), one with a control character or a space
+    at an end is refused (400, bad_input), never looked up."""
+    from urllib.parse import quote
+
+    from opdiag.api.app import create_app
+    from opdiag.errors import NotFoundError
+
+    app = create_app(real.settings, service=real.service)
+    client = app.test_client()
+    for ident, status, error in [
+        ("'; DROP TABLE x", 404, NotFoundError),
+        (" op_x", 400, InputError),
+        ("op\x01x", 400, InputError),
+    ]:
+        assert client.get(f"/api/v1/operations/{quote(ident, safe='')}").status_code == status
+        with pytest.raises(error):
+            real.diagnose(operation_id=ident, now=NOW)

@@ -14,7 +14,8 @@ input schema).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from typing import Annotated, Any
 
@@ -552,18 +553,53 @@ def argument_error(exc: ValidationError) -> dict[str, Any]:
     }
 
 
+def unknown_arguments(tool: str, given: Iterable[str], accepted: Sequence[str]) -> dict[str, Any]:
+    """The refusal of arguments a tool does not take (the SDK dropped them without a word,
+    so a misspelt 'verdcit' listed every operation), naming them and the ones it takes."""
+    unknown = [name for name in given if name not in accepted]
+    names = ", ".join(repr(_cut(name, 80)) for name in unknown[:8])
+    plural = "s" if len(unknown) > 1 else ""
+    return {
+        "error": f"unknown argument{plural} {names}; {tool} takes {', '.join(accepted)}",
+        "kind": "bad_input",
+        "field": _cut(unknown[0], 80),
+    }
+
+
+_CLOSED = {"additionalProperties": False}
+
+
 def _server_class() -> type:
     """``MCPServer`` whose failed tool calls answer JSON the model can parse: opdiag's
     ``{"error", "kind", "field"}`` without the SDK's "Error executing tool …" prefix, and
-    argument errors in the same form."""
+    argument errors (unknown ones too) in the same form; over stdio, a line that is not a
+    message gets the JSON-RPC error it asks for (``mcp_protocol``)."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
     from mcp.types import CallToolResult, TextContent
 
+    def refused(body: dict[str, Any]) -> CallToolResult:
+        text = dumps(body, indent=False)
+        return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
     class OpdiagMCPServer(MCPServer):  # type: ignore[misc]
+        def __init__(self, *, accepted: dict[str, tuple[str, ...]], **settings: Any) -> None:
+            super().__init__(**settings)
+            self.accepted = accepted  # tool -> the arguments it takes
+
+        async def list_tools(self) -> Any:
+            """The tools, each saying it takes no argument but its own."""
+            return [
+                t.model_copy(update={"input_schema": {**t.input_schema, **_CLOSED}})
+                for t in await super().list_tools()
+            ]
+
         async def call_tool(
             self, name: str, arguments: dict[str, Any], context: Any = None
         ) -> Any:
+            accepted = self.accepted.get(name)
+            if accepted is not None and set(arguments or {}) - set(accepted):
+                return refused(unknown_arguments(name, arguments, accepted))
             try:
                 return await super().call_tool(name, arguments, context)
             except ToolError as exc:
@@ -571,13 +607,26 @@ def _server_class() -> type:
                     raise
                 cause = exc.__cause__
                 if isinstance(cause, ValidationError):
-                    text = dumps(argument_error(cause), indent=False)
-                elif isinstance(cause, ToolError):  # answer(): already opdiag's JSON
-                    text = str(cause)
-                else:  # an unknown tool
-                    body = {"error": _cut(str(exc), 500), "kind": "bad_input", "field": "name"}
-                    text = dumps(body, indent=False)
-                return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+                    return refused(argument_error(cause))
+                if isinstance(cause, ToolError):  # answer(): already opdiag's JSON
+                    return CallToolResult(
+                        content=[TextContent(type="text", text=str(cause))], is_error=True
+                    )
+                # an unknown tool
+                return refused({"error": _cut(str(exc), 500), "kind": "bad_input", "field": "name"})
+
+        async def run_stdio_async(self) -> None:
+            from mcp.server.stdio import stdio_server
+
+            from opdiag.mcp_protocol import ExplainedReadStream
+
+            lowlevel = self._lowlevel_server
+            async with stdio_server() as (read_stream, write_stream):
+                await lowlevel.run(
+                    ExplainedReadStream(read_stream, write_stream),
+                    write_stream,
+                    lowlevel.create_initialization_options(),
+                )
 
     return OpdiagMCPServer
 
@@ -587,12 +636,18 @@ def build_server(tools: OpdiagTools) -> Any:
     from mcp.server.mcpserver.exceptions import ToolError
 
     import opdiag
+    from opdiag.mcp_protocol import explain_invalid_params
 
     server = _server_class()(
         name="opdiag",
         version=opdiag.__version__,
         instructions=INSTRUCTIONS,
         log_level="WARNING",
+        middleware=[explain_invalid_params],
+        accepted={
+            name: tuple(inspect.signature(getattr(tools, name)).parameters)
+            for name in DESCRIPTIONS
+        },
     )
     for name, description in DESCRIPTIONS.items():
         server.add_tool(
