@@ -138,3 +138,18 @@ def test_a_body_that_is_not_utf8_is_named_so():
         parse_json(b'{"a": "\xff"}', "body")
     with pytest.raises(InputError, match="lone surrogate"):
         parse_json(b'{"a": "\\ud800"}', "body")
+
+
+def test_an_assistants_time_is_what_the_cli_and_the_api_take_seconds_told_from_ms():
+    """MCP's times: the CLI's forms (RFC 3339, epoch seconds) mean what they mean there, and
+    epoch ms, a JSON number or ``now-6h`` too; below ``EPOCH_MS_FROM`` a number is seconds."""
+    from opdiag.timeutil import EPOCH_MS_FROM, parse_any_time
+
+    for value in (str(T), T, T * 1000, str(T * 1000), f"{T}.0", float(T), "2025-11-22T10:15:00",
+                  "2025-11-22T11:15:00+01:00", "now"):
+        assert parse_any_time(value, name="now", now_us=NOW_US) == NOW_US, value
+    assert parse_any_time("now-1h", name="since", now_us=NOW_US) == NOW_US - 3600 * 10**6
+    for value in (EPOCH_MS_FROM - 1, EPOCH_MS_FROM, 0, -T, T * 10**6, float("inf"), "1970-01-21"):
+        with pytest.raises(InputError) as info:
+            parse_any_time(value, name="until", now_us=NOW_US)
+        assert info.value.field == "until" and info.value.message.startswith("until: ")

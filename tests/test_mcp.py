@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,8 +30,13 @@ pytestmark = pytest.mark.xdist_group("mcp")
 
 
 def server(*args: str) -> StdioServerParameters:
+    """``opdiag mcp`` as the tests import it: the SDK would start it with a few variables of
+    the environment only (no PYTHONPATH: an installed opdiag, not the one under test)."""
     return StdioServerParameters(
-        command=sys.executable, args=["-m", "opdiag.cli.main", "mcp", *args], cwd=str(REPO)
+        command=sys.executable,
+        args=["-m", "opdiag.cli.main", "mcp", *args],
+        cwd=str(REPO),
+        env=dict(os.environ),
     )
 
 
@@ -78,7 +84,12 @@ def test_initialise_list_tools_and_call_each_on_the_demo():
     assert set(out["tools"]) == TOOLS
     schema = out["tools"]["compare_operations"].input_schema
     assert set(schema["required"]) == {"operation_id", "against"}
+    assert all(t.input_schema["additionalProperties"] is False for t in out["tools"].values())
     assert out["tools"]["diagnose"].description.startswith("Diagnose one operation id")
+    for tool, argument in [("list_operations", "since"), ("list_operations", "now"),
+                           ("execution_flow", "now")]:  # how a number is read is in the schema
+        said = out["tools"][tool].input_schema["properties"][argument]["description"]
+        assert "epoch seconds or epoch milliseconds" in said and "100000000000" in said
 
     error, slow = out["slow"]
     assert not error and slow["total"] == 1
@@ -86,7 +97,8 @@ def test_initialise_list_tools_and_call_each_on_the_demo():
     assert row["key"] == SLOW and row["verdict"] == "slow" and row["duration"] == "15m03s"
     assert row["diagnosis_page"].split("?")[0].endswith(f"/operations/{SLOW}")
     error, page = out["page"]
-    assert len(page["operations"]) == 5 and page["omitted"] == page["total"] - 5 > 0
+    assert len(page["operations"]) == 5 and page["total"] > 5
+    assert page["omitted"] == 0 and page["next_offset"] == 5  # the rest were not asked for
 
     error, d = out["diagnose"]
     assert not error and d["verdict"] == "slow"
@@ -140,12 +152,19 @@ def test_real_ktrdr_corpus_over_stdio():
         listed = await call(client, "list_operations", verdict="worker_lost")
         long = await call(client, "diagnose", operation_id="op_training_20261204_155512_6652e327")
         lost = await call(client, "execution_flow", operation_id="1880c513804fedc10d7c942896c05f57")
-        return listed, long, lost
+        clocks = [
+            await call(client, "list_operations", verdict="worker_lost", now=now)
+            for now in ("2026-12-04T16:10:00Z", "1796400600", 1796400600, 1796400600000)
+        ]
+        return listed, long, lost, clocks
 
-    (_, listed), (error, long), (flow_error, flow) = with_client(
+    (_, listed), (error, long), (flow_error, flow), clocks = with_client(
         server("--traces", str(REAL)), body
     )
     assert listed["total"] == len(listed["operations"])
+    # epoch seconds, as text or a JSON number, are not read as ms (1970-01-21: two of the
+    # lost workers read workers_busy); ms are told from seconds by magnitude
+    assert [c for c in clocks if c != clocks[0]] == [] and clocks[0][1]["total"] == 6
     assert not error and long["verdict"] == "healthy"
     top = long["comparison"]["phases"][0]
     assert (top["phase"], top["kind"]) == ("after training.data_loading", "gap")
@@ -191,3 +210,97 @@ def test_no_source_is_a_usage_error():
     )
     assert done.returncode == 2
     assert "no trace source" in done.stderr and "Traceback" not in done.stderr
+
+
+class RawSession:
+    """``opdiag mcp`` spoken to line by line, past the handshake: what no client SDK sends
+    (lines that are not JSON, params that are not an object)."""
+
+    def __init__(self, *args: str) -> None:
+        import queue
+        import subprocess
+        import threading
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "opdiag.cli.main", "mcp", *args],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.send({"jsonrpc": "2.0", "id": "hello", "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}})
+        assert self.reply()["id"] == "hello"
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def send(self, message: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((message if isinstance(message, str) else json.dumps(message)) + "\n")
+        self.proc.stdin.flush()
+
+    def reply(self) -> dict[str, Any]:
+        return json.loads(self.lines.get(timeout=60))
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def _call(ident: int, params: Any = None, **fields: Any) -> dict[str, Any]:
+    message = {"jsonrpc": "2.0", "id": ident, "method": "tools/call", **fields}
+    return message if params is None else {**message, "params": params}
+
+
+def test_protocol_errors_say_what_is_wrong():
+    """A line that was not JSON got no answer at all (JSON-RPC 2.0: -32700, id null), nor did
+    params that were not an object; missing params answered "Invalid request parameters" with
+    empty data; an unknown argument was dropped without a word."""
+    session = RawSession("--traces", str(DEMO))
+    try:
+        sent = [
+            "this is not json",
+            "[1, 2]",
+            _call(1),  # no params
+            _call(2, [1, 2]),
+            _call(3, {}),
+            _call(4, {"name": "list_operations", "arguments": {"verdcit": "failed", "bogus": 1}}),
+        ]
+        for line in sent:
+            session.send(line)
+        replies = [session.reply() for _ in sent]
+        by_id = {r["id"]: r for r in replies if r["id"] is not None}
+        unnamed = [r["error"] for r in replies if r["id"] is None]
+        # what gets no reply (a notification, a response) is not answered: the next is ping's
+        session.send({"jsonrpc": "2.0", "method": "notifications/x", "params": [1]})
+        session.send({"jsonrpc": "2.0", "id": 99, "result": "x"})
+        session.send({"jsonrpc": "2.0", "id": "last", "method": "ping"})
+        last = session.reply()
+    finally:
+        session.close()
+    assert last["id"] == "last" and "result" in last
+    parse, batch = unnamed
+    assert parse["code"] == -32700 and "not JSON" in parse["message"]
+    assert batch["code"] == -32600 and "array" in batch["message"]
+    missing, listed, empty = (by_id[i]["error"] for i in (1, 2, 3))
+    assert missing["code"] == -32602 and "params missing" in missing["message"]
+    assert listed["code"] == -32602 and listed["data"] == [
+        {"field": "params", "problem": "must be an object, not an array"}
+    ]
+    assert empty["code"] == -32602 and {"field": "params.name", "problem": "Field required"} in (
+        empty["data"]
+    )
+    unknown = by_id[4]["result"]
+    assert unknown["isError"]
+    body = json.loads(unknown["content"][0]["text"])
+    assert body["kind"] == "bad_input" and body["field"] == "verdcit"
+    assert "'verdcit', 'bogus'" in body["error"] and "verdict" in body["error"]

@@ -42,10 +42,19 @@ UNKNOWN_TYPE = "unknown"
 _MISSING = frozenset({"", "none", "null", "nil", "undefined"})
 _UNSEEN: Any = object()
 
-_OP_ID_RE = re.compile(
-    r"^op_(?:[a-z0-9]+_)*?(data_load|training|backtesting|indicator_compute|fuzzy_analysis|"
-    r"dummy|agent_research|agent_design|agent_assessment)_\d{8}_\d{6}_[0-9a-f]+$"
+# the operation types a KTRDR id names (``op_training_20251113_123456_1a2b3c4d``)
+_ID_TYPES = (
+    "data_load",
+    "training",
+    "backtesting",
+    "indicator_compute",
+    "fuzzy_analysis",
+    "dummy",
+    "agent_research",
+    "agent_design",
+    "agent_assessment",
 )
+_OP_ID_RE = re.compile(rf"^op_(?:[a-z0-9]+_)*?({'|'.join(_ID_TYPES)})_\d{{8}}_\d{{6}}_[0-9a-f]+$")
 # a call about one operation, by its id in the path (the route KTRDR's CLI resumes with)
 _NAMED_IN_URL = re.compile(r"/operations/([^/?#]+)/resume/?(?:[?#]|$)")
 _OTHER_ID_TYPES: tuple[tuple[str, str], ...] = (
@@ -120,6 +129,12 @@ _ROUTE_TYPES: tuple[tuple[str, str], ...] = (
     ("data.download", "data_load"),
     ("research", "agent_research"),
     ("agent", "agent_research"),
+)
+
+
+# Every type this module gives an operation (rule packs and settings may name more)
+KNOWN_TYPES = frozenset(
+    (*_ID_TYPES, *(t for _, t in _OTHER_ID_TYPES), *(t for _, t in _ROUTE_TYPES), UNKNOWN_TYPE)
 )
 
 

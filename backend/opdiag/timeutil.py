@@ -2,13 +2,16 @@
 
 Two dialects exist at the edges: the CLI's ``--now`` (RFC 3339 or epoch *seconds*) and the
 HTTP API's ``from``/``to``/``now`` parameters (epoch *milliseconds*, RFC 3339, or Grafana's
-relative ``now``, ``now-6h``). Both end up here so a bad value always gets the same clear
-``InputError`` naming the parameter, never a ``ValueError`` from deep inside.
+relative ``now``, ``now-6h``); an assistant's (MCP) times take either, seconds and
+milliseconds told apart by magnitude (``parse_any_time``). All end up here so a bad value
+always gets the same clear ``InputError`` naming the parameter, never a ``ValueError`` from
+deep inside.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -193,6 +196,71 @@ def parse_http_time(text: str, *, name: str, now_us: int, end: bool = False) -> 
             field=name,
         )
     return parse_rfc3339(raw, name=name, numbers="epoch ms, or now-6h")
+
+
+# An epoch number below this is seconds, from it on milliseconds: as seconds it would be past
+# the year 5138, as milliseconds before 1974, and no clock opdiag is given is either.
+EPOCH_MS_FROM = 10**11
+# The clocks an assistant may give: outside them a time is a unit mix-up (ms read as s gave
+# 1970-01-21), not a moment anyone's traces hold.
+FIRST_CLOCK_US = 946_684_800 * US_PER_S  # 2000-01-01T00:00:00Z
+END_CLOCK_US = 7_258_118_400 * US_PER_S  # 2200-01-01T00:00:00Z
+_MAX_TEXT = 64
+TIME_FORMS = (
+    "RFC 3339 / ISO 8601 (2026-12-04T15:50:00Z; no zone: UTC), epoch seconds or epoch "
+    f"milliseconds (a number below {EPOCH_MS_FROM} is seconds, from it on milliseconds), "
+    "or relative (now, now-6h); from 2000 to 2199"
+)
+
+
+def parse_any_time(value: str | float, *, name: str, now_us: int, end: bool = False) -> int:
+    """A time an assistant gives (MCP): what the CLI takes (RFC 3339 / ISO 8601, epoch
+    seconds), what the HTTP API takes (epoch ms, ``now-6h``), and JSON numbers. Seconds and
+    milliseconds are told apart by magnitude (``EPOCH_MS_FROM``), so neither is misread as the
+    other; a time outside 2000..2199 is refused as a unit mix-up, naming ``name``.
+    ``end``: as ``parse_http_time``."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InputError(f"{name}: expected a time ({TIME_FORMS})", field=name)
+    if not isinstance(value, str):
+        if not math.isfinite(value):
+            raise InputError(f"{name}: {value!r} is not a time", field=name)
+        return _epoch_by_magnitude(value, repr(value), name)
+    raw = value.strip()
+    if len(raw) > _MAX_TEXT:
+        raise InputError(f"{name}: time value too long", field=name)
+    if not raw:
+        raise InputError(f"{name}: empty time", field=name)
+    if _NUMBER_RE.fullmatch(raw):
+        return _epoch_by_magnitude(float(raw), raw, name)  # finite by the pattern
+    if raw.startswith("now"):
+        value_us = parse_http_time(raw, name=name, now_us=now_us, end=end)
+    else:
+        value_us = parse_rfc3339(raw, name=name, numbers="epoch seconds or ms, or now-6h")
+    return _plausible_clock(value_us, raw, name, "")
+
+
+def _epoch_by_magnitude(number: float, raw: str, name: str) -> int:
+    """Epoch seconds below ``EPOCH_MS_FROM``, milliseconds from it on, as epoch µs."""
+    unit_us, unit = (US_PER_S, "seconds") if abs(number) < EPOCH_MS_FROM else (US_PER_MS, "ms")
+    value_us = number * unit_us
+    if not value_us < END_CLOCK_US:  # checked as a float: 1e300 has no int to round to
+        value_us = END_CLOCK_US
+    return _plausible_clock(round(value_us), raw, name, f" read as epoch {unit}")
+
+
+def _plausible_clock(value_us: int, raw: str, name: str, read_as: str) -> int:
+    """``value_us`` when it is in 2000..2199, else an ``InputError`` saying what it read as."""
+    if FIRST_CLOCK_US <= value_us < END_CLOCK_US:
+        return value_us
+    if value_us >= END_CLOCK_US:
+        when = "past 2199" + (" (epoch µs or ns?)" if read_as else "")
+    else:
+        when = f"{format_rfc3339(value_us) if value_us >= 0 else 'before 1970'}, before 2000"
+    raise InputError(
+        f"{name}: {raw!r}{read_as} is {when}; give RFC 3339, epoch seconds or epoch "
+        "milliseconds of 2000..2199",
+        field=name,
+    )
 
 
 def _round_down(epoch_us: int, unit: str) -> int:

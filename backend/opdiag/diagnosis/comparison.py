@@ -547,7 +547,8 @@ def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: floa
     )
 
 
-_WHERE_IT_STOPPED = frozenset({"stopped", "in progress"})
+# the statuses of the phase a run that did not complete stopped in (it leads its comparison)
+WHERE_IT_STOPPED = frozenset({"stopped", "in progress"})
 
 
 def _stopped(rows: list[PhaseChange], this: RunProfile, baseline: Sequence[RunProfile]) -> None:
@@ -638,7 +639,9 @@ def compare(
 ) -> Comparison:
     """``this`` run against ``baseline`` runs (none: a comparison that says so); ``against``
     names them in the headline (default: "the last N good runs")."""
-    runs = [BaselineRun(r.key, r.started_at_ms, r.duration_ms, r.verdict) for r in baseline]
+    runs = [
+        BaselineRun(r.key, r.started_at_ms, r.duration_ms, r.verdict, r.size) for r in baseline
+    ]
     out = Comparison(
         runs=runs,
         wanted_runs=wanted,
@@ -667,7 +670,7 @@ def compare(
     # where a run that did not complete stopped comes first: it is what its story is about
     rows.sort(
         key=lambda r: (
-            r.status not in _WHERE_IT_STOPPED,
+            r.status not in WHERE_IT_STOPPED,
             r.status == "same",
             -direction * r.change_ms,
             -abs(r.change_ms),

@@ -165,6 +165,7 @@ class BaselineRun(msgspec.Struct):
     started_at_ms: int  # epoch ms
     duration_ms: float
     verdict: str = "healthy"
+    size: float | None = None  # its data size (``comparison.size``), when known
 
 
 class PhaseChange(msgspec.Struct):
