@@ -423,3 +423,16 @@ def test_an_id_is_refused_or_not_found_as_the_http_api_says(real: OpdiagTools):
         assert client.get(f"/api/v1/operations/{quote(ident, safe='')}").status_code == status
         with pytest.raises(error):
             real.diagnose(operation_id=ident, now=NOW)
+
+
+def test_a_bottleneck_of_several_attempts_says_what_was_called_and_how_often(
+    real: OpdiagTools,
+):
+    """run1's IB data load spent 94 % in four timed-out calls to the host service: the
+    assistant is told the call and the count, not a bare "POST"."""
+    body = real.diagnose(operation_id="op_data_load_20261204_154455_734c9af6",
+                         now=REAL_NOW_S)
+    b = body["bottleneck"]
+    assert (b["span"], b["attempts"]) == ("POST", 4), b
+    assert b["calls"] == "POST http://localhost:5001/data/validate"
+    assert b["share"] > 0.9 and 119_000 < b["duration_ms"] < 121_000

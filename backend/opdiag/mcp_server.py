@@ -207,7 +207,10 @@ def compact_diagnosis(d: Diagnosis) -> dict[str, Any]:
             "after_span": _cut(b.after_span_name, 120),
             "span_id": b.span_id,
             "self_time_ms": b.self_time_ms,
+            "duration_ms": b.duration_ms,
             "share": round(b.share, 3),
+            **({"calls": _cut(b.target, 200)} if b.target else {}),
+            **({"attempts": b.attempts} if b.attempts > 1 else {}),
         }
     )
     out["baseline_ms"] = d.baseline_ms
