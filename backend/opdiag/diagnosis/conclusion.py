@@ -109,7 +109,15 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
                 ],
                 rule_id=rule.id,
             )
-        if winner.span_id is not None and diagnosis.verdict != "healthy":
+        # time no span covers has no span to blame: the span it follows took 0.2 s of a
+        # training whose loop ran slow (the bottleneck says where the time went)
+        in_gap = (
+            rule is not None
+            and rule.subject == "bottleneck"
+            and diagnosis.bottleneck is not None
+            and diagnosis.bottleneck.kind == "gap"
+        )
+        if winner.span_id is not None and diagnosis.verdict != "healthy" and not in_gap:
             keep = winner.neighbour or (rule is not None and rule.cause == "matched")
             origin = None if keep else _error_origin(diagnosis, winner)
             evidence = {**winner.evidence, **origin.evidence} if origin else dict(winner.evidence)
