@@ -121,7 +121,19 @@ def failed_diagnosis(settings: Settings) -> Diagnosis:
                 span_id=ROOT_SPAN,
                 service="ktrdr-ib-host-service",
                 span_name="ib.connect",
-                evidence={"exception.type": "ConnectionRefusedError", "note": XSS},
+                evidence={
+                    "exception.type": "ConnectionRefusedError",
+                    "note": XSS,
+                    # another rule that fired on the same failure (conclusion.fold)
+                    "also": [
+                        {
+                            "rule_id": "connection-error",
+                            "verdict": "service_unreachable",
+                            "summary": f"failed: ConnectError {XSS}",
+                            "span_id": ROOT_SPAN,
+                        }
+                    ],
+                },
             )
         ],
         execution_flow=_flow(TRACE_FAILED, failed=True),

@@ -90,6 +90,20 @@ def test_verdict_summary_and_root_cause(client):
     assert parsed.find("table", id="root-cause-evidence")
 
 
+def test_findings_say_which_other_rules_fired_not_their_json(client):
+    """The winning finding's ``also`` was printed as raw JSON (1,500 characters of summaries
+    for run1's data load); the page lists the rules and their verdicts, as the API rows do."""
+    html, parsed = page(client, FAILED_ID)
+    assert parsed.find("table", id="findings")
+    assert "also=connection-error (service_unreachable)" in html
+    assert "rule_id" not in html
+    from opdiag.web.filters import evidence
+
+    also = [{"rule_id": "connection-error", "verdict": "service_unreachable", "summary": "x"}]
+    assert evidence(also, "also") == "connection-error (service_unreachable)"
+    assert evidence(["a", 1], "other") == '["a", 1]'
+
+
 def test_root_cause_tables_keep_attributes_apart_from_what_opdiag_worked_out():
     from opdiag.web.filters import attributes, derived
 

@@ -37,11 +37,12 @@ _MAX_EVIDENCE = 2000
 def evidence_text(evidence: dict[str, Any]) -> str:
     """``key=value`` pairs, sorted, one string (capped: a table cell, not a dump). A list
     or map value is JSON; ``also`` (the other rules that fired) is their ids and verdicts."""
-    text = ", ".join(f"{k}={_value_text(k, v)}" for k, v in sorted(evidence.items()))
+    text = ", ".join(f"{k}={evidence_value(k, v)}" for k, v in sorted(evidence.items()))
     return text if len(text) <= _MAX_EVIDENCE else text[: _MAX_EVIDENCE - 1] + "…"
 
 
-def _value_text(key: str, value: Any) -> str:
+def evidence_value(key: str, value: Any) -> str:
+    """One evidence value as a table shows it (the page's findings too)."""
     if key == "also" and isinstance(value, list):
         return "; ".join(
             f"{a.get('rule_id')} ({a.get('verdict') or 'advisory'})"

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from opdiag.diagnosis.templates import split_evidence
 from opdiag.durations import human_ms
+from opdiag.render.rows import evidence_value
 
 _SAFE_SCHEMES = frozenset({"http", "https"})
 
@@ -33,6 +34,12 @@ def text(value: Any) -> str:
     """An evidence value as text (lists and maps as JSON), capped so a page stays readable."""
     out = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     return out if len(out) <= 2000 else out[:2000] + "…"
+
+
+def evidence(value: Any, key: str) -> str:
+    """A finding's evidence value: ``also`` (the other rules that fired on it) as their ids
+    and verdicts, not the JSON of their summaries; the rest as ``text``."""
+    return text(evidence_value(key, value) if key == "also" else value)
 
 
 def safe_url(url: str | None) -> str:
@@ -61,6 +68,7 @@ FILTERS = {
     "utc": utc,
     "ms": ms,
     "text": text,
+    "evidence": evidence,
     "safe_url": safe_url,
     "attributes": attributes,
     "derived": derived,
