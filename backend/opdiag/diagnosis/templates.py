@@ -204,14 +204,8 @@ def render_value(value: Any) -> str:
     return text
 
 
-# The longest value a summary or a step shows: KTRDR's "Strategy file not found" lists every
-# path it searched (2,000 characters, five times on one page); the evidence keeps it whole.
-MAX_VALUE_CHARS = 300
-
-
 def fill(template: Template, evidence: Mapping[str, Any]) -> str:
-    """Substitute evidence values (each cut at ``MAX_VALUE_CHARS``); missing ones take the
-    default or ``n/a``."""
+    """Substitute evidence values; missing ones take the default or ``n/a``."""
     return _filled(template, evidence, strict=False)  # type: ignore[return-value]
 
 
@@ -220,12 +214,6 @@ def fill_line(template: Template, evidence: Mapping[str, Any]) -> str:
     pydantic error's lines) become one space, with the indentation around them."""
     text = fill(template, evidence)
     return text if text.isprintable() else _LINE_BREAKS.sub(" ", text).strip()
-
-
-def _cut(text: str) -> str:
-    if len(text) <= MAX_VALUE_CHARS:
-        return text
-    return f"{text[: MAX_VALUE_CHARS - 1].rstrip()}… ({len(text):,} characters)"
 
 
 _LINE_BREAKS = re.compile(r"[ \t]*[\r\n\u2028\u2029]+\s*")
@@ -296,8 +284,6 @@ def _filled(template: Template, evidence: Mapping[str, Any], *, strict: bool) ->
         if part.present is not None:
             if value is not None and value != "":
                 text = render_value(value)
-                if not strict:
-                    text = _cut(text)
                 if strict:
                     before = part.present.partition("$")[0]
                     safe = _shell_value(text, _quote_state(before, state))
@@ -322,7 +308,5 @@ def _filled(template: Template, evidence: Mapping[str, Any], *, strict: bool) ->
                 if safe is None:
                     return None
                 text = safe
-            else:
-                text = _cut(text)
             out.append(text)
     return "".join(out)
