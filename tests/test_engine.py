@@ -329,7 +329,7 @@ def test_root_cause_is_the_deepest_span_with_its_evidence() -> None:
     d = run_case(case)
     assert d.verdict == "service_unreachable"
     assert d.summary == (
-        "failed: IB host service refused the connection (ConnectionRefusedError"
+        "service unreachable: IB host service refused the connection (ConnectionRefusedError"
         " at http://host.docker.internal:5001/data/historical)"
     )
     rc = d.root_cause

@@ -317,14 +317,14 @@ def test_many_failed_calls_under_one_caller_are_grouped_once(monkeypatch) -> Non
         )
     (trace,) = build_traces(case)
     calls = 0
-    real = module._call_key
+    real = module.call_key
 
     def counted(span):  # type: ignore[no-untyped-def]
         nonlocal calls
         calls += 1
         return real(span)
 
-    monkeypatch.setattr(module, "_call_key", counted)
+    monkeypatch.setattr(module, "call_key", counted)
     found = retries(trace, trace.walked())
     assert len(found) == n - 1 and all(r.retry is found[0].retry for r in found)
     assert calls <= 2 * (n + 10)
