@@ -277,9 +277,35 @@ def test_a_run_that_did_not_complete_is_neither_faster_nor_slower_where_it_stopp
     lost = svc.diagnose("op_training_20261204_154749_b37ed832", now_us=now).comparison
     rows = {r.name: r for r in lost.phases}
     assert rows["after training.data_loading"].status == "stopped"
-    assert rows["after training.data_loading"].this_ms > 60_000  # to the orphan detector
+    # killed 33 s in: its loop ran until the worker's last answer, not to the orphan detector
+    assert 30_000 < rows["after training.data_loading"].this_ms < 35_000
+    assert rows["after the worker's last answer"].this_ms > 6 * 60_000
     assert rows["after the worker"].this_ms == 0  # the worker never closed it
     assert lost.phases[0].name == "after training.data_loading"
+
+
+@pytest.mark.parametrize(
+    ("op", "phase", "worked_ms"),
+    [
+        ("op_training_20261204_160033_fcc59c1d", "after training.data_loading", 20_496),
+        ("op_backtesting_20261204_155333_db0629d4", "after backtest.feature_compute", 815),
+    ],
+)
+def test_a_lost_worker_s_open_phase_ends_at_its_last_answer(op: str, phase: str, worked_ms):
+    """run1's killed workers: the phase they stopped in ran until their last answer (the
+    bottleneck's open tail ends there too), not to KTRDR's orphan detector 6 min later
+    ('6m34s after training.data_loading' beside a bottleneck of 20.5 s); the time after the
+    last answer is a phase of its own, which the good runs do not have."""
+    d = service_for(REAL).diagnose(op, now_us=1_796_400_600 * 1_000_000)
+    rows = {r.name: r for r in d.comparison.phases}
+    assert d.comparison.phases[0].name == phase
+    assert (rows[phase].status, round(rows[phase].this_ms)) == ("stopped", worked_ms)
+    after = rows["after the worker's last answer"]
+    assert (after.kind, after.status) == (OUTSIDE, "new") and after.this_ms > 6 * 60_000
+    assert d.worked_until_ms is not None and d.started_at_ms is not None
+    assert d.worked_until_ms - d.started_at_ms < d.duration_ms / 10
+    if d.bottleneck.kind == GAP and d.bottleneck.after_span_name == phase.removeprefix("after "):
+        assert d.bottleneck.duration_ms == pytest.approx(rows[phase].this_ms)
 
 
 def test_a_run_in_flight_is_in_progress_in_its_open_phase(tmp_path: Path):

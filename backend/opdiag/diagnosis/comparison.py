@@ -252,14 +252,18 @@ def _open_until(
     diagnosis: Diagnosis, spans: Sequence[Span], is_worker: Callable[[str], bool]
 ) -> int | None:
     """Until when the worker's side of a run it did not close is open: now for a run in
-    flight, its end for one KTRDR closed elsewhere (the orphan detector on the backend);
-    None when it completed or its worker recorded the end (a cancel it answered)."""
+    flight, its end for one KTRDR closed elsewhere (the orphan detector on the backend), and
+    a lost worker's last answer (what came after, to the orphan detector's failure minutes
+    later, was no work: ``engine._open_tail`` ends its bottleneck there too); None when it
+    completed or its worker recorded the end (a cancel it answered)."""
     if diagnosis.status == "completed" or diagnosis.started_at_ms is None:
         return None
     if any(
         lifecycle_status(s.attributes) in TERMINAL and is_worker(s.service) for s in spans
     ):
         return None
+    if diagnosis.worked_until_ms is not None:
+        return int(diagnosis.worked_until_ms * 1000)
     return int((diagnosis.started_at_ms + (diagnosis.duration_ms or 0)) * 1000)
 
 

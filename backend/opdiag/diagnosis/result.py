@@ -243,6 +243,9 @@ class Diagnosis(msgspec.Struct):
     # A resume is in its lifecycle: its length holds the attempt before it and the pause
     # between, so it is not judged slow (KTRDR restarts the clock at a resume).
     resumed: bool = False
+    # When a lost worker last answered, epoch ms: its work ended there, whatever the status
+    # says; the comparison ends the run's open phase there, not at KTRDR's orphan detector.
+    worked_until_ms: float | None = None
 
     @property
     def key(self) -> str:
@@ -264,7 +267,7 @@ class Diagnosis(msgspec.Struct):
 
 
 # Diagnosis fields that are not part of the JSON contract (the engine's working state).
-INTERNAL_FIELDS: tuple[str, ...] = ("fired", "resumed")
+INTERNAL_FIELDS: tuple[str, ...] = ("fired", "resumed", "worked_until_ms")
 
 
 def copied(diagnosis: Diagnosis, **changes: Any) -> Diagnosis:
