@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from opdiag.diagnosis.comparison import total_status
 from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep
 from opdiag.errors import InputError, NotFoundError, OpdiagError
 from opdiag.model import addressable
@@ -107,12 +108,15 @@ def _brief(d: Diagnosis) -> dict[str, Any]:
 
 
 def compact_comparison(c: Comparison, rows: int = MAX_PHASES) -> dict[str, Any]:
-    """The comparison in a few keys: totals, the named runs, the phases that changed most."""
+    """The comparison in a few keys: totals (and what the comparison makes of them), the
+    named runs, the phases that changed most."""
     return {
         "headline": c.headline,
         "note": c.note,
+        "status": total_status(c),
         "this_ms": c.this_ms,
         "baseline_median_ms": c.baseline_ms,
+        "expected_ms": c.expected_ms,
         "change_ms": c.change_ms,
         "change_pct": None if c.change_pct is None else round(c.change_pct, 1),
         "baseline_runs": [

@@ -245,6 +245,8 @@ class DiagnosisService:
             wanted=1,
             max_rows=self.settings.comparison.max_rows,
             against=other.key,
+            order=list(self.settings.comparison.alike),
+            paced=self.settings.comparison.strategy_paced,
         )
         return this, other, comparison
 

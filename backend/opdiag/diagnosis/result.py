@@ -196,11 +196,12 @@ class Comparison(msgspec.Struct):
     wanted_runs: int
     this_ms: float
     baseline_ms: float | None = None  # median total of the runs
-    # the runs' median time per unit of data times this run's (None: sizes unknown or equal)
+    # the runs' median time per unit of data times this run's (None: sizes unknown or equal,
+    # a run that did not complete, or runs that do not judge its speed)
     expected_ms: float | None = None
     size: float | None = None  # this run's data size (``comparison.size``), when known
     judges_speed: bool = True  # False: the runs are not of its strategy (not for ``slow``)
-    change_ms: float | None = None
+    change_ms: float | None = None  # None: no baseline, or a run that did not complete
     change_pct: float | None = None
     matched_on: dict[str, str] = msgspec.field(default_factory=dict)
     phases: list[PhaseChange] = msgspec.field(default_factory=list)
@@ -209,6 +210,11 @@ class Comparison(msgspec.Struct):
     worker_services: list[str] = msgspec.field(default_factory=list)
     headline: str = ""
     note: str = ""
+    # the total in a word (``comparison.total_status``): ``slower``, ``faster``, ``same``,
+    # ``as expected`` (for its data's size), ``not comparable`` (the runs do not judge its
+    # speed), ``stopped`` / ``in progress`` (it did not complete: no change, no expected
+    # time), ``no baseline``; empty in a comparison made by hand
+    status: str = ""
 
 
 class Diagnosis(msgspec.Struct):
