@@ -242,6 +242,9 @@ def comparison_rows(d: Diagnosis, settings: Any = None) -> list[ComparisonRow]:
         change_pct=float(c.change_pct or 0.0),
         share_of_change=1.0 if c.change_ms else 0.0,
         baseline_runs=runs,
+        expected_ms=float(c.expected_ms or 0.0),
+        judges_speed=c.judges_speed,
+        note=c.note,
     )
     return [total] + [
         ComparisonRow(
@@ -255,6 +258,9 @@ def comparison_rows(d: Diagnosis, settings: Any = None) -> list[ComparisonRow]:
             change_pct=float(p.change_pct or 0.0),
             share_of_change=float(p.share_of_change or 0.0),
             baseline_runs=runs,
+            expected_ms=0.0,
+            judges_speed=c.judges_speed,
+            note="",
         )
         for i, p in enumerate(c.phases, start=1)
     ]
