@@ -41,6 +41,7 @@ from opdiag.diagnosis.comparison import (
     compare_with_baseline,
     good_runs,
     no_baseline,
+    not_comparable,
     run_profile,
     select_baseline,
     slow_reference,
@@ -239,6 +240,10 @@ class DiagnosisService:
         (this, this_profile), (other, other_profile) = pair
         if this.key == other.key:
             raise InputError("compare needs two different operations", field="against")
+        types = (this_profile.operation_type or "", other_profile.operation_type or "")
+        why = not_comparable(this, other, types)
+        if why is not None:
+            raise InputError(why, field="id" if this.status == "unknown" else "against")
         comparison = compare(
             this_profile,
             [other_profile],

@@ -31,6 +31,7 @@ from opdiag.diagnosis.matching import exceptions_of
 from opdiag.diagnosis.result import IN_FLIGHT, BaselineRun, Comparison, Diagnosis, PhaseChange
 from opdiag.globs import Globs
 from opdiag.model import Span, Trace, lifecycle_status
+from opdiag.operations import UNKNOWN_TYPE
 from opdiag.settings import ComparisonSettings
 from opdiag.timeutil import format_duration
 
@@ -708,6 +709,27 @@ def unjudged_note(
         f"fewer than {min_runs} good runs of {name} {known} in reach: compared with other "
         f"runs of the type, which do not decide whether it is slow"
     )
+
+
+def not_comparable(this: Diagnosis, other: Diagnosis, types: tuple[str, str]) -> str | None:
+    """Why two runs cannot be compared (``opdiag compare A B``), or None: one never ran (a
+    request KTRDR refused before an operation existed: no lifecycle, status unknown), or
+    they are of different types (``types``: theirs; unknown ones are not told apart). A
+    training against a backtest read '+4,553 %' with an expected time from the backtest's
+    time per row; against a refused 503, '+2,439 %'."""
+    for run in (this, other):
+        if run.status == "unknown":
+            return (
+                f"{run.key} never ran: a request refused before an operation was created "
+                f"({run.verdict}); compare needs two runs of operations"
+            )
+    mine, theirs = types
+    if mine and theirs and mine != theirs and UNKNOWN_TYPE not in types:
+        return (
+            f"{this.key} is a {mine} run and {other.key} a {theirs} run: runs of different "
+            f"types have no phases in common to compare"
+        )
+    return None
 
 
 def compare(
