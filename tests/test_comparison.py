@@ -593,3 +593,31 @@ def test_runs_that_all_share_its_strategy_judge_it_however_few():
     theirs = [*mine, run("o", 2, 0.75, {}, alike={"strategy": "v3_long"})]
     c, _ = compare_with_baseline(target, theirs, ComparisonSettings(), min_runs=3)
     assert not c.judges_speed and c.note.startswith("fewer than 3 good runs")
+
+
+def test_no_percentage_for_a_phase_that_took_the_same_or_under_a_millisecond():
+    """run1: 'operation.state_transition 0ms vs 0ms (-65 %)' with status same. A percentage
+    of a sub-millisecond baseline, or of a change too small to count, says nothing."""
+    from opdiag.render.markdown import comparison_lines
+
+    ms = 1 / 60_000  # a millisecond in the minutes ``run`` takes
+    this = run("t", 10, 1, {"tick": 0.1 * ms, "spike": 50 * ms, "load": 102 * ms,
+                            "train": 0.9})
+    base = [run(k, i, 1, {"tick": 0.3 * ms, "spike": 0.5 * ms, "load": 100 * ms,
+                          "train": 0.5}) for i, k in enumerate("abc")]
+    c = compare(this, base, wanted=3)
+    rows = {r.name: r for r in c.phases}
+    assert (rows["tick"].status, rows["tick"].change_pct) == ("same", None)
+    assert (rows["load"].status, rows["load"].change_pct) == ("same", None)
+    assert (rows["spike"].status, rows["spike"].change_pct) == ("slower", None)
+    assert rows["train"].change_pct == pytest.approx(80)
+    table = [line for line in comparison_lines(c) if line.startswith("| ")]
+    assert [line for line in table if "%" in line] == [
+        "| train | 54.0s | 30.0s | +24.0s (+80 %) | slower |"
+    ]
+    from opdiag.web import comparison_chart
+
+    bars = {r.label: r.values for r in comparison_chart.layout(c).rows}
+    assert bars["tick"] == "0ms vs 0ms" and bars["train"] == "54.0s vs 30.0s (+80 %)"
+    spiked = compare(run("g", 10, 1, {"spike": 50 * ms}), base[:1], wanted=1)
+    assert change_phrase(spiked) == "spike +50ms"  # neither a percentage nor "(new)"

@@ -534,6 +534,15 @@ def _status(this_us: int, present_in: int, runs: int, change_ms: float, base_ms:
     return "slower" if change_ms > 0 else "faster"
 
 
+def _change_pct(change_ms: float, base_ms: float, status: str) -> float | None:
+    """The change in % of the baseline, when it says something: not for a phase that took
+    the same time, nor against a baseline under a millisecond (a state transition of 0.1 ms
+    against 0.3 ms read '0ms vs 0ms (-65 %)')."""
+    if status == "same" or base_ms < _SAME_MS:
+        return None
+    return change_ms / base_ms * 100
+
+
 def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: float) -> PhaseChange:
     mine = this.phases.phases.get(key)
     theirs = [r.phases.phases.get(key) for r in baseline]
@@ -542,14 +551,15 @@ def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: floa
     base_ms = float(_median([(p.total_us if p else 0) for p in theirs])) / 1000
     change = this_us / 1000 - base_ms
     present = sum(p is not None for p in theirs)
+    status = _status(this_us, present, len(baseline), change, base_ms)
     return PhaseChange(
         name=some.name,
         kind=some.kind,
         this_ms=this_us / 1000,
         baseline_ms=base_ms,
         change_ms=change,
-        change_pct=change / base_ms * 100 if base_ms > 0 else None,
-        status=_status(this_us, present, len(baseline), change, base_ms),
+        change_pct=_change_pct(change, base_ms, status),
+        status=status,
         count=mine.count if mine else 0,
         baseline_count=float(_median([(p.count if p else 0) for p in theirs])),
         share_of_change=change / total if total else None,
@@ -623,7 +633,10 @@ def change_phrase(comparison: Comparison) -> str | None:
     top = comparison.phases[0] if comparison.phases else None
     if top is None or top.change_ms <= 0 or top.status == "same":
         return None
-    pct = f" ({percent_text(top.change_pct)})" if top.change_pct is not None else " (new)"
+    if top.change_pct is not None:
+        pct = f" ({percent_text(top.change_pct)})"
+    else:  # none for a phase the runs did not have, or had for under a millisecond
+        pct = " (new)" if top.baseline_ms == 0 else ""
     return f"{top.name} {signed_duration(top.change_ms)}{pct}"
 
 

@@ -176,7 +176,7 @@ class PhaseChange(msgspec.Struct):
     this_ms: float
     baseline_ms: float  # median over the baseline runs (0 for a run without the phase)
     change_ms: float
-    change_pct: float | None  # None when the baseline median is 0
+    change_pct: float | None  # None: the same time, or a baseline median under 1 ms
     status: str
     count: int = 0  # spans (or gaps) of this phase in this run
     baseline_count: float = 0.0  # median count over the baseline runs
