@@ -13,6 +13,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from opdiag.analysis.phases import (
+    AFTER_LAST_ANSWER,
     AFTER_WORKER,
     BEFORE_WORKER,
     GAP,
@@ -105,6 +106,24 @@ def test_without_worker_spans_the_whole_operation_is_the_worker_side():
     assert profile.worker_services == ["ktrdr-api"]
     assert times(profile)[phase_key(GAP, "after data.download")] == (2 * S, 1)
     assert not any(p.kind == OUTSIDE for p in profile.phases.values())
+
+
+def test_open_work_runs_to_the_worker_s_last_answer_the_rest_is_a_phase_of_its_own():
+    """A worker that did not close the run: the time after its last span is its open work
+    up to ``open_until_us``. In flight (until now, the run's end) that is all of it; a lost
+    worker (run1: killed 10 s into a backtest, failed by KTRDR's orphan detector 6 min later)
+    worked until its last answer, and the rest is after that answer, not its work."""
+    in_flight = phase_profile(SPANS, is_worker=is_worker, is_noise=no_noise, open_until_us=10 * S)
+    assert times(in_flight)[phase_key(GAP, "after B")] == (S // 2 + int(3.5 * S), 2)
+    assert phase_key(OUTSIDE, AFTER_LAST_ANSWER) not in in_flight.phases
+    lost = phase_profile(SPANS, is_worker=is_worker, is_noise=no_noise, open_until_us=7 * S)
+    assert times(lost)[phase_key(GAP, "after B")] == (S // 2 + S // 2, 2)  # 5.5..6, 6.5..7
+    assert times(lost)[phase_key(OUTSIDE, AFTER_LAST_ANSWER)] == (3 * S, 1)  # 7..10
+    assert phase_key(OUTSIDE, AFTER_WORKER) not in lost.phases
+    # its last answer before its last span ended: no open work, the rest after that span
+    early = phase_profile(SPANS, is_worker=is_worker, is_noise=no_noise, open_until_us=6 * S)
+    assert times(early)[phase_key(GAP, "after B")] == (S // 2, 1)
+    assert times(early)[phase_key(OUTSIDE, AFTER_LAST_ANSWER)] == (int(3.5 * S), 1)
 
 
 def test_empty_and_noise_only():

@@ -193,3 +193,38 @@ def test_a_failed_runs_row_shows_the_baseline_its_comparison_used(demo_client):
     ).get_json()[:1]
     assert row["verdict"] == "service_unreachable"
     assert row["baseline_ms"] > 0 and row["baseline_ms"] == comparison["baseline_ms"]
+
+
+REAL = Path(__file__).resolve().parent / "data" / "real-ktrdr" / "run1" / "traces"
+
+
+def test_the_comparison_rows_carry_what_the_total_can_judge():
+    """run1's audit: the API's rows dropped the page's caveats, so the dashboard showed a
+    healthy 30-epoch training 'slower' (+442 %) beside one 10-epoch run of another strategy,
+    a two-year backtest 'slower' (+285 %) that took its expected 20.9 s, and a killed one
+    'slower' (+2899 %). The total row says what the comparison can judge, with its note and
+    the time expected for its data."""
+    app = create_app(Settings.model_validate({"trace_paths": [str(REAL)]}))
+
+    def total(op: str) -> dict[str, Any]:
+        with app.test_client() as client:
+            rows = client.get(
+                f"/api/v1/operations/{op}/comparison?now=2026-12-04T16:10:00Z"
+            ).get_json()
+        for row in rows:
+            ROW_MODELS["comparison"].model_validate(row)
+        assert rows[0]["index"] == 0 and rows[0]["kind"] == "total"
+        return rows[0]
+
+    medium = total("op_training_20261204_155512_6652e327")
+    assert (medium["status"], medium["judges_speed"], medium["expected_ms"]) == (
+        "not comparable", False, 0.0,
+    )
+    assert "v3_medium" in medium["note"] and "do not decide whether it is slow" in medium["note"]
+    two_years = total("op_backtesting_20261204_155230_0250c475")
+    assert (two_years["status"], two_years["judges_speed"]) == ("as expected", True)
+    assert two_years["expected_ms"] == pytest.approx(20_900, abs=100)
+    assert two_years["this_ms"] < two_years["expected_ms"]
+    killed = total("op_backtesting_20261204_155333_db0629d4")
+    assert killed["status"] == "stopped"
+    assert (killed["change_ms"], killed["change_pct"], killed["expected_ms"]) == (0, 0, 0)

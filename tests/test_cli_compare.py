@@ -78,6 +78,52 @@ def test_compare_failures_exit_with_their_status(capsys, argv, status, message):
     assert message in err and "Traceback" not in err
 
 
+REAL_BACKTEST = "op_backtesting_20261204_155230_0250c475"
+REFUSED = "00c1cc50b6463135decf4ee498c45941"  # a training request refused with a 503
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "message"),
+    [
+        (REAL_LONG, REAL_BACKTEST, f"{REAL_LONG} is a training run and {REAL_BACKTEST} a "
+                                   "backtesting run: runs of different types"),
+        (REAL_SHORT, REFUSED, f"{REFUSED} never ran: a request refused before an operation "
+                              "was created (workers_busy)"),
+        (REFUSED, REAL_SHORT, f"{REFUSED} never ran"),
+    ],
+)
+def test_compare_refuses_runs_that_are_not_comparable(capsys, a, b, message):
+    """run1's audit: a training against a backtest read '+4,553 %' with an expected time
+    from the backtest's time per row, and against a request refused with a 503 ('Baseline:
+    1 run') '+2,439 %'. Bad input, with the reason; JSON on stdout for a script."""
+    code, out, err = run(capsys, "compare", a, b, "--traces", REAL, "--now",
+                         "2026-12-04T16:10:00Z")
+    assert code == 2 and not out
+    assert message in err and "Traceback" not in err
+    code, out, _ = run(capsys, "compare", a, b, "--traces", REAL, "--now",
+                       "2026-12-04T16:10:00Z", "--format", "json")
+    answer = json.loads(out)
+    assert code == 2 and answer["kind"] == "bad_input" and message in answer["error"]
+
+
+def test_compare_gives_an_expected_time_only_where_the_runs_judge_it(capsys):
+    """run1: the 30-epoch v3_medium training 'Expected for its 6,240 data rows: 1m30s' from
+    the 10-epoch v3_minimal run's time per row (its epochs are in no span); two backtests
+    of one strategy, the bigger one is held to the smaller one's time per row. The other way
+    round a smaller run has no expected time: its fixed costs take runs of several sizes."""
+    _, out, _ = run(capsys, "compare", REAL_LONG, REAL_SHORT, "--traces", REAL)
+    assert "Expected for its" not in out and "total: not comparable" in out
+    assert f"{REAL_SHORT} is not of its strategy v3_medium" in out
+    _, out, _ = run(capsys, "compare", REAL_SHORT, REAL_LONG, "--traces", REAL)
+    assert "Expected for its" not in out and "total: not comparable" in out
+    six_months = "op_backtesting_20261204_154358_5d955ea3"
+    _, out, _ = run(capsys, "compare", REAL_BACKTEST, six_months, "--traces", REAL)
+    assert "- Expected for its 12,505 data rows (the runs' time per row): 20.9s" in out
+    assert "total: as expected" in out
+    _, out, _ = run(capsys, "compare", six_months, REAL_BACKTEST, "--traces", REAL)
+    assert "Expected for its" not in out and "total: faster" in out
+
+
 def test_diagnose_markdown_has_the_comparison_section(capsys):
     code, out, _ = run(capsys, "diagnose", SLOW, "--traces", DEMO)
     assert code == 0

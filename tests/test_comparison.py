@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 from opdiag.analysis.phases import GAP, OUTSIDE, SPAN, PhaseProfile, PhaseTime, phase_key
 from opdiag.diagnosis.comparison import (
@@ -19,6 +20,7 @@ from opdiag.diagnosis.comparison import (
     good_runs,
     select_baseline,
     slow_reference,
+    total_status,
 )
 from opdiag.model import Event, Span
 from opdiag.service import DiagnosisService
@@ -277,9 +279,35 @@ def test_a_run_that_did_not_complete_is_neither_faster_nor_slower_where_it_stopp
     lost = svc.diagnose("op_training_20261204_154749_b37ed832", now_us=now).comparison
     rows = {r.name: r for r in lost.phases}
     assert rows["after training.data_loading"].status == "stopped"
-    assert rows["after training.data_loading"].this_ms > 60_000  # to the orphan detector
+    # killed 33 s in: its loop ran until the worker's last answer, not to the orphan detector
+    assert 30_000 < rows["after training.data_loading"].this_ms < 35_000
+    assert rows["after the worker's last answer"].this_ms > 6 * 60_000
     assert rows["after the worker"].this_ms == 0  # the worker never closed it
     assert lost.phases[0].name == "after training.data_loading"
+
+
+@pytest.mark.parametrize(
+    ("op", "phase", "worked_ms"),
+    [
+        ("op_training_20261204_160033_fcc59c1d", "after training.data_loading", 20_496),
+        ("op_backtesting_20261204_155333_db0629d4", "after backtest.feature_compute", 815),
+    ],
+)
+def test_a_lost_worker_s_open_phase_ends_at_its_last_answer(op: str, phase: str, worked_ms):
+    """run1's killed workers: the phase they stopped in ran until their last answer (the
+    bottleneck's open tail ends there too), not to KTRDR's orphan detector 6 min later
+    ('6m34s after training.data_loading' beside a bottleneck of 20.5 s); the time after the
+    last answer is a phase of its own, which the good runs do not have."""
+    d = service_for(REAL).diagnose(op, now_us=1_796_400_600 * 1_000_000)
+    rows = {r.name: r for r in d.comparison.phases}
+    assert d.comparison.phases[0].name == phase
+    assert (rows[phase].status, round(rows[phase].this_ms)) == ("stopped", worked_ms)
+    after = rows["after the worker's last answer"]
+    assert (after.kind, after.status) == (OUTSIDE, "new") and after.this_ms > 6 * 60_000
+    assert d.worked_until_ms is not None and d.started_at_ms is not None
+    assert d.worked_until_ms - d.started_at_ms < d.duration_ms / 10
+    if d.bottleneck.kind == GAP and d.bottleneck.after_span_name == phase.removeprefix("after "):
+        assert d.bottleneck.duration_ms == pytest.approx(rows[phase].this_ms)
 
 
 def test_a_run_in_flight_is_in_progress_in_its_open_phase(tmp_path: Path):
@@ -301,6 +329,7 @@ def test_a_run_in_flight_is_in_progress_in_its_open_phase(tmp_path: Path):
     assert rows["after training.data_loading"].this_ms > 60_000
     assert rows["after the worker"].this_ms == 0
     assert c.headline.startswith("in progress after training.data_loading, 1m"), c.headline
+    assert (c.status, c.change_ms, c.expected_ms) == ("in progress", None, None)
 
 
 def test_baseline_runs_from_the_environment_and_bounds():
@@ -480,3 +509,115 @@ def test_a_run_its_worker_closed_keeps_the_time_after_it_as_the_callers():
     closed = profile("cancelled")
     assert "outside:after the worker" in closed
     assert "gap:after operation.state_transition" not in closed
+
+
+NOT_COMPLETED = [
+    "op_backtesting_20261204_154627_d7e27c97",  # data missing
+    "op_training_20261204_154638_11134ee7",  # cancelled
+    "op_training_20261204_154749_b37ed832",  # its worker killed
+    "op_backtesting_20261204_155333_db0629d4",  # its worker killed
+    "op_training_20261204_155455_c5babf81",  # data missing
+    "op_training_20261204_155505_4e5e6afc",  # invalid input
+    "op_backtesting_20261204_160009_05b7bec2",  # cancelled
+    "op_training_20261204_160033_fcc59c1d",  # its worker killed
+]
+
+
+def test_a_run_that_did_not_complete_has_a_total_that_is_no_speed():
+    """run1's audit: the killed backtest read 'change +6.1 min (+2899 %)' and total slower,
+    the cancelled backtest slower +7 %, the invalid input faster -100 %, and each 'Expected
+    for its 6,240 data rows: 2.8 min'. A run that stopped is where it stopped: no change, no
+    expected time, a total that is ``stopped``."""
+    svc = service_for(REAL)
+    for op in NOT_COMPLETED:
+        c = svc.diagnose(op, now_us=1_796_400_600 * 1_000_000).comparison
+        assert (c.status, total_status(c)) == ("stopped", "stopped"), op
+        assert c.change_ms is None and c.change_pct is None, op
+        assert c.expected_ms is None, op
+        assert c.baseline_ms and c.runs, op
+
+
+def test_the_total_follows_what_the_comparison_can_judge():
+    """run1's healthy runs: the 30-epoch v3_medium training against one 10-epoch v3_minimal
+    run is not slower (+442 %) but not comparable, with no time expected from the other
+    strategy's rows; the two-year backtest took 20.1 s where 20.9 s were expected for its
+    12,505 rows: as expected, not slower (+285 %) than the six-month run's 5.2 s."""
+    svc = service_for(REAL)
+    now = 1_796_400_600 * 1_000_000
+    medium = svc.diagnose("op_training_20261204_155512_6652e327", now_us=now).comparison
+    assert (medium.status, medium.judges_speed, medium.expected_ms) == (
+        "not comparable", False, None,
+    )
+    assert medium.change_pct == pytest.approx(442, abs=1)  # shown, not judged
+    two_years = svc.diagnose("op_backtesting_20261204_155230_0250c475", now_us=now).comparison
+    assert two_years.status == "as expected" and two_years.judges_speed
+    assert two_years.expected_ms == pytest.approx(20_900, abs=100)
+    # its one run is of its strategy (v3_minimal): it judges, though too few to match on
+    assert "fewer than" not in two_years.note
+
+
+def test_total_status_of_each_kind_of_comparison():
+    this = run("t", 10, 2, {"x": 2})
+    same = [run(k, i, 1.99, {"x": 1.99}) for i, k in enumerate("abc")]
+    assert compare(this, same, wanted=3).status == "same"
+    assert compare(this, [run("a", 1, 1, {"x": 1})], wanted=1).status == "slower"
+    assert compare(this, [run("a", 1, 4, {"x": 4})], wanted=1).status == "faster"
+    assert compare(this, [], wanted=3).status == "no baseline"
+    bigger = run("b", 10, 2, {"x": 2})
+    bigger.size = 2000.0
+    small = [run(k, i, 1, {"x": 1}, size=1000.0) for i, k in enumerate("abc")]
+    c = compare(bigger, small, wanted=3)
+    assert (c.expected_ms, c.status) == (pytest.approx(120_000), "as expected")
+    bigger.duration_ms = 3 * 60_000.0  # 3 min for 2 min's worth of rows
+    assert compare(bigger, small, wanted=3).status == "slower"
+    flying = run("f", 10, 2, {"x": 2}, status="running", size=2000.0)
+    c = compare(flying, small, wanted=3)
+    assert (c.status, c.change_ms, c.expected_ms) == ("in progress", None, None)
+    flying.verdict = "worker_lost"  # its work ended when its worker died
+    assert compare(flying, small, wanted=3).status == "stopped"
+    other = run("o", 10, 2, {"x": 2}, alike={"strategy": "v3_long"})
+    base = [run(k, i, 1, {"x": 1}, alike={"strategy": "v3_minimal"}) for i, k in enumerate("ab")]
+    c = compare(other, base, wanted=2, order=["strategy"])
+    assert (c.status, c.judges_speed) == ("not comparable", False) and "v3_long" in c.note
+    hand_made = msgspec.structs.replace(c, status="", judges_speed=True)  # by its values
+    assert total_status(hand_made) == "slower"
+
+
+def test_runs_that_all_share_its_strategy_judge_it_however_few():
+    """Too few runs of its strategy to match on (one, or ``opdiag compare``'s one run): when
+    every run compared is of its strategy, they judge its speed; one of another does not."""
+    target = run("t", 100, 4, {}, alike={"strategy": "v3_minimal"})
+    mine = [run("m", 1, 0.75, {}, alike={"strategy": "v3_minimal"})]
+    c, chosen = compare_with_baseline(target, mine, ComparisonSettings(), min_runs=2)
+    assert chosen == mine and c.matched_on == {} and c.judges_speed and not c.note
+    theirs = [*mine, run("o", 2, 0.75, {}, alike={"strategy": "v3_long"})]
+    c, _ = compare_with_baseline(target, theirs, ComparisonSettings(), min_runs=3)
+    assert not c.judges_speed and c.note.startswith("fewer than 3 good runs")
+
+
+def test_no_percentage_for_a_phase_that_took_the_same_or_under_a_millisecond():
+    """run1: 'operation.state_transition 0ms vs 0ms (-65 %)' with status same. A percentage
+    of a sub-millisecond baseline, or of a change too small to count, says nothing."""
+    from opdiag.render.markdown import comparison_lines
+
+    ms = 1 / 60_000  # a millisecond in the minutes ``run`` takes
+    this = run("t", 10, 1, {"tick": 0.1 * ms, "spike": 50 * ms, "load": 102 * ms,
+                            "train": 0.9})
+    base = [run(k, i, 1, {"tick": 0.3 * ms, "spike": 0.5 * ms, "load": 100 * ms,
+                          "train": 0.5}) for i, k in enumerate("abc")]
+    c = compare(this, base, wanted=3)
+    rows = {r.name: r for r in c.phases}
+    assert (rows["tick"].status, rows["tick"].change_pct) == ("same", None)
+    assert (rows["load"].status, rows["load"].change_pct) == ("same", None)
+    assert (rows["spike"].status, rows["spike"].change_pct) == ("slower", None)
+    assert rows["train"].change_pct == pytest.approx(80)
+    table = [line for line in comparison_lines(c) if line.startswith("| ")]
+    assert [line for line in table if "%" in line] == [
+        "| train | 54.0s | 30.0s | +24.0s (+80 %) | slower |"
+    ]
+    from opdiag.web import comparison_chart
+
+    bars = {r.label: r.values for r in comparison_chart.layout(c).rows}
+    assert bars["tick"] == "0ms vs 0ms" and bars["train"] == "54.0s vs 30.0s (+80 %)"
+    spiked = compare(run("g", 10, 1, {"spike": 50 * ms}), base[:1], wanted=1)
+    assert change_phrase(spiked) == "spike +50ms"  # neither a percentage nor "(new)"

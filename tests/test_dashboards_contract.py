@@ -389,6 +389,34 @@ def test_simpod_tables_show_the_columns_infinity_declares():
     assert checked >= 5
 
 
+def test_the_comparison_table_shows_the_total_s_note_and_expected_time():
+    """The API's comparison rows carry what the page says of the total (its note, the time
+    expected for its data): without them the table showed 'slower' on healthy runs with no
+    word why. A 0 the API gives for none (no expected time, no percentage, no change of a
+    run that did not complete) is left blank, and every status has its colour."""
+    from opdiag.api.schemas import ComparisonRow
+    from opdiag_dashboards.verdicts import CHANGE_COLORS
+
+    for dash in render_dashboards(Settings()).values():
+        for panel in dash["panels"]:
+            if panel.get("title") == "What Changed Since the Last Good Runs":
+                break
+        else:
+            continue
+        break
+    columns = [c["selector"] for c in panel["targets"][0]["columns"]]
+    assert {"expected_ms", "note", "status", "change_pct"} <= set(columns)
+    overrides = {
+        o["matcher"]["options"]: o["properties"] for o in panel["fieldConfig"]["overrides"]
+    }
+    for column in ("expected_ms", "change_ms", "change_pct"):
+        (mapping,) = [p["value"] for p in overrides[column] if p["id"] == "mappings"]
+        assert mapping[0]["options"]["0"]["text"] == "", column
+    said = ComparisonRow.model_fields["status"].description or ""
+    assert {s for s in re.findall(r"'([a-z ]+)'", said)} <= set(CHANGE_COLORS)
+    assert {"as expected", "not comparable", "stopped"} <= set(re.findall(r"'([a-z ]+)'", said))
+
+
 def test_per_operation_queries_and_page_links_carry_the_time_range(settings):
     """A live Jaeger is searched for one operation over the dashboard's range: every query
     for one operation sends ``${__from}``/``${__to}``, every link to its page the range."""

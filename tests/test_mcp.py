@@ -173,6 +173,10 @@ def test_real_ktrdr_corpus_over_stdio():
     top = long["comparison"]["phases"][0]
     assert (top["phase"], top["kind"]) == ("after training.data_loading", "gap")
     assert long["comparison"]["baseline_runs"][0]["key"] == "op_training_20261204_154305_f6579e1a"
+    # a 30-epoch v3_medium against a 10-epoch v3_minimal run: shown, not judged
+    assert (long["comparison"]["status"], long["comparison"]["expected_ms"]) == (
+        "not comparable", None,
+    )
     assert not flow_error and flow["steps"]
 
 

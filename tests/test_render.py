@@ -330,6 +330,27 @@ def test_comparison_says_its_note_expected_time_and_which_runs_came_later():
     assert "- Note: fewer than 2 good runs of strategy v3_minimal in reach" in text
     assert "- Expected for its 12,505 data rows" in text
     assert "later than this run" not in "\n".join(comparison_lines(c))
+    # runs of another strategy: the total is shown, not judged
+    assert "- This run: 45.0s; baseline median 2m20s; change -1m35s; total: not comparable" in text
+
+
+def test_the_total_line_of_a_run_that_did_not_complete_has_no_change():
+    """A killed backtest read 'This run: 6m19s; baseline median 12.7s; change +6m07s
+    (+2,899 %)': a run that stopped is no speed; one in flight is so far."""
+    from opdiag.diagnosis.result import BaselineRun, Comparison
+    from opdiag.render.markdown import comparison_lines
+
+    c = Comparison(
+        runs=[BaselineRun("op_a", 0, 12_700.0)], wanted_runs=5, this_ms=379_950.0,
+        baseline_ms=12_700.0, status="stopped",
+    )
+    assert comparison_lines(c)[0] == (
+        "- This run: stopped after 6m19s (did not complete); baseline median 12.7s"
+    )
+    c.status = "in progress"
+    assert comparison_lines(c)[0] == "- This run: in progress, 6m19s so far; baseline median 12.7s"
+    c.status, c.change_ms, c.change_pct = "as expected", 367_250.0, 2_891.7
+    assert comparison_lines(c)[0].endswith("change +6m07s (+2,892 %); total: as expected")
 
 
 def _flow_step(i: int, name: str, parent: int | None, depth: int, **flags: bool) -> FlowStep:

@@ -358,6 +358,27 @@ def test_comparison_bars_side_by_side_per_phase(client):
     assert f"(after {XSS})" in "".join(parsed.text)
 
 
+def test_the_total_says_what_the_comparison_makes_of_it(client, service):
+    """A run that stopped is not slower in total (run1's killed backtest read 'change
+    +6.1 min (+2899 %)'): the page says it stopped, with no change."""
+    import msgspec
+    from opdiag.diagnosis.result import copied
+
+    _, parsed = page(client, SLOW_ID)
+    (total,) = parsed.find("p", id="comparison-total")
+    assert total["data-status"] == "slower"  # a comparison made by hand: judged by its values
+    d = service.diagnoses[SLOW_ID]
+    stopped = msgspec.structs.replace(
+        d.comparison, status="stopped", change_ms=None, change_pct=None
+    )
+    service.diagnoses[SLOW_ID] = copied(d, comparison=stopped)
+    html, parsed = page(client, SLOW_ID)
+    (total,) = parsed.find("p", id="comparison-total")
+    assert total["data-status"] == "stopped"
+    said = html.split('id="comparison-total"')[1].split("Most of the change")[0]
+    assert "This run stopped after" in said and "change" not in said and "%" not in said
+
+
 def test_no_comparison_section_without_a_comparison(client):
     html, parsed = page(client, FAILED_ID)
     assert not parsed.find("div", id="comparison")

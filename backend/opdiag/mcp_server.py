@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
-from opdiag.diagnosis.comparison import WHERE_IT_STOPPED
+from opdiag.diagnosis.comparison import WHERE_IT_STOPPED, total_status
 from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep, PhaseChange
 from opdiag.errors import InputError, NotFoundError, OpdiagError
 from opdiag.model import addressable
@@ -123,9 +123,10 @@ def _brief(d: Diagnosis) -> dict[str, Any]:
 
 
 def compact_comparison(c: Comparison, rows: int = MAX_PHASES) -> dict[str, Any]:
-    """The comparison in a few keys: totals, the named runs and how much data each covered
-    (a run of 3,120 rows against one of 12,505 reads -74 % for its size, not for its speed),
-    the phases that changed most whatever the sign."""
+    """The comparison in a few keys: totals (and what the comparison makes of them), the
+    named runs and how much data each covered (a run of 3,120 rows against one of 12,505
+    reads -74 % for its size, not for its speed), the phases that changed most whatever the
+    sign."""
     changed = _changed_first(c.phases)
     shown = changed[:rows]
     unchanged = sum(p.status == "same" for p in c.phases)
@@ -134,6 +135,7 @@ def compact_comparison(c: Comparison, rows: int = MAX_PHASES) -> dict[str, Any]:
     return {
         "headline": c.headline,
         "note": c.note,
+        "status": total_status(c),
         "this_ms": c.this_ms,
         "baseline_median_ms": c.baseline_ms,
         "change_ms": c.change_ms,

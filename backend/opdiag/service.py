@@ -41,6 +41,7 @@ from opdiag.diagnosis.comparison import (
     compare_with_baseline,
     good_runs,
     no_baseline,
+    not_comparable,
     run_profile,
     select_baseline,
     slow_reference,
@@ -239,12 +240,18 @@ class DiagnosisService:
         (this, this_profile), (other, other_profile) = pair
         if this.key == other.key:
             raise InputError("compare needs two different operations", field="against")
+        types = (this_profile.operation_type or "", other_profile.operation_type or "")
+        why = not_comparable(this, other, types)
+        if why is not None:
+            raise InputError(why, field="id" if this.status == "unknown" else "against")
         comparison = compare(
             this_profile,
             [other_profile],
             wanted=1,
             max_rows=self.settings.comparison.max_rows,
             against=other.key,
+            order=list(self.settings.comparison.alike),
+            paced=self.settings.comparison.strategy_paced,
         )
         return this, other, comparison
 

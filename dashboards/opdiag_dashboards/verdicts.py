@@ -30,7 +30,9 @@ CHANGE_COLORS: dict[str, str] = {
     "stopped": "blue",
     "in progress": "light-blue",
     "faster": "green",
+    "as expected": "green",
     "same": "text",
+    "not comparable": "text",
     "no baseline": "text",
 }
 
@@ -84,3 +86,9 @@ def bool_mappings(true_text: str, true_color: str) -> list[dict[str, object]]:
             },
         }
     ]
+
+
+def blank_zero_mappings() -> list[dict[str, object]]:
+    """0 left blank: the value the API gives for none (no expected time, no percentage, no
+    change for a run that did not complete), which must not read as "0 ms" or "0 %"."""
+    return [{"type": "value", "options": {"0": {"text": "", "index": 0}}}]

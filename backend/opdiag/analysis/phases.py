@@ -6,7 +6,9 @@ per process, so the service does not key a phase), with repeated spans of one na
 in which no span of the operation is open on the worker side is a phase too (KTRDR's training
 loop emits no span): such a *gap* is keyed by the span it follows, and gaps after the same
 span name are summed. The time before the worker side starts (dispatch) and after it ends
-(the client noticing the end) are the two *outside* phases.
+(the client noticing the end) are the two *outside* phases; a run whose worker was lost has a
+third instead of the second: the time after the worker's last answer (until KTRDR's orphan
+detector failed the run), its open work before that being a gap.
 
 ::
 
@@ -33,6 +35,7 @@ GAP = "gap"
 OUTSIDE = "outside"
 BEFORE_WORKER = "before the worker"
 AFTER_WORKER = "after the worker"
+AFTER_LAST_ANSWER = "after the worker's last answer"  # a lost worker: until KTRDR noticed
 
 
 def gap_name(after: str | None) -> str:
@@ -111,7 +114,8 @@ def phase_profile(
     operation's extent counts them, its phases do not). ``open_until_us``: the worker did
     not close the run (it is in flight, or KTRDR's orphan detector failed it), so the time
     after its last span, up to then, is the worker's own open work (``after X``), not the
-    caller noticing the end."""
+    caller noticing the end; for a lost worker it is its last answer, and the time after
+    it is a phase of its own (``after the worker's last answer``)."""
     every = list(spans)
     if not every:
         return PhaseProfile(0, 0, [])
@@ -142,11 +146,31 @@ def phase_profile(
         if span.end_us > covered_to:
             covered_to, last = span.end_us, span
         _add(found, SPAN, span.name, span.duration_us, span.start_us, service=span.service)
-    if outside and end - last_end >= max(min_gap_us, 1):
-        if open_until_us is not None and last is not None:  # the worker's own open work
-            name = gap_name(last.name)
-            _add(found, GAP, name, end - last_end, last_end, service=last.service, after=last.name)
-        else:
-            _add(found, OUTSIDE, AFTER_WORKER, end - last_end, last_end)
+    if outside and open_until_us is not None and last is not None:
+        _open_work(found, last, min(end, open_until_us), end, min_gap_us)
+    elif outside and end - last_end >= max(min_gap_us, 1):
+        _add(found, OUTSIDE, AFTER_WORKER, end - last_end, last_end)
     profile.phases = dict(sorted(found.items(), key=lambda kv: kv[1].first_start_us))
     return profile
+
+
+def _open_work(
+    found: dict[str, PhaseTime], last: Span, until_us: int, end_us: int, min_gap_us: int
+) -> None:
+    """The worker did not close the run: the time after its last span, up to ``until_us``,
+    is its own open work (``after X``); the rest, up to the run's end, came after a lost
+    worker's last answer (KTRDR's orphan detector failing the run minutes later): not work,
+    and not the caller noticing an end the worker recorded."""
+    if until_us - last.end_us >= max(min_gap_us, 1):
+        _add(
+            found,
+            GAP,
+            gap_name(last.name),
+            until_us - last.end_us,
+            last.end_us,
+            service=last.service,
+            after=last.name,
+        )
+    silent_from = max(until_us, last.end_us)
+    if end_us - silent_from >= max(min_gap_us, 1):
+        _add(found, OUTSIDE, AFTER_LAST_ANSWER, end_us - silent_from, silent_from)

@@ -123,22 +123,40 @@ class SolutionRow(Row):
 
 class ComparisonRow(Row):
     """One phase of the operation against the median of its last good runs (first row: the
-    total). Phases that explain most of the change come first."""
+    total, with what the comparison makes of it: its note and the time expected for its
+    data). Phases that explain most of the change come first."""
 
     index: int = Field(description="0 for the total, then 1.. in order of the change explained")
     phase: str = Field(description="Span name, 'after X' (no span open), 'before the worker'…")
     kind: str = Field(description="'total', 'span', 'gap' or 'outside'")
     status: str = Field(
         description="'slower', 'faster', 'same', 'new', 'missing' or 'no baseline'; for a run "
-        "that did not complete, 'stopped' (the phase it stopped in), 'in progress' (a run in "
-        "flight) and 'not reached'"
+        "that did not complete, 'stopped' (the total, and the phase it stopped in), 'in "
+        "progress' (a run in flight) and 'not reached'; the total also 'as expected' (within "
+        "the time expected for its data) and 'not comparable' (the runs do not judge its "
+        "speed: another strategy)"
     )
     this_ms: float = Field(description="Time in this phase in this run, ms")
     baseline_ms: float = Field(description="Median over the baseline runs, ms (0 when absent)")
-    change_ms: float = Field(description="this_ms - baseline_ms")
-    change_pct: float = Field(description="Change in % of the baseline (0 when the baseline is 0)")
+    change_ms: float = Field(
+        description="this_ms - baseline_ms (0 for the total of a run that did not complete)"
+    )
+    change_pct: float = Field(
+        description="Change in % of the baseline (0 when there is none: a baseline under 1 ms, "
+        "the same time, a run that did not complete)"
+    )
     share_of_change: float = Field(description="Share of the total change, 0..1 (0 when none)")
     baseline_runs: str = Field(description="Comma-separated ids of the baseline runs")
+    expected_ms: float = Field(
+        description="Total row: the time expected for this run's data (the runs' time per "
+        "data row), ms; 0 when none is (sizes unknown, another strategy, a run that did not "
+        "complete)"
+    )
+    judges_speed: bool = Field(
+        description="The baseline runs may call this run slow (false: runs of another "
+        "strategy, shown side by side only)"
+    )
+    note: str = Field(description="Total row: what the comparison cannot judge, and why; or ''")
 
 
 class VerdictCountRow(Row):

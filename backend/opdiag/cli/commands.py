@@ -205,11 +205,12 @@ def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         this, other, comparison = DiagnosisService(source, settings).compare(
             args.ident, args.against, now_us=now_us
         )
-    except NotFoundError as exc:
+    except (NotFoundError, InputError) as exc:  # not found, or two runs not comparable
         if args.format == "json":  # a script reads JSON on stdout whatever happened
             from opdiag.render.json_render import dumps
 
-            out.write(dumps({"error": exc.message, "kind": "not_found"}) + "\n")
+            kind = "not_found" if isinstance(exc, NotFoundError) else "bad_input"
+            out.write(dumps({"error": exc.message, "kind": kind}) + "\n")
         raise
     finally:
         warn_problems(source, err)

@@ -31,12 +31,16 @@ from opdiag.diagnosis.matching import exceptions_of
 from opdiag.diagnosis.result import IN_FLIGHT, BaselineRun, Comparison, Diagnosis, PhaseChange
 from opdiag.globs import Globs
 from opdiag.model import Span, Trace, lifecycle_status
+from opdiag.operations import UNKNOWN_TYPE
 from opdiag.settings import ComparisonSettings
 from opdiag.timeutil import format_duration
 
 _ALIKE_SPANS = 2_000  # alike values are read from this many spans at the operation's start
 _SAME_FRACTION = 0.05  # a change under 5 % of the phase's baseline (and under 1 ms) is "same"
 _SAME_MS = 1.0
+# within 10 % of the time expected for its data, a run took what it should: that time is an
+# estimate from a few runs' time per row, so it is held less tightly than a median
+_EXPECTED_FRACTION = 0.1
 
 
 @dataclass(slots=True)
@@ -252,14 +256,18 @@ def _open_until(
     diagnosis: Diagnosis, spans: Sequence[Span], is_worker: Callable[[str], bool]
 ) -> int | None:
     """Until when the worker's side of a run it did not close is open: now for a run in
-    flight, its end for one KTRDR closed elsewhere (the orphan detector on the backend);
-    None when it completed or its worker recorded the end (a cancel it answered)."""
+    flight, its end for one KTRDR closed elsewhere (the orphan detector on the backend), and
+    a lost worker's last answer (what came after, to the orphan detector's failure minutes
+    later, was no work: ``engine._open_tail`` ends its bottleneck there too); None when it
+    completed or its worker recorded the end (a cancel it answered)."""
     if diagnosis.status == "completed" or diagnosis.started_at_ms is None:
         return None
     if any(
         lifecycle_status(s.attributes) in TERMINAL and is_worker(s.service) for s in spans
     ):
         return None
+    if diagnosis.worked_until_ms is not None:
+        return int(diagnosis.worked_until_ms * 1000)
     return int((diagnosis.started_at_ms + (diagnosis.duration_ms or 0)) * 1000)
 
 
@@ -281,12 +289,15 @@ def judges_speed(
     share it, nor when the target does not name it (started with curl: only KTRDR's CLI
     writes the strategy), its type is one the strategy paces (``paced``: a training's
     epochs) and the baseline's runs do name theirs. A 150-epoch model is not slow next to
-    10-epoch ones; such runs are still shown side by side, but only as a comparison."""
+    10-epoch ones; such runs are still shown side by side, but only as a comparison. Runs
+    that all share its strategy judge it, matched on it or not (too few of them to be
+    matched on, or the one run ``opdiag compare`` was given)."""
     strongest = order[0] if order else None
     if strongest is None or strongest in matched:
         return True
     if strongest in target.alike:
-        return False
+        mine = target.alike[strongest]
+        return bool(runs) and all(r.alike.get(strongest) == mine for r in runs)
     if target.operation_type not in paced:
         return True
     return not any(strongest in r.alike for r in runs)
@@ -523,6 +534,15 @@ def _status(this_us: int, present_in: int, runs: int, change_ms: float, base_ms:
     return "slower" if change_ms > 0 else "faster"
 
 
+def _change_pct(change_ms: float, base_ms: float, status: str) -> float | None:
+    """The change in % of the baseline, when it says something: not for a phase that took
+    the same time, nor against a baseline under a millisecond (a state transition of 0.1 ms
+    against 0.3 ms read '0ms vs 0ms (-65 %)')."""
+    if status == "same" or base_ms < _SAME_MS:
+        return None
+    return change_ms / base_ms * 100
+
+
 def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: float) -> PhaseChange:
     mine = this.phases.phases.get(key)
     theirs = [r.phases.phases.get(key) for r in baseline]
@@ -531,14 +551,15 @@ def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: floa
     base_ms = float(_median([(p.total_us if p else 0) for p in theirs])) / 1000
     change = this_us / 1000 - base_ms
     present = sum(p is not None for p in theirs)
+    status = _status(this_us, present, len(baseline), change, base_ms)
     return PhaseChange(
         name=some.name,
         kind=some.kind,
         this_ms=this_us / 1000,
         baseline_ms=base_ms,
         change_ms=change,
-        change_pct=change / base_ms * 100 if base_ms > 0 else None,
-        status=_status(this_us, present, len(baseline), change, base_ms),
+        change_pct=_change_pct(change, base_ms, status),
+        status=status,
         count=mine.count if mine else 0,
         baseline_count=float(_median([(p.count if p else 0) for p in theirs])),
         share_of_change=change / total if total else None,
@@ -551,12 +572,22 @@ def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: floa
 WHERE_IT_STOPPED = frozenset({"stopped", "in progress"})
 
 
+def where_it_is(this: RunProfile) -> str | None:
+    """Where a run that did not complete is: ``in progress`` in flight, ``stopped`` once it
+    failed, was cancelled or lost its worker (whose work ended when it died, whatever the
+    status still says); None for a run that completed."""
+    if this.status == "completed":
+        return None
+    flying = this.status in IN_FLIGHT and this.verdict != "worker_lost"
+    return "in progress" if flying else "stopped"
+
+
 def _stopped(rows: list[PhaseChange], this: RunProfile, baseline: Sequence[RunProfile]) -> None:
     """A run that did not complete is neither faster nor slower: the phase it stopped in
     (the last of its phases the good runs also have: what came after is its cancel or
     failure) is ``stopped`` (``in progress`` for a run in flight), the phases it never got
     to are ``not reached`` (not ``missing``)."""
-    where = "in progress" if this.status in IN_FLIGHT else "stopped"
+    where = where_it_is(this) or "stopped"
     theirs = {k for run in baseline for k in run.phases.phases}
     last = next(
         (
@@ -603,7 +634,10 @@ def change_phrase(comparison: Comparison) -> str | None:
     top = comparison.phases[0] if comparison.phases else None
     if top is None or top.change_ms <= 0 or top.status == "same":
         return None
-    pct = f" ({percent_text(top.change_pct)})" if top.change_pct is not None else " (new)"
+    if top.change_pct is not None:
+        pct = f" ({percent_text(top.change_pct)})"
+    else:  # none for a phase the runs did not have, or had for under a millisecond
+        pct = " (new)" if top.baseline_ms == 0 else ""
     return f"{top.name} {signed_duration(top.change_ms)}{pct}"
 
 
@@ -624,8 +658,92 @@ def no_baseline(this_ms: float, operation_type: str | None, wanted: int) -> Comp
         runs=[],
         wanted_runs=wanted,
         this_ms=this_ms,
+        status="no baseline",
         note=f"no good run of {operation_type or 'this type'} in reach to compare with",
     )
+
+
+def total_status(c: Comparison) -> str:
+    """The total of ``c`` in a word: the one ``compare`` gave it, else (a comparison made
+    by hand, of a run that completed) judged from its values (``_judged_total``)."""
+    return c.status or _judged_total(c)
+
+
+def _judged_total(c: Comparison, where: str | None = None) -> str:
+    """The total in a word, as far as the comparison can judge it: ``no baseline``; where a
+    run that did not complete is (``where``: ``stopped``, ``in progress``), which is no speed;
+    ``not comparable`` when the runs do not judge its speed (another strategy: a 30-epoch
+    model is not slower than 10-epoch ones); against the time expected for its data when the
+    sizes say it (``as expected``, else ``slower`` or ``faster`` than that: a two-year
+    backtest is not slower than six-month ones); else against the runs' median (``same``,
+    ``slower``, ``faster``)."""
+    if not c.runs:
+        return "no baseline"
+    if where is not None:
+        return where
+    if not c.judges_speed:
+        return "not comparable"
+    if c.expected_ms is not None:
+        off = c.this_ms - c.expected_ms
+        if abs(off) <= _EXPECTED_FRACTION * c.expected_ms:
+            return "as expected"
+        return "slower" if off > 0 else "faster"
+    change, base = c.change_ms, c.baseline_ms
+    if not change or not base or abs(change) < _SAME_FRACTION * base:
+        return "same"
+    return "slower" if change > 0 else "faster"
+
+
+def _expected_ms(this: RunProfile, runs: Sequence[RunProfile], judged: bool) -> float | None:
+    """``expected_ms`` where it means something: not for a run that did not complete (it
+    stopped, whatever its size), nor against runs that do not judge its speed (a training's
+    rows say nothing of its epochs, which its strategy sets and no span records)."""
+    return expected_ms(this, runs) if judged and this.status == "completed" else None
+
+
+def unjudged_note(
+    this: RunProfile, order: Sequence[str], min_runs: int | None = None, against: str = ""
+) -> str:
+    """Why runs do not judge ``this`` run's speed (``judges_speed``): its strategy is not
+    known, or theirs is another; ``min_runs``: the baseline fell back to other runs of the
+    type for want of that many of its own; ``against``: the one run it is compared with."""
+    name = order[0] if order else "strategy"
+    known = this.alike.get(name)
+    if known is None:
+        return (
+            f"its {name} is not known (no span names it): compared with runs of a named "
+            f"{name}, which do not decide whether it is slow"
+        )
+    if against:
+        return (
+            f"{against} is not of its {name} {known}: compared, but it does not decide "
+            f"whether this run is slow, nor what time its data should take"
+        )
+    return (
+        f"fewer than {min_runs} good runs of {name} {known} in reach: compared with other "
+        f"runs of the type, which do not decide whether it is slow"
+    )
+
+
+def not_comparable(this: Diagnosis, other: Diagnosis, types: tuple[str, str]) -> str | None:
+    """Why two runs cannot be compared (``opdiag compare A B``), or None: one never ran (a
+    request KTRDR refused before an operation existed: no lifecycle, status unknown), or
+    they are of different types (``types``: theirs; unknown ones are not told apart). A
+    training against a backtest read '+4,553 %' with an expected time from the backtest's
+    time per row; against a refused 503, '+2,439 %'."""
+    for run in (this, other):
+        if run.status == "unknown":
+            return (
+                f"{run.key} never ran: a request refused before an operation was created "
+                f"({run.verdict}); compare needs two runs of operations"
+            )
+    mine, theirs = types
+    if mine and theirs and mine != theirs and UNKNOWN_TYPE not in types:
+        return (
+            f"{this.key} is a {mine} run and {other.key} a {theirs} run: runs of different "
+            f"types have no phases in common to compare"
+        )
+    return None
 
 
 def compare(
@@ -636,9 +754,15 @@ def compare(
     matched_on: Mapping[str, str] | None = None,
     max_rows: int = 20,
     against: str | None = None,
+    order: Sequence[str] = (),
+    paced: Collection[str] = (),
 ) -> Comparison:
     """``this`` run against ``baseline`` runs (none: a comparison that says so); ``against``
-    names them in the headline (default: "the last N good runs")."""
+    names them in the headline (default: "the last N good runs"). ``order`` and ``paced``
+    decide whether the runs judge its speed (``judges_speed``; none given: they do)."""
+    if not baseline:
+        return no_baseline(this.duration_ms, this.operation_type, wanted)
+    matched = dict(matched_on or {})
     runs = [
         BaselineRun(r.key, r.started_at_ms, r.duration_ms, r.verdict, r.size) for r in baseline
     ]
@@ -646,16 +770,18 @@ def compare(
         runs=runs,
         wanted_runs=wanted,
         this_ms=this.duration_ms,
-        matched_on=dict(matched_on or {}),
+        matched_on=matched,
         worker_services=list(this.phases.worker_services),
+        judges_speed=judges_speed(this, matched, order, baseline, paced),
     )
-    if not baseline:
-        return no_baseline(this.duration_ms, this.operation_type, wanted)
+    where = where_it_is(this)
     median = _median_ms(baseline)
     total = this.duration_ms - median
-    out.baseline_ms, out.change_ms = median, total
-    out.expected_ms, out.size = expected_ms(this, baseline), this.size
-    out.change_pct = total / median * 100 if median > 0 else None
+    out.baseline_ms, out.size = median, this.size
+    out.expected_ms = _expected_ms(this, baseline, out.judges_speed)
+    if where is None:  # a run that did not complete changed nothing in total: it stopped
+        out.change_ms = total
+        out.change_pct = total / median * 100 if median > 0 else None
     if not this.phases.reached_worker and any(r.phases.reached_worker for r in baseline):
         # its spans ran on the caller's side only: against runs profiled on the worker's
         # side they would all read as new phases
@@ -664,7 +790,7 @@ def compare(
     for run in baseline:
         keys.extend(k for k in run.phases.phases if k not in keys)
     rows = [_row(k, this, baseline, total) for k in dict.fromkeys(keys)]
-    if this.status != "completed":
+    if where is not None:
         _stopped(rows, this, baseline)
     direction = 1.0 if total >= 0 else -1.0
     # where a run that did not complete stopped comes first: it is what its story is about
@@ -682,6 +808,9 @@ def compare(
     plural = "" if len(baseline) == 1 else "s"
     runs_text = against or f"the last {len(baseline)} good run{plural}"
     out.headline = _headline(rows[0] if rows else None, runs_text)
+    if not out.judges_speed:
+        out.note = unjudged_note(this, order, against=against or "")
+    out.status = _judged_total(out, where)
     return out
 
 
@@ -697,16 +826,15 @@ def baseline_totals(
     the runs, the phase rows or the texts (a listing's rows do not show them)."""
     if not chosen:
         return no_baseline(this.duration_ms, this.operation_type, settings.baseline_runs)
+    judged = judges_speed(this, matched, list(settings.alike), chosen, settings.strategy_paced)
     return Comparison(
         runs=[],
         wanted_runs=settings.baseline_runs,
         this_ms=this.duration_ms,
         baseline_ms=_median_ms(chosen),
-        expected_ms=expected_ms(this, chosen),
+        expected_ms=_expected_ms(this, chosen, judged),
         size=this.size,
-        judges_speed=judges_speed(
-            this, matched, list(settings.alike), chosen, settings.strategy_paced
-        ),
+        judges_speed=judged,
     )
 
 
@@ -719,8 +847,9 @@ def compare_with_baseline(
 ) -> tuple[Comparison, list[RunProfile]]:
     """The comparison of ``this`` with its baseline among ``good`` runs (``good_runs``), and
     the baseline runs themselves."""
+    order = list(settings.alike)
     chosen, matched = select_baseline(
-        this, good, runs=settings.baseline_runs, min_runs=min_runs, order=list(settings.alike)
+        this, good, runs=settings.baseline_runs, min_runs=min_runs, order=order
     )
     comparison = compare(
         this,
@@ -728,16 +857,9 @@ def compare_with_baseline(
         wanted=settings.baseline_runs,
         matched_on=matched,
         max_rows=settings.max_rows,
+        order=order,
+        paced=settings.strategy_paced,
     )
-    order = list(settings.alike)
-    if chosen and not judges_speed(this, matched, order, chosen, settings.strategy_paced):
-        comparison.judges_speed = False
-        known = this.alike.get(order[0])
-        comparison.note = (
-            f"fewer than {min_runs} good runs of {order[0]} {known} in reach: compared with other "
-            f"runs of the type, which do not decide whether it is slow"
-            if known is not None
-            else f"its {order[0]} is not known (no span names it): compared with runs of "
-            f"a named {order[0]}, which do not decide whether it is slow"
-        )
+    if chosen and not comparison.judges_speed:
+        comparison.note = unjudged_note(this, order, min_runs)
     return comparison, chosen

@@ -40,6 +40,7 @@ from opdiag.diagnosis.flow import execution_flow
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers
 from opdiag.diagnosis.occupancy import occupancy
 from opdiag.diagnosis.op_values import operation_values
+from opdiag.diagnosis.probes import Silence
 from opdiag.diagnosis.recovered import NOTHING_RECOVERED, advisory, recovered_attempts
 from opdiag.diagnosis.result import IN_FLIGHT, Diagnosis, Finding
 from opdiag.diagnosis.resumes import since_last_resume, without_refused_resumes
@@ -328,6 +329,7 @@ def diagnose(
         fired=fired,
         warnings=[*(w for t, _ in walks for w in t.warnings), *refused],
         resumed=facts.resumed,
+        worked_until_ms=_worked_until_us(workers.lost) / 1000 if workers.lost else None,
     )
     diagnosis.execution_flow, diagnosis.execution_flow_truncated = execution_flow(
         walks, timings, facts.start_us, settings.max_flow_spans, made_good=made_good, noisy=noisy
@@ -364,8 +366,12 @@ def _open_tail(
     lost = workers.lost
     if lost is None and (facts.finished or not facts.has_lifecycle):
         return None
-    until = now_us if lost is None else (lost.last_ok_us or lost.since.time_us)
-    return open_tail_of(work, until)
+    return open_tail_of(work, now_us if lost is None else _worked_until_us(lost))
+
+
+def _worked_until_us(lost: Silence) -> int:
+    """When the lost worker last answered (else when it went silent): its work ended there."""
+    return lost.last_ok_us or lost.since.time_us
 
 
 def _upto(trace: Trace, until_us: int) -> list[tuple[Span, int]]:

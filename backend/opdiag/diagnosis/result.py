@@ -183,7 +183,7 @@ class PhaseChange(msgspec.Struct):
     this_ms: float
     baseline_ms: float  # median over the baseline runs (0 for a run without the phase)
     change_ms: float
-    change_pct: float | None  # None when the baseline median is 0
+    change_pct: float | None  # None: the same time, or a baseline median under 1 ms
     status: str
     count: int = 0  # spans (or gaps) of this phase in this run
     baseline_count: float = 0.0  # median count over the baseline runs
@@ -203,11 +203,12 @@ class Comparison(msgspec.Struct):
     wanted_runs: int
     this_ms: float
     baseline_ms: float | None = None  # median total of the runs
-    # the runs' median time per unit of data times this run's (None: sizes unknown or equal)
+    # the runs' median time per unit of data times this run's (None: sizes unknown or equal,
+    # a run that did not complete, or runs that do not judge its speed)
     expected_ms: float | None = None
     size: float | None = None  # this run's data size (``comparison.size``), when known
     judges_speed: bool = True  # False: the runs are not of its strategy (not for ``slow``)
-    change_ms: float | None = None
+    change_ms: float | None = None  # None: no baseline, or a run that did not complete
     change_pct: float | None = None
     matched_on: dict[str, str] = msgspec.field(default_factory=dict)
     phases: list[PhaseChange] = msgspec.field(default_factory=list)
@@ -216,6 +217,11 @@ class Comparison(msgspec.Struct):
     worker_services: list[str] = msgspec.field(default_factory=list)
     headline: str = ""
     note: str = ""
+    # the total in a word (``comparison.total_status``): ``slower``, ``faster``, ``same``,
+    # ``as expected`` (for its data's size), ``not comparable`` (the runs do not judge its
+    # speed), ``stopped`` / ``in progress`` (it did not complete: no change, no expected
+    # time), ``no baseline``; empty in a comparison made by hand
+    status: str = ""
 
 
 class Diagnosis(msgspec.Struct):
@@ -250,6 +256,9 @@ class Diagnosis(msgspec.Struct):
     # A resume is in its lifecycle: its length holds the attempt before it and the pause
     # between, so it is not judged slow (KTRDR restarts the clock at a resume).
     resumed: bool = False
+    # When a lost worker last answered, epoch ms: its work ended there, whatever the status
+    # says; the comparison ends the run's open phase there, not at KTRDR's orphan detector.
+    worked_until_ms: float | None = None
 
     @property
     def key(self) -> str:
@@ -271,7 +280,7 @@ class Diagnosis(msgspec.Struct):
 
 
 # Diagnosis fields that are not part of the JSON contract (the engine's working state).
-INTERNAL_FIELDS: tuple[str, ...] = ("fired", "resumed")
+INTERNAL_FIELDS: tuple[str, ...] = ("fired", "resumed", "worked_until_ms")
 
 
 def copied(diagnosis: Diagnosis, **changes: Any) -> Diagnosis:

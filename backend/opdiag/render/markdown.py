@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opdiag.controls import UNSAFE_IN_BLOCK
+from opdiag.diagnosis.comparison import total_status
 from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep, PhaseChange, Solution
 from opdiag.diagnosis.templates import split_evidence
 from opdiag.timeutil import format_duration, format_rfc3339
@@ -338,10 +339,7 @@ def comparison_lines(c: Comparison, started_at_ms: int | None = None) -> list[st
     ``started_at_ms``: this run's start (baseline runs after it are marked)."""
     if not c.runs:
         return [f"- {escape(c.note or 'no run to compare with')}"]
-    lines = [
-        f"- This run: {format_duration(c.this_ms)}; baseline median "
-        f"{format_duration(c.baseline_ms)}; change {_signed(c.change_ms)}{_pct(c.change_pct)}",
-    ]
+    lines = [_total_line(c)]
     if c.expected_ms is not None and c.size:
         lines.append(
             f"- Expected for its {c.size:,.0f} data rows (the runs' time per row): "
@@ -363,6 +361,21 @@ def comparison_lines(c: Comparison, started_at_ms: int | None = None) -> list[st
     if c.phases_omitted:
         lines.append(f"\n… {c.phases_omitted} more phases not shown")
     return lines
+
+
+def _total_line(c: Comparison) -> str:
+    """This run's total beside the runs' median, and what the comparison makes of it: a run
+    that did not complete is where it stopped, with no change (it is no speed)."""
+    status = total_status(c)
+    base = f"baseline median {format_duration(c.baseline_ms)}"
+    if status == "stopped":
+        return f"- This run: stopped after {format_duration(c.this_ms)} (did not complete); {base}"
+    if status == "in progress":
+        return f"- This run: in progress, {format_duration(c.this_ms)} so far; {base}"
+    return (
+        f"- This run: {format_duration(c.this_ms)}; {base}; change "
+        f"{_signed(c.change_ms)}{_pct(c.change_pct)}; total: {status}"
+    )
 
 
 def _comparison_section(d: Diagnosis) -> list[str]:

@@ -25,6 +25,7 @@ from opdiag.api.schemas import (
     VariableRow,
     VerdictCountRow,
 )
+from opdiag.diagnosis.comparison import total_status
 from opdiag.diagnosis.result import Diagnosis
 from opdiag.render.json_render import dumps
 from opdiag.render.links import build_links, ui_span_id
@@ -235,13 +236,16 @@ def comparison_rows(d: Diagnosis, settings: Any = None) -> list[ComparisonRow]:
         index=0,
         phase="total",
         kind="total",
-        status=_total_status(c.change_ms, c.baseline_ms) if c.runs else "no baseline",
+        status=total_status(c),
         this_ms=float(c.this_ms),
         baseline_ms=float(c.baseline_ms or 0.0),
         change_ms=float(c.change_ms or 0.0),
         change_pct=float(c.change_pct or 0.0),
         share_of_change=1.0 if c.change_ms else 0.0,
         baseline_runs=runs,
+        expected_ms=float(c.expected_ms or 0.0),
+        judges_speed=c.judges_speed,
+        note=c.note,
     )
     return [total] + [
         ComparisonRow(
@@ -255,15 +259,13 @@ def comparison_rows(d: Diagnosis, settings: Any = None) -> list[ComparisonRow]:
             change_pct=float(p.change_pct or 0.0),
             share_of_change=float(p.share_of_change or 0.0),
             baseline_runs=runs,
+            expected_ms=0.0,
+            judges_speed=c.judges_speed,
+            note="",
         )
         for i, p in enumerate(c.phases, start=1)
     ]
 
-
-def _total_status(change_ms: float | None, baseline_ms: float | None) -> str:
-    if not change_ms or not baseline_ms or abs(change_ms) < 0.05 * baseline_ms:
-        return "same"
-    return "slower" if change_ms > 0 else "faster"
 
 
 def annotation_row(row: OperationRow) -> AnnotationRow:

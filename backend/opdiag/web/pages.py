@@ -18,6 +18,7 @@ from opdiag.api.queries import Filters, is_file_source, now_us, operations
 from opdiag.api.rest import lookup_range
 from opdiag.api.schemas import OperationRow
 from opdiag.api.state import AppState, current_state
+from opdiag.diagnosis.comparison import total_status
 from opdiag.diagnosis.result import BaselineRun, Diagnosis
 from opdiag.errors import OpdiagError
 from opdiag.render.links import operation_range_ms, range_around_ms, span_url
@@ -185,10 +186,16 @@ def operation(ident: str) -> Response:
     b = diagnosis.bottleneck
     if b is not None and b.kind == "gap" and b.start_ms is not None and diagnosis.started_at_ms:
         waterfall.mark_gap(picture, b.start_ms - diagnosis.started_at_ms, b.duration_ms, b.text)
-    chart = comparison_chart.layout(diagnosis.comparison) if diagnosis.comparison else None
+    c = diagnosis.comparison
+    chart = comparison_chart.layout(c) if c else None
     here = {k: v for k, v in request.args.items() if k in ("from", "to") and v}
     return _html(
         render_template(
-            "diagnosis.html", d=diagnosis, waterfall=picture, chart=chart, range_args=here
+            "diagnosis.html",
+            d=diagnosis,
+            waterfall=picture,
+            chart=chart,
+            range_args=here,
+            total=total_status(c) if c else "",
         )
     )

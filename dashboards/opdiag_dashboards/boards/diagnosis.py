@@ -41,6 +41,8 @@ COMPARISON = (
     "change_ms",
     "change_pct",
     "share_of_change",
+    "expected_ms",
+    "note",
     "baseline_runs",
     "index",
 )
@@ -209,7 +211,10 @@ def build(settings: Settings, json_datasource: str) -> Board:
         "What Changed Since the Last Good Runs",
         "The total, then each phase (span name on the worker side, repeated spans summed; "
         "'after X' is time in which no span was open after X ended) against the median of the "
-        "last good runs of this type, named in the last column. Largest changes first.",
+        "last good runs of this type, named in the last column. Largest changes first. The "
+        "total's status is what the comparison can judge: 'stopped' for a run that did not "
+        "complete, 'not comparable' beside runs of another strategy, 'as expected' within the "
+        "time expected for its data (Expected); the note says why.",
         [targets.opdiag(s, json_datasource, oq.comparison(s), "comparison", COMPARISON)],
         overrides=[
             fields.by_name("phase", display="Phase"),
@@ -223,11 +228,31 @@ def build(settings: Settings, json_datasource: str) -> Board:
             ),
             fields.by_name("this_ms", display="This run", unit="ms", width=110),
             fields.by_name("baseline_ms", display="Baseline median", unit="ms", width=130),
-            fields.by_name("change_ms", display="Change", unit="ms", width=110),
-            fields.by_name("change_pct", display="Change %", unit="percent", width=100),
+            fields.by_name(
+                "change_ms",
+                display="Change",
+                unit="ms",
+                mappings=verdicts.blank_zero_mappings(),
+                width=110,
+            ),
+            fields.by_name(
+                "change_pct",
+                display="Change %",
+                unit="percent",
+                mappings=verdicts.blank_zero_mappings(),
+                width=100,
+            ),
             fields.by_name(
                 "share_of_change", display="Share of change", unit="percentunit", width=130
             ),
+            fields.by_name(
+                "expected_ms",
+                display="Expected",
+                unit="ms",
+                mappings=verdicts.blank_zero_mappings(),
+                width=110,
+            ),
+            fields.by_name("note", display="Note"),
             fields.by_name("baseline_runs", display="Baseline runs"),
             fields.by_name("index", display="#", width=50),
         ],
