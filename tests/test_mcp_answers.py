@@ -343,10 +343,14 @@ def test_compact_comparisons_say_how_much_data_each_run_covered(real: OpdiagTool
     )["comparison"]
     assert compared["change_pct"] == -74.0 and compared["size"] == 3120
     assert [r["size"] for r in compared["baseline_runs"]] == [12505]
-    slower = real.diagnose(operation_id="op_backtesting_20261204_155333_db0629d4", now=NOW)
-    assert slower["comparison"]["size"] == 12505
-    assert slower["comparison"]["expected_ms"] == 20527.0
-    assert sorted(r["size"] for r in slower["comparison"]["baseline_runs"]) == [3120, 12505]
+    longer = real.diagnose(operation_id="op_backtesting_20261204_155230_0250c475", now=NOW)
+    assert longer["comparison"]["size"] == 12505
+    assert longer["comparison"]["expected_ms"] == 20938.7
+    assert longer["comparison"]["status"] == "as expected"
+    # a run its worker's death stopped has no time expected of it, only its size
+    stopped = real.diagnose(operation_id="op_backtesting_20261204_155333_db0629d4", now=NOW)
+    assert stopped["comparison"]["expected_ms"] is None
+    assert sorted(r["size"] for r in stopped["comparison"]["baseline_runs"]) == [3120, 12505]
     paced = real.diagnose(operation_id="op_training_20261204_155512_6652e327", now=NOW)
     assert "do not decide whether it is slow" in paced["comparison"]["note"]
 
