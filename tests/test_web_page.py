@@ -110,6 +110,10 @@ def test_root_cause_tables_keep_attributes_apart_from_what_opdiag_worked_out():
     evidence = {"http.url": "u", "attr:where": "w", "worker.since": "t", "op:symbol": "s"}
     assert [k for k, _ in attributes(evidence)] == ["attr:where", "http.url"]
     assert [k for k, _ in derived(evidence)] == ["op:symbol", "worker.since"]
+    # what only phrases a template is not shown as evidence (it repeated what is)
+    phrasing = {"worker.failed_checks": 33, "worker.failed_checks_text": "33 failed checks",
+                "worker.on": " on w at a", "span.name": "GET", "ident": "op_1"}
+    assert derived(phrasing) == [("worker.failed_checks", 33)] and not attributes(phrasing)
 
 
 def test_waterfall_marks_root_cause_critical_path_and_axis(client):

@@ -175,13 +175,19 @@ def is_derived(key: str) -> bool:
 Items = list[tuple[str, Any]]
 
 
+# Values that only phrase a template (" on <service> at <address>", "33 failed checks"
+# beside worker.failed_checks = 33, the span's own name): evidence, not shown as such.
+PHRASING_ONLY = frozenset({"worker.on", "worker.failed_checks_text", "span.name", "ident"})
+
+
 def split_evidence(evidence: Mapping[str, Any]) -> tuple[Items, Items]:
     """A root cause's evidence as the span's attributes and what opdiag worked out, each
-    sorted by key (Markdown and the page show them apart)."""
+    sorted by key (Markdown and the page show them apart; ``PHRASING_ONLY`` left out)."""
     own: Items = []
     worked: Items = []
     for key, value in sorted(evidence.items(), key=lambda kv: kv[0]):
-        (worked if is_derived(key) else own).append((key, value))
+        if key not in PHRASING_ONLY:
+            (worked if is_derived(key) else own).append((key, value))
     return own, worked
 
 
