@@ -1300,3 +1300,48 @@ def test_an_operation_went_on_after_an_end(steps: tuple[Any, ...], went_on: bool
     from opdiag.diagnosis.facts import _ended_before
 
     assert _ended_before(_moves(*steps)) is went_on
+
+
+def _followed_then(cancel_in_own_trace: bool) -> dict[str, Any]:
+    """``ktrdr train --follow``: the start, the worker's data loading, a 20 s silent loop,
+    then a cancel: Ctrl-C sends it from the following command (same trace), ``ktrdr cancel``
+    from a trace of its own."""
+    op = "op_training_20251122_101500_1a2b3c4d"
+    worker = "ktrdr-training-worker-ab12"
+    start = [
+        {"id": "cli", "name": "cli.train", "service": "ktrdr-cli", "dur": 21_000},
+        {"id": "p", "parent": "cli", "name": "POST", "service": "ktrdr-cli", "kind": "client",
+         "start": 1, "dur": 170, "attrs": {"http.url": "http://localhost:8000/api/v1/trainings/start"}},
+        {"id": "w", "parent": "p", "name": "POST /training/start", "service": worker,
+         "kind": "server", "start": 10, "dur": 3},
+        {"parent": "w", "name": "operation.state_transition", "service": worker, "start": 12,
+         "attrs": {"operation.id": op, "operation.from_status": "pending",
+                   "operation.to_status": "running"}},
+        {"parent": "w", "name": "training.data_loading", "service": worker, "start": 300,
+         "dur": 300},
+    ]
+    cancel = [
+        {"id": "d", "name": "DELETE", "service": "ktrdr-cli", "kind": "client", "start": 20_000,
+         "dur": 150, "attrs": {"http.url": f"http://localhost:8000/api/v1/operations/{op}"}},
+        {"id": "c", "parent": "d", "name": "DELETE /api/v1/operations/{operation_id}/cancel",
+         "service": worker, "kind": "server", "start": 20_050, "dur": 40},
+        {"parent": "c", "name": "operation.state_transition", "service": worker, "start": 20_060,
+         "attrs": {"operation.id": op, "operation.from_status": "running",
+                   "operation.to_status": "cancelled"}},
+    ]
+    if cancel_in_own_trace:
+        return {"operation_id": op, "traces": [{"spans": start}, {"spans": cancel}]}
+    cancel[0]["parent"] = "cli"
+    return {"operation_id": op, "traces": [{"spans": start + cancel}]}
+
+
+@pytest.mark.parametrize("interrupted", [True, False], ids=["ctrl-c", "ktrdr-cancel"])
+def test_a_cancel_says_who_sent_it_and_leaves_the_loop_to_the_worker(interrupted: bool) -> None:
+    d = run_case(_followed_then(cancel_in_own_trace=not interrupted))
+    assert d.verdict == "cancelled", d.summary
+    b = d.bottleneck
+    assert b is not None and (b.kind, b.service, b.after_span_name) == (
+        "gap", "ktrdr-training-worker-ab12", "training.data_loading"
+    ), b
+    said = "(interrupted while following)"
+    assert (said in d.summary) is interrupted, d.summary

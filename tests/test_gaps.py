@@ -76,6 +76,30 @@ def test_another_service_at_work_closes_the_gap() -> None:
     assert gap is not None and gap.duration_us == 10 * MS and gap.after.name == "a"
 
 
+def test_a_gap_is_the_service_busy_up_to_it_when_another_ends_it() -> None:
+    """Ctrl-C on ``ktrdr train --follow``: the CLI's cancel ends the worker's silent loop. The
+    CLI's own last call (the start) ended before the loop; the worker's data loading ended
+    where the gap begins, and the worker answers the cancel: the loop is the worker's (it
+    read "uninstrumented work on ktrdr-cli after POST")."""
+    work = spans(
+        {"name": "POST", "service": "cli", "kind": "client", "at": 0, "dur": 170},
+        {"name": "training.data_loading", "service": "worker", "at": 300, "dur": 300},
+        {"name": "DELETE", "service": "cli", "kind": "client", "at": 20_000, "dur": 150},
+        {"name": "operation.state_transition", "service": "worker", "at": 20_100, "dur": 0},
+    )
+    gap = largest_gap(work)
+    assert gap is not None and (gap.service, gap.after.name) == ("worker", "training.data_loading")
+    assert gap.duration_us == 19_400 * MS
+    # the service that ended last and never comes back leaves the gap to the one that does
+    gone = spans(
+        {"name": "POST", "service": "cli", "kind": "client", "at": 0, "dur": 170},
+        {"name": "training.data_loading", "service": "worker", "at": 300, "dur": 300},
+        {"name": "DELETE", "service": "cli", "kind": "client", "at": 20_000, "dur": 150},
+    )
+    gap = largest_gap(gone)
+    assert gap is not None and (gap.service, gap.after.name) == ("cli", "POST")
+
+
 def test_a_gap_needs_the_same_service_on_both_sides() -> None:
     """The orphan detector's transition minutes after a worker died is on the backend: no
     service bounds that silence on both sides, so it is no gap."""

@@ -11,7 +11,10 @@ A *work span* is a span of the operation that is neither transport noise (nor be
 root that has children (a root with children only waits for them: ``cli.train``). A *gap* is
 an interval inside one trace in which no work span of that trace is open on any service, and
 that one service bounds on both sides: its last span before the gap, its next span after it
-(the worker's ``training.data_loading``, then its transition to completed).
+(the worker's ``training.data_loading``, then its transition to completed). When the span that
+ended last before the gap is of a service that has a span after it, the gap is that
+service's: the CLI interrupted with Ctrl-C sends its cancel after the worker's silent loop,
+and its own last call (the start) ended long before the loop; the loop is the worker's.
 
 Time between traces is a gap only when the service whose span ended last before it answers
 a request (a server span) in another of the operation's traces after it: ``ktrdr cancel``
@@ -153,22 +156,30 @@ def largest_gap(
         return span.end_us if limit is None else min(span.end_us, limit)
 
     ordered = sorted(spans, key=lambda s: (s.start_us, -end_of(s)))
+    latest_start: dict[str, int] = {}  # per service, when its last span starts
+    for span in ordered:
+        latest_start[span.service] = span.start_us
     best: Gap | None = None
     reach = end_of(ordered[0])
+    reached_by = ordered[0]  # the span that ended last so far
     last_on: dict[str, Span] = {ordered[0].service: ordered[0]}
     for span in ordered[1:]:
         if span.start_us > reach:
             length = span.start_us - reach
-            before = last_on.get(span.service)
+            if latest_start[reached_by.service] >= span.start_us:
+                before: Span | None = reached_by  # it was busy up to the gap, and goes on
+            else:
+                before = last_on.get(span.service)
             if (
                 before is not None
                 and length >= min_us
                 and (best is None or length > best.duration_us)
                 and not _retry_wait(before, span)
             ):
-                best = Gap(span.service, before, reach, span.start_us)
+                best = Gap(before.service, before, reach, span.start_us)
         end = end_of(span)
-        reach = max(reach, end)
+        if end > reach:
+            reach, reached_by = end, span
         known = last_on.get(span.service)
         if known is None or end >= end_of(known):
             last_on[span.service] = span

@@ -19,7 +19,7 @@ from opdiag.diagnosis.templates import (
     attr_evidence_key,
     fill_line,
 )
-from opdiag.model import Span, Trace
+from opdiag.model import Span, Trace, lifecycle_status
 
 __all__ = ["evidence_of", "finding_of", "first_exception", "subject_span"]
 
@@ -82,7 +82,9 @@ def _attr_up(span: Span, key: str, trace: Trace | None) -> Any:
 
 def _request_of(span: Span, trace: Trace | None) -> str:
     """The command or request the span ran under: the highest of its ancestors the trace
-    holds (``cli.cancel on ktrdr-cli``; a request sent with curl is its server span)."""
+    holds (``cli.cancel on ktrdr-cli``; a request sent with curl is its server span). When
+    that command also started the operation (its trace holds the move to running), it was
+    interrupted while it followed it: ``ktrdr train --follow`` cancels on Ctrl-C."""
     top = span
     seen = {span.span_id}
     while trace is not None and top.parent_id is not None:
@@ -91,7 +93,18 @@ def _request_of(span: Span, trace: Trace | None) -> str:
             break
         seen.add(parent.span_id)
         top = parent
+    if top is not span and trace is not None and _started_in(trace, span):
+        return f"{top.name} on {top.service} (interrupted while following)"
     return f"{top.name} on {top.service}"
+
+
+def _started_in(trace: Trace, span: Span) -> bool:
+    """Did ``trace`` move the operation to running before ``span``?"""
+    return any(
+        other.start_us < span.start_us and lifecycle_status(other.attributes) == "running"
+        for other in trace.spans
+        if other.name == span.name
+    )
 
 
 def evidence_of(
