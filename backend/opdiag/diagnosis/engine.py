@@ -55,7 +55,14 @@ from opdiag.diagnosis.span_rules import (
 from opdiag.diagnosis.survey import survey
 from opdiag.diagnosis.timing import trace_timing
 from opdiag.globs import Globs
-from opdiag.model import Span, Trace, looks_like_trace_id, normalise_trace_id, subtrees
+from opdiag.model import (
+    Span,
+    Trace,
+    lifecycle_status,
+    looks_like_trace_id,
+    normalise_trace_id,
+    subtrees,
+)
 from opdiag.settings import DiagnosisSettings
 
 __all__ = [
@@ -177,6 +184,14 @@ def diagnose(
             [s for s in spans if s.span_id not in context.get(t.trace_id, ())]
             for (t, _), spans in zip(walks, found.work, strict=True)
         ]
+    if facts.finished and facts.status == "failed" and _went_on(found.work, facts):
+        # failed, and its work still going on: KTRDR's orphan detector fails the data loads
+        # its backend runs a minute in, and they go on (the later outcome decides)
+        stuck = facts.idle_us > settings.stuck_after_s * 1e6
+        facts = msgspec.structs.replace(
+            facts, finished=False, status="running", stuck=stuck, running=not stuck,
+            ended_before=True,
+        )
 
     def noise(span: Span) -> bool:
         return span.span_id in noisy[span.trace_id]
@@ -448,6 +463,24 @@ def _operation_rules_holding(rules: RuleSet, facts: dict[str, Any]) -> tuple[Rul
 
 
 _MAX_HOLDING = 1024
+
+
+# How long after a failure work may still start and be the failure's own (clocks of the
+# backend and a worker differ; a retry already under way when the failure was recorded).
+_AFTER_END_US = 1_000_000
+
+
+def _went_on(work: Sequence[Sequence[Span]], facts: OperationFacts) -> bool:
+    """Did work of the operation start after its failure? Then the failure was not its end."""
+    last = facts.last_transition
+    if last is None:
+        return False
+    after = last.start_us + _AFTER_END_US
+    return any(
+        span.start_us > after and lifecycle_status(span.attributes) is None
+        for spans in work
+        for span in spans
+    )
 
 
 def _judged_until(facts: OperationFacts, now_us: int) -> int:
