@@ -12,6 +12,11 @@ Diagnoses of finished operations never change, so they are kept in a bounded LRU
 always recomputed because ``stuck`` depends on ``now``. The service is shared by the
 server's threads, so the cache is guarded by a lock; computing happens outside it.
 
+A ``now`` in the source's past (more than a minute, the clock margin, before a recording's
+last span or Jaeger's clock) judges what had happened by then: every trace read is cut to the spans
+that had ended (``opdiag.asof``), for the operation, its neighbours, the listing and the
+baselines alike, and those answers are cached under that moment (``_At``).
+
 Jaeger calls: a source that offers ``recent_traces_for`` (``JaegerSource``) answers a cold
 diagnosis from the live window it recently searched for the operations list or a baseline
 (the baseline population itself is that same shared window: ``recent_traces`` of the
@@ -32,6 +37,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import msgspec
 
+from opdiag.asof import as_of
 from opdiag.diagnosis import engine, slow
 from opdiag.diagnosis.comparison import (
     RunProfile,
@@ -58,7 +64,7 @@ from opdiag.operations import (
     last_status,
 )
 from opdiag.render.links import build_links, row_links
-from opdiag.search_window import lookup_window
+from opdiag.search_window import CLOCK_MARGIN_US, lookup_window
 from opdiag.settings import Settings
 from opdiag.sources.base import TraceSource
 from opdiag.sources.budget import BudgetSpentError
@@ -187,6 +193,16 @@ class DiagnosisService:
             "capacity": self._final.capacity,
         }
 
+    def _at(self, now_us: int | None) -> _At:
+        """The moment to judge at (None: the wall clock) and whether it lies in the
+        source's past: more than the clock margin before the latest moment it holds spans
+        of (hosts' clocks, and the moments people give, a file name's second or a rounded
+        ``--now``, are that far apart). A source that cannot say is judged as of its
+        present."""
+        now = wall_clock_us() if now_us is None else now_us
+        latest = getattr(self.source, "latest_us", None)
+        return _At(now, past=callable(latest) and now < latest() - CLOCK_MARGIN_US)
+
     # -- one operation ----------------------------------------------------------------
 
     def diagnose(
@@ -198,31 +214,31 @@ class DiagnosisService:
         ident = (ident or "").strip()
         if not ident:
             raise InputError("empty operation or trace id", field="id")
-        cached = self._final.get(ident)
+        at = self._at(now_us)
+        cached = self._final.get(at.key(ident))
         if cached is not None and _overlaps(cached, window):
             return cached
-        now = wall_clock_us() if now_us is None else now_us
-        look = _Lookup(now, window)
+        look = _Lookup(at, window)
         group, reused = self._lookup(ident, look)
         if reused and not _may_be_finished(group):
             group, reused = self._lookup(ident, look, fresh=True)
-        base = self._base_diagnosis(group, now, ident=ident)
+        base = self._base_diagnosis(group, at, ident=ident)
         if reused and not base.finished:  # reused traces are only good for finished work
             group, reused = self._lookup(ident, look, fresh=True)
-            base = self._base_diagnosis(group, now, ident=ident)
+            base = self._base_diagnosis(group, at, ident=ident)
         if base.verdict == "not_found":  # traces matched, but nothing of the operation in them
             raise self._not_found(ident, look)
         final = base
         if base.finished:
             healthy = self._healthy_runs(
-                _type_of(base, group), now, target=group, around_us=group.start_us
+                _type_of(base, group), at, target=group, around_us=group.start_us
             )
-            final = self._judged(base, group, self._good(healthy))
+            final = self._judged(base, group, self._good(healthy), at)
         final = self._finish(final, own=final is not base)
         if final.finished:
-            self._final.put(ident, final)
+            self._final.put(at.key(ident), final)
             if final.key != ident:
-                self._final.put(final.key, final)
+                self._final.put(at.key(final.key), final)
         return final
 
     def compare(
@@ -230,12 +246,12 @@ class DiagnosisService:
     ) -> tuple[Diagnosis, Diagnosis, Comparison]:
         """``ident`` against one chosen run ``against`` (``opdiag compare A B``): both
         diagnosed, then lined up phase by phase as if ``against`` were the only good run."""
-        now = wall_clock_us() if now_us is None else now_us
+        at = self._at(now_us)
         pair: list[tuple[Diagnosis, RunProfile]] = []
         for one in (ident, against):
-            diagnosis = self.diagnose(one, now_us=now)
-            group, _ = self._lookup(diagnosis.key, _Lookup(now, None), fresh=not diagnosis.finished)
-            pair.append((diagnosis, self._profile(group, diagnosis)))
+            diagnosis = self.diagnose(one, now_us=at.now_us)
+            group, _ = self._lookup(diagnosis.key, _Lookup(at, None), fresh=not diagnosis.finished)
+            pair.append((diagnosis, self._profile(group, diagnosis, at)))
         (this, this_profile), (other, other_profile) = pair
         if this.key == other.key:
             raise InputError("compare needs two different operations", field="against")
@@ -260,7 +276,7 @@ class DiagnosisService:
 
     def _search_window(self, ident: str, look: _Lookup) -> TimeRange | None:
         lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
-        return lookup_window(ident, now_us=look.now_us, lookback_us=lookback, given=look.window)
+        return lookup_window(ident, now_us=look.at.now_us, lookback_us=lookback, given=look.window)
 
     def _not_found(self, ident: str, look: _Lookup) -> NotFoundError:
         """Not found, naming the window a live source searched."""
@@ -279,7 +295,10 @@ class DiagnosisService:
         traces, reused = self._traces(ident, look, fresh=fresh)
         if not traces:
             raise self._not_found(ident, look)
-        return self._group_for(ident, traces, look, fresh=fresh or not reused), reused
+        seen = look.at.visible(traces)
+        if not seen:
+            raise _not_yet(ident, traces, look.at.now_us)
+        return self._group_for(ident, seen, look, fresh=fresh or not reused), reused
 
     def _group_for(
         self, ident: str, traces: list[Trace], look: _Lookup, *, fresh: bool = True
@@ -291,6 +310,7 @@ class DiagnosisService:
         group = find_operation(groups, ident)
         if group is not None and group.key != ident and group.operation_id is not None:
             more, _ = self._traces(group.operation_id, look, fresh=fresh)
+            more = look.at.visible(more)
             grown = find_operation(group_operations(more, patterns), group.operation_id)
             return grown or group
         if group is not None:
@@ -307,26 +327,26 @@ class DiagnosisService:
             alone=False,
         )
 
-    def _base_diagnosis(self, group: OperationTraces, now_us: int, ident: str) -> Diagnosis:
+    def _base_diagnosis(self, group: OperationTraces, at: _At, ident: str) -> Diagnosis:
         """The engine's verdict before any baseline (budget only); finished ones cached."""
-        cached = self._base.get(group.key)
+        cached = self._base.get(at.key(group.key))
         if cached is not None:
             return cached
-        result = self._verdict(group, now_us, ident)
+        result = self._verdict(group, at, ident)
         if result.finished:
-            self._base.put(group.key, result)
+            self._base.put(at.key(group.key), result)
         return result
 
-    def _verdict(self, group: OperationTraces, now_us: int, ident: str) -> Diagnosis:
+    def _verdict(self, group: OperationTraces, at: _At, ident: str) -> Diagnosis:
         """``_base_diagnosis`` without the cache: the engine run on the group."""
-        neighbours, problem = self._neighbours(group, now_us)
+        neighbours, problem = self._neighbours(group, at)
         result = engine.diagnose(
             group.traces,
             ident=ident,
             operation_id=group.operation_id,
             rules=self.rules,
             settings=self.settings.diagnosis,
-            now_us=now_us,
+            now_us=at.now_us,
             neighbours=neighbours,
         )
         if problem is not None:
@@ -335,7 +355,7 @@ class DiagnosisService:
             result = copied(result, operation_type=group.operation_type)
         return result
 
-    def _neighbours(self, group: OperationTraces, now_us: int) -> tuple[list[Trace], str | None]:
+    def _neighbours(self, group: OperationTraces, at: _At) -> tuple[list[Trace], str | None]:
         """Traces around the operation that may hold its cause (the pack's ``neighbours``):
         asked only for operations that did not complete. A source that
         cannot answer this second search leaves the diagnosis without them, and says so;
@@ -349,8 +369,8 @@ class DiagnosisService:
         status = last_status(group)
         if status in _SETTLED:
             return [], None
-        end = group.end_us if status in TERMINAL else max(now_us, group.end_us)
-        lo, hi = spec.window(group.start_us, end, now_us)
+        end = group.end_us if status in TERMINAL else max(at.now_us, group.end_us)
+        lo, hi = spec.window(group.start_us, end, at.now_us)
         queries = spec.queries_for(started=status is not None)
         try:
             found = search(lo, hi, queries, spec.max_traces)
@@ -358,12 +378,13 @@ class DiagnosisService:
             raise
         except SourceUnavailableError as exc:
             return [], f"evidence from neighbouring traces unavailable: {exc.message}"
-        return found, None
+        return at.visible(found), None
 
     def _profile(
         self,
         group: OperationTraces,
         diagnosis: Diagnosis,
+        at: _At,
         later: deque[tuple[str, RunProfile]] | None = None,
         *,
         lazy: bool = False,
@@ -371,7 +392,8 @@ class DiagnosisService:
         """The run's phases, error types and alike values; finished runs are kept
         (``later``: put there, for ``LRUCache.put_all``; ``lazy``: phases made when read,
         see ``run_profile``)."""
-        cached = self._profiles.get(group.key) if diagnosis.finished else None
+        key = at.key(group.key)
+        cached = self._profiles.get(key) if diagnosis.finished else None
         if cached is not None:
             return cached
         profile = run_profile(
@@ -385,9 +407,9 @@ class DiagnosisService:
             profile.operation_type = _type_of(diagnosis, group)  # a new profile: ours
         if diagnosis.finished:
             if later is None:
-                self._profiles.put(group.key, profile)
+                self._profiles.put(key, profile)
             else:
-                later.append((group.key, profile))
+                later.append((key, profile))
         return profile
 
     def _good(self, healthy: Sequence[RunProfile]) -> list[RunProfile]:
@@ -406,6 +428,7 @@ class DiagnosisService:
         base: Diagnosis,
         group: OperationTraces,
         good: Sequence[RunProfile],
+        at: _At,
         profile: RunProfile | None = None,
     ) -> Diagnosis:
         """``base`` with its comparison with the last good runs and, for a healthy or slow
@@ -420,7 +443,7 @@ class DiagnosisService:
             )
             return copied(base, comparison=comparison)
         comparison, chosen = compare_with_baseline(
-            profile or self._profile(group, base), good, self.settings.comparison,
+            profile or self._profile(group, base, at), good, self.settings.comparison,
             min_runs=d.min_baseline_runs,
         )
         if _may_be_slow(base) and len(chosen) >= d.min_baseline_runs and comparison.baseline_ms:
@@ -460,7 +483,7 @@ class DiagnosisService:
     def _healthy_runs(
         self,
         op_type: str,
-        now_us: int,
+        at: _At,
         target: OperationTraces | None = None,
         around_us: int | None = None,
     ) -> list[RunProfile]:
@@ -469,8 +492,8 @@ class DiagnosisService:
         them all); only same-type operations are diagnosed, cached ones not again."""
         if not op_type or op_type == UNKNOWN_TYPE:
             return []
-        start, end, limit = self._window(now_us, around_us)
-        traces = self.source.recent_traces(start, end, limit)
+        start, end, limit = self._window(at.now_us, around_us)
+        traces = at.visible(self.source.recent_traces(start, end, limit))
         if target is not None and _only_target(traces, target):
             return []  # e.g. one big file holding just this operation: nothing to compare
         groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
@@ -480,15 +503,15 @@ class DiagnosisService:
                 continue
             if last_status(group) != "completed":  # cannot be a healthy run: skip the engine
                 continue
-            diagnosis = self._base_diagnosis(group, now_us, ident=group.key)
+            diagnosis = self._base_diagnosis(group, at, ident=group.key)
             if _is_healthy_run(diagnosis) and _type_of(diagnosis, group) == op_type:
-                out.append(self._profile(group, diagnosis))
+                out.append(self._profile(group, diagnosis, at))
         return out
 
     # -- many operations --------------------------------------------------------------
 
     def _all(
-        self, start_us: int, end_us: int, now_us: int, limit: int | None, *, rows: bool = False
+        self, start_us: int, end_us: int, at: _At, limit: int | None, *, rows: bool = False
     ) -> Iterator[Diagnosis]:
         """Every operation in the range, newest first, diagnosed in two passes: verdicts
         (here, at once), then baselines, one operation at a time as the result is read.
@@ -498,17 +521,17 @@ class DiagnosisService:
             if self._is_file_source()
             else max(self.settings.jaeger.search_limit, limit or 0)
         )
-        traces = self.source.recent_traces(start_us, end_us, trace_limit)
+        traces = at.visible(self.source.recent_traces(start_us, end_us, trace_limit))
         groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
         finals: dict[str, Diagnosis] = {}
         todo: list[OperationTraces] = []
         for group in groups:
-            cached = self._final.get(group.key)
+            cached = self._final.get(at.key(group.key))
             if cached is not None:
                 finals[group.key] = cached
             else:
                 todo.append(group)
-        made = iter(self._first_pass(todo, now_us))
+        made = iter(self._first_pass(todo, at))
         bases: list[tuple[OperationTraces, Diagnosis] | None] = [
             (group, finals[group.key] if group.key in finals else next(made)) for group in groups
         ]
@@ -518,7 +541,7 @@ class DiagnosisService:
         kept = self._profiles.later()
         for group, diagnosis in filter(None, bases):
             if group.key not in finals and _is_healthy_run(diagnosis):
-                profile = self._profile(group, diagnosis, kept, lazy=rows)
+                profile = self._profile(group, diagnosis, at, kept, lazy=rows)
                 profiles[group.key] = profile
                 healthy.setdefault(_type_of(diagnosis, group), []).append(profile)
         # the cache keeps whole profiles (a lazy one would hold its spans)
@@ -527,17 +550,17 @@ class DiagnosisService:
         # newest first (a stable sort: equal keys keep the grouping's order)
         order = sorted(range(len(bases)), key=lambda i: _newest(bases[i]), reverse=True)
         if rows:
-            return self._rows_each(bases, order, finals, good, profiles)
-        return self._judge_each(bases, order, finals, good, profiles)
+            return self._rows_each(bases, order, finals, good, profiles, at=at)
+        return self._judge_each(bases, order, finals, good, profiles, at=at)
 
-    def _first_pass(self, groups: list[OperationTraces], now_us: int) -> list[Diagnosis]:
+    def _first_pass(self, groups: list[OperationTraces], at: _At) -> list[Diagnosis]:
         """The verdicts before any baseline, in ``groups``' order, finished ones put in the
         base cache at the end (a file's listing with ``fork``: half of them made by a forked
         child, which cannot put them there itself)."""
 
         def base(group: OperationTraces) -> Diagnosis:
-            cached = self._base.get(group.key)
-            return cached if cached is not None else self._verdict(group, now_us, group.key)
+            cached = self._base.get(at.key(group.key))
+            return cached if cached is not None else self._verdict(group, at, group.key)
 
         if self._fork and self._is_file_source():
             from opdiag.forked import split_map
@@ -546,7 +569,7 @@ class DiagnosisService:
         else:
             made = [base(g) for g in groups]
         later = self._base.later()  # only the last ``capacity`` would stay in the LRU
-        later.extend((g.key, d) for g, d in zip(groups, made, strict=True) if d.finished)
+        later.extend((at.key(g.key), d) for g, d in zip(groups, made, strict=True) if d.finished)
         self._base.put_all(later)
         return made
 
@@ -557,6 +580,8 @@ class DiagnosisService:
         finals: dict[str, Diagnosis],
         good: dict[str, list[RunProfile]],
         profiles: dict[str, RunProfile],
+        *,
+        at: _At,
     ) -> Iterator[Diagnosis]:
         """The second pass, in ``order``: each verdict is let go once judged, so a listing
         read row by row holds the first pass's verdicts, never every final diagnosis."""
@@ -566,10 +591,10 @@ class DiagnosisService:
                 final = diagnosis
                 if diagnosis.finished:
                     same = good.get(_type_of(diagnosis, group), [])
-                    final = self._judged(diagnosis, group, same, profiles.get(group.key))
+                    final = self._judged(diagnosis, group, same, at, profiles.get(group.key))
                 final = self._finish(final, own=final is not diagnosis)
                 if final.finished:
-                    self._final.put(group.key, final)
+                    self._final.put(at.key(group.key), final)
             yield final
 
     def _rows_each(
@@ -579,6 +604,8 @@ class DiagnosisService:
         finals: dict[str, Diagnosis],
         good: dict[str, list[RunProfile]],
         profiles: dict[str, RunProfile],
+        *,
+        at: _At,
     ) -> Iterator[Diagnosis]:
         """``_judge_each`` for a caller that shows rows only: what a row shows is the
         same, nothing else is made and nothing is cached (see ``_for_row``)."""
@@ -586,7 +613,7 @@ class DiagnosisService:
             final = finals.get(group.key)
             if final is None:
                 same = good.get(_type_of(diagnosis, group), [])
-                final = self._for_row(diagnosis, group, same, profiles.get(group.key))
+                final = self._for_row(diagnosis, group, same, at, profiles.get(group.key))
             yield final
 
     def _for_row(
@@ -594,6 +621,7 @@ class DiagnosisService:
         base: Diagnosis,
         group: OperationTraces,
         good: Sequence[RunProfile],
+        at: _At,
         profile: RunProfile | None,
     ) -> Diagnosis:
         """``_finish(_judged(base, …))`` as far as a row of the operations list shows it:
@@ -607,7 +635,7 @@ class DiagnosisService:
             r.key != group.key and r.operation_type == op_type for r in good
         ):
             d, c = self.settings.diagnosis, self.settings.comparison
-            this = profile or self._profile(group, base)
+            this = profile or self._profile(group, base, at)
             chosen, matched = select_baseline(
                 this, good, runs=c.baseline_runs, min_runs=d.min_baseline_runs,
                 order=list(c.alike),
@@ -656,13 +684,13 @@ class DiagnosisService:
             raise InputError("'to' is before 'from'", field="to")
         if limit is not None and limit < 0:
             raise InputError("limit must not be negative", field="limit")
-        now = wall_clock_us() if now_us is None else now_us
+        at = self._at(now_us)
         types, wanted_verdicts, wanted_services = (
             _wanted(operation_types),
             _wanted(verdicts),
             _wanted(services),
         )
-        everything = self._all(start_us, end_us, now, limit, rows=rows)
+        everything = self._all(start_us, end_us, at, limit, rows=rows)
 
         def wanted(d: Diagnosis) -> bool:
             if d.verdict == "not_found":
@@ -750,11 +778,51 @@ def _newest(entry: tuple[OperationTraces, Diagnosis] | None) -> tuple[int, str]:
     return (diagnosis.started_at_ms or 0, diagnosis.key)
 
 
+class _At(msgspec.Struct, frozen=True):
+    """The moment a call judges at. ``past``: before the source's present (the end of a
+    recording; a little before Jaeger's clock), so it sees only the spans that had ended by
+    then (``opdiag.asof``), and its answers are cached apart from the present's."""
+
+    now_us: int
+    past: bool = False
+
+    def key(self, key: str) -> str:
+        """The cache key of ``key``'s answers at this moment."""
+        return f"{key}\x00{self.now_us}" if self.past else key
+
+    def visible(self, traces: Iterable[Trace]) -> list[Trace]:
+        """``traces`` as the source held them at this moment."""
+        return as_of(traces, self.now_us) if self.past else list(traces)
+
+
 class _Lookup(msgspec.Struct, frozen=True):
     """What one diagnosis searches by: its clock and the caller's window (if any)."""
 
-    now_us: int
+    at: _At
     window: TimeRange | None
+
+
+def _not_yet(ident: str, traces: Sequence[Trace], now_us: int) -> NotFoundError:
+    """Not found at ``now_us`` although the source holds ``ident``: nothing of it had been
+    exported by then (it had not started, or no span of it had ended)."""
+    when = _moment(now_us)
+    first = min(t.start_us for t in traces)
+    if first > now_us:
+        return NotFoundError(
+            f"{ident!r} had not started by {when} (the clock judged by): its first span "
+            f"starts at {_moment(first)}"
+        )
+    ended = min(s.end_us for t in traces for s in t.spans)
+    return NotFoundError(
+        f"no span of {ident!r} had ended by {when} (the clock judged by; a span is exported "
+        f"when it ends): it started at {_moment(first)}, its first span ended at "
+        f"{_moment(ended)}"
+    )
+
+
+def _moment(epoch_us: int) -> str:
+    """RFC 3339 to the millisecond: moments a second apart are told apart."""
+    return f"{format_rfc3339(epoch_us)[:-1]}.{epoch_us // US_PER_MS % 1000:03d}Z"
 
 
 def _overlaps(diagnosis: Diagnosis, window: TimeRange | None) -> bool:
