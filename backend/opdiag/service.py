@@ -52,7 +52,13 @@ from opdiag.diagnosis.comparison import (
     slow_reference,
 )
 from opdiag.diagnosis.facts import TERMINAL
-from opdiag.diagnosis.result import VERDICTS, Comparison, Diagnosis, copied
+from opdiag.diagnosis.result import (
+    REQUEST_SETTLE_MS,
+    VERDICTS,
+    Comparison,
+    Diagnosis,
+    copied,
+)
 from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
 from opdiag.lru import LRUCache
 from opdiag.model import Trace, normalise_trace_id
@@ -117,7 +123,22 @@ def _is_healthy_run(diagnosis: Diagnosis) -> bool:
 
 def _may_be_slow(diagnosis: Diagnosis) -> bool:
     """Slow is decided for finished runs the engine called healthy or slow (by budget)."""
-    return diagnosis.finished and diagnosis.verdict in ("healthy", "slow")
+    return (
+        diagnosis.finished
+        and not diagnosis.is_request
+        and diagnosis.verdict in ("healthy", "slow")
+    )
+
+
+def _final_answer(diagnosis: Diagnosis, at: _At) -> bool:
+    """The answer can no longer change (it is cached, and reused traces answer it): the
+    operation finished; a request that never became an operation only once it has been over
+    for ``REQUEST_SETTLE_MS`` (its backend's spans come in batches after the command's)."""
+    if not diagnosis.finished:
+        return False
+    if not diagnosis.is_request:
+        return True
+    return (diagnosis.ended_at_ms or 0) + REQUEST_SETTLE_MS <= at.now_us // US_PER_MS
 
 
 def _wanted(values: Iterable[str] | None) -> set[str] | None:
@@ -223,19 +244,19 @@ class DiagnosisService:
         if reused and not _may_be_finished(group):
             group, reused = self._lookup(ident, look, fresh=True)
         base = self._base_diagnosis(group, at, ident=ident)
-        if reused and not base.finished:  # reused traces are only good for finished work
+        if reused and not _final_answer(base, at):  # reused traces: only for finished work
             group, reused = self._lookup(ident, look, fresh=True)
             base = self._base_diagnosis(group, at, ident=ident)
         if base.verdict == "not_found":  # traces matched, but nothing of the operation in them
             raise self._not_found(ident, look)
         final = base
-        if base.finished:
+        if base.finished and not base.is_request:
             healthy = self._healthy_runs(
                 _type_of(base, group), at, target=group, around_us=group.start_us
             )
             final = self._judged(base, group, self._good(healthy), at)
         final = self._finish(final, own=final is not base)
-        if final.finished:
+        if _final_answer(final, at):
             self._final.put(at.key(ident), final)
             if final.key != ident:
                 self._final.put(at.key(final.key), final)
@@ -333,7 +354,7 @@ class DiagnosisService:
         if cached is not None:
             return cached
         result = self._verdict(group, at, ident)
-        if result.finished:
+        if _final_answer(result, at):
             self._base.put(at.key(group.key), result)
         return result
 
@@ -393,7 +414,8 @@ class DiagnosisService:
         (``later``: put there, for ``LRUCache.put_all``; ``lazy``: phases made when read,
         see ``run_profile``)."""
         key = at.key(group.key)
-        cached = self._profiles.get(key) if diagnosis.finished else None
+        final = _final_answer(diagnosis, at)
+        cached = self._profiles.get(key) if final else None
         if cached is not None:
             return cached
         profile = run_profile(
@@ -405,7 +427,7 @@ class DiagnosisService:
         )
         if profile.operation_type in (None, "", UNKNOWN_TYPE):
             profile.operation_type = _type_of(diagnosis, group)  # a new profile: ours
-        if diagnosis.finished:
+        if final:
             if later is None:
                 self._profiles.put(key, profile)
             else:
@@ -569,7 +591,9 @@ class DiagnosisService:
         else:
             made = [base(g) for g in groups]
         later = self._base.later()  # only the last ``capacity`` would stay in the LRU
-        later.extend((at.key(g.key), d) for g, d in zip(groups, made, strict=True) if d.finished)
+        later.extend(
+            (at.key(g.key), d) for g, d in zip(groups, made, strict=True) if _final_answer(d, at)
+        )
         self._base.put_all(later)
         return made
 
@@ -589,11 +613,11 @@ class DiagnosisService:
             final = finals.get(group.key)
             if final is None:
                 final = diagnosis
-                if diagnosis.finished:
+                if diagnosis.finished and not diagnosis.is_request:
                     same = good.get(_type_of(diagnosis, group), [])
                     final = self._judged(diagnosis, group, same, at, profiles.get(group.key))
                 final = self._finish(final, own=final is not diagnosis)
-                if final.finished:
+                if _final_answer(final, at):
                     self._final.put(at.key(group.key), final)
             yield final
 
