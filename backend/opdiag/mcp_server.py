@@ -26,7 +26,6 @@ from opdiag.model import addressable
 from opdiag.render.json_render import dumps, run_brief
 from opdiag.settings import Settings
 from opdiag.timeutil import US_PER_S, format_duration, format_rfc3339, parse_http_time
-from opdiag.timeutil import wall_clock_us as _wall_clock_us
 
 LIST_DEFAULT, LIST_MAX = 50, 200
 FLOW_DEFAULT, FLOW_MAX = 40, 300
@@ -260,16 +259,25 @@ class OpdiagTools:
         service: Any,
         settings: Settings,
         *,
-        clock: Callable[[], int] = _wall_clock_us,
+        clock: Callable[[], int] | None = None,
         file_source: bool = False,
     ) -> None:
+        """``clock``: the moment to judge at when a call gives none (None: the service's
+        default, the end of a recording or Jaeger's clock)."""
         self.service = service
         self.settings = settings
         self.clock = clock
         self.file_source = file_source
 
-    def _now(self, now: str | None) -> int:
-        return self.clock() if not now else parse_http_time(now, name="now", now_us=self.clock())
+    def _default_now(self) -> int:
+        return self.clock() if self.clock is not None else self.service.default_now_us()
+
+    def _now(self, now: str | None) -> int | None:
+        """The moment a call judges at: its ``now`` (relative ones from the default), else
+        the given clock, else None (the service's default, which its answers name)."""
+        if now:
+            return parse_http_time(now, name="now", now_us=self._default_now())
+        return self.clock() if self.clock is not None else None
 
     def list_operations(
         self,
@@ -283,16 +291,19 @@ class OpdiagTools:
         now: str | None = None,
     ) -> dict[str, Any]:
         now_us = self._now(now)
+        base_us = self._default_now() if now_us is None else now_us
         if since is None and until is None and self.file_source:
             start, end = 0, _ALL_END_US  # a recorded corpus: all of it
         else:
             end = (
-                parse_http_time(until, name="until", now_us=now_us, end=True)
+                parse_http_time(until, name="until", now_us=base_us, end=True)
                 if until
-                else now_us + 1
+                else base_us + 1
             )
             lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
-            start = parse_http_time(since, name="since", now_us=now_us) if since else end - lookback
+            start = (
+                parse_http_time(since, name="since", now_us=base_us) if since else end - lookback
+            )
             if start >= end:
                 raise InputError("since must be before until", field="since")
         if not 1 <= limit <= LIST_MAX:
@@ -312,12 +323,16 @@ class OpdiagTools:
         rows = [{k: v for k, v in _brief(d).items() if k in _ROW_KEYS} for d in page]
         rows = rows[: _fitting(rows, MAX_ANSWER - 200)]
         after = offset + len(rows)
-        return {
+        answer: dict[str, Any] = {
             "operations": rows,
             "total": len(found),
             "omitted": len(found) - len(rows),
             "next_offset": after if after < len(found) else None,
         }
+        note = self.service.clock_note(now_us) if any(not d.finished for d in page) else None
+        if note is not None:  # the verdicts of what was in flight depend on it
+            answer["note"] = note
+        return answer
 
     def diagnose(self, *, operation_id: str, now: str | None = None) -> dict[str, Any]:
         _ident(operation_id, "operation_id")
@@ -401,12 +416,14 @@ DESCRIPTIONS: dict[str, str] = {
         f"healthy|failed|stuck|slow|worker_lost|…; limit 1..{LIST_MAX}, fewer when the answer "
         f"would pass {MAX_ANSWER:,} characters ('omitted' counts the rest); offset: where to "
         "start, 'next_offset' of the previous answer (keep since/until/now the same to page "
-        "a live Jaeger). now fixes the clock for 'stuck'."
+        "a live Jaeger). now: the moment to judge at ('stuck' is judged by it; a moment in "
+        "the past sees only what had happened by then); default: the end of the recorded "
+        "traces for files ('note' says so when that matters), the clock for Jaeger."
     ),
     "diagnose": (
         "Diagnose one operation id (op_…) or trace id: verdict, one-line summary, root-cause "
         "span with the attributes that prove it, bottleneck, what changed against the last good "
-        "runs of its type (named), findings, solution, links."
+        "runs of its type (named), findings, solution, links. now as for list_operations."
     ),
     "compare_operations": (
         "Compare operation_id against another operation (against), phase by phase: time per "
@@ -510,7 +527,9 @@ def serve_stdio(settings: Settings) -> int:
 
     source = make_source(settings)
     tools = OpdiagTools(
-        DiagnosisService(source, settings), settings, file_source=isinstance(source, FileSource)
+        DiagnosisService(source, settings, recording_clock=True),
+        settings,
+        file_source=isinstance(source, FileSource),
     )
     build_server(tools).run("stdio")
     return 0

@@ -59,6 +59,7 @@ from opdiag.diagnosis.result import (
     Diagnosis,
     copied,
 )
+from opdiag.durations import human_ms
 from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
 from opdiag.lru import LRUCache
 from opdiag.model import Trace, normalise_trace_id
@@ -180,10 +181,15 @@ class DiagnosisService:
         rules: RuleSet | None = None,
         *,
         fork: bool = False,
+        recording_clock: bool = False,
     ) -> None:
         """``fork``: a listing of a file source may compute half of its verdicts in a forked
-        child (only for a process without threads: the CLI's one-shot commands)."""
+        child (only for a process without threads: the CLI's one-shot commands).
+        ``recording_clock``: without a given ``now``, trace files are judged at their end,
+        not at the wall clock (the CLI's and the assistant's answers about a recording;
+        ``opdiag serve`` judges at its clock, as it judges Jaeger)."""
         self._fork = fork
+        self._recording_clock = recording_clock
         if rules is None:
             from opdiag.diagnosis.rules import load_rules
 
@@ -214,13 +220,38 @@ class DiagnosisService:
             "capacity": self._final.capacity,
         }
 
+    def default_now_us(self) -> int:
+        """The moment judged at when none is given: the wall clock, or with
+        ``recording_clock`` the end of trace files (their last span: they hold what was
+        exported up to then, and the wall clock would call everything in flight in them
+        stuck for as long as they have lain there)."""
+        if self._recording_clock and self._is_file_source():
+            return self.source.latest_us()  # type: ignore[attr-defined]
+        return wall_clock_us()
+
+    def clock_note(self, now_us: int | None) -> str | None:
+        """What an answer says of its clock when that matters: judged by default at the end
+        of trace files that ended longer ago than the stuck threshold. None for a given
+        clock, the wall clock, files still being written."""
+        if now_us is not None or not (self._recording_clock and self._is_file_source()):
+            return None
+        latest = self.default_now_us()
+        behind_us = wall_clock_us() - latest
+        if behind_us <= self.settings.diagnosis.stuck_after_s * US_PER_S:
+            return None
+        return (
+            f"judged at {format_rfc3339(latest)}, when the traces end "
+            f"({human_ms(behind_us / US_PER_MS)} before this machine's clock): what was in "
+            "flight then is judged as it was then; give now (--now) to judge at another moment"
+        )
+
     def _at(self, now_us: int | None) -> _At:
-        """The moment to judge at (None: the wall clock) and whether it lies in the
+        """The moment to judge at (None: ``default_now_us``) and whether it lies in the
         source's past: more than the clock margin before the latest moment it holds spans
         of (hosts' clocks, and the moments people give, a file name's second or a rounded
         ``--now``, are that far apart). A source that cannot say is judged as of its
         present."""
-        now = wall_clock_us() if now_us is None else now_us
+        now = self.default_now_us() if now_us is None else now_us
         latest = getattr(self.source, "latest_us", None)
         return _At(now, past=callable(latest) and now < latest() - CLOCK_MARGIN_US)
 
@@ -260,6 +291,10 @@ class DiagnosisService:
             self._final.put(at.key(ident), final)
             if final.key != ident:
                 self._final.put(at.key(final.key), final)
+        elif not final.finished:  # its verdict depends on the clock: say which one
+            note = self.clock_note(now_us)
+            if note is not None:
+                final = copied(final, warnings=[*final.warnings, note])
         return final
 
     def compare(
