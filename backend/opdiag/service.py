@@ -60,7 +60,7 @@ from opdiag.diagnosis.result import (
     copied,
 )
 from opdiag.durations import human_ms
-from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
+from opdiag.errors import InputError, NotFoundError, NotYetError, SourceUnavailableError
 from opdiag.lru import LRUCache
 from opdiag.model import Trace, normalise_trace_id
 from opdiag.operations import (
@@ -251,9 +251,14 @@ class DiagnosisService:
         of (hosts' clocks, and the moments people give, a file name's second or a rounded
         ``--now``, are that far apart). A source that cannot say is judged as of its
         present."""
-        now = self.default_now_us() if now_us is None else now_us
+        default = self.default_now_us()
+        now = default if now_us is None else now_us
         latest = getattr(self.source, "latest_us", None)
-        return _At(now, past=callable(latest) and now < latest() - CLOCK_MARGIN_US)
+        return _At(
+            now,
+            past=callable(latest) and now < latest() - CLOCK_MARGIN_US,
+            pinned=abs(now - default) > CLOCK_MARGIN_US,
+        )
 
     # -- one operation ----------------------------------------------------------------
 
@@ -286,7 +291,7 @@ class DiagnosisService:
                 _type_of(base, group), at, target=group, around_us=group.start_us
             )
             final = self._judged(base, group, self._good(healthy), at)
-        final = self._finish(final, own=final is not base)
+        final = self._finish(final, at, own=final is not base)
         if _final_answer(final, at):
             self._final.put(at.key(ident), final)
             if final.key != ident:
@@ -511,10 +516,10 @@ class DiagnosisService:
             return out
         return copied(base, comparison=comparison)
 
-    def _finish(self, diagnosis: Diagnosis, *, own: bool = False) -> Diagnosis:
-        """``diagnosis`` with its links; ``own``: a copy nobody else holds yet (from
-        ``_judged``), filled in place."""
-        links = build_links(diagnosis, self.settings.links)
+    def _finish(self, diagnosis: Diagnosis, at: _At, *, own: bool = False) -> Diagnosis:
+        """``diagnosis`` with its links (judged at ``at``); ``own``: a copy nobody else
+        holds yet (from ``_judged``), filled in place."""
+        links = build_links(diagnosis, self.settings.links, now_ms=at.link_now_ms(diagnosis))
         if own:
             diagnosis.links = links
             return diagnosis
@@ -651,7 +656,7 @@ class DiagnosisService:
                 if diagnosis.finished and not diagnosis.is_request:
                     same = good.get(_type_of(diagnosis, group), [])
                     final = self._judged(diagnosis, group, same, at, profiles.get(group.key))
-                final = self._finish(final, own=final is not diagnosis)
+                final = self._finish(final, at, own=final is not diagnosis)
                 if _final_answer(final, at):
                     self._final.put(at.key(group.key), final)
             yield final
@@ -718,9 +723,9 @@ class DiagnosisService:
                 out = slow.reassess_slow(
                     base, reference, self.rules, d, change, basis=basis
                 )
-                out.links = row_links(out, self.settings.links)  # a copy of its own
+                out.links = row_links(out, self.settings.links, at.link_now_ms(out))  # own copy
                 return out
-        return copied(base, links=row_links(base, self.settings.links))
+        return copied(base, links=row_links(base, self.settings.links, at.link_now_ms(base)))
 
     def each_operation(
         self,
@@ -840,10 +845,21 @@ def _newest(entry: tuple[OperationTraces, Diagnosis] | None) -> tuple[int, str]:
 class _At(msgspec.Struct, frozen=True):
     """The moment a call judges at. ``past``: before the source's present (the end of a
     recording; a little before Jaeger's clock), so it sees only the spans that had ended by
-    then (``opdiag.asof``), and its answers are cached apart from the present's."""
+    then (``opdiag.asof``), and its answers are cached apart from the present's. ``pinned``:
+    more than the clock margin from the default ``now`` (``link_now_ms``)."""
 
     now_us: int
     past: bool = False
+    # not the moment a link opened without ``now`` would judge at: links keep it
+    pinned: bool = False
+
+    def link_now_ms(self, diagnosis: Diagnosis) -> int | None:
+        """The ``now`` the links to ``diagnosis`` carry, when a page opened at its own clock
+        would answer otherwise: a moment in the source's past (it sees less), or another
+        clock for an operation not finished then. None: the page's own clock."""
+        if self.past or (self.pinned and not diagnosis.finished):
+            return self.now_us // US_PER_MS
+        return None
 
     def key(self, key: str) -> str:
         """The cache key of ``key``'s answers at this moment."""
@@ -861,18 +877,18 @@ class _Lookup(msgspec.Struct, frozen=True):
     window: TimeRange | None
 
 
-def _not_yet(ident: str, traces: Sequence[Trace], now_us: int) -> NotFoundError:
+def _not_yet(ident: str, traces: Sequence[Trace], now_us: int) -> NotYetError:
     """Not found at ``now_us`` although the source holds ``ident``: nothing of it had been
     exported by then (it had not started, or no span of it had ended)."""
     when = _moment(now_us)
     first = min(t.start_us for t in traces)
     if first > now_us:
-        return NotFoundError(
+        return NotYetError(
             f"{ident!r} had not started by {when} (the clock judged by): its first span "
             f"starts at {_moment(first)}"
         )
     ended = min(s.end_us for t in traces for s in t.spans)
-    return NotFoundError(
+    return NotYetError(
         f"no span of {ident!r} had ended by {when} (the clock judged by; a span is exported "
         f"when it ends): it started at {_moment(first)}, its first span ended at "
         f"{_moment(ended)}"
