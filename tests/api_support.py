@@ -286,7 +286,12 @@ class FakeService:
         return out[:limit] if limit else out
 
     def verdict_counts(
-        self, start_us: int, end_us: int, bucket_us: int, **filters: Any
+        self,
+        start_us: int,
+        end_us: int,
+        bucket_us: int,
+        now_us: int | None = None,
+        **filters: Any,
     ) -> list[VerdictCountRow]:
         self.calls.append(("verdict_counts", {"bucket_us": bucket_us, **filters}))
         self._maybe_raise()

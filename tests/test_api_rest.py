@@ -234,7 +234,7 @@ def test_openapi_document_is_generated_from_the_models(client):
     ]["schema"]["items"]
     assert item == {"$ref": "#/components/schemas/OperationRow"}
     params = {p["name"] for p in doc["paths"]["/api/v1/operations"]["get"]["parameters"]}
-    assert params == {"from", "to", "type", "verdict", "service", "limit"}
+    assert params == {"from", "to", "type", "verdict", "service", "limit", "now"}
 
 
 def test_finding_evidence_cells_hold_no_python_reprs():

@@ -106,8 +106,8 @@ def test_metrics_lists_every_row_kind_with_payloads(client):
         "annotations",
     ]
     payloads = {m["value"]: {p["name"] for p in m["payloads"]} for m in data}
-    assert payloads["operations"] == {"type", "verdict", "service", "limit"}
-    assert payloads["annotations"] == {"type", "verdict", "service", "limit"}
+    assert payloads["operations"] == {"type", "verdict", "service", "limit", "now"}
+    assert payloads["annotations"] == {"type", "verdict", "service", "limit", "now"}
     assert {"operation_id"} <= payloads["flow"]
     assert {"type", "verdict", "service", "interval"} <= payloads["verdict_counts"]
 

@@ -50,6 +50,13 @@ class NotFoundError(OpdiagError):
     http_status = 404
 
 
+class NotYetError(NotFoundError):
+    """The source holds the id, but nothing of it had been exported by the moment judged at
+    (``now`` before it started, or before any of its spans ended)."""
+
+    field = "now"
+
+
 class SourceUnavailableError(OpdiagError):
     """The trace source (Jaeger) cannot be reached or answers nonsense."""
 

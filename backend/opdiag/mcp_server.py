@@ -35,7 +35,6 @@ from opdiag.timeutil import (
     format_rfc3339,
     parse_any_time,
 )
-from opdiag.timeutil import wall_clock_us as _wall_clock_us
 
 LIST_DEFAULT, LIST_MAX = 50, 200
 FLOW_DEFAULT, FLOW_MAX = 40, 300
@@ -62,7 +61,10 @@ _ALL_END_US = 2**62
 Time = Annotated[str | int | float | None, Field(description=f"A time: {TIME_FORMS}.")]
 Clock = Annotated[
     str | int | float | None,
-    Field(description=f"The clock for 'stuck' (default: the real clock); a time: {TIME_FORMS}."),
+    Field(
+        description="The moment to judge at ('stuck' is judged by it; default: the end of the "
+        f"recorded traces for files, the clock for Jaeger); a time: {TIME_FORMS}."
+    ),
 ]
 INSTRUCTIONS = (
     "opdiag diagnoses operations of a job system (KTRDR: training, backtesting, data loads) "
@@ -309,18 +311,25 @@ class OpdiagTools:
         service: Any,
         settings: Settings,
         *,
-        clock: Callable[[], int] = _wall_clock_us,
+        clock: Callable[[], int] | None = None,
         file_source: bool = False,
     ) -> None:
+        """``clock``: the moment to judge at when a call gives none (None: the service's
+        default, the end of a recording or Jaeger's clock)."""
         self.service = service
         self.settings = settings
         self.clock = clock
         self.file_source = file_source
 
-    def _now(self, now: str | float | None) -> int:
-        if now is None or now == "":
-            return self.clock()
-        return parse_any_time(now, name="now", now_us=self.clock())
+    def _default_now(self) -> int:
+        return self.clock() if self.clock is not None else self.service.default_now_us()
+
+    def _now(self, now: str | float | None) -> int | None:
+        """The moment a call judges at: its ``now`` (relative ones from the default), else
+        the given clock, else None (the service's default, which its answers name)."""
+        if now is not None and now != "":
+            return parse_any_time(now, name="now", now_us=self._default_now())
+        return self.clock() if self.clock is not None else None
 
     def list_operations(
         self,
@@ -334,18 +343,19 @@ class OpdiagTools:
         now: Clock = None,
     ) -> dict[str, Any]:
         now_us = self._now(now)
+        base_us = self._default_now() if now_us is None else now_us
         given = {k: v for k, v in (("since", since), ("until", until)) if v not in (None, "")}
         if not given and self.file_source:
             start, end = 0, _ALL_END_US  # a recorded corpus: all of it
         else:
             end = (
-                parse_any_time(until, name="until", now_us=now_us, end=True)
+                parse_any_time(until, name="until", now_us=base_us, end=True)
                 if "until" in given
-                else now_us + 1
+                else base_us + 1
             )
             lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
             start = (
-                parse_any_time(since, name="since", now_us=now_us)
+                parse_any_time(since, name="since", now_us=base_us)
                 if "since" in given
                 else end - lookback
             )
@@ -369,7 +379,7 @@ class OpdiagTools:
         rows = [{k: v for k, v in _brief(d).items() if k in _ROW_KEYS} for d in page]
         rows = rows[: _fitting(rows, MAX_ANSWER - 200)]
         after = offset + len(rows)
-        return {
+        answer: dict[str, Any] = {
             "operations": rows,
             "total": len(found),
             # rows of the page asked for that did not fit; those before offset or after the
@@ -377,6 +387,10 @@ class OpdiagTools:
             "omitted": len(page) - len(rows),
             "next_offset": after if after < len(found) else None,
         }
+        note = self.service.clock_note(now_us) if any(not d.finished for d in page) else None
+        if note is not None:  # the verdicts of what was in flight depend on it
+            answer["note"] = note
+        return answer
 
     def _known_types(self) -> frozenset[str]:
         """The types opdiag gives, the rule packs name and the settings budget."""
@@ -504,13 +518,15 @@ DESCRIPTIONS: dict[str, str] = {
         f"healthy|failed|stuck|slow|worker_lost|…; limit 1..{LIST_MAX}, fewer when the answer "
         f"would pass {MAX_ANSWER:,} characters ('omitted' counts the rows of the page cut so); "
         "'total' counts every match; offset: where to start, 'next_offset' of the previous "
-        "answer (null: no more; keep since/until/now the same to page a live Jaeger). now "
-        "fixes the clock for 'stuck'."
+        "answer (null: no more; keep since/until/now the same to page a live Jaeger). now: the "
+        "moment to judge at ('stuck' is judged by it; a moment in the past sees only what had "
+        "happened by then); default: the end of the recorded traces for files ('note' says so "
+        "when that matters), the clock for Jaeger."
     ),
     "diagnose": (
         "Diagnose one operation id (op_…) or trace id: verdict, one-line summary, root-cause "
         "span with the attributes that prove it, bottleneck, what changed against the last good "
-        "runs of its type (named), findings, solution, links."
+        "runs of its type (named), findings, solution, links. now as for list_operations."
     ),
     "compare_operations": (
         "Compare operation_id against another operation (against), phase by phase: time per "
@@ -672,7 +688,9 @@ def serve_stdio(settings: Settings) -> int:
 
     source = make_source(settings)
     tools = OpdiagTools(
-        DiagnosisService(source, settings), settings, file_source=isinstance(source, FileSource)
+        DiagnosisService(source, settings, recording_clock=True),
+        settings,
+        file_source=isinstance(source, FileSource),
     )
     build_server(tools).run("stdio")
     return 0

@@ -12,6 +12,11 @@ Diagnoses of finished operations never change, so they are kept in a bounded LRU
 always recomputed because ``stuck`` depends on ``now``. The service is shared by the
 server's threads, so the cache is guarded by a lock; computing happens outside it.
 
+A ``now`` in the source's past (more than a minute, the clock margin, before a recording's
+last span or Jaeger's clock) judges what had happened by then: every trace read is cut to the spans
+that had ended (``opdiag.asof``), for the operation, its neighbours, the listing and the
+baselines alike, and those answers are cached under that moment (``_At``).
+
 Jaeger calls: a source that offers ``recent_traces_for`` (``JaegerSource``) answers a cold
 diagnosis from the live window it recently searched for the operations list or a baseline
 (the baseline population itself is that same shared window: ``recent_traces`` of the
@@ -32,6 +37,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import msgspec
 
+from opdiag.asof import as_of
 from opdiag.diagnosis import engine, slow
 from opdiag.diagnosis.comparison import (
     RunProfile,
@@ -40,6 +46,7 @@ from opdiag.diagnosis.comparison import (
     compare,
     compare_with_baseline,
     good_runs,
+    never_ran,
     no_baseline,
     not_comparable,
     run_profile,
@@ -47,8 +54,15 @@ from opdiag.diagnosis.comparison import (
     slow_reference,
 )
 from opdiag.diagnosis.facts import TERMINAL
-from opdiag.diagnosis.result import VERDICTS, Comparison, Diagnosis, copied
-from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
+from opdiag.diagnosis.result import (
+    REQUEST_SETTLE_MS,
+    VERDICTS,
+    Comparison,
+    Diagnosis,
+    copied,
+)
+from opdiag.durations import human_ms
+from opdiag.errors import InputError, NotFoundError, NotYetError, SourceUnavailableError
 from opdiag.lru import LRUCache
 from opdiag.model import Trace, normalise_trace_id
 from opdiag.operations import (
@@ -59,7 +73,7 @@ from opdiag.operations import (
     last_status,
 )
 from opdiag.render.links import build_links, row_links
-from opdiag.search_window import lookup_window
+from opdiag.search_window import CLOCK_MARGIN_US, lookup_window
 from opdiag.settings import Settings
 from opdiag.sources.base import TraceSource
 from opdiag.sources.budget import BudgetSpentError
@@ -112,7 +126,22 @@ def _is_healthy_run(diagnosis: Diagnosis) -> bool:
 
 def _may_be_slow(diagnosis: Diagnosis) -> bool:
     """Slow is decided for finished runs the engine called healthy or slow (by budget)."""
-    return diagnosis.finished and diagnosis.verdict in ("healthy", "slow")
+    return (
+        diagnosis.finished
+        and not diagnosis.is_request
+        and diagnosis.verdict in ("healthy", "slow")
+    )
+
+
+def _final_answer(diagnosis: Diagnosis, at: _At) -> bool:
+    """The answer can no longer change (it is cached, and reused traces answer it): the
+    operation finished; a request that never became an operation only once it has been over
+    for ``REQUEST_SETTLE_MS`` (its backend's spans come in batches after the command's)."""
+    if not diagnosis.finished:
+        return False
+    if not diagnosis.is_request:
+        return True
+    return (diagnosis.ended_at_ms or 0) + REQUEST_SETTLE_MS <= at.now_us // US_PER_MS
 
 
 def _wanted(values: Iterable[str] | None) -> set[str] | None:
@@ -154,10 +183,15 @@ class DiagnosisService:
         rules: RuleSet | None = None,
         *,
         fork: bool = False,
+        recording_clock: bool = False,
     ) -> None:
         """``fork``: a listing of a file source may compute half of its verdicts in a forked
-        child (only for a process without threads: the CLI's one-shot commands)."""
+        child (only for a process without threads: the CLI's one-shot commands).
+        ``recording_clock``: without a given ``now``, trace files are judged at their end,
+        not at the wall clock (the CLI's and the assistant's answers about a recording;
+        ``opdiag serve`` judges at its clock, as it judges Jaeger)."""
         self._fork = fork
+        self._recording_clock = recording_clock
         if rules is None:
             from opdiag.diagnosis.rules import load_rules
 
@@ -188,6 +222,46 @@ class DiagnosisService:
             "capacity": self._final.capacity,
         }
 
+    def default_now_us(self) -> int:
+        """The moment judged at when none is given: the wall clock, or with
+        ``recording_clock`` the end of trace files (their last span: they hold what was
+        exported up to then, and the wall clock would call everything in flight in them
+        stuck for as long as they have lain there)."""
+        if self._recording_clock and self._is_file_source():
+            return self.source.latest_us()  # type: ignore[attr-defined]
+        return wall_clock_us()
+
+    def clock_note(self, now_us: int | None) -> str | None:
+        """What an answer says of its clock when that matters: judged by default at the end
+        of trace files that ended longer ago than the stuck threshold. None for a given
+        clock, the wall clock, files still being written."""
+        if now_us is not None or not (self._recording_clock and self._is_file_source()):
+            return None
+        latest = self.default_now_us()
+        behind_us = wall_clock_us() - latest
+        if behind_us <= self.settings.diagnosis.stuck_after_s * US_PER_S:
+            return None
+        return (
+            f"judged at {format_rfc3339(latest)}, when the traces end "
+            f"({human_ms(behind_us / US_PER_MS)} before this machine's clock): what was in "
+            "flight then is judged as it was then; give now (--now) to judge at another moment"
+        )
+
+    def _at(self, now_us: int | None) -> _At:
+        """The moment to judge at (None: ``default_now_us``) and whether it lies in the
+        source's past: more than the clock margin before the latest moment it holds spans
+        of (hosts' clocks, and the moments people give, a file name's second or a rounded
+        ``--now``, are that far apart). A source that cannot say is judged as of its
+        present."""
+        default = self.default_now_us()
+        now = default if now_us is None else now_us
+        latest = getattr(self.source, "latest_us", None)
+        return _At(
+            now,
+            past=callable(latest) and now < latest() - CLOCK_MARGIN_US,
+            pinned=abs(now - default) > CLOCK_MARGIN_US,
+        )
+
     # -- one operation ----------------------------------------------------------------
 
     def diagnose(
@@ -199,31 +273,35 @@ class DiagnosisService:
         ident = (ident or "").strip()
         if not ident:
             raise InputError("empty operation or trace id", field="id")
-        cached = self._final.get(ident)
+        at = self._at(now_us)
+        cached = self._final.get(at.key(ident))
         if cached is not None and _overlaps(cached, window):
             return cached
-        now = wall_clock_us() if now_us is None else now_us
-        look = _Lookup(now, window)
+        look = _Lookup(at, window)
         group, reused = self._lookup(ident, look)
         if reused and not _may_be_finished(group):
             group, reused = self._lookup(ident, look, fresh=True)
-        base = self._base_diagnosis(group, now, ident=ident)
-        if reused and not base.finished:  # reused traces are only good for finished work
+        base = self._base_diagnosis(group, at, ident=ident)
+        if reused and not _final_answer(base, at):  # reused traces: only for finished work
             group, reused = self._lookup(ident, look, fresh=True)
-            base = self._base_diagnosis(group, now, ident=ident)
+            base = self._base_diagnosis(group, at, ident=ident)
         if base.verdict == "not_found":  # traces matched, but nothing of the operation in them
             raise self._not_found(ident, look)
         final = base
-        if base.finished:
+        if base.finished and not base.is_request:
             healthy = self._healthy_runs(
-                _type_of(base, group), now, target=group, around_us=group.start_us
+                _type_of(base, group), at, target=group, around_us=group.start_us
             )
-            final = self._judged(base, group, self._good(healthy))
-        final = self._finish(final, own=final is not base)
-        if final.finished:
-            self._final.put(ident, final)
+            final = self._judged(base, group, self._good(healthy), at)
+        final = self._finish(final, at, own=final is not base)
+        if _final_answer(final, at):
+            self._final.put(at.key(ident), final)
             if final.key != ident:
-                self._final.put(final.key, final)
+                self._final.put(at.key(final.key), final)
+        elif not final.finished:  # its verdict depends on the clock: say which one
+            note = self.clock_note(now_us)
+            if note is not None:
+                final = copied(final, warnings=[*final.warnings, note])
         return final
 
     def compare(
@@ -231,19 +309,19 @@ class DiagnosisService:
     ) -> tuple[Diagnosis, Diagnosis, Comparison]:
         """``ident`` against one chosen run ``against`` (``opdiag compare A B``): both
         diagnosed, then lined up phase by phase as if ``against`` were the only good run."""
-        now = wall_clock_us() if now_us is None else now_us
+        at = self._at(now_us)
         pair: list[tuple[Diagnosis, RunProfile]] = []
         for one in (ident, against):
-            diagnosis = self.diagnose(one, now_us=now)
-            group, _ = self._lookup(diagnosis.key, _Lookup(now, None), fresh=not diagnosis.finished)
-            pair.append((diagnosis, self._profile(group, diagnosis)))
+            diagnosis = self.diagnose(one, now_us=at.now_us)
+            group, _ = self._lookup(diagnosis.key, _Lookup(at, None), fresh=not diagnosis.finished)
+            pair.append((diagnosis, self._profile(group, diagnosis, at)))
         (this, this_profile), (other, other_profile) = pair
         if this.key == other.key:
             raise InputError("compare needs two different operations", field="against")
         types = (this_profile.operation_type or "", other_profile.operation_type or "")
         why = not_comparable(this, other, types)
         if why is not None:
-            raise InputError(why, field="id" if this.status == "unknown" else "against")
+            raise InputError(why, field="id" if never_ran(this) else "against")
         comparison = compare(
             this_profile,
             [other_profile],
@@ -267,7 +345,7 @@ class DiagnosisService:
 
     def _search_window(self, ident: str, look: _Lookup) -> TimeRange | None:
         lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
-        return lookup_window(ident, now_us=look.now_us, lookback_us=lookback, given=look.window)
+        return lookup_window(ident, now_us=look.at.now_us, lookback_us=lookback, given=look.window)
 
     def _not_found(self, ident: str, look: _Lookup) -> NotFoundError:
         """Not found, naming the window a live source searched."""
@@ -286,7 +364,10 @@ class DiagnosisService:
         traces, reused = self._traces(ident, look, fresh=fresh)
         if not traces:
             raise self._not_found(ident, look)
-        return self._group_for(ident, traces, look, fresh=fresh or not reused), reused
+        seen = look.at.visible(traces)
+        if not seen:
+            raise _not_yet(ident, traces, look.at.now_us)
+        return self._group_for(ident, seen, look, fresh=fresh or not reused), reused
 
     def _group_for(
         self, ident: str, traces: list[Trace], look: _Lookup, *, fresh: bool = True
@@ -298,6 +379,7 @@ class DiagnosisService:
         group = find_operation(groups, ident)
         if group is not None and group.key != ident and group.operation_id is not None:
             more, _ = self._traces(group.operation_id, look, fresh=fresh)
+            more = look.at.visible(more)
             grown = find_operation(group_operations(more, patterns), group.operation_id)
             return grown or group
         if group is not None:
@@ -314,26 +396,26 @@ class DiagnosisService:
             alone=False,
         )
 
-    def _base_diagnosis(self, group: OperationTraces, now_us: int, ident: str) -> Diagnosis:
+    def _base_diagnosis(self, group: OperationTraces, at: _At, ident: str) -> Diagnosis:
         """The engine's verdict before any baseline (budget only); finished ones cached."""
-        cached = self._base.get(group.key)
+        cached = self._base.get(at.key(group.key))
         if cached is not None:
             return cached
-        result = self._verdict(group, now_us, ident)
-        if result.finished:
-            self._base.put(group.key, result)
+        result = self._verdict(group, at, ident)
+        if _final_answer(result, at):
+            self._base.put(at.key(group.key), result)
         return result
 
-    def _verdict(self, group: OperationTraces, now_us: int, ident: str) -> Diagnosis:
+    def _verdict(self, group: OperationTraces, at: _At, ident: str) -> Diagnosis:
         """``_base_diagnosis`` without the cache: the engine run on the group."""
-        neighbours, problem = self._neighbours(group, now_us)
+        neighbours, problem = self._neighbours(group, at)
         result = engine.diagnose(
             group.traces,
             ident=ident,
             operation_id=group.operation_id,
             rules=self.rules,
             settings=self.settings.diagnosis,
-            now_us=now_us,
+            now_us=at.now_us,
             neighbours=neighbours,
         )
         if problem is not None:
@@ -342,7 +424,7 @@ class DiagnosisService:
             result = copied(result, operation_type=group.operation_type)
         return result
 
-    def _neighbours(self, group: OperationTraces, now_us: int) -> tuple[list[Trace], str | None]:
+    def _neighbours(self, group: OperationTraces, at: _At) -> tuple[list[Trace], str | None]:
         """Traces around the operation that may hold its cause (the pack's ``neighbours``):
         asked only for operations that did not complete. A source that
         cannot answer this second search leaves the diagnosis without them, and says so;
@@ -356,8 +438,8 @@ class DiagnosisService:
         status = last_status(group)
         if status in _SETTLED:
             return [], None
-        end = group.end_us if status in TERMINAL else max(now_us, group.end_us)
-        lo, hi = spec.window(group.start_us, end, now_us)
+        end = group.end_us if status in TERMINAL else max(at.now_us, group.end_us)
+        lo, hi = spec.window(group.start_us, end, at.now_us)
         queries = spec.queries_for(started=status is not None)
         try:
             found = search(lo, hi, queries, spec.max_traces)
@@ -365,12 +447,13 @@ class DiagnosisService:
             raise
         except SourceUnavailableError as exc:
             return [], f"evidence from neighbouring traces unavailable: {exc.message}"
-        return found, None
+        return at.visible(found), None
 
     def _profile(
         self,
         group: OperationTraces,
         diagnosis: Diagnosis,
+        at: _At,
         later: deque[tuple[str, RunProfile]] | None = None,
         *,
         lazy: bool = False,
@@ -378,7 +461,9 @@ class DiagnosisService:
         """The run's phases, error types and alike values; finished runs are kept
         (``later``: put there, for ``LRUCache.put_all``; ``lazy``: phases made when read,
         see ``run_profile``)."""
-        cached = self._profiles.get(group.key) if diagnosis.finished else None
+        key = at.key(group.key)
+        final = _final_answer(diagnosis, at)
+        cached = self._profiles.get(key) if final else None
         if cached is not None:
             return cached
         profile = run_profile(
@@ -390,11 +475,11 @@ class DiagnosisService:
         )
         if profile.operation_type in (None, "", UNKNOWN_TYPE):
             profile.operation_type = _type_of(diagnosis, group)  # a new profile: ours
-        if diagnosis.finished:
+        if final:
             if later is None:
-                self._profiles.put(group.key, profile)
+                self._profiles.put(key, profile)
             else:
-                later.append((group.key, profile))
+                later.append((key, profile))
         return profile
 
     def _good(self, healthy: Sequence[RunProfile]) -> list[RunProfile]:
@@ -413,6 +498,7 @@ class DiagnosisService:
         base: Diagnosis,
         group: OperationTraces,
         good: Sequence[RunProfile],
+        at: _At,
         profile: RunProfile | None = None,
     ) -> Diagnosis:
         """``base`` with its comparison with the last good runs and, for a healthy or slow
@@ -427,7 +513,7 @@ class DiagnosisService:
             )
             return copied(base, comparison=comparison)
         comparison, chosen = compare_with_baseline(
-            profile or self._profile(group, base), good, self.settings.comparison,
+            profile or self._profile(group, base, at), good, self.settings.comparison,
             min_runs=d.min_baseline_runs,
         )
         if _may_be_slow(base) and len(chosen) >= d.min_baseline_runs and comparison.baseline_ms:
@@ -438,10 +524,10 @@ class DiagnosisService:
             return out
         return copied(base, comparison=comparison)
 
-    def _finish(self, diagnosis: Diagnosis, *, own: bool = False) -> Diagnosis:
-        """``diagnosis`` with its links; ``own``: a copy nobody else holds yet (from
-        ``_judged``), filled in place."""
-        links = build_links(diagnosis, self.settings.links)
+    def _finish(self, diagnosis: Diagnosis, at: _At, *, own: bool = False) -> Diagnosis:
+        """``diagnosis`` with its links (judged at ``at``); ``own``: a copy nobody else
+        holds yet (from ``_judged``), filled in place."""
+        links = build_links(diagnosis, self.settings.links, now_ms=at.link_now_ms(diagnosis))
         if own:
             diagnosis.links = links
             return diagnosis
@@ -467,7 +553,7 @@ class DiagnosisService:
     def _healthy_runs(
         self,
         op_type: str,
-        now_us: int,
+        at: _At,
         target: OperationTraces | None = None,
         around_us: int | None = None,
     ) -> list[RunProfile]:
@@ -476,8 +562,8 @@ class DiagnosisService:
         them all); only same-type operations are diagnosed, cached ones not again."""
         if not op_type or op_type == UNKNOWN_TYPE:
             return []
-        start, end, limit = self._window(now_us, around_us)
-        traces = self.source.recent_traces(start, end, limit)
+        start, end, limit = self._window(at.now_us, around_us)
+        traces = at.visible(self.source.recent_traces(start, end, limit))
         if target is not None and _only_target(traces, target):
             return []  # e.g. one big file holding just this operation: nothing to compare
         groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
@@ -487,15 +573,15 @@ class DiagnosisService:
                 continue
             if last_status(group) != "completed":  # cannot be a healthy run: skip the engine
                 continue
-            diagnosis = self._base_diagnosis(group, now_us, ident=group.key)
+            diagnosis = self._base_diagnosis(group, at, ident=group.key)
             if _is_healthy_run(diagnosis) and _type_of(diagnosis, group) == op_type:
-                out.append(self._profile(group, diagnosis))
+                out.append(self._profile(group, diagnosis, at))
         return out
 
     # -- many operations --------------------------------------------------------------
 
     def _all(
-        self, start_us: int, end_us: int, now_us: int, limit: int | None, *, rows: bool = False
+        self, start_us: int, end_us: int, at: _At, limit: int | None, *, rows: bool = False
     ) -> Iterator[Diagnosis]:
         """Every operation in the range, newest first, diagnosed in two passes: verdicts
         (here, at once), then baselines, one operation at a time as the result is read.
@@ -505,17 +591,17 @@ class DiagnosisService:
             if self._is_file_source()
             else max(self.settings.jaeger.search_limit, limit or 0)
         )
-        traces = self.source.recent_traces(start_us, end_us, trace_limit)
+        traces = at.visible(self.source.recent_traces(start_us, end_us, trace_limit))
         groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
         finals: dict[str, Diagnosis] = {}
         todo: list[OperationTraces] = []
         for group in groups:
-            cached = self._final.get(group.key)
+            cached = self._final.get(at.key(group.key))
             if cached is not None:
                 finals[group.key] = cached
             else:
                 todo.append(group)
-        made = iter(self._first_pass(todo, now_us))
+        made = iter(self._first_pass(todo, at))
         bases: list[tuple[OperationTraces, Diagnosis] | None] = [
             (group, finals[group.key] if group.key in finals else next(made)) for group in groups
         ]
@@ -525,7 +611,7 @@ class DiagnosisService:
         kept = self._profiles.later()
         for group, diagnosis in filter(None, bases):
             if group.key not in finals and _is_healthy_run(diagnosis):
-                profile = self._profile(group, diagnosis, kept, lazy=rows)
+                profile = self._profile(group, diagnosis, at, kept, lazy=rows)
                 profiles[group.key] = profile
                 healthy.setdefault(_type_of(diagnosis, group), []).append(profile)
         # the cache keeps whole profiles (a lazy one would hold its spans)
@@ -534,17 +620,17 @@ class DiagnosisService:
         # newest first (a stable sort: equal keys keep the grouping's order)
         order = sorted(range(len(bases)), key=lambda i: _newest(bases[i]), reverse=True)
         if rows:
-            return self._rows_each(bases, order, finals, good, profiles)
-        return self._judge_each(bases, order, finals, good, profiles)
+            return self._rows_each(bases, order, finals, good, profiles, at=at)
+        return self._judge_each(bases, order, finals, good, profiles, at=at)
 
-    def _first_pass(self, groups: list[OperationTraces], now_us: int) -> list[Diagnosis]:
+    def _first_pass(self, groups: list[OperationTraces], at: _At) -> list[Diagnosis]:
         """The verdicts before any baseline, in ``groups``' order, finished ones put in the
         base cache at the end (a file's listing with ``fork``: half of them made by a forked
         child, which cannot put them there itself)."""
 
         def base(group: OperationTraces) -> Diagnosis:
-            cached = self._base.get(group.key)
-            return cached if cached is not None else self._verdict(group, now_us, group.key)
+            cached = self._base.get(at.key(group.key))
+            return cached if cached is not None else self._verdict(group, at, group.key)
 
         if self._fork and self._is_file_source():
             from opdiag.forked import split_map
@@ -553,7 +639,9 @@ class DiagnosisService:
         else:
             made = [base(g) for g in groups]
         later = self._base.later()  # only the last ``capacity`` would stay in the LRU
-        later.extend((g.key, d) for g, d in zip(groups, made, strict=True) if d.finished)
+        later.extend(
+            (at.key(g.key), d) for g, d in zip(groups, made, strict=True) if _final_answer(d, at)
+        )
         self._base.put_all(later)
         return made
 
@@ -564,6 +652,8 @@ class DiagnosisService:
         finals: dict[str, Diagnosis],
         good: dict[str, list[RunProfile]],
         profiles: dict[str, RunProfile],
+        *,
+        at: _At,
     ) -> Iterator[Diagnosis]:
         """The second pass, in ``order``: each verdict is let go once judged, so a listing
         read row by row holds the first pass's verdicts, never every final diagnosis."""
@@ -571,12 +661,12 @@ class DiagnosisService:
             final = finals.get(group.key)
             if final is None:
                 final = diagnosis
-                if diagnosis.finished:
+                if diagnosis.finished and not diagnosis.is_request:
                     same = good.get(_type_of(diagnosis, group), [])
-                    final = self._judged(diagnosis, group, same, profiles.get(group.key))
-                final = self._finish(final, own=final is not diagnosis)
-                if final.finished:
-                    self._final.put(group.key, final)
+                    final = self._judged(diagnosis, group, same, at, profiles.get(group.key))
+                final = self._finish(final, at, own=final is not diagnosis)
+                if _final_answer(final, at):
+                    self._final.put(at.key(group.key), final)
             yield final
 
     def _rows_each(
@@ -586,6 +676,8 @@ class DiagnosisService:
         finals: dict[str, Diagnosis],
         good: dict[str, list[RunProfile]],
         profiles: dict[str, RunProfile],
+        *,
+        at: _At,
     ) -> Iterator[Diagnosis]:
         """``_judge_each`` for a caller that shows rows only: what a row shows is the
         same, nothing else is made and nothing is cached (see ``_for_row``)."""
@@ -593,7 +685,7 @@ class DiagnosisService:
             final = finals.get(group.key)
             if final is None:
                 same = good.get(_type_of(diagnosis, group), [])
-                final = self._for_row(diagnosis, group, same, profiles.get(group.key))
+                final = self._for_row(diagnosis, group, same, at, profiles.get(group.key))
             yield final
 
     def _for_row(
@@ -601,6 +693,7 @@ class DiagnosisService:
         base: Diagnosis,
         group: OperationTraces,
         good: Sequence[RunProfile],
+        at: _At,
         profile: RunProfile | None,
     ) -> Diagnosis:
         """``_finish(_judged(base, …))`` as far as a row of the operations list shows it:
@@ -614,7 +707,7 @@ class DiagnosisService:
             r.key != group.key and r.operation_type == op_type for r in good
         ):
             d, c = self.settings.diagnosis, self.settings.comparison
-            this = profile or self._profile(group, base)
+            this = profile or self._profile(group, base, at)
             chosen, matched = select_baseline(
                 this, good, runs=c.baseline_runs, min_runs=d.min_baseline_runs,
                 order=list(c.alike),
@@ -638,9 +731,9 @@ class DiagnosisService:
                 out = slow.reassess_slow(
                     base, reference, self.rules, d, change, basis=basis
                 )
-                out.links = row_links(out, self.settings.links)  # a copy of its own
+                out.links = row_links(out, self.settings.links, at.link_now_ms(out))  # own copy
                 return out
-        return copied(base, links=row_links(base, self.settings.links))
+        return copied(base, links=row_links(base, self.settings.links, at.link_now_ms(base)))
 
     def each_operation(
         self,
@@ -663,13 +756,13 @@ class DiagnosisService:
             raise InputError("'to' is before 'from'", field="to")
         if limit is not None and limit < 0:
             raise InputError("limit must not be negative", field="limit")
-        now = wall_clock_us() if now_us is None else now_us
+        at = self._at(now_us)
         types, wanted_verdicts, wanted_services = (
             _wanted(operation_types),
             _wanted(verdicts),
             _wanted(services),
         )
-        everything = self._all(start_us, end_us, now, limit, rows=rows)
+        everything = self._all(start_us, end_us, at, limit, rows=rows)
 
         def wanted(d: Diagnosis) -> bool:
             if d.verdict == "not_found":
@@ -757,11 +850,62 @@ def _newest(entry: tuple[OperationTraces, Diagnosis] | None) -> tuple[int, str]:
     return (diagnosis.started_at_ms or 0, diagnosis.key)
 
 
+class _At(msgspec.Struct, frozen=True):
+    """The moment a call judges at. ``past``: before the source's present (the end of a
+    recording; a little before Jaeger's clock), so it sees only the spans that had ended by
+    then (``opdiag.asof``), and its answers are cached apart from the present's. ``pinned``:
+    more than the clock margin from the default ``now`` (``link_now_ms``)."""
+
+    now_us: int
+    past: bool = False
+    # not the moment a link opened without ``now`` would judge at: links keep it
+    pinned: bool = False
+
+    def link_now_ms(self, diagnosis: Diagnosis) -> int | None:
+        """The ``now`` the links to ``diagnosis`` carry, when a page opened at its own clock
+        would answer otherwise: a moment in the source's past (it sees less), or another
+        clock for an operation not finished then. None: the page's own clock."""
+        if self.past or (self.pinned and not diagnosis.finished):
+            return self.now_us // US_PER_MS
+        return None
+
+    def key(self, key: str) -> str:
+        """The cache key of ``key``'s answers at this moment."""
+        return f"{key}\x00{self.now_us}" if self.past else key
+
+    def visible(self, traces: Iterable[Trace]) -> list[Trace]:
+        """``traces`` as the source held them at this moment."""
+        return as_of(traces, self.now_us) if self.past else list(traces)
+
+
 class _Lookup(msgspec.Struct, frozen=True):
     """What one diagnosis searches by: its clock and the caller's window (if any)."""
 
-    now_us: int
+    at: _At
     window: TimeRange | None
+
+
+def _not_yet(ident: str, traces: Sequence[Trace], now_us: int) -> NotYetError:
+    """Not found at ``now_us`` although the source holds ``ident``: nothing of it had been
+    exported by then (it had not started, or no span of it had ended)."""
+    when = _moment(now_us)
+    first = min(t.start_us for t in traces)
+    if first > now_us:
+        return NotYetError(
+            f"{ident!r} had not started by {when} (the clock judged by): its first span "
+            f"starts at {_moment(first)}"
+        )
+    ended = min(s.end_us for t in traces for s in t.spans)
+    return NotYetError(
+        f"no span of {ident!r} had ended by {when} (the clock judged by; a span is exported "
+        f"when it ends): it started at {_moment(first)}, its first span ended at "
+        f"{_moment(ended)}"
+    )
+
+
+def _moment(epoch_us: int) -> str:
+    """RFC 3339 to the millisecond: moments a second apart are told apart."""
+    return f"{format_rfc3339(epoch_us)[:-1]}.{epoch_us // US_PER_MS % 1000:03d}Z"
 
 
 def _overlaps(diagnosis: Diagnosis, window: TimeRange | None) -> bool:

@@ -86,7 +86,13 @@ FILTER_PARAMS = [
 ID_PARAM = _param(
     "ident", "Operation id (operation.id) or trace id", where="path", schema=IDENT_SCHEMA
 )
-NOW_PARAM = _param("now", f"Clock for the 'stuck' verdict: {_TIME}", schema=TIME_SCHEMA)
+NOW_PARAM = _param(
+    "now",
+    f"The moment to judge at: {_TIME}; 'stuck' is judged by it, a moment in the trace "
+    "source's past sees only what had happened by then; default the server's clock; the "
+    "rows' diagnosis links keep it",
+    schema=TIME_SCHEMA,
+)
 LOOKUP_PARAMS = [
     _param(
         "from",
@@ -109,6 +115,7 @@ ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
                 "Maximum rows (capped by server.max_rows)",
                 schema={"type": "integer", "minimum": 1},
             ),
+            NOW_PARAM,
         ],
         "Recent operations with their verdicts, newest first",
     ),
@@ -145,7 +152,12 @@ ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
     (
         "/api/v1/verdict-counts",
         VerdictCountRow,
-        [*RANGE_PARAMS, *FILTER_PARAMS, _param("interval", "Bucket width: 5m, 1h or ms")],
+        [
+            *RANGE_PARAMS,
+            *FILTER_PARAMS,
+            _param("interval", "Bucket width: 5m, 1h or ms"),
+            NOW_PARAM,
+        ],
         "Operations per verdict per time bucket",
     ),
     (
@@ -172,6 +184,7 @@ ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
             *RANGE_PARAMS,
             *FILTER_PARAMS,
             _param("limit", "Maximum rows (capped by server.max_rows)", schema={"type": "integer"}),
+            NOW_PARAM,
         ],
         "Operations with a problem verdict (failed, refused, stuck, worker lost; or the "
         "verdicts asked for) as dashboard annotations",
@@ -181,7 +194,7 @@ ROUTES: list[tuple[str, type, list[dict[str, Any]], str]] = [
 _ERRORS = {
     "400": "Bad parameter; 'field' names it",
     "401": "Missing or invalid bearer token (when auth is on)",
-    "404": "Unknown operation or trace id",
+    "404": "Unknown operation or trace id, or nothing of it by 'now' (field 'now')",
     "502": "Trace source (Jaeger) unreachable",
     "503": "Verdict store unavailable",
     "504": "Trace source (Jaeger) too slow",

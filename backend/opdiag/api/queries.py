@@ -80,19 +80,27 @@ def default_range(source: Any, settings: Settings, now_us: int) -> TimeRange:
     return TimeRange(start_us=now_us - lookback_us(settings), end_us=now_us)
 
 
-def request_range(raw_from: Any, raw_to: Any, source: Any, settings: Settings) -> TimeRange:
+def request_range(
+    raw_from: Any, raw_to: Any, source: Any, settings: Settings, now: int | None = None
+) -> TimeRange:
     """``from``/``to`` of a request; without both, ``default_range``; with one, the other
-    is now or one look-back before ``to``."""
-    now = now_us()
+    is now or one look-back before ``to``. Relative times count from ``now`` (the
+    request's own, else the wall clock)."""
+    now = now_us() if now is None else now
     if raw_from in (None, "") and raw_to in (None, ""):
         return default_range(source, settings, now)
     return parse_range(raw_from, raw_to, now, lookback_us(settings))
 
 
-def operations(service: Any, span: TimeRange, filters: Filters, limit: int) -> list[OperationRow]:
-    """Recent operations with their verdicts, newest first (a service backed by the verdict
-    store answers rows already, the trace service diagnoses)."""
-    found = service.operations(span.start_us, span.end_us, limit=limit, **filters.as_kwargs())
+def operations(
+    service: Any, span: TimeRange, filters: Filters, limit: int, now: int | None = None
+) -> list[OperationRow]:
+    """Recent operations with their verdicts, newest first, judged at ``now`` (None: the
+    service's clock; a service backed by the verdict store answers rows already, the trace
+    service diagnoses)."""
+    found = service.operations(
+        span.start_us, span.end_us, now, limit=limit, **filters.as_kwargs()
+    )
     return [
         d if isinstance(d, OperationRow) else render_rows.operation_row(d) for d in found[:limit]
     ]
@@ -114,12 +122,13 @@ PROBLEM_VERDICTS: tuple[str, ...] = (
 
 
 def annotations(
-    service: Any, span: TimeRange, filters: Filters, limit: int
+    service: Any, span: TimeRange, filters: Filters, limit: int, now: int | None = None
 ) -> list[AnnotationRow]:
     """Operations with a problem verdict (or the verdicts asked for) as annotations."""
     verdicts = filters.verdicts or list(PROBLEM_VERDICTS)
     wanted = Filters(filters.operation_types, verdicts, filters.services)
-    return [render_rows.annotation_row(row) for row in operations(service, span, wanted, limit)]
+    found = operations(service, span, wanted, limit, now)
+    return [render_rows.annotation_row(row) for row in found]
 
 
 def _one(service: Any, ident: str, now_us: int | None, window: TimeRange | None) -> Any:
@@ -159,11 +168,13 @@ def comparison(
 
 
 def verdict_counts(
-    service: Any, span: TimeRange, interval_us: int, filters: Filters
+    service: Any, span: TimeRange, interval_us: int, filters: Filters, now: int | None = None
 ) -> list[VerdictCountRow]:
     """Operations per verdict per bucket; the service aligns the buckets."""
     return list(
-        service.verdict_counts(span.start_us, span.end_us, interval_us, **filters.as_kwargs())
+        service.verdict_counts(
+            span.start_us, span.end_us, interval_us, now, **filters.as_kwargs()
+        )
     )
 
 

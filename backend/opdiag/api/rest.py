@@ -33,7 +33,8 @@ def rows_response(rows: Sequence[Row]) -> Response:
 def _range() -> TimeRange:
     state = current_state()
     return queries.request_range(
-        request.args.get("from"), request.args.get("to"), state.source, state.settings
+        request.args.get("from"), request.args.get("to"), state.source, state.settings,
+        _now_us(),
     )
 
 
@@ -48,6 +49,7 @@ def _filters() -> queries.Filters:
 
 
 def _now_us() -> int | None:
+    """The request's ``now`` (None: the service's clock)."""
     raw = request.args.get("now")
     if raw in (None, ""):
         return None
@@ -68,7 +70,7 @@ def _listing(query: Callable[..., Sequence[Row]]) -> Response:
     state = current_state()
     span = _range()
     limit = parse_limit(request.args.get("limit"), state.settings.server.max_rows)
-    return rows_response(query(state.service, span, _filters(), limit))
+    return rows_response(query(state.service, span, _filters(), limit, _now_us()))
 
 
 def lookup_range() -> TimeRange | None:
@@ -120,7 +122,9 @@ def verdict_counts() -> Response:
         interval_us = queries.default_interval_us(span)
     else:
         interval_us = queries.bounded_interval_us(span, parse_interval_us(raw_interval))
-    return rows_response(queries.verdict_counts(state.service, span, interval_us, _filters()))
+    return rows_response(
+        queries.verdict_counts(state.service, span, interval_us, _filters(), _now_us())
+    )
 
 
 @bp.get("/variables/<name>")

@@ -22,7 +22,10 @@ class OperationRow(Row):
     operation_id: str = Field(description="operation.id, or the trace id when there is none")
     trace_id: str = Field(description="First trace of the operation (32 hex)")
     operation_type: str = Field(description="operation.type, or 'unknown'")
-    status: str = Field(description="Last known operation status")
+    status: str = Field(
+        description="Last known operation status (KTRDR's: pending … cancelled); 'rejected' "
+        "or 'answered' for a request that never became an operation, once over; else 'unknown'"
+    )
     verdict: str = Field(description="Verdict code")
     summary: str = Field(description="One-line diagnosis")
     duration_ms: float = Field(description="Operation duration so far, ms")
@@ -31,7 +34,10 @@ class OperationRow(Row):
     bottleneck: str = Field(
         description="Bottleneck span name, or the uninstrumented gap in words, or ''"
     )
-    finished: bool = Field(description="A terminal transition was seen")
+    finished: bool = Field(
+        description="A terminal transition was seen, or a request that never became an "
+        "operation is over"
+    )
     diagnosis_url: str = Field(description="opdiag HTML diagnosis page")
     jaeger_url: str = Field(description="Jaeger UI deep link to the key span")
 

@@ -58,6 +58,7 @@ _FILTER_PAYLOADS = [
     _multi("verdict", "Verdict"),
     _multi("service", "Service"),
 ]
+_NOW_PAYLOAD = {"name": "now", "label": "Now", "type": "input", "placeholder": "now"}
 _ID_PAYLOADS = [
     {
         "name": "operation_id",
@@ -65,13 +66,17 @@ _ID_PAYLOADS = [
         "type": "select",
         "placeholder": "$operation_id",
     },
-    {"name": "now", "label": "Now", "type": "input", "placeholder": "now"},
+    _NOW_PAYLOAD,
 ]
 METRICS: list[dict[str, Any]] = [
     {
         "value": "operations",
         "label": "Recent operations",
-        "payloads": [*_FILTER_PAYLOADS, {"name": "limit", "label": "Limit", "type": "input"}],
+        "payloads": [
+            *_FILTER_PAYLOADS,
+            {"name": "limit", "label": "Limit", "type": "input"},
+            _NOW_PAYLOAD,
+        ],
     },
     {"value": "diagnosis", "label": "Diagnosis (one row)", "payloads": _ID_PAYLOADS},
     {"value": "flow", "label": "Execution flow", "payloads": _ID_PAYLOADS},
@@ -89,12 +94,17 @@ METRICS: list[dict[str, Any]] = [
                 "type": "input",
                 "placeholder": "$__interval",
             },
+            _NOW_PAYLOAD,
         ],
     },
     {
         "value": "annotations",
         "label": "Failed, stuck and lost operations (annotations)",
-        "payloads": [*_FILTER_PAYLOADS, {"name": "limit", "label": "Limit", "type": "input"}],
+        "payloads": [
+            *_FILTER_PAYLOADS,
+            {"name": "limit", "label": "Limit", "type": "input"},
+            _NOW_PAYLOAD,
+        ],
     },
 ]
 
@@ -196,13 +206,13 @@ def _rows_for(kind: str, payload: dict[str, Any], body: dict[str, Any], field: s
     state = current_state()
     scoped = body.get("scopedVars") if isinstance(body.get("scopedVars"), dict) else {}
     adhoc = body.get("filters") if isinstance(body.get("filters"), list) else []
+    now_raw = payload.get("now")
+    now_us = (
+        None
+        if now_raw in (None, "", "now")
+        else parse_time_us(now_raw, f"{field}.now", queries.now_us())
+    )
     if kind in queries.PER_OPERATION:
-        now_raw = payload.get("now")
-        now_us = (
-            None
-            if now_raw in (None, "", "now")
-            else parse_time_us(now_raw, f"{field}.now", queries.now_us())
-        )
         ident = _ident(payload, scoped, field)
         window = _range(body) if body.get("range") else None  # the dashboard's range
         return list(queries.PER_OPERATION[kind](state.service, ident, now_us, window))
@@ -211,7 +221,7 @@ def _rows_for(kind: str, payload: dict[str, Any], body: dict[str, Any], field: s
     if kind in ("operations", "annotations"):
         limit = parse_limit(payload.get("limit"), state.settings.server.max_rows, f"{field}.limit")
         listing = queries.operations if kind == "operations" else queries.annotations
-        return list(listing(state.service, span, filters, limit))
+        return list(listing(state.service, span, filters, limit, now_us))
     raw_interval = payload.get("interval")
     where = f"{field}.interval"
     if raw_interval in (None, ""):  # else the panel's own interval
@@ -222,7 +232,7 @@ def _rows_for(kind: str, payload: dict[str, Any], body: dict[str, Any], field: s
         interval_us = queries.bounded_interval_us(
             span, max(1_000_000, parse_interval_us(raw_interval, where))
         )
-    return list(queries.verdict_counts(state.service, span, interval_us, filters))
+    return list(queries.verdict_counts(state.service, span, interval_us, filters, now_us))
 
 
 @bp.route("/", methods=["GET", "HEAD"])

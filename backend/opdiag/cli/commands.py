@@ -11,15 +11,17 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from opdiag.controls import message_line
 from opdiag.errors import InputError, NotFoundError
 from opdiag.settings import Settings, load_settings
-from opdiag.timeutil import parse_lookback_s, parse_now, wall_clock_us
+from opdiag.timeutil import parse_lookback_s, parse_now
 
 if TYPE_CHECKING:  # (the model and msgspec stay out of ``opdiag dashboards``)
+    from opdiag.diagnosis.result import Diagnosis
     from opdiag.sources.base import TraceSource
 
 _ALL_END_US = 2**62
@@ -125,7 +127,7 @@ def run_diagnose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     source = make_source(settings)
     try:
-        service = DiagnosisService(source, settings)
+        service = DiagnosisService(source, settings, recording_clock=True)
         try:
             diagnosis = service.diagnose(args.ident, now_us=now_us)
         except NotFoundError:
@@ -159,39 +161,57 @@ def _print_not_found(ident: str, settings: Settings, rules: Any, out: TextIO) ->
 
 def run_operations(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     now_given = parse_now(args.now) if args.now is not None else None
-    now_us = now_given if now_given is not None else wall_clock_us()
     settings = build_settings(args)
-    if settings.trace_paths and not args.time_from and not args.time_to:
-        start_us, end_us = 0, _ALL_END_US  # files: everything
-    else:
-        end_us = _resolve_time(args.time_to, now_us, "--to") if args.time_to else now_us + 1
-        default_start = end_us - int(settings.jaeger.lookback_s * 1_000_000)
-        start_us = (
-            _resolve_time(args.time_from, now_us, "--from") if args.time_from else default_start
-        )
-    if end_us < start_us:
-        raise InputError("--to is before --from", field="to")
     from opdiag.service import DiagnosisService
     from opdiag.sources.factory import make_source
 
     source = make_source(settings)
     try:
         # one-shot, no threads: half of a long listing's verdicts may come from a fork
-        service = DiagnosisService(source, settings, fork=True)
-        diagnoses = service.each_operation(start_us, end_us, now_us, rows=True)
+        service = DiagnosisService(source, settings, fork=True, recording_clock=True)
+        start_us, end_us = _listing_range(args, settings, service, now_given)
+        diagnoses = service.each_operation(start_us, end_us, now_given, rows=True)
     finally:
         warn_problems(source, err)
+    in_flight: list[bool] = []
+
+    def watched(each: Iterable[Diagnosis]) -> Iterator[Diagnosis]:
+        for d in each:
+            if not in_flight and not d.finished:
+                in_flight.append(True)
+            yield d
+
     if args.format == "json":
         from opdiag.render.json_render import write_list
         from opdiag.render.rows import operation_row_dict
 
         # row by row: a long listing never holds every final diagnosis or row at once
-        write_list(out, map(operation_row_dict, diagnoses))
+        write_list(out, map(operation_row_dict, watched(diagnoses)))
     else:
         from opdiag.render.table import render_operations_table
 
-        out.write(render_operations_table(list(diagnoses)))
+        out.write(render_operations_table(list(watched(diagnoses))))
+    note = service.clock_note(now_given) if in_flight else None
+    if note is not None:  # the verdicts of what was in flight depend on it
+        err.write(f"opdiag: note: {note}\n")
     return finish(args, 0)
+
+
+def _listing_range(
+    args: argparse.Namespace, settings: Settings, service: Any, now_given: int | None
+) -> tuple[int, int]:
+    """``--from``/``--to`` (relative ones from the clock judged by: ``--now``, else the end
+    of the traces or Jaeger's clock); without either, all of the files, or Jaeger's
+    look-back."""
+    if settings.trace_paths and not args.time_from and not args.time_to:
+        return 0, _ALL_END_US  # files: everything
+    now_us = now_given if now_given is not None else service.default_now_us()
+    end_us = _resolve_time(args.time_to, now_us, "--to") if args.time_to else now_us + 1
+    default_start = end_us - int(settings.jaeger.lookback_s * 1_000_000)
+    start_us = _resolve_time(args.time_from, now_us, "--from") if args.time_from else default_start
+    if end_us < start_us:
+        raise InputError("--to is before --from", field="to")
+    return start_us, end_us
 
 
 def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -202,7 +222,8 @@ def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     source = make_source(settings)
     try:
-        this, other, comparison = DiagnosisService(source, settings).compare(
+        service = DiagnosisService(source, settings, recording_clock=True)
+        this, other, comparison = service.compare(
             args.ident, args.against, now_us=now_us
         )
     except (NotFoundError, InputError) as exc:  # not found, or two runs not comparable

@@ -67,10 +67,17 @@ def _source_options(parser: argparse.ArgumentParser, *, rules: bool = True) -> N
     parser.add_argument("--config", metavar="FILE", help="settings YAML (default: $OPDIAG_CONFIG)")
 
 
+NOW_HELP = (
+    "the moment to judge at, RFC 3339 or epoch s: 'stuck' is judged by it, and a moment "
+    "before the end of the traces sees only what had happened by then (default: the end of "
+    "the traces, their last span, for --traces; this machine's clock for Jaeger)"
+)
+
+
 def _diagnosis_options(parser: argparse.ArgumentParser) -> None:
     """What ``diagnose`` and ``compare`` share after the source: the clock and the format."""
     _source_options(parser)
-    parser.add_argument("--now", metavar="TIME", help="clock for 'stuck': RFC 3339 or epoch s")
+    parser.add_argument("--now", metavar="TIME", help=NOW_HELP)
     parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
 
 
@@ -97,7 +104,7 @@ def build_parser() -> OpdiagArgumentParser:
         description="Every operation (and failed dispatch without an id) with its verdict.",
     )
     _source_options(operations)
-    operations.add_argument("--now", metavar="TIME", help="clock for 'stuck': RFC 3339 or epoch s")
+    operations.add_argument("--now", metavar="TIME", help=NOW_HELP)
     operations.add_argument(
         "--from", dest="time_from", metavar="T", help="start (RFC 3339, epoch s, now-6h)"
     )

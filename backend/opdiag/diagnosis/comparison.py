@@ -725,6 +725,12 @@ def unjudged_note(
     )
 
 
+def never_ran(run: Diagnosis) -> bool:
+    """No operation came of it: a request (rejected or answered, once over) or one with no
+    lifecycle seen yet."""
+    return run.status == "unknown" or run.is_request
+
+
 def not_comparable(this: Diagnosis, other: Diagnosis, types: tuple[str, str]) -> str | None:
     """Why two runs cannot be compared (``opdiag compare A B``), or None: one never ran (a
     request KTRDR refused before an operation existed: no lifecycle, status unknown), or
@@ -732,11 +738,13 @@ def not_comparable(this: Diagnosis, other: Diagnosis, types: tuple[str, str]) ->
     training against a backtest read '+4,553 %' with an expected time from the backtest's
     time per row; against a refused 503, '+2,439 %'."""
     for run in (this, other):
-        if run.status == "unknown":
-            return (
-                f"{run.key} never ran: a request refused before an operation was created "
-                f"({run.verdict}); compare needs two runs of operations"
+        if never_ran(run):
+            what = (
+                "a request answered without creating an operation"
+                if run.status == "answered"
+                else f"a request refused before an operation was created ({run.verdict})"
             )
+            return f"{run.key} never ran: {what}; compare needs two runs of operations"
     mine, theirs = types
     if mine and theirs and mine != theirs and UNKNOWN_TYPE not in types:
         return (

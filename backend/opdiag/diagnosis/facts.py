@@ -10,6 +10,8 @@ operations, and they do not stretch its extent, name its phase or hold its bottl
 
 Lifecycle: status is the last ``operation.state_transition``'s ``to_status`` for this
 operation; finished means that status is terminal (a resume after a failure is not finished).
+A request that never became an operation (no id, no transition) is finished once it is over
+(``_request_over``): ``rejected`` when answered with an error, else ``answered``.
 An operation that carries its id but never made a transition, and whose deepest error is the
 last thing its service did for it, failed before it was registered.
 
@@ -31,7 +33,7 @@ from typing import Any
 
 import msgspec
 
-from opdiag.diagnosis.result import STATUSES
+from opdiag.diagnosis.result import LIFECYCLE_STATUSES, REQUEST_SETTLE_MS
 from opdiag.diagnosis.rules import RuleSet
 from opdiag.model import (
     CLIENT,
@@ -39,6 +41,7 @@ from opdiag.model import (
     Span,
     Trace,
     http_method,
+    http_status,
     lifecycle_status,
     url_of,
     url_path,
@@ -350,7 +353,7 @@ def operation_facts(
         transitions.sort(key=lambda s: (s.start_us, s.end_us))
         facts.last_transition = transitions[-1]
         to_status = lifecycle_status(facts.last_transition.attributes) or "unknown"
-        facts.status = to_status if to_status in STATUSES else "unknown"
+        facts.status = to_status if to_status in LIFECYCLE_STATUSES else "unknown"
         facts.finished = to_status in TERMINAL
         facts.ended_before = _ended_before(transitions)
     if facts.trace_count > 1:
@@ -368,7 +371,40 @@ def operation_facts(
             facts.running = True
         if facts.status == "unknown":  # started, not finished: in flight, stuck or not (its
             facts.status = "running"  # length runs to now either way)
+    if not facts.has_lifecycle and end is not None and _request_over(walks, end, now_us):
+        facts.finished = True
+        facts.status = "rejected" if _rejected(walks, error_spans) else "answered"
     return facts
+
+
+def _request_over(
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], end_us: int, now_us: int
+) -> bool:
+    """A request that never became an operation is over once none of its spans is open: all
+    had ended by now, and every parent a span names is there (a span is exported when it
+    ends: a command still retrying a refused start has not exported its own), or nothing
+    happened in it for ``REQUEST_SETTLE_MS`` (a parent that never comes: a proxy that
+    propagates context but exports nothing)."""
+    if end_us > now_us:
+        return False
+    if now_us - end_us >= REQUEST_SETTLE_MS * 1000:
+        return True
+    return not any(
+        span.parent_id is None and span.references for _, walk in walks for span, _ in walk
+    )
+
+
+def _rejected(walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], error_spans: int) -> bool:
+    """Answered with an error: an error span (the command or a call failed) or an HTTP status
+    of 400 or more (a 400 the backend does not mark as an error)."""
+    if error_spans:
+        return True
+    for _, walk in walks:
+        for span, _ in walk:
+            status = http_status(span)
+            if status is not None and status >= 400:
+                return True
+    return False
 
 
 def _ended_before(transitions: Sequence[Span]) -> bool:

@@ -31,18 +31,29 @@ VERDICTS: tuple[str, ...] = (
 
 SEVERITIES: tuple[str, ...] = ("critical", "error", "warning", "info")
 
-# Operation status as KTRDR names it, plus "unknown" when no transition was seen.
-STATUSES: tuple[str, ...] = (
+# Operation status as KTRDR names it (the last transition's ``to_status``).
+LIFECYCLE_STATUSES: tuple[str, ...] = (
     "pending",
     "running",
     "resuming",
     "completed",
     "failed",
     "cancelled",
-    "unknown",
 )
+# A request that never became an operation, once it is over: ``rejected`` (answered with an
+# error, or its command failed: a 400, 500 or 503 to a start) or ``answered``.
+REQUEST_STATUSES: tuple[str, ...] = ("rejected", "answered")
+# Every status a diagnosis may have: KTRDR's, a request's, and "unknown" (no transition seen,
+# and not over).
+STATUSES: tuple[str, ...] = (*LIFECYCLE_STATUSES, *REQUEST_STATUSES, "unknown")
 # Statuses of an operation still under way (stuck or not).
 IN_FLIGHT = frozenset({"pending", "running", "resuming"})
+# A request that never became an operation may still change this long after its last span:
+# the backend exports its spans in batches, seconds after the command's (run1's CLI wrote its
+# 503 before the backend's spans), and KTRDR's CLI retries a refused start within seconds
+# (1.9, 2.6 and 5 s apart). Its diagnosis is final, and the verdict store's record settled,
+# only then.
+REQUEST_SETTLE_MS = 60_000
 
 
 class RootCause(msgspec.Struct):
@@ -264,6 +275,12 @@ class Diagnosis(msgspec.Struct):
     def key(self) -> str:
         """The id a user (or a link) uses for this diagnosis."""
         return self.operation_id or (self.trace_ids[0] if self.trace_ids else "")
+
+    @property
+    def is_request(self) -> bool:
+        """A request that never became an operation, and is over: there is no run to
+        compare with the good runs of its type."""
+        return self.status in REQUEST_STATUSES
 
     @property
     def still_working(self) -> bool:

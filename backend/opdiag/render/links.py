@@ -129,14 +129,23 @@ def operation_range_ms(diagnosis: Diagnosis) -> tuple[int, int | None] | None:
 
 
 def diagnosis_page_url(
-    settings: LinkSettings, key: str, time_range: tuple[int, int | None] | None = None
+    settings: LinkSettings,
+    key: str,
+    time_range: tuple[int, int | None] | None = None,
+    now_ms: int | None = None,
 ) -> str:
-    """opdiag's own HTML diagnosis page, with ``from``/``to`` (epoch ms; no ``to``: now)."""
+    """opdiag's own HTML diagnosis page, with ``from``/``to`` (epoch ms; no ``to``: now) and
+    the ``now`` it was judged at when that is not the page's own clock."""
     url = f"{_base(settings.opdiag_url)}/operations/{_q(key)}"
-    if time_range is None:
-        return url
-    start, end = time_range
-    return url + f"?from={start}" + ("" if end is None else f"&to={end}")
+    query = []
+    if time_range is not None:
+        start, end = time_range
+        query.append(f"from={start}")
+        if end is not None:
+            query.append(f"to={end}")
+    if now_ms is not None:
+        query.append(f"now={now_ms}")
+    return url + ("?" + "&".join(query) if query else "")
 
 
 def dashboard_url(
@@ -170,9 +179,13 @@ def _key_span(diagnosis: Diagnosis) -> tuple[str, str] | None:
     return None
 
 
-def build_links(diagnosis: Diagnosis, links_settings: LinkSettings) -> Links:
+def build_links(
+    diagnosis: Diagnosis, links_settings: LinkSettings, now_ms: int | None = None
+) -> Links:
     """Every link of one diagnosis; a not-found diagnosis gets only its page and dashboard.
-    Traces the evidence came from (health checks, ``ib.connect``) get a link too."""
+    Traces the evidence came from (health checks, ``ib.connect``) get a link too. ``now_ms``:
+    the moment it was judged at, kept by the link to its page (not by the dashboard's:
+    Grafana asks at its own clock)."""
     traces = {
         tid: trace_url(links_settings, tid)
         for tid in (*diagnosis.trace_ids, *diagnosis.evidence_trace_ids)
@@ -194,7 +207,7 @@ def build_links(diagnosis: Diagnosis, links_settings: LinkSettings) -> Links:
     return Links(
         jaeger=jaeger,
         grafana_explore=explore,
-        diagnosis_page=diagnosis_page_url(links_settings, key, span) if key else None,
+        diagnosis_page=diagnosis_page_url(links_settings, key, span, now_ms) if key else None,
         grafana_dashboard=dashboard_url(links_settings, key, span) if key else None,
         traces=traces,
     )
@@ -211,13 +224,14 @@ def _jaeger_link(
     return None
 
 
-def row_links(diagnosis: Diagnosis, links_settings: LinkSettings) -> Links:
+def row_links(
+    diagnosis: Diagnosis, links_settings: LinkSettings, now_ms: int | None = None
+) -> Links:
     """The two links a row of the operations list shows (``jaeger``, ``diagnosis_page``),
     exactly as ``build_links`` makes them; a long listing needs no others."""
     key = link_key(diagnosis)
+    span = operation_range_ms(diagnosis)
     return Links(
         jaeger=_jaeger_link(diagnosis, links_settings, _key_span(diagnosis)),
-        diagnosis_page=(
-            diagnosis_page_url(links_settings, key, operation_range_ms(diagnosis)) if key else None
-        ),
+        diagnosis_page=diagnosis_page_url(links_settings, key, span, now_ms) if key else None,
     )

@@ -75,6 +75,7 @@ class FileSource:
         self._by_operation: dict[str, list[str]] = {}
         self._starts: dict[str, list[int]] = {}
         self._span_count = 0
+        self._last_end_us: int | None = None
         # per neighbour query set: (start of each wanted span, its trace id), sorted
         self._wanted: dict[tuple[SpanQuery, ...], tuple[list[int], list[str]]] = {}
 
@@ -134,6 +135,14 @@ class FileSource:
     def check(self) -> None:
         """Load now; malformed input raises ``InputError``/``TraceFormatError``."""
         self._ensure_loaded()
+
+    def latest_us(self) -> int:
+        """The end of the recording (its last span's end): a moment well before it is in
+        the recording's past (``DiagnosisService``, ``opdiag.asof``)."""
+        self._ensure_loaded()
+        if self._last_end_us is None:
+            self._last_end_us = max((t.end_us for t in self._by_id.values()), default=0)
+        return self._last_end_us
 
     def traces_for(self, ident: str, window: TimeRange | None = None) -> list[Trace]:
         """Files are a finite recording: all of it is searched, whatever the window."""

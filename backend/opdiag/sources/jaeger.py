@@ -310,6 +310,11 @@ class JaegerSource:
     def all_services(self) -> list[str]:
         return list(self._service_list(self._query_api()))
 
+    def latest_us(self) -> int:
+        """The latest moment Jaeger holds spans of: this host's clock (a moment well before
+        it is in Jaeger's past: ``DiagnosisService``, ``opdiag.asof``)."""
+        return int(self._clock() * 1_000_000)
+
     def traces_for(self, ident: str, window: TimeRange | None = None) -> list[Trace]:
         """A trace id (16/32 hex) is fetched by id; anything else is searched as
         ``operation.id`` in every matching service, over ``window`` (spans starting in it)

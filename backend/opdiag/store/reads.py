@@ -71,8 +71,9 @@ class StoredReads:
         limit: int | None = None,
     ) -> list[Any]:
         """Operations active in the range, newest first: ``OperationRow``s from the store
-        (``Diagnosis`` objects from the service while the store is empty)."""
-        if not self._ready():
+        (``Diagnosis`` objects from the service while the store is empty, or judged at a
+        given ``now``: the store holds verdicts as its watcher judged them)."""
+        if now_us is not None or not self._ready():
             return list(
                 self.service.operations(
                     start_us,
@@ -144,8 +145,9 @@ class StoredReads:
         verdicts: Iterable[str] | None = None,
         services: Iterable[str] | None = None,
     ) -> list[VerdictCountRow]:
-        """Operations started per bucket and verdict, counted by the store."""
-        if not self._ready():
+        """Operations started per bucket and verdict, counted by the store (by the service
+        at a given ``now``)."""
+        if now_us is not None or not self._ready():
             return list(
                 self.service.verdict_counts(
                     start_us,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from opdiag.api.schemas import OperationRow
-from opdiag.diagnosis.result import Diagnosis
+from opdiag.diagnosis.result import REQUEST_SETTLE_MS, Diagnosis
 from opdiag.render.rows import operation_row
 
 # Verdicts of an unfinished operation that the in-progress gauge names; every other
@@ -43,9 +43,9 @@ class VerdictRecord:
 
 
 # A request refused before any operation id existed is final once nothing happened in it for
-# this long: KTRDR's CLI retries a refused start within seconds (run1: 1.9, 2.6 and 5 s
-# apart), and a retry that succeeds turns the trace into an operation's.
-REQUEST_SETTLE_MS = 60_000
+# REQUEST_SETTLE_MS (diagnosis.result): KTRDR's CLI retries a refused start within seconds
+# (run1: 1.9, 2.6 and 5 s apart), a retry that succeeds turns the trace into an operation's,
+# and the backend's spans come in batches after the command's.
 
 
 def record_of(diagnosis: Diagnosis, now_ms: int | None = None) -> VerdictRecord:
@@ -60,7 +60,9 @@ def record_of(diagnosis: Diagnosis, now_ms: int | None = None) -> VerdictRecord:
         trace_ids=tuple(diagnosis.trace_ids),
         services=tuple(sorted(set(diagnosis.services))),
         ended_at_ms=ended,
-        settled=diagnosis.finished or (diagnosis.operation_id is None and request_over),
+        settled=request_over
+        if diagnosis.is_request  # finished, but its backend's spans may still come
+        else diagnosis.finished or (diagnosis.operation_id is None and request_over),
     )
 
 

@@ -13,14 +13,14 @@ import logging
 from flask import Blueprint, Response, make_response, render_template, request
 from flask.blueprints import BlueprintSetupState
 
-from opdiag.api.params import TimeRange, parse_ident, parse_range
+from opdiag.api.params import TimeRange, parse_ident, parse_range, parse_time_us
 from opdiag.api.queries import Filters, is_file_source, now_us, operations
 from opdiag.api.rest import lookup_range
 from opdiag.api.schemas import OperationRow
 from opdiag.api.state import AppState, current_state
 from opdiag.diagnosis.comparison import total_status
 from opdiag.diagnosis.result import BaselineRun, Diagnosis
-from opdiag.errors import OpdiagError
+from opdiag.errors import NotYetError, OpdiagError
 from opdiag.render.links import operation_range_ms, range_around_ms, span_url
 from opdiag.web import comparison_chart, waterfall
 from opdiag.web.filters import FILTERS, utc
@@ -84,8 +84,16 @@ _FILES_404 = (
 )
 
 
-def _hint(status: int) -> str:
+_NOT_YET = (
+    "The page judges at the moment in its address (now=): drop it, or give a later one, to see "
+    "the operation as it went on."
+)
+
+
+def _hint(status: int, exc: OpdiagError | None = None) -> str:
     """What to do next; a file source has no search window and no Jaeger to wait for."""
+    if isinstance(exc, NotYetError):
+        return _NOT_YET
     if status == 404:
         source = current_state().source
         if is_file_source(source):
@@ -93,14 +101,16 @@ def _hint(status: int) -> str:
     return _HINTS.get(status, "")
 
 
-def _page_for(status: int, message: str, ident: str | None = None) -> Response:
+def _page_for(
+    status: int, message: str, ident: str | None = None, exc: OpdiagError | None = None
+) -> Response:
     response = _html(
         render_template(
             "error.html",
             status=status,
             title=_TITLES.get(status, "Error"),
             message=message,
-            hint=_hint(status),
+            hint=_hint(status, exc),
             ident=ident,
         )
     )
@@ -115,7 +125,7 @@ def _error_page(exc: OpdiagError) -> Response:
     status = int(getattr(exc, "http_status", 500))
     if status >= 500:
         log.warning("trace source problem on a page: %s", exc.message)
-    return _page_for(status, exc.message, (request.view_args or {}).get("ident"))
+    return _page_for(status, exc.message, (request.view_args or {}).get("ident"), exc)
 
 
 def unauthorised_page() -> Response:
@@ -124,31 +134,51 @@ def unauthorised_page() -> Response:
     return _page_for(401, "missing or invalid token")
 
 
+def page_now() -> int | None:
+    """The page's ``now`` (epoch ms, RFC 3339 or relative), None without one: the moment its
+    verdicts are judged at, kept by the links it shows."""
+    raw = request.args.get("now")
+    if raw in (None, ""):
+        return None
+    return parse_time_us(raw, "now", now_us())
+
+
+def _now_args() -> dict[str, int]:
+    """``now`` for the links of a page given one (epoch ms: a relative one is resolved)."""
+    given = page_now()
+    return {} if given is None else {"now": given // 1000}
+
+
 @bp.get("/")
 def index() -> Response:
     state = current_state()
+    given = page_now()
     start, end = default_window(state)
     if request.args.get("from") or request.args.get("to"):
-        span = parse_range(request.args.get("from"), request.args.get("to"), now_us(), end - start)
+        clock = now_us() if given is None else given
+        span = parse_range(request.args.get("from"), request.args.get("to"), clock, end - start)
         # only "to" over a file source: the default span reaches back before 1970
         start, end = max(0, span.start_us), span.end_us
-    rows = operations(state.service, TimeRange(start, end), Filters(), INDEX_LIMIT)
+    rows = operations(state.service, TimeRange(start, end), Filters(), INDEX_LIMIT, given)
     return _html(
         render_template(
             "index.html",
             rows=rows,
             source=state.source.describe(),
             window=f"{utc(start // 1000)} – {utc(end // 1000)}" if start else "all recorded time",
+            judged_at=None if given is None else given // 1000,
         )
     )
 
 
 def range_args(span: tuple[int, int | None] | None) -> dict[str, int]:
-    """``from``/``to`` query arguments (epoch ms) of a link to one operation's page."""
+    """``from``/``to`` query arguments (epoch ms) of a link to one operation's page, and the
+    ``now`` of the page it is on."""
     if span is None:
-        return {}
+        return _now_args()
     start, end = span
-    return {"from": start} if end is None else {"from": start, "to": end}
+    bounds = {"from": start} if end is None else {"from": start, "to": end}
+    return {**bounds, **_now_args()}
 
 
 @bp.app_template_filter("page_range")
@@ -173,9 +203,11 @@ def run_range(run: BaselineRun) -> dict[str, int]:
 
 @bp.get("/operations/<ident:ident>")  # an id may hold "/"
 def operation(ident: str) -> Response:
-    """One diagnosis; ``from``/``to`` say where a live source searches for it."""
+    """One diagnosis; ``from``/``to`` say where a live source searches for it, ``now`` the
+    moment it is judged at (its links keep it)."""
     state = current_state()
-    diagnosis = state.service.diagnose(parse_ident(ident), window=lookup_range())
+    given = page_now()
+    diagnosis = state.service.diagnose(parse_ident(ident), given, window=lookup_range())
     links = state.settings.links
     picture = waterfall.layout(
         diagnosis.execution_flow,
@@ -188,7 +220,7 @@ def operation(ident: str) -> Response:
         waterfall.mark_gap(picture, b.start_ms - diagnosis.started_at_ms, b.duration_ms, b.text)
     c = diagnosis.comparison
     chart = comparison_chart.layout(c) if c else None
-    here = {k: v for k, v in request.args.items() if k in ("from", "to") and v}
+    here = {**{k: v for k, v in request.args.items() if k in ("from", "to") and v}, **_now_args()}
     return _html(
         render_template(
             "diagnosis.html",
@@ -197,5 +229,6 @@ def operation(ident: str) -> Response:
             chart=chart,
             range_args=here,
             total=total_status(c) if c else "",
+            judged_at=None if given is None else given // 1000,
         )
     )

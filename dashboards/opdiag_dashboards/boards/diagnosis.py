@@ -86,7 +86,12 @@ def build(settings: Settings, json_datasource: str) -> Board:
         mappings=verdicts.verdict_mappings(),
         color_mode="background",
     )
-    status = field_stat("Status", "Last known operation status.", "status")
+    status = field_stat(
+        "Status",
+        "Last known operation status; 'rejected' or 'answered' for a request that never "
+        "became an operation.",
+        "status",
+    )
     op_type = field_stat("Type", "Operation type.", "operation_type")
     duration = field_stat(
         "Duration",
