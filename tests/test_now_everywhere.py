@@ -136,3 +136,20 @@ def test_a_link_keeps_now_when_its_page_would_answer_otherwise():
     assert present.finished and _now_of(present.links.diagnosis_page) is None
     (row,) = [d for d in service.operations(0, 2**62, then) if d.key == load]
     assert _now_of(row.links.diagnosis_page) == [str(then // 1000)]
+
+
+def test_a_finished_operation_judged_after_its_end_links_without_now():
+    """Judged at a moment in the recording's past, but after all of its traces had ended:
+    nothing was cut from it, so its page at its own clock answers the same (Jaeger, whose
+    present is today, and the recording gave different links for the same --now)."""
+    from opdiag.service import DiagnosisService
+    from opdiag.sources.files import FileSource
+
+    service = DiagnosisService(FileSource([REAL_KTRDR / "run1" / "traces"]), Settings())
+    first = "op_training_20261204_154305_f6579e1a"
+    then = parse_now("2026-12-04T15:52:00Z")
+    done = service.diagnose(first, now_us=then)
+    assert done.finished and _now_of(done.links.diagnosis_page) is None
+    early = parse_now("2026-12-04T15:43:30Z")  # still training: a page now would judge later
+    going = service.diagnose(first, now_us=early)
+    assert not going.finished and _now_of(going.links.diagnosis_page) == [str(early // 1000)]

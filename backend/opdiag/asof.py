@@ -32,12 +32,14 @@ def trace_as_of(trace: Trace, now_us: int) -> Trace | None:
     # copies: build_trace sets each span's parent (a parent left out changes it) and may note
     # a warning on it; the whole trace keeps its own spans untouched
     copies = [replace(span, warnings=list(span.warnings)) for span in ended]
-    return build_trace(
+    seen = build_trace(
         trace.trace_id,
         copies,
         sources=trace.sources,
         warnings=[w for w in trace.warnings if not w.endswith(ORPHANS_WARNING)],
     )
+    seen.cut_at_us = now_us
+    return seen
 
 
 def as_of(traces: Iterable[Trace], now_us: int) -> list[Trace]:

@@ -221,6 +221,9 @@ class Trace:
     # Computed once by build_trace: traces are sorted and filtered by these constantly.
     first_start_us: int = 0
     last_end_us: int = 0
+    # The moment it was cut to by ``opdiag.asof`` (None: as the source holds it): spans of
+    # it that ended later are left out.
+    cut_at_us: int | None = None
     # walk_list(), computed on first use (a trace is not changed after build_trace): the
     # diagnosis engine and the critical path both walk 100k-span traces in this order.
     _walked: list[tuple[Span, int]] | None = field(default=None, repr=False)

@@ -253,13 +253,12 @@ class DiagnosisService:
         of (hosts' clocks, and the moments people give, a file name's second or a rounded
         ``--now``, are that far apart). A source that cannot say is judged as of its
         present."""
-        default = self.default_now_us()
-        now = default if now_us is None else now_us
+        now = self.default_now_us() if now_us is None else now_us
         latest = getattr(self.source, "latest_us", None)
         return _At(
             now,
             past=callable(latest) and now < latest() - CLOCK_MARGIN_US,
-            pinned=abs(now - default) > CLOCK_MARGIN_US,
+            pinned=abs(now - wall_clock_us()) > CLOCK_MARGIN_US,
         )
 
     # -- one operation ----------------------------------------------------------------
@@ -293,7 +292,7 @@ class DiagnosisService:
                 _type_of(base, group), at, target=group, around_us=group.start_us
             )
             final = self._judged(base, group, self._good(healthy), at)
-        final = self._finish(final, at, own=final is not base)
+        final = self._finish(final, at, group.traces, own=final is not base)
         if _final_answer(final, at):
             self._final.put(at.key(ident), final)
             if final.key != ident:
@@ -524,10 +523,13 @@ class DiagnosisService:
             return out
         return copied(base, comparison=comparison)
 
-    def _finish(self, diagnosis: Diagnosis, at: _At, *, own: bool = False) -> Diagnosis:
-        """``diagnosis`` with its links (judged at ``at``); ``own``: a copy nobody else
-        holds yet (from ``_judged``), filled in place."""
-        links = build_links(diagnosis, self.settings.links, now_ms=at.link_now_ms(diagnosis))
+    def _finish(
+        self, diagnosis: Diagnosis, at: _At, traces: Sequence[Trace], *, own: bool = False
+    ) -> Diagnosis:
+        """``diagnosis`` with its links (judged at ``at`` on ``traces``); ``own``: a copy
+        nobody else holds yet (from ``_judged``), filled in place."""
+        now_ms = at.link_now_ms(diagnosis, traces)
+        links = build_links(diagnosis, self.settings.links, now_ms=now_ms)
         if own:
             diagnosis.links = links
             return diagnosis
@@ -664,7 +666,7 @@ class DiagnosisService:
                 if diagnosis.finished and not diagnosis.is_request:
                     same = good.get(_type_of(diagnosis, group), [])
                     final = self._judged(diagnosis, group, same, at, profiles.get(group.key))
-                final = self._finish(final, at, own=final is not diagnosis)
+                final = self._finish(final, at, group.traces, own=final is not diagnosis)
                 if _final_answer(final, at):
                     self._final.put(at.key(group.key), final)
             yield final
@@ -731,9 +733,11 @@ class DiagnosisService:
                 out = slow.reassess_slow(
                     base, reference, self.rules, d, change, basis=basis
                 )
-                out.links = row_links(out, self.settings.links, at.link_now_ms(out))  # own copy
+                now_ms = at.link_now_ms(out, group.traces)
+                out.links = row_links(out, self.settings.links, now_ms)  # a copy of its own
                 return out
-        return copied(base, links=row_links(base, self.settings.links, at.link_now_ms(base)))
+        now_ms = at.link_now_ms(base, group.traces)
+        return copied(base, links=row_links(base, self.settings.links, now_ms))
 
     def each_operation(
         self,
@@ -854,18 +858,23 @@ class _At(msgspec.Struct, frozen=True):
     """The moment a call judges at. ``past``: before the source's present (the end of a
     recording; a little before Jaeger's clock), so it sees only the spans that had ended by
     then (``opdiag.asof``), and its answers are cached apart from the present's. ``pinned``:
-    more than the clock margin from the default ``now`` (``link_now_ms``)."""
+    more than the clock margin from the wall clock, the one a page opened without ``now``
+    judges at (``link_now_ms``)."""
 
     now_us: int
     past: bool = False
-    # not the moment a link opened without ``now`` would judge at: links keep it
+    # not the moment a page opened without ``now`` would judge at: links may keep it
     pinned: bool = False
 
-    def link_now_ms(self, diagnosis: Diagnosis) -> int | None:
-        """The ``now`` the links to ``diagnosis`` carry, when a page opened at its own clock
-        would answer otherwise: a moment in the source's past (it sees less), or another
-        clock for an operation not finished then. None: the page's own clock."""
-        if self.past or (self.pinned and not diagnosis.finished):
+    def link_now_ms(self, diagnosis: Diagnosis, traces: Iterable[Trace]) -> int | None:
+        """The ``now`` the links to ``diagnosis`` (judged on ``traces``) carry when a page
+        opened at its own clock would answer otherwise: its traces were cut to this moment
+        (it saw less than the source holds), or it was not finished and another clock
+        judges it. None: the page's own clock. The same operation gets the same links from
+        a recording and from Jaeger, whose present differ."""
+        if self.past and any(t.cut_at_us is not None for t in traces):
+            return self.now_us // US_PER_MS
+        if self.pinned and not diagnosis.finished:
             return self.now_us // US_PER_MS
         return None
 
