@@ -236,3 +236,57 @@ def test_an_operation_whose_last_phase_ended_is_after_it() -> None:
         "stuck after training.data_loading on ktrdr-training-worker-ab, quiet for 6.7 min"
     )
     assert "in training.data_loading" not in d.summary
+
+
+def _rejected_start(server_status: int, exc: str | None) -> dict:
+    """``ktrdr train`` of a strategy file that does not exist (run1 802fbf6a): the CLI's POST
+    and the backend's server span answer 400 and carry no exception; ``training.start`` under
+    them does."""
+    handler: dict = {"parent": "srv", "name": "training.start", "service": "ktrdr-api",
+                     "start": 2, "dur": 5, "attrs": {"strategy.name": "no_such_strategy"}}
+    if exc is not None:
+        handler.update(status="error", exc=exc)
+    spans = [
+        {"id": "cli", "name": "cli.train", "service": "ktrdr-cli", "dur": 40},
+        {"id": "post", "parent": "cli", "name": "POST", "kind": "client", "service": "ktrdr-cli",
+         "start": 1, "dur": 30, "status": "error",
+         "attrs": {"http.method": "POST", "http.url": "http://127.0.0.1:8000/api/v1/trainings/start",
+                   "http.status_code": server_status}},
+        {"id": "srv", "parent": "post", "name": "POST /api/v1/trainings/start", "kind": "server",
+         "service": "ktrdr-api", "start": 1, "dur": 20,
+         "attrs": {"http.status_code": server_status}},
+        handler,
+    ]
+    return {"spans": spans}
+
+
+def test_a_rejected_request_says_the_reason_recorded_below_it() -> None:
+    """Every finding on the POSTs named the reason the handler under them recorded; they
+    said 'its reason is not in the traces' beside a root cause that quoted it."""
+    why = "ktrdr.errors.exceptions.ValidationError: Strategy file not found: no_such_strategy.yaml"
+    d = run_case(_rejected_start(400, why))
+    assert d.verdict == "invalid_input"
+    texts = [d.summary, *(a["summary"] for f in d.findings for a in f.evidence.get("also", ()))]
+    said = {f.rule_id: f.summary for f in d.fired}
+    for rule in ("start-rejected", "start-rejected-by-backend", "dispatch-refused"):
+        assert "(Strategy file not found: no_such_strategy.yaml)" in said[rule], said
+    assert not any("not in the traces" in t for t in texts), texts
+
+
+def test_without_a_recorded_reason_the_finding_says_so() -> None:
+    """A 400 from backtests/start leaves no exception anywhere (run1 130b9d9f)."""
+    d = run_case(_rejected_start(400, None))
+    assert d.verdict == "invalid_input" and "its reason is not in the traces" in d.summary
+
+
+def test_the_reason_below_is_only_looked_for_under_an_error_answer() -> None:
+    from opdiag.diagnosis.evidence import reason_below
+    from test_rules_support import build_traces
+
+    (trace,) = build_traces(_rejected_start(200, "ValueError: retried and recovered"))
+    server = next(s for s in trace.spans if s.name == "POST /api/v1/trainings/start")
+    assert reason_below(server, trace) is None  # answered 200: what failed below was handled
+    (trace,) = build_traces(_rejected_start(400, "ValueError: bad dates"))
+    server = next(s for s in trace.spans if s.name == "POST /api/v1/trainings/start")
+    found = reason_below(server, trace)
+    assert found is not None and found.message == "bad dates"

@@ -29,7 +29,13 @@ from opdiag.analysis.gaps import Gap
 from opdiag.analysis.retries import Retry
 from opdiag.diagnosis.bottleneck import find_bottleneck, noise_check, open_tail_of
 from opdiag.diagnosis.conclusion import conclude, fallback_verdict, minutes_text
-from opdiag.diagnosis.evidence import evidence_of, finding_of, first_exception, subject_span
+from opdiag.diagnosis.evidence import (
+    evidence_of,
+    finding_of,
+    first_exception,
+    reason_below,
+    subject_span,
+)
 from opdiag.diagnosis.facts import (
     OperationFacts,
     operation_facts,
@@ -295,7 +301,9 @@ def diagnose(
             traces=near_traces,
         )
     attempts: dict[int, tuple[Retry, list[Finding]]] = {}
-    for rule, span, exc, count in hits:
+    for rule, span, matched, count in hits:
+        # an error answer without its own exception: the reason recorded below it
+        exc = matched or reason_below(span, by_trace.get(span.trace_id))
         evidence = evidence_of(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
         if "worker.service" in evidence:  # the worker this call reached, not the one that ran
             elsewhere, called = workers.service_called(span)

@@ -8,7 +8,7 @@ from typing import Any
 
 from opdiag.diagnosis.bottleneck import Choice
 from opdiag.diagnosis.facts import OperationFacts
-from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
+from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, http_status, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, clock_text
 from opdiag.diagnosis.op_values import OperationValues
 from opdiag.diagnosis.result import Finding
@@ -21,11 +21,13 @@ from opdiag.diagnosis.templates import (
 )
 from opdiag.model import Span, Trace, lifecycle_status
 
-__all__ = ["evidence_of", "finding_of", "first_exception", "subject_span"]
+__all__ = ["evidence_of", "finding_of", "first_exception", "reason_below", "subject_span"]
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
 # shown with every finding whose span has them
 _ALWAYS = ("exception.type", "exception.message", "http.url", "http.status")
+# how far below an error answer its reason is looked for (CLI POST → server span → handler)
+_REASON_DEPTH = 6
 
 
 def subject_span(
@@ -65,6 +67,32 @@ def first_exception(span: Span | None) -> ExceptionInfo | None:
         return None
     excs = exceptions_of(span)
     return excs[0] if excs else None
+
+
+def reason_below(span: Span, trace: Trace | None) -> ExceptionInfo | None:
+    """The exception that explains an error answer recorded below it: the nearest one in
+    the span's subtree, the earliest at that depth. KTRDR's CLI sees only '400' on its POST,
+    the backend's server span only the status; the reason is on ``training.start`` under
+    them ('Strategy file not found: …'), and a finding on either span should say so rather
+    than 'its reason is not in the traces'. None for a span that did not fail."""
+    if trace is None or not (span.error or (http_status(span) or 0) >= 400):
+        return None
+    level = [span]
+    seen = {span.span_id}
+    for _ in range(_REASON_DEPTH):
+        below = [
+            c for s in level for c in trace.children.get(s.span_id, ()) if c.span_id not in seen
+        ]
+        if not below:
+            return None
+        below.sort(key=lambda c: c.start_us)
+        for child in below:
+            exc = first_exception(child)
+            if exc is not None and (exc.message or exc.type):
+                return exc
+        seen.update(c.span_id for c in below)
+        level = below
+    return None
 
 
 def _attr_up(span: Span, key: str, trace: Trace | None) -> Any:
