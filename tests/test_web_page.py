@@ -387,3 +387,29 @@ def test_no_comparison_section_without_a_comparison(client):
     html, parsed = page(client, FAILED_ID)
     assert not parsed.find("div", id="comparison")
     assert "What changed" not in html
+
+
+@pytest.mark.parametrize("left_out", [0, 1500])
+def test_the_folded_polling_note_says_whether_the_flow_rows_hold_every_span(
+    client, service, left_out
+):
+    """A 100k-span training's flow is cut at 2,000 rows: the note under its waterfall said
+    'the flow rows list every span' all the same."""
+    from opdiag.diagnosis.result import copied
+
+    steps = [
+        _step(0, "cli.train", None, critical=True),
+        _step(1, "GET", 0),
+        _step(2, "GET /api/v1/operations/{operation_id}", 1),
+        _step(3, "training.indicators", 0, critical=True),
+    ]
+    d = service.diagnoses[SLOW_ID]
+    service.diagnoses[SLOW_ID] = copied(
+        d, execution_flow=steps, execution_flow_truncated=left_out
+    )
+    html, _ = page(client, SLOW_ID)
+    note = html.split('id="flow-noise-hidden"')[1].split("</p>")[0]
+    if left_out:
+        assert "every span" not in note and "4 spans" in note and "1500 more left out" in note
+    else:
+        assert "list every span" in note
