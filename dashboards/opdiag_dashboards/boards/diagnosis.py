@@ -62,6 +62,14 @@ FLOW = (
 )
 
 
+def _blank_when_zero(field: str, display: str, unit: str, width: int) -> dict[str, object]:
+    """A comparison column whose 0 means 'not measured' (a run that stopped has no change,
+    a run without a size no expected time): shown blank, not as 0 ms."""
+    return fields.by_name(
+        field, display=display, unit=unit, mappings=verdicts.blank_zero_mappings(), width=width
+    )
+
+
 def build(settings: Settings, json_datasource: str) -> Board:
     """Assemble the panels."""
     s = settings
@@ -233,30 +241,12 @@ def build(settings: Settings, json_datasource: str) -> Board:
             ),
             fields.by_name("this_ms", display="This run", unit="ms", width=110),
             fields.by_name("baseline_ms", display="Baseline median", unit="ms", width=130),
-            fields.by_name(
-                "change_ms",
-                display="Change",
-                unit="ms",
-                mappings=verdicts.blank_zero_mappings(),
-                width=110,
-            ),
-            fields.by_name(
-                "change_pct",
-                display="Change %",
-                unit="percent",
-                mappings=verdicts.blank_zero_mappings(),
-                width=100,
-            ),
+            _blank_when_zero("change_ms", "Change", "ms", 110),
+            _blank_when_zero("change_pct", "Change %", "percent", 100),
             fields.by_name(
                 "share_of_change", display="Share of change", unit="percentunit", width=130
             ),
-            fields.by_name(
-                "expected_ms",
-                display="Expected",
-                unit="ms",
-                mappings=verdicts.blank_zero_mappings(),
-                width=110,
-            ),
+            _blank_when_zero("expected_ms", "Expected", "ms", 110),
             fields.by_name("note", display="Note"),
             fields.by_name("baseline_runs", display="Baseline runs"),
             fields.by_name("index", display="#", width=50),
