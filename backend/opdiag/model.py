@@ -10,7 +10,6 @@ hex characters, span ids 16 (a duplicate id gets a ``_1``, ``_2`` … suffix, as
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -163,19 +162,6 @@ def url_path(span: Span) -> str:
         return urlsplit(url).path
     except ValueError:
         return ""
-
-
-# A worker's report of an operation's status (KTRDR's graceful shutdown: PATCH
-# /api/v1/operations/{id}/status with CANCELLED before the worker exits)
-_STATUS_REPORT_PATH = re.compile(r"/operations/([^/?#]+)/status/?$")
-
-
-def status_report_of(span: Span) -> str | None:
-    """The operation id a server span that received a status report names, else None."""
-    if span.kind != SERVER or (http_method(span) or span.name.partition(" ")[0]) != "PATCH":
-        return None
-    found = _STATUS_REPORT_PATH.search(url_path(span))
-    return found.group(1) if found is not None else None
 
 
 def http_method(span: Span) -> str:

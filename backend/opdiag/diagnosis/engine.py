@@ -21,7 +21,6 @@ Verdicts without a winning rule fall back to: ``failed`` (error spans or status 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import chain
 from typing import Any
 
 import msgspec
@@ -42,7 +41,6 @@ from opdiag.diagnosis.facts import (
     operation_facts,
     operation_id_of,
     scoped_walk,
-    shutdown_report,
 )
 from opdiag.diagnosis.flow import execution_flow
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers
@@ -167,17 +165,6 @@ def diagnose(
     near = _near(
         walks, neighbours, rules, start_us=facts.start_us, until_us=until_us, now_us=now_us
     )
-    if op_id is not None and facts.has_lifecycle and not facts.finished:
-        # its own trace (a worker whose client is traced), else a trace of its own nearby
-        own = (s for _, walk in walks for s, _ in walk)
-        report = shutdown_report(
-            chain(own, (s for t in near for s in t.spans)), op_id, facts.last_transition
-        )
-        if report is not None:  # KTRDR's status is CANCELLED from its worker's report on
-            facts = msgspec.structs.replace(
-                facts, shutdown_report=report, status="cancelled", finished=True,
-                stuck=False, running=False, end_us=max(facts.end_us, report.end_us),
-            )
     # A failed operation's errors are all its story; otherwise a failed attempt that a
     # retry made good is history (diagnosis.recovered).
     made_good = NOTHING_RECOVERED

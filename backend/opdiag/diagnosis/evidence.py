@@ -58,8 +58,6 @@ def subject_span(
         return facts.last_transition
     if subject == "unlinked_call" and facts.unlinked_call is not None:
         return facts.unlinked_call
-    if subject == "shutdown_report" and facts.shutdown_report is not None:
-        return facts.shutdown_report
     roots = [span for _, walk in walks for span, depth in walk if depth == 0]
     return min(roots, key=lambda s: s.start_us) if roots else walks[0][1][0][0]
 

@@ -26,7 +26,7 @@ traces has ended: the operation is *after* it (KTRDR's training loop runs span-l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from itertools import pairwise, repeat
 from operator import attrgetter
 from typing import Any
@@ -43,7 +43,6 @@ from opdiag.model import (
     http_method,
     http_status,
     lifecycle_status,
-    status_report_of,
     url_of,
     url_path,
 )
@@ -193,9 +192,6 @@ class OperationFacts(msgspec.Struct):
     # a later transition left a final status for another (KTRDR's failed -> failed): the first
     # end was not the operation's (its orphan detector failed work still going on)
     ended_before: bool = False
-    # its worker's report, on its way out, that it cancelled the operation (KTRDR's graceful
-    # shutdown on SIGTERM: PATCH …/status CANCELLED, which leaves no transition span)
-    shutdown_report: Span | None = None
 
     @property
     def duration_us(self) -> int:
@@ -215,7 +211,6 @@ class OperationFacts(msgspec.Struct):
             "request_traces": self.request_traces,
             "unlinked_calls": self.unlinked_calls,
             "ended_before": self.ended_before,
-            "worker_shut_down": self.shutdown_report is not None,
             "error_spans": self.error_spans,
             "operation_type": self.operation_type,
             "duration_s": self.duration_us / 1e6,
@@ -380,27 +375,6 @@ def operation_facts(
         facts.finished = True
         facts.status = "rejected" if _rejected(walks, error_spans) else "answered"
     return facts
-
-
-def shutdown_report(
-    spans: Iterable[Span], operation_id: str, last_transition: Span | None
-) -> Span | None:
-    """The backend's acceptance of a worker's report that it cancelled the operation as it
-    shut down (``PATCH /api/v1/operations/{id}/status``, answered 2xx, after the last
-    transition), the first among ``spans``. KTRDR's workers send it only from their SIGTERM
-    handler, with CANCELLED, after saving a checkpoint; the backend records the status
-    without a transition span, and the report (workers' HTTP clients are not traced) is a
-    trace of its own."""
-    after = last_transition.start_us if last_transition is not None else 0
-    found: Span | None = None
-    for span in spans:
-        if span.start_us < after or span.kind != SERVER or status_report_of(span) != operation_id:
-            continue
-        status = http_status(span)
-        accepted = status is not None and 200 <= status < 300
-        if accepted and (found is None or span.start_us < found.start_us):
-            found = span
-    return found
 
 
 def _request_over(

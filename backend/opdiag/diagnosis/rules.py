@@ -43,7 +43,6 @@ FACTS: dict[str, type] = {
     "request_traces": int,
     "unlinked_calls": int,
     "ended_before": bool,
-    "worker_shut_down": bool,
     "error_spans": int,
     "operation_type": str,
     "duration_s": float,
@@ -73,7 +72,6 @@ SUBJECTS = frozenset(
         "last_transition",
         "worker_probe",
         "unlinked_call",
-        "shutdown_report",
     }
 )
 SCOPES = frozenset({"own", "neighbours"})
