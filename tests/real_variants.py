@@ -549,3 +549,24 @@ def shut_down_gracefully(recording: Recording, operation_id: str, at_ns: int) ->
         "status": {},
     }
     return added(added(out, worker, [patch]), "ktrdr-api", [answer])
+
+
+def failed_instead(recording: Recording, operation_id: str, message: str) -> Recording:
+    """``operation_id`` failed with ``message`` where it completed: an exception raised in
+    code without a span (KTRDR's training loop) reaches the traces only as the worker's
+    ``fail_operation(operation_id, str(e))``: the transition to failed and its
+    ``operation.error``."""
+
+    def change(span: Doc) -> None:
+        replaced = ("operation.to_status", "operation.error")
+        span["attributes"] = [a for a in span["attributes"] if a["key"] not in replaced] + [
+            {"key": "operation.to_status", "value": {"stringValue": "failed"}},
+            {"key": "operation.error", "value": {"stringValue": message}},
+        ]
+
+    return edited(
+        recording,
+        lambda _svc, s: attr(s, "operation.id") == operation_id
+        and attr(s, "operation.to_status") == "completed",
+        change,
+    )

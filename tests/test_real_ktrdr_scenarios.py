@@ -49,3 +49,32 @@ def test_a_training_worker_stopped_with_sigterm_cancelled_its_training(
     assert "SIGTERM" in d["summary"] and "ktrdr-training-worker-b969a633" in d["summary"]
     assert d["root_cause"]["span_name"] == "PATCH /api/v1/operations/{operation_id}/status"
     assert any("ktrdr resume" in c for c in d["solution"]["commands"])
+
+
+# v3_minimal on EURUSD, 10 epochs: 43 s of its 44.8 s in the span-less training loop
+MINIMAL = "op_training_20261204_154305_f6579e1a"
+OOM = "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 7.79 GiB"
+
+
+def test_a_training_out_of_gpu_memory_in_its_loop_says_so(tmp_path: Path) -> None:
+    """torch's OutOfMemoryError in the training loop, 43 s in: the loop has no span, so
+    only the failed transition says it. Before: 'failed: CUDA out of memory …' with the
+    advice to look for an error span below (there is none) and nothing on the batch size."""
+    changed = rv.failed_instead(rv.load(TRACES), MINIMAL, OOM)
+    d = _diagnose(changed, MINIMAL, "2026-12-04T16:10:00Z", tmp_path)
+    assert d["verdict"] == "failed", d["summary"]
+    assert "ran out of memory in the training loop" in d["summary"]
+    assert "after training.data_loading" in d["summary"] and "ktrdr-training-worker" in d["summary"]
+    assert any("batch size" in s for s in d["solution"]["steps"]), d["solution"]
+
+
+def test_a_training_failing_in_its_loop_says_where_the_error_was_raised(tmp_path: Path) -> None:
+    """A ValueError of the loop ('No features computed'), outside any span: the message is
+    the summary, and the solution says it was raised after training.data_loading in code
+    without a span, not to look for an error span below (there is none)."""
+    message = "No features computed - check data and configuration"
+    changed = rv.failed_instead(rv.load(TRACES), MINIMAL, message)
+    d = _diagnose(changed, MINIMAL, "2026-12-04T16:10:00Z", tmp_path)
+    assert d["verdict"] == "failed" and message in d["summary"], d["summary"]
+    steps = " ".join(d["solution"]["steps"])
+    assert "code without a span" in steps and "after training.data_loading" in steps, steps
