@@ -494,3 +494,79 @@ def copy_operation(
         stamp, seq, rest = name.split("_", 2)
         out.append((f"{stamp}_{salt}{int(seq):05d}_{rest}", doc))
     return out
+
+
+def shut_down_gracefully(recording: Recording, operation_id: str, at_ns: int) -> Recording:
+    """The training worker running ``operation_id`` got SIGTERM at ``at_ns``: KTRDR's
+    graceful shutdown (``workers/base.py`` ``run_with_graceful_shutdown``) cancels the run
+    and PATCHes ``/api/v1/operations/{id}/status`` to CANCELLED from its background task (a
+    client span under its ``POST /training/start``, answered by the backend, which writes no
+    transition). The run never completes; the following CLI sees cancelled and stops a
+    second later. The worker process keeps serving (its SIGTERM handler replaces uvicorn's)."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+    worker, server = next(
+        (svc, s)
+        for _, svc, s in spans(recording)
+        if s["traceId"] == trace_id and s["name"] == "POST /training/start" and s["kind"] == SERVER
+    )
+    stop_ns = at_ns + 1_500_000_000
+    out = without(
+        recording,
+        lambda _svc, s: s["traceId"] == trace_id
+        and (
+            int(s["startTimeUnixNano"]) > stop_ns
+            or attr(s, "operation.to_status") in ("completed", "failed")
+        ),
+    )
+
+    def stop(span: Doc) -> None:
+        span["endTimeUnixNano"] = str(min(int(span["endTimeUnixNano"]), stop_ns))
+
+    out = edited(out, lambda svc, s: s["traceId"] == trace_id and svc == "ktrdr-cli", stop)
+    route = "/api/v1/operations/{operation_id}/status"
+    path = route.replace("{operation_id}", operation_id)
+    patch = client_call(
+        trace_id, server["spanId"], "5d0000000000a001", at_ns, at_ns + 40_000_000, "PATCH",
+        f"http://127.0.0.1:8000{path}",
+    )
+    patch["attributes"].append({"key": "http.status_code", "value": {"intValue": "200"}})
+    answer = {
+        "traceId": trace_id,
+        "spanId": "5d0000000000a002",
+        "parentSpanId": patch["spanId"],
+        "name": f"PATCH {route}",
+        "kind": SERVER,
+        "startTimeUnixNano": str(at_ns + 5_000_000),
+        "endTimeUnixNano": str(at_ns + 35_000_000),
+        "attributes": [
+            {"key": "http.method", "value": {"stringValue": "PATCH"}},
+            {"key": "http.route", "value": {"stringValue": route}},
+            {"key": "http.target", "value": {"stringValue": path}},
+            {"key": "http.status_code", "value": {"intValue": "200"}},
+        ],
+        "status": {},
+    }
+    return added(added(out, worker, [patch]), "ktrdr-api", [answer])
+
+
+def failed_instead(recording: Recording, operation_id: str, message: str) -> Recording:
+    """``operation_id`` failed with ``message`` where it completed: an exception raised in
+    code without a span (KTRDR's training loop) reaches the traces only as the worker's
+    ``fail_operation(operation_id, str(e))``: the transition to failed and its
+    ``operation.error``."""
+
+    def change(span: Doc) -> None:
+        replaced = ("operation.to_status", "operation.error")
+        span["attributes"] = [a for a in span["attributes"] if a["key"] not in replaced] + [
+            {"key": "operation.to_status", "value": {"stringValue": "failed"}},
+            {"key": "operation.error", "value": {"stringValue": message}},
+        ]
+
+    return edited(
+        recording,
+        lambda _svc, s: attr(s, "operation.id") == operation_id
+        and attr(s, "operation.to_status") == "completed",
+        change,
+    )

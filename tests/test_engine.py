@@ -1299,7 +1299,7 @@ def _moves(*steps: tuple[str, str] | tuple[str, str, bool]) -> list[Span]:
 def test_an_operation_went_on_after_an_end(steps: tuple[Any, ...], went_on: bool) -> None:
     from opdiag.diagnosis.facts import _ended_before
 
-    assert _ended_before(_moves(*steps)) is went_on
+    assert _ended_before(_moves(*steps), [step[1] for step in steps]) is went_on
 
 
 def _followed_then(cancel_in_own_trace: bool) -> dict[str, Any]:

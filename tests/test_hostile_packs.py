@@ -244,3 +244,15 @@ def test_the_bundled_packs_patterns_stay_on_re_and_end_on_every_probe(tmp_path: 
     assert out.stdout.strip() == "done", out.stderr
     copy = write(tmp_path, DEFAULT_PACK.read_text(encoding="utf-8"), "ktrdr.yaml")
     assert not any(p.vetted for p in _patterns(load_rule_pack(copy)))  # only the bundled file
+
+
+def test_a_status_request_needs_a_status_ktrdr_has(tmp_path: Path) -> None:
+    """``operation.status_requests`` sets an operation's status: one KTRDR names, or the
+    pack is refused at the line that says otherwise."""
+    pack = GOOD_RULE + (
+        "operation:\n  status_requests:\n    - {span: 'PATCH /x/*/status', status: stopped}\n"
+    )
+    err = refuse(tmp_path, pack)
+    assert "'stopped' is none of" in str(err) and err.line == line_of(pack, "stopped")
+    missing = GOOD_RULE + "operation:\n  status_requests:\n    - {span: 'PATCH /x/*/status'}\n"
+    assert "missing 'status'" in str(refuse(tmp_path, missing))

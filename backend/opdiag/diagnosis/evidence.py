@@ -126,6 +126,17 @@ def _request_of(span: Span, trace: Trace | None) -> str:
     return f"{top.name} on {top.service}"
 
 
+def _caller_of(span: Span, trace: Trace | None) -> str | None:
+    """The service that called the span: its parent's, when that is another service (a
+    server span's client). None when the trace does not hold the parent."""
+    if trace is None or span.parent_id is None:
+        return None
+    parent = trace.by_id.get(span.parent_id)
+    if parent is None or parent.service == span.service:
+        return None
+    return parent.service
+
+
 def _started_in(trace: Trace, span: Span) -> bool:
     """Did ``trace`` move the operation to running before ``span``?"""
     return any(
@@ -169,6 +180,8 @@ def evidence_of(
             value = clock_text(span.start_us) if span is not None else None
         elif key == "request":
             value = _request_of(span, trace) if span is not None else None
+        elif key == "caller":
+            value = _caller_of(span, trace) if span is not None else None
         elif key.startswith(OPERATION_VALUE_PREFIX):
             value = op_values.get(key)
         elif key in PLACEHOLDERS:

@@ -303,6 +303,13 @@ def operation_facts(
             own = operation_id is None or span_op == operation_id
             if own and ("operation.to_status" in attrs or "operation.status" in attrs):
                 transitions.append(span)
+            elif (
+                span_op is None
+                and operation_id is not None
+                and span.kind == SERVER
+                and rules.requested_status(span, operation_id) is not None
+            ):
+                transitions.append(span)  # a request that set the status (no span of its own)
             op_type = attrs.get("operation.type")
             if op_type is not None:
                 if own and span.name == "operation.register":
@@ -352,10 +359,11 @@ def operation_facts(
         )
         transitions.sort(key=lambda s: (s.start_us, s.end_us))
         facts.last_transition = transitions[-1]
-        to_status = lifecycle_status(facts.last_transition.attributes) or "unknown"
+        statuses = [transition_status(t, rules, operation_id) for t in transitions]
+        to_status = statuses[-1] or "unknown"
         facts.status = to_status if to_status in LIFECYCLE_STATUSES else "unknown"
         facts.finished = to_status in TERMINAL
-        facts.ended_before = _ended_before(transitions)
+        facts.ended_before = _ended_before(transitions, statuses)
     if facts.trace_count > 1:
         unlinked = unlinked_calls(walks)
         facts.unlinked_calls = len(unlinked)
@@ -407,16 +415,25 @@ def _rejected(walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], error_spans
     return False
 
 
-def _ended_before(transitions: Sequence[Span]) -> bool:
+def transition_status(span: Span, rules: RuleSet, operation_id: str | None) -> str | None:
+    """The status a transition moves the operation to: its ``operation.to_status`` (or
+    ``operation.status``), else the one a pack's ``status_requests`` entry says its request
+    set (KTRDR's worker shutting down PATCHes CANCELLED and writes no transition)."""
+    status = lifecycle_status(span.attributes)
+    if status is None and operation_id is not None:
+        return rules.requested_status(span, operation_id)
+    return status
+
+
+def _ended_before(transitions: Sequence[Span], statuses: Sequence[str | None]) -> bool:
     """Did the operation go on after a final status (in time order)? A later transition
     leaves it (KTRDR's failed -> failed) or moves to another status (a worker's completion
     after the orphan detector's failure). Not a resume, which starts a new run, nor the
-    same end said twice (a cancel recorded by the worker and by the backend)."""
-    for done, then in pairwise(transitions):
-        ended = lifecycle_status(done.attributes)
+    same end said twice (a cancel recorded by the worker and by the backend). ``statuses``:
+    where each transition moved it (``transition_status``)."""
+    for (_, ended), (then, status) in pairwise(zip(transitions, statuses, strict=True)):
         if ended not in TERMINAL:
             continue
-        status = lifecycle_status(then.attributes)
         if status == "resuming" or then.attributes.get("operation.resumed") is True:
             continue
         left = then.attributes.get("operation.from_status")

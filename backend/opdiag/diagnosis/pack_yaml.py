@@ -26,7 +26,7 @@ from opdiag.diagnosis.conditions import (
 )
 from opdiag.diagnosis.neighbour_spec import HealthCheck, NeighbourSpec
 from opdiag.diagnosis.patterns import compile_pattern
-from opdiag.diagnosis.result import SEVERITIES, VERDICTS
+from opdiag.diagnosis.result import LIFECYCLE_STATUSES, SEVERITIES, VERDICTS
 from opdiag.diagnosis.rules import (
     CAUSES,
     DEFAULT_PACK,
@@ -39,6 +39,7 @@ from opdiag.diagnosis.rules import (
     SolutionTemplate,
     SpanMatch,
     StatusRange,
+    StatusRequest,
     TypeHint,
 )
 from opdiag.diagnosis.templates import Template, parse_template
@@ -300,7 +301,9 @@ def _read_verdicts(reader: _Reader, node: Node) -> dict[str, str]:
 def _read_operation(reader: _Reader, node: Node, pack: RulePack) -> None:
     """Pack-level knowledge of operations: id pattern, type hints, phase span names."""
     fields = reader.mapping(
-        node, "operation", frozenset({"id_pattern", "types", "phases", "values"})
+        node,
+        "operation",
+        frozenset({"id_pattern", "types", "phases", "values", "status_requests"}),
     )
     if "id_pattern" in fields:
         value_node = fields["id_pattern"][1]
@@ -334,6 +337,28 @@ def _read_operation(reader: _Reader, node: Node, pack: RulePack) -> None:
                         "(an attribute, or attribute#json.path into a JSON text)",
                     )
             pack.values[name] = tuple(keys)
+    if "status_requests" in fields:
+        what = "operation.status_requests"
+        pack.status_requests = [
+            _read_status_request(reader, n, what)
+            for n in _items(reader, fields["status_requests"][1], what)
+        ]
+
+
+def _read_status_request(reader: _Reader, node: Node, what: str) -> StatusRequest:
+    """``{span: GLOB, status: cancelled}``: a request whose server span sets the status."""
+    fields = reader.mapping(node, what, frozenset({"span", "status"}))
+    for key in ("span", "status"):
+        if key not in fields:
+            raise reader.error(node, f"{what}: missing '{key}'")
+    status_node = fields["status"][1]
+    status = reader.string(status_node, f"{what}.status").strip().lower()
+    if status not in LIFECYCLE_STATUSES:
+        raise reader.error(
+            status_node, f"{what}.status: '{status}' is none of {', '.join(LIFECYCLE_STATUSES)}"
+        )
+    span = reader.string(fields["span"][1], f"{what}.span")
+    return StatusRequest(Globs.of([span]), status)
 
 
 _VALUE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(#[A-Za-z0-9_][A-Za-z0-9_.\-]*)?$")

@@ -27,6 +27,7 @@ from opdiag.diagnosis.result import VERDICTS
 from opdiag.diagnosis.templates import Template
 from opdiag.errors import InputError
 from opdiag.globs import Globs, any_of
+from opdiag.model import SERVER, Span, http_status, url_path
 
 DEFAULT_PACK = Path(__file__).resolve().parents[1] / "rules" / "ktrdr.yaml"
 
@@ -77,6 +78,7 @@ SUBJECTS = frozenset(
 SCOPES = frozenset({"own", "neighbours"})
 CAUSES = frozenset({"origin", "matched"})
 _MAX_NAMES = 8192
+_UNSEEN_NAME: Any = object()
 
 
 class StatusRange(msgspec.Struct, frozen=True):
@@ -180,6 +182,16 @@ class TypeHint(msgspec.Struct, frozen=True):
     type: str
 
 
+class StatusRequest(msgspec.Struct, frozen=True):
+    """A request that sets an operation's status and writes no transition span of its own:
+    KTRDR's training worker, stopped with SIGTERM, PATCHes ``/operations/{id}/status`` to
+    CANCELLED. Its server span (named by ``span``, answered under 400, the operation's id in
+    its path) counts as a transition to ``status``."""
+
+    span: Globs
+    status: str
+
+
 class RulePack(msgspec.Struct):
     """One loaded pack file."""
 
@@ -192,6 +204,7 @@ class RulePack(msgspec.Struct):
     phases: list[str] = msgspec.field(default_factory=list)
     values: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
     neighbours: NeighbourSpec | None = None
+    status_requests: list[StatusRequest] = msgspec.field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -206,6 +219,7 @@ class RuleSet:
     sources: list[str] = field(default_factory=list)
     values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     neighbours: NeighbourSpec = field(default_factory=NeighbourSpec)
+    status_requests: tuple[StatusRequest, ...] = ()
     _by_id: dict[str, Rule] = field(default_factory=dict)
     # Compiled with the set: which rules (``when`` matches, nested ``without_*`` matches)
     # may hold on a span of a given shape, each shape decided once (diagnosis.candidates).
@@ -221,6 +235,9 @@ class RuleSet:
     withins: tuple[Globs, ...] = field(init=False, repr=False, compare=False)
     value_keys: frozenset[str] = field(init=False, repr=False, compare=False)
     _names: dict[str, tuple[str | None, bool]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _status_names: dict[str, str | None] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
     _any_hint: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
@@ -305,6 +322,27 @@ class RuleSet:
         return info
 
 
+    def requested_status(self, span: Span, operation_id: str) -> str | None:
+        """The status a server span of a ``status_requests`` entry sets for
+        ``operation_id``: answered under 400 and naming the operation in its path. None
+        for any other span (the name's entry remembered, bounded, across diagnoses)."""
+        if not self.status_requests or span.kind != SERVER:
+            return None
+        name = span.name
+        status = self._status_names.get(name, _UNSEEN_NAME)
+        if status is _UNSEEN_NAME:
+            status = next((r.status for r in self.status_requests if r.span(name)), None)
+            if len(self._status_names) >= _MAX_NAMES:
+                self._status_names.clear()
+            self._status_names[name] = status
+        if status is None:
+            return None
+        code = http_status(span)
+        if code is not None and code >= 400:
+            return None
+        return status if operation_id in url_path(span).split("/") else None
+
+
 def _match_of(rule: Rule) -> SpanMatch | None:
     return rule.match
 
@@ -343,8 +381,10 @@ def merge_packs(packs: Iterable[RulePack]) -> RuleSet:
     sources: list[str] = []
     values: dict[str, tuple[str, ...]] = {}
     specs: list[NeighbourSpec | None] = []
+    status_requests: list[StatusRequest] = []
     for pack in packs:
         sources.append(pack.source)
+        status_requests.extend(pack.status_requests)
         values.update(pack.values)
         specs.append(pack.neighbours)
         for rule in pack.rules:
@@ -362,6 +402,7 @@ def merge_packs(packs: Iterable[RulePack]) -> RuleSet:
         sources=sources,
         values=values,
         neighbours=merge_specs(specs),
+        status_requests=tuple(status_requests),
     )
 
 

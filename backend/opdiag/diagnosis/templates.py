@@ -46,6 +46,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "idle",
         "where_ago",
         "request",
+        "caller",
         "quiet_since",
         "phase_minutes",
         "trace_count",

@@ -1,0 +1,80 @@
+"""Scenarios the real KTRDR produces that run1 lacks, built from run1 (``real_variants``) as
+KTRDR's code at the recorded commit says they look, with the diagnosis a correct reading
+gives (each test names the code it follows)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import real_variants as rv
+from conftest import REAL_KTRDR
+from opdiag.devtools.score_cases import diagnose_case
+
+TRACES = REAL_KTRDR / "run1" / "traces"
+# v3_medium on AAPL, 30 epochs, 4 min on the training worker at :5006 (b969a633); the same
+# worker was SIGKILLed at 16:00:59 for a later training (run1 case 20)
+MEDIUM = "op_training_20261204_155512_6652e327"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _diagnose(recording: rv.Recording, ident: str, now: str, scratch: Path) -> dict[str, Any]:
+    run = scratch / "run"
+    rv.write(recording, run / "traces")
+    return diagnose_case(run, {"id": ident, "upto": None, "now": now}, scratch / "snap")
+
+
+@pytest.mark.parametrize("now", ["2026-12-04T15:57:30Z", "2026-12-04T16:10:00Z"])
+def test_a_training_worker_stopped_with_sigterm_cancelled_its_training(
+    now: str, tmp_path: Path
+) -> None:
+    """SIGTERM to the training worker a minute into the loop: KTRDR's graceful shutdown
+    marks the training CANCELLED through PATCH /operations/{id}/status (no transition span),
+    and the backend reports it cancelled. Before: 'running: after training.data_loading' at
+    15:57:30, and at 16:10 worker_lost, blaming the SIGKILL of the same worker 5 minutes
+    after the training had ended."""
+    at = rv.ns("2026-12-04T15:56:16Z")
+    changed = rv.shut_down_gracefully(rv.load(TRACES), MEDIUM, at)
+    d = _diagnose(changed, MEDIUM, now, tmp_path)
+    assert d["verdict"] == "cancelled", d["summary"]
+    assert d["status"] == "cancelled"
+    assert "SIGTERM" in d["summary"] and "ktrdr-training-worker-b969a633" in d["summary"]
+    assert d["root_cause"]["span_name"] == "PATCH /api/v1/operations/{operation_id}/status"
+    assert any("ktrdr resume" in c for c in d["solution"]["commands"])
+
+
+# v3_minimal on EURUSD, 10 epochs: 43 s of its 44.8 s in the span-less training loop
+MINIMAL = "op_training_20261204_154305_f6579e1a"
+OOM = "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 7.79 GiB"
+
+
+def test_a_training_out_of_gpu_memory_in_its_loop_says_so(tmp_path: Path) -> None:
+    """torch's OutOfMemoryError in the training loop, 43 s in: the loop has no span, so
+    only the failed transition says it. Before: 'failed: CUDA out of memory …' with the
+    advice to look for an error span below (there is none) and nothing on the batch size."""
+    changed = rv.failed_instead(rv.load(TRACES), MINIMAL, OOM)
+    d = _diagnose(changed, MINIMAL, "2026-12-04T16:10:00Z", tmp_path)
+    assert d["verdict"] == "failed", d["summary"]
+    assert "ran out of memory in the training loop" in d["summary"]
+    assert "after training.data_loading" in d["summary"] and "ktrdr-training-worker" in d["summary"]
+    assert any("batch size" in s for s in d["solution"]["steps"]), d["solution"]
+
+
+def test_a_training_failing_in_its_loop_says_where_the_error_was_raised(tmp_path: Path) -> None:
+    """A ValueError of the loop ('No features computed'), outside any span: the message is
+    the summary, and the solution says it was raised after training.data_loading in code
+    without a span, not to look for an error span below (there is none)."""
+    message = "No features computed - check data and configuration"
+    changed = rv.failed_instead(rv.load(TRACES), MINIMAL, message)
+    d = _diagnose(changed, MINIMAL, "2026-12-04T16:10:00Z", tmp_path)
+    assert d["verdict"] == "failed" and message in d["summary"], d["summary"]
+    steps = " ".join(d["solution"]["steps"])
+    assert "code without a span" in steps and "after training.data_loading" in steps, steps
