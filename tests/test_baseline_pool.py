@@ -8,7 +8,8 @@ import random
 
 import pytest
 from opdiag.analysis.phases import PhaseProfile
-from opdiag.diagnosis.comparison import RunPool, RunProfile, good_runs, select_baseline
+from opdiag.diagnosis.baseline import RunPool, good_runs, select_baseline
+from opdiag.diagnosis.run_profile import RunProfile
 
 
 def _reference(target, good, *, runs, min_runs, order):

@@ -10,18 +10,15 @@ from pathlib import Path
 import msgspec
 import pytest
 from opdiag.analysis.phases import GAP, OUTSIDE, SPAN, PhaseProfile, PhaseTime, phase_key
+from opdiag.diagnosis.baseline import good_runs, select_baseline
 from opdiag.diagnosis.comparison import (
-    RunProfile,
-    alike_values,
     change_phrase,
     compare,
     compare_with_baseline,
-    error_types,
-    good_runs,
-    select_baseline,
     slow_reference,
     total_status,
 )
+from opdiag.diagnosis.run_profile import RunProfile, alike_values, error_types
 from opdiag.model import Event, Span
 from opdiag.service import DiagnosisService
 from opdiag.settings import ComparisonSettings, Settings
@@ -482,8 +479,8 @@ def test_where_a_run_stopped_leads_its_comparison_whatever_the_other_changes():
 def test_a_run_its_worker_closed_keeps_the_time_after_it_as_the_callers():
     """A cancel the worker answered (its own transition to cancelled) closed the run: the
     time after its last span is the caller noticing the end, not the worker's open work."""
-    from opdiag.diagnosis.comparison import run_profile
     from opdiag.diagnosis.result import Diagnosis
+    from opdiag.diagnosis.run_profile import run_profile
     from opdiag.model import build_trace
 
     tid = "a" * 32

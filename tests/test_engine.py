@@ -1233,7 +1233,7 @@ def test_an_operation_resumed_twice_is_judged_from_the_last_resume() -> None:
 def test_a_resumed_run_is_no_baseline_for_others() -> None:
     """Its length is the rest of a run from a checkpoint: beside whole runs it would make
     them look slow."""
-    from opdiag.service import _is_healthy_run
+    from opdiag.diagnosis.baseline import is_healthy_run as _is_healthy_run
 
     done = run_case({**_killed_then_resumed(done=True), "now_s": 700})
     assert done.resumed and done.verdict == "healthy"

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pytest
 from opdiag.cli.main import main
-from opdiag.diagnosis.comparison import data_size
 from opdiag.diagnosis.conditions import Condition, as_number, as_time, check_operand, evaluate
+from opdiag.diagnosis.run_profile import data_size
 from opdiag.errors import TraceFormatError
 from opdiag.model import Span
 from opdiag.sources.reader_base import MAX_NESTING, TOO_DEEP, any_value, bounded

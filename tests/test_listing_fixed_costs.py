@@ -14,20 +14,16 @@ from pathlib import Path
 
 import pytest
 from conftest import REAL_KTRDR
-from opdiag.diagnosis.comparison import (
-    RunPool,
-    RunProfile,
-    _median,
-    alike_values,
-    run_profile,
-    select_baseline,
-)
+from opdiag.diagnosis.baseline import RunPool, select_baseline
+from opdiag.diagnosis.baseline import is_healthy_run as _is_healthy_run
+from opdiag.diagnosis.baseline import median_of as _median
 from opdiag.diagnosis.neighbours import clock_text
+from opdiag.diagnosis.run_profile import RunProfile, alike_values, run_profile
 from opdiag.diagnosis.templates import fill, fill_command, parse_template
 from opdiag.lru import LRUCache
 from opdiag.model import Span
 from opdiag.operations import _raw_pairs, group_operations
-from opdiag.service import DiagnosisService, _is_healthy_run
+from opdiag.service import DiagnosisService
 from opdiag.settings import Settings, default_demo_traces
 from opdiag.sources.factory import make_source
 from opdiag.timeutil import US_PER_S, format_rfc3339

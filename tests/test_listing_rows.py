@@ -18,14 +18,10 @@ import pytest
 from conftest import REAL_KTRDR
 from msgspec.structs import replace as struct_replace
 from opdiag.diagnosis import engine, slow
-from opdiag.diagnosis.comparison import (
-    RunPool,
-    RunProfile,
-    good_runs,
-    select_baseline,
-)
+from opdiag.diagnosis.baseline import RunPool, good_runs, select_baseline
 from opdiag.diagnosis.conclusion import _marked
 from opdiag.diagnosis.result import Diagnosis, copied
+from opdiag.diagnosis.run_profile import RunProfile
 from opdiag.render.links import build_links, row_links
 from opdiag.render.rows import operation_row, operation_row_dict
 from opdiag.service import DiagnosisService

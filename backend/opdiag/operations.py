@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from itertools import repeat
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -33,6 +33,9 @@ from opdiag.model import (
     normalise_trace_id,
     url_path,
 )
+
+if TYPE_CHECKING:
+    from opdiag.diagnosis.result import Diagnosis
 
 OPERATION_ID_KEY = "operation.id"
 OPERATION_TYPE_KEY = "operation.type"
@@ -414,6 +417,12 @@ def group_operations(
             or UNKNOWN_TYPE
         )
     return sorted(groups.values(), key=lambda g: (g.start_us, g.key), reverse=True)
+
+
+def type_of(diagnosis: Diagnosis, group: OperationTraces) -> str:
+    """The engine's type when it knows one, the cheap guess otherwise."""
+    found = diagnosis.operation_type
+    return found if found and found != UNKNOWN_TYPE else group.operation_type
 
 
 def last_status(group: OperationTraces) -> str | None:

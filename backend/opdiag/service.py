@@ -2,10 +2,11 @@
 
 This is where sources, grouping, the engine, baselines and links meet; the CLI and the Flask
 app only parse input and render output around it. Every finished operation is compared with
-the last good runs of its type (``diagnosis.comparison``): the finished, completed runs the
-engine called healthy, found in the same source (all of a file source, Jaeger's recent
-``lookback_s`` window), minus those slow against the others; ``slow`` is judged against the
-median of exactly those runs. With too few runs the engine's configured budget decides instead.
+the last good runs of its type (``diagnosis.comparison``; the runs: ``diagnosis.baseline``):
+the finished, completed runs the engine called healthy, found in the same source (all of a
+file source, Jaeger's recent ``lookback_s`` window), minus those slow against the others;
+``slow`` is judged against the median of exactly those runs. With too few runs the engine's
+configured budget decides instead.
 
 Diagnoses of finished operations never change, so they are kept in a bounded LRU cache
 (the server asks for the same operation from several panels at once); unfinished ones are
@@ -15,7 +16,10 @@ server's threads, so the cache is guarded by a lock; computing happens outside i
 A ``now`` in the source's past (more than a minute, the clock margin, before a recording's
 last span or Jaeger's clock) judges what had happened by then: every trace read is cut to the spans
 that had ended (``opdiag.asof``), for the operation, its neighbours, the listing and the
-baselines alike, and those answers are cached under that moment (``_At``).
+baselines alike, and those answers are cached under that moment (``opdiag.moment``).
+
+The listing (the operations list, the verdict counts, Grafana's variables) lives in
+``opdiag.listing``; its methods here delegate to it.
 
 Jaeger calls: a source that offers ``recent_traces_for`` (``JaegerSource``) answers a cold
 diagnosis from the live window it recently searched for the operations list or a baseline
@@ -28,52 +32,40 @@ with ``traces_for`` (Jaeger's current answer) and diagnosed from that.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
-import msgspec
-
-from opdiag.asof import as_of
 from opdiag.diagnosis import engine, slow
+from opdiag.diagnosis.baseline import good_runs, is_healthy_run, may_be_slow
 from opdiag.diagnosis.comparison import (
-    RunProfile,
-    baseline_totals,
     change_phrase,
     compare,
     compare_with_baseline,
-    good_runs,
     never_ran,
     no_baseline,
     not_comparable,
-    run_profile,
-    select_baseline,
     slow_reference,
 )
 from opdiag.diagnosis.facts import TERMINAL
-from opdiag.diagnosis.result import (
-    REQUEST_SETTLE_MS,
-    VERDICTS,
-    Comparison,
-    Diagnosis,
-    copied,
-)
+from opdiag.diagnosis.result import Comparison, Diagnosis, copied
+from opdiag.diagnosis.run_profile import RunProfile, run_profile
 from opdiag.durations import human_ms
-from opdiag.errors import InputError, NotFoundError, NotYetError, SourceUnavailableError
+from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
+from opdiag.listing import Listing, listed
 from opdiag.lru import LRUCache
 from opdiag.model import Trace, normalise_trace_id
+from opdiag.moment import At, Lookup, final_answer, may_be_finished, not_yet, overlaps
 from opdiag.operations import (
     UNKNOWN_TYPE,
     OperationTraces,
     find_operation,
     group_operations,
     last_status,
+    type_of,
 )
-from opdiag.render.links import build_links, row_links
-from opdiag.search_window import CLOCK_MARGIN_US, lookup_window
+from opdiag.render.links import build_links
+from opdiag.search_window import ALL_END_US, ALL_LIMIT, ALL_START_US, lookup_window
 from opdiag.settings import Settings
 from opdiag.sources.base import TraceSource
 from opdiag.sources.budget import BudgetSpentError
@@ -83,94 +75,9 @@ if TYPE_CHECKING:
     from opdiag.api.schemas import VariableRow, VerdictCountRow
     from opdiag.diagnosis.rules import RuleSet
 
-# "Everything" for a file source: files are finite, a time filter would only hide data.
-_ALL_START_US = 0
-_ALL_END_US = 2**62
-_ALL_LIMIT = 1_000_000
 # A completed operation needed nothing from other traces; a cancelled one may have been
 # cancelled because its worker had died (the neighbours say whether it had, before the cancel).
 _SETTLED = frozenset({"completed"})
-VARIABLE_NAMES: tuple[str, ...] = ("operation_types", "verdicts", "services", "operation_ids")
-
-
-def _taken(
-    bases: list[tuple[OperationTraces, Diagnosis] | None], order: Sequence[int]
-) -> Iterator[tuple[OperationTraces, Diagnosis]]:
-    """The first pass's entries in ``order``, each let go as it is handed out (a long
-    listing never holds every final diagnosis)."""
-    for i in order:
-        entry = bases[i]
-        bases[i] = None
-        assert entry is not None
-        yield entry
-
-
-def _type_of(diagnosis: Diagnosis, group: OperationTraces) -> str:
-    """The engine's type when it knows one, the cheap guess otherwise."""
-    found = diagnosis.operation_type
-    return found if found and found != UNKNOWN_TYPE else group.operation_type
-
-
-def _is_healthy_run(diagnosis: Diagnosis) -> bool:
-    """A candidate for others' baselines: finished, completed, healthy before any baseline
-    (slow against the budget is not healthy; slow against the other runs is decided by
-    ``comparison.good_runs``)."""
-    return (
-        diagnosis.finished
-        and diagnosis.status == "completed"
-        and diagnosis.verdict == "healthy"
-        and diagnosis.duration_ms is not None
-        and not diagnosis.resumed  # the rest of a run from its checkpoint
-    )
-
-
-def _may_be_slow(diagnosis: Diagnosis) -> bool:
-    """Slow is decided for finished runs the engine called healthy or slow (by budget)."""
-    return (
-        diagnosis.finished
-        and not diagnosis.is_request
-        and diagnosis.verdict in ("healthy", "slow")
-    )
-
-
-def _final_answer(diagnosis: Diagnosis, at: _At) -> bool:
-    """The answer can no longer change (it is cached, and reused traces answer it): the
-    operation finished; a request that never became an operation only once it has been over
-    for ``REQUEST_SETTLE_MS`` (its backend's spans come in batches after the command's)."""
-    if not diagnosis.finished:
-        return False
-    if not diagnosis.is_request:
-        return True
-    return (diagnosis.ended_at_ms or 0) + REQUEST_SETTLE_MS <= at.now_us // US_PER_MS
-
-
-def _wanted(values: Iterable[str] | None) -> set[str] | None:
-    if values is None:
-        return None
-    wanted = {v for v in values if v}
-    return wanted or None
-
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def _listed(
-    each: Callable[P, Iterator[T]], name: str, returns: str, doc: str
-) -> Callable[P, list[T]]:
-    """``each``'s results as a list, with ``each``'s parameters (one signature to keep)."""
-
-    @functools.wraps(each)
-    def listed(*args: P.args, **kwargs: P.kwargs) -> list[T]:
-        return list(each(*args, **kwargs))
-
-    listed.__name__ = name
-    listed.__qualname__ = f"DiagnosisService.{name}"
-    listed.__doc__ = doc
-    listed.__signature__ = inspect.signature(each).replace(  # type: ignore[attr-defined]
-        return_annotation=returns
-    )
-    return listed
 
 
 class DiagnosisService:
@@ -202,6 +109,7 @@ class DiagnosisService:
         self._final: LRUCache[Diagnosis] = LRUCache(settings.server.cache_size)  # links filled
         self._base: LRUCache[Diagnosis] = LRUCache(settings.server.cache_size)  # no baseline
         self._profiles: LRUCache[RunProfile] = LRUCache(settings.server.cache_size)
+        self._listing = Listing(self)
 
     # -- cache statistics -------------------------------------------------------------
 
@@ -247,7 +155,7 @@ class DiagnosisService:
             "flight then is judged as it was then; give now (--now) to judge at another moment"
         )
 
-    def _at(self, now_us: int | None) -> _At:
+    def _at(self, now_us: int | None) -> At:
         """The moment to judge at (None: ``default_now_us``) and whether it lies in the
         source's past: more than the clock margin before the latest moment it holds spans
         of (hosts' clocks, and the moments people give, a file name's second or a rounded
@@ -255,11 +163,7 @@ class DiagnosisService:
         present."""
         now = self.default_now_us() if now_us is None else now_us
         latest = getattr(self.source, "latest_us", None)
-        return _At(
-            now,
-            past=callable(latest) and now < latest() - CLOCK_MARGIN_US,
-            pinned=abs(now - wall_clock_us()) > CLOCK_MARGIN_US,
-        )
+        return At.judged(now, latest() if callable(latest) else None, wall_clock_us())
 
     # -- one operation ----------------------------------------------------------------
 
@@ -274,14 +178,14 @@ class DiagnosisService:
             raise InputError("empty operation or trace id", field="id")
         at = self._at(now_us)
         cached = self._final.get(at.key(ident))
-        if cached is not None and _overlaps(cached, window):
+        if cached is not None and overlaps(cached, window):
             return cached
-        look = _Lookup(at, window)
+        look = Lookup(at, window)
         group, reused = self._lookup(ident, look)
-        if reused and not _may_be_finished(group):
+        if reused and not may_be_finished(group):
             group, reused = self._lookup(ident, look, fresh=True)
         base = self._base_diagnosis(group, at, ident=ident)
-        if reused and not _final_answer(base, at):  # reused traces: only for finished work
+        if reused and not final_answer(base, at):  # reused traces: only for finished work
             group, reused = self._lookup(ident, look, fresh=True)
             base = self._base_diagnosis(group, at, ident=ident)
         if base.verdict == "not_found":  # traces matched, but nothing of the operation in them
@@ -289,11 +193,11 @@ class DiagnosisService:
         final = base
         if base.finished and not base.is_request:
             healthy = self._healthy_runs(
-                _type_of(base, group), at, target=group, around_us=group.start_us
+                type_of(base, group), at, target=group, around_us=group.start_us
             )
             final = self._judged(base, group, self._good(healthy), at)
         final = self._finish(final, at, group.traces, own=final is not base)
-        if _final_answer(final, at):
+        if final_answer(final, at):
             self._final.put(at.key(ident), final)
             if final.key != ident:
                 self._final.put(at.key(final.key), final)
@@ -312,7 +216,7 @@ class DiagnosisService:
         pair: list[tuple[Diagnosis, RunProfile]] = []
         for one in (ident, against):
             diagnosis = self.diagnose(one, now_us=at.now_us)
-            group, _ = self._lookup(diagnosis.key, _Lookup(at, None), fresh=not diagnosis.finished)
+            group, _ = self._lookup(diagnosis.key, Lookup(at, None), fresh=not diagnosis.finished)
             pair.append((diagnosis, self._profile(group, diagnosis, at)))
         (this, this_profile), (other, other_profile) = pair
         if this.key == other.key:
@@ -332,7 +236,7 @@ class DiagnosisService:
         )
         return this, other, comparison
 
-    def _traces(self, ident: str, look: _Lookup, *, fresh: bool) -> tuple[list[Trace], bool]:
+    def _traces(self, ident: str, look: Lookup, *, fresh: bool) -> tuple[list[Trace], bool]:
         """The traces of ``ident`` and whether they were reused from the source's recent
         window (``fresh`` asks the source itself, over the lookup's window)."""
         reuse = None if fresh else getattr(self.source, "recent_traces_for", None)
@@ -342,11 +246,11 @@ class DiagnosisService:
                 return list(found), True
         return self.source.traces_for(ident, self._search_window(ident, look)), False
 
-    def _search_window(self, ident: str, look: _Lookup) -> TimeRange | None:
+    def _search_window(self, ident: str, look: Lookup) -> TimeRange | None:
         lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
         return lookup_window(ident, now_us=look.at.now_us, lookback_us=lookback, given=look.window)
 
-    def _not_found(self, ident: str, look: _Lookup) -> NotFoundError:
+    def _not_found(self, ident: str, look: Lookup) -> NotFoundError:
         """Not found, naming the window a live source searched."""
         message = f"no trace holds operation or trace id {ident!r}"
         window = None if self._is_file_source() else self._search_window(ident, look)
@@ -357,7 +261,7 @@ class DiagnosisService:
         return NotFoundError(message)
 
     def _lookup(
-        self, ident: str, look: _Lookup, *, fresh: bool = False
+        self, ident: str, look: Lookup, *, fresh: bool = False
     ) -> tuple[OperationTraces, bool]:
         """The operation ``ident`` names and whether its traces were reused."""
         traces, reused = self._traces(ident, look, fresh=fresh)
@@ -365,11 +269,11 @@ class DiagnosisService:
             raise self._not_found(ident, look)
         seen = look.at.visible(traces)
         if not seen:
-            raise _not_yet(ident, traces, look.at.now_us)
+            raise not_yet(ident, traces, look.at.now_us)
         return self._group_for(ident, seen, look, fresh=fresh or not reused), reused
 
     def _group_for(
-        self, ident: str, traces: list[Trace], look: _Lookup, *, fresh: bool = True
+        self, ident: str, traces: list[Trace], look: Lookup, *, fresh: bool = True
     ) -> OperationTraces:
         """The operation ``ident`` names; a trace id of a one-operation trace means that
         operation (all its traces); otherwise the traces themselves."""
@@ -395,17 +299,17 @@ class DiagnosisService:
             alone=False,
         )
 
-    def _base_diagnosis(self, group: OperationTraces, at: _At, ident: str) -> Diagnosis:
+    def _base_diagnosis(self, group: OperationTraces, at: At, ident: str) -> Diagnosis:
         """The engine's verdict before any baseline (budget only); finished ones cached."""
         cached = self._base.get(at.key(group.key))
         if cached is not None:
             return cached
         result = self._verdict(group, at, ident)
-        if _final_answer(result, at):
+        if final_answer(result, at):
             self._base.put(at.key(group.key), result)
         return result
 
-    def _verdict(self, group: OperationTraces, at: _At, ident: str) -> Diagnosis:
+    def _verdict(self, group: OperationTraces, at: At, ident: str) -> Diagnosis:
         """``_base_diagnosis`` without the cache: the engine run on the group."""
         neighbours, problem = self._neighbours(group, at)
         result = engine.diagnose(
@@ -423,7 +327,7 @@ class DiagnosisService:
             result = copied(result, operation_type=group.operation_type)
         return result
 
-    def _neighbours(self, group: OperationTraces, at: _At) -> tuple[list[Trace], str | None]:
+    def _neighbours(self, group: OperationTraces, at: At) -> tuple[list[Trace], str | None]:
         """Traces around the operation that may hold its cause (the pack's ``neighbours``):
         asked only for operations that did not complete. A source that
         cannot answer this second search leaves the diagnosis without them, and says so;
@@ -452,7 +356,7 @@ class DiagnosisService:
         self,
         group: OperationTraces,
         diagnosis: Diagnosis,
-        at: _At,
+        at: At,
         later: deque[tuple[str, RunProfile]] | None = None,
         *,
         lazy: bool = False,
@@ -461,7 +365,7 @@ class DiagnosisService:
         (``later``: put there, for ``LRUCache.put_all``; ``lazy``: phases made when read,
         see ``run_profile``)."""
         key = at.key(group.key)
-        final = _final_answer(diagnosis, at)
+        final = final_answer(diagnosis, at)
         cached = self._profiles.get(key) if final else None
         if cached is not None:
             return cached
@@ -473,7 +377,7 @@ class DiagnosisService:
             lazy=lazy,
         )
         if profile.operation_type in (None, "", UNKNOWN_TYPE):
-            profile.operation_type = _type_of(diagnosis, group)  # a new profile: ours
+            profile.operation_type = type_of(diagnosis, group)  # a new profile: ours
         if final:
             if later is None:
                 self._profiles.put(key, profile)
@@ -497,7 +401,7 @@ class DiagnosisService:
         base: Diagnosis,
         group: OperationTraces,
         good: Sequence[RunProfile],
-        at: _At,
+        at: At,
         profile: RunProfile | None = None,
     ) -> Diagnosis:
         """``base`` with its comparison with the last good runs and, for a healthy or slow
@@ -505,7 +409,7 @@ class DiagnosisService:
         Without a good run of its type the run is not profiled at all. ``profile``: the
         run's profile when the caller has it."""
         d = self.settings.diagnosis
-        op_type = _type_of(base, group)
+        op_type = type_of(base, group)
         if not any(r.key != group.key and r.operation_type == op_type for r in good):
             comparison = no_baseline(
                 float(base.duration_ms or 0.0), op_type, self.settings.comparison.baseline_runs
@@ -515,7 +419,7 @@ class DiagnosisService:
             profile or self._profile(group, base, at), good, self.settings.comparison,
             min_runs=d.min_baseline_runs,
         )
-        if _may_be_slow(base) and len(chosen) >= d.min_baseline_runs and comparison.baseline_ms:
+        if may_be_slow(base) and len(chosen) >= d.min_baseline_runs and comparison.baseline_ms:
             reference, basis = slow_reference(comparison)
             change = change_phrase(comparison) if comparison.judges_speed else None
             out = slow.reassess_slow(base, reference, self.rules, d, change, basis=basis)
@@ -524,7 +428,7 @@ class DiagnosisService:
         return copied(base, comparison=comparison)
 
     def _finish(
-        self, diagnosis: Diagnosis, at: _At, traces: Sequence[Trace], *, own: bool = False
+        self, diagnosis: Diagnosis, at: At, traces: Sequence[Trace], *, own: bool = False
     ) -> Diagnosis:
         """``diagnosis`` with its links (judged at ``at`` on ``traces``); ``own``: a copy
         nobody else holds yet (from ``_judged``), filled in place."""
@@ -546,7 +450,7 @@ class DiagnosisService:
         """(start, end, trace limit) of the baseline population: the look-back before now,
         or around ``around_us`` (an operation's start) when that lies before it."""
         if self._is_file_source():
-            return _ALL_START_US, _ALL_END_US, _ALL_LIMIT
+            return ALL_START_US, ALL_END_US, ALL_LIMIT
         lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
         if around_us is not None and around_us < now_us - lookback:
             return around_us - lookback, around_us + lookback, self.settings.jaeger.search_limit
@@ -555,7 +459,7 @@ class DiagnosisService:
     def _healthy_runs(
         self,
         op_type: str,
-        at: _At,
+        at: At,
         target: OperationTraces | None = None,
         around_us: int | None = None,
     ) -> list[RunProfile]:
@@ -576,168 +480,11 @@ class DiagnosisService:
             if last_status(group) != "completed":  # cannot be a healthy run: skip the engine
                 continue
             diagnosis = self._base_diagnosis(group, at, ident=group.key)
-            if _is_healthy_run(diagnosis) and _type_of(diagnosis, group) == op_type:
+            if is_healthy_run(diagnosis) and type_of(diagnosis, group) == op_type:
                 out.append(self._profile(group, diagnosis, at))
         return out
 
-    # -- many operations --------------------------------------------------------------
-
-    def _all(
-        self, start_us: int, end_us: int, at: _At, limit: int | None, *, rows: bool = False
-    ) -> Iterator[Diagnosis]:
-        """Every operation in the range, newest first, diagnosed in two passes: verdicts
-        (here, at once), then baselines, one operation at a time as the result is read.
-        ``rows``: see ``each_operation``."""
-        trace_limit = (
-            _ALL_LIMIT
-            if self._is_file_source()
-            else max(self.settings.jaeger.search_limit, limit or 0)
-        )
-        traces = at.visible(self.source.recent_traces(start_us, end_us, trace_limit))
-        groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
-        finals: dict[str, Diagnosis] = {}
-        todo: list[OperationTraces] = []
-        for group in groups:
-            cached = self._final.get(at.key(group.key))
-            if cached is not None:
-                finals[group.key] = cached
-            else:
-                todo.append(group)
-        made = iter(self._first_pass(todo, at))
-        bases: list[tuple[OperationTraces, Diagnosis] | None] = [
-            (group, finals[group.key] if group.key in finals else next(made)) for group in groups
-        ]
-        healthy: dict[str, list[RunProfile]] = {}
-        # profiles made here are used again below (the LRU may not hold a long listing's)
-        profiles: dict[str, RunProfile] = {}
-        kept = self._profiles.later()
-        for group, diagnosis in filter(None, bases):
-            if group.key not in finals and _is_healthy_run(diagnosis):
-                profile = self._profile(group, diagnosis, at, kept, lazy=rows)
-                profiles[group.key] = profile
-                healthy.setdefault(_type_of(diagnosis, group), []).append(profile)
-        # the cache keeps whole profiles (a lazy one would hold its spans)
-        self._profiles.put_all((key, _whole(profile)) for key, profile in kept)
-        good = {op_type: self._good(runs) for op_type, runs in healthy.items()}
-        # newest first (a stable sort: equal keys keep the grouping's order)
-        order = sorted(range(len(bases)), key=lambda i: _newest(bases[i]), reverse=True)
-        if rows:
-            return self._rows_each(bases, order, finals, good, profiles, at=at)
-        return self._judge_each(bases, order, finals, good, profiles, at=at)
-
-    def _first_pass(self, groups: list[OperationTraces], at: _At) -> list[Diagnosis]:
-        """The verdicts before any baseline, in ``groups``' order, finished ones put in the
-        base cache at the end (a file's listing with ``fork``: half of them made by a forked
-        child, which cannot put them there itself)."""
-
-        def base(group: OperationTraces) -> Diagnosis:
-            cached = self._base.get(at.key(group.key))
-            return cached if cached is not None else self._verdict(group, at, group.key)
-
-        if self._fork and self._is_file_source():
-            from opdiag.forked import split_map
-
-            made = split_map(base, groups)
-        else:
-            made = [base(g) for g in groups]
-        later = self._base.later()  # only the last ``capacity`` would stay in the LRU
-        later.extend(
-            (at.key(g.key), d) for g, d in zip(groups, made, strict=True) if _final_answer(d, at)
-        )
-        self._base.put_all(later)
-        return made
-
-    def _judge_each(
-        self,
-        bases: list[tuple[OperationTraces, Diagnosis] | None],
-        order: Sequence[int],
-        finals: dict[str, Diagnosis],
-        good: dict[str, list[RunProfile]],
-        profiles: dict[str, RunProfile],
-        *,
-        at: _At,
-    ) -> Iterator[Diagnosis]:
-        """The second pass, in ``order``: each verdict is let go once judged, so a listing
-        read row by row holds the first pass's verdicts, never every final diagnosis."""
-        for group, diagnosis in _taken(bases, order):
-            final = finals.get(group.key)
-            if final is None:
-                final = diagnosis
-                if diagnosis.finished and not diagnosis.is_request:
-                    same = good.get(_type_of(diagnosis, group), [])
-                    final = self._judged(diagnosis, group, same, at, profiles.get(group.key))
-                final = self._finish(final, at, group.traces, own=final is not diagnosis)
-                if _final_answer(final, at):
-                    self._final.put(at.key(group.key), final)
-            yield final
-
-    def _rows_each(
-        self,
-        bases: list[tuple[OperationTraces, Diagnosis] | None],
-        order: Sequence[int],
-        finals: dict[str, Diagnosis],
-        good: dict[str, list[RunProfile]],
-        profiles: dict[str, RunProfile],
-        *,
-        at: _At,
-    ) -> Iterator[Diagnosis]:
-        """``_judge_each`` for a caller that shows rows only: what a row shows is the
-        same, nothing else is made and nothing is cached (see ``_for_row``)."""
-        for group, diagnosis in _taken(bases, order):
-            final = finals.get(group.key)
-            if final is None:
-                same = good.get(_type_of(diagnosis, group), [])
-                final = self._for_row(diagnosis, group, same, at, profiles.get(group.key))
-            yield final
-
-    def _for_row(
-        self,
-        base: Diagnosis,
-        group: OperationTraces,
-        good: Sequence[RunProfile],
-        at: _At,
-        profile: RunProfile | None,
-    ) -> Diagnosis:
-        """``_finish(_judged(base, …))`` as far as a row of the operations list shows it:
-        the same verdict and summary (``slow`` decided against the same baseline median,
-        only when that changes a finding) and the row's two links, without the comparison's
-        phase rows (made only when a slow finding's text names the phase that changed most)
-        or the other links."""
-        op_type = _type_of(base, group)
-        # only a run that may be slow has its verdict decided again against the baseline
-        if _may_be_slow(base) and any(
-            r.key != group.key and r.operation_type == op_type for r in good
-        ):
-            d, c = self.settings.diagnosis, self.settings.comparison
-            this = profile or self._profile(group, base, at)
-            chosen, matched = select_baseline(
-                this, good, runs=c.baseline_runs, min_runs=d.min_baseline_runs,
-                order=list(c.alike),
-            )
-            totals = baseline_totals(this, chosen, matched, c)
-            reference, basis = slow_reference(totals)
-            if (
-                len(chosen) >= d.min_baseline_runs
-                and totals.baseline_ms
-                and slow.reassess_changes(base, reference, self.rules, d)
-            ):
-
-                def change() -> str | None:
-                    if not totals.judges_speed:
-                        return None
-                    comparison, _ = compare_with_baseline(
-                        this, good, c, min_runs=d.min_baseline_runs
-                    )
-                    return change_phrase(comparison)
-
-                out = slow.reassess_slow(
-                    base, reference, self.rules, d, change, basis=basis
-                )
-                now_ms = at.link_now_ms(out, group.traces)
-                out.links = row_links(out, self.settings.links, now_ms)  # a copy of its own
-                return out
-        now_ms = at.link_now_ms(base, group.traces)
-        return copied(base, links=row_links(base, self.settings.links, now_ms))
+    # -- many operations (``opdiag.listing``) -------------------------------------------
 
     def each_operation(
         self,
@@ -756,31 +503,18 @@ class DiagnosisService:
         ``rows``: the caller shows only what a row of the list shows (``opdiag operations``):
         those fields are the same, but the diagnoses lack the comparison and every link but
         the row's two, and are not cached (a 200k-operation listing makes fewer objects)."""
-        if end_us < start_us:
-            raise InputError("'to' is before 'from'", field="to")
-        if limit is not None and limit < 0:
-            raise InputError("limit must not be negative", field="limit")
-        at = self._at(now_us)
-        types, wanted_verdicts, wanted_services = (
-            _wanted(operation_types),
-            _wanted(verdicts),
-            _wanted(services),
+        return self._listing.each_operation(
+            start_us,
+            end_us,
+            now_us,
+            operation_types=operation_types,
+            verdicts=verdicts,
+            services=services,
+            limit=limit,
+            rows=rows,
         )
-        everything = self._all(start_us, end_us, at, limit, rows=rows)
 
-        def wanted(d: Diagnosis) -> bool:
-            if d.verdict == "not_found":
-                return False
-            if types is not None and (d.operation_type or UNKNOWN_TYPE) not in types:
-                return False
-            if wanted_verdicts is not None and d.verdict not in wanted_verdicts:
-                return False
-            return wanted_services is None or bool(wanted_services.intersection(d.services))
-
-        kept = filter(wanted, everything)
-        return kept if limit is None else islice(kept, limit)
-
-    operations = _listed(
+    operations = listed(
         each_operation,
         "operations",
         "list[Diagnosis]",
@@ -800,141 +534,19 @@ class DiagnosisService:
     ) -> list[VerdictCountRow]:
         """Operations started per epoch-aligned bucket and verdict; every verdict seen in
         the range gets a row in every bucket (zeros included) so time series stay aligned."""
-        from opdiag.buckets import bucket_of, check_buckets, count_rows
-
-        check_buckets(start_us, end_us, bucket_us)
-        diagnoses = self.operations(
+        return self._listing.verdict_counts(
             start_us,
             end_us,
+            bucket_us,
             now_us,
             operation_types=operation_types,
             verdicts=verdicts,
             services=services,
         )
-        counts: dict[tuple[int, str], int] = {}
-        for d in diagnoses:
-            started_us = (d.started_at_ms or 0) * US_PER_MS
-            if start_us <= started_us < end_us:
-                key = (bucket_of(started_us, bucket_us), d.verdict)
-                counts[key] = counts.get(key, 0) + 1
-        return count_rows(counts, start_us, end_us, bucket_us)
 
     def variable_values(self, name: str, start_us: int, end_us: int) -> list[VariableRow]:
         """Values of a Grafana template variable (sorted; ids newest first)."""
-        from opdiag.render.rows import variable_row
-
-        if name not in VARIABLE_NAMES:
-            raise InputError(
-                f"unknown variable {name!r}; expected one of {', '.join(VARIABLE_NAMES)}",
-                field="name",
-            )
-        if name == "verdicts":
-            return [variable_row(v) for v in VERDICTS]
-        trace_limit = _ALL_LIMIT if self._is_file_source() else self.settings.jaeger.search_limit
-        traces = self.source.recent_traces(start_us, end_us, trace_limit)
-        groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
-        if name == "operation_types":
-            return [variable_row(v) for v in sorted({g.operation_type for g in groups})]
-        if name == "services":
-            found = {s for g in groups for t in g.traces for s in t.services()}
-            return [variable_row(v) for v in sorted(found)]
-        return [variable_row(g.key) for g in groups]
-
-
-def _whole(profile: RunProfile) -> RunProfile:
-    """``profile`` with its phases made (a lazy one makes them when first read)."""
-    _ = profile.phases
-    return profile
-
-
-def _newest(entry: tuple[OperationTraces, Diagnosis] | None) -> tuple[int, str]:
-    """The listing's order key (newest first when reversed)."""
-    assert entry is not None
-    diagnosis = entry[1]
-    return (diagnosis.started_at_ms or 0, diagnosis.key)
-
-
-class _At(msgspec.Struct, frozen=True):
-    """The moment a call judges at. ``past``: before the source's present (the end of a
-    recording; a little before Jaeger's clock), so it sees only the spans that had ended by
-    then (``opdiag.asof``), and its answers are cached apart from the present's. ``pinned``:
-    more than the clock margin from the wall clock, the one a page opened without ``now``
-    judges at (``link_now_ms``)."""
-
-    now_us: int
-    past: bool = False
-    # not the moment a page opened without ``now`` would judge at: links may keep it
-    pinned: bool = False
-
-    def link_now_ms(self, diagnosis: Diagnosis, traces: Iterable[Trace]) -> int | None:
-        """The ``now`` the links to ``diagnosis`` (judged on ``traces``) carry when a page
-        opened at its own clock would answer otherwise: its traces were cut to this moment
-        (it saw less than the source holds), or it was not finished and another clock
-        judges it. None: the page's own clock. The same operation gets the same links from
-        a recording and from Jaeger, whose present differ."""
-        if self.past and any(t.cut_at_us is not None for t in traces):
-            return self.now_us // US_PER_MS
-        if self.pinned and not diagnosis.finished:
-            return self.now_us // US_PER_MS
-        return None
-
-    def key(self, key: str) -> str:
-        """The cache key of ``key``'s answers at this moment."""
-        return f"{key}\x00{self.now_us}" if self.past else key
-
-    def visible(self, traces: Iterable[Trace]) -> list[Trace]:
-        """``traces`` as the source held them at this moment."""
-        return as_of(traces, self.now_us) if self.past else list(traces)
-
-
-class _Lookup(msgspec.Struct, frozen=True):
-    """What one diagnosis searches by: its clock and the caller's window (if any)."""
-
-    at: _At
-    window: TimeRange | None
-
-
-def _not_yet(ident: str, traces: Sequence[Trace], now_us: int) -> NotYetError:
-    """Not found at ``now_us`` although the source holds ``ident``: nothing of it had been
-    exported by then (it had not started, or no span of it had ended)."""
-    when = _moment(now_us)
-    first = min(t.start_us for t in traces)
-    if first > now_us:
-        return NotYetError(
-            f"{ident!r} had not started by {when} (the clock judged by): its first span "
-            f"starts at {_moment(first)}"
-        )
-    ended = min(s.end_us for t in traces for s in t.spans)
-    return NotYetError(
-        f"no span of {ident!r} had ended by {when} (the clock judged by; a span is exported "
-        f"when it ends): it started at {_moment(first)}, its first span ended at "
-        f"{_moment(ended)}"
-    )
-
-
-def _moment(epoch_us: int) -> str:
-    """RFC 3339 to the millisecond: moments a second apart are told apart."""
-    return f"{format_rfc3339(epoch_us)[:-1]}.{epoch_us // US_PER_MS % 1000:03d}Z"
-
-
-def _overlaps(diagnosis: Diagnosis, window: TimeRange | None) -> bool:
-    """A cached diagnosis answers a lookup over ``window`` only when the operation's time
-    meets it: a warm cache must not find what a search of that range would not."""
-    if window is None or diagnosis.started_at_ms is None:
-        return True
-    ended_ms = diagnosis.ended_at_ms or diagnosis.started_at_ms
-    return (
-        diagnosis.started_at_ms * US_PER_MS <= window.end_us
-        and ended_ms * US_PER_MS >= window.start_us
-    )
-
-
-def _may_be_finished(group: OperationTraces) -> bool:
-    """Cheap pre-check before diagnosing reused traces: an operation with an id is finished
-    only once a terminal transition shows (the engine has the last word afterwards)."""
-    if group.operation_id is None:
-        return True
-    return last_status(group) in TERMINAL
+        return self._listing.variable_values(name, start_us, end_us)
 
 
 def _only_target(traces: Sequence[Trace], target: OperationTraces) -> bool:

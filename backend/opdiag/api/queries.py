@@ -25,8 +25,8 @@ from opdiag.api.schemas import (
     VerdictCountRow,
 )
 from opdiag.errors import InputError
+from opdiag.listing import VARIABLE_NAMES
 from opdiag.render import rows as render_rows
-from opdiag.service import VARIABLE_NAMES
 from opdiag.settings import Settings
 
 

@@ -1,518 +1,37 @@
-"""What changed since the last good runs: baseline selection and the phase-by-phase comparison.
+"""What changed since the last good runs: the phase-by-phase comparison of a run with its baseline.
 
-A run is reduced once to a ``RunProfile`` (its phases on the worker side, the gaps between
-them, its error types and what makes it alike to other runs: strategy, symbol). The baseline of
-a run is the N most recent *good* runs of its type — healthy, finished, and not slow against
-their own baseline — preferring runs that share its strategy and symbol, then its strategy,
-then any run of the type, whichever first gives at least ``min_runs``. Earlier runs come first
-("since the last good run"); later ones fill up when there are too few.
-
-The comparison lines up phases by kind and name, gives for each this run, the baseline median
-(a run without the phase counts 0) and the change, and orders them so that the ones that
-explain most of the total change come first. Pure: profiles in, values out; the service does
-the I/O and keeps profiles of finished runs.
+A run is reduced once to a ``RunProfile`` (``diagnosis.run_profile``) and its baseline chosen
+among the good runs of its type (``diagnosis.baseline``). The comparison lines up phases by
+kind and name, gives for each this run, the baseline median (a run without the phase counts 0)
+and the change, and orders them so that the ones that explain most of the total change come
+first; the total says, in a word, what the runs can judge of it. Pure: profiles in, values out;
+the service does the I/O and keeps profiles of finished runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from bisect import bisect_right
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from itertools import islice
-from operator import itemgetter, methodcaller
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
 
-from opdiag.analysis.phases import OUTSIDE, PhaseProfile, phase_key, phase_profile
-from opdiag.diagnosis.bottleneck import noise_check
-from opdiag.diagnosis.conditions import json_field, missing
-from opdiag.diagnosis.facts import TERMINAL, scoped_walk
-from opdiag.diagnosis.matching import exceptions_of
+from opdiag.analysis.phases import OUTSIDE, phase_key
+from opdiag.diagnosis.baseline import (
+    expected_ms,
+    judges_speed,
+    median_ms,
+    median_of,
+    select_baseline,
+)
 from opdiag.diagnosis.result import IN_FLIGHT, BaselineRun, Comparison, Diagnosis, PhaseChange
-from opdiag.globs import Globs
-from opdiag.model import Span, Trace, lifecycle_status
+from opdiag.diagnosis.run_profile import RunProfile
 from opdiag.operations import UNKNOWN_TYPE
 from opdiag.settings import ComparisonSettings
 from opdiag.timeutil import format_duration
 
-_ALIKE_SPANS = 2_000  # alike values are read from this many spans at the operation's start
 _SAME_FRACTION = 0.05  # a change under 5 % of the phase's baseline (and under 1 ms) is "same"
 _SAME_MS = 1.0
 # within 10 % of the time expected for its data, a run took what it should: that time is an
 # estimate from a few runs' time per row, so it is held less tightly than a median
 _EXPECTED_FRACTION = 0.1
-
-
-@dataclass(slots=True)
-class RunProfile:
-    """What a comparison needs of one run; small, kept per finished run by the service."""
-
-    key: str
-    operation_type: str | None
-    started_at_ms: int
-    duration_ms: float
-    phases: PhaseProfile
-    error_types: list[str] = field(default_factory=list)
-    alike: dict[str, str] = field(default_factory=dict)
-    verdict: str = "healthy"
-    size: float | None = None  # how much data it processed (``ComparisonSettings.size``)
-    status: str = "completed"  # the operation's status: a run that did not complete stopped
-
-
-_PHASES = RunProfile.__dict__["phases"]  # the slot the dataclass keeps ``phases`` in
-
-
-class _LazyRunProfile(RunProfile):
-    """A ``RunProfile`` whose phases are made when first read (``run_profile(lazy=True)``):
-    a listing's rows read only the runs' starts, durations, sizes and alike values, unless a
-    slow finding names the phase that changed most. Equal in every field to the eager one."""
-
-    __slots__ = ("_make",)
-
-    @property  # type: ignore[override]
-    def phases(self) -> PhaseProfile:
-        value: PhaseProfile | None = _PHASES.__get__(self, RunProfile)
-        if value is None:
-            value = self._make()
-            _PHASES.__set__(self, value)
-            del self._make
-        return value
-
-    @phases.setter
-    def phases(self, value: PhaseProfile) -> None:
-        _PHASES.__set__(self, value)
-
-
-# --- one run ---------------------------------------------------------------------------------
-
-
-def _field(raw: Any, path: str) -> Any:
-    """A dotted field of a JSON-encoded attribute value (``None`` when absent or unreadable:
-    ``conditions.json_field``)."""
-    value = json_field(raw, path)
-    return None if value is missing() else value
-
-
-def _text(value: Any) -> str | None:
-    """An alike value as text: lists joined by commas, empty and null values absent."""
-    if value is None:
-        return None
-    if isinstance(value, list | tuple):
-        parts = [str(v).strip() for v in value if v is not None and str(v).strip()]
-        return ",".join(parts) or None
-    if isinstance(value, Mapping):
-        return None
-    text = str(value).strip()
-    return text if text and text.lower() not in {"none", "null"} else None
-
-
-def alike_values(spans: Sequence[Span], sources: Mapping[str, Sequence[str]]) -> dict[str, str]:
-    """Per alike name (``strategy``, ``symbol``), the value of its first source that one of the
-    first ``_ALIKE_SPANS`` spans carries (what a run is about is said when it starts: the CLI's
-    arguments, the registration, the first phase), the first carrier of a key winning."""
-    early = [span.attributes for span in spans[:_ALIKE_SPANS]]
-    first: dict[str, Any] = {}
-    if len(early) == 1:  # a one-span run (a listing of many small ones)
-        only = early[0]
-        first = {key: only[key] for key in _source_keys(sources) if key in only}
-    else:
-        for key in _source_keys(sources):
-            found = next(filter(methodcaller("__contains__", key), early), None)
-            if found is not None:
-                first[key] = found[key]
-    out: dict[str, str] = {}
-    for name, options in sources.items():
-        for source in options:
-            key, _, path = source.partition(">")
-            if key not in first:
-                continue
-            value = _text(_field(first[key], path) if path else first[key])
-            if value is not None:
-                out[name] = value
-                break
-    return out
-
-
-_SOURCE_KEYS: dict[int, tuple[Mapping[str, Sequence[str]], frozenset[str]]] = {}
-
-
-def _source_keys(sources: Mapping[str, Sequence[str]]) -> frozenset[str]:
-    """The attribute keys ``sources`` read (``key>path`` reads ``key``), kept per mapping
-    (held: its id stays its): every run of a listing asks."""
-    known = _SOURCE_KEYS.get(id(sources))
-    if known is not None and known[0] is sources:
-        return known[1]
-    keys = frozenset(source.split(">", 1)[0] for options in sources.values() for source in options)
-    if len(_SOURCE_KEYS) >= 64:
-        _SOURCE_KEYS.clear()
-    _SOURCE_KEYS[id(sources)] = (sources, keys)
-    return keys
-
-
-def data_size(spans: Iterable[Span], keys: Sequence[str]) -> float | None:
-    """The first positive number one of ``keys`` holds on the spans (``data.rows`` on a
-    data-loading phase): how much data the run processed."""
-    if not keys:
-        return None
-    for span in spans:
-        attributes = span.attributes
-        for key in keys:
-            if key not in attributes:
-                continue
-            value = attributes[key]
-            if isinstance(value, bool):
-                continue
-            try:
-                number = float(value)
-            except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit int
-                continue
-            if number > 0 and number != float("inf"):
-                return number
-    return None
-
-
-def error_types(spans: Iterable[Span]) -> list[str]:
-    """Distinct exception types of the error spans (or ``error in <span>`` without one)."""
-    found: set[str] = set()
-    for span in spans:
-        if not span.error:
-            continue
-        types = [e.type for e in exceptions_of(span) if e.type]
-        found.update(types or [f"error in {span.name}"])
-    return sorted(found)
-
-
-def operation_spans(traces: Sequence[Trace], operation_id: str | None) -> list[Span]:
-    """The spans of the operation, trace by trace in walk order (pre-order, children by
-    start), context-only ancestors left out."""
-    spans: list[Span] = []
-    for trace in traces:
-        walk, context = scoped_walk(trace, operation_id)
-        if context:
-            spans.extend(span for span, _ in walk if span.span_id not in context)
-        else:
-            spans.extend(map(itemgetter(0), walk))
-    return spans
-
-
-def run_profile(
-    diagnosis: Diagnosis,
-    traces: Sequence[Trace],
-    settings: ComparisonSettings,
-    noise_patterns: Sequence[str],
-    *,
-    lazy: bool = False,
-) -> RunProfile:
-    """The profile of one diagnosed run from the traces that hold it. ``lazy``: its phases
-    are made when first read (the profile then holds the run's spans until they are)."""
-    spans = operation_spans(traces, diagnosis.operation_id)
-
-    def phases_of() -> PhaseProfile:
-        is_worker = Globs.of(settings.worker_services)
-        return phase_profile(
-            spans,
-            is_worker=is_worker,
-            is_noise=noise_check(Globs.of(noise_patterns)),
-            min_gap_us=int(settings.min_gap_ms * 1000),
-            open_until_us=_open_until(diagnosis, spans, is_worker),
-        )
-
-    if lazy and diagnosis.started_at_ms and diagnosis.duration_ms is not None:
-        profile = _LazyRunProfile(
-            key=diagnosis.key,
-            operation_type=diagnosis.operation_type,
-            started_at_ms=int(diagnosis.started_at_ms),
-            duration_ms=float(diagnosis.duration_ms),
-            phases=None,  # type: ignore[arg-type]
-            error_types=error_types(spans),
-            alike=alike_values(spans, settings.alike),
-            verdict=diagnosis.verdict,
-            size=data_size(spans, settings.size),
-            status=diagnosis.status,
-        )
-        profile._make = phases_of
-        return profile
-    phases = phases_of()
-    return RunProfile(
-        key=diagnosis.key,
-        operation_type=diagnosis.operation_type,
-        started_at_ms=int(diagnosis.started_at_ms or phases.start_us // 1000),
-        duration_ms=float(
-            diagnosis.duration_ms if diagnosis.duration_ms is not None else phases.duration_us / 1e3
-        ),
-        phases=phases,
-        error_types=error_types(spans),
-        alike=alike_values(spans, settings.alike),
-        verdict=diagnosis.verdict,
-        size=data_size(spans, settings.size),
-        status=diagnosis.status,
-    )
-
-
-# --- the baseline ----------------------------------------------------------------------------
-
-
-def _open_until(
-    diagnosis: Diagnosis, spans: Sequence[Span], is_worker: Callable[[str], bool]
-) -> int | None:
-    """Until when the worker's side of a run it did not close is open: now for a run in
-    flight, its end for one KTRDR closed elsewhere (the orphan detector on the backend), and
-    a lost worker's last answer (what came after, to the orphan detector's failure minutes
-    later, was no work: ``engine._open_tail`` ends its bottleneck there too); None when it
-    completed or its worker recorded the end (a cancel it answered)."""
-    if diagnosis.status == "completed" or diagnosis.started_at_ms is None:
-        return None
-    if any(
-        lifecycle_status(s.attributes) in TERMINAL and is_worker(s.service) for s in spans
-    ):
-        return None
-    if diagnosis.worked_until_ms is not None:
-        return int(diagnosis.worked_until_ms * 1000)
-    return int((diagnosis.started_at_ms + (diagnosis.duration_ms or 0)) * 1000)
-
-
-def _levels(target: RunProfile, order: Sequence[str]) -> list[tuple[str, ...]]:
-    """Alike keys to insist on, strongest first: all the target has, then fewer, then none."""
-    present = [name for name in order if name in target.alike]
-    return [tuple(present[:i]) for i in range(len(present), -1, -1)]
-
-
-def judges_speed(
-    target: RunProfile,
-    matched: Mapping[str, str],
-    order: Sequence[str],
-    runs: Sequence[RunProfile] = (),
-    paced: Collection[str] = (),
-) -> bool:
-    """Whether a baseline (``runs``, matched on ``matched``) may call ``target`` slow: not
-    when the target names the strongest alike key (its strategy) and the baseline does not
-    share it, nor when the target does not name it (started with curl: only KTRDR's CLI
-    writes the strategy), its type is one the strategy paces (``paced``: a training's
-    epochs) and the baseline's runs do name theirs. A 150-epoch model is not slow next to
-    10-epoch ones; such runs are still shown side by side, but only as a comparison. Runs
-    that all share its strategy judge it, matched on it or not (too few of them to be
-    matched on, or the one run ``opdiag compare`` was given)."""
-    strongest = order[0] if order else None
-    if strongest is None or strongest in matched:
-        return True
-    if strongest in target.alike:
-        mine = target.alike[strongest]
-        return bool(runs) and all(r.alike.get(strongest) == mine for r in runs)
-    if target.operation_type not in paced:
-        return True
-    return not any(strongest in r.alike for r in runs)
-
-
-class RunPool(list[RunProfile]):
-    """Good runs with an index for :func:`select_baseline`: per operation type, sorted once by
-    start. Choosing a baseline then walks outwards from the target's start and stops once
-    enough alike runs are found, instead of filtering and sorting every run for every run
-    (a 200k-operation listing did that 600k times)."""
-
-    def by_type(self, op_type: str | None) -> tuple[list[int], list[RunProfile]]:
-        index: dict[str | None, tuple[list[int], list[RunProfile]]] | None = getattr(
-            self, "_index", None
-        )
-        if index is None:
-            groups: dict[str | None, list[RunProfile]] = {}
-            for run in self:
-                groups.setdefault(run.operation_type, []).append(run)
-            index = {}
-            for key, runs in groups.items():
-                runs.sort(key=lambda r: (r.started_at_ms, r.key))
-                index[key] = ([r.started_at_ms for r in runs], runs)
-            self._index = index
-        return index.get(op_type, ([], []))
-
-    def alike_to(
-        self, op_type: str | None, level: tuple[str, ...], values: tuple[str, ...]
-    ) -> tuple[list[int], list[RunProfile]]:
-        """The runs of a type that share ``values`` for the alike keys ``level``, by start:
-        grouped once per (type, level), so a run whose symbol no other run has does not
-        walk the whole pool to find that out (every run of a listing asks)."""
-        Group = dict[tuple[str | None, ...], tuple[list[int], list[RunProfile]]]
-        groups: dict[tuple[str | None, tuple[str, ...]], Group] | None = getattr(
-            self, "_alike", None
-        )
-        if groups is None:
-            groups = self._alike = {}
-        by_values = groups.get((op_type, level))
-        if by_values is None:
-            by_values = groups[(op_type, level)] = {}
-            for run in self.by_type(op_type)[1]:  # in start order
-                found = tuple(run.alike.get(k) for k in level)
-                if None not in found:
-                    starts, runs = by_values.setdefault(found, ([], []))
-                    starts.append(run.started_at_ms)
-                    runs.append(run)
-        return by_values.get(values, ([], []))
-
-    def selected(
-        self, target: RunProfile, runs: int, min_runs: int, order: Sequence[str]
-    ) -> tuple[list[RunProfile], dict[str, str]] | None:
-        """The baseline ``good_runs`` already chose for ``target`` in a pool of the same runs
-        (none was left out), with the same arguments; None when it did not."""
-        known: tuple[tuple[int, int, tuple[str, ...]], dict[int, Any]] | None = getattr(
-            self, "_selected", None
-        )
-        if known is None or known[0] != (runs, min_runs, tuple(order)):
-            return None
-        hit = known[1].get(id(target))
-        if hit is None or hit[0] is not target:
-            return None
-        return hit[1], hit[2]
-
-
-def _pool_order(
-    target: RunProfile, pool: RunPool, level: tuple[str, ...] = ()
-) -> Iterator[RunProfile]:
-    """The target's same-type runs (itself left out) as a baseline is taken from them: the
-    earlier ones newest first, then the later ones oldest first; lazily. ``level``: only the
-    runs that share the target's values of those alike keys."""
-    if level:
-        values = tuple(target.alike[k] for k in level)
-        starts, runs = pool.alike_to(target.operation_type, level, values)
-    else:
-        starts, runs = pool.by_type(target.operation_type)
-    split = bisect_right(starts, target.started_at_ms)
-    for i in range(split - 1, -1, -1):
-        if runs[i].key != target.key:
-            yield runs[i]
-    for i in range(split, len(runs)):
-        if runs[i].key != target.key:
-            yield runs[i]
-
-
-def select_baseline(
-    target: RunProfile,
-    good: Iterable[RunProfile],
-    *,
-    runs: int,
-    min_runs: int,
-    order: Sequence[str] = (),
-) -> tuple[list[RunProfile], dict[str, str]]:
-    """The baseline runs of ``target`` among ``good`` runs and the alike values they share."""
-    pool = good if isinstance(good, RunPool) else RunPool(good)
-    known = pool.selected(target, runs, min_runs, order)
-    if known is not None:
-        return known
-    need = max(runs, min_runs)
-    chosen: list[RunProfile] = []
-    matched: dict[str, str] = {}
-    for level in _levels(target, order or list(target.alike)):
-        if not level:  # every run is alike
-            alike = list(islice(_pool_order(target, pool), need))
-        else:
-            alike = list(islice(_pool_order(target, pool, level), need))
-        chosen, matched = alike[:runs], {k: target.alike[k] for k in level}
-        if len(alike) >= min_runs:
-            break
-    return chosen, matched
-
-
-def _median_ms(runs: Sequence[RunProfile]) -> float:
-    return float(_median([r.duration_ms for r in runs]))
-
-
-def _median(values: list[float]) -> float:
-    """``statistics.median`` (the same arithmetic) without its generality: a listing asks
-    for one per run."""
-    if not values:
-        import statistics  # only for its error: the import costs ~3 ms of start-up
-
-        return statistics.median(values)  # raises as it does
-    values.sort()
-    n = len(values)
-    if n % 2 == 1:
-        return values[n // 2]
-    i = n // 2
-    return (values[i - 1] + values[i]) / 2
-
-
-def expected_ms(this: RunProfile, runs: Sequence[RunProfile]) -> float | None:
-    """What a good run would take for this run's data. Larger than the runs' plain median:
-    the median of their time per unit of data times this run's size. Smaller: fixed costs
-    (start-up, loading a model) do not shrink with the data, so only runs of other sizes can
-    say what they are: when the runs' sizes differ (by half at least), a line through their
-    (size, time) points (its fixed part at least 0) gives the time at this size, or at the
-    smallest run's size for a run smaller still; when they are all alike, a smaller run is
-    held to their plain median. None when a size is unknown or the plain median stands. (A
-    six-month backtest next to six-month and two-year ones is held to about its own kind's
-    time, not to the middle of the two.)"""
-    size = this.size
-    if not size or not runs or any(not r.size for r in runs):
-        return None
-    median = _median_ms(runs)
-    scaled = float(_median([r.duration_ms / r.size * size for r in runs if r.size]))
-    if scaled > median:
-        return scaled
-    line = _fixed_and_rate(runs)
-    if line is None:
-        return None
-    fixed, rate = line
-    # below the smallest run the line is not known (a bar loop that slows down with more
-    # bars pulls its fixed part under the real start-up costs): held to that run's size
-    smallest = min(float(r.size or 0) for r in runs)
-    at_size = max(fixed + rate * max(size, smallest), scaled)
-    return at_size if at_size < median else None
-
-
-def _fixed_and_rate(runs: Sequence[RunProfile]) -> tuple[float, float] | None:
-    """Least squares ``time = fixed + rate * size`` over the runs, when their sizes differ
-    by half at least; the fixed part is held to [0, the shortest run] and the rate then
-    refitted through it. None for alike sizes or a rate that falls with size."""
-    sizes = [float(r.size or 0) for r in runs]
-    if min(sizes) <= 0 or max(sizes) < 1.5 * min(sizes):
-        return None
-    times = [r.duration_ms for r in runs]
-    n = len(runs)
-    mean_x, mean_y = sum(sizes) / n, sum(times) / n
-    spread = sum((x - mean_x) ** 2 for x in sizes)
-    rate = sum((x - mean_x) * (y - mean_y) for x, y in zip(sizes, times, strict=True)) / spread
-    if rate <= 0:
-        return None
-    fixed = min(max(0.0, mean_y - rate * mean_x), *times)
-    rate = sum(x * (y - fixed) for x, y in zip(sizes, times, strict=True)) / sum(
-        x * x for x in sizes
-    )
-    return (fixed, rate) if rate > 0 else None
-
-
-def _slow_limit_ms(this: RunProfile, runs: Sequence[RunProfile]) -> float:
-    scaled = expected_ms(this, runs)
-    return scaled if scaled is not None else _median_ms(runs)
-
-
-def good_runs(
-    healthy: Sequence[RunProfile],
-    *,
-    runs: int,
-    min_runs: int,
-    slow_factor: float,
-    order: Sequence[str] = (),
-    paced: Collection[str] = (),
-) -> RunPool:
-    """Healthy runs that are not slow against their own baseline (taken among the healthy
-    runs): one slow outlier must not raise the bar for the next run."""
-    pool = RunPool(healthy)
-    out = RunPool()
-    chosen: dict[int, tuple[RunProfile, list[RunProfile], dict[str, str]]] = {}
-    for run in healthy:
-        base, matched = select_baseline(run, pool, runs=runs, min_runs=min_runs, order=order)
-        chosen[id(run)] = (run, base, matched)
-        if (
-            len(base) >= min_runs
-            and judges_speed(run, matched, order or list(run.alike), base, paced)
-            and run.duration_ms > slow_factor * _slow_limit_ms(run, base)
-        ):
-            continue
-        out.append(run)
-    if len(out) == len(pool):  # the same runs: each run's baseline among them is the same
-        out._selected = ((runs, min_runs, tuple(order)), chosen)
-    return out
-
-
-# --- the comparison --------------------------------------------------------------------------
 
 
 def signed_duration(ms: float) -> str:
@@ -548,7 +67,7 @@ def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: floa
     theirs = [r.phases.phases.get(key) for r in baseline]
     some = mine or next(p for p in theirs if p is not None)
     this_us = mine.total_us if mine else 0
-    base_ms = float(_median([(p.total_us if p else 0) for p in theirs])) / 1000
+    base_ms = float(median_of([(p.total_us if p else 0) for p in theirs])) / 1000
     change = this_us / 1000 - base_ms
     present = sum(p is not None for p in theirs)
     status = _status(this_us, present, len(baseline), change, base_ms)
@@ -561,7 +80,7 @@ def _row(key: str, this: RunProfile, baseline: Sequence[RunProfile], total: floa
         change_pct=_change_pct(change, base_ms, status),
         status=status,
         count=mine.count if mine else 0,
-        baseline_count=float(_median([(p.count if p else 0) for p in theirs])),
+        baseline_count=float(median_of([(p.count if p else 0) for p in theirs])),
         share_of_change=change / total if total else None,
         service=some.service,
         after=some.after,
@@ -783,7 +302,7 @@ def compare(
         judges_speed=judges_speed(this, matched, order, baseline, paced),
     )
     where = where_it_is(this)
-    median = _median_ms(baseline)
+    median = median_ms(baseline)
     total = this.duration_ms - median
     out.baseline_ms, out.size = median, this.size
     out.expected_ms = _expected_ms(this, baseline, out.judges_speed)
@@ -839,7 +358,7 @@ def baseline_totals(
         runs=[],
         wanted_runs=settings.baseline_runs,
         this_ms=this.duration_ms,
-        baseline_ms=_median_ms(chosen),
+        baseline_ms=median_ms(chosen),
         expected_ms=_expected_ms(this, chosen, judged),
         size=this.size,
         judges_speed=judged,
