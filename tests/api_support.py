@@ -176,7 +176,7 @@ def slow_diagnosis(settings: Settings) -> Diagnosis:
             runs=[
                 BaselineRun("op_training_20251124_good1", NOW_MS - 7_200_000, 290.0),
                 BaselineRun("op_training_20251124_good2", NOW_MS - 5_400_000, 310.0),
-                # taken because too few came before it (comparison._pool_order)
+                # taken because too few came before it (baseline._pool_order)
                 BaselineRun("op_training_20251124_good3", NOW_MS - 600_000, 300.0),
             ],
             wanted_runs=5,
