@@ -618,3 +618,21 @@ def test_no_percentage_for_a_phase_that_took_the_same_or_under_a_millisecond():
     assert bars["tick"] == "0ms vs 0ms" and bars["train"] == "54.0s vs 30.0s (+80 %)"
     spiked = compare(run("g", 10, 1, {"spike": 50 * ms}), base[:1], wanted=1)
     assert change_phrase(spiked) == "spike +50ms"  # neither a percentage nor "(new)"
+
+
+def test_change_phrase_says_new_only_for_a_phase_none_of_the_runs_had():
+    """A phase one of three good runs also had has a median of 0 (it is 'slower', not
+    'new'): its summary phrase must not call it new, the runs did have it."""
+    ms = 1 / 60_000
+    base = [
+        run("a", 1, 1, {"train": 0.5, "retry": 20 * ms}),
+        run("b", 2, 1, {"train": 0.5}),
+        run("c", 3, 1, {"train": 0.5}),
+    ]
+    minority = compare(run("t", 10, 2, {"train": 0.5, "retry": 60_000 * ms}), base, wanted=3)
+    top = minority.phases[0]
+    assert (top.name, top.status, top.baseline_ms) == ("retry", "slower", 0.0)
+    assert change_phrase(minority) == "retry +1m00s"
+    unseen = compare(run("u", 10, 2, {"train": 0.5, "fresh": 60_000 * ms}), base, wanted=3)
+    assert unseen.phases[0].status == "new"
+    assert change_phrase(unseen) == "fresh +1m00s (new)"

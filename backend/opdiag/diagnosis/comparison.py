@@ -155,8 +155,9 @@ def change_phrase(comparison: Comparison) -> str | None:
         return None
     if top.change_pct is not None:
         pct = f" ({percent_text(top.change_pct)})"
-    else:  # none for a phase the runs did not have, or had for under a millisecond
-        pct = " (new)" if top.baseline_ms == 0 else ""
+    else:  # none for a phase the runs did not have, or had for under a millisecond (a
+        # median of 0 may be a phase a few of them had: not new)
+        pct = " (new)" if top.status == "new" else ""
     return f"{top.name} {signed_duration(top.change_ms)}{pct}"
 
 
