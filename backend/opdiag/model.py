@@ -184,6 +184,15 @@ def http_status(span: Span) -> int | None:
     return None
 
 
+def failed(span: Span) -> bool:
+    """The span failed: in error, or answered with an HTTP status of 400 or more (a 400 the
+    backend does not mark as an error)."""
+    if span.error:
+        return True
+    status = http_status(span)
+    return status is not None and status >= 400
+
+
 def is_error(span: Span) -> bool:
     """SPEC's one error flag: status ERROR, a truthy ``error`` tag, 5xx on a server span,
     or an exception event. (Called once per span by ``build_trace``: no generator for the

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from opdiag.model import CLIENT, Span, Trace, http_status, url_of
+from opdiag.model import CLIENT, Span, Trace, failed, url_of
 
 CallKey = tuple[str, str, str, str]
 # per call: the calls' starts (in start order) and, from each, the first that succeeded
@@ -55,13 +55,6 @@ def call_key(span: Span) -> CallKey | None:
     return (span.service, span.name, str(method).upper(), where)
 
 
-def _failed(span: Span) -> bool:
-    if span.error:
-        return True
-    status = http_status(span)
-    return status is not None and status >= 400
-
-
 def retries(trace: Trace, walk: Sequence[tuple[Span, int]]) -> list[Retry]:
     """Every failed client call of ``walk`` (spans of ``trace``) that a later identical call
     from the same parent made good, oldest first. Each parent's calls are grouped by call
@@ -69,7 +62,7 @@ def retries(trace: Trace, walk: Sequence[tuple[Span, int]]) -> list[Retry]:
     out: list[Retry] = []
     by_parent: dict[str | None, dict[CallKey, _Calls]] = {}
     for span, _ in walk:
-        if span.kind != CLIENT or not _failed(span):
+        if span.kind != CLIENT or not failed(span):
             continue
         key = call_key(span)
         if key is None:
@@ -100,7 +93,7 @@ def _calls_of(siblings: Sequence[Span]) -> dict[CallKey, _Calls]:
         next_good: list[Span | None] = [None] * len(calls)
         good: Span | None = None
         for i in range(len(calls) - 1, -1, -1):
-            if not _failed(calls[i]):
+            if not failed(calls[i]):
                 good = calls[i]
             next_good[i] = good
         out[key] = ([c.start_us for c in calls], next_good)

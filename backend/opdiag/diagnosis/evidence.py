@@ -8,7 +8,7 @@ from typing import Any
 
 from opdiag.diagnosis.bottleneck import Choice
 from opdiag.diagnosis.facts import OperationFacts
-from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, http_status, span_values
+from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, clock_text
 from opdiag.diagnosis.op_values import OperationValues
 from opdiag.diagnosis.result import Finding
@@ -19,7 +19,7 @@ from opdiag.diagnosis.templates import (
     attr_evidence_key,
     fill_line,
 )
-from opdiag.model import Span, Trace, lifecycle_status
+from opdiag.model import Span, Trace, failed, lifecycle_status
 
 __all__ = ["evidence_of", "finding_of", "first_exception", "reason_below", "subject_span"]
 
@@ -75,7 +75,7 @@ def reason_below(span: Span, trace: Trace | None) -> ExceptionInfo | None:
     the backend's server span only the status; the reason is on ``training.start`` under
     them ('Strategy file not found: …'), and a finding on either span should say so rather
     than 'its reason is not in the traces'. None for a span that did not fail."""
-    if trace is None or not (span.error or (http_status(span) or 0) >= 400):
+    if trace is None or not failed(span):
         return None
     level = [span]
     seen = {span.span_id}

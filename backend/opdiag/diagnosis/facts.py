@@ -40,8 +40,8 @@ from opdiag.model import (
     SERVER,
     Span,
     Trace,
+    failed,
     http_method,
-    http_status,
     lifecycle_status,
     url_of,
     url_path,
@@ -405,14 +405,7 @@ def _request_over(
 def _rejected(walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], error_spans: int) -> bool:
     """Answered with an error: an error span (the command or a call failed) or an HTTP status
     of 400 or more (a 400 the backend does not mark as an error)."""
-    if error_spans:
-        return True
-    for _, walk in walks:
-        for span, _ in walk:
-            status = http_status(span)
-            if status is not None and status >= 400:
-                return True
-    return False
+    return bool(error_spans) or any(failed(span) for _, walk in walks for span, _ in walk)
 
 
 def transition_status(span: Span, rules: RuleSet, operation_id: str | None) -> str | None:
