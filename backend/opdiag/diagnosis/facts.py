@@ -189,8 +189,9 @@ class OperationFacts(msgspec.Struct):
     error_origin: Span | None = None
     services: list[str] = msgspec.field(default_factory=list)
     resumed: bool = False  # a transition to resuming (or marked resumed) is among its own
-    # a later transition left a final status for another (KTRDR's failed -> failed): the first
-    # end was not the operation's (its orphan detector failed work still going on)
+    # a final status was not the operation's end (its orphan detector failed work still going
+    # on): a later transition left it for another (KTRDR's failed -> failed), or, set by the
+    # engine (``_went_on``), its work started again after a failure
     ended_before: bool = False
 
     @property
