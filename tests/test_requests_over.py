@@ -143,3 +143,24 @@ def test_a_request_just_over_is_recomputed_and_its_record_not_settled_yet():
     final = service.diagnose(trace.trace_id, now_us=later)
     assert service.diagnose(trace.trace_id, now_us=later) is final  # cached: it is final
     assert record_of(final, later // 1000).settled
+
+
+def test_no_bottleneck_is_named_below_its_minimum_share(service):
+    """12cba25: a refused request whose CLI waited between its retries read 'POST …, 0 % of
+    the critical path'. Below ``diagnosis.min_bottleneck_share`` none is named; lowered to
+    0 the same requests name one again, with the same verdict."""
+    import dataclasses
+
+    named = {i: service.diagnose(i, now_us=NOW).bottleneck for i in REQUESTS}
+    assert all(b is None or b.share >= 0.1 for b in named.values())
+    unnamed = [i for i, b in named.items() if b is None]
+    assert len(unnamed) >= 4
+    settings = Settings()
+    settings = dataclasses.replace(
+        settings, diagnosis=dataclasses.replace(settings.diagnosis, min_bottleneck_share=0.0)
+    )
+    everything = DiagnosisService(FileSource([RUN / "traces"]), settings)
+    for ident in unnamed:
+        d = everything.diagnose(ident, now_us=NOW)
+        assert d.bottleneck is not None and d.bottleneck.share < 0.1
+        assert d.verdict == service.diagnose(ident, now_us=NOW).verdict
