@@ -40,6 +40,7 @@ from opdiag.diagnosis.facts import (
     OperationFacts,
     operation_facts,
     operation_id_of,
+    quiet_too_long,
     scoped_walk,
 )
 from opdiag.diagnosis.flow import execution_flow
@@ -193,7 +194,7 @@ def diagnose(
     if facts.finished and facts.status == "failed" and _went_on(found.work, facts):
         # failed, and its work still going on: KTRDR's orphan detector fails the data loads
         # its backend runs a minute in, and they go on (the later outcome decides)
-        stuck = facts.idle_us > settings.stuck_after_s * 1e6
+        stuck = quiet_too_long(facts.idle_us, settings.stuck_after_s)
         facts = msgspec.structs.replace(
             facts, finished=False, status="running", stuck=stuck, running=not stuck,
             ended_before=True,

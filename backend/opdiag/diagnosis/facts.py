@@ -374,7 +374,7 @@ def operation_facts(
     if facts.has_lifecycle and not transitions and _died_unregistered(walks, facts.error_origin):
         facts.status, facts.finished = "failed", True
     if facts.has_lifecycle and not facts.finished:
-        if facts.idle_us > stuck_after_s * 1e6:
+        if quiet_too_long(facts.idle_us, stuck_after_s):
             facts.stuck = True
         else:
             facts.running = True
@@ -384,6 +384,12 @@ def operation_facts(
         facts.finished = True
         facts.status = "rejected" if _rejected(walks, error_spans) else "answered"
     return facts
+
+
+def quiet_too_long(idle_us: int, stuck_after_s: float) -> bool:
+    """An operation in flight that no span moved for this long is stuck (else running); the
+    engine asks it again of a failure its work outlived."""
+    return idle_us > stuck_after_s * 1e6
 
 
 def _request_over(
