@@ -143,3 +143,29 @@ def test_serve_reports_a_busy_port(tmp_path: Path):
             {"trace_paths": [str(tmp_path)], "server": {"port": port}}
         )
         assert serve(settings) == 2
+
+
+def test_stopping_a_server_whose_loop_already_closed_its_trigger_still_closes_it(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """A full run failed once at teardown: the loop thread was still alive but its trigger's
+    descriptor was closed (EBADF from pull_trigger), so the server's sockets stayed open and
+    the test errored. Nobody to wake: the sockets are closed directly."""
+    from types import SimpleNamespace
+
+    from opdiag.api import server as server_module
+
+    closed: list[object] = []
+
+    class ClosedTrigger:
+        def pull_trigger(self, thunk: object) -> None:
+            raise OSError(9, "Bad file descriptor")
+
+    fake = SimpleNamespace(
+        task_dispatcher=SimpleNamespace(shutdown=lambda: None),
+        trigger=ClosedTrigger(),
+        _map={"sockets": 1},
+    )
+    monkeypatch.setattr(server_module.wasyncore, "close_all", closed.append)
+    server_module.stop_server(fake, loop_running=True)
+    assert closed == [fake._map]

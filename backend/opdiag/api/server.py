@@ -166,9 +166,12 @@ def stop_server(server: Any, *, loop_running: bool = False) -> None:
     trigger): closed under a ``select`` in progress, they would fail it with EBADF."""
     server.task_dispatcher.shutdown()
     if loop_running:
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-    else:
-        wasyncore.close_all(server._map)
+        try:
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            return
+        except OSError:  # the loop closed its trigger on its way out: nobody to wake
+            pass
+    wasyncore.close_all(server._map)
 
 
 class ServerThread:
