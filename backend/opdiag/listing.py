@@ -8,9 +8,9 @@ is judged and never holds every final diagnosis. A caller that shows rows only g
 row shows, made without the comparison's phase rows and not cached. The verdict counts and
 Grafana's template variables are read from the same range.
 
-``Listing`` is the service's own: it judges with ``DiagnosisService``'s per-operation steps
-and fills its caches (hence it reaches into the service's private members), and holds
-nothing of its own.
+``OperationsListing`` is the half of ``DiagnosisService`` that lists: the service inherits it,
+and it judges with the service's per-operation steps and fills the service's caches (the
+members it declares for the type checker), holding nothing of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opdiag.diagnosis import slow
 from opdiag.diagnosis.baseline import is_healthy_run, may_be_slow, select_baseline
@@ -40,7 +40,6 @@ from opdiag.timeutil import US_PER_MS
 
 if TYPE_CHECKING:
     from opdiag.api.schemas import VariableRow, VerdictCountRow
-    from opdiag.service import DiagnosisService
 
 VARIABLE_NAMES: tuple[str, ...] = ("operation_types", "verdicts", "services", "operation_ids")
 
@@ -66,12 +65,27 @@ def listed(
     return listed
 
 
-class Listing:
-    """The listing of one ``DiagnosisService`` (its ``operations``, ``each_operation``,
-    ``verdict_counts`` and ``variable_values`` delegate here)."""
+class OperationsListing:
+    """The listing half of ``DiagnosisService``, which inherits it: ``operations``,
+    ``each_operation``, ``verdict_counts`` and ``variable_values``, judged with the
+    service's per-operation steps and caches (the attributes declared below)."""
 
-    def __init__(self, service: DiagnosisService) -> None:
-        self._service = service
+    if TYPE_CHECKING:  # what the service provides
+        _final: Any
+        _base: Any
+        _profiles: Any
+        _fork: Any
+        source: Any
+        settings: Any
+        rules: Any
+
+        def _is_file_source(self) -> bool: ...
+        def _at(self, now_us: int | None) -> At: ...
+        def _verdict(self, group: OperationTraces, at: At, ident: str) -> Diagnosis: ...
+        def _profile(self, *args: Any, **kwargs: Any) -> RunProfile: ...
+        def _good(self, healthy: Sequence[RunProfile]) -> list[RunProfile]: ...
+        def _judged(self, *args: Any, **kwargs: Any) -> Diagnosis: ...
+        def _finish(self, *args: Any, **kwargs: Any) -> Diagnosis: ...
 
     def each_operation(
         self,
@@ -85,13 +99,16 @@ class Listing:
         limit: int | None = None,
         rows: bool = False,
     ) -> Iterator[Diagnosis]:
-        """``DiagnosisService.each_operation``: the arguments checked at once, the range
-        judged by ``_all``, then filtered and cut to ``limit`` lazily."""
+        """``operations()`` one diagnosis at a time (bad arguments and an unavailable source
+        raise here, before the first): a long listing is written out as it is judged.
+        ``rows``: the caller shows only what a row of the list shows (``opdiag operations``):
+        those fields are the same, but the diagnoses lack the comparison and every link but
+        the row's two, and are not cached (a 200k-operation listing makes fewer objects)."""
         if end_us < start_us:
             raise InputError("'to' is before 'from'", field="to")
         if limit is not None and limit < 0:
             raise InputError("limit must not be negative", field="limit")
-        at = self._service._at(now_us)
+        at = self._at(now_us)
         types, wanted_verdicts, wanted_services = (
             _wanted(operation_types),
             _wanted(verdicts),
@@ -111,6 +128,13 @@ class Listing:
         kept = filter(wanted, everything)
         return kept if limit is None else islice(kept, limit)
 
+    operations = listed(
+        each_operation,
+        "operations",
+        "list[Diagnosis]",
+        """Operations (and failed dispatches without an id) in the range, newest first.""",
+    )
+
     def verdict_counts(
         self,
         start_us: int,
@@ -127,7 +151,7 @@ class Listing:
         from opdiag.buckets import bucket_of, check_buckets, count_rows
 
         check_buckets(start_us, end_us, bucket_us)
-        diagnoses = self._service.operations(
+        diagnoses = self.operations(
             start_us,
             end_us,
             now_us,
@@ -156,11 +180,11 @@ class Listing:
             return [variable_row(v) for v in VERDICTS]
         trace_limit = (
             ALL_LIMIT
-            if self._service._is_file_source()
-            else self._service.settings.jaeger.search_limit
+            if self._is_file_source()
+            else self.settings.jaeger.search_limit
         )
-        traces = self._service.source.recent_traces(start_us, end_us, trace_limit)
-        groups = group_operations(traces, self._service.settings.diagnosis.noise_span_patterns)
+        traces = self.source.recent_traces(start_us, end_us, trace_limit)
+        groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
         if name == "operation_types":
             return [variable_row(v) for v in sorted({g.operation_type for g in groups})]
         if name == "services":
@@ -176,15 +200,15 @@ class Listing:
         ``rows``: see ``each_operation``."""
         trace_limit = (
             ALL_LIMIT
-            if self._service._is_file_source()
-            else max(self._service.settings.jaeger.search_limit, limit or 0)
+            if self._is_file_source()
+            else max(self.settings.jaeger.search_limit, limit or 0)
         )
-        traces = at.visible(self._service.source.recent_traces(start_us, end_us, trace_limit))
-        groups = group_operations(traces, self._service.settings.diagnosis.noise_span_patterns)
+        traces = at.visible(self.source.recent_traces(start_us, end_us, trace_limit))
+        groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
         finals: dict[str, Diagnosis] = {}
         todo: list[OperationTraces] = []
         for group in groups:
-            cached = self._service._final.get(at.key(group.key))
+            cached = self._final.get(at.key(group.key))
             if cached is not None:
                 finals[group.key] = cached
             else:
@@ -196,20 +220,18 @@ class Listing:
         healthy: dict[str, list[RunProfile]] = {}
         # profiles made here are used again below (the LRU may not hold a long listing's)
         profiles: dict[str, RunProfile] = {}
-        kept = self._service._profiles.later()
+        kept = self._profiles.later()
         for group, diagnosis in filter(None, bases):
             if group.key not in finals and is_healthy_run(diagnosis):
-                profile = self._service._profile(group, diagnosis, at, kept, lazy=rows)
+                profile = self._profile(group, diagnosis, at, kept, lazy=rows)
                 profiles[group.key] = profile
                 healthy.setdefault(type_of(diagnosis, group), []).append(profile)
         # the cache keeps whole profiles (a lazy one would hold its spans)
-        self._service._profiles.put_all((key, _whole(profile)) for key, profile in kept)
-        good = {op_type: self._service._good(runs) for op_type, runs in healthy.items()}
+        self._profiles.put_all((key, _whole(profile)) for key, profile in kept)
+        good = {op_type: self._good(runs) for op_type, runs in healthy.items()}
         # newest first (a stable sort: equal keys keep the grouping's order)
         order = sorted(range(len(bases)), key=lambda i: _newest(bases[i]), reverse=True)
-        if rows:
-            return self._rows_each(bases, order, finals, good, profiles, at=at)
-        return self._judge_each(bases, order, finals, good, profiles, at=at)
+        return self._second_pass(bases, order, finals, good, profiles, at=at, rows=rows)
 
     def _first_pass(self, groups: list[OperationTraces], at: At) -> list[Diagnosis]:
         """The verdicts before any baseline, in ``groups``' order, finished ones put in the
@@ -217,23 +239,23 @@ class Listing:
         child, which cannot put them there itself)."""
 
         def base(group: OperationTraces) -> Diagnosis:
-            cached = self._service._base.get(at.key(group.key))
-            return cached if cached is not None else self._service._verdict(group, at, group.key)
+            cached = self._base.get(at.key(group.key))
+            return cached if cached is not None else self._verdict(group, at, group.key)
 
-        if self._service._fork and self._service._is_file_source():
+        if self._fork and self._is_file_source():
             from opdiag.forked import split_map
 
             made = split_map(base, groups)
         else:
             made = [base(g) for g in groups]
-        later = self._service._base.later()  # only the last ``capacity`` would stay in the LRU
+        later = self._base.later()  # only the last ``capacity`` would stay in the LRU
         later.extend(
             (at.key(g.key), d) for g, d in zip(groups, made, strict=True) if final_answer(d, at)
         )
-        self._service._base.put_all(later)
+        self._base.put_all(later)
         return made
 
-    def _judge_each(
+    def _second_pass(
         self,
         bases: list[tuple[OperationTraces, Diagnosis] | None],
         order: Sequence[int],
@@ -242,41 +264,40 @@ class Listing:
         profiles: dict[str, RunProfile],
         *,
         at: At,
+        rows: bool,
     ) -> Iterator[Diagnosis]:
         """The second pass, in ``order``: each verdict is let go once judged, so a listing
-        read row by row holds the first pass's verdicts, never every final diagnosis."""
-        for group, diagnosis in _taken(bases, order):
-            final = finals.get(group.key)
-            if final is None:
-                final = diagnosis
-                if diagnosis.finished and not diagnosis.is_request:
-                    same = good.get(type_of(diagnosis, group), [])
-                    final = self._service._judged(
-                        diagnosis, group, same, at, profiles.get(group.key)
-                    )
-                final = self._service._finish(final, at, group.traces, own=final is not diagnosis)
-                if final_answer(final, at):
-                    self._service._final.put(at.key(group.key), final)
-            yield final
-
-    def _rows_each(
-        self,
-        bases: list[tuple[OperationTraces, Diagnosis] | None],
-        order: Sequence[int],
-        finals: dict[str, Diagnosis],
-        good: dict[str, list[RunProfile]],
-        profiles: dict[str, RunProfile],
-        *,
-        at: At,
-    ) -> Iterator[Diagnosis]:
-        """``_judge_each`` for a caller that shows rows only: what a row shows is the
-        same, nothing else is made and nothing is cached (see ``_for_row``)."""
+        read row by row holds the first pass's verdicts, never every final diagnosis.
+        ``rows``: a caller that shows rows only, for whom what a row shows is made the same
+        way and nothing else is made or cached (``_for_row``)."""
         for group, diagnosis in _taken(bases, order):
             final = finals.get(group.key)
             if final is None:
                 same = good.get(type_of(diagnosis, group), [])
-                final = self._for_row(diagnosis, group, same, at, profiles.get(group.key))
+                profile = profiles.get(group.key)
+                if rows:
+                    final = self._for_row(diagnosis, group, same, at, profile)
+                else:
+                    final = self._final_of(diagnosis, group, same, at, profile)
             yield final
+
+    def _final_of(
+        self,
+        diagnosis: Diagnosis,
+        group: OperationTraces,
+        good: Sequence[RunProfile],
+        at: At,
+        profile: RunProfile | None,
+    ) -> Diagnosis:
+        """The listing's final diagnosis of one operation, as ``diagnose`` makes it (judged
+        against the listing's good runs when finished), cached when it can no longer change."""
+        final = diagnosis
+        if diagnosis.finished and not diagnosis.is_request:
+            final = self._judged(diagnosis, group, good, at, profile)
+        final = self._finish(final, at, group.traces, own=final is not diagnosis)
+        if final_answer(final, at):
+            self._final.put(at.key(group.key), final)
+        return final
 
     def _for_row(
         self,
@@ -296,8 +317,8 @@ class Listing:
         if may_be_slow(base) and any(
             r.key != group.key and r.operation_type == op_type for r in good
         ):
-            d, c = self._service.settings.diagnosis, self._service.settings.comparison
-            this = profile or self._service._profile(group, base, at)
+            d, c = self.settings.diagnosis, self.settings.comparison
+            this = profile or self._profile(group, base, at)
             chosen, matched = select_baseline(
                 this, good, runs=c.baseline_runs, min_runs=d.min_baseline_runs,
                 order=list(c.alike),
@@ -307,7 +328,7 @@ class Listing:
             if (
                 len(chosen) >= d.min_baseline_runs
                 and totals.baseline_ms
-                and slow.reassess_changes(base, reference, self._service.rules, d)
+                and slow.reassess_changes(base, reference, self.rules, d)
             ):
 
                 def change() -> str | None:
@@ -319,14 +340,14 @@ class Listing:
                     return change_phrase(comparison)
 
                 out = slow.reassess_slow(
-                    base, reference, self._service.rules, d, change, basis=basis
+                    base, reference, self.rules, d, change, basis=basis
                 )
                 now_ms = at.link_now_ms(out, group.traces)
                 # a copy of its own
-                out.links = row_links(out, self._service.settings.links, now_ms)
+                out.links = row_links(out, self.settings.links, now_ms)
                 return out
         now_ms = at.link_now_ms(base, group.traces)
-        return copied(base, links=row_links(base, self._service.settings.links, now_ms))
+        return copied(base, links=row_links(base, self.settings.links, now_ms))
 
 
 def _taken(

@@ -33,7 +33,7 @@ with ``traces_for`` (Jaeger's current answer) and diagnosed from that.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from opdiag.diagnosis import engine, slow
@@ -52,7 +52,7 @@ from opdiag.diagnosis.result import Comparison, Diagnosis, copied
 from opdiag.diagnosis.run_profile import RunProfile, run_profile
 from opdiag.durations import human_ms
 from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
-from opdiag.listing import Listing, listed
+from opdiag.listing import OperationsListing
 from opdiag.lru import LRUCache
 from opdiag.model import Trace, normalise_trace_id
 from opdiag.moment import At, Lookup, final_answer, may_be_finished, not_yet, overlaps
@@ -72,7 +72,6 @@ from opdiag.sources.budget import BudgetSpentError
 from opdiag.timeutil import US_PER_MS, US_PER_S, TimeRange, format_rfc3339, wall_clock_us
 
 if TYPE_CHECKING:
-    from opdiag.api.schemas import VariableRow, VerdictCountRow
     from opdiag.diagnosis.rules import RuleSet
 
 # A completed operation needed nothing from other traces; a cancelled one may have been
@@ -80,7 +79,7 @@ if TYPE_CHECKING:
 _SETTLED = frozenset({"completed"})
 
 
-class DiagnosisService:
+class DiagnosisService(OperationsListing):
     """Diagnoses from one trace source with one rule set; shared by all server threads."""
 
     def __init__(
@@ -109,7 +108,6 @@ class DiagnosisService:
         self._final: LRUCache[Diagnosis] = LRUCache(settings.server.cache_size)  # links filled
         self._base: LRUCache[Diagnosis] = LRUCache(settings.server.cache_size)  # no baseline
         self._profiles: LRUCache[RunProfile] = LRUCache(settings.server.cache_size)
-        self._listing = Listing(self)
 
     # -- cache statistics -------------------------------------------------------------
 
@@ -485,68 +483,6 @@ class DiagnosisService:
         return out
 
     # -- many operations (``opdiag.listing``) -------------------------------------------
-
-    def each_operation(
-        self,
-        start_us: int,
-        end_us: int,
-        now_us: int | None = None,
-        *,
-        operation_types: Iterable[str] | None = None,
-        verdicts: Iterable[str] | None = None,
-        services: Iterable[str] | None = None,
-        limit: int | None = None,
-        rows: bool = False,
-    ) -> Iterator[Diagnosis]:
-        """``operations()`` one diagnosis at a time (bad arguments and an unavailable source
-        raise here, before the first): a long listing is written out as it is judged.
-        ``rows``: the caller shows only what a row of the list shows (``opdiag operations``):
-        those fields are the same, but the diagnoses lack the comparison and every link but
-        the row's two, and are not cached (a 200k-operation listing makes fewer objects)."""
-        return self._listing.each_operation(
-            start_us,
-            end_us,
-            now_us,
-            operation_types=operation_types,
-            verdicts=verdicts,
-            services=services,
-            limit=limit,
-            rows=rows,
-        )
-
-    operations = listed(
-        each_operation,
-        "operations",
-        "list[Diagnosis]",
-        """Operations (and failed dispatches without an id) in the range, newest first.""",
-    )
-
-    def verdict_counts(
-        self,
-        start_us: int,
-        end_us: int,
-        bucket_us: int,
-        now_us: int | None = None,
-        *,
-        operation_types: Iterable[str] | None = None,
-        verdicts: Iterable[str] | None = None,
-        services: Iterable[str] | None = None,
-    ) -> list[VerdictCountRow]:
-        """Operations started per epoch-aligned bucket and verdict; every verdict seen in
-        the range gets a row in every bucket (zeros included) so time series stay aligned."""
-        return self._listing.verdict_counts(
-            start_us,
-            end_us,
-            bucket_us,
-            now_us,
-            operation_types=operation_types,
-            verdicts=verdicts,
-            services=services,
-        )
-
-    def variable_values(self, name: str, start_us: int, end_us: int) -> list[VariableRow]:
-        """Values of a Grafana template variable (sorted; ids newest first)."""
-        return self._listing.variable_values(name, start_us, end_us)
 
 
 def _only_target(traces: Sequence[Trace], target: OperationTraces) -> bool:
