@@ -27,7 +27,7 @@ from opdiag.diagnosis.result import VERDICTS
 from opdiag.diagnosis.templates import Template
 from opdiag.errors import InputError
 from opdiag.globs import Globs, any_of
-from opdiag.model import SERVER, Span, http_status, url_path
+from opdiag.model import SERVER, Span, failed, url_path
 
 DEFAULT_PACK = Path(__file__).resolve().parents[1] / "rules" / "ktrdr.yaml"
 
@@ -78,7 +78,6 @@ SUBJECTS = frozenset(
 SCOPES = frozenset({"own", "neighbours"})
 CAUSES = frozenset({"origin", "matched"})
 _MAX_NAMES = 8192
-_UNSEEN_NAME: Any = object()
 
 
 class StatusRange(msgspec.Struct, frozen=True):
@@ -237,9 +236,6 @@ class RuleSet:
     _names: dict[str, tuple[str | None, bool]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
-    _status_names: dict[str, str | None] = field(
-        init=False, repr=False, compare=False, default_factory=dict
-    )
     _any_hint: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
     # The facts the operation rules test, when none is a measured time (see
     # ``engine._operation_rules_holding``), and which rules hold per combination of them.
@@ -324,21 +320,13 @@ class RuleSet:
 
     def requested_status(self, span: Span, operation_id: str) -> str | None:
         """The status a server span of a ``status_requests`` entry sets for
-        ``operation_id``: answered under 400 and naming the operation in its path. None
-        for any other span (the name's entry remembered, bounded, across diagnoses)."""
+        ``operation_id``: not failed (answered under 400) and naming the operation in its
+        path. None for any other span (each name's match remembered by its ``Globs``)."""
         if not self.status_requests or span.kind != SERVER:
             return None
         name = span.name
-        status = self._status_names.get(name, _UNSEEN_NAME)
-        if status is _UNSEEN_NAME:
-            status = next((r.status for r in self.status_requests if r.span(name)), None)
-            if len(self._status_names) >= _MAX_NAMES:
-                self._status_names.clear()
-            self._status_names[name] = status
-        if status is None:
-            return None
-        code = http_status(span)
-        if code is not None and code >= 400:
+        status = next((r.status for r in self.status_requests if r.span.known(name)), None)
+        if status is None or failed(span):
             return None
         return status if operation_id in url_path(span).split("/") else None
 
