@@ -29,6 +29,7 @@ from opdiag.operations import KNOWN_TYPES
 from opdiag.render.json_render import dumps, run_brief
 from opdiag.settings import Settings
 from opdiag.timeutil import (
+    ALL_END_US,
     TIME_FORMS,
     US_PER_S,
     format_duration,
@@ -56,7 +57,6 @@ MAX_FINDINGS = 8
 MAX_PHASES = 8
 MAX_STEPS = 8
 MAX_TRACE_LINKS = 12
-_ALL_END_US = 2**62
 # A time argument: its input schema says the forms it takes and how a number is read
 Time = Annotated[str | int | float | None, Field(description=f"A time: {TIME_FORMS}.")]
 Clock = Annotated[
@@ -346,7 +346,7 @@ class OpdiagTools:
         base_us = self._default_now() if now_us is None else now_us
         given = {k: v for k, v in (("since", since), ("until", until)) if v not in (None, "")}
         if not given and self.file_source:
-            start, end = 0, _ALL_END_US  # a recorded corpus: all of it
+            start, end = 0, ALL_END_US  # a recorded corpus: all of it
         else:
             end = (
                 parse_any_time(until, name="until", now_us=base_us, end=True)

@@ -30,9 +30,9 @@ BEFORE_ID_TIME_US = 3600 * US_PER_S
 AFTER_ID_TIME_US = 86_400 * US_PER_S
 # Spans may reach Jaeger slightly "in the future" of this host's clock.
 CLOCK_MARGIN_US = 60 * US_PER_S
-# "Everything" for a file source: files are finite, a time filter would only hide data.
+# "Everything" for a file source (to ``timeutil.ALL_END_US``): files are finite, a time filter
+# would only hide data.
 ALL_START_US = 0
-ALL_END_US = 2**62
 ALL_LIMIT = 1_000_000
 
 

@@ -65,11 +65,18 @@ from opdiag.operations import (
     type_of,
 )
 from opdiag.render.links import build_links
-from opdiag.search_window import ALL_END_US, ALL_LIMIT, ALL_START_US, lookup_window
+from opdiag.search_window import ALL_LIMIT, ALL_START_US, lookup_window
 from opdiag.settings import Settings
 from opdiag.sources.base import TraceSource
 from opdiag.sources.budget import BudgetSpentError
-from opdiag.timeutil import US_PER_MS, US_PER_S, TimeRange, format_rfc3339, wall_clock_us
+from opdiag.timeutil import (
+    ALL_END_US,
+    US_PER_MS,
+    US_PER_S,
+    TimeRange,
+    format_rfc3339,
+    wall_clock_us,
+)
 
 if TYPE_CHECKING:
     from opdiag.diagnosis.rules import RuleSet

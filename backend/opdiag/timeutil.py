@@ -21,6 +21,8 @@ from opdiag.errors import InputError
 
 US_PER_S = 1_000_000
 US_PER_MS = 1_000
+# The end of "all of time" for a search (files are finite: a time filter would only hide data).
+ALL_END_US = 2**62
 
 _UNITS_US: dict[str, int] = {
     "ms": US_PER_MS,

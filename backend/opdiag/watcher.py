@@ -42,11 +42,10 @@ from opdiag.settings import Settings
 from opdiag.sources.budget import BudgetSpentError, jaeger_budget
 from opdiag.store.records import InProgress, Recorded, VerdictRecord, record_of
 from opdiag.store.sql import SqlStore
-from opdiag.timeutil import US_PER_MS, US_PER_S, wall_clock_us
+from opdiag.timeutil import ALL_END_US, US_PER_MS, US_PER_S, wall_clock_us
 from opdiag.verdict_metrics import VerdictMetrics
 
 log = logging.getLogger("opdiag.watcher")
-_ALL_END_US = 2**62
 T = TypeVar("T")
 _STOP_TIMEOUT_S = 30.0
 
@@ -140,7 +139,7 @@ class Watcher:
     def _known_types(self) -> list[str]:
         types = set(self.settings.diagnosis.slow_budget_s)
         try:
-            types.update(self.store.distinct("operation_types", 0, _ALL_END_US, 10_000))
+            types.update(self.store.distinct("operation_types", 0, ALL_END_US, 10_000))
         except StoreUnavailableError as exc:
             log.warning("watcher: %s", exc.message)
         return sorted(types)
@@ -229,7 +228,7 @@ class Watcher:
         """What the operations list shows by default: everything of a file source, the
         last ``jaeger.lookback_s`` of Jaeger."""
         if is_file_source(getattr(self.service, "source", None)):
-            return 0, _ALL_END_US
+            return 0, ALL_END_US
         return now_us - int(self.settings.jaeger.lookback_s * US_PER_S), now_us + 1
 
     def _follow(

@@ -51,7 +51,6 @@ def now_us() -> int:
     return timeutil.wall_clock_us()
 
 
-ALL_END_US = 2**62
 _ALL_TRACES = 2**31
 
 
@@ -72,7 +71,7 @@ def default_range(source: Any, settings: Settings, now_us: int) -> TimeRange:
     """The range of a request that names neither end: all of a file source (a recorded
     corpus whose times may be long past, like the demo's), the look-back of a live source."""
     if is_file_source(source):
-        traces = source.recent_traces(0, ALL_END_US, _ALL_TRACES)
+        traces = source.recent_traces(0, timeutil.ALL_END_US, _ALL_TRACES)
         if traces:
             start = min(t.start_us for t in traces)  # floored to the ms rows carry
             start -= start % timeutil.US_PER_MS

@@ -34,7 +34,7 @@ def _range() -> TimeRange:
     state = current_state()
     return queries.request_range(
         request.args.get("from"), request.args.get("to"), state.source, state.settings,
-        _now_us(),
+        request_now(),
     )
 
 
@@ -48,8 +48,9 @@ def _filters() -> queries.Filters:
     )
 
 
-def _now_us() -> int | None:
-    """The request's ``now`` (None: the service's clock)."""
+def request_now() -> int | None:
+    """The request's ``now`` (epoch ms, RFC 3339 or relative; None: the service's clock),
+    for the API's routes and the pages alike."""
     raw = request.args.get("now")
     if raw in (None, ""):
         return None
@@ -70,7 +71,7 @@ def _listing(query: Callable[..., Sequence[Row]]) -> Response:
     state = current_state()
     span = _range()
     limit = parse_limit(request.args.get("limit"), state.settings.server.max_rows)
-    return rows_response(query(state.service, span, _filters(), limit, _now_us()))
+    return rows_response(query(state.service, span, _filters(), limit, request_now()))
 
 
 def lookup_range() -> TimeRange | None:
@@ -85,7 +86,7 @@ def lookup_range() -> TimeRange | None:
 def _per_operation(kind: str, ident: str) -> Response:
     state = current_state()
     query = queries.PER_OPERATION[kind]
-    return rows_response(query(state.service, parse_ident(ident), _now_us(), lookup_range()))
+    return rows_response(query(state.service, parse_ident(ident), request_now(), lookup_range()))
 
 
 @bp.get("/operations/<ident:ident>")
@@ -123,7 +124,7 @@ def verdict_counts() -> Response:
     else:
         interval_us = queries.bounded_interval_us(span, parse_interval_us(raw_interval))
     return rows_response(
-        queries.verdict_counts(state.service, span, interval_us, _filters(), _now_us())
+        queries.verdict_counts(state.service, span, interval_us, _filters(), request_now())
     )
 
 

@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 from opdiag.controls import message_line
 from opdiag.errors import InputError, NotFoundError
 from opdiag.settings import Settings, load_settings
-from opdiag.timeutil import parse_lookback_s, parse_now
+from opdiag.timeutil import ALL_END_US, parse_lookback_s, parse_now
 
 if TYPE_CHECKING:  # (the model and msgspec stay out of ``opdiag dashboards``)
     from opdiag.diagnosis.result import Diagnosis
     from opdiag.sources.base import TraceSource
 
-_ALL_END_US = 2**62
 
 
 def _check_paths(paths: list[str]) -> list[Path]:
@@ -204,7 +203,7 @@ def _listing_range(
     of the traces or Jaeger's clock); without either, all of the files, or Jaeger's
     look-back."""
     if settings.trace_paths and not args.time_from and not args.time_to:
-        return 0, _ALL_END_US  # files: everything
+        return 0, ALL_END_US  # files: everything
     now_us = now_given if now_given is not None else service.default_now_us()
     end_us = _resolve_time(args.time_to, now_us, "--to") if args.time_to else now_us + 1
     default_start = end_us - int(settings.jaeger.lookback_s * 1_000_000)

@@ -13,22 +13,22 @@ import logging
 from flask import Blueprint, Response, make_response, render_template, request
 from flask.blueprints import BlueprintSetupState
 
-from opdiag.api.params import TimeRange, parse_ident, parse_range, parse_time_us
+from opdiag.api.params import TimeRange, parse_ident, parse_range
 from opdiag.api.queries import Filters, is_file_source, now_us, operations
-from opdiag.api.rest import lookup_range
+from opdiag.api.rest import lookup_range, request_now
 from opdiag.api.schemas import OperationRow
 from opdiag.api.state import AppState, current_state
 from opdiag.diagnosis.comparison import total_status
 from opdiag.diagnosis.result import BaselineRun, Diagnosis
 from opdiag.errors import NotYetError, OpdiagError
 from opdiag.render.links import operation_range_ms, range_around_ms, span_url
+from opdiag.timeutil import ALL_END_US
 from opdiag.web import comparison_chart, waterfall
 from opdiag.web.filters import FILTERS, utc
 
 bp = Blueprint("pages", __name__, template_folder="templates")
 log = logging.getLogger("opdiag.web")
 INDEX_LIMIT = 200
-ALL_END_US = 2**62
 
 # No script may run on these pages, whatever a trace holds; styles are inline.
 CSP = (
@@ -134,25 +134,17 @@ def unauthorised_page() -> Response:
     return _page_for(401, "missing or invalid token")
 
 
-def page_now() -> int | None:
-    """The page's ``now`` (epoch ms, RFC 3339 or relative), None without one: the moment its
-    verdicts are judged at, kept by the links it shows."""
-    raw = request.args.get("now")
-    if raw in (None, ""):
-        return None
-    return parse_time_us(raw, "now", now_us())
-
-
 def _now_args() -> dict[str, int]:
-    """``now`` for the links of a page given one (epoch ms: a relative one is resolved)."""
-    given = page_now()
+    """``now`` for the links of a page given one (epoch ms: a relative one is resolved), the
+    moment its verdicts are judged at."""
+    given = request_now()
     return {} if given is None else {"now": given // 1000}
 
 
 @bp.get("/")
 def index() -> Response:
     state = current_state()
-    given = page_now()
+    given = request_now()
     start, end = default_window(state)
     if request.args.get("from") or request.args.get("to"):
         clock = now_us() if given is None else given
@@ -206,7 +198,7 @@ def operation(ident: str) -> Response:
     """One diagnosis; ``from``/``to`` say where a live source searches for it, ``now`` the
     moment it is judged at (its links keep it)."""
     state = current_state()
-    given = page_now()
+    given = request_now()
     diagnosis = state.service.diagnose(parse_ident(ident), given, window=lookup_range())
     links = state.settings.links
     picture = waterfall.layout(
