@@ -178,12 +178,7 @@ class OperationsListing:
             )
         if name == "verdicts":
             return [variable_row(v) for v in VERDICTS]
-        trace_limit = (
-            ALL_LIMIT
-            if self._is_file_source()
-            else self.settings.jaeger.search_limit
-        )
-        traces = self.source.recent_traces(start_us, end_us, trace_limit)
+        traces = self.source.recent_traces(start_us, end_us, self._trace_limit())
         groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
         if name == "operation_types":
             return [variable_row(v) for v in sorted({g.operation_type for g in groups})]
@@ -192,18 +187,20 @@ class OperationsListing:
             return [variable_row(v) for v in sorted(found)]
         return [variable_row(g.key) for g in groups]
 
+    def _trace_limit(self, rows: int | None = None) -> int:
+        """How many traces a listing reads: all of a file source; from Jaeger its search
+        limit, or more when more rows are asked for."""
+        if self._is_file_source():
+            return ALL_LIMIT
+        return max(self.settings.jaeger.search_limit, rows or 0)
+
     def _all(
         self, start_us: int, end_us: int, at: At, limit: int | None, *, rows: bool = False
     ) -> Iterator[Diagnosis]:
         """Every operation in the range, newest first, diagnosed in two passes: verdicts
         (here, at once), then baselines, one operation at a time as the result is read.
         ``rows``: see ``each_operation``."""
-        trace_limit = (
-            ALL_LIMIT
-            if self._is_file_source()
-            else max(self.settings.jaeger.search_limit, limit or 0)
-        )
-        traces = at.visible(self.source.recent_traces(start_us, end_us, trace_limit))
+        traces = at.visible(self.source.recent_traces(start_us, end_us, self._trace_limit(limit)))
         groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
         finals: dict[str, Diagnosis] = {}
         todo: list[OperationTraces] = []

@@ -78,20 +78,15 @@ def reason_below(span: Span, trace: Trace | None) -> ExceptionInfo | None:
     if trace is None or not failed(span):
         return None
     level = [span]
-    seen = {span.span_id}
-    for _ in range(_REASON_DEPTH):
-        below = [
-            c for s in level for c in trace.children.get(s.span_id, ()) if c.span_id not in seen
-        ]
-        if not below:
-            return None
-        below.sort(key=lambda c: c.start_us)
-        for child in below:
+    for _ in range(_REASON_DEPTH):  # a trace is a tree (build_trace breaks cycles)
+        level = sorted(
+            (c for s in level for c in trace.children.get(s.span_id, ())),
+            key=lambda c: c.start_us,
+        )
+        for child in level:
             exc = first_exception(child)
             if exc is not None and (exc.message or exc.type):
                 return exc
-        seen.update(c.span_id for c in below)
-        level = below
     return None
 
 
