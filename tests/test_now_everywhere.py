@@ -153,3 +153,16 @@ def test_a_finished_operation_judged_after_its_end_links_without_now():
     early = parse_now("2026-12-04T15:43:30Z")  # still training: a page now would judge later
     going = service.diagnose(first, now_us=early)
     assert not going.finished and _now_of(going.links.diagnosis_page) == [str(early // 1000)]
+
+
+def test_an_answer_judged_at_the_end_of_a_recording_links_to_that_moment(snap: Path):
+    """The CLI judges trace files at their end, a page opened without now at the wall clock:
+    the in-flight training's link keeps the recording's end, or the page would call it
+    stuck for as long as the files have lain there."""
+    from opdiag.service import DiagnosisService
+    from opdiag.sources.files import FileSource
+
+    service = DiagnosisService(FileSource([snap]), Settings(), recording_clock=True)
+    going = service.diagnose(KILLED)
+    assert not going.finished
+    assert _now_of(going.links.diagnosis_page) == [str(service.default_now_us() // 1000)]
