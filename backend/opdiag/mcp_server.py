@@ -35,6 +35,7 @@ from opdiag.timeutil import (
     format_duration,
     format_rfc3339,
     parse_any_time,
+    resolve_range,
 )
 
 LIST_DEFAULT, LIST_MAX = 50, 200
@@ -343,24 +344,15 @@ class OpdiagTools:
         now: Clock = None,
     ) -> dict[str, Any]:
         now_us = self._now(now)
-        base_us = self._default_now() if now_us is None else now_us
-        given = {k: v for k, v in (("since", since), ("until", until)) if v not in (None, "")}
-        if not given and self.file_source:
-            start, end = 0, ALL_END_US  # a recorded corpus: all of it
-        else:
-            end = (
-                parse_any_time(until, name="until", now_us=base_us, end=True)
-                if "until" in given
-                else base_us + 1
-            )
-            lookback = int(self.settings.jaeger.lookback_s * US_PER_S)
-            start = (
-                parse_any_time(since, name="since", now_us=base_us)
-                if "since" in given
-                else end - lookback
-            )
-            if start >= end:
-                raise InputError("since must be before until", field="since")
+        start, end = resolve_range(
+            since,
+            until,
+            clock=lambda: self._default_now() if now_us is None else now_us,
+            span_us=int(self.settings.jaeger.lookback_s * US_PER_S),
+            parse=parse_any_time,
+            names=("since", "until"),
+            whole=(lambda: (0, ALL_END_US)) if self.file_source else None,
+        )
         if not 1 <= limit <= LIST_MAX:
             raise InputError(f"limit must be 1..{LIST_MAX}", field="limit")
         if offset < 0:

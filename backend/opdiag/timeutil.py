@@ -14,8 +14,10 @@ import functools
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from opdiag.errors import InputError
 
@@ -239,6 +241,42 @@ def parse_any_time(value: str | float, *, name: str, now_us: int, end: bool = Fa
     else:
         value_us = parse_rfc3339(raw, name=name, numbers="epoch seconds or ms, or now-6h")
     return _plausible_clock(value_us, raw, name, "")
+
+
+class TimeParser(Protocol):
+    """How one way in reads a time it was given (the CLI's, the API's, the assistant's)."""
+
+    def __call__(self, raw: Any, *, name: str, now_us: int, end: bool = False) -> int: ...
+
+
+def resolve_range(
+    raw_from: Any,
+    raw_to: Any,
+    *,
+    clock: Callable[[], int],
+    span_us: int,
+    parse: TimeParser,
+    names: tuple[str, str] = ("from", "to"),
+    whole: Callable[[], tuple[int, int]] | None = None,
+    past_now_us: int = 1,
+) -> tuple[int, int]:
+    """The time range a listing covers, the same rule for every way in. Neither end named:
+    ``whole()`` (a recording: all of it), else the last ``span_us`` up to now. ``to``: named,
+    or ``past_now_us`` after now (ranges are half-open: 1 takes in what starts at now; the
+    HTTP API's 0 is Grafana's ``to=now``). ``from``: named, or one span before ``to``.
+    Relative times count from ``clock()``, asked only when needed (a file source's clock
+    reads every file). Each way in keeps its own parser and names."""
+    named_from, named_to = raw_from not in (None, ""), raw_to not in (None, "")
+    if whole is not None and not named_from and not named_to:
+        return whole()
+    now_us = clock()
+    end_us = now_us + past_now_us
+    if named_to:
+        end_us = parse(raw_to, name=names[1], now_us=now_us, end=True)
+    start_us = parse(raw_from, name=names[0], now_us=now_us) if named_from else end_us - span_us
+    if start_us >= end_us:
+        raise InputError(f"{names[0]}: must be before {names[1]!r}", field=names[0])
+    return start_us, end_us
 
 
 def _epoch_by_magnitude(number: float, raw: str, name: str) -> int:

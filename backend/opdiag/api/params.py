@@ -25,26 +25,27 @@ MAX_TEXT = MAX_ID_CHARS  # ids and filter values
 _MAX_TIME_TEXT = 64
 
 
-def parse_time_us(raw: Any, field: str, now_us: int, *, end: bool = False) -> int:
+def parse_time_us(raw: Any, *, name: str, now_us: int, end: bool = False) -> int:
     """One point in time from epoch ms, RFC 3339 or Grafana's ``now-6h`` → epoch µs
     (``end``: it ends a range; see ``timeutil.parse_http_time``)."""
     if isinstance(raw, bool) or raw is None:
-        raise InputError(f"{field}: expected a time", field=field)
+        raise InputError(f"{name}: expected a time", field=name)
     text = str(raw)
     if len(text) > _MAX_TIME_TEXT:
-        raise InputError(f"{field}: time value too long", field=field)
-    return timeutil.parse_http_time(text, name=field, now_us=now_us, end=end)
+        raise InputError(f"{name}: time value too long", field=name)
+    return timeutil.parse_http_time(text, name=name, now_us=now_us, end=end)
 
 
 def parse_range(raw_from: Any, raw_to: Any, now_us: int, default_span_us: int) -> TimeRange:
     """``from``/``to`` with defaults (the last ``default_span_us`` up to now); from < to."""
-    end_us = now_us if raw_to in (None, "") else parse_time_us(raw_to, "to", now_us, end=True)
-    if raw_from in (None, ""):
-        start_us = end_us - default_span_us
-    else:
-        start_us = parse_time_us(raw_from, "from", now_us)
-    if start_us >= end_us:
-        raise InputError("from: must be before 'to'", field="from")
+    start_us, end_us = timeutil.resolve_range(
+        raw_from,
+        raw_to,
+        clock=lambda: now_us,
+        span_us=default_span_us,
+        parse=parse_time_us,
+        past_now_us=0,
+    )
     return TimeRange(start_us=start_us, end_us=end_us)
 
 

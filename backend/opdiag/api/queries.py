@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opdiag import timeutil
-from opdiag.api.params import TimeRange, parse_range
+from opdiag.api.params import TimeRange, parse_time_us
 from opdiag.api.schemas import (
     AnnotationRow,
     ComparisonRow,
@@ -82,13 +82,25 @@ def default_range(source: Any, settings: Settings, now_us: int) -> TimeRange:
 def request_range(
     raw_from: Any, raw_to: Any, source: Any, settings: Settings, now: int | None = None
 ) -> TimeRange:
-    """``from``/``to`` of a request; without both, ``default_range``; with one, the other
-    is now or one look-back before ``to``. Relative times count from ``now`` (the
-    request's own, else the wall clock)."""
-    now = now_us() if now is None else now
-    if raw_from in (None, "") and raw_to in (None, ""):
-        return default_range(source, settings, now)
-    return parse_range(raw_from, raw_to, now, lookback_us(settings))
+    """``from``/``to`` of a request (``timeutil.resolve_range``); without both,
+    ``default_range``. Relative times count from ``now`` (the request's own, else the wall
+    clock)."""
+    clock = now_us() if now is None else now
+
+    def whole() -> tuple[int, int]:
+        span = default_range(source, settings, clock)
+        return span.start_us, span.end_us
+
+    start_us, end_us = timeutil.resolve_range(
+        raw_from,
+        raw_to,
+        clock=lambda: clock,
+        span_us=lookback_us(settings),
+        parse=parse_time_us,
+        whole=whole,
+        past_now_us=0,  # Grafana's to=now
+    )
+    return TimeRange(start_us=start_us, end_us=end_us)
 
 
 def operations(

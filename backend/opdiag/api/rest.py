@@ -54,7 +54,7 @@ def request_now() -> int | None:
     raw = request.args.get("now")
     if raw in (None, ""):
         return None
-    return parse_time_us(raw, "now", queries.now_us())
+    return parse_time_us(raw, name="now", now_us=queries.now_us())
 
 
 @bp.get("/operations")

@@ -210,7 +210,7 @@ def _rows_for(kind: str, payload: dict[str, Any], body: dict[str, Any], field: s
     now_us = (
         None
         if now_raw in (None, "", "now")
-        else parse_time_us(now_raw, f"{field}.now", queries.now_us())
+        else parse_time_us(now_raw, name=f"{field}.now", now_us=queries.now_us())
     )
     if kind in queries.PER_OPERATION:
         ident = _ident(payload, scoped, field)

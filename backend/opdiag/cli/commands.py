@@ -109,12 +109,13 @@ def warn_problems(source: TraceSource | None, err: TextIO) -> None:
         err.write(f"opdiag: warning: skipped {message_line(str(problem))}\n")
 
 
-def _resolve_time(text: str, now_us: int, name: str) -> int:
+def _resolve_time(text: str, *, name: str, now_us: int, end: bool = False) -> int:
+    """A ``--from``/``--to``: RFC 3339, epoch seconds, or relative to now (``now-1h``)."""
     raw = text.strip()
     if raw.startswith("now"):
         from opdiag.timeutil import parse_http_time
 
-        return parse_http_time(raw, name=name, now_us=now_us)
+        return parse_http_time(raw, name=name, now_us=now_us, end=end)
     return parse_now(raw, name=name)
 
 
@@ -202,15 +203,17 @@ def _listing_range(
     """``--from``/``--to`` (relative ones from the clock judged by: ``--now``, else the end
     of the traces or Jaeger's clock); without either, all of the files, or Jaeger's
     look-back."""
-    if settings.trace_paths and not args.time_from and not args.time_to:
-        return 0, ALL_END_US  # files: everything
-    now_us = now_given if now_given is not None else service.default_now_us()
-    end_us = _resolve_time(args.time_to, now_us, "--to") if args.time_to else now_us + 1
-    default_start = end_us - int(settings.jaeger.lookback_s * 1_000_000)
-    start_us = _resolve_time(args.time_from, now_us, "--from") if args.time_from else default_start
-    if end_us < start_us:
-        raise InputError("--to is before --from", field="to")
-    return start_us, end_us
+    from opdiag.timeutil import resolve_range
+
+    return resolve_range(
+        args.time_from,
+        args.time_to,
+        clock=lambda: now_given if now_given is not None else service.default_now_us(),
+        span_us=int(settings.jaeger.lookback_s * 1_000_000),
+        parse=_resolve_time,
+        names=("--from", "--to"),
+        whole=(lambda: (0, ALL_END_US)) if settings.trace_paths else None,
+    )
 
 
 def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
