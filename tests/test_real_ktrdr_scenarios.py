@@ -78,3 +78,31 @@ def test_a_training_failing_in_its_loop_says_where_the_error_was_raised(tmp_path
     assert d["verdict"] == "failed" and message in d["summary"], d["summary"]
     steps = " ".join(d["solution"]["steps"])
     assert "code without a span" in steps and "after training.data_loading" in steps, steps
+
+
+def test_a_cancel_by_request_is_a_final_status_before_the_engine_looks(tmp_path: Path) -> None:
+    """The cheap check that decides whether reused traces need a fresh lookup reads the
+    cancel the worker's shutdown PATCHed (``last_status`` with the pack's status requests):
+    the training is finished, as the engine later says. Before, it read 'running' (the last
+    transition) and every reuse of the finished operation cost another lookup."""
+    from opdiag.diagnosis.rules import load_rules
+    from opdiag.moment import may_be_finished
+    from opdiag.operations import find_operation, group_operations, last_status
+    from opdiag.settings import Settings
+    from opdiag.sources.files import FileSource
+    from opdiag.timeutil import ALL_END_US
+
+    changed = rv.shut_down_gracefully(rv.load(TRACES), MEDIUM, rv.ns("2026-12-04T15:56:16Z"))
+    settings = Settings()
+    source = FileSource([str(rv.write(changed, tmp_path / "traces"))], 10**9)
+    groups = group_operations(
+        source.recent_traces(0, ALL_END_US, 10_000), settings.diagnosis.noise_span_patterns
+    )
+    group = find_operation(groups, MEDIUM)
+    assert group is not None
+    requested = load_rules().requested_status
+    assert last_status(group) == "running"  # no transition says it ended
+    assert last_status(group, requested) == "cancelled"
+    assert may_be_finished(group, requested) and not may_be_finished(group)
+    untouched = find_operation(groups, MINIMAL)  # a request of another operation is not its
+    assert untouched is not None and last_status(untouched, requested) == "completed"

@@ -11,7 +11,7 @@ listing (``opdiag.listing``); no I/O, the clocks are read by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
@@ -19,7 +19,7 @@ from opdiag.asof import as_of
 from opdiag.diagnosis.facts import TERMINAL
 from opdiag.diagnosis.result import REQUEST_SETTLE_MS, Diagnosis
 from opdiag.errors import NotYetError
-from opdiag.model import Trace
+from opdiag.model import Span, Trace
 from opdiag.operations import OperationTraces, last_status
 from opdiag.search_window import CLOCK_MARGIN_US
 from opdiag.timeutil import US_PER_MS, TimeRange, format_rfc3339
@@ -123,9 +123,12 @@ def overlaps(diagnosis: Diagnosis, window: TimeRange | None) -> bool:
     )
 
 
-def may_be_finished(group: OperationTraces) -> bool:
+def may_be_finished(
+    group: OperationTraces, requested: Callable[[Span, str], str | None] | None = None
+) -> bool:
     """Cheap pre-check before diagnosing reused traces: an operation with an id is finished
-    only once a terminal transition shows (the engine has the last word afterwards)."""
+    only once a terminal status shows, by a transition or a request (``last_status``); the
+    engine has the last word afterwards."""
     if group.operation_id is None:
         return True
-    return last_status(group) in TERMINAL
+    return last_status(group, requested) in TERMINAL

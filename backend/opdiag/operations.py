@@ -15,7 +15,7 @@ filtered before anything expensive runs; the engine decides the real verdict.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -425,16 +425,24 @@ def type_of(diagnosis: Diagnosis, group: OperationTraces) -> str:
     return found if found and found != UNKNOWN_TYPE else group.operation_type
 
 
-def last_status(group: OperationTraces) -> str | None:
-    """The ``operation.to_status`` of the group's last own state transition, found cheaply
-    (used to skip runs that cannot be a baseline before the engine looks at them)."""
-    if group.operation_id is None:
+def last_status(
+    group: OperationTraces, requested: Callable[[Span, str], str | None] | None = None
+) -> str | None:
+    """The status of the group's last own state transition, found cheaply (used to skip
+    runs that cannot be a baseline before the engine looks at them). ``requested``: the
+    status a request span sets (``RuleSet.requested_status``: KTRDR's worker shutting down
+    PATCHes CANCELLED and writes no transition)."""
+    op_id = group.operation_id
+    if op_id is None:
         return None
     latest: tuple[int, int, str] | None = None
     for trace in group.traces:
         for span in trace.spans:
             status = lifecycle_status(span.attributes)
-            if status is None or operation_id_of(span) != group.operation_id:
+            if status is None:
+                if requested is None or (status := requested(span, op_id)) is None:
+                    continue
+            elif operation_id_of(span) != op_id:
                 continue
             key = (span.start_us, span.end_us, status)
             if latest is None or key[:2] >= latest[:2]:

@@ -187,7 +187,7 @@ class DiagnosisService(OperationsListing):
             return cached
         look = Lookup(at, window)
         group, reused = self._lookup(ident, look)
-        if reused and not may_be_finished(group):
+        if reused and not may_be_finished(group, self.rules.requested_status):
             group, reused = self._lookup(ident, look, fresh=True)
         base = self._base_diagnosis(group, at, ident=ident)
         if reused and not final_answer(base, at):  # reused traces: only for finished work
@@ -343,7 +343,7 @@ class DiagnosisService(OperationsListing):
         search = getattr(self.source, "neighbour_traces", None)  # older custom sources lack it
         if not spec.active or search is None:
             return [], None
-        status = last_status(group)
+        status = last_status(group, self.rules.requested_status)
         if status in _SETTLED:
             return [], None
         end = group.end_us if status in TERMINAL else max(at.now_us, group.end_us)
