@@ -22,7 +22,12 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opdiag.diagnosis import slow
-from opdiag.diagnosis.baseline import is_healthy_run, may_be_slow, select_baseline
+from opdiag.diagnosis.baseline import (
+    has_other_good_run,
+    is_healthy_run,
+    may_be_slow,
+    select_baseline,
+)
 from opdiag.diagnosis.comparison import (
     baseline_totals,
     change_phrase,
@@ -311,9 +316,7 @@ class OperationsListing:
         or the other links."""
         op_type = type_of(base, group)
         # only a run that may be slow has its verdict decided again against the baseline
-        if may_be_slow(base) and any(
-            r.key != group.key and r.operation_type == op_type for r in good
-        ):
+        if may_be_slow(base) and has_other_good_run(good, group.key, op_type):
             d, c = self.settings.diagnosis, self.settings.comparison
             this = profile or self._profile(group, base, at)
             chosen, matched = select_baseline(

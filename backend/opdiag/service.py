@@ -37,7 +37,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from opdiag.diagnosis import engine, slow
-from opdiag.diagnosis.baseline import good_runs, is_healthy_run, may_be_slow
+from opdiag.diagnosis.baseline import (
+    good_runs,
+    has_other_good_run,
+    is_healthy_run,
+    may_be_slow,
+)
 from opdiag.diagnosis.comparison import (
     change_phrase,
     compare,
@@ -415,7 +420,7 @@ class DiagnosisService(OperationsListing):
         run's profile when the caller has it."""
         d = self.settings.diagnosis
         op_type = type_of(base, group)
-        if not any(r.key != group.key and r.operation_type == op_type for r in good):
+        if not has_other_good_run(good, group.key, op_type):
             comparison = no_baseline(
                 float(base.duration_ms or 0.0), op_type, self.settings.comparison.baseline_runs
             )

@@ -153,6 +153,12 @@ def _pool_order(
             yield runs[i]
 
 
+def has_other_good_run(good: Sequence[RunProfile], key: str, op_type: str) -> bool:
+    """Is there a good run of ``op_type`` other than ``key`` itself? Without one a run is
+    neither compared nor judged slow against anything."""
+    return any(r.key != key and r.operation_type == op_type for r in good)
+
+
 def select_baseline(
     target: RunProfile,
     good: Iterable[RunProfile],
