@@ -580,6 +580,7 @@ def loaded_in_segments(
     segments: int,
     failed: dict[int, str],
     every_ns: int = 3_500_000_000,
+    complete: bool = True,
 ) -> Recording:
     """The IB data load ``operation_id`` (run1: the IB Gateway was down, so the host service
     never answered ``POST /data/validate``) as it runs with the Gateway up. The first
@@ -593,7 +594,8 @@ def loaded_in_segments(
     message: ``error=true``, status ERROR and the exception recorded twice, by the fetcher
     and by the context manager). No failed segment is retried; the acquisition service
     saves what it got and completes the operation (``complete_operation``: from the status
-    it has, ``failed`` since the orphan detector failed it a minute in, as it did in run1)."""
+    it has, ``failed`` since the orphan detector failed it a minute in, as it did in run1).
+    ``complete=False``: the recording stops before that, while it still downloads."""
     trace_id = next(
         s["traceId"]
         for _, _, s in spans(recording)
@@ -712,13 +714,14 @@ def loaded_in_segments(
             {"key": "operation.to_status", "value": {"stringValue": "completed"}}
         ]
 
-    out = edited(
-        out,
-        lambda _svc, s: of_trace(s)
-        and attr(s, "operation.id") == operation_id
-        and attr(s, "operation.from_status") == "failed",
-        completed,
-    )
+    def final(_svc: str, s: Doc) -> bool:
+        return (
+            of_trace(s)
+            and attr(s, "operation.id") == operation_id
+            and attr(s, "operation.from_status") == "failed"
+        )
+
+    out = edited(out, final, completed) if complete else without(out, final)
     return added(added(out, "ktrdr-api", calls), "ktrdr-ib-host-service", served)
 
 

@@ -134,3 +134,19 @@ def test_a_data_load_whose_ib_requests_all_answered_is_healthy(tmp_path: Path) -
     d = _diagnose(changed, DATA_LOAD, "2026-12-04T16:10:00Z", tmp_path)
     assert (d["verdict"], d["summary"]) == ("healthy", "healthy: completed in 1.8 min")
     assert d["root_cause"] is None
+
+
+def test_a_data_load_still_downloading_after_a_failed_ib_request_is_running(
+    tmp_path: Path,
+) -> None:
+    """Judged while it downloads (segment 30 answered 8 s ago; the orphan detector failed it
+    at 71 s and it went on): a failed request does not stop KTRDR's load, so it is running,
+    with how many failed so far. Before: 'failed: Exception in ib.fetch_historical …'."""
+    changed = rv.loaded_in_segments(
+        rv.load(TRACES), DATA_LOAD, segments=30, failed={4: NO_DATA}, complete=False
+    )
+    d = _diagnose(changed, DATA_LOAD, "2026-12-04T15:46:50Z", tmp_path)
+    assert (d["verdict"], d["status"]) == ("healthy", "running"), d["summary"]
+    assert d["summary"].startswith("running: after ib.fetch_historical"), d["summary"]
+    assert f'IB requests failed so far: 1 (the last: "{NO_DATA}")' in d["summary"]
+    assert d["root_cause"]["span_name"] == "ib.fetch_historical"
