@@ -13,6 +13,7 @@ import json
 import random
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -570,3 +571,178 @@ def failed_instead(recording: Recording, operation_id: str, message: str) -> Rec
         and attr(s, "operation.to_status") == "completed",
         change,
     )
+
+
+def loaded_in_segments(
+    recording: Recording,
+    operation_id: str,
+    *,
+    segments: int,
+    failed: dict[int, str],
+    every_ns: int = 3_500_000_000,
+    complete: bool = True,
+) -> Recording:
+    """The IB data load ``operation_id`` (run1: the IB Gateway was down, so the host service
+    never answered ``POST /data/validate``) as it runs with the Gateway up. The first
+    validation answers at once (its retries and the Gateway's refused ``ib.connect`` are
+    gone); then KTRDR's segment manager (``ktrdr/data/acquisition/segment_manager.py``)
+    sends ``segments`` requests one after the other: each a backend ``POST`` to the host's
+    ``/data/historical`` (answered 200 even when it failed: ``success=false`` in the body,
+    ``ib-host-service/endpoints/data.py``) with the host's server span and its
+    ``ib.fetch_historical`` below (``ib-host-service/ib/data_fetcher.py``: the range asked,
+    ``bars.received`` and ``ib.latency_ms``; the ones in ``failed`` raise with that
+    message: ``error=true``, status ERROR and the exception recorded twice, by the fetcher
+    and by the context manager). No failed segment is retried; the acquisition service
+    saves what it got and completes the operation (``complete_operation``: from the status
+    it has, ``failed`` since the orphan detector failed it a minute in, as it did in run1).
+    ``complete=False``: the recording stops before that, while it still downloads."""
+    trace_id = next(
+        s["traceId"]
+        for _, _, s in spans(recording)
+        if s["name"] == "data.download" and attr(s, "operation.id") == operation_id
+    )
+    download = next(
+        s
+        for _, _, s in spans(recording)
+        if s["traceId"] == trace_id and s["name"] == "data.download"
+    )
+    symbol, timeframe = attr(download, "data.symbol"), attr(download, "data.timeframe")
+
+    def of_trace(s: Doc) -> bool:
+        return s["traceId"] == trace_id
+
+    validations = sorted(
+        (
+            s
+            for _, _, s in spans(recording)
+            if of_trace(s)
+            and s["kind"] == CLIENT
+            and str(attr(s, "http.url") or "").endswith("/data/validate")
+        ),
+        key=lambda s: int(s["startTimeUnixNano"]),
+    )
+    first, retries = validations[0], {s["spanId"] for s in validations[1:]}
+    ok_ns = int(first["startTimeUnixNano"]) + 1_200_000_000
+    below_first = _subtree_ids(recording, trace_id, {first["spanId"]}) - {first["spanId"]}
+    gone = _subtree_ids(recording, trace_id, retries)
+    out = without(
+        recording,
+        lambda svc, s: is_ib_connect(svc, s)
+        or (of_trace(s) and s["spanId"] in gone)
+        or (of_trace(s) and s["spanId"] in below_first and int(s["startTimeUnixNano"]) >= ok_ns),
+    )
+
+    def answered(span: Doc) -> None:
+        span["status"], span["events"] = {}, []
+        span["endTimeUnixNano"] = str(ok_ns)
+        span["attributes"].append({"key": "http.status_code", "value": {"intValue": "200"}})
+
+    def within_answer(span: Doc) -> None:
+        span["endTimeUnixNano"] = str(min(int(span["endTimeUnixNano"]), ok_ns - 2_000_000))
+
+    out = edited(out, lambda _svc, s: of_trace(s) and s["spanId"] == first["spanId"], answered)
+    out = edited(out, lambda _svc, s: of_trace(s) and s["spanId"] in below_first, within_answer)
+
+    calls: list[Doc] = []
+    served: list[Doc] = []
+    period_end = int(download["startTimeUnixNano"]) - 86_400 * 10**9
+    for i in range(segments):
+        start = ok_ns + 100_000_000 + i * every_ns
+        end = start + every_ns - 200_000_000
+        call = client_call(
+            trace_id, download["spanId"], f"5e{i:014x}", start, end, "POST",
+            "http://localhost:5001/data/historical",
+        )
+        call["attributes"].append({"key": "http.status_code", "value": {"intValue": "200"}})
+        calls.append(call)
+        server = {
+            "traceId": trace_id,
+            "spanId": f"5f{i:014x}",
+            "parentSpanId": call["spanId"],
+            "name": "POST /data/historical",
+            "kind": SERVER,
+            "startTimeUnixNano": str(start + 3_000_000),
+            "endTimeUnixNano": str(end - 3_000_000),
+            "attributes": [
+                {"key": "http.method", "value": {"stringValue": "POST"}},
+                {"key": "http.url", "value": {"stringValue": "http://localhost:5001/data/historical"}},
+                {"key": "http.route", "value": {"stringValue": "/data/historical"}},
+                {"key": "http.target", "value": {"stringValue": "/data/historical"}},
+                {"key": "http.status_code", "value": {"intValue": "200"}},
+            ],
+            "events": [],
+            "status": {},
+        }
+        # the newest segment first (tail mode): each asks for 30 days of 1h bars
+        seg_end = period_end - (segments - 1 - i) * _MONTH_NS
+        fetch_start, fetch_end = start + 600_000_000, end - 10_000_000
+        fetch = {
+            "traceId": trace_id,
+            "spanId": f"60{i:014x}",
+            "parentSpanId": server["spanId"],
+            "name": "ib.fetch_historical",
+            "kind": 1,
+            "startTimeUnixNano": str(fetch_start),
+            "endTimeUnixNano": str(fetch_end),
+            "attributes": [
+                {"key": "data.symbol", "value": {"stringValue": symbol}},
+                {"key": "data.timeframe", "value": {"stringValue": timeframe}},
+                {"key": "data.start_date", "value": {"stringValue": _iso(seg_end - _MONTH_NS)}},
+                {"key": "data.end_date", "value": {"stringValue": _iso(seg_end)}},
+                {"key": "data.instrument_type", "value": {"stringValue": "STK"}},
+            ],
+            "events": [],
+            "status": {},
+        }
+        if i in failed:
+            fetch["attributes"].append({"key": "error", "value": {"boolValue": True}})
+            raising("Exception", failed[i])(fetch)
+            fetch["events"] = fetch["events"] * 2
+        else:
+            latency_ms = round((fetch_end - fetch_start) / 1e6, 2)
+            fetch["attributes"] += [
+                {"key": "bars.received", "value": {"intValue": "210"}},
+                {"key": "ib.latency_ms", "value": {"doubleValue": latency_ms}},
+            ]
+        served += [server, fetch]
+    done_ns = ok_ns + segments * every_ns + 200_000_000
+
+    def completed(span: Doc) -> None:
+        span["startTimeUnixNano"], span["endTimeUnixNano"] = str(done_ns), str(done_ns + 90_000)
+        dropped = ("operation.to_status", "operation.error")
+        span["attributes"] = [a for a in span["attributes"] if a["key"] not in dropped] + [
+            {"key": "operation.to_status", "value": {"stringValue": "completed"}}
+        ]
+
+    def final(_svc: str, s: Doc) -> bool:
+        return (
+            of_trace(s)
+            and attr(s, "operation.id") == operation_id
+            and attr(s, "operation.from_status") == "failed"
+        )
+
+    out = edited(out, final, completed) if complete else without(out, final)
+    return added(added(out, "ktrdr-api", calls), "ktrdr-ib-host-service", served)
+
+
+def _subtree_ids(recording: Recording, trace_id: str, tops: set[str]) -> set[str]:
+    """The ids of ``tops`` and of every span below them in ``trace_id``."""
+    children: dict[str, list[str]] = {}
+    for _, _, s in spans(recording):
+        if s["traceId"] == trace_id and s.get("parentSpanId"):
+            children.setdefault(s["parentSpanId"], []).append(s["spanId"])
+    found, todo = set(), list(tops)
+    while todo:
+        sid = todo.pop()
+        if sid not in found:
+            found.add(sid)
+            todo.extend(children.get(sid, ()))
+    return found
+
+
+_MONTH_NS = 30 * 86_400 * 10**9
+
+
+def _iso(at_ns: int) -> str:
+    """A time as KTRDR's host service writes it in ``data.start_date`` (``isoformat()``)."""
+    return datetime.fromtimestamp(at_ns // 10**9, tz=UTC).isoformat()

@@ -283,3 +283,30 @@ def test_default_pack_uses_without_descendant_for_rule_16() -> None:
     rule = next(r for r in default_rule_pack().rules if r.id == "host-call-not-attempted")
     assert rule.match is not None and rule.match.without_descendant is not None
     assert rule.match.without_descendant.kinds == frozenset({"client"})
+
+
+def test_out_of_and_only_errors_load_and_are_checked(tmp_path: Path) -> None:
+    """``out_of`` (the whole a rule's matches are part of) and ``only_errors`` count the
+    operation's spans one by one: they need a ``match`` each span decides alone, on the
+    operation's own spans; ``{out_of}`` needs ``out_of``."""
+    counted = GOOD_RULE.replace(
+        "    summary:",
+        "    out_of: {span: \"my.*\"}\n    only_errors: true\n    summary:",
+    ).replace("failed: {attr:my.count}", "failed: {matches} of {out_of}")
+    rule = load_rule_pack(write(tmp_path, counted)).rules[0]
+    assert rule.out_of is not None and rule.out_of.names is not None and rule.only_errors
+    assert "out_of" in rule.template_keys
+    refused = [
+        (counted.replace("      span: \"my.*\"\n      attributes", "      error_origin: true\n"
+                         "      attributes"), "out_of", "needs a 'match' that each span decides"),
+        (counted.replace("    only_errors: true\n", "    only_errors: true\n    in: neighbours\n"),
+         "out_of", "'out_of' cannot be used with 'in: neighbours'"),
+        (counted.replace("{span: \"my.*\"}", "{span: \"my.*\", within: \"x\"}"),
+         "out_of", "out_of: 'within' cannot be used in a nested match"),
+        (counted.replace("    out_of: {span: \"my.*\"}\n", ""),
+         "- id: my-rule", "the placeholder '{out_of}' needs 'out_of'"),
+    ]
+    for text, needle, reason in refused:
+        err = refuse(tmp_path, text)
+        assert reason in str(err), str(err)
+        assert err.line == line_of(text, needle), (str(err), reason)

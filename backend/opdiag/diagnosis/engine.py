@@ -48,7 +48,12 @@ from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers
 from opdiag.diagnosis.occupancy import occupancy
 from opdiag.diagnosis.op_values import operation_values
 from opdiag.diagnosis.probes import Silence
-from opdiag.diagnosis.recovered import NOTHING_RECOVERED, advisory, recovered_attempts
+from opdiag.diagnosis.recovered import (
+    NOTHING_RECOVERED,
+    Recovered,
+    advisory,
+    recovered_attempts,
+)
 from opdiag.diagnosis.result import IN_FLIGHT, Diagnosis, Finding
 from opdiag.diagnosis.resumes import since_last_resume, without_refused_resumes
 from opdiag.diagnosis.rules import Rule, RuleSet
@@ -56,6 +61,7 @@ from opdiag.diagnosis.slow import apply_slow
 from opdiag.diagnosis.span_rules import (
     MAX_EVIDENCE_TRACES,
     facts_hold,
+    part_of_whole,
     span_rule_hits,
     when_holds,
 )
@@ -283,6 +289,9 @@ def diagnose(
         bottleneck=b_span,
         bottleneck_share=choice.span_share,
     )
+    wholes: dict[str, int] = {}  # rule id -> how many spans match its ``out_of``
+    if any(rule.out_of is not None or rule.only_errors for rule, *_ in hits):
+        hits = _counted(hits, walks, context, made_good, wholes)
     near_traces: dict[str, dict[str, None]] = {}
     if near:
         # a finished operation's evidence is what happened up to its end: the Gateway's
@@ -306,6 +315,8 @@ def diagnose(
         # an error answer without its own exception: the reason recorded below it
         exc = matched or reason_below(span, by_trace.get(span.trace_id))
         evidence = evidence_of(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
+        if rule.id in wholes and rule.scope == "own":
+            evidence["out_of"] = wholes[rule.id]
         if "worker.service" in evidence:  # the worker this call reached, not the one that ran
             elsewhere, called = workers.service_called(span)
             if elsewhere and called is not None:
@@ -363,6 +374,37 @@ def diagnose(
         diagnosis, baseline_ms, rules, settings, fallback=fallback, op_values=op_values.full
     )
     return diagnosis
+
+
+def _counted(
+    hits: list[tuple[Rule, Span, Any, int]],
+    walks: Walks,
+    context: dict[str, frozenset[str]],
+    made_good: Recovered,
+    wholes: dict[str, int],
+) -> list[tuple[Rule, Span, Any, int]]:
+    """The hits of rules with ``out_of`` or ``only_errors`` that still hold once their
+    spans are counted (``span_rules.part_of_whole``), with their count of matches; the
+    others as they were. ``wholes`` gets, per rule with ``out_of``, how many spans match it.
+    Context above the operation and failed attempts a retry made good are not counted:
+    neither is among its error spans."""
+
+    def left_out(span: Span) -> bool:
+        return span.span_id in context.get(span.trace_id, ()) or made_good.of(span) is not None
+
+    kept: list[tuple[Rule, Span, Any, int]] = []
+    for rule, span, matched, count in hits:
+        if rule.out_of is None and not rule.only_errors:
+            kept.append((rule, span, matched, count))
+            continue
+        counted = part_of_whole(rule, walks, left_out)
+        if counted is None:
+            continue
+        part, whole = counted
+        if rule.out_of is not None:
+            wholes[rule.id] = whole
+        kept.append((rule, span, matched, part))
+    return kept
 
 
 def _worker_answers(

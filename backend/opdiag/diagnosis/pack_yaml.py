@@ -66,6 +66,8 @@ _RULE_KEYS = frozenset(
         "in",
         "when",
         "cause",
+        "out_of",
+        "only_errors",
     }
 )
 _MATCH_KEYS = frozenset(
@@ -526,7 +528,16 @@ def _read_rule(reader: _Reader, node: Node, verdicts: set[str]) -> Rule:
             raise reader.error(
                 fields["cause"][1], f"'cause' must be one of {', '.join(sorted(CAUSES))}"
             )
-    return Rule(
+    out_of = None
+    if "out_of" in fields:
+        out_of = _read_match(reader, fields["out_of"][1], "out_of")
+    only_errors = False
+    if "only_errors" in fields:
+        only_errors = reader.boolean(fields["only_errors"][1], "only_errors")
+    for key in ("out_of", "only_errors"):
+        if key in fields:
+            _check_counted(reader, fields, key, match, scope)
+    rule = Rule(
         id=rule_id,
         description=reader.string(fields["description"][1], "description"),
         verdict=verdict,
@@ -543,7 +554,40 @@ def _read_rule(reader: _Reader, node: Node, verdicts: set[str]) -> Rule:
         scope=scope,
         when=tuple(when),
         cause=cause,
+        out_of=out_of,
+        only_errors=only_errors,
     )
+    if out_of is None and "out_of" in rule.template_keys:
+        raise reader.error(node, "the placeholder '{out_of}' needs 'out_of'")
+    return rule
+
+
+def _check_counted(
+    reader: _Reader, fields: dict[str, Any], key: str, match: SpanMatch | None, scope: str
+) -> None:
+    """``out_of`` and ``only_errors`` count the operation's own spans one by one: the rule
+    needs a ``match`` that each span decides alone (no ``within``, error chain or origin,
+    bottleneck, ``without_*``), on its own spans."""
+    node = fields[key][1]
+    if match is None:
+        raise reader.error(node, f"'{key}' needs a 'match'")
+    if scope != "own":
+        raise reader.error(node, f"'{key}' cannot be used with 'in: neighbours'")
+    contextual = (
+        match.within is not None
+        or match.error_chain is not None
+        or match.error_origin is not None
+        or match.bottleneck is not None
+        or match.bottleneck_share
+        or match.without_descendant is not None
+        or match.without_child is not None
+    )
+    if contextual:
+        raise reader.error(
+            node,
+            f"'{key}' needs a 'match' that each span decides alone (no within, error_chain, "
+            "error_origin, bottleneck, bottleneck_share, without_descendant, without_child)",
+        )
 
 
 def _read_solution(reader: _Reader, node: Node) -> SolutionTemplate:

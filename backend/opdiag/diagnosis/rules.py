@@ -159,6 +159,12 @@ class Rule(msgspec.Struct, frozen=True):
     # ``matched``: the matched span is the root cause even below other error spans (a
     # request whose input was wrong fails later with a misleading error).
     cause: str = "origin"
+    # ``out_of``: the whole the matches are part of; the rule fires only when some, not all,
+    # of the operation's spans that match it match ``match`` too (``{out_of}``: how many do).
+    out_of: SpanMatch | None = None
+    # ``only_errors``: the rule fires only when every error span of the operation (bar a
+    # failed attempt a retry made good) matches ``match``: nothing else failed.
+    only_errors: bool = False
 
     # Derived once when the pack is compiled: the engine asks for both many times per
     # diagnosis (a 200k-operation listing asked for ``uses_slow`` 21 million times).

@@ -215,6 +215,37 @@ def span_rule_hits(
     ]
 
 
+def part_of_whole(
+    rule: Rule, walks: Walks, left_out: Callable[[Span], bool]
+) -> tuple[int, int] | None:
+    """For a rule with ``out_of`` or ``only_errors`` whose ``match`` held on the operation's
+    spans: how many of its own spans match it and how many match ``out_of`` (0 without),
+    the spans ``left_out`` names not counted (context above it, failed attempts a retry
+    made good). None when the rule does not hold after all: every span of the whole matches
+    (all failed, not some), or an error span does not match (something else failed too).
+    Its ``match`` is decided by each span alone (``pack_yaml`` refuses any other); walked
+    only for the few rules that matched."""
+    m = _match(rule)
+    whole_match = rule.out_of
+    part = whole = 0
+    outside = whole_match is None
+    for _, walk in walks:
+        for span, _ in walk:
+            if left_out(span):
+                continue
+            inside = match_own(m, span)[0]
+            if inside:
+                part += 1
+            elif rule.only_errors and span.error:
+                return None
+            if whole_match is not None and match_own(whole_match, span)[0]:
+                whole += 1
+                outside = outside or not inside
+    if not part or not outside:
+        return None
+    return part, whole
+
+
 MAX_EVIDENCE_TRACES = 50  # per rule: the traces a finding names beside its own span's
 
 Here = tuple[

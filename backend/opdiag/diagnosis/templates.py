@@ -58,6 +58,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "share",
         "baseline",
         "matches",
+        "out_of",
         "ident",
         "time",
         "where",
