@@ -145,6 +145,26 @@ def test_a_data_load_with_some_ib_requests_failed_is_healthy_with_its_gap(
     assert rc["evidence"]["data.start_date"] in load and rc["evidence"]["data.end_date"] in load
 
 
+def test_a_download_in_segments_is_calls_not_attempts(tmp_path: Path) -> None:
+    """The load's 30 requests to the host service are its work done in parts: the bottleneck
+    counts them together, and calls them calls. Before: '30 attempts', as if the backend had
+    retried one request 29 times; retries stay attempts (every one failed but the last)."""
+    from opdiag.diagnosis.result import Bottleneck
+
+    changed = rv.loaded_in_segments(rv.load(TRACES), DATA_LOAD, segments=30, failed={6: NO_DATA})
+    d = _diagnose(changed, DATA_LOAD, "2026-12-04T16:10:00Z", tmp_path)
+    b = Bottleneck(**d["bottleneck"])
+    assert (b.target, b.attempts) == ("POST http://localhost:5001/data/historical", 30)
+    assert b.failed_attempts == 0  # the host service answers a failed fetch 200
+    assert b.calls_text == "30 calls"
+    retried = Bottleneck("t", "s", "svc", "POST", 1.0, 1.0, 1.0, attempts=4, failed_attempts=4)
+    assert retried.calls_text == "4 attempts"
+    assert Bottleneck("t", "s", "svc", "POST", 1.0, 1.0, 1.0, attempts=3,
+                      failed_attempts=2).calls_text == "3 attempts"  # the last made it good
+    assert Bottleneck("t", "s", "svc", "POST", 1.0, 1.0, 1.0, attempts=30,
+                      failed_attempts=2).calls_text == "30 calls, 2 failed"
+
+
 def test_a_data_load_whose_ib_requests_all_failed_is_failed(tmp_path: Path) -> None:
     """Every request failed: KTRDR still completes the load (with no bars); nothing was
     loaded, and that is a failure, whatever the status says."""

@@ -216,6 +216,7 @@ def compact_diagnosis(d: Diagnosis) -> dict[str, Any]:
             "share": round(b.share, 3),
             **({"calls": _cut(b.target, 200)} if b.target else {}),
             **({"attempts": b.attempts} if b.attempts > 1 else {}),
+            **({"failed_attempts": b.failed_attempts} if b.failed_attempts else {}),
         }
     )
     out["baseline_ms"] = d.baseline_ms

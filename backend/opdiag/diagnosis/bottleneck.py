@@ -20,7 +20,7 @@ from opdiag.analysis.retries import CallKey, call_key
 from opdiag.diagnosis.result import Bottleneck
 from opdiag.diagnosis.timing import Timing
 from opdiag.globs import Globs
-from opdiag.model import CLIENT, Span, Trace
+from opdiag.model import CLIENT, Span, Trace, failed
 
 Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
 
@@ -105,6 +105,7 @@ def find_bottleneck(
             duration_ms=sum(a.duration_us for a in attempts) / 1000,
             attempts=len(attempts),
             target=_target(span),
+            failed_attempts=sum(1 for a in attempts if failed(a)) if len(attempts) > 1 else 0,
         ),
         span,
         span_share,

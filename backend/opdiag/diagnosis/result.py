@@ -96,6 +96,8 @@ class Bottleneck(msgspec.Struct):
     # named is the attempt with the most time on the path
     attempts: int = 1
     target: str | None = None  # a client span: the method and URL it called
+    # of the attempts, how many failed (in error, or answered >= 400)
+    failed_attempts: int = 0
 
     @property
     def text(self) -> str:
@@ -104,6 +106,16 @@ class Bottleneck(msgspec.Struct):
             return f"uninstrumented work on {self.service} after {self.after_span_name}"
         name = self.target or self.span_name or "an unknown span"
         return f"{name} × {self.attempts}" if self.attempts > 1 else name
+
+    @property
+    def calls_text(self) -> str:
+        """The calls in words: retries are attempts (every one failed but perhaps the last:
+        the IB host's four timeouts); calls that mostly succeeded are work done in parts,
+        not retries (a data load's 30 segment requests, 2 of them failed)."""
+        n, failed = self.attempts, self.failed_attempts
+        if failed and failed >= n - 1:
+            return f"{n} attempts"
+        return f"{n} calls, {failed} failed" if failed else f"{n} calls"
 
 
 class Finding(msgspec.Struct):

@@ -258,7 +258,7 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
             )
         else:
             length = (
-                f"{b.attempts} attempts, {_ms(b.duration_ms)} in all"
+                f"{b.calls_text}, {_ms(b.duration_ms)} in all"
                 if b.attempts > 1
                 else f"{_ms(b.duration_ms)} (self time {_ms(b.self_time_ms)})"
             )
