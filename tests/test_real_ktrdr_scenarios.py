@@ -165,6 +165,33 @@ def test_a_download_in_segments_is_calls_not_attempts(tmp_path: Path) -> None:
                       failed_attempts=2).calls_text == "30 calls, 2 failed"
 
 
+def test_a_download_in_segments_folds_in_the_flow_around_what_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The 30 segment calls one after another are all on the critical path: the Markdown
+    flow folds the like ones into starred lines and shows the calls whose fetch failed, with
+    the bottleneck's. Before, the critical path kept every row: 109 lines, 90 of them the
+    same three spans again."""
+    from opdiag.cli.main import main
+
+    changed = rv.loaded_in_segments(
+        rv.load(TRACES), DATA_LOAD, segments=30, failed={6: NO_DATA, 7: NO_DATA}
+    )
+    traces = rv.write(changed, tmp_path / "traces")
+    code = main(["diagnose", DATA_LOAD, "--traces", str(traces), "--now",
+                 "2026-12-04T16:10:00Z", "--format", "markdown"])
+    text = capsys.readouterr().out
+    assert code == 0
+    flow = text.split("**Execution Flow**")[1].split("**Diagnosis**")[0]
+    rows = [line for line in flow.splitlines() if line[:1].isdigit()]
+    assert len(rows) < 40, flow
+    folded = [r for r in rows if "POST (ktrdr-api) ×" in r]
+    assert len(folded) == 2 and all("★" in r and "(folded)" in r for r in folded), folded
+    shown = [r for r in rows if "ib.fetch_historical" in r]
+    assert len(shown) == 3  # the bottleneck's call and the two that failed
+    assert sum("[error]" in r or "ROOT CAUSE" in r for r in shown) == 2, shown
+
+
 def test_a_data_load_whose_ib_requests_all_failed_is_failed(tmp_path: Path) -> None:
     """Every request failed: KTRDR still completes the load (with no bars); nothing was
     loaded, and that is a failure, whatever the status says."""

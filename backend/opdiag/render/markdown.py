@@ -145,8 +145,10 @@ def _flow_tree(steps: list[FlowStep]) -> tuple[list[FlowStep], dict[_Key, list[F
 def _notable(
     roots: list[FlowStep], kids: dict[_Key, list[FlowStep]]
 ) -> tuple[set[_Key], dict[_Key, int]]:
-    """Rows that must stay visible, and every ancestor of one (critical, error, root cause,
-    bottleneck, recovered); and how many rows lie under each row."""
+    """Rows that must stay visible, and every ancestor of one (error, root cause,
+    bottleneck, recovered); and how many rows lie under each row. The critical path alone
+    does not keep a row: a download's 30 like segment calls one after another are all on
+    it, and fold into one starred line."""
     order: list[FlowStep] = []
     stack = list(roots)
     seen: set[_Key] = set()
@@ -165,8 +167,7 @@ def _notable(
         below = [(k.trace_id, k.span_id) for k in kids.get(key, ())]
         under[key] = sum(1 + under.get(k, 0) for k in below)
         if (
-            step.critical
-            or step.error
+            step.error
             or step.root_cause
             or step.bottleneck
             or step.recovered
@@ -178,13 +179,14 @@ def _notable(
 
 def _folded_line(run: list[FlowStep], number: int, under: int) -> str:
     first = run[0]
+    star = "★ " if any(s.critical for s in run) else ""
     depth = "↳ " * min(first.depth, 8)
     shortest = _ms(min(s.duration_ms for s in run))
     longest = _ms(max(s.duration_ms for s in run))
     spread = shortest if shortest == longest else f"{shortest}–{longest}"
     below = f", {under} spans under them" if under else ""
     return (
-        f"{number}. {depth}{escape(first.span_name)} ({escape(first.service)}) "
+        f"{number}. {star}{depth}{escape(first.span_name)} ({escape(first.service)}) "
         f"× {len(run)}, {spread} each{below} (folded)"
     )
 
