@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -244,9 +245,12 @@ _SHELL_PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 _IN_DOUBLE_QUOTES = frozenset('"$`\\!')
 
 
+@lru_cache(maxsize=4096)
 def _quote_state(text: str, state: str) -> str:
     """The shell's quoting after ``text`` when it started in ``state`` (``""``: unquoted,
-    ``"'"`` or ``'"'``): enough to know where a template puts its values."""
+    ``"'"`` or ``'"'``): enough to know where a template puts its values. ``text`` is always
+    a template's own (a pack's), never a value: remembered, so a command's text is scanned
+    once per process, not at every fill (it was 60 % of ``conclusion.conclude``)."""
     escaped = False
     for ch in text:
         if escaped:
