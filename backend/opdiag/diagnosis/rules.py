@@ -62,7 +62,7 @@ SLOW_FACTS = frozenset(
     {"slow", "status", "finished", "operation_type", "trace_count", "duration_s"}
 )
 # Facts every operation has a value of its own (no two operations share a combination).
-_MEASURED_FACTS = frozenset({"duration_s", "idle_s"})
+MEASURED_FACTS = frozenset({"duration_s", "idle_s"})
 SUBJECTS = frozenset(
     {
         "root",
@@ -266,7 +266,7 @@ class RuleSet:
         self.slow_rules = tuple(r for r in self.rules if r.uses_slow)
         tested = {c.key for r in self.operation_rules for c in r.facts}
         self.operation_fact_keys = (
-            tuple(sorted(tested)) if tested.isdisjoint(_MEASURED_FACTS) else None
+            tuple(sorted(tested)) if tested.isdisjoint(MEASURED_FACTS) else None
         )
         self._any_hint = any_of(h.span for h in self.type_hints)
         self.value_keys = frozenset(

@@ -25,7 +25,7 @@ from opdiag.diagnosis.matching import (
     matches_context,
     type_matches,
 )
-from opdiag.diagnosis.rules import Rule, SpanMatch, StatusRange
+from opdiag.diagnosis.rules import MEASURED_FACTS, Rule, SpanMatch, StatusRange
 from opdiag.globs import Globs
 from opdiag.model import Span, Trace, http_status
 
@@ -150,7 +150,7 @@ def span_rule_hits(
         for span, depth, maybe in meets:
             here = here_of.get(id(maybe))
             if here is None or here[0] is not maybe:  # (the tuple is held: its id stays its)
-                part = tuple(map(takes_part, maybe))  # as this operation's facts allow
+                part = _taking_part(index, maybe, facts, inapplicable, takes_part)
                 here = here_of[id(maybe)] = index.derived(
                     maybe, part, lambda m=maybe, p=part: _here(m, p)
                 )
@@ -247,6 +247,45 @@ def part_of_whole(
 
 
 MAX_EVIDENCE_TRACES = 50  # per rule: the traces a finding names beside its own span's
+_ABSENT = object()  # a fact the facts do not hold (``facts_hold`` tells it from None)
+
+
+def _taking_part(
+    index: ShapeIndex[Rule],
+    maybe: tuple[Rule, ...],
+    facts: dict[str, Any],
+    inapplicable: Collection[str],
+    takes_part: Callable[[Rule], bool],
+) -> tuple[bool, ...]:
+    """``takes_part`` of each of ``maybe``, decided once per distinct combination of the
+    facts they test (values and their types) and of which are ``inapplicable``, and kept
+    with the index: the operations of a listing share a handful, and a one-span operation
+    meets a dozen candidates. Rules that test a measured time are decided every time."""
+    (keys,) = index.derived(maybe, _FACT_KEYS, lambda: (_fact_keys(maybe),))
+    if keys is None:
+        return tuple(map(takes_part, maybe))
+    values = tuple([facts.get(k, _ABSENT) for k in keys])
+    key = (
+        _TAKING_PART,
+        values,
+        tuple([v.__class__ for v in values]),
+        tuple([r.id in inapplicable for r in maybe]),
+    )
+    try:
+        return index.derived(maybe, key, lambda: tuple(map(takes_part, maybe)))
+    except TypeError:  # an unhashable value: not kept
+        return tuple(map(takes_part, maybe))
+
+
+_FACT_KEYS = "fact keys"
+_TAKING_PART = "taking part"
+
+
+def _fact_keys(maybe: tuple[Rule, ...]) -> tuple[str, ...] | None:
+    """The facts ``maybe`` test, or None when one is a measured time (no two operations
+    share it: not worth keeping)."""
+    keys = {c.key for r in maybe for c in r.facts}
+    return None if not keys.isdisjoint(MEASURED_FACTS) else tuple(sorted(keys))
 
 Here = tuple[
     tuple[Rule, ...],
