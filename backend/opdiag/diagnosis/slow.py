@@ -110,13 +110,8 @@ def apply_slow(
     diagnosis.baseline_ms = baseline_ms
     duration = diagnosis.duration_ms or 0.0
     limit = _slow_limit(diagnosis, baseline_ms, settings)
-    if baseline_ms is not None and baseline_ms > 0:
-        reference = f"baseline {duration_text(baseline_ms * 1000)}"
-        if basis:
-            reference = f"{reference} {basis}"
-    else:
+    if not (baseline_ms is not None and baseline_ms > 0):
         change = None  # (only a baseline names a change)
-        reference = f"budget {duration_text(limit * 1000)}"
     facts = _slow_facts(diagnosis, limit)
     values: dict[str, Any] | None = None
     b = diagnosis.bottleneck
@@ -124,6 +119,7 @@ def apply_slow(
         if not facts_hold(rule, facts):
             continue
         if values is None:
+            reference = _reference(baseline_ms, limit, basis)
             text = change() if callable(change) else change
             if text:
                 reference = f"{reference}; {text}"
@@ -162,6 +158,15 @@ def apply_slow(
         removed = True
     if removed:
         conclude(diagnosis, rules, fallback)
+
+
+def _reference(baseline_ms: float | None, limit: float, basis: str | None) -> str:
+    """What a slow finding's ``{baseline}`` says it was held to; made only when a slow
+    rule holds (most runs are not slow)."""
+    if baseline_ms is not None and baseline_ms > 0:
+        reference = f"baseline {duration_text(baseline_ms * 1000)}"
+        return f"{reference} {basis}" if basis else reference
+    return f"budget {duration_text(limit * 1000)}"
 
 
 def _slow_limit(
