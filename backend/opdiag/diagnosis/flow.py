@@ -75,7 +75,7 @@ def execution_flow(
             kept = work[:cut] + noise[:room]
             late = [r for r in work[cut:] + noise[room:] if r[3].error]
             rows = sorted(kept, key=lambda r: (r[0], r[1], r[2])) + late[:cut]
-        else:
+        elif len(rows) > cut:
             # Late error spans sort after every span of the cut: the cut itself is unchanged.
             rows = rows[:cut] + [r for r in rows[cut:] if r[3].error][:cut]
     steps: list[FlowStep] = []
