@@ -276,7 +276,7 @@ def diagnose(
         "workers_unseen": workers.no_workers is not None,
         "system_quiet": quiet_since is not None,
     }
-    inapplicable = {r.id for r in rules.with_when if not when_holds(r, found.held)}
+    inapplicable = _inapplicable(rules, found.held)
     b_span = choice.span if choice.is_span else None
     hits = span_rule_hits(
         walks,
@@ -514,6 +514,19 @@ def _operation_rules_holding(rules: RuleSet, facts: dict[str, Any]) -> tuple[Rul
 
 
 _MAX_HOLDING = 1024
+
+
+def _inapplicable(rules: RuleSet, held: frozenset[int]) -> frozenset[str]:
+    """The ids of the rules whose ``when`` fails: none of its matches is ``held`` (the
+    ``when`` matches the operation's spans hold). Decided once per distinct ``held`` and kept
+    with the rule set (its matches' ids are stable while it lives)."""
+    found = rules.inapplicable.get(held)
+    if found is None:
+        found = frozenset(r.id for r in rules.with_when if not when_holds(r, held))
+        if len(rules.inapplicable) >= _MAX_HOLDING:
+            rules.inapplicable.clear()
+        rules.inapplicable[held] = found
+    return found
 
 
 # How long after a failure work may still start and be the failure's own (clocks of the

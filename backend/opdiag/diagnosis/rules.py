@@ -249,6 +249,11 @@ class RuleSet:
     holding: dict[tuple[Any, ...], tuple[Rule, ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    # The rules whose ``when`` fails, per set of ``when`` matches an operation's spans hold
+    # (``engine._inapplicable``): the operations of a listing share a handful.
+    inapplicable: dict[frozenset[int], frozenset[str]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
     # What a span of a (name, kind, error) shape meets in ``own_index`` and ``when_index``,
     # with the gates derived from it (``diagnosis.survey``): decided once per shape, not per
     # operation; bounded as the indexes are (``candidates.MAX_SHAPES``).
