@@ -315,7 +315,7 @@ def diagnose(
         # an error answer without its own exception: the reason recorded below it
         exc = matched or reason_below(span, by_trace.get(span.trace_id))
         evidence = evidence_of(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
-        if rule.id in wholes and rule.scope == "own":
+        if rule.id in wholes:  # ``out_of`` is only for own spans (pack_yaml)
             evidence["out_of"] = wholes[rule.id]
         if "worker.service" in evidence:  # the worker this call reached, not the one that ran
             elsewhere, called = workers.service_called(span)

@@ -114,6 +114,20 @@ def matches_context(m: SpanMatch, ctx: SpanContext) -> bool:
     return all(evaluate(cond, ctx.share) for cond in m.bottleneck_share)
 
 
+def decided_by_span(m: SpanMatch) -> bool:
+    """Does the span alone decide ``m``: none of the part ``matches_context`` decides (what a
+    rule that counts the operation's spans one by one may use: ``out_of``, ``only_errors``)."""
+    return (
+        m.within is None
+        and m.error_chain is None
+        and m.error_origin is None
+        and m.bottleneck is None
+        and not m.bottleneck_share
+        and m.without_descendant is None
+        and m.without_child is None
+    )
+
+
 def match_own(
     m: SpanMatch, span: Span, excs: list[ExceptionInfo] | None = None
 ) -> tuple[bool, ExceptionInfo | None]:

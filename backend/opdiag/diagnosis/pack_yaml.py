@@ -24,6 +24,7 @@ from opdiag.diagnosis.conditions import (
     Condition,
     check_operand,
 )
+from opdiag.diagnosis.matching import decided_by_span
 from opdiag.diagnosis.neighbour_spec import HealthCheck, NeighbourSpec
 from opdiag.diagnosis.patterns import compile_pattern
 from opdiag.diagnosis.result import LIFECYCLE_STATUSES, SEVERITIES, VERDICTS
@@ -573,16 +574,7 @@ def _check_counted(
         raise reader.error(node, f"'{key}' needs a 'match'")
     if scope != "own":
         raise reader.error(node, f"'{key}' cannot be used with 'in: neighbours'")
-    contextual = (
-        match.within is not None
-        or match.error_chain is not None
-        or match.error_origin is not None
-        or match.bottleneck is not None
-        or match.bottleneck_share
-        or match.without_descendant is not None
-        or match.without_child is not None
-    )
-    if contextual:
+    if not decided_by_span(match):
         raise reader.error(
             node,
             f"'{key}' needs a 'match' that each span decides alone (no within, error_chain, "
