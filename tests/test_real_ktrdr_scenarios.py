@@ -193,15 +193,23 @@ def test_a_download_in_segments_folds_in_the_flow_around_what_failed(
 
 
 def test_a_data_load_whose_ib_requests_all_failed_is_failed(tmp_path: Path) -> None:
-    """Every request failed: KTRDR still completes the load (with no bars); nothing was
-    loaded, and that is a failure, whatever the status says."""
+    """Every request failed: KTRDR still completes the load, with rows_downloaded 0 and
+    nothing saved (``acquisition_service.py`` saves only when some segment brought bars);
+    nothing was loaded, and that is a failure, whatever the status says. The summary says
+    all of them failed, not one (before: 'KTRDR reported it completed, but Exception in
+    ib.fetch_historical … was not recovered', as if one request had)."""
     changed = rv.loaded_in_segments(
         rv.load(TRACES), DATA_LOAD, segments=30, failed=dict.fromkeys(range(30), NO_DATA)
     )
     d = _diagnose(changed, DATA_LOAD, "2026-12-04T16:10:00Z", tmp_path)
     assert (d["verdict"], d["status"]) == ("failed", "completed"), d["summary"]
-    assert NO_DATA in d["summary"]
+    assert d["summary"] == (
+        f'failed: KTRDR reported it completed, but every IB request failed (30 of 30: "{NO_DATA}"):'
+        " no bars were loaded"
+    )
+    assert d["findings"][0]["rule_id"] == "ib-requests-all-failed"
     assert d["root_cause"]["span_name"] == "ib.fetch_historical"
+    assert "ktrdr data load AAPL --timeframe 1h" in d["solution"]["commands"]
 
 
 def test_a_data_load_whose_ib_requests_all_answered_is_healthy(tmp_path: Path) -> None:

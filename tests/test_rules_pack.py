@@ -296,6 +296,9 @@ def test_out_of_and_only_errors_load_and_are_checked(tmp_path: Path) -> None:
     rule = load_rule_pack(write(tmp_path, counted)).rules[0]
     assert rule.out_of is not None and rule.out_of.names is not None and rule.only_errors
     assert "out_of" in rule.template_keys
+    assert rule.portion == "some"
+    every = counted.replace("    only_errors: true\n", "    only_errors: true\n    portion: all\n")
+    assert load_rule_pack(write(tmp_path, every)).rules[0].portion == "all"
     refused = [
         (counted.replace("      span: \"my.*\"\n      attributes", "      error_origin: true\n"
                          "      attributes"), "out_of", "needs a 'match' that each span decides"),
@@ -305,6 +308,10 @@ def test_out_of_and_only_errors_load_and_are_checked(tmp_path: Path) -> None:
          "out_of", "out_of: 'within' cannot be used in a nested match"),
         (counted.replace("    out_of: {span: \"my.*\"}\n", ""),
          "- id: my-rule", "the placeholder '{out_of}' needs 'out_of'"),
+        (every.replace("portion: all", "portion: most"),
+         "portion", "'portion' must be one of some, all"),
+        (every.replace("    out_of: {span: \"my.*\"}\n", "").replace("{out_of}", "{matches}"),
+         "portion", "'portion' needs 'out_of'"),
     ]
     for text, needle, reason in refused:
         err = refuse(tmp_path, text)

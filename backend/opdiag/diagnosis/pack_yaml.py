@@ -32,6 +32,7 @@ from opdiag.diagnosis.rules import (
     CAUSES,
     DEFAULT_PACK,
     FACTS,
+    PORTIONS,
     SCOPES,
     SLOW_FACTS,
     SUBJECTS,
@@ -68,6 +69,7 @@ _RULE_KEYS = frozenset(
         "when",
         "cause",
         "out_of",
+        "portion",
         "only_errors",
     }
 )
@@ -532,6 +534,15 @@ def _read_rule(reader: _Reader, node: Node, verdicts: set[str]) -> Rule:
     out_of = None
     if "out_of" in fields:
         out_of = _read_match(reader, fields["out_of"][1], "out_of")
+    portion = "some"
+    if "portion" in fields:
+        portion = reader.string(fields["portion"][1], "portion")
+        if portion not in PORTIONS:
+            raise reader.error(
+                fields["portion"][1], f"'portion' must be one of {', '.join(PORTIONS)}"
+            )
+        if out_of is None:
+            raise reader.error(fields["portion"][1], "'portion' needs 'out_of'")
     only_errors = False
     if "only_errors" in fields:
         only_errors = reader.boolean(fields["only_errors"][1], "only_errors")
@@ -556,6 +567,7 @@ def _read_rule(reader: _Reader, node: Node, verdicts: set[str]) -> Rule:
         when=tuple(when),
         cause=cause,
         out_of=out_of,
+        portion=portion,
         only_errors=only_errors,
     )
     if out_of is None and "out_of" in rule.template_keys:

@@ -77,6 +77,7 @@ SUBJECTS = frozenset(
 )
 SCOPES = frozenset({"own", "neighbours"})
 CAUSES = frozenset({"origin", "matched"})
+PORTIONS = ("some", "all")  # of an ``out_of`` whole that must match (``some``: not all)
 _MAX_NAMES = 8192
 
 
@@ -162,6 +163,9 @@ class Rule(msgspec.Struct, frozen=True):
     # ``out_of``: the whole the matches are part of; the rule fires only when some, not all,
     # of the operation's spans that match it match ``match`` too (``{out_of}``: how many do).
     out_of: SpanMatch | None = None
+    # ``portion``: with ``out_of``, ``some`` (some, not all, match ``match``) or ``all``
+    # (every span of the whole does: a load none of whose requests brought anything).
+    portion: str = "some"
     # ``only_errors``: the rule fires only when every error span of the operation (bar a
     # failed attempt a retry made good) matches ``match``: nothing else failed.
     only_errors: bool = False

@@ -221,8 +221,9 @@ def part_of_whole(
     """For a rule with ``out_of`` or ``only_errors`` whose ``match`` held on the operation's
     spans: how many of its own spans match it and how many match ``out_of`` (0 without),
     the spans ``left_out`` names not counted (context above it, failed attempts a retry
-    made good). None when the rule does not hold after all: every span of the whole matches
-    (all failed, not some), or an error span does not match (something else failed too).
+    made good). None when the rule does not hold after all: its ``portion`` of the whole
+    does not match (all of it for ``some``, not all for ``all``), or an error span does not
+    match (something else failed too).
     Its ``match`` is decided by each span alone (``pack_yaml`` refuses any other); walked
     only for the few rules that matched."""
     m = _match(rule)
@@ -241,7 +242,7 @@ def part_of_whole(
             if whole_match is not None and match_own(whole_match, span)[0]:
                 whole += 1
                 outside = outside or not inside
-    if not part or not outside:
+    if not part or outside != (rule.portion == "some"):
         return None
     return part, whole
 
