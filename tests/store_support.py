@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from opdiag.api.schemas import OperationRow
-from opdiag.diagnosis.result import Diagnosis, Links
+from opdiag.diagnosis.result import Diagnosis, Links, verdict_severity
 from opdiag.settings import Settings
 from opdiag.store.factory import open_store
 from opdiag.store.records import VerdictRecord
@@ -25,6 +25,7 @@ def row(
     start_ms: int = BASE_MS,
     duration_ms: float = 60_000.0,
     summary: str | None = None,
+    severity: str | None = None,
 ) -> OperationRow:
     return OperationRow(
         time=start_ms,
@@ -33,6 +34,7 @@ def row(
         operation_type=op_type,
         status=status,
         verdict=verdict,
+        severity=severity if severity is not None else verdict_severity(verdict),
         summary=summary if summary is not None else f"{verdict} summary",
         duration_ms=duration_ms,
         service="ktrdr-training-worker-1",

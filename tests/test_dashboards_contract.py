@@ -23,7 +23,7 @@ import yaml
 from opdiag.api import app as api_app
 from opdiag.settings import Settings
 from opdiag_dashboards.render import render_dashboards
-from opdiag_dashboards.verdicts import VERDICT_COLORS
+from opdiag_dashboards.verdicts import SEVERITY_COLORS, VERDICT_COLORS
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "demo/traces"
@@ -231,6 +231,24 @@ def test_verdict_colours_cover_every_verdict(client, window):
     start, end = window
     rows = _rows(client, f"/api/v1/variables/verdicts?from={start}&to={end}", "verdicts")
     assert {r["value"] for r in rows} <= set(VERDICT_COLORS)
+
+
+def test_severity_colours_cover_every_severity_the_tables_show() -> None:
+    """The operations tables colour the severity beside the verdict: every severity a rule
+    or a fallback verdict can give has its colour, on every table that shows the column."""
+    from opdiag.diagnosis.result import SEVERITIES, VERDICTS, verdict_severity
+
+    assert set(SEVERITIES) | {verdict_severity(v) for v in VERDICTS} <= set(SEVERITY_COLORS)
+    tables = 0
+    for board in render_dashboards(Settings()).values():
+        for panel in board.get("panels", []):
+            for override in panel.get("fieldConfig", {}).get("overrides", []):
+                if override["matcher"]["options"] != "severity":
+                    continue
+                props = {p["id"]: p["value"] for p in override["properties"]}
+                assert set(props["mappings"][0]["options"]) == set(SEVERITY_COLORS)
+                tables += 1
+    assert tables >= 3  # Operations, Worker Status, and the findings of Operation Diagnosis
 
 
 # --- simpod -----------------------------------------------------------------------------

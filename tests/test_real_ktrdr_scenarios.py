@@ -134,6 +134,7 @@ def test_a_data_load_with_some_ib_requests_failed_is_healthy_with_its_gap(
     assert f'("{NO_DATA}")' in d["summary"], d["summary"]
     winner = d["findings"][0]
     assert (winner["rule_id"], winner["severity"]) == ("ib-requests-partly-failed", "warning")
+    assert d["severity"] == "warning"
     rc = d["root_cause"]
     assert (rc["service"], rc["span_name"]) == ("ktrdr-ib-host-service", "ib.fetch_historical")
     assert rc["exception_message"] == NO_DATA
@@ -143,6 +144,47 @@ def test_a_data_load_with_some_ib_requests_failed_is_healthy_with_its_gap(
     load = next(c for c in d["solution"]["commands"] if c.startswith("ktrdr data load"))
     assert load.startswith("ktrdr data load AAPL --timeframe 1h --mode tail --start 20"), load
     assert rc["evidence"]["data.start_date"] in load and rc["evidence"]["data.end_date"] in load
+
+
+def test_a_data_load_with_a_gap_stands_out_among_the_healthy_operations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A load completed with missing bars is healthy, but not like the others: every way in
+    that shows the verdict shows its warning beside it (the rows' severity, the terminal
+    table, the Markdown status line, the page), and a healthy run shows none. Before, its
+    row was as green as a clean training's; only the summary's words told them apart."""
+    import json
+
+    from opdiag.api.app import create_app
+    from opdiag.cli.main import main
+    from opdiag.settings import load_settings
+
+    changed = rv.loaded_in_segments(
+        rv.load(TRACES), DATA_LOAD, segments=30, failed={6: NO_DATA, 7: NO_DATA}
+    )
+    traces = rv.write(changed, tmp_path / "traces")
+    at = ["--traces", str(traces), "--now", "2026-12-04T16:10:00Z"]
+    assert main(["operations", *at, "--format", "json"]) == 0
+    rows = {r["operation_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert (rows[DATA_LOAD]["verdict"], rows[DATA_LOAD]["severity"]) == ("healthy", "warning")
+    assert (rows[MINIMAL]["verdict"], rows[MINIMAL]["severity"]) == ("healthy", "info")
+    lost = {r["severity"] for r in rows.values() if r["verdict"] == "worker_lost"}
+    assert lost == {"critical"}  # as the pack rates a lost worker
+
+    assert main(["operations", *at, "--format", "table"]) == 0
+    lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "healthy (warning)" in lines[DATA_LOAD]
+    assert " healthy " in lines[MINIMAL] and "(warning)" not in lines[MINIMAL]
+
+    assert main(["diagnose", DATA_LOAD, *at, "--format", "markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "(verdict healthy, severity warning, operation status completed" in text
+
+    client = create_app(load_settings(environ={"OPDIAG_TRACES": str(traces)})).test_client()
+    page = client.get(f"/operations/{DATA_LOAD}").get_data(as_text=True)
+    assert '<span class="sev-warning" id="severity">with a warning</span>' in page
+    clean = client.get(f"/operations/{MINIMAL}").get_data(as_text=True)
+    assert 'data-verdict="healthy"' in clean and 'id="severity"' not in clean
 
 
 def test_a_download_in_segments_is_calls_not_attempts(tmp_path: Path) -> None:

@@ -62,12 +62,14 @@ def test_migrations_are_versioned_and_keep_data(backends: Backends):
     new = backends.open(location)
     try:
         assert new.schema_version() == LATEST_VERSION
-        assert [r.operation_id for r in new.operations(0, 2**62)] == ["op_1"]
+        # migration 4: a verdict stored before severities says none, not a guessed one
+        assert [(r.operation_id, r.severity) for r in new.operations(0, 2**62)] == [("op_1", "")]
         new.note_pass(7)  # a table of migration 2
         assert new.last_pass_ms() == 7
         # migration 3: settled before anyone was named its judge, so judged again
         again = new.record([record("op_1", "failed", status="failed", summary="new")], 9)
         assert [(r.verdict_changed, r.newly_settled) for r in again] == [(False, False)]
+        assert [r.severity for r in new.operations(0, 2**62)] == ["error"]
     finally:
         new.close()
     assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
@@ -165,6 +167,15 @@ def test_recording_keeps_every_verdict_change_once(store):
     assert history[-1].diagnosis_url.endswith("/operations/op_1")
     [listed] = store.operations(0, 2**62)
     assert (listed.verdict, listed.summary, listed.finished) == ("failed", "failed summary", True)
+    assert listed.severity == "error"
+
+
+def test_a_healthy_verdict_keeps_its_warning_in_the_store(store):
+    """A data load completed with missing bars is healthy with a warning: the stored row
+    keeps the severity, as the list from the traces has it."""
+    store.record([record("op_1", "healthy", severity="warning"), record("op_2")], 10)
+    listed = {r.operation_id: (r.verdict, r.severity) for r in store.operations(0, 2**62)}
+    assert listed == {"op_1": ("healthy", "warning"), "op_2": ("healthy", "info")}
 
 
 def test_a_refused_dispatch_is_settled_without_a_terminal_transition(store):

@@ -221,7 +221,8 @@ def test_verdict_counts_count_every_unsettled_operation_the_list_shows(tmp_path:
     for i in range(60):
         row = OperationRow(
             time=t0 + i * 60_000, operation_id=f"op_training_x_{i:03d}", trace_id="0" * 32,
-            operation_type="training", status="running", verdict="stuck", summary="stuck",
+            operation_type="training", status="running", verdict="stuck", severity="error",
+            summary="stuck",
             duration_ms=3.6e6, service="w", root_cause="", bottleneck="", finished=False,
             diagnosis_url="", jaeger_url="",
         )

@@ -20,6 +20,15 @@ VERDICT_COLORS: dict[str, str] = {
     "not_found": "text",
 }
 
+# How bad a verdict is (``OperationRow.severity``): a healthy verdict a rule warns about (a
+# data load completed with missing bars) stands out from the green ones beside it.
+SEVERITY_COLORS: dict[str, str] = {
+    "critical": "dark-red",
+    "error": "red",
+    "warning": "orange",
+    "info": "green",
+}
+
 
 # Phase statuses of a comparison with the last good runs (``PhaseChange.status``).
 CHANGE_COLORS: dict[str, str] = {
@@ -59,6 +68,17 @@ def verdict_column() -> dict[str, object]:
         mappings=verdict_mappings(),
         cell="color-background",
         width=150,
+    )
+
+
+def severity_column() -> dict[str, object]:
+    """The override of a table's ``severity`` column: coloured text beside the verdict."""
+    return fields.by_name(
+        "severity",
+        display="Severity",
+        mappings=color_mappings(SEVERITY_COLORS),
+        cell="color-text",
+        width=90,
     )
 
 

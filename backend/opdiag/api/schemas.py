@@ -27,6 +27,11 @@ class OperationRow(Row):
         "or 'answered' for a request that never became an operation, once over; else 'unknown'"
     )
     verdict: str = Field(description="Verdict code")
+    severity: str = Field(
+        description="How bad the verdict is: critical, error, warning or info (of the rule "
+        "that decided it: a healthy data load with missing bars is 'warning'); '' for a "
+        "verdict stored before opdiag kept severities"
+    )
     summary: str = Field(description="One-line diagnosis")
     duration_ms: float = Field(description="Operation duration so far, ms")
     service: str = Field(description="Service of the root-cause span, or the main service")
@@ -50,6 +55,7 @@ class DiagnosisRow(Row):
     operation_type: str
     status: str
     verdict: str
+    severity: str = Field(description="critical, error, warning or info: how bad the verdict is")
     summary: str
     time: int = Field(description="Operation start, epoch ms")
     duration_ms: float

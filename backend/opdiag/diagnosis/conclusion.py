@@ -24,6 +24,7 @@ from opdiag.diagnosis.result import (
     FlowStep,
     RootCause,
     Solution,
+    verdict_severity,
 )
 from opdiag.diagnosis.rules import RuleSet
 from opdiag.diagnosis.templates import fill, fill_command
@@ -94,9 +95,11 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
     diagnosis.findings = fold(diagnosis.fired, winner)
     if winner is None:
         diagnosis.verdict, diagnosis.summary = fallback
+        diagnosis.severity = verdict_severity(diagnosis.verdict)
     else:
         diagnosis.verdict = winner.verdict or fallback[0]
         diagnosis.summary = winner.summary
+        diagnosis.severity = winner.severity
         rule = rules.get(winner.rule_id)
         if rule is not None:
             diagnosis.solution = Solution(

@@ -31,6 +31,22 @@ VERDICTS: tuple[str, ...] = (
 
 SEVERITIES: tuple[str, ...] = ("critical", "error", "warning", "info")
 
+
+def warned(verdict: str, severity: str) -> bool:
+    """A healthy verdict whose rule warns (a data load completed with missing bars): renderers
+    that show the verdict alone say the severity beside it."""
+    return verdict == "healthy" and severity in {"critical", "error", "warning"}
+
+
+def verdict_severity(verdict: str) -> str:
+    """The severity of a verdict no rule decided (the engine's fallbacks), as the default
+    pack rates the same verdicts: nothing wrong, worth a look, or a failure."""
+    if verdict == "healthy":
+        return "info"
+    if verdict in {"cancelled", "slow", "not_found"}:
+        return "warning"
+    return "error"
+
 # Operation status as KTRDR names it (the last transition's ``to_status``).
 LIFECYCLE_STATUSES: tuple[str, ...] = (
     "pending",
@@ -254,6 +270,9 @@ class Diagnosis(msgspec.Struct):
     trace_ids: list[str]
     verdict: str
     summary: str
+    # how bad the verdict is: the severity of the finding that decided it (a healthy load
+    # with a gap is "warning"), ``verdict_severity`` when no rule decided; "" before conclude
+    severity: str = ""
     operation_type: str | None = None
     status: str = "unknown"
     services: list[str] = msgspec.field(default_factory=list)

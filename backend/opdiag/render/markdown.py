@@ -14,7 +14,14 @@ from typing import Any
 
 from opdiag.controls import UNSAFE_IN_BLOCK
 from opdiag.diagnosis.comparison import total_status
-from opdiag.diagnosis.result import Comparison, Diagnosis, FlowStep, PhaseChange, Solution
+from opdiag.diagnosis.result import (
+    Comparison,
+    Diagnosis,
+    FlowStep,
+    PhaseChange,
+    Solution,
+    warned,
+)
 from opdiag.diagnosis.templates import split_evidence
 from opdiag.timeutil import format_duration, format_rfc3339
 
@@ -89,6 +96,12 @@ def _status_word(diagnosis: Diagnosis) -> str:
     return "OK"
 
 
+def _warned(d: Diagnosis) -> str:
+    """``, severity warning`` for a healthy verdict a rule warns about (a data load completed
+    with missing bars): the one case the verdict alone reads as nothing to see."""
+    return f", severity {escape(d.severity)}" if warned(d.verdict, d.severity) else ""
+
+
 def _summary_section(d: Diagnosis) -> list[str]:
     trace_ids = ", ".join(escape(t) for t in d.trace_ids) or "none"
     services = ", ".join(escape(s) for s in d.services) or "none"
@@ -98,7 +111,7 @@ def _summary_section(d: Diagnosis) -> list[str]:
         f"- {label}: {trace_ids}",
         f"- Total Duration: {_ms(d.duration_ms)}{_human(d.duration_ms)}",
         f"- Services: {services}",
-        f"- Status: {_status_word(d)} (verdict {escape(d.verdict)}, operation status "
+        f"- Status: {_status_word(d)} (verdict {escape(d.verdict)}{_warned(d)}, operation status "
         f"{escape(d.status)}, type {escape(d.operation_type or 'unknown')})",
     ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from opdiag.controls import one_line
-from opdiag.diagnosis.result import Diagnosis
+from opdiag.diagnosis.result import Diagnosis, warned
 from opdiag.timeutil import format_duration, format_rfc3339
 
 _SUMMARY_MAX = 100
@@ -32,7 +32,7 @@ def _cells(d: Diagnosis) -> list[str]:
         clean(d.key),
         clean(d.operation_type or "unknown"),
         clean(d.status),
-        clean(d.verdict),
+        clean(f"{d.verdict} ({d.severity})" if warned(d.verdict, d.severity) else d.verdict),
         format_duration(d.duration_ms),
         clean(d.summary, _SUMMARY_MAX),
     ]

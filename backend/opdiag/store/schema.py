@@ -137,5 +137,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE opdiag_operations ADD COLUMN judge TEXT NOT NULL DEFAULT ''",
         ),
     ),
+    Migration(
+        4,
+        "how bad each verdict is",
+        (
+            # OperationRow.severity ('': recorded before this column; the watcher writes it
+            # with the next verdict of an operation not settled)
+            "ALTER TABLE opdiag_operations ADD COLUMN severity TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -19,7 +19,7 @@ from opdiag.api.rest import lookup_range, request_now
 from opdiag.api.schemas import OperationRow
 from opdiag.api.state import AppState, current_state
 from opdiag.diagnosis.comparison import total_status
-from opdiag.diagnosis.result import BaselineRun, Diagnosis
+from opdiag.diagnosis.result import BaselineRun, Diagnosis, warned
 from opdiag.errors import NotYetError, OpdiagError
 from opdiag.render.links import operation_range_ms, range_around_ms, span_url
 from opdiag.timeutil import ALL_END_US
@@ -41,6 +41,7 @@ CSP = (
 def _register_filters(setup_state: BlueprintSetupState) -> None:
     """The pages' Jinja filters, installed on the app once when the blueprint registers."""
     setup_state.app.jinja_env.filters.update(FILTERS)
+    setup_state.app.jinja_env.globals["warned"] = warned
 
 
 def _html(body: str) -> Response:

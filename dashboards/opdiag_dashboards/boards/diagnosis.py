@@ -263,7 +263,7 @@ def build(settings: Settings, json_datasource: str) -> Board:
         [targets.opdiag(s, json_datasource, oq.findings(s), "findings")],
         overrides=[
             fields.by_name("rule_id", display="Rule"),
-            fields.by_name("severity", display="Severity", width=90),
+            verdicts.severity_column(),
             verdicts.verdict_column(),
             fields.by_name("summary", display="Summary"),
             fields.by_name("trace_id", display="Trace", links=links.trace_id_links(s)),
