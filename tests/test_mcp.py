@@ -95,6 +95,7 @@ def test_initialise_list_tools_and_call_each_on_the_demo():
     assert not error and slow["total"] == 1
     (row,) = slow["operations"]
     assert row["key"] == SLOW and row["verdict"] == "slow" and row["duration"] == "15m03s"
+    assert row["severity"] == "warning"  # how bad, beside the verdict (as the pack rates slow)
     assert row["diagnosis_page"].split("?")[0].endswith(f"/operations/{SLOW}")
     error, page = out["page"]
     assert len(page["operations"]) == 5 and page["total"] > 5

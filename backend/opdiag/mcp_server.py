@@ -47,6 +47,7 @@ _ROW_KEYS = {  # the keys of a listing's row
     "key",
     "operation_type",
     "verdict",
+    "severity",
     "status",
     "started",
     "duration",

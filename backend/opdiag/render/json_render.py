@@ -102,6 +102,7 @@ def run_brief(diagnosis: Diagnosis) -> dict[str, Any]:
         "operation_id": diagnosis.operation_id,
         "operation_type": diagnosis.operation_type,
         "verdict": diagnosis.verdict,
+        "severity": diagnosis.severity,
         "summary": diagnosis.summary,
         "status": diagnosis.status,
         "started_at_ms": diagnosis.started_at_ms,
