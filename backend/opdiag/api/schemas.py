@@ -30,7 +30,7 @@ class OperationRow(Row):
     severity: str = Field(
         description="How bad the verdict is: critical, error, warning or info (of the rule "
         "that decided it: a healthy data load with missing bars is 'warning'); '' for a "
-        "verdict stored before opdiag kept severities"
+        "verdict stored before opdiag kept severities and not judged since"
     )
     summary: str = Field(description="One-line diagnosis")
     duration_ms: float = Field(description="Operation duration so far, ms")

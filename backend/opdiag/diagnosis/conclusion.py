@@ -19,6 +19,7 @@ from msgspec.structs import replace
 from opdiag.diagnosis.facts import OperationFacts
 from opdiag.diagnosis.result import (
     SEVERITIES,
+    WARNING_OR_WORSE,
     Diagnosis,
     Finding,
     FlowStep,
@@ -31,7 +32,6 @@ from opdiag.diagnosis.templates import fill, fill_command
 from opdiag.durations import human_ms
 
 _HEALTHY = "healthy"
-_WARNING_OR_WORSE = frozenset(SEVERITIES[: SEVERITIES.index("warning") + 1])
 
 
 def minutes_text(us: float) -> str:
@@ -123,7 +123,7 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
         )
         # a healthy verdict has no root cause, unless its rule warns: then the span it warns
         # about (a data load KTRDR completed with some of its IB requests failed)
-        warns = diagnosis.verdict != _HEALTHY or winner.severity in _WARNING_OR_WORSE
+        warns = diagnosis.verdict != _HEALTHY or winner.severity in WARNING_OR_WORSE
         if winner.span_id is not None and warns and not in_gap:
             keep = winner.neighbour or (rule is not None and rule.cause == "matched")
             origin = None if keep else _error_origin(diagnosis, winner)

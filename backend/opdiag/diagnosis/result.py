@@ -30,12 +30,13 @@ VERDICTS: tuple[str, ...] = (
 )
 
 SEVERITIES: tuple[str, ...] = ("critical", "error", "warning", "info")
+WARNING_OR_WORSE = frozenset(SEVERITIES[: SEVERITIES.index("warning") + 1])
 
 
 def warned(verdict: str, severity: str) -> bool:
     """A healthy verdict whose rule warns (a data load completed with missing bars): renderers
     that show the verdict alone say the severity beside it."""
-    return verdict == "healthy" and severity in {"critical", "error", "warning"}
+    return verdict == "healthy" and severity in WARNING_OR_WORSE
 
 
 def verdict_severity(verdict: str) -> str:

@@ -141,8 +141,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "how bad each verdict is",
         (
-            # OperationRow.severity ('': recorded before this column; the watcher writes it
-            # with the next verdict of an operation not settled)
+            # OperationRow.severity ('': recorded before this column, until the operation is
+            # judged again: an unsettled one at the watcher's next pass, a settled one by an
+            # opdiag whose code differs from the judge's, as after this upgrade)
             "ALTER TABLE opdiag_operations ADD COLUMN severity TEXT NOT NULL DEFAULT ''",
         ),
     ),
