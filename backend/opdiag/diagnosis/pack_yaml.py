@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,19 @@ class _Reader:
         value = self.scalar(node)
         if not isinstance(value, str) or not value.strip():
             raise self.error(node, f"{what} must be a non-empty string")
+        return value
+
+    def one_of(
+        self, fields: dict[str, Any], key: str, options: Sequence[str], default: str
+    ) -> str:
+        """The rule key ``key``, one of ``options`` (named in that order when it is not), or
+        ``default`` when the rule leaves it out."""
+        if key not in fields:
+            return default
+        node = fields[key][1]
+        value = self.string(node, key)
+        if value not in options:
+            raise self.error(node, f"'{key}' must be one of {', '.join(options)}")
         return value
 
     def strings(self, node: Node, what: str) -> list[str]:
@@ -510,13 +524,9 @@ def _read_rule(reader: _Reader, node: Node, verdicts: set[str]) -> Rule:
         if subject not in SUBJECTS:
             raise reader.error(fields["subject"][1], f"unknown subject '{subject}'")
     evidence = reader.strings(fields["evidence"][1], "evidence") if "evidence" in fields else []
-    scope = "own"
-    if "in" in fields:
-        scope = reader.string(fields["in"][1], "in")
-        if scope not in SCOPES:
-            raise reader.error(fields["in"][1], f"'in' must be one of {', '.join(sorted(SCOPES))}")
-        if scope == "neighbours" and match is None:
-            raise reader.error(fields["in"][1], "'in: neighbours' needs a 'match'")
+    scope = reader.one_of(fields, "in", sorted(SCOPES), "own")
+    if scope == "neighbours" and match is None:
+        raise reader.error(fields["in"][1], "'in: neighbours' needs a 'match'")
     when: list[SpanMatch] = []
     if "when" in fields:
         when_node = fields["when"][1]
@@ -524,25 +534,13 @@ def _read_rule(reader: _Reader, node: Node, verdicts: set[str]) -> Rule:
         if not nodes:
             raise reader.error(when_node, "'when' must not be empty")
         when = [_read_match(reader, n, "when") for n in nodes]
-    cause = "origin"
-    if "cause" in fields:
-        cause = reader.string(fields["cause"][1], "cause")
-        if cause not in CAUSES:
-            raise reader.error(
-                fields["cause"][1], f"'cause' must be one of {', '.join(sorted(CAUSES))}"
-            )
+    cause = reader.one_of(fields, "cause", sorted(CAUSES), "origin")
     out_of = None
     if "out_of" in fields:
         out_of = _read_match(reader, fields["out_of"][1], "out_of")
-    portion = "some"
-    if "portion" in fields:
-        portion = reader.string(fields["portion"][1], "portion")
-        if portion not in PORTIONS:
-            raise reader.error(
-                fields["portion"][1], f"'portion' must be one of {', '.join(PORTIONS)}"
-            )
-        if out_of is None:
-            raise reader.error(fields["portion"][1], "'portion' needs 'out_of'")
+    portion = reader.one_of(fields, "portion", PORTIONS, "some")
+    if "portion" in fields and out_of is None:
+        raise reader.error(fields["portion"][1], "'portion' needs 'out_of'")
     only_errors = False
     if "only_errors" in fields:
         only_errors = reader.boolean(fields["only_errors"][1], "only_errors")
