@@ -249,6 +249,15 @@ def test_severity_colours_cover_every_severity_the_tables_show() -> None:
                 assert set(props["mappings"][0]["options"]) == set(SEVERITY_COLORS)
                 tables += 1
     assert tables >= 3  # Operations, Worker Status, and the findings of Operation Diagnosis
+    stats = [
+        p
+        for board in render_dashboards(Settings()).values()
+        for p in board.get("panels", [])
+        if p.get("type") == "stat" and p.get("title") == "Severity"
+    ]
+    assert len(stats) == 1  # beside the Operation Diagnosis verdict
+    [mapping] = stats[0]["fieldConfig"]["defaults"]["mappings"]
+    assert set(mapping["options"]) == set(SEVERITY_COLORS)
 
 
 # --- simpod -----------------------------------------------------------------------------

@@ -94,6 +94,14 @@ def build(settings: Settings, json_datasource: str) -> Board:
         mappings=verdicts.verdict_mappings(),
         color_mode="background",
     )
+    severity = field_stat(
+        "Severity",
+        "How bad the verdict is, as the rule that decided it rates it: a healthy operation "
+        "with a warning (a data load completed with missing bars) is not a clean one.",
+        "severity",
+        mappings=verdicts.color_mappings(verdicts.SEVERITY_COLORS),
+        color_mode="background",
+    )
     status = field_stat(
         "Status",
         "Last known operation status; 'rejected' or 'answered' for a request that never "
@@ -313,10 +321,11 @@ def build(settings: Settings, json_datasource: str) -> Board:
             [
                 [
                     (verdict, 6, 4),
+                    (severity, 3, 4),
                     (status, 4, 4),
-                    (op_type, 4, 4),
-                    (duration, 5, 4),
-                    (baseline, 5, 4),
+                    (op_type, 3, 4),
+                    (duration, 4, 4),
+                    (baseline, 4, 4),
                 ],
                 [(summary, 24, 4)],
                 [(root_cause, 14, 6), (bottleneck, 10, 6)],
