@@ -85,6 +85,8 @@ PLACEHOLDERS: frozenset[str] = frozenset(
 )
 # ``{op:NAME}``: a value of the operation declared in the pack's ``operation.values``.
 OPERATION_VALUE_PREFIX = "op:"
+# ``{attr:some.key}``: the span attribute itself, where a built-in name is the same
+ATTR_PREFIX = "attr:"
 
 MISSING = "n/a"
 MAX_VALUE_CHARS = 300
@@ -185,19 +187,30 @@ PHRASING_ONLY = frozenset({"worker.on", "worker.failed_checks_text", "span.name"
 
 def split_evidence(evidence: Mapping[str, Any]) -> tuple[Items, Items]:
     """A root cause's evidence as the span's attributes and what opdiag worked out, each
-    sorted by key (Markdown and the page show them apart; ``PHRASING_ONLY`` left out)."""
+    sorted by key (Markdown and the page show them apart; ``PHRASING_ONLY`` left out). An
+    attribute is named as the span carries it: ``attr:worker.type`` (the evidence key that
+    keeps it apart from opdiag's own ``worker.type``) is the span's ``worker.type``, the key
+    a search in Jaeger finds."""
     own: Items = []
     worked: Items = []
-    for key, value in sorted(evidence.items(), key=lambda kv: kv[0]):
-        if key not in PHRASING_ONLY:
-            (worked if is_derived(key) else own).append((key, value))
-    return own, worked
+    for key, value in evidence.items():
+        if key in PHRASING_ONLY:
+            continue
+        if is_derived(key):
+            worked.append((key, value))
+        else:
+            own.append((key.removeprefix(ATTR_PREFIX), value))
+    return sorted(own, key=_first), sorted(worked, key=_first)
+
+
+def _first(item: tuple[str, Any]) -> str:
+    return item[0]
 
 
 def attr_evidence_key(key: str) -> str:
     """Evidence key of a span attribute: the key itself, unless it shadows a built-in name
     with another meaning (agent spans carry an attribute ``phase``), then ``attr:key``."""
-    return f"attr:{key}" if key in PLACEHOLDERS and key not in _SAME_AS_ATTRIBUTE else key
+    return f"{ATTR_PREFIX}{key}" if key in PLACEHOLDERS and key not in _SAME_AS_ATTRIBUTE else key
 
 
 def render_value(value: Any) -> str:
