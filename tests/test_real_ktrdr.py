@@ -127,6 +127,18 @@ def test_workers_busy_says_what_holds_the_worker(ident: str, holder: str, tmp_pa
     assert d["verdict"] == "workers_busy" and holder in d["summary"], d["summary"]
 
 
+def test_a_dead_worker_is_said_to_fail_its_checks_since_the_first_failed_one(
+    tmp_path: Path,
+) -> None:
+    """The backtest worker on :5003 last answered a health check at 15:50:50 and failed
+    every one from 15:51:00: the summary says it answered no check since then. It said "has
+    not answered since 15:51:00", ten seconds after its last answer."""
+    case = {"id": "1880c513804fedc10d7c942896c05f57", "upto": None, "now": "2026-12-04T16:10:00Z"}
+    d = diagnose(RUNS[0], case, tmp_path)
+    assert "at 127.0.0.1:5003 has answered no check since 15:51:00 UTC" in d["summary"], d
+    assert "not answered since" not in d["summary"]
+
+
 def test_a_lost_worker_names_another_worker_of_its_type_that_answers(tmp_path: Path) -> None:
     """The backtest worker on :5003 was killed; a second one on :5004 answered its health
     checks while the operation waited for KTRDR's orphan detector: run it again there. When
