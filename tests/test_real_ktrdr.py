@@ -139,6 +139,31 @@ def test_a_dead_worker_is_said_to_fail_its_checks_since_the_first_failed_one(
     assert "not answered since" not in d["summary"]
 
 
+def test_a_lost_workers_bottleneck_is_a_share_of_the_time_it_worked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The training on :5006 ran 6 min 35 s by KTRDR's clock, but its worker was killed 21 s
+    in: the bottleneck's 97 % is of those 21 s, and the Markdown and the page say so. They
+    said "97 % of the time (20,496ms)" beside a total of 6 min 35 s."""
+    from opdiag.api.app import create_app
+    from opdiag.cli.main import main as cli
+    from opdiag.settings import load_settings
+
+    traces = str(RUNS[0] / "traces")
+    ident = "op_training_20261204_160033_fcc59c1d"
+    assert cli(["diagnose", ident, "--traces", traces, "--now", "2026-12-04T16:10:00Z",
+                "--format", "markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "- Total Duration: 395,012ms (6m35s)" in text
+    said = "- Bottleneck: 97 % of the 21.1s it worked before its worker was lost (20,496ms)"
+    assert said in text
+    client = create_app(load_settings(environ={"OPDIAG_TRACES": traces})).test_client()
+    page = client.get(f"/operations/{ident}").get_data(as_text=True)
+    assert "97 % of the 21.1s it worked before its worker was lost" in page
+    healthy = client.get("/operations/op_training_20261204_155512_6652e327").get_data(as_text=True)
+    assert "% of the time (" in healthy and "worker was lost" not in healthy
+
+
 def test_a_lost_worker_names_another_worker_of_its_type_that_answers(tmp_path: Path) -> None:
     """The backtest worker on :5003 was killed; a second one on :5004 answered its health
     checks while the operation waited for KTRDR's orphan detector: run it again there. When
