@@ -313,3 +313,42 @@ def test_protocol_errors_say_what_is_wrong():
     body = json.loads(unknown["content"][0]["text"])
     assert body["kind"] == "bad_input" and body["field"] == "verdcit"
     assert "'verdcit', 'bogus'" in body["error"] and "verdict" in body["error"]
+
+
+def test_requests_written_before_the_input_ends_are_all_answered() -> None:
+    """A client that writes its requests and closes stdin (``opdiag mcp < requests``) gets
+    every answer: the slow ones (a diagnosis with its baseline) came after the quick ones
+    and were cancelled with the session when the input ended; 2 answers of 6 came back."""
+    import subprocess
+
+    calls = [
+        ("diagnose", {"operation_id": SLOW}),
+        ("list_operations", {"limit": 3}),
+        ("compare_operations", {"operation_id": SLOW, "against": GOOD}),
+        ("diagnose", {"operation_id": "op_nope"}),
+    ]
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "script", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        *(
+            {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+             "params": {"name": name, "arguments": arguments}}
+            for i, (name, arguments) in enumerate(calls, start=2)
+        ),
+        {"jsonrpc": "2.0", "id": 9, "method": "tools/list"},
+    ]
+    params = server("--traces", str(DEMO))
+    done = subprocess.run(
+        [params.command, *params.args],
+        input="".join(json.dumps(line) + "\n" for line in lines),
+        capture_output=True, text=True, timeout=120, env=params.env, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    answers = {a["id"]: a for a in map(json.loads, done.stdout.splitlines())}
+    assert sorted(answers) == [1, 2, 3, 4, 5, 9], done.stderr[-2000:]
+    slow = json.loads(answers[2]["result"]["content"][0]["text"])
+    assert slow["verdict"] == "slow"
+    missing = json.loads(answers[5]["result"]["content"][0]["text"])
+    assert missing["kind"] == "not_found"

@@ -8,6 +8,11 @@ assistant behind it, fixes a request faster when the answer says what is wrong.
 
 ``ExplainedReadStream`` wraps the transport's read stream and answers each unreadable line;
 ``explain_invalid_params`` is a server middleware that names the params at fault.
+
+The SDK also ends the session as soon as stdin ends, cancelling the requests still running: a
+client that writes its requests and closes its end (``opdiag mcp < requests.jsonl``) got the
+answers of the quick ones only. The read stream reports the end of input once every request
+it passed on has been answered (``Pending``, told by ``AnsweredWriteStream``), or cancelled.
 """
 
 from __future__ import annotations
@@ -121,14 +126,97 @@ def _error(
     return {"id": ident, "error": error}
 
 
+# How long the end of input waits for the answers still owed (a tool call's own Jaeger
+# budget ends it sooner): past it, what is left is cancelled as before.
+ANSWER_WAIT_S = 300.0
+
+
+class Pending:
+    """The ids of requests read and not yet answered."""
+
+    def __init__(self) -> None:
+        self.ids: set[Any] = set()
+        self._changed = anyio.Event()
+
+    def add(self, ident: Any) -> None:
+        self.ids.add(ident)
+
+    def done(self, ident: Any) -> None:
+        if ident in self.ids:
+            self.ids.discard(ident)
+            self._changed.set()
+            self._changed = anyio.Event()
+
+    async def drained(self, limit_s: float) -> None:
+        """Return once none is owed, or after ``limit_s``."""
+        with anyio.move_on_after(limit_s):
+            while self.ids:
+                await self._changed.wait()
+        if self.ids:
+            log.warning("input ended with %d request(s) unanswered after %.0f s",
+                        len(self.ids), limit_s)
+
+
+class AnsweredWriteStream:
+    """The transport's write stream, telling ``pending`` which requests got their answer.
+    Duck-types the SDK's ``WriteStream``."""
+
+    def __init__(self, inner: Any, pending: Pending) -> None:
+        self._inner = inner
+        self._pending = pending
+
+    async def send(self, item: Any) -> None:
+        await self._inner.send(item)
+        message = getattr(item, "message", None)
+        if _is_answer(message):
+            self._pending.done(message.id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> AnsweredWriteStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _is_answer(message: Any) -> bool:
+    from mcp_types import JSONRPCError, JSONRPCResponse
+
+    return isinstance(message, JSONRPCResponse | JSONRPCError)
+
+
+def _note(message: Any, pending: Pending) -> None:
+    """A request is owed an answer; a cancellation (``notifications/cancelled``) of one is
+    not answered (MCP says so)."""
+    from mcp_types import JSONRPCNotification, JSONRPCRequest
+
+    if isinstance(message, JSONRPCRequest):
+        pending.add(message.id)
+    elif isinstance(message, JSONRPCNotification) and message.method == "notifications/cancelled":
+        params = message.params if isinstance(message.params, dict) else {}
+        pending.done(params.get("requestId"))
+
+
 class ExplainedReadStream:
     """The transport's read stream of messages (or the exceptions of lines it could not
     read), passing messages on and answering each unreadable line on ``write`` as JSON-RPC
-    asks. Duck-types the SDK's ``ReadStream`` (``last_context`` included)."""
+    asks; with ``pending``, its end waits for the answers owed. Duck-types the SDK's
+    ``ReadStream`` (``last_context`` included)."""
 
-    def __init__(self, inner: Any, write: Any) -> None:
+    def __init__(self, inner: Any, write: Any, pending: Pending | None = None) -> None:
         self._inner = inner
         self._write = write
+        self._pending = pending
 
     @property
     def last_context(self) -> Any:
@@ -136,8 +224,15 @@ class ExplainedReadStream:
 
     async def receive(self) -> Any:
         while True:
-            item = await self._inner.receive()
+            try:
+                item = await self._inner.receive()
+            except anyio.EndOfStream:
+                if self._pending is not None:
+                    await self._pending.drained(ANSWER_WAIT_S)
+                raise
             if not isinstance(item, Exception):
+                if self._pending is not None:
+                    _note(getattr(item, "message", None), self._pending)
                 return item
             await self._answer(item)
 

@@ -633,13 +633,14 @@ def _server_class() -> type:
         async def run_stdio_async(self) -> None:
             from mcp.server.stdio import stdio_server
 
-            from opdiag.mcp_protocol import ExplainedReadStream
+            from opdiag.mcp_protocol import AnsweredWriteStream, ExplainedReadStream, Pending
 
             lowlevel = self._lowlevel_server
+            pending = Pending()  # answered before the end of input ends the session
             async with stdio_server() as (read_stream, write_stream):
                 await lowlevel.run(
-                    ExplainedReadStream(read_stream, write_stream),
-                    write_stream,
+                    ExplainedReadStream(read_stream, write_stream, pending),
+                    AnsweredWriteStream(write_stream, pending),
                     lowlevel.create_initialization_options(),
                 )
 
