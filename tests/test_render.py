@@ -407,3 +407,28 @@ def test_markdown_folds_only_like_siblings_of_one_service():
     text = render_markdown(make_diagnosis(execution_flow=steps))
     assert "folded" not in text
     assert text.count("↳ GET (") == 6
+
+
+def test_markdown_flow_marks_a_call_answered_after_its_caller_gave_up():
+    """The backend's POST to the IB host service timed out after 30 s; the host service's
+    span of it ran 259 s: that row says how long it ran past its caller. A span of the same
+    service as its parent is work the parent started in the background (KTRDR's
+    data.download returns while the download goes on): not marked."""
+
+    def step(i: int, parent: int | None, service: str, start: float, dur: float) -> FlowStep:
+        return FlowStep(index=i, trace_id=TID, span_id=f"{i:016x}",
+                        parent_id=None if parent is None else f"{parent:016x}",
+                        service=service, span_name=f"s{i}", start_ms=start, duration_ms=dur,
+                        self_time_ms=dur, depth=0 if parent is None else 1, critical=True,
+                        error=False)
+
+    steps = [
+        step(1, None, "ktrdr-api", 0.0, 46.3),  # data.download
+        step(2, 1, "ktrdr-api", 50.0, 30_043.0),  # its client call, in the background
+        step(3, 2, "ktrdr-ib-host-service", 52.0, 259_001.0),  # the host service's span
+        step(4, 2, "ktrdr-ib-host-service", 60.0, 30_500.0),  # within a second: clock skew
+    ]
+    text = render_markdown(make_diagnosis(execution_flow=steps))
+    rows = {line.split(" (")[0].split()[-1]: line for line in text.splitlines() if " s" in line}
+    assert rows["s3"].endswith("[ran 228,960ms past its caller]"), rows["s3"]
+    assert "past its caller" not in rows["s2"] + rows["s4"] + rows["s1"]

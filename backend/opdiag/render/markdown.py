@@ -116,7 +116,7 @@ def _summary_section(d: Diagnosis) -> list[str]:
     ]
 
 
-def _flow_line(step: FlowStep, number: int) -> str:
+def _flow_line(step: FlowStep, number: int, outlived_ms: float | None = None) -> str:
     marks: list[str] = []
     if step.root_cause:
         marks.append("ROOT CAUSE")
@@ -126,6 +126,8 @@ def _flow_line(step: FlowStep, number: int) -> str:
         marks.append("error")
     if step.recovered:  # a failed attempt that did not decide the outcome
         marks.append("recovered")
+    if outlived_ms is not None:
+        marks.append(f"ran {_ms(outlived_ms)} past its caller")
     # The numbered list stays flat (the template's shape); depth is shown by arrows.
     depth = "↳ " * min(step.depth, 8)
     tail = f" [{', '.join(marks)}]" if marks else ""
@@ -204,10 +206,30 @@ def _folded_line(run: list[FlowStep], number: int, under: int) -> str:
     )
 
 
+# A server span that ends this much after the call that made it: the caller gave up (its
+# timeout) and the server went on (the IB host service held a request 4 min after the
+# backend's 30 s timeout); less is clock skew between hosts.
+_OUTLIVED_MS = 1000.0
+
+
+def _outlived(step: FlowStep, by_key: dict[_Key, FlowStep]) -> float | None:
+    """How long ``step`` ran past the end of the call that made it, when it did by a clear
+    margin. Only across services: a span of the same service may be work its parent
+    started in the background (KTRDR's data.download returns while its download goes on)."""
+    if step.parent_id is None:
+        return None
+    parent = by_key.get((step.trace_id, step.parent_id))
+    if parent is None or parent.service == step.service:
+        return None
+    over = (step.start_ms + step.duration_ms) - (parent.start_ms + parent.duration_ms)
+    return over if over >= _OUTLIVED_MS else None
+
+
 def _flow_lines(steps: list[FlowStep]) -> list[str]:
     """The rows in tree order; runs of like siblings that matter to nothing (the CLI's
     status polls, a server span's http send/receive) folded into one line each."""
     roots, kids = _flow_tree(steps)
+    by_key = {(s.trace_id, s.span_id): s for s in steps}
     keep, under = _notable(roots, kids)
     lines: list[str] = []
     # a stack of sibling lists still to emit, each with the index of its next row
@@ -238,7 +260,7 @@ def _flow_lines(steps: list[FlowStep]) -> list[str]:
         if key in seen:
             continue
         seen.add(key)
-        lines.append(_flow_line(step, len(lines) + 1))
+        lines.append(_flow_line(step, len(lines) + 1, _outlived(step, by_key)))
         children = kids.get(key)
         if children:
             stack.append((children, 0))
