@@ -69,3 +69,19 @@ def test_no_summary_of_the_pack_has_a_hole_where_a_value_is_missing() -> None:
     for rule in load_rules().rules:
         text = fill_line(rule.summary, {})
         assert "  " not in text and " )" not in text and "( " not in text, (rule.id, text)
+
+
+def test_every_verdict_rules_summary_opens_with_its_verdict() -> None:
+    """A summary starts with what the verdict says in words ("service unreachable: …"), as
+    the list's rows are read down that column; a healthy one with what it is doing ("running:
+    …") or "healthy:". Two IB Gateway summaries opened with "IB Gateway at …"."""
+    from opdiag.diagnosis.templates import fill_line
+
+    for rule in RULES.rules:
+        if rule.verdict is None:
+            continue
+        text = fill_line(rule.summary, {})
+        opening = ("healthy", "running") if rule.verdict == "healthy" else (
+            rule.verdict.replace("_", " "),
+        )
+        assert text.startswith(opening), (rule.id, text)
