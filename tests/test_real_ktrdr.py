@@ -125,6 +125,7 @@ def test_workers_busy_says_what_holds_the_worker(ident: str, holder: str, tmp_pa
     case = {"id": ident, "upto": None, "now": "2026-12-04T16:10:00Z"}
     d = diagnose(RUNS[0], case, tmp_path)
     assert d["verdict"] == "workers_busy" and holder in d["summary"], d["summary"]
+    assert "all 1 " not in d["summary"]  # one worker is no plural ("all 1 backtesting workers")
 
 
 def test_a_dead_worker_is_said_to_fail_its_checks_since_the_first_failed_one(
