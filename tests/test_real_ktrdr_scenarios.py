@@ -275,3 +275,46 @@ def test_a_data_load_still_downloading_after_a_failed_ib_request_is_running(
     assert d["summary"].startswith("running: after ib.fetch_historical"), d["summary"]
     assert f'IB requests failed so far: 1 (the last: "{NO_DATA}")' in d["summary"]
     assert d["root_cause"]["span_name"] == "ib.fetch_historical"
+
+
+# v3_minimal backtest on EURUSD, 5.2 s on the worker at :5003 (run1 case 2)
+BACKTEST = "op_backtesting_20261204_154358_5d955ea3"
+PG_REFUSED = (
+    "Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432, 0, 0), "
+    "[Errno 111] Connect call failed ('127.0.0.1', 5432)"
+)
+
+
+def test_postgres_stopped_as_a_worker_saved_its_result_is_named(tmp_path: Path) -> None:
+    """PostgreSQL stopped as the backtest finished: complete_operation emits the completed
+    transition, then its write to the database raises, and the worker fails the operation
+    with the error's text (``operations_service.py``): completed -> failed 4 ms later, port
+    5432 in operation.error, no span in error. Before: 'a service refused the connection',
+    with the reader left to know what listens on 5432."""
+    import copy
+
+    recording = rv.load(TRACES)
+    svc, done = next(
+        (svc, span) for _, svc, span in rv.spans(recording)
+        if rv.attr(span, "operation.id") == BACKTEST
+        and rv.attr(span, "operation.to_status") == "completed" and "worker" in svc
+    )
+    failed = copy.deepcopy(done)
+    failed["spanId"] = "77" + done["spanId"][2:]
+    at = int(done["endTimeUnixNano"]) + 4_000_000
+    failed["startTimeUnixNano"], failed["endTimeUnixNano"] = str(at), str(at + 60_000)
+    moved = ("operation.from_status", "operation.to_status")
+    failed["attributes"] = [a for a in failed["attributes"] if a["key"] not in moved] + [
+        {"key": "operation.from_status", "value": {"stringValue": "completed"}},
+        {"key": "operation.to_status", "value": {"stringValue": "failed"}},
+        {"key": "operation.error", "value": {"stringValue": PG_REFUSED}},
+    ]
+    changed = rv.added(recording, svc, [failed])
+    d = _diagnose(changed, BACKTEST, "2026-12-04T16:10:00Z", tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
+    assert d["summary"].startswith(
+        "service unreachable: the database (PostgreSQL) refused the connection when "
+        f"{svc} saved the finished operation"
+    ), d["summary"]
+    assert d["findings"][0]["rule_id"] == "database-down-at-completion"
+    assert "pg_isready -h localhost -p 5432" in d["solution"]["commands"]
