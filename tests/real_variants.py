@@ -468,6 +468,34 @@ def died_before_export(recording: Recording, service: str, from_ns: int) -> Reco
     )
 
 
+def killed_before_export(
+    recording: Recording, service: str, at_ns: int, port: int, until_ns: int
+) -> Recording:
+    """``service`` (listening on ``port``) SIGKILLed at ``at_ns``: every export it would have
+    written later is gone, spans that had ended before the kill too (KTRDR's workers export
+    in batches every 5 s, ``BatchSpanProcessor``), and the backend's health checks of its
+    port fail to connect until ``until_ns`` (when another process answers there)."""
+    kept = [
+        (name, doc)
+        for name, doc in recording
+        if not (name.removesuffix(".json").endswith(service) and _file_clock_ns(name) >= at_ns)
+    ]
+
+    def refused(service_name: str, span: Doc) -> bool:
+        start = int(span["startTimeUnixNano"])
+        return span.get("kind") == CLIENT and _probe_port(span) == port and at_ns < start < until_ns
+
+    def fail(span: Doc) -> None:
+        span["attributes"] = [a for a in span["attributes"] if a["key"] != "http.status_code"]
+        raising(
+            "httpx.ConnectError",
+            "All connection attempts failed",
+            end_ns=int(span["startTimeUnixNano"]) + 3_000_000,
+        )(span)
+
+    return edited(kept, refused, fail)
+
+
 def copy_operation(
     recording: Recording, trace_ids: set[str], renames: dict[str, str], shift_ns: int, salt: int
 ) -> Recording:

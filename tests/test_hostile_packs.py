@@ -256,3 +256,30 @@ def test_a_status_request_needs_a_status_ktrdr_has(tmp_path: Path) -> None:
     assert "'stopped' is none of" in str(err) and err.line == line_of(pack, "stopped")
     missing = GOOD_RULE + "operation:\n  status_requests:\n    - {span: 'PATCH /x/*/status'}\n"
     assert "missing 'status'" in str(refuse(tmp_path, missing))
+
+
+def test_a_follower_needs_its_fields_a_known_status_and_a_readable_flag(tmp_path: Path) -> None:
+    """``operation.followers`` says an operation's status from how a command following it
+    ended: a status KTRDR names, an attribute key (or key#path) for its flag, a span and
+    the polls; the pack is refused at the line that says otherwise."""
+    entry = "    - {span: cli.x, flag: 'cli.args#kwargs.follow', polls: 'GET /ops/*', status: %s}\n"
+    pack = GOOD_RULE + "operation:\n  followers:\n" + entry % "finished"
+    err = refuse(tmp_path, pack)
+    assert "'finished' is none of" in str(err) and err.line == line_of(pack, "finished")
+    missing = GOOD_RULE + "operation:\n  followers:\n    - {span: cli.x, status: completed}\n"
+    assert "missing 'flag'" in str(refuse(tmp_path, missing))
+    bad_flag = GOOD_RULE + (
+        "operation:\n  followers:\n"
+        "    - {span: cli.x, flag: 'a b', polls: 'GET /ops/*', status: completed}\n"
+    )
+    assert "bad attribute key 'a b'" in str(refuse(tmp_path, bad_flag))
+    unknown = GOOD_RULE + (
+        "operation:\n  followers:\n"
+        "    - {span: cli.x, flag: f, polls: 'GET /ops/*', status: completed, after: 3}\n"
+    )
+    assert "unknown field 'after'" in str(refuse(tmp_path, unknown))
+    good = GOOD_RULE + "operation:\n  followers:\n" + entry % "completed"
+    loaded = load_rule_pack(write(tmp_path, good, "good.yaml"))
+    assert [(f.flag, f.status, f.unless) for f in loaded.followers] == [
+        ("cli.args#kwargs.follow", "completed", None)
+    ]

@@ -318,3 +318,73 @@ def test_postgres_stopped_as_a_worker_saved_its_result_is_named(tmp_path: Path) 
     ), d["summary"]
     assert d["findings"][0]["rule_id"] == "database-down-at-completion"
     assert "pg_isready -h localhost -p 5432" in d["solution"]["commands"]
+
+
+# `ktrdr backtest v3_minimal … --follow` (run1 case 12): the backtest worker at :5003
+# (5f6c5bbe) moved it to completed at 15:52:49.73 and exported that in its batch of 15:52:54;
+# the CLI's last read was answered at 15:52:49.96 and cli.backtest ended OK right after.
+FOLLOWED = "op_backtesting_20261204_155230_0250c475"
+FOLLOWED_WORKER = "ktrdr-backtest-worker-5f6c5bbe"
+FOLLOWED_CLI_TRACE = "e6a0170ca82b62ac22327837f98401d5"
+
+
+def _killed_after_completing(recording: rv.Recording) -> rv.Recording:
+    """The worker SIGKILLed at 15:52:50.5, 0.8 s after it finished: its batch holding the
+    completed transition is never exported, and its port refuses the backend's checks until
+    the next process there answers (15:53:13)."""
+    return rv.killed_before_export(
+        recording,
+        FOLLOWED_WORKER,
+        rv.ns("2026-12-04T15:52:50Z") + 500_000_000,
+        5003,
+        rv.ns("2026-12-04T15:53:13Z"),
+    )
+
+
+@pytest.mark.parametrize("now", ["2026-12-04T15:53:10Z", "2026-12-04T16:10:00Z"])
+def test_a_worker_killed_right_after_completing_leaves_a_completed_operation(
+    now: str, tmp_path: Path
+) -> None:
+    """The worker's running -> completed transition is lost with its last batch, and the
+    backend, which learns the status by reading it from the worker
+    (operations_service._refresh_from_remote_proxy), writes none. The CLI following the
+    backtest stops polling when it reads completed, failed or cancelled and ends OK only on
+    completed or cancelled (cli/operation_runner.py); nothing cancelled it. Before:
+    worker_lost, status running, blaming the worker's death on the operation (and at 16:10
+    the next process on the same port's failures too)."""
+    changed = _killed_after_completing(rv.load(TRACES))
+    assert not any(
+        rv.attr(s, "operation.to_status") == "completed"
+        for _, svc, s in rv.spans(changed)
+        if rv.attr(s, "operation.id") == FOLLOWED
+    )
+    d = _diagnose(changed, FOLLOWED, now, tmp_path)
+    assert d["verdict"] == "healthy", d["summary"]
+    assert d["status"] == "completed"
+    assert 19_000 < d["duration_ms"] < 21_000, d["duration_ms"]
+    assert d["root_cause"] is None
+    finding = next(f for f in d["findings"] if f["rule_id"] == "completion-seen-by-follower")
+    assert "cli.backtest on ktrdr-cli" in finding["summary"], finding["summary"]
+    assert FOLLOWED_WORKER in finding["summary"], finding["summary"]
+    assert not any(f["rule_id"].startswith("worker-lost") for f in d["findings"]), d["findings"]
+
+
+def test_a_followed_operation_whose_command_did_not_end_ok_is_not_completed(
+    tmp_path: Path,
+) -> None:
+    """The same kill, but cli.backtest ended UNSET, as it does when KTRDR's CLI reads failed
+    and raises SystemExit(1): its end proves no completion, and the worker that died with
+    the operation's outcome unexported is still the story."""
+
+    def unset(span: dict[str, Any]) -> None:
+        span["status"] = {}
+
+    changed = rv.edited(
+        _killed_after_completing(rv.load(TRACES)),
+        lambda _svc, s: s["traceId"] == FOLLOWED_CLI_TRACE and s["name"] == "cli.backtest",
+        unset,
+    )
+    d = _diagnose(changed, FOLLOWED, "2026-12-04T15:53:10Z", tmp_path)
+    assert d["status"] != "completed" and d["verdict"] != "healthy", d["summary"]
+    assert d["verdict"] == "worker_lost", d["summary"]
+    assert not any(f["rule_id"] == "completion-seen-by-follower" for f in d["findings"])

@@ -33,11 +33,13 @@ from typing import Any
 
 import msgspec
 
+from opdiag.diagnosis.conditions import attribute
 from opdiag.diagnosis.result import LIFECYCLE_STATUSES, REQUEST_SETTLE_MS
 from opdiag.diagnosis.rules import RuleSet
 from opdiag.model import (
     CLIENT,
     SERVER,
+    STATUS_OK,
     Span,
     Trace,
     failed,
@@ -193,6 +195,10 @@ class OperationFacts(msgspec.Struct):
     # on): a later transition left it for another (KTRDR's failed -> failed), or, set by the
     # engine (``_went_on``), its work started again after a failure
     ended_before: bool = False
+    # its status is what a command following it to its end said (no transition said it):
+    # ``last_transition`` is then the command's last status read, ``follower`` the command
+    followed: bool = False
+    follower: Span | None = None
 
     @property
     def duration_us(self) -> int:
@@ -212,6 +218,7 @@ class OperationFacts(msgspec.Struct):
             "request_traces": self.request_traces,
             "unlinked_calls": self.unlinked_calls,
             "ended_before": self.ended_before,
+            "followed": self.followed,
             "error_spans": self.error_spans,
             "operation_type": self.operation_type,
             "duration_s": self.duration_us / 1e6,
@@ -373,6 +380,11 @@ def operation_facts(
     facts.has_lifecycle = bool(transitions) or _carries_id(walks, operation_id)
     if facts.has_lifecycle and not transitions and _died_unregistered(walks, facts.error_origin):
         facts.status, facts.finished = "failed", True
+    if facts.has_lifecycle and not facts.finished and operation_id and rules.followers:
+        seen = followed_end(walks, operation_id, rules)
+        if seen is not None:
+            facts.follower, facts.last_transition, facts.status = seen
+            facts.finished, facts.followed = facts.status in TERMINAL, True
     if facts.has_lifecycle and not facts.finished:
         if quiet_too_long(facts.idle_us, stuck_after_s):
             facts.stuck = True
@@ -413,6 +425,72 @@ def _rejected(walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], error_spans
     """Answered with an error: an error span (the command or a call failed) or an HTTP status
     of 400 or more (a 400 the backend does not mark as an error)."""
     return bool(error_spans) or any(failed(span) for _, walk in walks for span, _ in walk)
+
+
+def followed_end(
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], operation_id: str, rules: RuleSet
+) -> tuple[Span, Span, str] | None:
+    """What a command that followed the operation to its end says of it (a pack's
+    ``followers``): the command's span, its last status read and the status, or None.
+
+    KTRDR's worker exports its spans in batches every 5 s; killed within that window after
+    finishing, it never exports its running -> completed transition, and the backend, which
+    learns the status by reading it from the worker, writes none. The CLI following the
+    operation read it: its polls end when the status is terminal, and it ends OK only on
+    completed (or cancelled, which the backend records when it cancels: a cancel request
+    among the operation's spans voids this). The command counts only with its flag true,
+    its status OK (not merely unset: a failed operation's ``SystemExit`` leaves it unset)
+    and an answered poll of the operation below it."""
+    followers = rules.followers
+    best: tuple[Span, Span, str] | None = None
+    for trace, walk in walks:
+        commands: dict[str, str] = {}  # span id -> the status its OK end says
+        polls: list[Span] = []
+        for span, _ in walk:
+            name = span.name
+            if span.kind == SERVER:
+                if failed(span) or operation_id not in url_path(span).split("/"):
+                    continue
+                if any(f.unless is not None and f.unless.known(name) for f in followers):
+                    return None  # a cancel was asked: an OK end may say cancelled
+                if any(f.polls.known(name) for f in followers):
+                    polls.append(span)
+                continue
+            if span.status != STATUS_OK:
+                continue
+            for f in followers:
+                if f.span.known(name) and _flag_set(span.attributes, f.flag):
+                    commands[span.span_id] = f.status
+                    break
+        if not commands or not polls:
+            continue
+        by_id = trace.by_id
+        for poll in polls:
+            command = _command_above(poll, by_id, commands)
+            if command is None:
+                continue
+            if best is None or poll.end_us > best[1].end_us:
+                best = (command, poll, commands[command.span_id])
+    return best
+
+
+def _flag_set(attributes: dict[str, Any], key: str) -> bool:
+    value = attribute(attributes, key)
+    return value is True or (value.__class__ is str and value.strip().lower() == "true")
+
+
+def _command_above(span: Span, by_id: dict[str, Span], commands: dict[str, str]) -> Span | None:
+    """The nearest ancestor of ``span`` that is one of ``commands``."""
+    parent_id = span.parent_id
+    seen = 0
+    while parent_id is not None and seen < 1000:
+        parent = by_id.get(parent_id)
+        if parent is None:
+            return None
+        if parent_id in commands:
+            return parent
+        parent_id, seen = parent.parent_id, seen + 1
+    return None
 
 
 def transition_status(span: Span, rules: RuleSet, operation_id: str | None) -> str | None:

@@ -37,6 +37,7 @@ from opdiag.diagnosis.rules import (
     SCOPES,
     SLOW_FACTS,
     SUBJECTS,
+    Follower,
     Rule,
     RulePack,
     SolutionTemplate,
@@ -322,7 +323,7 @@ def _read_operation(reader: _Reader, node: Node, pack: RulePack) -> None:
     fields = reader.mapping(
         node,
         "operation",
-        frozenset({"id_pattern", "types", "phases", "values", "status_requests"}),
+        frozenset({"id_pattern", "types", "phases", "values", "status_requests", "followers"}),
     )
     if "id_pattern" in fields:
         value_node = fields["id_pattern"][1]
@@ -362,6 +363,42 @@ def _read_operation(reader: _Reader, node: Node, pack: RulePack) -> None:
             _read_status_request(reader, n, what)
             for n in _items(reader, fields["status_requests"][1], what)
         ]
+    if "followers" in fields:
+        what = "operation.followers"
+        pack.followers = [
+            _read_follower(reader, n, what) for n in _items(reader, fields["followers"][1], what)
+        ]
+
+
+def _read_follower(reader: _Reader, node: Node, what: str) -> Follower:
+    """``{span: GLOBS, flag: KEY, polls: GLOB, status: completed, unless: GLOBS}``: a command
+    whose OK end, after its polls of the operation answered, says the operation's status."""
+    fields = reader.mapping(node, what, frozenset({"span", "flag", "polls", "status", "unless"}))
+    for key in ("span", "flag", "polls", "status"):
+        if key not in fields:
+            raise reader.error(node, f"{what}: missing '{key}'")
+    status_node = fields["status"][1]
+    status = reader.string(status_node, f"{what}.status").strip().lower()
+    if status not in LIFECYCLE_STATUSES:
+        raise reader.error(
+            status_node, f"{what}.status: '{status}' is none of {', '.join(LIFECYCLE_STATUSES)}"
+        )
+    flag_node = fields["flag"][1]
+    flag = reader.string(flag_node, f"{what}.flag")
+    if not _VALUE_KEY.match(flag):
+        raise reader.error(flag_node, f"{what}.flag: bad attribute key '{flag}'")
+    unless = (
+        Globs.of(reader.strings(fields["unless"][1], f"{what}.unless"))
+        if "unless" in fields
+        else None
+    )
+    return Follower(
+        span=Globs.of(reader.strings(fields["span"][1], f"{what}.span")),
+        flag=flag,
+        polls=Globs.of([reader.string(fields["polls"][1], f"{what}.polls")]),
+        status=status,
+        unless=unless,
+    )
 
 
 def _read_status_request(reader: _Reader, node: Node, what: str) -> StatusRequest:

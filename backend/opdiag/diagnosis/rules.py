@@ -44,6 +44,7 @@ FACTS: dict[str, type] = {
     "request_traces": int,
     "unlinked_calls": int,
     "ended_before": bool,
+    "followed": bool,
     "error_spans": int,
     "operation_type": str,
     "duration_s": float,
@@ -201,6 +202,24 @@ class StatusRequest(msgspec.Struct, frozen=True):
     status: str
 
 
+class Follower(msgspec.Struct, frozen=True):
+    """A command that follows an operation to its end and says how it ended by how it ends:
+    KTRDR's CLI in follow mode (``ktrdr backtest … --follow``, cli/operation_runner.py) polls
+    ``GET /operations/{id}`` until the status is completed, failed or cancelled, then returns
+    (its span ends OK) on completed or cancelled and raises ``SystemExit(1)`` on failed (its
+    span ends UNSET). Its span (named by ``span``, attribute ``flag`` true, status OK) whose
+    last poll (a server span named by ``polls`` below it, answered under 400, the operation's
+    id in its path) answered counts as a transition to ``status`` when no transition says the
+    operation finished and no request named by ``unless`` (answered under 400, the id in its
+    path: a cancel, after which the same OK end means cancelled) is among its spans."""
+
+    span: Globs
+    flag: str
+    polls: Globs
+    status: str
+    unless: Globs | None = None
+
+
 class RulePack(msgspec.Struct):
     """One loaded pack file."""
 
@@ -214,6 +233,7 @@ class RulePack(msgspec.Struct):
     values: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
     neighbours: NeighbourSpec | None = None
     status_requests: list[StatusRequest] = msgspec.field(default_factory=list)
+    followers: list[Follower] = msgspec.field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -229,6 +249,7 @@ class RuleSet:
     values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     neighbours: NeighbourSpec = field(default_factory=NeighbourSpec)
     status_requests: tuple[StatusRequest, ...] = ()
+    followers: tuple[Follower, ...] = ()
     _by_id: dict[str, Rule] = field(default_factory=dict)
     # Compiled with the set: which rules (``when`` matches, nested ``without_*`` matches)
     # may hold on a span of a given shape, each shape decided once (diagnosis.candidates).
@@ -385,9 +406,11 @@ def merge_packs(packs: Iterable[RulePack]) -> RuleSet:
     values: dict[str, tuple[str, ...]] = {}
     specs: list[NeighbourSpec | None] = []
     status_requests: list[StatusRequest] = []
+    followers: list[Follower] = []
     for pack in packs:
         sources.append(pack.source)
         status_requests.extend(pack.status_requests)
+        followers.extend(pack.followers)
         values.update(pack.values)
         specs.append(pack.neighbours)
         for rule in pack.rules:
@@ -406,6 +429,7 @@ def merge_packs(packs: Iterable[RulePack]) -> RuleSet:
         values=values,
         neighbours=merge_specs(specs),
         status_requests=tuple(status_requests),
+        followers=tuple(followers),
     )
 
 
