@@ -44,6 +44,7 @@ FACTS: dict[str, type] = {
     "request_traces": int,
     "unlinked_calls": int,
     "ended_before": bool,
+    "failed_late": bool,
     "error_spans": int,
     "operation_type": str,
     "duration_s": float,
