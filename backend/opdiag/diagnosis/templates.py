@@ -81,6 +81,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.checked_since",
         "worker.busy_with",
         "worker.standby",
+        "route.param",
         "completed.service",
         "failed_after",
     }
