@@ -11,6 +11,7 @@ into ``typer.Exit(1)``: the command span is ERROR "Exit: 1". The messages are in
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ CANCEL_TRACE = "235679e60db1f93088a6002cdc4a1d57"
 CANCELLED = "op_backtesting_20261204_160009_05b7bec2"
 # run1 case 2: a backtest that completed at 15:44:03
 DONE = "op_backtesting_20261204_154358_5d955ea3"
+UNKNOWN = "op_training_20261204_999999_deadbeef"
 NOW = "2026-12-04T16:10:00Z"
 
 pytestmark = pytest.mark.slow
@@ -115,3 +117,47 @@ def test_cancel_of_a_finished_operation_is_invalid_input_naming_it(tmp_path: Pat
     # the operation itself is not touched by the refused cancel
     done = _diagnose(changed, DONE, tmp_path / "done")
     assert (done["verdict"], done["status"]) == ("healthy", "completed"), done["summary"]
+
+
+@pytest.mark.parametrize(
+    ("command", "method"), [("status", "GET"), ("cancel", "DELETE")]
+)
+def test_a_command_about_an_unknown_operation_names_the_id(
+    command: str, method: str, tmp_path: Path
+) -> None:
+    """``ktrdr status`` / ``ktrdr cancel`` of an id KTRDR does not know: 404. Before:
+    'failed: error in GET on ktrdr-cli'. Right: invalid input naming the id that does not
+    exist, with how to find the right one."""
+    changed, trace_id = _refused(
+        rv.load(TRACES), UNKNOWN, "2026-12-04T15:58:00Z", 404, command, method, 9
+    )
+    d = _diagnose(changed, trace_id, tmp_path)
+    assert d["verdict"] == "invalid_input", d["summary"]
+    assert f"no operation {UNKNOWN} exists" in d["summary"], d["summary"]
+    assert f"cli.{command}" in d["summary"] and "404" in d["summary"], d["summary"]
+    assert d["findings"][0]["rule_id"] == "operation-id-unknown"
+    assert "ktrdr ops" in d["solution"]["commands"]
+
+
+def test_the_listing_shows_refused_commands_as_invalid_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rows of the refused commands say invalid_input, not failed; the completed
+    backtest and the accepted cancel of run1 keep their verdicts."""
+    from opdiag.cli.main import main
+
+    changed, done_trace = _refused(
+        rv.load(TRACES), DONE, "2026-12-04T15:45:10Z", 400, "cancel", "DELETE", 7
+    )
+    changed, unknown_trace = _refused(
+        changed, UNKNOWN, "2026-12-04T15:58:00Z", 404, "status", "GET", 9
+    )
+    traces = rv.write(changed, tmp_path / "traces")
+    assert main(["operations", "--traces", str(traces), "--now", NOW, "--format", "json"]) == 0
+    rows = {r["operation_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[done_trace]["verdict"] == "invalid_input", rows[done_trace]["summary"]
+    assert rows[unknown_trace]["verdict"] == "invalid_input", rows[unknown_trace]["summary"]
+    assert rows[DONE]["verdict"] == "healthy"
+    assert rows[CANCELLED]["verdict"] == "cancelled"
+    assert not any("error in DELETE" in r["summary"] or "error in GET" in r["summary"]
+                   for r in rows.values())
