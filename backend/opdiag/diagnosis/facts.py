@@ -199,6 +199,10 @@ class OperationFacts(msgspec.Struct):
     # ``last_transition`` is then the command's last status read, ``follower`` the command
     followed: bool = False
     follower: Span | None = None
+    # a failure recorded after the operation had ended, by another service that still saw it
+    # running (KTRDR's orphan detector, a minute after a completion nobody read): the end is
+    # its outcome and ``last_transition`` (``_ended_at``); this is the first such failure
+    failed_late: Span | None = None
 
     @property
     def duration_us(self) -> int:
@@ -219,6 +223,7 @@ class OperationFacts(msgspec.Struct):
             "unlinked_calls": self.unlinked_calls,
             "ended_before": self.ended_before,
             "followed": self.followed,
+            "failed_late": self.failed_late is not None,
             "error_spans": self.error_spans,
             "operation_type": self.operation_type,
             "duration_s": self.duration_us / 1e6,
@@ -342,7 +347,6 @@ def operation_facts(
     facts.services = sorted(services)
     facts.start_us = start or 0
     facts.end_us = end or 0
-    facts.idle_us = max(0, now_us - max(facts.end_us, live_until_us)) if end is not None else 0
     facts.phase = phase_key[1] if phase_key else None
     if phase_key is not None:
         if phase_end < 0:  # a progress message, not a phase span: where the work reported
@@ -366,8 +370,14 @@ def operation_facts(
             for t in transitions
         )
         transitions.sort(key=lambda s: (s.start_us, s.end_us))
-        facts.last_transition = transitions[-1]
         statuses = [transition_status(t, rules, operation_id) for t in transitions]
+        kept = _ended_at(transitions, statuses)
+        if kept < len(transitions):  # the failures recorded after its end are not its end
+            facts.failed_late = transitions[kept]
+            late = {id(t) for t in transitions[kept:]}
+            transitions, statuses = transitions[:kept], statuses[:kept]
+            _extent_without(facts, walks, late, context)
+        facts.last_transition = transitions[-1]
         to_status = statuses[-1] or "unknown"
         facts.status = to_status if to_status in LIFECYCLE_STATUSES else "unknown"
         facts.finished = to_status in TERMINAL
@@ -377,6 +387,7 @@ def operation_facts(
         facts.unlinked_calls = len(unlinked)
         if unlinked:
             facts.unlinked_call, facts.unlinked_caller = unlinked[0]
+    facts.idle_us = max(0, now_us - max(facts.end_us, live_until_us)) if end is not None else 0
     facts.has_lifecycle = bool(transitions) or _carries_id(walks, operation_id)
     if facts.has_lifecycle and not transitions and _died_unregistered(walks, facts.error_origin):
         facts.status, facts.finished = "failed", True
@@ -518,6 +529,60 @@ def _ended_before(transitions: Sequence[Span], statuses: Sequence[str | None]) -
         if status != ended or (left.__class__ is str and left.strip().lower() in TERMINAL):
             return True
     return False
+
+
+def _ended_at(transitions: Sequence[Span], statuses: Sequence[str | None]) -> int:
+    """How many transitions (in time order) tell the operation's outcome: all of them, or up
+    to the first final one (completed, failed, cancelled) after which every transition moved
+    it to failed from a status that was not final, on another service than the one that
+    ended it. Such a failure was recorded by a party that still saw the operation running:
+    KTRDR's backend learns of a worker's outcome only when someone reads the status, and its
+    orphan detector fails a RUNNING operation that no worker claims a minute later ("no
+    worker claimed it"), although the worker had completed (or failed) it. A failure of the
+    service that ended it, one that says it left a final status (KTRDR's failed -> failed),
+    or a resume, is no such thing: all the transitions then count."""
+    for k, ended in enumerate(statuses[:-1]):
+        if ended in TERMINAL and all(
+            _stale_failure(then, status, transitions[k].service)
+            for then, status in zip(transitions[k + 1 :], statuses[k + 1 :], strict=True)
+        ):
+            return k + 1
+    return len(transitions)
+
+
+def _stale_failure(span: Span, status: str | None, ended_on: str) -> bool:
+    left = span.attributes.get("operation.from_status")
+    if status != "failed" or span.service == ended_on or left.__class__ is not str:
+        return False
+    left = left.strip().lower()
+    return (
+        left not in TERMINAL
+        and left != "resuming"
+        and span.attributes.get("operation.resumed") is not True
+    )
+
+
+def _extent_without(
+    facts: OperationFacts,
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]],
+    left_out: set[int],
+    context: Mapping[str, frozenset[str]] | None,
+) -> None:
+    """The operation's end and last span without the failures recorded after it ended:
+    a completion 5 s in, failed by the orphan detector 72 s later, lasted 5 s."""
+    end: int | None = None
+    last: Span | None = None
+    clipped = facts.clipped_ends
+    for trace, walk in walks:
+        above = context.get(trace.trace_id, _NOTHING) if context else _NOTHING
+        for span, _ in walk:
+            if id(span) in left_out or span.span_id in above:
+                continue
+            span_end = min(span.end_us, clipped.get(span.span_id, span.end_us))
+            if end is None or span_end > end:
+                end, last = span_end, span
+    if end is not None:
+        facts.end_us, facts.last_span = end, last
 
 
 # How far a callee's clock may run ahead of (or behind) its caller's.

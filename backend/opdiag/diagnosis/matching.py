@@ -5,7 +5,7 @@ chain, bottleneck) is computed by the engine in its single walk and handed in.""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 
@@ -17,7 +17,7 @@ from opdiag.diagnosis.conditions import (
     missing,
 )
 from opdiag.diagnosis.rules import SpanMatch
-from opdiag.model import Span, http_status
+from opdiag.model import Span, http_status, url_path
 
 _EXC_ATTRS = ("exception.type", "error.type")
 
@@ -185,6 +185,28 @@ def target_of(url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def route_param(span: Span) -> str | None:
+    """What the span's path gives the first parameter of its route: ``op_x`` for
+    ``/api/v1/operations/op_x`` served by ``/api/v1/operations/{operation_id}`` (a server
+    span's ``http.route`` and its target or URL). None without a route, a parameter, or a
+    path of the route's shape."""
+    route = span.attributes.get("http.route")
+    if not isinstance(route, str) or "{" not in route:
+        return None
+    path = url_path(span)
+    if not path:
+        return None
+    wanted, given = route.strip("/").split("/"), path.strip("/").split("/")
+    if len(wanted) != len(given):
+        return None
+    for pattern, segment in zip(wanted, given, strict=True):
+        if pattern.startswith("{") and pattern.endswith("}"):
+            return unquote(segment) or None
+        if pattern != segment:
+            return None
+    return None
+
+
 def span_values(span: Span, exc: ExceptionInfo | None) -> dict[str, Any]:
     """The built-in evidence a span offers to templates (see templates.PLACEHOLDERS)."""
     attrs = span.attributes
@@ -202,6 +224,9 @@ def span_values(span: Span, exc: ExceptionInfo | None) -> dict[str, Any]:
     if url is not None:
         values["http.url"] = str(url)
         values["target"] = target_of(str(url))
+    param = route_param(span)
+    if param is not None:
+        values["route.param"] = param
     if exc is not None:
         values["exception.type"] = exc.type or None
         values["exception.message"] = exc.message or None

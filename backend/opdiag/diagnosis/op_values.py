@@ -99,6 +99,10 @@ def operation_values(
         "error_spans": facts.error_spans,
         "ident": ident,
     }
+    late, done = facts.failed_late, facts.last_transition
+    if late is not None and done is not None:  # failed after it had completed
+        values["completed.service"] = done.service
+        values["failed_after"] = duration_text(max(0, late.start_us - done.start_us))
     if busy_with is not None:
         values["worker.busy_with"] = busy_with
     if quiet_since_us is not None:

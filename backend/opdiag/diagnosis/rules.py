@@ -45,6 +45,7 @@ FACTS: dict[str, type] = {
     "unlinked_calls": int,
     "ended_before": bool,
     "followed": bool,
+    "failed_late": bool,
     "error_spans": int,
     "operation_type": str,
     "duration_s": float,

@@ -81,6 +81,9 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.checked_since",
         "worker.busy_with",
         "worker.standby",
+        "route.param",
+        "completed.service",
+        "failed_after",
     }
 )
 # ``{op:NAME}``: a value of the operation declared in the pack's ``operation.values``.
