@@ -82,6 +82,13 @@ def demo_traces() -> Path:
     return DEMO_TRACES
 
 
+@pytest.fixture
+def no_source_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No trace source or configuration from the environment: the test names its own."""
+    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """A real PostgreSQL server (started on first use, stopped at the end of the session);

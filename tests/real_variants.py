@@ -44,6 +44,15 @@ def write(recording: Recording, into: Path) -> Path:
     return into
 
 
+def diagnosed(recording: Recording, ident: str, now: str, scratch: Path) -> dict[str, Any]:
+    """``ident`` diagnosed in ``recording`` at ``now``, as ``score_cases`` checks a case."""
+    from opdiag.devtools.score_cases import diagnose_case
+
+    run = scratch / "run"
+    write(recording, run / "traces")
+    return diagnose_case(run, {"id": ident, "upto": None, "now": now}, scratch / "snap")
+
+
 def sequence_of(name: str) -> int:
     return int(name.split("_")[1])
 

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 import real_variants as rv
 from conftest import REAL_KTRDR
-from opdiag.devtools.score_cases import diagnose_case
 
 TRACES = REAL_KTRDR / "run1" / "traces"
 # run1 case 2: a backtest of 5.2 s on the backtest worker 09ec5021 (completed 15:44:03)
@@ -26,19 +25,12 @@ BACKTEST = "op_backtesting_20261204_154358_5d955ea3"
 WORKER = "ktrdr-backtest-worker-09ec5021"
 NOW = "2026-12-04T16:10:00Z"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_source_env")]
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
-        monkeypatch.delenv(var, raising=False)
 
 
 def _diagnose(recording: rv.Recording, ident: str, scratch: Path) -> dict[str, Any]:
-    run = scratch / "run"
-    rv.write(recording, run / "traces")
-    return diagnose_case(run, {"id": ident, "upto": None, "now": NOW}, scratch / "snap")
+    return rv.diagnosed(recording, ident, NOW, scratch)
 
 
 def _orphan_closed(recording: rv.Recording, operation_id: str, at: str) -> rv.Recording:

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 import real_variants as rv
 from conftest import REAL_KTRDR
-from opdiag.devtools.score_cases import diagnose_case
 
 TRACES = REAL_KTRDR / "run1" / "traces"
 # run1 case 14: `ktrdr cancel` of a running backtest (accepted, 200)
@@ -29,13 +28,8 @@ DONE = "op_backtesting_20261204_154358_5d955ea3"
 UNKNOWN = "op_training_20261204_999999_deadbeef"
 NOW = "2026-12-04T16:10:00Z"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_source_env")]
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
-        monkeypatch.delenv(var, raising=False)
 
 
 def _refused(
@@ -94,9 +88,7 @@ def _refused(
 
 
 def _diagnose(recording: rv.Recording, ident: str, scratch: Path) -> dict[str, Any]:
-    run = scratch / "run"
-    rv.write(recording, run / "traces")
-    return diagnose_case(run, {"id": ident, "upto": None, "now": NOW}, scratch / "snap")
+    return rv.diagnosed(recording, ident, NOW, scratch)
 
 
 def test_cancel_of_a_finished_operation_is_invalid_input_naming_it(tmp_path: Path) -> None:

@@ -10,26 +10,17 @@ from typing import Any
 import pytest
 import real_variants as rv
 from conftest import REAL_KTRDR
-from opdiag.devtools.score_cases import diagnose_case
 
 TRACES = REAL_KTRDR / "run1" / "traces"
 # v3_medium on AAPL, 30 epochs, 4 min on the training worker at :5006 (b969a633); the same
 # worker was SIGKILLed at 16:00:59 for a later training (run1 case 20)
 MEDIUM = "op_training_20261204_155512_6652e327"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_source_env")]
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
-        monkeypatch.delenv(var, raising=False)
 
-
-def _diagnose(recording: rv.Recording, ident: str, now: str, scratch: Path) -> dict[str, Any]:
-    run = scratch / "run"
-    rv.write(recording, run / "traces")
-    return diagnose_case(run, {"id": ident, "upto": None, "now": now}, scratch / "snap")
+_diagnose = rv.diagnosed
 
 
 @pytest.mark.parametrize("now", ["2026-12-04T15:57:30Z", "2026-12-04T16:10:00Z"])

@@ -157,12 +157,34 @@ class Pending:
                         len(self.ids), limit_s)
 
 
-class AnsweredWriteStream:
+class _Wrapped:
+    """A transport stream wrapped: closing it closes the one inside, also as a context
+    manager, as the SDK's streams do."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class AnsweredWriteStream(_Wrapped):
     """The transport's write stream, telling ``pending`` which requests got their answer.
     Duck-types the SDK's ``WriteStream``."""
 
     def __init__(self, inner: Any, pending: Pending) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._pending = pending
 
     async def send(self, item: Any) -> None:
@@ -173,20 +195,6 @@ class AnsweredWriteStream:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> AnsweredWriteStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _is_answer(message: Any) -> bool:
@@ -207,14 +215,14 @@ def _note(message: Any, pending: Pending) -> None:
         pending.done(params.get("requestId"))
 
 
-class ExplainedReadStream:
+class ExplainedReadStream(_Wrapped):
     """The transport's read stream of messages (or the exceptions of lines it could not
     read), passing messages on and answering each unreadable line on ``write`` as JSON-RPC
     asks; with ``pending``, its end waits for the answers owed. Duck-types the SDK's
     ``ReadStream`` (``last_context`` included)."""
 
     def __init__(self, inner: Any, write: Any, pending: Pending | None = None) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._write = write
         self._pending = pending
 
@@ -258,20 +266,6 @@ class ExplainedReadStream:
             return await self.receive()
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> ExplainedReadStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 # --- params a request's schema refuses ----------------------------------------------------------

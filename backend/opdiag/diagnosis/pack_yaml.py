@@ -377,12 +377,7 @@ def _read_follower(reader: _Reader, node: Node, what: str) -> Follower:
     for key in ("span", "flag", "polls", "status"):
         if key not in fields:
             raise reader.error(node, f"{what}: missing '{key}'")
-    status_node = fields["status"][1]
-    status = reader.string(status_node, f"{what}.status").strip().lower()
-    if status not in LIFECYCLE_STATUSES:
-        raise reader.error(
-            status_node, f"{what}.status: '{status}' is none of {', '.join(LIFECYCLE_STATUSES)}"
-        )
+    status = _lifecycle_status(reader, fields["status"][1], f"{what}.status")
     flag_node = fields["flag"][1]
     flag = reader.string(flag_node, f"{what}.flag")
     if not _VALUE_KEY.match(flag):
@@ -401,18 +396,23 @@ def _read_follower(reader: _Reader, node: Node, what: str) -> Follower:
     )
 
 
+def _lifecycle_status(reader: _Reader, node: Node, what: str) -> str:
+    """One of KTRDR's operation statuses (``completed``), in any case."""
+    status = reader.string(node, what).strip().lower()
+    if status not in LIFECYCLE_STATUSES:
+        raise reader.error(
+            node, f"{what}: '{status}' is none of {', '.join(LIFECYCLE_STATUSES)}"
+        )
+    return status
+
+
 def _read_status_request(reader: _Reader, node: Node, what: str) -> StatusRequest:
     """``{span: GLOB, status: cancelled}``: a request whose server span sets the status."""
     fields = reader.mapping(node, what, frozenset({"span", "status"}))
     for key in ("span", "status"):
         if key not in fields:
             raise reader.error(node, f"{what}: missing '{key}'")
-    status_node = fields["status"][1]
-    status = reader.string(status_node, f"{what}.status").strip().lower()
-    if status not in LIFECYCLE_STATUSES:
-        raise reader.error(
-            status_node, f"{what}.status: '{status}' is none of {', '.join(LIFECYCLE_STATUSES)}"
-        )
+    status = _lifecycle_status(reader, fields["status"][1], f"{what}.status")
     span = reader.string(fields["span"][1], f"{what}.span")
     return StatusRequest(Globs.of([span]), status)
 
