@@ -153,3 +153,45 @@ def test_the_listing_shows_refused_commands_as_invalid_input(
     assert rows[CANCELLED]["verdict"] == "cancelled"
     assert not any("error in DELETE" in r["summary"] or "error in GET" in r["summary"]
                    for r in rows.values())
+
+
+def test_a_data_load_the_cli_refused_before_any_request_is_invalid_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ktrdr data load AAPL --mode recent`: KTRDR's CLI refuses the mode and calls
+    sys.exit(1) before any request (cli/data_commands.py load_data), so its trace is the one
+    cli.data_load span, its status unset (its telemetry sets OK on return, ERROR on an
+    Exception; SystemExit is neither). Built from run1's own `ktrdr data load AAPL`. Before,
+    the trace was in no row, and diagnosed by its id it read 'healthy: no errors'."""
+    from opdiag.cli.main import main
+
+    recording = rv.load(TRACES)
+    svc, load = next(
+        (svc, span) for _, svc, span in rv.spans(recording)
+        if span["name"] == "cli.data_load" and '"symbol": "AAPL"' in str(rv.attr(span, "cli.args"))
+    )
+    refused = copy.deepcopy(load)
+    refused["traceId"], refused["spanId"] = "0e686596bc3181dde575fc6a8dd4bdbc", "0e686596bc3181dd"
+    refused.pop("parentSpanId", None)
+    refused["status"] = {}  # unset: the span ended by SystemExit
+    start = rv.ns("2026-12-04T16:08:30Z")
+    refused["startTimeUnixNano"], refused["endTimeUnixNano"] = str(start), str(start + 90_000_000)
+    args = json.loads(rv.attr(load, "cli.args"))
+    args["kwargs"]["mode"] = "recent"
+    refused["attributes"] = [a for a in refused["attributes"] if a["key"] != "cli.args"] + [
+        {"key": "cli.args", "value": {"stringValue": json.dumps(args)}}
+    ]
+    traces = rv.write(rv.added(recording, svc, [refused]), tmp_path / "traces")
+    assert main(["operations", "--traces", str(traces), "--now", NOW, "--format", "json"]) == 0
+    rows = {r["operation_id"]: r for r in json.loads(capsys.readouterr().out)}
+    row = rows[refused["traceId"]]
+    assert (row["operation_type"], row["status"], row["verdict"]) == (
+        "data_load", "rejected", "invalid_input"
+    ), row["summary"]
+    assert row["summary"].startswith("invalid input: cli.data_load stopped before it sent any")
+    assert main(["diagnose", refused["traceId"], "--traces", str(traces), "--now", NOW,
+                 "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert '"mode": "recent"' in "\n".join(d["solution"]["steps"])
+    # run1's own loads (their CLI spans returned OK) keep their verdicts
+    assert rows["op_data_load_20261204_154455_734c9af6"]["verdict"] == "service_unreachable"

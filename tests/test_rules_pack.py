@@ -317,3 +317,17 @@ def test_out_of_and_only_errors_load_and_are_checked(tmp_path: Path) -> None:
         err = refuse(tmp_path, text)
         assert reason in str(err), str(err)
         assert err.line == line_of(text, needle), (str(err), reason)
+
+
+def test_a_match_on_the_span_status_loads_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    """``status`` matches the span's status as set (unset, ok, error), in any case; another
+    word is refused with its line."""
+    text = GOOD_RULE.replace(
+        '      span: "my.*"\n', '      span: "my.*"\n      status: [Unset, ok]\n'
+    )
+    rule = load_rule_pack(write(tmp_path, text)).rules[0]
+    assert rule.match is not None and rule.match.statuses == frozenset({"unset", "ok"})
+    bad = text.replace("[Unset, ok]", "done")
+    err = refuse(tmp_path, bad)
+    assert "unknown span status 'done' (unset, ok or error)" in str(err), str(err)
+    assert err.line == line_of(bad, "status: done")

@@ -32,6 +32,7 @@ FOLLOWS_FROM = "FOLLOWS_FROM"
 STATUS_UNSET = "unset"
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
+SPAN_STATUSES = frozenset({STATUS_UNSET, STATUS_OK, STATUS_ERROR})
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 _FALSE_STRINGS = frozenset({"false", "0", "", "no", "off", "none", "null"})

@@ -26,6 +26,7 @@ from opdiag.globs import Globs
 from opdiag.model import (
     CLIENT,
     SERVER,
+    STATUS_UNSET,
     Span,
     Trace,
     http_status,
@@ -199,6 +200,23 @@ def _is_command(span: Span) -> bool:
     return span.name.startswith(("cli.", "mcp.tool.")) or span.service.endswith("-cli")
 
 
+def exited_early(trace: Trace) -> bool:
+    """A command alone in its trace that ended without a status: it stopped before any
+    request. KTRDR's CLI telemetry (``trace_cli_command``) sets the command's span OK when
+    it returns and ERROR when it raises; only ``sys.exit`` leaves it unset, and the CLI
+    exits with 1, never 0, when it refuses its arguments (``ktrdr data load`` with a mode or
+    timeframe it does not know)."""
+    if len(trace.spans) != 1:
+        return False
+    span = trace.spans[0]
+    return (
+        span.parent_id is None
+        and span.status == STATUS_UNSET
+        and _is_command(span)
+        and span.name not in POLLING_COMMANDS
+    )
+
+
 def _is_noise_trace(trace: Trace, noise: Globs) -> bool:
     """Every root is noise, or a read-only command that did not fail itself."""
     if not trace.roots:
@@ -236,7 +254,9 @@ def _selection_failed(span: Span) -> bool:
 
 def _is_failed_dispatch(trace: Trace) -> bool:
     """A dispatch that never got an operation id: failed selection, a dispatch route
-    answered >= 400, or a command span (CLI / MCP) in error."""
+    answered >= 400, or a command span (CLI / MCP) in error or that exited early."""
+    if exited_early(trace):
+        return True
     has_error = False
     for span in trace.spans:
         if span.error:

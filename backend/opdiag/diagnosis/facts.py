@@ -48,6 +48,7 @@ from opdiag.model import (
     url_of,
     url_path,
 )
+from opdiag.operations import exited_early
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 OP_ID = "operation.id"
@@ -433,9 +434,14 @@ def _request_over(
 
 
 def _rejected(walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], error_spans: int) -> bool:
-    """Answered with an error: an error span (the command or a call failed) or an HTTP status
-    of 400 or more (a 400 the backend does not mark as an error)."""
-    return bool(error_spans) or any(failed(span) for _, walk in walks for span, _ in walk)
+    """Answered with an error: an error span (the command or a call failed), an HTTP status
+    of 400 or more (a 400 the backend does not mark as an error), or a command that exited
+    before any request (``operations.exited_early``)."""
+    return (
+        bool(error_spans)
+        or any(failed(span) for _, walk in walks for span, _ in walk)
+        or any(exited_early(trace) for trace, _ in walks)
+    )
 
 
 def followed_end(

@@ -137,6 +137,8 @@ def match_own(
         return False, None
     if m.error is not None and span.error is not m.error:
         return False, None
+    if m.statuses and span.status not in m.statuses:
+        return False, None
     attrs = span.attributes
     if m.required and not m.may_hold_on(attrs):
         return False, None

@@ -49,7 +49,7 @@ from opdiag.diagnosis.rules import (
 from opdiag.diagnosis.templates import Template, parse_template
 from opdiag.errors import RulePackError
 from opdiag.globs import Globs
-from opdiag.model import SPAN_KINDS, SpanQuery
+from opdiag.model import SPAN_KINDS, SPAN_STATUSES, SpanQuery
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 _STATUS_RANGE = re.compile(r"^([1-5])xx$|^(\d{3})-(\d{3})$")
@@ -79,6 +79,7 @@ _MATCH_KEYS = frozenset(
     {
         "span",
         "kind",
+        "status",
         "service",
         "error",
         "error_chain",
@@ -701,6 +702,15 @@ def _read_match(reader: _Reader, node: Node, what: str = "match") -> SpanMatch:
             if kind not in SPAN_KINDS:
                 raise reader.error(f["kind"][1], f"{what}.kind: unknown span kind '{kind}'")
         kw["kinds"] = frozenset(kinds)
+    if "status" in f:
+        statuses = [v.lower() for v in reader.strings(f["status"][1], f"{what}.status")]
+        for status in statuses:
+            if status not in SPAN_STATUSES:
+                raise reader.error(
+                    f["status"][1],
+                    f"{what}.status: unknown span status '{status}' (unset, ok or error)",
+                )
+        kw["statuses"] = frozenset(statuses)
     if "service" in f:
         kw["services"] = Globs.of(reader.strings(f["service"][1], f"{what}.service"))
     for flag in ("error", "error_chain", "error_origin", "bottleneck"):

@@ -93,6 +93,9 @@ class SpanMatch(msgspec.Struct, frozen=True):
 
     names: Globs | None = None
     kinds: frozenset[str] = frozenset()
+    # the span's own status as its instrumentation set it (unset, ok, error): a KTRDR CLI
+    # command that exited with sys.exit is left unset, one that returned is ok
+    statuses: frozenset[str] = frozenset()
     services: Globs | None = None
     error: bool | None = None
     error_chain: bool | None = None
