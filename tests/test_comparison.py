@@ -636,3 +636,24 @@ def test_change_phrase_says_new_only_for_a_phase_none_of_the_runs_had():
     unseen = compare(run("u", 10, 2, {"train": 0.5, "fresh": 60_000 * ms}), base, wanted=3)
     assert unseen.phases[0].status == "new"
     assert change_phrase(unseen) == "fresh +1m00s (new)"
+
+
+def test_a_run_with_much_less_data_is_judged_against_the_span_its_size_allows():
+    """A six-month backtest (3,120 rows, 5.2 s) against the two-year run (12,505 rows,
+    20.1 s) read 'faster, -74 %'. A good run of its size takes between the runs' time per row
+    times its rows (5.0 s) and their median (fixed costs do not shrink): as expected, and the
+    note says the span. Below the span it is faster; the slow reference is not touched."""
+    two_years = [run("b", 1, 20.1 / 60, {"x": 20.1 / 60}, size=12_505.0)]
+    six_months = run("s", 10, 5.2 / 60, {"x": 5.2 / 60}, size=3_120.0)
+    c = compare(six_months, two_years, wanted=1)
+    assert (c.status, c.expected_ms) == ("as expected", None)
+    assert "between 5.0s (their time per row) and 20.1s (their median" in c.note
+    assert slow_reference(c)[0] == pytest.approx(20_100)  # slow is still judged on the median
+    quick = run("q", 10, 2.0 / 60, {"x": 2.0 / 60}, size=3_120.0)  # under 5.0 s less 10 %
+    assert compare(quick, two_years, wanted=1).status == "faster"
+    alike = run("a", 10, 5.2 / 60, {"x": 5.2 / 60}, size=10_000.0)  # not much less data
+    assert compare(alike, two_years, wanted=1).status == "faster"
+    svc = service_for(REAL)
+    real = svc.diagnose("op_backtesting_20261204_154358_5d955ea3",
+                        now_us=1_796_400_600 * 1_000_000).comparison
+    assert real.status == "as expected" and "3,120 data rows" in real.note

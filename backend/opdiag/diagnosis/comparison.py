@@ -339,7 +339,33 @@ def compare(
     if not out.judges_speed:
         out.note = unjudged_note(this, order, against=against or "")
     out.status = _judged_total(out, where)
+    if where is None and out.status == "faster" and out.expected_ms is None:
+        _less_data(out, this, baseline)
     return out
+
+
+def _less_data(out: Comparison, this: RunProfile, runs: Sequence[RunProfile]) -> None:
+    """A run with much less data than every run (a six-month backtest against two-year
+    ones) is not 'faster' for taking less time: a good run of its size takes at least the
+    runs' time per unit times its size, at most their median (fixed costs do not shrink with
+    the data, so nothing closer is known, ``expected_ms``). Within that span it took what it
+    should ('as expected', and the note says the span); below it, it was faster."""
+    size = this.size
+    sizes = [r.size for r in runs]
+    if not out.judges_speed or not size or not all(sizes):
+        return
+    smallest = min(float(s or 0) for s in sizes)
+    if size * 1.5 > smallest or out.baseline_ms is None:
+        return
+    low = median_of([r.duration_ms / float(r.size or 1) * size for r in runs])
+    if this.duration_ms < low * (1 - _EXPECTED_FRACTION):
+        return
+    out.status = "as expected"
+    out.note = (
+        f"its {size:,.0f} data rows are fewer than the runs' ({smallest:,.0f} or more): a good "
+        f"run of its size takes between {format_duration(low)} (their time per row) and "
+        f"{format_duration(out.baseline_ms)} (their median; fixed costs do not shrink)"
+    )
 
 
 def baseline_totals(
