@@ -194,3 +194,24 @@ def test_a_finished_data_load_counts_the_gateways_refusals_up_to_its_end(tmp_pat
     assert d["verdict"] == "service_unreachable"
     assert "(9 failed ib.connect, the last at 15:46:55 UTC)" in d["summary"], d["summary"]
     assert d["root_cause"]["span_name"] == "ib.connect"
+
+
+def test_the_api_filters_services_by_pattern() -> None:
+    """Every training worker process of run1 by one pattern (their names change at each
+    start: d97729bc, b969a633); an exact name still keeps its own operations only."""
+    from opdiag.api.app import create_app
+    from opdiag.settings import load_settings
+
+    traces = str(RUNS[0] / "traces")
+    client = create_app(load_settings(environ={"OPDIAG_TRACES": traces})).test_client()
+    window = "from=1796398800000&to=1796400600000"  # 15:40 to 16:10 UTC
+
+    def listed(service: str) -> dict[str, str]:
+        rows = client.get(f"/api/v1/operations?{window}&service={service}").get_json()
+        return {r["operation_id"]: r["operation_type"] for r in rows}
+
+    every = listed("ktrdr-training-worker-*")
+    assert set(every.values()) == {"training"} and len(every) >= 5, every
+    one = listed("ktrdr-training-worker-b969a633")
+    assert set(one) < set(every) and "op_training_20261204_155512_6652e327" in one
+    assert "op_training_20261204_154305_f6579e1a" not in one  # on d97729bc

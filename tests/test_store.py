@@ -218,6 +218,34 @@ def test_the_list_filters_orders_and_limits_like_the_trace_list(store):
     assert store.distinct("operation_ids", *window, 2) == ["op_c", "op_b"]
 
 
+def test_a_service_filter_value_may_be_a_pattern(store):
+    """Worker names carry a suffix per process start: ``ktrdr-training-worker-*`` keeps the
+    operations of every training worker process, as the list from the traces does, on both
+    databases; '*' and '?' are the only wildcards (SQL's '%' and '_', or a bracket, are
+    themselves)."""
+    store.record(
+        [
+            record("op_t1", services=("ktrdr-api", "ktrdr-training-worker-b969a633")),
+            record("op_t2", start_ms=BASE_MS + MIN, services=("ktrdr-training-worker-d977",)),
+            record("op_b", start_ms=BASE_MS + 2 * MIN, services=("ktrdr-backtest-worker-09ec",)),
+            record("op_odd", start_ms=BASE_MS + 3 * MIN, services=("ktrdr_x%[1]",)),
+        ],
+        1,
+    )
+    window = ((BASE_MS - 5 * MIN) * US, (BASE_MS + 5 * MIN) * US)
+
+    def listed(*services: str) -> list[str]:
+        return [r.operation_id for r in store.operations(*window, services=list(services))]
+
+    assert listed("ktrdr-training-worker-*") == ["op_t2", "op_t1"]
+    assert listed("ktrdr-*-worker-????") == ["op_b", "op_t2"]
+    assert listed("ktrdr-training-worker-*", "ktrdr-backtest-worker-09ec") == [
+        "op_b", "op_t2", "op_t1"]
+    assert listed("ktrdr_x%[1]") == ["op_odd"] and listed("ktrdr_x%[1*") == ["op_odd"]
+    assert listed("ktrdr%") == [] and listed("ktrdr_training*") == []
+    assert listed("KTRDR-TRAINING-WORKER-*") == []  # case counts, as in the traces
+
+
 def test_verdict_counts_are_epoch_aligned_buckets_of_the_start(store):
     store.record(
         [

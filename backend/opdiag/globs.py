@@ -59,3 +59,19 @@ def any_of(globs: Iterable[Globs]) -> re.Pattern[str] | None:
     if not regexes or any(r.flags != regexes[0].flags for r in regexes):
         return None
     return re.compile("|".join(f"(?:{r.pattern})" for r in regexes), regexes[0].flags)
+
+
+def is_wildcard(value: str) -> bool:
+    """Does a filter value hold a wildcard (``*`` or ``?``)?"""
+    return "*" in value or "?" in value
+
+
+def wildcard_match(patterns: Iterable[str]) -> re.Pattern[str]:
+    """One regex (use ``fullmatch``) for filter values people type: ``*`` any run, ``?`` one
+    character, every other character itself (brackets too, unlike ``fnmatch``): a service
+    filter ``ktrdr-training-worker-*`` keeps every process of the training workers."""
+    parts = [
+        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in p)
+        for p in patterns
+    ]
+    return re.compile("|".join(f"(?:{p})" for p in parts) if parts else "(?!)", re.DOTALL)

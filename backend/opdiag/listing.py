@@ -37,6 +37,7 @@ from opdiag.diagnosis.comparison import (
 from opdiag.diagnosis.result import VERDICTS, Diagnosis, copied
 from opdiag.diagnosis.run_profile import RunProfile
 from opdiag.errors import InputError
+from opdiag.globs import wildcard_match
 from opdiag.moment import At, final_answer
 from opdiag.operations import UNKNOWN_TYPE, OperationTraces, group_operations, type_of
 from opdiag.render.links import row_links
@@ -120,6 +121,8 @@ class OperationsListing:
             _wanted(services),
         )
         everything = self._all(start_us, end_us, at, limit, rows=rows)
+        # a service value may be a pattern: worker names carry a suffix per process start
+        service_match = wildcard_match(wanted_services).fullmatch if wanted_services else None
 
         def wanted(d: Diagnosis) -> bool:
             if d.verdict == "not_found":
@@ -128,7 +131,7 @@ class OperationsListing:
                 return False
             if wanted_verdicts is not None and d.verdict not in wanted_verdicts:
                 return False
-            return wanted_services is None or bool(wanted_services.intersection(d.services))
+            return service_match is None or any(service_match(s) for s in d.services)
 
         kept = filter(wanted, everything)
         return kept if limit is None else islice(kept, limit)

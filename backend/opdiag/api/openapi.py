@@ -81,7 +81,11 @@ RANGE_PARAMS = [
 FILTER_PARAMS = [
     _param("type", f"Operation types: {_MULTI}"),
     _param("verdict", f"Verdicts: {_MULTI}"),
-    _param("service", f"Services: {_MULTI}"),
+    _param(
+        "service",
+        f"Services: {_MULTI}; in a value, * matches any run of characters and ? one "
+        "(ktrdr-training-worker-*: every process of the training workers)",
+    ),
 ]
 ID_PARAM = _param(
     "ident", "Operation id (operation.id) or trace id", where="path", schema=IDENT_SCHEMA

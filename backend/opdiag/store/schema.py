@@ -23,12 +23,23 @@ class Dialect:
     serial_pk: str
     # DB-API parameter marker: the store writes "?" and PostgreSQL's driver wants "%s".
     marker: str
+    # The case-sensitive operator that matches a shell-style pattern (``*``, ``?``): SQLite's
+    # GLOB takes it as it is, PostgreSQL's LIKE once translated (``glob_param``).
+    glob: str = "GLOB"
 
     def sql(self, text: str) -> str:
         """``text`` with "?" markers in this driver's style."""
         if self.marker == "?":
             return text
         return text.replace("%", "%%").replace("?", self.marker)
+
+    def glob_param(self, pattern: str) -> str:
+        """``pattern`` (``*`` any run, ``?`` one character) as this dialect's ``glob``
+        operator reads it; LIKE's own wildcards in it are taken literally."""
+        if self.glob == "GLOB":
+            return pattern.replace("[", "[[]")  # a bracket is itself, as in LIKE
+        escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return escaped.replace("*", "%").replace("?", "_")
 
     def ddl(self, text: str) -> str:
         return text.format(
@@ -38,7 +49,7 @@ class Dialect:
 
 SQLITE = Dialect("sqlite", "INTEGER", "INTEGER", "REAL", "INTEGER PRIMARY KEY AUTOINCREMENT", "?")
 POSTGRESQL = Dialect(
-    "postgresql", "BIGINT", "BOOLEAN", "DOUBLE PRECISION", "BIGSERIAL PRIMARY KEY", "%s"
+    "postgresql", "BIGINT", "BOOLEAN", "DOUBLE PRECISION", "BIGSERIAL PRIMARY KEY", "%s", "LIKE"
 )
 
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from opdiag.api.schemas import OperationRow
 from opdiag.errors import StoreUnavailableError
+from opdiag.globs import is_wildcard
 from opdiag.store.records import (
     HistoryEntry,
     InProgress,
@@ -400,11 +401,16 @@ class SqlStore:
             sql += f" AND o.verdict IN ({_marks(len(verdicts))})"
             params += list(verdicts)
         if services:
+            # a value with * or ? is a pattern (a worker's name changes at every start)
+            exact = [s for s in services if not is_wildcard(s)]
+            patterns = [s for s in services if is_wildcard(s)]
+            tests = [f"s.service IN ({_marks(len(exact))})"] if exact else []
+            tests += [f"s.service {self.dialect.glob} ?" for _ in patterns]
             sql += (
                 " AND EXISTS (SELECT 1 FROM opdiag_operation_services s WHERE s.key = o.key"
-                f" AND s.service IN ({_marks(len(services))}))"
+                f" AND ({' OR '.join(tests)}))"
             )
-            params += list(services)
+            params += [*exact, *(self.dialect.glob_param(p) for p in patterns)]
         return sql, params
 
     def operations(
