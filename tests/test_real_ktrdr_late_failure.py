@@ -142,3 +142,23 @@ def test_an_orphan_close_of_a_backtest_that_never_completed_is_not_healthy(
     d = _diagnose(changed, BACKTEST, tmp_path)
     assert d["verdict"] != "healthy" and d["status"] == "failed", d["summary"]
     assert "orphan-failure-after-completion" not in {f["rule_id"] for f in d["findings"]}
+
+
+def test_the_quick_status_of_a_completion_failed_later_is_completed(tmp_path: Path) -> None:
+    """``last_status``, which keeps runs that cannot be a baseline from the engine, read the
+    orphan detector's 'failed': the completed backtest was no good run for the ones after
+    it. It reads the outcome the engine reads; the worker's own failure stays failed."""
+    from opdiag.operations import find_operation, group_operations, last_status
+    from opdiag.sources.files import FileSource
+
+    changed = _orphan_closed(rv.load(TRACES), BACKTEST, "2026-12-04T15:45:15Z")
+    traces = rv.write(changed, tmp_path / "traces")
+    groups = group_operations(FileSource([traces]).recent_traces(0, 2**62, limit=100_000))
+    group = find_operation(groups, BACKTEST)
+    assert group is not None and last_status(group) == "completed"
+    failed = rv.failed_instead(rv.load(TRACES), BACKTEST, "boom")
+    worse = _orphan_closed(failed, BACKTEST, "2026-12-04T15:45:15Z")
+    traces = rv.write(worse, tmp_path / "worse")
+    groups = group_operations(FileSource([traces]).recent_traces(0, 2**62, limit=100_000))
+    group = find_operation(groups, BACKTEST)
+    assert group is not None and last_status(group) == "failed"

@@ -124,6 +124,8 @@ _DISPATCH = Globs.of(DISPATCH_ROUTES)
 SELECTION_SPANS: frozenset[str] = frozenset({"workers.select", "worker_registry.select_worker"})
 
 # Cheap type hints from span names and routes, first match wins.
+# The statuses an operation ends in (KTRDR's).
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _ROUTE_TYPES: tuple[tuple[str, str], ...] = (
     ("backtest", "backtesting"),
     ("training", "training"),
@@ -445,17 +447,50 @@ def type_of(diagnosis: Diagnosis, group: OperationTraces) -> str:
     return found if found and found != UNKNOWN_TYPE else group.operation_type
 
 
+def outcome_length(transitions: Sequence[Span], statuses: Sequence[str | None]) -> int:
+    """How many transitions (in time order) tell the operation's outcome: all of them, or up
+    to the first final one (completed, failed, cancelled) after which every transition moved
+    it to failed from a status that was not final, on another service than the one that
+    ended it. Such a failure was recorded by a party that still saw the operation running:
+    KTRDR's backend learns of a worker's outcome only when someone reads the status, and its
+    orphan detector fails a RUNNING operation that no worker claims a minute later ("no
+    worker claimed it"), although the worker had completed (or failed) it. A failure of the
+    service that ended it, one that says it left a final status (KTRDR's failed -> failed),
+    or a resume, is no such thing: all the transitions then count."""
+    for k, ended in enumerate(statuses[:-1]):
+        if ended in TERMINAL and all(
+            _stale_failure(then, status, transitions[k].service)
+            for then, status in zip(transitions[k + 1 :], statuses[k + 1 :], strict=True)
+        ):
+            return k + 1
+    return len(transitions)
+
+
+def _stale_failure(span: Span, status: str | None, ended_on: str) -> bool:
+    left = span.attributes.get("operation.from_status")
+    if status != "failed" or span.service == ended_on or left.__class__ is not str:
+        return False
+    left = left.strip().lower()
+    return (
+        left not in TERMINAL
+        and left != "resuming"
+        and span.attributes.get("operation.resumed") is not True
+    )
+
+
 def last_status(
     group: OperationTraces, requested: Callable[[Span, str], str | None] | None = None
 ) -> str | None:
-    """The status of the group's last own state transition, found cheaply (used to skip
-    runs that cannot be a baseline before the engine looks at them). ``requested``: the
-    status a request span sets (``RuleSet.requested_status``: KTRDR's worker shutting down
-    PATCHes CANCELLED and writes no transition)."""
+    """The status of the group's last own state transition that tells its outcome
+    (``outcome_length``: not a failure recorded after it by a party that still saw it
+    running), found cheaply (used to skip runs that cannot be a baseline before the engine
+    looks at them). ``requested``: the status a request span sets
+    (``RuleSet.requested_status``: KTRDR's worker shutting down PATCHes CANCELLED and writes
+    no transition)."""
     op_id = group.operation_id
     if op_id is None:
         return None
-    latest: tuple[int, int, str] | None = None
+    found: list[tuple[int, int, str, Span]] = []
     for trace in group.traces:
         for span in trace.spans:
             status = lifecycle_status(span.attributes)
@@ -469,10 +504,12 @@ def last_status(
                     continue
             elif operation_id_of(span) != op_id:
                 continue
-            key = (span.start_us, span.end_us, status)
-            if latest is None or key[:2] >= latest[:2]:
-                latest = key
-    return latest[2] if latest is not None else None
+            found.append((span.start_us, span.end_us, status, span))
+    if not found:
+        return None
+    found.sort(key=lambda t: t[:2])  # stable: of two alike, the one seen last stays last
+    statuses = [t[2] for t in found]
+    return statuses[outcome_length([t[3] for t in found], statuses) - 1]
 
 
 def find_operation(groups: Sequence[OperationTraces], ident: str) -> OperationTraces | None:

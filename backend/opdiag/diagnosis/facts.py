@@ -48,9 +48,8 @@ from opdiag.model import (
     url_of,
     url_path,
 )
-from opdiag.operations import exited_early
+from opdiag.operations import TERMINAL, exited_early, outcome_length
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 OP_ID = "operation.id"
 # ``create_service_span`` str()s every value, so an id that was never set can read "None".
 _NO_ID = frozenset({"", "none", "null"})
@@ -202,7 +201,7 @@ class OperationFacts(msgspec.Struct):
     follower: Span | None = None
     # a failure recorded after the operation had ended, by another service that still saw it
     # running (KTRDR's orphan detector, a minute after a completion nobody read): the end is
-    # its outcome and ``last_transition`` (``_ended_at``); this is the first such failure
+    # its outcome and ``last_transition`` (``outcome_length``); this is the first such failure
     failed_late: Span | None = None
 
     @property
@@ -372,7 +371,7 @@ def operation_facts(
         )
         transitions.sort(key=lambda s: (s.start_us, s.end_us))
         statuses = [transition_status(t, rules, operation_id) for t in transitions]
-        kept = _ended_at(transitions, statuses)
+        kept = outcome_length(transitions, statuses)
         if kept < len(transitions):  # the failures recorded after its end are not its end
             facts.failed_late = transitions[kept]
             late = {id(t) for t in transitions[kept:]}
@@ -535,37 +534,6 @@ def _ended_before(transitions: Sequence[Span], statuses: Sequence[str | None]) -
         if status != ended or (left.__class__ is str and left.strip().lower() in TERMINAL):
             return True
     return False
-
-
-def _ended_at(transitions: Sequence[Span], statuses: Sequence[str | None]) -> int:
-    """How many transitions (in time order) tell the operation's outcome: all of them, or up
-    to the first final one (completed, failed, cancelled) after which every transition moved
-    it to failed from a status that was not final, on another service than the one that
-    ended it. Such a failure was recorded by a party that still saw the operation running:
-    KTRDR's backend learns of a worker's outcome only when someone reads the status, and its
-    orphan detector fails a RUNNING operation that no worker claims a minute later ("no
-    worker claimed it"), although the worker had completed (or failed) it. A failure of the
-    service that ended it, one that says it left a final status (KTRDR's failed -> failed),
-    or a resume, is no such thing: all the transitions then count."""
-    for k, ended in enumerate(statuses[:-1]):
-        if ended in TERMINAL and all(
-            _stale_failure(then, status, transitions[k].service)
-            for then, status in zip(transitions[k + 1 :], statuses[k + 1 :], strict=True)
-        ):
-            return k + 1
-    return len(transitions)
-
-
-def _stale_failure(span: Span, status: str | None, ended_on: str) -> bool:
-    left = span.attributes.get("operation.from_status")
-    if status != "failed" or span.service == ended_on or left.__class__ is not str:
-        return False
-    left = left.strip().lower()
-    return (
-        left not in TERMINAL
-        and left != "resuming"
-        and span.attributes.get("operation.resumed") is not True
-    )
 
 
 def _extent_without(
