@@ -407,6 +407,12 @@ def ns(clock: str) -> int:
     return int(datetime.fromisoformat(clock.replace("Z", "+00:00")).timestamp() * 1e9)
 
 
+def file_clock(name: str) -> int:
+    """When the recorder wrote the file ``name`` (its UTC time), epoch ns: a snapshot of a
+    recording is its files up to a moment."""
+    return _file_clock_ns(name)
+
+
 def _file_clock_ns(name: str) -> int:
     return ns(clock_of(name))
 

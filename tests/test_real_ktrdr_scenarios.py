@@ -379,3 +379,23 @@ def test_a_followed_operation_whose_command_did_not_end_ok_is_not_completed(
     assert d["status"] != "completed" and d["verdict"] != "healthy", d["summary"]
     assert d["verdict"] == "worker_lost", d["summary"]
     assert not any(f["rule_id"] == "completion-seen-by-follower" for f in d["findings"])
+
+
+def test_a_training_whose_worker_died_before_exporting_anything_is_found(tmp_path: Path) -> None:
+    """The training worker at :5005 SIGKILLed 2 s after it took run1's training 154749,
+    inside its first export interval: no span of it carries the operation id, only the
+    backend's answers to reads of it (GET /api/v1/operations/{id}) name it, until KTRDR's
+    orphan detector fails it 6 min later. It read not_found ("no trace holds") and was in
+    no row; judged at 15:50 it is the worker lost at :5005."""
+    worker = "ktrdr-training-worker-d97729bc"
+    ident = "op_training_20261204_154749_b37ed832"
+    changed = rv.died_before_export(rv.load(TRACES), worker, rv.ns("2026-12-04T15:47:49Z"))
+    changed = rv.killed_before_export(
+        changed, worker, rv.ns("2026-12-04T15:47:51Z"), 5005, rv.ns("2026-12-04T17:00:00Z")
+    )
+    upto = rv.ns("2026-12-04T15:50:00Z")
+    snapshot = [(name, doc) for name, doc in changed if rv.file_clock(name) <= upto]
+    d = _diagnose(snapshot, ident, "2026-12-04T15:50:00Z", tmp_path)
+    assert d["verdict"] == "worker_lost", d["summary"]
+    assert "127.0.0.1:5005" in d["summary"] and worker in d["summary"]
+

@@ -56,6 +56,18 @@ CASES: list[dict[str, Any]] = [
         "mentions": ["500", "backtests/start"],
         "bottleneck": None,
     },
+    {
+        # 2.5 s after its dispatch: the backend answered the CLI's reads of it, its worker
+        # has exported nothing yet (every 5 s); it read not_found, "no trace holds" it
+        "id": "op_training_20261204_155512_6652e327",
+        "upto": 745,
+        "now": "2026-12-04T15:55:15Z",
+        "verdict": "healthy",
+        "also_acceptable": [],
+        "root_cause": None,
+        "mentions": ["running"],
+        "bottleneck": None,
+    },
 ]
 
 

@@ -29,6 +29,7 @@ from opdiag.model import (
     STATUS_UNSET,
     Span,
     Trace,
+    failed,
     http_status,
     lifecycle_status,
     normalise_trace_id,
@@ -61,6 +62,8 @@ _ID_TYPES = (
 _OP_ID_RE = re.compile(rf"^op_(?:[a-z0-9]+_)*?({'|'.join(_ID_TYPES)})_\d{{8}}_\d{{6}}_[0-9a-f]+$")
 # a call about one operation, by its id in the path (the route KTRDR's CLI resumes with)
 _NAMED_IN_URL = re.compile(r"/operations/([^/?#]+)/resume/?(?:[?#]|$)")
+# the backend's answer about one operation (the CLI's status reads while it follows one)
+_READ_IN_URL = re.compile(r"/operations/([^/?#]+)/?(?:[?#]|$)")
 _OTHER_ID_TYPES: tuple[tuple[str, str], ...] = (
     ("worker_backtest_", "backtesting"),
     ("worker_training_", "training"),
@@ -298,6 +301,26 @@ def _operation_in_url(trace: Trace) -> str | None:
     return None
 
 
+def operation_answered(span: Span) -> str | None:
+    """The operation a server span answered a read of (``GET /api/v1/operations/{id}``
+    under 400): the backend knows it, whether or not any span carries its id yet (a worker
+    exports its first spans up to 5 s after it took the work, and none if it dies first)."""
+    if span.kind != SERVER or failed(span):
+        return None
+    found = _READ_IN_URL.search(url_path(span))
+    if found is None or not _OP_ID_RE.match(found.group(1)):
+        return None
+    return found.group(1)
+
+
+def _answered_in(trace: Trace) -> str | None:
+    for span in trace.spans:
+        op_id = operation_answered(span)
+        if op_id is not None:
+            return op_id
+    return None
+
+
 def _type_from_names(span_iter: Iterable[Span]) -> str | None:
     spans = list(span_iter)
     for span in spans:
@@ -392,6 +415,7 @@ def group_operations(
     hints: dict[str, list[str | None]] = {}
     noise = Globs.of((*NOISE_SPAN_PATTERNS, *noise_patterns))
     about: list[tuple[str, Trace, str | None]] = []  # failed calls naming an operation
+    unclaimed: list[tuple[str, Trace, str | None]] = []  # reads of an operation answered
 
     def join(op_id: str, trace: Trace, op_type: str | None, *, single: bool) -> None:
         group = groups.get(op_id)
@@ -417,6 +441,9 @@ def group_operations(
                     hints[op_id].append(scan.any_type)
             continue
         if not _is_failed_dispatch(trace):
+            read = _answered_in(trace)
+            if read is not None:  # the operation's, if no span of it carries its id yet
+                unclaimed.append((read, trace, scan.any_type))
             continue
         named = _operation_in_url(trace)
         if named is not None:
@@ -428,6 +455,11 @@ def group_operations(
             join(named, trace, None, single=True)
         else:
             _failed_dispatch(groups, trace, any_type)
+    # an operation no span names yet: the backend's answers to reads of it are all there is
+    carried = set(hints)
+    for read, trace, any_type in unclaimed:
+        if read not in carried:
+            join(read, trace, any_type, single=True)
     for op_id, found in hints.items():
         group = groups[op_id]
         if len(group.traces) > 1:

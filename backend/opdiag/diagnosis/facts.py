@@ -48,7 +48,7 @@ from opdiag.model import (
     url_of,
     url_path,
 )
-from opdiag.operations import TERMINAL, exited_early, outcome_length
+from opdiag.operations import TERMINAL, exited_early, operation_answered, outcome_length
 
 OP_ID = "operation.id"
 # ``create_service_span`` str()s every value, so an id that was never set can read "None".
@@ -662,4 +662,8 @@ def _carries_id(
 ) -> bool:
     if operation_id is None:
         return False
-    return any(operation_id_of(span) == operation_id for _, walk in walks for span, _ in walk)
+    return any(
+        operation_id_of(span) == operation_id or operation_answered(span) == operation_id
+        for _, walk in walks
+        for span, _ in walk
+    )

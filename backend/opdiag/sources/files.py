@@ -22,6 +22,7 @@ from typing import Any
 
 from opdiag.errors import InputError
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
+from opdiag.operations import operation_answered
 from opdiag.sources.base import SpanQuery
 from opdiag.sources.rawbytes import DEFAULT_MAX_BYTES
 from opdiag.sources.readers import read_file
@@ -155,7 +156,11 @@ class FileSource:
             trace = self._by_id.get(normalise_trace_id(key))
             if trace is not None:
                 return [trace]
-        return []
+        # an operation no span names yet (its worker has exported nothing): the traces in
+        # which the backend answered reads of it (a scan, only for an id nothing carries)
+        return [
+            t for t in self._by_id.values() if any(operation_answered(s) == key for s in t.spans)
+        ]
 
     def recent_traces(self, start_us: int, end_us: int, limit: int = 500) -> list[Trace]:
         """Every trace with a span starting in ``[start_us, end_us)``, newest first. Files
