@@ -126,9 +126,9 @@ _NOISE_URLS = Globs.of(_NOISE_URL_PATTERNS)
 _DISPATCH = Globs.of(DISPATCH_ROUTES)
 SELECTION_SPANS: frozenset[str] = frozenset({"workers.select", "worker_registry.select_worker"})
 
-# Cheap type hints from span names and routes, first match wins.
 # The statuses an operation ends in (KTRDR's).
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+# Cheap type hints from span names and routes, first match wins.
 _ROUTE_TYPES: tuple[tuple[str, str], ...] = (
     ("backtest", "backtesting"),
     ("training", "training"),
@@ -173,6 +173,11 @@ def _id_text(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return None if text.lower() in _MISSING else text
+
+
+def is_operation_id(text: str) -> bool:
+    """Is ``text`` shaped like a KTRDR operation id (``op_<type>_<date>_<time>_<hex>``)?"""
+    return _OP_ID_RE.match(text) is not None
 
 
 def type_from_id(operation_id: str) -> str | None:
@@ -308,7 +313,7 @@ def operation_answered(span: Span) -> str | None:
     if span.kind != SERVER or failed(span):
         return None
     found = _READ_IN_URL.search(url_path(span))
-    if found is None or not _OP_ID_RE.match(found.group(1)):
+    if found is None or not is_operation_id(found.group(1)):
         return None
     return found.group(1)
 

@@ -196,7 +196,7 @@ def _judged_total(c: Comparison, where: str | None = None) -> str:
     model is not slower than 10-epoch ones); against the time expected for its data when the
     sizes say it (``as expected``, else ``slower`` or ``faster`` than that: a two-year
     backtest is not slower than six-month ones); else against the runs' median (``same``,
-    ``slower``, ``faster``)."""
+    ``slower``, ``faster``: not for much less data, ``_least_for_its_size``)."""
     if not c.runs:
         return "no baseline"
     if where is not None:
@@ -211,7 +211,12 @@ def _judged_total(c: Comparison, where: str | None = None) -> str:
     change, base = c.change_ms, c.baseline_ms
     if not change or not base or abs(change) < _SAME_FRACTION * base:
         return "same"
-    return "slower" if change > 0 else "faster"
+    if change > 0:
+        return "slower"
+    # less time for much less data is no speed: faster only below what its size allows
+    low = _least_for_its_size(c)
+    took_its_due = low is not None and c.this_ms >= low * (1 - _EXPECTED_FRACTION)
+    return "as expected" if took_its_due else "faster"
 
 
 def _expected_ms(this: RunProfile, runs: Sequence[RunProfile], judged: bool) -> float | None:
@@ -339,33 +344,29 @@ def compare(
     if not out.judges_speed:
         out.note = unjudged_note(this, order, against=against or "")
     out.status = _judged_total(out, where)
-    if where is None and out.status == "faster" and out.expected_ms is None:
-        _less_data(out, this, baseline)
+    as_expected = out.status == "as expected" and out.expected_ms is None
+    low = _least_for_its_size(out) if as_expected else None
+    if low is not None and out.baseline_ms is not None:
+        out.note = (
+            f"its {out.size:,.0f} data rows are fewer than the runs' "
+            f"({min(float(r.size or 0) for r in out.runs):,.0f} or more): a good run of its "
+            f"size takes between {format_duration(low)} (their time per row) and "
+            f"{format_duration(out.baseline_ms)} (their median; fixed costs do not shrink)"
+        )
     return out
 
 
-def _less_data(out: Comparison, this: RunProfile, runs: Sequence[RunProfile]) -> None:
-    """A run with much less data than every run (a six-month backtest against two-year
-    ones) is not 'faster' for taking less time: a good run of its size takes at least the
-    runs' time per unit times its size, at most their median (fixed costs do not shrink with
-    the data, so nothing closer is known, ``expected_ms``). Within that span it took what it
-    should ('as expected', and the note says the span); below it, it was faster."""
-    size = this.size
-    sizes = [r.size for r in runs]
-    if not out.judges_speed or not size or not all(sizes):
-        return
-    smallest = min(float(s or 0) for s in sizes)
-    if size * 1.5 > smallest or out.baseline_ms is None:
-        return
-    low = median_of([r.duration_ms / float(r.size or 1) * size for r in runs])
-    if this.duration_ms < low * (1 - _EXPECTED_FRACTION):
-        return
-    out.status = "as expected"
-    out.note = (
-        f"its {size:,.0f} data rows are fewer than the runs' ({smallest:,.0f} or more): a good "
-        f"run of its size takes between {format_duration(low)} (their time per row) and "
-        f"{format_duration(out.baseline_ms)} (their median; fixed costs do not shrink)"
-    )
+def _least_for_its_size(c: Comparison) -> float | None:
+    """For a run with much less data than every run (a six-month backtest against two-year
+    ones): the least a good run of its size takes, the runs' time per unit times its size.
+    Fixed costs do not shrink with the data, so the most is their median and nothing closer
+    is known (``expected_ms``): within that span it took what it should. None otherwise."""
+    size = c.size
+    if not size or not c.runs or any(not r.size for r in c.runs):
+        return None
+    if size * 1.5 > min(float(r.size or 0) for r in c.runs):
+        return None
+    return float(median_of([r.duration_ms / float(r.size or 1) * size for r in c.runs]))
 
 
 def baseline_totals(

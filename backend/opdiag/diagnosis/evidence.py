@@ -14,6 +14,7 @@ from opdiag.diagnosis.op_values import OperationValues
 from opdiag.diagnosis.result import Finding
 from opdiag.diagnosis.rules import Rule
 from opdiag.diagnosis.templates import (
+    ATTR_PREFIX,
     OPERATION_VALUE_PREFIX,
     PLACEHOLDERS,
     attr_evidence_key,
@@ -182,7 +183,7 @@ def evidence_of(
         elif key in PLACEHOLDERS:
             value = span_vals.get(key, op_values.get(key))
         else:
-            attr_key = key[5:] if key.startswith("attr:") else key
+            attr_key = key.removeprefix(ATTR_PREFIX)
             value = _attr_up(span, attr_key, trace) if span is not None else None
         if value is not None:
             evidence[key] = value

@@ -465,7 +465,7 @@ def followed_end(
         for span, _ in walk:
             name = span.name
             if span.kind == SERVER:
-                if failed(span) or operation_id not in url_path(span).split("/"):
+                if operation_answered(span) != operation_id:
                     continue
                 if any(f.unless is not None and f.unless.known(name) for f in followers):
                     return None  # a cancel was asked: an OK end may say cancelled

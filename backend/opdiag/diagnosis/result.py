@@ -13,6 +13,8 @@ from typing import Any
 import msgspec
 from msgspec.structs import replace
 
+from opdiag.timeutil import format_duration
+
 VERDICTS: tuple[str, ...] = (
     "healthy",
     "failed",
@@ -313,6 +315,21 @@ class Diagnosis(msgspec.Struct):
         """A request that never became an operation, and is over: there is no run to
         compare with the good runs of its type."""
         return self.status in REQUEST_STATUSES
+
+    @property
+    def share_basis(self) -> str:
+        """What the bottleneck's share is a share of, in words (the Markdown and the page
+        say it alike): the time (the critical path), or for an operation whose worker was
+        lost, the time it worked: its silence since is no work, and "97 % of the time
+        (20.5 s)" beside a duration of 6.6 min read as a contradiction."""
+        b = self.bottleneck
+        gap = b is None or b.kind == "gap"
+        if self.worked_until_ms is None or b is None:
+            return "the time" if gap else "the critical path"
+        if not gap:
+            return "the critical path until its worker was lost"
+        worked = format_duration(b.duration_ms / b.share) if b.share > 0 else "time"
+        return f"the {worked} it worked before its worker was lost"
 
     @property
     def still_working(self) -> bool:

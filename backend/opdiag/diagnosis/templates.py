@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -154,8 +155,8 @@ def _placeholder(inner: str) -> Placeholder:
     name = name.strip()
     if sep and not _DEFAULT.match(default):
         raise ValueError(f"bad default in placeholder '{{{inner}}}'")
-    if name.startswith("attr:"):
-        key = name[5:]
+    if name.startswith(ATTR_PREFIX):
+        key = name.removeprefix(ATTR_PREFIX)
         if not _ATTR_KEY.match(key):
             raise ValueError(f"bad attribute key in placeholder '{{{inner}}}'")
         return Placeholder(attr_evidence_key(key), default if sep else None)
@@ -203,11 +204,7 @@ def split_evidence(evidence: Mapping[str, Any]) -> tuple[Items, Items]:
             worked.append((key, value))
         else:
             own.append((key.removeprefix(ATTR_PREFIX), value))
-    return sorted(own, key=_first), sorted(worked, key=_first)
-
-
-def _first(item: tuple[str, Any]) -> str:
-    return item[0]
+    return sorted(own, key=itemgetter(0)), sorted(worked, key=itemgetter(0))
 
 
 def attr_evidence_key(key: str) -> str:

@@ -282,20 +282,6 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
     return [f"  - {code(k)} = {escape(v)}" for k, v in sorted(evidence.items())]
 
 
-def share_basis(d: Diagnosis) -> str:
-    """What the bottleneck's share is a share of, in words: the time (the critical path), or
-    for an operation whose worker was lost, the time it worked: its silence since is no work,
-    and "97 % of the time (20.5 s)" beside a duration of 6.6 min read as a contradiction."""
-    b = d.bottleneck
-    gap = b is None or b.kind == "gap"
-    if d.worked_until_ms is None or b is None:
-        return "the time" if gap else "the critical path"
-    if not gap:
-        return "the critical path until its worker was lost"
-    worked = format_duration(b.duration_ms / b.share) if b.share > 0 else "time"
-    return f"the {worked} it worked before its worker was lost"
-
-
 def _diagnosis_section(d: Diagnosis) -> list[str]:
     lines = ["**Diagnosis**:", f"**{escape(d.verdict)}**: {escape(d.summary, limit=1000)}"]
     if d.bottleneck is not None:
@@ -303,7 +289,7 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
         so_far = ", so far (not finished)" if d.still_working else ""
         if b.kind == "gap":
             lines.append(
-                f"- Bottleneck: {b.share * 100:.0f} % of {share_basis(d)} "
+                f"- Bottleneck: {b.share * 100:.0f} % of {d.share_basis} "
                 f"({_ms(b.duration_ms)}) is uninstrumented work on {escape(b.service)} after "
                 f"{escape(b.after_span_name or '?')} (no span covers it){so_far}"
             )
@@ -316,7 +302,7 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
             name = b.target or b.span_name or "?"
             lines.append(
                 f"- Bottleneck: {escape(name)} ({escape(b.service)}), {length}, "
-                f"{b.share * 100:.0f} % of {share_basis(d)}{so_far}"
+                f"{b.share * 100:.0f} % of {d.share_basis}{so_far}"
             )
     if d.baseline_ms is not None:
         lines.append(f"- Baseline of this operation type: {_ms(d.baseline_ms)}")

@@ -22,7 +22,7 @@ from typing import Any
 
 from opdiag.errors import InputError
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
-from opdiag.operations import operation_answered
+from opdiag.operations import is_operation_id, operation_answered
 from opdiag.sources.base import SpanQuery
 from opdiag.sources.rawbytes import DEFAULT_MAX_BYTES
 from opdiag.sources.readers import read_file
@@ -156,6 +156,8 @@ class FileSource:
             trace = self._by_id.get(normalise_trace_id(key))
             if trace is not None:
                 return [trace]
+        if not is_operation_id(key):  # (a trace id not held: nothing to scan for)
+            return []
         # an operation no span names yet (its worker has exported nothing): the traces in
         # which the backend answered reads of it (a scan, only for an id nothing carries)
         return [

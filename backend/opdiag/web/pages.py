@@ -22,7 +22,6 @@ from opdiag.diagnosis.comparison import total_status
 from opdiag.diagnosis.result import BaselineRun, Diagnosis, warned
 from opdiag.errors import NotYetError, OpdiagError
 from opdiag.render.links import operation_range_ms, range_around_ms, span_url
-from opdiag.render.markdown import share_basis
 from opdiag.timeutil import ALL_END_US
 from opdiag.web import comparison_chart, waterfall
 from opdiag.web.filters import FILTERS, utc
@@ -43,7 +42,6 @@ def _register_filters(setup_state: BlueprintSetupState) -> None:
     """The pages' Jinja filters, installed on the app once when the blueprint registers."""
     setup_state.app.jinja_env.filters.update(FILTERS)
     setup_state.app.jinja_env.globals["warned"] = warned
-    setup_state.app.jinja_env.globals["share_basis"] = share_basis
 
 
 def _html(body: str) -> Response:
