@@ -306,6 +306,12 @@ def _operation_in_url(trace: Trace) -> str | None:
     return None
 
 
+# The backend's read of one operation, as its server span records the path (old and new
+# HTTP conventions): what an exact tag search finds when no span carries the id yet.
+READ_ROUTE = "/api/v1/operations/{}"
+PATH_KEYS = ("http.target", "url.path")
+
+
 def operation_answered(span: Span) -> str | None:
     """The operation a server span answered a read of (``GET /api/v1/operations/{id}``
     under 400): the backend knows it, whether or not any span carries its id yet (a worker

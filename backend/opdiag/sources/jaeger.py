@@ -6,6 +6,8 @@ tag per span *within the requested service*, the backend's dispatch spans carry 
 ``traces_for`` lists the services, keeps those matching ``settings.service_patterns``, searches
 each one concurrently (bounded by ``settings.concurrency``) for ``operation.id=<ident>``, and
 merges the answers by trace id (one operation spans the CLI, dispatch and worker traces).
+When none answers and the id is shaped like an operation's, its worker has exported nothing
+yet: the backend's answers to reads of it are searched by their exact path instead.
 
 No second fetch by trace id follows a search: both APIs answer a tag search with whole traces
 (all spans, not only the matching ones), so a refetch would double the calls for nothing. A
@@ -61,7 +63,7 @@ from opdiag.errors import (
     TraceFormatError,
 )
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
-from opdiag.operations import NOISE_SPAN_PATTERNS
+from opdiag.operations import NOISE_SPAN_PATTERNS, PATH_KEYS, READ_ROUTE, is_operation_id
 from opdiag.search_window import CLOCK_MARGIN_US, around
 from opdiag.settings import JaegerSettings
 from opdiag.sources.base import SpanQuery, holds_wanted_span
@@ -341,21 +343,29 @@ class JaegerSource:
             now_us = int(self._clock() * 1_000_000)
             window = around(now_us, int(self._settings.lookback_s * 1_000_000))
         start_us, end_us = self._rounded(window.start_us, window.end_us)
-        tags = {OPERATION_ID: ident}
         depth = max(1, self._settings.search_limit)
         services = self._matching_services(api)
 
-        def search(service: str) -> list[Trace]:
-            where = f"{api.name}:search/{service}"
-            traces = self._search_whole(
-                api, service, start_us, end_us, depth=depth, tags=tags, where=where
-            )
-            if not api.filters_attributes:
-                traces = [t for t in traces if holds_attribute(t, service, OPERATION_ID, ident)]
-            return traces
+        def search_by(key: str, value: str) -> Callable[[str], list[Trace]]:
+            def search(service: str) -> list[Trace]:
+                where = f"{api.name}:search/{service}"
+                traces = self._search_whole(
+                    api, service, start_us, end_us, depth=depth, tags={key: value}, where=where
+                )
+                if not api.filters_attributes:
+                    traces = [t for t in traces if holds_attribute(t, service, key, value)]
+                return traces
+
+            return search
 
         def fetch_all() -> WindowAnswer:
-            found = self._fan_out(services, search)
+            found = self._fan_out(services, search_by(OPERATION_ID, ident))
+            if not any(found) and is_operation_id(ident):
+                # No span carries the id yet (a worker exports in batches, and none when it
+                # dies first): the backend's answers to reads of it still name it.
+                path = READ_ROUTE.format(ident)
+                found = [t for key in PATH_KEYS
+                         for t in self._fan_out(services, search_by(key, path))]
             merged = merge_traces(_distinct(t for traces in found for t in traces))
             merged.sort(key=lambda t: (t.start_us, t.trace_id))
             return WindowAnswer(start_us, end_us, frozenset(services), tuple(merged), frozenset())
