@@ -199,3 +199,17 @@ def test_free_ports_differ_and_stay_out_of_the_ephemeral_range() -> None:
     ports = free_ports(60)
     assert len(set(ports)) == 60
     assert not [p for p in ports if low <= p <= high]
+
+
+def test_parallel_test_workers_draw_ports_from_disjoint_slices(monkeypatch) -> None:
+    """Two xdist workers never pick the same port: each draws from its own slice."""
+    from ktrdr_sim.live.launch import _ephemeral_range, free_ports
+
+    low = _ephemeral_range()[0]
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    chosen = {}
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        chosen[worker] = set(free_ports(200))
+    assert chosen["gw0"].isdisjoint(chosen["gw1"])
+    assert max(p for p in chosen["gw0"] if p < low) < min(p for p in chosen["gw1"] if p < low)

@@ -33,6 +33,22 @@ def _ephemeral_range() -> tuple[int, int]:
     return low, high
 
 
+def _own_slice(ports: range) -> range:
+    """This process's share of ``ports`` when parallel test workers run (pytest-xdist's
+    ``PYTEST_XDIST_WORKER=gw<i>`` of ``PYTEST_XDIST_WORKER_COUNT``): a port one worker chose
+    and released for its demo, database or Jaeger was bound by the other's before it (a red
+    CI run: "Address already in use"). Disjoint slices cannot collide. All of it otherwise."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        index, count = int(name.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    except (KeyError, ValueError):
+        return ports
+    if not 0 <= index < count:
+        return ports
+    size = len(ports) // count
+    return ports[index * size:(index + 1) * size]
+
+
 def free_ports(count: int) -> list[int]:
     """Free ports on 127.0.0.1, held together while chosen so they differ. Taken outside the
     kernel's ephemeral range: a port the OS handed out and released goes back to the pool
@@ -40,6 +56,7 @@ def free_ports(count: int) -> list[int]:
     worker bound it ("Address already in use", a red CI run)."""
     low, high = _ephemeral_range()
     pools = [r for r in (range(_LOWEST, low), range(high + 1, 65536)) if len(r) > count * 4]
+    pools = [part for r in pools if len(part := _own_slice(r)) > count * 4] or pools
     rng = random.SystemRandom()
     socks: list[socket.socket] = []
     try:
