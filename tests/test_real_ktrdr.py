@@ -3,9 +3,10 @@
 
 ``upto: N`` is the directory as it was while the operation ran: the files whose sequence number
 (the 5 digits after the timestamp) is at most N. ``now`` is the clock judged by. A verdict may
-be any of ``[verdict] + also_acceptable``; the root cause is a service glob and a span name;
-every word of ``mentions`` must be in the summary; the bottleneck is a span (``span``) or time
-no span covers after a span (``gap_after``).
+be any of ``[verdict] + also_acceptable``; the root cause is a service glob and a span name,
+or none for a healthy or cancelled case whose root_cause is null; every word of ``mentions``
+must be in the summary; the bottleneck is a span (``span``) or time no span covers after a
+span (``gap_after``).
 """
 
 from __future__ import annotations
@@ -215,3 +216,40 @@ def test_the_api_filters_services_by_pattern() -> None:
     one = listed("ktrdr-training-worker-b969a633")
     assert set(one) < set(every) and "op_training_20261204_155512_6652e327" in one
     assert "op_training_20261204_154305_f6579e1a" not in one  # on d97729bc
+
+
+def test_a_root_cause_where_the_case_says_there_is_none_is_wrong() -> None:
+    """cases.yaml: root_cause is null "when there is no root cause (healthy, cancelled)";
+    for another verdict a null root cause is not judged."""
+    blamed = {"verdict": "cancelled", "summary": "cancelled by cli.cancel",
+              "root_cause": {"service": "ktrdr-training-worker-1", "span_name": "x"}}
+    clean = {**blamed, "root_cause": None}
+    cancelled = {"verdict": "cancelled", "root_cause": None}
+    assert check_case(blamed, cancelled) == {"verdict": True, "root_cause": False}
+    assert check_case(clean, cancelled) == {"verdict": True, "root_cause": True}
+    lost = {"verdict": "worker_lost", "root_cause": None}
+    assert check_case({**blamed, "verdict": "worker_lost"}, lost) == {"verdict": True}
+
+
+def test_a_cancelled_training_has_no_root_cause_and_links_to_its_cancel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Someone decided it, nothing broke: no root cause (cases.yaml says so of cancelled
+    operations), and the Jaeger link still opens at the cancel's transition."""
+    import json
+
+    from opdiag.cli.main import main as opdiag_main
+
+    ident = "op_training_20261204_154638_11134ee7"
+    argv = ["diagnose", ident, "--traces", str(RUNS[0] / "traces"),
+            "--now", "2026-12-04T16:10:00Z"]
+    assert opdiag_main([*argv, "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["verdict"] == "cancelled" and d["root_cause"] is None
+    (cancel,) = [f for f in d["findings"] if f["verdict"] == "cancelled"]
+    assert cancel["span_name"] == "operation.state_transition"
+    assert d["links"]["jaeger"].endswith(f"/trace/{cancel['trace_id']}?uiFind={cancel['span_id']}")
+    assert opdiag_main(argv) == 0
+    markdown = capsys.readouterr().out
+    root = markdown.split("**Root Cause**:")[1].split("**Solution**")[0]
+    assert "None: it was cancelled, nothing failed" in root

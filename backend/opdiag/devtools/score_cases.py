@@ -24,6 +24,9 @@ from typing import Any
 import yaml
 
 KEYS = ("verdict", "root_cause", "mentions", "bottleneck")
+# The header: root_cause is "null when there is no root cause (healthy, cancelled)"; for
+# other verdicts a null root_cause is not judged (a lost worker is no span).
+NO_ROOT_CAUSE = ("healthy", "cancelled")
 
 
 def check_case(d: dict[str, Any], case: dict[str, Any]) -> dict[str, bool]:
@@ -36,6 +39,8 @@ def check_case(d: dict[str, Any], case: dict[str, Any]) -> dict[str, bool]:
         out["root_cause"] = fnmatchcase(rc.get("service", ""), cause["service"]) and (
             rc.get("span_name") == cause["span"]
         )
+    elif case["verdict"] in NO_ROOT_CAUSE:
+        out["root_cause"] = d.get("root_cause") is None
     if case.get("mentions"):
         summary = d["summary"].lower()
         out["mentions"] = all(str(w).lower() in summary for w in case["mentions"])

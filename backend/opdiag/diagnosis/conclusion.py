@@ -32,6 +32,7 @@ from opdiag.diagnosis.templates import fill, fill_command
 from opdiag.durations import human_ms
 
 _HEALTHY = "healthy"
+_CANCELLED = "cancelled"
 
 
 def minutes_text(us: float) -> str:
@@ -122,9 +123,12 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
             and diagnosis.bottleneck.kind == "gap"
         )
         # a healthy verdict has no root cause, unless its rule warns: then the span it warns
-        # about (a data load KTRDR completed with some of its IB requests failed)
+        # about (a data load KTRDR completed with some of its IB requests failed); a
+        # cancelled one has none: someone decided it, nothing broke (the finding keeps the
+        # cancel's span, the flow shows it)
         warns = diagnosis.verdict != _HEALTHY or winner.severity in WARNING_OR_WORSE
-        if winner.span_id is not None and warns and not in_gap:
+        blamed = warns and diagnosis.verdict != _CANCELLED
+        if winner.span_id is not None and blamed and not in_gap:
             keep = winner.neighbour or (rule is not None and rule.cause == "matched")
             origin = None if keep else _error_origin(diagnosis, winner)
             evidence = {**winner.evidence, **origin.evidence} if origin else dict(winner.evidence)

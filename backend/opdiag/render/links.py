@@ -171,9 +171,14 @@ def link_key(diagnosis: Diagnosis) -> str:
 
 
 def _key_span(diagnosis: Diagnosis) -> tuple[str, str] | None:
-    """(trace id, span id) of the span that proves the verdict: root cause, else bottleneck."""
+    """(trace id, span id) of the span that proves the verdict: root cause, else (a
+    cancelled operation has none) the span of the finding that decided it, else bottleneck."""
     if diagnosis.root_cause is not None and diagnosis.root_cause.span_id:
         return diagnosis.root_cause.trace_id, diagnosis.root_cause.span_id
+    if diagnosis.verdict == "cancelled":
+        for f in diagnosis.findings:
+            if f.verdict == diagnosis.verdict and f.span_id and f.trace_id:
+                return f.trace_id, f.span_id
     if diagnosis.bottleneck is not None and diagnosis.bottleneck.span_id:
         return diagnosis.bottleneck.trace_id, diagnosis.bottleneck.span_id
     return None
