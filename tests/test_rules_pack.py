@@ -331,3 +331,28 @@ def test_a_match_on_the_span_status_loads_and_a_bad_one_is_refused(tmp_path: Pat
     err = refuse(tmp_path, bad)
     assert "unknown span status 'done' (unset, ok or error)" in str(err), str(err)
     assert err.line == line_of(bad, "status: done")
+
+
+def test_a_rule_with_cause_none_leaves_its_verdict_without_a_root_cause(tmp_path: Path) -> None:
+    """``cause: none``: the verdict has no root cause (a user's cancel: nothing broke); the
+    finding still names the span. The default (``origin``) points at it; a word outside
+    origin, matched, none is refused with its line."""
+    from opdiag.diagnosis.rules import merge_packs
+    from test_rules_support import run_case
+
+    case = {"spans": [{"name": "my.thing", "attrs": {"my.count": 5}}]}
+    text = GOOD_RULE.replace("priority: 5", "priority: 900")
+    user = load_rule_pack(write(tmp_path, text))
+    blamed = run_case(case, merge_packs([default_rule_pack(), user]))
+    assert (blamed.verdict, blamed.root_cause and blamed.root_cause.span_name) == (
+        "failed", "my.thing")
+    none = text.replace("    severity: error\n", "    severity: error\n    cause: none\n")
+    pack = load_rule_pack(write(tmp_path, none))
+    assert pack.rules[0].cause == "none"
+    d = run_case(case, merge_packs([default_rule_pack(), pack]))
+    assert d.verdict == "failed" and d.root_cause is None
+    assert [f.span_name for f in d.findings if f.rule_id == "my-rule"] == ["my.thing"]
+    bad = none.replace("cause: none", "cause: nobody")
+    err = refuse(tmp_path, bad)
+    assert "'cause' must be one of matched, none, origin" in str(err)
+    assert err.line == line_of(bad, "cause: nobody")

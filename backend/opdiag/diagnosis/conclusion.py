@@ -32,7 +32,6 @@ from opdiag.diagnosis.templates import fill, fill_command
 from opdiag.durations import human_ms
 
 _HEALTHY = "healthy"
-_CANCELLED = "cancelled"
 
 
 def minutes_text(us: float) -> str:
@@ -123,11 +122,11 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
             and diagnosis.bottleneck.kind == "gap"
         )
         # a healthy verdict has no root cause, unless its rule warns: then the span it warns
-        # about (a data load KTRDR completed with some of its IB requests failed); a
-        # cancelled one has none: someone decided it, nothing broke (the finding keeps the
-        # cancel's span, the flow shows it)
+        # about (a data load KTRDR completed with some of its IB requests failed); nor has
+        # one whose rule says so (``cause: none``: a user's cancel, someone decided it and
+        # nothing broke; the finding keeps the cancel's span, the flow shows it)
         warns = diagnosis.verdict != _HEALTHY or winner.severity in WARNING_OR_WORSE
-        blamed = warns and diagnosis.verdict != _CANCELLED
+        blamed = warns and (rule is None or rule.cause != "none")
         if winner.span_id is not None and blamed and not in_gap:
             keep = winner.neighbour or (rule is not None and rule.cause == "matched")
             origin = None if keep else _error_origin(diagnosis, winner)

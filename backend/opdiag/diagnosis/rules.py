@@ -78,7 +78,7 @@ SUBJECTS = frozenset(
     }
 )
 SCOPES = frozenset({"own", "neighbours"})
-CAUSES = frozenset({"origin", "matched"})
+CAUSES = frozenset({"origin", "matched", "none"})
 PORTIONS = ("some", "all")  # of an ``out_of`` whole that must match (``some``: not all)
 _MAX_NAMES = 8192
 
@@ -163,7 +163,8 @@ class Rule(msgspec.Struct, frozen=True):
     scope: str = "own"
     when: tuple[SpanMatch, ...] = ()
     # ``matched``: the matched span is the root cause even below other error spans (a
-    # request whose input was wrong fails later with a misleading error).
+    # request whose input was wrong fails later with a misleading error); ``none``: the
+    # verdict has no root cause (a user cancelled it: nothing broke).
     cause: str = "origin"
     # ``out_of``: the whole the matches are part of; the rule fires only when some, not all,
     # of the operation's spans that match it match ``match`` too (``{out_of}``: how many do).
