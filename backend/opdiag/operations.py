@@ -548,8 +548,8 @@ def last_status(
             elif operation_id_of(span) != op_id:
                 continue
             found.append((span.start_us, span.end_us, status, span))
-    if not found:
-        return None
+    if len(found) < 2:  # none, or one (a listing's one-span operations): no order to find
+        return found[0][2] if found else None
     found.sort(key=lambda t: t[:2])  # stable: of two alike, the one seen last stays last
     statuses = [t[2] for t in found]
     return statuses[outcome_length([t[3] for t in found], statuses) - 1]

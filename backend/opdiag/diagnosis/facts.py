@@ -113,7 +113,12 @@ def scoped_walk(
     of a research is its backend's ``training.start``, the dispatch under it and the worker's
     phase spans, which carry no id. The ancestors above that are context."""
     walk = trace.walk_list()
-    if operation_id is None or not _has_foreign_id(trace.spans, operation_id):
+    # one span cannot both carry the id and hold another (a listing's one-span traces)
+    if (
+        operation_id is None
+        or len(trace.spans) < 2
+        or not _has_foreign_id(trace.spans, operation_id)
+    ):
         return walk, frozenset()
     carriers: list[Span] = []
     foreign: list[Span] = []

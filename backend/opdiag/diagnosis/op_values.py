@@ -9,7 +9,7 @@ declared values 200k times for nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opdiag.diagnosis.bottleneck import Choice
@@ -21,14 +21,19 @@ from opdiag.diagnosis.templates import OPERATION_VALUE_PREFIX
 from opdiag.model import Span
 
 _WORKER_PREFIX = "worker."
+# In the base group, where a time text stands until it is read (``OperationValues._later``
+# says how it is made): a rule reads one or two of the seven, and a listing would format
+# all of them for every operation.
+_LATER: Any = object()
 
 
 class OperationValues:
     """``get`` and ``full`` over one operation's template values. The groups are disjoint
     by key: ``worker.*`` from the worker assessment, ``op:*`` from the declared values,
-    everything else made at once (cheap, and read by nearly every rule)."""
+    everything else made at once (cheap, and read by nearly every rule) but its time texts,
+    each formatted when first read (a rule reads one or two of them)."""
 
-    __slots__ = ("_declared", "_operation_type", "_valued", "_values", "_workers")
+    __slots__ = ("_declared", "_later", "_operation_type", "_valued", "_values", "_workers")
 
     def __init__(
         self,
@@ -38,8 +43,12 @@ class OperationValues:
         operation_type: str | None,
         valued: Sequence[Span],
         declared: dict[str, tuple[str, ...]],
+        later: dict[str, tuple[Callable[[Any], Any], Any]] | None = None,
     ) -> None:
         self._values = base
+        # the base values still ``_LATER`` in ``base`` (kept in their place: ``full``'s
+        # order is the base's): how each is made from what
+        self._later = later or {}
         # each group's source until the group is made, then None
         self._workers: WorkerAssessment | None = workers
         self._operation_type = operation_type
@@ -61,12 +70,19 @@ class OperationValues:
             self._make_workers()
         elif key.startswith(OPERATION_VALUE_PREFIX):
             self._make_declared()
-        return self._values.get(key, default)
+        value = self._values.get(key, default)
+        if value is _LATER:
+            make, source = self._later[key]
+            value = self._values[key] = make(source)
+        return value
 
     def full(self) -> dict[str, Any]:
         """Every value (a slow rule's evidence takes them all)."""
         self._make_workers()
         self._make_declared()
+        for key, (make, source) in self._later.items():
+            if self._values[key] is _LATER:
+                self._values[key] = make(source)
         return dict(self._values)
 
 
@@ -85,19 +101,26 @@ def operation_values(
     """The operation's template values (see ``OperationValues``); ``valued``: its spans
     that carry a key of the pack's ``declared`` values, in walk order; ``quiet_since_us``:
     when the last span of any service ended, when that is long ago."""
+    duration_us, idle_us = facts.duration_us, facts.idle_us
     values: dict[str, Any] = {
         "operation.id": facts.operation_id,
         "operation.type": facts.operation_type,
         "operation.status": facts.status,
         "phase": facts.phase,
         "where": facts.where,
-        "minutes": minutes_text(facts.duration_us),
-        "idle_minutes": minutes_text(facts.idle_us),
-        "duration": duration_text(facts.duration_us),
-        "idle": duration_text(facts.idle_us),
+        "minutes": _LATER,
+        "idle_minutes": _LATER,
+        "duration": _LATER,
+        "idle": _LATER,
         "trace_count": facts.trace_count,
         "error_spans": facts.error_spans,
         "ident": ident,
+    }
+    later: dict[str, tuple[Callable[[Any], Any], Any]] = {
+        "minutes": (minutes_text, duration_us),
+        "idle_minutes": (minutes_text, idle_us),
+        "duration": (duration_text, duration_us),
+        "idle": (duration_text, idle_us),
     }
     late, done = facts.failed_late, facts.last_transition
     if late is not None and done is not None:  # failed after it had completed
@@ -111,12 +134,15 @@ def operation_values(
         values["unlinked_calls"] = facts.unlinked_calls
         values["caller.service"] = facts.unlinked_caller.service
     if facts.phase_span is not None:
-        values["phase_minutes"] = minutes_text(max(0, now_us - facts.phase_span.start_us))
+        values["phase_minutes"] = _LATER
+        later["phase_minutes"] = (minutes_text, max(0, now_us - facts.phase_span.start_us))
         since = facts.where_since_us
     else:  # no phase yet: how long ago it started
         since = facts.start_us
-    values["where_minutes"] = minutes_text(max(0, now_us - since))
-    values["where_ago"] = duration_text(max(0, now_us - since))
+    values["where_minutes"] = _LATER
+    values["where_ago"] = _LATER
+    later["where_minutes"] = (minutes_text, max(0, now_us - since))
+    later["where_ago"] = (duration_text, max(0, now_us - since))
     result = choice.result
     if result is not None:
         values["bottleneck"] = result.text
@@ -128,6 +154,7 @@ def operation_values(
         operation_type=facts.operation_type,
         valued=valued,
         declared=declared,
+        later=later,
     )
 
 

@@ -105,9 +105,8 @@ def alike_values(spans: Sequence[Span], sources: Mapping[str, Sequence[str]]) ->
             if found is not None:
                 first[key] = found[key]
     out: dict[str, str] = {}
-    for name, options in sources.items():
-        for source in options:
-            key, _, path = source.partition(">")
+    for name, options in _parsed_sources(sources):
+        for key, path in options:
             if key not in first:
                 continue
             value = _text(_field(first[key], path) if path else first[key])
@@ -118,6 +117,27 @@ def alike_values(spans: Sequence[Span], sources: Mapping[str, Sequence[str]]) ->
 
 
 _SOURCE_KEYS: dict[int, tuple[Mapping[str, Sequence[str]], frozenset[str]]] = {}
+_PARSED: dict[
+    int, tuple[Mapping[str, Sequence[str]], tuple[tuple[str, tuple[tuple[str, str], ...]], ...]]
+] = {}
+
+
+def _parsed_sources(
+    sources: Mapping[str, Sequence[str]],
+) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """``sources`` as (name, ((key, path), …)) pairs, ``key>path`` split once per mapping
+    (held: its id stays its), not once per run of a listing."""
+    known = _PARSED.get(id(sources))
+    if known is not None and known[0] is sources:
+        return known[1]
+    parsed = tuple(
+        (name, tuple((key, path) for key, _, path in (s.partition(">") for s in options)))
+        for name, options in sources.items()
+    )
+    if len(_PARSED) >= 64:
+        _PARSED.clear()
+    _PARSED[id(sources)] = (sources, parsed)
+    return parsed
 
 
 def _source_keys(sources: Mapping[str, Sequence[str]]) -> frozenset[str]:

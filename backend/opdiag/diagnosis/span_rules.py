@@ -127,6 +127,11 @@ def span_rule_hits(
     b_share = bottleneck_share
     if meeting is None:
         meeting = meeting_of(walks, index)
+    # An operation whose spans meet few candidates (a listing's one-span operations) would
+    # decide which rules take part for each shape it meets: its spans' keys rule most of
+    # them out first (``_holding_keys``). A bigger one decides that once per shape and tries
+    # its spans against the candidates (the status sieve drops most).
+    few = sum(map(len, meeting)) <= _FEW_SPANS
 
     def takes_part(rule: Rule) -> bool:
         found = active.get(rule.id)
@@ -147,7 +152,11 @@ def span_rule_hits(
         within_of: dict[str, frozenset[tuple[str, ...]]] = {}
         by_id = trace.by_id
         below_sets: tuple[dict[int, set[str]], dict[int, set[str]]] | None = None
-        for span, depth, maybe in meets:
+        for span, depth, met in meets:
+            # only the candidates whose required keys the span holds
+            maybe = _holding_keys(index, met, span.attributes) if few and len(met) > 2 else met
+            if not maybe:
+                continue
             here = here_of.get(id(maybe))
             if here is None or here[0] is not maybe:  # (the tuple is held: its id stays its)
                 part = _taking_part(index, maybe, facts, inapplicable, takes_part)
@@ -248,6 +257,31 @@ def part_of_whole(
 
 
 MAX_EVIDENCE_TRACES = 50  # per rule: the traces a finding names beside its own span's
+
+
+def _holding_keys(
+    index: ShapeIndex[Rule], maybe: tuple[Rule, ...], attributes: dict[str, Any]
+) -> tuple[Rule, ...]:
+    """Of the candidates ``maybe``, those whose required keys ``attributes`` all hold (the
+    others cannot match: ``match_own``), decided once per set of keys held and kept with
+    the index (the answer is then held, and its id its own, like the index's). A completed
+    transition meets a dozen rules about failures, each needing ``operation.error``: it
+    then meets none, and which of them take part is not decided."""
+    (required,) = index.derived(
+        maybe, _REQUIRED, lambda: (frozenset(k for r in maybe for k in _match(r).required),)
+    )
+    if attributes.keys() >= required:
+        return maybe
+    held = frozenset(attributes.keys() & required)
+    return index.derived(
+        maybe,
+        (_REQUIRED, held),
+        lambda: tuple(r for r in maybe if held.issuperset(_match(r).required)),
+    )
+
+
+_REQUIRED = "required keys"
+_FEW_SPANS = 32
 _ABSENT = object()  # a fact the facts do not hold (``facts_hold`` tells it from None)
 
 
