@@ -789,3 +789,95 @@ _MONTH_NS = 30 * 86_400 * 10**9
 def _iso(at_ns: int) -> str:
     """A time as KTRDR's host service writes it in ``data.start_date`` (``isoformat()``)."""
     return datetime.fromtimestamp(at_ns // 10**9, tz=UTC).isoformat()
+
+
+def data_load_cancelled(recording: Recording, operation_id: str, at_ns: int) -> Recording:
+    """The CLI's ``ktrdr data load`` interrupted with Ctrl+C at ``at_ns``
+    (``cli/data_commands.py``): it sends ``DELETE /api/v1/operations/{id}`` with the reason
+    'User requested cancellation via CLI' from its command's trace and returns (status OK).
+    The backend's cancel writes ``running -> cancelled`` under that request
+    (``operations_service.cancel_operation``) and cancels the asyncio task, which does not stop
+    the download's own thread (``service_orchestrator``: ``asyncio.to_thread``); that thread
+    retries the host service as recorded and then fails the operation from ``cancelled``.
+    The orphan detector leaves a cancelled operation alone."""
+    trace_id = next(
+        s["traceId"]
+        for _, _, s in spans(recording)
+        if s["name"] == "data.download" and attr(s, "operation.id") == operation_id
+    )
+    out = without(
+        recording,
+        lambda svc, s: is_orphan_close(svc, s) and attr(s, "operation.id") == operation_id,
+    )
+    root = next(
+        s for _, _, s in spans(out) if s["traceId"] == trace_id and s["name"] == "cli.data_load"
+    )
+    later_polls = {
+        s["spanId"]
+        for _, svc, s in spans(out)
+        if s["traceId"] == trace_id
+        and svc == "ktrdr-cli"
+        and s["name"] == "GET"
+        and int(s["startTimeUnixNano"]) > at_ns
+    }
+    gone = _subtree_ids(out, trace_id, later_polls)
+    out = without(out, lambda _svc, s: s["traceId"] == trace_id and s["spanId"] in gone)
+
+    def ends(span: Doc) -> None:
+        span["endTimeUnixNano"] = str(at_ns + 400_000_000)
+
+    def from_cancelled(span: Doc) -> None:
+        for a in span["attributes"]:
+            if a["key"] == "operation.from_status":
+                a["value"]["stringValue"] = "cancelled"
+
+    out = edited(out, lambda _svc, s: s["spanId"] == root["spanId"], ends)
+    out = edited(
+        out,
+        lambda _svc, s: s["traceId"] == trace_id and attr(s, "operation.from_status") == "failed",
+        from_cancelled,
+    )
+    route = "/api/v1/operations/{operation_id}"
+    path = route.replace("{operation_id}", operation_id)
+    url = f"http://127.0.0.1:8000{path}"
+    call = client_call(
+        trace_id, root["spanId"], "de1e7e0000000001", at_ns, at_ns + 300_000_000, "DELETE", url
+    )
+    call["attributes"].append({"key": "http.status_code", "value": {"intValue": "200"}})
+    answer = {
+        "traceId": trace_id,
+        "spanId": "de1e7e0000000002",
+        "parentSpanId": call["spanId"],
+        "name": f"DELETE {route}",
+        "kind": SERVER,
+        "startTimeUnixNano": str(at_ns + 3_000_000),
+        "endTimeUnixNano": str(at_ns + 290_000_000),
+        "attributes": [
+            {"key": "http.method", "value": {"stringValue": "DELETE"}},
+            {"key": "http.url", "value": {"stringValue": url}},
+            {"key": "http.route", "value": {"stringValue": route}},
+            {"key": "http.target", "value": {"stringValue": path}},
+            {"key": "http.status_code", "value": {"intValue": "200"}},
+        ],
+        "events": [],
+        "status": {},
+    }
+    reason = "User requested cancellation via CLI"
+    transition = {
+        "traceId": trace_id,
+        "spanId": "de1e7e0000000003",
+        "parentSpanId": answer["spanId"],
+        "name": "operation.state_transition",
+        "kind": 1,
+        "startTimeUnixNano": str(at_ns + 200_000_000),
+        "endTimeUnixNano": str(at_ns + 200_100_000),
+        "attributes": [
+            {"key": "operation.id", "value": {"stringValue": operation_id}},
+            {"key": "operation.from_status", "value": {"stringValue": "running"}},
+            {"key": "operation.to_status", "value": {"stringValue": "cancelled"}},
+            {"key": "operation.cancellation_reason", "value": {"stringValue": reason}},
+        ],
+        "events": [],
+        "status": {"code": 1},
+    }
+    return added(added(out, "ktrdr-cli", [call]), "ktrdr-api", [answer, transition])

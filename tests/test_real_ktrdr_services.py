@@ -315,3 +315,21 @@ def test_the_host_service_stopped_between_attempts_is_the_cause_not_the_gateway(
     assert d["status"] == "failed"
     (top,) = [f for f in d["findings"] if f["rule_id"] == "ib-host-gone-after-waiting"]
     assert "ib-gateway-refused" in {a["rule_id"] for a in top["evidence"]["also"]}  # still shown
+
+
+@pytest.mark.parametrize(
+    ("now", "status"), [("2026-12-04T15:46:00Z", "cancelled"), ("2026-12-04T16:10:00Z", "failed")]
+)
+def test_a_data_load_cancelled_while_waiting_on_the_gateway(
+    now: str, status: str, tmp_path: Path
+) -> None:
+    """Ctrl+C on `ktrdr data load AAPL` 20 s into case 4: cancelled at once; KTRDR's download
+    thread goes on and, when the host service's retries run out, fails the cancelled load.
+    The Gateway stays the verdict and the cancel is said. Before, once failed: 'IB Gateway
+    ... refused the IB host service ..., so the host service could not answer', no cancel."""
+    changed = rv.data_load_cancelled(rv.load(TRACES), LOAD, rv.ns("2026-12-04T15:45:15Z"))
+    d = _diagnose(changed, LOAD, now, tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", status), d["summary"]
+    assert "Gateway" in d["summary"] and "4002" in d["summary"], d["summary"]
+    assert "cancelled" in d["summary"], d["summary"]
+    assert d["root_cause"]["span_name"] == "ib.connect"
