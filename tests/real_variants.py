@@ -881,3 +881,71 @@ def data_load_cancelled(recording: Recording, operation_id: str, at_ns: int) -> 
         "status": {"code": 1},
     }
     return added(added(out, "ktrdr-cli", [call]), "ktrdr-api", [answer, transition])
+
+
+def backend_killed_during_data_load(
+    recording: Recording, operation_id: str, at_ns: int, back_ns: int
+) -> Recording:
+    """The backend SIGKILLed at ``at_ns`` while it ran the data load ``operation_id`` (in a
+    thread of its own process, ``service_orchestrator``) and started again at ``back_ns``.
+    Lost: the backend's spans that ended in its last 5 s export batch or were open at the kill,
+    everything it would have written until the restart, and all later work of the load (its
+    thread died: no more calls to the host service, no final transition), with the host
+    service's answers to calls that were never made. The CLI following the load has its
+    status reads refused while the backend is down (AsyncCLIClient retries a refused call
+    after 1, 2, 4 s) and read RUNNING again afterwards; the new backend's orphan detector fails
+    the load about a minute later, as the old one did in the recording."""
+    trace_id = next(
+        s["traceId"]
+        for _, _, s in spans(recording)
+        if s["name"] == "data.download" and attr(s, "operation.id") == operation_id
+    )
+    batch_ns = 5_000_000_000
+    kept_names = ("data.download", "operations.create", "operation.register")
+
+    def lost(service: str, s: Doc) -> bool:
+        start, end = int(s["startTimeUnixNano"]), int(s["endTimeUnixNano"])
+        if service == "ktrdr-ib-host-service":
+            return s["traceId"] == trace_id and start > at_ns
+        if service != "ktrdr-api" or is_orphan_close(service, s):
+            return False
+        if s["traceId"] == trace_id and start < at_ns - batch_ns:
+            return end >= at_ns and s["name"] not in kept_names
+        return (end >= at_ns - batch_ns and start < back_ns) or start < at_ns < end or (
+            s["traceId"] == trace_id
+            and not s["name"].startswith("GET /api/v1/operations/{operation_id}")
+        )
+
+    out = without(recording, lost)
+    polls = sorted(
+        (
+            s
+            for _, svc, s in spans(out)
+            if s["traceId"] == trace_id
+            and svc == "ktrdr-cli"
+            and s["name"] == "GET"
+            and at_ns <= int(s["startTimeUnixNano"]) < back_ns
+        ),
+        key=lambda s: int(s["startTimeUnixNano"]),
+    )
+    refused: set[str] = set()
+    due = at_ns
+    for poll in polls:  # one read, then its retries after 1 s, 2 s, 4 s ...
+        if int(poll["startTimeUnixNano"]) >= due:
+            refused.add(poll["spanId"])
+            due = int(poll["startTimeUnixNano"]) + 2 ** len(refused) // 2 * 1_000_000_000
+    out = without(
+        out,
+        lambda svc, s: s["traceId"] == trace_id
+        and svc == "ktrdr-cli"
+        and s["name"] == "GET"
+        and at_ns <= int(s["startTimeUnixNano"]) < back_ns
+        and s["spanId"] not in refused,
+    )
+
+    def fail(span: Doc) -> None:
+        span["attributes"] = [a for a in span["attributes"] if a["key"] != "http.status_code"]
+        end = int(span["startTimeUnixNano"]) + 2_000_000
+        raising("httpx.ConnectError", "All connection attempts failed", end_ns=end)(span)
+
+    return edited(out, lambda _svc, s: s["spanId"] in refused, fail)

@@ -333,3 +333,19 @@ def test_a_data_load_cancelled_while_waiting_on_the_gateway(
     assert "Gateway" in d["summary"] and "4002" in d["summary"], d["summary"]
     assert "cancelled" in d["summary"], d["summary"]
     assert d["root_cause"]["span_name"] == "ib.connect"
+
+
+def test_a_data_load_lost_with_a_restarted_backend_says_so(tmp_path: Path) -> None:
+    """The backend SIGKILLed 16 s into case 4's data load and back 7 s later: the load ran
+    in the old process (nothing resumes it), the CLI's reads were refused meanwhile and
+    answered RUNNING again after, and the new process's orphan detector failed it. Before:
+    'service unreachable: backend API unreachable (httpx.ConnectError at …)', as if the
+    backend were still down and nothing said the load was lost with it."""
+    changed = rv.backend_killed_during_data_load(
+        rv.load(TRACES), LOAD, rv.ns("2026-12-04T15:45:12Z"), rv.ns("2026-12-04T15:45:19Z")
+    )
+    d = _diagnose(changed, LOAD, "2026-12-04T16:10:00Z", tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
+    assert "the backend stopped while it ran this data load" in d["summary"], d["summary"]
+    assert "orphan detector" in d["summary"], d["summary"]
+    assert d["root_cause"]["service"] == "ktrdr-cli"
