@@ -335,15 +335,26 @@ def test_a_data_load_cancelled_while_waiting_on_the_gateway(
     assert d["root_cause"]["span_name"] == "ib.connect"
 
 
-def test_a_data_load_lost_with_a_restarted_backend_says_so(tmp_path: Path) -> None:
-    """The backend SIGKILLed 16 s into case 4's data load and back 7 s later: the load ran
-    in the old process (nothing resumes it), the CLI's reads were refused meanwhile and
+@pytest.mark.parametrize(
+    ("killed", "back"),
+    [
+        ("2026-12-04T15:45:12Z", "2026-12-04T15:45:19Z"),
+        ("2026-12-04T15:44:58Z", "2026-12-04T15:45:05Z"),
+    ],
+)
+def test_a_data_load_lost_with_a_restarted_backend_says_so(
+    killed: str, back: str, tmp_path: Path
+) -> None:
+    """The backend SIGKILLed during case 4's data load and back 7 s later: the load ran in
+    the old process (nothing resumes it), the CLI's reads were refused meanwhile and
     answered RUNNING again after, and the new process's orphan detector failed it. Before:
     'service unreachable: backend API unreachable (httpx.ConnectError at …)', as if the
-    backend were still down and nothing said the load was lost with it."""
-    changed = rv.backend_killed_during_data_load(
-        rv.load(TRACES), LOAD, rv.ns("2026-12-04T15:45:12Z"), rv.ns("2026-12-04T15:45:19Z")
-    )
+    backend were still down and nothing said the load was lost with it. Killed 3 s in, the
+    backend's spans of the load were lost with its first export batch: only the orphan
+    detector's one-span trace names it, and the CLI's trace (its reads answered, one
+    refused) was a failed dispatch of its own; the load read 'failed: Operation was RUNNING
+    but no worker claimed it', 0 ms long."""
+    changed = rv.backend_killed_during_data_load(rv.load(TRACES), LOAD, rv.ns(killed), rv.ns(back))
     d = _diagnose(changed, LOAD, "2026-12-04T16:10:00Z", tmp_path)
     assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
     assert "the backend stopped while it ran this data load" in d["summary"], d["summary"]
