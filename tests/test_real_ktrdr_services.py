@@ -360,3 +360,21 @@ def test_a_data_load_lost_with_a_restarted_backend_says_so(
     assert "the backend stopped while it ran this data load" in d["summary"], d["summary"]
     assert "orphan detector" in d["summary"], d["summary"]
     assert d["root_cause"]["service"] == "ktrdr-cli"
+
+
+def test_a_data_load_sent_with_curl_lost_with_a_restarted_backend(tmp_path: Path) -> None:
+    """The same kill with the load started by curl: no read was refused, but the IB host
+    service served the load's validate call that the killed backend never exported, and no
+    call of it timed out before the orphan detector failed it. Before: 'failed: POST
+    /api/v1/data/acquire/download never called the IB host service', which it had."""
+    changed = rv.backend_killed_during_data_load(
+        rv.load(TRACES), LOAD, rv.ns("2026-12-04T15:45:12Z"), rv.ns("2026-12-04T15:45:19Z")
+    )
+    trace_id = next(
+        s["traceId"] for _, _, s in rv.spans(changed) if rv.attr(s, "operation.id") == LOAD
+    )
+    d = _diagnose(rv.as_curl(changed, {trace_id}), LOAD, "2026-12-04T16:10:00Z", tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
+    assert "the backend stopped while it ran this data load" in d["summary"], d["summary"]
+    assert "never called" not in d["summary"]
+    assert d["root_cause"]["span_name"] == "POST /api/v1/data/acquire/download"
