@@ -789,3 +789,163 @@ _MONTH_NS = 30 * 86_400 * 10**9
 def _iso(at_ns: int) -> str:
     """A time as KTRDR's host service writes it in ``data.start_date`` (``isoformat()``)."""
     return datetime.fromtimestamp(at_ns // 10**9, tz=UTC).isoformat()
+
+
+def data_load_cancelled(recording: Recording, operation_id: str, at_ns: int) -> Recording:
+    """The CLI's ``ktrdr data load`` interrupted with Ctrl+C at ``at_ns``
+    (``cli/data_commands.py``): it sends ``DELETE /api/v1/operations/{id}`` with the reason
+    'User requested cancellation via CLI' from its command's trace and returns (status OK).
+    The backend's cancel writes ``running -> cancelled`` under that request
+    (``operations_service.cancel_operation``) and cancels the asyncio task, which does not stop
+    the download's own thread (``service_orchestrator``: ``asyncio.to_thread``); that thread
+    retries the host service as recorded and then fails the operation from ``cancelled``.
+    The orphan detector leaves a cancelled operation alone."""
+    trace_id = next(
+        s["traceId"]
+        for _, _, s in spans(recording)
+        if s["name"] == "data.download" and attr(s, "operation.id") == operation_id
+    )
+    out = without(
+        recording,
+        lambda svc, s: is_orphan_close(svc, s) and attr(s, "operation.id") == operation_id,
+    )
+    root = next(
+        s for _, _, s in spans(out) if s["traceId"] == trace_id and s["name"] == "cli.data_load"
+    )
+    later_polls = {
+        s["spanId"]
+        for _, svc, s in spans(out)
+        if s["traceId"] == trace_id
+        and svc == "ktrdr-cli"
+        and s["name"] == "GET"
+        and int(s["startTimeUnixNano"]) > at_ns
+    }
+    gone = _subtree_ids(out, trace_id, later_polls)
+    out = without(out, lambda _svc, s: s["traceId"] == trace_id and s["spanId"] in gone)
+
+    def ends(span: Doc) -> None:
+        span["endTimeUnixNano"] = str(at_ns + 400_000_000)
+
+    def from_cancelled(span: Doc) -> None:
+        for a in span["attributes"]:
+            if a["key"] == "operation.from_status":
+                a["value"]["stringValue"] = "cancelled"
+
+    out = edited(out, lambda _svc, s: s["spanId"] == root["spanId"], ends)
+    out = edited(
+        out,
+        lambda _svc, s: s["traceId"] == trace_id and attr(s, "operation.from_status") == "failed",
+        from_cancelled,
+    )
+    route = "/api/v1/operations/{operation_id}"
+    path = route.replace("{operation_id}", operation_id)
+    url = f"http://127.0.0.1:8000{path}"
+    call = client_call(
+        trace_id, root["spanId"], "de1e7e0000000001", at_ns, at_ns + 300_000_000, "DELETE", url
+    )
+    call["attributes"].append({"key": "http.status_code", "value": {"intValue": "200"}})
+    answer = {
+        "traceId": trace_id,
+        "spanId": "de1e7e0000000002",
+        "parentSpanId": call["spanId"],
+        "name": f"DELETE {route}",
+        "kind": SERVER,
+        "startTimeUnixNano": str(at_ns + 3_000_000),
+        "endTimeUnixNano": str(at_ns + 290_000_000),
+        "attributes": [
+            {"key": "http.method", "value": {"stringValue": "DELETE"}},
+            {"key": "http.url", "value": {"stringValue": url}},
+            {"key": "http.route", "value": {"stringValue": route}},
+            {"key": "http.target", "value": {"stringValue": path}},
+            {"key": "http.status_code", "value": {"intValue": "200"}},
+        ],
+        "events": [],
+        "status": {},
+    }
+    reason = "User requested cancellation via CLI"
+    transition = {
+        "traceId": trace_id,
+        "spanId": "de1e7e0000000003",
+        "parentSpanId": answer["spanId"],
+        "name": "operation.state_transition",
+        "kind": 1,
+        "startTimeUnixNano": str(at_ns + 200_000_000),
+        "endTimeUnixNano": str(at_ns + 200_100_000),
+        "attributes": [
+            {"key": "operation.id", "value": {"stringValue": operation_id}},
+            {"key": "operation.from_status", "value": {"stringValue": "running"}},
+            {"key": "operation.to_status", "value": {"stringValue": "cancelled"}},
+            {"key": "operation.cancellation_reason", "value": {"stringValue": reason}},
+        ],
+        "events": [],
+        "status": {"code": 1},
+    }
+    return added(added(out, "ktrdr-cli", [call]), "ktrdr-api", [answer, transition])
+
+
+def backend_killed_during_data_load(
+    recording: Recording, operation_id: str, at_ns: int, back_ns: int
+) -> Recording:
+    """The backend SIGKILLed at ``at_ns`` while it ran the data load ``operation_id`` (in a
+    thread of its own process, ``service_orchestrator``) and started again at ``back_ns``.
+    Lost: the backend's spans that ended in its last 5 s export batch or were open at the kill,
+    everything it would have written until the restart, and all later work of the load (its
+    thread died: no more calls to the host service, no final transition), with the host
+    service's answers to calls that were never made. The CLI following the load has its
+    status reads refused while the backend is down (AsyncCLIClient retries a refused call
+    after 1, 2, 4 s) and read RUNNING again afterwards; the new backend's orphan detector fails
+    the load about a minute later, as the old one did in the recording."""
+    trace_id = next(
+        s["traceId"]
+        for _, _, s in spans(recording)
+        if s["name"] == "data.download" and attr(s, "operation.id") == operation_id
+    )
+    batch_ns = 5_000_000_000
+    kept_names = ("data.download", "operations.create", "operation.register")
+
+    def lost(service: str, s: Doc) -> bool:
+        start, end = int(s["startTimeUnixNano"]), int(s["endTimeUnixNano"])
+        if service == "ktrdr-ib-host-service":
+            return s["traceId"] == trace_id and start > at_ns
+        if service != "ktrdr-api" or is_orphan_close(service, s):
+            return False
+        if s["traceId"] == trace_id and start < at_ns - batch_ns:
+            return end >= at_ns and s["name"] not in kept_names
+        return (end >= at_ns - batch_ns and start < back_ns) or start < at_ns < end or (
+            s["traceId"] == trace_id
+            and not s["name"].startswith("GET /api/v1/operations/{operation_id}")
+        )
+
+    out = without(recording, lost)
+    polls = sorted(
+        (
+            s
+            for _, svc, s in spans(out)
+            if s["traceId"] == trace_id
+            and svc == "ktrdr-cli"
+            and s["name"] == "GET"
+            and at_ns <= int(s["startTimeUnixNano"]) < back_ns
+        ),
+        key=lambda s: int(s["startTimeUnixNano"]),
+    )
+    refused: set[str] = set()
+    due = at_ns
+    for poll in polls:  # one read, then its retries after 1 s, 2 s, 4 s ...
+        if int(poll["startTimeUnixNano"]) >= due:
+            refused.add(poll["spanId"])
+            due = int(poll["startTimeUnixNano"]) + 2 ** len(refused) // 2 * 1_000_000_000
+    out = without(
+        out,
+        lambda svc, s: s["traceId"] == trace_id
+        and svc == "ktrdr-cli"
+        and s["name"] == "GET"
+        and at_ns <= int(s["startTimeUnixNano"]) < back_ns
+        and s["spanId"] not in refused,
+    )
+
+    def fail(span: Doc) -> None:
+        span["attributes"] = [a for a in span["attributes"] if a["key"] != "http.status_code"]
+        end = int(span["startTimeUnixNano"]) + 2_000_000
+        raising("httpx.ConnectError", "All connection attempts failed", end_ns=end)(span)
+
+    return edited(out, lambda _svc, s: s["spanId"] in refused, fail)

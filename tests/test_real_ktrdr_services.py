@@ -236,3 +236,145 @@ def test_the_host_service_killed_mid_request_is_the_cause_not_the_gateway(tmp_pa
     assert d["root_cause"]["service"] == "ktrdr-api" and d["root_cause"]["span_name"] == "POST"
     (top,) = [f for f in d["findings"] if f["rule_id"] == "ib-host-dropped"]
     assert "ib-gateway-refused" in {a["rule_id"] for a in top["evidence"]["also"]}  # still shown
+
+
+def _host_stopped(at: str) -> rv.Recording:
+    """The IB host service stopped at ``at`` while case 4's second ``POST /data/validate``
+    waited on the refusing Gateway: that call times out as recorded (nothing answers it),
+    the retry after it (KTRDR retries timeouts after 1, 2, 4 s) finds the port closed, and
+    ``ConnectError`` fails the load at once (service_adapter.py retries only timeouts):
+    'Host service connection failed: HTTP error for POST /data/validate: All connection
+    attempts failed'. The CLI sees failed on its next poll and ends; the host service's
+    unexported spans and its ib.connect loop stop with it."""
+    stopped = rv.ns(at)
+    base = rv.died_before_export(rv.load(TRACES), HOST, stopped)
+    base = rv.without(base, lambda svc, s: rv.is_orphan_close(svc, s) and LOAD in str(s))
+    calls = sorted(
+        (
+            s
+            for _, _, s in rv.spans(base)
+            if s["traceId"].startswith(LOAD_TRACE)
+            and s["kind"] == rv.CLIENT
+            and str(rv.attr(s, "http.url")).endswith(":5001/data/validate")
+        ),
+        key=lambda s: int(s["startTimeUnixNano"]),
+    )
+    retry = next(s for s in calls if int(s["startTimeUnixNano"]) > stopped + 10**10)
+    refused_at = int(retry["startTimeUnixNano"])
+    base = rv.without(
+        base,
+        lambda _svc, s: s["traceId"].startswith(LOAD_TRACE)
+        and int(s["startTimeUnixNano"]) > refused_at + 400_000_000
+        and s["name"] not in ("cli.data_load", "data.download", "operation.state_transition"),
+    )
+    message = "All connection attempts failed"
+    base = rv.edited(
+        base,
+        lambda _svc, s: s["spanId"] == retry["spanId"],
+        rv.raising("httpx.ConnectError", message, end_ns=refused_at + 2_000_000),
+    )
+
+    def failed(span: dict[str, Any]) -> None:
+        span["startTimeUnixNano"] = str(refused_at + 4_000_000)
+        span["endTimeUnixNano"] = str(refused_at + 4_100_000)
+        for a in span["attributes"]:
+            if a["key"] == "operation.from_status":
+                a["value"]["stringValue"] = "running"
+            if a["key"] == "operation.error":
+                a["value"]["stringValue"] = (
+                    f"Host service connection failed: HTTP error for POST /data/validate: {message}"
+                )
+
+    def cli_ends(span: dict[str, Any]) -> None:
+        span["endTimeUnixNano"] = str(refused_at + 500_000_000)
+
+    base = rv.edited(
+        base,
+        lambda _svc, s: s["traceId"].startswith(LOAD_TRACE)
+        and rv.attr(s, "operation.to_status") == "failed",
+        failed,
+    )
+    return rv.edited(
+        base,
+        lambda _svc, s: s["traceId"].startswith(LOAD_TRACE) and s["name"] == "cli.data_load",
+        cli_ends,
+    )
+
+
+def test_the_host_service_stopped_between_attempts_is_the_cause_not_the_gateway(
+    tmp_path: Path,
+) -> None:
+    """The Gateway's refusals made the first calls time out; the load failed because the
+    retry found nothing listening on :5001, and the host service must be started first.
+    Before: 'IB Gateway at 127.0.0.1:4002 refused the IB host service', root cause ib.connect."""
+    d = _diagnose(_host_stopped("2026-12-04T15:45:40Z"), LOAD, "2026-12-04T16:10:00Z", tmp_path)
+    assert d["verdict"] == "service_unreachable", d["summary"]
+    assert "IB host service refused the connection" in d["summary"], d["summary"]
+    assert "5001" in d["summary"] and "stopped or died" in d["summary"], d["summary"]
+    assert d["root_cause"]["service"] == "ktrdr-api" and d["root_cause"]["span_name"] == "POST"
+    assert d["status"] == "failed"
+    (top,) = [f for f in d["findings"] if f["rule_id"] == "ib-host-gone-after-waiting"]
+    assert "ib-gateway-refused" in {a["rule_id"] for a in top["evidence"]["also"]}  # still shown
+
+
+@pytest.mark.parametrize(
+    ("now", "status"), [("2026-12-04T15:46:00Z", "cancelled"), ("2026-12-04T16:10:00Z", "failed")]
+)
+def test_a_data_load_cancelled_while_waiting_on_the_gateway(
+    now: str, status: str, tmp_path: Path
+) -> None:
+    """Ctrl+C on `ktrdr data load AAPL` 20 s into case 4: cancelled at once; KTRDR's download
+    thread goes on and, when the host service's retries run out, fails the cancelled load.
+    The Gateway stays the verdict and the cancel is said. Before, once failed: 'IB Gateway
+    ... refused the IB host service ..., so the host service could not answer', no cancel."""
+    changed = rv.data_load_cancelled(rv.load(TRACES), LOAD, rv.ns("2026-12-04T15:45:15Z"))
+    d = _diagnose(changed, LOAD, now, tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", status), d["summary"]
+    assert "Gateway" in d["summary"] and "4002" in d["summary"], d["summary"]
+    assert "cancelled" in d["summary"], d["summary"]
+    assert d["root_cause"]["span_name"] == "ib.connect"
+
+
+@pytest.mark.parametrize(
+    ("killed", "back"),
+    [
+        ("2026-12-04T15:45:12Z", "2026-12-04T15:45:19Z"),
+        ("2026-12-04T15:44:58Z", "2026-12-04T15:45:05Z"),
+    ],
+)
+def test_a_data_load_lost_with_a_restarted_backend_says_so(
+    killed: str, back: str, tmp_path: Path
+) -> None:
+    """The backend SIGKILLed during case 4's data load and back 7 s later: the load ran in
+    the old process (nothing resumes it), the CLI's reads were refused meanwhile and
+    answered RUNNING again after, and the new process's orphan detector failed it. Before:
+    'service unreachable: backend API unreachable (httpx.ConnectError at …)', as if the
+    backend were still down and nothing said the load was lost with it. Killed 3 s in, the
+    backend's spans of the load were lost with its first export batch: only the orphan
+    detector's one-span trace names it, and the CLI's trace (its reads answered, one
+    refused) was a failed dispatch of its own; the load read 'failed: Operation was RUNNING
+    but no worker claimed it', 0 ms long."""
+    changed = rv.backend_killed_during_data_load(rv.load(TRACES), LOAD, rv.ns(killed), rv.ns(back))
+    d = _diagnose(changed, LOAD, "2026-12-04T16:10:00Z", tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
+    assert "the backend stopped while it ran this data load" in d["summary"], d["summary"]
+    assert "orphan detector" in d["summary"], d["summary"]
+    assert d["root_cause"]["service"] == "ktrdr-cli"
+
+
+def test_a_data_load_sent_with_curl_lost_with_a_restarted_backend(tmp_path: Path) -> None:
+    """The same kill with the load started by curl: no read was refused, but the IB host
+    service served the load's validate call that the killed backend never exported, and no
+    call of it timed out before the orphan detector failed it. Before: 'failed: POST
+    /api/v1/data/acquire/download never called the IB host service', which it had."""
+    changed = rv.backend_killed_during_data_load(
+        rv.load(TRACES), LOAD, rv.ns("2026-12-04T15:45:12Z"), rv.ns("2026-12-04T15:45:19Z")
+    )
+    trace_id = next(
+        s["traceId"] for _, _, s in rv.spans(changed) if rv.attr(s, "operation.id") == LOAD
+    )
+    d = _diagnose(rv.as_curl(changed, {trace_id}), LOAD, "2026-12-04T16:10:00Z", tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
+    assert "the backend stopped while it ran this data load" in d["summary"], d["summary"]
+    assert "never called" not in d["summary"]
+    assert d["root_cause"]["span_name"] == "POST /api/v1/data/acquire/download"

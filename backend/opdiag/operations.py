@@ -324,6 +324,12 @@ def operation_answered(span: Span) -> str | None:
     return found.group(1)
 
 
+def only_records(traces: Sequence[Trace]) -> bool:
+    """Every trace is a single span: records about an operation (a status transition its
+    orphan detector wrote), none of its work."""
+    return all(len(t.spans) == 1 for t in traces)
+
+
 def _answered_in(trace: Trace) -> str | None:
     for span in trace.spans:
         op_id = operation_answered(span)
@@ -456,18 +462,20 @@ def group_operations(
             if read is not None:  # the operation's, if no span of it carries its id yet
                 unclaimed.append((read, trace, scan.any_type))
             continue
-        named = _operation_in_url(trace)
+        named = _operation_in_url(trace) or _answered_in(trace)
         if named is not None:
             about.append((named, trace, scan.any_type))
             continue
         _failed_dispatch(groups, trace, scan.any_type)
     for named, trace, any_type in about:  # the operation's, when its own traces are here
-        if named in hints:
+        if named in hints and (_operation_in_url(trace) or only_records(groups[named].traces)):
             join(named, trace, None, single=True)
         else:
             _failed_dispatch(groups, trace, any_type)
-    # an operation no span names yet: the backend's answers to reads of it are all there is
-    carried = set(hints)
+    # an operation no span names yet: the backend's answers to reads of it are all there is;
+    # so are they when what names it is only one-span records written after it ran (KTRDR's
+    # orphan detector failing it: the process that ran it died before its first export)
+    carried = {op_id for op_id in hints if not only_records(groups[op_id].traces)}
     for read, trace, any_type in unclaimed:
         if read not in carried:
             join(read, trace, any_type, single=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 from opdiag.errors import InputError
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
-from opdiag.operations import is_operation_id, operation_answered
+from opdiag.operations import is_operation_id, only_records, operation_answered
 from opdiag.sources.base import SpanQuery
 from opdiag.sources.rawbytes import DEFAULT_MAX_BYTES
 from opdiag.sources.readers import read_file
@@ -151,7 +151,16 @@ class FileSource:
         key = ident.strip()
         ids = self._by_operation.get(key)
         if ids:
-            return [self._by_id[t] for t in ids]
+            found = [self._by_id[t] for t in ids]
+            if not only_records(found):
+                return found
+            # only one-span records name it (its orphan detector's failure): the traces in
+            # which the backend answered reads of it hold what it did (a scan, rare)
+            return found + [
+                t
+                for t in self._by_id.values()
+                if t.trace_id not in ids and any(operation_answered(s) == key for s in t.spans)
+            ]
         if looks_like_trace_id(key):
             trace = self._by_id.get(normalise_trace_id(key))
             if trace is not None:
