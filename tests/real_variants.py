@@ -338,6 +338,27 @@ def stretched(recording: Recording, trace_ids: set[str], name: str, extra_ns: in
     return edited(recording, lambda _service, span: span["traceId"] in trace_ids, later)
 
 
+def longer_after(recording: Recording, trace_ids: set[str], name: str, extra_ns: int) -> Recording:
+    """The time after the span ``name`` of ``trace_ids`` (KTRDR's span-less training loop
+    after ``training.data_loading``) lasts ``extra_ns`` longer: what starts after it ends
+    starts that much later, and what holds it ends that much later; the span itself not."""
+    target = next(
+        s for _, _, s in spans(recording) if s["traceId"] in trace_ids and s["name"] == name
+    )
+    start, end = int(target["startTimeUnixNano"]), int(target["endTimeUnixNano"])
+
+    def later(span: Doc) -> None:
+        s_start, s_end = int(span["startTimeUnixNano"]), int(span["endTimeUnixNano"])
+        if s_start >= end:
+            span["startTimeUnixNano"] = str(s_start + extra_ns)
+            for event in span.get("events", []):
+                event["timeUnixNano"] = str(int(event["timeUnixNano"]) + extra_ns)
+        if s_end > end and (s_start < start or s_start >= end):
+            span["endTimeUnixNano"] = str(s_end + extra_ns)
+
+    return edited(recording, lambda _service, span: span["traceId"] in trace_ids, later)
+
+
 def _probe_port(span: dict[str, Any]) -> int | None:
     m = re.search(r":(\d+)/health$", str(attr(span, "http.url") or ""))
     return int(m.group(1)) if m else None

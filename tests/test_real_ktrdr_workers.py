@@ -1,0 +1,92 @@
+"""run1's trainings, backtests and workers as another recording of the same system may hold
+them: a strategy trained again more slowly, a cancel at another moment, a worker lost at
+another phase. Each test changes run1 the way KTRDR's code says such a run looks
+(``real_variants``) and says what a correct diagnosis is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import real_variants as rv
+import yaml
+from conftest import REAL_KTRDR
+from opdiag.cli.main import main
+from opdiag.devtools.score_cases import diagnose_case
+
+RUN = REAL_KTRDR / "run1"
+TRACES = RUN / "traces"
+CASES: list[dict[str, Any]] = yaml.safe_load((RUN / "cases.yaml").read_text(encoding="utf-8"))
+FINAL = {c["id"]: c for c in CASES if c.get("upto") is None}
+
+pytestmark = pytest.mark.slow
+
+MINIMAL = "op_training_20261204_154305_f6579e1a"  # v3_minimal, 10 epochs on EURUSD: 44.8 s
+AGAIN = "op_training_20261204_160500_f6579e19"
+LATER = "2026-12-04T16:30:00Z"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _trained_again(tmp: Path, loop_extra_s: float) -> Path:
+    """run1 with v3_minimal trained once more at 16:05, its span-less loop (after
+    training.data_loading) ``loop_extra_s`` longer."""
+    base = rv.load(TRACES)
+    first = diagnose_case(RUN, FINAL[MINIMAL], tmp / "first")
+    shift = rv.ns("2026-12-04T16:05:00Z") - rv.ns("2026-12-04T15:43:05Z")
+    copy = rv.copy_operation(base, set(first["trace_ids"]), {MINIMAL: AGAIN}, shift, salt=9)
+    if loop_extra_s:
+        traces = {s["traceId"] for _, _, s in rv.spans(copy)}
+        copy = rv.longer_after(copy, traces, "training.data_loading", int(loop_extra_s * 1e9))
+    root = tmp / f"again-{loop_extra_s:g}"
+    rv.write(base + copy, root / "traces")
+    return root
+
+
+def test_a_training_slower_than_the_one_earlier_run_of_its_strategy_is_slow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same strategy on the same data, its loop 70 s longer (1.9 min against 44.8 s):
+    run1's only other completed training is another strategy (30 epochs), which does not
+    judge it, and one earlier run fell short of the two runs a baseline asks. The same
+    strategy's epochs and data take the same time: one run of it is enough to call it slow,
+    and the summary names the loop that grew. As fast as before, it is healthy."""
+    root = _trained_again(tmp_path, 70)
+    d = diagnose_case(root, {"id": AGAIN, "now": LATER}, tmp_path / "slow")
+    c = d["comparison"]
+    assert [r["key"] for r in c["runs"]] == [MINIMAL] and c["judges_speed"], c
+    assert c["matched_on"].get("strategy") == "v3_minimal", c
+    assert d["verdict"] == "slow", d["summary"]
+    assert "after training.data_loading" in d["summary"] and "44.8 s" in d["summary"]
+    b = d["bottleneck"]
+    assert (b["kind"], b["after_span_name"]) == ("gap", "training.data_loading"), b
+    # the earlier run is not slow against the later one, and the listing says the same
+    first = diagnose_case(root, {"id": MINIMAL, "now": LATER}, tmp_path / "first-again")
+    assert first["verdict"] == "healthy", first["summary"]
+    assert main(["operations", "--traces", str(root / "traces"), "--now", LATER,
+                 "--format", "json"]) == 0
+    rows = {r["operation_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[AGAIN]["verdict"] == "slow" and rows[MINIMAL]["verdict"] == "healthy", rows
+
+    usual = _trained_again(tmp_path, 0)
+    d = diagnose_case(usual, {"id": AGAIN, "now": LATER}, tmp_path / "usual")
+    assert d["verdict"] == "healthy", d["summary"]
+
+
+def test_one_run_of_its_strategy_is_not_enough_when_settings_ask_for_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``diagnosis.min_strategy_runs: 2`` asks as many runs of its strategy as of others:
+    the one earlier run is shown, it does not judge."""
+    root = _trained_again(tmp_path, 70)
+    settings = tmp_path / "opdiag.yaml"
+    settings.write_text("diagnosis:\n  min_strategy_runs: 2\n", encoding="utf-8")
+    monkeypatch.setenv("OPDIAG_CONFIG", str(settings))
+    d = diagnose_case(root, {"id": AGAIN, "now": LATER}, tmp_path / "two")
+    assert d["verdict"] == "healthy" and not d["comparison"]["judges_speed"], d["summary"]
