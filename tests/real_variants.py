@@ -359,6 +359,25 @@ def longer_after(recording: Recording, trace_ids: set[str], name: str, extra_ns:
     return edited(recording, lambda _service, span: span["traceId"] in trace_ids, later)
 
 
+def trace_moved(recording: Recording, trace_id: str, shift_ns: int) -> Recording:
+    """The trace ``trace_id`` (a command of its own: ``ktrdr cancel``) happening ``shift_ns``
+    later (earlier when negative), each service's spans in a file of their own where the
+    recorder would have put them."""
+    moved: dict[str, list[Doc]] = {}
+    for _, service, original in spans(recording):
+        if original["traceId"] == trace_id:
+            span = copy.deepcopy(original)
+            for key in ("startTimeUnixNano", "endTimeUnixNano"):
+                span[key] = str(int(span[key]) + shift_ns)
+            for event in span.get("events", []):
+                event["timeUnixNano"] = str(int(event["timeUnixNano"]) + shift_ns)
+            moved.setdefault(service, []).append(span)
+    out = without(recording, lambda _service, span: span["traceId"] == trace_id)
+    for service, new_spans in moved.items():
+        out = added(out, service, new_spans)
+    return out
+
+
 def _probe_port(span: dict[str, Any]) -> int | None:
     m = re.search(r":(\d+)/health$", str(attr(span, "http.url") or ""))
     return int(m.group(1)) if m else None

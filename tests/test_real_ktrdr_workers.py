@@ -90,3 +90,35 @@ def test_one_run_of_its_strategy_is_not_enough_when_settings_ask_for_two(
     monkeypatch.setenv("OPDIAG_CONFIG", str(settings))
     d = diagnose_case(root, {"id": AGAIN, "now": LATER}, tmp_path / "two")
     assert d["verdict"] == "healthy" and not d["comparison"]["judges_speed"], d["summary"]
+
+
+CANCELLED = "op_training_20261204_154638_11134ee7"  # v3_long, cancelled 51 s in, in its loop
+
+
+def test_a_training_cancelled_while_it_loaded_its_data_was_in_that_phase(tmp_path: Path) -> None:
+    """``ktrdr cancel`` sent while training.data_loading was open (its 0.23 s moved there):
+    KTRDR marks the operation cancelled at once and checks its token only between phases,
+    so the phase span still ends, after the cancel. It was cancelled in that phase, not
+    after it; cancelled in the loop (run1) it is still after."""
+    base = rv.load(TRACES)
+    trace = next(  # ktrdr cancel's own trace
+        s["traceId"] for _, _, s in rv.spans(base)
+        if s["name"] == "cli.cancel" and CANCELLED in str(rv.attr(s, "cli.args"))
+    )
+    first = next(
+        s for _, _, s in rv.spans(base)
+        if s["traceId"] == trace and rv.attr(s, "operation.to_status") == "cancelled"
+    )
+    loading = next(
+        s for _, _, s in rv.spans(base)
+        if s["name"] == "training.data_loading" and rv.attr(s, "data.symbol") == "EURUSD"
+        and int(s["startTimeUnixNano"]) > rv.ns("2026-12-04T15:46:38Z")
+    )
+    inside = (int(loading["startTimeUnixNano"]) + int(loading["endTimeUnixNano"])) // 2
+    moved = rv.trace_moved(base, trace, inside - int(first["startTimeUnixNano"]))
+    root = rv.write(moved, tmp_path / "early" / "traces").parent
+    d = diagnose_case(root, FINAL[CANCELLED], tmp_path / "early-case")
+    assert d["verdict"] == "cancelled", d["summary"]
+    assert "in training.data_loading" in d["summary"], d["summary"]
+    d = diagnose_case(RUN, FINAL[CANCELLED], tmp_path / "run1")
+    assert "after training.data_loading" in d["summary"], d["summary"]
