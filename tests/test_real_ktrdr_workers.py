@@ -122,3 +122,34 @@ def test_a_training_cancelled_while_it_loaded_its_data_was_in_that_phase(tmp_pat
     assert "in training.data_loading" in d["summary"], d["summary"]
     d = diagnose_case(RUN, FINAL[CANCELLED], tmp_path / "run1")
     assert "after training.data_loading" in d["summary"], d["summary"]
+
+
+@pytest.mark.parametrize(
+    ("ident", "phases", "message"),
+    [
+        (MINIMAL, "training.", "Invalid parameters for RSIIndicator"),
+        (
+            "op_backtesting_20261204_154358_5d955ea3",
+            "backtest.",
+            "[MF-InvalidParameters] Invalid parameters for TriangularMF",
+        ),
+    ],
+)
+def test_a_strategy_with_parameters_the_worker_refuses_is_invalid_input(
+    ident: str, phases: str, message: str, tmp_path: Path
+) -> None:
+    """A strategy file the backend accepts (it checks the file and the name) with an RSI
+    period or a triangular membership function the worker cannot build: TrainingPipelineV3
+    and BacktestingEngine build their indicator and fuzzy engines before any phase span, and
+    the worker's fail_operation(str(e)) is all the traces say. Before: "failed: Invalid
+    parameters for RSIIndicator"."""
+    first = diagnose_case(RUN, FINAL[ident], tmp_path / "first")
+    traces = set(first["trace_ids"])
+    base = rv.without(
+        rv.load(TRACES), lambda _svc, s: s["traceId"] in traces and s["name"].startswith(phases)
+    )
+    root = rv.write(rv.failed_instead(base, ident, message), tmp_path / "bad" / "traces").parent
+    d = diagnose_case(root, FINAL[ident], tmp_path / "case")
+    assert d["verdict"] == "invalid_input", d["summary"]
+    assert message in d["summary"] and "worker" in d["summary"], d["summary"]
+    assert d["root_cause"]["span_name"] == "operation.state_transition", d["root_cause"]
