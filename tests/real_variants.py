@@ -378,6 +378,73 @@ def trace_moved(recording: Recording, trace_id: str, shift_ns: int) -> Recording
     return out
 
 
+def another_worker(
+    recording: Recording,
+    beside_port: int,
+    port: int,
+    service: str,
+    *,
+    from_ns: int,
+    dies_ns: int,
+    until_ns: int,
+) -> Recording:
+    """A second worker ``service`` on ``port``, registered beside the one on
+    ``beside_port`` (of the same type): from ``from_ns`` the backend's health loop, which
+    checks every registered worker each round, probes it next to each probe of
+    ``beside_port``; it answers them until it is killed at ``dies_ns``, and they are refused
+    until ``until_ns``. It runs nothing."""
+    probes: list[Doc] = []
+    answers: list[Doc] = []
+    rnd = random.Random(port)
+    for _, svc, span in spans(recording):
+        start = int(span["startTimeUnixNano"])
+        if (
+            svc != "ktrdr-api"
+            or span.get("kind") != CLIENT
+            or _probe_port(span) != beside_port
+            or not from_ns <= start < until_ns
+        ):
+            continue
+        at = start + 2_000_000
+        url = str(attr(span, "http.url")).replace(f":{beside_port}/", f":{port}/")
+        probe = client_call(
+            f"{rnd.getrandbits(128):032x}", "", f"{rnd.getrandbits(64):016x}",
+            at, at + 3_000_000, "GET", url,
+        )
+        probe.pop("parentSpanId")
+        if at < dies_ns:
+            probe["attributes"].append({"key": "http.status_code", "value": {"intValue": "200"}})
+            answers.append(
+                {
+                    "traceId": probe["traceId"],
+                    "spanId": f"{rnd.getrandbits(64):016x}",
+                    "parentSpanId": probe["spanId"],
+                    "name": "GET /health",
+                    "kind": SERVER,
+                    "startTimeUnixNano": str(at + 500_000),
+                    "endTimeUnixNano": str(at + 2_500_000),
+                    "attributes": [
+                        {"key": "http.status_code", "value": {"intValue": "200"}},
+                        {"key": "net.host.port", "value": {"intValue": str(port)}},
+                    ],
+                    "status": {},
+                }
+            )
+        else:
+            raising("httpx.ConnectError", "All connection attempts failed")(probe)
+        probes.append(probe)
+    resource = {
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeSpans": [],
+    }
+    # a first file that names the new service (``added`` copies its resource from one)
+    out = [("19700101T000000_00000_seed.json", {"resourceSpans": [resource]}), *recording]
+    out = added(added(out, "ktrdr-api", probes), service, answers) if answers else added(
+        out, "ktrdr-api", probes
+    )
+    return [(n, d) for n, d in out if not n.startswith("19700101T")]
+
+
 def _probe_port(span: dict[str, Any]) -> int | None:
     m = re.search(r":(\d+)/health$", str(attr(span, "http.url") or ""))
     return int(m.group(1)) if m else None

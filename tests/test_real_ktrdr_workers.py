@@ -153,3 +153,32 @@ def test_a_strategy_with_parameters_the_worker_refuses_is_invalid_input(
     assert d["verdict"] == "invalid_input", d["summary"]
     assert message in d["summary"] and "worker" in d["summary"], d["summary"]
     assert d["root_cause"]["span_name"] == "operation.state_transition", d["root_cause"]
+
+
+@pytest.mark.parametrize(
+    "ident", ["00c1cc50b6463135decf4ee498c45941", "aa55bbc3fbca0e6aeab4d702dea68d03"]
+)
+def test_a_503_with_one_worker_busy_and_the_other_dead_names_both(
+    ident: str, tmp_path: Path
+) -> None:
+    """Two training workers: the one on :5005 runs v3_long, a second one on :5006 answered
+    the backend's health checks until it was killed at 15:46:20. KTRDR's registry counts
+    neither as available (busy, temporarily unavailable) and answers 503 'No training
+    workers available'. The live one is busy, so workers_busy; but restarting the dead one
+    is the fix, and the summary now names it beside the busy one."""
+    base = rv.load(TRACES)
+    changed = rv.another_worker(
+        base, 5005, 5006, "ktrdr-training-worker-0e0e0e0e",
+        from_ns=rv.ns("2026-12-04T15:42:40Z"),
+        dies_ns=rv.ns("2026-12-04T15:46:20Z"),
+        until_ns=rv.ns("2026-12-04T15:52:00Z"),
+    )
+    root = rv.write(changed, tmp_path / "two" / "traces").parent
+    d = diagnose_case(root, FINAL[ident], tmp_path / "case")
+    assert d["verdict"] == "workers_busy", d["summary"]
+    summary = d["summary"]
+    assert "ktrdr-training-worker-d97729bc runs" in summary, summary
+    assert "ktrdr-training-worker-0e0e0e0e at 127.0.0.1:5006 is not answering" in summary
+    # run1, one worker: as before
+    d = diagnose_case(RUN, FINAL[ident], tmp_path / "run1")
+    assert "not answering" not in d["summary"], d["summary"]
