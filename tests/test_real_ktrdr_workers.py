@@ -182,3 +182,47 @@ def test_a_503_with_one_worker_busy_and_the_other_dead_names_both(
     # run1, one worker: as before
     d = diagnose_case(RUN, FINAL[ident], tmp_path / "run1")
     assert "not answering" not in d["summary"], d["summary"]
+
+
+def test_a_followed_training_killed_in_its_loop_is_lost_before_any_health_check_fails(
+    tmp_path: Path,
+) -> None:
+    """``ktrdr train --follow``: the CLI polls GET /api/v1/operations/{id} inside its root
+    span, and the backend reads the operation from the worker on each poll (the proxy's
+    GETs to :5005, in the operation's own trace). The worker SIGKILLed 20 s into its loop:
+    those reads are refused (ConnectError) before the backend's next health check is. The
+    worker is lost, and what was refused is the backend's read of the operation, not a
+    dispatch (before: "did not answer the dispatch")."""
+    worker = "ktrdr-training-worker-d97729bc"
+    first = diagnose_case(RUN, FINAL[MINIMAL], tmp_path / "first")
+    traces = set(first["trace_ids"])
+    kill = rv.ns("2026-12-04T15:43:25Z")
+    until = rv.ns("2026-12-04T15:46:30Z")
+    base = rv.killed_before_export(rv.load(TRACES), worker, kill, 5005, until)
+    base = rv.without(
+        base,
+        lambda svc, s: s["traceId"] in traces
+        and ((svc == worker and int(s["endTimeUnixNano"]) > kill) or s["name"] == "cli.train"),
+    )
+
+    def read_of_worker(svc: str, s: dict[str, Any]) -> bool:
+        url = str(rv.attr(s, "http.url") or "")
+        return (
+            s["traceId"] in traces and svc == "ktrdr-api" and s.get("kind") == rv.CLIENT
+            and ":5005/" in url and int(s["startTimeUnixNano"]) > kill
+        )
+
+    def refused(s: dict[str, Any]) -> None:
+        s["attributes"] = [a for a in s["attributes"] if a["key"] != "http.status_code"]
+        end = int(s["startTimeUnixNano"]) + 2_000_000
+        rv.raising("httpx.ConnectError", "All connection attempts failed", end_ns=end)(s)
+
+    changed = rv.edited(base, read_of_worker, refused)
+    moment = rv.ns("2026-12-04T15:43:28Z")  # the next health check of :5005 is at 15:43:29
+    snapshot = [(n, d) for n, d in changed if rv.file_clock(n) <= moment]
+    assert not rv.failed_probes(snapshot, 5005, kill)
+    root = rv.write(snapshot, tmp_path / "killed" / "traces").parent
+    d = diagnose_case(root, {"id": MINIMAL, "now": "2026-12-04T15:43:28Z"}, tmp_path / "case")
+    assert d["verdict"] == "worker_lost", d["summary"]
+    assert "5005" in d["summary"] and "read of the operation" in d["summary"], d["summary"]
+    assert "dispatch" not in d["summary"], d["summary"]
