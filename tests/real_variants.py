@@ -338,6 +338,113 @@ def stretched(recording: Recording, trace_ids: set[str], name: str, extra_ns: in
     return edited(recording, lambda _service, span: span["traceId"] in trace_ids, later)
 
 
+def longer_after(recording: Recording, trace_ids: set[str], name: str, extra_ns: int) -> Recording:
+    """The time after the span ``name`` of ``trace_ids`` (KTRDR's span-less training loop
+    after ``training.data_loading``) lasts ``extra_ns`` longer: what starts after it ends
+    starts that much later, and what holds it ends that much later; the span itself not."""
+    target = next(
+        s for _, _, s in spans(recording) if s["traceId"] in trace_ids and s["name"] == name
+    )
+    start, end = int(target["startTimeUnixNano"]), int(target["endTimeUnixNano"])
+
+    def later(span: Doc) -> None:
+        s_start, s_end = int(span["startTimeUnixNano"]), int(span["endTimeUnixNano"])
+        if s_start >= end:
+            span["startTimeUnixNano"] = str(s_start + extra_ns)
+            for event in span.get("events", []):
+                event["timeUnixNano"] = str(int(event["timeUnixNano"]) + extra_ns)
+        if s_end > end and (s_start < start or s_start >= end):
+            span["endTimeUnixNano"] = str(s_end + extra_ns)
+
+    return edited(recording, lambda _service, span: span["traceId"] in trace_ids, later)
+
+
+def trace_moved(recording: Recording, trace_id: str, shift_ns: int) -> Recording:
+    """The trace ``trace_id`` (a command of its own: ``ktrdr cancel``) happening ``shift_ns``
+    later (earlier when negative), each service's spans in a file of their own where the
+    recorder would have put them."""
+    moved: dict[str, list[Doc]] = {}
+    for _, service, original in spans(recording):
+        if original["traceId"] == trace_id:
+            span = copy.deepcopy(original)
+            for key in ("startTimeUnixNano", "endTimeUnixNano"):
+                span[key] = str(int(span[key]) + shift_ns)
+            for event in span.get("events", []):
+                event["timeUnixNano"] = str(int(event["timeUnixNano"]) + shift_ns)
+            moved.setdefault(service, []).append(span)
+    out = without(recording, lambda _service, span: span["traceId"] == trace_id)
+    for service, new_spans in moved.items():
+        out = added(out, service, new_spans)
+    return out
+
+
+def another_worker(
+    recording: Recording,
+    beside_port: int,
+    port: int,
+    service: str,
+    *,
+    from_ns: int,
+    dies_ns: int,
+    until_ns: int,
+) -> Recording:
+    """A second worker ``service`` on ``port``, registered beside the one on
+    ``beside_port`` (of the same type): from ``from_ns`` the backend's health loop, which
+    checks every registered worker each round, probes it next to each probe of
+    ``beside_port``; it answers them until it is killed at ``dies_ns``, and they are refused
+    until ``until_ns``. It runs nothing."""
+    probes: list[Doc] = []
+    answers: list[Doc] = []
+    rnd = random.Random(port)
+    for _, svc, span in spans(recording):
+        start = int(span["startTimeUnixNano"])
+        if (
+            svc != "ktrdr-api"
+            or span.get("kind") != CLIENT
+            or _probe_port(span) != beside_port
+            or not from_ns <= start < until_ns
+        ):
+            continue
+        at = start + 2_000_000
+        url = str(attr(span, "http.url")).replace(f":{beside_port}/", f":{port}/")
+        probe = client_call(
+            f"{rnd.getrandbits(128):032x}", "", f"{rnd.getrandbits(64):016x}",
+            at, at + 3_000_000, "GET", url,
+        )
+        probe.pop("parentSpanId")
+        if at < dies_ns:
+            probe["attributes"].append({"key": "http.status_code", "value": {"intValue": "200"}})
+            answers.append(
+                {
+                    "traceId": probe["traceId"],
+                    "spanId": f"{rnd.getrandbits(64):016x}",
+                    "parentSpanId": probe["spanId"],
+                    "name": "GET /health",
+                    "kind": SERVER,
+                    "startTimeUnixNano": str(at + 500_000),
+                    "endTimeUnixNano": str(at + 2_500_000),
+                    "attributes": [
+                        {"key": "http.status_code", "value": {"intValue": "200"}},
+                        {"key": "net.host.port", "value": {"intValue": str(port)}},
+                    ],
+                    "status": {},
+                }
+            )
+        else:
+            raising("httpx.ConnectError", "All connection attempts failed")(probe)
+        probes.append(probe)
+    resource = {
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeSpans": [],
+    }
+    # a first file that names the new service (``added`` copies its resource from one)
+    out = [("19700101T000000_00000_seed.json", {"resourceSpans": [resource]}), *recording]
+    out = added(added(out, "ktrdr-api", probes), service, answers) if answers else added(
+        out, "ktrdr-api", probes
+    )
+    return [(n, d) for n, d in out if not n.startswith("19700101T")]
+
+
 def _probe_port(span: dict[str, Any]) -> int | None:
     m = re.search(r":(\d+)/health$", str(attr(span, "http.url") or ""))
     return int(m.group(1)) if m else None

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from opdiag.analysis.phases import GAP, OUTSIDE, SPAN, PhaseProfile, PhaseTime, phase_key
-from opdiag.diagnosis.baseline import good_runs, select_baseline
+from opdiag.diagnosis.baseline import enough_runs, good_runs, select_baseline
 from opdiag.diagnosis.comparison import (
     change_phrase,
     compare,
@@ -111,6 +111,34 @@ def test_baseline_prefers_alike_runs_then_falls_back_to_the_type():
     assert matched == {"strategy": "s1"}
     chosen, matched = select_baseline(target, pool, runs=10, min_runs=9, order=order)
     assert matched == {} and "x1" not in {r.key for r in chosen} and len(chosen) == 6
+
+
+def test_one_run_of_its_own_strategy_judges_a_training_other_strategies_do_not():
+    """``min_own``: fewer runs of its strategy than ``min_runs`` are its baseline when the
+    type's runs would not judge it (a paced type's other strategies); they are enough."""
+    target = run("t", 100, 10, {}, alike={"strategy": "s1", "symbol": "AAPL"})
+    mine = run("m1", 1, 5, {}, alike={"strategy": "s1", "symbol": "AAPL"})
+    others = [run(f"o{i}", 10 + i, 5, {}, alike={"strategy": "s2"}) for i in (1, 2)]
+    order, paced = ["strategy", "symbol"], ["training"]
+    chosen, matched = select_baseline(
+        target, [mine, *others], runs=5, min_runs=2, order=order, min_own=1, paced=paced
+    )
+    assert [r.key for r in chosen] == ["m1"] and matched["strategy"] == "s1"
+    assert enough_runs(chosen, matched, min_runs=2, order=order, min_own=1)
+    assert not enough_runs(chosen, matched, min_runs=2, order=order)
+    # without min_own as before; with runs of the type that judge it (its own), those
+    chosen, matched = select_baseline(target, [mine, *others], runs=5, min_runs=2, order=order)
+    assert len(chosen) == 3 and matched == {}
+    plain = [run(f"p{i}", 20 + i, 5, {}) for i in (1, 2)]
+    chosen, matched = select_baseline(
+        run("u", 100, 10, {}), [mine, *plain], runs=5, min_runs=2, min_own=1, paced=paced
+    )
+    assert len(chosen) == 3 and matched == {}
+    # two slow runs of its own: the second is not a good run
+    slow = run("m2", 2, 20, {}, alike={"strategy": "s1", "symbol": "AAPL"})
+    good = good_runs([mine, slow, *others], runs=5, min_runs=2, slow_factor=2.0,
+                     order=order, paced=paced, min_own=1)
+    assert [r.key for r in good] == ["m1", "o1", "o2"]
 
 
 def test_baseline_is_the_n_most_recent_earlier_runs_then_later_ones():

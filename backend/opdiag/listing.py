@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opdiag.diagnosis import slow
 from opdiag.diagnosis.baseline import (
+    enough_runs,
     has_other_good_run,
     is_healthy_run,
     may_be_slow,
@@ -324,12 +325,15 @@ class OperationsListing:
             this = profile or self._profile(group, base, at)
             chosen, matched = select_baseline(
                 this, good, runs=c.baseline_runs, min_runs=d.min_baseline_runs,
-                order=list(c.alike),
+                order=list(c.alike), min_own=d.min_strategy_runs, paced=c.strategy_paced,
             )
             totals = baseline_totals(this, chosen, matched, c)
             reference, basis = slow_reference(totals)
             if (
-                len(chosen) >= d.min_baseline_runs
+                enough_runs(
+                    chosen, matched, min_runs=d.min_baseline_runs, order=list(c.alike),
+                    min_own=d.min_strategy_runs,
+                )
                 and totals.baseline_ms
                 and slow.reassess_changes(base, reference, self.rules, d)
             ):
@@ -338,7 +342,8 @@ class OperationsListing:
                     if not totals.judges_speed:
                         return None
                     comparison, _ = compare_with_baseline(
-                        this, good, c, min_runs=d.min_baseline_runs
+                        this, good, c, min_runs=d.min_baseline_runs,
+                        min_own=d.min_strategy_runs,
                     )
                     return change_phrase(comparison)
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from opdiag.diagnosis import engine, slow
 from opdiag.diagnosis.baseline import (
+    enough_runs,
     good_runs,
     has_other_good_run,
     is_healthy_run,
@@ -404,6 +405,7 @@ class DiagnosisService(OperationsListing):
             slow_factor=d.slow_factor,
             order=list(self.settings.comparison.alike),
             paced=self.settings.comparison.strategy_paced,
+            min_own=d.min_strategy_runs,
         )
 
     def _judged(
@@ -427,9 +429,13 @@ class DiagnosisService(OperationsListing):
             return copied(base, comparison=comparison)
         comparison, chosen = compare_with_baseline(
             profile or self._profile(group, base, at), good, self.settings.comparison,
-            min_runs=d.min_baseline_runs,
+            min_runs=d.min_baseline_runs, min_own=d.min_strategy_runs,
         )
-        if may_be_slow(base) and len(chosen) >= d.min_baseline_runs and comparison.baseline_ms:
+        enough = enough_runs(
+            chosen, comparison.matched_on, min_runs=d.min_baseline_runs,
+            order=list(self.settings.comparison.alike), min_own=d.min_strategy_runs,
+        )
+        if may_be_slow(base) and enough and comparison.baseline_ms:
             reference, basis = slow_reference(comparison)
             change = change_phrase(comparison) if comparison.judges_speed else None
             out = slow.reassess_slow(base, reference, self.rules, d, change, basis=basis)

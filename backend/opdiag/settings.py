@@ -50,6 +50,10 @@ class DiagnosisSettings(Section):
     slow_factor: float = field(default=2.0, metadata={"gt": 0})
     # Fewer successful runs than this in the source: use the budget instead of a baseline.
     min_baseline_runs: int = field(default=2, metadata={"ge": 1})
+    # Fewer are enough when they are of the run's own strategy (the first comparison.alike
+    # key) and other runs would not judge it: one earlier training of the same strategy says
+    # what its epochs take. Set it to min_baseline_runs to ask as many of them.
+    min_strategy_runs: int = field(default=1, metadata={"ge": 1})
     # Budgets (seconds) per operation type when there is no baseline; default for others.
     slow_budget_s: dict[str, float] = field(
         default_factory=lambda: {

@@ -118,14 +118,19 @@ class RunPool(list[RunProfile]):
         return by_values.get(values, ([], []))
 
     def selected(
-        self, target: RunProfile, runs: int, min_runs: int, order: Sequence[str]
+        self,
+        target: RunProfile,
+        runs: int,
+        min_runs: int,
+        order: Sequence[str],
+        *,
+        own: int = 0,
+        paced: Collection[str] = (),
     ) -> tuple[list[RunProfile], dict[str, str]] | None:
         """The baseline ``good_runs`` already chose for ``target`` in a pool of the same runs
         (none was left out), with the same arguments; None when it did not."""
-        known: tuple[tuple[int, int, tuple[str, ...]], dict[int, Any]] | None = getattr(
-            self, "_selected", None
-        )
-        if known is None or known[0] != (runs, min_runs, tuple(order)):
+        known: tuple[tuple[Any, ...], dict[int, Any]] | None = getattr(self, "_selected", None)
+        if known is None or known[0] != (runs, min_runs, tuple(order), own, tuple(paced)):
             return None
         hit = known[1].get(id(target))
         if hit is None or hit[0] is not target:
@@ -166,16 +171,25 @@ def select_baseline(
     runs: int,
     min_runs: int,
     order: Sequence[str] = (),
+    min_own: int | None = None,
+    paced: Collection[str] = (),
 ) -> tuple[list[RunProfile], dict[str, str]]:
-    """The baseline runs of ``target`` among ``good`` runs and the alike values they share."""
+    """The baseline runs of ``target`` among ``good`` runs and the alike values they share.
+    ``min_own`` (fewer than ``min_runs``): that many runs of its own strategy (the first
+    alike key) are taken when no baseline of ``min_runs`` runs would judge its speed
+    (``judges_speed``: other strategies' runs, of a ``paced`` type): one earlier run of the
+    same training says what it takes, ten-epoch runs of another strategy do not."""
     pool = good if isinstance(good, RunPool) else RunPool(good)
-    known = pool.selected(target, runs, min_runs, order)
+    own = min_runs if min_own is None else min(min_own, min_runs)
+    known = pool.selected(target, runs, min_runs, order, own=own, paced=paced)
     if known is not None:
         return known
     need = max(runs, min_runs)
     chosen: list[RunProfile] = []
     matched: dict[str, str] = {}
-    for level in _levels(target, order or list(target.alike)):
+    order = order or list(target.alike)
+    fallback: tuple[list[RunProfile], dict[str, str]] | None = None
+    for level in _levels(target, order):
         if not level:  # every run is alike
             alike = list(islice(_pool_order(target, pool), need))
         else:
@@ -183,7 +197,29 @@ def select_baseline(
         chosen, matched = alike[:runs], {k: target.alike[k] for k in level}
         if len(alike) >= min_runs:
             break
+        if fallback is None and level and level[0] == order[0] and len(alike) >= own:
+            fallback = chosen, matched
+    if fallback is not None and not (
+        len(chosen) >= min_runs and judges_speed(target, matched, order, chosen, paced)
+    ):
+        return fallback
     return chosen, matched
+
+
+def enough_runs(
+    chosen: Sequence[RunProfile],
+    matched: Mapping[str, str],
+    *,
+    min_runs: int,
+    order: Sequence[str],
+    min_own: int | None = None,
+) -> bool:
+    """Whether a baseline (``select_baseline``'s) has runs enough to judge ``slow``: at
+    least ``min_runs``, or ``min_own`` matched on the run's own strategy (``order[0]``)."""
+    if len(chosen) >= min_runs:
+        return True
+    own = min_runs if min_own is None else min_own
+    return bool(order) and order[0] in matched and len(chosen) >= own
 
 
 def median_ms(runs: Sequence[RunProfile]) -> float:
@@ -268,23 +304,28 @@ def good_runs(
     slow_factor: float,
     order: Sequence[str] = (),
     paced: Collection[str] = (),
+    min_own: int | None = None,
 ) -> RunPool:
     """Healthy runs that are not slow against their own baseline (taken among the healthy
     runs): one slow outlier must not raise the bar for the next run."""
     pool = RunPool(healthy)
     out = RunPool()
     chosen: dict[int, tuple[RunProfile, list[RunProfile], dict[str, str]]] = {}
+    own = min_runs if min_own is None else min(min_own, min_runs)
     for run in healthy:
-        base, matched = select_baseline(run, pool, runs=runs, min_runs=min_runs, order=order)
+        base, matched = select_baseline(
+            run, pool, runs=runs, min_runs=min_runs, order=order, min_own=own, paced=paced
+        )
         chosen[id(run)] = (run, base, matched)
+        keys = order or list(run.alike)
         if (
-            len(base) >= min_runs
-            and judges_speed(run, matched, order or list(run.alike), base, paced)
+            enough_runs(base, matched, min_runs=min_runs, order=keys, min_own=own)
+            and judges_speed(run, matched, keys, base, paced)
             and run.duration_ms > slow_factor * _slow_limit_ms(run, base)
         ):
             continue
         out.append(run)
     if len(out) == len(pool):  # the same runs: each run's baseline among them is the same
-        out._selected = ((runs, min_runs, tuple(order)), chosen)
+        out._selected = ((runs, min_runs, tuple(order), own, tuple(paced)), chosen)
     return out
 

@@ -399,12 +399,14 @@ def compare_with_baseline(
     settings: ComparisonSettings,
     *,
     min_runs: int,
+    min_own: int | None = None,
 ) -> tuple[Comparison, list[RunProfile]]:
     """The comparison of ``this`` with its baseline among ``good`` runs (``good_runs``), and
-    the baseline runs themselves."""
+    the baseline runs themselves (``min_own``: ``select_baseline``'s)."""
     order = list(settings.alike)
     chosen, matched = select_baseline(
-        this, good, runs=settings.baseline_runs, min_runs=min_runs, order=order
+        this, good, runs=settings.baseline_runs, min_runs=min_runs, order=order,
+        min_own=min_own, paced=settings.strategy_paced,
     )
     comparison = compare(
         this,

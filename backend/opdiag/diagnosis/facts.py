@@ -387,6 +387,16 @@ def operation_facts(
         facts.status = to_status if to_status in LIFECYCLE_STATUSES else "unknown"
         facts.finished = to_status in TERMINAL
         facts.ended_before = _ended_before(transitions, statuses)
+        if facts.status == "cancelled" and phase_key is not None and phase_end > 0:
+            # where it was when cancelled: a phase that ends after the cancel (KTRDR checks
+            # its token only between phases) was still running, not "after" it
+            cancelled_at = min(
+                (t.start_us for t, s in zip(transitions, statuses, strict=True)
+                 if s == "cancelled"),
+                default=None,
+            )
+            if cancelled_at is not None and phase_key[0] <= cancelled_at < phase_end:
+                facts.where, facts.where_since_us = f"in {phase_key[1]}", phase_key[0]
     if facts.trace_count > 1:
         unlinked = unlinked_calls(walks)
         facts.unlinked_calls = len(unlinked)

@@ -163,6 +163,9 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
     # other workers of the type that answered after the lost one went silent: (service,
     # address, last answer), the newest answer first
     standby: tuple[tuple[str, str, int], ...] = ()
+    # a request that found no worker free while some of its type answered: those of its
+    # type that were silent then (one busy, one dead: the 503 says "busy" for both)
+    capable_silent: tuple[Silence, ...] = ()
 
     def service_called(self, span: Span) -> tuple[bool, str | None]:
         """Whether a client span called another worker's address than the assessed
@@ -223,6 +226,10 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
                 f"answered again as {again.by or 'a new process'} after "
                 f"{again.failed} failed health check(s) from {clock_text(again.since.time_us)}"
             )
+        if self.capable_silent:
+            out["worker.silent_capable"] = "; ".join(
+                self._silent_text(s) for s in self.capable_silent
+            )
         none = self.unregistered or self.no_workers
         if none is not None:
             out["worker.others"] = ", ".join(none.others) or "no worker"
@@ -239,6 +246,18 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
                 f" ({silence.since.error or 'no answer'})"
             )
         return out
+
+
+    def _silent_text(self, silence: Silence) -> str:
+        """``ktrdr-training-worker-… at 127.0.0.1:5006 is not answering (since 15:46:21
+        UTC, refused: the process is gone)``."""
+        view = self.view
+        service = view.service_at(silence.address, silence.since.time_us) if view else None
+        failure = _failure_of(silence.last or silence.since)[0] or "no answer"
+        return (
+            f"{service or 'the worker'} at {silence.address} is not answering (since "
+            f"{clock_text(silence.since.time_us)}, {failure})"
+        )
 
 
 def _standby(
@@ -380,7 +399,10 @@ def assess_workers(
     settle = max(0, min(int(spec.settle_s * 1e6), now_us - judge_until_us))
     silences = [view.dead_at(a, judge_until_us, settle) for a in capable]
     if any(s is None for s in silences):
-        return WorkerAssessment(None, False, None, None, capable, len(probes), view=view)
+        dead = tuple(s for s in silences if s is not None)
+        return WorkerAssessment(
+            None, False, None, None, capable, len(probes), view=view, capable_silent=dead
+        )
     first = min((s for s in silences if s is not None), key=lambda s: s.since.time_us)
     gone = Worker(view.service_at(first.address, first.since.time_us), first.address, False, None)
     return WorkerAssessment(gone, False, None, first, capable, len(probes), view=view)

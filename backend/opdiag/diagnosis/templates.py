@@ -82,6 +82,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.checked_since",
         "worker.busy_with",
         "worker.standby",
+        "worker.silent_capable",
         "route.param",
         "completed.service",
         "failed_after",

@@ -1,0 +1,228 @@
+"""run1's trainings, backtests and workers as another recording of the same system may hold
+them: a strategy trained again more slowly, a cancel at another moment, a worker lost at
+another phase. Each test changes run1 the way KTRDR's code says such a run looks
+(``real_variants``) and says what a correct diagnosis is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import real_variants as rv
+import yaml
+from conftest import REAL_KTRDR
+from opdiag.cli.main import main
+from opdiag.devtools.score_cases import diagnose_case
+
+RUN = REAL_KTRDR / "run1"
+TRACES = RUN / "traces"
+CASES: list[dict[str, Any]] = yaml.safe_load((RUN / "cases.yaml").read_text(encoding="utf-8"))
+FINAL = {c["id"]: c for c in CASES if c.get("upto") is None}
+
+pytestmark = pytest.mark.slow
+
+MINIMAL = "op_training_20261204_154305_f6579e1a"  # v3_minimal, 10 epochs on EURUSD: 44.8 s
+AGAIN = "op_training_20261204_160500_f6579e19"
+LATER = "2026-12-04T16:30:00Z"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _trained_again(tmp: Path, loop_extra_s: float) -> Path:
+    """run1 with v3_minimal trained once more at 16:05, its span-less loop (after
+    training.data_loading) ``loop_extra_s`` longer."""
+    base = rv.load(TRACES)
+    first = diagnose_case(RUN, FINAL[MINIMAL], tmp / "first")
+    shift = rv.ns("2026-12-04T16:05:00Z") - rv.ns("2026-12-04T15:43:05Z")
+    copy = rv.copy_operation(base, set(first["trace_ids"]), {MINIMAL: AGAIN}, shift, salt=9)
+    if loop_extra_s:
+        traces = {s["traceId"] for _, _, s in rv.spans(copy)}
+        copy = rv.longer_after(copy, traces, "training.data_loading", int(loop_extra_s * 1e9))
+    root = tmp / f"again-{loop_extra_s:g}"
+    rv.write(base + copy, root / "traces")
+    return root
+
+
+def test_a_training_slower_than_the_one_earlier_run_of_its_strategy_is_slow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same strategy on the same data, its loop 70 s longer (1.9 min against 44.8 s):
+    run1's only other completed training is another strategy (30 epochs), which does not
+    judge it, and one earlier run fell short of the two runs a baseline asks. The same
+    strategy's epochs and data take the same time: one run of it is enough to call it slow,
+    and the summary names the loop that grew. As fast as before, it is healthy."""
+    root = _trained_again(tmp_path, 70)
+    d = diagnose_case(root, {"id": AGAIN, "now": LATER}, tmp_path / "slow")
+    c = d["comparison"]
+    assert [r["key"] for r in c["runs"]] == [MINIMAL] and c["judges_speed"], c
+    assert c["matched_on"].get("strategy") == "v3_minimal", c
+    assert d["verdict"] == "slow", d["summary"]
+    assert "after training.data_loading" in d["summary"] and "44.8 s" in d["summary"]
+    b = d["bottleneck"]
+    assert (b["kind"], b["after_span_name"]) == ("gap", "training.data_loading"), b
+    # the earlier run is not slow against the later one, and the listing says the same
+    first = diagnose_case(root, {"id": MINIMAL, "now": LATER}, tmp_path / "first-again")
+    assert first["verdict"] == "healthy", first["summary"]
+    assert main(["operations", "--traces", str(root / "traces"), "--now", LATER,
+                 "--format", "json"]) == 0
+    rows = {r["operation_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[AGAIN]["verdict"] == "slow" and rows[MINIMAL]["verdict"] == "healthy", rows
+
+    usual = _trained_again(tmp_path, 0)
+    d = diagnose_case(usual, {"id": AGAIN, "now": LATER}, tmp_path / "usual")
+    assert d["verdict"] == "healthy", d["summary"]
+
+
+def test_one_run_of_its_strategy_is_not_enough_when_settings_ask_for_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``diagnosis.min_strategy_runs: 2`` asks as many runs of its strategy as of others:
+    the one earlier run is shown, it does not judge."""
+    root = _trained_again(tmp_path, 70)
+    settings = tmp_path / "opdiag.yaml"
+    settings.write_text("diagnosis:\n  min_strategy_runs: 2\n", encoding="utf-8")
+    monkeypatch.setenv("OPDIAG_CONFIG", str(settings))
+    d = diagnose_case(root, {"id": AGAIN, "now": LATER}, tmp_path / "two")
+    assert d["verdict"] == "healthy" and not d["comparison"]["judges_speed"], d["summary"]
+
+
+CANCELLED = "op_training_20261204_154638_11134ee7"  # v3_long, cancelled 51 s in, in its loop
+
+
+def test_a_training_cancelled_while_it_loaded_its_data_was_in_that_phase(tmp_path: Path) -> None:
+    """``ktrdr cancel`` sent while training.data_loading was open (its 0.23 s moved there):
+    KTRDR marks the operation cancelled at once and checks its token only between phases,
+    so the phase span still ends, after the cancel. It was cancelled in that phase, not
+    after it; cancelled in the loop (run1) it is still after."""
+    base = rv.load(TRACES)
+    trace = next(  # ktrdr cancel's own trace
+        s["traceId"] for _, _, s in rv.spans(base)
+        if s["name"] == "cli.cancel" and CANCELLED in str(rv.attr(s, "cli.args"))
+    )
+    first = next(
+        s for _, _, s in rv.spans(base)
+        if s["traceId"] == trace and rv.attr(s, "operation.to_status") == "cancelled"
+    )
+    loading = next(
+        s for _, _, s in rv.spans(base)
+        if s["name"] == "training.data_loading" and rv.attr(s, "data.symbol") == "EURUSD"
+        and int(s["startTimeUnixNano"]) > rv.ns("2026-12-04T15:46:38Z")
+    )
+    inside = (int(loading["startTimeUnixNano"]) + int(loading["endTimeUnixNano"])) // 2
+    moved = rv.trace_moved(base, trace, inside - int(first["startTimeUnixNano"]))
+    root = rv.write(moved, tmp_path / "early" / "traces").parent
+    d = diagnose_case(root, FINAL[CANCELLED], tmp_path / "early-case")
+    assert d["verdict"] == "cancelled", d["summary"]
+    assert "in training.data_loading" in d["summary"], d["summary"]
+    d = diagnose_case(RUN, FINAL[CANCELLED], tmp_path / "run1")
+    assert "after training.data_loading" in d["summary"], d["summary"]
+
+
+@pytest.mark.parametrize(
+    ("ident", "phases", "message"),
+    [
+        (MINIMAL, "training.", "Invalid parameters for RSIIndicator"),
+        (
+            "op_backtesting_20261204_154358_5d955ea3",
+            "backtest.",
+            "[MF-InvalidParameters] Invalid parameters for TriangularMF",
+        ),
+    ],
+)
+def test_a_strategy_with_parameters_the_worker_refuses_is_invalid_input(
+    ident: str, phases: str, message: str, tmp_path: Path
+) -> None:
+    """A strategy file the backend accepts (it checks the file and the name) with an RSI
+    period or a triangular membership function the worker cannot build: TrainingPipelineV3
+    and BacktestingEngine build their indicator and fuzzy engines before any phase span, and
+    the worker's fail_operation(str(e)) is all the traces say. Before: "failed: Invalid
+    parameters for RSIIndicator"."""
+    first = diagnose_case(RUN, FINAL[ident], tmp_path / "first")
+    traces = set(first["trace_ids"])
+    base = rv.without(
+        rv.load(TRACES), lambda _svc, s: s["traceId"] in traces and s["name"].startswith(phases)
+    )
+    root = rv.write(rv.failed_instead(base, ident, message), tmp_path / "bad" / "traces").parent
+    d = diagnose_case(root, FINAL[ident], tmp_path / "case")
+    assert d["verdict"] == "invalid_input", d["summary"]
+    assert message in d["summary"] and "worker" in d["summary"], d["summary"]
+    assert d["root_cause"]["span_name"] == "operation.state_transition", d["root_cause"]
+
+
+@pytest.mark.parametrize(
+    "ident", ["00c1cc50b6463135decf4ee498c45941", "aa55bbc3fbca0e6aeab4d702dea68d03"]
+)
+def test_a_503_with_one_worker_busy_and_the_other_dead_names_both(
+    ident: str, tmp_path: Path
+) -> None:
+    """Two training workers: the one on :5005 runs v3_long, a second one on :5006 answered
+    the backend's health checks until it was killed at 15:46:20. KTRDR's registry counts
+    neither as available (busy, temporarily unavailable) and answers 503 'No training
+    workers available'. The live one is busy, so workers_busy; but restarting the dead one
+    is the fix, and the summary now names it beside the busy one."""
+    base = rv.load(TRACES)
+    changed = rv.another_worker(
+        base, 5005, 5006, "ktrdr-training-worker-0e0e0e0e",
+        from_ns=rv.ns("2026-12-04T15:42:40Z"),
+        dies_ns=rv.ns("2026-12-04T15:46:20Z"),
+        until_ns=rv.ns("2026-12-04T15:52:00Z"),
+    )
+    root = rv.write(changed, tmp_path / "two" / "traces").parent
+    d = diagnose_case(root, FINAL[ident], tmp_path / "case")
+    assert d["verdict"] == "workers_busy", d["summary"]
+    summary = d["summary"]
+    assert "ktrdr-training-worker-d97729bc runs" in summary, summary
+    assert "ktrdr-training-worker-0e0e0e0e at 127.0.0.1:5006 is not answering" in summary
+    # run1, one worker: as before
+    d = diagnose_case(RUN, FINAL[ident], tmp_path / "run1")
+    assert "not answering" not in d["summary"], d["summary"]
+
+
+def test_a_followed_training_killed_in_its_loop_is_lost_before_any_health_check_fails(
+    tmp_path: Path,
+) -> None:
+    """``ktrdr train --follow``: the CLI polls GET /api/v1/operations/{id} inside its root
+    span, and the backend reads the operation from the worker on each poll (the proxy's
+    GETs to :5005, in the operation's own trace). The worker SIGKILLed 20 s into its loop:
+    those reads are refused (ConnectError) before the backend's next health check is. The
+    worker is lost, and what was refused is the backend's read of the operation, not a
+    dispatch (before: "did not answer the dispatch")."""
+    worker = "ktrdr-training-worker-d97729bc"
+    first = diagnose_case(RUN, FINAL[MINIMAL], tmp_path / "first")
+    traces = set(first["trace_ids"])
+    kill = rv.ns("2026-12-04T15:43:25Z")
+    until = rv.ns("2026-12-04T15:46:30Z")
+    base = rv.killed_before_export(rv.load(TRACES), worker, kill, 5005, until)
+    base = rv.without(
+        base,
+        lambda svc, s: s["traceId"] in traces
+        and ((svc == worker and int(s["endTimeUnixNano"]) > kill) or s["name"] == "cli.train"),
+    )
+
+    def read_of_worker(svc: str, s: dict[str, Any]) -> bool:
+        url = str(rv.attr(s, "http.url") or "")
+        return (
+            s["traceId"] in traces and svc == "ktrdr-api" and s.get("kind") == rv.CLIENT
+            and ":5005/" in url and int(s["startTimeUnixNano"]) > kill
+        )
+
+    def refused(s: dict[str, Any]) -> None:
+        s["attributes"] = [a for a in s["attributes"] if a["key"] != "http.status_code"]
+        end = int(s["startTimeUnixNano"]) + 2_000_000
+        rv.raising("httpx.ConnectError", "All connection attempts failed", end_ns=end)(s)
+
+    changed = rv.edited(base, read_of_worker, refused)
+    moment = rv.ns("2026-12-04T15:43:28Z")  # the next health check of :5005 is at 15:43:29
+    snapshot = [(n, d) for n, d in changed if rv.file_clock(n) <= moment]
+    assert not rv.failed_probes(snapshot, 5005, kill)
+    root = rv.write(snapshot, tmp_path / "killed" / "traces").parent
+    d = diagnose_case(root, {"id": MINIMAL, "now": "2026-12-04T15:43:28Z"}, tmp_path / "case")
+    assert d["verdict"] == "worker_lost", d["summary"]
+    assert "5005" in d["summary"] and "read of the operation" in d["summary"], d["summary"]
+    assert "dispatch" not in d["summary"], d["summary"]
