@@ -4,7 +4,9 @@ A training worker exports every 5 s; SIGKILLed 2 s after it took run1's training
 exported nothing, and only the backend's answers to the CLI's reads of the operation
 (``GET /api/v1/operations/{id}``, ``http.target`` of its server spans) name it. A tag search for
 ``operation.id`` finds nothing there: the Jaeger source then searches for those answers by their
-exact path, through api_v3 and through the legacy API alike.
+exact path, through api_v3 and through the legacy API alike. So it does when only the orphan
+detector's one-span record names the operation (the backend that ran a data load was killed 3 s
+in, before its first export).
 """
 
 from __future__ import annotations
@@ -72,3 +74,39 @@ def test_a_training_no_span_names_is_found_through_jaeger(
     assert WORKER in got["summary"] and "127.0.0.1:5005" in got["summary"]
     assert sorted(got["trace_ids"]) == sorted(expected["trace_ids"])
     assert (got["summary"], got["status"]) == (expected["summary"], expected["status"])
+
+
+LOAD = "op_data_load_20261204_154455_734c9af6"
+
+
+@pytest.fixture(scope="module")
+def backend_lost(jaeger_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """run1 with the backend SIGKILLed 3 s into case 4's data load and back 7 s later."""
+    recording = rv.backend_killed_during_data_load(
+        rv.load(REAL_RUN1 / "traces"), LOAD, rv.ns("2026-12-04T15:44:58Z"),
+        rv.ns("2026-12-04T15:45:05Z"),
+    )
+    files = rv.write(recording, tmp_path_factory.mktemp("backend-lost") / "traces")
+    with RealJaeger(tmp_path_factory.mktemp("jaeger-backend-lost"), jaeger_binary) as jaeger:
+        bodies = [json.dumps(doc).encode() for _, doc in recording]
+        assert send_otlp_json(jaeger.otlp_http_url, bodies) == len(bodies)
+        yield files, jaeger
+
+
+@pytest.mark.parametrize("api", ["v3", "legacy"])
+def test_a_load_only_the_orphan_detector_names_is_found_through_jaeger(
+    backend_lost: tuple[Path, RealJaeger], api: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    files, jaeger = backend_lost
+    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPDIAG_JAEGER_API", api)
+    argv = ["diagnose", LOAD, "--now", "2026-12-04T16:10:00Z", "--format", "json"]
+    assert opdiag_main([*argv, "--traces", str(files)]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert "the backend stopped while it ran this data load" in expected["summary"]
+    assert opdiag_main([*argv, "--jaeger-url", jaeger.query_url]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["verdict"], got["summary"]) == (expected["verdict"], expected["summary"])
+    assert sorted(got["trace_ids"]) == sorted(expected["trace_ids"])

@@ -6,8 +6,9 @@ tag per span *within the requested service*, the backend's dispatch spans carry 
 ``traces_for`` lists the services, keeps those matching ``settings.service_patterns``, searches
 each one concurrently (bounded by ``settings.concurrency``) for ``operation.id=<ident>``, and
 merges the answers by trace id (one operation spans the CLI, dispatch and worker traces).
-When none answers and the id is shaped like an operation's, its worker has exported nothing
-yet: the backend's answers to reads of it are searched by their exact path instead.
+When none answers, or only one-span records (the orphan detector's), and the id is shaped like
+an operation's, the process that ran it has exported nothing of it: the backend's answers to
+reads of it are searched by their exact path too.
 
 No second fetch by trace id follows a search: both APIs answer a tag search with whole traces
 (all spans, not only the matching ones), so a refetch would double the calls for nothing. A
@@ -63,7 +64,13 @@ from opdiag.errors import (
     TraceFormatError,
 )
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
-from opdiag.operations import NOISE_SPAN_PATTERNS, PATH_KEYS, READ_ROUTE, is_operation_id
+from opdiag.operations import (
+    NOISE_SPAN_PATTERNS,
+    PATH_KEYS,
+    READ_ROUTE,
+    is_operation_id,
+    only_records,
+)
 from opdiag.search_window import CLOCK_MARGIN_US, around
 from opdiag.settings import JaegerSettings
 from opdiag.sources.base import SpanQuery, holds_wanted_span
@@ -360,12 +367,13 @@ class JaegerSource:
 
         def fetch_all() -> WindowAnswer:
             found = self._fan_out(services, search_by(OPERATION_ID, ident))
-            if not any(found) and is_operation_id(ident):
-                # No span carries the id yet (a worker exports in batches, and none when it
-                # dies first): the backend's answers to reads of it still name it.
+            if is_operation_id(ident) and only_records([t for ts in found for t in ts]):
+                # No span of its work carries the id (a process exports in batches, and
+                # nothing when it dies first; the orphan detector's one-span record may):
+                # the backend's answers to reads of it name it.
                 path = READ_ROUTE.format(ident)
-                found = [t for key in PATH_KEYS
-                         for t in self._fan_out(services, search_by(key, path))]
+                found += [t for key in PATH_KEYS
+                          for t in self._fan_out(services, search_by(key, path))]
             merged = merge_traces(_distinct(t for traces in found for t in traces))
             merged.sort(key=lambda t: (t.start_us, t.trace_id))
             return WindowAnswer(start_us, end_us, frozenset(services), tuple(merged), frozenset())
