@@ -12,12 +12,16 @@ retries a refused poll three times and exits, and the worker trains on.
 
 from __future__ import annotations
 
+import io
+import json
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import pytest
 import real_variants as rv
 from conftest import REAL_KTRDR
+from opdiag.cli.main import main as opdiag_main
 from opdiag.devtools.score_cases import diagnose_case
 
 TRACES = REAL_KTRDR / "run1" / "traces"
@@ -378,3 +382,29 @@ def test_a_data_load_sent_with_curl_lost_with_a_restarted_backend(tmp_path: Path
     assert "the backend stopped while it ran this data load" in d["summary"], d["summary"]
     assert "never called" not in d["summary"]
     assert d["root_cause"]["span_name"] == "POST /api/v1/data/acquire/download"
+
+
+def test_a_data_load_lost_with_its_backend_lasted_until_it_was_failed(tmp_path: Path) -> None:
+    """The backend SIGKILLed 3 s into case 4's data load, back 7 s later, the load failed by
+    the new process's orphan detector 71 s in. The IB host service's /data/validate call
+    from the dead backend went on waiting on the Gateway until 15:49:14: its caller's span
+    never reached the traces, so it is no work of the load (it read 4m19s). While the load
+    ran, the CLI's trace (reads refused, then answered by the new backend) was a row of its
+    own, 'healthy: no errors (status unknown)', and its trace id said healthy at the end."""
+    changed = rv.backend_killed_during_data_load(
+        rv.load(TRACES), LOAD, rv.ns("2026-12-04T15:44:58Z"), rv.ns("2026-12-04T15:45:05Z")
+    )
+    d = _diagnose(changed, LOAD, "2026-12-04T16:10:00Z", tmp_path)
+    assert 70_000 < d["duration_ms"] < 75_000, d["duration_ms"]
+    (cli_trace,) = {t for t in d["trace_ids"] if t.startswith("7b999689")}
+    by_trace = diagnose_case(tmp_path / "run", {"id": cli_trace, "now": "2026-12-04T16:10:00Z"},
+                             tmp_path / "by-trace")
+    assert (by_trace["operation_id"], by_trace["verdict"]) == (LOAD, d["verdict"])
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert opdiag_main(["operations", "--traces", str(tmp_path / "run" / "traces"),
+                            "--now", "2026-12-04T15:45:30Z", "--format", "json"]) == 0
+    rows = [r for r in json.loads(out.getvalue())
+            if r["time"] >= rv.ns("2026-12-04T15:44:50Z") // 1_000_000
+            and r["time"] < rv.ns("2026-12-04T15:45:00Z") // 1_000_000]
+    assert [(r["operation_id"], r["status"]) for r in rows] == [(LOAD, "running")], rows

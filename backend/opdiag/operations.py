@@ -470,6 +470,10 @@ def group_operations(
     for named, trace, any_type in about:  # the operation's, when its own traces are here
         if named in hints and (_operation_in_url(trace) or only_records(groups[named].traces)):
             join(named, trace, None, single=True)
+        elif named not in hints and _answered_in(trace) == named:
+            # reads of it refused, then answered (its backend restarted): nothing names it
+            # yet, so these answers are all there is of it, as for a trace of answers only
+            unclaimed.append((named, trace, any_type))
         else:
             _failed_dispatch(groups, trace, any_type)
     # an operation no span names yet: the backend's answers to reads of it are all there is;

@@ -386,6 +386,10 @@ def operation_facts(
         to_status = statuses[-1] or "unknown"
         facts.status = to_status if to_status in LIFECYCLE_STATUSES else "unknown"
         facts.finished = to_status in TERMINAL
+        if facts.finished and facts.end_us > transitions[-1].end_us:
+            outlived = _callers_lost(walks, transitions[-1].end_us)
+            if outlived:
+                _extent_without(facts, walks, outlived, context)
         facts.ended_before = _ended_before(transitions, statuses)
         if facts.status == "cancelled" and phase_key is not None and phase_end > 0:
             # where it was when cancelled: a phase that ends after the cancel (KTRDR checks
@@ -549,6 +553,30 @@ def _ended_before(transitions: Sequence[Span], statuses: Sequence[str | None]) -
         if status != ended or (left.__class__ is str and left.strip().lower() in TERMINAL):
             return True
     return False
+
+
+def _callers_lost(
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], ended_us: int
+) -> set[int]:
+    """The spans still open after the operation ended (``ended_us``) below a server span
+    whose caller never reached the traces (the process that called it died before its
+    export: a backend killed under a data load, whose IB host call waited on for minutes):
+    the callee's work for a caller that is gone, not the operation's."""
+    lost: set[int] = set()
+    for trace, walk in walks:
+        by_id = trace.by_id
+        for span, _ in walk:
+            if span.end_us <= ended_us:
+                continue
+            top = span
+            while top.parent_id is not None and top.parent_id in by_id:
+                top = by_id[top.parent_id]
+            caller_lost = top.kind == SERVER and any(
+                r.trace_id == trace.trace_id and r.span_id not in by_id for r in top.references
+            )
+            if caller_lost:
+                lost.add(id(span))
+    return lost
 
 
 def _extent_without(
