@@ -105,7 +105,8 @@ def test_a_cancelled_training_spent_its_time_in_the_loop_the_cancel_interrupted(
     assert (b["kind"], b["after_span_name"]) == ("gap", "training.data_loading"), b
     assert b["service"].startswith("ktrdr-training-worker-") and b["share"] > 0.95
     assert d["summary"] == (
-        "cancelled by cli.cancel on ktrdr-cli after 51.9 s, last seen after training.data_loading"
+        "cancelled by cli.cancel on ktrdr-cli at 15:47:30 UTC, 51.9 s in, last seen after "
+        "training.data_loading"
     )
 
 

@@ -66,6 +66,9 @@ def test_a_training_slower_than_the_one_earlier_run_of_its_strategy_is_slow(
     assert "after training.data_loading" in d["summary"] and "44.8 s" in d["summary"]
     b = d["bottleneck"]
     assert (b["kind"], b["after_span_name"]) == ("gap", "training.data_loading"), b
+    # the solution names where the time went once: the gap's text names its worker already
+    step = d["solution"]["steps"][0]
+    assert step.count(b["service"]) == 1 and "holds 98 %" in step, step
     # the earlier run is not slow against the later one, and the listing says the same
     first = diagnose_case(root, {"id": MINIMAL, "now": LATER}, tmp_path / "first-again")
     assert first["verdict"] == "healthy", first["summary"]
@@ -179,9 +182,12 @@ def test_a_503_with_one_worker_busy_and_the_other_dead_names_both(
     summary = d["summary"]
     assert "ktrdr-training-worker-d97729bc runs" in summary, summary
     assert "ktrdr-training-worker-0e0e0e0e at 127.0.0.1:5006 is not answering" in summary
+    restart = [s for s in d["solution"]["steps"] if s.startswith("Restart the worker")]
+    assert len(restart) == 1, d["solution"]["steps"]
     # run1, one worker: as before
     d = diagnose_case(RUN, FINAL[ident], tmp_path / "run1")
     assert "not answering" not in d["summary"], d["summary"]
+    assert not [s for s in d["solution"]["steps"] if s.startswith("Restart the worker")]
 
 
 def test_a_followed_training_killed_in_its_loop_is_lost_before_any_health_check_fails(

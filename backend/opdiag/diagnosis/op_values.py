@@ -147,6 +147,7 @@ def operation_values(
     if result is not None:
         values["bottleneck"] = result.text
         values["bottleneck.service"] = result.service
+        values["bottleneck.named"] = result.named
         values["share"] = f"{round(result.share * 100)} %"
     return OperationValues(
         values,

@@ -127,6 +127,11 @@ class Bottleneck(msgspec.Struct):
         return f"{name} × {self.attempts}" if self.attempts > 1 else name
 
     @property
+    def named(self) -> str:
+        """Its text with where it is, said once (a gap's text names its service already)."""
+        return self.text if self.kind == "gap" else f"{self.text} on {self.service}"
+
+    @property
     def calls_text(self) -> str:
         """The calls in words: retries are attempts (every one failed but perhaps the last:
         the IB host's four timeouts); calls that mostly succeeded are work done in parts,

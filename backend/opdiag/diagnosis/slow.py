@@ -81,6 +81,7 @@ def _known_values(diagnosis: Diagnosis) -> dict[str, Any]:
             {
                 "bottleneck": diagnosis.bottleneck.text,
                 "bottleneck.service": diagnosis.bottleneck.service,
+                "bottleneck.named": diagnosis.bottleneck.named,
                 "share": f"{round(diagnosis.bottleneck.share * 100)} %",
             }
         )

@@ -57,6 +57,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "error_spans",
         "bottleneck",
         "bottleneck.service",
+        "bottleneck.named",
         "share",
         "baseline",
         "matches",
