@@ -162,3 +162,16 @@ def test_the_quick_status_of_a_completion_failed_later_is_completed(tmp_path: Pa
     groups = group_operations(FileSource([traces]).recent_traces(0, 2**62, limit=100_000))
     group = find_operation(groups, BACKTEST)
     assert group is not None and last_status(group) == "failed"
+
+
+def test_a_late_failure_is_no_phase_of_the_run_it_failed(tmp_path: Path) -> None:
+    """The comparison with earlier runs stops where the run ended: the orphan detector's
+    failure 72 s after the completion made 'after the worker' a phase of 1m11s (+31,011 %)
+    beside a total of 4.4 s."""
+    changed = _orphan_closed(_fire_and_forget(rv.load(TRACES), BACKTEST), BACKTEST,
+                             "2026-12-04T15:45:15Z")
+    d = _diagnose(changed, BACKTEST, tmp_path)
+    phases = d["comparison"]["phases"]
+    assert phases, d["comparison"]
+    longest = max(p["this_ms"] or 0 for p in phases)
+    assert longest <= d["duration_ms"], [(p["name"], p["this_ms"]) for p in phases]

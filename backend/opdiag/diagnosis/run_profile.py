@@ -210,6 +210,11 @@ def run_profile(
     """The profile of one diagnosed run from the traces that hold it. ``lazy``: its phases
     are made when first read (the profile then holds the run's spans until they are)."""
     spans = operation_spans(traces, diagnosis.operation_id)
+    if diagnosis.finished and diagnosis.ended_at_ms:
+        # what came after its end is not its time: a failure the orphan detector recorded
+        # a minute after the worker completed it (``facts``: its end leaves them out)
+        last_us = (diagnosis.ended_at_ms + 1) * 1000
+        spans = [s for s in spans if s.start_us <= last_us]
 
     def phases_of() -> PhaseProfile:
         is_worker = Globs.of(settings.worker_services)
