@@ -155,14 +155,29 @@ def test_the_listing_shows_refused_commands_as_invalid_input(
                    for r in rows.values())
 
 
+@pytest.mark.parametrize(
+    ("changed", "said"),
+    [
+        ({"mode": "recent"}, "invalid input: ktrdr data load refused --mode recent before "
+         "sending any request (tail, backfill or full)"),
+        ({"timeframe": "1H"}, "invalid input: ktrdr data load refused the timeframe '1H' "
+         "before sending any request"),
+        ({"symbol": "AAPL US"}, "invalid input: ktrdr data load refused the symbol 'AAPL US' "
+         "before sending any request"),
+        # arguments it accepts, then an exception before the first request (sys.exit(1) too)
+        ({"start_date": "2024-13-45"}, "invalid input: cli.data_load stopped before it sent any"),
+    ],
+)
 def test_a_data_load_the_cli_refused_before_any_request_is_invalid_input(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    changed: dict[str, str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`ktrdr data load AAPL --mode recent`: KTRDR's CLI refuses the mode and calls
     sys.exit(1) before any request (cli/data_commands.py load_data), so its trace is the one
     cli.data_load span, its status unset (its telemetry sets OK on return, ERROR on an
     Exception; SystemExit is neither). Built from run1's own `ktrdr data load AAPL`. Before,
-    the trace was in no row, and diagnosed by its id it read 'healthy: no errors'."""
+    the trace was in no row, and diagnosed by its id it read 'healthy: no errors'. The CLI
+    checks the symbol, the timeframe and the mode in that order: the one it refused is named
+    (the summary said 'the reason is on its console' for all of them before)."""
     from opdiag.cli.main import main
 
     recording = rv.load(TRACES)
@@ -177,7 +192,7 @@ def test_a_data_load_the_cli_refused_before_any_request_is_invalid_input(
     start = rv.ns("2026-12-04T16:08:30Z")
     refused["startTimeUnixNano"], refused["endTimeUnixNano"] = str(start), str(start + 90_000_000)
     args = json.loads(rv.attr(load, "cli.args"))
-    args["kwargs"]["mode"] = "recent"
+    args["kwargs"].update(changed)
     refused["attributes"] = [a for a in refused["attributes"] if a["key"] != "cli.args"] + [
         {"key": "cli.args", "value": {"stringValue": json.dumps(args)}}
     ]
@@ -188,10 +203,11 @@ def test_a_data_load_the_cli_refused_before_any_request_is_invalid_input(
     assert (row["operation_type"], row["status"], row["verdict"]) == (
         "data_load", "rejected", "invalid_input"
     ), row["summary"]
-    assert row["summary"].startswith("invalid input: cli.data_load stopped before it sent any")
+    assert row["summary"].startswith(said), row["summary"]
     assert main(["diagnose", refused["traceId"], "--traces", str(traces), "--now", NOW,
                  "--format", "json"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert '"mode": "recent"' in "\n".join(d["solution"]["steps"])
+    value = next(iter(changed.values()))
+    assert value in "\n".join(d["solution"]["steps"]), d["solution"]["steps"]
     # run1's own loads (their CLI spans returned OK) keep their verdicts
     assert rows["op_data_load_20261204_154455_734c9af6"]["verdict"] == "service_unreachable"
