@@ -397,6 +397,10 @@ def assess_workers(
             view=view,
         )
     settle = max(0, min(int(spec.settle_s * 1e6), now_us - judge_until_us))
+    # a worker first checked after the request registered later (started then): it was
+    # not there to be busy, so it does not make the dead ones merely busy
+    registered = {p.address for p in view.probes if p.time_us <= judge_until_us}
+    capable = tuple(a for a in capable if same_place(a) in registered) or capable
     silences = [view.dead_at(a, judge_until_us, settle) for a in capable]
     if any(s is None for s in silences):
         dead = tuple(s for s in silences if s is not None)
