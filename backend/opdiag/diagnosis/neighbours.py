@@ -284,6 +284,18 @@ def _standby(
     return tuple(found)
 
 
+def _taken_over(view: WorkerView, worker: Worker, from_us: int, to_us: int) -> bool:
+    """Whether another process answered at the worker's address between ``from_us`` and
+    ``to_us``: a worker started again on the port of the one that died (another name) and
+    then died too; the later silence is not the first one's."""
+    key = same_place(worker.address or "")
+    return worker.service is not None and any(
+        p.ok and p.answered_by and p.answered_by != worker.service and p.address == key
+        and from_us <= p.time_us <= to_us
+        for p in view.probes
+    )
+
+
 def _failure_of(probe: Probe) -> tuple[str | None, str]:
     """How the newest failed check failed, short and as a step says it: a refused connection
     means nothing listens (the process is gone); a read timeout means it is there but stuck,
@@ -352,6 +364,8 @@ def assess_workers(
         answered = None
         if ran and not settled and worker.address:
             lost = view.silent(worker.address, start_us, judge_until_us)
+            if lost is not None and _taken_over(view, worker, start_us, lost.since.time_us):
+                lost = None  # the silence is of the process that took its address since
             if lost is None:
                 again = view.replaced(worker.address, worker.service, start_us, judge_until_us)
                 if again is not None and seen is not None and seen > again.since.time_us:
