@@ -286,14 +286,23 @@ def _standby(
 
 def _taken_over(view: WorkerView, worker: Worker, from_us: int, to_us: int) -> bool:
     """Whether another process answered at the worker's address between ``from_us`` and
-    ``to_us``: a worker started again on the port of the one that died (another name) and
-    then died too; the later silence is not the first one's."""
+    ``to_us``, after the worker itself had: one of another name, or any answer after a
+    refused check (nothing listened: a new process, even under a fixed KTRDR_WORKER_ID). A
+    worker started again on the port of the one that died, which then died too: the later
+    silence is not the first one's."""
     key = same_place(worker.address or "")
-    return worker.service is not None and any(
-        p.ok and p.answered_by and p.answered_by != worker.service and p.address == key
-        and from_us <= p.time_us <= to_us
-        for p in view.probes
-    )
+    mine = gone = False
+    for p in view.probes:
+        if p.address != key or not from_us <= p.time_us <= to_us:
+            continue
+        if p.ok:
+            other = p.answered_by is not None and p.answered_by != worker.service
+            if mine and (gone or other):
+                return True
+            mine = mine or not other
+        else:
+            gone = gone or (mine and refused(p))
+    return False
 
 
 def _failure_of(probe: Probe) -> tuple[str | None, str]:
