@@ -284,6 +284,27 @@ def _standby(
     return tuple(found)
 
 
+def _taken_over(view: WorkerView, worker: Worker, from_us: int, to_us: int) -> bool:
+    """Whether another process answered at the worker's address between ``from_us`` and
+    ``to_us``, after the worker itself had: one of another name, or any answer after a
+    refused check (nothing listened: a new process, even under a fixed KTRDR_WORKER_ID). A
+    worker started again on the port of the one that died, which then died too: the later
+    silence is not the first one's."""
+    key = same_place(worker.address or "")
+    mine = gone = False
+    for p in view.probes:
+        if p.address != key or not from_us <= p.time_us <= to_us:
+            continue
+        if p.ok:
+            other = p.answered_by is not None and p.answered_by != worker.service
+            if mine and (gone or other):
+                return True
+            mine = mine or not other
+        else:
+            gone = gone or (mine and refused(p))
+    return False
+
+
 def _failure_of(probe: Probe) -> tuple[str | None, str]:
     """How the newest failed check failed, short and as a step says it: a refused connection
     means nothing listens (the process is gone); a read timeout means it is there but stuck,
@@ -352,6 +373,8 @@ def assess_workers(
         answered = None
         if ran and not settled and worker.address:
             lost = view.silent(worker.address, start_us, judge_until_us)
+            if lost is not None and _taken_over(view, worker, start_us, lost.since.time_us):
+                lost = None  # the silence is of the process that took its address since
             if lost is None:
                 again = view.replaced(worker.address, worker.service, start_us, judge_until_us)
                 if again is not None and seen is not None and seen > again.since.time_us:
@@ -397,6 +420,10 @@ def assess_workers(
             view=view,
         )
     settle = max(0, min(int(spec.settle_s * 1e6), now_us - judge_until_us))
+    # a worker first checked after the request registered later (started then): it was
+    # not there to be busy, so it does not make the dead ones merely busy
+    registered = {p.address for p in view.probes if p.time_us <= judge_until_us}
+    capable = tuple(a for a in capable if same_place(a) in registered) or capable
     silences = [view.dead_at(a, judge_until_us, settle) for a in capable]
     if any(s is None for s in silences):
         dead = tuple(s for s in silences if s is not None)
