@@ -193,6 +193,34 @@ def client_call(
     }
 
 
+def server_answer(
+    call: Doc, span_id: str, route: str, path: str, start_ns: int, end_ns: int,
+    *, url: str | None = None,
+) -> Doc:
+    """The backend's FastAPI server span answering ``call`` 200 (``{METHOD} {route}``)."""
+    method = call["name"]
+    attributes = [{"key": "http.method", "value": {"stringValue": method}}]
+    if url is not None:
+        attributes.append({"key": "http.url", "value": {"stringValue": url}})
+    attributes += [
+        {"key": "http.route", "value": {"stringValue": route}},
+        {"key": "http.target", "value": {"stringValue": path}},
+        {"key": "http.status_code", "value": {"intValue": "200"}},
+    ]
+    return {
+        "traceId": call["traceId"],
+        "spanId": span_id,
+        "parentSpanId": call["spanId"],
+        "name": f"{method} {route}",
+        "kind": SERVER,
+        "startTimeUnixNano": str(start_ns),
+        "endTimeUnixNano": str(end_ns),
+        "attributes": attributes,
+        "events": [],
+        "status": {},
+    }
+
+
 def added(recording: Recording, service: str, new_spans: list[Doc]) -> Recording:
     """``new_spans`` of ``service`` (whose resource is copied from the recording), in a file
     of their own where the recorder would have put them (after the last file written before
@@ -321,31 +349,28 @@ def as_curl(recording: Recording, trace_ids: set[str]) -> Recording:
 def stretched(recording: Recording, trace_ids: set[str], name: str, extra_ns: int) -> Recording:
     """The span ``name`` of ``trace_ids`` lasts ``extra_ns`` longer: what starts after it
     ends starts that much later, and what holds it ends that much later."""
-    target = next(
-        s for _, _, s in spans(recording) if s["traceId"] in trace_ids and s["name"] == name
-    )
-    start, end = int(target["startTimeUnixNano"]), int(target["endTimeUnixNano"])
-
-    def later(span: Doc) -> None:
-        s_start, s_end = int(span["startTimeUnixNano"]), int(span["endTimeUnixNano"])
-        if s_start >= end:
-            span["startTimeUnixNano"] = str(s_start + extra_ns)
-            for event in span.get("events", []):
-                event["timeUnixNano"] = str(int(event["timeUnixNano"]) + extra_ns)
-        if s_end >= end and (s_start <= start or s_start >= end):
-            span["endTimeUnixNano"] = str(s_end + extra_ns)
-
-    return edited(recording, lambda _service, span: span["traceId"] in trace_ids, later)
+    return _later_after(recording, trace_ids, name, extra_ns, itself=True)
 
 
 def longer_after(recording: Recording, trace_ids: set[str], name: str, extra_ns: int) -> Recording:
     """The time after the span ``name`` of ``trace_ids`` (KTRDR's span-less training loop
     after ``training.data_loading``) lasts ``extra_ns`` longer: what starts after it ends
     starts that much later, and what holds it ends that much later; the span itself not."""
+    return _later_after(recording, trace_ids, name, extra_ns, itself=False)
+
+
+def _later_after(
+    recording: Recording, trace_ids: set[str], name: str, extra_ns: int, *, itself: bool
+) -> Recording:
     target = next(
         s for _, _, s in spans(recording) if s["traceId"] in trace_ids and s["name"] == name
     )
     start, end = int(target["startTimeUnixNano"]), int(target["endTimeUnixNano"])
+
+    def holds(s_start: int, s_end: int) -> bool:
+        if itself:
+            return s_end >= end and (s_start <= start or s_start >= end)
+        return s_end > end and (s_start < start or s_start >= end)
 
     def later(span: Doc) -> None:
         s_start, s_end = int(span["startTimeUnixNano"]), int(span["endTimeUnixNano"])
@@ -353,7 +378,7 @@ def longer_after(recording: Recording, trace_ids: set[str], name: str, extra_ns:
             span["startTimeUnixNano"] = str(s_start + extra_ns)
             for event in span.get("events", []):
                 event["timeUnixNano"] = str(int(event["timeUnixNano"]) + extra_ns)
-        if s_end > end and (s_start < start or s_start >= end):
+        if holds(s_start, s_end):
             span["endTimeUnixNano"] = str(s_end + extra_ns)
 
     return edited(recording, lambda _service, span: span["traceId"] in trace_ids, later)
@@ -683,22 +708,9 @@ def shut_down_gracefully(recording: Recording, operation_id: str, at_ns: int) ->
         f"http://127.0.0.1:8000{path}",
     )
     patch["attributes"].append({"key": "http.status_code", "value": {"intValue": "200"}})
-    answer = {
-        "traceId": trace_id,
-        "spanId": "5d0000000000a002",
-        "parentSpanId": patch["spanId"],
-        "name": f"PATCH {route}",
-        "kind": SERVER,
-        "startTimeUnixNano": str(at_ns + 5_000_000),
-        "endTimeUnixNano": str(at_ns + 35_000_000),
-        "attributes": [
-            {"key": "http.method", "value": {"stringValue": "PATCH"}},
-            {"key": "http.route", "value": {"stringValue": route}},
-            {"key": "http.target", "value": {"stringValue": path}},
-            {"key": "http.status_code", "value": {"intValue": "200"}},
-        ],
-        "status": {},
-    }
+    answer = server_answer(
+        patch, "5d0000000000a002", route, path, at_ns + 5_000_000, at_ns + 35_000_000
+    )
     return added(added(out, worker, [patch]), "ktrdr-api", [answer])
 
 
@@ -951,24 +963,9 @@ def data_load_cancelled(recording: Recording, operation_id: str, at_ns: int) -> 
         trace_id, root["spanId"], "de1e7e0000000001", at_ns, at_ns + 300_000_000, "DELETE", url
     )
     call["attributes"].append({"key": "http.status_code", "value": {"intValue": "200"}})
-    answer = {
-        "traceId": trace_id,
-        "spanId": "de1e7e0000000002",
-        "parentSpanId": call["spanId"],
-        "name": f"DELETE {route}",
-        "kind": SERVER,
-        "startTimeUnixNano": str(at_ns + 3_000_000),
-        "endTimeUnixNano": str(at_ns + 290_000_000),
-        "attributes": [
-            {"key": "http.method", "value": {"stringValue": "DELETE"}},
-            {"key": "http.url", "value": {"stringValue": url}},
-            {"key": "http.route", "value": {"stringValue": route}},
-            {"key": "http.target", "value": {"stringValue": path}},
-            {"key": "http.status_code", "value": {"intValue": "200"}},
-        ],
-        "events": [],
-        "status": {},
-    }
+    answer = server_answer(
+        call, "de1e7e0000000002", route, path, at_ns + 3_000_000, at_ns + 290_000_000, url=url
+    )
     reason = "User requested cancellation via CLI"
     transition = {
         "traceId": trace_id,

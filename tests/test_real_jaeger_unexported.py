@@ -12,6 +12,8 @@ in, before its first export).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +42,31 @@ def _variant() -> rv.Recording:
     return [(name, doc) for name, doc in changed if rv.file_clock(name) <= upto]
 
 
-@pytest.fixture(scope="module")
-def unexported(jaeger_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """(the variant's files, a real Jaeger holding the same export requests)."""
-    recording = _variant()
-    files = rv.write(recording, tmp_path_factory.mktemp("unexported") / "traces")
-    with RealJaeger(tmp_path_factory.mktemp("jaeger-unexported"), jaeger_binary) as jaeger:
+@contextmanager
+def _in_jaeger(
+    recording: rv.Recording, name: str, binary: Path, factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, RealJaeger]]:
+    """(the recording's files, a real Jaeger holding the same export requests)."""
+    files = rv.write(recording, factory.mktemp(name) / "traces")
+    with RealJaeger(factory.mktemp(f"jaeger-{name}"), binary) as jaeger:
         bodies = [json.dumps(doc).encode() for _, doc in recording]
         assert send_otlp_json(jaeger.otlp_http_url, bodies) == len(bodies)
         yield files, jaeger
+
+
+@pytest.fixture(params=["v3", "legacy"])
+def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Force one of Jaeger's APIs; no other source from the environment."""
+    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPDIAG_JAEGER_API", request.param)
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def unexported(jaeger_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with _in_jaeger(_variant(), "unexported", jaeger_binary, tmp_path_factory) as pair:
+        yield pair
 
 
 def _diagnose(capsys: pytest.CaptureFixture[str], *source: str) -> dict[str, Any]:
@@ -58,15 +76,10 @@ def _diagnose(capsys: pytest.CaptureFixture[str], *source: str) -> dict[str, Any
     return json.loads(out)
 
 
-@pytest.mark.parametrize("api", ["v3", "legacy"])
 def test_a_training_no_span_names_is_found_through_jaeger(
-    unexported: tuple[Path, RealJaeger], api: str, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    unexported: tuple[Path, RealJaeger], api: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     files, jaeger = unexported
-    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("OPDIAG_JAEGER_API", api)
     expected = _diagnose(capsys, "--traces", str(files))
     assert expected["verdict"] == "worker_lost", expected["summary"]
     got = _diagnose(capsys, "--jaeger-url", jaeger.query_url)
@@ -86,22 +99,14 @@ def backend_lost(jaeger_binary: Path, tmp_path_factory: pytest.TempPathFactory) 
         rv.load(REAL_RUN1 / "traces"), LOAD, rv.ns("2026-12-04T15:44:58Z"),
         rv.ns("2026-12-04T15:45:05Z"),
     )
-    files = rv.write(recording, tmp_path_factory.mktemp("backend-lost") / "traces")
-    with RealJaeger(tmp_path_factory.mktemp("jaeger-backend-lost"), jaeger_binary) as jaeger:
-        bodies = [json.dumps(doc).encode() for _, doc in recording]
-        assert send_otlp_json(jaeger.otlp_http_url, bodies) == len(bodies)
-        yield files, jaeger
+    with _in_jaeger(recording, "backend-lost", jaeger_binary, tmp_path_factory) as pair:
+        yield pair
 
 
-@pytest.mark.parametrize("api", ["v3", "legacy"])
 def test_a_load_only_the_orphan_detector_names_is_found_through_jaeger(
-    backend_lost: tuple[Path, RealJaeger], api: str, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    backend_lost: tuple[Path, RealJaeger], api: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     files, jaeger = backend_lost
-    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("OPDIAG_JAEGER_API", api)
     argv = ["diagnose", LOAD, "--now", "2026-12-04T16:10:00Z", "--format", "json"]
     assert opdiag_main([*argv, "--traces", str(files)]) == 0
     expected = json.loads(capsys.readouterr().out)
