@@ -17,7 +17,7 @@ from api_support import (
     TRACE_FAILED,
     XSS,
 )
-from opdiag.diagnosis.result import FlowStep
+from opdiag.diagnosis.result import FlowStep, copied
 from opdiag.timeutil import TimeRange
 from opdiag.web import waterfall
 from opdiag.web.filters import safe_url
@@ -414,3 +414,19 @@ def test_the_folded_polling_note_says_whether_the_flow_rows_hold_every_span(
         assert "every span" not in note and "4 spans" in note and "1500 more left out" in note
     else:
         assert "list every span" in note
+
+
+@pytest.mark.parametrize(
+    ("verdict", "said"),
+    [
+        ("cancelled", "None: it was cancelled, nothing failed"),
+        ("healthy", "None: nothing failed."),
+        ("slow", "No single span caused this"),
+    ],
+)
+def test_a_page_without_a_root_cause_says_why(client, service, verdict: str, said: str):
+    """The page says what the Markdown says (``Diagnosis.without_root_cause``)."""
+    service.diagnoses[SLOW_ID] = copied(service.diagnoses[SLOW_ID], verdict=verdict)
+    html, _ = page(client, SLOW_ID)
+    (note,) = re.findall(r'<p class="note" id="no-root-cause">([^<]*)</p>', html)
+    assert note.startswith(said), note

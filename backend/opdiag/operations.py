@@ -330,6 +330,19 @@ def only_records(traces: Sequence[Trace]) -> bool:
     return all(len(t.spans) == 1 for t in traces)
 
 
+def needs_answers(ident: str, found: Sequence[Trace]) -> bool:
+    """Whether a lookup of ``ident`` that found ``found`` (its spans that carry the id) must
+    also take the backend's answers to reads of it: an operation id none of whose work
+    carries it (its process exported nothing: none found, or only one-span records of it).
+    The file source and the Jaeger source ask alike."""
+    return is_operation_id(ident) and only_records(found)
+
+
+def answers_about(trace: Trace, operation_id: str) -> bool:
+    """Whether the backend answered a read of ``operation_id`` in ``trace``."""
+    return any(operation_answered(s) == operation_id for s in trace.spans)
+
+
 def _answered_in(trace: Trace) -> str | None:
     for span in trace.spans:
         op_id = operation_answered(span)
@@ -431,7 +444,8 @@ def group_operations(
     groups: dict[str, OperationTraces] = {}
     hints: dict[str, list[str | None]] = {}
     noise = Globs.of((*NOISE_SPAN_PATTERNS, *noise_patterns))
-    about: list[tuple[str, Trace, str | None]] = []  # failed calls naming an operation
+    # failed calls naming an operation (in a resume's URL, or else by an answered read)
+    about: list[tuple[str, bool, Trace, str | None]] = []
     unclaimed: list[tuple[str, Trace, str | None]] = []  # reads of an operation answered
 
     def join(op_id: str, trace: Trace, op_type: str | None, *, single: bool) -> None:
@@ -462,15 +476,16 @@ def group_operations(
             if read is not None:  # the operation's, if no span of it carries its id yet
                 unclaimed.append((read, trace, scan.any_type))
             continue
-        named = _operation_in_url(trace) or _answered_in(trace)
+        in_url = _operation_in_url(trace)
+        named = in_url or _answered_in(trace)
         if named is not None:
-            about.append((named, trace, scan.any_type))
+            about.append((named, in_url is not None, trace, scan.any_type))
             continue
         _failed_dispatch(groups, trace, scan.any_type)
-    for named, trace, any_type in about:  # the operation's, when its own traces are here
-        if named in hints and (_operation_in_url(trace) or only_records(groups[named].traces)):
+    for named, by_url, trace, any_type in about:  # the operation's, when its traces are here
+        if named in hints and (by_url or only_records(groups[named].traces)):
             join(named, trace, None, single=True)
-        elif named not in hints and _answered_in(trace) == named:
+        elif named not in hints and not by_url:
             # reads of it refused, then answered (its backend restarted): nothing names it
             # yet, so these answers are all there is of it, as for a trace of answers only
             unclaimed.append((named, trace, any_type))

@@ -565,16 +565,23 @@ def _callers_lost(
     lost: set[int] = set()
     for trace, walk in walks:
         by_id = trace.by_id
+        # (a root's check first: most traces have no such root, and their spans no climb)
+        orphaned = {
+            id(root)
+            for root in trace.roots
+            if root.kind == SERVER
+            and any(r.trace_id == trace.trace_id and r.span_id not in by_id
+                    for r in root.references)
+        }
+        if not orphaned:
+            continue
         for span, _ in walk:
             if span.end_us <= ended_us:
                 continue
             top = span
             while top.parent_id is not None and top.parent_id in by_id:
                 top = by_id[top.parent_id]
-            caller_lost = top.kind == SERVER and any(
-                r.trace_id == trace.trace_id and r.span_id not in by_id for r in top.references
-            )
-            if caller_lost:
+            if id(top) in orphaned:
                 lost.add(id(span))
     return lost
 
@@ -585,8 +592,9 @@ def _extent_without(
     left_out: set[int],
     context: Mapping[str, frozenset[str]] | None,
 ) -> None:
-    """The operation's end and last span without the failures recorded after it ended:
-    a completion 5 s in, failed by the orphan detector 72 s later, lasted 5 s."""
+    """The operation's end and last span without the spans ``left_out``: the failures
+    recorded after it ended (a completion 5 s in, failed by the orphan detector 72 s later,
+    lasted 5 s), a callee's work for a caller that is gone (``_callers_lost``)."""
     end: int | None = None
     last: Span | None = None
     clipped = facts.clipped_ends

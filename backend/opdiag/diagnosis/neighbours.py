@@ -247,7 +247,6 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
             )
         return out
 
-
     def _silent_text(self, silence: Silence) -> str:
         """``ktrdr-training-worker-… at 127.0.0.1:5006 is not answering (since 15:46:21
         UTC, refused: the process is gone)``."""

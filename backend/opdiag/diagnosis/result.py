@@ -322,6 +322,15 @@ class Diagnosis(msgspec.Struct):
         return self.status in REQUEST_STATUSES
 
     @property
+    def without_root_cause(self) -> str:
+        """Why there is no root cause, in words (the Markdown and the page say it alike)."""
+        if self.verdict == "healthy":
+            return "None: nothing failed."
+        if self.verdict == "cancelled":
+            return "None: it was cancelled, nothing failed (who cancelled it and when is above)."
+        return "No single span caused this; see the diagnosis above."
+
+    @property
     def share_basis(self) -> str:
         """What the bottleneck's share is a share of, in words (the Markdown and the page
         say it alike): the time (the critical path), or for an operation whose worker was

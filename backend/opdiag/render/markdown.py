@@ -430,18 +430,11 @@ def _clock(ms: float | None) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-_NO_ROOT_CAUSE = {
-    "healthy": "None: nothing failed.",
-    "cancelled": "None: it was cancelled, nothing failed (who cancelled it and when is above).",
-    "": "No single span caused this; see the diagnosis above.",
-}
-
-
 def _root_cause_section(d: Diagnosis) -> list[str]:
     lines = ["**Root Cause**:"]
     rc = d.root_cause
     if rc is None:
-        lines.append(_NO_ROOT_CAUSE.get(d.verdict, _NO_ROOT_CAUSE[""]))
+        lines.append(d.without_root_cause)
         return lines
     lines.append(
         f"Span {escape(rc.span_name)} in {escape(rc.service)} "

@@ -22,7 +22,7 @@ from typing import Any
 
 from opdiag.errors import InputError
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
-from opdiag.operations import is_operation_id, only_records, operation_answered
+from opdiag.operations import answers_about, needs_answers
 from opdiag.sources.base import SpanQuery
 from opdiag.sources.rawbytes import DEFAULT_MAX_BYTES
 from opdiag.sources.readers import read_file
@@ -149,28 +149,18 @@ class FileSource:
         """Files are a finite recording: all of it is searched, whatever the window."""
         self._ensure_loaded()
         key = ident.strip()
-        ids = self._by_operation.get(key)
-        if ids:
-            found = [self._by_id[t] for t in ids]
-            if not only_records(found):
-                return found
-            # only one-span records name it (its orphan detector's failure): the traces in
-            # which the backend answered reads of it hold what it did (a scan, rare)
-            return found + [
-                t
-                for t in self._by_id.values()
-                if t.trace_id not in ids and any(operation_answered(s) == key for s in t.spans)
-            ]
-        if looks_like_trace_id(key):
+        ids = self._by_operation.get(key) or ()
+        found = [self._by_id[t] for t in ids]
+        if not found and looks_like_trace_id(key):
             trace = self._by_id.get(normalise_trace_id(key))
-            if trace is not None:
-                return [trace]
-        if not is_operation_id(key):  # (a trace id not held: nothing to scan for)
-            return []
-        # an operation no span names yet (its worker has exported nothing): the traces in
-        # which the backend answered reads of it (a scan, only for an id nothing carries)
-        return [
-            t for t in self._by_id.values() if any(operation_answered(s) == key for s in t.spans)
+            return [] if trace is None else [trace]
+        if not needs_answers(key, found):
+            return found
+        # nothing of its work names it (its process exported nothing; at most its orphan
+        # detector's record does): the traces in which the backend answered reads of it
+        # hold what there is (a scan, only then)
+        return found + [
+            t for t in self._by_id.values() if t.trace_id not in ids and answers_about(t, key)
         ]
 
     def recent_traces(self, start_us: int, end_us: int, limit: int = 500) -> list[Trace]:

@@ -64,13 +64,7 @@ from opdiag.errors import (
     TraceFormatError,
 )
 from opdiag.model import Trace, looks_like_trace_id, merge_traces, normalise_trace_id
-from opdiag.operations import (
-    NOISE_SPAN_PATTERNS,
-    PATH_KEYS,
-    READ_ROUTE,
-    is_operation_id,
-    only_records,
-)
+from opdiag.operations import NOISE_SPAN_PATTERNS, PATH_KEYS, READ_ROUTE, needs_answers
 from opdiag.search_window import CLOCK_MARGIN_US, around
 from opdiag.settings import JaegerSettings
 from opdiag.sources.base import SpanQuery, holds_wanted_span
@@ -367,7 +361,7 @@ class JaegerSource:
 
         def fetch_all() -> WindowAnswer:
             found = self._fan_out(services, search_by(OPERATION_ID, ident))
-            if is_operation_id(ident) and only_records([t for ts in found for t in ts]):
+            if needs_answers(ident, [t for ts in found for t in ts]):
                 # No span of its work carries the id (a process exports in batches, and
                 # nothing when it dies first; the orphan detector's one-span record may):
                 # the backend's answers to reads of it name it.
