@@ -128,6 +128,10 @@ def operation_values(
         values["failed_after"] = duration_text(max(0, late.start_us - done.start_us))
     if busy_with is not None:
         values["worker.busy_with"] = busy_with
+    if not facts.finished:
+        values["in_flight"] = facts.status
+    elif facts.status == "failed" and done is not None and late is None and not facts.followed:
+        values["outcome"] = _outcome(done)
     if quiet_since_us is not None:
         values["quiet_since"] = clock_text(quiet_since_us)
     if facts.unlinked_caller is not None:
@@ -157,6 +161,15 @@ def operation_values(
         declared=declared,
         later=later,
     )
+
+
+def _outcome(done: Span) -> str:
+    """How the operation ended, as its service recorded it (``failed at 16:07:08 UTC:
+    "Operation was RUNNING but no worker claimed it"``): what the job system's own status
+    command shows, so a step can say the end happened rather than that it will."""
+    error = done.attributes.get("operation.error")
+    said = f": \"{error}\"" if isinstance(error, str) and error.strip() else ""
+    return f"failed at {clock_text(done.start_us)}{said}"
 
 
 def declared_values(

@@ -87,6 +87,8 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "route.param",
         "completed.service",
         "failed_after",
+        "in_flight",
+        "outcome",
     }
 )
 # ``{op:NAME}``: a value of the operation declared in the pack's ``operation.values``.

@@ -1,0 +1,66 @@
+"""What run1's diagnoses tell the operator beyond the verdict: that an end KTRDR already
+recorded is said as done (with KTRDR's own message, what ``ktrdr status`` shows), and one
+still to come as what will happen. Found by an operator's review: the final diagnoses of the
+three lost workers said KTRDR "keeps the operation RUNNING until its orphan detector fails
+it" minutes after the detector had."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import REAL_KTRDR
+from opdiag.devtools.score_cases import diagnose_case
+
+RUN = REAL_KTRDR / "run1"
+CASES: list[dict[str, Any]] = yaml.safe_load((RUN / "cases.yaml").read_text(encoding="utf-8"))
+
+pytestmark = pytest.mark.slow
+
+ORPHANED = '"Operation was RUNNING but no worker claimed it"'
+# the three workers killed in run1, judged at the end: when KTRDR's orphan detector failed each
+LOST_AT = {
+    "op_training_20261204_154749_b37ed832": "15:54:37 UTC",
+    "op_backtesting_20261204_155333_db0629d4": "15:59:53 UTC",
+    "op_training_20261204_160033_fcc59c1d": "16:07:08 UTC",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("JAEGER_URL", "OPDIAG_JAEGER_URL", "OPDIAG_TRACES", "OPDIAG_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _case(ident: str, upto: int | None) -> dict[str, Any]:
+    return next(c for c in CASES if c["id"] == ident and c["upto"] == upto)
+
+
+@pytest.mark.parametrize("ident", sorted(LOST_AT))
+def test_a_lost_workers_failed_operation_says_when_ktrdr_failed_it_and_how(
+    ident: str, tmp_path: Path
+) -> None:
+    found = diagnose_case(RUN, _case(ident, None), tmp_path)
+    steps = found["solution"]["steps"]
+    assert found["status"] == "failed"
+    told = [s for s in steps if "KTRDR marked the operation failed at" in s]
+    assert len(told) == 1, steps
+    assert LOST_AT[ident] in told[0] and ORPHANED in told[0]
+    assert not any("keeps the operation RUNNING" in s for s in steps), steps
+
+
+@pytest.mark.parametrize("upto", [1464, 1514])
+def test_a_lost_workers_running_operation_says_what_ktrdr_will_do(
+    upto: int, tmp_path: Path
+) -> None:
+    found = diagnose_case(RUN, _case("op_training_20261204_160033_fcc59c1d", upto), tmp_path)
+    steps = found["solution"]["steps"]
+    assert found["status"] == "running"
+    assert any(
+        "keeps the operation RUNNING until its orphan detector fails it" in s
+        and "5 minutes after its last answered health check" in s
+        for s in steps
+    ), steps
+    assert not any("marked the operation" in s for s in steps), steps
