@@ -529,3 +529,22 @@ def test_simpod_annotation_queries_answer_the_same_fields(client, window):
         for column in infinity[name]["target"]["columns"]:
             assert fields.get(column["selector"]) == FRAME_TYPES[column["type"]], (name, column)
         assert anno["mappings"] == infinity[name]["mappings"]
+
+
+def test_the_baseline_stat_shows_a_dash_for_the_api_s_zero():
+    """The API's row gives ``baseline_ms`` 0 when no baseline applies (a request refused
+    before it became an operation): the stat showed "0 ms" for every one of them, which
+    reads as a baseline of nothing. It shows "-", as it does for no value."""
+    from opdiag.api.schemas import DiagnosisRow
+
+    assert "0 when there are none" in (DiagnosisRow.model_fields["baseline_ms"].description or "")
+    (panel,) = [
+        p
+        for dash in render_dashboards(Settings()).values()
+        for p in dash["panels"]
+        if p.get("title") == "Baseline"
+    ]
+    defaults = panel["fieldConfig"]["defaults"]
+    assert defaults["noValue"] == "-"
+    zero = [m["options"]["0"] for m in defaults["mappings"] if "0" in m.get("options", {})]
+    assert zero and zero[0]["text"] == "-"

@@ -432,3 +432,27 @@ def test_markdown_flow_marks_a_call_answered_after_its_caller_gave_up():
     rows = {line.split(" (")[0].split()[-1]: line for line in text.splitlines() if " s" in line}
     assert rows["s3"].endswith("[ran 228,960ms past its caller]"), rows["s3"]
     assert "past its caller" not in rows["s2"] + rows["s4"] + rows["s1"]
+
+
+def test_the_baseline_line_says_what_the_figure_is():
+    """The Markdown read 'Baseline of this operation type: 20,939ms' two lines above
+    'baseline median 5.2s': the figure was the time expected for the run's data rows (the
+    median scaled to its size), not a baseline of the type. It says which it is."""
+    from opdiag.diagnosis.result import BaselineRun, Comparison
+
+    runs = [BaselineRun("op_a", 0, 5_200.0)]
+    scaled = Comparison(
+        runs=runs, wanted_runs=5, this_ms=20_100.0, baseline_ms=5_200.0,
+        expected_ms=20_939.0, size=12_505,
+    )
+    d = make_diagnosis()
+    d.baseline_ms, d.comparison = 20_939.0, scaled
+    text = render_markdown(d)
+    assert "- Baseline (the time expected for its 12,505 data rows): 20,939ms" in text
+    assert "Baseline of this operation type" not in text
+    d.baseline_ms, scaled.expected_ms = 5_200.0, None
+    assert "- Baseline (the one good run it was compared with): 5200.0ms" in render_markdown(d)
+    scaled.runs = runs * 3
+    assert "(the median of the 3 good runs it was compared with)" in render_markdown(d)
+    d.comparison = None  # a budget: no run behind it
+    assert "- Baseline (what 'slow' judged it against): 5200.0ms" in render_markdown(d)

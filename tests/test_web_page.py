@@ -430,3 +430,16 @@ def test_a_page_without_a_root_cause_says_why(client, service, verdict: str, sai
     html, _ = page(client, SLOW_ID)
     (note,) = re.findall(r'<p class="note" id="no-root-cause">([^<]*)</p>', html)
     assert note.startswith(said), note
+
+
+def test_the_page_says_what_its_baseline_figure_is(client, service):
+    """The page says what the Markdown says (``Diagnosis.baseline_basis``): a figure
+    scaled to the run's data is not the median of its runs."""
+    import msgspec
+
+    d = service.diagnoses[SLOW_ID]
+    c = msgspec.structs.replace(d.comparison, expected_ms=20_939.0, size=12_505)
+    service.diagnoses[SLOW_ID] = copied(d, comparison=c, baseline_ms=20_939.0)
+    html, _ = page(client, SLOW_ID)
+    (said,) = re.findall(r'<dd id="baseline">([^<]*)</dd>', html)
+    assert said.endswith("(the time expected for its 12,505 data rows)"), said

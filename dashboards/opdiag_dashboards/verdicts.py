@@ -108,6 +108,12 @@ def bool_mappings(true_text: str, true_color: str) -> list[dict[str, object]]:
     ]
 
 
+def dash_zero_mappings() -> list[dict[str, object]]:
+    """0 shown as "-", as a stat shows no value: the API's 0 for a baseline means none (a
+    request refused before it became an operation has no good runs), not "0 ms"."""
+    return [{"type": "value", "options": {"0": {"text": "-", "index": 0}}}]
+
+
 def blank_zero_mappings() -> list[dict[str, object]]:
     """0 left blank: the value the API gives for none (no expected time, no percentage, no
     change for a run that did not complete), which must not read as "0 ms" or "0 %"."""

@@ -331,6 +331,23 @@ class Diagnosis(msgspec.Struct):
         return "No single span caused this; see the diagnosis above."
 
     @property
+    def baseline_basis(self) -> str:
+        """What ``baseline_ms`` is, in words (the Markdown and the page say it alike): "of
+        this operation type" was read beside a comparison whose median was a quarter of it,
+        when the figure was the time expected for the run's data."""
+        c, base = self.comparison, self.baseline_ms
+        if base is None or c is None or not c.judges_speed:
+            return "what 'slow' judged it against"
+        if c.expected_ms is not None and c.size and base == c.expected_ms:
+            return f"the time expected for its {c.size:,.0f} data rows"
+        if c.baseline_ms is not None and base == c.baseline_ms:
+            runs = len(c.runs)
+            if runs == 1:
+                return "the one good run it was compared with"
+            return f"the median of the {runs} good runs it was compared with"
+        return "what 'slow' judged it against"
+
+    @property
     def share_basis(self) -> str:
         """What the bottleneck's share is a share of, in words (the Markdown and the page
         say it alike): the time (the critical path), or for an operation whose worker was

@@ -305,7 +305,7 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
                 f"{b.share * 100:.0f} % of {d.share_basis}{so_far}"
             )
     if d.baseline_ms is not None:
-        lines.append(f"- Baseline of this operation type: {_ms(d.baseline_ms)}")
+        lines.append(f"- Baseline ({d.baseline_basis}): {_ms(d.baseline_ms)}")
     for finding in d.findings:
         where = f" on {escape(finding.span_name)}" if finding.span_name else ""
         if finding.neighbour:

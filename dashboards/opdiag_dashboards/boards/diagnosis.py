@@ -117,9 +117,12 @@ def build(settings: Settings, json_datasource: str) -> Board:
     )
     baseline = field_stat(
         "Baseline",
-        "Typical duration of this operation type's successful runs (0 when none applies).",
+        "What 'slow' judged the run against (the time expected for its data, the median of "
+        "its last good runs, or the type's budget), else the median of the last good runs it "
+        "was compared with; '-' when there are none (the API's 0).",
         "baseline_ms",
         unit="ms",
+        mappings=verdicts.dash_zero_mappings(),
     )
     summary = panels.table(
         "Summary",
