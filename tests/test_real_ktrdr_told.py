@@ -64,3 +64,21 @@ def test_a_lost_workers_running_operation_says_what_ktrdr_will_do(
         for s in steps
     ), steps
     assert not any("marked the operation" in s for s in steps), steps
+
+
+@pytest.mark.parametrize(
+    ("ident", "range_"),
+    [
+        ("op_backtesting_20261204_154627_d7e27c97", "--start 2024-01-01 --end 2024-03-31"),
+        ("op_training_20261204_155455_c5babf81", "--start 2023-01-01 --end 2023-06-30"),
+    ],
+)
+def test_the_command_that_loads_missing_data_loads_the_range_asked_for(
+    ident: str, range_: str, tmp_path: Path
+) -> None:
+    """``ktrdr data load ZZZZ --timeframe 1h --mode backfill`` without dates backfills from
+    IB's head timestamp (the whole history, KTRDR's acquisition service), not the range the
+    backtest or training asked for, which the step beside it names."""
+    found = diagnose_case(RUN, _case(ident, None), tmp_path)
+    loads = [c for c in found["solution"]["commands"] if c.startswith("ktrdr data load")]
+    assert loads == [f"ktrdr data load ZZZZ --timeframe 1h --mode backfill {range_}"]
