@@ -82,3 +82,17 @@ def test_the_command_that_loads_missing_data_loads_the_range_asked_for(
     found = diagnose_case(RUN, _case(ident, None), tmp_path)
     loads = [c for c in found["solution"]["commands"] if c.startswith("ktrdr data load")]
     assert loads == [f"ktrdr data load ZZZZ --timeframe 1h --mode backfill {range_}"]
+
+
+def test_a_missing_strategy_file_is_named_first_not_buried_under_the_files_searched(
+    tmp_path: Path,
+) -> None:
+    """KTRDR's message lists every strategy file it has after the name: the summary was
+    300 characters of paths, which the Operations table cuts before anything useful."""
+    found = diagnose_case(RUN, _case("802fbf6a818b8b57d1db38568ed7862f", None), tmp_path)
+    assert found["verdict"] == "invalid_input"
+    assert found["root_cause"]["span_name"] == "training.start"
+    summary = found["summary"]
+    assert summary.startswith("invalid input: no strategy file no_such_strategy.yaml"), summary
+    assert "/app/strategies" not in summary and len(summary) < 200
+    assert any("(searched: /app/strategies/" in s for s in found["solution"]["steps"])
