@@ -96,3 +96,28 @@ def test_a_missing_strategy_file_is_named_first_not_buried_under_the_files_searc
     assert summary.startswith("invalid input: no strategy file no_such_strategy.yaml"), summary
     assert "/app/strategies" not in summary and len(summary) < 200
     assert any("(searched: /app/strategies/" in s for s in found["solution"]["steps"])
+
+
+@pytest.mark.parametrize(
+    ("ident", "said"),
+    [
+        (
+            "op_data_load_20261204_154455_734c9af6",
+            'KTRDR marked the operation failed at 15:47:03 UTC: "Host service timeout: Request'
+            ' timed out after 4 attempts" (what ktrdr status shows)',
+        ),
+        (
+            "op_data_load_20261204_154431_10ad325f",
+            'KTRDR marked the operation failed at 15:44:31 UTC: "Host service connection failed:'
+            ' HTTP error for POST /data/validate: All connection attempts failed"',
+        ),
+    ],
+)
+def test_an_unreachable_service_s_failure_quotes_what_ktrdr_reported(
+    ident: str, said: str, tmp_path: Path
+) -> None:
+    """What ``ktrdr status`` showed the operator (ground truth's "KTRDR reported") was
+    nowhere in the diagnosis; KTRDR's trailing ': ' of an empty inner message is dropped."""
+    found = diagnose_case(RUN, _case(ident, None), tmp_path)
+    assert found["verdict"] == "service_unreachable"
+    assert any(s.startswith(said) for s in found["solution"]["steps"]), found["solution"]

@@ -168,7 +168,9 @@ def _outcome(done: Span) -> str:
     "Operation was RUNNING but no worker claimed it"``): what the job system's own status
     command shows, so a step can say the end happened rather than that it will."""
     error = done.attributes.get("operation.error")
-    said = f": \"{error}\"" if isinstance(error, str) and error.strip() else ""
+    # KTRDR wraps an empty inner message: "Request timed out after 4 attempts: "
+    text = error.strip().rstrip(":").rstrip() if isinstance(error, str) else ""
+    said = f": \"{text}\"" if text else ""
     return f"failed at {clock_text(done.start_us)}{said}"
 
 
