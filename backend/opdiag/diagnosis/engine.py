@@ -360,7 +360,9 @@ def diagnose(
         ended_at_ms=facts.end_us // 1000,
         duration_ms=_duration_us(facts, now_us) / 1000,
         finished=facts.finished,
-        bottleneck=choice.result,
+        # a request refused before it became an operation did no work to speed up: "training.start
+        # 59.1ms, 70 %" beside a 503 read as a lead (the rules still read the choice)
+        bottleneck=None if facts.status == "rejected" else choice.result,
         fired=fired,
         warnings=[*(w for t, _ in walks for w in t.warnings), *refused],
         resumed=facts.resumed,
