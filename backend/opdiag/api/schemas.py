@@ -24,7 +24,9 @@ class OperationRow(Row):
     operation_type: str = Field(description="operation.type, or 'unknown'")
     status: str = Field(
         description="Last known operation status (KTRDR's: pending … cancelled); 'rejected' "
-        "or 'answered' for a request that never became an operation, once over; else 'unknown'"
+        "or 'answered' for a request that never became an operation, once over ('background' "
+        "for a trace that is only a background probe: a health check, an ib.connect); else "
+        "'unknown'"
     )
     verdict: str = Field(description="Verdict code")
     severity: str = Field(

@@ -47,6 +47,7 @@ from opdiag.diagnosis.flow import execution_flow
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers
 from opdiag.diagnosis.occupancy import occupancy
 from opdiag.diagnosis.op_values import operation_values
+from opdiag.diagnosis.probe_trace import BACKGROUND, is_background, probe_values
 from opdiag.diagnosis.probes import Silence
 from opdiag.diagnosis.recovered import (
     NOTHING_RECOVERED,
@@ -54,7 +55,7 @@ from opdiag.diagnosis.recovered import (
     advisory,
     recovered_attempts,
 )
-from opdiag.diagnosis.result import IN_FLIGHT, Diagnosis, Finding
+from opdiag.diagnosis.result import IN_FLIGHT, REQUEST_STATUSES, Diagnosis, Finding
 from opdiag.diagnosis.resumes import since_last_resume, without_refused_resumes
 from opdiag.diagnosis.rules import Rule, RuleSet
 from opdiag.diagnosis.slow import apply_slow
@@ -143,8 +144,12 @@ def diagnose(
         return not_found(ident, rules)
     op_id = operation_id or _single_operation_id(walks)
 
+    # the trace asked about is itself a background probe (a health check, a status read,
+    # an ib.connect): no request was made, and it is its own evidence among the others
+    background = op_id is None and is_background(walks, rules.neighbours)
+
     def facts_of(recovered: dict[str, set[str]] | None = None) -> OperationFacts:
-        return operation_facts(
+        made = operation_facts(
             walks,
             op_id,
             rules,
@@ -154,6 +159,9 @@ def diagnose(
             recovered=recovered,
             live_until_us=live_until_us,
         )
+        if background and made.status in REQUEST_STATUSES:
+            made = msgspec.structs.replace(made, status=BACKGROUND)
+        return made
 
     facts = facts_of()
     refused: list[str] = []
@@ -172,6 +180,8 @@ def diagnose(
     near = _near(
         walks, neighbours, rules, start_us=facts.start_us, until_us=until_us, now_us=now_us
     )
+    if background:  # counted with the other probes and background spans, not left out
+        near = sorted([*(t for t, _ in walks), *near], key=lambda t: (t.start_us, t.trace_id))
     # A failed operation's errors are all its story; otherwise a failed attempt that a
     # retry made good is history (diagnosis.recovered).
     made_good = NOTHING_RECOVERED
@@ -262,6 +272,7 @@ def diagnose(
         declared=rules.values,
         quiet_since_us=quiet_since,
         busy_with=_busy_with(facts, near, rules, op_id),
+        probe=probe_values([t for t, _ in walks], near, rules.neighbours) if background else None,
     )
     by_trace = {t.trace_id: t for t, _ in (*walks, *((t, ()) for t in near))}
 
@@ -311,6 +322,7 @@ def diagnose(
             traces=near_traces,
         )
     attempts: dict[int, tuple[Retry, list[Finding]]] = {}
+    own_ids = {t.trace_id for t, _ in walks}
     for rule, span, matched, count in hits:
         # an error answer without its own exception: the reason recorded below it
         exc = matched or reason_below(span, by_trace.get(span.trace_id))
@@ -323,7 +335,8 @@ def diagnose(
                 evidence["worker.service"] = called
             elif elsewhere:  # not known by name: the template's default says "the worker"
                 del evidence["worker.service"]
-        finding = finding_of(rule, span, evidence, neighbour=rule.scope == "neighbours")
+        outside = rule.scope == "neighbours" and span.trace_id not in own_ids
+        finding = finding_of(rule, span, evidence, neighbour=outside)
         if finding.neighbour and len(near_traces.get(rule.id, ())) > 1:
             finding.other_trace_ids = [t for t in near_traces[rule.id] if t != span.trace_id]
         retry = made_good.of(span) if made_good and rule.scope != "neighbours" else None

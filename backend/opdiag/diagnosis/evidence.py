@@ -8,7 +8,7 @@ from typing import Any
 
 from opdiag.diagnosis.bottleneck import Choice
 from opdiag.diagnosis.facts import OperationFacts
-from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
+from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, route_param, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, clock_text
 from opdiag.diagnosis.op_values import OperationValues
 from opdiag.diagnosis.result import Finding
@@ -104,6 +104,23 @@ def _attr_up(span: Span, key: str, trace: Trace | None) -> Any:
     return None
 
 
+def _route_param_up(span: Span, trace: Trace | None) -> str | None:
+    """``route.param`` of the span, else of the nearest ancestor that has one: the backend's
+    client call to a worker (``GET …/operations/op_x``) sits under the server span whose
+    route names the operation it reads."""
+    current: Span | None = span
+    seen: set[str] = set()
+    while current is not None and current.span_id not in seen:
+        seen.add(current.span_id)
+        param = route_param(current)
+        if param is not None:
+            return param
+        if trace is None or current.parent_id is None:
+            return None
+        current = trace.by_id.get(current.parent_id)
+    return None
+
+
 def _request_of(span: Span, trace: Trace | None) -> str:
     """The command or request the span ran under: the highest of its ancestors the trace
     holds (``cli.cancel on ktrdr-cli``; a request sent with curl is its server span). When
@@ -180,6 +197,8 @@ def evidence_of(
             value = _caller_of(span, trace) if span is not None else None
         elif key.startswith(OPERATION_VALUE_PREFIX):
             value = op_values.get(key)
+        elif key == "route.param":
+            value = _route_param_up(span, trace) if span is not None else None
         elif key in PLACEHOLDERS:
             value = span_vals.get(key, op_values.get(key))
         else:

@@ -328,6 +328,12 @@ def _failure_of(probe: Probe) -> tuple[str | None, str]:
     return None, "the process died or hangs (killed, out of memory, host gone)"
 
 
+def probe_failure(probe: Probe) -> str | None:
+    """How one failed check failed, short (``refused: the process is gone``); None when
+    the probe did not fail in a way that says."""
+    return None if probe.ok else _failure_of(probe)[0]
+
+
 def _checks_text(failed: int) -> str:
     return f"{failed} failed check{'' if failed == 1 else 's'}"
 

@@ -60,8 +60,9 @@ LIFECYCLE_STATUSES: tuple[str, ...] = (
     "cancelled",
 )
 # A request that never became an operation, once it is over: ``rejected`` (answered with an
-# error, or its command failed: a 400, 500 or 503 to a start) or ``answered``.
-REQUEST_STATUSES: tuple[str, ...] = ("rejected", "answered")
+# error, or its command failed: a 400, 500 or 503 to a start) or ``answered``; ``background``
+# for a trace that is no request at all, a background probe (diagnosis.probe_trace).
+REQUEST_STATUSES: tuple[str, ...] = ("rejected", "answered", "background")
 # Every status a diagnosis may have: KTRDR's, a request's, and "unknown" (no transition seen,
 # and not over).
 STATUSES: tuple[str, ...] = (*LIFECYCLE_STATUSES, *REQUEST_STATUSES, "unknown")

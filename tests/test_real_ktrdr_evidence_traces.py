@@ -1,0 +1,81 @@
+"""run1's evidence traces asked about by their own trace id: an operator clicks a trace an
+operation's diagnosis shows as evidence (a refused health check, a refused ``ib.connect``, the
+backend's read of an operation) and diagnoses it. Each is the backend's or the host service's
+background work, not a request, and its diagnosis says so and leads back to the operation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import REAL_KTRDR
+from opdiag.devtools.score_cases import diagnose_case
+
+RUN = REAL_KTRDR / "run1"
+CASES: list[dict[str, Any]] = yaml.safe_load((RUN / "cases.yaml").read_text(encoding="utf-8"))
+FINAL = {c["id"]: c for c in CASES if c.get("upto") is None}
+NOW = "2026-12-04T16:10:00Z"
+
+pytestmark = pytest.mark.slow
+
+TRAINING = "op_training_20261204_160033_fcc59c1d"  # its worker on :5006 killed at 16:01:01
+DATA_LOAD = "op_data_load_20261204_154455_734c9af6"  # IB Gateway refused the host service
+
+
+def _evidence(d: dict[str, Any], tmp: Path, url_end: str) -> dict[str, Any]:
+    """The diagnosis of the first evidence trace of ``d`` whose failed call's URL ends so."""
+    for i, trace_id in enumerate(d["evidence_trace_ids"]):
+        e = diagnose_case(RUN, {"id": trace_id, "now": NOW}, tmp / f"e{i}")
+        url = str(((e.get("root_cause") or {}).get("evidence") or {}).get("http.url") or "")
+        if url.endswith(url_end):
+            return e
+    raise AssertionError(f"no evidence trace calls …{url_end}: {d['evidence_trace_ids']}")
+
+
+def test_a_refused_health_check_asked_about_names_its_worker_and_the_run_it_was_on(
+    tmp_path: Path,
+) -> None:
+    """A refused GET :5006/health of the training operation's evidence: before, "did not
+    answer the dispatch", status rejected, "run the operation again", no worker or
+    operation named. It is the backend's health check of the worker that was running the
+    training: say so and point at that operation."""
+    d = diagnose_case(RUN, FINAL[TRAINING], tmp_path / "op")
+    e = _evidence(d, tmp_path, ":5006/health")
+    assert e["status"] == "background", e["status"]
+    assert e["verdict"] == "worker_lost", e["summary"]
+    summary = e["summary"]
+    assert "health check of ktrdr-training-worker-b969a633 at 127.0.0.1:5006" in summary, summary
+    assert TRAINING in summary and "refused" in summary, summary
+    assert "dispatch" not in summary, summary
+    steps = " ".join(e["solution"]["steps"])
+    assert "run the operation again" not in steps and TRAINING in steps, steps
+
+
+def test_the_backends_refused_read_of_an_operation_names_the_operation(tmp_path: Path) -> None:
+    """The backend's proxied read of the training from its dead worker (a refused GET
+    :5006/api/v1/operations/<id>): before, "refused the backend's read of the operation"
+    with the id only inside the URL."""
+    d = diagnose_case(RUN, FINAL[TRAINING], tmp_path / "op")
+    e = _evidence(d, tmp_path, f":5006/api/v1/operations/{TRAINING}")
+    assert e["verdict"] == "worker_lost", e["summary"]
+    assert f"read of the operation {TRAINING}" in e["summary"], e["summary"]
+
+
+def test_a_refused_ib_connect_asked_about_is_its_own_root_cause_and_counted(
+    tmp_path: Path,
+) -> None:
+    """The data load's root cause, a one-span ib.connect trace, diagnosed by its trace id:
+    before, the span asked about was left out (8 failed, "the last at 15:46:33") and the root
+    cause and link moved to another trace "outside the operation's traces", status rejected.
+    It counts itself, is its own root cause, and is background work."""
+    d = diagnose_case(RUN, FINAL[DATA_LOAD], tmp_path / "op")
+    rc = d["root_cause"]
+    e = diagnose_case(RUN, {"id": rc["trace_id"], "now": NOW}, tmp_path / "ib")
+    assert e["status"] == "background", e["status"]
+    assert e["verdict"] == "service_unreachable", e["summary"]
+    own = e["root_cause"]
+    assert (own["trace_id"], own["span_id"]) == (rc["trace_id"], rc["span_id"]), own
+    assert not own.get("neighbour"), own
+    assert "the last at 15:46:55 UTC" in e["summary"], e["summary"]
