@@ -5,6 +5,7 @@ background work, not a request, and its diagnosis says so and leads back to the 
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +80,36 @@ def test_a_refused_ib_connect_asked_about_is_its_own_root_cause_and_counted(
     assert (own["trace_id"], own["span_id"]) == (rc["trace_id"], rc["span_id"]), own
     assert not own.get("neighbour"), own
     assert "the last at 15:46:55 UTC" in e["summary"], e["summary"]
+
+
+@pytest.mark.parametrize(
+    ("request_id", "judged", "failed"),
+    [
+        ("1880c513804fedc10d7c942896c05f57", "15:51:37", 4),  # one 503
+        ("34a15514715bc381388f7b067c3def15", "15:51:52", 6),  # the CLI's four tries, to 15:51:52
+    ],
+)
+def test_a_request_that_found_the_dead_worker_points_at_its_failed_check(
+    tmp_path: Path, request_id: str, judged: str, failed: int
+) -> None:
+    """The 503s after the backtest worker on :5003 was killed (its last answered check
+    15:50:50, every one from 15:51:00 refused). Before: root cause and Jaeger link on
+    workers.select, whose available_workers "0" reads as busy; the failed checks counted
+    15 s past the request (6 for the first request, 7 for the retry of the same outage, 4
+    and 6 by their time). Now the finding is the newest failed check before the request,
+    and the summary counts the checks by the request and says when the worker last answered."""
+    d = diagnose_case(RUN, FINAL[request_id], tmp_path / "req")
+    summary = d["summary"]
+    assert d["verdict"] == "worker_lost", summary
+    assert f"{failed} failed checks of its address by {judged} UTC" in summary, summary
+    assert "last answer at 15:50:50 UTC" in summary, summary
+    rc = d["root_cause"]
+    assert rc["span_name"] == "GET" and rc["neighbour"], rc
+    assert str(rc["evidence"].get("http.url", "")).endswith(":5003/health"), rc
+    assert rc["time_ms"] <= rv_ms(judged), rc
+    assert rc["trace_id"] == d["evidence_trace_ids"][0], d["evidence_trace_ids"]
+
+
+def rv_ms(clock: str) -> float:
+    """run1's day at ``clock`` (UTC), in epoch ms."""
+    return datetime.fromisoformat(f"2026-12-04T{clock}+00:00").timestamp() * 1000

@@ -323,9 +323,13 @@ def diagnose(
         )
     attempts: dict[int, tuple[Retry, list[Finding]]] = {}
     own_ids = {t.trace_id for t, _ in walks}
-    for rule, span, matched, count in hits:
-        # an error answer without its own exception: the reason recorded below it
-        exc = matched or reason_below(span, by_trace.get(span.trace_id))
+    for rule, hit, matched, count in hits:
+        probe = _deciding_probe(rule, workers, by_trace)
+        span = hit if probe is None else probe  # it matched here; the probe proves it
+        if probe is not None:
+            exc = first_exception(probe)
+        else:  # an error answer without its own exception: the reason recorded below it
+            exc = matched or reason_below(span, by_trace.get(span.trace_id))
         evidence = evidence_of(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
         if rule.id in wholes:  # ``out_of`` is only for own spans (pack_yaml)
             evidence["out_of"] = wholes[rule.id]
@@ -335,11 +339,17 @@ def diagnose(
                 evidence["worker.service"] = called
             elif elsewhere:  # not known by name: the template's default says "the worker"
                 del evidence["worker.service"]
-        outside = rule.scope == "neighbours" and span.trace_id not in own_ids
+        outside = (rule.scope == "neighbours" or probe is not None) and (
+            span.trace_id not in own_ids
+        )
         finding = finding_of(rule, span, evidence, neighbour=outside)
         if finding.neighbour and len(near_traces.get(rule.id, ())) > 1:
             finding.other_trace_ids = [t for t in near_traces[rule.id] if t != span.trace_id]
-        retry = made_good.of(span) if made_good and rule.scope != "neighbours" else None
+        elif finding.neighbour and probe is not None and workers.silence is not None:
+            finding.other_trace_ids = [
+                t for t in workers.silence.trace_ids[-MAX_EVIDENCE_TRACES:] if t != span.trace_id
+            ]
+        retry = made_good.of(hit) if made_good and rule.scope != "neighbours" else None
         if retry is None:
             fired.append(finding)
         else:
@@ -387,6 +397,20 @@ def diagnose(
         diagnosis, baseline_ms, rules, settings, fallback=fallback, op_values=op_values.full
     )
     return diagnosis
+
+
+def _deciding_probe(
+    rule: Rule, workers: WorkerAssessment, by_trace: dict[str, Trace]
+) -> Span | None:
+    """For a span rule with ``subject: worker_probe``: the failed check that shows the
+    worker gone (``WorkerAssessment.deciding_probe``), which its finding points at rather
+    than the span it matched (``workers.select``'s "0 available" reads the same for a busy
+    worker as for a dead one); None for other rules, or when there is no such check."""
+    if rule.subject != "worker_probe" or rule.match is None:
+        return None
+    probe = workers.deciding_probe
+    trace = by_trace.get(probe.trace_id) if probe is not None else None
+    return trace.by_id.get(probe.span_id) if trace is not None and probe is not None else None
 
 
 def _counted(

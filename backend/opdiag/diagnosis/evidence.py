@@ -47,8 +47,8 @@ def subject_span(
         return facts.phase_span or facts.last_span
     if subject == "bottleneck" and choice.span is not None:
         return choice.span
-    if subject == "worker_probe" and workers.first_sign is not None:
-        probe = workers.first_sign
+    if subject == "worker_probe" and workers.deciding_probe is not None:
+        probe = workers.deciding_probe
         trace = by_trace.get(probe.trace_id)
         found = trace.by_id.get(probe.span_id) if trace is not None else None
         if found is not None:

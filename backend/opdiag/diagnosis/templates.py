@@ -82,6 +82,8 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.checks",
         "worker.checked_since",
         "worker.busy_with",
+        "worker.last_answer",
+        "worker.judged_at",
         "probe.call",
         "probe.address",
         "probe.service",
