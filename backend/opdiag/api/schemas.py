@@ -37,7 +37,10 @@ class OperationRow(Row):
     summary: str = Field(description="One-line diagnosis")
     duration_ms: float = Field(description="Operation duration so far, ms")
     service: str = Field(description="Service of the root-cause span, or the main service")
-    root_cause: str = Field(description="'service: span' of the root cause, or ''")
+    root_cause: str = Field(
+        description="'service: span' of the root cause (a client span: its method and URL), "
+        "or ''"
+    )
     bottleneck: str = Field(
         description="Bottleneck span name, or the uninstrumented gap in words, or ''"
     )

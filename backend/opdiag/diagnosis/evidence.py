@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from opdiag.diagnosis.bottleneck import Choice
+from opdiag.diagnosis.bottleneck import Choice, call_target
 from opdiag.diagnosis.facts import OperationFacts
 from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, route_param, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, clock_text
@@ -228,6 +228,7 @@ def finding_of(
         evidence=evidence,
         neighbour=neighbour and span is not None,
         time_ms=span.start_us / 1000 if span is not None else None,
+        target=call_target(span) if span is not None else None,
     )
 
 

@@ -89,6 +89,8 @@ class RootCause(msgspec.Struct):
     exception_message: str | None = None
     neighbour: bool = False
     time_ms: float | None = None
+    # a client span (named by its method only): the method and URL it called, as shown
+    target: str | None = None
 
 
 class Bottleneck(msgspec.Struct):
@@ -163,6 +165,7 @@ class Finding(msgspec.Struct):
     # the other neighbouring traces whose spans matched the rule too (14 refused
     # ib.connect loops: the finding points at the last, these name the rest)
     other_trace_ids: list[str] = msgspec.field(default_factory=list)
+    target: str | None = None  # a client span: the method and URL it called, as shown
 
 
 class FlowStep(msgspec.Struct):
@@ -185,6 +188,7 @@ class FlowStep(msgspec.Struct):
     # a failed attempt that a later identical call made good (``analysis.retries``): its
     # errors are shown, not counted against the operation
     recovered: bool = False
+    target: str | None = None  # a client span: the method and URL it called, as shown
 
 
 class Solution(msgspec.Struct):

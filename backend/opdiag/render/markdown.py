@@ -133,7 +133,7 @@ def _flow_line(step: FlowStep, number: int, outlived_ms: float | None = None) ->
     tail = f" [{', '.join(marks)}]" if marks else ""
     star = "★ " if step.critical else ""
     return (
-        f"{number}. {star}{depth}{escape(step.span_name)} "
+        f"{number}. {star}{depth}{escape(step.target or step.span_name)} "
         f"({escape(step.service)}) - {_ms(step.duration_ms)}{tail}"
     )
 
@@ -307,7 +307,8 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
     if d.baseline_ms is not None:
         lines.append(f"- Baseline of this operation type: {_ms(d.baseline_ms)}")
     for finding in d.findings:
-        where = f" on {escape(finding.span_name)}" if finding.span_name else ""
+        name = finding.target or finding.span_name
+        where = f" on {escape(name)}" if name else ""
         if finding.neighbour:
             where += (
                 f" (trace {escape(finding.trace_id or '?')}, "
@@ -437,7 +438,7 @@ def _root_cause_section(d: Diagnosis) -> list[str]:
         lines.append(d.without_root_cause)
         return lines
     lines.append(
-        f"Span {escape(rc.span_name)} in {escape(rc.service)} "
+        f"Span {escape(rc.target or rc.span_name)} in {escape(rc.service)} "
         f"(span {escape(rc.span_id)}, trace {escape(rc.trace_id)})"
     )
     if rc.neighbour:

@@ -206,7 +206,7 @@ def layout(
         width = max((stop - start) / total * area, 5.0 if step.root_cause else 2.0)
         y = TOP + row * ROW_HEIGHT
         title = (
-            f"{step.service}: {step.span_name} — {_format_ms(step.duration_ms)}"
+            f"{step.service}: {step.target or step.span_name} — {_format_ms(step.duration_ms)}"
             f" (self {_format_ms(step.self_time_ms)}) at +{_format_ms(step.start_ms - origin)}"
         )
         classes = _classes(step)
@@ -216,7 +216,7 @@ def layout(
             Bar(
                 span_id=step.span_id,
                 trace_id=step.trace_id,
-                label=step.span_name,
+                label=step.target or step.span_name,
                 service=step.service,
                 title=title,
                 x=round(min(x, WIDTH - RIGHT_PAD - 2.0), 2),
