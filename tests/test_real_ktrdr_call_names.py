@@ -7,6 +7,7 @@ name in the JSON stays the span's own (cases.yaml matches ``span: POST``)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import REAL_KTRDR
@@ -58,3 +59,27 @@ def test_the_page_names_the_calls_a_client_span_made() -> None:
     (row,) = [r for r in rows if r["trace_id"] == DISPATCH]
     assert row["root_cause"] == "ktrdr-api: POST http://127.0.0.1:5003/backtests/start", row
     assert "ktrdr-api: POST http://127.0.0.1:5003/backtests/start — " in page
+
+
+def test_the_page_says_what_ran_past_its_caller_and_keeps_the_operations_time_scale() -> None:
+    """The data load ran 2.1 min; the IB host service held each of its POST /data/validate
+    for 4.3 min, 3.8 min past the backend's 30 s timeout. The Markdown says "[ran 228,962ms
+    past its caller]"; the page showed "4.3 min (self 4.3 min)" with its time axis to 5.3 min
+    and said nothing. Now the axis ends with the operation's own spans, the bars are cut
+    there, and the page says which ran past their caller."""
+    client = create_app(load_settings(environ={"OPDIAG_TRACES": TRACES})).test_client()
+    page = client.get(f"/operations/{DATA_LOAD}?now={NOW}").get_data(as_text=True)
+    assert 'id="flow-outlived"' in page, page
+    assert "POST /data/validate on ktrdr-ib-host-service ran 3.8 min past its caller" in page
+    axis = re.findall(r'<text x="[^"]*" y="11"[^>]*>([^<]*)</text>', page)
+    assert axis[-1] == "2.1 min", axis
+
+
+def test_a_short_request_is_not_zoomed_as_if_it_polled() -> None:
+    """A 27 ms 503 (the dead :5003): its server span's own http send events were folded as
+    noise, which made the span "waiting" and the page zoomed to +22 ms – +27 ms saying it
+    "runs on past the edges (waiting, with the polling folded)". Nothing polled."""
+    client = create_app(load_settings(environ={"OPDIAG_TRACES": TRACES})).test_client()
+    page = client.get(f"/operations/1880c513804fedc10d7c942896c05f57?now={NOW}")
+    text = page.get_data(as_text=True)
+    assert 'id="flow-zoom"' not in text and "polling folded" not in text, text
