@@ -113,3 +113,12 @@ def test_a_request_that_found_the_dead_worker_points_at_its_failed_check(
 def rv_ms(clock: str) -> float:
     """run1's day at ``clock`` (UTC), in epoch ms."""
     return datetime.fromisoformat(f"2026-12-04T{clock}+00:00").timestamp() * 1000
+
+
+def test_the_refused_dispatch_says_when(tmp_path: Path) -> None:
+    """The backend's dispatch to the killed :5003 (the CLI tried four times, the last at
+    15:51:03): its summary said "did not answer the dispatch" with no time, beside the 503s
+    that followed it, which say when the worker last answered."""
+    d = diagnose_case(RUN, FINAL["ba9b00b84b794c4b36caeec9527bc209"], tmp_path / "d")
+    assert d["verdict"] == "worker_lost", d["summary"]
+    assert "did not answer the dispatch at 15:51:03 UTC" in d["summary"], d["summary"]
