@@ -47,7 +47,7 @@ def is_background(
 
 
 def probe_values(
-    own: Iterable[Trace], near: Sequence[Trace], spec: NeighbourSpec
+    own: Sequence[Trace], near: Sequence[Trace], spec: NeighbourSpec
 ) -> dict[str, Any]:
     """``probe.*`` template values of a background probe's trace: the worker behind the
     address it called (named by the probes around it it answered), the call in words, and
@@ -78,8 +78,8 @@ def probe_values(
     if run is not None:
         op, status = run
         out["probe.operation"] = op
-        ran = "was running" if status in IN_FLIGHT else f"had last run ({status})"
-        out["probe.about"] = f"that worker {ran} {op}: see its diagnosis"
+        ran = f"was running {op}" if status in IN_FLIGHT else f"had last run {op} ({status})"
+        out["probe.about"] = f"that worker {ran}: see its diagnosis"
     return out
 
 
