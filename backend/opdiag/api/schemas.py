@@ -24,7 +24,9 @@ class OperationRow(Row):
     operation_type: str = Field(description="operation.type, or 'unknown'")
     status: str = Field(
         description="Last known operation status (KTRDR's: pending … cancelled); 'rejected' "
-        "or 'answered' for a request that never became an operation, once over; else 'unknown'"
+        "or 'answered' for a request that never became an operation, once over ('background' "
+        "for a trace that is only a background probe: a health check, an ib.connect); else "
+        "'unknown'"
     )
     verdict: str = Field(description="Verdict code")
     severity: str = Field(
@@ -35,7 +37,10 @@ class OperationRow(Row):
     summary: str = Field(description="One-line diagnosis")
     duration_ms: float = Field(description="Operation duration so far, ms")
     service: str = Field(description="Service of the root-cause span, or the main service")
-    root_cause: str = Field(description="'service: span' of the root cause, or ''")
+    root_cause: str = Field(
+        description="'service: span' of the root cause (a client span: its method and URL), "
+        "or ''"
+    )
     bottleneck: str = Field(
         description="Bottleneck span name, or the uninstrumented gap in words, or ''"
     )

@@ -104,7 +104,7 @@ def find_bottleneck(
             share=span_share,
             duration_ms=sum(a.duration_us for a in attempts) / 1000,
             attempts=len(attempts),
-            target=_target(span),
+            target=call_target(span),
             failed_attempts=sum(1 for a in attempts if failed(a)) if len(attempts) > 1 else 0,
         ),
         span,
@@ -224,9 +224,9 @@ def _span_bottleneck(
     return best
 
 
-def _target(span: Span) -> str | None:
+def call_target(span: Span) -> str | None:
     """What a client span called, ``POST http://localhost:5001/data/validate`` (its name is
-    only the method)."""
+    only the method): how the bottleneck, the root cause and the flow name such a span."""
     if span.kind != CLIENT or (call := call_key(span)) is None:
         return None
     return f"{call[2] or span.name} {call[3]}"[:_MAX_TARGET]

@@ -142,6 +142,7 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
                 exception_message=_text_or_none(evidence.get("exception.message")),
                 neighbour=cause.neighbour,
                 time_ms=cause.time_ms,
+                target=cause.target,
             )
     rc, bn = diagnosis.root_cause, diagnosis.bottleneck
     rc_key = (rc.trace_id, rc.span_id) if rc is not None else None

@@ -47,6 +47,7 @@ from opdiag.diagnosis.flow import execution_flow
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers
 from opdiag.diagnosis.occupancy import occupancy
 from opdiag.diagnosis.op_values import operation_values
+from opdiag.diagnosis.probe_trace import BACKGROUND, is_background, probe_values
 from opdiag.diagnosis.probes import Silence
 from opdiag.diagnosis.recovered import (
     NOTHING_RECOVERED,
@@ -54,7 +55,7 @@ from opdiag.diagnosis.recovered import (
     advisory,
     recovered_attempts,
 )
-from opdiag.diagnosis.result import IN_FLIGHT, Diagnosis, Finding
+from opdiag.diagnosis.result import IN_FLIGHT, REQUEST_STATUSES, Diagnosis, Finding
 from opdiag.diagnosis.resumes import since_last_resume, without_refused_resumes
 from opdiag.diagnosis.rules import Rule, RuleSet
 from opdiag.diagnosis.slow import apply_slow
@@ -143,8 +144,12 @@ def diagnose(
         return not_found(ident, rules)
     op_id = operation_id or _single_operation_id(walks)
 
+    # the trace asked about is itself a background probe (a health check, a status read,
+    # an ib.connect): no request was made, and it is its own evidence among the others
+    background = op_id is None and is_background(walks, rules.neighbours)
+
     def facts_of(recovered: dict[str, set[str]] | None = None) -> OperationFacts:
-        return operation_facts(
+        made = operation_facts(
             walks,
             op_id,
             rules,
@@ -154,6 +159,9 @@ def diagnose(
             recovered=recovered,
             live_until_us=live_until_us,
         )
+        if background and made.status in REQUEST_STATUSES:
+            made = msgspec.structs.replace(made, status=BACKGROUND)
+        return made
 
     facts = facts_of()
     refused: list[str] = []
@@ -172,6 +180,8 @@ def diagnose(
     near = _near(
         walks, neighbours, rules, start_us=facts.start_us, until_us=until_us, now_us=now_us
     )
+    if background:  # counted with the other probes and background spans, not left out
+        near = sorted([*(t for t, _ in walks), *near], key=lambda t: (t.start_us, t.trace_id))
     # A failed operation's errors are all its story; otherwise a failed attempt that a
     # retry made good is history (diagnosis.recovered).
     made_good = NOTHING_RECOVERED
@@ -262,6 +272,7 @@ def diagnose(
         declared=rules.values,
         quiet_since_us=quiet_since,
         busy_with=_busy_with(facts, near, rules, op_id),
+        probe=probe_values([t for t, _ in walks], near, rules.neighbours) if background else None,
     )
     by_trace = {t.trace_id: t for t, _ in (*walks, *((t, ()) for t in near))}
 
@@ -311,9 +322,14 @@ def diagnose(
             traces=near_traces,
         )
     attempts: dict[int, tuple[Retry, list[Finding]]] = {}
-    for rule, span, matched, count in hits:
-        # an error answer without its own exception: the reason recorded below it
-        exc = matched or reason_below(span, by_trace.get(span.trace_id))
+    own_ids = {t.trace_id for t, _ in walks}
+    for rule, hit, matched, count in hits:
+        probe = _deciding_probe(rule, workers, by_trace)
+        span = hit if probe is None else probe  # it matched here; the probe proves it
+        if probe is not None:
+            exc = first_exception(probe)
+        else:  # an error answer without its own exception: the reason recorded below it
+            exc = matched or reason_below(span, by_trace.get(span.trace_id))
         evidence = evidence_of(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
         if rule.id in wholes:  # ``out_of`` is only for own spans (pack_yaml)
             evidence["out_of"] = wholes[rule.id]
@@ -323,10 +339,17 @@ def diagnose(
                 evidence["worker.service"] = called
             elif elsewhere:  # not known by name: the template's default says "the worker"
                 del evidence["worker.service"]
-        finding = finding_of(rule, span, evidence, neighbour=rule.scope == "neighbours")
+        outside = (rule.scope == "neighbours" or probe is not None) and (
+            span.trace_id not in own_ids
+        )
+        finding = finding_of(rule, span, evidence, neighbour=outside)
         if finding.neighbour and len(near_traces.get(rule.id, ())) > 1:
             finding.other_trace_ids = [t for t in near_traces[rule.id] if t != span.trace_id]
-        retry = made_good.of(span) if made_good and rule.scope != "neighbours" else None
+        elif finding.neighbour and probe is not None and workers.silence is not None:
+            finding.other_trace_ids = [
+                t for t in workers.silence.trace_ids[-MAX_EVIDENCE_TRACES:] if t != span.trace_id
+            ]
+        retry = made_good.of(hit) if made_good and rule.scope != "neighbours" else None
         if retry is None:
             fired.append(finding)
         else:
@@ -376,6 +399,20 @@ def diagnose(
         diagnosis, baseline_ms, rules, settings, fallback=fallback, op_values=op_values.full
     )
     return diagnosis
+
+
+def _deciding_probe(
+    rule: Rule, workers: WorkerAssessment, by_trace: dict[str, Trace]
+) -> Span | None:
+    """For a span rule with ``subject: worker_probe``: the failed check that shows the
+    worker gone (``WorkerAssessment.deciding_probe``), which its finding points at rather
+    than the span it matched (``workers.select``'s "0 available" reads the same for a busy
+    worker as for a dead one); None for other rules, or when there is no such check."""
+    if rule.subject != "worker_probe" or rule.match is None:
+        return None
+    probe = workers.deciding_probe
+    trace = by_trace.get(probe.trace_id) if probe is not None else None
+    return trace.by_id.get(probe.span_id) if trace is not None and probe is not None else None
 
 
 def _counted(

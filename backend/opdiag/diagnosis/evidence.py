@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from opdiag.diagnosis.bottleneck import Choice
+from opdiag.diagnosis.bottleneck import Choice, call_target
 from opdiag.diagnosis.facts import OperationFacts
-from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, span_values
+from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, route_param, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, clock_text
 from opdiag.diagnosis.op_values import OperationValues
 from opdiag.diagnosis.result import Finding
@@ -47,8 +47,8 @@ def subject_span(
         return facts.phase_span or facts.last_span
     if subject == "bottleneck" and choice.span is not None:
         return choice.span
-    if subject == "worker_probe" and workers.first_sign is not None:
-        probe = workers.first_sign
+    if subject == "worker_probe" and workers.deciding_probe is not None:
+        probe = workers.deciding_probe
         trace = by_trace.get(probe.trace_id)
         found = trace.by_id.get(probe.span_id) if trace is not None else None
         if found is not None:
@@ -98,6 +98,23 @@ def _attr_up(span: Span, key: str, trace: Trace | None) -> Any:
     while current is not None:
         if key in current.attributes:
             return current.attributes[key]
+        if trace is None or current.parent_id is None:
+            return None
+        current = trace.by_id.get(current.parent_id)
+    return None
+
+
+def _route_param_up(span: Span, trace: Trace | None) -> str | None:
+    """``route.param`` of the span, else of the nearest ancestor that has one: the backend's
+    client call to a worker (``GET …/operations/op_x``) sits under the server span whose
+    route names the operation it reads."""
+    current: Span | None = span
+    seen: set[str] = set()
+    while current is not None and current.span_id not in seen:
+        seen.add(current.span_id)
+        param = route_param(current)
+        if param is not None:
+            return param
         if trace is None or current.parent_id is None:
             return None
         current = trace.by_id.get(current.parent_id)
@@ -180,6 +197,8 @@ def evidence_of(
             value = _caller_of(span, trace) if span is not None else None
         elif key.startswith(OPERATION_VALUE_PREFIX):
             value = op_values.get(key)
+        elif key == "route.param":
+            value = _route_param_up(span, trace) if span is not None else None
         elif key in PLACEHOLDERS:
             value = span_vals.get(key, op_values.get(key))
         else:
@@ -209,6 +228,7 @@ def finding_of(
         evidence=evidence,
         neighbour=neighbour and span is not None,
         time_ms=span.start_us / 1000 if span is not None else None,
+        target=call_target(span) if span is not None else None,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Collection, Mapping, Sequence
 
+from opdiag.diagnosis.bottleneck import call_target
 from opdiag.diagnosis.recovered import NOTHING_RECOVERED, Recovered
 from opdiag.diagnosis.result import FlowStep
 from opdiag.diagnosis.timing import Timing
@@ -96,6 +97,7 @@ def execution_flow(
                 critical=timing.critical_us.get(span.span_id, 0) > 0,
                 error=span.error,
                 recovered=bool(made_good) and made_good.of(span) is not None,
+                target=call_target(span),
             )
         )
     return steps, max(0, total - len(steps))

@@ -166,6 +166,8 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
     # a request that found no worker free while some of its type answered: those of its
     # type that were silent then (one busy, one dead: the 503 says "busy" for both)
     capable_silent: tuple[Silence, ...] = ()
+    # with ``capable_lost``: the moment the request was judged at (its end)
+    judged_us: int | None = None
 
     def service_called(self, span: Span) -> tuple[bool, str | None]:
         """Whether a client span called another worker's address than the assessed
@@ -197,6 +199,15 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
         if self.silence is not None:
             return self.silence.since
         return self.replaced.since if self.replaced is not None else None
+
+    @property
+    def deciding_probe(self) -> Probe | None:
+        """The probe that shows the worker gone (``subject: worker_probe``): for a request
+        that found every capable worker dead, the newest failed check before it (what the
+        registry knew then); else the first sign."""
+        if self.capable_lost is not None:
+            return self.capable_lost.last or self.capable_lost.since
+        return self.first_sign
 
     def values(self, operation_type: str | None) -> dict[str, Any]:
         """Template values (``worker.*``) for summaries and solutions."""
@@ -236,6 +247,10 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
             out["worker.checks"] = none.checks
             out["worker.checked_since"] = clock_text(none.since_us)
         silence = self.silence
+        if silence is not None and silence.last_ok_us is not None:
+            out["worker.last_answer"] = clock_text(silence.last_ok_us)
+        if self.capable_lost is not None and self.judged_us is not None:
+            out["worker.judged_at"] = clock_text(self.judged_us)
         if silence is not None:
             out["worker.since"] = clock_text(silence.since.time_us)
             out["worker.failed_checks"] = silence.failed
@@ -326,6 +341,12 @@ def _failure_of(probe: Probe) -> tuple[str | None, str]:
             "starting it again"
         )
     return None, "the process died or hangs (killed, out of memory, host gone)"
+
+
+def probe_failure(probe: Probe) -> str | None:
+    """How one failed check failed, short (``refused: the process is gone``); None when
+    the probe did not fail in a way that says."""
+    return None if probe.ok else _failure_of(probe)[0]
 
 
 def _checks_text(failed: int) -> str:
@@ -431,4 +452,6 @@ def assess_workers(
         )
     first = min((s for s in silences if s is not None), key=lambda s: s.since.time_us)
     gone = Worker(view.service_at(first.address, first.since.time_us), first.address, False, None)
-    return WorkerAssessment(gone, False, None, first, capable, len(probes), view=view)
+    return WorkerAssessment(
+        gone, False, None, first, capable, len(probes), view=view, judged_us=judge_until_us
+    )

@@ -97,6 +97,7 @@ def operation_values(
     declared: dict[str, tuple[str, ...]],
     quiet_since_us: int | None = None,
     busy_with: str | None = None,
+    probe: dict[str, Any] | None = None,
 ) -> OperationValues:
     """The operation's template values (see ``OperationValues``); ``valued``: its spans
     that carry a key of the pack's ``declared`` values, in walk order; ``quiet_since_us``:
@@ -132,6 +133,8 @@ def operation_values(
         values["in_flight"] = facts.status
     elif facts.status == "failed" and done is not None and late is None and not facts.followed:
         values["outcome"] = _outcome(done)
+    if probe:  # a background probe's own trace (diagnosis.probe_trace)
+        values.update(probe)
     if quiet_since_us is not None:
         values["quiet_since"] = clock_text(quiet_since_us)
     if facts.unlinked_caller is not None:

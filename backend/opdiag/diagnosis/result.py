@@ -60,8 +60,9 @@ LIFECYCLE_STATUSES: tuple[str, ...] = (
     "cancelled",
 )
 # A request that never became an operation, once it is over: ``rejected`` (answered with an
-# error, or its command failed: a 400, 500 or 503 to a start) or ``answered``.
-REQUEST_STATUSES: tuple[str, ...] = ("rejected", "answered")
+# error, or its command failed: a 400, 500 or 503 to a start) or ``answered``; ``background``
+# for a trace that is no request at all, a background probe (diagnosis.probe_trace).
+REQUEST_STATUSES: tuple[str, ...] = ("rejected", "answered", "background")
 # Every status a diagnosis may have: KTRDR's, a request's, and "unknown" (no transition seen,
 # and not over).
 STATUSES: tuple[str, ...] = (*LIFECYCLE_STATUSES, *REQUEST_STATUSES, "unknown")
@@ -88,6 +89,8 @@ class RootCause(msgspec.Struct):
     exception_message: str | None = None
     neighbour: bool = False
     time_ms: float | None = None
+    # a client span (named by its method only): the method and URL it called, as shown
+    target: str | None = None
 
 
 class Bottleneck(msgspec.Struct):
@@ -162,6 +165,7 @@ class Finding(msgspec.Struct):
     # the other neighbouring traces whose spans matched the rule too (14 refused
     # ib.connect loops: the finding points at the last, these name the rest)
     other_trace_ids: list[str] = msgspec.field(default_factory=list)
+    target: str | None = None  # a client span: the method and URL it called, as shown
 
 
 class FlowStep(msgspec.Struct):
@@ -184,6 +188,7 @@ class FlowStep(msgspec.Struct):
     # a failed attempt that a later identical call made good (``analysis.retries``): its
     # errors are shown, not counted against the operation
     recovered: bool = False
+    target: str | None = None  # a client span: the method and URL it called, as shown
 
 
 class Solution(msgspec.Struct):

@@ -23,6 +23,7 @@ from opdiag.diagnosis.result import (
     warned,
 )
 from opdiag.diagnosis.templates import split_evidence
+from opdiag.render.outlived import outlived_ms
 from opdiag.timeutil import format_duration, format_rfc3339
 
 # Always escaped: they open code, emphasis, links, HTML, strikethrough anywhere in a line.
@@ -133,7 +134,7 @@ def _flow_line(step: FlowStep, number: int, outlived_ms: float | None = None) ->
     tail = f" [{', '.join(marks)}]" if marks else ""
     star = "★ " if step.critical else ""
     return (
-        f"{number}. {star}{depth}{escape(step.span_name)} "
+        f"{number}. {star}{depth}{escape(step.target or step.span_name)} "
         f"({escape(step.service)}) - {_ms(step.duration_ms)}{tail}"
     )
 
@@ -206,25 +207,6 @@ def _folded_line(run: list[FlowStep], number: int, under: int) -> str:
     )
 
 
-# A server span that ends this much after the call that made it: the caller gave up (its
-# timeout) and the server went on (the IB host service held a request 4 min after the
-# backend's 30 s timeout); less is clock skew between hosts.
-_OUTLIVED_MS = 1000.0
-
-
-def _outlived(step: FlowStep, by_key: dict[_Key, FlowStep]) -> float | None:
-    """How long ``step`` ran past the end of the call that made it, when it did by a clear
-    margin. Only across services: a span of the same service may be work its parent
-    started in the background (KTRDR's data.download returns while its download goes on)."""
-    if step.parent_id is None:
-        return None
-    parent = by_key.get((step.trace_id, step.parent_id))
-    if parent is None or parent.service == step.service:
-        return None
-    over = (step.start_ms + step.duration_ms) - (parent.start_ms + parent.duration_ms)
-    return over if over >= _OUTLIVED_MS else None
-
-
 def _flow_lines(steps: list[FlowStep]) -> list[str]:
     """The rows in tree order; runs of like siblings that matter to nothing (the CLI's
     status polls, a server span's http send/receive) folded into one line each."""
@@ -260,7 +242,7 @@ def _flow_lines(steps: list[FlowStep]) -> list[str]:
         if key in seen:
             continue
         seen.add(key)
-        lines.append(_flow_line(step, len(lines) + 1, _outlived(step, by_key)))
+        lines.append(_flow_line(step, len(lines) + 1, outlived_ms(step, by_key)))
         children = kids.get(key)
         if children:
             stack.append((children, 0))
@@ -307,7 +289,8 @@ def _diagnosis_section(d: Diagnosis) -> list[str]:
     if d.baseline_ms is not None:
         lines.append(f"- Baseline ({d.baseline_basis}): {_ms(d.baseline_ms)}")
     for finding in d.findings:
-        where = f" on {escape(finding.span_name)}" if finding.span_name else ""
+        name = finding.target or finding.span_name
+        where = f" on {escape(name)}" if name else ""
         if finding.neighbour:
             where += (
                 f" (trace {escape(finding.trace_id or '?')}, "
@@ -437,7 +420,7 @@ def _root_cause_section(d: Diagnosis) -> list[str]:
         lines.append(d.without_root_cause)
         return lines
     lines.append(
-        f"Span {escape(rc.span_name)} in {escape(rc.service)} "
+        f"Span {escape(rc.target or rc.span_name)} in {escape(rc.service)} "
         f"(span {escape(rc.span_id)}, trace {escape(rc.trace_id)})"
     )
     if rc.neighbour:

@@ -105,7 +105,7 @@ def _operation_values(d: Diagnosis) -> dict[str, Any]:
         "summary": d.summary,
         "duration_ms": float(d.duration_ms or 0.0),
         "service": _main_service(d),
-        "root_cause": f"{rc.service}: {rc.span_name}" if rc is not None else "",
+        "root_cause": f"{rc.service}: {rc.target or rc.span_name}" if rc is not None else "",
         "bottleneck": d.bottleneck.text if d.bottleneck is not None else "",
         "finished": d.finished,
         "diagnosis_url": d.links.diagnosis_page or "",

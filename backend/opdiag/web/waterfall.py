@@ -4,12 +4,15 @@ and services come from traces and are untrusted)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from math import inf
 
 from opdiag.diagnosis.result import FlowStep
 from opdiag.durations import human_ms
+from opdiag.render.outlived import outlived_ms
 
 # httpx names its client spans after the method only; such a wrapper around hidden transport
 # spans is transport too.
@@ -83,6 +86,9 @@ class Waterfall:
     total_ms: float = 1.0  # ... and the time the drawing area spans
     gap: Band | None = None
     zoom: Zoom | None = None
+    # drawn spans that ran on after their caller gave up, in words; the time scale stops
+    # at their caller's end (``render.outlived``)
+    outlived: tuple[str, ...] = ()
 
 
 # Zoom in when the operation's own spans fill less than this share of the drawn time.
@@ -147,9 +153,43 @@ def _classes(step: FlowStep) -> str:
 
 def _waiting(steps: list[FlowStep], quiet: list[FlowStep]) -> set[str]:
     """Spans whose children were folded away as noise: a client polling for an answer (the
-    CLI's ``cli.data_load`` around its status GETs) — waiting, not the operation's work."""
+    CLI's ``cli.data_load`` around its status GETs) — waiting, not the operation's work. A
+    span's own transport events (``POST /x http send`` under ``POST /x``) are no polling: a
+    27 ms request was zoomed as "waiting, with the polling folded"."""
     kept = {s.span_id for s in quiet}
-    return {s.parent_id for s in steps if s.span_id not in kept and s.parent_id is not None}
+    names = {s.span_id: s.span_name for s in steps}
+    return {
+        s.parent_id
+        for s in steps
+        if s.span_id not in kept
+        and s.parent_id is not None
+        and not s.span_name.startswith(f"{names.get(s.parent_id)} ")
+    }
+
+
+def _counted(texts: Iterable[str]) -> tuple[str, ...]:
+    """Each text once, in order, with how many times it came (the host service's four
+    held requests read alike)."""
+    seen = Counter(texts)
+    return tuple(t if n == 1 else f"{t} (×{n})" for t, n in seen.items())
+
+
+def _past_callers(
+    steps: list[FlowStep],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per span id: how long a span ran past its caller (``render.outlived``), and where
+    the time scale stops for it and the spans under it (its caller's end)."""
+    by_key = {(s.trace_id, s.span_id): s for s in steps}
+    over: dict[str, float] = {}
+    stop: dict[str, float] = {}
+    for s in steps:  # parents come before their children in start order
+        late = outlived_ms(s, by_key)
+        if late is not None:
+            over[s.span_id] = late
+            stop[s.span_id] = s.start_ms + s.duration_ms - late
+        elif s.parent_id in stop:
+            stop[s.span_id] = stop[s.parent_id]
+    return over, stop
 
 
 def _focus(shown: list[FlowStep], waiting: set[str], origin: float, end: float) -> Zoom | None:
@@ -181,8 +221,12 @@ def layout(
     zoomed to the operation's own spans when a polling client's span would squash them."""
     quiet = hide_noise(steps, noise_patterns)
     shown = _select(quiet, cap)
+    over, stop = _past_callers(steps)
     origin = min((s.start_ms for s in shown), default=0.0)
-    end = max((s.start_ms + s.duration_ms for s in shown), default=0.0)
+    end = max(
+        (min(s.start_ms + s.duration_ms, stop.get(s.span_id, inf)) for s in shown), default=0.0
+    )
+    end = max(end, origin)
     zoom = _focus(shown, _waiting(steps, quiet), origin, end)
     low, high = (origin + zoom.start_ms, origin + zoom.end_ms) if zoom else (origin, end)
     total = max(high - low, 1.0)
@@ -198,6 +242,11 @@ def layout(
         origin_ms=low,
         total_ms=total,
         zoom=zoom,
+        outlived=_counted(
+            f"{s.span_name} on {s.service} ran {_format_ms(over[s.span_id])} past its caller"
+            for s in shown
+            if s.span_id in over
+        ),
     )
     for row, step in enumerate(shown):
         start = min(max(step.start_ms, low), high)
@@ -206,9 +255,11 @@ def layout(
         width = max((stop - start) / total * area, 5.0 if step.root_cause else 2.0)
         y = TOP + row * ROW_HEIGHT
         title = (
-            f"{step.service}: {step.span_name} — {_format_ms(step.duration_ms)}"
+            f"{step.service}: {step.target or step.span_name} — {_format_ms(step.duration_ms)}"
             f" (self {_format_ms(step.self_time_ms)}) at +{_format_ms(step.start_ms - origin)}"
         )
+        if step.span_id in over:
+            title += f", ran {_format_ms(over[step.span_id])} past its caller"
         classes = _classes(step)
         if step.start_ms < low or step.start_ms + step.duration_ms > high:
             classes += " clipped"
@@ -216,7 +267,7 @@ def layout(
             Bar(
                 span_id=step.span_id,
                 trace_id=step.trace_id,
-                label=step.span_name,
+                label=step.target or step.span_name,
                 service=step.service,
                 title=title,
                 x=round(min(x, WIDTH - RIGHT_PAD - 2.0), 2),
