@@ -1053,3 +1053,67 @@ def backend_killed_during_data_load(
         raising("httpx.ConnectError", "All connection attempts failed", end_ns=end)(span)
 
     return edited(out, lambda _svc, s: s["spanId"] in refused, fail)
+
+
+def dummy_task(recording: Recording, load_id: str, dummy_id: str) -> Recording:
+    """``curl -X POST /api/v1/dummy/start`` where the data load ``load_id`` was started: the
+    dummy endpoint (api/endpoints/dummy.py) has no service span of its own and calls
+    ``start_managed_operation`` like the data load does, so its trace is the load's without
+    the CLI, ``data.download`` and what the load did after it started (its host calls and
+    their failure): the server span, ``operations.create`` > ``operation.register``
+    (type ``dummy``, symbol and timeframe "N/A", ``is_backend_local`` false) and the
+    pending -> running transition. The 200 s task (dummy_service.py) writes no span."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == load_id
+    )
+    out = as_curl(recording, {trace_id})
+    server = next(
+        s["spanId"]
+        for _, _, s in spans(out)
+        if s["traceId"] == trace_id and s.get("kind") == SERVER and s["name"].startswith("POST /")
+    )
+    dropped = {
+        s["spanId"]
+        for _, _, s in spans(out)
+        if s["traceId"] == trace_id
+        and (
+            s["name"] == "data.download"
+            or s.get("kind") == CLIENT
+            or attr(s, "operation.to_status") not in (None, "running")
+        )
+    }
+    out = without(out, lambda _svc, s: s["spanId"] in dropped)
+    load_path = "/api/v1/data/acquire/download"
+
+    def as_dummy(span: Doc) -> None:
+        if span.get("parentSpanId") in dropped:
+            span["parentSpanId"] = server
+        span["name"] = span["name"].replace(load_path, "/api/v1/dummy/start")
+        for a in span.get("attributes", []):
+            value = a["value"]
+            if "stringValue" not in value:
+                continue
+            text = value["stringValue"].replace(load_id, dummy_id)
+            if a["key"] in ("http.url", "http.target", "http.route"):
+                text = re.sub(re.escape(load_path) + r"(\?[^#]*)?", "/api/v1/dummy/start", text)
+            elif a["key"] == "operation.type":
+                text = "dummy"
+            elif a["key"] in ("data.symbol", "data.timeframe"):
+                text = "N/A"
+            value["stringValue"] = text
+
+    return edited(out, lambda _svc, s: s["traceId"] == trace_id, as_dummy)
+
+
+def orphan_closed(recording: Recording, operation_id: str, at_ns: int) -> Recording:
+    """KTRDR's orphan detector failing ``operation_id`` at ``at_ns``: a copy of the one-span
+    trace run1 recorded (case 9), in a trace of its own."""
+    service, found = next((svc, s) for _, svc, s in spans(recording) if is_orphan_close(svc, s))
+    span = copy.deepcopy(found)
+    span["traceId"], span["spanId"] = "0f" * 16, "0e" * 8
+    for a in span["attributes"]:
+        if a["key"] == "operation.id":
+            a["value"] = {"stringValue": operation_id}
+    length = int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])
+    span["startTimeUnixNano"], span["endTimeUnixNano"] = str(at_ns), str(at_ns + length)
+    return added(recording, service, [span])

@@ -1,0 +1,42 @@
+"""Operations KTRDR's backend runs itself (service_orchestrator.start_managed_operation: the
+dummy task, data loads), built from run1 (``real_variants``) as KTRDR's code at the recorded
+commit says they look: created with ``is_backend_local=false``, so the orphan detector
+(api/services/orphan_detector.py, 60 s, every 15 s) fails one still running after a minute
+although no worker was ever meant to claim it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import real_variants as rv
+from conftest import REAL_KTRDR
+
+TRACES = REAL_KTRDR / "run1" / "traces"
+# run1 case 3: `ktrdr data load EURUSD -t 1h`, started 15:44:31.6 (its host call refused)
+LOAD = "op_data_load_20261204_154431_10ad325f"
+DUMMY = "op_dummy_20261204_154431_10ad325f"
+STARTED_NS = rv.ns("2026-12-04T15:44:31Z") + 615_000_000
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_source_env")]
+
+
+@pytest.mark.parametrize("now", ["2026-12-04T15:46:30Z", "2026-12-04T16:10:00Z"])
+def test_a_dummy_task_failed_by_the_orphan_detector_is_not_a_worker_failure(
+    now: str, tmp_path: Path
+) -> None:
+    """curl POST /api/v1/dummy/start; nothing reads it again; 71 s in the orphan detector
+    fails it (the 200 s task goes on in its thread, its completion never recorded). It read
+    "failed: Operation was RUNNING but no worker claimed it" with "The worker marked the
+    operation failed" and a traceback to look for: there is no worker and no error."""
+    recording = rv.dummy_task(rv.load(TRACES), LOAD, DUMMY)
+    recording = rv.orphan_closed(recording, DUMMY, STARTED_NS + 71_000_000_000)
+    d = rv.diagnosed(recording, DUMMY, now, tmp_path)
+    assert d["verdict"] == "failed" and d["status"] == "failed", d["summary"]
+    summary = d["summary"]
+    assert "orphan detector" in summary and "15:45:42" in summary, summary
+    assert "dummy" in summary and "is_backend_local=false" in summary, summary
+    assert "none of its spans failed" in summary, summary
+    steps = " ".join(d["solution"]["steps"])
+    assert "worker marked" not in steps and "traceback" not in steps, steps
+    assert d["root_cause"]["span_name"] == "operation.state_transition", d["root_cause"]
