@@ -1117,3 +1117,118 @@ def orphan_closed(recording: Recording, operation_id: str, at_ns: int) -> Record
     length = int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])
     span["startTimeUnixNano"], span["endTimeUnixNano"] = str(at_ns), str(at_ns + length)
     return added(recording, service, [span])
+
+
+def _span(
+    trace_id: str, span_id: str, parent: str | None, name: str, kind: int,
+    start_ns: int, end_ns: int, attrs: dict[str, Any], status: int = 0,
+) -> Doc:
+    """A span as KTRDR's SDK exports it: string, int, float and bool attributes typed."""
+
+    def typed(value: Any) -> dict[str, Any]:
+        if isinstance(value, bool):
+            return {"boolValue": value}
+        if isinstance(value, int):
+            return {"intValue": str(value)}
+        if isinstance(value, float):
+            return {"doubleValue": value}
+        return {"stringValue": str(value)}
+
+    span: Doc = {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "name": name,
+        "kind": kind,
+        "startTimeUnixNano": str(start_ns),
+        "endTimeUnixNano": str(end_ns),
+        "attributes": [{"key": k, "value": typed(v)} for k, v in attrs.items()],
+        "events": [],
+        "status": {"code": status} if status else {},
+    }
+    if parent:
+        span["parentSpanId"] = parent
+    return span
+
+
+def research_without_design_workers(
+    recording: Recording, operation_id: str, at_ns: int, goal: str, registered: int
+) -> Recording:
+    """``ktrdr research GOAL --follow`` (cli/commands/research.py) at ``at_ns`` with no design
+    agent worker registered (local processes: the agent containers are not running).
+    POST /api/v1/agent/trigger answers 202: ``agent.trigger`` creates the agent_research
+    operation (is_backend_local true), starts it and the coordinator task, whose
+    ``agent.coordinator`` span (research_worker.py) is a child of ``agent.trigger``;
+    ``_start_design`` sets the progress on it (``update_progress`` writes the current span's
+    ``operation.id``, ``progress.*``) and ``AgentDispatchService.dispatch_design``'s
+    ``workers.select`` finds no agent_design worker: RuntimeError, wrapped as
+    ``WorkerError("Design dispatch failed: …")``, and ``_handle_research_failed`` fails the
+    operation. The coordinator sleeps its poll interval (5 s), finds no active research and
+    ends. The CLI's first read sees failed; ``monitor_agent_cycle`` prints it and returns
+    (cli.research OK)."""
+    t = "5e" + f"{at_ns:030x}"[-30:]
+    ms = 1_000_000
+    route = "/api/v1/operations/{operation_id}"
+    path = f"/api/v1/operations/{operation_id}"
+    base = "http://127.0.0.1:8000"
+    args = {"args": [], "kwargs": {"goal": goal, "model": None, "strategy": None, "follow": True}}
+    error = (
+        "Design dispatch failed: No available AGENT_DESIGN workers. "
+        "Ensure design agent containers are running and registered."
+    )
+    cli = [
+        _span(t, "5e00000000000001", None, "cli.research", 1, at_ns, at_ns + 190 * ms,
+              {"cli.command": "research", "cli.args": json.dumps(args)}, 1),
+        _span(t, "5e00000000000002", "5e00000000000001", "GET", CLIENT, at_ns + 5 * ms,
+              at_ns + 15 * ms, {"http.method": "GET", "http.url": f"{base}/api/v1/health",
+                                "http.status_code": 200}),
+        _span(t, "5e00000000000003", "5e00000000000001", "POST", CLIENT, at_ns + 20 * ms,
+              at_ns + 75 * ms, {"http.method": "POST", "http.url": f"{base}/api/v1/agent/trigger",
+                                "http.status_code": 202}),
+        _span(t, "5e00000000000004", "5e00000000000001", "GET", CLIENT, at_ns + 150 * ms,
+              at_ns + 160 * ms, {"http.method": "GET", "http.url": f"{base}{path}",
+                                 "http.status_code": 200}),
+    ]
+
+    def server(span_id: str, parent: str, name: str, route_: str, target: str, code: int,
+               start: int, end: int) -> Doc:
+        return _span(t, span_id, parent, name, SERVER, at_ns + start * ms, at_ns + end * ms,
+                     {"http.method": name.split(maxsplit=1)[0], "http.url": f"{base}{target}",
+                      "http.route": route_, "http.target": target, "http.status_code": code})
+
+    api = [
+        server("5e00000000000011", "5e00000000000002", "GET /api/v1/health", "/api/v1/health",
+               "/api/v1/health", 200, 7, 12),
+        server("5e00000000000012", "5e00000000000003", "POST /api/v1/agent/trigger",
+               "/api/v1/agent/trigger", "/api/v1/agent/trigger", 202, 22, 72),
+        _span(t, "5e00000000000013", "5e00000000000012", "agent.trigger", 1, at_ns + 24 * ms,
+              at_ns + 70 * ms, {"service.method": "agent.trigger"}, 1),
+        _span(t, "5e00000000000014", "5e00000000000013", "operations.create", 1,
+              at_ns + 30 * ms, at_ns + 55 * ms, {"service.method": "operations.create"}, 1),
+        _span(t, "5e00000000000015", "5e00000000000014", "operation.register", 1,
+              at_ns + 31 * ms, at_ns + 54 * ms,
+              {"operation.id": operation_id, "data.symbol": "None", "data.timeframe": "None",
+               "operation.type": "agent_research", "operation.status": "pending",
+               "operation.is_backend_local": True}, 1),
+        _span(t, "5e00000000000016", "5e00000000000013", "operation.state_transition", 1,
+              at_ns + 60 * ms, at_ns + 60 * ms + 50_000,
+              {"operation.id": operation_id, "operation.from_status": "pending",
+               "operation.to_status": "running"}, 1),
+        _span(t, "5e00000000000017", "5e00000000000013", "agent.coordinator", 1,
+              at_ns + 73 * ms, at_ns + 5_095 * ms,
+              {"operation.type": "coordinator", "progress.percentage": 5.0,
+               "operation.id": operation_id, "progress.phase": "Designing strategy...",
+               "progress.updated_at": at_ns / 1e9}),
+        _span(t, "5e00000000000018", "5e00000000000017", "workers.select", 1,
+              at_ns + 80 * ms, at_ns + 81 * ms,
+              {"service.method": "workers.select", "worker.type": "agent_design",
+               "worker.total_workers": str(registered), "worker.capable_workers": "0",
+               "worker.available_workers": "0",
+               "worker.selection_status": "no_workers_available"}, 1),
+        _span(t, "5e00000000000019", "5e00000000000017", "operation.state_transition", 1,
+              at_ns + 90 * ms, at_ns + 90 * ms + 60_000,
+              {"operation.id": operation_id, "operation.from_status": "running",
+               "operation.to_status": "failed", "operation.error": error}, 1),
+        server("5e0000000000001a", "5e00000000000004", f"GET {route}", route, path, 200,
+               152, 158),
+    ]
+    return added(added(recording, "ktrdr-cli", cli), "ktrdr-api", api)

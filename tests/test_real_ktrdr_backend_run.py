@@ -1,8 +1,9 @@
-"""Operations KTRDR's backend runs itself (service_orchestrator.start_managed_operation: the
-dummy task, data loads), built from run1 (``real_variants``) as KTRDR's code at the recorded
-commit says they look: created with ``is_backend_local=false``, so the orphan detector
-(api/services/orphan_detector.py, 60 s, every 15 s) fails one still running after a minute
-although no worker was ever meant to claim it."""
+"""Operations KTRDR's backend runs itself, built from run1 (``real_variants``) as KTRDR's code
+at the recorded commit says they look: the dummy task and data loads
+(service_orchestrator.start_managed_operation, created with ``is_backend_local=false``, so the
+orphan detector, api/services/orphan_detector.py, 60 s, every 15 s, fails one still running
+after a minute although no worker was ever meant to claim it), and a research cycle, whose
+coordinator runs in the backend and dispatches its design to a Claude agent worker."""
 
 from __future__ import annotations
 
@@ -40,3 +41,22 @@ def test_a_dummy_task_failed_by_the_orphan_detector_is_not_a_worker_failure(
     steps = " ".join(d["solution"]["steps"])
     assert "worker marked" not in steps and "traceback" not in steps, steps
     assert d["root_cause"]["span_name"] == "operation.state_transition", d["root_cause"]
+
+
+RESEARCH = "op_agent_research_20261204_155930_5e1a2b3c"
+
+
+def test_a_research_without_a_design_agent_worker_names_the_agent_worker(tmp_path: Path) -> None:
+    """`ktrdr research GOAL --follow` on local processes without the Claude agent workers:
+    the coordinator's workers.select finds no agent_design worker and KTRDR fails the
+    research. It read "4 workers are registered but none is a agent_design worker. Start a
+    worker of that type (WORKER_TYPE)": the verdict was right, the way out vague."""
+    recording = rv.research_without_design_workers(
+        rv.load(TRACES), RESEARCH, rv.ns("2026-12-04T15:59:30Z"), "a momentum strategy", 4
+    )
+    d = rv.diagnosed(recording, RESEARCH, "2026-12-04T16:10:00Z", tmp_path)
+    assert d["verdict"] == "no_capable_workers" and d["status"] == "failed", d["summary"]
+    assert "agent_design" in d["summary"] and "Claude agent workers" in d["summary"]
+    assert d["root_cause"]["span_name"] == "workers.select", d["root_cause"]
+    steps = " ".join(d["solution"]["steps"])
+    assert "design_agent_worker" in steps and "--strategy" in steps, steps
