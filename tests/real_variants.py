@@ -1232,3 +1232,61 @@ def research_without_design_workers(
                152, 158),
     ]
     return added(added(recording, "ktrdr-cli", cli), "ktrdr-api", api)
+
+
+def backtest_outside_the_data(
+    recording: Recording, operation_id: str, start: str, end: str, cached: tuple[str, str]
+) -> Recording:
+    """The followed backtest ``operation_id`` asked for ``start``..``end`` instead of the
+    dates ``cached`` (its CLI arguments), a range the cached bars do not reach: the engine's
+    single-timeframe load (backtesting/engine.py ``_load_historical_data``) reads the file,
+    filters it to the dates and sets ``data.rows`` 0 on ``backtest.data_loading`` (status
+    unset: no exception there); ``run`` then raises ValueError("No data for SYMBOL TF")
+    before ``backtest.feature_compute``, and the worker fails the operation with it
+    (backtest_worker.py). The CLI's follow reads failed and exits 1 (cli.backtest unset)."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+    asked = f'"start_date": "{cached[0]}", "end_date": "{cached[1]}"'
+
+    def command(span: Doc) -> None:
+        for a in span["attributes"]:
+            if a["key"] == "cli.args":
+                text = a["value"]["stringValue"]
+                a["value"]["stringValue"] = text.replace(
+                    asked, f'"start_date": "{start}", "end_date": "{end}"'
+                )
+        span["status"] = {}
+
+    out = edited(
+        recording, lambda _svc, s: s["traceId"] == trace_id and s["name"] == "cli.backtest",
+        command,
+    )
+    loading = next(
+        s
+        for _, _, s in spans(out)
+        if s["traceId"] == trace_id and s["name"] == "backtest.data_loading"
+    )
+    symbol, timeframe = attr(loading, "data.symbol"), attr(loading, "data.timeframe")
+    ended = int(loading["endTimeUnixNano"])
+
+    def no_rows(span: Doc) -> None:
+        for a in span["attributes"]:
+            if a["key"] == "data.rows":
+                a["value"] = {"intValue": "0"}
+
+    out = edited(out, lambda _svc, s: s["spanId"] == loading["spanId"], no_rows)
+    out = without(
+        out, lambda _svc, s: s["traceId"] == trace_id and s["name"] == "backtest.feature_compute"
+    )
+    out = failed_instead(out, operation_id, f"No data for {symbol} {timeframe}")
+
+    def right_after(span: Doc) -> None:
+        span["startTimeUnixNano"] = str(ended + 2_000_000)
+        span["endTimeUnixNano"] = str(ended + 2_050_000)
+
+    return edited(
+        out,
+        lambda _svc, s: s["traceId"] == trace_id and attr(s, "operation.to_status") == "failed",
+        right_after,
+    )

@@ -60,3 +60,22 @@ def test_a_research_without_a_design_agent_worker_names_the_agent_worker(tmp_pat
     assert d["root_cause"]["span_name"] == "workers.select", d["root_cause"]
     steps = " ".join(d["solution"]["steps"])
     assert "design_agent_worker" in steps and "--strategy" in steps, steps
+
+
+BACKTEST = "op_backtesting_20261204_154358_5d955ea3"  # run1 case 2: v3_minimal, 2024-01-01..06-30
+
+
+def test_a_backtest_of_dates_outside_the_cached_bars_names_the_dates(tmp_path: Path) -> None:
+    """`ktrdr backtest v3_minimal --start 2015-01-01 --end 2015-06-30 --follow` on a cache
+    whose EURUSD 1h bars start in 2023: 0 rows kept, then "No data for EURUSD 1h". It read
+    "data missing: No data for EURUSD 1h" and "load the missing bars" without the dates,
+    as if EURUSD 1h were not cached at all."""
+    recording = rv.backtest_outside_the_data(
+        rv.load(TRACES), BACKTEST, "2015-01-01", "2015-06-30", ("2024-01-01", "2024-06-30")
+    )
+    d = rv.diagnosed(recording, BACKTEST, "2026-12-04T16:10:00Z", tmp_path)
+    assert d["verdict"] == "data_missing" and d["status"] == "failed", d["summary"]
+    assert "2015-01-01" in d["summary"] and "2015-06-30" in d["summary"], d["summary"]
+    assert "0 rows" in d["summary"] and "EURUSD 1h" in d["summary"], d["summary"]
+    assert d["root_cause"]["span_name"] == "backtest.data_loading", d["root_cause"]
+    assert "ktrdr data range EURUSD --timeframe 1h" in d["solution"]["commands"]
