@@ -1290,3 +1290,73 @@ def backtest_outside_the_data(
         lambda _svc, s: s["traceId"] == trace_id and attr(s, "operation.to_status") == "failed",
         right_after,
     )
+
+
+def hung_while_followed(
+    recording: Recording,
+    operation_id: str,
+    after: str,
+    until_ns: int,
+    every_ns: int = 5_000_000_000,
+) -> Recording:
+    """The followed operation ``operation_id`` hangs once its span ``after`` ended (a
+    backtest's simulation, a training's loop: code without a span) and the CLI follows it
+    until ``until_ns``: no terminal transition, no work span after ``after``, the command's
+    own span still open (unexported), and its polls going on, answered by the backend and,
+    through it, by the live worker (the last second of polls before the hang, repeated every
+    ``every_ns``)."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+    mine = [(svc, s) for _, svc, s in spans(recording) if s["traceId"] == trace_id]
+    cut = int(next(s["endTimeUnixNano"] for _, s in mine if s["name"] == after))
+    children: dict[str, list[dict[str, Any]]] = {}
+    for _, s in mine:
+        children.setdefault(s.get("parentSpanId", ""), []).append(s)
+    polled = f"/api/v1/operations/{operation_id}"
+    poll_ids: set[str] = set()
+
+    def subtree(span: dict[str, Any]) -> None:
+        poll_ids.add(span["spanId"])
+        for child in children.get(span["spanId"], []):
+            subtree(child)
+
+    for svc, s in mine:
+        if svc == "ktrdr-cli" and s["name"] == "GET" and str(attr(s, "http.url")).endswith(polled):
+            subtree(s)
+    command = {
+        s["spanId"] for svc, s in mine if svc == "ktrdr-cli" and s["name"].startswith("cli.")
+    }
+    out = without(
+        recording,
+        lambda _svc, s: s["traceId"] == trace_id
+        and (
+            s["spanId"] in command
+            or (int(s["startTimeUnixNano"]) > cut and s["spanId"] not in poll_ids)
+            or attr(s, "operation.to_status") in ("completed", "failed", "cancelled")
+        ),
+    )
+    block = [
+        (svc, s)
+        for svc, s in mine
+        if s["spanId"] in poll_ids and cut - 1_000_000_000 <= int(s["startTimeUnixNano"]) <= cut
+    ]
+    last = max(int(s["startTimeUnixNano"]) for _, s in mine if s["spanId"] in poll_ids)
+    batch: dict[str, list[Doc]] = {}
+    k, shift = 0, max(every_ns, last - cut + every_ns)
+    while cut + shift < until_ns:
+        k += 1
+        for svc, original in block:
+            span = copy.deepcopy(original)
+            for key in ("spanId", "parentSpanId"):
+                if span.get(key) and span[key] in poll_ids:
+                    span[key] = f"{int(span[key], 16) ^ (k << 20):016x}"
+            for key in ("startTimeUnixNano", "endTimeUnixNano"):
+                span[key] = str(int(span[key]) + shift)
+            batch.setdefault(svc, []).append(span)
+        shift += every_ns
+        if k % 6 == 0 or cut + shift >= until_ns:
+            for svc, new_spans in batch.items():
+                out = added(out, svc, new_spans)
+            batch = {}
+    return out

@@ -87,6 +87,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "route.param",
         "completed.service",
         "failed_after",
+        "quiet",
     }
 )
 # ``{op:NAME}``: a value of the operation declared in the pack's ``operation.values``.
