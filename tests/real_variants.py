@@ -1053,3 +1053,310 @@ def backend_killed_during_data_load(
         raising("httpx.ConnectError", "All connection attempts failed", end_ns=end)(span)
 
     return edited(out, lambda _svc, s: s["spanId"] in refused, fail)
+
+
+def dummy_task(recording: Recording, load_id: str, dummy_id: str) -> Recording:
+    """``curl -X POST /api/v1/dummy/start`` where the data load ``load_id`` was started: the
+    dummy endpoint (api/endpoints/dummy.py) has no service span of its own and calls
+    ``start_managed_operation`` like the data load does, so its trace is the load's without
+    the CLI, ``data.download`` and what the load did after it started (its host calls and
+    their failure): the server span, ``operations.create`` > ``operation.register``
+    (type ``dummy``, symbol and timeframe "N/A", ``is_backend_local`` false) and the
+    pending -> running transition. The 200 s task (dummy_service.py) writes no span."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == load_id
+    )
+    out = as_curl(recording, {trace_id})
+    server = next(
+        s["spanId"]
+        for _, _, s in spans(out)
+        if s["traceId"] == trace_id and s.get("kind") == SERVER and s["name"].startswith("POST /")
+    )
+    dropped = {
+        s["spanId"]
+        for _, _, s in spans(out)
+        if s["traceId"] == trace_id
+        and (
+            s["name"] == "data.download"
+            or s.get("kind") == CLIENT
+            or attr(s, "operation.to_status") not in (None, "running")
+        )
+    }
+    out = without(out, lambda _svc, s: s["spanId"] in dropped)
+    load_path = "/api/v1/data/acquire/download"
+
+    def as_dummy(span: Doc) -> None:
+        if span.get("parentSpanId") in dropped:
+            span["parentSpanId"] = server
+        span["name"] = span["name"].replace(load_path, "/api/v1/dummy/start")
+        for a in span.get("attributes", []):
+            value = a["value"]
+            if "stringValue" not in value:
+                continue
+            text = value["stringValue"].replace(load_id, dummy_id)
+            if a["key"] in ("http.url", "http.target", "http.route"):
+                text = re.sub(re.escape(load_path) + r"(\?[^#]*)?", "/api/v1/dummy/start", text)
+            elif a["key"] == "operation.type":
+                text = "dummy"
+            elif a["key"] in ("data.symbol", "data.timeframe"):
+                text = "N/A"
+            value["stringValue"] = text
+
+    return edited(out, lambda _svc, s: s["traceId"] == trace_id, as_dummy)
+
+
+def orphan_closed(recording: Recording, operation_id: str, at_ns: int) -> Recording:
+    """KTRDR's orphan detector failing ``operation_id`` at ``at_ns``: a copy of the one-span
+    trace run1 recorded (case 9), in a trace of its own."""
+    service, found = next((svc, s) for _, svc, s in spans(recording) if is_orphan_close(svc, s))
+    span = copy.deepcopy(found)
+    span["traceId"], span["spanId"] = "0f" * 16, "0e" * 8
+    for a in span["attributes"]:
+        if a["key"] == "operation.id":
+            a["value"] = {"stringValue": operation_id}
+    length = int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])
+    span["startTimeUnixNano"], span["endTimeUnixNano"] = str(at_ns), str(at_ns + length)
+    return added(recording, service, [span])
+
+
+def _span(
+    trace_id: str, span_id: str, parent: str | None, name: str, kind: int,
+    start_ns: int, end_ns: int, attrs: dict[str, Any], status: int = 0,
+) -> Doc:
+    """A span as KTRDR's SDK exports it: string, int, float and bool attributes typed."""
+
+    def typed(value: Any) -> dict[str, Any]:
+        if isinstance(value, bool):
+            return {"boolValue": value}
+        if isinstance(value, int):
+            return {"intValue": str(value)}
+        if isinstance(value, float):
+            return {"doubleValue": value}
+        return {"stringValue": str(value)}
+
+    span: Doc = {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "name": name,
+        "kind": kind,
+        "startTimeUnixNano": str(start_ns),
+        "endTimeUnixNano": str(end_ns),
+        "attributes": [{"key": k, "value": typed(v)} for k, v in attrs.items()],
+        "events": [],
+        "status": {"code": status} if status else {},
+    }
+    if parent:
+        span["parentSpanId"] = parent
+    return span
+
+
+def research_without_design_workers(
+    recording: Recording, operation_id: str, at_ns: int, goal: str, registered: int
+) -> Recording:
+    """``ktrdr research GOAL --follow`` (cli/commands/research.py) at ``at_ns`` with no design
+    agent worker registered (local processes: the agent containers are not running).
+    POST /api/v1/agent/trigger answers 202: ``agent.trigger`` creates the agent_research
+    operation (is_backend_local true), starts it and the coordinator task, whose
+    ``agent.coordinator`` span (research_worker.py) is a child of ``agent.trigger``;
+    ``_start_design`` sets the progress on it (``update_progress`` writes the current span's
+    ``operation.id``, ``progress.*``) and ``AgentDispatchService.dispatch_design``'s
+    ``workers.select`` finds no agent_design worker: RuntimeError, wrapped as
+    ``WorkerError("Design dispatch failed: …")``, and ``_handle_research_failed`` fails the
+    operation. The coordinator sleeps its poll interval (5 s), finds no active research and
+    ends. The CLI's first read sees failed; ``monitor_agent_cycle`` prints it and returns
+    (cli.research OK)."""
+    t = "5e" + f"{at_ns:030x}"[-30:]
+    ms = 1_000_000
+    route = "/api/v1/operations/{operation_id}"
+    path = f"/api/v1/operations/{operation_id}"
+    base = "http://127.0.0.1:8000"
+    args = {"args": [], "kwargs": {"goal": goal, "model": None, "strategy": None, "follow": True}}
+    error = (
+        "Design dispatch failed: No available AGENT_DESIGN workers. "
+        "Ensure design agent containers are running and registered."
+    )
+    cli = [
+        _span(t, "5e00000000000001", None, "cli.research", 1, at_ns, at_ns + 190 * ms,
+              {"cli.command": "research", "cli.args": json.dumps(args)}, 1),
+        _span(t, "5e00000000000002", "5e00000000000001", "GET", CLIENT, at_ns + 5 * ms,
+              at_ns + 15 * ms, {"http.method": "GET", "http.url": f"{base}/api/v1/health",
+                                "http.status_code": 200}),
+        _span(t, "5e00000000000003", "5e00000000000001", "POST", CLIENT, at_ns + 20 * ms,
+              at_ns + 75 * ms, {"http.method": "POST", "http.url": f"{base}/api/v1/agent/trigger",
+                                "http.status_code": 202}),
+        _span(t, "5e00000000000004", "5e00000000000001", "GET", CLIENT, at_ns + 150 * ms,
+              at_ns + 160 * ms, {"http.method": "GET", "http.url": f"{base}{path}",
+                                 "http.status_code": 200}),
+    ]
+
+    def server(span_id: str, parent: str, name: str, route_: str, target: str, code: int,
+               start: int, end: int) -> Doc:
+        return _span(t, span_id, parent, name, SERVER, at_ns + start * ms, at_ns + end * ms,
+                     {"http.method": name.split(maxsplit=1)[0], "http.url": f"{base}{target}",
+                      "http.route": route_, "http.target": target, "http.status_code": code})
+
+    api = [
+        server("5e00000000000011", "5e00000000000002", "GET /api/v1/health", "/api/v1/health",
+               "/api/v1/health", 200, 7, 12),
+        server("5e00000000000012", "5e00000000000003", "POST /api/v1/agent/trigger",
+               "/api/v1/agent/trigger", "/api/v1/agent/trigger", 202, 22, 72),
+        _span(t, "5e00000000000013", "5e00000000000012", "agent.trigger", 1, at_ns + 24 * ms,
+              at_ns + 70 * ms, {"service.method": "agent.trigger"}, 1),
+        _span(t, "5e00000000000014", "5e00000000000013", "operations.create", 1,
+              at_ns + 30 * ms, at_ns + 55 * ms, {"service.method": "operations.create"}, 1),
+        _span(t, "5e00000000000015", "5e00000000000014", "operation.register", 1,
+              at_ns + 31 * ms, at_ns + 54 * ms,
+              {"operation.id": operation_id, "data.symbol": "None", "data.timeframe": "None",
+               "operation.type": "agent_research", "operation.status": "pending",
+               "operation.is_backend_local": True}, 1),
+        _span(t, "5e00000000000016", "5e00000000000013", "operation.state_transition", 1,
+              at_ns + 60 * ms, at_ns + 60 * ms + 50_000,
+              {"operation.id": operation_id, "operation.from_status": "pending",
+               "operation.to_status": "running"}, 1),
+        _span(t, "5e00000000000017", "5e00000000000013", "agent.coordinator", 1,
+              at_ns + 73 * ms, at_ns + 5_095 * ms,
+              {"operation.type": "coordinator", "progress.percentage": 5.0,
+               "operation.id": operation_id, "progress.phase": "Designing strategy...",
+               "progress.updated_at": at_ns / 1e9}),
+        _span(t, "5e00000000000018", "5e00000000000017", "workers.select", 1,
+              at_ns + 80 * ms, at_ns + 81 * ms,
+              {"service.method": "workers.select", "worker.type": "agent_design",
+               "worker.total_workers": str(registered), "worker.capable_workers": "0",
+               "worker.available_workers": "0",
+               "worker.selection_status": "no_workers_available"}, 1),
+        _span(t, "5e00000000000019", "5e00000000000017", "operation.state_transition", 1,
+              at_ns + 90 * ms, at_ns + 90 * ms + 60_000,
+              {"operation.id": operation_id, "operation.from_status": "running",
+               "operation.to_status": "failed", "operation.error": error}, 1),
+        server("5e0000000000001a", "5e00000000000004", f"GET {route}", route, path, 200,
+               152, 158),
+    ]
+    return added(added(recording, "ktrdr-cli", cli), "ktrdr-api", api)
+
+
+def backtest_outside_the_data(
+    recording: Recording, operation_id: str, start: str, end: str, cached: tuple[str, str]
+) -> Recording:
+    """The followed backtest ``operation_id`` asked for ``start``..``end`` instead of the
+    dates ``cached`` (its CLI arguments), a range the cached bars do not reach: the engine's
+    single-timeframe load (backtesting/engine.py ``_load_historical_data``) reads the file,
+    filters it to the dates and sets ``data.rows`` 0 on ``backtest.data_loading`` (status
+    unset: no exception there); ``run`` then raises ValueError("No data for SYMBOL TF")
+    before ``backtest.feature_compute``, and the worker fails the operation with it
+    (backtest_worker.py). The CLI's follow reads failed and exits 1 (cli.backtest unset)."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+    asked = f'"start_date": "{cached[0]}", "end_date": "{cached[1]}"'
+
+    def command(span: Doc) -> None:
+        for a in span["attributes"]:
+            if a["key"] == "cli.args":
+                text = a["value"]["stringValue"]
+                a["value"]["stringValue"] = text.replace(
+                    asked, f'"start_date": "{start}", "end_date": "{end}"'
+                )
+        span["status"] = {}
+
+    out = edited(
+        recording, lambda _svc, s: s["traceId"] == trace_id and s["name"] == "cli.backtest",
+        command,
+    )
+    loading = next(
+        s
+        for _, _, s in spans(out)
+        if s["traceId"] == trace_id and s["name"] == "backtest.data_loading"
+    )
+    symbol, timeframe = attr(loading, "data.symbol"), attr(loading, "data.timeframe")
+    ended = int(loading["endTimeUnixNano"])
+
+    def no_rows(span: Doc) -> None:
+        for a in span["attributes"]:
+            if a["key"] == "data.rows":
+                a["value"] = {"intValue": "0"}
+
+    out = edited(out, lambda _svc, s: s["spanId"] == loading["spanId"], no_rows)
+    out = without(
+        out, lambda _svc, s: s["traceId"] == trace_id and s["name"] == "backtest.feature_compute"
+    )
+    out = failed_instead(out, operation_id, f"No data for {symbol} {timeframe}")
+
+    def right_after(span: Doc) -> None:
+        span["startTimeUnixNano"] = str(ended + 2_000_000)
+        span["endTimeUnixNano"] = str(ended + 2_050_000)
+
+    return edited(
+        out,
+        lambda _svc, s: s["traceId"] == trace_id and attr(s, "operation.to_status") == "failed",
+        right_after,
+    )
+
+
+def hung_while_followed(
+    recording: Recording,
+    operation_id: str,
+    after: str,
+    until_ns: int,
+    every_ns: int = 5_000_000_000,
+) -> Recording:
+    """The followed operation ``operation_id`` hangs once its span ``after`` ended (a
+    backtest's simulation, a training's loop: code without a span) and the CLI follows it
+    until ``until_ns``: no terminal transition, no work span after ``after``, the command's
+    own span still open (unexported), and its polls going on, answered by the backend and,
+    through it, by the live worker (the last second of polls before the hang, repeated every
+    ``every_ns``)."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+    mine = [(svc, s) for _, svc, s in spans(recording) if s["traceId"] == trace_id]
+    cut = int(next(s["endTimeUnixNano"] for _, s in mine if s["name"] == after))
+    children: dict[str, list[dict[str, Any]]] = {}
+    for _, s in mine:
+        children.setdefault(s.get("parentSpanId", ""), []).append(s)
+    polled = f"/api/v1/operations/{operation_id}"
+    poll_ids: set[str] = set()
+
+    def subtree(span: dict[str, Any]) -> None:
+        poll_ids.add(span["spanId"])
+        for child in children.get(span["spanId"], []):
+            subtree(child)
+
+    for svc, s in mine:
+        if svc == "ktrdr-cli" and s["name"] == "GET" and str(attr(s, "http.url")).endswith(polled):
+            subtree(s)
+    command = {
+        s["spanId"] for svc, s in mine if svc == "ktrdr-cli" and s["name"].startswith("cli.")
+    }
+    out = without(
+        recording,
+        lambda _svc, s: s["traceId"] == trace_id
+        and (
+            s["spanId"] in command
+            or (int(s["startTimeUnixNano"]) > cut and s["spanId"] not in poll_ids)
+            or attr(s, "operation.to_status") in ("completed", "failed", "cancelled")
+        ),
+    )
+    block = [
+        (svc, s)
+        for svc, s in mine
+        if s["spanId"] in poll_ids and cut - 1_000_000_000 <= int(s["startTimeUnixNano"]) <= cut
+    ]
+    last = max(int(s["startTimeUnixNano"]) for _, s in mine if s["spanId"] in poll_ids)
+    batch: dict[str, list[Doc]] = {}
+    k, shift = 0, max(every_ns, last - cut + every_ns)
+    while cut + shift < until_ns:
+        k += 1
+        for svc, original in block:
+            span = copy.deepcopy(original)
+            for key in ("spanId", "parentSpanId"):
+                if span.get(key) and span[key] in poll_ids:
+                    span[key] = f"{int(span[key], 16) ^ (k << 20):016x}"
+            for key in ("startTimeUnixNano", "endTimeUnixNano"):
+                span[key] = str(int(span[key]) + shift)
+            batch.setdefault(svc, []).append(span)
+        shift += every_ns
+        if k % 6 == 0 or cut + shift >= until_ns:
+            for svc, new_spans in batch.items():
+                out = added(out, svc, new_spans)
+            batch = {}
+    return out

@@ -26,6 +26,7 @@ from opdiag.diagnosis.baseline import (
     enough_runs,
     has_other_good_run,
     is_healthy_run,
+    may_be_overdue,
     may_be_slow,
     select_baseline,
 )
@@ -298,7 +299,7 @@ class OperationsListing:
         """The listing's final diagnosis of one operation, as ``diagnose`` makes it (judged
         against the listing's good runs when finished), cached when it can no longer change."""
         final = diagnosis
-        if diagnosis.finished and not diagnosis.is_request:
+        if (diagnosis.finished and not diagnosis.is_request) or may_be_overdue(diagnosis):
             final = self._judged(diagnosis, group, good, at, profile)
         final = self._finish(final, at, group.traces, own=final is not diagnosis)
         if final_answer(final, at):
@@ -320,7 +321,9 @@ class OperationsListing:
         or the other links."""
         op_type = type_of(base, group)
         # only a run that may be slow has its verdict decided again against the baseline
-        if may_be_slow(base) and has_other_good_run(good, group.key, op_type):
+        if (may_be_slow(base) or may_be_overdue(base)) and has_other_good_run(
+            good, group.key, op_type
+        ):
             d, c = self.settings.diagnosis, self.settings.comparison
             this = profile or self._profile(group, base, at)
             chosen, matched = select_baseline(

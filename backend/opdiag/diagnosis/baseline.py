@@ -41,6 +41,17 @@ def may_be_slow(diagnosis: Diagnosis) -> bool:
     )
 
 
+def may_be_overdue(diagnosis: Diagnosis) -> bool:
+    """Overdue is decided for runs in flight the engine called running although quiet past
+    the stuck threshold (their worker answers: ``Diagnosis.quiet_ms``)."""
+    return (
+        not diagnosis.finished
+        and not diagnosis.is_request
+        and diagnosis.verdict == "healthy"
+        and diagnosis.quiet_ms is not None
+    )
+
+
 def _levels(target: RunProfile, order: Sequence[str]) -> list[tuple[str, ...]]:
     """Alike keys to insist on, strongest first: all the target has, then fewer, then none."""
     present = [name for name in order if name in target.alike]

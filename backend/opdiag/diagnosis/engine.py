@@ -239,6 +239,7 @@ def diagnose(
         calls=[c for c in found.calls if made_good.of(c) is None] if made_good else found.calls,
         worker_ends=found.worker_ends,
     )
+    tail = _open_tail(found.work, facts, workers, now_us)
     if facts.stuck and _worker_answers(workers, facts, now_us, settings):
         facts = msgspec.structs.replace(facts, stuck=False, running=True)
     elif facts.running and live_until_us and now_us - facts.end_us > _quiet_limit_us(
@@ -246,7 +247,13 @@ def diagnose(
     ):  # the rest of its trace moves, but it has been quiet for longer than a run may take
         idle = now_us - facts.end_us
         facts = msgspec.structs.replace(facts, stuck=True, running=False, idle_us=idle)
-    tail = _open_tail(found.work, facts, workers, now_us)
+    elif facts.running and tail is not None and tail.duration_us > _quiet_limit_us(
+        facts, settings
+    ):  # followed: the worker answers the CLI's polls, but its work has been quiet for
+        # longer than a run may take
+        facts = msgspec.structs.replace(
+            facts, stuck=True, running=False, idle_us=tail.duration_us
+        )
     choice = find_bottleneck(
         walks,
         timings,
@@ -262,6 +269,7 @@ def diagnose(
         # calls were 1 %); the span stays for rules that test it
         choice = msgspec.structs.replace(choice, result=None)
     quiet_since = _quiet_everywhere_since(facts, near, now_us, settings)
+    quiet_ms = _kept_alive_ms(facts, tail, settings)
     op_values = operation_values(
         facts,
         choice,
@@ -271,6 +279,7 @@ def diagnose(
         valued=found.valued,
         declared=rules.values,
         quiet_since_us=quiet_since,
+        quiet_ms=quiet_ms,
         busy_with=_busy_with(facts, near, rules, op_id),
         probe=probe_values([t for t, _ in walks], near, rules.neighbours) if background else None,
     )
@@ -390,6 +399,7 @@ def diagnose(
         warnings=[*(w for t, _ in walks for w in t.warnings), *refused],
         resumed=facts.resumed,
         worked_until_ms=_worked_until_us(workers.lost) / 1000 if workers.lost else None,
+        quiet_ms=quiet_ms,
     )
     diagnosis.execution_flow, diagnosis.execution_flow_truncated = execution_flow(
         walks, timings, facts.start_us, settings.max_flow_spans, made_good=made_good, noisy=noisy
@@ -461,6 +471,19 @@ def _worker_answers(
         and now_us - answered <= settings.stuck_after_s * 1e6
         and facts.idle_us <= _quiet_limit_us(facts, settings)
     )
+
+
+def _kept_alive_ms(
+    facts: OperationFacts, tail: Gap | None, settings: DiagnosisSettings
+) -> float | None:
+    """How long a running operation's work (``tail``: since its last work span, the
+    follower's polls left out) has been quiet, when that is past the stuck threshold: only
+    its worker's answers (to health checks, to the polls) keep it running, up to its type's
+    budget (``_quiet_limit_us``); a baseline may say sooner that it hangs (``overdue``)."""
+    if not facts.running or facts.finished or tail is None:
+        return None
+    quiet_us = tail.duration_us
+    return quiet_us / 1000 if quiet_too_long(quiet_us, settings.stuck_after_s) else None
 
 
 def _open_tail(

@@ -221,6 +221,7 @@ class OperationFacts(msgspec.Struct):
             "stuck": self.stuck,
             "running": self.running,
             "slow": self.slow,
+            "overdue": False,  # (a baseline decides it: slow.apply_slow)
             "has_lifecycle": self.has_lifecycle,
             "found": True,
             "trace_count": self.trace_count,

@@ -30,6 +30,7 @@ from opdiag.diagnosis.neighbour_spec import HealthCheck, NeighbourSpec
 from opdiag.diagnosis.patterns import compile_pattern
 from opdiag.diagnosis.result import LIFECYCLE_STATUSES, SEVERITIES, VERDICTS
 from opdiag.diagnosis.rules import (
+    BASELINE_FACTS,
     CAUSES,
     DEFAULT_PACK,
     FACTS,
@@ -546,14 +547,15 @@ def _read_rule(reader: _Reader, node: Node, verdicts: set[str]) -> Rule:
     facts = _read_facts(reader, fields["facts"][1]) if "facts" in fields else []
     if match is None and not facts:
         raise reader.error(node, "needs 'match' (span conditions) or 'facts' (operation facts)")
-    if match is not None and any(c.key == "slow" for c in facts):
-        raise reader.error(fields["facts"][1], "facts 'slow' cannot be combined with 'match'")
-    if any(c.key == "slow" for c in facts):
+    judged = next((c.key for c in facts if c.key in BASELINE_FACTS), None)
+    if match is not None and judged is not None:
+        raise reader.error(fields["facts"][1], f"facts '{judged}' cannot be combined with 'match'")
+    if judged is not None:
         for cond in facts:
             if cond.key not in SLOW_FACTS:
                 raise reader.error(
                     fields["facts"][1],
-                    f"fact '{cond.key}' cannot be combined with 'slow' "
+                    f"fact '{cond.key}' cannot be combined with '{judged}' "
                     f"(allowed: {', '.join(sorted(SLOW_FACTS))})",
                 )
     subject = "root"

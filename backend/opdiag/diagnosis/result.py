@@ -314,6 +314,10 @@ class Diagnosis(msgspec.Struct):
     # When a lost worker last answered, epoch ms: its work ended there, whatever the status
     # says; the comparison ends the run's open phase there, not at KTRDR's orphan detector.
     worked_until_ms: float | None = None
+    # In flight and quiet for this long (no span of its own work ended) while something says
+    # it is alive (its worker answers): once a baseline is known, quiet for longer than its
+    # earlier runs took in all is ``overdue`` (``slow.apply_slow``).
+    quiet_ms: float | None = None
 
     @property
     def key(self) -> str:
@@ -382,7 +386,7 @@ class Diagnosis(msgspec.Struct):
 
 
 # Diagnosis fields that are not part of the JSON contract (the engine's working state).
-INTERNAL_FIELDS: tuple[str, ...] = ("fired", "resumed", "worked_until_ms")
+INTERNAL_FIELDS: tuple[str, ...] = ("fired", "resumed", "worked_until_ms", "quiet_ms")
 
 
 def copied(diagnosis: Diagnosis, **changes: Any) -> Diagnosis:

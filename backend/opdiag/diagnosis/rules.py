@@ -38,6 +38,9 @@ FACTS: dict[str, type] = {
     "stuck": bool,
     "running": bool,
     "slow": bool,
+    # in flight, quiet (its worker still answering) for longer than its earlier runs took
+    # in all: decided once the baseline is known, like ``slow``
+    "overdue": bool,
     "has_lifecycle": bool,
     "found": bool,
     "trace_count": int,
@@ -61,8 +64,10 @@ FACTS: dict[str, type] = {
 }
 # The facts still known when a diagnosis is re-assessed without its traces (reassess_slow).
 SLOW_FACTS = frozenset(
-    {"slow", "status", "finished", "operation_type", "trace_count", "duration_s"}
+    {"slow", "overdue", "status", "finished", "operation_type", "trace_count", "duration_s"}
 )
+# The facts only a baseline decides: a rule testing one is judged with ``slow``'s.
+BASELINE_FACTS = frozenset({"slow", "overdue"})
 # Facts every operation has a value of its own (no two operations share a combination).
 MEASURED_FACTS = frozenset({"duration_s", "idle_s"})
 SUBJECTS = frozenset(
@@ -187,7 +192,7 @@ class Rule(msgspec.Struct, frozen=True):
         for t in (*self.solution.steps, *self.solution.commands):
             keys.extend(t.keys)
         force_setattr(self, "template_keys", tuple(dict.fromkeys(keys)))
-        force_setattr(self, "uses_slow", any(c.key == "slow" for c in self.facts))
+        force_setattr(self, "uses_slow", any(c.key in BASELINE_FACTS for c in self.facts))
 
 
 class TypeHint(msgspec.Struct, frozen=True):

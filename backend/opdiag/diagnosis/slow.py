@@ -76,6 +76,8 @@ def _known_values(diagnosis: Diagnosis) -> dict[str, Any]:
         "trace_count": len(diagnosis.trace_ids),
         "ident": diagnosis.key,
     }
+    if diagnosis.quiet_ms is not None:  # in flight: how long its work has been quiet
+        values["quiet"] = duration_text(diagnosis.quiet_ms * 1000)
     if diagnosis.bottleneck is not None:
         values.update(
             {
@@ -105,7 +107,8 @@ def apply_slow(
     basis: str | None = None,
 ) -> None:
     """Decide ``slow`` (finished, completed, duration > factor × baseline, or > the type's
-    budget without a baseline), add the slow rules' findings, then conclude (unless nothing
+    budget without a baseline) and ``overdue`` (in flight, quiet > factor × baseline), add
+    the slow rules' findings, then conclude (unless nothing
     changed: ``removed`` says whether earlier slow findings were dropped). ``op_values``
     may be a function, asked only when a slow rule holds (most runs are not slow)."""
     diagnosis.baseline_ms = baseline_ms
@@ -113,7 +116,7 @@ def apply_slow(
     limit = _slow_limit(diagnosis, baseline_ms, settings)
     if not (baseline_ms is not None and baseline_ms > 0):
         change = None  # (only a baseline names a change)
-    facts = _slow_facts(diagnosis, limit)
+    facts = _slow_facts(diagnosis, limit, baselined=baseline_ms is not None and baseline_ms > 0)
     values: dict[str, Any] | None = None
     b = diagnosis.bottleneck
     for rule in rules.slow_rules:
@@ -180,14 +183,22 @@ def _slow_limit(
     return budget_s * 1000
 
 
-def _slow_facts(diagnosis: Diagnosis, limit: float) -> dict[str, Any]:
-    """The facts the slow rules test (``rules.SLOW_FACTS``)."""
+def _slow_facts(diagnosis: Diagnosis, limit: float, *, baselined: bool) -> dict[str, Any]:
+    """The facts the slow rules test (``rules.SLOW_FACTS``). ``overdue``: in flight, kept
+    running only by its worker's answers, and quiet for longer than ``limit``, what its
+    earlier runs took in all (``baselined``: the type's budget is the engine's to apply)."""
     duration = diagnosis.duration_ms or 0.0
+    quiet = diagnosis.quiet_ms
     return {
         "slow": diagnosis.finished
         and diagnosis.status == "completed"
         and not diagnosis.resumed
         and duration > limit,
+        "overdue": baselined
+        and not diagnosis.finished
+        and not diagnosis.resumed
+        and quiet is not None
+        and quiet > limit,
         "status": diagnosis.status,
         "finished": diagnosis.finished,
         "operation_type": diagnosis.operation_type,
@@ -204,7 +215,9 @@ def reassess_changes(
     baseline. Otherwise a row of the operations list is the diagnosis' own."""
     if any(_is_slow_rule(rules.get(f.rule_id)) for f in diagnosis.fired):
         return True
-    facts = _slow_facts(diagnosis, _slow_limit(diagnosis, baseline_ms, settings))
+    baselined = baseline_ms is not None and baseline_ms > 0
+    limit = _slow_limit(diagnosis, baseline_ms, settings)
+    facts = _slow_facts(diagnosis, limit, baselined=baselined)
     return any(facts_hold(rule, facts) for rule in rules.slow_rules)
 
 

@@ -97,6 +97,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "failed_after",
         "in_flight",
         "outcome",
+        "quiet",
     }
 )
 # ``{op:NAME}``: a value of the operation declared in the pack's ``operation.values``.

@@ -1,0 +1,81 @@
+"""Operations KTRDR's backend runs itself, built from run1 (``real_variants``) as KTRDR's code
+at the recorded commit says they look: the dummy task and data loads
+(service_orchestrator.start_managed_operation, created with ``is_backend_local=false``, so the
+orphan detector, api/services/orphan_detector.py, 60 s, every 15 s, fails one still running
+after a minute although no worker was ever meant to claim it), and a research cycle, whose
+coordinator runs in the backend and dispatches its design to a Claude agent worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import real_variants as rv
+from conftest import REAL_KTRDR
+
+TRACES = REAL_KTRDR / "run1" / "traces"
+# run1 case 3: `ktrdr data load EURUSD -t 1h`, started 15:44:31.6 (its host call refused)
+LOAD = "op_data_load_20261204_154431_10ad325f"
+DUMMY = "op_dummy_20261204_154431_10ad325f"
+STARTED_NS = rv.ns("2026-12-04T15:44:31Z") + 615_000_000
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_source_env")]
+
+
+@pytest.mark.parametrize("now", ["2026-12-04T15:46:30Z", "2026-12-04T16:10:00Z"])
+def test_a_dummy_task_failed_by_the_orphan_detector_is_not_a_worker_failure(
+    now: str, tmp_path: Path
+) -> None:
+    """curl POST /api/v1/dummy/start; nothing reads it again; 71 s in the orphan detector
+    fails it (the 200 s task goes on in its thread, its completion never recorded). It read
+    "failed: Operation was RUNNING but no worker claimed it" with "The worker marked the
+    operation failed" and a traceback to look for: there is no worker and no error."""
+    recording = rv.dummy_task(rv.load(TRACES), LOAD, DUMMY)
+    recording = rv.orphan_closed(recording, DUMMY, STARTED_NS + 71_000_000_000)
+    d = rv.diagnosed(recording, DUMMY, now, tmp_path)
+    assert d["verdict"] == "failed" and d["status"] == "failed", d["summary"]
+    summary = d["summary"]
+    assert "orphan detector" in summary and "15:45:42" in summary, summary
+    assert "dummy" in summary and "is_backend_local=false" in summary, summary
+    assert "none of its spans failed" in summary, summary
+    steps = " ".join(d["solution"]["steps"])
+    assert "worker marked" not in steps and "traceback" not in steps, steps
+    assert d["root_cause"]["span_name"] == "operation.state_transition", d["root_cause"]
+
+
+RESEARCH = "op_agent_research_20261204_155930_5e1a2b3c"
+
+
+def test_a_research_without_a_design_agent_worker_names_the_agent_worker(tmp_path: Path) -> None:
+    """`ktrdr research GOAL --follow` on local processes without the Claude agent workers:
+    the coordinator's workers.select finds no agent_design worker and KTRDR fails the
+    research. It read "4 workers are registered but none is a agent_design worker. Start a
+    worker of that type (WORKER_TYPE)": the verdict was right, the way out vague."""
+    recording = rv.research_without_design_workers(
+        rv.load(TRACES), RESEARCH, rv.ns("2026-12-04T15:59:30Z"), "a momentum strategy", 4
+    )
+    d = rv.diagnosed(recording, RESEARCH, "2026-12-04T16:10:00Z", tmp_path)
+    assert d["verdict"] == "no_capable_workers" and d["status"] == "failed", d["summary"]
+    assert "agent_design" in d["summary"] and "Claude agent workers" in d["summary"]
+    assert d["root_cause"]["span_name"] == "workers.select", d["root_cause"]
+    steps = " ".join(d["solution"]["steps"])
+    assert "design_agent_worker" in steps and "--strategy" in steps, steps
+
+
+BACKTEST = "op_backtesting_20261204_154358_5d955ea3"  # run1 case 2: v3_minimal, 2024-01-01..06-30
+
+
+def test_a_backtest_of_dates_outside_the_cached_bars_names_the_dates(tmp_path: Path) -> None:
+    """`ktrdr backtest v3_minimal --start 2015-01-01 --end 2015-06-30 --follow` on a cache
+    whose EURUSD 1h bars start in 2023: 0 rows kept, then "No data for EURUSD 1h". It read
+    "data missing: No data for EURUSD 1h" and "load the missing bars" without the dates,
+    as if EURUSD 1h were not cached at all."""
+    recording = rv.backtest_outside_the_data(
+        rv.load(TRACES), BACKTEST, "2015-01-01", "2015-06-30", ("2024-01-01", "2024-06-30")
+    )
+    d = rv.diagnosed(recording, BACKTEST, "2026-12-04T16:10:00Z", tmp_path)
+    assert d["verdict"] == "data_missing" and d["status"] == "failed", d["summary"]
+    assert "2015-01-01" in d["summary"] and "2015-06-30" in d["summary"], d["summary"]
+    assert "0 rows" in d["summary"] and "EURUSD 1h" in d["summary"], d["summary"]
+    assert d["root_cause"]["span_name"] == "backtest.data_loading", d["root_cause"]
+    assert "ktrdr data range EURUSD --timeframe 1h" in d["solution"]["commands"]
