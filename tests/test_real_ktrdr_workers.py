@@ -232,3 +232,43 @@ def test_a_followed_training_killed_in_its_loop_is_lost_before_any_health_check_
     assert d["verdict"] == "worker_lost", d["summary"]
     assert "5005" in d["summary"] and "read of the operation" in d["summary"], d["summary"]
     assert "dispatch" not in d["summary"], d["summary"]
+
+
+@pytest.mark.parametrize(
+    ("ident", "after_ms", "worker", "port", "silent"),
+    [
+        # killed before its operations.create wrote the row: every read of it answers 404
+        ("op_training_20261204_154749_b37ed832", 20, "ktrdr-training-worker-d97729bc", 5005,
+         "15:47:57 UTC"),
+        # after the row: the orphan detector fails it 6 min 15 s later
+        ("op_training_20261204_154749_b37ed832", 60, "ktrdr-training-worker-d97729bc", 5005,
+         "15:47:57 UTC"),
+        ("op_backtesting_20261204_155333_db0629d4", 20, "ktrdr-backtest-worker-d4309621", 5003,
+         "15:53:37 UTC"),
+        ("op_backtesting_20261204_155333_db0629d4", 60, "ktrdr-backtest-worker-d4309621", 5003,
+         "15:53:37 UTC"),
+    ],
+)
+@pytest.mark.parametrize("now", ["2026-12-04T15:54:00Z", "2026-12-04T16:10:00Z"])
+def test_a_worker_killed_right_after_the_dispatch_is_lost_and_named(
+    ident: str, after_ms: int, worker: str, port: int, silent: str, now: str, tmp_path: Path
+) -> None:
+    """The worker SIGKILLed 20 or 60 ms after the backend's dispatch (answered 200 in a few
+    ms), before its first export: no span of it names the operation, only the backend's
+    reads of it do, each with its refused read from the worker (the proxy KTRDR registers
+    once the dispatch is answered), and the orphan detector's record if the worker had
+    written the operation. Before: 'no trace holds' the id (killed before the write: its
+    reads answered 404, each read alone 'invalid input: no operation … exists') or 'the
+    worker that took it left no span', naming neither the worker nor its port. The worker
+    the backend read it from is the one lost, since its first refused check."""
+    changed = rv.killed_after_dispatch(
+        rv.load(TRACES), ident, after_ms * 1_000_000, rv.ns("2026-12-04T17:00:00Z")
+    )
+    d = diagnose_case(
+        rv.write(changed, tmp_path / "killed" / "traces").parent,
+        {"id": ident, "now": now},
+        tmp_path / "case",
+    )
+    assert d["verdict"] == "worker_lost", d["summary"]
+    assert worker in d["summary"] and f"127.0.0.1:{port}" in d["summary"], d["summary"]
+    assert f"stopped answering at {silent}" in d["summary"], d["summary"]

@@ -48,7 +48,13 @@ from opdiag.model import (
     url_of,
     url_path,
 )
-from opdiag.operations import TERMINAL, exited_early, operation_answered, outcome_length
+from opdiag.operations import (
+    TERMINAL,
+    exited_early,
+    operation_answered,
+    outcome_length,
+    read_through,
+)
 
 OP_ID = "operation.id"
 # ``create_service_span`` str()s every value, so an id that was never set can read "None".
@@ -717,4 +723,4 @@ def _carries_id(
         operation_id_of(span) == operation_id or operation_answered(span) == operation_id
         for _, walk in walks
         for span, _ in walk
-    )
+    ) or any(read_through(trace) == operation_id for trace, _ in walks)
