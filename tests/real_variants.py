@@ -1133,3 +1133,18 @@ def killed_after_dispatch(
         )
     return added(out, "ktrdr-api", asked) if asked else out
 
+
+def unfollowed(recording: Recording, trace_ids: set[str]) -> Recording:
+    """``as_curl``, and nothing following the operation: the CLI's status reads in its
+    command's trace (``--follow``'s polls, answered by the backend) are gone with it."""
+    out = as_curl(recording, trace_ids)
+    reads = {
+        s["spanId"]
+        for _, svc, s in spans(out)
+        if s["traceId"] in trace_ids and svc == "ktrdr-api" and s.get("kind") == SERVER
+        and s["name"].startswith("GET /api/v1/operations/")
+    }
+    gone: set[str] = set()
+    for trace_id in trace_ids:
+        gone |= _subtree_ids(out, trace_id, reads)
+    return without(out, lambda _svc, s: s["traceId"] in trace_ids and s["spanId"] in gone)

@@ -384,6 +384,30 @@ def test_a_data_load_sent_with_curl_lost_with_a_restarted_backend(tmp_path: Path
     assert d["root_cause"]["span_name"] == "POST /api/v1/data/acquire/download"
 
 
+@pytest.mark.parametrize("killed", ["2026-12-04T15:44:56Z", "2026-12-04T15:44:59Z"])
+def test_a_data_load_sent_with_curl_lost_with_its_backend_within_its_first_export(
+    killed: str, tmp_path: Path
+) -> None:
+    """The load of case 4 started with curl (nothing follows it) and the backend SIGKILLed
+    1 or 4 s in, back 7 s later: every backend span of the load was in its first 5 s
+    export batch, lost, so only the orphan detector's record, written by the backend that
+    came back, names the load (a data load runs in the backend's own process). Before:
+    'failed: Operation was RUNNING but no worker claimed it', the detector's words, as if
+    something had failed in a live backend."""
+    back = rv.ns(killed) + 7_000_000_000
+    changed = rv.backend_killed_during_data_load(rv.load(TRACES), LOAD, rv.ns(killed), back)
+    trace_id = next(
+        s["traceId"] for _, _, s in rv.spans(rv.load(TRACES)) if rv.attr(s, "operation.id") == LOAD
+    )
+    changed = rv.unfollowed(changed, {trace_id})
+    assert not [s for _, svc, s in rv.spans(changed) if s["traceId"] == trace_id
+                and svc == "ktrdr-api"]
+    d = _diagnose(changed, LOAD, "2026-12-04T16:10:00Z", tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
+    assert "the backend stopped while it ran this data load" in d["summary"], d["summary"]
+    assert "orphan detector of the backend that came back" in d["summary"], d["summary"]
+
+
 def test_a_data_load_lost_with_its_backend_lasted_until_it_was_failed(tmp_path: Path) -> None:
     """The backend SIGKILLed 3 s into case 4's data load, back 7 s later, the load failed by
     the new process's orphan detector 71 s in. The IB host service's /data/validate call
