@@ -318,6 +318,12 @@ def operation_answered(span: Span) -> str | None:
     exports its first spans up to 5 s after it took the work, and none if it dies first)."""
     if span.kind != SERVER or failed(span):
         return None
+    return operation_read(span)
+
+
+def operation_read(span: Span) -> str | None:
+    """The operation a span's path reads (``/api/v1/operations/{id}``), whoever sent or
+    answered it and however it ended."""
     found = _READ_IN_URL.search(url_path(span))
     if found is None or not is_operation_id(found.group(1)):
         return None

@@ -27,6 +27,7 @@ import msgspec
 
 from opdiag.analysis.gaps import Gap
 from opdiag.analysis.retries import Retry
+from opdiag.diagnosis.answered_again import answered_again_us
 from opdiag.diagnosis.bottleneck import find_bottleneck, noise_check, open_tail_of
 from opdiag.diagnosis.conclusion import conclude, fallback_verdict, minutes_text
 from opdiag.diagnosis.evidence import (
@@ -76,6 +77,7 @@ from opdiag.model import (
     normalise_trace_id,
     subtrees,
 )
+from opdiag.operations import operation_answered
 from opdiag.settings import DiagnosisSettings
 
 __all__ = [
@@ -110,6 +112,26 @@ def not_found(ident: str, rules: RuleSet | None = None) -> Diagnosis:
             diagnosis.fired.append(finding_of(rule, None, evidence))
     conclude(diagnosis, rules, fallback=("not_found", diagnosis.summary))
     return diagnosis
+
+
+def _lives_on(
+    facts: OperationFacts, walks: Walks, rules: RuleSet, operation_id: str | None
+) -> str | None:
+    """The service the operation's work lives on: its last transition's; with none seen
+    yet, for a type no worker of the pack runs (KTRDR's data loads run in the backend), the
+    service that answers reads of it."""
+    if facts.last_transition is not None:
+        return facts.last_transition.service
+    spec = rules.neighbours
+    if operation_id is None or not spec.worker_globs() or spec.worker_globs(
+        facts.operation_type
+    ):
+        return None
+    return next(
+        (s.service for _, walk in walks for s, _ in walk
+         if operation_answered(s) == operation_id),
+        None,
+    )
 
 
 def diagnose(
@@ -183,7 +205,7 @@ def diagnose(
             completed=completed,
             is_poll=is_noise,
             around=near,
-            lives_on=facts.last_transition.service if facts.last_transition else None,
+            lives_on=_lives_on(facts, walks, rules, op_id),
         )
         if made_good:
             facts = facts_of(made_good.ids)
@@ -262,6 +284,7 @@ def diagnose(
         declared=rules.values,
         quiet_since_us=quiet_since,
         busy_with=_busy_with(facts, near, rules, op_id),
+        answered_again_us=answered_again_us(walks, op_id),
     )
     by_trace = {t.trace_id: t for t, _ in (*walks, *((t, ()) for t in near))}
 

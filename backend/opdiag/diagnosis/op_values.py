@@ -97,10 +97,12 @@ def operation_values(
     declared: dict[str, tuple[str, ...]],
     quiet_since_us: int | None = None,
     busy_with: str | None = None,
+    answered_again_us: int | None = None,
 ) -> OperationValues:
     """The operation's template values (see ``OperationValues``); ``valued``: its spans
     that carry a key of the pack's ``declared`` values, in walk order; ``quiet_since_us``:
-    when the last span of any service ended, when that is long ago."""
+    when the last span of any service ended, when that is long ago; ``answered_again_us``:
+    when its refused status reads were answered again (``diagnosis.answered_again``)."""
     duration_us, idle_us = facts.duration_us, facts.idle_us
     values: dict[str, Any] = {
         "operation.id": facts.operation_id,
@@ -130,6 +132,8 @@ def operation_values(
         values["worker.busy_with"] = busy_with
     if quiet_since_us is not None:
         values["quiet_since"] = clock_text(quiet_since_us)
+    if answered_again_us is not None:
+        values["answered_again"] = clock_text(answered_again_us)
     if facts.unlinked_caller is not None:
         values["unlinked_calls"] = facts.unlinked_calls
         values["caller.service"] = facts.unlinked_caller.service
