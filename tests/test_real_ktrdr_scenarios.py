@@ -317,6 +317,7 @@ def test_postgres_stopped_as_a_worker_saved_its_result_is_named(tmp_path: Path) 
 FOLLOWED = "op_backtesting_20261204_155230_0250c475"
 FOLLOWED_WORKER = "ktrdr-backtest-worker-5f6c5bbe"
 FOLLOWED_CLI_TRACE = "e6a0170ca82b62ac22327837f98401d5"
+BUSY_503 = "d542d365f48bef80f486115f0dd94cd2"  # run1 case 13: curl backtest at 15:52:54, 503
 
 
 def _killed_after_completing(recording: rv.Recording) -> rv.Recording:
@@ -358,6 +359,22 @@ def test_a_worker_killed_right_after_completing_leaves_a_completed_operation(
     assert "cli.backtest on ktrdr-cli" in finding["summary"], finding["summary"]
     assert FOLLOWED_WORKER in finding["summary"], finding["summary"]
     assert not any(f["rule_id"].startswith("worker-lost") for f in d["findings"]), d["findings"]
+
+
+@pytest.mark.parametrize("now", ["2026-12-04T15:53:00Z", "2026-12-04T16:10:00Z"])
+def test_a_503_after_the_worker_died_having_completed_does_not_say_it_runs(
+    now: str, tmp_path: Path
+) -> None:
+    """run1 case 13 (curl backtest at 15:52:54, 503: the registry still had the worker
+    busy) after that worker was killed 0.8 s after completing case 12: its running ->
+    completed transition died with its last batch, but the CLI that followed case 12 read
+    it completed (cli.backtest OK). Before: 'ktrdr-backtest-worker-5f6c5bbe runs
+    op_backtesting_20261204_155230_0250c475 (since 15:52:30 UTC)', a finished run said to
+    run; now it finished, as in run1."""
+    d = _diagnose(_killed_after_completing(rv.load(TRACES)), BUSY_503, now, tmp_path)
+    assert d["verdict"] == "workers_busy", d["summary"]
+    assert f"runs {FOLLOWED}" not in d["summary"], d["summary"]
+    assert f"{FOLLOWED_WORKER} finished {FOLLOWED}" in d["summary"], d["summary"]
 
 
 def test_a_followed_operation_whose_command_did_not_end_ok_is_not_completed(

@@ -38,7 +38,9 @@ from opdiag.diagnosis.evidence import (
     subject_span,
 )
 from opdiag.diagnosis.facts import (
+    TERMINAL,
     OperationFacts,
+    followed_end,
     operation_facts,
     operation_id_of,
     quiet_too_long,
@@ -477,7 +479,19 @@ def _busy_with(
     globs = rules.neighbours.worker_globs(facts.operation_type)
     if not globs:
         return None
-    return occupancy(near, Globs.of(globs), facts.start_us, op_id)
+
+    def ended(run: str) -> int | None:
+        """When a command following ``run`` read it finished (its worker's own transition
+        may have died with it)."""
+        for trace in near:
+            if not any(operation_answered(s) == run for s in trace.spans):
+                continue
+            seen = followed_end([(trace, trace.walk_list())], run, rules)
+            if seen is not None and seen[2] in TERMINAL:
+                return seen[1].start_us + seen[1].duration_us
+        return None
+
+    return occupancy(near, Globs.of(globs), facts.start_us, op_id, ended)
 
 
 def _quiet_everywhere_since(
