@@ -276,18 +276,14 @@ PG_REFUSED = (
 )
 
 
-def test_postgres_stopped_as_a_worker_saved_its_result_is_named(tmp_path: Path) -> None:
-    """PostgreSQL stopped as the backtest finished: complete_operation emits the completed
-    transition, then its write to the database raises, and the worker fails the operation
-    with the error's text (``operations_service.py``): completed -> failed 4 ms later, port
-    5432 in operation.error, no span in error. Before: 'a service refused the connection',
-    with the reader left to know what listens on 5432."""
+def _save_refused(recording: rv.Recording, ident: str) -> tuple[rv.Recording, str]:
+    """``ident``'s worker moved it to completed, then failed it 4 ms later when PostgreSQL
+    refused the write of that outcome; and the worker's service."""
     import copy
 
-    recording = rv.load(TRACES)
     svc, done = next(
         (svc, span) for _, svc, span in rv.spans(recording)
-        if rv.attr(span, "operation.id") == BACKTEST
+        if rv.attr(span, "operation.id") == ident
         and rv.attr(span, "operation.to_status") == "completed" and "worker" in svc
     )
     failed = copy.deepcopy(done)
@@ -300,7 +296,16 @@ def test_postgres_stopped_as_a_worker_saved_its_result_is_named(tmp_path: Path) 
         {"key": "operation.to_status", "value": {"stringValue": "failed"}},
         {"key": "operation.error", "value": {"stringValue": PG_REFUSED}},
     ]
-    changed = rv.added(recording, svc, [failed])
+    return rv.added(recording, svc, [failed]), svc
+
+
+def test_postgres_stopped_as_a_worker_saved_its_result_is_named(tmp_path: Path) -> None:
+    """PostgreSQL stopped as the backtest finished: complete_operation emits the completed
+    transition, then its write to the database raises, and the worker fails the operation
+    with the error's text (``operations_service.py``): completed -> failed 4 ms later, port
+    5432 in operation.error, no span in error. Before: 'a service refused the connection',
+    with the reader left to know what listens on 5432."""
+    changed, svc = _save_refused(rv.load(TRACES), BACKTEST)
     d = _diagnose(changed, BACKTEST, "2026-12-04T16:10:00Z", tmp_path)
     assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
     assert d["summary"].startswith(
@@ -416,3 +421,23 @@ def test_a_training_whose_worker_died_before_exporting_anything_is_found(tmp_pat
     assert d["verdict"] == "worker_lost", d["summary"]
     assert "127.0.0.1:5005" in d["summary"] and worker in d["summary"]
 
+
+@pytest.mark.parametrize(
+    "ident", [BACKTEST, "op_training_20261204_155512_6652e327"]  # run1 cases 2 and 18
+)
+def test_a_run_whose_save_failed_after_its_work_completed_is_compared_as_completed(
+    ident: str, tmp_path: Path
+) -> None:
+    """The work completed and only saving its outcome failed (PostgreSQL refused it):
+    before, the comparison read 'This run: stopped after 5.2s (did not complete)', its
+    last phase 'stopped' and the headline 'stopped after backtest.feature_compute'. Its
+    phases are the work's, compared as a completed run's, and the note says the save
+    failed after the work."""
+    changed, _ = _save_refused(rv.load(TRACES), ident)
+    d = _diagnose(changed, ident, "2026-12-04T16:10:00Z", tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
+    c = d["comparison"]
+    assert c is not None and c["status"] not in ("stopped", "in progress"), c
+    assert not [p for p in c["phases"] if p["status"] in ("stopped", "not reached")], c
+    assert not c["headline"].startswith("stopped"), c["headline"]
+    assert c["note"].startswith("its work completed, then saving its outcome failed"), c
