@@ -272,3 +272,43 @@ def test_a_worker_killed_right_after_the_dispatch_is_lost_and_named(
     assert d["verdict"] == "worker_lost", d["summary"]
     assert worker in d["summary"] and f"127.0.0.1:{port}" in d["summary"], d["summary"]
     assert f"stopped answering at {silent}" in d["summary"], d["summary"]
+
+
+@pytest.mark.parametrize(("loop_extra_s", "verdict"), [(70, "slow"), (0, "healthy")])
+def test_two_runs_of_one_strategy_at_the_same_time_are_not_each_others_baseline(
+    loop_extra_s: float, verdict: str, tmp_path: Path
+) -> None:
+    """v3_minimal trained twice at once (16:05:00 on :5005, 16:05:10 on :5006), each loop
+    70 s longer than run1's 44.8 s run: whatever slowed one (what they shared) slowed the
+    other. Before, each was the other's baseline beside the 44.8 s run (median 1m19s) and
+    both read 'healthy: completed in 1.9 min'. A run of the same strategy that ran at the
+    same time and took about as long is no baseline: each is slow against the earlier run.
+    As fast as before, they are healthy."""
+    base = rv.load(TRACES)
+    first = diagnose_case(RUN, FINAL[MINIMAL], tmp_path / "first")
+    runs = {
+        "op_training_20261204_160500_f6579e19": ("2026-12-04T16:05:00Z", 5005, 9),
+        "op_training_20261204_160510_f6579e18": ("2026-12-04T16:05:10Z", 5006, 10),
+    }
+    recording = list(base)
+    for ident, (start, port, salt) in runs.items():
+        shift = rv.ns(start) - rv.ns("2026-12-04T15:43:05Z")
+        copy = rv.copy_operation(base, set(first["trace_ids"]), {MINIMAL: ident}, shift, salt)
+        if loop_extra_s:
+            traces = {s["traceId"] for _, _, s in rv.spans(copy)}
+            copy = rv.longer_after(
+                copy, traces, "training.data_loading", int(loop_extra_s * 1e9)
+            )
+        if port == 5006:  # the other training worker took it
+            copy = rv.rename_services(
+                rv.map_strings(copy, lambda text: text.replace(":5005", ":5006")),
+                {"ktrdr-training-worker-d97729bc": "ktrdr-training-worker-b969a633"},
+            )
+        recording += copy
+    root = rv.write(recording, tmp_path / "both" / "traces").parent
+    for ident in runs:
+        d = diagnose_case(root, {"id": ident, "now": LATER}, tmp_path / ident)
+        assert d["verdict"] == verdict, d["summary"]
+        baseline = [r["key"] for r in d["comparison"]["runs"]]
+        assert not set(baseline) & set(runs), baseline
+        assert MINIMAL in baseline, baseline
