@@ -258,9 +258,11 @@ def test_a_worker_killed_right_after_the_dispatch_is_lost_and_named(
     reads of it do, each with its refused read from the worker (the proxy KTRDR registers
     once the dispatch is answered), and the orphan detector's record if the worker had
     written the operation. Before: 'no trace holds' the id (killed before the write: its
-    reads answered 404, each read alone 'invalid input: no operation … exists') or 'the
-    worker that took it left no span', naming neither the worker nor its port. The worker
-    the backend read it from is the one lost, since its first refused check."""
+    reads answered 404; a 404 read without the worker's read below reads 'invalid input: no
+    operation … exists'), 'the worker that took it left no span' once the orphan detector
+    failed it, naming neither the worker nor its port, or in flight 'refused the backend's
+    read', without when it went silent. The worker the backend read it from is the one
+    lost, since its first refused check."""
     changed = rv.killed_after_dispatch(
         rv.load(TRACES), ident, after_ms * 1_000_000, rv.ns("2026-12-04T17:00:00Z")
     )
