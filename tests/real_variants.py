@@ -1360,3 +1360,98 @@ def hung_while_followed(
                 out = added(out, svc, new_spans)
             batch = {}
     return out
+
+
+def killed_after_dispatch(
+    recording: Recording, operation_id: str, after_ns: int, until_ns: int,
+    orphan_after_s: float = 375.0,
+) -> Recording:
+    """The worker that took ``operation_id`` SIGKILLed ``after_ns`` after the backend's
+    dispatch to it (``POST /training/start`` or ``/backtests/start``, answered 200 within a
+    few ms) and before its first export: none of its spans of the operation arrive, and the
+    backend's health checks of its port are refused until ``until_ns``. The worker writes the
+    operation to PostgreSQL in ``operations.create``, after it answered the dispatch:
+
+    * killed after that write, the operation is RUNNING in the database: the backend's reads
+      of it answer 200 from its row, each after one refused read from the worker (the proxy
+      KTRDR registers once the dispatch is answered); the orphan detector fails it
+      ``orphan_after_s`` after the kill (6 min 15 s in run1);
+    * killed before it, no row exists: each read of it misses the database, asks the worker
+      (refused) and answers 404 "Operation not found"; the orphan detector, which scans
+      RUNNING rows, never fails it."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+        and s["name"] == "operations.create"
+    )
+    create = next(
+        s for _, _, s in spans(recording)
+        if s["traceId"] == trace_id and s["name"] == "operations.create"
+    )
+    dispatch = next(
+        s for _, svc, s in spans(recording)
+        if s["traceId"] == trace_id and svc == "ktrdr-api" and s["kind"] == CLIENT
+        and re.search(r"/(training|backtests)/start$", str(attr(s, "http.url") or ""))
+    )
+    worker = next(
+        svc for _, svc, s in spans(recording) if s.get("parentSpanId") == dispatch["spanId"]
+    )
+    port = int(re.search(r":(\d+)/", str(attr(dispatch, "http.url"))).group(1))
+    kill = int(dispatch["startTimeUnixNano"]) + after_ns
+    written = kill >= int(create["endTimeUnixNano"])
+    out = killed_before_export(recording, worker, kill, port, until_ns)
+    closes = {
+        s["spanId"] for _, svc, s in spans(out)
+        if is_orphan_close(svc, s) and attr(s, "operation.id") == operation_id
+    }
+    if written:
+        close_ns = kill + int(orphan_after_s * 1e9)
+        out = move_spans(out, lambda _svc, s: s["spanId"] in closes, close_ns)
+    else:
+        close_ns = until_ns + 1
+        out = without(out, lambda _svc, s: s["spanId"] in closes)
+    path = f"/api/v1/operations/{operation_id}"
+    reads = {
+        s["traceId"]: s for _, svc, s in spans(out)
+        if svc == "ktrdr-api" and s["kind"] == SERVER and attr(s, "http.target") == path
+        and kill < int(s["startTimeUnixNano"]) < close_ns
+    }
+    # what the backend asked the worker under each read: one refused read of the operation
+    out = without(out, lambda _svc, s: s["traceId"] in reads and s["kind"] == CLIENT)
+    asked: list[Doc] = []
+    for i, (tid, server) in enumerate(sorted(reads.items())):
+        at = int(server["startTimeUnixNano"]) + 3_000_000
+        call = client_call(
+            tid, server["spanId"], f"d1{i:014x}", at, at + 2_000_000, "GET",
+            f"http://127.0.0.1:{port}{path}",
+        )
+        raising("httpx.ConnectError", "All connection attempts failed")(call)
+        asked.append(call)
+    if not written:
+
+        def not_found(span: Doc) -> None:
+            for a in span["attributes"]:
+                if a["key"] == "http.status_code":
+                    a["value"] = {"intValue": "404"}
+
+        out = edited(
+            out,
+            lambda _svc, s: s["traceId"] in reads and attr(s, "http.status_code") is not None,
+            not_found,
+        )
+    return added(out, "ktrdr-api", asked) if asked else out
+
+
+def unfollowed(recording: Recording, trace_ids: set[str]) -> Recording:
+    """``as_curl``, and nothing following the operation: the CLI's status reads in its
+    command's trace (``--follow``'s polls, answered by the backend) are gone with it."""
+    out = as_curl(recording, trace_ids)
+    reads = {
+        s["spanId"]
+        for _, svc, s in spans(out)
+        if s["traceId"] in trace_ids and svc == "ktrdr-api" and s.get("kind") == SERVER
+        and s["name"].startswith("GET /api/v1/operations/")
+    }
+    gone: set[str] = set()
+    for trace_id in trace_ids:
+        gone |= _subtree_ids(out, trace_id, reads)
+    return without(out, lambda _svc, s: s["traceId"] in trace_ids and s["spanId"] in gone)

@@ -1,6 +1,7 @@
 """Choosing a baseline from an indexed pool gives the runs the plain definition gives (filter
-every run, newest earlier runs first, then the oldest later ones), without the quadratic
-cost a long listing paid for it."""
+every run, newest earlier runs first, then the oldest later ones; no run of the target's
+strategy that ran at the same time and took about as long), without the quadratic cost a
+long listing paid for it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from opdiag.diagnosis.run_profile import RunProfile
 
 
 def _reference(target, good, *, runs, min_runs, order):
-    pool = [r for r in good if r.key != target.key and r.operation_type == target.operation_type]
+    pool = [r for r in good if r.key != target.key and r.operation_type == target.operation_type
+            and not _concurrent_peer(r, target, order[0])]
     before = sorted((r for r in pool if r.started_at_ms <= target.started_at_ms),
                     key=lambda r: (r.started_at_ms, r.key), reverse=True)
     after = sorted((r for r in pool if r.started_at_ms > target.started_at_ms),
@@ -27,6 +29,17 @@ def _reference(target, good, *, runs, min_runs, order):
         if len(alike) >= min_runs:
             break
     return chosen, matched
+
+
+def _concurrent_peer(run, target, key):
+    """The definition's exception: a run of the target's strategy that ran at the same time
+    and took more than half its time."""
+    return (
+        target.alike.get(key) is not None and run.alike.get(key) == target.alike[key]
+        and run.started_at_ms < target.started_at_ms + target.duration_ms
+        and target.started_at_ms < run.started_at_ms + run.duration_ms
+        and 2 * run.duration_ms > target.duration_ms
+    )
 
 
 def _runs(rng: random.Random, n: int) -> list[RunProfile]:

@@ -114,8 +114,12 @@ def test_one_span_shortcuts_equal_the_general_paths() -> None:
 def test_baseline_when_every_run_is_alike_equals_the_general_choice() -> None:
     from opdiag.analysis.phases import PhaseProfile
 
+    # one after the other, in scrambled order: runs of one strategy at the same time are
+    # not each other's baseline (baseline.concurrent_peer), so none overlaps another here
     runs = [
-        RunProfile(f"op{i}", "training", (i * 7919) % 50, 100.0 + i, PhaseProfile(0, 0, []))
+        RunProfile(
+            f"op{i}", "training", (i * 7919) % 50 * 1000, 100.0 + i, PhaseProfile(0, 0, [])
+        )
         for i in range(40)
     ]
     pool = RunPool(runs)

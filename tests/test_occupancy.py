@@ -55,6 +55,21 @@ def test_a_worker_that_finished_just_before_is_said_stale_not_busy() -> None:
     assert occupancy([done], CAPABLE, _at(50 + 31)) is None
 
 
+def test_a_run_its_follower_read_finished_is_not_said_to_run() -> None:
+    """Its worker died within its export batch after finishing: the last transition that
+    arrived says running, the command following it read it completed at 50 s."""
+    held = _transitions("op_training_a", (1, "running"))
+    ended = {"op_training_a": _at(50)}.get
+    assert occupancy([held], CAPABLE, _at(54.4), ended=ended) == (
+        f"{WORKER} finished op_training_a 4.4 s before (at 15:44:10 UTC); "
+        "KTRDR's registry had not seen it free yet"
+    )
+    # read finished after the request: it still ran then
+    assert occupancy([held], CAPABLE, _at(40), ended=ended) == (
+        f"{WORKER} runs op_training_a (since 15:43:21 UTC)"
+    )
+
+
 def test_only_capable_workers_other_runs_and_the_past_count() -> None:
     other_type = _transitions("op_b", (1, "running"), service="ktrdr-backtest-worker-1")
     own = _transitions("op_self", (1, "running"))

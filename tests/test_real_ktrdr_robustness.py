@@ -444,7 +444,9 @@ def test_every_operation_diagnosed_as_it_unfolds(ident: str, tmp_path: Path) -> 
 def test_a_worker_killed_before_it_exported_any_span(tmp_path: Path) -> None:
     """The training worker on :5005 SIGKILLed within its first export interval: none of its
     spans of the operation arrive, so only the orphan detector's one-span trace carries the
-    operation id. A training always runs on a worker: its worker was lost."""
+    operation id. A training always runs on a worker: its worker was lost. The backend's
+    reads of the operation name the worker they asked (:5005): that worker is named, with
+    when it stopped answering (before: only 'KTRDR's orphan detector failed the training')."""
     base = rv.load(TRACES)
     dispatched = _ns("2026-12-04T15:47:49Z")
     root = tmp_path / "killed-early"
@@ -453,7 +455,9 @@ def test_a_worker_killed_before_it_exported_any_span(tmp_path: Path) -> None:
     )
     d = diagnose_case(root, FINAL[KILLED], tmp_path / "final")
     assert d["verdict"] == "worker_lost", d["summary"]
-    assert "orphan detector" in d["summary"], d["summary"]
+    assert "ktrdr-training-worker-d97729bc at 127.0.0.1:5005" in d["summary"], d["summary"]
+    assert "stopped answering at 15:48:28 UTC" in d["summary"], d["summary"]
+    assert d["status"] == "failed", d["status"]
 
 
 def test_a_data_load_waiting_on_a_refused_gateway_before_its_first_timeout(

@@ -276,18 +276,14 @@ PG_REFUSED = (
 )
 
 
-def test_postgres_stopped_as_a_worker_saved_its_result_is_named(tmp_path: Path) -> None:
-    """PostgreSQL stopped as the backtest finished: complete_operation emits the completed
-    transition, then its write to the database raises, and the worker fails the operation
-    with the error's text (``operations_service.py``): completed -> failed 4 ms later, port
-    5432 in operation.error, no span in error. Before: 'a service refused the connection',
-    with the reader left to know what listens on 5432."""
+def _save_refused(recording: rv.Recording, ident: str) -> tuple[rv.Recording, str]:
+    """``ident``'s worker moved it to completed, then failed it 4 ms later when PostgreSQL
+    refused the write of that outcome; and the worker's service."""
     import copy
 
-    recording = rv.load(TRACES)
     svc, done = next(
         (svc, span) for _, svc, span in rv.spans(recording)
-        if rv.attr(span, "operation.id") == BACKTEST
+        if rv.attr(span, "operation.id") == ident
         and rv.attr(span, "operation.to_status") == "completed" and "worker" in svc
     )
     failed = copy.deepcopy(done)
@@ -300,7 +296,16 @@ def test_postgres_stopped_as_a_worker_saved_its_result_is_named(tmp_path: Path) 
         {"key": "operation.to_status", "value": {"stringValue": "failed"}},
         {"key": "operation.error", "value": {"stringValue": PG_REFUSED}},
     ]
-    changed = rv.added(recording, svc, [failed])
+    return rv.added(recording, svc, [failed]), svc
+
+
+def test_postgres_stopped_as_a_worker_saved_its_result_is_named(tmp_path: Path) -> None:
+    """PostgreSQL stopped as the backtest finished: complete_operation emits the completed
+    transition, then its write to the database raises, and the worker fails the operation
+    with the error's text (``operations_service.py``): completed -> failed 4 ms later, port
+    5432 in operation.error, no span in error. Before: 'a service refused the connection',
+    with the reader left to know what listens on 5432."""
+    changed, svc = _save_refused(rv.load(TRACES), BACKTEST)
     d = _diagnose(changed, BACKTEST, "2026-12-04T16:10:00Z", tmp_path)
     assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
     assert d["summary"].startswith(
@@ -317,6 +322,7 @@ def test_postgres_stopped_as_a_worker_saved_its_result_is_named(tmp_path: Path) 
 FOLLOWED = "op_backtesting_20261204_155230_0250c475"
 FOLLOWED_WORKER = "ktrdr-backtest-worker-5f6c5bbe"
 FOLLOWED_CLI_TRACE = "e6a0170ca82b62ac22327837f98401d5"
+BUSY_503 = "d542d365f48bef80f486115f0dd94cd2"  # run1 case 13: curl backtest at 15:52:54, 503
 
 
 def _killed_after_completing(recording: rv.Recording) -> rv.Recording:
@@ -360,6 +366,22 @@ def test_a_worker_killed_right_after_completing_leaves_a_completed_operation(
     assert not any(f["rule_id"].startswith("worker-lost") for f in d["findings"]), d["findings"]
 
 
+@pytest.mark.parametrize("now", ["2026-12-04T15:53:00Z", "2026-12-04T16:10:00Z"])
+def test_a_503_after_the_worker_died_having_completed_does_not_say_it_runs(
+    now: str, tmp_path: Path
+) -> None:
+    """run1 case 13 (curl backtest at 15:52:54, 503: the registry still had the worker
+    busy) after that worker was killed 0.8 s after completing case 12: its running ->
+    completed transition died with its last batch, but the CLI that followed case 12 read
+    it completed (cli.backtest OK). Before: 'ktrdr-backtest-worker-5f6c5bbe runs
+    op_backtesting_20261204_155230_0250c475 (since 15:52:30 UTC)', a finished run said to
+    run; now it finished, as in run1."""
+    d = _diagnose(_killed_after_completing(rv.load(TRACES)), BUSY_503, now, tmp_path)
+    assert d["verdict"] == "workers_busy", d["summary"]
+    assert f"runs {FOLLOWED}" not in d["summary"], d["summary"]
+    assert f"{FOLLOWED_WORKER} finished {FOLLOWED}" in d["summary"], d["summary"]
+
+
 def test_a_followed_operation_whose_command_did_not_end_ok_is_not_completed(
     tmp_path: Path,
 ) -> None:
@@ -399,3 +421,23 @@ def test_a_training_whose_worker_died_before_exporting_anything_is_found(tmp_pat
     assert d["verdict"] == "worker_lost", d["summary"]
     assert "127.0.0.1:5005" in d["summary"] and worker in d["summary"]
 
+
+@pytest.mark.parametrize(
+    "ident", [BACKTEST, "op_training_20261204_155512_6652e327"]  # run1 cases 2 and 18
+)
+def test_a_run_whose_save_failed_after_its_work_completed_is_compared_as_completed(
+    ident: str, tmp_path: Path
+) -> None:
+    """The work completed and only saving its outcome failed (PostgreSQL refused it):
+    before, the comparison read 'This run: stopped after 5.2s (did not complete)', its
+    last phase 'stopped' and the headline 'stopped after backtest.feature_compute'. Its
+    phases are the work's, compared as a completed run's, and the note says the save
+    failed after the work."""
+    changed, _ = _save_refused(rv.load(TRACES), ident)
+    d = _diagnose(changed, ident, "2026-12-04T16:10:00Z", tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
+    c = d["comparison"]
+    assert c is not None and c["status"] not in ("stopped", "in progress"), c
+    assert not [p for p in c["phases"] if p["status"] in ("stopped", "not reached")], c
+    assert not c["headline"].startswith("stopped"), c["headline"]
+    assert c["note"].startswith("its work completed, then saving its outcome failed"), c

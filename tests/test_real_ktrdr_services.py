@@ -384,6 +384,73 @@ def test_a_data_load_sent_with_curl_lost_with_a_restarted_backend(tmp_path: Path
     assert d["root_cause"]["span_name"] == "POST /api/v1/data/acquire/download"
 
 
+@pytest.mark.parametrize(
+    ("killed", "now", "back"),
+    [
+        ("2026-12-04T15:45:12Z", "2026-12-04T15:45:16Z", None),  # still down
+        ("2026-12-04T15:45:12Z", "2026-12-04T15:45:40Z", "15:45:19 UTC"),
+        ("2026-12-04T15:45:12Z", "2026-12-04T16:10:00Z", "15:45:19 UTC"),  # failed since
+        # killed 3 s in: none of its backend spans arrived, the CLI's trace is all there is
+        ("2026-12-04T15:44:58Z", "2026-12-04T15:45:03Z", None),
+        ("2026-12-04T15:44:58Z", "2026-12-04T15:45:30Z", "15:45:05 UTC"),
+        ("2026-12-04T15:44:58Z", "2026-12-04T16:10:00Z", "15:45:05 UTC"),
+    ],
+)
+def test_a_data_load_lost_with_its_backend_says_so_while_in_flight(
+    killed: str, now: str, back: str | None, tmp_path: Path
+) -> None:
+    """The backend SIGKILLed during case 4's data load (followed by the CLI) and back 7 s
+    later, judged before the new backend's orphan detector fails the load (15:46:06). The
+    refused reads say the backend stopped; the first read answered after them says when it
+    came back, as a new process that lost the load (a data load runs in the backend's own
+    thread; nothing resumes it). Before: 'IB Gateway ... refuses the IB host service ...:
+    the data load waits on a host service that cannot reach the Gateway' (its solution:
+    'the data load will time out'), the refused reads history once answered again; killed
+    3 s in and still down, 'backend API unreachable'; and the final diagnosis did not say
+    when the backend came back."""
+    changed = rv.backend_killed_during_data_load(
+        rv.load(TRACES), LOAD, rv.ns(killed), rv.ns(killed) + 7_000_000_000
+    )
+    d = _diagnose(changed, LOAD, now, tmp_path)
+    assert d["verdict"] == "service_unreachable", d["summary"]
+    assert "the backend stopped while it ran this data load" in d["summary"], d["summary"]
+    assert "Gateway" not in d["summary"], d["summary"]
+    if back is None:
+        assert "again" not in d["summary"], d["summary"]
+    elif now < "2026-12-04T15:46:06Z":
+        assert f"the backend answered again at {back}, a new process that lost the load" in (
+            d["summary"]
+        ), d["summary"]
+    else:
+        assert f"the backend that came back (answering again at {back})" in d["summary"], (
+            d["summary"]
+        )
+
+
+@pytest.mark.parametrize("killed", ["2026-12-04T15:44:56Z", "2026-12-04T15:44:59Z"])
+def test_a_data_load_sent_with_curl_lost_with_its_backend_within_its_first_export(
+    killed: str, tmp_path: Path
+) -> None:
+    """The load of case 4 started with curl (nothing follows it) and the backend SIGKILLed
+    1 or 4 s in, back 7 s later: every backend span of the load was in its first 5 s
+    export batch, lost, so only the orphan detector's record, written by the backend that
+    came back, names the load (a data load runs in the backend's own process). Before:
+    'failed: Operation was RUNNING but no worker claimed it', the detector's words, as if
+    something had failed in a live backend."""
+    back = rv.ns(killed) + 7_000_000_000
+    changed = rv.backend_killed_during_data_load(rv.load(TRACES), LOAD, rv.ns(killed), back)
+    trace_id = next(
+        s["traceId"] for _, _, s in rv.spans(rv.load(TRACES)) if rv.attr(s, "operation.id") == LOAD
+    )
+    changed = rv.unfollowed(changed, {trace_id})
+    assert not [s for _, svc, s in rv.spans(changed) if s["traceId"] == trace_id
+                and svc == "ktrdr-api"]
+    d = _diagnose(changed, LOAD, "2026-12-04T16:10:00Z", tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
+    assert "the backend stopped while it ran this data load" in d["summary"], d["summary"]
+    assert "orphan detector of the backend that came back" in d["summary"], d["summary"]
+
+
 def test_a_data_load_lost_with_its_backend_lasted_until_it_was_failed(tmp_path: Path) -> None:
     """The backend SIGKILLed 3 s into case 4's data load, back 7 s later, the load failed by
     the new process's orphan detector 71 s in. The IB host service's /data/validate call

@@ -232,3 +232,85 @@ def test_a_followed_training_killed_in_its_loop_is_lost_before_any_health_check_
     assert d["verdict"] == "worker_lost", d["summary"]
     assert "5005" in d["summary"] and "read of the operation" in d["summary"], d["summary"]
     assert "dispatch" not in d["summary"], d["summary"]
+
+
+@pytest.mark.parametrize(
+    ("ident", "after_ms", "worker", "port", "silent"),
+    [
+        # killed before its operations.create wrote the row: every read of it answers 404
+        ("op_training_20261204_154749_b37ed832", 20, "ktrdr-training-worker-d97729bc", 5005,
+         "15:47:57 UTC"),
+        # after the row: the orphan detector fails it 6 min 15 s later
+        ("op_training_20261204_154749_b37ed832", 60, "ktrdr-training-worker-d97729bc", 5005,
+         "15:47:57 UTC"),
+        ("op_backtesting_20261204_155333_db0629d4", 20, "ktrdr-backtest-worker-d4309621", 5003,
+         "15:53:37 UTC"),
+        ("op_backtesting_20261204_155333_db0629d4", 60, "ktrdr-backtest-worker-d4309621", 5003,
+         "15:53:37 UTC"),
+    ],
+)
+@pytest.mark.parametrize("now", ["2026-12-04T15:54:00Z", "2026-12-04T16:10:00Z"])
+def test_a_worker_killed_right_after_the_dispatch_is_lost_and_named(
+    ident: str, after_ms: int, worker: str, port: int, silent: str, now: str, tmp_path: Path
+) -> None:
+    """The worker SIGKILLed 20 or 60 ms after the backend's dispatch (answered 200 in a few
+    ms), before its first export: no span of it names the operation, only the backend's
+    reads of it do, each with its refused read from the worker (the proxy KTRDR registers
+    once the dispatch is answered), and the orphan detector's record if the worker had
+    written the operation. Before: 'no trace holds' the id (killed before the write: its
+    reads answered 404; a 404 read without the worker's read below reads 'invalid input: no
+    operation … exists'), 'the worker that took it left no span' once the orphan detector
+    failed it, naming neither the worker nor its port, or in flight 'refused the backend's
+    read', without when it went silent. The worker the backend read it from is the one
+    lost, since its first refused check."""
+    changed = rv.killed_after_dispatch(
+        rv.load(TRACES), ident, after_ms * 1_000_000, rv.ns("2026-12-04T17:00:00Z")
+    )
+    d = diagnose_case(
+        rv.write(changed, tmp_path / "killed" / "traces").parent,
+        {"id": ident, "now": now},
+        tmp_path / "case",
+    )
+    assert d["verdict"] == "worker_lost", d["summary"]
+    assert worker in d["summary"] and f"127.0.0.1:{port}" in d["summary"], d["summary"]
+    assert f"stopped answering at {silent}" in d["summary"], d["summary"]
+
+
+@pytest.mark.parametrize(("loop_extra_s", "verdict"), [(70, "slow"), (0, "healthy")])
+def test_two_runs_of_one_strategy_at_the_same_time_are_not_each_others_baseline(
+    loop_extra_s: float, verdict: str, tmp_path: Path
+) -> None:
+    """v3_minimal trained twice at once (16:05:00 on :5005, 16:05:10 on :5006), each loop
+    70 s longer than run1's 44.8 s run: whatever slowed one (what they shared) slowed the
+    other. Before, each was the other's baseline beside the 44.8 s run (median 1m19s) and
+    both read 'healthy: completed in 1.9 min'. A run of the same strategy that ran at the
+    same time and took about as long is no baseline: each is slow against the earlier run.
+    As fast as before, they are healthy."""
+    base = rv.load(TRACES)
+    first = diagnose_case(RUN, FINAL[MINIMAL], tmp_path / "first")
+    runs = {
+        "op_training_20261204_160500_f6579e19": ("2026-12-04T16:05:00Z", 5005, 9),
+        "op_training_20261204_160510_f6579e18": ("2026-12-04T16:05:10Z", 5006, 10),
+    }
+    recording = list(base)
+    for ident, (start, port, salt) in runs.items():
+        shift = rv.ns(start) - rv.ns("2026-12-04T15:43:05Z")
+        copy = rv.copy_operation(base, set(first["trace_ids"]), {MINIMAL: ident}, shift, salt)
+        if loop_extra_s:
+            traces = {s["traceId"] for _, _, s in rv.spans(copy)}
+            copy = rv.longer_after(
+                copy, traces, "training.data_loading", int(loop_extra_s * 1e9)
+            )
+        if port == 5006:  # the other training worker took it
+            copy = rv.rename_services(
+                rv.map_strings(copy, lambda text: text.replace(":5005", ":5006")),
+                {"ktrdr-training-worker-d97729bc": "ktrdr-training-worker-b969a633"},
+            )
+        recording += copy
+    root = rv.write(recording, tmp_path / "both" / "traces").parent
+    for ident in runs:
+        d = diagnose_case(root, {"id": ident, "now": LATER}, tmp_path / ident)
+        assert d["verdict"] == verdict, d["summary"]
+        baseline = [r["key"] for r in d["comparison"]["runs"]]
+        assert not set(baseline) & set(runs), baseline
+        assert MINIMAL in baseline, baseline

@@ -318,6 +318,12 @@ def operation_answered(span: Span) -> str | None:
     exports its first spans up to 5 s after it took the work, and none if it dies first)."""
     if span.kind != SERVER or failed(span):
         return None
+    return operation_read(span)
+
+
+def operation_read(span: Span) -> str | None:
+    """The operation a span's path reads (``/api/v1/operations/{id}``), whoever sent or
+    answered it and however it ended."""
     found = _READ_IN_URL.search(url_path(span))
     if found is None or not is_operation_id(found.group(1)):
         return None
@@ -339,8 +345,30 @@ def needs_answers(ident: str, found: Sequence[Trace]) -> bool:
 
 
 def answers_about(trace: Trace, operation_id: str) -> bool:
-    """Whether the backend answered a read of ``operation_id`` in ``trace``."""
-    return any(operation_answered(s) == operation_id for s in trace.spans)
+    """Whether the backend answered a read of ``operation_id`` in ``trace``, or passed it
+    on to the worker that took it (``read_through``)."""
+    return any(operation_answered(s) == operation_id for s in trace.spans) or (
+        read_through(trace) == operation_id
+    )
+
+
+def read_through(trace: Trace) -> str | None:
+    """The operation a backend read of the trace asked the worker for, whatever it answered.
+    KTRDR's backend reads an operation it has no row of from the worker it dispatched it to
+    (``operations_service._fetch_operation_from_proxy``: the proxy exists once that worker
+    accepted the dispatch) and answers 404 when that read fails: a worker killed before it
+    wrote the operation leaves only these reads naming it."""
+    for span in trace.spans:
+        if span.kind != SERVER:
+            continue
+        found = _READ_IN_URL.search(url_path(span))
+        if found is None or not is_operation_id(found.group(1)):
+            continue
+        for child in trace.children.get(span.span_id, ()):
+            asked = _READ_IN_URL.search(url_path(child)) if child.kind == CLIENT else None
+            if asked is not None and asked.group(1) == found.group(1):
+                return found.group(1)
+    return None
 
 
 def _answered_in(trace: Trace) -> str | None:
@@ -349,6 +377,12 @@ def _answered_in(trace: Trace) -> str | None:
         if op_id is not None:
             return op_id
     return None
+
+
+def _read_at_root(trace: Trace) -> str | None:
+    """The operation a trace's root answered a read of (a status poll), if it is one."""
+    roots = trace.roots
+    return operation_answered(roots[0]) if len(roots) == 1 else None
 
 
 def _type_from_names(span_iter: Iterable[Span]) -> str | None:
@@ -460,8 +494,15 @@ def group_operations(
         group.end_us = max(group.end_us, trace.end_us)
         hints[op_id].append(op_type)
 
+    polled: list[tuple[str, Trace]] = []  # reads of an operation, noise unless nothing else
+
     for trace in traces:
-        if not trace.spans or _is_noise_trace(trace, noise):
+        if not trace.spans:
+            continue
+        if _is_noise_trace(trace, noise):
+            read = _read_at_root(trace)
+            if read is not None:
+                polled.append((read, trace))
             continue
         scan = _scan(trace)
         if scan.op_types:
@@ -498,6 +539,11 @@ def group_operations(
     for read, trace, any_type in unclaimed:
         if read not in carried:
             join(read, trace, any_type, single=True)
+    # an operation of which only one-span records arrived (its worker died before its first
+    # export): the backend's reads of it, noise otherwise, name the worker it read it from
+    for read, trace in polled:
+        if read in hints and read not in carried:
+            join(read, trace, None, single=True)
     for op_id, found in hints.items():
         group = groups[op_id]
         if len(group.traces) > 1:

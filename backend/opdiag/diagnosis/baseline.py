@@ -4,8 +4,12 @@ The baseline of a run is the N most recent *good* runs of its type — healthy, 
 not slow against their own baseline — preferring runs that share its strategy and symbol,
 then its strategy, then any run of the type, whichever first gives at least ``min_runs``.
 Earlier runs come first ("since the last good run"); later ones fill up when there are too
-few. Here too: the runs' median, the time expected for a run's data, and whether runs may
-judge a run's speed at all. Pure: profiles (``diagnosis.run_profile``) in, runs and values out.
+few. A run of the same strategy that ran at the same time and took about as long (not half
+the time or less) is no baseline of it: what slowed one (the host, the database, the IB
+Gateway they shared) slowed the other, and two runs slowed alike would each read as the
+other's normal; one that took much less still says the target was slow. Here too: the
+runs' median, the time expected for a run's data, and whether runs may judge a run's speed
+at all. Pure: profiles (``diagnosis.run_profile``) in, runs and values out.
 """
 
 from __future__ import annotations
@@ -150,11 +154,12 @@ class RunPool(list[RunProfile]):
 
 
 def _pool_order(
-    target: RunProfile, pool: RunPool, level: tuple[str, ...] = ()
+    target: RunProfile, pool: RunPool, level: tuple[str, ...] = (), peer_key: str | None = None
 ) -> Iterator[RunProfile]:
-    """The target's same-type runs (itself left out) as a baseline is taken from them: the
-    earlier ones newest first, then the later ones oldest first; lazily. ``level``: only the
-    runs that share the target's values of those alike keys."""
+    """The target's same-type runs (itself and its ``concurrent_peer`` runs left out, alike
+    on ``peer_key``) as a baseline is taken from them: the earlier ones newest first, then
+    the later ones oldest first; lazily. ``level``: only the runs that share the target's
+    values of those alike keys."""
     if level:
         values = tuple(target.alike[k] for k in level)
         starts, runs = pool.alike_to(target.operation_type, level, values)
@@ -162,11 +167,27 @@ def _pool_order(
         starts, runs = pool.by_type(target.operation_type)
     split = bisect_right(starts, target.started_at_ms)
     for i in range(split - 1, -1, -1):
-        if runs[i].key != target.key:
+        if runs[i].key != target.key and not concurrent_peer(runs[i], target, peer_key):
             yield runs[i]
     for i in range(split, len(runs)):
-        if runs[i].key != target.key:
+        if runs[i].key != target.key and not concurrent_peer(runs[i], target, peer_key):
             yield runs[i]
+
+
+def concurrent_peer(run: RunProfile, target: RunProfile, key: str | None) -> bool:
+    """``run`` did the target's work (the same ``key`` value: its strategy) at the same time
+    and took about as long: more than half the target's time (run1: two trainings of one
+    strategy slowed alike by what they shared)."""
+    if key is None:
+        return False
+    mine = target.alike.get(key)
+    return (
+        mine is not None
+        and run.alike.get(key) == mine
+        and run.started_at_ms < target.started_at_ms + target.duration_ms
+        and target.started_at_ms < run.started_at_ms + run.duration_ms
+        and 2 * run.duration_ms > target.duration_ms
+    )
 
 
 def has_other_good_run(good: Sequence[RunProfile], key: str, op_type: str) -> bool:
@@ -199,12 +220,10 @@ def select_baseline(
     chosen: list[RunProfile] = []
     matched: dict[str, str] = {}
     order = order or list(target.alike)
+    peer_key = order[0] if order else None
     fallback: tuple[list[RunProfile], dict[str, str]] | None = None
     for level in _levels(target, order):
-        if not level:  # every run is alike
-            alike = list(islice(_pool_order(target, pool), need))
-        else:
-            alike = list(islice(_pool_order(target, pool, level), need))
+        alike = list(islice(_pool_order(target, pool, level, peer_key), need))
         chosen, matched = alike[:runs], {k: target.alike[k] for k in level}
         if len(alike) >= min_runs:
             break

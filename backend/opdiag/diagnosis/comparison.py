@@ -95,7 +95,7 @@ def where_it_is(this: RunProfile) -> str | None:
     """Where a run that did not complete is: ``in progress`` in flight, ``stopped`` once it
     failed, was cancelled or lost its worker (whose work ended when it died, whatever the
     status still says); None for a run that completed."""
-    if this.status == "completed":
+    if this.status == "completed" or this.work_completed:
         return None
     flying = this.status in IN_FLIGHT and this.verdict != "worker_lost"
     return "in progress" if flying else "stopped"
@@ -223,7 +223,8 @@ def _expected_ms(this: RunProfile, runs: Sequence[RunProfile], judged: bool) -> 
     """``expected_ms`` where it means something: not for a run that did not complete (it
     stopped, whatever its size), nor against runs that do not judge its speed (a training's
     rows say nothing of its epochs, which its strategy sets and no span records)."""
-    return expected_ms(this, runs) if judged and this.status == "completed" else None
+    completed = this.status == "completed" or this.work_completed
+    return expected_ms(this, runs) if judged and completed else None
 
 
 def unjudged_note(
@@ -353,6 +354,7 @@ def compare(
             f"size takes between {format_duration(low)} (their time per row) and "
             f"{format_duration(out.baseline_ms)} (their median; fixed costs do not shrink)"
         )
+    out.note = _with_work_note(this, out.note)
     return out
 
 
@@ -418,5 +420,17 @@ def compare_with_baseline(
         paced=settings.strategy_paced,
     )
     if chosen and not comparison.judges_speed:
-        comparison.note = unjudged_note(this, order, min_runs)
+        comparison.note = _with_work_note(this, unjudged_note(this, order, min_runs))
     return comparison, chosen
+
+
+def _with_work_note(this: RunProfile, note: str) -> str:
+    """``note``, after what a run whose work completed but whose status did not is: its
+    outcome's save failed after the work (``RunProfile.work_completed``)."""
+    if not this.work_completed:
+        return note
+    saved = (
+        "its work completed, then saving its outcome failed (completed -> failed): compared "
+        "as a completed run, on the work's times"
+    )
+    return f"{saved}; {note}" if note else saved

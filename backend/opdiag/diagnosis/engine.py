@@ -27,6 +27,7 @@ import msgspec
 
 from opdiag.analysis.gaps import Gap
 from opdiag.analysis.retries import Retry
+from opdiag.diagnosis.answered_again import answered_again_us
 from opdiag.diagnosis.bottleneck import find_bottleneck, noise_check, open_tail_of
 from opdiag.diagnosis.conclusion import conclude, fallback_verdict, minutes_text
 from opdiag.diagnosis.evidence import (
@@ -37,7 +38,9 @@ from opdiag.diagnosis.evidence import (
     subject_span,
 )
 from opdiag.diagnosis.facts import (
+    TERMINAL,
     OperationFacts,
+    followed_end,
     operation_facts,
     operation_id_of,
     quiet_too_long,
@@ -77,6 +80,7 @@ from opdiag.model import (
     normalise_trace_id,
     subtrees,
 )
+from opdiag.operations import operation_answered
 from opdiag.settings import DiagnosisSettings
 
 __all__ = [
@@ -111,6 +115,26 @@ def not_found(ident: str, rules: RuleSet | None = None) -> Diagnosis:
             diagnosis.fired.append(finding_of(rule, None, evidence))
     conclude(diagnosis, rules, fallback=("not_found", diagnosis.summary))
     return diagnosis
+
+
+def _lives_on(
+    facts: OperationFacts, walks: Walks, rules: RuleSet, operation_id: str | None
+) -> str | None:
+    """The service the operation's work lives on: its last transition's; with none seen
+    yet, for a type no worker of the pack runs (KTRDR's data loads run in the backend), the
+    service that answers reads of it."""
+    if facts.last_transition is not None:
+        return facts.last_transition.service
+    spec = rules.neighbours
+    if operation_id is None or not spec.worker_globs() or spec.worker_globs(
+        facts.operation_type
+    ):
+        return None
+    return next(
+        (s.service for _, walk in walks for s, _ in walk
+         if operation_answered(s) == operation_id),
+        None,
+    )
 
 
 def diagnose(
@@ -193,7 +217,7 @@ def diagnose(
             completed=completed,
             is_poll=is_noise,
             around=near,
-            lives_on=facts.last_transition.service if facts.last_transition else None,
+            lives_on=_lives_on(facts, walks, rules, op_id),
         )
         if made_good:
             facts = facts_of(made_good.ids)
@@ -282,6 +306,7 @@ def diagnose(
         quiet_ms=quiet_ms,
         busy_with=_busy_with(facts, near, rules, op_id),
         probe=probe_values([t for t, _ in walks], near, rules.neighbours) if background else None,
+        answered_again_us=answered_again_us(walks, op_id),
     )
     by_trace = {t.trace_id: t for t, _ in (*walks, *((t, ()) for t in near))}
 
@@ -516,7 +541,19 @@ def _busy_with(
     globs = rules.neighbours.worker_globs(facts.operation_type)
     if not globs:
         return None
-    return occupancy(near, Globs.of(globs), facts.start_us, op_id)
+
+    def ended(run: str) -> int | None:
+        """When a command following ``run`` read it finished (its worker's own transition
+        may have died with it)."""
+        for trace in near:
+            if not any(operation_answered(s) == run for s in trace.spans):
+                continue
+            seen = followed_end([(trace, trace.walk_list())], run, rules)
+            if seen is not None and seen[2] in TERMINAL:
+                return seen[1].start_us + seen[1].duration_us
+        return None
+
+    return occupancy(near, Globs.of(globs), facts.start_us, op_id, ended)
 
 
 def _quiet_everywhere_since(

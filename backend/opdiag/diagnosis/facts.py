@@ -48,7 +48,13 @@ from opdiag.model import (
     url_of,
     url_path,
 )
-from opdiag.operations import TERMINAL, exited_early, operation_answered, outcome_length
+from opdiag.operations import (
+    TERMINAL,
+    exited_early,
+    operation_answered,
+    outcome_length,
+    read_through,
+)
 
 OP_ID = "operation.id"
 # ``create_service_span`` str()s every value, so an id that was never set can read "None".
@@ -179,6 +185,7 @@ class OperationFacts(msgspec.Struct):
     slow: bool = False
     trace_count: int = 0
     request_traces: int = 0  # traces of more than one span (a one-span trace holds no call)
+    work_traces: int = 0  # of those, the ones not a read of its status (a poll's trace)
     # calls that began a trace of their own while their caller is in another of its traces
     unlinked_calls: int = 0
     unlinked_call: Span | None = None  # the first of them (the callee's server span)
@@ -226,6 +233,7 @@ class OperationFacts(msgspec.Struct):
             "found": True,
             "trace_count": self.trace_count,
             "request_traces": self.request_traces,
+            "work_traces": self.work_traces,
             "unlinked_calls": self.unlinked_calls,
             "ended_before": self.ended_before,
             "followed": self.followed,
@@ -274,6 +282,8 @@ def operation_facts(
             facts.trace_count += 1
             if len(walk) > 1:
                 facts.request_traces += 1
+                if not _a_read(trace):
+                    facts.work_traces += 1
         span_count += len(walk)
         by_id = trace.by_id
         clipped = facts.clipped_ends
@@ -709,6 +719,14 @@ def _died_unregistered(
     )
 
 
+def _a_read(trace: Trace) -> bool:
+    """A trace whose only root is the backend answering a read of an operation (a poll)."""
+    roots = trace.roots
+    return len(roots) == 1 and (
+        operation_answered(roots[0]) is not None or read_through(trace) is not None
+    )
+
+
 def _carries_id(
     walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], operation_id: str | None
 ) -> bool:
@@ -718,4 +736,4 @@ def _carries_id(
         operation_id_of(span) == operation_id or operation_answered(span) == operation_id
         for _, walk in walks
         for span, _ in walk
-    )
+    ) or any(read_through(trace) == operation_id for trace, _ in walks)

@@ -75,6 +75,7 @@ def workers_of(
     worker_services: dict[str, Span] = {}
     is_worker = Globs.of(worker_globs).known  # per service: a listing has a handful
     places: dict[object, str | None] = {}  # per URL: a poller repeats one
+    read_from: dict[str, Worker] = {}  # addresses the backend read the operation from
 
     for span in spans:
         service = span.service
@@ -100,6 +101,15 @@ def workers_of(
             service = view.service_at(key, span.start_us)
             if service is not None and is_worker(service):
                 found[key] = Worker(service, key, False, span)
+        elif not found and _reads_operation(span):
+            service = view.service_at(key, span.start_us) if key in view.services else None
+            if service is not None and is_worker(service):
+                read_from.setdefault(key, Worker(service, key, True, None))
+    if not found and not worker_services:
+        # nothing of a worker in its traces (killed before its first export): the backend
+        # reads an operation only from the worker that accepted it (KTRDR registers the
+        # proxy once the dispatch is answered), so the worker it read from took it
+        found.update(read_from)
     known = {w.service for w in found.values()}
     for service, span in worker_services.items():
         if service in known:
@@ -115,6 +125,19 @@ def workers_of(
             address = next((a for a, s in view.services.items() if s == service), "")
         found.setdefault(address or service, Worker(service, address, True, None))
     return list(found.values())
+
+
+def _reads_operation(span: Span) -> bool:
+    """A client span of the backend reading an operation from a worker (its proxy's
+    ``GET /api/v1/operations/{id}``, and the routes below it)."""
+    url = url_of(span)
+    if not isinstance(url, str):
+        return False
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return False
+    return path.startswith("/api/v1/operations/")
 
 
 def _is_call(span: Span) -> bool:

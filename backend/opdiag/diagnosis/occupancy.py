@@ -4,7 +4,9 @@ KTRDR answers 503 when its registry marks every worker of the type busy. The reg
 worker is free from its next health check, so a worker that finished a run seconds earlier is
 still "busy" (run1: the backtest worker completed one at 15:52:49.7, a request at 15:52:54.1 got
 503). The workers' own state transitions, in the traces around the request, say which run
-holds each worker, or that it had just finished one.
+holds each worker, or that it had just finished one. A worker killed within its 5 s export
+batch after finishing never exports its running -> completed transition: a command that
+followed the run to its end (``ended``) says it finished then, and it is not said to run.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ def occupancy(
     is_capable: Callable[[str], bool],
     at_us: int,
     own_id: str | None = None,
+    ended: Callable[[str], int | None] | None = None,
 ) -> str | None:
     """Per capable worker seen, in words: the run it was running at ``at_us`` (and since
-    when), or the run it had finished just before. None when the traces show neither."""
+    when), or the run it had finished just before. None when the traces show neither.
+    ``ended``: when a follower of a run read it finished, if one did (None otherwise)."""
     # (service, operation id) -> (time, status) of its last transition on that service up to
     # at_us, and of its first running transition
     last: dict[tuple[str, str], tuple[int, str]] = {}
@@ -49,7 +53,12 @@ def occupancy(
                 last[key] = (span.start_us, status or "")
     busy: dict[str, str] = {}
     freed: dict[str, tuple[int, str]] = {}
-    for (service, op), (when, status) in sorted(last.items(), key=lambda kv: kv[1][0]):
+    for (service, op), (seen_at, seen) in sorted(last.items(), key=lambda kv: kv[1][0]):
+        when, status = seen_at, seen
+        if status in IN_FLIGHT and ended is not None:
+            read = ended(op)
+            if read is not None and read <= at_us:
+                when, status = read, "completed"
         if status in IN_FLIGHT:
             since = started.get((service, op), when)
             busy[service] = f"{service} runs {op} (since {clock_text(since)})"

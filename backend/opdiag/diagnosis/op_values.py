@@ -99,11 +99,14 @@ def operation_values(
     busy_with: str | None = None,
     probe: dict[str, Any] | None = None,
     quiet_ms: float | None = None,
+    answered_again_us: int | None = None,
 ) -> OperationValues:
     """The operation's template values (see ``OperationValues``); ``valued``: its spans
     that carry a key of the pack's ``declared`` values, in walk order; ``quiet_since_us``:
     when the last span of any service ended, when that is long ago; ``quiet_ms``: how long
-    its work has been quiet while its worker answers (``Diagnosis.quiet_ms``)."""
+    its work has been quiet while its worker answers (``Diagnosis.quiet_ms``);
+    ``answered_again_us``: when its refused status reads were answered again
+    (``diagnosis.answered_again``)."""
     duration_us, idle_us = facts.duration_us, facts.idle_us
     values: dict[str, Any] = {
         "operation.id": facts.operation_id,
@@ -141,6 +144,8 @@ def operation_values(
         values["quiet_since"] = clock_text(quiet_since_us)
     if quiet_ms is not None:
         values["quiet"] = duration_text(quiet_ms * 1000)
+    if answered_again_us is not None:
+        values["answered_again"] = clock_text(answered_again_us)
     if facts.unlinked_caller is not None:
         values["unlinked_calls"] = facts.unlinked_calls
         values["caller.service"] = facts.unlinked_caller.service

@@ -149,6 +149,13 @@ class Silence(msgspec.Struct, frozen=True):
 _REFUSED = re.compile(r"(?i)connect|refused|reset")
 
 
+def connection_refused(span: Span) -> bool:
+    """Did the client span fail to connect (nothing listened), rather than time out or get
+    an answer?"""
+    error = _probe_error(span)
+    return bool(error) and bool(_REFUSED.search(error or ""))
+
+
 def connect_timed_out(probe: Probe) -> bool:
     """Did the probe time out connecting (the host did not answer: down, unreachable)?"""
     text = (probe.error or "").lower()

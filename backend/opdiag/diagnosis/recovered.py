@@ -25,7 +25,7 @@ from msgspec.structs import replace
 
 from opdiag.analysis.retries import Retry, retries
 from opdiag.diagnosis.neighbours import clock_text
-from opdiag.diagnosis.probes import address_of, same_place
+from opdiag.diagnosis.probes import address_of, connection_refused, same_place
 from opdiag.diagnosis.result import SEVERITIES, Finding
 from opdiag.diagnosis.rules import RuleSet
 from opdiag.model import CLIENT, SERVER, Span, Trace, below, url_of
@@ -74,6 +74,10 @@ def recovered_attempts(
     answered = _Answered(walks, around, lives_on)
     for trace, walk in walks:
         found = retries(trace, walk)
+        if is_poll is not None and lives_on is not None:
+            # a poll refused by the process the work lives on, answered again on a retry:
+            # that answer came from a new process, which lost the work
+            found = [r for r in found if not (is_poll(r.failed) and answered.lost_with(r.failed))]
         if is_poll is not None:
             made_good = {r.failed.span_id for r in found}
             for span in abandoned_polls(walk, completed.start_us if completed else None, is_poll):
@@ -137,6 +141,12 @@ class _Answered:
                         if child.kind == SERVER:
                             self._services.setdefault(same_place(place), child.service)
         return self._services.get(address)
+
+    def lost_with(self, poll: Span) -> bool:
+        """Was ``poll`` refused (nothing listened) by the service the work lives on?"""
+        place = address_of(url_of(poll))
+        service = self._service_at(same_place(place)) if place is not None else None
+        return service is not None and service == self._lives_on and connection_refused(poll)
 
     def after(self, poll: Span) -> Span | None:
         """The first span of the polled service that started after ``poll`` ended."""

@@ -45,6 +45,7 @@ FACTS: dict[str, type] = {
     "found": bool,
     "trace_count": int,
     "request_traces": int,
+    "work_traces": int,
     "unlinked_calls": int,
     "ended_before": bool,
     "followed": bool,

@@ -41,6 +41,9 @@ class RunProfile:
     verdict: str = "healthy"
     size: float | None = None  # how much data it processed (``ComparisonSettings.size``)
     status: str = "completed"  # the operation's status: a run that did not complete stopped
+    # its work completed though its status is not (KTRDR's worker moves it to completed, then
+    # fails it when saving that outcome raises: PostgreSQL down): its times are the work's
+    work_completed: bool = False
 
 
 _PHASES = RunProfile.__dict__["phases"]  # the slot the dataclass keeps ``phases`` in
@@ -238,6 +241,7 @@ def run_profile(
             verdict=diagnosis.verdict,
             size=data_size(spans, settings.size),
             status=diagnosis.status,
+            work_completed=_work_completed(diagnosis, spans),
         )
         profile._make = phases_of
         return profile
@@ -255,6 +259,14 @@ def run_profile(
         verdict=diagnosis.verdict,
         size=data_size(spans, settings.size),
         status=diagnosis.status,
+        work_completed=_work_completed(diagnosis, spans),
+    )
+
+
+def _work_completed(diagnosis: Diagnosis, spans: Sequence[Span]) -> bool:
+    """A run that failed after a transition of its own to completed."""
+    return diagnosis.status == "failed" and any(
+        lifecycle_status(s.attributes) == "completed" for s in spans
     )
 
 

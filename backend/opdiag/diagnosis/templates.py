@@ -50,6 +50,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "request",
         "caller",
         "quiet_since",
+        "answered_again",
         "phase_minutes",
         "trace_count",
         "unlinked_calls",

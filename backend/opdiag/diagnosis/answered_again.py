@@ -1,0 +1,45 @@
+"""When the service that refused an operation's status reads answered them again.
+
+A command following an operation (``ktrdr data load`` polls ``GET /api/v1/operations/{id}``)
+sees the backend's restart as reads refused (nothing listens), then answered again by the
+new process. The first answered read after the last refused one says when the backend came
+back: what a process that ran the operation in itself (KTRDR's data loads) lost it to. Reads
+the backend itself sent (its proxy's reads from a worker) are the worker's story, not this.
+Pure: spans in, a time out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opdiag.model import CLIENT, SERVER, Span, Trace, http_status
+from opdiag.operations import operation_answered, operation_read
+
+Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
+
+
+def answered_again_us(walks: Walks, operation_id: str | None) -> int | None:
+    """The start of the first answered read of ``operation_id`` after the last of its reads
+    refused without an HTTP status by the service that answers them; None if none."""
+    if operation_id is None:
+        return None
+    refused: list[Span] = []
+    answered: list[Span] = []
+    for _, walk in walks:
+        for span, _ in walk:
+            if span.kind == SERVER:
+                if operation_answered(span) == operation_id:
+                    answered.append(span)
+            elif (
+                span.kind == CLIENT
+                and span.error
+                and http_status(span) is None
+                and operation_read(span) == operation_id
+            ):
+                refused.append(span)
+    answering = {s.service for s in answered}
+    refused = [s for s in refused if s.service not in answering]
+    if not refused:
+        return None
+    last = max(s.start_us + s.duration_us for s in refused)
+    return min((s.start_us for s in answered if s.start_us >= last), default=None)
