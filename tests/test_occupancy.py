@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from opdiag.diagnosis.occupancy import occupancy
+from opdiag.diagnosis.occupancy import Held, holdings, occupancy
 from opdiag.globs import Globs
 from opdiag.model import Span, Trace, build_trace
 
@@ -94,3 +94,18 @@ def test_the_workers_runs_are_searched_only_for_a_request_that_never_started() -
     assert wanted in {(q.service, q.span) for q in spec.queries_for(started=False)}
     assert wanted not in {(q.service, q.span) for q in spec.queries_for(started=True)}
     assert spec.queries_for(started=True) == spec.queries
+
+
+def test_holdings_say_which_run_each_worker_holds_running_ones_first() -> None:
+    """The diagnosis names the run to cancel to free a worker (``worker.busy_op``): the
+    holdings keep the run and whether it still runs, not only the words."""
+    other = "ktrdr-training-worker-ef56ab78"
+    done = _transitions("op_training_done", (0, "running"), (50, "completed"), service=other)
+    held = _transitions("op_training_a", (0, "pending"), (1, "running"))
+    assert holdings([done, held], CAPABLE, _at(54.4)) == [
+        Held(WORKER, "op_training_a", True, _at(1)),
+        Held(other, "op_training_done", False, _at(50)),
+    ]
+    assert holdings([done, held], CAPABLE, _at(54.4), own_id="op_training_a") == [
+        Held(other, "op_training_done", False, _at(50)),
+    ]

@@ -121,3 +121,20 @@ def test_an_unreachable_service_s_failure_quotes_what_ktrdr_reported(
     found = diagnose_case(RUN, _case(ident, None), tmp_path)
     assert found["verdict"] == "service_unreachable"
     assert any(s.startswith(said) for s in found["solution"]["steps"]), found["solution"]
+
+
+def test_a_503_while_a_worker_runs_another_operation_says_how_to_free_it(
+    tmp_path: Path,
+) -> None:
+    """run1's training 503s came while the only training worker ran a 52 s training: the
+    steps said that 'right after a backend restart, workers register again' (no restart
+    happened) and never which run to cancel to free the worker."""
+    held = "op_training_20261204_154638_11134ee7"
+    found = diagnose_case(RUN, _case("00c1cc50b6463135decf4ee498c45941", None), tmp_path)
+    solution = found["solution"]
+    assert any(f"(ktrdr cancel {held})" in s for s in solution["steps"]), solution
+    assert f"ktrdr status {held}" in solution["commands"]
+    assert not any("backend restart" in s for s in solution["steps"]), solution
+    # a worker that had just finished its run holds none: nothing to cancel
+    freed = diagnose_case(RUN, _case("d542d365f48bef80f486115f0dd94cd2", None), tmp_path / "d")
+    assert not any("ktrdr cancel" in s for s in freed["solution"]["steps"])

@@ -48,7 +48,7 @@ from opdiag.diagnosis.facts import (
 )
 from opdiag.diagnosis.flow import execution_flow
 from opdiag.diagnosis.neighbours import WorkerAssessment, assess_workers
-from opdiag.diagnosis.occupancy import occupancy
+from opdiag.diagnosis.occupancy import Held, holdings
 from opdiag.diagnosis.op_values import operation_values
 from opdiag.diagnosis.probe_trace import BACKGROUND, is_background, probe_values
 from opdiag.diagnosis.probes import Silence
@@ -304,7 +304,7 @@ def diagnose(
         declared=rules.values,
         quiet_since_us=quiet_since,
         quiet_ms=quiet_ms,
-        busy_with=_busy_with(facts, near, rules, op_id),
+        held=_held(facts, near, rules, op_id),
         probe=probe_values([t for t, _ in walks], near, rules.neighbours) if background else None,
         answered_again_us=answered_again_us(walks, op_id),
     )
@@ -531,16 +531,16 @@ def _upto(trace: Trace, until_us: int) -> list[tuple[Span, int]]:
     return [(span, depth) for span, depth in trace.walked() if span.start_us <= until_us]
 
 
-def _busy_with(
+def _held(
     facts: OperationFacts, near: Sequence[Trace], rules: RuleSet, op_id: str | None
-) -> str | None:
+) -> list[Held]:
     """For a request that never became an operation (a 503), what its type's workers were
-    doing then (``occupancy``)."""
+    doing then (``occupancy.holdings``)."""
     if facts.has_lifecycle or not near or not facts.operation_type:
-        return None
+        return []
     globs = rules.neighbours.worker_globs(facts.operation_type)
     if not globs:
-        return None
+        return []
 
     def ended(run: str) -> int | None:
         """When a command following ``run`` read it finished (its worker's own transition
@@ -553,7 +553,7 @@ def _busy_with(
                 return seen[1].start_us + seen[1].duration_us
         return None
 
-    return occupancy(near, Globs.of(globs), facts.start_us, op_id, ended)
+    return holdings(near, Globs.of(globs), facts.start_us, op_id, ended)
 
 
 def _quiet_everywhere_since(

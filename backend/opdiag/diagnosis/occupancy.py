@@ -12,6 +12,7 @@ followed the run to its end (``ended``) says it finished then, and it is not sai
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from opdiag.diagnosis.facts import TERMINAL, operation_id_of
 from opdiag.diagnosis.neighbours import clock_text
@@ -23,16 +24,26 @@ from opdiag.model import Trace, lifecycle_status
 STALE_US = 30_000_000
 
 
-def occupancy(
+class Held(NamedTuple):
+    """A capable worker at the request: the run it held (``running``, since ``at_us``) or
+    had finished just before (at ``at_us``)."""
+
+    service: str
+    operation_id: str
+    running: bool
+    at_us: int
+
+
+def holdings(
     traces: Sequence[Trace],
     is_capable: Callable[[str], bool],
     at_us: int,
     own_id: str | None = None,
     ended: Callable[[str], int | None] | None = None,
-) -> str | None:
-    """Per capable worker seen, in words: the run it was running at ``at_us`` (and since
-    when), or the run it had finished just before. None when the traces show neither.
-    ``ended``: when a follower of a run read it finished, if one did (None otherwise)."""
+) -> list[Held]:
+    """Per capable worker seen, the run it was running at ``at_us`` (and since when), or the
+    run it had finished just before; the running ones first. ``ended``: when a follower of
+    a run read it finished, if one did (None otherwise)."""
     # (service, operation id) -> (time, status) of its last transition on that service up to
     # at_us, and of its first running transition
     last: dict[tuple[str, str], tuple[int, str]] = {}
@@ -51,8 +62,8 @@ def occupancy(
             known = last.get(key)
             if known is None or span.start_us >= known[0]:
                 last[key] = (span.start_us, status or "")
-    busy: dict[str, str] = {}
-    freed: dict[str, tuple[int, str]] = {}
+    busy: dict[str, Held] = {}
+    freed: dict[str, Held] = {}
     for (service, op), (seen_at, seen) in sorted(last.items(), key=lambda kv: kv[1][0]):
         when, status = seen_at, seen
         if status in IN_FLIGHT and ended is not None:
@@ -60,17 +71,34 @@ def occupancy(
             if read is not None and read <= at_us:
                 when, status = read, "completed"
         if status in IN_FLIGHT:
-            since = started.get((service, op), when)
-            busy[service] = f"{service} runs {op} (since {clock_text(since)})"
+            busy[service] = Held(service, op, True, started.get((service, op), when))
         elif status in TERMINAL and at_us - when <= STALE_US:
-            freed[service] = (when, op)
-    parts = list(busy.values())
-    for service, (when, op) in freed.items():
-        if service in busy:
-            continue
-        seconds = (at_us - when) / 1e6
-        parts.append(
-            f"{service} finished {op} {seconds:.1f} s before (at {clock_text(when)}); "
-            "KTRDR's registry had not seen it free yet"
-        )
+            freed[service] = Held(service, op, False, when)
+    return [*busy.values(), *(h for s, h in freed.items() if s not in busy)]
+
+
+def describe(held: Sequence[Held], at_us: int) -> str | None:
+    """``holdings`` in words, for a summary; None when there are none."""
+    parts = []
+    for h in held:
+        if h.running:
+            parts.append(f"{h.service} runs {h.operation_id} (since {clock_text(h.at_us)})")
+        else:
+            seconds = (at_us - h.at_us) / 1e6
+            parts.append(
+                f"{h.service} finished {h.operation_id} {seconds:.1f} s before (at "
+                f"{clock_text(h.at_us)}); KTRDR's registry had not seen it free yet"
+            )
     return "; ".join(parts) or None
+
+
+def occupancy(
+    traces: Sequence[Trace],
+    is_capable: Callable[[str], bool],
+    at_us: int,
+    own_id: str | None = None,
+    ended: Callable[[str], int | None] | None = None,
+) -> str | None:
+    """Per capable worker seen, in words: the run it was running at ``at_us`` (and since
+    when), or the run it had finished just before. None when the traces show neither."""
+    return describe(holdings(traces, is_capable, at_us, own_id, ended), at_us)

@@ -17,6 +17,7 @@ from opdiag.diagnosis.conclusion import duration_text, minutes_text
 from opdiag.diagnosis.conditions import json_field
 from opdiag.diagnosis.facts import OperationFacts
 from opdiag.diagnosis.neighbours import WorkerAssessment, clock_text
+from opdiag.diagnosis.occupancy import Held, describe
 from opdiag.diagnosis.templates import OPERATION_VALUE_PREFIX
 from opdiag.model import Span
 
@@ -96,7 +97,7 @@ def operation_values(
     valued: Sequence[Span],
     declared: dict[str, tuple[str, ...]],
     quiet_since_us: int | None = None,
-    busy_with: str | None = None,
+    held: Sequence[Held] = (),
     probe: dict[str, Any] | None = None,
     quiet_ms: float | None = None,
     answered_again_us: int | None = None,
@@ -132,8 +133,12 @@ def operation_values(
     if late is not None and done is not None:  # failed after it had completed
         values["completed.service"] = done.service
         values["failed_after"] = duration_text(max(0, late.start_us - done.start_us))
+    busy_with = describe(held, facts.start_us)
     if busy_with is not None:
         values["worker.busy_with"] = busy_with
+    running = [h for h in held if h.running]
+    if running:  # the run to cancel to free a worker now: the one running longest
+        values["worker.busy_op"] = min(running, key=lambda h: h.at_us).operation_id
     if not facts.finished:
         values["in_flight"] = facts.status
     elif facts.status == "failed" and done is not None and late is None and not facts.followed:

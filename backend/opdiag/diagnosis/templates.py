@@ -83,6 +83,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.checks",
         "worker.checked_since",
         "worker.busy_with",
+        "worker.busy_op",
         "worker.last_answer",
         "worker.judged_at",
         "probe.call",
