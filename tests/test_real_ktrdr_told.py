@@ -138,3 +138,21 @@ def test_a_503_while_a_worker_runs_another_operation_says_how_to_free_it(
     # a worker that had just finished its run holds none: nothing to cancel
     freed = diagnose_case(RUN, _case("d542d365f48bef80f486115f0dd94cd2", None), tmp_path / "d")
     assert not any("ktrdr cancel" in s for s in freed["solution"]["steps"])
+
+
+def test_a_worker_killed_right_after_the_dispatch_names_no_zero_length_bottleneck(
+    tmp_path: Path,
+) -> None:
+    """Killed 60 ms after the dispatch, the worker worked for nothing: the diagnosis named
+    'operation.state_transition (ktrdr-api), 0.0ms …, 100 % of the critical path until its
+    worker was lost' as if that were where the time went."""
+    import real_variants as rv
+
+    ident = "op_training_20261204_154749_b37ed832"
+    changed = rv.killed_after_dispatch(
+        rv.load(RUN / "traces"), ident, 60_000_000, rv.ns("2026-12-04T17:00:00Z")
+    )
+    root = rv.write(changed, tmp_path / "killed" / "traces").parent
+    found = diagnose_case(root, {"id": ident, "now": "2026-12-04T16:10:00Z"}, tmp_path / "c")
+    assert found["verdict"] == "worker_lost"
+    assert found["bottleneck"] is None, found["bottleneck"]

@@ -96,6 +96,9 @@ Walks = list[tuple[Trace, list[tuple[Span, int]]]]
 _SETTLED = frozenset({"completed"})
 
 
+# A span or gap shorter than this is not where an operation's time went, whatever its share
+MIN_BOTTLENECK_MS = 1.0
+
 def not_found(ident: str, rules: RuleSet | None = None) -> Diagnosis:
     """The answer when no trace holds ``ident``; the pack's ``found: false`` rule (if any)
     supplies summary and solution."""
@@ -288,9 +291,13 @@ def diagnose(
         work=found.work,
         open_tail=tail,
     )
-    if choice.result is not None and choice.result.share < settings.min_bottleneck_share:
+    if choice.result is not None and (
+        choice.result.share < settings.min_bottleneck_share
+        or choice.result.duration_ms < MIN_BOTTLENECK_MS
+    ):
         # nothing holds the time (a refused request's CLI waited between its retries: its
-        # calls were 1 %); the span stays for rules that test it
+        # calls were 1 %; a worker killed 60 ms after the dispatch left a 0 ms transition
+        # as "100 %" of the time it worked); the span stays for rules that test it
         choice = msgspec.structs.replace(choice, result=None)
     quiet_since = _quiet_everywhere_since(facts, near, now_us, settings)
     quiet_ms = _kept_alive_ms(facts, tail, settings)
