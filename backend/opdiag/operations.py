@@ -361,13 +361,12 @@ def read_through(trace: Trace) -> str | None:
     for span in trace.spans:
         if span.kind != SERVER:
             continue
-        found = _READ_IN_URL.search(url_path(span))
-        if found is None or not is_operation_id(found.group(1)):
+        read = operation_read(span)
+        if read is None:
             continue
         for child in trace.children.get(span.span_id, ()):
-            asked = _READ_IN_URL.search(url_path(child)) if child.kind == CLIENT else None
-            if asked is not None and asked.group(1) == found.group(1):
-                return found.group(1)
+            if child.kind == CLIENT and operation_read(child) == read:
+                return read
     return None
 
 
