@@ -156,3 +156,26 @@ def test_a_worker_killed_right_after_the_dispatch_names_no_zero_length_bottlenec
     found = diagnose_case(root, {"id": ident, "now": "2026-12-04T16:10:00Z"}, tmp_path / "c")
     assert found["verdict"] == "worker_lost"
     assert found["bottleneck"] is None, found["bottleneck"]
+
+
+def test_no_bottleneck_is_named_where_the_time_was_no_work(tmp_path: Path) -> None:
+    """Rules may say their verdict's time was no work (``bottleneck: none``). The backend
+    killed under case 4's load read '100 % of the time (20,115ms) is uninstrumented work on
+    ktrdr-api after POST /api/v1/data/acquire/download, so far' beside 'the backend stopped
+    while it ran this data load'; a dummy task (a span-less thread of the backend) failed by
+    the orphan detector read 'operation.register (ktrdr-api), 11.0ms, 23 %' of 71 s."""
+    import real_variants as rv
+
+    load = "op_data_load_20261204_154455_734c9af6"
+    killed, back = rv.ns("2026-12-04T15:45:12Z"), rv.ns("2026-12-04T15:45:19Z")
+    lost = rv.backend_killed_during_data_load(rv.load(RUN / "traces"), load, killed, back)
+    for now in ("2026-12-04T15:45:16Z", "2026-12-04T15:45:40Z"):
+        found = rv.diagnosed(lost, load, now, tmp_path / now[11:19].replace(":", ""))
+        assert "the backend stopped while it ran this data load" in found["summary"]
+        assert found["bottleneck"] is None, found["bottleneck"]
+    dummy = "op_dummy_20261204_154431_10ad325f"
+    load_id = "op_data_load_20261204_154431_10ad325f"
+    recording = rv.dummy_task(rv.load(RUN / "traces"), load_id, dummy)
+    recording = rv.orphan_closed(recording, dummy, rv.ns("2026-12-04T15:44:31Z") + 71_000_000_000)
+    found = rv.diagnosed(recording, dummy, "2026-12-04T16:10:00Z", tmp_path / "dummy")
+    assert "orphan detector" in found["summary"] and found["bottleneck"] is None, found

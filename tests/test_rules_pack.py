@@ -356,3 +356,26 @@ def test_a_rule_with_cause_none_leaves_its_verdict_without_a_root_cause(tmp_path
     err = refuse(tmp_path, bad)
     assert "'cause' must be one of matched, none, origin" in str(err)
     assert err.line == line_of(bad, "cause: nobody")
+
+
+def test_a_rule_with_bottleneck_none_names_no_bottleneck(tmp_path: Path) -> None:
+    """``bottleneck: none``: the deciding rule says its verdict's time was no work (the
+    process that ran it died with it); the default names one. Another word is refused with
+    its line."""
+    from opdiag.diagnosis.rules import merge_packs
+    from test_rules_support import run_case
+
+    case = {"spans": [{"name": "my.thing", "dur": 900, "attrs": {"my.count": 5}}]}
+    text = GOOD_RULE.replace("priority: 5", "priority: 900")
+    user = load_rule_pack(write(tmp_path, text))
+    named = run_case(case, merge_packs([default_rule_pack(), user]))
+    assert named.bottleneck is not None and named.bottleneck.span_name == "my.thing"
+    none = text.replace("    severity: error\n", "    severity: error\n    bottleneck: none\n")
+    pack = load_rule_pack(write(tmp_path, none))
+    assert pack.rules[0].bottleneck == "none"
+    d = run_case(case, merge_packs([default_rule_pack(), pack]))
+    assert d.verdict == named.verdict and d.bottleneck is None
+    bad = none.replace("bottleneck: none", "bottleneck: hidden")
+    err = refuse(tmp_path, bad)
+    assert "'bottleneck' must be one of named, none" in str(err), str(err)
+    assert err.line == line_of(bad, "bottleneck: hidden")

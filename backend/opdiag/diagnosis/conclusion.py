@@ -113,6 +113,8 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
                 ],
                 rule_id=rule.id,
             )
+        if rule is not None and rule.bottleneck == "none":
+            diagnosis.bottleneck = None
         # time no span covers has no span to blame: the span it follows took 0.2 s of a
         # training whose loop ran slow (the bottleneck says where the time went)
         in_gap = (

@@ -31,6 +31,7 @@ from opdiag.diagnosis.patterns import compile_pattern
 from opdiag.diagnosis.result import LIFECYCLE_STATUSES, SEVERITIES, VERDICTS
 from opdiag.diagnosis.rules import (
     BASELINE_FACTS,
+    BOTTLENECKS,
     CAUSES,
     DEFAULT_PACK,
     FACTS,
@@ -71,6 +72,7 @@ _RULE_KEYS = frozenset(
         "in",
         "when",
         "cause",
+        "bottleneck",
         "out_of",
         "portion",
         "only_errors",
@@ -575,6 +577,7 @@ def _read_rule(reader: _Reader, node: Node, verdicts: set[str]) -> Rule:
             raise reader.error(when_node, "'when' must not be empty")
         when = [_read_match(reader, n, "when") for n in nodes]
     cause = reader.one_of(fields, "cause", sorted(CAUSES), "origin")
+    bottleneck = reader.one_of(fields, "bottleneck", sorted(BOTTLENECKS), "named")
     out_of = None
     if "out_of" in fields:
         out_of = _read_match(reader, fields["out_of"][1], "out_of")
@@ -604,6 +607,7 @@ def _read_rule(reader: _Reader, node: Node, verdicts: set[str]) -> Rule:
         scope=scope,
         when=tuple(when),
         cause=cause,
+        bottleneck=bottleneck,
         out_of=out_of,
         portion=portion,
         only_errors=only_errors,

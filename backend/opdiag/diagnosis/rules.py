@@ -85,6 +85,8 @@ SUBJECTS = frozenset(
 )
 SCOPES = frozenset({"own", "neighbours"})
 CAUSES = frozenset({"origin", "matched", "none"})
+# ``bottleneck: none``: the verdict says no work went on (its process died with it)
+BOTTLENECKS = frozenset({"named", "none"})
 PORTIONS = ("some", "all")  # of an ``out_of`` whole that must match (``some``: not all)
 _MAX_NAMES = 8192
 
@@ -172,6 +174,9 @@ class Rule(msgspec.Struct, frozen=True):
     # request whose input was wrong fails later with a misleading error); ``none``: the
     # verdict has no root cause (a user cancelled it: nothing broke).
     cause: str = "origin"
+    # ``none``: the verdict has no bottleneck: the time no span covers was no work (the
+    # backend that ran a data load died with it; a backend-run task's thread has no span)
+    bottleneck: str = "named"
     # ``out_of``: the whole the matches are part of; the rule fires only when some, not all,
     # of the operation's spans that match it match ``match`` too (``{out_of}``: how many do).
     out_of: SpanMatch | None = None
