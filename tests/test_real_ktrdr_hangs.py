@@ -47,14 +47,33 @@ def test_a_backtest_quiet_under_the_stuck_threshold_is_still_running(tmp_path: P
     assert d["verdict"] == "healthy" and d["status"] == "running", d["summary"]
 
 
+def _alive_on_5003(recording: rv.Recording) -> rv.Recording:
+    """run1 without what it did to :5003 after case 12 (its worker killed at 15:52:50, a
+    new one started there and killed too, the requests that met them): a worker that hangs
+    in its run answers on, which the health checks must not deny."""
+    after = rv.ns("2026-12-04T15:52:50Z")
+    gone = {
+        s["traceId"]
+        for _, svc, s in rv.spans(recording)
+        if svc == "ktrdr-backtest-worker-d4309621"
+        or (
+            int(s["startTimeUnixNano"]) >= after
+            and ":5003" in str(rv.attr(s, "http.url") or rv.attr(s, "url.full") or "")
+        )
+    }
+    return rv.without(recording, lambda _svc, s: s["traceId"] in gone)
+
+
 def test_a_followed_backtest_hung_past_its_budget_is_stuck(tmp_path: Path) -> None:
     """Followed with --follow: the CLI's polls, answered through the backend by the live
     worker, kept it "running" for ever (12.4 min quiet at 16:05, its budget 10 min); the
-    polls are no work of it."""
+    polls are no work of it. (run1 killed that worker at 15:52:50: left out here, its
+    health checks would deny the live worker the polls show.)"""
     recording = rv.hung_while_followed(
-        rv.load(TRACES), FOLLOWED, "backtest.feature_compute", rv.ns("2026-12-04T16:05:00Z"),
-        every_ns=10_000_000_000,
+        _alive_on_5003(rv.load(TRACES)), FOLLOWED, "backtest.feature_compute",
+        rv.ns("2026-12-04T16:05:00Z"), every_ns=10_000_000_000,
     )
+    assert not rv.failed_probes(recording, 5003, rv.ns("2026-12-04T15:52:50Z"))
     d = rv.diagnosed(recording, FOLLOWED, "2026-12-04T16:05:00Z", tmp_path)
     assert d["verdict"] == "stuck" and d["status"] == "running", d["summary"]
     assert "after backtest.feature_compute" in d["summary"], d["summary"]
