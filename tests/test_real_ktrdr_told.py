@@ -179,3 +179,31 @@ def test_no_bottleneck_is_named_where_the_time_was_no_work(tmp_path: Path) -> No
     recording = rv.orphan_closed(recording, dummy, rv.ns("2026-12-04T15:44:31Z") + 71_000_000_000)
     found = rv.diagnosed(recording, dummy, "2026-12-04T16:10:00Z", tmp_path / "dummy")
     assert "orphan detector" in found["summary"] and found["bottleneck"] is None, found
+
+
+@pytest.mark.parametrize(
+    ("trace_id", "said", "not_said"),
+    [
+        (  # :5003 refused at 15:53:07, then a new worker answered there
+            "0425dcea4324da67b411e40804036cfb",
+            "A process answered at that address again at 15:53:17 UTC as "
+            "ktrdr-backtest-worker-d4309621: the one that failed was replaced",
+            "start it again",
+        ),
+        (  # :5006 refused from 16:01:04 and never again answered
+            "60aecd5ef44ade75d533530160448a3e",
+            "If the worker at 127.0.0.1:5006 should be running, start it again",
+            "answered at that address again",
+        ),
+    ],
+)
+def test_a_failed_health_check_asked_about_says_whether_its_address_came_back(
+    trace_id: str, said: str, not_said: str, tmp_path: Path
+) -> None:
+    """A health check refused while its worker restarted said 'If the worker at
+    127.0.0.1:5003 should be running, start it again' although a new worker had
+    registered there 10 s later."""
+    found = diagnose_case(RUN, {"id": trace_id, "now": "2026-12-04T16:10:00Z"}, tmp_path)
+    steps = found["solution"]["steps"]
+    assert any(said in s for s in steps), steps
+    assert not any(not_said in s for s in steps), steps

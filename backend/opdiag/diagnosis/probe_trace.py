@@ -17,7 +17,7 @@ from typing import Any
 
 from opdiag.diagnosis.facts import operation_id_of
 from opdiag.diagnosis.neighbour_spec import NeighbourSpec
-from opdiag.diagnosis.neighbours import probe_failure
+from opdiag.diagnosis.neighbours import clock_text, probe_failure
 from opdiag.diagnosis.probes import Probe, WorkerView, probes_of
 from opdiag.diagnosis.result import IN_FLIGHT
 from opdiag.model import Span, Trace, lifecycle_status, url_of
@@ -66,6 +66,21 @@ def probe_values(
     failure = probe_failure(probe)
     if failure is not None:
         out["probe.failure"] = failure
+    if not probe.ok:
+        again = min(
+            (
+                p
+                for p in view.probes
+                if p.ok and p.address == probe.address and p.time_us > probe.time_us
+            ),
+            key=lambda p: p.time_us,
+            default=None,
+        )
+        if again is None:
+            out["probe.down"] = probe.address
+        else:  # a process answers there again: the one that failed was replaced
+            by = f" as {again.answered_by}" if again.answered_by else ""
+            out["probe.again"] = f"at {clock_text(again.time_us)}{by}"
     read = _READ_OF.search(_path_of(probe, own) or "")
     if read is not None:
         op = read.group(1)

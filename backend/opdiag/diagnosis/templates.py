@@ -92,6 +92,8 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "probe.failure",
         "probe.operation",
         "probe.about",
+        "probe.again",
+        "probe.down",
         "worker.standby",
         "worker.silent_capable",
         "route.param",
