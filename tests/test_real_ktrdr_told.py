@@ -207,3 +207,12 @@ def test_a_failed_health_check_asked_about_says_whether_its_address_came_back(
     steps = found["solution"]["steps"]
     assert any(said in s for s in steps), steps
     assert not any(not_said in s for s in steps), steps
+
+
+def test_a_dispatch_refused_on_every_try_says_since_when(tmp_path: Path) -> None:
+    """The CLI sent the backtest four times (15:50:54 to 15:51:03); the backend's dispatch
+    to the dead :5003 failed each time. The summary named only the last try's time."""
+    found = diagnose_case(RUN, _case("ba9b00b84b794c4b36caeec9527bc209", None), tmp_path)
+    assert "did not answer the dispatch at 15:51:03 UTC, refused since 15:50:54 UTC" in (
+        found["summary"]
+    ), found["summary"]

@@ -330,6 +330,7 @@ def diagnose(
     }
     inapplicable = _inapplicable(rules, found.held)
     b_span = choice.span if choice.is_span else None
+    firsts: dict[str, int] = {}  # rule id -> when its first match started
     hits = span_rule_hits(
         walks,
         rules.own_index,
@@ -340,6 +341,7 @@ def diagnose(
         inapplicable=inapplicable,
         bottleneck=b_span,
         bottleneck_share=choice.span_share,
+        firsts=firsts,
     )
     wholes: dict[str, int] = {}  # rule id -> how many spans match its ``out_of``
     if any(rule.out_of is not None or rule.only_errors for rule, *_ in hits):
@@ -361,6 +363,7 @@ def diagnose(
             nested=rules.nested_index,
             inapplicable=inapplicable,
             traces=near_traces,
+            firsts=firsts,
         )
     attempts: dict[int, tuple[Retry, list[Finding]]] = {}
     own_ids = {t.trace_id for t, _ in walks}
@@ -371,7 +374,10 @@ def diagnose(
             exc = first_exception(probe)
         else:  # an error answer without its own exception: the reason recorded below it
             exc = matched or reason_below(span, by_trace.get(span.trace_id))
-        evidence = evidence_of(rule, span, exc, op_values=op_values, by_trace=by_trace, count=count)
+        evidence = evidence_of(
+            rule, span, exc, op_values=op_values, by_trace=by_trace, count=count,
+            first_us=firsts.get(rule.id) if probe is None else None,
+        )
         if rule.id in wholes:  # ``out_of`` is only for own spans (pack_yaml)
             evidence["out_of"] = wholes[rule.id]
         if "worker.service" in evidence:  # the worker this call reached, not the one that ran

@@ -167,8 +167,11 @@ def evidence_of(
     op_values: OperationValues,
     by_trace: dict[str, Trace],
     count: int,
+    first_us: int | None = None,
 ) -> dict[str, Any]:
-    """Every value the rule's templates read, plus the attributes that proved the match."""
+    """Every value the rule's templates read, plus the attributes that proved the match.
+    ``first_us``: when the rule's first match started (``{first_time}``, said only when it
+    matched more than once, before the span kept)."""
     span_vals = span_values(span, exc) if span is not None else {}
     trace = by_trace.get(span.trace_id) if span is not None else None
     evidence: dict[str, Any] = {}
@@ -191,6 +194,10 @@ def evidence_of(
             value: Any = count
         elif key == "time":
             value = clock_text(span.start_us) if span is not None else None
+        elif key == "first_time":
+            value = None
+            if first_us is not None and span is not None and first_us < span.start_us:
+                value = clock_text(first_us) if count > 1 else None
         elif key == "request":
             value = _request_of(span, trace) if span is not None else None
         elif key == "caller":

@@ -104,6 +104,7 @@ def span_rule_hits(
     bottleneck: Span | None = None,
     bottleneck_share: float = 0.0,
     traces: dict[str, dict[str, None]] | None = None,
+    firsts: dict[str, int] | None = None,
 ) -> list[tuple[Rule, Span, ExceptionInfo | None, int]]:
     """Evaluate every span rule of ``index`` (one scope of the rule set) on every span of
     ``walks``, once; keep per rule the deepest (then latest) matching span and the number of
@@ -113,7 +114,8 @@ def span_rule_hits(
     index)`` when the caller has it (``diagnosis.survey``); ``withins`` are the rule set's
     ``within`` globs, ``nested`` its ``without_*`` matches. ``traces``, when given, gets per
     rule id the ids of the traces its matches sit in (neighbouring traces are evidence each,
-    and a diagnosis names every one it used), at most ``MAX_EVIDENCE_TRACES``."""
+    and a diagnosis names every one it used), at most ``MAX_EVIDENCE_TRACES``; ``firsts``,
+    when given, when each rule's first match started (the span kept is the deepest, latest)."""
     active: dict[str, bool] = {}
     # id() of the index's candidates of a shape -> ``_here`` of them for this operation
     here_of: dict[int, Here] = {}
@@ -207,6 +209,8 @@ def span_rule_hits(
                 if not matches_context(m, ctx):
                     continue
                 counts[rule.id] = counts.get(rule.id, 0) + 1
+                if firsts is not None and span.start_us < firsts.get(rule.id, span.start_us + 1):
+                    firsts[rule.id] = span.start_us
                 if traces is not None:
                     seen = traces.setdefault(rule.id, {})
                     if len(seen) < MAX_EVIDENCE_TRACES:

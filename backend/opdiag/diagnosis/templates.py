@@ -65,6 +65,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "out_of",
         "ident",
         "time",
+        "first_time",
         "where",
         "where_minutes",
         "worker.service",
