@@ -127,29 +127,28 @@ def workers_of(
     return list(found.values())
 
 
+def _called_path(span: Span) -> str | None:
+    """The path of the URL a client span called; None without a readable URL."""
+    url = url_of(span)
+    if not isinstance(url, str):
+        return None
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return None
+
+
 def _reads_operation(span: Span) -> bool:
     """A client span of the backend reading an operation from a worker (its proxy's
     ``GET /api/v1/operations/{id}``, and the routes below it)."""
-    url = url_of(span)
-    if not isinstance(url, str):
-        return False
-    try:
-        path = urlsplit(url).path
-    except ValueError:
-        return False
-    return path.startswith("/api/v1/operations/")
+    path = _called_path(span)
+    return path is not None and path.startswith("/api/v1/operations/")
 
 
 def _is_call(span: Span) -> bool:
     """A client span that is a real call, not a health probe or a status poll."""
-    url = url_of(span)
-    if not isinstance(url, str):
-        return False
-    try:
-        path = urlsplit(url).path
-    except ValueError:
-        return False
-    return not path.endswith("/health") and "/operations/" not in path
+    path = _called_path(span)
+    return path is not None and not path.endswith("/health") and "/operations/" not in path
 
 
 # --- the verdict's evidence -------------------------------------------------------------------
