@@ -79,3 +79,31 @@ def test_a_backtest_of_dates_outside_the_cached_bars_names_the_dates(tmp_path: P
     assert "0 rows" in d["summary"] and "EURUSD 1h" in d["summary"], d["summary"]
     assert d["root_cause"]["span_name"] == "backtest.data_loading", d["root_cause"]
     assert "ktrdr data range EURUSD --timeframe 1h" in d["solution"]["commands"]
+
+
+CHILD = "op_training_20261204_155455_c5babf81"  # run1 case 15: ZZZZ not cached, data_missing
+FAILED_RESEARCH = "op_agent_research_20261204_155410_7c3d9e21"
+
+
+def test_a_research_whose_training_child_failed_names_the_child(tmp_path: Path) -> None:
+    """`ktrdr research GOAL --follow` whose coordinator started case 15's training: the child
+    failed ("No data found in cache for ZZZZ 1h") and KTRDR failed the research with
+    "Training failed: …". The research read exactly like its child ("data missing:
+    …DataNotFoundError for ZZZZ 1h"), without naming the operation that failed, and its steps
+    ended at loading the data, never saying to run the research again."""
+    recording = rv.research_child_failed(
+        rv.load(TRACES), CHILD, FAILED_RESEARCH, "a momentum strategy", "momentum_rsi_v1"
+    )
+    d = rv.diagnosed(recording, FAILED_RESEARCH, "2026-12-04T16:10:00Z", tmp_path / "r")
+    assert d["operation_type"] == "agent_research", d["operation_type"]
+    assert d["verdict"] == "data_missing" and d["status"] == "failed", d["summary"]
+    assert CHILD in d["summary"] and "ZZZZ 1h" in d["summary"], d["summary"]
+    assert "ktrdr-training-worker-" in d["summary"], d["summary"]
+    assert d["root_cause"]["span_name"] == "training.data_loading", d["root_cause"]
+    steps = d["solution"]["steps"]
+    assert CHILD in steps[0] and "start the agent research again" in steps[0], steps
+    assert "ktrdr data range ZZZZ --timeframe 1h" in d["solution"]["commands"]
+    # the child's own diagnosis is unchanged: it is its own story
+    child = rv.diagnosed(recording, CHILD, "2026-12-04T16:10:00Z", tmp_path / "c")
+    assert child["verdict"] == "data_missing" and "child" not in child["summary"], child
+    assert not any("again" in s for s in child["solution"]["steps"]), child["solution"]
