@@ -19,7 +19,7 @@ from opdiag.diagnosis.facts import operation_id_of
 from opdiag.diagnosis.result import Diagnosis
 from opdiag.model import Span, Trace
 
-__all__ = ["name_child", "child_of"]
+__all__ = ["child_of", "name_child"]
 
 _TYPE = "operation.type"
 
