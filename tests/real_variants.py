@@ -1569,3 +1569,40 @@ def research_child_failed(
         api.append(server(server_id, client_id, f"GET {route}", route, path, 200,
                           poll + 2 * ms, poll + 8 * ms))
     return added(added(out, "ktrdr-cli", cli), "ktrdr-api", api)
+
+
+def backtest_model_unloadable(recording: Recording, operation_id: str, message: str) -> Recording:
+    """The backtest ``operation_id`` whose model could not be loaded: KTRDR builds its
+    ``BacktestingEngine`` (``ModelBundle.load``: metadata, features, ``torch.load`` of
+    model.pt, ``load_state_dict``) before ``run`` opens ``backtest.data_loading``, so the
+    worker's ``fail_operation(operation_id, str(e))`` 3 ms after its transition to running
+    is all the traces hold: no phase span, ``message`` on the transition to failed. The CLI's
+    follow reads failed and exits 1 (cli.backtest unset)."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+
+    def unset(span: Doc) -> None:
+        span["status"] = {}
+
+    out = edited(
+        recording, lambda _svc, s: s["traceId"] == trace_id and s["name"] == "cli.backtest", unset
+    )
+    phases = ("backtest.data_loading", "backtest.feature_compute")
+    out = without(out, lambda _svc, s: s["traceId"] == trace_id and s["name"] in phases)
+    out = failed_instead(out, operation_id, message)
+    running = next(
+        int(s["endTimeUnixNano"]) for _, _, s in spans(out)
+        if attr(s, "operation.id") == operation_id and attr(s, "operation.to_status") == "running"
+    )
+
+    def right_after(span: Doc) -> None:
+        span["startTimeUnixNano"] = str(running + 3_000_000)
+        span["endTimeUnixNano"] = str(running + 3_050_000)
+
+    return edited(
+        out,
+        lambda _svc, s: attr(s, "operation.id") == operation_id
+        and attr(s, "operation.to_status") == "failed",
+        right_after,
+    )

@@ -107,3 +107,41 @@ def test_a_research_whose_training_child_failed_names_the_child(tmp_path: Path) 
     child = rv.diagnosed(recording, CHILD, "2026-12-04T16:10:00Z", tmp_path / "c")
     assert child["verdict"] == "data_missing" and "child" not in child["summary"], child
     assert not any("again" in s for s in child["solution"]["steps"]), child["solution"]
+
+
+@pytest.mark.parametrize(
+    ("message", "verdict", "says"),
+    [
+        (
+            "[Errno 2] No such file or directory: 'models/v3_minimal/1h_v1/model.pt'",
+            "data_missing",
+            "weights file is not on ktrdr-backtest-worker-",
+        ),
+        (
+            "PytorchStreamReader failed reading zip archive: failed finding central directory",
+            "failed",
+            "could not load the model's weights",
+        ),
+        (
+            "Error(s) in loading state_dict for Sequential: size mismatch for 0.weight: copying "
+            "a param with shape torch.Size([64, 12]) from checkpoint, the shape in current "
+            "model is torch.Size([64, 14]).",
+            "failed",
+            "does not fit the model its config builds",
+        ),
+    ],
+)
+def test_a_backtest_whose_model_weights_cannot_be_loaded_says_so(
+    message: str, verdict: str, says: str, tmp_path: Path
+) -> None:
+    """Case 2's backtest with its model directory there but model.pt missing, corrupt, or
+    from another architecture: ModelBundle.load fails before any phase span. It read
+    "failed: <PyTorch's words>" and "Fix the reported error and retry", as if nothing
+    were known; the model is what to replace."""
+    recording = rv.backtest_model_unloadable(rv.load(TRACES), BACKTEST, message)
+    d = rv.diagnosed(recording, BACKTEST, "2026-12-04T16:10:00Z", tmp_path)
+    assert d["verdict"] == verdict and d["status"] == "failed", d["summary"]
+    assert says in d["summary"] and message in d["summary"], d["summary"]
+    assert d["root_cause"]["span_name"] == "operation.state_transition", d["root_cause"]
+    assert "ktrdr list models" in d["solution"]["commands"], d["solution"]
+    assert "train" in " ".join(d["solution"]["steps"]), d["solution"]["steps"]
