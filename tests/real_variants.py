@@ -1455,3 +1455,154 @@ def unfollowed(recording: Recording, trace_ids: set[str]) -> Recording:
     for trace_id in trace_ids:
         gone |= _subtree_ids(out, trace_id, reads)
     return without(out, lambda _svc, s: s["traceId"] in trace_ids and s["spanId"] in gone)
+
+
+def research_child_failed(
+    recording: Recording, child_id: str, operation_id: str, goal: str, strategy: str
+) -> Recording:
+    """``ktrdr research GOAL --follow`` whose training child ``child_id`` (a run1 training that
+    failed, started by the CLI) failed: the same worker spans, started instead by the research
+    coordinator (research_worker.py ``_start_training``: ``training_service.start_training``
+    inside ``agent.coordinator``, 45 s after ``agent.trigger``, once the design agent's child
+    completed: ``agent.phase.design``). The coordinator's next poll (5 s) reads the child
+    failed and raises ``WorkerError("Training failed: <child's error>")``, which
+    ``_handle_research_failed`` writes on the research's transition to failed; the
+    coordinator span itself ends without ``outcome`` (per-research errors are caught). The
+    CLI's ``monitor_agent_cycle`` polls the research every 1.5 s and returns on failed."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == child_id
+    )
+    start = next(
+        s for _, svc, s in spans(recording)
+        if s["traceId"] == trace_id and svc == "ktrdr-api" and s["name"] == "training.start"
+    )
+    start_ns = int(start["startTimeUnixNano"])
+    kept = _subtree_ids(recording, trace_id, {start["spanId"]})
+    child_error = next(
+        attr(s, "operation.error") for _, _, s in spans(recording)
+        if attr(s, "operation.id") == child_id and attr(s, "operation.to_status") == "failed"
+    )
+    failed_ns = next(
+        int(s["endTimeUnixNano"]) for _, _, s in spans(recording)
+        if attr(s, "operation.id") == child_id and attr(s, "operation.to_status") == "failed"
+    )
+    out = without(recording, lambda _svc, s: s["traceId"] == trace_id and s["spanId"] not in kept)
+    ms = 1_000_000
+    at_ns = start_ns - 45_000 * ms
+    research_failed_ns = failed_ns + 3_000 * ms
+    coordinator_end = research_failed_ns + 5_010 * ms
+    t = trace_id
+    coordinator = "5f00000000000017"
+
+    def reparent(span: Doc) -> None:
+        span["parentSpanId"] = coordinator
+
+    out = edited(out, lambda _svc, s: s["spanId"] == start["spanId"], reparent)
+    route = "/api/v1/operations/{operation_id}"
+    path = f"/api/v1/operations/{operation_id}"
+    base = "http://127.0.0.1:8000"
+    args = {"args": [], "kwargs": {"goal": goal, "model": None, "strategy": None, "follow": True}}
+    polls = list(range(at_ns + 150 * ms, research_failed_ns + 1_500 * ms, 1_500 * ms))
+    end_ns = polls[-1] + 20 * ms
+    cli = [
+        _span(t, "5f00000000000001", None, "cli.research", 1, at_ns, end_ns,
+              {"cli.command": "research", "cli.args": json.dumps(args)}, 1),
+        _span(t, "5f00000000000002", "5f00000000000001", "GET", CLIENT, at_ns + 5 * ms,
+              at_ns + 15 * ms, {"http.method": "GET", "http.url": f"{base}/api/v1/health",
+                                "http.status_code": 200}),
+        _span(t, "5f00000000000003", "5f00000000000001", "POST", CLIENT, at_ns + 20 * ms,
+              at_ns + 75 * ms, {"http.method": "POST", "http.url": f"{base}/api/v1/agent/trigger",
+                                "http.status_code": 202}),
+    ]
+
+    def server(span_id: str, parent: str, name: str, route_: str, target: str, code: int,
+               start_: int, end_: int) -> Doc:
+        return _span(t, span_id, parent, name, SERVER, start_, end_,
+                     {"http.method": name.split(maxsplit=1)[0], "http.url": f"{base}{target}",
+                      "http.route": route_, "http.target": target, "http.status_code": code})
+
+    api = [
+        server("5f00000000000011", "5f00000000000002", "GET /api/v1/health", "/api/v1/health",
+               "/api/v1/health", 200, at_ns + 7 * ms, at_ns + 12 * ms),
+        server("5f00000000000012", "5f00000000000003", "POST /api/v1/agent/trigger",
+               "/api/v1/agent/trigger", "/api/v1/agent/trigger", 202, at_ns + 22 * ms,
+               at_ns + 72 * ms),
+        _span(t, "5f00000000000013", "5f00000000000012", "agent.trigger", 1, at_ns + 24 * ms,
+              at_ns + 70 * ms, {"service.method": "agent.trigger"}, 1),
+        _span(t, "5f00000000000014", "5f00000000000013", "operations.create", 1,
+              at_ns + 30 * ms, at_ns + 55 * ms, {"service.method": "operations.create"}, 1),
+        _span(t, "5f00000000000015", "5f00000000000014", "operation.register", 1,
+              at_ns + 31 * ms, at_ns + 54 * ms,
+              {"operation.id": operation_id, "data.symbol": "None", "data.timeframe": "None",
+               "operation.type": "agent_research", "operation.status": "pending",
+               "operation.is_backend_local": True}, 1),
+        _span(t, "5f00000000000016", "5f00000000000013", "operation.state_transition", 1,
+              at_ns + 60 * ms, at_ns + 60 * ms + 50_000,
+              {"operation.id": operation_id, "operation.from_status": "pending",
+               "operation.to_status": "running"}, 1),
+        _span(t, coordinator, "5f00000000000013", "agent.coordinator", 1,
+              at_ns + 73 * ms, coordinator_end,
+              {"operation.type": "coordinator", "progress.percentage": 20.0,
+               "operation.id": operation_id, "progress.phase": "Training model...",
+               "progress.updated_at": start_ns / 1e9}),
+        _span(t, "5f00000000000018", coordinator, "workers.select", 1,
+              at_ns + 80 * ms, at_ns + 81 * ms,
+              {"service.method": "workers.select", "worker.type": "agent_design",
+               "worker.total_workers": "5", "worker.capable_workers": "1",
+               "worker.available_workers": "1", "worker.selection_status": "success",
+               "worker.selected_id": "agent-design-1"}, 1),
+        _span(t, "5f00000000000019", coordinator, "agent.phase.design", 1,
+              start_ns - 40 * ms, start_ns - 39 * ms,
+              {"operation.id": operation_id, "phase": "designing", "strategy_name": strategy,
+               "tokens.input": 5120, "tokens.output": 1830}),
+        _span(t, "5f0000000000001a", coordinator, "operation.state_transition", 1,
+              research_failed_ns, research_failed_ns + 60_000,
+              {"operation.id": operation_id, "operation.from_status": "running",
+               "operation.to_status": "failed",
+               "operation.error": f"Training failed: {child_error}"}, 1),
+    ]
+    for i, poll in enumerate(polls):
+        client_id, server_id = f"5f1{i:013x}", f"5f2{i:013x}"
+        cli.append(_span(t, client_id, "5f00000000000001", "GET", CLIENT, poll, poll + 10 * ms,
+                         {"http.method": "GET", "http.url": f"{base}{path}",
+                          "http.status_code": 200}))
+        api.append(server(server_id, client_id, f"GET {route}", route, path, 200,
+                          poll + 2 * ms, poll + 8 * ms))
+    return added(added(out, "ktrdr-cli", cli), "ktrdr-api", api)
+
+
+def backtest_model_unloadable(recording: Recording, operation_id: str, message: str) -> Recording:
+    """The backtest ``operation_id`` whose model could not be loaded: KTRDR builds its
+    ``BacktestingEngine`` (``ModelBundle.load``: metadata, features, ``torch.load`` of
+    model.pt, ``load_state_dict``) before ``run`` opens ``backtest.data_loading``, so the
+    worker's ``fail_operation(operation_id, str(e))`` 3 ms after its transition to running
+    is all the traces hold: no phase span, ``message`` on the transition to failed. The CLI's
+    follow reads failed and exits 1 (cli.backtest unset)."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+
+    def unset(span: Doc) -> None:
+        span["status"] = {}
+
+    out = edited(
+        recording, lambda _svc, s: s["traceId"] == trace_id and s["name"] == "cli.backtest", unset
+    )
+    phases = ("backtest.data_loading", "backtest.feature_compute")
+    out = without(out, lambda _svc, s: s["traceId"] == trace_id and s["name"] in phases)
+    out = failed_instead(out, operation_id, message)
+    running = next(
+        int(s["endTimeUnixNano"]) for _, _, s in spans(out)
+        if attr(s, "operation.id") == operation_id and attr(s, "operation.to_status") == "running"
+    )
+
+    def right_after(span: Doc) -> None:
+        span["startTimeUnixNano"] = str(running + 3_000_000)
+        span["endTimeUnixNano"] = str(running + 3_050_000)
+
+    return edited(
+        out,
+        lambda _svc, s: attr(s, "operation.id") == operation_id
+        and attr(s, "operation.to_status") == "failed",
+        right_after,
+    )

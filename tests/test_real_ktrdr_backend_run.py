@@ -79,3 +79,69 @@ def test_a_backtest_of_dates_outside_the_cached_bars_names_the_dates(tmp_path: P
     assert "0 rows" in d["summary"] and "EURUSD 1h" in d["summary"], d["summary"]
     assert d["root_cause"]["span_name"] == "backtest.data_loading", d["root_cause"]
     assert "ktrdr data range EURUSD --timeframe 1h" in d["solution"]["commands"]
+
+
+CHILD = "op_training_20261204_155455_c5babf81"  # run1 case 15: ZZZZ not cached, data_missing
+FAILED_RESEARCH = "op_agent_research_20261204_155410_7c3d9e21"
+
+
+def test_a_research_whose_training_child_failed_names_the_child(tmp_path: Path) -> None:
+    """`ktrdr research GOAL --follow` whose coordinator started case 15's training: the child
+    failed ("No data found in cache for ZZZZ 1h") and KTRDR failed the research with
+    "Training failed: …". The research read exactly like its child ("data missing:
+    …DataNotFoundError for ZZZZ 1h"), without naming the operation that failed, and its steps
+    ended at loading the data, never saying to run the research again."""
+    recording = rv.research_child_failed(
+        rv.load(TRACES), CHILD, FAILED_RESEARCH, "a momentum strategy", "momentum_rsi_v1"
+    )
+    d = rv.diagnosed(recording, FAILED_RESEARCH, "2026-12-04T16:10:00Z", tmp_path / "r")
+    assert d["operation_type"] == "agent_research", d["operation_type"]
+    assert d["verdict"] == "data_missing" and d["status"] == "failed", d["summary"]
+    assert CHILD in d["summary"] and "ZZZZ 1h" in d["summary"], d["summary"]
+    assert "ktrdr-training-worker-" in d["summary"], d["summary"]
+    assert d["root_cause"]["span_name"] == "training.data_loading", d["root_cause"]
+    steps = d["solution"]["steps"]
+    assert CHILD in steps[0] and "start the agent research again" in steps[0], steps
+    assert "ktrdr data range ZZZZ --timeframe 1h" in d["solution"]["commands"]
+    # the child's own diagnosis is unchanged: it is its own story
+    child = rv.diagnosed(recording, CHILD, "2026-12-04T16:10:00Z", tmp_path / "c")
+    assert child["verdict"] == "data_missing" and "child" not in child["summary"], child
+    assert not any("again" in s for s in child["solution"]["steps"]), child["solution"]
+
+
+@pytest.mark.parametrize(
+    ("message", "verdict", "says"),
+    [
+        (
+            "[Errno 2] No such file or directory: 'models/v3_minimal/1h_v1/model.pt'",
+            "data_missing",
+            "weights file is not on ktrdr-backtest-worker-",
+        ),
+        (
+            "PytorchStreamReader failed reading zip archive: failed finding central directory",
+            "failed",
+            "could not load the model's weights",
+        ),
+        (
+            "Error(s) in loading state_dict for Sequential: size mismatch for 0.weight: copying "
+            "a param with shape torch.Size([64, 12]) from checkpoint, the shape in current "
+            "model is torch.Size([64, 14]).",
+            "failed",
+            "does not fit the model its config builds",
+        ),
+    ],
+)
+def test_a_backtest_whose_model_weights_cannot_be_loaded_says_so(
+    message: str, verdict: str, says: str, tmp_path: Path
+) -> None:
+    """Case 2's backtest with its model directory there but model.pt missing, corrupt, or
+    from another architecture: ModelBundle.load fails before any phase span. It read
+    "failed: <PyTorch's words>" and "Fix the reported error and retry", as if nothing
+    were known; the model is what to replace."""
+    recording = rv.backtest_model_unloadable(rv.load(TRACES), BACKTEST, message)
+    d = rv.diagnosed(recording, BACKTEST, "2026-12-04T16:10:00Z", tmp_path)
+    assert d["verdict"] == verdict and d["status"] == "failed", d["summary"]
+    assert says in d["summary"] and message in d["summary"], d["summary"]
+    assert d["root_cause"]["span_name"] == "operation.state_transition", d["root_cause"]
+    assert "ktrdr list models" in d["solution"]["commands"], d["solution"]
+    assert "train" in " ".join(d["solution"]["steps"]), d["solution"]["steps"]

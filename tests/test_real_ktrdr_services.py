@@ -480,3 +480,32 @@ def test_a_data_load_lost_with_its_backend_lasted_until_it_was_failed(tmp_path: 
             if r["time"] >= rv.ns("2026-12-04T15:44:50Z") // 1_000_000
             and r["time"] < rv.ns("2026-12-04T15:45:00Z") // 1_000_000]
     assert [(r["operation_id"], r["status"]) for r in rows] == [(LOAD, "running")], rows
+
+
+HUNG_LOAD = "op_data_load_20261204_154455_734c9af6"  # run1 case 4: POST /data/validate timed out
+
+
+@pytest.mark.parametrize(
+    ("now", "status", "timeouts"),
+    [("2026-12-04T15:45:40Z", "running", 1), ("2026-12-04T15:52:00Z", "failed", 4)],
+)
+def test_an_ib_host_service_that_hangs_is_not_called_down(
+    now: str, status: str, timeouts: int, tmp_path: Path
+) -> None:
+    """Case 4's host service with nothing showing the Gateway refusing it (no ib.connect
+    spans: the Gateway is up, the host service hangs for another reason): it accepted every
+    POST /data/validate (its server spans are there) and answered none in 30 s; KTRDR's
+    service_adapter retried the timeouts and failed the load. It read "Nothing answered at
+    http://localhost:5001: the IB host service is not running. Start it": a running service
+    called down, and starting what runs fixes nothing."""
+    hung = rv.without(rv.load(TRACES), rv.is_ib_connect)
+    d = _diagnose(_before(hung, now), HUNG_LOAD, now, tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", status), d["summary"]
+    assert "5001" in d["summary"] and "hangs" in d["summary"], d["summary"]
+    assert f"attempts timed out: {timeouts}" in d["summary"], d["summary"]
+    assert "gateway" not in d["summary"].lower(), d["summary"]
+    steps = " ".join(d["solution"]["steps"])
+    assert "not running" not in steps and "running, not down" in steps, steps
+    assert "curl -s -m 5 http://localhost:5001/health | jq" in d["solution"]["commands"]
+    if status == "failed":
+        assert "Host service timeout" in steps, steps

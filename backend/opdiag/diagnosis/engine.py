@@ -29,6 +29,7 @@ from opdiag.analysis.gaps import Gap
 from opdiag.analysis.retries import Retry
 from opdiag.diagnosis.answered_again import answered_again_us
 from opdiag.diagnosis.bottleneck import find_bottleneck, noise_check, open_tail_of
+from opdiag.diagnosis.child_op import name_child
 from opdiag.diagnosis.conclusion import conclude, fallback_verdict, minutes_text
 from opdiag.diagnosis.evidence import (
     evidence_of,
@@ -446,6 +447,7 @@ def diagnose(
     apply_slow(
         diagnosis, baseline_ms, rules, settings, fallback=fallback, op_values=op_values.full
     )
+    name_child(diagnosis, [t for t, _ in walks])
     return diagnosis
 
 
