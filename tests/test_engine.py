@@ -1345,3 +1345,17 @@ def test_a_cancel_says_who_sent_it_and_leaves_the_loop_to_the_worker(interrupted
     ), b
     said = "(interrupted while following)"
     assert (said in d.summary) is interrupted, d.summary
+
+
+def test_a_value_that_ends_its_sentence_takes_the_template_s_full_stop() -> None:
+    """KTRDR's messages often end with a full stop: '…may need to be retrained..' read a
+    step that quotes one. Only the value's own stop stays; an ellipsis, a missing value's
+    'n/a' and a command keep the template's text as it is."""
+    step = parse_template("The worker said: {attr:operation.error}.")
+    said = fill(step, {"operation.error": "Model may need to be retrained."})
+    assert said == "The worker said: Model may need to be retrained."
+    assert fill(step, {"operation.error": "no stop"}) == "The worker said: no stop."
+    assert fill(step, {}) == "The worker said: n/a."
+    assert fill(parse_template("a.{phase}.b"), {"phase": "v."}) == "a.v.b"
+    command = parse_template("ktrdr status {operation.id}.")
+    assert fill_command(command, {"operation.id": "op_x."}) == "ktrdr status op_x.."

@@ -317,13 +317,19 @@ def _filled(template: Template, evidence: Mapping[str, Any], *, strict: bool) ->
         return template.static
     out: list[str] = []
     state = ""  # the shell's quoting where the next part goes (commands only)
+    valued = False  # the last part was a value (a sentence's full stop may end it already)
     for part in template.parts:
         if isinstance(part, str):
-            out.append(part)
+            literal = part
+            if valued and not strict and part[:1] == "." and out and out[-1].endswith("."):
+                literal = part[1:]  # "…may need to be retrained." + "." : one full stop
+            valued = False
+            out.append(literal)
             if strict:
                 state = _quote_state(part, state)
             continue
         value = evidence.get(part.key)
+        valued = True
         if part.present is not None:
             if value is not None and value != "":
                 text = render_value(value)
