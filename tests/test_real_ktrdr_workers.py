@@ -276,6 +276,33 @@ def test_a_worker_killed_right_after_the_dispatch_is_lost_and_named(
     assert f"stopped answering at {silent}" in d["summary"], d["summary"]
 
 
+_KILLED_AFTER_DISPATCH = [
+    ("op_training_20261204_154749_b37ed832", 20),
+    ("op_training_20261204_154749_b37ed832", 60),
+    ("op_backtesting_20261204_155333_db0629d4", 20),
+    ("op_backtesting_20261204_155333_db0629d4", 60),
+]
+
+
+@pytest.mark.parametrize(("ident", "after_ms"), _KILLED_AFTER_DISPATCH)
+@pytest.mark.parametrize("now", ["2026-12-04T15:54:00Z", "2026-12-04T16:10:00Z"])
+def test_a_worker_killed_right_after_the_dispatch_has_its_row_in_the_listing(
+    ident: str, after_ms: int, now: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operation diagnose calls worker_lost is a row of ``operations`` too. Before, the
+    backend's reads of it (all that names it: each passed on to the worker, refused) were
+    polling noise unless the orphan detector's record named it: no row in flight (15:54),
+    none ever when the worker died before writing it (every read 404)."""
+    changed = rv.killed_after_dispatch(
+        rv.load(TRACES), ident, after_ms * 1_000_000, rv.ns("2026-12-04T17:00:00Z")
+    )
+    root = rv.write(changed, tmp_path / "killed" / "traces")
+    assert main(["operations", "--traces", str(root), "--now", now, "--format", "json"]) == 0
+    rows = {r["operation_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert ident in rows, sorted(rows)
+    assert rows[ident]["verdict"] == "worker_lost", rows[ident]
+
+
 @pytest.mark.parametrize(("loop_extra_s", "verdict"), [(70, "slow"), (0, "healthy")])
 def test_two_runs_of_one_strategy_at_the_same_time_are_not_each_others_baseline(
     loop_extra_s: float, verdict: str, tmp_path: Path

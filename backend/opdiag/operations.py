@@ -495,13 +495,20 @@ def group_operations(
         hints[op_id].append(op_type)
 
     polled: list[tuple[str, Trace]] = []  # reads of an operation, noise unless nothing else
+    # reads the backend passed on to the worker it dispatched the operation to (it holds a
+    # proxy for it only once a worker accepted it), whatever they answered: an operation
+    # although no span names it (its worker died before its first export)
+    dispatched: list[tuple[str, Trace]] = []
 
     for trace in traces:
         if not trace.spans:
             continue
         if _is_noise_trace(trace, noise):
             read = _read_at_root(trace)
-            if read is not None:
+            through = read_through(trace)
+            if through is not None and read in (None, through):
+                dispatched.append((through, trace))
+            elif read is not None:
                 polled.append((read, trace))
             continue
         scan = _scan(trace)
@@ -543,6 +550,9 @@ def group_operations(
     # export): the backend's reads of it, noise otherwise, name the worker it read it from
     for read, trace in polled:
         if read in hints and read not in carried:
+            join(read, trace, None, single=True)
+    for read, trace in dispatched:
+        if read not in carried:
             join(read, trace, None, single=True)
     for op_id, found in hints.items():
         group = groups[op_id]
