@@ -303,6 +303,28 @@ def test_a_worker_killed_right_after_the_dispatch_has_its_row_in_the_listing(
     assert rows[ident]["verdict"] == "worker_lost", rows[ident]
 
 
+@pytest.mark.parametrize("ident", [i for i, ms in _KILLED_AFTER_DISPATCH if ms == 20])
+@pytest.mark.parametrize("now", ["2026-12-04T15:54:00Z", "2026-12-04T16:10:00Z"])
+def test_an_operation_its_worker_died_before_saving_is_not_said_running(
+    ident: str, now: str, tmp_path: Path
+) -> None:
+    """Killed 20 ms after the dispatch, before ``operations.create``: every read of the
+    operation answered 404, KTRDR holds no row of it, and its orphan detector (it lists
+    RUNNING rows only) never fails it. Before: 'operation status running' and 'KTRDR keeps
+    the operation RUNNING until its orphan detector fails it'. Now its status is unknown
+    and the solution says KTRDR has no record of it and nothing will end it."""
+    changed = rv.killed_after_dispatch(
+        rv.load(TRACES), ident, 20_000_000, rv.ns("2026-12-04T17:00:00Z")
+    )
+    root = rv.write(changed, tmp_path / "killed" / "traces").parent
+    d = diagnose_case(root, {"id": ident, "now": now}, tmp_path / "case")
+    assert d["verdict"] == "worker_lost", d["summary"]
+    assert d["status"] != "running", d["status"]
+    steps = " ".join(d["solution"]["steps"])
+    assert "RUNNING until" not in steps, steps
+    assert "holds no record of the operation" in steps and "404" in steps, steps
+
+
 @pytest.mark.parametrize(("loop_extra_s", "verdict"), [(70, "slow"), (0, "healthy")])
 def test_two_runs_of_one_strategy_at_the_same_time_are_not_each_others_baseline(
     loop_extra_s: float, verdict: str, tmp_path: Path

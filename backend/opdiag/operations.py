@@ -371,6 +371,27 @@ def read_through(trace: Trace) -> str | None:
     return None
 
 
+def never_recorded(traces: Iterable[Trace], operation_id: str) -> int | None:
+    """When the backend last answered a read of ``operation_id`` 404, if every read of it
+    it answered did and no span carries its id: KTRDR holds no record of the operation (its
+    worker died before ``operations.create`` wrote it), so ``ktrdr status`` answers not found,
+    ``ktrdr ops`` does not list it, and the orphan detector, which fails RUNNING operations
+    only, never fails it. A read the backend could not answer (5xx) says nothing either way."""
+    last: int | None = None
+    for trace in traces:
+        for span in trace.spans:
+            if operation_id_of(span) == operation_id:
+                return None
+            if span.kind != SERVER or operation_read(span) != operation_id:
+                continue
+            status = http_status(span)
+            if status == 404:
+                last = span.start_us if last is None else max(last, span.start_us)
+            elif status is None or status < 500:
+                return None
+    return last
+
+
 def _answered_in(trace: Trace) -> str | None:
     for span in trace.spans:
         op_id = operation_answered(span)

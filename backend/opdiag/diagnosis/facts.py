@@ -51,6 +51,7 @@ from opdiag.model import (
 from opdiag.operations import (
     TERMINAL,
     exited_early,
+    never_recorded,
     operation_answered,
     outcome_length,
     read_through,
@@ -215,6 +216,9 @@ class OperationFacts(msgspec.Struct):
     # running (KTRDR's orphan detector, a minute after a completion nobody read): the end is
     # its outcome and ``last_transition`` (``outcome_length``); this is the first such failure
     failed_late: Span | None = None
+    # KTRDR holds no record of it: every read of it the backend answered said 404, the last
+    # at this time (``operations.never_recorded``); 0 when it does, or may
+    unrecorded_us: int = 0
 
     @property
     def duration_us(self) -> int:
@@ -419,6 +423,8 @@ def operation_facts(
             facts.unlinked_call, facts.unlinked_caller = unlinked[0]
     facts.idle_us = max(0, now_us - max(facts.end_us, live_until_us)) if end is not None else 0
     facts.has_lifecycle = bool(transitions) or _carries_id(walks, operation_id)
+    if facts.has_lifecycle and not transitions and operation_id:
+        facts.unrecorded_us = never_recorded((t for t, _ in walks), operation_id) or 0
     if facts.has_lifecycle and not transitions and _died_unregistered(walks, facts.error_origin):
         facts.status, facts.finished = "failed", True
     if facts.has_lifecycle and not facts.finished and operation_id and rules.followers:
@@ -431,8 +437,10 @@ def operation_facts(
             facts.stuck = True
         else:
             facts.running = True
-        if facts.status == "unknown":  # started, not finished: in flight, stuck or not (its
-            facts.status = "running"  # length runs to now either way)
+        # started, not finished: in flight, stuck or not (its length runs to now either
+        # way); unknown when KTRDR never saved it (no status of it exists)
+        if facts.status == "unknown" and not facts.unrecorded_us:
+            facts.status = "running"
     if not facts.has_lifecycle and end is not None and _request_over(walks, end, now_us):
         facts.finished = True
         facts.status = "rejected" if _rejected(walks, error_spans) else "answered"

@@ -134,7 +134,9 @@ def operation_values(
         values["failed_after"] = duration_text(max(0, late.start_us - done.start_us))
     if busy_with is not None:
         values["worker.busy_with"] = busy_with
-    if not facts.finished:
+    if facts.unrecorded_us:  # no status to keep: KTRDR never saved it
+        values["unrecorded"] = clock_text(facts.unrecorded_us)
+    elif not facts.finished:
         values["in_flight"] = facts.status
     elif facts.status == "failed" and done is not None and late is None and not facts.followed:
         values["outcome"] = _outcome(done)
