@@ -472,6 +472,11 @@ def test_a_data_load_lost_with_its_backend_before_any_record_is_not_said_unstart
     said = capsys.readouterr().err
     assert "had not started" not in said, said
     assert "made at 2026-12-04T15:44:55.000Z" in said and "15:46:06" in said, said
+    # once failed, it lasted from its id's time to the orphan detector's record (71 s), not
+    # from that record to the last read of it (before: started 15:46:06, 21m31s)
+    d = diagnose_case(root.parent, {"id": LOAD, "now": "2026-12-04T16:10:00Z"}, tmp_path / "d")
+    assert d["started_at_ms"] == rv.ns("2026-12-04T15:44:55Z") // 1_000_000, d["started_at_ms"]
+    assert 65_000 < d["duration_ms"] < 80_000, d["duration_ms"]
 
 
 def test_a_data_load_lost_with_its_backend_lasted_until_it_was_failed(tmp_path: Path) -> None:

@@ -325,6 +325,31 @@ def test_an_operation_its_worker_died_before_saving_is_not_said_running(
     assert "holds no record of the operation" in steps and "404" in steps, steps
 
 
+@pytest.mark.parametrize(
+    ("ident", "made", "failed"),
+    [
+        ("op_training_20261204_154749_b37ed832", "2026-12-04T15:47:49Z", "2026-12-04T15:54:04Z"),
+        ("op_backtesting_20261204_155333_db0629d4", "2026-12-04T15:53:33Z", "2026-12-04T15:59:48Z"),
+    ],
+)
+def test_an_operation_known_through_reads_lasts_from_its_id_to_its_failure(
+    ident: str, made: str, failed: str, tmp_path: Path
+) -> None:
+    """Killed 60 ms after the dispatch, after the row was written: the orphan detector fails
+    it 6 min 15 s later; only the backend's reads and that record name it. Before, it began
+    at its first read (15:48:21 for the training) and ended at the last read, 13 min after
+    the failure: 'Total Duration 19m16s'. It begins no later than its id was made and ends
+    at its failure."""
+    changed = rv.killed_after_dispatch(
+        rv.load(TRACES), ident, 60_000_000, rv.ns("2026-12-04T17:00:00Z")
+    )
+    root = rv.write(changed, tmp_path / "killed" / "traces").parent
+    d = diagnose_case(root, {"id": ident, "now": "2026-12-04T16:10:00Z"}, tmp_path / "case")
+    assert (d["verdict"], d["status"]) == ("worker_lost", "failed"), d["summary"]
+    assert d["started_at_ms"] == rv.ns(made) // 1_000_000, d["started_at_ms"]
+    assert abs(d["ended_at_ms"] - rv.ns(failed) // 1_000_000) < 1_000, d["ended_at_ms"]
+
+
 @pytest.mark.parametrize(("loop_extra_s", "verdict"), [(70, "slow"), (0, "healthy")])
 def test_two_runs_of_one_strategy_at_the_same_time_are_not_each_others_baseline(
     loop_extra_s: float, verdict: str, tmp_path: Path

@@ -56,6 +56,7 @@ from opdiag.operations import (
     outcome_length,
     read_through,
 )
+from opdiag.search_window import id_time_us
 
 OP_ID = "operation.id"
 # ``create_service_span`` str()s every value, so an id that was never set can read "None".
@@ -405,6 +406,10 @@ def operation_facts(
             outlived = _callers_lost(walks, transitions[-1].end_us)
             if outlived:
                 _extent_without(facts, walks, outlived, context)
+        if facts.finished:  # the backend's reads of it after its end are no part of it
+            after = _reads_after(walks, transitions[-1].end_us)
+            if after:
+                _extent_without(facts, walks, after, context)
         facts.ended_before = _ended_before(transitions, statuses)
         if facts.status == "cancelled" and phase_key is not None and phase_end > 0:
             # where it was when cancelled: a phase that ends after the cancel (KTRDR checks
@@ -416,6 +421,11 @@ def operation_facts(
             )
             if cancelled_at is not None and phase_key[0] <= cancelled_at < phase_end:
                 facts.where, facts.where_since_us = f"in {phase_key[1]}", phase_key[0]
+    made = id_time_us(operation_id) if operation_id and not facts.work_traces else None
+    if made is not None and 0 < made < facts.start_us:
+        # known only through reads and records (its process died before its first export):
+        # it began no later than its id was made (KTRDR writes the UTC time into it)
+        facts.start_us = made
     if facts.trace_count > 1:
         unlinked = unlinked_calls(walks)
         facts.unlinked_calls = len(unlinked)
@@ -603,6 +613,20 @@ def _callers_lost(
             if id(top) in orphaned:
                 lost.add(id(span))
     return lost
+
+
+def _reads_after(
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], ended_us: int
+) -> set[int]:
+    """The spans of the backend's reads of the operation (a poll's trace) that began after
+    it ended: what a status read answers then is no work of it (a read 13 min after the
+    orphan detector failed it made it last 13 min longer)."""
+    return {
+        id(span)
+        for trace, walk in walks
+        if walk and _a_read(trace) and min(s.start_us for s, _ in walk) >= ended_us
+        for span, _ in walk
+    }
 
 
 def _extent_without(
