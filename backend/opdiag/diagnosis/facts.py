@@ -421,7 +421,7 @@ def operation_facts(
             )
             if cancelled_at is not None and phase_key[0] <= cancelled_at < phase_end:
                 facts.where, facts.where_since_us = f"in {phase_key[1]}", phase_key[0]
-    made = id_time_us(operation_id) if operation_id and not facts.work_traces else None
+    made = id_time_us(operation_id) if operation_id and _unnamed_work(walks, operation_id) else None
     if made is not None and 0 < made < facts.start_us:
         # known only through reads and records (its process died before its first export):
         # it began no later than its id was made (KTRDR writes the UTC time into it)
@@ -613,6 +613,17 @@ def _callers_lost(
             if id(top) in orphaned:
                 lost.add(id(span))
     return lost
+
+
+def _unnamed_work(
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], operation_id: str
+) -> bool:
+    """No span of a trace of more than one span carries the operation's id: it is known only
+    through the backend's reads of it and one-span records (the orphan detector's)."""
+    return not any(
+        len(walk) > 1 and any(operation_id_of(span) == operation_id for span, _ in walk)
+        for _, walk in walks
+    )
 
 
 def _reads_after(
