@@ -485,16 +485,19 @@ def _scan(trace: Trace) -> _TraceScan:
 
 
 def group_operations(
-    traces: Iterable[Trace], noise_patterns: Sequence[str] = ()
+    traces: Iterable[Trace], noise_patterns: Sequence[str] = (), *, whole: bool = False
 ) -> list[OperationTraces]:
     """Operations held by ``traces``, newest first.
 
     A trace belongs to every operation whose id appears on one of its spans; a trace without
     any id is an operation of its own (keyed by trace id) only when it is a failed dispatch,
     unless the failed call named an operation in its URL whose own traces are here (``ktrdr
-    resume`` of a completed operation answered 409: the operation's); noise traces (health,
-    metrics, polling — even polling that names an operation id, since polling is not activity
-    of the operation) belong to nothing.
+    resume`` of a completed operation answered 409: the operation's); ``whole``: ``traces``
+    are all the source holds for a window (a listing), not a lookup's few, so reads the
+    backend passed on to an operation's worker name an operation none of whose spans is
+    there (a lookup of one such read by its trace id reads it as a probe of its own); noise
+    traces (health, metrics, polling — even polling that names an operation id, since
+    polling is not activity of the operation) belong to nothing.
     """
     groups: dict[str, OperationTraces] = {}
     hints: dict[str, list[str | None]] = {}
@@ -573,7 +576,7 @@ def group_operations(
         if read in hints and read not in carried:
             join(read, trace, None, single=True)
     for read, trace in dispatched:
-        if read not in carried:
+        if read not in carried and (read in hints or whole):
             join(read, trace, None, single=True)
     for op_id, found in hints.items():
         group = groups[op_id]
