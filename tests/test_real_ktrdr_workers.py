@@ -339,7 +339,7 @@ def test_an_operation_known_through_reads_lasts_from_its_id_to_its_failure(
     it 6 min 15 s later; only the backend's reads and that record name it. Before, it began
     at its first read (15:48:21 for the training) and ended at the last read, 13 min after
     the failure: 'Total Duration 19m16s'. It begins no later than its id was made and ends
-    at its failure."""
+    at its failure, and names no bottleneck."""
     changed = rv.killed_after_dispatch(
         rv.load(TRACES), ident, 60_000_000, rv.ns("2026-12-04T17:00:00Z")
     )
@@ -348,6 +348,9 @@ def test_an_operation_known_through_reads_lasts_from_its_id_to_its_failure(
     assert (d["verdict"], d["status"]) == ("worker_lost", "failed"), d["summary"]
     assert d["started_at_ms"] == rv.ns(made) // 1_000_000, d["started_at_ms"]
     assert abs(d["ended_at_ms"] - rv.ns(failed) // 1_000_000) < 1_000, d["ended_at_ms"]
+    # no work of it holds any time: before, the orphan detector's one-span record was the
+    # bottleneck ("operation.state_transition, 0.0 ms, 100 %")
+    assert d["bottleneck"] is None, d["bottleneck"]
 
 
 @pytest.mark.parametrize(("loop_extra_s", "verdict"), [(70, "slow"), (0, "healthy")])

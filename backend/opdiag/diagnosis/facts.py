@@ -220,6 +220,8 @@ class OperationFacts(msgspec.Struct):
     # KTRDR holds no record of it: every read of it the backend answered said 404, the last
     # at this time (``operations.never_recorded``); 0 when it does, or may
     unrecorded_us: int = 0
+    # no span of its work names it: known only through reads of it and one-span records
+    no_work: bool = False
 
     @property
     def duration_us(self) -> int:
@@ -421,7 +423,8 @@ def operation_facts(
             )
             if cancelled_at is not None and phase_key[0] <= cancelled_at < phase_end:
                 facts.where, facts.where_since_us = f"in {phase_key[1]}", phase_key[0]
-    made = id_time_us(operation_id) if operation_id and _unnamed_work(walks, operation_id) else None
+    facts.no_work = bool(operation_id) and _unnamed_work(walks, operation_id)
+    made = id_time_us(operation_id) if operation_id and facts.no_work else None
     if made is not None and 0 < made < facts.start_us:
         # known only through reads and records (its process died before its first export):
         # it began no later than its id was made (KTRDR writes the UTC time into it)
