@@ -456,6 +456,34 @@ def test_a_data_load_sent_with_curl_lost_with_its_backend_within_its_first_expor
     assert "orphan detector of the backend that came back" in d["summary"], d["summary"]
 
 
+def test_a_data_load_lost_with_its_backend_before_any_record_is_not_said_unstarted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The curl-started load of case 4 (id made at 15:44:55) lost with its backend killed at
+    15:44:56: at 15:45:30 nothing names it yet, its first record (the orphan detector's) is
+    at 15:46:06. Before: 'had not started by 15:45:30 … its first span starts at 15:46:06',
+    false: its id says it was made at 15:44:55. Now: no span of it had been exported by then,
+    though its id says when it was made."""
+    killed = rv.ns("2026-12-04T15:44:56Z")
+    changed = rv.backend_killed_during_data_load(
+        rv.load(TRACES), LOAD, killed, killed + 7_000_000_000
+    )
+    trace_id = next(
+        s["traceId"] for _, _, s in rv.spans(rv.load(TRACES)) if rv.attr(s, "operation.id") == LOAD
+    )
+    root = rv.write(rv.unfollowed(changed, {trace_id}), tmp_path / "run" / "traces")
+    assert opdiag_main(["diagnose", LOAD, "--traces", str(root),
+                        "--now", "2026-12-04T15:45:30Z"]) != 0
+    said = capsys.readouterr().err
+    assert "had not started" not in said, said
+    assert "made at 2026-12-04T15:44:55.000Z" in said and "15:46:06" in said, said
+    # once failed, it lasted from its id's time to the orphan detector's record (71 s), not
+    # from that record to the last read of it (before: started 15:46:06, 21m31s)
+    d = diagnose_case(root.parent, {"id": LOAD, "now": "2026-12-04T16:10:00Z"}, tmp_path / "d")
+    assert d["started_at_ms"] == rv.ns("2026-12-04T15:44:55Z") // 1_000_000, d["started_at_ms"]
+    assert 65_000 < d["duration_ms"] < 80_000, d["duration_ms"]
+
+
 def test_a_data_load_lost_with_its_backend_lasted_until_it_was_failed(tmp_path: Path) -> None:
     """The backend SIGKILLed 3 s into case 4's data load, back 7 s later, the load failed by
     the new process's orphan detector 71 s in. The IB host service's /data/validate call

@@ -276,6 +276,83 @@ def test_a_worker_killed_right_after_the_dispatch_is_lost_and_named(
     assert f"stopped answering at {silent}" in d["summary"], d["summary"]
 
 
+_KILLED_AFTER_DISPATCH = [
+    ("op_training_20261204_154749_b37ed832", 20),
+    ("op_training_20261204_154749_b37ed832", 60),
+    ("op_backtesting_20261204_155333_db0629d4", 20),
+    ("op_backtesting_20261204_155333_db0629d4", 60),
+]
+
+
+@pytest.mark.parametrize(("ident", "after_ms"), _KILLED_AFTER_DISPATCH)
+@pytest.mark.parametrize("now", ["2026-12-04T15:54:00Z", "2026-12-04T16:10:00Z"])
+def test_a_worker_killed_right_after_the_dispatch_has_its_row_in_the_listing(
+    ident: str, after_ms: int, now: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operation diagnose calls worker_lost is a row of ``operations`` too. Before, the
+    backend's reads of it (all that names it: each passed on to the worker, refused) were
+    polling noise unless the orphan detector's record named it: no row in flight (15:54),
+    none ever when the worker died before writing it (every read 404)."""
+    changed = rv.killed_after_dispatch(
+        rv.load(TRACES), ident, after_ms * 1_000_000, rv.ns("2026-12-04T17:00:00Z")
+    )
+    root = rv.write(changed, tmp_path / "killed" / "traces")
+    assert main(["operations", "--traces", str(root), "--now", now, "--format", "json"]) == 0
+    rows = {r["operation_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert ident in rows, sorted(rows)
+    assert rows[ident]["verdict"] == "worker_lost", rows[ident]
+
+
+@pytest.mark.parametrize("ident", [i for i, ms in _KILLED_AFTER_DISPATCH if ms == 20])
+@pytest.mark.parametrize("now", ["2026-12-04T15:54:00Z", "2026-12-04T16:10:00Z"])
+def test_an_operation_its_worker_died_before_saving_is_not_said_running(
+    ident: str, now: str, tmp_path: Path
+) -> None:
+    """Killed 20 ms after the dispatch, before ``operations.create``: every read of the
+    operation answered 404, KTRDR holds no row of it, and its orphan detector (it lists
+    RUNNING rows only) never fails it. Before: 'operation status running' and 'KTRDR keeps
+    the operation RUNNING until its orphan detector fails it'. Now its status is unknown
+    and the solution says KTRDR has no record of it and nothing will end it."""
+    changed = rv.killed_after_dispatch(
+        rv.load(TRACES), ident, 20_000_000, rv.ns("2026-12-04T17:00:00Z")
+    )
+    root = rv.write(changed, tmp_path / "killed" / "traces").parent
+    d = diagnose_case(root, {"id": ident, "now": now}, tmp_path / "case")
+    assert d["verdict"] == "worker_lost", d["summary"]
+    assert d["status"] != "running", d["status"]
+    steps = " ".join(d["solution"]["steps"])
+    assert "RUNNING until" not in steps, steps
+    assert "holds no record of the operation" in steps and "404" in steps, steps
+
+
+@pytest.mark.parametrize(
+    ("ident", "made", "failed"),
+    [
+        ("op_training_20261204_154749_b37ed832", "2026-12-04T15:47:49Z", "2026-12-04T15:54:04Z"),
+        ("op_backtesting_20261204_155333_db0629d4", "2026-12-04T15:53:33Z", "2026-12-04T15:59:48Z"),
+    ],
+)
+def test_an_operation_known_through_reads_lasts_from_its_id_to_its_failure(
+    ident: str, made: str, failed: str, tmp_path: Path
+) -> None:
+    """Killed 60 ms after the dispatch, after the row was written: the orphan detector fails
+    it 6 min 15 s later; only the backend's reads and that record name it. Before, it began
+    at its first read (15:48:21 for the training) and ended at the last read, 13 min after
+    the failure: 'Total Duration 19m16s'. It begins no later than its id was made and ends
+    at its failure, and names no bottleneck."""
+    changed = rv.killed_after_dispatch(
+        rv.load(TRACES), ident, 60_000_000, rv.ns("2026-12-04T17:00:00Z")
+    )
+    root = rv.write(changed, tmp_path / "killed" / "traces").parent
+    d = diagnose_case(root, {"id": ident, "now": "2026-12-04T16:10:00Z"}, tmp_path / "case")
+    assert (d["verdict"], d["status"]) == ("worker_lost", "failed"), d["summary"]
+    assert d["started_at_ms"] == rv.ns(made) // 1_000_000, d["started_at_ms"]
+    assert abs(d["ended_at_ms"] - rv.ns(failed) // 1_000_000) < 1_000, d["ended_at_ms"]
+    # no work of it holds any time: before, the orphan detector's one-span record was the
+    # bottleneck ("operation.state_transition, 0.0 ms, 100 %")
+    assert d["bottleneck"] is None, d["bottleneck"]
+
+
 @pytest.mark.parametrize(("loop_extra_s", "verdict"), [(70, "slow"), (0, "healthy")])
 def test_two_runs_of_one_strategy_at_the_same_time_are_not_each_others_baseline(
     loop_extra_s: float, verdict: str, tmp_path: Path

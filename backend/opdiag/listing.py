@@ -189,7 +189,9 @@ class OperationsListing:
         if name == "verdicts":
             return [variable_row(v) for v in VERDICTS]
         traces = self.source.recent_traces(start_us, end_us, self._trace_limit())
-        groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
+        groups = group_operations(
+            traces, self.settings.diagnosis.noise_span_patterns, whole=True
+        )
         if name == "operation_types":
             return [variable_row(v) for v in sorted({g.operation_type for g in groups})]
         if name == "services":
@@ -211,7 +213,9 @@ class OperationsListing:
         (here, at once), then baselines, one operation at a time as the result is read.
         ``rows``: see ``each_operation``."""
         traces = at.visible(self.source.recent_traces(start_us, end_us, self._trace_limit(limit)))
-        groups = group_operations(traces, self.settings.diagnosis.noise_span_patterns)
+        groups = group_operations(
+            traces, self.settings.diagnosis.noise_span_patterns, whole=True
+        )
         finals: dict[str, Diagnosis] = {}
         todo: list[OperationTraces] = []
         for group in groups:

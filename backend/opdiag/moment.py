@@ -21,7 +21,7 @@ from opdiag.diagnosis.result import REQUEST_SETTLE_MS, Diagnosis
 from opdiag.errors import NotYetError
 from opdiag.model import Span, Trace
 from opdiag.operations import OperationTraces, last_status
-from opdiag.search_window import CLOCK_MARGIN_US
+from opdiag.search_window import CLOCK_MARGIN_US, id_time_us
 from opdiag.timeutil import US_PER_MS, TimeRange, format_rfc3339
 
 
@@ -93,6 +93,15 @@ def not_yet(ident: str, traces: Sequence[Trace], now_us: int) -> NotYetError:
     exported by then (it had not started, or no span of it had ended)."""
     when = _moment(now_us)
     first = min(t.start_us for t in traces)
+    made = id_time_us(ident)
+    if first > now_us and made is not None and made <= now_us:
+        # its id was made by then (KTRDR writes the UTC time into it): it had started, its
+        # process died before it exported anything (a backend killed in its first batch)
+        return NotYetError(
+            f"no span of {ident!r} had been exported by {when} (the clock judged by), though "
+            f"its id says it was made at {_moment(made)}: its first record is at "
+            f"{_moment(first)}"
+        )
     if first > now_us:
         return NotYetError(
             f"{ident!r} had not started by {when} (the clock judged by): its first span "

@@ -370,6 +370,27 @@ def read_through(trace: Trace) -> str | None:
     return None
 
 
+def never_recorded(traces: Iterable[Trace], operation_id: str) -> int | None:
+    """When the backend last answered a read of ``operation_id`` 404, if every read of it
+    it answered did and no span carries its id: KTRDR holds no record of the operation (its
+    worker died before ``operations.create`` wrote it), so ``ktrdr status`` answers not found,
+    ``ktrdr ops`` does not list it, and the orphan detector, which fails RUNNING operations
+    only, never fails it. A read the backend could not answer (5xx) says nothing either way."""
+    last: int | None = None
+    for trace in traces:
+        for span in trace.spans:
+            if operation_id_of(span) == operation_id:
+                return None
+            if span.kind != SERVER or operation_read(span) != operation_id:
+                continue
+            status = http_status(span)
+            if status == 404:
+                last = span.start_us if last is None else max(last, span.start_us)
+            elif status is None or status < 500:
+                return None
+    return last
+
+
 def _answered_in(trace: Trace) -> str | None:
     for span in trace.spans:
         op_id = operation_answered(span)
@@ -463,16 +484,19 @@ def _scan(trace: Trace) -> _TraceScan:
 
 
 def group_operations(
-    traces: Iterable[Trace], noise_patterns: Sequence[str] = ()
+    traces: Iterable[Trace], noise_patterns: Sequence[str] = (), *, whole: bool = False
 ) -> list[OperationTraces]:
     """Operations held by ``traces``, newest first.
 
     A trace belongs to every operation whose id appears on one of its spans; a trace without
     any id is an operation of its own (keyed by trace id) only when it is a failed dispatch,
     unless the failed call named an operation in its URL whose own traces are here (``ktrdr
-    resume`` of a completed operation answered 409: the operation's); noise traces (health,
-    metrics, polling — even polling that names an operation id, since polling is not activity
-    of the operation) belong to nothing.
+    resume`` of a completed operation answered 409: the operation's); ``whole``: ``traces``
+    are all the source holds for a window (a listing), not a lookup's few, so reads the
+    backend passed on to an operation's worker name an operation none of whose spans is
+    there (a lookup of one such read by its trace id reads it as a probe of its own); noise
+    traces (health, metrics, polling — even polling that names an operation id, since
+    polling is not activity of the operation) belong to nothing.
     """
     groups: dict[str, OperationTraces] = {}
     hints: dict[str, list[str | None]] = {}
@@ -494,13 +518,20 @@ def group_operations(
         hints[op_id].append(op_type)
 
     polled: list[tuple[str, Trace]] = []  # reads of an operation, noise unless nothing else
+    # reads the backend passed on to the worker it dispatched the operation to (it holds a
+    # proxy for it only once a worker accepted it), whatever they answered: an operation
+    # although no span names it (its worker died before its first export)
+    dispatched: list[tuple[str, Trace]] = []
 
     for trace in traces:
         if not trace.spans:
             continue
         if _is_noise_trace(trace, noise):
             read = _read_at_root(trace)
-            if read is not None:
+            through = read_through(trace)
+            if through is not None and read in (None, through):
+                dispatched.append((through, trace))
+            elif read is not None:
                 polled.append((read, trace))
             continue
         scan = _scan(trace)
@@ -542,6 +573,9 @@ def group_operations(
     # export): the backend's reads of it, noise otherwise, name the worker it read it from
     for read, trace in polled:
         if read in hints and read not in carried:
+            join(read, trace, None, single=True)
+    for read, trace in dispatched:
+        if read not in carried and (read in hints or whole):
             join(read, trace, None, single=True)
     for op_id, found in hints.items():
         group = groups[op_id]

@@ -300,6 +300,11 @@ def diagnose(
         # calls were 1 %; a worker killed 60 ms after the dispatch left a 0 ms transition
         # as "100 %" of the time it worked); the span stays for rules that test it
         choice = msgspec.structs.replace(choice, result=None)
+    elif choice.result is not None and facts.has_lifecycle and facts.no_work:
+        # known only through the backend's reads of it and one-span records (its process
+        # died before its first export): no work of it holds any time ("the orphan
+        # detector's transition, 0.0 ms, 100 %" read as a lead)
+        choice = msgspec.structs.replace(choice, result=None)
     quiet_since = _quiet_everywhere_since(facts, near, now_us, settings)
     quiet_ms = _kept_alive_ms(facts, tail, settings)
     op_values = operation_values(

@@ -51,10 +51,12 @@ from opdiag.model import (
 from opdiag.operations import (
     TERMINAL,
     exited_early,
+    never_recorded,
     operation_answered,
     outcome_length,
     read_through,
 )
+from opdiag.search_window import id_time_us
 
 OP_ID = "operation.id"
 # ``create_service_span`` str()s every value, so an id that was never set can read "None".
@@ -215,6 +217,11 @@ class OperationFacts(msgspec.Struct):
     # running (KTRDR's orphan detector, a minute after a completion nobody read): the end is
     # its outcome and ``last_transition`` (``outcome_length``); this is the first such failure
     failed_late: Span | None = None
+    # KTRDR holds no record of it: every read of it the backend answered said 404, the last
+    # at this time (``operations.never_recorded``); 0 when it does, or may
+    unrecorded_us: int = 0
+    # no span of its work names it: known only through reads of it and one-span records
+    no_work: bool = False
 
     @property
     def duration_us(self) -> int:
@@ -401,6 +408,10 @@ def operation_facts(
             outlived = _callers_lost(walks, transitions[-1].end_us)
             if outlived:
                 _extent_without(facts, walks, outlived, context)
+        if facts.finished:  # the backend's reads of it after its end are no part of it
+            after = _reads_after(walks, transitions[-1].end_us)
+            if after:
+                _extent_without(facts, walks, after, context)
         facts.ended_before = _ended_before(transitions, statuses)
         if facts.status == "cancelled" and phase_key is not None and phase_end > 0:
             # where it was when cancelled: a phase that ends after the cancel (KTRDR checks
@@ -412,6 +423,12 @@ def operation_facts(
             )
             if cancelled_at is not None and phase_key[0] <= cancelled_at < phase_end:
                 facts.where, facts.where_since_us = f"in {phase_key[1]}", phase_key[0]
+    facts.no_work = bool(operation_id) and _unnamed_work(walks, operation_id)
+    made = id_time_us(operation_id) if operation_id and facts.no_work else None
+    if made is not None and 0 < made < facts.start_us:
+        # known only through reads and records (its process died before its first export):
+        # it began no later than its id was made (KTRDR writes the UTC time into it)
+        facts.start_us = made
     if facts.trace_count > 1:
         unlinked = unlinked_calls(walks)
         facts.unlinked_calls = len(unlinked)
@@ -419,6 +436,8 @@ def operation_facts(
             facts.unlinked_call, facts.unlinked_caller = unlinked[0]
     facts.idle_us = max(0, now_us - max(facts.end_us, live_until_us)) if end is not None else 0
     facts.has_lifecycle = bool(transitions) or _carries_id(walks, operation_id)
+    if facts.has_lifecycle and not transitions and operation_id:
+        facts.unrecorded_us = never_recorded((t for t, _ in walks), operation_id) or 0
     if facts.has_lifecycle and not transitions and _died_unregistered(walks, facts.error_origin):
         facts.status, facts.finished = "failed", True
     if facts.has_lifecycle and not facts.finished and operation_id and rules.followers:
@@ -431,8 +450,10 @@ def operation_facts(
             facts.stuck = True
         else:
             facts.running = True
-        if facts.status == "unknown":  # started, not finished: in flight, stuck or not (its
-            facts.status = "running"  # length runs to now either way)
+        # started, not finished: in flight, stuck or not (its length runs to now either
+        # way); unknown when KTRDR never saved it (no status of it exists)
+        if facts.status == "unknown" and not facts.unrecorded_us:
+            facts.status = "running"
     if not facts.has_lifecycle and end is not None and _request_over(walks, end, now_us):
         facts.finished = True
         facts.status = "rejected" if _rejected(walks, error_spans) else "answered"
@@ -595,6 +616,31 @@ def _callers_lost(
             if id(top) in orphaned:
                 lost.add(id(span))
     return lost
+
+
+def _unnamed_work(
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], operation_id: str
+) -> bool:
+    """No span of a trace of more than one span carries the operation's id: it is known only
+    through the backend's reads of it and one-span records (the orphan detector's)."""
+    return not any(
+        len(walk) > 1 and any(operation_id_of(span) == operation_id for span, _ in walk)
+        for _, walk in walks
+    )
+
+
+def _reads_after(
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], ended_us: int
+) -> set[int]:
+    """The spans of the backend's reads of the operation (a poll's trace) that began after
+    it ended: what a status read answers then is no work of it (a read 13 min after the
+    orphan detector failed it made it last 13 min longer)."""
+    return {
+        id(span)
+        for trace, walk in walks
+        if walk and _a_read(trace) and min(s.start_us for s, _ in walk) >= ended_us
+        for span, _ in walk
+    }
 
 
 def _extent_without(

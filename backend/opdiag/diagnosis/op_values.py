@@ -139,7 +139,9 @@ def operation_values(
     running = [h for h in held if h.running]
     if running:  # the run to cancel to free a worker now: the one running longest
         values["worker.busy_op"] = min(running, key=lambda h: h.at_us).operation_id
-    if not facts.finished:
+    if facts.unrecorded_us:  # no status to keep: KTRDR never saved it
+        values["unrecorded"] = clock_text(facts.unrecorded_us)
+    elif not facts.finished:
         values["in_flight"] = facts.status
     elif facts.status == "failed" and done is not None and late is None and not facts.followed:
         values["outcome"] = _outcome(done)

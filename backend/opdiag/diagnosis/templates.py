@@ -101,6 +101,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "completed.service",
         "failed_after",
         "in_flight",
+        "unrecorded",
         "outcome",
         "quiet",
     }
