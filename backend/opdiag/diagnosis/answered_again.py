@@ -23,20 +23,25 @@ def answered_again_us(walks: Walks, operation_id: str | None) -> int | None:
     refused without an HTTP status by the service that answers them; None if none."""
     if operation_id is None:
         return None
-    refused: list[Span] = []
-    answered: list[Span] = []
-    for _, walk in walks:
-        for span, _ in walk:
-            if span.kind == SERVER:
-                if operation_answered(span) == operation_id:
-                    answered.append(span)
-            elif (
-                span.kind == CLIENT
-                and span.error
-                and http_status(span) is None
-                and operation_read(span) == operation_id
-            ):
-                refused.append(span)
+    # refused reads are rare: looked for first, so the answered ones (every poll of a
+    # followed operation, a URL match each) are looked at only when there are some
+    refused = [
+        span
+        for _, walk in walks
+        for span, _ in walk
+        if span.kind == CLIENT
+        and span.error
+        and http_status(span) is None
+        and operation_read(span) == operation_id
+    ]
+    if not refused:
+        return None
+    answered = [
+        span
+        for _, walk in walks
+        for span, _ in walk
+        if span.kind == SERVER and operation_answered(span) == operation_id
+    ]
     answering = {s.service for s in answered}
     refused = [s for s in refused if s.service not in answering]
     if not refused:
