@@ -73,6 +73,8 @@ def survey(
     is_worker = Globs.of(worker_globs).known
     # (id of a shape's ``when`` matches, HTTP status) -> those the status allows
     by_status: dict[tuple[int, int | None], tuple[Any, tuple[SpanMatch, ...]]] = {}
+    # (id() of a when match, service) -> whether its service globs take the service
+    by_service: dict[tuple[int, str], bool] = {}
     for trace, walk in walks:
         noisy: set[str] = set()
         below: set[str] = set()  # every span under noise that is not noise itself
@@ -143,7 +145,15 @@ def survey(
                         )
                     whens = sieved[1]
                 for m in whens:
-                    if id(m) not in held and match_span(m, span, _BARE)[0]:
+                    if id(m) in held:
+                        continue
+                    if m.services is not None:  # decided once per service, not per span
+                        ok = by_service.get((id(m), service))
+                        if ok is None:
+                            ok = by_service[(id(m), service)] = m.services(service)
+                        if not ok:
+                            continue
+                    if match_span(m, span, _BARE)[0]:
                         held.add(id(m))
                         when_left -= 1
             if maybe and (gate is None or not attrs.keys().isdisjoint(gate)):
