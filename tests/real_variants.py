@@ -1119,6 +1119,25 @@ def orphan_closed(recording: Recording, operation_id: str, at_ns: int) -> Record
     return added(recording, service, [span])
 
 
+def _research_started(
+    trace_id: str, prefix: str, at_ns: int, end_ns: int, args: dict[str, Any], base: str
+) -> list[Doc]:
+    """``ktrdr research``'s span and its first two calls (the health check, the trigger the
+    backend answers 202), span ids ``<prefix>000…01`` to ``…03``."""
+    ms = 1_000_000
+    root, health, trigger = (f"{prefix}{i:014x}" for i in (1, 2, 3))
+    return [
+        _span(trace_id, root, None, "cli.research", 1, at_ns, end_ns,
+              {"cli.command": "research", "cli.args": json.dumps(args)}, 1),
+        _span(trace_id, health, root, "GET", CLIENT, at_ns + 5 * ms, at_ns + 15 * ms,
+              {"http.method": "GET", "http.url": f"{base}/api/v1/health",
+               "http.status_code": 200}),
+        _span(trace_id, trigger, root, "POST", CLIENT, at_ns + 20 * ms, at_ns + 75 * ms,
+              {"http.method": "POST", "http.url": f"{base}/api/v1/agent/trigger",
+               "http.status_code": 202}),
+    ]
+
+
 def _span(
     trace_id: str, span_id: str, parent: str | None, name: str, kind: int,
     start_ns: int, end_ns: int, attrs: dict[str, Any], status: int = 0,
@@ -1176,14 +1195,7 @@ def research_without_design_workers(
         "Ensure design agent containers are running and registered."
     )
     cli = [
-        _span(t, "5e00000000000001", None, "cli.research", 1, at_ns, at_ns + 190 * ms,
-              {"cli.command": "research", "cli.args": json.dumps(args)}, 1),
-        _span(t, "5e00000000000002", "5e00000000000001", "GET", CLIENT, at_ns + 5 * ms,
-              at_ns + 15 * ms, {"http.method": "GET", "http.url": f"{base}/api/v1/health",
-                                "http.status_code": 200}),
-        _span(t, "5e00000000000003", "5e00000000000001", "POST", CLIENT, at_ns + 20 * ms,
-              at_ns + 75 * ms, {"http.method": "POST", "http.url": f"{base}/api/v1/agent/trigger",
-                                "http.status_code": 202}),
+        *_research_started(t, "5e", at_ns, at_ns + 190 * ms, args, base),
         _span(t, "5e00000000000004", "5e00000000000001", "GET", CLIENT, at_ns + 150 * ms,
               at_ns + 160 * ms, {"http.method": "GET", "http.url": f"{base}{path}",
                                  "http.status_code": 200}),
@@ -1504,16 +1516,7 @@ def research_child_failed(
     args = {"args": [], "kwargs": {"goal": goal, "model": None, "strategy": None, "follow": True}}
     polls = list(range(at_ns + 150 * ms, research_failed_ns + 1_500 * ms, 1_500 * ms))
     end_ns = polls[-1] + 20 * ms
-    cli = [
-        _span(t, "5f00000000000001", None, "cli.research", 1, at_ns, end_ns,
-              {"cli.command": "research", "cli.args": json.dumps(args)}, 1),
-        _span(t, "5f00000000000002", "5f00000000000001", "GET", CLIENT, at_ns + 5 * ms,
-              at_ns + 15 * ms, {"http.method": "GET", "http.url": f"{base}/api/v1/health",
-                                "http.status_code": 200}),
-        _span(t, "5f00000000000003", "5f00000000000001", "POST", CLIENT, at_ns + 20 * ms,
-              at_ns + 75 * ms, {"http.method": "POST", "http.url": f"{base}/api/v1/agent/trigger",
-                                "http.status_code": 202}),
-    ]
+    cli = _research_started(t, "5f", at_ns, end_ns, args, base)
 
     def server(span_id: str, parent: str, name: str, route_: str, target: str, code: int,
                start_: int, end_: int) -> Doc:
