@@ -59,7 +59,13 @@ from opdiag.diagnosis.recovered import (
     advisory,
     recovered_attempts,
 )
-from opdiag.diagnosis.result import IN_FLIGHT, REQUEST_STATUSES, Diagnosis, Finding
+from opdiag.diagnosis.result import (
+    IN_FLIGHT,
+    REQUEST_STATUSES,
+    Bottleneck,
+    Diagnosis,
+    Finding,
+)
 from opdiag.diagnosis.resumes import since_last_resume, without_refused_resumes
 from opdiag.diagnosis.rules import Rule, RuleSet
 from opdiag.diagnosis.slow import apply_slow
@@ -292,19 +298,8 @@ def diagnose(
         work=found.work,
         open_tail=tail,
     )
-    if choice.result is not None and (
-        choice.result.share < settings.min_bottleneck_share
-        or choice.result.duration_ms < MIN_BOTTLENECK_MS
-    ):
-        # nothing holds the time (a refused request's CLI waited between its retries: its
-        # calls were 1 %; a worker killed 60 ms after the dispatch left a 0 ms transition
-        # as "100 %" of the time it worked); the span stays for rules that test it
-        choice = msgspec.structs.replace(choice, result=None)
-    elif choice.result is not None and facts.has_lifecycle and facts.no_work:
-        # known only through the backend's reads of it and one-span records (its process
-        # died before its first export): no work of it holds any time ("the orphan
-        # detector's transition, 0.0 ms, 100 %" read as a lead)
-        choice = msgspec.structs.replace(choice, result=None)
+    if choice.result is not None and not _holds_time(choice.result, facts, settings):
+        choice = msgspec.structs.replace(choice, result=None)  # the span stays for rules
     quiet_since = _quiet_everywhere_since(facts, near, now_us, settings)
     quiet_ms = _kept_alive_ms(facts, tail, settings)
     op_values = operation_values(
@@ -574,6 +569,20 @@ def _held(
         return None
 
     return holdings(near, Globs.of(globs), facts.start_us, op_id, ended)
+
+
+def _holds_time(result: Bottleneck, facts: OperationFacts, settings: DiagnosisSettings) -> bool:
+    """Whether the bottleneck found is where the operation's time went, or nothing held it:
+    a share under ``min_bottleneck_share`` (a refused request's CLI waited between its
+    retries: its calls were 1 %), a span or gap under a millisecond (a worker killed 60 ms
+    after the dispatch left a 0 ms transition as "100 %" of the time it worked), or an
+    operation no span of whose work names it (known only through reads of it and one-span
+    records: "the orphan detector's transition, 0.0 ms, 100 %")."""
+    return not (
+        result.share < settings.min_bottleneck_share
+        or result.duration_ms < MIN_BOTTLENECK_MS
+        or (facts.has_lifecycle and facts.no_work)
+    )
 
 
 def _quiet_everywhere_since(

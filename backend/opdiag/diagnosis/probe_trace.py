@@ -67,15 +67,7 @@ def probe_values(
     if failure is not None:
         out["probe.failure"] = failure
     if not probe.ok:
-        again = min(
-            (
-                p
-                for p in view.probes
-                if p.ok and p.address == probe.address and p.time_us > probe.time_us
-            ),
-            key=lambda p: p.time_us,
-            default=None,
-        )
+        again = view.first_answer(probe.address, probe.time_us)
         if again is None:
             out["probe.down"] = probe.address
         else:  # a process answers there again: the one that failed was replaced

@@ -274,6 +274,16 @@ class WorkerView(msgspec.Struct):
                 last = p.time_us if last is None else max(last, p.time_us)
         return last
 
+    def first_answer(self, address: str, after_us: int) -> Probe | None:
+        """The first probe ``address`` answered after ``after_us``, by whichever process
+        (a worker that died answers again only as a new one), if any did."""
+        key = same_place(address)
+        return min(
+            (p for p in self.probes if p.ok and p.address == key and p.time_us > after_us),
+            key=lambda p: p.time_us,
+            default=None,
+        )
+
     def silent(self, address: str, from_us: int, to_us: int) -> Silence | None:
         """Whether ``address`` was silent at ``to_us``: the probes up to then end in a run of
         failures (no success after them), and that run was still failing at ``from_us`` or
