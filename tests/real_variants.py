@@ -1119,6 +1119,47 @@ def orphan_closed(recording: Recording, operation_id: str, at_ns: int) -> Record
     return added(recording, service, [span])
 
 
+def _server_span(
+    trace_id: str, span_id: str, parent: str, name: str, route: str, target: str, code: int,
+    start_ns: int, end_ns: int, base: str,
+) -> Doc:
+    """The backend's server span of a request (method, URL, route, target, status)."""
+    return _span(trace_id, span_id, parent, name, SERVER, start_ns, end_ns,
+                 {"http.method": name.split(maxsplit=1)[0], "http.url": f"{base}{target}",
+                  "http.route": route, "http.target": target, "http.status_code": code})
+
+
+def _research_triggered(
+    trace_id: str, prefix: str, at_ns: int, operation_id: str, base: str
+) -> list[Doc]:
+    """The backend's side of ``_research_started``: the health check and the trigger it
+    answered, ``agent.trigger`` creating the research (pending, then running); span ids
+    ``<prefix>000…11`` to ``…16``, below the command's ``…02`` and ``…03``."""
+    ms = 1_000_000
+    sid = [f"{prefix}{i:014x}" for i in range(0x11, 0x17)]
+    health, trigger = f"{prefix}{2:014x}", f"{prefix}{3:014x}"
+    return [
+        _server_span(trace_id, sid[0], health, "GET /api/v1/health", "/api/v1/health",
+                     "/api/v1/health", 200, at_ns + 7 * ms, at_ns + 12 * ms, base),
+        _server_span(trace_id, sid[1], trigger, "POST /api/v1/agent/trigger",
+                     "/api/v1/agent/trigger", "/api/v1/agent/trigger", 202, at_ns + 22 * ms,
+                     at_ns + 72 * ms, base),
+        _span(trace_id, sid[2], sid[1], "agent.trigger", 1, at_ns + 24 * ms, at_ns + 70 * ms,
+              {"service.method": "agent.trigger"}, 1),
+        _span(trace_id, sid[3], sid[2], "operations.create", 1, at_ns + 30 * ms,
+              at_ns + 55 * ms, {"service.method": "operations.create"}, 1),
+        _span(trace_id, sid[4], sid[3], "operation.register", 1, at_ns + 31 * ms,
+              at_ns + 54 * ms,
+              {"operation.id": operation_id, "data.symbol": "None", "data.timeframe": "None",
+               "operation.type": "agent_research", "operation.status": "pending",
+               "operation.is_backend_local": True}, 1),
+        _span(trace_id, sid[5], sid[2], "operation.state_transition", 1, at_ns + 60 * ms,
+              at_ns + 60 * ms + 50_000,
+              {"operation.id": operation_id, "operation.from_status": "pending",
+               "operation.to_status": "running"}, 1),
+    ]
+
+
 def _research_started(
     trace_id: str, prefix: str, at_ns: int, end_ns: int, args: dict[str, Any], base: str
 ) -> list[Doc]:
@@ -1201,30 +1242,8 @@ def research_without_design_workers(
                                  "http.status_code": 200}),
     ]
 
-    def server(span_id: str, parent: str, name: str, route_: str, target: str, code: int,
-               start: int, end: int) -> Doc:
-        return _span(t, span_id, parent, name, SERVER, at_ns + start * ms, at_ns + end * ms,
-                     {"http.method": name.split(maxsplit=1)[0], "http.url": f"{base}{target}",
-                      "http.route": route_, "http.target": target, "http.status_code": code})
-
     api = [
-        server("5e00000000000011", "5e00000000000002", "GET /api/v1/health", "/api/v1/health",
-               "/api/v1/health", 200, 7, 12),
-        server("5e00000000000012", "5e00000000000003", "POST /api/v1/agent/trigger",
-               "/api/v1/agent/trigger", "/api/v1/agent/trigger", 202, 22, 72),
-        _span(t, "5e00000000000013", "5e00000000000012", "agent.trigger", 1, at_ns + 24 * ms,
-              at_ns + 70 * ms, {"service.method": "agent.trigger"}, 1),
-        _span(t, "5e00000000000014", "5e00000000000013", "operations.create", 1,
-              at_ns + 30 * ms, at_ns + 55 * ms, {"service.method": "operations.create"}, 1),
-        _span(t, "5e00000000000015", "5e00000000000014", "operation.register", 1,
-              at_ns + 31 * ms, at_ns + 54 * ms,
-              {"operation.id": operation_id, "data.symbol": "None", "data.timeframe": "None",
-               "operation.type": "agent_research", "operation.status": "pending",
-               "operation.is_backend_local": True}, 1),
-        _span(t, "5e00000000000016", "5e00000000000013", "operation.state_transition", 1,
-              at_ns + 60 * ms, at_ns + 60 * ms + 50_000,
-              {"operation.id": operation_id, "operation.from_status": "pending",
-               "operation.to_status": "running"}, 1),
+        *_research_triggered(t, "5e", at_ns, operation_id, base),
         _span(t, "5e00000000000017", "5e00000000000013", "agent.coordinator", 1,
               at_ns + 73 * ms, at_ns + 5_095 * ms,
               {"operation.type": "coordinator", "progress.percentage": 5.0,
@@ -1240,8 +1259,8 @@ def research_without_design_workers(
               at_ns + 90 * ms, at_ns + 90 * ms + 60_000,
               {"operation.id": operation_id, "operation.from_status": "running",
                "operation.to_status": "failed", "operation.error": error}, 1),
-        server("5e0000000000001a", "5e00000000000004", f"GET {route}", route, path, 200,
-               152, 158),
+        _server_span(t, "5e0000000000001a", "5e00000000000004", f"GET {route}", route, path,
+                     200, at_ns + 152 * ms, at_ns + 158 * ms, base),
     ]
     return added(added(recording, "ktrdr-cli", cli), "ktrdr-api", api)
 
@@ -1518,31 +1537,8 @@ def research_child_failed(
     end_ns = polls[-1] + 20 * ms
     cli = _research_started(t, "5f", at_ns, end_ns, args, base)
 
-    def server(span_id: str, parent: str, name: str, route_: str, target: str, code: int,
-               start_: int, end_: int) -> Doc:
-        return _span(t, span_id, parent, name, SERVER, start_, end_,
-                     {"http.method": name.split(maxsplit=1)[0], "http.url": f"{base}{target}",
-                      "http.route": route_, "http.target": target, "http.status_code": code})
-
     api = [
-        server("5f00000000000011", "5f00000000000002", "GET /api/v1/health", "/api/v1/health",
-               "/api/v1/health", 200, at_ns + 7 * ms, at_ns + 12 * ms),
-        server("5f00000000000012", "5f00000000000003", "POST /api/v1/agent/trigger",
-               "/api/v1/agent/trigger", "/api/v1/agent/trigger", 202, at_ns + 22 * ms,
-               at_ns + 72 * ms),
-        _span(t, "5f00000000000013", "5f00000000000012", "agent.trigger", 1, at_ns + 24 * ms,
-              at_ns + 70 * ms, {"service.method": "agent.trigger"}, 1),
-        _span(t, "5f00000000000014", "5f00000000000013", "operations.create", 1,
-              at_ns + 30 * ms, at_ns + 55 * ms, {"service.method": "operations.create"}, 1),
-        _span(t, "5f00000000000015", "5f00000000000014", "operation.register", 1,
-              at_ns + 31 * ms, at_ns + 54 * ms,
-              {"operation.id": operation_id, "data.symbol": "None", "data.timeframe": "None",
-               "operation.type": "agent_research", "operation.status": "pending",
-               "operation.is_backend_local": True}, 1),
-        _span(t, "5f00000000000016", "5f00000000000013", "operation.state_transition", 1,
-              at_ns + 60 * ms, at_ns + 60 * ms + 50_000,
-              {"operation.id": operation_id, "operation.from_status": "pending",
-               "operation.to_status": "running"}, 1),
+        *_research_triggered(t, "5f", at_ns, operation_id, base),
         _span(t, coordinator, "5f00000000000013", "agent.coordinator", 1,
               at_ns + 73 * ms, coordinator_end,
               {"operation.type": "coordinator", "progress.percentage": 20.0,
@@ -1569,8 +1565,8 @@ def research_child_failed(
         cli.append(_span(t, client_id, "5f00000000000001", "GET", CLIENT, poll, poll + 10 * ms,
                          {"http.method": "GET", "http.url": f"{base}{path}",
                           "http.status_code": 200}))
-        api.append(server(server_id, client_id, f"GET {route}", route, path, 200,
-                          poll + 2 * ms, poll + 8 * ms))
+        api.append(_server_span(t, server_id, client_id, f"GET {route}", route, path, 200,
+                                poll + 2 * ms, poll + 8 * ms, base))
     return added(added(out, "ktrdr-cli", cli), "ktrdr-api", api)
 
 
