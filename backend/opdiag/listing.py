@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opdiag.diagnosis import slow
 from opdiag.diagnosis.baseline import (
+    compared_with_runs,
     enough_runs,
     has_other_good_run,
     is_healthy_run,
-    may_be_overdue,
-    may_be_slow,
+    judged_by_runs,
     select_baseline,
 )
 from opdiag.diagnosis.comparison import (
@@ -303,7 +303,7 @@ class OperationsListing:
         """The listing's final diagnosis of one operation, as ``diagnose`` makes it (judged
         against the listing's good runs when finished), cached when it can no longer change."""
         final = diagnosis
-        if (diagnosis.finished and not diagnosis.is_request) or may_be_overdue(diagnosis):
+        if compared_with_runs(diagnosis):
             final = self._judged(diagnosis, group, good, at, profile)
         final = self._finish(final, at, group.traces, own=final is not diagnosis)
         if final_answer(final, at):
@@ -325,9 +325,7 @@ class OperationsListing:
         or the other links."""
         op_type = type_of(base, group)
         # only a run that may be slow has its verdict decided again against the baseline
-        if (may_be_slow(base) or may_be_overdue(base)) and has_other_good_run(
-            good, group.key, op_type
-        ):
+        if judged_by_runs(base) and has_other_good_run(good, group.key, op_type):
             d, c = self.settings.diagnosis, self.settings.comparison
             this = profile or self._profile(group, base, at)
             chosen, matched = select_baseline(

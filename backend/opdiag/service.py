@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING
 
 from opdiag.diagnosis import engine, slow
 from opdiag.diagnosis.baseline import (
+    compared_with_runs,
     enough_runs,
     good_runs,
     has_other_good_run,
     is_healthy_run,
-    may_be_overdue,
-    may_be_slow,
+    judged_by_runs,
 )
 from opdiag.diagnosis.comparison import (
     change_phrase,
@@ -203,7 +203,7 @@ class DiagnosisService(OperationsListing):
         if base.verdict == "not_found":  # traces matched, but nothing of the operation in them
             raise self._not_found(ident, look)
         final = base
-        if (base.finished and not base.is_request) or may_be_overdue(base):
+        if compared_with_runs(base):
             healthy = self._healthy_runs(
                 type_of(base, group), at, target=group, around_us=group.start_us
             )
@@ -436,7 +436,7 @@ class DiagnosisService(OperationsListing):
             chosen, comparison.matched_on, min_runs=d.min_baseline_runs,
             order=list(self.settings.comparison.alike), min_own=d.min_strategy_runs,
         )
-        if (may_be_slow(base) or may_be_overdue(base)) and enough and comparison.baseline_ms:
+        if judged_by_runs(base) and enough and comparison.baseline_ms:
             reference, basis = slow_reference(comparison)
             change = change_phrase(comparison) if comparison.judges_speed else None
             out = slow.reassess_slow(base, reference, self.rules, d, change, basis=basis)

@@ -56,6 +56,19 @@ def may_be_overdue(diagnosis: Diagnosis) -> bool:
     )
 
 
+def judged_by_runs(diagnosis: Diagnosis) -> bool:
+    """Whether its good runs may change the verdict: slow for a finished run, overdue for
+    one in flight (``may_be_slow``, ``may_be_overdue``). The service and the listing ask
+    alike."""
+    return may_be_slow(diagnosis) or may_be_overdue(diagnosis)
+
+
+def compared_with_runs(diagnosis: Diagnosis) -> bool:
+    """Whether the run is compared with its good runs at all: every finished operation (a
+    failed one is compared too), and one in flight that may be overdue."""
+    return (diagnosis.finished and not diagnosis.is_request) or may_be_overdue(diagnosis)
+
+
 def _levels(target: RunProfile, order: Sequence[str]) -> list[tuple[str, ...]]:
     """Alike keys to insist on, strongest first: all the target has, then fewer, then none."""
     present = [name for name in order if name in target.alike]
