@@ -1359,3 +1359,15 @@ def test_a_value_that_ends_its_sentence_takes_the_template_s_full_stop() -> None
     assert fill(parse_template("a.{phase}.b"), {"phase": "v."}) == "a.v.b"
     command = parse_template("ktrdr status {operation.id}.")
     assert fill_command(command, {"operation.id": "op_x."}) == "ktrdr status op_x.."
+
+
+def test_no_bottleneck_is_named_under_a_millisecond() -> None:
+    """A span under a millisecond is not where an operation's time went, whatever its share
+    (a worker killed 60 ms after the dispatch left a 0 ms transition as '100 %' of the time
+    it worked); a millisecond and more is named."""
+    from test_rules_support import run_case
+
+    short = run_case({"spans": [{"name": "backtest.run", "dur": 0.4}]})
+    assert short.bottleneck is None
+    named = run_case({"spans": [{"name": "backtest.run", "dur": 2}]})
+    assert named.bottleneck is not None and named.bottleneck.span_name == "backtest.run"
