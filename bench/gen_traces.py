@@ -19,6 +19,7 @@ import argparse
 import json
 import random
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -377,14 +378,16 @@ def generate(n_spans: int, seed: int = 7) -> dict[str, Any]:
 def many_operations(n_traces: int, seed: int = 11) -> dict[str, Any]:
     """``n_traces`` one-span traces, each a finished operation of its own (a worker's terminal
     state transition carrying a distinct ``operation.id``): the shape of a long listing.
-    About 300 bytes per trace in the compact legacy style."""
+    Each id carries the time KTRDR would have made it, 5-64 s before that transition (an id
+    hours older made every row a 10-hour "slow" run). About 300 bytes per trace in the
+    compact legacy style."""
     rng = random.Random(seed)
     traces = []
     for i in range(n_traces):
         trace_id = f"{rng.getrandbits(128):032x}"
         start = T0_US + i * 1_000_000
-        clock = f"{i // 3600 % 24:02d}{i // 60 % 60:02d}{i % 60:02d}"
-        op_id = f"op_backtesting_20251122_{clock}_{i:08x}"
+        made = datetime.fromtimestamp(start // 1_000_000 - 5 - i % 60, tz=UTC)
+        op_id = f"op_backtesting_{made:%Y%m%d_%H%M%S}_{i:08x}"
         span = {
             "traceID": trace_id,
             "spanID": f"{rng.getrandbits(64):016x}",
