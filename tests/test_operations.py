@@ -9,6 +9,8 @@ from opdiag.operations import (
     is_noise_span,
     last_status,
     operation_id_of,
+    operation_read,
+    operation_route,
     type_from_id,
 )
 
@@ -263,3 +265,25 @@ def test_a_refused_resume_without_its_operations_traces_is_a_row_of_its_own():
     assert keys(alone) == ["d" * 32]
     both = group_operations([_refused_resume("e" * 32, OP_BT), cli_trace()])  # either order
     assert keys(both) == [OP_BT]
+
+
+def test_operation_route_names_the_id_and_the_route_below_it() -> None:
+    """One parse of an operation's path for its three readers: a status read is the id
+    alone, a resume names ``/resume``, the backend's reads from a worker take any route."""
+    op = "op_training_20261204_154305_f6579e1a"
+    assert operation_route(f"/api/v1/operations/{op}") == (op, "")
+    assert operation_route(f"/api/v1/operations/{op}/") == (op, "")
+    assert operation_route(f"/api/v1/operations/{op}/resume") == (op, "/resume")
+    assert operation_route(f"http://127.0.0.1:5003/api/v1/operations/{op}/metrics?x=1") == (
+        op,
+        "/metrics",
+    )
+    assert operation_route("/api/v1/operations/") is None
+    assert operation_route("/api/v1/health") is None
+    # what reads and resumes make of the route
+    def server(path: str) -> Span:
+        return Span("t", "s", "GET", "ktrdr-api", 0, 1, SERVER, {"http.target": path})
+
+    assert operation_read(server(f"/api/v1/operations/{op}")) == op
+    assert operation_read(server(f"/api/v1/operations/{op}/metrics")) is None
+    assert operation_read(server("/api/v1/operations/not-an-id")) is None

@@ -60,10 +60,9 @@ _ID_TYPES = (
     "agent_assessment",
 )
 _OP_ID_RE = re.compile(rf"^op_(?:[a-z0-9]+_)*?({'|'.join(_ID_TYPES)})_\d{{8}}_\d{{6}}_[0-9a-f]+$")
-# a call about one operation, by its id in the path (the route KTRDR's CLI resumes with)
-_NAMED_IN_URL = re.compile(r"/operations/([^/?#]+)/resume/?(?:[?#]|$)")
-# the backend's answer about one operation (the CLI's status reads while it follows one)
-_READ_IN_URL = re.compile(r"/operations/([^/?#]+)/?(?:[?#]|$)")
+# a path about one operation: its id, then the route below it (KTRDR's backend and workers
+# alike: ``/api/v1/operations/{id}``, ``…/{id}/resume``, ``…/{id}/metrics``)
+_OPERATION_PATH = re.compile(r"/operations/([^/?#]+)(/[^?#]*)?")
 _OTHER_ID_TYPES: tuple[tuple[str, str], ...] = (
     ("worker_backtest_", "backtesting"),
     ("worker_training_", "training"),
@@ -300,9 +299,9 @@ def _operation_in_url(trace: Trace) -> str | None:
     for span in trace.spans:
         if span.kind not in (CLIENT, SERVER):
             continue
-        found = _NAMED_IN_URL.search(url_path(span))
-        if found is not None and _OP_ID_RE.match(found.group(1)):
-            return found.group(1)
+        route = operation_route(url_path(span))
+        if route is not None and route[1] == "/resume" and _OP_ID_RE.match(route[0]):
+            return route[0]
     return None
 
 
@@ -321,13 +320,24 @@ def operation_answered(span: Span) -> str | None:
     return operation_read(span)
 
 
+def operation_route(path: str) -> tuple[str, str] | None:
+    """The operation id a path names and the route below it (``""`` for the operation
+    itself, ``"/resume"``, ``"/metrics"``), or None. One parse for every caller: a status
+    read is the id alone (the CLI's polls while it follows a run), while the backend's
+    reads from a worker take the routes below it too."""
+    found = _OPERATION_PATH.search(path)
+    if found is None:
+        return None
+    return found.group(1), (found.group(2) or "").rstrip("/")
+
+
 def operation_read(span: Span) -> str | None:
     """The operation a span's path reads (``/api/v1/operations/{id}``), whoever sent or
     answered it and however it ended."""
-    found = _READ_IN_URL.search(url_path(span))
-    if found is None or not is_operation_id(found.group(1)):
+    route = operation_route(url_path(span))
+    if route is None or route[1] or not is_operation_id(route[0]):
         return None
-    return found.group(1)
+    return route[0]
 
 
 def only_records(traces: Sequence[Trace]) -> bool:

@@ -46,6 +46,7 @@ from opdiag.diagnosis.probes import (
 )
 from opdiag.globs import Globs
 from opdiag.model import CLIENT, SERVER, Span, Trace, url_of
+from opdiag.operations import operation_route
 from opdiag.timeutil import clock_hms
 
 
@@ -142,13 +143,13 @@ def _reads_operation(span: Span) -> bool:
     """A client span of the backend reading an operation from a worker (its proxy's
     ``GET /api/v1/operations/{id}``, and the routes below it)."""
     path = _called_path(span)
-    return path is not None and path.startswith("/api/v1/operations/")
+    return path is not None and operation_route(path) is not None
 
 
 def _is_call(span: Span) -> bool:
     """A client span that is a real call, not a health probe or a status poll."""
     path = _called_path(span)
-    return path is not None and not path.endswith("/health") and "/operations/" not in path
+    return path is not None and not path.endswith("/health") and operation_route(path) is None
 
 
 # --- the verdict's evidence -------------------------------------------------------------------

@@ -10,7 +10,6 @@ its own count. Pure: traces in, values out.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
@@ -21,13 +20,12 @@ from opdiag.diagnosis.neighbours import clock_text, probe_failure
 from opdiag.diagnosis.probes import Probe, WorkerView, probes_of
 from opdiag.diagnosis.result import IN_FLIGHT
 from opdiag.model import Span, Trace, lifecycle_status, url_of
+from opdiag.operations import operation_route
 
 __all__ = ["BACKGROUND", "is_background", "probe_values"]
 
 # The status of such a trace: no request was made, so none was rejected or answered.
 BACKGROUND = "background"
-# the operation a status read names: ``/api/v1/operations/<id>`` (``/metrics`` and the like)
-_READ_OF = re.compile(r"/operations/([^/?#]+)")
 
 
 def is_background(
@@ -73,9 +71,9 @@ def probe_values(
         else:  # a process answers there again: the one that failed was replaced
             by = f" as {again.answered_by}" if again.answered_by else ""
             out["probe.again"] = f"at {clock_text(again.time_us)}{by}"
-    read = _READ_OF.search(_path_of(probe, own) or "")
+    read = operation_route(_path_of(probe, own) or "")  # the id alone, or /metrics and such
     if read is not None:
-        op = read.group(1)
+        op = read[0]
         out["probe.operation"] = op
         out["probe.call"] = f"read of {op} from {who}"
         out["probe.about"] = f"see the diagnosis of {op}"
