@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 from api_support import XSS, XSS_ERROR_SPAN, XSS_OPERATION, XSS_TRACE, write_xss_traces
+from conftest import REAL_KTRDR
 from opdiag.api.server import ServerThread, build_server
 from opdiag.settings import Settings, default_demo_traces
 
@@ -150,3 +151,40 @@ def test_index_page_links_to_the_diagnosis(server, page):
     link.click()
     page.wait_for_load_state()
     assert page.locator("#operation-id").inner_text() == XSS_OPERATION
+
+
+@pytest.fixture(scope="module")
+def real_server() -> Iterator[ServerThread]:
+    """The real KTRDR recording (run1), served as ``opdiag serve --traces`` serves it."""
+    traces = REAL_KTRDR / "run1" / "traces"
+    settings = Settings.model_validate(
+        {"trace_paths": [str(traces)], "server": {"port": 0, "threads": 4}}
+    )
+    waitress_server, _ = build_server(settings)
+    running = ServerThread(waitress_server).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("ident", "now"),
+    [
+        # a lost worker judged in flight: its findings' evidence and span hold whole URLs
+        ("op_backtesting_20261204_155333_db0629d4", "2026-12-04T15:56:00Z"),
+        ("op_data_load_20261204_154455_734c9af6", "2026-12-04T16:10:00Z"),
+    ],
+)
+def test_a_page_stays_within_the_window(real_server, page, ident: str, now: str) -> None:
+    """Long URLs and ids in the findings' cells wrap: the page has no sideways scroll at a
+    laptop's width (the Evidence column ran off the right edge)."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    response = page.goto(f"{real_server.url}/operations/{ident}?now={now}")
+    assert response is not None and response.status == 200
+    assert page.locator("#findings tbody tr").count() >= 1
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
