@@ -623,3 +623,34 @@ def test_standby_workers_are_other_addresses_of_the_type_answering_after_the_sil
     assert found == (("ktrdr-training-worker-b", "127.0.0.1:5004", int(20 * S)),)
     # an answer after the clock judged by is not one yet
     assert _standby(WorkerView.of(probes), ("ktrdr-training-worker-*",), lost, int(15 * S)) == ()
+
+
+def test_standby_workers_are_judged_again_on_the_health_checks_up_to_now() -> None:
+    """A lost worker's run was said to be able to go to another worker of its type that had
+    answered inside the neighbour window; judged later, the health checks after the window
+    say which of them still answer (with their newest answer) and which went silent since
+    (with their first failed check: run1's other training worker, killed at 16:01)."""
+    from opdiag.diagnosis.neighbours import _still_standing
+    from opdiag.diagnosis.probes import Probe
+
+    def p(at: float, port: int, ok: bool, by: str | None = None, sid: str = "s") -> Probe:
+        return Probe(int(at * S), ok, f"127.0.0.1:{port}", f"t{at}", sid, "GET", "ktrdr-api", by)
+
+    window = [p(20, 5004, True, "w-b"), p(20, 5006, True, "w-c")]
+    standby = (("w-b", "127.0.0.1:5004", int(20 * S)), ("w-c", "127.0.0.1:5006", int(20 * S)))
+    later = [
+        p(20, 5004, True, "w-b"),  # the window's own probe, found again: counted once
+        p(40, 5004, True, "w-b"),
+        p(40, 5006, False),  # refused: the process is gone
+        p(50, 5006, False),
+        p(90, 5004, True, "w-b"),  # after the clock judged by: not yet
+    ]
+    up, down = _still_standing(WorkerView.of(window), later, standby, int(60 * S))
+    assert up == (("w-b", "127.0.0.1:5004", int(40 * S)),)
+    assert down == (("w-c", "127.0.0.1:5006", int(40 * S)),)
+    # no check after the window: the standby stands as the window saw it
+    assert _still_standing(WorkerView.of(window), [], standby, int(60 * S)) == (standby, ())
+    # one that failed and answered again by now still stands
+    again = [*later[:4], p(55, 5006, True, "w-c")]
+    up, down = _still_standing(WorkerView.of(window), again, standby, int(60 * S))
+    assert [a for _, a, _ in up] == ["127.0.0.1:5004", "127.0.0.1:5006"] and down == ()

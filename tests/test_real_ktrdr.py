@@ -174,8 +174,8 @@ def test_a_lost_worker_names_another_worker_of_its_type_that_answers(tmp_path: P
     case = {"id": "op_backtesting_20261204_155333_db0629d4", "upto": None}
     d = diagnose(RUNS[0], {**case, "now": "2026-12-04T16:10:00Z"}, tmp_path / "a")
     steps = "\n".join(d["solution"]["steps"])
-    # what the traces show up to the end of the operation, not a promise about now: run1's
-    # other training worker answered while 154749 waited, and was killed at 16:01
+    # judged on the health checks up to now: :5004 still answers at 16:10 (run1's other
+    # training worker, killed at 16:01, is named as gone: the test below)
     standby = (
         "Other workers of the same type answered after it went silent "
         "(ktrdr-backtest-worker-2ce2abc4 at 127.0.0.1"
@@ -185,6 +185,29 @@ def test_a_lost_worker_names_another_worker_of_its_type_that_answers(tmp_path: P
     d = diagnose(RUNS[0], {**alone, "now": "2026-12-04T16:10:00Z"}, tmp_path / "b")
     assert d["verdict"] == "worker_lost"
     assert not [s for s in d["solution"]["steps"] if "answered after it" in s or not s]
+
+
+def test_a_lost_workers_standby_is_judged_at_the_moment_asked_about(tmp_path: Path) -> None:
+    """The training worker on :5005 was killed at 15:48; the other one, on :5006, answered
+    while the operation waited for the orphan detector, and was killed in its turn at
+    16:01:01. Asked at 16:10, the steps said the run could go to :5006 "if they still do";
+    the health checks up to 16:10 show it silent since then: it is named as gone, not as a
+    worker to run on. Asked at 15:59:30, it still answers, at its newest answer."""
+    case = {"id": "op_training_20261204_154749_b37ed832", "upto": None}
+    late = diagnose(RUNS[0], {**case, "now": "2026-12-04T16:10:00Z"}, tmp_path / "a")
+    steps = "\n".join(late["solution"]["steps"])
+    assert "if they still do" not in steps, steps
+    gone = (
+        "Other workers of the same type that answered after it went silent have stopped "
+        "answering too: ktrdr-training-worker-b969a633 at 127.0.0.1:5006 since 16:01:01 UTC. "
+        "A run started again cannot go to them."
+    )
+    assert gone in steps, steps
+    early = diagnose(RUNS[0], {**case, "now": "2026-12-04T15:59:30Z"}, tmp_path / "b")
+    steps = "\n".join(early["solution"]["steps"])
+    assert "(ktrdr-training-worker-b969a633 at 127.0.0.1:5006 (answered at 15:59:2" in steps
+    assert "stopped answering too" not in steps
+    assert late["verdict"] == early["verdict"] == "worker_lost"
 
 
 def test_a_finished_data_load_counts_the_gateways_refusals_up_to_its_end(tmp_path: Path) -> None:

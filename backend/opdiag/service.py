@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from opdiag.diagnosis import engine, slow
@@ -323,8 +324,9 @@ class DiagnosisService(OperationsListing):
 
     def _verdict(self, group: OperationTraces, at: At, ident: str) -> Diagnosis:
         """``_base_diagnosis`` without the cache: the engine run on the group."""
-        neighbours, problem = self._neighbours(group, at)
-        result = engine.diagnose(
+        neighbours, problem, until_us = self._neighbours(group, at)
+        run = partial(
+            engine.diagnose,
             group.traces,
             ident=ident,
             operation_id=group.operation_id,
@@ -333,26 +335,34 @@ class DiagnosisService(OperationsListing):
             now_us=at.now_us,
             neighbours=neighbours,
         )
+        result = run(later=None if until_us is not None else ())
+        if result.standby_unchecked and until_us is not None:
+            later, trouble = self._later_checks(until_us, at)
+            result = run(later=later)
+            problem = problem or trouble
         if problem is not None:
             result.warnings.append(problem)
         if result.operation_type in (None, "", UNKNOWN_TYPE) and group.operation_type:
             result = copied(result, operation_type=group.operation_type)
         return result
 
-    def _neighbours(self, group: OperationTraces, at: At) -> tuple[list[Trace], str | None]:
+    def _neighbours(
+        self, group: OperationTraces, at: At
+    ) -> tuple[list[Trace], str | None, int | None]:
         """Traces around the operation that may hold its cause (the pack's ``neighbours``):
         asked only for operations that did not complete. A source that
         cannot answer this second search leaves the diagnosis without them, and says so;
         a request whose Jaeger budget is spent fails instead (a watcher would otherwise
         record the verdict the missing evidence changed, and every later operation of the
-        request would lose its neighbours at once)."""
+        request would lose its neighbours at once). The third value: where the window
+        ends when that is before now (health checks after it may still be asked for)."""
         spec = self.rules.neighbours
         search = getattr(self.source, "neighbour_traces", None)  # older custom sources lack it
         if not spec.active or search is None:
-            return [], None
+            return [], None, None
         status = last_status(group, self.rules.requested_status)
         if status in _SETTLED:
-            return [], None
+            return [], None, None
         end = group.end_us if status in TERMINAL else max(at.now_us, group.end_us)
         lo, hi = spec.window(group.start_us, end, at.now_us)
         queries = spec.queries_for(started=status is not None)
@@ -361,7 +371,21 @@ class DiagnosisService(OperationsListing):
         except BudgetSpentError:
             raise
         except SourceUnavailableError as exc:
-            return [], f"evidence from neighbouring traces unavailable: {exc.message}"
+            return [], f"evidence from neighbouring traces unavailable: {exc.message}", None
+        return at.visible(found), None, (hi if hi <= at.now_us else None)
+
+    def _later_checks(self, from_us: int, at: At) -> tuple[list[Trace], str | None]:
+        """The health checks from the end of the neighbour window up to now, newest first
+        (the source keeps the newest when there are more than ``max_traces``): whether the
+        workers a lost one's run could go to still answer."""
+        spec = self.rules.neighbours
+        search = self.source.neighbour_traces  # type: ignore[attr-defined]
+        try:
+            found = search(from_us, at.now_us + 1, spec.probe_queries, spec.max_traces)
+        except BudgetSpentError:
+            raise
+        except SourceUnavailableError as exc:
+            return [], f"health checks after the operation unavailable: {exc.message}"
         return at.visible(found), None
 
     def _profile(

@@ -157,10 +157,14 @@ def diagnose(
     now_us: int,
     baseline_ms: float | None = None,
     neighbours: Sequence[Trace] = (),
+    later: Sequence[Trace] | None = (),
 ) -> Diagnosis:
     """Diagnose one operation from all the traces that hold it. ``neighbours``: other traces
     of the same source around the operation's time (the pack's ``neighbours`` section says
-    which); only those inside its window are read."""
+    which); only those inside its window are read. ``later``: the health checks after that
+    window up to now (whether the workers a lost one's run could go to still answer); None
+    when the caller has not fetched them yet (the diagnosis then says whether it needs
+    them: ``Diagnosis.standby_unchecked``)."""
     walks: Walks = []
     context: dict[str, frozenset[str]] = {}  # per trace: the ancestors that are context
     # the latest end of any span in a trace the scope cut: the rest of a research's trace is
@@ -272,6 +276,7 @@ def diagnose(
         settled=facts.status in _SETTLED,
         calls=[c for c in found.calls if made_good.of(c) is None] if made_good else found.calls,
         worker_ends=found.worker_ends,
+        later=later,
     )
     tail = _open_tail(found.work, facts, workers, now_us)
     if facts.stuck and _worker_answers(workers, facts, now_us, settings):
@@ -439,6 +444,7 @@ def diagnose(
         resumed=facts.resumed,
         worked_until_ms=_worked_until_us(workers.lost) / 1000 if workers.lost else None,
         quiet_ms=quiet_ms,
+        standby_unchecked=workers.standby_unchecked,
     )
     diagnosis.execution_flow, diagnosis.execution_flow_truncated = execution_flow(
         walks, timings, facts.start_us, settings.max_flow_spans, made_good=made_good, noisy=noisy

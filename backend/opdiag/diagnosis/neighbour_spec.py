@@ -86,6 +86,11 @@ class NeighbourSpec(msgspec.Struct, frozen=True):
             seen.setdefault((q.service, q.span), SpanQuery(q.service, q.span))
         return tuple(seen.values())
 
+    @property
+    def probe_queries(self) -> tuple[SpanQuery, ...]:
+        """The (service, span name) searches that find the health checks alone."""
+        return tuple(dict.fromkeys(SpanQuery(q.service, q.span) for q in self.health_checks))
+
     def queries_for(self, *, started: bool) -> tuple[SpanQuery, ...]:
         """``queries``, and for a request that never started an operation the workers' runs
         too (``occupancy``)."""

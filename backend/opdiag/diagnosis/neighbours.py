@@ -186,6 +186,11 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
     # other workers of the type that answered after the lost one went silent: (service,
     # address, last answer), the newest answer first
     standby: tuple[tuple[str, str, int], ...] = ()
+    # of those, the ones the health checks after the window (``later``) found silent by
+    # now: (service, address, first failed check); ``standby`` then holds only the others
+    standby_gone: tuple[tuple[str, str, int], ...] = ()
+    # the standby was judged on the window's probes alone (no later ones were given)
+    standby_unchecked: bool = False
     # a request that found no worker free while some of its type answered: those of its
     # type that were silent then (one busy, one dead: the 503 says "busy" for both)
     capable_silent: tuple[Silence, ...] = ()
@@ -249,6 +254,11 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
             out["worker.standby"] = ", ".join(
                 f"{service} at {address} (answered at {clock_text(at)})"
                 for service, address, at in self.standby
+            )
+        if self.standby_gone:
+            out["worker.standby_gone"] = "; ".join(
+                f"{service} at {address} since {clock_text(at)}"
+                for service, address, at in self.standby_gone
             )
         again = self.replaced
         if again is not None and self.silence is None:
@@ -321,6 +331,35 @@ def _standby(
     return tuple(found)
 
 
+def _still_standing(
+    view: WorkerView,
+    later: Sequence[Probe],
+    standby: tuple[tuple[str, str, int], ...],
+    now_us: int,
+) -> tuple[tuple[tuple[str, str, int], ...], tuple[tuple[str, str, int], ...]]:
+    """The standby workers split by the health checks after the neighbour window, up to
+    now: those still answering (with their newest answer) and those silent since (with
+    their first failed check). Judged hours later, run1's lost training named the other
+    training worker as one to run on, though that one had died too at 16:01:01."""
+    seen = {(p.trace_id, p.span_id) for p in view.probes}
+    new = [p for p in later if (p.trace_id, p.span_id) not in seen and p.time_us <= now_us]
+    if not new:
+        return standby, ()
+    combined = WorkerView.of(
+        sorted([*view.probes, *new], key=lambda p: p.time_us), view.timeouts_to_lose
+    )
+    up: list[tuple[str, str, int]] = []
+    down: list[tuple[str, str, int]] = []
+    for service, address, at in standby:
+        silence = combined.silent(address, at, now_us)
+        if silence is not None:
+            down.append((service, address, silence.since.time_us))
+        else:
+            newest = combined.last_answer(address, service, at, now_us)
+            up.append((service, address, newest if newest is not None else at))
+    return tuple(up), tuple(down)
+
+
 def _taken_over(view: WorkerView, worker: Worker, from_us: int, to_us: int) -> bool:
     """Whether another process answered at the worker's address between ``from_us`` and
     ``to_us``, after the worker itself had: one of another name, or any answer after a
@@ -388,12 +427,16 @@ def assess_workers(
     settled: bool,
     calls: Sequence[Span] | None = None,
     worker_ends: dict[str, int] | None = None,
+    later: Sequence[Trace] | None = None,
 ) -> WorkerAssessment:
     """Who ran the operation, and did it go silent before ``judge_until_us`` (the terminal
     transition, or now)? ``settled``: the operation completed or was cancelled, so whatever
     its worker did afterwards is not its story. ``calls`` and ``worker_ends``: the client
     spans and first worker spans of ``own`` and the last end of each worker service, when the
-    caller has them (``diagnosis.survey``; ``workers_of`` looks at nothing else)."""
+    caller has them (``diagnosis.survey``; ``workers_of`` looks at nothing else).
+    ``later``: the health checks after the neighbour window up to now, when the caller
+    fetched them: whether the other workers a lost one's operation could go to still
+    answer (None: not asked for)."""
     all_globs = spec.worker_globs()
     if not all_globs:
         return WorkerAssessment()
@@ -427,8 +470,13 @@ def assess_workers(
                     worker.address, worker.service, start_us, judge_until_us
                 )
         standby: tuple[tuple[str, str, int], ...] = ()
+        gone: tuple[tuple[str, str, int], ...] = ()
         if lost is not None and operation_type:
             standby = _standby(view, spec.worker_globs(operation_type), lost, now_us)
+            if standby and later:
+                standby, gone = _still_standing(
+                    view, probes_of(later, spec.health_checks), standby, now_us
+                )
         return WorkerAssessment(
             worker,
             bool(ran),
@@ -441,6 +489,8 @@ def assess_workers(
             view=view,
             answered_us=answered,
             standby=standby,
+            standby_gone=gone,
+            standby_unchecked=bool(standby) and later is None,
         )
     globs = spec.worker_globs(operation_type) if operation_type else ()
     capable = tuple(view.addresses_of(globs)) if globs else ()

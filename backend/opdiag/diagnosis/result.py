@@ -318,6 +318,10 @@ class Diagnosis(msgspec.Struct):
     # it is alive (its worker answers): once a baseline is known, quiet for longer than its
     # earlier runs took in all is ``overdue`` (``slow.apply_slow``).
     quiet_ms: float | None = None
+    # Its steps name other workers of the type as ones to run on, judged on the probes of
+    # the neighbour window alone: the service then fetches the health checks up to now and
+    # asks again (``engine.diagnose``'s ``later``).
+    standby_unchecked: bool = False
 
     @property
     def key(self) -> str:
@@ -386,7 +390,13 @@ class Diagnosis(msgspec.Struct):
 
 
 # Diagnosis fields that are not part of the JSON contract (the engine's working state).
-INTERNAL_FIELDS: tuple[str, ...] = ("fired", "resumed", "worked_until_ms", "quiet_ms")
+INTERNAL_FIELDS: tuple[str, ...] = (
+    "fired",
+    "resumed",
+    "worked_until_ms",
+    "quiet_ms",
+    "standby_unchecked",
+)
 
 
 def copied(diagnosis: Diagnosis, **changes: Any) -> Diagnosis:

@@ -96,6 +96,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "probe.again",
         "probe.down",
         "worker.standby",
+        "worker.standby_gone",
         "worker.silent_capable",
         "route.param",
         "completed.service",
