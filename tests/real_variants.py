@@ -1605,3 +1605,61 @@ def backtest_model_unloadable(recording: Recording, operation_id: str, message: 
         and attr(s, "operation.to_status") == "failed",
         right_after,
     )
+
+
+def trained_on_symbols(
+    recording: Recording, operation_id: str, loaded: str, rows: int, load_ns: int
+) -> Recording:
+    """The training ``operation_id`` (run1: one symbol whose data was not cached) asked for
+    ``loaded`` before it (``ktrdr train … --symbols LOADED,MISSING``): the worker names the
+    operation by all its symbols (``training_worker.py``: ``symbol=",".join(symbols)``) and
+    the orchestrator loads one symbol after the other, one ``training.data_loading`` each
+    (``local_orchestrator.py``): ``loaded``'s answers ``rows`` bars in ``load_ns``, then the
+    missing one raises DataNotFoundError as recorded, later by that time."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+    missing = next(
+        s
+        for _, _, s in spans(recording)
+        if s["traceId"] == trace_id and s["name"] == "training.data_loading"
+    )
+    symbol = str(attr(missing, "data.symbol"))
+    both = f"{loaded},{symbol}"
+    start = int(missing["startTimeUnixNano"])
+
+    def named(span: Doc) -> None:
+        for a in span["attributes"]:
+            value = a["value"]
+            if a["key"] == "cli.args":
+                value["stringValue"] = value["stringValue"].replace(
+                    f'"symbols": "{symbol}"', f'"symbols": "{both}"'
+                )
+            elif a["key"] == "data.symbol" and span["name"] == "operation.register":
+                value["stringValue"] = both
+
+    def later(span: Doc) -> None:
+        for key in ("startTimeUnixNano", "endTimeUnixNano"):
+            span[key] = str(int(span[key]) + load_ns + 1_000_000)
+
+    of_trace: SpanFilter = lambda _svc, s: s["traceId"] == trace_id  # noqa: E731
+    out = edited(recording, of_trace, named)
+    out = edited(
+        out,
+        lambda svc, s: of_trace(svc, s)
+        and (s["spanId"] == missing["spanId"] or attr(s, "operation.to_status") == "failed"),
+        later,
+    )
+    first = copy.deepcopy(missing)
+    first.update(
+        spanId="5b0000000000c001", startTimeUnixNano=str(start),
+        endTimeUnixNano=str(start + load_ns), events=[], status={},
+    )
+    first["attributes"] = [
+        {"key": "data.symbol", "value": {"stringValue": loaded}},
+        *[a for a in missing["attributes"] if a["key"] in ("data.timeframes", "progress.phase")],
+        {"key": "data.rows", "value": {"intValue": str(rows)}},
+        {"key": "data.columns", "value": {"intValue": "5"}},
+    ]
+    worker = next(svc for _, svc, s in spans(out) if s["spanId"] == missing["spanId"])
+    return added(out, worker, [first])

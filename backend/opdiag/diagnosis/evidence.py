@@ -203,7 +203,7 @@ def evidence_of(
         elif key == "caller":
             value = _caller_of(span, trace) if span is not None else None
         elif key.startswith(OPERATION_VALUE_PREFIX):
-            value = op_values.get(key)
+            value = op_values.for_span(key, span)
         elif key == "route.param":
             value = _route_param_up(span, trace) if span is not None else None
         elif key in PLACEHOLDERS:

@@ -34,7 +34,9 @@ class OperationValues:
     everything else made at once (cheap, and read by nearly every rule) but its time texts,
     each formatted when first read (a rule reads one or two of them)."""
 
-    __slots__ = ("_declared", "_later", "_operation_type", "_valued", "_values", "_workers")
+    __slots__ = (
+        "_declared", "_keys", "_later", "_operation_type", "_valued", "_values", "_workers",
+    )
 
     def __init__(
         self,
@@ -55,6 +57,7 @@ class OperationValues:
         self._operation_type = operation_type
         self._valued = valued
         self._declared: dict[str, tuple[str, ...]] | None = declared
+        self._keys = declared  # kept after the group is made: ``for_span`` reads them
 
     def _make_workers(self) -> None:
         if self._workers is not None:
@@ -75,6 +78,22 @@ class OperationValues:
         if value is _LATER:
             make, source = self._later[key]
             value = self._values[key] = make(source)
+        return value
+
+    def for_span(self, key: str, span: Span | None) -> Any:
+        """``get``, but where the operation's value lists several (a training on
+        ``EURUSD,ZZZZ``: KTRDR's worker names it by all its symbols) and the rule's span
+        carries one of them under a declared key (``training.data_loading`` of ZZZZ),
+        that one: a summary or command about that span is about it, and ``ktrdr data
+        load EURUSD,ZZZZ`` loads nothing."""
+        value = self.get(key)
+        if span is None or not isinstance(value, str) or "," not in value:
+            return value
+        several = {item.strip() for item in value.split(",")}
+        for attr in self._keys.get(key.removeprefix(OPERATION_VALUE_PREFIX), ()):
+            own = span.attributes.get(attr)  # a ``key#path`` is no span attribute
+            if isinstance(own, str) and own in several:
+                return own
         return value
 
     def full(self) -> dict[str, Any]:
