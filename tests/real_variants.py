@@ -1607,6 +1607,122 @@ def backtest_model_unloadable(recording: Recording, operation_id: str, message: 
     )
 
 
+def backtest_features_mismatched(
+    recording: Recording, operation_id: str, message: str
+) -> Recording:
+    """The backtest ``operation_id`` run with a model trained on other features than its
+    strategy makes: ``BacktestingEngine.run`` opens ``backtest.feature_compute``, whose
+    ``FeatureCache.compute_all_features`` ends in ``_validate_features`` raising
+    ValueError('Feature mismatch: missing N features. …') (``backtesting/feature_cache.py``);
+    the span records it (OpenTelemetry's default: exception event, status ERROR) and the
+    worker fails the operation with ``str(e)`` 2 ms later (``backtest_worker.py``), before
+    any simulation. The CLI's follow reads failed and exits 1 (cli.backtest unset)."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+
+    def unset(span: Doc) -> None:
+        span["status"] = {}
+
+    out = edited(
+        recording, lambda _svc, s: s["traceId"] == trace_id and s["name"] == "cli.backtest", unset
+    )
+    compute = next(
+        s
+        for _, _, s in spans(out)
+        if s["traceId"] == trace_id and s["name"] == "backtest.feature_compute"
+    )
+    ended = int(compute["endTimeUnixNano"])
+    out = edited(
+        out, lambda _svc, s: s["spanId"] == compute["spanId"], raising("ValueError", message)
+    )
+    out = failed_instead(out, operation_id, message)
+
+    def right_after(span: Doc) -> None:
+        span["startTimeUnixNano"] = str(ended + 2_000_000)
+        span["endTimeUnixNano"] = str(ended + 2_050_000)
+
+    return edited(
+        out,
+        lambda _svc, s: s["traceId"] == trace_id and attr(s, "operation.to_status") == "failed",
+        right_after,
+    )
+
+
+def data_load_of_an_unknown_symbol(
+    recording: Recording, operation_id: str, symbol: str
+) -> Recording:
+    """The data load ``operation_id`` (run1: nothing listened on :5001, so ``POST
+    /data/validate`` got ConnectError) asked for ``symbol``, which IB does not know, with
+    the host service and the IB Gateway up: the host's ``/data/validate`` answers 200 with
+    ``success=true, is_valid=false, error_message='Symbol X not found'``
+    (``ib-host-service/endpoints/data.py``, ``ib/symbol_validator.py``); the backend's
+    ``validate_and_get_metadata`` raises DataProviderDataError with that message
+    (``data/acquisition/ib_data_provider.py``) in code without a span, and the orchestrator
+    fails the operation with ``str(e)`` (``service_orchestrator.py``). No span is in error."""
+    trace_id = next(
+        s["traceId"]
+        for _, _, s in spans(recording)
+        if s["name"] == "data.download" and attr(s, "operation.id") == operation_id
+    )
+    download = next(
+        s
+        for _, _, s in spans(recording)
+        if s["traceId"] == trace_id and s["name"] == "data.download"
+    )
+    asked = str(attr(download, "data.symbol"))
+
+    def of_trace(_svc: str, s: Doc) -> bool:
+        return s["traceId"] == trace_id
+
+    def renamed(span: Doc) -> None:
+        for a in span["attributes"]:
+            value = a["value"]
+            if a["key"] == "data.symbol" and value.get("stringValue") == asked:
+                value["stringValue"] = symbol
+            elif a["key"] in ("cli.args", "progress.context"):
+                text = value["stringValue"].replace(f'"symbol": "{asked}"', f'"symbol": "{symbol}"')
+                value["stringValue"] = text.replace(f" {asked} ", f" {symbol} ")
+
+    out = edited(recording, of_trace, renamed)
+    call = next(
+        s
+        for _, _, s in spans(out)
+        if s["traceId"] == trace_id
+        and s["kind"] == CLIENT
+        and str(attr(s, "http.url") or "").endswith("/data/validate")
+    )
+    answered_ns = int(call["startTimeUnixNano"]) + 180_000_000
+
+    def answered(span: Doc) -> None:
+        span["status"], span["events"] = {}, []
+        span["endTimeUnixNano"] = str(answered_ns)
+        span["attributes"].append({"key": "http.status_code", "value": {"intValue": "200"}})
+
+    out = edited(out, lambda svc, s: of_trace(svc, s) and s["spanId"] == call["spanId"], answered)
+
+    def failed_after(span: Doc) -> None:
+        span["startTimeUnixNano"] = str(answered_ns + 2_000_000)
+        span["endTimeUnixNano"] = str(answered_ns + 2_050_000)
+        for a in span["attributes"]:
+            if a["key"] == "operation.error":
+                a["value"] = {"stringValue": f"Symbol {symbol} not found"}
+
+    out = edited(
+        out,
+        lambda svc, s: of_trace(svc, s)
+        and attr(s, "operation.id") == operation_id
+        and attr(s, "operation.to_status") == "failed",
+        failed_after,
+    )
+    path = "/data/validate"
+    server = server_answer(
+        call, "5a0000000000b001", path, path, int(call["startTimeUnixNano"]) + 3_000_000,
+        answered_ns - 3_000_000, url=f"http://localhost:5001{path}",
+    )
+    return added(out, "ktrdr-ib-host-service", [server])
+
+
 def trained_on_symbols(
     recording: Recording, operation_id: str, loaded: str, rows: int, load_ns: int
 ) -> Recording:

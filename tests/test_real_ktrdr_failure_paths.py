@@ -15,6 +15,11 @@ FINAL = "2026-12-04T16:10:00Z"
 # `ktrdr train v3_minimal --symbols ZZZZ`: training.data_loading raised DataNotFoundError
 # (run1 case 15)
 NO_DATA = "op_training_20261204_155455_c5babf81"
+# `ktrdr backtest v3_minimal … -m models/v3_minimal/1h_v1 --follow`, completed in 5.2 s
+# (run1 case 2)
+BACKTEST = "op_backtesting_20261204_154358_5d955ea3"
+# `ktrdr data load EURUSD -t 1h` with nothing on :5001 (run1 case 3)
+DATA_LOAD = "op_data_load_20261204_154431_10ad325f"
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_source_env")]
 
@@ -33,3 +38,39 @@ def test_a_training_on_two_symbols_names_the_one_whose_data_is_missing(tmp_path:
     commands = d["solution"]["commands"]
     assert any(c.startswith("ktrdr data load ZZZZ --timeframe 1h") for c in commands), commands
     assert not any("EURUSD" in c for c in commands), commands
+
+
+def test_a_backtest_whose_model_lacks_the_strategys_features_is_invalid_input(
+    tmp_path: Path,
+) -> None:
+    """The model was trained with other indicators than the strategy now computes:
+    ``backtest.feature_compute`` ends in ValueError('Feature mismatch: …'). Already right
+    before this test (no test built the error inside the feature phase): invalid input,
+    the phase span as the cause, the mismatch quoted, and to pair the model with its own
+    strategy."""
+    message = (
+        "Feature mismatch: missing 3 features.\nMissing: ['1h_rsi_14_high', "
+        "'1h_rsi_14_low', '1h_rsi_14_mid']\nThis usually means the strategy config doesn't "
+        "match the trained model."
+    )
+    changed = rv.backtest_features_mismatched(rv.load(TRACES), BACKTEST, message)
+    d = rv.diagnosed(changed, BACKTEST, FINAL, tmp_path)
+    assert d["verdict"] == "invalid_input", d["summary"]
+    assert d["root_cause"]["span_name"] == "backtest.feature_compute"
+    assert "Feature mismatch: missing 3 features" in d["summary"], d["summary"]
+    assert "ktrdr-backtest-worker-09ec5021" in d["summary"], d["summary"]
+    steps = " ".join(d["solution"]["steps"])
+    assert "model trained with the same strategy" in steps, steps
+
+
+def test_a_data_load_of_a_symbol_ib_does_not_know_is_invalid_input(tmp_path: Path) -> None:
+    """Host service and Gateway up, symbol unknown to IB: /data/validate answers 200 with
+    is_valid false and the backend fails the load 'Symbol ZZZZ not found'; no span is in
+    error. Already right before this test (the rule had vectors, no recording): invalid
+    input naming the symbol, with the host service's own check to run."""
+    changed = rv.data_load_of_an_unknown_symbol(rv.load(TRACES), DATA_LOAD, "ZZZZ")
+    d = rv.diagnosed(changed, DATA_LOAD, FINAL, tmp_path)
+    assert d["verdict"] == "invalid_input", d["summary"]
+    assert "Symbol ZZZZ not found" in d["summary"], d["summary"]
+    commands = " ".join(d["solution"]["commands"])
+    assert "localhost:5001/data/validate" in commands and '"symbol": "ZZZZ"' in commands
