@@ -1779,3 +1779,37 @@ def trained_on_symbols(
     ]
     worker = next(svc for _, svc, s in spans(out) if s["spanId"] == missing["spanId"])
     return added(out, worker, [first])
+
+
+def trained_on_timeframes(recording: Recording, operation_id: str, timeframes: str) -> Recording:
+    """The training ``operation_id`` (run1: a symbol whose 1h data was not cached) of a
+    strategy on several ``timeframes`` (``"1h,4h,1d"``, the base first): the worker names
+    the operation by all of them (``training_worker.py``: ``timeframe=",".join(...)``) and
+    ``training.data_loading`` carries them all (``data.timeframes``); the multi-timeframe
+    load (``data/multi_timeframe_coordinator.py``) reads the base first, catches its
+    DataNotFoundError and raises DataError('Failed to load base timeframe 1h for ZZZZ')
+    from it, which the span records and the worker fails the operation with."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+    loading = next(
+        s
+        for _, _, s in spans(recording)
+        if s["traceId"] == trace_id and s["name"] == "training.data_loading"
+    )
+    symbol = attr(loading, "data.symbol")
+    base = timeframes.partition(",")[0]
+    message = f"Failed to load base timeframe {base} for {symbol}"
+
+    def named(span: Doc) -> None:
+        for a in span["attributes"]:
+            if a["key"] == "data.timeframes" or (
+                a["key"] == "data.timeframe" and span["name"] == "operation.register"
+            ):
+                a["value"] = {"stringValue": timeframes}
+            elif a["key"] == "operation.error":
+                a["value"] = {"stringValue": message}
+        if span["spanId"] == loading["spanId"]:
+            raising("ktrdr.errors.exceptions.DataError", message)(span)
+
+    return edited(recording, lambda _svc, s: s["traceId"] == trace_id, named)

@@ -74,3 +74,20 @@ def test_a_data_load_of_a_symbol_ib_does_not_know_is_invalid_input(tmp_path: Pat
     assert "Symbol ZZZZ not found" in d["summary"], d["summary"]
     commands = " ".join(d["solution"]["commands"])
     assert "localhost:5001/data/validate" in commands and '"symbol": "ZZZZ"' in commands
+
+
+def test_a_training_on_several_timeframes_names_the_one_that_failed_to_load(
+    tmp_path: Path,
+) -> None:
+    """A strategy on 1h, 4h and 1d for a symbol not cached: the multi-timeframe load reads
+    the base (1h) first and raises DataError('Failed to load base timeframe 1h for ZZZZ').
+    Before: 'No data for ZZZZ 1h,4h,1d' (only 1h was tried) and `ktrdr data load ZZZZ
+    --timeframe 1h,4h,1d`, a timeframe the CLI refuses."""
+    changed = rv.trained_on_timeframes(rv.load(TRACES), NO_DATA, "1h,4h,1d")
+    d = rv.diagnosed(changed, NO_DATA, FINAL, tmp_path)
+    assert d["verdict"] == "data_missing", d["summary"]
+    assert "for ZZZZ 1h (" in d["summary"], d["summary"]
+    commands = d["solution"]["commands"]
+    assert any(c.startswith("ktrdr data load ZZZZ --timeframe 1h --mode") for c in commands)
+    assert not any("4h" in c for c in commands), commands
+    assert "ZZZZ 1h in the requested range" in d["solution"]["steps"][0]
