@@ -28,7 +28,8 @@ def test_a_training_on_two_symbols_names_the_one_whose_data_is_missing(tmp_path:
     """`ktrdr train v3_minimal --symbols EURUSD,ZZZZ`: EURUSD's bars load, ZZZZ's are not
     cached. The worker names the operation 'EURUSD,ZZZZ', so before the summary said
     'DataNotFoundError for EURUSD,ZZZZ 1h' and the commands were `ktrdr data load
-    EURUSD,ZZZZ …`, which asks for one symbol of that name; the failed span is ZZZZ's."""
+    EURUSD,ZZZZ …`, a symbol the CLI refuses (``cli/data_commands.py``: letters, digits,
+    '-' and '.'); the failed span is ZZZZ's."""
     changed = rv.trained_on_symbols(rv.load(TRACES), NO_DATA, "EURUSD", 3097, 235_000_000)
     d = rv.diagnosed(changed, NO_DATA, FINAL, tmp_path)
     assert d["verdict"] == "data_missing", d["summary"]
