@@ -1813,3 +1813,54 @@ def trained_on_timeframes(recording: Recording, operation_id: str, timeframes: s
             raising("ktrdr.errors.exceptions.DataError", message)(span)
 
     return edited(recording, lambda _svc, s: s["traceId"] == trace_id, named)
+
+
+def trained_on_more_symbols(
+    recording: Recording,
+    trace_ids: set[str],
+    operation_id: str,
+    more: list[str],
+    load_ns: int,
+    loop_extra_ns: int,
+) -> Recording:
+    """The training ``operation_id`` (its ``trace_ids``) asked for ``more`` symbols after
+    its own (``ktrdr train … --symbols A,B,C``): the worker names the operation by all of
+    them (``training_worker.py``: ``symbol=",".join(symbols)``), the orchestrator loads one
+    after the other, one ``training.data_loading`` each with the first one's rows, in
+    ``load_ns`` (``local_orchestrator.py``), and stacks their features: its span-less loop
+    sees that many more samples and lasts ``loop_extra_ns`` longer."""
+    first = next(
+        s
+        for _, _, s in spans(recording)
+        if s["traceId"] in trace_ids and s["name"] == "training.data_loading"
+    )
+    own = str(attr(first, "data.symbol"))
+    every = f"{own},{','.join(more)}"
+    step = load_ns + 1_000_000
+    out = longer_after(recording, trace_ids, "training.data_loading", loop_extra_ns)
+    out = longer_after(out, trace_ids, "training.data_loading", step * len(more))
+
+    def named(span: Doc) -> None:
+        for a in span["attributes"]:
+            value = a["value"]
+            if a["key"] == "cli.args":
+                value["stringValue"] = value["stringValue"].replace(
+                    '"symbols": null', f'"symbols": "{every}"'
+                )
+            elif a["key"] == "data.symbol" and span["name"] == "operation.register":
+                value["stringValue"] = every
+
+    out = edited(out, lambda _svc, s: s["traceId"] in trace_ids, named)
+    end = int(first["endTimeUnixNano"])
+    loads = []
+    for i, symbol in enumerate(more):
+        load = copy.deepcopy(first)
+        load["spanId"] = f"5c{i:014x}"
+        load["startTimeUnixNano"] = str(end + 1_000_000 + i * step)
+        load["endTimeUnixNano"] = str(end + 1_000_000 + i * step + load_ns)
+        for a in load["attributes"]:
+            if a["key"] == "data.symbol":
+                a["value"] = {"stringValue": symbol}
+        loads.append(load)
+    worker = next(svc for _, svc, s in spans(out) if s["spanId"] == first["spanId"])
+    return added(out, worker, loads)

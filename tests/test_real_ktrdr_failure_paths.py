@@ -92,3 +92,37 @@ def test_a_training_on_several_timeframes_names_the_one_that_failed_to_load(
     assert any(c.startswith("ktrdr data load ZZZZ --timeframe 1h --mode") for c in commands)
     assert not any("4h" in c for c in commands), commands
     assert "ZZZZ 1h in the requested range" in d["solution"]["steps"][0]
+
+
+MINIMAL = "op_training_20261204_154305_f6579e1a"  # v3_minimal, 10 epochs on EURUSD: 44.8 s
+
+
+@pytest.mark.parametrize(("loop_extra_s", "verdict"), [(86, "healthy"), (250, "slow")])
+def test_a_training_on_three_symbols_is_judged_by_all_the_data_it_loaded(
+    loop_extra_s: int, verdict: str, tmp_path: Path
+) -> None:
+    """v3_minimal trained again at 16:05 with `--symbols EURUSD,GBPUSD,USDJPY`: three
+    training.data_loading of 3,097 rows each, and a loop on three times the samples (2.2
+    min against the one-symbol run's 44.8 s). Its size is the three loads' rows, so the
+    one-symbol run says 2.2 min is its expected time: healthy (before: 'slow … 2.2 min vs
+    baseline 44.8 s', its size read from the first load only). A loop far past that is
+    still slow, against the time expected for its 9,291 rows."""
+    from opdiag.devtools.score_cases import diagnose_case
+
+    again = "op_training_20261204_160500_f6579e19"
+    base = rv.load(TRACES)
+    first = diagnose_case(TRACES.parent, {"id": MINIMAL, "upto": None, "now": FINAL}, tmp_path)
+    shift = rv.ns("2026-12-04T16:05:00Z") - rv.ns("2026-12-04T15:43:05Z")
+    copy = rv.copy_operation(base, set(first["trace_ids"]), {MINIMAL: again}, shift, salt=9)
+    copy = rv.trained_on_more_symbols(
+        copy, {s["traceId"] for _, _, s in rv.spans(copy)},
+        again, ["GBPUSD", "USDJPY"], 235_000_000, loop_extra_s * 10**9,
+    )
+    root = tmp_path / "again"
+    rv.write(base + copy, root / "traces")
+    d = diagnose_case(root, {"id": again, "now": "2026-12-04T16:30:00Z"}, tmp_path / "d")
+    assert d["verdict"] == verdict, d["summary"]
+    c = d["comparison"]
+    assert [r["key"] for r in c["runs"]] == [MINIMAL] and c["size"] == 9291, c
+    if verdict == "slow":
+        assert "vs baseline 2.2 min for its 9,291 data rows" in d["summary"], d["summary"]
