@@ -1864,3 +1864,56 @@ def trained_on_more_symbols(
         loads.append(load)
     worker = next(svc for _, svc, s in spans(out) if s["spanId"] == first["spanId"])
     return added(out, worker, loads)
+
+
+def download_cancelled(recording: Recording, operation_id: str, at_ns: int) -> Recording:
+    """The IB data load ``operation_id`` downloading in segments (``loaded_in_segments``
+    with ``complete=False``) interrupted with Ctrl+C at ``at_ns`` (``data_load_cancelled``:
+    the CLI's DELETE, the backend's running -> cancelled). The cancel sets the operation's
+    cancellation token, which the segment manager polls every 0.5 s while a request is out
+    (``segment_manager.py`` ``_fetch_single_segment``): it cancels the request in flight,
+    whose httpx client span ends with the CancelledError, sends no further segment and
+    raises CancelledError, which the orchestrator's ``except Exception`` lets through:
+    no failed transition follows. CancelledError is no ``Exception``: neither httpx's
+    instrumentation nor OpenTelemetry's ``use_span`` (1.38) records it, so the cancelled
+    request's span ends unset, without a status code. The host service answers it as it
+    would have (it is not told); nothing of the load happens after that answer (a span
+    run1 left there, the host's receive of a validation retry whose request is gone, with
+    it)."""
+    out = data_load_cancelled(recording, operation_id, at_ns)
+    trace_id = next(
+        s["traceId"]
+        for _, _, s in spans(out)
+        if s["name"] == "data.download" and attr(s, "operation.id") == operation_id
+    )
+    noticed_ns = at_ns + 500_000_000
+    requests = [
+        s
+        for _, svc, s in spans(out)
+        if s["traceId"] == trace_id
+        and svc == "ktrdr-api"
+        and s["kind"] == CLIENT
+        and str(attr(s, "http.url") or "").endswith("/data/historical")
+    ]
+    unsent = {s["spanId"] for s in requests if int(s["startTimeUnixNano"]) > noticed_ns}
+    gone = _subtree_ids(out, trace_id, unsent)
+    out = without(out, lambda _svc, s: s["traceId"] == trace_id and s["spanId"] in gone)
+    cut = {
+        s["spanId"]
+        for s in requests
+        if int(s["startTimeUnixNano"]) <= noticed_ns < int(s["endTimeUnixNano"])
+    }
+
+    def cancelled(span: Doc) -> None:
+        span["attributes"] = [a for a in span["attributes"] if a["key"] != "http.status_code"]
+        span["endTimeUnixNano"] = str(noticed_ns)
+
+    out = edited(out, lambda _svc, s: s["traceId"] == trace_id and s["spanId"] in cut, cancelled)
+    answered = _subtree_ids(out, trace_id, cut)
+    last_ns = max(
+        (int(s["endTimeUnixNano"]) for _, _, s in spans(out) if s["spanId"] in answered),
+        default=noticed_ns,
+    )
+    return without(
+        out, lambda _svc, s: s["traceId"] == trace_id and int(s["startTimeUnixNano"]) > last_ns
+    )

@@ -126,3 +126,30 @@ def test_a_training_on_three_symbols_is_judged_by_all_the_data_it_loaded(
     assert [r["key"] for r in c["runs"]] == [MINIMAL] and c["size"] == 9291, c
     if verdict == "slow":
         assert "vs baseline 2.2 min for its 9,291 data rows" in d["summary"], d["summary"]
+
+
+# `ktrdr data load AAPL -t 1h` against the real IB host service (run1 case 4: the Gateway was
+# down); ``loaded_in_segments`` gives it the Gateway up and 30 segments to download
+AAPL_LOAD = "op_data_load_20261204_154455_734c9af6"
+
+
+@pytest.mark.parametrize("now", ["2026-12-04T15:45:27Z", FINAL])
+def test_a_data_load_cancelled_while_downloading_says_to_load_it_again(
+    now: str, tmp_path: Path
+) -> None:
+    """Ctrl+C 30 s into the download (segment 9 of 30): the cancel, then the request in
+    flight abandoned (its span ends unset: CancelledError is not recorded), no more
+    segments, no failure. Cancelled, with no cause. Before: the generic cancel's advice,
+    `ktrdr resume`, which for a data load (no checkpoint) answers 404 and marks it
+    failed; now to load it again."""
+    downloading = rv.loaded_in_segments(
+        rv.load(TRACES), AAPL_LOAD, segments=30, failed={}, complete=False
+    )
+    changed = rv.download_cancelled(downloading, AAPL_LOAD, rv.ns("2026-12-04T15:45:25.300Z"))
+    d = rv.diagnosed(changed, AAPL_LOAD, now, tmp_path)
+    assert (d["verdict"], d["status"]) == ("cancelled", "cancelled"), d["summary"]
+    assert "User requested cancellation via CLI" in d["summary"], d["summary"]
+    assert d["root_cause"] is None
+    commands = d["solution"]["commands"]
+    assert "ktrdr data load AAPL --timeframe 1h --mode tail" in commands, commands
+    assert not any("resume" in c for c in commands), commands
