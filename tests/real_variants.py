@@ -1605,3 +1605,315 @@ def backtest_model_unloadable(recording: Recording, operation_id: str, message: 
         and attr(s, "operation.to_status") == "failed",
         right_after,
     )
+
+
+def backtest_features_mismatched(
+    recording: Recording, operation_id: str, message: str
+) -> Recording:
+    """The backtest ``operation_id`` run with a model trained on other features than its
+    strategy makes: ``BacktestingEngine.run`` opens ``backtest.feature_compute``, whose
+    ``FeatureCache.compute_all_features`` ends in ``_validate_features`` raising
+    ValueError('Feature mismatch: missing N features. …') (``backtesting/feature_cache.py``);
+    the span records it (OpenTelemetry's default: exception event, status ERROR) and the
+    worker fails the operation with ``str(e)`` 2 ms later (``backtest_worker.py``), before
+    any simulation. The CLI's follow reads failed and exits 1 (cli.backtest unset)."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+
+    def unset(span: Doc) -> None:
+        span["status"] = {}
+
+    out = edited(
+        recording, lambda _svc, s: s["traceId"] == trace_id and s["name"] == "cli.backtest", unset
+    )
+    compute = next(
+        s
+        for _, _, s in spans(out)
+        if s["traceId"] == trace_id and s["name"] == "backtest.feature_compute"
+    )
+    ended = int(compute["endTimeUnixNano"])
+    out = edited(
+        out, lambda _svc, s: s["spanId"] == compute["spanId"], raising("ValueError", message)
+    )
+    out = failed_instead(out, operation_id, message)
+
+    def right_after(span: Doc) -> None:
+        span["startTimeUnixNano"] = str(ended + 2_000_000)
+        span["endTimeUnixNano"] = str(ended + 2_050_000)
+
+    return edited(
+        out,
+        lambda _svc, s: s["traceId"] == trace_id and attr(s, "operation.to_status") == "failed",
+        right_after,
+    )
+
+
+def data_load_of_an_unknown_symbol(
+    recording: Recording, operation_id: str, symbol: str
+) -> Recording:
+    """The data load ``operation_id`` (run1: nothing listened on :5001, so ``POST
+    /data/validate`` got ConnectError) asked for ``symbol``, which IB does not know, with
+    the host service and the IB Gateway up: the host's ``/data/validate`` answers 200 with
+    ``success=true, is_valid=false, error_message='Symbol X not found'``
+    (``ib-host-service/endpoints/data.py``, ``ib/symbol_validator.py``); the backend's
+    ``validate_and_get_metadata`` raises DataProviderDataError with that message
+    (``data/acquisition/ib_data_provider.py``) in code without a span, and the orchestrator
+    fails the operation with ``str(e)`` (``service_orchestrator.py``). No span is in error."""
+    trace_id = next(
+        s["traceId"]
+        for _, _, s in spans(recording)
+        if s["name"] == "data.download" and attr(s, "operation.id") == operation_id
+    )
+    download = next(
+        s
+        for _, _, s in spans(recording)
+        if s["traceId"] == trace_id and s["name"] == "data.download"
+    )
+    asked = str(attr(download, "data.symbol"))
+
+    def of_trace(_svc: str, s: Doc) -> bool:
+        return s["traceId"] == trace_id
+
+    def renamed(span: Doc) -> None:
+        for a in span["attributes"]:
+            value = a["value"]
+            if a["key"] == "data.symbol" and value.get("stringValue") == asked:
+                value["stringValue"] = symbol
+            elif a["key"] in ("cli.args", "progress.context"):
+                text = value["stringValue"].replace(f'"symbol": "{asked}"', f'"symbol": "{symbol}"')
+                value["stringValue"] = text.replace(f" {asked} ", f" {symbol} ")
+
+    out = edited(recording, of_trace, renamed)
+    call = next(
+        s
+        for _, _, s in spans(out)
+        if s["traceId"] == trace_id
+        and s["kind"] == CLIENT
+        and str(attr(s, "http.url") or "").endswith("/data/validate")
+    )
+    answered_ns = int(call["startTimeUnixNano"]) + 180_000_000
+
+    def answered(span: Doc) -> None:
+        span["status"], span["events"] = {}, []
+        span["endTimeUnixNano"] = str(answered_ns)
+        span["attributes"].append({"key": "http.status_code", "value": {"intValue": "200"}})
+
+    out = edited(out, lambda svc, s: of_trace(svc, s) and s["spanId"] == call["spanId"], answered)
+
+    def failed_after(span: Doc) -> None:
+        span["startTimeUnixNano"] = str(answered_ns + 2_000_000)
+        span["endTimeUnixNano"] = str(answered_ns + 2_050_000)
+        for a in span["attributes"]:
+            if a["key"] == "operation.error":
+                a["value"] = {"stringValue": f"Symbol {symbol} not found"}
+
+    out = edited(
+        out,
+        lambda svc, s: of_trace(svc, s)
+        and attr(s, "operation.id") == operation_id
+        and attr(s, "operation.to_status") == "failed",
+        failed_after,
+    )
+    path = "/data/validate"
+    server = server_answer(
+        call, "5a0000000000b001", path, path, int(call["startTimeUnixNano"]) + 3_000_000,
+        answered_ns - 3_000_000, url=f"http://localhost:5001{path}",
+    )
+    return added(out, "ktrdr-ib-host-service", [server])
+
+
+def trained_on_symbols(
+    recording: Recording, operation_id: str, loaded: str, rows: int, load_ns: int
+) -> Recording:
+    """The training ``operation_id`` (run1: one symbol whose data was not cached) asked for
+    ``loaded`` before it (``ktrdr train … --symbols LOADED,MISSING``): the worker names the
+    operation by all its symbols (``training_worker.py``: ``symbol=",".join(symbols)``) and
+    the orchestrator loads one symbol after the other, one ``training.data_loading`` each
+    (``local_orchestrator.py``): ``loaded``'s answers ``rows`` bars in ``load_ns``, then the
+    missing one raises DataNotFoundError as recorded, later by that time."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+    missing = next(
+        s
+        for _, _, s in spans(recording)
+        if s["traceId"] == trace_id and s["name"] == "training.data_loading"
+    )
+    symbol = str(attr(missing, "data.symbol"))
+    both = f"{loaded},{symbol}"
+    start = int(missing["startTimeUnixNano"])
+
+    def named(span: Doc) -> None:
+        for a in span["attributes"]:
+            value = a["value"]
+            if a["key"] == "cli.args":
+                value["stringValue"] = value["stringValue"].replace(
+                    f'"symbols": "{symbol}"', f'"symbols": "{both}"'
+                )
+            elif a["key"] == "data.symbol" and span["name"] == "operation.register":
+                value["stringValue"] = both
+
+    def later(span: Doc) -> None:
+        for key in ("startTimeUnixNano", "endTimeUnixNano"):
+            span[key] = str(int(span[key]) + load_ns + 1_000_000)
+
+    of_trace: SpanFilter = lambda _svc, s: s["traceId"] == trace_id  # noqa: E731
+    out = edited(recording, of_trace, named)
+    out = edited(
+        out,
+        lambda svc, s: of_trace(svc, s)
+        and (s["spanId"] == missing["spanId"] or attr(s, "operation.to_status") == "failed"),
+        later,
+    )
+    first = copy.deepcopy(missing)
+    first.update(
+        spanId="5b0000000000c001", startTimeUnixNano=str(start),
+        endTimeUnixNano=str(start + load_ns), events=[], status={},
+    )
+    first["attributes"] = [
+        {"key": "data.symbol", "value": {"stringValue": loaded}},
+        *[a for a in missing["attributes"] if a["key"] in ("data.timeframes", "progress.phase")],
+        {"key": "data.rows", "value": {"intValue": str(rows)}},
+        {"key": "data.columns", "value": {"intValue": "5"}},
+    ]
+    worker = next(svc for _, svc, s in spans(out) if s["spanId"] == missing["spanId"])
+    return added(out, worker, [first])
+
+
+def trained_on_timeframes(recording: Recording, operation_id: str, timeframes: str) -> Recording:
+    """The training ``operation_id`` (run1: a symbol whose 1h data was not cached) of a
+    strategy on several ``timeframes`` (``"1h,4h,1d"``, the base first): the worker names
+    the operation by all of them (``training_worker.py``: ``timeframe=",".join(...)``) and
+    ``training.data_loading`` carries them all (``data.timeframes``); the multi-timeframe
+    load (``data/multi_timeframe_coordinator.py``) reads the base first, catches its
+    DataNotFoundError and raises DataError('Failed to load base timeframe 1h for ZZZZ')
+    from it, which the span records and the worker fails the operation with."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+    loading = next(
+        s
+        for _, _, s in spans(recording)
+        if s["traceId"] == trace_id and s["name"] == "training.data_loading"
+    )
+    symbol = attr(loading, "data.symbol")
+    base = timeframes.partition(",")[0]
+    message = f"Failed to load base timeframe {base} for {symbol}"
+
+    def named(span: Doc) -> None:
+        for a in span["attributes"]:
+            if a["key"] == "data.timeframes" or (
+                a["key"] == "data.timeframe" and span["name"] == "operation.register"
+            ):
+                a["value"] = {"stringValue": timeframes}
+            elif a["key"] == "operation.error":
+                a["value"] = {"stringValue": message}
+        if span["spanId"] == loading["spanId"]:
+            raising("ktrdr.errors.exceptions.DataError", message)(span)
+
+    return edited(recording, lambda _svc, s: s["traceId"] == trace_id, named)
+
+
+def trained_on_more_symbols(
+    recording: Recording,
+    trace_ids: set[str],
+    operation_id: str,
+    more: list[str],
+    load_ns: int,
+    loop_extra_ns: int,
+) -> Recording:
+    """The training ``operation_id`` (its ``trace_ids``) asked for ``more`` symbols after
+    its own (``ktrdr train … --symbols A,B,C``): the worker names the operation by all of
+    them (``training_worker.py``: ``symbol=",".join(symbols)``), the orchestrator loads one
+    after the other, one ``training.data_loading`` each with the first one's rows, in
+    ``load_ns`` (``local_orchestrator.py``), and stacks their features: its span-less loop
+    sees that many more samples and lasts ``loop_extra_ns`` longer."""
+    first = next(
+        s
+        for _, _, s in spans(recording)
+        if s["traceId"] in trace_ids and s["name"] == "training.data_loading"
+    )
+    own = str(attr(first, "data.symbol"))
+    every = f"{own},{','.join(more)}"
+    step = load_ns + 1_000_000
+    out = longer_after(recording, trace_ids, "training.data_loading", loop_extra_ns)
+    out = longer_after(out, trace_ids, "training.data_loading", step * len(more))
+
+    def named(span: Doc) -> None:
+        for a in span["attributes"]:
+            value = a["value"]
+            if a["key"] == "cli.args":
+                value["stringValue"] = value["stringValue"].replace(
+                    '"symbols": null', f'"symbols": "{every}"'
+                )
+            elif a["key"] == "data.symbol" and span["name"] == "operation.register":
+                value["stringValue"] = every
+
+    out = edited(out, lambda _svc, s: s["traceId"] in trace_ids, named)
+    end = int(first["endTimeUnixNano"])
+    loads = []
+    for i, symbol in enumerate(more):
+        load = copy.deepcopy(first)
+        load["spanId"] = f"5c{i:014x}"
+        load["startTimeUnixNano"] = str(end + 1_000_000 + i * step)
+        load["endTimeUnixNano"] = str(end + 1_000_000 + i * step + load_ns)
+        for a in load["attributes"]:
+            if a["key"] == "data.symbol":
+                a["value"] = {"stringValue": symbol}
+        loads.append(load)
+    worker = next(svc for _, svc, s in spans(out) if s["spanId"] == first["spanId"])
+    return added(out, worker, loads)
+
+
+def download_cancelled(recording: Recording, operation_id: str, at_ns: int) -> Recording:
+    """The IB data load ``operation_id`` downloading in segments (``loaded_in_segments``
+    with ``complete=False``) interrupted with Ctrl+C at ``at_ns`` (``data_load_cancelled``:
+    the CLI's DELETE, the backend's running -> cancelled). The cancel sets the operation's
+    cancellation token, which the segment manager polls every 0.5 s while a request is out
+    (``segment_manager.py`` ``_fetch_single_segment``): it cancels the request in flight,
+    whose httpx client span ends with the CancelledError, sends no further segment and
+    raises CancelledError, which the orchestrator's ``except Exception`` lets through:
+    no failed transition follows. CancelledError is no ``Exception``: neither httpx's
+    instrumentation nor OpenTelemetry's ``use_span`` (1.38) records it, so the cancelled
+    request's span ends unset, without a status code. The host service answers it as it
+    would have (it is not told); nothing of the load happens after that answer (a span
+    run1 left there, the host's receive of a validation retry whose request is gone, with
+    it)."""
+    out = data_load_cancelled(recording, operation_id, at_ns)
+    trace_id = next(
+        s["traceId"]
+        for _, _, s in spans(out)
+        if s["name"] == "data.download" and attr(s, "operation.id") == operation_id
+    )
+    noticed_ns = at_ns + 500_000_000
+    requests = [
+        s
+        for _, svc, s in spans(out)
+        if s["traceId"] == trace_id
+        and svc == "ktrdr-api"
+        and s["kind"] == CLIENT
+        and str(attr(s, "http.url") or "").endswith("/data/historical")
+    ]
+    unsent = {s["spanId"] for s in requests if int(s["startTimeUnixNano"]) > noticed_ns}
+    gone = _subtree_ids(out, trace_id, unsent)
+    out = without(out, lambda _svc, s: s["traceId"] == trace_id and s["spanId"] in gone)
+    cut = {
+        s["spanId"]
+        for s in requests
+        if int(s["startTimeUnixNano"]) <= noticed_ns < int(s["endTimeUnixNano"])
+    }
+
+    def cancelled(span: Doc) -> None:
+        span["attributes"] = [a for a in span["attributes"] if a["key"] != "http.status_code"]
+        span["endTimeUnixNano"] = str(noticed_ns)
+
+    out = edited(out, lambda _svc, s: s["traceId"] == trace_id and s["spanId"] in cut, cancelled)
+    answered = _subtree_ids(out, trace_id, cut)
+    last_ns = max(
+        (int(s["endTimeUnixNano"]) for _, _, s in spans(out) if s["spanId"] in answered),
+        default=noticed_ns,
+    )
+    return without(
+        out, lambda _svc, s: s["traceId"] == trace_id and int(s["startTimeUnixNano"]) > last_ns
+    )

@@ -18,7 +18,7 @@ from opdiag.diagnosis.comparison import (
     slow_reference,
     total_status,
 )
-from opdiag.diagnosis.run_profile import RunProfile, alike_values, error_types
+from opdiag.diagnosis.run_profile import RunProfile, alike_values, data_size, error_types
 from opdiag.model import Event, Span
 from opdiag.service import DiagnosisService
 from opdiag.settings import ComparisonSettings, Settings
@@ -81,6 +81,23 @@ def test_alike_values_from_attributes_and_json_encoded_cli_args():
     # Unparsable or absent values are simply not there.
     assert alike_values([sp("x", **{"cli.args": "{not json"})], sources) == {}
     assert alike_values([sp("x", **{"data.symbol": "None"})], sources) == {}
+
+
+def test_data_size_adds_a_phase_repeated_under_one_parent_and_nothing_else():
+    """A training on three symbols loads each in a training.data_loading of its own under
+    the worker's request: its size is their rows together. The same rows on another phase
+    (a backtest's feature_compute) or on a load in another trace (a resume) are the same
+    data again, not more."""
+    def load(rows: int, parent: str = "w", trace: str = "0" * 32) -> Span:
+        return Span(trace, "2" * 16, "training.data_loading", "svc", 0, 1,
+                    attributes={"data.rows": rows}, parent_id=parent)
+
+    assert data_size([load(3097), load(3097), load(3000)], ["data.rows"]) == 9194
+    compute = Span("0" * 32, "3" * 16, "backtest.feature_compute", "svc", 0, 1,
+                   attributes={"data.rows": 3097}, parent_id="w")
+    assert data_size([load(3097), compute], ["data.rows"]) == 3097
+    assert data_size([load(3097), load(3097, trace="9" * 32)], ["data.rows"]) == 3097
+    assert data_size([load(3097), load(3097, parent="other")], ["data.rows"]) == 3097
 
 
 def test_error_types_of_error_spans():

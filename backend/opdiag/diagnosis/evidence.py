@@ -159,6 +159,10 @@ def _started_in(trace: Trace, span: Span) -> bool:
     )
 
 
+def _attr(span: Span | None, key: str) -> Any:
+    return span.attributes.get(key) if span is not None else None
+
+
 def evidence_of(
     rule: Rule,
     span: Span | None,
@@ -203,7 +207,8 @@ def evidence_of(
         elif key == "caller":
             value = _caller_of(span, trace) if span is not None else None
         elif key.startswith(OPERATION_VALUE_PREFIX):
-            value = op_values.get(key)
+            said = exc.message if exc is not None else _attr(span, "operation.error")
+            value = op_values.for_span(key, span, said if isinstance(said, str) else None)
         elif key == "route.param":
             value = _route_param_up(span, trace) if span is not None else None
         elif key in PLACEHOLDERS:

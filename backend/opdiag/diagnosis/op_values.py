@@ -9,6 +9,7 @@ declared values 200k times for nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,7 +35,9 @@ class OperationValues:
     everything else made at once (cheap, and read by nearly every rule) but its time texts,
     each formatted when first read (a rule reads one or two of them)."""
 
-    __slots__ = ("_declared", "_later", "_operation_type", "_valued", "_values", "_workers")
+    __slots__ = (
+        "_declared", "_keys", "_later", "_operation_type", "_valued", "_values", "_workers",
+    )
 
     def __init__(
         self,
@@ -55,6 +58,7 @@ class OperationValues:
         self._operation_type = operation_type
         self._valued = valued
         self._declared: dict[str, tuple[str, ...]] | None = declared
+        self._keys = declared  # kept after the group is made: ``for_span`` reads them
 
     def _make_workers(self) -> None:
         if self._workers is not None:
@@ -75,6 +79,28 @@ class OperationValues:
         if value is _LATER:
             make, source = self._later[key]
             value = self._values[key] = make(source)
+        return value
+
+    def for_span(self, key: str, span: Span | None, said: str | None = None) -> Any:
+        """``get``, but where the operation's value lists several (a training on
+        ``EURUSD,ZZZZ`` or on ``1h,4h,1d``: KTRDR's worker names it by all of them), the
+        one the rule's span is about: the one it carries under a declared key (ZZZZ's
+        ``training.data_loading``), else the only one its error ``said`` names ('Failed
+        to load base timeframe 1h for ZZZZ'). A summary or command about that span is
+        about it, and ``ktrdr data load EURUSD,ZZZZ`` or ``--timeframe 1h,4h,1d`` loads
+        nothing."""
+        value = self.get(key)
+        if span is None or not isinstance(value, str) or "," not in value:
+            return value
+        several = [item.strip() for item in value.split(",")]
+        for attr in self._keys.get(key.removeprefix(OPERATION_VALUE_PREFIX), ()):
+            own = span.attributes.get(attr)  # a ``key#path`` is no span attribute
+            if isinstance(own, str) and own in several:
+                return own
+        if said:
+            named = [item for item in several if item and _names(said, item)]
+            if len(named) == 1:
+                return named[0]
         return value
 
     def full(self) -> dict[str, Any]:
@@ -180,6 +206,12 @@ def operation_values(
         declared=declared,
         later=later,
     )
+
+
+def _names(text: str, item: str) -> bool:
+    """Does ``text`` name ``item`` as a word of its own ('1h' in 'timeframe 1h for', not
+    in '21h')?"""
+    return re.search(rf"(?<![\w.]){re.escape(item)}(?![\w])", text) is not None
 
 
 def _outcome(done: Span) -> str:

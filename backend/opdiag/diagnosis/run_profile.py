@@ -158,24 +158,40 @@ def _source_keys(sources: Mapping[str, Sequence[str]]) -> frozenset[str]:
 
 def data_size(spans: Iterable[Span], keys: Sequence[str]) -> float | None:
     """The first positive number one of ``keys`` holds on the spans (``data.rows`` on a
-    data-loading phase): how much data the run processed."""
+    data-loading phase): how much data the run processed. Its siblings of the same name
+    that hold one add theirs: a phase repeated under one parent is the same step on more
+    data (KTRDR's training loads each of its symbols in a ``training.data_loading`` of its
+    own and trains on them all); a run's other spans that hold the key again (a backtest's
+    ``backtest.feature_compute``, a resume's load in its own trace) hold the same data."""
     if not keys:
         return None
-    for span in spans:
-        attributes = span.attributes
+    spans = spans if isinstance(spans, Sequence) else list(spans)
+    for at, span in enumerate(spans):
         for key in keys:
-            if key not in attributes:
-                continue
-            value = attributes[key]
-            if isinstance(value, bool):
-                continue
-            try:
-                number = float(value)
-            except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit int
-                continue
-            if number > 0 and number != float("inf"):
-                return number
+            number = _positive(span.attributes, key)
+            if number is not None:
+                return number + sum(
+                    _positive(other.attributes, key) or 0.0
+                    for other in spans[at + 1 :]
+                    if other.name == span.name
+                    and other.parent_id == span.parent_id
+                    and other.trace_id == span.trace_id
+                )
     return None
+
+
+def _positive(attributes: Mapping[str, Any], key: str) -> float | None:
+    """``attributes[key]`` as a positive finite number, or None."""
+    if key not in attributes:
+        return None
+    value = attributes[key]
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit int
+        return None
+    return number if 0 < number < float("inf") else None
 
 
 def error_types(spans: Iterable[Span]) -> list[str]:
