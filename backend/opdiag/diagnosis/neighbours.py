@@ -39,13 +39,14 @@ from opdiag.diagnosis.probes import (
     address_of,
     beats_of,
     connect_timed_out,
+    connection_refused,
     nothing_probed,
     probes_of,
     refused,
     same_place,
 )
 from opdiag.globs import Globs
-from opdiag.model import CLIENT, SERVER, Span, Trace, url_of
+from opdiag.model import CLIENT, SERVER, Span, Trace, http_method, url_of, url_path
 from opdiag.timeutil import clock_hms
 
 
@@ -190,6 +191,9 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
     capable_silent: tuple[Silence, ...] = ()
     # with ``capable_lost``: the moment the request was judged at (its end)
     judged_us: int | None = None
+    # with ``capable_lost``: another request's call the dead worker refused before its
+    # first failed check (the dispatch that found it dead first): the same outage
+    refused_first: Span | None = None
 
     def service_called(self, span: Span) -> tuple[bool, str | None]:
         """Whether a client span called another worker's address than the assessed
@@ -273,6 +277,12 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
             out["worker.last_answer"] = clock_text(silence.last_ok_us)
         if self.capable_lost is not None and self.judged_us is not None:
             out["worker.judged_at"] = clock_text(self.judged_us)
+        first = self.refused_first
+        if first is not None:
+            out["worker.refused_first"] = (
+                f"{http_method(first) or 'a call'} {url_path(first)} of request "
+                f"{first.trace_id} at {clock_text(first.start_us)}"
+            )
         if silence is not None:
             out["worker.since"] = clock_text(silence.since.time_us)
             out["worker.failed_checks"] = silence.failed
@@ -474,6 +484,39 @@ def assess_workers(
         )
     first = min((s for s in silences if s is not None), key=lambda s: s.since.time_us)
     gone = Worker(view.service_at(first.address, first.since.time_us), first.address, False, None)
+    own_ids = {trace.trace_id for trace, _ in own}
     return WorkerAssessment(
-        gone, False, None, first, capable, len(probes), view=view, judged_us=judge_until_us
+        gone,
+        False,
+        None,
+        first,
+        capable,
+        len(probes),
+        view=view,
+        judged_us=judge_until_us,
+        refused_first=_refused_before(neighbours, first, own_ids),
     )
+
+
+def _refused_before(
+    neighbours: Sequence[Trace], silence: Silence, own_ids: set[str]
+) -> Span | None:
+    """The first call of another request that ``silence``'s address refused after its last
+    answer and before its first failed check: the dispatch that met the dead worker first
+    (run1: a backtest's POST to :5003 refused at 15:50:54, the first failed health check at
+    15:51:00). The requests of one outage then say the same time and name each other."""
+    after = silence.last_ok_us if silence.last_ok_us is not None else 0
+    before = silence.since.time_us
+    best: Span | None = None
+    for trace in neighbours:
+        if trace.trace_id in own_ids:
+            continue
+        for span in trace.spans:
+            if span.kind != CLIENT or not after < span.start_us < before:
+                continue
+            address = address_of(url_of(span))
+            if address is None or same_place(address) != silence.address:
+                continue
+            if connection_refused(span) and (best is None or span.start_us < best.start_us):
+                best = span
+    return best

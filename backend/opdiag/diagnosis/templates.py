@@ -87,6 +87,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.busy_op",
         "worker.last_answer",
         "worker.judged_at",
+        "worker.refused_first",
         "probe.call",
         "probe.address",
         "probe.service",
