@@ -240,3 +240,14 @@ def test_the_503s_of_one_outage_name_the_request_that_met_it_first(
     assert first in found["summary"], found["summary"]
     steps = " ".join(found["solution"]["steps"])
     assert "ba9b00b84b794c4b36caeec9527bc209" in steps and "same outage" in steps, steps
+
+
+def test_the_503s_of_one_outage_name_each_other(tmp_path: Path) -> None:
+    """run1 case 11: curl at 15:51:37 and the CLI at 15:51:43 both got 503 from the dead
+    :5003. Before, each row told the outage alike without naming the other: an operator
+    could not tell one dead worker from two problems. Now each names the other request."""
+    first, second = "1880c513804fedc10d7c942896c05f57", "34a15514715bc381388f7b067c3def15"
+    for ident, other, at in ((first, second, "15:51:43"), (second, first, "15:51:37")):
+        found = diagnose_case(RUN, _case(ident, None), tmp_path / ident)
+        steps = " ".join(found["solution"]["steps"])
+        assert f"turned other requests away with a 503: {other} at {at} UTC" in steps, steps

@@ -46,7 +46,7 @@ from opdiag.diagnosis.probes import (
     same_place,
 )
 from opdiag.globs import Globs
-from opdiag.model import CLIENT, SERVER, Span, Trace, http_method, url_of, url_path
+from opdiag.model import CLIENT, SERVER, Span, Trace, http_method, http_status, url_of, url_path
 from opdiag.timeutil import clock_hms
 
 
@@ -194,6 +194,9 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
     # with ``capable_lost``: another request's call the dead worker refused before its
     # first failed check (the dispatch that found it dead first): the same outage
     refused_first: Span | None = None
+    # with ``capable_lost``: the earlier requests of its type the backend answered 503 since
+    # that worker's last answer (trace id, when): the same outage turned them away too
+    turned_away: tuple[tuple[str, int], ...] = ()
 
     def service_called(self, span: Span) -> tuple[bool, str | None]:
         """Whether a client span called another worker's address than the assessed
@@ -277,6 +280,10 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
             out["worker.last_answer"] = clock_text(silence.last_ok_us)
         if self.capable_lost is not None and self.judged_us is not None:
             out["worker.judged_at"] = clock_text(self.judged_us)
+        if self.turned_away:
+            out["worker.turned_away"] = ", ".join(
+                f"{trace_id} at {clock_text(at)}" for trace_id, at in self.turned_away
+            )
         first = self.refused_first
         if first is not None:
             out["worker.refused_first"] = (
@@ -495,7 +502,37 @@ def assess_workers(
         view=view,
         judged_us=judge_until_us,
         refused_first=_refused_before(neighbours, first, own_ids),
+        turned_away=_turned_away(neighbours, first, own_ids, operation_type, view),
     )
+
+
+def _turned_away(
+    neighbours: Sequence[Trace],
+    silence: Silence,
+    own_ids: set[str],
+    operation_type: str | None,
+    view: WorkerView,
+) -> tuple[tuple[str, int], ...]:
+    """The other requests for a worker of ``operation_type`` (a span of theirs says
+    ``worker.type``) the backend answered 503 while ``silence``'s address was dead (after
+    its last answer, before it answered again), earlier or later: one outage, whose rows
+    said it alike without naming each other."""
+    after = silence.last_ok_us if silence.last_ok_us is not None else 0
+    again = view.first_answer(silence.address, silence.since.time_us)
+    until = again.time_us if again is not None else None
+    found: list[tuple[str, int]] = []
+    for trace in neighbours:
+        if trace.trace_id in own_ids or trace.start_us <= after:
+            continue
+        if until is not None and trace.start_us >= until:
+            continue
+        spans = trace.spans
+        if not any(s.attributes.get("worker.type") == operation_type for s in spans):
+            continue
+        answered = [s for s in spans if s.kind == SERVER and http_status(s) == 503]
+        if answered:
+            found.append((trace.trace_id, min(s.start_us for s in answered)))
+    return tuple(sorted(found, key=lambda f: (f[1], f[0])))
 
 
 def _refused_before(

@@ -88,6 +88,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.last_answer",
         "worker.judged_at",
         "worker.refused_first",
+        "worker.turned_away",
         "probe.call",
         "probe.address",
         "probe.service",
