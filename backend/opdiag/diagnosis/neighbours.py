@@ -194,8 +194,8 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
     # with ``capable_lost``: another request's call the dead worker refused before its
     # first failed check (the dispatch that found it dead first): the same outage
     refused_first: Span | None = None
-    # with ``capable_lost``: the earlier requests of its type the backend answered 503 since
-    # that worker's last answer (trace id, when): the same outage turned them away too
+    # with ``capable_lost``: the other requests of its type the backend answered 503 while
+    # that worker was dead, earlier or later (trace id, when): the same outage's
     turned_away: tuple[tuple[str, int], ...] = ()
 
     def service_called(self, span: Span) -> tuple[bool, str | None]:
@@ -527,12 +527,19 @@ def _turned_away(
         if until is not None and trace.start_us >= until:
             continue
         spans = trace.spans
-        if not any(s.attributes.get("worker.type") == operation_type for s in spans):
+        if not any(_of_type(s, operation_type) for s in spans):
             continue
         answered = [s for s in spans if s.kind == SERVER and http_status(s) == 503]
         if answered:
             found.append((trace.trace_id, min(s.start_us for s in answered)))
     return tuple(sorted(found, key=lambda f: (f[1], f[0])))
+
+
+def _of_type(span: Span, operation_type: str | None) -> bool:
+    """Does the span say it needed a worker of ``operation_type`` (``worker.type``; the
+    documented dialect shouts it)?"""
+    value = span.attributes.get("worker.type")
+    return isinstance(value, str) and value.strip().lower() == operation_type
 
 
 def _refused_before(
@@ -541,7 +548,7 @@ def _refused_before(
     """The first call of another request that ``silence``'s address refused after its last
     answer and before its first failed check: the dispatch that met the dead worker first
     (run1: a backtest's POST to :5003 refused at 15:50:54, the first failed health check at
-    15:51:00). The requests of one outage then say the same time and name each other."""
+    15:51:00): the requests that met the outage later name it."""
     after = silence.last_ok_us if silence.last_ok_us is not None else 0
     before = silence.since.time_us
     best: Span | None = None
