@@ -529,7 +529,32 @@ def restart_worker(
             stem = name.rsplit("_", 1)[0]
             out.append((f"{stem}_restart-{service}.json", {"resourceSpans": [resource]}))
     out.sort(key=lambda item: (sequence_of(item[0]), item[0]))
-    return move_spans(out, lambda _, span: is_orphan_close("", span), orphan_ns)
+    # only the operations the old process held: another worker's, or a data load's, are
+    # failed by the detector when KTRDR's own rules say (before, all of run1's moved here)
+    held = _held_at(recording, port, at_ns)
+    return move_spans(
+        out,
+        lambda _, span: is_orphan_close("", span) and attr(span, "operation.id") in held,
+        orphan_ns,
+    )
+
+
+def _held_at(recording: Recording, port: int, at_ns: int) -> set[str]:
+    """The operations of the worker(s) that answered the health checks of ``port`` before
+    ``at_ns``: what a restart there takes down."""
+    probes = {
+        span["spanId"] for _, _, span in spans(recording)
+        if span.get("kind") == CLIENT and _probe_port(span) == port
+        and int(span["startTimeUnixNano"]) < at_ns
+    }
+    workers = {
+        svc for _, svc, span in spans(recording)
+        if span.get("kind") == SERVER and span.get("parentSpanId") in probes
+    }
+    return {
+        str(attr(span, "operation.id")) for _, svc, span in spans(recording)
+        if svc in workers and attr(span, "operation.id")
+    }
 
 
 def ns(clock: str) -> int:

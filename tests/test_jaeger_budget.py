@@ -41,8 +41,9 @@ KILLED = "op_training_20261124_080530_943c8505"  # worker_lost: read from its ne
 T0 = 1_764_000_000
 NOW_US = (T0 + 3600) * 1_000_000
 START_US = NOW_US - 7 * 3600 * 1_000_000
-CALLS_OF_A_LISTING = 25  # what the listing below asks of this corpus, all answered (9 of
-# them the workers' runs around the requests that never became operations: occupancy)
+CALLS_OF_A_LISTING = 28  # what the listing below asks of this corpus, all answered (12 of
+# them around the requests that never became operations: the workers' runs, occupancy, and
+# the backend's worker selections, the other requests a dead worker turned away)
 
 
 @pytest.fixture

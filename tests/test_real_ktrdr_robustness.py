@@ -330,6 +330,29 @@ def test_a_request_diagnosed_before_the_backends_spans_arrived(
 KILLED = "op_training_20261204_154749_b37ed832"  # the training worker on :5005, killed at 33 s
 
 
+def test_a_restarted_worker_moves_only_its_own_operations_orphan_record() -> None:
+    """The variant builder: a restart of :5005 makes the orphan detector fail the training
+    that worker held a minute later. Before, it moved every orphan record of run1 there:
+    the data load's (15:46:06, nothing to do with :5005) and those of the backtest and the
+    training killed later (15:59:53, 16:07:08), to 15:50:03, before they had started."""
+    base = rv.load(TRACES)
+    first_fail = rv.failed_probes(base, 5005, _ns("2026-12-04T15:47:49Z"))[0][1]
+    changed = rv.restart_worker(
+        base, 5005, first_fail + 25 * 10**9, "ktrdr-training-worker-0a1b2c3d"
+    )
+
+    def closes(recording: rv.Recording) -> dict[str, int]:
+        return {
+            str(rv.attr(s, "operation.id")): int(s["startTimeUnixNano"])
+            for _, svc, s in rv.spans(recording) if rv.is_orphan_close(svc, s)
+        }
+
+    before, after = closes(base), closes(changed)
+    assert set(before) == set(after)
+    moved = {op for op in before if before[op] != after[op]}
+    assert moved == {KILLED}, sorted(moved)
+
+
 @pytest.mark.parametrize(
     "new_name", ["ktrdr-training-worker-0a1b2c3d", "ktrdr-training-worker-d97729bc"]
 )

@@ -216,3 +216,38 @@ def test_a_dispatch_refused_on_every_try_says_since_when(tmp_path: Path) -> None
     assert "did not answer the dispatch at 15:51:03 UTC, refused since 15:50:54 UTC" in (
         found["summary"]
     ), found["summary"]
+
+
+@pytest.mark.parametrize(
+    "ident", ["1880c513804fedc10d7c942896c05f57", "34a15514715bc381388f7b067c3def15"]
+)
+def test_the_503s_of_one_outage_name_the_request_that_met_it_first(
+    ident: str, tmp_path: Path
+) -> None:
+    """run1 cases 10 and 11: the backtest worker on :5003 was killed; the backend's dispatch
+    of ba9b00b8 to it was refused from 15:50:54, its first failed health check came at
+    15:51:00, and the two 503s 40 s later found no worker. Before, their rows read 'has
+    answered no check since 15:51:00 UTC' beside ba9b00b8's 'refused since 15:50:54 UTC',
+    one outage told with two beginnings and neither row naming the other. Now each 503 says
+    the dead worker first refused ba9b00b8's dispatch at 15:50:54, and a step sends the
+    operator to that request's diagnosis."""
+    found = diagnose_case(RUN, _case(ident, None), tmp_path)
+    assert found["verdict"] == "worker_lost", found["summary"]
+    first = (
+        "it first refused POST /backtests/start of request ba9b00b84b794c4b36caeec9527bc209"
+        " at 15:50:54 UTC"
+    )
+    assert first in found["summary"], found["summary"]
+    steps = " ".join(found["solution"]["steps"])
+    assert "ba9b00b84b794c4b36caeec9527bc209" in steps and "same outage" in steps, steps
+
+
+def test_the_503s_of_one_outage_name_each_other(tmp_path: Path) -> None:
+    """run1 case 11: curl at 15:51:37 and the CLI at 15:51:43 both got 503 from the dead
+    :5003. Before, each row told the outage alike without naming the other: an operator
+    could not tell one dead worker from two problems. Now each names the other request."""
+    first, second = "1880c513804fedc10d7c942896c05f57", "34a15514715bc381388f7b067c3def15"
+    for ident, other, at in ((first, second, "15:51:43"), (second, first, "15:51:37")):
+        found = diagnose_case(RUN, _case(ident, None), tmp_path / ident)
+        steps = " ".join(found["solution"]["steps"])
+        assert f"turned other requests away with a 503: {other} at {at} UTC" in steps, steps

@@ -325,6 +325,36 @@ def test_an_operation_its_worker_died_before_saving_is_not_said_running(
     assert "holds no record of the operation" in steps and "404" in steps, steps
 
 
+@pytest.mark.parametrize("ident", [i for i, ms in _KILLED_AFTER_DISPATCH if ms == 20])
+def test_an_operation_its_worker_died_before_saving_is_told_as_never_saved(
+    ident: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed 20 ms after the dispatch, before ``operations.create``: every read answered
+    404. Before: the summary read 'the operation was last seen starting', the commands
+    still pasted ``ktrdr status <id>`` (which answers not found, as the step above it said),
+    and it lasted until the last 404 read, growing with each poll (5m41s at 15:54, 19m49s
+    at 16:10 for a 20 ms life). Now the summary says KTRDR has no record of it, no command
+    asks KTRDR for it, and it ends at the first read that found it missing, the same at
+    every moment, in the listing too."""
+    changed = rv.killed_after_dispatch(
+        rv.load(TRACES), ident, 20_000_000, rv.ns("2026-12-04T17:00:00Z")
+    )
+    root = rv.write(changed, tmp_path / "killed" / "traces")
+    lengths = set()
+    for now in ("2026-12-04T15:54:00Z", "2026-12-04T16:10:00Z"):
+        d = diagnose_case(root.parent, {"id": ident, "now": now}, tmp_path / now[11:13])
+        assert d["verdict"] == "worker_lost", d["summary"]
+        assert "last seen starting" not in d["summary"], d["summary"]
+        assert "no record of it" in d["summary"] and "404" in d["summary"], d["summary"]
+        assert not any("ktrdr status" in c for c in d["solution"]["commands"]), d["solution"]
+        assert d["duration_ms"] < 60_000, d["duration_ms"]
+        lengths.add(d["duration_ms"])
+        assert main(["operations", "--traces", str(root), "--now", now, "--format", "json"]) == 0
+        row = {r["operation_id"]: r for r in json.loads(capsys.readouterr().out)}[ident]
+        assert (row["duration_ms"], row["summary"]) == (d["duration_ms"], d["summary"]), row
+    assert len(lengths) == 1, lengths
+
+
 @pytest.mark.parametrize(
     ("ident", "made", "failed"),
     [

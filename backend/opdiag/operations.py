@@ -380,12 +380,14 @@ def read_through(trace: Trace) -> str | None:
     return None
 
 
-def never_recorded(traces: Iterable[Trace], operation_id: str) -> int | None:
-    """When the backend last answered a read of ``operation_id`` 404, if every read of it
-    it answered did and no span carries its id: KTRDR holds no record of the operation (its
-    worker died before ``operations.create`` wrote it), so ``ktrdr status`` answers not found,
-    ``ktrdr ops`` does not list it, and the orphan detector, which fails RUNNING operations
-    only, never fails it. A read the backend could not answer (5xx) says nothing either way."""
+def never_recorded(traces: Iterable[Trace], operation_id: str) -> tuple[int, int] | None:
+    """When the backend first and last answered a read of ``operation_id`` 404, if every
+    read of it it answered did and no span carries its id: KTRDR holds no record of the
+    operation (its worker died before ``operations.create`` wrote it), so ``ktrdr status``
+    answers not found, ``ktrdr ops`` does not list it, and the orphan detector, which fails
+    RUNNING operations only, never fails it. A read the backend could not answer (5xx) says
+    nothing either way."""
+    first: int | None = None
     last: int | None = None
     for trace in traces:
         for span in trace.spans:
@@ -395,10 +397,11 @@ def never_recorded(traces: Iterable[Trace], operation_id: str) -> int | None:
                 continue
             status = http_status(span)
             if status == 404:
+                first = span.start_us if first is None else min(first, span.start_us)
                 last = span.start_us if last is None else max(last, span.start_us)
             elif status is None or status < 500:
                 return None
-    return last
+    return None if first is None or last is None else (first, last)
 
 
 def _answered_in(trace: Trace) -> str | None:

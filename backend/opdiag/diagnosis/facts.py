@@ -249,6 +249,7 @@ class OperationFacts(msgspec.Struct):
             "operation_type": self.operation_type,
             "duration_s": self.duration_us / 1e6,
             "idle_s": self.idle_us / 1e6,
+            "unrecorded": self.unrecorded_us > 0,
         }
 
 
@@ -437,7 +438,14 @@ def operation_facts(
     facts.idle_us = max(0, now_us - max(facts.end_us, live_until_us)) if end is not None else 0
     facts.has_lifecycle = bool(transitions) or _carries_id(walks, operation_id)
     if facts.has_lifecycle and not transitions and operation_id:
-        facts.unrecorded_us = never_recorded((t for t, _ in walks), operation_id) or 0
+        missed = never_recorded((t for t, _ in walks), operation_id)
+        if missed is not None:
+            first_miss, facts.unrecorded_us = missed
+            # what a poller read after the first 404 is no part of it: it was already gone
+            # (before, every later read made it last longer: 19m49s for a 20 ms life)
+            later = _reads_after(walks, first_miss + 1)
+            if later:
+                _extent_without(facts, walks, later, context)
     if facts.has_lifecycle and not transitions and _died_unregistered(walks, facts.error_origin):
         facts.status, facts.finished = "failed", True
     if facts.has_lifecycle and not facts.finished and operation_id and rules.followers:

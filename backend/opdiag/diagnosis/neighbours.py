@@ -39,13 +39,14 @@ from opdiag.diagnosis.probes import (
     address_of,
     beats_of,
     connect_timed_out,
+    connection_refused,
     nothing_probed,
     probes_of,
     refused,
     same_place,
 )
 from opdiag.globs import Globs
-from opdiag.model import CLIENT, SERVER, Span, Trace, url_of
+from opdiag.model import CLIENT, SERVER, Span, Trace, http_method, http_status, url_of, url_path
 from opdiag.operations import operation_route
 from opdiag.timeutil import clock_hms
 
@@ -196,6 +197,12 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
     capable_silent: tuple[Silence, ...] = ()
     # with ``capable_lost``: the moment the request was judged at (its end)
     judged_us: int | None = None
+    # with ``capable_lost``: another request's call the dead worker refused before its
+    # first failed check (the dispatch that found it dead first): the same outage
+    refused_first: Span | None = None
+    # with ``capable_lost``: the other requests of its type the backend answered 503 while
+    # that worker was dead, earlier or later (trace id, when): the same outage's
+    turned_away: tuple[tuple[str, int], ...] = ()
 
     def service_called(self, span: Span) -> tuple[bool, str | None]:
         """Whether a client span called another worker's address than the assessed
@@ -284,6 +291,16 @@ class WorkerAssessment(msgspec.Struct, frozen=True):
             out["worker.last_answer"] = clock_text(silence.last_ok_us)
         if self.capable_lost is not None and self.judged_us is not None:
             out["worker.judged_at"] = clock_text(self.judged_us)
+        if self.turned_away:
+            out["worker.turned_away"] = ", ".join(
+                f"{trace_id} at {clock_text(at)}" for trace_id, at in self.turned_away
+            )
+        first = self.refused_first
+        if first is not None:
+            out["worker.refused_first"] = (
+                f"{http_method(first) or 'a call'} {url_path(first)} of request "
+                f"{first.trace_id} at {clock_text(first.start_us)}"
+            )
         if silence is not None:
             out["worker.since"] = clock_text(silence.since.time_us)
             out["worker.failed_checks"] = silence.failed
@@ -525,6 +542,76 @@ def assess_workers(
         )
     first = min((s for s in silences if s is not None), key=lambda s: s.since.time_us)
     gone = Worker(view.service_at(first.address, first.since.time_us), first.address, False, None)
+    own_ids = {trace.trace_id for trace, _ in own}
     return WorkerAssessment(
-        gone, False, None, first, capable, len(probes), view=view, judged_us=judge_until_us
+        gone,
+        False,
+        None,
+        first,
+        capable,
+        len(probes),
+        view=view,
+        judged_us=judge_until_us,
+        refused_first=_refused_before(neighbours, first, own_ids),
+        turned_away=_turned_away(neighbours, first, own_ids, operation_type, view),
     )
+
+
+def _turned_away(
+    neighbours: Sequence[Trace],
+    silence: Silence,
+    own_ids: set[str],
+    operation_type: str | None,
+    view: WorkerView,
+) -> tuple[tuple[str, int], ...]:
+    """The other requests for a worker of ``operation_type`` (a span of theirs says
+    ``worker.type``) the backend answered 503 while ``silence``'s address was dead (after
+    its last answer, before it answered again), earlier or later: one outage, whose rows
+    said it alike without naming each other."""
+    after = silence.last_ok_us if silence.last_ok_us is not None else 0
+    again = view.first_answer(silence.address, silence.since.time_us)
+    until = again.time_us if again is not None else None
+    found: list[tuple[str, int]] = []
+    for trace in neighbours:
+        if trace.trace_id in own_ids or trace.start_us <= after:
+            continue
+        if until is not None and trace.start_us >= until:
+            continue
+        spans = trace.spans
+        if not any(_of_type(s, operation_type) for s in spans):
+            continue
+        answered = [s for s in spans if s.kind == SERVER and http_status(s) == 503]
+        if answered:
+            found.append((trace.trace_id, min(s.start_us for s in answered)))
+    return tuple(sorted(found, key=lambda f: (f[1], f[0])))
+
+
+def _of_type(span: Span, operation_type: str | None) -> bool:
+    """Does the span say it needed a worker of ``operation_type`` (``worker.type``; the
+    documented dialect shouts it)?"""
+    value = span.attributes.get("worker.type")
+    return isinstance(value, str) and value.strip().lower() == operation_type
+
+
+def _refused_before(
+    neighbours: Sequence[Trace], silence: Silence, own_ids: set[str]
+) -> Span | None:
+    """The first call of another request that ``silence``'s address refused after its last
+    answer and before its first failed check: the dispatch that met the dead worker first
+    (run1: a backtest's POST to :5003 refused at 15:50:54, the first failed health check at
+    15:51:00): the requests that met the outage later name it."""
+    after = silence.last_ok_us if silence.last_ok_us is not None else 0
+    before = silence.since.time_us
+    best: Span | None = None
+    for trace in neighbours:
+        if trace.trace_id in own_ids:
+            continue
+        for span in trace.spans:
+            if span.kind != CLIENT or not after < span.start_us < before:
+                continue
+            address = address_of(url_of(span))
+            if address is None or same_place(address) != silence.address:
+                continue
+            if connection_refused(span) and (best is None or span.start_us < best.start_us):
+                best = span
+    return best

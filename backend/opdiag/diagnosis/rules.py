@@ -54,6 +54,9 @@ FACTS: dict[str, type] = {
     "operation_type": str,
     "duration_s": float,
     "idle_s": float,
+    # KTRDR holds no record of it: every read of it answered 404 (its worker died before
+    # saving it); nothing, not even its orphan detector, will ever end it
+    "unrecorded": bool,
     # from neighbouring traces (the pack's ``neighbours`` and ``workers``)
     "worker_ran": bool,
     "worker_lost": bool,

@@ -87,6 +87,8 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "worker.busy_op",
         "worker.last_answer",
         "worker.judged_at",
+        "worker.refused_first",
+        "worker.turned_away",
         "probe.call",
         "probe.address",
         "probe.service",
