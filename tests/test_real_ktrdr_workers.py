@@ -355,6 +355,28 @@ def test_an_operation_its_worker_died_before_saving_is_told_as_never_saved(
     assert len(lengths) == 1, lengths
 
 
+def test_the_page_of_an_operation_never_saved_does_not_promise_it_will_finish(
+    tmp_path: Path,
+) -> None:
+    """Its page said "Duration 33.2 s (not finished)": nothing will ever finish an operation
+    KTRDR holds no record of (status unknown); a lost one KTRDR still holds stays "not
+    finished" while in flight."""
+    from opdiag.api.app import create_app
+    from opdiag.settings import load_settings
+
+    ident = "op_training_20261204_154749_b37ed832"
+    changed = rv.killed_after_dispatch(
+        rv.load(TRACES), ident, 20_000_000, rv.ns("2026-12-04T17:00:00Z")
+    )
+    root = rv.write(changed, tmp_path / "killed" / "traces")
+    client = create_app(load_settings(environ={"OPDIAG_TRACES": str(root)})).test_client()
+    page = client.get(f"/operations/{ident}?now=2026-12-04T16:10:00Z").get_data(as_text=True)
+    assert "(status unknown)" in page and "(not finished)" not in page
+    client = create_app(load_settings(environ={"OPDIAG_TRACES": str(TRACES)})).test_client()
+    page = client.get(f"/operations/{ident}?now=2026-12-04T15:50:00Z").get_data(as_text=True)
+    assert "(not finished)" in page
+
+
 @pytest.mark.parametrize(
     ("ident", "made", "failed"),
     [
