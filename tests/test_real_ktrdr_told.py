@@ -251,3 +251,23 @@ def test_the_503s_of_one_outage_name_each_other(tmp_path: Path) -> None:
         found = diagnose_case(RUN, _case(ident, None), tmp_path / ident)
         steps = " ".join(found["solution"]["steps"])
         assert f"turned other requests away with a 503: {other} at {at} UTC" in steps, steps
+
+
+def test_the_refused_dispatch_names_the_503s_the_same_outage_gave_later(tmp_path: Path) -> None:
+    """run1 case 10 then 11: the backend's dispatch to the dead :5003 was refused (a 500 at
+    15:51:04), and 33 s later two requests got 503s from the same outage, which name it;
+    its own row named neither (review-j finding 7). Judged before they came, it names none."""
+    ident = "ba9b00b84b794c4b36caeec9527bc209"
+    found = diagnose_case(RUN, _case(ident, None), tmp_path / "end")
+    assert found["verdict"] == "worker_lost", found["summary"]
+    steps = " ".join(found["solution"]["steps"])
+    said = (
+        "The same outage then turned other requests away with a 503: "
+        "1880c513804fedc10d7c942896c05f57 at 15:51:37 UTC, "
+        "34a15514715bc381388f7b067c3def15 at 15:51:43 UTC (one dead worker"
+    )
+    assert said in steps, steps
+    before = {**_case(ident, None), "now": "2026-12-04T15:51:20Z"}
+    early = diagnose_case(RUN, before, tmp_path / "early")
+    assert early["verdict"] == "worker_lost"
+    assert "503" not in " ".join(early["solution"]["steps"])

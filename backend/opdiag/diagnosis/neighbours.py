@@ -494,6 +494,16 @@ def assess_workers(
                 standby, gone = _still_standing(
                     view, probes_of(later, spec.health_checks), standby, now_us
                 )
+        turned: tuple[tuple[str, int], ...] = ()
+        if not ran and worker.address and operation_type:
+            # a dispatch the worker never answered, its process gone: the 503s the same
+            # outage gave other requests are one story with it (run1: the 500 of ba9b00b8,
+            # then the 503s of 1880c513 and 34a15514 from the same dead worker)
+            settle = max(0, min(int(spec.settle_s * 1e6), now_us - judge_until_us))
+            dead = view.dead_at(worker.address, judge_until_us, settle)
+            if dead is not None:
+                own_ids = {trace.trace_id for trace, _ in own}
+                turned = _turned_away(neighbours, dead, own_ids, operation_type, view)
         return WorkerAssessment(
             worker,
             bool(ran),
@@ -508,6 +518,7 @@ def assess_workers(
             standby=standby,
             standby_gone=gone,
             standby_unchecked=bool(standby) and later is None,
+            turned_away=turned,
         )
     globs = spec.worker_globs(operation_type) if operation_type else ()
     capable = tuple(view.addresses_of(globs)) if globs else ()
