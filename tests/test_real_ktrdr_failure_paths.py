@@ -153,3 +153,19 @@ def test_a_data_load_cancelled_while_downloading_says_to_load_it_again(
     commands = d["solution"]["commands"]
     assert "ktrdr data load AAPL --timeframe 1h --mode tail" in commands, commands
     assert not any("resume" in c for c in commands), commands
+
+
+def test_a_cancelled_data_load_says_when_the_cancel_came_not_how_long_it_lasted(
+    tmp_path: Path,
+) -> None:
+    """Ctrl+C 29.6 s after the load started (15:44:55.734 to the CLI's DELETE at
+    15:45:25.300); its spans run on to the abandoned request's answer, 32.8 s in. Before,
+    the summary said '32.8 s in' (the operation's duration, which goes on after the
+    cancel); now when the cancel came."""
+    downloading = rv.loaded_in_segments(
+        rv.load(TRACES), AAPL_LOAD, segments=30, failed={}, complete=False
+    )
+    changed = rv.download_cancelled(downloading, AAPL_LOAD, rv.ns("2026-12-04T15:45:25.300Z"))
+    d = rv.diagnosed(changed, AAPL_LOAD, FINAL, tmp_path)
+    assert d["verdict"] == "cancelled", d["summary"]
+    assert "at 15:45:25 UTC, 29.6 s in," in d["summary"], d["summary"]

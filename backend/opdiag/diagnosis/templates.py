@@ -45,6 +45,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "minutes",
         "idle_minutes",
         "duration",
+        "cancel_in",
         "idle",
         "where_ago",
         "request",
