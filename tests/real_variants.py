@@ -1781,6 +1781,46 @@ def trained_on_symbols(
     return added(out, worker, [first])
 
 
+def failed_past_loading(
+    recording: Recording, operation_id: str, rows: int, message: str
+) -> Recording:
+    """The training ``operation_id`` whose data load failed (run1 case 15, or
+    ``trained_on_symbols``) finding its bars this time: its failed ``training.data_loading``
+    ends OK with ``rows`` of them, and the run fails after it outside any span, as
+    ``local_orchestrator.py`` does when features or labels are empty after alignment
+    (ValueError 'No aligned samples available: …'): the worker fails the operation with the
+    message (the failed transition's ``operation.error``), which no span records."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+
+    def loaded(span: Doc) -> None:
+        span["events"], span["status"] = [], {}
+        span["attributes"] = [
+            *[a for a in span["attributes"] if a["key"] not in ("data.rows", "data.columns")],
+            {"key": "data.rows", "value": {"intValue": str(rows)}},
+            {"key": "data.columns", "value": {"intValue": "5"}},
+        ]
+
+    def said(span: Doc) -> None:
+        for a in span["attributes"]:
+            if a["key"] == "operation.error":
+                a["value"] = {"stringValue": message}
+
+    out = edited(
+        recording,
+        lambda _svc, s: s["traceId"] == trace_id
+        and s["name"] == "training.data_loading"
+        and (s.get("status") or {}).get("code") == 2,
+        loaded,
+    )
+    return edited(
+        out,
+        lambda _svc, s: s["traceId"] == trace_id and attr(s, "operation.to_status") == "failed",
+        said,
+    )
+
+
 def trained_on_timeframes(recording: Recording, operation_id: str, timeframes: str) -> Recording:
     """The training ``operation_id`` (run1: a symbol whose 1h data was not cached) of a
     strategy on several ``timeframes`` (``"1h,4h,1d"``, the base first): the worker names

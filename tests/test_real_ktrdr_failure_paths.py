@@ -41,6 +41,39 @@ def test_a_training_on_two_symbols_names_the_one_whose_data_is_missing(tmp_path:
     assert not any("EURUSD" in c for c in commands), commands
 
 
+@pytest.mark.parametrize(
+    ("message", "named"),
+    [
+        ("Insufficient data: 12 points available, 26 required for ZZZZ", "ZZZZ"),
+        (
+            "No aligned samples available: min_len=0, features_len=0, labels_len=3097. One "
+            "or both of features/labels are empty after alignment.",
+            None,
+        ),
+    ],
+)
+def test_a_training_on_two_symbols_failing_with_no_span_of_one_gives_commands_the_cli_takes(
+    message: str, named: str | None, tmp_path: Path
+) -> None:
+    """`ktrdr train v3_minimal --symbols EURUSD,ZZZZ`: both symbols' bars load, then the run
+    fails outside any span (only the transition's operation.error says why). An error naming
+    ZZZZ narrows the commands to it (already so); one naming neither had the commands say
+    `ktrdr data range EURUSD,ZZZZ …`, a symbol KTRDR's CLI refuses. Now each symbol gets its
+    own command, and a step says which symbols to check."""
+    changed = rv.trained_on_symbols(rv.load(TRACES), NO_DATA, "EURUSD", 3097, 235_000_000)
+    changed = rv.failed_past_loading(changed, NO_DATA, 12, message)
+    d = rv.diagnosed(changed, NO_DATA, FINAL, tmp_path)
+    assert d["verdict"] == "data_missing", d["summary"]
+    commands = d["solution"]["commands"]
+    assert commands and not any("EURUSD,ZZZZ" in c for c in commands), commands
+    if named is not None:
+        assert all("ZZZZ" in c and "EURUSD" not in c for c in commands), commands
+        return
+    for symbol in ("EURUSD", "ZZZZ"):
+        assert f"ktrdr data range {symbol} --timeframe 1h" in commands, commands
+    assert any("(EURUSD, ZZZZ)" in step for step in d["solution"]["steps"]), d["solution"]
+
+
 def test_a_backtest_whose_model_lacks_the_strategys_features_is_invalid_input(
     tmp_path: Path,
 ) -> None:
