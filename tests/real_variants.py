@@ -384,6 +384,43 @@ def _later_after(
     return edited(recording, lambda _service, span: span["traceId"] in trace_ids, later)
 
 
+def loop_cut(recording: Recording, trace_ids: set[str], keep_ns: int) -> Recording:
+    """The training of ``trace_ids`` whose span-less loop (the time after its last
+    ``training.data_loading``) lasts only ``keep_ns``: KTRDR's ``model_trainer.py`` returns
+    ``{"error": "NaN loss detected on first batch"}`` from the first batch and the worker
+    completes the operation with that result (no span records it). The CLI's and backend's
+    polls in the cut time are gone; what came after comes that much earlier, and what held
+    the loop (the CLI's command) ends that much earlier."""
+    loads = [
+        s for _, _, s in spans(recording)
+        if s["traceId"] in trace_ids and s["name"] == "training.data_loading"
+    ]
+    end = max(int(s["endTimeUnixNano"]) for s in loads)
+    after = [
+        int(s["startTimeUnixNano"]) for _, _, s in spans(recording)
+        if s["traceId"] in trace_ids and attr(s, "operation.to_status") == "completed"
+    ]
+    cut = min(after) - end - keep_ns
+    gone = {
+        s["spanId"] for _, _, s in spans(recording)
+        if s["traceId"] in trace_ids and end < int(s["startTimeUnixNano"]) < end + cut
+    }
+    for trace_id in trace_ids:
+        gone |= _subtree_ids(recording, trace_id, gone)
+    out = without(recording, lambda _svc, s: s["traceId"] in trace_ids and s["spanId"] in gone)
+
+    def earlier(span: Doc) -> None:
+        s_start, s_end = int(span["startTimeUnixNano"]), int(span["endTimeUnixNano"])
+        if s_start >= end + cut:
+            span["startTimeUnixNano"] = str(s_start - cut)
+            for event in span.get("events", []):
+                event["timeUnixNano"] = str(int(event["timeUnixNano"]) - cut)
+        if s_end >= end + cut:
+            span["endTimeUnixNano"] = str(s_end - cut)
+
+    return edited(out, lambda _svc, s: s["traceId"] in trace_ids, earlier)
+
+
 def trace_moved(recording: Recording, trace_id: str, shift_ns: int) -> Recording:
     """The trace ``trace_id`` (a command of its own: ``ktrdr cancel``) happening ``shift_ns``
     later (earlier when negative), each service's spans in a file of their own where the

@@ -161,6 +161,59 @@ def test_a_training_on_three_symbols_is_judged_by_all_the_data_it_loaded(
         assert "vs baseline 2.2 min for its 9,291 data rows" in d["summary"], d["summary"]
 
 
+def _minimal_again(tmp_path: Path, keep_s: float, rows: int | None = None) -> dict:
+    """v3_minimal trained again at 16:05 (MINIMAL's copy), its loop cut to ``keep_s``
+    (``loop_cut``), on ``rows`` bars when given (a smaller range), diagnosed at 16:30."""
+    from opdiag.devtools.score_cases import diagnose_case
+
+    again = "op_training_20261204_160500_f6579e19"
+    base = rv.load(TRACES)
+    first = diagnose_case(TRACES.parent, {"id": MINIMAL, "upto": None, "now": FINAL}, tmp_path)
+    shift = rv.ns("2026-12-04T16:05:00Z") - rv.ns("2026-12-04T15:43:05Z")
+    copy = rv.copy_operation(base, set(first["trace_ids"]), {MINIMAL: again}, shift, salt=9)
+    copy = rv.loop_cut(copy, {s["traceId"] for _, _, s in rv.spans(copy)}, int(keep_s * 1e9))
+    if rows is not None:
+
+        def fewer(span: dict) -> None:
+            for a in span["attributes"]:
+                if a["key"] == "data.rows":
+                    a["value"] = {"intValue": str(rows)}
+
+        copy = rv.edited(copy, lambda _svc, s: s["name"] == "training.data_loading", fewer)
+    root = tmp_path / "again"
+    rv.write(base + copy, root / "traces")
+    return diagnose_case(root, {"id": again, "now": "2026-12-04T16:30:00Z"}, tmp_path / "d")
+
+
+def test_a_training_whose_loop_took_no_time_is_told_to_read_its_result(tmp_path: Path) -> None:
+    """v3_minimal again, its loss NaN on the first batch: KTRDR's model trainer returns
+    {"error": "NaN loss detected on first batch"} and the worker completes the training, its
+    span-less loop 0.3 s where the earlier run's took 43 s. Before: 'healthy: completed in
+    2.1 s' and nothing else, and the earlier good run, 20 times longer, left out of the
+    baseline as slow next to it. Now still healthy (no span failed), with an advisory that
+    names the missing loop and says to read the result; the earlier run stays its baseline."""
+    d = _minimal_again(tmp_path, 0.3)
+    assert d["verdict"] == "healthy", d["summary"]
+    (advice,) = [f for f in d["findings"] if f["rule_id"] == "training-completed-too-fast"]
+    text = advice["summary"]
+    assert "the time after training.data_loading took 300ms" in text, text
+    assert "vs baseline 44.8 s" in text and "read its result" in text, text
+    assert [r["key"] for r in d["comparison"]["runs"]] == [MINIMAL], d["comparison"]
+
+
+@pytest.mark.parametrize(("keep_s", "rows"), [(43.0, None), (4.0, 280)])
+def test_a_training_that_took_its_time_for_its_data_gets_no_such_advice(
+    keep_s: float, rows: int | None, tmp_path: Path
+) -> None:
+    """The same run with its loop as long as the earlier one's, and one on a tenth of the
+    bars whose loop takes a tenth of the time: healthy, and not told it was too fast (the
+    second is held to its data's share of the earlier run's time; held to the whole run's,
+    it would read too fast)."""
+    d = _minimal_again(tmp_path, keep_s, rows)
+    assert d["verdict"] == "healthy", d["summary"]
+    assert not [f for f in d["findings"] if f["rule_id"] == "training-completed-too-fast"]
+
+
 # `ktrdr data load AAPL -t 1h` against the real IB host service (run1 case 4: the Gateway was
 # down); ``loaded_in_segments`` gives it the Gateway up and 30 segments to download
 AAPL_LOAD = "op_data_load_20261204_154455_734c9af6"

@@ -62,6 +62,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "bottleneck.named",
         "share",
         "baseline",
+        "rushed",
         "matches",
         "out_of",
         "ident",
