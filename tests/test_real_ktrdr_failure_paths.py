@@ -197,7 +197,8 @@ def test_a_training_whose_loop_took_no_time_is_told_to_read_its_result(tmp_path:
     (advice,) = [f for f in d["findings"] if f["rule_id"] == "training-completed-too-fast"]
     text = advice["summary"]
     assert "the time after training.data_loading took 300ms" in text, text
-    assert "vs baseline 44.8 s" in text and "read its result" in text, text
+    assert "vs baseline 44.8 s" in text, text
+    assert "read its result (ktrdr status op_training_20261204_160500_f6579e19)" in text, text
     assert [r["key"] for r in d["comparison"]["runs"]] == [MINIMAL], d["comparison"]
 
 
