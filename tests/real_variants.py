@@ -384,6 +384,43 @@ def _later_after(
     return edited(recording, lambda _service, span: span["traceId"] in trace_ids, later)
 
 
+def loop_cut(recording: Recording, trace_ids: set[str], keep_ns: int) -> Recording:
+    """The training of ``trace_ids`` whose span-less loop (the time after its last
+    ``training.data_loading``) lasts only ``keep_ns``: KTRDR's ``model_trainer.py`` returns
+    ``{"error": "NaN loss detected on first batch"}`` from the first batch and the worker
+    completes the operation with that result (no span records it). The CLI's and backend's
+    polls in the cut time are gone; what came after comes that much earlier, and what held
+    the loop (the CLI's command) ends that much earlier."""
+    loads = [
+        s for _, _, s in spans(recording)
+        if s["traceId"] in trace_ids and s["name"] == "training.data_loading"
+    ]
+    end = max(int(s["endTimeUnixNano"]) for s in loads)
+    after = [
+        int(s["startTimeUnixNano"]) for _, _, s in spans(recording)
+        if s["traceId"] in trace_ids and attr(s, "operation.to_status") == "completed"
+    ]
+    cut = min(after) - end - keep_ns
+    gone = {
+        s["spanId"] for _, _, s in spans(recording)
+        if s["traceId"] in trace_ids and end < int(s["startTimeUnixNano"]) < end + cut
+    }
+    for trace_id in trace_ids:
+        gone |= _subtree_ids(recording, trace_id, gone)
+    out = without(recording, lambda _svc, s: s["traceId"] in trace_ids and s["spanId"] in gone)
+
+    def earlier(span: Doc) -> None:
+        s_start, s_end = int(span["startTimeUnixNano"]), int(span["endTimeUnixNano"])
+        if s_start >= end + cut:
+            span["startTimeUnixNano"] = str(s_start - cut)
+            for event in span.get("events", []):
+                event["timeUnixNano"] = str(int(event["timeUnixNano"]) - cut)
+        if s_end >= end + cut:
+            span["endTimeUnixNano"] = str(s_end - cut)
+
+    return edited(out, lambda _svc, s: s["traceId"] in trace_ids, earlier)
+
+
 def trace_moved(recording: Recording, trace_id: str, shift_ns: int) -> Recording:
     """The trace ``trace_id`` (a command of its own: ``ktrdr cancel``) happening ``shift_ns``
     later (earlier when negative), each service's spans in a file of their own where the
@@ -1804,6 +1841,46 @@ def trained_on_symbols(
     ]
     worker = next(svc for _, svc, s in spans(out) if s["spanId"] == missing["spanId"])
     return added(out, worker, [first])
+
+
+def failed_past_loading(
+    recording: Recording, operation_id: str, rows: int, message: str
+) -> Recording:
+    """The training ``operation_id`` whose data load failed (run1 case 15, or
+    ``trained_on_symbols``) finding its bars this time: its failed ``training.data_loading``
+    ends OK with ``rows`` of them, and the run fails after it outside any span, as
+    ``local_orchestrator.py`` does when features or labels are empty after alignment
+    (ValueError 'No aligned samples available: …'): the worker fails the operation with the
+    message (the failed transition's ``operation.error``), which no span records."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
+    )
+
+    def loaded(span: Doc) -> None:
+        span["events"], span["status"] = [], {}
+        span["attributes"] = [
+            *[a for a in span["attributes"] if a["key"] not in ("data.rows", "data.columns")],
+            {"key": "data.rows", "value": {"intValue": str(rows)}},
+            {"key": "data.columns", "value": {"intValue": "5"}},
+        ]
+
+    def said(span: Doc) -> None:
+        for a in span["attributes"]:
+            if a["key"] == "operation.error":
+                a["value"] = {"stringValue": message}
+
+    out = edited(
+        recording,
+        lambda _svc, s: s["traceId"] == trace_id
+        and s["name"] == "training.data_loading"
+        and (s.get("status") or {}).get("code") == 2,
+        loaded,
+    )
+    return edited(
+        out,
+        lambda _svc, s: s["traceId"] == trace_id and attr(s, "operation.to_status") == "failed",
+        said,
+    )
 
 
 def trained_on_timeframes(recording: Recording, operation_id: str, timeframes: str) -> Recording:

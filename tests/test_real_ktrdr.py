@@ -105,7 +105,7 @@ def test_a_cancelled_training_spent_its_time_in_the_loop_the_cancel_interrupted(
     assert (b["kind"], b["after_span_name"]) == ("gap", "training.data_loading"), b
     assert b["service"].startswith("ktrdr-training-worker-") and b["share"] > 0.95
     assert d["summary"] == (
-        "cancelled by cli.cancel on ktrdr-cli at 15:47:30 UTC, 51.9 s in, last seen after "
+        "cancelled by cli.cancel on ktrdr-cli at 15:47:30 UTC, 51.7 s in, last seen after "
         "training.data_loading"
     )
 

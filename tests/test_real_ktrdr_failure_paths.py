@@ -41,6 +41,39 @@ def test_a_training_on_two_symbols_names_the_one_whose_data_is_missing(tmp_path:
     assert not any("EURUSD" in c for c in commands), commands
 
 
+@pytest.mark.parametrize(
+    ("message", "named"),
+    [
+        ("Insufficient data: 12 points available, 26 required for ZZZZ", "ZZZZ"),
+        (
+            "No aligned samples available: min_len=0, features_len=0, labels_len=3097. One "
+            "or both of features/labels are empty after alignment.",
+            None,
+        ),
+    ],
+)
+def test_a_training_on_two_symbols_failing_with_no_span_of_one_gives_commands_the_cli_takes(
+    message: str, named: str | None, tmp_path: Path
+) -> None:
+    """`ktrdr train v3_minimal --symbols EURUSD,ZZZZ`: both symbols' bars load, then the run
+    fails outside any span (only the transition's operation.error says why). An error naming
+    ZZZZ narrows the commands to it (already so); one naming neither had the commands say
+    `ktrdr data range EURUSD,ZZZZ …`, a symbol KTRDR's CLI refuses. Now each symbol gets its
+    own command, and a step says which symbols to check."""
+    changed = rv.trained_on_symbols(rv.load(TRACES), NO_DATA, "EURUSD", 3097, 235_000_000)
+    changed = rv.failed_past_loading(changed, NO_DATA, 12, message)
+    d = rv.diagnosed(changed, NO_DATA, FINAL, tmp_path)
+    assert d["verdict"] == "data_missing", d["summary"]
+    commands = d["solution"]["commands"]
+    assert commands and not any("EURUSD,ZZZZ" in c for c in commands), commands
+    if named is not None:
+        assert all("ZZZZ" in c and "EURUSD" not in c for c in commands), commands
+        return
+    for symbol in ("EURUSD", "ZZZZ"):
+        assert f"ktrdr data range {symbol} --timeframe 1h" in commands, commands
+    assert any("(EURUSD, ZZZZ)" in step for step in d["solution"]["steps"]), d["solution"]
+
+
 def test_a_backtest_whose_model_lacks_the_strategys_features_is_invalid_input(
     tmp_path: Path,
 ) -> None:
@@ -128,6 +161,60 @@ def test_a_training_on_three_symbols_is_judged_by_all_the_data_it_loaded(
         assert "vs baseline 2.2 min for its 9,291 data rows" in d["summary"], d["summary"]
 
 
+def _minimal_again(tmp_path: Path, keep_s: float, rows: int | None = None) -> dict:
+    """v3_minimal trained again at 16:05 (MINIMAL's copy), its loop cut to ``keep_s``
+    (``loop_cut``), on ``rows`` bars when given (a smaller range), diagnosed at 16:30."""
+    from opdiag.devtools.score_cases import diagnose_case
+
+    again = "op_training_20261204_160500_f6579e19"
+    base = rv.load(TRACES)
+    first = diagnose_case(TRACES.parent, {"id": MINIMAL, "upto": None, "now": FINAL}, tmp_path)
+    shift = rv.ns("2026-12-04T16:05:00Z") - rv.ns("2026-12-04T15:43:05Z")
+    copy = rv.copy_operation(base, set(first["trace_ids"]), {MINIMAL: again}, shift, salt=9)
+    copy = rv.loop_cut(copy, {s["traceId"] for _, _, s in rv.spans(copy)}, int(keep_s * 1e9))
+    if rows is not None:
+
+        def fewer(span: dict) -> None:
+            for a in span["attributes"]:
+                if a["key"] == "data.rows":
+                    a["value"] = {"intValue": str(rows)}
+
+        copy = rv.edited(copy, lambda _svc, s: s["name"] == "training.data_loading", fewer)
+    root = tmp_path / "again"
+    rv.write(base + copy, root / "traces")
+    return diagnose_case(root, {"id": again, "now": "2026-12-04T16:30:00Z"}, tmp_path / "d")
+
+
+def test_a_training_whose_loop_took_no_time_is_told_to_read_its_result(tmp_path: Path) -> None:
+    """v3_minimal again, its loss NaN on the first batch: KTRDR's model trainer returns
+    {"error": "NaN loss detected on first batch"} and the worker completes the training, its
+    span-less loop 0.3 s where the earlier run's took 43 s. Before: 'healthy: completed in
+    2.1 s' and nothing else, and the earlier good run, 20 times longer, left out of the
+    baseline as slow next to it. Now still healthy (no span failed), with an advisory that
+    names the missing loop and says to read the result; the earlier run stays its baseline."""
+    d = _minimal_again(tmp_path, 0.3)
+    assert d["verdict"] == "healthy", d["summary"]
+    (advice,) = [f for f in d["findings"] if f["rule_id"] == "training-completed-too-fast"]
+    text = advice["summary"]
+    assert "the time after training.data_loading took 300ms" in text, text
+    assert "vs baseline 44.8 s" in text, text
+    assert "read its result (ktrdr status op_training_20261204_160500_f6579e19)" in text, text
+    assert [r["key"] for r in d["comparison"]["runs"]] == [MINIMAL], d["comparison"]
+
+
+@pytest.mark.parametrize(("keep_s", "rows"), [(43.0, None), (4.0, 280)])
+def test_a_training_that_took_its_time_for_its_data_gets_no_such_advice(
+    keep_s: float, rows: int | None, tmp_path: Path
+) -> None:
+    """The same run with its loop as long as the earlier one's, and one on a tenth of the
+    bars whose loop takes a tenth of the time: healthy, and not told it was too fast (the
+    second is held to its data's share of the earlier run's time; held to the whole run's,
+    it would read too fast)."""
+    d = _minimal_again(tmp_path, keep_s, rows)
+    assert d["verdict"] == "healthy", d["summary"]
+    assert not [f for f in d["findings"] if f["rule_id"] == "training-completed-too-fast"]
+
+
 # `ktrdr data load AAPL -t 1h` against the real IB host service (run1 case 4: the Gateway was
 # down); ``loaded_in_segments`` gives it the Gateway up and 30 segments to download
 AAPL_LOAD = "op_data_load_20261204_154455_734c9af6"
@@ -153,3 +240,19 @@ def test_a_data_load_cancelled_while_downloading_says_to_load_it_again(
     commands = d["solution"]["commands"]
     assert "ktrdr data load AAPL --timeframe 1h --mode tail" in commands, commands
     assert not any("resume" in c for c in commands), commands
+
+
+def test_a_cancelled_data_load_says_when_the_cancel_came_not_how_long_it_lasted(
+    tmp_path: Path,
+) -> None:
+    """Ctrl+C 29.6 s after the load started (15:44:55.734 to the CLI's DELETE at
+    15:45:25.300); its spans run on to the abandoned request's answer, 32.8 s in. Before,
+    the summary said '32.8 s in' (the operation's duration, which goes on after the
+    cancel); now when the cancel came."""
+    downloading = rv.loaded_in_segments(
+        rv.load(TRACES), AAPL_LOAD, segments=30, failed={}, complete=False
+    )
+    changed = rv.download_cancelled(downloading, AAPL_LOAD, rv.ns("2026-12-04T15:45:25.300Z"))
+    d = rv.diagnosed(changed, AAPL_LOAD, FINAL, tmp_path)
+    assert d["verdict"] == "cancelled", d["summary"]
+    assert "at 15:45:25 UTC, 29.6 s in," in d["summary"], d["summary"]

@@ -10,6 +10,7 @@ A case::
     operation_id: op_...   # optional (also the ident); default: the trace id
     now_s: 400             # optional, seconds after the base time; default: last span end + 1 s
     baseline_ms: 1000      # optional
+    rushed: "..."          # optional: what says it completed too fast (diagnosis.rushed)
     settings: {stuck_after_s: 300}   # optional DiagnosisSettings overrides
     spans: [...]           # one trace, or `traces: [{spans: [...]}, ...]`
 
@@ -95,6 +96,7 @@ def run_case(case: dict[str, Any], rules: RuleSet | None = None) -> Diagnosis:
         settings=settings,
         now_us=now_us,
         baseline_ms=case.get("baseline_ms"),
+        rushed=case.get("rushed"),
         neighbours=build_traces(case, "neighbours", first=101),
     )
 

@@ -9,7 +9,7 @@ import shlex
 import subprocess
 
 import pytest
-from opdiag.diagnosis.templates import fill_command, parse_template
+from opdiag.diagnosis.templates import fill_command, fill_commands, listed_step, parse_template
 from test_engine import OP, backtest_case
 from test_rules_support import run_case
 
@@ -109,3 +109,22 @@ def test_a_diagnosis_never_offers_a_second_command() -> None:
         words = _argv(command)
         assert symbol in words and "1h`id`" in words, words
         assert "sh" not in words and "curl" not in words
+
+
+def test_a_command_on_a_listed_value_is_given_once_for_each_value() -> None:
+    """An operation named by several symbols (``EURUSD,ZZZZ``) whose error names none: a
+    command that takes one symbol is given once for each, never with the list, and a step
+    says why; a single value leaves the command as it was."""
+    templates = [parse_template("ktrdr data range {op:symbol} --timeframe {op:timeframe}")]
+    evidence = {"op:symbol": "EURUSD,ZZZZ", "op:timeframe": "1h,4h"}
+    assert fill_commands(templates, evidence) == [
+        "ktrdr data range EURUSD --timeframe 1h",
+        "ktrdr data range EURUSD --timeframe 4h",
+        "ktrdr data range ZZZZ --timeframe 1h",
+        "ktrdr data range ZZZZ --timeframe 4h",
+    ]
+    step = listed_step(templates, evidence)
+    assert step is not None and "symbol and timeframe (EURUSD, ZZZZ; 1h, 4h)" in step, step
+    single = {"op:symbol": "ZZZZ", "op:timeframe": "1h"}
+    assert fill_commands(templates, single) == ["ktrdr data range ZZZZ --timeframe 1h"]
+    assert listed_step(templates, single) is None

@@ -58,6 +58,7 @@ from opdiag.diagnosis.comparison import (
 from opdiag.diagnosis.facts import TERMINAL
 from opdiag.diagnosis.result import Comparison, Diagnosis, copied
 from opdiag.diagnosis.run_profile import RunProfile, run_profile
+from opdiag.diagnosis.rushed import rushed
 from opdiag.durations import human_ms
 from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
 from opdiag.listing import OperationsListing
@@ -452,8 +453,9 @@ class DiagnosisService(OperationsListing):
                 float(base.duration_ms or 0.0), op_type, self.settings.comparison.baseline_runs
             )
             return copied(base, comparison=comparison)
+        this = profile or self._profile(group, base, at)
         comparison, chosen = compare_with_baseline(
-            profile or self._profile(group, base, at), good, self.settings.comparison,
+            this, good, self.settings.comparison,
             min_runs=d.min_baseline_runs, min_own=d.min_strategy_runs,
         )
         enough = enough_runs(
@@ -463,7 +465,10 @@ class DiagnosisService(OperationsListing):
         if judged_by_runs(base) and enough and comparison.baseline_ms:
             reference, basis = slow_reference(comparison)
             change = change_phrase(comparison) if comparison.judges_speed else None
-            out = slow.reassess_slow(base, reference, self.rules, d, change, basis=basis)
+            too_fast = rushed(this, chosen) if comparison.judges_speed else None
+            out = slow.reassess_slow(
+                base, reference, self.rules, d, change, basis=basis, rushed=too_fast
+            )
             out.comparison = comparison  # a copy of its own: no second copy
             return out
         return copied(base, comparison=comparison)

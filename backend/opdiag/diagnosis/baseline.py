@@ -21,6 +21,7 @@ from typing import Any
 
 from opdiag.diagnosis.result import Diagnosis
 from opdiag.diagnosis.run_profile import RunProfile
+from opdiag.diagnosis.rushed import rushed
 
 
 def is_healthy_run(diagnosis: Diagnosis) -> bool:
@@ -350,9 +351,12 @@ def good_runs(
     min_own: int | None = None,
 ) -> RunPool:
     """Healthy runs that are not slow against their own baseline (taken among the healthy
-    runs): one slow outlier must not raise the bar for the next run."""
+    runs): one slow outlier must not raise the bar for the next run. Nor those too fast for
+    their work (``diagnosis.rushed``: a training KTRDR completed after a NaN loss), taken
+    out first: one such run must not make the good ones next to it read as slow."""
     pool = RunPool(healthy)
     out = RunPool()
+    suspect: set[int] = set()
     chosen: dict[int, tuple[RunProfile, list[RunProfile], dict[str, str]]] = {}
     own = min_runs if min_own is None else min(min_own, min_runs)
     for run in healthy:
@@ -361,13 +365,20 @@ def good_runs(
         )
         chosen[id(run)] = (run, base, matched)
         keys = order or list(run.alike)
-        if (
-            enough_runs(base, matched, min_runs=min_runs, order=keys, min_own=own)
-            and judges_speed(run, matched, keys, base, paced)
-            and run.duration_ms > slow_factor * _slow_limit_ms(run, base)
-        ):
+        judged = enough_runs(
+            base, matched, min_runs=min_runs, order=keys, min_own=own
+        ) and judges_speed(run, matched, keys, base, paced)
+        if judged and rushed(run, base) is not None:
+            suspect.add(id(run))
+        if judged and run.duration_ms > slow_factor * _slow_limit_ms(run, base):
             continue
         out.append(run)
+    if suspect:
+        return good_runs(
+            [r for r in healthy if id(r) not in suspect],
+            runs=runs, min_runs=min_runs, slow_factor=slow_factor, order=order,
+            paced=paced, min_own=min_own,
+        )
     if len(out) == len(pool):  # the same runs: each run's baseline among them is the same
         out._selected = ((runs, min_runs, tuple(order), own, tuple(paced)), chosen)
     return out

@@ -27,8 +27,8 @@ from opdiag.diagnosis.result import (
     Solution,
     verdict_severity,
 )
-from opdiag.diagnosis.rules import RuleSet
-from opdiag.diagnosis.templates import fill, fill_command
+from opdiag.diagnosis.rules import Rule, RuleSet
+from opdiag.diagnosis.templates import fill, fill_commands, listed_step
 from opdiag.durations import human_ms
 
 _HEALTHY = "healthy"
@@ -104,13 +104,8 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
         if rule is not None:
             diagnosis.solution = Solution(
                 title=fill(rule.solution.title, winner.evidence),
-                # a step made only of a value that is missing says nothing: left out
-                steps=[s for s in (fill(t, winner.evidence) for t in rule.solution.steps) if s],
-                commands=[
-                    c
-                    for c in (fill_command(t, winner.evidence) for t in rule.solution.commands)
-                    if c is not None
-                ],
+                steps=_steps(rule, winner.evidence),
+                commands=fill_commands(rule.solution.commands, winner.evidence),
                 rule_id=rule.id,
             )
         if rule is not None and rule.bottleneck == "none":
@@ -168,6 +163,16 @@ def conclude(diagnosis: Diagnosis, rules: RuleSet, fallback: tuple[str, str]) ->
                 flow = list(flow)
             flow[i] = _marked(step, is_rc, is_bn)
     diagnosis.execution_flow = flow
+
+
+def _steps(rule: Rule, evidence: dict[str, Any]) -> list[str]:
+    """The rule's steps filled (a step made only of a value that is missing says nothing:
+    left out), then why its commands come once for each of several values, if they do."""
+    steps = [s for s in (fill(t, evidence) for t in rule.solution.steps) if s]
+    listed = listed_step(rule.solution.commands, evidence)
+    if listed is not None:
+        steps.append(listed)
+    return steps
 
 
 def _marked(step: FlowStep, root_cause: bool, bottleneck: bool) -> FlowStep:

@@ -158,13 +158,15 @@ def diagnose(
     baseline_ms: float | None = None,
     neighbours: Sequence[Trace] = (),
     later: Sequence[Trace] | None = (),
+    rushed: str | None = None,
 ) -> Diagnosis:
     """Diagnose one operation from all the traces that hold it. ``neighbours``: other traces
     of the same source around the operation's time (the pack's ``neighbours`` section says
     which); only those inside its window are read. ``later``: the health checks after that
     window up to now (whether the workers a lost one's run could go to still answer); None
     when the caller has not fetched them yet (the diagnosis then says whether it needs
-    them: ``Diagnosis.standby_unchecked``)."""
+    them: ``Diagnosis.standby_unchecked``). ``rushed``: what says it completed too fast for
+    its work, when its runs say so (``diagnosis.rushed``; with ``baseline_ms``)."""
     walks: Walks = []
     context: dict[str, frozenset[str]] = {}  # per trace: the ancestors that are context
     # the latest end of any span in a trace the scope cut: the rest of a research's trace is
@@ -451,7 +453,8 @@ def diagnose(
     )
     fallback = fallback_verdict(facts)
     apply_slow(
-        diagnosis, baseline_ms, rules, settings, fallback=fallback, op_values=op_values.full
+        diagnosis, baseline_ms, rules, settings, fallback=fallback, op_values=op_values.full,
+        rushed=rushed,
     )
     name_child(diagnosis, [t for t, _ in walks])
     return diagnosis

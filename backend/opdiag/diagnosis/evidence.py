@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opdiag.diagnosis.bottleneck import Choice, call_target
+from opdiag.diagnosis.conclusion import duration_text
 from opdiag.diagnosis.facts import OperationFacts
 from opdiag.diagnosis.matching import ExceptionInfo, exceptions_of, route_param, span_values
 from opdiag.diagnosis.neighbours import WorkerAssessment, clock_text
@@ -139,6 +140,33 @@ def _request_of(span: Span, trace: Trace | None) -> str:
     return f"{top.name} on {top.service}"
 
 
+def _cancel_in(span: Span, trace: Trace | None, start_us: int | None) -> str | None:
+    """How long after the operation's start the cancel came: the cancel request above the
+    span (``DELETE /api/v1/operations/{id}``, the CLI's call first) when its trace holds
+    it, else the span itself (the cancelled transition). The operation's own duration
+    runs on after the cancel, to when its worker noticed it and its last span ended."""
+    if start_us is None:
+        return None
+    at_us = span.start_us
+    current: Span | None = span
+    seen: set[str] = set()
+    while current is not None and current.span_id not in seen:
+        seen.add(current.span_id)
+        if _is_delete(current):
+            at_us = min(at_us, current.start_us)
+        if trace is None or current.parent_id is None:
+            break
+        current = trace.by_id.get(current.parent_id)
+    return duration_text(max(0, at_us - start_us))
+
+
+def _is_delete(span: Span) -> bool:
+    """A DELETE request's span (OpenTelemetry's http.method, or the name the
+    instrumentation gives it: ``DELETE`` for a client, ``DELETE /route`` for a server)."""
+    method = span.attributes.get("http.method") or span.attributes.get("http.request.method")
+    return method == "DELETE" or span.name == "DELETE" or span.name.startswith("DELETE ")
+
+
 def _caller_of(span: Span, trace: Trace | None) -> str | None:
     """The service that called the span: its parent's, when that is another service (a
     server span's client). None when the trace does not hold the parent."""
@@ -204,6 +232,8 @@ def evidence_of(
                 value = clock_text(first_us) if count > 1 else None
         elif key == "request":
             value = _request_of(span, trace) if span is not None else None
+        elif key == "cancel_in":
+            value = _cancel_in(span, trace, op_values.start_us) if span is not None else None
         elif key == "caller":
             value = _caller_of(span, trace) if span is not None else None
         elif key.startswith(OPERATION_VALUE_PREFIX):

@@ -236,6 +236,7 @@ class OperationFacts(msgspec.Struct):
             "running": self.running,
             "slow": self.slow,
             "overdue": False,  # (a baseline decides it: slow.apply_slow)
+            "rushed": False,  # (likewise)
             "has_lifecycle": self.has_lifecycle,
             "found": True,
             "trace_count": self.trace_count,

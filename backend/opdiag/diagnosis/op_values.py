@@ -37,6 +37,7 @@ class OperationValues:
 
     __slots__ = (
         "_declared", "_keys", "_later", "_operation_type", "_valued", "_values", "_workers",
+        "start_us",
     )
 
     def __init__(
@@ -48,8 +49,11 @@ class OperationValues:
         valued: Sequence[Span],
         declared: dict[str, tuple[str, ...]],
         later: dict[str, tuple[Callable[[Any], Any], Any]] | None = None,
+        start_us: int | None = None,
     ) -> None:
         self._values = base
+        # when the operation started: a span's own ``{cancel_in}`` is counted from it
+        self.start_us = start_us
         # the base values still ``_LATER`` in ``base`` (kept in their place: ``full``'s
         # order is the base's): how each is made from what
         self._later = later or {}
@@ -205,6 +209,7 @@ def operation_values(
         valued=valued,
         declared=declared,
         later=later,
+        start_us=facts.start_us,
     )
 
 

@@ -41,6 +41,9 @@ FACTS: dict[str, type] = {
     # in flight, quiet (its worker still answering) for longer than its earlier runs took
     # in all: decided once the baseline is known, like ``slow``
     "overdue": bool,
+    # completed far faster than its good runs for its data, the span-less phase that holds
+    # their time nearly absent (``diagnosis.rushed``): decided once the baseline is known
+    "rushed": bool,
     "has_lifecycle": bool,
     "found": bool,
     "trace_count": int,
@@ -68,10 +71,13 @@ FACTS: dict[str, type] = {
 }
 # The facts still known when a diagnosis is re-assessed without its traces (reassess_slow).
 SLOW_FACTS = frozenset(
-    {"slow", "overdue", "status", "finished", "operation_type", "trace_count", "duration_s"}
+    {
+        "slow", "overdue", "rushed", "status", "finished", "operation_type", "trace_count",
+        "duration_s",
+    }
 )
 # The facts only a baseline decides: a rule testing one is judged with ``slow``'s.
-BASELINE_FACTS = frozenset({"slow", "overdue"})
+BASELINE_FACTS = frozenset({"slow", "overdue", "rushed"})
 # Facts every operation has a value of its own (no two operations share a combination).
 MEASURED_FACTS = frozenset({"duration_s", "idle_s"})
 SUBJECTS = frozenset(

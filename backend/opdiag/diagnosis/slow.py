@@ -31,13 +31,15 @@ def reassess_slow(
     change: Change = None,
     *,
     basis: str | None = None,
+    rushed: str | None = None,
 ) -> Diagnosis:
     """A copy of ``diagnosis`` with ``slow`` decided against ``baseline_ms`` (the median of
     the type's last good runs; ``None`` = the configured budget). ``change`` names the phase
     that changed most against those runs; it joins the baseline's text (``{baseline}``), as
     ``basis`` does (what the baseline was scaled to: "for its 12,505 data rows"). ``change``
     may be given as a function, asked only when a slow rule holds (a listing's rows do not
-    show the comparison it comes from)."""
+    show the comparison it comes from). ``rushed``: what says the run completed too fast
+    for its work (``diagnosis.rushed``), when its runs say so."""
     # Shallow is enough: apply_slow only reassigns fields and appends new findings, and
     # conclude rebuilds the flow steps; a deep copy cost ~1 s on a 200-operation list.
     out = copied(diagnosis, fired=list(diagnosis.fired))
@@ -61,6 +63,7 @@ def reassess_slow(
         removed=removed,
         change=change,
         basis=basis,
+        rushed=rushed,
     )
     return out
 
@@ -105,18 +108,22 @@ def apply_slow(
     removed: bool = True,
     change: Change = None,
     basis: str | None = None,
+    rushed: str | None = None,
 ) -> None:
     """Decide ``slow`` (finished, completed, duration > factor × baseline, or > the type's
     budget without a baseline) and ``overdue`` (in flight, quiet > factor × baseline), add
     the slow rules' findings, then conclude (unless nothing
     changed: ``removed`` says whether earlier slow findings were dropped). ``op_values``
-    may be a function, asked only when a slow rule holds (most runs are not slow)."""
+    may be a function, asked only when a slow rule holds (most runs are not slow).
+    ``rushed``: what says the run completed too fast (``diagnosis.rushed``): the fact
+    ``rushed`` and the value ``{rushed}``."""
     diagnosis.baseline_ms = baseline_ms
     duration = diagnosis.duration_ms or 0.0
     limit = _slow_limit(diagnosis, baseline_ms, settings)
     if not (baseline_ms is not None and baseline_ms > 0):
         change = None  # (only a baseline names a change)
     facts = _slow_facts(diagnosis, limit, baselined=baseline_ms is not None and baseline_ms > 0)
+    facts["rushed"] = rushed is not None and diagnosis.status == "completed"
     values: dict[str, Any] | None = None
     b = diagnosis.bottleneck
     for rule in rules.slow_rules:
@@ -129,6 +136,8 @@ def apply_slow(
                 reference = f"{reference}; {text}"
             known = op_values() if callable(op_values) else op_values
             values = {**known, "baseline": reference}
+            if rushed is not None:
+                values["rushed"] = rushed
         evidence = dict(values)
         span_ref: tuple[str, str, str, str] | None = None
         if b is not None:
@@ -194,6 +203,7 @@ def _slow_facts(diagnosis: Diagnosis, limit: float, *, baselined: bool) -> dict[
         and diagnosis.status == "completed"
         and not diagnosis.resumed
         and duration > limit,
+        "rushed": False,  # (``apply_slow`` is told)
         "overdue": baselined
         and not diagnosis.finished
         and not diagnosis.resumed

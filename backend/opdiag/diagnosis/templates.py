@@ -14,7 +14,7 @@ one, nothing otherwise: ``{op:strategy?; strategy $}``), ``{{`` and ``}}`` for l
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -45,6 +45,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "minutes",
         "idle_minutes",
         "duration",
+        "cancel_in",
         "idle",
         "where_ago",
         "request",
@@ -61,6 +62,7 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "bottleneck.named",
         "share",
         "baseline",
+        "rushed",
         "matches",
         "out_of",
         "ident",
@@ -271,6 +273,64 @@ def fill_command(template: Template, evidence: Mapping[str, Any]) -> str | None:
     curl … | sh``) is single-quoted; inside the template's own quotes, a value that would end
     them or expand there drops the command."""
     return _filled(template, evidence, strict=True)
+
+
+def fill_commands(templates: Sequence[Template], evidence: Mapping[str, Any]) -> list[str]:
+    """Each template's command (``fill_command``; those it drops left out), given once for
+    each value where an operation's value it reads lists several (``{op:symbol}`` of a
+    training on ``EURUSD,ZZZZ`` whose error names neither: KTRDR's CLI refuses
+    ``ktrdr data range EURUSD,ZZZZ``, each symbol is what to check)."""
+    out: list[str] = []
+    for template in templates:
+        for each in _one_value_each(template, evidence):
+            command = fill_command(template, each)
+            if command is not None and command not in out:
+                out.append(command)
+    return out
+
+
+def listed_step(templates: Sequence[Template], evidence: Mapping[str, Any]) -> str | None:
+    """The step that says why ``fill_commands`` gave a command once for each value: which
+    values the operation lists and that nothing in its traces says which one failed."""
+    listed: dict[str, list[str]] = {}
+    for template in templates:
+        for key in template.keys:
+            items = _items(key, evidence)
+            if len(items) > 1:
+                listed.setdefault(key.removeprefix(OPERATION_VALUE_PREFIX), items)
+    if not listed:
+        return None
+    names = " and ".join(listed)
+    values = "; ".join(", ".join(items) for items in listed.values())
+    return (
+        f"The operation lists several of its {names} ({values}) and nothing in its traces "
+        "says which one failed: the commands below are given for each (the CLI takes one at "
+        "a time); check each and act on the one at fault."
+    )
+
+
+def _one_value_each(
+    template: Template, evidence: Mapping[str, Any]
+) -> list[Mapping[str, Any]]:
+    """``evidence`` once for each item of each operation value the template reads that lists
+    several (comma-separated, as KTRDR names a run on several symbols), else as is."""
+    for key in template.keys:
+        items = _items(key, evidence)
+        if len(items) > 1:
+            return [
+                each
+                for item in items
+                for each in _one_value_each(template, {**evidence, key: item})
+            ]
+    return [evidence]
+
+
+def _items(key: str, evidence: Mapping[str, Any]) -> list[str]:
+    """The items an operation value lists (one for a value that lists none)."""
+    value = evidence.get(key)
+    if not key.startswith(OPERATION_VALUE_PREFIX) or not isinstance(value, str):
+        return []
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 # A value that needs no quoting in a shell command: what ids, symbols, timeframes, dates,
