@@ -1605,3 +1605,131 @@ def backtest_model_unloadable(recording: Recording, operation_id: str, message: 
         and attr(s, "operation.to_status") == "failed",
         right_after,
     )
+
+
+def _refused_then_answered(
+    trace_id: str, parent: str, first_ns: int, at_ns: int, back_ns: int, path: str, base: str,
+    prefix: str,
+) -> tuple[list[Doc], list[Doc], int]:
+    """``monitor_agent_cycle``'s reads of ``path`` from ``first_ns``: every 0.5 s while the
+    backend answers (its server span lost when it ended within the 5 s before ``at_ns``, the
+    export batch that died with the process), refused while it is down (AsyncCLIClient
+    retries a refused call after 1, 2, 4 s, the monitor then after 1, 2, 4, 5 s), and one
+    read answered by the process that came back; the CLI's spans, the backend's, and the
+    end of that last read."""
+    ms = 1_000_000
+    route = "/api/v1/operations/{operation_id}"
+    cli: list[Doc] = []
+    api: list[Doc] = []
+    at, i, wait_s = first_ns, 0, 1
+    while True:
+        client_id, server_id = f"{prefix}1{i:013x}", f"{prefix}2{i:013x}"
+        i += 1
+        if at_ns <= at < back_ns:
+            poll = _span(trace_id, client_id, parent, "GET", CLIENT, at, at + 2 * ms,
+                         {"http.method": "GET", "http.url": f"{base}{path}"})
+            raising("httpx.ConnectError", "All connection attempts failed")(poll)
+            cli.append(poll)
+            at += 2 * ms + wait_s * 1_000 * ms
+            wait_s = min(wait_s * 2, 5) if wait_s < 4 else 5
+            continue
+        cli.append(_span(trace_id, client_id, parent, "GET", CLIENT, at, at + 10 * ms,
+                         {"http.method": "GET", "http.url": f"{base}{path}",
+                          "http.status_code": 200}))
+        if not at_ns - 5_000 * ms <= at < at_ns:
+            api.append(_server_span(trace_id, server_id, client_id, f"GET {route}", route, path,
+                                    200, at + 2 * ms, at + 8 * ms, base))
+        if at >= back_ns:
+            return cli, api, at + 10 * ms
+        at += 510 * ms
+
+
+def _adopted_by_research(
+    recording: Recording, child_id: str, coordinator: str
+) -> tuple[Recording, str, int]:
+    """The run1 training ``child_id`` as a research's coordinator starts it
+    (research_worker.py ``_start_training``: ``training_service.start_training`` inside
+    ``agent.coordinator``, span id ``coordinator``): its backend's ``training.start`` subtree
+    kept, reparented under the coordinator, the command that started it gone. The recording,
+    the trace id and when ``training.start`` began."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == child_id
+    )
+    start = next(
+        s for _, svc, s in spans(recording)
+        if s["traceId"] == trace_id and svc == "ktrdr-api" and s["name"] == "training.start"
+    )
+    kept = _subtree_ids(recording, trace_id, {start["spanId"]})
+    out = without(recording, lambda _svc, s: s["traceId"] == trace_id and s["spanId"] not in kept)
+
+    def reparent(span: Doc) -> None:
+        span["parentSpanId"] = coordinator
+
+    out = edited(out, lambda _svc, s: s["spanId"] == start["spanId"], reparent)
+    return out, trace_id, int(start["startTimeUnixNano"])
+
+
+def _design_done(
+    trace_id: str, prefix: str, coordinator: str, t0: int, start_ns: int, operation_id: str,
+    strategy: str,
+) -> list[Doc]:
+    """The coordinator's dispatch of the design (``workers.select`` found the design agent
+    worker) and ``agent.phase.design`` once its child completed, just before the training."""
+    ms = 1_000_000
+    return [
+        _span(trace_id, f"{prefix}00000000000018", coordinator, "workers.select", 1,
+              t0 + 80 * ms, t0 + 81 * ms,
+              {"service.method": "workers.select", "worker.type": "agent_design",
+               "worker.total_workers": "5", "worker.capable_workers": "1",
+               "worker.available_workers": "1", "worker.selection_status": "success",
+               "worker.selected_id": "agent-design-1"}, 1),
+        _span(trace_id, f"{prefix}00000000000019", coordinator, "agent.phase.design", 1,
+              start_ns - 40 * ms, start_ns - 39 * ms,
+              {"operation.id": operation_id, "phase": "designing", "strategy_name": strategy,
+               "tokens.input": 5120, "tokens.output": 1830}),
+    ]
+
+
+def research_lost_with_backend(
+    recording: Recording, child_id: str, operation_id: str, goal: str, strategy: str,
+    at_ns: int, back_ns: int,
+) -> Recording:
+    """``ktrdr research GOAL --follow`` whose coordinator started the training ``child_id``
+    (a run1 training that completed) 45 s after ``agent.trigger``, and the backend SIGKILLed
+    at ``at_ns`` during that training, started again at ``back_ns``. A research is
+    backend-local (``agent.trigger`` registers it with ``is_backend_local`` true): the new
+    process's ``StartupReconciliation`` fails it ("Backend restarted - no checkpoint
+    available") with a repository update, no span, and ``resume_if_needed`` finds no active
+    research, so no coordinator runs again. Lost with the old process: the open
+    ``agent.coordinator`` span and every backend span that ended in its last 5 s export batch
+    or before the restart. The training, worker-based, was only marked PENDING_RECONCILIATION:
+    its worker re-registers and completes it as recorded. The CLI's reads
+    (``monitor_agent_cycle``; its reads of the child are left out) are refused while the
+    backend is down; the first answered after reads failed, and the command ends
+    (cli.research OK)."""
+    coordinator = "5d00000000000017"
+    out, trace_id, start_ns = _adopted_by_research(recording, child_id, coordinator)
+    batch_ns = 5_000_000_000
+
+    def lost(service: str, s: Doc) -> bool:
+        if service != "ktrdr-api" or is_orphan_close(service, s):
+            return False
+        begin, end = int(s["startTimeUnixNano"]), int(s["endTimeUnixNano"])
+        return (end >= at_ns - batch_ns and begin < back_ns) or begin < at_ns < end
+
+    out = without(out, lost)
+    ms = 1_000_000
+    t0 = start_ns - 45_000 * ms
+    base = "http://127.0.0.1:8000"
+    path = f"/api/v1/operations/{operation_id}"
+    args = {"args": [], "kwargs": {"goal": goal, "model": None, "strategy": None, "follow": True}}
+    polls, reads, end_ns = _refused_then_answered(
+        trace_id, "5d00000000000001", t0 + 150 * ms, at_ns, back_ns, path, base, "5d"
+    )
+    cli = [*_research_started(trace_id, "5d", t0, end_ns + 20 * ms, args, base), *polls]
+    api = [
+        *_research_triggered(trace_id, "5d", t0, operation_id, base),
+        *_design_done(trace_id, "5d", coordinator, t0, start_ns, operation_id, strategy),
+        *reads,
+    ]
+    return added(added(out, "ktrdr-cli", cli), "ktrdr-api", api)

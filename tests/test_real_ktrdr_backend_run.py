@@ -145,3 +145,53 @@ def test_a_backtest_whose_model_weights_cannot_be_loaded_says_so(
     assert d["root_cause"]["span_name"] == "operation.state_transition", d["root_cause"]
     assert "ktrdr list models" in d["solution"]["commands"], d["solution"]
     assert "train" in " ".join(d["solution"]["steps"]), d["solution"]["steps"]
+
+
+LONG = "op_training_20261204_155512_6652e327"  # run1 case 18: 4 min, completed 15:59:14
+LOST_RESEARCH = "op_agent_research_20261204_155427_4d2c8e10"
+
+
+def _research_lost() -> rv.Recording:
+    """Case 18's training started by a research's coordinator, the backend SIGKILLed at
+    15:57:00 during it and back at 15:57:07."""
+    return rv.research_lost_with_backend(
+        rv.load(TRACES), LONG, LOST_RESEARCH, "a momentum strategy", "momentum_rsi_v1",
+        rv.ns("2026-12-04T15:57:00Z"), rv.ns("2026-12-04T15:57:07Z"),
+    )
+
+
+@pytest.mark.parametrize("now", ["2026-12-04T15:57:30Z", "2026-12-04T16:10:00Z"])
+def test_a_research_lost_with_a_restarted_backend_is_failed_by_the_restart(
+    now: str, tmp_path: Path
+) -> None:
+    """`ktrdr research GOAL --follow` whose coordinator ran case 18's training, the backend
+    killed under it and back 7 s later: the new process's startup reconciliation failed the
+    research (a backend-local operation) without a span, and the CLI read failed and
+    stopped. Before: 'service unreachable: backend API unreachable (httpx.ConnectError at …)',
+    running until now (15 min at 16:10), as if the backend were still down and the research
+    went on; its training, on its worker, is its own story: completed."""
+    recording = rv.without(_research_lost(), lambda _svc, s: int(s["endTimeUnixNano"]) > rv.ns(now))
+    d = rv.diagnosed(recording, LOST_RESEARCH, now, tmp_path / "r")
+    assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
+    summary = d["summary"]
+    assert "the backend stopped while it ran this research" in summary, summary
+    assert "answering again at 15:57:07" in summary and "failed it at its start" in summary
+    assert d["duration_ms"] < 170_000, d["duration_ms"]  # trigger 15:54:27 to its last read
+    steps = " ".join(d["solution"]["steps"])
+    assert "start the research again" in steps, steps
+    child = rv.diagnosed(recording, LONG, now, tmp_path / "c")
+    assert child["verdict"] == "healthy", child["summary"]
+    assert child["status"] == ("running" if now < "2026-12-04T15:59:14Z" else "completed")
+
+
+def test_a_research_whose_backend_is_down_says_it_stopped_with_it(tmp_path: Path) -> None:
+    """The same research at 15:57:05, the backend still down (three reads refused): the
+    CLI's command span is not exported yet, only its reads. Before: 'running: after
+    agent.phase.design for 1.9 min' (the refused reads, under a command span not there yet,
+    were not taken as the research's)."""
+    now = "2026-12-04T15:57:05Z"
+    recording = rv.without(_research_lost(), lambda _svc, s: int(s["endTimeUnixNano"]) > rv.ns(now))
+    d = rv.diagnosed(recording, LOST_RESEARCH, now, tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", "running"), d["summary"]
+    assert "the backend stopped while it ran this research" in d["summary"], d["summary"]
+    assert "again" not in d["summary"], d["summary"]

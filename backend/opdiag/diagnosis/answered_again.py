@@ -21,6 +21,14 @@ Walks = Sequence[tuple[Trace, Sequence[tuple[Span, int]]]]
 def answered_again_us(walks: Walks, operation_id: str | None) -> int | None:
     """The start of the first answered read of ``operation_id`` after the last of its reads
     refused without an HTTP status by the service that answers them; None if none."""
+    found = answered_again(walks, operation_id)
+    return None if found is None else found[1].start_us
+
+
+def answered_again(walks: Walks, operation_id: str | None) -> tuple[int, Span] | None:
+    """When the last refused read of ``operation_id`` ended and the first read answered after
+    it (a backend's server span), or None: the restart an operation the backend ran in its own
+    process did not survive (its new process answers the read, having failed it at start)."""
     if operation_id is None:
         return None
     # refused reads are rare: looked for first, so the answered ones (every poll of a
@@ -47,4 +55,6 @@ def answered_again_us(walks: Walks, operation_id: str | None) -> int | None:
     if not refused:
         return None
     last = max(s.start_us + s.duration_us for s in refused)
-    return min((s.start_us for s in answered if s.start_us >= last), default=None)
+    first = min((s for s in answered if s.start_us >= last), key=lambda s: s.start_us,
+                default=None)
+    return None if first is None else (last, first)
