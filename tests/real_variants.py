@@ -1733,3 +1733,63 @@ def research_lost_with_backend(
         *reads,
     ]
     return added(added(out, "ktrdr-cli", cli), "ktrdr-api", api)
+
+
+def research_cancelled(
+    recording: Recording, child_id: str, operation_id: str, goal: str, strategy: str,
+    cancel_ns: int,
+) -> Recording:
+    """``ktrdr research GOAL --follow`` whose coordinator started the training ``child_id``
+    (a run1 training that completed) 45 s after ``agent.trigger``, and the user's Ctrl+C at
+    ``cancel_ns`` during it: ``monitor_agent_cycle`` sends ``DELETE /operations/{id}``
+    (no reason), whose ``OperationsService.cancel_operation`` cancels the research (its
+    transition to cancelled, no ``operation.cancellation_reason``) and only the children
+    registered with its id as ``parent_operation_id``: the training, created by its worker
+    (``training_service.start_training`` passes no parent), is not one, and runs on to its
+    completion as recorded. The CLI reads the research once more a second later (cancelled)
+    and ends (cli.research OK). The coordinator's next poll (5 s) finds no active research:
+    its span ends, no outcome."""
+    coordinator = "5c00000000000017"
+    out, trace_id, start_ns = _adopted_by_research(recording, child_id, coordinator)
+    ms = 1_000_000
+    t0 = start_ns - 45_000 * ms
+    base = "http://127.0.0.1:8000"
+    route = "/api/v1/operations/{operation_id}"
+    path = f"/api/v1/operations/{operation_id}"
+    root = "5c00000000000001"
+    args = {"args": [], "kwargs": {"goal": goal, "model": None, "strategy": None, "follow": True}}
+    polls, reads, last = _refused_then_answered(
+        trace_id, root, t0 + 150 * ms, cancel_ns, cancel_ns, path, base, "5c"
+    )
+    polls, reads = polls[:-1], reads[:-1]  # the loop stops at the signal: no read at it
+    delete_ns = last - 10 * ms + 20 * ms
+    final_ns = delete_ns + 1_030 * ms
+    cli = [
+        *_research_started(trace_id, "5c", t0, final_ns + 30 * ms, args, base),
+        *polls,
+        _span(trace_id, "5c00000000000004", root, "DELETE", CLIENT, delete_ns,
+              delete_ns + 25 * ms,
+              {"http.method": "DELETE", "http.url": f"{base}{path}", "http.status_code": 200}),
+        _span(trace_id, "5c00000000000005", root, "GET", CLIENT, final_ns, final_ns + 10 * ms,
+              {"http.method": "GET", "http.url": f"{base}{path}", "http.status_code": 200}),
+    ]
+    coordinator_end = cancel_ns + 5_010 * ms
+    api = [
+        *_research_triggered(trace_id, "5c", t0, operation_id, base),
+        _span(trace_id, coordinator, "5c00000000000013", "agent.coordinator", 1,
+              t0 + 73 * ms, coordinator_end,
+              {"operation.type": "coordinator", "progress.percentage": 20.0,
+               "operation.id": operation_id, "progress.phase": "Training model...",
+               "progress.updated_at": start_ns / 1e9}),
+        *_design_done(trace_id, "5c", coordinator, t0, start_ns, operation_id, strategy),
+        *reads,
+        _server_span(trace_id, "5c0000000000001a", "5c00000000000004", f"DELETE {route}",
+                     route, path, 200, delete_ns + 2 * ms, delete_ns + 22 * ms, base),
+        _span(trace_id, "5c0000000000001b", "5c0000000000001a", "operation.state_transition", 1,
+              delete_ns + 15 * ms, delete_ns + 15 * ms + 60_000,
+              {"operation.id": operation_id, "operation.from_status": "running",
+               "operation.to_status": "cancelled"}, 1),
+        _server_span(trace_id, "5c0000000000001c", "5c00000000000005", f"GET {route}", route,
+                     path, 200, final_ns + 2 * ms, final_ns + 8 * ms, base),
+    ]
+    return added(added(out, "ktrdr-cli", cli), "ktrdr-api", api)

@@ -195,3 +195,35 @@ def test_a_research_whose_backend_is_down_says_it_stopped_with_it(tmp_path: Path
     assert (d["verdict"], d["status"]) == ("service_unreachable", "running"), d["summary"]
     assert "the backend stopped while it ran this research" in d["summary"], d["summary"]
     assert "again" not in d["summary"], d["summary"]
+
+
+CANCELLED_RESEARCH = "op_agent_research_20261204_155427_3c7a9b21"
+
+
+@pytest.mark.parametrize(
+    ("now", "child_said"),
+    [
+        ("2026-12-04T15:56:30Z", "has no end recorded: it was running on ktrdr-training-worker-"),
+        ("2026-12-04T16:10:00Z", "ran on ktrdr-training-worker-b969a633 until 15:59:14 UTC"),
+    ],
+)
+def test_a_research_cancelled_while_its_training_runs_says_the_training_went_on(
+    now: str, child_said: str, tmp_path: Path
+) -> None:
+    """`ktrdr research GOAL --follow`, Ctrl+C at 15:56:00 while its coordinator's training
+    (case 18's) runs: KTRDR cancels the research, not the training its worker created, which
+    completes at 15:59:14. Before: 'cancelled … 4.8 min in' at 16:10 (the research lasted
+    as long as its child's training, which outlived it) and nothing said the training went
+    on holding its worker."""
+    recording = rv.research_cancelled(
+        rv.load(TRACES), LONG, CANCELLED_RESEARCH, "a momentum strategy", "momentum_rsi_v1",
+        rv.ns("2026-12-04T15:56:00Z"),
+    )
+    recording = rv.without(recording, lambda _svc, s: int(s["endTimeUnixNano"]) > rv.ns(now))
+    d = rv.diagnosed(recording, CANCELLED_RESEARCH, now, tmp_path)
+    assert (d["verdict"], d["status"]) == ("cancelled", "cancelled"), d["summary"]
+    assert "1.6 min in" in d["summary"], d["summary"]
+    assert d["duration_ms"] < 100_000, d["duration_ms"]  # 15:54:27 to its coordinator's end
+    assert f"its child {LONG}" in d["summary"] and child_said in d["summary"], d["summary"]
+    steps = " ".join(d["solution"]["steps"])
+    assert f"did not stop its child {LONG}" in steps or f"ktrdr cancel {LONG}" in steps, steps
