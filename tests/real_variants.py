@@ -1793,3 +1793,68 @@ def research_cancelled(
                      path, 200, final_ns + 2 * ms, final_ns + 8 * ms, base),
     ]
     return added(added(out, "ktrdr-cli", cli), "ktrdr-api", api)
+
+
+def research_design_failed(
+    recording: Recording, operation_id: str, at_ns: int, goal: str, design_s: float,
+    message: str,
+) -> Recording:
+    """``ktrdr research GOAL --follow`` at ``at_ns`` whose design child failed ``design_s``
+    seconds in with ``message``. The coordinator's ``AgentDispatchService.dispatch_design``
+    selects the design agent worker and POSTs ``/designs/start`` to it (the backend's httpx
+    client span; the agent worker sets up no telemetry, so nothing of it is exported: its
+    child id is ``op_design_<12 hex>``). The coordinator polls every 5 s, reading the child
+    through its container proxy (a GET of ``/api/v1/operations/<child>`` on the agent
+    worker), and the first read after the failure raises ``WorkerError("Design failed:
+    <message>")``, which fails the research. When the Claude call itself fails (API key,
+    credit, rate limit, network), ``ClaudeAgentRuntime`` returns an empty transcript with
+    "Agent SDK error: …" as its output, which the design worker never reports: it fails
+    the child with "Design agent did not call save_strategy_config MCP tool. No strategy
+    was produced." The CLI polls every 0.5 s and ends OK on failed."""
+    t = "5b" + f"{at_ns:030x}"[-30:]
+    ms = 1_000_000
+    base = "http://127.0.0.1:8000"
+    agent = "http://127.0.0.1:5010"
+    child = "op_design_3f9c2a7d41be"
+    root, coordinator = "5b00000000000001", "5b00000000000017"
+    path = f"/api/v1/operations/{operation_id}"
+    args = {"args": [], "kwargs": {"goal": goal, "model": None, "strategy": None, "follow": True}}
+    reads_at = [at_ns + 80 * ms + 5_000 * ms * i for i in range(1, int(design_s // 5) + 3)]
+    failed_read = next(r for r in reads_at if r >= at_ns + int(design_s * 1_000) * ms)
+    failed_ns = failed_read + 15 * ms
+    reads_at = [r for r in reads_at if r <= failed_read]
+    polls, answers, last = _refused_then_answered(
+        t, root, at_ns + 150 * ms, failed_ns + 200 * ms, failed_ns + 200 * ms, path, base, "5b"
+    )
+    cli = [*_research_started(t, "5b", at_ns, last + 20 * ms, args, base), *polls]
+    api = [
+        *_research_triggered(t, "5b", at_ns, operation_id, base),
+        _span(t, coordinator, "5b00000000000013", "agent.coordinator", 1,
+              at_ns + 73 * ms, failed_read + 5_030 * ms,
+              {"operation.type": "coordinator", "progress.percentage": 5.0,
+               "operation.id": operation_id, "progress.phase": "Designing strategy...",
+               "progress.updated_at": (at_ns + 78 * ms) / 1e9}),
+        _span(t, "5b00000000000018", coordinator, "workers.select", 1,
+              at_ns + 80 * ms, at_ns + 81 * ms,
+              {"service.method": "workers.select", "worker.type": "agent_design",
+               "worker.total_workers": "5", "worker.capable_workers": "1",
+               "worker.available_workers": "1", "worker.selection_status": "success",
+               "worker.selected_id": "agent-design-1"}, 1),
+        _span(t, "5b00000000000019", coordinator, "POST", CLIENT, at_ns + 82 * ms,
+              at_ns + 95 * ms,
+              {"http.method": "POST", "http.url": f"{agent}/designs/start",
+               "http.status_code": 200}),
+        *[
+            _span(t, f"5b3{i:013x}", coordinator, "GET", CLIENT, r, r + 6 * ms,
+                  {"http.method": "GET", "http.url": f"{agent}/api/v1/operations/{child}",
+                   "http.status_code": 200})
+            for i, r in enumerate(reads_at)
+        ],
+        _span(t, "5b0000000000001a", coordinator, "operation.state_transition", 1,
+              failed_ns, failed_ns + 60_000,
+              {"operation.id": operation_id, "operation.from_status": "running",
+               "operation.to_status": "failed", "operation.error": f"Design failed: {message}"},
+              1),
+        *answers,
+    ]
+    return added(added(recording, "ktrdr-cli", cli), "ktrdr-api", api)

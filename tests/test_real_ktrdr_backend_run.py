@@ -227,3 +227,29 @@ def test_a_research_cancelled_while_its_training_runs_says_the_training_went_on(
     assert f"its child {LONG}" in d["summary"] and child_said in d["summary"], d["summary"]
     steps = " ".join(d["solution"]["steps"])
     assert f"did not stop its child {LONG}" in steps or f"ktrdr cancel {LONG}" in steps, steps
+
+
+SILENT_DESIGN = "op_agent_research_20261204_160500_6a1b2c3d"
+
+
+def test_a_research_whose_claude_call_failed_points_at_the_agent_workers_log(
+    tmp_path: Path,
+) -> None:
+    """`ktrdr research GOAL --follow` whose design agent's Claude call failed (an API key
+    refused, credit spent): KTRDR's runtime swallows the SDK's error and the design worker
+    fails its child with "Design agent did not call save_strategy_config MCP tool", the
+    research with "Design failed: …". Before: 'failed: Design failed: …' with "The worker
+    marked the operation failed" and "the log of ktrdr-api has the traceback": there is
+    none there; the agent worker's log, which exports no spans, has the cause."""
+    recording = rv.research_design_failed(
+        rv.load(TRACES), SILENT_DESIGN, rv.ns("2026-12-04T16:05:00Z"), "a momentum strategy",
+        3.0, "Design agent did not call save_strategy_config MCP tool. No strategy was produced.",
+    )
+    d = rv.diagnosed(recording, SILENT_DESIGN, "2026-12-04T16:10:00Z", tmp_path)
+    assert (d["verdict"], d["status"]) == ("failed", "failed"), d["summary"]
+    assert "Claude agent saved nothing at 16:05:05 UTC" in d["summary"], d["summary"]
+    assert "agent worker's log" in d["summary"], d["summary"]
+    steps = " ".join(d["solution"]["steps"])
+    assert "ktrdr-api has the traceback" not in steps, steps
+    assert "Agent SDK error" in steps and "KTRDR_AGENT_MAX_TURNS" in steps, steps
+    assert d["root_cause"]["span_name"] == "operation.state_transition", d["root_cause"]
