@@ -481,22 +481,23 @@ def _failed_at_restart(
     operation_id: str,
     rules: RuleSet,
 ) -> None:
-    """An operation of a type the pack's ``failed_at_restart`` names, its reads refused, then
-    answered by the backend that came back, with no transition since: failed when that
-    process started. KTRDR runs a research's coordinator in the backend's own process
+    """An operation of a type the pack's ``failed_at_restart`` names, its reads refused (the
+    last one could not connect: nothing listened), then answered by the backend that came
+    back, with no transition since: failed when that process started. KTRDR runs a
+    research's coordinator in the backend's own process
     (``is_backend_local``); its ``StartupReconciliation`` fails every such operation still
     RUNNING ("Backend restarted - …") with a repository update, which writes no span, and
     ``resume_if_needed`` resumes only the active ones: no transition will ever say it."""
     if facts.operation_type not in rules.failed_at_restart:
         return
     back = answered_again(walks, operation_id)
-    if back is None:
+    if back is None or not back.could_not_connect:  # timed out: a live backend was slow
         return
-    refused_until, answered = back
-    if facts.last_transition is not None and facts.last_transition.end_us > refused_until:
+    last = facts.last_transition
+    if last is not None and last.end_us > back.refused_until_us:
         return
     facts.status, facts.finished, facts.failed_at_restart = "failed", True, True
-    facts.last_transition = answered
+    facts.last_transition = back.read
 
 
 def quiet_too_long(idle_us: int, stuck_after_s: float) -> bool:
