@@ -2019,3 +2019,256 @@ def download_cancelled(recording: Recording, operation_id: str, at_ns: int) -> R
     return without(
         out, lambda _svc, s: s["traceId"] == trace_id and int(s["startTimeUnixNano"]) > last_ns
     )
+
+
+def _refused_then_answered(
+    trace_id: str, parent: str, first_ns: int, at_ns: int, back_ns: int, path: str, base: str,
+    prefix: str,
+) -> tuple[list[Doc], list[Doc], int]:
+    """``monitor_agent_cycle``'s reads of ``path`` from ``first_ns``: every 0.5 s while the
+    backend answers (its server span lost when it ended within the 5 s before ``at_ns``, the
+    export batch that died with the process), refused while it is down (AsyncCLIClient
+    retries a refused call after 1, 2, 4 s, the monitor then after 1, 2, 4, 5 s), and one
+    read answered by the process that came back; the CLI's spans, the backend's, and the
+    end of that last read."""
+    ms = 1_000_000
+    route = "/api/v1/operations/{operation_id}"
+    cli: list[Doc] = []
+    api: list[Doc] = []
+    at, i, wait_s = first_ns, 0, 1
+    while True:
+        client_id, server_id = f"{prefix}1{i:013x}", f"{prefix}2{i:013x}"
+        i += 1
+        if at_ns <= at < back_ns:
+            poll = _span(trace_id, client_id, parent, "GET", CLIENT, at, at + 2 * ms,
+                         {"http.method": "GET", "http.url": f"{base}{path}"})
+            raising("httpx.ConnectError", "All connection attempts failed")(poll)
+            cli.append(poll)
+            at += 2 * ms + wait_s * 1_000 * ms
+            wait_s = min(wait_s * 2, 5) if wait_s < 4 else 5
+            continue
+        cli.append(_span(trace_id, client_id, parent, "GET", CLIENT, at, at + 10 * ms,
+                         {"http.method": "GET", "http.url": f"{base}{path}",
+                          "http.status_code": 200}))
+        if not at_ns - 5_000 * ms <= at < at_ns:
+            api.append(_server_span(trace_id, server_id, client_id, f"GET {route}", route, path,
+                                    200, at + 2 * ms, at + 8 * ms, base))
+        if at >= back_ns:
+            return cli, api, at + 10 * ms
+        at += 510 * ms
+
+
+def _adopted_by_research(
+    recording: Recording, child_id: str, coordinator: str
+) -> tuple[Recording, str, int]:
+    """The run1 training ``child_id`` as a research's coordinator starts it
+    (research_worker.py ``_start_training``: ``training_service.start_training`` inside
+    ``agent.coordinator``, span id ``coordinator``): its backend's ``training.start`` subtree
+    kept, reparented under the coordinator, the command that started it gone. The recording,
+    the trace id and when ``training.start`` began."""
+    trace_id = next(
+        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == child_id
+    )
+    start = next(
+        s for _, svc, s in spans(recording)
+        if s["traceId"] == trace_id and svc == "ktrdr-api" and s["name"] == "training.start"
+    )
+    kept = _subtree_ids(recording, trace_id, {start["spanId"]})
+    out = without(recording, lambda _svc, s: s["traceId"] == trace_id and s["spanId"] not in kept)
+
+    def reparent(span: Doc) -> None:
+        span["parentSpanId"] = coordinator
+
+    out = edited(out, lambda _svc, s: s["spanId"] == start["spanId"], reparent)
+    return out, trace_id, int(start["startTimeUnixNano"])
+
+
+def _design_done(
+    trace_id: str, prefix: str, coordinator: str, t0: int, start_ns: int, operation_id: str,
+    strategy: str,
+) -> list[Doc]:
+    """The coordinator's dispatch of the design (``workers.select`` found the design agent
+    worker) and ``agent.phase.design`` once its child completed, just before the training."""
+    ms = 1_000_000
+    return [
+        _span(trace_id, f"{prefix}00000000000018", coordinator, "workers.select", 1,
+              t0 + 80 * ms, t0 + 81 * ms,
+              {"service.method": "workers.select", "worker.type": "agent_design",
+               "worker.total_workers": "5", "worker.capable_workers": "1",
+               "worker.available_workers": "1", "worker.selection_status": "success",
+               "worker.selected_id": "agent-design-1"}, 1),
+        _span(trace_id, f"{prefix}00000000000019", coordinator, "agent.phase.design", 1,
+              start_ns - 40 * ms, start_ns - 39 * ms,
+              {"operation.id": operation_id, "phase": "designing", "strategy_name": strategy,
+               "tokens.input": 5120, "tokens.output": 1830}),
+    ]
+
+
+def research_lost_with_backend(
+    recording: Recording, child_id: str, operation_id: str, goal: str, strategy: str,
+    at_ns: int, back_ns: int,
+) -> Recording:
+    """``ktrdr research GOAL --follow`` whose coordinator started the training ``child_id``
+    (a run1 training that completed) 45 s after ``agent.trigger``, and the backend SIGKILLed
+    at ``at_ns`` during that training, started again at ``back_ns``. A research is
+    backend-local (``agent.trigger`` registers it with ``is_backend_local`` true): the new
+    process's ``StartupReconciliation`` fails it ("Backend restarted - no checkpoint
+    available") with a repository update, no span, and ``resume_if_needed`` finds no active
+    research, so no coordinator runs again. Lost with the old process: the open
+    ``agent.coordinator`` span and every backend span that ended in its last 5 s export batch
+    or before the restart. The training, worker-based, was only marked PENDING_RECONCILIATION:
+    its worker re-registers and completes it as recorded. The CLI's reads
+    (``monitor_agent_cycle``; its reads of the child are left out) are refused while the
+    backend is down; the first answered after reads failed, and the command ends
+    (cli.research OK)."""
+    coordinator = "5d00000000000017"
+    out, trace_id, start_ns = _adopted_by_research(recording, child_id, coordinator)
+    batch_ns = 5_000_000_000
+
+    def lost(service: str, s: Doc) -> bool:
+        if service != "ktrdr-api" or is_orphan_close(service, s):
+            return False
+        begin, end = int(s["startTimeUnixNano"]), int(s["endTimeUnixNano"])
+        return (end >= at_ns - batch_ns and begin < back_ns) or begin < at_ns < end
+
+    out = without(out, lost)
+    ms = 1_000_000
+    t0 = start_ns - 45_000 * ms
+    base = "http://127.0.0.1:8000"
+    path = f"/api/v1/operations/{operation_id}"
+    args = {"args": [], "kwargs": {"goal": goal, "model": None, "strategy": None, "follow": True}}
+    polls, reads, end_ns = _refused_then_answered(
+        trace_id, "5d00000000000001", t0 + 150 * ms, at_ns, back_ns, path, base, "5d"
+    )
+    cli = [*_research_started(trace_id, "5d", t0, end_ns + 20 * ms, args, base), *polls]
+    api = [
+        *_research_triggered(trace_id, "5d", t0, operation_id, base),
+        *_design_done(trace_id, "5d", coordinator, t0, start_ns, operation_id, strategy),
+        *reads,
+    ]
+    return added(added(out, "ktrdr-cli", cli), "ktrdr-api", api)
+
+
+def research_cancelled(
+    recording: Recording, child_id: str, operation_id: str, goal: str, strategy: str,
+    cancel_ns: int,
+) -> Recording:
+    """``ktrdr research GOAL --follow`` whose coordinator started the training ``child_id``
+    (a run1 training that completed) 45 s after ``agent.trigger``, and the user's Ctrl+C at
+    ``cancel_ns`` during it: ``monitor_agent_cycle`` sends ``DELETE /operations/{id}``
+    (no reason), whose ``OperationsService.cancel_operation`` cancels the research (its
+    transition to cancelled, no ``operation.cancellation_reason``) and only the children
+    registered with its id as ``parent_operation_id``: the training, created by its worker
+    (``training_service.start_training`` passes no parent), is not one, and runs on to its
+    completion as recorded. The CLI reads the research once more a second later (cancelled)
+    and ends (cli.research OK). The coordinator's next poll (5 s) finds no active research:
+    its span ends, no outcome."""
+    coordinator = "5c00000000000017"
+    out, trace_id, start_ns = _adopted_by_research(recording, child_id, coordinator)
+    ms = 1_000_000
+    t0 = start_ns - 45_000 * ms
+    base = "http://127.0.0.1:8000"
+    route = "/api/v1/operations/{operation_id}"
+    path = f"/api/v1/operations/{operation_id}"
+    root = "5c00000000000001"
+    args = {"args": [], "kwargs": {"goal": goal, "model": None, "strategy": None, "follow": True}}
+    polls, reads, last = _refused_then_answered(
+        trace_id, root, t0 + 150 * ms, cancel_ns, cancel_ns, path, base, "5c"
+    )
+    polls, reads = polls[:-1], reads[:-1]  # the loop stops at the signal: no read at it
+    delete_ns = last - 10 * ms + 20 * ms
+    final_ns = delete_ns + 1_030 * ms
+    cli = [
+        *_research_started(trace_id, "5c", t0, final_ns + 30 * ms, args, base),
+        *polls,
+        _span(trace_id, "5c00000000000004", root, "DELETE", CLIENT, delete_ns,
+              delete_ns + 25 * ms,
+              {"http.method": "DELETE", "http.url": f"{base}{path}", "http.status_code": 200}),
+        _span(trace_id, "5c00000000000005", root, "GET", CLIENT, final_ns, final_ns + 10 * ms,
+              {"http.method": "GET", "http.url": f"{base}{path}", "http.status_code": 200}),
+    ]
+    coordinator_end = cancel_ns + 5_010 * ms
+    api = [
+        *_research_triggered(trace_id, "5c", t0, operation_id, base),
+        _span(trace_id, coordinator, "5c00000000000013", "agent.coordinator", 1,
+              t0 + 73 * ms, coordinator_end,
+              {"operation.type": "coordinator", "progress.percentage": 20.0,
+               "operation.id": operation_id, "progress.phase": "Training model...",
+               "progress.updated_at": start_ns / 1e9}),
+        *_design_done(trace_id, "5c", coordinator, t0, start_ns, operation_id, strategy),
+        *reads,
+        _server_span(trace_id, "5c0000000000001a", "5c00000000000004", f"DELETE {route}",
+                     route, path, 200, delete_ns + 2 * ms, delete_ns + 22 * ms, base),
+        _span(trace_id, "5c0000000000001b", "5c0000000000001a", "operation.state_transition", 1,
+              delete_ns + 15 * ms, delete_ns + 15 * ms + 60_000,
+              {"operation.id": operation_id, "operation.from_status": "running",
+               "operation.to_status": "cancelled"}, 1),
+        _server_span(trace_id, "5c0000000000001c", "5c00000000000005", f"GET {route}", route,
+                     path, 200, final_ns + 2 * ms, final_ns + 8 * ms, base),
+    ]
+    return added(added(out, "ktrdr-cli", cli), "ktrdr-api", api)
+
+
+def research_design_failed(
+    recording: Recording, operation_id: str, at_ns: int, goal: str, design_s: float,
+    message: str,
+) -> Recording:
+    """``ktrdr research GOAL --follow`` at ``at_ns`` whose design child failed ``design_s``
+    seconds in with ``message``. The coordinator's ``AgentDispatchService.dispatch_design``
+    selects the design agent worker and POSTs ``/designs/start`` to it (the backend's httpx
+    client span; the agent worker sets up no telemetry, so nothing of it is exported: its
+    child id is ``op_design_<12 hex>``). The coordinator polls every 5 s, reading the child
+    through its container proxy (a GET of ``/api/v1/operations/<child>`` on the agent
+    worker), and the first read after the failure raises ``WorkerError("Design failed:
+    <message>")``, which fails the research. When the Claude call itself fails (API key,
+    credit, rate limit, network), ``ClaudeAgentRuntime`` returns an empty transcript with
+    "Agent SDK error: …" as its output, which the design worker never reports: it fails
+    the child with "Design agent did not call save_strategy_config MCP tool. No strategy
+    was produced." The CLI polls every 0.5 s and ends OK on failed."""
+    t = "5b" + f"{at_ns:030x}"[-30:]
+    ms = 1_000_000
+    base = "http://127.0.0.1:8000"
+    agent = "http://127.0.0.1:5010"
+    child = "op_design_3f9c2a7d41be"
+    root, coordinator = "5b00000000000001", "5b00000000000017"
+    path = f"/api/v1/operations/{operation_id}"
+    args = {"args": [], "kwargs": {"goal": goal, "model": None, "strategy": None, "follow": True}}
+    reads_at = [at_ns + 80 * ms + 5_000 * ms * i for i in range(1, int(design_s // 5) + 3)]
+    failed_read = next(r for r in reads_at if r >= at_ns + int(design_s * 1_000) * ms)
+    failed_ns = failed_read + 15 * ms
+    reads_at = [r for r in reads_at if r <= failed_read]
+    polls, answers, last = _refused_then_answered(
+        t, root, at_ns + 150 * ms, failed_ns + 200 * ms, failed_ns + 200 * ms, path, base, "5b"
+    )
+    cli = [*_research_started(t, "5b", at_ns, last + 20 * ms, args, base), *polls]
+    api = [
+        *_research_triggered(t, "5b", at_ns, operation_id, base),
+        _span(t, coordinator, "5b00000000000013", "agent.coordinator", 1,
+              at_ns + 73 * ms, failed_read + 5_030 * ms,
+              {"operation.type": "coordinator", "progress.percentage": 5.0,
+               "operation.id": operation_id, "progress.phase": "Designing strategy...",
+               "progress.updated_at": (at_ns + 78 * ms) / 1e9}),
+        _span(t, "5b00000000000018", coordinator, "workers.select", 1,
+              at_ns + 80 * ms, at_ns + 81 * ms,
+              {"service.method": "workers.select", "worker.type": "agent_design",
+               "worker.total_workers": "5", "worker.capable_workers": "1",
+               "worker.available_workers": "1", "worker.selection_status": "success",
+               "worker.selected_id": "agent-design-1"}, 1),
+        _span(t, "5b00000000000019", coordinator, "POST", CLIENT, at_ns + 82 * ms,
+              at_ns + 95 * ms,
+              {"http.method": "POST", "http.url": f"{agent}/designs/start",
+               "http.status_code": 200}),
+        *[
+            _span(t, f"5b3{i:013x}", coordinator, "GET", CLIENT, r, r + 6 * ms,
+                  {"http.method": "GET", "http.url": f"{agent}/api/v1/operations/{child}",
+                   "http.status_code": 200})
+            for i, r in enumerate(reads_at)
+        ],
+        _span(t, "5b0000000000001a", coordinator, "operation.state_transition", 1,
+              failed_ns, failed_ns + 60_000,
+              {"operation.id": operation_id, "operation.from_status": "running",
+               "operation.to_status": "failed", "operation.error": f"Design failed: {message}"},
+              1),
+        *answers,
+    ]
+    return added(added(recording, "ktrdr-cli", cli), "ktrdr-api", api)

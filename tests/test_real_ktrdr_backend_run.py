@@ -145,3 +145,111 @@ def test_a_backtest_whose_model_weights_cannot_be_loaded_says_so(
     assert d["root_cause"]["span_name"] == "operation.state_transition", d["root_cause"]
     assert "ktrdr list models" in d["solution"]["commands"], d["solution"]
     assert "train" in " ".join(d["solution"]["steps"]), d["solution"]["steps"]
+
+
+LONG = "op_training_20261204_155512_6652e327"  # run1 case 18: 4 min, completed 15:59:14
+LOST_RESEARCH = "op_agent_research_20261204_155427_4d2c8e10"
+
+
+def _research_lost() -> rv.Recording:
+    """Case 18's training started by a research's coordinator, the backend SIGKILLed at
+    15:57:00 during it and back at 15:57:07."""
+    return rv.research_lost_with_backend(
+        rv.load(TRACES), LONG, LOST_RESEARCH, "a momentum strategy", "momentum_rsi_v1",
+        rv.ns("2026-12-04T15:57:00Z"), rv.ns("2026-12-04T15:57:07Z"),
+    )
+
+
+@pytest.mark.parametrize("now", ["2026-12-04T15:57:30Z", "2026-12-04T16:10:00Z"])
+def test_a_research_lost_with_a_restarted_backend_is_failed_by_the_restart(
+    now: str, tmp_path: Path
+) -> None:
+    """`ktrdr research GOAL --follow` whose coordinator ran case 18's training, the backend
+    killed under it and back 7 s later: the new process's startup reconciliation failed the
+    research (a backend-local operation) without a span, and the CLI read failed and
+    stopped. Before: 'service unreachable: backend API unreachable (httpx.ConnectError at …)',
+    running until now (15 min at 16:10), as if the backend were still down and the research
+    went on; its training, on its worker, is its own story: completed."""
+    recording = rv.without(_research_lost(), lambda _svc, s: int(s["endTimeUnixNano"]) > rv.ns(now))
+    d = rv.diagnosed(recording, LOST_RESEARCH, now, tmp_path / "r")
+    assert (d["verdict"], d["status"]) == ("service_unreachable", "failed"), d["summary"]
+    summary = d["summary"]
+    assert "the backend stopped while it ran this research" in summary, summary
+    assert "answering again at 15:57:07" in summary and "failed it at its start" in summary
+    assert d["duration_ms"] < 170_000, d["duration_ms"]  # trigger 15:54:27 to its last read
+    steps = " ".join(d["solution"]["steps"])
+    assert "start the research again" in steps, steps
+    child = rv.diagnosed(recording, LONG, now, tmp_path / "c")
+    assert child["verdict"] == "healthy", child["summary"]
+    assert child["status"] == ("running" if now < "2026-12-04T15:59:14Z" else "completed")
+
+
+def test_a_research_whose_backend_is_down_says_it_stopped_with_it(tmp_path: Path) -> None:
+    """The same research at 15:57:05, the backend still down (three reads refused): the
+    CLI's command span is not exported yet, only its reads. Before: 'running: after
+    agent.phase.design for 1.9 min' (the refused reads, under a command span not there yet,
+    were not taken as the research's)."""
+    now = "2026-12-04T15:57:05Z"
+    recording = rv.without(_research_lost(), lambda _svc, s: int(s["endTimeUnixNano"]) > rv.ns(now))
+    d = rv.diagnosed(recording, LOST_RESEARCH, now, tmp_path)
+    assert (d["verdict"], d["status"]) == ("service_unreachable", "running"), d["summary"]
+    assert "the backend stopped while it ran this research" in d["summary"], d["summary"]
+    assert "again" not in d["summary"], d["summary"]
+
+
+CANCELLED_RESEARCH = "op_agent_research_20261204_155427_3c7a9b21"
+
+
+@pytest.mark.parametrize(
+    ("now", "child_said"),
+    [
+        ("2026-12-04T15:56:30Z", "has no end recorded: it was running on ktrdr-training-worker-"),
+        ("2026-12-04T16:10:00Z", "ran on ktrdr-training-worker-b969a633 until 15:59:14 UTC"),
+    ],
+)
+def test_a_research_cancelled_while_its_training_runs_says_the_training_went_on(
+    now: str, child_said: str, tmp_path: Path
+) -> None:
+    """`ktrdr research GOAL --follow`, Ctrl+C at 15:56:00 while its coordinator's training
+    (case 18's) runs: KTRDR cancels the research, not the training its worker created, which
+    completes at 15:59:14. Before: 'cancelled … 4.8 min in' at 16:10 (the research lasted
+    as long as its child's training, which outlived it) and nothing said the training went
+    on holding its worker."""
+    recording = rv.research_cancelled(
+        rv.load(TRACES), LONG, CANCELLED_RESEARCH, "a momentum strategy", "momentum_rsi_v1",
+        rv.ns("2026-12-04T15:56:00Z"),
+    )
+    recording = rv.without(recording, lambda _svc, s: int(s["endTimeUnixNano"]) > rv.ns(now))
+    d = rv.diagnosed(recording, CANCELLED_RESEARCH, now, tmp_path)
+    assert (d["verdict"], d["status"]) == ("cancelled", "cancelled"), d["summary"]
+    assert "1.6 min in" in d["summary"], d["summary"]
+    assert d["duration_ms"] < 100_000, d["duration_ms"]  # 15:54:27 to its coordinator's end
+    assert f"its child {LONG}" in d["summary"] and child_said in d["summary"], d["summary"]
+    steps = " ".join(d["solution"]["steps"])
+    assert f"did not stop its child {LONG}" in steps or f"ktrdr cancel {LONG}" in steps, steps
+
+
+SILENT_DESIGN = "op_agent_research_20261204_160500_6a1b2c3d"
+
+
+def test_a_research_whose_claude_call_failed_points_at_the_agent_workers_log(
+    tmp_path: Path,
+) -> None:
+    """`ktrdr research GOAL --follow` whose design agent's Claude call failed (an API key
+    refused, credit spent): KTRDR's runtime swallows the SDK's error and the design worker
+    fails its child with "Design agent did not call save_strategy_config MCP tool", the
+    research with "Design failed: …". Before: 'failed: Design failed: …' with "The worker
+    marked the operation failed" and "the log of ktrdr-api has the traceback": there is
+    none there; the agent worker's log, which exports no spans, has the cause."""
+    recording = rv.research_design_failed(
+        rv.load(TRACES), SILENT_DESIGN, rv.ns("2026-12-04T16:05:00Z"), "a momentum strategy",
+        3.0, "Design agent did not call save_strategy_config MCP tool. No strategy was produced.",
+    )
+    d = rv.diagnosed(recording, SILENT_DESIGN, "2026-12-04T16:10:00Z", tmp_path)
+    assert (d["verdict"], d["status"]) == ("failed", "failed"), d["summary"]
+    assert "Claude agent saved nothing at 16:05:05 UTC" in d["summary"], d["summary"]
+    assert "agent worker's log" in d["summary"], d["summary"]
+    steps = " ".join(d["solution"]["steps"])
+    assert "ktrdr-api has the traceback" not in steps, steps
+    assert "Agent SDK error" in steps and "KTRDR_AGENT_MAX_TURNS" in steps, steps
+    assert d["root_cause"]["span_name"] == "operation.state_transition", d["root_cause"]

@@ -30,6 +30,7 @@ from opdiag.analysis.retries import Retry
 from opdiag.diagnosis.answered_again import answered_again_us
 from opdiag.diagnosis.bottleneck import find_bottleneck, noise_check, open_tail_of
 from opdiag.diagnosis.child_op import name_child
+from opdiag.diagnosis.child_went_on import tell_children_went_on
 from opdiag.diagnosis.conclusion import conclude, fallback_verdict, minutes_text
 from opdiag.diagnosis.evidence import (
     evidence_of,
@@ -457,6 +458,7 @@ def diagnose(
         rushed=rushed,
     )
     name_child(diagnosis, [t for t, _ in walks])
+    tell_children_went_on(diagnosis, [t for t, _ in walks])
     return diagnosis
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import msgspec
 
+from opdiag.diagnosis.answered_again import answered_again
 from opdiag.diagnosis.conditions import attribute
 from opdiag.diagnosis.result import LIFECYCLE_STATUSES, REQUEST_SETTLE_MS
 from opdiag.diagnosis.rules import RuleSet
@@ -53,6 +54,7 @@ from opdiag.operations import (
     exited_early,
     never_recorded,
     operation_answered,
+    operation_read,
     outcome_length,
     read_through,
 )
@@ -119,7 +121,8 @@ def scoped_walk(
     In a trace that mixes operation ids, a span carrying the requested id belongs with the
     whole subtree of its highest ancestor that holds no other operation's id: a child training
     of a research is its backend's ``training.start``, the dispatch under it and the worker's
-    phase spans, which carry no id. The ancestors above that are context."""
+    phase spans, which carry no id. The ancestors above that are context. A read of the
+    operation (its id in the URL) carries it too."""
     walk = trace.walk_list()
     # one span cannot both carry the id and hold another (a listing's one-span traces)
     if (
@@ -134,6 +137,10 @@ def scoped_walk(
     for span, _ in walk:
         value = _cached_operation_id(span, ids)
         if value is None:
+            # a read of its status is about it, its command's span exported or not (a CLI
+            # exports its command's span when the command ends, its reads every 5 s)
+            if operation_read(span) == operation_id:
+                carriers.append(span)
             continue
         (carriers if value == operation_id else foreign).append(span)
     if not foreign or not carriers:
@@ -222,6 +229,9 @@ class OperationFacts(msgspec.Struct):
     unrecorded_us: int = 0
     # no span of its work names it: known only through reads of it and one-span records
     no_work: bool = False
+    # failed by the backend that came back after its reads were refused (a pack's
+    # ``failed_at_restart``: KTRDR's startup reconciliation writes no transition span)
+    failed_at_restart: bool = False
 
     @property
     def duration_us(self) -> int:
@@ -246,6 +256,7 @@ class OperationFacts(msgspec.Struct):
             "ended_before": self.ended_before,
             "followed": self.followed,
             "failed_late": self.failed_late is not None,
+            "failed_at_restart": self.failed_at_restart,
             "error_spans": self.error_spans,
             "operation_type": self.operation_type,
             "duration_s": self.duration_us / 1e6,
@@ -412,6 +423,8 @@ def operation_facts(
                 _extent_without(facts, walks, outlived, context)
         if facts.finished:  # the backend's reads of it after its end are no part of it
             after = _reads_after(walks, transitions[-1].end_us)
+            if operation_id:  # nor is a child's work that went on without it
+                after |= _children_after(walks, transitions[-1].end_us, operation_id)
             if after:
                 _extent_without(facts, walks, after, context)
         facts.ended_before = _ended_before(transitions, statuses)
@@ -454,6 +467,8 @@ def operation_facts(
         if seen is not None:
             facts.follower, facts.last_transition, facts.status = seen
             facts.finished, facts.followed = facts.status in TERMINAL, True
+    if facts.has_lifecycle and not facts.finished and operation_id:
+        _failed_at_restart(facts, walks, operation_id, rules)
     if facts.has_lifecycle and not facts.finished:
         if quiet_too_long(facts.idle_us, stuck_after_s):
             facts.stuck = True
@@ -467,6 +482,31 @@ def operation_facts(
         facts.finished = True
         facts.status = "rejected" if _rejected(walks, error_spans) else "answered"
     return facts
+
+
+def _failed_at_restart(
+    facts: OperationFacts,
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]],
+    operation_id: str,
+    rules: RuleSet,
+) -> None:
+    """An operation of a type the pack's ``failed_at_restart`` names, its reads refused (the
+    last one could not connect: nothing listened), then answered by the backend that came
+    back, with no transition since: failed when that process started. KTRDR runs a
+    research's coordinator in the backend's own process
+    (``is_backend_local``); its ``StartupReconciliation`` fails every such operation still
+    RUNNING ("Backend restarted - …") with a repository update, which writes no span, and
+    ``resume_if_needed`` resumes only the active ones: no transition will ever say it."""
+    if facts.operation_type not in rules.failed_at_restart:
+        return
+    back = answered_again(walks, operation_id)
+    if back is None or not back.could_not_connect:  # timed out: a live backend was slow
+        return
+    last = facts.last_transition
+    if last is not None and last.end_us > back.refused_until_us:
+        return
+    facts.status, facts.finished, facts.failed_at_restart = "failed", True, True
+    facts.last_transition = back.read
 
 
 def quiet_too_long(idle_us: int, stuck_after_s: float) -> bool:
@@ -650,6 +690,42 @@ def _reads_after(
         if walk and _a_read(trace) and min(s.start_us for s, _ in walk) >= ended_us
         for span, _ in walk
     }
+
+
+def _children_after(
+    walks: Sequence[tuple[Trace, list[tuple[Span, int]]]], ended_us: int, operation_id: str
+) -> set[int]:
+    """The spans of another operation's work in its traces (a child: the subtree of the
+    highest ancestor of a span carrying another id that holds none carrying this one) that
+    ended after this one ended: KTRDR's cancel of a research stops none of the training or
+    backtest its coordinator started on a worker, which runs on for minutes (a research
+    cancelled 1.6 min in read 4.8 min in, the length of its child's training)."""
+    left: set[int] = set()
+    for trace, walk in walks:
+        if not walk or all(s.end_us <= ended_us for s, _ in walk):
+            continue
+        by_id = trace.by_id
+        carriers = [s for s, _ in walk if operation_id_of(s) is not None]
+        own = _with_ancestors([s for s in carriers if operation_id_of(s) == operation_id], by_id)
+        tops: set[str] = set()
+        for span in carriers:
+            if operation_id_of(span) == operation_id:
+                continue
+            current, top = span, None
+            while current is not None and current.span_id not in own:
+                top = current
+                current = by_id.get(current.parent_id) if current.parent_id else None
+            if top is not None:
+                tops.add(top.span_id)
+        if not tops:
+            continue
+        inside: set[str] = set()
+        for span, _ in walk:
+            if span.span_id in tops or (span.parent_id is not None and span.parent_id in inside):
+                inside.add(span.span_id)
+                if span.end_us > ended_us:
+                    left.add(id(span))
+    return left
 
 
 def _extent_without(

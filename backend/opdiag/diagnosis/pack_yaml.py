@@ -327,7 +327,12 @@ def _read_operation(reader: _Reader, node: Node, pack: RulePack) -> None:
     fields = reader.mapping(
         node,
         "operation",
-        frozenset({"id_pattern", "types", "phases", "values", "status_requests", "followers"}),
+        frozenset(
+            {
+                "id_pattern", "types", "phases", "values", "status_requests", "followers",
+                "failed_at_restart",
+            }
+        ),
     )
     if "id_pattern" in fields:
         value_node = fields["id_pattern"][1]
@@ -372,6 +377,10 @@ def _read_operation(reader: _Reader, node: Node, pack: RulePack) -> None:
         pack.followers = [
             _read_follower(reader, n, what) for n in _items(reader, fields["followers"][1], what)
         ]
+    if "failed_at_restart" in fields:
+        pack.failed_at_restart = reader.strings(
+            fields["failed_at_restart"][1], "operation.failed_at_restart"
+        )
 
 
 def _read_follower(reader: _Reader, node: Node, what: str) -> Follower:

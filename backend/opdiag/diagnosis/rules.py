@@ -53,6 +53,7 @@ FACTS: dict[str, type] = {
     "ended_before": bool,
     "followed": bool,
     "failed_late": bool,
+    "failed_at_restart": bool,
     "error_spans": int,
     "operation_type": str,
     "duration_s": float,
@@ -259,6 +260,7 @@ class RulePack(msgspec.Struct):
     neighbours: NeighbourSpec | None = None
     status_requests: list[StatusRequest] = msgspec.field(default_factory=list)
     followers: list[Follower] = msgspec.field(default_factory=list)
+    failed_at_restart: list[str] = msgspec.field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -275,6 +277,8 @@ class RuleSet:
     neighbours: NeighbourSpec = field(default_factory=NeighbourSpec)
     status_requests: tuple[StatusRequest, ...] = ()
     followers: tuple[Follower, ...] = ()
+    # operation types a restarted backend fails at its start without a transition span
+    failed_at_restart: frozenset[str] = frozenset()
     _by_id: dict[str, Rule] = field(default_factory=dict)
     # Compiled with the set: which rules (``when`` matches, nested ``without_*`` matches)
     # may hold on a span of a given shape, each shape decided once (diagnosis.candidates).
@@ -432,10 +436,12 @@ def merge_packs(packs: Iterable[RulePack]) -> RuleSet:
     specs: list[NeighbourSpec | None] = []
     status_requests: list[StatusRequest] = []
     followers: list[Follower] = []
+    failed_at_restart: set[str] = set()
     for pack in packs:
         sources.append(pack.source)
         status_requests.extend(pack.status_requests)
         followers.extend(pack.followers)
+        failed_at_restart.update(pack.failed_at_restart)
         values.update(pack.values)
         specs.append(pack.neighbours)
         for rule in pack.rules:
@@ -455,6 +461,7 @@ def merge_packs(packs: Iterable[RulePack]) -> RuleSet:
         neighbours=merge_specs(specs),
         status_requests=tuple(status_requests),
         followers=tuple(followers),
+        failed_at_restart=frozenset(failed_at_restart),
     )
 
 
