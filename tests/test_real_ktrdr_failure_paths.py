@@ -72,6 +72,8 @@ def test_a_training_on_two_symbols_failing_with_no_span_of_one_gives_commands_th
     for symbol in ("EURUSD", "ZZZZ"):
         assert f"ktrdr data range {symbol} --timeframe 1h" in commands, commands
     assert any("(EURUSD, ZZZZ)" in step for step in d["solution"]["steps"]), d["solution"]
+    said = "The operation names several values of its symbol (EURUSD, ZZZZ) and nothing in"
+    assert any(step.startswith(said) for step in d["solution"]["steps"]), d["solution"]
 
 
 def test_a_backtest_whose_model_lacks_the_strategys_features_is_invalid_input(

@@ -303,7 +303,7 @@ def listed_step(templates: Sequence[Template], evidence: Mapping[str, Any]) -> s
     names = " and ".join(listed)
     values = "; ".join(", ".join(items) for items in listed.values())
     return (
-        f"The operation lists several of its {names} ({values}) and nothing in its traces "
+        f"The operation names several values of its {names} ({values}) and nothing in its traces "
         "says which one failed: the commands below are given for each (the CLI takes one at "
         "a time); check each and act on the one at fault."
     )
