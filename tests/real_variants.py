@@ -797,6 +797,15 @@ def failed_instead(recording: Recording, operation_id: str, message: str) -> Rec
     )
 
 
+def _download_span(recording: Recording, operation_id: str) -> Doc:
+    """The backend's ``data.download`` span of the data load ``operation_id``."""
+    return next(
+        s
+        for _, _, s in spans(recording)
+        if s["name"] == "data.download" and attr(s, "operation.id") == operation_id
+    )
+
+
 def loaded_in_segments(
     recording: Recording,
     operation_id: str,
@@ -820,16 +829,8 @@ def loaded_in_segments(
     saves what it got and completes the operation (``complete_operation``: from the status
     it has, ``failed`` since the orphan detector failed it a minute in, as it did in run1).
     ``complete=False``: the recording stops before that, while it still downloads."""
-    trace_id = next(
-        s["traceId"]
-        for _, _, s in spans(recording)
-        if s["name"] == "data.download" and attr(s, "operation.id") == operation_id
-    )
-    download = next(
-        s
-        for _, _, s in spans(recording)
-        if s["traceId"] == trace_id and s["name"] == "data.download"
-    )
+    download = _download_span(recording, operation_id)
+    trace_id = download["traceId"]
     symbol, timeframe = attr(download, "data.symbol"), attr(download, "data.timeframe")
 
     def of_trace(s: Doc) -> bool:
@@ -1374,12 +1375,19 @@ def backtest_outside_the_data(
     )
     out = failed_instead(out, operation_id, f"No data for {symbol} {timeframe}")
 
+    return failure_after(out, trace_id, ended)
+
+
+def failure_after(recording: Recording, trace_id: str, ended_ns: int) -> Recording:
+    """The failed transition in ``trace_id`` moved to 2 ms after ``ended_ns`` (the end of the
+    span that failed), 50 µs long: the worker records the failure as its phase raises."""
+
     def right_after(span: Doc) -> None:
-        span["startTimeUnixNano"] = str(ended + 2_000_000)
-        span["endTimeUnixNano"] = str(ended + 2_050_000)
+        span["startTimeUnixNano"] = str(ended_ns + 2_000_000)
+        span["endTimeUnixNano"] = str(ended_ns + 2_050_000)
 
     return edited(
-        out,
+        recording,
         lambda _svc, s: s["traceId"] == trace_id and attr(s, "operation.to_status") == "failed",
         right_after,
     )
@@ -1632,13 +1640,9 @@ def research_child_failed(
     return added(added(out, "ktrdr-cli", cli), "ktrdr-api", api)
 
 
-def backtest_model_unloadable(recording: Recording, operation_id: str, message: str) -> Recording:
-    """The backtest ``operation_id`` whose model could not be loaded: KTRDR builds its
-    ``BacktestingEngine`` (``ModelBundle.load``: metadata, features, ``torch.load`` of
-    model.pt, ``load_state_dict``) before ``run`` opens ``backtest.data_loading``, so the
-    worker's ``fail_operation(operation_id, str(e))`` 3 ms after its transition to running
-    is all the traces hold: no phase span, ``message`` on the transition to failed. The CLI's
-    follow reads failed and exits 1 (cli.backtest unset)."""
+def _backtest_cli_unset(recording: Recording, operation_id: str) -> tuple[Recording, str]:
+    """The backtest's trace with its ``cli.backtest`` span unset (the CLI's follow reads the
+    failure and exits 1 without an error status), and that trace's id."""
     trace_id = next(
         s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
     )
@@ -1649,6 +1653,17 @@ def backtest_model_unloadable(recording: Recording, operation_id: str, message: 
     out = edited(
         recording, lambda _svc, s: s["traceId"] == trace_id and s["name"] == "cli.backtest", unset
     )
+    return out, trace_id
+
+
+def backtest_model_unloadable(recording: Recording, operation_id: str, message: str) -> Recording:
+    """The backtest ``operation_id`` whose model could not be loaded: KTRDR builds its
+    ``BacktestingEngine`` (``ModelBundle.load``: metadata, features, ``torch.load`` of
+    model.pt, ``load_state_dict``) before ``run`` opens ``backtest.data_loading``, so the
+    worker's ``fail_operation(operation_id, str(e))`` 3 ms after its transition to running
+    is all the traces hold: no phase span, ``message`` on the transition to failed. The CLI's
+    follow reads failed and exits 1 (cli.backtest unset)."""
+    out, trace_id = _backtest_cli_unset(recording, operation_id)
     phases = ("backtest.data_loading", "backtest.feature_compute")
     out = without(out, lambda _svc, s: s["traceId"] == trace_id and s["name"] in phases)
     out = failed_instead(out, operation_id, message)
@@ -1679,16 +1694,7 @@ def backtest_features_mismatched(
     the span records it (OpenTelemetry's default: exception event, status ERROR) and the
     worker fails the operation with ``str(e)`` 2 ms later (``backtest_worker.py``), before
     any simulation. The CLI's follow reads failed and exits 1 (cli.backtest unset)."""
-    trace_id = next(
-        s["traceId"] for _, _, s in spans(recording) if attr(s, "operation.id") == operation_id
-    )
-
-    def unset(span: Doc) -> None:
-        span["status"] = {}
-
-    out = edited(
-        recording, lambda _svc, s: s["traceId"] == trace_id and s["name"] == "cli.backtest", unset
-    )
+    out, trace_id = _backtest_cli_unset(recording, operation_id)
     compute = next(
         s
         for _, _, s in spans(out)
@@ -1700,15 +1706,7 @@ def backtest_features_mismatched(
     )
     out = failed_instead(out, operation_id, message)
 
-    def right_after(span: Doc) -> None:
-        span["startTimeUnixNano"] = str(ended + 2_000_000)
-        span["endTimeUnixNano"] = str(ended + 2_050_000)
-
-    return edited(
-        out,
-        lambda _svc, s: s["traceId"] == trace_id and attr(s, "operation.to_status") == "failed",
-        right_after,
-    )
+    return failure_after(out, trace_id, ended)
 
 
 def data_load_of_an_unknown_symbol(
@@ -1722,16 +1720,8 @@ def data_load_of_an_unknown_symbol(
     ``validate_and_get_metadata`` raises DataProviderDataError with that message
     (``data/acquisition/ib_data_provider.py``) in code without a span, and the orchestrator
     fails the operation with ``str(e)`` (``service_orchestrator.py``). No span is in error."""
-    trace_id = next(
-        s["traceId"]
-        for _, _, s in spans(recording)
-        if s["name"] == "data.download" and attr(s, "operation.id") == operation_id
-    )
-    download = next(
-        s
-        for _, _, s in spans(recording)
-        if s["traceId"] == trace_id and s["name"] == "data.download"
-    )
+    download = _download_span(recording, operation_id)
+    trace_id = download["traceId"]
     asked = str(attr(download, "data.symbol"))
 
     def of_trace(_svc: str, s: Doc) -> bool:

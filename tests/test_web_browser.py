@@ -12,7 +12,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
-from api_support import XSS, XSS_ERROR_SPAN, XSS_OPERATION, XSS_TRACE, write_xss_traces
+from api_support import (
+    XSS,
+    XSS_ERROR_SPAN,
+    XSS_OPERATION,
+    XSS_TRACE,
+    serving,
+    write_xss_traces,
+)
 from conftest import REAL_KTRDR
 from opdiag.api.server import ServerThread, build_server
 from opdiag.settings import Settings, default_demo_traces
@@ -156,16 +163,8 @@ def test_index_page_links_to_the_diagnosis(server, page):
 @pytest.fixture(scope="module")
 def real_server() -> Iterator[ServerThread]:
     """The real KTRDR recording (run1), served as ``opdiag serve --traces`` serves it."""
-    traces = REAL_KTRDR / "run1" / "traces"
-    settings = Settings.model_validate(
-        {"trace_paths": [str(traces)], "server": {"port": 0, "threads": 4}}
-    )
-    waitress_server, _ = build_server(settings)
-    running = ServerThread(waitress_server).start()
-    try:
+    with serving(REAL_KTRDR / "run1" / "traces", threads=4) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.mark.slow
