@@ -210,6 +210,40 @@ def test_a_lost_workers_standby_is_judged_at_the_moment_asked_about(tmp_path: Pa
     assert late["verdict"] == early["verdict"] == "worker_lost"
 
 
+def test_a_standby_the_later_health_checks_could_not_judge_stays_as_the_window_saw_it() -> None:
+    """The search for the health checks after the window failed (Jaeger down for that one
+    call): the step keeps the window's standby, hedged ("if they still do"), and the
+    diagnosis says which evidence is missing; the first search's evidence is kept."""
+    from opdiag.errors import SourceUnavailableError
+    from opdiag.service import DiagnosisService
+    from opdiag.settings import load_settings
+    from opdiag.sources.files import FileSource
+    from opdiag.timeutil import parse_now
+
+    class LaterFails(FileSource):
+        calls = 0
+
+        def neighbour_traces(self, start_us, end_us, queries, limit):  # type: ignore[no-untyped-def]
+            LaterFails.calls += 1
+            if LaterFails.calls > 1:
+                raise SourceUnavailableError("Jaeger at http://127.0.0.1:16686 timed out")
+            return super().neighbour_traces(start_us, end_us, queries, limit)
+
+    traces = str(RUNS[0] / "traces")
+    settings = load_settings(environ={}, overrides={"trace_paths": [traces]})
+    service = DiagnosisService(LaterFails([traces]), settings)
+    d = service.diagnose(
+        "op_training_20261204_154749_b37ed832", now_us=parse_now("2026-12-04T16:10:00Z")
+    )
+    assert LaterFails.calls == 2
+    assert d.verdict == "worker_lost"
+    steps = "\n".join(d.solution.steps if d.solution else [])
+    assert "ktrdr-training-worker-b969a633 at 127.0.0.1:5006 (answered at" in steps, steps
+    assert "if they still do" in steps and "stopped answering too" not in steps
+    said = "health checks after the operation unavailable: Jaeger at http://127.0.0.1:16686"
+    assert any(w.startswith(said) for w in d.warnings), d.warnings
+
+
 def test_a_finished_data_load_counts_the_gateways_refusals_up_to_its_end(tmp_path: Path) -> None:
     """The load failed at 15:47:03; the host service's ib.connect loop went on being refused
     after that (13 counted, "the last at 15:47:58"): its story is the 9 while it ran."""

@@ -63,7 +63,7 @@ from opdiag.durations import human_ms
 from opdiag.errors import InputError, NotFoundError, SourceUnavailableError
 from opdiag.listing import OperationsListing
 from opdiag.lru import LRUCache
-from opdiag.model import Trace, normalise_trace_id
+from opdiag.model import SpanQuery, Trace, normalise_trace_id
 from opdiag.moment import At, Lookup, final_answer, may_be_finished, not_yet, overlaps
 from opdiag.operations import (
     UNKNOWN_TYPE,
@@ -367,26 +367,34 @@ class DiagnosisService(OperationsListing):
         end = group.end_us if status in TERMINAL else max(at.now_us, group.end_us)
         lo, hi = spec.window(group.start_us, end, at.now_us)
         queries = spec.queries_for(started=status is not None)
-        try:
-            found = search(lo, hi, queries, spec.max_traces)
-        except BudgetSpentError:
-            raise
-        except SourceUnavailableError as exc:
-            return [], f"evidence from neighbouring traces unavailable: {exc.message}", None
-        return at.visible(found), None, (hi if hi <= at.now_us else None)
+        found, problem = self._searched(
+            lo, hi, queries, at, "evidence from neighbouring traces unavailable"
+        )
+        return found, problem, (hi if problem is None and hi <= at.now_us else None)
 
     def _later_checks(self, from_us: int, at: At) -> tuple[list[Trace], str | None]:
         """The health checks from the end of the neighbour window up to now, newest first
         (the source keeps the newest when there are more than ``max_traces``): whether the
         workers a lost one's run could go to still answer."""
-        spec = self.rules.neighbours
-        search = self.source.neighbour_traces  # type: ignore[attr-defined]
+        return self._searched(
+            from_us, at.now_us + 1, self.rules.neighbours.probe_queries, at,
+            "health checks after the operation unavailable",
+        )
+
+    def _searched(
+        self, lo: int, hi: int, queries: Sequence[SpanQuery], at: At, unavailable: str
+    ) -> tuple[list[Trace], str | None]:
+        """The source's neighbour search, what ``at`` sees of it; a source that cannot
+        answer leaves none and says so (``unavailable``: what is missing), a spent Jaeger
+        budget fails the request."""
         try:
-            found = search(from_us, at.now_us + 1, spec.probe_queries, spec.max_traces)
+            found = self.source.neighbour_traces(  # type: ignore[attr-defined]
+                lo, hi, queries, self.rules.neighbours.max_traces
+            )
         except BudgetSpentError:
             raise
         except SourceUnavailableError as exc:
-            return [], f"health checks after the operation unavailable: {exc.message}"
+            return [], f"{unavailable}: {exc.message}"
         return at.visible(found), None
 
     def _profile(

@@ -21,7 +21,7 @@ from opdiag.diagnosis.templates import (
     attr_evidence_key,
     fill_line,
 )
-from opdiag.model import Span, Trace, failed, lifecycle_status
+from opdiag.model import Span, Trace, failed, http_method, lifecycle_status
 
 __all__ = ["evidence_of", "finding_of", "first_exception", "reason_below", "subject_span"]
 
@@ -163,8 +163,7 @@ def _cancel_in(span: Span, trace: Trace | None, start_us: int | None) -> str | N
 def _is_delete(span: Span) -> bool:
     """A DELETE request's span (OpenTelemetry's http.method, or the name the
     instrumentation gives it: ``DELETE`` for a client, ``DELETE /route`` for a server)."""
-    method = span.attributes.get("http.method") or span.attributes.get("http.request.method")
-    return method == "DELETE" or span.name == "DELETE" or span.name.startswith("DELETE ")
+    return http_method(span) == "DELETE" or span.name == "DELETE" or span.name.startswith("DELETE ")
 
 
 def _caller_of(span: Span, trace: Trace | None) -> str | None:
