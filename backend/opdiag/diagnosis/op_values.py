@@ -19,7 +19,7 @@ from opdiag.diagnosis.conditions import json_field
 from opdiag.diagnosis.facts import OperationFacts
 from opdiag.diagnosis.neighbours import WorkerAssessment, clock_text
 from opdiag.diagnosis.occupancy import Held, describe
-from opdiag.diagnosis.templates import OPERATION_VALUE_PREFIX
+from opdiag.diagnosis.templates import OPERATION_VALUE_PREFIX, listed_items
 from opdiag.model import Span
 
 _WORKER_PREFIX = "worker."
@@ -96,13 +96,13 @@ class OperationValues:
         value = self.get(key)
         if span is None or not isinstance(value, str) or "," not in value:
             return value
-        several = [item.strip() for item in value.split(",")]
+        several = listed_items(value)
         for attr in self._keys.get(key.removeprefix(OPERATION_VALUE_PREFIX), ()):
             own = span.attributes.get(attr)  # a ``key#path`` is no span attribute
             if isinstance(own, str) and own in several:
                 return own
         if said:
-            named = [item for item in several if item and _names(said, item)]
+            named = [item for item in several if _names(said, item)]
             if len(named) == 1:
                 return named[0]
         return value

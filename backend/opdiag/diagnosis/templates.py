@@ -330,6 +330,12 @@ def _items(key: str, evidence: Mapping[str, Any]) -> list[str]:
     value = evidence.get(key)
     if not key.startswith(OPERATION_VALUE_PREFIX) or not isinstance(value, str):
         return []
+    return listed_items(value)
+
+
+def listed_items(value: str) -> list[str]:
+    """The items a comma-separated operation value lists (``EURUSD,ZZZZ``: KTRDR names a
+    run on several symbols or timeframes so), blanks left out."""
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
